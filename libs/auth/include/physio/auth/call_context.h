@@ -1,0 +1,43 @@
+#pragma once
+// The per-call identity every handler works with. Built once per call from
+// verified credentials only (see libs/server MakeCallContext); plain C++ so
+// domain code and its tests need no gRPC.
+#include <chrono>
+#include <initializer_list>
+#include <set>
+#include <string>
+
+namespace physio {
+
+enum class Role { kIntegrator, kClinician, kPatient, kService };
+
+std::string RoleName(Role role);
+bool ParseRole(const std::string& name, Role* role);
+
+using Clock = std::chrono::steady_clock;
+
+struct CallContext {
+  std::string tenant;       // from the token's "tenant" claim
+  std::string principal;    // the token's "sub"
+  std::set<Role> roles;     // the token's "roles"
+  std::string patient_id;   // the token's "patient_id"; set for the patient role
+  std::string request_id;   // x-request-id from the caller, or generated
+  std::string bearer_token; // forwarded on downstream calls so identity propagates
+  Clock::time_point deadline = Clock::time_point::max();
+
+  bool HasRole(Role role) const { return roles.contains(role); }
+  // Time left before the caller's deadline, never negative.
+  std::chrono::milliseconds Remaining() const;
+  // A deadline for one wait: the call's own, capped at `cap` from now.
+  Clock::time_point DeadlineCappedAt(std::chrono::milliseconds cap) const;
+};
+
+// PERMISSION_DENIED unless the caller holds one of `allowed`.
+void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed);
+// For requests that name a patient: a patient may only act on their own record.
+void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id);
+// For records read by id: another patient's record is reported as NOT_FOUND,
+// so a patient cannot probe for the existence of other records.
+bool CanSeePatient(const CallContext& ctx, const std::string& patient_id);
+
+}  // namespace physio

@@ -1,0 +1,59 @@
+#include "physio/auth/call_context.h"
+
+#include "physio/common/error.h"
+
+namespace physio {
+
+std::string RoleName(Role role) {
+  switch (role) {
+    case Role::kIntegrator: return "integrator";
+    case Role::kClinician: return "clinician";
+    case Role::kPatient: return "patient";
+    case Role::kService: return "service";
+  }
+  return "unknown";
+}
+
+bool ParseRole(const std::string& name, Role* role) {
+  for (Role candidate : {Role::kIntegrator, Role::kClinician, Role::kPatient, Role::kService}) {
+    if (RoleName(candidate) == name) {
+      *role = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::chrono::milliseconds CallContext::Remaining() const {
+  if (deadline == Clock::time_point::max()) return std::chrono::hours(24);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() > 0 ? left : std::chrono::milliseconds(0);
+}
+
+Clock::time_point CallContext::DeadlineCappedAt(std::chrono::milliseconds cap) const {
+  auto capped = Clock::now() + cap;
+  return capped < deadline ? capped : deadline;
+}
+
+void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed) {
+  for (Role role : allowed) {
+    if (ctx.HasRole(role)) return;
+  }
+  std::string names;
+  for (Role role : allowed) names += (names.empty() ? "" : ", ") + RoleName(role);
+  throw Error(ErrorCode::kPermissionDenied, "this call needs one of the roles: " + names);
+}
+
+bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {
+  // Staff roles see every patient of their tenant; tenant scoping is done by the stores.
+  if (ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator) || ctx.HasRole(Role::kService)) return true;
+  return ctx.HasRole(Role::kPatient) && !ctx.patient_id.empty() && ctx.patient_id == patient_id;
+}
+
+void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id) {
+  if (!CanSeePatient(ctx, patient_id)) {
+    throw Error(ErrorCode::kPermissionDenied, "patient_id: a patient may only act on their own record");
+  }
+}
+
+}  // namespace physio

@@ -1,0 +1,15 @@
+#pragma once
+#include <string>
+
+namespace physio {
+
+// A random, unguessable id: prefix + 128 bits in hex (e.g. "asm_3f2a...").
+std::string NewId(const std::string& prefix);
+// Lower-case hex SHA-256 of the bytes.
+std::string Sha256Hex(const std::string& bytes);
+// Lower-case hex SHA-1 (Redis script ids).
+std::string Sha1Hex(const std::string& bytes);
+std::string HexEncode(const std::string& bytes);
+std::string HexDecode(const std::string& hex);
+
+}  // namespace physio

@@ -1,0 +1,25 @@
+#pragma once
+// Idempotent clinical writes: the idempotency record is written in the same
+// transaction as the record itself, so "acknowledged" and "remembered" are one
+// commit. A retry with the same request_id returns the stored response; the same
+// id with a different request is INVALID_ARGUMENT. Two concurrent first attempts
+// race on the primary key: the loser rolls back and replays the winner's response.
+#include <functional>
+#include <string>
+
+#include "physio/db/pg.h"
+
+namespace physio {
+
+struct PgIdempotencyKey {
+  std::string schema;  // the service's schema
+  std::string tenant;
+  std::string method;
+  std::string request_id;
+};
+
+// `write` runs inside the transaction and returns the serialized response.
+std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
+                               const std::string& fingerprint, const std::function<std::string(PgConnection&)>& write);
+
+}  // namespace physio

@@ -1,0 +1,24 @@
+#pragma once
+// Versioned schema migrations per service. Each service owns one Postgres schema;
+// its migrations are SQL files compiled into the binary (physio_embed_migrations)
+// and applied at start in name order, each once. All pending ones run in one
+// transaction (all or nothing) under an advisory lock, so replicas starting
+// together do not race. Safe to re-run.
+// Platform tables every service has (idempotency, audit_events) come first.
+#include <string>
+#include <vector>
+
+#include "physio/db/pg.h"
+
+namespace physio {
+
+struct Migration {
+  std::string name;  // e.g. "0001_assessments"; the order and the identity
+  std::string sql;   // may use the placeholder ${schema}
+};
+
+// Returns the names applied by this call (empty when the schema was current).
+std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema,
+                                         const std::vector<Migration>& service_migrations);
+
+}  // namespace physio

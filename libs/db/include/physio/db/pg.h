@@ -1,0 +1,125 @@
+#pragma once
+// A small RAII layer over libpq:
+//  - PgPool: fixed-size pool; a lease waits at most until the caller's deadline.
+//  - Every query is parameterised (never string-built) and bounded: each
+//    transaction sets statement_timeout to the caller's remaining time.
+//  - Failures are classified: connection loss -> Error(kUnavailable) and the
+//    connection is dropped; serialization/deadlock -> kAborted; statement timeout
+//    -> kDeadlineExceeded; unique violation -> PgUniqueViolation (callers decide).
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "physio/common/error.h"
+
+namespace physio {
+
+using Clock = std::chrono::steady_clock;
+
+struct PgOptions {
+  std::string host = "127.0.0.1";
+  int port = 5432;
+  std::string user = "postgres";
+  std::string password;
+  std::string database = "physio";
+  int pool_size = 8;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds statement_timeout{5000};  // upper bound per transaction
+};
+
+class PgUniqueViolation : public Error {
+ public:
+  PgUniqueViolation(const std::string& constraint, const std::string& message)
+      : Error(ErrorCode::kAlreadyExists, message), constraint_(constraint) {}
+  const std::string& constraint() const { return constraint_; }
+
+ private:
+  std::string constraint_;
+};
+
+using PgParam = std::optional<std::string>;  // nullopt is SQL NULL
+
+class PgResult {
+ public:
+  explicit PgResult(PGresult* result) : result_(result, PQclear) {}
+  int rows() const { return PQntuples(result_.get()); }
+  bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
+  std::string Get(int row, int col) const { return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col)); }
+  long GetLong(int row, int col) const { return std::stol(Get(row, col)); }
+  std::optional<std::string> GetOptional(int row, int col) const {
+    if (IsNull(row, col)) return std::nullopt;
+    return Get(row, col);
+  }
+  // A bytea column in text (hex) form.
+  std::string GetBytes(int row, int col) const;
+
+ private:
+  std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+};
+
+class PgConnection {
+ public:
+  explicit PgConnection(const PgOptions& options) : options_(options) {}
+  PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {});
+  // Several statements without parameters (migrations).
+  PgResult ExecScript(const std::string& sql);
+  void EnsureConnected(Clock::time_point deadline);
+  bool healthy() const { return conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK; }
+  void Discard() { conn_.reset(); }
+
+ private:
+  struct ConnDeleter {
+    void operator()(PGconn* c) const { PQfinish(c); }
+  };
+  PgResult Checked(PGresult* raw);
+  const PgOptions& options_;
+  std::unique_ptr<PGconn, ConnDeleter> conn_;
+};
+
+// A bytea parameter in hex text form.
+std::string PgBytes(const std::string& bytes);
+
+class PgPool;
+
+class PgLease {
+ public:
+  PgLease(PgPool* pool, std::unique_ptr<PgConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  PgLease(PgLease&&) = default;
+  PgLease& operator=(PgLease&&) = delete;
+  ~PgLease();
+  PgConnection* operator->() { return conn_.get(); }
+  PgConnection& operator*() { return *conn_; }
+
+ private:
+  PgPool* pool_;
+  std::unique_ptr<PgConnection> conn_;
+};
+
+class PgPool {
+ public:
+  explicit PgPool(PgOptions options);
+  PgLease Lease(Clock::time_point deadline);
+  bool Ping(std::chrono::milliseconds timeout);
+  const PgOptions& options() const { return options_; }
+
+ private:
+  friend class PgLease;
+  void Return(std::unique_ptr<PgConnection> conn);
+  PgOptions options_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<PgConnection>> idle_;
+};
+
+// Runs `body` in one transaction (READ COMMITTED) bounded by `deadline`;
+// commits when it returns, rolls back when it throws.
+void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body);
+
+}  // namespace physio

@@ -1,0 +1,70 @@
+#include "physio/db/migrations.h"
+
+#include <regex>
+
+namespace physio {
+
+namespace {
+// Tables every service schema carries.
+const std::vector<Migration>& PlatformMigrations() {
+  static const std::vector<Migration> kPlatform = {
+      {"0000_platform", R"SQL(
+CREATE TABLE ${schema}.idempotency (
+  tenant_id   text        NOT NULL,
+  method      text        NOT NULL,
+  request_id  text        NOT NULL,
+  fingerprint text        NOT NULL,
+  response    bytea       NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, method, request_id)
+);
+CREATE TABLE ${schema}.audit_events (
+  tenant_id   text        NOT NULL,
+  event_id    bigint      GENERATED ALWAYS AS IDENTITY,
+  occurred_at timestamptz NOT NULL DEFAULT now(),
+  principal   text        NOT NULL,
+  roles       text        NOT NULL,
+  action      text        NOT NULL,
+  patient_id  text,
+  resource_id text,
+  outcome     text        NOT NULL,
+  request_id  text        NOT NULL,
+  PRIMARY KEY (tenant_id, event_id)
+);
+CREATE INDEX audit_events_patient ON ${schema}.audit_events (tenant_id, patient_id, occurred_at);
+)SQL"}};
+  return kPlatform;
+}
+
+std::string WithSchema(const std::string& sql, const std::string& schema) {
+  return std::regex_replace(sql, std::regex(R"(\$\{schema\})"), schema);
+}
+}  // namespace
+
+std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema,
+                                         const std::vector<Migration>& service_migrations) {
+  if (!std::regex_match(schema, std::regex("[a-z_][a-z0-9_]{0,62}"))) {
+    throw Error(ErrorCode::kInvalidArgument, "schema name must be a lower-case identifier");
+  }
+  std::vector<Migration> all = PlatformMigrations();
+  all.insert(all.end(), service_migrations.begin(), service_migrations.end());
+  std::vector<std::string> applied;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  WithTransaction(pool, deadline, [&](PgConnection& conn) {
+    // One migrator at a time per schema, across replicas.
+    conn.Exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"physio.migrate." + schema});
+    conn.Exec("CREATE SCHEMA IF NOT EXISTS " + schema);
+    conn.Exec("CREATE TABLE IF NOT EXISTS " + schema +
+              ".schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    for (const auto& migration : all) {
+      auto done = conn.Exec("SELECT 1 FROM " + schema + ".schema_migrations WHERE name = $1", {migration.name});
+      if (done.rows() > 0) continue;
+      conn.ExecScript(WithSchema(migration.sql, schema));
+      conn.Exec("INSERT INTO " + schema + ".schema_migrations (name) VALUES ($1)", {migration.name});
+      applied.push_back(migration.name);
+    }
+  });
+  return applied;
+}
+
+}  // namespace physio

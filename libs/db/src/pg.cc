@@ -1,0 +1,157 @@
+#include "physio/db/pg.h"
+
+#include "physio/common/ids.h"
+
+namespace physio {
+
+namespace {
+[[noreturn]] void Unavailable(const std::string& why) { throw Error(ErrorCode::kUnavailable, "postgres: " + why); }
+
+long MillisUntil(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+}
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::string Field(const PGresult* result, int code) {
+  const char* value = PQresultErrorField(result, code);
+  return value ? value : "";
+}
+}  // namespace
+
+std::string PgBytes(const std::string& bytes) { return "\\x" + HexEncode(bytes); }
+
+std::string PgResult::GetBytes(int row, int col) const {
+  std::string text = Get(row, col);
+  if (text.rfind("\\x", 0) != 0) throw Error(ErrorCode::kInternal, "postgres: bytea not in hex form");
+  return HexDecode(text.substr(2));
+}
+
+void PgConnection::EnsureConnected(Clock::time_point deadline) {
+  if (healthy()) return;
+  conn_.reset();
+  long budget_ms = std::min<long>(options_.connect_timeout.count(), MillisUntil(deadline));
+  if (budget_ms <= 0) Unavailable("deadline exceeded before connecting");
+  // libpq's connect_timeout has one-second granularity and a two-second minimum.
+  const std::string timeout = std::to_string(std::max<long>(2, (budget_ms + 999) / 1000));
+  const std::string port = std::to_string(options_.port);
+  const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {options_.host.c_str(),
+                          port.c_str(),
+                          options_.user.c_str(),
+                          options_.password.empty() ? nullptr : options_.password.c_str(),
+                          options_.database.c_str(),
+                          timeout.c_str(),
+                          "physio",
+                          nullptr};
+  conn_.reset(PQconnectdbParams(keys, values, 0));
+  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+    std::string why = conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory";
+    conn_.reset();
+    Unavailable("connect failed: " + why);
+  }
+}
+
+PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& params) {
+  if (!conn_) Unavailable("not connected");
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return Checked(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                              nullptr, nullptr, 0));
+}
+
+PgResult PgConnection::ExecScript(const std::string& sql) {
+  if (!conn_) Unavailable("not connected");
+  return Checked(PQexec(conn_.get(), sql.c_str()));
+}
+
+PgResult PgConnection::Checked(PGresult* raw) {
+  PgResult result(raw);
+  const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+
+  if (raw == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
+    std::string why = Trimmed(PQerrorMessage(conn_.get()));
+    conn_.reset();
+    Unavailable("connection lost: " + why);
+  }
+  const std::string sqlstate = Field(raw, PG_DIAG_SQLSTATE);
+  const std::string message = Field(raw, PG_DIAG_MESSAGE_PRIMARY);
+  if (sqlstate == "23505") throw PgUniqueViolation(Field(raw, PG_DIAG_CONSTRAINT_NAME), "postgres: " + message);
+  if (sqlstate == "40001" || sqlstate == "40P01") throw Error(ErrorCode::kAborted, "postgres: concurrent update, retry");
+  if (sqlstate == "57014") throw Error(ErrorCode::kDeadlineExceeded, "postgres: statement timed out");
+  // Class 08 (connection), 53 (resources), 57P0x (shutdown): the store is unavailable.
+  if (sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("53", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+    conn_.reset();
+    Unavailable(message);
+  }
+  throw Error(ErrorCode::kInternal, "postgres " + sqlstate + ": " + message);
+}
+
+PgLease::~PgLease() {
+  if (pool_ && conn_) pool_->Return(std::move(conn_));
+}
+
+PgPool::PgPool(PgOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < options_.pool_size; ++i) idle_.push_back(std::make_unique<PgConnection>(options_));
+}
+
+PgLease PgPool::Lease(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
+    throw Error(ErrorCode::kUnavailable, "postgres: no connection free before the deadline");
+  }
+  auto conn = std::move(idle_.back());
+  idle_.pop_back();
+  return PgLease(this, std::move(conn));
+}
+
+void PgPool::Return(std::unique_ptr<PgConnection> conn) {
+  {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(conn));
+  }
+  available_.notify_one();
+}
+
+bool PgPool::Ping(std::chrono::milliseconds timeout) {
+  try {
+    auto deadline = Clock::now() + timeout;
+    auto lease = Lease(deadline);
+    lease->EnsureConnected(deadline);
+    lease->Exec("SELECT 1");
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body) {
+  auto lease = pool.Lease(deadline);
+  PgConnection& conn = *lease;
+  conn.EnsureConnected(deadline);
+  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
+  conn.Exec("BEGIN");
+  try {
+    // Bounds every statement of this transaction by what is left of the caller's deadline.
+    conn.Exec("SELECT set_config('statement_timeout', $1, true)", {std::to_string(budget) + "ms"});
+    body(conn);
+    conn.Exec("COMMIT");
+  } catch (...) {
+    if (conn.healthy()) {
+      try {
+        conn.Exec("ROLLBACK");
+      } catch (const Error&) {
+        conn.Discard();
+      }
+    }
+    throw;
+  }
+}
+
+}  // namespace physio

@@ -1,0 +1,41 @@
+#pragma once
+// Idempotency records for mutations whose state lives in Redis (intake sessions).
+// Clinical writes to Postgres keep their idempotency record in the same
+// transaction instead (libs/db), so that record and write commit together.
+//
+// Protocol: claim the key with SET NX (a short "pending" marker), run the
+// mutation, then store "<fingerprint>\n<response>" for `retention`. A retry with
+// the same request_id gets the stored response; the same id with a different
+// request is INVALID_ARGUMENT; a retry while the first attempt is still running
+// is ABORTED (retry later). A failed mutation releases the claim.
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "physio/redis/redis_pool.h"
+
+namespace physio {
+
+struct IdempotencyKey {
+  std::string service_prefix;  // e.g. "asmt"
+  std::string tenant;
+  std::string method;          // e.g. "SubmitIntakeAnswers"
+  std::string request_id;
+};
+
+class RedisIdempotency {
+ public:
+  explicit RedisIdempotency(RedisPool& pool, std::chrono::seconds retention = std::chrono::hours(24))
+      : pool_(pool), retention_(retention) {}
+
+  // `fingerprint` identifies the request's content (e.g. a hash of its bytes);
+  // `mutate` returns the serialized response to remember.
+  std::string Run(const IdempotencyKey& key, const std::string& fingerprint, Clock::time_point deadline,
+                  const std::function<std::string()>& mutate);
+
+ private:
+  RedisPool& pool_;
+  std::chrono::seconds retention_;
+};
+
+}  // namespace physio

@@ -1,0 +1,98 @@
+#pragma once
+// A fixed-size pool of hiredis 0.14 connections.
+//  - A lease waits at most until the caller's deadline (UNAVAILABLE after).
+//  - Each command's socket timeout is set right before it runs, to the smaller
+//    of the configured command timeout and the caller's remaining time, so it is
+//    in force after every (re)connect as well (redisReconnect drops it).
+//  - hiredis contexts are dead after any I/O or protocol error: such a connection
+//    is closed when the lease ends and re-dialled on the next lease.
+//  - An error *reply* (e.g. from a Lua script) is returned to the caller; only
+//    transport failures throw Error(kUnavailable).
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace physio {
+
+using Clock = std::chrono::steady_clock;
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int pool_size = 8;
+  std::chrono::milliseconds connect_timeout{500};
+  std::chrono::milliseconds command_timeout{1000};
+};
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+};
+using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisConnection {
+ public:
+  explicit RedisConnection(const RedisOptions& options) : options_(options) {}
+  // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
+  // transport failure or when the deadline has passed.
+  RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
+  bool healthy() const { return context_ != nullptr; }
+  void Discard() { context_.reset(); }
+
+ private:
+  void Connect(Clock::time_point deadline);
+  struct ContextDeleter {
+    void operator()(redisContext* c) const { redisFree(c); }
+  };
+  const RedisOptions& options_;
+  std::unique_ptr<redisContext, ContextDeleter> context_;
+};
+
+class RedisPool;
+
+class RedisLease {
+ public:
+  RedisLease(RedisPool* pool, std::unique_ptr<RedisConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  RedisLease(RedisLease&&) = default;
+  RedisLease& operator=(RedisLease&&) = delete;
+  ~RedisLease();
+  RedisConnection* operator->() { return conn_.get(); }
+
+ private:
+  RedisPool* pool_;
+  std::unique_ptr<RedisConnection> conn_;
+};
+
+class RedisPool {
+ public:
+  explicit RedisPool(RedisOptions options);
+  RedisLease Lease(Clock::time_point deadline);
+  // One command on a leased connection.
+  RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
+  // EVALSHA with a fallback to EVAL on NOSCRIPT, so scripts survive a Redis restart.
+  RedisReply Eval(const std::string& script, const std::vector<std::string>& keys,
+                  const std::vector<std::string>& args, Clock::time_point deadline);
+  // PING with a short timeout; used by health checks.
+  bool Ping(std::chrono::milliseconds timeout);
+  const RedisOptions& options() const { return options_; }
+
+ private:
+  friend class RedisLease;
+  void Return(std::unique_ptr<RedisConnection> conn);
+
+  RedisOptions options_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<RedisConnection>> idle_;
+};
+
+// Helpers for reading replies; each throws Error(kInternal) on an unexpected shape.
+std::optional<std::string> ReplyString(const redisReply* reply);  // nullopt for nil
+bool IsErrorReply(const redisReply* reply, std::string* message = nullptr);
+
+}  // namespace physio

@@ -1,0 +1,50 @@
+#include "physio/redis/redis_idempotency.h"
+
+#include "physio/common/error.h"
+#include "physio/common/ids.h"
+#include "physio/redis/redis_keys.h"
+
+namespace physio {
+
+namespace {
+constexpr const char* kPending = "pending";
+
+std::string ReplayOrThrow(const std::string& stored, const std::string& fingerprint) {
+  if (stored == kPending) {
+    throw Error(ErrorCode::kAborted, "request_id: the first request with this id is still running; retry");
+  }
+  auto newline = stored.find('\n');
+  if (newline == std::string::npos || stored.substr(0, newline) != fingerprint) {
+    throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+  }
+  return stored.substr(newline + 1);
+}
+}  // namespace
+
+std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& fingerprint,
+                                  Clock::time_point deadline, const std::function<std::string()>& mutate) {
+  // The request id is hashed so any printable id fits the key alphabet.
+  const std::string redis_key =
+      RedisKey("idem", key.tenant, {key.service_prefix, key.method, Sha256Hex(key.request_id).substr(0, 40)});
+  auto claimed = pool_.Command({"SET", redis_key, kPending, "NX", "PX", "30000"}, deadline);
+  if (claimed->type == REDIS_REPLY_NIL) {
+    auto existing = ReplyString(pool_.Command({"GET", redis_key}, deadline).get());
+    if (!existing) throw Error(ErrorCode::kAborted, "request_id: concurrent retry; retry");
+    return ReplayOrThrow(*existing, fingerprint);
+  }
+  std::string response;
+  try {
+    response = mutate();
+  } catch (...) {
+    try {
+      pool_.Command({"DEL", redis_key}, deadline);
+    } catch (const Error&) {
+      // The pending marker expires on its own.
+    }
+    throw;
+  }
+  pool_.Command({"SET", redis_key, fingerprint + "\n" + response, "EX", std::to_string(retention_.count())}, deadline);
+  return response;
+}
+
+}  // namespace physio

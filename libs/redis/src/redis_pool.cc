@@ -1,0 +1,136 @@
+#include "physio/redis/redis_pool.h"
+
+
+#include "physio/common/error.h"
+#include "physio/common/ids.h"
+
+namespace physio {
+
+namespace {
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  if (ms.count() < 1) ms = std::chrono::milliseconds(1);
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+std::chrono::milliseconds Until(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+}
+
+[[noreturn]] void Unavailable(const std::string& why) { throw Error(ErrorCode::kUnavailable, "redis: " + why); }
+}  // namespace
+
+void RedisConnection::Connect(Clock::time_point deadline) {
+  auto budget = std::min(options_.connect_timeout, Until(deadline));
+  if (budget.count() <= 0) Unavailable("deadline exceeded before connecting");
+  context_.reset(redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(budget)));
+  if (!context_ || context_->err) {
+    std::string why = context_ ? context_->errstr : "out of memory";
+    context_.reset();
+    Unavailable("connect failed: " + why);
+  }
+}
+
+RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
+  if (!context_) Connect(deadline);
+  auto budget = std::min(options_.command_timeout, Until(deadline));
+  if (budget.count() <= 0) Unavailable("deadline exceeded");
+  // Re-applied before every command: it bounds this command by the caller's deadline
+  // and survives reconnects.
+  if (redisSetTimeout(context_.get(), ToTimeval(budget)) != REDIS_OK) {
+    context_.reset();
+    Unavailable("cannot set timeout");
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lengths;
+  args.reserve(argv.size());
+  lengths.reserve(argv.size());
+  for (const auto& arg : argv) {
+    args.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  auto* raw = static_cast<redisReply*>(
+      redisCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(), lengths.data()));
+  if (raw == nullptr || context_->err) {
+    std::string why = context_->errstr;
+    if (raw) freeReplyObject(raw);
+    context_.reset();  // a hiredis context is unusable after any error
+    Unavailable("command failed: " + why);
+  }
+  return RedisReply(raw);
+}
+
+RedisLease::~RedisLease() {
+  if (pool_ && conn_) pool_->Return(std::move(conn_));
+}
+
+RedisPool::RedisPool(RedisOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < options_.pool_size; ++i) idle_.push_back(std::make_unique<RedisConnection>(options_));
+}
+
+RedisLease RedisPool::Lease(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
+    throw Error(ErrorCode::kUnavailable, "redis: no connection free before the deadline");
+  }
+  auto conn = std::move(idle_.back());
+  idle_.pop_back();
+  return RedisLease(this, std::move(conn));
+}
+
+void RedisPool::Return(std::unique_ptr<RedisConnection> conn) {
+  {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(conn));
+  }
+  available_.notify_one();
+}
+
+RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
+  auto lease = Lease(deadline);
+  return lease->Command(argv, deadline);
+}
+
+RedisReply RedisPool::Eval(const std::string& script, const std::vector<std::string>& keys,
+                           const std::vector<std::string>& args, Clock::time_point deadline) {
+  auto build = [&](const std::string& verb, const std::string& body) {
+    std::vector<std::string> argv{verb, body, std::to_string(keys.size())};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  };
+  auto lease = Lease(deadline);
+  auto reply = lease->Command(build("EVALSHA", Sha1Hex(script)), deadline);
+  std::string message;
+  if (IsErrorReply(reply.get(), &message) && message.rfind("NOSCRIPT", 0) == 0) {
+    reply = lease->Command(build("EVAL", script), deadline);
+  }
+  return reply;
+}
+
+bool RedisPool::Ping(std::chrono::milliseconds timeout) {
+  try {
+    auto reply = Command({"PING"}, Clock::now() + timeout);
+    return reply->type == REDIS_REPLY_STATUS;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+std::optional<std::string> ReplyString(const redisReply* reply) {
+  if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
+  if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS) {
+    return std::string(reply->str, reply->len);
+  }
+  if (reply->type == REDIS_REPLY_INTEGER) return std::to_string(reply->integer);
+  std::string message;
+  if (IsErrorReply(reply, &message)) throw Error(ErrorCode::kInternal, "redis error reply: " + message);
+  throw Error(ErrorCode::kInternal, "unexpected redis reply type");
+}
+
+bool IsErrorReply(const redisReply* reply, std::string* message) {
+  if (reply->type != REDIS_REPLY_ERROR) return false;
+  if (message) *message = std::string(reply->str, reply->len);
+  return true;
+}
+
+}  // namespace physio

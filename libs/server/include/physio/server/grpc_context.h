@@ -1,0 +1,37 @@
+#pragma once
+// The gRPC edge of every handler: identity in, status out, identity onward.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "physio/auth/call_context.h"
+#include "physio/auth/token_verifier.h"
+#include "physio/common/error.h"
+#include "physio/db/audit.h"
+
+namespace physio {
+
+// The one function every handler calls first. Reads "authorization: Bearer <jwt>",
+// verifies it, and takes tenant/principal/roles only from the verified claims.
+// Request id from "x-request-id" (or a new one); deadline from the call.
+CallContext MakeCallContext(const grpc::ServerContext& server_context, const TokenVerifier& verifier);
+
+grpc::Status ToStatus(const Error& error);
+// A downstream call's status, turned back into an Error to rethrow.
+Error FromDownstream(const std::string& service, const grpc::Status& status);
+
+// Client context for a call to another of our services: forwards the caller's
+// token and request id, and sets a deadline of min(caller's deadline, now + cap).
+std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx, std::chrono::milliseconds cap);
+
+// Runs one handler: builds the context, runs `body`, maps errors to statuses
+// (unexpected exceptions become INTERNAL with a generic message), logs the
+// outcome with ids only, and writes an audit event when `audit` is given.
+// The body fills `AuditTarget` with the patient/resource it touched.
+grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context, const TokenVerifier& verifier,
+                        AuditTrail* audit, const std::function<void(const CallContext&, AuditTarget&)>& body);
+
+}  // namespace physio

@@ -1,0 +1,67 @@
+#pragma once
+// Hosts one service's gRPC server the same way for all three services:
+// sync API with a thread cap (handlers block on Redis/Postgres, and their pools
+// are sized to match), grpc.health.v1 with a status per service that follows
+// the stores, reflection, message-size limits, keepalive policy, and a graceful
+// shutdown that lets in-flight calls finish within a bound.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "physio/common/config.h"
+#include "physio/server/service_config.h"
+
+namespace physio {
+
+class ServiceHost {
+ public:
+  // `health_names`: fully qualified service names whose status follows `stores_healthy`
+  // (the overall "" status does too).
+  ServiceHost(ServerSettings settings, std::vector<std::string> health_names, std::function<bool()> stores_healthy);
+  ~ServiceHost();
+  ServiceHost(const ServiceHost&) = delete;
+  ServiceHost& operator=(const ServiceHost&) = delete;
+
+  void AddService(grpc::Service* service) { services_.push_back(service); }
+  // Binds and starts serving; returns the bound port. Throws std::runtime_error if it cannot bind.
+  int Start();
+  // Stops accepting calls, waits up to the grace period for in-flight ones, then cancels the rest.
+  void Shutdown();
+  int port() const { return port_; }
+
+ private:
+  void MonitorHealth();
+
+  ServerSettings settings_;
+  std::vector<std::string> health_names_;
+  std::function<bool()> stores_healthy_;
+  std::vector<grpc::Service*> services_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread health_thread_;
+};
+
+// A started service, as main() and the integration tests see it.
+class RunningService {
+ public:
+  virtual ~RunningService() = default;
+  virtual int port() const = 0;
+  virtual void Shutdown() = 0;
+};
+
+// The whole main() of a service: parse flags/env, JSON logs, start, wait for
+// SIGTERM/SIGINT, shut down gracefully. Returns the process exit code.
+int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, int argc, char** argv,
+                const std::function<std::unique_ptr<RunningService>(const Config&)>& start);
+
+}  // namespace physio

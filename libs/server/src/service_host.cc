@@ -1,0 +1,105 @@
+#include "physio/server/service_host.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "physio/common/logging.h"
+
+namespace physio {
+
+ServiceHost::ServiceHost(ServerSettings settings, std::vector<std::string> health_names,
+                         std::function<bool()> stores_healthy)
+    : settings_(std::move(settings)), health_names_(std::move(health_names)), stores_healthy_(std::move(stores_healthy)) {}
+
+ServiceHost::~ServiceHost() { Shutdown(); }
+
+int ServiceHost::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(settings_.listen, grpc::InsecureServerCredentials(), &port_);
+  for (auto* service : services_) builder.RegisterService(service);
+  builder.SetMaxReceiveMessageSize(settings_.max_message_bytes);
+  builder.SetMaxSendMessageSize(settings_.max_message_bytes);
+  grpc::ResourceQuota quota("physio-server");
+  quota.SetMaxThreads(settings_.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(settings_.keepalive_time.count()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(settings_.min_client_ping_interval.count()));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) throw std::runtime_error("cannot listen on " + settings_.listen);
+  health_thread_ = std::thread([this] { MonitorHealth(); });
+  return port_;
+}
+
+void ServiceHost::MonitorHealth() {
+  auto* health = server_->GetHealthCheckService();
+  int last = -1;
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    const bool healthy = stores_healthy_();
+    lock.lock();
+    if (stopping_) break;
+    if (static_cast<int>(healthy) != last) {
+      health->SetServingStatus(healthy);
+      for (const auto& name : health_names_) health->SetServingStatus(name, healthy);
+      if (last != -1) spdlog::warn("health changed to {}", healthy ? "SERVING" : "NOT_SERVING");
+      last = healthy;
+    }
+    stop_cv_.wait_for(lock, settings_.health_interval, [&] { return stopping_; });
+  }
+}
+
+void ServiceHost::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || !server_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  // Tell load balancers first, then drain.
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + settings_.shutdown_grace);
+  server_->Wait();
+}
+
+int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, int argc, char** argv,
+                const std::function<std::unique_ptr<RunningService>(const Config&)>& start) {
+  // Block the termination signals before any thread exists, then wait for them synchronously.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  try {
+    Config config(std::move(keys), argc, argv);
+    if (config.help_requested()) {
+      std::cout << config.Usage(argv[0]);
+      return 0;
+    }
+    InitJsonLogging(service_name, config.Get("log-level"));
+    auto service = start(config);
+    spdlog::info("{} listening on port {}", service_name, service->port());
+    int received = 0;
+    sigwait(&signals, &received);
+    spdlog::info("signal {} received; draining in-flight calls", received);
+    service->Shutdown();
+    spdlog::info("{} stopped", service_name);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << service_name << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace physio

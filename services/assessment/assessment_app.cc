@@ -1,0 +1,318 @@
+#include "assessment_app.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "physio/common/error.h"
+#include "physio/common/ids.h"
+#include "physio/common/validation.h"
+#include "physio/db/idempotency.h"
+#include "physio/redis/redis_keys.h"
+#include "physio/server/proto_util.h"
+
+namespace physio::assessment {
+
+namespace cpb = physio::common::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+constexpr auto kStoreBudget = std::chrono::seconds(5);
+
+// Session hash layout: meta fields plus one field per answer "a:<instrument>:<item>".
+constexpr const char* kAnswerPrefix = "a:";
+constexpr const char* kDeclined = "declined";
+
+// Every script checks that the session exists, belongs to the required patient
+// (ARGV[1], '' for staff) and is still open, atomically with its change, so two
+// submissions at once both land (HSET per field) and none lands on a closed session.
+constexpr const char* kSubmitScript = R"LUA(
+local patient = redis.call('HGET', KEYS[1], 'patient_id')
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND') end
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED') end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kStartScript = R"LUA(
+redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)LUA";
+
+// Reading an open session is activity too: it renews the TTL.
+constexpr const char* kReadScript = R"LUA(
+local patient = redis.call('HGET', KEYS[1], 'patient_id')
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND') end
+if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kMarkCompletedScript = R"LUA(
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'completed', 'assessment_id', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)LUA";
+
+void ThrowFromScriptError(const redisReply* reply) {
+  std::string message;
+  if (!IsErrorReply(reply, &message)) return;
+  if (message == "NOT_FOUND") throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  if (message == "COMPLETED") throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
+  throw Error(ErrorCode::kUnavailable, "redis script failed");
+}
+
+std::string PatientFilter(const CallContext& ctx) {
+  // Staff see every session of the tenant; a patient only their own.
+  const bool staff = ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator);
+  return staff ? "" : ctx.patient_id;
+}
+
+std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
+  switch (instrument) {
+    case cpb::INSTRUMENT_NPRS: return InstrumentKind::kNprs;
+    case cpb::INSTRUMENT_ODI: return InstrumentKind::kOdi;
+    default: return std::nullopt;
+  }
+}
+
+cpb::Instrument ProtoOf(InstrumentKind kind) {
+  return kind == InstrumentKind::kNprs ? cpb::INSTRUMENT_NPRS : cpb::INSTRUMENT_ODI;
+}
+
+std::optional<InstrumentKind> KindOfCode(const std::string& code) {
+  for (InstrumentKind kind : IntakeInstruments()) {
+    if (SpecFor(kind).code == code) return kind;
+  }
+  return std::nullopt;
+}
+
+ItemAnswer ValidatedAnswer(const std::string& field, const cpb::InstrumentAnswer& answer) {
+  auto kind = KindOf(answer.instrument());
+  if (!kind) ThrowInvalidArgument(field + ".instrument", "must be INSTRUMENT_NPRS or INSTRUMENT_ODI");
+  ItemAnswer item{*kind, answer.item_id(), answer.value(), answer.declined()};
+  ValidateAnswer(field, item);
+  return item;
+}
+
+std::vector<ItemAnswer> DomainAnswers(const pb::IntakeSession& session) {
+  std::vector<ItemAnswer> answers;
+  for (const auto& answer : session.answers()) {
+    answers.push_back({*KindOf(answer.instrument()), answer.item_id(), answer.value(), answer.declined()});
+  }
+  return answers;
+}
+
+cpb::InstrumentScore ToProto(const InstrumentResult& result) {
+  cpb::InstrumentScore score;
+  score.set_instrument(ProtoOf(result.instrument));
+  score.set_score(result.score);
+  score.set_raw_sum(result.raw_sum);
+  score.set_answered_items(result.answered_items);
+  score.set_declined_items(result.declined_items);
+  score.set_band(result.band);
+  score.set_mcid(result.mcid);
+  return score;
+}
+}  // namespace
+
+std::string AssessmentApp::IntakeKey(const CallContext& ctx, const std::string& session_id) const {
+  return RedisKey("asmt", ctx.tenant, {"intake", session_id});
+}
+
+pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id, long long ttl_ms,
+                                                  const redisReply* fields) const {
+  pb::IntakeSession session;
+  session.set_session_id(session_id);
+  std::map<std::pair<int, std::string>, cpb::InstrumentAnswer> answers;  // ordered by instrument, item
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    std::string field(fields->element[i]->str, fields->element[i]->len);
+    std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    if (field == "patient_id") {
+      session.set_patient_id(value);
+    } else if (field == "status") {
+      session.set_status(value == "open" ? pb::INTAKE_STATUS_OPEN : pb::INTAKE_STATUS_COMPLETED);
+    } else if (field == "assessment_id") {
+      session.set_assessment_id(value);
+    } else if (field.rfind(kAnswerPrefix, 0) == 0) {
+      auto colon = field.find(':', 2);
+      auto kind = KindOfCode(field.substr(2, colon - 2));
+      if (!kind || colon == std::string::npos) continue;
+      cpb::InstrumentAnswer answer;
+      answer.set_instrument(ProtoOf(*kind));
+      answer.set_item_id(field.substr(colon + 1));
+      if (value == kDeclined) {
+        answer.set_declined(true);
+      } else {
+        answer.set_value(std::stoi(value));
+      }
+      answers[{static_cast<int>(*kind), answer.item_id()}] = answer;
+    }
+  }
+  for (auto& [key, answer] : answers) *session.add_answers() = answer;
+  auto domain_answers = DomainAnswers(session);
+  for (InstrumentKind kind : IntakeInstruments()) {
+    auto completeness = CompletenessOf(kind, domain_answers, settings_.scoring);
+    auto* progress = session.add_progress();
+    progress->set_instrument(ProtoOf(kind));
+    progress->set_answered_items(completeness.answered_items);
+    progress->set_total_items(completeness.total_items);
+    progress->set_complete(completeness.complete);
+  }
+  if (ttl_ms > 0) {
+    *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
+  }
+  return session;
+}
+
+pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
+  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  auto reply = redis_.Eval(kReadScript, {IntakeKey(ctx, session_id)},
+                           {PatientFilter(ctx), std::to_string(settings_.intake_ttl.count())}, deadline);
+  ThrowFromScriptError(reply.get());
+  return SessionFromReply(session_id, reply->element[0]->integer, reply->element[1]);
+}
+
+pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request,
+                                                   AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::string bytes = idempotency_.Run({"asmt", ctx.tenant, "StartIntake", request.request_id()},
+                                       RequestFingerprint(request), deadline, [&] {
+    const std::string session_id = NewId("intake");
+    auto created = redis_.Eval(kStartScript, {IntakeKey(ctx, session_id)},
+                               {std::to_string(settings_.intake_ttl.count()), request.patient_id(), ctx.principal},
+                               deadline);
+    ThrowFromScriptError(created.get());
+    pb::StartIntakeResponse response;
+    *response.mutable_session() = LoadIntake(ctx, session_id);
+    return response.SerializeAsString();
+  });
+  pb::StartIntakeResponse response;
+  response.ParseFromString(bytes);
+  audit.resource_id = response.session().session_id();
+  return response;
+}
+
+pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallContext& ctx,
+                                                                   const pb::SubmitIntakeAnswersRequest& request,
+                                                                   AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  if (request.answers().empty()) ThrowInvalidArgument("answers", "at least one answer is required");
+  if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers per submission");
+  std::vector<std::string> args{PatientFilter(ctx), std::to_string(settings_.intake_ttl.count())};
+  for (int i = 0; i < request.answers_size(); ++i) {
+    ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
+    args.push_back(std::string(kAnswerPrefix) + SpecFor(answer.instrument).code + ":" + answer.item_id);
+    args.push_back(answer.declined ? kDeclined : std::to_string(answer.value));
+  }
+  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::string bytes = idempotency_.Run({"asmt", ctx.tenant, "SubmitIntakeAnswers", request.request_id()},
+                                       RequestFingerprint(request), deadline, [&] {
+    auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
+    ThrowFromScriptError(reply.get());
+    pb::SubmitIntakeAnswersResponse response;
+    *response.mutable_session() =
+        SessionFromReply(request.session_id(), reply->element[0]->integer, reply->element[1]);
+    return response.SerializeAsString();
+  });
+  pb::SubmitIntakeAnswersResponse response;
+  response.ParseFromString(bytes);
+  audit.patient_id = response.session().patient_id();
+  return response;
+}
+
+pb::GetIntakeResponse AssessmentApp::GetIntake(const CallContext& ctx, const pb::GetIntakeRequest& request,
+                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  pb::GetIntakeResponse response;
+  *response.mutable_session() = LoadIntake(ctx, request.session_id());
+  audit.patient_id = response.session().patient_id();
+  return response;
+}
+
+pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
+                                                         const pb::CompleteIntakeRequest& request, AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::string bytes;
+  try {
+    bytes = RunIdempotentWrite(
+        pg_, deadline, {kSchema, ctx.tenant, "CompleteIntake", request.request_id()}, RequestFingerprint(request),
+        [&](PgConnection& conn) {
+          pb::IntakeSession session = LoadIntake(ctx, request.session_id());
+          if (session.status() != pb::INTAKE_STATUS_OPEN) {
+            throw Error(ErrorCode::kFailedPrecondition,
+                        "session_id: intake already completed as assessment " + session.assessment_id());
+          }
+          auto answers = DomainAnswers(session);
+          pb::Assessment assessment;
+          assessment.set_assessment_id(NewId("asm"));
+          assessment.set_patient_id(session.patient_id());
+          assessment.set_intake_session_id(session.session_id());
+          for (InstrumentKind kind : IntakeInstruments()) {
+            *assessment.add_scores() = ToProto(Score(kind, answers, settings_.scoring));
+          }
+          *assessment.mutable_answers() = session.answers();
+          *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
+          assessment.set_created_by(ctx.principal);
+          conn.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
+                    " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+                    {ctx.tenant, assessment.assessment_id(), assessment.patient_id(), session.session_id(),
+                     ctx.principal, ToJson(assessment)});
+          pb::CompleteIntakeResponse response;
+          *response.mutable_assessment() = assessment;
+          return response.SerializeAsString();
+        });
+  } catch (const PgUniqueViolation& violation) {
+    if (violation.constraint() != "assessments_one_per_intake") throw;
+    throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
+  }
+  pb::CompleteIntakeResponse response;
+  response.ParseFromString(bytes);
+  audit.patient_id = response.assessment().patient_id();
+  try {
+    // The record is committed; closing the session is bookkeeping, and the unique
+    // index keeps a second completion out even if this step fails.
+    redis_.Eval(kMarkCompletedScript, {IntakeKey(ctx, request.session_id())},
+                {response.assessment().assessment_id(), std::to_string(settings_.completed_intake_ttl.count())},
+                ctx.DeadlineCappedAt(kStoreBudget));
+  } catch (const Error& e) {
+    spdlog::warn("could not close intake session request_id={}: {}", ctx.request_id, e.what());
+  }
+  return response;
+}
+
+pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
+                                                       const pb::GetAssessmentRequest& request, AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
+  ValidateOpaqueId("assessment_id", request.assessment_id());
+  audit.resource_id = request.assessment_id();
+  pb::GetAssessmentResponse response;
+  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+    auto rows = conn.Exec("SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
+                          {ctx.tenant, request.assessment_id()});
+    if (rows.rows() == 0) ThrowNotFound("assessment");
+    FromJson(rows.Get(0, 0), response.mutable_assessment());
+  });
+  if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
+  audit.patient_id = response.assessment().patient_id();
+  return response;
+}
+
+}  // namespace physio::assessment

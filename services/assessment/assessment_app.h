@@ -1,0 +1,53 @@
+#pragma once
+// The assessment service's use cases: intake sessions in Redis, assessments in
+// Postgres. Takes a plain CallContext (no gRPC types); the adapter in
+// assessment_server.cc only translates.
+#include <chrono>
+
+#include "domain/instruments.h"
+#include "physio/assessment/v1/assessment.pb.h"
+#include "physio/auth/call_context.h"
+#include "physio/db/audit.h"
+#include "physio/db/pg.h"
+#include "physio/redis/redis_idempotency.h"
+#include "physio/redis/redis_pool.h"
+
+namespace physio::assessment {
+
+namespace pb = physio::assessment::v1;
+
+struct AssessmentSettings {
+  std::chrono::milliseconds intake_ttl{std::chrono::hours(24)};        // renewed on activity
+  std::chrono::milliseconds completed_intake_ttl{std::chrono::hours(1)};
+  ScoringPolicy scoring;
+};
+
+inline constexpr const char* kSchema = "assessment";
+
+class AssessmentApp {
+ public:
+  AssessmentApp(RedisPool& redis, PgPool& pg, AssessmentSettings settings)
+      : redis_(redis), pg_(pg), idempotency_(redis), settings_(settings) {}
+
+  pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
+  pb::SubmitIntakeAnswersResponse SubmitIntakeAnswers(const CallContext& ctx,
+                                                      const pb::SubmitIntakeAnswersRequest& request,
+                                                      AuditTarget& audit);
+  pb::GetIntakeResponse GetIntake(const CallContext& ctx, const pb::GetIntakeRequest& request, AuditTarget& audit);
+  pb::CompleteIntakeResponse CompleteIntake(const CallContext& ctx, const pb::CompleteIntakeRequest& request,
+                                            AuditTarget& audit);
+  pb::GetAssessmentResponse GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
+                                          AuditTarget& audit);
+
+ private:
+  pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
+  pb::IntakeSession SessionFromReply(const std::string& session_id, long long ttl_ms, const redisReply* fields) const;
+  std::string IntakeKey(const CallContext& ctx, const std::string& session_id) const;
+
+  RedisPool& redis_;
+  PgPool& pg_;
+  RedisIdempotency idempotency_;
+  AssessmentSettings settings_;
+};
+
+}  // namespace physio::assessment

@@ -1,0 +1,76 @@
+// The gRPC adapter: identity, audit and status mapping via HandleCall; the
+// use cases live in AssessmentApp.
+#include "assessment_server.h"
+
+#include "assessment_app.h"
+#include "physio/assessment/v1/assessment.grpc.pb.h"
+#include "physio/server/grpc_context.h"
+#include "physio/server/service_runtime.h"
+
+std::vector<physio::Migration> assessment_service_migrations();
+
+namespace physio::assessment {
+
+namespace {
+class AssessmentGrpc final : public pb::AssessmentService::Service {
+ public:
+  AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
+
+#define PHYSIO_RPC(Method)                                                                                  \
+  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,                     \
+                      pb::Method##Response* response) override {                                           \
+    return HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),                              \
+                      [&](const CallContext& ctx, AuditTarget& audit) { *response = app_.Method(ctx, *request, audit); }); \
+  }
+  PHYSIO_RPC(StartIntake)
+  PHYSIO_RPC(SubmitIntakeAnswers)
+  PHYSIO_RPC(GetIntake)
+  PHYSIO_RPC(CompleteIntake)
+  PHYSIO_RPC(GetAssessment)
+#undef PHYSIO_RPC
+
+ private:
+  AssessmentApp& app_;
+  ServiceRuntime& runtime_;
+};
+
+class AssessmentServer final : public RunningService {
+ public:
+  explicit AssessmentServer(const Config& config)
+      : config_(config),
+        runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"}),
+        app_(runtime_.redis(), runtime_.pg(), SettingsFrom(config_)),
+        grpc_(app_, runtime_) {
+    runtime_.Serve(&grpc_);
+  }
+  ~AssessmentServer() override { runtime_.Shutdown(); }
+  int port() const override { return runtime_.port(); }
+  void Shutdown() override { runtime_.Shutdown(); }
+
+ private:
+  static AssessmentSettings SettingsFrom(const Config& config) {
+    AssessmentSettings settings;
+    settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
+    settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
+    return settings;
+  }
+  Config config_;
+  ServiceRuntime runtime_;
+  AssessmentApp app_;
+  AssessmentGrpc grpc_;
+};
+}  // namespace
+
+std::vector<ConfigKey> AssessmentConfigKeys() {
+  auto keys = CommonConfigKeys("127.0.0.1:50051");
+  keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
+  keys.push_back({"odi-max-unanswered-sections", "2",
+                  "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
+  return keys;
+}
+
+std::unique_ptr<RunningService> StartAssessmentService(const Config& config) {
+  return std::make_unique<AssessmentServer>(config);
+}
+
+}  // namespace physio::assessment
