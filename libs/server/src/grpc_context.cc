@@ -57,6 +57,13 @@ CallContext MakeCallContext(const grpc::ServerContext& server_context, const Tok
 
 grpc::Status ToStatus(const Error& error) { return grpc::Status(ToGrpcCode(error.code()), error.what()); }
 
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
 Error FromDownstream(const std::string& service, const grpc::Status& status) {
   const std::string message = service + ": " + status.error_message();
   switch (status.error_code()) {

@@ -20,6 +20,10 @@ namespace physio {
 CallContext MakeCallContext(const grpc::ServerContext& server_context, const TokenVerifier& verifier);
 
 grpc::Status ToStatus(const Error& error);
+// A channel to another of our services (plaintext on the private network/loopback),
+// with keepalive so a dead peer is noticed between calls.
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
+
 // A downstream call's status, turned back into an Error to rethrow.
 Error FromDownstream(const std::string& service, const grpc::Status& status);
 

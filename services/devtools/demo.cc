@@ -1,0 +1,219 @@
+// A demo patient episode against running services: intake over several screens,
+// a generated and approved plan, a visit, two home-exercise logs and the summary.
+#include <grpcpp/grpcpp.h>
+
+#include <iomanip>
+#include <iostream>
+
+#include "physio/assessment/v1/assessment.grpc.pb.h"
+#include "physio/auth/token_minter.h"
+#include "physio/auth/token_verifier.h"
+#include "physio/common/config.h"
+#include "physio/common/ids.h"
+#include "physio/planning/v1/planning.grpc.pb.h"
+#include "physio/progress/v1/progress.grpc.pb.h"
+
+namespace apb = physio::assessment::v1;
+namespace ppb = physio::planning::v1;
+namespace gpb = physio::progress::v1;
+namespace cpb = physio::common::v1;
+
+namespace {
+std::string g_run_id;
+
+class Caller {
+ public:
+  explicit Caller(std::string token) : token_(std::move(token)) {}
+  template <typename Stub, typename Req, typename Resp>
+  void Call(const char* what, Stub* stub,
+            grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request, Resp* response) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token_);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto status = (stub->*method)(&context, request, response);
+    if (!status.ok()) {
+      throw std::runtime_error(std::string(what) + " failed: code " + std::to_string(status.error_code()) + ": " +
+                               status.error_message());
+    }
+  }
+
+ private:
+  std::string token_;
+};
+
+std::string Rid(const std::string& step) { return "demo-" + g_run_id + "-" + step; }
+
+cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::string& item, int value, bool declined = false) {
+  cpb::InstrumentAnswer answer;
+  answer.set_instrument(instrument);
+  answer.set_item_id(item);
+  answer.set_value(value);
+  answer.set_declined(declined);
+  return answer;
+}
+
+void PrintProgress(const apb::IntakeSession& session) {
+  for (const auto& progress : session.progress()) {
+    std::cout << "      " << std::left << std::setw(16) << cpb::Instrument_Name(progress.instrument()) << " "
+              << progress.answered_items() << "/" << progress.total_items()
+              << (progress.complete() ? "  complete" : "") << "\n";
+  }
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    physio::Config config({{"assessment-addr", "127.0.0.1:50051", "assessment service"},
+                           {"planning-addr", "127.0.0.1:50052", "planning service"},
+                           {"progress-addr", "127.0.0.1:50053", "progress service"},
+                           {"key", "", "PEM private key that the services' public key verifies"},
+                           {"issuer", "physio-dev", "iss claim"},
+                           {"audience", "physio-backend", "aud claim"},
+                           {"tenant", "demo-clinic", "tenant of the demo"}},
+                          argc, argv);
+    if (config.help_requested()) {
+      std::cout << config.Usage(argv[0]);
+      return 0;
+    }
+    g_run_id = physio::NewId("r").substr(2, 12);
+    const std::string patient_id = "pt-" + g_run_id;
+    const std::string key = physio::ReadFileOrThrow(config.Get("key"));
+    auto token = [&](const std::string& sub, const std::string& role, const std::string& patient) {
+      return physio::MintToken(key, {config.Get("issuer"), config.Get("audience"), config.Get("tenant"), sub, {role},
+                                     patient});
+    };
+    Caller patient(token(patient_id, "patient", patient_id));
+    Caller clinician(token("clin-demo-1", "clinician", ""));
+
+    auto assessment = apb::AssessmentService::NewStub(
+        grpc::CreateChannel(config.Get("assessment-addr"), grpc::InsecureChannelCredentials()));
+    auto planning =
+        ppb::PlanningService::NewStub(grpc::CreateChannel(config.Get("planning-addr"), grpc::InsecureChannelCredentials()));
+    auto progress =
+        gpb::ProgressService::NewStub(grpc::CreateChannel(config.Get("progress-addr"), grpc::InsecureChannelCredentials()));
+
+    std::cout << "\n== Demo patient episode (tenant " << config.Get("tenant") << ", patient " << patient_id << ")\n";
+    std::cout << "\n1. The patient starts an intake on the telehealth app\n";
+    apb::StartIntakeRequest start;
+    start.set_request_id(Rid("start"));
+    start.set_patient_id(patient_id);
+    apb::StartIntakeResponse started;
+    patient.Call("StartIntake", assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
+    const std::string session_id = started.session().session_id();
+    std::cout << "   session " << session_id << "\n";
+
+    std::vector<std::vector<cpb::InstrumentAnswer>> screens = {
+        {Answer(cpb::INSTRUMENT_NPRS, "nprs", 6)},
+        {Answer(cpb::INSTRUMENT_ODI, "odi.1", 2), Answer(cpb::INSTRUMENT_ODI, "odi.2", 1),
+         Answer(cpb::INSTRUMENT_ODI, "odi.3", 3), Answer(cpb::INSTRUMENT_ODI, "odi.4", 1),
+         Answer(cpb::INSTRUMENT_ODI, "odi.5", 2)},
+        {Answer(cpb::INSTRUMENT_ODI, "odi.6", 2), Answer(cpb::INSTRUMENT_ODI, "odi.7", 1),
+         Answer(cpb::INSTRUMENT_ODI, "odi.8", 0, true), Answer(cpb::INSTRUMENT_ODI, "odi.9", 2),
+         Answer(cpb::INSTRUMENT_ODI, "odi.10", 2)}};
+    for (size_t i = 0; i < screens.size(); ++i) {
+      apb::SubmitIntakeAnswersRequest submit;
+      submit.set_request_id(Rid("screen" + std::to_string(i + 1)));
+      submit.set_session_id(session_id);
+      for (const auto& answer : screens[i]) *submit.add_answers() = answer;
+      apb::SubmitIntakeAnswersResponse submitted;
+      patient.Call("SubmitIntakeAnswers", assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                   &submitted);
+      std::cout << "   screen " << i + 1 << " submitted:\n";
+      PrintProgress(submitted.session());
+    }
+    apb::CompleteIntakeRequest complete;
+    complete.set_request_id(Rid("complete"));
+    complete.set_session_id(session_id);
+    apb::CompleteIntakeResponse completed;
+    patient.Call("CompleteIntake", assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
+    std::cout << "   assessment " << completed.assessment().assessment_id() << " stored:\n";
+    for (const auto& score : completed.assessment().scores()) {
+      std::cout << "      " << std::left << std::setw(16) << cpb::Instrument_Name(score.instrument()) << " score "
+                << score.score() << (score.band().empty() ? "" : " (" + score.band() + ")")
+                << "  raw " << score.raw_sum() << ", answered " << score.answered_items() << ", declined "
+                << score.declined_items() << "\n";
+    }
+
+    std::cout << "\n2. The clinician generates and approves the plan\n";
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(Rid("plan"));
+    generate.set_assessment_id(completed.assessment().assessment_id());
+    ppb::GeneratePlanResponse generated;
+    clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
+    const auto& draft = generated.plan();
+    std::cout << "   plan " << draft.plan_id() << " (" << ppb::Phase_Name(draft.phase()) << ", rules "
+              << draft.rules_version() << ")\n";
+    for (const auto& item : draft.items()) {
+      std::cout << "    - " << item.title();
+      if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) {
+        std::cout << " [" << item.dose().sets() << "x" << item.dose().reps()
+                  << (item.dose().hold_seconds() ? ", hold " + std::to_string(item.dose().hold_seconds()) + "s" : "")
+                  << ", " << item.dose().sessions_per_week() << "/week]";
+      }
+      std::cout << "\n        why: " << item.reason() << "\n        source: " << item.source() << "\n";
+    }
+    for (const auto& goal : draft.goals()) {
+      std::cout << "    goal: " << goal.description() << " (target " << goal.target_score() << ")\n";
+    }
+    for (const auto& review : draft.review_points()) {
+      std::cout << "    review at week " << review.week() << ": " << review.purpose() << "\n";
+    }
+    ppb::ApprovePlanRequest approve;
+    approve.set_request_id(Rid("approve"));
+    approve.set_plan_id(draft.plan_id());
+    approve.set_etag(draft.etag());
+    ppb::ApprovePlanResponse approved;
+    clinician.Call("ApprovePlan", planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
+    std::cout << "   approved: status " << ppb::PlanStatus_Name(approved.plan().status()) << ", etag "
+              << approved.plan().etag() << "\n";
+
+    std::string exercise_id;
+    for (const auto& item : approved.plan().items()) {
+      if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && exercise_id.empty()) exercise_id = item.item_id();
+    }
+
+    std::cout << "\n3. A telehealth visit and two home-exercise sessions\n";
+    gpb::RecordVisitRequest visit;
+    visit.set_request_id(Rid("visit"));
+    visit.set_patient_id(patient_id);
+    visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+    visit.set_pain_before(5);
+    visit.set_pain_after(4);
+    visit.add_delivered_item_ids(exercise_id);
+    gpb::RecordVisitResponse visited;
+    clinician.Call("RecordVisit", progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+    std::cout << "   visit " << visited.visit().visit_id() << " recorded (pain 5 -> 4)\n";
+    for (int day = 1; day <= 2; ++day) {
+      gpb::LogHomeExerciseRequest log;
+      log.set_request_id(Rid("log" + std::to_string(day)));
+      log.set_patient_id(patient_id);
+      log.set_exercise_id(exercise_id);
+      log.set_sets_done(2);
+      log.set_reps_done(10);
+      log.set_pain_during(day == 1 ? 4 : 3);
+      log.set_pain_after(day == 1 ? 4 : 3);
+      gpb::LogHomeExerciseResponse logged;
+      patient.Call("LogHomeExercise", progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+      std::cout << "   home log " << logged.log().log_id() << ": " << exercise_id << " 2x10, pain after "
+                << log.pain_after() << "\n";
+    }
+
+    std::cout << "\n4. Progress summary (read by the patient app)\n";
+    gpb::GetProgressSummaryRequest summary_request;
+    summary_request.set_patient_id(patient_id);
+    gpb::GetProgressSummaryResponse summary;
+    patient.Call("GetProgressSummary", progress.get(), &gpb::ProgressService::Stub::GetProgressSummary,
+                 summary_request, &summary);
+    const auto& s = summary.summary();
+    std::cout << "   active plan " << s.active_plan().plan_id() << ", visits " << s.visit_count() << ", home logs "
+              << s.home_log_count() << "\n   pain trend:";
+    for (const auto& point : s.pain_trend()) std::cout << " " << point.pain() << " (" << point.source() << ")";
+    std::cout << "\n   baseline " << s.baseline_pain() << " -> latest " << s.latest_pain() << ": change "
+              << s.pain_change() << (s.pain_change_meaningful() ? " (meaningful: >= 2 points)" : " (below the 2-point MCID)")
+              << "\n\nDemo episode complete.\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "demo: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,103 @@
+// The gRPC adapter of the planning service and its gRPC client of the assessment service.
+#include "planning_server.h"
+
+#include "physio/assessment/v1/assessment.grpc.pb.h"
+#include "physio/planning/v1/planning.grpc.pb.h"
+#include "physio/server/grpc_context.h"
+#include "physio/server/service_runtime.h"
+#include "planning_app.h"
+
+std::vector<physio::Migration> planning_service_migrations();
+
+namespace physio::planning {
+
+namespace {
+namespace apb = physio::assessment::v1;
+
+class GrpcAssessmentReader final : public AssessmentReader {
+ public:
+  GrpcAssessmentReader(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+      : stub_(apb::AssessmentService::NewStub(channel)), timeout_(timeout) {}
+
+  apb::Assessment Get(const CallContext& ctx, const std::string& assessment_id) override {
+    apb::GetAssessmentRequest request;
+    request.set_assessment_id(assessment_id);
+    apb::GetAssessmentResponse response;
+    auto client = MakeOutgoingContext(ctx, timeout_);
+    auto status = stub_->GetAssessment(client.get(), request, &response);
+    if (!status.ok()) throw FromDownstream("assessment service", status);
+    return response.assessment();
+  }
+
+ private:
+  std::unique_ptr<apb::AssessmentService::Stub> stub_;
+  std::chrono::milliseconds timeout_;
+};
+
+class PlanningGrpc final : public pb::PlanningService::Service {
+ public:
+  PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
+
+#define PHYSIO_RPC(Method)                                                                                  \
+  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,                     \
+                      pb::Method##Response* response) override {                                           \
+    return HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),                              \
+                      [&](const CallContext& ctx, AuditTarget& audit) { *response = app_.Method(ctx, *request, audit); }); \
+  }
+  PHYSIO_RPC(GeneratePlan)
+  PHYSIO_RPC(GetPlan)
+  PHYSIO_RPC(ApprovePlan)
+  PHYSIO_RPC(GetActivePlan)
+#undef PHYSIO_RPC
+
+ private:
+  PlanningApp& app_;
+  ServiceRuntime& runtime_;
+};
+
+class PlanningServer final : public RunningService {
+ public:
+  explicit PlanningServer(const Config& config)
+      : config_(config),
+        runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
+        assessments_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
+        app_(runtime_.pg(), assessments_, CutoffsFrom(config_)),
+        grpc_(app_, runtime_) {
+    runtime_.Serve(&grpc_);
+  }
+  ~PlanningServer() override { runtime_.Shutdown(); }
+  int port() const override { return runtime_.port(); }
+  void Shutdown() override { runtime_.Shutdown(); }
+
+ private:
+  static PhaseCutoffs CutoffsFrom(const Config& config) {
+    PhaseCutoffs cutoffs;
+    cutoffs.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
+    cutoffs.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
+    cutoffs.optimisation_max_nprs = config.GetInt("phase-optimisation-max-nprs");
+    cutoffs.optimisation_max_odi = config.GetInt("phase-optimisation-max-odi");
+    return cutoffs;
+  }
+  Config config_;
+  ServiceRuntime runtime_;
+  GrpcAssessmentReader assessments_;
+  PlanningApp app_;
+  PlanningGrpc grpc_;
+};
+}  // namespace
+
+std::vector<ConfigKey> PlanningConfigKeys() {
+  auto keys = CommonConfigKeys("127.0.0.1:50052");
+  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service"});
+  keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the plan starts in symptom modulation (UNVERIFIED default)"});
+  keys.push_back({"phase-modulation-above-odi", "40", "ODI percent above which the plan starts in symptom modulation (UNVERIFIED default)"});
+  keys.push_back({"phase-optimisation-max-nprs", "3", "pain at or below which (with low ODI) the plan starts in function optimisation (UNVERIFIED default)"});
+  keys.push_back({"phase-optimisation-max-odi", "20", "ODI percent at or below which (with low pain) the plan starts in function optimisation (UNVERIFIED default)"});
+  return keys;
+}
+
+std::unique_ptr<RunningService> StartPlanningService(const Config& config) {
+  return std::make_unique<PlanningServer>(config);
+}
+
+}  // namespace physio::planning
