@@ -29,8 +29,8 @@ constexpr const char* kDeclined = "declined";
 // submissions at once both land (HSET per field) and none lands on a closed session.
 constexpr const char* kSubmitScript = R"LUA(
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
-if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND') end
-if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED') end
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
@@ -45,7 +45,7 @@ return 1
 // Reading an open session is activity too: it renews the TTL.
 constexpr const char* kReadScript = R"LUA(
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
-if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND') end
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
 if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
 )LUA";
@@ -60,8 +60,9 @@ return 1
 void ThrowFromScriptError(const redisReply* reply) {
   std::string message;
   if (!IsErrorReply(reply, &message)) return;
-  if (message == "NOT_FOUND") throw Error(ErrorCode::kNotFound, "intake session not found or expired");
-  if (message == "COMPLETED") throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
+  // Redis may prefix ("ERR ") or suffix (script location) the message: look for the code.
+  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
   throw Error(ErrorCode::kUnavailable, "redis script failed");
 }
 

@@ -38,7 +38,9 @@ void PgConnection::EnsureConnected(Clock::time_point deadline) {
   // libpq's connect_timeout has one-second granularity and a two-second minimum.
   const std::string timeout = std::to_string(std::max<long>(2, (budget_ms + 999) / 1000));
   const std::string port = std::to_string(options_.port);
-  const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout", "application_name", nullptr};
+  // client_min_messages: server NOTICEs would otherwise reach stderr outside the JSON log.
+  const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout", "application_name",
+                        "options", nullptr};
   const char* values[] = {options_.host.c_str(),
                           port.c_str(),
                           options_.user.c_str(),
@@ -46,6 +48,7 @@ void PgConnection::EnsureConnected(Clock::time_point deadline) {
                           options_.database.c_str(),
                           timeout.c_str(),
                           "physio",
+                          "-c client_min_messages=warning",
                           nullptr};
   conn_.reset(PQconnectdbParams(keys, values, 0));
   if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {

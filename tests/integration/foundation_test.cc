@@ -1,0 +1,572 @@
+// End-to-end tests of the vertical slice through the public gRPC API, against
+// real redis-server and PostgreSQL and the three services on port 0.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "clients.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "physio/auth/token_minter.h"
+#include "physio/common/ids.h"
+#include "src/proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class Foundation : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    spdlog::set_level(spdlog::level::warn);
+    keys_ = new TestKeys();
+    redis_ = new RedisServer();
+    postgres_ = new PostgresServer();
+    postgres_->CreateDatabase("physio");
+    cluster_ = new ServiceCluster(*keys_, redis_->port(), postgres_->port(), "physio");
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    delete postgres_;
+    delete redis_;
+    delete keys_;
+  }
+
+  void SetUp() override {
+    // A fresh tenant and patient per test: tests cannot see each other's data.
+    tenant_ = "t-" + NewId("x").substr(2, 10);
+    patient_id_ = "pt-" + NewId("x").substr(2, 10);
+  }
+
+  Caller Clinician(const std::string& tenant = "") const {
+    return Caller(*cluster_, MakeToken(*keys_, tenant.empty() ? tenant_ : tenant, "clin-1", {"clinician"}));
+  }
+  Caller Integrator() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, "ehr-1", {"integrator"})); }
+  Caller Patient(const std::string& patient_id = "") const {
+    const std::string id = patient_id.empty() ? patient_id_ : patient_id;
+    return Caller(*cluster_, MakeToken(*keys_, tenant_, id, {"patient"}, id));
+  }
+
+  long CountRows(const std::string& sql) const {
+    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=postgres dbname=physio";
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    const char* params[] = {tenant_.c_str()};
+    PGresult* result = PQexecParams(conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
+    long count = PQresultStatus(result) == PGRES_TUPLES_OK ? std::stol(PQgetvalue(result, 0, 0)) : -1;
+    PQclear(result);
+    PQfinish(conn);
+    return count;
+  }
+
+  apb::IntakeSession StartIntake(const Caller& caller, const std::string& request_id = "") {
+    apb::StartIntakeRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_patient_id(patient_id_);
+    apb::StartIntakeResponse response;
+    auto status = caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::StartIntake, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.session();
+  }
+
+  grpc::Status Submit(const Caller& caller, const std::string& session_id,
+                      const std::vector<cpb::InstrumentAnswer>& answers, apb::IntakeSession* out = nullptr,
+                      const std::string& request_id = "") {
+    apb::SubmitIntakeAnswersRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_session_id(session_id);
+    for (const auto& answer : answers) *request.add_answers() = answer;
+    apb::SubmitIntakeAnswersResponse response;
+    auto status =
+        caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request, &response);
+    if (out) *out = response.session();
+    return status;
+  }
+
+  // The intake of the clinical reference's worked example: pain 6; ODI 16 over 9 sections (35.6%).
+  std::vector<cpb::InstrumentAnswer> FullIntake() {
+    std::vector<cpb::InstrumentAnswer> answers = {Answer(cpb::INSTRUMENT_NPRS, "nprs", 6)};
+    const int odi[] = {2, 1, 3, 1, 2, 2, 1, 0, 2, 2};
+    for (int i = 0; i < 10; ++i) {
+      answers.push_back(Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), odi[i], i == 7));
+    }
+    return answers;
+  }
+
+  grpc::Status Complete(const Caller& caller, const std::string& session_id, apb::Assessment* out,
+                        const std::string& request_id = "") {
+    apb::CompleteIntakeRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_session_id(session_id);
+    apb::CompleteIntakeResponse response;
+    auto status = caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, request, &response);
+    if (out) *out = response.assessment();
+    return status;
+  }
+
+  apb::Assessment CompletedAssessment() {
+    auto patient = Patient();
+    auto session = StartIntake(patient);
+    EXPECT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+    apb::Assessment assessment;
+    auto status = Complete(patient, session.session_id(), &assessment);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return assessment;
+  }
+
+  grpc::Status Generate(const Caller& caller, const std::string& assessment_id, ppb::Plan* out,
+                        const std::string& request_id = "") {
+    ppb::GeneratePlanRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_assessment_id(assessment_id);
+    ppb::GeneratePlanResponse response;
+    auto status = caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, request, &response);
+    if (out) *out = response.plan();
+    return status;
+  }
+
+  grpc::Status Approve(const std::string& plan_id, const std::string& etag, ppb::Plan* out = nullptr) {
+    auto clinician = Clinician();
+    ppb::ApprovePlanRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_plan_id(plan_id);
+    request.set_etag(etag);
+    ppb::ApprovePlanResponse response;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, request, &response);
+    if (out) *out = response.plan();
+    return status;
+  }
+
+  ppb::Plan ActivePlan() {
+    auto assessment = CompletedAssessment();
+    ppb::Plan draft, active;
+    EXPECT_TRUE(Generate(Clinician(), assessment.assessment_id(), &draft).ok());
+    EXPECT_TRUE(Approve(draft.plan_id(), draft.etag(), &active).ok());
+    return active;
+  }
+
+  grpc::Status LogExercise(const Caller& caller, const std::string& exercise_id, int pain_after,
+                           gpb::HomeExerciseLog* out = nullptr, const std::string& request_id = "") {
+    gpb::LogHomeExerciseRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_patient_id(patient_id_);
+    request.set_exercise_id(exercise_id);
+    request.set_sets_done(2);
+    request.set_reps_done(10);
+    request.set_pain_during(pain_after);
+    request.set_pain_after(pain_after);
+    gpb::LogHomeExerciseResponse response;
+    auto status = caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
+    if (out) *out = response.log();
+    return status;
+  }
+
+  gpb::ProgressSummary Summary(const Caller& caller) {
+    gpb::GetProgressSummaryRequest request;
+    request.set_patient_id(patient_id_);
+    gpb::GetProgressSummaryResponse response;
+    auto status =
+        caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.summary();
+  }
+
+  static TestKeys* keys_;
+  static RedisServer* redis_;
+  static PostgresServer* postgres_;
+  static ServiceCluster* cluster_;
+  std::string tenant_;
+  std::string patient_id_;
+};
+
+TestKeys* Foundation::keys_ = nullptr;
+RedisServer* Foundation::redis_ = nullptr;
+PostgresServer* Foundation::postgres_ = nullptr;
+ServiceCluster* Foundation::cluster_ = nullptr;
+
+TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  EXPECT_EQ(session.status(), apb::INTAKE_STATUS_OPEN);
+  EXPECT_EQ(session.patient_id(), patient_id_);
+  EXPECT_GT(session.expire_time().seconds(), 0);
+
+  // Over several screens: pain first, then half the ODI, then the rest.
+  auto answers = FullIntake();
+  apb::IntakeSession after;
+  ASSERT_TRUE(Submit(patient, session.session_id(), {answers[0]}, &after).ok());
+  EXPECT_TRUE(after.progress(0).complete());
+  EXPECT_FALSE(after.progress(1).complete());
+  ASSERT_TRUE(Submit(patient, session.session_id(), {answers.begin() + 1, answers.begin() + 6}, &after).ok());
+  EXPECT_EQ(after.progress(1).answered_items(), 5);
+  ASSERT_TRUE(Submit(patient, session.session_id(), {answers.begin() + 6, answers.end()}, &after).ok());
+  EXPECT_TRUE(after.progress(1).complete());
+
+  apb::Assessment assessment;
+  ASSERT_TRUE(Complete(patient, session.session_id(), &assessment).ok());
+  ASSERT_EQ(assessment.scores_size(), 2);
+  EXPECT_DOUBLE_EQ(assessment.scores(0).score(), 6);
+  EXPECT_DOUBLE_EQ(assessment.scores(1).score(), 35.6);
+  EXPECT_EQ(assessment.scores(1).band(), "moderate");
+  EXPECT_EQ(assessment.scores(1).declined_items(), 1);
+
+  // The stored assessment reads back the same, and the session is closed.
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id(assessment.assessment_id());
+  apb::GetAssessmentResponse got;
+  auto clinician = Clinician();
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got).ok());
+  EXPECT_EQ(got.assessment().scores(1).raw_sum(), 16);
+  apb::GetIntakeRequest get_intake;
+  get_intake.set_session_id(session.session_id());
+  apb::GetIntakeResponse intake;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get_intake, &intake).ok());
+  EXPECT_EQ(intake.session().status(), apb::INTAKE_STATUS_COMPLETED);
+  EXPECT_EQ(intake.session().assessment_id(), assessment.assessment_id());
+
+  // Planning fetches the assessment over gRPC with the caller's identity.
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &draft).ok());
+  EXPECT_EQ(draft.status(), ppb::PLAN_STATUS_DRAFT);
+  EXPECT_EQ(draft.patient_id(), patient_id_);
+  EXPECT_EQ(draft.phase(), ppb::PHASE_MOVEMENT_CONTROL);
+  EXPECT_EQ(draft.baseline_scores_size(), 2);
+  ASSERT_FALSE(draft.items().empty());
+  for (const auto& item : draft.items()) {
+    EXPECT_FALSE(item.reason().empty());
+    EXPECT_FALSE(item.source().empty());
+  }
+  ppb::Plan active;
+  ASSERT_TRUE(Approve(draft.plan_id(), draft.etag(), &active).ok());
+  EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
+  EXPECT_NE(active.etag(), draft.etag());
+
+  // Progress: a visit, two home logs, and the summary reading the plan from planning.
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.set_pain_before(5);
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.motor.abdominal_bracing", 4).ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3).ok());
+
+  auto summary = Summary(patient);
+  EXPECT_EQ(summary.active_plan().plan_id(), active.plan_id());
+  EXPECT_EQ(summary.visit_count(), 1);
+  EXPECT_EQ(summary.home_log_count(), 2);
+  EXPECT_EQ(summary.baseline_pain(), 6);
+  EXPECT_EQ(summary.latest_pain(), 3);
+  EXPECT_EQ(summary.pain_change(), -3);
+  EXPECT_TRUE(summary.pain_change_meaningful());
+  ASSERT_EQ(summary.pain_trend_size(), 4);
+  EXPECT_EQ(summary.pain_trend(0).source(), "assessment");
+}
+
+TEST_F(Foundation, RepeatedRequestIdCreatesOneRecord) {
+  auto patient = Patient();
+  auto first = StartIntake(patient, "start-1");
+  auto again = StartIntake(patient, "start-1");
+  EXPECT_EQ(first.session_id(), again.session_id());
+
+  ASSERT_TRUE(Submit(patient, first.session_id(), FullIntake()).ok());
+  apb::Assessment a1, a2;
+  ASSERT_TRUE(Complete(patient, first.session_id(), &a1, "complete-1").ok());
+  ASSERT_TRUE(Complete(patient, first.session_id(), &a2, "complete-1").ok());
+  EXPECT_EQ(a1.assessment_id(), a2.assessment_id());
+  EXPECT_EQ(CountRows("SELECT count(*) FROM assessment.assessments WHERE tenant_id = $1"), 1);
+  // A new request id for the same session cannot make a second assessment.
+  auto status = Complete(patient, first.session_id(), nullptr, "complete-2");
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+
+  ppb::Plan p1, p2;
+  ASSERT_TRUE(Generate(Clinician(), a1.assessment_id(), &p1, "plan-1").ok());
+  ASSERT_TRUE(Generate(Clinician(), a1.assessment_id(), &p2, "plan-1").ok());
+  EXPECT_EQ(p1.plan_id(), p2.plan_id());
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plans WHERE tenant_id = $1"), 1);
+  ASSERT_TRUE(Approve(p1.plan_id(), p1.etag()).ok());
+
+  gpb::HomeExerciseLog l1, l2;
+  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3, &l1, "log-1").ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3, &l2, "log-1").ok());
+  EXPECT_EQ(l1.log_id(), l2.log_id());
+  EXPECT_EQ(Summary(patient).home_log_count(), 1);
+
+  // The same id with a different request is refused and changes nothing.
+  auto reused = LogExercise(patient, "ex.motor.bird_dog", 5, nullptr, "log-1");
+  EXPECT_EQ(reused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(reused.error_message().find("request_id"), std::string::npos);
+  EXPECT_EQ(Summary(patient).home_log_count(), 1);
+}
+
+TEST_F(Foundation, ConcurrentRetriesWithOneRequestIdCreateOneRecord) {
+  ActivePlan();
+  auto patient = Patient();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  std::vector<std::string> ids(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      gpb::HomeExerciseLog log;
+      if (LogExercise(patient, "ex.motor.bird_dog", 3, &log, "same-retry").ok()) {
+        ++ok;
+        ids[i] = log.log_id();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Every retry is answered with the one record the first attempt made.
+  EXPECT_EQ(ok.load(), 8);
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM progress.home_exercise_logs WHERE tenant_id = $1"), 1);
+}
+
+TEST_F(Foundation, CallsWithoutAValidTokenAreUnauthenticated) {
+  apb::GetAssessmentRequest request;
+  request.set_assessment_id("asm_x");
+  apb::GetAssessmentResponse response;
+  Caller anonymous(*cluster_, "");
+  EXPECT_EQ(anonymous.Call(anonymous.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, request, &response)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
+  Caller garbage(*cluster_, "not-a-jwt");
+  EXPECT_EQ(
+      garbage.Call(garbage.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, request, &response).error_code(),
+      StatusCode::UNAUTHENTICATED);
+  auto other_key = GenerateRsaKeyPair();
+  Caller forged(*cluster_,
+                MintToken(other_key.private_key_pem, {kIssuer, kAudience, tenant_, "clin-1", {"clinician"}, ""}));
+  ppb::GetPlanResponse plan;
+  EXPECT_EQ(forged.Call(forged.planning.get(), &ppb::PlanningService::Stub::GetPlan, ppb::GetPlanRequest(), &plan)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(Foundation, AnotherTenantCannotReadTheRecords) {
+  auto plan = ActivePlan();
+  auto intruder = Clinician("other-tenant");
+  apb::GetAssessmentRequest get_assessment;
+  get_assessment.set_assessment_id(plan.assessment_id());
+  apb::GetAssessmentResponse assessment;
+  EXPECT_EQ(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get_assessment,
+                          &assessment)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+  ppb::GetPlanRequest get_plan;
+  get_plan.set_plan_id(plan.plan_id());
+  ppb::GetPlanResponse got_plan;
+  EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::GetPlan, get_plan, &got_plan).error_code(),
+            StatusCode::NOT_FOUND);
+  ppb::GeneratePlanRequest generate;
+  generate.set_request_id("x1");
+  generate.set_assessment_id(plan.assessment_id());
+  ppb::GeneratePlanResponse generated;
+  EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+  gpb::GetProgressSummaryRequest summary_request;
+  summary_request.set_patient_id(patient_id_);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(intruder.Call(intruder.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, summary_request,
+                            &summary)
+                  .ok());
+  EXPECT_FALSE(summary.summary().has_active_plan());  // the patient id means nothing in another tenant
+}
+
+TEST_F(Foundation, APatientCannotReachAnotherPatientsRecords) {
+  auto plan = ActivePlan();
+  auto other = Patient("pt-someone-else");
+  apb::GetAssessmentRequest get_assessment;
+  get_assessment.set_assessment_id(plan.assessment_id());
+  apb::GetAssessmentResponse assessment;
+  EXPECT_EQ(other.Call(other.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get_assessment, &assessment)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+  ppb::GetActivePlanRequest get_active;
+  get_active.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  EXPECT_EQ(other.Call(other.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get_active, &active).error_code(),
+            StatusCode::NOT_FOUND);
+  EXPECT_EQ(LogExercise(other, "ex.motor.bird_dog", 3).error_code(), StatusCode::PERMISSION_DENIED);
+  // Their own intake is fine; someone else's session is invisible.
+  auto session = StartIntake(Patient());
+  EXPECT_EQ(Submit(other, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3)}).error_code(),
+            StatusCode::NOT_FOUND);
+  // A patient may not generate or approve plans.
+  EXPECT_EQ(Generate(Patient(), plan.assessment_id(), nullptr).error_code(), StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(Foundation, BadInputIsInvalidArgumentNamingTheField) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  auto status = Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_ODI, "odi.3", 7)});
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "answers[0].value: odi item odi.3 must be 0-5, got 7");
+  status = Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_UNSPECIFIED, "x", 1)});
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("answers[0].instrument"), std::string::npos);
+
+  apb::StartIntakeRequest no_request_id;
+  no_request_id.set_patient_id(patient_id_);
+  apb::StartIntakeResponse ignored;
+  status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, no_request_id, &ignored);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("request_id"), std::string::npos);
+
+  auto clinician = Clinician();
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id("v1");
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.set_pain_before(11);
+  gpb::RecordVisitResponse visited;
+  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("pain_before"), std::string::npos);
+  visit.set_pain_before(3);
+  visit.mutable_visit_time()->set_seconds(std::time(nullptr) + 86400);
+  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("visit_time"), std::string::npos);
+}
+
+TEST_F(Foundation, IntakeLifecycleErrors) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 4)}).ok());
+  auto incomplete = Complete(patient, session.session_id(), nullptr);
+  EXPECT_EQ(incomplete.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(incomplete.error_message().find("odi.1"), std::string::npos);
+  ASSERT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+  ASSERT_TRUE(Complete(patient, session.session_id(), nullptr).ok());
+  EXPECT_EQ(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Submit(patient, "intake_does_not_exist", {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(Foundation, ConcurrentSubmissionsToOneSessionLoseNothing) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  auto answers = FullIntake();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (const auto& answer : answers) {
+    threads.emplace_back([&, answer] {
+      if (!Submit(patient, session.session_id(), {answer}).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  apb::GetIntakeRequest request;
+  request.set_session_id(session.session_id());
+  apb::GetIntakeResponse response;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, request, &response).ok());
+  EXPECT_EQ(response.session().answers_size(), 11);
+  EXPECT_TRUE(response.session().progress(0).complete());
+  EXPECT_TRUE(response.session().progress(1).complete());
+}
+
+TEST_F(Foundation, StaleEtagIsAbortedAndChangesNothing) {
+  auto assessment = CompletedAssessment();
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Clinician(), assessment.assessment_id(), &draft).ok());
+  EXPECT_EQ(Approve(draft.plan_id(), "v0").error_code(), StatusCode::ABORTED);
+  ppb::GetPlanRequest get;
+  get.set_plan_id(draft.plan_id());
+  ppb::GetPlanResponse got;
+  auto clinician = Clinician();
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_DRAFT);
+  EXPECT_EQ(got.plan().etag(), draft.etag());
+
+  ppb::Plan first;
+  ASSERT_TRUE(Approve(draft.plan_id(), draft.etag(), &first).ok());
+  // The etag the first approval consumed is stale now.
+  EXPECT_EQ(Approve(draft.plan_id(), draft.etag()).error_code(), StatusCode::ABORTED);
+
+  // A second approved plan supersedes the first: one active plan per patient.
+  ppb::Plan second_draft, second;
+  ASSERT_TRUE(Generate(Clinician(), assessment.assessment_id(), &second_draft).ok());
+  ASSERT_TRUE(Approve(second_draft.plan_id(), second_draft.etag(), &second).ok());
+  ppb::GetActivePlanRequest active_request;
+  active_request.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  ASSERT_TRUE(
+      clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, active_request, &active).ok());
+  EXPECT_EQ(active.plan().plan_id(), second.plan_id());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUPERSEDED);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plans WHERE tenant_id = $1 AND status = 'ACTIVE'"), 1);
+}
+
+TEST_F(Foundation, HomeLogsMustMatchTheActivePlan) {
+  auto patient = Patient();
+  auto no_plan = LogExercise(patient, "ex.motor.bird_dog", 3);
+  EXPECT_EQ(no_plan.error_code(), StatusCode::FAILED_PRECONDITION);
+  ActivePlan();
+  auto not_prescribed = LogExercise(patient, "ex.strength.goblet_squat", 3);
+  EXPECT_EQ(not_prescribed.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(not_prescribed.error_message().find("exercise_id"), std::string::npos);
+  auto education_item = LogExercise(patient, "edu.self_management", 3);
+  EXPECT_EQ(education_item.error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(Foundation, PatientDataAccessIsAudited) {
+  auto plan = ActivePlan();
+  auto intruder = Clinician("other-tenant");
+  ppb::GetPlanRequest get;
+  get.set_plan_id(plan.plan_id());
+  ppb::GetPlanResponse got;
+  auto clinician = Clinician();
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.audit_events WHERE tenant_id = $1 AND action = 'GetPlan'"
+                      " AND outcome = 'OK' AND principal = 'clin-1' AND patient_id = '" + patient_id_ + "'"),
+            1);
+  EXPECT_GE(CountRows("SELECT count(*) FROM assessment.audit_events WHERE tenant_id = $1 AND action = 'CompleteIntake'"
+                      " AND patient_id = '" + patient_id_ + "'"),
+            1);
+  EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).error_code(),
+            StatusCode::NOT_FOUND);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.audit_events WHERE tenant_id = 'other-tenant' AND $1 <> ''"
+                      " AND action = 'GetPlan' AND outcome = 'NOT_FOUND' AND resource_id = '" + plan.plan_id() + "'"),
+            1);
+}
+
+TEST_F(Foundation, HealthAndReflection) {
+  for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
+           {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},
+           {cluster_->planning_addr(), "physio.planning.v1.PlanningService"},
+           {cluster_->progress_addr(), "physio.progress.v1.ProgressService"}}) {
+    auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(name);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << name;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << name;
+
+    auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+    grpc::ClientContext reflection_context;
+    auto stream = reflection->ServerReflectionInfo(&reflection_context);
+    grpc::reflection::v1alpha::ServerReflectionRequest list;
+    list.set_list_services("*");
+    stream->Write(list);
+    stream->WritesDone();
+    grpc::reflection::v1alpha::ServerReflectionResponse listed;
+    std::set<std::string> names;
+    while (stream->Read(&listed)) {
+      for (const auto& service : listed.list_services_response().service()) names.insert(service.name());
+    }
+    EXPECT_TRUE(stream->Finish().ok());
+    EXPECT_TRUE(names.contains(name)) << addr;
+    EXPECT_TRUE(names.contains("grpc.health.v1.Health")) << addr;
+  }
+}
+
+}  // namespace
+}  // namespace physio::testing

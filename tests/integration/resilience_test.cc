@@ -1,0 +1,111 @@
+// Store outages: health follows the stores, calls fail fast with UNAVAILABLE
+// within their deadline, and everything recovers without a restart.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "clients.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+using Health = grpc::health::v1::HealthCheckResponse;
+
+class Resilience : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::err);
+    keys_ = std::make_unique<TestKeys>();
+    redis_ = std::make_unique<RedisServer>();
+    postgres_ = std::make_unique<PostgresServer>();
+    postgres_->CreateDatabase("physio");
+    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio");
+  }
+
+  Health::ServingStatus HealthOf(const std::string& addr, const std::string& service) {
+    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    if (!stub->Check(&context, request, &response).ok()) return Health::UNKNOWN;
+    return response.status();
+  }
+
+  bool WaitForHealth(const std::string& addr, const std::string& service, Health::ServingStatus wanted) {
+    for (int i = 0; i < 100; ++i) {
+      if (HealthOf(addr, service) == wanted) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  grpc::Status StartIntake(std::chrono::milliseconds deadline, std::chrono::milliseconds* took = nullptr) {
+    Caller patient(*cluster_, MakeToken(*keys_, "acme", "pt-1", {"patient"}, "pt-1"));
+    apb::StartIntakeRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_patient_id("pt-1");
+    apb::StartIntakeResponse response;
+    auto start = std::chrono::steady_clock::now();
+    auto status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, request,
+                               &response, deadline);
+    if (took) *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    return status;
+  }
+
+  std::unique_ptr<TestKeys> keys_;
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<PostgresServer> postgres_;
+  std::unique_ptr<ServiceCluster> cluster_;
+};
+
+TEST_F(Resilience, RedisOutageIsUnavailableAndRecoversWithoutRestart) {
+  const std::string service = "physio.assessment.v1.AssessmentService";
+  ASSERT_TRUE(WaitForHealth(cluster_->assessment_addr(), service, Health::SERVING));
+  ASSERT_TRUE(StartIntake(std::chrono::seconds(5)).ok());
+
+  redis_->Stop();
+  EXPECT_TRUE(WaitForHealth(cluster_->assessment_addr(), service, Health::NOT_SERVING));
+  EXPECT_TRUE(WaitForHealth(cluster_->assessment_addr(), "", Health::NOT_SERVING));
+  std::chrono::milliseconds took{};
+  auto status = StartIntake(std::chrono::seconds(3), &took);
+  EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_LT(took.count(), 3000);  // answered within the caller's deadline, not by it
+
+  redis_->Start();
+  EXPECT_TRUE(WaitForHealth(cluster_->assessment_addr(), service, Health::SERVING));
+  status = StartIntake(std::chrono::seconds(5));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
+  const std::string service = "physio.planning.v1.PlanningService";
+  ASSERT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::SERVING));
+  Caller clinician(*cluster_, MakeToken(*keys_, "acme", "clin-1", {"clinician"}));
+  ppb::GetActivePlanRequest request;
+  request.set_patient_id("pt-1");
+  ppb::GetActivePlanResponse response;
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+
+  postgres_->Stop();
+  EXPECT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::NOT_SERVING));
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request,
+                               &response, std::chrono::seconds(4));
+  EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
+
+  postgres_->Start();
+  EXPECT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::SERVING));
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace physio::testing

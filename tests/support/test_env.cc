@@ -1,0 +1,226 @@
+#include "test_env.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "assessment_server.h"
+#include "physio/auth/token_minter.h"
+#include "planning_server.h"
+#include "progress_server.h"
+
+namespace physio::testing {
+
+namespace fs = std::filesystem;
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind failed");
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+namespace {
+bool CanConnect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+void WaitForPort(int port, const std::string& what) {
+  for (int i = 0; i < 200; ++i) {
+    if (CanConnect(port)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error(what + " did not open port " + std::to_string(port));
+}
+
+std::string PgBinary(const std::string& name) {
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql")) {
+    fs::path candidate = entry.path() / "bin" / name;
+    if (fs::exists(candidate)) return candidate.string();
+  }
+  throw std::runtime_error("PostgreSQL server binaries not found under /usr/lib/postgresql");
+}
+
+bool IsRoot() { return geteuid() == 0; }
+}  // namespace
+
+ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log_path) {
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    int out = open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(out, STDOUT_FILENO);
+    dup2(out, STDERR_FILENO);
+    std::vector<char*> args;
+    for (auto& arg : argv) args.push_back(arg.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+}
+
+ChildProcess::~ChildProcess() { Stop(); }
+
+void ChildProcess::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+RedisServer::RedisServer() : port_(FreePort()) { Start(); }
+
+void RedisServer::Start() {
+  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
+  WaitForPort(port_, "redis-server");
+}
+
+PostgresServer::PostgresServer() : port_(FreePort()) {
+  char tmpl[] = "/tmp/physio-pg-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  if (IsRoot()) {
+    passwd* pw = getpwnam("postgres");
+    if (pw == nullptr) throw std::runtime_error("no postgres user (is postgresql installed?)");
+    if (chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) throw std::runtime_error("chown failed");
+  }
+  RunAsPostgres({PgBinary("initdb"), "-D", (dir_ / "data").string(), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                 "--no-sync"});
+  Start();
+}
+
+void PostgresServer::Start() {
+  RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-l", (dir_ / "log").string(), "-w", "-o",
+                 "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -k " + dir_.string() +
+                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                 "start"});
+}
+
+void PostgresServer::Stop() {
+  RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "fast", "-w", "stop"});
+}
+
+PostgresServer::~PostgresServer() {
+  try {
+    RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "immediate", "-w", "stop"});
+  } catch (...) {
+  }
+  std::error_code ignored;
+  fs::remove_all(dir_, ignored);
+}
+
+void PostgresServer::RunAsPostgres(const std::vector<std::string>& argv) {
+  std::vector<std::string> full;
+  if (IsRoot()) full = {"runuser", "-u", "postgres", "--"};
+  full.insert(full.end(), argv.begin(), argv.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out = open("/dev/null", O_WRONLY);
+    dup2(out, STDOUT_FILENO);
+    std::vector<char*> args;
+    for (auto& arg : full) args.push_back(arg.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("failed: " + argv[0]);
+}
+
+void PostgresServer::CreateDatabase(const std::string& name) {
+  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  PGresult* result = PQexec(conn, ("CREATE DATABASE " + name).c_str());
+  bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+  std::string error = PQerrorMessage(conn);
+  PQclear(result);
+  PQfinish(conn);
+  if (!ok) throw std::runtime_error("CREATE DATABASE failed: " + error);
+}
+
+TestKeys::TestKeys() {
+  auto pair = GenerateRsaKeyPair();
+  private_key_pem = pair.private_key_pem;
+  char tmpl[] = "/tmp/physio-key-XXXXXX";
+  int fd = mkstemp(tmpl);
+  close(fd);
+  public_key_path = tmpl;
+  std::ofstream(public_key_path) << pair.public_key_pem;
+}
+
+std::string MakeToken(const TestKeys& keys, const std::string& tenant, const std::string& subject,
+                      const std::vector<std::string>& roles, const std::string& patient_id) {
+  return MintToken(keys.private_key_pem, {kIssuer, kAudience, tenant, subject, roles, patient_id});
+}
+
+namespace {
+std::unique_ptr<Config> ServiceConfig(std::vector<ConfigKey> keys, const TestKeys& test_keys, int redis_port,
+                                      int pg_port, const std::string& database) {
+  auto config = std::make_unique<Config>(std::move(keys));
+  config->Set("listen", "127.0.0.1:0");
+  config->Set("log-level", "warn");
+  config->Set("redis-port", std::to_string(redis_port));
+  config->Set("pg-port", std::to_string(pg_port));
+  config->Set("pg-database", database);
+  config->Set("jwt-public-key", test_keys.public_key_path.string());
+  config->Set("jwt-issuer", kIssuer);
+  config->Set("jwt-audience", kAudience);
+  config->Set("health-interval-ms", "200");
+  config->Set("shutdown-grace-ms", "2000");
+  config->Set("redis-timeout-ms", "500");
+  return config;
+}
+}  // namespace
+
+ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database) {
+  assessment_config_ = ServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
+  assessment_ = assessment::StartAssessmentService(*assessment_config_);
+  planning_config_ = ServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
+  planning_config_->Set("assessment-addr", assessment_addr());
+  planning_ = planning::StartPlanningService(*planning_config_);
+  progress_config_ = ServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
+  progress_config_->Set("planning-addr", planning_addr());
+  progress_ = progress::StartProgressService(*progress_config_);
+}
+
+ServiceCluster::~ServiceCluster() {
+  if (progress_) progress_->Shutdown();
+  if (planning_) planning_->Shutdown();
+  if (assessment_) assessment_->Shutdown();
+}
+
+}  // namespace physio::testing

@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+#include <jwt/jwt.hpp>
+
+#include "physio/auth/call_context.h"
+#include "physio/auth/token_minter.h"
+#include "physio/auth/token_verifier.h"
+#include "physio/common/error.h"
+
+namespace physio {
+namespace {
+
+class TokenVerifierTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { keys_ = new RsaKeyPair(GenerateRsaKeyPair()); }
+  static void TearDownTestSuite() { delete keys_; }
+
+  TokenRequest Request() {
+    return {"iss-test", "aud-test", "acme", "clin-1", {"clinician"}, "", std::chrono::hours(1)};
+  }
+  TokenVerifier Verifier() { return TokenVerifier(keys_->public_key_pem, "iss-test", "aud-test"); }
+  ErrorCode Rejects(const std::string& token) {
+    try {
+      Verifier().Verify(token);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kInternal;
+  }
+  static RsaKeyPair* keys_;
+};
+RsaKeyPair* TokenVerifierTest::keys_ = nullptr;
+
+TEST_F(TokenVerifierTest, AcceptsAValidTokenAndReadsClaims) {
+  auto request = Request();
+  request.roles = {"patient"};
+  request.patient_id = "pt-1";
+  auto claims = Verifier().Verify(MintToken(keys_->private_key_pem, request));
+  EXPECT_EQ(claims.tenant, "acme");
+  EXPECT_EQ(claims.subject, "clin-1");
+  EXPECT_TRUE(claims.roles.contains(Role::kPatient));
+  EXPECT_EQ(claims.patient_id, "pt-1");
+}
+
+TEST_F(TokenVerifierTest, RejectsExpiredNotYetValidWrongIssuerAndAudience) {
+  auto expired = Request();
+  expired.lifetime = std::chrono::seconds(-120);
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, expired)), ErrorCode::kUnauthenticated);
+  auto future = Request();
+  future.not_before_offset = std::chrono::seconds(600);
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, future)), ErrorCode::kUnauthenticated);
+  auto issuer = Request();
+  issuer.issuer = "someone-else";
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, issuer)), ErrorCode::kUnauthenticated);
+  auto audience = Request();
+  audience.audience = "other-api";
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, audience)), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(TokenVerifierTest, RejectsAnotherKeysSignatureAndTampering) {
+  auto other = GenerateRsaKeyPair();
+  EXPECT_EQ(Rejects(MintToken(other.private_key_pem, Request())), ErrorCode::kUnauthenticated);
+  std::string token = MintToken(keys_->private_key_pem, Request());
+  token[token.size() / 2] = token[token.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Rejects(token), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(Rejects(""), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(Rejects("not.a.token"), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(TokenVerifierTest, RejectsAlgorithmConfusionAndNone) {
+  // HS256 signed with the public key as the HMAC secret: the classic confusion attack.
+  jwt::jwt_object hs{jwt::params::algorithm("HS256"), jwt::params::secret(keys_->public_key_pem)};
+  hs.add_claim("iss", "iss-test").add_claim("aud", "aud-test").add_claim("sub", "x").add_claim("tenant", "acme");
+  hs.add_claim("exp", std::chrono::system_clock::now() + std::chrono::hours(1));
+  hs.payload().add_claim("roles", std::vector<std::string>{"integrator"});
+  EXPECT_EQ(Rejects(hs.signature()), ErrorCode::kUnauthenticated);
+  // alg "none" with the payload of a valid token and no signature.
+  std::string valid = MintToken(keys_->private_key_pem, Request());
+  std::string payload = valid.substr(valid.find('.') + 1, valid.rfind('.') - valid.find('.') - 1);
+  EXPECT_EQ(Rejects("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + "."), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(TokenVerifierTest, RequiresExpiryTenantRolesAndPatientIdForPatients) {
+  jwt::jwt_object no_exp{jwt::params::algorithm("RS256"), jwt::params::secret(keys_->private_key_pem)};
+  no_exp.add_claim("iss", "iss-test").add_claim("aud", "aud-test").add_claim("sub", "x").add_claim("tenant", "acme");
+  no_exp.payload().add_claim("roles", std::vector<std::string>{"clinician"});
+  EXPECT_EQ(Rejects(no_exp.signature()), ErrorCode::kUnauthenticated);
+  auto no_roles = Request();
+  no_roles.roles = {};
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, no_roles)), ErrorCode::kUnauthenticated);
+  auto unknown_role = Request();
+  unknown_role.roles = {"admin"};
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, unknown_role)), ErrorCode::kUnauthenticated);
+  auto patient_without_id = Request();
+  patient_without_id.roles = {"patient"};
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, patient_without_id)), ErrorCode::kUnauthenticated);
+  auto bad_tenant = Request();
+  bad_tenant.tenant = "a}b";
+  EXPECT_EQ(Rejects(MintToken(keys_->private_key_pem, bad_tenant)), ErrorCode::kUnauthenticated);
+}
+
+TEST(CallContextRules, PatientsSeeOnlyThemselvesStaffSeeTheTenant) {
+  CallContext patient;
+  patient.roles = {Role::kPatient};
+  patient.patient_id = "pt-1";
+  EXPECT_TRUE(CanSeePatient(patient, "pt-1"));
+  EXPECT_FALSE(CanSeePatient(patient, "pt-2"));
+  EXPECT_THROW(RequirePatientAccess(patient, "pt-2"), Error);
+  CallContext clinician;
+  clinician.roles = {Role::kClinician};
+  EXPECT_TRUE(CanSeePatient(clinician, "pt-2"));
+  try {
+    RequireAnyRole(patient, {Role::kClinician});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
+  }
+}
+
+}  // namespace
+}  // namespace physio

@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "physio/common/config.h"
+#include "physio/common/error.h"
+#include "physio/common/logging.h"
+#include "physio/common/validation.h"
+#include "physio/redis/redis_keys.h"
+
+namespace physio {
+namespace {
+
+TEST(Config, FlagBeatsEnvironmentBeatsDefault) {
+  std::vector<ConfigKey> keys = {{"redis-port", "6379", ""}, {"listen", "x", ""}};
+  setenv("PHYSIO_REDIS_PORT", "7000", 1);
+  Config from_env(keys);
+  EXPECT_EQ(from_env.GetInt("redis-port"), 7000);
+  const char* argv[] = {"prog", "--redis-port=7100"};
+  Config from_flag(keys, 2, argv);
+  EXPECT_EQ(from_flag.GetInt("redis-port"), 7100);
+  unsetenv("PHYSIO_REDIS_PORT");
+  EXPECT_EQ(Config(keys).Get("listen"), "x");
+}
+
+TEST(Config, UnknownFlagsAndBadNumbersAreErrors) {
+  std::vector<ConfigKey> keys = {{"redis-port", "6379", ""}};
+  const char* typo[] = {"prog", "--redis-prot=1"};
+  EXPECT_THROW(Config(keys, 2, typo), std::invalid_argument);
+  const char* bad[] = {"prog", "--redis-port=12ab"};
+  EXPECT_THROW(Config(keys, 2, bad).GetInt("redis-port"), std::invalid_argument);
+}
+
+TEST(RedisKeys, CarryTheTenantInAHashTagAndRejectBreakout) {
+  EXPECT_EQ(RedisKey("asmt", "t42", {"intake", "abc"}), "asmt:{t:t42}:intake:abc");
+  EXPECT_THROW(RedisKey("asmt", "t}42", {"x"}), std::invalid_argument);
+  EXPECT_THROW(RedisKey("asmt", "t42", {"a{b"}), std::invalid_argument);
+  EXPECT_THROW(RedisKey("asmt", "", {"x"}), std::invalid_argument);
+}
+
+TEST(Validation, NamesTheField) {
+  try {
+    ValidateOpaqueId("patient_id", "has space");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(std::string(e.what()).rfind("patient_id: ", 0), 0u);
+  }
+  EXPECT_THROW(ValidateRequestId("request_id", ""), Error);
+  EXPECT_THROW(ValidateRequestId("request_id", std::string(129, 'a')), Error);
+  EXPECT_NO_THROW(ValidateRequestId("request_id", "retry-7f3a"));
+}
+
+TEST(Logging, JsonEscapeKeepsOneValidLine) {
+  EXPECT_EQ(JsonEscape("a\"b\\c\nd\x01"), "a\\\"b\\\\c\\nd\\u0001");
+}
+
+}  // namespace
+}  // namespace physio

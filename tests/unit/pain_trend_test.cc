@@ -1,0 +1,42 @@
+#include "domain/pain_trend.h"
+
+#include <gtest/gtest.h>
+
+namespace physio::progress {
+namespace {
+
+TEST(PainTrend, OrdersByTimeAndJudgesTheTwoPointChange) {
+  auto trend = BuildPainTrend(PainReading{100, 6, "assessment"},
+                              {{300, 3, "home_log"}, {200, 5, "visit"}, {250, 4, "home_log"}});
+  ASSERT_EQ(trend.readings.size(), 4u);
+  EXPECT_EQ(trend.readings[1].pain, 5);
+  EXPECT_EQ(trend.readings[3].pain, 3);
+  EXPECT_EQ(*trend.baseline, 6);
+  EXPECT_EQ(*trend.latest, 3);
+  EXPECT_EQ(*trend.change, -3);
+  EXPECT_TRUE(trend.meaningful_improvement);
+}
+
+TEST(PainTrend, OnePointIsNotMeaningfulAndWorseningIsNotImprovement) {
+  auto small = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 5, "home_log"}});
+  EXPECT_EQ(*small.change, -1);
+  EXPECT_FALSE(small.meaningful_improvement);
+  auto exactly_two = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 4, "home_log"}});
+  EXPECT_TRUE(exactly_two.meaningful_improvement);
+  auto worse = BuildPainTrend(PainReading{0, 4, "assessment"}, {{10, 7, "home_log"}});
+  EXPECT_EQ(*worse.change, 3);
+  EXPECT_FALSE(worse.meaningful_improvement);
+}
+
+TEST(PainTrend, WithoutBaselineThereIsNoChange) {
+  auto trend = BuildPainTrend(std::nullopt, {{10, 5, "visit"}});
+  EXPECT_FALSE(trend.baseline.has_value());
+  EXPECT_EQ(*trend.latest, 5);
+  EXPECT_FALSE(trend.change.has_value());
+  auto empty = BuildPainTrend(PainReading{0, 5, "assessment"}, {});
+  EXPECT_FALSE(empty.latest.has_value());
+  EXPECT_EQ(empty.readings.size(), 1u);
+}
+
+}  // namespace
+}  // namespace physio::progress
