@@ -8,7 +8,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
-#include "physio/db/idempotency.h"
+#include "physio/server/idempotent.h"
 #include "physio/redis/redis_keys.h"
 #include "physio/server/proto_util.h"
 
@@ -185,19 +185,17 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  std::string bytes = idempotency_.Run({"asmt", ctx.tenant, "StartIntake", request.request_id()},
-                                       RequestFingerprint(request), deadline, [&] {
+  auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
+      idempotency_, {"asmt", ctx.tenant, "StartIntake", request.request_id()}, request, deadline, [&] {
     const std::string session_id = NewId("intake");
     auto created = redis_.Eval(kStartScript, {IntakeKey(ctx, session_id)},
                                {std::to_string(settings_.intake_ttl.count()), request.patient_id(), ctx.principal},
                                deadline);
     ThrowFromScriptError(created.get());
-    pb::StartIntakeResponse response;
-    *response.mutable_session() = LoadIntake(ctx, session_id);
-    return response.SerializeAsString();
-  });
-  pb::StartIntakeResponse response;
-  response.ParseFromString(bytes);
+        pb::StartIntakeResponse started;
+        *started.mutable_session() = LoadIntake(ctx, session_id);
+        return started;
+      });
   audit.resource_id = response.session().session_id();
   return response;
 }
@@ -218,17 +216,15 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
     args.push_back(answer.declined ? kDeclined : std::to_string(answer.value));
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  std::string bytes = idempotency_.Run({"asmt", ctx.tenant, "SubmitIntakeAnswers", request.request_id()},
-                                       RequestFingerprint(request), deadline, [&] {
+  auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
+      idempotency_, {"asmt", ctx.tenant, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
     auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
     ThrowFromScriptError(reply.get());
-    pb::SubmitIntakeAnswersResponse response;
-    *response.mutable_session() =
-        SessionFromReply(request.session_id(), reply->element[0]->integer, reply->element[1]);
-    return response.SerializeAsString();
-  });
-  pb::SubmitIntakeAnswersResponse response;
-  response.ParseFromString(bytes);
+        pb::SubmitIntakeAnswersResponse submitted;
+        *submitted.mutable_session() =
+            SessionFromReply(request.session_id(), reply->element[0]->integer, reply->element[1]);
+        return submitted;
+      });
   audit.patient_id = response.session().patient_id();
   return response;
 }
@@ -251,10 +247,10 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  std::string bytes;
+  pb::CompleteIntakeResponse response;
   try {
-    bytes = RunIdempotentWrite(
-        pg_, deadline, {kSchema, ctx.tenant, "CompleteIntake", request.request_id()}, RequestFingerprint(request),
+    response = IdempotentWrite<pb::CompleteIntakeResponse>(
+        pg_, deadline, {kSchema, ctx.tenant, "CompleteIntake", request.request_id()}, request,
         [&](PgConnection& conn) {
           pb::IntakeSession session = LoadIntake(ctx, request.session_id());
           if (session.status() != pb::INTAKE_STATUS_OPEN) {
@@ -276,16 +272,14 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
                     " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
                     {ctx.tenant, assessment.assessment_id(), assessment.patient_id(), session.session_id(),
                      ctx.principal, ToJson(assessment)});
-          pb::CompleteIntakeResponse response;
-          *response.mutable_assessment() = assessment;
-          return response.SerializeAsString();
+          pb::CompleteIntakeResponse completed;
+          *completed.mutable_assessment() = assessment;
+          return completed;
         });
   } catch (const PgUniqueViolation& violation) {
     if (violation.constraint() != "assessments_one_per_intake") throw;
     throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
   }
-  pb::CompleteIntakeResponse response;
-  response.ParseFromString(bytes);
   audit.patient_id = response.assessment().patient_id();
   try {
     // The record is committed; closing the session is bookkeeping, and the unique

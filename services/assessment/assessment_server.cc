@@ -16,18 +16,11 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
  public:
   AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
-#define PHYSIO_RPC(Method)                                                                                  \
-  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,                     \
-                      pb::Method##Response* response) override {                                           \
-    return HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),                              \
-                      [&](const CallContext& ctx, AuditTarget& audit) { *response = app_.Method(ctx, *request, audit); }); \
-  }
-  PHYSIO_RPC(StartIntake)
-  PHYSIO_RPC(SubmitIntakeAnswers)
-  PHYSIO_RPC(GetIntake)
-  PHYSIO_RPC(CompleteIntake)
-  PHYSIO_RPC(GetAssessment)
-#undef PHYSIO_RPC
+  PHYSIO_UNARY_RPC(StartIntake)
+  PHYSIO_UNARY_RPC(SubmitIntakeAnswers)
+  PHYSIO_UNARY_RPC(GetIntake)
+  PHYSIO_UNARY_RPC(CompleteIntake)
+  PHYSIO_UNARY_RPC(GetAssessment)
 
  private:
   AssessmentApp& app_;

@@ -5,7 +5,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
-#include "physio/db/idempotency.h"
+#include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
 
 namespace physio::planning {
@@ -104,9 +104,9 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   // Read before the transaction: no database connection is held across a remote call.
   auto assessment = assessments_.Get(ctx, request.assessment_id());
   audit.patient_id = assessment.patient_id();
-  std::string bytes = RunIdempotentWrite(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "GeneratePlan", request.request_id()},
-      RequestFingerprint(request), [&](PgConnection& conn) {
+  auto response = IdempotentWrite<pb::GeneratePlanResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "GeneratePlan", request.request_id()}, request,
+      [&](PgConnection& conn) {
         pb::Plan plan = PlanFromDraft(GeneratePlanDraft(InputFrom(assessment), cutoffs_));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
@@ -122,12 +122,10 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
                   " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
                   {ctx.tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
                    ToJson(plan)});
-        pb::GeneratePlanResponse response;
-        *response.mutable_plan() = plan;
-        return response.SerializeAsString();
+        pb::GeneratePlanResponse generated;
+        *generated.mutable_plan() = plan;
+        return generated;
       });
-  pb::GeneratePlanResponse response;
-  response.ParseFromString(bytes);
   audit.resource_id = response.plan().plan_id();
   return response;
 }
@@ -156,11 +154,11 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
   ValidateOpaqueId("plan_id", request.plan_id());
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
   audit.resource_id = request.plan_id();
-  std::string bytes;
+  pb::ApprovePlanResponse response;
   try {
-    bytes = RunIdempotentWrite(
-        pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "ApprovePlan", request.request_id()},
-        RequestFingerprint(request), [&](PgConnection& conn) {
+    response = IdempotentWrite<pb::ApprovePlanResponse>(
+        pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "ApprovePlan", request.request_id()}, request,
+        [&](PgConnection& conn) {
           auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
                                 " FOR UPDATE",
                                 {ctx.tenant, request.plan_id()});
@@ -185,16 +183,14 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           plan.set_status(pb::PLAN_STATUS_ACTIVE);
           plan.set_approved_by(ctx.principal);
           WritePlan(conn, ctx.tenant, plan, version + 1);
-          pb::ApprovePlanResponse response;
-          *response.mutable_plan() = plan;
-          return response.SerializeAsString();
+          pb::ApprovePlanResponse approved;
+          *approved.mutable_plan() = plan;
+          return approved;
         });
   } catch (const PgUniqueViolation& violation) {
     if (violation.constraint() != "plans_one_active") throw;
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
-  pb::ApprovePlanResponse response;
-  response.ParseFromString(bytes);
   audit.patient_id = response.plan().patient_id();
   return response;
 }

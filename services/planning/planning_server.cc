@@ -38,17 +38,10 @@ class PlanningGrpc final : public pb::PlanningService::Service {
  public:
   PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
-#define PHYSIO_RPC(Method)                                                                                  \
-  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,                     \
-                      pb::Method##Response* response) override {                                           \
-    return HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),                              \
-                      [&](const CallContext& ctx, AuditTarget& audit) { *response = app_.Method(ctx, *request, audit); }); \
-  }
-  PHYSIO_RPC(GeneratePlan)
-  PHYSIO_RPC(GetPlan)
-  PHYSIO_RPC(ApprovePlan)
-  PHYSIO_RPC(GetActivePlan)
-#undef PHYSIO_RPC
+  PHYSIO_UNARY_RPC(GeneratePlan)
+  PHYSIO_UNARY_RPC(GetPlan)
+  PHYSIO_UNARY_RPC(ApprovePlan)
+  PHYSIO_UNARY_RPC(GetActivePlan)
 
  private:
   PlanningApp& app_;

@@ -5,7 +5,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
-#include "physio/db/idempotency.h"
+#include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
 
 namespace physio::progress {
@@ -59,9 +59,9 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
     ValidateOpaqueId("delivered_item_ids[" + std::to_string(i) + "]", request.delivered_item_ids(i));
   }
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
-  std::string bytes = RunIdempotentWrite(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordVisit", request.request_id()},
-      RequestFingerprint(request), [&](PgConnection& conn) {
+  auto response = IdempotentWrite<pb::RecordVisitResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordVisit", request.request_id()}, request,
+      [&](PgConnection& conn) {
         pb::Visit visit;
         visit.set_visit_id(NewId("visit"));
         visit.set_patient_id(request.patient_id());
@@ -74,12 +74,10 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body)"
                   " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
                   {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit)});
-        pb::RecordVisitResponse response;
-        *response.mutable_visit() = visit;
-        return response.SerializeAsString();
+        pb::RecordVisitResponse recorded;
+        *recorded.mutable_visit() = visit;
+        return recorded;
       });
-  pb::RecordVisitResponse response;
-  response.ParseFromString(bytes);
   audit.resource_id = response.visit().visit_id();
   return response;
 }
@@ -107,9 +105,9 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   }
   if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
 
-  std::string bytes = RunIdempotentWrite(
+  auto response = IdempotentWrite<pb::LogHomeExerciseResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "LogHomeExercise", request.request_id()},
-      RequestFingerprint(request), [&](PgConnection& conn) {
+      request, [&](PgConnection& conn) {
         pb::HomeExerciseLog log;
         log.set_log_id(NewId("hel"));
         log.set_patient_id(request.patient_id());
@@ -125,12 +123,10 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
                   " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
                   {ctx.tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
                    TimeUtil::ToString(performed), ToJson(log)});
-        pb::LogHomeExerciseResponse response;
-        *response.mutable_log() = log;
-        return response.SerializeAsString();
+        pb::LogHomeExerciseResponse logged;
+        *logged.mutable_log() = log;
+        return logged;
       });
-  pb::LogHomeExerciseResponse response;
-  response.ParseFromString(bytes);
   audit.resource_id = response.log().log_id();
   return response;
 }

@@ -39,16 +39,9 @@ class ProgressGrpc final : public pb::ProgressService::Service {
  public:
   ProgressGrpc(ProgressApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
-#define PHYSIO_RPC(Method)                                                                                  \
-  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,                     \
-                      pb::Method##Response* response) override {                                           \
-    return HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),                              \
-                      [&](const CallContext& ctx, AuditTarget& audit) { *response = app_.Method(ctx, *request, audit); }); \
-  }
-  PHYSIO_RPC(RecordVisit)
-  PHYSIO_RPC(LogHomeExercise)
-  PHYSIO_RPC(GetProgressSummary)
-#undef PHYSIO_RPC
+  PHYSIO_UNARY_RPC(RecordVisit)
+  PHYSIO_UNARY_RPC(LogHomeExercise)
+  PHYSIO_UNARY_RPC(GetProgressSummary)
 
  private:
   ProgressApp& app_;

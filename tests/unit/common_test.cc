@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "physio/common/bounded_pool.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
 #include "physio/common/logging.h"
@@ -49,6 +50,25 @@ TEST(Validation, NamesTheField) {
   EXPECT_THROW(ValidateRequestId("request_id", ""), Error);
   EXPECT_THROW(ValidateRequestId("request_id", std::string(129, 'a')), Error);
   EXPECT_NO_THROW(ValidateRequestId("request_id", "retry-7f3a"));
+}
+
+TEST(BoundedPool, ALeaseWaitsOnlyUntilTheDeadlineAndReturnsItself) {
+  BoundedPool<int> pool(1, [] { return std::make_unique<int>(7); }, "store");
+  {
+    auto lease = pool.Acquire(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    EXPECT_EQ(*lease, 7);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      pool.Acquire(start + std::chrono::milliseconds(50));
+      FAIL() << "second lease should not be granted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+      EXPECT_EQ(std::string(e.what()), "store: no connection free before the deadline");
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  }
+  auto again = pool.Acquire(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+  EXPECT_EQ(*again, 7);
 }
 
 TEST(Logging, JsonEscapeKeepsOneValidLine) {

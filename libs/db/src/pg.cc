@@ -95,31 +95,9 @@ PgResult PgConnection::Checked(PGresult* raw) {
   throw Error(ErrorCode::kInternal, "postgres " + sqlstate + ": " + message);
 }
 
-PgLease::~PgLease() {
-  if (pool_ && conn_) pool_->Return(std::move(conn_));
-}
-
-PgPool::PgPool(PgOptions options) : options_(std::move(options)) {
-  for (int i = 0; i < options_.pool_size; ++i) idle_.push_back(std::make_unique<PgConnection>(options_));
-}
-
-PgLease PgPool::Lease(Clock::time_point deadline) {
-  std::unique_lock lock(mutex_);
-  if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
-    throw Error(ErrorCode::kUnavailable, "postgres: no connection free before the deadline");
-  }
-  auto conn = std::move(idle_.back());
-  idle_.pop_back();
-  return PgLease(this, std::move(conn));
-}
-
-void PgPool::Return(std::unique_ptr<PgConnection> conn) {
-  {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(std::move(conn));
-  }
-  available_.notify_one();
-}
+PgPool::PgPool(PgOptions options)
+    : options_(std::move(options)),
+      connections_(options_.pool_size, [this] { return std::make_unique<PgConnection>(options_); }, "postgres") {}
 
 bool PgPool::Ping(std::chrono::milliseconds timeout) {
   try {

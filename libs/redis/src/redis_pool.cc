@@ -59,31 +59,9 @@ RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock:
   return RedisReply(raw);
 }
 
-RedisLease::~RedisLease() {
-  if (pool_ && conn_) pool_->Return(std::move(conn_));
-}
-
-RedisPool::RedisPool(RedisOptions options) : options_(std::move(options)) {
-  for (int i = 0; i < options_.pool_size; ++i) idle_.push_back(std::make_unique<RedisConnection>(options_));
-}
-
-RedisLease RedisPool::Lease(Clock::time_point deadline) {
-  std::unique_lock lock(mutex_);
-  if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
-    throw Error(ErrorCode::kUnavailable, "redis: no connection free before the deadline");
-  }
-  auto conn = std::move(idle_.back());
-  idle_.pop_back();
-  return RedisLease(this, std::move(conn));
-}
-
-void RedisPool::Return(std::unique_ptr<RedisConnection> conn) {
-  {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(std::move(conn));
-  }
-  available_.notify_one();
-}
+RedisPool::RedisPool(RedisOptions options)
+    : options_(std::move(options)),
+      connections_(options_.pool_size, [this] { return std::make_unique<RedisConnection>(options_); }, "redis") {}
 
 RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
   auto lease = Lease(deadline);

@@ -9,14 +9,13 @@
 #include <libpq-fe.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "physio/common/bounded_pool.h"
 #include "physio/common/error.h"
 
 namespace physio {
@@ -86,36 +85,18 @@ class PgConnection {
 // A bytea parameter in hex text form.
 std::string PgBytes(const std::string& bytes);
 
-class PgPool;
-
-class PgLease {
- public:
-  PgLease(PgPool* pool, std::unique_ptr<PgConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
-  PgLease(PgLease&&) = default;
-  PgLease& operator=(PgLease&&) = delete;
-  ~PgLease();
-  PgConnection* operator->() { return conn_.get(); }
-  PgConnection& operator*() { return *conn_; }
-
- private:
-  PgPool* pool_;
-  std::unique_ptr<PgConnection> conn_;
-};
+using PgLease = BoundedPool<PgConnection>::Lease;
 
 class PgPool {
  public:
   explicit PgPool(PgOptions options);
-  PgLease Lease(Clock::time_point deadline);
+  PgLease Lease(Clock::time_point deadline) { return connections_.Acquire(deadline); }
   bool Ping(std::chrono::milliseconds timeout);
   const PgOptions& options() const { return options_; }
 
  private:
-  friend class PgLease;
-  void Return(std::unique_ptr<PgConnection> conn);
-  PgOptions options_;
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<PgConnection>> idle_;
+  PgOptions options_;  // before connections_: they refer to it
+  BoundedPool<PgConnection> connections_;
 };
 
 // Runs `body` in one transaction (READ COMMITTED) bounded by `deadline`;

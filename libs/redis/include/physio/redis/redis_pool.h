@@ -11,12 +11,12 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "physio/common/bounded_pool.h"
 
 namespace physio {
 
@@ -53,25 +53,12 @@ class RedisConnection {
   std::unique_ptr<redisContext, ContextDeleter> context_;
 };
 
-class RedisPool;
-
-class RedisLease {
- public:
-  RedisLease(RedisPool* pool, std::unique_ptr<RedisConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
-  RedisLease(RedisLease&&) = default;
-  RedisLease& operator=(RedisLease&&) = delete;
-  ~RedisLease();
-  RedisConnection* operator->() { return conn_.get(); }
-
- private:
-  RedisPool* pool_;
-  std::unique_ptr<RedisConnection> conn_;
-};
+using RedisLease = BoundedPool<RedisConnection>::Lease;
 
 class RedisPool {
  public:
   explicit RedisPool(RedisOptions options);
-  RedisLease Lease(Clock::time_point deadline);
+  RedisLease Lease(Clock::time_point deadline) { return connections_.Acquire(deadline); }
   // One command on a leased connection.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
   // EVALSHA with a fallback to EVAL on NOSCRIPT, so scripts survive a Redis restart.
@@ -82,13 +69,8 @@ class RedisPool {
   const RedisOptions& options() const { return options_; }
 
  private:
-  friend class RedisLease;
-  void Return(std::unique_ptr<RedisConnection> conn);
-
-  RedisOptions options_;
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<RedisConnection>> idle_;
+  RedisOptions options_;  // before connections_: they refer to it
+  BoundedPool<RedisConnection> connections_;
 };
 
 // Helpers for reading replies; each throws Error(kInternal) on an unexpected shape.

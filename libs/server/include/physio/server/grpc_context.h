@@ -39,3 +39,15 @@ grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context,
                         AuditTrail* audit, const std::function<void(const CallContext&, AuditTarget&)>& body);
 
 }  // namespace physio
+
+// Defines one unary handler of a generated `Service` class that forwards to
+// `app_.Method(ctx, request, audit)` through HandleCall. The class needs members
+// `app_` (the use cases) and `runtime_` (a ServiceRuntime) and a namespace alias `pb`.
+#define PHYSIO_UNARY_RPC(Method)                                                                   \
+  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,            \
+                      pb::Method##Response* response) override {                                  \
+    return ::physio::HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),           \
+                                [&](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+                                  *response = app_.Method(ctx, *request, audit);                  \
+                                });                                                               \
+  }

@@ -1,0 +1,67 @@
+#pragma once
+// A fixed set of connections handed out one caller at a time. A lease waits at
+// most until the caller's deadline (then UNAVAILABLE: better a fast retryable
+// error than a call that outlives its deadline) and returns itself when it ends.
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "physio/common/error.h"
+
+namespace physio {
+
+template <typename Connection>
+class BoundedPool {
+ public:
+  class Lease {
+   public:
+    Lease(BoundedPool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&&) = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (pool_ && conn_) pool_->Return(std::move(conn_));
+    }
+    Connection* operator->() { return conn_.get(); }
+    Connection& operator*() { return *conn_; }
+
+   private:
+    BoundedPool* pool_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  // `store` names the store in errors ("redis", "postgres").
+  BoundedPool(int size, const std::function<std::unique_ptr<Connection>()>& make, std::string store)
+      : store_(std::move(store)) {
+    for (int i = 0; i < size; ++i) idle_.push_back(make());
+  }
+
+  Lease Acquire(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
+      throw Error(ErrorCode::kUnavailable, store_ + ": no connection free before the deadline");
+    }
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(conn));
+  }
+
+ private:
+  void Return(std::unique_ptr<Connection> conn) {
+    {
+      std::lock_guard lock(mutex_);
+      idle_.push_back(std::move(conn));
+    }
+    available_.notify_one();
+  }
+
+  std::string store_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+}  // namespace physio

@@ -1,0 +1,43 @@
+#pragma once
+// Typed idempotent writes: the request's fingerprint, the response's
+// serialization and its replay in one place, over the two record stores
+// (PostgreSQL for clinical writes, Redis for session writes).
+#include <google/protobuf/message.h>
+
+#include <functional>
+
+#include "physio/common/error.h"
+#include "physio/db/idempotency.h"
+#include "physio/redis/redis_idempotency.h"
+#include "physio/server/proto_util.h"
+
+namespace physio {
+
+namespace detail {
+template <typename Response>
+Response ParseStored(const std::string& bytes) {
+  Response response;
+  if (!response.ParseFromString(bytes)) throw Error(ErrorCode::kInternal, "stored response is unreadable");
+  return response;
+}
+}  // namespace detail
+
+// `write` runs inside the transaction that also stores the idempotency record.
+template <typename Response>
+Response IdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
+                         const google::protobuf::Message& request,
+                         const std::function<Response(PgConnection&)>& write) {
+  return detail::ParseStored<Response>(RunIdempotentWrite(
+      pool, deadline, key, RequestFingerprint(request),
+      [&](PgConnection& conn) { return write(conn).SerializeAsString(); }));
+}
+
+template <typename Response>
+Response IdempotentSessionWrite(RedisIdempotency& records, const IdempotencyKey& key,
+                                const google::protobuf::Message& request, Clock::time_point deadline,
+                                const std::function<Response()>& mutate) {
+  return detail::ParseStored<Response>(
+      records.Run(key, RequestFingerprint(request), deadline, [&] { return mutate().SerializeAsString(); }));
+}
+
+}  // namespace physio
