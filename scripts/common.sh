@@ -34,7 +34,9 @@ install_packages() {
 install_node_tools() {
   if [ ! -x "$ROOT/scripts/node/node_modules/.bin/buf" ]; then
     echo "== installing node tools (buf) from npm"
-    (cd "$ROOT/scripts/node" && npm ci --no-audit --no-fund --loglevel=error)
+    # Exact versions are pinned in package.json; no lockfile, since npm writes one that
+    # lacks other platforms' optional packages and then refuses it.
+    (cd "$ROOT/scripts/node" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
   fi
 }
 
