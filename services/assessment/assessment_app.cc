@@ -8,9 +8,8 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
-#include "physio/server/idempotent.h"
 #include "physio/redis/redis_keys.h"
-#include "physio/server/proto_util.h"
+#include "physio/server/idempotent.h"
 
 namespace physio::assessment {
 
@@ -20,26 +19,33 @@ using google::protobuf::util::TimeUtil;
 namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
-// Session hash layout: meta fields plus one field per answer "a:<instrument>:<item>".
+// Session hash layout: meta fields ("patient_id", "status", "instruments" as
+// "nprs,odi", "assessment_id") plus one field per answer "a:<instrument>:<item>"
+// whose value is "<int>", "<int>\t<text>" (PSFS) or "declined".
 constexpr const char* kAnswerPrefix = "a:";
 constexpr const char* kDeclined = "declined";
 
+constexpr const char* kStartScript = R"LUA(
+redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3], 'instruments', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)LUA";
+
 // Every script checks that the session exists, belongs to the required patient
 // (ARGV[1], '' for staff) and is still open, atomically with its change, so two
-// submissions at once both land (HSET per field) and none lands on a closed session.
+// submissions at once both land (HSET per field) and none lands on a closed
+// session. ARGV[3] lists the instrument codes the answers belong to.
 constexpr const char* kSubmitScript = R"LUA(
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
 if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local chosen = ',' .. (redis.call('HGET', KEYS[1], 'instruments') or '') .. ','
+for code in string.gmatch(ARGV[3], '[^,]+') do
+  if not string.find(chosen, ',' .. code .. ',', 1, true) then return redis.error_reply('NOT_IN_INTAKE ' .. code) end
+end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
-
-constexpr const char* kStartScript = R"LUA(
-redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
 )LUA";
 
 // Reading an open session is activity too: it renews the TTL.
@@ -57,6 +63,73 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 )LUA";
 
+const std::vector<InstrumentKind> kDefaultIntake = {InstrumentKind::kNprs, InstrumentKind::kOdi};
+
+std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
+  switch (instrument) {
+    case cpb::INSTRUMENT_NPRS: return InstrumentKind::kNprs;
+    case cpb::INSTRUMENT_ODI: return InstrumentKind::kOdi;
+    case cpb::INSTRUMENT_RMDQ: return InstrumentKind::kRmdq;
+    case cpb::INSTRUMENT_START_BACK: return InstrumentKind::kStartBack;
+    case cpb::INSTRUMENT_FABQ: return InstrumentKind::kFabq;
+    case cpb::INSTRUMENT_PSFS: return InstrumentKind::kPsfs;
+    default: return std::nullopt;
+  }
+}
+
+cpb::Instrument ProtoOf(InstrumentKind kind) {
+  switch (kind) {
+    case InstrumentKind::kNprs: return cpb::INSTRUMENT_NPRS;
+    case InstrumentKind::kOdi: return cpb::INSTRUMENT_ODI;
+    case InstrumentKind::kRmdq: return cpb::INSTRUMENT_RMDQ;
+    case InstrumentKind::kStartBack: return cpb::INSTRUMENT_START_BACK;
+    case InstrumentKind::kFabq: return cpb::INSTRUMENT_FABQ;
+    case InstrumentKind::kPsfs: return cpb::INSTRUMENT_PSFS;
+  }
+  return cpb::INSTRUMENT_UNSPECIFIED;
+}
+
+InstrumentKind ValidatedKind(const std::string& field, int instrument) {
+  auto kind = cpb::Instrument_IsValid(instrument) ? KindOf(static_cast<cpb::Instrument>(instrument)) : std::nullopt;
+  if (!kind) ThrowInvalidArgument(field, "must be a known instrument (not INSTRUMENT_UNSPECIFIED)");
+  return *kind;
+}
+
+ItemAnswer ValidatedAnswer(const std::string& field, const cpb::InstrumentAnswer& answer) {
+  ItemAnswer item{ValidatedKind(field + ".instrument", answer.instrument()), answer.item_id(), answer.value(),
+                  answer.declined(), answer.text()};
+  ValidateAnswer(field, item);
+  return item;
+}
+
+std::vector<ItemAnswer> DomainAnswers(const google::protobuf::RepeatedPtrField<cpb::InstrumentAnswer>& answers) {
+  std::vector<ItemAnswer> result;
+  for (const auto& answer : answers) {
+    if (auto kind = KindOf(answer.instrument())) {
+      result.push_back({*kind, answer.item_id(), answer.value(), answer.declined(), answer.text()});
+    }
+  }
+  return result;
+}
+
+cpb::InstrumentScore ToProto(const InstrumentResult& result) {
+  cpb::InstrumentScore score;
+  score.set_instrument(ProtoOf(result.instrument));
+  score.set_score(result.score);
+  score.set_raw_sum(result.raw_sum);
+  score.set_answered_items(result.answered_items);
+  score.set_declined_items(result.declined_items);
+  score.set_band(result.band);
+  score.set_mcid(result.mcid);
+  for (const auto& subscore : result.subscores) {
+    auto* out = score.add_subscores();
+    out->set_name(subscore.name);
+    out->set_value(subscore.value);
+  }
+  for (const auto& flag : result.flags) score.add_flags(flag);
+  return score;
+}
+
 void ThrowFromScriptError(const redisReply* reply) {
   std::string message;
   if (!IsErrorReply(reply, &message)) return;
@@ -72,51 +145,16 @@ std::string PatientFilter(const CallContext& ctx) {
   return staff ? "" : ctx.patient_id;
 }
 
-std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
-  switch (instrument) {
-    case cpb::INSTRUMENT_NPRS: return InstrumentKind::kNprs;
-    case cpb::INSTRUMENT_ODI: return InstrumentKind::kOdi;
-    default: return std::nullopt;
+std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {
+  std::vector<InstrumentKind> kinds;
+  size_t start = 0;
+  while (start < codes.size()) {
+    size_t comma = codes.find(',', start);
+    if (comma == std::string::npos) comma = codes.size();
+    if (auto kind = KindOfCode(codes.substr(start, comma - start))) kinds.push_back(*kind);
+    start = comma + 1;
   }
-}
-
-cpb::Instrument ProtoOf(InstrumentKind kind) {
-  return kind == InstrumentKind::kNprs ? cpb::INSTRUMENT_NPRS : cpb::INSTRUMENT_ODI;
-}
-
-std::optional<InstrumentKind> KindOfCode(const std::string& code) {
-  for (InstrumentKind kind : IntakeInstruments()) {
-    if (SpecFor(kind).code == code) return kind;
-  }
-  return std::nullopt;
-}
-
-ItemAnswer ValidatedAnswer(const std::string& field, const cpb::InstrumentAnswer& answer) {
-  auto kind = KindOf(answer.instrument());
-  if (!kind) ThrowInvalidArgument(field + ".instrument", "must be INSTRUMENT_NPRS or INSTRUMENT_ODI");
-  ItemAnswer item{*kind, answer.item_id(), answer.value(), answer.declined()};
-  ValidateAnswer(field, item);
-  return item;
-}
-
-std::vector<ItemAnswer> DomainAnswers(const pb::IntakeSession& session) {
-  std::vector<ItemAnswer> answers;
-  for (const auto& answer : session.answers()) {
-    answers.push_back({*KindOf(answer.instrument()), answer.item_id(), answer.value(), answer.declined()});
-  }
-  return answers;
-}
-
-cpb::InstrumentScore ToProto(const InstrumentResult& result) {
-  cpb::InstrumentScore score;
-  score.set_instrument(ProtoOf(result.instrument));
-  score.set_score(result.score);
-  score.set_raw_sum(result.raw_sum);
-  score.set_answered_items(result.answered_items);
-  score.set_declined_items(result.declined_items);
-  score.set_band(result.band);
-  score.set_mcid(result.mcid);
-  return score;
+  return kinds;
 }
 }  // namespace
 
@@ -128,6 +166,7 @@ pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id,
                                                   const redisReply* fields) const {
   pb::IntakeSession session;
   session.set_session_id(session_id);
+  std::vector<InstrumentKind> instruments = kDefaultIntake;
   std::map<std::pair<int, std::string>, cpb::InstrumentAnswer> answers;  // ordered by instrument, item
   for (size_t i = 0; i + 1 < fields->elements; i += 2) {
     std::string field(fields->element[i]->str, fields->element[i]->len);
@@ -138,24 +177,30 @@ pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id,
       session.set_status(value == "open" ? pb::INTAKE_STATUS_OPEN : pb::INTAKE_STATUS_COMPLETED);
     } else if (field == "assessment_id") {
       session.set_assessment_id(value);
+    } else if (field == "instruments") {
+      instruments = ParseInstrumentList(value);
     } else if (field.rfind(kAnswerPrefix, 0) == 0) {
       auto colon = field.find(':', 2);
+      if (colon == std::string::npos) continue;
       auto kind = KindOfCode(field.substr(2, colon - 2));
-      if (!kind || colon == std::string::npos) continue;
+      if (!kind) continue;
       cpb::InstrumentAnswer answer;
       answer.set_instrument(ProtoOf(*kind));
       answer.set_item_id(field.substr(colon + 1));
       if (value == kDeclined) {
         answer.set_declined(true);
       } else {
-        answer.set_value(std::stoi(value));
+        auto tab = value.find('\t');
+        answer.set_value(std::stoi(value.substr(0, tab)));
+        if (tab != std::string::npos) answer.set_text(value.substr(tab + 1));
       }
       answers[{static_cast<int>(*kind), answer.item_id()}] = answer;
     }
   }
   for (auto& [key, answer] : answers) *session.add_answers() = answer;
-  auto domain_answers = DomainAnswers(session);
-  for (InstrumentKind kind : IntakeInstruments()) {
+  auto domain_answers = DomainAnswers(session.answers());
+  for (InstrumentKind kind : instruments) {
+    session.add_instruments(ProtoOf(kind));
     auto completeness = CompletenessOf(kind, domain_answers, settings_.scoring);
     auto* progress = session.add_progress();
     progress->set_instrument(ProtoOf(kind));
@@ -184,14 +229,24 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
+  std::string codes;
+  for (int i = 0; i < request.instruments_size(); ++i) {
+    const std::string field = "instruments[" + std::to_string(i) + "]";
+    const std::string code = SpecFor(ValidatedKind(field, request.instruments(i))).code;
+    if (("," + codes + ",").find("," + code + ",") != std::string::npos) ThrowInvalidArgument(field, "listed twice");
+    codes += (codes.empty() ? "" : ",") + code;
+  }
+  if (codes.empty()) {
+    for (InstrumentKind kind : kDefaultIntake) codes += (codes.empty() ? "" : ",") + SpecFor(kind).code;
+  }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
       idempotency_, {"asmt", ctx.tenant, "StartIntake", request.request_id()}, request, deadline, [&] {
-    const std::string session_id = NewId("intake");
-    auto created = redis_.Eval(kStartScript, {IntakeKey(ctx, session_id)},
-                               {std::to_string(settings_.intake_ttl.count()), request.patient_id(), ctx.principal},
-                               deadline);
-    ThrowFromScriptError(created.get());
+        const std::string session_id = NewId("intake");
+        auto created = redis_.Eval(
+            kStartScript, {IntakeKey(ctx, session_id)},
+            {std::to_string(settings_.intake_ttl.count()), request.patient_id(), ctx.principal, codes}, deadline);
+        ThrowFromScriptError(created.get());
         pb::StartIntakeResponse started;
         *started.mutable_session() = LoadIntake(ctx, session_id);
         return started;
@@ -209,17 +264,33 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   audit.resource_id = request.session_id();
   if (request.answers().empty()) ThrowInvalidArgument("answers", "at least one answer is required");
   if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers per submission");
-  std::vector<std::string> args{PatientFilter(ctx), std::to_string(settings_.intake_ttl.count())};
+  std::vector<std::string> args{PatientFilter(ctx), std::to_string(settings_.intake_ttl.count()), ""};
+  std::map<std::string, int> first_index_of_code;
   for (int i = 0; i < request.answers_size(); ++i) {
     ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
-    args.push_back(std::string(kAnswerPrefix) + SpecFor(answer.instrument).code + ":" + answer.item_id);
-    args.push_back(answer.declined ? kDeclined : std::to_string(answer.value));
+    const std::string& code = SpecFor(answer.instrument).code;
+    if (first_index_of_code.emplace(code, i).second) args[2] += (args[2].empty() ? "" : ",") + code;
+    args.push_back(std::string(kAnswerPrefix) + code + ":" + answer.item_id);
+    std::string stored = answer.declined ? kDeclined : std::to_string(answer.value);
+    if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
+    args.push_back(stored);
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
       idempotency_, {"asmt", ctx.tenant, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
-    auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
-    ThrowFromScriptError(reply.get());
+        auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
+        std::string message;
+        if (IsErrorReply(reply.get(), &message)) {
+          auto at = message.find("NOT_IN_INTAKE ");
+          if (at != std::string::npos) {
+            std::string code = message.substr(at + 14);
+            code = code.substr(0, code.find_first_of(" \r\n"));
+            const int index = first_index_of_code.contains(code) ? first_index_of_code[code] : 0;
+            ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
+                                 code + " is not one of this intake's instruments");
+          }
+        }
+        ThrowFromScriptError(reply.get());
         pb::SubmitIntakeAnswersResponse submitted;
         *submitted.mutable_session() =
             SessionFromReply(request.session_id(), reply->element[0]->integer, reply->element[1]);
@@ -257,13 +328,14 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
             throw Error(ErrorCode::kFailedPrecondition,
                         "session_id: intake already completed as assessment " + session.assessment_id());
           }
-          auto answers = DomainAnswers(session);
+          auto answers = DomainAnswers(session.answers());
           pb::Assessment assessment;
           assessment.set_assessment_id(NewId("asm"));
           assessment.set_patient_id(session.patient_id());
           assessment.set_intake_session_id(session.session_id());
-          for (InstrumentKind kind : IntakeInstruments()) {
-            *assessment.add_scores() = ToProto(Score(kind, answers, settings_.scoring));
+          for (auto instrument : session.instruments()) {
+            *assessment.add_scores() = ToProto(Score(*KindOf(static_cast<cpb::Instrument>(instrument)), answers,
+                                                     settings_.scoring));
           }
           *assessment.mutable_answers() = session.answers();
           *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
@@ -307,6 +379,24 @@ pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
   });
   if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
   audit.patient_id = response.assessment().patient_id();
+  return response;
+}
+
+pb::ScoreInstrumentResponse AssessmentApp::ScoreInstrument(const CallContext& ctx,
+                                                           const pb::ScoreInstrumentRequest& request,
+                                                           AuditTarget& /*audit: no stored record is touched*/) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
+  const InstrumentKind kind = ValidatedKind("instrument", request.instrument());
+  if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers");
+  std::vector<ItemAnswer> answers;
+  for (int i = 0; i < request.answers_size(); ++i) {
+    const std::string field = "answers[" + std::to_string(i) + "]";
+    ItemAnswer answer = ValidatedAnswer(field, request.answers(i));
+    if (answer.instrument != kind) ThrowInvalidArgument(field + ".instrument", "must match the request's instrument");
+    answers.push_back(answer);
+  }
+  pb::ScoreInstrumentResponse response;
+  *response.mutable_score() = ToProto(Score(kind, answers, settings_.scoring));
   return response;
 }
 

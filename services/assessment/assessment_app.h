@@ -38,6 +38,8 @@ class AssessmentApp {
                                             AuditTarget& audit);
   pb::GetAssessmentResponse GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
                                           AuditTarget& audit);
+  pb::ScoreInstrumentResponse ScoreInstrument(const CallContext& ctx, const pb::ScoreInstrumentRequest& request,
+                                              AuditTarget& audit);
 
  private:
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);

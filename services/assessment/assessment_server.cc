@@ -21,6 +21,7 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
   PHYSIO_UNARY_RPC(GetIntake)
   PHYSIO_UNARY_RPC(CompleteIntake)
   PHYSIO_UNARY_RPC(GetAssessment)
+  PHYSIO_UNARY_RPC(ScoreInstrument)
 
  private:
   AssessmentApp& app_;
@@ -45,6 +46,7 @@ class AssessmentServer final : public RunningService {
     AssessmentSettings settings;
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
     settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
+    settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     return settings;
   }
   Config config_;
@@ -59,6 +61,8 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
+  keys.push_back({"fabq-work-elevated-above", "29",
+                  "FABQ work subscale above which beliefs are flagged elevated (29 or 34 in the literature)"});
   return keys;
 }
 

@@ -536,6 +536,85 @@ TEST_F(Foundation, PatientDataAccessIsAudited) {
             1);
 }
 
+TEST_F(Foundation, ScoreInstrumentScoresWithoutStoring) {
+  auto clinician = Clinician();
+  apb::ScoreInstrumentRequest request;
+  request.set_instrument(cpb::INSTRUMENT_START_BACK);
+  const int sbt[] = {1, 0, 1, 0, 1, 1, 0, 1, 3};  // total 6, psychosocial 4 -> high
+  for (int i = 0; i < 9; ++i) *request.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i + 1), sbt[i]);
+  apb::ScoreInstrumentResponse response;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, request,
+                             &response).ok());
+  EXPECT_DOUBLE_EQ(response.score().score(), 6);
+  EXPECT_EQ(response.score().band(), "high");
+  ASSERT_EQ(response.score().subscores_size(), 1);
+  EXPECT_EQ(response.score().subscores(0).name(), "psychosocial");
+  EXPECT_DOUBLE_EQ(response.score().subscores(0).value(), 4);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM assessment.assessments WHERE tenant_id = $1"), 0);
+
+  // An answer to another instrument and an incomplete set are refused with the reason.
+  *request.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi.1", 1);
+  auto status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, request,
+                               &response);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("answers[9].instrument"), std::string::npos);
+  apb::ScoreInstrumentRequest partial;
+  partial.set_instrument(cpb::INSTRUMENT_START_BACK);
+  *partial.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt.1", 1);
+  status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("sbt.2"), std::string::npos);
+  // A patient cannot use it (it is for systems and clinicians).
+  auto patient = Patient();
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response)
+                .error_code(),
+            StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(Foundation, IntakeAsksForTheChosenInstruments) {
+  auto patient = Patient();
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.add_instruments(cpb::INSTRUMENT_START_BACK);
+  start.add_instruments(cpb::INSTRUMENT_PSFS);
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+  ASSERT_EQ(started.session().progress_size(), 2);
+  EXPECT_EQ(started.session().progress(0).instrument(), cpb::INSTRUMENT_START_BACK);
+  const std::string session_id = started.session().session_id();
+
+  auto status = Submit(patient, session_id, {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3), Answer(cpb::INSTRUMENT_ODI, "odi.1", 1)});
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("answers[0].instrument"), std::string::npos) << status.error_message();
+
+  std::vector<cpb::InstrumentAnswer> answers;
+  for (int i = 1; i <= 9; ++i) answers.push_back(Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), 0));
+  for (int i = 1; i <= 3; ++i) {
+    auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs." + std::to_string(i), 3 + i);
+    activity.set_text(i == 1 ? "Lifting my toddler" : "Activity " + std::to_string(i));
+    answers.push_back(activity);
+  }
+  apb::IntakeSession session;
+  ASSERT_TRUE(Submit(patient, session_id, answers, &session).ok());
+  EXPECT_TRUE(session.progress(0).complete());
+  EXPECT_TRUE(session.progress(1).complete());
+  apb::Assessment assessment;
+  ASSERT_TRUE(Complete(patient, session_id, &assessment).ok());
+  ASSERT_EQ(assessment.scores_size(), 2);
+  EXPECT_EQ(assessment.scores(0).band(), "low");
+  EXPECT_DOUBLE_EQ(assessment.scores(1).score(), 5.0);  // mean of 4, 5, 6
+  bool text_kept = false;
+  for (const auto& answer : assessment.answers()) text_kept |= answer.text() == "Lifting my toddler";
+  EXPECT_TRUE(text_kept);
+
+  start.set_request_id(NewId("rq"));
+  start.add_instruments(cpb::INSTRUMENT_PSFS);
+  status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("instruments[2]"), std::string::npos);
+}
+
 TEST_F(Foundation, HealthAndReflection) {
   for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
            {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},
