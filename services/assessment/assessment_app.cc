@@ -328,24 +328,13 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
             throw Error(ErrorCode::kFailedPrecondition,
                         "session_id: intake already completed as assessment " + session.assessment_id());
           }
-          auto answers = DomainAnswers(session.answers());
-          pb::Assessment assessment;
-          assessment.set_assessment_id(NewId("asm"));
-          assessment.set_patient_id(session.patient_id());
-          assessment.set_intake_session_id(session.session_id());
+          std::vector<InstrumentKind> instruments;
           for (auto instrument : session.instruments()) {
-            *assessment.add_scores() = ToProto(Score(*KindOf(static_cast<cpb::Instrument>(instrument)), answers,
-                                                     settings_.scoring));
+            instruments.push_back(*KindOf(static_cast<cpb::Instrument>(instrument)));
           }
-          *assessment.mutable_answers() = session.answers();
-          *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
-          assessment.set_created_by(ctx.principal);
-          conn.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
-                    " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
-                    {ctx.tenant, assessment.assessment_id(), assessment.patient_id(), session.session_id(),
-                     ctx.principal, ToJson(assessment)});
           pb::CompleteIntakeResponse completed;
-          *completed.mutable_assessment() = assessment;
+          *completed.mutable_assessment() = StoreScoredAssessment(conn, ctx, session.patient_id(), session.session_id(),
+                                                                  instruments, session.answers());
           return completed;
         });
   } catch (const PgUniqueViolation& violation) {
@@ -379,6 +368,100 @@ pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
   });
   if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
   audit.patient_id = response.assessment().patient_id();
+  return response;
+}
+
+pb::Assessment AssessmentApp::StoreScoredAssessment(
+    PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& intake_session_id,
+    const std::vector<InstrumentKind>& instruments,
+    const google::protobuf::RepeatedPtrField<cpb::InstrumentAnswer>& answers) {
+  pb::Assessment assessment;
+  assessment.set_assessment_id(NewId("asm"));
+  assessment.set_patient_id(patient_id);
+  assessment.set_intake_session_id(intake_session_id);
+  const auto domain_answers = DomainAnswers(answers);
+  for (InstrumentKind kind : instruments) *assessment.add_scores() = ToProto(Score(kind, domain_answers, settings_.scoring));
+  *assessment.mutable_answers() = answers;
+  *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
+  assessment.set_created_by(ctx.principal);
+  conn.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
+            " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+            {ctx.tenant, assessment.assessment_id(), patient_id,
+             intake_session_id.empty() ? PgParam() : PgParam(intake_session_id), ctx.principal, ToJson(assessment)});
+  return assessment;
+}
+
+pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& ctx,
+                                                             const pb::CreateAssessmentRequest& request,
+                                                             AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  audit.patient_id = request.patient_id();
+  if (request.answers().empty()) ThrowInvalidArgument("answers", "at least one answer is required");
+  if (request.answers_size() > 500) ThrowInvalidArgument("answers", "at most 500 answers");
+  // Instruments in order of first appearance; each must be complete, which Score enforces.
+  std::vector<InstrumentKind> instruments;
+  for (int i = 0; i < request.answers_size(); ++i) {
+    ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
+    if (std::find(instruments.begin(), instruments.end(), answer.instrument) == instruments.end()) {
+      instruments.push_back(answer.instrument);
+    }
+  }
+  auto response = IdempotentWrite<pb::CreateAssessmentResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "CreateAssessment", request.request_id()},
+      request, [&](PgConnection& conn) {
+        pb::CreateAssessmentResponse created;
+        *created.mutable_assessment() =
+            StoreScoredAssessment(conn, ctx, request.patient_id(), "", instruments, request.answers());
+        return created;
+      });
+  audit.resource_id = response.assessment().assessment_id();
+  return response;
+}
+
+pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ctx,
+                                                           const pb::ListAssessmentsRequest& request,
+                                                           AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  ValidateRange("page_size", request.page_size(), 0, 100);
+  const int page_size = request.page_size() == 0 ? 20 : request.page_size();
+  // The token is the keyset position (created_at, assessment_id) of the last row
+  // returned, bound to the patient so it cannot be replayed against another list.
+  PgParam after_time, after_id;
+  if (!request.page_token().empty()) {
+    std::string token;
+    try {
+      token = HexDecode(request.page_token());
+    } catch (const std::exception&) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued");
+    }
+    auto first = token.find('|'), second = token.find('|', first + 1), third = token.find('|', second + 1);
+    if (token.rfind("v1|", 0) != 0 || third == std::string::npos ||
+        token.substr(first + 1, second - first - 1) != request.patient_id()) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued for this patient");
+    }
+    after_time = token.substr(second + 1, third - second - 1);
+    after_id = token.substr(third + 1);
+  }
+  pb::ListAssessmentsResponse response;
+  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+    auto rows = conn.Exec(
+        "SELECT body, created_at::text, assessment_id FROM assessment.assessments"
+        " WHERE tenant_id = $1 AND patient_id = $2"
+        " AND ($3::timestamptz IS NULL OR (created_at, assessment_id) < ($3::timestamptz, $4))"
+        " ORDER BY created_at DESC, assessment_id DESC LIMIT $5",
+        {ctx.tenant, request.patient_id(), after_time, after_id, std::to_string(page_size + 1)});
+    const int returned = std::min(rows.rows(), page_size);
+    for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_assessments());
+    if (rows.rows() > page_size) {
+      response.set_next_page_token(HexEncode("v1|" + request.patient_id() + "|" + rows.Get(returned - 1, 1) + "|" +
+                                             rows.Get(returned - 1, 2)));
+    }
+  });
   return response;
 }
 

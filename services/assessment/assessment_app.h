@@ -38,6 +38,10 @@ class AssessmentApp {
                                             AuditTarget& audit);
   pb::GetAssessmentResponse GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
                                           AuditTarget& audit);
+  pb::CreateAssessmentResponse CreateAssessment(const CallContext& ctx, const pb::CreateAssessmentRequest& request,
+                                                AuditTarget& audit);
+  pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,
+                                              AuditTarget& audit);
   pb::ScoreInstrumentResponse ScoreInstrument(const CallContext& ctx, const pb::ScoreInstrumentRequest& request,
                                               AuditTarget& audit);
 
@@ -45,6 +49,11 @@ class AssessmentApp {
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
   pb::IntakeSession SessionFromReply(const std::string& session_id, long long ttl_ms, const redisReply* fields) const;
   std::string IntakeKey(const CallContext& ctx, const std::string& session_id) const;
+  // Scores every instrument in `instruments` and inserts the assessment.
+  pb::Assessment StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
+                                       const std::string& intake_session_id,
+                                       const std::vector<InstrumentKind>& instruments,
+                                       const google::protobuf::RepeatedPtrField<physio::common::v1::InstrumentAnswer>& answers);
 
   RedisPool& redis_;
   PgPool& pg_;

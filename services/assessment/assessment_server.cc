@@ -22,6 +22,8 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
   PHYSIO_UNARY_RPC(CompleteIntake)
   PHYSIO_UNARY_RPC(GetAssessment)
   PHYSIO_UNARY_RPC(ScoreInstrument)
+  PHYSIO_UNARY_RPC(CreateAssessment)
+  PHYSIO_UNARY_RPC(ListAssessments)
 
  private:
   AssessmentApp& app_;

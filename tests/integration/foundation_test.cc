@@ -615,6 +615,84 @@ TEST_F(Foundation, IntakeAsksForTheChosenInstruments) {
   EXPECT_NE(status.error_message().find("instruments[2]"), std::string::npos);
 }
 
+TEST_F(Foundation, IntegratorsImportAndListAssessmentsPageByPage) {
+  auto integrator = Integrator();
+  auto create = [&](int pain, const std::string& request_id, apb::Assessment* out) {
+    apb::CreateAssessmentRequest request;
+    request.set_request_id(request_id);
+    request.set_patient_id(patient_id_);
+    *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", pain);
+    for (int i = 1; i <= 24; ++i) *request.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq." + std::to_string(i), i <= pain);
+    apb::CreateAssessmentResponse response;
+    auto status =
+        integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
+    if (out) *out = response.assessment();
+    return status;
+  };
+  apb::Assessment first, retried;
+  ASSERT_TRUE(create(7, "import-1", &first).ok());
+  ASSERT_EQ(first.scores_size(), 2);
+  EXPECT_EQ(first.scores(0).instrument(), cpb::INSTRUMENT_NPRS);
+  EXPECT_DOUBLE_EQ(first.scores(1).score(), 7);  // RMDQ: seven "yes"
+  ASSERT_TRUE(create(7, "import-1", &retried).ok());
+  EXPECT_EQ(retried.assessment_id(), first.assessment_id());
+  for (int pain = 6; pain >= 3; --pain) ASSERT_TRUE(create(pain, "import-" + std::to_string(10 - pain), nullptr).ok());
+
+  // An incomplete instrument is refused, naming what is missing.
+  apb::CreateAssessmentRequest partial;
+  partial.set_request_id("import-partial");
+  partial.set_patient_id(patient_id_);
+  *partial.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq.1", 1);
+  apb::CreateAssessmentResponse ignored;
+  auto status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, partial, &ignored);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("rmdq.2"), std::string::npos);
+
+  // Five assessments in pages of two: newest first, each exactly once.
+  std::vector<std::string> seen;
+  std::vector<double> pains;
+  apb::ListAssessmentsRequest list;
+  list.set_patient_id(patient_id_);
+  list.set_page_size(2);
+  int pages = 0;
+  do {
+    apb::ListAssessmentsResponse page;
+    ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+    for (const auto& a : page.assessments()) {
+      seen.push_back(a.assessment_id());
+      pains.push_back(a.scores(0).score());
+    }
+    list.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!list.page_token().empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 5u);
+  EXPECT_EQ(pains, (std::vector<double>{3, 4, 5, 6, 7}));
+
+  // Tokens are checked; a patient lists only their own; another tenant sees nothing.
+  apb::ListAssessmentsResponse page;
+  list.set_page_token("zz-not-a-token");
+  status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("page_token"), std::string::npos);
+  list.set_page_token("");
+  list.set_page_size(101);
+  EXPECT_EQ(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page)
+                .error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  list.set_page_size(0);
+  auto patient = Patient();
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+  EXPECT_EQ(page.assessments_size(), 5);
+  auto other = Patient("pt-other");
+  EXPECT_EQ(other.Call(other.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  auto intruder = Clinician("other-tenant");
+  ASSERT_TRUE(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+  EXPECT_EQ(page.assessments_size(), 0);
+}
+
 TEST_F(Foundation, HealthAndReflection) {
   for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
            {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},
