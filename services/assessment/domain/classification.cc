@@ -1,0 +1,127 @@
+#include "classification.h"
+
+namespace physio::assessment {
+
+std::string PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kSymptomModulation: return "symptom_modulation";
+    case Phase::kMovementControl: return "movement_control";
+    case Phase::kFunctionOptimisation: return "function_optimisation";
+  }
+  return "";
+}
+
+std::string SubgroupName(Subgroup subgroup) {
+  switch (subgroup) {
+    case Subgroup::kUnclassified: return "unclassified";
+    case Subgroup::kManipulation: return "manipulation";
+    case Subgroup::kSpecificExercise: return "specific_exercise";
+    case Subgroup::kStabilisation: return "stabilisation";
+  }
+  return "";
+}
+
+std::optional<Phase> ChoosePhase(std::optional<double> nprs, std::optional<double> odi_percent,
+                                 const ClassificationPolicy& policy) {
+  if (!nprs && !odi_percent) return std::nullopt;
+  const double pain = nprs.value_or(0);
+  const double odi = odi_percent.value_or(0);
+  if (pain >= policy.modulation_min_nprs || odi > policy.modulation_above_odi) return Phase::kSymptomModulation;
+  if (pain <= policy.optimisation_max_nprs && odi <= policy.optimisation_max_odi) return Phase::kFunctionOptimisation;
+  return Phase::kMovementControl;
+}
+
+SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPolicy& policy) {
+  SubgroupResult result;
+  const bool recent = f.episode_duration_days && *f.episode_duration_days < 16;
+  const bool known_extent = f.symptom_extent != SymptomExtent::kUnknown;
+  const bool not_below_knee = known_extent && f.symptom_extent != SymptomExtent::kBelowKnee;
+
+  // Manipulation: Flynn 2002 (>= 4 of 5) or the two-factor rule (Fritz 2005).
+  std::vector<std::string> manipulation;
+  if (recent) manipulation.push_back("episode shorter than 16 days");
+  if (not_below_knee) manipulation.push_back("no symptoms below the knee");
+  if (f.fabq_work && *f.fabq_work < 19) manipulation.push_back("FABQ work subscale below 19");
+  if (f.lumbar_hypomobility) manipulation.push_back("hypomobile lumbar segment");
+  if (f.hip_internal_rotation_deg && *f.hip_internal_rotation_deg > 35) manipulation.push_back("hip internal rotation over 35 degrees");
+  result.manipulation_criteria_met = static_cast<int>(manipulation.size());
+  result.manipulation_two_factor = recent && not_below_knee;
+
+  // Specific exercise by direction.
+  std::vector<std::string> specific;
+  std::string direction;
+  if (f.visible_lateral_shift || f.directional_preference == DirectionalPreference::kLateralShift) {
+    direction = "lateral_shift";
+    specific.push_back("visible lateral shift");
+  } else if (f.directional_preference == DirectionalPreference::kExtension) {
+    direction = "extension";
+    specific.push_back(f.centralisation ? "symptoms centralise with extension" : "directional preference for extension");
+  } else if (f.directional_preference == DirectionalPreference::kFlexion || f.stenosis_suspected) {
+    direction = "flexion";
+    if (f.directional_preference == DirectionalPreference::kFlexion) specific.push_back("directional preference for flexion");
+    if (f.stenosis_suspected) specific.push_back("signs of lumbar stenosis");
+    if (f.age_years && *f.age_years > 50) specific.push_back("age over 50");
+  }
+
+  // Stabilisation.
+  std::vector<std::string> stabilisation;
+  if (f.age_years && *f.age_years < 40) stabilisation.push_back("age under 40");
+  if (f.straight_leg_raise_deg && *f.straight_leg_raise_deg > 91) stabilisation.push_back("straight-leg raise over 91 degrees");
+  if (f.aberrant_movements) stabilisation.push_back("aberrant movements");
+  if (f.prone_instability_positive) stabilisation.push_back("positive prone instability test");
+
+  // The historical traction subgroup: leg symptoms with nerve-root signs and no
+  // centralising direction.
+  const bool traction_candidate = f.nerve_root_signs && f.symptom_extent == SymptomExtent::kBelowKnee && direction.empty();
+
+  if (result.manipulation_criteria_met >= 4 || result.manipulation_two_factor) {
+    result.subgroup = Subgroup::kManipulation;
+    result.criteria_met = manipulation;
+    if (result.manipulation_criteria_met < 4) result.notes.push_back("meets the two-factor rule (Fritz 2005)");
+  } else if (!direction.empty()) {
+    result.subgroup = Subgroup::kSpecificExercise;
+    result.direction = direction;
+    result.criteria_met = specific;
+  } else if (traction_candidate) {
+    result.subgroup = Subgroup::kSpecificExercise;
+    result.direction = "flexion";
+    result.criteria_met = {"symptoms below the knee", "nerve-root signs"};
+    result.notes.push_back(
+        "fits the historical traction subgroup; traction is not supported (Thackeray 2016) and NICE NG59 advises "
+        "against it, so specific exercise is used instead");
+  } else if (static_cast<int>(stabilisation.size()) >= policy.stabilisation_min_criteria) {
+    result.subgroup = Subgroup::kStabilisation;
+    result.criteria_met = stabilisation;
+  }
+  return result;
+}
+
+Classification Classify(const ClinicalFindings& findings, const std::vector<InstrumentResult>& scores,
+                        const ClassificationPolicy& policy) {
+  Classification result;
+  std::optional<double> nprs, odi;
+  ClinicalFindings with_scores = findings;
+  for (const auto& score : scores) {
+    switch (score.instrument) {
+      case InstrumentKind::kNprs: nprs = score.score; break;
+      case InstrumentKind::kOdi: odi = score.score; break;
+      case InstrumentKind::kStartBack:
+        for (const auto& sub : score.subscores) {
+          if (sub.name == "psychosocial") result.start_back = StartBackRiskOf(static_cast<int>(score.score), static_cast<int>(sub.value));
+        }
+        break;
+      case InstrumentKind::kFabq: with_scores.fabq_work = static_cast<int>(score.score); break;
+      default: break;
+    }
+  }
+  result.phase = ChoosePhase(nprs, odi, policy);
+  if (result.phase) {
+    result.phase_reason = "pain " + (nprs ? std::to_string(static_cast<int>(*nprs)) : std::string("not measured")) +
+                          ", Oswestry " + (odi ? std::to_string(*odi).substr(0, std::to_string(*odi).find('.') + 2)
+                                               : std::string("not measured"));
+  }
+  result.subgroup = ChooseSubgroup(with_scores, policy);
+  return result;
+}
+
+}  // namespace physio::assessment

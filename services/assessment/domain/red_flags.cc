@@ -1,0 +1,139 @@
+#include "red_flags.h"
+
+#include <algorithm>
+
+namespace physio::assessment {
+
+namespace {
+struct Collector {
+  std::vector<std::string> reasons;
+  void Add(bool present, const std::string& reason) {
+    if (present) reasons.push_back(reason);
+  }
+  int count() const { return static_cast<int>(reasons.size()); }
+};
+
+void Raise(RedFlagResult& result, const std::string& condition, RedFlagAction action, std::vector<std::string> reasons) {
+  if (action == RedFlagAction::kNone) return;
+  result.concerns.push_back({condition, action, std::move(reasons)});
+  result.action = std::max(result.action, action);
+}
+}  // namespace
+
+std::string RedFlagActionName(RedFlagAction action) {
+  switch (action) {
+    case RedFlagAction::kNone: return "none";
+    case RedFlagAction::kMonitor: return "monitor";
+    case RedFlagAction::kRoutineReferral: return "routine_referral";
+    case RedFlagAction::kUrgentReferral: return "urgent_referral";
+    case RedFlagAction::kEmergencyReferral: return "emergency_referral";
+  }
+  return "";
+}
+
+RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_years,
+                             std::optional<int> episode_duration_days) {
+  RedFlagResult result;
+  const bool neuro = a.neurological_signs;
+
+  // Cauda equina: any feature is an emergency (hospital within hours, MRI within 4 h).
+  Collector ces;
+  ces.Add(a.bladder_or_bowel_disturbance, "bladder or bowel disturbance");
+  ces.Add(a.saddle_numbness, "saddle numbness");
+  ces.Add(a.bilateral_leg_neurological_symptoms, "bilateral leg neurological symptoms");
+  ces.Add(a.new_sexual_dysfunction, "new sexual dysfunction");
+  Raise(result, "cauda_equina", ces.count() > 0 ? RedFlagAction::kEmergencyReferral : RedFlagAction::kNone, ces.reasons);
+
+  // Malignancy: a history of cancer is the strongest single feature; other features
+  // count in combination; with neurological signs it is an emergency (cord compression).
+  Collector cancer;
+  cancer.Add(a.history_of_cancer, "history of cancer");
+  cancer.Add(age_years && *age_years > 50, "age over 50");
+  cancer.Add(a.unexplained_weight_loss, "unexplained weight loss");
+  cancer.Add(a.night_pain, "night pain");
+  cancer.Add(a.unremitting_pain, "unremitting pain");
+  RedFlagAction malignancy = RedFlagAction::kNone;
+  if (a.history_of_cancer || cancer.count() >= 3) {
+    malignancy = neuro ? RedFlagAction::kEmergencyReferral : RedFlagAction::kUrgentReferral;
+  } else if (cancer.count() == 2) {
+    malignancy = neuro ? RedFlagAction::kUrgentReferral : RedFlagAction::kMonitor;
+  } else if (cancer.count() == 1 && a.unexplained_weight_loss) {
+    malignancy = RedFlagAction::kMonitor;
+  }
+  if (malignancy >= RedFlagAction::kUrgentReferral && neuro) cancer.reasons.push_back("neurological signs");
+  Raise(result, "malignancy", malignancy, cancer.reasons);
+
+  // Infection: fever or being unwell together with a risk factor suggests it;
+  // emergency when unwell or with a neurological deficit. A risk factor alone is monitored.
+  Collector risk;
+  risk.Add(a.intravenous_drug_use, "intravenous drug use");
+  risk.Add(a.immunosuppression, "immunosuppression");
+  risk.Add(a.recent_infection_or_procedure, "recent infection or procedure");
+  const bool febrile = a.fever || a.systemically_unwell;
+  RedFlagAction infection = RedFlagAction::kNone;
+  std::vector<std::string> infection_reasons = risk.reasons;
+  if (a.fever) infection_reasons.push_back("fever");
+  if (a.systemically_unwell) infection_reasons.push_back("systemically unwell");
+  if (febrile && risk.count() > 0) {
+    infection = (a.systemically_unwell || neuro) ? RedFlagAction::kEmergencyReferral : RedFlagAction::kUrgentReferral;
+    if (neuro) infection_reasons.push_back("neurological signs");
+  } else if (febrile || risk.count() > 0) {
+    infection = RedFlagAction::kMonitor;
+  }
+  Raise(result, "infection", infection, infection_reasons);
+
+  // Fracture: major trauma is an emergency; otherwise risk factors in combination.
+  Collector fracture;
+  fracture.Add(a.major_trauma, "major trauma");
+  fracture.Add(a.minor_trauma, "minor trauma");
+  fracture.Add(age_years && *age_years > 70, "age over 70");
+  fracture.Add(a.long_term_corticosteroids, "long-term corticosteroids");
+  fracture.Add(a.osteoporosis, "osteoporosis");
+  RedFlagAction fracture_action = RedFlagAction::kNone;
+  if (a.major_trauma) {
+    fracture_action = RedFlagAction::kEmergencyReferral;
+  } else if (fracture.count() >= 2) {
+    fracture_action = RedFlagAction::kUrgentReferral;
+  } else if (fracture.count() == 1) {
+    fracture_action = RedFlagAction::kMonitor;
+  }
+  if (fracture_action >= RedFlagAction::kUrgentReferral) result.manipulation_contraindicated = true;
+  Raise(result, "fracture", fracture_action, fracture.reasons);
+
+  // Progressive or widespread neurological deficit: specialist referral, emergency when both.
+  Collector deficit;
+  deficit.Add(a.progressive_weakness, "progressive weakness");
+  deficit.Add(a.widespread_neurological_signs, "widespread neurological signs");
+  Raise(result, "neurological_deficit",
+        deficit.count() == 2   ? RedFlagAction::kEmergencyReferral
+        : deficit.count() == 1 ? RedFlagAction::kUrgentReferral
+                               : RedFlagAction::kNone,
+        deficit.reasons);
+
+  // Axial spondyloarthritis (NICE NG65): onset before 45 and pain for more than 3
+  // months; then >= 4 criteria: rheumatology referral; 3: consider HLA-B27.
+  if (age_years && episode_duration_days && *episode_duration_days > 90) {
+    const int onset_age = *age_years - *episode_duration_days / 365;
+    if (onset_age < 45) {
+      Collector spa;
+      spa.Add(onset_age < 35, "onset before 35");
+      spa.Add(a.waking_second_half_of_night, "waking in the second half of the night");
+      spa.Add(a.buttock_pain, "buttock pain");
+      spa.Add(a.better_with_movement, "better with movement");
+      spa.Add(a.better_within_48h_of_nsaids, "better within 48 h of NSAIDs");
+      spa.Add(a.relative_with_spondyloarthritis, "first-degree relative with spondyloarthritis");
+      spa.Add(a.arthritis, "current or past arthritis");
+      spa.Add(a.enthesitis, "current or past enthesitis");
+      spa.Add(a.psoriasis, "current or past psoriasis");
+      if (spa.count() >= 4) {
+        Raise(result, "axial_spondyloarthritis", RedFlagAction::kRoutineReferral, spa.reasons);
+      } else if (spa.count() == 3) {
+        spa.reasons.push_back("three criteria: consider an HLA-B27 test");
+        Raise(result, "axial_spondyloarthritis", RedFlagAction::kMonitor, spa.reasons);
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace physio::assessment

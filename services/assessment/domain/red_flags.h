@@ -1,0 +1,79 @@
+#pragma once
+// Red-flag screening (Finucane et al., JOSPT 2020 framework; NICE NG65 for axial
+// spondyloarthritis): structured answers in, a level of concern per suspected
+// condition and one overall action out, each with its reasons. Single flags are
+// weak and combinations matter, so most conditions need a combination before
+// they ask for more than monitoring. The combination rules are design defaults
+// documented in docs/clinical-rules.md.
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace physio::assessment {
+
+struct RedFlagAnswers {
+  // Cauda equina syndrome
+  bool bladder_or_bowel_disturbance = false;
+  bool saddle_numbness = false;
+  bool bilateral_leg_neurological_symptoms = false;
+  bool new_sexual_dysfunction = false;
+  // Malignancy / spinal cord compression
+  bool history_of_cancer = false;
+  bool unexplained_weight_loss = false;
+  bool night_pain = false;
+  bool unremitting_pain = false;
+  // Infection
+  bool fever = false;
+  bool systemically_unwell = false;
+  bool intravenous_drug_use = false;
+  bool immunosuppression = false;
+  bool recent_infection_or_procedure = false;
+  // Fracture
+  bool major_trauma = false;
+  bool minor_trauma = false;
+  bool long_term_corticosteroids = false;
+  bool osteoporosis = false;
+  // Neurological
+  bool neurological_signs = false;  // objective deficit on examination
+  bool progressive_weakness = false;
+  bool widespread_neurological_signs = false;
+  // Axial spondyloarthritis (NICE NG65), asked when onset < 45 and pain > 3 months
+  bool waking_second_half_of_night = false;
+  bool buttock_pain = false;
+  bool better_with_movement = false;
+  bool better_within_48h_of_nsaids = false;
+  bool relative_with_spondyloarthritis = false;
+  bool arthritis = false;
+  bool enthesitis = false;
+  bool psoriasis = false;
+};
+
+// Ordered by urgency: the overall action is the most urgent of any condition.
+enum class RedFlagAction {
+  kNone,              // treat
+  kMonitor,           // treat with safety-netting and close monitoring
+  kRoutineReferral,   // treat, and refer routinely (e.g. rheumatology for axSpA)
+  kUrgentReferral,    // do not start treatment; contact within 24 h
+  kEmergencyReferral  // hospital now; no treatment plan
+};
+
+std::string RedFlagActionName(RedFlagAction action);
+
+struct ConditionConcern {
+  std::string condition;  // "cauda_equina", "malignancy", "infection", "fracture", "neurological_deficit", "axial_spondyloarthritis"
+  RedFlagAction action;
+  std::vector<std::string> reasons;  // the features that led there
+};
+
+struct RedFlagResult {
+  RedFlagAction action = RedFlagAction::kNone;
+  std::vector<ConditionConcern> concerns;  // only conditions with any concern
+  // No spinal manipulation or loading until cleared (suspected fracture).
+  bool manipulation_contraindicated = false;
+};
+
+// `age_years` and `episode_duration_days` come from the history (nullopt when unknown).
+RedFlagResult ScreenRedFlags(const RedFlagAnswers& answers, std::optional<int> age_years,
+                             std::optional<int> episode_duration_days);
+
+}  // namespace physio::assessment

@@ -1,0 +1,225 @@
+// Red-flag combinations leading to the right action, and classification of
+// constructed patients (clinical reference: Finucane 2020, NICE NG65, Fritz 2007,
+// Flynn 2002, Fritz 2005, Thackeray 2016, Hill 2008).
+#include <gtest/gtest.h>
+
+#include "domain/classification.h"
+#include "domain/red_flags.h"
+
+namespace physio::assessment {
+namespace {
+
+TEST(RedFlags, NothingMeansTreat) {
+  auto result = ScreenRedFlags({}, 45, 30);
+  EXPECT_EQ(result.action, RedFlagAction::kNone);
+  EXPECT_TRUE(result.concerns.empty());
+}
+
+TEST(RedFlags, AnyCaudaEquinaFeatureIsAnEmergency) {
+  RedFlagAnswers a;
+  a.saddle_numbness = true;
+  auto result = ScreenRedFlags(a, 40, 5);
+  EXPECT_EQ(result.action, RedFlagAction::kEmergencyReferral);
+  ASSERT_EQ(result.concerns.size(), 1u);
+  EXPECT_EQ(result.concerns[0].condition, "cauda_equina");
+  EXPECT_EQ(result.concerns[0].reasons, std::vector<std::string>{"saddle numbness"});
+}
+
+TEST(RedFlags, CancerHistoryIsUrgentAndWithNeurologicalSignsAnEmergency) {
+  RedFlagAnswers a;
+  a.history_of_cancer = true;
+  EXPECT_EQ(ScreenRedFlags(a, 60, 20).action, RedFlagAction::kUrgentReferral);
+  a.neurological_signs = true;
+  EXPECT_EQ(ScreenRedFlags(a, 60, 20).action, RedFlagAction::kEmergencyReferral);
+}
+
+TEST(RedFlags, SingleWeakFeaturesAreMonitoredCombinationsEscalate) {
+  RedFlagAnswers night;
+  night.night_pain = true;
+  EXPECT_EQ(ScreenRedFlags(night, 35, 20).action, RedFlagAction::kNone);  // night pain alone, young: no concern
+  EXPECT_EQ(ScreenRedFlags(night, 55, 20).action, RedFlagAction::kMonitor);  // + age over 50
+  night.unexplained_weight_loss = true;
+  auto combined = ScreenRedFlags(night, 55, 20);  // age, weight loss, night pain
+  EXPECT_EQ(combined.action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(combined.concerns[0].condition, "malignancy");
+  EXPECT_EQ(combined.concerns[0].reasons.size(), 3u);
+}
+
+TEST(RedFlags, InfectionNeedsFeverWithARiskFactor) {
+  RedFlagAnswers a;
+  a.immunosuppression = true;
+  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kMonitor);
+  a.fever = true;
+  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kUrgentReferral);
+  a.systemically_unwell = true;
+  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kEmergencyReferral);
+}
+
+TEST(RedFlags, FractureRulesAndManipulationContraindication) {
+  RedFlagAnswers major;
+  major.major_trauma = true;
+  auto emergency = ScreenRedFlags(major, 30, 2);
+  EXPECT_EQ(emergency.action, RedFlagAction::kEmergencyReferral);
+  EXPECT_TRUE(emergency.manipulation_contraindicated);
+  RedFlagAnswers osteo;
+  osteo.osteoporosis = true;
+  EXPECT_EQ(ScreenRedFlags(osteo, 65, 10).action, RedFlagAction::kMonitor);
+  EXPECT_FALSE(ScreenRedFlags(osteo, 65, 10).manipulation_contraindicated);
+  auto older = ScreenRedFlags(osteo, 75, 10);  // osteoporosis + age over 70
+  EXPECT_EQ(older.action, RedFlagAction::kUrgentReferral);
+  EXPECT_TRUE(older.manipulation_contraindicated);
+}
+
+TEST(RedFlags, ProgressiveNeurologicalDeficit) {
+  RedFlagAnswers a;
+  a.progressive_weakness = true;
+  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kUrgentReferral);
+  a.widespread_neurological_signs = true;
+  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kEmergencyReferral);
+}
+
+TEST(RedFlags, AxialSpondyloarthritisCriteriaCountOnlyForEarlyOnsetChronicPain) {
+  RedFlagAnswers a;
+  a.waking_second_half_of_night = true;
+  a.buttock_pain = true;
+  a.better_with_movement = true;
+  // 30 years old, 6 months: onset before 35 is a fourth criterion -> rheumatology referral.
+  auto four = ScreenRedFlags(a, 30, 180);
+  EXPECT_EQ(four.action, RedFlagAction::kRoutineReferral);
+  EXPECT_EQ(four.concerns[0].condition, "axial_spondyloarthritis");
+  // 40 years old: three criteria -> monitor and consider HLA-B27.
+  auto three = ScreenRedFlags(a, 40, 180);
+  EXPECT_EQ(three.action, RedFlagAction::kMonitor);
+  EXPECT_NE(three.concerns[0].reasons.back().find("HLA-B27"), std::string::npos);
+  // Pain for less than 3 months, or onset at 45 or later: not assessed.
+  EXPECT_EQ(ScreenRedFlags(a, 30, 60).action, RedFlagAction::kNone);
+  EXPECT_EQ(ScreenRedFlags(a, 50, 180).action, RedFlagAction::kNone);
+}
+
+TEST(RedFlags, TheMostUrgentConditionDecides) {
+  RedFlagAnswers a;
+  a.osteoporosis = true;      // monitor
+  a.bladder_or_bowel_disturbance = true;  // emergency
+  auto result = ScreenRedFlags(a, 50, 10);
+  EXPECT_EQ(result.action, RedFlagAction::kEmergencyReferral);
+  EXPECT_EQ(result.concerns.size(), 2u);
+}
+
+ClinicalFindings Manipulable() {
+  ClinicalFindings f;
+  f.age_years = 35;
+  f.episode_duration_days = 10;
+  f.symptom_extent = SymptomExtent::kButtock;
+  f.fabq_work = 12;
+  f.lumbar_hypomobility = true;
+  f.hip_internal_rotation_deg = 40;
+  return f;
+}
+
+TEST(Subgroups, ManipulationByFlynnsFiveCriteria) {
+  auto result = ChooseSubgroup(Manipulable(), {});
+  EXPECT_EQ(result.subgroup, Subgroup::kManipulation);
+  EXPECT_EQ(result.manipulation_criteria_met, 5);
+  EXPECT_TRUE(result.manipulation_two_factor);
+  // Four of five without the two-factor rule (long episode).
+  auto chronic = Manipulable();
+  chronic.episode_duration_days = 60;
+  auto four = ChooseSubgroup(chronic, {});
+  EXPECT_EQ(four.subgroup, Subgroup::kManipulation);
+  EXPECT_EQ(four.manipulation_criteria_met, 4);
+  EXPECT_FALSE(four.manipulation_two_factor);
+}
+
+TEST(Subgroups, ManipulationByTheTwoFactorRuleAlone) {
+  ClinicalFindings f;
+  f.episode_duration_days = 7;
+  f.symptom_extent = SymptomExtent::kBackOnly;
+  auto result = ChooseSubgroup(f, {});
+  EXPECT_EQ(result.subgroup, Subgroup::kManipulation);
+  EXPECT_EQ(result.manipulation_criteria_met, 2);
+  ASSERT_FALSE(result.notes.empty());
+  // Unknown symptom extent does not count as "not below the knee".
+  f.symptom_extent = SymptomExtent::kUnknown;
+  EXPECT_EQ(ChooseSubgroup(f, {}).subgroup, Subgroup::kUnclassified);
+}
+
+TEST(Subgroups, SpecificExerciseByDirection) {
+  ClinicalFindings f;
+  f.episode_duration_days = 40;
+  f.symptom_extent = SymptomExtent::kThigh;
+  f.directional_preference = DirectionalPreference::kExtension;
+  f.centralisation = true;
+  auto extension = ChooseSubgroup(f, {});
+  EXPECT_EQ(extension.subgroup, Subgroup::kSpecificExercise);
+  EXPECT_EQ(extension.direction, "extension");
+  EXPECT_EQ(extension.criteria_met, std::vector<std::string>{"symptoms centralise with extension"});
+  ClinicalFindings older;
+  older.age_years = 68;
+  older.stenosis_suspected = true;
+  EXPECT_EQ(ChooseSubgroup(older, {}).direction, "flexion");
+  ClinicalFindings shift;
+  shift.visible_lateral_shift = true;
+  EXPECT_EQ(ChooseSubgroup(shift, {}).direction, "lateral_shift");
+}
+
+TEST(Subgroups, StabilisationThresholdIsConfigurable) {
+  ClinicalFindings f;
+  f.age_years = 28;
+  f.episode_duration_days = 100;
+  f.aberrant_movements = true;
+  f.prone_instability_positive = true;
+  auto result = ChooseSubgroup(f, {});
+  EXPECT_EQ(result.subgroup, Subgroup::kStabilisation);
+  EXPECT_EQ(result.criteria_met.size(), 3u);
+  ClassificationPolicy strict;
+  strict.stabilisation_min_criteria = 4;
+  EXPECT_EQ(ChooseSubgroup(f, strict).subgroup, Subgroup::kUnclassified);
+}
+
+TEST(Subgroups, TractionCandidatesGoToSpecificExerciseWithTheReason) {
+  ClinicalFindings f;
+  f.episode_duration_days = 50;
+  f.symptom_extent = SymptomExtent::kBelowKnee;
+  f.nerve_root_signs = true;
+  auto result = ChooseSubgroup(f, {});
+  EXPECT_EQ(result.subgroup, Subgroup::kSpecificExercise);
+  ASSERT_EQ(result.notes.size(), 1u);
+  EXPECT_NE(result.notes[0].find("Thackeray 2016"), std::string::npos);
+}
+
+TEST(Classify, CombinesStartBackPhaseAndSubgroup) {
+  std::vector<InstrumentResult> scores(4);
+  scores[0].instrument = InstrumentKind::kNprs;
+  scores[0].score = 6;
+  scores[1].instrument = InstrumentKind::kOdi;
+  scores[1].score = 35.6;
+  scores[2].instrument = InstrumentKind::kStartBack;
+  scores[2].score = 6;
+  scores[2].subscores = {{"psychosocial", 4}};
+  scores[3].instrument = InstrumentKind::kFabq;
+  scores[3].score = 12;  // work subscale
+  auto findings = Manipulable();
+  findings.fabq_work.reset();  // taken from the FABQ score
+  auto result = Classify(findings, scores, {});
+  ASSERT_TRUE(result.start_back.has_value());
+  EXPECT_EQ(*result.start_back, StartBackRisk::kHigh);
+  ASSERT_TRUE(result.phase.has_value());
+  EXPECT_EQ(*result.phase, Phase::kMovementControl);
+  EXPECT_EQ(result.phase_reason, "pain 6, Oswestry 35.6");
+  EXPECT_EQ(result.subgroup.manipulation_criteria_met, 5);
+}
+
+TEST(Classify, PhaseCutoffs) {
+  ClassificationPolicy policy;
+  EXPECT_EQ(ChoosePhase(7.0, 10.0, policy), Phase::kSymptomModulation);
+  EXPECT_EQ(ChoosePhase(2.0, 40.5, policy), Phase::kSymptomModulation);
+  EXPECT_EQ(ChoosePhase(6.0, 40.0, policy), Phase::kMovementControl);
+  EXPECT_EQ(ChoosePhase(3.0, 20.0, policy), Phase::kFunctionOptimisation);
+  EXPECT_EQ(ChoosePhase(3.0, 20.5, policy), Phase::kMovementControl);
+  EXPECT_FALSE(ChoosePhase(std::nullopt, std::nullopt, policy).has_value());
+  policy.modulation_min_nprs = 9;
+  EXPECT_EQ(ChoosePhase(8.0, 30.0, policy), Phase::kMovementControl);
+}
+
+}  // namespace
+}  // namespace physio::assessment
