@@ -9,6 +9,7 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/redis/redis_keys.h"
+#include "intake_sections.h"
 #include "physio/server/idempotent.h"
 
 namespace physio::assessment {
@@ -23,6 +24,9 @@ constexpr auto kStoreBudget = std::chrono::seconds(5);
 // "nprs,odi", "assessment_id") plus one field per answer "a:<instrument>:<item>"
 // whose value is "<int>", "<int>\t<text>" (PSFS) or "declined".
 constexpr const char* kAnswerPrefix = "a:";
+constexpr const char* kHistoryField = "s:history";
+constexpr const char* kExaminationField = "s:examination";
+constexpr const char* kRedFlagField = "s:red_flags";
 constexpr const char* kDeclined = "declined";
 
 constexpr const char* kStartScript = R"LUA(
@@ -179,6 +183,12 @@ pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id,
       session.set_assessment_id(value);
     } else if (field == "instruments") {
       instruments = ParseInstrumentList(value);
+    } else if (field == kHistoryField) {
+      session.mutable_history()->ParseFromString(value);
+    } else if (field == kExaminationField) {
+      session.mutable_examination()->ParseFromString(value);
+    } else if (field == kRedFlagField) {
+      session.mutable_red_flag_screen()->ParseFromString(value);
     } else if (field.rfind(kAnswerPrefix, 0) == 0) {
       auto colon = field.find(':', 2);
       if (colon == std::string::npos) continue;
@@ -262,9 +272,26 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
-  if (request.answers().empty()) ThrowInvalidArgument("answers", "at least one answer is required");
+  if (request.answers().empty() && !request.has_history() && !request.has_examination() &&
+      !request.has_red_flag_screen()) {
+    ThrowInvalidArgument("answers", "at least one answer or section is required");
+  }
   if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers per submission");
   std::vector<std::string> args{PatientFilter(ctx), std::to_string(settings_.intake_ttl.count()), ""};
+  if (request.has_history()) {
+    ValidateHistory("history", request.history());
+    args.insert(args.end(), {kHistoryField, request.history().SerializeAsString()});
+  }
+  if (request.has_examination()) {
+    if (!ctx.HasRole(Role::kClinician) && !ctx.HasRole(Role::kIntegrator)) {
+      throw Error(ErrorCode::kPermissionDenied, "examination: only clinicians record examination findings");
+    }
+    ValidateExamination("examination", request.examination());
+    args.insert(args.end(), {kExaminationField, request.examination().SerializeAsString()});
+  }
+  if (request.has_red_flag_screen()) {
+    args.insert(args.end(), {kRedFlagField, request.red_flag_screen().SerializeAsString()});
+  }
   std::map<std::string, int> first_index_of_code;
   for (int i = 0; i < request.answers_size(); ++i) {
     ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
@@ -332,9 +359,15 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
           for (auto instrument : session.instruments()) {
             instruments.push_back(*KindOf(static_cast<cpb::Instrument>(instrument)));
           }
+          pb::Assessment draft;
+          draft.set_patient_id(session.patient_id());
+          draft.set_intake_session_id(session.session_id());
+          *draft.mutable_answers() = session.answers();
+          if (session.has_history()) *draft.mutable_history() = session.history();
+          if (session.has_examination()) *draft.mutable_examination() = session.examination();
+          if (session.has_red_flag_screen()) *draft.mutable_red_flag_screen() = session.red_flag_screen();
           pb::CompleteIntakeResponse completed;
-          *completed.mutable_assessment() = StoreScoredAssessment(conn, ctx, session.patient_id(), session.session_id(),
-                                                                  instruments, session.answers());
+          *completed.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
           return completed;
         });
   } catch (const PgUniqueViolation& violation) {
@@ -371,23 +404,32 @@ pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
   return response;
 }
 
-pb::Assessment AssessmentApp::StoreScoredAssessment(
-    PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& intake_session_id,
-    const std::vector<InstrumentKind>& instruments,
-    const google::protobuf::RepeatedPtrField<cpb::InstrumentAnswer>& answers) {
-  pb::Assessment assessment;
+pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, pb::Assessment draft,
+                                                    const std::vector<InstrumentKind>& instruments) {
+  pb::Assessment assessment = std::move(draft);
   assessment.set_assessment_id(NewId("asm"));
-  assessment.set_patient_id(patient_id);
-  assessment.set_intake_session_id(intake_session_id);
-  const auto domain_answers = DomainAnswers(answers);
-  for (InstrumentKind kind : instruments) *assessment.add_scores() = ToProto(Score(kind, domain_answers, settings_.scoring));
-  *assessment.mutable_answers() = answers;
+  const auto domain_answers = DomainAnswers(assessment.answers());
+  std::vector<InstrumentResult> results;
+  for (InstrumentKind kind : instruments) {
+    results.push_back(Score(kind, domain_answers, settings_.scoring));
+    *assessment.add_scores() = ToProto(results.back());
+  }
+  ClinicalFindings findings = FindingsOf(assessment.history(), assessment.examination());
+  if (assessment.has_red_flag_screen()) {
+    *assessment.mutable_red_flags() = ProtoOf(ScreenRedFlags(RedFlagAnswersOf(assessment.red_flag_screen()),
+                                                             findings.age_years, findings.episode_duration_days));
+  } else {
+    assessment.mutable_red_flags()->set_action(pb::RED_FLAG_ACTION_NOT_SCREENED);
+  }
+  *assessment.mutable_classification() = ProtoOf(Classify(findings, results, settings_.classification));
   *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
   assessment.set_created_by(ctx.principal);
+  assessment.set_etag("v1");
   conn.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
             " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
-            {ctx.tenant, assessment.assessment_id(), patient_id,
-             intake_session_id.empty() ? PgParam() : PgParam(intake_session_id), ctx.principal, ToJson(assessment)});
+            {ctx.tenant, assessment.assessment_id(), assessment.patient_id(),
+             assessment.intake_session_id().empty() ? PgParam() : PgParam(assessment.intake_session_id()),
+             ctx.principal, ToJson(assessment)});
   return assessment;
 }
 
@@ -408,12 +450,19 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
       instruments.push_back(answer.instrument);
     }
   }
+  if (request.has_history()) ValidateHistory("history", request.history());
+  if (request.has_examination()) ValidateExamination("examination", request.examination());
   auto response = IdempotentWrite<pb::CreateAssessmentResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "CreateAssessment", request.request_id()},
       request, [&](PgConnection& conn) {
+        pb::Assessment draft;
+        draft.set_patient_id(request.patient_id());
+        *draft.mutable_answers() = request.answers();
+        if (request.has_history()) *draft.mutable_history() = request.history();
+        if (request.has_examination()) *draft.mutable_examination() = request.examination();
+        if (request.has_red_flag_screen()) *draft.mutable_red_flag_screen() = request.red_flag_screen();
         pb::CreateAssessmentResponse created;
-        *created.mutable_assessment() =
-            StoreScoredAssessment(conn, ctx, request.patient_id(), "", instruments, request.answers());
+        *created.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
         return created;
       });
   audit.resource_id = response.assessment().assessment_id();
@@ -462,6 +511,49 @@ pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ct
                                              rows.Get(returned - 1, 2)));
     }
   });
+  return response;
+}
+
+pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
+    const CallContext& ctx, const pb::RecordRedFlagJudgementRequest& request, AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("assessment_id", request.assessment_id());
+  audit.resource_id = request.assessment_id();
+  if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the assessment as last read)");
+  if (!pb::RedFlagAction_IsValid(request.action()) || request.action() == pb::RED_FLAG_ACTION_UNSPECIFIED ||
+      request.action() == pb::RED_FLAG_ACTION_NOT_SCREENED) {
+    ThrowInvalidArgument("action", "must be NONE, MONITOR, ROUTINE_REFERRAL, URGENT_REFERRAL or EMERGENCY_REFERRAL");
+  }
+  if (request.rationale().empty() || request.rationale().size() > 500) {
+    ThrowInvalidArgument("rationale", "must be 1-500 characters");
+  }
+  auto response = IdempotentWrite<pb::RecordRedFlagJudgementResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, "RecordRedFlagJudgement", request.request_id()}, request, [&](PgConnection& conn) {
+        auto rows = conn.Exec("SELECT body, version FROM assessment.assessments"
+                              " WHERE tenant_id = $1 AND assessment_id = $2 FOR UPDATE",
+                              {ctx.tenant, request.assessment_id()});
+        if (rows.rows() == 0) ThrowNotFound("assessment");
+        pb::RecordRedFlagJudgementResponse recorded;
+        pb::Assessment& assessment = *recorded.mutable_assessment();
+        FromJson(rows.Get(0, 0), &assessment);
+        const long version = rows.GetLong(0, 1);
+        if (request.etag() != "v" + std::to_string(version)) {
+          throw Error(ErrorCode::kAborted, "etag: the assessment changed since it was read; read it again");
+        }
+        auto* judgement = assessment.mutable_clinician_red_flag_judgement();
+        judgement->set_action(request.action());
+        judgement->set_rationale(request.rationale());
+        judgement->set_clinician(ctx.principal);
+        *judgement->mutable_decide_time() = TimeUtil::GetCurrentTime();
+        assessment.set_etag("v" + std::to_string(version + 1));
+        conn.Exec("UPDATE assessment.assessments SET body = $3::jsonb, version = $4"
+                  " WHERE tenant_id = $1 AND assessment_id = $2",
+                  {ctx.tenant, request.assessment_id(), ToJson(assessment), std::to_string(version + 1)});
+        return recorded;
+      });
+  audit.patient_id = response.assessment().patient_id();
   return response;
 }
 

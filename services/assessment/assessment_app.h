@@ -4,7 +4,9 @@
 // assessment_server.cc only translates.
 #include <chrono>
 
+#include "domain/classification.h"
 #include "domain/instruments.h"
+#include "domain/red_flags.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
 #include "physio/db/audit.h"
@@ -20,6 +22,7 @@ struct AssessmentSettings {
   std::chrono::milliseconds intake_ttl{std::chrono::hours(24)};        // renewed on activity
   std::chrono::milliseconds completed_intake_ttl{std::chrono::hours(1)};
   ScoringPolicy scoring;
+  ClassificationPolicy classification;
 };
 
 inline constexpr const char* kSchema = "assessment";
@@ -42,6 +45,9 @@ class AssessmentApp {
                                                 AuditTarget& audit);
   pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,
                                               AuditTarget& audit);
+  pb::RecordRedFlagJudgementResponse RecordRedFlagJudgement(const CallContext& ctx,
+                                                            const pb::RecordRedFlagJudgementRequest& request,
+                                                            AuditTarget& audit);
   pb::ScoreInstrumentResponse ScoreInstrument(const CallContext& ctx, const pb::ScoreInstrumentRequest& request,
                                               AuditTarget& audit);
 
@@ -49,11 +55,10 @@ class AssessmentApp {
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
   pb::IntakeSession SessionFromReply(const std::string& session_id, long long ttl_ms, const redisReply* fields) const;
   std::string IntakeKey(const CallContext& ctx, const std::string& session_id) const;
-  // Scores every instrument in `instruments` and inserts the assessment.
-  pb::Assessment StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
-                                       const std::string& intake_session_id,
-                                       const std::vector<InstrumentKind>& instruments,
-                                       const google::protobuf::RepeatedPtrField<physio::common::v1::InstrumentAnswer>& answers);
+  // Scores every instrument, screens red flags, classifies, and inserts the assessment.
+  // `draft` carries patient, session, answers and the history/examination/red-flag sections.
+  pb::Assessment StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, pb::Assessment draft,
+                                       const std::vector<InstrumentKind>& instruments);
 
   RedisPool& redis_;
   PgPool& pg_;

@@ -24,6 +24,7 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
   PHYSIO_UNARY_RPC(ScoreInstrument)
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
+  PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
 
  private:
   AssessmentApp& app_;
@@ -49,6 +50,11 @@ class AssessmentServer final : public RunningService {
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
     settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
+    settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
+    settings.classification.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
+    settings.classification.optimisation_max_nprs = config.GetInt("phase-optimisation-max-nprs");
+    settings.classification.optimisation_max_odi = config.GetInt("phase-optimisation-max-odi");
+    settings.classification.stabilisation_min_criteria = config.GetInt("stabilisation-min-criteria");
     return settings;
   }
   Config config_;
@@ -63,6 +69,11 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
+  keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the phase is symptom modulation (UNVERIFIED default)"});
+  keys.push_back({"phase-modulation-above-odi", "40", "ODI percent above which the phase is symptom modulation (UNVERIFIED default)"});
+  keys.push_back({"phase-optimisation-max-nprs", "3", "pain at or below which (with low ODI) the phase is function optimisation (UNVERIFIED default)"});
+  keys.push_back({"phase-optimisation-max-odi", "20", "ODI percent at or below which (with low pain) the phase is function optimisation (UNVERIFIED default)"});
+  keys.push_back({"stabilisation-min-criteria", "3", "stabilisation subgroup: criteria of 4 needed (UNVERIFIED default)"});
   keys.push_back({"fabq-work-elevated-above", "29",
                   "FABQ work subscale above which beliefs are flagged elevated (29 or 34 in the literature)"});
   return keys;

@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
     apb::StartIntakeRequest start;
     start.set_request_id(Rid("start"));
     start.set_patient_id(patient_id);
+    start.add_instruments(cpb::INSTRUMENT_NPRS);
+    start.add_instruments(cpb::INSTRUMENT_ODI);
+    start.add_instruments(cpb::INSTRUMENT_START_BACK);
     apb::StartIntakeResponse started;
     patient.Call("StartIntake", assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
     const std::string session_id = started.session().session_id();
@@ -109,7 +112,12 @@ int main(int argc, char** argv) {
          Answer(cpb::INSTRUMENT_ODI, "odi.5", 2)},
         {Answer(cpb::INSTRUMENT_ODI, "odi.6", 2), Answer(cpb::INSTRUMENT_ODI, "odi.7", 1),
          Answer(cpb::INSTRUMENT_ODI, "odi.8", 0, true), Answer(cpb::INSTRUMENT_ODI, "odi.9", 2),
-         Answer(cpb::INSTRUMENT_ODI, "odi.10", 2)}};
+         Answer(cpb::INSTRUMENT_ODI, "odi.10", 2)},
+        {Answer(cpb::INSTRUMENT_START_BACK, "sbt.1", 1), Answer(cpb::INSTRUMENT_START_BACK, "sbt.2", 0),
+         Answer(cpb::INSTRUMENT_START_BACK, "sbt.3", 1), Answer(cpb::INSTRUMENT_START_BACK, "sbt.4", 1),
+         Answer(cpb::INSTRUMENT_START_BACK, "sbt.5", 0), Answer(cpb::INSTRUMENT_START_BACK, "sbt.6", 1),
+         Answer(cpb::INSTRUMENT_START_BACK, "sbt.7", 0), Answer(cpb::INSTRUMENT_START_BACK, "sbt.8", 0),
+         Answer(cpb::INSTRUMENT_START_BACK, "sbt.9", 2)}};
     for (size_t i = 0; i < screens.size(); ++i) {
       apb::SubmitIntakeAnswersRequest submit;
       submit.set_request_id(Rid("screen" + std::to_string(i + 1)));
@@ -120,6 +128,32 @@ int main(int argc, char** argv) {
                    &submitted);
       std::cout << "   screen " << i + 1 << " submitted:\n";
       PrintProgress(submitted.session());
+    }
+    {
+      // History and the red-flag questions on the patient's last screen.
+      apb::SubmitIntakeAnswersRequest details;
+      details.set_request_id(Rid("history"));
+      details.set_session_id(session_id);
+      auto* history = details.mutable_history();
+      history->set_age_years(38);
+      history->set_episode_duration_days(10);
+      history->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
+      history->set_occupation_demand(apb::OCCUPATION_DEMAND_SEDENTARY);
+      history->add_goals("Sit through a working day");
+      details.mutable_red_flag_screen()->set_night_pain(true);
+      apb::SubmitIntakeAnswersResponse submitted;
+      patient.Call("SubmitIntakeAnswers", assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers,
+                   details, &submitted);
+      std::cout << "   history and red-flag screen submitted\n";
+      // The clinician adds the examination in the video consultation.
+      apb::SubmitIntakeAnswersRequest exam;
+      exam.set_request_id(Rid("exam"));
+      exam.set_session_id(session_id);
+      exam.mutable_examination()->set_lumbar_hypomobility(true);
+      exam.mutable_examination()->set_hip_internal_rotation_deg(38);
+      clinician.Call("SubmitIntakeAnswers", assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers,
+                     exam, &submitted);
+      std::cout << "   examination added by the clinician\n";
     }
     apb::CompleteIntakeRequest complete;
     complete.set_request_id(Rid("complete"));
@@ -134,6 +168,15 @@ int main(int argc, char** argv) {
                 << score.declined_items() << "\n";
     }
 
+    const auto& stored = completed.assessment();
+    std::cout << "   red flags: " << apb::RedFlagAction_Name(stored.red_flags().action()) << "\n";
+    const auto& c = stored.classification();
+    std::cout << "   classification: STarT " << apb::StartBackRisk_Name(c.start_back_risk()) << ", "
+              << cpb::Phase_Name(c.phase()) << " (" << c.phase_reason() << "), " << apb::Subgroup_Name(c.subgroup())
+              << " (" << c.manipulation_criteria_met() << " of 5 manipulation criteria";
+    for (const auto& criterion : c.criteria_met()) std::cout << "; " << criterion;
+    std::cout << ")\n";
+
     std::cout << "\n2. The clinician generates and approves the plan\n";
     ppb::GeneratePlanRequest generate;
     generate.set_request_id(Rid("plan"));
@@ -141,7 +184,7 @@ int main(int argc, char** argv) {
     ppb::GeneratePlanResponse generated;
     clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
     const auto& draft = generated.plan();
-    std::cout << "   plan " << draft.plan_id() << " (" << ppb::Phase_Name(draft.phase()) << ", rules "
+    std::cout << "   plan " << draft.plan_id() << " (" << cpb::Phase_Name(draft.phase()) << ", rules "
               << draft.rules_version() << ")\n";
     for (const auto& item : draft.items()) {
       std::cout << "    - " << item.title();

@@ -16,13 +16,13 @@ using google::protobuf::util::TimeUtil;
 namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
-pb::Phase ToProto(Phase phase) {
+cpb::Phase ToProto(Phase phase) {
   switch (phase) {
-    case Phase::kSymptomModulation: return pb::PHASE_SYMPTOM_MODULATION;
-    case Phase::kMovementControl: return pb::PHASE_MOVEMENT_CONTROL;
-    case Phase::kFunctionOptimisation: return pb::PHASE_FUNCTION_OPTIMISATION;
+    case Phase::kSymptomModulation: return cpb::PHASE_SYMPTOM_MODULATION;
+    case Phase::kMovementControl: return cpb::PHASE_MOVEMENT_CONTROL;
+    case Phase::kFunctionOptimisation: return cpb::PHASE_FUNCTION_OPTIMISATION;
   }
-  return pb::PHASE_UNSPECIFIED;
+  return cpb::PHASE_UNSPECIFIED;
 }
 
 pb::PlanItemKind ToProto(ItemKind kind) {
@@ -40,7 +40,15 @@ std::string StatusName(pb::PlanStatus status) { return pb::PlanStatus_Name(statu
 std::string Etag(long version) { return "v" + std::to_string(version); }
 
 PlanInput InputFrom(const physio::assessment::v1::Assessment& assessment) {
-  PlanInput input;
+  PlanInput input{};
+  switch (assessment.classification().phase()) {
+    case cpb::PHASE_SYMPTOM_MODULATION: input.phase = Phase::kSymptomModulation; break;
+    case cpb::PHASE_MOVEMENT_CONTROL: input.phase = Phase::kMovementControl; break;
+    case cpb::PHASE_FUNCTION_OPTIMISATION: input.phase = Phase::kFunctionOptimisation; break;
+    default:
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "assessment_id: the assessment has no phase (it needs a pain or Oswestry score)");
+  }
   for (const auto& score : assessment.scores()) {
     if (score.instrument() == cpb::INSTRUMENT_NPRS) input.nprs = score.score();
     if (score.instrument() == cpb::INSTRUMENT_ODI) input.odi_percent = score.score();
@@ -104,10 +112,20 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   // Read before the transaction: no database connection is held across a remote call.
   auto assessment = assessments_.Get(ctx, request.assessment_id());
   audit.patient_id = assessment.patient_id();
+  // The clinician's own judgement, once recorded, overrides the computed screen.
+  const auto red_flags = assessment.has_clinician_red_flag_judgement()
+                             ? assessment.clinician_red_flag_judgement().action()
+                             : assessment.red_flags().action();
+  if (red_flags == physio::assessment::v1::RED_FLAG_ACTION_URGENT_REFERRAL ||
+      red_flags == physio::assessment::v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "assessment_id: the red-flag screen calls for " +
+                    physio::assessment::v1::RedFlagAction_Name(red_flags) + ", not a treatment plan");
+  }
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "GeneratePlan", request.request_id()}, request,
       [&](PgConnection& conn) {
-        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(InputFrom(assessment), cutoffs_));
+        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(InputFrom(assessment)));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
         plan.set_assessment_id(assessment.assessment_id());

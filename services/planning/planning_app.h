@@ -26,8 +26,7 @@ pb::Plan PlanFromDraft(const PlanDraft& draft);
 
 class PlanningApp {
  public:
-  PlanningApp(PgPool& pg, AssessmentReader& assessments, PhaseCutoffs cutoffs)
-      : pg_(pg), assessments_(assessments), cutoffs_(cutoffs) {}
+  PlanningApp(PgPool& pg, AssessmentReader& assessments) : pg_(pg), assessments_(assessments) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -40,7 +39,6 @@ class PlanningApp {
  private:
   PgPool& pg_;
   AssessmentReader& assessments_;
-  PhaseCutoffs cutoffs_;
 };
 
 }  // namespace physio::planning

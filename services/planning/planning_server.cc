@@ -54,7 +54,7 @@ class PlanningServer final : public RunningService {
       : config_(config),
         runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
         assessments_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), assessments_, CutoffsFrom(config_)),
+        app_(runtime_.pg(), assessments_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -63,14 +63,6 @@ class PlanningServer final : public RunningService {
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:
-  static PhaseCutoffs CutoffsFrom(const Config& config) {
-    PhaseCutoffs cutoffs;
-    cutoffs.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
-    cutoffs.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
-    cutoffs.optimisation_max_nprs = config.GetInt("phase-optimisation-max-nprs");
-    cutoffs.optimisation_max_odi = config.GetInt("phase-optimisation-max-odi");
-    return cutoffs;
-  }
   Config config_;
   ServiceRuntime runtime_;
   GrpcAssessmentReader assessments_;
@@ -82,10 +74,6 @@ class PlanningServer final : public RunningService {
 std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service"});
-  keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the plan starts in symptom modulation (UNVERIFIED default)"});
-  keys.push_back({"phase-modulation-above-odi", "40", "ODI percent above which the plan starts in symptom modulation (UNVERIFIED default)"});
-  keys.push_back({"phase-optimisation-max-nprs", "3", "pain at or below which (with low ODI) the plan starts in function optimisation (UNVERIFIED default)"});
-  keys.push_back({"phase-optimisation-max-odi", "20", "ODI percent at or below which (with low pain) the plan starts in function optimisation (UNVERIFIED default)"});
   return keys;
 }
 

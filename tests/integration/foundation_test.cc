@@ -231,7 +231,7 @@ TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
   ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &draft).ok());
   EXPECT_EQ(draft.status(), ppb::PLAN_STATUS_DRAFT);
   EXPECT_EQ(draft.patient_id(), patient_id_);
-  EXPECT_EQ(draft.phase(), ppb::PHASE_MOVEMENT_CONTROL);
+  EXPECT_EQ(draft.phase(), cpb::PHASE_MOVEMENT_CONTROL);
   EXPECT_EQ(draft.baseline_scores_size(), 2);
   ASSERT_FALSE(draft.items().empty());
   for (const auto& item : draft.items()) {
@@ -691,6 +691,84 @@ TEST_F(Foundation, IntegratorsImportAndListAssessmentsPageByPage) {
   auto intruder = Clinician("other-tenant");
   ASSERT_TRUE(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
   EXPECT_EQ(page.assessments_size(), 0);
+}
+
+TEST_F(Foundation, RedFlagsAndClassificationTravelWithTheAssessment) {
+  auto patient = Patient();
+  auto clinician = Clinician();
+  auto session = StartIntake(patient);
+  ASSERT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+
+  // The patient answers history and red flags; examination is for clinicians only.
+  apb::SubmitIntakeAnswersRequest details;
+  details.set_request_id(NewId("rq"));
+  details.set_session_id(session.session_id());
+  details.mutable_history()->set_age_years(62);
+  details.mutable_history()->set_episode_duration_days(40);
+  details.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_THIGH);
+  details.mutable_red_flag_screen()->set_history_of_cancer(true);
+  details.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+  apb::SubmitIntakeAnswersResponse submitted;
+  auto status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details,
+                             &submitted);
+  EXPECT_EQ(status.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(status.error_message().find("examination"), std::string::npos);
+  details.clear_examination();
+  details.mutable_history()->set_age_years(130);
+  status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details, &submitted);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("history.age_years"), std::string::npos);
+  details.mutable_history()->set_age_years(62);
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details,
+                           &submitted).ok());
+  EXPECT_TRUE(submitted.session().red_flag_screen().history_of_cancer());
+  apb::SubmitIntakeAnswersRequest exam;
+  exam.set_request_id(NewId("rq"));
+  exam.set_session_id(session.session_id());
+  exam.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+  exam.mutable_examination()->set_centralisation(true);
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, exam,
+                             &submitted).ok());
+
+  apb::Assessment assessment;
+  ASSERT_TRUE(Complete(patient, session.session_id(), &assessment).ok());
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  ASSERT_EQ(assessment.red_flags().concerns_size(), 1);
+  EXPECT_EQ(assessment.red_flags().concerns(0).condition(), "malignancy");
+  EXPECT_EQ(assessment.classification().phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  EXPECT_EQ(assessment.classification().subgroup(), apb::SUBGROUP_SPECIFIC_EXERCISE);
+  EXPECT_EQ(assessment.classification().direction(), "extension");
+
+  // An urgent referral means no treatment plan...
+  status = Generate(clinician, assessment.assessment_id(), nullptr);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("RED_FLAG_ACTION_URGENT_REFERRAL"), std::string::npos);
+
+  // ...until the clinician records their own judgement beside the computed one.
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag("v0");
+  judge.set_action(apb::RED_FLAG_ACTION_MONITOR);
+  judge.set_rationale("Cancer treated 15 years ago, discharged from oncology follow-up; safety-netting given.");
+  apb::RecordRedFlagJudgementResponse judged;
+  EXPECT_EQ(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                           &judged).error_code(),
+            StatusCode::ABORTED);
+  judge.set_etag(assessment.etag());
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                             &judged).ok());
+  EXPECT_EQ(judged.assessment().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);  // computed one kept
+  EXPECT_EQ(judged.assessment().clinician_red_flag_judgement().action(), apb::RED_FLAG_ACTION_MONITOR);
+  EXPECT_EQ(judged.assessment().clinician_red_flag_judgement().clinician(), "clin-1");
+  EXPECT_NE(judged.assessment().etag(), assessment.etag());
+  judge.set_request_id(NewId("rq"));
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                         &judged).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.phase(), cpb::PHASE_MOVEMENT_CONTROL);
 }
 
 TEST_F(Foundation, HealthAndReflection) {

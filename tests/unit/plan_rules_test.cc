@@ -12,25 +12,10 @@ const PlanItemDraft* Find(const PlanDraft& plan, const std::string& id) {
   return nullptr;
 }
 
-TEST(PhaseChoice, FollowsTheDocumentedDefaultCutoffs) {
-  PhaseCutoffs cutoffs;
-  EXPECT_EQ(ChoosePhase({7.0, 10.0}, cutoffs), Phase::kSymptomModulation);
-  EXPECT_EQ(ChoosePhase({2.0, 40.5}, cutoffs), Phase::kSymptomModulation);
-  EXPECT_EQ(ChoosePhase({6.0, 40.0}, cutoffs), Phase::kMovementControl);
-  EXPECT_EQ(ChoosePhase({3.0, 20.0}, cutoffs), Phase::kFunctionOptimisation);
-  EXPECT_EQ(ChoosePhase({4.0, 20.0}, cutoffs), Phase::kMovementControl);
-  EXPECT_EQ(ChoosePhase({3.0, 20.5}, cutoffs), Phase::kMovementControl);
-}
-
-TEST(PhaseChoice, CutoffsAreConfigurable) {
-  PhaseCutoffs cutoffs;
-  cutoffs.modulation_min_nprs = 9;
-  EXPECT_EQ(ChoosePhase({8.0, 30.0}, cutoffs), Phase::kMovementControl);
-}
-
 TEST(PlanGeneration, EveryItemHasAReasonAndASourceAndSelfManagementIsAlwaysThere) {
-  for (auto input : {PlanInput{8.0, 50.0}, PlanInput{5.0, 30.0}, PlanInput{2.0, 10.0}}) {
-    auto plan = GeneratePlanDraft(input, {});
+  for (auto input : {PlanInput{Phase::kSymptomModulation, 8.0, 50.0}, PlanInput{Phase::kMovementControl, 5.0, 30.0},
+                     PlanInput{Phase::kFunctionOptimisation, 2.0, 10.0}}) {
+    auto plan = GeneratePlanDraft(input);
     ASSERT_NE(Find(plan, "edu.self_management"), nullptr);
     bool has_exercise = false;
     for (const auto& item : plan.items) {
@@ -49,10 +34,10 @@ TEST(PlanGeneration, EveryItemHasAReasonAndASourceAndSelfManagementIsAlwaysThere
 }
 
 TEST(PlanGeneration, DosesMatchThePhase) {
-  auto modulation = GeneratePlanDraft({8.0, 50.0}, {});
+  auto modulation = GeneratePlanDraft({Phase::kSymptomModulation, 8.0, 50.0});
   EXPECT_EQ(modulation.phase, Phase::kSymptomModulation);
   ASSERT_NE(Find(modulation, "pain.heat"), nullptr);
-  auto optimisation = GeneratePlanDraft({2.0, 10.0}, {});
+  auto optimisation = GeneratePlanDraft({Phase::kFunctionOptimisation, 2.0, 10.0});
   const auto* bridge = Find(optimisation, "ex.strength.glute_bridge");
   ASSERT_NE(bridge, nullptr);
   // ACSM 2009: 8-12 reps, 1-3 sets, 2-3 days a week.
@@ -63,20 +48,20 @@ TEST(PlanGeneration, DosesMatchThePhase) {
 }
 
 TEST(PlanGeneration, GoalsUseTheMeaningfulChange) {
-  auto plan = GeneratePlanDraft({6.0, 35.6}, {});
+  auto plan = GeneratePlanDraft({Phase::kMovementControl, 6.0, 35.6});
   ASSERT_EQ(plan.goals.size(), 2u);
   EXPECT_EQ(plan.goals[0].measure, GoalMeasure::kNprs);
   EXPECT_DOUBLE_EQ(plan.goals[0].target, 4.0);
   EXPECT_EQ(plan.goals[1].measure, GoalMeasure::kOdi);
   EXPECT_DOUBLE_EQ(plan.goals[1].target, 25.6);  // 10-point drop (30% would be 10.7)
-  auto low = GeneratePlanDraft({1.0, 20.0}, {});
+  auto low = GeneratePlanDraft({Phase::kFunctionOptimisation, 1.0, 20.0});
   EXPECT_DOUBLE_EQ(low.goals[0].target, 0.0);
   EXPECT_DOUBLE_EQ(low.goals[1].target, 14.0);  // 30% of 20 = 6-point drop
 }
 
 TEST(PlanGeneration, IsDeterministic) {
-  auto a = GeneratePlanDraft({5.0, 30.0}, {});
-  auto b = GeneratePlanDraft({5.0, 30.0}, {});
+  auto a = GeneratePlanDraft({Phase::kMovementControl, 5.0, 30.0});
+  auto b = GeneratePlanDraft({Phase::kMovementControl, 5.0, 30.0});
   ASSERT_EQ(a.items.size(), b.items.size());
   for (size_t i = 0; i < a.items.size(); ++i) EXPECT_EQ(a.items[i].id, b.items[i].id);
 }

@@ -23,16 +23,8 @@ std::string PhaseReason(Phase phase) {
 double RoundTenth(double value) { return std::round(value * 10.0) / 10.0; }
 }  // namespace
 
-Phase ChoosePhase(const PlanInput& input, const PhaseCutoffs& cutoffs) {
-  const double pain = input.nprs.value_or(0);
-  const double odi = input.odi_percent.value_or(0);
-  if (pain >= cutoffs.modulation_min_nprs || odi > cutoffs.modulation_above_odi) return Phase::kSymptomModulation;
-  if (pain <= cutoffs.optimisation_max_nprs && odi <= cutoffs.optimisation_max_odi) return Phase::kFunctionOptimisation;
-  return Phase::kMovementControl;
-}
-
-PlanDraft GeneratePlanDraft(const PlanInput& input, const PhaseCutoffs& cutoffs) {
-  PlanDraft plan{ChoosePhase(input, cutoffs), {}, {}, {}};
+PlanDraft GeneratePlanDraft(const PlanInput& input) {
+  PlanDraft plan{input.phase, {}, {}, {}};
   const std::string why_phase = PhaseReason(plan.phase);
   auto& items = plan.items;
 

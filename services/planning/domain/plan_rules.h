@@ -1,7 +1,7 @@
 #pragma once
 // Plan generation rules as plain C++: the same input and rules version always
-// give the same plan. Sources are cited per item; cut-offs marked UNVERIFIED in
-// the clinical reference are configurable (PhaseCutoffs) with documented defaults.
+// give the same plan. Sources are cited per item. The phase comes from the
+// assessment's classification (its cut-offs are configured in the assessment service).
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,18 +15,9 @@ enum class ItemKind { kExercise, kEducation, kPainManagement, kLifestyle };
 enum class GoalMeasure { kNprs, kOdi };
 
 struct PlanInput {
+  Phase phase;                        // from the assessment's classification
   std::optional<double> nprs;         // baseline pain 0-10
   std::optional<double> odi_percent;  // baseline Oswestry 0-100
-};
-
-// Status-based phase cut-offs (Alrwaily 2016 names the phases; the numbers are
-// UNVERIFIED design defaults): symptom modulation when pain >= 7 or ODI > 40;
-// function optimisation when pain <= 3 and ODI <= 20; movement control otherwise.
-struct PhaseCutoffs {
-  double modulation_min_nprs = 7;
-  double modulation_above_odi = 40;
-  double optimisation_max_nprs = 3;
-  double optimisation_max_odi = 20;
 };
 
 struct Dose {
@@ -65,7 +56,6 @@ struct PlanDraft {
   std::string rules_version = kRulesVersion;
 };
 
-Phase ChoosePhase(const PlanInput& input, const PhaseCutoffs& cutoffs);
-PlanDraft GeneratePlanDraft(const PlanInput& input, const PhaseCutoffs& cutoffs);
+PlanDraft GeneratePlanDraft(const PlanInput& input);
 
 }  // namespace physio::planning

@@ -1,0 +1,159 @@
+#include "intake_sections.h"
+
+#include "physio/common/error.h"
+#include "physio/common/validation.h"
+
+namespace physio::assessment {
+
+namespace {
+void ValidateText(const std::string& field, const std::string& text, size_t max) {
+  if (text.empty() || text.size() > max) ThrowInvalidArgument(field, "must be 1-" + std::to_string(max) + " characters");
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) ThrowInvalidArgument(field, "must not contain control characters");
+  }
+}
+
+void ValidateEnum(const std::string& field, int value, bool (*is_valid)(int)) {
+  if (!is_valid(value)) ThrowInvalidArgument(field, "is not a known value");
+}
+}  // namespace
+
+void ValidateHistory(const std::string& field, const v1::History& h) {
+  if (h.has_age_years()) ValidateRange(field + ".age_years", h.age_years(), 0, 120);
+  if (h.has_episode_duration_days()) ValidateRange(field + ".episode_duration_days", h.episode_duration_days(), 0, 36500);
+  ValidateEnum(field + ".symptom_extent", h.symptom_extent(), v1::SymptomExtent_IsValid);
+  ValidateEnum(field + ".occupation_demand", h.occupation_demand(), v1::OccupationDemand_IsValid);
+  ValidateEnum(field + ".activity_level", h.activity_level(), v1::ActivityLevel_IsValid);
+  ValidateRange(field + ".previous_episodes", h.previous_episodes(), 0, 100);
+  if (h.goals_size() > 5) ThrowInvalidArgument(field + ".goals", "at most 5 goals");
+  for (int i = 0; i < h.goals_size(); ++i) ValidateText(field + ".goals[" + std::to_string(i) + "]", h.goals(i), 200);
+}
+
+void ValidateExamination(const std::string& field, const v1::Examination& e) {
+  ValidateEnum(field + ".directional_preference", e.directional_preference(),
+                                          v1::DirectionalPreference_IsValid);
+  if (e.has_hip_internal_rotation_deg()) ValidateRange(field + ".hip_internal_rotation_deg", e.hip_internal_rotation_deg(), 0, 90);
+  if (e.has_straight_leg_raise_deg()) ValidateRange(field + ".straight_leg_raise_deg", e.straight_leg_raise_deg(), 0, 120);
+  if (e.observations_size() > 10) ThrowInvalidArgument(field + ".observations", "at most 10 observations");
+  for (int i = 0; i < e.observations_size(); ++i) {
+    const std::string& code = e.observations(i);
+    bool ok = !code.empty() && code.size() <= 64;
+    for (char c : code) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok) ThrowInvalidArgument(field + ".observations[" + std::to_string(i) + "]", "must be 1-64 characters of [a-z0-9_]");
+  }
+}
+
+RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& s) {
+  RedFlagAnswers a;
+  a.bladder_or_bowel_disturbance = s.bladder_or_bowel_disturbance();
+  a.saddle_numbness = s.saddle_numbness();
+  a.bilateral_leg_neurological_symptoms = s.bilateral_leg_neurological_symptoms();
+  a.new_sexual_dysfunction = s.new_sexual_dysfunction();
+  a.history_of_cancer = s.history_of_cancer();
+  a.unexplained_weight_loss = s.unexplained_weight_loss();
+  a.night_pain = s.night_pain();
+  a.unremitting_pain = s.unremitting_pain();
+  a.fever = s.fever();
+  a.systemically_unwell = s.systemically_unwell();
+  a.intravenous_drug_use = s.intravenous_drug_use();
+  a.immunosuppression = s.immunosuppression();
+  a.recent_infection_or_procedure = s.recent_infection_or_procedure();
+  a.major_trauma = s.major_trauma();
+  a.minor_trauma = s.minor_trauma();
+  a.long_term_corticosteroids = s.long_term_corticosteroids();
+  a.osteoporosis = s.osteoporosis();
+  a.neurological_signs = s.neurological_signs();
+  a.progressive_weakness = s.progressive_weakness();
+  a.widespread_neurological_signs = s.widespread_neurological_signs();
+  a.waking_second_half_of_night = s.waking_second_half_of_night();
+  a.buttock_pain = s.buttock_pain();
+  a.better_with_movement = s.better_with_movement();
+  a.better_within_48h_of_nsaids = s.better_within_48h_of_nsaids();
+  a.relative_with_spondyloarthritis = s.relative_with_spondyloarthritis();
+  a.arthritis = s.arthritis();
+  a.enthesitis = s.enthesitis();
+  a.psoriasis = s.psoriasis();
+  return a;
+}
+
+ClinicalFindings FindingsOf(const v1::History& h, const v1::Examination& e) {
+  ClinicalFindings f;
+  if (h.has_age_years()) f.age_years = h.age_years();
+  if (h.has_episode_duration_days()) f.episode_duration_days = h.episode_duration_days();
+  switch (h.symptom_extent()) {
+    case v1::SYMPTOM_EXTENT_BACK_ONLY: f.symptom_extent = SymptomExtent::kBackOnly; break;
+    case v1::SYMPTOM_EXTENT_BUTTOCK: f.symptom_extent = SymptomExtent::kButtock; break;
+    case v1::SYMPTOM_EXTENT_THIGH: f.symptom_extent = SymptomExtent::kThigh; break;
+    case v1::SYMPTOM_EXTENT_BELOW_KNEE: f.symptom_extent = SymptomExtent::kBelowKnee; break;
+    default: f.symptom_extent = SymptomExtent::kUnknown; break;
+  }
+  switch (e.directional_preference()) {
+    case v1::DIRECTIONAL_PREFERENCE_EXTENSION: f.directional_preference = DirectionalPreference::kExtension; break;
+    case v1::DIRECTIONAL_PREFERENCE_FLEXION: f.directional_preference = DirectionalPreference::kFlexion; break;
+    case v1::DIRECTIONAL_PREFERENCE_LATERAL_SHIFT: f.directional_preference = DirectionalPreference::kLateralShift; break;
+    default: f.directional_preference = DirectionalPreference::kNone; break;
+  }
+  f.centralisation = e.centralisation();
+  f.lumbar_hypomobility = e.lumbar_hypomobility();
+  if (e.has_hip_internal_rotation_deg()) f.hip_internal_rotation_deg = e.hip_internal_rotation_deg();
+  if (e.has_straight_leg_raise_deg()) f.straight_leg_raise_deg = e.straight_leg_raise_deg();
+  f.aberrant_movements = e.aberrant_movements();
+  f.prone_instability_positive = e.prone_instability_positive();
+  f.visible_lateral_shift = e.visible_lateral_shift();
+  f.stenosis_suspected = e.stenosis_suspected();
+  f.nerve_root_signs = e.nerve_root_signs();
+  return f;
+}
+
+v1::RedFlagAction ProtoOf(RedFlagAction action) {
+  switch (action) {
+    case RedFlagAction::kNone: return v1::RED_FLAG_ACTION_NONE;
+    case RedFlagAction::kMonitor: return v1::RED_FLAG_ACTION_MONITOR;
+    case RedFlagAction::kRoutineReferral: return v1::RED_FLAG_ACTION_ROUTINE_REFERRAL;
+    case RedFlagAction::kUrgentReferral: return v1::RED_FLAG_ACTION_URGENT_REFERRAL;
+    case RedFlagAction::kEmergencyReferral: return v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
+  }
+  return v1::RED_FLAG_ACTION_UNSPECIFIED;
+}
+
+v1::RedFlagResult ProtoOf(const RedFlagResult& result) {
+  v1::RedFlagResult out;
+  out.set_action(ProtoOf(result.action));
+  out.set_manipulation_contraindicated(result.manipulation_contraindicated);
+  for (const auto& concern : result.concerns) {
+    auto* c = out.add_concerns();
+    c->set_condition(concern.condition);
+    c->set_action(ProtoOf(concern.action));
+    for (const auto& reason : concern.reasons) c->add_reasons(reason);
+  }
+  return out;
+}
+
+v1::Classification ProtoOf(const Classification& c) {
+  v1::Classification out;
+  if (c.start_back) {
+    out.set_start_back_risk(*c.start_back == StartBackRisk::kLow      ? v1::START_BACK_RISK_LOW
+                            : *c.start_back == StartBackRisk::kMedium ? v1::START_BACK_RISK_MEDIUM
+                                                                      : v1::START_BACK_RISK_HIGH);
+  }
+  if (c.phase) {
+    out.set_phase(*c.phase == Phase::kSymptomModulation ? physio::common::v1::PHASE_SYMPTOM_MODULATION
+                  : *c.phase == Phase::kMovementControl ? physio::common::v1::PHASE_MOVEMENT_CONTROL
+                                                        : physio::common::v1::PHASE_FUNCTION_OPTIMISATION);
+    out.set_phase_reason(c.phase_reason);
+  }
+  switch (c.subgroup.subgroup) {
+    case Subgroup::kUnclassified: out.set_subgroup(v1::SUBGROUP_UNCLASSIFIED); break;
+    case Subgroup::kManipulation: out.set_subgroup(v1::SUBGROUP_MANIPULATION); break;
+    case Subgroup::kSpecificExercise: out.set_subgroup(v1::SUBGROUP_SPECIFIC_EXERCISE); break;
+    case Subgroup::kStabilisation: out.set_subgroup(v1::SUBGROUP_STABILISATION); break;
+  }
+  out.set_direction(c.subgroup.direction);
+  for (const auto& criterion : c.subgroup.criteria_met) out.add_criteria_met(criterion);
+  out.set_manipulation_criteria_met(c.subgroup.manipulation_criteria_met);
+  out.set_manipulation_two_factor(c.subgroup.manipulation_two_factor);
+  for (const auto& note : c.subgroup.notes) out.add_notes(note);
+  return out;
+}
+
+}  // namespace physio::assessment

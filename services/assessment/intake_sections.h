@@ -1,0 +1,21 @@
+#pragma once
+// Validation of the history, examination and red-flag sections, and their
+// translation into the plain-C++ inputs of the clinical rules.
+#include "domain/classification.h"
+#include "domain/red_flags.h"
+#include "physio/assessment/v1/assessment.pb.h"
+
+namespace physio::assessment {
+
+// Throw Error(kInvalidArgument) naming the field.
+void ValidateHistory(const std::string& field, const v1::History& history);
+void ValidateExamination(const std::string& field, const v1::Examination& examination);
+
+RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& screen);
+ClinicalFindings FindingsOf(const v1::History& history, const v1::Examination& examination);
+
+v1::RedFlagAction ProtoOf(RedFlagAction action);
+v1::RedFlagResult ProtoOf(const RedFlagResult& result);
+v1::Classification ProtoOf(const Classification& classification);
+
+}  // namespace physio::assessment
