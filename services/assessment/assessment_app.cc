@@ -9,6 +9,7 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/redis/redis_keys.h"
+#include "fhir_export.h"
 #include "intake_sections.h"
 #include "physio/server/idempotent.h"
 
@@ -511,6 +512,18 @@ pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ct
                                              rows.Get(returned - 1, 2)));
     }
   });
+  return response;
+}
+
+pb::ExportAssessmentFhirResponse AssessmentApp::ExportAssessmentFhir(const CallContext& ctx,
+                                                                     const pb::ExportAssessmentFhirRequest& request,
+                                                                     AuditTarget& audit) {
+  pb::GetAssessmentRequest get;
+  get.set_assessment_id(request.assessment_id());
+  // Same roles, tenant scoping and patient rule as reading the assessment.
+  auto assessment = GetAssessment(ctx, get, audit).assessment();
+  pb::ExportAssessmentFhirResponse response;
+  response.set_bundle_json(AssessmentToFhirBundle(assessment));
   return response;
 }
 

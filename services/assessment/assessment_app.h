@@ -45,6 +45,9 @@ class AssessmentApp {
                                                 AuditTarget& audit);
   pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,
                                               AuditTarget& audit);
+  pb::ExportAssessmentFhirResponse ExportAssessmentFhir(const CallContext& ctx,
+                                                        const pb::ExportAssessmentFhirRequest& request,
+                                                        AuditTarget& audit);
   pb::RecordRedFlagJudgementResponse RecordRedFlagJudgement(const CallContext& ctx,
                                                             const pb::RecordRedFlagJudgementRequest& request,
                                                             AuditTarget& audit);

@@ -25,6 +25,7 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
+  PHYSIO_UNARY_RPC(ExportAssessmentFhir)
 
  private:
   AssessmentApp& app_;

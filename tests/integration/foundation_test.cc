@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "clients.h"
@@ -769,6 +771,76 @@ TEST_F(Foundation, RedFlagsAndClassificationTravelWithTheAssessment) {
   ppb::Plan plan;
   ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &plan).ok());
   EXPECT_EQ(plan.phase(), cpb::PHASE_MOVEMENT_CONTROL);
+}
+
+// Runs the independent FHIR validator on a JSON document; true when valid.
+bool FhirValid(const std::string& json, const std::string& name) {
+  const std::string path = "/tmp/physio-fhir-" + name + "-" + NewId("f").substr(2, 8) + ".json";
+  std::ofstream(path) << json;
+  const std::string command = "node " PHYSIO_SOURCE_DIR "/scripts/node/validate-fhir.js " + path;
+  const int rc = std::system(command.c_str());
+  std::remove(path.c_str());
+  return rc == 0;
+}
+
+TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
+  auto integrator = Integrator();
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 7);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 3, i == 8);
+  for (int i = 1; i <= 9; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), i == 9 ? 4 : 1);
+  for (int i = 1; i <= 16; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_FABQ, "fabq." + std::to_string(i), 5);
+  for (int i = 1; i <= 24; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq." + std::to_string(i), i % 2);
+  for (int i = 1; i <= 3; ++i) {
+    auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs." + std::to_string(i), 2 + i);
+    activity.set_text("Activity \"" + std::to_string(i) + "\"");
+    *create.add_answers() = activity;
+  }
+  create.mutable_history()->set_age_years(45);
+  create.mutable_history()->set_episode_duration_days(8);
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
+  create.mutable_red_flag_screen()->set_osteoporosis(true);
+  create.mutable_examination()->set_lumbar_hypomobility(true);
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                              &created).ok());
+
+  apb::ExportAssessmentFhirRequest request;
+  request.set_assessment_id(created.assessment().assessment_id());
+  apb::ExportAssessmentFhirResponse exported;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, request,
+                              &exported).ok());
+  const std::string& bundle = exported.bundle_json();
+  EXPECT_NE(bundle.find("\"resourceType\":\"Bundle\""), std::string::npos);
+  EXPECT_NE(bundle.find("\"QuestionnaireResponse\""), std::string::npos);
+  EXPECT_NE(bundle.find("72514-3"), std::string::npos);   // pain, LOINC
+  EXPECT_NE(bundle.find("97909-6"), std::string::npos);   // ODI score, LOINC
+  EXPECT_NE(bundle.find("91351-7"), std::string::npos);   // STarT Back total, LOINC
+  EXPECT_NE(bundle.find("LA9193-9"), std::string::npos);  // high risk answer code
+  EXPECT_NE(bundle.find("fabq_work_elevated"), std::string::npos);
+  EXPECT_NE(bundle.find("Patient/" + patient_id_), std::string::npos);
+  EXPECT_TRUE(FhirValid(bundle, "assessment"));
+
+  // Same assessment, same bundle.
+  apb::ExportAssessmentFhirResponse again;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, request,
+                              &again).ok());
+  EXPECT_EQ(again.bundle_json(), bundle);
+
+  // The check can fail: an Observation without its required status is rejected.
+  std::string broken = bundle;
+  const auto at = broken.find("\"status\":\"final\",");
+  ASSERT_NE(at, std::string::npos);
+  broken.erase(at, std::string("\"status\":\"final\",").size());
+  EXPECT_FALSE(FhirValid(broken, "broken"));
+
+  // Another tenant cannot export it.
+  auto intruder = Clinician("other-tenant");
+  EXPECT_EQ(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, request,
+                          &exported).error_code(),
+            StatusCode::NOT_FOUND);
 }
 
 TEST_F(Foundation, HealthAndReflection) {

@@ -1,0 +1,203 @@
+#include "fhir_export.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/instruments.h"
+#include "physio/common/ids.h"
+
+namespace physio::assessment {
+
+namespace {
+using nlohmann::json;
+namespace cpb = physio::common::v1;
+
+// A stable urn:uuid from the assessment id and a part name (UUID-shaped SHA-256 prefix).
+std::string StableUuid(const std::string& assessment_id, const std::string& part) {
+  std::string hex = Sha256Hex(assessment_id + "/" + part).substr(0, 32);
+  hex[12] = '5';  // name-based version nibble
+  return "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) +
+         "-" + hex.substr(20, 12);
+}
+
+json Coding(const std::string& system, const std::string& code, const std::string& display) {
+  return {{"system", system}, {"code", code}, {"display", display}};
+}
+
+json Concept(const std::string& system, const std::string& code, const std::string& display) {
+  return {{"coding", json::array({Coding(system, code, display)})}, {"text", display}};
+}
+
+json Local(const std::string& code, const std::string& display) { return Concept(kLocalCodeSystem, code, display); }
+
+struct InstrumentCodes {
+  std::string code;        // instrument code in our API ("odi")
+  std::string questionnaire;
+  json score_code;
+  std::string unit;        // UCUM for valueQuantity
+};
+
+InstrumentCodes CodesFor(cpb::Instrument instrument) {
+  switch (instrument) {
+    case cpb::INSTRUMENT_NPRS:
+      return {"nprs", std::string(kLocalQuestionnaireBase) + "nprs",
+              Concept("http://loinc.org", "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported"),
+              "{score}"};
+    case cpb::INSTRUMENT_ODI:
+      return {"odi", "http://loinc.org/q/97908-8", Concept("http://loinc.org", "97909-6", "Oswestry Disability Index score"), "%"};
+    case cpb::INSTRUMENT_RMDQ:
+      return {"rmdq", std::string(kLocalQuestionnaireBase) + "rmdq", Local("rmdq-score", "Roland-Morris Disability Questionnaire score"), "{score}"};
+    case cpb::INSTRUMENT_START_BACK:
+      return {"sbt", "http://loinc.org/q/91349-1", Concept("http://loinc.org", "91351-7", "STarT Back total score"), "{score}"};
+    case cpb::INSTRUMENT_FABQ:
+      return {"fabq", std::string(kLocalQuestionnaireBase) + "fabq", Local("fabq-work", "FABQ work subscale"), "{score}"};
+    case cpb::INSTRUMENT_PSFS:
+      return {"psfs", std::string(kLocalQuestionnaireBase) + "psfs", Local("psfs-mean", "Patient-Specific Functional Scale mean"), "{score}"};
+    default:
+      return {"unknown", std::string(kLocalQuestionnaireBase) + "unknown", Local("unknown", "unknown"), "{score}"};
+  }
+}
+
+json Quantity(double value, const std::string& unit) {
+  return {{"value", value}, {"unit", unit}, {"system", "http://unitsofmeasure.org"}, {"code", unit}};
+}
+
+json StartBackRiskConcept(const std::string& band) {
+  // LOINC answer list for 91352-5.
+  if (band == "low") return Concept("http://loinc.org", "LA9194-7", "Low risk");
+  if (band == "medium") return Concept("http://loinc.org", "LA8982-6", "Medium risk");
+  return Concept("http://loinc.org", "LA9193-9", "High risk");
+}
+}  // namespace
+
+std::string AssessmentToFhirBundle(const v1::Assessment& a) {
+  using google::protobuf::util::TimeUtil;
+  const std::string when = TimeUtil::ToString(a.create_time());
+  const json subject = {{"reference", "Patient/" + a.patient_id()}};
+  const json survey = json::array({Concept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
+  json entries = json::array();
+  auto add = [&](const std::string& full_url, json resource) {
+    entries.push_back({{"fullUrl", full_url}, {"resource", std::move(resource)}});
+  };
+
+  for (const auto& score : a.scores()) {
+    const InstrumentCodes codes = CodesFor(score.instrument());
+    // The questionnaire response: item ids and answer codes only, never the licensed wording.
+    json items = json::array();
+    for (const auto& answer : a.answers()) {
+      if (answer.instrument() != score.instrument() || answer.declined()) continue;
+      json answer_json = {{"valueInteger", answer.value()}};
+      if (!answer.text().empty()) {
+        answer_json["item"] = json::array(
+            {{{"linkId", answer.item_id() + ".activity"}, {"answer", json::array({{{"valueString", answer.text()}}})}}});
+      }
+      items.push_back({{"linkId", answer.item_id()}, {"answer", json::array({answer_json})}});
+    }
+    const std::string response_url = StableUuid(a.assessment_id(), "qr/" + codes.code);
+    add(response_url, {{"resourceType", "QuestionnaireResponse"},
+                       {"identifier", {{"system", std::string(kLocalCodeSystem) + "/assessment"},
+                                       {"value", a.assessment_id() + "/" + codes.code}}},
+                       {"questionnaire", codes.questionnaire},
+                       {"status", "completed"},
+                       {"subject", subject},
+                       {"authored", when},
+                       {"item", items}});
+
+    json observation = {{"resourceType", "Observation"},
+                        {"status", "final"},
+                        {"category", survey},
+                        {"code", codes.score_code},
+                        {"subject", subject},
+                        {"effectiveDateTime", when},
+                        {"derivedFrom", json::array({{{"reference", response_url}}})}};
+    if (score.instrument() == cpb::INSTRUMENT_NPRS || score.instrument() == cpb::INSTRUMENT_RMDQ ||
+        score.instrument() == cpb::INSTRUMENT_START_BACK) {
+      observation["valueInteger"] = static_cast<int>(score.score());
+    } else {
+      observation["valueQuantity"] = Quantity(score.score(), codes.unit);
+    }
+    json components = json::array();
+    for (const auto& sub : score.subscores()) {
+      json code = sub.name() == "psychosocial" ? Concept("http://loinc.org", "91350-9", "STarT Back distress subscore")
+                                               : Local(codes.code + "-" + sub.name(), sub.name());
+      components.push_back({{"code", code}, {"valueQuantity", Quantity(sub.value(), "{score}")}});
+    }
+    if (score.instrument() == cpb::INSTRUMENT_START_BACK && !score.band().empty()) {
+      components.push_back({{"code", Concept("http://loinc.org", "91352-5", "STarT Back risk group")},
+                            {"valueCodeableConcept", StartBackRiskConcept(score.band())}});
+    } else if (!score.band().empty()) {
+      components.push_back({{"code", Local(codes.code + "-band", "severity band")},
+                            {"valueCodeableConcept", Local(codes.code + "-band-" + score.band(), score.band())}});
+    }
+    for (const auto& flag : score.flags()) {
+      components.push_back({{"code", Local("finding", "finding")}, {"valueCodeableConcept", Local(flag, flag)}});
+    }
+    if (!components.empty()) observation["component"] = components;
+    add(StableUuid(a.assessment_id(), "obs/" + codes.code), observation);
+  }
+
+  // The red-flag screen: the computed action, each condition's concern, and the clinician's judgement.
+  if (a.has_red_flags()) {
+    const std::string action = v1::RedFlagAction_Name(a.red_flags().action());
+    json observation = {{"resourceType", "Observation"},
+                        {"status", "final"},
+                        {"category", survey},
+                        {"code", Local("red-flag-screen", "Low back pain red-flag screen")},
+                        {"subject", subject},
+                        {"effectiveDateTime", when},
+                        {"valueCodeableConcept", Local(action, action)}};
+    json components = json::array();
+    for (const auto& concern : a.red_flags().concerns()) {
+      std::string reasons;
+      for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : "; ") + reason;
+      components.push_back({{"code", Local("red-flag-" + concern.condition(), concern.condition())},
+                            {"valueString", v1::RedFlagAction_Name(concern.action()) + ": " + reasons}});
+    }
+    if (a.has_clinician_red_flag_judgement()) {
+      const std::string judged = v1::RedFlagAction_Name(a.clinician_red_flag_judgement().action());
+      components.push_back({{"code", Local("red-flag-clinician-judgement", "clinician judgement")},
+                            {"valueCodeableConcept", Local(judged, judged)}});
+    }
+    if (!components.empty()) observation["component"] = components;
+    add(StableUuid(a.assessment_id(), "obs/red-flags"), observation);
+  }
+
+  // Classification.
+  if (a.has_classification()) {
+    const auto& c = a.classification();
+    json components = json::array();
+    if (c.phase() != cpb::PHASE_UNSPECIFIED) {
+      const std::string phase = cpb::Phase_Name(c.phase());
+      components.push_back({{"code", Local("phase", "status-based treatment phase")},
+                            {"valueCodeableConcept", Local(phase, phase)}});
+    }
+    if (c.start_back_risk() != v1::START_BACK_RISK_UNSPECIFIED) {
+      const std::string band = c.start_back_risk() == v1::START_BACK_RISK_LOW      ? "low"
+                               : c.start_back_risk() == v1::START_BACK_RISK_MEDIUM ? "medium"
+                                                                                  : "high";
+      components.push_back({{"code", Concept("http://loinc.org", "91352-5", "STarT Back risk group")},
+                            {"valueCodeableConcept", StartBackRiskConcept(band)}});
+    }
+    const std::string subgroup = v1::Subgroup_Name(c.subgroup());
+    json observation = {{"resourceType", "Observation"},
+                        {"status", "final"},
+                        {"category", json::array({Concept("http://terminology.hl7.org/CodeSystem/observation-category",
+                                                          "exam", "Exam")})},
+                        {"code", Local("treatment-based-classification", "Treatment-based classification")},
+                        {"subject", subject},
+                        {"effectiveDateTime", when},
+                        {"valueCodeableConcept", Local(subgroup, subgroup)}};
+    if (!components.empty()) observation["component"] = components;
+    add(StableUuid(a.assessment_id(), "obs/classification"), observation);
+  }
+
+  json bundle = {{"resourceType", "Bundle"},
+                 {"id", a.assessment_id()},
+                 {"type", "collection"},
+                 {"timestamp", when},
+                 {"entry", entries}};
+  return bundle.dump();
+}
+
+}  // namespace physio::assessment

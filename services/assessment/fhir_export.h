@@ -1,0 +1,18 @@
+#pragma once
+// FHIR R4 export of an assessment: a Bundle (type "collection") holding one
+// QuestionnaireResponse per instrument and one Observation per score, plus the
+// red-flag result and the classification. LOINC codes where they exist
+// (pain 72514-3, ODI 97909-6, STarT Back 91351-7/91350-9/91352-5), a local code
+// system otherwise. Deterministic: the same assessment gives the same bundle.
+#include <string>
+
+#include "physio/assessment/v1/assessment.pb.h"
+
+namespace physio::assessment {
+
+inline constexpr const char* kLocalCodeSystem = "https://physio-backend.org/fhir/CodeSystem/physio";
+inline constexpr const char* kLocalQuestionnaireBase = "https://physio-backend.org/fhir/Questionnaire/";
+
+std::string AssessmentToFhirBundle(const v1::Assessment& assessment);
+
+}  // namespace physio::assessment
