@@ -23,7 +23,8 @@ class Resilience : public ::testing::Test {
     redis_ = std::make_unique<RedisServer>();
     postgres_ = std::make_unique<PostgresServer>();
     postgres_->CreateDatabase("physio");
-    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio");
+    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio",
+                                                std::map<std::string, std::string>{{"intake-ttl-seconds", "2"}});
   }
 
   Health::ServingStatus HealthOf(const std::string& addr, const std::string& service) {
@@ -83,6 +84,34 @@ TEST_F(Resilience, RedisOutageIsUnavailableAndRecoversWithoutRestart) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
+TEST_F(Resilience, IntakeSessionsExpireWhenIdleAndActivityRenewsThem) {
+  Caller patient(*cluster_, MakeToken(*keys_, "acme", "pt-1", {"patient"}, "pt-1"));
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id("pt-1");
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+  apb::SubmitIntakeAnswersRequest submit;
+  submit.set_session_id(started.session().session_id());
+  *submit.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  apb::SubmitIntakeAnswersResponse submitted;
+  // Activity every second keeps a 2-second session alive well past 2 seconds.
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    submit.set_request_id(NewId("rq"));
+    auto status =
+        patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit, &submitted);
+    ASSERT_TRUE(status.ok()) << "renewal " << i << ": " << status.error_message();
+  }
+  // Idle for longer than the TTL: gone, with a clear error.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  submit.set_request_id(NewId("rq"));
+  auto status =
+      patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit, &submitted);
+  EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "intake session not found or expired");
+}
+
 TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
   const std::string service = "physio.planning.v1.PlanningService";
   ASSERT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::SERVING));
@@ -94,8 +123,22 @@ TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
                 .error_code(),
             StatusCode::NOT_FOUND);
 
+  // Intake sessions live in Redis, but reading one without its audit record is refused.
+  Caller patient(*cluster_, MakeToken(*keys_, "acme", "pt-1", {"patient"}, "pt-1"));
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id("pt-1");
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+
   postgres_->Stop();
   EXPECT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::NOT_SERVING));
+  apb::GetIntakeRequest get_intake;
+  get_intake.set_session_id(started.session().session_id());
+  apb::GetIntakeResponse intake;
+  auto unaudited = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get_intake, &intake);
+  EXPECT_EQ(unaudited.error_code(), StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(intake.has_session());
   auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request,
                                &response, std::chrono::seconds(4));
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
@@ -105,6 +148,7 @@ TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
   EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response)
                 .error_code(),
             StatusCode::NOT_FOUND);
+  EXPECT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get_intake, &intake).ok());
 }
 
 }  // namespace

@@ -206,8 +206,10 @@ std::unique_ptr<Config> ServiceConfig(std::vector<ConfigKey> keys, const TestKey
 }
 }  // namespace
 
-ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database) {
+ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database,
+                               const std::map<std::string, std::string>& assessment_overrides) {
   assessment_config_ = ServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
+  for (const auto& [key, value] : assessment_overrides) assessment_config_->Set(key, value);
   assessment_ = assessment::StartAssessmentService(*assessment_config_);
   planning_config_ = ServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
   planning_config_->Set("assessment-addr", assessment_addr());

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,7 +77,9 @@ std::string MakeToken(const TestKeys& keys, const std::string& tenant, const std
 // All three services, wired to each other and to the given stores.
 class ServiceCluster {
  public:
-  ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database);
+  // `assessment_overrides`: config keys of the assessment service to set (e.g. a short intake TTL).
+  ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database,
+                 const std::map<std::string, std::string>& assessment_overrides = {});
   ~ServiceCluster();
   std::string assessment_addr() const { return "127.0.0.1:" + std::to_string(assessment_->port()); }
   std::string planning_addr() const { return "127.0.0.1:" + std::to_string(planning_->port()); }

@@ -110,7 +110,12 @@ grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context,
   spdlog::info("method={} tenant={} principal={} request_id={} outcome={}", method, ctx.tenant, ctx.principal,
                ctx.request_id, outcome);
   if (audit != nullptr && authenticated) {
-    audit->Record(ctx, AuditEvent{method, target.patient_id, target.resource_id, outcome});
+    const bool recorded = audit->Record(ctx, AuditEvent{method, target.patient_id, target.resource_id, outcome});
+    // Fail closed: patient data is not handed out without its audit record. A
+    // mutation that already committed is safe to retry (its request_id replays it).
+    if (!recorded && status.ok()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry");
+    }
   }
   return status;
 }

@@ -33,7 +33,8 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
 
 // Runs one handler: builds the context, runs `body`, maps errors to statuses
 // (unexpected exceptions become INTERNAL with a generic message), logs the
-// outcome with ids only, and writes an audit event when `audit` is given.
+// outcome with ids only, and writes an audit event when `audit` is given. A call
+// whose audit event cannot be written fails with UNAVAILABLE (fail closed).
 // The body fills `AuditTarget` with the patient/resource it touched.
 grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context, const TokenVerifier& verifier,
                         AuditTrail* audit, const std::function<void(const CallContext&, AuditTarget&)>& body);
