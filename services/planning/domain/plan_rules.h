@@ -25,6 +25,7 @@ struct Dose {
   int reps = 0;
   int hold_seconds = 0;
   int sessions_per_week = 0;
+  int duration_minutes = 0;  // for time-based exercise (walking, cycling)
 };
 
 struct PlanItemDraft {

@@ -1,0 +1,170 @@
+#include "library.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+namespace physio::planning {
+
+namespace {
+using nlohmann::json;
+
+const std::map<std::string, InterventionKind>& Kinds() {
+  static const std::map<std::string, InterventionKind> kKinds = {
+      {"exercise", InterventionKind::kExercise},
+      {"manual_therapy", InterventionKind::kManualTherapy},
+      {"education", InterventionKind::kEducation},
+      {"lifestyle", InterventionKind::kLifestyle},
+      {"pain_management", InterventionKind::kPainManagement},
+      {"psychological", InterventionKind::kPsychological},
+      {"not_recommended", InterventionKind::kNotRecommended},
+  };
+  return kKinds;
+}
+
+const std::set<std::string>& Categories() {
+  static const std::set<std::string> kCategories = {"trunk_activation",      "trunk_strength", "flexibility",
+                                                    "directional_extension", "directional_flexion",
+                                                    "lateral_shift",         "aerobic",        "functional",
+                                                    "posture"};
+  return kCategories;
+}
+
+[[noreturn]] void Fail(const std::string& entry, const std::string& problem) {
+  throw LibraryError("interventions: entry '" + entry + "': " + problem);
+}
+
+std::string RequiredString(const json& node, const std::string& entry, const char* key) {
+  if (!node.contains(key) || !node[key].is_string() || node[key].get<std::string>().empty()) {
+    Fail(entry, std::string("'") + key + "' must be a non-empty string");
+  }
+  return node[key].get<std::string>();
+}
+
+std::string OptionalString(const json& node, const std::string& entry, const char* key) {
+  if (!node.contains(key)) return "";
+  if (!node[key].is_string()) Fail(entry, std::string("'") + key + "' must be a string");
+  return node[key].get<std::string>();
+}
+
+int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
+  if (!dose.contains(key) || !dose[key].is_number_integer()) Fail(entry, std::string("dose.") + key + " must be an integer");
+  const int value = dose[key].get<int>();
+  if (value < min || value > max) {
+    Fail(entry, std::string("dose.") + key + " must be " + std::to_string(min) + "-" + std::to_string(max) + ", got " +
+                    std::to_string(value));
+  }
+  return value;
+}
+
+Phase ParsePhase(const std::string& entry, const std::string& name) {
+  if (name == "symptom_modulation") return Phase::kSymptomModulation;
+  if (name == "movement_control") return Phase::kMovementControl;
+  if (name == "function_optimisation") return Phase::kFunctionOptimisation;
+  Fail(entry, "unknown phase '" + name + "'");
+}
+}  // namespace
+
+std::string InterventionKindName(InterventionKind kind) {
+  for (const auto& [name, value] : Kinds()) {
+    if (value == kind) return name;
+  }
+  return "";
+}
+
+const std::vector<std::string>& KnownContraindications() {
+  static const std::vector<std::string> kTokens = {"loading_contraindicated", "manipulation_contraindicated",
+                                                   "extension_intolerant", "flexion_intolerant"};
+  return kTokens;
+}
+
+const Intervention* InterventionLibrary::Find(const std::string& id) const {
+  auto it = index_.find(id);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw LibraryError(std::string("interventions: not valid JSON: ") + e.what());
+  }
+  InterventionLibrary library;
+  if (!root.is_object()) throw LibraryError("interventions: the file must hold a JSON object");
+  library.version_ = RequiredString(root, "(file)", "library_version");
+  if (!root.contains("entries") || !root["entries"].is_array()) Fail("(file)", "'entries' must be an array");
+  static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
+  for (size_t i = 0; i < root["entries"].size(); ++i) {
+    const json& node = root["entries"][i];
+    const std::string position = "#" + std::to_string(i);
+    if (!node.is_object()) Fail(position, "must be an object");
+    Intervention entry;
+    entry.id = RequiredString(node, position, "id");
+    const std::string& id = entry.id;
+    if (!std::regex_match(id, kIdPattern)) Fail(id, "id must look like 'ex.motor.bird_dog'");
+    if (library.index_.contains(id)) Fail(id, "id used twice");
+    const std::string kind = RequiredString(node, id, "kind");
+    if (!Kinds().contains(kind)) Fail(id, "unknown kind '" + kind + "'");
+    entry.kind = Kinds().at(kind);
+    entry.title = RequiredString(node, id, "title");
+    entry.source = RequiredString(node, id, "source");
+    entry.reason = OptionalString(node, id, "reason");
+    entry.instructions = OptionalString(node, id, "instructions");
+    if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
+      Fail(id, "'instructions' are required");
+    }
+    if (entry.kind == InterventionKind::kNotRecommended && entry.reason.empty()) {
+      Fail(id, "a not-recommended entry needs the 'reason' it is advised against");
+    }
+    if (!node.contains("phases") || !node["phases"].is_array() || node["phases"].empty()) {
+      Fail(id, "'phases' must be a non-empty array");
+    }
+    for (const auto& phase : node["phases"]) {
+      if (!phase.is_string()) Fail(id, "phases must be strings");
+      entry.phases.push_back(ParsePhase(id, phase.get<std::string>()));
+    }
+    if (node.contains("contraindications")) {
+      if (!node["contraindications"].is_array()) Fail(id, "'contraindications' must be an array");
+      for (const auto& token : node["contraindications"]) {
+        const auto& known = KnownContraindications();
+        if (!token.is_string() || std::find(known.begin(), known.end(), token.get<std::string>()) == known.end()) {
+          Fail(id, "unknown contraindication " + token.dump());
+        }
+        entry.contraindications.push_back(token.get<std::string>());
+      }
+    }
+    if (entry.kind == InterventionKind::kExercise) {
+      entry.category = RequiredString(node, id, "category");
+      if (!Categories().contains(entry.category)) Fail(id, "unknown category '" + entry.category + "'");
+      if (!node.contains("dose") || !node["dose"].is_object()) Fail(id, "an exercise needs a 'dose'");
+      const json& dose = node["dose"];
+      entry.dose.sets = DoseField(dose, id, "sets", 1, 10);
+      entry.dose.reps = DoseField(dose, id, "reps", 1, 50);
+      entry.dose.hold_seconds = DoseField(dose, id, "hold_seconds", 0, 300);
+      entry.dose.sessions_per_week = DoseField(dose, id, "sessions_per_week", 1, 14);
+      entry.dose.duration_minutes = DoseField(dose, id, "duration_minutes", 0, 120);
+      entry.progression = OptionalString(node, id, "progression");
+      entry.regression = OptionalString(node, id, "regression");
+    } else if (node.contains("dose") || node.contains("progression") || node.contains("regression")) {
+      Fail(id, "only exercises have a dose, progression or regression");
+    }
+    library.index_[id] = library.entries_.size();
+    library.entries_.push_back(std::move(entry));
+  }
+  // Links are checked once every entry is known.
+  for (const auto& entry : library.entries_) {
+    for (const auto* link : {&entry.progression, &entry.regression}) {
+      if (link->empty()) continue;
+      const Intervention* target = library.Find(*link);
+      if (target == nullptr) Fail(entry.id, "links to unknown exercise '" + *link + "'");
+      if (target->kind != InterventionKind::kExercise) Fail(entry.id, "links to '" + *link + "', which is not an exercise");
+      if (*link == entry.id) Fail(entry.id, "links to itself");
+    }
+  }
+  if (library.entries_.empty()) throw LibraryError("interventions: the library is empty");
+  return library;
+}
+
+}  // namespace physio::planning
