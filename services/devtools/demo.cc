@@ -184,11 +184,15 @@ int main(int argc, char** argv) {
     ppb::GeneratePlanResponse generated;
     clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
     const auto& draft = generated.plan();
-    std::cout << "   plan " << draft.plan_id() << " (" << cpb::Phase_Name(draft.phase()) << ", rules "
-              << draft.rules_version() << ")\n";
+    std::cout << "   plan " << draft.plan_id() << " (" << cpb::Phase_Name(draft.phase()) << ", "
+              << ppb::Intensity_Name(draft.intensity()) << ", about " << draft.expected_duration_weeks()
+              << " weeks, home programme " << draft.home_sessions_per_week() << "x/week; rules "
+              << draft.rules_version() << ", library " << draft.library_version() << ")\n";
     for (const auto& item : draft.items()) {
       std::cout << "    - " << item.title();
-      if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) {
+      if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.dose().duration_minutes() > 0) {
+        std::cout << " [" << item.dose().duration_minutes() << " min, " << item.dose().sessions_per_week() << "/week]";
+      } else if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) {
         std::cout << " [" << item.dose().sets() << "x" << item.dose().reps()
                   << (item.dose().hold_seconds() ? ", hold " + std::to_string(item.dose().hold_seconds()) + "s" : "")
                   << ", " << item.dose().sessions_per_week() << "/week]";

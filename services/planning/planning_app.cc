@@ -14,6 +14,7 @@ namespace cpb = physio::common::v1;
 using google::protobuf::util::TimeUtil;
 
 namespace {
+namespace apb = physio::assessment::v1;
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
 cpb::Phase ToProto(Phase phase) {
@@ -31,30 +32,37 @@ pb::PlanItemKind ToProto(ItemKind kind) {
     case ItemKind::kEducation: return pb::PLAN_ITEM_KIND_EDUCATION;
     case ItemKind::kPainManagement: return pb::PLAN_ITEM_KIND_PAIN_MANAGEMENT;
     case ItemKind::kLifestyle: return pb::PLAN_ITEM_KIND_LIFESTYLE;
+    case ItemKind::kManualTherapy: return pb::PLAN_ITEM_KIND_MANUAL_THERAPY;
+    case ItemKind::kPsychological: return pb::PLAN_ITEM_KIND_PSYCHOLOGICAL;
+    case ItemKind::kNotRecommended: return pb::PLAN_ITEM_KIND_NOT_RECOMMENDED;
+    case ItemKind::kReferral: return pb::PLAN_ITEM_KIND_REFERRAL;
   }
   return pb::PLAN_ITEM_KIND_UNSPECIFIED;
+}
+
+pb::ExerciseDose ToProto(const Dose& dose) {
+  pb::ExerciseDose out;
+  out.set_sets(dose.sets);
+  out.set_reps(dose.reps);
+  out.set_hold_seconds(dose.hold_seconds);
+  out.set_sessions_per_week(dose.sessions_per_week);
+  out.set_duration_minutes(dose.duration_minutes);
+  return out;
+}
+
+cpb::Instrument ToProto(GoalMeasure measure) {
+  switch (measure) {
+    case GoalMeasure::kNprs: return cpb::INSTRUMENT_NPRS;
+    case GoalMeasure::kOdi: return cpb::INSTRUMENT_ODI;
+    case GoalMeasure::kRmdq: return cpb::INSTRUMENT_RMDQ;
+    case GoalMeasure::kPsfs: return cpb::INSTRUMENT_PSFS;
+  }
+  return cpb::INSTRUMENT_UNSPECIFIED;
 }
 
 std::string StatusName(pb::PlanStatus status) { return pb::PlanStatus_Name(status).substr(sizeof("PLAN_STATUS_") - 1); }
 
 std::string Etag(long version) { return "v" + std::to_string(version); }
-
-PlanInput InputFrom(const physio::assessment::v1::Assessment& assessment) {
-  PlanInput input{};
-  switch (assessment.classification().phase()) {
-    case cpb::PHASE_SYMPTOM_MODULATION: input.phase = Phase::kSymptomModulation; break;
-    case cpb::PHASE_MOVEMENT_CONTROL: input.phase = Phase::kMovementControl; break;
-    case cpb::PHASE_FUNCTION_OPTIMISATION: input.phase = Phase::kFunctionOptimisation; break;
-    default:
-      throw Error(ErrorCode::kFailedPrecondition,
-                  "assessment_id: the assessment has no phase (it needs a pain or Oswestry score)");
-  }
-  for (const auto& score : assessment.scores()) {
-    if (score.instrument() == cpb::INSTRUMENT_NPRS) input.nprs = score.score();
-    if (score.instrument() == cpb::INSTRUMENT_ODI) input.odi_percent = score.score();
-  }
-  return input;
-}
 
 pb::Plan ReadPlan(const PgResult& rows, int row) {
   pb::Plan plan;
@@ -71,29 +79,114 @@ void WritePlan(PgConnection& conn, const std::string& tenant, pb::Plan& plan, lo
 }
 }  // namespace
 
+PlanInput PlanInputFrom(const apb::Assessment& assessment) {
+  PlanInput input;
+  // Red flags: the clinician's own judgement, once recorded, overrides the computed screen.
+  const auto action = assessment.has_clinician_red_flag_judgement() ? assessment.clinician_red_flag_judgement().action()
+                                                                    : assessment.red_flags().action();
+  switch (action) {
+    case apb::RED_FLAG_ACTION_NONE: input.red_flags = RedFlagLevel::kNone; break;
+    case apb::RED_FLAG_ACTION_MONITOR: input.red_flags = RedFlagLevel::kMonitor; break;
+    case apb::RED_FLAG_ACTION_ROUTINE_REFERRAL: input.red_flags = RedFlagLevel::kRoutineReferral; break;
+    case apb::RED_FLAG_ACTION_URGENT_REFERRAL: input.red_flags = RedFlagLevel::kUrgentReferral; break;
+    case apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL: input.red_flags = RedFlagLevel::kEmergencyReferral; break;
+    default: input.red_flags = RedFlagLevel::kNotScreened; break;
+  }
+  for (const auto& concern : assessment.red_flags().concerns()) {
+    std::string reasons;
+    for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
+    input.red_flag_reasons.push_back(concern.condition() + ": " + reasons);
+    input.fracture_concern |= concern.condition() == "fracture";
+  }
+  input.fracture_concern |= assessment.red_flags().manipulation_contraindicated();
+  if (assessment.has_clinician_red_flag_judgement()) {
+    input.red_flag_reasons.push_back("clinician's judgement: " + assessment.clinician_red_flag_judgement().rationale());
+  }
+
+  const auto& c = assessment.classification();
+  switch (c.phase()) {
+    case cpb::PHASE_SYMPTOM_MODULATION: input.phase = Phase::kSymptomModulation; break;
+    case cpb::PHASE_MOVEMENT_CONTROL: input.phase = Phase::kMovementControl; break;
+    case cpb::PHASE_FUNCTION_OPTIMISATION: input.phase = Phase::kFunctionOptimisation; break;
+    default:
+      if (input.red_flags != RedFlagLevel::kUrgentReferral && input.red_flags != RedFlagLevel::kEmergencyReferral) {
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "assessment_id: the assessment has no phase (it needs a pain or Oswestry score)");
+      }
+  }
+  switch (c.start_back_risk()) {
+    case apb::START_BACK_RISK_LOW: input.start_back = StartBackRisk::kLow; break;
+    case apb::START_BACK_RISK_MEDIUM: input.start_back = StartBackRisk::kMedium; break;
+    case apb::START_BACK_RISK_HIGH: input.start_back = StartBackRisk::kHigh; break;
+    default: input.start_back = StartBackRisk::kUnknown; break;
+  }
+  switch (c.subgroup()) {
+    case apb::SUBGROUP_MANIPULATION: input.subgroup = Subgroup::kManipulation; break;
+    case apb::SUBGROUP_SPECIFIC_EXERCISE: input.subgroup = Subgroup::kSpecificExercise; break;
+    case apb::SUBGROUP_STABILISATION: input.subgroup = Subgroup::kStabilisation; break;
+    default: input.subgroup = Subgroup::kUnclassified; break;
+  }
+  input.direction = c.direction();
+  for (const auto& criterion : c.criteria_met()) {
+    input.subgroup_evidence += (input.subgroup_evidence.empty() ? "" : ", ") + criterion;
+  }
+  for (const auto& note : c.notes()) input.traction_candidate |= note.find("traction") != std::string::npos;
+
+  for (const auto& score : assessment.scores()) {
+    if (score.instrument() == cpb::INSTRUMENT_NPRS) input.nprs = score.score();
+    if (score.instrument() == cpb::INSTRUMENT_ODI) input.odi_percent = score.score();
+    if (score.instrument() == cpb::INSTRUMENT_RMDQ) input.rmdq = score.score();
+  }
+  for (const auto& answer : assessment.answers()) {
+    if (answer.instrument() == cpb::INSTRUMENT_PSFS && !answer.declined()) {
+      input.psfs.push_back({answer.text(), static_cast<double>(answer.value())});
+    }
+  }
+  const auto& h = assessment.history();
+  input.chronic = h.has_episode_duration_days() && h.episode_duration_days() > 90;
+  input.smoker = h.smoker();
+  input.sleep_disturbed = h.sleep_disturbed();
+  switch (h.occupation_demand()) {
+    case apb::OCCUPATION_DEMAND_SEDENTARY: input.occupation = Occupation::kSedentary; break;
+    case apb::OCCUPATION_DEMAND_LIGHT: input.occupation = Occupation::kLight; break;
+    case apb::OCCUPATION_DEMAND_HEAVY: input.occupation = Occupation::kHeavy; break;
+    case apb::OCCUPATION_DEMAND_NOT_WORKING: input.occupation = Occupation::kNotWorking; break;
+    default: input.occupation = Occupation::kUnknown; break;
+  }
+  return input;
+}
+
 pb::Plan PlanFromDraft(const PlanDraft& draft) {
   pb::Plan plan;
-  plan.set_phase(ToProto(draft.phase));
+  plan.set_type(draft.type == PlanType::kReferral ? pb::PLAN_TYPE_REFERRAL : pb::PLAN_TYPE_TREATMENT);
+  if (draft.type == PlanType::kTreatment) plan.set_phase(ToProto(draft.phase));
+  switch (draft.intensity) {
+    case Intensity::kAdviceAndSelfManagement: plan.set_intensity(pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT); break;
+    case Intensity::kPhysiotherapyPackage: plan.set_intensity(pb::INTENSITY_PHYSIOTHERAPY_PACKAGE); break;
+    case Intensity::kPsychologicallyInformed: plan.set_intensity(pb::INTENSITY_PSYCHOLOGICALLY_INFORMED); break;
+    case Intensity::kNone: break;
+  }
   plan.set_rules_version(draft.rules_version);
+  plan.set_library_version(draft.library_version);
+  plan.set_expected_duration_weeks(draft.expected_weeks);
+  plan.set_home_sessions_per_week(draft.home_sessions_per_week);
   for (const auto& item : draft.items) {
     auto* out = plan.add_items();
     out->set_item_id(item.id);
     out->set_kind(ToProto(item.kind));
     out->set_title(item.title);
-    if (item.kind == ItemKind::kExercise) {
-      out->mutable_dose()->set_sets(item.dose.sets);
-      out->mutable_dose()->set_reps(item.dose.reps);
-      out->mutable_dose()->set_hold_seconds(item.dose.hold_seconds);
-      out->mutable_dose()->set_sessions_per_week(item.dose.sessions_per_week);
-    }
+    out->set_instructions(item.instructions);
+    if (item.kind == ItemKind::kExercise) *out->mutable_dose() = ToProto(item.dose);
     out->set_reason(item.reason);
     out->set_source(item.source);
     out->set_home_programme(item.home_programme);
+    out->set_progression_id(item.progression);
+    out->set_regression_id(item.regression);
   }
   for (const auto& goal : draft.goals) {
     auto* out = plan.add_goals();
     out->set_description(goal.description);
-    out->set_instrument(goal.measure == GoalMeasure::kNprs ? cpb::INSTRUMENT_NPRS : cpb::INSTRUMENT_ODI);
+    out->set_instrument(ToProto(goal.measure));
     out->set_target_score(goal.target);
   }
   for (const auto& review : draft.reviews) {
@@ -112,20 +205,12 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   // Read before the transaction: no database connection is held across a remote call.
   auto assessment = assessments_.Get(ctx, request.assessment_id());
   audit.patient_id = assessment.patient_id();
-  // The clinician's own judgement, once recorded, overrides the computed screen.
-  const auto red_flags = assessment.has_clinician_red_flag_judgement()
-                             ? assessment.clinician_red_flag_judgement().action()
-                             : assessment.red_flags().action();
-  if (red_flags == physio::assessment::v1::RED_FLAG_ACTION_URGENT_REFERRAL ||
-      red_flags == physio::assessment::v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "assessment_id: the red-flag screen calls for " +
-                    physio::assessment::v1::RedFlagAction_Name(red_flags) + ", not a treatment plan");
-  }
+  // An urgent or emergency red flag gives a referral plan instead of treatment.
+  const PlanInput input = PlanInputFrom(assessment);
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "GeneratePlan", request.request_id()}, request,
       [&](PgConnection& conn) {
-        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(InputFrom(assessment)));
+        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
         plan.set_assessment_id(assessment.assessment_id());
@@ -210,6 +295,52 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
   audit.patient_id = response.plan().patient_id();
+  return response;
+}
+
+pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& ctx,
+                                                             const pb::ListInterventionsRequest& request,
+                                                             AuditTarget& /*audit: no patient data*/) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
+  ValidateRange("page_size", request.page_size(), 0, 200);
+  if (!pb::PlanItemKind_IsValid(request.kind())) ThrowInvalidArgument("kind", "is not a known value");
+  const size_t page_size = request.page_size() == 0 ? 50 : static_cast<size_t>(request.page_size());
+  // The token is the library position to continue from, bound to the library version.
+  size_t offset = 0;
+  if (!request.page_token().empty()) {
+    const std::string prefix = library_.version() + "@";
+    std::string token;
+    try {
+      token = HexDecode(request.page_token());
+      if (token.rfind(prefix, 0) != 0) throw std::invalid_argument("version");
+      offset = std::stoul(token.substr(prefix.size()));
+    } catch (const std::exception&) {
+      ThrowInvalidArgument("page_token", "is not a token for this library version");
+    }
+  }
+  pb::ListInterventionsResponse response;
+  response.set_library_version(library_.version());
+  const auto& entries = library_.entries();
+  size_t i = offset;
+  for (; i < entries.size() && static_cast<size_t>(response.interventions_size()) < page_size; ++i) {
+    const auto& entry = entries[i];
+    const pb::PlanItemKind kind = ToProto(PlanItemKindOf(entry.kind));
+    if (request.kind() != pb::PLAN_ITEM_KIND_UNSPECIFIED && kind != request.kind()) continue;
+    auto* out = response.add_interventions();
+    out->set_intervention_id(entry.id);
+    out->set_kind(kind);
+    out->set_category(entry.category);
+    out->set_title(entry.title);
+    out->set_instructions(entry.instructions);
+    out->set_reason(entry.reason);
+    out->set_source(entry.source);
+    if (entry.kind == InterventionKind::kExercise) *out->mutable_dose() = ToProto(entry.dose);
+    out->set_progression_id(entry.progression);
+    out->set_regression_id(entry.regression);
+    for (const auto& token : entry.contraindications) out->add_contraindications(token);
+    for (Phase phase : entry.phases) out->add_phases(ToProto(phase));
+  }
+  if (i < entries.size()) response.set_next_page_token(HexEncode(library_.version() + "@" + std::to_string(i)));
   return response;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The planning service's use cases. Reads assessments through AssessmentReader
 // (implemented over gRPC in planning_server.cc, by fakes in unit tests).
+#include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
@@ -21,12 +22,15 @@ class AssessmentReader {
   virtual physio::assessment::v1::Assessment Get(const CallContext& ctx, const std::string& assessment_id) = 0;
 };
 
-// Pure conversion from the rules' draft to the API's plan (exposed for tests).
+// Pure conversions (exposed for tests): the assessment to the rules' input, and
+// the rules' draft to the API's plan.
+PlanInput PlanInputFrom(const physio::assessment::v1::Assessment& assessment);
 pb::Plan PlanFromDraft(const PlanDraft& draft);
 
 class PlanningApp {
  public:
-  PlanningApp(PgPool& pg, AssessmentReader& assessments) : pg_(pg), assessments_(assessments) {}
+  PlanningApp(PgPool& pg, AssessmentReader& assessments, const InterventionLibrary& library)
+      : pg_(pg), assessments_(assessments), library_(library) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -35,10 +39,13 @@ class PlanningApp {
                                       AuditTarget& audit);
   pb::GetActivePlanResponse GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                           AuditTarget& audit);
+  pb::ListInterventionsResponse ListInterventions(const CallContext& ctx, const pb::ListInterventionsRequest& request,
+                                                  AuditTarget& audit);
 
  private:
   PgPool& pg_;
   AssessmentReader& assessments_;
+  const InterventionLibrary& library_;
 };
 
 }  // namespace physio::planning

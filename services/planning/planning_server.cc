@@ -8,6 +8,7 @@
 #include "planning_app.h"
 
 std::vector<physio::Migration> planning_service_migrations();
+extern const char* const kEmbeddedInterventionLibrary;
 
 namespace physio::planning {
 
@@ -42,6 +43,7 @@ class PlanningGrpc final : public pb::PlanningService::Service {
   PHYSIO_UNARY_RPC(GetPlan)
   PHYSIO_UNARY_RPC(ApprovePlan)
   PHYSIO_UNARY_RPC(GetActivePlan)
+  PHYSIO_UNARY_RPC(ListInterventions)
 
  private:
   PlanningApp& app_;
@@ -53,8 +55,9 @@ class PlanningServer final : public RunningService {
   explicit PlanningServer(const Config& config)
       : config_(config),
         runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
+        library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), assessments_),
+        app_(runtime_.pg(), assessments_, library_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -63,8 +66,14 @@ class PlanningServer final : public RunningService {
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:
+  // A file given by configuration replaces the library built into the binary.
+  static InterventionLibrary LoadLibrary(const Config& config) {
+    const std::string path = config.Get("library-file");
+    return InterventionLibrary::Parse(path.empty() ? std::string(kEmbeddedInterventionLibrary) : ReadFileOrThrow(path));
+  }
   Config config_;
   ServiceRuntime runtime_;
+  InterventionLibrary library_;
   GrpcAssessmentReader assessments_;
   PlanningApp app_;
   PlanningGrpc grpc_;
@@ -74,6 +83,7 @@ class PlanningServer final : public RunningService {
 std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service"});
+  keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;
 }
 

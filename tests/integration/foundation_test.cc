@@ -12,6 +12,7 @@
 #include "clients.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/auth/token_minter.h"
+#include "planning_server.h"
 #include "physio/common/ids.h"
 #include "src/proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"
 
@@ -254,7 +255,7 @@ TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
   ASSERT_TRUE(LogExercise(patient, "ex.motor.abdominal_bracing", 4).ok());
-  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3).ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 3).ok());
 
   auto summary = Summary(patient);
   EXPECT_EQ(summary.active_plan().plan_id(), active.plan_id());
@@ -292,13 +293,13 @@ TEST_F(Foundation, RepeatedRequestIdCreatesOneRecord) {
   ASSERT_TRUE(Approve(p1.plan_id(), p1.etag()).ok());
 
   gpb::HomeExerciseLog l1, l2;
-  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3, &l1, "log-1").ok());
-  ASSERT_TRUE(LogExercise(patient, "ex.motor.bird_dog", 3, &l2, "log-1").ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 3, &l1, "log-1").ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 3, &l2, "log-1").ok());
   EXPECT_EQ(l1.log_id(), l2.log_id());
   EXPECT_EQ(Summary(patient).home_log_count(), 1);
 
   // The same id with a different request is refused and changes nothing.
-  auto reused = LogExercise(patient, "ex.motor.bird_dog", 5, nullptr, "log-1");
+  auto reused = LogExercise(patient, "ex.strength.glute_bridge", 5, nullptr, "log-1");
   EXPECT_EQ(reused.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(reused.error_message().find("request_id"), std::string::npos);
   EXPECT_EQ(Summary(patient).home_log_count(), 1);
@@ -313,7 +314,7 @@ TEST_F(Foundation, ConcurrentRetriesWithOneRequestIdCreateOneRecord) {
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
       gpb::HomeExerciseLog log;
-      if (LogExercise(patient, "ex.motor.bird_dog", 3, &log, "same-retry").ok()) {
+      if (LogExercise(patient, "ex.strength.glute_bridge", 3, &log, "same-retry").ok()) {
         ++ok;
         ids[i] = log.log_id();
       }
@@ -392,7 +393,7 @@ TEST_F(Foundation, APatientCannotReachAnotherPatientsRecords) {
   ppb::GetActivePlanResponse active;
   EXPECT_EQ(other.Call(other.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get_active, &active).error_code(),
             StatusCode::NOT_FOUND);
-  EXPECT_EQ(LogExercise(other, "ex.motor.bird_dog", 3).error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(LogExercise(other, "ex.strength.glute_bridge", 3).error_code(), StatusCode::PERMISSION_DENIED);
   // Their own intake is fine; someone else's session is invisible.
   auto session = StartIntake(Patient());
   EXPECT_EQ(Submit(other, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3)}).error_code(),
@@ -507,7 +508,7 @@ TEST_F(Foundation, StaleEtagIsAbortedAndChangesNothing) {
 
 TEST_F(Foundation, HomeLogsMustMatchTheActivePlan) {
   auto patient = Patient();
-  auto no_plan = LogExercise(patient, "ex.motor.bird_dog", 3);
+  auto no_plan = LogExercise(patient, "ex.strength.glute_bridge", 3);
   EXPECT_EQ(no_plan.error_code(), StatusCode::FAILED_PRECONDITION);
   ActivePlan();
   auto not_prescribed = LogExercise(patient, "ex.strength.goblet_squat", 3);
@@ -741,10 +742,13 @@ TEST_F(Foundation, RedFlagsAndClassificationTravelWithTheAssessment) {
   EXPECT_EQ(assessment.classification().subgroup(), apb::SUBGROUP_SPECIFIC_EXERCISE);
   EXPECT_EQ(assessment.classification().direction(), "extension");
 
-  // An urgent referral means no treatment plan...
-  status = Generate(clinician, assessment.assessment_id(), nullptr);
-  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(status.error_message().find("RED_FLAG_ACTION_URGENT_REFERRAL"), std::string::npos);
+  // An urgent referral means a referral instead of a treatment plan...
+  ppb::Plan referral;
+  ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &referral).ok());
+  EXPECT_EQ(referral.type(), ppb::PLAN_TYPE_REFERRAL);
+  ASSERT_EQ(referral.items_size(), 1);
+  EXPECT_EQ(referral.items(0).kind(), ppb::PLAN_ITEM_KIND_REFERRAL);
+  EXPECT_NE(referral.items(0).reason().find("history of cancer"), std::string::npos);
 
   // ...until the clinician records their own judgement beside the computed one.
   apb::RecordRedFlagJudgementRequest judge;
@@ -770,7 +774,11 @@ TEST_F(Foundation, RedFlagsAndClassificationTravelWithTheAssessment) {
             StatusCode::PERMISSION_DENIED);
   ppb::Plan plan;
   ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
   EXPECT_EQ(plan.phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  bool directional = false;
+  for (const auto& item : plan.items()) directional |= item.item_id().rfind("ex.dir.", 0) == 0;
+  EXPECT_TRUE(directional);  // the extension subgroup's directional exercise
 }
 
 // Runs the independent FHIR validator on a JSON document; true when valid.
@@ -841,6 +849,61 @@ TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
   EXPECT_EQ(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, request,
                           &exported).error_code(),
             StatusCode::NOT_FOUND);
+}
+
+TEST_F(Foundation, TheInterventionLibraryIsListedPageByPage) {
+  auto patient = Patient();
+  ppb::ListInterventionsRequest request;
+  request.set_page_size(20);
+  std::set<std::string> ids;
+  int exercises = 0, pages = 0;
+  std::string version;
+  do {
+    ppb::ListInterventionsResponse page;
+    ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, request, &page).ok());
+    version = page.library_version();
+    for (const auto& entry : page.interventions()) {
+      EXPECT_TRUE(ids.insert(entry.intervention_id()).second) << entry.intervention_id();
+      if (entry.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) {
+        ++exercises;
+        EXPECT_GT(entry.dose().sets(), 0);
+        EXPECT_FALSE(entry.instructions().empty());
+      }
+    }
+    request.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!request.page_token().empty() && pages < 20);
+  EXPECT_GE(exercises, 40);
+  EXPECT_GE(pages, 4);
+  EXPECT_FALSE(version.empty());
+
+  ppb::ListInterventionsRequest advised_against;
+  advised_against.set_kind(ppb::PLAN_ITEM_KIND_NOT_RECOMMENDED);
+  ppb::ListInterventionsResponse listed;
+  ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, advised_against,
+                           &listed).ok());
+  EXPECT_EQ(listed.interventions_size(), 9);
+  for (const auto& entry : listed.interventions()) EXPECT_FALSE(entry.reason().empty());
+  advised_against.set_page_token("00ff");
+  EXPECT_EQ(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, advised_against,
+                         &listed).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(Foundation, ABadInterventionLibraryStopsThePlanningServiceNamingTheEntry) {
+  const std::string path = "/tmp/physio-bad-library-" + NewId("f").substr(2, 8) + ".json";
+  std::ofstream(path) << R"({"library_version":"bad","entries":[{"id":"ex.a.one","kind":"exercise","category":"aerobic",)"
+                         R"("title":"One","instructions":"x","source":"s","phases":["movement_control"],)"
+                         R"("dose":{"sets":1,"reps":1,"hold_seconds":0,"sessions_per_week":99,"duration_minutes":0}}]})";
+  auto config = MakeServiceConfig(planning::PlanningConfigKeys(), *keys_, redis_->port(), postgres_->port(), "physio");
+  config->Set("library-file", path);
+  try {
+    planning::StartPlanningService(*config);
+    ADD_FAILURE() << "the service started with a bad library";
+  } catch (const std::exception& e) {
+    EXPECT_STREQ(e.what(), "interventions: entry 'ex.a.one': dose.sessions_per_week must be 1-14, got 99");
+  }
+  std::remove(path.c_str());
 }
 
 TEST_F(Foundation, HealthAndReflection) {

@@ -187,9 +187,8 @@ std::string MakeToken(const TestKeys& keys, const std::string& tenant, const std
   return MintToken(keys.private_key_pem, {kIssuer, kAudience, tenant, subject, roles, patient_id});
 }
 
-namespace {
-std::unique_ptr<Config> ServiceConfig(std::vector<ConfigKey> keys, const TestKeys& test_keys, int redis_port,
-                                      int pg_port, const std::string& database) {
+std::unique_ptr<Config> MakeServiceConfig(std::vector<ConfigKey> keys, const TestKeys& test_keys, int redis_port,
+                                          int pg_port, const std::string& database) {
   auto config = std::make_unique<Config>(std::move(keys));
   config->Set("listen", "127.0.0.1:0");
   config->Set("log-level", "warn");
@@ -204,17 +203,16 @@ std::unique_ptr<Config> ServiceConfig(std::vector<ConfigKey> keys, const TestKey
   config->Set("redis-timeout-ms", "500");
   return config;
 }
-}  // namespace
 
 ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database,
                                const std::map<std::string, std::string>& assessment_overrides) {
-  assessment_config_ = ServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
+  assessment_config_ = MakeServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
   for (const auto& [key, value] : assessment_overrides) assessment_config_->Set(key, value);
   assessment_ = assessment::StartAssessmentService(*assessment_config_);
-  planning_config_ = ServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
+  planning_config_ = MakeServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
   planning_config_->Set("assessment-addr", assessment_addr());
   planning_ = planning::StartPlanningService(*planning_config_);
-  progress_config_ = ServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
+  progress_config_ = MakeServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
   progress_config_->Set("planning-addr", planning_addr());
   progress_ = progress::StartProgressService(*progress_config_);
 }

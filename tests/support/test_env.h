@@ -74,6 +74,10 @@ inline constexpr const char* kAudience = "physio-backend";
 std::string MakeToken(const TestKeys& keys, const std::string& tenant, const std::string& subject,
                       const std::vector<std::string>& roles, const std::string& patient_id = "");
 
+// A service configuration pointing at the test stores and key (port 0, quiet logs).
+std::unique_ptr<Config> MakeServiceConfig(std::vector<ConfigKey> keys, const TestKeys& test_keys, int redis_port,
+                                          int pg_port, const std::string& database);
+
 // All three services, wired to each other and to the given stores.
 class ServiceCluster {
  public:

@@ -1,69 +1,238 @@
-#include "domain/plan_rules.h"
-
+// Plans for constructed patients judged against the clinical reference: stratified
+// intensity (Hill 2011), subgroup-specific components (Fritz 2007), contraindications,
+// manual therapy and psychologically informed care only with exercise (NICE NG59),
+// no advised-against modality offered, referral on red flags, goals, determinism.
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "domain/library.h"
+#include "domain/plan_rules.h"
 
 namespace physio::planning {
 namespace {
 
-const PlanItemDraft* Find(const PlanDraft& plan, const std::string& id) {
+const InterventionLibrary& Library() {
+  static const InterventionLibrary library = [] {
+    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return InterventionLibrary::Parse(buffer.str());
+  }();
+  return library;
+}
+
+PlanInput Patient(Phase phase, StartBackRisk risk) {
+  PlanInput input;
+  input.phase = phase;
+  input.start_back = risk;
+  input.red_flags = RedFlagLevel::kNone;
+  input.nprs = 6;
+  input.odi_percent = 32;
+  return input;
+}
+
+int Count(const PlanDraft& plan, ItemKind kind) {
+  return static_cast<int>(std::count_if(plan.items.begin(), plan.items.end(), [&](const auto& i) { return i.kind == kind; }));
+}
+
+bool Has(const PlanDraft& plan, const std::string& id) {
+  return std::any_of(plan.items.begin(), plan.items.end(), [&](const auto& i) { return i.id == id; });
+}
+
+bool HasCategory(const PlanDraft& plan, const std::string& category) {
   for (const auto& item : plan.items) {
-    if (item.id == id) return &item;
+    const auto* entry = Library().Find(item.id);
+    if (entry && entry->category == category) return true;
   }
-  return nullptr;
+  return false;
 }
 
-TEST(PlanGeneration, EveryItemHasAReasonAndASourceAndSelfManagementIsAlwaysThere) {
-  for (auto input : {PlanInput{Phase::kSymptomModulation, 8.0, 50.0}, PlanInput{Phase::kMovementControl, 5.0, 30.0},
-                     PlanInput{Phase::kFunctionOptimisation, 2.0, 10.0}}) {
-    auto plan = GeneratePlanDraft(input);
-    ASSERT_NE(Find(plan, "edu.self_management"), nullptr);
-    bool has_exercise = false;
-    for (const auto& item : plan.items) {
-      EXPECT_FALSE(item.reason.empty()) << item.id;
-      EXPECT_FALSE(item.source.empty()) << item.id;
-      if (item.kind == ItemKind::kExercise) {
-        has_exercise = true;
-        EXPECT_GT(item.dose.sets, 0) << item.id;
-        EXPECT_GT(item.dose.sessions_per_week, 0) << item.id;
-      }
+// Invariants every generated plan must keep.
+void ExpectSafe(const PlanDraft& plan) {
+  for (const auto& item : plan.items) {
+    EXPECT_FALSE(item.reason.empty()) << item.id;
+    EXPECT_FALSE(item.source.empty()) << item.id;
+  }
+  if (Count(plan, ItemKind::kManualTherapy) > 0) {
+    EXPECT_GT(Count(plan, ItemKind::kExercise), 0) << "manual therapy alone";
+  }
+  if (Count(plan, ItemKind::kPsychological) > 0) {
+    EXPECT_GT(Count(plan, ItemKind::kExercise), 0) << "CBT alone";
+  }
+  for (const auto& item : plan.items) {
+    // An advised-against modality only ever appears as "not recommended".
+    if (item.id.rfind("notrec.", 0) == 0) {
+      EXPECT_EQ(item.kind, ItemKind::kNotRecommended);
     }
-    EXPECT_TRUE(has_exercise);
-    EXPECT_EQ(plan.reviews.size(), 2u);
-    EXPECT_EQ(plan.reviews[0].week, 2);
   }
 }
 
-TEST(PlanGeneration, DosesMatchThePhase) {
-  auto modulation = GeneratePlanDraft({Phase::kSymptomModulation, 8.0, 50.0});
-  EXPECT_EQ(modulation.phase, Phase::kSymptomModulation);
-  ASSERT_NE(Find(modulation, "pain.heat"), nullptr);
-  auto optimisation = GeneratePlanDraft({Phase::kFunctionOptimisation, 2.0, 10.0});
-  const auto* bridge = Find(optimisation, "ex.strength.glute_bridge");
-  ASSERT_NE(bridge, nullptr);
-  // ACSM 2009: 8-12 reps, 1-3 sets, 2-3 days a week.
-  EXPECT_GE(bridge->dose.reps, 8);
-  EXPECT_LE(bridge->dose.reps, 12);
-  EXPECT_LE(bridge->dose.sets, 3);
-  EXPECT_LE(bridge->dose.sessions_per_week, 3);
+TEST(Stratification, LowRiskGetsAdviceAndSelfManagement) {
+  auto plan = GeneratePlanDraft(Patient(Phase::kMovementControl, StartBackRisk::kLow), Library());
+  ExpectSafe(plan);
+  EXPECT_EQ(plan.intensity, Intensity::kAdviceAndSelfManagement);
+  EXPECT_TRUE(Has(plan, "edu.self_management"));
+  EXPECT_EQ(Count(plan, ItemKind::kManualTherapy), 0);
+  EXPECT_EQ(Count(plan, ItemKind::kPsychological), 0);
+  EXPECT_LE(Count(plan, ItemKind::kExercise), 3);
+  EXPECT_TRUE(Has(plan, "pain.heat"));
+  EXPECT_EQ(plan.reviews.size(), 1u);
 }
 
-TEST(PlanGeneration, GoalsUseTheMeaningfulChange) {
-  auto plan = GeneratePlanDraft({Phase::kMovementControl, 6.0, 35.6});
-  ASSERT_EQ(plan.goals.size(), 2u);
-  EXPECT_EQ(plan.goals[0].measure, GoalMeasure::kNprs);
-  EXPECT_DOUBLE_EQ(plan.goals[0].target, 4.0);
-  EXPECT_EQ(plan.goals[1].measure, GoalMeasure::kOdi);
-  EXPECT_DOUBLE_EQ(plan.goals[1].target, 25.6);  // 10-point drop (30% would be 10.7)
-  auto low = GeneratePlanDraft({Phase::kFunctionOptimisation, 1.0, 20.0});
-  EXPECT_DOUBLE_EQ(low.goals[0].target, 0.0);
-  EXPECT_DOUBLE_EQ(low.goals[1].target, 14.0);  // 30% of 20 = 6-point drop
+TEST(Stratification, MediumRiskGetsAPhysiotherapyPackage) {
+  auto plan = GeneratePlanDraft(Patient(Phase::kMovementControl, StartBackRisk::kMedium), Library());
+  ExpectSafe(plan);
+  EXPECT_EQ(plan.intensity, Intensity::kPhysiotherapyPackage);
+  EXPECT_GE(Count(plan, ItemKind::kExercise), 4);
+  EXPECT_TRUE(Has(plan, "manual.joint_mobilisation"));
+  EXPECT_EQ(Count(plan, ItemKind::kPsychological), 0);
+  EXPECT_EQ(plan.reviews[0].week, 2);
+  EXPECT_EQ(plan.reviews[1].week, 6);
 }
 
-TEST(PlanGeneration, IsDeterministic) {
-  auto a = GeneratePlanDraft({Phase::kMovementControl, 5.0, 30.0});
-  auto b = GeneratePlanDraft({Phase::kMovementControl, 5.0, 30.0});
+TEST(Stratification, HighRiskGetsPsychologicallyInformedPhysiotherapy) {
+  auto plan = GeneratePlanDraft(Patient(Phase::kMovementControl, StartBackRisk::kHigh), Library());
+  ExpectSafe(plan);
+  EXPECT_EQ(plan.intensity, Intensity::kPsychologicallyInformed);
+  EXPECT_TRUE(Has(plan, "psych.informed_physiotherapy"));
+  EXPECT_TRUE(Has(plan, "edu.pain_neuroscience"));
+  EXPECT_TRUE(Has(plan, "life.activity_pacing"));
+  EXPECT_TRUE(Has(plan, "ex.func.graded_activity"));
+}
+
+TEST(Subgroups, ManipulationSubgroupGetsManipulationWithExercise) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kManipulation;
+  input.subgroup_evidence = "episode shorter than 16 days, no symptoms below the knee";
+  auto plan = GeneratePlanDraft(input, Library());
+  ExpectSafe(plan);
+  EXPECT_TRUE(Has(plan, "manual.thrust_manipulation"));
+  EXPECT_FALSE(Has(plan, "manual.joint_mobilisation"));
+  // With a fracture concern: no manipulation, no mobilisation, no loading.
+  input.fracture_concern = true;
+  auto careful = GeneratePlanDraft(input, Library());
+  ExpectSafe(careful);
+  EXPECT_EQ(Count(careful, ItemKind::kManualTherapy), 0);
+  for (const auto& item : careful.items) {
+    const auto* entry = Library().Find(item.id);
+    if (!entry) continue;
+    for (const auto& token : entry->contraindications) {
+      EXPECT_NE(token, "loading_contraindicated") << item.id;
+      EXPECT_NE(token, "manipulation_contraindicated") << item.id;
+    }
+  }
+}
+
+TEST(Subgroups, SpecificExerciseFollowsTheDirection) {
+  auto input = Patient(Phase::kSymptomModulation, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kSpecificExercise;
+  input.direction = "extension";
+  auto extension = GeneratePlanDraft(input, Library());
+  ExpectSafe(extension);
+  EXPECT_TRUE(HasCategory(extension, "directional_extension"));
+  EXPECT_FALSE(HasCategory(extension, "directional_flexion"));
+  EXPECT_FALSE(Has(extension, "ex.flex.knee_to_chest"));  // flexion is avoided for an extension responder
+  input.direction = "flexion";
+  auto flexion = GeneratePlanDraft(input, Library());
+  EXPECT_TRUE(HasCategory(flexion, "directional_flexion"));
+  EXPECT_FALSE(HasCategory(flexion, "directional_extension"));
+  input.direction = "lateral_shift";
+  EXPECT_TRUE(Has(GeneratePlanDraft(input, Library()), "ex.dir.side_glide_wall"));
+}
+
+TEST(Subgroups, StabilisationGetsActivationAndStrength) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kStabilisation;
+  auto plan = GeneratePlanDraft(input, Library());
+  ExpectSafe(plan);
+  EXPECT_TRUE(HasCategory(plan, "trunk_activation"));
+  EXPECT_TRUE(HasCategory(plan, "trunk_strength"));
+}
+
+TEST(Subgroups, TractionCandidatesAreToldTractionIsNotRecommended) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kSpecificExercise;
+  input.direction = "flexion";
+  input.traction_candidate = true;
+  auto plan = GeneratePlanDraft(input, Library());
+  ExpectSafe(plan);
+  ASSERT_TRUE(Has(plan, "notrec.traction"));
+  EXPECT_EQ(Count(plan, ItemKind::kNotRecommended), 1);
+}
+
+TEST(Phases, ExercisesSuitThePhase) {
+  for (Phase phase : {Phase::kSymptomModulation, Phase::kMovementControl, Phase::kFunctionOptimisation}) {
+    auto plan = GeneratePlanDraft(Patient(phase, StartBackRisk::kMedium), Library());
+    ExpectSafe(plan);
+    for (const auto& item : plan.items) {
+      const auto* entry = Library().Find(item.id);
+      ASSERT_NE(entry, nullptr) << item.id;
+      EXPECT_NE(std::find(entry->phases.begin(), entry->phases.end(), phase), entry->phases.end()) << item.id;
+    }
+  }
+  auto optimisation = GeneratePlanDraft(Patient(Phase::kFunctionOptimisation, StartBackRisk::kMedium), Library());
+  EXPECT_FALSE(Has(optimisation, "manual.joint_mobilisation"));  // no passive care once function is the aim
+  EXPECT_TRUE(HasCategory(optimisation, "functional"));
+}
+
+TEST(RedFlags, UrgentOrEmergencyGivesAReferralInsteadOfTreatment) {
+  for (RedFlagLevel level : {RedFlagLevel::kUrgentReferral, RedFlagLevel::kEmergencyReferral}) {
+    auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+    input.red_flags = level;
+    input.red_flag_reasons = {"malignancy: history of cancer"};
+    auto plan = GeneratePlanDraft(input, Library());
+    EXPECT_EQ(plan.type, PlanType::kReferral);
+    ASSERT_EQ(plan.items.size(), 1u);
+    EXPECT_EQ(plan.items[0].kind, ItemKind::kReferral);
+    EXPECT_EQ(plan.items[0].reason, "malignancy: history of cancer");
+    EXPECT_TRUE(plan.goals.empty());
+  }
+  auto monitor = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  monitor.red_flags = RedFlagLevel::kMonitor;
+  EXPECT_EQ(GeneratePlanDraft(monitor, Library()).type, PlanType::kTreatment);
+}
+
+TEST(Goals, MeaningfulChangeAndThePatientsOwnActivities) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.odi_percent = 35.6;
+  input.rmdq = 10;
+  input.psfs = {{"Lifting my toddler", 3}, {"Gardening", 8.5}};
+  auto plan = GeneratePlanDraft(input, Library());
+  ASSERT_EQ(plan.goals.size(), 5u);
+  EXPECT_DOUBLE_EQ(plan.goals[0].target, 4.0);   // pain 6 - 2
+  EXPECT_DOUBLE_EQ(plan.goals[1].target, 25.6);  // ODI: 10-point drop (30% would be 10.7)
+  EXPECT_DOUBLE_EQ(plan.goals[2].target, 7.0);   // RMDQ: 30% of 10 = 3 < 5
+  EXPECT_EQ(plan.goals[3].description, "Improve 'Lifting my toddler' by at least 3 points");
+  EXPECT_DOUBLE_EQ(plan.goals[3].target, 6.0);
+  EXPECT_DOUBLE_EQ(plan.goals[4].target, 10.0);  // capped at the scale
+}
+
+TEST(Lifestyle, HistoryAddsEducationAndLifestyle) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.smoker = true;
+  input.sleep_disturbed = true;
+  input.occupation = Occupation::kHeavy;
+  input.chronic = true;
+  auto plan = GeneratePlanDraft(input, Library());
+  for (const char* id : {"life.smoking", "life.sleep", "edu.body_mechanics_lifting", "life.return_to_work",
+                         "edu.pain_neuroscience"}) {
+    EXPECT_TRUE(Has(plan, id)) << id;
+  }
+}
+
+TEST(Determinism, SameInputAndLibraryGiveTheSamePlan) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kHigh);
+  auto a = GeneratePlanDraft(input, Library());
+  auto b = GeneratePlanDraft(input, Library());
   ASSERT_EQ(a.items.size(), b.items.size());
-  for (size_t i = 0; i < a.items.size(); ++i) EXPECT_EQ(a.items[i].id, b.items[i].id);
+  for (size_t i = 0; i < a.items.size(); ++i) {
+    EXPECT_EQ(a.items[i].id, b.items[i].id);
+    EXPECT_EQ(a.items[i].reason, b.items[i].reason);
+  }
+  EXPECT_EQ(a.library_version, Library().version());
+  EXPECT_GT(a.home_sessions_per_week, 0);
 }
 
 }  // namespace

@@ -73,6 +73,19 @@ std::string InterventionKindName(InterventionKind kind) {
   return "";
 }
 
+ItemKind PlanItemKindOf(InterventionKind kind) {
+  switch (kind) {
+    case InterventionKind::kExercise: return ItemKind::kExercise;
+    case InterventionKind::kManualTherapy: return ItemKind::kManualTherapy;
+    case InterventionKind::kEducation: return ItemKind::kEducation;
+    case InterventionKind::kLifestyle: return ItemKind::kLifestyle;
+    case InterventionKind::kPainManagement: return ItemKind::kPainManagement;
+    case InterventionKind::kPsychological: return ItemKind::kPsychological;
+    case InterventionKind::kNotRecommended: return ItemKind::kNotRecommended;
+  }
+  return ItemKind::kEducation;
+}
+
 const std::vector<std::string>& KnownContraindications() {
   static const std::vector<std::string> kTokens = {"loading_contraindicated", "manipulation_contraindicated",
                                                    "extension_intolerant", "flexion_intolerant"};

@@ -23,6 +23,8 @@ enum class InterventionKind {
 };
 
 std::string InterventionKindName(InterventionKind kind);
+// The plan item kind an intervention becomes.
+ItemKind PlanItemKindOf(InterventionKind kind);
 
 struct Intervention {
   std::string id;

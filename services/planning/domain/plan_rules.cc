@@ -2,85 +2,257 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+
+#include "library.h"
 
 namespace physio::planning {
 
 namespace {
-constexpr const char* kNiceSelfManagement = "NICE NG59 1.2.1 (self-management advice at every step)";
-constexpr const char* kNiceExercise = "NICE NG59 1.2.2 (exercise programme); George et al., JOSPT 2021";
-constexpr const char* kMotorControlDose = "Niederer & Mueller (motor control 20-30 min, 3-5x/week, ~6 weeks)";
-constexpr const char* kResistanceDose = "ACSM 2009 (8-12 reps, 1-3 sets, 2-3 days/week)";
-
-std::string PhaseReason(Phase phase) {
+std::string PhaseText(Phase phase) {
   switch (phase) {
-    case Phase::kSymptomModulation: return "symptom-modulation phase: high pain or disability at baseline";
-    case Phase::kMovementControl: return "movement-control phase: moderate pain and disability at baseline";
-    case Phase::kFunctionOptimisation: return "function-optimisation phase: low pain and disability at baseline";
+    case Phase::kSymptomModulation: return "symptom-modulation phase";
+    case Phase::kMovementControl: return "movement-control phase";
+    case Phase::kFunctionOptimisation: return "function-optimisation phase";
   }
   return "";
 }
 
 double RoundTenth(double value) { return std::round(value * 10.0) / 10.0; }
-}  // namespace
 
-PlanDraft GeneratePlanDraft(const PlanInput& input) {
-  PlanDraft plan{input.phase, {}, {}, {}};
-  const std::string why_phase = PhaseReason(plan.phase);
-  auto& items = plan.items;
-
-  items.push_back({"edu.self_management", ItemKind::kEducation,
-                   "Advice to stay active, reassurance about the usually favourable course, self-management",
-                   {}, "recommended for every patient with low back pain", kNiceSelfManagement, false});
-
-  switch (plan.phase) {
-    case Phase::kSymptomModulation:
-      items.push_back({"ex.mobility.knee_rocking", ItemKind::kExercise, "Supine knee rocking within comfort",
-                       {1, 10, 0, 7}, why_phase + "; gentle movement to reduce guarding", kNiceExercise, true});
-      items.push_back({"ex.motor.abdominal_bracing", ItemKind::kExercise,
-                       "Abdominal bracing in crook lying, breathing normally", {2, 10, 10, 5},
-                       why_phase + "; low-load trunk activation", kMotorControlDose, true});
-      items.push_back({"pain.heat", ItemKind::kPainManagement, "Local heat for short-term pain relief at home", {},
-                       "self-management of flare-ups while activity is built up",
-                       "NICE NG59 (heat or cold acceptable as self-management)", true});
-      break;
-    case Phase::kMovementControl:
-      items.push_back({"ex.motor.abdominal_bracing", ItemKind::kExercise,
-                       "Abdominal bracing in crook lying, breathing normally", {2, 10, 10, 5},
-                       why_phase + "; trunk activation before adding load", kMotorControlDose, true});
-      items.push_back({"ex.motor.bird_dog", ItemKind::kExercise, "Four-point kneeling opposite arm and leg reach",
-                       {2, 8, 5, 4}, why_phase + "; trunk control with limb movement", kMotorControlDose, true});
-      items.push_back({"ex.aerobic.walking", ItemKind::kExercise, "Brisk walking, 20 minutes", {1, 1, 0, 5},
-                       "general aerobic exercise for chronic and recurrent low back pain", kNiceExercise, true});
-      items.push_back({"edu.body_mechanics", ItemKind::kEducation,
-                       "Body mechanics for lifting and sitting: vary posture, keep loads close", {},
-                       "supports return to normal activities", "NICE NG59 1.2.1; George et al., JOSPT 2021", false});
-      break;
-    case Phase::kFunctionOptimisation:
-      items.push_back({"ex.strength.glute_bridge", ItemKind::kExercise, "Glute bridge", {3, 10, 0, 3},
-                       why_phase + "; build trunk and hip strength", kResistanceDose, true});
-      items.push_back({"ex.strength.goblet_squat", ItemKind::kExercise, "Goblet squat with a light load", {3, 10, 0, 3},
-                       why_phase + "; loaded functional movement", kResistanceDose, true});
-      items.push_back({"ex.aerobic.walking", ItemKind::kExercise, "Brisk walking, 30 minutes", {1, 1, 0, 5},
-                       "general aerobic exercise", kNiceExercise, true});
-      items.push_back({"life.return_to_activity", ItemKind::kLifestyle,
-                       "Graded return to usual work, sport and leisure activities", {},
-                       "support return to work and normal activities", "NICE NG59 1.2.1", false});
-      break;
+// Builds the item list, skipping what the patient's contraindications exclude.
+class Builder {
+ public:
+  Builder(const InterventionLibrary& library, const PlanInput& input) : library_(library), input_(input) {
+    if (input.fracture_concern) {
+      contraindications_.insert("manipulation_contraindicated");
+      contraindications_.insert("loading_contraindicated");
+    }
+    // A patient who centralises with extension is often worse with flexion, and vice versa.
+    if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") contraindications_.insert("flexion_intolerant");
+    if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") contraindications_.insert("extension_intolerant");
   }
 
+  bool Allowed(const Intervention& entry) const {
+    for (const auto& token : entry.contraindications) {
+      if (contraindications_.contains(token)) return false;
+    }
+    return std::find(entry.phases.begin(), entry.phases.end(), input_.phase) != entry.phases.end();
+  }
+
+  // Adds a library entry by id when allowed and not already present; returns whether it is in the plan.
+  bool Add(const std::string& id, const std::string& reason) {
+    const Intervention* entry = library_.Find(id);
+    if (entry == nullptr || !Allowed(*entry)) return false;
+    AddEntry(*entry, reason);
+    return true;
+  }
+
+  // Adds the first allowed exercise of a category (library order); returns whether one was added.
+  bool AddFromCategory(const std::string& category, const std::string& reason) {
+    for (const auto& entry : library_.entries()) {
+      if (entry.kind == InterventionKind::kExercise && entry.category == category && !chosen_.contains(entry.id) &&
+          Allowed(entry)) {
+        AddEntry(entry, reason);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  int exercise_count() const {
+    return static_cast<int>(std::count_if(items_.begin(), items_.end(),
+                                          [](const PlanItemDraft& i) { return i.kind == ItemKind::kExercise; }));
+  }
+  std::vector<PlanItemDraft>& items() { return items_; }
+
+ private:
+  void AddEntry(const Intervention& entry, const std::string& reason) {
+    if (!chosen_.insert(entry.id).second) return;
+    PlanItemDraft item;
+    item.id = entry.id;
+    item.kind = PlanItemKindOf(entry.kind);
+    item.title = entry.title;
+    item.instructions = entry.instructions;
+    item.dose = entry.dose;
+    item.reason = reason.empty() ? entry.reason : reason;
+    item.source = entry.source;
+    item.progression = entry.progression;
+    item.regression = entry.regression;
+    item.home_programme = entry.kind == InterventionKind::kExercise || entry.kind == InterventionKind::kPainManagement;
+    items_.push_back(std::move(item));
+  }
+
+  const InterventionLibrary& library_;
+  const PlanInput& input_;
+  std::set<std::string> contraindications_;
+  std::set<std::string> chosen_;
+  std::vector<PlanItemDraft> items_;
+};
+
+PlanDraft ReferralPlan(const PlanInput& input) {
+  PlanDraft plan;
+  plan.type = PlanType::kReferral;
+  plan.phase = input.phase;
+  const bool emergency = input.red_flags == RedFlagLevel::kEmergencyReferral;
+  std::string reasons;
+  for (const auto& reason : input.red_flag_reasons) reasons += (reasons.empty() ? "" : "; ") + reason;
+  PlanItemDraft referral;
+  referral.id = emergency ? "referral.emergency" : "referral.urgent";
+  referral.kind = ItemKind::kReferral;
+  referral.title = emergency ? "Emergency referral: hospital assessment now; no physiotherapy treatment"
+                             : "Urgent referral: medical assessment within 24 hours; do not start treatment";
+  referral.reason = reasons.empty() ? "the red-flag screen calls for referral" : reasons;
+  referral.source = "Finucane et al., JOSPT 2020 (international framework for red flags)";
+  plan.items.push_back(referral);
+  return plan;
+}
+
+// Exercise categories per phase, in priority order (design defaults, see docs/clinical-rules.md).
+std::vector<std::string> CategoriesFor(Phase phase) {
+  switch (phase) {
+    case Phase::kSymptomModulation: return {"trunk_activation", "flexibility", "aerobic", "posture"};
+    case Phase::kMovementControl: return {"trunk_activation", "trunk_strength", "flexibility", "aerobic", "posture"};
+    case Phase::kFunctionOptimisation: return {"trunk_strength", "functional", "aerobic", "flexibility", "trunk_strength"};
+  }
+  return {};
+}
+}  // namespace
+
+PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library) {
+  if (input.red_flags == RedFlagLevel::kUrgentReferral || input.red_flags == RedFlagLevel::kEmergencyReferral) {
+    PlanDraft referral = ReferralPlan(input);
+    referral.library_version = library.version();
+    return referral;
+  }
+  PlanDraft plan;
+  plan.phase = input.phase;
+  plan.library_version = library.version();
+  Builder items(library, input);
+  const std::string phase = PhaseText(input.phase);
+
+  // Stratified care (Hill 2011; NICE NG59 1.1.2-1.1.3): STarT Back sets the intensity.
+  std::string stratum;
+  switch (input.start_back) {
+    case StartBackRisk::kLow:
+      plan.intensity = Intensity::kAdviceAndSelfManagement;
+      stratum = "STarT Back low risk: advice, reassurance and self-management";
+      break;
+    case StartBackRisk::kHigh:
+      plan.intensity = Intensity::kPsychologicallyInformed;
+      stratum = "STarT Back high risk: psychologically informed physiotherapy";
+      break;
+    case StartBackRisk::kMedium:
+      plan.intensity = Intensity::kPhysiotherapyPackage;
+      stratum = "STarT Back medium risk: physiotherapy package";
+      break;
+    case StartBackRisk::kUnknown:
+      plan.intensity = Intensity::kPhysiotherapyPackage;
+      stratum = "STarT Back not answered: physiotherapy package by default";
+      break;
+  }
+  const bool package = plan.intensity != Intensity::kAdviceAndSelfManagement;
+
+  items.Add("edu.self_management", "recommended for every patient with low back pain; " + stratum);
+
+  // Subgroup-specific exercise first (Fritz 2007).
+  const std::string evidence = input.subgroup_evidence.empty() ? "" : " (" + input.subgroup_evidence + ")";
+  if (input.subgroup == Subgroup::kSpecificExercise) {
+    const std::string category = input.direction == "extension"     ? "directional_extension"
+                                 : input.direction == "lateral_shift" ? "lateral_shift"
+                                                                     : "directional_flexion";
+    items.AddFromCategory(category, "specific exercise subgroup, " + input.direction + evidence + "; " + phase);
+  } else if (input.subgroup == Subgroup::kStabilisation) {
+    items.AddFromCategory("trunk_activation", "stabilisation subgroup" + evidence + "; " + phase);
+    items.AddFromCategory("trunk_strength", "stabilisation subgroup" + evidence + "; " + phase);
+  } else if (input.subgroup == Subgroup::kManipulation) {
+    items.AddFromCategory("flexibility", "manipulation subgroup" + evidence + ": range-of-motion exercise with manipulation");
+  }
+
+  // Phase-based programme.
+  const int wanted_exercises = package ? 4 : 2;
+  for (const auto& category : CategoriesFor(input.phase)) {
+    if (items.exercise_count() >= wanted_exercises) break;
+    items.AddFromCategory(category, phase + ": " + category);
+  }
+  items.Add("ex.aerobic.walking", "general aerobic activity; stay active (NICE NG59 1.2.1)");
+  if (plan.intensity == Intensity::kPsychologicallyInformed) {
+    items.Add("ex.func.graded_activity", "graded activity towards valued activities; " + stratum);
+  }
+
+  // Manual therapy only as part of a package that includes exercise (NICE NG59 1.2.7).
+  if (package && items.exercise_count() > 0) {
+    if (input.subgroup == Subgroup::kManipulation) {
+      if (!items.Add("manual.thrust_manipulation", "manipulation subgroup" + evidence + "; with exercise")) {
+        items.Add("manual.joint_mobilisation", "manipulation subgroup, but thrust manipulation is contraindicated or "
+                                               "out of phase; mobilisation with exercise");
+      }
+    } else if (input.phase != Phase::kFunctionOptimisation) {
+      items.Add("manual.joint_mobilisation", "part of a physiotherapy package with exercise; " + phase);
+    }
+  }
+
+  // Psychologically informed care only with exercise (NICE NG59 1.2.8).
+  if (plan.intensity == Intensity::kPsychologicallyInformed && items.exercise_count() > 0) {
+    items.Add("psych.informed_physiotherapy", stratum);
+    items.Add("life.activity_pacing", "");
+  }
+  if (plan.intensity == Intensity::kPsychologicallyInformed || input.chronic) {
+    items.Add("edu.pain_neuroscience", input.chronic ? "pain for more than 3 months" : stratum);
+  }
+  if (input.occupation == Occupation::kHeavy) items.Add("edu.body_mechanics_lifting", "");
+  if (input.occupation == Occupation::kSedentary) items.Add("edu.desk_ergonomics", "");
+  if (input.occupation != Occupation::kUnknown && input.occupation != Occupation::kNotWorking) {
+    items.Add("life.return_to_work", "");
+  }
+  if (input.smoker) items.Add("life.smoking", "");
+  if (input.sleep_disturbed) items.Add("life.sleep", "");
+  if (input.phase == Phase::kSymptomModulation || !package) items.Add("pain.heat", "");
+  if (input.traction_candidate) {
+    items.Add("notrec.traction", "");
+  }
+  plan.items = std::move(items.items());
+  for (const auto& item : plan.items) {
+    if (item.kind == ItemKind::kExercise) plan.home_sessions_per_week = std::max(plan.home_sessions_per_week, item.dose.sessions_per_week);
+  }
+
+  // Goals: the meaningful change on each outcome, and the patient's own activities.
   if (input.nprs && *input.nprs > 0) {
-    // NPRS MCID is 2 points (Ostelo 2008; Childs 2005).
     plan.goals.push_back({"Reduce pain by at least the meaningful change of 2 points", GoalMeasure::kNprs,
                           std::max(0.0, *input.nprs - 2)});
   }
   if (input.odi_percent && *input.odi_percent > 0) {
     // ODI MCID: 10 points or 30% (Ostelo 2008); the smaller drop meets either form.
-    const double drop = std::min(10.0, 0.3 * *input.odi_percent);
     plan.goals.push_back({"Reduce disability (Oswestry) by a meaningful change", GoalMeasure::kOdi,
-                          RoundTenth(std::max(0.0, *input.odi_percent - drop))});
+                          RoundTenth(std::max(0.0, *input.odi_percent - std::min(10.0, 0.3 * *input.odi_percent)))});
   }
-  plan.reviews = {{2, "re-measure pain and Oswestry; check home-programme adherence"},
-                  {6, "responder check against the meaningful-change thresholds; progress, regress or re-assess"}};
+  if (input.rmdq && *input.rmdq > 0) {
+    plan.goals.push_back({"Reduce disability (Roland-Morris) by a meaningful change", GoalMeasure::kRmdq,
+                          RoundTenth(std::max(0.0, *input.rmdq - std::min(5.0, 0.3 * *input.rmdq)))});
+  }
+  for (const auto& activity : input.psfs) {
+    plan.goals.push_back({"Improve '" + activity.activity + "' by at least 3 points", GoalMeasure::kPsfs,
+                          std::min(10.0, activity.rating + 3)});
+  }
+
+  // Timeline (design defaults): re-measure at about 2 weeks and at 4-6 weeks.
+  switch (plan.intensity) {
+    case Intensity::kAdviceAndSelfManagement:
+      plan.expected_weeks = 2;
+      plan.reviews = {{2, "review; step up to a physiotherapy package if not improving"}};
+      break;
+    case Intensity::kPsychologicallyInformed:
+      plan.expected_weeks = 10;
+      plan.reviews = {{2, "re-measure pain and function; check home-programme adherence"},
+                      {6, "responder check against the meaningful-change thresholds"},
+                      {10, "discharge review"}};
+      break;
+    default:
+      plan.expected_weeks = 6;
+      plan.reviews = {{2, "re-measure pain and function; check home-programme adherence"},
+                      {6, "responder check against the meaningful-change thresholds; progress, regress or re-assess"}};
+      break;
+  }
   return plan;
 }
 

@@ -1,24 +1,34 @@
 #pragma once
-// Plan generation rules as plain C++: the same input and rules version always
-// give the same plan. Sources are cited per item. The phase comes from the
-// assessment's classification (its cut-offs are configured in the assessment service).
+// Plan generation rules as plain C++ over the intervention library: the same
+// input and library version always give the same plan. Every item carries the
+// reason it was chosen and its source. The phase comes from the assessment's
+// classification (its cut-offs are configured in the assessment service).
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.11.1";
+inline constexpr const char* kRulesVersion = "2026.11.2";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
-enum class ItemKind { kExercise, kEducation, kPainManagement, kLifestyle };
-enum class GoalMeasure { kNprs, kOdi };
-
-struct PlanInput {
-  Phase phase;                        // from the assessment's classification
-  std::optional<double> nprs;         // baseline pain 0-10
-  std::optional<double> odi_percent;  // baseline Oswestry 0-100
+enum class ItemKind {
+  kExercise,
+  kEducation,
+  kPainManagement,
+  kLifestyle,
+  kManualTherapy,
+  kPsychological,
+  kNotRecommended,
+  kReferral,
 };
+enum class GoalMeasure { kNprs, kOdi, kRmdq, kPsfs };
+enum class StartBackRisk { kUnknown, kLow, kMedium, kHigh };
+enum class RedFlagLevel { kNotScreened, kNone, kMonitor, kRoutineReferral, kUrgentReferral, kEmergencyReferral };
+enum class Subgroup { kUnclassified, kManipulation, kSpecificExercise, kStabilisation };
+enum class Occupation { kUnknown, kSedentary, kLight, kHeavy, kNotWorking };
+enum class PlanType { kTreatment, kReferral };
+enum class Intensity { kNone, kAdviceAndSelfManagement, kPhysiotherapyPackage, kPsychologicallyInformed };
 
 struct Dose {
   int sets = 0;
@@ -28,14 +38,42 @@ struct Dose {
   int duration_minutes = 0;  // for time-based exercise (walking, cycling)
 };
 
+struct PsfsActivity {
+  std::string activity;
+  double rating;
+};
+
+struct PlanInput {
+  Phase phase = Phase::kMovementControl;  // from the assessment's classification
+  std::optional<double> nprs;             // baseline pain 0-10
+  std::optional<double> odi_percent;      // baseline Oswestry 0-100
+  std::optional<double> rmdq;             // baseline Roland-Morris 0-24
+  std::vector<PsfsActivity> psfs;
+  StartBackRisk start_back = StartBackRisk::kUnknown;
+  RedFlagLevel red_flags = RedFlagLevel::kNotScreened;  // the clinician's judgement when recorded, else computed
+  std::vector<std::string> red_flag_reasons;            // "condition: reasons", for a referral
+  bool fracture_concern = false;                        // any fracture concern: no manipulation or loading
+  Subgroup subgroup = Subgroup::kUnclassified;
+  std::string direction;                                // specific exercise direction
+  std::string subgroup_evidence;                        // criteria met, for the reason text
+  bool traction_candidate = false;
+  bool chronic = false;                                 // episode longer than 3 months
+  bool smoker = false;
+  bool sleep_disturbed = false;
+  Occupation occupation = Occupation::kUnknown;
+};
+
 struct PlanItemDraft {
   std::string id;
   ItemKind kind;
   std::string title;
+  std::string instructions;
   Dose dose;
   std::string reason;
   std::string source;
   bool home_programme = false;
+  std::string progression;
+  std::string regression;
 };
 
 struct GoalDraft {
@@ -50,13 +88,19 @@ struct ReviewDraft {
 };
 
 struct PlanDraft {
-  Phase phase;
+  PlanType type = PlanType::kTreatment;
+  Phase phase = Phase::kMovementControl;
+  Intensity intensity = Intensity::kNone;
   std::vector<PlanItemDraft> items;
   std::vector<GoalDraft> goals;
   std::vector<ReviewDraft> reviews;
+  int expected_weeks = 0;
+  int home_sessions_per_week = 0;
   std::string rules_version = kRulesVersion;
+  std::string library_version;
 };
 
-PlanDraft GeneratePlanDraft(const PlanInput& input);
+class InterventionLibrary;
+PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library);
 
 }  // namespace physio::planning
