@@ -7,6 +7,7 @@
 #include "physio/common/validation.h"
 #include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
+#include "plan_changes.h"
 
 namespace physio::planning {
 
@@ -70,12 +71,28 @@ pb::Plan ReadPlan(const PgResult& rows, int row) {
   return plan;
 }
 
-void WritePlan(PgConnection& conn, const std::string& tenant, pb::Plan& plan, long version) {
-  plan.set_etag(Etag(version));
+void RecordRevision(PgConnection& conn, const CallContext& ctx, const pb::Plan& plan, const std::string& change,
+                    const std::string& reason) {
+  conn.Exec("INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)",
+            {ctx.tenant, plan.plan_id(), std::to_string(plan.revision()), change, reason, ctx.principal, ToJson(plan)});
+}
+
+// Saves a changed plan as its next revision (new etag, history row).
+void SaveChange(PgConnection& conn, const CallContext& ctx, pb::Plan& plan, long version, const std::string& change,
+                const std::string& reason) {
+  plan.set_revision(plan.revision() + 1);
+  plan.set_last_change_reason(reason);
+  plan.set_etag(Etag(version + 1));
   *plan.mutable_update_time() = TimeUtil::GetCurrentTime();
   conn.Exec("UPDATE planning.plans SET status = $3, version = $4, body = $5::jsonb, updated_at = now()"
             " WHERE tenant_id = $1 AND plan_id = $2",
-            {tenant, plan.plan_id(), StatusName(plan.status()), std::to_string(version), ToJson(plan)});
+            {ctx.tenant, plan.plan_id(), StatusName(plan.status()), std::to_string(version + 1), ToJson(plan)});
+  RecordRevision(conn, ctx, plan, change, reason);
+}
+
+void ValidateReason(const std::string& reason) {
+  if (reason.empty() || reason.size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
 }
 }  // namespace
 
@@ -221,6 +238,8 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         *plan.mutable_create_time() = TimeUtil::GetCurrentTime();
         *plan.mutable_update_time() = plan.create_time();
         plan.set_created_by(ctx.principal);
+        plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
+        RecordRevision(conn, ctx, plan, "generated", plan.last_change_reason());
         conn.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
                   " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
                   {ctx.tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
@@ -281,11 +300,11 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           for (int i = 0; i < active.rows(); ++i) {
             pb::Plan previous = ReadPlan(active, i);
             previous.set_status(pb::PLAN_STATUS_SUPERSEDED);
-            WritePlan(conn, ctx.tenant, previous, active.GetLong(i, 1) + 1);
+            SaveChange(conn, ctx, previous, active.GetLong(i, 1), "superseded", "replaced by plan " + plan.plan_id());
           }
           plan.set_status(pb::PLAN_STATUS_ACTIVE);
           plan.set_approved_by(ctx.principal);
-          WritePlan(conn, ctx.tenant, plan, version + 1);
+          SaveChange(conn, ctx, plan, version, "approved", "approved by " + ctx.principal);
           pb::ApprovePlanResponse approved;
           *approved.mutable_plan() = plan;
           return approved;
@@ -295,6 +314,142 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
   audit.patient_id = response.plan().patient_id();
+  return response;
+}
+
+template <typename Response>
+Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, const google::protobuf::Message& request,
+                                 const std::string& request_id, const std::string& plan_id, const std::string& etag,
+                                 std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
+                                 const std::string& reason, AuditTarget& audit,
+                                 const std::function<void(pb::Plan&)>& mutate) {
+  ValidateRequestId("request_id", request_id);
+  ValidateOpaqueId("plan_id", plan_id);
+  ValidateReason(reason);
+  audit.resource_id = plan_id;
+  auto response = IdempotentWrite<Response>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, method, request_id}, request,
+      [&](PgConnection& conn) {
+        auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
+                              " FOR UPDATE",
+                              {ctx.tenant, plan_id});
+        if (rows.rows() == 0) ThrowNotFound("plan");
+        pb::Plan plan = ReadPlan(rows, 0);
+        audit.patient_id = plan.patient_id();
+        const long version = rows.GetLong(0, 1);
+        if (!etag.empty() && etag != Etag(version)) {
+          throw Error(ErrorCode::kAborted, "etag: the plan changed since it was read; read it again");
+        }
+        if (std::find(allowed.begin(), allowed.end(), plan.status()) == allowed.end()) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "plan_id: not possible for a plan that is " + pb::PlanStatus_Name(plan.status()));
+        }
+        mutate(plan);
+        SaveChange(conn, ctx, plan, version, change, reason);
+        Response changed;
+        *changed.mutable_plan() = plan;
+        return changed;
+      });
+  audit.patient_id = response.plan().patient_id();
+  return response;
+}
+
+pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request,
+                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician});
+  if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
+  return ChangePlan<pb::RevisePlanResponse>(
+      ctx, "RevisePlan", request, request.request_id(), request.plan_id(), request.etag(),
+      {pb::PLAN_STATUS_DRAFT, pb::PLAN_STATUS_ACTIVE}, "revised", request.reason(), audit, [&](pb::Plan& plan) {
+        if (plan.type() == pb::PLAN_TYPE_REFERRAL) {
+          throw Error(ErrorCode::kFailedPrecondition, "plan_id: a referral plan has no treatment to revise");
+        }
+        ApplyRevision(plan, library_, request.changes());
+      });
+}
+
+pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request,
+                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kService, Role::kClinician, Role::kIntegrator});
+  if (!pb::Adjustment_IsValid(request.adjustment()) || request.adjustment() == pb::ADJUSTMENT_UNSPECIFIED) {
+    ThrowInvalidArgument("adjustment", "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT or MARK_FOR_REFERRAL");
+  }
+  if (request.adjustment() == pb::ADJUSTMENT_CHANGE_PHASE &&
+      (request.phase() == cpb::PHASE_UNSPECIFIED || !cpb::Phase_IsValid(request.phase()))) {
+    ThrowInvalidArgument("phase", "is required for ADJUSTMENT_CHANGE_PHASE");
+  }
+  const std::vector<std::string> item_ids(request.item_ids().begin(), request.item_ids().end());
+  return ChangePlan<pb::AdjustPlanResponse>(
+      ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(), {pb::PLAN_STATUS_ACTIVE},
+      "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
+        switch (request.adjustment()) {
+          case pb::ADJUSTMENT_PROGRESS:
+          case pb::ADJUSTMENT_REGRESS:
+            StepExercises(plan, library_, item_ids, request.adjustment() == pb::ADJUSTMENT_PROGRESS);
+            break;
+          case pb::ADJUSTMENT_CHANGE_PHASE: plan.set_phase(request.phase()); break;
+          case pb::ADJUSTMENT_MARK_FOR_REASSESSMENT: plan.set_needs_reassessment(true); break;
+          case pb::ADJUSTMENT_MARK_FOR_REFERRAL: plan.set_referral_recommended(true); break;
+          default: break;
+        }
+      });
+}
+
+pb::CompletePlanResponse PlanningApp::CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,
+                                                   AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician});
+  if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
+  if (request.outcome() != pb::PLAN_STATUS_COMPLETED && request.outcome() != pb::PLAN_STATUS_DISCHARGED) {
+    ThrowInvalidArgument("outcome", "must be PLAN_STATUS_COMPLETED or PLAN_STATUS_DISCHARGED");
+  }
+  const std::string change = request.outcome() == pb::PLAN_STATUS_COMPLETED ? "completed" : "discharged";
+  return ChangePlan<pb::CompletePlanResponse>(
+      ctx, "CompletePlan", request, request.request_id(), request.plan_id(), request.etag(), {pb::PLAN_STATUS_ACTIVE},
+      change, request.reason(), audit, [&](pb::Plan& plan) { plan.set_status(request.outcome()); });
+}
+
+pb::ListPlanRevisionsResponse PlanningApp::ListPlanRevisions(const CallContext& ctx,
+                                                             const pb::ListPlanRevisionsRequest& request,
+                                                             AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
+  ValidateOpaqueId("plan_id", request.plan_id());
+  ValidateRange("page_size", request.page_size(), 0, 100);
+  audit.resource_id = request.plan_id();
+  const int page_size = request.page_size() == 0 ? 20 : request.page_size();
+  int after = 0;
+  if (!request.page_token().empty()) {
+    try {
+      const std::string token = HexDecode(request.page_token());
+      if (token.rfind(request.plan_id() + "@", 0) != 0) throw std::invalid_argument("plan");
+      after = std::stoi(token.substr(request.plan_id().size() + 1));
+    } catch (const std::exception&) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued for this plan");
+    }
+  }
+  pb::ListPlanRevisionsResponse response;
+  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+    auto owner = conn.Exec("SELECT patient_id FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
+                           {ctx.tenant, request.plan_id()});
+    if (owner.rows() == 0 || !CanSeePatient(ctx, owner.Get(0, 0))) ThrowNotFound("plan");
+    audit.patient_id = owner.Get(0, 0);
+    auto rows = conn.Exec("SELECT revision, change, reason, changed_by, to_char(changed_at AT TIME ZONE 'UTC',"
+                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), body FROM planning.plan_revisions"
+                          " WHERE tenant_id = $1 AND plan_id = $2 AND revision > $3 ORDER BY revision LIMIT $4",
+                          {ctx.tenant, request.plan_id(), std::to_string(after), std::to_string(page_size + 1)});
+    const int returned = std::min(rows.rows(), page_size);
+    for (int i = 0; i < returned; ++i) {
+      auto* revision = response.add_revisions();
+      revision->set_revision(static_cast<int>(rows.GetLong(i, 0)));
+      revision->set_change(rows.Get(i, 1));
+      revision->set_reason(rows.Get(i, 2));
+      revision->set_changed_by(rows.Get(i, 3));
+      TimeUtil::FromString(rows.Get(i, 4), revision->mutable_change_time());
+      FromJson(rows.Get(i, 5), revision->mutable_plan());
+    }
+    if (rows.rows() > page_size) {
+      response.set_next_page_token(HexEncode(request.plan_id() + "@" + rows.Get(returned - 1, 0)));
+    }
+  });
   return response;
 }
 

@@ -39,10 +39,24 @@ class PlanningApp {
                                       AuditTarget& audit);
   pb::GetActivePlanResponse GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                           AuditTarget& audit);
+  pb::RevisePlanResponse RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request, AuditTarget& audit);
+  pb::AdjustPlanResponse AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request, AuditTarget& audit);
+  pb::CompletePlanResponse CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,
+                                        AuditTarget& audit);
+  pb::ListPlanRevisionsResponse ListPlanRevisions(const CallContext& ctx, const pb::ListPlanRevisionsRequest& request,
+                                                  AuditTarget& audit);
   pb::ListInterventionsResponse ListInterventions(const CallContext& ctx, const pb::ListInterventionsRequest& request,
                                                   AuditTarget& audit);
 
  private:
+  // The one path every change to an existing plan takes: lock the row, check the
+  // etag (when given) and status, mutate, save as a new revision with who and why.
+  template <typename Response>
+  Response ChangePlan(const CallContext& ctx, const char* method, const google::protobuf::Message& request,
+                      const std::string& request_id, const std::string& plan_id, const std::string& etag,
+                      std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
+                      const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate);
+
   PgPool& pg_;
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;

@@ -44,6 +44,10 @@ class PlanningGrpc final : public pb::PlanningService::Service {
   PHYSIO_UNARY_RPC(ApprovePlan)
   PHYSIO_UNARY_RPC(GetActivePlan)
   PHYSIO_UNARY_RPC(ListInterventions)
+  PHYSIO_UNARY_RPC(RevisePlan)
+  PHYSIO_UNARY_RPC(AdjustPlan)
+  PHYSIO_UNARY_RPC(CompletePlan)
+  PHYSIO_UNARY_RPC(ListPlanRevisions)
 
  private:
   PlanningApp& app_;

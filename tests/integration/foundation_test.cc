@@ -906,6 +906,127 @@ TEST_F(Foundation, ABadInterventionLibraryStopsThePlanningServiceNamingTheEntry)
   std::remove(path.c_str());
 }
 
+TEST_F(Foundation, PlanLifecycleKeepsEveryRevisionWithWhoAndWhy) {
+  auto clinician = Clinician();
+  auto plan = ActivePlan();  // medium intensity, movement control
+  ASSERT_EQ(plan.revision(), 2);
+
+  // A clinician's revision needs the current etag.
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag("v1");
+  revise.set_reason("Patient prefers cycling to walking");
+  revise.add_changes()->set_remove_item_id("ex.aerobic.walking");
+  revise.add_changes()->set_add_intervention_id("ex.aerobic.stationary_cycling");
+  auto* dose = revise.add_changes()->mutable_set_dose();
+  dose->set_item_id("ex.strength.glute_bridge");
+  dose->mutable_dose()->set_sets(2);
+  dose->mutable_dose()->set_reps(12);
+  dose->mutable_dose()->set_sessions_per_week(3);
+  ppb::RevisePlanResponse revised;
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).error_code(),
+            StatusCode::ABORTED);
+  revise.set_etag(plan.etag());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
+  EXPECT_EQ(revised.plan().revision(), 3);
+  bool cycling = false, walking = false;
+  for (const auto& item : revised.plan().items()) {
+    cycling |= item.item_id() == "ex.aerobic.stationary_cycling";
+    walking |= item.item_id() == "ex.aerobic.walking";
+    if (item.item_id() == "ex.strength.glute_bridge") {
+      EXPECT_EQ(item.dose().reps(), 12);
+    }
+  }
+  EXPECT_TRUE(cycling);
+  EXPECT_FALSE(walking);
+
+  // Manual therapy may not be left without exercise; nothing changes.
+  ppb::RevisePlanRequest strip;
+  strip.set_request_id(NewId("rq"));
+  strip.set_plan_id(plan.plan_id());
+  strip.set_etag(revised.plan().etag());
+  strip.set_reason("try");
+  for (const auto& item : revised.plan().items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) strip.add_changes()->set_remove_item_id(item.item_id());
+  }
+  ppb::RevisePlanResponse stripped;
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, strip, &stripped);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("manual therapy"), std::string::npos);
+
+  // The progress service progresses an exercise along its library link; a retry changes nothing more.
+  Caller service(*cluster_, MakeToken(*keys_, tenant_, "svc-progress", {"service"}));
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id("eval-1");
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.add_item_ids("ex.motor.abdominal_bracing");
+  adjust.set_reason("dose completed, adherence good, no flare");
+  ppb::AdjustPlanResponse adjusted, again;
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &again).ok());
+  EXPECT_EQ(adjusted.plan().revision(), 4);
+  EXPECT_EQ(again.plan().revision(), 4);
+  bool progressed = false;
+  for (const auto& item : adjusted.plan().items()) {
+    progressed |= item.item_id() == "ex.motor.bracing_heel_slide";
+    EXPECT_NE(item.item_id(), "ex.motor.abdominal_bracing");
+  }
+  EXPECT_TRUE(progressed);
+  adjust.set_request_id("eval-2");
+  adjust.clear_item_ids();
+  adjust.add_item_ids("edu.self_management");
+  status = service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("item_ids[0]"), std::string::npos);
+  adjust.set_request_id("eval-3");
+  adjust.clear_item_ids();
+  adjust.set_adjustment(ppb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
+  adjust.set_reason("below the meaningful change at week 6");
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  EXPECT_TRUE(adjusted.plan().needs_reassessment());
+
+  // Completion ends the active plan.
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(plan.plan_id());
+  complete.set_etag(adjusted.plan().etag());
+  complete.set_outcome(ppb::PLAN_STATUS_DISCHARGED);
+  complete.set_reason("referred to the spinal clinic");
+  ppb::CompletePlanResponse completed;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  EXPECT_EQ(completed.plan().status(), ppb::PLAN_STATUS_DISCHARGED);
+  ppb::GetActivePlanRequest active;
+  active.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, active, &got).error_code(),
+            StatusCode::NOT_FOUND);
+
+  // The history: every change, who and why, oldest first, in pages.
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(plan.plan_id());
+  list.set_page_size(4);
+  std::vector<std::string> changes;
+  do {
+    ppb::ListPlanRevisionsResponse page;
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &page).ok());
+    for (const auto& revision : page.revisions()) {
+      changes.push_back(revision.change());
+      EXPECT_EQ(revision.plan().revision(), revision.revision());
+      EXPECT_FALSE(revision.changed_by().empty());
+      EXPECT_GT(revision.change_time().seconds(), 0);
+    }
+    list.set_page_token(page.next_page_token());
+  } while (!list.page_token().empty());
+  EXPECT_EQ(changes, (std::vector<std::string>{"generated", "approved", "revised", "adjusted", "adjusted", "discharged"}));
+  auto intruder = Clinician("other-tenant");
+  list.set_page_token("");
+  ppb::ListPlanRevisionsResponse none;
+  EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &none).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
 TEST_F(Foundation, HealthAndReflection) {
   for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
            {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},

@@ -1,0 +1,182 @@
+#include "plan_changes.h"
+
+#include <algorithm>
+
+#include "physio/common/error.h"
+#include "physio/common/validation.h"
+
+namespace physio::planning {
+
+namespace {
+v1::PlanItemKind KindOf(InterventionKind kind) {
+  switch (PlanItemKindOf(kind)) {
+    case ItemKind::kExercise: return v1::PLAN_ITEM_KIND_EXERCISE;
+    case ItemKind::kEducation: return v1::PLAN_ITEM_KIND_EDUCATION;
+    case ItemKind::kPainManagement: return v1::PLAN_ITEM_KIND_PAIN_MANAGEMENT;
+    case ItemKind::kLifestyle: return v1::PLAN_ITEM_KIND_LIFESTYLE;
+    case ItemKind::kManualTherapy: return v1::PLAN_ITEM_KIND_MANUAL_THERAPY;
+    case ItemKind::kPsychological: return v1::PLAN_ITEM_KIND_PSYCHOLOGICAL;
+    case ItemKind::kNotRecommended: return v1::PLAN_ITEM_KIND_NOT_RECOMMENDED;
+    case ItemKind::kReferral: return v1::PLAN_ITEM_KIND_REFERRAL;
+  }
+  return v1::PLAN_ITEM_KIND_UNSPECIFIED;
+}
+
+int IndexOf(const v1::Plan& plan, const std::string& item_id) {
+  for (int i = 0; i < plan.items_size(); ++i) {
+    if (plan.items(i).item_id() == item_id) return i;
+  }
+  return -1;
+}
+
+void ValidateDose(const std::string& field, const v1::ExerciseDose& dose) {
+  ValidateRange(field + ".sets", dose.sets(), 1, 10);
+  ValidateRange(field + ".reps", dose.reps(), 1, 50);
+  ValidateRange(field + ".hold_seconds", dose.hold_seconds(), 0, 300);
+  ValidateRange(field + ".sessions_per_week", dose.sessions_per_week(), 1, 14);
+  ValidateRange(field + ".duration_minutes", dose.duration_minutes(), 0, 120);
+}
+
+void RecomputeHomeFrequency(v1::Plan& plan) {
+  int most = 0;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == v1::PLAN_ITEM_KIND_EXERCISE) most = std::max(most, item.dose().sessions_per_week());
+  }
+  plan.set_home_sessions_per_week(most);
+}
+
+// Dose steps when an exercise has no link to follow (ACSM 2009: progress volume
+// in small steps; design defaults).
+std::string StepDose(v1::PlanItem& item, bool progress) {
+  auto* dose = item.mutable_dose();
+  if (dose->duration_minutes() > 0) {
+    const int minutes = progress ? std::min(60, dose->duration_minutes() + 5) : std::max(5, dose->duration_minutes() - 5);
+    dose->set_duration_minutes(minutes);
+    return item.item_id() + ": " + std::to_string(minutes) + " minutes";
+  }
+  if (progress) {
+    if (dose->sets() < 3) {
+      dose->set_sets(dose->sets() + 1);
+    } else {
+      dose->set_reps(std::min(15, dose->reps() + 2));
+    }
+  } else if (dose->sets() > 1) {
+    dose->set_sets(dose->sets() - 1);
+  } else {
+    dose->set_reps(std::max(3, dose->reps() - 2));
+  }
+  return item.item_id() + ": " + std::to_string(dose->sets()) + "x" + std::to_string(dose->reps());
+}
+}  // namespace
+
+v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reason) {
+  v1::PlanItem item;
+  item.set_item_id(entry.id);
+  item.set_kind(KindOf(entry.kind));
+  item.set_title(entry.title);
+  item.set_instructions(entry.instructions);
+  if (entry.kind == InterventionKind::kExercise) {
+    auto* dose = item.mutable_dose();
+    dose->set_sets(entry.dose.sets);
+    dose->set_reps(entry.dose.reps);
+    dose->set_hold_seconds(entry.dose.hold_seconds);
+    dose->set_sessions_per_week(entry.dose.sessions_per_week);
+    dose->set_duration_minutes(entry.dose.duration_minutes);
+  }
+  item.set_reason(reason.empty() ? entry.reason : reason);
+  item.set_source(entry.source);
+  item.set_home_programme(entry.kind == InterventionKind::kExercise || entry.kind == InterventionKind::kPainManagement);
+  item.set_progression_id(entry.progression);
+  item.set_regression_id(entry.regression);
+  return item;
+}
+
+std::vector<std::string> StepExercises(v1::Plan& plan, const InterventionLibrary& library,
+                                       const std::vector<std::string>& item_ids, bool progress) {
+  std::vector<std::string> targets = item_ids;
+  if (targets.empty()) {
+    for (const auto& item : plan.items()) {
+      if (item.kind() == v1::PLAN_ITEM_KIND_EXERCISE) targets.push_back(item.item_id());
+    }
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const int index = IndexOf(plan, targets[i]);
+    if (index < 0 || plan.items(index).kind() != v1::PLAN_ITEM_KIND_EXERCISE) {
+      ThrowInvalidArgument("item_ids[" + std::to_string(i) + "]", "'" + targets[i] + "' is not an exercise of the plan");
+    }
+  }
+  std::vector<std::string> changes;
+  for (const auto& id : targets) {
+    const int index = IndexOf(plan, id);
+    v1::PlanItem& item = *plan.mutable_items(index);
+    const std::string& link = progress ? item.progression_id() : item.regression_id();
+    const Intervention* next = link.empty() ? nullptr : library.Find(link);
+    if (next != nullptr && IndexOf(plan, next->id) < 0) {
+      // The linked exercise replaces this one, starting at its own dose.
+      const std::string verb = progress ? "progressed from " : "regressed from ";
+      changes.push_back(id + " -> " + next->id);
+      item = ItemFromLibrary(*next, verb + id);
+    } else {
+      changes.push_back(StepDose(item, progress));
+    }
+  }
+  RecomputeHomeFrequency(plan);
+  return changes;
+}
+
+void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
+                   const google::protobuf::RepeatedPtrField<v1::PlanChange>& changes) {
+  if (changes.empty()) ThrowInvalidArgument("changes", "at least one change is required");
+  if (changes.size() > 50) ThrowInvalidArgument("changes", "at most 50 changes");
+  for (int i = 0; i < changes.size(); ++i) {
+    const std::string field = "changes[" + std::to_string(i) + "]";
+    const auto& change = changes[i];
+    switch (change.change_case()) {
+      case v1::PlanChange::kRemoveItemId: {
+        const int index = IndexOf(plan, change.remove_item_id());
+        if (index < 0) ThrowInvalidArgument(field + ".remove_item_id", "'" + change.remove_item_id() + "' is not in the plan");
+        plan.mutable_items()->erase(plan.mutable_items()->begin() + index);
+        break;
+      }
+      case v1::PlanChange::kSetDose: {
+        const int index = IndexOf(plan, change.set_dose().item_id());
+        if (index < 0 || plan.items(index).kind() != v1::PLAN_ITEM_KIND_EXERCISE) {
+          ThrowInvalidArgument(field + ".set_dose.item_id", "'" + change.set_dose().item_id() + "' is not an exercise of the plan");
+        }
+        ValidateDose(field + ".set_dose.dose", change.set_dose().dose());
+        *plan.mutable_items(index)->mutable_dose() = change.set_dose().dose();
+        break;
+      }
+      case v1::PlanChange::kAddInterventionId: {
+        const Intervention* entry = library.Find(change.add_intervention_id());
+        if (entry == nullptr) {
+          ThrowInvalidArgument(field + ".add_intervention_id", "'" + change.add_intervention_id() + "' is not in the library");
+        }
+        if (IndexOf(plan, entry->id) >= 0) ThrowInvalidArgument(field + ".add_intervention_id", "already in the plan");
+        *plan.add_items() = ItemFromLibrary(*entry, "added by the clinician");
+        break;
+      }
+      default:
+        ThrowInvalidArgument(field, "must set one of remove_item_id, set_dose, add_intervention_id");
+    }
+  }
+  CheckPlanInvariants(plan);
+  RecomputeHomeFrequency(plan);
+}
+
+void CheckPlanInvariants(const v1::Plan& plan) {
+  bool exercise = false, manual = false, psychological = false;
+  for (const auto& item : plan.items()) {
+    exercise |= item.kind() == v1::PLAN_ITEM_KIND_EXERCISE;
+    manual |= item.kind() == v1::PLAN_ITEM_KIND_MANUAL_THERAPY;
+    psychological |= item.kind() == v1::PLAN_ITEM_KIND_PSYCHOLOGICAL;
+  }
+  if (manual && !exercise) {
+    ThrowInvalidArgument("changes", "manual therapy only as part of a package that includes exercise (NICE NG59)");
+  }
+  if (psychological && !exercise) {
+    ThrowInvalidArgument("changes", "psychologically informed care only together with exercise (NICE NG59)");
+  }
+}
+
+}  // namespace physio::planning

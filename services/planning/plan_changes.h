@@ -1,0 +1,32 @@
+#pragma once
+// Changes to an existing plan, as pure functions over the plan and the library
+// (no storage, no gRPC): clinician revisions, progression and regression along
+// the library's links, and the invariants every plan keeps.
+#include <string>
+#include <vector>
+
+#include "domain/library.h"
+#include "physio/planning/v1/planning.pb.h"
+
+namespace physio::planning {
+
+// Moves the listed exercise items (all exercises when empty) one step along their
+// progression (or regression) link; without a link, raises (or lowers) the dose
+// within safe bounds. Returns one line per change. Throws Error(kInvalidArgument)
+// naming item_ids[i] when an id is not an exercise of the plan.
+std::vector<std::string> StepExercises(v1::Plan& plan, const InterventionLibrary& library,
+                                       const std::vector<std::string>& item_ids, bool progress);
+
+// Applies a clinician's changes in order. Throws Error(kInvalidArgument) naming
+// changes[i] on an unknown item, unknown intervention, duplicate, or bad dose.
+void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
+                   const google::protobuf::RepeatedPtrField<v1::PlanChange>& changes);
+
+// NICE NG59: manual therapy and psychologically informed care only as part of a
+// package that includes exercise. Throws Error(kInvalidArgument) when broken.
+void CheckPlanInvariants(const v1::Plan& plan);
+
+// A plan item for a library entry, with its starting dose.
+v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reason);
+
+}  // namespace physio::planning
