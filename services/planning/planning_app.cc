@@ -6,8 +6,11 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/server/idempotent.h"
+#include "physio/redis/redis_keys.h"
 #include "physio/server/proto_util.h"
 #include "plan_changes.h"
+
+#include <spdlog/spdlog.h>
 
 namespace physio::planning {
 
@@ -305,6 +308,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           plan.set_status(pb::PLAN_STATUS_ACTIVE);
           plan.set_approved_by(ctx.principal);
           SaveChange(conn, ctx, plan, version, "approved", "approved by " + ctx.principal);
+          BumpGenerationBeforeCommit(ctx, plan.patient_id());
           pb::ApprovePlanResponse approved;
           *approved.mutable_plan() = plan;
           return approved;
@@ -314,6 +318,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
   audit.patient_id = response.plan().patient_id();
+  InvalidateAfterCommit(ctx, response.plan().patient_id());
   return response;
 }
 
@@ -346,11 +351,14 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
         }
         mutate(plan);
         SaveChange(conn, ctx, plan, version, change, reason);
+        BumpGenerationBeforeCommit(ctx, plan.patient_id());
         Response changed;
         *changed.mutable_plan() = plan;
         return changed;
       });
   audit.patient_id = response.plan().patient_id();
+  // Also on a replayed retry: that is how a failed invalidation gets another chance.
+  InvalidateAfterCommit(ctx, response.plan().patient_id());
   return response;
 }
 
@@ -499,6 +507,45 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
   return response;
 }
 
+namespace {
+constexpr const char* kInvalidateScript = R"LUA(
+redis.call('DEL', KEYS[1])
+return redis.call('INCR', KEYS[2])
+)LUA";
+
+// Returns {generation, cached value or nil}.
+constexpr const char* kCacheReadScript = R"LUA(
+return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[1])}
+)LUA";
+
+// Fills the cache only if the generation is still the one read before PostgreSQL.
+constexpr const char* kCacheFillScript = R"LUA(
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])
+return 1
+)LUA";
+}  // namespace
+
+std::string PlanningApp::ActiveKey(const CallContext& ctx, const std::string& patient_id) const {
+  return RedisKey("plan", ctx.tenant, {"active", patient_id});
+}
+
+std::string PlanningApp::GenerationKey(const CallContext& ctx, const std::string& patient_id) const {
+  return RedisKey("plan", ctx.tenant, {"activegen", patient_id});
+}
+
+void PlanningApp::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id) {
+  redis_.Command({"INCR", GenerationKey(ctx, patient_id)}, ctx.DeadlineCappedAt(kStoreBudget));
+}
+
+void PlanningApp::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id) {
+  // The change is committed. If this fails the caller gets UNAVAILABLE and its retry
+  // (same request_id) replays the response and invalidates again; entries also expire.
+  auto reply = redis_.Eval(kInvalidateScript, {ActiveKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
+                           ctx.DeadlineCappedAt(kStoreBudget));
+  if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
+}
+
 pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                                      AuditTarget& audit) {
   RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
@@ -506,8 +553,27 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   audit.patient_id = request.patient_id();
   // Another patient's plan reads as absent rather than forbidden: no existence leak.
   if (!CanSeePatient(ctx, request.patient_id())) ThrowNotFound("active plan");
+  const std::vector<std::string> keys{ActiveKey(ctx, request.patient_id()), GenerationKey(ctx, request.patient_id())};
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   pb::GetActivePlanResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+  std::optional<std::string> generation;
+  try {
+    auto reply = redis_.Eval(kCacheReadScript, keys, {}, deadline);
+    if (!IsErrorReply(reply.get()) && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+      generation = ReplyString(reply->element[0]);
+      auto cached = ReplyString(reply->element[1]);
+      const std::string prefix = *generation + "\n";
+      if (cached && cached->rfind(prefix, 0) == 0 && response.mutable_plan()->ParseFromString(cached->substr(prefix.size()))) {
+        audit.resource_id = response.plan().plan_id();
+        return response;
+      }
+      response.Clear();
+    }
+  } catch (const Error& e) {
+    // The cache is an optimisation: without Redis the record is read from PostgreSQL.
+    spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
+  }
+  WithTransaction(pg_, deadline, [&](PgConnection& conn) {
     auto rows = conn.Exec("SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
                           " AND status = 'ACTIVE'",
                           {ctx.tenant, request.patient_id()});
@@ -515,6 +581,14 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
     *response.mutable_plan() = ReadPlan(rows, 0);
   });
   audit.resource_id = response.plan().plan_id();
+  if (generation) {
+    try {
+      redis_.Eval(kCacheFillScript, keys,
+                  {*generation, response.plan().SerializeAsString(), std::to_string(cache_ttl_.count())}, deadline);
+    } catch (const Error& e) {
+      spdlog::warn("active-plan cache fill failed request_id={}: {}", ctx.request_id, e.what());
+    }
+  }
   return response;
 }
 

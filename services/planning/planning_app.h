@@ -8,6 +8,7 @@
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
 #include "physio/planning/v1/planning.pb.h"
+#include "physio/redis/redis_pool.h"
 
 namespace physio::planning {
 
@@ -29,8 +30,9 @@ pb::Plan PlanFromDraft(const PlanDraft& draft);
 
 class PlanningApp {
  public:
-  PlanningApp(PgPool& pg, AssessmentReader& assessments, const InterventionLibrary& library)
-      : pg_(pg), assessments_(assessments), library_(library) {}
+  PlanningApp(PgPool& pg, RedisPool& redis, AssessmentReader& assessments, const InterventionLibrary& library,
+              std::chrono::seconds cache_ttl = std::chrono::seconds(60))
+      : pg_(pg), redis_(redis), assessments_(assessments), library_(library), cache_ttl_(cache_ttl) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -57,9 +59,21 @@ class PlanningApp {
                       std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
                       const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate);
 
+  // Active-plan cache. Every write that can change a patient's active plan bumps
+  // the patient's generation inside its transaction (so it fails, uncommitted, when
+  // Redis is down) and again with the cache delete after commit; readers accept an
+  // entry only under the current generation and fill the cache only if the
+  // generation did not move while they read PostgreSQL.
+  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id);
+  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id);
+  std::string ActiveKey(const CallContext& ctx, const std::string& patient_id) const;
+  std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
+
   PgPool& pg_;
+  RedisPool& redis_;
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
+  std::chrono::seconds cache_ttl_;
 };
 
 }  // namespace physio::planning

@@ -61,7 +61,8 @@ class PlanningServer final : public RunningService {
         runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), assessments_, library_),
+        app_(runtime_.pg(), runtime_.redis(), assessments_, library_,
+             std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds"))),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -87,6 +88,7 @@ class PlanningServer final : public RunningService {
 std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service"});
+  keys.push_back({"active-plan-cache-ttl-seconds", "60", "how long an active plan may stay in the Redis cache"});
   keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;
 }

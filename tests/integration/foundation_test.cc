@@ -12,6 +12,8 @@
 #include "clients.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/auth/token_minter.h"
+#include "physio/redis/redis_keys.h"
+#include "physio/redis/redis_pool.h"
 #include "planning_server.h"
 #include "physio/common/ids.h"
 #include "src/proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -1025,6 +1027,64 @@ TEST_F(Foundation, PlanLifecycleKeepsEveryRevisionWithWhoAndWhy) {
   ppb::ListPlanRevisionsResponse none;
   EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &none).error_code(),
             StatusCode::NOT_FOUND);
+}
+
+TEST_F(Foundation, ActivePlanComesFromTheCacheAndIsNeverStale) {
+  auto clinician = Clinician();
+  auto read_active = [&](ppb::Plan* out) {
+    ppb::GetActivePlanRequest request;
+    request.set_patient_id(patient_id_);
+    ppb::GetActivePlanResponse response;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
+    if (out) *out = response.plan();
+    return status;
+  };
+  RedisOptions options;
+  options.port = redis_->port();
+  options.pool_size = 1;
+  RedisPool redis(options);
+  const std::string cache_key = RedisKey("plan", tenant_, {"active", patient_id_});
+  auto cached = [&] {
+    auto reply = redis.Command({"EXISTS", cache_key}, Clock::now() + std::chrono::seconds(2));
+    return reply->integer == 1;
+  };
+
+  auto plan = ActivePlan();
+  ppb::Plan seen;
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.revision(), plan.revision());
+  EXPECT_TRUE(cached());  // filled by the read
+  ASSERT_TRUE(read_active(&seen).ok());  // served from it
+  EXPECT_EQ(seen.etag(), plan.etag());
+
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.set_reason("doing well");
+  ppb::AdjustPlanResponse adjusted;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  EXPECT_FALSE(cached());  // invalidated by the change
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.revision(), adjusted.plan().revision());
+  EXPECT_EQ(seen.etag(), adjusted.plan().etag());
+
+  // A newly approved plan replaces the cached one at once.
+  ppb::Plan second_draft, second;
+  ASSERT_TRUE(Generate(clinician, plan.assessment_id(), &second_draft).ok());
+  ASSERT_TRUE(Approve(second_draft.plan_id(), second_draft.etag(), &second).ok());
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.plan_id(), second.plan_id());
+
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(second.plan_id());
+  complete.set_etag(second.etag());
+  complete.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+  complete.set_reason("goals met");
+  ppb::CompletePlanResponse completed;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
 }
 
 TEST_F(Foundation, HealthAndReflection) {
