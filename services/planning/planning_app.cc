@@ -8,6 +8,7 @@
 #include "physio/server/idempotent.h"
 #include "physio/redis/redis_keys.h"
 #include "physio/server/proto_util.h"
+#include "fhir_careplan.h"
 #include "plan_changes.h"
 
 #include <spdlog/spdlog.h>
@@ -458,6 +459,16 @@ pb::ListPlanRevisionsResponse PlanningApp::ListPlanRevisions(const CallContext& 
       response.set_next_page_token(HexEncode(request.plan_id() + "@" + rows.Get(returned - 1, 0)));
     }
   });
+  return response;
+}
+
+pb::ExportPlanFhirResponse PlanningApp::ExportPlanFhir(const CallContext& ctx, const pb::ExportPlanFhirRequest& request,
+                                                       AuditTarget& audit) {
+  pb::GetPlanRequest get;
+  get.set_plan_id(request.plan_id());
+  // Same roles, tenant scoping and patient rule as reading the plan.
+  pb::ExportPlanFhirResponse response;
+  response.set_bundle_json(PlanToFhirBundle(GetPlan(ctx, get, audit).plan()));
   return response;
 }
 

@@ -47,6 +47,8 @@ class PlanningApp {
                                         AuditTarget& audit);
   pb::ListPlanRevisionsResponse ListPlanRevisions(const CallContext& ctx, const pb::ListPlanRevisionsRequest& request,
                                                   AuditTarget& audit);
+  pb::ExportPlanFhirResponse ExportPlanFhir(const CallContext& ctx, const pb::ExportPlanFhirRequest& request,
+                                            AuditTarget& audit);
   pb::ListInterventionsResponse ListInterventions(const CallContext& ctx, const pb::ListInterventionsRequest& request,
                                                   AuditTarget& audit);
 

@@ -48,6 +48,7 @@ class PlanningGrpc final : public pb::PlanningService::Service {
   PHYSIO_UNARY_RPC(AdjustPlan)
   PHYSIO_UNARY_RPC(CompletePlan)
   PHYSIO_UNARY_RPC(ListPlanRevisions)
+  PHYSIO_UNARY_RPC(ExportPlanFhir)
 
  private:
   PlanningApp& app_;

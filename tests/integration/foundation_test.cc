@@ -1087,6 +1087,49 @@ TEST_F(Foundation, ActivePlanComesFromTheCacheAndIsNeverStale) {
   EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
 }
 
+TEST_F(Foundation, PlanFhirExportPassesAnIndependentValidator) {
+  // A plan with every kind of item: high risk, traction candidate (not-recommended traction), PSFS goals.
+  auto integrator = Integrator();
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+  for (int i = 1; i <= 9; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), 1);
+  for (int i = 1; i <= 3; ++i) {
+    auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs." + std::to_string(i), 3);
+    activity.set_text("Activity " + std::to_string(i));
+    *create.add_answers() = activity;
+  }
+  create.mutable_history()->set_episode_duration_days(120);
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
+  create.mutable_examination()->set_nerve_root_signs(true);
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                              &created).ok());
+  ppb::Plan draft, active;
+  ASSERT_TRUE(Generate(Clinician(), created.assessment().assessment_id(), &draft).ok());
+  EXPECT_EQ(draft.intensity(), ppb::INTENSITY_PSYCHOLOGICALLY_INFORMED);
+  ASSERT_TRUE(Approve(draft.plan_id(), draft.etag(), &active).ok());
+
+  ppb::ExportPlanFhirRequest request;
+  request.set_plan_id(active.plan_id());
+  ppb::ExportPlanFhirResponse exported;
+  ASSERT_TRUE(integrator.Call(integrator.planning.get(), &ppb::PlanningService::Stub::ExportPlanFhir, request, &exported).ok());
+  const std::string& bundle = exported.bundle_json();
+  EXPECT_NE(bundle.find("\"CarePlan\""), std::string::npos);
+  EXPECT_NE(bundle.find("\"Goal\""), std::string::npos);
+  EXPECT_NE(bundle.find("229065009"), std::string::npos);         // exercise therapy
+  EXPECT_NE(bundle.find("\"doNotPerform\":true"), std::string::npos);  // traction, advised against
+  EXPECT_NE(bundle.find("Activity 1"), std::string::npos);        // a PSFS goal
+  EXPECT_TRUE(FhirValid(bundle, "careplan"));
+  std::string broken = bundle;
+  const auto at = broken.find("\"intent\":\"plan\",");
+  ASSERT_NE(at, std::string::npos);
+  broken.erase(at, std::string("\"intent\":\"plan\",").size());
+  EXPECT_FALSE(FhirValid(broken, "careplan-broken"));  // CarePlan.intent is required
+}
+
 TEST_F(Foundation, HealthAndReflection) {
   for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
            {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},

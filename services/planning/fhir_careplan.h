@@ -1,0 +1,15 @@
+#pragma once
+// FHIR R4 export of a plan: a Bundle (type "collection") with one CarePlan and a
+// Goal per plan goal. Exercises are coded with SNOMED CT 229065009 (exercise
+// therapy); other items with the project's local code system. Advised-against
+// modalities are activities with doNotPerform = true; a referral is a
+// ServiceRequest-kind activity. Deterministic for the same plan revision.
+#include <string>
+
+#include "physio/planning/v1/planning.pb.h"
+
+namespace physio::planning {
+
+std::string PlanToFhirBundle(const v1::Plan& plan);
+
+}  // namespace physio::planning
