@@ -1130,6 +1130,59 @@ TEST_F(Foundation, PlanFhirExportPassesAnIndependentValidator) {
   EXPECT_FALSE(FhirValid(broken, "careplan-broken"));  // CarePlan.intent is required
 }
 
+TEST_F(Foundation, RacingEditsLeaveOneWinnerAndOneActivePlan) {
+  auto assessment = CompletedAssessment();
+  auto clinician = Clinician();
+  // Two drafts approved at the same moment: one active plan, the loser told to re-read.
+  for (int round = 0; round < 3; ++round) {
+    ppb::Plan a, b;
+    ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &a).ok());
+    ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &b).ok());
+    grpc::Status status_a, status_b;
+    std::thread ta([&] { status_a = Approve(a.plan_id(), a.etag()); });
+    std::thread tb([&] { status_b = Approve(b.plan_id(), b.etag()); });
+    ta.join();
+    tb.join();
+    // Serialised by the row lock both can succeed (the later supersedes the earlier);
+    // racing on the unique index the loser gets ABORTED. Never two active plans.
+    for (const auto& status : {status_a, status_b}) {
+      EXPECT_TRUE(status.ok() || status.error_code() == StatusCode::ABORTED) << status.error_message();
+    }
+    EXPECT_TRUE(status_a.ok() || status_b.ok());
+    EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plans WHERE tenant_id = $1 AND status = 'ACTIVE'"), 1);
+  }
+
+  // Two revisions from the same etag: exactly one lands.
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &active).ok());
+  std::atomic<int> ok{0}, aborted{0};
+  std::vector<std::thread> editors;
+  for (int i = 0; i < 4; ++i) {
+    editors.emplace_back([&, i] {
+      ppb::RevisePlanRequest revise;
+      revise.set_request_id(NewId("rq"));
+      revise.set_plan_id(active.plan().plan_id());
+      revise.set_etag(active.plan().etag());
+      revise.set_reason("editor " + std::to_string(i));
+      auto* dose = revise.add_changes()->mutable_set_dose();
+      dose->set_item_id("ex.strength.glute_bridge");
+      dose->mutable_dose()->set_sets(1 + i);
+      dose->mutable_dose()->set_reps(10);
+      dose->mutable_dose()->set_sessions_per_week(3);
+      ppb::RevisePlanResponse revised;
+      auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+      if (status.ok()) ++ok;
+      if (status.error_code() == StatusCode::ABORTED) ++aborted;
+    });
+  }
+  for (auto& t : editors) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(aborted.load(), 3);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plan_revisions WHERE tenant_id = $1 AND change = 'revised'"), 1);
+}
+
 TEST_F(Foundation, HealthAndReflection) {
   for (const auto& [addr, name] : std::vector<std::pair<std::string, std::string>>{
            {cluster_->assessment_addr(), "physio.assessment.v1.AssessmentService"},
