@@ -1,0 +1,162 @@
+#include "evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace physio::progress {
+
+namespace {
+constexpr int64_t kWeek = 7 * 24 * 3600;
+
+std::string OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kNprs: return "pain";
+    case Outcome::kOdi: return "Oswestry";
+    case Outcome::kRmdq: return "Roland-Morris";
+    case Outcome::kPsfs: return "PSFS";
+  }
+  return "";
+}
+
+std::string Number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f", value);
+  std::string text = buffer;
+  if (text.size() > 2 && text.substr(text.size() - 2) == ".0") text.resize(text.size() - 2);
+  return text;
+}
+}  // namespace
+
+std::string DecisionName(Decision decision) {
+  switch (decision) {
+    case Decision::kContinue: return "continue";
+    case Decision::kProgress: return "progress";
+    case Decision::kRegress: return "regress";
+    case Decision::kReassess: return "re-assess";
+    case Decision::kRefer: return "refer";
+  }
+  return "";
+}
+
+OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest) {
+  OutcomeChange c{outcome, baseline, latest, latest - baseline, 0, false, false, ""};
+  if (baseline != 0) c.percent_change = std::round(1000.0 * c.change / baseline) / 10.0;
+  // Improvement is a fall for pain and disability, a rise for PSFS.
+  const double gain = outcome == Outcome::kPsfs ? c.change : -c.change;
+  const double gain_percent = outcome == Outcome::kPsfs ? c.percent_change : -c.percent_change;
+  switch (outcome) {
+    case Outcome::kNprs:
+      c.rule = "2 points";
+      c.improved = gain >= 2;
+      c.deteriorated = gain <= -2;
+      break;
+    case Outcome::kOdi:
+      c.rule = "10 points or 30%";
+      c.improved = gain >= 10 || (baseline > 0 && gain_percent >= 30);
+      c.deteriorated = gain <= -10;
+      break;
+    case Outcome::kRmdq:
+      c.rule = "5 points or 30%";
+      c.improved = gain >= 5 || (baseline > 0 && gain_percent >= 30);
+      c.deteriorated = gain <= -5;
+      break;
+    case Outcome::kPsfs:
+      c.rule = "2 points on the mean";
+      c.improved = gain >= 2;
+      c.deteriorated = gain <= -2;
+      break;
+  }
+  return c;
+}
+
+std::vector<WeekAdherence> AdherenceByWeek(int64_t start_seconds, int64_t now_seconds, int prescribed_per_week,
+                                           const std::vector<int64_t>& log_times) {
+  std::vector<WeekAdherence> weeks;
+  if (prescribed_per_week <= 0 || now_seconds <= start_seconds) return weeks;
+  const int64_t elapsed = now_seconds - start_seconds;
+  const int count = static_cast<int>((elapsed + kWeek - 1) / kWeek);
+  for (int w = 0; w < count; ++w) {
+    const int64_t from = start_seconds + w * kWeek;
+    const int64_t to = std::min(from + kWeek, now_seconds);
+    // The current week is prescribed pro rata, so a Monday check is not "non-adherent".
+    const int prescribed =
+        std::max(1, static_cast<int>(std::ceil(prescribed_per_week * static_cast<double>(to - from) / kWeek)));
+    const int logged = static_cast<int>(
+        std::count_if(log_times.begin(), log_times.end(), [&](int64_t t) { return t >= from && t < to; }));
+    weeks.push_back({w + 1, prescribed, logged, std::min(100.0, std::round(1000.0 * logged / prescribed) / 10.0)});
+  }
+  return weeks;
+}
+
+ResponderStatus ResponderStatusOf(const EvaluationInput& input, const EvaluationPolicy& policy) {
+  const int64_t weeks = (input.now_seconds - input.plan_start_seconds) / kWeek;
+  const bool any_improved = std::any_of(input.changes.begin(), input.changes.end(), [](const OutcomeChange& c) { return c.improved; });
+  if (any_improved) return ResponderStatus::kResponder;
+  return weeks >= policy.responder_check_week ? ResponderStatus::kNonResponder : ResponderStatus::kTooEarly;
+}
+
+Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy) {
+  Evaluation result;
+  result.responder = ResponderStatusOf(input, policy);
+
+  // A flare: the latest readings all sit >= 2 above the reading just before them,
+  // and have done so for more than 24 h (from the first raised reading to the latest).
+  const auto& pain = input.pain;
+  for (size_t k = pain.size(); k-- > 1 && !result.flare;) {
+    const int reference = pain[k - 1].pain;
+    const bool raised = std::all_of(pain.begin() + static_cast<long>(k), pain.end(),
+                                    [&](const PainReading& r) { return r.pain >= reference + policy.flare_points; });
+    if (raised) result.flare = pain.back().time_seconds - pain[k].time_seconds > policy.flare_persist_seconds;
+  }
+  const WeekAdherence* last_full = nullptr;
+  for (const auto& week : input.adherence) {
+    if (week.prescribed > 0) last_full = &week;
+  }
+  const double adherence = last_full ? last_full->percent : 0;
+  result.low_adherence = last_full != nullptr && adherence < policy.low_adherence_percent;
+
+  if (input.new_red_flag) {
+    result.decision = Decision::kRefer;
+    result.reasons.push_back("new red flag at check-in");
+    result.reasons.insert(result.reasons.end(), input.red_flag_reasons.begin(), input.red_flag_reasons.end());
+    return result;
+  }
+  for (const auto& c : input.changes) {
+    if (c.deteriorated) {
+      result.decision = Decision::kReassess;
+      result.reasons.push_back(OutcomeName(c.outcome) + " worse by " + Number(std::fabs(c.change)) +
+                               " (meaningful change " + c.rule + ")");
+    }
+  }
+  if (result.decision == Decision::kReassess) return result;
+  if (result.flare) {
+    result.decision = Decision::kRegress;
+    result.reasons.push_back("flare: pain up by " + std::to_string(policy.flare_points) +
+                             " or more, lasting more than 24 hours");
+    return result;
+  }
+  if (result.responder == ResponderStatus::kNonResponder) {
+    result.decision = Decision::kReassess;
+    result.reasons.push_back("no outcome has reached its meaningful change by week " +
+                             std::to_string(policy.responder_check_week) +
+                             ": review, re-classify, consider psychologically informed care or referral");
+    return result;
+  }
+  if (input.dose_completed && adherence >= policy.good_adherence_percent) {
+    result.decision = Decision::kProgress;
+    result.reasons.push_back("prescribed dose completed with " + Number(adherence) + "% adherence and no flare");
+    return result;
+  }
+  result.decision = Decision::kContinue;
+  if (result.low_adherence) {
+    result.reasons.push_back("home-programme adherence " + Number(adherence) + "%: discuss barriers before changing the plan");
+  } else if (!input.dose_completed) {
+    result.reasons.push_back("prescribed dose not yet completed");
+  } else {
+    result.reasons.push_back("adherence " + Number(adherence) + "% is below the " +
+                             Number(policy.good_adherence_percent) + "% needed to progress");
+  }
+  return result;
+}
+
+}  // namespace physio::progress

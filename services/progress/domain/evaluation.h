@@ -1,0 +1,85 @@
+#pragma once
+// Progress evaluation as plain C++: outcome change against each instrument's
+// meaningful change (absolute and percent forms), home-programme adherence per
+// week, responder status, and the decision (continue, progress, regress,
+// re-assess, refer) with its reasons. Sources: ../shared/design/clinical-reference.md
+// (Ostelo 2008 MCIDs; progression rule as a design default; non-responder at 4-6 weeks).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pain_trend.h"
+
+namespace physio::progress {
+
+enum class Outcome { kNprs, kOdi, kRmdq, kPsfs };
+
+struct OutcomeReading {
+  Outcome outcome;
+  double score;
+  int64_t time_seconds;
+};
+
+struct OutcomeChange {
+  Outcome outcome;
+  double baseline;
+  double latest;
+  double change;           // latest - baseline
+  double percent_change;   // of baseline; 0 when the baseline is 0
+  bool improved;           // by at least the meaningful change (either form)
+  bool deteriorated;       // worse by at least the meaningful change (absolute form)
+  std::string rule;        // e.g. "10 points or 30%"
+};
+
+// Higher is better only for PSFS.
+OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest);
+
+struct WeekAdherence {
+  int week;              // 1-based, from the plan start
+  int prescribed;        // home sessions prescribed that week
+  int logged;            // sessions logged that week
+  double percent;        // logged / prescribed, capped at 100
+};
+
+// `log_times`: when each home session was logged. Weeks run from `start_seconds`
+// up to `now_seconds` (the current, partial week included, pro rata).
+std::vector<WeekAdherence> AdherenceByWeek(int64_t start_seconds, int64_t now_seconds, int prescribed_per_week,
+                                           const std::vector<int64_t>& log_times);
+
+enum class ResponderStatus { kTooEarly, kResponder, kNonResponder };
+
+enum class Decision { kContinue, kProgress, kRegress, kReassess, kRefer };
+std::string DecisionName(Decision decision);
+
+struct EvaluationInput {
+  int64_t now_seconds = 0;
+  int64_t plan_start_seconds = 0;
+  std::vector<OutcomeChange> changes;
+  std::vector<PainReading> pain;   // time-ordered readings after the baseline
+  std::vector<WeekAdherence> adherence;
+  bool dose_completed = false;     // the recent logs reached the prescribed sets and reps
+  bool new_red_flag = false;       // a red flag at check-in calling for referral
+  std::vector<std::string> red_flag_reasons;
+};
+
+struct EvaluationPolicy {
+  int responder_check_week = 4;     // non-response judged from week 4 (4-6 weeks in the reference)
+  double good_adherence_percent = 80;
+  double low_adherence_percent = 50;
+  int flare_points = 2;             // pain up by >= 2 ...
+  int64_t flare_persist_seconds = 24 * 3600;  // ... persisting more than 24 h
+};
+
+struct Evaluation {
+  Decision decision = Decision::kContinue;
+  ResponderStatus responder = ResponderStatus::kTooEarly;
+  std::vector<std::string> reasons;
+  bool flare = false;
+  bool low_adherence = false;
+};
+
+ResponderStatus ResponderStatusOf(const EvaluationInput& input, const EvaluationPolicy& policy);
+Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy);
+
+}  // namespace physio::progress

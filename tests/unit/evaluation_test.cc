@@ -1,0 +1,114 @@
+// Progress evaluation on scripted episodes: meaningful change (absolute and
+// percent), adherence computed by hand, flare-up, plateau, red flag, progression.
+#include <gtest/gtest.h>
+
+#include "domain/evaluation.h"
+
+namespace physio::progress {
+namespace {
+
+constexpr int64_t kDay = 24 * 3600;
+constexpr int64_t kStart = 1'700'000'000;
+
+TEST(MeaningfulChange, AbsoluteAndPercentForms) {
+  auto odi = JudgeChange(Outcome::kOdi, 40, 30);
+  EXPECT_DOUBLE_EQ(odi.change, -10);
+  EXPECT_DOUBLE_EQ(odi.percent_change, -25);
+  EXPECT_TRUE(odi.improved);  // 10 points
+  auto odi_percent = JudgeChange(Outcome::kOdi, 20, 13);  // 7 points, 35%
+  EXPECT_TRUE(odi_percent.improved);
+  auto odi_small = JudgeChange(Outcome::kOdi, 40, 32);  // 8 points, 20%
+  EXPECT_FALSE(odi_small.improved);
+  EXPECT_TRUE(JudgeChange(Outcome::kOdi, 30, 40).deteriorated);
+  EXPECT_TRUE(JudgeChange(Outcome::kRmdq, 12, 7).improved);
+  EXPECT_TRUE(JudgeChange(Outcome::kRmdq, 6, 4).improved);  // 33%
+  EXPECT_FALSE(JudgeChange(Outcome::kNprs, 6, 5).improved);
+  EXPECT_TRUE(JudgeChange(Outcome::kNprs, 6, 4).improved);
+  EXPECT_TRUE(JudgeChange(Outcome::kPsfs, 3, 5).improved);  // higher is better
+  EXPECT_TRUE(JudgeChange(Outcome::kPsfs, 5, 3).deteriorated);
+}
+
+TEST(Adherence, PerWeekByHand) {
+  // 5 sessions a week prescribed; 4 logs in week 1, 1 in week 2, checked 10 days in.
+  std::vector<int64_t> logs = {kStart + 1 * kDay, kStart + 2 * kDay, kStart + 3 * kDay, kStart + 5 * kDay,
+                               kStart + 8 * kDay};
+  auto weeks = AdherenceByWeek(kStart, kStart + 10 * kDay, 5, logs);
+  ASSERT_EQ(weeks.size(), 2u);
+  EXPECT_EQ(weeks[0].prescribed, 5);
+  EXPECT_EQ(weeks[0].logged, 4);
+  EXPECT_DOUBLE_EQ(weeks[0].percent, 80);
+  EXPECT_EQ(weeks[1].prescribed, 3);  // 3 of 7 days so far: ceil(5 x 3/7) = 3
+  EXPECT_EQ(weeks[1].logged, 1);
+  EXPECT_DOUBLE_EQ(weeks[1].percent, 33.3);
+  // More logs than prescribed still count as 100%.
+  EXPECT_DOUBLE_EQ(AdherenceByWeek(kStart, kStart + 7 * kDay, 2, logs)[0].percent, 100);
+}
+
+EvaluationInput Episode(int days, std::vector<int> pains, double adherence_percent, bool dose_completed) {
+  EvaluationInput input;
+  input.plan_start_seconds = kStart;
+  input.now_seconds = kStart + days * kDay;
+  for (size_t i = 0; i < pains.size(); ++i) {
+    input.pain.push_back({kStart + static_cast<int64_t>(i + 1) * kDay, pains[i], "home_log"});
+  }
+  input.adherence = {{1, 5, static_cast<int>(adherence_percent / 20), adherence_percent}};
+  input.dose_completed = dose_completed;
+  return input;
+}
+
+TEST(Evaluate, SteadyImprovementWithGoodAdherenceProgresses) {
+  auto input = Episode(14, {6, 5, 5, 4}, 100, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 4)};
+  auto result = Evaluate(input, {});
+  EXPECT_EQ(result.decision, Decision::kProgress);
+  EXPECT_EQ(result.responder, ResponderStatus::kResponder);
+}
+
+TEST(Evaluate, FlareRegresses) {
+  auto input = Episode(10, {4, 4, 3, 6, 6, 7}, 100, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 7)};
+  auto result = Evaluate(input, {});
+  EXPECT_TRUE(result.flare);
+  EXPECT_EQ(result.decision, Decision::kRegress);
+  // A one-day spike that settles is not a flare.
+  auto spike = Episode(10, {4, 4, 7, 4}, 100, true);
+  spike.changes = {JudgeChange(Outcome::kNprs, 6, 4)};
+  EXPECT_FALSE(Evaluate(spike, {}).flare);
+}
+
+TEST(Evaluate, PlateauAtWeekFourIsReassessed) {
+  auto early = Episode(14, {6, 6, 6}, 100, false);
+  early.changes = {JudgeChange(Outcome::kNprs, 6, 6), JudgeChange(Outcome::kOdi, 36, 34)};
+  EXPECT_EQ(Evaluate(early, {}).decision, Decision::kContinue);
+  EXPECT_EQ(Evaluate(early, {}).responder, ResponderStatus::kTooEarly);
+  auto plateau = Episode(30, {6, 6, 6}, 100, true);
+  plateau.changes = early.changes;
+  auto result = Evaluate(plateau, {});
+  EXPECT_EQ(result.responder, ResponderStatus::kNonResponder);
+  EXPECT_EQ(result.decision, Decision::kReassess);
+}
+
+TEST(Evaluate, DeteriorationIsReassessedAndRedFlagReferred) {
+  auto worse = Episode(14, {5, 6}, 100, true);
+  worse.changes = {JudgeChange(Outcome::kOdi, 30, 42)};
+  auto result = Evaluate(worse, {});
+  EXPECT_EQ(result.decision, Decision::kReassess);
+  EXPECT_NE(result.reasons[0].find("Oswestry worse by 12"), std::string::npos);
+  worse.new_red_flag = true;
+  worse.red_flag_reasons = {"cauda_equina: saddle numbness"};
+  auto refer = Evaluate(worse, {});
+  EXPECT_EQ(refer.decision, Decision::kRefer);
+  EXPECT_EQ(refer.reasons.back(), "cauda_equina: saddle numbness");
+}
+
+TEST(Evaluate, PoorAdherenceContinuesWithTheReason) {
+  auto input = Episode(14, {6, 5}, 40, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 5)};
+  auto result = Evaluate(input, {});
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_TRUE(result.low_adherence);
+  EXPECT_NE(result.reasons[0].find("adherence 40%"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace physio::progress
