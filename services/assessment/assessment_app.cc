@@ -573,7 +573,8 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
 pb::ScoreInstrumentResponse AssessmentApp::ScoreInstrument(const CallContext& ctx,
                                                            const pb::ScoreInstrumentRequest& request,
                                                            AuditTarget& /*audit: no stored record is touched*/) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
+  // Patients too: the progress service forwards a patient's own re-measure. Nothing is stored.
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
   const InstrumentKind kind = ValidatedKind("instrument", request.instrument());
   if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers");
   std::vector<ItemAnswer> answers;

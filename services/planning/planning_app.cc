@@ -279,6 +279,13 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("plan_id", request.plan_id());
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
+  const auto now = TimeUtil::GetCurrentTime();
+  google::protobuf::Timestamp effective = now;
+  if (request.has_effective_time()) {
+    effective = request.effective_time();
+    if (effective.seconds() > now.seconds() + 300) ThrowInvalidArgument("effective_time", "is in the future");
+    if (effective.seconds() < now.seconds() - 366 * 24 * 3600) ThrowInvalidArgument("effective_time", "is more than a year back");
+  }
   audit.resource_id = request.plan_id();
   pb::ApprovePlanResponse response;
   try {
@@ -308,6 +315,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           }
           plan.set_status(pb::PLAN_STATUS_ACTIVE);
           plan.set_approved_by(ctx.principal);
+          *plan.mutable_activate_time() = effective;
           SaveChange(conn, ctx, plan, version, "approved", "approved by " + ctx.principal);
           BumpGenerationBeforeCommit(ctx, plan.patient_id());
           pb::ApprovePlanResponse approved;
@@ -391,6 +399,7 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(), {pb::PLAN_STATUS_ACTIVE},
       "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
+        *plan.mutable_adjust_time() = TimeUtil::GetCurrentTime();
         switch (request.adjustment()) {
           case pb::ADJUSTMENT_PROGRESS:
           case pb::ADJUSTMENT_REGRESS:

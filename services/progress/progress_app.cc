@@ -2,6 +2,11 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "intake_sections.h"
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
@@ -11,6 +16,8 @@
 namespace physio::progress {
 
 namespace plan_pb = physio::planning::v1;
+namespace apb = physio::assessment::v1;
+namespace cpb = physio::common::v1;
 using google::protobuf::Timestamp;
 using google::protobuf::util::TimeUtil;
 
@@ -18,6 +25,7 @@ namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 // Clocks of patient devices drift; a little future is tolerated, more is an error.
 constexpr int64_t kFutureToleranceSeconds = 300;
+constexpr int64_t kWeekSeconds = 7 * 24 * 3600;
 
 Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
   const Timestamp now = TimeUtil::GetCurrentTime();
@@ -33,13 +41,38 @@ Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
 
 void ValidatePain(const std::string& field, int value) { ValidateRange(field, value, 0, 10); }
 
-std::optional<PainReading> BaselinePain(const plan_pb::Plan& plan) {
-  for (const auto& score : plan.baseline_scores()) {
-    if (score.instrument() == physio::common::v1::INSTRUMENT_NPRS) {
-      return PainReading{plan.create_time().seconds(), static_cast<int>(score.score()), "assessment"};
-    }
+std::optional<Outcome> OutcomeOf(cpb::Instrument instrument) {
+  switch (instrument) {
+    case cpb::INSTRUMENT_NPRS: return Outcome::kNprs;
+    case cpb::INSTRUMENT_ODI: return Outcome::kOdi;
+    case cpb::INSTRUMENT_RMDQ: return Outcome::kRmdq;
+    case cpb::INSTRUMENT_PSFS: return Outcome::kPsfs;
+    default: return std::nullopt;
   }
-  return std::nullopt;
+}
+
+int64_t PlanStart(const plan_pb::Plan& plan) {
+  return plan.has_activate_time() ? plan.activate_time().seconds() : plan.create_time().seconds();
+}
+
+pb::Decision ToProto(Decision decision) {
+  switch (decision) {
+    case Decision::kContinue: return pb::DECISION_CONTINUE;
+    case Decision::kProgress: return pb::DECISION_PROGRESS;
+    case Decision::kRegress: return pb::DECISION_REGRESS;
+    case Decision::kReassess: return pb::DECISION_REASSESS;
+    case Decision::kRefer: return pb::DECISION_REFER;
+  }
+  return pb::DECISION_UNSPECIFIED;
+}
+
+pb::ResponderStatus ToProto(ResponderStatus status) {
+  switch (status) {
+    case ResponderStatus::kTooEarly: return pb::RESPONDER_STATUS_TOO_EARLY;
+    case ResponderStatus::kResponder: return pb::RESPONDER_STATUS_RESPONDER;
+    case ResponderStatus::kNonResponder: return pb::RESPONDER_STATUS_NON_RESPONDER;
+  }
+  return pb::RESPONDER_STATUS_UNSPECIFIED;
 }
 }  // namespace
 
@@ -71,6 +104,12 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         if (request.has_pain_after()) visit.set_pain_after(request.pain_after());
         *visit.mutable_delivered_item_ids() = request.delivered_item_ids();
         visit.set_recorded_by(ctx.principal);
+        if (request.has_red_flag_screen()) {
+          // The same rules as at intake (age and duration are not re-asked at check-in).
+          *visit.mutable_red_flag_screen() = request.red_flag_screen();
+          *visit.mutable_red_flags() = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
+              physio::assessment::RedFlagAnswersOf(request.red_flag_screen()), std::nullopt, std::nullopt));
+        }
         conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body)"
                   " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
                   {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit)});
@@ -97,7 +136,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   ValidatePain("pain_after", request.pain_after());
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
 
-  auto plan = plans_.ActivePlan(ctx, request.patient_id());
+  auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
   bool prescribed = false;
   for (const auto& item : plan->items()) {
@@ -131,6 +170,177 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   return response;
 }
 
+pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
+                                                     AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  if (!OutcomeOf(request.instrument())) {
+    ThrowInvalidArgument("instrument", "must be INSTRUMENT_NPRS, INSTRUMENT_ODI, INSTRUMENT_RMDQ or INSTRUMENT_PSFS");
+  }
+  const Timestamp measured = ValidatedTime("measure_time", request.measure_time());
+  // Scored by the assessment service: one place for the scoring rules. Its
+  // INVALID_ARGUMENT/FAILED_PRECONDITION come back with the field named.
+  const cpb::InstrumentScore score = assessment_.Score(ctx, request.instrument(), request.answers());
+  auto response = IdempotentWrite<pb::RecordOutcomeResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordOutcome", request.request_id()}, request,
+      [&](PgConnection& conn) {
+        pb::OutcomeMeasure measure;
+        measure.set_measure_id(NewId("om"));
+        measure.set_patient_id(request.patient_id());
+        *measure.mutable_measure_time() = measured;
+        *measure.mutable_score() = score;
+        measure.set_recorded_by(ctx.principal);
+        conn.Exec("INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
+                  " body) VALUES ($1,$2,$3,$4,$5::timestamptz,$6::jsonb)",
+                  {ctx.tenant, measure.measure_id(), measure.patient_id(), cpb::Instrument_Name(request.instrument()),
+                   TimeUtil::ToString(measured), ToJson(measure)});
+        pb::RecordOutcomeResponse recorded;
+        *recorded.mutable_measure() = measure;
+        return recorded;
+      });
+  audit.resource_id = response.measure().measure_id();
+  return response;
+}
+
+ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallContext& ctx,
+                                                const std::string& patient_id,
+                                                const std::optional<plan_pb::Plan>& plan) {
+  Snapshot snapshot;
+  pb::ProgressSummary& summary = snapshot.summary;
+  EvaluationInput& input = snapshot.evaluation;
+  summary.set_patient_id(patient_id);
+  input.now_seconds = TimeUtil::GetCurrentTime().seconds();
+  std::optional<PainReading> baseline;
+  std::map<cpb::Instrument, double> baseline_scores;
+  if (plan) {
+    *summary.mutable_active_plan() = *plan;
+    input.plan_start_seconds = PlanStart(*plan);
+    input.evidence_since_seconds = std::max(PlanStart(*plan), plan->adjust_time().seconds());
+    for (const auto& score : plan->baseline_scores()) {
+      baseline_scores[score.instrument()] = score.score();
+      if (score.instrument() == cpb::INSTRUMENT_NPRS) {
+        baseline = PainReading{plan->create_time().seconds(), static_cast<int>(score.score()), "assessment"};
+      }
+    }
+  }
+
+  std::vector<PainReading> readings;
+  auto visits = conn.Exec("SELECT body FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
+                          " ORDER BY visit_time",
+                          {ctx.tenant, patient_id});
+  summary.set_visit_count(visits.rows());
+  for (int i = 0; i < visits.rows(); ++i) {
+    pb::Visit visit;
+    FromJson(visits.Get(i, 0), &visit);
+    // The pain the patient arrived with reflects the days since the last contact.
+    if (visit.has_pain_before()) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
+    const auto action = visit.red_flags().action();
+    if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds &&
+        (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL)) {
+      input.new_red_flag = true;
+      for (const auto& concern : visit.red_flags().concerns()) {
+        std::string reasons;
+        for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
+        input.red_flag_reasons.push_back(concern.condition() + ": " + reasons);
+      }
+    }
+  }
+
+  auto logs = conn.Exec("SELECT body FROM progress.home_exercise_logs WHERE tenant_id = $1 AND patient_id = $2"
+                        " ORDER BY performed_time",
+                        {ctx.tenant, patient_id});
+  summary.set_home_log_count(logs.rows());
+  std::vector<int64_t> plan_log_times;
+  std::map<std::string, pb::HomeExerciseLog> latest_log;  // per exercise, after the plan's last change
+  for (int i = 0; i < logs.rows(); ++i) {
+    pb::HomeExerciseLog log;
+    FromJson(logs.Get(i, 0), &log);
+    readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
+    if (plan && log.plan_id() == plan->plan_id()) {
+      plan_log_times.push_back(log.performed_time().seconds());
+      if (log.performed_time().seconds() >= input.evidence_since_seconds) latest_log[log.exercise_id()] = log;
+    }
+  }
+
+  PainTrend trend = BuildPainTrend(baseline, readings);
+  for (const auto& reading : trend.readings) {
+    auto* point = summary.add_pain_trend();
+    point->mutable_time()->set_seconds(reading.time_seconds);
+    point->set_pain(reading.pain);
+    point->set_source(reading.source);
+  }
+  if (trend.baseline) summary.set_baseline_pain(*trend.baseline);
+  if (trend.latest) summary.set_latest_pain(*trend.latest);
+  if (trend.change) summary.set_pain_change(*trend.change);
+  summary.set_pain_change_meaningful(trend.meaningful_improvement);
+  std::sort(readings.begin(), readings.end(), [](const auto& a, const auto& b) { return a.time_seconds < b.time_seconds; });
+  input.pain = readings;
+
+  // Outcome changes against the plan's baseline: pain from the trend, the others from re-measures.
+  if (trend.baseline && trend.latest) input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.latest));
+  auto measures = conn.Exec("SELECT body FROM progress.outcome_measures WHERE tenant_id = $1 AND patient_id = $2"
+                            " ORDER BY measure_time",
+                            {ctx.tenant, patient_id});
+  std::map<cpb::Instrument, double> latest_measure;
+  for (int i = 0; i < measures.rows(); ++i) {
+    pb::OutcomeMeasure measure;
+    FromJson(measures.Get(i, 0), &measure);
+    if (measure.score().instrument() != cpb::INSTRUMENT_NPRS) latest_measure[measure.score().instrument()] = measure.score().score();
+  }
+  for (const auto& [instrument, latest] : latest_measure) {
+    auto base = baseline_scores.find(instrument);
+    if (base != baseline_scores.end()) input.changes.push_back(JudgeChange(*OutcomeOf(instrument), base->second, latest));
+  }
+  for (const auto& change : input.changes) {
+    auto* out = summary.add_outcome_changes();
+    static const std::map<Outcome, cpb::Instrument> kInstrument = {{Outcome::kNprs, cpb::INSTRUMENT_NPRS},
+                                                                   {Outcome::kOdi, cpb::INSTRUMENT_ODI},
+                                                                   {Outcome::kRmdq, cpb::INSTRUMENT_RMDQ},
+                                                                   {Outcome::kPsfs, cpb::INSTRUMENT_PSFS}};
+    out->set_instrument(kInstrument.at(change.outcome));
+    out->set_baseline(change.baseline);
+    out->set_latest(change.latest);
+    out->set_change(change.change);
+    out->set_percent_change(change.percent_change);
+    out->set_improved_meaningfully(change.improved);
+    out->set_deteriorated_meaningfully(change.deteriorated);
+    out->set_rule(change.rule);
+  }
+
+  if (plan) {
+    int prescribed_per_week = 0;
+    bool dose_completed = !latest_log.empty();
+    for (const auto& item : plan->items()) {
+      if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
+      prescribed_per_week += item.dose().sessions_per_week();
+      auto log = latest_log.find(item.item_id());
+      if (log != latest_log.end() &&
+          (log->second.sets_done() < item.dose().sets() || log->second.reps_done() < item.dose().reps())) {
+        dose_completed = false;
+      }
+    }
+    input.dose_completed = dose_completed;
+    input.adherence = AdherenceByWeek(input.plan_start_seconds, input.now_seconds, prescribed_per_week, plan_log_times);
+    int prescribed = 0, logged = 0;
+    for (const auto& week : input.adherence) {
+      auto* out = summary.add_adherence();
+      out->set_week(week.week);
+      out->set_prescribed_sessions(week.prescribed);
+      out->set_logged_sessions(week.logged);
+      out->set_percent(week.percent);
+      prescribed += week.prescribed;
+      logged += std::min(week.logged, week.prescribed);
+    }
+    if (prescribed > 0) summary.set_adherence_percent(std::round(1000.0 * logged / prescribed) / 10.0);
+    summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
+    summary.set_responder_status(ToProto(ResponderStatusOf(input, policy_)));
+  }
+  return snapshot;
+}
+
 pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext& ctx,
                                                                const pb::GetProgressSummaryRequest& request,
                                                                AuditTarget& audit) {
@@ -138,49 +348,75 @@ pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
-
+  auto plan = planning_.ActivePlan(ctx, request.patient_id());
   pb::GetProgressSummaryResponse response;
-  auto* summary = response.mutable_summary();
-  summary->set_patient_id(request.patient_id());
-  auto plan = plans_.ActivePlan(ctx, request.patient_id());
-  std::optional<PainReading> baseline;
-  if (plan) {
-    *summary->mutable_active_plan() = *plan;
-    baseline = BaselinePain(*plan);
-  }
-  std::vector<PainReading> readings;
   WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto visits = conn.Exec("SELECT body FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
-                            " ORDER BY visit_time",
-                            {ctx.tenant, request.patient_id()});
-    summary->set_visit_count(visits.rows());
-    for (int i = 0; i < visits.rows(); ++i) {
-      pb::Visit visit;
-      FromJson(visits.Get(i, 0), &visit);
-      // The pain the patient arrived with reflects the days since the last contact.
-      if (visit.has_pain_before()) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
-    }
-    auto logs = conn.Exec("SELECT body FROM progress.home_exercise_logs WHERE tenant_id = $1 AND patient_id = $2"
-                          " ORDER BY performed_time",
-                          {ctx.tenant, request.patient_id()});
-    summary->set_home_log_count(logs.rows());
-    for (int i = 0; i < logs.rows(); ++i) {
-      pb::HomeExerciseLog log;
-      FromJson(logs.Get(i, 0), &log);
-      readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
-    }
+    *response.mutable_summary() = TakeSnapshot(conn, ctx, request.patient_id(), plan).summary;
   });
-  PainTrend trend = BuildPainTrend(baseline, std::move(readings));
-  for (const auto& reading : trend.readings) {
-    auto* point = summary->add_pain_trend();
-    point->mutable_time()->set_seconds(reading.time_seconds);
-    point->set_pain(reading.pain);
-    point->set_source(reading.source);
-  }
-  if (trend.baseline) summary->set_baseline_pain(*trend.baseline);
-  if (trend.latest) summary->set_latest_pain(*trend.latest);
-  if (trend.change) summary->set_pain_change(*trend.change);
-  summary->set_pain_change_meaningful(trend.meaningful_improvement);
+  return response;
+}
+
+pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ctx,
+                                                           const pb::EvaluateProgressRequest& request,
+                                                           AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  audit.patient_id = request.patient_id();
+  auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "EvaluateProgress", request.request_id()},
+      request, [&](PgConnection& conn) {
+        // One evaluation per patient at a time: the second sees the first's adjustment
+        // (and, with the evidence already used, decides to continue).
+        conn.Exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"evaluate/" + ctx.tenant + "/" + request.patient_id()});
+        auto plan = planning_.ActivePlan(ctx, request.patient_id());
+        if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
+        Snapshot snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan);
+        Evaluation evaluation = Evaluate(snapshot.evaluation, policy_);
+
+        plan_pb::AdjustPlanRequest adjust;
+        adjust.set_plan_id(plan->plan_id());
+        adjust.set_etag(plan->etag());
+        std::string reasons;
+        for (const auto& reason : evaluation.reasons) reasons += (reasons.empty() ? "" : "; ") + reason;
+        adjust.set_reason(("progress evaluation: " + DecisionName(evaluation.decision) + ": " + reasons).substr(0, 500));
+        switch (evaluation.decision) {
+          case Decision::kProgress: adjust.set_adjustment(plan_pb::ADJUSTMENT_PROGRESS); break;
+          case Decision::kRegress: adjust.set_adjustment(plan_pb::ADJUSTMENT_REGRESS); break;
+          case Decision::kReassess:
+            if (!plan->needs_reassessment()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
+            break;
+          case Decision::kRefer:
+            if (!plan->referral_recommended()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
+            break;
+          case Decision::kContinue: break;
+        }
+        pb::EvaluateProgressResponse evaluated;
+        auto* out = evaluated.mutable_evaluation();
+        out->set_evaluation_id(NewId("eval"));
+        out->set_patient_id(request.patient_id());
+        out->set_decision(ToProto(evaluation.decision));
+        for (const auto& reason : evaluation.reasons) out->add_reasons(reason);
+        out->set_responder_status(ToProto(evaluation.responder));
+        *out->mutable_evaluate_time() = TimeUtil::GetCurrentTime();
+        if (adjust.adjustment() != plan_pb::ADJUSTMENT_UNSPECIFIED) {
+          // Derived from the plan state and the decision, so evaluations racing on
+          // the same state send the same adjustment, which planning applies once.
+          adjust.set_request_id("eval-" + Sha256Hex(plan->plan_id() + "/" + plan->etag() + "/" +
+                                                    plan_pb::Adjustment_Name(adjust.adjustment()))
+                                              .substr(0, 40));
+          *out->mutable_plan() = planning_.Adjust(ctx, adjust);
+          out->set_plan_adjusted(true);
+        } else {
+          *out->mutable_plan() = *plan;
+        }
+        conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body)"
+                  " VALUES ($1,$2,$3,$4,$5::jsonb)",
+                  {ctx.tenant, out->evaluation_id(), request.patient_id(), pb::Decision_Name(out->decision()),
+                   ToJson(*out)});
+        return evaluated;
+      });
+  audit.resource_id = response.evaluation().evaluation_id();
   return response;
 }
 

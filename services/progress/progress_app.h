@@ -1,10 +1,13 @@
 #pragma once
-// The progress service's use cases. Reads the active plan through PlanReader
-// (gRPC in progress_server.cc).
+// The progress service's use cases. Talks to the planning service (active plan,
+// AdjustPlan) and the assessment service (ScoreInstrument) through the small
+// interfaces below (gRPC in progress_server.cc).
 #include <optional>
 
+#include "domain/evaluation.h"
 #include "domain/pain_trend.h"
 #include "physio/auth/call_context.h"
+#include "physio/common/v1/common.pb.h"
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
 #include "physio/planning/v1/planning.pb.h"
@@ -15,26 +18,51 @@ namespace physio::progress {
 namespace pb = physio::progress::v1;
 inline constexpr const char* kSchema = "progress";
 
-class PlanReader {
+class PlanningClient {
  public:
-  virtual ~PlanReader() = default;
+  virtual ~PlanningClient() = default;
   // nullopt when the patient has no active plan; throws Error on other failures.
   virtual std::optional<physio::planning::v1::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) = 0;
+  virtual physio::planning::v1::Plan Adjust(const CallContext& ctx,
+                                            const physio::planning::v1::AdjustPlanRequest& request) = 0;
+};
+
+class AssessmentClient {
+ public:
+  virtual ~AssessmentClient() = default;
+  virtual physio::common::v1::InstrumentScore Score(
+      const CallContext& ctx, physio::common::v1::Instrument instrument,
+      const google::protobuf::RepeatedPtrField<physio::common::v1::InstrumentAnswer>& answers) = 0;
 };
 
 class ProgressApp {
  public:
-  ProgressApp(PgPool& pg, PlanReader& plans) : pg_(pg), plans_(plans) {}
+  ProgressApp(PgPool& pg, PlanningClient& planning, AssessmentClient& assessment, EvaluationPolicy policy = {})
+      : pg_(pg), planning_(planning), assessment_(assessment), policy_(policy) {}
 
   pb::RecordVisitResponse RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request, AuditTarget& audit);
   pb::LogHomeExerciseResponse LogHomeExercise(const CallContext& ctx, const pb::LogHomeExerciseRequest& request,
                                               AuditTarget& audit);
   pb::GetProgressSummaryResponse GetProgressSummary(const CallContext& ctx,
                                                     const pb::GetProgressSummaryRequest& request, AuditTarget& audit);
+  pb::RecordOutcomeResponse RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
+                                          AuditTarget& audit);
+  pb::EvaluateProgressResponse EvaluateProgress(const CallContext& ctx, const pb::EvaluateProgressRequest& request,
+                                                AuditTarget& audit);
 
  private:
+  struct Snapshot {
+    pb::ProgressSummary summary;
+    EvaluationInput evaluation;
+  };
+  // Everything known about the patient's progress against `plan` (if any), read in `conn`.
+  Snapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
+                        const std::optional<physio::planning::v1::Plan>& plan);
+
   PgPool& pg_;
-  PlanReader& plans_;
+  PlanningClient& planning_;
+  AssessmentClient& assessment_;
+  EvaluationPolicy policy_;
 };
 
 }  // namespace physio::progress

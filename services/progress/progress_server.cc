@@ -1,6 +1,7 @@
 // The gRPC adapter of the progress service and its gRPC client of the planning service.
 #include "progress_server.h"
 
+#include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
 #include "physio/server/grpc_context.h"
@@ -14,10 +15,18 @@ namespace physio::progress {
 namespace {
 namespace plan_pb = physio::planning::v1;
 
-class GrpcPlanReader final : public PlanReader {
+class GrpcPlanningClient final : public PlanningClient {
  public:
-  GrpcPlanReader(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+  GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
       : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout) {}
+
+  plan_pb::Plan Adjust(const CallContext& ctx, const plan_pb::AdjustPlanRequest& request) override {
+    plan_pb::AdjustPlanResponse response;
+    auto client = MakeOutgoingContext(ctx, timeout_);
+    auto status = stub_->AdjustPlan(client.get(), request, &response);
+    if (!status.ok()) throw FromDownstream("planning service", status);
+    return response.plan();
+  }
 
   std::optional<plan_pb::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) override {
     plan_pb::GetActivePlanRequest request;
@@ -35,6 +44,31 @@ class GrpcPlanReader final : public PlanReader {
   std::chrono::milliseconds timeout_;
 };
 
+class GrpcAssessmentClient final : public AssessmentClient {
+ public:
+  GrpcAssessmentClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+      : stub_(physio::assessment::v1::AssessmentService::NewStub(channel)), timeout_(timeout) {}
+
+  physio::common::v1::InstrumentScore Score(
+      const CallContext& ctx, physio::common::v1::Instrument instrument,
+      const google::protobuf::RepeatedPtrField<physio::common::v1::InstrumentAnswer>& answers) override {
+    physio::assessment::v1::ScoreInstrumentRequest request;
+    request.set_instrument(instrument);
+    *request.mutable_answers() = answers;
+    physio::assessment::v1::ScoreInstrumentResponse response;
+    auto client = MakeOutgoingContext(ctx, timeout_);
+    auto status = stub_->ScoreInstrument(client.get(), request, &response);
+    // The scorer's field-level errors are the caller's own input: pass them through.
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) throw Error(ErrorCode::kInvalidArgument, status.error_message());
+    if (!status.ok()) throw FromDownstream("assessment service", status);
+    return response.score();
+  }
+
+ private:
+  std::unique_ptr<physio::assessment::v1::AssessmentService::Stub> stub_;
+  std::chrono::milliseconds timeout_;
+};
+
 class ProgressGrpc final : public pb::ProgressService::Service {
  public:
   ProgressGrpc(ProgressApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
@@ -42,6 +76,8 @@ class ProgressGrpc final : public pb::ProgressService::Service {
   PHYSIO_UNARY_RPC(RecordVisit)
   PHYSIO_UNARY_RPC(LogHomeExercise)
   PHYSIO_UNARY_RPC(GetProgressSummary)
+  PHYSIO_UNARY_RPC(RecordOutcome)
+  PHYSIO_UNARY_RPC(EvaluateProgress)
 
  private:
   ProgressApp& app_;
@@ -53,8 +89,9 @@ class ProgressServer final : public RunningService {
   explicit ProgressServer(const Config& config)
       : config_(config),
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}),
-        plans_(MakePeerChannel(config_.Get("planning-addr")), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), plans_),
+        planning_(MakePeerChannel(config_.Get("planning-addr")), PeerTimeoutFrom(config_)),
+        assessment_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
+        app_(runtime_.pg(), planning_, assessment_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -65,7 +102,8 @@ class ProgressServer final : public RunningService {
  private:
   Config config_;
   ServiceRuntime runtime_;
-  GrpcPlanReader plans_;
+  GrpcPlanningClient planning_;
+  GrpcAssessmentClient assessment_;
   ProgressApp app_;
   ProgressGrpc grpc_;
 };
@@ -74,6 +112,7 @@ class ProgressServer final : public RunningService {
 std::vector<ConfigKey> ProgressConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50053");
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service"});
+  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)"});
   return keys;
 }
 

@@ -569,11 +569,11 @@ TEST_F(Foundation, ScoreInstrumentScoresWithoutStoring) {
   status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response);
   EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(status.error_message().find("sbt.2"), std::string::npos);
-  // A patient cannot use it (it is for systems and clinicians).
+  // Nothing is stored, so patients may use it (their app scores a re-measure through progress).
   auto patient = Patient();
   EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response)
                 .error_code(),
-            StatusCode::PERMISSION_DENIED);
+            StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(Foundation, IntakeAsksForTheChosenInstruments) {

@@ -214,6 +214,7 @@ ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port
   planning_ = planning::StartPlanningService(*planning_config_);
   progress_config_ = MakeServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
   progress_config_->Set("planning-addr", planning_addr());
+  progress_config_->Set("assessment-addr", assessment_addr());
   progress_ = progress::StartProgressService(*progress_config_);
 }
 

@@ -70,6 +70,9 @@ TEST(Evaluate, FlareRegresses) {
   auto result = Evaluate(input, {});
   EXPECT_TRUE(result.flare);
   EXPECT_EQ(result.decision, Decision::kRegress);
+  // A flare that began before the plan's last change was already acted on.
+  input.evidence_since_seconds = kStart + 4 * kDay + 1;
+  EXPECT_FALSE(Evaluate(input, {}).flare);
   // A one-day spike that settles is not a flare.
   auto spike = Episode(10, {4, 4, 7, 4}, 100, true);
   spike.changes = {JudgeChange(Outcome::kNprs, 6, 4)};

@@ -106,7 +106,9 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     const int reference = pain[k - 1].pain;
     const bool raised = std::all_of(pain.begin() + static_cast<long>(k), pain.end(),
                                     [&](const PainReading& r) { return r.pain >= reference + policy.flare_points; });
-    if (raised) result.flare = pain.back().time_seconds - pain[k].time_seconds > policy.flare_persist_seconds;
+    if (raised && pain[k].time_seconds >= input.evidence_since_seconds) {
+      result.flare = pain.back().time_seconds - pain[k].time_seconds > policy.flare_persist_seconds;
+    }
   }
   const WeekAdherence* last_full = nullptr;
   for (const auto& week : input.adherence) {

@@ -55,6 +55,9 @@ std::string DecisionName(Decision decision);
 struct EvaluationInput {
   int64_t now_seconds = 0;
   int64_t plan_start_seconds = 0;
+  // The plan's last change: a flare must start after it (and `dose_completed` is
+  // judged on logs after it), so one piece of evidence moves the plan only once.
+  int64_t evidence_since_seconds = 0;
   std::vector<OutcomeChange> changes;
   std::vector<PainReading> pain;   // time-ordered readings after the baseline
   std::vector<WeekAdherence> adherence;

@@ -1,0 +1,296 @@
+// Scripted multi-week episodes driven through the public API, each ending in the
+// decision and plan change the clinical reference calls for. Plans are approved
+// with a back-dated effective time (as an importing system would) so that weeks
+// of home logs can be placed in the past.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "clients.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+constexpr int64_t kDay = 24 * 3600;
+
+class Episodes : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    spdlog::set_level(spdlog::level::warn);
+    keys_ = new TestKeys();
+    redis_ = new RedisServer();
+    postgres_ = new PostgresServer();
+    postgres_->CreateDatabase("physio");
+    cluster_ = new ServiceCluster(*keys_, redis_->port(), postgres_->port(), "physio");
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    delete postgres_;
+    delete redis_;
+    delete keys_;
+  }
+  void SetUp() override {
+    tenant_ = "t-" + NewId("x").substr(2, 10);
+    patient_id_ = "pt-" + NewId("x").substr(2, 10);
+    now_ = std::time(nullptr);
+  }
+  Caller Clinician() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"})); }
+  Caller Patient() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, patient_id_, {"patient"}, patient_id_)); }
+
+  // Pain 6, ODI 16/50 over all sections (32%): movement control, package.
+  ppb::Plan StartEpisode(int days_ago) {
+    auto clinician = Clinician();
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(patient_id_);
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+    const int odi[] = {2, 1, 3, 1, 2, 2, 1, 2, 1, 1};
+    for (int i = 0; i < 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), odi[i]);
+    apb::CreateAssessmentResponse created;
+    EXPECT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(NewId("rq"));
+    generate.set_assessment_id(created.assessment().assessment_id());
+    ppb::GeneratePlanResponse generated;
+    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated).ok());
+    ppb::ApprovePlanRequest approve;
+    approve.set_request_id(NewId("rq"));
+    approve.set_plan_id(generated.plan().plan_id());
+    approve.set_etag(generated.plan().etag());
+    approve.mutable_effective_time()->set_seconds(now_ - days_ago * kDay);
+    ppb::ApprovePlanResponse approved;
+    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+    return approved.plan();
+  }
+
+  // Logs `percent` of each home exercise's weekly sessions for the week starting
+  // `from_day` days ago, at the prescribed dose, with the given pain.
+  void LogWeek(const ppb::Plan& plan, int from_day, int percent, int pain) {
+    auto patient = Patient();
+    for (const auto& item : plan.items()) {
+      if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
+      const int sessions = (item.dose().sessions_per_week() * percent + 99) / 100;
+      for (int s = 0; s < sessions; ++s) {
+        gpb::LogHomeExerciseRequest log;
+        log.set_request_id(NewId("rq"));
+        log.set_patient_id(patient_id_);
+        log.set_exercise_id(item.item_id());
+        log.mutable_performed_time()->set_seconds(now_ - from_day * kDay + s * (7 * kDay / std::max(1, sessions)) + 3600);
+        log.set_sets_done(item.dose().sets());
+        log.set_reps_done(item.dose().reps());
+        log.set_pain_during(pain);
+        log.set_pain_after(pain);
+        gpb::LogHomeExerciseResponse logged;
+        auto status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+      }
+    }
+  }
+
+  void LogPain(const ppb::Plan& plan, double days_ago, int pain) {
+    auto patient = Patient();
+    for (const auto& item : plan.items()) {
+      if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE) continue;
+      gpb::LogHomeExerciseRequest log;
+      log.set_request_id(NewId("rq"));
+      log.set_patient_id(patient_id_);
+      log.set_exercise_id(item.item_id());
+      log.mutable_performed_time()->set_seconds(now_ - static_cast<int64_t>(days_ago * kDay));
+      log.set_sets_done(item.dose().sets());
+      log.set_reps_done(item.dose().reps());
+      log.set_pain_during(pain);
+      log.set_pain_after(pain);
+      gpb::LogHomeExerciseResponse logged;
+      ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged).ok());
+      return;
+    }
+  }
+
+  gpb::Evaluation Evaluate(const std::string& request_id = "") {
+    auto clinician = Clinician();
+    gpb::EvaluateProgressRequest request;
+    request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    request.set_patient_id(patient_id_);
+    gpb::EvaluateProgressResponse response;
+    auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.evaluation();
+  }
+
+  gpb::ProgressSummary Summary() {
+    auto clinician = Clinician();
+    gpb::GetProgressSummaryRequest request;
+    request.set_patient_id(patient_id_);
+    gpb::GetProgressSummaryResponse response;
+    EXPECT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, request, &response).ok());
+    return response.summary();
+  }
+
+  static TestKeys* keys_;
+  static RedisServer* redis_;
+  static PostgresServer* postgres_;
+  static ServiceCluster* cluster_;
+  std::string tenant_, patient_id_;
+  int64_t now_ = 0;
+};
+TestKeys* Episodes::keys_ = nullptr;
+RedisServer* Episodes::redis_ = nullptr;
+PostgresServer* Episodes::postgres_ = nullptr;
+ServiceCluster* Episodes::cluster_ = nullptr;
+
+TEST_F(Episodes, SteadyImprovementProgressesTheExercisesOnce) {
+  auto plan = StartEpisode(14);
+  LogWeek(plan, 14, 100, 5);
+  LogWeek(plan, 7, 100, 3);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_PROGRESS) << evaluation.reasons(0);
+  EXPECT_EQ(evaluation.responder_status(), gpb::RESPONDER_STATUS_RESPONDER);
+  ASSERT_TRUE(evaluation.plan_adjusted());
+  EXPECT_EQ(evaluation.plan().revision(), plan.revision() + 1);
+  bool progressed = false;
+  for (const auto& item : evaluation.plan().items()) progressed |= item.item_id() == "ex.motor.bracing_heel_slide";
+  EXPECT_TRUE(progressed);  // abdominal bracing moved along its progression link
+  // The same evidence does not move the plan twice.
+  auto again = Evaluate();
+  EXPECT_EQ(again.decision(), gpb::DECISION_CONTINUE);
+  EXPECT_FALSE(again.plan_adjusted());
+  EXPECT_EQ(again.plan().revision(), evaluation.plan().revision());
+}
+
+TEST_F(Episodes, FlareUpRegresses) {
+  auto plan = StartEpisode(10);
+  LogWeek(plan, 10, 100, 3);
+  LogPain(plan, 2.5, 6);
+  LogPain(plan, 1.5, 6);
+  LogPain(plan, 0.5, 7);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_REGRESS);
+  ASSERT_TRUE(evaluation.plan_adjusted());
+  EXPECT_NE(evaluation.plan().last_change_reason().find("flare"), std::string::npos);
+}
+
+TEST_F(Episodes, PlateauAtWeekFiveIsMarkedForReassessment) {
+  auto plan = StartEpisode(35);
+  for (int week = 5; week >= 1; --week) LogWeek(plan, week * 7, 100, 6);
+  auto clinician = Clinician();
+  gpb::RecordOutcomeRequest odi;
+  odi.set_request_id(NewId("rq"));
+  odi.set_patient_id(patient_id_);
+  odi.set_instrument(cpb::INSTRUMENT_ODI);
+  const int values[] = {2, 1, 3, 1, 2, 2, 1, 2, 1, 1};  // unchanged: 32%
+  for (int i = 0; i < 10; ++i) *odi.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), values[i]);
+  gpb::RecordOutcomeResponse recorded;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, odi, &recorded).ok());
+  EXPECT_DOUBLE_EQ(recorded.measure().score().score(), 32);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.responder_status(), gpb::RESPONDER_STATUS_NON_RESPONDER);
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_REASSESS);
+  EXPECT_TRUE(evaluation.plan().needs_reassessment());
+  auto summary = Summary();
+  ASSERT_EQ(summary.outcome_changes_size(), 2);
+  EXPECT_EQ(summary.outcome_changes(1).instrument(), cpb::INSTRUMENT_ODI);
+  EXPECT_DOUBLE_EQ(summary.outcome_changes(1).change(), 0);
+  EXPECT_EQ(summary.outcome_changes(1).rule(), "10 points or 30%");
+  EXPECT_EQ(summary.weeks_since_start(), 5);
+}
+
+TEST_F(Episodes, RedFlagAtWeekThreeRefers) {
+  auto plan = StartEpisode(21);
+  LogWeek(plan, 21, 100, 4);
+  auto clinician = Clinician();
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  visit.mutable_visit_time()->set_seconds(now_ - 1 * kDay);
+  visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_REFER);
+  EXPECT_TRUE(evaluation.plan().referral_recommended());
+  EXPECT_EQ(evaluation.reasons(1), "cauda_equina: saddle numbness");
+}
+
+TEST_F(Episodes, PoorAdherenceContinuesAndAdherenceIsComputedByHand) {
+  auto plan = StartEpisode(14);
+  int weekly = 0;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) weekly += item.dose().sessions_per_week();
+  }
+  LogWeek(plan, 14, 20, 6);
+  LogWeek(plan, 7, 20, 6);
+  int logged_per_week = 0;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) {
+      logged_per_week += (item.dose().sessions_per_week() * 20 + 99) / 100;
+    }
+  }
+  auto summary = Summary();
+  ASSERT_EQ(summary.adherence_size(), 2);
+  EXPECT_EQ(summary.adherence(0).prescribed_sessions(), weekly);
+  EXPECT_EQ(summary.adherence(0).logged_sessions(), logged_per_week);
+  EXPECT_NEAR(summary.adherence(0).percent(), 100.0 * logged_per_week / weekly, 0.06);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_CONTINUE);
+  EXPECT_FALSE(evaluation.plan_adjusted());
+  EXPECT_NE(evaluation.reasons(0).find("adherence"), std::string::npos);
+}
+
+TEST_F(Episodes, RacingEvaluationsYieldOneAdjustmentAndRetriesAreIdempotent) {
+  auto plan = StartEpisode(14);
+  LogWeek(plan, 14, 100, 5);
+  LogWeek(plan, 7, 100, 3);
+  std::vector<gpb::Evaluation> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { results[i] = Evaluate(); });
+  for (auto& t : threads) t.join();
+  int adjusted = 0;
+  for (const auto& r : results) adjusted += r.plan_adjusted() ? 1 : 0;
+  EXPECT_EQ(adjusted, 1);
+  auto clinician = Clinician();
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(plan.plan_id());
+  list.set_page_size(100);
+  ppb::ListPlanRevisionsResponse revisions;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &revisions).ok());
+  int adjustments = 0;
+  for (const auto& r : revisions.revisions()) adjustments += r.change() == "adjusted" ? 1 : 0;
+  EXPECT_EQ(adjustments, 1);
+  // A retry of one evaluation returns its first answer.
+  auto first = Evaluate("same-evaluation");
+  auto retry = Evaluate("same-evaluation");
+  EXPECT_EQ(first.evaluation_id(), retry.evaluation_id());
+}
+
+TEST_F(Episodes, PatientsLogOnlyForThemselvesAndTenantsStayApart) {
+  auto plan = StartEpisode(3);
+  Caller other(*cluster_, MakeToken(*keys_, tenant_, "pt-other", {"patient"}, "pt-other"));
+  gpb::LogHomeExerciseRequest log;
+  log.set_request_id(NewId("rq"));
+  log.set_patient_id(patient_id_);
+  log.set_exercise_id("ex.strength.glute_bridge");
+  gpb::LogHomeExerciseResponse logged;
+  EXPECT_EQ(other.Call(other.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  gpb::EvaluateProgressRequest evaluate;
+  evaluate.set_request_id(NewId("rq"));
+  evaluate.set_patient_id(patient_id_);
+  gpb::EvaluateProgressResponse evaluated;
+  auto patient = Patient();
+  EXPECT_EQ(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated)
+                .error_code(),
+            StatusCode::PERMISSION_DENIED);
+  Caller intruder(*cluster_, MakeToken(*keys_, "other-tenant", "clin-9", {"clinician"}));
+  EXPECT_EQ(intruder.Call(intruder.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated)
+                .error_code(),
+            StatusCode::FAILED_PRECONDITION);  // no active plan for that id in the other tenant
+}
+
+}  // namespace
+}  // namespace physio::testing
