@@ -37,9 +37,13 @@ TEST(Adherence, PerWeekByHand) {
   EXPECT_EQ(weeks[0].prescribed, 5);
   EXPECT_EQ(weeks[0].logged, 4);
   EXPECT_DOUBLE_EQ(weeks[0].percent, 80);
-  EXPECT_EQ(weeks[1].prescribed, 3);  // 3 of 7 days so far: ceil(5 x 3/7) = 3
+  EXPECT_TRUE(weeks[0].complete);
+  EXPECT_EQ(weeks[1].prescribed, 2);  // 3 of 7 days so far: floor(5 x 3/7) = 2
   EXPECT_EQ(weeks[1].logged, 1);
-  EXPECT_DOUBLE_EQ(weeks[1].percent, 33.3);
+  EXPECT_DOUBLE_EQ(weeks[1].percent, 50);
+  EXPECT_FALSE(weeks[1].complete);
+  // Minutes into a new week nothing is due yet: the week is left out.
+  EXPECT_EQ(AdherenceByWeek(kStart, kStart + 7 * kDay + 60, 5, logs).size(), 1u);
   // More logs than prescribed still count as 100%.
   EXPECT_DOUBLE_EQ(AdherenceByWeek(kStart, kStart + 7 * kDay, 2, logs)[0].percent, 100);
 }
@@ -51,7 +55,8 @@ EvaluationInput Episode(int days, std::vector<int> pains, double adherence_perce
   for (size_t i = 0; i < pains.size(); ++i) {
     input.pain.push_back({kStart + static_cast<int64_t>(i + 1) * kDay, pains[i], "home_log"});
   }
-  input.adherence = {{1, 5, static_cast<int>(adherence_percent / 20), adherence_percent}};
+  input.adherence = {{1, 5, static_cast<int>(adherence_percent / 20), adherence_percent, true},
+                     {2, 1, 0, 0, false}};  // a just-started week must not decide
   input.dose_completed = dose_completed;
   return input;
 }

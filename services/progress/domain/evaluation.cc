@@ -79,11 +79,15 @@ std::vector<WeekAdherence> AdherenceByWeek(int64_t start_seconds, int64_t now_se
     const int64_t from = start_seconds + w * kWeek;
     const int64_t to = std::min(from + kWeek, now_seconds);
     // The current week is prescribed pro rata, so a Monday check is not "non-adherent".
+    const bool complete = to - from == kWeek;
     const int prescribed =
-        std::max(1, static_cast<int>(std::ceil(prescribed_per_week * static_cast<double>(to - from) / kWeek)));
+        complete ? prescribed_per_week
+                 : static_cast<int>(std::floor(prescribed_per_week * static_cast<double>(to - from) / kWeek));
+    if (prescribed == 0) continue;
     const int logged = static_cast<int>(
         std::count_if(log_times.begin(), log_times.end(), [&](int64_t t) { return t >= from && t < to; }));
-    weeks.push_back({w + 1, prescribed, logged, std::min(100.0, std::round(1000.0 * logged / prescribed) / 10.0)});
+    weeks.push_back(
+        {w + 1, prescribed, logged, std::min(100.0, std::round(1000.0 * logged / prescribed) / 10.0), complete});
   }
   return weeks;
 }
@@ -110,9 +114,10 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
       result.flare = pain.back().time_seconds - pain[k].time_seconds > policy.flare_persist_seconds;
     }
   }
-  const WeekAdherence* last_full = nullptr;
+  // Judged on the last whole week; the current partial week only when there is none yet.
+  const WeekAdherence* last_full = input.adherence.empty() ? nullptr : &input.adherence.back();
   for (const auto& week : input.adherence) {
-    if (week.prescribed > 0) last_full = &week;
+    if (week.complete) last_full = &week;
   }
   const double adherence = last_full ? last_full->percent : 0;
   result.low_adherence = last_full != nullptr && adherence < policy.low_adherence_percent;

@@ -40,10 +40,12 @@ struct WeekAdherence {
   int prescribed;        // home sessions prescribed that week
   int logged;            // sessions logged that week
   double percent;        // logged / prescribed, capped at 100
+  bool complete;         // a whole week (the current one is partial)
 };
 
 // `log_times`: when each home session was logged. Weeks run from `start_seconds`
-// up to `now_seconds` (the current, partial week included, pro rata).
+// up to `now_seconds`; the current, partial week is prescribed pro rata (rounded
+// down) and left out while nothing is due yet.
 std::vector<WeekAdherence> AdherenceByWeek(int64_t start_seconds, int64_t now_seconds, int prescribed_per_week,
                                            const std::vector<int64_t>& log_times);
 
