@@ -66,6 +66,39 @@ pb::Decision ToProto(Decision decision) {
   return pb::DECISION_UNSPECIFIED;
 }
 
+constexpr const char* kUnassignedClinic = "unassigned";
+
+// Raises an alert unless one of the same kind is already open for the patient.
+std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, const std::string& clinic_id,
+                                    const std::string& patient_id, pb::AlertKind kind,
+                                    const std::vector<std::string>& reasons) {
+  pb::Alert alert;
+  alert.set_alert_id(NewId("alert"));
+  alert.set_clinic_id(clinic_id);
+  alert.set_patient_id(patient_id);
+  alert.set_kind(kind);
+  for (const auto& reason : reasons) alert.add_reasons(reason);
+  alert.set_status(pb::ALERT_STATUS_OPEN);
+  *alert.mutable_create_time() = TimeUtil::GetCurrentTime();
+  auto inserted = conn.Exec(
+      "INSERT INTO progress.alerts (tenant_id, alert_id, clinic_id, patient_id, kind, status, body)"
+      " VALUES ($1,$2,$3,$4,$5,'OPEN',$6::jsonb)"
+      " ON CONFLICT (tenant_id, patient_id, kind) WHERE status = 'OPEN' DO NOTHING RETURNING alert_id",
+      {ctx.tenant, alert.alert_id(), clinic_id, patient_id, pb::AlertKind_Name(kind), ToJson(alert)});
+  if (inserted.rows() == 0) return std::nullopt;
+  return alert;
+}
+
+std::vector<std::string> ConcernReasons(const apb::RedFlagResult& red_flags) {
+  std::vector<std::string> reasons;
+  for (const auto& concern : red_flags.concerns()) {
+    std::string text;
+    for (const auto& reason : concern.reasons()) text += (text.empty() ? "" : ", ") + reason;
+    reasons.push_back(concern.condition() + ": " + text);
+  }
+  return reasons;
+}
+
 pb::ResponderStatus ToProto(ResponderStatus status) {
   switch (status) {
     case ResponderStatus::kTooEarly: return pb::RESPONDER_STATUS_TOO_EARLY;
@@ -91,6 +124,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   for (int i = 0; i < request.delivered_item_ids_size(); ++i) {
     ValidateOpaqueId("delivered_item_ids[" + std::to_string(i) + "]", request.delivered_item_ids(i));
   }
+  if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
   auto response = IdempotentWrite<pb::RecordVisitResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordVisit", request.request_id()}, request,
@@ -110,9 +144,18 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
           *visit.mutable_red_flags() = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
               physio::assessment::RedFlagAnswersOf(request.red_flag_screen()), std::nullopt, std::nullopt));
         }
-        conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body)"
-                  " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
-                  {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit)});
+        conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
+                  " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
+                  {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit),
+                   request.clinic_id().empty() ? PgParam() : PgParam(request.clinic_id())});
+        const auto action = visit.red_flags().action();
+        if (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) {
+          // A red flag at check-in is raised at once, in the same commit as the visit.
+          auto reasons = ConcernReasons(visit.red_flags());
+          reasons.insert(reasons.begin(), apb::RedFlagAction_Name(action));
+          RaiseAlert(conn, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
+                     request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons);
+        }
         pb::RecordVisitResponse recorded;
         *recorded.mutable_visit() = visit;
         return recorded;
@@ -338,6 +381,10 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
     summary.set_responder_status(ToProto(ResponderStatusOf(input, policy_)));
   }
+  auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
+                          " AND status = 'OPEN' ORDER BY created_at",
+                          {ctx.tenant, patient_id});
+  for (int i = 0; i < alerts.rows(); ++i) FromJson(alerts.Get(i, 0), summary.add_open_alerts());
   return snapshot;
 }
 
@@ -362,6 +409,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
+  if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   audit.patient_id = request.patient_id();
   auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "EvaluateProgress", request.request_id()},
@@ -410,6 +458,29 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
         } else {
           *out->mutable_plan() = *plan;
         }
+        std::string clinic = request.clinic_id();
+        if (clinic.empty()) {
+          auto latest = conn.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
+                                  " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
+                                  {ctx.tenant, request.patient_id()});
+          clinic = latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
+        }
+        std::vector<std::pair<pb::AlertKind, std::vector<std::string>>> alerts;
+        if (snapshot.evaluation.new_red_flag) alerts.push_back({pb::ALERT_KIND_RED_FLAG, snapshot.evaluation.red_flag_reasons});
+        std::vector<std::string> worse;
+        for (const auto& change : snapshot.evaluation.changes) {
+          if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
+        }
+        if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});
+        if (evaluation.responder == ResponderStatus::kNonResponder) {
+          alerts.push_back({pb::ALERT_KIND_NON_RESPONSE, {"no outcome improved meaningfully by week 4"}});
+        }
+        if (evaluation.low_adherence) alerts.push_back({pb::ALERT_KIND_LOW_ADHERENCE, evaluation.reasons});
+        for (const auto& [kind, reasons] : alerts) {
+          if (auto raised = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, reasons)) {
+            *out->add_raised_alerts() = *raised;
+          }
+        }
         conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body)"
                   " VALUES ($1,$2,$3,$4,$5::jsonb)",
                   {ctx.tenant, out->evaluation_id(), request.patient_id(), pb::Decision_Name(out->decision()),
@@ -417,6 +488,77 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
         return evaluated;
       });
   audit.resource_id = response.evaluation().evaluation_id();
+  return response;
+}
+
+pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request,
+                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateOpaqueId("clinic_id", request.clinic_id());
+  ValidateRange("page_size", request.page_size(), 0, 100);
+  audit.resource_id = "clinic:" + request.clinic_id();
+  const int page_size = request.page_size() == 0 ? 20 : request.page_size();
+  PgParam after_time, after_id;
+  if (!request.page_token().empty()) {
+    std::string token;
+    try {
+      token = HexDecode(request.page_token());
+    } catch (const std::exception&) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued");
+    }
+    auto first = token.find('|'), second = token.find('|', first + 1), third = token.find('|', second + 1);
+    if (token.rfind("v1|", 0) != 0 || third == std::string::npos ||
+        token.substr(first + 1, second - first - 1) != request.clinic_id()) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued for this clinic");
+    }
+    after_time = token.substr(second + 1, third - second - 1);
+    after_id = token.substr(third + 1);
+  }
+  pb::ListAlertsResponse response;
+  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+    auto rows = conn.Exec(
+        "SELECT body, created_at::text, alert_id FROM progress.alerts WHERE tenant_id = $1 AND clinic_id = $2"
+        " AND ($3 OR status = 'OPEN')"
+        " AND ($4::timestamptz IS NULL OR (created_at, alert_id) < ($4::timestamptz, $5))"
+        " ORDER BY created_at DESC, alert_id DESC LIMIT $6",
+        {ctx.tenant, request.clinic_id(), request.include_acknowledged() ? "true" : "false", after_time, after_id,
+         std::to_string(page_size + 1)});
+    const int returned = std::min(rows.rows(), page_size);
+    for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_alerts());
+    if (rows.rows() > page_size) {
+      response.set_next_page_token(HexEncode("v1|" + request.clinic_id() + "|" + rows.Get(returned - 1, 1) + "|" +
+                                             rows.Get(returned - 1, 2)));
+    }
+  });
+  return response;
+}
+
+pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ctx,
+                                                           const pb::AcknowledgeAlertRequest& request,
+                                                           AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("alert_id", request.alert_id());
+  audit.resource_id = request.alert_id();
+  auto response = IdempotentWrite<pb::AcknowledgeAlertResponse>(
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "AcknowledgeAlert", request.request_id()},
+      request, [&](PgConnection& conn) {
+        auto rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND alert_id = $2 FOR UPDATE",
+                              {ctx.tenant, request.alert_id()});
+        if (rows.rows() == 0) ThrowNotFound("alert");
+        pb::AcknowledgeAlertResponse acknowledged;
+        pb::Alert& alert = *acknowledged.mutable_alert();
+        FromJson(rows.Get(0, 0), &alert);
+        if (alert.status() == pb::ALERT_STATUS_OPEN) {
+          alert.set_status(pb::ALERT_STATUS_ACKNOWLEDGED);
+          alert.set_acknowledged_by(ctx.principal);
+          conn.Exec("UPDATE progress.alerts SET status = 'ACKNOWLEDGED', body = $3::jsonb"
+                    " WHERE tenant_id = $1 AND alert_id = $2",
+                    {ctx.tenant, request.alert_id(), ToJson(alert)});
+        }
+        return acknowledged;
+      });
+  audit.patient_id = response.alert().patient_id();
   return response;
 }
 

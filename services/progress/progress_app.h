@@ -49,6 +49,9 @@ class ProgressApp {
                                           AuditTarget& audit);
   pb::EvaluateProgressResponse EvaluateProgress(const CallContext& ctx, const pb::EvaluateProgressRequest& request,
                                                 AuditTarget& audit);
+  pb::ListAlertsResponse ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request, AuditTarget& audit);
+  pb::AcknowledgeAlertResponse AcknowledgeAlert(const CallContext& ctx, const pb::AcknowledgeAlertRequest& request,
+                                                AuditTarget& audit);
 
  private:
   struct Snapshot {

@@ -78,6 +78,8 @@ class ProgressGrpc final : public pb::ProgressService::Service {
   PHYSIO_UNARY_RPC(GetProgressSummary)
   PHYSIO_UNARY_RPC(RecordOutcome)
   PHYSIO_UNARY_RPC(EvaluateProgress)
+  PHYSIO_UNARY_RPC(ListAlerts)
+  PHYSIO_UNARY_RPC(AcknowledgeAlert)
 
  private:
   ProgressApp& app_;

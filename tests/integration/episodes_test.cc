@@ -121,6 +121,17 @@ class Episodes : public ::testing::Test {
     return response.evaluation();
   }
 
+  gpb::ListAlertsResponse Alerts(const std::string& clinic, bool include_acknowledged = false,
+                                 const std::string& tenant = "") {
+    Caller clinician(*cluster_, MakeToken(*keys_, tenant.empty() ? tenant_ : tenant, "clin-1", {"clinician"}));
+    gpb::ListAlertsRequest request;
+    request.set_clinic_id(clinic);
+    request.set_include_acknowledged(include_acknowledged);
+    gpb::ListAlertsResponse response;
+    EXPECT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ListAlerts, request, &response).ok());
+    return response;
+  }
+
   gpb::ProgressSummary Summary() {
     auto clinician = Clinician();
     gpb::GetProgressSummaryRequest request;
@@ -190,6 +201,9 @@ TEST_F(Episodes, PlateauAtWeekFiveIsMarkedForReassessment) {
   EXPECT_EQ(evaluation.responder_status(), gpb::RESPONDER_STATUS_NON_RESPONDER);
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_REASSESS);
   EXPECT_TRUE(evaluation.plan().needs_reassessment());
+  ASSERT_EQ(evaluation.raised_alerts_size(), 1);
+  EXPECT_EQ(evaluation.raised_alerts(0).kind(), gpb::ALERT_KIND_NON_RESPONSE);
+  EXPECT_EQ(evaluation.raised_alerts(0).clinic_id(), "unassigned");  // no visit named a clinic
   auto summary = Summary();
   ASSERT_EQ(summary.outcome_changes_size(), 2);
   EXPECT_EQ(summary.outcome_changes(1).instrument(), cpb::INSTRUMENT_ODI);
@@ -208,13 +222,30 @@ TEST_F(Episodes, RedFlagAtWeekThreeRefers) {
   visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
   visit.mutable_visit_time()->set_seconds(now_ - 1 * kDay);
   visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  visit.set_clinic_id("clinic-north");
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
   EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  // The alert is raised at the check-in itself.
+  auto alerts = Alerts("clinic-north");
+  ASSERT_EQ(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_RED_FLAG);
+  EXPECT_EQ(alerts.alerts(0).patient_id(), patient_id_);
   auto evaluation = Evaluate();
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_REFER);
   EXPECT_TRUE(evaluation.plan().referral_recommended());
   EXPECT_EQ(evaluation.reasons(1), "cauda_equina: saddle numbness");
+  // The red-flag alert is already open, so it is not repeated (weeks 2-3 without
+  // logs do raise a low-adherence alert, in the same clinic as the latest visit).
+  int red_flag_alerts = 0;
+  const auto listed = Alerts("clinic-north");
+  for (const auto& alert : listed.alerts()) red_flag_alerts += alert.kind() == gpb::ALERT_KIND_RED_FLAG;
+  EXPECT_EQ(red_flag_alerts, 1);
+  for (const auto& alert : evaluation.raised_alerts()) {
+    EXPECT_NE(alert.kind(), gpb::ALERT_KIND_RED_FLAG);
+    EXPECT_EQ(alert.clinic_id(), "clinic-north");
+  }
+  EXPECT_EQ(Alerts("clinic-north", false, "other-tenant").alerts_size(), 0);
 }
 
 TEST_F(Episodes, PoorAdherenceContinuesAndAdherenceIsComputedByHand) {
@@ -240,6 +271,57 @@ TEST_F(Episodes, PoorAdherenceContinuesAndAdherenceIsComputedByHand) {
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_CONTINUE);
   EXPECT_FALSE(evaluation.plan_adjusted());
   EXPECT_NE(evaluation.reasons(0).find("adherence"), std::string::npos);
+  ASSERT_EQ(evaluation.raised_alerts_size(), 1);
+  EXPECT_EQ(evaluation.raised_alerts(0).kind(), gpb::ALERT_KIND_LOW_ADHERENCE);
+  EXPECT_EQ(Summary().open_alerts_size(), 1);
+}
+
+TEST_F(Episodes, AlertsArePagedPerClinicAndAcknowledged) {
+  const std::string clinic = "clinic-" + NewId("c").substr(2, 8);
+  auto clinician = Clinician();
+  for (int i = 0; i < 5; ++i) {
+    gpb::RecordVisitRequest visit;
+    visit.set_request_id(NewId("rq"));
+    visit.set_patient_id("pt-alert-" + std::to_string(i));
+    visit.set_kind(gpb::VISIT_KIND_CLINIC);
+    visit.set_clinic_id(clinic);
+    visit.mutable_red_flag_screen()->set_history_of_cancer(true);  // urgent
+    gpb::RecordVisitResponse visited;
+    ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  }
+  gpb::ListAlertsRequest request;
+  request.set_clinic_id(clinic);
+  request.set_page_size(2);
+  std::set<std::string> seen;
+  int pages = 0;
+  do {
+    gpb::ListAlertsResponse page;
+    ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ListAlerts, request, &page).ok());
+    for (const auto& alert : page.alerts()) EXPECT_TRUE(seen.insert(alert.alert_id()).second);
+    request.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!request.page_token().empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 5u);
+
+  gpb::AcknowledgeAlertRequest acknowledge;
+  acknowledge.set_request_id(NewId("rq"));
+  acknowledge.set_alert_id(*seen.begin());
+  gpb::AcknowledgeAlertResponse acknowledged;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::AcknowledgeAlert, acknowledge,
+                             &acknowledged).ok());
+  EXPECT_EQ(acknowledged.alert().status(), gpb::ALERT_STATUS_ACKNOWLEDGED);
+  EXPECT_EQ(Alerts(clinic).alerts_size(), 4);
+  EXPECT_EQ(Alerts(clinic, true).alerts_size(), 5);
+  Caller intruder(*cluster_, MakeToken(*keys_, "other-tenant", "clin-9", {"clinician"}));
+  acknowledge.set_request_id(NewId("rq"));
+  EXPECT_EQ(intruder.Call(intruder.progress.get(), &gpb::ProgressService::Stub::AcknowledgeAlert, acknowledge,
+                          &acknowledged).error_code(),
+            StatusCode::NOT_FOUND);
+  request.set_page_token("not-hex");
+  gpb::ListAlertsResponse page;
+  EXPECT_EQ(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ListAlerts, request, &page).error_code(),
+            StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(Episodes, RacingEvaluationsYieldOneAdjustmentAndRetriesAreIdempotent) {
