@@ -10,6 +10,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
+#include "physio/redis/redis_keys.h"
 #include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
 
@@ -559,6 +560,185 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
         return acknowledged;
       });
   audit.patient_id = response.alert().patient_id();
+  return response;
+}
+
+namespace {
+// Visit session hash: "patient_id", "kind", "clinic_id", "started_at", "status",
+// "pain_before", "pain_after", "red_flags" (serialized screen), "visit_id", and
+// one field "d:<item id>" per delivered item so concurrent updates merge.
+constexpr const char* kVisitStartScript = R"LUA(
+redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'kind', ARGV[3], 'clinic_id', ARGV[4], 'started_at', ARGV[5], 'status', 'open')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)LUA";
+
+constexpr const char* kVisitUpdateScript = R"LUA(
+if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED visit session') end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kVisitReadScript = R"LUA(
+if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
+if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kVisitCompleteScript = R"LUA(
+redis.call('HSET', KEYS[1], 'status', 'completed', 'visit_id', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)LUA";
+
+void ThrowFromVisitScript(const redisReply* reply) {
+  std::string message;
+  if (!IsErrorReply(reply, &message)) return;
+  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, "visit session not found or expired");
+  if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
+  throw Error(ErrorCode::kUnavailable, "redis script failed");
+}
+
+pb::VisitSession VisitSessionFromReply(const std::string& session_id, const redisReply* reply) {
+  pb::VisitSession session;
+  session.set_session_id(session_id);
+  const long long ttl_ms = reply->element[0]->integer;
+  const redisReply* fields = reply->element[1];
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    const std::string field(fields->element[i]->str, fields->element[i]->len);
+    const std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    if (field == "patient_id") session.set_patient_id(value);
+    else if (field == "kind") session.set_kind(static_cast<pb::VisitKind>(std::stoi(value)));
+    else if (field == "clinic_id") session.set_clinic_id(value);
+    else if (field == "pain_before") session.set_pain_before(std::stoi(value));
+    else if (field == "pain_after") session.set_pain_after(std::stoi(value));
+    else if (field == "red_flags") session.mutable_red_flag_screen()->ParseFromString(value);
+    else if (field == "status") session.set_completed(value == "completed");
+    else if (field == "visit_id") session.set_visit_id(value);
+    else if (field.rfind("d:", 0) == 0) session.add_delivered_item_ids(field.substr(2));
+  }
+  std::sort(session.mutable_delivered_item_ids()->begin(), session.mutable_delivered_item_ids()->end());
+  if (ttl_ms > 0) *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
+  return session;
+}
+}  // namespace
+
+std::string ProgressApp::VisitKey(const CallContext& ctx, const std::string& session_id) const {
+  return RedisKey("prog", ctx.tenant, {"visit", session_id});
+}
+
+pb::VisitSession ProgressApp::LoadVisitSession(const CallContext& ctx, const std::string& session_id) {
+  auto reply = redis_.Eval(kVisitReadScript, {VisitKey(ctx, session_id)},
+                           {std::to_string(visit_session_ttl_.count() * 1000)}, ctx.DeadlineCappedAt(kStoreBudget));
+  ThrowFromVisitScript(reply.get());
+  return VisitSessionFromReply(session_id, reply.get());
+}
+
+pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& ctx,
+                                                             const pb::StartVisitSessionRequest& request,
+                                                             AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  audit.patient_id = request.patient_id();
+  if (request.kind() == pb::VISIT_KIND_UNSPECIFIED || !pb::VisitKind_IsValid(request.kind())) {
+    ThrowInvalidArgument("kind", "must be VISIT_KIND_CLINIC or VISIT_KIND_TELEHEALTH");
+  }
+  if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  auto response = IdempotentSessionWrite<pb::StartVisitSessionResponse>(
+      session_records_, {"prog", ctx.tenant, "StartVisitSession", request.request_id()}, request, deadline, [&] {
+        const std::string session_id = NewId("vsess");
+        auto created = redis_.Eval(kVisitStartScript, {VisitKey(ctx, session_id)},
+                                   {std::to_string(visit_session_ttl_.count() * 1000), request.patient_id(),
+                                    std::to_string(request.kind()), request.clinic_id(),
+                                    std::to_string(TimeUtil::GetCurrentTime().seconds())},
+                                   deadline);
+        ThrowFromVisitScript(created.get());
+        pb::StartVisitSessionResponse started;
+        *started.mutable_session() = LoadVisitSession(ctx, session_id);
+        return started;
+      });
+  audit.resource_id = response.session().session_id();
+  return response;
+}
+
+pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext& ctx,
+                                                               const pb::UpdateVisitSessionRequest& request,
+                                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  std::vector<std::string> args{std::to_string(visit_session_ttl_.count() * 1000)};
+  if (request.has_pain_before()) {
+    ValidatePain("pain_before", request.pain_before());
+    args.insert(args.end(), {"pain_before", std::to_string(request.pain_before())});
+  }
+  if (request.has_pain_after()) {
+    ValidatePain("pain_after", request.pain_after());
+    args.insert(args.end(), {"pain_after", std::to_string(request.pain_after())});
+  }
+  if (request.add_delivered_item_ids_size() > 50) ThrowInvalidArgument("add_delivered_item_ids", "at most 50 items");
+  for (int i = 0; i < request.add_delivered_item_ids_size(); ++i) {
+    ValidateOpaqueId("add_delivered_item_ids[" + std::to_string(i) + "]", request.add_delivered_item_ids(i));
+    args.insert(args.end(), {"d:" + request.add_delivered_item_ids(i), "1"});
+  }
+  if (request.has_red_flag_screen()) args.insert(args.end(), {"red_flags", request.red_flag_screen().SerializeAsString()});
+  if (args.size() == 1) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
+      session_records_, {"prog", ctx.tenant, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
+        auto reply = redis_.Eval(kVisitUpdateScript, {VisitKey(ctx, request.session_id())}, args, deadline);
+        ThrowFromVisitScript(reply.get());
+        pb::UpdateVisitSessionResponse updated;
+        *updated.mutable_session() = VisitSessionFromReply(request.session_id(), reply.get());
+        return updated;
+      });
+  audit.patient_id = response.session().patient_id();
+  return response;
+}
+
+pb::GetVisitSessionResponse ProgressApp::GetVisitSession(const CallContext& ctx,
+                                                         const pb::GetVisitSessionRequest& request,
+                                                         AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  pb::GetVisitSessionResponse response;
+  *response.mutable_session() = LoadVisitSession(ctx, request.session_id());
+  audit.patient_id = response.session().patient_id();
+  return response;
+}
+
+pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallContext& ctx,
+                                                                   const pb::CompleteVisitSessionRequest& request,
+                                                                   AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("session_id", request.session_id());
+  audit.resource_id = request.session_id();
+  const pb::VisitSession session = LoadVisitSession(ctx, request.session_id());
+  // The visit is recorded under an id derived from the session, so a retried or
+  // concurrent completion (or one after a crash) records it exactly once.
+  pb::RecordVisitRequest record;
+  record.set_request_id("visit-session-" + request.session_id());
+  record.set_patient_id(session.patient_id());
+  record.set_kind(session.kind());
+  record.set_clinic_id(session.clinic_id());
+  if (session.has_pain_before()) record.set_pain_before(session.pain_before());
+  if (session.has_pain_after()) record.set_pain_after(session.pain_after());
+  *record.mutable_delivered_item_ids() = session.delivered_item_ids();
+  if (session.has_red_flag_screen()) *record.mutable_red_flag_screen() = session.red_flag_screen();
+  auto started = redis_.Command({"HGET", VisitKey(ctx, request.session_id()), "started_at"}, ctx.DeadlineCappedAt(kStoreBudget));
+  if (auto seconds = ReplyString(started.get())) record.mutable_visit_time()->set_seconds(std::stoll(*seconds));
+  pb::CompleteVisitSessionResponse response;
+  *response.mutable_visit() = RecordVisit(ctx, record, audit).visit();
+  auto closed = redis_.Eval(kVisitCompleteScript, {VisitKey(ctx, request.session_id())},
+                            {response.visit().visit_id(), "3600000"}, ctx.DeadlineCappedAt(kStoreBudget));
+  ThrowFromVisitScript(closed.get());
   return response;
 }
 

@@ -12,6 +12,8 @@
 #include "physio/db/pg.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/progress/v1/progress.pb.h"
+#include "physio/redis/redis_idempotency.h"
+#include "physio/redis/redis_pool.h"
 
 namespace physio::progress {
 
@@ -37,8 +39,15 @@ class AssessmentClient {
 
 class ProgressApp {
  public:
-  ProgressApp(PgPool& pg, PlanningClient& planning, AssessmentClient& assessment, EvaluationPolicy policy = {})
-      : pg_(pg), planning_(planning), assessment_(assessment), policy_(policy) {}
+  ProgressApp(PgPool& pg, RedisPool& redis, PlanningClient& planning, AssessmentClient& assessment,
+              std::chrono::seconds visit_session_ttl = std::chrono::hours(4), EvaluationPolicy policy = {})
+      : pg_(pg),
+        redis_(redis),
+        session_records_(redis),
+        planning_(planning),
+        assessment_(assessment),
+        visit_session_ttl_(visit_session_ttl),
+        policy_(policy) {}
 
   pb::RecordVisitResponse RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request, AuditTarget& audit);
   pb::LogHomeExerciseResponse LogHomeExercise(const CallContext& ctx, const pb::LogHomeExerciseRequest& request,
@@ -49,6 +58,15 @@ class ProgressApp {
                                           AuditTarget& audit);
   pb::EvaluateProgressResponse EvaluateProgress(const CallContext& ctx, const pb::EvaluateProgressRequest& request,
                                                 AuditTarget& audit);
+  pb::StartVisitSessionResponse StartVisitSession(const CallContext& ctx, const pb::StartVisitSessionRequest& request,
+                                                  AuditTarget& audit);
+  pb::UpdateVisitSessionResponse UpdateVisitSession(const CallContext& ctx,
+                                                    const pb::UpdateVisitSessionRequest& request, AuditTarget& audit);
+  pb::GetVisitSessionResponse GetVisitSession(const CallContext& ctx, const pb::GetVisitSessionRequest& request,
+                                              AuditTarget& audit);
+  pb::CompleteVisitSessionResponse CompleteVisitSession(const CallContext& ctx,
+                                                        const pb::CompleteVisitSessionRequest& request,
+                                                        AuditTarget& audit);
   pb::ListAlertsResponse ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request, AuditTarget& audit);
   pb::AcknowledgeAlertResponse AcknowledgeAlert(const CallContext& ctx, const pb::AcknowledgeAlertRequest& request,
                                                 AuditTarget& audit);
@@ -62,9 +80,15 @@ class ProgressApp {
   Snapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
                         const std::optional<physio::planning::v1::Plan>& plan);
 
+  std::string VisitKey(const CallContext& ctx, const std::string& session_id) const;
+  pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
+
   PgPool& pg_;
+  RedisPool& redis_;
+  RedisIdempotency session_records_;
   PlanningClient& planning_;
   AssessmentClient& assessment_;
+  std::chrono::seconds visit_session_ttl_;
   EvaluationPolicy policy_;
 };
 

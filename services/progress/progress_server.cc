@@ -79,6 +79,10 @@ class ProgressGrpc final : public pb::ProgressService::Service {
   PHYSIO_UNARY_RPC(RecordOutcome)
   PHYSIO_UNARY_RPC(EvaluateProgress)
   PHYSIO_UNARY_RPC(ListAlerts)
+  PHYSIO_UNARY_RPC(StartVisitSession)
+  PHYSIO_UNARY_RPC(UpdateVisitSession)
+  PHYSIO_UNARY_RPC(GetVisitSession)
+  PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
 
  private:
@@ -93,7 +97,8 @@ class ProgressServer final : public RunningService {
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}),
         planning_(MakePeerChannel(config_.Get("planning-addr")), PeerTimeoutFrom(config_)),
         assessment_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), planning_, assessment_),
+        app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
+             std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -115,6 +120,7 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50053");
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service"});
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)"});
+  keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
   return keys;
 }
 

@@ -350,6 +350,72 @@ TEST_F(Episodes, RacingEvaluationsYieldOneAdjustmentAndRetriesAreIdempotent) {
   EXPECT_EQ(first.evaluation_id(), retry.evaluation_id());
 }
 
+TEST_F(Episodes, LiveVisitSessionsMergeUpdatesAndRecordTheVisitOnce) {
+  auto plan = StartEpisode(7);
+  auto clinician = Clinician();
+  gpb::StartVisitSessionRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  start.set_clinic_id("clinic-west");
+  gpb::StartVisitSessionResponse started;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &started).ok());
+  const std::string session_id = started.session().session_id();
+  EXPECT_GT(started.session().expire_time().seconds(), now_);
+
+  // Two consoles update at once: both changes land.
+  auto update = [&](std::function<void(gpb::UpdateVisitSessionRequest&)> fill) {
+    gpb::UpdateVisitSessionRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_session_id(session_id);
+    fill(request);
+    gpb::UpdateVisitSessionResponse response;
+    return clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, request, &response);
+  };
+  std::thread a([&] { EXPECT_TRUE(update([](auto& r) { r.set_pain_before(5); r.add_add_delivered_item_ids("ex.strength.glute_bridge"); }).ok()); });
+  std::thread b([&] { EXPECT_TRUE(update([](auto& r) { r.add_add_delivered_item_ids("manual.joint_mobilisation"); }).ok()); });
+  a.join();
+  b.join();
+  EXPECT_EQ(update([](auto& r) { r.set_pain_after(11); }).error_code(), StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(update([](auto& r) { r.set_pain_after(3); }).ok());
+
+  gpb::GetVisitSessionRequest get;
+  get.set_session_id(session_id);
+  gpb::GetVisitSessionResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetVisitSession, get, &got).ok());
+  EXPECT_EQ(got.session().pain_before(), 5);
+  EXPECT_EQ(got.session().pain_after(), 3);
+  EXPECT_EQ(got.session().delivered_item_ids_size(), 2);
+
+  // Two completions racing record one visit.
+  std::vector<std::string> visit_ids(2);
+  std::vector<std::thread> completers;
+  for (int i = 0; i < 2; ++i) {
+    completers.emplace_back([&, i] {
+      gpb::CompleteVisitSessionRequest complete;
+      complete.set_request_id(NewId("rq"));
+      complete.set_session_id(session_id);
+      gpb::CompleteVisitSessionResponse completed;
+      auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::CompleteVisitSession, complete, &completed);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      visit_ids[i] = completed.visit().visit_id();
+    });
+  }
+  for (auto& t : completers) t.join();
+  EXPECT_FALSE(visit_ids[0].empty());
+  EXPECT_EQ(visit_ids[0], visit_ids[1]);
+  EXPECT_EQ(Summary().visit_count(), 1);
+  EXPECT_EQ(update([](auto& r) { r.set_pain_after(2); }).error_code(), StatusCode::FAILED_PRECONDITION);
+  get.set_session_id("vsess_missing");
+  EXPECT_EQ(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetVisitSession, get, &got).error_code(),
+            StatusCode::NOT_FOUND);
+  auto patient = Patient();
+  start.set_request_id(NewId("rq"));
+  gpb::StartVisitSessionResponse refused;
+  EXPECT_EQ(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &refused).error_code(),
+            StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(Episodes, PatientsLogOnlyForThemselvesAndTenantsStayApart) {
   auto plan = StartEpisode(3);
   Caller other(*cluster_, MakeToken(*keys_, tenant_, "pt-other", {"patient"}, "pt-other"));
