@@ -178,6 +178,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   ValidateRange("reps_done", request.reps_done(), 0, 200);
   ValidatePain("pain_during", request.pain_during());
   ValidatePain("pain_after", request.pain_after());
+  if (!pb::Difficulty_IsValid(request.difficulty())) ThrowInvalidArgument("difficulty", "is not a known value");
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
 
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
@@ -201,6 +202,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         log.set_reps_done(request.reps_done());
         log.set_pain_during(request.pain_during());
         log.set_pain_after(request.pain_after());
+        log.set_difficulty(request.difficulty());
         log.set_recorded_by(ctx.principal);
         conn.Exec("INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
                   " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
@@ -305,7 +307,10 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
     if (plan && log.plan_id() == plan->plan_id()) {
       plan_log_times.push_back(log.performed_time().seconds());
-      if (log.performed_time().seconds() >= input.evidence_since_seconds) latest_log[log.exercise_id()] = log;
+      if (log.performed_time().seconds() >= input.evidence_since_seconds) {
+        latest_log[log.exercise_id()] = log;
+        input.rated_too_hard |= log.difficulty() == pb::DIFFICULTY_TOO_HARD;
+      }
     }
   }
 

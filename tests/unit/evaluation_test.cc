@@ -69,6 +69,15 @@ TEST(Evaluate, SteadyImprovementWithGoodAdherenceProgresses) {
   EXPECT_EQ(result.responder, ResponderStatus::kResponder);
 }
 
+TEST(Evaluate, TooHardBlocksProgression) {
+  auto input = Episode(14, {6, 5, 4}, 100, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 4)};
+  input.rated_too_hard = true;
+  auto result = Evaluate(input, {});
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_NE(result.reasons[0].find("too hard"), std::string::npos);
+}
+
 TEST(Evaluate, FlareRegresses) {
   auto input = Episode(10, {4, 4, 3, 6, 6, 7}, 100, true);
   input.changes = {JudgeChange(Outcome::kNprs, 6, 7)};

@@ -149,6 +149,11 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
                              ": review, re-classify, consider psychologically informed care or referral");
     return result;
   }
+  if (input.dose_completed && adherence >= policy.good_adherence_percent && input.rated_too_hard) {
+    result.decision = Decision::kContinue;
+    result.reasons.push_back("dose completed, but an exercise was rated too hard: not progressing yet");
+    return result;
+  }
   if (input.dose_completed && adherence >= policy.good_adherence_percent) {
     result.decision = Decision::kProgress;
     result.reasons.push_back("prescribed dose completed with " + Number(adherence) + "% adherence and no flare");

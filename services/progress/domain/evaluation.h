@@ -64,6 +64,7 @@ struct EvaluationInput {
   std::vector<PainReading> pain;   // time-ordered readings after the baseline
   std::vector<WeekAdherence> adherence;
   bool dose_completed = false;     // the recent logs reached the prescribed sets and reps
+  bool rated_too_hard = false;     // a recent log rated an exercise too hard
   bool new_red_flag = false;       // a red flag at check-in calling for referral
   std::vector<std::string> red_flag_reasons;
 };
