@@ -257,6 +257,32 @@ int main(int argc, char** argv) {
     for (const auto& point : s.pain_trend()) std::cout << " " << point.pain() << " (" << point.source() << ")";
     std::cout << "\n   baseline " << s.baseline_pain() << " -> latest " << s.latest_pain() << ": change "
               << s.pain_change() << (s.pain_change_meaningful() ? " (meaningful: >= 2 points)" : " (below the 2-point MCID)")
+              << "\n   home-programme adherence "
+              << (s.adherence().empty() ? std::string("not due yet (first days of the plan)")
+                                        : std::to_string(static_cast<int>(s.adherence_percent())) + "%")
+              << ", " << gpb::ResponderStatus_Name(s.responder_status()) << "\n";
+
+    std::cout << "\n5. Oswestry re-measure and the clinician's progress evaluation\n";
+    gpb::RecordOutcomeRequest outcome;
+    outcome.set_request_id(Rid("odi-2"));
+    outcome.set_patient_id(patient_id);
+    outcome.set_instrument(cpb::INSTRUMENT_ODI);
+    const int odi_now[] = {1, 0, 2, 1, 1, 1, 1, 0, 1, 1};
+    for (int i = 0; i < 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), odi_now[i], i == 7);
+    gpb::RecordOutcomeResponse recorded;
+    patient.Call("RecordOutcome", progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded);
+    std::cout << "   Oswestry now " << recorded.measure().score().score() << "% ("
+              << recorded.measure().score().band() << ")\n";
+    gpb::EvaluateProgressRequest evaluate;
+    evaluate.set_request_id(Rid("evaluate"));
+    evaluate.set_patient_id(patient_id);
+    gpb::EvaluateProgressResponse evaluated;
+    clinician.Call("EvaluateProgress", progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated);
+    const auto& e = evaluated.evaluation();
+    std::cout << "   decision: " << gpb::Decision_Name(e.decision()) << " (" << gpb::ResponderStatus_Name(e.responder_status())
+              << ")\n";
+    for (const auto& reason : e.reasons()) std::cout << "     - " << reason << "\n";
+    std::cout << "   plan " << (e.plan_adjusted() ? "adjusted to revision " : "unchanged at revision ") << e.plan().revision()
               << "\n\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {

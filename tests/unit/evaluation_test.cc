@@ -69,6 +69,16 @@ TEST(Evaluate, SteadyImprovementWithGoodAdherenceProgresses) {
   EXPECT_EQ(result.responder, ResponderStatus::kResponder);
 }
 
+TEST(Evaluate, NothingDueYetIsTooEarlyNotNonAdherent) {
+  EvaluationInput input;
+  input.plan_start_seconds = kStart;
+  input.now_seconds = kStart + 3600;
+  auto result = Evaluate(input, {});
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_FALSE(result.low_adherence);
+  EXPECT_EQ(result.reasons[0], "too early to judge: no home sessions are due yet");
+}
+
 TEST(Evaluate, TooHardBlocksProgression) {
   auto input = Episode(14, {6, 5, 4}, 100, true);
   input.changes = {JudgeChange(Outcome::kNprs, 6, 4)};

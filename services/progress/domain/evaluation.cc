@@ -160,7 +160,9 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     return result;
   }
   result.decision = Decision::kContinue;
-  if (result.low_adherence) {
+  if (last_full == nullptr) {
+    result.reasons.push_back("too early to judge: no home sessions are due yet");
+  } else if (result.low_adherence) {
     result.reasons.push_back("home-programme adherence " + Number(adherence) + "%: discuss barriers before changing the plan");
   } else if (!input.dose_completed) {
     result.reasons.push_back("prescribed dose not yet completed");
