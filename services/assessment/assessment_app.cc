@@ -8,6 +8,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
+#include "physio/db/page_token.h"
 #include "physio/redis/redis_keys.h"
 #include "fhir_export.h"
 #include "intake_sections.h"
@@ -479,24 +480,7 @@ pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ct
   audit.patient_id = request.patient_id();
   ValidateRange("page_size", request.page_size(), 0, 100);
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
-  // The token is the keyset position (created_at, assessment_id) of the last row
-  // returned, bound to the patient so it cannot be replayed against another list.
-  PgParam after_time, after_id;
-  if (!request.page_token().empty()) {
-    std::string token;
-    try {
-      token = HexDecode(request.page_token());
-    } catch (const std::exception&) {
-      ThrowInvalidArgument("page_token", "is not a token this service issued");
-    }
-    auto first = token.find('|'), second = token.find('|', first + 1), third = token.find('|', second + 1);
-    if (token.rfind("v1|", 0) != 0 || third == std::string::npos ||
-        token.substr(first + 1, second - first - 1) != request.patient_id()) {
-      ThrowInvalidArgument("page_token", "is not a token this service issued for this patient");
-    }
-    after_time = token.substr(second + 1, third - second - 1);
-    after_id = token.substr(third + 1);
-  }
+  const KeysetPosition after = DecodePageToken(request.page_token(), request.patient_id());
   pb::ListAssessmentsResponse response;
   WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
     auto rows = conn.Exec(
@@ -504,12 +488,12 @@ pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ct
         " WHERE tenant_id = $1 AND patient_id = $2"
         " AND ($3::timestamptz IS NULL OR (created_at, assessment_id) < ($3::timestamptz, $4))"
         " ORDER BY created_at DESC, assessment_id DESC LIMIT $5",
-        {ctx.tenant, request.patient_id(), after_time, after_id, std::to_string(page_size + 1)});
+        {ctx.tenant, request.patient_id(), after.created_at, after.id, std::to_string(page_size + 1)});
     const int returned = std::min(rows.rows(), page_size);
     for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_assessments());
     if (rows.rows() > page_size) {
-      response.set_next_page_token(HexEncode("v1|" + request.patient_id() + "|" + rows.Get(returned - 1, 1) + "|" +
-                                             rows.Get(returned - 1, 2)));
+      response.set_next_page_token(
+          EncodePageToken(request.patient_id(), rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)));
     }
   });
   return response;

@@ -10,6 +10,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
+#include "physio/db/page_token.h"
 #include "physio/redis/redis_keys.h"
 #include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
@@ -504,22 +505,7 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
   ValidateRange("page_size", request.page_size(), 0, 100);
   audit.resource_id = "clinic:" + request.clinic_id();
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
-  PgParam after_time, after_id;
-  if (!request.page_token().empty()) {
-    std::string token;
-    try {
-      token = HexDecode(request.page_token());
-    } catch (const std::exception&) {
-      ThrowInvalidArgument("page_token", "is not a token this service issued");
-    }
-    auto first = token.find('|'), second = token.find('|', first + 1), third = token.find('|', second + 1);
-    if (token.rfind("v1|", 0) != 0 || third == std::string::npos ||
-        token.substr(first + 1, second - first - 1) != request.clinic_id()) {
-      ThrowInvalidArgument("page_token", "is not a token this service issued for this clinic");
-    }
-    after_time = token.substr(second + 1, third - second - 1);
-    after_id = token.substr(third + 1);
-  }
+  const KeysetPosition after = DecodePageToken(request.page_token(), "clinic:" + request.clinic_id());
   pb::ListAlertsResponse response;
   WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
     auto rows = conn.Exec(
@@ -527,13 +513,13 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
         " AND ($3 OR status = 'OPEN')"
         " AND ($4::timestamptz IS NULL OR (created_at, alert_id) < ($4::timestamptz, $5))"
         " ORDER BY created_at DESC, alert_id DESC LIMIT $6",
-        {ctx.tenant, request.clinic_id(), request.include_acknowledged() ? "true" : "false", after_time, after_id,
+        {ctx.tenant, request.clinic_id(), request.include_acknowledged() ? "true" : "false", after.created_at, after.id,
          std::to_string(page_size + 1)});
     const int returned = std::min(rows.rows(), page_size);
     for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_alerts());
     if (rows.rows() > page_size) {
-      response.set_next_page_token(HexEncode("v1|" + request.clinic_id() + "|" + rows.Get(returned - 1, 1) + "|" +
-                                             rows.Get(returned - 1, 2)));
+      response.set_next_page_token(
+          EncodePageToken("clinic:" + request.clinic_id(), rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)));
     }
   });
   return response;
