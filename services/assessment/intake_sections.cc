@@ -156,4 +156,14 @@ v1::Classification ProtoOf(const Classification& c) {
   return out;
 }
 
+std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags) {
+  std::vector<std::string> lines;
+  for (const auto& concern : red_flags.concerns()) {
+    std::string reasons;
+    for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
+    lines.push_back(concern.condition() + ": " + reasons);
+  }
+  return lines;
+}
+
 }  // namespace physio::assessment

@@ -18,4 +18,7 @@ v1::RedFlagAction ProtoOf(RedFlagAction action);
 v1::RedFlagResult ProtoOf(const RedFlagResult& result);
 v1::Classification ProtoOf(const Classification& classification);
 
+// One line per condition of concern: "<condition>: <reason>, <reason>".
+std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags);
+
 }  // namespace physio::assessment

@@ -9,6 +9,7 @@
 #include "physio/redis/redis_keys.h"
 #include "physio/server/proto_util.h"
 #include "fhir_careplan.h"
+#include "intake_sections.h"
 #include "plan_changes.h"
 
 #include <spdlog/spdlog.h>
@@ -113,12 +114,8 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     case apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL: input.red_flags = RedFlagLevel::kEmergencyReferral; break;
     default: input.red_flags = RedFlagLevel::kNotScreened; break;
   }
-  for (const auto& concern : assessment.red_flags().concerns()) {
-    std::string reasons;
-    for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
-    input.red_flag_reasons.push_back(concern.condition() + ": " + reasons);
-    input.fracture_concern |= concern.condition() == "fracture";
-  }
+  input.red_flag_reasons = physio::assessment::ConcernSummaries(assessment.red_flags());
+  for (const auto& concern : assessment.red_flags().concerns()) input.fracture_concern |= concern.condition() == "fracture";
   input.fracture_concern |= assessment.red_flags().manipulation_contraindicated();
   if (assessment.has_clinician_red_flag_judgement()) {
     input.red_flag_reasons.push_back("clinician's judgement: " + assessment.clinician_red_flag_judgement().rationale());

@@ -91,16 +91,6 @@ std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, 
   return alert;
 }
 
-std::vector<std::string> ConcernReasons(const apb::RedFlagResult& red_flags) {
-  std::vector<std::string> reasons;
-  for (const auto& concern : red_flags.concerns()) {
-    std::string text;
-    for (const auto& reason : concern.reasons()) text += (text.empty() ? "" : ", ") + reason;
-    reasons.push_back(concern.condition() + ": " + text);
-  }
-  return reasons;
-}
-
 pb::ResponderStatus ToProto(ResponderStatus status) {
   switch (status) {
     case ResponderStatus::kTooEarly: return pb::RESPONDER_STATUS_TOO_EARLY;
@@ -153,7 +143,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         const auto action = visit.red_flags().action();
         if (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) {
           // A red flag at check-in is raised at once, in the same commit as the visit.
-          auto reasons = ConcernReasons(visit.red_flags());
+          auto reasons = physio::assessment::ConcernSummaries(visit.red_flags());
           reasons.insert(reasons.begin(), apb::RedFlagAction_Name(action));
           RaiseAlert(conn, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
                      request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons);
@@ -288,10 +278,8 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds &&
         (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL)) {
       input.new_red_flag = true;
-      for (const auto& concern : visit.red_flags().concerns()) {
-        std::string reasons;
-        for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
-        input.red_flag_reasons.push_back(concern.condition() + ": " + reasons);
+      for (auto& line : physio::assessment::ConcernSummaries(visit.red_flags())) {
+        input.red_flag_reasons.push_back(std::move(line));
       }
     }
   }
