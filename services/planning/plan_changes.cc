@@ -8,20 +8,6 @@
 namespace physio::planning {
 
 namespace {
-v1::PlanItemKind KindOf(InterventionKind kind) {
-  switch (PlanItemKindOf(kind)) {
-    case ItemKind::kExercise: return v1::PLAN_ITEM_KIND_EXERCISE;
-    case ItemKind::kEducation: return v1::PLAN_ITEM_KIND_EDUCATION;
-    case ItemKind::kPainManagement: return v1::PLAN_ITEM_KIND_PAIN_MANAGEMENT;
-    case ItemKind::kLifestyle: return v1::PLAN_ITEM_KIND_LIFESTYLE;
-    case ItemKind::kManualTherapy: return v1::PLAN_ITEM_KIND_MANUAL_THERAPY;
-    case ItemKind::kPsychological: return v1::PLAN_ITEM_KIND_PSYCHOLOGICAL;
-    case ItemKind::kNotRecommended: return v1::PLAN_ITEM_KIND_NOT_RECOMMENDED;
-    case ItemKind::kReferral: return v1::PLAN_ITEM_KIND_REFERRAL;
-  }
-  return v1::PLAN_ITEM_KIND_UNSPECIFIED;
-}
-
 int IndexOf(const v1::Plan& plan, const std::string& item_id) {
   for (int i = 0; i < plan.items_size(); ++i) {
     if (plan.items(i).item_id() == item_id) return i;
@@ -69,20 +55,37 @@ std::string StepDose(v1::PlanItem& item, bool progress) {
 }
 }  // namespace
 
+v1::PlanItemKind ToProto(ItemKind kind) {
+  switch (kind) {
+    case ItemKind::kExercise: return v1::PLAN_ITEM_KIND_EXERCISE;
+    case ItemKind::kEducation: return v1::PLAN_ITEM_KIND_EDUCATION;
+    case ItemKind::kPainManagement: return v1::PLAN_ITEM_KIND_PAIN_MANAGEMENT;
+    case ItemKind::kLifestyle: return v1::PLAN_ITEM_KIND_LIFESTYLE;
+    case ItemKind::kManualTherapy: return v1::PLAN_ITEM_KIND_MANUAL_THERAPY;
+    case ItemKind::kPsychological: return v1::PLAN_ITEM_KIND_PSYCHOLOGICAL;
+    case ItemKind::kNotRecommended: return v1::PLAN_ITEM_KIND_NOT_RECOMMENDED;
+    case ItemKind::kReferral: return v1::PLAN_ITEM_KIND_REFERRAL;
+  }
+  return v1::PLAN_ITEM_KIND_UNSPECIFIED;
+}
+
+v1::ExerciseDose ToProto(const Dose& dose) {
+  v1::ExerciseDose out;
+  out.set_sets(dose.sets);
+  out.set_reps(dose.reps);
+  out.set_hold_seconds(dose.hold_seconds);
+  out.set_sessions_per_week(dose.sessions_per_week);
+  out.set_duration_minutes(dose.duration_minutes);
+  return out;
+}
+
 v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reason) {
   v1::PlanItem item;
   item.set_item_id(entry.id);
-  item.set_kind(KindOf(entry.kind));
+  item.set_kind(ToProto(PlanItemKindOf(entry.kind)));
   item.set_title(entry.title);
   item.set_instructions(entry.instructions);
-  if (entry.kind == InterventionKind::kExercise) {
-    auto* dose = item.mutable_dose();
-    dose->set_sets(entry.dose.sets);
-    dose->set_reps(entry.dose.reps);
-    dose->set_hold_seconds(entry.dose.hold_seconds);
-    dose->set_sessions_per_week(entry.dose.sessions_per_week);
-    dose->set_duration_minutes(entry.dose.duration_minutes);
-  }
+  if (entry.kind == InterventionKind::kExercise) *item.mutable_dose() = ToProto(entry.dose);
   item.set_reason(reason.empty() ? entry.reason : reason);
   item.set_source(entry.source);
   item.set_home_programme(entry.kind == InterventionKind::kExercise || entry.kind == InterventionKind::kPainManagement);

@@ -26,6 +26,10 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
 // package that includes exercise. Throws Error(kInvalidArgument) when broken.
 void CheckPlanInvariants(const v1::Plan& plan);
 
+// The API's forms of the rules' item kind and dose (one place for both conversions).
+v1::PlanItemKind ToProto(ItemKind kind);
+v1::ExerciseDose ToProto(const Dose& dose);
+
 // A plan item for a library entry, with its starting dose.
 v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reason);
 

@@ -32,30 +32,6 @@ cpb::Phase ToProto(Phase phase) {
   return cpb::PHASE_UNSPECIFIED;
 }
 
-pb::PlanItemKind ToProto(ItemKind kind) {
-  switch (kind) {
-    case ItemKind::kExercise: return pb::PLAN_ITEM_KIND_EXERCISE;
-    case ItemKind::kEducation: return pb::PLAN_ITEM_KIND_EDUCATION;
-    case ItemKind::kPainManagement: return pb::PLAN_ITEM_KIND_PAIN_MANAGEMENT;
-    case ItemKind::kLifestyle: return pb::PLAN_ITEM_KIND_LIFESTYLE;
-    case ItemKind::kManualTherapy: return pb::PLAN_ITEM_KIND_MANUAL_THERAPY;
-    case ItemKind::kPsychological: return pb::PLAN_ITEM_KIND_PSYCHOLOGICAL;
-    case ItemKind::kNotRecommended: return pb::PLAN_ITEM_KIND_NOT_RECOMMENDED;
-    case ItemKind::kReferral: return pb::PLAN_ITEM_KIND_REFERRAL;
-  }
-  return pb::PLAN_ITEM_KIND_UNSPECIFIED;
-}
-
-pb::ExerciseDose ToProto(const Dose& dose) {
-  pb::ExerciseDose out;
-  out.set_sets(dose.sets);
-  out.set_reps(dose.reps);
-  out.set_hold_seconds(dose.hold_seconds);
-  out.set_sessions_per_week(dose.sessions_per_week);
-  out.set_duration_minutes(dose.duration_minutes);
-  return out;
-}
-
 cpb::Instrument ToProto(GoalMeasure measure) {
   switch (measure) {
     case GoalMeasure::kNprs: return cpb::INSTRUMENT_NPRS;
