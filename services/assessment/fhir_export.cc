@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/instruments.h"
-#include "physio/common/ids.h"
+#include "physio/common/fhir.h"
 
 namespace physio::assessment {
 
@@ -13,23 +13,7 @@ namespace {
 using nlohmann::json;
 namespace cpb = physio::common::v1;
 
-// A stable urn:uuid from the assessment id and a part name (UUID-shaped SHA-256 prefix).
-std::string StableUuid(const std::string& assessment_id, const std::string& part) {
-  std::string hex = Sha256Hex(assessment_id + "/" + part).substr(0, 32);
-  hex[12] = '5';  // name-based version nibble
-  return "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) +
-         "-" + hex.substr(20, 12);
-}
-
-json Coding(const std::string& system, const std::string& code, const std::string& display) {
-  return {{"system", system}, {"code", code}, {"display", display}};
-}
-
-json Concept(const std::string& system, const std::string& code, const std::string& display) {
-  return {{"coding", json::array({Coding(system, code, display)})}, {"text", display}};
-}
-
-json Local(const std::string& code, const std::string& display) { return Concept(kLocalCodeSystem, code, display); }
+json Local(const std::string& code, const std::string& display) { return FhirConcept(kPhysioCodeSystem, code, display); }
 
 struct InstrumentCodes {
   std::string code;        // instrument code in our API ("odi")
@@ -42,14 +26,14 @@ InstrumentCodes CodesFor(cpb::Instrument instrument) {
   switch (instrument) {
     case cpb::INSTRUMENT_NPRS:
       return {"nprs", std::string(kLocalQuestionnaireBase) + "nprs",
-              Concept("http://loinc.org", "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported"),
+              FhirConcept("http://loinc.org", "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported"),
               "{score}"};
     case cpb::INSTRUMENT_ODI:
-      return {"odi", "http://loinc.org/q/97908-8", Concept("http://loinc.org", "97909-6", "Oswestry Disability Index score"), "%"};
+      return {"odi", "http://loinc.org/q/97908-8", FhirConcept("http://loinc.org", "97909-6", "Oswestry Disability Index score"), "%"};
     case cpb::INSTRUMENT_RMDQ:
       return {"rmdq", std::string(kLocalQuestionnaireBase) + "rmdq", Local("rmdq-score", "Roland-Morris Disability Questionnaire score"), "{score}"};
     case cpb::INSTRUMENT_START_BACK:
-      return {"sbt", "http://loinc.org/q/91349-1", Concept("http://loinc.org", "91351-7", "STarT Back total score"), "{score}"};
+      return {"sbt", "http://loinc.org/q/91349-1", FhirConcept("http://loinc.org", "91351-7", "STarT Back total score"), "{score}"};
     case cpb::INSTRUMENT_FABQ:
       return {"fabq", std::string(kLocalQuestionnaireBase) + "fabq", Local("fabq-work", "FABQ work subscale"), "{score}"};
     case cpb::INSTRUMENT_PSFS:
@@ -65,9 +49,9 @@ json Quantity(double value, const std::string& unit) {
 
 json StartBackRiskConcept(const std::string& band) {
   // LOINC answer list for 91352-5.
-  if (band == "low") return Concept("http://loinc.org", "LA9194-7", "Low risk");
-  if (band == "medium") return Concept("http://loinc.org", "LA8982-6", "Medium risk");
-  return Concept("http://loinc.org", "LA9193-9", "High risk");
+  if (band == "low") return FhirConcept("http://loinc.org", "LA9194-7", "Low risk");
+  if (band == "medium") return FhirConcept("http://loinc.org", "LA8982-6", "Medium risk");
+  return FhirConcept("http://loinc.org", "LA9193-9", "High risk");
 }
 }  // namespace
 
@@ -75,7 +59,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
   using google::protobuf::util::TimeUtil;
   const std::string when = TimeUtil::ToString(a.create_time());
   const json subject = {{"reference", "Patient/" + a.patient_id()}};
-  const json survey = json::array({Concept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
+  const json survey = json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
   json entries = json::array();
   auto add = [&](const std::string& full_url, json resource) {
     entries.push_back({{"fullUrl", full_url}, {"resource", std::move(resource)}});
@@ -94,9 +78,9 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
       }
       items.push_back({{"linkId", answer.item_id()}, {"answer", json::array({answer_json})}});
     }
-    const std::string response_url = StableUuid(a.assessment_id(), "qr/" + codes.code);
+    const std::string response_url = FhirUrnUuid(a.assessment_id() + "/" + "qr/" + codes.code);
     add(response_url, {{"resourceType", "QuestionnaireResponse"},
-                       {"identifier", {{"system", std::string(kLocalCodeSystem) + "/assessment"},
+                       {"identifier", {{"system", std::string(kPhysioCodeSystem) + "/assessment"},
                                        {"value", a.assessment_id() + "/" + codes.code}}},
                        {"questionnaire", codes.questionnaire},
                        {"status", "completed"},
@@ -119,12 +103,12 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
     }
     json components = json::array();
     for (const auto& sub : score.subscores()) {
-      json code = sub.name() == "psychosocial" ? Concept("http://loinc.org", "91350-9", "STarT Back distress subscore")
+      json code = sub.name() == "psychosocial" ? FhirConcept("http://loinc.org", "91350-9", "STarT Back distress subscore")
                                                : Local(codes.code + "-" + sub.name(), sub.name());
       components.push_back({{"code", code}, {"valueQuantity", Quantity(sub.value(), "{score}")}});
     }
     if (score.instrument() == cpb::INSTRUMENT_START_BACK && !score.band().empty()) {
-      components.push_back({{"code", Concept("http://loinc.org", "91352-5", "STarT Back risk group")},
+      components.push_back({{"code", FhirConcept("http://loinc.org", "91352-5", "STarT Back risk group")},
                             {"valueCodeableConcept", StartBackRiskConcept(score.band())}});
     } else if (!score.band().empty()) {
       components.push_back({{"code", Local(codes.code + "-band", "severity band")},
@@ -134,7 +118,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
       components.push_back({{"code", Local("finding", "finding")}, {"valueCodeableConcept", Local(flag, flag)}});
     }
     if (!components.empty()) observation["component"] = components;
-    add(StableUuid(a.assessment_id(), "obs/" + codes.code), observation);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/" + codes.code), observation);
   }
 
   // The red-flag screen: the computed action, each condition's concern, and the clinician's judgement.
@@ -160,7 +144,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
                             {"valueCodeableConcept", Local(judged, judged)}});
     }
     if (!components.empty()) observation["component"] = components;
-    add(StableUuid(a.assessment_id(), "obs/red-flags"), observation);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/red-flags"), observation);
   }
 
   // Classification.
@@ -176,20 +160,20 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a) {
       const std::string band = c.start_back_risk() == v1::START_BACK_RISK_LOW      ? "low"
                                : c.start_back_risk() == v1::START_BACK_RISK_MEDIUM ? "medium"
                                                                                   : "high";
-      components.push_back({{"code", Concept("http://loinc.org", "91352-5", "STarT Back risk group")},
+      components.push_back({{"code", FhirConcept("http://loinc.org", "91352-5", "STarT Back risk group")},
                             {"valueCodeableConcept", StartBackRiskConcept(band)}});
     }
     const std::string subgroup = v1::Subgroup_Name(c.subgroup());
     json observation = {{"resourceType", "Observation"},
                         {"status", "final"},
-                        {"category", json::array({Concept("http://terminology.hl7.org/CodeSystem/observation-category",
+                        {"category", json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category",
                                                           "exam", "Exam")})},
                         {"code", Local("treatment-based-classification", "Treatment-based classification")},
                         {"subject", subject},
                         {"effectiveDateTime", when},
                         {"valueCodeableConcept", Local(subgroup, subgroup)}};
     if (!components.empty()) observation["component"] = components;
-    add(StableUuid(a.assessment_id(), "obs/classification"), observation);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/classification"), observation);
   }
 
   json bundle = {{"resourceType", "Bundle"},

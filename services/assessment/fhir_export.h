@@ -10,7 +10,6 @@
 
 namespace physio::assessment {
 
-inline constexpr const char* kLocalCodeSystem = "https://physio-backend.org/fhir/CodeSystem/physio";
 inline constexpr const char* kLocalQuestionnaireBase = "https://physio-backend.org/fhir/Questionnaire/";
 
 std::string AssessmentToFhirBundle(const v1::Assessment& assessment);

@@ -4,25 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "physio/common/ids.h"
+#include "physio/common/fhir.h"
 
 namespace physio::planning {
 
 namespace {
 using nlohmann::json;
 namespace cpb = physio::common::v1;
-constexpr const char* kLocal = "https://physio-backend.org/fhir/CodeSystem/physio";
-
-std::string StableUuid(const std::string& seed) {
-  std::string hex = Sha256Hex(seed).substr(0, 32);
-  hex[12] = '5';
-  return "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) +
-         "-" + hex.substr(20, 12);
-}
-
-json Concept(const std::string& system, const std::string& code, const std::string& display) {
-  return {{"coding", json::array({{{"system", system}, {"code", code}, {"display", display}}})}, {"text", display}};
-}
 
 std::string CarePlanStatus(v1::PlanStatus status) {
   switch (status) {
@@ -46,11 +34,11 @@ std::string GoalStatus(v1::PlanStatus status) {
 
 json MeasureFor(cpb::Instrument instrument) {
   switch (instrument) {
-    case cpb::INSTRUMENT_NPRS: return Concept("http://loinc.org", "72514-3", "Pain severity 0-10");
-    case cpb::INSTRUMENT_ODI: return Concept("http://loinc.org", "97909-6", "Oswestry Disability Index score");
-    case cpb::INSTRUMENT_RMDQ: return Concept(kLocal, "rmdq-score", "Roland-Morris Disability Questionnaire score");
-    case cpb::INSTRUMENT_PSFS: return Concept(kLocal, "psfs-activity", "Patient-Specific Functional Scale activity rating");
-    default: return Concept(kLocal, "outcome", "outcome");
+    case cpb::INSTRUMENT_NPRS: return FhirConcept("http://loinc.org", "72514-3", "Pain severity 0-10");
+    case cpb::INSTRUMENT_ODI: return FhirConcept("http://loinc.org", "97909-6", "Oswestry Disability Index score");
+    case cpb::INSTRUMENT_RMDQ: return FhirConcept(kPhysioCodeSystem, "rmdq-score", "Roland-Morris Disability Questionnaire score");
+    case cpb::INSTRUMENT_PSFS: return FhirConcept(kPhysioCodeSystem, "psfs-activity", "Patient-Specific Functional Scale activity rating");
+    default: return FhirConcept(kPhysioCodeSystem, "outcome", "outcome");
   }
 }
 }  // namespace
@@ -63,7 +51,7 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
   json goal_refs = json::array();
   for (int i = 0; i < plan.goals_size(); ++i) {
     const auto& goal = plan.goals(i);
-    const std::string url = StableUuid(seed + "/goal/" + std::to_string(i));
+    const std::string url = FhirUrnUuid(seed + "/goal/" + std::to_string(i));
     goal_refs.push_back({{"reference", url}});
     json target = {{"measure", MeasureFor(goal.instrument())}, {"detailQuantity", {{"value", goal.target_score()}}}};
     if (plan.has_create_time() && plan.expected_duration_weeks() > 0) {
@@ -86,7 +74,7 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
                    {"reasonCode", json::array({{{"text", item.reason()}}})}};
     switch (item.kind()) {
       case v1::PLAN_ITEM_KIND_EXERCISE:
-        detail["code"] = Concept("http://snomed.info/sct", "229065009", "Exercise therapy");
+        detail["code"] = FhirConcept("http://snomed.info/sct", "229065009", "Exercise therapy");
         detail["code"]["text"] = item.title();
         if (item.dose().sessions_per_week() > 0) {
           detail["scheduledTiming"] = {
@@ -94,15 +82,15 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
         }
         break;
       case v1::PLAN_ITEM_KIND_NOT_RECOMMENDED:
-        detail["code"] = Concept(kLocal, item.item_id(), item.title());
+        detail["code"] = FhirConcept(kPhysioCodeSystem, item.item_id(), item.title());
         detail["doNotPerform"] = true;
         break;
       case v1::PLAN_ITEM_KIND_REFERRAL:
         detail["kind"] = "ServiceRequest";
-        detail["code"] = Concept(kLocal, item.item_id(), item.title());
+        detail["code"] = FhirConcept(kPhysioCodeSystem, item.item_id(), item.title());
         break;
       default:
-        detail["code"] = Concept(kLocal, item.item_id(), item.title());
+        detail["code"] = FhirConcept(kPhysioCodeSystem, item.item_id(), item.title());
         break;
     }
     if (!goal_refs.empty() && item.kind() != v1::PLAN_ITEM_KIND_NOT_RECOMMENDED) detail["goal"] = goal_refs;
@@ -110,10 +98,10 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
   }
 
   json careplan = {{"resourceType", "CarePlan"},
-                   {"identifier", json::array({{{"system", std::string(kLocal) + "/plan"}, {"value", plan.plan_id()}}})},
+                   {"identifier", json::array({{{"system", std::string(kPhysioCodeSystem) + "/plan"}, {"value", plan.plan_id()}}})},
                    {"status", CarePlanStatus(plan.status())},
                    {"intent", "plan"},
-                   {"category", json::array({Concept("http://snomed.info/sct", "279039007", "Low back pain")})},
+                   {"category", json::array({FhirConcept("http://snomed.info/sct", "279039007", "Low back pain")})},
                    {"title", plan.type() == v1::PLAN_TYPE_REFERRAL ? "Referral" : "Physiotherapy plan for low back pain"},
                    {"description", "Revision " + std::to_string(plan.revision()) + "; rules " + plan.rules_version() +
                                        "; library " + plan.library_version()},
@@ -121,7 +109,7 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
                    {"activity", activities}};
   if (plan.has_create_time()) careplan["created"] = TimeUtil::ToString(plan.create_time());
   if (!goal_refs.empty()) careplan["goal"] = goal_refs;
-  entries.insert(entries.begin(), json::object({{"fullUrl", StableUuid(seed + "/careplan")}, {"resource", careplan}}));
+  entries.insert(entries.begin(), json::object({{"fullUrl", FhirUrnUuid(seed + "/careplan")}, {"resource", careplan}}));
 
   json bundle = {{"resourceType", "Bundle"}, {"id", plan.plan_id()}, {"type", "collection"}, {"entry", entries}};
   if (plan.has_update_time()) bundle["timestamp"] = TimeUtil::ToString(plan.update_time());
