@@ -156,6 +156,10 @@ v1::Classification ProtoOf(const Classification& c) {
   return out;
 }
 
+bool CallsForReferral(v1::RedFlagAction action) {
+  return action == v1::RED_FLAG_ACTION_URGENT_REFERRAL || action == v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
+}
+
 std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags) {
   std::vector<std::string> lines;
   for (const auto& concern : red_flags.concerns()) {

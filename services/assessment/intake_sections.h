@@ -18,6 +18,9 @@ v1::RedFlagAction ProtoOf(RedFlagAction action);
 v1::RedFlagResult ProtoOf(const RedFlagResult& result);
 v1::Classification ProtoOf(const Classification& classification);
 
+// True for urgent or emergency referral: no treatment; refer.
+bool CallsForReferral(v1::RedFlagAction action);
+
 // One line per condition of concern: "<condition>: <reason>, <reason>".
 std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags);
 

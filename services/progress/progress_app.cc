@@ -141,7 +141,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
                   {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit),
                    request.clinic_id().empty() ? PgParam() : PgParam(request.clinic_id())});
         const auto action = visit.red_flags().action();
-        if (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) {
+        if (physio::assessment::CallsForReferral(action)) {
           // A red flag at check-in is raised at once, in the same commit as the visit.
           auto reasons = physio::assessment::ConcernSummaries(visit.red_flags());
           reasons.insert(reasons.begin(), apb::RedFlagAction_Name(action));
@@ -276,7 +276,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     if (visit.has_pain_before()) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
     const auto action = visit.red_flags().action();
     if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds &&
-        (action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL)) {
+        physio::assessment::CallsForReferral(action)) {
       input.new_red_flag = true;
       for (auto& line : physio::assessment::ConcernSummaries(visit.red_flags())) {
         input.red_flag_reasons.push_back(std::move(line));
@@ -303,7 +303,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
   }
 
-  PainTrend trend = BuildPainTrend(baseline, readings);
+  PainTrend trend = BuildPainTrend(baseline, std::move(readings));
   for (const auto& reading : trend.readings) {
     auto* point = summary.add_pain_trend();
     point->mutable_time()->set_seconds(reading.time_seconds);
@@ -314,8 +314,8 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   if (trend.latest) summary.set_latest_pain(*trend.latest);
   if (trend.change) summary.set_pain_change(*trend.change);
   summary.set_pain_change_meaningful(trend.meaningful_improvement);
-  std::sort(readings.begin(), readings.end(), [](const auto& a, const auto& b) { return a.time_seconds < b.time_seconds; });
-  input.pain = readings;
+  // The readings after the baseline, already in time order.
+  input.pain.assign(trend.readings.begin() + (trend.baseline ? 1 : 0), trend.readings.end());
 
   // Outcome changes against the plan's baseline: pain from the trend, the others from re-measures.
   if (trend.baseline && trend.latest) input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.latest));
