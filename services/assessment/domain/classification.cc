@@ -2,25 +2,6 @@
 
 namespace physio::assessment {
 
-std::string PhaseName(Phase phase) {
-  switch (phase) {
-    case Phase::kSymptomModulation: return "symptom_modulation";
-    case Phase::kMovementControl: return "movement_control";
-    case Phase::kFunctionOptimisation: return "function_optimisation";
-  }
-  return "";
-}
-
-std::string SubgroupName(Subgroup subgroup) {
-  switch (subgroup) {
-    case Subgroup::kUnclassified: return "unclassified";
-    case Subgroup::kManipulation: return "manipulation";
-    case Subgroup::kSpecificExercise: return "specific_exercise";
-    case Subgroup::kStabilisation: return "stabilisation";
-  }
-  return "";
-}
-
 std::optional<Phase> ChoosePhase(std::optional<double> nprs, std::optional<double> odi_percent,
                                  const ClassificationPolicy& policy) {
   if (!nprs && !odi_percent) return std::nullopt;

@@ -33,7 +33,6 @@ struct ClinicalFindings {
 };
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
-std::string PhaseName(Phase phase);
 
 // Defaults: symptom modulation when pain >= 7 or ODI > 40; function optimisation
 // when pain <= 3 and ODI <= 20; movement control otherwise.
@@ -48,7 +47,6 @@ struct ClassificationPolicy {
 };
 
 enum class Subgroup { kUnclassified, kManipulation, kSpecificExercise, kStabilisation };
-std::string SubgroupName(Subgroup subgroup);
 
 struct SubgroupResult {
   Subgroup subgroup = Subgroup::kUnclassified;

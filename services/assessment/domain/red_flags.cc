@@ -20,17 +20,6 @@ void Raise(RedFlagResult& result, const std::string& condition, RedFlagAction ac
 }
 }  // namespace
 
-std::string RedFlagActionName(RedFlagAction action) {
-  switch (action) {
-    case RedFlagAction::kNone: return "none";
-    case RedFlagAction::kMonitor: return "monitor";
-    case RedFlagAction::kRoutineReferral: return "routine_referral";
-    case RedFlagAction::kUrgentReferral: return "urgent_referral";
-    case RedFlagAction::kEmergencyReferral: return "emergency_referral";
-  }
-  return "";
-}
-
 RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_years,
                              std::optional<int> episode_duration_days) {
   RedFlagResult result;

@@ -57,7 +57,6 @@ enum class RedFlagAction {
   kEmergencyReferral  // hospital now; no treatment plan
 };
 
-std::string RedFlagActionName(RedFlagAction action);
 
 struct ConditionConcern {
   std::string condition;  // "cauda_equina", "malignancy", "infection", "fracture", "neurological_deficit", "axial_spondyloarthritis"

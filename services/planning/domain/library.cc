@@ -66,13 +66,6 @@ Phase ParsePhase(const std::string& entry, const std::string& name) {
 }
 }  // namespace
 
-std::string InterventionKindName(InterventionKind kind) {
-  for (const auto& [name, value] : Kinds()) {
-    if (value == kind) return name;
-  }
-  return "";
-}
-
 ItemKind PlanItemKindOf(InterventionKind kind) {
   switch (kind) {
     case InterventionKind::kExercise: return ItemKind::kExercise;

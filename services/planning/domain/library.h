@@ -22,7 +22,6 @@ enum class InterventionKind {
   kNotRecommended,
 };
 
-std::string InterventionKindName(InterventionKind kind);
 // The plan item kind an intervention becomes.
 ItemKind PlanItemKindOf(InterventionKind kind);
 

@@ -52,10 +52,6 @@ class PgResult {
   bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
   std::string Get(int row, int col) const { return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col)); }
   long GetLong(int row, int col) const { return std::stol(Get(row, col)); }
-  std::optional<std::string> GetOptional(int row, int col) const {
-    if (IsNull(row, col)) return std::nullopt;
-    return Get(row, col);
-  }
   // A bytea column in text (hex) form.
   std::string GetBytes(int row, int col) const;
 

@@ -41,8 +41,6 @@ class RedisConnection {
   // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
   // transport failure or when the deadline has passed.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
-  bool healthy() const { return context_ != nullptr; }
-  void Discard() { context_.reset(); }
 
  private:
   void Connect(Clock::time_point deadline);
