@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "clients.h"
+#include "cluster_fixture.h"
 #include "physio/common/ids.h"
 
 namespace physio::testing {
@@ -17,22 +18,8 @@ namespace {
 using grpc::StatusCode;
 constexpr int64_t kDay = 24 * 3600;
 
-class Episodes : public ::testing::Test {
+class Episodes : public ClusterFixture {
  protected:
-  static void SetUpTestSuite() {
-    spdlog::set_level(spdlog::level::warn);
-    keys_ = new TestKeys();
-    redis_ = new RedisServer();
-    postgres_ = new PostgresServer();
-    postgres_->CreateDatabase("physio");
-    cluster_ = new ServiceCluster(*keys_, redis_->port(), postgres_->port(), "physio");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    delete postgres_;
-    delete redis_;
-    delete keys_;
-  }
   void SetUp() override {
     tenant_ = "t-" + NewId("x").substr(2, 10);
     patient_id_ = "pt-" + NewId("x").substr(2, 10);
@@ -141,17 +128,9 @@ class Episodes : public ::testing::Test {
     return response.summary();
   }
 
-  static TestKeys* keys_;
-  static RedisServer* redis_;
-  static PostgresServer* postgres_;
-  static ServiceCluster* cluster_;
   std::string tenant_, patient_id_;
   int64_t now_ = 0;
 };
-TestKeys* Episodes::keys_ = nullptr;
-RedisServer* Episodes::redis_ = nullptr;
-PostgresServer* Episodes::postgres_ = nullptr;
-ServiceCluster* Episodes::cluster_ = nullptr;
 
 TEST_F(Episodes, SteadyImprovementProgressesTheExercisesOnce) {
   auto plan = StartEpisode(14);

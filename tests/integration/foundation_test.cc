@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "clients.h"
+#include "cluster_fixture.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/auth/token_minter.h"
 #include "physio/redis/redis_keys.h"
@@ -23,22 +24,8 @@ namespace {
 
 using grpc::StatusCode;
 
-class Foundation : public ::testing::Test {
+class Foundation : public ClusterFixture {
  protected:
-  static void SetUpTestSuite() {
-    spdlog::set_level(spdlog::level::warn);
-    keys_ = new TestKeys();
-    redis_ = new RedisServer();
-    postgres_ = new PostgresServer();
-    postgres_->CreateDatabase("physio");
-    cluster_ = new ServiceCluster(*keys_, redis_->port(), postgres_->port(), "physio");
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    delete postgres_;
-    delete redis_;
-    delete keys_;
-  }
 
   void SetUp() override {
     // A fresh tenant and patient per test: tests cannot see each other's data.
@@ -178,18 +165,10 @@ class Foundation : public ::testing::Test {
     return response.summary();
   }
 
-  static TestKeys* keys_;
-  static RedisServer* redis_;
-  static PostgresServer* postgres_;
-  static ServiceCluster* cluster_;
   std::string tenant_;
   std::string patient_id_;
 };
 
-TestKeys* Foundation::keys_ = nullptr;
-RedisServer* Foundation::redis_ = nullptr;
-PostgresServer* Foundation::postgres_ = nullptr;
-ServiceCluster* Foundation::cluster_ = nullptr;
 
 TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
   auto patient = Patient();

@@ -1,0 +1,36 @@
+#pragma once
+// A test suite sharing one real redis-server, one throwaway PostgreSQL and the
+// three services for all its tests (each test uses its own tenant and patient).
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "test_env.h"
+
+namespace physio::testing {
+
+class ClusterFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    spdlog::set_level(spdlog::level::warn);
+    keys_ = std::make_unique<TestKeys>();
+    redis_ = std::make_unique<RedisServer>();
+    postgres_ = std::make_unique<PostgresServer>();
+    postgres_->CreateDatabase("physio");
+    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio");
+  }
+  static void TearDownTestSuite() {
+    cluster_.reset();
+    postgres_.reset();
+    redis_.reset();
+    keys_.reset();
+  }
+
+  inline static std::unique_ptr<TestKeys> keys_;
+  inline static std::unique_ptr<RedisServer> redis_;
+  inline static std::unique_ptr<PostgresServer> postgres_;
+  inline static std::unique_ptr<ServiceCluster> cluster_;
+};
+
+}  // namespace physio::testing
