@@ -395,6 +395,57 @@ TEST_F(Episodes, LiveVisitSessionsMergeUpdatesAndRecordTheVisitOnce) {
             StatusCode::PERMISSION_DENIED);
 }
 
+TEST_F(Episodes, SessionsResumeOnAnotherReplica) {
+  StartEpisode(3);
+  // A second instance of every service on the same Redis and PostgreSQL.
+  ServiceCluster replica(*keys_, redis_->port(), postgres_->port(), "physio");
+  Caller on_first(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+  Caller on_second(replica, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+
+  // Intake: started on one replica, answered and completed on the other.
+  apb::StartIntakeRequest start_intake;
+  start_intake.set_request_id(NewId("rq"));
+  start_intake.set_patient_id(patient_id_);
+  apb::StartIntakeResponse intake;
+  ASSERT_TRUE(on_first.Call(on_first.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start_intake, &intake).ok());
+  apb::SubmitIntakeAnswersRequest submit;
+  submit.set_request_id(NewId("rq"));
+  submit.set_session_id(intake.session().session_id());
+  *submit.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 4);
+  for (int i = 1; i <= 10; ++i) *submit.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+  apb::SubmitIntakeAnswersResponse submitted;
+  ASSERT_TRUE(on_second.Call(on_second.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                             &submitted).ok());
+  apb::CompleteIntakeRequest complete_intake;
+  complete_intake.set_request_id(NewId("rq"));
+  complete_intake.set_session_id(intake.session().session_id());
+  apb::CompleteIntakeResponse completed_intake;
+  ASSERT_TRUE(on_first.Call(on_first.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete_intake,
+                            &completed_intake).ok());
+  EXPECT_DOUBLE_EQ(completed_intake.assessment().scores(1).score(), 20);
+
+  // Live visit: started on one replica, updated and completed on the other.
+  gpb::StartVisitSessionRequest start_visit;
+  start_visit.set_request_id(NewId("rq"));
+  start_visit.set_patient_id(patient_id_);
+  start_visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  gpb::StartVisitSessionResponse visit;
+  ASSERT_TRUE(on_first.Call(on_first.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start_visit, &visit).ok());
+  gpb::UpdateVisitSessionRequest update;
+  update.set_request_id(NewId("rq"));
+  update.set_session_id(visit.session().session_id());
+  update.set_pain_before(4);
+  gpb::UpdateVisitSessionResponse updated;
+  ASSERT_TRUE(on_second.Call(on_second.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, update, &updated).ok());
+  gpb::CompleteVisitSessionRequest complete_visit;
+  complete_visit.set_request_id(NewId("rq"));
+  complete_visit.set_session_id(visit.session().session_id());
+  gpb::CompleteVisitSessionResponse completed_visit;
+  ASSERT_TRUE(on_second.Call(on_second.progress.get(), &gpb::ProgressService::Stub::CompleteVisitSession, complete_visit,
+                             &completed_visit).ok());
+  EXPECT_EQ(completed_visit.visit().pain_before(), 4);
+}
+
 TEST_F(Episodes, PatientsLogOnlyForThemselvesAndTenantsStayApart) {
   auto plan = StartEpisode(3);
   Caller other(*cluster_, MakeToken(*keys_, tenant_, "pt-other", {"patient"}, "pt-other"));
