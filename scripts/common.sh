@@ -3,27 +3,29 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${PHYSIO_BUILD_DIR:-$ROOT/build}"
 
-# Everything the build, the services, the tests and the demo need, from Debian bookworm.
-APT_PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates
+# What building and running the services needs, from Debian bookworm (run.sh).
+RUN_PACKAGES=(
+  build-essential cmake pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libhiredis-dev libspdlog-dev libpq-dev libcpp-jwt-dev libssl-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev
   redis-server postgresql-15 postgresql-client-15
-  docker-compose
+)
+# What the tests add (test.sh): test frameworks, the compose check, the README's
+# Python example, and Node.js/npm for buf (proto lint) and the FHIR validator.
+TEST_PACKAGES=(
+  git libgtest-dev libgmock-dev libbenchmark-dev
+  docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf
 )
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_packages() {
+install_packages() {  # package names...
   local missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
-  # Node.js and npm fetch buf (proto lint); skip them when a node toolchain is already there.
-  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     as_root apt-get update -qq
@@ -32,19 +34,28 @@ install_packages() {
 }
 
 install_node_tools() {
+  # Skip Debian's nodejs/npm when a node toolchain is already there.
+  command -v npm >/dev/null 2>&1 || install_packages nodejs npm
   if [ ! -x "$ROOT/scripts/node/node_modules/.bin/buf" ]; then
-    echo "== installing node tools (buf) from npm"
+    echo "== installing node tools (buf, FHIR validator) from npm"
     # Exact versions are pinned in package.json; no lockfile, since npm writes one that
     # lacks other platforms' optional packages and then refuses it.
     (cd "$ROOT/scripts/node" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
   fi
 }
 
+# build_all [ON|OFF]: with OFF, only the services and the tools run.sh uses.
 build_all() {
+  local with_tests="${1:-ON}"
   echo "== building in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$BUILD_DIR" -j2
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_BUILD_TESTS="$with_tests" >/dev/null
+  if [ "$with_tests" = "ON" ]; then
+    cmake --build "$BUILD_DIR" -j2
+  else
+    cmake --build "$BUILD_DIR" -j2 --target physio-assessment physio-planning physio-progress \
+      physio-probe physio-mint-token physio-demo
+  fi
 }
 
 # Postgres binaries are not on PATH on Debian.
-PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }

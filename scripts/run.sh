@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, starts Redis, a throwaway PostgreSQL and the
 # three services on loopback, runs a demo patient episode, then keeps everything
-# up until Ctrl-C, which stops all it started. Safe to run again.
+# up until Ctrl-C, which stops all it started. Safe to run again, from any checkout
+# location (also as root from a directory the postgres user cannot enter).
 #
 # Ports (override by environment): PHYSIO_REDIS_PORT=6380 PHYSIO_PG_PORT=5433
 #   PHYSIO_ASSESSMENT_PORT=50051 PHYSIO_PLANNING_PORT=50052 PHYSIO_PROGRESS_PORT=50053
-# PHYSIO_RUN_DIR: state (keys, data, logs); default .run/ in the checkout (git-ignored).
+# PHYSIO_RUN_DIR: state (keys, logs, Redis data, env file); default .run/ in the checkout (git-ignored).
 # PHYSIO_EXIT_AFTER_DEMO=1: stop everything after the demo instead of waiting.
 # PHYSIO_SKIP_BUILD=1: use the existing build (no apt, no cmake).
 set -euo pipefail
@@ -18,19 +19,38 @@ PLANNING_PORT="${PHYSIO_PLANNING_PORT:-50052}"
 PROGRESS_PORT="${PHYSIO_PROGRESS_PORT:-50053}"
 RUN_DIR="${PHYSIO_RUN_DIR:-$ROOT/.run}"
 LOG_DIR="$RUN_DIR/logs"
-PGDATA="$RUN_DIR/pgdata"
 
 if [ "${PHYSIO_SKIP_BUILD:-0}" != "1" ]; then
-  install_packages
-  build_all
+  install_packages "${RUN_PACKAGES[@]}"
+  build_all OFF
 fi
 BIN="$BUILD_DIR/services"
+PG_BIN="$(pg_bin_dir)"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$RUN_DIR/redis"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+LOG_DIR="$RUN_DIR/logs"
 
-# PostgreSQL refuses to run as root: as root, run it as the postgres user.
-pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# PostgreSQL refuses to run as root, so as root it runs as the postgres user, and
+# its data must live where that user can reach it: a checkout under /root or in a
+# mode-0700 directory is out of its reach. So as root the data directory and its
+# log live under the postgres user's home, one per run directory; otherwise in it.
+if [ "$(id -u)" -eq 0 ]; then
+  PG_HOME="$(getent passwd postgres | cut -d: -f6)"
+  RUN_KEY="$(printf '%s' "$RUN_DIR" | sha256sum | cut -c1-16)"
+  PG_STATE="$PG_HOME/physio-run/$RUN_KEY"
+  mkdir -p "$PG_STATE"
+  chown postgres:postgres "$PG_HOME/physio-run" "$PG_STATE"
+  chmod 0700 "$PG_STATE"
+  printf '%s\n' "$RUN_DIR" >"$PG_STATE/run-dir"  # which checkout this belongs to
+  chown postgres:postgres "$PG_STATE/run-dir"
+  pg() { runuser -u postgres -- "$@"; }
+else
+  PG_STATE="$RUN_DIR"
+  pg() { "$@"; }
+fi
+PGDATA="$PG_STATE/pgdata"
+PG_LOG="$PG_STATE/postgres.log"
+ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
 
 PIDS=()
 stop_all() {
@@ -61,12 +81,10 @@ PIDS+=($!)
 
 echo "== postgresql on 127.0.0.1:$PG_PORT (data in $PGDATA)"
 if [ ! -f "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGDATA"
+  pg mkdir -p "$PGDATA"
   pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >"$LOG_DIR/initdb.log"
 fi
-[ "$(id -u)" -eq 0 ] && touch "$LOG_DIR/postgres.log" && chown postgres:postgres "$LOG_DIR/postgres.log"
-pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOG_DIR/postgres.log" -w \
+pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w \
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA" start >/dev/null
 if ! psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='physio'" | grep -q 1; then
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE physio"
@@ -76,9 +94,20 @@ if [ ! -f "$RUN_DIR/keys/jwt-public.pem" ]; then
   "$BIN/devtools/physio-mint-token" --generate-key="$RUN_DIR/keys" >/dev/null
 fi
 
-export PHYSIO_REDIS_PORT="$REDIS_PORT" PHYSIO_PG_PORT="$PG_PORT" PHYSIO_PG_DATABASE=physio
-export PHYSIO_JWT_PUBLIC_KEY="$RUN_DIR/keys/jwt-public.pem"
-export PHYSIO_ASSESSMENT_ADDR="127.0.0.1:$ASSESSMENT_PORT" PHYSIO_PLANNING_ADDR="127.0.0.1:$PLANNING_PORT"
+# The settings the services get, also written to an env file so a binary started
+# by hand reaches the same stores: set -a; . .run/env; set +a
+cat >"$RUN_DIR/env" <<ENV
+PHYSIO_REDIS_PORT=$REDIS_PORT
+PHYSIO_PG_PORT=$PG_PORT
+PHYSIO_PG_DATABASE=physio
+PHYSIO_JWT_PUBLIC_KEY=$RUN_DIR/keys/jwt-public.pem
+PHYSIO_ASSESSMENT_ADDR=127.0.0.1:$ASSESSMENT_PORT
+PHYSIO_PLANNING_ADDR=127.0.0.1:$PLANNING_PORT
+ENV
+set -a
+# shellcheck source=/dev/null
+. "$RUN_DIR/env"
+set +a
 start_service() {  # name port
   echo "== $1 on 127.0.0.1:$2"
   "$BIN/$1/physio-$1" --listen="127.0.0.1:$2" >"$LOG_DIR/$1.log" 2>&1 &
@@ -104,7 +133,8 @@ done
 if [ "${PHYSIO_EXIT_AFTER_DEMO:-0}" = "1" ]; then exit 0; fi
 cat <<MSG
 
-The services keep running (logs in $LOG_DIR). Mint a token to call them yourself:
+The services keep running (logs in $LOG_DIR; their settings in $RUN_DIR/env).
+Mint a token to call them yourself:
   $BIN/devtools/physio-mint-token --key=$RUN_DIR/keys/jwt-private.pem --tenant=demo-clinic --sub=clin-1 --roles=clinician
 Press Ctrl-C to stop everything.
 MSG

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ctest's check of ./scripts/run.sh: the real script, against an existing build,
-# on free ports and a throwaway state directory, twice (the second run reuses
-# the data directory and keys), stopping after the demo each time.
+# on free ports, twice (the second run reuses the data directory and keys),
+# stopping after the demo each time. The checkout it runs from sits in a mode-0700
+# directory (as a clone under /root or from mktemp -d would), with run.sh's default
+# state directory inside it, so running as root proves PostgreSQL still starts.
 set -euo pipefail
 BUILD_DIR="${1:?usage: smoke-run.sh BUILD_DIR}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,17 +16,25 @@ free_port() {  # a port nothing listens on, from the ephemeral-ish range
   done
 }
 
-RUN_DIR="$(mktemp -d /tmp/physio-smoke-XXXXXX)"
-chmod 755 "$RUN_DIR"
-trap 'rm -rf "$RUN_DIR"' EXIT
-export PHYSIO_BUILD_DIR="$BUILD_DIR" PHYSIO_SKIP_BUILD=1 PHYSIO_EXIT_AFTER_DEMO=1 PHYSIO_RUN_DIR="$RUN_DIR"
+CHECKOUT="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # mode 0700, like a clone under /root
+[ "$(stat -c %a "$CHECKOUT")" = "700" ] || { echo "expected a mode-0700 directory"; exit 1; }
+ln -s "$ROOT/scripts" "$CHECKOUT/scripts"
+cleanup() {
+  # run.sh keeps PostgreSQL's data outside the checkout when root: remove this run's.
+  grep -lxF "$CHECKOUT/.run" /var/lib/postgresql/physio-run/*/run-dir 2>/dev/null | xargs -r -n1 dirname | xargs -r rm -rf
+  rm -rf "$CHECKOUT"
+}
+trap cleanup EXIT
+unset PHYSIO_RUN_DIR
+export PHYSIO_BUILD_DIR="$BUILD_DIR" PHYSIO_SKIP_BUILD=1 PHYSIO_EXIT_AFTER_DEMO=1
 for attempt in 1 2; do
   export PHYSIO_REDIS_PORT="$(free_port)" PHYSIO_PG_PORT="$(free_port)"
   export PHYSIO_ASSESSMENT_PORT="$(free_port)" PHYSIO_PLANNING_PORT="$(free_port)" PHYSIO_PROGRESS_PORT="$(free_port)"
-  output="$("$ROOT/scripts/run.sh" 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
+  output="$("$CHECKOUT/scripts/run.sh" 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done
+  grep -qx "PHYSIO_PG_PORT=$PHYSIO_PG_PORT" "$CHECKOUT/.run/env" || { echo "env file lacks the PostgreSQL port"; exit 1; }
   echo "run $attempt: demo complete"
 done

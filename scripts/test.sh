@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-install_packages
+install_packages "${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_node_tools
 build_all
 cd "$BUILD_DIR"

@@ -88,7 +88,7 @@ class PlanningServer final : public RunningService {
 
 std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
-  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service"});
+  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service", SettingKind::kPeerAddress});
   keys.push_back({"active-plan-cache-ttl-seconds", "60", "how long an active plan may stay in the Redis cache"});
   keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;

@@ -118,8 +118,8 @@ class ProgressServer final : public RunningService {
 
 std::vector<ConfigKey> ProgressConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50053");
-  keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service"});
-  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)"});
+  keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service", SettingKind::kPeerAddress});
+  keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)", SettingKind::kPeerAddress});
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
   return keys;
 }

@@ -23,6 +23,10 @@ Config::Config(std::vector<ConfigKey> keys, int argc, const char* const* argv) :
       help_requested_ = true;
       continue;
     }
+    if (arg == "--list-settings") {
+      list_requested_ = true;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument: " + arg);
     auto eq = arg.find('=');
     std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
@@ -61,6 +65,21 @@ std::string Config::Usage(const std::string& program) const {
   for (const auto& key : keys_) {
     out << "  --" << key.name << " (env " << EnvName(key.name) << ", default '" << key.default_value
         << "')\n      " << key.description << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace physio
+
+namespace physio {
+
+std::string Config::SettingsList() const {
+  std::ostringstream out;
+  for (const auto& key : keys_) {
+    const char* kind = key.kind == SettingKind::kRequired      ? "required"
+                       : key.kind == SettingKind::kPeerAddress ? "peer-address"
+                                                               : "plain";
+    out << EnvName(key.name) << '\t' << kind << '\t' << key.default_value << '\n';
   }
   return out.str();
 }

@@ -87,6 +87,10 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
       std::cout << config.Usage(argv[0]);
       return 0;
     }
+    if (config.list_requested()) {
+      std::cout << config.SettingsList();
+      return 0;
+    }
     InitJsonLogging(service_name, config.Get("log-level"));
     auto service = start(config);
     spdlog::info("{} listening on port {}", service_name, service->port());

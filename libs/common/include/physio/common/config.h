@@ -8,10 +8,19 @@
 
 namespace physio {
 
+// What a deployment must provide for a key: tools (the compose check, run.sh)
+// read this from the binary itself through --list-settings instead of keeping a copy.
+enum class SettingKind {
+  kPlain,        // has a usable default
+  kRequired,     // no usable default: the service refuses to start without it
+  kPeerAddress,  // address of another of our services ("<service>-addr")
+};
+
 struct ConfigKey {
   std::string name;
   std::string default_value;
   std::string description;
+  SettingKind kind = SettingKind::kPlain;
 };
 
 class Config {
@@ -24,7 +33,10 @@ class Config {
   int GetInt(const std::string& name) const;
   void Set(const std::string& name, const std::string& value);
   bool help_requested() const { return help_requested_; }
+  bool list_requested() const { return list_requested_; }
   std::string Usage(const std::string& program) const;
+  // One line per key, tab-separated: environment name, kind (plain|required|peer-address), default.
+  std::string SettingsList() const;
 
   static std::string EnvName(const std::string& key);
 
@@ -32,6 +44,7 @@ class Config {
   std::vector<ConfigKey> keys_;
   std::map<std::string, std::string> values_;
   bool help_requested_ = false;
+  bool list_requested_ = false;
 };
 
 }  // namespace physio

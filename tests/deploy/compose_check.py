@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Checks docker-compose.yml against what each service binary says it needs.
+
+Each binary lists its own settings (`--list-settings`: environment name, kind,
+default), so this check cannot drift from the code: every `required` setting
+and every `peer-address` setting must be set in that service's compose
+environment, and a peer address must name a compose service of that name on
+the port that service listens on.
+
+usage: compose_check.py BUILD_DIR COMPOSE_FILE
+"""
+import subprocess
+import sys
+
+import yaml
+
+SERVICES = ("assessment", "planning", "progress")
+
+
+def settings_of(build_dir, service):
+    out = subprocess.run([f"{build_dir}/services/{service}/physio-{service}", "--list-settings"],
+                         check=True, capture_output=True, text=True).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line]
+    return {name: (kind, default) for name, kind, default in rows}
+
+
+def main():
+    build_dir, compose_file = sys.argv[1], sys.argv[2]
+    rendered = subprocess.run(["docker-compose", "-f", compose_file, "config"], check=True,
+                              capture_output=True, text=True).stdout
+    compose = yaml.safe_load(rendered)["services"]
+    problems = []
+    listen_port = {}
+    for service in SERVICES:
+        if service not in compose:
+            problems.append(f"compose has no service '{service}'")
+            continue
+        listen = compose[service].get("environment", {}).get("PHYSIO_LISTEN", "")
+        listen_port[service] = listen.rsplit(":", 1)[-1]
+    checked = 0
+    for service in SERVICES:
+        env = compose.get(service, {}).get("environment", {}) or {}
+        for name, (kind, _default) in settings_of(build_dir, service).items():
+            if kind == "plain":
+                continue
+            checked += 1
+            value = env.get(name)
+            if not value:
+                problems.append(f"{service}: {name} ({kind}) is not set")
+                continue
+            if kind == "peer-address":
+                peer = name[len("PHYSIO_"):-len("_ADDR")].lower()
+                host, _, port = str(value).rpartition(":")
+                if host != peer or peer not in compose:
+                    problems.append(f"{service}: {name}={value} does not name the compose service '{peer}'")
+                elif port != listen_port.get(peer):
+                    problems.append(f"{service}: {name}={value} but {peer} listens on port {listen_port.get(peer)}")
+    if checked == 0:
+        problems.append("no required or peer-address settings were listed: --list-settings is broken")
+    for problem in problems:
+        print(problem)
+    print(f"{checked} required/peer settings checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
