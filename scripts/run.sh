@@ -85,7 +85,7 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
   pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >"$LOG_DIR/initdb.log"
 fi
 pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w \
-  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA" start >/dev/null
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA -c max_connections=300" start >/dev/null
 if ! psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='physio'" | grep -q 1; then
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE physio"
 fi

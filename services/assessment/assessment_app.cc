@@ -371,12 +371,12 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
           pb::CompleteIntakeResponse completed;
           *completed.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
           return completed;
-        });
+        },
+        [&](const pb::CompleteIntakeResponse& completed) { audit.patient_id = completed.assessment().patient_id(); });
   } catch (const PgUniqueViolation& violation) {
     if (violation.constraint() != "assessments_one_per_intake") throw;
     throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
   }
-  audit.patient_id = response.assessment().patient_id();
   try {
     // The record is committed; closing the session is bookkeeping, and the unique
     // index keeps a second completion out even if this step fails.
@@ -466,8 +466,8 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
         pb::CreateAssessmentResponse created;
         *created.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
         return created;
-      });
-  audit.resource_id = response.assessment().assessment_id();
+      },
+      [&](const pb::CreateAssessmentResponse& response) { audit.resource_id = response.assessment().assessment_id(); });
   return response;
 }
 
@@ -549,8 +549,8 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
                   " WHERE tenant_id = $1 AND assessment_id = $2",
                   {ctx.tenant, request.assessment_id(), ToJson(assessment), std::to_string(version + 1)});
         return recorded;
-      });
-  audit.patient_id = response.assessment().patient_id();
+      },
+      [&](const pb::RecordRedFlagJudgementResponse& response) { audit.patient_id = response.assessment().patient_id(); });
   return response;
 }
 

@@ -12,7 +12,7 @@ std::vector<physio::Migration> assessment_service_migrations();
 namespace physio::assessment {
 
 namespace {
-class AssessmentGrpc final : public pb::AssessmentService::Service {
+class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
  public:
   AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
@@ -21,7 +21,7 @@ class AssessmentGrpc final : public pb::AssessmentService::Service {
   PHYSIO_UNARY_RPC(GetIntake)
   PHYSIO_UNARY_RPC(CompleteIntake)
   PHYSIO_UNARY_RPC(GetAssessment)
-  PHYSIO_UNARY_RPC(ScoreInstrument)
+  PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ScoreInstrument)
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)

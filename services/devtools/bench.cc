@@ -1,7 +1,11 @@
-// Closed-loop load against running services on loopback: N client threads, each
-// sending one call after another for a bounded time, per RPC. Prints throughput
-// and latency percentiles. Bounded in time and count; targets loopback only.
-//   physio-bench --key=.run/keys/jwt-private.pem [--threads=8] [--seconds=10]
+// Closed-loop load against running services on loopback, for docs/benchmarks.md.
+// At each concurrency level it first measures the baseline, grpc.health.v1
+// Health/Check of each server, then each RPC for the same time, and reports
+// calls/s, the ratio to the same server's health-check rate in the same run,
+// latency percentiles of the successful calls, and a count per status code.
+// The machine is shared and noisy: ratios within one run are the figures to
+// compare, not absolute rates across runs. Bounded in time and count; loopback only.
+//   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5]
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -9,9 +13,12 @@
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/auth/token_minter.h"
 #include "physio/auth/token_verifier.h"
@@ -24,58 +31,136 @@ namespace apb = physio::assessment::v1;
 namespace ppb = physio::planning::v1;
 namespace gpb = physio::progress::v1;
 namespace cpb = physio::common::v1;
+namespace hpb = grpc::health::v1;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-struct Result {
-  std::vector<double> latencies_ms;
-  long errors = 0;
-};
+constexpr int kChannelsPerServer = 4;  // like several integration engines, not one connection
 
-void Report(const std::string& name, Result& result, double seconds) {
-  auto& l = result.latencies_ms;
-  std::sort(l.begin(), l.end());
-  auto pct = [&](double p) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(p * l.size()))]; };
-  std::cout << std::left << std::setw(22) << name << std::right << std::fixed << std::setprecision(0) << std::setw(8)
-            << l.size() / seconds << " calls/s" << std::setprecision(2) << "   p50 " << std::setw(6) << pct(0.50)
-            << " ms   p95 " << std::setw(6) << pct(0.95) << " ms   p99 " << std::setw(6) << pct(0.99)
-            << " ms   errors " << result.errors << "\n";
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "OTHER";
+  }
 }
 
-// Runs `call` from `threads` threads for `seconds`; `call` returns ok or not.
-Result Drive(int threads, double seconds, const std::function<bool(int thread, long i)>& call) {
-  Result total;
+struct Tally {
+  std::vector<double> ok_ms;
+  std::map<std::string, long> codes;
+  double seconds = 0;
+  double rate() const { return seconds > 0 ? ok_ms.size() / seconds : 0; }
+};
+
+// `call(worker, i)` does one operation and returns its status; run by
+// `concurrency` threads, one operation after another, for `seconds`.
+Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(int, long)>& call) {
+  Tally total;
   std::mutex mutex;
-  std::vector<std::thread> workers;
-  auto stop = Clock::now() + std::chrono::duration<double>(seconds);
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      Result mine;
-      for (long i = 0; Clock::now() < stop && i < 1000000; ++i) {
-        auto start = Clock::now();
-        bool ok = call(t, i);
-        if (ok) {
-          mine.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-        } else {
-          ++mine.errors;
-        }
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  const auto stop = start + std::chrono::duration<double>(seconds);
+  for (int w = 0; w < concurrency; ++w) {
+    threads.emplace_back([&, w] {
+      Tally mine;
+      for (long i = 0; Clock::now() < stop && i < 2000000; ++i) {
+        const auto began = Clock::now();
+        const grpc::Status status = call(w, i);
+        ++mine.codes[CodeName(status.error_code())];
+        if (status.ok()) mine.ok_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - began).count());
       }
       std::lock_guard lock(mutex);
-      total.latencies_ms.insert(total.latencies_ms.end(), mine.latencies_ms.begin(), mine.latencies_ms.end());
-      total.errors += mine.errors;
+      total.ok_ms.insert(total.ok_ms.end(), mine.ok_ms.begin(), mine.ok_ms.end());
+      for (const auto& [code, count] : mine.codes) total.codes[code] += count;
     });
   }
-  for (auto& w : workers) w.join();
+  for (auto& thread : threads) thread.join();
+  total.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return total;
 }
 
-template <typename Stub, typename Req, typename Resp>
-bool Call(const std::string& token, Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-          const Req& request, Resp* response) {
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + token);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return (stub->*method)(&context, request, response).ok();
+void Report(int concurrency, const std::string& name, Tally& tally, double baseline) {
+  auto& l = tally.ok_ms;
+  std::sort(l.begin(), l.end());
+  auto pct = [&](double p) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(p * l.size()))]; };
+  std::ostringstream codes;
+  for (const auto& [code, count] : tally.codes) codes << (codes.tellp() > 0 ? " " : "") << code << "=" << count;
+  std::cout << "| " << std::setw(4) << concurrency << " | " << std::left << std::setw(24) << name << std::right
+            << " | " << std::fixed << std::setprecision(0) << std::setw(7) << tally.rate() << " | "
+            << std::setprecision(2) << std::setw(5) << (baseline > 0 ? tally.rate() / baseline : 0.0) << " | "
+            << std::setw(7) << pct(0.50) << " | " << std::setw(7) << pct(0.99) << " | " << codes.str() << " |\n"
+            << std::flush;
+}
+
+class Caller {
+ public:
+  explicit Caller(std::string token) : token_(std::move(token)) {}
+  template <typename Stub, typename Req, typename Resp>
+  grpc::Status operator()(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                          const Req& request, Resp* response) const {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token_);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return (stub->*method)(&context, request, response);
+  }
+
+ private:
+  std::string token_;
+};
+
+template <typename Service>
+struct Server {
+  std::vector<std::unique_ptr<typename Service::Stub>> stubs;
+  std::vector<std::unique_ptr<hpb::Health::Stub>> health;
+  std::string name;
+  explicit Server(const std::string& address, std::string service_name) : name(std::move(service_name)) {
+    for (int i = 0; i < kChannelsPerServer; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("physio.bench.channel", i);  // distinct arguments: a connection of its own
+      auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      stubs.push_back(Service::NewStub(channel));
+      health.push_back(hpb::Health::NewStub(channel));
+    }
+  }
+  typename Service::Stub* stub(int worker) { return stubs[worker % kChannelsPerServer].get(); }
+  grpc::Status Check(int worker) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    hpb::HealthCheckRequest request;
+    request.set_service(name);
+    hpb::HealthCheckResponse response;
+    return health[worker % kChannelsPerServer]->Check(&context, request, &response);
+  }
+};
+
+void AddAnswers(google::protobuf::RepeatedPtrField<cpb::InstrumentAnswer>* answers, cpb::Instrument instrument,
+                const std::string& prefix, int first, int last, int value) {
+  for (int i = first; i <= last; ++i) {
+    auto* answer = answers->Add();
+    answer->set_instrument(instrument);
+    answer->set_item_id(prefix.empty() ? (instrument == cpb::INSTRUMENT_NPRS ? "nprs" : "") : prefix + std::to_string(i));
+    answer->set_value(value);
+  }
+}
+
+std::vector<int> ParseLevels(const std::string& text) {
+  std::vector<int> levels;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) levels.push_back(std::clamp(std::stoi(part), 1, 1024));
+  if (levels.empty()) throw std::invalid_argument("--concurrency needs at least one level");
+  return levels;
 }
 }  // namespace
 
@@ -87,108 +172,175 @@ int main(int argc, char** argv) {
                            {"key", "", "PEM private key the services trust"},
                            {"issuer", "physio-dev", ""},
                            {"audience", "physio-backend", ""},
-                           {"threads", "8", "concurrent client threads"},
-                           {"seconds", "10", "duration of each phase (max 60)"}},
+                           {"concurrency", "1,8,32,128,512", "comma-separated numbers of concurrent callers"},
+                           {"seconds", "5", "duration of each measurement (max 60)"},
+                           {"only", "", "comma-separated RPC names to measure (default all)"}},
                           argc, argv);
-    const int threads = std::clamp(config.GetInt("threads"), 1, 64);
+    const std::vector<int> levels = ParseLevels(config.Get("concurrency"));
+    const int most = *std::max_element(levels.begin(), levels.end());
     const double seconds = std::clamp(config.GetInt("seconds"), 1, 60);
+    const std::string only = config.Get("only");
+    auto wanted = [&](const std::string& name) { return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos; };
     const std::string key = physio::ReadFileOrThrow(config.Get("key"));
     const std::string tenant = "bench-" + physio::NewId("t").substr(2, 8);
-    auto token = [&](const std::string& sub, const std::string& role, const std::string& patient) {
-      return physio::MintToken(key, {config.Get("issuer"), config.Get("audience"), tenant, sub, {role}, patient});
-    };
-    const std::string clinician = token("clin-bench", "clinician", "");
-    auto channel = [](const std::string& addr) { return grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()); };
-    auto assessment = apb::AssessmentService::NewStub(channel(config.Get("assessment-addr")));
-    auto planning = ppb::PlanningService::NewStub(channel(config.Get("planning-addr")));
-    auto progress = gpb::ProgressService::NewStub(channel(config.Get("progress-addr")));
+    const Caller clinician(physio::MintToken(
+        key, {config.Get("issuer"), config.Get("audience"), tenant, "clin-bench", {"clinician"}, ""}));
+    Server<apb::AssessmentService> assessment(config.Get("assessment-addr"), "physio.assessment.v1.AssessmentService");
+    Server<ppb::PlanningService> planning(config.Get("planning-addr"), "physio.planning.v1.PlanningService");
+    Server<gpb::ProgressService> progress(config.Get("progress-addr"), "physio.progress.v1.ProgressService");
 
-    // One patient per thread with an intake session and an active plan.
-    std::vector<std::string> patients, sessions;
-    for (int t = 0; t < threads; ++t) {
-      const std::string patient = "pt-bench-" + std::to_string(t);
-      patients.push_back(patient);
-      apb::StartIntakeRequest start;
-      start.set_request_id(physio::NewId("rq"));
-      start.set_patient_id(patient);
-      apb::StartIntakeResponse started;
-      if (!Call(clinician, assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started)) {
-        throw std::runtime_error("setup StartIntake failed");
-      }
-      sessions.push_back(started.session().session_id());
-      apb::SubmitIntakeAnswersRequest submit;
-      submit.set_request_id(physio::NewId("rq"));
-      submit.set_session_id(sessions.back());
-      auto* nprs = submit.add_answers();
-      nprs->set_instrument(cpb::INSTRUMENT_NPRS);
-      nprs->set_item_id("nprs");
-      nprs->set_value(6);
-      for (int i = 1; i <= 10; ++i) {
-        auto* odi = submit.add_answers();
-        odi->set_instrument(cpb::INSTRUMENT_ODI);
-        odi->set_item_id("odi." + std::to_string(i));
-        odi->set_value(2);
-      }
-      apb::SubmitIntakeAnswersResponse submitted;
-      Call(clinician, assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit, &submitted);
-      apb::CompleteIntakeRequest complete;
-      complete.set_request_id(physio::NewId("rq"));
-      complete.set_session_id(sessions.back());
-      apb::CompleteIntakeResponse completed;
-      Call(clinician, assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
-      ppb::GeneratePlanRequest generate;
-      generate.set_request_id(physio::NewId("rq"));
-      generate.set_assessment_id(completed.assessment().assessment_id());
-      ppb::GeneratePlanResponse generated;
-      Call(clinician, planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
-      ppb::ApprovePlanRequest approve;
-      approve.set_request_id(physio::NewId("rq"));
-      approve.set_plan_id(generated.plan().plan_id());
-      approve.set_etag(generated.plan().etag());
-      ppb::ApprovePlanResponse approved;
-      if (!Call(clinician, planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved)) {
-        throw std::runtime_error("setup plan failed");
-      }
-      // Fresh sessions for the submit phase.
-      start.set_request_id(physio::NewId("rq"));
-      Call(clinician, assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
-      sessions.back() = started.session().session_id();
+    // One patient per caller with a stored assessment, an active plan and an open intake session.
+    std::vector<std::string> patients(most), assessments(most), sessions(most);
+    std::atomic<int> next{0};
+    std::atomic<bool> setup_failed{false};
+    std::vector<std::thread> setup;
+    for (int s = 0; s < 16; ++s) {
+      setup.emplace_back([&, s] {
+        for (int w = next++; w < most && !setup_failed; w = next++) {
+          patients[w] = "pt-bench-" + std::to_string(w);
+          apb::CreateAssessmentRequest create;
+          create.set_request_id(physio::NewId("rq"));
+          create.set_patient_id(patients[w]);
+          AddAnswers(create.mutable_answers(), cpb::INSTRUMENT_NPRS, "", 1, 1, 6);
+          AddAnswers(create.mutable_answers(), cpb::INSTRUMENT_ODI, "odi.", 1, 10, 2);
+          create.mutable_red_flag_screen();  // screened, nothing found
+          apb::CreateAssessmentResponse created;
+          ppb::GeneratePlanRequest generate;
+          ppb::GeneratePlanResponse generated;
+          ppb::ApprovePlanRequest approve;
+          ppb::ApprovePlanResponse approved;
+          apb::StartIntakeRequest start;
+          apb::StartIntakeResponse started;
+          if (!clinician(assessment.stub(s), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok()) {
+            setup_failed = true;
+            break;
+          }
+          assessments[w] = created.assessment().assessment_id();
+          generate.set_request_id(physio::NewId("rq"));
+          generate.set_assessment_id(assessments[w]);
+          approve.set_request_id(physio::NewId("rq"));
+          start.set_request_id(physio::NewId("rq"));
+          start.set_patient_id(patients[w]);
+          if (!clinician(planning.stub(s), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated).ok() ||
+              (approve.set_plan_id(generated.plan().plan_id()), approve.set_etag(generated.plan().etag()),
+               !clinician(planning.stub(s), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok()) ||
+              !clinician(assessment.stub(s), &apb::AssessmentService::Stub::StartIntake, start, &started).ok()) {
+            setup_failed = true;
+            break;
+          }
+          sessions[w] = started.session().session_id();
+        }
+      });
     }
+    for (auto& thread : setup) thread.join();
+    if (setup_failed) throw std::runtime_error("setup failed (are the services up, and is --key the one they trust?)");
 
-    std::cout << "physio-bench: " << threads << " client threads, " << seconds << " s per phase, tenant " << tenant
-              << "\n";
-    auto submit = Drive(threads, seconds, [&](int t, long i) {
-      apb::SubmitIntakeAnswersRequest request;
-      request.set_request_id(physio::NewId("rq"));
-      request.set_session_id(sessions[t]);
-      auto* answer = request.add_answers();
-      answer->set_instrument(cpb::INSTRUMENT_ODI);
-      answer->set_item_id("odi." + std::to_string(1 + i % 10));
-      answer->set_value(static_cast<int>(i % 6));
-      apb::SubmitIntakeAnswersResponse response;
-      return Call(clinician, assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request, &response);
-    });
-    Report("SubmitIntakeAnswers", submit, seconds);
-    auto log = Drive(threads, seconds, [&](int t, long i) {
-      gpb::LogHomeExerciseRequest request;
-      request.set_request_id(physio::NewId("rq"));
-      request.set_patient_id(patients[t]);
-      request.set_exercise_id("ex.motor.abdominal_bracing");
-      request.set_sets_done(2);
-      request.set_reps_done(10);
-      request.set_pain_during(static_cast<int>(i % 5));
-      request.set_pain_after(static_cast<int>(i % 5));
-      gpb::LogHomeExerciseResponse response;
-      return Call(clinician, progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
-    });
-    Report("LogHomeExercise", log, seconds);
-    auto active = Drive(threads, seconds, [&](int t, long) {
-      ppb::GetActivePlanRequest request;
-      request.set_patient_id(patients[t]);
-      ppb::GetActivePlanResponse response;
-      return Call(clinician, planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
-    });
-    Report("GetActivePlan", active, seconds);
+    const unsigned cores = std::thread::hardware_concurrency();
+    std::cout << "physio-bench: tenant " << tenant << ", " << seconds << " s per measurement, " << cores
+              << " cores seen, " << kChannelsPerServer << " connections per server; ratio = calls/s over the same"
+              << " server's Health/Check calls/s at the same concurrency in this run\n\n"
+              << "| conc | rpc                      |   ok/s | ratio | p50 ms  | p99 ms  | status codes |\n"
+              << "|-----:|--------------------------|-------:|------:|--------:|--------:|--------------|\n";
+    for (int c : levels) {
+      auto health_a = Drive(c, seconds, [&](int w, long) { return assessment.Check(w); });
+      Report(c, "health (assessment)", health_a, health_a.rate());
+      auto health_p = Drive(c, seconds, [&](int w, long) { return planning.Check(w); });
+      Report(c, "health (planning)", health_p, health_p.rate());
+      auto health_g = Drive(c, seconds, [&](int w, long) { return progress.Check(w); });
+      Report(c, "health (progress)", health_g, health_g.rate());
+
+      if (wanted("GetActivePlan")) {
+        auto tally = Drive(c, seconds, [&](int w, long) {
+          ppb::GetActivePlanRequest request;
+          request.set_patient_id(patients[w]);
+          ppb::GetActivePlanResponse response;
+          return clinician(planning.stub(w), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
+        });
+        Report(c, "GetActivePlan", tally, health_p.rate());
+      }
+      if (wanted("GetAssessment")) {
+        auto tally = Drive(c, seconds, [&](int w, long) {
+          apb::GetAssessmentRequest request;
+          request.set_assessment_id(assessments[w]);
+          apb::GetAssessmentResponse response;
+          return clinician(assessment.stub(w), &apb::AssessmentService::Stub::GetAssessment, request, &response);
+        });
+        Report(c, "GetAssessment", tally, health_a.rate());
+      }
+      if (wanted("SubmitIntakeAnswers")) {
+        auto tally = Drive(c, seconds, [&](int w, long i) {
+          apb::SubmitIntakeAnswersRequest request;
+          request.set_request_id(physio::NewId("rq"));
+          request.set_session_id(sessions[w]);
+          AddAnswers(request.mutable_answers(), cpb::INSTRUMENT_ODI, "odi.", 1 + i % 10, 1 + i % 10,
+                     static_cast<int>(i % 6));
+          apb::SubmitIntakeAnswersResponse response;
+          return clinician(assessment.stub(w), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
+                           &response);
+        });
+        Report(c, "SubmitIntakeAnswers", tally, health_a.rate());
+      }
+      if (wanted("LogHomeExercise")) {
+        auto tally = Drive(c, seconds, [&](int w, long i) {
+          gpb::LogHomeExerciseRequest request;
+          request.set_request_id(physio::NewId("rq"));
+          request.set_patient_id(patients[w]);
+          request.set_exercise_id("ex.motor.abdominal_bracing");
+          request.set_sets_done(2);
+          request.set_reps_done(10);
+          request.set_pain_during(static_cast<int>(i % 5));
+          request.set_pain_after(static_cast<int>(i % 5));
+          gpb::LogHomeExerciseResponse response;
+          return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
+        });
+        Report(c, "LogHomeExercise", tally, health_g.rate());
+      }
+      if (wanted("CreateAssessment")) {
+        auto tally = Drive(c, seconds, [&](int w, long) {
+          apb::CreateAssessmentRequest request;
+          request.set_request_id(physio::NewId("rq"));
+          request.set_patient_id(patients[w]);
+          AddAnswers(request.mutable_answers(), cpb::INSTRUMENT_NPRS, "", 1, 1, 5);
+          apb::CreateAssessmentResponse response;
+          return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
+        });
+        Report(c, "CreateAssessment", tally, health_a.rate());
+      }
+      if (wanted("WholeIntake")) {
+        // One operation = StartIntake, 3 x SubmitIntakeAnswers, CompleteIntake (5 calls).
+        auto tally = Drive(c, seconds, [&](int w, long) {
+          apb::StartIntakeRequest start;
+          start.set_request_id(physio::NewId("rq"));
+          start.set_patient_id(patients[w]);
+          start.add_instruments(cpb::INSTRUMENT_NPRS);
+          start.add_instruments(cpb::INSTRUMENT_ODI);
+          apb::StartIntakeResponse started;
+          auto status = clinician(assessment.stub(w), &apb::AssessmentService::Stub::StartIntake, start, &started);
+          const int parts[3][2] = {{0, 0}, {1, 5}, {6, 10}};
+          for (const auto& part : parts) {
+            if (!status.ok()) return status;
+            apb::SubmitIntakeAnswersRequest submit;
+            submit.set_request_id(physio::NewId("rq"));
+            submit.set_session_id(started.session().session_id());
+            if (part[0] == 0) {
+              AddAnswers(submit.mutable_answers(), cpb::INSTRUMENT_NPRS, "", 1, 1, 6);
+            } else {
+              AddAnswers(submit.mutable_answers(), cpb::INSTRUMENT_ODI, "odi.", part[0], part[1], 2);
+            }
+            apb::SubmitIntakeAnswersResponse submitted;
+            status = clinician(assessment.stub(w), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                               &submitted);
+          }
+          if (!status.ok()) return status;
+          apb::CompleteIntakeRequest complete;
+          complete.set_request_id(physio::NewId("rq"));
+          complete.set_session_id(started.session().session_id());
+          apb::CompleteIntakeResponse completed;
+          return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
+        });
+        Report(c, "WholeIntake (5 calls)", tally, health_a.rate());
+      }
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "physio-bench: " << e.what() << "\n";

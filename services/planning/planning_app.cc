@@ -224,8 +224,8 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         pb::GeneratePlanResponse generated;
         *generated.mutable_plan() = plan;
         return generated;
-      });
-  audit.resource_id = response.plan().plan_id();
+      },
+      [&](const pb::GeneratePlanResponse& response) { audit.resource_id = response.plan().plan_id(); });
   return response;
 }
 
@@ -294,12 +294,12 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           pb::ApprovePlanResponse approved;
           *approved.mutable_plan() = plan;
           return approved;
-        });
+        },
+        [&](const pb::ApprovePlanResponse& approved) { audit.patient_id = approved.plan().patient_id(); });
   } catch (const PgUniqueViolation& violation) {
     if (violation.constraint() != "plans_one_active") throw;
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
-  audit.patient_id = response.plan().patient_id();
   InvalidateAfterCommit(ctx, response.plan().patient_id());
   return response;
 }
@@ -337,8 +337,8 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
         Response changed;
         *changed.mutable_plan() = plan;
         return changed;
-      });
-  audit.patient_id = response.plan().patient_id();
+      },
+      [&](const Response& response) { audit.patient_id = response.plan().patient_id(); });
   // Also on a replayed retry: that is how a failed invalidation gets another chance.
   InvalidateAfterCommit(ctx, response.plan().patient_id());
   return response;

@@ -35,7 +35,7 @@ class GrpcAssessmentReader final : public AssessmentReader {
   std::chrono::milliseconds timeout_;
 };
 
-class PlanningGrpc final : public pb::PlanningService::Service {
+class PlanningGrpc final : public pb::PlanningService::CallbackService {
  public:
   PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
@@ -43,7 +43,7 @@ class PlanningGrpc final : public pb::PlanningService::Service {
   PHYSIO_UNARY_RPC(GetPlan)
   PHYSIO_UNARY_RPC(ApprovePlan)
   PHYSIO_UNARY_RPC(GetActivePlan)
-  PHYSIO_UNARY_RPC(ListInterventions)
+  PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListInterventions)
   PHYSIO_UNARY_RPC(RevisePlan)
   PHYSIO_UNARY_RPC(AdjustPlan)
   PHYSIO_UNARY_RPC(CompletePlan)

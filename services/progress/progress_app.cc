@@ -151,8 +151,8 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         pb::RecordVisitResponse recorded;
         *recorded.mutable_visit() = visit;
         return recorded;
-      });
-  audit.resource_id = response.visit().visit_id();
+      },
+      [&](const pb::RecordVisitResponse& response) { audit.resource_id = response.visit().visit_id(); });
   return response;
 }
 
@@ -202,8 +202,8 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         pb::LogHomeExerciseResponse logged;
         *logged.mutable_log() = log;
         return logged;
-      });
-  audit.resource_id = response.log().log_id();
+      },
+      [&](const pb::LogHomeExerciseResponse& response) { audit.resource_id = response.log().log_id(); });
   return response;
 }
 
@@ -237,8 +237,8 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
         pb::RecordOutcomeResponse recorded;
         *recorded.mutable_measure() = measure;
         return recorded;
-      });
-  audit.resource_id = response.measure().measure_id();
+      },
+      [&](const pb::RecordOutcomeResponse& response) { audit.resource_id = response.measure().measure_id(); });
   return response;
 }
 
@@ -481,8 +481,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
                   {ctx.tenant, out->evaluation_id(), request.patient_id(), pb::Decision_Name(out->decision()),
                    ToJson(*out)});
         return evaluated;
-      });
-  audit.resource_id = response.evaluation().evaluation_id();
+      },
+      [&](const pb::EvaluateProgressResponse& response) { audit.resource_id = response.evaluation().evaluation_id(); });
   return response;
 }
 
@@ -537,8 +537,8 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
                     {ctx.tenant, request.alert_id(), ToJson(alert)});
         }
         return acknowledged;
-      });
-  audit.patient_id = response.alert().patient_id();
+      },
+      [&](const pb::AcknowledgeAlertResponse& response) { audit.patient_id = response.alert().patient_id(); });
   return response;
 }
 

@@ -69,7 +69,7 @@ class GrpcAssessmentClient final : public AssessmentClient {
   std::chrono::milliseconds timeout_;
 };
 
-class ProgressGrpc final : public pb::ProgressService::Service {
+class ProgressGrpc final : public pb::ProgressService::CallbackService {
  public:
   ProgressGrpc(ProgressApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 

@@ -125,7 +125,7 @@ PostgresServer::PostgresServer() : port_(FreePort()) {
 void PostgresServer::Start() {
   RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-l", (dir_ / "log").string(), "-w", "-o",
                  "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -k " + dir_.string() +
-                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
                  "start"});
 }
 

@@ -2,8 +2,13 @@
 
 #include <jwt/jwt.hpp>
 
+#include <openssl/sha.h>
+
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
@@ -18,19 +23,72 @@ std::string ReadFileOrThrow(const std::string& path) {
   return buffer.str();
 }
 
+struct TokenVerifier::Checked {
+  VerifiedClaims claims;
+  std::chrono::system_clock::time_point expires;     // exp
+  std::chrono::system_clock::time_point not_before;  // nbf (epoch when absent)
+};
+
+class TokenVerifier::Cache {
+ public:
+  explicit Cache(TokenCacheOptions options) : options_(options) {}
+
+  bool Find(const std::string& key, std::chrono::system_clock::time_point now, Checked* out) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return false;
+    if (now >= it->second.evict_at) {
+      entries_.erase(it);
+      return false;
+    }
+    *out = it->second.checked;
+    return true;
+  }
+
+  void Insert(const std::string& key, const Checked& checked, std::chrono::system_clock::time_point now) {
+    if (options_.max_entries == 0) return;
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= options_.max_entries) {
+      std::erase_if(entries_, [&](const auto& entry) { return now >= entry.second.evict_at; });
+      // Still full of live tokens: start over rather than grow (one signature check each to refill).
+      if (entries_.size() >= options_.max_entries) entries_.clear();
+    }
+    entries_[key] = Entry{checked, std::min(checked.expires, now + options_.max_age)};
+  }
+
+  std::atomic<std::size_t> signature_checks{0};
+
+ private:
+  struct Entry {
+    Checked checked;
+    std::chrono::system_clock::time_point evict_at;
+  };
+  TokenCacheOptions options_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+TokenVerifier::~TokenVerifier() = default;
+TokenVerifier::TokenVerifier(TokenVerifier&&) noexcept = default;
+
+std::size_t TokenVerifier::signature_checks() const { return cache_->signature_checks.load(); }
+
 TokenVerifier::TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
-                             std::chrono::seconds leeway)
+                             std::chrono::seconds leeway, TokenCacheOptions cache)
     : public_key_pem_(std::move(public_key_pem)),
       issuer_(std::move(issuer)),
       audience_(std::move(audience)),
-      leeway_(leeway) {
+      leeway_(leeway),
+      cache_(std::make_unique<Cache>(cache)) {
   if (public_key_pem_.find("PUBLIC KEY") == std::string::npos) {
     throw std::runtime_error("the JWT public key is not a PEM public key");
   }
 }
 
-TokenVerifier TokenVerifier::FromFile(const std::string& public_key_path, std::string issuer, std::string audience) {
-  return TokenVerifier(ReadFileOrThrow(public_key_path), std::move(issuer), std::move(audience));
+TokenVerifier TokenVerifier::FromFile(const std::string& public_key_path, std::string issuer, std::string audience,
+                                      TokenCacheOptions cache) {
+  return TokenVerifier(ReadFileOrThrow(public_key_path), std::move(issuer), std::move(audience),
+                       std::chrono::seconds(30), cache);
 }
 
 namespace {
@@ -42,8 +100,26 @@ namespace {
 VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   if (token.empty()) Reject("missing");
   if (token.size() > 8192) Reject("too long");
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  const std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
+  const auto now = std::chrono::system_clock::now();
+  Checked checked;
+  if (!cache_->Find(key, now, &checked)) {
+    checked = VerifySignatureAndClaims(token);
+    cache_->Insert(key, checked, now);
+  }
+  // Every call: the token's time window, whether or not its signature was checked just now.
+  if (now >= checked.expires + leeway_) Reject("token expired");
+  if (now + leeway_ < checked.not_before) Reject("token not yet valid");
+  return checked.claims;
+}
+
+TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string& token) const {
+  cache_->signature_checks.fetch_add(1, std::memory_order_relaxed);
   std::error_code ec;
-  VerifiedClaims claims;
+  Checked checked;
+  VerifiedClaims& claims = checked.claims;
   try {
     auto decoded = jwt::decode(token, jwt::params::algorithms({"RS256"}), ec, jwt::params::secret(public_key_pem_),
                                jwt::params::issuer(issuer_), jwt::params::aud(audience_), jwt::params::verify(true),
@@ -53,6 +129,12 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
     // cpp-jwt checks "exp" only when present; an unbounded token is not acceptable.
     if (!payload.has_claim("exp")) Reject("no expiry");
     auto json = payload.create_json_obj();
+    if (!json["exp"].is_number()) Reject("malformed expiry");
+    checked.expires = std::chrono::system_clock::time_point(std::chrono::seconds(json["exp"].get<long long>()));
+    if (json.contains("nbf")) {
+      if (!json["nbf"].is_number()) Reject("malformed not-before");
+      checked.not_before = std::chrono::system_clock::time_point(std::chrono::seconds(json["nbf"].get<long long>()));
+    }
     if (!json.contains("tenant") || !json["tenant"].is_string()) Reject("no tenant claim");
     claims.tenant = json["tenant"].get<std::string>();
     if (!IsOpaqueId(claims.tenant) || claims.tenant.size() > 64) Reject("malformed tenant claim");
@@ -79,7 +161,7 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
     // Malformed base64/JSON or a claim of the wrong type.
     Reject("malformed");
   }
-  return claims;
+  return checked;
 }
 
 }  // namespace physio

@@ -4,24 +4,120 @@
 
 namespace physio {
 
-bool AuditTrail::Record(const CallContext& ctx, const AuditEvent& event) noexcept {
+namespace {
+constexpr int kColumns = 8;
+const char* const kInsert = ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id)";
+
+std::vector<PgParam> Row(const CallContext& ctx, const AuditEvent& event) {
+  std::string roles;
+  for (Role role : ctx.roles) roles += (roles.empty() ? "" : ",") + RoleName(role);
+  return {ctx.tenant,
+          ctx.principal,
+          roles,
+          event.action,
+          event.patient_id.empty() ? PgParam() : PgParam(event.patient_id),
+          event.resource_id.empty() ? PgParam() : PgParam(event.resource_id),
+          event.outcome,
+          ctx.request_id};
+}
+
+thread_local CallAudit* current_call_audit = nullptr;
+}  // namespace
+
+AuditTrail::AuditTrail(const PgOptions& pg_options, std::string schema, AuditOptions options)
+    : pg_options_(pg_options), schema_(std::move(schema)), options_(options), conn_(pg_options_) {
+  writer_ = std::thread([this] { WriteBatches(); });
+}
+
+AuditTrail::~AuditTrail() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  has_work_.notify_all();
+  writer_.join();
+}
+
+void AuditTrail::Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline,
+                        std::function<void(bool)> done) {
+  {
+    std::unique_lock lock(mutex_);
+    if (!has_room_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() < options_.queue_limit; }) ||
+        stopping_) {
+      lock.unlock();
+      spdlog::error("audit queue full until the deadline action={} request_id={}", event.action, ctx.request_id);
+      done(false);
+      return;
+    }
+    queue_.push_back(Pending{Row(ctx, event), std::move(done)});
+  }
+  has_work_.notify_one();
+}
+
+std::size_t AuditTrail::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void AuditTrail::RecordIn(PgConnection& conn, const CallContext& ctx, const AuditEvent& event) const {
+  conn.Exec("INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", Row(ctx, event));
+}
+
+void AuditTrail::WriteBatches() {
+  for (;;) {
+    std::vector<Pending> batch;
+    {
+      std::unique_lock lock(mutex_);
+      has_work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, all written
+      // Everything queued while the previous batch committed goes into this one.
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    has_room_.notify_all();
+    const bool written = Write(batch);
+    for (auto& pending : batch) pending.done(written);
+  }
+}
+
+bool AuditTrail::Write(const std::vector<Pending>& batch) {
   try {
-    std::string roles;
-    for (Role role : ctx.roles) roles += (roles.empty() ? "" : ",") + RoleName(role);
-    // Audit gets its own small budget so a call that used its whole deadline is still recorded.
-    WithTransaction(pool_, Clock::now() + std::chrono::seconds(2), [&](PgConnection& conn) {
-      conn.Exec("INSERT INTO " + schema_ +
-                    ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id)"
-                    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                {ctx.tenant, ctx.principal, roles, event.action,
-                 event.patient_id.empty() ? PgParam() : PgParam(event.patient_id),
-                 event.resource_id.empty() ? PgParam() : PgParam(event.resource_id), event.outcome, ctx.request_id});
-    });
+    const bool fresh = !conn_.healthy();
+    conn_.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
+    // This connection does nothing but audit batches: one bound for all of them.
+    if (fresh) conn_.Exec("SET statement_timeout = 2000");
+    std::string sql = "INSERT INTO " + schema_ + kInsert + " VALUES ";
+    std::vector<PgParam> params;
+    params.reserve(batch.size() * kColumns);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      sql += i == 0 ? "(" : ",(";
+      for (int c = 0; c < kColumns; ++c) {
+        sql += (c == 0 ? "$" : ",$") + std::to_string(i * kColumns + c + 1);
+        params.push_back(batch[i].row[c]);
+      }
+      sql += ")";
+    }
+    conn_.Exec(sql, params);  // one statement, one commit
     return true;
   } catch (const std::exception& e) {
-    spdlog::error("audit write failed action={} request_id={} error={}", event.action, ctx.request_id, e.what());
+    spdlog::error("audit batch of {} failed: {}", batch.size(), e.what());
     return false;
   }
+}
+
+CallAudit::CallAudit(const AuditTrail& trail, const CallContext& ctx, std::string action, const AuditTarget& target)
+    : trail_(trail), ctx_(ctx), action_(std::move(action)), target_(target), previous_(current_call_audit) {
+  current_call_audit = this;
+}
+
+CallAudit::~CallAudit() { current_call_audit = previous_; }
+
+CallAudit* CallAudit::Current() { return current_call_audit; }
+
+void CallAudit::RecordIn(PgConnection& conn) const {
+  trail_.RecordIn(conn, ctx_, AuditEvent{action_, target_.patient_id, target_.resource_id, "OK"});
 }
 
 }  // namespace physio

@@ -1,5 +1,7 @@
 #include "physio/db/idempotency.h"
 
+#include "physio/db/audit.h"
+
 namespace physio {
 
 namespace {
@@ -18,17 +20,24 @@ bool Replay(PgConnection& conn, const PgIdempotencyKey& key, const std::string& 
 
 std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
                                const std::string& fingerprint,
-                               const std::function<std::string(PgConnection&)>& write) {
+                               const std::function<std::string(PgConnection&)>& write,
+                               const std::function<void(const std::string&)>& describe) {
+  // The call's audit record commits with the write (or with its replay).
+  CallAudit* call_audit = CallAudit::Current();
   for (int attempt = 0;; ++attempt) {
     std::string response;
     try {
       WithTransaction(pool, deadline, [&](PgConnection& conn) {
-        if (Replay(conn, key, fingerprint, &response)) return;
-        response = write(conn);
-        conn.Exec("INSERT INTO " + key.schema +
-                      ".idempotency (tenant_id, method, request_id, fingerprint, response) VALUES ($1,$2,$3,$4,$5)",
-                  {key.tenant, key.method, key.request_id, fingerprint, PgBytes(response)});
+        if (!Replay(conn, key, fingerprint, &response)) {
+          response = write(conn);
+          conn.Exec("INSERT INTO " + key.schema +
+                        ".idempotency (tenant_id, method, request_id, fingerprint, response) VALUES ($1,$2,$3,$4,$5)",
+                    {key.tenant, key.method, key.request_id, fingerprint, PgBytes(response)});
+        }
+        if (describe) describe(response);
+        if (call_audit != nullptr) call_audit->RecordIn(conn);
       });
+      if (call_audit != nullptr) call_audit->MarkCommitted();
       return response;
     } catch (const PgUniqueViolation& violation) {
       // A concurrent attempt with the same request_id won; replay its response.

@@ -117,10 +117,9 @@ void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::functi
   conn.EnsureConnected(deadline);
   long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
   if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
-  conn.Exec("BEGIN");
+  // One round trip: the transaction and the bound on its statements (what is left of the caller's deadline).
   try {
-    // Bounds every statement of this transaction by what is left of the caller's deadline.
-    conn.Exec("SELECT set_config('statement_timeout', $1, true)", {std::to_string(budget) + "ms"});
+    conn.ExecScript("BEGIN; SET LOCAL statement_timeout = " + std::to_string(budget));
     body(conn);
     conn.Exec("COMMIT");
   } catch (...) {

@@ -2,13 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "physio/common/logging.h"
+
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 
 namespace physio {
 
 namespace {
-std::string Metadata(const grpc::ServerContext& server_context, const std::string& key) {
+std::string Metadata(const grpc::ServerContextBase& server_context, const std::string& key) {
   const auto& metadata = server_context.client_metadata();
   auto it = metadata.find(key);
   if (it == metadata.end()) return "";
@@ -33,7 +35,7 @@ grpc::StatusCode ToGrpcCode(ErrorCode code) {
 }
 }  // namespace
 
-CallContext MakeCallContext(const grpc::ServerContext& server_context, const TokenVerifier& verifier) {
+CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
   ctx.request_id = (!request_id.empty() && IsOpaqueId(request_id)) ? request_id : NewId("req");
@@ -87,37 +89,96 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
   return client;
 }
 
-grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context, const TokenVerifier& verifier,
-                        AuditTrail* audit, const std::function<void(const CallContext&, AuditTarget&)>& body) {
+const char* StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData patient_data,
+                                              grpc::CallbackServerContext* server_context, Body body) {
+  auto* reactor = server_context->DefaultReactor();
+  const auto accepted = Clock::now();
+  const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, accepted,
+                                       body = std::move(body)] {
+    Run(method, patient_data, server_context, reactor, body, accepted);
+  });
+  if (!queued) {
+    // Only past the configured queue limit (far more calls waiting than the service is sized for).
+    spdlog::warn("call queue full; refusing method={}", method);
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "server call queue full; retry with backoff"));
+  }
+  return reactor;
+}
+
+void CallPipeline::Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
+                       grpc::ServerUnaryReactor* reactor, const Body& body, Clock::time_point accepted) {
   CallContext ctx;
   AuditTarget target;
   grpc::Status status;
-  std::string outcome = "OK";
   bool authenticated = false;
+  bool audited_with_write = false;
+  auto finish = [method, reactor, accepted](const CallContext& call, const grpc::Status& final_status) {
+    LogAccess(AccessRecord{method, call.tenant, call.principal, call.request_id,
+                           StatusCodeName(final_status.error_code()), Clock::now() - accepted});
+    reactor->Finish(final_status);
+  };
+  if (server_context->IsCancelled()) {
+    finish(ctx, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled while queued"));
+    return;
+  }
   try {
-    ctx = MakeCallContext(*server_context, verifier);
+    ctx = MakeCallContext(*server_context, verifier_);
     authenticated = true;
-    body(ctx, target);
+    if (ctx.deadline <= Clock::now()) {
+      throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
+    }
+    CallAudit call_audit(audit_, ctx, method, target);
+    try {
+      body(ctx, target);
+    } catch (...) {
+      audited_with_write = call_audit.committed();
+      throw;
+    }
+    audited_with_write = call_audit.committed();
   } catch (const Error& error) {
     status = ToStatus(error);
-    outcome = ErrorCodeName(error.code());
   } catch (const std::exception& e) {
     spdlog::error("method={} request_id={} unexpected error: {}", method, ctx.request_id, e.what());
     status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
-    outcome = ErrorCodeName(ErrorCode::kInternal);
   }
-  // Ids and codes only: the message of an error can quote input, so it is not logged.
-  spdlog::info("method={} tenant={} principal={} request_id={} outcome={}", method, ctx.tenant, ctx.principal,
-               ctx.request_id, outcome);
-  if (audit != nullptr && authenticated) {
-    const bool recorded = audit->Record(ctx, AuditEvent{method, target.patient_id, target.resource_id, outcome});
-    // Fail closed: patient data is not handed out without its audit record. A
-    // mutation that already committed is safe to retry (its request_id replays it).
-    if (!recorded && status.ok()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry");
-    }
+  if (patient_data == PatientData::kNone || !authenticated || (audited_with_write && status.ok())) {
+    finish(ctx, status);
+    return;
   }
-  return status;
+  // Its own small budget, so a call that used its whole deadline is still recorded.
+  const auto audit_deadline = std::max(ctx.deadline, Clock::now() + std::chrono::milliseconds(500));
+  audit_.Submit(ctx, AuditEvent{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())},
+                std::min(audit_deadline, Clock::now() + std::chrono::seconds(2)),
+                [finish, ctx, status](bool recorded) {
+                  // Fail closed: patient data is not handed out without its audit record. A
+                  // mutation that already committed is safe to retry (its request_id replays it).
+                  finish(ctx, recorded || !status.ok()
+                                  ? status
+                                  : grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry"));
+                });
 }
 
 }  // namespace physio

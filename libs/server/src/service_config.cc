@@ -6,25 +6,31 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
   return {
       {"listen", default_listen, "address:port to listen on (port 0 picks a free port)"},
       {"log-level", "info", "trace, debug, info, warn, error"},
-      {"max-threads", "32", "maximum threads serving calls (gRPC resource quota)"},
+      {"worker-threads", "48", "threads running calls (they block on Redis, PostgreSQL and other services)"},
+      {"call-queue-limit", "10000", "calls that may wait for a worker at once; a call waits at most until its deadline"},
+      {"max-threads", "8", "threads of gRPC's synchronous services (server reflection); RPCs use the workers"},
       {"max-message-bytes", "4194304", "largest request or response accepted"},
       {"shutdown-grace-ms", "10000", "how long in-flight calls may run after SIGTERM"},
       {"health-interval-ms", "1000", "how often Redis and Postgres are probed for health"},
       {"redis-host", "127.0.0.1", "Redis host"},
       {"redis-port", "6379", "Redis port"},
-      {"redis-pool-size", "16", "Redis connections per service"},
+      {"redis-pool-size", "32", "Redis connections per service"},
       {"redis-timeout-ms", "1000", "upper bound for one Redis command"},
       {"pg-host", "127.0.0.1", "PostgreSQL host"},
       {"pg-port", "5432", "PostgreSQL port"},
       {"pg-user", "postgres", "PostgreSQL user"},
       {"pg-password", "", "PostgreSQL password (prefer the environment variable)"},
       {"pg-database", "physio", "PostgreSQL database"},
-      {"pg-pool-size", "16", "PostgreSQL connections per service"},
+      {"pg-pool-size", "32", "PostgreSQL connections per service (plus one for the audit writer)"},
       {"pg-statement-timeout-ms", "5000", "upper bound for one transaction's statements"},
       {"jwt-public-key", "", "PEM file with the RS256 public key that verifies bearer tokens (required)",
        SettingKind::kRequired},
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
       {"jwt-audience", "physio-backend", "required token audience (aud)"},
+      {"token-cache-size", "10000", "verified tokens remembered (by SHA-256) so one signature check serves many calls; 0: off"},
+      {"token-cache-max-seconds", "300", "longest a verified token is remembered (never past its exp)"},
+      {"audit-queue-limit", "8192", "audit records waiting for the batch writer; past it a call waits (within its deadline)"},
+      {"audit-max-batch", "512", "audit records written by one INSERT (one commit)"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
   };
@@ -64,7 +70,17 @@ PgOptions PgOptionsFrom(const Config& config) {
 TokenVerifier TokenVerifierFrom(const Config& config) {
   const std::string path = config.Get("jwt-public-key");
   if (path.empty()) throw std::invalid_argument("--jwt-public-key (PHYSIO_JWT_PUBLIC_KEY) is required");
-  return TokenVerifier::FromFile(path, config.Get("jwt-issuer"), config.Get("jwt-audience"));
+  TokenCacheOptions cache;
+  cache.max_entries = static_cast<std::size_t>(config.GetInt("token-cache-size"));
+  cache.max_age = std::chrono::seconds(config.GetInt("token-cache-max-seconds"));
+  return TokenVerifier::FromFile(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache);
+}
+
+AuditOptions AuditOptionsFrom(const Config& config) {
+  AuditOptions options;
+  options.queue_limit = static_cast<std::size_t>(config.GetInt("audit-queue-limit"));
+  options.max_batch = static_cast<std::size_t>(config.GetInt("audit-max-batch"));
+  return options;
 }
 
 std::chrono::milliseconds PeerTimeoutFrom(const Config& config) {

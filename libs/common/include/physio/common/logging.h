@@ -1,11 +1,27 @@
 #pragma once
 // One JSON object per line on stderr. Log ids, never patient data: messages are
 // written by us, and every value in them is an opaque id or a code.
+// Lines are written by spdlog's async logger (a bounded queue and one writer
+// thread), so a call never waits on stderr; nothing is flushed per line below warn.
+#include <chrono>
 #include <string>
 
 namespace physio {
 
 void InitJsonLogging(const std::string& service, const std::string& level);
 std::string JsonEscape(const std::string& text);
+
+// One access-log line per call, with real JSON keys:
+// {"ts":..,"level":"info","service":..,"kind":"access","method":..,"tenant":..,"principal":..,
+//  "request_id":..,"code":..,"duration_ms":..}
+struct AccessRecord {
+  const char* method;
+  std::string tenant;
+  std::string principal;
+  std::string request_id;
+  const char* code;  // gRPC status code name, e.g. "OK", "NOT_FOUND"
+  std::chrono::steady_clock::duration duration;
+};
+void LogAccess(const AccessRecord& record);
 
 }  // namespace physio

@@ -1,8 +1,20 @@
 #pragma once
-// The audit trail: who touched which patient's data, when, how it ended.
-// Written to the service's own schema in a separate short transaction, so a
-// failed or denied call is still recorded. Holds ids only, never PHI.
+// The audit trail: who touched which patient's data, when, how it ended. Ids
+// only, never PHI. Fail-closed: a call hands out patient data only once its
+// audit record is committed.
+//  - Reads (and failed calls) go to a batching writer: a bounded queue drained by
+//    one thread on its own connection, one multi-row INSERT per batch, so one
+//    commit (one fsync) serves every call that queued meanwhile (group commit).
+//    A call is answered only when the batch holding its record has committed.
+//  - Writes made through RunIdempotentWrite carry their record in their own
+//    transaction (see CallAudit): the write and its audit commit together.
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "physio/auth/call_context.h"
 #include "physio/db/pg.h"
@@ -22,15 +34,73 @@ struct AuditTarget {
   std::string resource_id;
 };
 
+struct AuditOptions {
+  std::size_t queue_limit = 8192;  // records waiting for a batch; past it Submit waits
+  std::size_t max_batch = 512;     // records in one INSERT
+};
+
 class AuditTrail {
  public:
-  AuditTrail(PgPool& pool, std::string schema) : pool_(pool), schema_(std::move(schema)) {}
-  // Never throws: an audit write failure is logged (ids only) and reported by the return value.
-  bool Record(const CallContext& ctx, const AuditEvent& event) noexcept;
+  // Opens its own connection(s) with `pg_options`; the schema is the service's.
+  AuditTrail(const PgOptions& pg_options, std::string schema, AuditOptions options = {});
+  // Writes what is queued, then stops.
+  ~AuditTrail();
+  AuditTrail(const AuditTrail&) = delete;
+  AuditTrail& operator=(const AuditTrail&) = delete;
+
+  // Queues the record; `done(true)` runs (on the writer thread) once the batch
+  // holding it has committed, `done(false)` when it could not be written or no
+  // room was free in the queue before `deadline`.
+  void Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline, std::function<void(bool)> done);
+  // The record as one row of the caller's own transaction.
+  void RecordIn(PgConnection& conn, const CallContext& ctx, const AuditEvent& event) const;
+  std::size_t queued() const;
 
  private:
-  PgPool& pool_;
+  struct Pending {
+    std::vector<PgParam> row;
+    std::function<void(bool)> done;
+  };
+  void WriteBatches();
+  bool Write(const std::vector<Pending>& batch);
+
+  PgOptions pg_options_;
   std::string schema_;
+  AuditOptions options_;
+  PgConnection conn_;
+  mutable std::mutex mutex_;
+  std::condition_variable has_work_;
+  std::condition_variable has_room_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+// The audit record of the call running on this thread, reachable while the
+// call's body runs so that a PostgreSQL write made for it (RunIdempotentWrite)
+// can insert the record in the write's own transaction.
+class CallAudit {
+ public:
+  CallAudit(const AuditTrail& trail, const CallContext& ctx, std::string action, const AuditTarget& target);
+  ~CallAudit();
+  CallAudit(const CallAudit&) = delete;
+  CallAudit& operator=(const CallAudit&) = delete;
+
+  // The installed record of this thread's call, or nullptr.
+  static CallAudit* Current();
+  // Inside the write's transaction: the record with outcome OK and the target as known now.
+  void RecordIn(PgConnection& conn) const;
+  // After that transaction committed.
+  void MarkCommitted() { committed_ = true; }
+  bool committed() const { return committed_; }
+
+ private:
+  const AuditTrail& trail_;
+  const CallContext& ctx_;
+  std::string action_;
+  const AuditTarget& target_;
+  CallAudit* previous_;
+  bool committed_ = false;
 };
 
 }  // namespace physio

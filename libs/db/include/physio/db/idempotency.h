@@ -19,7 +19,11 @@ struct PgIdempotencyKey {
 };
 
 // `write` runs inside the transaction and returns the serialized response.
+// `describe`, when given, sees the serialized response (written now or
+// replayed) inside the transaction, before the call's audit record is written
+// there (see CallAudit), so the record names what the response holds.
 std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
-                               const std::string& fingerprint, const std::function<std::string(PgConnection&)>& write);
+                               const std::string& fingerprint, const std::function<std::string(PgConnection&)>& write,
+                               const std::function<void(const std::string&)>& describe = {});
 
 }  // namespace physio

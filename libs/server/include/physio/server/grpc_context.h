@@ -10,6 +10,7 @@
 #include "physio/auth/call_context.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/error.h"
+#include "physio/common/worker_pool.h"
 #include "physio/db/audit.h"
 
 namespace physio {
@@ -17,9 +18,10 @@ namespace physio {
 // The one function every handler calls first. Reads "authorization: Bearer <jwt>",
 // verifies it, and takes tenant/principal/roles only from the verified claims.
 // Request id from "x-request-id" (or a new one); deadline from the call.
-CallContext MakeCallContext(const grpc::ServerContext& server_context, const TokenVerifier& verifier);
+CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier);
 
 grpc::Status ToStatus(const Error& error);
+const char* StatusCodeName(grpc::StatusCode code);
 // A channel to another of our services (plaintext on the private network/loopback),
 // with keepalive so a dead peer is noticed between calls.
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
@@ -31,24 +33,52 @@ Error FromDownstream(const std::string& service, const grpc::Status& status);
 // token and request id, and sets a deadline of min(caller's deadline, now + cap).
 std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx, std::chrono::milliseconds cap);
 
-// Runs one handler: builds the context, runs `body`, maps errors to statuses
-// (unexpected exceptions become INTERNAL with a generic message), logs the
-// outcome with ids only, and writes an audit event when `audit` is given. A call
-// whose audit event cannot be written fails with UNAVAILABLE (fail closed).
-// The body fills `AuditTarget` with the patient/resource it touched.
-grpc::Status HandleCall(const char* method, grpc::ServerContext* server_context, const TokenVerifier& verifier,
-                        AuditTrail* audit, const std::function<void(const CallContext&, AuditTarget&)>& body);
+// Whether a call reads or writes a patient's data, and so needs an audit record.
+enum class PatientData { kNone, kTouched };
+
+// How every unary call is served (gRPC callback API). gRPC's own threads only
+// accept the call and queue it; a worker of the service's pool runs it:
+// deadline check (a call that waited past its deadline ends DEADLINE_EXCEEDED),
+// identity, the body, status mapping (unexpected exceptions become INTERNAL
+// with a generic message), then the audit record: a write made through
+// RunIdempotentWrite already committed it with the data; otherwise it goes to
+// the batching writer and the call is answered when that batch commits. No
+// audit record, no answer: a call whose record cannot be written fails
+// UNAVAILABLE (fail closed). One access-log line per call, ids only.
+class CallPipeline {
+ public:
+  using Body = std::function<void(const CallContext&, AuditTarget&)>;
+  CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers)
+      : verifier_(verifier), audit_(audit), workers_(workers) {}
+
+  grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
+                                  grpc::CallbackServerContext* server_context, Body body);
+
+ private:
+  void Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
+           grpc::ServerUnaryReactor* reactor, const Body& body, Clock::time_point accepted);
+
+  const TokenVerifier& verifier_;
+  AuditTrail& audit_;
+  WorkerPool& workers_;
+};
 
 }  // namespace physio
 
-// Defines one unary handler of a generated `Service` class that forwards to
-// `app_.Method(ctx, request, audit)` through HandleCall. The class needs members
-// `app_` (the use cases) and `runtime_` (a ServiceRuntime) and a namespace alias `pb`.
-#define PHYSIO_UNARY_RPC(Method)                                                                   \
-  grpc::Status Method(grpc::ServerContext* context, const pb::Method##Request* request,            \
-                      pb::Method##Response* response) override {                                  \
-    return ::physio::HandleCall(#Method, context, runtime_.verifier(), &runtime_.audit(),           \
-                                [&](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
-                                  *response = app_.Method(ctx, *request, audit);                  \
-                                });                                                               \
+// Defines one unary handler of a generated `CallbackService` class that forwards
+// to `app_.Method(ctx, request, audit)` through the service's CallPipeline. The
+// class needs members `app_` (the use cases) and `runtime_` (a ServiceRuntime)
+// and a namespace alias `pb`. PHYSIO_UNARY_RPC_NO_PATIENT_DATA is for calls that
+// touch no patient's data (scoring a questionnaire, the intervention library):
+// they write no audit record.
+#define PHYSIO_UNARY_RPC_WITH(Method, patient_data)                                                 \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
+                                   pb::Method##Response* response) override {                       \
+    return runtime_.pipeline().Serve(                                                               \
+        #Method, patient_data, context,                                                             \
+        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+          *response = app_.Method(ctx, *request, audit);                                            \
+        });                                                                                         \
   }
+#define PHYSIO_UNARY_RPC(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kTouched)
+#define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)

@@ -22,14 +22,19 @@ Response ParseStored(const std::string& bytes) {
 }
 }  // namespace detail
 
-// `write` runs inside the transaction that also stores the idempotency record.
+// `write` runs inside the transaction that also stores the idempotency record
+// and the call's audit record; `describe` fills the audit target from the
+// response (new or replayed) before that record is written.
 template <typename Response>
 Response IdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
                          const google::protobuf::Message& request,
-                         const std::function<Response(PgConnection&)>& write) {
+                         const std::function<Response(PgConnection&)>& write,
+                         const std::function<void(const Response&)>& describe = {}) {
+  std::function<void(const std::string&)> describe_bytes;
+  if (describe) describe_bytes = [&](const std::string& bytes) { describe(detail::ParseStored<Response>(bytes)); };
   return detail::ParseStored<Response>(RunIdempotentWrite(
       pool, deadline, key, RequestFingerprint(request),
-      [&](PgConnection& conn) { return write(conn).SerializeAsString(); }));
+      [&](PgConnection& conn) { return write(conn).SerializeAsString(); }, describe_bytes));
 }
 
 template <typename Response>

@@ -6,6 +6,7 @@
 
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
+#include "physio/db/audit.h"
 #include "physio/db/pg.h"
 #include "physio/redis/redis_pool.h"
 
@@ -13,7 +14,7 @@ namespace physio {
 
 struct ServerSettings {
   std::string listen = "127.0.0.1:0";
-  int max_threads = 32;                 // sync-server thread cap (ResourceQuota)
+  int max_threads = 8;                  // threads of the synchronous services (reflection only)
   int max_message_bytes = 4 * 1024 * 1024;
   std::chrono::milliseconds shutdown_grace{10000};
   std::chrono::milliseconds health_interval{1000};
@@ -28,6 +29,7 @@ ServerSettings ServerSettingsFrom(const Config& config);
 RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);
+AuditOptions AuditOptionsFrom(const Config& config);
 // Outgoing call cap (peer-timeout-ms): no downstream call waits longer than this.
 std::chrono::milliseconds PeerTimeoutFrom(const Config& config);
 

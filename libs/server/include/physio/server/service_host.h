@@ -1,7 +1,7 @@
 #pragma once
 // Hosts one service's gRPC server the same way for all three services:
-// sync API with a thread cap (handlers block on Redis/Postgres, and their pools
-// are sized to match), grpc.health.v1 with a status per service that follows
+// callback API (calls are queued to the service's worker pool by CallPipeline,
+// never refused for want of a thread), grpc.health.v1 with a status per service that follows
 // the stores, reflection, message-size limits, keepalive policy, and a graceful
 // shutdown that lets in-flight calls finish within a bound.
 #include <grpcpp/grpcpp.h>

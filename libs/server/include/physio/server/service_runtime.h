@@ -1,7 +1,8 @@
 #pragma once
 // Everything a service process has besides its own logic: token verifier,
-// Redis and Postgres pools, the audit trail, migrations of its schema (retried
-// while Postgres is still starting), and the gRPC host whose health follows both stores.
+// Redis and Postgres pools, the audit trail, the worker pool and call pipeline
+// every RPC goes through, migrations of its schema (retried while Postgres is
+// still starting), and the gRPC host whose health follows both stores.
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,7 +12,9 @@
 #include "physio/db/audit.h"
 #include "physio/db/migrations.h"
 #include "physio/db/pg.h"
+#include "physio/common/worker_pool.h"
 #include "physio/redis/redis_pool.h"
+#include "physio/server/grpc_context.h"
 #include "physio/server/service_host.h"
 
 namespace physio {
@@ -27,6 +30,8 @@ class ServiceRuntime {
   RedisPool& redis() { return redis_; }
   PgPool& pg() { return pg_; }
   AuditTrail& audit() { return audit_; }
+  CallPipeline& pipeline() { return pipeline_; }
+  const WorkerPool& workers() const { return workers_; }
 
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
@@ -38,6 +43,11 @@ class ServiceRuntime {
   RedisPool redis_;
   PgPool pg_;
   AuditTrail audit_;
+  // Declared after the stores and the audit trail and before the host: on the
+  // way down the host drains its calls first, then the workers finish what is
+  // queued, then the last audit batch is written.
+  WorkerPool workers_;
+  CallPipeline pipeline_;
   ServiceHost host_;
 };
 
