@@ -196,14 +196,20 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("assessment_id", request.assessment_id());
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, "GeneratePlan", request.request_id()};
+  if (auto replay = IdempotentReplay<pb::GeneratePlanResponse>(pg_, deadline, key, request)) {
+    audit.patient_id = replay->plan().patient_id();
+    audit.resource_id = replay->plan().plan_id();
+    return *replay;
+  }
   // Read before the transaction: no database connection is held across a remote call.
   auto assessment = assessments_.Get(ctx, request.assessment_id());
   audit.patient_id = assessment.patient_id();
   // An urgent or emergency red flag gives a referral plan instead of treatment.
   const PlanInput input = PlanInputFrom(assessment);
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "GeneratePlan", request.request_id()}, request,
-      [&](PgConnection& conn) {
+      pg_, deadline, key, request, [&](PgConnection& conn) {
         pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());

@@ -171,6 +171,13 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   ValidatePain("pain_after", request.pain_after());
   if (!pb::Difficulty_IsValid(request.difficulty())) ThrowInvalidArgument("difficulty", "is not a known value");
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, "LogHomeExercise", request.request_id()};
+  // A retry is answered from the record, before asking planning anything.
+  if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(pg_, deadline, key, request)) {
+    audit.resource_id = replay->log().log_id();
+    return *replay;
+  }
 
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
@@ -181,8 +188,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
 
   auto response = IdempotentWrite<pb::LogHomeExerciseResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "LogHomeExercise", request.request_id()},
-      request, [&](PgConnection& conn) {
+      pg_, deadline, key, request, [&](PgConnection& conn) {
         pb::HomeExerciseLog log;
         log.set_log_id(NewId("hel"));
         log.set_patient_id(request.patient_id());
@@ -218,12 +224,17 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
     ThrowInvalidArgument("instrument", "must be INSTRUMENT_NPRS, INSTRUMENT_ODI, INSTRUMENT_RMDQ or INSTRUMENT_PSFS");
   }
   const Timestamp measured = ValidatedTime("measure_time", request.measure_time());
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, "RecordOutcome", request.request_id()};
+  if (auto replay = IdempotentReplay<pb::RecordOutcomeResponse>(pg_, deadline, key, request)) {
+    audit.resource_id = replay->measure().measure_id();
+    return *replay;
+  }
   // Scored by the assessment service: one place for the scoring rules. Its
   // INVALID_ARGUMENT/FAILED_PRECONDITION come back with the field named.
   const cpb::InstrumentScore score = assessment_.Score(ctx, request.instrument(), request.answers());
   auto response = IdempotentWrite<pb::RecordOutcomeResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordOutcome", request.request_id()}, request,
-      [&](PgConnection& conn) {
+      pg_, deadline, key, request, [&](PgConnection& conn) {
         pb::OutcomeMeasure measure;
         measure.set_measure_id(NewId("om"));
         measure.set_patient_id(request.patient_id());
@@ -406,52 +417,94 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   ValidateOpaqueId("patient_id", request.patient_id());
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   audit.patient_id = request.patient_id();
-  auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "EvaluateProgress", request.request_id()},
-      request, [&](PgConnection& conn) {
-        // One evaluation per patient at a time: the second sees the first's adjustment
-        // (and, with the evidence already used, decides to continue).
-        conn.Exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"evaluate/" + ctx.tenant + "/" + request.patient_id()});
-        auto plan = planning_.ActivePlan(ctx, request.patient_id());
-        if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
-        Snapshot snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan);
-        Evaluation evaluation = Evaluate(snapshot.evaluation, policy_);
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, "EvaluateProgress", request.request_id()};
+  if (auto replay = IdempotentReplay<pb::EvaluateProgressResponse>(pg_, deadline, key, request)) {
+    audit.resource_id = replay->evaluation().evaluation_id();
+    return *replay;
+  }
+  // Read, decide, adjust through planning, then one short transaction: no
+  // PostgreSQL connection or lock is held while planning is called. Racing
+  // evaluations of the same plan state derive the same adjustment request id,
+  // so planning applies it once and the evidence is used once.
+  auto plan = planning_.ActivePlan(ctx, request.patient_id());
+  if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
+  std::optional<Snapshot> snapshot;
+  WithTransaction(pg_, deadline, [&](PgConnection& conn) { snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan); });
+  Evaluation evaluation = Evaluate(snapshot->evaluation, policy_);
 
-        plan_pb::AdjustPlanRequest adjust;
-        adjust.set_plan_id(plan->plan_id());
-        adjust.set_etag(plan->etag());
-        std::string reasons;
-        for (const auto& reason : evaluation.reasons) reasons += (reasons.empty() ? "" : "; ") + reason;
-        adjust.set_reason(("progress evaluation: " + DecisionName(evaluation.decision) + ": " + reasons).substr(0, 500));
-        switch (evaluation.decision) {
-          case Decision::kProgress: adjust.set_adjustment(plan_pb::ADJUSTMENT_PROGRESS); break;
-          case Decision::kRegress: adjust.set_adjustment(plan_pb::ADJUSTMENT_REGRESS); break;
-          case Decision::kReassess:
-            if (!plan->needs_reassessment()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
-            break;
-          case Decision::kRefer:
-            if (!plan->referral_recommended()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
-            break;
-          case Decision::kContinue: break;
-        }
-        pb::EvaluateProgressResponse evaluated;
-        auto* out = evaluated.mutable_evaluation();
-        out->set_evaluation_id(NewId("eval"));
-        out->set_patient_id(request.patient_id());
-        out->set_decision(ToProto(evaluation.decision));
-        for (const auto& reason : evaluation.reasons) out->add_reasons(reason);
-        out->set_responder_status(ToProto(evaluation.responder));
-        *out->mutable_evaluate_time() = TimeUtil::GetCurrentTime();
-        if (adjust.adjustment() != plan_pb::ADJUSTMENT_UNSPECIFIED) {
-          // Derived from the plan state and the decision, so evaluations racing on
-          // the same state send the same adjustment, which planning applies once.
-          adjust.set_request_id("eval-" + Sha256Hex(plan->plan_id() + "/" + plan->etag() + "/" +
-                                                    plan_pb::Adjustment_Name(adjust.adjustment()))
-                                              .substr(0, 40));
-          *out->mutable_plan() = planning_.Adjust(ctx, adjust);
-          out->set_plan_adjusted(true);
-        } else {
-          *out->mutable_plan() = *plan;
+  plan_pb::AdjustPlanRequest adjust;
+  adjust.set_plan_id(plan->plan_id());
+  adjust.set_etag(plan->etag());
+  std::string reasons;
+  for (const auto& reason : evaluation.reasons) reasons += (reasons.empty() ? "" : "; ") + reason;
+  adjust.set_reason(("progress evaluation: " + DecisionName(evaluation.decision) + ": " + reasons).substr(0, 500));
+  switch (evaluation.decision) {
+    case Decision::kProgress: adjust.set_adjustment(plan_pb::ADJUSTMENT_PROGRESS); break;
+    case Decision::kRegress: adjust.set_adjustment(plan_pb::ADJUSTMENT_REGRESS); break;
+    case Decision::kReassess:
+      if (!plan->needs_reassessment()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
+      break;
+    case Decision::kRefer:
+      if (!plan->referral_recommended()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
+      break;
+    case Decision::kContinue: break;
+  }
+  pb::EvaluateProgressResponse evaluated;
+  auto* out = evaluated.mutable_evaluation();
+  out->set_evaluation_id(NewId("eval"));
+  out->set_patient_id(request.patient_id());
+  out->set_decision(ToProto(evaluation.decision));
+  for (const auto& reason : evaluation.reasons) out->add_reasons(reason);
+  out->set_responder_status(ToProto(evaluation.responder));
+  *out->mutable_evaluate_time() = TimeUtil::GetCurrentTime();
+  std::string adjustment_key;
+  if (adjust.adjustment() != plan_pb::ADJUSTMENT_UNSPECIFIED) {
+    // Derived from the plan state and the decision, so evaluations racing on
+    // the same state send the same adjustment, which planning applies once.
+    adjustment_key = "eval-" + Sha256Hex(plan->plan_id() + "/" + plan->etag() + "/" +
+                                         plan_pb::Adjustment_Name(adjust.adjustment()))
+                                   .substr(0, 40);
+    adjust.set_request_id(adjustment_key);
+    *out->mutable_plan() = planning_.Adjust(ctx, adjust);
+    out->set_plan_adjusted(true);
+  } else {
+    *out->mutable_plan() = *plan;
+  }
+  std::vector<std::pair<pb::AlertKind, std::vector<std::string>>> alerts;
+  if (snapshot->evaluation.new_red_flag) alerts.push_back({pb::ALERT_KIND_RED_FLAG, snapshot->evaluation.red_flag_reasons});
+  std::vector<std::string> worse;
+  for (const auto& change : snapshot->evaluation.changes) {
+    if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
+  }
+  if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});
+  if (evaluation.responder == ResponderStatus::kNonResponder) {
+    alerts.push_back({pb::ALERT_KIND_NON_RESPONSE, {"no outcome improved meaningfully by week 4"}});
+  }
+  if (evaluation.low_adherence) alerts.push_back({pb::ALERT_KIND_LOW_ADHERENCE, evaluation.reasons});
+
+  auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
+      pg_, deadline, key, request,
+      [&](PgConnection& conn) {
+        pb::EvaluateProgressResponse stored = evaluated;
+        auto* record = stored.mutable_evaluation();
+        std::optional<std::string> key_of_record;
+        if (!adjustment_key.empty()) {
+          // Short and local: serialises only the recording of racing evaluations of one patient.
+          conn.Exec("SELECT pg_advisory_xact_lock(hashtext($1))",
+                    {"evaluate/" + ctx.tenant + "/" + request.patient_id()});
+          auto first = conn.Exec("SELECT evaluation_id FROM progress.evaluations WHERE tenant_id = $1"
+                                 " AND adjustment_key = $2",
+                                 {ctx.tenant, adjustment_key});
+          if (first.rows() > 0) {
+            // Another evaluation of the same evidence already acted on it: this one continues.
+            record->set_decision(pb::DECISION_CONTINUE);
+            record->set_plan_adjusted(false);
+            record->clear_reasons();
+            record->add_reasons("the same evidence was already acted on by evaluation " + first.Get(0, 0));
+          } else {
+            key_of_record = adjustment_key;
+          }
         }
         std::string clinic = request.clinic_id();
         if (clinic.empty()) {
@@ -460,27 +513,16 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
                                   {ctx.tenant, request.patient_id()});
           clinic = latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
         }
-        std::vector<std::pair<pb::AlertKind, std::vector<std::string>>> alerts;
-        if (snapshot.evaluation.new_red_flag) alerts.push_back({pb::ALERT_KIND_RED_FLAG, snapshot.evaluation.red_flag_reasons});
-        std::vector<std::string> worse;
-        for (const auto& change : snapshot.evaluation.changes) {
-          if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
-        }
-        if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});
-        if (evaluation.responder == ResponderStatus::kNonResponder) {
-          alerts.push_back({pb::ALERT_KIND_NON_RESPONSE, {"no outcome improved meaningfully by week 4"}});
-        }
-        if (evaluation.low_adherence) alerts.push_back({pb::ALERT_KIND_LOW_ADHERENCE, evaluation.reasons});
-        for (const auto& [kind, reasons] : alerts) {
-          if (auto raised = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, reasons)) {
-            *out->add_raised_alerts() = *raised;
+        for (const auto& [kind, alert_reasons] : alerts) {
+          if (auto raised = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
+            *record->add_raised_alerts() = *raised;
           }
         }
-        conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body)"
-                  " VALUES ($1,$2,$3,$4,$5::jsonb)",
-                  {ctx.tenant, out->evaluation_id(), request.patient_id(), pb::Decision_Name(out->decision()),
-                   ToJson(*out)});
-        return evaluated;
+        conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
+                  " adjustment_key) VALUES ($1,$2,$3,$4,$5::jsonb,$6)",
+                  {ctx.tenant, record->evaluation_id(), request.patient_id(), pb::Decision_Name(record->decision()),
+                   ToJson(*record), key_of_record});
+        return stored;
       },
       [&](const pb::EvaluateProgressResponse& response) { audit.resource_id = response.evaluation().evaluation_id(); });
   return response;

@@ -18,6 +18,16 @@ bool Replay(PgConnection& conn, const PgIdempotencyKey& key, const std::string& 
 }
 }  // namespace
 
+std::optional<std::string> FindIdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
+                                                const std::string& fingerprint) {
+  std::optional<std::string> replay;
+  WithTransaction(pool, deadline, [&](PgConnection& conn) {
+    std::string response;
+    if (Replay(conn, key, fingerprint, &response)) replay = std::move(response);
+  });
+  return replay;
+}
+
 std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
                                const std::string& fingerprint,
                                const std::function<std::string(PgConnection&)>& write,

@@ -5,6 +5,7 @@
 // id with a different request is INVALID_ARGUMENT. Two concurrent first attempts
 // race on the primary key: the loser rolls back and replays the winner's response.
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "physio/db/pg.h"
@@ -17,6 +18,12 @@ struct PgIdempotencyKey {
   std::string method;
   std::string request_id;
 };
+
+// The stored response of a request already done, read before any call to
+// another service is made for it (a retry must not depend on, or repeat, work
+// elsewhere). INVALID_ARGUMENT when the id was used for a different request.
+std::optional<std::string> FindIdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
+                                                const std::string& fingerprint);
 
 // `write` runs inside the transaction and returns the serialized response.
 // `describe`, when given, sees the serialized response (written now or

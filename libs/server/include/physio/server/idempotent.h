@@ -5,6 +5,7 @@
 #include <google/protobuf/message.h>
 
 #include <functional>
+#include <optional>
 
 #include "physio/common/error.h"
 #include "physio/db/idempotency.h"
@@ -35,6 +36,15 @@ Response IdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdemp
   return detail::ParseStored<Response>(RunIdempotentWrite(
       pool, deadline, key, RequestFingerprint(request),
       [&](PgConnection& conn) { return write(conn).SerializeAsString(); }, describe_bytes));
+}
+
+// A request already done: its stored response, looked up before any remote call.
+template <typename Response>
+std::optional<Response> IdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
+                                         const google::protobuf::Message& request) {
+  auto stored = FindIdempotentReplay(pool, deadline, key, RequestFingerprint(request));
+  if (!stored) return std::nullopt;
+  return detail::ParseStored<Response>(*stored);
 }
 
 template <typename Response>
