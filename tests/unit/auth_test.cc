@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <jwt/jwt.hpp>
 
+#include <memory>
+#include <thread>
+
 #include "physio/auth/call_context.h"
 #include "physio/auth/token_minter.h"
 #include "physio/auth/token_verifier.h"
@@ -114,6 +117,66 @@ TEST(CallContextRules, PatientsSeeOnlyThemselvesStaffSeeTheTenant) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
   }
+}
+
+}  // namespace
+}  // namespace physio
+
+namespace physio {
+namespace {
+
+class TokenCacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { keys_ = std::make_unique<RsaKeyPair>(GenerateRsaKeyPair()); }
+  static void TearDownTestSuite() { keys_.reset(); }
+  static std::string Token(const std::string& subject, std::chrono::seconds lifetime) {
+    return MintToken(keys_->private_key_pem, {"iss-test", "aud-test", "acme", subject, {"clinician"}, "", lifetime});
+  }
+  inline static std::unique_ptr<RsaKeyPair> keys_;
+};
+
+TEST_F(TokenCacheTest, OneSignatureCheckServesRepeatedCallsWithTheSameToken) {
+  TokenVerifier verifier(keys_->public_key_pem, "iss-test", "aud-test");
+  const std::string token = Token("clin-1", std::chrono::hours(1));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(verifier.Verify(token).subject, "clin-1");
+  EXPECT_EQ(verifier.signature_checks(), 1u);
+  // A different token is checked on its own.
+  EXPECT_EQ(verifier.Verify(Token("clin-2", std::chrono::hours(1))).subject, "clin-2");
+  EXPECT_EQ(verifier.signature_checks(), 2u);
+  // A tampered copy of a cached token is not served from the cache.
+  std::string tampered = token;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_THROW(verifier.Verify(tampered), Error);
+}
+
+TEST_F(TokenCacheTest, ACachedTokenStillExpiresOnTime) {
+  TokenVerifier verifier(keys_->public_key_pem, "iss-test", "aud-test", std::chrono::seconds(0));
+  const std::string token = Token("clin-1", std::chrono::seconds(2));
+  EXPECT_NO_THROW(verifier.Verify(token));
+  EXPECT_NO_THROW(verifier.Verify(token));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  try {
+    verifier.Verify(token);
+    ADD_FAILURE() << "an expired token was accepted from the cache";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnauthenticated);
+  }
+}
+
+TEST_F(TokenCacheTest, TheCacheIsBoundedAndCanBeTurnedOff) {
+  TokenVerifier bounded(keys_->public_key_pem, "iss-test", "aud-test", std::chrono::seconds(30),
+                        TokenCacheOptions{2, std::chrono::seconds(300)});
+  const std::string first = Token("clin-1", std::chrono::hours(1));
+  bounded.Verify(first);
+  bounded.Verify(Token("clin-2", std::chrono::hours(1)));
+  bounded.Verify(Token("clin-3", std::chrono::hours(1)));  // full: the cache starts over
+  bounded.Verify(first);
+  EXPECT_EQ(bounded.signature_checks(), 4u);
+  TokenVerifier off(keys_->public_key_pem, "iss-test", "aud-test", std::chrono::seconds(30),
+                    TokenCacheOptions{0, std::chrono::seconds(300)});
+  off.Verify(first);
+  off.Verify(first);
+  EXPECT_EQ(off.signature_checks(), 2u);
 }
 
 }  // namespace

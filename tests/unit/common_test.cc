@@ -1,12 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
 
 #include "physio/common/bounded_pool.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
 #include "physio/common/logging.h"
 #include "physio/common/validation.h"
+#include "physio/common/worker_pool.h"
 #include "physio/redis/redis_keys.h"
 
 namespace physio {
@@ -73,6 +76,42 @@ TEST(BoundedPool, ALeaseWaitsOnlyUntilTheDeadlineAndReturnsItself) {
 
 TEST(Logging, JsonEscapeKeepsOneValidLine) {
   EXPECT_EQ(JsonEscape("a\"b\\c\nd\x01"), "a\\\"b\\\\c\\nd\\u0001");
+}
+
+}  // namespace
+}  // namespace physio
+
+namespace physio {
+namespace {
+
+TEST(WorkerPool, QueuesBeyondItsThreadsAndRunsEveryQueuedJob) {
+  std::atomic<int> ran{0};
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  {
+    WorkerPool pool(2, 100);
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(pool.Submit([&] {
+        std::lock_guard wait(gate);
+        ++ran;
+      }));
+    }
+    EXPECT_GE(pool.queued(), 48u);  // two are running (blocked on the gate), the rest wait their turn
+    hold.unlock();
+  }  // the destructor runs what is queued
+  EXPECT_EQ(ran.load(), 50);
+}
+
+TEST(WorkerPool, RefusesOnlyPastItsQueueLimit) {
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  WorkerPool pool(1, 3);
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) accepted += pool.Submit([&] { std::lock_guard wait(gate); }) ? 1 : 0;
+  // One taken by the thread (maybe), three queued.
+  EXPECT_GE(accepted, 3);
+  EXPECT_LE(accepted, 4);
+  hold.unlock();
 }
 
 }  // namespace
