@@ -395,12 +395,11 @@ pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
   ValidateOpaqueId("assessment_id", request.assessment_id());
   audit.resource_id = request.assessment_id();
   pb::GetAssessmentResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto rows = conn.Exec("SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
-                          {ctx.tenant, request.assessment_id()});
-    if (rows.rows() == 0) ThrowNotFound("assessment");
-    FromJson(rows.Get(0, 0), response.mutable_assessment());
-  });
+  auto rows = QueryOnce(pg_, ctx.DeadlineCappedAt(kStoreBudget),
+                        {"SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
+                         {ctx.tenant, request.assessment_id()}});
+  if (rows.rows() == 0) ThrowNotFound("assessment");
+  FromJson(rows.Get(0, 0), response.mutable_assessment());
   if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
   audit.patient_id = response.assessment().patient_id();
   return response;

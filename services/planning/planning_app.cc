@@ -241,12 +241,11 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
   ValidateOpaqueId("plan_id", request.plan_id());
   audit.resource_id = request.plan_id();
   pb::GetPlanResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto rows = conn.Exec("SELECT body FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
-                          {ctx.tenant, request.plan_id()});
-    if (rows.rows() == 0) ThrowNotFound("plan");
-    *response.mutable_plan() = ReadPlan(rows, 0);
-  });
+  auto rows = QueryOnce(pg_, ctx.DeadlineCappedAt(kStoreBudget),
+                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
+                         {ctx.tenant, request.plan_id()}});
+  if (rows.rows() == 0) ThrowNotFound("plan");
+  *response.mutable_plan() = ReadPlan(rows, 0);
   if (!CanSeePatient(ctx, response.plan().patient_id())) ThrowNotFound("plan");
   audit.patient_id = response.plan().patient_id();
   return response;
@@ -572,13 +571,12 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
     // The cache is an optimisation: without Redis the record is read from PostgreSQL.
     spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
   }
-  WithTransaction(pg_, deadline, [&](PgConnection& conn) {
-    auto rows = conn.Exec("SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
-                          " AND status = 'ACTIVE'",
-                          {ctx.tenant, request.patient_id()});
-    if (rows.rows() == 0) ThrowNotFound("active plan");
-    *response.mutable_plan() = ReadPlan(rows, 0);
-  });
+  auto rows = QueryOnce(pg_, deadline,
+                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
+                         " AND status = 'ACTIVE'",
+                         {ctx.tenant, request.patient_id()}});
+  if (rows.rows() == 0) ThrowNotFound("active plan");
+  *response.mutable_plan() = ReadPlan(rows, 0);
   audit.resource_id = response.plan().plan_id();
   if (generation) {
     try {

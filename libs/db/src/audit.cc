@@ -59,8 +59,8 @@ std::size_t AuditTrail::queued() const {
   return queue_.size();
 }
 
-void AuditTrail::RecordIn(PgConnection& conn, const CallContext& ctx, const AuditEvent& event) const {
-  conn.Exec("INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", Row(ctx, event));
+PgStatement AuditTrail::InsertStatement(const CallContext& ctx, const AuditEvent& event) const {
+  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", Row(ctx, event)};
 }
 
 void AuditTrail::WriteBatches() {
@@ -116,8 +116,8 @@ CallAudit::~CallAudit() { current_call_audit = previous_; }
 
 CallAudit* CallAudit::Current() { return current_call_audit; }
 
-void CallAudit::RecordIn(PgConnection& conn) const {
-  trail_.RecordIn(conn, ctx_, AuditEvent{action_, target_.patient_id, target_.resource_id, "OK"});
+PgStatement CallAudit::InsertStatement() const {
+  return trail_.InsertStatement(ctx_, AuditEvent{action_, target_.patient_id, target_.resource_id, "OK"});
 }
 
 }  // namespace physio

@@ -5,27 +5,25 @@
 namespace physio {
 
 namespace {
-bool Replay(PgConnection& conn, const PgIdempotencyKey& key, const std::string& fingerprint, std::string* response) {
-  auto rows = conn.Exec("SELECT fingerprint, response FROM " + key.schema +
-                            ".idempotency WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
-                        {key.tenant, key.method, key.request_id});
-  if (rows.rows() == 0) return false;
+PgStatement ReplayStatement(const PgIdempotencyKey& key) {
+  return {"SELECT fingerprint, response FROM " + key.schema +
+              ".idempotency WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
+          {key.tenant, key.method, key.request_id}};
+}
+
+// The stored response of this key, if any; INVALID_ARGUMENT when it was for another request.
+std::optional<std::string> StoredResponse(const PgResult& rows, const std::string& fingerprint) {
+  if (rows.rows() == 0) return std::nullopt;
   if (rows.Get(0, 0) != fingerprint) {
     throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
   }
-  *response = rows.GetBytes(0, 1);
-  return true;
+  return rows.GetBytes(0, 1);
 }
 }  // namespace
 
 std::optional<std::string> FindIdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
                                                 const std::string& fingerprint) {
-  std::optional<std::string> replay;
-  WithTransaction(pool, deadline, [&](PgConnection& conn) {
-    std::string response;
-    if (Replay(conn, key, fingerprint, &response)) replay = std::move(response);
-  });
-  return replay;
+  return StoredResponse(QueryOnce(pool, deadline, ReplayStatement(key)), fingerprint);
 }
 
 std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
@@ -37,16 +35,25 @@ std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const P
   for (int attempt = 0;; ++attempt) {
     std::string response;
     try {
-      WithTransaction(pool, deadline, [&](PgConnection& conn) {
-        if (!Replay(conn, key, fingerprint, &response)) {
-          response = write(conn);
-          conn.Exec("INSERT INTO " + key.schema +
-                        ".idempotency (tenant_id, method, request_id, fingerprint, response) VALUES ($1,$2,$3,$4,$5)",
-                    {key.tenant, key.method, key.request_id, fingerprint, PgBytes(response)});
-        }
-        if (describe) describe(response);
-        if (call_audit != nullptr) call_audit->RecordIn(conn);
-      });
+      // Round trips: the replay check travels with BEGIN; the idempotency record
+      // and the audit record travel with COMMIT.
+      WithPipelinedTransaction(pool, deadline, {ReplayStatement(key)},
+                               [&](PgConnection& conn, std::vector<PgResult>& opened) {
+                                 std::vector<PgStatement> closing;
+                                 if (auto stored = StoredResponse(opened.at(0), fingerprint)) {
+                                   response = std::move(*stored);
+                                 } else {
+                                   response = write(conn);
+                                   closing.push_back({"INSERT INTO " + key.schema +
+                                                          ".idempotency (tenant_id, method, request_id, fingerprint,"
+                                                          " response) VALUES ($1,$2,$3,$4,$5)",
+                                                      {key.tenant, key.method, key.request_id, fingerprint,
+                                                       PgBytes(response)}});
+                                 }
+                                 if (describe) describe(response);
+                                 if (call_audit != nullptr) closing.push_back(call_audit->InsertStatement());
+                                 return closing;
+                               });
       if (call_audit != nullptr) call_audit->MarkCommitted();
       return response;
     } catch (const PgUniqueViolation& violation) {

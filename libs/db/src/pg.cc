@@ -67,6 +67,59 @@ PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& 
                               nullptr, nullptr, 0));
 }
 
+std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>& statements) {
+  if (!conn_) Unavailable("not connected");
+  PGconn* conn = conn_.get();
+  if (PQenterPipelineMode(conn) != 1) Unavailable("cannot enter pipeline mode: " + Trimmed(PQerrorMessage(conn)));
+  bool sent = true;
+  for (const auto& statement : statements) {
+    std::vector<const char*> values;
+    values.reserve(statement.params.size());
+    for (const auto& p : statement.params) values.push_back(p ? p->c_str() : nullptr);
+    if (PQsendQueryParams(conn, statement.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, 0) != 1) {
+      sent = false;
+      break;
+    }
+  }
+  if (!sent || PQpipelineSync(conn) != 1) {
+    const std::string why = Trimmed(PQerrorMessage(conn));
+    conn_.reset();  // a half-sent pipeline leaves the connection in no known state
+    Unavailable("pipeline send failed: " + why);
+  }
+  // One result per statement (each followed by a null), then the sync marker.
+  std::vector<PGresult*> raw;
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    PGresult* result = PQgetResult(conn);
+    raw.push_back(result);
+    if (result == nullptr) break;  // connection lost
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+  }
+  bool synced = false;
+  if (raw.size() == statements.size() && raw.back() != nullptr) {
+    if (PGresult* sync = PQgetResult(conn)) {
+      synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+      PQclear(sync);
+    }
+  }
+  if (!synced || PQexitPipelineMode(conn) != 1) {
+    for (PGresult* result : raw) PQclear(result);
+    const std::string why = Trimmed(PQerrorMessage(conn));
+    conn_.reset();
+    Unavailable("pipeline failed: " + why);
+  }
+  std::vector<PgResult> results;
+  results.reserve(raw.size());
+  for (PGresult* result : raw) results.emplace_back(result);  // owned from here, also if Checked throws
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (PQresultStatus(raw[i]) == PGRES_PIPELINE_ABORTED) continue;  // after the one that failed
+    if (PQresultStatus(raw[i]) != PGRES_COMMAND_OK && PQresultStatus(raw[i]) != PGRES_TUPLES_OK) {
+      CheckFailed(raw[i]);
+    }
+  }
+  return results;
+}
+
 PgResult PgConnection::ExecScript(const std::string& sql) {
   if (!conn_) Unavailable("not connected");
   return Checked(PQexec(conn_.get(), sql.c_str()));
@@ -76,7 +129,10 @@ PgResult PgConnection::Checked(PGresult* raw) {
   PgResult result(raw);
   const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+  CheckFailed(raw);
+}
 
+void PgConnection::CheckFailed(const PGresult* raw) {
   if (raw == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
     std::string why = Trimmed(PQerrorMessage(conn_.get()));
     conn_.reset();
@@ -122,6 +178,59 @@ void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::functi
     conn.ExecScript("BEGIN; SET LOCAL statement_timeout = " + std::to_string(budget));
     body(conn);
     conn.Exec("COMMIT");
+  } catch (...) {
+    if (conn.healthy()) {
+      try {
+        conn.Exec("ROLLBACK");
+      } catch (const Error&) {
+        conn.Discard();
+      }
+    }
+    throw;
+  }
+}
+
+PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement) {
+  auto lease = pool.Lease(deadline);
+  PgConnection& conn = *lease;
+  conn.EnsureConnected(deadline);
+  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the query");
+  try {
+    auto results = conn.ExecPipeline({{"BEGIN READ ONLY", {}},
+                                      {"SET LOCAL statement_timeout = " + std::to_string(budget), {}},
+                                      statement,
+                                      {"COMMIT", {}}});
+    return std::move(results[2]);
+  } catch (...) {
+    if (conn.healthy()) {
+      try {
+        conn.Exec("ROLLBACK");
+      } catch (const Error&) {
+        conn.Discard();
+      }
+    }
+    throw;
+  }
+}
+
+void WithPipelinedTransaction(
+    PgPool& pool, Clock::time_point deadline, const std::vector<PgStatement>& opening,
+    const std::function<std::vector<PgStatement>(PgConnection&, std::vector<PgResult>& opened)>& body) {
+  auto lease = pool.Lease(deadline);
+  PgConnection& conn = *lease;
+  conn.EnsureConnected(deadline);
+  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
+  try {
+    std::vector<PgStatement> first{{"BEGIN", {}}, {"SET LOCAL statement_timeout = " + std::to_string(budget), {}}};
+    first.insert(first.end(), opening.begin(), opening.end());
+    auto results = conn.ExecPipeline(first);
+    std::vector<PgResult> opened;
+    for (std::size_t i = 2; i < results.size(); ++i) opened.push_back(std::move(results[i]));
+    auto last = body(conn, opened);
+    last.push_back({"COMMIT", {}});
+    conn.ExecPipeline(last);
   } catch (...) {
     if (conn.healthy()) {
       try {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+
 #include "physio/common/logging.h"
 
 #include "physio/common/ids.h"
@@ -169,16 +171,21 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     return;
   }
   // Its own small budget, so a call that used its whole deadline is still recorded.
-  const auto audit_deadline = std::max(ctx.deadline, Clock::now() + std::chrono::milliseconds(500));
+  const auto audit_deadline =
+      std::min(std::max(ctx.deadline, Clock::now() + std::chrono::milliseconds(500)), Clock::now() + std::chrono::seconds(2));
+  // The worker waits for the batch holding the record, then answers: answering
+  // from here (not from the batch writer's thread) keeps the writer writing
+  // batches while the workers send responses in parallel.
+  auto recorded = std::make_shared<std::promise<bool>>();
+  auto committed = recorded->get_future();
   audit_.Submit(ctx, AuditEvent{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())},
-                std::min(audit_deadline, Clock::now() + std::chrono::seconds(2)),
-                [finish, ctx, status](bool recorded) {
-                  // Fail closed: patient data is not handed out without its audit record. A
-                  // mutation that already committed is safe to retry (its request_id replays it).
-                  finish(ctx, recorded || !status.ok()
-                                  ? status
-                                  : grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry"));
-                });
+                audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
+  const bool audited = committed.wait_until(audit_deadline + std::chrono::seconds(3)) == std::future_status::ready &&
+                       committed.get();
+  // Fail closed: patient data is not handed out without its audit record. A
+  // mutation that already committed is safe to retry (its request_id replays it).
+  finish(ctx, audited || !status.ok() ? status
+                                      : grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry"));
 }
 
 }  // namespace physio

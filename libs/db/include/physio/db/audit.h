@@ -52,8 +52,8 @@ class AuditTrail {
   // holding it has committed, `done(false)` when it could not be written or no
   // room was free in the queue before `deadline`.
   void Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline, std::function<void(bool)> done);
-  // The record as one row of the caller's own transaction.
-  void RecordIn(PgConnection& conn, const CallContext& ctx, const AuditEvent& event) const;
+  // The record as one statement of the caller's own transaction.
+  PgStatement InsertStatement(const CallContext& ctx, const AuditEvent& event) const;
   std::size_t queued() const;
 
  private:
@@ -88,8 +88,8 @@ class CallAudit {
 
   // The installed record of this thread's call, or nullptr.
   static CallAudit* Current();
-  // Inside the write's transaction: the record with outcome OK and the target as known now.
-  void RecordIn(PgConnection& conn) const;
+  // For the write's transaction: the record with outcome OK and the target as known now.
+  PgStatement InsertStatement() const;
   // After that transaction committed.
   void MarkCommitted() { committed_ = true; }
   bool committed() const { return committed_; }

@@ -48,6 +48,8 @@ using PgParam = std::optional<std::string>;  // nullopt is SQL NULL
 class PgResult {
  public:
   explicit PgResult(PGresult* result) : result_(result, PQclear) {}
+  PgResult(PgResult&&) noexcept = default;
+  PgResult& operator=(PgResult&&) noexcept = default;
   int rows() const { return PQntuples(result_.get()); }
   bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
   std::string Get(int row, int col) const { return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col)); }
@@ -59,10 +61,19 @@ class PgResult {
   std::unique_ptr<PGresult, decltype(&PQclear)> result_;
 };
 
+// One parameterised statement, for sending several in one round trip.
+struct PgStatement {
+  std::string sql;
+  std::vector<PgParam> params;
+};
+
 class PgConnection {
  public:
   explicit PgConnection(const PgOptions& options) : options_(options) {}
   PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {});
+  // The statements in one round trip (libpq pipeline mode), results in order;
+  // throws as Exec does for the first that failed (the rest are then not run).
+  std::vector<PgResult> ExecPipeline(const std::vector<PgStatement>& statements);
   // Several statements without parameters (migrations).
   PgResult ExecScript(const std::string& sql);
   void EnsureConnected(Clock::time_point deadline);
@@ -74,6 +85,7 @@ class PgConnection {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
   PgResult Checked(PGresult* raw);
+  [[noreturn]] void CheckFailed(const PGresult* raw);
   const PgOptions& options_;
   std::unique_ptr<PGconn, ConnDeleter> conn_;
 };
@@ -98,5 +110,16 @@ class PgPool {
 // Runs `body` in one transaction (READ COMMITTED) bounded by `deadline`;
 // commits when it returns, rolls back when it throws.
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body);
+
+// One read-only statement in one round trip (BEGIN, the statement timeout, the
+// statement and COMMIT travel together), bounded by `deadline`.
+PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement);
+
+// The same with fewer round trips: `opening` statements travel with BEGIN
+// (their results are handed to `body`), and the statements `body` returns
+// travel with COMMIT. A short write is then three round trips, not six.
+void WithPipelinedTransaction(
+    PgPool& pool, Clock::time_point deadline, const std::vector<PgStatement>& opening,
+    const std::function<std::vector<PgStatement>(PgConnection&, std::vector<PgResult>& opened)>& body);
 
 }  // namespace physio
