@@ -511,11 +511,6 @@ redis.call('DEL', KEYS[1])
 return redis.call('INCR', KEYS[2])
 )LUA";
 
-// Returns {generation, cached value or nil}.
-constexpr const char* kCacheReadScript = R"LUA(
-return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[1])}
-)LUA";
-
 // Fills the cache only if the generation is still the one read before PostgreSQL.
 constexpr const char* kCacheFillScript = R"LUA(
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
@@ -556,9 +551,10 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   pb::GetActivePlanResponse response;
   std::optional<std::string> generation;
   try {
-    auto reply = redis_.Eval(kCacheReadScript, keys, {}, deadline);
+    // One MGET reads the generation and the cached value together (no script needed).
+    auto reply = redis_.Command({"MGET", keys[1], keys[0]}, deadline);
     if (!IsErrorReply(reply.get()) && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
-      generation = ReplyString(reply->element[0]);
+      generation = ReplyString(reply->element[0]).value_or("0");
       auto cached = ReplyString(reply->element[1]);
       const std::string prefix = *generation + "\n";
       if (cached && cached->rfind(prefix, 0) == 0 && response.mutable_plan()->ParseFromString(cached->substr(prefix.size()))) {

@@ -25,8 +25,11 @@ thread_local CallAudit* current_call_audit = nullptr;
 }  // namespace
 
 AuditTrail::AuditTrail(const PgOptions& pg_options, std::string schema, AuditOptions options)
-    : pg_options_(pg_options), schema_(std::move(schema)), options_(options), conn_(pg_options_) {
-  writer_ = std::thread([this] { WriteBatches(); });
+    : pg_options_(pg_options), schema_(std::move(schema)), options_(options) {
+  for (int i = 0; i < std::max(1, options_.writers); ++i) {
+    connections_.push_back(std::make_unique<PgConnection>(pg_options_));
+    writers_.emplace_back([this, conn = connections_.back().get()] { WriteBatches(*conn); });
+  }
 }
 
 AuditTrail::~AuditTrail() {
@@ -35,7 +38,7 @@ AuditTrail::~AuditTrail() {
     stopping_ = true;
   }
   has_work_.notify_all();
-  writer_.join();
+  for (auto& writer : writers_) writer.join();
 }
 
 void AuditTrail::Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline,
@@ -63,7 +66,7 @@ PgStatement AuditTrail::InsertStatement(const CallContext& ctx, const AuditEvent
   return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", Row(ctx, event)};
 }
 
-void AuditTrail::WriteBatches() {
+void AuditTrail::WriteBatches(PgConnection& conn) {
   for (;;) {
     std::vector<Pending> batch;
     {
@@ -77,17 +80,17 @@ void AuditTrail::WriteBatches() {
       }
     }
     has_room_.notify_all();
-    const bool written = Write(batch);
+    const bool written = Write(conn, batch);
     for (auto& pending : batch) pending.done(written);
   }
 }
 
-bool AuditTrail::Write(const std::vector<Pending>& batch) {
+bool AuditTrail::Write(PgConnection& conn, const std::vector<Pending>& batch) {
   try {
-    const bool fresh = !conn_.healthy();
-    conn_.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
+    const bool fresh = !conn.healthy();
+    conn.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
     // This connection does nothing but audit batches: one bound for all of them.
-    if (fresh) conn_.Exec("SET statement_timeout = 2000");
+    if (fresh) conn.Exec("SET statement_timeout = 2000");
     std::string sql = "INSERT INTO " + schema_ + kInsert + " VALUES ";
     std::vector<PgParam> params;
     params.reserve(batch.size() * kColumns);
@@ -99,7 +102,7 @@ bool AuditTrail::Write(const std::vector<Pending>& batch) {
       }
       sql += ")";
     }
-    conn_.Exec(sql, params);  // one statement, one commit
+    conn.Exec(sql, params);  // one statement, one commit
     return true;
   } catch (const std::exception& e) {
     spdlog::error("audit batch of {} failed: {}", batch.size(), e.what());

@@ -6,7 +6,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
   return {
       {"listen", default_listen, "address:port to listen on (port 0 picks a free port)"},
       {"log-level", "info", "trace, debug, info, warn, error"},
-      {"worker-threads", "48", "threads running calls (they block on Redis, PostgreSQL and other services)"},
+      {"worker-threads", "16", "threads running calls (they block on Redis, PostgreSQL and other services)"},
       {"call-queue-limit", "10000", "calls that may wait for a worker at once; a call waits at most until its deadline"},
       {"max-threads", "8", "threads of gRPC's synchronous services (server reflection); RPCs use the workers"},
       {"max-message-bytes", "4194304", "largest request or response accepted"},
@@ -31,6 +31,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"token-cache-max-seconds", "300", "longest a verified token is remembered (never past its exp)"},
       {"audit-queue-limit", "8192", "audit records waiting for the batch writer; past it a call waits (within its deadline)"},
       {"audit-max-batch", "512", "audit records written by one INSERT (one commit)"},
+      {"audit-writers", "2", "audit batch writers, each with its own PostgreSQL connection"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
   };
@@ -80,6 +81,7 @@ AuditOptions AuditOptionsFrom(const Config& config) {
   AuditOptions options;
   options.queue_limit = static_cast<std::size_t>(config.GetInt("audit-queue-limit"));
   options.max_batch = static_cast<std::size_t>(config.GetInt("audit-max-batch"));
+  options.writers = config.GetInt("audit-writers");
   return options;
 }
 

@@ -2,9 +2,9 @@
 // The audit trail: who touched which patient's data, when, how it ended. Ids
 // only, never PHI. Fail-closed: a call hands out patient data only once its
 // audit record is committed.
-//  - Reads (and failed calls) go to a batching writer: a bounded queue drained by
-//    one thread on its own connection, one multi-row INSERT per batch, so one
-//    commit (one fsync) serves every call that queued meanwhile (group commit).
+//  - Reads (and failed calls) go to batching writers: a bounded queue drained by
+//    a few threads, each on its own connection, one multi-row INSERT per batch,
+//    so one commit (one fsync) serves every call that queued meanwhile (group commit).
 //    A call is answered only when the batch holding its record has committed.
 //  - Writes made through RunIdempotentWrite carry their record in their own
 //    transaction (see CallAudit): the write and its audit commit together.
@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <vector>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,6 +39,7 @@ struct AuditTarget {
 struct AuditOptions {
   std::size_t queue_limit = 8192;  // records waiting for a batch; past it Submit waits
   std::size_t max_batch = 512;     // records in one INSERT
+  int writers = 2;                 // batch writers, each with its own connection: one fills while one commits
 };
 
 class AuditTrail {
@@ -61,19 +64,19 @@ class AuditTrail {
     std::vector<PgParam> row;
     std::function<void(bool)> done;
   };
-  void WriteBatches();
-  bool Write(const std::vector<Pending>& batch);
+  void WriteBatches(PgConnection& conn);
+  bool Write(PgConnection& conn, const std::vector<Pending>& batch);
 
   PgOptions pg_options_;
   std::string schema_;
   AuditOptions options_;
-  PgConnection conn_;
+  std::vector<std::unique_ptr<PgConnection>> connections_;
   mutable std::mutex mutex_;
   std::condition_variable has_work_;
   std::condition_variable has_room_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
-  std::thread writer_;
+  std::vector<std::thread> writers_;
 };
 
 // The audit record of the call running on this thread, reachable while the
