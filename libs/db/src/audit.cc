@@ -86,27 +86,36 @@ void AuditTrail::WriteBatches(PgConnection& conn) {
 }
 
 bool AuditTrail::Write(PgConnection& conn, const std::vector<Pending>& batch) {
-  try {
-    const bool fresh = !conn.healthy();
-    conn.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
-    // This connection does nothing but audit batches: one bound for all of them.
-    if (fresh) conn.Exec("SET statement_timeout = 2000");
-    std::string sql = "INSERT INTO " + schema_ + kInsert + " VALUES ";
-    std::vector<PgParam> params;
-    params.reserve(batch.size() * kColumns);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      sql += i == 0 ? "(" : ",(";
-      for (int c = 0; c < kColumns; ++c) {
-        sql += (c == 0 ? "$" : ",$") + std::to_string(i * kColumns + c + 1);
-        params.push_back(batch[i].row[c]);
-      }
-      sql += ")";
+  std::string sql = "INSERT INTO " + schema_ + kInsert + " VALUES ";
+  std::vector<PgParam> params;
+  params.reserve(batch.size() * kColumns);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    sql += i == 0 ? "(" : ",(";
+    for (int c = 0; c < kColumns; ++c) {
+      sql += (c == 0 ? "$" : ",$") + std::to_string(i * kColumns + c + 1);
+      params.push_back(batch[i].row[c]);
     }
-    conn.Exec(sql, params);  // one statement, one commit
-    return true;
-  } catch (const std::exception& e) {
-    spdlog::error("audit batch of {} failed: {}", batch.size(), e.what());
-    return false;
+    sql += ")";
+  }
+  // A connection that was idle while PostgreSQL restarted fails on first use:
+  // then one more try on a new connection (a duplicate audit row is possible
+  // when the reply alone was lost; a missing one is not).
+  for (int attempt = 0;; ++attempt) {
+    const bool fresh = !conn.healthy();
+    try {
+      conn.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
+      // This connection does nothing but audit batches: one bound for all of them.
+      if (fresh) conn.Exec("SET statement_timeout = 2000");
+      conn.Exec(sql, params);  // one statement, one commit
+      return true;
+    } catch (const Error& e) {
+      if (attempt == 0 && !fresh && e.code() == ErrorCode::kUnavailable) continue;
+      spdlog::error("audit batch of {} failed: {}", batch.size(), e.what());
+      return false;
+    } catch (const std::exception& e) {
+      spdlog::error("audit batch of {} failed: {}", batch.size(), e.what());
+      return false;
+    }
   }
 }
 
