@@ -1,6 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 #include <cstdlib>
 #include <mutex>
 
@@ -112,6 +120,63 @@ TEST(WorkerPool, RefusesOnlyPastItsQueueLimit) {
   EXPECT_GE(accepted, 3);
   EXPECT_LE(accepted, 4);
   hold.unlock();
+}
+
+}  // namespace
+}  // namespace physio
+
+namespace physio {
+namespace {
+
+// Captures what the process writes to stderr while `write` runs.
+std::string CapturedStderr(const std::function<void()>& write) {
+  char path[] = "/tmp/physio-log-XXXXXX";
+  const int file = mkstemp(path);
+  const int saved = dup(STDERR_FILENO);
+  dup2(file, STDERR_FILENO);
+  write();
+  spdlog::default_logger()->flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the writer runs at least every 50 ms
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  close(file);
+  unlink(path);
+  return text.str();
+}
+
+TEST(JsonLogs, MessageAndAccessLinesAreJsonObjectsWithTheirOwnKeys) {
+  InitJsonLogging("logtest", "info");
+  const std::string out = CapturedStderr([] {
+    spdlog::info("plain \"quoted\" message");
+    LogAccess(AccessRecord{"GetThing", "t-1", "clin-1", "req-1", "NOT_FOUND", std::chrono::microseconds(1500)});
+  });
+  std::stringstream lines(out);
+  std::string line;
+  int messages = 0, accesses = 0;
+  while (std::getline(lines, line)) {
+    const auto json = nlohmann::json::parse(line);  // throws (fails the test) on a line that is not JSON
+    EXPECT_EQ(json.at("service"), "logtest");
+    if (json.contains("msg")) {
+      ++messages;
+      EXPECT_EQ(json.at("msg"), "plain \"quoted\" message");
+      EXPECT_FALSE(json.contains("kind"));
+    } else {
+      ++accesses;
+      EXPECT_EQ(json.at("kind"), "access");
+      EXPECT_EQ(json.at("method"), "GetThing");
+      EXPECT_EQ(json.at("tenant"), "t-1");
+      EXPECT_EQ(json.at("principal"), "clin-1");
+      EXPECT_EQ(json.at("request_id"), "req-1");
+      EXPECT_EQ(json.at("code"), "NOT_FOUND");
+      EXPECT_DOUBLE_EQ(json.at("duration_ms").get<double>(), 1.5);
+    }
+  }
+  EXPECT_EQ(messages, 1);
+  EXPECT_EQ(accesses, 1);
+  spdlog::set_level(spdlog::level::warn);
 }
 
 }  // namespace

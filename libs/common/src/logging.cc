@@ -50,42 +50,34 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
 }  // namespace
 
 namespace {
-// The sink behind every logger: lines are formatted on the caller's thread and
+// Behind every logger: lines are formatted on the caller's thread and
 // appended to a bounded buffer; one background thread writes the buffer to
 // stderr in a single write every 50 ms (at once for warnings and errors).
 // Measured: spdlog's own async logger wakes its thread for every line, which on
 // 2 cores cost about a third of a cached read's throughput; this wakes it 20
 // times a second. A full buffer makes the caller wait: no line is dropped.
-class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+class BatchedStderr {
  public:
   static constexpr std::size_t kMaxBuffered = 4 << 20;
 
-  BatchingStderrSink() : writer_([this] { Run(); }) {}
-  ~BatchingStderrSink() override {
+  BatchedStderr() : writer_([this] { Run(); }) {}
+  ~BatchedStderr() {
     {
-      std::lock_guard lock(buffer_mutex_);
+      std::lock_guard lock(mutex_);
       stopping_ = true;
     }
     wake_.notify_all();
     writer_.join();
   }
 
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t formatted;
-    formatter_->format(msg, formatted);
-    std::unique_lock lock(buffer_mutex_);
+  void Append(const char* data, std::size_t size, bool urgent) {
+    std::unique_lock lock(mutex_);
     room_.wait(lock, [&] { return stopping_ || buffer_.size() < kMaxBuffered; });
-    buffer_.append(formatted.data(), formatted.size());
-    if (msg.level >= spdlog::level::warn || buffer_.size() >= kMaxBuffered) {
+    buffer_.append(data, size);
+    if (urgent || buffer_.size() >= kMaxBuffered) {
       urgent_ = true;
       wake_.notify_one();
     }
-  }
-  void flush_() override {
-    std::lock_guard lock(buffer_mutex_);
-    urgent_ = true;
-    wake_.notify_one();
   }
 
  private:
@@ -93,7 +85,7 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::string writing;
     for (;;) {
       {
-        std::unique_lock lock(buffer_mutex_);
+        std::unique_lock lock(mutex_);
         wake_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || urgent_; });
         urgent_ = false;
         writing.swap(buffer_);
@@ -109,13 +101,30 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     }
   }
 
-  std::mutex buffer_mutex_;
+  std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable room_;
   std::string buffer_;
   bool urgent_ = false;
   bool stopping_ = false;
   std::thread writer_;
+};
+
+// One sink per logger (a sink has one formatter), all appending to one BatchedStderr.
+class BatchingSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit BatchingSink(std::shared_ptr<BatchedStderr> out) : out_(std::move(out)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    out_->Append(formatted.data(), formatted.size(), msg.level >= spdlog::level::warn);
+  }
+  void flush_() override { out_->Append("", 0, true); }
+
+ private:
+  std::shared_ptr<BatchedStderr> out_;
 };
 
 // Access lines are pre-formatted JSON members ("key":value,...) spliced into the object.
@@ -134,15 +143,15 @@ std::unique_ptr<spdlog::pattern_formatter> Formatter(const std::string& pattern)
 }  // namespace
 
 void InitJsonLogging(const std::string& service, const std::string& level) {
-  // One sink (one writer thread) for the process, shared by both loggers.
-  static const auto sink = std::make_shared<BatchingStderrSink>();
+  // One buffer and writer thread for the process, shared by both loggers.
+  static const auto out = std::make_shared<BatchedStderr>();
   // Not registered by name: tests start several services in one process.
-  auto logger = std::make_shared<spdlog::logger>("physio", sink);
+  auto logger = std::make_shared<spdlog::logger>("physio", std::make_shared<BatchingSink>(out));
   logger->set_formatter(Formatter(LinePrefix(service) + R"("thread":%t,"msg":"%j"})"));
   logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
 
-  auto access = std::make_shared<spdlog::logger>("physio-access", sink);
+  auto access = std::make_shared<spdlog::logger>("physio-access", std::make_shared<BatchingSink>(out));
   access->set_formatter(Formatter(LinePrefix(service) + R"("kind":"access",%v})"));
   access->set_level(spdlog::level::from_str(level));
   std::lock_guard lock(access_logger_mutex);
