@@ -466,7 +466,14 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
                                          plan_pb::Adjustment_Name(adjust.adjustment()))
                                    .substr(0, 40);
     adjust.set_request_id(adjustment_key);
-    *out->mutable_plan() = planning_.Adjust(ctx, adjust);
+    try {
+      *out->mutable_plan() = planning_.Adjust(ctx, adjust);
+    } catch (const Error& e) {
+      // A racing evaluation sent this same adjustment at the same moment and won
+      // the plan's row lock; its committed result now replays under this request id.
+      if (e.code() != ErrorCode::kAborted) throw;
+      *out->mutable_plan() = planning_.Adjust(ctx, adjust);
+    }
     out->set_plan_adjusted(true);
   } else {
     *out->mutable_plan() = *plan;
