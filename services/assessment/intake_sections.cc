@@ -61,6 +61,7 @@ RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& s) {
   a.major_trauma = s.major_trauma();
   a.minor_trauma = s.minor_trauma();
   a.long_term_corticosteroids = s.long_term_corticosteroids();
+  a.diabetes = s.diabetes();
   a.osteoporosis = s.osteoporosis();
   a.neurological_signs = s.neurological_signs();
   a.progressive_weakness = s.progressive_weakness();

@@ -130,6 +130,14 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     if (score.instrument() == cpb::INSTRUMENT_NPRS) input.nprs = score.score();
     if (score.instrument() == cpb::INSTRUMENT_ODI) input.odi_percent = score.score();
     if (score.instrument() == cpb::INSTRUMENT_RMDQ) input.rmdq = score.score();
+    if (score.instrument() == cpb::INSTRUMENT_FABQ) {
+      for (const auto& flag : score.flags()) {
+        if (flag == "fabq_work_elevated") input.fear_avoidance.push_back("FABQ work subscale elevated");
+        if (flag == "fabq_physical_activity_elevated") {
+          input.fear_avoidance.push_back("FABQ physical-activity subscale above 14");
+        }
+      }
+    }
   }
   for (const auto& answer : assessment.answers()) {
     if (answer.instrument() == cpb::INSTRUMENT_PSFS && !answer.declined()) {

@@ -329,7 +329,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   input.pain.assign(trend.readings.begin() + (trend.baseline ? 1 : 0), trend.readings.end());
 
   // Outcome changes against the plan's baseline: pain from the trend, the others from re-measures.
-  if (trend.baseline && trend.latest) input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.latest));
+  if (trend.baseline && trend.latest) input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.latest, policy_.detectable));
   auto measures = conn.Exec("SELECT body FROM progress.outcome_measures WHERE tenant_id = $1 AND patient_id = $2"
                             " ORDER BY measure_time",
                             {ctx.tenant, patient_id});
@@ -341,7 +341,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
   for (const auto& [instrument, latest] : latest_measure) {
     auto base = baseline_scores.find(instrument);
-    if (base != baseline_scores.end()) input.changes.push_back(JudgeChange(*OutcomeOf(instrument), base->second, latest));
+    if (base != baseline_scores.end()) input.changes.push_back(JudgeChange(*OutcomeOf(instrument), base->second, latest, policy_.detectable));
   }
   for (const auto& change : input.changes) {
     auto* out = summary.add_outcome_changes();

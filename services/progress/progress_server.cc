@@ -92,13 +92,20 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
 
 class ProgressServer final : public RunningService {
  public:
+  static EvaluationPolicy PolicyFrom(const Config& config) {
+    EvaluationPolicy policy;
+    policy.detectable.odi_points = config.GetInt("odi-mdc-points");
+    policy.detectable.rmdq_points = config.GetInt("rmdq-mdc-points");
+    return policy;
+  }
+
   explicit ProgressServer(const Config& config)
       : config_(config),
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}),
         planning_(MakePeerChannel(config_.Get("planning-addr")), PeerTimeoutFrom(config_)),
         assessment_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
-             std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
+             std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")), PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -121,6 +128,10 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service", SettingKind::kPeerAddress});
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)", SettingKind::kPeerAddress});
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
+  keys.push_back({"odi-mdc-points", "10",
+                  "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
+  keys.push_back({"rmdq-mdc-points", "4",
+                  "RMDQ minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002: 4-5)"});
   return keys;
 }
 

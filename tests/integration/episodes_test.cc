@@ -37,6 +37,7 @@ class Episodes : public ClusterFixture {
     *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
     const int odi[] = {2, 1, 3, 1, 2, 2, 1, 2, 1, 1};
     for (int i = 0; i < 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), odi[i]);
+    create.mutable_red_flag_screen();  // screened, nothing found
     apb::CreateAssessmentResponse created;
     EXPECT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
     ppb::GeneratePlanRequest generate;
@@ -187,7 +188,7 @@ TEST_F(Episodes, PlateauAtWeekFiveIsMarkedForReassessment) {
   ASSERT_EQ(summary.outcome_changes_size(), 2);
   EXPECT_EQ(summary.outcome_changes(1).instrument(), cpb::INSTRUMENT_ODI);
   EXPECT_DOUBLE_EQ(summary.outcome_changes(1).change(), 0);
-  EXPECT_EQ(summary.outcome_changes(1).rule(), "10 points or 30%");
+  EXPECT_EQ(summary.outcome_changes(1).rule(), "10 points, or 30% beyond the MDC of 10");
   EXPECT_EQ(summary.weeks_since_start(), 5);
 }
 

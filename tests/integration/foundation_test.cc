@@ -77,6 +77,18 @@ class Foundation : public ClusterFixture {
     return status;
   }
 
+  // The red-flag questions answered, nothing found: a plan needs a screen.
+  void ScreenNoRedFlags(const Caller& caller, const std::string& session_id) {
+    apb::SubmitIntakeAnswersRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_session_id(session_id);
+    request.mutable_red_flag_screen();
+    apb::SubmitIntakeAnswersResponse response;
+    EXPECT_TRUE(
+        caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request, &response)
+            .ok());
+  }
+
   // The intake of the clinical reference's worked example: pain 6; ODI 16 over 9 sections (35.6%).
   std::vector<cpb::InstrumentAnswer> FullIntake() {
     std::vector<cpb::InstrumentAnswer> answers = {Answer(cpb::INSTRUMENT_NPRS, "nprs", 6)};
@@ -102,6 +114,7 @@ class Foundation : public ClusterFixture {
     auto patient = Patient();
     auto session = StartIntake(patient);
     EXPECT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+    ScreenNoRedFlags(patient, session.session_id());
     apb::Assessment assessment;
     auto status = Complete(patient, session.session_id(), &assessment);
     EXPECT_TRUE(status.ok()) << status.error_message();
@@ -187,6 +200,7 @@ TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
   EXPECT_EQ(after.progress(1).answered_items(), 5);
   ASSERT_TRUE(Submit(patient, session.session_id(), {answers.begin() + 6, answers.end()}, &after).ok());
   EXPECT_TRUE(after.progress(1).complete());
+  ScreenNoRedFlags(patient, session.session_id());
 
   apb::Assessment assessment;
   ASSERT_TRUE(Complete(patient, session.session_id(), &assessment).ok());
@@ -257,6 +271,7 @@ TEST_F(Foundation, RepeatedRequestIdCreatesOneRecord) {
   EXPECT_EQ(first.session_id(), again.session_id());
 
   ASSERT_TRUE(Submit(patient, first.session_id(), FullIntake()).ok());
+  ScreenNoRedFlags(patient, first.session_id());
   apb::Assessment a1, a2;
   ASSERT_TRUE(Complete(patient, first.session_id(), &a1, "complete-1").ok());
   ASSERT_TRUE(Complete(patient, first.session_id(), &a2, "complete-1").ok());
@@ -1083,6 +1098,7 @@ TEST_F(Foundation, PlanFhirExportPassesAnIndependentValidator) {
   create.mutable_history()->set_episode_duration_days(120);
   create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
   create.mutable_examination()->set_nerve_root_signs(true);
+  create.mutable_red_flag_screen();  // screened, nothing found
   apb::CreateAssessmentResponse created;
   ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
                               &created).ok());

@@ -15,13 +15,19 @@ TEST(MeaningfulChange, AbsoluteAndPercentForms) {
   EXPECT_DOUBLE_EQ(odi.change, -10);
   EXPECT_DOUBLE_EQ(odi.percent_change, -25);
   EXPECT_TRUE(odi.improved);  // 10 points
-  auto odi_percent = JudgeChange(Outcome::kOdi, 20, 13);  // 7 points, 35%
-  EXPECT_TRUE(odi_percent.improved);
+  auto odi_percent = JudgeChange(Outcome::kOdi, 20, 13);  // 7 points, 35%: within the MDC of 10
+  EXPECT_FALSE(odi_percent.improved);
+  DetectableChange lenient;
+  lenient.odi_points = 6;  // configurable: e.g. 6 points in physiotherapy settings
+  EXPECT_TRUE(JudgeChange(Outcome::kOdi, 20, 13, lenient).improved);
   auto odi_small = JudgeChange(Outcome::kOdi, 40, 32);  // 8 points, 20%
   EXPECT_FALSE(odi_small.improved);
   EXPECT_TRUE(JudgeChange(Outcome::kOdi, 30, 40).deteriorated);
   EXPECT_TRUE(JudgeChange(Outcome::kRmdq, 12, 7).improved);
-  EXPECT_TRUE(JudgeChange(Outcome::kRmdq, 6, 4).improved);  // 33%
+  // Davidson & Keating 2002: 30% counts only beyond the MDC (about 4 RMDQ points).
+  EXPECT_FALSE(JudgeChange(Outcome::kRmdq, 3, 2).improved);  // 33%, 1 point
+  EXPECT_FALSE(JudgeChange(Outcome::kRmdq, 6, 4).improved);  // 33%, 2 points
+  EXPECT_TRUE(JudgeChange(Outcome::kRmdq, 13, 9).improved);  // 31%, 4 points
   EXPECT_FALSE(JudgeChange(Outcome::kNprs, 6, 5).improved);
   EXPECT_TRUE(JudgeChange(Outcome::kNprs, 6, 4).improved);
   EXPECT_TRUE(JudgeChange(Outcome::kPsfs, 3, 5).improved);  // higher is better

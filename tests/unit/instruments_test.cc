@@ -77,6 +77,28 @@ TEST(OdiScoring, TooManySkippedSectionsIsInvalidUnderThePolicy) {
   EXPECT_NE(message.find("declined"), std::string::npos);
 }
 
+TEST(OdiScoring, AnySectionMayBeSkippedUpToThePolicy) {
+  // Fairbank & Pynsent 2000: any section, not only sex life; scored over the answered ones.
+  auto answers = Odi({2, 1, 3, 1, 2, 2, 1, 0, 2, 2}, {3, 5});
+  EXPECT_NO_THROW(ValidateAnswer("a", {InstrumentKind::kOdi, "odi.3", 0, true}));
+  ScoringPolicy policy;
+  policy.odi_max_unanswered = 2;
+  auto result = Score(InstrumentKind::kOdi, answers, policy);
+  EXPECT_EQ(result.answered_items, 8);
+  EXPECT_EQ(result.raw_sum, 11);                 // 16 less sections 3 (3) and 5 (2)
+  EXPECT_DOUBLE_EQ(result.score, 27.5);           // 11 / 40
+  EXPECT_TRUE(CompletenessOf(InstrumentKind::kOdi, answers, policy).complete);
+  // A section never answered counts as skipped too.
+  answers.erase(answers.begin());                 // odi.1 gone: three skipped
+  EXPECT_FALSE(CompletenessOf(InstrumentKind::kOdi, answers, policy).complete);
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { Score(InstrumentKind::kOdi, answers, policy); }, &message), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(message, "odi: 3 sections declined or not answered (odi.1, odi.3, odi.5); at most 2 may be skipped");
+  // The policy takes effect: three may be skipped when configured so.
+  policy.odi_max_unanswered = 3;
+  EXPECT_NO_THROW(Score(InstrumentKind::kOdi, answers, policy));
+}
+
 TEST(OdiScoring, MissingSectionsAreNamed) {
   auto answers = Odi({1, 1, 1});
   EXPECT_FALSE(CompletenessOf(InstrumentKind::kOdi, answers, {}).complete);

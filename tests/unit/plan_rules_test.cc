@@ -9,6 +9,7 @@
 
 #include "domain/library.h"
 #include "domain/plan_rules.h"
+#include "physio/common/error.h"
 
 namespace physio::planning {
 namespace {
@@ -233,6 +234,67 @@ TEST(Determinism, SameInputAndLibraryGiveTheSamePlan) {
   }
   EXPECT_EQ(a.library_version, Library().version());
   EXPECT_GT(a.home_sessions_per_week, 0);
+}
+
+}  // namespace
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+TEST(Safety, NoTreatmentPlanWithoutARedFlagScreen) {
+  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const auto library = InterventionLibrary::Parse(buffer.str());
+  PlanInput input;
+  input.phase = Phase::kMovementControl;
+  input.start_back = StartBackRisk::kMedium;
+  input.red_flags = RedFlagLevel::kNotScreened;
+  input.nprs = 6;
+  input.odi_percent = 32;
+  try {
+    GeneratePlanDraft(input, library);
+    ADD_FAILURE() << "a plan was generated without a red-flag screen";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(std::string(e.what()).find("red flags were not screened"), std::string::npos);
+  }
+  input.red_flags = RedFlagLevel::kNone;
+  EXPECT_FALSE(GeneratePlanDraft(input, library).items.empty());
+}
+
+}  // namespace
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+TEST(Safety, ElevatedFearAvoidanceAddsEducationAndGradedActivityAtMediumRisk) {
+  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const auto library = InterventionLibrary::Parse(buffer.str());
+  PlanInput input;
+  input.phase = Phase::kMovementControl;
+  input.start_back = StartBackRisk::kMedium;
+  input.red_flags = RedFlagLevel::kNone;
+  input.nprs = 5;
+  auto has = [](const PlanDraft& plan, const std::string& id) {
+    return std::any_of(plan.items.begin(), plan.items.end(), [&](const auto& i) { return i.id == id; });
+  };
+  auto plain = GeneratePlanDraft(input, library);
+  EXPECT_FALSE(has(plain, "edu.pain_neuroscience"));
+  EXPECT_FALSE(has(plain, "ex.func.graded_activity"));
+  input.fear_avoidance = {"FABQ physical-activity subscale above 14"};
+  auto fearful = GeneratePlanDraft(input, library);
+  EXPECT_TRUE(has(fearful, "edu.pain_neuroscience"));
+  EXPECT_TRUE(has(fearful, "ex.func.graded_activity"));
+  for (const auto& item : fearful.items) {
+    if (item.id == "edu.pain_neuroscience") {
+      EXPECT_NE(item.reason.find("fear-avoidance"), std::string::npos);
+    }
+  }
 }
 
 }  // namespace

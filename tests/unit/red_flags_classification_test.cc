@@ -3,6 +3,8 @@
 // Flynn 2002, Fritz 2005, Thackeray 2016, Hill 2008).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "domain/classification.h"
 #include "domain/red_flags.h"
 
@@ -45,14 +47,52 @@ TEST(RedFlags, SingleWeakFeaturesAreMonitoredCombinationsEscalate) {
   EXPECT_EQ(combined.concerns[0].reasons.size(), 3u);
 }
 
-TEST(RedFlags, InfectionNeedsFeverWithARiskFactor) {
-  RedFlagAnswers a;
-  a.immunosuppression = true;
-  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kMonitor);
-  a.fever = true;
-  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kUrgentReferral);
-  a.systemically_unwell = true;
-  EXPECT_EQ(ScreenRedFlags(a, 40, 10).action, RedFlagAction::kEmergencyReferral);
+TEST(RedFlags, InfectionFollowsTheFrameworkWithoutNeedingARiskFactor) {
+  // Finucane 2020: systemically unwell -> emergency; suspected infection -> urgent.
+  RedFlagAnswers unwell;
+  unwell.systemically_unwell = true;
+  EXPECT_EQ(ScreenRedFlags(unwell, 40, 10).action, RedFlagAction::kEmergencyReferral);
+  RedFlagAnswers fever;
+  fever.fever = true;
+  EXPECT_EQ(ScreenRedFlags(fever, 40, 10).action, RedFlagAction::kUrgentReferral);
+  fever.neurological_signs = true;  // a neurological deficit with infection features
+  auto emergency = ScreenRedFlags(fever, 40, 10);
+  EXPECT_EQ(emergency.action, RedFlagAction::kEmergencyReferral);
+  EXPECT_NE(std::find(emergency.concerns[0].reasons.begin(), emergency.concerns[0].reasons.end(),
+                      "neurological signs"),
+            emergency.concerns[0].reasons.end());
+  // A single risk factor alone is monitored; with another feature infection is suspected.
+  RedFlagAnswers diabetic;
+  diabetic.diabetes = true;
+  auto monitored = ScreenRedFlags(diabetic, 40, 10);
+  EXPECT_EQ(monitored.action, RedFlagAction::kMonitor);
+  EXPECT_EQ(monitored.concerns[0].reasons, std::vector<std::string>{"diabetes"});
+  diabetic.unremitting_pain = true;
+  EXPECT_EQ(ScreenRedFlags(diabetic, 40, 10).action, RedFlagAction::kUrgentReferral);
+  RedFlagAnswers two_risks;
+  two_risks.diabetes = true;
+  two_risks.recent_infection_or_procedure = true;
+  EXPECT_EQ(ScreenRedFlags(two_risks, 40, 10).action, RedFlagAction::kUrgentReferral);
+  two_risks.neurological_signs = true;
+  EXPECT_EQ(ScreenRedFlags(two_risks, 40, 10).action, RedFlagAction::kEmergencyReferral);
+}
+
+TEST(RedFlags, SuspectedMetastaticCordCompressionIsAnEmergency) {
+  for (int feature = 0; feature < 4; ++feature) {
+    RedFlagAnswers a;
+    a.history_of_cancer = true;
+    if (feature == 0) a.progressive_weakness = true;
+    if (feature == 1) a.widespread_neurological_signs = true;
+    if (feature == 2) a.neurological_signs = true;
+    if (feature == 3) a.bladder_or_bowel_disturbance = true;
+    auto result = ScreenRedFlags(a, 45, 20);
+    EXPECT_EQ(result.action, RedFlagAction::kEmergencyReferral) << "feature " << feature;
+    bool malignancy_emergency = false;
+    for (const auto& concern : result.concerns) {
+      malignancy_emergency |= concern.condition == "malignancy" && concern.action == RedFlagAction::kEmergencyReferral;
+    }
+    EXPECT_TRUE(malignancy_emergency) << "feature " << feature;
+  }
 }
 
 TEST(RedFlags, FractureRulesAndManipulationContraindication) {
@@ -64,7 +104,8 @@ TEST(RedFlags, FractureRulesAndManipulationContraindication) {
   RedFlagAnswers osteo;
   osteo.osteoporosis = true;
   EXPECT_EQ(ScreenRedFlags(osteo, 65, 10).action, RedFlagAction::kMonitor);
-  EXPECT_FALSE(ScreenRedFlags(osteo, 65, 10).manipulation_contraindicated);
+  // Any fracture concern rules out spinal manipulation, a monitored one too.
+  EXPECT_TRUE(ScreenRedFlags(osteo, 65, 10).manipulation_contraindicated);
   auto older = ScreenRedFlags(osteo, 75, 10);  // osteoporosis + age over 70
   EXPECT_EQ(older.action, RedFlagAction::kUrgentReferral);
   EXPECT_TRUE(older.manipulation_contraindicated);

@@ -16,7 +16,13 @@ InstrumentSpec Numbered(InstrumentKind kind, const std::string& code, int count,
 
 InstrumentSpec MakeOdi() {
   auto spec = Numbered(InstrumentKind::kOdi, "odi", 10, 0, 5);
-  spec.items[7].may_decline = true;  // section 8, sex life: the form lets patients skip it
+  // Fairbank & Pynsent 2000: any section may be skipped (not only section 8, sex
+  // life); the score is then over the sections answered, valid up to the policy's
+  // number of skipped sections. A section is skipped when declined or never answered.
+  for (auto& item : spec.items) {
+    item.may_decline = true;
+    item.required = false;
+  }
   return spec;
 }
 
@@ -162,9 +168,10 @@ Completeness CompletenessOf(InstrumentKind kind, const std::vector<ItemAnswer>& 
   for (const auto& [id, answer] : latest) declined += answer.declined ? 1 : 0;
   if (kind == InstrumentKind::kPsfs) {
     result.complete = result.answered_items >= kPsfsMinActivities;
+  } else if (kind == InstrumentKind::kOdi) {
+    result.complete = result.total_items - (result.answered_items - declined) <= policy.odi_max_unanswered;
   } else {
-    result.complete = MissingRequired(spec, latest).empty() &&
-                      (kind != InstrumentKind::kOdi || declined <= policy.odi_max_unanswered);
+    result.complete = MissingRequired(spec, latest).empty();
   }
   return result;
 }
@@ -201,9 +208,14 @@ InstrumentResult Score(InstrumentKind kind, const std::vector<ItemAnswer>& answe
     case InstrumentKind::kOdi: {
       const int total = static_cast<int>(spec.items.size());
       if (total - result.answered_items > policy.odi_max_unanswered) {
-        throw Error(ErrorCode::kFailedPrecondition, "odi: " + std::to_string(total - result.answered_items) +
-                                                        " sections declined; at most " +
-                                                        std::to_string(policy.odi_max_unanswered) + " may be");
+        std::string skipped;
+        for (const auto& item : spec.items) {
+          auto it = latest.find(item.id);
+          if (it == latest.end() || it->second.declined) skipped += (skipped.empty() ? "" : ", ") + item.id;
+        }
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "odi: " + std::to_string(total - result.answered_items) + " sections declined or not answered (" +
+                        skipped + "); at most " + std::to_string(policy.odi_max_unanswered) + " may be skipped");
       }
       // Fairbank & Pynsent 2000: sum / (5 x answered sections) x 100, to one decimal.
       result.score = RoundTo(100.0 * result.raw_sum / (5.0 * result.answered_items), 0.1);

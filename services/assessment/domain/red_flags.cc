@@ -34,39 +34,57 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   Raise(result, "cauda_equina", ces.count() > 0 ? RedFlagAction::kEmergencyReferral : RedFlagAction::kNone, ces.reasons);
 
   // Malignancy: a history of cancer is the strongest single feature; other features
-  // count in combination; with neurological signs it is an emergency (cord compression).
+  // count in combination. Suspected metastatic spinal cord compression (a history of
+  // cancer with progressive weakness, widespread neurological signs, a neurological
+  // deficit or bladder/bowel change) is an emergency (NICE NG234; Finucane 2020).
   Collector cancer;
   cancer.Add(a.history_of_cancer, "history of cancer");
   cancer.Add(age_years && *age_years > 50, "age over 50");
   cancer.Add(a.unexplained_weight_loss, "unexplained weight loss");
   cancer.Add(a.night_pain, "night pain");
   cancer.Add(a.unremitting_pain, "unremitting pain");
+  Collector cord;
+  cord.Add(neuro, "neurological signs");
+  cord.Add(a.progressive_weakness, "progressive weakness");
+  cord.Add(a.widespread_neurological_signs, "widespread neurological signs");
+  cord.Add(a.bladder_or_bowel_disturbance, "bladder or bowel change");
   RedFlagAction malignancy = RedFlagAction::kNone;
   if (a.history_of_cancer || cancer.count() >= 3) {
-    malignancy = neuro ? RedFlagAction::kEmergencyReferral : RedFlagAction::kUrgentReferral;
+    malignancy = cord.count() > 0 ? RedFlagAction::kEmergencyReferral : RedFlagAction::kUrgentReferral;
   } else if (cancer.count() == 2) {
-    malignancy = neuro ? RedFlagAction::kUrgentReferral : RedFlagAction::kMonitor;
+    malignancy = cord.count() > 0 ? RedFlagAction::kUrgentReferral : RedFlagAction::kMonitor;
   } else if (cancer.count() == 1 && a.unexplained_weight_loss) {
     malignancy = RedFlagAction::kMonitor;
   }
-  if (malignancy >= RedFlagAction::kUrgentReferral && neuro) cancer.reasons.push_back("neurological signs");
+  if (malignancy >= RedFlagAction::kUrgentReferral) {
+    cancer.reasons.insert(cancer.reasons.end(), cord.reasons.begin(), cord.reasons.end());
+  }
   Raise(result, "malignancy", malignancy, cancer.reasons);
 
-  // Infection: fever or being unwell together with a risk factor suggests it;
-  // emergency when unwell or with a neurological deficit. A risk factor alone is monitored.
+  // Infection (Finucane 2020): systemically unwell, or any neurological deficit with
+  // infection features, is an emergency; otherwise suspected infection (fever, or a
+  // risk factor with any other feature) is urgent. A single risk factor alone is monitored.
   Collector risk;
   risk.Add(a.intravenous_drug_use, "intravenous drug use");
   risk.Add(a.immunosuppression, "immunosuppression");
   risk.Add(a.recent_infection_or_procedure, "recent infection or procedure");
-  const bool febrile = a.fever || a.systemically_unwell;
+  risk.Add(a.diabetes, "diabetes");
   RedFlagAction infection = RedFlagAction::kNone;
   std::vector<std::string> infection_reasons = risk.reasons;
   if (a.fever) infection_reasons.push_back("fever");
   if (a.systemically_unwell) infection_reasons.push_back("systemically unwell");
-  if (febrile && risk.count() > 0) {
-    infection = (a.systemically_unwell || neuro) ? RedFlagAction::kEmergencyReferral : RedFlagAction::kUrgentReferral;
+  const bool features = a.fever || a.systemically_unwell || risk.count() > 0;
+  const bool suspected = a.fever || a.systemically_unwell || risk.count() >= 2 ||
+                         (risk.count() == 1 && (a.unremitting_pain || a.night_pain));
+  if (a.systemically_unwell || (neuro && features && suspected)) {
+    infection = RedFlagAction::kEmergencyReferral;
     if (neuro) infection_reasons.push_back("neurological signs");
-  } else if (febrile || risk.count() > 0) {
+  } else if (suspected) {
+    infection = RedFlagAction::kUrgentReferral;
+    if (risk.count() == 1 && !a.fever) {
+      infection_reasons.push_back(a.unremitting_pain ? "unremitting pain" : "night pain");
+    }
+  } else if (features) {
     infection = RedFlagAction::kMonitor;
   }
   Raise(result, "infection", infection, infection_reasons);
@@ -86,7 +104,9 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   } else if (fracture.count() == 1) {
     fracture_action = RedFlagAction::kMonitor;
   }
-  if (fracture_action >= RedFlagAction::kUrgentReferral) result.manipulation_contraindicated = true;
+  // Spinal manipulation is contraindicated at any fracture concern, monitored ones included
+  // (Royal Osteoporosis Society 2022 consensus; Sinaki & Mikkelsen 1984 on flexion loading).
+  if (fracture_action >= RedFlagAction::kMonitor) result.manipulation_contraindicated = true;
   Raise(result, "fracture", fracture_action, fracture.reasons);
 
   // Progressive or widespread neurological deficit: specialist referral, emergency when both.

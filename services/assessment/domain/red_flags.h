@@ -28,6 +28,7 @@ struct RedFlagAnswers {
   bool intravenous_drug_use = false;
   bool immunosuppression = false;
   bool recent_infection_or_procedure = false;
+  bool diabetes = false;
   // Fracture
   bool major_trauma = false;
   bool minor_trauma = false;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "library.h"
+#include "physio/common/error.h"
 
 namespace physio::planning {
 
@@ -120,6 +121,13 @@ std::vector<std::string> CategoriesFor(Phase phase) {
 }  // namespace
 
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library) {
+  // No treatment without a red-flag screen (Finucane 2020: screen at first contact):
+  // the computed screen, or the clinician's recorded judgement, must exist.
+  if (input.red_flags == RedFlagLevel::kNotScreened) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "assessment_id: red flags were not screened; record a red-flag screen (or a clinician's red-flag "
+                "judgement) before generating a plan");
+  }
   if (input.red_flags == RedFlagLevel::kUrgentReferral || input.red_flags == RedFlagLevel::kEmergencyReferral) {
     PlanDraft referral = ReferralPlan(input);
     referral.library_version = library.version();
@@ -176,8 +184,14 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     items.AddFromCategory(category, phase + ": " + category);
   }
   items.Add("ex.aerobic.walking", "general aerobic activity; stay active (NICE NG59 1.2.1)");
+  // Elevated fear-avoidance beliefs call for graded activity and pain neuroscience
+  // education whatever the STarT group (Fritz 2001; George 2003; Wertli 2014).
+  std::string fear_avoidance;
+  for (const auto& reason : input.fear_avoidance) fear_avoidance += (fear_avoidance.empty() ? "" : ", ") + reason;
   if (plan.intensity == Intensity::kPsychologicallyInformed) {
     items.Add("ex.func.graded_activity", "graded activity towards valued activities; " + stratum);
+  } else if (!fear_avoidance.empty()) {
+    items.Add("ex.func.graded_activity", "graded activity for elevated fear-avoidance beliefs (" + fear_avoidance + ")");
   }
 
   // Manual therapy only as part of a package that includes exercise (NICE NG59 1.2.7).
@@ -197,8 +211,11 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     items.Add("psych.informed_physiotherapy", stratum);
     items.Add("life.activity_pacing", "");
   }
-  if (plan.intensity == Intensity::kPsychologicallyInformed || input.chronic) {
-    items.Add("edu.pain_neuroscience", input.chronic ? "pain for more than 3 months" : stratum);
+  if (plan.intensity == Intensity::kPsychologicallyInformed || input.chronic || !fear_avoidance.empty()) {
+    items.Add("edu.pain_neuroscience", input.chronic                       ? "pain for more than 3 months"
+                                       : !fear_avoidance.empty()            ? "elevated fear-avoidance beliefs (" +
+                                                                           fear_avoidance + ")"
+                                                                            : stratum);
   }
   if (input.occupation == Occupation::kHeavy) items.Add("edu.body_mechanics_lifting", "");
   if (input.occupation == Occupation::kSedentary) items.Add("edu.desk_ergonomics", "");

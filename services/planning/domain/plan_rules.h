@@ -58,6 +58,7 @@ struct PlanInput {
   std::string subgroup_evidence;                        // criteria met, for the reason text
   bool traction_candidate = false;
   bool chronic = false;                                 // episode longer than 3 months
+  std::vector<std::string> fear_avoidance;              // elevated FABQ subscales, as reasons
   bool smoker = false;
   bool sleep_disturbed = false;
   Occupation occupation = Occupation::kUnknown;

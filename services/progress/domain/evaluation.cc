@@ -38,7 +38,7 @@ std::string DecisionName(Decision decision) {
   return "";
 }
 
-OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest) {
+OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest, const DetectableChange& mdc) {
   OutcomeChange c{outcome, baseline, latest, latest - baseline, 0, false, false, ""};
   if (baseline != 0) c.percent_change = std::round(1000.0 * c.change / baseline) / 10.0;
   // Improvement is a fall for pain and disability, a rise for PSFS.
@@ -51,13 +51,13 @@ OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest) {
       c.deteriorated = gain <= -2;
       break;
     case Outcome::kOdi:
-      c.rule = "10 points or 30%";
-      c.improved = gain >= 10 || (baseline > 0 && gain_percent >= 30);
+      c.rule = "10 points, or 30% beyond the MDC of " + Number(mdc.odi_points);
+      c.improved = gain >= 10 || (baseline > 0 && gain_percent >= 30 && gain >= mdc.odi_points);
       c.deteriorated = gain <= -10;
       break;
     case Outcome::kRmdq:
-      c.rule = "5 points or 30%";
-      c.improved = gain >= 5 || (baseline > 0 && gain_percent >= 30);
+      c.rule = "5 points, or 30% beyond the MDC of " + Number(mdc.rmdq_points);
+      c.improved = gain >= 5 || (baseline > 0 && gain_percent >= 30 && gain >= mdc.rmdq_points);
       c.deteriorated = gain <= -5;
       break;
     case Outcome::kPsfs:

@@ -33,7 +33,15 @@ struct OutcomeChange {
 };
 
 // Higher is better only for PSFS.
-OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest);
+// Minimal detectable change (MDC90): a percent improvement counts only when the
+// change in points also exceeds what measurement error alone produces (Davidson &
+// Keating 2002: RMDQ about 4-5 points, ODI about 10). Configurable.
+struct DetectableChange {
+  double odi_points = 10;
+  double rmdq_points = 4;
+};
+
+OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest, const DetectableChange& mdc = {});
 
 struct WeekAdherence {
   int week;              // 1-based, from the plan start
@@ -75,6 +83,7 @@ struct EvaluationPolicy {
   double low_adherence_percent = 50;
   int flare_points = 2;             // pain up by >= 2 ...
   int64_t flare_persist_seconds = 24 * 3600;  // ... persisting more than 24 h
+  DetectableChange detectable;      // percent improvements count beyond these
 };
 
 struct Evaluation {

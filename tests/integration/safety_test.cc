@@ -1,0 +1,164 @@
+// Clinical safety rules through the public API, on real stores: constructed
+// patients imported, screened and planned, compared with the published rules
+// (docs/clinical-rules.md).
+#include <algorithm>
+
+#include "clients.h"
+#include "cluster_fixture.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class Safety : public ClusterFixture {
+ protected:
+  void SetUp() override {
+    tenant_ = NewId("t");
+    patient_id_ = "pt-" + NewId("x").substr(2, 10);
+  }
+  Caller Clinician() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"})); }
+
+  // Pain 6 and ODI 2 in every section (40%): movement control.
+  apb::CreateAssessmentRequest Import() const {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(patient_id_);
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+    for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+    return create;
+  }
+
+  apb::Assessment Create(const apb::CreateAssessmentRequest& create) {
+    auto clinician = Clinician();
+    apb::CreateAssessmentResponse created;
+    auto status =
+        clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created.assessment();
+  }
+
+  grpc::Status Generate(const std::string& assessment_id, ppb::Plan* plan) {
+    auto clinician = Clinician();
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(NewId("rq"));
+    generate.set_assessment_id(assessment_id);
+    ppb::GeneratePlanResponse generated;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
+    if (plan != nullptr) *plan = generated.plan();
+    return status;
+  }
+
+  static bool Has(const ppb::Plan& plan, const std::string& item_id) {
+    return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == item_id; });
+  }
+
+  std::string tenant_;
+  std::string patient_id_;
+};
+
+TEST_F(Safety, NoTreatmentPlanWithoutARedFlagScreenUnlessAClinicianJudged) {
+  auto assessment = Create(Import());  // no red-flag screen
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_NOT_SCREENED);
+  auto status = Generate(assessment.assessment_id(), nullptr);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("red flags were not screened"), std::string::npos) << status.error_message();
+
+  // A clinician who screened outside the system records the judgement; then a plan is possible.
+  auto clinician = Clinician();
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag(assessment.etag());
+  judge.set_action(apb::RED_FLAG_ACTION_NONE);
+  judge.set_rationale("screened in clinic, no red flags");
+  apb::RecordRedFlagJudgementResponse judged;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                             &judged).ok());
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_GT(plan.items_size(), 1);
+}
+
+TEST_F(Safety, InfectionFollowsTheFrameworkAtIntake) {
+  auto fever = Import();
+  fever.mutable_red_flag_screen()->set_fever(true);  // no risk factor needed any more
+  EXPECT_EQ(Create(fever).red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+
+  auto unwell = Import();
+  unwell.mutable_red_flag_screen()->set_systemically_unwell(true);
+  auto emergency = Create(unwell);
+  EXPECT_EQ(emergency.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  ppb::Plan referral;
+  ASSERT_TRUE(Generate(emergency.assessment_id(), &referral).ok());
+  EXPECT_EQ(referral.type(), ppb::PLAN_TYPE_REFERRAL);  // no treatment, a referral with the reasons
+
+  auto diabetic = Import();
+  diabetic.mutable_red_flag_screen()->set_diabetes(true);
+  EXPECT_EQ(Create(diabetic).red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  diabetic.set_request_id(NewId("rq"));
+  diabetic.mutable_red_flag_screen()->set_recent_infection_or_procedure(true);
+  diabetic.mutable_red_flag_screen()->set_neurological_signs(true);
+  EXPECT_EQ(Create(diabetic).red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+}
+
+TEST_F(Safety, CancerWithSignsOfCordCompressionIsAnEmergency) {
+  auto create = Import();
+  create.mutable_red_flag_screen()->set_history_of_cancer(true);
+  EXPECT_EQ(Create(create).red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  create.set_request_id(NewId("rq"));
+  create.mutable_red_flag_screen()->set_progressive_weakness(true);
+  auto assessment = Create(create);
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  bool malignancy_emergency = false;
+  for (const auto& concern : assessment.red_flags().concerns()) {
+    malignancy_emergency |= concern.condition() == "malignancy" &&
+                            concern.action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
+  }
+  EXPECT_TRUE(malignancy_emergency);
+}
+
+TEST_F(Safety, AnyOswestrySectionMayBeSkippedWithinThePolicy) {
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  for (int i = 1; i <= 10; ++i) {
+    if (i == 5) continue;  // not answered
+    *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2, i == 3);  // odi.3 declined
+  }
+  auto assessment = Create(create);
+  ASSERT_EQ(assessment.scores_size(), 1);
+  EXPECT_EQ(assessment.scores(0).answered_items(), 8);
+  EXPECT_DOUBLE_EQ(assessment.scores(0).score(), 40.0);  // 16 / 40
+
+  create.set_request_id(NewId("rq"));
+  create.mutable_answers()->RemoveLast();  // odi.10 gone too: three skipped
+  auto clinician = Clinician();
+  apb::CreateAssessmentResponse created;
+  auto status =
+      clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("odi.3, odi.5, odi.10"), std::string::npos) << status.error_message();
+}
+
+TEST_F(Safety, ElevatedFearAvoidanceAddsPainEducationAndGradedActivityAtMediumRisk) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  // STarT Back: items 1-4 agree, psychosocial items disagree: total 4, subscore 0 -> medium risk.
+  for (int i = 1; i <= 9; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), i <= 4);
+  // FABQ: physical-activity items 2-5 at 6 (subscale 24 > 14), the rest 0.
+  for (int i = 1; i <= 16; ++i) {
+    *create.add_answers() = Answer(cpb::INSTRUMENT_FABQ, "fabq." + std::to_string(i), (i >= 2 && i <= 5) ? 6 : 0);
+  }
+  auto assessment = Create(create);
+  EXPECT_EQ(assessment.classification().start_back_risk(), apb::START_BACK_RISK_MEDIUM);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_TRUE(Has(plan, "edu.pain_neuroscience"));
+  EXPECT_TRUE(Has(plan, "ex.func.graded_activity"));
+  EXPECT_FALSE(Has(plan, "psych.informed_physiotherapy"));  // still the medium-risk package
+}
+
+}  // namespace
+}  // namespace physio::testing
