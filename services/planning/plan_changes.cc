@@ -33,25 +33,75 @@ void RecomputeHomeFrequency(v1::Plan& plan) {
 
 // Dose steps when an exercise has no link to follow (ACSM 2009: progress volume
 // in small steps; design defaults).
+Phase PhaseOf(physio::common::v1::Phase phase) {
+  switch (phase) {
+    case physio::common::v1::PHASE_SYMPTOM_MODULATION: return Phase::kSymptomModulation;
+    case physio::common::v1::PHASE_FUNCTION_OPTIMISATION: return Phase::kFunctionOptimisation;
+    default: return Phase::kMovementControl;
+  }
+}
+
+// Why generation would not have given this patient `entry` (empty when it would):
+// a contraindication the plan records, or a phase the plan is not in (a
+// progression may reach one phase ahead, a regression one phase back).
+std::string WhyExcluded(const Intervention& entry, const v1::Plan& plan, bool progress) {
+  for (const auto& token : entry.contraindications) {
+    if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+        plan.contraindications().end()) {
+      return token;
+    }
+  }
+  if (plan.phase() == physio::common::v1::PHASE_UNSPECIFIED || entry.phases.empty()) return "";
+  const int phase = static_cast<int>(PhaseOf(plan.phase()));
+  for (Phase allowed : entry.phases) {
+    const int step = static_cast<int>(allowed) - phase;
+    if (step == 0 || (progress && step == 1) || (!progress && step == -1)) return "";
+  }
+  return "not for the plan's phase";
+}
+
+// Whether `dose` has a component (hold, minutes, ...) that `current` has not: a
+// regression onto it would raise that component from zero.
+bool AddsToDose(const v1::ExerciseDose& dose, const v1::ExerciseDose& current) {
+  return (dose.hold_seconds() > 0 && current.hold_seconds() == 0) ||
+         (dose.duration_minutes() > 0 && current.duration_minutes() == 0) ||
+         (dose.reps() > 0 && current.reps() == 0) || (dose.sets() > 0 && current.sets() == 0);
+}
+
+// No component above `ceiling` (used on regressions).
+void CapDose(v1::ExerciseDose& dose, const v1::ExerciseDose& ceiling) {
+  auto cap = [](int value, int limit) { return limit > 0 ? std::min(value, limit) : value; };
+  dose.set_sets(cap(dose.sets(), ceiling.sets()));
+  dose.set_reps(cap(dose.reps(), ceiling.reps()));
+  dose.set_hold_seconds(cap(dose.hold_seconds(), ceiling.hold_seconds()));
+  dose.set_duration_minutes(cap(dose.duration_minutes(), ceiling.duration_minutes()));
+  dose.set_sessions_per_week(cap(dose.sessions_per_week(), ceiling.sessions_per_week()));
+}
+
 std::string StepDose(v1::PlanItem& item, bool progress) {
   auto* dose = item.mutable_dose();
-  if (dose->duration_minutes() > 0) {
-    const int minutes = progress ? std::min(60, dose->duration_minutes() + 5) : std::max(5, dose->duration_minutes() - 5);
-    dose->set_duration_minutes(minutes);
-    return item.item_id() + ": " + std::to_string(minutes) + " minutes";
-  }
   if (progress) {
-    if (dose->sets() < 3) {
+    if (dose->duration_minutes() > 0) {
+      dose->set_duration_minutes(std::min(60, dose->duration_minutes() + 5));
+    } else if (dose->sets() < 3) {
       dose->set_sets(dose->sets() + 1);
     } else {
       dose->set_reps(std::min(15, dose->reps() + 2));
     }
-  } else if (dose->sets() > 1) {
-    dose->set_sets(dose->sets() - 1);
   } else {
-    dose->set_reps(std::max(3, dose->reps() - 2));
+    // A regression never raises any component (sets, reps, hold, minutes, sessions a
+    // week), and it lowers the load it can: time-based doses and holds shrink too.
+    if (dose->duration_minutes() > 5) dose->set_duration_minutes(std::max(5, dose->duration_minutes() - 5));
+    if (dose->hold_seconds() > 5) dose->set_hold_seconds(std::max(5, dose->hold_seconds() * 2 / 3));
+    if (dose->sets() > 1) {
+      dose->set_sets(dose->sets() - 1);
+    } else {
+      dose->set_reps(std::max(std::min(3, dose->reps()), dose->reps() - 2));
+    }
   }
-  return item.item_id() + ": " + std::to_string(dose->sets()) + "x" + std::to_string(dose->reps());
+  return item.item_id() + ": " + std::to_string(dose->sets()) + "x" + std::to_string(dose->reps()) +
+         (dose->hold_seconds() > 0 ? ", hold " + std::to_string(dose->hold_seconds()) + " s" : "") +
+         (dose->duration_minutes() > 0 ? ", " + std::to_string(dose->duration_minutes()) + " min" : "");
 }
 }  // namespace
 
@@ -112,15 +162,38 @@ std::vector<std::string> StepExercises(v1::Plan& plan, const InterventionLibrary
   for (const auto& id : targets) {
     const int index = IndexOf(plan, id);
     v1::PlanItem& item = *plan.mutable_items(index);
-    const std::string& link = progress ? item.progression_id() : item.regression_id();
-    const Intervention* next = link.empty() ? nullptr : library.Find(link);
-    if (next != nullptr && IndexOf(plan, next->id) < 0) {
-      // The linked exercise replaces this one, starting at its own dose.
+    // Follow the link, skipping what generation would have excluded for this patient
+    // (contraindicated, or out of the plan's phase), at most a few steps along.
+    const Intervention* next = nullptr;
+    std::string skipped;
+    std::string link = progress ? item.progression_id() : item.regression_id();
+    for (int hops = 0; hops < 4 && !link.empty(); ++hops) {
+      const Intervention* candidate = library.Find(link);
+      if (candidate == nullptr) break;
+      if (!progress && AddsToDose(ToProto(candidate->dose), item.dose())) {
+        // Its dose is of another kind (e.g. a hold where there was none): no step
+        // along the link can then be shown not to raise the dose; lower this one's.
+        skipped += (skipped.empty() ? "" : "; ") + candidate->id + " skipped (a dose of another kind)";
+        break;
+      }
+      const std::string why = WhyExcluded(*candidate, plan, progress);
+      if (why.empty() && IndexOf(plan, candidate->id) < 0) {
+        next = candidate;
+        break;
+      }
+      if (!why.empty()) skipped += (skipped.empty() ? "" : "; ") + candidate->id + " skipped (" + why + ")";
+      link = progress ? candidate->progression : candidate->regression;
+    }
+    if (next != nullptr) {
+      // The linked exercise replaces this one, starting at its own dose; a
+      // regression never starts above the dose it replaces.
       const std::string verb = progress ? "progressed from " : "regressed from ";
-      changes.push_back(id + " -> " + next->id);
+      changes.push_back(id + " -> " + next->id + (skipped.empty() ? "" : " (" + skipped + ")"));
+      const v1::ExerciseDose before = item.dose();
       item = ItemFromLibrary(*next, verb + id);
+      if (!progress) CapDose(*item.mutable_dose(), before);
     } else {
-      changes.push_back(StepDose(item, progress));
+      changes.push_back(StepDose(item, progress) + (skipped.empty() ? "" : " (" + skipped + ")"));
     }
   }
   RecomputeHomeFrequency(plan);
@@ -156,11 +229,34 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
           ThrowInvalidArgument(field + ".add_intervention_id", "'" + change.add_intervention_id() + "' is not in the library");
         }
         if (IndexOf(plan, entry->id) >= 0) ThrowInvalidArgument(field + ".add_intervention_id", "already in the plan");
-        *plan.add_items() = ItemFromLibrary(*entry, "added by the clinician");
+        std::string contraindicated;
+        for (const auto& token : entry->contraindications) {
+          if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+              plan.contraindications().end()) {
+            contraindicated += (contraindicated.empty() ? "" : ", ") + token;
+          }
+        }
+        const std::string& override_reason = change.contraindication_override();
+        if (!contraindicated.empty() && override_reason.empty()) {
+          ThrowInvalidArgument(field + ".contraindication_override",
+                               "'" + entry->id + "' is contraindicated for this patient (" + contraindicated +
+                                   "); adding it needs the clinician's reason");
+        }
+        if (contraindicated.empty() && !override_reason.empty()) {
+          ThrowInvalidArgument(field + ".contraindication_override",
+                               "'" + entry->id + "' is not contraindicated for this patient");
+        }
+        if (override_reason.size() > 500) ThrowInvalidArgument(field + ".contraindication_override", "at most 500 characters");
+        *plan.add_items() = ItemFromLibrary(
+            *entry, contraindicated.empty() ? "added by the clinician"
+                                            : "added by the clinician despite " + contraindicated + ": " + override_reason);
         break;
       }
       default:
         ThrowInvalidArgument(field, "must set one of remove_item_id, set_dose, add_intervention_id");
+    }
+    if (change.change_case() != v1::PlanChange::kAddInterventionId && !change.contraindication_override().empty()) {
+      ThrowInvalidArgument(field + ".contraindication_override", "only goes with add_intervention_id");
     }
   }
   CheckPlanInvariants(plan);

@@ -172,6 +172,7 @@ pb::Plan PlanFromDraft(const PlanDraft& draft) {
   plan.set_library_version(draft.library_version);
   plan.set_expected_duration_weeks(draft.expected_weeks);
   plan.set_home_sessions_per_week(draft.home_sessions_per_week);
+  for (const auto& token : draft.contraindications) plan.add_contraindications(token);
   for (const auto& item : draft.items) {
     auto* out = plan.add_items();
     out->set_item_id(item.id);
@@ -361,9 +362,13 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
                                                AuditTarget& audit) {
   RequireAnyRole(ctx, {Role::kClinician});
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
+  // A revision that overrides a contraindication says so in the plan's history.
+  const bool overrides = std::any_of(request.changes().begin(), request.changes().end(),
+                                     [](const auto& change) { return !change.contraindication_override().empty(); });
   return ChangePlan<pb::RevisePlanResponse>(
       ctx, "RevisePlan", request, request.request_id(), request.plan_id(), request.etag(),
-      {pb::PLAN_STATUS_DRAFT, pb::PLAN_STATUS_ACTIVE}, "revised", request.reason(), audit, [&](pb::Plan& plan) {
+      {pb::PLAN_STATUS_DRAFT, pb::PLAN_STATUS_ACTIVE}, overrides ? "revised, contraindication overridden" : "revised",
+      request.reason(), audit, [&](pb::Plan& plan) {
         if (plan.type() == pb::PLAN_TYPE_REFERRAL) {
           throw Error(ErrorCode::kFailedPrecondition, "plan_id: a referral plan has no treatment to revise");
         }

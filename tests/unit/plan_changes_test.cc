@@ -34,8 +34,13 @@ TEST(StepExercises, FollowsProgressionAndRegressionLinks) {
   EXPECT_EQ(changes[0], "ex.motor.abdominal_bracing -> ex.motor.bracing_heel_slide");
   EXPECT_EQ(plan.items(0).item_id(), "ex.motor.bracing_heel_slide");
   EXPECT_EQ(plan.items(0).reason(), "progressed from ex.motor.abdominal_bracing");
-  StepExercises(plan, Library(), {"ex.motor.bracing_heel_slide"}, /*progress=*/false);
-  EXPECT_EQ(plan.items(0).item_id(), "ex.motor.abdominal_bracing");
+  // Back along the link would add a 10 s hold the heel slide does not have, so the
+  // regression keeps the exercise and lowers its dose instead (a regression never raises a dose).
+  const auto before = plan.items(0).dose();
+  changes = StepExercises(plan, Library(), {"ex.motor.bracing_heel_slide"}, /*progress=*/false);
+  EXPECT_EQ(plan.items(0).item_id(), "ex.motor.bracing_heel_slide");
+  EXPECT_LT(plan.items(0).dose().sets() * plan.items(0).dose().reps(), before.sets() * before.reps());
+  EXPECT_NE(changes[0].find("ex.motor.abdominal_bracing skipped (a dose of another kind)"), std::string::npos);
 }
 
 TEST(StepExercises, WithoutALinkTheDoseSteps) {
@@ -79,6 +84,106 @@ TEST(Revisions, ManualTherapyAndCbtNeverWithoutExercise) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("changes[0].set_dose.dose.sets", 0), 0u);
   }
+}
+
+}  // namespace
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+TEST(SafeSteps, ProgressionNeverLandsOnAContraindicatedExercise) {
+  auto plan = PlanWith({"ex.strength.sit_to_stand"});
+  plan.add_contraindications("loading_contraindicated");  // e.g. a fracture concern
+  plan.set_phase(physio::common::v1::PHASE_FUNCTION_OPTIMISATION);
+  auto changes = StepExercises(plan, Library(), {}, /*progress=*/true);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_NE(plan.items(0).item_id(), "ex.strength.goblet_squat");
+  for (const auto& token : Library().Find(plan.items(0).item_id())->contraindications) {
+    EXPECT_NE(token, "loading_contraindicated") << plan.items(0).item_id();
+  }
+  EXPECT_NE(changes[0].find("ex.strength.goblet_squat skipped (loading_contraindicated)"), std::string::npos)
+      << changes[0];
+  // Without the contraindication the same step follows the link.
+  auto free = PlanWith({"ex.strength.sit_to_stand"});
+  free.set_phase(physio::common::v1::PHASE_FUNCTION_OPTIMISATION);
+  StepExercises(free, Library(), {}, true);
+  EXPECT_EQ(free.items(0).item_id(), "ex.strength.goblet_squat");
+}
+
+TEST(SafeSteps, EveryLinkRespectsEveryContraindicationAndPhase) {
+  // Property over the whole library: for each exercise, each patient contraindication
+  // and each phase, a step lands on an exercise generation would allow, or keeps the item.
+  const std::vector<std::string> tokens = KnownContraindications();
+  const physio::common::v1::Phase phases[] = {physio::common::v1::PHASE_SYMPTOM_MODULATION,
+                                              physio::common::v1::PHASE_MOVEMENT_CONTROL,
+                                              physio::common::v1::PHASE_FUNCTION_OPTIMISATION};
+  int steps = 0;
+  for (const auto& entry : Library().entries()) {
+    if (entry.kind != InterventionKind::kExercise) continue;
+    for (const auto& token : tokens) {
+      for (auto phase : phases) {
+        for (bool progress : {true, false}) {
+          v1::Plan plan;
+          *plan.add_items() = ItemFromLibrary(entry, "test");
+          plan.add_contraindications(token);
+          plan.set_phase(phase);
+          StepExercises(plan, Library(), {}, progress);
+          const Intervention* landed = Library().Find(plan.items(0).item_id());
+          ASSERT_NE(landed, nullptr);
+          if (landed->id == entry.id) continue;  // kept, dose changed
+          ++steps;
+          EXPECT_EQ(std::count(landed->contraindications.begin(), landed->contraindications.end(), token), 0)
+              << entry.id << " -> " << landed->id << " with " << token;
+        }
+      }
+    }
+  }
+  EXPECT_GT(steps, 20);  // the property was exercised on real links
+}
+
+TEST(SafeSteps, ARegressionNeverRaisesAnyPartOfTheDose) {
+  int checked = 0;
+  for (const auto& entry : Library().entries()) {
+    if (entry.kind != InterventionKind::kExercise) continue;
+    v1::Plan plan;
+    *plan.add_items() = ItemFromLibrary(entry, "test");
+    const v1::ExerciseDose before = plan.items(0).dose();
+    StepExercises(plan, Library(), {}, /*progress=*/false);
+    const v1::ExerciseDose& after = plan.items(0).dose();
+    EXPECT_LE(after.sets(), before.sets()) << entry.id;
+    EXPECT_LE(after.reps(), before.reps()) << entry.id;
+    EXPECT_LE(after.hold_seconds(), before.hold_seconds()) << entry.id;
+    EXPECT_LE(after.duration_minutes(), before.duration_minutes()) << entry.id;
+    EXPECT_LE(after.sessions_per_week(), before.sessions_per_week()) << entry.id;
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);
+  // Holds and durations shrink too when the dose itself steps down.
+  auto held = PlanWith({"ex.strength.curl_up"});
+  held.mutable_items(0)->mutable_dose()->set_hold_seconds(30);
+  held.mutable_items(0)->set_regression_id("");
+  StepExercises(held, Library(), {}, false);
+  EXPECT_LT(held.items(0).dose().hold_seconds(), 30);
+}
+
+TEST(SafeSteps, AClinicianAddingAContraindicatedInterventionMustSayWhy) {
+  auto plan = PlanWith({"ex.strength.sit_to_stand"});
+  plan.add_contraindications("loading_contraindicated");
+  google::protobuf::RepeatedPtrField<v1::PlanChange> changes;
+  changes.Add()->set_add_intervention_id("ex.strength.goblet_squat");
+  try {
+    ApplyRevision(plan, Library(), changes);
+    FAIL() << "a contraindicated intervention was added without a reason";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("changes[0].contraindication_override"), std::string::npos) << e.what();
+  }
+  changes.Mutable(0)->set_contraindication_override("cleared by imaging; supervised loading");
+  ApplyRevision(plan, Library(), changes);
+  ASSERT_EQ(plan.items_size(), 2);
+  EXPECT_EQ(plan.items(1).reason(),
+            "added by the clinician despite loading_contraindicated: cleared by imaging; supervised loading");
 }
 
 }  // namespace

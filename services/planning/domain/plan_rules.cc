@@ -24,15 +24,8 @@ double RoundTenth(double value) { return std::round(value * 10.0) / 10.0; }
 // Builds the item list, skipping what the patient's contraindications exclude.
 class Builder {
  public:
-  Builder(const InterventionLibrary& library, const PlanInput& input) : library_(library), input_(input) {
-    if (input.fracture_concern) {
-      contraindications_.insert("manipulation_contraindicated");
-      contraindications_.insert("loading_contraindicated");
-    }
-    // A patient who centralises with extension is often worse with flexion, and vice versa.
-    if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") contraindications_.insert("flexion_intolerant");
-    if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") contraindications_.insert("extension_intolerant");
-  }
+  Builder(const InterventionLibrary& library, const PlanInput& input)
+      : library_(library), input_(input), contraindications_(PatientContraindications(input)) {}
 
   bool Allowed(const Intervention& entry) const {
     for (const auto& token : entry.contraindications) {
@@ -120,6 +113,18 @@ std::vector<std::string> CategoriesFor(Phase phase) {
 }
 }  // namespace
 
+std::set<std::string> PatientContraindications(const PlanInput& input) {
+  std::set<std::string> tokens;
+  if (input.fracture_concern) {
+    tokens.insert("manipulation_contraindicated");
+    tokens.insert("loading_contraindicated");
+  }
+  // A patient who centralises with extension is often worse with flexion, and vice versa.
+  if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") tokens.insert("flexion_intolerant");
+  if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") tokens.insert("extension_intolerant");
+  return tokens;
+}
+
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library) {
   // No treatment without a red-flag screen (Finucane 2020: screen at first contact):
   // the computed screen, or the clinician's recorded judgement, must exist.
@@ -137,6 +142,8 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   plan.phase = input.phase;
   plan.library_version = library.version();
   Builder items(library, input);
+  const auto excluded = PatientContraindications(input);
+  plan.contraindications.assign(excluded.begin(), excluded.end());
   const std::string phase = PhaseText(input.phase);
 
   // Stratified care (Hill 2011; NICE NG59 1.1.2-1.1.3): STarT Back sets the intensity.

@@ -4,6 +4,7 @@
 // reason it was chosen and its source. The phase comes from the assessment's
 // classification (its cut-offs are configured in the assessment service).
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -99,9 +100,15 @@ struct PlanDraft {
   int home_sessions_per_week = 0;
   std::string rules_version = kRulesVersion;
   std::string library_version;
+  std::vector<std::string> contraindications;  // what generation excluded for this patient (library tokens)
 };
 
 class InterventionLibrary;
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library);
+
+// The library contraindication tokens that apply to this patient (a fracture
+// concern forbids manipulation and loading; a directional preference forbids
+// the opposite direction). Generation, progression and revisions all use it.
+std::set<std::string> PatientContraindications(const PlanInput& input);
 
 }  // namespace physio::planning
