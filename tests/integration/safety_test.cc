@@ -160,5 +160,78 @@ TEST_F(Safety, ElevatedFearAvoidanceAddsPainEducationAndGradedActivityAtMediumRi
   EXPECT_FALSE(Has(plan, "psych.informed_physiotherapy"));  // still the medium-risk package
 }
 
+TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
+  // Osteoporosis alone: a monitored fracture concern; low pain and disability: function optimisation.
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 2);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+  create.mutable_red_flag_screen()->set_osteoporosis(true);
+  auto assessment = Create(create);
+  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  EXPECT_TRUE(assessment.red_flags().manipulation_contraindicated());
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
+  EXPECT_NE(std::find(draft.contraindications().begin(), draft.contraindications().end(), "loading_contraindicated"),
+            draft.contraindications().end());
+  EXPECT_FALSE(Has(draft, "manual.thrust_manipulation"));
+
+  auto clinician = Clinician();
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(draft.plan_id());
+  approve.set_etag(draft.etag());
+  ppb::ApprovePlanResponse approved;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  ppb::Plan plan = approved.plan();
+  if (!Has(plan, "ex.strength.sit_to_stand")) {
+    ppb::RevisePlanRequest revise;
+    revise.set_request_id(NewId("rq"));
+    revise.set_plan_id(plan.plan_id());
+    revise.set_etag(plan.etag());
+    revise.set_reason("sit to stand for daily function");
+    revise.add_changes()->set_add_intervention_id("ex.strength.sit_to_stand");
+    ppb::RevisePlanResponse revised;
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
+    plan = revised.plan();
+  }
+  // Progressing sit-to-stand must not reach the loaded goblet squat.
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.add_item_ids("ex.strength.sit_to_stand");
+  adjust.set_reason("dose completed");
+  ppb::AdjustPlanResponse adjusted;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  EXPECT_FALSE(Has(adjusted.plan(), "ex.strength.goblet_squat"));
+  plan = adjusted.plan();
+
+  // A clinician may add it only with an explicit reason, and the revision says so.
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag(plan.etag());
+  revise.set_reason("supervised loading");
+  revise.add_changes()->set_add_intervention_id("ex.strength.goblet_squat");
+  ppb::RevisePlanResponse revised;
+  auto refused = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("changes[0].contraindication_override"), std::string::npos)
+      << refused.error_message();
+  revise.set_request_id(NewId("rq"));
+  revise.mutable_changes(0)->set_contraindication_override("DXA reviewed by the consultant; supervised only");
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
+  EXPECT_TRUE(Has(revised.plan(), "ex.strength.goblet_squat"));
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(plan.plan_id());
+  list.set_page_size(50);
+  ppb::ListPlanRevisionsResponse revisions;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list,
+                             &revisions).ok());
+  EXPECT_EQ(revisions.revisions(revisions.revisions_size() - 1).change(), "revised, contraindication overridden");
+}
+
 }  // namespace
 }  // namespace physio::testing
