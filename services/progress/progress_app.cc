@@ -314,6 +314,21 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
   }
 
+  // NPRS re-measures are pain readings too.
+  auto measures = conn.Exec("SELECT body FROM progress.outcome_measures WHERE tenant_id = $1 AND patient_id = $2"
+                            " ORDER BY measure_time",
+                            {ctx.tenant, patient_id});
+  std::map<cpb::Instrument, double> latest_measure;
+  for (int i = 0; i < measures.rows(); ++i) {
+    pb::OutcomeMeasure measure;
+    FromJson(measures.Get(i, 0), &measure);
+    if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) {
+      readings.push_back({measure.measure_time().seconds(), static_cast<int>(measure.score().score()), "remeasure"});
+    } else {
+      latest_measure[measure.score().instrument()] = measure.score().score();
+    }
+  }
+
   PainTrend trend = BuildPainTrend(baseline, std::move(readings));
   for (const auto& reading : trend.readings) {
     auto* point = summary.add_pain_trend();
@@ -324,20 +339,16 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   if (trend.baseline) summary.set_baseline_pain(*trend.baseline);
   if (trend.latest) summary.set_latest_pain(*trend.latest);
   if (trend.change) summary.set_pain_change(*trend.change);
+  if (trend.recent_mean) summary.set_recent_pain_mean(*trend.recent_mean);
   summary.set_pain_change_meaningful(trend.meaningful_improvement);
   // The readings after the baseline, already in time order.
   input.pain.assign(trend.readings.begin() + (trend.baseline ? 1 : 0), trend.readings.end());
 
   // Outcome changes against the plan's baseline: pain from the trend, the others from re-measures.
-  if (trend.baseline && trend.latest) input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.latest, policy_.detectable));
-  auto measures = conn.Exec("SELECT body FROM progress.outcome_measures WHERE tenant_id = $1 AND patient_id = $2"
-                            " ORDER BY measure_time",
-                            {ctx.tenant, patient_id});
-  std::map<cpb::Instrument, double> latest_measure;
-  for (int i = 0; i < measures.rows(); ++i) {
-    pb::OutcomeMeasure measure;
-    FromJson(measures.Get(i, 0), &measure);
-    if (measure.score().instrument() != cpb::INSTRUMENT_NPRS) latest_measure[measure.score().instrument()] = measure.score().score();
+  // Pain is judged on the last week's mean, and only when those readings can carry a
+  // judgement (a single post-exercise home log neither makes a responder nor a deterioration).
+  if (trend.baseline && trend.recent_mean && trend.judgeable) {
+    input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.recent_mean, policy_.detectable));
   }
   for (const auto& [instrument, latest] : latest_measure) {
     auto base = baseline_scores.find(instrument);

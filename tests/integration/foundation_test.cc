@@ -258,10 +258,26 @@ TEST_F(Foundation, FullEpisodeThroughAllThreeServices) {
   EXPECT_EQ(summary.home_log_count(), 2);
   EXPECT_EQ(summary.baseline_pain(), 6);
   EXPECT_EQ(summary.latest_pain(), 3);
-  EXPECT_EQ(summary.pain_change(), -3);
+  EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 4.0);  // (5 + 4 + 3) / 3: the week's mean
+  EXPECT_EQ(summary.pain_change(), -2);
   EXPECT_TRUE(summary.pain_change_meaningful());
   ASSERT_EQ(summary.pain_trend_size(), 4);
   EXPECT_EQ(summary.pain_trend(0).source(), "assessment");
+
+  // An NPRS re-measure is a pain reading too: it reaches the trend and the latest pain.
+  gpb::RecordOutcomeRequest remeasure;
+  remeasure.set_request_id(NewId("rq"));
+  remeasure.set_patient_id(patient_id_);
+  remeasure.set_instrument(cpb::INSTRUMENT_NPRS);
+  *remeasure.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 2);
+  gpb::RecordOutcomeResponse remeasured;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, remeasure, &remeasured).ok());
+  summary = Summary(patient);
+  ASSERT_EQ(summary.pain_trend_size(), 5);
+  EXPECT_EQ(summary.pain_trend(4).source(), "remeasure");
+  EXPECT_EQ(summary.latest_pain(), 2);
+  EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 3.5);
 }
 
 TEST_F(Foundation, RepeatedRequestIdCreatesOneRecord) {

@@ -50,6 +50,22 @@ class Safety : public ClusterFixture {
     return status;
   }
 
+  // An approved treatment plan from a screened import (pain 6, ODI 40%).
+  ppb::Plan ActivePlan() {
+    auto create = Import();
+    create.mutable_red_flag_screen();
+    ppb::Plan draft;
+    EXPECT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+    auto clinician = Clinician();
+    ppb::ApprovePlanRequest approve;
+    approve.set_request_id(NewId("rq"));
+    approve.set_plan_id(draft.plan_id());
+    approve.set_etag(draft.etag());
+    ppb::ApprovePlanResponse approved;
+    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+    return approved.plan();
+  }
+
   static bool Has(const ppb::Plan& plan, const std::string& item_id) {
     return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == item_id; });
   }
@@ -231,6 +247,42 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list,
                              &revisions).ok());
   EXPECT_EQ(revisions.revisions(revisions.revisions_size() - 1).change(), "revised, contraindication overridden");
+}
+
+TEST_F(Safety, ASinglePostExerciseReadingNeitherDeterioratesNorMakesAResponder) {
+  auto plan = ActivePlan();
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) exercise = item.item_id();
+  }
+  ASSERT_FALSE(exercise.empty());
+  auto clinician = Clinician();
+  gpb::LogHomeExerciseRequest log;
+  log.set_request_id(NewId("rq"));
+  log.set_patient_id(patient_id_);
+  log.set_exercise_id(exercise);
+  log.set_sets_done(1);
+  log.set_reps_done(5);
+  log.set_pain_during(9);
+  log.set_pain_after(9);  // baseline 6: +3 right after exercise
+  gpb::LogHomeExerciseResponse logged;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged).ok());
+  gpb::EvaluateProgressRequest evaluate;
+  evaluate.set_request_id(NewId("rq"));
+  evaluate.set_patient_id(patient_id_);
+  gpb::EvaluateProgressResponse evaluated;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated).ok());
+  EXPECT_NE(evaluated.evaluation().decision(), gpb::DECISION_REASSESS);
+  EXPECT_EQ(evaluated.evaluation().raised_alerts_size(), 0);
+  gpb::GetProgressSummaryRequest get;
+  get.set_patient_id(patient_id_);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, get, &summary).ok());
+  EXPECT_EQ(summary.summary().latest_pain(), 9);
+  for (const auto& change : summary.summary().outcome_changes()) {
+    EXPECT_NE(change.instrument(), cpb::INSTRUMENT_NPRS) << "pain judged on one post-exercise reading";
+  }
 }
 
 }  // namespace

@@ -13,19 +13,40 @@ TEST(PainTrend, OrdersByTimeAndJudgesTheTwoPointChange) {
   EXPECT_EQ(trend.readings[3].pain, 3);
   EXPECT_EQ(*trend.baseline, 6);
   EXPECT_EQ(*trend.latest, 3);
-  EXPECT_EQ(*trend.change, -3);
+  EXPECT_DOUBLE_EQ(*trend.recent_mean, 4.0);  // the week's mean, not the last reading
+  EXPECT_EQ(*trend.change, -2);
   EXPECT_TRUE(trend.meaningful_improvement);
 }
 
 TEST(PainTrend, OnePointIsNotMeaningfulAndWorseningIsNotImprovement) {
-  auto small = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 5, "home_log"}});
+  auto small = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 5, "visit"}});
   EXPECT_EQ(*small.change, -1);
   EXPECT_FALSE(small.meaningful_improvement);
-  auto exactly_two = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 4, "home_log"}});
+  auto exactly_two = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 4, "visit"}});
   EXPECT_TRUE(exactly_two.meaningful_improvement);
-  auto worse = BuildPainTrend(PainReading{0, 4, "assessment"}, {{10, 7, "home_log"}});
+  auto worse = BuildPainTrend(PainReading{0, 4, "assessment"}, {{10, 7, "remeasure"}});
   EXPECT_EQ(*worse.change, 3);
   EXPECT_FALSE(worse.meaningful_improvement);
+}
+
+TEST(PainTrend, ASinglePostExerciseReadingCarriesNoJudgement) {
+  auto one_log = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 2, "home_log"}});
+  EXPECT_FALSE(one_log.judgeable);
+  EXPECT_FALSE(one_log.meaningful_improvement);
+  auto two_logs = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 3, "home_log"}, {20, 4, "home_log"}});
+  EXPECT_TRUE(two_logs.judgeable);
+  EXPECT_DOUBLE_EQ(*two_logs.recent_mean, 3.5);
+  EXPECT_TRUE(two_logs.meaningful_improvement);
+}
+
+TEST(PainTrend, OnlyTheLastWeekCounts) {
+  const int64_t day = 24 * 3600;
+  // An early good reading three weeks back does not flatter a bad last week.
+  auto trend = BuildPainTrend(PainReading{0, 6, "assessment"},
+                              {{1 * day, 1, "visit"}, {20 * day, 6, "visit"}, {22 * day, 5, "remeasure"}});
+  EXPECT_EQ(trend.recent_count, 2);
+  EXPECT_DOUBLE_EQ(*trend.recent_mean, 5.5);
+  EXPECT_FALSE(trend.meaningful_improvement);
 }
 
 TEST(PainTrend, WithoutBaselineThereIsNoChange) {

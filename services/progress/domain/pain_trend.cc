@@ -1,10 +1,12 @@
 #include "pain_trend.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace physio::progress {
 
-PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainReading> readings) {
+PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainReading> readings,
+                         int64_t window_seconds) {
   PainTrend trend;
   std::stable_sort(readings.begin(), readings.end(),
                    [](const PainReading& a, const PainReading& b) { return a.time_seconds < b.time_seconds; });
@@ -13,10 +15,26 @@ PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainRe
     trend.readings.push_back(*baseline);
   }
   trend.readings.insert(trend.readings.end(), readings.begin(), readings.end());
-  if (!readings.empty()) trend.latest = readings.back().pain;
-  if (trend.baseline && trend.latest) {
-    trend.change = *trend.latest - *trend.baseline;
-    trend.meaningful_improvement = -*trend.change >= kNprsMcid;
+  if (readings.empty()) return trend;
+  trend.latest = readings.back().pain;
+  // Pain fluctuates day to day and right after exercise: judge the mean of the
+  // last week's readings (a documented smoothing; Dworkin 2008 IMMPACT recommends
+  // averaged ratings over single ones), not the last reading alone.
+  const int64_t from = readings.back().time_seconds - window_seconds;
+  double sum = 0;
+  bool beyond_home_logs = false;
+  for (const auto& reading : readings) {
+    if (reading.time_seconds < from) continue;
+    sum += reading.pain;
+    ++trend.recent_count;
+    beyond_home_logs |= reading.source != "home_log";
+  }
+  trend.recent_mean = std::round(10.0 * sum / trend.recent_count) / 10.0;
+  trend.judgeable = trend.recent_count >= 2 || beyond_home_logs;
+  if (trend.baseline) {
+    const double change = *trend.recent_mean - *trend.baseline;
+    trend.change = static_cast<int>(std::lround(change));
+    trend.meaningful_improvement = trend.judgeable && -change >= kNprsMcid;
   }
   return trend;
 }
