@@ -300,7 +300,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
                         {ctx.tenant, patient_id});
   summary.set_home_log_count(logs.rows());
   std::vector<int64_t> plan_log_times;
-  std::map<std::string, pb::HomeExerciseLog> latest_log;  // per exercise, after the plan's last change
+  std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
   for (int i = 0; i < logs.rows(); ++i) {
     pb::HomeExerciseLog log;
     FromJson(logs.Get(i, 0), &log);
@@ -308,7 +308,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     if (plan && log.plan_id() == plan->plan_id()) {
       plan_log_times.push_back(log.performed_time().seconds());
       if (log.performed_time().seconds() >= input.evidence_since_seconds) {
-        latest_log[log.exercise_id()] = log;
+        recent_logs[log.exercise_id()].push_back(log);
         input.rated_too_hard |= log.difficulty() == pb::DIFFICULTY_TOO_HARD;
       }
     }
@@ -372,13 +372,23 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
 
   if (plan) {
     int prescribed_per_week = 0;
-    bool dose_completed = !latest_log.empty();
+    // Dose completed: every prescribed home exercise logged at its prescribed dose,
+    // held for at least `dose_completion_days` (from the first full-dose log since the
+    // plan's last change) and still at it in the latest log.
+    bool dose_completed = true;
     for (const auto& item : plan->items()) {
       if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
       prescribed_per_week += item.dose().sessions_per_week();
-      auto log = latest_log.find(item.item_id());
-      if (log != latest_log.end() &&
-          (log->second.sets_done() < item.dose().sets() || log->second.reps_done() < item.dose().reps())) {
+      auto full = [&](const pb::HomeExerciseLog& log) {
+        return log.sets_done() >= item.dose().sets() && log.reps_done() >= item.dose().reps();
+      };
+      auto logs = recent_logs.find(item.item_id());
+      if (logs == recent_logs.end() || !full(logs->second.back())) {
+        dose_completed = false;
+        continue;
+      }
+      const auto first_full = std::find_if(logs->second.begin(), logs->second.end(), full);
+      if (input.now_seconds - first_full->performed_time().seconds() < policy_.dose_completion_days * 24 * 3600) {
         dose_completed = false;
       }
     }

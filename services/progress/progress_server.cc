@@ -96,6 +96,7 @@ class ProgressServer final : public RunningService {
     EvaluationPolicy policy;
     policy.detectable.odi_points = config.GetInt("odi-mdc-points");
     policy.detectable.rmdq_points = config.GetInt("rmdq-mdc-points");
+    policy.dose_completion_days = config.GetInt("dose-completion-days");
     return policy;
   }
 
@@ -130,6 +131,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
   keys.push_back({"odi-mdc-points", "10",
                   "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
+  keys.push_back({"dose-completion-days", "7",
+                  "days every prescribed exercise must be logged at its dose before a progression (design default)"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002: 4-5)"});
   return keys;

@@ -57,7 +57,7 @@ class Episodes : public ClusterFixture {
 
   // Logs `percent` of each home exercise's weekly sessions for the week starting
   // `from_day` days ago, at the prescribed dose, with the given pain.
-  void LogWeek(const ppb::Plan& plan, int from_day, int percent, int pain) {
+  void LogWeek(const ppb::Plan& plan, int from_day, int percent, int pain, int sets_short = 0) {
     auto patient = Patient();
     for (const auto& item : plan.items()) {
       if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
@@ -68,7 +68,7 @@ class Episodes : public ClusterFixture {
         log.set_patient_id(patient_id_);
         log.set_exercise_id(item.item_id());
         log.mutable_performed_time()->set_seconds(now_ - from_day * kDay + s * (7 * kDay / std::max(1, sessions)) + 3600);
-        log.set_sets_done(item.dose().sets());
+        log.set_sets_done(std::max(0, item.dose().sets() - sets_short));
         log.set_reps_done(item.dose().reps());
         log.set_pain_during(pain);
         log.set_pain_after(pain);
@@ -150,6 +150,18 @@ TEST_F(Episodes, SteadyImprovementProgressesTheExercisesOnce) {
   EXPECT_EQ(again.decision(), gpb::DECISION_CONTINUE);
   EXPECT_FALSE(again.plan_adjusted());
   EXPECT_EQ(again.plan().revision(), evaluation.plan().revision());
+}
+
+TEST_F(Episodes, ProgressionNeedsEveryExerciseAtItsDoseForAWeek) {
+  // Full adherence and falling pain, but the first week one set short of the dose:
+  // the dose has been held for less than a week (its first full log is 7 days less an hour ago).
+  auto plan = StartEpisode(14);
+  LogWeek(plan, 14, 100, 5, /*sets_short=*/1);
+  LogWeek(plan, 7, 100, 3);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_CONTINUE) << evaluation.reasons(0);
+  EXPECT_FALSE(evaluation.plan_adjusted());
+  EXPECT_EQ(evaluation.reasons(0), "prescribed dose not yet completed");
 }
 
 TEST_F(Episodes, FlareUpRegresses) {

@@ -71,7 +71,7 @@ struct EvaluationInput {
   std::vector<OutcomeChange> changes;
   std::vector<PainReading> pain;   // time-ordered readings after the baseline
   std::vector<WeekAdherence> adherence;
-  bool dose_completed = false;     // the recent logs reached the prescribed sets and reps
+  bool dose_completed = false;     // every prescribed exercise at its dose for dose_completion_days
   bool rated_too_hard = false;     // a recent log rated an exercise too hard
   bool new_red_flag = false;       // a red flag at check-in calling for referral
   std::vector<std::string> red_flag_reasons;
@@ -84,6 +84,7 @@ struct EvaluationPolicy {
   int flare_points = 2;             // pain up by >= 2 ...
   int64_t flare_persist_seconds = 24 * 3600;  // ... persisting more than 24 h
   DetectableChange detectable;      // percent improvements count beyond these
+  int dose_completion_days = 7;     // the prescribed dose held this long before progressing
 };
 
 struct Evaluation {
