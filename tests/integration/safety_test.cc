@@ -285,5 +285,41 @@ TEST_F(Safety, ASinglePostExerciseReadingNeitherDeterioratesNorMakesAResponder) 
   }
 }
 
+TEST_F(Safety, PlansCarryTheSafetyNetAndMonitoredOrRoutineConcernsAddTheirItems) {
+  auto plain = ActivePlan();
+  EXPECT_TRUE(Has(plain, "safety.cauda_equina"));
+  EXPECT_FALSE(Has(plain, "safety.netting"));
+
+  auto monitored = Import();
+  monitored.mutable_red_flag_screen()->set_diabetes(true);  // one infection risk factor: monitor
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(Create(monitored).assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_TRUE(Has(plan, "safety.netting"));
+  EXPECT_TRUE(Has(plan, "safety.cauda_equina"));
+  ASSERT_GT(plan.review_points_size(), 0);
+  EXPECT_EQ(plan.review_points(0).week(), 1);
+
+  // A clinician's routine referral (e.g. suspected axial SpA) keeps treatment and adds the referral.
+  auto screened = Import();
+  screened.mutable_red_flag_screen();
+  auto assessment = Create(screened);
+  auto clinician = Clinician();
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag(assessment.etag());
+  judge.set_action(apb::RED_FLAG_ACTION_ROUTINE_REFERRAL);
+  judge.set_rationale("inflammatory pattern: rheumatology");
+  apb::RecordRedFlagJudgementResponse judged;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                             &judged).ok());
+  ppb::Plan routine;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &routine).ok());
+  EXPECT_EQ(routine.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_TRUE(Has(routine, "referral.routine"));
+  EXPECT_TRUE(Has(routine, "safety.netting"));
+}
+
 }  // namespace
 }  // namespace physio::testing

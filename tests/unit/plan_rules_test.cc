@@ -168,6 +168,7 @@ TEST(Phases, ExercisesSuitThePhase) {
     auto plan = GeneratePlanDraft(Patient(phase, StartBackRisk::kMedium), Library());
     ExpectSafe(plan);
     for (const auto& item : plan.items) {
+      if (item.id.rfind("safety.", 0) == 0) continue;  // safety items come from the rules, for every phase
       const auto* entry = Library().Find(item.id);
       ASSERT_NE(entry, nullptr) << item.id;
       EXPECT_NE(std::find(entry->phases.begin(), entry->phases.end(), phase), entry->phases.end()) << item.id;
@@ -295,6 +296,47 @@ TEST(Safety, ElevatedFearAvoidanceAddsEducationAndGradedActivityAtMediumRisk) {
       EXPECT_NE(item.reason.find("fear-avoidance"), std::string::npos);
     }
   }
+}
+
+}  // namespace
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+bool HasItem(const PlanDraft& plan, const std::string& id) {
+  return std::any_of(plan.items.begin(), plan.items.end(), [&](const auto& i) { return i.id == id; });
+}
+
+TEST(Safety, EveryPlanCarriesTheCaudaEquinaSafetyNetAndConcernsAddTheirItems) {
+  PlanInput input;
+  input.phase = Phase::kMovementControl;
+  input.start_back = StartBackRisk::kLow;
+  input.red_flags = RedFlagLevel::kNone;
+  input.nprs = 4;
+  auto plain = GeneratePlanDraft(input, Library());
+  EXPECT_TRUE(HasItem(plain, "safety.cauda_equina"));
+  EXPECT_FALSE(HasItem(plain, "safety.netting"));
+  EXPECT_EQ(plain.reviews.front().week, 2);
+
+  input.red_flags = RedFlagLevel::kMonitor;
+  input.red_flag_reasons = {"malignancy: age over 50, night pain"};
+  auto monitored = GeneratePlanDraft(input, Library());
+  EXPECT_TRUE(HasItem(monitored, "safety.netting"));
+  EXPECT_EQ(monitored.reviews.front().week, 1);  // an earlier review
+  EXPECT_FALSE(HasItem(monitored, "referral.routine"));
+  for (const auto& item : monitored.items) {
+    if (item.id == "safety.netting") {
+      EXPECT_NE(item.reason.find("night pain"), std::string::npos);
+    }
+  }
+
+  input.red_flags = RedFlagLevel::kRoutineReferral;
+  input.red_flag_reasons = {"axial_spondyloarthritis: buttock pain, better with movement, ..."};
+  auto routine = GeneratePlanDraft(input, Library());
+  EXPECT_EQ(routine.type, PlanType::kTreatment);  // treatment goes on
+  EXPECT_TRUE(HasItem(routine, "referral.routine"));
+  EXPECT_TRUE(HasItem(routine, "safety.cauda_equina"));
 }
 
 }  // namespace

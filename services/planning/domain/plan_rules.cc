@@ -102,6 +102,54 @@ PlanDraft ReferralPlan(const PlanInput& input) {
   return plan;
 }
 
+// What every treatment plan tells the patient about cauda equina (GIRFT 2023).
+PlanItemDraft CaudaEquinaSafetyNet() {
+  PlanItemDraft item;
+  item.id = "safety.cauda_equina";
+  item.kind = ItemKind::kEducation;
+  item.title = "Back pain safety net: when to seek emergency care";
+  item.instructions =
+      "Go to an emergency department at once (do not wait for your next appointment) if you notice any of: "
+      "numbness or tingling around the back passage or genitals (saddle area); new difficulty passing urine, "
+      "loss of bladder or bowel control, or not knowing when your bladder is full; new sexual dysfunction; "
+      "numbness, tingling or weakness in both legs, or leg weakness that is getting worse.";
+  item.reason = "safety-netting information for every patient with back pain";
+  item.source = "GIRFT 2023, National Suspected Cauda Equina Syndrome Pathway; NICE NG59";
+  return item;
+}
+
+// A monitored concern: what to watch for and when to seek help (Finucane 2020).
+PlanItemDraft SafetyNetting(const PlanInput& input) {
+  std::string concerns;
+  for (const auto& reason : input.red_flag_reasons) concerns += (concerns.empty() ? "" : "; ") + reason;
+  PlanItemDraft item;
+  item.id = "safety.netting";
+  item.kind = ItemKind::kEducation;
+  item.title = "Safety-netting: what to watch for and when to seek help";
+  item.instructions =
+      "Some features of your back pain are being watched. Contact the clinic the same day if your pain becomes "
+      "constant or keeps you awake at night, if you feel feverish or unwell, lose weight without trying, or "
+      "develop new numbness or weakness; seek emergency care for the cauda equina signs in your safety net. "
+      "Your physiotherapist will re-check these at an earlier review.";
+  item.reason = concerns.empty() ? "a red-flag concern is monitored" : "monitored: " + concerns;
+  item.source = "Finucane et al., JOSPT 2020 (safety-netting for monitored red flags)";
+  return item;
+}
+
+// A routine referral (e.g. rheumatology for suspected axial SpA) alongside treatment.
+PlanItemDraft RoutineReferral(const PlanInput& input) {
+  std::string concerns;
+  for (const auto& reason : input.red_flag_reasons) concerns += (concerns.empty() ? "" : "; ") + reason;
+  PlanItemDraft item;
+  item.id = "referral.routine";
+  item.kind = ItemKind::kReferral;
+  item.title = "Routine referral (e.g. rheumatology for suspected axial spondyloarthritis); treatment continues";
+  item.instructions = "Refer routinely with the findings; continue the treatment plan meanwhile.";
+  item.reason = concerns.empty() ? "the red-flag screen calls for a routine referral" : concerns;
+  item.source = "NICE NG65 (spondyloarthritis: refer for a rheumatology assessment); Finucane et al., JOSPT 2020";
+  return item;
+}
+
 // Exercise categories per phase, in priority order (design defaults, see docs/clinical-rules.md).
 std::vector<std::string> CategoriesFor(Phase phase) {
   switch (phase) {
@@ -277,6 +325,16 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
                       {6, "responder check against the meaningful-change thresholds; progress, regress or re-assess"}};
       break;
   }
+
+  // Safety (Finucane 2020; GIRFT 2023): every treatment plan carries the cauda equina
+  // safety net; a monitored concern adds what to watch for and an earlier review; a
+  // routine referral goes into the treatment plan.
+  plan.items.push_back(CaudaEquinaSafetyNet());
+  if (input.red_flags == RedFlagLevel::kMonitor || input.red_flags == RedFlagLevel::kRoutineReferral) {
+    plan.items.push_back(SafetyNetting(input));
+    plan.reviews.insert(plan.reviews.begin(), {1, "safety-netting review: re-screen the monitored red flags"});
+  }
+  if (input.red_flags == RedFlagLevel::kRoutineReferral) plan.items.push_back(RoutineReferral(input));
   return plan;
 }
 
