@@ -293,7 +293,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
             throw Error(ErrorCode::kFailedPrecondition, "plan_id: only a draft plan can be approved");
           }
           auto active = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
-                                  " AND status = 'ACTIVE' FOR UPDATE",
+                                  " AND status IN ('ACTIVE', 'SUSPENDED') FOR UPDATE",
                                   {ctx.tenant, plan.patient_id()});
           for (int i = 0; i < active.rows(); ++i) {
             pb::Plan previous = ReadPlan(active, i);
@@ -380,18 +380,35 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
                                                AuditTarget& audit) {
   RequireAnyRole(ctx, {Role::kService, Role::kClinician, Role::kIntegrator});
   if (!pb::Adjustment_IsValid(request.adjustment()) || request.adjustment() == pb::ADJUSTMENT_UNSPECIFIED) {
-    ThrowInvalidArgument("adjustment", "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT or MARK_FOR_REFERRAL");
+    ThrowInvalidArgument("adjustment",
+                         "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT, MARK_FOR_REFERRAL, SUSPEND or "
+                         "RESUME");
+  }
+  const bool suspend = request.adjustment() == pb::ADJUSTMENT_SUSPEND;
+  const bool resume = request.adjustment() == pb::ADJUSTMENT_RESUME;
+  // Resuming a plan suspended for a red flag is a clinician's judgement, never automatic.
+  if (resume) RequireAnyRole(ctx, {Role::kClinician});
+  if ((suspend || resume) && request.reason().empty()) {
+    ThrowInvalidArgument("reason", suspend ? "is required to suspend a plan (the red flag)"
+                                           : "is required to resume a plan (the clinician's judgement)");
   }
   if (request.adjustment() == pb::ADJUSTMENT_CHANGE_PHASE &&
       (request.phase() == cpb::PHASE_UNSPECIFIED || !cpb::Phase_IsValid(request.phase()))) {
     ThrowInvalidArgument("phase", "is required for ADJUSTMENT_CHANGE_PHASE");
   }
   const std::vector<std::string> item_ids(request.item_ids().begin(), request.item_ids().end());
+  static constexpr std::initializer_list<pb::PlanStatus> kInUse = {pb::PLAN_STATUS_ACTIVE};
+  static constexpr std::initializer_list<pb::PlanStatus> kSuspendable = {pb::PLAN_STATUS_ACTIVE,
+                                                                          pb::PLAN_STATUS_SUSPENDED};
+  static constexpr std::initializer_list<pb::PlanStatus> kSuspended = {pb::PLAN_STATUS_SUSPENDED};
   return ChangePlan<pb::AdjustPlanResponse>(
-      ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(), {pb::PLAN_STATUS_ACTIVE},
-      "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
+      ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
+      suspend ? kSuspendable : resume ? kSuspended : kInUse,
+      suspend ? "suspended" : resume ? "resumed" : "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
         *plan.mutable_adjust_time() = TimeUtil::GetCurrentTime();
         switch (request.adjustment()) {
+          case pb::ADJUSTMENT_SUSPEND: plan.set_status(pb::PLAN_STATUS_SUSPENDED); break;
+          case pb::ADJUSTMENT_RESUME: plan.set_status(pb::PLAN_STATUS_ACTIVE); break;
           case pb::ADJUSTMENT_PROGRESS:
           case pb::ADJUSTMENT_REGRESS:
             StepExercises(plan, library_, item_ids, request.adjustment() == pb::ADJUSTMENT_PROGRESS);
@@ -562,6 +579,16 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   const std::vector<std::string> keys{ActiveKey(ctx, request.patient_id()), GenerationKey(ctx, request.patient_id())};
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   pb::GetActivePlanResponse response;
+  // A plan suspended after a red flag is not an active treatment plan: a caller that
+  // does not ask for it gets an error it cannot mistake for a programme to follow.
+  auto in_use = [&](pb::GetActivePlanResponse& found) -> pb::GetActivePlanResponse& {
+    if (found.plan().status() == pb::PLAN_STATUS_SUSPENDED && !request.include_suspended()) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "patient_id: the plan " + found.plan().plan_id() +
+                      " is suspended after a red flag at a check-in; stop the home programme and contact the clinic");
+    }
+    return found;
+  };
   std::optional<std::string> generation;
   try {
     // One MGET reads the generation and the cached value together (no script needed).
@@ -572,7 +599,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
       const std::string prefix = *generation + "\n";
       if (cached && cached->rfind(prefix, 0) == 0 && response.mutable_plan()->ParseFromString(cached->substr(prefix.size()))) {
         audit.resource_id = response.plan().plan_id();
-        return response;
+        return in_use(response);
       }
       response.Clear();
     }
@@ -582,7 +609,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   }
   auto rows = QueryOnce(pg_, deadline,
                         {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
-                         " AND status = 'ACTIVE'",
+                         " AND status IN ('ACTIVE', 'SUSPENDED')",
                          {ctx.tenant, request.patient_id()}});
   if (rows.rows() == 0) ThrowNotFound("active plan");
   *response.mutable_plan() = ReadPlan(rows, 0);
@@ -595,7 +622,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
       spdlog::warn("active-plan cache fill failed request_id={}: {}", ctx.request_id, e.what());
     }
   }
-  return response;
+  return in_use(response);
 }
 
 }  // namespace physio::planning

@@ -118,8 +118,29 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   }
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
-  auto response = IdempotentWrite<pb::RecordVisitResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "RecordVisit", request.request_id()}, request,
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, "RecordVisit", request.request_id()};
+  std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(pg_, deadline, key, request);
+  // The plan in use (to suspend on a red flag) and what intake knew about the
+  // patient (age, episode duration), read before the transaction.
+  std::optional<plan_pb::Plan> plan;
+  if (!response || physio::assessment::CallsForReferral(response->visit().red_flags().action())) {
+    plan = planning_.ActivePlan(ctx, request.patient_id());
+  }
+  std::optional<int> age_years, episode_days;
+  if (!response && request.has_red_flag_screen() && plan && !plan->assessment_id().empty()) {
+    if (auto intake = assessment_.Get(ctx, plan->assessment_id())) {
+      const auto& history = intake->history();
+      if (history.has_age_years()) age_years = history.age_years();
+      if (history.has_episode_duration_days()) {
+        // The episode has gone on since the assessment.
+        episode_days = history.episode_duration_days() +
+                       static_cast<int>((visit_time.seconds() - intake->create_time().seconds()) / (24 * 3600));
+      }
+    }
+  }
+  if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
+      pg_, deadline, key, request,
       [&](PgConnection& conn) {
         pb::Visit visit;
         visit.set_visit_id(NewId("visit"));
@@ -131,10 +152,11 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         *visit.mutable_delivered_item_ids() = request.delivered_item_ids();
         visit.set_recorded_by(ctx.principal);
         if (request.has_red_flag_screen()) {
-          // The same rules as at intake (age and duration are not re-asked at check-in).
+          // The same rules as at intake, with the age and episode duration intake
+          // recorded (not re-asked at check-in), so the age-dependent rules apply too.
           *visit.mutable_red_flag_screen() = request.red_flag_screen();
           *visit.mutable_red_flags() = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
-              physio::assessment::RedFlagAnswersOf(request.red_flag_screen()), std::nullopt, std::nullopt));
+              physio::assessment::RedFlagAnswersOf(request.red_flag_screen()), age_years, episode_days));
         }
         conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
                   " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
@@ -152,8 +174,23 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         *recorded.mutable_visit() = visit;
         return recorded;
       },
-      [&](const pb::RecordVisitResponse& response) { audit.resource_id = response.visit().visit_id(); });
-  return response;
+      [&](const pb::RecordVisitResponse& recorded) { audit.resource_id = recorded.visit().visit_id(); });
+  audit.resource_id = response->visit().visit_id();
+  // An urgent or emergency red flag takes the plan out of use at once. The visit and
+  // its alert are already committed; if planning cannot be reached the call fails
+  // UNAVAILABLE and its retry (same request_id) replays the visit and suspends again.
+  const auto action = response->visit().red_flags().action();
+  if (physio::assessment::CallsForReferral(action) && plan && plan->status() == plan_pb::PLAN_STATUS_ACTIVE) {
+    plan_pb::AdjustPlanRequest suspend;
+    suspend.set_request_id("suspend-" + response->visit().visit_id());
+    suspend.set_plan_id(plan->plan_id());
+    suspend.set_adjustment(plan_pb::ADJUSTMENT_SUSPEND);
+    std::string reasons = apb::RedFlagAction_Name(action);
+    for (const auto& line : physio::assessment::ConcernSummaries(response->visit().red_flags())) reasons += "; " + line;
+    suspend.set_reason(("red flag at check-in (visit " + response->visit().visit_id() + "): " + reasons).substr(0, 500));
+    planning_.Adjust(ctx, suspend);
+  }
+  return *response;
 }
 
 pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
@@ -181,6 +218,11 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
 
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
+  if (plan->status() == plan_pb::PLAN_STATUS_SUSPENDED) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "patient_id: the plan is suspended after a red flag at a check-in; stop the home programme and "
+                "contact the clinic");
+  }
   bool prescribed = false;
   for (const auto& item : plan->items()) {
     prescribed |= item.item_id() == request.exercise_id() && item.kind() == plan_pb::PLAN_ITEM_KIND_EXERCISE;
@@ -453,6 +495,14 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   std::optional<Snapshot> snapshot;
   WithTransaction(pg_, deadline, [&](PgConnection& conn) { snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan); });
   Evaluation evaluation = Evaluate(snapshot->evaluation, policy_);
+  const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
+  if (suspended) {
+    // Never progress a plan taken out of use for a red flag: refer, until a clinician
+    // resumes it with their judgement or a new plan is approved.
+    evaluation.decision = Decision::kRefer;
+    evaluation.reasons = {"the plan is suspended after a red flag at a check-in (" + plan->last_change_reason() +
+                          "): refer; it resumes only on a clinician's judgement or a new plan"};
+  }
 
   plan_pb::AdjustPlanRequest adjust;
   adjust.set_plan_id(plan->plan_id());
@@ -467,7 +517,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
       if (!plan->needs_reassessment()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
       break;
     case Decision::kRefer:
-      if (!plan->referral_recommended()) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
+      if (!plan->referral_recommended() && !suspended) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
       break;
     case Decision::kContinue: break;
   }

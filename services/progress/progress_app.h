@@ -7,6 +7,7 @@
 #include "domain/evaluation.h"
 #include "domain/pain_trend.h"
 #include "physio/auth/call_context.h"
+#include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/v1/common.pb.h"
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
@@ -23,7 +24,8 @@ inline constexpr const char* kSchema = "progress";
 class PlanningClient {
  public:
   virtual ~PlanningClient() = default;
-  // nullopt when the patient has no active plan; throws Error on other failures.
+  // The patient's plan in use, or a suspended one (status PLAN_STATUS_SUSPENDED);
+  // nullopt when there is neither; throws Error on other failures.
   virtual std::optional<physio::planning::v1::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) = 0;
   virtual physio::planning::v1::Plan Adjust(const CallContext& ctx,
                                             const physio::planning::v1::AdjustPlanRequest& request) = 0;
@@ -35,6 +37,9 @@ class AssessmentClient {
   virtual physio::common::v1::InstrumentScore Score(
       const CallContext& ctx, physio::common::v1::Instrument instrument,
       const google::protobuf::RepeatedPtrField<physio::common::v1::InstrumentAnswer>& answers) = 0;
+  // The stored assessment (for its history: age, episode duration); nullopt when not found.
+  virtual std::optional<physio::assessment::v1::Assessment> Get(const CallContext& ctx,
+                                                                const std::string& assessment_id) = 0;
 };
 
 class ProgressApp {

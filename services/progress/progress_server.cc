@@ -31,6 +31,7 @@ class GrpcPlanningClient final : public PlanningClient {
   std::optional<plan_pb::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) override {
     plan_pb::GetActivePlanRequest request;
     request.set_patient_id(patient_id);
+    request.set_include_suspended(true);  // progress decides what a suspended plan means
     plan_pb::GetActivePlanResponse response;
     auto client = MakeOutgoingContext(ctx, timeout_);
     auto status = stub_->GetActivePlan(client.get(), request, &response);
@@ -62,6 +63,18 @@ class GrpcAssessmentClient final : public AssessmentClient {
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) throw Error(ErrorCode::kInvalidArgument, status.error_message());
     if (!status.ok()) throw FromDownstream("assessment service", status);
     return response.score();
+  }
+
+  std::optional<physio::assessment::v1::Assessment> Get(const CallContext& ctx,
+                                                        const std::string& assessment_id) override {
+    physio::assessment::v1::GetAssessmentRequest request;
+    request.set_assessment_id(assessment_id);
+    physio::assessment::v1::GetAssessmentResponse response;
+    auto client = MakeOutgoingContext(ctx, timeout_);
+    auto status = stub_->GetAssessment(client.get(), request, &response);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
+    if (!status.ok()) throw FromDownstream("assessment service", status);
+    return response.assessment();
   }
 
  private:

@@ -223,10 +223,35 @@ TEST_F(Episodes, RedFlagAtWeekThreeRefers) {
   ASSERT_EQ(alerts.alerts_size(), 1);
   EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_RED_FLAG);
   EXPECT_EQ(alerts.alerts(0).patient_id(), patient_id_);
+  // The plan is taken out of use at once: no active plan for the patient app, no home logs.
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  auto refused = Patient().Call(Patient().planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(refused.error_message().find("suspended"), std::string::npos);
+  get.set_include_suspended(true);
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+  gpb::LogHomeExerciseRequest log;
+  log.set_request_id(NewId("rq"));
+  log.set_patient_id(patient_id_);
+  log.set_exercise_id(plan.items(0).item_id());
+  log.set_sets_done(1);
+  log.set_reps_done(1);
+  gpb::LogHomeExerciseResponse logged;
+  EXPECT_EQ(Patient().Call(Patient().progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
   auto evaluation = Evaluate();
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_REFER);
-  EXPECT_TRUE(evaluation.plan().referral_recommended());
-  EXPECT_EQ(evaluation.reasons(1), "cauda_equina: saddle numbness");
+  EXPECT_EQ(evaluation.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+  EXPECT_FALSE(evaluation.plan_adjusted());
+  EXPECT_NE(evaluation.reasons(0).find("suspended"), std::string::npos) << evaluation.reasons(0);
+  EXPECT_NE(evaluation.reasons(0).find("cauda_equina: saddle numbness"), std::string::npos) << evaluation.reasons(0);
+  // Every later evaluation refers too, whatever the logs say.
+  EXPECT_EQ(Evaluate().decision(), gpb::DECISION_REFER);
   // The red-flag alert is already open, so it is not repeated (weeks 2-3 without
   // logs do raise a low-adherence alert, in the same clinic as the latest visit).
   int red_flag_alerts = 0;
@@ -238,6 +263,20 @@ TEST_F(Episodes, RedFlagAtWeekThreeRefers) {
     EXPECT_EQ(alert.clinic_id(), "clinic-north");
   }
   EXPECT_EQ(Alerts("clinic-north", false, "other-tenant").alerts_size(), 0);
+
+  // Only a clinician's judgement puts the plan back in use.
+  ppb::AdjustPlanRequest resume;
+  resume.set_request_id(NewId("rq"));
+  resume.set_plan_id(plan.plan_id());
+  resume.set_adjustment(ppb::ADJUSTMENT_RESUME);
+  resume.set_reason("seen in ED: cauda equina excluded on MRI");
+  ppb::AdjustPlanResponse resumed;
+  Caller integrator(*cluster_, MakeToken(*keys_, tenant_, "ehr-1", {"integrator"}));
+  EXPECT_EQ(integrator.Call(integrator.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, resume, &resumed)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, resume, &resumed).ok());
+  EXPECT_EQ(resumed.plan().status(), ppb::PLAN_STATUS_ACTIVE);
 }
 
 TEST_F(Episodes, PoorAdherenceContinuesAndAdherenceIsComputedByHand) {

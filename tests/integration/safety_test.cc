@@ -321,5 +321,56 @@ TEST_F(Safety, PlansCarryTheSafetyNetAndMonitoredOrRoutineConcernsAddTheirItems)
   EXPECT_TRUE(Has(routine, "safety.netting"));
 }
 
+TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
+  // Intake recorded a 72-year-old; the check-in only asks the red-flag questions.
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_age_years(72);
+  create.mutable_history()->set_episode_duration_days(20);
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  auto clinician = Clinician();
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(draft.plan_id());
+  approve.set_etag(draft.etag());
+  ppb::ApprovePlanResponse approved;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.mutable_red_flag_screen()->set_minor_trauma(true);  // a fall: with age over 70, suspected fracture
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  bool age_counted = false;
+  for (const auto& concern : visited.visit().red_flags().concerns()) {
+    for (const auto& reason : concern.reasons()) age_counted |= reason == "age over 70";
+  }
+  EXPECT_TRUE(age_counted);
+  // ... which takes the plan out of use at once.
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  get.set_include_suspended(true);
+  ppb::GetActivePlanResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+  // A retry of the same visit replays it and changes nothing more.
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  // A new plan approved for the patient replaces the suspended one.
+  ppb::Plan second;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &second).ok());
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(second.plan_id());
+  approve.set_etag(second.etag());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  get.set_include_suspended(false);
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().plan_id(), second.plan_id());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+}
+
 }  // namespace
 }  // namespace physio::testing
