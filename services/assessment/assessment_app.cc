@@ -417,8 +417,9 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const Ca
   }
   ClinicalFindings findings = FindingsOf(assessment.history(), assessment.examination());
   if (assessment.has_red_flag_screen()) {
-    *assessment.mutable_red_flags() = ProtoOf(ScreenRedFlags(RedFlagAnswersOf(assessment.red_flag_screen()),
-                                                             findings.age_years, findings.episode_duration_days));
+    RedFlagAnswers answers = RedFlagAnswersOf(assessment.red_flag_screen());
+    answers.long_term_corticosteroids |= assessment.history().takes_corticosteroids();  // from the medications
+    *assessment.mutable_red_flags() = ProtoOf(ScreenRedFlags(answers, findings.age_years, findings.episode_duration_days));
   } else {
     assessment.mutable_red_flags()->set_action(pb::RED_FLAG_ACTION_NOT_SCREENED);
   }
@@ -537,6 +538,15 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
         const long version = rows.GetLong(0, 1);
         if (request.etag() != "v" + std::to_string(version)) {
           throw Error(ErrorCode::kAborted, "etag: the assessment changed since it was read; read it again");
+        }
+        // Lowering a computed emergency (e.g. suspected cauda equina) stays possible,
+        // but only as an explicit, acknowledged decision.
+        if (assessment.red_flags().action() == pb::RED_FLAG_ACTION_EMERGENCY_REFERRAL &&
+            request.action() < pb::RED_FLAG_ACTION_EMERGENCY_REFERRAL && !request.acknowledge_computed_emergency()) {
+          std::string concerns;
+          for (const auto& line : ConcernSummaries(assessment.red_flags())) concerns += (concerns.empty() ? "" : "; ") + line;
+          ThrowInvalidArgument("acknowledge_computed_emergency",
+                               "must be true to lower the computed emergency referral (" + concerns + ")");
         }
         auto* judgement = assessment.mutable_clinician_red_flag_judgement();
         judgement->set_action(request.action());

@@ -91,7 +91,32 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     default: input.red_flags = RedFlagLevel::kNotScreened; break;
   }
   input.red_flag_reasons = physio::assessment::ConcernSummaries(assessment.red_flags());
-  for (const auto& concern : assessment.red_flags().concerns()) input.fracture_concern |= concern.condition() == "fracture";
+  for (const auto& concern : assessment.red_flags().concerns()) {
+    input.fracture_concern |= concern.condition() == "fracture";
+    // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA.
+    if ((concern.condition() == "malignancy" || concern.condition() == "infection") &&
+        concern.action() >= apb::RED_FLAG_ACTION_MONITOR) {
+      input.manipulation_blocked.push_back(concern.condition() + " concern (" + apb::RedFlagAction_Name(concern.action()) + ")");
+    }
+    if (concern.condition() == "axial_spondyloarthritis") {
+      input.manipulation_blocked.push_back("suspected axial spondyloarthritis");
+    }
+  }
+  if (assessment.history().takes_anticoagulants()) input.manipulation_blocked.push_back("takes anticoagulants");
+  // A clinician's judgement that lowers a computed urgent or emergency action keeps the
+  // computed concern visible in the plan.
+  if (assessment.has_clinician_red_flag_judgement() &&
+      assessment.clinician_red_flag_judgement().action() < assessment.red_flags().action() &&
+      assessment.red_flags().action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL) {
+    for (const auto& concern : assessment.red_flags().concerns()) {
+      if (concern.action() < apb::RED_FLAG_ACTION_URGENT_REFERRAL) continue;
+      std::string reasons;
+      for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
+      input.overridden_concerns.push_back(concern.condition() + " (" + apb::RedFlagAction_Name(concern.action()) +
+                                          ": " + reasons + "); clinician: " +
+                                          assessment.clinician_red_flag_judgement().rationale());
+    }
+  }
   input.fracture_concern |= assessment.red_flags().manipulation_contraindicated();
   if (assessment.has_clinician_red_flag_judgement()) {
     input.red_flag_reasons.push_back("clinician's judgement: " + assessment.clinician_red_flag_judgement().rationale());

@@ -372,5 +372,67 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
   EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
 }
 
+TEST_F(Safety, ManipulationIsNotOfferedWithAnticoagulantsOrAMonitoredConcern) {
+  // Flynn-positive (recent, not below the knee, hypomobile, hip rotation > 35): manipulation subgroup.
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_episode_duration_days(10);
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
+  create.mutable_examination()->set_lumbar_hypomobility(true);
+  create.mutable_examination()->set_hip_internal_rotation_deg(40);
+  auto flynn = Create(create);
+  ASSERT_EQ(flynn.classification().subgroup(), apb::SUBGROUP_MANIPULATION);
+  ppb::Plan with_manipulation;
+  ASSERT_TRUE(Generate(flynn.assessment_id(), &with_manipulation).ok());
+  EXPECT_TRUE(Has(with_manipulation, "manual.thrust_manipulation"));
+
+  create.set_request_id(NewId("rq"));
+  create.mutable_history()->set_takes_anticoagulants(true);
+  ppb::Plan anticoagulated;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &anticoagulated).ok());
+  EXPECT_FALSE(Has(anticoagulated, "manual.thrust_manipulation"));
+  EXPECT_TRUE(Has(anticoagulated, "safety.no_manipulation"));
+
+  create.set_request_id(NewId("rq"));
+  create.mutable_history()->set_takes_anticoagulants(false);
+  create.mutable_red_flag_screen()->set_diabetes(true);  // monitored infection concern
+  ppb::Plan monitored;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &monitored).ok());
+  EXPECT_FALSE(Has(monitored, "manual.thrust_manipulation"));
+}
+
+TEST_F(Safety, OverridingAComputedCaudaEquinaEmergencyNeedsAnAcknowledgementAndStaysVisible) {
+  auto create = Import();
+  create.mutable_red_flag_screen()->set_saddle_numbness(true);
+  auto assessment = Create(create);
+  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  auto clinician = Clinician();
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag(assessment.etag());
+  judge.set_action(apb::RED_FLAG_ACTION_NONE);
+  judge.set_rationale("saddle numbness was a misunderstanding; re-asked in person");
+  apb::RecordRedFlagJudgementResponse judged;
+  auto refused = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement,
+                                judge, &judged);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("acknowledge_computed_emergency"), std::string::npos);
+  judge.set_request_id(NewId("rq"));
+  judge.set_acknowledge_computed_emergency(true);
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                             &judged).ok());
+  EXPECT_EQ(judged.assessment().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);  // computed kept
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
+  bool visible = false;
+  for (const auto& item : plan.items()) {
+    visible |= item.item_id() == "safety.overridden_concern" && item.reason().find("cauda_equina") != std::string::npos;
+  }
+  EXPECT_TRUE(visible);
+  EXPECT_TRUE(Has(plan, "safety.cauda_equina"));
+}
+
 }  // namespace
 }  // namespace physio::testing

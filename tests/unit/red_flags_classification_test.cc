@@ -264,3 +264,34 @@ TEST(Classify, PhaseCutoffs) {
 
 }  // namespace
 }  // namespace physio::assessment
+
+namespace physio::assessment {
+namespace {
+
+ClinicalFindings FlynnPositive() {
+  ClinicalFindings f;
+  f.episode_duration_days = 10;
+  f.symptom_extent = SymptomExtent::kButtock;
+  f.fabq_work = 10;
+  f.lumbar_hypomobility = true;
+  f.hip_internal_rotation_deg = 40;
+  return f;
+}
+
+TEST(ManipulationApplicability, NotWithNerveRootSignsNorBeforeACentralisingDirection) {
+  EXPECT_EQ(ChooseSubgroup(FlynnPositive(), {}).subgroup, Subgroup::kManipulation);
+  auto radicular = FlynnPositive();
+  radicular.nerve_root_signs = true;
+  auto with_signs = ChooseSubgroup(radicular, {});
+  EXPECT_NE(with_signs.subgroup, Subgroup::kManipulation);
+  EXPECT_FALSE(with_signs.notes.empty());
+  auto centralising = FlynnPositive();
+  centralising.directional_preference = DirectionalPreference::kExtension;
+  centralising.centralisation = true;
+  auto specific = ChooseSubgroup(centralising, {});
+  EXPECT_EQ(specific.subgroup, Subgroup::kSpecificExercise);
+  EXPECT_EQ(specific.direction, "extension");
+}
+
+}  // namespace
+}  // namespace physio::assessment

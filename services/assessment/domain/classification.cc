@@ -55,7 +55,20 @@ SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPol
   // centralising direction.
   const bool traction_candidate = f.nerve_root_signs && f.symptom_extent == SymptomExtent::kBelowKnee && direction.empty();
 
-  if (result.manipulation_criteria_met >= 4 || result.manipulation_two_factor) {
+  // Where the manipulation rule does not apply: Flynn 2002 excluded patients with
+  // nerve-root compression signs; a centralising directional preference favours
+  // specific exercise over manipulation (Fritz 2007).
+  const bool manipulation_rule_applies = !f.nerve_root_signs;
+  const bool centralising = f.centralisation && !direction.empty();
+  if ((result.manipulation_criteria_met >= 4 || result.manipulation_two_factor) && !manipulation_rule_applies) {
+    result.notes.push_back("the manipulation rule does not apply with nerve-root compression signs (Flynn 2002)");
+  }
+  if ((result.manipulation_criteria_met >= 4 || result.manipulation_two_factor) && manipulation_rule_applies &&
+      centralising) {
+    result.notes.push_back("centralisation with a directional preference: specific exercise before manipulation (Fritz 2007)");
+  }
+  if ((result.manipulation_criteria_met >= 4 || result.manipulation_two_factor) && manipulation_rule_applies &&
+      !centralising) {
     result.subgroup = Subgroup::kManipulation;
     result.criteria_met = manipulation;
     if (result.manipulation_criteria_met < 4) result.notes.push_back("meets the two-factor rule (Fritz 2005)");

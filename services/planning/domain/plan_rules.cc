@@ -167,6 +167,7 @@ std::set<std::string> PatientContraindications(const PlanInput& input) {
     tokens.insert("manipulation_contraindicated");
     tokens.insert("loading_contraindicated");
   }
+  if (!input.manipulation_blocked.empty()) tokens.insert("manipulation_contraindicated");
   // A patient who centralises with extension is often worse with flexion, and vice versa.
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") tokens.insert("flexion_intolerant");
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") tokens.insert("extension_intolerant");
@@ -330,6 +331,30 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // safety net; a monitored concern adds what to watch for and an earlier review; a
   // routine referral goes into the treatment plan.
   plan.items.push_back(CaudaEquinaSafetyNet());
+  if (!input.manipulation_blocked.empty()) {
+    std::string why;
+    for (const auto& reason : input.manipulation_blocked) why += (why.empty() ? "" : "; ") + reason;
+    PlanItemDraft note;
+    note.id = "safety.no_manipulation";
+    note.kind = ItemKind::kNotRecommended;
+    note.title = "Spinal manipulation is not offered to this patient";
+    note.reason = why;
+    note.source = "Finucane et al., JOSPT 2020; IFOMPT 2020 framework for the cervical/lumbar region; Flynn 2002 exclusions";
+    plan.items.push_back(note);
+  }
+  if (!input.overridden_concerns.empty()) {
+    std::string concerns;
+    for (const auto& concern : input.overridden_concerns) concerns += (concerns.empty() ? "" : "; ") + concern;
+    PlanItemDraft note;
+    note.id = "safety.overridden_concern";
+    note.kind = ItemKind::kEducation;
+    note.title = "Computed red-flag concern overridden by the clinician: keep watching for it";
+    note.instructions = "The screen computed: " + concerns + ". Re-screen at every visit; seek emergency care at once "
+                        "for any cauda equina sign.";
+    note.reason = concerns;
+    note.source = "Finucane et al., JOSPT 2020 (the clinician's judgement is stored beside the computed one)";
+    plan.items.push_back(note);
+  }
   if (input.red_flags == RedFlagLevel::kMonitor || input.red_flags == RedFlagLevel::kRoutineReferral) {
     plan.items.push_back(SafetyNetting(input));
     plan.reviews.insert(plan.reviews.begin(), {1, "safety-netting review: re-screen the monitored red flags"});

@@ -54,6 +54,11 @@ struct PlanInput {
   RedFlagLevel red_flags = RedFlagLevel::kNotScreened;  // the clinician's judgement when recorded, else computed
   std::vector<std::string> red_flag_reasons;            // "condition: reasons", for a referral
   bool fracture_concern = false;                        // any fracture concern: no manipulation or loading
+  // Why spinal manipulation is not offered besides a fracture concern: monitored cancer or
+  // infection concern, suspected axial SpA, anticoagulants (empty: nothing against it).
+  std::vector<std::string> manipulation_blocked;
+  // A computed urgent/emergency concern the clinician's judgement overrode, kept visible.
+  std::vector<std::string> overridden_concerns;
   Subgroup subgroup = Subgroup::kUnclassified;
   std::string direction;                                // specific exercise direction
   std::string subgroup_evidence;                        // criteria met, for the reason text
