@@ -8,13 +8,15 @@ set -euo pipefail
 BUILD_DIR="${1:?usage: smoke-run.sh BUILD_DIR}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
-free_port() {  # a port nothing listens on, from the ephemeral-ish range
-  local port
+free_port() {  # a port nothing listens on, below the kernel's ephemeral range (32768+), so
+  local port  # no outgoing connection of a concurrent test can take it before run.sh binds it
   while :; do
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000))
+    case " $CHOSEN " in *" $port "*) continue ;; esac  # never the same port twice in one run
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
+CHOSEN=""
 
 CHECKOUT="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # mode 0700, like a clone under /root
 [ "$(stat -c %a "$CHECKOUT")" = "700" ] || { echo "expected a mode-0700 directory"; exit 1; }
@@ -28,8 +30,12 @@ trap cleanup EXIT
 unset PHYSIO_RUN_DIR
 export PHYSIO_BUILD_DIR="$BUILD_DIR" PHYSIO_SKIP_BUILD=1 PHYSIO_EXIT_AFTER_DEMO=1
 for attempt in 1 2; do
-  export PHYSIO_REDIS_PORT="$(free_port)" PHYSIO_PG_PORT="$(free_port)"
-  export PHYSIO_ASSESSMENT_PORT="$(free_port)" PHYSIO_PLANNING_PORT="$(free_port)" PHYSIO_PROGRESS_PORT="$(free_port)"
+  PHYSIO_REDIS_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_REDIS_PORT"
+  PHYSIO_PG_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PG_PORT"
+  PHYSIO_ASSESSMENT_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_ASSESSMENT_PORT"
+  PHYSIO_PLANNING_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PLANNING_PORT"
+  PHYSIO_PROGRESS_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PROGRESS_PORT"
+  export PHYSIO_REDIS_PORT PHYSIO_PG_PORT PHYSIO_ASSESSMENT_PORT PHYSIO_PLANNING_PORT PHYSIO_PROGRESS_PORT
   output="$("$CHECKOUT/scripts/run.sh" 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
                    "Demo episode complete." "== stopped"; do

@@ -27,10 +27,21 @@ DEFAULT_PORTS = {"ASSESSMENT": 50051, "PLANNING": 50052, "PROGRESS": 50053, "RED
 HAND_STARTED_PORTS = (50061,)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(taken=set()):
+    """A port nothing listens on, below the kernel's ephemeral range (32768+), so that no
+    outgoing connection of a concurrent test can take it before run.sh binds it."""
+    import random
+    while True:
+        port = random.randint(20000, 31999)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
 
 
 def blocks(readme):
