@@ -93,6 +93,7 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   input.red_flag_reasons = physio::assessment::ConcernSummaries(assessment.red_flags());
   for (const auto& concern : assessment.red_flags().concerns()) {
     input.fracture_concern |= concern.condition() == "fracture";
+    input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL;
     // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA.
     if ((concern.condition() == "malignancy" || concern.condition() == "infection") &&
         concern.action() >= apb::RED_FLAG_ACTION_MONITOR) {

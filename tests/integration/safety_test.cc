@@ -177,18 +177,31 @@ TEST_F(Safety, ElevatedFearAvoidanceAddsPainEducationAndGradedActivityAtMediumRi
 }
 
 TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
-  // Osteoporosis alone: a monitored fracture concern; low pain and disability: function optimisation.
+  // Osteoporosis at 75: an urgent fracture concern, which the clinician judged safe to treat
+  // (cleared by imaging); low pain and disability: function optimisation.
   apb::CreateAssessmentRequest create;
   create.set_request_id(NewId("rq"));
   create.set_patient_id(patient_id_);
   *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 2);
   for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
   create.mutable_red_flag_screen()->set_osteoporosis(true);
+  create.mutable_history()->set_age_years(75);
   auto assessment = Create(create);
-  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
   EXPECT_TRUE(assessment.red_flags().manipulation_contraindicated());
+  auto judge_clinician = Clinician();
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag(assessment.etag());
+  judge.set_action(apb::RED_FLAG_ACTION_MONITOR);
+  judge.set_rationale("no fracture on imaging; treat with care");
+  apb::RecordRedFlagJudgementResponse judged;
+  ASSERT_TRUE(judge_clinician.Call(judge_clinician.assessment.get(),
+                                   &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge, &judged).ok());
   ppb::Plan draft;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
+  EXPECT_TRUE(Has(draft, "safety.overridden_concern"));  // the computed concern stays visible
   EXPECT_NE(std::find(draft.contraindications().begin(), draft.contraindications().end(), "loading_contraindicated"),
             draft.contraindications().end());
   EXPECT_FALSE(Has(draft, "manual.thrust_manipulation"));
@@ -432,6 +445,29 @@ TEST_F(Safety, OverridingAComputedCaudaEquinaEmergencyNeedsAnAcknowledgementAndS
   }
   EXPECT_TRUE(visible);
   EXPECT_TRUE(Has(plan, "safety.cauda_equina"));
+}
+
+TEST_F(Safety, AMonitoredOsteoporosisConcernKeepsStrengtheningButNotLoadedFlexion) {
+  auto create = Import();
+  create.mutable_red_flag_screen()->set_osteoporosis(true);  // monitored fracture concern
+  auto assessment = Create(create);
+  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  auto has_token = [&](const std::string& token) {
+    return std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+           plan.contraindications().end();
+  };
+  EXPECT_TRUE(has_token("flexion_loading"));
+  EXPECT_TRUE(has_token("manipulation_contraindicated"));
+  EXPECT_FALSE(has_token("loading_contraindicated"));  // strengthening goes on
+  EXPECT_FALSE(Has(plan, "ex.strength.curl_up"));
+  EXPECT_FALSE(Has(plan, "ex.flex.knee_to_chest"));
+  EXPECT_FALSE(Has(plan, "manual.thrust_manipulation"));
+  EXPECT_FALSE(Has(plan, "manual.joint_mobilisation"));
+  bool strengthening = false;
+  for (const auto& item : plan.items()) strengthening |= item.item_id().rfind("ex.strength.", 0) == 0;
+  EXPECT_TRUE(strengthening);
 }
 
 }  // namespace

@@ -111,18 +111,29 @@ TEST(Subgroups, ManipulationSubgroupGetsManipulationWithExercise) {
   ExpectSafe(plan);
   EXPECT_TRUE(Has(plan, "manual.thrust_manipulation"));
   EXPECT_FALSE(Has(plan, "manual.joint_mobilisation"));
-  // With a fracture concern: no manipulation, no mobilisation, no loading.
+  // With a (monitored) fracture concern: no manipulation or mobilisation, no loaded or
+  // end-range flexion, but strengthening goes on (Royal Osteoporosis Society 2022).
   input.fracture_concern = true;
   auto careful = GeneratePlanDraft(input, Library());
   ExpectSafe(careful);
   EXPECT_EQ(Count(careful, ItemKind::kManualTherapy), 0);
+  bool strengthening = false;
   for (const auto& item : careful.items) {
     const auto* entry = Library().Find(item.id);
     if (!entry) continue;
+    strengthening |= entry->category == "trunk_strength";
     for (const auto& token : entry->contraindications) {
-      EXPECT_NE(token, "loading_contraindicated") << item.id;
+      EXPECT_NE(token, "flexion_loading") << item.id;
       EXPECT_NE(token, "manipulation_contraindicated") << item.id;
     }
+  }
+  EXPECT_TRUE(strengthening);
+  // An urgent one (treated only on a clinician's judgement): no loading at all.
+  input.fracture_urgent = true;
+  for (const auto& item : GeneratePlanDraft(input, Library()).items) {
+    const auto* entry = Library().Find(item.id);
+    if (!entry) continue;
+    for (const auto& token : entry->contraindications) EXPECT_NE(token, "loading_contraindicated") << item.id;
   }
 }
 

@@ -80,8 +80,10 @@ ItemKind PlanItemKindOf(InterventionKind kind) {
 }
 
 const std::vector<std::string>& KnownContraindications() {
+  // flexion_loading: loaded or end-range spinal flexion, limited with a fracture or
+  // osteoporosis concern (Sinaki & Mikkelsen 1984; Royal Osteoporosis Society 2022).
   static const std::vector<std::string> kTokens = {"loading_contraindicated", "manipulation_contraindicated",
-                                                   "extension_intolerant", "flexion_intolerant"};
+                                                   "extension_intolerant", "flexion_intolerant", "flexion_loading"};
   return kTokens;
 }
 

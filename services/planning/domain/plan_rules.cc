@@ -163,10 +163,14 @@ std::vector<std::string> CategoriesFor(Phase phase) {
 
 std::set<std::string> PatientContraindications(const PlanInput& input) {
   std::set<std::string> tokens;
+  // Fracture or osteoporosis concern (Sinaki & Mikkelsen 1984; Royal Osteoporosis Society
+  // 2022): no spinal manipulation and no loaded or end-range flexion; strengthening goes
+  // on unless the concern is urgent or above (then no loading at all).
   if (input.fracture_concern) {
     tokens.insert("manipulation_contraindicated");
-    tokens.insert("loading_contraindicated");
+    tokens.insert("flexion_loading");
   }
+  if (input.fracture_urgent) tokens.insert("loading_contraindicated");
   if (!input.manipulation_blocked.empty()) tokens.insert("manipulation_contraindicated");
   // A patient who centralises with extension is often worse with flexion, and vice versa.
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") tokens.insert("flexion_intolerant");

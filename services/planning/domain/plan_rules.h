@@ -53,7 +53,8 @@ struct PlanInput {
   StartBackRisk start_back = StartBackRisk::kUnknown;
   RedFlagLevel red_flags = RedFlagLevel::kNotScreened;  // the clinician's judgement when recorded, else computed
   std::vector<std::string> red_flag_reasons;            // "condition: reasons", for a referral
-  bool fracture_concern = false;                        // any fracture concern: no manipulation or loading
+  bool fracture_concern = false;                        // any fracture concern: no manipulation, no loaded flexion
+  bool fracture_urgent = false;                         // an urgent or worse one (treated only on a clinician's judgement): no loading
   // Why spinal manipulation is not offered besides a fracture concern: monitored cancer or
   // infection concern, suspected axial SpA, anticoagulants (empty: nothing against it).
   std::vector<std::string> manipulation_blocked;
