@@ -371,7 +371,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
   }
 
-  PainTrend trend = BuildPainTrend(baseline, std::move(readings));
+  PainTrend trend = BuildPainTrend(baseline, std::move(readings), int64_t{policy_.pain_window_days} * 24 * 3600);
   for (const auto& reading : trend.readings) {
     auto* point = summary.add_pain_trend();
     point->mutable_time()->set_seconds(reading.time_seconds);

@@ -110,6 +110,7 @@ class ProgressServer final : public RunningService {
     policy.detectable.odi_points = config.GetInt("odi-mdc-points");
     policy.detectable.rmdq_points = config.GetInt("rmdq-mdc-points");
     policy.dose_completion_days = config.GetInt("dose-completion-days");
+    policy.pain_window_days = config.GetInt("pain-window-days");
     return policy;
   }
 
@@ -144,6 +145,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
   keys.push_back({"odi-mdc-points", "10",
                   "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
+  keys.push_back({"pain-window-days", "7",
+                  "pain change and responder status are judged on the mean of this many days' readings"});
   keys.push_back({"dose-completion-days", "7",
                   "days every prescribed exercise must be logged at its dose before a progression (design default)"});
   keys.push_back({"rmdq-mdc-points", "4",

@@ -85,6 +85,7 @@ struct EvaluationPolicy {
   int64_t flare_persist_seconds = 24 * 3600;  // ... persisting more than 24 h
   DetectableChange detectable;      // percent improvements count beyond these
   int dose_completion_days = 7;     // the prescribed dose held this long before progressing
+  int pain_window_days = 7;         // pain judged on the mean of this many days' readings
 };
 
 struct Evaluation {
