@@ -26,6 +26,7 @@
 #include "physio/common/ids.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
+#include "physio/server/grpc_context.h"
 
 namespace apb = physio::assessment::v1;
 namespace ppb = physio::planning::v1;
@@ -36,25 +37,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr int kChannelsPerServer = 4;  // like several integration engines, not one connection
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
-  }
-}
 
 struct Tally {
   std::vector<double> ok_ms;
@@ -77,7 +59,7 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
       for (long i = 0; Clock::now() < stop && i < 2000000; ++i) {
         const auto began = Clock::now();
         const grpc::Status status = call(w, i);
-        ++mine.codes[CodeName(status.error_code())];
+        ++mine.codes[physio::StatusCodeName(status.error_code())];
         if (status.ok()) mine.ok_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - began).count());
       }
       std::lock_guard lock(mutex);

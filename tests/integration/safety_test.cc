@@ -50,20 +50,25 @@ class Safety : public ClusterFixture {
     return status;
   }
 
-  // An approved treatment plan from a screened import (pain 6, ODI 40%).
-  ppb::Plan ActivePlan() {
-    auto create = Import();
-    create.mutable_red_flag_screen();
-    ppb::Plan draft;
-    EXPECT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  ppb::Plan Approve(const ppb::Plan& draft) {
     auto clinician = Clinician();
     ppb::ApprovePlanRequest approve;
     approve.set_request_id(NewId("rq"));
     approve.set_plan_id(draft.plan_id());
     approve.set_etag(draft.etag());
     ppb::ApprovePlanResponse approved;
-    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
+    EXPECT_TRUE(status.ok()) << status.error_message();
     return approved.plan();
+  }
+
+  // An approved treatment plan from a screened import (pain 6, ODI 40%).
+  ppb::Plan ActivePlan() {
+    auto create = Import();
+    create.mutable_red_flag_screen();
+    ppb::Plan draft;
+    EXPECT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+    return Approve(draft);
   }
 
   static bool Has(const ppb::Plan& plan, const std::string& item_id) {
@@ -207,13 +212,7 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   EXPECT_FALSE(Has(draft, "manual.thrust_manipulation"));
 
   auto clinician = Clinician();
-  ppb::ApprovePlanRequest approve;
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(draft.plan_id());
-  approve.set_etag(draft.etag());
-  ppb::ApprovePlanResponse approved;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
-  ppb::Plan plan = approved.plan();
+  ppb::Plan plan = Approve(draft);
   if (!Has(plan, "ex.strength.sit_to_stand")) {
     ppb::RevisePlanRequest revise;
     revise.set_request_id(NewId("rq"));
@@ -342,13 +341,8 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
   create.mutable_history()->set_episode_duration_days(20);
   ppb::Plan draft;
   ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  Approve(draft);
   auto clinician = Clinician();
-  ppb::ApprovePlanRequest approve;
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(draft.plan_id());
-  approve.set_etag(draft.etag());
-  ppb::ApprovePlanResponse approved;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
 
   gpb::RecordVisitRequest visit;
   visit.set_request_id(NewId("rq"));
@@ -375,10 +369,7 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
   // A new plan approved for the patient replaces the suspended one.
   ppb::Plan second;
   ASSERT_TRUE(Generate(Create(create).assessment_id(), &second).ok());
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(second.plan_id());
-  approve.set_etag(second.etag());
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  Approve(second);
   get.set_include_suspended(false);
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
   EXPECT_EQ(got.plan().plan_id(), second.plan_id());

@@ -255,10 +255,7 @@ namespace physio::planning {
 namespace {
 
 TEST(Safety, NoTreatmentPlanWithoutARedFlagScreen) {
-  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const auto library = InterventionLibrary::Parse(buffer.str());
+  const auto& library = Library();
   PlanInput input;
   input.phase = Phase::kMovementControl;
   input.start_back = StartBackRisk::kMedium;
@@ -283,10 +280,7 @@ namespace physio::planning {
 namespace {
 
 TEST(Safety, ElevatedFearAvoidanceAddsEducationAndGradedActivityAtMediumRisk) {
-  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const auto library = InterventionLibrary::Parse(buffer.str());
+  const auto& library = Library();
   PlanInput input;
   input.phase = Phase::kMovementControl;
   input.start_back = StartBackRisk::kMedium;

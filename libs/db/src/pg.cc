@@ -167,17 +167,19 @@ bool PgPool::Ping(std::chrono::milliseconds timeout) {
   }
 }
 
-void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body) {
+namespace {
+// The shape of every transaction: a leased, connected connection, the statement
+// timeout (what is left of the caller's deadline, at most the configured bound)
+// handed to `run`, and a rollback (or a dropped connection) when `run` throws.
+template <typename Run>
+auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
   auto lease = pool.Lease(deadline);
   PgConnection& conn = *lease;
   conn.EnsureConnected(deadline);
-  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
   if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
-  // One round trip: the transaction and the bound on its statements (what is left of the caller's deadline).
   try {
-    conn.ExecScript("BEGIN; SET LOCAL statement_timeout = " + std::to_string(budget));
-    body(conn);
-    conn.Exec("COMMIT");
+    return run(conn, "SET LOCAL statement_timeout = " + std::to_string(budget));
   } catch (...) {
     if (conn.healthy()) {
       try {
@@ -189,41 +191,29 @@ void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::functi
     throw;
   }
 }
+}  // namespace
+
+void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body) {
+  InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
+    // One round trip: the transaction and the bound on its statements.
+    conn.ExecScript("BEGIN; " + timeout);
+    body(conn);
+    conn.Exec("COMMIT");
+  });
+}
 
 PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement) {
-  auto lease = pool.Lease(deadline);
-  PgConnection& conn = *lease;
-  conn.EnsureConnected(deadline);
-  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
-  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the query");
-  try {
-    auto results = conn.ExecPipeline({{"BEGIN READ ONLY", {}},
-                                      {"SET LOCAL statement_timeout = " + std::to_string(budget), {}},
-                                      statement,
-                                      {"COMMIT", {}}});
+  return InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
+    auto results = conn.ExecPipeline({{"BEGIN READ ONLY", {}}, {timeout, {}}, statement, {"COMMIT", {}}});
     return std::move(results[2]);
-  } catch (...) {
-    if (conn.healthy()) {
-      try {
-        conn.Exec("ROLLBACK");
-      } catch (const Error&) {
-        conn.Discard();
-      }
-    }
-    throw;
-  }
+  });
 }
 
 void WithPipelinedTransaction(
     PgPool& pool, Clock::time_point deadline, const std::vector<PgStatement>& opening,
     const std::function<std::vector<PgStatement>(PgConnection&, std::vector<PgResult>& opened)>& body) {
-  auto lease = pool.Lease(deadline);
-  PgConnection& conn = *lease;
-  conn.EnsureConnected(deadline);
-  long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
-  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
-  try {
-    std::vector<PgStatement> first{{"BEGIN", {}}, {"SET LOCAL statement_timeout = " + std::to_string(budget), {}}};
+  InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
+    std::vector<PgStatement> first{{"BEGIN", {}}, {timeout, {}}};
     first.insert(first.end(), opening.begin(), opening.end());
     auto results = conn.ExecPipeline(first);
     std::vector<PgResult> opened;
@@ -231,16 +221,7 @@ void WithPipelinedTransaction(
     auto last = body(conn, opened);
     last.push_back({"COMMIT", {}});
     conn.ExecPipeline(last);
-  } catch (...) {
-    if (conn.healthy()) {
-      try {
-        conn.Exec("ROLLBACK");
-      } catch (const Error&) {
-        conn.Discard();
-      }
-    }
-    throw;
-  }
+  });
 }
 
 }  // namespace physio

@@ -84,13 +84,14 @@ class Builder {
   std::vector<PlanItemDraft> items_;
 };
 
+std::string Joined(const std::vector<std::string>& parts);
+
 PlanDraft ReferralPlan(const PlanInput& input) {
   PlanDraft plan;
   plan.type = PlanType::kReferral;
   plan.phase = input.phase;
   const bool emergency = input.red_flags == RedFlagLevel::kEmergencyReferral;
-  std::string reasons;
-  for (const auto& reason : input.red_flag_reasons) reasons += (reasons.empty() ? "" : "; ") + reason;
+  const std::string reasons = Joined(input.red_flag_reasons);
   PlanItemDraft referral;
   referral.id = emergency ? "referral.emergency" : "referral.urgent";
   referral.kind = ItemKind::kReferral;
@@ -118,10 +119,15 @@ PlanItemDraft CaudaEquinaSafetyNet() {
   return item;
 }
 
+std::string Joined(const std::vector<std::string>& parts) {
+  std::string joined;
+  for (const auto& part : parts) joined += (joined.empty() ? "" : "; ") + part;
+  return joined;
+}
+
 // A monitored concern: what to watch for and when to seek help (Finucane 2020).
 PlanItemDraft SafetyNetting(const PlanInput& input) {
-  std::string concerns;
-  for (const auto& reason : input.red_flag_reasons) concerns += (concerns.empty() ? "" : "; ") + reason;
+  const std::string concerns = Joined(input.red_flag_reasons);
   PlanItemDraft item;
   item.id = "safety.netting";
   item.kind = ItemKind::kEducation;
@@ -138,8 +144,7 @@ PlanItemDraft SafetyNetting(const PlanInput& input) {
 
 // A routine referral (e.g. rheumatology for suspected axial SpA) alongside treatment.
 PlanItemDraft RoutineReferral(const PlanInput& input) {
-  std::string concerns;
-  for (const auto& reason : input.red_flag_reasons) concerns += (concerns.empty() ? "" : "; ") + reason;
+  const std::string concerns = Joined(input.red_flag_reasons);
   PlanItemDraft item;
   item.id = "referral.routine";
   item.kind = ItemKind::kReferral;
@@ -336,8 +341,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // routine referral goes into the treatment plan.
   plan.items.push_back(CaudaEquinaSafetyNet());
   if (!input.manipulation_blocked.empty()) {
-    std::string why;
-    for (const auto& reason : input.manipulation_blocked) why += (why.empty() ? "" : "; ") + reason;
+    const std::string why = Joined(input.manipulation_blocked);
     PlanItemDraft note;
     note.id = "safety.no_manipulation";
     note.kind = ItemKind::kNotRecommended;
@@ -347,8 +351,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     plan.items.push_back(note);
   }
   if (!input.overridden_concerns.empty()) {
-    std::string concerns;
-    for (const auto& concern : input.overridden_concerns) concerns += (concerns.empty() ? "" : "; ") + concern;
+    const std::string concerns = Joined(input.overridden_concerns);
     PlanItemDraft note;
     note.id = "safety.overridden_concern";
     note.kind = ItemKind::kEducation;
