@@ -50,6 +50,22 @@ class Safety : public ClusterFixture {
     return status;
   }
 
+  // The clinician's red-flag judgement on `assessment`; returns the call's status.
+  grpc::Status Judge(const apb::Assessment& assessment, apb::RedFlagAction action, const std::string& rationale,
+                     bool acknowledge_emergency = false) {
+    auto clinician = Clinician();
+    apb::RecordRedFlagJudgementRequest judge;
+    judge.set_request_id(NewId("rq"));
+    judge.set_assessment_id(assessment.assessment_id());
+    judge.set_etag(assessment.etag());
+    judge.set_action(action);
+    judge.set_rationale(rationale);
+    judge.set_acknowledge_computed_emergency(acknowledge_emergency);
+    apb::RecordRedFlagJudgementResponse judged;
+    return clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                          &judged);
+  }
+
   ppb::Plan Approve(const ppb::Plan& draft) {
     auto clinician = Clinician();
     ppb::ApprovePlanRequest approve;
@@ -87,16 +103,7 @@ TEST_F(Safety, NoTreatmentPlanWithoutARedFlagScreenUnlessAClinicianJudged) {
   EXPECT_NE(status.error_message().find("red flags were not screened"), std::string::npos) << status.error_message();
 
   // A clinician who screened outside the system records the judgement; then a plan is possible.
-  auto clinician = Clinician();
-  apb::RecordRedFlagJudgementRequest judge;
-  judge.set_request_id(NewId("rq"));
-  judge.set_assessment_id(assessment.assessment_id());
-  judge.set_etag(assessment.etag());
-  judge.set_action(apb::RED_FLAG_ACTION_NONE);
-  judge.set_rationale("screened in clinic, no red flags");
-  apb::RecordRedFlagJudgementResponse judged;
-  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
-                             &judged).ok());
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_NONE, "screened in clinic, no red flags").ok());
   ppb::Plan plan;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
   EXPECT_GT(plan.items_size(), 1);
@@ -194,16 +201,7 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   auto assessment = Create(create);
   ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
   EXPECT_TRUE(assessment.red_flags().manipulation_contraindicated());
-  auto judge_clinician = Clinician();
-  apb::RecordRedFlagJudgementRequest judge;
-  judge.set_request_id(NewId("rq"));
-  judge.set_assessment_id(assessment.assessment_id());
-  judge.set_etag(assessment.etag());
-  judge.set_action(apb::RED_FLAG_ACTION_MONITOR);
-  judge.set_rationale("no fracture on imaging; treat with care");
-  apb::RecordRedFlagJudgementResponse judged;
-  ASSERT_TRUE(judge_clinician.Call(judge_clinician.assessment.get(),
-                                   &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge, &judged).ok());
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_MONITOR, "no fracture on imaging; treat with care").ok());
   ppb::Plan draft;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
   EXPECT_TRUE(Has(draft, "safety.overridden_concern"));  // the computed concern stays visible
@@ -316,16 +314,7 @@ TEST_F(Safety, PlansCarryTheSafetyNetAndMonitoredOrRoutineConcernsAddTheirItems)
   auto screened = Import();
   screened.mutable_red_flag_screen();
   auto assessment = Create(screened);
-  auto clinician = Clinician();
-  apb::RecordRedFlagJudgementRequest judge;
-  judge.set_request_id(NewId("rq"));
-  judge.set_assessment_id(assessment.assessment_id());
-  judge.set_etag(assessment.etag());
-  judge.set_action(apb::RED_FLAG_ACTION_ROUTINE_REFERRAL);
-  judge.set_rationale("inflammatory pattern: rheumatology");
-  apb::RecordRedFlagJudgementResponse judged;
-  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
-                             &judged).ok());
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_ROUTINE_REFERRAL, "inflammatory pattern: rheumatology").ok());
   ppb::Plan routine;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &routine).ok());
   EXPECT_EQ(routine.type(), ppb::PLAN_TYPE_TREATMENT);
@@ -410,23 +399,18 @@ TEST_F(Safety, OverridingAComputedCaudaEquinaEmergencyNeedsAnAcknowledgementAndS
   create.mutable_red_flag_screen()->set_saddle_numbness(true);
   auto assessment = Create(create);
   ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
-  auto clinician = Clinician();
-  apb::RecordRedFlagJudgementRequest judge;
-  judge.set_request_id(NewId("rq"));
-  judge.set_assessment_id(assessment.assessment_id());
-  judge.set_etag(assessment.etag());
-  judge.set_action(apb::RED_FLAG_ACTION_NONE);
-  judge.set_rationale("saddle numbness was a misunderstanding; re-asked in person");
-  apb::RecordRedFlagJudgementResponse judged;
-  auto refused = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement,
-                                judge, &judged);
+  const std::string why = "saddle numbness was a misunderstanding; re-asked in person";
+  auto refused = Judge(assessment, apb::RED_FLAG_ACTION_NONE, why);
   EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(refused.error_message().find("acknowledge_computed_emergency"), std::string::npos);
-  judge.set_request_id(NewId("rq"));
-  judge.set_acknowledge_computed_emergency(true);
-  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
-                             &judged).ok());
-  EXPECT_EQ(judged.assessment().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);  // computed kept
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_NONE, why, /*acknowledge_emergency=*/true).ok());
+  auto clinician = Clinician();
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id(assessment.assessment_id());
+  apb::GetAssessmentResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got).ok());
+  EXPECT_EQ(got.assessment().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);  // computed kept
+  EXPECT_EQ(got.assessment().clinician_red_flag_judgement().action(), apb::RED_FLAG_ACTION_NONE);
   ppb::Plan plan;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
   EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
