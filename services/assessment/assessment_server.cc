@@ -1,4 +1,4 @@
-// The gRPC adapter: identity, audit and status mapping via HandleCall; the
+// The gRPC adapter: identity, audit and status mapping via the CallPipeline; the
 // use cases live in AssessmentApp.
 #include "assessment_server.h"
 
