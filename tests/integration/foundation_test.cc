@@ -358,6 +358,17 @@ TEST_F(Foundation, CallsWithoutAValidTokenAreUnauthenticated) {
   EXPECT_EQ(forged.Call(forged.planning.get(), &ppb::PlanningService::Stub::GetPlan, ppb::GetPlanRequest(), &plan)
                 .error_code(),
             StatusCode::UNAUTHENTICATED);
+  // Well signed but over-long-lived (a week; at most an hour), or a patient who is also staff.
+  TokenRequest week{kIssuer, kAudience, tenant_, "clin-1", {"clinician"}, "", std::chrono::hours(24 * 7)};
+  Caller long_lived(*cluster_, MintToken(keys_->private_key_pem, week));
+  auto status =
+      long_lived.Call(long_lived.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, request, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "invalid token");  // which check failed is not told
+  Caller mixed(*cluster_, MakeToken(*keys_, tenant_, patient_id_, {"patient", "clinician"}, patient_id_));
+  EXPECT_EQ(mixed.Call(mixed.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, request, &response)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(Foundation, AnotherTenantCannotReadTheRecords) {

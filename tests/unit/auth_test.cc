@@ -181,3 +181,58 @@ TEST_F(TokenCacheTest, TheCacheIsBoundedAndCanBeTurnedOff) {
 
 }  // namespace
 }  // namespace physio
+
+namespace physio {
+namespace {
+
+class TokenRulesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { keys_ = std::make_unique<RsaKeyPair>(GenerateRsaKeyPair()); }
+  static void TearDownTestSuite() { keys_.reset(); }
+  static TokenRequest Request() {
+    return {"iss-test", "aud-test", "acme", "clin-1", {"clinician"}, "", std::chrono::minutes(30)};
+  }
+  static std::string Refusal(const std::string& token) {
+    try {
+      TokenVerifier(keys_->public_key_pem, "iss-test", "aud-test").Verify(token);
+    } catch (const Error& e) {
+      return std::string(ErrorCodeName(e.code())) + ": " + e.what();
+    }
+    return "accepted";
+  }
+  inline static std::unique_ptr<RsaKeyPair> keys_;
+};
+
+TEST_F(TokenRulesTest, IssuedAtIsRequiredAndTheLifetimeIsBounded) {
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, Request())), "accepted");
+  auto week = Request();
+  week.lifetime = std::chrono::hours(24 * 7);
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, week)), "UNAUTHENTICATED: invalid token");
+  jwt::jwt_object no_iat{jwt::params::algorithm("RS256"), jwt::params::secret(keys_->private_key_pem)};
+  no_iat.add_claim("iss", "iss-test").add_claim("aud", "aud-test").add_claim("sub", "x").add_claim("tenant", "acme");
+  no_iat.add_claim("exp", std::chrono::system_clock::now() + std::chrono::minutes(10));
+  no_iat.payload().add_claim("roles", std::vector<std::string>{"clinician"});
+  EXPECT_EQ(Refusal(no_iat.signature()), "UNAUTHENTICATED: invalid token");
+}
+
+TEST_F(TokenRulesTest, APatientIsNeverAlsoStaff) {
+  auto mixed = Request();
+  mixed.roles = {"patient", "clinician"};
+  mixed.patient_id = "pt-1";
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, mixed)), "UNAUTHENTICATED: invalid token");
+  mixed.roles = {"patient"};
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, mixed)), "accepted");
+}
+
+TEST_F(TokenRulesTest, RefusalsSayNothingAboutWhichCheckFailed) {
+  auto expired = Request();
+  expired.lifetime = std::chrono::seconds(-120);
+  auto wrong_audience = Request();
+  wrong_audience.audience = "someone-else";
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, expired)), "UNAUTHENTICATED: invalid token");
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, wrong_audience)), "UNAUTHENTICATED: invalid token");
+  EXPECT_EQ(Refusal("not-a-jwt"), "UNAUTHENTICATED: invalid token");
+}
+
+}  // namespace
+}  // namespace physio

@@ -3,6 +3,7 @@
 #include <jwt/jwt.hpp>
 
 #include <openssl/sha.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <fstream>
@@ -74,26 +75,30 @@ TokenVerifier::TokenVerifier(TokenVerifier&&) noexcept = default;
 std::size_t TokenVerifier::signature_checks() const { return cache_->signature_checks.load(); }
 
 TokenVerifier::TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
-                             std::chrono::seconds leeway, TokenCacheOptions cache)
+                             std::chrono::seconds leeway, TokenCacheOptions cache, std::chrono::seconds max_lifetime)
     : public_key_pem_(std::move(public_key_pem)),
       issuer_(std::move(issuer)),
       audience_(std::move(audience)),
       leeway_(leeway),
-      cache_(std::make_unique<Cache>(cache)) {
+      cache_(std::make_unique<Cache>(cache)),
+      max_lifetime_(max_lifetime) {
   if (public_key_pem_.find("PUBLIC KEY") == std::string::npos) {
     throw std::runtime_error("the JWT public key is not a PEM public key");
   }
 }
 
 TokenVerifier TokenVerifier::FromFile(const std::string& public_key_path, std::string issuer, std::string audience,
-                                      TokenCacheOptions cache) {
+                                      TokenCacheOptions cache, std::chrono::seconds max_lifetime) {
   return TokenVerifier(ReadFileOrThrow(public_key_path), std::move(issuer), std::move(audience),
-                       std::chrono::seconds(30), cache);
+                       std::chrono::seconds(30), cache, max_lifetime);
 }
 
 namespace {
+// The reason goes to the log (it names a check, never token content); the caller
+// learns only that the token was not accepted.
 [[noreturn]] void Reject(const std::string& why) {
-  throw Error(ErrorCode::kUnauthenticated, "invalid bearer token: " + why);
+  spdlog::info("bearer token rejected: {}", why);
+  throw Error(ErrorCode::kUnauthenticated, "invalid token");
 }
 }  // namespace
 
@@ -131,6 +136,10 @@ TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string
     auto json = payload.create_json_obj();
     if (!json["exp"].is_number()) Reject("malformed expiry");
     checked.expires = std::chrono::system_clock::time_point(std::chrono::seconds(json["exp"].get<long long>()));
+    // A token's lifetime is bounded: an issuer cannot hand out week-long bearer tokens.
+    if (!json.contains("iat") || !json["iat"].is_number()) Reject("no issued-at");
+    const long long lifetime = json["exp"].get<long long>() - json["iat"].get<long long>();
+    if (lifetime > max_lifetime_.count()) Reject("lifetime above the maximum");
     if (json.contains("nbf")) {
       if (!json["nbf"].is_number()) Reject("malformed not-before");
       checked.not_before = std::chrono::system_clock::time_point(std::chrono::seconds(json["nbf"].get<long long>()));
@@ -155,6 +164,8 @@ TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string
     if (claims.roles.contains(Role::kPatient) && !IsOpaqueId(claims.patient_id)) {
       Reject("patient role without a patient_id claim");
     }
+    // A patient is never also staff: the patient-only restrictions must not be lifted by a second role.
+    if (claims.roles.contains(Role::kPatient) && claims.roles.size() > 1) Reject("patient role with staff roles");
   } catch (const Error&) {
     throw;
   } catch (const std::exception&) {

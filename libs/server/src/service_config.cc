@@ -27,6 +27,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
        SettingKind::kRequired},
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
       {"jwt-audience", "physio-backend", "required token audience (aud)"},
+      {"jwt-max-lifetime-seconds", "3600", "longest accepted token lifetime (exp - iat); iat is required"},
       {"token-cache-size", "10000", "verified tokens remembered (by SHA-256) so one signature check serves many calls; 0: off"},
       {"token-cache-max-seconds", "300", "longest a verified token is remembered (never past its exp)"},
       {"audit-queue-limit", "8192", "audit records waiting for the batch writer; past it a call waits (within its deadline)"},
@@ -74,7 +75,8 @@ TokenVerifier TokenVerifierFrom(const Config& config) {
   TokenCacheOptions cache;
   cache.max_entries = static_cast<std::size_t>(config.GetInt("token-cache-size"));
   cache.max_age = std::chrono::seconds(config.GetInt("token-cache-max-seconds"));
-  return TokenVerifier::FromFile(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache);
+  return TokenVerifier::FromFile(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache,
+                                 std::chrono::seconds(config.GetInt("jwt-max-lifetime-seconds")));
 }
 
 AuditOptions AuditOptionsFrom(const Config& config) {

@@ -29,15 +29,18 @@ struct TokenCacheOptions {
 
 class TokenVerifier {
  public:
+  // `max_lifetime`: the longest a token may live (exp - iat); longer-lived tokens are refused.
   TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
-                std::chrono::seconds leeway = std::chrono::seconds(30), TokenCacheOptions cache = {});
+                std::chrono::seconds leeway = std::chrono::seconds(30), TokenCacheOptions cache = {},
+                std::chrono::seconds max_lifetime = std::chrono::hours(1));
   ~TokenVerifier();
   TokenVerifier(TokenVerifier&&) noexcept;
   // Reads the PEM file; throws std::runtime_error with the path when unreadable.
   static TokenVerifier FromFile(const std::string& public_key_path, std::string issuer, std::string audience,
-                                TokenCacheOptions cache = {});
+                                TokenCacheOptions cache = {}, std::chrono::seconds max_lifetime = std::chrono::hours(1));
 
-  // Throws Error(kUnauthenticated) with a short reason on any failure.
+  // Throws Error(kUnauthenticated, "invalid token") on any failure; which check failed
+  // is logged (no token content), never told to the caller.
   VerifiedClaims Verify(const std::string& token) const;
   // Signature checks done (cache misses), for tests and metrics.
   std::size_t signature_checks() const;
@@ -51,6 +54,7 @@ class TokenVerifier {
   std::string audience_;
   std::chrono::seconds leeway_;
   std::unique_ptr<Cache> cache_;
+  std::chrono::seconds max_lifetime_;
 };
 
 std::string ReadFileOrThrow(const std::string& path);
