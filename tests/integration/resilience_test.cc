@@ -182,6 +182,10 @@ TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
   auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request,
                                &response, std::chrono::seconds(4));
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
+  // The store's own error text (host, port, libpq message) stays in the log.
+  EXPECT_EQ(status.error_message().find("postgres"), std::string::npos) << status.error_message();
+  EXPECT_EQ(status.error_message().find("127.0.0.1"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("retry"), std::string::npos) << status.error_message();
 
   postgres_->Start();
   EXPECT_TRUE(WaitForHealth(cluster_->planning_addr(), service, Health::SERVING));

@@ -114,6 +114,27 @@ const char* StatusCodeName(grpc::StatusCode code) {
   }
 }
 
+namespace {
+// What a client is told of an error. Store failures carry libpq and hiredis texts
+// (hosts, SQL states, server messages): those go to the log with the request id,
+// and the client gets what to do. Every other code's message is written for the
+// caller (the field and rule, the record not found, the precondition).
+grpc::Status ForClient(const char* method, const std::string& request_id, const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kUnavailable:
+      spdlog::warn("method={} request_id={} unavailable: {}", method, request_id, error.what());
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "a store or service is unavailable; retry with the same request_id (request_id " +
+                              request_id + ")");
+    case ErrorCode::kInternal:
+      spdlog::error("method={} request_id={} internal: {}", method, request_id, error.what());
+      return grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + request_id);
+    default:
+      return ToStatus(error);
+  }
+}
+}  // namespace
+
 grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData patient_data,
                                               grpc::CallbackServerContext* server_context, Body body) {
   auto* reactor = server_context->DefaultReactor();
@@ -161,7 +182,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     audited_with_write = call_audit.committed();
   } catch (const Error& error) {
-    status = ToStatus(error);
+    status = ForClient(method, ctx.request_id, error);
   } catch (const std::exception& e) {
     spdlog::error("method={} request_id={} unexpected error: {}", method, ctx.request_id, e.what());
     status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
