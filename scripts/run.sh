@@ -43,7 +43,8 @@ if [ "$(id -u)" -eq 0 ]; then
   chmod 0700 "$PG_STATE"
   printf '%s\n' "$RUN_DIR" >"$PG_STATE/run-dir"  # which checkout this belongs to
   chown postgres:postgres "$PG_STATE/run-dir"
-  pg() { runuser -u postgres -- "$@"; }
+  # From / : the postgres user may not be able to enter the directory run.sh was started in.
+  pg() { (cd / && runuser -u postgres -- "$@"); }
 else
   PG_STATE="$RUN_DIR"
   pg() { "$@"; }

@@ -5,7 +5,7 @@
 # directory (as a clone under /root or from mktemp -d would), with run.sh's default
 # state directory inside it, so running as root proves PostgreSQL still starts.
 set -euo pipefail
-BUILD_DIR="${1:?usage: smoke-run.sh BUILD_DIR}"
+BUILD_DIR="$(cd "${1:?usage: smoke-run.sh BUILD_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 free_port() {  # a port nothing listens on, below the kernel's ephemeral range (32768+), so
@@ -36,7 +36,8 @@ for attempt in 1 2; do
   PHYSIO_PLANNING_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PLANNING_PORT"
   PHYSIO_PROGRESS_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PROGRESS_PORT"
   export PHYSIO_REDIS_PORT PHYSIO_PG_PORT PHYSIO_ASSESSMENT_PORT PHYSIO_PLANNING_PORT PHYSIO_PROGRESS_PORT
-  output="$("$CHECKOUT/scripts/run.sh" 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
+  # From inside the checkout, as a user would: the postgres user cannot enter that directory either.
+  output="$(cd "$CHECKOUT" && ./scripts/run.sh 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
