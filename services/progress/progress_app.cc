@@ -121,14 +121,15 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, "RecordVisit", request.request_id()};
   std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(pg_, deadline, key, request);
-  // The plan in use (to suspend on a red flag) and what intake knew about the
-  // patient (age, episode duration), read before the transaction.
+  // Only a red-flag re-screen can suspend the plan: then the plan in use and what
+  // intake knew about the patient (age, episode duration) are read, before the transaction.
   std::optional<plan_pb::Plan> plan;
-  if (!response || physio::assessment::CallsForReferral(response->visit().red_flags().action())) {
+  if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action())
+               : request.has_red_flag_screen()) {
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
   std::optional<int> age_years, episode_days;
-  if (!response && request.has_red_flag_screen() && plan && !plan->assessment_id().empty()) {
+  if (!response && plan && !plan->assessment_id().empty()) {
     if (auto intake = assessment_.Get(ctx, plan->assessment_id())) {
       const auto& history = intake->history();
       if (history.has_age_years()) age_years = history.age_years();
