@@ -161,13 +161,15 @@ bool CallsForReferral(v1::RedFlagAction action) {
   return action == v1::RED_FLAG_ACTION_URGENT_REFERRAL || action == v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
 }
 
+std::string ConcernSummary(const v1::RedFlagConcern& concern) {
+  std::string reasons;
+  for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
+  return concern.condition() + ": " + reasons;
+}
+
 std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags) {
   std::vector<std::string> lines;
-  for (const auto& concern : red_flags.concerns()) {
-    std::string reasons;
-    for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
-    lines.push_back(concern.condition() + ": " + reasons);
-  }
+  for (const auto& concern : red_flags.concerns()) lines.push_back(ConcernSummary(concern));
   return lines;
 }
 

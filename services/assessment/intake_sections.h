@@ -23,5 +23,7 @@ bool CallsForReferral(v1::RedFlagAction action);
 
 // One line per condition of concern: "<condition>: <reason>, <reason>".
 std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags);
+// One concern as "condition: reason, reason".
+std::string ConcernSummary(const v1::RedFlagConcern& concern);
 
 }  // namespace physio::assessment

@@ -33,26 +33,26 @@ void RecomputeHomeFrequency(v1::Plan& plan) {
 
 // Dose steps when an exercise has no link to follow (ACSM 2009: progress volume
 // in small steps; design defaults).
-Phase PhaseOf(physio::common::v1::Phase phase) {
-  switch (phase) {
-    case physio::common::v1::PHASE_SYMPTOM_MODULATION: return Phase::kSymptomModulation;
-    case physio::common::v1::PHASE_FUNCTION_OPTIMISATION: return Phase::kFunctionOptimisation;
-    default: return Phase::kMovementControl;
+// The contraindications the plan records for its patient that `entry` carries.
+std::vector<std::string> ContraindicatedFor(const Intervention& entry, const v1::Plan& plan) {
+  std::vector<std::string> tokens;
+  for (const auto& token : entry.contraindications) {
+    if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+        plan.contraindications().end()) {
+      tokens.push_back(token);
+    }
   }
+  return tokens;
 }
 
 // Why generation would not have given this patient `entry` (empty when it would):
 // a contraindication the plan records, or a phase the plan is not in (a
 // progression may reach one phase ahead, a regression one phase back).
 std::string WhyExcluded(const Intervention& entry, const v1::Plan& plan, bool progress) {
-  for (const auto& token : entry.contraindications) {
-    if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
-        plan.contraindications().end()) {
-      return token;
-    }
-  }
-  if (plan.phase() == physio::common::v1::PHASE_UNSPECIFIED || entry.phases.empty()) return "";
-  const int phase = static_cast<int>(PhaseOf(plan.phase()));
+  if (auto tokens = ContraindicatedFor(entry, plan); !tokens.empty()) return tokens.front();
+  const auto plan_phase = PhaseFromProto(plan.phase());
+  if (!plan_phase || entry.phases.empty()) return "";
+  const int phase = static_cast<int>(*plan_phase);
   for (Phase allowed : entry.phases) {
     const int step = static_cast<int>(allowed) - phase;
     if (step == 0 || (progress && step == 1) || (!progress && step == -1)) return "";
@@ -117,6 +117,24 @@ v1::PlanItemKind ToProto(ItemKind kind) {
     case ItemKind::kReferral: return v1::PLAN_ITEM_KIND_REFERRAL;
   }
   return v1::PLAN_ITEM_KIND_UNSPECIFIED;
+}
+
+physio::common::v1::Phase ToProto(Phase phase) {
+  switch (phase) {
+    case Phase::kSymptomModulation: return physio::common::v1::PHASE_SYMPTOM_MODULATION;
+    case Phase::kMovementControl: return physio::common::v1::PHASE_MOVEMENT_CONTROL;
+    case Phase::kFunctionOptimisation: return physio::common::v1::PHASE_FUNCTION_OPTIMISATION;
+  }
+  return physio::common::v1::PHASE_UNSPECIFIED;
+}
+
+std::optional<Phase> PhaseFromProto(physio::common::v1::Phase phase) {
+  switch (phase) {
+    case physio::common::v1::PHASE_SYMPTOM_MODULATION: return Phase::kSymptomModulation;
+    case physio::common::v1::PHASE_MOVEMENT_CONTROL: return Phase::kMovementControl;
+    case physio::common::v1::PHASE_FUNCTION_OPTIMISATION: return Phase::kFunctionOptimisation;
+    default: return std::nullopt;
+  }
 }
 
 v1::ExerciseDose ToProto(const Dose& dose) {
@@ -230,11 +248,8 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
         }
         if (IndexOf(plan, entry->id) >= 0) ThrowInvalidArgument(field + ".add_intervention_id", "already in the plan");
         std::string contraindicated;
-        for (const auto& token : entry->contraindications) {
-          if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
-              plan.contraindications().end()) {
-            contraindicated += (contraindicated.empty() ? "" : ", ") + token;
-          }
+        for (const auto& token : ContraindicatedFor(*entry, plan)) {
+          contraindicated += (contraindicated.empty() ? "" : ", ") + token;
         }
         const std::string& override_reason = change.contraindication_override();
         if (!contraindicated.empty() && override_reason.empty()) {

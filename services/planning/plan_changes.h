@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 // Changes to an existing plan, as pure functions over the plan and the library
 // (no storage, no gRPC): clinician revisions, progression and regression along
 // the library's links, and the invariants every plan keeps.
@@ -29,6 +30,9 @@ void CheckPlanInvariants(const v1::Plan& plan);
 // The API's forms of the rules' item kind and dose (one place for both conversions).
 v1::PlanItemKind ToProto(ItemKind kind);
 v1::ExerciseDose ToProto(const Dose& dose);
+physio::common::v1::Phase ToProto(Phase phase);
+// nullopt for PHASE_UNSPECIFIED (or an unknown value).
+std::optional<Phase> PhaseFromProto(physio::common::v1::Phase phase);
 
 // A plan item for a library entry, with its starting dose.
 v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reason);

@@ -23,15 +23,6 @@ namespace {
 namespace apb = physio::assessment::v1;
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
-cpb::Phase ToProto(Phase phase) {
-  switch (phase) {
-    case Phase::kSymptomModulation: return cpb::PHASE_SYMPTOM_MODULATION;
-    case Phase::kMovementControl: return cpb::PHASE_MOVEMENT_CONTROL;
-    case Phase::kFunctionOptimisation: return cpb::PHASE_FUNCTION_OPTIMISATION;
-  }
-  return cpb::PHASE_UNSPECIFIED;
-}
-
 cpb::Instrument ToProto(GoalMeasure measure) {
   switch (measure) {
     case GoalMeasure::kNprs: return cpb::INSTRUMENT_NPRS;
@@ -111,10 +102,8 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
       assessment.red_flags().action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL) {
     for (const auto& concern : assessment.red_flags().concerns()) {
       if (concern.action() < apb::RED_FLAG_ACTION_URGENT_REFERRAL) continue;
-      std::string reasons;
-      for (const auto& reason : concern.reasons()) reasons += (reasons.empty() ? "" : ", ") + reason;
-      input.overridden_concerns.push_back(concern.condition() + " (" + apb::RedFlagAction_Name(concern.action()) +
-                                          ": " + reasons + "); clinician: " +
+      input.overridden_concerns.push_back(physio::assessment::ConcernSummary(concern) + " (computed " +
+                                          apb::RedFlagAction_Name(concern.action()) + "); clinician: " +
                                           assessment.clinician_red_flag_judgement().rationale());
     }
   }
@@ -124,15 +113,11 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   }
 
   const auto& c = assessment.classification();
-  switch (c.phase()) {
-    case cpb::PHASE_SYMPTOM_MODULATION: input.phase = Phase::kSymptomModulation; break;
-    case cpb::PHASE_MOVEMENT_CONTROL: input.phase = Phase::kMovementControl; break;
-    case cpb::PHASE_FUNCTION_OPTIMISATION: input.phase = Phase::kFunctionOptimisation; break;
-    default:
-      if (input.red_flags != RedFlagLevel::kUrgentReferral && input.red_flags != RedFlagLevel::kEmergencyReferral) {
-        throw Error(ErrorCode::kFailedPrecondition,
-                    "assessment_id: the assessment has no phase (it needs a pain or Oswestry score)");
-      }
+  if (auto phase = PhaseFromProto(c.phase())) {
+    input.phase = *phase;
+  } else if (input.red_flags != RedFlagLevel::kUrgentReferral && input.red_flags != RedFlagLevel::kEmergencyReferral) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "assessment_id: the assessment has no phase (it needs a pain or Oswestry score)");
   }
   switch (c.start_back_risk()) {
     case apb::START_BACK_RISK_LOW: input.start_back = StartBackRisk::kLow; break;

@@ -84,7 +84,11 @@ class Builder {
   std::vector<PlanItemDraft> items_;
 };
 
-std::string Joined(const std::vector<std::string>& parts);
+std::string Joined(const std::vector<std::string>& parts, const std::string& separator = "; ") {
+  std::string joined;
+  for (const auto& part : parts) joined += (joined.empty() ? "" : separator) + part;
+  return joined;
+}
 
 PlanDraft ReferralPlan(const PlanInput& input) {
   PlanDraft plan;
@@ -117,12 +121,6 @@ PlanItemDraft CaudaEquinaSafetyNet() {
   item.reason = "safety-netting information for every patient with back pain";
   item.source = "GIRFT 2023, National Suspected Cauda Equina Syndrome Pathway; NICE NG59";
   return item;
-}
-
-std::string Joined(const std::vector<std::string>& parts) {
-  std::string joined;
-  for (const auto& part : parts) joined += (joined.empty() ? "" : "; ") + part;
-  return joined;
 }
 
 // A monitored concern: what to watch for and when to seek help (Finucane 2020).
@@ -251,8 +249,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   items.Add("ex.aerobic.walking", "general aerobic activity; stay active (NICE NG59 1.2.1)");
   // Elevated fear-avoidance beliefs call for graded activity and pain neuroscience
   // education whatever the STarT group (Fritz 2001; George 2003; Wertli 2014).
-  std::string fear_avoidance;
-  for (const auto& reason : input.fear_avoidance) fear_avoidance += (fear_avoidance.empty() ? "" : ", ") + reason;
+  const std::string fear_avoidance = Joined(input.fear_avoidance, ", ");
   if (plan.intensity == Intensity::kPsychologicallyInformed) {
     items.Add("ex.func.graded_activity", "graded activity towards valued activities; " + stratum);
   } else if (!fear_avoidance.empty()) {
