@@ -51,22 +51,43 @@ class Serving : public ClusterFixture {
     return {created.assessment().assessment_id(), approved.plan().plan_id()};
   }
 
-  long AuditRowsFor(const std::string& schema, const std::string& action, const std::set<std::string>& request_ids) {
+  // Several connections, as several integration engines would open.
+  std::vector<std::unique_ptr<Caller>> Connections() const {
+    std::vector<std::unique_ptr<Caller>> callers;
+    for (int i = 0; i < 8; ++i) callers.push_back(std::make_unique<Caller>(Clinician()));
+    return callers;
+  }
+
+  // A context carrying the call's request id, so its audit record can be found.
+  static std::unique_ptr<grpc::ClientContext> Traced(const Caller& caller, const std::string& request_id) {
+    auto context = caller.Context(std::chrono::seconds(30));
+    context->AddMetadata("x-request-id", request_id);
+    return context;
+  }
+
+  // One count from PostgreSQL; $1 is the tenant, $2.. the extra parameters.
+  long Count(const std::string& sql, const std::vector<std::string>& extra = {}) const {
     const std::string conninfo =
         "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=postgres dbname=physio";
     PGconn* conn = PQconnectdb(conninfo.c_str());
-    std::string ids = "{";
-    for (const auto& id : request_ids) ids += (ids.size() > 1 ? "," : "") + id;
-    ids += "}";
-    const std::string sql = "SELECT count(DISTINCT request_id) FROM " + schema +
-                            ".audit_events WHERE tenant_id = $1 AND action = $2 AND outcome = 'OK'"
-                            " AND request_id = ANY($3::text[])";
-    const char* params[] = {tenant_.c_str(), action.c_str(), ids.c_str()};
-    PGresult* result = PQexecParams(conn, sql.c_str(), 3, nullptr, params, nullptr, nullptr, 0);
+    std::vector<const char*> params{tenant_.c_str()};
+    for (const auto& value : extra) params.push_back(value.c_str());
+    PGresult* result =
+        PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0);
     long count = PQresultStatus(result) == PGRES_TUPLES_OK ? std::stol(PQgetvalue(result, 0, 0)) : -1;
     PQclear(result);
     PQfinish(conn);
     return count;
+  }
+
+  long AuditRowsFor(const std::string& schema, const std::string& action, const std::set<std::string>& request_ids) {
+    std::string ids = "{";
+    for (const auto& id : request_ids) ids += (ids.size() > 1 ? "," : "") + id;
+    ids += "}";
+    return Count("SELECT count(DISTINCT request_id) FROM " + schema +
+                     ".audit_events WHERE tenant_id = $1 AND action = $2 AND outcome = 'OK'"
+                     " AND request_id = ANY($3::text[])",
+                 {action, ids});
   }
 
   // Sends `callers` calls at once (each from its own thread, all released together),
@@ -104,14 +125,10 @@ std::string Describe(const std::map<StatusCode, int>& codes) {
 TEST_F(Serving, TwoHundredFiftySixConcurrentReadsAreQueuedNotRefusedAndAllAudited) {
   auto clinician = Clinician();
   const auto [assessment_id, plan_id] = PatientWithPlan(clinician, "pt-burst");
-  // Several connections, as several integration engines would open.
-  std::vector<std::unique_ptr<Caller>> callers;
-  for (int i = 0; i < 8; ++i) callers.push_back(std::make_unique<Caller>(Clinician()));
-
+  const auto callers = Connections();
   std::set<std::string> ok_ids;
   auto codes = Burst(256, [&](int i, const std::string& request_id) {
-    auto context = callers[i % callers.size()]->Context(std::chrono::seconds(30));
-    context->AddMetadata("x-request-id", request_id);
+    auto context = Traced(*callers[i % callers.size()], request_id);
     ppb::GetActivePlanRequest request;
     request.set_patient_id("pt-burst");
     ppb::GetActivePlanResponse response;
@@ -126,8 +143,7 @@ TEST_F(Serving, TwoHundredFiftySixConcurrentReadsAreQueuedNotRefusedAndAllAudite
 
   ok_ids.clear();
   codes = Burst(256, [&](int i, const std::string& request_id) {
-    auto context = callers[i % callers.size()]->Context(std::chrono::seconds(30));
-    context->AddMetadata("x-request-id", request_id);
+    auto context = Traced(*callers[i % callers.size()], request_id);
     apb::GetAssessmentRequest request;
     request.set_assessment_id(assessment_id);
     apb::GetAssessmentResponse response;
@@ -141,12 +157,10 @@ TEST_F(Serving, TwoHundredFiftySixConcurrentReadsAreQueuedNotRefusedAndAllAudite
 TEST_F(Serving, TwoHundredFiftySixConcurrentWritesAreQueuedNotRefusedAndEachStoredOnce) {
   auto clinician = Clinician();
   PatientWithPlan(clinician, "pt-writes");
-  std::vector<std::unique_ptr<Caller>> callers;
-  for (int i = 0; i < 8; ++i) callers.push_back(std::make_unique<Caller>(Clinician()));
+  const auto callers = Connections();
   std::set<std::string> ok_ids;
   auto codes = Burst(256, [&](int i, const std::string& request_id) {
-    auto context = callers[i % callers.size()]->Context(std::chrono::seconds(30));
-    context->AddMetadata("x-request-id", request_id);
+    auto context = Traced(*callers[i % callers.size()], request_id);
     gpb::LogHomeExerciseRequest request;
     request.set_request_id(request_id);
     request.set_patient_id("pt-writes");
@@ -162,6 +176,8 @@ TEST_F(Serving, TwoHundredFiftySixConcurrentWritesAreQueuedNotRefusedAndEachStor
   EXPECT_EQ(codes[StatusCode::OK], 256) << Describe(codes);
   // The write and its audit record committed together.
   EXPECT_EQ(AuditRowsFor("progress", "LogHomeExercise", ok_ids), static_cast<long>(ok_ids.size()));
+  // Every acknowledged write is stored, once.
+  EXPECT_EQ(Count("SELECT count(*) FROM progress.home_exercise_logs WHERE tenant_id = $1"), 256);
 }
 
 }  // namespace
