@@ -3,6 +3,8 @@
 // with a back-dated effective time (as an importing system would) so that weeks
 // of home logs can be placed in the past.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -174,6 +176,25 @@ TEST_F(Episodes, FlareUpRegresses) {
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_REGRESS);
   ASSERT_TRUE(evaluation.plan_adjusted());
   EXPECT_NE(evaluation.plan().last_change_reason().find("flare"), std::string::npos);
+  // A regression never raises any part of a dose: each exercise (kept, or replaced by
+  // the easier one it was "regressed from") is at or below what it was.
+  std::map<std::string, ppb::ExerciseDose> before;
+  for (const auto& item : plan.items()) before[item.item_id()] = item.dose();
+  int compared = 0;
+  for (const auto& item : evaluation.plan().items()) {
+    if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE) continue;
+    std::string was = item.item_id();
+    if (item.reason().rfind("regressed from ", 0) == 0) was = item.reason().substr(sizeof("regressed from ") - 1);
+    ASSERT_TRUE(before.contains(was)) << item.item_id();
+    const auto& old_dose = before[was];
+    EXPECT_LE(item.dose().sets(), old_dose.sets()) << item.item_id();
+    EXPECT_LE(item.dose().reps(), old_dose.reps()) << item.item_id();
+    EXPECT_LE(item.dose().hold_seconds(), old_dose.hold_seconds()) << item.item_id();
+    EXPECT_LE(item.dose().duration_minutes(), old_dose.duration_minutes()) << item.item_id();
+    EXPECT_LE(item.dose().sessions_per_week(), old_dose.sessions_per_week()) << item.item_id();
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
 }
 
 TEST_F(Episodes, PlateauAtWeekFiveIsMarkedForReassessment) {

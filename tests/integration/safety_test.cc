@@ -445,5 +445,38 @@ TEST_F(Safety, AMonitoredOsteoporosisConcernKeepsStrengtheningButNotLoadedFlexio
   EXPECT_TRUE(strengthening);
 }
 
+TEST_F(Safety, ThirtyPercentCountsOnlyBeyondTheDetectableChange) {
+  // Roland-Morris 3 at baseline, 2 at the re-measure: 33% better, but 1 point is within
+  // measurement error (MDC about 4; Davidson & Keating 2002), so not a meaningful change.
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  for (int i = 1; i <= 24; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq." + std::to_string(i), i <= 3);
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  Approve(draft);
+  auto clinician = Clinician();
+  gpb::RecordOutcomeRequest remeasure;
+  remeasure.set_request_id(NewId("rq"));
+  remeasure.set_patient_id(patient_id_);
+  remeasure.set_instrument(cpb::INSTRUMENT_RMDQ);
+  for (int i = 1; i <= 24; ++i) *remeasure.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq." + std::to_string(i), i <= 2);
+  gpb::RecordOutcomeResponse recorded;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, remeasure, &recorded).ok());
+  gpb::GetProgressSummaryRequest get;
+  get.set_patient_id(patient_id_);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, get, &summary).ok());
+  bool judged = false;
+  for (const auto& change : summary.summary().outcome_changes()) {
+    if (change.instrument() != cpb::INSTRUMENT_RMDQ) continue;
+    judged = true;
+    EXPECT_DOUBLE_EQ(change.baseline(), 3);
+    EXPECT_DOUBLE_EQ(change.latest(), 2);
+    EXPECT_FALSE(change.improved_meaningfully()) << change.rule();
+  }
+  EXPECT_TRUE(judged);
+}
+
 }  // namespace
 }  // namespace physio::testing
