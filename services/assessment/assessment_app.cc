@@ -253,7 +253,7 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
-      idempotency_, {"asmt", ctx.tenant, "StartIntake", request.request_id()}, request, deadline, [&] {
+      idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
         auto created = redis_.Eval(
             kStartScript, {IntakeKey(ctx, session_id)},
@@ -306,7 +306,7 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
-      idempotency_, {"asmt", ctx.tenant, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
+      idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
         auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
         std::string message;
         if (IsErrorReply(reply.get(), &message)) {
@@ -350,7 +350,7 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   pb::CompleteIntakeResponse response;
   try {
     response = IdempotentWrite<pb::CompleteIntakeResponse>(
-        pg_, deadline, {kSchema, ctx.tenant, "CompleteIntake", request.request_id()}, request,
+        pg_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,
         [&](PgConnection& conn) {
           pb::IntakeSession session = LoadIntake(ctx, request.session_id());
           if (session.status() != pb::INTAKE_STATUS_OPEN) {
@@ -455,7 +455,7 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
   if (request.has_history()) ValidateHistory("history", request.history());
   if (request.has_examination()) ValidateExamination("examination", request.examination());
   auto response = IdempotentWrite<pb::CreateAssessmentResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "CreateAssessment", request.request_id()},
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "CreateAssessment", request.request_id()},
       request, [&](PgConnection& conn) {
         pb::Assessment draft;
         draft.set_patient_id(request.patient_id());
@@ -527,7 +527,7 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
   }
   auto response = IdempotentWrite<pb::RecordRedFlagJudgementResponse>(
       pg_, ctx.DeadlineCappedAt(kStoreBudget),
-      {kSchema, ctx.tenant, "RecordRedFlagJudgement", request.request_id()}, request, [&](PgConnection& conn) {
+      {kSchema, ctx.tenant, ctx.principal, "RecordRedFlagJudgement", request.request_id()}, request, [&](PgConnection& conn) {
         auto rows = conn.Exec("SELECT body, version FROM assessment.assessments"
                               " WHERE tenant_id = $1 AND assessment_id = $2 FOR UPDATE",
                               {ctx.tenant, request.assessment_id()});

@@ -217,7 +217,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("assessment_id", request.assessment_id());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  const PgIdempotencyKey key{kSchema, ctx.tenant, "GeneratePlan", request.request_id()};
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "GeneratePlan", request.request_id()};
   if (auto replay = IdempotentReplay<pb::GeneratePlanResponse>(pg_, deadline, key, request)) {
     audit.patient_id = replay->plan().patient_id();
     audit.resource_id = replay->plan().plan_id();
@@ -288,7 +288,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
   pb::ApprovePlanResponse response;
   try {
     response = IdempotentWrite<pb::ApprovePlanResponse>(
-        pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "ApprovePlan", request.request_id()}, request,
+        pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "ApprovePlan", request.request_id()}, request,
         [&](PgConnection& conn) {
           auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
                                 " FOR UPDATE",
@@ -340,7 +340,7 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
   ValidateReason(reason);
   audit.resource_id = plan_id;
   auto response = IdempotentWrite<Response>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, method, request_id}, request,
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, method, request_id}, request,
       [&](PgConnection& conn) {
         auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
                               " FOR UPDATE",

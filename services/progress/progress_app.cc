@@ -119,7 +119,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  const PgIdempotencyKey key{kSchema, ctx.tenant, "RecordVisit", request.request_id()};
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "RecordVisit", request.request_id()};
   std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(pg_, deadline, key, request);
   // Only a red-flag re-screen can suspend the plan: then the plan in use and what
   // intake knew about the patient (age, episode duration) are read, before the transaction.
@@ -210,7 +210,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   if (!pb::Difficulty_IsValid(request.difficulty())) ThrowInvalidArgument("difficulty", "is not a known value");
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  const PgIdempotencyKey key{kSchema, ctx.tenant, "LogHomeExercise", request.request_id()};
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "LogHomeExercise", request.request_id()};
   // A retry is answered from the record, before asking planning anything.
   if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(pg_, deadline, key, request)) {
     audit.resource_id = replay->log().log_id();
@@ -268,7 +268,7 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
   }
   const Timestamp measured = ValidatedTime("measure_time", request.measure_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  const PgIdempotencyKey key{kSchema, ctx.tenant, "RecordOutcome", request.request_id()};
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "RecordOutcome", request.request_id()};
   if (auto replay = IdempotentReplay<pb::RecordOutcomeResponse>(pg_, deadline, key, request)) {
     audit.resource_id = replay->measure().measure_id();
     return *replay;
@@ -482,7 +482,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   audit.patient_id = request.patient_id();
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  const PgIdempotencyKey key{kSchema, ctx.tenant, "EvaluateProgress", request.request_id()};
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "EvaluateProgress", request.request_id()};
   if (auto replay = IdempotentReplay<pb::EvaluateProgressResponse>(pg_, deadline, key, request)) {
     audit.resource_id = replay->evaluation().evaluation_id();
     return *replay;
@@ -642,7 +642,7 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
   ValidateOpaqueId("alert_id", request.alert_id());
   audit.resource_id = request.alert_id();
   auto response = IdempotentWrite<pb::AcknowledgeAlertResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, "AcknowledgeAlert", request.request_id()},
+      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "AcknowledgeAlert", request.request_id()},
       request, [&](PgConnection& conn) {
         auto rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND alert_id = $2 FOR UPDATE",
                               {ctx.tenant, request.alert_id()});
@@ -749,7 +749,7 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartVisitSessionResponse>(
-      session_records_, {"prog", ctx.tenant, "StartVisitSession", request.request_id()}, request, deadline, [&] {
+      session_records_, {"prog", ctx.tenant, ctx.principal, "StartVisitSession", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("vsess");
         auto created = redis_.Eval(kVisitStartScript, {VisitKey(ctx, session_id)},
                                    {std::to_string(visit_session_ttl_.count() * 1000), request.patient_id(),
@@ -790,7 +790,7 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
   if (args.size() == 1) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
-      session_records_, {"prog", ctx.tenant, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
+      session_records_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
         auto reply = redis_.Eval(kVisitUpdateScript, {VisitKey(ctx, request.session_id())}, args, deadline);
         ThrowFromVisitScript(reply.get());
         pb::UpdateVisitSessionResponse updated;

@@ -201,6 +201,7 @@ std::unique_ptr<Config> MakeServiceConfig(std::vector<ConfigKey> keys, const Tes
   config->Set("health-interval-ms", "200");
   config->Set("shutdown-grace-ms", "2000");
   config->Set("redis-timeout-ms", "500");
+  config->Set("idempotency-purge-interval-s", "1");
   return config;
 }
 

@@ -7,8 +7,8 @@ namespace physio {
 namespace {
 PgStatement ReplayStatement(const PgIdempotencyKey& key) {
   return {"SELECT fingerprint, response FROM " + key.schema +
-              ".idempotency WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
-          {key.tenant, key.method, key.request_id}};
+              ".idempotency WHERE tenant_id = $1 AND principal = $2 AND method = $3 AND request_id = $4",
+          {key.tenant, key.principal, key.method, key.request_id}};
 }
 
 // The stored response of this key, if any; INVALID_ARGUMENT when it was for another request.
@@ -45,9 +45,9 @@ std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const P
                                  } else {
                                    response = write(conn);
                                    closing.push_back({"INSERT INTO " + key.schema +
-                                                          ".idempotency (tenant_id, method, request_id, fingerprint,"
-                                                          " response) VALUES ($1,$2,$3,$4,$5)",
-                                                      {key.tenant, key.method, key.request_id, fingerprint,
+                                                          ".idempotency (tenant_id, principal, method, request_id,"
+                                                          " fingerprint, response) VALUES ($1,$2,$3,$4,$5,$6)",
+                                                      {key.tenant, key.principal, key.method, key.request_id, fingerprint,
                                                        PgBytes(response)}});
                                  }
                                  if (describe) describe(response);

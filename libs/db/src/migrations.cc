@@ -32,6 +32,14 @@ CREATE TABLE ${schema}.audit_events (
   PRIMARY KEY (tenant_id, event_id)
 );
 CREATE INDEX audit_events_patient ON ${schema}.audit_events (tenant_id, patient_id, occurred_at);
+)SQL"},
+      // Idempotency ids are per caller (tenant, principal): a replay is only
+      // ever of the caller's own request. Purged by created_at (see IdempotencyPurge).
+      {"0000_platform_idempotency_principal", R"SQL(
+ALTER TABLE ${schema}.idempotency ADD COLUMN principal text NOT NULL DEFAULT '';
+ALTER TABLE ${schema}.idempotency DROP CONSTRAINT idempotency_pkey;
+ALTER TABLE ${schema}.idempotency ADD CONSTRAINT idempotency_pkey PRIMARY KEY (tenant_id, principal, method, request_id);
+CREATE INDEX idempotency_created ON ${schema}.idempotency (created_at);
 )SQL"}};
   return kPlatform;
 }

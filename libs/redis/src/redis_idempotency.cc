@@ -23,9 +23,10 @@ std::string ReplayOrThrow(const std::string& stored, const std::string& fingerpr
 
 std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& fingerprint,
                                   Clock::time_point deadline, const std::function<std::string()>& mutate) {
-  // The request id is hashed so any printable id fits the key alphabet.
-  const std::string redis_key =
-      RedisKey("idem", key.tenant, {key.service_prefix, key.method, Sha256Hex(key.request_id).substr(0, 40)});
+  // Caller and request id are hashed so any printable id fits the key alphabet.
+  const std::string redis_key = RedisKey(
+      "idem", key.tenant,
+      {key.service_prefix, key.method, Sha256Hex(key.principal + "\n" + key.request_id).substr(0, 40)});
   auto claimed = pool_.Command({"SET", redis_key, kPending, "NX", "PX", "30000"}, deadline);
   if (claimed->type == REDIS_REPLY_NIL) {
     auto existing = ReplyString(pool_.Command({"GET", redis_key}, deadline).get());

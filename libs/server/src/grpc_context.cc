@@ -181,6 +181,12 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
       throw;
     }
     audited_with_write = call_audit.committed();
+    // Second line of defence behind each use case's own check (and the one a
+    // replayed response gets): a patient is never handed another patient's record.
+    if (!target.patient_id.empty() && !CanSeePatient(ctx, target.patient_id)) {
+      spdlog::error("method={} request_id={} response named another patient; withheld", method, ctx.request_id);
+      throw Error(ErrorCode::kNotFound, "not found");
+    }
   } catch (const Error& error) {
     status = ForClient(method, ctx.request_id, error);
   } catch (const std::exception& e) {

@@ -33,6 +33,9 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"audit-queue-limit", "8192", "audit records waiting for the batch writer; past it a call waits (within its deadline)"},
       {"audit-max-batch", "512", "audit records written by one INSERT (one commit)"},
       {"audit-writers", "2", "audit batch writers, each with its own PostgreSQL connection"},
+      {"idempotency-retention-hours", "24",
+       "how long a request_id is remembered (and its response kept) for retries; older records are purged; 0: never purge"},
+      {"idempotency-purge-interval-s", "600", "how often expired idempotency records are purged"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
   };

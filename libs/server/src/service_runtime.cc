@@ -37,8 +37,48 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));
         const bool pg_ok = pg_.Ping(std::chrono::milliseconds(1000));
         return redis_ok && pg_ok;
-      }) {
+      }),
+      schema_(schema) {
   MigrateWithRetry(pg_, schema, migrations, std::chrono::milliseconds(config.GetInt("startup-timeout-ms")));
+  if (config.GetInt("idempotency-retention-hours") > 0) {
+    purge_ = std::jthread([this](std::stop_token stop) { PurgeIdempotencyRecords(stop); });
+  }
+}
+
+ServiceRuntime::~ServiceRuntime() {
+  if (purge_.joinable()) {
+    purge_.request_stop();
+    purge_wakeup_.notify_all();
+    purge_.join();
+  }
+  Shutdown();
+}
+
+void ServiceRuntime::PurgeIdempotencyRecords(std::stop_token stop) {
+  const auto interval = std::chrono::seconds(std::max(1, config_.GetInt("idempotency-purge-interval-s")));
+  const std::string retention_hours = std::to_string(config_.GetInt("idempotency-retention-hours"));
+  // Small batches keep each delete short beside the live traffic; replicas may
+  // purge at the same time (SKIP LOCKED keeps them out of each other's way).
+  const std::string sql = "DELETE FROM " + schema_ + ".idempotency WHERE ctid IN (SELECT ctid FROM " + schema_ +
+                          ".idempotency WHERE created_at < now() - make_interval(hours => $1::int) LIMIT 1000"
+                          " FOR UPDATE SKIP LOCKED)";
+  while (!stop.stop_requested()) {
+    try {
+      long purged = 0;
+      for (int batch = 0; batch < 100 && !stop.stop_requested(); ++batch) {
+        long deleted = 0;
+        WithTransaction(pg_, Clock::now() + std::chrono::seconds(10),
+                        [&](PgConnection& conn) { deleted = conn.Exec(sql, {retention_hours}).affected_rows(); });
+        purged += deleted;
+        if (deleted < 1000) break;
+      }
+      if (purged > 0) spdlog::info("purged {} idempotency records older than {} h", purged, retention_hours);
+    } catch (const std::exception& e) {
+      spdlog::warn("idempotency purge failed (retried next interval): {}", e.what());
+    }
+    std::unique_lock lock(purge_mutex_);
+    purge_wakeup_.wait_for(lock, stop, interval, [] { return false; });
+  }
 }
 
 int ServiceRuntime::Serve(grpc::Service* service) {

@@ -15,6 +15,9 @@ namespace physio {
 struct PgIdempotencyKey {
   std::string schema;  // the service's schema
   std::string tenant;
+  // The caller (token subject): an id is one caller's, so two integrations in
+  // one tenant never collide and nobody replays another caller's response.
+  std::string principal;
   std::string method;
   std::string request_id;
 };

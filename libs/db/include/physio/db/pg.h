@@ -54,6 +54,11 @@ class PgResult {
   bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
   std::string Get(int row, int col) const { return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col)); }
   long GetLong(int row, int col) const { return std::stol(Get(row, col)); }
+  // Rows an INSERT, UPDATE or DELETE touched.
+  long affected_rows() const {
+    const char* count = PQcmdTuples(result_.get());
+    return count[0] == '\0' ? 0 : std::stol(count);
+  }
   // A bytea column in text (hex) form.
   std::string GetBytes(int row, int col) const;
 

@@ -19,6 +19,7 @@ namespace physio {
 struct IdempotencyKey {
   std::string service_prefix;  // e.g. "asmt"
   std::string tenant;
+  std::string principal;       // the caller: ids are per caller (see PgIdempotencyKey)
   std::string method;          // e.g. "SubmitIntakeAnswers"
   std::string request_id;
 };

@@ -3,7 +3,10 @@
 // Redis and Postgres pools, the audit trail, the worker pool and call pipeline
 // every RPC goes through, migrations of its schema (retried while Postgres is
 // still starting), and the gRPC host whose health follows both stores.
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,7 @@ class ServiceRuntime {
  public:
   ServiceRuntime(const Config& config, const std::string& schema, const std::vector<Migration>& migrations,
                  std::vector<std::string> health_names);
-  ~ServiceRuntime() { Shutdown(); }
+  ~ServiceRuntime();
 
   const Config& config() const { return config_; }
   const TokenVerifier& verifier() const { return verifier_; }
@@ -38,6 +41,10 @@ class ServiceRuntime {
   void Shutdown() { host_.Shutdown(); }
 
  private:
+  // Deletes idempotency records older than `idempotency-retention-hours`, a
+  // bounded batch at a time, every `idempotency-purge-interval-s`.
+  void PurgeIdempotencyRecords(std::stop_token stop);
+
   const Config& config_;
   TokenVerifier verifier_;
   RedisPool redis_;
@@ -49,6 +56,10 @@ class ServiceRuntime {
   WorkerPool workers_;
   CallPipeline pipeline_;
   ServiceHost host_;
+  std::string schema_;
+  std::mutex purge_mutex_;
+  std::condition_variable_any purge_wakeup_;
+  std::jthread purge_;
 };
 
 }  // namespace physio

@@ -1,0 +1,170 @@
+// Security through the public API on real stores (issue 11): authorisation
+// before replay, bounded input, quotas, refusals audited.
+#include <libpq-fe.h>
+
+#include <thread>
+
+#include "clients.h"
+#include "cluster_fixture.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class Security : public ClusterFixture {
+ protected:
+  void SetUp() override { tenant_ = NewId("t"); }
+
+  Caller Patient(const std::string& patient_id) const {
+    return Caller(*cluster_, MakeToken(*keys_, tenant_, "user-" + patient_id, {"patient"}, patient_id));
+  }
+  Caller Integrator(const std::string& subject) const {
+    return Caller(*cluster_, MakeToken(*keys_, tenant_, subject, {"integrator"}));
+  }
+
+  apb::StartIntakeResponse StartIntake(const Caller& caller, const std::string& patient_id,
+                                       const std::string& request_id) {
+    apb::StartIntakeRequest start;
+    start.set_request_id(request_id);
+    start.set_patient_id(patient_id);
+    start.add_instruments(cpb::INSTRUMENT_NPRS);
+    apb::StartIntakeResponse started;
+    EXPECT_TRUE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+    return started;
+  }
+
+  // Runs one statement as the superuser; returns the first value or "".
+  std::string Sql(const std::string& sql, const std::vector<std::string>& params) const {
+    const std::string conninfo =
+        "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=postgres dbname=physio";
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    std::vector<const char*> values;
+    for (const auto& value : params) values.push_back(value.c_str());
+    PGresult* result = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                    nullptr, nullptr, 0);
+    std::string first = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0 ? PQgetvalue(result, 0, 0)
+                                                                                             : "";
+    if (PQresultStatus(result) != PGRES_TUPLES_OK && PQresultStatus(result) != PGRES_COMMAND_OK) {
+      ADD_FAILURE() << PQresultErrorMessage(result);
+    }
+    PQclear(result);
+    PQfinish(conn);
+    return first;
+  }
+
+  std::string tenant_;
+};
+
+// Patient B replays patient A's request (same request_id, same session, same
+// answers): B is a different caller, so this is B's own new request, and B may
+// not touch A's session.
+TEST_F(Security, AnotherPatientReplayingARequestIdGetsNotFoundNeverTheFirstPatientsData) {
+  Caller patient_a = Patient("pat-a");
+  Caller patient_b = Patient("pat-b");
+  const std::string session_id = StartIntake(patient_a, "pat-a", NewId("rq")).session().session_id();
+
+  apb::SubmitIntakeAnswersRequest submit;
+  submit.set_request_id(NewId("rq"));
+  submit.set_session_id(session_id);
+  *submit.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 7);
+  submit.mutable_red_flag_screen();
+  apb::SubmitIntakeAnswersResponse by_a;
+  ASSERT_TRUE(patient_a.Call(patient_a.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                             &by_a).ok());
+  ASSERT_EQ(by_a.session().patient_id(), "pat-a");
+
+  apb::SubmitIntakeAnswersResponse by_b;
+  auto status = patient_b.Call(patient_b.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                               &by_b);
+  EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_FALSE(by_b.has_session());
+
+  // The same for a PostgreSQL-recorded write: completing A's intake.
+  apb::CompleteIntakeRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_session_id(session_id);
+  apb::CompleteIntakeResponse completed_by_a;
+  status = patient_a.Call(patient_a.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete,
+                          &completed_by_a);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  apb::CompleteIntakeResponse completed_by_b;
+  status = patient_b.Call(patient_b.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete,
+                          &completed_by_b);
+  EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_FALSE(completed_by_b.has_assessment());
+
+  // A's own retry still replays A's response.
+  apb::CompleteIntakeResponse replayed;
+  ASSERT_TRUE(patient_a.Call(patient_a.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete,
+                             &replayed).ok());
+  EXPECT_EQ(replayed.assessment().assessment_id(), completed_by_a.assessment().assessment_id());
+}
+
+// Two integration engines of one clinic chain that happen to pick the same
+// request_id start two intakes, each its own, and neither is refused.
+TEST_F(Security, TwoIntegrationsInOneTenantNeverCollideOnRequestIds) {
+  const std::string shared_request_id = "rq-0001";
+  Caller engine_one = Integrator("engine-one");
+  Caller engine_two = Integrator("engine-two");
+  auto first = StartIntake(engine_one, "pat-1", shared_request_id);
+  apb::StartIntakeRequest start;
+  start.set_request_id(shared_request_id);
+  start.set_patient_id("pat-2");
+  apb::StartIntakeResponse second;
+  auto status = engine_two.Call(engine_two.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(second.session().patient_id(), "pat-2");
+  EXPECT_NE(second.session().session_id(), first.session().session_id());
+
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(shared_request_id);
+  create.set_patient_id("pat-1");
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created_one, created_two;
+  ASSERT_TRUE(engine_one.Call(engine_one.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                              &created_one).ok());
+  create.set_patient_id("pat-2");
+  status = engine_two.Call(engine_two.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                           &created_two);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(created_two.assessment().patient_id(), "pat-2");
+  EXPECT_NE(created_two.assessment().assessment_id(), created_one.assessment().assessment_id());
+}
+
+// Idempotency records are not kept forever: past the retention they are purged
+// by the service's background job, and the same id is then a new request.
+TEST_F(Security, IdempotencyRecordsArePurgedAfterTheirRetention) {
+  Caller engine = Integrator("engine-one");
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id("pat-1");
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse first, replay, after_purge;
+  ASSERT_TRUE(engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &first).ok());
+  ASSERT_TRUE(engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &replay).ok());
+  ASSERT_EQ(replay.assessment().assessment_id(), first.assessment().assessment_id());
+
+  const std::string count_sql =
+      "SELECT count(*) FROM assessment.idempotency WHERE tenant_id = $1 AND request_id = $2";
+  ASSERT_EQ(Sql(count_sql, {tenant_, create.request_id()}), "1");
+  // A day and an hour old: past the default 24 h retention.
+  Sql("UPDATE assessment.idempotency SET created_at = now() - interval '25 hours' WHERE tenant_id = $1 AND "
+      "request_id = $2",
+      {tenant_, create.request_id()});
+  std::string left = "1";
+  for (int i = 0; i < 100 && left != "0"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    left = Sql(count_sql, {tenant_, create.request_id()});
+  }
+  ASSERT_EQ(left, "0") << "the purge job did not remove the expired record";
+  ASSERT_TRUE(
+      engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &after_purge).ok());
+  EXPECT_NE(after_purge.assessment().assessment_id(), first.assessment().assessment_id());
+}
+
+}  // namespace
+}  // namespace physio::testing
