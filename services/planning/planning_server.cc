@@ -61,7 +61,7 @@ class PlanningServer final : public RunningService {
       : config_(config),
         runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
         library_(LoadLibrary(config_)),
-        assessments_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
+        assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), assessments_, library_,
              std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds"))),
         grpc_(app_, runtime_) {

@@ -117,8 +117,8 @@ class ProgressServer final : public RunningService {
   explicit ProgressServer(const Config& config)
       : config_(config),
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}),
-        planning_(MakePeerChannel(config_.Get("planning-addr")), PeerTimeoutFrom(config_)),
-        assessment_(MakePeerChannel(config_.Get("assessment-addr")), PeerTimeoutFrom(config_)),
+        planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
+        assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
              std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")), PolicyFrom(config_)),
         grpc_(app_, runtime_) {

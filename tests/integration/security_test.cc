@@ -166,5 +166,11 @@ TEST_F(Security, IdempotencyRecordsArePurgedAfterTheirRetention) {
   EXPECT_NE(after_purge.assessment().assessment_id(), first.assessment().assessment_id());
 }
 
+// The control for the mutual-TLS suite's reflection-off test: served by default.
+TEST_F(Security, ReflectionIsServedByDefault) {
+  auto status = CallReflection(grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials()));
+  EXPECT_NE(status.error_code(), StatusCode::UNIMPLEMENTED) << status.error_message();
+}
+
 }  // namespace
 }  // namespace physio::testing

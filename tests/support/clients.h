@@ -1,9 +1,12 @@
 #pragma once
 // gRPC clients of the three services for tests, one per caller identity.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "physio/assessment/v1/assessment.grpc.pb.h"
@@ -20,14 +23,12 @@ namespace cpb = physio::common::v1;
 
 class Caller {
  public:
-  Caller(const ServiceCluster& cluster, std::string token)
+  Caller(const ServiceCluster& cluster, std::string token,
+         const std::shared_ptr<grpc::ChannelCredentials>& credentials = grpc::InsecureChannelCredentials())
       : token_(std::move(token)),
-        assessment(apb::AssessmentService::NewStub(
-            grpc::CreateChannel(cluster.assessment_addr(), grpc::InsecureChannelCredentials()))),
-        planning(ppb::PlanningService::NewStub(
-            grpc::CreateChannel(cluster.planning_addr(), grpc::InsecureChannelCredentials()))),
-        progress(gpb::ProgressService::NewStub(
-            grpc::CreateChannel(cluster.progress_addr(), grpc::InsecureChannelCredentials()))) {}
+        assessment(apb::AssessmentService::NewStub(grpc::CreateChannel(cluster.assessment_addr(), credentials))),
+        planning(ppb::PlanningService::NewStub(grpc::CreateChannel(cluster.planning_addr(), credentials))),
+        progress(gpb::ProgressService::NewStub(grpc::CreateChannel(cluster.progress_addr(), credentials))) {}
 
   // A context with this caller's token (none when the token is empty) and a deadline.
   std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds deadline = std::chrono::seconds(10)) const {
@@ -53,6 +54,29 @@ class Caller {
   std::unique_ptr<ppb::PlanningService::Stub> planning;
   std::unique_ptr<gpb::ProgressService::Stub> progress;
 };
+
+// One empty request to gRPC server reflection: UNIMPLEMENTED where it is not served.
+inline grpc::Status CallReflection(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  grpc::Slice no_bytes("");
+  grpc::ByteBuffer empty(&no_bytes, 1), reply;
+  grpc::Status status;
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  stub.UnaryCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc::StubOptions(),
+                 &empty, &reply, [&](grpc::Status result) {
+                   std::lock_guard lock(mutex);
+                   status = std::move(result);
+                   done = true;
+                   finished.notify_one();
+                 });
+  std::unique_lock lock(mutex);
+  finished.wait(lock, [&] { return done; });
+  return status;
+}
 
 inline cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::string& item, int value,
                                     bool declined = false) {

@@ -206,16 +206,20 @@ std::unique_ptr<Config> MakeServiceConfig(std::vector<ConfigKey> keys, const Tes
 }
 
 ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database,
-                               const std::map<std::string, std::string>& assessment_overrides) {
+                               const std::map<std::string, std::string>& assessment_overrides,
+                               const Customize& customize) {
   assessment_config_ = MakeServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
   for (const auto& [key, value] : assessment_overrides) assessment_config_->Set(key, value);
+  if (customize) customize("assessment", *assessment_config_);
   assessment_ = assessment::StartAssessmentService(*assessment_config_);
   planning_config_ = MakeServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
   planning_config_->Set("assessment-addr", assessment_addr());
+  if (customize) customize("planning", *planning_config_);
   planning_ = planning::StartPlanningService(*planning_config_);
   progress_config_ = MakeServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
   progress_config_->Set("planning-addr", planning_addr());
   progress_config_->Set("assessment-addr", assessment_addr());
+  if (customize) customize("progress", *progress_config_);
   progress_ = progress::StartProgressService(*progress_config_);
 }
 

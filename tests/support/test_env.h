@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,8 +83,10 @@ std::unique_ptr<Config> MakeServiceConfig(std::vector<ConfigKey> keys, const Tes
 class ServiceCluster {
  public:
   // `assessment_overrides`: config keys of the assessment service to set (e.g. a short intake TTL).
+  // `customize` sees each service's config ("assessment", "planning", "progress") before it starts.
+  using Customize = std::function<void(const std::string& service, Config& config)>;
   ServiceCluster(const TestKeys& keys, int redis_port, int pg_port, const std::string& database,
-                 const std::map<std::string, std::string>& assessment_overrides = {});
+                 const std::map<std::string, std::string>& assessment_overrides = {}, const Customize& customize = {});
   ~ServiceCluster();
   std::string assessment_addr() const { return "127.0.0.1:" + std::to_string(assessment_->port()); }
   std::string planning_addr() const { return "127.0.0.1:" + std::to_string(planning_->port()); }

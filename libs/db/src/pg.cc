@@ -40,7 +40,7 @@ void PgConnection::EnsureConnected(Clock::time_point deadline) {
   const std::string port = std::to_string(options_.port);
   // client_min_messages: server NOTICEs would otherwise reach stderr outside the JSON log.
   const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout", "application_name",
-                        "options", nullptr};
+                        "options", "sslmode", "sslrootcert", nullptr};
   const char* values[] = {options_.host.c_str(),
                           port.c_str(),
                           options_.user.c_str(),
@@ -49,6 +49,8 @@ void PgConnection::EnsureConnected(Clock::time_point deadline) {
                           timeout.c_str(),
                           "physio",
                           "-c client_min_messages=warning",
+                          options_.sslmode.c_str(),
+                          options_.sslrootcert.empty() ? nullptr : options_.sslrootcert.c_str(),
                           nullptr};
   conn_.reset(PQconnectdbParams(keys, values, 0));
   if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {

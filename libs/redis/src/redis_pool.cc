@@ -28,6 +28,23 @@ void RedisConnection::Connect(Clock::time_point deadline) {
     context_.reset();
     Unavailable("connect failed: " + why);
   }
+  if (!options_.password.empty()) {
+    if (redisSetTimeout(context_.get(), ToTimeval(budget)) != REDIS_OK) {
+      context_.reset();
+      Unavailable("cannot set timeout");
+    }
+    std::vector<const char*> args{"AUTH"};
+    if (!options_.user.empty()) args.push_back(options_.user.c_str());
+    args.push_back(options_.password.c_str());
+    RedisReply reply(static_cast<redisReply*>(
+        redisCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(), nullptr)));
+    const bool refused = !reply || reply->type == REDIS_REPLY_ERROR;
+    if (refused) {
+      // The server's text may name the user; the log gets that it was refused, not why.
+      context_.reset();
+      Unavailable("authentication refused");
+    }
+  }
 }
 
 RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "physio/common/logging.h"
 
@@ -37,7 +39,18 @@ grpc::StatusCode ToGrpcCode(ErrorCode code) {
 }
 }  // namespace
 
-CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier) {
+std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context) {
+  std::set<std::string> identities;
+  auto auth = server_context.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return identities;
+  for (const char* property : {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME}) {
+    for (const auto& value : auth->FindPropertyValues(property)) identities.emplace(value.data(), value.size());
+  }
+  return identities;
+}
+
+CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
+                            const ServiceIdentityPolicy& services) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
   ctx.request_id = (!request_id.empty() && IsOpaqueId(request_id)) ? request_id : NewId("req");
@@ -56,16 +69,37 @@ CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const
   ctx.principal = claims.subject;
   ctx.roles = claims.roles;
   ctx.patient_id = claims.patient_id;
+  if (services.require_certificate && ctx.HasRole(Role::kService)) {
+    bool certified = false;
+    for (const auto& identity : CertificateIdentities(server_context)) certified |= services.identities.contains(identity);
+    if (!certified) {
+      throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
+    }
+  }
   return ctx;
 }
 
 grpc::Status ToStatus(const Error& error) { return grpc::Status(ToGrpcCode(error.code()), error.what()); }
 
-std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
+std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(what + ": cannot read " + path);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (tls.ca_file.empty()) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadFileOrThrow(tls.ca_file, "peer-ca-file");
+  if (!tls.cert_file.empty()) ssl.pem_cert_chain = ReadFileOrThrow(tls.cert_file, "peer-cert-file");
+  if (!tls.key_file.empty()) ssl.pem_private_key = ReadFileOrThrow(tls.key_file, "peer-key-file");
+  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
 }
 
 Error FromDownstream(const std::string& service, const grpc::Status& status) {
@@ -168,7 +202,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     return;
   }
   try {
-    ctx = MakeCallContext(*server_context, verifier_);
+    ctx = MakeCallContext(*server_context, verifier_, services_);
     authenticated = true;
     if (ctx.deadline <= Clock::now()) {
       throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");

@@ -1,5 +1,7 @@
 #include "physio/server/service_config.h"
 
+#include <sstream>
+
 namespace physio {
 
 std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
@@ -16,13 +18,29 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"redis-port", "6379", "Redis port"},
       {"redis-pool-size", "32", "Redis connections per service"},
       {"redis-timeout-ms", "1000", "upper bound for one Redis command"},
+      {"redis-user", "", "Redis ACL user (AUTH user password); empty: the default user"},
+      {"redis-password", "", "Redis password sent with AUTH on connect (prefer redis-password-file)"},
+      {"redis-password-file", "", "file holding the Redis password (read at start)"},
       {"pg-host", "127.0.0.1", "PostgreSQL host"},
       {"pg-port", "5432", "PostgreSQL port"},
       {"pg-user", "postgres", "PostgreSQL user"},
-      {"pg-password", "", "PostgreSQL password (prefer the environment variable)"},
+      {"pg-password", "", "PostgreSQL password (prefer pg-password-file)"},
+      {"pg-password-file", "", "file holding the PostgreSQL password (read at start)"},
+      {"pg-sslmode", "prefer", "libpq sslmode: disable, prefer, require, verify-ca, verify-full"},
+      {"pg-sslrootcert", "", "CA file PostgreSQL's certificate must chain to (verify-ca, verify-full)"},
       {"pg-database", "physio", "PostgreSQL database"},
       {"pg-pool-size", "32", "PostgreSQL connections per service (plus one for the audit writer)"},
       {"pg-statement-timeout-ms", "5000", "upper bound for one transaction's statements"},
+      {"tls-cert-file", "", "PEM certificate chain this service presents; with tls-key-file: TLS only, plaintext refused"},
+      {"tls-key-file", "", "PEM private key of tls-cert-file"},
+      {"tls-client-ca-file", "", "PEM CA bundle: every client must present a certificate it signed (mutual TLS)"},
+      {"peer-ca-file", "", "PEM CA bundle other services' certificates must chain to; set: calls to them use TLS"},
+      {"peer-cert-file", "", "PEM client certificate presented to other services (mutual TLS)"},
+      {"peer-key-file", "", "PEM private key of peer-cert-file"},
+      {"peer-server-name", "", "name expected in other services' certificates instead of the address's host"},
+      {"service-identities", "physio-assessment,physio-planning,physio-progress",
+       "client certificate names (CN or DNS SAN) allowed to act with the service role under mutual TLS"},
+      {"reflection", "true", "serve gRPC server reflection (false in production hides the API surface)"},
       {"jwt-public-key", "", "PEM file with the RS256 public key that verifies bearer tokens (required)",
        SettingKind::kRequired},
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
@@ -48,6 +66,18 @@ ServerSettings ServerSettingsFrom(const Config& config) {
   settings.max_message_bytes = config.GetInt("max-message-bytes");
   settings.shutdown_grace = std::chrono::milliseconds(config.GetInt("shutdown-grace-ms"));
   settings.health_interval = std::chrono::milliseconds(config.GetInt("health-interval-ms"));
+  settings.tls_cert_file = config.Get("tls-cert-file");
+  settings.tls_key_file = config.Get("tls-key-file");
+  settings.tls_client_ca_file = config.Get("tls-client-ca-file");
+  if (settings.tls_cert_file.empty() != settings.tls_key_file.empty()) {
+    throw std::invalid_argument("--tls-cert-file and --tls-key-file are set together");
+  }
+  if (!settings.tls_client_ca_file.empty() && settings.tls_cert_file.empty()) {
+    throw std::invalid_argument("--tls-client-ca-file needs --tls-cert-file and --tls-key-file");
+  }
+  const std::string reflection = config.Get("reflection");
+  if (reflection != "true" && reflection != "false") throw std::invalid_argument("--reflection is true or false");
+  settings.reflection = reflection == "true";
   return settings;
 }
 
@@ -57,6 +87,8 @@ RedisOptions RedisOptionsFrom(const Config& config) {
   options.port = config.GetInt("redis-port");
   options.pool_size = config.GetInt("redis-pool-size");
   options.command_timeout = std::chrono::milliseconds(config.GetInt("redis-timeout-ms"));
+  options.user = config.Get("redis-user");
+  options.password = SecretFrom(config, "redis-password");
   return options;
 }
 
@@ -65,7 +97,9 @@ PgOptions PgOptionsFrom(const Config& config) {
   options.host = config.Get("pg-host");
   options.port = config.GetInt("pg-port");
   options.user = config.Get("pg-user");
-  options.password = config.Get("pg-password");
+  options.password = SecretFrom(config, "pg-password");
+  options.sslmode = config.Get("pg-sslmode");
+  options.sslrootcert = config.Get("pg-sslrootcert");
   options.database = config.Get("pg-database");
   options.pool_size = config.GetInt("pg-pool-size");
   options.statement_timeout = std::chrono::milliseconds(config.GetInt("pg-statement-timeout-ms"));
@@ -88,6 +122,34 @@ AuditOptions AuditOptionsFrom(const Config& config) {
   options.max_batch = static_cast<std::size_t>(config.GetInt("audit-max-batch"));
   options.writers = config.GetInt("audit-writers");
   return options;
+}
+
+PeerTls PeerTlsFrom(const Config& config) {
+  PeerTls tls{config.Get("peer-ca-file"), config.Get("peer-cert-file"), config.Get("peer-key-file"),
+              config.Get("peer-server-name")};
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    throw std::invalid_argument("--peer-cert-file and --peer-key-file are set together");
+  }
+  if (!tls.cert_file.empty() && tls.ca_file.empty()) throw std::invalid_argument("--peer-cert-file needs --peer-ca-file");
+  return tls;
+}
+
+ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config) {
+  ServiceIdentityPolicy policy;
+  policy.require_certificate = !config.Get("tls-client-ca-file").empty();
+  std::istringstream names(config.Get("service-identities"));
+  for (std::string name; std::getline(names, name, ',');) {
+    if (!name.empty()) policy.identities.insert(name);
+  }
+  return policy;
+}
+
+std::string SecretFrom(const Config& config, const std::string& name) {
+  const std::string file = config.Get(name + "-file");
+  if (file.empty()) return config.Get(name);
+  std::string secret = ReadFileOrThrow(file, name + "-file");
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return secret;
 }
 
 std::chrono::milliseconds PeerTimeoutFrom(const Config& config) {

@@ -2,6 +2,8 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -11,6 +13,30 @@
 
 namespace physio {
 
+namespace {
+// Turns gRPC's process-wide reflection plugin off for one server.
+class NoReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const auto& plugin) { return plugin->name() == "proto_server_reflection"; });
+  }
+};
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const ServerSettings& settings) {
+  if (settings.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(settings.tls_client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!settings.tls_client_ca_file.empty()) {
+    ssl.pem_root_certs = ReadFileOrThrow(settings.tls_client_ca_file, "tls-client-ca-file");
+  }
+  ssl.pem_key_cert_pairs.push_back({ReadFileOrThrow(settings.tls_key_file, "tls-key-file"),
+                                    ReadFileOrThrow(settings.tls_cert_file, "tls-cert-file")});
+  return grpc::SslServerCredentials(ssl);
+}
+}  // namespace
+
 ServiceHost::ServiceHost(ServerSettings settings, std::vector<std::string> health_names,
                          std::function<bool()> stores_healthy)
     : settings_(std::move(settings)), health_names_(std::move(health_names)), stores_healthy_(std::move(stores_healthy)) {}
@@ -19,9 +45,12 @@ ServiceHost::~ServiceHost() { Shutdown(); }
 
 int ServiceHost::Start() {
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's reflection plugin registers itself for every server built after
+  // this in the process; a server with reflection off disables it on its builder.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(settings_.listen, grpc::InsecureServerCredentials(), &port_);
+  if (!settings_.reflection) builder.SetOption(std::make_unique<NoReflection>());
+  builder.AddListeningPort(settings_.listen, ServerCredentials(settings_), &port_);
   for (auto* service : services_) builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(settings_.max_message_bytes);
   builder.SetMaxSendMessageSize(settings_.max_message_bytes);

@@ -28,6 +28,8 @@ struct PgOptions {
   std::string user = "postgres";
   std::string password;
   std::string database = "physio";
+  std::string sslmode = "prefer";  // libpq sslmode: disable, prefer, require, verify-ca, verify-full
+  std::string sslrootcert;         // CA file for verify-ca / verify-full
   int pool_size = 8;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds statement_timeout{5000};  // upper bound per transaction

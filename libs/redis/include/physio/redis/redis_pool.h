@@ -28,6 +28,9 @@ struct RedisOptions {
   int pool_size = 8;
   std::chrono::milliseconds connect_timeout{500};
   std::chrono::milliseconds command_timeout{1000};
+  // AUTH on every new connection when a password is set (an ACL user when `user` is set too).
+  std::string user;
+  std::string password;
 };
 
 struct ReplyDeleter {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "physio/auth/call_context.h"
@@ -15,16 +16,37 @@
 
 namespace physio {
 
+// Who may hold the `service` role. Under mutual TLS a bearer token alone does
+// not make a caller a service: the client certificate (its CN or a DNS SAN)
+// must name one of `identities` too.
+struct ServiceIdentityPolicy {
+  bool require_certificate = false;  // set when mutual TLS is configured
+  std::set<std::string> identities;  // e.g. physio-progress
+};
+
 // The one function every handler calls first. Reads "authorization: Bearer <jwt>",
 // verifies it, and takes tenant/principal/roles only from the verified claims.
 // Request id from "x-request-id" (or a new one); deadline from the call.
-CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier);
+CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
+                            const ServiceIdentityPolicy& services = {});
+// The identities the caller's verified client certificate names (CN and DNS SANs); empty without one.
+std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context);
 
 grpc::Status ToStatus(const Error& error);
 const char* StatusCodeName(grpc::StatusCode code);
-// A channel to another of our services (plaintext on the private network/loopback),
-// with keepalive so a dead peer is noticed between calls.
-std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
+// How this service reaches the others: TLS with a client certificate when
+// `ca_file` is set (the peer's certificate must chain to it and name the
+// address's host, or `server_name` when set), plaintext otherwise.
+struct PeerTls {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;
+};
+// A channel to another of our services, with keepalive so a dead peer is noticed between calls.
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls = {});
+// A whole file, for certificates, keys and secrets; std::runtime_error naming the file when unreadable.
+std::string ReadFileOrThrow(const std::string& path, const std::string& what);
 
 // A downstream call's status, turned back into an Error to rethrow.
 Error FromDownstream(const std::string& service, const grpc::Status& status);
@@ -48,8 +70,9 @@ enum class PatientData { kNone, kTouched };
 class CallPipeline {
  public:
   using Body = std::function<void(const CallContext&, AuditTarget&)>;
-  CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers)
-      : verifier_(verifier), audit_(audit), workers_(workers) {}
+  CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
+               ServiceIdentityPolicy services = {})
+      : verifier_(verifier), audit_(audit), workers_(workers), services_(std::move(services)) {}
 
   grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
                                   grpc::CallbackServerContext* server_context, Body body);
@@ -61,6 +84,7 @@ class CallPipeline {
   const TokenVerifier& verifier_;
   AuditTrail& audit_;
   WorkerPool& workers_;
+  ServiceIdentityPolicy services_;
 };
 
 }  // namespace physio

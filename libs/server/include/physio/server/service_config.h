@@ -9,6 +9,7 @@
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
 #include "physio/redis/redis_pool.h"
+#include "physio/server/grpc_context.h"
 
 namespace physio {
 
@@ -20,6 +21,12 @@ struct ServerSettings {
   std::chrono::milliseconds health_interval{1000};
   std::chrono::milliseconds keepalive_time{30000};
   std::chrono::milliseconds min_client_ping_interval{10000};
+  // TLS when cert and key are set (then plaintext is refused); mutual TLS when
+  // the client CA is set too (every client must present a certificate it signed).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  bool reflection = true;
 };
 
 // Keys for one service; `default_listen` e.g. "127.0.0.1:50051".
@@ -30,6 +37,11 @@ RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);
 AuditOptions AuditOptionsFrom(const Config& config);
+PeerTls PeerTlsFrom(const Config& config);
+ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config);
+// A secret: the contents of `<name>-file` when that is set (trailing newline
+// removed), otherwise the setting itself.
+std::string SecretFrom(const Config& config, const std::string& name);
 // Outgoing call cap (peer-timeout-ms): no downstream call waits longer than this.
 std::chrono::milliseconds PeerTimeoutFrom(const Config& config);
 
