@@ -76,8 +76,10 @@ fi
 trap stop_all EXIT INT TERM
 
 echo "== redis on 127.0.0.1:$REDIS_PORT"
+# maxmemory with noeviction: live sessions are never evicted silently; when full,
+# writes fail (clients get UNAVAILABLE and retry) and reads go on.
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" --appendonly yes \
-  --save "" --logfile "$LOG_DIR/redis.log" &
+  --maxmemory 256mb --maxmemory-policy noeviction --save "" --logfile "$LOG_DIR/redis.log" &
 PIDS+=($!)
 
 echo "== postgresql on 127.0.0.1:$PG_PORT (data in $PGDATA)"

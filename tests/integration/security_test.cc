@@ -2,11 +2,13 @@
 // before replay, bounded input, quotas, refusals audited.
 #include <libpq-fe.h>
 
+#include <map>
 #include <thread>
 
 #include "clients.h"
 #include "cluster_fixture.h"
 #include "physio/common/ids.h"
+#include "physio/redis/redis_pool.h"
 
 namespace physio::testing {
 namespace {
@@ -166,10 +168,111 @@ TEST_F(Security, IdempotencyRecordsArePurgedAfterTheirRetention) {
   EXPECT_NE(after_purge.assessment().assessment_id(), first.assessment().assessment_id());
 }
 
+// Redis runs with maxmemory and noeviction: when it is full, live sessions are
+// not evicted; writes fail cleanly (UNAVAILABLE, retryable) and reads go on.
+TEST_F(Security, AFullRedisRefusesWritesCleanlyAndEvictsNoSession) {
+  Caller clinician = Integrator("engine-one");
+  const std::string session_id = StartIntake(clinician, "pat-1", NewId("rq")).session().session_id();
+  RedisOptions options;
+  options.port = redis_->port();
+  RedisPool admin(options);
+  auto deadline = [] { return Clock::now() + std::chrono::seconds(2); };
+  ASSERT_EQ(admin.Command({"CONFIG", "SET", "maxmemory", "1"}, deadline())->type, REDIS_REPLY_STATUS);
+
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id("pat-2");
+  apb::StartIntakeResponse started;
+  auto refused = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
+  apb::GetIntakeRequest get;
+  get.set_session_id(session_id);
+  apb::GetIntakeResponse got;
+  auto read = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get, &got);
+  ASSERT_EQ(admin.Command({"CONFIG", "SET", "maxmemory", "256mb"}, deadline())->type, REDIS_REPLY_STATUS);
+
+  EXPECT_EQ(refused.error_code(), StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(refused.error_message().find("OOM"), std::string::npos);  // the store's text stays in the log
+  EXPECT_TRUE(read.ok()) << read.error_message();
+  EXPECT_EQ(got.session().patient_id(), "pat-1");
+  // Room again: the same request now succeeds.
+  auto retried = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
+  EXPECT_TRUE(retried.ok()) << retried.error_message();
+}
+
 // The control for the mutual-TLS suite's reflection-off test: served by default.
 TEST_F(Security, ReflectionIsServedByDefault) {
   auto status = CallReflection(grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials()));
   EXPECT_NE(status.error_code(), StatusCode::UNIMPLEMENTED) << status.error_message();
+}
+
+// Quotas: 5 calls/s (burst 5) per caller, 12/s (burst 12) per tenant.
+class Quotas : public Security {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string&, Config& config) {
+      config.Set("rate-limit-principal-per-second", "5");
+      config.Set("rate-limit-principal-burst", "5");
+      config.Set("rate-limit-tenant-per-second", "12");
+      config.Set("rate-limit-tenant-burst", "12");
+    });
+  }
+
+  // `calls` back-to-back ListInterventions; counts per status code; the last refusal's retry hint.
+  static std::map<StatusCode, int> Burst(const Caller& caller, int calls, std::string* retry_after_ms = nullptr) {
+    std::map<StatusCode, int> codes;
+    for (int i = 0; i < calls; ++i) {
+      ppb::ListInterventionsRequest request;
+      ppb::ListInterventionsResponse response;
+      auto context = caller.Context();
+      auto status = caller.planning->ListInterventions(context.get(), request, &response);
+      ++codes[status.error_code()];
+      if (status.error_code() == StatusCode::RESOURCE_EXHAUSTED && retry_after_ms != nullptr) {
+        auto hint = context->GetServerTrailingMetadata().find("retry-after-ms");
+        *retry_after_ms = hint == context->GetServerTrailingMetadata().end()
+                              ? ""
+                              : std::string(hint->second.data(), hint->second.size());
+      }
+    }
+    return codes;
+  }
+};
+
+TEST_F(Quotas, ANoisyCallerIsLimitedWithARetryHintWhileAnotherTenantIsServed) {
+  Caller noisy = Patient("pat-noisy");
+  std::string retry_after_ms;
+  auto codes = Burst(noisy, 15, &retry_after_ms);
+  EXPECT_GE(codes[StatusCode::OK], 5);
+  EXPECT_GE(codes[StatusCode::RESOURCE_EXHAUSTED], 5);
+  EXPECT_EQ(codes[StatusCode::OK] + codes[StatusCode::RESOURCE_EXHAUSTED], 15);
+  ASSERT_FALSE(retry_after_ms.empty());
+  EXPECT_GT(std::stoi(retry_after_ms), 0);
+  EXPECT_LE(std::stoi(retry_after_ms), 1000);  // one token at 5/s
+
+  // Another tenant's caller is not slowed by it.
+  Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "clin-9", {"clinician"}));
+  EXPECT_EQ(Burst(other, 5)[StatusCode::OK], 5);
+  // Services are not limited (they act for callers already counted).
+  Caller service(*cluster_, MakeToken(*keys_, tenant_, "svc-progress", {"service"}));
+  EXPECT_EQ(Burst(service, 20)[StatusCode::OK], 20);
+
+  // The noisy caller is served again once its bucket refills.
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(retry_after_ms) + 50));
+  EXPECT_EQ(Burst(noisy, 1)[StatusCode::OK], 1);
+}
+
+TEST_F(Quotas, ATenantsCallersShareTheTenantQuota) {
+  int ok = 0, refused = 0;
+  // Five callers of one tenant, each within its own 5/s, together past the tenant's 12.
+  for (int i = 0; i < 5; ++i) {
+    auto codes = Burst(Integrator("engine-" + std::to_string(i)), 4);
+    ok += codes[StatusCode::OK];
+    refused += codes[StatusCode::RESOURCE_EXHAUSTED];
+  }
+  EXPECT_GE(ok, 12);
+  EXPECT_LE(ok, 16);  // a few tokens refill during the burst (12/s)
+  EXPECT_EQ(ok + refused, 20);
+  Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "engine-0", {"integrator"}));
+  EXPECT_EQ(Burst(other, 4)[StatusCode::OK], 4);
 }
 
 }  // namespace

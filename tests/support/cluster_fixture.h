@@ -12,13 +12,16 @@ namespace physio::testing {
 
 class ClusterFixture : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartStoresAndCluster({}); }
+  // For a suite whose services need settings of their own (call from its SetUpTestSuite).
+  static void StartStoresAndCluster(const ServiceCluster::Customize& customize) {
     spdlog::set_level(spdlog::level::warn);
     keys_ = std::make_unique<TestKeys>();
     redis_ = std::make_unique<RedisServer>();
     postgres_ = std::make_unique<PostgresServer>();
     postgres_->CreateDatabase("physio");
-    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio");
+    cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio",
+                                                std::map<std::string, std::string>{}, customize);
   }
   static void TearDownTestSuite() {
     cluster_.reset();

@@ -104,7 +104,8 @@ RedisServer::RedisServer() : port_(FreePort()) { Start(); }
 
 void RedisServer::Start() {
   process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
+      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"});
   WaitForPort(port_, "redis-server");
 }
 

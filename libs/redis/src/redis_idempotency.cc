@@ -28,6 +28,11 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
       "idem", key.tenant,
       {key.service_prefix, key.method, Sha256Hex(key.principal + "\n" + key.request_id).substr(0, 40)});
   auto claimed = pool_.Command({"SET", redis_key, kPending, "NX", "PX", "30000"}, deadline);
+  std::string refusal;
+  if (IsErrorReply(claimed.get(), &refusal)) {
+    // e.g. OOM under maxmemory with noeviction: nothing was written; the client retries.
+    throw Error(ErrorCode::kUnavailable, "redis refused the write: " + refusal);
+  }
   if (claimed->type == REDIS_REPLY_NIL) {
     auto existing = ReplyString(pool_.Command({"GET", redis_key}, deadline).get());
     if (!existing) throw Error(ErrorCode::kAborted, "request_id: concurrent retry; retry");
@@ -44,6 +49,7 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
     }
     throw;
   }
+  // Should this fail, the pending marker expires on its own (a retry is ABORTED until then).
   pool_.Command({"SET", redis_key, fingerprint + "\n" + response, "EX", std::to_string(retention_.count())}, deadline);
   return response;
 }

@@ -207,6 +207,24 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     if (ctx.deadline <= Clock::now()) {
       throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
     }
+    if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService)) {
+      RateDecision quota;
+      try {
+        quota = limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));
+      } catch (const Error& e) {
+        // Quotas protect capacity; they do not gate clinical data: with Redis
+        // unreachable the call goes on (and fails on its own if it needs Redis).
+        spdlog::warn("method={} request_id={} rate limit not checked: {}", method, ctx.request_id, e.what());
+      }
+      if (!quota.allowed) {
+        // gRPC's retry pushback (honoured by clients with a retry policy) and a plain hint for everyone else.
+        const std::string wait_ms = std::to_string(quota.retry_after.count());
+        server_context->AddTrailingMetadata("retry-after-ms", wait_ms);
+        server_context->AddTrailingMetadata("grpc-retry-pushback-ms", wait_ms);
+        throw Error(ErrorCode::kResourceExhausted, std::string("rate limit of this ") + quota.limit +
+                                                       " exceeded; retry after " + wait_ms + " ms");
+      }
+    }
     CallAudit call_audit(audit_, ctx, method, target);
     try {
       body(ctx, target);

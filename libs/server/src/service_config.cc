@@ -54,6 +54,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"idempotency-retention-hours", "24",
        "how long a request_id is remembered (and its response kept) for retries; older records are purged; 0: never purge"},
       {"idempotency-purge-interval-s", "600", "how often expired idempotency records are purged"},
+      {"rate-limit-principal-per-second", "0", "calls per second one caller (token subject) may make; 0: no limit"},
+      {"rate-limit-principal-burst", "0", "calls one caller may make at once above the rate (0: twice the rate)"},
+      {"rate-limit-tenant-per-second", "0", "calls per second all callers of one tenant may make together; 0: no limit"},
+      {"rate-limit-tenant-burst", "0", "calls a tenant may make at once above the rate (0: twice the rate)"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
   };
@@ -142,6 +146,20 @@ ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config) {
     if (!name.empty()) policy.identities.insert(name);
   }
   return policy;
+}
+
+RateLimits RateLimitsFrom(const Config& config) {
+  RateLimits limits;
+  limits.principal_per_second = config.GetInt("rate-limit-principal-per-second");
+  limits.principal_burst = config.GetInt("rate-limit-principal-burst");
+  if (limits.principal_burst <= 0) limits.principal_burst = 2 * limits.principal_per_second;
+  limits.tenant_per_second = config.GetInt("rate-limit-tenant-per-second");
+  limits.tenant_burst = config.GetInt("rate-limit-tenant-burst");
+  if (limits.tenant_burst <= 0) limits.tenant_burst = 2 * limits.tenant_per_second;
+  if (limits.principal_per_second < 0 || limits.tenant_per_second < 0) {
+    throw std::invalid_argument("rate limits are 0 (off) or positive");
+  }
+  return limits;
 }
 
 std::string SecretFrom(const Config& config, const std::string& name) {

@@ -31,7 +31,8 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       pg_(PgOptionsFrom(config)),
       audit_(pg_.options(), schema, AuditOptionsFrom(config)),
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
-      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config)),
+      limiter_(redis_, RateLimitsFrom(config)),
+      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));

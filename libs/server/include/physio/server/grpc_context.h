@@ -13,6 +13,7 @@
 #include "physio/common/error.h"
 #include "physio/common/worker_pool.h"
 #include "physio/db/audit.h"
+#include "physio/redis/rate_limiter.h"
 
 namespace physio {
 
@@ -70,9 +71,11 @@ enum class PatientData { kNone, kTouched };
 class CallPipeline {
  public:
   using Body = std::function<void(const CallContext&, AuditTarget&)>;
+  // `limiter`, when enabled, is consulted after identity and before the body
+  // (callers with the service role are not limited).
   CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
-               ServiceIdentityPolicy services = {})
-      : verifier_(verifier), audit_(audit), workers_(workers), services_(std::move(services)) {}
+               ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr)
+      : verifier_(verifier), audit_(audit), workers_(workers), services_(std::move(services)), limiter_(limiter) {}
 
   grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
                                   grpc::CallbackServerContext* server_context, Body body);
@@ -85,6 +88,7 @@ class CallPipeline {
   AuditTrail& audit_;
   WorkerPool& workers_;
   ServiceIdentityPolicy services_;
+  RateLimiter* limiter_;
 };
 
 }  // namespace physio

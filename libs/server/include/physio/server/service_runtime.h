@@ -54,6 +54,7 @@ class ServiceRuntime {
   // way down the host drains its calls first, then the workers finish what is
   // queued, then the last audit batch is written.
   WorkerPool workers_;
+  RateLimiter limiter_;
   CallPipeline pipeline_;
   ServiceHost host_;
   std::string schema_;
