@@ -407,7 +407,7 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
       (request.phase() == cpb::PHASE_UNSPECIFIED || !cpb::Phase_IsValid(request.phase()))) {
     ThrowInvalidArgument("phase", "is required for ADJUSTMENT_CHANGE_PHASE");
   }
-  const std::vector<std::string> item_ids(request.item_ids().begin(), request.item_ids().end());
+  const std::vector<std::string> item_ids = DistinctIds("item_ids", {request.item_ids().begin(), request.item_ids().end()}, 50);
   static constexpr std::initializer_list<pb::PlanStatus> kInUse = {pb::PLAN_STATUS_ACTIVE};
   static constexpr std::initializer_list<pb::PlanStatus> kSuspendable = {pb::PLAN_STATUS_ACTIVE,
                                                                           pb::PLAN_STATUS_SUSPENDED};

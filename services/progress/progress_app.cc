@@ -112,10 +112,8 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   }
   if (request.has_pain_before()) ValidatePain("pain_before", request.pain_before());
   if (request.has_pain_after()) ValidatePain("pain_after", request.pain_after());
-  if (request.delivered_item_ids_size() > 50) ThrowInvalidArgument("delivered_item_ids", "at most 50 items");
-  for (int i = 0; i < request.delivered_item_ids_size(); ++i) {
-    ValidateOpaqueId("delivered_item_ids[" + std::to_string(i) + "]", request.delivered_item_ids(i));
-  }
+  const auto delivered = DistinctIds(
+      "delivered_item_ids", {request.delivered_item_ids().begin(), request.delivered_item_ids().end()}, 50);
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
@@ -150,7 +148,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         *visit.mutable_visit_time() = visit_time;
         if (request.has_pain_before()) visit.set_pain_before(request.pain_before());
         if (request.has_pain_after()) visit.set_pain_after(request.pain_after());
-        *visit.mutable_delivered_item_ids() = request.delivered_item_ids();
+        for (const auto& item_id : delivered) visit.add_delivered_item_ids(item_id);
         visit.set_recorded_by(ctx.principal);
         if (request.has_red_flag_screen()) {
           // The same rules as at intake, with the age and episode duration intake
@@ -319,9 +317,13 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
 
   std::vector<PainReading> readings;
-  auto visits = conn.Exec("SELECT body FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
-                          " ORDER BY visit_time",
-                          {ctx.tenant, patient_id});
+  // A bounded window of history (see EvaluationPolicy), oldest first.
+  const std::vector<PgParam> history{ctx.tenant, patient_id, std::to_string(policy_.history_days),
+                                     std::to_string(policy_.history_max_rows)};
+  auto visits = conn.Exec("SELECT body FROM (SELECT body, visit_time, created_at FROM progress.visits WHERE tenant_id = $1"
+                          " AND patient_id = $2 AND visit_time >= now() - make_interval(days => $3::int)"
+                          " ORDER BY visit_time DESC, created_at DESC LIMIT $4) newest ORDER BY visit_time, created_at",
+                          history);
   summary.set_visit_count(visits.rows());
   for (int i = 0; i < visits.rows(); ++i) {
     pb::Visit visit;
@@ -338,9 +340,10 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
   }
 
-  auto logs = conn.Exec("SELECT body FROM progress.home_exercise_logs WHERE tenant_id = $1 AND patient_id = $2"
-                        " ORDER BY performed_time",
-                        {ctx.tenant, patient_id});
+  auto logs = conn.Exec("SELECT body FROM (SELECT body, performed_time, created_at FROM progress.home_exercise_logs WHERE tenant_id = $1"
+                          " AND patient_id = $2 AND performed_time >= now() - make_interval(days => $3::int)"
+                          " ORDER BY performed_time DESC, created_at DESC LIMIT $4) newest ORDER BY performed_time, created_at",
+                          history);
   summary.set_home_log_count(logs.rows());
   std::vector<int64_t> plan_log_times;
   std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
@@ -358,9 +361,10 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
 
   // NPRS re-measures are pain readings too.
-  auto measures = conn.Exec("SELECT body FROM progress.outcome_measures WHERE tenant_id = $1 AND patient_id = $2"
-                            " ORDER BY measure_time",
-                            {ctx.tenant, patient_id});
+  auto measures = conn.Exec("SELECT body FROM (SELECT body, measure_time, created_at FROM progress.outcome_measures WHERE tenant_id = $1"
+                          " AND patient_id = $2 AND measure_time >= now() - make_interval(days => $3::int)"
+                          " ORDER BY measure_time DESC, created_at DESC LIMIT $4) newest ORDER BY measure_time, created_at",
+                          history);
   std::map<cpb::Instrument, double> latest_measure;
   for (int i = 0; i < measures.rows(); ++i) {
     pb::OutcomeMeasure measure;

@@ -111,6 +111,11 @@ class ProgressServer final : public RunningService {
     policy.detectable.rmdq_points = config.GetInt("rmdq-mdc-points");
     policy.dose_completion_days = config.GetInt("dose-completion-days");
     policy.pain_window_days = config.GetInt("pain-window-days");
+    policy.history_days = config.GetInt("history-window-days");
+    policy.history_max_rows = config.GetInt("history-max-rows");
+    if (policy.history_days < 1 || policy.history_max_rows < 1) {
+      throw std::invalid_argument("--history-window-days and --history-max-rows are at least 1");
+    }
     return policy;
   }
 
@@ -149,6 +154,10 @@ std::vector<ConfigKey> ProgressConfigKeys() {
                   "pain change and responder status are judged on the mean of this many days' readings"});
   keys.push_back({"dose-completion-days", "7",
                   "days every prescribed exercise must be logged at its dose before a progression (design default)"});
+  keys.push_back({"history-window-days", "365",
+                  "summaries and evaluations read this many days of visits, home logs and re-measures"});
+  keys.push_back({"history-max-rows", "2000",
+                  "and at most this many of the newest rows of each kind (bounds the read and the response)"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002: 4-5)"});
   return keys;

@@ -2,7 +2,9 @@
 // before replay, bounded input, quotas, refusals audited.
 #include <libpq-fe.h>
 
+#include <ctime>
 #include <map>
+#include <vector>
 #include <thread>
 
 #include "clients.h"
@@ -205,6 +207,100 @@ TEST_F(Security, ReflectionIsServedByDefault) {
   EXPECT_NE(status.error_code(), StatusCode::UNIMPLEMENTED) << status.error_message();
 }
 
+apb::CreateAssessmentRequest SmallAssessment(const std::string& patient_id) {
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  create.mutable_red_flag_screen();
+  return create;
+}
+
+// A client built against another version of the protos sends fields this one
+// does not know: refused, naming where, and nothing is stored.
+TEST_F(Security, UnknownFieldsAreRefusedBeforeAnythingIsStored) {
+  Caller engine = Integrator("engine-one");
+  auto create = SmallAssessment("pat-1");
+  auto with_unknown = create;
+  with_unknown.GetReflection()->MutableUnknownFields(&with_unknown)->AddVarint(999, 1);
+  apb::CreateAssessmentResponse created;
+  auto status = engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, with_unknown,
+                            &created);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("unknown field number 999"), std::string::npos) << status.error_message();
+
+  auto nested = create;
+  nested.mutable_answers(0)->GetReflection()->MutableUnknownFields(nested.mutable_answers(0))->AddLengthDelimited(
+      42, "x");
+  status = engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, nested, &created);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("answers[0]: unknown field number 42", 0), 0) << status.error_message();
+
+  // Nothing was stored under that request id: the clean request is a new one, and the only one.
+  ASSERT_TRUE(engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  EXPECT_EQ(Sql("SELECT count(*) FROM assessment.assessments WHERE tenant_id = $1", {tenant_}), "1");
+}
+
+TEST_F(Security, OverlongStringsAndListsAreRefusedNamingTheField) {
+  Caller engine = Integrator("engine-one");
+  auto create = SmallAssessment("pat-1");
+  create.mutable_answers(0)->set_text(std::string(9000, 'a'));
+  apb::CreateAssessmentResponse created;
+  auto status = engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("answers[0].text: at most 8192 bytes", 0), 0) << status.error_message();
+
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id("pat-1");
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  for (int i = 0; i < 51; ++i) visit.add_delivered_item_ids("ex.item" + std::to_string(i));
+  gpb::RecordVisitResponse visited;
+  status = engine.Call(engine.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("delivered_item_ids: at most 50", 0), 0) << status.error_message();
+}
+
+TEST_F(Security, RepeatedIdsAreStoredAndAppliedOnce) {
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+  auto plan = ApprovedPlanFor(clinician, "pat-1");
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && !item.progression_id().empty()) exercise = item.item_id();
+  }
+  ASSERT_FALSE(exercise.empty());
+
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id("pat-1");
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  for (int i = 0; i < 3; ++i) visit.add_delivered_item_ids(exercise);
+  gpb::RecordVisitResponse visited;
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(visited.visit().delivered_item_ids_size(), 1);
+
+  // The same exercise named three times moves one step along its progression, not three.
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_etag(plan.etag());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.set_reason("tolerating the dose");
+  for (int i = 0; i < 3; ++i) adjust.add_item_ids(exercise);
+  ppb::AdjustPlanResponse adjusted;
+  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string expected_next;
+  for (const auto& item : plan.items()) {
+    if (item.item_id() == exercise) expected_next = item.progression_id();
+  }
+  bool has_next = false;
+  for (const auto& item : adjusted.plan().items()) has_next |= item.item_id() == expected_next;
+  EXPECT_TRUE(has_next) << "expected " << exercise << " to move to " << expected_next;
+  EXPECT_EQ(adjusted.plan().revision(), plan.revision() + 1);
+}
+
 // Quotas: 5 calls/s (burst 5) per caller, 12/s (burst 12) per tenant.
 class Quotas : public Security {
  protected:
@@ -273,6 +369,55 @@ TEST_F(Quotas, ATenantsCallersShareTheTenantQuota) {
   EXPECT_EQ(ok + refused, 20);
   Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "engine-0", {"integrator"}));
   EXPECT_EQ(Burst(other, 4)[StatusCode::OK], 4);
+}
+
+// Reads that grow with a patient's history work over a bounded window: here
+// the 3 newest rows of each kind (history-max-rows) of the last 30 days.
+class HistoryWindow : public Security {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
+      if (service != "progress") return;
+      config.Set("history-max-rows", "3");
+      config.Set("history-window-days", "30");
+    });
+  }
+};
+
+TEST_F(HistoryWindow, ASummaryReadsOnlyTheNewestRowsWithinTheWindow) {
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+  auto plan = ApprovedPlanFor(clinician, "pat-1");
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) exercise = item.item_id();
+  }
+  const int64_t now = std::time(nullptr);
+  Caller patient = Patient("pat-1");
+  // Five logs within the window (pain 1..5, newest last) and one 40 days ago (outside it).
+  for (int days_ago : {40, 5, 4, 3, 2, 1}) {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(NewId("rq"));
+    log.set_patient_id("pat-1");
+    log.set_exercise_id(exercise);
+    log.mutable_performed_time()->set_seconds(now - days_ago * 24 * 3600);
+    log.set_sets_done(1);
+    log.set_reps_done(1);
+    log.set_pain_after(6 - days_ago % 6);
+    gpb::LogHomeExerciseResponse logged;
+    auto status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+    ASSERT_TRUE(status.ok()) << days_ago << ": " << status.error_message();
+  }
+  gpb::GetProgressSummaryRequest request;
+  request.set_patient_id("pat-1");
+  gpb::GetProgressSummaryResponse response;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, request, &response).ok());
+  EXPECT_EQ(response.summary().home_log_count(), 3);
+  std::vector<int> home_pain;
+  for (const auto& point : response.summary().pain_trend()) {
+    if (point.source() == "home_log") home_pain.push_back(point.pain());
+  }
+  EXPECT_EQ(home_pain, (std::vector<int>{3, 4, 5}));  // the three newest, oldest first
 }
 
 }  // namespace

@@ -24,31 +24,10 @@ class Serving : public ClusterFixture {
 
   Caller Clinician() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"})); }
 
-  // A stored assessment (red flags screened, none found) and an approved plan for `patient`.
+  // A stored assessment and an approved plan for `patient`: {assessment id, plan id}.
   std::pair<std::string, std::string> PatientWithPlan(const Caller& clinician, const std::string& patient) {
-    apb::CreateAssessmentRequest create;
-    create.set_request_id(NewId("rq"));
-    create.set_patient_id(patient);
-    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
-    for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
-    create.mutable_red_flag_screen();
-    apb::CreateAssessmentResponse created;
-    EXPECT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
-                               &created).ok());
-    ppb::GeneratePlanRequest generate;
-    generate.set_request_id(NewId("rq"));
-    generate.set_assessment_id(created.assessment().assessment_id());
-    ppb::GeneratePlanResponse generated;
-    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate,
-                               &generated).ok());
-    ppb::ApprovePlanRequest approve;
-    approve.set_request_id(NewId("rq"));
-    approve.set_plan_id(generated.plan().plan_id());
-    approve.set_etag(generated.plan().etag());
-    ppb::ApprovePlanResponse approved;
-    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve,
-                               &approved).ok());
-    return {created.assessment().assessment_id(), approved.plan().plan_id()};
+    auto plan = ApprovedPlanFor(clinician, patient);
+    return {plan.assessment_id(), plan.plan_id()};
   }
 
   // Several connections, as several integration engines would open.

@@ -1,5 +1,6 @@
 #pragma once
 // gRPC clients of the three services for tests, one per caller identity.
+#include <gtest/gtest.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -55,6 +56,10 @@ class Caller {
   std::unique_ptr<gpb::ProgressService::Stub> progress;
 };
 
+// A stored assessment (pain 6, ODI 20/50, red flags screened and none found)
+// and the plan generated from it, approved, for `patient`.
+inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient);
+
 // One empty request to gRPC server reflection: UNIMPLEMENTED where it is not served.
 inline grpc::Status CallReflection(const std::shared_ptr<grpc::Channel>& channel) {
   grpc::GenericStub stub(channel);
@@ -86,6 +91,32 @@ inline cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::strin
   answer.set_value(value);
   answer.set_declined(declined);
   return answer;
+}
+
+inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient) {
+  apb::CreateAssessmentRequest create;
+  create.set_request_id("rq-" + patient + "-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  create.set_patient_id(patient);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  EXPECT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                             &created).ok());
+  ppb::GeneratePlanRequest generate;
+  generate.set_request_id(create.request_id() + "-g");
+  generate.set_assessment_id(created.assessment().assessment_id());
+  ppb::GeneratePlanResponse generated;
+  EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate,
+                             &generated).ok());
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(create.request_id() + "-a");
+  approve.set_plan_id(generated.plan().plan_id());
+  approve.set_etag(generated.plan().etag());
+  ppb::ApprovePlanResponse approved;
+  EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve,
+                             &approved).ok());
+  return approved.plan();
 }
 
 }  // namespace physio::testing

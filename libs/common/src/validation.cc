@@ -1,5 +1,7 @@
 #include "physio/common/validation.h"
 
+#include <algorithm>
+
 #include "physio/common/error.h"
 
 namespace physio {
@@ -30,6 +32,16 @@ void ValidateRange(std::string_view field, long value, long min, long max) {
     ThrowInvalidArgument(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
                                     ", got " + std::to_string(value));
   }
+}
+
+std::vector<std::string> DistinctIds(std::string_view field, const std::vector<std::string>& ids, std::size_t max) {
+  if (ids.size() > max) ThrowInvalidArgument(field, "at most " + std::to_string(max) + " items");
+  std::vector<std::string> distinct;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ValidateOpaqueId(std::string(field) + "[" + std::to_string(i) + "]", ids[i]);
+    if (std::find(distinct.begin(), distinct.end(), ids[i]) == distinct.end()) distinct.push_back(ids[i]);
+  }
+  return distinct;
 }
 
 }  // namespace physio

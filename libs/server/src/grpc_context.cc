@@ -170,12 +170,13 @@ grpc::Status ForClient(const char* method, const std::string& request_id, const 
 }  // namespace
 
 grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData patient_data,
-                                              grpc::CallbackServerContext* server_context, Body body) {
+                                              grpc::CallbackServerContext* server_context,
+                                              const google::protobuf::Message& request, Body body) {
   auto* reactor = server_context->DefaultReactor();
   const auto accepted = Clock::now();
-  const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, accepted,
+  const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, &request, accepted,
                                        body = std::move(body)] {
-    Run(method, patient_data, server_context, reactor, body, accepted);
+    Run(method, patient_data, server_context, reactor, request, body, accepted);
   });
   if (!queued) {
     // Only past the configured queue limit (far more calls waiting than the service is sized for).
@@ -186,7 +187,8 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
 }
 
 void CallPipeline::Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
-                       grpc::ServerUnaryReactor* reactor, const Body& body, Clock::time_point accepted) {
+                       grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
+                       Clock::time_point accepted) {
   CallContext ctx;
   AuditTarget target;
   grpc::Status status;
@@ -225,6 +227,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
                                                        " exceeded; retry after " + wait_ms + " ms");
       }
     }
+    CheckRequestBounds(request, input_);
     CallAudit call_audit(audit_, ctx, method, target);
     try {
       body(ctx, target);

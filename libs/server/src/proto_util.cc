@@ -6,8 +6,62 @@
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
+#include "physio/common/validation.h"
 
 namespace physio {
+
+namespace {
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+std::string Path(const std::string& parent, const std::string& field) {
+  return parent.empty() ? field : parent + "." + field;
+}
+
+void CheckBounds(const Message& message, const InputLimits& limits, const std::string& path, int depth) {
+  if (depth > 32) ThrowInvalidArgument(path, "nested too deeply");
+  const auto* reflection = message.GetReflection();
+  const auto& unknown = reflection->GetUnknownFields(message);
+  if (!unknown.empty()) {
+    ThrowInvalidArgument(path.empty() ? "request" : path,
+                         "unknown field number " + std::to_string(unknown.field(0).number()) +
+                             " (not part of " + message.GetDescriptor()->full_name() + ")");
+  }
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const std::string name = Path(path, field->name());
+    if (field->is_repeated()) {
+      const int size = reflection->FieldSize(message, field);
+      if (size > limits.max_repeated) {
+        ThrowInvalidArgument(name, "at most " + std::to_string(limits.max_repeated) + " entries");
+      }
+      for (int i = 0; i < size; ++i) {
+        const std::string item = name + "[" + std::to_string(i) + "]";
+        if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          std::string scratch;
+          if (reflection->GetRepeatedStringReference(message, field, i, &scratch).size() > limits.max_string_bytes) {
+            ThrowInvalidArgument(item, "at most " + std::to_string(limits.max_string_bytes) + " bytes");
+          }
+        } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          CheckBounds(reflection->GetRepeatedMessage(message, field, i), limits, item, depth + 1);
+        }
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      std::string scratch;
+      if (reflection->GetStringReference(message, field, &scratch).size() > limits.max_string_bytes) {
+        ThrowInvalidArgument(name, "at most " + std::to_string(limits.max_string_bytes) + " bytes");
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      CheckBounds(reflection->GetMessage(message, field), limits, name, depth + 1);
+    }
+  }
+}
+}  // namespace
+
+void CheckRequestBounds(const google::protobuf::Message& request, const InputLimits& limits) {
+  CheckBounds(request, limits, "", 0);
+}
 
 std::string RequestFingerprint(const google::protobuf::Message& request) {
   std::string bytes;

@@ -12,6 +12,8 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"call-queue-limit", "10000", "calls that may wait for a worker at once; a call waits at most until its deadline"},
       {"max-threads", "8", "threads of gRPC's synchronous services (server reflection); RPCs use the workers"},
       {"max-message-bytes", "4194304", "largest request or response accepted"},
+      {"max-string-bytes", "8192", "longest string field accepted in any request"},
+      {"max-repeated-items", "1000", "most entries accepted in any repeated field of a request"},
       {"shutdown-grace-ms", "10000", "how long in-flight calls may run after SIGTERM"},
       {"health-interval-ms", "1000", "how often Redis and Postgres are probed for health"},
       {"redis-host", "127.0.0.1", "Redis host"},
@@ -159,6 +161,13 @@ RateLimits RateLimitsFrom(const Config& config) {
   if (limits.principal_per_second < 0 || limits.tenant_per_second < 0) {
     throw std::invalid_argument("rate limits are 0 (off) or positive");
   }
+  return limits;
+}
+
+InputLimits InputLimitsFrom(const Config& config) {
+  InputLimits limits;
+  limits.max_string_bytes = static_cast<std::size_t>(std::max(1, config.GetInt("max-string-bytes")));
+  limits.max_repeated = std::max(1, config.GetInt("max-repeated-items"));
   return limits;
 }
 

@@ -32,7 +32,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       audit_(pg_.options(), schema, AuditOptionsFrom(config)),
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
       limiter_(redis_, RateLimitsFrom(config)),
-      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_),
+      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config)),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));

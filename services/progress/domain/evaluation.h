@@ -86,6 +86,11 @@ struct EvaluationPolicy {
   DetectableChange detectable;      // percent improvements count beyond these
   int dose_completion_days = 7;     // the prescribed dose held this long before progressing
   int pain_window_days = 7;         // pain judged on the mean of this many days' readings
+  // How much history a summary or evaluation reads, so neither grows without
+  // bound with a patient's record: the last `history_days`, at most
+  // `history_max_rows` newest rows of each kind (visits, home logs, re-measures).
+  int history_days = 365;
+  int history_max_rows = 2000;
 };
 
 struct Evaluation {

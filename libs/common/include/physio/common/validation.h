@@ -3,6 +3,7 @@
 // Error(kInvalidArgument) naming the field.
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace physio {
 
@@ -12,5 +13,7 @@ void ValidateRequestId(std::string_view field, const std::string& value);
 void ValidateOpaqueId(std::string_view field, const std::string& value);
 void ValidateRange(std::string_view field, long value, long min, long max);
 bool IsOpaqueId(const std::string& value);
+// A list of opaque ids: at most `max`, each valid; repeats dropped (first kept, order kept).
+std::vector<std::string> DistinctIds(std::string_view field, const std::vector<std::string>& ids, std::size_t max);
 
 }  // namespace physio

@@ -14,6 +14,7 @@
 #include "physio/common/worker_pool.h"
 #include "physio/db/audit.h"
 #include "physio/redis/rate_limiter.h"
+#include "physio/server/proto_util.h"
 
 namespace physio {
 
@@ -73,22 +74,31 @@ class CallPipeline {
   using Body = std::function<void(const CallContext&, AuditTarget&)>;
   // `limiter`, when enabled, is consulted after identity and before the body
   // (callers with the service role are not limited).
+  // Every request is checked against `input` (CheckRequestBounds) after identity.
   CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
-               ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr)
-      : verifier_(verifier), audit_(audit), workers_(workers), services_(std::move(services)), limiter_(limiter) {}
+               ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {})
+      : verifier_(verifier),
+        audit_(audit),
+        workers_(workers),
+        services_(std::move(services)),
+        limiter_(limiter),
+        input_(input) {}
 
   grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
-                                  grpc::CallbackServerContext* server_context, Body body);
+                                  grpc::CallbackServerContext* server_context,
+                                  const google::protobuf::Message& request, Body body);
 
  private:
   void Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
-           grpc::ServerUnaryReactor* reactor, const Body& body, Clock::time_point accepted);
+           grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
+           Clock::time_point accepted);
 
   const TokenVerifier& verifier_;
   AuditTrail& audit_;
   WorkerPool& workers_;
   ServiceIdentityPolicy services_;
   RateLimiter* limiter_;
+  InputLimits input_;
 };
 
 }  // namespace physio
@@ -103,7 +113,7 @@ class CallPipeline {
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
                                    pb::Method##Response* response) override {                       \
     return runtime_.pipeline().Serve(                                                               \
-        #Method, patient_data, context,                                                             \
+        #Method, patient_data, context, *request,                                                   \
         [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
           *response = app_.Method(ctx, *request, audit);                                            \
         });                                                                                         \

@@ -39,6 +39,7 @@ TokenVerifier TokenVerifierFrom(const Config& config);
 AuditOptions AuditOptionsFrom(const Config& config);
 PeerTls PeerTlsFrom(const Config& config);
 RateLimits RateLimitsFrom(const Config& config);
+InputLimits InputLimitsFrom(const Config& config);
 ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config);
 // A secret: the contents of `<name>-file` when that is set (trailing newline
 // removed), otherwise the setting itself.
