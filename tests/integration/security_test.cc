@@ -207,6 +207,48 @@ TEST_F(Security, ReflectionIsServedByDefault) {
   EXPECT_NE(status.error_code(), StatusCode::UNIMPLEMENTED) << status.error_message();
 }
 
+// Refused attempts are audited with the caller's address and what they aimed at:
+// no token, a forged token, and a patient reaching for another patient's record.
+TEST_F(Security, RefusedAttemptsAreAuditedWithPeerAndTarget) {
+  const std::string probe_id = NewId("asmt");
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id(probe_id);
+  apb::GetAssessmentResponse got;
+  Caller anonymous(*cluster_, "");
+  EXPECT_EQ(anonymous.Call(anonymous.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
+  Caller forged(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}) + "x");
+  EXPECT_EQ(forged.Call(forged.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got).error_code(),
+            StatusCode::UNAUTHENTICATED);
+  Caller patient = Patient("pat-a");
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id("pat-b");
+  apb::StartIntakeResponse started;
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started)
+                .error_code(),
+            StatusCode::PERMISSION_DENIED);
+
+  // Refusals are written by the batch writer without holding the call: allow it a moment.
+  auto rows_once_written = [&](const std::string& where, const std::string& param, const std::string& expected) {
+    std::string rows;
+    for (int i = 0; i < 50 && rows != expected; ++i) {
+      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      rows = Sql("SELECT count(*)::text FROM assessment.audit_events WHERE " + where, {param});
+    }
+    return rows;
+  };
+  EXPECT_EQ(rows_once_written("resource_id = $1 AND outcome = 'UNAUTHENTICATED' AND tenant_id = ''"
+                              " AND peer LIKE 'ipv%:127.0.0.1:%' AND action = 'GetAssessment'",
+                              probe_id, "2"),
+            "2");
+  EXPECT_EQ(rows_once_written("tenant_id = $1 AND patient_id = 'pat-b' AND outcome = 'PERMISSION_DENIED'"
+                              " AND action = 'StartIntake' AND principal = 'user-pat-a' AND peer IS NOT NULL",
+                              tenant_, "1"),
+            "1");
+}
+
 apb::CreateAssessmentRequest SmallAssessment(const std::string& patient_id) {
   apb::CreateAssessmentRequest create;
   create.set_request_id(NewId("rq"));

@@ -5,8 +5,9 @@
 namespace physio {
 
 namespace {
-constexpr int kColumns = 8;
-const char* const kInsert = ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id)";
+constexpr int kColumns = 9;
+const char* const kInsert =
+    ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id, peer)";
 
 std::vector<PgParam> Row(const CallContext& ctx, const AuditEvent& event) {
   std::string roles;
@@ -18,7 +19,8 @@ std::vector<PgParam> Row(const CallContext& ctx, const AuditEvent& event) {
           event.patient_id.empty() ? PgParam() : PgParam(event.patient_id),
           event.resource_id.empty() ? PgParam() : PgParam(event.resource_id),
           event.outcome,
-          ctx.request_id};
+          ctx.request_id,
+          ctx.peer.empty() ? PgParam() : PgParam(ctx.peer)};
 }
 
 thread_local CallAudit* current_call_audit = nullptr;
@@ -63,7 +65,7 @@ std::size_t AuditTrail::queued() const {
 }
 
 PgStatement AuditTrail::InsertStatement(const CallContext& ctx, const AuditEvent& event) const {
-  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", Row(ctx, event)};
+  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", Row(ctx, event)};
 }
 
 void AuditTrail::WriteBatches(PgConnection& conn) {

@@ -40,6 +40,10 @@ ALTER TABLE ${schema}.idempotency ADD COLUMN principal text NOT NULL DEFAULT '';
 ALTER TABLE ${schema}.idempotency DROP CONSTRAINT idempotency_pkey;
 ALTER TABLE ${schema}.idempotency ADD CONSTRAINT idempotency_pkey PRIMARY KEY (tenant_id, principal, method, request_id);
 CREATE INDEX idempotency_created ON ${schema}.idempotency (created_at);
+)SQL"},
+      // The caller's address, so refused attempts (which may have no tenant) can be traced.
+      {"0000_platform_audit_peer", R"SQL(
+ALTER TABLE ${schema}.audit_events ADD COLUMN peer text;
 )SQL"}};
   return kPlatform;
 }

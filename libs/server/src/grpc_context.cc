@@ -49,8 +49,7 @@ std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& serve
   return identities;
 }
 
-CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
-                            const ServiceIdentityPolicy& services) {
+CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
   ctx.request_id = (!request_id.empty() && IsOpaqueId(request_id)) ? request_id : NewId("req");
@@ -58,6 +57,19 @@ CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const
   if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
     ctx.deadline = Clock::now() + (grpc_deadline - std::chrono::system_clock::now());
   }
+  ctx.peer = server_context.peer();
+  return ctx;
+}
+
+CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
+                            const ServiceIdentityPolicy& services) {
+  CallContext ctx = IncomingCallContext(server_context);
+  Authenticate(ctx, server_context, verifier, services);
+  return ctx;
+}
+
+void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
+                  const ServiceIdentityPolicy& services) {
   std::string authorization = Metadata(server_context, "authorization");
   static const std::string kBearer = "Bearer ";
   if (authorization.rfind(kBearer, 0) != 0) {
@@ -76,7 +88,6 @@ CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const
       throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
     }
   }
-  return ctx;
 }
 
 grpc::Status ToStatus(const Error& error) { return grpc::Status(ToGrpcCode(error.code()), error.what()); }
@@ -149,6 +160,25 @@ const char* StatusCodeName(grpc::StatusCode code) {
 }
 
 namespace {
+// The patient and the record a request names (top-level fields by their
+// conventional names), as far as they are well-formed ids.
+void TargetFromRequest(const google::protobuf::Message& request, AuditTarget& target) {
+  const auto* descriptor = request.GetDescriptor();
+  const auto* reflection = request.GetReflection();
+  auto id_field = [&](const char* name) -> std::string {
+    const auto* field = descriptor->FindFieldByName(name);
+    if (field == nullptr || field->is_repeated() || field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
+      return "";
+    }
+    std::string value = reflection->GetString(request, field);
+    return IsOpaqueId(value) ? value : "";
+  };
+  target.patient_id = id_field("patient_id");
+  for (const char* name : {"session_id", "assessment_id", "plan_id", "alert_id", "visit_id"}) {
+    if (target.resource_id = id_field(name); !target.resource_id.empty()) break;
+  }
+}
+
 // What a client is told of an error. Store failures carry libpq and hiredis texts
 // (hosts, SQL states, server messages): those go to the log with the request id,
 // and the client gets what to do. Every other code's message is written for the
@@ -203,8 +233,11 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     finish(ctx, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled while queued"));
     return;
   }
+  ctx = IncomingCallContext(*server_context);
+  // What the request names, before any check, so a refused attempt is recorded with its target.
+  TargetFromRequest(request, target);
   try {
-    ctx = MakeCallContext(*server_context, verifier_, services_);
+    Authenticate(ctx, *server_context, verifier_, services_);
     authenticated = true;
     if (ctx.deadline <= Clock::now()) {
       throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
@@ -247,6 +280,16 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   } catch (const std::exception& e) {
     spdlog::error("method={} request_id={} unexpected error: {}", method, ctx.request_id, e.what());
     status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
+  }
+  const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                       status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+  if (refused && (patient_data == PatientData::kNone || !authenticated)) {
+    // Nothing is handed out, so the call need not wait for the record; under a
+    // flood of refusals a full queue drops it (logged) rather than hold workers.
+    audit_.Submit(ctx, AuditEvent{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())},
+                  Clock::now(), [](bool) {});
+    finish(ctx, status);
+    return;
   }
   if (patient_data == PatientData::kNone || !authenticated || (audited_with_write && status.ok())) {
     finish(ctx, status);

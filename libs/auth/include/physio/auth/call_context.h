@@ -23,6 +23,7 @@ struct CallContext {
   std::string patient_id;   // the token's "patient_id"; set for the patient role
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
+  std::string peer;         // the caller's address as gRPC reports it (for the audit trail)
   Clock::time_point deadline = Clock::time_point::max();
 
   bool HasRole(Role role) const { return roles.contains(role); }

@@ -31,6 +31,11 @@ struct ServiceIdentityPolicy {
 // Request id from "x-request-id" (or a new one); deadline from the call.
 CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
                             const ServiceIdentityPolicy& services = {});
+// Its two halves: what is known before any check (request id, deadline, peer
+// address), then identity from the verified token (throws when refused).
+CallContext IncomingCallContext(const grpc::ServerContextBase& server_context);
+void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
+                  const ServiceIdentityPolicy& services);
 // The identities the caller's verified client certificate names (CN and DNS SANs); empty without one.
 std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context);
 
