@@ -3,12 +3,15 @@
 #include <libpq-fe.h>
 
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <vector>
 #include <thread>
 
 #include "clients.h"
 #include "cluster_fixture.h"
+#include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
 #include "physio/redis/redis_pool.h"
 
@@ -460,6 +463,55 @@ TEST_F(HistoryWindow, ASummaryReadsOnlyTheNewestRowsWithinTheWindow) {
     if (point.source() == "home_log") home_pain.push_back(point.pain());
   }
   EXPECT_EQ(home_pain, (std::vector<int>{3, 4, 5}));  // the three newest, oldest first
+}
+
+// Keys rotate without a restart: the services read a directory of <kid>.pem
+// public keys and notice added and removed keys (checked on every call here).
+class KeyRotation : public Security {
+ protected:
+  static void SetUpTestSuite() {
+    key_dir_ = std::filesystem::temp_directory_path() / NewId("jwt-keys");
+    std::filesystem::create_directories(key_dir_);
+    first_ = GenerateRsaKeyPair();
+    second_ = GenerateRsaKeyPair();
+    std::ofstream(key_dir_ / "key-2026-1.pem") << first_.public_key_pem;
+    StartStoresAndCluster([](const std::string&, Config& config) {
+      config.Set("jwt-public-key", key_dir_.string());
+      config.Set("jwt-keys-reload-seconds", "0");
+    });
+  }
+  static void TearDownTestSuite() {
+    ClusterFixture::TearDownTestSuite();
+    std::filesystem::remove_all(key_dir_);
+  }
+
+  grpc::StatusCode ListWith(const RsaKeyPair& key, const std::string& kid) const {
+    TokenRequest token{kIssuer, kAudience, tenant_, "clin-1", {"clinician"}};
+    token.key_id = kid;
+    Caller caller(*cluster_, MintToken(key.private_key_pem, token));
+    ppb::ListInterventionsRequest request;
+    ppb::ListInterventionsResponse response;
+    return caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::ListInterventions, request, &response)
+        .error_code();
+  }
+
+  inline static std::filesystem::path key_dir_;
+  inline static RsaKeyPair first_, second_;
+};
+
+TEST_F(KeyRotation, AddedKeysVerifyAndRemovedKeysStopWithoutARestart) {
+  EXPECT_EQ(ListWith(first_, "key-2026-1"), StatusCode::OK);
+  EXPECT_EQ(ListWith(first_, ""), StatusCode::UNAUTHENTICATED);            // a key directory needs a kid
+  EXPECT_EQ(ListWith(second_, "key-2026-2"), StatusCode::UNAUTHENTICATED);  // not published yet
+  EXPECT_EQ(ListWith(second_, "key-2026-1"), StatusCode::UNAUTHENTICATED);  // signed by another key than it names
+
+  std::ofstream(key_dir_ / "key-2026-2.pem") << second_.public_key_pem;
+  EXPECT_EQ(ListWith(second_, "key-2026-2"), StatusCode::OK);
+  EXPECT_EQ(ListWith(first_, "key-2026-1"), StatusCode::OK);  // both during the overlap
+
+  std::filesystem::remove(key_dir_ / "key-2026-1.pem");
+  EXPECT_EQ(ListWith(first_, "key-2026-1"), StatusCode::UNAUTHENTICATED);  // retired, even though it was cached
+  EXPECT_EQ(ListWith(second_, "key-2026-2"), StatusCode::OK);
 }
 
 }  // namespace

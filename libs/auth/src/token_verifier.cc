@@ -5,7 +5,9 @@
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -16,13 +18,52 @@
 
 namespace physio {
 
-std::string ReadFileOrThrow(const std::string& path) {
+std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read file " + path);
+  if (!in) throw std::runtime_error(what + ": cannot read " + path);
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
 }
+
+struct TokenVerifier::Keys {
+  std::string single;                        // one configured key (file mode)
+  std::map<std::string, std::string> by_kid; // directory mode: <kid>.pem
+  std::string signature;                     // the directory's names, sizes and times, to notice changes
+};
+
+namespace {
+bool IsPublicKeyPem(const std::string& pem) { return pem.find("PUBLIC KEY") != std::string::npos; }
+
+// The directory's state, cheap to compare: names, sizes, modification times.
+std::string DirectorySignature(const std::filesystem::path& directory) {
+  std::string signature;
+  std::vector<std::string> lines;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    if (entry.path().extension() != ".pem") continue;
+    lines.push_back(entry.path().filename().string() + ":" + std::to_string(entry.file_size()) + ":" +
+                    std::to_string(entry.last_write_time().time_since_epoch().count()));
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const auto& line : lines) signature += line + "\n";
+  return signature;
+}
+
+std::map<std::string, std::string> ReadKeyDirectory(const std::filesystem::path& directory) {
+  std::map<std::string, std::string> keys;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    if (entry.path().extension() != ".pem") continue;
+    const std::string kid = entry.path().stem().string();
+    std::string pem = ReadFileOrThrow(entry.path().string(), "jwt-public-key");
+    if (!IsOpaqueId(kid) || !IsPublicKeyPem(pem)) {
+      spdlog::warn("ignoring {} in the JWT key directory: not <kid>.pem with a PEM public key", entry.path().filename().string());
+      continue;
+    }
+    keys.emplace(kid, std::move(pem));
+  }
+  return keys;
+}
+}  // namespace
 
 struct TokenVerifier::Checked {
   VerifiedClaims claims;
@@ -57,6 +98,11 @@ class TokenVerifier::Cache {
     entries_[key] = Entry{checked, std::min(checked.expires, now + options_.max_age)};
   }
 
+  void Clear() {
+    std::lock_guard lock(mutex_);
+    entries_.clear();
+  }
+
   std::atomic<std::size_t> signature_checks{0};
 
  private:
@@ -70,27 +116,76 @@ class TokenVerifier::Cache {
 };
 
 TokenVerifier::~TokenVerifier() = default;
-TokenVerifier::TokenVerifier(TokenVerifier&&) noexcept = default;
+TokenVerifier::TokenVerifier(TokenVerifier&& other) noexcept
+    : key_directory_(std::move(other.key_directory_)),
+      reload_interval_(other.reload_interval_),
+      keys_(std::move(other.keys_)),
+      next_reload_check_(other.next_reload_check_),
+      issuer_(std::move(other.issuer_)),
+      audience_(std::move(other.audience_)),
+      leeway_(other.leeway_),
+      cache_(std::move(other.cache_)),
+      max_lifetime_(other.max_lifetime_) {}
 
 std::size_t TokenVerifier::signature_checks() const { return cache_->signature_checks.load(); }
 
 TokenVerifier::TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
                              std::chrono::seconds leeway, TokenCacheOptions cache, std::chrono::seconds max_lifetime)
-    : public_key_pem_(std::move(public_key_pem)),
-      issuer_(std::move(issuer)),
+    : issuer_(std::move(issuer)),
       audience_(std::move(audience)),
       leeway_(leeway),
       cache_(std::make_unique<Cache>(cache)),
       max_lifetime_(max_lifetime) {
-  if (public_key_pem_.find("PUBLIC KEY") == std::string::npos) {
-    throw std::runtime_error("the JWT public key is not a PEM public key");
-  }
+  if (!IsPublicKeyPem(public_key_pem)) throw std::runtime_error("the JWT public key is not a PEM public key");
+  auto keys = std::make_shared<Keys>();
+  keys->single = std::move(public_key_pem);
+  keys_ = std::move(keys);
 }
 
-TokenVerifier TokenVerifier::FromFile(const std::string& public_key_path, std::string issuer, std::string audience,
-                                      TokenCacheOptions cache, std::chrono::seconds max_lifetime) {
-  return TokenVerifier(ReadFileOrThrow(public_key_path), std::move(issuer), std::move(audience),
-                       std::chrono::seconds(30), cache, max_lifetime);
+TokenVerifier TokenVerifier::FromPath(const std::string& path, std::string issuer, std::string audience,
+                                      TokenCacheOptions cache, std::chrono::seconds max_lifetime,
+                                      std::chrono::seconds reload_interval) {
+  if (!std::filesystem::is_directory(path)) {
+    return TokenVerifier(ReadFileOrThrow(path, "jwt-public-key"), std::move(issuer), std::move(audience),
+                         std::chrono::seconds(30), cache, max_lifetime);
+  }
+  auto keys = std::make_shared<Keys>();
+  keys->signature = DirectorySignature(path);
+  keys->by_kid = ReadKeyDirectory(path);
+  if (keys->by_kid.empty()) throw std::runtime_error("jwt-public-key: no <kid>.pem public key in " + path);
+  // Built around a placeholder key, then switched to the directory's keys.
+  TokenVerifier verifier(keys->by_kid.begin()->second, std::move(issuer), std::move(audience), std::chrono::seconds(30),
+                         cache, max_lifetime);
+  verifier.key_directory_ = path;
+  verifier.reload_interval_ = reload_interval;
+  verifier.keys_ = std::move(keys);
+  verifier.next_reload_check_ = std::chrono::steady_clock::now() + reload_interval;
+  return verifier;
+}
+
+std::shared_ptr<const TokenVerifier::Keys> TokenVerifier::CurrentKeys() const {
+  std::unique_lock lock(keys_mutex_);
+  if (key_directory_.empty() || std::chrono::steady_clock::now() < next_reload_check_) return keys_;
+  next_reload_check_ = std::chrono::steady_clock::now() + reload_interval_;
+  auto current = keys_;
+  lock.unlock();
+  try {
+    const std::string signature = DirectorySignature(key_directory_);
+    if (signature == current->signature) return current;
+    auto fresh = std::make_shared<Keys>();
+    fresh->signature = signature;
+    fresh->by_kid = ReadKeyDirectory(key_directory_);
+    spdlog::info("JWT key directory changed: {} key(s)", fresh->by_kid.size());
+    lock.lock();
+    keys_ = fresh;
+    lock.unlock();
+    // Tokens verified with a key that is gone must not outlive it in the cache.
+    cache_->Clear();
+    return fresh;
+  } catch (const std::exception& e) {
+    spdlog::error("JWT key directory not re-read (keeping the current keys): {}", e.what());
+    return current;
+  }
 }
 
 namespace {
@@ -108,10 +203,11 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
   const std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
+  const auto keys = CurrentKeys();
   const auto now = std::chrono::system_clock::now();
   Checked checked;
   if (!cache_->Find(key, now, &checked)) {
-    checked = VerifySignatureAndClaims(token);
+    checked = VerifySignatureAndClaims(token, *keys);
     cache_->Insert(key, checked, now);
   }
   // Every call: the token's time window, whether or not its signature was checked just now.
@@ -120,13 +216,32 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   return checked.claims;
 }
 
-TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string& token) const {
+namespace {
+// The "kid" of a token's header, or "" (the header is read, not trusted: it only picks the key).
+std::string KeyIdOf(const std::string& token) {
+  const auto dot = token.find('.');
+  if (dot == std::string::npos) Reject("malformed");
+  auto header = nlohmann::json::parse(jwt::base64_uri_decode(token.data(), dot), nullptr, false);
+  if (header.is_discarded() || !header.is_object()) Reject("malformed header");
+  if (!header.contains("kid")) return "";
+  if (!header["kid"].is_string()) Reject("malformed key id");
+  return header["kid"].get<std::string>();
+}
+}  // namespace
+
+TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string& token, const Keys& keys) const {
   cache_->signature_checks.fetch_add(1, std::memory_order_relaxed);
   std::error_code ec;
   Checked checked;
   VerifiedClaims& claims = checked.claims;
   try {
-    auto decoded = jwt::decode(token, jwt::params::algorithms({"RS256"}), ec, jwt::params::secret(public_key_pem_),
+    const std::string* public_key = &keys.single;
+    if (!keys.by_kid.empty()) {
+      auto found = keys.by_kid.find(KeyIdOf(token));
+      if (found == keys.by_kid.end()) Reject("unknown or missing key id");
+      public_key = &found->second;
+    }
+    auto decoded = jwt::decode(token, jwt::params::algorithms({"RS256"}), ec, jwt::params::secret(*public_key),
                                jwt::params::issuer(issuer_), jwt::params::aud(audience_), jwt::params::verify(true),
                                jwt::params::leeway(static_cast<uint32_t>(leeway_.count())));
     if (ec) Reject(ec.message());

@@ -2,9 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <future>
-#include <sstream>
 
 #include "physio/common/logging.h"
 
@@ -91,14 +89,6 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
 }
 
 grpc::Status ToStatus(const Error& error) { return grpc::Status(ToGrpcCode(error.code()), error.what()); }
-
-std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(what + ": cannot read " + path);
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls) {
   grpc::ChannelArguments args;

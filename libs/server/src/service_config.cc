@@ -43,8 +43,11 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"service-identities", "physio-assessment,physio-planning,physio-progress",
        "client certificate names (CN or DNS SAN) allowed to act with the service role under mutual TLS"},
       {"reflection", "true", "serve gRPC server reflection (false in production hides the API surface)"},
-      {"jwt-public-key", "", "PEM file with the RS256 public key that verifies bearer tokens (required)",
+      {"jwt-public-key", "",
+       "PEM file with the RS256 public key that verifies bearer tokens, or a directory of <kid>.pem files "
+       "(tokens name their key with kid; keys rotate without a restart) (required)",
        SettingKind::kRequired},
+      {"jwt-keys-reload-seconds", "30", "how often a jwt-public-key directory is checked for added or removed keys"},
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
       {"jwt-audience", "physio-backend", "required token audience (aud)"},
       {"jwt-max-lifetime-seconds", "3600", "longest accepted token lifetime (exp - iat); iat is required"},
@@ -118,8 +121,9 @@ TokenVerifier TokenVerifierFrom(const Config& config) {
   TokenCacheOptions cache;
   cache.max_entries = static_cast<std::size_t>(config.GetInt("token-cache-size"));
   cache.max_age = std::chrono::seconds(config.GetInt("token-cache-max-seconds"));
-  return TokenVerifier::FromFile(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache,
-                                 std::chrono::seconds(config.GetInt("jwt-max-lifetime-seconds")));
+  return TokenVerifier::FromPath(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache,
+                                 std::chrono::seconds(config.GetInt("jwt-max-lifetime-seconds")),
+                                 std::chrono::seconds(config.GetInt("jwt-keys-reload-seconds")));
 }
 
 AuditOptions AuditOptionsFrom(const Config& config) {

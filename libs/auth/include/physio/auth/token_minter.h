@@ -23,6 +23,7 @@ struct TokenRequest {
   std::string patient_id;  // for patient tokens
   std::chrono::seconds lifetime = std::chrono::hours(1);
   std::chrono::seconds not_before_offset = std::chrono::seconds(0);
+  std::string key_id;  // the header's "kid", naming the verifying key; empty: none
 };
 
 std::string MintToken(const std::string& private_key_pem, const TokenRequest& request);

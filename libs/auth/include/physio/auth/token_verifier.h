@@ -2,8 +2,16 @@
 // Verifies bearer JWTs: RS256 only (an allow-list, so "none" and HS256
 // algorithm-confusion tokens fail), signature with the configured public key,
 // issuer, audience, a required expiry, and not-before.
+//
+// Keys rotate without a restart: configured with a directory, the verifier
+// holds every `<kid>.pem` in it, picks the one a token's `kid` header names,
+// and re-reads the directory when its contents change (checked at most every
+// `reload_interval`). A removed key stops verifying at the next check, and the
+// cache of verified tokens is emptied then.
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -35,9 +43,12 @@ class TokenVerifier {
                 std::chrono::seconds max_lifetime = std::chrono::hours(1));
   ~TokenVerifier();
   TokenVerifier(TokenVerifier&&) noexcept;
-  // Reads the PEM file; throws std::runtime_error with the path when unreadable.
-  static TokenVerifier FromFile(const std::string& public_key_path, std::string issuer, std::string audience,
-                                TokenCacheOptions cache = {}, std::chrono::seconds max_lifetime = std::chrono::hours(1));
+  // `path`: one PEM file (any kid, or none, is accepted) or a directory of
+  // `<kid>.pem` files (a token must name one). Throws std::runtime_error with
+  // the path when unreadable or empty.
+  static TokenVerifier FromPath(const std::string& path, std::string issuer, std::string audience,
+                                TokenCacheOptions cache = {}, std::chrono::seconds max_lifetime = std::chrono::hours(1),
+                                std::chrono::seconds reload_interval = std::chrono::seconds(30));
 
   // Throws Error(kUnauthenticated, "invalid token") on any failure; which check failed
   // is logged (no token content), never told to the caller.
@@ -47,9 +58,15 @@ class TokenVerifier {
 
  private:
   struct Checked;
-  Checked VerifySignatureAndClaims(const std::string& token) const;
+  struct Keys;
+  Checked VerifySignatureAndClaims(const std::string& token, const Keys& keys) const;
+  std::shared_ptr<const Keys> CurrentKeys() const;
   class Cache;
-  std::string public_key_pem_;
+  std::string key_directory_;  // empty: one fixed key
+  std::chrono::seconds reload_interval_{30};
+  mutable std::mutex keys_mutex_;
+  mutable std::shared_ptr<const Keys> keys_;
+  mutable std::chrono::steady_clock::time_point next_reload_check_;
   std::string issuer_;
   std::string audience_;
   std::chrono::seconds leeway_;
@@ -57,6 +74,8 @@ class TokenVerifier {
   std::chrono::seconds max_lifetime_;
 };
 
-std::string ReadFileOrThrow(const std::string& path);
+// A whole file (keys, certificates, secrets); std::runtime_error naming `what`
+// (e.g. the setting) and the path when unreadable.
+std::string ReadFileOrThrow(const std::string& path, const std::string& what = "file");
 
 }  // namespace physio

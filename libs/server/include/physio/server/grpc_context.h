@@ -52,8 +52,7 @@ struct PeerTls {
 };
 // A channel to another of our services, with keepalive so a dead peer is noticed between calls.
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls = {});
-// A whole file, for certificates, keys and secrets; std::runtime_error naming the file when unreadable.
-std::string ReadFileOrThrow(const std::string& path, const std::string& what);
+
 
 // A downstream call's status, turned back into an Error to rethrow.
 Error FromDownstream(const std::string& service, const grpc::Status& status);
