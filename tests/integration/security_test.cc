@@ -252,6 +252,22 @@ TEST_F(Security, RefusedAttemptsAreAuditedWithPeerAndTarget) {
             "1");
 }
 
+// A page token edited by hand (well-formed hex, this list's scope, a position
+// that is not one) is INVALID_ARGUMENT, and no store text reaches the caller.
+TEST_F(Security, ATamperedPageTokenIsInvalidArgument) {
+  Caller engine = Integrator("engine-one");
+  for (const char* position : {"v1|pat-1|not-a-time|asmt_1", "v1|pat-1|2026-11-23 06:00:00+00|'; DROP",
+                                      "v1|pat-1|2026-13-45 99:99:99+00|asmt_1"}) {
+    apb::ListAssessmentsRequest list;
+    list.set_patient_id("pat-1");
+    list.set_page_token(HexEncode(position));
+    apb::ListAssessmentsResponse page;
+    auto status = engine.Call(engine.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << position << ": " << status.error_message();
+    EXPECT_EQ(status.error_message().rfind("page_token:", 0), 0) << status.error_message();
+  }
+}
+
 apb::CreateAssessmentRequest SmallAssessment(const std::string& patient_id) {
   apb::CreateAssessmentRequest create;
   create.set_request_id(NewId("rq"));
