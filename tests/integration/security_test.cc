@@ -42,10 +42,12 @@ class Security : public ClusterFixture {
     return started;
   }
 
-  // Runs one statement as the superuser; returns the first value or "".
-  std::string Sql(const std::string& sql, const std::vector<std::string>& params) const {
+  // Runs one statement (as the superuser unless `user` is given); returns the
+  // first value or "", and the error, if any, in `error` (else a test failure).
+  static std::string Sql(const std::string& sql, const std::vector<std::string>& params,
+                         const std::string& user = "postgres", std::string* error = nullptr) {
     const std::string conninfo =
-        "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=postgres dbname=physio";
+        "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=" + user + " dbname=physio";
     PGconn* conn = PQconnectdb(conninfo.c_str());
     std::vector<const char*> values;
     for (const auto& value : params) values.push_back(value.c_str());
@@ -54,7 +56,11 @@ class Security : public ClusterFixture {
     std::string first = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0 ? PQgetvalue(result, 0, 0)
                                                                                              : "";
     if (PQresultStatus(result) != PGRES_TUPLES_OK && PQresultStatus(result) != PGRES_COMMAND_OK) {
-      ADD_FAILURE() << PQresultErrorMessage(result);
+      if (error != nullptr) {
+        *error = PQresultErrorMessage(result);
+      } else {
+        ADD_FAILURE() << PQresultErrorMessage(result);
+      }
     }
     PQclear(result);
     PQfinish(conn);
@@ -528,6 +534,61 @@ TEST_F(KeyRotation, AddedKeysVerifyAndRemovedKeysStopWithoutARestart) {
   std::filesystem::remove(key_dir_ / "key-2026-1.pem");
   EXPECT_EQ(ListWith(first_, "key-2026-1"), StatusCode::UNAUTHENTICATED);  // retired, even though it was cached
   EXPECT_EQ(ListWith(second_, "key-2026-2"), StatusCode::OK);
+}
+
+// Least privilege: each service's schema is owned (and migrated) by its own
+// owner role, and the service runs as a role that can use only its own
+// schema's tables and can only add to the audit trail.
+class LeastPrivilege : public Security {
+ protected:
+  static constexpr const char* kServices[] = {"assessment", "planning", "progress"};
+  static void SetUpTestSuite() {
+    StartStoresAndCluster(
+        [](const std::string& service, Config& config) {
+          config.Set("pg-user", "physio_" + service);
+          config.Set("pg-migration-user", "physio_" + service + "_owner");
+        },
+        [] {
+          for (const std::string service : kServices) {
+            Sql("CREATE ROLE physio_" + service + "_owner LOGIN", {});
+            Sql("CREATE ROLE physio_" + service + " LOGIN", {});
+            Sql("GRANT CREATE ON DATABASE physio TO physio_" + service + "_owner", {});
+          }
+        });
+  }
+};
+
+TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrailOrTouchOtherSchemas) {
+  // The services work end to end as their runtime roles (intake, plan, a visit, a summary).
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+  auto plan = ApprovedPlanFor(clinician, "pat-1");
+  ASSERT_EQ(plan.status(), ppb::PLAN_STATUS_ACTIVE);
+  gpb::GetProgressSummaryRequest summary;
+  summary.set_patient_id("pat-1");
+  gpb::GetProgressSummaryResponse summarised;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, summary, &summarised).ok());
+  EXPECT_EQ(Sql("SELECT tableowner FROM pg_tables WHERE schemaname = 'assessment' AND tablename = 'audit_events'", {}),
+            "physio_assessment_owner");
+
+  for (const std::string service : kServices) {
+    const std::string role = "physio_" + service;
+    for (const std::string& statement :
+         {"UPDATE " + service + ".audit_events SET outcome = 'OK'", "DELETE FROM " + service + ".audit_events",
+          "TRUNCATE " + service + ".audit_events", "SELECT count(*) FROM " + service + ".audit_events",
+          "DROP TABLE " + service + ".idempotency", "CREATE TABLE " + service + ".extra (x int)"}) {
+      std::string error;
+      Sql(statement, {}, role, &error);
+      EXPECT_TRUE(error.find("permission denied") != std::string::npos || error.find("must be owner") != std::string::npos)
+          << role << ": " << statement << " -> " << error;
+    }
+  }
+  // Nor another service's records.
+  std::string error;
+  Sql("SELECT count(*) FROM planning.plans", {}, "physio_assessment", &error);
+  EXPECT_NE(error.find("permission denied"), std::string::npos) << error;
+  // The audit trail was written by those roles all the same.
+  EXPECT_NE(Sql("SELECT count(*)::text FROM planning.audit_events WHERE tenant_id = $1", {tenant_}), "0");
 }
 
 }  // namespace

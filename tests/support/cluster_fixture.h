@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <memory>
 
 #include "test_env.h"
@@ -14,12 +15,15 @@ class ClusterFixture : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { StartStoresAndCluster({}); }
   // For a suite whose services need settings of their own (call from its SetUpTestSuite).
-  static void StartStoresAndCluster(const ServiceCluster::Customize& customize) {
+  // `prepare` runs once the database exists, before the services start (e.g. to create roles).
+  static void StartStoresAndCluster(const ServiceCluster::Customize& customize,
+                                    const std::function<void()>& prepare = {}) {
     spdlog::set_level(spdlog::level::warn);
     keys_ = std::make_unique<TestKeys>();
     redis_ = std::make_unique<RedisServer>();
     postgres_ = std::make_unique<PostgresServer>();
     postgres_->CreateDatabase("physio");
+    if (prepare) prepare();
     cluster_ = std::make_unique<ServiceCluster>(*keys_, redis_->port(), postgres_->port(), "physio",
                                                 std::map<std::string, std::string>{}, customize);
   }

@@ -48,15 +48,21 @@ ALTER TABLE ${schema}.audit_events ADD COLUMN peer text;
   return kPlatform;
 }
 
-std::string WithSchema(const std::string& sql, const std::string& schema) {
-  return std::regex_replace(sql, std::regex(R"(\$\{schema\})"), schema);
+std::string WithSchema(const std::string& sql, const std::string& schema, const std::string& role = "") {
+  return std::regex_replace(std::regex_replace(sql, std::regex(R"(\$\{schema\})"), schema), std::regex(R"(\$\{role\})"),
+                            role);
 }
 }  // namespace
 
 std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema,
-                                         const std::vector<Migration>& service_migrations) {
-  if (!std::regex_match(schema, std::regex("[a-z_][a-z0-9_]{0,62}"))) {
+                                         const std::vector<Migration>& service_migrations,
+                                         const std::string& runtime_role) {
+  static const std::regex kIdentifier("[a-z_][a-z0-9_]{0,62}");
+  if (!std::regex_match(schema, kIdentifier)) {
     throw Error(ErrorCode::kInvalidArgument, "schema name must be a lower-case identifier");
+  }
+  if (!runtime_role.empty() && !std::regex_match(runtime_role, kIdentifier)) {
+    throw Error(ErrorCode::kInvalidArgument, "pg-user must be a lower-case identifier when pg-migration-user is set");
   }
   std::vector<Migration> all = PlatformMigrations();
   all.insert(all.end(), service_migrations.begin(), service_migrations.end());
@@ -74,6 +80,18 @@ std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema
       conn.ExecScript(WithSchema(migration.sql, schema));
       conn.Exec("INSERT INTO " + schema + ".schema_migrations (name) VALUES ($1)", {migration.name});
       applied.push_back(migration.name);
+    }
+    if (!runtime_role.empty()) {
+      // Every start, so tables added by a migration are covered too.
+      conn.ExecScript(WithSchema(R"SQL(
+REVOKE ALL ON SCHEMA ${schema} FROM ${role};
+GRANT USAGE ON SCHEMA ${schema} TO ${role};
+REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role};
+REVOKE ALL ON ${schema}.audit_events, ${schema}.schema_migrations FROM ${role};
+GRANT INSERT ON ${schema}.audit_events TO ${role};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role};
+)SQL", schema, runtime_role));
     }
   });
   return applied;

@@ -28,6 +28,11 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"pg-user", "postgres", "PostgreSQL user"},
       {"pg-password", "", "PostgreSQL password (prefer pg-password-file)"},
       {"pg-password-file", "", "file holding the PostgreSQL password (read at start)"},
+      {"pg-migration-user", "",
+       "PostgreSQL role that owns the schema and runs migrations; set: the service itself runs as pg-user with "
+       "only the rights it needs (audit INSERT-only); empty: pg-user does both"},
+      {"pg-migration-password", "", "password of pg-migration-user (prefer pg-migration-password-file)"},
+      {"pg-migration-password-file", "", "file holding the password of pg-migration-user"},
       {"pg-sslmode", "prefer", "libpq sslmode: disable, prefer, require, verify-ca, verify-full"},
       {"pg-sslrootcert", "", "CA file PostgreSQL's certificate must chain to (verify-ca, verify-full)"},
       {"pg-database", "physio", "PostgreSQL database"},

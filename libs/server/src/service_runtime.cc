@@ -8,11 +8,11 @@ namespace physio {
 
 namespace {
 void MigrateWithRetry(PgPool& pool, const std::string& schema, const std::vector<Migration>& migrations,
-                      std::chrono::milliseconds patience) {
+                      const std::string& runtime_role, std::chrono::milliseconds patience) {
   auto give_up = Clock::now() + patience;
   for (;;) {
     try {
-      for (const auto& name : ApplyMigrations(pool, schema, migrations)) spdlog::info("applied migration {}.{}", schema, name);
+      for (const auto& name : ApplyMigrations(pool, schema, migrations, runtime_role)) spdlog::info("applied migration {}.{}", schema, name);
       return;
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kUnavailable || Clock::now() > give_up) throw;
@@ -40,7 +40,18 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
         return redis_ok && pg_ok;
       }),
       schema_(schema) {
-  MigrateWithRetry(pg_, schema, migrations, std::chrono::milliseconds(config.GetInt("startup-timeout-ms")));
+  const auto patience = std::chrono::milliseconds(config.GetInt("startup-timeout-ms"));
+  if (config.Get("pg-migration-user").empty()) {
+    MigrateWithRetry(pg_, schema, migrations, "", patience);
+  } else {
+    // The schema's owner migrates; the service itself runs as a role that cannot change the schema or the audit trail.
+    PgOptions owner = pg_.options();
+    owner.user = config.Get("pg-migration-user");
+    owner.password = SecretFrom(config, "pg-migration-password");
+    owner.pool_size = 1;
+    PgPool owner_pool(owner);
+    MigrateWithRetry(owner_pool, schema, migrations, config.Get("pg-user"), patience);
+  }
   if (config.GetInt("idempotency-retention-hours") > 0) {
     purge_ = std::jthread([this](std::stop_token stop) { PurgeIdempotencyRecords(stop); });
   }

@@ -18,7 +18,12 @@ struct Migration {
 };
 
 // Returns the names applied by this call (empty when the schema was current).
+// `runtime_role`, when given, is the role the service runs as, distinct from
+// the schema owner `pool` connects as: it gets the least it needs (the
+// schema's tables to read and write, the audit table to INSERT only: it can
+// neither change nor read back audit records, nor change the schema).
 std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema,
-                                         const std::vector<Migration>& service_migrations);
+                                         const std::vector<Migration>& service_migrations,
+                                         const std::string& runtime_role = "");
 
 }  // namespace physio
