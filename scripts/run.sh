@@ -29,6 +29,18 @@ PG_BIN="$(pg_bin_dir)"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$RUN_DIR/redis"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 LOG_DIR="$RUN_DIR/logs"
+# Keys, passwords and logs: for this user only.
+chmod 0700 "$RUN_DIR"
+SECRETS="$RUN_DIR/secrets"
+mkdir -p "$SECRETS"
+chmod 0700 "$SECRETS"
+secret() {  # name: a random password kept in $SECRETS/name (0600), made on first use
+  local file="$SECRETS/$1"
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
 
 # PostgreSQL refuses to run as root, so as root it runs as the postgres user, and
 # its data must live where that user can reach it: a checkout under /root or in a
@@ -89,16 +101,62 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
 fi
 pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w \
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA -c max_connections=300" start >/dev/null
-if ! psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='physio'" | grep -q 1; then
-  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE physio"
+PGPASSWORD="$(secret postgres)"
+export PGPASSWORD
+sql() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+# Passwords (scram-sha-256) for every connection. A data directory made by
+# initdb (or by an older run.sh) starts with trust: set the superuser's
+# password while trust still lets us in, then switch.
+if ! grep -q '^# physio-run: scram' "$PGDATA/pg_hba.conf" 2>/dev/null; then
+  sql -qc "SET password_encryption = 'scram-sha-256'; ALTER ROLE postgres PASSWORD '$PGPASSWORD'"
+  printf '%s\n' '# physio-run: scram-sha-256 for every connection' \
+    'local all all scram-sha-256' 'host all all 127.0.0.1/32 scram-sha-256' 'host all all ::1/128 scram-sha-256' |
+    pg tee "$PGDATA/pg_hba.conf" >/dev/null
+  pg "$PG_BIN/pg_ctl" -D "$PGDATA" reload >/dev/null
+  sleep 0.5
 fi
+if ! sql -tAc "SELECT 1 FROM pg_database WHERE datname='physio'" | grep -q 1; then
+  sql -qc "CREATE DATABASE physio"
+fi
+# One owner role per service (owns its schema, runs its migrations) and one
+# role the service runs as (its own tables only; the audit table INSERT-only).
+for svc in assessment planning progress; do
+  sql -q -d physio <<SQL
+SET password_encryption = 'scram-sha-256';
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'physio_${svc}_owner') THEN CREATE ROLE physio_${svc}_owner LOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'physio_${svc}') THEN CREATE ROLE physio_${svc} LOGIN; END IF;
+END \$\$;
+ALTER ROLE physio_${svc}_owner PASSWORD '$(secret "physio_${svc}_owner")';
+ALTER ROLE physio_${svc} PASSWORD '$(secret "physio_${svc}")';
+GRANT CONNECT, CREATE ON DATABASE physio TO physio_${svc}_owner;
+GRANT CONNECT ON DATABASE physio TO physio_${svc};
+-- A schema made by an older run.sh (as the superuser) passes to its owner role.
+DO \$\$ DECLARE t record; BEGIN
+  IF EXISTS (SELECT FROM pg_namespace WHERE nspname = '${svc}') THEN
+    EXECUTE 'ALTER SCHEMA ${svc} OWNER TO physio_${svc}_owner';
+    FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '${svc}' LOOP
+      EXECUTE format('ALTER TABLE ${svc}.%I OWNER TO physio_${svc}_owner', t.tablename);
+    END LOOP;
+  END IF;
+END \$\$;
+SQL
+done
 
 if [ ! -f "$RUN_DIR/keys/jwt-public.pem" ]; then
   "$BIN/devtools/physio-mint-token" --generate-key="$RUN_DIR/keys" >/dev/null
 fi
 
-# The settings the services get, also written to an env file so a binary started
-# by hand reaches the same stores: set -a; . .run/env; set +a
+# The settings the services get, also written to env files so a binary started
+# by hand reaches the same stores: set -a; . .run/env; . .run/env.assessment; set +a
+for svc in assessment planning progress; do
+  cat >"$RUN_DIR/env.$svc" <<ENV
+PHYSIO_PG_USER=physio_$svc
+PHYSIO_PG_PASSWORD_FILE=$SECRETS/physio_$svc
+PHYSIO_PG_MIGRATION_USER=physio_${svc}_owner
+PHYSIO_PG_MIGRATION_PASSWORD_FILE=$SECRETS/physio_${svc}_owner
+ENV
+done
 cat >"$RUN_DIR/env" <<ENV
 PHYSIO_REDIS_PORT=$REDIS_PORT
 PHYSIO_PG_PORT=$PG_PORT
@@ -113,7 +171,12 @@ set -a
 set +a
 start_service() {  # name port
   echo "== $1 on 127.0.0.1:$2"
-  "$BIN/$1/physio-$1" --listen="127.0.0.1:$2" >"$LOG_DIR/$1.log" 2>&1 &
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$RUN_DIR/env.$1"
+    exec "$BIN/$1/physio-$1" --listen="127.0.0.1:$2"
+  ) >"$LOG_DIR/$1.log" 2>&1 &
   PIDS+=($!)
 }
 start_service assessment "$ASSESSMENT_PORT"

@@ -2,6 +2,8 @@
 //   physio-mint-token --generate-key=DIR          writes DIR/jwt-private.pem and DIR/jwt-public.pem
 //   physio-mint-token --key=FILE --tenant=T --sub=S --roles=clinician[,..] [--patient-id=P]
 // Production tokens come from the deployment's identity provider, not from this tool.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -31,7 +33,12 @@ int main(int argc, char** argv) {
       std::filesystem::path dir = config.Get("generate-key");
       std::filesystem::create_directories(dir);
       auto pair = physio::GenerateRsaKeyPair();
-      std::ofstream(dir / "jwt-private.pem") << pair.private_key_pem;
+      {
+        // Created 0600 from the first byte (no moment when another user could read it).
+        const mode_t previous = ::umask(077);
+        std::ofstream(dir / "jwt-private.pem") << pair.private_key_pem;
+        ::umask(previous);
+      }
       std::filesystem::permissions(dir / "jwt-private.pem", std::filesystem::perms::owner_read |
                                                                 std::filesystem::perms::owner_write);
       std::ofstream(dir / "jwt-public.pem") << pair.public_key_pem;
