@@ -13,7 +13,7 @@ RUN_PACKAGES=(
 # What the tests add (test.sh): test frameworks, the compose check, the README's
 # Python example, and Node.js/npm for buf (proto lint) and the FHIR validator.
 TEST_PACKAGES=(
-  git openssl libgtest-dev libgmock-dev libbenchmark-dev
+  git openssl libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf
 )
 

@@ -1,13 +1,37 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test with ctest: unit tests,
-# integration tests (each starts its own redis-server and PostgreSQL on free
-# loopback ports and the services on port 0), the proto lint (buf STANDARD),
-# the docker-compose config check and the run.sh demo smoke test.
+# Installs what is missing, builds, and runs every test, in three stages:
+#  1. build/: ctest runs unit tests, integration tests (each starts its own
+#     redis-server and PostgreSQL on free loopback ports and the services on
+#     port 0), the proto lint (buf STANDARD), the docker-compose checks, the
+#     README examples and the run.sh demo smoke test;
+#  2. build-asan/: the unit and integration tests again, built with
+#     AddressSanitizer and UndefinedBehaviorSanitizer (any report fails);
+#  3. build-fuzz/: each libFuzzer target for a few seconds (scripts/fuzz.sh).
+# PHYSIO_TEST_STAGES picks stages (default "1 2 3"); arguments go to stage 1's ctest.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
+STAGES="${PHYSIO_TEST_STAGES:-1 2 3}"
 install_packages "${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_node_tools
-build_all
-cd "$BUILD_DIR"
-ctest --output-on-failure --timeout 300 -j2 "$@"
+
+if [[ " $STAGES " == *" 1 "* ]]; then
+  build_all
+  (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j2 "$@")
+fi
+
+if [[ " $STAGES " == *" 2 "* ]]; then
+  ASAN_DIR="${PHYSIO_ASAN_BUILD_DIR:-$ROOT/build-asan}"
+  echo "== building with AddressSanitizer and UndefinedBehaviorSanitizer in $ASAN_DIR"
+  cmake -S "$ROOT" -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_SANITIZE=ON >/dev/null
+  cmake --build "$ASAN_DIR" -j2
+  # The scripted checks (README, run.sh, compose, lint, benchmarks) ran in stage 1.
+  (cd "$ASAN_DIR" &&
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    ctest --output-on-failure --timeout 600 -j2 -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench")
+fi
+
+if [[ " $STAGES " == *" 3 "* ]]; then
+  "$ROOT/scripts/fuzz.sh" "${PHYSIO_FUZZ_SECONDS:-10}"
+fi

@@ -69,6 +69,17 @@ TEST_F(TokenVerifierTest, RejectsAnotherKeysSignatureAndTampering) {
   EXPECT_EQ(Rejects("not.a.token"), ErrorCode::kUnauthenticated);
 }
 
+// Found by fuzz_jwt: bytes above 0x7f made cpp-jwt's base64 decoder read
+// outside its table (an ASan/UBSan build fails here if that path is reached again).
+TEST_F(TokenVerifierTest, RejectsBytesOutsideTheTokenAlphabetBeforeParsing) {
+  EXPECT_EQ(Rejects("e\x81JhbGiiOiAibk9uZSJ9.eyJzdWIiOiAieCJ9."), ErrorCode::kUnauthenticated);
+  const std::string good = MintToken(keys_->private_key_pem, Request());
+  EXPECT_EQ(Rejects(good + "\xff"), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(Rejects(good + ".extra"), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(Rejects(good.substr(0, good.rfind('.'))), ErrorCode::kUnauthenticated);
+  EXPECT_NO_THROW(Verifier().Verify(good));
+}
+
 TEST_F(TokenVerifierTest, RejectsAlgorithmConfusionAndNone) {
   // HS256 signed with the public key as the HMAC secret: the classic confusion attack.
   jwt::jwt_object hs{jwt::params::algorithm("HS256"), jwt::params::secret(keys_->public_key_pem)};

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -200,6 +201,18 @@ namespace {
 VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   if (token.empty()) Reject("missing");
   if (token.size() > 8192) Reject("too long");
+  // Three base64url segments, nothing else: cpp-jwt's base64 decoder indexes a
+  // table with each byte as a signed char, so a byte above 0x7f reads outside
+  // it (found by fuzz_jwt). Nothing else reaches the parser.
+  int dots = 0;
+  for (unsigned char c : token) {
+    if (c == '.') {
+      ++dots;
+    } else if (!std::isalnum(c) && c != '-' && c != '_') {
+      Reject("malformed");
+    }
+  }
+  if (dots != 2) Reject("malformed");
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
   const std::string key(reinterpret_cast<const char*>(digest), sizeof digest);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, with ASan and UBSan) in build-fuzz/ and
+# runs each for SECONDS (default 10) from the checked-in corpus (tests/fuzz/corpus,
+# plus the built-in intervention library for the library loader). New inputs go
+# to a scratch directory, never into the checked-in corpus. A crash fails the
+# run and leaves its input in build-fuzz/crashes/.
+#   scripts/fuzz.sh            # a short run of each (test.sh does this)
+#   scripts/fuzz.sh 3600       # the long run (docs/security.md)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+SECONDS_EACH="${1:-10}"
+FUZZ_DIR="${PHYSIO_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_DIR" -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$FUZZ_DIR" -j2 --target fuzzers
+mkdir -p "$FUZZ_DIR/crashes"
+for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library; do
+  scratch="$(mktemp -d)"
+  seeds=("$ROOT/tests/fuzz/corpus/$fuzzer")
+  [ "$fuzzer" = fuzz_library ] && seeds+=("$ROOT/services/planning/library")
+  echo "== $fuzzer for ${SECONDS_EACH}s"
+  if ! "$FUZZ_DIR/tests/fuzz/$fuzzer" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$FUZZ_DIR/crashes/$fuzzer-" "$scratch" "${seeds[@]}" >"$FUZZ_DIR/$fuzzer.log" 2>&1; then
+    tail -n 40 "$FUZZ_DIR/$fuzzer.log" >&2
+    rm -rf "$scratch"
+    echo "$fuzzer failed; the input is in $FUZZ_DIR/crashes/" >&2
+    exit 1
+  fi
+  grep -E "DONE" "$FUZZ_DIR/$fuzzer.log" | tail -n 1 || true
+  rm -rf "$scratch"
+done
