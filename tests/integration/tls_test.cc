@@ -95,35 +95,14 @@ class MutualTls : public ::testing::Test {
 TEST_F(MutualTls, AWholeEpisodeRunsOverMutualTls) {
   const int64_t now = std::time(nullptr);
   auto clinician = Clinician();
-  apb::CreateAssessmentRequest create;
-  create.set_request_id(NewId("rq"));
-  create.set_patient_id(patient_id_);
-  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
-  const int odi[] = {2, 1, 3, 1, 2, 2, 1, 2, 1, 1};
-  for (int i = 0; i < 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), odi[i]);
-  create.mutable_red_flag_screen();
-  apb::CreateAssessmentResponse created;
-  auto status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-
-  ppb::GeneratePlanRequest generate;
-  generate.set_request_id(NewId("rq"));
-  generate.set_assessment_id(created.assessment().assessment_id());
-  ppb::GeneratePlanResponse generated;
-  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  ppb::ApprovePlanRequest approve;
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(generated.plan().plan_id());
-  approve.set_etag(generated.plan().etag());
-  approve.mutable_effective_time()->set_seconds(now - 14 * kDay);
-  ppb::ApprovePlanResponse approved;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  // Planning reads the assessment from assessment, over mutual TLS.
+  const ppb::Plan plan = ApprovedPlanFor(clinician, patient_id_, now - 14 * kDay);
+  ASSERT_EQ(plan.status(), ppb::PLAN_STATUS_ACTIVE);
 
   // Two weeks of complete home programmes with falling pain: a progression.
   auto patient = Patient();
   for (int week = 0; week < 2; ++week) {
-    for (const auto& item : approved.plan().items()) {
+    for (const auto& item : plan.items()) {
       if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
       const int sessions = item.dose().sessions_per_week();
       for (int s = 0; s < sessions; ++s) {
@@ -137,7 +116,7 @@ TEST_F(MutualTls, AWholeEpisodeRunsOverMutualTls) {
         log.set_pain_during(week == 0 ? 5 : 3);
         log.set_pain_after(week == 0 ? 5 : 3);
         gpb::LogHomeExerciseResponse logged;
-        status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+        auto status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
         ASSERT_TRUE(status.ok()) << status.error_message();
       }
     }
@@ -148,7 +127,7 @@ TEST_F(MutualTls, AWholeEpisodeRunsOverMutualTls) {
   outcome.set_instrument(cpb::INSTRUMENT_ODI);  // re-scored by assessment, over mutual TLS
   for (int i = 0; i < 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i + 1), 1);
   gpb::RecordOutcomeResponse recorded;
-  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded);
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_DOUBLE_EQ(recorded.measure().score().score(), 20);
 
@@ -160,7 +139,7 @@ TEST_F(MutualTls, AWholeEpisodeRunsOverMutualTls) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(evaluated.evaluation().decision(), gpb::DECISION_PROGRESS);
   EXPECT_TRUE(evaluated.evaluation().plan_adjusted());
-  EXPECT_EQ(evaluated.evaluation().plan().revision(), approved.plan().revision() + 1);
+  EXPECT_EQ(evaluated.evaluation().plan().revision(), plan.revision() + 1);
 }
 
 TEST_F(MutualTls, PlaintextAndUncertifiedAndWrongCaClientsAreRefused) {

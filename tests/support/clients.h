@@ -57,8 +57,9 @@ class Caller {
 };
 
 // A stored assessment (pain 6, ODI 20/50, red flags screened and none found)
-// and the plan generated from it, approved, for `patient`.
-inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient);
+// and the plan generated from it, approved, for `patient`; effective from
+// `effective_seconds` (Unix time) when given, as an importing system would back-date it.
+inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient, int64_t effective_seconds = 0);
 
 // One empty request to gRPC server reflection: UNIMPLEMENTED where it is not served.
 inline grpc::Status CallReflection(const std::shared_ptr<grpc::Channel>& channel) {
@@ -93,7 +94,7 @@ inline cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::strin
   return answer;
 }
 
-inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient) {
+inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient, int64_t effective_seconds) {
   apb::CreateAssessmentRequest create;
   create.set_request_id("rq-" + patient + "-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   create.set_patient_id(patient);
@@ -113,6 +114,7 @@ inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& pat
   approve.set_request_id(create.request_id() + "-a");
   approve.set_plan_id(generated.plan().plan_id());
   approve.set_etag(generated.plan().etag());
+  if (effective_seconds > 0) approve.mutable_effective_time()->set_seconds(effective_seconds);
   ppb::ApprovePlanResponse approved;
   EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve,
                              &approved).ok());
