@@ -591,5 +591,41 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
   EXPECT_NE(Sql("SELECT count(*)::text FROM planning.audit_events WHERE tenant_id = $1", {tenant_}), "0");
 }
 
+// Store credentials from files: Redis requires a password (AUTH) and the
+// services read it from redis-password-file.
+class StoreCredentials : public Security {
+ protected:
+  static void SetUpTestSuite() {
+    password_file_ = std::filesystem::temp_directory_path() / NewId("redis-password");
+    std::ofstream(password_file_) << "s3cret-for-tests\n";  // the trailing newline is not part of it
+    StartStoresAndCluster(
+        [](const std::string&, Config& config) { config.Set("redis-password-file", password_file_.string()); },
+        [] {
+          RedisOptions options;
+          options.port = redis_->port();
+          RedisPool admin(options);
+          admin.Command({"CONFIG", "SET", "requirepass", "s3cret-for-tests"}, Clock::now() + std::chrono::seconds(2));
+        });
+  }
+  static void TearDownTestSuite() {
+    ClusterFixture::TearDownTestSuite();
+    std::filesystem::remove(password_file_);
+  }
+  inline static std::filesystem::path password_file_;
+};
+
+TEST_F(StoreCredentials, ServicesAuthenticateToRedisWithAPasswordFromAFile) {
+  Caller engine = Integrator("engine-one");
+  auto started = StartIntake(engine, "pat-1", NewId("rq"));  // a Redis session, so AUTH worked
+  EXPECT_FALSE(started.session().session_id().empty());
+  // And Redis does refuse a client without it.
+  RedisOptions options;
+  options.port = redis_->port();
+  RedisPool anonymous(options);
+  auto reply = anonymous.Command({"GET", "x"}, Clock::now() + std::chrono::seconds(2));
+  ASSERT_EQ(reply->type, REDIS_REPLY_ERROR);
+  EXPECT_NE(std::string(reply->str, reply->len).find("NOAUTH"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace physio::testing
