@@ -136,11 +136,15 @@ cpb::InstrumentScore ToProto(const InstrumentResult& result) {
   return score;
 }
 
+// A session that expired, never existed, or was lost with Redis (see docs/reliability.md).
+constexpr const char* kIntakeGone =
+    "intake session not found or expired; start a new intake (StartIntake) and submit the answers again";
+
 void ThrowFromScriptError(const redisReply* reply) {
   std::string message;
   if (!IsErrorReply(reply, &message)) return;
   // Redis may prefix ("ERR ") or suffix (script location) the message: look for the code.
-  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, kIntakeGone);
   if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
   throw Error(ErrorCode::kUnavailable, "redis script failed");
 }

@@ -700,7 +700,10 @@ return 1
 void ThrowFromVisitScript(const redisReply* reply) {
   std::string message;
   if (!IsErrorReply(reply, &message)) return;
-  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, "visit session not found or expired");
+  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound,
+                                                                  "visit session not found or expired; start a new "
+                                                                  "visit session (StartVisitSession) and send the "
+                                                                  "updates again");
   if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
   throw Error(ErrorCode::kUnavailable, "redis script failed");
 }

@@ -149,7 +149,8 @@ TEST_F(Resilience, IntakeSessionsExpireWhenIdleAndActivityRenewsThem) {
   auto status =
       patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit, &submitted);
   EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND);
-  EXPECT_EQ(status.error_message(), "intake session not found or expired");
+  EXPECT_EQ(status.error_message(),
+            "intake session not found or expired; start a new intake (StartIntake) and submit the answers again");
 }
 
 TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {

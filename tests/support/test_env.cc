@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,6 +73,8 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // A test binary that dies (an abort, a crash) takes its stores with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int out = open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(out, STDOUT_FILENO);
     dup2(out, STDERR_FILENO);
@@ -84,6 +87,13 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log
 }
 
 ChildProcess::~ChildProcess() { Stop(); }
+
+void ChildProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
 
 void ChildProcess::Stop() {
   if (pid_ <= 0) return;
@@ -100,12 +110,28 @@ void ChildProcess::Stop() {
   pid_ = -1;
 }
 
-RedisServer::RedisServer() : port_(FreePort()) { Start(); }
+RedisServer::RedisServer(bool persistent) : port_(FreePort()) {
+  if (persistent) {
+    data_dir_ = std::filesystem::temp_directory_path() / ("physio-redis-" + std::to_string(port_));
+    std::filesystem::create_directories(data_dir_);
+  }
+  Start();
+}
+
+RedisServer::~RedisServer() {
+  process_.reset();
+  if (!data_dir_.empty()) std::filesystem::remove_all(data_dir_);
+}
 
 void RedisServer::Start() {
-  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"});
+  std::vector<std::string> argv{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                                "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"};
+  if (data_dir_.empty()) {
+    argv.insert(argv.end(), {"--appendonly", "no"});
+  } else {
+    argv.insert(argv.end(), {"--dir", data_dir_.string(), "--appendonly", "yes", "--appendfsync", "everysec"});
+  }
+  process_ = std::make_unique<ChildProcess>(argv);
   WaitForPort(port_, "redis-server");
 }
 

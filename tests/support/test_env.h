@@ -26,6 +26,8 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   void Stop();
+  // SIGKILL, as a crash: no shutdown of any kind.
+  void Kill();
   bool running() const { return pid_ > 0; }
 
  private:
@@ -34,14 +36,23 @@ class ChildProcess {
 
 class RedisServer {
  public:
-  RedisServer();
+  // `persistent`: an append-only file with fsync every second in its own data
+  // directory, as run.sh runs it, kept across Crash()/Start(); otherwise nothing is kept.
+  explicit RedisServer(bool persistent = false);
+  ~RedisServer();
   int port() const { return port_; }
   void Stop() { process_.reset(); }
-  // Starts again on the same port (data is not kept).
+  // SIGKILL (no shutdown, no final fsync).
+  void Crash() {
+    if (process_) process_->Kill();
+    process_.reset();
+  }
+  // Starts again on the same port (and, when persistent, the same data).
   void Start();
 
  private:
   int port_;
+  std::filesystem::path data_dir_;  // empty when not persistent
   std::unique_ptr<ChildProcess> process_;
 };
 
