@@ -317,13 +317,18 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
 
   std::vector<PainReading> readings;
-  // A bounded window of history (see EvaluationPolicy), oldest first.
-  const std::vector<PgParam> history{ctx.tenant, patient_id, std::to_string(policy_.history_days),
-                                     std::to_string(policy_.history_max_rows)};
-  auto visits = conn.Exec("SELECT body FROM (SELECT body, visit_time, created_at FROM progress.visits WHERE tenant_id = $1"
-                          " AND patient_id = $2 AND visit_time >= now() - make_interval(days => $3::int)"
-                          " ORDER BY visit_time DESC, created_at DESC LIMIT $4) newest ORDER BY visit_time, created_at",
-                          history);
+  // A bounded window of one kind of history (see EvaluationPolicy): the newest
+  // rows within it, returned oldest first.
+  const std::vector<PgParam> window{ctx.tenant, patient_id, std::to_string(policy_.history_days),
+                                    std::to_string(policy_.history_max_rows)};
+  auto history = [&](const std::string& table, const std::string& time_column) {
+    return conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
+                         " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
+                         " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
+                         " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
+                     window);
+  };
+  auto visits = history("visits", "visit_time");
   summary.set_visit_count(visits.rows());
   for (int i = 0; i < visits.rows(); ++i) {
     pb::Visit visit;
@@ -340,10 +345,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
   }
 
-  auto logs = conn.Exec("SELECT body FROM (SELECT body, performed_time, created_at FROM progress.home_exercise_logs WHERE tenant_id = $1"
-                          " AND patient_id = $2 AND performed_time >= now() - make_interval(days => $3::int)"
-                          " ORDER BY performed_time DESC, created_at DESC LIMIT $4) newest ORDER BY performed_time, created_at",
-                          history);
+  auto logs = history("home_exercise_logs", "performed_time");
   summary.set_home_log_count(logs.rows());
   std::vector<int64_t> plan_log_times;
   std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
@@ -361,10 +363,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
 
   // NPRS re-measures are pain readings too.
-  auto measures = conn.Exec("SELECT body FROM (SELECT body, measure_time, created_at FROM progress.outcome_measures WHERE tenant_id = $1"
-                          " AND patient_id = $2 AND measure_time >= now() - make_interval(days => $3::int)"
-                          " ORDER BY measure_time DESC, created_at DESC LIMIT $4) newest ORDER BY measure_time, created_at",
-                          history);
+  auto measures = history("outcome_measures", "measure_time");
   std::map<cpb::Instrument, double> latest_measure;
   for (int i = 0; i < measures.rows(); ++i) {
     pb::OutcomeMeasure measure;
