@@ -59,13 +59,6 @@ CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   return ctx;
 }
 
-CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
-                            const ServiceIdentityPolicy& services) {
-  CallContext ctx = IncomingCallContext(server_context);
-  Authenticate(ctx, server_context, verifier, services);
-  return ctx;
-}
-
 void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
                   const ServiceIdentityPolicy& services) {
   std::string authorization = Metadata(server_context, "authorization");
@@ -271,13 +264,13 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     spdlog::error("method={} request_id={} unexpected error: {}", method, ctx.request_id, e.what());
     status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
   }
+  const AuditEvent event{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())};
   const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
                        status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
   if (refused && (patient_data == PatientData::kNone || !authenticated)) {
     // Nothing is handed out, so the call need not wait for the record; under a
     // flood of refusals a full queue drops it (logged) rather than hold workers.
-    audit_.Submit(ctx, AuditEvent{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())},
-                  Clock::now(), [](bool) {});
+    audit_.Submit(ctx, event, Clock::now(), [](bool) {});
     finish(ctx, status);
     return;
   }
@@ -293,8 +286,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   // batches while the workers send responses in parallel.
   auto recorded = std::make_shared<std::promise<bool>>();
   auto committed = recorded->get_future();
-  audit_.Submit(ctx, AuditEvent{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())},
-                audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
+  audit_.Submit(ctx, event, audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
   const bool audited = committed.wait_until(audit_deadline + std::chrono::seconds(3)) == std::future_status::ready &&
                        committed.get();
   // Fail closed: patient data is not handed out without its audit record. A

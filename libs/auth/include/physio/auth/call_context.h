@@ -1,6 +1,6 @@
 #pragma once
 // The per-call identity every handler works with. Built once per call from
-// verified credentials only (see libs/server MakeCallContext); plain C++ so
+// verified credentials only (see libs/server Authenticate); plain C++ so
 // domain code and its tests need no gRPC.
 #include <chrono>
 #include <initializer_list>

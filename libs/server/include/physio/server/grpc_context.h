@@ -26,13 +26,11 @@ struct ServiceIdentityPolicy {
   std::set<std::string> identities;  // e.g. physio-progress
 };
 
-// The one function every handler calls first. Reads "authorization: Bearer <jwt>",
-// verifies it, and takes tenant/principal/roles only from the verified claims.
-// Request id from "x-request-id" (or a new one); deadline from the call.
-CallContext MakeCallContext(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
-                            const ServiceIdentityPolicy& services = {});
-// Its two halves: what is known before any check (request id, deadline, peer
-// address), then identity from the verified token (throws when refused).
+// How every call's identity is built (by CallPipeline), in two halves. First
+// what is known before any check: request id from "x-request-id" (or a new
+// one), the deadline, the peer address. Then identity: reads "authorization:
+// Bearer <jwt>", verifies it, and takes tenant/principal/roles only from the
+// verified claims (throws when refused).
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context);
 void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
                   const ServiceIdentityPolicy& services);
