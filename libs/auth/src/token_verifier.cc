@@ -150,9 +150,7 @@ TokenVerifier TokenVerifier::FromPath(const std::string& path, std::string issue
     return TokenVerifier(ReadFileOrThrow(path, "jwt-public-key"), std::move(issuer), std::move(audience),
                          std::chrono::seconds(30), cache, max_lifetime);
   }
-  auto keys = std::make_shared<Keys>();
-  keys->signature = DirectorySignature(path);
-  keys->by_kid = ReadKeyDirectory(path);
+  auto keys = LoadKeyDirectory(path);
   if (keys->by_kid.empty()) throw std::runtime_error("jwt-public-key: no <kid>.pem public key in " + path);
   // Built around a placeholder key, then switched to the directory's keys.
   TokenVerifier verifier(keys->by_kid.begin()->second, std::move(issuer), std::move(audience), std::chrono::seconds(30),
@@ -164,6 +162,13 @@ TokenVerifier TokenVerifier::FromPath(const std::string& path, std::string issue
   return verifier;
 }
 
+std::shared_ptr<TokenVerifier::Keys> TokenVerifier::LoadKeyDirectory(const std::string& directory) {
+  auto keys = std::make_shared<Keys>();
+  keys->signature = DirectorySignature(directory);
+  keys->by_kid = ReadKeyDirectory(directory);
+  return keys;
+}
+
 std::shared_ptr<const TokenVerifier::Keys> TokenVerifier::CurrentKeys() const {
   std::unique_lock lock(keys_mutex_);
   if (key_directory_.empty() || std::chrono::steady_clock::now() < next_reload_check_) return keys_;
@@ -173,9 +178,7 @@ std::shared_ptr<const TokenVerifier::Keys> TokenVerifier::CurrentKeys() const {
   try {
     const std::string signature = DirectorySignature(key_directory_);
     if (signature == current->signature) return current;
-    auto fresh = std::make_shared<Keys>();
-    fresh->signature = signature;
-    fresh->by_kid = ReadKeyDirectory(key_directory_);
+    auto fresh = LoadKeyDirectory(key_directory_);
     spdlog::info("JWT key directory changed: {} key(s)", fresh->by_kid.size());
     lock.lock();
     keys_ = fresh;

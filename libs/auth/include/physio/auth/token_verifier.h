@@ -61,6 +61,8 @@ class TokenVerifier {
   struct Keys;
   Checked VerifySignatureAndClaims(const std::string& token, const Keys& keys) const;
   std::shared_ptr<const Keys> CurrentKeys() const;
+  // The directory's keys with its signature (names, sizes, times), to notice changes.
+  static std::shared_ptr<Keys> LoadKeyDirectory(const std::string& directory);
   class Cache;
   std::string key_directory_;  // empty: one fixed key
   std::chrono::seconds reload_interval_{30};
