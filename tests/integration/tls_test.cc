@@ -28,7 +28,9 @@ std::string Slurp(const std::filesystem::path& path) {
 
 class MutualTls : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartMutualTlsCluster({}); }
+  // All three services under mutual TLS, with `extra` settings on each.
+  static void StartMutualTlsCluster(const std::map<std::string, std::string>& extra) {
     spdlog::set_level(spdlog::level::warn);
     certs_ = std::filesystem::temp_directory_path() / NewId("certs");
     const std::string command =
@@ -40,7 +42,7 @@ class MutualTls : public ::testing::Test {
     postgres_->CreateDatabase("physio");
     cluster_ = std::make_unique<ServiceCluster>(
         *keys_, redis_->port(), postgres_->port(), "physio", std::map<std::string, std::string>{},
-        [](const std::string& service, Config& config) {
+        [&extra](const std::string& service, Config& config) {
           const std::string name = "physio-" + service;
           config.Set("tls-cert-file", (certs_ / (name + ".pem")).string());
           config.Set("tls-key-file", (certs_ / (name + ".key")).string());
@@ -49,6 +51,7 @@ class MutualTls : public ::testing::Test {
           config.Set("peer-cert-file", (certs_ / (name + ".pem")).string());
           config.Set("peer-key-file", (certs_ / (name + ".key")).string());
           config.Set("reflection", "false");
+          for (const auto& [key, value] : extra) config.Set(key, value);
         });
   }
   static void TearDownTestSuite() {
@@ -179,6 +182,45 @@ TEST_F(MutualTls, TheServiceRoleNeedsAServiceCertificate) {
 TEST_F(MutualTls, ReflectionCanBeTurnedOff) {
   auto status = CallReflection(grpc::CreateChannel(cluster_->planning_addr(), Tls("clinic-gateway")));
   EXPECT_EQ(status.error_code(), StatusCode::UNIMPLEMENTED) << status.error_message();
+}
+
+// Quotas are charged once, at the edge: the calls progress makes to planning
+// and assessment for a caller (here, suspending the plan on a red flag at a
+// check-in) are not charged to that caller again, so a caller near the limit
+// still gets the plan suspended in the same call.
+class MutualTlsQuotas : public MutualTls {
+ protected:
+  static void SetUpTestSuite() {
+    StartMutualTlsCluster({{"rate-limit-principal-per-second", "5"}, {"rate-limit-principal-burst", "5"}});
+  }
+};
+
+TEST_F(MutualTlsQuotas, ACallerAtTheLimitStillGetsTheRedFlagSuspensionInOneCall) {
+  Caller setup(*cluster_, MakeToken(*keys_, tenant_, "clin-setup", {"clinician"}), Tls("clinic-gateway"));
+  const ppb::Plan plan = ApprovedPlanFor(setup, patient_id_);
+  ASSERT_EQ(plan.status(), ppb::PLAN_STATUS_ACTIVE);
+
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-visit", {"clinician"}), Tls("clinic-gateway"));
+  for (int i = 0; i < 4; ++i) {  // four of the five tokens
+    ppb::ListInterventionsResponse listed;
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListInterventions,
+                               ppb::ListInterventionsRequest(), &listed).ok());
+  }
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  gpb::RecordVisitResponse visited;
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  get.set_include_suspended(true);
+  ppb::GetActivePlanResponse got;
+  ASSERT_TRUE(setup.Call(setup.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
 }
 
 }  // namespace

@@ -47,6 +47,14 @@ std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& serve
   return identities;
 }
 
+bool IsServicePeer(const grpc::ServerContextBase& server_context, const ServiceIdentityPolicy& services) {
+  if (!services.require_certificate) return false;
+  for (const auto& identity : CertificateIdentities(server_context)) {
+    if (services.identities.contains(identity)) return true;
+  }
+  return false;
+}
+
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
@@ -72,12 +80,8 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
   ctx.principal = claims.subject;
   ctx.roles = claims.roles;
   ctx.patient_id = claims.patient_id;
-  if (services.require_certificate && ctx.HasRole(Role::kService)) {
-    bool certified = false;
-    for (const auto& identity : CertificateIdentities(server_context)) certified |= services.identities.contains(identity);
-    if (!certified) {
-      throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
-    }
+  if (services.require_certificate && ctx.HasRole(Role::kService) && !IsServicePeer(server_context, services)) {
+    throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
   }
 }
 
@@ -225,7 +229,8 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     if (ctx.deadline <= Clock::now()) {
       throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
     }
-    if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService)) {
+    if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService) &&
+        !IsServicePeer(*server_context, services_)) {
       RateDecision quota;
       try {
         quota = limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));

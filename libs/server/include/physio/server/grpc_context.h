@@ -36,6 +36,9 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
                   const ServiceIdentityPolicy& services);
 // The identities the caller's verified client certificate names (CN and DNS SANs); empty without one.
 std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context);
+// Under mutual TLS: whether the caller's certificate is one of our services'
+// (then it calls on behalf of a caller whose quota was already charged).
+bool IsServicePeer(const grpc::ServerContextBase& server_context, const ServiceIdentityPolicy& services);
 
 grpc::Status ToStatus(const Error& error);
 const char* StatusCodeName(grpc::StatusCode code);
@@ -75,7 +78,8 @@ class CallPipeline {
  public:
   using Body = std::function<void(const CallContext&, AuditTarget&)>;
   // `limiter`, when enabled, is consulted after identity and before the body
-  // (callers with the service role are not limited).
+  // (callers with the service role, and under mutual TLS our services calling
+  // on a caller's behalf, are not limited: the caller was charged once, at the edge).
   // Every request is checked against `input` (CheckRequestBounds) after identity.
   CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
                ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {})
