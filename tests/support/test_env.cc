@@ -88,6 +88,32 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log
 
 ChildProcess::~ChildProcess() { Stop(); }
 
+void ChildProcess::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+bool ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return true;
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  do {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < give_up);
+  return false;
+}
+
+bool ChildProcess::Exited() {
+  if (pid_ <= 0) return true;
+  if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+    pid_ = -1;
+    return true;
+  }
+  return false;
+}
+
 void ChildProcess::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
@@ -97,6 +123,7 @@ void ChildProcess::Kill() {
 
 void ChildProcess::Stop() {
   if (pid_ <= 0) return;
+  kill(pid_, SIGCONT);  // a frozen (SIGSTOPped) process cannot act on SIGTERM
   kill(pid_, SIGTERM);
   for (int i = 0; i < 100; ++i) {
     if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
@@ -135,7 +162,7 @@ void RedisServer::Start() {
   WaitForPort(port_, "redis-server");
 }
 
-PostgresServer::PostgresServer() : port_(FreePort()) {
+PostgresServer::PostgresServer(bool durable) : port_(FreePort()), durable_(durable) {
   char tmpl[] = "/tmp/physio-pg-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -152,8 +179,17 @@ PostgresServer::PostgresServer() : port_(FreePort()) {
 void PostgresServer::Start() {
   RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-l", (dir_ / "log").string(), "-w", "-o",
                  "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -k " + dir_.string() +
-                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+                     " -c fsync=off -c full_page_writes=off -c max_connections=400" +
+                     (durable_ ? "" : " -c synchronous_commit=off"),
                  "start"});
+}
+
+void PostgresServer::StopImmediate() {
+  RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "immediate", "-w", "stop"});
+}
+
+std::string PostgresServer::Conninfo(const std::string& database) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + database;
 }
 
 void PostgresServer::Stop() {
@@ -189,8 +225,7 @@ void PostgresServer::RunAsPostgres(const std::vector<std::string>& argv) {
 }
 
 void PostgresServer::CreateDatabase(const std::string& name) {
-  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
-  PGconn* conn = PQconnectdb(conninfo.c_str());
+  PGconn* conn = PQconnectdb(Conninfo("postgres").c_str());
   PGresult* result = PQexec(conn, ("CREATE DATABASE " + name).c_str());
   bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
   std::string error = PQerrorMessage(conn);

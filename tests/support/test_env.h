@@ -2,8 +2,10 @@
 // Real infrastructure for integration tests: redis-server and PostgreSQL
 // started on free loopback ports (PostgreSQL under the postgres user when run as
 // root), a fresh RS256 key pair, and the three services in-process on port 0.
+#include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -28,7 +30,15 @@ class ChildProcess {
   void Stop();
   // SIGKILL, as a crash: no shutdown of any kind.
   void Kill();
+  // Sends `signal` (SIGSTOP, SIGCONT, SIGTERM...) and returns at once.
+  void Signal(int signal);
+  // Waits up to `timeout` for the process to exit; true when it has (it is then reaped).
+  bool WaitExit(std::chrono::milliseconds timeout);
+  // True when the process has exited on its own (reaped here); a fault harness
+  // uses it to prove that no process other than the one it killed went down.
+  bool Exited();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
@@ -49,6 +59,10 @@ class RedisServer {
   }
   // Starts again on the same port (and, when persistent, the same data).
   void Start();
+  // SIGSTOP / SIGCONT: Redis hangs (a stalled host, a long fork) without closing connections.
+  void Freeze() { process_->Signal(SIGSTOP); }
+  void Thaw() { process_->Signal(SIGCONT); }
+  ChildProcess* process() { return process_.get(); }
 
  private:
   int port_;
@@ -58,7 +72,11 @@ class RedisServer {
 
 class PostgresServer {
  public:
-  PostgresServer();
+  // `durable`: commits wait for their WAL to be written (synchronous_commit on),
+  // so an acknowledged write survives a crash of PostgreSQL; the default turns
+  // that off for speed. fsync stays off either way: the fault tests crash
+  // processes, not the machine, and the OS cache survives a process crash.
+  explicit PostgresServer(bool durable = false);
   ~PostgresServer();
   int port() const { return port_; }
   // Creates a database; tests that need isolation each take their own.
@@ -66,11 +84,17 @@ class PostgresServer {
   // Stops (fast) and starts again on the same port and data.
   void Stop();
   void Start();
+  // `pg_ctl stop -m immediate`: every backend killed, no checkpoint; the next
+  // Start() runs crash recovery from the WAL.
+  void StopImmediate();
+  // A superuser connection string to `database`.
+  std::string Conninfo(const std::string& database) const;
 
  private:
   void RunAsPostgres(const std::vector<std::string>& argv);
   std::filesystem::path dir_;
   int port_;
+  bool durable_;
 };
 
 // The key pair tokens are signed with; the public half is written to a file for the services.

@@ -31,8 +31,10 @@ std::string PgResult::GetBytes(int row, int col) const {
 }
 
 void PgConnection::EnsureConnected(Clock::time_point deadline) {
+  if (healthy() && epoch_ && dialled_epoch_ != epoch_->Current()) conn_.reset();  // dialled before PostgreSQL went away
   if (healthy()) return;
   conn_.reset();
+  dialled_epoch_ = epoch_ ? epoch_->Current() : 0;
   long budget_ms = std::min<long>(options_.connect_timeout.count(), MillisUntil(deadline));
   if (budget_ms <= 0) Unavailable("deadline exceeded before connecting");
   // libpq's connect_timeout has one-second granularity and a two-second minimum.
@@ -86,6 +88,7 @@ std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>&
   }
   if (!sent || PQpipelineSync(conn) != 1) {
     const std::string why = Trimmed(PQerrorMessage(conn));
+    if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline send failed: " + why);
     conn_.reset();  // a half-sent pipeline leaves the connection in no known state
     Unavailable("pipeline send failed: " + why);
   }
@@ -107,6 +110,7 @@ std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>&
   if (!synced || PQexitPipelineMode(conn) != 1) {
     for (PGresult* result : raw) PQclear(result);
     const std::string why = Trimmed(PQerrorMessage(conn));
+    if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline failed: " + why);
     conn_.reset();
     Unavailable("pipeline failed: " + why);
   }
@@ -134,19 +138,22 @@ PgResult PgConnection::Checked(PGresult* raw) {
   CheckFailed(raw);
 }
 
+void PgConnection::Lost(const std::string& why) {
+  conn_.reset();
+  if (epoch_) epoch_->StoreLost();
+  Unavailable(why);
+}
+
 void PgConnection::CheckFailed(const PGresult* raw) {
-  if (raw == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
-    std::string why = Trimmed(PQerrorMessage(conn_.get()));
-    conn_.reset();
-    Unavailable("connection lost: " + why);
-  }
+  if (raw == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) Lost("connection lost: " + Trimmed(PQerrorMessage(conn_.get())));
   const std::string sqlstate = Field(raw, PG_DIAG_SQLSTATE);
   const std::string message = Field(raw, PG_DIAG_MESSAGE_PRIMARY);
   if (sqlstate == "23505") throw PgUniqueViolation(Field(raw, PG_DIAG_CONSTRAINT_NAME), "postgres: " + message);
   if (sqlstate == "40001" || sqlstate == "40P01") throw Error(ErrorCode::kAborted, "postgres: concurrent update, retry");
   if (sqlstate == "57014") throw Error(ErrorCode::kDeadlineExceeded, "postgres: statement timed out");
   // Class 08 (connection), 53 (resources), 57P0x (shutdown): the store is unavailable.
-  if (sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("53", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+  if (sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) Lost(message);
+  if (sqlstate.rfind("53", 0) == 0) {  // out of resources: this session is suspect, the others need not be
     conn_.reset();
     Unavailable(message);
   }
@@ -155,7 +162,8 @@ void PgConnection::CheckFailed(const PGresult* raw) {
 
 PgPool::PgPool(PgOptions options)
     : options_(std::move(options)),
-      connections_(options_.pool_size, [this] { return std::make_unique<PgConnection>(options_); }, "postgres") {}
+      connections_(options_.pool_size, [this] { return std::make_unique<PgConnection>(options_, &epoch_); },
+                   "postgres") {}
 
 bool PgPool::Ping(std::chrono::milliseconds timeout) {
   try {

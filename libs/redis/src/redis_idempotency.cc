@@ -1,5 +1,7 @@
 #include "physio/redis/redis_idempotency.h"
 
+#include <algorithm>
+
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/redis/redis_keys.h"
@@ -27,7 +29,14 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
   const std::string redis_key = RedisKey(
       "idem", key.tenant,
       {key.service_prefix, key.method, Sha256Hex(key.principal + "\n" + key.request_id).substr(0, 40)});
-  auto claimed = pool_.Command({"SET", redis_key, kPending, "NX", "PX", "30000"}, deadline);
+  // The pending marker lives no longer than this attempt can run (it is bounded
+  // by its deadline), plus a margin: an attempt that died (its service killed,
+  // Redis frozen while the claim was in flight) blocks its retries only briefly.
+  const auto attempt_left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  const auto pending_ttl = std::clamp(attempt_left + std::chrono::seconds(1), std::chrono::milliseconds(1000),
+                                      std::chrono::milliseconds(30000));
+  auto claimed =
+      pool_.Command({"SET", redis_key, kPending, "NX", "PX", std::to_string(pending_ttl.count())}, deadline);
   std::string refusal;
   if (IsErrorReply(claimed.get(), &refusal)) {
     // e.g. OOM under maxmemory with noeviction: nothing was written; the client retries.
@@ -49,7 +58,8 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
     }
     throw;
   }
-  // Should this fail, the pending marker expires on its own (a retry is ABORTED until then).
+  // Should this fail, the pending marker expires on its own (a retry is ABORTED until then, at most
+  // the attempt's deadline and a second).
   pool_.Command({"SET", redis_key, fingerprint + "\n" + response, "EX", std::to_string(retention_.count())}, deadline);
   return response;
 }

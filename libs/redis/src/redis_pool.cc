@@ -1,5 +1,7 @@
 #include "physio/redis/redis_pool.h"
 
+#include <cerrno>
+#include <string_view>
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
@@ -19,9 +21,18 @@ std::chrono::milliseconds Until(Clock::time_point deadline) {
 [[noreturn]] void Unavailable(const std::string& why) { throw Error(ErrorCode::kUnavailable, "redis: " + why); }
 }  // namespace
 
+void RedisConnection::NoteLostIfGone(int hiredis_error, int saved_errno) {
+  if (epoch_ == nullptr) return;
+  if (hiredis_error == REDIS_ERR_EOF ||
+      (hiredis_error == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE))) {
+    epoch_->StoreLost();
+  }
+}
+
 void RedisConnection::Connect(Clock::time_point deadline) {
   auto budget = std::min(options_.connect_timeout, Until(deadline));
   if (budget.count() <= 0) Unavailable("deadline exceeded before connecting");
+  dialled_epoch_ = epoch_ ? epoch_->Current() : 0;
   context_.reset(redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(budget)));
   if (!context_ || context_->err) {
     std::string why = context_ ? context_->errstr : "out of memory";
@@ -48,6 +59,7 @@ void RedisConnection::Connect(Clock::time_point deadline) {
 }
 
 RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
+  if (context_ && epoch_ && dialled_epoch_ != epoch_->Current()) context_.reset();  // dialled before Redis went away
   if (!context_) Connect(deadline);
   auto budget = std::min(options_.command_timeout, Until(deadline));
   if (budget.count() <= 0) Unavailable("deadline exceeded");
@@ -68,17 +80,33 @@ RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock:
   auto* raw = static_cast<redisReply*>(
       redisCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(), lengths.data()));
   if (raw == nullptr || context_->err) {
+    const int saved_errno = errno;
     std::string why = context_->errstr;
+    NoteLostIfGone(context_->err, saved_errno);
     if (raw) freeReplyObject(raw);
     context_.reset();  // a hiredis context is unusable after any error
     Unavailable("command failed: " + why);
+  }
+  // Redis answers these while it cannot serve yet (replaying its append-only
+  // file after a restart, a script past its time limit): a store that is not
+  // available, not a fault of the request.
+  if (raw->type == REDIS_REPLY_ERROR) {
+    const std::string_view message(raw->str, raw->len);
+    for (std::string_view transient : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN"}) {
+      if (message.starts_with(transient)) {
+        std::string why(message);
+        freeReplyObject(raw);
+        Unavailable("not ready: " + why);
+      }
+    }
   }
   return RedisReply(raw);
 }
 
 RedisPool::RedisPool(RedisOptions options)
     : options_(std::move(options)),
-      connections_(options_.pool_size, [this] { return std::make_unique<RedisConnection>(options_); }, "redis") {}
+      connections_(options_.pool_size, [this] { return std::make_unique<RedisConnection>(options_, &epoch_); },
+                   "redis") {}
 
 RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
   auto lease = Lease(deadline);

@@ -91,6 +91,14 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  // An address may name several replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051",
+  // or a dns:/// name with several records): spread calls over every ready one,
+  // so one replica going away moves its share to the others at once.
+  args.SetLoadBalancingPolicyName("round_robin");
+  // gRPC's default reconnect backoff grows to 120 s, which would keep a peer
+  // restarted after a crash out of use for minutes; retry it every second at most.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (tls.ca_file.empty()) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadFileOrThrow(tls.ca_file, "peer-ca-file");

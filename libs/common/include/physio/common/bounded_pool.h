@@ -2,7 +2,9 @@
 // A fixed set of connections handed out one caller at a time. A lease waits at
 // most until the caller's deadline (then UNAVAILABLE: better a fast retryable
 // error than a call that outlives its deadline) and returns itself when it ends.
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -13,6 +15,19 @@
 #include "physio/common/error.h"
 
 namespace physio {
+
+// Which connections of a pool may still be alive. When one connection finds its
+// store gone (closed, reset), every connection dialled before is most likely
+// dead as well (the store restarted): each redials on its next use instead of
+// failing one caller apiece. A timeout alone says nothing about the others.
+class ConnectionEpoch {
+ public:
+  std::uint64_t Current() const { return value_.load(std::memory_order_acquire); }
+  void StoreLost() { value_.fetch_add(1, std::memory_order_acq_rel); }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
 
 template <typename Connection>
 class BoundedPool {

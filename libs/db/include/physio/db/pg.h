@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -76,7 +77,8 @@ struct PgStatement {
 
 class PgConnection {
  public:
-  explicit PgConnection(const PgOptions& options) : options_(options) {}
+  // `epoch` (optional): the pool's; see ConnectionEpoch.
+  explicit PgConnection(const PgOptions& options, ConnectionEpoch* epoch = nullptr) : options_(options), epoch_(epoch) {}
   PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {});
   // The statements in one round trip (libpq pipeline mode), results in order;
   // throws as Exec does for the first that failed (the rest are then not run).
@@ -93,7 +95,11 @@ class PgConnection {
   };
   PgResult Checked(PGresult* raw);
   [[noreturn]] void CheckFailed(const PGresult* raw);
+  // The connection is gone (PostgreSQL closed it, restarted, shut down).
+  [[noreturn]] void Lost(const std::string& why);
   const PgOptions& options_;
+  ConnectionEpoch* epoch_;
+  std::uint64_t dialled_epoch_ = 0;
   std::unique_ptr<PGconn, ConnDeleter> conn_;
 };
 
@@ -111,6 +117,7 @@ class PgPool {
 
  private:
   PgOptions options_;  // before connections_: they refer to it
+  ConnectionEpoch epoch_;
   BoundedPool<PgConnection> connections_;
 };
 

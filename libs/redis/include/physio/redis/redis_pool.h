@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,7 +41,9 @@ using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
 class RedisConnection {
  public:
-  explicit RedisConnection(const RedisOptions& options) : options_(options) {}
+  // `epoch` (optional): the pool's; see ConnectionEpoch.
+  explicit RedisConnection(const RedisOptions& options, ConnectionEpoch* epoch = nullptr)
+      : options_(options), epoch_(epoch) {}
   // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
   // transport failure or when the deadline has passed.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
@@ -50,7 +53,11 @@ class RedisConnection {
   struct ContextDeleter {
     void operator()(redisContext* c) const { redisFree(c); }
   };
+  // A transport error that means Redis itself went away (not a timeout).
+  void NoteLostIfGone(int hiredis_error, int saved_errno);
   const RedisOptions& options_;
+  ConnectionEpoch* epoch_;
+  std::uint64_t dialled_epoch_ = 0;
   std::unique_ptr<redisContext, ContextDeleter> context_;
 };
 
@@ -71,6 +78,7 @@ class RedisPool {
 
  private:
   RedisOptions options_;  // before connections_: they refer to it
+  ConnectionEpoch epoch_;
   BoundedPool<RedisConnection> connections_;
 };
 
