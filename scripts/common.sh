@@ -14,7 +14,7 @@ RUN_PACKAGES=(
 # Python example, and Node.js/npm for buf (proto lint) and the FHIR validator.
 TEST_PACKAGES=(
   git openssl libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
-  docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf
+  docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint
 )
 
 as_root() {

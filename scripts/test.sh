@@ -2,8 +2,10 @@
 # Installs what is missing, builds, and runs every test, in three stages:
 #  1. build/: ctest runs unit tests, integration tests (each starts its own
 #     redis-server and PostgreSQL on free loopback ports and the services on
-#     port 0), the proto lint (buf STANDARD), the docker-compose checks, the
-#     README examples and the run.sh demo smoke test;
+#     port 0), the fault suite (services as processes under a mixed load while
+#     Redis, PostgreSQL and services fail), the proto lint (buf STANDARD), the
+#     docker-compose and Kubernetes checks, the README examples and the run.sh
+#     demo smoke test;
 #  2. build-asan/: the unit and integration tests again, built with
 #     AddressSanitizer and UndefinedBehaviorSanitizer (any report fails);
 #  3. build-fuzz/: each libFuzzer target for a few seconds (scripts/fuzz.sh).
@@ -13,6 +15,9 @@ source "$(dirname "$0")/common.sh"
 
 STAGES="${PHYSIO_TEST_STAGES:-1 2 3}"
 install_packages "${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+# kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless a kubectl
+# is already installed (another package may own /usr/bin/kubectl).
+command -v kubectl >/dev/null 2>&1 || install_packages kubernetes-client
 install_node_tools
 
 if [[ " $STAGES " == *" 1 "* ]]; then

@@ -74,6 +74,8 @@ TEST_F(Resilience, RedisOutageIsUnavailableAndRecoversWithoutRestart) {
   redis_->Stop();
   EXPECT_TRUE(WaitForHealth(cluster_->assessment_addr(), service, Health::NOT_SERVING));
   EXPECT_TRUE(WaitForHealth(cluster_->assessment_addr(), "", Health::NOT_SERVING));
+  // The liveness name stays SERVING: a store blip must not make Kubernetes restart every pod.
+  EXPECT_EQ(HealthOf(cluster_->assessment_addr(), "liveness"), Health::SERVING);
   std::chrono::milliseconds took{};
   auto status = StartIntake(std::chrono::seconds(3), &took);
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();

@@ -65,6 +65,9 @@ int ServiceHost::Start() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) throw std::runtime_error("cannot listen on " + settings_.listen);
+  // "liveness" answers whether the process can serve at all, whatever its stores do:
+  // a liveness probe on it restarts a wedged process, not every pod at a Redis blip.
+  server_->GetHealthCheckService()->SetServingStatus(kLivenessHealthName, true);
   health_thread_ = std::thread([this] { MonitorHealth(); });
   return port_;
 }
@@ -79,7 +82,8 @@ void ServiceHost::MonitorHealth() {
     lock.lock();
     if (stopping_) break;
     if (static_cast<int>(healthy) != last) {
-      health->SetServingStatus(healthy);
+      // By name: the no-name overload would set every name, "liveness" included.
+      health->SetServingStatus("", healthy);
       for (const auto& name : health_names_) health->SetServingStatus(name, healthy);
       if (last != -1) spdlog::warn("health changed to {}", healthy ? "SERVING" : "NOT_SERVING");
       last = healthy;

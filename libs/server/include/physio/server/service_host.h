@@ -20,6 +20,10 @@
 
 namespace physio {
 
+// The grpc.health.v1 name that stays SERVING while the process runs, whatever
+// its stores do (for liveness probes); "" and the service names follow the stores.
+inline constexpr const char* kLivenessHealthName = "liveness";
+
 class ServiceHost {
  public:
   // `health_names`: fully qualified service names whose status follows `stores_healthy`
