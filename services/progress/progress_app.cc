@@ -138,9 +138,11 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
       }
     }
   }
+  std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
       pg_, deadline, key, request,
       [&](PgConnection& conn) {
+        raised.clear();
         pb::Visit visit;
         visit.set_visit_id(NewId("visit"));
         visit.set_patient_id(request.patient_id());
@@ -166,14 +168,17 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
           // A red flag at check-in is raised at once, in the same commit as the visit.
           auto reasons = physio::assessment::ConcernSummaries(visit.red_flags());
           reasons.insert(reasons.begin(), apb::RedFlagAction_Name(action));
-          RaiseAlert(conn, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
-                     request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons);
+          if (RaiseAlert(conn, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
+                         request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
+            raised.push_back(pb::ALERT_KIND_RED_FLAG);
+          }
         }
         pb::RecordVisitResponse recorded;
         *recorded.mutable_visit() = visit;
         return recorded;
       },
       [&](const pb::RecordVisitResponse& recorded) { audit.resource_id = recorded.visit().visit_id(); });
+  NoteAlertsRaised(raised);
   audit.resource_id = response->visit().visit_id();
   // An urgent or emergency red flag takes the plan out of use at once. The visit and
   // its alert are already committed; if planning cannot be reached the call fails
@@ -565,9 +570,11 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   }
   if (evaluation.low_adherence) alerts.push_back({pb::ALERT_KIND_LOW_ADHERENCE, evaluation.reasons});
 
+  std::vector<pb::AlertKind> raised;  // by the transaction that committed
   auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
       pg_, deadline, key, request,
       [&](PgConnection& conn) {
+        raised.clear();
         pb::EvaluateProgressResponse stored = evaluated;
         auto* record = stored.mutable_evaluation();
         std::optional<std::string> key_of_record;
@@ -596,8 +603,9 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
           clinic = latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
         }
         for (const auto& [kind, alert_reasons] : alerts) {
-          if (auto raised = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
-            *record->add_raised_alerts() = *raised;
+          if (auto alert = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
+            *record->add_raised_alerts() = *alert;
+            raised.push_back(kind);
           }
         }
         conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
@@ -607,6 +615,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
         return stored;
       },
       [&](const pb::EvaluateProgressResponse& response) { audit.resource_id = response.evaluation().evaluation_id(); });
+  NoteAlertsRaised(raised);
   return response;
 }
 
@@ -846,6 +855,11 @@ pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallCon
                             {response.visit().visit_id(), "3600000"}, ctx.DeadlineCappedAt(kStoreBudget));
   ThrowFromVisitScript(closed.get());
   return response;
+}
+
+void ProgressApp::NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const {
+  if (!alert_raised_) return;
+  for (auto kind : kinds) alert_raised_(kind);
 }
 
 }  // namespace physio::progress

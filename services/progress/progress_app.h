@@ -2,6 +2,7 @@
 // The progress service's use cases. Talks to the planning service (active plan,
 // AdjustPlan) and the assessment service (ScoreInstrument) through the small
 // interfaces below (gRPC in progress_server.cc).
+#include <functional>
 #include <optional>
 
 #include "domain/evaluation.h"
@@ -54,6 +55,9 @@ class ProgressApp {
         visit_session_ttl_(visit_session_ttl),
         policy_(policy) {}
 
+  // Told of every alert a committed write raised (for the alerts-by-kind metric).
+  void OnAlertRaised(std::function<void(pb::AlertKind)> observer) { alert_raised_ = std::move(observer); }
+
   pb::RecordVisitResponse RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request, AuditTarget& audit);
   pb::LogHomeExerciseResponse LogHomeExercise(const CallContext& ctx, const pb::LogHomeExerciseRequest& request,
                                               AuditTarget& audit);
@@ -95,6 +99,8 @@ class ProgressApp {
   AssessmentClient& assessment_;
   std::chrono::seconds visit_session_ttl_;
   EvaluationPolicy policy_;
+  std::function<void(pb::AlertKind)> alert_raised_;
+  void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
 };
 
 }  // namespace physio::progress

@@ -127,10 +127,15 @@ class ProgressServer final : public RunningService {
         app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
              std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")), PolicyFrom(config_)),
         grpc_(app_, runtime_) {
+    app_.OnAlertRaised([this](pb::AlertKind kind) {
+      runtime_.metrics().CountEvent("physio_alerts_raised_total", "Clinical alerts raised, by kind.",
+                                    pb::AlertKind_Name(kind));
+    });
     runtime_.Serve(&grpc_);
   }
   ~ProgressServer() override { runtime_.Shutdown(); }
   int port() const override { return runtime_.port(); }
+  int http_port() const override { return runtime_.http_port(); }
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:

@@ -450,11 +450,14 @@ TEST_F(Faults, DISABLED_Soak) {
   EXPECT_EQ(verification.lost, 0);
   EXPECT_EQ(verification.duplicated, 0);
   ASSERT_GE(samples.size(), 3u);
-  // Against minute 1 (pools and caches warm): at most 10% more memory, the same connections give or take a few.
-  const Sample& warm = samples[1];
+  // Second half against first: by half time the pools have dialled and the bounded
+  // caches (verified tokens: token-cache-size entries, each token new per episode here)
+  // are full, so any growth left would be a leak. At most 5% more memory, the same
+  // connections and descriptors give or take a few.
+  const Sample& warm = samples[samples.size() / 2];
   const Sample& last = samples.back();
   for (int s = 0; s < 3; ++s) {
-    EXPECT_LE(last.rss_kib[s], warm.rss_kib[s] * 11 / 10) << ServiceName(kServices[s]) << " memory grew";
+    EXPECT_LE(last.rss_kib[s], warm.rss_kib[s] * 105 / 100) << ServiceName(kServices[s]) << " memory grew";
     EXPECT_LE(last.fds[s], warm.fds[s] + 8) << ServiceName(kServices[s]) << " descriptors grew";
   }
   EXPECT_LE(last.pg_connections, warm.pg_connections + 8);

@@ -126,6 +126,10 @@ class ServiceCluster {
   std::string assessment_addr() const { return "127.0.0.1:" + std::to_string(assessment_->port()); }
   std::string planning_addr() const { return "127.0.0.1:" + std::to_string(planning_->port()); }
   std::string progress_addr() const { return "127.0.0.1:" + std::to_string(progress_->port()); }
+  // The HTTP ports (Connect protocol, /metrics).
+  int assessment_http_port() const { return assessment_->http_port(); }
+  int planning_http_port() const { return planning_->http_port(); }
+  int progress_http_port() const { return progress_->http_port(); }
 
  private:
   std::unique_ptr<Config> assessment_config_, planning_config_, progress_config_;

@@ -32,11 +32,15 @@ std::string HexDecode(const std::string& hex) {
   return out;
 }
 
-std::string NewId(const std::string& prefix) {
-  unsigned char raw[16];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
-  return prefix + "_" + HexEncode(std::string(reinterpret_cast<char*>(raw), sizeof raw));
+std::string RandomHex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return HexEncode(raw);
 }
+
+std::string NewId(const std::string& prefix) { return prefix + "_" + RandomHex(16); }
 
 std::string Sha256Hex(const std::string& bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];

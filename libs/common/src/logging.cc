@@ -166,9 +166,16 @@ void LogAccess(const AccessRecord& record) {
   }
   if (!logger || !logger->should_log(spdlog::level::info)) return;
   const double ms = std::chrono::duration<double, std::milli>(record.duration).count();
-  logger->info(R"("method":"{}","tenant":"{}","principal":"{}","request_id":"{}","code":"{}","duration_ms":{:.3f})",
-               JsonEscape(record.method), JsonEscape(record.tenant), JsonEscape(record.principal),
-               JsonEscape(record.request_id), record.code, ms);
+  if (record.trace_id.empty()) {
+    logger->info(R"("method":"{}","tenant":"{}","principal":"{}","request_id":"{}","code":"{}","duration_ms":{:.3f})",
+                 JsonEscape(record.method), JsonEscape(record.tenant), JsonEscape(record.principal),
+                 JsonEscape(record.request_id), record.code, ms);
+  } else {
+    logger->info(
+        R"("method":"{}","tenant":"{}","principal":"{}","request_id":"{}","code":"{}","duration_ms":{:.3f},"trace_id":"{}")",
+        JsonEscape(record.method), JsonEscape(record.tenant), JsonEscape(record.principal),
+        JsonEscape(record.request_id), record.code, ms, record.trace_id);
+  }
 }
 
 }  // namespace physio

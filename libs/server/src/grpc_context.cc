@@ -55,6 +55,21 @@ bool IsServicePeer(const grpc::ServerContextBase& server_context, const ServiceI
   return false;
 }
 
+const std::string& GatewayKey() {
+  static const std::string key = RandomHex(16);
+  return key;
+}
+
+namespace {
+// Compares in time independent of where the first difference is.
+bool SameSecret(const std::string& given, const std::string& expected) {
+  if (given.size() != expected.size()) return false;
+  unsigned char difference = 0;
+  for (std::size_t i = 0; i < given.size(); ++i) difference |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  return difference == 0;
+}
+}  // namespace
+
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
@@ -64,7 +79,42 @@ CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
     ctx.deadline = Clock::now() + (grpc_deadline - std::chrono::system_clock::now());
   }
   ctx.peer = server_context.peer();
+  // Only this process's HTTP gateway may say who its client was.
+  const std::string http_peer = Metadata(server_context, kHttpPeerMetadata);
+  if (!http_peer.empty() && SameSecret(Metadata(server_context, kGatewayKeyMetadata), GatewayKey())) {
+    ctx.peer = "http:" + http_peer;
+  }
+  AcceptTraceparent(ctx, Metadata(server_context, "traceparent"));
   return ctx;
+}
+
+namespace {
+bool IsLowerHex(std::string_view text) {
+  return !text.empty() && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+}  // namespace
+
+void AcceptTraceparent(CallContext& ctx, const std::string& traceparent) {
+  // version "-" trace-id "-" parent-id "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55.
+  if (traceparent.size() != 55 || traceparent.compare(0, 3, "00-") != 0 || traceparent[35] != '-' ||
+      traceparent[52] != '-') {
+    return;
+  }
+  const std::string_view view(traceparent);
+  const auto trace_id = view.substr(3, 32), parent_id = view.substr(36, 16), flags = view.substr(53, 2);
+  if (!IsLowerHex(trace_id) || !IsLowerHex(parent_id) || !IsLowerHex(flags)) return;
+  if (trace_id.find_first_not_of('0') == std::string_view::npos) return;  // all-zero ids are invalid
+  if (parent_id.find_first_not_of('0') == std::string_view::npos) return;
+  ctx.trace_id = std::string(trace_id);
+  ctx.trace_flags = std::string(flags);
+}
+
+std::string OutgoingTraceparent(const CallContext& ctx) {
+  if (ctx.trace_id.empty()) return "";
+  // A new span id for the call this one makes: 16 hex digits, not all zero.
+  std::string span = RandomHex(8);
+  if (span.find_first_not_of('0') == std::string::npos) span.back() = '1';
+  return "00-" + ctx.trace_id + "-" + span + "-" + ctx.trace_flags;
 }
 
 void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
@@ -126,6 +176,9 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
   auto client = std::make_unique<grpc::ClientContext>();
   client->AddMetadata("authorization", "Bearer " + ctx.bearer_token);
   client->AddMetadata("x-request-id", ctx.request_id);
+  if (const std::string traceparent = OutgoingTraceparent(ctx); !traceparent.empty()) {
+    client->AddMetadata("traceparent", traceparent);
+  }
   auto remaining = std::min(ctx.Remaining(), cap);
   client->set_deadline(std::chrono::system_clock::now() + remaining);
   return client;
@@ -199,6 +252,7 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
                                               const google::protobuf::Message& request, Body body) {
   auto* reactor = server_context->DefaultReactor();
   const auto accepted = Clock::now();
+  if (metrics_ != nullptr) metrics_->CallStarted(method);
   const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, &request, accepted,
                                        body = std::move(body)] {
     Run(method, patient_data, server_context, reactor, request, body, accepted);
@@ -206,6 +260,7 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
   if (!queued) {
     // Only past the configured queue limit (far more calls waiting than the service is sized for).
     spdlog::warn("call queue full; refusing method={}", method);
+    if (metrics_ != nullptr) metrics_->CallHandled(method, "RESOURCE_EXHAUSTED", 0);
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "server call queue full; retry with backoff"));
   }
   return reactor;
@@ -219,9 +274,11 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   grpc::Status status;
   bool authenticated = false;
   bool audited_with_write = false;
-  auto finish = [method, reactor, accepted](const CallContext& call, const grpc::Status& final_status) {
-    LogAccess(AccessRecord{method, call.tenant, call.principal, call.request_id,
-                           StatusCodeName(final_status.error_code()), Clock::now() - accepted});
+  auto finish = [this, method, reactor, accepted](const CallContext& call, const grpc::Status& final_status) {
+    const auto took = Clock::now() - accepted;
+    const char* code = StatusCodeName(final_status.error_code());
+    LogAccess(AccessRecord{method, call.tenant, call.principal, call.request_id, code, took, call.trace_id});
+    if (metrics_ != nullptr) metrics_->CallHandled(method, code, std::chrono::duration<double>(took).count());
     reactor->Finish(final_status);
   };
   if (server_context->IsCancelled()) {

@@ -70,7 +70,42 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"rate-limit-tenant-burst", "0", "calls a tenant may make at once above the rate (0: twice the rate)"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
+      {"http-listen", "",
+       "address:port of the HTTP port (Connect protocol, /metrics); empty: the gRPC port plus 1000 on the same host "
+       "(0 when that is 0); off: none"},
+      {"cors-allowed-origins", "", "comma-separated origins browsers may call the HTTP port from (* for any)"},
+      {"http-default-timeout-ms", "30000", "deadline of an HTTP call that sends no Connect-Timeout-Ms"},
+      {"http-threads", "32", "threads serving the HTTP port (a request waits for one; calls queue, not refused)"},
   };
+}
+
+HttpGatewaySettings HttpSettingsFrom(const Config& config) {
+  HttpGatewaySettings settings;
+  settings.listen = config.Get("http-listen");
+  if (settings.listen.empty()) {
+    const std::string grpc_listen = config.Get("listen");
+    const auto colon = grpc_listen.rfind(':');
+    if (colon == std::string::npos) throw std::invalid_argument("--listen must be host:port");
+    const int grpc_port = std::stoi(grpc_listen.substr(colon + 1));
+    settings.listen = grpc_listen.substr(0, colon) + ":" + std::to_string(grpc_port == 0 ? 0 : grpc_port + 1000);
+  }
+  const std::string origins = config.Get("cors-allowed-origins");
+  for (std::size_t start = 0; start < origins.size();) {
+    auto comma = origins.find(',', start);
+    if (comma == std::string::npos) comma = origins.size();
+    std::string origin = origins.substr(start, comma - start);
+    origin.erase(0, origin.find_first_not_of(' '));
+    origin.erase(origin.find_last_not_of(' ') + 1);
+    if (!origin.empty()) settings.cors_origins.insert(origin);
+    start = comma + 1;
+  }
+  settings.default_timeout = std::chrono::milliseconds(config.GetInt("http-default-timeout-ms"));
+  settings.threads = config.GetInt("http-threads");
+  settings.max_body_bytes = static_cast<std::size_t>(config.GetInt("max-message-bytes"));
+  settings.tls_cert_file = config.Get("tls-cert-file");
+  settings.tls_key_file = config.Get("tls-key-file");
+  settings.tls_client_ca_file = config.Get("tls-client-ca-file");
+  return settings;
 }
 
 ServerSettings ServerSettingsFrom(const Config& config) {

@@ -92,6 +92,11 @@ void ServiceHost::MonitorHealth() {
   }
 }
 
+std::shared_ptr<grpc::Channel> ServiceHost::InProcessChannel() {
+  if (!server_) throw std::logic_error("InProcessChannel before Start");
+  return server_->InProcessChannel(grpc::ChannelArguments());
+}
+
 void ServiceHost::Shutdown() {
   {
     std::lock_guard lock(mutex_);
@@ -126,7 +131,7 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
     }
     InitJsonLogging(service_name, config.Get("log-level"));
     auto service = start(config);
-    spdlog::info("{} listening on port {}", service_name, service->port());
+    spdlog::info("{} listening on port {} (gRPC) and {} (HTTP)", service_name, service->port(), service->http_port());
     int received = 0;
     sigwait(&signals, &received);
     spdlog::info("signal {} received; draining in-flight calls", received);

@@ -26,17 +26,22 @@ void MigrateWithRetry(PgPool& pool, const std::string& schema, const std::vector
 ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
                                const std::vector<Migration>& migrations, std::vector<std::string> health_names)
     : config_(config),
+      service_names_(health_names),
+      metrics_(health_names.empty() ? "" : health_names.front()),
       verifier_(TokenVerifierFrom(config)),
       redis_(RedisOptionsFrom(config)),
       pg_(PgOptionsFrom(config)),
       audit_(pg_.options(), schema, AuditOptionsFrom(config)),
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
       limiter_(redis_, RateLimitsFrom(config)),
-      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config)),
+      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
+                &metrics_),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));
         const bool pg_ok = pg_.Ping(std::chrono::milliseconds(1000));
+        redis_up_ = redis_ok;
+        postgres_up_ = pg_ok;
         return redis_ok && pg_ok;
       }),
       schema_(schema) {
@@ -93,9 +98,41 @@ void ServiceRuntime::PurgeIdempotencyRecords(std::stop_token stop) {
   }
 }
 
+void ServiceRuntime::AddRuntimeMetrics() {
+  metrics_.AddCollector([this](MetricsText& out) {
+    out.Gauge("physio_store_up", "Whether the last health probe reached the store (1) or not (0).",
+              {{MetricLabels({{"store", "redis"}}), redis_up_ ? 1 : 0},
+               {MetricLabels({{"store", "postgres"}}), postgres_up_ ? 1 : 0}});
+    const PoolStats redis = redis_.Stats(), pg = pg_.Stats();
+    const auto pool = [](const char* name) { return MetricLabels({{"pool", name}}); };
+    out.Gauge("physio_pool_size", "Connections in the pool.",
+              {{pool("redis"), redis.size}, {pool("postgres"), pg.size}});
+    out.Gauge("physio_pool_idle", "Connections idle in the pool now.", {{pool("redis"), redis.idle}, {pool("postgres"), pg.idle}});
+    out.Counter("physio_pool_acquired_total", "Connections leased.",
+                {{pool("redis"), static_cast<double>(redis.acquired)}, {pool("postgres"), static_cast<double>(pg.acquired)}});
+    out.Counter("physio_pool_waits_total", "Leases that found no idle connection and waited.",
+                {{pool("redis"), static_cast<double>(redis.waited)}, {pool("postgres"), static_cast<double>(pg.waited)}});
+    out.Counter("physio_pool_wait_seconds_total", "Time leases spent waiting for a connection.",
+                {{pool("redis"), redis.wait_seconds}, {pool("postgres"), pg.wait_seconds}});
+    out.Counter("physio_pool_wait_timeouts_total", "Waits that reached the call's deadline (answered UNAVAILABLE).",
+                {{pool("redis"), static_cast<double>(redis.timed_out)}, {pool("postgres"), static_cast<double>(pg.timed_out)}});
+    out.Gauge("physio_audit_queue_depth", "Audit records waiting for the batch writer.",
+              {{"", static_cast<double>(audit_.queued())}});
+    out.Gauge("physio_call_queue_depth", "Calls waiting for a worker.", {{"", static_cast<double>(workers_.queued())}});
+    out.Gauge("physio_worker_threads", "Workers running calls.", {{"", static_cast<double>(workers_.threads())}});
+  });
+}
+
 int ServiceRuntime::Serve(grpc::Service* service) {
   host_.AddService(service);
-  return host_.Start();
+  const int port = host_.Start();
+  AddRuntimeMetrics();
+  if (config_.Get("http-listen") != "off") {
+    http_ = std::make_unique<HttpGateway>(HttpSettingsFrom(config_), host_.InProcessChannel(), service_names_,
+                                          metrics_);
+    http_->Start();
+  }
+  return port;
 }
 
 }  // namespace physio

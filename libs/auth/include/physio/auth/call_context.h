@@ -24,6 +24,8 @@ struct CallContext {
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
   std::string peer;         // the caller's address as gRPC reports it (for the audit trail)
+  std::string trace_id;     // W3C trace context: the caller's trace (32 hex), when it sent a traceparent
+  std::string trace_flags;  // and its flags (2 hex), forwarded with a new parent id
   Clock::time_point deadline = Clock::time_point::max();
 
   bool HasRole(Role role) const { return roles.contains(role); }

@@ -29,6 +29,16 @@ class ConnectionEpoch {
   std::atomic<std::uint64_t> value_{0};
 };
 
+// What a pool has done so far, for the metrics endpoint.
+struct PoolStats {
+  int size = 0;
+  int idle = 0;
+  std::uint64_t acquired = 0;
+  std::uint64_t waited = 0;       // leases that found no connection idle
+  double wait_seconds = 0;        // their total wait
+  std::uint64_t timed_out = 0;    // waits that reached the caller's deadline
+};
+
 template <typename Connection>
 class BoundedPool {
  public:
@@ -52,16 +62,32 @@ class BoundedPool {
   BoundedPool(int size, const std::function<std::unique_ptr<Connection>()>& make, std::string store)
       : store_(std::move(store)) {
     for (int i = 0; i < size; ++i) idle_.push_back(make());
+    stats_.size = size;
   }
 
   Lease Acquire(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty(); })) {
-      throw Error(ErrorCode::kUnavailable, store_ + ": no connection free before the deadline");
+    ++stats_.acquired;
+    if (idle_.empty()) {
+      ++stats_.waited;
+      const auto since = std::chrono::steady_clock::now();
+      const bool got = available_.wait_until(lock, deadline, [&] { return !idle_.empty(); });
+      stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+      if (!got) {
+        ++stats_.timed_out;
+        throw Error(ErrorCode::kUnavailable, store_ + ": no connection free before the deadline");
+      }
     }
     auto conn = std::move(idle_.back());
     idle_.pop_back();
     return Lease(this, std::move(conn));
+  }
+
+  PoolStats Stats() {
+    std::lock_guard lock(mutex_);
+    PoolStats stats = stats_;
+    stats.idle = static_cast<int>(idle_.size());
+    return stats;
   }
 
  private:
@@ -77,6 +103,7 @@ class BoundedPool {
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<Connection>> idle_;
+  PoolStats stats_;
 };
 
 }  // namespace physio

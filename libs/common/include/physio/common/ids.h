@@ -1,10 +1,13 @@
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace physio {
 
 // A random, unguessable id: prefix + 128 bits in hex (e.g. "asm_3f2a...").
 std::string NewId(const std::string& prefix);
+// `bytes` random bytes in lower-case hex (e.g. a W3C trace span id: RandomHex(8)).
+std::string RandomHex(std::size_t bytes);
 // Lower-case hex SHA-256 of the bytes.
 std::string Sha256Hex(const std::string& bytes);
 // Lower-case hex SHA-1 (Redis script ids).

@@ -21,6 +21,7 @@ struct AccessRecord {
   std::string request_id;
   const char* code;  // gRPC status code name, e.g. "OK", "NOT_FOUND"
   std::chrono::steady_clock::duration duration;
+  std::string trace_id;  // W3C trace id when the caller sent a traceparent
 };
 void LogAccess(const AccessRecord& record);
 

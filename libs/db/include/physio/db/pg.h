@@ -114,6 +114,7 @@ class PgPool {
   PgLease Lease(Clock::time_point deadline) { return connections_.Acquire(deadline); }
   bool Ping(std::chrono::milliseconds timeout);
   const PgOptions& options() const { return options_; }
+  PoolStats Stats() { return connections_.Stats(); }
 
  private:
   PgOptions options_;  // before connections_: they refer to it

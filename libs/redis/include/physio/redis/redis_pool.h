@@ -75,6 +75,7 @@ class RedisPool {
   // PING with a short timeout; used by health checks.
   bool Ping(std::chrono::milliseconds timeout);
   const RedisOptions& options() const { return options_; }
+  PoolStats Stats() { return connections_.Stats(); }
 
  private:
   RedisOptions options_;  // before connections_: they refer to it

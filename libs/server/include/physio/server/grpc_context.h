@@ -14,6 +14,7 @@
 #include "physio/common/worker_pool.h"
 #include "physio/db/audit.h"
 #include "physio/redis/rate_limiter.h"
+#include "physio/server/metrics.h"
 #include "physio/server/proto_util.h"
 
 namespace physio {
@@ -39,6 +40,19 @@ std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& serve
 // Under mutual TLS: whether the caller's certificate is one of our services'
 // (then it calls on behalf of a caller whose quota was already charged).
 bool IsServicePeer(const grpc::ServerContextBase& server_context, const ServiceIdentityPolicy& services);
+
+// W3C trace context (https://www.w3.org/TR/trace-context/): a valid version-00
+// `traceparent` sets ctx.trace_id and ctx.trace_flags; anything else is ignored.
+void AcceptTraceparent(CallContext& ctx, const std::string& traceparent);
+// The traceparent for a call this one makes: the same trace, a new parent id.
+std::string OutgoingTraceparent(const CallContext& ctx);
+// Metadata the HTTP gateway sets on its in-process calls to carry the HTTP
+// client's address into the audit trail. It is believed only together with
+// kGatewayKeyMetadata holding GatewayKey(), a random value that never leaves
+// the process, so no network caller can claim another address.
+inline constexpr const char* kHttpPeerMetadata = "x-physio-http-peer";
+inline constexpr const char* kGatewayKeyMetadata = "x-physio-gateway-key";
+const std::string& GatewayKey();
 
 grpc::Status ToStatus(const Error& error);
 const char* StatusCodeName(grpc::StatusCode code);
@@ -81,14 +95,17 @@ class CallPipeline {
   // (callers with the service role, and under mutual TLS our services calling
   // on a caller's behalf, are not limited: the caller was charged once, at the edge).
   // Every request is checked against `input` (CheckRequestBounds) after identity.
+  // `metrics`, when given, counts every call (started, handled by code, handling time).
   CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
-               ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {})
+               ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {},
+               Metrics* metrics = nullptr)
       : verifier_(verifier),
         audit_(audit),
         workers_(workers),
         services_(std::move(services)),
         limiter_(limiter),
-        input_(input) {}
+        input_(input),
+        metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
                                   grpc::CallbackServerContext* server_context,
@@ -105,6 +122,7 @@ class CallPipeline {
   ServiceIdentityPolicy services_;
   RateLimiter* limiter_;
   InputLimits input_;
+  Metrics* metrics_;
 };
 
 }  // namespace physio

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "physio/server/http_gateway.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
 #include "physio/db/audit.h"
@@ -33,6 +34,8 @@ struct ServerSettings {
 std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen);
 
 ServerSettings ServerSettingsFrom(const Config& config);
+// The HTTP port's settings; listen "off" means no HTTP port.
+HttpGatewaySettings HttpSettingsFrom(const Config& config);
 RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);

@@ -39,6 +39,8 @@ class ServiceHost {
   // Stops accepting calls, waits up to the grace period for in-flight ones, then cancels the rest.
   void Shutdown();
   int port() const { return port_; }
+  // A channel to this server inside the process (no network, no TLS), for the HTTP gateway.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
 
  private:
   void MonitorHealth();
@@ -60,6 +62,8 @@ class RunningService {
  public:
   virtual ~RunningService() = default;
   virtual int port() const = 0;
+  // The HTTP port (Connect protocol, /metrics); 0 when it is off.
+  virtual int http_port() const = 0;
   virtual void Shutdown() = 0;
 };
 

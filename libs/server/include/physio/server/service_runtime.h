@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 // Everything a service process has besides its own logic: token verifier,
 // Redis and Postgres pools, the audit trail, the worker pool and call pipeline
 // every RPC goes through, migrations of its schema (retried while Postgres is
@@ -36,16 +37,30 @@ class ServiceRuntime {
   CallPipeline& pipeline() { return pipeline_; }
   const WorkerPool& workers() const { return workers_; }
 
+  Metrics& metrics() { return metrics_; }
+
+  // Starts the gRPC server and then the HTTP gateway in front of it.
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
-  void Shutdown() { host_.Shutdown(); }
+  int http_port() const { return http_ ? http_->port() : 0; }
+  // HTTP first (it calls into gRPC), then gRPC's drain.
+  void Shutdown() {
+    if (http_) http_->Shutdown();
+    host_.Shutdown();
+  }
 
  private:
   // Deletes idempotency records older than `idempotency-retention-hours`, a
   // bounded batch at a time, every `idempotency-purge-interval-s`.
   void PurgeIdempotencyRecords(std::stop_token stop);
+  // Pools, queues and store health on /metrics.
+  void AddRuntimeMetrics();
 
   const Config& config_;
+  std::vector<std::string> service_names_;
+  Metrics metrics_;
+  // The stores as the last health probe saw them (for /metrics).
+  std::atomic<bool> redis_up_{false}, postgres_up_{false};
   TokenVerifier verifier_;
   RedisPool redis_;
   PgPool pg_;
@@ -57,6 +72,7 @@ class ServiceRuntime {
   RateLimiter limiter_;
   CallPipeline pipeline_;
   ServiceHost host_;
+  std::unique_ptr<HttpGateway> http_;
   std::string schema_;
   std::mutex purge_mutex_;
   std::condition_variable_any purge_wakeup_;

@@ -1,0 +1,325 @@
+// The HTTP port (issue 13): the Connect protocol for unary calls in JSON and in
+// binary proto, its error mapping, CORS, /metrics, the audit of HTTP calls and
+// W3C trace context carried from an HTTP call through a service-to-service call.
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "clients.h"
+#include "cluster_fixture.h"
+#include "physio/common/ids.h"
+#include "physio/common/logging.h"
+
+namespace physio::testing {
+namespace {
+
+constexpr const char* kAllowedOrigin = "https://app.example.org";
+
+class Http : public ClusterFixture {
+ protected:
+  static void SetUpTestSuite() {
+    // The services' JSON log (access lines included) goes to a file this test reads.
+    log_path_ = std::filesystem::temp_directory_path() / ("physio-http-test-" + std::to_string(getpid()) + ".log");
+    saved_stderr_ = dup(STDERR_FILENO);
+    const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(log, STDERR_FILENO);
+    close(log);
+    InitJsonLogging("http-test", "info");
+    StartStoresAndCluster([](const std::string&, Config& config) {
+      config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org");
+    });
+  }
+  static void TearDownTestSuite() {
+    ClusterFixture::TearDownTestSuite();
+    dup2(saved_stderr_, STDERR_FILENO);
+    close(saved_stderr_);
+    std::filesystem::remove(log_path_);
+  }
+
+  std::string Token(const std::vector<std::string>& roles = {"clinician"}) const {
+    return MakeToken(*keys_, "acme-http", "clin-http", roles);
+  }
+
+  static httplib::Client Client(int port) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(10, 0);
+    return client;
+  }
+
+  // A Connect unary call with a JSON body.
+  static httplib::Result PostJson(int port, const std::string& path, const std::string& body, const std::string& token,
+                                  httplib::Headers headers = {}) {
+    auto client = Client(port);
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    headers.emplace("Connect-Protocol-Version", "1");
+    return client.Post(path.c_str(), headers, body, "application/json");
+  }
+
+  static std::string CreateAssessmentJson(const std::string& patient) {
+    std::string answers = R"({"instrument":"INSTRUMENT_NPRS","itemId":"nprs","value":6})";
+    for (int i = 1; i <= 10; ++i) {
+      answers += R"(,{"instrument":"INSTRUMENT_ODI","itemId":"odi.)" + std::to_string(i) + R"(","value":2})";
+    }
+    return R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + patient + R"(","answers":[)" + answers +
+           R"(],"redFlagScreen":{}})";
+  }
+
+  static std::string ReadLog() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the log is written in batches
+    std::ifstream in(log_path_);
+    std::stringstream all;
+    all << in.rdbuf();
+    return all.str();
+  }
+
+  inline static std::filesystem::path log_path_;
+  inline static int saved_stderr_ = -1;
+};
+
+TEST_F(Http, ConnectJsonCallStoresAndAnswersInTheCanonicalMapping) {
+  auto created = PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/CreateAssessment",
+                          CreateAssessmentJson("pt-http-1"), Token());
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->status, 200) << created->body;
+  EXPECT_EQ(created->get_header_value("Content-Type"), "application/json");
+  apb::CreateAssessmentResponse response;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created->body, &response).ok()) << created->body;
+  EXPECT_EQ(response.assessment().patient_id(), "pt-http-1");
+  EXPECT_NE(created->body.find("\"assessmentId\""), std::string::npos) << "lowerCamelCase names: " << created->body;
+
+  // The same record over gRPC.
+  Caller clinician(*cluster_, Token());
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id(response.assessment().assessment_id());
+  apb::GetAssessmentResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got).ok());
+  EXPECT_EQ(got.assessment().scores_size(), response.assessment().scores_size());
+}
+
+TEST_F(Http, ConnectBinaryProtoCall) {
+  Caller clinician(*cluster_, Token());
+  const auto plan = ApprovedPlanFor(clinician, "pt-http-2");
+  ppb::GetActivePlanRequest request;
+  request.set_patient_id("pt-http-2");
+  auto client = Client(cluster_->planning_http_port());
+  auto answered = client.Post("/physio.planning.v1.PlanningService/GetActivePlan",
+                              {{"Authorization", "Bearer " + Token()}}, request.SerializeAsString(),
+                              "application/proto");
+  ASSERT_TRUE(answered);
+  ASSERT_EQ(answered->status, 200) << answered->body;
+  EXPECT_EQ(answered->get_header_value("Content-Type"), "application/proto");
+  ppb::GetActivePlanResponse response;
+  ASSERT_TRUE(response.ParseFromString(answered->body));
+  EXPECT_EQ(response.plan().plan_id(), plan.plan_id());
+}
+
+TEST_F(Http, ErrorsAreConnectErrorsWithTheGrpcCodeAndHttpStatus) {
+  const int port = cluster_->assessment_http_port();
+  const std::string get = "/physio.assessment.v1.AssessmentService/GetAssessment";
+  auto missing = PostJson(port, get, R"({"assessmentId":"asm_0000"})", Token());
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(missing->body.find(R"("code":"not_found")"), std::string::npos) << missing->body;
+
+  auto anonymous = PostJson(port, get, R"({"assessmentId":"asm_0000"})", "");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+  EXPECT_NE(anonymous->body.find(R"("code":"unauthenticated")"), std::string::npos) << anonymous->body;
+
+  auto unknown_field = PostJson(port, get, R"({"assessmentId":"asm_1","dropTable":true})", Token());
+  ASSERT_TRUE(unknown_field);
+  EXPECT_EQ(unknown_field->status, 400);
+  EXPECT_NE(unknown_field->body.find(R"("code":"invalid_argument")"), std::string::npos);
+  EXPECT_NE(unknown_field->body.find("dropTable"), std::string::npos) << "names the field: " << unknown_field->body;
+
+  auto invalid = PostJson(port, "/physio.assessment.v1.AssessmentService/CreateAssessment",
+                          R"({"requestId":"rq-1","patientId":"pt-x","answers":[{"instrument":"INSTRUMENT_NPRS","itemId":"nprs","value":11}]})",
+                          Token());
+  ASSERT_TRUE(invalid);
+  EXPECT_EQ(invalid->status, 400);
+  EXPECT_NE(invalid->body.find("answers[0]"), std::string::npos) << "the pipeline's field-named message: " << invalid->body;
+
+  auto bad_timeout = PostJson(port, get, R"({"assessmentId":"asm_1"})", Token(), {{"Connect-Timeout-Ms", "soon"}});
+  ASSERT_TRUE(bad_timeout);
+  EXPECT_EQ(bad_timeout->status, 400);
+
+  auto no_such = PostJson(port, "/physio.planning.v1.PlanningService/GetPlan", "{}", Token());
+  ASSERT_TRUE(no_such);
+  EXPECT_EQ(no_such->status, 404) << "planning's procedures are not on assessment's port";
+  EXPECT_NE(no_such->body.find(R"("code":"unimplemented")"), std::string::npos);
+
+  auto client = Client(port);
+  auto wrong_type = client.Post(get.c_str(), {{"Authorization", "Bearer " + Token()}}, "assessmentId=1",
+                                "application/x-www-form-urlencoded");
+  ASSERT_TRUE(wrong_type);
+  EXPECT_EQ(wrong_type->status, 415);
+
+  auto forbidden = PostJson(port, "/physio.assessment.v1.AssessmentService/CreateAssessment",
+                            CreateAssessmentJson("pt-http-3"), MakeToken(*keys_, "acme-http", "pt-9", {"patient"}, "pt-9"));
+  ASSERT_TRUE(forbidden);
+  EXPECT_EQ(forbidden->status, 403);
+  EXPECT_NE(forbidden->body.find(R"("code":"permission_denied")"), std::string::npos) << forbidden->body;
+}
+
+TEST_F(Http, CorsForConfiguredOriginsOnly) {
+  auto client = Client(cluster_->assessment_http_port());
+  const std::string path = "/physio.assessment.v1.AssessmentService/GetAssessment";
+  auto preflight = client.Options(path.c_str(), {{"Origin", kAllowedOrigin},
+                                                 {"Access-Control-Request-Method", "POST"},
+                                                 {"Access-Control-Request-Headers", "authorization,content-type"}});
+  ASSERT_TRUE(preflight);
+  EXPECT_EQ(preflight->status, 204);
+  EXPECT_EQ(preflight->get_header_value("Access-Control-Allow-Origin"), kAllowedOrigin);
+  EXPECT_NE(preflight->get_header_value("Access-Control-Allow-Headers").find("Authorization"), std::string::npos);
+  EXPECT_NE(preflight->get_header_value("Access-Control-Allow-Methods").find("POST"), std::string::npos);
+
+  auto stranger = client.Options(path.c_str(), {{"Origin", "https://evil.example.com"},
+                                                {"Access-Control-Request-Method", "POST"}});
+  ASSERT_TRUE(stranger);
+  EXPECT_FALSE(stranger->has_header("Access-Control-Allow-Origin")) << "an origin not configured gets no CORS grant";
+
+  auto call = PostJson(cluster_->assessment_http_port(), path, R"({"assessmentId":"asm_0000"})", Token(),
+                       {{"Origin", kAllowedOrigin}});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->get_header_value("Access-Control-Allow-Origin"), kAllowedOrigin);
+}
+
+TEST_F(Http, HttpCallsAreAuditedWithTheHttpClientAsPeer) {
+  const std::string request_id = NewId("req");
+  auto created = PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/CreateAssessment",
+                          CreateAssessmentJson("pt-http-4"), Token(), {{"X-Request-Id", request_id}});
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->status, 200) << created->body;
+  PGconn* conn = PQconnectdb(("host=127.0.0.1 port=" + std::to_string(postgres_->port()) +
+                              " user=postgres dbname=physio").c_str());
+  const char* params[] = {request_id.c_str()};
+  PGresult* result = PQexecParams(conn, "SELECT peer, action FROM assessment.audit_events WHERE request_id = $1", 1,
+                                  nullptr, params, nullptr, nullptr, 0);
+  ASSERT_EQ(PQresultStatus(result), PGRES_TUPLES_OK) << PQerrorMessage(conn);
+  ASSERT_EQ(PQntuples(result), 1);
+  EXPECT_EQ(std::string(PQgetvalue(result, 0, 0)).rfind("http:127.0.0.1:", 0), 0u) << PQgetvalue(result, 0, 0);
+  PQclear(result);
+
+  // A gRPC caller cannot claim an address: without the gateway's in-process key the header is ignored.
+  Caller clinician(*cluster_, Token());
+  auto context = clinician.Context();
+  const std::string spoofed_id = NewId("req");
+  context->AddMetadata("x-request-id", spoofed_id);
+  context->AddMetadata("x-physio-http-peer", "10.9.8.7:1234");
+  context->AddMetadata("x-physio-gateway-key", std::string(32, '0'));
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id("asm_0000");
+  apb::GetAssessmentResponse got;
+  EXPECT_EQ(clinician.assessment->GetAssessment(context.get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the refusal's audit row is written in the background
+  const char* spoofed_params[] = {spoofed_id.c_str()};
+  result = PQexecParams(conn, "SELECT peer FROM assessment.audit_events WHERE request_id = $1", 1, nullptr,
+                        spoofed_params, nullptr, nullptr, 0);
+  ASSERT_EQ(PQntuples(result), 1);
+  EXPECT_EQ(std::string(PQgetvalue(result, 0, 0)).rfind("ipv4:127.0.0.1:", 0), 0u) << PQgetvalue(result, 0, 0);
+  PQclear(result);
+  PQfinish(conn);
+}
+
+TEST_F(Http, MetricsInThePrometheusFormat) {
+  ASSERT_EQ(PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/CreateAssessment",
+                     CreateAssessmentJson("pt-http-5"), Token())->status,
+            200);
+  auto client = Client(cluster_->assessment_http_port());
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  const std::string& text = metrics->body;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(
+      text, match,
+      std::regex(R"(grpc_server_handled_total\{grpc_type="unary",grpc_service="physio\.assessment\.v1\.AssessmentService",)"
+                 R"(grpc_method="CreateAssessment",grpc_code="OK"\} (\d+))")))
+      << text;
+  EXPECT_GE(std::stoi(match[1]), 1);
+  EXPECT_NE(text.find(R"(grpc_server_started_total{grpc_type="unary",grpc_service="physio.assessment.v1.AssessmentService",grpc_method="CreateAssessment"})"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(grpc_server_handling_seconds_bucket{grpc_type="unary",grpc_service="physio.assessment.v1.AssessmentService",grpc_method="CreateAssessment",le="+Inf"})"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(grpc_server_handled_total{grpc_type="unary",grpc_service="physio.assessment.v1.AssessmentService",grpc_method="GetAssessment",grpc_code="NOT_FOUND"})"),
+            std::string::npos)
+      << "failed calls are counted by code";
+  EXPECT_NE(text.find(R"(physio_store_up{store="redis"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(physio_store_up{store="postgres"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(physio_pool_size{pool="postgres"})"), std::string::npos);
+  EXPECT_NE(text.find("physio_pool_waits_total"), std::string::npos);
+  EXPECT_NE(text.find("physio_audit_queue_depth"), std::string::npos);
+}
+
+TEST_F(Http, AlertsRaisedAreCountedByKind) {
+  Caller clinician(*cluster_, Token());
+  ApprovedPlanFor(clinician, "pt-http-7");
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id("pt-http-7");
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.set_clinic_id("clinic-http");
+  visit.mutable_red_flag_screen()->set_bladder_or_bowel_disturbance(true);
+  visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  gpb::RecordVisitResponse recorded;
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // A retry of the same visit replays it and raises nothing more.
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded).ok());
+  auto metrics = Client(cluster_->progress_http_port()).Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(R"(physio_alerts_raised_total{kind="ALERT_KIND_RED_FLAG"} 1)"), std::string::npos)
+      << metrics->body;
+}
+
+// A traceparent sent with an HTTP call to planning reaches assessment (which
+// planning calls to read the assessment) with the same trace id, and both
+// services' access lines carry it.
+TEST_F(Http, TraceContextIsLoggedAndForwardedToOtherServices) {
+  Caller clinician(*cluster_, Token());
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id("pt-http-6");
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(
+      clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+
+  const std::string trace_id = RandomHex(16);
+  const std::string request_id = NewId("req");
+  auto generated = PostJson(cluster_->planning_http_port(), "/physio.planning.v1.PlanningService/GeneratePlan",
+                            R"({"requestId":")" + NewId("rq") + R"(","assessmentId":")" +
+                                created.assessment().assessment_id() + R"("})",
+                            Token(), {{"Traceparent", "00-" + trace_id + "-00f067aa0ba902b7-01"}, {"X-Request-Id", request_id}});
+  ASSERT_TRUE(generated);
+  ASSERT_EQ(generated->status, 200) << generated->body;
+
+  const std::string log = ReadLog();
+  int planning_lines = 0, assessment_lines = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"trace_id\":\"" + trace_id + "\"") == std::string::npos) continue;
+    if (line.find("\"method\":\"GeneratePlan\"") != std::string::npos) ++planning_lines;
+    if (line.find("\"method\":\"GetAssessment\"") != std::string::npos) ++assessment_lines;
+  }
+  EXPECT_EQ(planning_lines, 1) << "planning's access line carries the caller's trace id";
+  EXPECT_GE(assessment_lines, 1) << "planning forwarded the trace to assessment";
+
+  // A malformed traceparent is ignored, not propagated.
+  auto malformed = PostJson(cluster_->planning_http_port(), "/physio.planning.v1.PlanningService/ListInterventions",
+                            "{}", Token(), {{"Traceparent", "00-" + std::string(32, 'Z') + "-00f067aa0ba902b7-01"}});
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 200) << malformed->body;
+  EXPECT_EQ(ReadLog().find(std::string(32, 'Z')), std::string::npos);
+}
+
+}  // namespace
+}  // namespace physio::testing
