@@ -36,8 +36,9 @@ install_packages() {  # package names...
 install_node_tools() {
   # Skip Debian's nodejs/npm when a node toolchain is already there.
   command -v npm >/dev/null 2>&1 || install_packages nodejs npm
-  if [ ! -x "$ROOT/scripts/node/node_modules/.bin/buf" ]; then
-    echo "== installing node tools (buf, FHIR validator) from npm"
+  if [ ! -x "$ROOT/scripts/node/node_modules/.bin/buf" ] ||
+     [ ! -x "$ROOT/scripts/node/node_modules/.bin/protoc-gen-connect-es" ]; then
+    echo "== installing node tools (buf, FHIR validator, Connect client) from npm"
     # Exact versions are pinned in package.json; no lockfile, since npm writes one that
     # lacks other platforms' optional packages and then refuses it.
     (cd "$ROOT/scripts/node" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
