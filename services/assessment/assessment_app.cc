@@ -11,6 +11,7 @@
 #include "physio/db/page_token.h"
 #include "physio/redis/redis_keys.h"
 #include "fhir_export.h"
+#include "fhir_import.h"
 #include "intake_sections.h"
 #include "physio/server/idempotent.h"
 
@@ -511,7 +512,27 @@ pb::ExportAssessmentFhirResponse AssessmentApp::ExportAssessmentFhir(const CallC
   // Same roles, tenant scoping and patient rule as reading the assessment.
   auto assessment = GetAssessment(ctx, get, audit).assessment();
   pb::ExportAssessmentFhirResponse response;
-  response.set_bundle_json(AssessmentToFhirBundle(assessment));
+  response.set_bundle_json(AssessmentToFhirBundle(assessment, settings_.fhir_patient_identifier_system));
+  return response;
+}
+
+pb::ImportFhirQuestionnaireResponseResponse AssessmentApp::ImportFhirQuestionnaireResponse(
+    const CallContext& ctx, const pb::ImportFhirQuestionnaireResponseRequest& request, AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  if (request.resource_json().empty()) ThrowInvalidArgument("resource_json", "is required");
+  pb::CreateAssessmentRequest create;
+  // Its own idempotency ids: a CreateAssessment with the same request_id is another request.
+  create.set_request_id("fhir." + Sha256Hex(request.request_id()).substr(0, 40));
+  create.set_patient_id(request.patient_id());
+  for (auto& answer : AnswersFromFhir(request.resource_json(), request.patient_id(),
+                                      settings_.fhir_patient_identifier_system)) {
+    *create.add_answers() = std::move(answer);
+  }
+  if (request.has_red_flag_screen()) *create.mutable_red_flag_screen() = request.red_flag_screen();
+  pb::ImportFhirQuestionnaireResponseResponse response;
+  *response.mutable_assessment() = CreateAssessment(ctx, create, audit).assessment();
   return response;
 }
 

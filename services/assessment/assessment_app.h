@@ -23,6 +23,8 @@ struct AssessmentSettings {
   std::chrono::milliseconds completed_intake_ttl{std::chrono::hours(1)};
   ScoringPolicy scoring;
   ClassificationPolicy classification;
+  // Patient references in FHIR (export and import): Patient/<id> and an identifier in this system.
+  std::string fhir_patient_identifier_system = "https://physio-backend.org/fhir/patient-id";
 };
 
 inline constexpr const char* kSchema = "assessment";
@@ -45,6 +47,8 @@ class AssessmentApp {
                                                 AuditTarget& audit);
   pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,
                                               AuditTarget& audit);
+  pb::ImportFhirQuestionnaireResponseResponse ImportFhirQuestionnaireResponse(
+      const CallContext& ctx, const pb::ImportFhirQuestionnaireResponseRequest& request, AuditTarget& audit);
   pb::ExportAssessmentFhirResponse ExportAssessmentFhir(const CallContext& ctx,
                                                         const pb::ExportAssessmentFhirRequest& request,
                                                         AuditTarget& audit);

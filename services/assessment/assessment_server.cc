@@ -26,6 +26,7 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(ListAssessments)
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
   PHYSIO_UNARY_RPC(ExportAssessmentFhir)
+  PHYSIO_UNARY_RPC(ImportFhirQuestionnaireResponse)
 
  private:
   AssessmentApp& app_;
@@ -51,6 +52,7 @@ class AssessmentServer final : public RunningService {
     AssessmentSettings settings;
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
     settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
+    settings.fhir_patient_identifier_system = config.Get("fhir-patient-identifier-system");
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
     settings.classification.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
@@ -69,6 +71,8 @@ class AssessmentServer final : public RunningService {
 std::vector<ConfigKey> AssessmentConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50051");
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
+  keys.push_back({"fhir-patient-identifier-system", "https://physio-backend.org/fhir/patient-id",
+                  "identifier system of patient references in FHIR exports and imports"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
   keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the phase is symptom modulation (UNVERIFIED default)"});

@@ -55,10 +55,11 @@ json StartBackRiskConcept(const std::string& band) {
 }
 }  // namespace
 
-std::string AssessmentToFhirBundle(const v1::Assessment& a) {
+std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& identifier_system) {
   using google::protobuf::util::TimeUtil;
   const std::string when = TimeUtil::ToString(a.create_time());
-  const json subject = {{"reference", "Patient/" + a.patient_id()}};
+  const json subject = {{"reference", "Patient/" + a.patient_id()},
+                        {"identifier", {{"system", identifier_system}, {"value", a.patient_id()}}}};
   const json survey = json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
   json entries = json::array();
   auto add = [&](const std::string& full_url, json resource) {

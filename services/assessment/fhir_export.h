@@ -12,6 +12,7 @@ namespace physio::assessment {
 
 inline constexpr const char* kLocalQuestionnaireBase = "https://physio-backend.org/fhir/Questionnaire/";
 
-std::string AssessmentToFhirBundle(const v1::Assessment& assessment);
+// Patients are referenced as Patient/<id>, with an identifier {system: identifier_system, value: id}.
+std::string AssessmentToFhirBundle(const v1::Assessment& assessment, const std::string& identifier_system);
 
 }  // namespace physio::assessment

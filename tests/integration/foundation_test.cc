@@ -1,5 +1,6 @@
 // End-to-end tests of the vertical slice through the public gRPC API, against
 // real redis-server and PostgreSQL and the three services on port 0.
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
@@ -814,11 +815,12 @@ bool FhirValid(const std::string& json, const std::string& name) {
   return rc == 0;
 }
 
-TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
-  auto integrator = Integrator();
+// An assessment with all six instruments (an ODI item declined, PSFS activities
+// named), history, examination and a red-flag screen, stored through CreateAssessment.
+apb::Assessment StoreFullAssessment(const Caller& integrator, const std::string& patient_id) {
   apb::CreateAssessmentRequest create;
   create.set_request_id(NewId("rq"));
-  create.set_patient_id(patient_id_);
+  create.set_patient_id(patient_id);
   *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 7);
   for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 3, i == 8);
   for (int i = 1; i <= 9; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), i == 9 ? 4 : 1);
@@ -835,8 +837,15 @@ TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
   create.mutable_red_flag_screen()->set_osteoporosis(true);
   create.mutable_examination()->set_lumbar_hypomobility(true);
   apb::CreateAssessmentResponse created;
-  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+  EXPECT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
                               &created).ok());
+  return created.assessment();
+}
+
+TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
+  auto integrator = Integrator();
+  apb::CreateAssessmentResponse created;
+  *created.mutable_assessment() = StoreFullAssessment(integrator, patient_id_);
 
   apb::ExportAssessmentFhirRequest request;
   request.set_assessment_id(created.assessment().assessment_id());
@@ -872,6 +881,84 @@ TEST_F(Foundation, FhirExportPassesAnIndependentValidator) {
   EXPECT_EQ(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, request,
                           &exported).error_code(),
             StatusCode::NOT_FOUND);
+}
+
+// FHIR in as well as out: the exported bundle, imported for the same patient,
+// gives an assessment with the same scores; one QuestionnaireResponse alone
+// imports too; a resource about another patient, an unknown questionnaire or
+// item, and a patient caller are refused.
+TEST_F(Foundation, FhirExportThenImportGivesTheSameScores) {
+  auto integrator = Integrator();
+  const apb::Assessment original = StoreFullAssessment(integrator, patient_id_);
+  apb::ExportAssessmentFhirRequest export_request;
+  export_request.set_assessment_id(original.assessment_id());
+  apb::ExportAssessmentFhirResponse exported;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir,
+                              export_request, &exported).ok());
+  const std::string& bundle = exported.bundle_json();
+  EXPECT_NE(bundle.find(R"("identifier":{"system":"https://physio-backend.org/fhir/patient-id","value":")" + patient_id_),
+            std::string::npos)
+      << "patients referenced by identifier too";
+
+  apb::ImportFhirQuestionnaireResponseRequest import;
+  import.set_request_id(NewId("rq"));
+  import.set_patient_id(patient_id_);
+  import.set_resource_json(bundle);
+  apb::ImportFhirQuestionnaireResponseResponse imported;
+  auto status = integrator.Call(integrator.assessment.get(),
+                                &apb::AssessmentService::Stub::ImportFhirQuestionnaireResponse, import, &imported);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_NE(imported.assessment().assessment_id(), original.assessment_id());
+  ASSERT_EQ(imported.assessment().scores_size(), original.scores_size());
+  std::map<int, const cpb::InstrumentScore*> before;
+  for (const auto& score : original.scores()) before[score.instrument()] = &score;
+  for (const auto& score : imported.assessment().scores()) {
+    ASSERT_TRUE(before.contains(score.instrument())) << cpb::Instrument_Name(score.instrument());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(score, *before[score.instrument()]))
+        << score.DebugString() << " vs " << before[score.instrument()]->DebugString();
+  }
+  // The same request_id again: the same assessment, nothing new.
+  apb::ImportFhirQuestionnaireResponseResponse replayed;
+  ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ImportFhirQuestionnaireResponse,
+                              import, &replayed).ok());
+  EXPECT_EQ(replayed.assessment().assessment_id(), imported.assessment().assessment_id());
+
+  // One QuestionnaireResponse on its own, its subject by identifier only.
+  import.set_request_id(NewId("rq"));
+  import.set_resource_json(R"({"resourceType":"QuestionnaireResponse","status":"completed",
+      "questionnaire":"https://physio-backend.org/fhir/Questionnaire/nprs",
+      "subject":{"identifier":{"system":"https://physio-backend.org/fhir/patient-id","value":")" + patient_id_ + R"("}},
+      "item":[{"linkId":"nprs","answer":[{"valueInteger":4}]}]})");
+  status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ImportFhirQuestionnaireResponse,
+                           import, &imported);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(imported.assessment().scores_size(), 1);
+  EXPECT_EQ(imported.assessment().scores(0).score(), 4);
+
+  auto refused = [&](const std::string& resource, const std::string& patient, const Caller& caller) {
+    apb::ImportFhirQuestionnaireResponseRequest bad;
+    bad.set_request_id(NewId("rq"));
+    bad.set_patient_id(patient);
+    bad.set_resource_json(resource);
+    apb::ImportFhirQuestionnaireResponseResponse ignored;
+    return caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::ImportFhirQuestionnaireResponse, bad,
+                       &ignored);
+  };
+  status = refused(bundle, "pt-someone-else", integrator);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("subject"), std::string::npos) << status.error_message();
+  std::string unknown_item = bundle;
+  unknown_item.replace(unknown_item.find(R"("linkId":"odi.3")"), std::string(R"("linkId":"odi.3")").size(),
+                       R"("linkId":"odi.33")");
+  status = refused(unknown_item, patient_id_, integrator);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("odi.33 is not an item of odi"), std::string::npos) << status.error_message();
+  status = refused(R"({"resourceType":"QuestionnaireResponse","status":"completed","questionnaire":"http://example.org/q/1",
+      "subject":{"reference":"Patient/)" + patient_id_ + R"("},"item":[]})", patient_id_, integrator);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("unknown questionnaire"), std::string::npos) << status.error_message();
+  EXPECT_EQ(refused("{not json", patient_id_, integrator).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused(bundle, patient_id_, Patient()).error_code(), StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(Foundation, TheInterventionLibraryIsListedPageByPage) {

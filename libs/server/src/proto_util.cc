@@ -49,8 +49,10 @@ void CheckBounds(const Message& message, const InputLimits& limits, const std::s
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
       std::string scratch;
-      if (reflection->GetStringReference(message, field, &scratch).size() > limits.max_string_bytes) {
-        ThrowInvalidArgument(name, "at most " + std::to_string(limits.max_string_bytes) + " bytes");
+      const bool document = field->name().ends_with("_json");
+      const std::size_t limit = document ? limits.max_document_bytes : limits.max_string_bytes;
+      if (reflection->GetStringReference(message, field, &scratch).size() > limit) {
+        ThrowInvalidArgument(name, "at most " + std::to_string(limit) + " bytes");
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       CheckBounds(reflection->GetMessage(message, field), limits, name, depth + 1);

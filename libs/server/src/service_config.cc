@@ -13,6 +13,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"max-threads", "8", "threads of gRPC's synchronous services (server reflection); RPCs use the workers"},
       {"max-message-bytes", "4194304", "largest request or response accepted"},
       {"max-string-bytes", "8192", "longest string field accepted in any request"},
+      {"max-document-bytes", "262144", "longest document accepted in a *_json request field (a FHIR resource to import)"},
       {"max-repeated-items", "1000", "most entries accepted in any repeated field of a request"},
       {"shutdown-grace-ms", "10000", "how long in-flight calls may run after SIGTERM"},
       {"health-interval-ms", "1000", "how often Redis and Postgres are probed for health"},
@@ -211,6 +212,7 @@ RateLimits RateLimitsFrom(const Config& config) {
 InputLimits InputLimitsFrom(const Config& config) {
   InputLimits limits;
   limits.max_string_bytes = static_cast<std::size_t>(std::max(1, config.GetInt("max-string-bytes")));
+  limits.max_document_bytes = static_cast<std::size_t>(std::max(1, config.GetInt("max-document-bytes")));
   limits.max_repeated = std::max(1, config.GetInt("max-repeated-items"));
   return limits;
 }

@@ -17,6 +17,8 @@ std::string RequestFingerprint(const google::protobuf::Message& request);
 // repeated field longer than `max_repeated`. INVALID_ARGUMENT names the field.
 struct InputLimits {
   std::size_t max_string_bytes = 8192;
+  // A whole document carried in a string (a field named *_json, e.g. a FHIR resource to import).
+  std::size_t max_document_bytes = 262144;
   int max_repeated = 1000;
 };
 void CheckRequestBounds(const google::protobuf::Message& request, const InputLimits& limits);

@@ -1,0 +1,177 @@
+#include "fhir_import.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <set>
+
+#include "domain/instruments.h"
+#include "fhir_export.h"
+#include "physio/common/error.h"
+
+namespace physio::assessment {
+
+namespace {
+using nlohmann::json;
+namespace cpb = physio::common::v1;
+
+constexpr const char* kField = "resource_json";
+
+std::optional<InstrumentKind> InstrumentOfQuestionnaire(std::string url) {
+  if (const auto bar = url.find('|'); bar != std::string::npos) url.resize(bar);  // canonical|version
+  if (url == "http://loinc.org/q/97908-8") return InstrumentKind::kOdi;
+  if (url == "http://loinc.org/q/91349-1") return InstrumentKind::kStartBack;
+  const std::string local = kLocalQuestionnaireBase;
+  if (url.rfind(local, 0) == 0) return KindOfCode(url.substr(local.size()));
+  return std::nullopt;
+}
+
+cpb::Instrument ProtoInstrument(InstrumentKind kind) {
+  switch (kind) {
+    case InstrumentKind::kNprs: return cpb::INSTRUMENT_NPRS;
+    case InstrumentKind::kOdi: return cpb::INSTRUMENT_ODI;
+    case InstrumentKind::kRmdq: return cpb::INSTRUMENT_RMDQ;
+    case InstrumentKind::kStartBack: return cpb::INSTRUMENT_START_BACK;
+    case InstrumentKind::kFabq: return cpb::INSTRUMENT_FABQ;
+    case InstrumentKind::kPsfs: return cpb::INSTRUMENT_PSFS;
+  }
+  return cpb::INSTRUMENT_UNSPECIFIED;
+}
+
+[[noreturn]] void Refuse(const std::string& where, const std::string& why) {
+  ThrowInvalidArgument(kField, where.empty() ? why : where + ": " + why);
+}
+
+const json& Member(const json& object, const char* name, const std::string& where) {
+  if (!object.is_object() || !object.contains(name)) Refuse(where, std::string(name) + " is required");
+  return object.at(name);
+}
+
+std::string Text(const json& object, const char* name, const std::string& where) {
+  const json& value = Member(object, name, where);
+  if (!value.is_string()) Refuse(where + "." + name, "must be a string");
+  return value.get<std::string>();
+}
+
+void CheckSubject(const json& response, const std::string& where, const std::string& patient_id,
+                  const std::string& identifier_system) {
+  const json& subject = Member(response, "subject", where);
+  const std::string at = where + ".subject";
+  if (subject.is_object() && subject.contains("reference")) {
+    if (subject["reference"] != "Patient/" + patient_id) Refuse(at, "does not name patient_id");
+    return;
+  }
+  if (subject.is_object() && subject.contains("identifier")) {
+    const json& identifier = subject["identifier"];
+    if (!identifier.is_object() || identifier.value("system", "") != identifier_system ||
+        identifier.value("value", "") != patient_id) {
+      Refuse(at, "identifier must be {system: " + identifier_system + ", value: patient_id}");
+    }
+    return;
+  }
+  Refuse(at, "needs a reference (Patient/<id>) or an identifier");
+}
+
+void ReadResponse(const json& response, const std::string& where, const std::string& patient_id,
+                  const std::string& identifier_system, std::set<InstrumentKind>& seen,
+                  std::vector<cpb::InstrumentAnswer>& out) {
+  const std::string status = Text(response, "status", where);
+  if (status != "completed" && status != "amended") Refuse(where + ".status", "must be completed or amended");
+  CheckSubject(response, where, patient_id, identifier_system);
+  const std::string questionnaire = Text(response, "questionnaire", where);
+  const auto kind = InstrumentOfQuestionnaire(questionnaire);
+  if (!kind) Refuse(where + ".questionnaire", "unknown questionnaire " + questionnaire);
+  if (!seen.insert(*kind).second) Refuse(where + ".questionnaire", "a second response to " + questionnaire);
+  const InstrumentSpec& spec = SpecFor(*kind);
+  std::map<std::string, const ItemSpec*> items;
+  for (const auto& item : spec.items) items[item.id] = &item;
+
+  std::set<std::string> answered;
+  const json& list = response.contains("item") ? response["item"] : json::array();
+  if (!list.is_array()) Refuse(where + ".item", "must be an array");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string at = where + ".item[" + std::to_string(i) + "]";
+    const std::string link_id = Text(list[i], "linkId", at);
+    if (!items.contains(link_id)) Refuse(at + ".linkId", link_id + " is not an item of " + spec.code);
+    if (!answered.insert(link_id).second) Refuse(at + ".linkId", link_id + " answered twice");
+    const json& answers = Member(list[i], "answer", at);
+    if (!answers.is_array() || answers.size() != 1) Refuse(at + ".answer", "exactly one answer");
+    const json& answer = answers[0];
+    const std::string answer_at = at + ".answer[0]";
+    if (!answer.is_object() || !answer.contains("valueInteger") || !answer["valueInteger"].is_number_integer()) {
+      Refuse(answer_at, "valueInteger is required");
+    }
+    const auto value = answer["valueInteger"].get<long long>();
+    if (value < -1000 || value > 1000) Refuse(answer_at + ".valueInteger", "out of range");
+    cpb::InstrumentAnswer parsed;
+    parsed.set_instrument(ProtoInstrument(*kind));
+    parsed.set_item_id(link_id);
+    parsed.set_value(static_cast<int>(value));
+    if (answer.contains("item")) {
+      const json& nested = answer["item"];
+      if (!nested.is_array() || nested.size() != 1 || Text(nested[0], "linkId", answer_at + ".item[0]") != link_id + ".activity") {
+        Refuse(answer_at + ".item", "only a " + link_id + ".activity item may be nested");
+      }
+      const json& activity = Member(nested[0], "answer", answer_at + ".item[0]");
+      if (!activity.is_array() || activity.size() != 1 || !activity[0].contains("valueString") ||
+          !activity[0]["valueString"].is_string()) {
+        Refuse(answer_at + ".item[0].answer", "one valueString (the activity)");
+      }
+      parsed.set_text(activity[0]["valueString"].get<std::string>());
+    }
+    out.push_back(std::move(parsed));
+  }
+  // The export leaves declined items out; an absent declinable item is declined.
+  for (const auto& item : spec.items) {
+    if (answered.contains(item.id) || !item.may_decline) continue;
+    cpb::InstrumentAnswer declined;
+    declined.set_instrument(ProtoInstrument(*kind));
+    declined.set_item_id(item.id);
+    declined.set_declined(true);
+    out.push_back(std::move(declined));
+  }
+}
+std::vector<cpb::InstrumentAnswer> ReadResource(const std::string& resource_json, const std::string& patient_id,
+                                                const std::string& identifier_system);
+}  // namespace
+
+std::vector<cpb::InstrumentAnswer> AnswersFromFhir(const std::string& resource_json, const std::string& patient_id,
+                                                   const std::string& identifier_system) {
+  try {
+    return ReadResource(resource_json, patient_id, identifier_system);
+  } catch (const json::exception& e) {
+    // A member of an unexpected JSON type deep in the resource.
+    ThrowInvalidArgument(kField, std::string("unexpected JSON type (") + e.what() + ")");
+  }
+}
+
+namespace {
+std::vector<cpb::InstrumentAnswer> ReadResource(const std::string& resource_json, const std::string& patient_id,
+                                                const std::string& identifier_system) {
+  const json resource = json::parse(resource_json, nullptr, /*allow_exceptions=*/false);
+  if (resource.is_discarded() || !resource.is_object()) Refuse("", "not a JSON object");
+  const std::string type = Text(resource, "resourceType", "");
+  std::vector<cpb::InstrumentAnswer> answers;
+  std::set<InstrumentKind> seen;
+  if (type == "QuestionnaireResponse") {
+    ReadResponse(resource, "", patient_id, identifier_system, seen, answers);
+  } else if (type == "Bundle") {
+    const json& entries = Member(resource, "entry", "");
+    if (!entries.is_array()) Refuse("entry", "must be an array");
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const std::string at = "entry[" + std::to_string(i) + "].resource";
+      const json& entry = Member(entries[i], "resource", "entry[" + std::to_string(i) + "]");
+      if (entry.is_object() && entry.value("resourceType", "") == "QuestionnaireResponse") {
+        ReadResponse(entry, at, patient_id, identifier_system, seen, answers);
+      }
+    }
+  } else {
+    Refuse("resourceType", "a QuestionnaireResponse or a Bundle, not " + type);
+  }
+  if (seen.empty()) Refuse("", "no QuestionnaireResponse");
+  return answers;
+}
+
+}  // namespace
+
+}  // namespace physio::assessment
