@@ -55,11 +55,30 @@ json StartBackRiskConcept(const std::string& band) {
 }
 }  // namespace
 
+FhirScoreCoding FhirScoreCodingOf(cpb::Instrument instrument) {
+  const InstrumentCodes codes = CodesFor(instrument);
+  const bool integer = instrument == cpb::INSTRUMENT_NPRS || instrument == cpb::INSTRUMENT_RMDQ ||
+                       instrument == cpb::INSTRUMENT_START_BACK;
+  return {codes.score_code, integer, codes.unit};
+}
+
+void SetFhirScoreValue(json& observation, cpb::Instrument instrument, double score) {
+  const FhirScoreCoding coding = FhirScoreCodingOf(instrument);
+  if (coding.integer_value) {
+    observation["valueInteger"] = static_cast<int>(score);
+  } else {
+    observation["valueQuantity"] = Quantity(score, coding.unit);
+  }
+}
+
+json FhirPatientReference(const std::string& patient_id, const std::string& identifier_system) {
+  return {{"reference", "Patient/" + patient_id}, {"identifier", {{"system", identifier_system}, {"value", patient_id}}}};
+}
+
 std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& identifier_system) {
   using google::protobuf::util::TimeUtil;
   const std::string when = TimeUtil::ToString(a.create_time());
-  const json subject = {{"reference", "Patient/" + a.patient_id()},
-                        {"identifier", {{"system", identifier_system}, {"value", a.patient_id()}}}};
+  const json subject = FhirPatientReference(a.patient_id(), identifier_system);
   const json survey = json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
   json entries = json::array();
   auto add = [&](const std::string& full_url, json resource) {
@@ -96,12 +115,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
                         {"subject", subject},
                         {"effectiveDateTime", when},
                         {"derivedFrom", json::array({{{"reference", response_url}}})}};
-    if (score.instrument() == cpb::INSTRUMENT_NPRS || score.instrument() == cpb::INSTRUMENT_RMDQ ||
-        score.instrument() == cpb::INSTRUMENT_START_BACK) {
-      observation["valueInteger"] = static_cast<int>(score.score());
-    } else {
-      observation["valueQuantity"] = Quantity(score.score(), codes.unit);
-    }
+    SetFhirScoreValue(observation, score.instrument(), score.score());
     json components = json::array();
     for (const auto& sub : score.subscores()) {
       json code = sub.name() == "psychosocial" ? FhirConcept("http://loinc.org", "91350-9", "STarT Back distress subscore")

@@ -1,5 +1,7 @@
 #include "progress_app.h"
 
+#include "fhir_progress.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -299,6 +301,17 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
   return response;
 }
 
+PgResult ProgressApp::History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
+                              const std::string& table, const std::string& time_column) const {
+  // A bounded window of one kind of history (see EvaluationPolicy): the newest
+  // rows within it, returned oldest first.
+  return conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
+                       " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
+                       " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
+                       " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
+                   {ctx.tenant, patient_id, std::to_string(policy_.history_days), std::to_string(policy_.history_max_rows)});
+}
+
 ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallContext& ctx,
                                                 const std::string& patient_id,
                                                 const std::optional<plan_pb::Plan>& plan) {
@@ -322,16 +335,8 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   }
 
   std::vector<PainReading> readings;
-  // A bounded window of one kind of history (see EvaluationPolicy): the newest
-  // rows within it, returned oldest first.
-  const std::vector<PgParam> window{ctx.tenant, patient_id, std::to_string(policy_.history_days),
-                                    std::to_string(policy_.history_max_rows)};
   auto history = [&](const std::string& table, const std::string& time_column) {
-    return conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
-                         " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
-                         " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
-                         " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
-                     window);
+    return History(conn, ctx, patient_id, table, time_column);
   };
   auto visits = history("visits", "visit_time");
   summary.set_visit_count(visits.rows());
@@ -854,6 +859,32 @@ pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallCon
   auto closed = redis_.Eval(kVisitCompleteScript, {VisitKey(ctx, request.session_id())},
                             {response.visit().visit_id(), "3600000"}, ctx.DeadlineCappedAt(kStoreBudget));
   ThrowFromVisitScript(closed.get());
+  return response;
+}
+
+pb::ExportProgressFhirResponse ProgressApp::ExportProgressFhir(const CallContext& ctx,
+                                                               const pb::ExportProgressFhirRequest& request,
+                                                               AuditTarget& audit) {
+  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  std::vector<pb::Visit> visits;
+  std::vector<pb::OutcomeMeasure> measures;
+  std::vector<pb::Alert> alerts;
+  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
+    auto visit_rows = History(conn, ctx, request.patient_id(), "visits", "visit_time");
+    for (int i = 0; i < visit_rows.rows(); ++i) FromJson(visit_rows.Get(i, 0), &visits.emplace_back());
+    auto measure_rows = History(conn, ctx, request.patient_id(), "outcome_measures", "measure_time");
+    for (int i = 0; i < measure_rows.rows(); ++i) FromJson(measure_rows.Get(i, 0), &measures.emplace_back());
+    auto alert_rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
+                                " ORDER BY created_at, alert_id LIMIT $3",
+                                {ctx.tenant, request.patient_id(), std::to_string(policy_.history_max_rows)});
+    for (int i = 0; i < alert_rows.rows(); ++i) FromJson(alert_rows.Get(i, 0), &alerts.emplace_back());
+  });
+  pb::ExportProgressFhirResponse response;
+  response.set_bundle_json(ProgressToFhirBundle(request.patient_id(), visits, measures, alerts,
+                                                fhir_patient_identifier_system_));
   return response;
 }
 

@@ -55,6 +55,11 @@ class ProgressApp {
         visit_session_ttl_(visit_session_ttl),
         policy_(policy) {}
 
+  pb::ExportProgressFhirResponse ExportProgressFhir(const CallContext& ctx, const pb::ExportProgressFhirRequest& request,
+                                                    AuditTarget& audit);
+  // Patient references in FHIR exports: Patient/<id> and an identifier in this system.
+  void SetFhirPatientIdentifierSystem(std::string system) { fhir_patient_identifier_system_ = std::move(system); }
+
   // Told of every alert a committed write raised (for the alerts-by-kind metric).
   void OnAlertRaised(std::function<void(pb::AlertKind)> observer) { alert_raised_ = std::move(observer); }
 
@@ -100,6 +105,9 @@ class ProgressApp {
   std::chrono::seconds visit_session_ttl_;
   EvaluationPolicy policy_;
   std::function<void(pb::AlertKind)> alert_raised_;
+  std::string fhir_patient_identifier_system_ = "https://physio-backend.org/fhir/patient-id";
+  PgResult History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& table,
+                   const std::string& time_column) const;
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
 };
 

@@ -97,6 +97,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(GetVisitSession)
   PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
+  PHYSIO_UNARY_RPC(ExportProgressFhir)
 
  private:
   ProgressApp& app_;
@@ -127,6 +128,7 @@ class ProgressServer final : public RunningService {
         app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
              std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")), PolicyFrom(config_)),
         grpc_(app_, runtime_) {
+    app_.SetFhirPatientIdentifierSystem(config_.Get("fhir-patient-identifier-system"));
     app_.OnAlertRaised([this](pb::AlertKind kind) {
       runtime_.metrics().CountEvent("physio_alerts_raised_total", "Clinical alerts raised, by kind.",
                                     pb::AlertKind_Name(kind));
@@ -153,6 +155,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service", SettingKind::kPeerAddress});
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)", SettingKind::kPeerAddress});
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
+  keys.push_back({"fhir-patient-identifier-system", "https://physio-backend.org/fhir/patient-id",
+                  "identifier system of patient references in FHIR exports"});
   keys.push_back({"odi-mdc-points", "10",
                   "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
   keys.push_back({"pain-window-days", "7",

@@ -1195,6 +1195,55 @@ TEST_F(Foundation, ActivePlanComesFromTheCacheAndIsNeverStale) {
   EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
 }
 
+// The course of care in FHIR: visits as Encounters (with their pain readings),
+// re-measures as Observations, alerts as Flags, checked by the same validator.
+TEST_F(Foundation, ProgressFhirExportPassesAnIndependentValidator) {
+  auto clinician = Clinician();
+  ApprovedPlanFor(clinician, patient_id_);
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  visit.set_clinic_id("clinic-fhir");
+  visit.set_pain_before(6);
+  visit.set_pain_after(4);
+  visit.mutable_red_flag_screen()->set_bladder_or_bowel_disturbance(true);  // raises a red-flag alert
+  gpb::RecordVisitResponse recorded;
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  gpb::RecordOutcomeRequest outcome;
+  outcome.set_request_id(NewId("rq"));
+  outcome.set_patient_id(patient_id_);
+  outcome.set_instrument(cpb::INSTRUMENT_ODI);
+  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+  gpb::RecordOutcomeResponse measured;
+  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &measured);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  gpb::ExportProgressFhirRequest request;
+  request.set_patient_id(patient_id_);
+  gpb::ExportProgressFhirResponse exported;
+  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, request, &exported);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string& bundle = exported.bundle_json();
+  EXPECT_NE(bundle.find(R"("resourceType":"Encounter")"), std::string::npos) << bundle;
+  EXPECT_NE(bundle.find(R"("code":"VR")"), std::string::npos) << "a telehealth visit is a virtual encounter";
+  EXPECT_NE(bundle.find(R"("resourceType":"Flag")"), std::string::npos);
+  EXPECT_NE(bundle.find(R"("status":"active")"), std::string::npos) << "the open alert is an active flag";
+  EXPECT_NE(bundle.find("97909-6"), std::string::npos) << "the ODI re-measure, LOINC";
+  EXPECT_NE(bundle.find("72514-3"), std::string::npos) << "the visit's pain readings, LOINC";
+  EXPECT_NE(bundle.find(recorded.visit().visit_id()), std::string::npos);
+  EXPECT_TRUE(FhirValid(bundle, "progress"));
+
+  // The patient may export their own course; another patient may not.
+  EXPECT_TRUE(Patient(patient_id_).Call(Patient(patient_id_).progress.get(),
+                                        &gpb::ProgressService::Stub::ExportProgressFhir, request, &exported).ok());
+  auto stranger = Patient("pt-stranger");
+  EXPECT_EQ(stranger.Call(stranger.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, request, &exported)
+                .error_code(),
+            StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(Foundation, PlanFhirExportPassesAnIndependentValidator) {
   // A plan with every kind of item: high risk, traction candidate (not-recommended traction), PSFS goals.
   auto integrator = Integrator();
