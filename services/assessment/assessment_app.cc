@@ -84,18 +84,6 @@ std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
   }
 }
 
-cpb::Instrument ProtoOf(InstrumentKind kind) {
-  switch (kind) {
-    case InstrumentKind::kNprs: return cpb::INSTRUMENT_NPRS;
-    case InstrumentKind::kOdi: return cpb::INSTRUMENT_ODI;
-    case InstrumentKind::kRmdq: return cpb::INSTRUMENT_RMDQ;
-    case InstrumentKind::kStartBack: return cpb::INSTRUMENT_START_BACK;
-    case InstrumentKind::kFabq: return cpb::INSTRUMENT_FABQ;
-    case InstrumentKind::kPsfs: return cpb::INSTRUMENT_PSFS;
-  }
-  return cpb::INSTRUMENT_UNSPECIFIED;
-}
-
 InstrumentKind ValidatedKind(const std::string& field, int instrument) {
   auto kind = cpb::Instrument_IsValid(instrument) ? KindOf(static_cast<cpb::Instrument>(instrument)) : std::nullopt;
   if (!kind) ThrowInvalidArgument(field, "must be a known instrument (not INSTRUMENT_UNSPECIFIED)");

@@ -7,6 +7,7 @@
 
 #include "domain/instruments.h"
 #include "fhir_export.h"
+#include "intake_sections.h"
 #include "physio/common/error.h"
 
 namespace physio::assessment {
@@ -24,18 +25,6 @@ std::optional<InstrumentKind> InstrumentOfQuestionnaire(std::string url) {
   const std::string local = kLocalQuestionnaireBase;
   if (url.rfind(local, 0) == 0) return KindOfCode(url.substr(local.size()));
   return std::nullopt;
-}
-
-cpb::Instrument ProtoInstrument(InstrumentKind kind) {
-  switch (kind) {
-    case InstrumentKind::kNprs: return cpb::INSTRUMENT_NPRS;
-    case InstrumentKind::kOdi: return cpb::INSTRUMENT_ODI;
-    case InstrumentKind::kRmdq: return cpb::INSTRUMENT_RMDQ;
-    case InstrumentKind::kStartBack: return cpb::INSTRUMENT_START_BACK;
-    case InstrumentKind::kFabq: return cpb::INSTRUMENT_FABQ;
-    case InstrumentKind::kPsfs: return cpb::INSTRUMENT_PSFS;
-  }
-  return cpb::INSTRUMENT_UNSPECIFIED;
 }
 
 [[noreturn]] void Refuse(const std::string& where, const std::string& why) {
@@ -104,7 +93,7 @@ void ReadResponse(const json& response, const std::string& where, const std::str
     const auto value = answer["valueInteger"].get<long long>();
     if (value < -1000 || value > 1000) Refuse(answer_at + ".valueInteger", "out of range");
     cpb::InstrumentAnswer parsed;
-    parsed.set_instrument(ProtoInstrument(*kind));
+    parsed.set_instrument(ProtoOf(*kind));
     parsed.set_item_id(link_id);
     parsed.set_value(static_cast<int>(value));
     if (answer.contains("item")) {
@@ -125,7 +114,7 @@ void ReadResponse(const json& response, const std::string& where, const std::str
   for (const auto& item : spec.items) {
     if (answered.contains(item.id) || !item.may_decline) continue;
     cpb::InstrumentAnswer declined;
-    declined.set_instrument(ProtoInstrument(*kind));
+    declined.set_instrument(ProtoOf(*kind));
     declined.set_item_id(item.id);
     declined.set_declined(true);
     out.push_back(std::move(declined));

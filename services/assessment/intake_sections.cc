@@ -106,6 +106,18 @@ ClinicalFindings FindingsOf(const v1::History& h, const v1::Examination& e) {
   return f;
 }
 
+common::v1::Instrument ProtoOf(InstrumentKind kind) {
+  switch (kind) {
+    case InstrumentKind::kNprs: return common::v1::INSTRUMENT_NPRS;
+    case InstrumentKind::kOdi: return common::v1::INSTRUMENT_ODI;
+    case InstrumentKind::kRmdq: return common::v1::INSTRUMENT_RMDQ;
+    case InstrumentKind::kStartBack: return common::v1::INSTRUMENT_START_BACK;
+    case InstrumentKind::kFabq: return common::v1::INSTRUMENT_FABQ;
+    case InstrumentKind::kPsfs: return common::v1::INSTRUMENT_PSFS;
+  }
+  return common::v1::INSTRUMENT_UNSPECIFIED;
+}
+
 v1::RedFlagAction ProtoOf(RedFlagAction action) {
   switch (action) {
     case RedFlagAction::kNone: return v1::RED_FLAG_ACTION_NONE;

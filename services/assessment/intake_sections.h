@@ -2,6 +2,7 @@
 // Validation of the history, examination and red-flag sections, and their
 // translation into the plain-C++ inputs of the clinical rules.
 #include "domain/classification.h"
+#include "domain/instruments.h"
 #include "domain/red_flags.h"
 #include "physio/assessment/v1/assessment.pb.h"
 
@@ -14,6 +15,7 @@ void ValidateExamination(const std::string& field, const v1::Examination& examin
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& screen);
 ClinicalFindings FindingsOf(const v1::History& history, const v1::Examination& examination);
 
+common::v1::Instrument ProtoOf(InstrumentKind kind);
 v1::RedFlagAction ProtoOf(RedFlagAction action);
 v1::RedFlagResult ProtoOf(const RedFlagResult& result);
 v1::Classification ProtoOf(const Classification& classification);

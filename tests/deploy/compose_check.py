@@ -14,14 +14,8 @@ import sys
 
 import yaml
 
-SERVICES = ("assessment", "planning", "progress")
+from deploy_settings import SERVICES, settings_of
 
-
-def settings_of(build_dir, service):
-    out = subprocess.run([f"{build_dir}/services/{service}/physio-{service}", "--list-settings"],
-                         check=True, capture_output=True, text=True).stdout
-    rows = [line.split("\t") for line in out.splitlines() if line]
-    return {name: (kind, default) for name, kind, default in rows}
 
 
 def main():

@@ -75,6 +75,19 @@ class Faults : public ::testing::Test {
     EXPECT_TRUE(exited.empty()) << "a service exited on its own: " << (exited.empty() ? "" : exited.front());
   }
 
+  // A new import for the probe patient (pain 5, red flags screened, none found).
+  static apb::CreateAssessmentRequest ProbeAssessment() {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(probe_patient_);
+    auto* pain = create.add_answers();
+    pain->set_instrument(cpb::INSTRUMENT_NPRS);
+    pain->set_item_id("nprs");
+    pain->set_value(5);
+    create.mutable_red_flag_screen();
+    return create;
+  }
+
   // A patient with an approved plan, for the recovery probes.
   static void SeedProbePatient() {
     const std::string token = MakeToken(cluster_->keys(), "faults", "prober", {"clinician"});
@@ -87,16 +100,8 @@ class Faults : public ::testing::Test {
       return ctx;
     };
     probe_patient_ = NewId("pt");
-    apb::CreateAssessmentRequest create;
-    create.set_request_id(NewId("rq"));
-    create.set_patient_id(probe_patient_);
-    auto* pain = create.add_answers();
-    pain->set_instrument(cpb::INSTRUMENT_NPRS);
-    pain->set_item_id("nprs");
-    pain->set_value(5);
-    create.mutable_red_flag_screen();
     apb::CreateAssessmentResponse created;
-    ASSERT_TRUE(assessment->CreateAssessment(context().get(), create, &created).ok());
+    ASSERT_TRUE(assessment->CreateAssessment(context().get(), ProbeAssessment(), &created).ok());
     ppb::GeneratePlanRequest generate;
     generate.set_request_id(NewId("rq"));
     generate.set_assessment_id(created.assessment().assessment_id());
@@ -128,16 +133,8 @@ class Faults : public ::testing::Test {
           return assessment->StartIntake(ctx, start, &started);
         },
         [&](grpc::ClientContext* ctx) {
-          apb::CreateAssessmentRequest create;
-          create.set_request_id(NewId("rq"));
-          create.set_patient_id(probe_patient_);
-          auto* pain = create.add_answers();
-          pain->set_instrument(cpb::INSTRUMENT_NPRS);
-          pain->set_item_id("nprs");
-          pain->set_value(5);
-          create.mutable_red_flag_screen();
           apb::CreateAssessmentResponse created;
-          return assessment->CreateAssessment(ctx, create, &created);
+          return assessment->CreateAssessment(ctx, ProbeAssessment(), &created);
         },
         [&](grpc::ClientContext* ctx) {
           ppb::GetActivePlanRequest get;
