@@ -10,7 +10,7 @@ Secrets, every required and peer-address setting the binary lists set, a
 Service, a headless Service for peers and a PodDisruptionBudget; and a
 NetworkPolicy letting only the services reach Redis and PostgreSQL.
 
-usage: k8s_check.py BUILD_DIR K8S_BASE_DIR
+usage: k8s_check.py BUILD_DIR K8S_DIR   (deploy/k8s: renders its kustomization)
 """
 import subprocess
 import sys
