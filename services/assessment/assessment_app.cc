@@ -7,6 +7,7 @@
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
+#include "physio/db/events.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
 #include "physio/redis/redis_keys.h"
@@ -425,6 +426,12 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const Ca
             {ctx.tenant, assessment.assessment_id(), assessment.patient_id(),
              assessment.intake_session_id().empty() ? PgParam() : PgParam(assessment.intake_session_id()),
              ctx.principal, ToJson(assessment)});
+  AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ASSESSMENT_STORED", assessment.patient_id(),
+              assessment.assessment_id());
+  if (CallsForReferral(assessment.red_flags().action())) {
+    AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", assessment.patient_id(),
+                assessment.assessment_id());
+  }
   return assessment;
 }
 

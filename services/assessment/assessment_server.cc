@@ -27,6 +27,7 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
   PHYSIO_UNARY_RPC(ExportAssessmentFhir)
   PHYSIO_UNARY_RPC(ImportFhirQuestionnaireResponse)
+  PHYSIO_WATCH_EVENTS_RPC()
 
  private:
   AssessmentApp& app_;

@@ -1,5 +1,7 @@
 #include "planning_app.h"
 
+#include "physio/db/events.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include "physio/common/error.h"
@@ -61,6 +63,12 @@ void SaveChange(PgConnection& conn, const CallContext& ctx, pb::Plan& plan, long
             " WHERE tenant_id = $1 AND plan_id = $2",
             {ctx.tenant, plan.plan_id(), StatusName(plan.status()), std::to_string(version + 1), ToJson(plan)});
   RecordRevision(conn, ctx, plan, change, reason);
+  // The feed's view of the change, in the same transaction.
+  const char* kind = change == "approved"    ? "EVENT_KIND_PLAN_APPROVED"
+                     : change == "suspended" ? "EVENT_KIND_PLAN_SUSPENDED"
+                     : change == "adjusted" || change == "resumed" ? "EVENT_KIND_PLAN_ADJUSTED"
+                                                                   : nullptr;
+  if (kind != nullptr) AppendEvent(conn, kSchema, ctx.tenant, kind, plan.patient_id(), plan.plan_id());
 }
 
 void ValidateReason(const std::string& reason) {

@@ -49,6 +49,7 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
   PHYSIO_UNARY_RPC(CompletePlan)
   PHYSIO_UNARY_RPC(ListPlanRevisions)
   PHYSIO_UNARY_RPC(ExportPlanFhir)
+  PHYSIO_WATCH_EVENTS_RPC()
 
  private:
   PlanningApp& app_;

@@ -1,6 +1,7 @@
 #include "progress_app.h"
 
 #include "fhir_progress.h"
+#include "physio/db/events.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -90,6 +91,10 @@ std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, 
       " ON CONFLICT (tenant_id, patient_id, kind) WHERE status = 'OPEN' DO NOTHING RETURNING alert_id",
       {ctx.tenant, alert.alert_id(), clinic_id, patient_id, pb::AlertKind_Name(kind), ToJson(alert)});
   if (inserted.rows() == 0) return std::nullopt;
+  AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ALERT_RAISED", patient_id, alert.alert_id());
+  if (kind == pb::ALERT_KIND_RED_FLAG) {
+    AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", patient_id, alert.alert_id());
+  }
   return alert;
 }
 
@@ -673,6 +678,7 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
           conn.Exec("UPDATE progress.alerts SET status = 'ACKNOWLEDGED', body = $3::jsonb"
                     " WHERE tenant_id = $1 AND alert_id = $2",
                     {ctx.tenant, request.alert_id(), ToJson(alert)});
+          AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ALERT_ACKNOWLEDGED", alert.patient_id(), alert.alert_id());
         }
         return acknowledged;
       },

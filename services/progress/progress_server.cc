@@ -98,6 +98,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
   PHYSIO_UNARY_RPC(ExportProgressFhir)
+  PHYSIO_WATCH_EVENTS_RPC()
 
  private:
   ProgressApp& app_;

@@ -224,7 +224,8 @@ class Faults : public ::testing::Test {
     EXPECT_EQ(v.audited_reads, v.acked_reads) << name << ": every answered read has its audit row";
     EXPECT_EQ(ledger.gave_up(), 0) << name << ": a write or read still failing after 30 s of retries";
     for (const auto& [code, count] : row.codes) {
-      const std::string bare = code.rfind("probe:", 0) == 0 ? code.substr(6) : code;
+      // "probe:" and "burst:" codes are the recovery probe's and the SIGTERM burst's.
+      const std::string bare = code.substr(code.find(':') == std::string::npos ? 0 : code.find(':') + 1);
       EXPECT_TRUE(bare == "UNAVAILABLE" || bare == "DEADLINE_EXCEEDED" || bare == "ABORTED" ||
                   (bare == "CANCELLED" && row.shutdown_began))
           << name << ": " << count << " call(s) failed with " << code << ", e.g. " << row.examples[code];

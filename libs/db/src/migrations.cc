@@ -44,6 +44,25 @@ CREATE INDEX idempotency_created ON ${schema}.idempotency (created_at);
       // The caller's address, so refused attempts (which may have no tenant) can be traced.
       {"0000_platform_audit_peer", R"SQL(
 ALTER TABLE ${schema}.audit_events ADD COLUMN peer text;
+)SQL"},
+      // The event feed (outbox): one row per clinically relevant change, written in
+      // the change's own transaction. A tenant's sequence is taken from a row it
+      // holds locked until commit, so sequences commit in order and a reader that
+      // follows them never skips one that commits late.
+      {"0000_platform_events", R"SQL(
+CREATE TABLE ${schema}.event_sequences (
+  tenant_id text   PRIMARY KEY,
+  last      bigint NOT NULL
+);
+CREATE TABLE ${schema}.events (
+  tenant_id   text        NOT NULL,
+  sequence    bigint      NOT NULL,
+  kind        text        NOT NULL,
+  patient_id  text,
+  resource_id text,
+  occurred_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, sequence)
+);
 )SQL"}};
   return kPlatform;
 }

@@ -77,6 +77,8 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"cors-allowed-origins", "", "comma-separated origins browsers may call the HTTP port from (* for any)"},
       {"http-default-timeout-ms", "30000", "deadline of an HTTP call that sends no Connect-Timeout-Ms"},
       {"http-threads", "32", "threads serving the HTTP port (a request waits for one; calls queue, not refused)"},
+      {"event-stream-limit", "64", "WatchEvents streams open at once per process; past it RESOURCE_EXHAUSTED"},
+      {"event-poll-ms", "200", "how often a caught-up WatchEvents stream looks for new events"},
   };
 }
 
@@ -227,6 +229,13 @@ std::string SecretFrom(const Config& config, const std::string& name) {
 
 std::chrono::milliseconds PeerTimeoutFrom(const Config& config) {
   return std::chrono::milliseconds(config.GetInt("peer-timeout-ms"));
+}
+
+EventFeedSettings EventFeedSettingsFrom(const Config& config) {
+  EventFeedSettings settings;
+  settings.max_streams = std::max(1, config.GetInt("event-stream-limit"));
+  settings.poll = std::chrono::milliseconds(std::max(10, config.GetInt("event-poll-ms")));
+  return settings;
 }
 
 }  // namespace physio

@@ -36,6 +36,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       limiter_(redis_, RateLimitsFrom(config)),
       pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
                 &metrics_),
+      events_(pg_, schema, verifier_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config)),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "physio/server/event_feed.h"
 #include "physio/server/http_gateway.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
@@ -36,6 +37,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen);
 ServerSettings ServerSettingsFrom(const Config& config);
 // The HTTP port's settings; listen "off" means no HTTP port.
 HttpGatewaySettings HttpSettingsFrom(const Config& config);
+EventFeedSettings EventFeedSettingsFrom(const Config& config);
 RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);

@@ -18,6 +18,7 @@
 #include "physio/db/pg.h"
 #include "physio/common/worker_pool.h"
 #include "physio/redis/redis_pool.h"
+#include "physio/server/event_feed.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_host.h"
 
@@ -38,14 +39,17 @@ class ServiceRuntime {
   const WorkerPool& workers() const { return workers_; }
 
   Metrics& metrics() { return metrics_; }
+  EventFeed& events() { return events_; }
 
   // Starts the gRPC server and then the HTTP gateway in front of it.
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
   int http_port() const { return http_ ? http_->port() : 0; }
-  // HTTP first (it calls into gRPC), then gRPC's drain.
+  // HTTP first (it calls into gRPC), then the event streams (told to resume
+  // elsewhere), then gRPC's drain.
   void Shutdown() {
     if (http_) http_->Shutdown();
+    events_.Stop();
     host_.Shutdown();
   }
 
@@ -71,6 +75,7 @@ class ServiceRuntime {
   WorkerPool workers_;
   RateLimiter limiter_;
   CallPipeline pipeline_;
+  EventFeed events_;
   ServiceHost host_;
   std::unique_ptr<HttpGateway> http_;
   std::string schema_;
