@@ -1,0 +1,128 @@
+// The event feed (issue 13): WatchEvents delivers what committed, in order, per
+// tenant, and a consumer that disconnects resumes from its cursor with nothing
+// skipped and nothing repeated.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "clients.h"
+#include "cluster_fixture.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class Events : public ClusterFixture {
+ protected:
+  Caller Clinician(const std::string& tenant) const {
+    return Caller(*cluster_, MakeToken(*keys_, tenant, "clin-events", {"clinician"}));
+  }
+
+  // Reads up to `wanted` events from assessment's feed after `cursor`, then disconnects.
+  static std::vector<cpb::Event> ReadAssessmentEvents(const Caller& caller, const std::string& cursor, int wanted,
+                                                      std::chrono::milliseconds patience = std::chrono::seconds(10)) {
+    auto context = caller.Context(patience);
+    apb::WatchEventsRequest request;
+    request.set_after_cursor(cursor);
+    request.add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+    auto reader = caller.assessment->WatchEvents(context.get(), request);
+    std::vector<cpb::Event> events;
+    apb::WatchEventsResponse response;
+    while (static_cast<int>(events.size()) < wanted && reader->Read(&response)) events.push_back(response.event());
+    context->TryCancel();
+    reader->Finish();
+    return events;
+  }
+
+  static std::string StoreAssessment(const Caller& caller, const std::string& patient) {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(patient);
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+    create.mutable_red_flag_screen();
+    apb::CreateAssessmentResponse created;
+    EXPECT_TRUE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+    return created.assessment().assessment_id();
+  }
+};
+
+TEST_F(Events, AConsumerThatDisconnectsDuringABurstResumesWithEveryEventOnceInOrder) {
+  const std::string tenant = "events-burst";
+  auto clinician = Clinician(tenant);
+  std::vector<std::string> stored;
+  std::thread burst([&] {
+    for (int i = 0; i < 30; ++i) stored.push_back(StoreAssessment(clinician, "pt-burst-" + std::to_string(i % 3)));
+  });
+  // First connection: some events, then gone in the middle of the burst.
+  auto first = ReadAssessmentEvents(clinician, "", 11);
+  ASSERT_EQ(first.size(), 11u);
+  burst.join();
+  auto rest = ReadAssessmentEvents(clinician, first.back().cursor(), 19);
+  ASSERT_EQ(rest.size(), 19u);
+  std::vector<cpb::Event> all = first;
+  all.insert(all.end(), rest.begin(), rest.end());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].kind(), cpb::EVENT_KIND_ASSESSMENT_STORED);
+    EXPECT_EQ(all[i].resource_id(), stored[i]) << "event " << i << ": every stored assessment once, in commit order";
+    if (i > 0) {
+      EXPECT_LT(std::stoll(all[i - 1].cursor()), std::stoll(all[i].cursor()));
+    }
+  }
+  // Nothing more is pending after the last one.
+  EXPECT_TRUE(ReadAssessmentEvents(clinician, all.back().cursor(), 1, std::chrono::milliseconds(800)).empty());
+  // Another tenant's feed has none of them.
+  EXPECT_TRUE(ReadAssessmentEvents(Clinician("events-other"), "", 1, std::chrono::milliseconds(800)).empty());
+}
+
+TEST_F(Events, ARedFlagAtACheckInIsDelivered) {
+  const std::string tenant = "events-redflag";
+  auto clinician = Clinician(tenant);
+  ApprovedPlanFor(clinician, "pt-rf-1");
+  auto context = clinician.Context(std::chrono::seconds(15));
+  gpb::WatchEventsRequest request;
+  request.add_kinds(cpb::EVENT_KIND_RED_FLAG_RAISED);
+  auto reader = clinician.progress->WatchEvents(context.get(), request);
+
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id("pt-rf-1");
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.set_clinic_id("clinic-events");
+  visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  visit.mutable_red_flag_screen()->set_bladder_or_bowel_disturbance(true);
+  gpb::RecordVisitResponse recorded;
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  gpb::WatchEventsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.event().kind(), cpb::EVENT_KIND_RED_FLAG_RAISED);
+  EXPECT_EQ(response.event().patient_id(), "pt-rf-1");
+  EXPECT_FALSE(response.event().cursor().empty());
+  context->TryCancel();
+  reader->Finish();
+}
+
+TEST_F(Events, PatientsAndBadCursorsAreRefused) {
+  Caller patient(*cluster_, MakeToken(*keys_, "events-x", "pt-1", {"patient"}, "pt-1"));
+  auto context = patient.Context(std::chrono::seconds(5));
+  apb::WatchEventsRequest request;
+  auto reader = patient.assessment->WatchEvents(context.get(), request);
+  apb::WatchEventsResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_EQ(reader->Finish().error_code(), StatusCode::PERMISSION_DENIED);
+
+  auto clinician = Clinician("events-x");
+  auto bad = clinician.Context(std::chrono::seconds(5));
+  request.set_after_cursor("not-a-cursor");
+  auto bad_reader = clinician.assessment->WatchEvents(bad.get(), request);
+  EXPECT_FALSE(bad_reader->Read(&response));
+  auto status = bad_reader->Finish();
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("after_cursor"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace physio::testing
