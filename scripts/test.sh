@@ -36,7 +36,7 @@ if [[ " $STAGES " == *" 2 "* ]]; then
   (cd "$ASAN_DIR" &&
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    ctest --output-on-failure --timeout 600 -j2 -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness")
+    ctest --output-on-failure --timeout 600 -j2 -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness|k8s_manifests")
 fi
 
 if [[ " $STAGES " == *" 3 "* ]]; then
