@@ -18,6 +18,7 @@
 #include "fault_harness.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/common/ids.h"
+#include "physio/server/grpc_context.h"
 
 namespace physio::testing::faults {
 namespace {
@@ -156,7 +157,7 @@ class Faults : public ::testing::Test {
         ctx.set_deadline(std::chrono::system_clock::now() + 1s);
         auto status = probe(&ctx);
         if (status.ok()) break;
-        const std::string code = std::string("probe:") + StatusName(status.error_code());
+        const std::string code = std::string("probe:") + StatusCodeName(status.error_code());
         if (++row.codes[code] == 1) row.examples[code] = status.error_message();
         if (SteadyClock::now() - since > 30s) return std::nullopt;
         std::this_thread::sleep_for(20ms);
@@ -165,28 +166,6 @@ class Faults : public ::testing::Test {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - since);
   }
 
-  static const char* StatusName(StatusCode code) {
-    switch (code) {
-      case StatusCode::OK: return "OK";
-      case StatusCode::CANCELLED: return "CANCELLED";
-      case StatusCode::UNKNOWN: return "UNKNOWN";
-      case StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case StatusCode::NOT_FOUND: return "NOT_FOUND";
-      case StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-      case StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      case StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case StatusCode::ABORTED: return "ABORTED";
-      case StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-      case StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-      case StatusCode::INTERNAL: return "INTERNAL";
-      case StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-      case StatusCode::DATA_LOSS: return "DATA_LOSS";
-      case StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-      default: return "?";
-    }
-  }
 
   // Runs the mixed load, strikes with `fault` in the middle, stops the load,
   // reads everything back and asserts what every fault must keep.
@@ -208,7 +187,7 @@ class Faults : public ::testing::Test {
         ++row.cancelled_before_shutdown;
       }
       if (call.code != StatusCode::OK) {
-        if (++row.codes[StatusName(call.code)] == 1) row.examples[StatusName(call.code)] = call.method + ": " + call.message;
+        if (++row.codes[StatusCodeName(call.code)] == 1) row.examples[StatusCodeName(call.code)] = call.method + ": " + call.message;
       }
       const long took = std::chrono::duration_cast<std::chrono::milliseconds>(call.ended - call.started).count();
       row.max_overrun_ms = std::max(row.max_overrun_ms, took - static_cast<long>(call.deadline.count()));
@@ -366,7 +345,7 @@ TEST_F(Faults, ServiceTerminatedUnderLoadDrainsInFlightCalls) {
         if (!outcome.status.ok()) ++in_flight_failed;
       }
       if (!outcome.status.ok()) {
-        const std::string code = std::string("burst:") + StatusName(outcome.status.error_code());
+        const std::string code = std::string("burst:") + StatusCodeName(outcome.status.error_code());
         if (++row.codes[code] == 1) row.examples[code] = outcome.status.error_message();
       }
     }
