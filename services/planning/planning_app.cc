@@ -397,7 +397,16 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
 
 pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request,
                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kService, Role::kClinician, Role::kIntegrator});
+  RequireAnyRole(ctx, {Role::kService, Role::kClinician, Role::kIntegrator, Role::kPatient});
+  // A patient may only make their own plan safer: suspend it (a safety-net answer) or
+  // regress exercises (peripheralisation, a flare-up). That is what the progress service
+  // does on a patient's home log, with the patient's own credentials.
+  const bool patient_only = !ctx.HasRole(Role::kService) && !ctx.HasRole(Role::kClinician) &&
+                            !ctx.HasRole(Role::kIntegrator);
+  if (patient_only && request.adjustment() != pb::ADJUSTMENT_SUSPEND && request.adjustment() != pb::ADJUSTMENT_REGRESS) {
+    throw Error(ErrorCode::kPermissionDenied,
+                "adjustment: a patient may only suspend their plan or regress its exercises");
+  }
   if (!pb::Adjustment_IsValid(request.adjustment()) || request.adjustment() == pb::ADJUSTMENT_UNSPECIFIED) {
     ThrowInvalidArgument("adjustment",
                          "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT, MARK_FOR_REFERRAL, SUSPEND or "
@@ -424,6 +433,7 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
       suspend ? kSuspendable : resume ? kSuspended : kInUse,
       suspend ? "suspended" : resume ? "resumed" : "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
+        if (patient_only) RequirePatientAccess(ctx, plan.patient_id());
         *plan.mutable_adjust_time() = TimeUtil::GetCurrentTime();
         switch (request.adjustment()) {
           case pb::ADJUSTMENT_SUSPEND: plan.set_status(pb::PLAN_STATUS_SUSPENDED); break;

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 
+#include "domain/home_log.h"
 #include "intake_sections.h"
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
@@ -67,6 +69,7 @@ pb::Decision ToProto(Decision decision) {
     case Decision::kRegress: return pb::DECISION_REGRESS;
     case Decision::kReassess: return pb::DECISION_REASSESS;
     case Decision::kRefer: return pb::DECISION_REFER;
+    case Decision::kSuggestCompletion: return pb::DECISION_SUGGEST_COMPLETION;
   }
   return pb::DECISION_UNSPECIFIED;
 }
@@ -92,10 +95,19 @@ std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, 
       {ctx.tenant, alert.alert_id(), clinic_id, patient_id, pb::AlertKind_Name(kind), ToJson(alert)});
   if (inserted.rows() == 0) return std::nullopt;
   AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ALERT_RAISED", patient_id, alert.alert_id());
-  if (kind == pb::ALERT_KIND_RED_FLAG) {
+  if (kind == pb::ALERT_KIND_RED_FLAG || kind == pb::ALERT_KIND_SAFETY_NET) {
     AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", patient_id, alert.alert_id());
   }
   return alert;
+}
+
+pb::EarlyResponse ToProto(EarlyResponse early) {
+  switch (early) {
+    case EarlyResponse::kTooEarly: return pb::EARLY_RESPONSE_TOO_EARLY;
+    case EarlyResponse::kOnTrack: return pb::EARLY_RESPONSE_ON_TRACK;
+    case EarlyResponse::kSlow: return pb::EARLY_RESPONSE_SLOW;
+  }
+  return pb::EARLY_RESPONSE_UNSPECIFIED;
 }
 
 pb::ResponderStatus ToProto(ResponderStatus status) {
@@ -134,17 +146,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
   std::optional<int> age_years, episode_days;
-  if (!response && plan && !plan->assessment_id().empty()) {
-    if (auto intake = assessment_.Get(ctx, plan->assessment_id())) {
-      const auto& history = intake->history();
-      if (history.has_age_years()) age_years = history.age_years();
-      if (history.has_episode_duration_days()) {
-        // The episode has gone on since the assessment.
-        episode_days = history.episode_duration_days() +
-                       static_cast<int>((visit_time.seconds() - intake->create_time().seconds()) / (24 * 3600));
-      }
-    }
-  }
+  if (!response && plan) std::tie(age_years, episode_days) = IntakeFacts(ctx, *plan, visit_time);
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
       pg_, deadline, key, request,
@@ -191,15 +193,11 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   // its alert are already committed; if planning cannot be reached the call fails
   // UNAVAILABLE and its retry (same request_id) replays the visit and suspends again.
   const auto action = response->visit().red_flags().action();
-  if (physio::assessment::CallsForReferral(action) && plan && plan->status() == plan_pb::PLAN_STATUS_ACTIVE) {
-    plan_pb::AdjustPlanRequest suspend;
-    suspend.set_request_id("suspend-" + response->visit().visit_id());
-    suspend.set_plan_id(plan->plan_id());
-    suspend.set_adjustment(plan_pb::ADJUSTMENT_SUSPEND);
+  if (physio::assessment::CallsForReferral(action) && plan) {
     std::string reasons = apb::RedFlagAction_Name(action);
     for (const auto& line : physio::assessment::ConcernSummaries(response->visit().red_flags())) reasons += "; " + line;
-    suspend.set_reason(("red flag at check-in (visit " + response->visit().visit_id() + "): " + reasons).substr(0, 500));
-    planning_.Adjust(ctx, suspend);
+    SuspendPlan(ctx, *plan, "suspend-" + response->visit().visit_id(),
+                "red flag at check-in (visit " + response->visit().visit_id() + "): " + reasons);
   }
   return *response;
 }
@@ -221,9 +219,11 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "LogHomeExercise", request.request_id()};
-  // A retry is answered from the record, before asking planning anything.
+  // A retry is answered from the record, before asking planning anything, except
+  // that a safety action the first attempt could not finish is finished now.
   if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(pg_, deadline, key, request)) {
     audit.resource_id = replay->log().log_id();
+    ActOnHomeLog(ctx, replay->log(), std::nullopt);
     return *replay;
   }
 
@@ -231,17 +231,48 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
   if (plan->status() == plan_pb::PLAN_STATUS_SUSPENDED) {
     throw Error(ErrorCode::kFailedPrecondition,
-                "patient_id: the plan is suspended after a red flag at a check-in; stop the home programme and "
-                "contact the clinic");
+                "patient_id: the plan is suspended after a red flag; stop the home programme and contact the clinic");
   }
   bool prescribed = false;
+  std::vector<std::string> exercises;
   for (const auto& item : plan->items()) {
-    prescribed |= item.item_id() == request.exercise_id() && item.kind() == plan_pb::PLAN_ITEM_KIND_EXERCISE;
+    if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE) continue;
+    exercises.push_back(item.item_id());
+    prescribed |= item.item_id() == request.exercise_id();
   }
   if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
 
+  // The safety-net answers go through the same red-flag rules as a check-in, with what
+  // intake knew (age, episode duration).
+  const auto& net = request.safety_net();
+  const bool any_yes = net.saddle_numbness() || net.bladder_or_bowel_change() || net.sexual_dysfunction() ||
+                       net.both_legs_affected() || net.worsening_leg_weakness() || net.feverish_or_unwell();
+  std::optional<apb::RedFlagResult> red_flags;
+  if (any_yes) {
+    apb::RedFlagScreen screen;
+    screen.set_saddle_numbness(net.saddle_numbness());
+    screen.set_bladder_or_bowel_disturbance(net.bladder_or_bowel_change());
+    screen.set_new_sexual_dysfunction(net.sexual_dysfunction());
+    screen.set_bilateral_leg_neurological_symptoms(net.both_legs_affected());
+    screen.set_progressive_weakness(net.worsening_leg_weakness());
+    screen.set_fever(net.feverish_or_unwell());
+    screen.set_systemically_unwell(net.feverish_or_unwell());
+    const auto [age_years, episode_days] = IntakeFacts(ctx, *plan, performed);
+    red_flags = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
+        physio::assessment::RedFlagAnswersOf(screen), age_years, episode_days));
+  }
+  const auto directional =
+      request.symptoms_spread_down_leg() ? DirectionalExercises(exercises) : std::vector<std::string>{};
+  const SafetyNetUrgency urgency =
+      !red_flags                                                                      ? SafetyNetUrgency::kNone
+      : red_flags->action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL               ? SafetyNetUrgency::kEmergency
+      : physio::assessment::CallsForReferral(red_flags->action())                     ? SafetyNetUrgency::kUrgent
+                                                                                      : SafetyNetUrgency::kContactClinic;
+
+  std::vector<pb::AlertKind> raised;  // by the transaction that committed
   auto response = IdempotentWrite<pb::LogHomeExerciseResponse>(
       pg_, deadline, key, request, [&](PgConnection& conn) {
+        raised.clear();
         pb::HomeExerciseLog log;
         log.set_log_id(NewId("hel"));
         log.set_patient_id(request.patient_id());
@@ -254,16 +285,117 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         log.set_pain_after(request.pain_after());
         log.set_difficulty(request.difficulty());
         log.set_recorded_by(ctx.principal);
+        log.set_symptoms_spread_down_leg(request.symptoms_spread_down_leg());
+        if (request.has_safety_net()) *log.mutable_safety_net() = net;
+        if (red_flags) {
+          *log.mutable_red_flags() = *red_flags;
+        } else {
+          log.mutable_red_flags()->set_action(apb::RED_FLAG_ACTION_NOT_SCREENED);
+        }
+        for (const auto& id : directional) log.add_regressed_item_ids(id);
+        log.set_advice(HomeLogAdvice(urgency, request.symptoms_spread_down_leg(), !directional.empty()));
         conn.Exec("INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
                   " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
                   {ctx.tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
                    TimeUtil::ToString(performed), ToJson(log)});
+        // Raised at once, in the same commit as the log, for the clinic that last saw the patient.
+        if (any_yes || request.symptoms_spread_down_leg()) {
+          const std::string clinic = LatestClinic(conn, ctx, request.patient_id());
+          if (any_yes) {
+            std::vector<std::string> reasons = {"home log " + log.log_id() + ": safety-net answer"};
+            if (red_flags) {
+              reasons.push_back(apb::RedFlagAction_Name(red_flags->action()));
+              for (const auto& line : physio::assessment::ConcernSummaries(*red_flags)) reasons.push_back(line);
+            }
+            if (RaiseAlert(conn, ctx, clinic, request.patient_id(), pb::ALERT_KIND_SAFETY_NET, reasons)) {
+              raised.push_back(pb::ALERT_KIND_SAFETY_NET);
+            }
+          }
+          if (request.symptoms_spread_down_leg()) {
+            std::string regressed;
+            for (const auto& id : directional) regressed += (regressed.empty() ? "" : ", ") + id;
+            if (RaiseAlert(conn, ctx, clinic, request.patient_id(), pb::ALERT_KIND_PERIPHERALISATION,
+                           {"home log " + log.log_id() + ": symptoms spread down the leg with " + log.exercise_id(),
+                            directional.empty() ? "no directional exercise in the plan to regress"
+                                                : "directional exercises regressed: " + regressed})) {
+              raised.push_back(pb::ALERT_KIND_PERIPHERALISATION);
+            }
+          }
+        }
         pb::LogHomeExerciseResponse logged;
         *logged.mutable_log() = log;
         return logged;
       },
       [&](const pb::LogHomeExerciseResponse& response) { audit.resource_id = response.log().log_id(); });
+  NoteAlertsRaised(raised);
+  ActOnHomeLog(ctx, response.log(), plan);
   return response;
+}
+
+std::pair<std::optional<int>, std::optional<int>> ProgressApp::IntakeFacts(const CallContext& ctx,
+                                                                          const plan_pb::Plan& plan,
+                                                                          const Timestamp& when) {
+  std::optional<int> age_years, episode_days;
+  if (plan.assessment_id().empty()) return {age_years, episode_days};
+  if (auto intake = assessment_.Get(ctx, plan.assessment_id())) {
+    const auto& history = intake->history();
+    if (history.has_age_years()) age_years = history.age_years();
+    if (history.has_episode_duration_days()) {
+      // The episode has gone on since the assessment.
+      episode_days = history.episode_duration_days() +
+                     static_cast<int>((when.seconds() - intake->create_time().seconds()) / (24 * 3600));
+    }
+  }
+  return {age_years, episode_days};
+}
+
+void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
+                               std::optional<plan_pb::Plan> plan) {
+  // After the commit: the log and its alerts are stored; if planning cannot be
+  // reached the call fails UNAVAILABLE and its retry (same request_id) acts again.
+  // Request ids derived from the log make each action happen once.
+  const bool refer = physio::assessment::CallsForReferral(log.red_flags().action());
+  if (!refer && log.regressed_item_ids().empty()) return;
+  if (!plan) plan = planning_.ActivePlan(ctx, log.patient_id());
+  if (!plan || plan->plan_id() != log.plan_id()) return;
+  if (refer) {
+    std::string reasons = apb::RedFlagAction_Name(log.red_flags().action());
+    for (const auto& line : physio::assessment::ConcernSummaries(log.red_flags())) reasons += "; " + line;
+    SuspendPlan(ctx, *plan, "suspend-" + log.log_id(), "safety-net answer in home log " + log.log_id() + ": " + reasons);
+    return;
+  }
+  if (plan->status() != plan_pb::PLAN_STATUS_ACTIVE) return;
+  plan_pb::AdjustPlanRequest regress;
+  regress.set_request_id("periph-" + log.log_id());
+  regress.set_plan_id(plan->plan_id());
+  regress.set_adjustment(plan_pb::ADJUSTMENT_REGRESS);
+  for (const auto& id : log.regressed_item_ids()) regress.add_item_ids(id);
+  regress.set_reason("peripheralisation reported in home log " + log.log_id() + " (symptoms spread down the leg with " +
+                     log.exercise_id() + "): directional exercises regressed");
+  try {
+    planning_.Adjust(ctx, regress);
+  } catch (const Error& e) {
+    // A clinician changed the plan in between (an item is gone): the alert stands for a review.
+    if (e.code() != ErrorCode::kInvalidArgument) throw;
+  }
+}
+
+void ProgressApp::SuspendPlan(const CallContext& ctx, const plan_pb::Plan& plan, const std::string& request_id,
+                              const std::string& reason) {
+  if (plan.status() != plan_pb::PLAN_STATUS_ACTIVE) return;
+  plan_pb::AdjustPlanRequest suspend;
+  suspend.set_request_id(request_id);
+  suspend.set_plan_id(plan.plan_id());
+  suspend.set_adjustment(plan_pb::ADJUSTMENT_SUSPEND);
+  suspend.set_reason(reason.substr(0, 500));
+  planning_.Adjust(ctx, suspend);
+}
+
+std::string ProgressApp::LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id) {
+  auto latest = conn.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
+                          " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
+                          {ctx.tenant, patient_id});
+  return latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
 }
 
 pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
@@ -383,6 +515,10 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
   for (int i = 0; i < measures.rows(); ++i) {
     pb::OutcomeMeasure measure;
     FromJson(measures.Get(i, 0), &measure);
+    if (plan && measure.measure_time().seconds() >= input.plan_start_seconds) {
+      if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) input.latest_nprs = measure.score().score();
+      if (measure.score().instrument() == cpb::INSTRUMENT_RMDQ) input.latest_rmdq = measure.score().score();
+    }
     if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) {
       readings.push_back({measure.measure_time().seconds(), static_cast<int>(measure.score().score()), "remeasure"});
     } else {
@@ -538,7 +674,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
     case Decision::kRefer:
       if (!plan->referral_recommended() && !suspended) adjust.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REFERRAL);
       break;
-    case Decision::kContinue: break;
+    case Decision::kContinue:
+    case Decision::kSuggestCompletion: break;  // completing a plan is the clinician's act (CompletePlan)
   }
   pb::EvaluateProgressResponse evaluated;
   auto* out = evaluated.mutable_evaluation();
@@ -547,6 +684,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   out->set_decision(ToProto(evaluation.decision));
   for (const auto& reason : evaluation.reasons) out->add_reasons(reason);
   out->set_responder_status(ToProto(evaluation.responder));
+  out->set_early_response(ToProto(evaluation.early_response));
+  out->set_recovered(evaluation.recovered);
   *out->mutable_evaluate_time() = TimeUtil::GetCurrentTime();
   std::string adjustment_key;
   if (adjust.adjustment() != plan_pb::ADJUSTMENT_UNSPECIFIED) {
@@ -575,7 +714,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
     if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
   }
   if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});
-  if (evaluation.responder == ResponderStatus::kNonResponder) {
+  if (evaluation.non_response_judged) {
     alerts.push_back({pb::ALERT_KIND_NON_RESPONSE, {"no outcome improved meaningfully by week 4"}});
   }
   if (evaluation.low_adherence) alerts.push_back({pb::ALERT_KIND_LOW_ADHERENCE, evaluation.reasons});
@@ -605,13 +744,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
             key_of_record = adjustment_key;
           }
         }
-        std::string clinic = request.clinic_id();
-        if (clinic.empty()) {
-          auto latest = conn.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
-                                  " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
-                                  {ctx.tenant, request.patient_id()});
-          clinic = latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
-        }
+        const std::string clinic =
+            request.clinic_id().empty() ? LatestClinic(conn, ctx, request.patient_id()) : request.clinic_id();
         for (const auto& [kind, alert_reasons] : alerts) {
           if (auto alert = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
             *record->add_raised_alerts() = *alert;

@@ -109,6 +109,19 @@ class ProgressApp {
   PgResult History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& table,
                    const std::string& time_column) const;
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
+  // Age and episode duration (grown to `when`) from the assessment the plan was made from.
+  std::pair<std::optional<int>, std::optional<int>> IntakeFacts(const CallContext& ctx,
+                                                                const physio::planning::v1::Plan& plan,
+                                                                const google::protobuf::Timestamp& when);
+  // A home log's safety actions after its commit: suspend the plan for a referral-level
+  // safety-net answer, regress directional exercises on peripheralisation.
+  void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
+                    std::optional<physio::planning::v1::Plan> plan);
+  // Suspends an active plan (a red flag); `request_id` makes it happen once.
+  void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,
+                   const std::string& reason);
+  // The clinic that last saw the patient (for alerts), or "unassigned".
+  static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };
 
 }  // namespace physio::progress

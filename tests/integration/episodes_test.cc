@@ -7,8 +7,11 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "clients.h"
 #include "cluster_fixture.h"
@@ -31,9 +34,15 @@ class Episodes : public ClusterFixture {
   Caller Patient() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, patient_id_, {"patient"}, patient_id_)); }
 
   // Pain 6, ODI 16/50 over all sections (32%): movement control, package.
-  ppb::Plan StartEpisode(int days_ago) {
+  // `extension_preference`: symptoms centralise with extension (a specific-exercise plan
+  // with directional exercises).
+  ppb::Plan StartEpisode(int days_ago, bool extension_preference = false) {
     auto clinician = Clinician();
     apb::CreateAssessmentRequest create;
+    if (extension_preference) {
+      create.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+      create.mutable_examination()->set_centralisation(true);
+    }
     create.set_request_id(NewId("rq"));
     create.set_patient_id(patient_id_);
     *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
@@ -98,6 +107,47 @@ class Episodes : public ClusterFixture {
       ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged).ok());
       return;
     }
+  }
+
+  // One home log of `exercise_id` now, as the patient; `customise` sets the symptom questions.
+  grpc::Status LogOnce(const std::string& exercise_id, const std::function<void(gpb::LogHomeExerciseRequest&)>& customise,
+                       gpb::LogHomeExerciseResponse* logged, const std::string& request_id = "") {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(request_id.empty() ? NewId("rq") : request_id);
+    log.set_patient_id(patient_id_);
+    log.set_exercise_id(exercise_id);
+    log.set_sets_done(1);
+    log.set_reps_done(5);
+    log.set_pain_during(4);
+    log.set_pain_after(4);
+    customise(log);
+    auto patient = Patient();
+    return patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, logged);
+  }
+
+  ppb::Plan CurrentPlan() {
+    auto clinician = Clinician();
+    ppb::GetActivePlanRequest get;
+    get.set_patient_id(patient_id_);
+    get.set_include_suspended(true);
+    ppb::GetActivePlanResponse got;
+    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+    return got.plan();
+  }
+
+  void Remeasure(cpb::Instrument instrument, const std::vector<int>& values, const std::string& prefix) {
+    auto clinician = Clinician();
+    gpb::RecordOutcomeRequest measure;
+    measure.set_request_id(NewId("rq"));
+    measure.set_patient_id(patient_id_);
+    measure.set_instrument(instrument);
+    for (size_t i = 0; i < values.size(); ++i) {
+      *measure.add_answers() =
+          Answer(instrument, values.size() == 1 ? prefix : prefix + "." + std::to_string(i + 1), values[i]);
+    }
+    gpb::RecordOutcomeResponse recorded;
+    auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, measure, &recorded);
+    ASSERT_TRUE(status.ok()) << status.error_message();
   }
 
   gpb::Evaluation Evaluate(const std::string& request_id = "") {
@@ -541,6 +591,173 @@ TEST_F(Episodes, PatientsLogOnlyForThemselvesAndTenantsStayApart) {
   EXPECT_EQ(intruder.Call(intruder.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated)
                 .error_code(),
             StatusCode::FAILED_PRECONDITION);  // no active plan for that id in the other tenant
+}
+
+TEST_F(Episodes, PeripheralisationRegressesTheDirectionalExercisesAtOnce) {
+  auto plan = StartEpisode(7, /*extension_preference=*/true);
+  std::vector<std::string> directional;
+  for (const auto& item : plan.items()) {
+    if (item.item_id().starts_with("ex.dir.")) directional.push_back(item.item_id());
+  }
+  ASSERT_FALSE(directional.empty()) << "an extension preference gives directional exercises";
+  std::string other;  // a non-directional exercise, which stays as it is
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && !item.item_id().starts_with("ex.dir.")) other = item.item_id();
+  }
+  ASSERT_FALSE(other.empty());
+
+  gpb::LogHomeExerciseResponse logged;
+  const std::string request_id = NewId("rq");
+  auto spread = [](gpb::LogHomeExerciseRequest& log) { log.set_symptoms_spread_down_leg(true); };
+  ASSERT_TRUE(LogOnce(directional[0], spread, &logged, request_id).ok());
+  EXPECT_TRUE(logged.log().symptoms_spread_down_leg());
+  EXPECT_EQ(std::vector<std::string>(logged.log().regressed_item_ids().begin(), logged.log().regressed_item_ids().end()),
+            directional);
+  EXPECT_NE(logged.log().advice().find("made easier"), std::string::npos) << logged.log().advice();
+
+  // The plan changed at once: each directional exercise went down its regression link or
+  // its dose came down; nothing else moved.
+  const ppb::Plan after = CurrentPlan();
+  EXPECT_EQ(after.revision(), plan.revision() + 1);
+  EXPECT_NE(after.last_change_reason().find("peripheralisation"), std::string::npos) << after.last_change_reason();
+  for (const auto& id : directional) {
+    const auto before_item = std::find_if(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == id; });
+    const auto still = std::find_if(after.items().begin(), after.items().end(), [&](const auto& i) { return i.item_id() == id; });
+    if (still != after.items().end()) {
+      EXPECT_NE(still->dose().DebugString(), before_item->dose().DebugString()) << id << " was not regressed";
+    }
+  }
+  for (const auto& item : after.items()) {
+    if (item.item_id() == other) {
+      const auto was = std::find_if(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == other; });
+      EXPECT_EQ(item.dose().DebugString(), was->dose().DebugString());
+    }
+  }
+  // The clinic is told at once.
+  auto alerts = Alerts("unassigned");
+  ASSERT_EQ(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_PERIPHERALISATION);
+  // A retry replays the log and does not regress twice.
+  gpb::LogHomeExerciseResponse replayed;
+  ASSERT_TRUE(LogOnce(directional[0], spread, &replayed, request_id).ok());
+  EXPECT_EQ(replayed.log().log_id(), logged.log().log_id());
+  EXPECT_EQ(CurrentPlan().revision(), after.revision());
+}
+
+TEST_F(Episodes, ASafetyNetYesAlertsAtOnceAndSuspendsThePlan) {
+  auto plan = StartEpisode(7);
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) exercise = item.item_id();
+  }
+  // An ordinary log asks the questions and gets nothing back.
+  gpb::LogHomeExerciseResponse quiet;
+  ASSERT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest& log) { log.mutable_safety_net(); }, &quiet).ok());
+  EXPECT_TRUE(quiet.log().advice().empty());
+  EXPECT_EQ(quiet.log().red_flags().action(), apb::RED_FLAG_ACTION_NOT_SCREENED);
+  EXPECT_EQ(Alerts("unassigned").alerts_size(), 0);
+
+  gpb::LogHomeExerciseResponse logged;
+  ASSERT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest& log) { log.mutable_safety_net()->set_saddle_numbness(true); },
+                      &logged).ok());
+  EXPECT_EQ(logged.log().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  EXPECT_NE(logged.log().advice().find("emergency department"), std::string::npos) << logged.log().advice();
+  auto alerts = Alerts("unassigned");
+  ASSERT_EQ(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_SAFETY_NET);
+  bool names_cauda_equina = false;
+  for (const auto& reason : alerts.alerts(0).reasons()) names_cauda_equina |= reason.find("cauda_equina") != std::string::npos;
+  EXPECT_TRUE(names_cauda_equina);
+  // The home programme stops: the plan is suspended and further logs are refused.
+  const ppb::Plan suspended = CurrentPlan();
+  EXPECT_EQ(suspended.status(), ppb::PLAN_STATUS_SUSPENDED);
+  EXPECT_NE(suspended.last_change_reason().find("safety-net"), std::string::npos) << suspended.last_change_reason();
+  gpb::LogHomeExerciseResponse refused;
+  EXPECT_EQ(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &refused).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Evaluate().decision(), gpb::DECISION_REFER);
+}
+
+TEST_F(Episodes, AWorseningWeaknessAnswerIsUrgentAndAPatientMayOnlyMakeTheirPlanSafer) {
+  auto plan = StartEpisode(7);
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) exercise = item.item_id();
+  }
+  // The patient cannot progress or resume their own plan through planning.
+  auto patient = Patient();
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  ppb::AdjustPlanResponse adjusted;
+  EXPECT_EQ(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  // Nor regress someone else's.
+  Caller stranger(*cluster_, MakeToken(*keys_, tenant_, "pt-stranger", {"patient"}, "pt-stranger"));
+  adjust.set_adjustment(ppb::ADJUSTMENT_REGRESS);
+  adjust.set_reason("too hard");
+  EXPECT_EQ(stranger.Call(stranger.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(CurrentPlan().revision(), plan.revision());
+
+  gpb::LogHomeExerciseResponse logged;
+  ASSERT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest& log) {
+                log.mutable_safety_net()->set_worsening_leg_weakness(true);
+              }, &logged).ok());
+  EXPECT_EQ(logged.log().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  EXPECT_NE(logged.log().advice().find("contact your clinic today"), std::string::npos) << logged.log().advice();
+  EXPECT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_SUSPENDED);
+}
+
+TEST_F(Episodes, RecoveryAtTheRemeasureSuggestsCompletion) {
+  auto plan = StartEpisode(21);
+  Remeasure(cpb::INSTRUMENT_NPRS, {0}, "nprs");
+  std::vector<int> rmdq(24, 0);
+  rmdq[0] = rmdq[5] = 1;  // 2 of 24
+  Remeasure(cpb::INSTRUMENT_RMDQ, rmdq, "rmdq");
+  auto evaluation = Evaluate();
+  EXPECT_TRUE(evaluation.recovered());
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_SUGGEST_COMPLETION);
+  EXPECT_NE(evaluation.reasons(0).find("Kamper 2010"), std::string::npos) << evaluation.reasons(0);
+  // Completing is the clinician's act: the plan is unchanged.
+  EXPECT_FALSE(evaluation.plan_adjusted());
+  EXPECT_EQ(evaluation.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+
+  // Roland-Morris 3 is not recovered.
+  rmdq[7] = 1;
+  Remeasure(cpb::INSTRUMENT_RMDQ, rmdq, "rmdq");
+  auto later = Evaluate();
+  EXPECT_FALSE(later.recovered());
+  EXPECT_NE(later.decision(), gpb::DECISION_SUGGEST_COMPLETION);
+}
+
+TEST_F(Episodes, NonResponseIsJudgedOnlyAfterAdherence) {
+  auto plan = StartEpisode(35);
+  for (int week = 5; week >= 1; --week) LogWeek(plan, week * 7, 30, 6);
+  Remeasure(cpb::INSTRUMENT_ODI, {2, 1, 3, 1, 2, 2, 1, 2, 1, 1}, "odi");  // unchanged
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.responder_status(), gpb::RESPONDER_STATUS_NON_RESPONDER);
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_CONTINUE);
+  EXPECT_NE(evaluation.reasons(0).find("address adherence"), std::string::npos) << evaluation.reasons(0);
+  EXPECT_FALSE(evaluation.plan().needs_reassessment());
+  for (const auto& alert : evaluation.raised_alerts()) EXPECT_NE(alert.kind(), gpb::ALERT_KIND_NON_RESPONSE);
+}
+
+TEST_F(Episodes, TheEarlyResponseCheckAtTwoWeeks) {
+  auto plan = StartEpisode(15);
+  LogWeek(plan, 14, 100, 6);
+  LogWeek(plan, 7, 100, 6);
+  Remeasure(cpb::INSTRUMENT_ODI, {2, 1, 3, 1, 2, 2, 1, 2, 1, 1}, "odi");  // 32%, unchanged
+  auto slow = Evaluate();
+  EXPECT_EQ(slow.early_response(), gpb::EARLY_RESPONSE_SLOW);
+  bool says_so = false;
+  for (const auto& reason : slow.reasons()) says_so |= reason.find("slow early response") != std::string::npos;
+  EXPECT_TRUE(says_so);
+  // ODI down 6 points (half the MCID is 5): on track, though not yet a responder.
+  Remeasure(cpb::INSTRUMENT_ODI, {1, 1, 2, 1, 1, 2, 1, 1, 1, 1}, "odi");  // 26%
+  auto on_track = Evaluate();
+  EXPECT_EQ(on_track.early_response(), gpb::EARLY_RESPONSE_ON_TRACK);
+  EXPECT_EQ(on_track.responder_status(), gpb::RESPONDER_STATUS_TOO_EARLY);
 }
 
 }  // namespace

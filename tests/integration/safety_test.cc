@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "clients.h"
-#include "cluster_fixture.h"
+#include "clinical_fixture.h"
 #include "physio/common/ids.h"
 
 namespace physio::testing {
@@ -12,88 +12,7 @@ namespace {
 
 using grpc::StatusCode;
 
-class Safety : public ClusterFixture {
- protected:
-  void SetUp() override {
-    tenant_ = NewId("t");
-    patient_id_ = "pt-" + NewId("x").substr(2, 10);
-  }
-  Caller Clinician() const { return Caller(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"})); }
-
-  // Pain 6 and ODI 2 in every section (40%): movement control.
-  apb::CreateAssessmentRequest Import() const {
-    apb::CreateAssessmentRequest create;
-    create.set_request_id(NewId("rq"));
-    create.set_patient_id(patient_id_);
-    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
-    for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
-    return create;
-  }
-
-  apb::Assessment Create(const apb::CreateAssessmentRequest& create) {
-    auto clinician = Clinician();
-    apb::CreateAssessmentResponse created;
-    auto status =
-        clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return created.assessment();
-  }
-
-  grpc::Status Generate(const std::string& assessment_id, ppb::Plan* plan) {
-    auto clinician = Clinician();
-    ppb::GeneratePlanRequest generate;
-    generate.set_request_id(NewId("rq"));
-    generate.set_assessment_id(assessment_id);
-    ppb::GeneratePlanResponse generated;
-    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
-    if (plan != nullptr) *plan = generated.plan();
-    return status;
-  }
-
-  // The clinician's red-flag judgement on `assessment`; returns the call's status.
-  grpc::Status Judge(const apb::Assessment& assessment, apb::RedFlagAction action, const std::string& rationale,
-                     bool acknowledge_emergency = false) {
-    auto clinician = Clinician();
-    apb::RecordRedFlagJudgementRequest judge;
-    judge.set_request_id(NewId("rq"));
-    judge.set_assessment_id(assessment.assessment_id());
-    judge.set_etag(assessment.etag());
-    judge.set_action(action);
-    judge.set_rationale(rationale);
-    judge.set_acknowledge_computed_emergency(acknowledge_emergency);
-    apb::RecordRedFlagJudgementResponse judged;
-    return clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
-                          &judged);
-  }
-
-  ppb::Plan Approve(const ppb::Plan& draft) {
-    auto clinician = Clinician();
-    ppb::ApprovePlanRequest approve;
-    approve.set_request_id(NewId("rq"));
-    approve.set_plan_id(draft.plan_id());
-    approve.set_etag(draft.etag());
-    ppb::ApprovePlanResponse approved;
-    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return approved.plan();
-  }
-
-  // An approved treatment plan from a screened import (pain 6, ODI 40%).
-  ppb::Plan ActivePlan() {
-    auto create = Import();
-    create.mutable_red_flag_screen();
-    ppb::Plan draft;
-    EXPECT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
-    return Approve(draft);
-  }
-
-  static bool Has(const ppb::Plan& plan, const std::string& item_id) {
-    return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == item_id; });
-  }
-
-  std::string tenant_;
-  std::string patient_id_;
-};
+using Safety = ClinicalFixture;
 
 TEST_F(Safety, NoTreatmentPlanWithoutARedFlagScreenUnlessAClinicianJudged) {
   auto assessment = Create(Import());  // no red-flag screen

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/evaluation.h"
+#include "domain/home_log.h"
 
 namespace physio::progress {
 namespace {
@@ -141,6 +142,77 @@ TEST(Evaluate, PoorAdherenceContinuesWithTheReason) {
   EXPECT_EQ(result.decision, Decision::kContinue);
   EXPECT_TRUE(result.low_adherence);
   EXPECT_NE(result.reasons[0].find("adherence 40%"), std::string::npos);
+}
+
+TEST(Evaluate, RecoveryFollowsKamperAndNeedsBothMeasures) {
+  auto input = Episode(21, {3, 2, 1}, 100, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 0), JudgeChange(Outcome::kRmdq, 12, 2)};
+  input.latest_nprs = 0;
+  input.latest_rmdq = 2;
+  auto result = Evaluate(input, {});
+  EXPECT_TRUE(result.recovered);
+  EXPECT_EQ(result.decision, Decision::kSuggestCompletion);  // not "progress", though the dose was completed
+  input.latest_rmdq = 3;
+  EXPECT_FALSE(Evaluate(input, {}).recovered);
+  input.latest_rmdq = 2;
+  input.latest_nprs = 1;
+  EXPECT_FALSE(Evaluate(input, {}).recovered);
+  input.latest_rmdq.reset();  // pain 0 alone is not the definition
+  input.latest_nprs = 0;
+  EXPECT_FALSE(Evaluate(input, {}).recovered);
+  // A red flag still comes first.
+  input.latest_rmdq = 0;
+  input.new_red_flag = true;
+  EXPECT_EQ(Evaluate(input, {}).decision, Decision::kRefer);
+}
+
+TEST(Evaluate, NonResponseIsJudgedOnlyOnAProgrammeThatWasDone) {
+  auto done = Episode(30, {6, 6, 6}, 100, true);
+  done.changes = {JudgeChange(Outcome::kOdi, 36, 34)};
+  auto judged = Evaluate(done, {});
+  EXPECT_EQ(judged.decision, Decision::kReassess);
+  EXPECT_TRUE(judged.non_response_judged);
+
+  auto skipped = Episode(30, {6, 6, 6}, 20, false);
+  skipped.changes = done.changes;
+  auto result = Evaluate(skipped, {});
+  EXPECT_EQ(result.responder, ResponderStatus::kNonResponder);
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_FALSE(result.non_response_judged);
+  EXPECT_TRUE(result.low_adherence);
+  EXPECT_NE(result.reasons[0].find("adherence was 20%"), std::string::npos) << result.reasons[0];
+}
+
+TEST(Evaluate, EarlyResponseAtTwoWeeksUsesHalfTheMeaningfulChange) {
+  auto week1 = Episode(10, {6, 6}, 100, false);
+  week1.changes = {JudgeChange(Outcome::kOdi, 36, 36)};
+  EXPECT_EQ(Evaluate(week1, {}).early_response, EarlyResponse::kTooEarly);
+  auto slow = Episode(15, {6, 6}, 100, false);
+  slow.changes = {JudgeChange(Outcome::kOdi, 36, 32)};  // 4 points: less than half of 10
+  auto result = Evaluate(slow, {});
+  EXPECT_EQ(result.early_response, EarlyResponse::kSlow);
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_NE(result.reasons[0].find("slow early response"), std::string::npos) << result.reasons[0];
+  slow.changes = {JudgeChange(Outcome::kOdi, 36, 31)};  // 5 points
+  EXPECT_EQ(Evaluate(slow, {}).early_response, EarlyResponse::kOnTrack);
+  EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kNprs, 6, 5)));
+  EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kNprs, 6, 6)));
+  EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kRmdq, 10, 7.5)));
+  EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kRmdq, 10, 8)));
+  EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kPsfs, 3, 4)));  // higher is better
+  EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kPsfs, 4, 3)));
+}
+
+TEST(HomeLog, PeripheralisationRegressesOnlyDirectionalExercises) {
+  EXPECT_EQ(DirectionalExercises({"ex.dir.prone_on_elbows", "ex.strength.glute_bridge", "ex.dir.side_glide_wall"}),
+            (std::vector<std::string>{"ex.dir.prone_on_elbows", "ex.dir.side_glide_wall"}));
+  EXPECT_TRUE(DirectionalExercises({"ex.flex.cat_camel"}).empty());
+  EXPECT_TRUE(HomeLogAdvice(SafetyNetUrgency::kNone, false, false).empty());
+  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kNone, true, true).find("made easier"), std::string::npos);
+  EXPECT_EQ(HomeLogAdvice(SafetyNetUrgency::kNone, true, false).find("made easier"), std::string::npos);
+  // The safety net outranks peripheralisation.
+  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kEmergency, true, true).find("emergency department now"), std::string::npos);
+  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kUrgent, false, false).find("Stop your home exercises"), std::string::npos);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ std::string DecisionName(Decision decision) {
     case Decision::kRegress: return "regress";
     case Decision::kReassess: return "re-assess";
     case Decision::kRefer: return "refer";
+    case Decision::kSuggestCompletion: return "suggest completion";
   }
   return "";
 }
@@ -99,9 +100,37 @@ ResponderStatus ResponderStatusOf(const EvaluationInput& input, const Evaluation
   return weeks >= policy.responder_check_week ? ResponderStatus::kNonResponder : ResponderStatus::kTooEarly;
 }
 
+bool EarlyImprovement(const OutcomeChange& change) {
+  const double gain = change.outcome == Outcome::kPsfs ? change.change : -change.change;
+  switch (change.outcome) {
+    case Outcome::kNprs: return gain >= 1;
+    case Outcome::kOdi: return gain >= 5;
+    case Outcome::kRmdq: return gain >= 2.5;
+    case Outcome::kPsfs: return gain >= 1;
+  }
+  return false;
+}
+
+bool Recovered(const EvaluationInput& input, const EvaluationPolicy& policy) {
+  return input.latest_nprs && input.latest_rmdq && *input.latest_nprs <= policy.recovered_pain_max &&
+         *input.latest_rmdq <= policy.recovered_rmdq_max;
+}
+
 Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy) {
   Evaluation result;
   result.responder = ResponderStatusOf(input, policy);
+  result.recovered = Recovered(input, policy);
+  // Early response (design default from the reference: most of an episode's change
+  // comes early): from week 2, on track once any outcome moved half its MCID.
+  const int64_t weeks = (input.now_seconds - input.plan_start_seconds) / kWeek;
+  if (result.responder == ResponderStatus::kResponder ||
+      std::any_of(input.changes.begin(), input.changes.end(), EarlyImprovement)) {
+    result.early_response = weeks >= policy.early_response_week || result.responder == ResponderStatus::kResponder
+                                ? EarlyResponse::kOnTrack
+                                : EarlyResponse::kTooEarly;
+  } else {
+    result.early_response = weeks >= policy.early_response_week ? EarlyResponse::kSlow : EarlyResponse::kTooEarly;
+  }
 
   // A flare: the latest readings all sit >= 2 above the reading just before them,
   // and have done so for more than 24 h (from the first raised reading to the latest).
@@ -142,7 +171,23 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
                              " or more, lasting more than 24 hours");
     return result;
   }
+  if (result.recovered) {
+    result.decision = Decision::kSuggestCompletion;
+    result.reasons.push_back("recovered: pain " + Number(*input.latest_nprs) + " and Roland-Morris " +
+                             Number(*input.latest_rmdq) + " (at most 2; Kamper 2010): consider completing the plan, "
+                             "with advice on staying active and what to do if pain returns");
+    return result;
+  }
+  if (result.responder == ResponderStatus::kNonResponder && result.low_adherence) {
+    // A programme that was not done cannot be judged ineffective: adherence first.
+    result.decision = Decision::kContinue;
+    result.reasons.push_back("no outcome has reached its meaningful change by week " +
+                             std::to_string(policy.responder_check_week) + ", but home-programme adherence was " +
+                             Number(adherence) + "%: address adherence and its barriers before judging response");
+    return result;
+  }
   if (result.responder == ResponderStatus::kNonResponder) {
+    result.non_response_judged = true;
     result.decision = Decision::kReassess;
     result.reasons.push_back("no outcome has reached its meaningful change by week " +
                              std::to_string(policy.responder_check_week) +
@@ -154,12 +199,18 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     result.reasons.push_back("dose completed, but an exercise was rated too hard: not progressing yet");
     return result;
   }
+  const std::string slow_early_response =
+      "slow early response: no outcome has moved half its meaningful change by week " +
+      std::to_string(policy.early_response_week) + "; check adherence and dose, and review the classification before "
+      "the week-" + std::to_string(policy.responder_check_week) + " responder check";
   if (input.dose_completed && adherence >= policy.good_adherence_percent) {
     result.decision = Decision::kProgress;
     result.reasons.push_back("prescribed dose completed with " + Number(adherence) + "% adherence and no flare");
+    if (result.early_response == EarlyResponse::kSlow) result.reasons.push_back(slow_early_response);
     return result;
   }
   result.decision = Decision::kContinue;
+  if (result.early_response == EarlyResponse::kSlow) result.reasons.push_back(slow_early_response);
   if (last_full == nullptr) {
     result.reasons.push_back("too early to judge: no home sessions are due yet");
   } else if (result.low_adherence) {

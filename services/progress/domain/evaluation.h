@@ -59,7 +59,10 @@ std::vector<WeekAdherence> AdherenceByWeek(int64_t start_seconds, int64_t now_se
 
 enum class ResponderStatus { kTooEarly, kResponder, kNonResponder };
 
-enum class Decision { kContinue, kProgress, kRegress, kReassess, kRefer };
+enum class Decision { kContinue, kProgress, kRegress, kReassess, kRefer, kSuggestCompletion };
+
+// The check at about 2 weeks: has any outcome moved half its meaningful change?
+enum class EarlyResponse { kTooEarly, kOnTrack, kSlow };
 std::string DecisionName(Decision decision);
 
 struct EvaluationInput {
@@ -75,10 +78,17 @@ struct EvaluationInput {
   bool rated_too_hard = false;     // a recent log rated an exercise too hard
   bool new_red_flag = false;       // a red flag at check-in calling for referral
   std::vector<std::string> red_flag_reasons;
+  // The latest re-measures since the plan started (for the recovery definition).
+  std::optional<double> latest_nprs;
+  std::optional<double> latest_rmdq;
 };
 
 struct EvaluationPolicy {
   int responder_check_week = 4;     // non-response judged from week 4 (4-6 weeks in the reference)
+  int early_response_week = 2;      // the early-response check (re-measure at about 2 weeks)
+  // Recovery (Kamper 2010): pain at most this and Roland-Morris at most that.
+  double recovered_pain_max = 0;
+  double recovered_rmdq_max = 2;
   double good_adherence_percent = 80;
   double low_adherence_percent = 50;
   int flare_points = 2;             // pain up by >= 2 ...
@@ -99,7 +109,18 @@ struct Evaluation {
   std::vector<std::string> reasons;
   bool flare = false;
   bool low_adherence = false;
+  EarlyResponse early_response = EarlyResponse::kTooEarly;
+  bool recovered = false;
+  // Non-response is judged only on a programme that was done: at low adherence the
+  // evaluation addresses adherence first and raises no non-response alert.
+  bool non_response_judged = false;
 };
+
+// Whether `change` moved at least half the instrument's meaningful change the right way
+// (NPRS 1 point, ODI 5, RMDQ 2.5, PSFS 1).
+bool EarlyImprovement(const OutcomeChange& change);
+// Pain 0 and Roland-Morris at most 2 (Kamper 2010); both must have been re-measured.
+bool Recovered(const EvaluationInput& input, const EvaluationPolicy& policy);
 
 ResponderStatus ResponderStatusOf(const EvaluationInput& input, const EvaluationPolicy& policy);
 Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy);
