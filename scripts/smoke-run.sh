@@ -39,6 +39,8 @@ for attempt in 1 2; do
   # From inside the checkout, as a user would: the postgres user cannot enter that directory either.
   output="$(cd "$CHECKOUT" && ./scripts/run.sh 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
+                   "IRRITABILITY_MODERATE, PAIN_PATTERN_MECHANICAL, BMI 31.1" "Your flare-up plan" \
+                   "Healthy weight and activity" "Preventing another episode" "EARLY_RESPONSE_ON_TRACK" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done

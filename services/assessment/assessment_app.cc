@@ -411,8 +411,7 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const Ca
   }
   ClinicalFindings findings = FindingsOf(assessment.history(), assessment.examination());
   if (assessment.has_red_flag_screen()) {
-    RedFlagAnswers answers = RedFlagAnswersOf(assessment.red_flag_screen());
-    answers.long_term_corticosteroids |= assessment.history().takes_corticosteroids();  // from the medications
+    const RedFlagAnswers answers = RedFlagAnswersWithHistory(assessment.red_flag_screen(), assessment.history());
     *assessment.mutable_red_flags() = ProtoOf(ScreenRedFlags(answers, findings.age_years, findings.episode_duration_days));
   } else {
     assessment.mutable_red_flags()->set_action(pb::RED_FLAG_ACTION_NOT_SCREENED);

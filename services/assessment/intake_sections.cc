@@ -1,5 +1,7 @@
 #include "intake_sections.h"
 
+#include <algorithm>
+
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
 
@@ -16,6 +18,35 @@ void ValidateText(const std::string& field, const std::string& text, size_t max)
 void ValidateEnum(const std::string& field, int value, bool (*is_valid)(int)) {
   if (!is_valid(value)) ThrowInvalidArgument(field, "is not a known value");
 }
+
+// A repeated enum: known, specified values, no repeats, at most `max`.
+template <typename Repeated>
+void ValidateEnumList(const std::string& field, const Repeated& values, int max, bool (*is_valid)(int)) {
+  if (values.size() > max) ThrowInvalidArgument(field, "at most " + std::to_string(max) + " values");
+  for (int i = 0; i < values.size(); ++i) {
+    const std::string element = field + "[" + std::to_string(i) + "]";
+    if (values[i] == 0 || !is_valid(values[i])) ThrowInvalidArgument(element, "is not a known value");
+    for (int j = 0; j < i; ++j) {
+      if (values[j] == values[i]) ThrowInvalidArgument(element, "repeats an earlier value");
+    }
+  }
+}
+
+// Short codes: 1-64 characters of [a-z0-9_], at most `max`.
+void ValidateCodes(const std::string& field, const google::protobuf::RepeatedPtrField<std::string>& codes, int max) {
+  if (codes.size() > max) ThrowInvalidArgument(field, "at most " + std::to_string(max) + " values");
+  for (int i = 0; i < codes.size(); ++i) {
+    const std::string& code = codes[i];
+    bool ok = !code.empty() && code.size() <= 64;
+    for (char c : code) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok) ThrowInvalidArgument(field + "[" + std::to_string(i) + "]", "must be 1-64 characters of [a-z0-9_]");
+  }
+}
+
+template <typename Repeated, typename Value>
+bool Contains(const Repeated& values, Value value) {
+  return std::find(values.begin(), values.end(), value) != values.end();
+}
 }  // namespace
 
 void ValidateHistory(const std::string& field, const v1::History& h) {
@@ -27,6 +58,20 @@ void ValidateHistory(const std::string& field, const v1::History& h) {
   ValidateRange(field + ".previous_episodes", h.previous_episodes(), 0, 100);
   if (h.goals_size() > 5) ThrowInvalidArgument(field + ".goals", "at most 5 goals");
   for (int i = 0; i < h.goals_size(); ++i) ValidateText(field + ".goals[" + std::to_string(i) + "]", h.goals(i), 200);
+  ValidateEnum(field + ".provocation", h.provocation(), v1::Provocation_IsValid);
+  if (h.has_settle_minutes()) ValidateRange(field + ".settle_minutes", h.settle_minutes(), 0, 1440);
+  if (h.has_morning_stiffness_minutes()) {
+    ValidateRange(field + ".morning_stiffness_minutes", h.morning_stiffness_minutes(), 0, 720);
+  }
+  ValidateEnumList(field + ".aggravating_factors", h.aggravating_factors(), 10, v1::AggravatingFactor_IsValid);
+  ValidateEnumList(field + ".easing_factors", h.easing_factors(), 10, v1::EasingFactor_IsValid);
+  ValidateEnumList(field + ".pain_regions", h.pain_regions(), 12, v1::BodyRegion_IsValid);
+  ValidateEnumList(field + ".analgesics", h.analgesics(), 4, v1::Analgesic_IsValid);
+  if (h.has_height_cm()) ValidateRange(field + ".height_cm", h.height_cm(), 100, 250);
+  if (h.has_weight_kg()) ValidateRange(field + ".weight_kg", h.weight_kg(), 25, 350);
+  ValidateCodes(field + ".previous_treatments", h.previous_treatments(), 10);
+  ValidateEnum(field + ".previous_treatment_effect", h.previous_treatment_effect(), v1::TreatmentEffect_IsValid);
+  ValidateEnum(field + ".recovery_expectation", h.recovery_expectation(), v1::RecoveryExpectation_IsValid);
 }
 
 void ValidateExamination(const std::string& field, const v1::Examination& e) {
@@ -34,13 +79,7 @@ void ValidateExamination(const std::string& field, const v1::Examination& e) {
                                           v1::DirectionalPreference_IsValid);
   if (e.has_hip_internal_rotation_deg()) ValidateRange(field + ".hip_internal_rotation_deg", e.hip_internal_rotation_deg(), 0, 90);
   if (e.has_straight_leg_raise_deg()) ValidateRange(field + ".straight_leg_raise_deg", e.straight_leg_raise_deg(), 0, 120);
-  if (e.observations_size() > 10) ThrowInvalidArgument(field + ".observations", "at most 10 observations");
-  for (int i = 0; i < e.observations_size(); ++i) {
-    const std::string& code = e.observations(i);
-    bool ok = !code.empty() && code.size() <= 64;
-    for (char c : code) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
-    if (!ok) ThrowInvalidArgument(field + ".observations[" + std::to_string(i) + "]", "must be 1-64 characters of [a-z0-9_]");
-  }
+  ValidateCodes(field + ".observations", e.observations(), 10);
 }
 
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& s) {
@@ -103,7 +142,46 @@ ClinicalFindings FindingsOf(const v1::History& h, const v1::Examination& e) {
   f.visible_lateral_shift = e.visible_lateral_shift();
   f.stenosis_suspected = e.stenosis_suspected();
   f.nerve_root_signs = e.nerve_root_signs();
+  switch (h.provocation()) {
+    case v1::PROVOCATION_MINIMAL: f.provocation = Provocation::kMinimal; break;
+    case v1::PROVOCATION_MODERATE: f.provocation = Provocation::kModerate; break;
+    case v1::PROVOCATION_SUBSTANTIAL: f.provocation = Provocation::kSubstantial; break;
+    default: f.provocation = Provocation::kUnknown; break;
+  }
+  if (h.has_settle_minutes()) f.settle_minutes = h.settle_minutes();
+  if (h.has_morning_stiffness_minutes()) f.morning_stiffness_minutes = h.morning_stiffness_minutes();
+  f.worse_end_of_day = h.worse_end_of_day();
+  f.night_waking_second_half = h.night_waking_second_half();
+  f.alternating_buttock_pain = h.alternating_buttock_pain();
+  f.eased_by_movement = Contains(h.easing_factors(), v1::EASING_FACTOR_MOVEMENT_OR_EXERCISE) ||
+                        Contains(h.easing_factors(), v1::EASING_FACTOR_WALKING);
+  f.eased_by_rest = Contains(h.easing_factors(), v1::EASING_FACTOR_REST) ||
+                    Contains(h.easing_factors(), v1::EASING_FACTOR_LYING);
+  for (auto factor : {v1::AGGRAVATING_FACTOR_SITTING, v1::AGGRAVATING_FACTOR_STANDING, v1::AGGRAVATING_FACTOR_WALKING,
+                      v1::AGGRAVATING_FACTOR_BENDING, v1::AGGRAVATING_FACTOR_LIFTING, v1::AGGRAVATING_FACTOR_TWISTING}) {
+    f.mechanical_factors |= Contains(h.aggravating_factors(), factor);
+  }
+  f.mechanical_factors |= Contains(h.easing_factors(), v1::EASING_FACTOR_CHANGING_POSITION);
+  if (h.has_height_cm()) f.height_cm = h.height_cm();
+  if (h.has_weight_kg()) f.weight_kg = h.weight_kg();
   return f;
+}
+
+RedFlagAnswers RedFlagAnswersWithHistory(const v1::RedFlagScreen& screen, const v1::History& h) {
+  RedFlagAnswers answers = RedFlagAnswersOf(screen);
+  // What the history already says counts even when the screen's own question was not
+  // answered: medications and comorbidities as risk factors, the 24-hour pattern as
+  // the axial SpA features it describes.
+  answers.long_term_corticosteroids |= h.takes_corticosteroids();
+  answers.diabetes |= h.diabetes();
+  answers.osteoporosis |= h.osteoporosis();
+  answers.waking_second_half_of_night |= h.night_waking_second_half();
+  answers.buttock_pain |= h.alternating_buttock_pain();
+  const ClinicalFindings findings = FindingsOf(h, {});
+  answers.better_with_movement |= findings.eased_by_movement && !findings.eased_by_rest;
+  const PatternResult pattern = JudgePainPattern(findings);
+  if (pattern.pattern == PainPattern::kInflammatory) answers.inflammatory_pattern = pattern.criteria;
+  return answers;
 }
 
 common::v1::Instrument ProtoOf(InstrumentKind kind) {
@@ -166,6 +244,23 @@ v1::Classification ProtoOf(const Classification& c) {
   out.set_manipulation_criteria_met(c.subgroup.manipulation_criteria_met);
   out.set_manipulation_two_factor(c.subgroup.manipulation_two_factor);
   for (const auto& note : c.subgroup.notes) out.add_notes(note);
+  switch (c.irritability) {
+    case Irritability::kUnknown: out.set_irritability(v1::IRRITABILITY_UNKNOWN); break;
+    case Irritability::kLow: out.set_irritability(v1::IRRITABILITY_LOW); break;
+    case Irritability::kModerate: out.set_irritability(v1::IRRITABILITY_MODERATE); break;
+    case Irritability::kHigh: out.set_irritability(v1::IRRITABILITY_HIGH); break;
+  }
+  switch (c.pain_pattern.pattern) {
+    case PainPattern::kUnknown: out.set_pain_pattern(v1::PAIN_PATTERN_UNKNOWN); break;
+    case PainPattern::kMechanical: out.set_pain_pattern(v1::PAIN_PATTERN_MECHANICAL); break;
+    case PainPattern::kInflammatory:
+      out.set_pain_pattern(v1::PAIN_PATTERN_INFLAMMATORY);
+      std::string criteria;
+      for (const auto& criterion : c.pain_pattern.criteria) criteria += (criteria.empty() ? "" : ", ") + criterion;
+      out.add_notes("inflammatory pain pattern (Berlin criteria, Rudwaleit 2006): " + criteria);
+      break;
+  }
+  if (c.bmi) out.set_bmi(*c.bmi);
   return out;
 }
 

@@ -13,6 +13,9 @@ void ValidateHistory(const std::string& field, const v1::History& history);
 void ValidateExamination(const std::string& field, const v1::Examination& examination);
 
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& screen);
+// The screen's answers with what the history already says (medications, comorbidities,
+// the 24-hour pattern and an inflammatory pain pattern for the axial SpA screen).
+RedFlagAnswers RedFlagAnswersWithHistory(const v1::RedFlagScreen& screen, const v1::History& history);
 ClinicalFindings FindingsOf(const v1::History& history, const v1::Examination& examination);
 
 common::v1::Instrument ProtoOf(InstrumentKind kind);

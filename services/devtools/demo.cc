@@ -140,6 +140,20 @@ int main(int argc, char** argv) {
       history->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
       history->set_occupation_demand(apb::OCCUPATION_DEMAND_SEDENTARY);
       history->add_goals("Sit through a working day");
+      // The nature of the pain and the person: irritability sets the starting dose and
+      // progression rate, activity the walking dose, BMI the weight-management item.
+      history->set_provocation(apb::PROVOCATION_MODERATE);
+      history->set_settle_minutes(20);
+      history->set_morning_stiffness_minutes(10);
+      history->add_aggravating_factors(apb::AGGRAVATING_FACTOR_SITTING);
+      history->add_easing_factors(apb::EASING_FACTOR_WALKING);
+      history->add_pain_regions(apb::BODY_REGION_LUMBAR);
+      history->add_pain_regions(apb::BODY_REGION_BUTTOCK_LEFT);
+      history->set_activity_level(apb::ACTIVITY_LEVEL_LOW);
+      history->set_previous_episodes(1);
+      history->set_height_cm(172);
+      history->set_weight_kg(92);
+      history->set_recovery_expectation(apb::RECOVERY_EXPECTATION_SOME_IMPROVEMENT);
       details.mutable_red_flag_screen()->set_night_pain(true);
       apb::SubmitIntakeAnswersResponse submitted;
       patient.Call("SubmitIntakeAnswers", assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers,
@@ -176,6 +190,8 @@ int main(int argc, char** argv) {
               << " (" << c.manipulation_criteria_met() << " of 5 manipulation criteria";
     for (const auto& criterion : c.criteria_met()) std::cout << "; " << criterion;
     std::cout << ")\n";
+    std::cout << "   pain nature: " << apb::Irritability_Name(c.irritability()) << ", "
+              << apb::PainPattern_Name(c.pain_pattern()) << ", BMI " << c.bmi() << "\n";
 
     std::cout << "\n2. The clinician generates and approves the plan\n";
     ppb::GeneratePlanRequest generate;
@@ -188,6 +204,8 @@ int main(int argc, char** argv) {
               << ppb::Intensity_Name(draft.intensity()) << ", about " << draft.expected_duration_weeks()
               << " weeks, home programme " << draft.home_sessions_per_week() << "x/week; rules "
               << draft.rules_version() << ", library " << draft.library_version() << ")\n";
+    std::cout << "   a dose is held " << draft.progression_interval_days() << " days before progressing; activity target "
+              << draft.weekly_activity_target_minutes() << " min/week\n";
     for (const auto& item : draft.items()) {
       std::cout << "    - " << item.title();
       if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.dose().duration_minutes() > 0) {
@@ -239,6 +257,7 @@ int main(int argc, char** argv) {
       log.set_reps_done(10);
       log.set_pain_during(day == 1 ? 4 : 3);
       log.set_pain_after(day == 1 ? 4 : 3);
+      log.mutable_safety_net();  // the safety-net questions, all answered "no"
       gpb::LogHomeExerciseResponse logged;
       patient.Call("LogHomeExercise", progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
       std::cout << "   home log " << logged.log().log_id() << ": " << exercise_id << " 2x10, pain after "
@@ -280,7 +299,7 @@ int main(int argc, char** argv) {
     clinician.Call("EvaluateProgress", progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, evaluate, &evaluated);
     const auto& e = evaluated.evaluation();
     std::cout << "   decision: " << gpb::Decision_Name(e.decision()) << " (" << gpb::ResponderStatus_Name(e.responder_status())
-              << ")\n";
+              << ", " << gpb::EarlyResponse_Name(e.early_response()) << (e.recovered() ? ", recovered" : "") << ")\n";
     for (const auto& reason : e.reasons()) std::cout << "     - " << reason << "\n";
     std::cout << "   plan " << (e.plan_adjusted() ? "adjusted to revision " : "unchanged at revision ") << e.plan().revision()
               << "\n\nDemo episode complete.\n";

@@ -26,7 +26,9 @@ void ValidateDose(const std::string& field, const v1::ExerciseDose& dose) {
 void RecomputeHomeFrequency(v1::Plan& plan) {
   int most = 0;
   for (const auto& item : plan.items()) {
-    if (item.kind() == v1::PLAN_ITEM_KIND_EXERCISE) most = std::max(most, item.dose().sessions_per_week());
+    if (item.kind() == v1::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) {
+      most = std::max(most, item.dose().sessions_per_week());
+    }
   }
   plan.set_home_sessions_per_week(most);
 }
@@ -156,7 +158,7 @@ v1::PlanItem ItemFromLibrary(const Intervention& entry, const std::string& reaso
   if (entry.kind == InterventionKind::kExercise) *item.mutable_dose() = ToProto(entry.dose);
   item.set_reason(reason.empty() ? entry.reason : reason);
   item.set_source(entry.source);
-  item.set_home_programme(entry.kind == InterventionKind::kExercise || entry.kind == InterventionKind::kPainManagement);
+  item.set_home_programme(entry.HomeProgramme());
   item.set_progression_id(entry.progression);
   item.set_regression_id(entry.regression);
   return item;

@@ -31,6 +31,7 @@ cpb::Instrument ToProto(GoalMeasure measure) {
     case GoalMeasure::kOdi: return cpb::INSTRUMENT_ODI;
     case GoalMeasure::kRmdq: return cpb::INSTRUMENT_RMDQ;
     case GoalMeasure::kPsfs: return cpb::INSTRUMENT_PSFS;
+    case GoalMeasure::kActivity: return cpb::INSTRUMENT_UNSPECIFIED;
   }
   return cpb::INSTRUMENT_UNSPECIFIED;
 }
@@ -174,6 +175,27 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     case apb::OCCUPATION_DEMAND_NOT_WORKING: input.occupation = Occupation::kNotWorking; break;
     default: input.occupation = Occupation::kUnknown; break;
   }
+  switch (c.irritability()) {
+    case apb::IRRITABILITY_LOW: input.irritability = Irritability::kLow; break;
+    case apb::IRRITABILITY_MODERATE: input.irritability = Irritability::kModerate; break;
+    case apb::IRRITABILITY_HIGH: input.irritability = Irritability::kHigh; break;
+    default: input.irritability = Irritability::kUnknown; break;
+  }
+  if (c.has_bmi()) input.bmi = c.bmi();
+  switch (h.activity_level()) {
+    case apb::ACTIVITY_LEVEL_LOW: input.activity_level = ActivityLevel::kLow; break;
+    case apb::ACTIVITY_LEVEL_MODERATE: input.activity_level = ActivityLevel::kModerate; break;
+    case apb::ACTIVITY_LEVEL_HIGH: input.activity_level = ActivityLevel::kHigh; break;
+    default: input.activity_level = ActivityLevel::kUnknown; break;
+  }
+  input.previous_episodes = h.previous_episodes();
+  input.goals.assign(h.goals().begin(), h.goals().end());
+  input.observations.assign(assessment.examination().observations().begin(),
+                            assessment.examination().observations().end());
+  input.cardiovascular_disease = h.cardiovascular_disease();
+  input.pregnant = h.pregnant();
+  if (h.pregnant()) input.manipulation_blocked.push_back("pregnancy");
+  input.low_recovery_expectation = h.recovery_expectation() == apb::RECOVERY_EXPECTATION_LITTLE_OR_NONE;
   return input;
 }
 
@@ -191,6 +213,10 @@ pb::Plan PlanFromDraft(const PlanDraft& draft) {
   plan.set_library_version(draft.library_version);
   plan.set_expected_duration_weeks(draft.expected_weeks);
   plan.set_home_sessions_per_week(draft.home_sessions_per_week);
+  if (draft.type == PlanType::kTreatment) {
+    plan.set_progression_interval_days(draft.progression_interval_days);
+    plan.set_weekly_activity_target_minutes(draft.weekly_activity_target_minutes);
+  }
   for (const auto& token : draft.contraindications) plan.add_contraindications(token);
   for (const auto& item : draft.items) {
     auto* out = plan.add_items();

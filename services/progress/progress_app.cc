@@ -573,6 +573,9 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     // held for at least `dose_completion_days` (from the first full-dose log since the
     // plan's last change) and still at it in the latest log.
     bool dose_completed = true;
+    // The plan's own interval (set from the patient's irritability); older plans use the setting.
+    const int64_t hold_days =
+        plan->progression_interval_days() > 0 ? plan->progression_interval_days() : policy_.dose_completion_days;
     for (const auto& item : plan->items()) {
       if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
       prescribed_per_week += item.dose().sessions_per_week();
@@ -585,7 +588,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
         continue;
       }
       const auto first_full = std::find_if(logs->second.begin(), logs->second.end(), full);
-      if (input.now_seconds - first_full->performed_time().seconds() < policy_.dose_completion_days * 24 * 3600) {
+      if (input.now_seconds - first_full->performed_time().seconds() < hold_days * 24 * 3600) {
         dose_completed = false;
       }
     }

@@ -2,6 +2,7 @@
 // patients imported, screened and planned, compared with the published rules
 // (docs/clinical-rules.md).
 #include <algorithm>
+#include <functional>
 
 #include "clients.h"
 #include "clinical_fixture.h"
@@ -395,6 +396,82 @@ TEST_F(Safety, ThirtyPercentCountsOnlyBeyondTheDetectableChange) {
     EXPECT_FALSE(change.improved_meaningfully()) << change.rule();
   }
   EXPECT_TRUE(judged);
+}
+
+// Issue 15: the whole assessment used, through the API.
+TEST_F(Safety, TheNatureOfThePainAndThePersonShapeThePlan) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  auto* h = create.mutable_history();
+  h->set_age_years(38);
+  h->set_episode_duration_days(400);
+  h->set_provocation(apb::PROVOCATION_MINIMAL);
+  h->set_settle_minutes(60);
+  h->set_morning_stiffness_minutes(45);
+  h->add_easing_factors(apb::EASING_FACTOR_MOVEMENT_OR_EXERCISE);
+  h->add_pain_regions(apb::BODY_REGION_LUMBAR);
+  h->add_analgesics(apb::ANALGESIC_NSAID);
+  h->set_height_cm(170);
+  h->set_weight_kg(95);
+  h->set_activity_level(apb::ACTIVITY_LEVEL_LOW);
+  h->set_previous_episodes(2);
+  h->add_goals("walk the dog for an hour");
+  h->set_recovery_expectation(apb::RECOVERY_EXPECTATION_LITTLE_OR_NONE);
+  create.mutable_examination()->add_observations("reduced_hamstring_length");
+  auto assessment = Create(create);
+  const auto& c = assessment.classification();
+  EXPECT_EQ(c.irritability(), apb::IRRITABILITY_HIGH);
+  EXPECT_EQ(c.pain_pattern(), apb::PAIN_PATTERN_INFLAMMATORY);
+  EXPECT_DOUBLE_EQ(c.bmi(), 32.9);
+  // The inflammatory pattern feeds the axial SpA screen (onset 37, pain over 3 months).
+  ASSERT_EQ(assessment.red_flags().concerns_size(), 1);
+  EXPECT_EQ(assessment.red_flags().concerns(0).condition(), "axial_spondyloarthritis");
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.progression_interval_days(), 14);
+  EXPECT_EQ(plan.weekly_activity_target_minutes(), 150);
+  for (const char* id : {"life.weight", "edu.recurrence_prevention", "ex.flex.hamstring_stretch",
+                         "selfcare.flare_up_plan", "pain.heat", "pain.cold"}) {
+    EXPECT_TRUE(Has(plan, id)) << id;
+  }
+  for (const auto& item : plan.items()) {
+    if (item.item_id() == "ex.aerobic.walking") {
+      EXPECT_EQ(item.dose().duration_minutes(), 5);  // low activity, then halved for high irritability
+    }
+    if (item.item_id() == "edu.self_management") {
+      EXPECT_NE(item.reason().find("Iles"), std::string::npos);
+    }
+  }
+  bool goal_linked = false;
+  for (const auto& goal : plan.goals()) {
+    goal_linked |= goal.instrument() == cpb::INSTRUMENT_PSFS &&
+                   goal.description().find("walk the dog for an hour") != std::string::npos;
+  }
+  EXPECT_TRUE(goal_linked);
+}
+
+TEST_F(Safety, ThePainNatureFieldsAreValidated) {
+  auto clinician = Clinician();
+  auto expect_invalid = [&](const std::function<void(apb::History&)>& change, const std::string& field) {
+    auto create = Import();
+    change(*create.mutable_history());
+    apb::CreateAssessmentResponse created;
+    auto status =
+        clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_NE(status.error_message().find(field), std::string::npos) << status.error_message();
+  };
+  expect_invalid([](apb::History& h) { h.set_height_cm(50); }, "history.height_cm");
+  expect_invalid([](apb::History& h) { h.set_settle_minutes(-1); }, "history.settle_minutes");
+  expect_invalid([](apb::History& h) {
+    h.add_pain_regions(apb::BODY_REGION_LUMBAR);
+    h.add_pain_regions(apb::BODY_REGION_LUMBAR);
+  }, "history.pain_regions[1]");
+  expect_invalid([](apb::History& h) { h.add_easing_factors(static_cast<apb::EasingFactor>(99)); },
+                 "history.easing_factors[0]");
+  expect_invalid([](apb::History& h) { h.add_previous_treatments("Manual Therapy"); }, "history.previous_treatments[0]");
 }
 
 }  // namespace

@@ -179,7 +179,8 @@ TEST(Phases, ExercisesSuitThePhase) {
     auto plan = GeneratePlanDraft(Patient(phase, StartBackRisk::kMedium), Library());
     ExpectSafe(plan);
     for (const auto& item : plan.items) {
-      if (item.id.rfind("safety.", 0) == 0) continue;  // safety items come from the rules, for every phase
+      // Safety items and the flare-up plan come from the rules, for every phase.
+      if (item.id.rfind("safety.", 0) == 0 || item.id.rfind("selfcare.", 0) == 0) continue;
       const auto* entry = Library().Find(item.id);
       ASSERT_NE(entry, nullptr) << item.id;
       EXPECT_NE(std::find(entry->phases.begin(), entry->phases.end(), phase), entry->phases.end()) << item.id;
@@ -213,13 +214,15 @@ TEST(Goals, MeaningfulChangeAndThePatientsOwnActivities) {
   input.rmdq = 10;
   input.psfs = {{"Lifting my toddler", 3}, {"Gardening", 8.5}};
   auto plan = GeneratePlanDraft(input, Library());
-  ASSERT_EQ(plan.goals.size(), 5u);
+  ASSERT_EQ(plan.goals.size(), 6u);
   EXPECT_DOUBLE_EQ(plan.goals[0].target, 4.0);   // pain 6 - 2
   EXPECT_DOUBLE_EQ(plan.goals[1].target, 25.6);  // ODI: 10-point drop (30% would be 10.7)
   EXPECT_DOUBLE_EQ(plan.goals[2].target, 7.0);   // RMDQ: 30% of 10 = 3 < 5
   EXPECT_EQ(plan.goals[3].description, "Improve 'Lifting my toddler' by at least 3 points");
   EXPECT_DOUBLE_EQ(plan.goals[3].target, 6.0);
   EXPECT_DOUBLE_EQ(plan.goals[4].target, 10.0);  // capped at the scale
+  EXPECT_EQ(plan.goals[5].measure, GoalMeasure::kActivity);  // WHO 2020: 150 minutes a week
+  EXPECT_DOUBLE_EQ(plan.goals[5].target, 150);
 }
 
 TEST(Lifestyle, HistoryAddsEducationAndLifestyle) {
@@ -342,6 +345,141 @@ TEST(Safety, EveryPlanCarriesTheCaudaEquinaSafetyNetAndConcernsAddTheirItems) {
   EXPECT_EQ(routine.type, PlanType::kTreatment);  // treatment goes on
   EXPECT_TRUE(HasItem(routine, "referral.routine"));
   EXPECT_TRUE(HasItem(routine, "safety.cauda_equina"));
+}
+
+// Issue 15: the whole assessment used.
+const PlanItemDraft* Item(const PlanDraft& plan, const std::string& id) {
+  for (const auto& item : plan.items) {
+    if (item.id == id) return &item;
+  }
+  return nullptr;
+}
+
+TEST(Depth, IrritabilitySetsTheStartingDoseAndTheProgressionRate) {
+  auto moderate = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  moderate.irritability = Irritability::kModerate;
+  auto high = moderate;
+  high.irritability = Irritability::kHigh;
+  auto low = moderate;
+  low.irritability = Irritability::kLow;
+  const auto standard = GeneratePlanDraft(moderate, Library());
+  const auto gentle = GeneratePlanDraft(high, Library());
+  EXPECT_EQ(standard.progression_interval_days, 7);
+  EXPECT_EQ(gentle.progression_interval_days, 14);
+  EXPECT_EQ(GeneratePlanDraft(low, Library()).progression_interval_days, 5);
+  int lowered = 0;
+  for (const auto& item : gentle.items) {
+    if (item.kind != ItemKind::kExercise) continue;
+    const auto* was = Item(standard, item.id);
+    ASSERT_NE(was, nullptr) << item.id;
+    // Never more of anything; less of something where there was room.
+    EXPECT_LE(item.dose.sets, was->dose.sets) << item.id;
+    EXPECT_LE(item.dose.reps, was->dose.reps) << item.id;
+    EXPECT_LE(item.dose.hold_seconds, was->dose.hold_seconds) << item.id;
+    EXPECT_LE(item.dose.duration_minutes, was->dose.duration_minutes) << item.id;
+    lowered += item.dose.sets < was->dose.sets || item.dose.reps < was->dose.reps ||
+               item.dose.duration_minutes < was->dose.duration_minutes;
+    EXPECT_NE(item.reason.find("high irritability"), std::string::npos) << item.id;
+  }
+  EXPECT_GT(lowered, 0);
+}
+
+TEST(Depth, ActivityLevelSetsTheWalkingDoseAndTheWeeklyTarget) {
+  for (auto [level, minutes] : std::vector<std::pair<ActivityLevel, int>>{
+           {ActivityLevel::kLow, 10}, {ActivityLevel::kModerate, 20}, {ActivityLevel::kHigh, 30}}) {
+    auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+    input.activity_level = level;
+    auto plan = GeneratePlanDraft(input, Library());
+    const auto* walking = Item(plan, "ex.aerobic.walking");
+    ASSERT_NE(walking, nullptr);
+    EXPECT_EQ(walking->dose.duration_minutes, minutes);
+    EXPECT_EQ(plan.weekly_activity_target_minutes, 150);
+    EXPECT_NE(plan.goals.back().description.find("from about " + std::to_string(minutes * 5) + " minutes"),
+              std::string::npos)
+        << plan.goals.back().description;
+  }
+  auto heart = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  heart.cardiovascular_disease = true;
+  EXPECT_NE(Item(GeneratePlanDraft(heart, Library()), "ex.aerobic.walking")->instructions.find("chest pain"),
+            std::string::npos);
+}
+
+TEST(Depth, BmiPreviousEpisodesObservationsAndPostureSelectTheirItems) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  auto plain = GeneratePlanDraft(input, Library());
+  EXPECT_EQ(Item(plain, "life.weight"), nullptr);  // no input selected it before BMI
+  EXPECT_EQ(Item(plain, "edu.recurrence_prevention"), nullptr);
+  EXPECT_EQ(Item(plain, "ex.flex.hamstring_stretch"), nullptr);
+  input.bmi = 31.2;
+  input.previous_episodes = 2;
+  input.observations = {"reduced_hamstring_length", "flexed_posture"};
+  auto plan = GeneratePlanDraft(input, Library());
+  ASSERT_NE(Item(plan, "life.weight"), nullptr);
+  EXPECT_NE(Item(plan, "life.weight")->reason.find("31.2"), std::string::npos);
+  ASSERT_NE(Item(plan, "edu.recurrence_prevention"), nullptr);
+  EXPECT_NE(Item(plan, "edu.recurrence_prevention")->source.find("Steffens"), std::string::npos);
+  ASSERT_NE(Item(plan, "ex.flex.hamstring_stretch"), nullptr);
+  EXPECT_EQ(Item(plan, "ex.flex.hamstring_stretch")->reason, "examination finding: reduced_hamstring_length");
+  EXPECT_NE(Item(plan, "ex.posture.sitting_reset"), nullptr);
+  ASSERT_NE(Item(plan, "edu.posture_variety"), nullptr);
+  EXPECT_NE(Item(plan, "edu.posture_variety")->title.find("no single correct"), std::string::npos);
+  input.bmi = 29.9;
+  EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "life.weight"), nullptr);
+}
+
+TEST(Depth, ThePatientsGoalsBecomePsfsLinkedGoals) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.psfs = {{"Lifting my toddler", 3}, {"Gardening", 8}};
+  input.goals = {"lifting my toddler without pain", "run a 5k"};
+  auto plan = GeneratePlanDraft(input, Library());
+  std::vector<GoalDraft> psfs;
+  for (const auto& goal : plan.goals) {
+    if (goal.measure == GoalMeasure::kPsfs) psfs.push_back(goal);
+  }
+  ASSERT_EQ(psfs.size(), 3u);  // two stated goals, and the unlinked PSFS activity
+  EXPECT_NE(psfs[0].description.find("'lifting my toddler without pain'"), std::string::npos) << psfs[0].description;
+  EXPECT_DOUBLE_EQ(psfs[0].target, 6);  // rated 3, +3
+  EXPECT_NE(psfs[1].description.find("rate it at the next re-measure"), std::string::npos) << psfs[1].description;
+  EXPECT_EQ(psfs[2].description, "Improve 'Gardening' by at least 3 points");
+}
+
+TEST(Depth, EveryTreatmentPlanHasAFlareUpPlanAndHeatAndCold) {
+  for (auto risk : {StartBackRisk::kLow, StartBackRisk::kMedium, StartBackRisk::kHigh}) {
+    auto plan = GeneratePlanDraft(Patient(Phase::kMovementControl, risk), Library());
+    const auto* flare = Item(plan, "selfcare.flare_up_plan");
+    ASSERT_NE(flare, nullptr);
+    EXPECT_NE(flare->instructions.find("Scale your home programme down"), std::string::npos);
+    EXPECT_NE(flare->instructions.find("When to call"), std::string::npos);
+    // Names each home exercise with its scaled dose.
+    for (const auto& item : plan.items) {
+      if (item.kind == ItemKind::kExercise && item.home_programme) {
+        EXPECT_NE(flare->instructions.find(item.title + ":"), std::string::npos) << item.title;
+      }
+    }
+    ASSERT_NE(Item(plan, "pain.heat"), nullptr);
+    ASSERT_NE(Item(plan, "pain.cold"), nullptr);
+    EXPECT_NE(Item(plan, "pain.heat")->source.find("French"), std::string::npos);
+    EXPECT_NE(Item(plan, "pain.cold")->source.find("too little evidence"), std::string::npos);
+  }
+}
+
+TEST(Depth, PregnancyRulesOutProneLyingAndManipulation) {
+  auto input = Patient(Phase::kSymptomModulation, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kSpecificExercise;
+  input.direction = "extension";
+  // The control: without pregnancy the extension programme starts lying face down.
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "ex.dir.prone_lying"), nullptr);
+  input.pregnant = true;
+  auto plan = GeneratePlanDraft(input, Library());
+  for (const auto& item : plan.items) {
+    const auto* entry = Library().Find(item.id);
+    if (entry == nullptr) continue;
+    EXPECT_EQ(std::count(entry->contraindications.begin(), entry->contraindications.end(), "prone_position"), 0)
+        << item.id;
+  }
+  EXPECT_EQ(Item(plan, "manual.thrust_manipulation"), nullptr);
+  EXPECT_NE(std::find(plan.contraindications.begin(), plan.contraindications.end(), "prone_position"),
+            plan.contraindications.end());
 }
 
 }  // namespace

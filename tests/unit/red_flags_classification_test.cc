@@ -293,5 +293,60 @@ TEST(ManipulationApplicability, NotWithNerveRootSignsNorBeforeACentralisingDirec
   EXPECT_EQ(specific.direction, "extension");
 }
 
+TEST(PainNature, IrritabilityFromProvocationAndSettlingTime) {
+  EXPECT_EQ(JudgeIrritability(Provocation::kUnknown, std::nullopt), Irritability::kUnknown);
+  EXPECT_EQ(JudgeIrritability(Provocation::kMinimal, 45), Irritability::kHigh);
+  EXPECT_EQ(JudgeIrritability(Provocation::kMinimal, 30), Irritability::kModerate);  // boundary: not above 30
+  EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, 180), Irritability::kHigh);  // over 2 hours whatever provoked it
+  EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, 10), Irritability::kLow);
+  EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, 11), Irritability::kModerate);
+  EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, std::nullopt), Irritability::kModerate);
+  EXPECT_EQ(JudgeIrritability(Provocation::kModerate, 5), Irritability::kModerate);
+}
+
+TEST(PainNature, BerlinCriteriaMakeAnInflammatoryPattern) {
+  ClinicalFindings f;
+  EXPECT_EQ(JudgePainPattern(f).pattern, PainPattern::kUnknown);
+  f.morning_stiffness_minutes = 45;
+  EXPECT_NE(JudgePainPattern(f).pattern, PainPattern::kInflammatory);  // one criterion
+  f.eased_by_movement = true;
+  f.eased_by_rest = true;  // better with rest too: not the Berlin criterion
+  EXPECT_NE(JudgePainPattern(f).pattern, PainPattern::kInflammatory);
+  f.eased_by_rest = false;
+  auto inflammatory = JudgePainPattern(f);
+  EXPECT_EQ(inflammatory.pattern, PainPattern::kInflammatory);
+  EXPECT_EQ(inflammatory.criteria.size(), 2u);
+  ClinicalFindings mechanical;
+  mechanical.mechanical_factors = true;
+  mechanical.morning_stiffness_minutes = 10;
+  EXPECT_EQ(JudgePainPattern(mechanical).pattern, PainPattern::kMechanical);
+}
+
+TEST(PainNature, BodyMassIndex) {
+  EXPECT_DOUBLE_EQ(*BodyMassIndex(175, 92), 30.0);
+  EXPECT_DOUBLE_EQ(*BodyMassIndex(160, 50), 19.5);
+  EXPECT_FALSE(BodyMassIndex(175, std::nullopt));
+  EXPECT_FALSE(BodyMassIndex(std::nullopt, 80));
+}
+
+TEST(RedFlags, AnInflammatoryPatternKeepsAnAxialSpaConcernMonitored) {
+  RedFlagAnswers answers;
+  answers.inflammatory_pattern = {"morning stiffness over 30 minutes", "alternating buttock pain"};
+  // Age 40 with 2 years of pain: onset 38, within NG65's gate; no NG65 criterion ticked.
+  auto result = ScreenRedFlags(answers, 40, 730);
+  ASSERT_EQ(result.concerns.size(), 1u);
+  EXPECT_EQ(result.concerns[0].condition, "axial_spondyloarthritis");
+  EXPECT_EQ(result.action, RedFlagAction::kMonitor);
+  // Outside the gate (onset after 45) the pattern alone raises nothing.
+  EXPECT_TRUE(ScreenRedFlags(answers, 60, 730).concerns.empty());
+  // With four NG65 criteria it is a routine referral, the pattern among the reasons.
+  answers.waking_second_half_of_night = answers.buttock_pain = answers.better_with_movement = answers.psoriasis = true;
+  auto refer = ScreenRedFlags(answers, 40, 730);
+  EXPECT_EQ(refer.action, RedFlagAction::kRoutineReferral);
+  EXPECT_NE(std::find_if(refer.concerns[0].reasons.begin(), refer.concerns[0].reasons.end(),
+                         [](const std::string& r) { return r.find("Berlin") != std::string::npos; }),
+            refer.concerns[0].reasons.end());
+}
+
 }  // namespace
 }  // namespace physio::assessment

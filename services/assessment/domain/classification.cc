@@ -1,5 +1,7 @@
 #include "classification.h"
 
+#include <cmath>
+
 namespace physio::assessment {
 
 std::optional<Phase> ChoosePhase(std::optional<double> nprs, std::optional<double> odi_percent,
@@ -90,6 +92,37 @@ SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPol
   return result;
 }
 
+Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes) {
+  if (provocation == Provocation::kUnknown && !settle_minutes) return Irritability::kUnknown;
+  const int settle = settle_minutes.value_or(-1);
+  if (settle > 120 || (provocation == Provocation::kMinimal && settle > 30)) return Irritability::kHigh;
+  if (provocation == Provocation::kSubstantial && settle >= 0 && settle <= 10) return Irritability::kLow;
+  return Irritability::kModerate;
+}
+
+PatternResult JudgePainPattern(const ClinicalFindings& f) {
+  PatternResult berlin;
+  if (f.morning_stiffness_minutes && *f.morning_stiffness_minutes > 30) berlin.criteria.push_back("morning stiffness over 30 minutes");
+  if (f.eased_by_movement && !f.eased_by_rest) berlin.criteria.push_back("better with exercise, not with rest");
+  if (f.night_waking_second_half) berlin.criteria.push_back("waking in the second half of the night");
+  if (f.alternating_buttock_pain) berlin.criteria.push_back("alternating buttock pain");
+  if (berlin.criteria.size() >= 2) {
+    berlin.pattern = PainPattern::kInflammatory;
+    return berlin;
+  }
+  PatternResult mechanical;
+  if (f.mechanical_factors) mechanical.criteria.push_back("aggravated by posture or load, or eased by a change of position");
+  if (f.worse_end_of_day) mechanical.criteria.push_back("worse at the end of the day");
+  if (!mechanical.criteria.empty()) mechanical.pattern = PainPattern::kMechanical;
+  return mechanical;
+}
+
+std::optional<double> BodyMassIndex(std::optional<int> height_cm, std::optional<int> weight_kg) {
+  if (!height_cm || !weight_kg || *height_cm <= 0) return std::nullopt;
+  const double metres = *height_cm / 100.0;
+  return std::round(*weight_kg / (metres * metres) * 10.0) / 10.0;
+}
+
 Classification Classify(const ClinicalFindings& findings, const std::vector<InstrumentResult>& scores,
                         const ClassificationPolicy& policy) {
   Classification result;
@@ -115,6 +148,9 @@ Classification Classify(const ClinicalFindings& findings, const std::vector<Inst
                                                : std::string("not measured"));
   }
   result.subgroup = ChooseSubgroup(with_scores, policy);
+  result.irritability = JudgeIrritability(findings.provocation, findings.settle_minutes);
+  result.pain_pattern = JudgePainPattern(findings);
+  result.bmi = BodyMassIndex(findings.height_cm, findings.weight_kg);
   return result;
 }
 

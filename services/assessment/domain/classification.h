@@ -13,6 +13,9 @@
 namespace physio::assessment {
 
 enum class SymptomExtent { kUnknown, kBackOnly, kButtock, kThigh, kBelowKnee };
+enum class Provocation { kUnknown, kMinimal, kModerate, kSubstantial };
+enum class Irritability { kUnknown, kLow, kModerate, kHigh };
+enum class PainPattern { kUnknown, kMechanical, kInflammatory };
 enum class DirectionalPreference { kNone, kExtension, kFlexion, kLateralShift };
 
 struct ClinicalFindings {
@@ -30,7 +33,38 @@ struct ClinicalFindings {
   bool stenosis_suspected = false;
   bool nerve_root_signs = false;
   std::optional<int> fabq_work;  // from the FABQ score, when measured
+  // The nature of the pain (history).
+  Provocation provocation = Provocation::kUnknown;
+  std::optional<int> settle_minutes;
+  std::optional<int> morning_stiffness_minutes;
+  bool worse_end_of_day = false;
+  bool night_waking_second_half = false;
+  bool alternating_buttock_pain = false;
+  bool eased_by_movement = false;
+  bool eased_by_rest = false;
+  bool mechanical_factors = false;  // aggravated by posture or load, or eased by a position change
+  std::optional<int> height_cm;
+  std::optional<int> weight_kg;
 };
+
+// Irritability (Maitland; Barakatt et al. 2009). Design defaults: high when minimal
+// activity provokes it and it takes more than 30 minutes to settle, or more than 120
+// minutes whatever provoked it; low when only substantial activity provokes it and it
+// settles within 10 minutes; moderate otherwise; unknown without any answer.
+Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes);
+
+struct PatternResult {
+  PainPattern pattern = PainPattern::kUnknown;
+  std::vector<std::string> criteria;  // the Berlin criteria met (inflammatory), or the mechanical features
+};
+// Inflammatory when at least 2 of the 4 Berlin criteria (Rudwaleit et al. 2006): morning
+// stiffness over 30 minutes, better with exercise but not with rest, waking in the second
+// half of the night, alternating buttock pain. Mechanical when posture or load
+// aggravates it, it is worse at the end of the day, or a position change eases it.
+PatternResult JudgePainPattern(const ClinicalFindings& findings);
+
+// kg / m^2 to one decimal; nullopt unless both are known.
+std::optional<double> BodyMassIndex(std::optional<int> height_cm, std::optional<int> weight_kg);
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 
@@ -62,6 +96,9 @@ struct Classification {
   std::optional<Phase> phase;
   std::string phase_reason;
   SubgroupResult subgroup;
+  Irritability irritability = Irritability::kUnknown;
+  PatternResult pain_pattern;
+  std::optional<double> bmi;
 };
 
 std::optional<Phase> ChoosePhase(std::optional<double> nprs, std::optional<double> odi_percent,

@@ -134,10 +134,21 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
       spa.Add(a.arthritis, "current or past arthritis");
       spa.Add(a.enthesitis, "current or past enthesitis");
       spa.Add(a.psoriasis, "current or past psoriasis");
+      // An inflammatory pattern (Berlin criteria) is not one of NG65's criteria, so it does
+      // not add to the count; it keeps a concern below three criteria monitored.
+      std::string pattern;
+      for (const auto& criterion : a.inflammatory_pattern) pattern += (pattern.empty() ? "" : ", ") + criterion;
+      if (!pattern.empty()) pattern = "inflammatory pain pattern (Berlin criteria, Rudwaleit 2006: " + pattern + ")";
       if (spa.count() >= 4) {
+        if (!pattern.empty()) spa.reasons.push_back(pattern);
         Raise(result, "axial_spondyloarthritis", RedFlagAction::kRoutineReferral, spa.reasons);
       } else if (spa.count() == 3) {
         spa.reasons.push_back("three criteria: consider an HLA-B27 test");
+        if (!pattern.empty()) spa.reasons.push_back(pattern);
+        Raise(result, "axial_spondyloarthritis", RedFlagAction::kMonitor, spa.reasons);
+      } else if (!pattern.empty()) {
+        spa.reasons.push_back(pattern);
+        spa.reasons.push_back("re-screen for NG65 features; refer to rheumatology if four are met");
         Raise(result, "axial_spondyloarthritis", RedFlagAction::kMonitor, spa.reasons);
       }
     }

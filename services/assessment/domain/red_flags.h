@@ -47,6 +47,9 @@ struct RedFlagAnswers {
   bool arthritis = false;
   bool enthesitis = false;
   bool psoriasis = false;
+  // The Berlin criteria of inflammatory back pain met (Rudwaleit 2006), from the
+  // history's 24-hour pattern; non-empty means an inflammatory pattern.
+  std::vector<std::string> inflammatory_pattern;
 };
 
 // Ordered by urgency: the overall action is the most urgent of any condition.

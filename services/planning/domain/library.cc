@@ -27,7 +27,7 @@ const std::set<std::string>& Categories() {
   static const std::set<std::string> kCategories = {"trunk_activation",      "trunk_strength", "flexibility",
                                                     "directional_extension", "directional_flexion",
                                                     "lateral_shift",         "aerobic",        "functional",
-                                                    "posture"};
+                                                    "posture",               "supervised"};
   return kCategories;
 }
 
@@ -82,8 +82,10 @@ ItemKind PlanItemKindOf(InterventionKind kind) {
 const std::vector<std::string>& KnownContraindications() {
   // flexion_loading: loaded or end-range spinal flexion, limited with a fracture or
   // osteoporosis concern (Sinaki & Mikkelsen 1984; Royal Osteoporosis Society 2022).
+  // prone_position: lying face down, not offered in pregnancy (design default).
   static const std::vector<std::string> kTokens = {"loading_contraindicated", "manipulation_contraindicated",
-                                                   "extension_intolerant", "flexion_intolerant", "flexion_loading"};
+                                                   "extension_intolerant",    "flexion_intolerant",
+                                                   "flexion_loading",         "prone_position"};
   return kTokens;
 }
 

@@ -29,7 +29,8 @@ struct Intervention {
   std::string id;
   InterventionKind kind;
   std::string category;       // exercises: trunk_activation, trunk_strength, flexibility, directional_extension,
-                              // directional_flexion, lateral_shift, aerobic, functional, posture
+                              // directional_flexion, lateral_shift, aerobic, functional, posture,
+                              // supervised (a class: prescribed, but not part of the home programme)
   std::string title;
   std::string instructions;   // our own words
   std::string reason;         // non-exercise: why it is used (not recommended: why not)
@@ -39,6 +40,12 @@ struct Intervention {
   std::string regression;     // exercise id, or empty
   std::vector<std::string> contraindications;  // tokens, see kContraindications
   std::vector<Phase> phases;
+
+  // Exercises the patient does at home and logs, and self-managed pain relief; a
+  // supervised class is prescribed but not logged as home sessions.
+  bool HomeProgramme() const {
+    return (kind == InterventionKind::kExercise && category != "supervised") || kind == InterventionKind::kPainManagement;
+  }
 };
 
 class LibraryError : public std::runtime_error {

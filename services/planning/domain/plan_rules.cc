@@ -1,6 +1,7 @@
 #include "plan_rules.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -73,7 +74,7 @@ class Builder {
     item.source = entry.source;
     item.progression = entry.progression;
     item.regression = entry.regression;
-    item.home_programme = entry.kind == InterventionKind::kExercise || entry.kind == InterventionKind::kPainManagement;
+    item.home_programme = entry.HomeProgramme();
     items_.push_back(std::move(item));
   }
 
@@ -153,6 +154,78 @@ PlanItemDraft RoutineReferral(const PlanInput& input) {
   return item;
 }
 
+// The written flare-up plan every treatment plan carries: what to do, how to scale this
+// plan's home programme down, and when to call (NICE NG59 1.2.1 self-management; the
+// flare rule is the progress service's: pain up 2 or more points for more than 24 h).
+PlanItemDraft FlareUpPlan(const std::vector<PlanItemDraft>& items) {
+  std::string scaled;
+  for (const auto& item : items) {
+    if (item.kind != ItemKind::kExercise || !item.home_programme) continue;
+    const Dose& d = item.dose;
+    std::string half;
+    if (d.duration_minutes > 0) {
+      half = std::to_string(std::max(5, d.duration_minutes / 2)) + " min";
+    } else {
+      half = "1 set of " + std::to_string(std::max(1, d.reps / 2)) +
+             (d.hold_seconds > 0 ? ", hold " + std::to_string(std::max(5, d.hold_seconds / 2)) + " s" : "");
+    }
+    scaled += (scaled.empty() ? "" : "; ") + item.title + ": " + half;
+  }
+  PlanItemDraft item;
+  item.id = "selfcare.flare_up_plan";
+  item.kind = ItemKind::kEducation;
+  item.title = "Your flare-up plan";
+  item.instructions =
+      "A flare-up (pain clearly worse than usual) is common and usually settles within days; it does not mean new "
+      "damage. What to do: keep moving gently and avoid bed rest; use heat if it helps; take pain relief as your "
+      "pharmacist or doctor advised. Scale your home programme down for 2-3 days" +
+      (scaled.empty() ? std::string(".") : " (" + scaled + ")") +
+      " and build back to your usual dose over the following week. Log your pain as usual. When to call the clinic: "
+      "if pain stays 2 or more points above your usual for more than 2 days, is not settling after a week, or "
+      "spreads further down your leg. Go to an emergency department at once for any sign in your safety net.";
+  item.reason = "every patient gets a written plan for flare-ups";
+  item.source = "NICE NG59 1.2.1 (self-management advice); flare rule: progress evaluation (design default)";
+  item.home_programme = false;
+  return item;
+}
+
+// High irritability: start below the library dose (design default: one set fewer, a
+// third fewer repetitions, holds and timed work shortened; never below 1 set, 3 reps,
+// 5 s or 5 minutes).
+void LowerStartingDose(PlanItemDraft& item) {
+  Dose& d = item.dose;
+  if (d.sets > 1) d.sets -= 1;
+  if (d.reps > 3) d.reps = std::max(3, d.reps * 2 / 3);
+  if (d.hold_seconds > 5) d.hold_seconds = std::max(5, d.hold_seconds * 2 / 3);
+  if (d.duration_minutes > 5) d.duration_minutes = std::max(5, d.duration_minutes / 2);
+  item.reason += "; starting dose lowered for high irritability";
+}
+
+// Examination observations (codes) that select a flexibility or posture item.
+const std::vector<std::pair<std::string, std::string>>& ObservationItems() {
+  static const std::vector<std::pair<std::string, std::string>> kItems = {
+      {"reduced_hamstring_length", "ex.flex.hamstring_stretch"},
+      {"reduced_hip_flexor_length", "ex.flex.hip_flexor_stretch"},
+      {"reduced_thoracic_mobility", "ex.flex.thoracic_open_book"},
+      {"piriformis_tightness", "ex.flex.piriformis_stretch"},
+      {"sustained_flexed_sitting", "ex.posture.sitting_reset"},
+      {"flexed_posture", "ex.posture.sitting_reset"},
+      {"sway_posture", "ex.posture.sitting_reset"},
+  };
+  return kItems;
+}
+
+bool IsPostureObservation(const std::string& code) {
+  static const std::set<std::string> kPosture = {"sustained_flexed_sitting", "flexed_posture", "sway_posture",
+                                                 "increased_lordosis",       "reduced_lordosis", "posture_finding"};
+  return kPosture.contains(code);
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
 // Exercise categories per phase, in priority order (design defaults, see docs/clinical-rules.md).
 std::vector<std::string> CategoriesFor(Phase phase) {
   switch (phase) {
@@ -178,7 +251,20 @@ std::set<std::string> PatientContraindications(const PlanInput& input) {
   // A patient who centralises with extension is often worse with flexion, and vice versa.
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") tokens.insert("flexion_intolerant");
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") tokens.insert("extension_intolerant");
+  // Pregnancy (design default, the safer choice): no lying face down, no manipulation.
+  if (input.pregnant) {
+    tokens.insert("prone_position");
+    tokens.insert("manipulation_contraindicated");
+  }
   return tokens;
+}
+
+int ProgressionIntervalDays(Irritability irritability) {
+  switch (irritability) {
+    case Irritability::kHigh: return 14;
+    case Irritability::kLow: return 5;
+    default: return 7;
+  }
 }
 
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library) {
@@ -224,7 +310,12 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   }
   const bool package = plan.intensity != Intensity::kAdviceAndSelfManagement;
 
-  items.Add("edu.self_management", "recommended for every patient with low back pain; " + stratum);
+  items.Add("edu.self_management",
+            "recommended for every patient with low back pain; " + stratum +
+                (input.low_recovery_expectation
+                     ? "; the patient expects little or no recovery: discuss the usually favourable course (low "
+                       "expectations predict a slower recovery, Iles et al. 2009)"
+                     : ""));
 
   // Subgroup-specific exercise first (Fritz 2007).
   const std::string evidence = input.subgroup_evidence.empty() ? "" : " (" + input.subgroup_evidence + ")";
@@ -246,7 +337,35 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     if (items.exercise_count() >= wanted_exercises) break;
     items.AddFromCategory(category, phase + ": " + category);
   }
-  items.Add("ex.aerobic.walking", "general aerobic activity; stay active (NICE NG59 1.2.1)");
+  // Examination findings select their flexibility or posture items (within phase and contraindications).
+  bool posture_finding = false;
+  for (const auto& code : input.observations) {
+    posture_finding |= IsPostureObservation(code);
+    for (const auto& [observation, id] : ObservationItems()) {
+      if (observation == code) items.Add(id, "examination finding: " + code);
+    }
+  }
+  // Walking from the patient's usual activity, towards 150 minutes a week (WHO 2020).
+  const int walking_minutes = input.activity_level == ActivityLevel::kLow    ? 10
+                              : input.activity_level == ActivityLevel::kHigh ? 30
+                                                                             : 20;
+  const std::string activity = input.activity_level == ActivityLevel::kLow        ? "low"
+                               : input.activity_level == ActivityLevel::kModerate ? "moderate"
+                               : input.activity_level == ActivityLevel::kHigh     ? "high"
+                                                                                  : "not recorded";
+  if (items.Add("ex.aerobic.walking", "general aerobic activity; stay active (NICE NG59 1.2.1); usual activity " +
+                                          activity + ": start at " + std::to_string(walking_minutes) +
+                                          " minutes and build towards 150 minutes of moderate activity a week")) {
+    for (auto& item : items.items()) {
+      if (item.id != "ex.aerobic.walking") continue;
+      item.dose.duration_minutes = walking_minutes;
+      if (input.cardiovascular_disease) {
+        item.instructions += " With heart or circulation disease: keep to a pace at which you can still talk; stop "
+                             "and seek advice on chest pain, unusual breathlessness or dizziness.";
+        item.reason += "; cardiovascular disease: moderate intensity (ACSM)";
+      }
+    }
+  }
   // Elevated fear-avoidance beliefs call for graded activity and pain neuroscience
   // education whatever the STarT group (Fritz 2001; George 2003; Wertli 2014).
   const std::string fear_avoidance = Joined(input.fear_avoidance, ", ");
@@ -286,13 +405,36 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   }
   if (input.smoker) items.Add("life.smoking", "");
   if (input.sleep_disturbed) items.Add("life.sleep", "");
-  if (input.phase == Phase::kSymptomModulation || !package) items.Add("pain.heat", "");
+  if (input.bmi && *input.bmi >= 30) {
+    std::string bmi = std::to_string(*input.bmi);
+    bmi = bmi.substr(0, bmi.find('.') + 2);
+    items.Add("life.weight", "body-mass index " + bmi + " (obese range, WHO: 30 or more)");
+  }
+  if (input.previous_episodes > 0) {
+    items.Add("edu.recurrence_prevention", std::to_string(input.previous_episodes) +
+                                               " earlier episode(s): exercise with education lowers the risk of another");
+  }
+  bool posture_items = posture_finding || input.occupation == Occupation::kSedentary;
+  for (const auto& item : items.items()) posture_items |= item.id.starts_with("ex.posture.");
+  if (posture_items) items.Add("edu.posture_variety", posture_finding ? "posture findings on examination" : "");
+  // Heat and cold as self-management options, with the evidence stated in their sources.
+  items.Add("pain.heat", "self-management of pain and flare-ups (the better-evidenced of heat and cold)");
+  items.Add("pain.cold", "");
   if (input.traction_candidate) {
     items.Add("notrec.traction", "");
   }
   plan.items = std::move(items.items());
+  // Irritability sets the starting dose and how long a dose is held before progressing.
+  if (input.irritability == Irritability::kHigh) {
+    for (auto& item : plan.items) {
+      if (item.kind == ItemKind::kExercise) LowerStartingDose(item);
+    }
+  }
+  plan.progression_interval_days = ProgressionIntervalDays(input.irritability);
   for (const auto& item : plan.items) {
-    if (item.kind == ItemKind::kExercise) plan.home_sessions_per_week = std::max(plan.home_sessions_per_week, item.dose.sessions_per_week);
+    if (item.kind == ItemKind::kExercise && item.home_programme) {
+      plan.home_sessions_per_week = std::max(plan.home_sessions_per_week, item.dose.sessions_per_week);
+    }
   }
 
   // Goals: the meaningful change on each outcome, and the patient's own activities.
@@ -309,10 +451,45 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     plan.goals.push_back({"Reduce disability (Roland-Morris) by a meaningful change", GoalMeasure::kRmdq,
                           RoundTenth(std::max(0.0, *input.rmdq - std::min(5.0, 0.3 * *input.rmdq)))});
   }
-  for (const auto& activity : input.psfs) {
+  // The patient's own goals, each linked to the PSFS: to the activity it names when the
+  // PSFS rated one, else to be rated at the next re-measure.
+  std::set<size_t> linked;
+  for (const auto& goal : input.goals) {
+    std::optional<size_t> match;
+    for (size_t i = 0; i < input.psfs.size() && !match; ++i) {
+      const std::string activity = Lower(input.psfs[i].activity), wanted = Lower(goal);
+      if (!activity.empty() && (wanted.find(activity) != std::string::npos || activity.find(wanted) != std::string::npos)) {
+        match = i;
+      }
+    }
+    if (match) {
+      linked.insert(*match);
+      const auto& activity = input.psfs[*match];
+      std::string rating = std::to_string(activity.rating);
+      rating = rating.substr(0, rating.find('.'));
+      plan.goals.push_back({"Your goal: '" + goal + "' (PSFS '" + activity.activity + "' rated " + rating +
+                                "/10 now; aim for at least 3 points more)",
+                            GoalMeasure::kPsfs, std::min(10.0, activity.rating + 3)});
+    } else {
+      plan.goals.push_back({"Your goal: '" + goal + "' (add it as a PSFS activity and rate it at the next re-measure)",
+                            GoalMeasure::kPsfs, 0});
+    }
+  }
+  for (size_t i = 0; i < input.psfs.size(); ++i) {
+    if (linked.contains(i)) continue;
+    const auto& activity = input.psfs[i];
     plan.goals.push_back({"Improve '" + activity.activity + "' by at least 3 points", GoalMeasure::kPsfs,
                           std::min(10.0, activity.rating + 3)});
   }
+  // Physical activity (WHO 2020 guidelines: 150-300 minutes of moderate activity a week).
+  plan.weekly_activity_target_minutes = 150;
+  int walking_week = 0;
+  for (const auto& item : plan.items) {
+    if (item.id == "ex.aerobic.walking") walking_week = item.dose.duration_minutes * item.dose.sessions_per_week;
+  }
+  plan.goals.push_back({"Build up to 150 minutes of moderate physical activity a week (WHO 2020), from about " +
+                            std::to_string(walking_week) + " minutes of walking a week now",
+                        GoalMeasure::kActivity, 150});
 
   // Timeline (design defaults): re-measure at about 2 weeks and at 4-6 weeks.
   switch (plan.intensity) {
@@ -337,6 +514,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // safety net; a monitored concern adds what to watch for and an earlier review; a
   // routine referral goes into the treatment plan.
   plan.items.push_back(CaudaEquinaSafetyNet());
+  plan.items.push_back(FlareUpPlan(plan.items));
   if (!input.manipulation_blocked.empty()) {
     const std::string why = Joined(input.manipulation_blocked);
     PlanItemDraft note;

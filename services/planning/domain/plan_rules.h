@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.11.2";
+inline constexpr const char* kRulesVersion = "2026.11.3";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {
@@ -23,13 +23,16 @@ enum class ItemKind {
   kNotRecommended,
   kReferral,
 };
-enum class GoalMeasure { kNprs, kOdi, kRmdq, kPsfs };
+// kActivity: weekly minutes of moderate physical activity (no instrument).
+enum class GoalMeasure { kNprs, kOdi, kRmdq, kPsfs, kActivity };
 enum class StartBackRisk { kUnknown, kLow, kMedium, kHigh };
 enum class RedFlagLevel { kNotScreened, kNone, kMonitor, kRoutineReferral, kUrgentReferral, kEmergencyReferral };
 enum class Subgroup { kUnclassified, kManipulation, kSpecificExercise, kStabilisation };
 enum class Occupation { kUnknown, kSedentary, kLight, kHeavy, kNotWorking };
 enum class PlanType { kTreatment, kReferral };
 enum class Intensity { kNone, kAdviceAndSelfManagement, kPhysiotherapyPackage, kPsychologicallyInformed };
+enum class Irritability { kUnknown, kLow, kModerate, kHigh };
+enum class ActivityLevel { kUnknown, kLow, kModerate, kHigh };
 
 struct Dose {
   int sets = 0;
@@ -69,6 +72,16 @@ struct PlanInput {
   bool smoker = false;
   bool sleep_disturbed = false;
   Occupation occupation = Occupation::kUnknown;
+  // The nature of the pain and the person (issue 15).
+  Irritability irritability = Irritability::kUnknown;  // sets the starting dose and the progression rate
+  std::optional<double> bmi;
+  ActivityLevel activity_level = ActivityLevel::kUnknown;  // sets the walking dose
+  int previous_episodes = 0;
+  std::vector<std::string> goals;         // the patient's own words
+  std::vector<std::string> observations;  // examination codes, e.g. "reduced_hamstring_length"
+  bool cardiovascular_disease = false;
+  bool pregnant = false;
+  bool low_recovery_expectation = false;
 };
 
 struct PlanItemDraft {
@@ -107,7 +120,12 @@ struct PlanDraft {
   std::string rules_version = kRulesVersion;
   std::string library_version;
   std::vector<std::string> contraindications;  // what generation excluded for this patient (library tokens)
+  int progression_interval_days = 7;           // how long a dose is held before progressing (irritability)
+  int weekly_activity_target_minutes = 0;      // moderate activity a week to build up to (WHO 2020)
 };
+
+// Design defaults (docs/clinical-rules.md): high irritability holds a dose 14 days, low 5, otherwise 7.
+int ProgressionIntervalDays(Irritability irritability);
 
 class InterventionLibrary;
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library);
