@@ -227,6 +227,13 @@ int main(int argc, char** argv) {
     approve.set_request_id(Rid("approve"));
     approve.set_plan_id(draft.plan_id());
     approve.set_etag(draft.etag());
+    for (const auto& item : draft.items()) {
+      if (item.item_id() == "manual.thrust_manipulation") {
+        // Shared decision: the clinician explains manipulation and records the patient's consent.
+        approve.set_manipulation_consent(true);
+        std::cout << "   the patient gives informed consent to spinal manipulation (recorded at approval)\n";
+      }
+    }
     ppb::ApprovePlanResponse approved;
     clinician.Call("ApprovePlan", planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
     std::cout << "   approved: status " << ppb::PlanStatus_Name(approved.plan().status()) << ", etag "

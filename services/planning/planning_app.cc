@@ -1,5 +1,7 @@
 #include "planning_app.h"
 
+#include <algorithm>
+
 #include "physio/db/events.h"
 
 #include <google/protobuf/util/time_util.h>
@@ -196,6 +198,9 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   input.pregnant = h.pregnant();
   if (h.pregnant()) input.manipulation_blocked.push_back("pregnancy");
   input.low_recovery_expectation = h.recovery_expectation() == apb::RECOVERY_EXPECTATION_LITTLE_OR_NONE;
+  input.declines_manual_therapy = h.preferences().declines_manual_therapy();
+  input.prefers_group_exercise = h.preferences().prefers_group_exercise();
+  input.prefers_pilates = h.preferences().prefers_pilates();
   return input;
 }
 
@@ -345,6 +350,16 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
             previous.set_status(pb::PLAN_STATUS_SUPERSEDED);
             SaveChange(conn, ctx, previous, active.GetLong(i, 1), "superseded", "replaced by plan " + plan.plan_id());
           }
+          // Informed consent to spinal manipulation is recorded before a plan with it is approved.
+          const bool manipulation = std::any_of(plan.items().begin(), plan.items().end(), [](const pb::PlanItem& item) {
+            return item.item_id() == "manual.thrust_manipulation";
+          });
+          if (manipulation && !request.manipulation_consent()) {
+            throw Error(ErrorCode::kFailedPrecondition,
+                        "manipulation_consent: the plan includes spinal manipulation; record the patient's informed "
+                        "consent (manipulation_consent: true) or revise the plan to remove it");
+          }
+          if (manipulation) plan.set_manipulation_consent_recorded_by(ctx.principal);
           plan.set_status(pb::PLAN_STATUS_ACTIVE);
           plan.set_approved_by(ctx.principal);
           *plan.mutable_activate_time() = effective;
@@ -418,6 +433,18 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
           throw Error(ErrorCode::kFailedPrecondition, "plan_id: a referral plan has no treatment to revise");
         }
         ApplyRevision(plan, library_, request.changes());
+        // Manipulation added to a plan in use needs the patient's recorded consent too.
+        const bool manipulation = std::any_of(plan.items().begin(), plan.items().end(), [](const pb::PlanItem& item) {
+          return item.item_id() == "manual.thrust_manipulation";
+        });
+        if (plan.status() == pb::PLAN_STATUS_ACTIVE && manipulation && plan.manipulation_consent_recorded_by().empty()) {
+          if (!request.manipulation_consent()) {
+            throw Error(ErrorCode::kFailedPrecondition,
+                        "manipulation_consent: the revision adds spinal manipulation to a plan in use; record the "
+                        "patient's informed consent (manipulation_consent: true)");
+          }
+          plan.set_manipulation_consent_recorded_by(ctx.principal);
+        }
       });
 }
 

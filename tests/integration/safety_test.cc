@@ -474,5 +474,52 @@ TEST_F(Safety, ThePainNatureFieldsAreValidated) {
   expect_invalid([](apb::History& h) { h.add_previous_treatments("Manual Therapy"); }, "history.previous_treatments[0]");
 }
 
+TEST_F(Safety, SharedDecisionsPreferencesAreRespectedAndManipulationNeedsConsent) {
+  // Flynn-positive: manipulation subgroup, movement control.
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_episode_duration_days(10);
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
+  create.mutable_examination()->set_lumbar_hypomobility(true);
+  create.mutable_examination()->set_hip_internal_rotation_deg(40);
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  ASSERT_TRUE(Has(draft, "manual.thrust_manipulation"));
+
+  // No approval without the patient's recorded consent to manipulation.
+  auto clinician = Clinician();
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(draft.plan_id());
+  approve.set_etag(draft.etag());
+  ppb::ApprovePlanResponse approved;
+  auto refused = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
+  EXPECT_EQ(refused.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(refused.error_message().find("manipulation_consent"), std::string::npos) << refused.error_message();
+  const ppb::Plan active = Approve(draft, /*manipulation_consent=*/true);
+  EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
+  EXPECT_EQ(active.manipulation_consent_recorded_by(), "clin-1");
+
+  // The same patient declining manual therapy and preferring Pilates and group exercise.
+  create.set_request_id(NewId("rq"));
+  auto* preferences = create.mutable_history()->mutable_preferences();
+  preferences->set_declines_manual_therapy(true);
+  preferences->set_prefers_pilates(true);
+  preferences->set_prefers_group_exercise(true);
+  ppb::Plan preferred;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &preferred).ok());
+  for (const auto& item : preferred.items()) EXPECT_NE(item.kind(), ppb::PLAN_ITEM_KIND_MANUAL_THERAPY) << item.item_id();
+  EXPECT_TRUE(Has(preferred, "preference.no_manual_therapy"));
+  EXPECT_TRUE(Has(preferred, "ex.supervised.pilates"));
+  EXPECT_TRUE(Has(preferred, "ex.supervised.group_exercise"));
+  for (const auto& item : preferred.items()) {
+    if (item.item_id().starts_with("ex.supervised.")) {
+      EXPECT_FALSE(item.home_programme()) << item.item_id();
+    }
+  }
+  // Without manipulation no consent is asked.
+  EXPECT_TRUE(Approve(preferred).manipulation_consent_recorded_by().empty());
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -66,12 +66,14 @@ class ClinicalFixture : public ClusterFixture {
                           &judged);
   }
 
-  ppb::Plan Approve(const ppb::Plan& draft) {
+  // `manipulation_consent`: the clinician records the patient's consent to spinal manipulation.
+  ppb::Plan Approve(const ppb::Plan& draft, bool manipulation_consent = false) {
     auto clinician = Clinician();
     ppb::ApprovePlanRequest approve;
     approve.set_request_id(NewId("rq"));
     approve.set_plan_id(draft.plan_id());
     approve.set_etag(draft.etag());
+    approve.set_manipulation_consent(manipulation_consent);
     ppb::ApprovePlanResponse approved;
     auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
     EXPECT_TRUE(status.ok()) << status.error_message();

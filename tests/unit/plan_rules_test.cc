@@ -482,5 +482,23 @@ TEST(Depth, PregnancyRulesOutProneLyingAndManipulation) {
             plan.contraindications.end());
 }
 
+TEST(Depth, PreferencesAreRespected) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kManipulation;
+  auto with = GeneratePlanDraft(input, Library());
+  EXPECT_NE(Item(with, "manual.thrust_manipulation"), nullptr);
+  input.declines_manual_therapy = true;
+  input.prefers_pilates = true;
+  auto plan = GeneratePlanDraft(input, Library());
+  EXPECT_EQ(Count(plan, ItemKind::kManualTherapy), 0);
+  ASSERT_NE(Item(plan, "preference.no_manual_therapy"), nullptr);
+  ASSERT_NE(Item(plan, "ex.supervised.pilates"), nullptr);
+  EXPECT_FALSE(Item(plan, "ex.supervised.pilates")->home_programme);
+  EXPECT_NE(Item(plan, "ex.supervised.pilates")->source.find("Owen"), std::string::npos);
+  // Not in the symptom-modulation phase: the class waits for movement control.
+  input.phase = Phase::kSymptomModulation;
+  EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "ex.supervised.pilates"), nullptr);
+}
+
 }  // namespace
 }  // namespace physio::planning

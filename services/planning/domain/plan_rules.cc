@@ -375,8 +375,13 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     items.Add("ex.func.graded_activity", "graded activity for elevated fear-avoidance beliefs (" + fear_avoidance + ")");
   }
 
-  // Manual therapy only as part of a package that includes exercise (NICE NG59 1.2.7).
-  if (package && items.exercise_count() > 0) {
+  // The patient's preferences: supervised classes they asked for (phase permitting).
+  if (input.prefers_group_exercise) items.Add("ex.supervised.group_exercise", "the patient prefers group exercise");
+  if (input.prefers_pilates) items.Add("ex.supervised.pilates", "the patient prefers Pilates");
+
+  // Manual therapy only as part of a package that includes exercise (NICE NG59 1.2.7),
+  // and never when the patient declined it.
+  if (package && items.exercise_count() > 0 && !input.declines_manual_therapy) {
     if (input.subgroup == Subgroup::kManipulation) {
       if (!items.Add("manual.thrust_manipulation", "manipulation subgroup" + evidence + "; with exercise")) {
         items.Add("manual.joint_mobilisation", "manipulation subgroup, but thrust manipulation is contraindicated or "
@@ -523,6 +528,16 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     note.title = "Spinal manipulation is not offered to this patient";
     note.reason = why;
     note.source = "Finucane et al., JOSPT 2020; IFOMPT 2020 framework for the cervical/lumbar region; Flynn 2002 exclusions";
+    plan.items.push_back(note);
+  }
+  if (input.declines_manual_therapy) {
+    PlanItemDraft note;
+    note.id = "preference.no_manual_therapy";
+    note.kind = ItemKind::kNotRecommended;
+    note.title = "Manual therapy is not offered: the patient declined it";
+    note.reason = "shared decision: the patient's preference";
+    note.source = "NICE NG59 (take the person's preferences into account); manual therapy is optional, and only "
+                  "ever part of a package with exercise (NICE NG59 1.2.7)";
     plan.items.push_back(note);
   }
   if (!input.overridden_concerns.empty()) {

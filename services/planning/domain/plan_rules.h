@@ -82,6 +82,10 @@ struct PlanInput {
   bool cardiovascular_disease = false;
   bool pregnant = false;
   bool low_recovery_expectation = false;
+  // Shared decisions (NICE NG59 1.1.x: the person's preferences).
+  bool declines_manual_therapy = false;
+  bool prefers_group_exercise = false;
+  bool prefers_pilates = false;
 };
 
 struct PlanItemDraft {
