@@ -38,6 +38,9 @@ json MeasureFor(cpb::Instrument instrument) {
     case cpb::INSTRUMENT_ODI: return FhirConcept("http://loinc.org", "97909-6", "Oswestry Disability Index score");
     case cpb::INSTRUMENT_RMDQ: return FhirConcept(kPhysioCodeSystem, "rmdq-score", "Roland-Morris Disability Questionnaire score");
     case cpb::INSTRUMENT_PSFS: return FhirConcept(kPhysioCodeSystem, "psfs-activity", "Patient-Specific Functional Scale activity rating");
+    // The physical-activity goal has no instrument (WHO 2020 weekly minutes).
+    case cpb::INSTRUMENT_UNSPECIFIED:
+      return FhirConcept(kPhysioCodeSystem, "weekly-activity-minutes", "Moderate physical activity, minutes a week");
     default: return FhirConcept(kPhysioCodeSystem, "outcome", "outcome");
   }
 }

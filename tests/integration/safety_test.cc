@@ -287,12 +287,7 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
 
 TEST_F(Safety, ManipulationIsNotOfferedWithAnticoagulantsOrAMonitoredConcern) {
   // Flynn-positive (recent, not below the knee, hypomobile, hip rotation > 35): manipulation subgroup.
-  auto create = Import();
-  create.mutable_red_flag_screen();
-  create.mutable_history()->set_episode_duration_days(10);
-  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
-  create.mutable_examination()->set_lumbar_hypomobility(true);
-  create.mutable_examination()->set_hip_internal_rotation_deg(40);
+  auto create = FlynnPositive();
   auto flynn = Create(create);
   ASSERT_EQ(flynn.classification().subgroup(), apb::SUBGROUP_MANIPULATION);
   ppb::Plan with_manipulation;
@@ -476,12 +471,7 @@ TEST_F(Safety, ThePainNatureFieldsAreValidated) {
 
 TEST_F(Safety, SharedDecisionsPreferencesAreRespectedAndManipulationNeedsConsent) {
   // Flynn-positive: manipulation subgroup, movement control.
-  auto create = Import();
-  create.mutable_red_flag_screen();
-  create.mutable_history()->set_episode_duration_days(10);
-  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
-  create.mutable_examination()->set_lumbar_hypomobility(true);
-  create.mutable_examination()->set_hip_internal_rotation_deg(40);
+  auto create = FlynnPositive();
   ppb::Plan draft;
   ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
   ASSERT_TRUE(Has(draft, "manual.thrust_manipulation"));

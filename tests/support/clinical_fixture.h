@@ -30,6 +30,18 @@ class ClinicalFixture : public ClusterFixture {
     return create;
   }
 
+  // Screened, Flynn-positive (recent, not below the knee, hypomobile, hip rotation > 35):
+  // the manipulation subgroup.
+  apb::CreateAssessmentRequest FlynnPositive() const {
+    auto create = Import();
+    create.mutable_red_flag_screen();
+    create.mutable_history()->set_episode_duration_days(10);
+    create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BUTTOCK);
+    create.mutable_examination()->set_lumbar_hypomobility(true);
+    create.mutable_examination()->set_hip_internal_rotation_deg(40);
+    return create;
+  }
+
   apb::Assessment Create(const apb::CreateAssessmentRequest& create) {
     auto clinician = Clinician();
     apb::CreateAssessmentResponse created;
