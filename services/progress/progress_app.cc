@@ -145,8 +145,8 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
                : request.has_red_flag_screen()) {
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
-  std::optional<int> age_years, episode_days;
-  if (!response && plan) std::tie(age_years, episode_days) = IntakeFacts(ctx, *plan, visit_time);
+  IntakeFacts intake;
+  if (!response && plan) intake = FactsFromIntake(ctx, *plan, visit_time);
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
       pg_, deadline, key, request,
@@ -162,11 +162,10 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         for (const auto& item_id : delivered) visit.add_delivered_item_ids(item_id);
         visit.set_recorded_by(ctx.principal);
         if (request.has_red_flag_screen()) {
-          // The same rules as at intake, with the age and episode duration intake
-          // recorded (not re-asked at check-in), so the age-dependent rules apply too.
+          // The same rules as at intake, with the age, episode duration and history intake
+          // recorded (not re-asked at check-in), so the age- and history-dependent rules apply too.
           *visit.mutable_red_flag_screen() = request.red_flag_screen();
-          *visit.mutable_red_flags() = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
-              physio::assessment::RedFlagAnswersOf(request.red_flag_screen()), age_years, episode_days));
+          *visit.mutable_red_flags() = Rescreen(request.red_flag_screen(), intake);
         }
         conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
                   " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
@@ -257,9 +256,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
     screen.set_progressive_weakness(net.worsening_leg_weakness());
     screen.set_fever(net.feverish_or_unwell());
     screen.set_systemically_unwell(net.feverish_or_unwell());
-    const auto [age_years, episode_days] = IntakeFacts(ctx, *plan, performed);
-    red_flags = physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
-        physio::assessment::RedFlagAnswersOf(screen), age_years, episode_days));
+    red_flags = Rescreen(screen, FactsFromIntake(ctx, *plan, performed));
   }
   const auto directional =
       request.symptoms_spread_down_leg() ? DirectionalExercises(exercises) : std::vector<std::string>{};
@@ -332,21 +329,26 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   return response;
 }
 
-std::pair<std::optional<int>, std::optional<int>> ProgressApp::IntakeFacts(const CallContext& ctx,
-                                                                          const plan_pb::Plan& plan,
-                                                                          const Timestamp& when) {
-  std::optional<int> age_years, episode_days;
-  if (plan.assessment_id().empty()) return {age_years, episode_days};
+ProgressApp::IntakeFacts ProgressApp::FactsFromIntake(const CallContext& ctx, const plan_pb::Plan& plan,
+                                                      const Timestamp& when) {
+  IntakeFacts facts;
+  if (plan.assessment_id().empty()) return facts;
   if (auto intake = assessment_.Get(ctx, plan.assessment_id())) {
+    facts.history = intake->history();
     const auto& history = intake->history();
-    if (history.has_age_years()) age_years = history.age_years();
+    if (history.has_age_years()) facts.age_years = history.age_years();
     if (history.has_episode_duration_days()) {
       // The episode has gone on since the assessment.
-      episode_days = history.episode_duration_days() +
-                     static_cast<int>((when.seconds() - intake->create_time().seconds()) / (24 * 3600));
+      facts.episode_days = history.episode_duration_days() +
+                           static_cast<int>((when.seconds() - intake->create_time().seconds()) / (24 * 3600));
     }
   }
-  return {age_years, episode_days};
+  return facts;
+}
+
+apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) {
+  return physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
+      physio::assessment::RedFlagAnswersWithHistory(screen, intake.history), intake.age_years, intake.episode_days));
 }
 
 void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,

@@ -109,10 +109,18 @@ class ProgressApp {
   PgResult History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& table,
                    const std::string& time_column) const;
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
-  // Age and episode duration (grown to `when`) from the assessment the plan was made from.
-  std::pair<std::optional<int>, std::optional<int>> IntakeFacts(const CallContext& ctx,
-                                                                const physio::planning::v1::Plan& plan,
-                                                                const google::protobuf::Timestamp& when);
+  // What intake knew, for a re-screen: age, episode duration (grown to `when`) and the
+  // history (medications, comorbidities, 24-hour pattern), from the plan's assessment.
+  struct IntakeFacts {
+    std::optional<int> age_years;
+    std::optional<int> episode_days;
+    physio::assessment::v1::History history;
+  };
+  IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
+                              const google::protobuf::Timestamp& when);
+  // The red-flag rules on a re-screen, with what intake knew.
+  static physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
+                                                        const IntakeFacts& intake);
   // A home log's safety actions after its commit: suspend the plan for a referral-level
   // safety-net answer, regress directional exercises on peripheralisation.
   void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,

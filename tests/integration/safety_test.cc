@@ -511,5 +511,36 @@ TEST_F(Safety, SharedDecisionsPreferencesAreRespectedAndManipulationNeedsConsent
   EXPECT_TRUE(Approve(preferred).manipulation_consent_recorded_by().empty());
 }
 
+TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {
+  // Intake recorded osteoporosis in the history (the screen's own question unticked): a
+  // 60-year-old, so age alone is no fracture factor.
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_age_years(60);
+  create.mutable_history()->set_osteoporosis(true);
+  create.mutable_history()->set_takes_corticosteroids(true);
+  auto assessment = Create(create);
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);  // two fracture factors
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_MONITOR, "known osteoporosis, stable, no recent fall").ok());
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
+  Approve(draft);
+  // The check-in asks only about a new fall; the history's factors still count.
+  auto clinician = Clinician();
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient_id_);
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.mutable_red_flag_screen()->set_minor_trauma(true);
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  bool osteoporosis_counted = false;
+  for (const auto& concern : visited.visit().red_flags().concerns()) {
+    for (const auto& reason : concern.reasons()) osteoporosis_counted |= reason.find("osteoporosis") != std::string::npos;
+  }
+  EXPECT_TRUE(osteoporosis_counted);
+}
+
 }  // namespace
 }  // namespace physio::testing
