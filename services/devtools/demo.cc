@@ -287,6 +287,9 @@ int main(int argc, char** argv) {
               << (s.adherence().empty() ? std::string("not due yet (first days of the plan)")
                                         : std::to_string(static_cast<int>(s.adherence_percent())) + "%")
               << ", " << gpb::ResponderStatus_Name(s.responder_status()) << "\n";
+    std::cout << "   expected course (" << gpb::CourseStatus_Name(s.expected_course().status())
+              << "): " << s.expected_course().summary() << "\n   where you are: " << s.expected_course().where_now()
+              << "\n";
 
     std::cout << "\n5. Oswestry re-measure and the clinician's progress evaluation\n";
     gpb::RecordOutcomeRequest outcome;

@@ -10,6 +10,7 @@
 #include <map>
 #include <tuple>
 
+#include "domain/expected_course.h"
 #include "domain/home_log.h"
 #include "intake_sections.h"
 #include "physio/common/error.h"
@@ -609,12 +610,57 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     if (prescribed > 0) summary.set_adherence_percent(std::round(1000.0 * logged / prescribed) / 10.0);
     summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
     summary.set_responder_status(ToProto(ResponderStatusOf(input, policy_)));
+    *summary.mutable_expected_course() = CourseOf(*plan, input, baseline_scores);
   }
   auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
                           " AND status = 'OPEN' ORDER BY created_at",
                           {ctx.tenant, patient_id});
   for (int i = 0; i < alerts.rows(); ++i) FromJson(alerts.Get(i, 0), summary.add_open_alerts());
   return snapshot;
+}
+
+pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const EvaluationInput& input,
+                                         const std::map<cpb::Instrument, double>& baseline_scores) const {
+  CourseInput course;
+  switch (plan.intensity()) {
+    case plan_pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: course.group = CourseGroup::kLowRisk; break;
+    case plan_pb::INTENSITY_PHYSIOTHERAPY_PACKAGE: course.group = CourseGroup::kMediumRisk; break;
+    case plan_pb::INTENSITY_PSYCHOLOGICALLY_INFORMED: course.group = CourseGroup::kHighRisk; break;
+    default: break;
+  }
+  course.weeks_since_start = static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds);
+  course.expected_weeks = plan.expected_duration_weeks();
+  for (const auto& review : plan.review_points()) course.review_weeks.push_back(review.week());
+  for (const auto& change : input.changes) {
+    if (change.outcome == Outcome::kNprs) course.baseline_pain = change.baseline, course.recent_pain = change.latest;
+    if (change.outcome == Outcome::kOdi) course.baseline_odi = change.baseline, course.latest_odi = change.latest;
+    if (change.outcome == Outcome::kRmdq) course.baseline_rmdq = change.baseline, course.latest_rmdq = change.latest;
+  }
+  if (auto rmdq = baseline_scores.find(cpb::INSTRUMENT_RMDQ); rmdq != baseline_scores.end() && input.latest_rmdq) {
+    course.baseline_rmdq = rmdq->second;
+    course.latest_rmdq = *input.latest_rmdq;
+  }
+  const Evaluation evaluation = Evaluate(input, policy_);
+  course.early_response = evaluation.early_response;
+  course.responder = evaluation.responder;
+  course.recovered = evaluation.recovered;
+  const ExpectedCourse built = BuildExpectedCourse(course);
+  pb::ExpectedCourse out;
+  out.set_summary(built.summary);
+  for (const auto& milestone : built.milestones) {
+    auto* m = out.add_milestones();
+    m->set_week(milestone.week);
+    m->set_expectation(milestone.expectation);
+  }
+  switch (built.status) {
+    case CourseStatus::kTooEarly: out.set_status(pb::COURSE_STATUS_TOO_EARLY); break;
+    case CourseStatus::kOnTrack: out.set_status(pb::COURSE_STATUS_ON_TRACK); break;
+    case CourseStatus::kSlowerThanExpected: out.set_status(pb::COURSE_STATUS_SLOWER_THAN_EXPECTED); break;
+    case CourseStatus::kRecovered: out.set_status(pb::COURSE_STATUS_RECOVERED); break;
+  }
+  out.set_where_now(built.where_now);
+  for (const auto& source : built.sources) out.add_sources(source);
+  return out;
 }
 
 pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext& ctx,

@@ -3,6 +3,7 @@
 // AdjustPlan) and the assessment service (ScoreInstrument) through the small
 // interfaces below (gRPC in progress_server.cc).
 #include <functional>
+#include <map>
 #include <optional>
 
 #include "domain/evaluation.h"
@@ -128,6 +129,9 @@ class ProgressApp {
   // Suspends an active plan (a red flag); `request_id` makes it happen once.
   void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,
                    const std::string& reason);
+  // The expected course against the plan, for the summary.
+  pb::ExpectedCourse CourseOf(const physio::planning::v1::Plan& plan, const EvaluationInput& input,
+                              const std::map<physio::common::v1::Instrument, double>& baseline_scores) const;
   // The clinic that last saw the patient (for alerts), or "unassigned".
   static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };

@@ -750,14 +750,22 @@ TEST_F(Episodes, TheEarlyResponseCheckAtTwoWeeks) {
   Remeasure(cpb::INSTRUMENT_ODI, {2, 1, 3, 1, 2, 2, 1, 2, 1, 1}, "odi");  // 32%, unchanged
   auto slow = Evaluate();
   EXPECT_EQ(slow.early_response(), gpb::EARLY_RESPONSE_SLOW);
+  EXPECT_EQ(Summary().expected_course().status(), gpb::COURSE_STATUS_SLOWER_THAN_EXPECTED);
   bool says_so = false;
   for (const auto& reason : slow.reasons()) says_so |= reason.find("slow early response") != std::string::npos;
   EXPECT_TRUE(says_so);
-  // ODI down 6 points (half the MCID is 5): on track, though not yet a responder.
-  Remeasure(cpb::INSTRUMENT_ODI, {1, 1, 2, 1, 1, 2, 1, 1, 1, 1}, "odi");  // 26%
+  // ODI down 8 points (half the MCID is 5): on track, though not yet a responder.
+  Remeasure(cpb::INSTRUMENT_ODI, {1, 1, 2, 1, 1, 2, 1, 1, 1, 1}, "odi");  // 24%
   auto on_track = Evaluate();
   EXPECT_EQ(on_track.early_response(), gpb::EARLY_RESPONSE_ON_TRACK);
   EXPECT_EQ(on_track.responder_status(), gpb::RESPONDER_STATUS_TOO_EARLY);
+  // The summary the patient app reads says the same in plain words.
+  const auto course = Summary().expected_course();
+  EXPECT_EQ(course.status(), gpb::COURSE_STATUS_ON_TRACK);
+  EXPECT_NE(course.where_now().find("Oswestry score has gone from 32% to 24%"), std::string::npos) << course.where_now();
+  ASSERT_EQ(course.milestones_size(), 2);  // the package's reviews at weeks 2 and 6
+  EXPECT_EQ(course.milestones(1).week(), 6);
+  EXPECT_FALSE(course.sources().empty());
 }
 
 }  // namespace

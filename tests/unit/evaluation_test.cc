@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/evaluation.h"
+#include "domain/expected_course.h"
 #include "domain/home_log.h"
 
 namespace physio::progress {
@@ -213,6 +214,34 @@ TEST(HomeLog, PeripheralisationRegressesOnlyDirectionalExercises) {
   // The safety net outranks peripheralisation.
   EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kEmergency, true, true).find("emergency department now"), std::string::npos);
   EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kUrgent, false, false).find("Stop your home exercises"), std::string::npos);
+}
+
+TEST(ExpectedCourse, QuotesItsSourcesAndSaysWhereThePatientIs) {
+  CourseInput input;
+  input.group = CourseGroup::kHighRisk;
+  input.expected_weeks = 10;
+  input.review_weeks = {2, 6, 10};
+  auto early = BuildExpectedCourse(input);
+  EXPECT_EQ(early.status, CourseStatus::kTooEarly);
+  ASSERT_EQ(early.milestones.size(), 3u);
+  EXPECT_NE(early.milestones[0].expectation.find("early sign"), std::string::npos);
+  EXPECT_NE(early.milestones[2].expectation.find("end-of-plan"), std::string::npos);
+  EXPECT_NE(early.summary.find("about 5 points"), std::string::npos);
+  EXPECT_NE(early.summary.find("mood"), std::string::npos);  // the high-risk group's plan
+  ASSERT_EQ(early.sources.size(), 3u);
+  EXPECT_NE(early.sources[0].find("Hill"), std::string::npos);
+
+  input.baseline_pain = 6;
+  input.recent_pain = 4;
+  input.early_response = EarlyResponse::kOnTrack;
+  auto on_track = BuildExpectedCourse(input);
+  EXPECT_EQ(on_track.status, CourseStatus::kOnTrack);
+  EXPECT_NE(on_track.where_now.find("from 6 to 4 out of 10"), std::string::npos) << on_track.where_now;
+
+  input.early_response = EarlyResponse::kSlow;
+  EXPECT_EQ(BuildExpectedCourse(input).status, CourseStatus::kSlowerThanExpected);
+  input.recovered = true;
+  EXPECT_EQ(BuildExpectedCourse(input).status, CourseStatus::kRecovered);
 }
 
 }  // namespace
