@@ -253,11 +253,7 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
   Approve(draft);
   auto clinician = Clinician();
 
-  gpb::RecordVisitRequest visit;
-  visit.set_request_id(NewId("rq"));
-  visit.set_patient_id(patient_id_);
-  visit.set_kind(gpb::VISIT_KIND_CLINIC);
-  visit.mutable_red_flag_screen()->set_minor_trauma(true);  // a fall: with age over 70, suspected fracture
+  const gpb::RecordVisitRequest visit = FallAtCheckIn();  // with age over 70, suspected fracture
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
   EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
@@ -527,11 +523,7 @@ TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {
   Approve(draft);
   // The check-in asks only about a new fall; the history's factors still count.
   auto clinician = Clinician();
-  gpb::RecordVisitRequest visit;
-  visit.set_request_id(NewId("rq"));
-  visit.set_patient_id(patient_id_);
-  visit.set_kind(gpb::VISIT_KIND_CLINIC);
-  visit.mutable_red_flag_screen()->set_minor_trauma(true);
+  const gpb::RecordVisitRequest visit = FallAtCheckIn();
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
   EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);

@@ -42,6 +42,16 @@ class ClinicalFixture : public ClusterFixture {
     return create;
   }
 
+  // A clinic check-in whose red-flag re-screen reports a new fall (minor trauma).
+  gpb::RecordVisitRequest FallAtCheckIn() const {
+    gpb::RecordVisitRequest visit;
+    visit.set_request_id(NewId("rq"));
+    visit.set_patient_id(patient_id_);
+    visit.set_kind(gpb::VISIT_KIND_CLINIC);
+    visit.mutable_red_flag_screen()->set_minor_trauma(true);
+    return visit;
+  }
+
   apb::Assessment Create(const apb::CreateAssessmentRequest& create) {
     auto clinician = Clinician();
     apb::CreateAssessmentResponse created;
