@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <tuple>
 
 #include "domain/expected_course.h"
 #include "domain/home_log.h"
@@ -194,10 +193,8 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   // UNAVAILABLE and its retry (same request_id) replays the visit and suspends again.
   const auto action = response->visit().red_flags().action();
   if (physio::assessment::CallsForReferral(action) && plan) {
-    std::string reasons = apb::RedFlagAction_Name(action);
-    for (const auto& line : physio::assessment::ConcernSummaries(response->visit().red_flags())) reasons += "; " + line;
     SuspendPlan(ctx, *plan, "suspend-" + response->visit().visit_id(),
-                "red flag at check-in (visit " + response->visit().visit_id() + "): " + reasons);
+                "red flag at check-in (visit " + response->visit().visit_id() + ")", response->visit().red_flags());
   }
   return *response;
 }
@@ -362,9 +359,7 @@ void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog
   if (!plan) plan = planning_.ActivePlan(ctx, log.patient_id());
   if (!plan || plan->plan_id() != log.plan_id()) return;
   if (refer) {
-    std::string reasons = apb::RedFlagAction_Name(log.red_flags().action());
-    for (const auto& line : physio::assessment::ConcernSummaries(log.red_flags())) reasons += "; " + line;
-    SuspendPlan(ctx, *plan, "suspend-" + log.log_id(), "safety-net answer in home log " + log.log_id() + ": " + reasons);
+    SuspendPlan(ctx, *plan, "suspend-" + log.log_id(), "safety-net answer in home log " + log.log_id(), log.red_flags());
     return;
   }
   if (plan->status() != plan_pb::PLAN_STATUS_ACTIVE) return;
@@ -384,8 +379,10 @@ void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog
 }
 
 void ProgressApp::SuspendPlan(const CallContext& ctx, const plan_pb::Plan& plan, const std::string& request_id,
-                              const std::string& reason) {
+                              const std::string& where, const apb::RedFlagResult& red_flags) {
   if (plan.status() != plan_pb::PLAN_STATUS_ACTIVE) return;
+  std::string reason = where + ": " + apb::RedFlagAction_Name(red_flags.action());
+  for (const auto& line : physio::assessment::ConcernSummaries(red_flags)) reason += "; " + line;
   plan_pb::AdjustPlanRequest suspend;
   suspend.set_request_id(request_id);
   suspend.set_plan_id(plan.plan_id());
@@ -609,8 +606,9 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     }
     if (prescribed > 0) summary.set_adherence_percent(std::round(1000.0 * logged / prescribed) / 10.0);
     summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
-    summary.set_responder_status(ToProto(ResponderStatusOf(input, policy_)));
-    *summary.mutable_expected_course() = CourseOf(*plan, input, baseline_scores);
+    snapshot.judged = Evaluate(input, policy_);
+    summary.set_responder_status(ToProto(snapshot.judged.responder));
+    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged);
   }
   auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
                           " AND status = 'OPEN' ORDER BY created_at",
@@ -620,7 +618,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
 }
 
 pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const EvaluationInput& input,
-                                         const std::map<cpb::Instrument, double>& baseline_scores) const {
+                                         const Evaluation& judged) {
   CourseInput course;
   switch (plan.intensity()) {
     case plan_pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: course.group = CourseGroup::kLowRisk; break;
@@ -628,22 +626,19 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
     case plan_pb::INTENSITY_PSYCHOLOGICALLY_INFORMED: course.group = CourseGroup::kHighRisk; break;
     default: break;
   }
-  course.weeks_since_start = static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds);
   course.expected_weeks = plan.expected_duration_weeks();
   for (const auto& review : plan.review_points()) course.review_weeks.push_back(review.week());
   for (const auto& change : input.changes) {
-    if (change.outcome == Outcome::kNprs) course.baseline_pain = change.baseline, course.recent_pain = change.latest;
-    if (change.outcome == Outcome::kOdi) course.baseline_odi = change.baseline, course.latest_odi = change.latest;
-    if (change.outcome == Outcome::kRmdq) course.baseline_rmdq = change.baseline, course.latest_rmdq = change.latest;
+    switch (change.outcome) {
+      case Outcome::kNprs: course.pain = {change.baseline, change.latest}; break;
+      case Outcome::kOdi: course.odi = {change.baseline, change.latest}; break;
+      case Outcome::kRmdq: course.rmdq = {change.baseline, change.latest}; break;
+      case Outcome::kPsfs: break;
+    }
   }
-  if (auto rmdq = baseline_scores.find(cpb::INSTRUMENT_RMDQ); rmdq != baseline_scores.end() && input.latest_rmdq) {
-    course.baseline_rmdq = rmdq->second;
-    course.latest_rmdq = *input.latest_rmdq;
-  }
-  const Evaluation evaluation = Evaluate(input, policy_);
-  course.early_response = evaluation.early_response;
-  course.responder = evaluation.responder;
-  course.recovered = evaluation.recovered;
+  course.early_response = judged.early_response;
+  course.responder = judged.responder;
+  course.recovered = judged.recovered;
   const ExpectedCourse built = BuildExpectedCourse(course);
   pb::ExpectedCourse out;
   out.set_summary(built.summary);
@@ -700,7 +695,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
   std::optional<Snapshot> snapshot;
   WithTransaction(pg_, deadline, [&](PgConnection& conn) { snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan); });
-  Evaluation evaluation = Evaluate(snapshot->evaluation, policy_);
+  Evaluation evaluation = snapshot->judged;
   const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
   if (suspended) {
     // Never progress a plan taken out of use for a red flag: refer, until a clinician

@@ -3,7 +3,6 @@
 // AdjustPlan) and the assessment service (ScoreInstrument) through the small
 // interfaces below (gRPC in progress_server.cc).
 #include <functional>
-#include <map>
 #include <optional>
 
 #include "domain/evaluation.h"
@@ -90,6 +89,7 @@ class ProgressApp {
   struct Snapshot {
     pb::ProgressSummary summary;
     EvaluationInput evaluation;
+    Evaluation judged;  // Evaluate(evaluation) against the plan; set only when there is a plan
   };
   // Everything known about the patient's progress against `plan` (if any), read in `conn`.
   Snapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
@@ -126,12 +126,13 @@ class ProgressApp {
   // safety-net answer, regress directional exercises on peripheralisation.
   void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
                     std::optional<physio::planning::v1::Plan> plan);
-  // Suspends an active plan (a red flag); `request_id` makes it happen once.
+  // Suspends an active plan for a red flag found at `where` (e.g. "red flag at check-in (visit v1)"),
+  // the findings as the reason; `request_id` makes it happen once.
   void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,
-                   const std::string& reason);
+                   const std::string& where, const physio::assessment::v1::RedFlagResult& red_flags);
   // The expected course against the plan, for the summary.
-  pb::ExpectedCourse CourseOf(const physio::planning::v1::Plan& plan, const EvaluationInput& input,
-                              const std::map<physio::common::v1::Instrument, double>& baseline_scores) const;
+  static pb::ExpectedCourse CourseOf(const physio::planning::v1::Plan& plan, const EvaluationInput& input,
+                                     const Evaluation& judged);
   // The clinic that last saw the patient (for alerts), or "unassigned".
   static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };

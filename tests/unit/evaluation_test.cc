@@ -231,8 +231,7 @@ TEST(ExpectedCourse, QuotesItsSourcesAndSaysWhereThePatientIs) {
   ASSERT_EQ(early.sources.size(), 3u);
   EXPECT_NE(early.sources[0].find("Hill"), std::string::npos);
 
-  input.baseline_pain = 6;
-  input.recent_pain = 4;
+  input.pain = FromTo{6, 4};
   input.early_response = EarlyResponse::kOnTrack;
   auto on_track = BuildExpectedCourse(input);
   EXPECT_EQ(on_track.status, CourseStatus::kOnTrack);

@@ -41,14 +41,14 @@ ExpectedCourse BuildExpectedCourse(const CourseInput& in) {
   }
 
   std::string now;
-  if (in.baseline_pain && in.recent_pain) {
-    now += "Your pain has gone from " + Whole(*in.baseline_pain) + " to " + Whole(*in.recent_pain) + " out of 10. ";
+  if (in.pain) {
+    now += "Your pain has gone from " + Whole(in.pain->baseline) + " to " + Whole(in.pain->now) + " out of 10. ";
   }
-  if (in.baseline_rmdq && in.latest_rmdq) {
-    now += "Your Roland-Morris score has gone from " + Whole(*in.baseline_rmdq) + " to " + Whole(*in.latest_rmdq) +
+  if (in.rmdq) {
+    now += "Your Roland-Morris score has gone from " + Whole(in.rmdq->baseline) + " to " + Whole(in.rmdq->now) +
            " (lower is better). ";
-  } else if (in.baseline_odi && in.latest_odi) {
-    now += "Your Oswestry score has gone from " + Whole(*in.baseline_odi) + "% to " + Whole(*in.latest_odi) +
+  } else if (in.odi) {
+    now += "Your Oswestry score has gone from " + Whole(in.odi->baseline) + "% to " + Whole(in.odi->now) +
            "% (lower is better). ";
   }
   if (in.recovered) {

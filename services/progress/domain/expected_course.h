@@ -14,14 +14,19 @@ namespace physio::progress {
 enum class CourseGroup { kUnknown, kLowRisk, kMediumRisk, kHighRisk };
 enum class CourseStatus { kTooEarly, kOnTrack, kSlowerThanExpected, kRecovered };
 
+// An outcome's baseline and its latest (for pain: recent mean) value.
+struct FromTo {
+  double baseline;
+  double now;
+};
+
 struct CourseInput {
   CourseGroup group = CourseGroup::kUnknown;
-  int weeks_since_start = 0;
   int expected_weeks = 0;
   std::vector<int> review_weeks;
-  std::optional<double> baseline_pain, recent_pain;  // NPRS
-  std::optional<double> baseline_odi, latest_odi;
-  std::optional<double> baseline_rmdq, latest_rmdq;
+  std::optional<FromTo> pain;  // NPRS
+  std::optional<FromTo> odi;
+  std::optional<FromTo> rmdq;
   EarlyResponse early_response = EarlyResponse::kTooEarly;
   ResponderStatus responder = ResponderStatus::kTooEarly;
   bool recovered = false;
