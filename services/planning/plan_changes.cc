@@ -280,6 +280,8 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
   RecomputeHomeFrequency(plan);
 }
 
+bool IncludesManipulation(const v1::Plan& plan) { return IndexOf(plan, "manual.thrust_manipulation") >= 0; }
+
 void CheckPlanInvariants(const v1::Plan& plan) {
   bool exercise = false, manual = false, psychological = false;
   for (const auto& item : plan.items()) {

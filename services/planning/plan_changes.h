@@ -27,6 +27,10 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
 // package that includes exercise. Throws Error(kInvalidArgument) when broken.
 void CheckPlanInvariants(const v1::Plan& plan);
 
+// Whether the plan includes spinal (thrust) manipulation, which needs the patient's
+// recorded consent before the plan is in use.
+bool IncludesManipulation(const v1::Plan& plan);
+
 // The API's forms of the rules' item kind and dose (one place for both conversions).
 v1::PlanItemKind ToProto(ItemKind kind);
 v1::ExerciseDose ToProto(const Dose& dose);

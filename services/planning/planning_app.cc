@@ -351,9 +351,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
             SaveChange(conn, ctx, previous, active.GetLong(i, 1), "superseded", "replaced by plan " + plan.plan_id());
           }
           // Informed consent to spinal manipulation is recorded before a plan with it is approved.
-          const bool manipulation = std::any_of(plan.items().begin(), plan.items().end(), [](const pb::PlanItem& item) {
-            return item.item_id() == "manual.thrust_manipulation";
-          });
+          const bool manipulation = IncludesManipulation(plan);
           if (manipulation && !request.manipulation_consent()) {
             throw Error(ErrorCode::kFailedPrecondition,
                         "manipulation_consent: the plan includes spinal manipulation; record the patient's informed "
@@ -434,9 +432,7 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
         }
         ApplyRevision(plan, library_, request.changes());
         // Manipulation added to a plan in use needs the patient's recorded consent too.
-        const bool manipulation = std::any_of(plan.items().begin(), plan.items().end(), [](const pb::PlanItem& item) {
-          return item.item_id() == "manual.thrust_manipulation";
-        });
+        const bool manipulation = IncludesManipulation(plan);
         if (plan.status() == pb::PLAN_STATUS_ACTIVE && manipulation && plan.manipulation_consent_recorded_by().empty()) {
           if (!request.manipulation_consent()) {
             throw Error(ErrorCode::kFailedPrecondition,
