@@ -41,6 +41,7 @@ for attempt in 1 2; do
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
                    "IRRITABILITY_MODERATE, PAIN_PATTERN_MECHANICAL, BMI 31.1" "Your flare-up plan" \
                    "Healthy weight and activity" "Preventing another episode" "EARLY_RESPONSE_ON_TRACK" \
+                   "Your pain medicines: a review with your GP or pharmacist" "COURSE_BASIS_RECENT_ONSET" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done

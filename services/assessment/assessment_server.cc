@@ -60,6 +60,10 @@ class AssessmentServer final : public RunningService {
     settings.classification.optimisation_max_nprs = config.GetInt("phase-optimisation-max-nprs");
     settings.classification.optimisation_max_odi = config.GetInt("phase-optimisation-max-odi");
     settings.classification.stabilisation_min_criteria = config.GetInt("stabilisation-min-criteria");
+    auto& irritability = settings.classification.irritability;
+    irritability.high_after_minimal_above_minutes = config.GetInt("irritability-high-after-minimal-above-minutes");
+    irritability.high_above_minutes = config.GetInt("irritability-high-above-minutes");
+    irritability.low_within_minutes = config.GetInt("irritability-low-within-minutes");
     return settings;
   }
   Config config_;
@@ -81,6 +85,12 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   keys.push_back({"phase-optimisation-max-nprs", "3", "pain at or below which (with low ODI) the phase is function optimisation (UNVERIFIED default)"});
   keys.push_back({"phase-optimisation-max-odi", "20", "ODI percent at or below which (with low pain) the phase is function optimisation (UNVERIFIED default)"});
   keys.push_back({"stabilisation-min-criteria", "3", "stabilisation subgroup: criteria of 4 needed (UNVERIFIED default)"});
+  keys.push_back({"irritability-high-after-minimal-above-minutes", "30",
+                  "irritability is high when minimal activity provokes pain that takes longer than this to settle (design default)"});
+  keys.push_back({"irritability-high-above-minutes", "120",
+                  "irritability is high when pain takes longer than this to settle, whatever provoked it (design default)"});
+  keys.push_back({"irritability-low-within-minutes", "10",
+                  "irritability is low when only substantial activity provokes pain that settles within this (design default)"});
   keys.push_back({"fabq-work-elevated-above", "29",
                   "FABQ work subscale above which beliefs are flagged elevated (29 or 34 in the literature)"});
   return keys;

@@ -177,6 +177,14 @@ RedFlagAnswers RedFlagAnswersWithHistory(const v1::RedFlagScreen& screen, const 
   answers.osteoporosis |= h.osteoporosis();
   answers.waking_second_half_of_night |= h.night_waking_second_half();
   answers.buttock_pain |= h.alternating_buttock_pain();
+  bool left_leg = false, right_leg = false;
+  for (int region : h.pain_regions()) {
+    left_leg |= region == v1::BODY_REGION_THIGH_LEFT || region == v1::BODY_REGION_LOWER_LEG_LEFT ||
+                region == v1::BODY_REGION_FOOT_LEFT;
+    right_leg |= region == v1::BODY_REGION_THIGH_RIGHT || region == v1::BODY_REGION_LOWER_LEG_RIGHT ||
+                 region == v1::BODY_REGION_FOOT_RIGHT;
+  }
+  answers.bilateral_leg_pain = left_leg && right_leg;
   const ClinicalFindings findings = FindingsOf(h, {});
   answers.better_with_movement |= findings.eased_by_movement && !findings.eased_by_rest;
   const PatternResult pattern = JudgePainPattern(findings);

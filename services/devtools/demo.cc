@@ -149,6 +149,8 @@ int main(int argc, char** argv) {
       history->add_easing_factors(apb::EASING_FACTOR_WALKING);
       history->add_pain_regions(apb::BODY_REGION_LUMBAR);
       history->add_pain_regions(apb::BODY_REGION_BUTTOCK_LEFT);
+      // Paracetamol on its own: the plan adds a medicines review with the GP (NICE NG59).
+      history->add_analgesics(apb::ANALGESIC_PARACETAMOL);
       history->set_activity_level(apb::ACTIVITY_LEVEL_LOW);
       history->set_previous_episodes(1);
       history->set_height_cm(172);
@@ -287,9 +289,12 @@ int main(int argc, char** argv) {
               << (s.adherence().empty() ? std::string("not due yet (first days of the plan)")
                                         : std::to_string(static_cast<int>(s.adherence_percent())) + "%")
               << ", " << gpb::ResponderStatus_Name(s.responder_status()) << "\n";
-    std::cout << "   expected course (" << gpb::CourseStatus_Name(s.expected_course().status())
-              << "): " << s.expected_course().summary() << "\n   where you are: " << s.expected_course().where_now()
-              << "\n";
+    std::cout << "   expected course (" << gpb::CourseStatus_Name(s.expected_course().status()) << ", "
+              << gpb::CourseBasis_Name(s.expected_course().basis()) << "): " << s.expected_course().summary();
+    for (const auto& milestone : s.expected_course().milestones()) {
+      std::cout << "\n   week " << milestone.week() << ": " << milestone.expectation();
+    }
+    std::cout << "\n   where you are: " << s.expected_course().where_now() << "\n";
 
     std::cout << "\n5. Oswestry re-measure and the clinician's progress evaluation\n";
     gpb::RecordOutcomeRequest outcome;

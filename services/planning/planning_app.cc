@@ -199,6 +199,18 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   if (h.pregnant()) input.manipulation_blocked.push_back("pregnancy");
   input.low_recovery_expectation = h.recovery_expectation() == apb::RECOVERY_EXPECTATION_LITTLE_OR_NONE;
   input.declines_manual_therapy = h.preferences().declines_manual_therapy();
+  for (int analgesic : h.analgesics()) {
+    switch (analgesic) {
+      case apb::ANALGESIC_PARACETAMOL: input.analgesics.insert(Analgesic::kParacetamol); break;
+      case apb::ANALGESIC_NSAID: input.analgesics.insert(Analgesic::kNsaid); break;
+      case apb::ANALGESIC_OPIOID: input.analgesics.insert(Analgesic::kOpioid); break;
+      case apb::ANALGESIC_NEUROPATHIC: input.analgesics.insert(Analgesic::kNeuropathic); break;
+      default: break;
+    }
+  }
+  input.previous_treatments.assign(h.previous_treatments().begin(), h.previous_treatments().end());
+  input.previous_treatment_did_not_help = h.previous_treatment_effect() == apb::TREATMENT_EFFECT_NO_CHANGE;
+  input.previous_treatment_made_worse = h.previous_treatment_effect() == apb::TREATMENT_EFFECT_WORSE;
   input.prefers_group_exercise = h.preferences().prefers_group_exercise();
   input.prefers_pilates = h.preferences().prefers_pilates();
   return input;
@@ -269,10 +281,13 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   const PlanInput input = PlanInputFrom(assessment);
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
       pg_, deadline, key, request, [&](PgConnection& conn) {
-        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_));
+        pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_, policy_));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
         plan.set_assessment_id(assessment.assessment_id());
+        if (assessment.history().has_episode_duration_days()) {
+          plan.set_episode_days_at_assessment(assessment.history().episode_duration_days());
+        }
         plan.set_status(pb::PLAN_STATUS_DRAFT);
         plan.set_revision(1);
         plan.set_etag(Etag(1));

@@ -31,8 +31,8 @@ pb::Plan PlanFromDraft(const PlanDraft& draft);
 class PlanningApp {
  public:
   PlanningApp(PgPool& pg, RedisPool& redis, AssessmentReader& assessments, const InterventionLibrary& library,
-              std::chrono::seconds cache_ttl = std::chrono::seconds(60))
-      : pg_(pg), redis_(redis), assessments_(assessments), library_(library), cache_ttl_(cache_ttl) {}
+              std::chrono::seconds cache_ttl = std::chrono::seconds(60), PlanPolicy policy = {})
+      : pg_(pg), redis_(redis), assessments_(assessments), library_(library), cache_ttl_(cache_ttl), policy_(policy) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -76,6 +76,7 @@ class PlanningApp {
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
   std::chrono::seconds cache_ttl_;
+  PlanPolicy policy_;
 };
 
 }  // namespace physio::planning

@@ -64,7 +64,7 @@ class PlanningServer final : public RunningService {
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), assessments_, library_,
-             std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds"))),
+             std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds")), PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -74,6 +74,13 @@ class PlanningServer final : public RunningService {
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:
+  static PlanPolicy PolicyFrom(const Config& config) {
+    PlanPolicy policy;
+    policy.progression_days_high_irritability = config.GetInt("progression-days-high-irritability");
+    policy.progression_days = config.GetInt("progression-days");
+    policy.progression_days_low_irritability = config.GetInt("progression-days-low-irritability");
+    return policy;
+  }
   // A file given by configuration replaces the library built into the binary.
   static InterventionLibrary LoadLibrary(const Config& config) {
     const std::string path = config.Get("library-file");
@@ -92,6 +99,11 @@ std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service", SettingKind::kPeerAddress});
   keys.push_back({"active-plan-cache-ttl-seconds", "60", "how long an active plan may stay in the Redis cache"});
+  keys.push_back({"progression-days-high-irritability", "14",
+                  "days a dose is held, completed, before progressing when irritability is high (design default)"});
+  keys.push_back({"progression-days", "7", "days a dose is held, completed, before progressing (design default)"});
+  keys.push_back({"progression-days-low-irritability", "5",
+                  "days a dose is held, completed, before progressing when irritability is low (design default)"});
   keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;
 }

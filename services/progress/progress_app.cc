@@ -626,6 +626,14 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
     case plan_pb::INTENSITY_PSYCHOLOGICALLY_INFORMED: course.group = CourseGroup::kHighRisk; break;
     default: break;
   }
+  switch (plan.phase()) {
+    case cpb::PHASE_SYMPTOM_MODULATION: course.phase = CoursePhase::kSymptomModulation; break;
+    case cpb::PHASE_MOVEMENT_CONTROL: course.phase = CoursePhase::kMovementControl; break;
+    case cpb::PHASE_FUNCTION_OPTIMISATION: course.phase = CoursePhase::kFunctionOptimisation; break;
+    default: break;
+  }
+  if (plan.has_episode_days_at_assessment()) course.episode_days_at_assessment = plan.episode_days_at_assessment();
+  course.weeks_since_start = static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds);
   course.expected_weeks = plan.expected_duration_weeks();
   for (const auto& review : plan.review_points()) course.review_weeks.push_back(review.week());
   for (const auto& change : input.changes) {
@@ -646,6 +654,7 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
     auto* m = out.add_milestones();
     m->set_week(milestone.week);
     m->set_expectation(milestone.expectation);
+    if (milestone.typical_pain) m->set_typical_pain(*milestone.typical_pain);
   }
   switch (built.status) {
     case CourseStatus::kTooEarly: out.set_status(pb::COURSE_STATUS_TOO_EARLY); break;
@@ -654,6 +663,11 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
     case CourseStatus::kRecovered: out.set_status(pb::COURSE_STATUS_RECOVERED); break;
   }
   out.set_where_now(built.where_now);
+  switch (built.basis) {
+    case CourseBasis::kRecentOnset: out.set_basis(pb::COURSE_BASIS_RECENT_ONSET); break;
+    case CourseBasis::kPersistent: out.set_basis(pb::COURSE_BASIS_PERSISTENT); break;
+    case CourseBasis::kUnknown: break;
+  }
   for (const auto& source : built.sources) out.add_sources(source);
   return out;
 }

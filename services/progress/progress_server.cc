@@ -112,6 +112,7 @@ class ProgressServer final : public RunningService {
     policy.detectable.odi_points = config.GetInt("odi-mdc-points");
     policy.detectable.rmdq_points = config.GetInt("rmdq-mdc-points");
     policy.dose_completion_days = config.GetInt("dose-completion-days");
+    policy.early_response_fraction_of_mcid = config.GetInt("early-response-percent-of-mcid") / 100.0;
     policy.pain_window_days = config.GetInt("pain-window-days");
     policy.history_days = config.GetInt("history-window-days");
     policy.history_max_rows = config.GetInt("history-max-rows");
@@ -162,6 +163,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
                   "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
   keys.push_back({"pain-window-days", "7",
                   "pain change and responder status are judged on the mean of this many days' readings"});
+  keys.push_back({"early-response-percent-of-mcid", "50",
+                  "early response is on track once any outcome moved this percent of its meaningful change (design default)"});
   keys.push_back({"dose-completion-days", "7",
                   "days every prescribed exercise must be logged at its dose before a progression (design default)"});
   keys.push_back({"history-window-days", "365",

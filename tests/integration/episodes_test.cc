@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -36,9 +37,11 @@ class Episodes : public ClusterFixture {
   // Pain 6, ODI 16/50 over all sections (32%): movement control, package.
   // `extension_preference`: symptoms centralise with extension (a specific-exercise plan
   // with directional exercises).
-  ppb::Plan StartEpisode(int days_ago, bool extension_preference = false) {
+  // `episode_days`: how long the episode had lasted at assessment (the history's duration).
+  ppb::Plan StartEpisode(int days_ago, bool extension_preference = false, std::optional<int> episode_days = {}) {
     auto clinician = Clinician();
     apb::CreateAssessmentRequest create;
+    if (episode_days) create.mutable_history()->set_episode_duration_days(*episode_days);
     if (extension_preference) {
       create.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
       create.mutable_examination()->set_centralisation(true);
@@ -766,6 +769,25 @@ TEST_F(Episodes, TheEarlyResponseCheckAtTwoWeeks) {
   ASSERT_EQ(course.milestones_size(), 2);  // the package's reviews at weeks 2 and 6
   EXPECT_EQ(course.milestones(1).week(), 6);
   EXPECT_FALSE(course.sources().empty());
+}
+
+TEST_F(Episodes, TheExpectedCourseFollowsThePublishedCourseOfPersistentPain) {
+  // Pain for 120 days at assessment, plan started 43 days ago (week 6), baseline pain 6.
+  auto plan = StartEpisode(43, false, 120);
+  EXPECT_EQ(plan.episode_days_at_assessment(), 120);
+  LogWeek(plan, 7, 100, 5);
+  const auto course = Summary().expected_course();
+  EXPECT_EQ(course.basis(), gpb::COURSE_BASIS_PERSISTENT);
+  EXPECT_NE(course.summary().find("lasted 6 weeks or more"), std::string::npos) << course.summary();
+  EXPECT_NE(course.summary().find("moving with control"), std::string::npos) << course.summary();  // the phase
+  ASSERT_EQ(course.milestones_size(), 2);
+  EXPECT_FALSE(course.milestones(0).has_typical_pain());  // week 2: no published point
+  ASSERT_TRUE(course.milestones(1).has_typical_pain());
+  EXPECT_DOUBLE_EQ(course.milestones(1).typical_pain(), 3.9);  // 6 x 33/51 (da Costa 2012)
+  EXPECT_NE(course.where_now().find("typically at about 3.9 by now"), std::string::npos) << course.where_now();
+  bool cites = false;
+  for (const auto& source : course.sources()) cites |= source.find("da Costa") != std::string::npos;
+  EXPECT_TRUE(cites);
 }
 
 }  // namespace

@@ -507,6 +507,45 @@ TEST_F(Safety, SharedDecisionsPreferencesAreRespectedAndManipulationNeedsConsent
   EXPECT_TRUE(Approve(preferred).manipulation_consent_recorded_by().empty());
 }
 
+TEST_F(Safety, TheBodyChartMedicinesAndEarlierTreatmentAreUsed) {
+  auto create = Import();
+  create.mutable_red_flag_screen();  // screened, every answer no
+  auto* h = create.mutable_history();
+  h->set_episode_duration_days(120);
+  h->add_pain_regions(apb::BODY_REGION_LUMBAR);
+  h->add_pain_regions(apb::BODY_REGION_THIGH_LEFT);
+  h->add_pain_regions(apb::BODY_REGION_LOWER_LEG_RIGHT);
+  h->add_analgesics(apb::ANALGESIC_OPIOID);
+  h->add_previous_treatments("manual_therapy");
+  h->set_previous_treatment_effect(apb::TREATMENT_EFFECT_WORSE);
+  auto assessment = Create(create);
+  // Pain in both legs: a monitored cauda equina concern (GIRFT 2023), not an emergency.
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  ASSERT_GE(assessment.red_flags().concerns_size(), 1);
+  EXPECT_EQ(assessment.red_flags().concerns(0).condition(), "cauda_equina");
+  EXPECT_EQ(assessment.red_flags().concerns(0).reasons(0), "pain in both legs on the body chart");
+
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_TRUE(Has(plan, "safety.netting"));
+  EXPECT_EQ(plan.episode_days_at_assessment(), 120);
+  // Manual therapy made it worse: none is generated, and the plan says why; the earlier
+  // treatment that did not help adds the combined physical and psychological approach.
+  for (const auto& item : plan.items()) EXPECT_NE(item.kind(), ppb::PLAN_ITEM_KIND_MANUAL_THERAPY) << item.item_id();
+  EXPECT_TRUE(Has(plan, "history.no_manual_therapy"));
+  EXPECT_TRUE(Has(plan, "psych.informed_physiotherapy"));
+  // Opioids for pain of more than 3 months: a review with the GP (NICE NG59).
+  bool review = false;
+  for (const auto& item : plan.items()) {
+    if (item.item_id() != "pain.medication_review") continue;
+    review = true;
+    EXPECT_NE(item.reason().find("not recommended for chronic low back pain"), std::string::npos) << item.reason();
+    EXPECT_EQ(item.kind(), ppb::PLAN_ITEM_KIND_PAIN_MANAGEMENT);
+  }
+  EXPECT_TRUE(review);
+}
+
 TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {
   // Intake recorded osteoporosis in the history (the screen's own question unticked): a
   // 60-year-old, so age alone is no fracture factor.

@@ -202,6 +202,9 @@ TEST(Evaluate, EarlyResponseAtTwoWeeksUsesHalfTheMeaningfulChange) {
   EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kRmdq, 10, 8)));
   EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kPsfs, 3, 4)));  // higher is better
   EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kPsfs, 4, 3)));
+  // A setting: at the whole MCID a 1-point pain drop is not yet on track.
+  EXPECT_FALSE(EarlyImprovement(JudgeChange(Outcome::kNprs, 6, 5), 1.0));
+  EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kNprs, 6, 4), 1.0));
 }
 
 TEST(HomeLog, PeripheralisationRegressesOnlyDirectionalExercises) {
@@ -241,6 +244,46 @@ TEST(ExpectedCourse, QuotesItsSourcesAndSaysWhereThePatientIs) {
   EXPECT_EQ(BuildExpectedCourse(input).status, CourseStatus::kSlowerThanExpected);
   input.recovered = true;
   EXPECT_EQ(BuildExpectedCourse(input).status, CourseStatus::kRecovered);
+}
+
+TEST(ExpectedCourse, FollowsThePublishedCourseOfRecentOrPersistentPain) {
+  // da Costa 2012: mean pain /100 acute 52 -> 23 (6 wk) -> 12 (26 wk) -> 6 (52 wk);
+  // persistent 51 -> 33 -> 26 -> 23.
+  EXPECT_EQ(CourseBasisOf(std::nullopt), CourseBasis::kUnknown);
+  EXPECT_EQ(CourseBasisOf(41), CourseBasis::kRecentOnset);
+  EXPECT_EQ(CourseBasisOf(42), CourseBasis::kPersistent);
+  EXPECT_FALSE(TypicalPainFraction(CourseBasis::kRecentOnset, 5));
+  EXPECT_FALSE(TypicalPainFraction(CourseBasis::kUnknown, 26));
+  EXPECT_DOUBLE_EQ(*TypicalPainFraction(CourseBasis::kRecentOnset, 6), 23.0 / 52);
+  EXPECT_DOUBLE_EQ(*TypicalPainFraction(CourseBasis::kRecentOnset, 26), 12.0 / 52);
+  EXPECT_DOUBLE_EQ(*TypicalPainFraction(CourseBasis::kPersistent, 16), (33.0 + 26.0) / 2 / 51);  // halfway 6-26
+  EXPECT_DOUBLE_EQ(*TypicalPainFraction(CourseBasis::kPersistent, 80), 23.0 / 51);
+
+  CourseInput input;
+  input.group = CourseGroup::kMediumRisk;
+  input.phase = CoursePhase::kSymptomModulation;
+  input.episode_days_at_assessment = 120;
+  input.expected_weeks = 6;
+  input.review_weeks = {2, 6};
+  input.pain = FromTo{6, 5};
+  input.weeks_since_start = 6;
+  auto persistent = BuildExpectedCourse(input);
+  EXPECT_EQ(persistent.basis, CourseBasis::kPersistent);
+  EXPECT_NE(persistent.summary.find("lasted 6 weeks or more"), std::string::npos) << persistent.summary;
+  EXPECT_NE(persistent.summary.find("calm the pain down"), std::string::npos);  // the phase
+  ASSERT_EQ(persistent.sources.size(), 4u);
+  EXPECT_NE(persistent.sources[3].find("da Costa"), std::string::npos);
+  ASSERT_EQ(persistent.milestones.size(), 2u);
+  EXPECT_FALSE(persistent.milestones[0].typical_pain);  // week 2: no published point
+  ASSERT_TRUE(persistent.milestones[1].typical_pain);
+  EXPECT_DOUBLE_EQ(*persistent.milestones[1].typical_pain, 3.9);  // 6 x 33/51 = 3.88
+  EXPECT_NE(persistent.where_now.find("typically at about 3.9 by now"), std::string::npos) << persistent.where_now;
+
+  input.episode_days_at_assessment = 10;
+  auto recent = BuildExpectedCourse(input);
+  EXPECT_EQ(recent.basis, CourseBasis::kRecentOnset);
+  EXPECT_NE(recent.summary.find("started recently"), std::string::npos);
+  EXPECT_DOUBLE_EQ(*recent.milestones[1].typical_pain, 2.7);  // 6 x 23/52 = 2.65
 }
 
 }  // namespace

@@ -367,6 +367,12 @@ TEST(Depth, IrritabilitySetsTheStartingDoseAndTheProgressionRate) {
   EXPECT_EQ(standard.progression_interval_days, 7);
   EXPECT_EQ(gentle.progression_interval_days, 14);
   EXPECT_EQ(GeneratePlanDraft(low, Library()).progression_interval_days, 5);
+  // The intervals are settings (design defaults).
+  PlanPolicy slower;
+  slower.progression_days_high_irritability = 21;
+  slower.progression_days_low_irritability = 7;
+  EXPECT_EQ(GeneratePlanDraft(low, Library(), slower).progression_interval_days, 7);
+  EXPECT_EQ(ProgressionIntervalDays(Irritability::kHigh, slower), 21);
   int lowered = 0;
   for (const auto& item : gentle.items) {
     if (item.kind != ItemKind::kExercise) continue;
@@ -498,6 +504,63 @@ TEST(Depth, PreferencesAreRespected) {
   // Not in the symptom-modulation phase: the class waits for movement control.
   input.phase = Phase::kSymptomModulation;
   EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "ex.supervised.pilates"), nullptr);
+}
+
+TEST(Depth, EarlierTreatmentShapesThePlan) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kManipulation;
+  input.previous_treatments = {"manipulation", "exercise"};
+  // It helped: nothing changes.
+  auto helped = GeneratePlanDraft(input, Library());
+  EXPECT_NE(Item(helped, "manual.thrust_manipulation"), nullptr);
+  EXPECT_EQ(Item(helped, "psych.informed_physiotherapy"), nullptr);
+  // It did not help: NICE NG59's combined physical and psychological approach, with exercise.
+  input.previous_treatment_did_not_help = true;
+  auto no_change = GeneratePlanDraft(input, Library());
+  ASSERT_NE(Item(no_change, "psych.informed_physiotherapy"), nullptr);
+  EXPECT_NE(Item(no_change, "psych.informed_physiotherapy")->reason.find("manipulation, exercise) did not help"),
+            std::string::npos);
+  EXPECT_NE(Item(no_change, "manual.thrust_manipulation"), nullptr);  // not worse: still offered
+  ExpectSafe(no_change);
+  // Manual therapy made it worse: none is offered, and the plan says why.
+  input.previous_treatment_did_not_help = false;
+  input.previous_treatment_made_worse = true;
+  auto worse = GeneratePlanDraft(input, Library());
+  EXPECT_EQ(Count(worse, ItemKind::kManualTherapy), 0);
+  ASSERT_NE(Item(worse, "history.no_manual_therapy"), nullptr);
+  EXPECT_NE(Item(worse, "psych.informed_physiotherapy"), nullptr);
+  ExpectSafe(worse);
+  // Only exercise made it worse: manual therapy stays available.
+  input.previous_treatments = {"exercise"};
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "manual.thrust_manipulation"), nullptr);
+}
+
+TEST(Depth, PainMedicinesTheGuidelineAdvisesAgainstGetAReview) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "pain.medication_review"), nullptr);
+  input.analgesics = {Analgesic::kParacetamol};
+  auto paracetamol = GeneratePlanDraft(input, Library());
+  ASSERT_NE(Item(paracetamol, "pain.medication_review"), nullptr);
+  EXPECT_NE(Item(paracetamol, "pain.medication_review")->reason.find("paracetamol on its own"), std::string::npos);
+  EXPECT_NE(Item(paracetamol, "pain.medication_review")->source.find("NICE NG59"), std::string::npos);
+  EXPECT_NE(Item(paracetamol, "pain.medication_review")->instructions.find("Do not stop"), std::string::npos);
+  // Opioids: for chronic pain not recommended; for recent pain only when an NSAID is unsuitable.
+  input.analgesics = {Analgesic::kParacetamol, Analgesic::kOpioid};
+  input.chronic = true;
+  const auto chronic = Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason;
+  EXPECT_NE(chronic.find("not recommended for chronic low back pain"), std::string::npos) << chronic;
+  EXPECT_EQ(chronic.find("paracetamol on its own"), std::string::npos) << chronic;  // not on its own
+  input.chronic = false;
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason.find("only a weak opioid"),
+            std::string::npos);
+  input.analgesics = {Analgesic::kNsaid};
+  input.cardiovascular_disease = true;
+  const auto nsaid = Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason;
+  EXPECT_NE(nsaid.find("lowest effective dose"), std::string::npos);
+  EXPECT_NE(nsaid.find("heart or circulation disease"), std::string::npos);
+  input.analgesics = {Analgesic::kNeuropathic};
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason.find("anticonvulsants"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -27,6 +27,22 @@ TEST(RedFlags, AnyCaudaEquinaFeatureIsAnEmergency) {
   EXPECT_EQ(result.concerns[0].reasons, std::vector<std::string>{"saddle numbness"});
 }
 
+TEST(RedFlags, PainInBothLegsAloneIsMonitoredAndWithAnyCaudaEquinaFeatureAnEmergency) {
+  // GIRFT 2023 lists new bilateral leg pain among the CES symptoms; alone it is
+  // safety-netted (monitored), with any other feature it is the emergency it always was.
+  RedFlagAnswers a;
+  a.bilateral_leg_pain = true;
+  auto alone = ScreenRedFlags(a, 40, 5);
+  EXPECT_EQ(alone.action, RedFlagAction::kMonitor);
+  ASSERT_EQ(alone.concerns.size(), 1u);
+  EXPECT_EQ(alone.concerns[0].condition, "cauda_equina");
+  EXPECT_EQ(alone.concerns[0].reasons.front(), "pain in both legs on the body chart");
+  a.bladder_or_bowel_disturbance = true;
+  auto with_feature = ScreenRedFlags(a, 40, 5);
+  EXPECT_EQ(with_feature.action, RedFlagAction::kEmergencyReferral);
+  EXPECT_EQ(with_feature.concerns[0].reasons, std::vector<std::string>{"bladder or bowel disturbance"});
+}
+
 TEST(RedFlags, CancerHistoryIsUrgentAndWithNeurologicalSignsAnEmergency) {
   RedFlagAnswers a;
   a.history_of_cancer = true;
@@ -302,6 +318,12 @@ TEST(PainNature, IrritabilityFromProvocationAndSettlingTime) {
   EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, 11), Irritability::kModerate);
   EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, std::nullopt), Irritability::kModerate);
   EXPECT_EQ(JudgeIrritability(Provocation::kModerate, 5), Irritability::kModerate);
+  // The thresholds are settings (design defaults): a stricter clinic calls 20 minutes high.
+  IrritabilityPolicy strict;
+  strict.high_after_minimal_above_minutes = 15;
+  strict.low_within_minutes = 5;
+  EXPECT_EQ(JudgeIrritability(Provocation::kMinimal, 20, strict), Irritability::kHigh);
+  EXPECT_EQ(JudgeIrritability(Provocation::kSubstantial, 10, strict), Irritability::kModerate);
 }
 
 TEST(PainNature, BerlinCriteriaMakeAnInflammatoryPattern) {

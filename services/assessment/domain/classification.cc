@@ -92,11 +92,17 @@ SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPol
   return result;
 }
 
-Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes) {
+Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes,
+                               const IrritabilityPolicy& policy) {
   if (provocation == Provocation::kUnknown && !settle_minutes) return Irritability::kUnknown;
   const int settle = settle_minutes.value_or(-1);
-  if (settle > 120 || (provocation == Provocation::kMinimal && settle > 30)) return Irritability::kHigh;
-  if (provocation == Provocation::kSubstantial && settle >= 0 && settle <= 10) return Irritability::kLow;
+  if (settle > policy.high_above_minutes ||
+      (provocation == Provocation::kMinimal && settle > policy.high_after_minimal_above_minutes)) {
+    return Irritability::kHigh;
+  }
+  if (provocation == Provocation::kSubstantial && settle >= 0 && settle <= policy.low_within_minutes) {
+    return Irritability::kLow;
+  }
   return Irritability::kModerate;
 }
 
@@ -148,7 +154,7 @@ Classification Classify(const ClinicalFindings& findings, const std::vector<Inst
                                                : std::string("not measured"));
   }
   result.subgroup = ChooseSubgroup(with_scores, policy);
-  result.irritability = JudgeIrritability(findings.provocation, findings.settle_minutes);
+  result.irritability = JudgeIrritability(findings.provocation, findings.settle_minutes, policy.irritability);
   result.pain_pattern = JudgePainPattern(findings);
   result.bmi = BodyMassIndex(findings.height_cm, findings.weight_kg);
   return result;

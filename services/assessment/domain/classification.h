@@ -47,11 +47,17 @@ struct ClinicalFindings {
   std::optional<int> weight_kg;
 };
 
-// Irritability (Maitland; Barakatt et al. 2009). Design defaults: high when minimal
-// activity provokes it and it takes more than 30 minutes to settle, or more than 120
-// minutes whatever provoked it; low when only substantial activity provokes it and it
+// Irritability (Maitland; Barakatt et al. 2009). Design defaults (configurable): high when
+// minimal activity provokes it and it takes more than 30 minutes to settle, or more than
+// 120 minutes whatever provoked it; low when only substantial activity provokes it and it
 // settles within 10 minutes; moderate otherwise; unknown without any answer.
-Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes);
+struct IrritabilityPolicy {
+  int high_after_minimal_above_minutes = 30;
+  int high_above_minutes = 120;
+  int low_within_minutes = 10;
+};
+Irritability JudgeIrritability(Provocation provocation, std::optional<int> settle_minutes,
+                               const IrritabilityPolicy& policy = {});
 
 struct PatternResult {
   PainPattern pattern = PainPattern::kUnknown;
@@ -78,6 +84,7 @@ struct ClassificationPolicy {
   // Stabilisation: criteria of 4 (age < 40, SLR > 91 deg, aberrant movements,
   // positive prone instability test) needed; UNVERIFIED, default 3.
   int stabilisation_min_criteria = 3;
+  IrritabilityPolicy irritability;
 };
 
 enum class Subgroup { kUnclassified, kManipulation, kSpecificExercise, kStabilisation };

@@ -31,7 +31,16 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   ces.Add(a.saddle_numbness, "saddle numbness");
   ces.Add(a.bilateral_leg_neurological_symptoms, "bilateral leg neurological symptoms");
   ces.Add(a.new_sexual_dysfunction, "new sexual dysfunction");
-  Raise(result, "cauda_equina", ces.count() > 0 ? RedFlagAction::kEmergencyReferral : RedFlagAction::kNone, ces.reasons);
+  if (ces.count() > 0) {
+    Raise(result, "cauda_equina", RedFlagAction::kEmergencyReferral, ces.reasons);
+  } else if (a.bilateral_leg_pain) {
+    // New bilateral leg pain is among the symptoms of the national CES pathway (GIRFT 2023),
+    // but with none of the other features it is treated with safety-netting: the
+    // questions are asked again at every visit and the warning card is given.
+    Raise(result, "cauda_equina", RedFlagAction::kMonitor,
+          {"pain in both legs on the body chart", "ask about bladder, bowel, saddle sensation and sexual function at "
+                                                  "every visit and give the cauda equina warning card"});
+  }
 
   // Malignancy: a history of cancer is the strongest single feature; other features
   // count in combination. Suspected metastatic spinal cord compression (a history of

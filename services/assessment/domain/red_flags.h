@@ -17,6 +17,9 @@ struct RedFlagAnswers {
   bool saddle_numbness = false;
   bool bilateral_leg_neurological_symptoms = false;
   bool new_sexual_dysfunction = false;
+  // Pain in both legs on the body chart (not an answer to the screen's question): on
+  // its own it is monitored with the cauda equina questions asked at every visit.
+  bool bilateral_leg_pain = false;
   // Malignancy / spinal cord compression
   bool history_of_cancer = false;
   bool unexplained_weight_loss = false;

@@ -235,6 +235,40 @@ std::vector<std::string> CategoriesFor(Phase phase) {
   }
   return {};
 }
+// Earlier manual therapy (any of its forms) that made this episode worse.
+bool ManualTherapyMadeWorse(const PlanInput& input) {
+  if (!input.previous_treatment_made_worse) return false;
+  for (const auto& code : input.previous_treatments) {
+    if (code == "manual_therapy" || code == "manipulation" || code == "mobilisation" || code == "massage") return true;
+  }
+  return false;
+}
+
+// What NICE NG59's pharmacological recommendations say about the medicines in use, for
+// the GP or pharmacist (empty when nothing calls for a review).
+std::string MedicationReview(const PlanInput& input) {
+  std::vector<std::string> why;
+  const auto& in_use = input.analgesics;
+  if (in_use.contains(Analgesic::kOpioid)) {
+    why.push_back(input.chronic ? "opioids for pain of more than 3 months: not recommended for chronic low back pain"
+                                : "opioids: only a weak opioid, and only when an NSAID is unsuitable or has not worked");
+  }
+  if (in_use.contains(Analgesic::kParacetamol) && !in_use.contains(Analgesic::kNsaid) &&
+      !in_use.contains(Analgesic::kOpioid)) {
+    why.push_back("paracetamol on its own: not recommended for low back pain");
+  }
+  if (in_use.contains(Analgesic::kNeuropathic)) {
+    why.push_back("anticonvulsants or antidepressants for pain: not recommended for low back pain (with leg pain, the "
+                  "GP decides)");
+  }
+  if (in_use.contains(Analgesic::kNsaid)) {
+    why.push_back(std::string("NSAIDs: the lowest effective dose for the shortest time, with a check of stomach, "
+                              "kidney and heart risks") +
+                  (input.cardiovascular_disease ? " (heart or circulation disease recorded)" : ""));
+  }
+  return Joined(why);
+}
+
 }  // namespace
 
 std::set<std::string> PatientContraindications(const PlanInput& input) {
@@ -259,15 +293,15 @@ std::set<std::string> PatientContraindications(const PlanInput& input) {
   return tokens;
 }
 
-int ProgressionIntervalDays(Irritability irritability) {
+int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy) {
   switch (irritability) {
-    case Irritability::kHigh: return 14;
-    case Irritability::kLow: return 5;
-    default: return 7;
+    case Irritability::kHigh: return policy.progression_days_high_irritability;
+    case Irritability::kLow: return policy.progression_days_low_irritability;
+    default: return policy.progression_days;
   }
 }
 
-PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library) {
+PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library, const PlanPolicy& policy) {
   // No treatment without a red-flag screen (Finucane 2020: screen at first contact):
   // the computed screen, or the clinician's recorded judgement, must exist.
   if (input.red_flags == RedFlagLevel::kNotScreened) {
@@ -381,7 +415,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
 
   // Manual therapy only as part of a package that includes exercise (NICE NG59 1.2.7),
   // and never when the patient declined it.
-  if (package && items.exercise_count() > 0 && !input.declines_manual_therapy) {
+  if (package && items.exercise_count() > 0 && !input.declines_manual_therapy && !ManualTherapyMadeWorse(input)) {
     if (input.subgroup == Subgroup::kManipulation) {
       if (!items.Add("manual.thrust_manipulation", "manipulation subgroup" + evidence + "; with exercise")) {
         items.Add("manual.joint_mobilisation", "manipulation subgroup, but thrust manipulation is contraindicated or "
@@ -396,6 +430,14 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   if (plan.intensity == Intensity::kPsychologicallyInformed && items.exercise_count() > 0) {
     items.Add("psych.informed_physiotherapy", stratum);
     items.Add("life.activity_pacing", "");
+  }
+  // Earlier treatment of this episode that did not help: a combined physical and
+  // psychological approach, with exercise as always (NICE NG59; clinical reference).
+  if ((input.previous_treatment_did_not_help || input.previous_treatment_made_worse) &&
+      !input.previous_treatments.empty() && items.exercise_count() > 0) {
+    items.Add("psych.informed_physiotherapy", "earlier treatment of this episode (" +
+                                                  Joined(input.previous_treatments, ", ") +
+                                                  ") did not help: combined physical and psychological approach");
   }
   if (plan.intensity == Intensity::kPsychologicallyInformed || input.chronic || !fear_avoidance.empty()) {
     items.Add("edu.pain_neuroscience", input.chronic                       ? "pain for more than 3 months"
@@ -425,6 +467,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // Heat and cold as self-management options, with the evidence stated in their sources.
   items.Add("pain.heat", "self-management of pain and flare-ups (the better-evidenced of heat and cold)");
   items.Add("pain.cold", "");
+  if (const std::string review = MedicationReview(input); !review.empty()) items.Add("pain.medication_review", review);
   if (input.traction_candidate) {
     items.Add("notrec.traction", "");
   }
@@ -435,7 +478,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
       if (item.kind == ItemKind::kExercise) LowerStartingDose(item);
     }
   }
-  plan.progression_interval_days = ProgressionIntervalDays(input.irritability);
+  plan.progression_interval_days = ProgressionIntervalDays(input.irritability, policy);
   for (const auto& item : plan.items) {
     if (item.kind == ItemKind::kExercise && item.home_programme) {
       plan.home_sessions_per_week = std::max(plan.home_sessions_per_week, item.dose.sessions_per_week);
@@ -538,6 +581,18 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     note.reason = "shared decision: the patient's preference";
     note.source = "NICE NG59 (take the person's preferences into account); manual therapy is optional, and only "
                   "ever part of a package with exercise (NICE NG59 1.2.7)";
+    plan.items.push_back(note);
+  }
+  if (ManualTherapyMadeWorse(input) && !input.declines_manual_therapy) {
+    PlanItemDraft note;
+    note.id = "history.no_manual_therapy";
+    note.kind = ItemKind::kNotRecommended;
+    note.title = "Manual therapy is not offered: it made this episode worse before";
+    note.reason = "earlier treatment of this episode (" + Joined(input.previous_treatments, ", ") +
+                  ") made the symptoms worse; a clinician may still add it in a revision after discussing it";
+    note.source = "design default (docs/clinical-rules.md): a treatment that made the episode worse is not repeated "
+                  "without the clinician's decision; manual therapy is optional and only part of a package with "
+                  "exercise (NICE NG59 1.2.7)";
     plan.items.push_back(note);
   }
   if (!input.overridden_concerns.empty()) {

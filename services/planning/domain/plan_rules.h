@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.11.3";
+inline constexpr const char* kRulesVersion = "2026.11.4";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {
@@ -33,6 +33,7 @@ enum class PlanType { kTreatment, kReferral };
 enum class Intensity { kNone, kAdviceAndSelfManagement, kPhysiotherapyPackage, kPsychologicallyInformed };
 enum class Irritability { kUnknown, kLow, kModerate, kHigh };
 enum class ActivityLevel { kUnknown, kLow, kModerate, kHigh };
+enum class Analgesic { kParacetamol, kNsaid, kOpioid, kNeuropathic };
 
 struct Dose {
   int sets = 0;
@@ -82,6 +83,15 @@ struct PlanInput {
   bool cardiovascular_disease = false;
   bool pregnant = false;
   bool low_recovery_expectation = false;
+  // Pain medicines in use (NICE NG59's pharmacological recommendations select a review).
+  std::set<Analgesic> analgesics;
+  // Earlier treatment of this episode: what was tried (history codes) and whether it
+  // helped. Manual therapy that made it worse is not offered again by generation;
+  // earlier treatment that did not help adds the combined physical and psychological
+  // approach (NICE NG59).
+  std::vector<std::string> previous_treatments;
+  bool previous_treatment_did_not_help = false;
+  bool previous_treatment_made_worse = false;
   // Shared decisions (NICE NG59 1.1.x: the person's preferences).
   bool declines_manual_therapy = false;
   bool prefers_group_exercise = false;
@@ -128,11 +138,17 @@ struct PlanDraft {
   int weekly_activity_target_minutes = 0;      // moderate activity a week to build up to (WHO 2020)
 };
 
-// Design defaults (docs/clinical-rules.md): high irritability holds a dose 14 days, low 5, otherwise 7.
-int ProgressionIntervalDays(Irritability irritability);
+// Design defaults (docs/clinical-rules.md), configurable in the planning service: how long a
+// dose is held before progressing, by irritability (high 14 days, low 5, otherwise 7).
+struct PlanPolicy {
+  int progression_days_high_irritability = 14;
+  int progression_days = 7;
+  int progression_days_low_irritability = 5;
+};
+int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy = {});
 
 class InterventionLibrary;
-PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library);
+PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library, const PlanPolicy& policy = {});
 
 // The library contraindication tokens that apply to this patient (a fracture
 // concern forbids manipulation and loading; a directional preference forbids

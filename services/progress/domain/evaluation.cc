@@ -100,13 +100,14 @@ ResponderStatus ResponderStatusOf(const EvaluationInput& input, const Evaluation
   return weeks >= policy.responder_check_week ? ResponderStatus::kNonResponder : ResponderStatus::kTooEarly;
 }
 
-bool EarlyImprovement(const OutcomeChange& change) {
+bool EarlyImprovement(const OutcomeChange& change, double fraction_of_mcid) {
   const double gain = change.outcome == Outcome::kPsfs ? change.change : -change.change;
+  // The MCIDs the responder check uses: pain 2, ODI 10, RMDQ 5, PSFS 2.
   switch (change.outcome) {
-    case Outcome::kNprs: return gain >= 1;
-    case Outcome::kOdi: return gain >= 5;
-    case Outcome::kRmdq: return gain >= 2.5;
-    case Outcome::kPsfs: return gain >= 1;
+    case Outcome::kNprs: return gain >= 2 * fraction_of_mcid;
+    case Outcome::kOdi: return gain >= 10 * fraction_of_mcid;
+    case Outcome::kRmdq: return gain >= 5 * fraction_of_mcid;
+    case Outcome::kPsfs: return gain >= 2 * fraction_of_mcid;
   }
   return false;
 }
@@ -121,10 +122,12 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
   result.responder = ResponderStatusOf(input, policy);
   result.recovered = Recovered(input, policy);
   // Early response (design default from the reference: most of an episode's change
-  // comes early): from week 2, on track once any outcome moved half its MCID.
+  // comes early): from week 2, on track once any outcome moved a fraction (half) of its MCID.
   const int64_t weeks = (input.now_seconds - input.plan_start_seconds) / kWeek;
   if (result.responder == ResponderStatus::kResponder ||
-      std::any_of(input.changes.begin(), input.changes.end(), EarlyImprovement)) {
+      std::any_of(input.changes.begin(), input.changes.end(), [&](const OutcomeChange& change) {
+        return EarlyImprovement(change, policy.early_response_fraction_of_mcid);
+      })) {
     result.early_response = weeks >= policy.early_response_week || result.responder == ResponderStatus::kResponder
                                 ? EarlyResponse::kOnTrack
                                 : EarlyResponse::kTooEarly;
@@ -200,7 +203,8 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     return result;
   }
   const std::string slow_early_response =
-      "slow early response: no outcome has moved half its meaningful change by week " +
+      "slow early response: no outcome has moved " + Number(100 * policy.early_response_fraction_of_mcid) +
+      "% of its meaningful change by week " +
       std::to_string(policy.early_response_week) + "; check adherence and dose, and review the classification before "
       "the week-" + std::to_string(policy.responder_check_week) + " responder check";
   if (input.dose_completed && adherence >= policy.good_adherence_percent) {

@@ -86,6 +86,7 @@ struct EvaluationInput {
 struct EvaluationPolicy {
   int responder_check_week = 4;     // non-response judged from week 4 (4-6 weeks in the reference)
   int early_response_week = 2;      // the early-response check (re-measure at about 2 weeks)
+  double early_response_fraction_of_mcid = 0.5;  // on track once any outcome moved this much of its MCID
   // Recovery (Kamper 2010): pain at most this and Roland-Morris at most that.
   double recovered_pain_max = 0;
   double recovered_rmdq_max = 2;
@@ -116,9 +117,9 @@ struct Evaluation {
   bool non_response_judged = false;
 };
 
-// Whether `change` moved at least half the instrument's meaningful change the right way
-// (NPRS 1 point, ODI 5, RMDQ 2.5, PSFS 1).
-bool EarlyImprovement(const OutcomeChange& change);
+// Whether `change` moved at least `fraction_of_mcid` of the instrument's meaningful change
+// the right way (at the default half: NPRS 1 point, ODI 5, RMDQ 2.5, PSFS 1).
+bool EarlyImprovement(const OutcomeChange& change, double fraction_of_mcid = 0.5);
 // Pain 0 and Roland-Morris at most 2 (Kamper 2010); both must have been re-measured.
 bool Recovered(const EvaluationInput& input, const EvaluationPolicy& policy);
 

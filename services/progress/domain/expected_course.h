@@ -1,8 +1,9 @@
 #pragma once
 // The expected course of an episode in plain words for a patient app, from the
-// plan's intensity (the STarT Back group it was stratified by), the review weeks,
-// and where the patient is now. Only published figures are quoted, each with its
-// source (../shared/design/clinical-reference.md, "Expectation setting").
+// plan's intensity (the STarT Back group it was stratified by), its phase, how long
+// the episode had lasted at assessment (the published course of acute or persistent
+// pain, da Costa 2012), the review weeks, and where the patient is now. Only
+// published figures are quoted, each with its source (docs/clinical-rules.md).
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,9 @@ namespace physio::progress {
 
 enum class CourseGroup { kUnknown, kLowRisk, kMediumRisk, kHighRisk };
 enum class CourseStatus { kTooEarly, kOnTrack, kSlowerThanExpected, kRecovered };
+enum class CoursePhase { kUnknown, kSymptomModulation, kMovementControl, kFunctionOptimisation };
+// da Costa et al., CMAJ 2012: cohorts under 6 weeks (recent onset) and 6 weeks or more (persistent).
+enum class CourseBasis { kUnknown, kRecentOnset, kPersistent };
 
 // An outcome's baseline and its latest (for pain: recent mean) value.
 struct FromTo {
@@ -22,6 +26,9 @@ struct FromTo {
 
 struct CourseInput {
   CourseGroup group = CourseGroup::kUnknown;
+  CoursePhase phase = CoursePhase::kUnknown;
+  std::optional<int> episode_days_at_assessment;
+  int weeks_since_start = 0;
   int expected_weeks = 0;
   std::vector<int> review_weeks;
   std::optional<FromTo> pain;  // NPRS
@@ -35,6 +42,7 @@ struct CourseInput {
 struct CourseMilestone {
   int week;
   std::string expectation;
+  std::optional<double> typical_pain;  // baseline pain scaled by the published course, from week 6
 };
 
 struct ExpectedCourse {
@@ -43,7 +51,14 @@ struct ExpectedCourse {
   CourseStatus status = CourseStatus::kTooEarly;
   std::string where_now;                // where the patient is against it, in plain words
   std::vector<std::string> sources;
+  CourseBasis basis = CourseBasis::kUnknown;
 };
+
+CourseBasis CourseBasisOf(std::optional<int> episode_days_at_assessment);
+
+// The published mean pain at `week` as a fraction of the mean at the start (da Costa 2012:
+// 6, 26 and 52 weeks, linear in between, flat after 52); nullopt before week 6 or with no basis.
+std::optional<double> TypicalPainFraction(CourseBasis basis, int week);
 
 ExpectedCourse BuildExpectedCourse(const CourseInput& input);
 
