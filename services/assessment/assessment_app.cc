@@ -141,8 +141,7 @@ void ThrowFromScriptError(const redisReply* reply) {
 
 std::string PatientFilter(const CallContext& ctx) {
   // Staff see every session of the tenant; a patient only their own.
-  const bool staff = ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator);
-  return staff ? "" : ctx.patient_id;
+  return IsStaff(ctx) ? "" : ctx.patient_id;
 }
 
 std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {

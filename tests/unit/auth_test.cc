@@ -122,6 +122,14 @@ TEST(CallContextRules, PatientsSeeOnlyThemselvesStaffSeeTheTenant) {
   CallContext clinician;
   clinician.roles = {Role::kClinician};
   EXPECT_TRUE(CanSeePatient(clinician, "pt-2"));
+  // "Staff" is one definition: clinicians, integrators and services; never a patient.
+  for (Role role : {Role::kClinician, Role::kIntegrator, Role::kService}) {
+    CallContext staff;
+    staff.roles = {role};
+    EXPECT_TRUE(IsStaff(staff));
+    EXPECT_TRUE(CanSeePatient(staff, "pt-9"));
+  }
+  EXPECT_FALSE(IsStaff(patient));
   try {
     RequireAnyRole(patient, {Role::kClinician});
     FAIL();

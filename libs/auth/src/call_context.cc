@@ -44,9 +44,12 @@ void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed)
   throw Error(ErrorCode::kPermissionDenied, "this call needs one of the roles: " + names);
 }
 
+bool IsStaff(const CallContext& ctx) {
+  return ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator) || ctx.HasRole(Role::kService);
+}
+
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {
-  // Staff roles see every patient of their tenant; tenant scoping is done by the stores.
-  if (ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator) || ctx.HasRole(Role::kService)) return true;
+  if (IsStaff(ctx)) return true;
   return ctx.HasRole(Role::kPatient) && !ctx.patient_id.empty() && ctx.patient_id == patient_id;
 }
 

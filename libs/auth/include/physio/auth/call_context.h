@@ -37,6 +37,9 @@ struct CallContext {
 
 // PERMISSION_DENIED unless the caller holds one of `allowed`.
 void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed);
+// Staff: a clinician, an integrator or another service. Staff see every patient of their
+// tenant (tenant scoping is done by the stores); everyone else only their own record.
+bool IsStaff(const CallContext& ctx);
 // For requests that name a patient: a patient may only act on their own record.
 void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id);
 // For records read by id: another patient's record is reported as NOT_FOUND,
