@@ -235,6 +235,7 @@ std::vector<std::string> CategoriesFor(Phase phase) {
   }
   return {};
 }
+
 // Earlier manual therapy (any of its forms) that made this episode worse.
 bool ManualTherapyMadeWorse(const PlanInput& input) {
   if (!input.previous_treatment_made_worse) return false;
