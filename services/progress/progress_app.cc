@@ -608,7 +608,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
     summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
     snapshot.judged = Evaluate(input, policy_);
     summary.set_responder_status(ToProto(snapshot.judged.responder));
-    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged);
+    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged, summary.weeks_since_start());
   }
   auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
                           " AND status = 'OPEN' ORDER BY created_at",
@@ -618,7 +618,7 @@ ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallCo
 }
 
 pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const EvaluationInput& input,
-                                         const Evaluation& judged) {
+                                         const Evaluation& judged, int weeks_since_start) {
   CourseInput course;
   switch (plan.intensity()) {
     case plan_pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: course.group = CourseGroup::kLowRisk; break;
@@ -633,7 +633,7 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
     default: break;
   }
   if (plan.has_episode_days_at_assessment()) course.episode_days_at_assessment = plan.episode_days_at_assessment();
-  course.weeks_since_start = static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds);
+  course.weeks_since_start = weeks_since_start;
   course.expected_weeks = plan.expected_duration_weeks();
   for (const auto& review : plan.review_points()) course.review_weeks.push_back(review.week());
   for (const auto& change : input.changes) {

@@ -132,7 +132,7 @@ class ProgressApp {
                    const std::string& where, const physio::assessment::v1::RedFlagResult& red_flags);
   // The expected course against the plan, for the summary.
   static pb::ExpectedCourse CourseOf(const physio::planning::v1::Plan& plan, const EvaluationInput& input,
-                                     const Evaluation& judged);
+                                     const Evaluation& judged, int weeks_since_start);
   // The clinic that last saw the patient (for alerts), or "unassigned".
   static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };

@@ -25,6 +25,20 @@ std::string Number(double value) {
   if (text.size() > 2 && text.substr(text.size() - 2) == ".0") text.resize(text.size() - 2);
   return text;
 }
+
+// The absolute meaningful change of each outcome, in its points (PSFS: on the mean).
+double MeaningfulChangePoints(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kNprs: return 2;
+    case Outcome::kOdi: return 10;
+    case Outcome::kRmdq: return 5;
+    case Outcome::kPsfs: return 2;
+  }
+  return 0;
+}
+
+// Improvement is a fall for pain and disability, a rise for PSFS.
+double Gain(Outcome outcome, double change) { return outcome == Outcome::kPsfs ? change : -change; }
 }  // namespace
 
 std::string DecisionName(Decision decision) {
@@ -42,30 +56,22 @@ std::string DecisionName(Decision decision) {
 OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest, const DetectableChange& mdc) {
   OutcomeChange c{outcome, baseline, latest, latest - baseline, 0, false, false, ""};
   if (baseline != 0) c.percent_change = std::round(1000.0 * c.change / baseline) / 10.0;
-  // Improvement is a fall for pain and disability, a rise for PSFS.
-  const double gain = outcome == Outcome::kPsfs ? c.change : -c.change;
-  const double gain_percent = outcome == Outcome::kPsfs ? c.percent_change : -c.percent_change;
+  const double gain = Gain(outcome, c.change);
+  const double gain_percent = Gain(outcome, c.percent_change);
+  const double mcid = MeaningfulChangePoints(outcome);
+  c.improved = gain >= mcid;
+  c.deteriorated = gain <= -mcid;
   switch (outcome) {
-    case Outcome::kNprs:
-      c.rule = "2 points";
-      c.improved = gain >= 2;
-      c.deteriorated = gain <= -2;
-      break;
+    case Outcome::kNprs: c.rule = "2 points"; break;
     case Outcome::kOdi:
       c.rule = "10 points, or 30% beyond the MDC of " + Number(mdc.odi_points);
-      c.improved = gain >= 10 || (baseline > 0 && gain_percent >= 30 && gain >= mdc.odi_points);
-      c.deteriorated = gain <= -10;
+      c.improved |= baseline > 0 && gain_percent >= 30 && gain >= mdc.odi_points;
       break;
     case Outcome::kRmdq:
       c.rule = "5 points, or 30% beyond the MDC of " + Number(mdc.rmdq_points);
-      c.improved = gain >= 5 || (baseline > 0 && gain_percent >= 30 && gain >= mdc.rmdq_points);
-      c.deteriorated = gain <= -5;
+      c.improved |= baseline > 0 && gain_percent >= 30 && gain >= mdc.rmdq_points;
       break;
-    case Outcome::kPsfs:
-      c.rule = "2 points on the mean";
-      c.improved = gain >= 2;
-      c.deteriorated = gain <= -2;
-      break;
+    case Outcome::kPsfs: c.rule = "2 points on the mean"; break;
   }
   return c;
 }
@@ -101,15 +107,7 @@ ResponderStatus ResponderStatusOf(const EvaluationInput& input, const Evaluation
 }
 
 bool EarlyImprovement(const OutcomeChange& change, double fraction_of_mcid) {
-  const double gain = change.outcome == Outcome::kPsfs ? change.change : -change.change;
-  // The MCIDs the responder check uses: pain 2, ODI 10, RMDQ 5, PSFS 2.
-  switch (change.outcome) {
-    case Outcome::kNprs: return gain >= 2 * fraction_of_mcid;
-    case Outcome::kOdi: return gain >= 10 * fraction_of_mcid;
-    case Outcome::kRmdq: return gain >= 5 * fraction_of_mcid;
-    case Outcome::kPsfs: return gain >= 2 * fraction_of_mcid;
-  }
-  return false;
+  return Gain(change.outcome, change.change) >= fraction_of_mcid * MeaningfulChangePoints(change.outcome);
 }
 
 bool Recovered(const EvaluationInput& input, const EvaluationPolicy& policy) {
