@@ -46,6 +46,7 @@ class AssessmentServer final : public RunningService {
   ~AssessmentServer() override { runtime_.Shutdown(); }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
+  void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:

@@ -140,6 +140,7 @@ class ProgressServer final : public RunningService {
   ~ProgressServer() override { runtime_.Shutdown(); }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
+  void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override { runtime_.Shutdown(); }
 
  private:

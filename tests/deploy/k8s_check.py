@@ -73,12 +73,14 @@ def main():
                 problems.append(f"{name}: a probe asks port {probe.get('port')}, the service listens on {port}")
 
         grace_ms = int(env.get("PHYSIO_SHUTDOWN_GRACE_MS", "10000"))
+        notice_ms = int(env.get("PHYSIO_SHUTDOWN_NOTICE_MS", "1000"))
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         pre_stop_s = int(pre_stop[-1]) if pre_stop and pre_stop[-1].isdigit() else 0
         termination_s = pod.get("terminationGracePeriodSeconds", 30)
-        if termination_s * 1000 <= grace_ms + pre_stop_s * 1000:
+        if termination_s * 1000 <= notice_ms + grace_ms + pre_stop_s * 1000:
             problems.append(f"{name}: terminationGracePeriodSeconds {termination_s} is not above "
-                            f"shutdown-grace-ms {grace_ms} plus the preStop pause ({pre_stop_s} s)")
+                            f"shutdown-notice-ms {notice_ms} plus shutdown-grace-ms {grace_ms} "
+                            f"plus the preStop pause ({pre_stop_s} s)")
 
         if not pod.get("securityContext", {}).get("runAsNonRoot"):
             problems.append(f"{name}: runAsNonRoot is not set")

@@ -124,6 +124,7 @@ std::vector<std::string> FaultCluster::ReplicaArgs(Service service, const Replic
                                 std::string("--jwt-issuer=") + kIssuer,
                                 std::string("--jwt-audience=") + kAudience,
                                 "--health-interval-ms=200",
+                                "--shutdown-notice-ms=" + std::to_string(kShutdownNoticeMs),
                                 "--shutdown-grace-ms=" + std::to_string(kShutdownGraceMs),
                                 "--redis-timeout-ms=500",
                                 "--idempotency-purge-interval-s=1",

@@ -72,6 +72,7 @@ class FaultCluster {
   int PostgresConnections() const;
   int RedisClients() const;
 
+  static constexpr int kShutdownNoticeMs = 1000;
   static constexpr int kShutdownGraceMs = 3000;
 
  private:

@@ -126,6 +126,22 @@ TEST_F(Resilience, ShutdownDrainsInFlightCallsWithinItsBound) {
   EXPECT_EQ(other.load(), 0);  // no internal errors or hangs: completed, or refused cleanly
 }
 
+// The notice period after SIGTERM: balancers and health-checking clients see
+// NOT_SERVING and move away, while calls still routed here are served.
+TEST_F(Resilience, AnnouncedShutdownReportsNotServingAndStillServes) {
+  const std::string service = "physio.assessment.v1.AssessmentService";
+  ASSERT_TRUE(WaitForHealth(cluster_->assessment_addr(), service, Health::SERVING));
+  cluster_->AnnounceAssessmentShutdown();
+  EXPECT_EQ(HealthOf(cluster_->assessment_addr(), service), Health::NOT_SERVING);
+  EXPECT_EQ(HealthOf(cluster_->assessment_addr(), ""), Health::NOT_SERVING);
+  EXPECT_EQ(HealthOf(cluster_->assessment_addr(), "liveness"), Health::SERVING);
+  auto status = StartIntake(std::chrono::seconds(5));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // The store probe no longer flips it back: healthy stores do not undo the notice.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(HealthOf(cluster_->assessment_addr(), service), Health::NOT_SERVING);
+}
+
 TEST_F(Resilience, IntakeSessionsExpireWhenIdleAndActivityRenewsThem) {
   Caller patient(*cluster_, MakeToken(*keys_, "acme", "pt-1", {"patient"}, "pt-1"));
   apb::StartIntakeRequest start;

@@ -130,6 +130,8 @@ class ServiceCluster {
   int assessment_http_port() const { return assessment_->http_port(); }
   int planning_http_port() const { return planning_->http_port(); }
   int progress_http_port() const { return progress_->http_port(); }
+  // What a SIGTERM does first (ServiceMain): NOT_SERVING while still serving.
+  void AnnounceAssessmentShutdown() { assessment_->AnnounceShutdown(); }
 
  private:
   std::unique_ptr<Config> assessment_config_, planning_config_, progress_config_;

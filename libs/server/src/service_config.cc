@@ -15,7 +15,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"max-string-bytes", "8192", "longest string field accepted in any request"},
       {"max-document-bytes", "262144", "longest document accepted in a *_json request field (a FHIR resource to import)"},
       {"max-repeated-items", "1000", "most entries accepted in any repeated field of a request"},
-      {"shutdown-grace-ms", "10000", "how long in-flight calls may run after SIGTERM"},
+      {"shutdown-notice-ms", "1000",
+       "after SIGTERM, how long health reports NOT_SERVING while calls are still served, before the drain "
+       "(a second signal cuts it short)"},
+      {"shutdown-grace-ms", "10000", "how long in-flight calls may run once the drain begins"},
       {"health-interval-ms", "1000", "how often Redis and Postgres are probed for health"},
       {"redis-host", "127.0.0.1", "Redis host"},
       {"redis-port", "6379", "Redis port"},

@@ -76,11 +76,11 @@ void ServiceHost::MonitorHealth() {
   auto* health = server_->GetHealthCheckService();
   int last = -1;
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stopping_ && !announced_) {
     lock.unlock();
     const bool healthy = stores_healthy_();
     lock.lock();
-    if (stopping_) break;
+    if (stopping_ || announced_) break;
     if (static_cast<int>(healthy) != last) {
       // By name: the no-name overload would set every name, "liveness" included.
       health->SetServingStatus("", healthy);
@@ -88,13 +88,26 @@ void ServiceHost::MonitorHealth() {
       if (last != -1) spdlog::warn("health changed to {}", healthy ? "SERVING" : "NOT_SERVING");
       last = healthy;
     }
-    stop_cv_.wait_for(lock, settings_.health_interval, [&] { return stopping_; });
+    stop_cv_.wait_for(lock, settings_.health_interval, [&] { return stopping_ || announced_; });
   }
 }
 
 std::shared_ptr<grpc::Channel> ServiceHost::InProcessChannel() {
   if (!server_) throw std::logic_error("InProcessChannel before Start");
   return server_->InProcessChannel(grpc::ChannelArguments());
+}
+
+void ServiceHost::AnnounceShutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || announced_ || !server_) return;
+    announced_ = true;
+  }
+  stop_cv_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus("", false);
+  for (const auto& name : health_names_) health->SetServingStatus(name, false);
 }
 
 void ServiceHost::Shutdown() {
@@ -132,9 +145,17 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
     InitJsonLogging(service_name, config.Get("log-level"));
     auto service = start(config);
     spdlog::info("{} listening on port {} (gRPC) and {} (HTTP)", service_name, service->port(), service->http_port());
+    const auto notice = std::chrono::milliseconds(config.GetInt("shutdown-notice-ms"));
     int received = 0;
     sigwait(&signals, &received);
-    spdlog::info("signal {} received; draining in-flight calls", received);
+    spdlog::info("signal {} received; NOT_SERVING for {} ms, still serving, then draining", received, notice.count());
+    service->AnnounceShutdown();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(notice);
+    const timespec notice_spec{static_cast<time_t>(seconds.count()),
+                               static_cast<long>(std::chrono::nanoseconds(notice - seconds).count())};
+    if (notice.count() > 0 && sigtimedwait(&signals, nullptr, &notice_spec) > 0) {
+      spdlog::info("second signal received; draining now");
+    }
     service->Shutdown();
     spdlog::info("{} stopped", service_name);
     return 0;

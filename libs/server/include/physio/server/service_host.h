@@ -36,6 +36,10 @@ class ServiceHost {
   void AddService(grpc::Service* service) { services_.push_back(service); }
   // Binds and starts serving; returns the bound port. Throws std::runtime_error if it cannot bind.
   int Start();
+  // Reports NOT_SERVING (liveness stays SERVING) and stops following the stores,
+  // while calls are still served: balancers and health-checking clients move
+  // away before the drain refuses anything.
+  void AnnounceShutdown();
   // Stops accepting calls, waits up to the grace period for in-flight ones, then cancels the rest.
   void Shutdown();
   int port() const { return port_; }
@@ -54,6 +58,7 @@ class ServiceHost {
   std::mutex mutex_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  bool announced_ = false;
   std::thread health_thread_;
 };
 
@@ -64,11 +69,14 @@ class RunningService {
   virtual int port() const = 0;
   // The HTTP port (Connect protocol, /metrics); 0 when it is off.
   virtual int http_port() const = 0;
+  // Health NOT_SERVING while still serving, ahead of Shutdown (see ServiceHost).
+  virtual void AnnounceShutdown() = 0;
   virtual void Shutdown() = 0;
 };
 
 // The whole main() of a service: parse flags/env, JSON logs, start, wait for
-// SIGTERM/SIGINT, shut down gracefully. Returns the process exit code.
+// SIGTERM/SIGINT, announce the shutdown for `shutdown-notice-ms` (a second
+// signal cuts it short), then drain within `shutdown-grace-ms`. Returns the process exit code.
 int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, int argc, char** argv,
                 const std::function<std::unique_ptr<RunningService>(const Config&)>& start);
 

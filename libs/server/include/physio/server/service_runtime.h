@@ -45,6 +45,7 @@ class ServiceRuntime {
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
   int http_port() const { return http_ ? http_->port() : 0; }
+  void AnnounceShutdown() { host_.AnnounceShutdown(); }
   // HTTP first (it calls into gRPC), then the event streams (told to resume
   // elsewhere), then gRPC's drain.
   void Shutdown() {
