@@ -5,11 +5,18 @@
 // latency percentiles of the successful calls, and a count per status code.
 // The machine is shared and noisy: ratios within one run are the figures to
 // compare, not absolute rates across runs. Bounded in time and count; loopback only.
+// It also reports CPU per successful call: the client's own (getrusage), the
+// called server's (its /metrics process_cpu_seconds_total) and the whole
+// machine's (/proc/stat), so a ratio can be traced to where the cycles went.
 //   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5]
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
@@ -42,15 +49,41 @@ struct Tally {
   std::vector<double> ok_ms;
   std::map<std::string, long> codes;
   double seconds = 0;
+  // CPU seconds spent during the measurement; negative when unknown.
+  double client_cpu = -1, server_cpu = -1, machine_cpu = -1;
   double rate() const { return seconds > 0 ? ok_ms.size() / seconds : 0; }
+  // Microseconds of `cpu` per successful call, or "-".
+  std::string PerCall(double cpu) const {
+    if (cpu < 0 || ok_ms.empty()) return "-";
+    return std::to_string(static_cast<long>(cpu * 1e6 / static_cast<double>(ok_ms.size())));
+  }
 };
+
+double ClientCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Busy CPU of the whole machine (every process, the kernel too) from /proc/stat.
+double MachineCpuSeconds() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq)) return -1;
+  return (user + nice + system + irq + softirq) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 // `call(worker, i)` does one operation and returns its status; run by
 // `concurrency` threads, one operation after another, for `seconds`.
-Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(int, long)>& call) {
+// `server_cpu` reads the called server's CPU seconds so far (negative: unknown).
+Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(int, long)>& call,
+            const std::function<double()>& server_cpu) {
   Tally total;
   std::mutex mutex;
   std::vector<std::thread> threads;
+  const double client_before = ClientCpuSeconds(), machine_before = MachineCpuSeconds(), server_before = server_cpu();
   const auto start = Clock::now();
   const auto stop = start + std::chrono::duration<double>(seconds);
   for (int w = 0; w < concurrency; ++w) {
@@ -69,6 +102,10 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   }
   for (auto& thread : threads) thread.join();
   total.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double server_after = server_cpu(), machine_after = MachineCpuSeconds();
+  total.client_cpu = ClientCpuSeconds() - client_before;
+  if (server_before >= 0 && server_after >= 0) total.server_cpu = server_after - server_before;
+  if (machine_before >= 0 && machine_after >= 0) total.machine_cpu = machine_after - machine_before;
   return total;
 }
 
@@ -81,7 +118,9 @@ void Report(int concurrency, const std::string& name, Tally& tally, double basel
   std::cout << "| " << std::setw(4) << concurrency << " | " << std::left << std::setw(24) << name << std::right
             << " | " << std::fixed << std::setprecision(0) << std::setw(7) << tally.rate() << " | "
             << std::setprecision(2) << std::setw(5) << (baseline > 0 ? tally.rate() / baseline : 0.0) << " | "
-            << std::setw(7) << pct(0.50) << " | " << std::setw(7) << pct(0.99) << " | " << codes.str() << " |\n"
+            << std::setw(7) << pct(0.50) << " | " << std::setw(7) << pct(0.99) << " | " << std::setw(6)
+            << tally.PerCall(tally.client_cpu) << " | " << std::setw(6) << tally.PerCall(tally.server_cpu) << " | "
+            << std::setw(7) << tally.PerCall(tally.machine_cpu) << " | " << codes.str() << " |\n"
             << std::flush;
 }
 
@@ -106,7 +145,12 @@ struct Server {
   std::vector<std::unique_ptr<typename Service::Stub>> stubs;
   std::vector<std::unique_ptr<hpb::Health::Stub>> health;
   std::string name;
-  explicit Server(const std::string& address, std::string service_name) : name(std::move(service_name)) {
+  int metrics_port = 0;  // its HTTP port (/metrics); 0: not read
+  Server(const std::string& address, std::string service_name, int http_port_offset) : name(std::move(service_name)) {
+    const auto colon = address.rfind(':');
+    if (http_port_offset > 0 && colon != std::string::npos) {
+      metrics_port = std::stoi(address.substr(colon + 1)) + http_port_offset;
+    }
     for (int i = 0; i < kChannelsPerServer; ++i) {
       grpc::ChannelArguments args;
       args.SetInt("physio.bench.channel", i);  // distinct arguments: a connection of its own
@@ -116,6 +160,18 @@ struct Server {
     }
   }
   typename Service::Stub* stub(int worker) { return stubs[worker % kChannelsPerServer].get(); }
+  // The process's CPU seconds so far, from its /metrics; -1 when it cannot be read.
+  double CpuSeconds() const {
+    if (metrics_port == 0) return -1;
+    httplib::Client client("127.0.0.1", metrics_port);
+    client.set_connection_timeout(1);
+    auto result = client.Get("/metrics");
+    if (!result || result->status != 200) return -1;
+    static const std::string kName = "process_cpu_seconds_total ";
+    const auto at = result->body.find("\n" + kName);
+    if (at == std::string::npos) return -1;
+    return std::stod(result->body.substr(at + 1 + kName.size()));
+  }
   grpc::Status Check(int worker) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -156,7 +212,9 @@ int main(int argc, char** argv) {
                            {"audience", "physio-backend", ""},
                            {"concurrency", "1,8,32,128,512", "comma-separated numbers of concurrent callers"},
                            {"seconds", "5", "duration of each measurement (max 60)"},
-                           {"only", "", "comma-separated RPC names to measure (default all)"}},
+                           {"only", "", "comma-separated RPC names to measure (default all)"},
+                           {"http-port-offset", "1000",
+                            "each server's HTTP port (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
     const std::vector<int> levels = ParseLevels(config.Get("concurrency"));
     const int most = *std::max_element(levels.begin(), levels.end());
@@ -167,9 +225,14 @@ int main(int argc, char** argv) {
     const std::string tenant = "bench-" + physio::NewId("t").substr(2, 8);
     const Caller clinician(physio::MintToken(
         key, {config.Get("issuer"), config.Get("audience"), tenant, "clin-bench", {"clinician"}, ""}));
-    Server<apb::AssessmentService> assessment(config.Get("assessment-addr"), "physio.assessment.v1.AssessmentService");
-    Server<ppb::PlanningService> planning(config.Get("planning-addr"), "physio.planning.v1.PlanningService");
-    Server<gpb::ProgressService> progress(config.Get("progress-addr"), "physio.progress.v1.ProgressService");
+    const int http_offset = config.GetInt("http-port-offset");
+    Server<apb::AssessmentService> assessment(config.Get("assessment-addr"), "physio.assessment.v1.AssessmentService",
+                                              http_offset);
+    Server<ppb::PlanningService> planning(config.Get("planning-addr"), "physio.planning.v1.PlanningService",
+                                          http_offset);
+    Server<gpb::ProgressService> progress(config.Get("progress-addr"), "physio.progress.v1.ProgressService",
+                                          http_offset);
+    const auto cpu_of = [](const auto& server) { return [&server] { return server.CpuSeconds(); }; };
 
     // One patient per caller with a stored assessment, an active plan and an open intake session.
     std::vector<std::string> patients(most), assessments(most), sessions(most);
@@ -220,15 +283,18 @@ int main(int argc, char** argv) {
     const unsigned cores = std::thread::hardware_concurrency();
     std::cout << "physio-bench: tenant " << tenant << ", " << seconds << " s per measurement, " << cores
               << " cores seen, " << kChannelsPerServer << " connections per server; ratio = calls/s over the same"
-              << " server's Health/Check calls/s at the same concurrency in this run\n\n"
-              << "| conc | rpc                      |   ok/s | ratio | p50 ms  | p99 ms  | status codes |\n"
-              << "|-----:|--------------------------|-------:|------:|--------:|--------:|--------------|\n";
+              << " server's Health/Check calls/s at the same concurrency in this run; CPU in microseconds per"
+              << " successful call: the client, the called server, the whole machine (all processes)\n\n"
+              << "| conc | rpc                      |   ok/s | ratio | p50 ms  | p99 ms  | client | server | machine |"
+                 " status codes |\n"
+              << "|-----:|--------------------------|-------:|------:|--------:|--------:|-------:|-------:|--------:|"
+                 "--------------|\n";
     for (int c : levels) {
-      auto health_a = Drive(c, seconds, [&](int w, long) { return assessment.Check(w); });
+      auto health_a = Drive(c, seconds, [&](int w, long) { return assessment.Check(w); }, cpu_of(assessment));
       Report(c, "health (assessment)", health_a, health_a.rate());
-      auto health_p = Drive(c, seconds, [&](int w, long) { return planning.Check(w); });
+      auto health_p = Drive(c, seconds, [&](int w, long) { return planning.Check(w); }, cpu_of(planning));
       Report(c, "health (planning)", health_p, health_p.rate());
-      auto health_g = Drive(c, seconds, [&](int w, long) { return progress.Check(w); });
+      auto health_g = Drive(c, seconds, [&](int w, long) { return progress.Check(w); }, cpu_of(progress));
       Report(c, "health (progress)", health_g, health_g.rate());
 
       if (wanted("GetActivePlan")) {
@@ -237,7 +303,7 @@ int main(int argc, char** argv) {
           request.set_patient_id(patients[w]);
           ppb::GetActivePlanResponse response;
           return clinician(planning.stub(w), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
-        });
+        }, cpu_of(planning));
         Report(c, "GetActivePlan", tally, health_p.rate());
       }
       if (wanted("GetAssessment")) {
@@ -246,7 +312,7 @@ int main(int argc, char** argv) {
           request.set_assessment_id(assessments[w]);
           apb::GetAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::GetAssessment, request, &response);
-        });
+        }, cpu_of(assessment));
         Report(c, "GetAssessment", tally, health_a.rate());
       }
       if (wanted("SubmitIntakeAnswers")) {
@@ -259,7 +325,7 @@ int main(int argc, char** argv) {
           apb::SubmitIntakeAnswersResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
                            &response);
-        });
+        }, cpu_of(assessment));
         Report(c, "SubmitIntakeAnswers", tally, health_a.rate());
       }
       if (wanted("LogHomeExercise")) {
@@ -274,7 +340,7 @@ int main(int argc, char** argv) {
           request.set_pain_after(static_cast<int>(i % 5));
           gpb::LogHomeExerciseResponse response;
           return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
-        });
+        }, cpu_of(progress));
         Report(c, "LogHomeExercise", tally, health_g.rate());
       }
       if (wanted("CreateAssessment")) {
@@ -285,7 +351,7 @@ int main(int argc, char** argv) {
           AddAnswers(request.mutable_answers(), cpb::INSTRUMENT_NPRS, "", 1, 1, 5);
           apb::CreateAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
-        });
+        }, cpu_of(assessment));
         Report(c, "CreateAssessment", tally, health_a.rate());
       }
       if (wanted("WholeIntake")) {
@@ -319,7 +385,7 @@ int main(int argc, char** argv) {
           complete.set_session_id(started.session().session_id());
           apb::CompleteIntakeResponse completed;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
-        });
+        }, cpu_of(assessment));
         Report(c, "WholeIntake (5 calls)", tally, health_a.rate());
       }
     }

@@ -232,6 +232,10 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
   ASSERT_EQ(PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/CreateAssessment",
                      CreateAssessmentJson("pt-http-5"), Token())->status,
             200);
+  // A failed call of its own (the suite's other tests may run or not).
+  auto missing = PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/GetAssessment",
+                          R"({"assessmentId":"asm_missing"})", Token());
+  EXPECT_EQ(missing->status, 404) << missing->body;
   auto client = Client(cluster_->assessment_http_port());
   auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
@@ -256,6 +260,11 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
   EXPECT_NE(text.find(R"(physio_pool_size{pool="postgres"})"), std::string::npos);
   EXPECT_NE(text.find("physio_pool_waits_total"), std::string::npos);
   EXPECT_NE(text.find("physio_audit_queue_depth"), std::string::npos);
+  // The process metrics physio-bench reads for CPU per call: a real, growing figure.
+  ASSERT_TRUE(std::regex_search(text, match, std::regex(R"(\nprocess_cpu_seconds_total ([0-9.e+-]+)\n)"))) << text;
+  EXPECT_GT(std::stod(match[1]), 0.0);
+  ASSERT_TRUE(std::regex_search(text, match, std::regex(R"(\nprocess_resident_memory_bytes ([0-9.e+-]+)\n)")));
+  EXPECT_GT(std::stod(match[1]), 1e6);
 }
 
 TEST_F(Http, AlertsRaisedAreCountedByKind) {
