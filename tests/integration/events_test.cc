@@ -3,6 +3,8 @@
 // skipped and nothing repeated.
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "clients.h"
@@ -74,6 +76,58 @@ TEST_F(Events, AConsumerThatDisconnectsDuringABurstResumesWithEveryEventOnceInOr
   EXPECT_TRUE(ReadAssessmentEvents(clinician, all.back().cursor(), 1, std::chrono::milliseconds(800)).empty());
   // Another tenant's feed has none of them.
   EXPECT_TRUE(ReadAssessmentEvents(Clinician("events-other"), "", 1, std::chrono::milliseconds(800)).empty());
+}
+
+// Writers of one tenant commit in parallel (events are numbered after commit);
+// two consumers reading during the burst, each numbering what it finds, both
+// see every event once, in one and the same order, with no gap.
+TEST_F(Events, ConcurrentWritersAndConsumersSeeOneGapFreeOrder) {
+  const std::string tenant = "events-parallel";
+  auto clinician = Clinician(tenant);
+  constexpr int kWriters = 8, kEach = 10, kTotal = kWriters * kEach;
+  std::mutex mutex;
+  std::set<std::string> stored;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string id = StoreAssessment(clinician, "pt-par-" + std::to_string(w));
+        std::lock_guard lock(mutex);
+        stored.insert(id);
+      }
+    });
+  }
+  std::vector<cpb::Event> seen[2];
+  std::thread consumers[2];
+  for (int c = 0; c < 2; ++c) {
+    consumers[c] = std::thread([&, c] {
+      // In three connections, so resuming from a cursor is part of it.
+      std::string cursor;
+      for (int part = 0; part < 3 && static_cast<int>(seen[c].size()) < kTotal; ++part) {
+        const int wanted = part < 2 ? kTotal / 3 : kTotal - static_cast<int>(seen[c].size());
+        auto events = ReadAssessmentEvents(clinician, cursor, wanted, std::chrono::seconds(30));
+        if (events.empty()) break;
+        cursor = events.back().cursor();
+        seen[c].insert(seen[c].end(), events.begin(), events.end());
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  for (auto& consumer : consumers) consumer.join();
+  ASSERT_EQ(stored.size(), static_cast<std::size_t>(kTotal));
+  for (int c = 0; c < 2; ++c) {
+    ASSERT_EQ(seen[c].size(), static_cast<std::size_t>(kTotal)) << "consumer " << c;
+    std::set<std::string> ids;
+    for (std::size_t i = 0; i < seen[c].size(); ++i) {
+      ids.insert(seen[c][i].resource_id());
+      if (i > 0) {
+        EXPECT_EQ(std::stoll(seen[c][i].cursor()), std::stoll(seen[c][i - 1].cursor()) + 1)
+            << "consumer " << c << " event " << i << ": numbers follow one another";
+      }
+      EXPECT_EQ(seen[c][i].resource_id(), seen[0][i].resource_id()) << "both consumers see one order";
+    }
+    EXPECT_EQ(ids, stored) << "consumer " << c << ": every stored assessment once";
+  }
 }
 
 TEST_F(Events, ARedFlagAtACheckInIsDelivered) {

@@ -4,19 +4,47 @@ namespace physio {
 
 void AppendEvent(PgConnection& conn, const std::string& schema, const std::string& tenant, const std::string& kind,
                  const std::string& patient_id, const std::string& resource_id) {
-  // The row lock taken here is what orders commits: the next writer of this
-  // tenant waits for it, so sequence n+1 can never be visible before n.
-  auto next = conn.Exec("INSERT INTO " + schema + ".event_sequences AS s (tenant_id, last) VALUES ($1, 1)"
-                        " ON CONFLICT (tenant_id) DO UPDATE SET last = s.last + 1 RETURNING last",
-                        {tenant});
-  conn.Exec("INSERT INTO " + schema + ".events (tenant_id, sequence, kind, patient_id, resource_id)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            {tenant, next.Get(0, 0), kind, patient_id.empty() ? PgParam() : PgParam(patient_id),
+  // No sequence yet, so no lock: a tenant's writers commit in parallel (and
+  // share WAL flushes). SequencePendingEvents numbers the row once committed.
+  conn.Exec("INSERT INTO " + schema + ".events (tenant_id, kind, patient_id, resource_id) VALUES ($1, $2, $3, $4)",
+            {tenant, kind, patient_id.empty() ? PgParam() : PgParam(patient_id),
              resource_id.empty() ? PgParam() : PgParam(resource_id)});
+}
+
+void SequencePendingEvents(PgConnection& conn, const std::string& schema, const std::string& tenant) {
+  auto pending = conn.Exec("SELECT 1 FROM " + schema + ".events WHERE tenant_id = $1 AND sequence IS NULL LIMIT 1",
+                           {tenant});
+  if (pending.rows() == 0) return;
+  conn.Exec("BEGIN");
+  try {
+    // The tenant's counter row, locked until COMMIT: numbering passes of two
+    // readers (or replicas) take turns, and the second sees the first's numbers.
+    auto last = conn.Exec("INSERT INTO " + schema + ".event_sequences AS s (tenant_id, last) VALUES ($1, 0)"
+                          " ON CONFLICT (tenant_id) DO UPDATE SET last = s.last RETURNING last",
+                          {tenant});
+    // Only committed rows are seen; numbers follow the order they were written in,
+    // and a number once given never changes, so a reader past it misses nothing.
+    conn.Exec("WITH pending AS (SELECT event_id, row_number() OVER (ORDER BY event_id) AS n FROM " + schema +
+                  ".events WHERE tenant_id = $1 AND sequence IS NULL),"
+                  " numbered AS (UPDATE " + schema + ".events e SET sequence = $2::bigint + p.n FROM pending p"
+                  " WHERE e.event_id = p.event_id RETURNING 1)"
+                  " UPDATE " + schema + ".event_sequences SET last = $2::bigint + (SELECT count(*) FROM numbered)"
+                  " WHERE tenant_id = $1",
+              {tenant, last.Get(0, 0)});
+    conn.Exec("COMMIT");
+  } catch (...) {
+    try {
+      conn.Exec("ROLLBACK");
+    } catch (...) {
+      // The connection is broken; the pool replaces it.
+    }
+    throw;
+  }
 }
 
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit) {
+  SequencePendingEvents(conn, schema, tenant);
   std::string kind_list = "{";
   for (std::size_t i = 0; i < kinds.size(); ++i) kind_list += (i ? "," : "") + kinds[i];
   kind_list += "}";

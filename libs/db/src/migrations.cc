@@ -46,9 +46,9 @@ CREATE INDEX idempotency_created ON ${schema}.idempotency (created_at);
 ALTER TABLE ${schema}.audit_events ADD COLUMN peer text;
 )SQL"},
       // The event feed (outbox): one row per clinically relevant change, written in
-      // the change's own transaction. A tenant's sequence is taken from a row it
-      // holds locked until commit, so sequences commit in order and a reader that
-      // follows them never skips one that commits late.
+      // the change's own transaction. (Here a tenant's sequence was taken from a row
+      // held locked until commit; since the next migration, readers number
+      // committed events instead.)
       {"0000_platform_events", R"SQL(
 CREATE TABLE ${schema}.event_sequences (
   tenant_id text   PRIMARY KEY,
@@ -63,6 +63,17 @@ CREATE TABLE ${schema}.events (
   occurred_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, sequence)
 );
+)SQL"},
+      // Events are numbered after commit by their reader (SequencePendingEvents):
+      // a writer no longer holds the tenant's counter row across its commit,
+      // which had queued every write of a tenant behind the previous one's WAL flush.
+      {"0000_platform_events_numbered_after_commit", R"SQL(
+ALTER TABLE ${schema}.events ADD COLUMN event_id bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE ${schema}.events DROP CONSTRAINT events_pkey;
+ALTER TABLE ${schema}.events ALTER COLUMN sequence DROP NOT NULL;
+ALTER TABLE ${schema}.events ADD PRIMARY KEY (event_id);
+CREATE UNIQUE INDEX events_tenant_sequence ON ${schema}.events (tenant_id, sequence);
+CREATE INDEX events_unnumbered ON ${schema}.events (tenant_id, event_id) WHERE sequence IS NULL;
 )SQL"}};
   return kPlatform;
 }

@@ -18,23 +18,6 @@ std::string Metadata(const grpc::ServerContextBase& server_context, const std::s
   if (it == metadata.end()) return "";
   return std::string(it->second.data(), it->second.size());
 }
-
-grpc::StatusCode ToGrpcCode(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
-    case ErrorCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
-    case ErrorCode::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
-    case ErrorCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
-    case ErrorCode::kAborted: return grpc::StatusCode::ABORTED;
-    case ErrorCode::kPermissionDenied: return grpc::StatusCode::PERMISSION_DENIED;
-    case ErrorCode::kUnauthenticated: return grpc::StatusCode::UNAUTHENTICATED;
-    case ErrorCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
-    case ErrorCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case ErrorCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case ErrorCode::kInternal: return grpc::StatusCode::INTERNAL;
-  }
-  return grpc::StatusCode::UNKNOWN;
-}
 }  // namespace
 
 std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context) {
@@ -135,8 +118,6 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
   }
 }
 
-grpc::Status ToStatus(const Error& error) { return grpc::Status(ToGrpcCode(error.code()), error.what()); }
-
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
@@ -158,19 +139,6 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
 }
 
-Error FromDownstream(const std::string& service, const grpc::Status& status) {
-  const std::string message = service + ": " + status.error_message();
-  switch (status.error_code()) {
-    case grpc::StatusCode::NOT_FOUND: return Error(ErrorCode::kNotFound, message);
-    case grpc::StatusCode::INVALID_ARGUMENT: return Error(ErrorCode::kFailedPrecondition, message);
-    case grpc::StatusCode::PERMISSION_DENIED: return Error(ErrorCode::kPermissionDenied, message);
-    case grpc::StatusCode::UNAUTHENTICATED: return Error(ErrorCode::kUnauthenticated, message);
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return Error(ErrorCode::kDeadlineExceeded, message);
-    case grpc::StatusCode::ABORTED: return Error(ErrorCode::kAborted, message);
-    case grpc::StatusCode::FAILED_PRECONDITION: return Error(ErrorCode::kFailedPrecondition, message);
-    default: return Error(ErrorCode::kUnavailable, message);
-  }
-}
 
 std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx, std::chrono::milliseconds cap) {
   auto client = std::make_unique<grpc::ClientContext>();
@@ -184,28 +152,6 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
   return client;
 }
 
-const char* StatusCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
-  }
-}
 
 namespace {
 // The patient and the record a request names (top-level fields by their

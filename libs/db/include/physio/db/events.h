@@ -1,6 +1,9 @@
 #pragma once
 // The event feed's outbox (table <schema>.events): a change appends its event in
-// its own transaction; WatchEvents reads them back in sequence order per tenant.
+// its own transaction, unnumbered; a reader numbers the committed ones (per
+// tenant, gap-free, never renumbered) and reads them back in sequence order.
+// Numbering after commit keeps a tenant's writes from queueing on one counter
+// row for the length of each commit.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,19 +13,24 @@
 namespace physio {
 
 struct EventRecord {
-  std::int64_t sequence = 0;  // per tenant, gap-free in commit order
+  std::int64_t sequence = 0;  // per tenant, gap-free, in the order numbered
   std::string kind;           // e.g. "EVENT_KIND_ALERT_RAISED"
   std::string patient_id;
   std::string resource_id;
   std::int64_t occurred_unix_micros = 0;
 };
 
-// Inside the change's transaction. Holds the tenant's sequence row until commit.
+// Inside the change's transaction; takes no lock.
 void AppendEvent(PgConnection& conn, const std::string& schema, const std::string& tenant, const std::string& kind,
                  const std::string& patient_id, const std::string& resource_id);
 
+// Numbers `tenant`'s committed, unnumbered events after its last number, in
+// the order they were written; one short transaction, only when there are any.
+// Not inside another transaction.
+void SequencePendingEvents(PgConnection& conn, const std::string& schema, const std::string& tenant);
+
 // Events of `tenant` after `after` (0: from the first), oldest first, at most `limit`;
-// only `kinds` when not empty.
+// only `kinds` when not empty. Numbers pending events first (SequencePendingEvents).
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit);
 

@@ -16,6 +16,7 @@
 #include "physio/redis/rate_limiter.h"
 #include "physio/server/metrics.h"
 #include "physio/server/proto_util.h"
+#include "physio/server/status_codes.h"
 
 namespace physio {
 
@@ -54,8 +55,6 @@ inline constexpr const char* kHttpPeerMetadata = "x-physio-http-peer";
 inline constexpr const char* kGatewayKeyMetadata = "x-physio-gateway-key";
 const std::string& GatewayKey();
 
-grpc::Status ToStatus(const Error& error);
-const char* StatusCodeName(grpc::StatusCode code);
 // How this service reaches the others: TLS with a client certificate when
 // `ca_file` is set (the peer's certificate must chain to it and name the
 // address's host, or `server_name` when set), plaintext otherwise.
@@ -68,9 +67,6 @@ struct PeerTls {
 // A channel to another of our services, with keepalive so a dead peer is noticed between calls.
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const PeerTls& tls = {});
 
-
-// A downstream call's status, turned back into an Error to rethrow.
-Error FromDownstream(const std::string& service, const grpc::Status& status);
 
 // Client context for a call to another of our services: forwards the caller's
 // token and request id, and sets a deadline of min(caller's deadline, now + cap).
