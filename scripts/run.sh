@@ -90,8 +90,10 @@ trap stop_all EXIT INT TERM
 echo "== redis on 127.0.0.1:$REDIS_PORT"
 # maxmemory with noeviction: live sessions are never evicted silently; when full,
 # writes fail (clients get UNAVAILABLE and retry) and reads go on.
-# AOF with fsync every second: see docs/reliability.md for what a crash can lose.
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" --appendonly yes --appendfsync everysec \
+# AOF fsynced before each reply (PHYSIO_REDIS_APPENDFSYNC=everysec trades that for speed):
+# see docs/reliability.md for what a crash can lose.
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" --appendonly yes \
+  --appendfsync "${PHYSIO_REDIS_APPENDFSYNC:-always}" \
   --maxmemory 256mb --maxmemory-policy noeviction --save "" --logfile "$LOG_DIR/redis.log" &
 PIDS+=($!)
 

@@ -131,7 +131,10 @@ def main():
         print(f"README: {len(script) - 1} sh blocks run, {len(files)} file(s), "
               f"{len(expected)} output(s) matched, {skipped} skipped")
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            os.killpg(run.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # run.sh has already exited (its failure is the error reported)
         run.wait(timeout=60)
         subprocess.run(f"grep -lxF '{checkout}/.run' /var/lib/postgresql/physio-run/*/run-dir 2>/dev/null"
                        " | xargs -r -n1 dirname | xargs -r rm -rf", shell=True)

@@ -156,7 +156,7 @@ void RedisServer::Start() {
   if (data_dir_.empty()) {
     argv.insert(argv.end(), {"--appendonly", "no"});
   } else {
-    argv.insert(argv.end(), {"--dir", data_dir_.string(), "--appendonly", "yes", "--appendfsync", "everysec"});
+    argv.insert(argv.end(), {"--dir", data_dir_.string(), "--appendonly", "yes", "--appendfsync", "always"});
   }
   process_ = std::make_unique<ChildProcess>(argv);
   WaitForPort(port_, "redis-server");
