@@ -11,40 +11,36 @@ void AppendEvent(PgConnection& conn, const std::string& schema, const std::strin
              resource_id.empty() ? PgParam() : PgParam(resource_id)});
 }
 
-void SequencePendingEvents(PgConnection& conn, const std::string& schema, const std::string& tenant) {
-  auto pending = conn.Exec("SELECT 1 FROM " + schema + ".events WHERE tenant_id = $1 AND sequence IS NULL LIMIT 1",
-                           {tenant});
+void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                           const std::string& tenant) {
+  auto pending = QueryOnce(
+      pool, deadline,
+      {"SELECT 1 FROM " + schema + ".events WHERE tenant_id = $1 AND sequence IS NULL LIMIT 1", {tenant}});
   if (pending.rows() == 0) return;
-  conn.Exec("BEGIN");
-  try {
-    // The tenant's counter row, locked until COMMIT: numbering passes of two
-    // readers (or replicas) take turns, and the second sees the first's numbers.
-    auto last = conn.Exec("INSERT INTO " + schema + ".event_sequences AS s (tenant_id, last) VALUES ($1, 0)"
-                          " ON CONFLICT (tenant_id) DO UPDATE SET last = s.last RETURNING last",
-                          {tenant});
-    // Only committed rows are seen; numbers follow the order they were written in,
-    // and a number once given never changes, so a reader past it misses nothing.
-    conn.Exec("WITH pending AS (SELECT event_id, row_number() OVER (ORDER BY event_id) AS n FROM " + schema +
-                  ".events WHERE tenant_id = $1 AND sequence IS NULL),"
-                  " numbered AS (UPDATE " + schema + ".events e SET sequence = $2::bigint + p.n FROM pending p"
-                  " WHERE e.event_id = p.event_id RETURNING 1)"
-                  " UPDATE " + schema + ".event_sequences SET last = $2::bigint + (SELECT count(*) FROM numbered)"
-                  " WHERE tenant_id = $1",
-              {tenant, last.Get(0, 0)});
-    conn.Exec("COMMIT");
-  } catch (...) {
-    try {
-      conn.Exec("ROLLBACK");
-    } catch (...) {
-      // The connection is broken; the pool replaces it.
-    }
-    throw;
-  }
+  // One transaction, sent as one pipeline. The upsert locks the tenant's counter
+  // row until COMMIT, so numbering passes of two readers (or replicas) take
+  // turns; the numbering statement starts after the lock is held, so it sees
+  // the previous pass's numbers and only committed rows. Numbers follow the
+  // order rows were written in, and a number once given never changes, so a
+  // reader past it misses nothing.
+  WithPipelinedTransaction(
+      pool, deadline,
+      {{"INSERT INTO " + schema + ".event_sequences AS s (tenant_id, last) VALUES ($1, 0)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET last = s.last",
+        {tenant}},
+       {"WITH counter AS (SELECT last FROM " + schema + ".event_sequences WHERE tenant_id = $1),"
+        " pending AS (SELECT event_id, row_number() OVER (ORDER BY event_id) AS n FROM " + schema +
+            ".events WHERE tenant_id = $1 AND sequence IS NULL),"
+            " numbered AS (UPDATE " + schema + ".events e SET sequence = (SELECT last FROM counter) + p.n"
+            " FROM pending p WHERE e.event_id = p.event_id RETURNING 1)"
+            " UPDATE " + schema + ".event_sequences SET last = last + (SELECT count(*) FROM numbered)"
+            " WHERE tenant_id = $1",
+        {tenant}}},
+      [](PgConnection&, std::vector<PgResult>&) { return std::vector<PgStatement>{}; });
 }
 
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit) {
-  SequencePendingEvents(conn, schema, tenant);
   std::string kind_list = "{";
   for (std::size_t i = 0; i < kinds.size(); ++i) kind_list += (i ? "," : "") + kinds[i];
   kind_list += "}";

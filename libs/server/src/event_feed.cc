@@ -81,8 +81,10 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
     while (!stopping_) {
       std::vector<EventRecord> page;
       {
-        auto lease = pg_.Lease(Clock::now() + std::chrono::seconds(5));
-        lease->EnsureConnected(Clock::now() + std::chrono::seconds(5));
+        const auto deadline = Clock::now() + std::chrono::seconds(5);
+        SequencePendingEvents(pg_, deadline, schema_, ctx.tenant);
+        auto lease = pg_.Lease(deadline);
+        lease->EnsureConnected(deadline);
         page = EventsAfter(*lease, schema_, ctx.tenant, cursor, kinds, settings_.page);
       }  // the connection goes back before the client is written to
       for (const auto& record : page) {

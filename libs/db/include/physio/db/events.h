@@ -26,11 +26,12 @@ void AppendEvent(PgConnection& conn, const std::string& schema, const std::strin
 
 // Numbers `tenant`'s committed, unnumbered events after its last number, in
 // the order they were written; one short transaction, only when there are any.
-// Not inside another transaction.
-void SequencePendingEvents(PgConnection& conn, const std::string& schema, const std::string& tenant);
+// A reader calls it before EventsAfter.
+void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                           const std::string& tenant);
 
-// Events of `tenant` after `after` (0: from the first), oldest first, at most `limit`;
-// only `kinds` when not empty. Numbers pending events first (SequencePendingEvents).
+// Numbered events of `tenant` after `after` (0: from the first), oldest first,
+// at most `limit`; only `kinds` when not empty.
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit);
 
