@@ -11,7 +11,6 @@
 //   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5]
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
 #include "physio/common/ids.h"
+#include "physio/common/process_stats.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
 #include "physio/server/grpc_context.h"
@@ -59,13 +59,6 @@ struct Tally {
   }
 };
 
-double ClientCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 // Busy CPU of the whole machine (every process, the kernel too) from /proc/stat.
 double MachineCpuSeconds() {
   std::ifstream stat("/proc/stat");
@@ -83,7 +76,8 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   Tally total;
   std::mutex mutex;
   std::vector<std::thread> threads;
-  const double client_before = ClientCpuSeconds(), machine_before = MachineCpuSeconds(), server_before = server_cpu();
+  const double client_before = physio::ProcessCpuSeconds(), machine_before = MachineCpuSeconds();
+  const double server_before = server_cpu();
   const auto start = Clock::now();
   const auto stop = start + std::chrono::duration<double>(seconds);
   for (int w = 0; w < concurrency; ++w) {
@@ -103,7 +97,7 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   for (auto& thread : threads) thread.join();
   total.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double server_after = server_cpu(), machine_after = MachineCpuSeconds();
-  total.client_cpu = ClientCpuSeconds() - client_before;
+  total.client_cpu = physio::ProcessCpuSeconds() - client_before;
   if (server_before >= 0 && server_after >= 0) total.server_cpu = server_after - server_before;
   if (machine_before >= 0 && machine_after >= 0) total.machine_cpu = machine_after - machine_before;
   return total;

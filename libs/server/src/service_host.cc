@@ -72,8 +72,14 @@ int ServiceHost::Start() {
   return port_;
 }
 
-void ServiceHost::MonitorHealth() {
+void ServiceHost::SetStoreHealth(bool serving) {
   auto* health = server_->GetHealthCheckService();
+  // By name: the no-name overload would set every name, "liveness" included.
+  health->SetServingStatus("", serving);
+  for (const auto& name : health_names_) health->SetServingStatus(name, serving);
+}
+
+void ServiceHost::MonitorHealth() {
   int last = -1;
   std::unique_lock lock(mutex_);
   while (!stopping_ && !announced_) {
@@ -82,9 +88,7 @@ void ServiceHost::MonitorHealth() {
     lock.lock();
     if (stopping_ || announced_) break;
     if (static_cast<int>(healthy) != last) {
-      // By name: the no-name overload would set every name, "liveness" included.
-      health->SetServingStatus("", healthy);
-      for (const auto& name : health_names_) health->SetServingStatus(name, healthy);
+      SetStoreHealth(healthy);
       if (last != -1) spdlog::warn("health changed to {}", healthy ? "SERVING" : "NOT_SERVING");
       last = healthy;
     }
@@ -105,9 +109,7 @@ void ServiceHost::AnnounceShutdown() {
   }
   stop_cv_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
-  auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", false);
-  for (const auto& name : health_names_) health->SetServingStatus(name, false);
+  SetStoreHealth(false);
 }
 
 void ServiceHost::Shutdown() {

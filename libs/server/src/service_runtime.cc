@@ -1,11 +1,10 @@
 #include "physio/server/service_runtime.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <fstream>
 #include <thread>
+
+#include "physio/common/process_stats.h"
 
 namespace physio {
 
@@ -102,16 +101,6 @@ void ServiceRuntime::PurgeIdempotencyRecords(std::stop_token stop) {
   }
 }
 
-namespace {
-// VmRSS from /proc/self/statm (pages); 0 where there is no /proc.
-long ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  if (!(statm >> pages_total >> pages_resident)) return 0;
-  return pages_resident * sysconf(_SC_PAGESIZE);
-}
-}  // namespace
-
 void ServiceRuntime::AddRuntimeMetrics() {
   metrics_.AddCollector([this](MetricsText& out) {
     out.Gauge("physio_store_up", "Whether the last health probe reached the store (1) or not (0).",
@@ -136,13 +125,9 @@ void ServiceRuntime::AddRuntimeMetrics() {
     out.Gauge("physio_worker_threads", "Workers running calls.", {{"", static_cast<double>(workers_.threads())}});
     // Prometheus' standard process metrics: CPU per call is what a benchmark
     // on a shared machine can compare (physio-bench reads it).
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-    out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.",
-                {{"", seconds(usage.ru_utime) + seconds(usage.ru_stime)}});
+    out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.", {{"", ProcessCpuSeconds()}});
     out.Gauge("process_resident_memory_bytes", "Resident memory of the process now.",
-              {{"", static_cast<double>(ResidentBytes())}});
+              {{"", static_cast<double>(ProcessResidentBytes())}});
   });
 }
 

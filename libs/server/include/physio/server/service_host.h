@@ -48,6 +48,8 @@ class ServiceHost {
 
  private:
   void MonitorHealth();
+  // The overall status and each service name's; "liveness" is left alone.
+  void SetStoreHealth(bool serving);
 
   ServerSettings settings_;
   std::vector<std::string> health_names_;
