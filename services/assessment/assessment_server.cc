@@ -3,6 +3,7 @@
 #include "assessment_server.h"
 
 #include "assessment_app.h"
+#include "assessment_roles.h"
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
@@ -38,7 +39,7 @@ class AssessmentServer final : public RunningService {
  public:
   explicit AssessmentServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"}),
+        runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"}, kAssessmentRoles),
         app_(runtime_.redis(), runtime_.pg(), SettingsFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);

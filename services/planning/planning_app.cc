@@ -264,7 +264,6 @@ pb::Plan PlanFromDraft(const PlanDraft& draft) {
 
 pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                                    AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("assessment_id", request.assessment_id());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
@@ -311,7 +310,6 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
 
 pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPlanRequest& request,
                                          AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateOpaqueId("plan_id", request.plan_id());
   audit.resource_id = request.plan_id();
   pb::GetPlanResponse response;
@@ -327,7 +325,6 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
 
 pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const pb::ApprovePlanRequest& request,
                                                  AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("plan_id", request.plan_id());
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
@@ -433,7 +430,6 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
 
 pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request,
                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician});
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
   // A revision that overrides a contraindication says so in the plan's history.
   const bool overrides = std::any_of(request.changes().begin(), request.changes().end(),
@@ -461,7 +457,6 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
 
 pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request,
                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kService, Role::kClinician, Role::kIntegrator, Role::kPatient});
   // A patient may only make their own plan safer: suspend it (a safety-net answer) or
   // regress exercises (peripheralisation, a flare-up). That is what the progress service
   // does on a patient's home log, with the patient's own credentials.
@@ -516,7 +511,6 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
 
 pb::CompletePlanResponse PlanningApp::CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,
                                                    AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician});
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
   if (request.outcome() != pb::PLAN_STATUS_COMPLETED && request.outcome() != pb::PLAN_STATUS_DISCHARGED) {
     ThrowInvalidArgument("outcome", "must be PLAN_STATUS_COMPLETED or PLAN_STATUS_DISCHARGED");
@@ -530,7 +524,6 @@ pb::CompletePlanResponse PlanningApp::CompletePlan(const CallContext& ctx, const
 pb::ListPlanRevisionsResponse PlanningApp::ListPlanRevisions(const CallContext& ctx,
                                                              const pb::ListPlanRevisionsRequest& request,
                                                              AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateOpaqueId("plan_id", request.plan_id());
   ValidateRange("page_size", request.page_size(), 0, 100);
   audit.resource_id = request.plan_id();
@@ -582,10 +575,9 @@ pb::ExportPlanFhirResponse PlanningApp::ExportPlanFhir(const CallContext& ctx, c
   return response;
 }
 
-pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& ctx,
+pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& /*ctx: the library is the same for everyone*/,
                                                              const pb::ListInterventionsRequest& request,
                                                              AuditTarget& /*audit: no patient data*/) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateRange("page_size", request.page_size(), 0, 200);
   if (!pb::PlanItemKind_IsValid(request.kind())) ThrowInvalidArgument("kind", "is not a known value");
   const size_t page_size = request.page_size() == 0 ? 50 : static_cast<size_t>(request.page_size());
@@ -664,7 +656,6 @@ void PlanningApp::InvalidateAfterCommit(const CallContext& ctx, const std::strin
 
 pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                                      AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateOpaqueId("patient_id", request.patient_id());
   audit.patient_id = request.patient_id();
   // Another patient's plan reads as absent rather than forbidden: no existence leak.

@@ -6,6 +6,7 @@
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
 #include "planning_app.h"
+#include "planning_roles.h"
 
 std::vector<physio::Migration> planning_service_migrations();
 extern const char* const kEmbeddedInterventionLibrary;
@@ -60,7 +61,7 @@ class PlanningServer final : public RunningService {
  public:
   explicit PlanningServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}),
+        runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}, kPlanningRoles),
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), assessments_, library_,

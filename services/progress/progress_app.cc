@@ -122,7 +122,6 @@ pb::ResponderStatus ToProto(ResponderStatus status) {
 
 pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request,
                                                  AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   audit.patient_id = request.patient_id();
@@ -202,7 +201,6 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
 pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
                                                          const pb::LogHomeExerciseRequest& request,
                                                          AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
@@ -400,7 +398,6 @@ std::string ProgressApp::LatestClinic(PgConnection& conn, const CallContext& ctx
 
 pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
                                                      AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
@@ -675,7 +672,6 @@ pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const Evalua
 pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext& ctx,
                                                                const pb::GetProgressSummaryRequest& request,
                                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
@@ -690,7 +686,6 @@ pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext
 pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ctx,
                                                            const pb::EvaluateProgressRequest& request,
                                                            AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
@@ -825,7 +820,6 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
 
 pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request,
                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateOpaqueId("clinic_id", request.clinic_id());
   ValidateRange("page_size", request.page_size(), 0, 100);
   audit.resource_id = "clinic:" + request.clinic_id();
@@ -853,7 +847,6 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
 pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ctx,
                                                            const pb::AcknowledgeAlertRequest& request,
                                                            AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("alert_id", request.alert_id());
   audit.resource_id = request.alert_id();
@@ -959,7 +952,6 @@ pb::VisitSession ProgressApp::LoadVisitSession(const CallContext& ctx, const std
 pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& ctx,
                                                              const pb::StartVisitSessionRequest& request,
                                                              AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   audit.patient_id = request.patient_id();
@@ -988,7 +980,6 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
 pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext& ctx,
                                                                const pb::UpdateVisitSessionRequest& request,
                                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
@@ -1024,7 +1015,6 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
 pb::GetVisitSessionResponse ProgressApp::GetVisitSession(const CallContext& ctx,
                                                          const pb::GetVisitSessionRequest& request,
                                                          AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
   pb::GetVisitSessionResponse response;
@@ -1036,7 +1026,6 @@ pb::GetVisitSessionResponse ProgressApp::GetVisitSession(const CallContext& ctx,
 pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallContext& ctx,
                                                                    const pb::CompleteVisitSessionRequest& request,
                                                                    AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator});
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
@@ -1065,7 +1054,6 @@ pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallCon
 pb::ExportProgressFhirResponse ProgressApp::ExportProgressFhir(const CallContext& ctx,
                                                                const pb::ExportProgressFhirRequest& request,
                                                                AuditTarget& audit) {
-  RequireAnyRole(ctx, {Role::kPatient, Role::kClinician, Role::kIntegrator});
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();

@@ -7,6 +7,7 @@
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
 #include "progress_app.h"
+#include "progress_roles.h"
 
 std::vector<physio::Migration> progress_service_migrations();
 
@@ -124,7 +125,7 @@ class ProgressServer final : public RunningService {
 
   explicit ProgressServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}),
+        runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}, kProgressRoles),
         planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,

@@ -23,11 +23,12 @@ std::int64_t ParseCursor(const std::string& cursor) {
 }
 }  // namespace
 
-EventFeed::EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, ServiceIdentityPolicy services,
-                     AuditTrail& audit, EventFeedSettings settings)
+EventFeed::EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, const MethodRoles& roles,
+                     ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings)
     : pg_(pg),
       schema_(std::move(schema)),
       verifier_(verifier),
+      roles_(roles),
       services_(std::move(services)),
       audit_(audit),
       settings_(settings) {}
@@ -65,7 +66,7 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
   CallContext ctx = IncomingCallContext(context);
   try {
     Authenticate(ctx, context, verifier_, services_);
-    RequireAnyRole(ctx, {Role::kClinician, Role::kIntegrator, Role::kService});
+    roles_.Require(ctx, "WatchEvents");
     std::int64_t cursor = ParseCursor(after_cursor);
     for (const auto& kind : kinds) {
       if (kind.rfind("invalid:", 0) == 0 || kind == "EVENT_KIND_UNSPECIFIED") {

@@ -260,6 +260,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
       }
     }
     CheckRequestBounds(request, input_);
+    roles_.Require(ctx, method);
     CallAudit call_audit(audit_, ctx, method, target);
     try {
       body(ctx, target);

@@ -2,11 +2,36 @@
 
 #include <spdlog/spdlog.h>
 
+#include <google/protobuf/descriptor.h>
+
+#include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "physio/common/process_stats.h"
 
 namespace physio {
+
+void CheckCoversMethods(const MethodRoles& roles, const std::vector<std::string>& service_names) {
+  std::set<std::string> served;
+  for (const auto& name : service_names) {
+    const auto* service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    if (service == nullptr) throw std::invalid_argument("no generated descriptor for service " + name);
+    for (int i = 0; i < service->method_count(); ++i) served.insert(service->method(i)->name());
+  }
+  std::string missing, unknown;
+  for (const auto& method : served) {
+    if (!roles.entries().contains(method)) missing += " " + method;
+  }
+  for (const auto& [method, allowed] : roles.entries()) {
+    if (!served.contains(method)) unknown += " " + method;
+    if (allowed.empty()) missing += " " + method + "(no roles)";
+  }
+  if (!missing.empty() || !unknown.empty()) {
+    throw std::invalid_argument("method-to-roles table does not match the services: missing" + missing +
+                                "; not served" + unknown);
+  }
+}
 
 namespace {
 void MigrateWithRetry(PgPool& pool, const std::string& schema, const std::vector<Migration>& migrations,
@@ -26,9 +51,11 @@ void MigrateWithRetry(PgPool& pool, const std::string& schema, const std::vector
 }  // namespace
 
 ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
-                               const std::vector<Migration>& migrations, std::vector<std::string> health_names)
+                               const std::vector<Migration>& migrations, std::vector<std::string> health_names,
+                               MethodRoles roles)
     : config_(config),
       service_names_(health_names),
+      roles_((CheckCoversMethods(roles, health_names), std::move(roles))),
       metrics_(health_names.empty() ? "" : health_names.front()),
       verifier_(TokenVerifierFrom(config)),
       redis_(RedisOptionsFrom(config)),
@@ -36,9 +63,9 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       audit_(pg_.options(), schema, AuditOptionsFrom(config)),
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
       limiter_(redis_, RateLimitsFrom(config)),
-      pipeline_(verifier_, audit_, workers_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
+      pipeline_(verifier_, audit_, workers_, roles_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
                 &metrics_),
-      events_(pg_, schema, verifier_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config)),
+      events_(pg_, schema, verifier_, roles_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config)),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));

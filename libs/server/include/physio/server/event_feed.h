@@ -32,8 +32,9 @@ struct EventFeedSettings {
 
 class EventFeed {
  public:
-  EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, ServiceIdentityPolicy services,
-            AuditTrail& audit, EventFeedSettings settings);
+  // `roles` is the service's method-to-roles table; its "WatchEvents" entry says who may watch.
+  EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, const MethodRoles& roles,
+            ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings);
   ~EventFeed();
 
   // The handler of a generated service's WatchEvents (request: after_cursor, kinds;
@@ -57,6 +58,7 @@ class EventFeed {
   PgPool& pg_;
   std::string schema_;
   const TokenVerifier& verifier_;
+  const MethodRoles& roles_;
   ServiceIdentityPolicy services_;
   AuditTrail& audit_;
   EventFeedSettings settings_;

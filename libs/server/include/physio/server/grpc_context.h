@@ -9,6 +9,7 @@
 #include <string>
 
 #include "physio/auth/call_context.h"
+#include "physio/auth/method_roles.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/error.h"
 #include "physio/common/worker_pool.h"
@@ -78,7 +79,7 @@ enum class PatientData { kNone, kTouched };
 // How every unary call is served (gRPC callback API). gRPC's own threads only
 // accept the call and queue it; a worker of the service's pool runs it:
 // deadline check (a call that waited past its deadline ends DEADLINE_EXCEEDED),
-// identity, the body, status mapping (unexpected exceptions become INTERNAL
+// identity, quota, input bounds, the method's roles, the body, status mapping (unexpected exceptions become INTERNAL
 // with a generic message), then the audit record: a write made through
 // RunIdempotentWrite already committed it with the data; otherwise it goes to
 // the batching writer and the call is answered when that batch commits. No
@@ -90,14 +91,16 @@ class CallPipeline {
   // `limiter`, when enabled, is consulted after identity and before the body
   // (callers with the service role, and under mutual TLS our services calling
   // on a caller's behalf, are not limited: the caller was charged once, at the edge).
-  // Every request is checked against `input` (CheckRequestBounds) after identity.
+  // Every request is checked against `input` (CheckRequestBounds) after identity,
+  // then the caller's roles against `roles` (the service's method-to-roles table).
   // `metrics`, when given, counts every call (started, handled by code, handling time).
-  CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers,
+  CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers, const MethodRoles& roles,
                ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {},
                Metrics* metrics = nullptr)
       : verifier_(verifier),
         audit_(audit),
         workers_(workers),
+        roles_(roles),
         services_(std::move(services)),
         limiter_(limiter),
         input_(input),
@@ -115,6 +118,7 @@ class CallPipeline {
   const TokenVerifier& verifier_;
   AuditTrail& audit_;
   WorkerPool& workers_;
+  const MethodRoles& roles_;
   ServiceIdentityPolicy services_;
   RateLimiter* limiter_;
   InputLimits input_;

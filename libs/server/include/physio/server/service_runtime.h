@@ -24,10 +24,18 @@
 
 namespace physio {
 
+// Throws std::invalid_argument unless `roles` names exactly the methods of the
+// gRPC services `service_names` (full names, e.g. "physio.planning.v1.PlanningService",
+// looked up in the generated descriptors linked into this program).
+void CheckCoversMethods(const MethodRoles& roles, const std::vector<std::string>& service_names);
+
 class ServiceRuntime {
  public:
+  // `health_names` are the full names of the gRPC services served (health is
+  // reported under each); `roles` must name exactly their methods, or the
+  // constructor throws (a service does not start with an RPC nobody decided on).
   ServiceRuntime(const Config& config, const std::string& schema, const std::vector<Migration>& migrations,
-                 std::vector<std::string> health_names);
+                 std::vector<std::string> health_names, MethodRoles roles);
   ~ServiceRuntime();
 
   const Config& config() const { return config_; }
@@ -63,6 +71,7 @@ class ServiceRuntime {
 
   const Config& config_;
   std::vector<std::string> service_names_;
+  MethodRoles roles_;
   Metrics metrics_;
   // The stores as the last health probe saw them (for /metrics).
   std::atomic<bool> redis_up_{false}, postgres_up_{false};

@@ -1,0 +1,25 @@
+#pragma once
+// Who may call each assessment RPC: checked by the call pipeline before the use
+// case runs; the README's RPC table is checked against it (unit test). A patient
+// acts only on their own record and the examination section is for staff: those
+// rules need the request's fields and stay in assessment_app.cc.
+#include "physio/auth/method_roles.h"
+
+namespace physio::assessment {
+
+inline const MethodRoles kAssessmentRoles = {
+    {"StartIntake", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"SubmitIntakeAnswers", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"GetIntake", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"CompleteIntake", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"GetAssessment", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"ListAssessments", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"ExportAssessmentFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"CreateAssessment", {Role::kClinician, Role::kIntegrator}},
+    {"ImportFhirQuestionnaireResponse", {Role::kClinician, Role::kIntegrator}},
+    {"RecordRedFlagJudgement", {Role::kClinician}},
+    {"ScoreInstrument", kEveryRole},
+    {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
+};
+
+}  // namespace physio::assessment
