@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 
 #include "physio/common/error.h"
@@ -10,7 +11,6 @@
 #include "physio/db/events.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
-#include "physio/redis/redis_keys.h"
 #include "fhir_export.h"
 #include "fhir_import.h"
 #include "intake_sections.h"
@@ -23,55 +23,6 @@ using google::protobuf::util::TimeUtil;
 
 namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
-
-// Session hash layout: meta fields ("patient_id", "status", "instruments" as
-// "nprs,odi", "assessment_id") plus one field per answer "a:<instrument>:<item>"
-// whose value is "<int>", "<int>\t<text>" (PSFS) or "declined".
-constexpr const char* kAnswerPrefix = "a:";
-constexpr const char* kHistoryField = "s:history";
-constexpr const char* kExaminationField = "s:examination";
-constexpr const char* kRedFlagField = "s:red_flags";
-constexpr const char* kDeclined = "declined";
-
-constexpr const char* kStartScript = R"LUA(
-redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3], 'instruments', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-)LUA";
-
-// Every script checks that the session exists, belongs to the required patient
-// (ARGV[1], '' for staff) and is still open, atomically with its change, so two
-// submissions at once both land (HSET per field) and none lands on a closed
-// session. ARGV[3] lists the instrument codes the answers belong to.
-constexpr const char* kSubmitScript = R"LUA(
-local patient = redis.call('HGET', KEYS[1], 'patient_id')
-if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
-if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
-local chosen = ',' .. (redis.call('HGET', KEYS[1], 'instruments') or '') .. ','
-for code in string.gmatch(ARGV[3], '[^,]+') do
-  if not string.find(chosen, ',' .. code .. ',', 1, true) then return redis.error_reply('NOT_IN_INTAKE ' .. code) end
-end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
-
-// Reading an open session is activity too: it renews the TTL.
-constexpr const char* kReadScript = R"LUA(
-local patient = redis.call('HGET', KEYS[1], 'patient_id')
-if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
-if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
-
-constexpr const char* kMarkCompletedScript = R"LUA(
-if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'completed', 'assessment_id', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-)LUA";
-
-const std::vector<InstrumentKind> kDefaultIntake = {InstrumentKind::kNprs, InstrumentKind::kOdi};
 
 std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
   switch (instrument) {
@@ -126,86 +77,12 @@ cpb::InstrumentScore ToProto(const InstrumentResult& result) {
   return score;
 }
 
-// A session that expired, never existed, or was lost with Redis (see docs/reliability.md).
-constexpr const char* kIntakeGone =
-    "intake session not found or expired; start a new intake (StartIntake) and submit the answers again";
-
-void ThrowFromScriptError(const redisReply* reply) {
-  std::string message;
-  if (!IsErrorReply(reply, &message)) return;
-  // Redis may prefix ("ERR ") or suffix (script location) the message: look for the code.
-  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound, kIntakeGone);
-  if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
-  throw Error(ErrorCode::kUnavailable, "redis script failed");
-}
-
-std::string PatientFilter(const CallContext& ctx) {
-  // Staff see every session of the tenant; a patient only their own.
-  return IsStaff(ctx) ? "" : ctx.patient_id;
-}
-
-std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {
-  std::vector<InstrumentKind> kinds;
-  size_t start = 0;
-  while (start < codes.size()) {
-    size_t comma = codes.find(',', start);
-    if (comma == std::string::npos) comma = codes.size();
-    if (auto kind = KindOfCode(codes.substr(start, comma - start))) kinds.push_back(*kind);
-    start = comma + 1;
-  }
-  return kinds;
-}
 }  // namespace
 
-std::string AssessmentApp::IntakeKey(const CallContext& ctx, const std::string& session_id) const {
-  return RedisKey("asmt", ctx.tenant, {"intake", session_id});
-}
-
-pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id, long long ttl_ms,
-                                                  const redisReply* fields) const {
-  pb::IntakeSession session;
-  session.set_session_id(session_id);
-  std::vector<InstrumentKind> instruments = kDefaultIntake;
-  std::map<std::pair<int, std::string>, cpb::InstrumentAnswer> answers;  // ordered by instrument, item
-  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-    std::string field(fields->element[i]->str, fields->element[i]->len);
-    std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
-    if (field == "patient_id") {
-      session.set_patient_id(value);
-    } else if (field == "status") {
-      session.set_status(value == "open" ? pb::INTAKE_STATUS_OPEN : pb::INTAKE_STATUS_COMPLETED);
-    } else if (field == "assessment_id") {
-      session.set_assessment_id(value);
-    } else if (field == "instruments") {
-      instruments = ParseInstrumentList(value);
-    } else if (field == kHistoryField) {
-      session.mutable_history()->ParseFromString(value);
-    } else if (field == kExaminationField) {
-      session.mutable_examination()->ParseFromString(value);
-    } else if (field == kRedFlagField) {
-      session.mutable_red_flag_screen()->ParseFromString(value);
-    } else if (field.rfind(kAnswerPrefix, 0) == 0) {
-      auto colon = field.find(':', 2);
-      if (colon == std::string::npos) continue;
-      auto kind = KindOfCode(field.substr(2, colon - 2));
-      if (!kind) continue;
-      cpb::InstrumentAnswer answer;
-      answer.set_instrument(ProtoOf(*kind));
-      answer.set_item_id(field.substr(colon + 1));
-      if (value == kDeclined) {
-        answer.set_declined(true);
-      } else {
-        auto tab = value.find('\t');
-        answer.set_value(std::stoi(value.substr(0, tab)));
-        if (tab != std::string::npos) answer.set_text(value.substr(tab + 1));
-      }
-      answers[{static_cast<int>(*kind), answer.item_id()}] = answer;
-    }
-  }
-  for (auto& [key, answer] : answers) *session.add_answers() = answer;
-  auto domain_answers = DomainAnswers(session.answers());
-  for (InstrumentKind kind : instruments) {
-    session.add_instruments(ProtoOf(kind));
+pb::IntakeSession AssessmentApp::WithProgress(pb::IntakeSession session) const {
+  const auto domain_answers = DomainAnswers(session.answers());
+  for (auto instrument : session.instruments()) {
+    const InstrumentKind kind = *KindOf(static_cast<cpb::Instrument>(instrument));
     auto completeness = CompletenessOf(kind, domain_answers, settings_.scoring);
     auto* progress = session.add_progress();
     progress->set_instrument(ProtoOf(kind));
@@ -213,18 +90,11 @@ pb::IntakeSession AssessmentApp::SessionFromReply(const std::string& session_id,
     progress->set_total_items(completeness.total_items);
     progress->set_complete(completeness.complete);
   }
-  if (ttl_ms > 0) {
-    *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
-  }
   return session;
 }
 
 pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
-  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  auto reply = redis_.Eval(kReadScript, {IntakeKey(ctx, session_id)},
-                           {PatientFilter(ctx), std::to_string(settings_.intake_ttl.count())}, deadline);
-  ThrowFromScriptError(reply.get());
-  return SessionFromReply(session_id, reply->element[0]->integer, reply->element[1]);
+  return WithProgress(intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget)));
 }
 
 pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request,
@@ -233,24 +103,21 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
-  std::string codes;
+  std::vector<InstrumentKind> instruments;
   for (int i = 0; i < request.instruments_size(); ++i) {
     const std::string field = "instruments[" + std::to_string(i) + "]";
-    const std::string code = SpecFor(ValidatedKind(field, request.instruments(i))).code;
-    if (("," + codes + ",").find("," + code + ",") != std::string::npos) ThrowInvalidArgument(field, "listed twice");
-    codes += (codes.empty() ? "" : ",") + code;
+    const InstrumentKind kind = ValidatedKind(field, request.instruments(i));
+    if (std::find(instruments.begin(), instruments.end(), kind) != instruments.end()) {
+      ThrowInvalidArgument(field, "listed twice");
+    }
+    instruments.push_back(kind);
   }
-  if (codes.empty()) {
-    for (InstrumentKind kind : kDefaultIntake) codes += (codes.empty() ? "" : ",") + SpecFor(kind).code;
-  }
+  if (instruments.empty()) instruments = kDefaultIntakeInstruments;
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
       idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
-        auto created = redis_.Eval(
-            kStartScript, {IntakeKey(ctx, session_id)},
-            {std::to_string(settings_.intake_ttl.count()), request.patient_id(), ctx.principal, codes}, deadline);
-        ThrowFromScriptError(created.get());
+        intakes_.Create(ctx, session_id, request.patient_id(), instruments, deadline);
         pb::StartIntakeResponse started;
         *started.mutable_session() = LoadIntake(ctx, session_id);
         return started;
@@ -270,50 +137,27 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
     ThrowInvalidArgument("answers", "at least one answer or section is required");
   }
   if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers per submission");
-  std::vector<std::string> args{PatientFilter(ctx), std::to_string(settings_.intake_ttl.count()), ""};
+  IntakeChanges changes;
   if (request.has_history()) {
     ValidateHistory("history", request.history());
-    args.insert(args.end(), {kHistoryField, request.history().SerializeAsString()});
+    changes.history = &request.history();
   }
   if (request.has_examination()) {
     if (!ctx.HasRole(Role::kClinician) && !ctx.HasRole(Role::kIntegrator)) {
       throw Error(ErrorCode::kPermissionDenied, "examination: only clinicians record examination findings");
     }
     ValidateExamination("examination", request.examination());
-    args.insert(args.end(), {kExaminationField, request.examination().SerializeAsString()});
+    changes.examination = &request.examination();
   }
-  if (request.has_red_flag_screen()) {
-    args.insert(args.end(), {kRedFlagField, request.red_flag_screen().SerializeAsString()});
-  }
-  std::map<std::string, int> first_index_of_code;
+  if (request.has_red_flag_screen()) changes.red_flag_screen = &request.red_flag_screen();
   for (int i = 0; i < request.answers_size(); ++i) {
-    ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
-    const std::string& code = SpecFor(answer.instrument).code;
-    if (first_index_of_code.emplace(code, i).second) args[2] += (args[2].empty() ? "" : ",") + code;
-    args.push_back(std::string(kAnswerPrefix) + code + ":" + answer.item_id);
-    std::string stored = answer.declined ? kDeclined : std::to_string(answer.value);
-    if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
-    args.push_back(stored);
+    changes.answers.push_back(ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i)));
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
       idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
-        auto reply = redis_.Eval(kSubmitScript, {IntakeKey(ctx, request.session_id())}, args, deadline);
-        std::string message;
-        if (IsErrorReply(reply.get(), &message)) {
-          auto at = message.find("NOT_IN_INTAKE ");
-          if (at != std::string::npos) {
-            std::string code = message.substr(at + 14);
-            code = code.substr(0, code.find_first_of(" \r\n"));
-            const int index = first_index_of_code.contains(code) ? first_index_of_code[code] : 0;
-            ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
-                                 code + " is not one of this intake's instruments");
-          }
-        }
-        ThrowFromScriptError(reply.get());
         pb::SubmitIntakeAnswersResponse submitted;
-        *submitted.mutable_session() =
-            SessionFromReply(request.session_id(), reply->element[0]->integer, reply->element[1]);
+        *submitted.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), changes, deadline));
         return submitted;
       });
   audit.patient_id = response.session().patient_id();
@@ -369,9 +213,8 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   try {
     // The record is committed; closing the session is bookkeeping, and the unique
     // index keeps a second completion out even if this step fails.
-    redis_.Eval(kMarkCompletedScript, {IntakeKey(ctx, request.session_id())},
-                {response.assessment().assessment_id(), std::to_string(settings_.completed_intake_ttl.count())},
-                ctx.DeadlineCappedAt(kStoreBudget));
+    intakes_.MarkCompleted(ctx, request.session_id(), response.assessment().assessment_id(),
+                           ctx.DeadlineCappedAt(kStoreBudget));
   } catch (const Error& e) {
     spdlog::warn("could not close intake session request_id={}: {}", ctx.request_id, e.what());
   }

@@ -13,6 +13,7 @@
 #include "physio/db/pg.h"
 #include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_pool.h"
+#include "intake_store.h"
 
 namespace physio::assessment {
 
@@ -32,7 +33,10 @@ inline constexpr const char* kSchema = "assessment";
 class AssessmentApp {
  public:
   AssessmentApp(RedisPool& redis, PgPool& pg, AssessmentSettings settings)
-      : redis_(redis), pg_(pg), idempotency_(redis), settings_(settings) {}
+      : pg_(pg),
+        idempotency_(redis),
+        intakes_(redis, settings.intake_ttl, settings.completed_intake_ttl),
+        settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
   pb::SubmitIntakeAnswersResponse SubmitIntakeAnswers(const CallContext& ctx,
@@ -60,16 +64,16 @@ class AssessmentApp {
 
  private:
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
-  pb::IntakeSession SessionFromReply(const std::string& session_id, long long ttl_ms, const redisReply* fields) const;
-  std::string IntakeKey(const CallContext& ctx, const std::string& session_id) const;
+  // The session with each instrument's completeness under the scoring policy.
+  pb::IntakeSession WithProgress(pb::IntakeSession session) const;
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.
   // `draft` carries patient, session, answers and the history/examination/red-flag sections.
   pb::Assessment StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, pb::Assessment draft,
                                        const std::vector<InstrumentKind>& instruments);
 
-  RedisPool& redis_;
   PgPool& pg_;
   RedisIdempotency idempotency_;
+  IntakeStore intakes_;
   AssessmentSettings settings_;
 };
 

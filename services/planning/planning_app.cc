@@ -10,7 +10,6 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/server/idempotent.h"
-#include "physio/redis/redis_keys.h"
 #include "physio/server/proto_util.h"
 #include "fhir_careplan.h"
 #include "intake_sections.h"
@@ -374,7 +373,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
           plan.set_approved_by(ctx.principal);
           *plan.mutable_activate_time() = effective;
           SaveChange(conn, ctx, plan, version, "approved", "approved by " + ctx.principal);
-          BumpGenerationBeforeCommit(ctx, plan.patient_id());
+          active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
           pb::ApprovePlanResponse approved;
           *approved.mutable_plan() = plan;
           return approved;
@@ -384,7 +383,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     if (violation.constraint() != "plans_one_active") throw;
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
-  InvalidateAfterCommit(ctx, response.plan().patient_id());
+  active_plans_.InvalidateAfterCommit(ctx, response.plan().patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
   return response;
 }
 
@@ -417,14 +416,14 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
         }
         mutate(plan);
         SaveChange(conn, ctx, plan, version, change, reason);
-        BumpGenerationBeforeCommit(ctx, plan.patient_id());
+        active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
         Response changed;
         *changed.mutable_plan() = plan;
         return changed;
       },
       [&](const Response& response) { audit.patient_id = response.plan().patient_id(); });
   // Also on a replayed retry: that is how a failed invalidation gets another chance.
-  InvalidateAfterCommit(ctx, response.plan().patient_id());
+  active_plans_.InvalidateAfterCommit(ctx, response.plan().patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
   return response;
 }
 
@@ -620,47 +619,12 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
   return response;
 }
 
-namespace {
-constexpr const char* kInvalidateScript = R"LUA(
-redis.call('DEL', KEYS[1])
-return redis.call('INCR', KEYS[2])
-)LUA";
-
-// Fills the cache only if the generation is still the one read before PostgreSQL.
-constexpr const char* kCacheFillScript = R"LUA(
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])
-return 1
-)LUA";
-}  // namespace
-
-std::string PlanningApp::ActiveKey(const CallContext& ctx, const std::string& patient_id) const {
-  return RedisKey("plan", ctx.tenant, {"active", patient_id});
-}
-
-std::string PlanningApp::GenerationKey(const CallContext& ctx, const std::string& patient_id) const {
-  return RedisKey("plan", ctx.tenant, {"activegen", patient_id});
-}
-
-void PlanningApp::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id) {
-  redis_.Command({"INCR", GenerationKey(ctx, patient_id)}, ctx.DeadlineCappedAt(kStoreBudget));
-}
-
-void PlanningApp::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id) {
-  // The change is committed. If this fails the caller gets UNAVAILABLE and its retry
-  // (same request_id) replays the response and invalidates again; entries also expire.
-  auto reply = redis_.Eval(kInvalidateScript, {ActiveKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
-                           ctx.DeadlineCappedAt(kStoreBudget));
-  if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
-}
-
 pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                                      AuditTarget& audit) {
   ValidateOpaqueId("patient_id", request.patient_id());
   audit.patient_id = request.patient_id();
   // Another patient's plan reads as absent rather than forbidden: no existence leak.
   if (!CanSeePatient(ctx, request.patient_id())) ThrowNotFound("active plan");
-  const std::vector<std::string> keys{ActiveKey(ctx, request.patient_id()), GenerationKey(ctx, request.patient_id())};
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   pb::GetActivePlanResponse response;
   // A plan suspended after a red flag is not an active treatment plan: a caller that
@@ -675,17 +639,13 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   };
   std::optional<std::string> generation;
   try {
-    // One MGET reads the generation and the cached value together (no script needed).
-    auto reply = redis_.Command({"MGET", keys[1], keys[0]}, deadline);
-    if (!IsErrorReply(reply.get()) && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
-      generation = ReplyString(reply->element[0]).value_or("0");
-      auto cached = ReplyString(reply->element[1]);
-      const std::string prefix = *generation + "\n";
-      if (cached && cached->rfind(prefix, 0) == 0 && response.mutable_plan()->ParseFromString(cached->substr(prefix.size()))) {
+    if (auto cached = active_plans_.Read(ctx, request.patient_id(), deadline)) {
+      generation = cached->generation;
+      if (cached->plan) {
+        *response.mutable_plan() = std::move(*cached->plan);
         audit.resource_id = response.plan().plan_id();
         return in_use(response);
       }
-      response.Clear();
     }
   } catch (const Error& e) {
     // The cache is an optimisation: without Redis the record is read from PostgreSQL.
@@ -700,8 +660,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   audit.resource_id = response.plan().plan_id();
   if (generation) {
     try {
-      redis_.Eval(kCacheFillScript, keys,
-                  {*generation, response.plan().SerializeAsString(), std::to_string(cache_ttl_.count())}, deadline);
+      active_plans_.Fill(ctx, request.patient_id(), *generation, response.plan(), deadline);
     } catch (const Error& e) {
       spdlog::warn("active-plan cache fill failed request_id={}: {}", ctx.request_id, e.what());
     }

@@ -1,6 +1,7 @@
 #pragma once
 // The planning service's use cases. Reads assessments through AssessmentReader
 // (implemented over gRPC in planning_server.cc, by fakes in unit tests).
+#include "active_plan_cache.h"
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "physio/assessment/v1/assessment.pb.h"
@@ -32,7 +33,7 @@ class PlanningApp {
  public:
   PlanningApp(PgPool& pg, RedisPool& redis, AssessmentReader& assessments, const InterventionLibrary& library,
               std::chrono::seconds cache_ttl = std::chrono::seconds(60), PlanPolicy policy = {})
-      : pg_(pg), redis_(redis), assessments_(assessments), library_(library), cache_ttl_(cache_ttl), policy_(policy) {}
+      : pg_(pg), active_plans_(redis, cache_ttl), assessments_(assessments), library_(library), policy_(policy) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -61,21 +62,10 @@ class PlanningApp {
                       std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
                       const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate);
 
-  // Active-plan cache. Every write that can change a patient's active plan bumps
-  // the patient's generation inside its transaction (so it fails, uncommitted, when
-  // Redis is down) and again with the cache delete after commit; readers accept an
-  // entry only under the current generation and fill the cache only if the
-  // generation did not move while they read PostgreSQL.
-  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id);
-  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id);
-  std::string ActiveKey(const CallContext& ctx, const std::string& patient_id) const;
-  std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
-
   PgPool& pg_;
-  RedisPool& redis_;
+  ActivePlanCache active_plans_;
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
-  std::chrono::seconds cache_ttl_;
   PlanPolicy policy_;
 };
 

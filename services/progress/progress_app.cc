@@ -16,7 +16,6 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
-#include "physio/redis/redis_keys.h"
 #include "physio/server/idempotent.h"
 #include "physio/server/proto_util.h"
 
@@ -873,80 +872,8 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
   return response;
 }
 
-namespace {
-// Visit session hash: "patient_id", "kind", "clinic_id", "started_at", "status",
-// "pain_before", "pain_after", "red_flags" (serialized screen), "visit_id", and
-// one field "d:<item id>" per delivered item so concurrent updates merge.
-constexpr const char* kVisitStartScript = R"LUA(
-redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'kind', ARGV[3], 'clinic_id', ARGV[4], 'started_at', ARGV[5], 'status', 'open')
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-)LUA";
-
-constexpr const char* kVisitUpdateScript = R"LUA(
-if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
-if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED visit session') end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
-
-constexpr const char* kVisitReadScript = R"LUA(
-if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
-if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
-
-constexpr const char* kVisitCompleteScript = R"LUA(
-redis.call('HSET', KEYS[1], 'status', 'completed', 'visit_id', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-)LUA";
-
-void ThrowFromVisitScript(const redisReply* reply) {
-  std::string message;
-  if (!IsErrorReply(reply, &message)) return;
-  if (message.find("NOT_FOUND") != std::string::npos) throw Error(ErrorCode::kNotFound,
-                                                                  "visit session not found or expired; start a new "
-                                                                  "visit session (StartVisitSession) and send the "
-                                                                  "updates again");
-  if (message.find("COMPLETED") != std::string::npos) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
-  throw Error(ErrorCode::kUnavailable, "redis script failed");
-}
-
-pb::VisitSession VisitSessionFromReply(const std::string& session_id, const redisReply* reply) {
-  pb::VisitSession session;
-  session.set_session_id(session_id);
-  const long long ttl_ms = reply->element[0]->integer;
-  const redisReply* fields = reply->element[1];
-  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-    const std::string field(fields->element[i]->str, fields->element[i]->len);
-    const std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
-    if (field == "patient_id") session.set_patient_id(value);
-    else if (field == "kind") session.set_kind(static_cast<pb::VisitKind>(std::stoi(value)));
-    else if (field == "clinic_id") session.set_clinic_id(value);
-    else if (field == "pain_before") session.set_pain_before(std::stoi(value));
-    else if (field == "pain_after") session.set_pain_after(std::stoi(value));
-    else if (field == "red_flags") session.mutable_red_flag_screen()->ParseFromString(value);
-    else if (field == "status") session.set_completed(value == "completed");
-    else if (field == "visit_id") session.set_visit_id(value);
-    else if (field.rfind("d:", 0) == 0) session.add_delivered_item_ids(field.substr(2));
-  }
-  std::sort(session.mutable_delivered_item_ids()->begin(), session.mutable_delivered_item_ids()->end());
-  if (ttl_ms > 0) *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
-  return session;
-}
-}  // namespace
-
-std::string ProgressApp::VisitKey(const CallContext& ctx, const std::string& session_id) const {
-  return RedisKey("prog", ctx.tenant, {"visit", session_id});
-}
-
 pb::VisitSession ProgressApp::LoadVisitSession(const CallContext& ctx, const std::string& session_id) {
-  auto reply = redis_.Eval(kVisitReadScript, {VisitKey(ctx, session_id)},
-                           {std::to_string(visit_session_ttl_.count() * 1000)}, ctx.DeadlineCappedAt(kStoreBudget));
-  ThrowFromVisitScript(reply.get());
-  return VisitSessionFromReply(session_id, reply.get());
+  return visit_sessions_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
 }
 
 pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& ctx,
@@ -963,12 +890,8 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
   auto response = IdempotentSessionWrite<pb::StartVisitSessionResponse>(
       session_records_, {"prog", ctx.tenant, ctx.principal, "StartVisitSession", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("vsess");
-        auto created = redis_.Eval(kVisitStartScript, {VisitKey(ctx, session_id)},
-                                   {std::to_string(visit_session_ttl_.count() * 1000), request.patient_id(),
-                                    std::to_string(request.kind()), request.clinic_id(),
-                                    std::to_string(TimeUtil::GetCurrentTime().seconds())},
-                                   deadline);
-        ThrowFromVisitScript(created.get());
+        visit_sessions_.Create(ctx, session_id, request.patient_id(), request.kind(), request.clinic_id(),
+                               TimeUtil::GetCurrentTime().seconds(), deadline);
         pb::StartVisitSessionResponse started;
         *started.mutable_session() = LoadVisitSession(ctx, session_id);
         return started;
@@ -983,29 +906,27 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
-  std::vector<std::string> args{std::to_string(visit_session_ttl_.count() * 1000)};
+  VisitSessionChanges changes;
   if (request.has_pain_before()) {
     ValidatePain("pain_before", request.pain_before());
-    args.insert(args.end(), {"pain_before", std::to_string(request.pain_before())});
+    changes.pain_before = request.pain_before();
   }
   if (request.has_pain_after()) {
     ValidatePain("pain_after", request.pain_after());
-    args.insert(args.end(), {"pain_after", std::to_string(request.pain_after())});
+    changes.pain_after = request.pain_after();
   }
   if (request.add_delivered_item_ids_size() > 50) ThrowInvalidArgument("add_delivered_item_ids", "at most 50 items");
   for (int i = 0; i < request.add_delivered_item_ids_size(); ++i) {
     ValidateOpaqueId("add_delivered_item_ids[" + std::to_string(i) + "]", request.add_delivered_item_ids(i));
-    args.insert(args.end(), {"d:" + request.add_delivered_item_ids(i), "1"});
+    changes.delivered_item_ids.push_back(request.add_delivered_item_ids(i));
   }
-  if (request.has_red_flag_screen()) args.insert(args.end(), {"red_flags", request.red_flag_screen().SerializeAsString()});
-  if (args.size() == 1) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
+  if (request.has_red_flag_screen()) changes.red_flag_screen = &request.red_flag_screen();
+  if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
       session_records_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
-        auto reply = redis_.Eval(kVisitUpdateScript, {VisitKey(ctx, request.session_id())}, args, deadline);
-        ThrowFromVisitScript(reply.get());
         pb::UpdateVisitSessionResponse updated;
-        *updated.mutable_session() = VisitSessionFromReply(request.session_id(), reply.get());
+        *updated.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), changes, deadline);
         return updated;
       });
   audit.patient_id = response.session().patient_id();
@@ -1041,13 +962,13 @@ pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallCon
   if (session.has_pain_after()) record.set_pain_after(session.pain_after());
   *record.mutable_delivered_item_ids() = session.delivered_item_ids();
   if (session.has_red_flag_screen()) *record.mutable_red_flag_screen() = session.red_flag_screen();
-  auto started = redis_.Command({"HGET", VisitKey(ctx, request.session_id()), "started_at"}, ctx.DeadlineCappedAt(kStoreBudget));
-  if (auto seconds = ReplyString(started.get())) record.mutable_visit_time()->set_seconds(std::stoll(*seconds));
+  if (auto started = visit_sessions_.StartedAt(ctx, request.session_id(), ctx.DeadlineCappedAt(kStoreBudget))) {
+    record.mutable_visit_time()->set_seconds(*started);
+  }
   pb::CompleteVisitSessionResponse response;
   *response.mutable_visit() = RecordVisit(ctx, record, audit).visit();
-  auto closed = redis_.Eval(kVisitCompleteScript, {VisitKey(ctx, request.session_id())},
-                            {response.visit().visit_id(), "3600000"}, ctx.DeadlineCappedAt(kStoreBudget));
-  ThrowFromVisitScript(closed.get());
+  visit_sessions_.MarkCompleted(ctx, request.session_id(), response.visit().visit_id(),
+                                ctx.DeadlineCappedAt(kStoreBudget));
   return response;
 }
 

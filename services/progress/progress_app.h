@@ -7,6 +7,7 @@
 
 #include "domain/evaluation.h"
 #include "domain/pain_trend.h"
+#include "visit_session_store.h"
 #include "physio/auth/call_context.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/v1/common.pb.h"
@@ -48,11 +49,10 @@ class ProgressApp {
   ProgressApp(PgPool& pg, RedisPool& redis, PlanningClient& planning, AssessmentClient& assessment,
               std::chrono::seconds visit_session_ttl = std::chrono::hours(4), EvaluationPolicy policy = {})
       : pg_(pg),
-        redis_(redis),
         session_records_(redis),
+        visit_sessions_(redis, visit_session_ttl),
         planning_(planning),
         assessment_(assessment),
-        visit_session_ttl_(visit_session_ttl),
         policy_(policy) {}
 
   pb::ExportProgressFhirResponse ExportProgressFhir(const CallContext& ctx, const pb::ExportProgressFhirRequest& request,
@@ -95,15 +95,13 @@ class ProgressApp {
   Snapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
                         const std::optional<physio::planning::v1::Plan>& plan);
 
-  std::string VisitKey(const CallContext& ctx, const std::string& session_id) const;
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
 
   PgPool& pg_;
-  RedisPool& redis_;
   RedisIdempotency session_records_;
+  VisitSessionStore visit_sessions_;
   PlanningClient& planning_;
   AssessmentClient& assessment_;
-  std::chrono::seconds visit_session_ttl_;
   EvaluationPolicy policy_;
   std::function<void(pb::AlertKind)> alert_raised_;
   std::string fhir_patient_identifier_system_ = "https://physio-backend.org/fhir/patient-id";

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>

@@ -1,5 +1,6 @@
 // Security through the public API on real stores (issue 11): authorisation
 // before replay, bounded input, quotas, refusals audited.
+#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 #include <ctime>

@@ -1,5 +1,7 @@
 #include "physio/redis/rate_limiter.h"
 
+#include <hiredis/hiredis.h>
+
 #include <algorithm>
 
 #include "physio/common/error.h"

@@ -1,5 +1,7 @@
 #include "physio/redis/redis_idempotency.h"
 
+#include <hiredis/hiredis.h>
+
 #include <algorithm>
 
 #include "physio/common/error.h"

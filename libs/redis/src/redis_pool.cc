@@ -1,5 +1,7 @@
 #include "physio/redis/redis_pool.h"
 
+#include <hiredis/hiredis.h>
+
 #include <cerrno>
 #include <string_view>
 
@@ -102,6 +104,9 @@ RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock:
   }
   return RedisReply(raw);
 }
+
+void ReplyDeleter::operator()(redisReply* reply) const { freeReplyObject(reply); }
+void RedisConnection::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
 
 RedisPool::RedisPool(RedisOptions options)
     : options_(std::move(options)),

@@ -8,8 +8,6 @@
 //    is closed when the lease ends and re-dialled on the next lease.
 //  - An error *reply* (e.g. from a Lua script) is returned to the caller; only
 //    transport failures throw Error(kUnavailable).
-#include <hiredis/hiredis.h>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -18,6 +16,11 @@
 #include <vector>
 
 #include "physio/common/bounded_pool.h"
+
+// hiredis's types, declared so this header does not bring <hiredis/hiredis.h>
+// to every user of the pool: only the stores that read replies include it.
+struct redisReply;
+struct redisContext;
 
 namespace physio {
 
@@ -35,7 +38,7 @@ struct RedisOptions {
 };
 
 struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+  void operator()(redisReply* reply) const;
 };
 using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
@@ -51,7 +54,7 @@ class RedisConnection {
  private:
   void Connect(Clock::time_point deadline);
   struct ContextDeleter {
-    void operator()(redisContext* c) const { redisFree(c); }
+    void operator()(redisContext* c) const;
   };
   // A transport error that means Redis itself went away (not a timeout).
   void NoteLostIfGone(int hiredis_error, int saved_errno);

@@ -1,0 +1,197 @@
+#include "intake_store.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <hiredis/hiredis.h>
+
+#include <map>
+
+#include "intake_sections.h"
+#include "physio/common/error.h"
+#include "physio/redis/redis_keys.h"
+#include "physio/redis/redis_script.h"
+
+namespace physio::assessment {
+
+namespace cpb = physio::common::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+// Session hash layout: meta fields ("patient_id", "status", "created_by",
+// "instruments" as "nprs,odi", "assessment_id"), the sections (serialized
+// messages), and one field per answer "a:<instrument>:<item>" whose value is
+// "<int>", "<int>\t<text>" (PSFS) or "declined".
+constexpr const char* kAnswerPrefix = "a:";
+constexpr const char* kHistoryField = "s:history";
+constexpr const char* kExaminationField = "s:examination";
+constexpr const char* kRedFlagField = "s:red_flags";
+constexpr const char* kDeclined = "declined";
+
+constexpr const char* kStartScript = R"LUA(
+redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3], 'instruments', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)LUA";
+
+// The scripts that touch an existing session check that it exists, belongs to
+// the required patient (ARGV[1], '' for staff) and is still open, atomically
+// with the change. ARGV[3] lists the instrument codes the answers belong to.
+constexpr const char* kSubmitScript = R"LUA(
+local patient = redis.call('HGET', KEYS[1], 'patient_id')
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
+local chosen = ',' .. (redis.call('HGET', KEYS[1], 'instruments') or '') .. ','
+for code in string.gmatch(ARGV[3], '[^,]+') do
+  if not string.find(chosen, ',' .. code .. ',', 1, true) then return redis.error_reply('NOT_IN_INTAKE ' .. code) end
+end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+// Reading an open session is activity too: it renews the TTL.
+constexpr const char* kReadScript = R"LUA(
+local patient = redis.call('HGET', KEYS[1], 'patient_id')
+if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
+if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kMarkCompletedScript = R"LUA(
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'completed', 'assessment_id', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)LUA";
+
+// A session that expired, never existed, or was lost with Redis (see docs/reliability.md).
+constexpr const char* kIntakeGone =
+    "intake session not found or expired; start a new intake (StartIntake) and submit the answers again";
+
+void ThrowIfRefused(const redisReply* reply) {
+  ThrowIfScriptRefused(reply, {{"NOT_FOUND", ErrorCode::kNotFound, kIntakeGone},
+                               {"COMPLETED", ErrorCode::kFailedPrecondition, "intake session is already completed"}});
+}
+
+// Staff see every session of the tenant; a patient only their own.
+std::string PatientFilter(const CallContext& ctx) { return IsStaff(ctx) ? "" : ctx.patient_id; }
+
+std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {
+  std::vector<InstrumentKind> kinds;
+  size_t start = 0;
+  while (start < codes.size()) {
+    size_t comma = codes.find(',', start);
+    if (comma == std::string::npos) comma = codes.size();
+    if (auto kind = KindOfCode(codes.substr(start, comma - start))) kinds.push_back(*kind);
+    start = comma + 1;
+  }
+  return kinds;
+}
+
+// The session from the scripts' reply {ttl in ms, HGETALL}.
+v1::IntakeSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
+  const long long ttl_ms = reply->element[0]->integer;
+  const redisReply* fields = reply->element[1];
+  v1::IntakeSession session;
+  session.set_session_id(session_id);
+  std::vector<InstrumentKind> instruments = kDefaultIntakeInstruments;
+  std::map<std::pair<int, std::string>, cpb::InstrumentAnswer> answers;  // ordered by instrument, item
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    std::string field(fields->element[i]->str, fields->element[i]->len);
+    std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    if (field == "patient_id") {
+      session.set_patient_id(value);
+    } else if (field == "status") {
+      session.set_status(value == "open" ? v1::INTAKE_STATUS_OPEN : v1::INTAKE_STATUS_COMPLETED);
+    } else if (field == "assessment_id") {
+      session.set_assessment_id(value);
+    } else if (field == "instruments") {
+      instruments = ParseInstrumentList(value);
+    } else if (field == kHistoryField) {
+      session.mutable_history()->ParseFromString(value);
+    } else if (field == kExaminationField) {
+      session.mutable_examination()->ParseFromString(value);
+    } else if (field == kRedFlagField) {
+      session.mutable_red_flag_screen()->ParseFromString(value);
+    } else if (field.rfind(kAnswerPrefix, 0) == 0) {
+      auto colon = field.find(':', 2);
+      if (colon == std::string::npos) continue;
+      auto kind = KindOfCode(field.substr(2, colon - 2));
+      if (!kind) continue;
+      cpb::InstrumentAnswer answer;
+      answer.set_instrument(ProtoOf(*kind));
+      answer.set_item_id(field.substr(colon + 1));
+      if (value == kDeclined) {
+        answer.set_declined(true);
+      } else {
+        auto tab = value.find('\t');
+        answer.set_value(std::stoi(value.substr(0, tab)));
+        if (tab != std::string::npos) answer.set_text(value.substr(tab + 1));
+      }
+      answers[{static_cast<int>(*kind), answer.item_id()}] = answer;
+    }
+  }
+  for (auto& [key, answer] : answers) *session.add_answers() = answer;
+  for (InstrumentKind kind : instruments) session.add_instruments(ProtoOf(kind));
+  if (ttl_ms > 0) {
+    *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
+  }
+  return session;
+}
+}  // namespace
+
+std::string IntakeStore::Key(const CallContext& ctx, const std::string& session_id) const {
+  return RedisKey("asmt", ctx.tenant, {"intake", session_id});
+}
+
+void IntakeStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+                         const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) {
+  std::string codes;
+  for (InstrumentKind kind : instruments) codes += (codes.empty() ? "" : ",") + SpecFor(kind).code;
+  auto created = redis_.Eval(kStartScript, {Key(ctx, session_id)},
+                             {std::to_string(ttl_.count()), patient_id, ctx.principal, codes}, deadline);
+  ThrowIfRefused(created.get());
+}
+
+v1::IntakeSession IntakeStore::Read(const CallContext& ctx, const std::string& session_id,
+                                    Clock::time_point deadline) {
+  auto reply = redis_.Eval(kReadScript, {Key(ctx, session_id)}, {PatientFilter(ctx), std::to_string(ttl_.count())},
+                           deadline);
+  ThrowIfRefused(reply.get());
+  return SessionFromReply(session_id, reply.get());
+}
+
+v1::IntakeSession IntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
+                                      const IntakeChanges& changes, Clock::time_point deadline) {
+  std::vector<std::string> args{PatientFilter(ctx), std::to_string(ttl_.count()), ""};
+  if (changes.history) args.insert(args.end(), {kHistoryField, changes.history->SerializeAsString()});
+  if (changes.examination) args.insert(args.end(), {kExaminationField, changes.examination->SerializeAsString()});
+  if (changes.red_flag_screen) args.insert(args.end(), {kRedFlagField, changes.red_flag_screen->SerializeAsString()});
+  std::map<std::string, size_t> first_index_of_code;
+  for (size_t i = 0; i < changes.answers.size(); ++i) {
+    const ItemAnswer& answer = changes.answers[i];
+    const std::string& code = SpecFor(answer.instrument).code;
+    if (first_index_of_code.emplace(code, i).second) args[2] += (args[2].empty() ? "" : ",") + code;
+    args.push_back(std::string(kAnswerPrefix) + code + ":" + answer.item_id);
+    std::string stored = answer.declined ? kDeclined : std::to_string(answer.value);
+    if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
+    args.push_back(stored);
+  }
+  auto reply = redis_.Eval(kSubmitScript, {Key(ctx, session_id)}, args, deadline);
+  if (auto refusal = ScriptRefusalOf(reply.get(), {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED"});
+      refusal && refusal->code == "NOT_IN_INTAKE") {
+    const auto first = first_index_of_code.find(refusal->argument);
+    const size_t index = first == first_index_of_code.end() ? 0 : first->second;
+    ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
+                         refusal->argument + " is not one of this intake's instruments");
+  }
+  ThrowIfRefused(reply.get());
+  return SessionFromReply(session_id, reply.get());
+}
+
+void IntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
+                                const std::string& assessment_id, Clock::time_point deadline) {
+  redis_.Eval(kMarkCompletedScript, {Key(ctx, session_id)}, {assessment_id, std::to_string(completed_ttl_.count())},
+              deadline);
+}
+
+}  // namespace physio::assessment

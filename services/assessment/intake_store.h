@@ -1,0 +1,63 @@
+#pragma once
+// Intake sessions in Redis: one hash per session in the tenant's key space,
+// changed only by Lua scripts that check the session's owner and status
+// atomically with the change, so two submissions at once both land and none
+// lands on a closed session. The use cases (assessment_app.cc) see sessions,
+// never Redis.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "domain/instruments.h"
+#include "physio/assessment/v1/assessment.pb.h"
+#include "physio/auth/call_context.h"
+#include "physio/redis/redis_pool.h"
+
+namespace physio::assessment {
+
+// The instruments of an intake that names none (and of sessions stored before intakes named theirs).
+inline const std::vector<InstrumentKind> kDefaultIntakeInstruments = {InstrumentKind::kNprs, InstrumentKind::kOdi};
+
+// One submission's changes, already validated.
+struct IntakeChanges {
+  std::vector<ItemAnswer> answers;  // in request order: a refusal names answers[i]
+  const v1::History* history = nullptr;
+  const v1::Examination* examination = nullptr;
+  const v1::RedFlagScreen* red_flag_screen = nullptr;
+};
+
+class IntakeStore {
+ public:
+  // `ttl`: idle time before an open session expires (renewed on every read and
+  // write); `completed_ttl`: how long a completed one stays readable.
+  IntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl)
+      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl) {}
+
+  // Stores a new open session of `patient_id` for `instruments` (in order) under `session_id`.
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              const std::vector<InstrumentKind>& instruments, Clock::time_point deadline);
+
+  // The session as stored, renewing an open one's expiry; its `progress` is
+  // left to the caller. NOT_FOUND when it expired, never existed or is another
+  // patient's (staff see every session of their tenant).
+  v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline);
+
+  // Adds the answers and sections and returns the session as it now is.
+  // NOT_FOUND as Read; FAILED_PRECONDITION once completed; INVALID_ARGUMENT
+  // naming answers[i].instrument when an answer's instrument is not the intake's.
+  v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
+                           Clock::time_point deadline);
+
+  // Closes an open session as completed into `assessment_id`.
+  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
+                     Clock::time_point deadline);
+
+ private:
+  std::string Key(const CallContext& ctx, const std::string& session_id) const;
+
+  RedisPool& redis_;
+  std::chrono::milliseconds ttl_;
+  std::chrono::milliseconds completed_ttl_;
+};
+
+}  // namespace physio::assessment

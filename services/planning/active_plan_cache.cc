@@ -1,0 +1,68 @@
+#include "active_plan_cache.h"
+
+#include <hiredis/hiredis.h>
+
+#include "physio/common/error.h"
+#include "physio/redis/redis_keys.h"
+
+namespace physio::planning {
+
+namespace {
+constexpr const char* kInvalidateScript = R"LUA(
+redis.call('DEL', KEYS[1])
+return redis.call('INCR', KEYS[2])
+)LUA";
+
+// Fills the cache only if the generation is still the one read before PostgreSQL.
+constexpr const char* kFillScript = R"LUA(
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])
+return 1
+)LUA";
+}  // namespace
+
+std::string ActivePlanCache::EntryKey(const CallContext& ctx, const std::string& patient_id) const {
+  return RedisKey("plan", ctx.tenant, {"active", patient_id});
+}
+
+std::string ActivePlanCache::GenerationKey(const CallContext& ctx, const std::string& patient_id) const {
+  return RedisKey("plan", ctx.tenant, {"activegen", patient_id});
+}
+
+void ActivePlanCache::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
+                                                 Clock::time_point deadline) {
+  redis_.Command({"INCR", GenerationKey(ctx, patient_id)}, deadline);
+}
+
+void ActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
+                                            Clock::time_point deadline) {
+  auto reply = redis_.Eval(kInvalidateScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
+                           deadline);
+  if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
+}
+
+std::optional<ActivePlanCache::Lookup> ActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
+                                                             Clock::time_point deadline) {
+  // One MGET reads the generation and the entry together (no script needed).
+  auto reply = redis_.Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline);
+  if (IsErrorReply(reply.get()) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return std::nullopt;
+  Lookup lookup;
+  lookup.generation = ReplyString(reply->element[0]).value_or("0");
+  const auto cached = ReplyString(reply->element[1]);
+  const std::string prefix = lookup.generation + "\n";
+  if (cached && cached->rfind(prefix, 0) == 0) {
+    v1::Plan plan;
+    if (plan.ParseFromArray(cached->data() + prefix.size(), static_cast<int>(cached->size() - prefix.size()))) {
+      lookup.plan = std::move(plan);
+    }
+  }
+  return lookup;
+}
+
+void ActivePlanCache::Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
+                           const v1::Plan& plan, Clock::time_point deadline) {
+  redis_.Eval(kFillScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)},
+              {generation, plan.SerializeAsString(), std::to_string(ttl_.count())}, deadline);
+}
+
+}  // namespace physio::planning

@@ -1,0 +1,49 @@
+#pragma once
+// The Redis cache of each patient's active plan. Every write that can change a
+// patient's active plan bumps the patient's generation inside its transaction
+// (so it fails, uncommitted, when Redis is down) and again with the entry's
+// delete after commit; a reader accepts an entry only under the current
+// generation and fills the cache only if the generation did not move while it
+// read PostgreSQL. So a reader never brings back a plan older than a committed
+// change.
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "physio/auth/call_context.h"
+#include "physio/planning/v1/planning.pb.h"
+#include "physio/redis/redis_pool.h"
+
+namespace physio::planning {
+
+class ActivePlanCache {
+ public:
+  // `ttl`: how long an entry lives without any write (a bound on what a lost invalidation can cost).
+  ActivePlanCache(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+
+  // In the write's transaction, before it commits; throws Error(kUnavailable) without Redis.
+  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+  // After the commit; throws Error(kUnavailable) when it could not be done (the
+  // caller's retry replays the write and invalidates again; entries also expire).
+  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+
+  struct Lookup {
+    std::string generation;           // to hand back to Fill
+    std::optional<v1::Plan> plan;     // set when a current entry was cached
+  };
+  // One round trip; nullopt when Redis answered something unusable; throws
+  // Error(kUnavailable) when Redis cannot be reached.
+  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+  // Caches `plan` only if the patient's generation is still `generation`.
+  void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,
+            Clock::time_point deadline);
+
+ private:
+  std::string EntryKey(const CallContext& ctx, const std::string& patient_id) const;
+  std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
+
+  RedisPool& redis_;
+  std::chrono::seconds ttl_;
+};
+
+}  // namespace physio::planning

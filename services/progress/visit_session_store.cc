@@ -1,0 +1,125 @@
+#include "visit_session_store.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+
+#include "physio/common/error.h"
+#include "physio/redis/redis_keys.h"
+#include "physio/redis/redis_script.h"
+
+namespace physio::progress {
+
+using google::protobuf::util::TimeUtil;
+
+namespace {
+// Visit session hash: "patient_id", "kind", "clinic_id", "started_at", "status",
+// "pain_before", "pain_after", "red_flags" (serialized screen), "visit_id", and
+// one field "d:<item id>" per delivered item so concurrent updates merge.
+constexpr const char* kStartScript = R"LUA(
+redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'kind', ARGV[3], 'clinic_id', ARGV[4], 'started_at', ARGV[5], 'status', 'open')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+)LUA";
+
+constexpr const char* kUpdateScript = R"LUA(
+if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED visit session') end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kReadScript = R"LUA(
+if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
+if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
+)LUA";
+
+constexpr const char* kCompleteScript = R"LUA(
+redis.call('HSET', KEYS[1], 'status', 'completed', 'visit_id', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)LUA";
+
+constexpr const char* kCompletedTtlMs = "3600000";
+
+void ThrowIfRefused(const redisReply* reply) {
+  ThrowIfScriptRefused(reply, {{"NOT_FOUND", ErrorCode::kNotFound,
+                                "visit session not found or expired; start a new visit session (StartVisitSession) "
+                                "and send the updates again"},
+                               {"COMPLETED", ErrorCode::kFailedPrecondition, "visit session is already completed"}});
+}
+
+// The session from the scripts' reply {ttl in ms, HGETALL}.
+v1::VisitSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
+  v1::VisitSession session;
+  session.set_session_id(session_id);
+  const long long ttl_ms = reply->element[0]->integer;
+  const redisReply* fields = reply->element[1];
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    const std::string field(fields->element[i]->str, fields->element[i]->len);
+    const std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    if (field == "patient_id") session.set_patient_id(value);
+    else if (field == "kind") session.set_kind(static_cast<v1::VisitKind>(std::stoi(value)));
+    else if (field == "clinic_id") session.set_clinic_id(value);
+    else if (field == "pain_before") session.set_pain_before(std::stoi(value));
+    else if (field == "pain_after") session.set_pain_after(std::stoi(value));
+    else if (field == "red_flags") session.mutable_red_flag_screen()->ParseFromString(value);
+    else if (field == "status") session.set_completed(value == "completed");
+    else if (field == "visit_id") session.set_visit_id(value);
+    else if (field.rfind("d:", 0) == 0) session.add_delivered_item_ids(field.substr(2));
+  }
+  std::sort(session.mutable_delivered_item_ids()->begin(), session.mutable_delivered_item_ids()->end());
+  if (ttl_ms > 0) *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
+  return session;
+}
+}  // namespace
+
+std::string VisitSessionStore::Key(const CallContext& ctx, const std::string& session_id) const {
+  return RedisKey("prog", ctx.tenant, {"visit", session_id});
+}
+
+void VisitSessionStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+                               v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
+                               Clock::time_point deadline) {
+  auto created = redis_.Eval(kStartScript, {Key(ctx, session_id)},
+                             {TtlMs(), patient_id, std::to_string(kind), clinic_id, std::to_string(started_at_seconds)},
+                             deadline);
+  ThrowIfRefused(created.get());
+}
+
+v1::VisitSession VisitSessionStore::Read(const CallContext& ctx, const std::string& session_id,
+                                         Clock::time_point deadline) {
+  auto reply = redis_.Eval(kReadScript, {Key(ctx, session_id)}, {TtlMs()}, deadline);
+  ThrowIfRefused(reply.get());
+  return SessionFromReply(session_id, reply.get());
+}
+
+v1::VisitSession VisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
+                                           const VisitSessionChanges& changes, Clock::time_point deadline) {
+  std::vector<std::string> args{TtlMs()};
+  if (changes.pain_before) args.insert(args.end(), {"pain_before", std::to_string(*changes.pain_before)});
+  if (changes.pain_after) args.insert(args.end(), {"pain_after", std::to_string(*changes.pain_after)});
+  for (const auto& item_id : changes.delivered_item_ids) args.insert(args.end(), {"d:" + item_id, "1"});
+  if (changes.red_flag_screen) args.insert(args.end(), {"red_flags", changes.red_flag_screen->SerializeAsString()});
+  auto reply = redis_.Eval(kUpdateScript, {Key(ctx, session_id)}, args, deadline);
+  ThrowIfRefused(reply.get());
+  return SessionFromReply(session_id, reply.get());
+}
+
+std::optional<std::int64_t> VisitSessionStore::StartedAt(const CallContext& ctx, const std::string& session_id,
+                                                        Clock::time_point deadline) {
+  auto started = redis_.Command({"HGET", Key(ctx, session_id), "started_at"}, deadline);
+  if (auto seconds = ReplyString(started.get())) return std::stoll(*seconds);
+  return std::nullopt;
+}
+
+void VisitSessionStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
+                                      const std::string& visit_id, Clock::time_point deadline) {
+  auto closed = redis_.Eval(kCompleteScript, {Key(ctx, session_id)}, {visit_id, kCompletedTtlMs}, deadline);
+  ThrowIfRefused(closed.get());
+}
+
+}  // namespace physio::progress

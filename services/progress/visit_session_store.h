@@ -1,0 +1,61 @@
+#pragma once
+// Visit sessions in Redis: what a clinician notes during a visit (pain before
+// and after, the items delivered, a red-flag check-in) before it becomes a
+// visit record. One hash per session in the tenant's key space, changed by Lua
+// scripts that check the session exists and is open atomically with the change,
+// so concurrent updates merge. The use cases (progress_app.cc) never see Redis.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "physio/auth/call_context.h"
+#include "physio/progress/v1/progress.pb.h"
+#include "physio/redis/redis_pool.h"
+
+namespace physio::progress {
+
+// One update's changes, already validated.
+struct VisitSessionChanges {
+  std::optional<int> pain_before;
+  std::optional<int> pain_after;
+  std::vector<std::string> delivered_item_ids;  // added to those already delivered
+  const assessment::v1::RedFlagScreen* red_flag_screen = nullptr;
+
+  bool empty() const {
+    return !pain_before && !pain_after && delivered_item_ids.empty() && red_flag_screen == nullptr;
+  }
+};
+
+class VisitSessionStore {
+ public:
+  // `ttl`: idle time before an open session expires (renewed on every read and write).
+  VisitSessionStore(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+
+  // Stores a new open session under `session_id`, started at `started_at_seconds` (Unix time).
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
+              Clock::time_point deadline);
+  // The session, renewing an open one's expiry; NOT_FOUND when it expired or never existed.
+  v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline);
+  // Applies the changes and returns the session as it now is; NOT_FOUND as Read,
+  // FAILED_PRECONDITION once completed.
+  v1::VisitSession Update(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
+                          Clock::time_point deadline);
+  // When the session started (Unix seconds); nullopt when it is gone.
+  std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
+                                        Clock::time_point deadline);
+  // Closes the session as recorded in `visit_id` (kept an hour for retries to read).
+  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
+                     Clock::time_point deadline);
+
+ private:
+  std::string Key(const CallContext& ctx, const std::string& session_id) const;
+  std::string TtlMs() const { return std::to_string(ttl_.count() * 1000); }
+
+  RedisPool& redis_;
+  std::chrono::seconds ttl_;
+};
+
+}  // namespace physio::progress
