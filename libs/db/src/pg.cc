@@ -1,5 +1,7 @@
 #include "physio/db/pg.h"
 
+#include <libpq-fe.h>
+
 #include "physio/common/ids.h"
 
 namespace physio {
@@ -23,6 +25,20 @@ std::string Field(const PGresult* result, int code) {
 }  // namespace
 
 std::string PgBytes(const std::string& bytes) { return "\\x" + HexEncode(bytes); }
+
+void PgResult::ResultDeleter::operator()(pg_result* result) const { PQclear(result); }
+int PgResult::rows() const { return PQntuples(result_.get()); }
+bool PgResult::IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
+std::string PgResult::Get(int row, int col) const {
+  return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col));
+}
+long PgResult::affected_rows() const {
+  const char* count = PQcmdTuples(result_.get());
+  return count[0] == '\0' ? 0 : std::stol(count);
+}
+
+void PgConnection::ConnDeleter::operator()(pg_conn* c) const { PQfinish(c); }
+bool PgConnection::healthy() const { return conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK; }
 
 std::string PgResult::GetBytes(int row, int col) const {
   std::string text = Get(row, col);

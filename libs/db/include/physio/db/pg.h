@@ -6,8 +6,6 @@
 //  - Failures are classified: connection loss -> Error(kUnavailable) and the
 //    connection is dropped; serialization/deadlock -> kAborted; statement timeout
 //    -> kDeadlineExceeded; unique violation -> PgUniqueViolation (callers decide).
-#include <libpq-fe.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -18,6 +16,11 @@
 
 #include "physio/common/bounded_pool.h"
 #include "physio/common/error.h"
+
+// libpq's types (PGconn, PGresult), declared so this header does not bring
+// <libpq-fe.h> to every user of the pool.
+struct pg_conn;
+struct pg_result;
 
 namespace physio {
 
@@ -50,23 +53,23 @@ using PgParam = std::optional<std::string>;  // nullopt is SQL NULL
 
 class PgResult {
  public:
-  explicit PgResult(PGresult* result) : result_(result, PQclear) {}
+  explicit PgResult(pg_result* result) : result_(result) {}
   PgResult(PgResult&&) noexcept = default;
   PgResult& operator=(PgResult&&) noexcept = default;
-  int rows() const { return PQntuples(result_.get()); }
-  bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }
-  std::string Get(int row, int col) const { return std::string(PQgetvalue(result_.get(), row, col), PQgetlength(result_.get(), row, col)); }
+  int rows() const;
+  bool IsNull(int row, int col) const;
+  std::string Get(int row, int col) const;
   long GetLong(int row, int col) const { return std::stol(Get(row, col)); }
   // Rows an INSERT, UPDATE or DELETE touched.
-  long affected_rows() const {
-    const char* count = PQcmdTuples(result_.get());
-    return count[0] == '\0' ? 0 : std::stol(count);
-  }
+  long affected_rows() const;
   // A bytea column in text (hex) form.
   std::string GetBytes(int row, int col) const;
 
  private:
-  std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+  struct ResultDeleter {
+    void operator()(pg_result* result) const;
+  };
+  std::unique_ptr<pg_result, ResultDeleter> result_;
 };
 
 // One parameterised statement, for sending several in one round trip.
@@ -86,21 +89,21 @@ class PgConnection {
   // Several statements without parameters (migrations).
   PgResult ExecScript(const std::string& sql);
   void EnsureConnected(Clock::time_point deadline);
-  bool healthy() const { return conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK; }
+  bool healthy() const;
   void Discard() { conn_.reset(); }
 
  private:
   struct ConnDeleter {
-    void operator()(PGconn* c) const { PQfinish(c); }
+    void operator()(pg_conn* c) const;
   };
-  PgResult Checked(PGresult* raw);
-  [[noreturn]] void CheckFailed(const PGresult* raw);
+  PgResult Checked(pg_result* raw);
+  [[noreturn]] void CheckFailed(const pg_result* raw);
   // The connection is gone (PostgreSQL closed it, restarted, shut down).
   [[noreturn]] void Lost(const std::string& why);
   const PgOptions& options_;
   ConnectionEpoch* epoch_;
   std::uint64_t dialled_epoch_ = 0;
-  std::unique_ptr<PGconn, ConnDeleter> conn_;
+  std::unique_ptr<pg_conn, ConnDeleter> conn_;
 };
 
 // A bytea parameter in hex text form.
