@@ -14,7 +14,8 @@
 #include "fhir_export.h"
 #include "fhir_import.h"
 #include "intake_sections.h"
-#include "physio/server/idempotent.h"
+#include "physio/db/idempotent.h"
+#include "physio/db/proto_json.h"
 
 namespace physio::assessment {
 
@@ -115,7 +116,7 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   if (instruments.empty()) instruments = kDefaultIntakeInstruments;
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
-      idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
+      session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
         intakes_.Create(ctx, session_id, request.patient_id(), instruments, deadline);
         pb::StartIntakeResponse started;
@@ -155,7 +156,7 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   }
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
-      idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
+      session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
         pb::SubmitIntakeAnswersResponse submitted;
         *submitted.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), changes, deadline));
         return submitted;

@@ -34,7 +34,7 @@ class AssessmentApp {
  public:
   AssessmentApp(RedisPool& redis, PgPool& pg, AssessmentSettings settings)
       : pg_(pg),
-        idempotency_(redis),
+        session_idempotency_(redis),
         intakes_(redis, settings.intake_ttl, settings.completed_intake_ttl),
         settings_(settings) {}
 
@@ -72,7 +72,7 @@ class AssessmentApp {
                                        const std::vector<InstrumentKind>& instruments);
 
   PgPool& pg_;
-  RedisIdempotency idempotency_;
+  RedisIdempotency session_idempotency_;
   IntakeStore intakes_;
   AssessmentSettings settings_;
 };

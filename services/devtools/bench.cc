@@ -40,7 +40,7 @@ namespace ppb = physio::planning::v1;
 namespace gpb = physio::progress::v1;
 namespace cpb = physio::common::v1;
 namespace hpb = grpc::health::v1;
-using Clock = std::chrono::steady_clock;
+using physio::Clock;
 
 namespace {
 constexpr int kChannelsPerServer = 4;  // like several integration engines, not one connection

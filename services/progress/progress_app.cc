@@ -16,8 +16,8 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
-#include "physio/server/idempotent.h"
-#include "physio/server/proto_util.h"
+#include "physio/db/idempotent.h"
+#include "physio/db/proto_json.h"
 
 namespace physio::progress {
 
@@ -888,7 +888,7 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::StartVisitSessionResponse>(
-      session_records_, {"prog", ctx.tenant, ctx.principal, "StartVisitSession", request.request_id()}, request, deadline, [&] {
+      session_idempotency_, {"prog", ctx.tenant, ctx.principal, "StartVisitSession", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("vsess");
         visit_sessions_.Create(ctx, session_id, request.patient_id(), request.kind(), request.clinic_id(),
                                TimeUtil::GetCurrentTime().seconds(), deadline);
@@ -924,7 +924,7 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
-      session_records_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
+      session_idempotency_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
         pb::UpdateVisitSessionResponse updated;
         *updated.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), changes, deadline);
         return updated;

@@ -49,7 +49,7 @@ class ProgressApp {
   ProgressApp(PgPool& pg, RedisPool& redis, PlanningClient& planning, AssessmentClient& assessment,
               std::chrono::seconds visit_session_ttl = std::chrono::hours(4), EvaluationPolicy policy = {})
       : pg_(pg),
-        session_records_(redis),
+        session_idempotency_(redis),
         visit_sessions_(redis, visit_session_ttl),
         planning_(planning),
         assessment_(assessment),
@@ -98,7 +98,7 @@ class ProgressApp {
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
 
   PgPool& pg_;
-  RedisIdempotency session_records_;
+  RedisIdempotency session_idempotency_;
   VisitSessionStore visit_sessions_;
   PlanningClient& planning_;
   AssessmentClient& assessment_;

@@ -13,6 +13,7 @@
 #include "physio/common/error.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/progress/v1/progress.pb.h"
+#include "physio/db/proto_json.h"
 #include "physio/server/proto_util.h"
 
 namespace {

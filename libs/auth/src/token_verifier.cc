@@ -158,7 +158,7 @@ TokenVerifier TokenVerifier::FromPath(const std::string& path, std::string issue
   verifier.key_directory_ = path;
   verifier.reload_interval_ = reload_interval;
   verifier.keys_ = std::move(keys);
-  verifier.next_reload_check_ = std::chrono::steady_clock::now() + reload_interval;
+  verifier.next_reload_check_ = Clock::now() + reload_interval;
   return verifier;
 }
 
@@ -171,8 +171,8 @@ std::shared_ptr<TokenVerifier::Keys> TokenVerifier::LoadKeyDirectory(const std::
 
 std::shared_ptr<const TokenVerifier::Keys> TokenVerifier::CurrentKeys() const {
   std::unique_lock lock(keys_mutex_);
-  if (key_directory_.empty() || std::chrono::steady_clock::now() < next_reload_check_) return keys_;
-  next_reload_check_ = std::chrono::steady_clock::now() + reload_interval_;
+  if (key_directory_.empty() || Clock::now() < next_reload_check_) return keys_;
+  next_reload_check_ = Clock::now() + reload_interval_;
   auto current = keys_;
   lock.unlock();
   try {

@@ -9,18 +9,16 @@ constexpr int kColumns = 9;
 const char* const kInsert =
     ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id, peer)";
 
-std::vector<PgParam> Row(const CallContext& ctx, const AuditEvent& event) {
-  std::string roles;
-  for (Role role : ctx.roles) roles += (roles.empty() ? "" : ",") + RoleName(role);
-  return {ctx.tenant,
-          ctx.principal,
-          roles,
+std::vector<PgParam> Row(const AuditActor& actor, const AuditEvent& event) {
+  return {actor.tenant,
+          actor.principal,
+          actor.roles,
           event.action,
           event.patient_id.empty() ? PgParam() : PgParam(event.patient_id),
           event.resource_id.empty() ? PgParam() : PgParam(event.resource_id),
           event.outcome,
-          ctx.request_id,
-          ctx.peer.empty() ? PgParam() : PgParam(ctx.peer)};
+          actor.request_id,
+          actor.peer.empty() ? PgParam() : PgParam(actor.peer)};
 }
 
 thread_local CallAudit* current_call_audit = nullptr;
@@ -43,18 +41,18 @@ AuditTrail::~AuditTrail() {
   for (auto& writer : writers_) writer.join();
 }
 
-void AuditTrail::Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline,
+void AuditTrail::Submit(const AuditActor& actor, AuditEvent event, Clock::time_point deadline,
                         std::function<void(bool)> done) {
   {
     std::unique_lock lock(mutex_);
     if (!has_room_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() < options_.queue_limit; }) ||
         stopping_) {
       lock.unlock();
-      spdlog::error("audit queue full until the deadline action={} request_id={}", event.action, ctx.request_id);
+      spdlog::error("audit queue full until the deadline action={} request_id={}", event.action, actor.request_id);
       done(false);
       return;
     }
-    queue_.push_back(Pending{Row(ctx, event), std::move(done)});
+    queue_.push_back(Pending{Row(actor, event), std::move(done)});
   }
   has_work_.notify_one();
 }
@@ -64,8 +62,8 @@ std::size_t AuditTrail::queued() const {
   return queue_.size();
 }
 
-PgStatement AuditTrail::InsertStatement(const CallContext& ctx, const AuditEvent& event) const {
-  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", Row(ctx, event)};
+PgStatement AuditTrail::InsertStatement(const AuditActor& actor, const AuditEvent& event) const {
+  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", Row(actor, event)};
 }
 
 void AuditTrail::WriteBatches(PgConnection& conn) {
@@ -121,8 +119,8 @@ bool AuditTrail::Write(PgConnection& conn, const std::vector<Pending>& batch) {
   }
 }
 
-CallAudit::CallAudit(const AuditTrail& trail, const CallContext& ctx, std::string action, const AuditTarget& target)
-    : trail_(trail), ctx_(ctx), action_(std::move(action)), target_(target), previous_(current_call_audit) {
+CallAudit::CallAudit(const AuditTrail& trail, const AuditActor& actor, std::string action, const AuditTarget& target)
+    : trail_(trail), actor_(actor), action_(std::move(action)), target_(target), previous_(current_call_audit) {
   current_call_audit = this;
 }
 
@@ -131,7 +129,7 @@ CallAudit::~CallAudit() { current_call_audit = previous_; }
 CallAudit* CallAudit::Current() { return current_call_audit; }
 
 PgStatement CallAudit::InsertStatement() const {
-  return trail_.InsertStatement(ctx_, AuditEvent{action_, target_.patient_id, target_.resource_id, "OK"});
+  return trail_.InsertStatement(actor_, AuditEvent{action_, target_.patient_id, target_.resource_id, "OK"});
 }
 
 }  // namespace physio

@@ -75,7 +75,7 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
     }
     // The feed names patients: one audit record per stream, committed before the first event.
     std::promise<bool> audited;
-    audit_.Submit(ctx, AuditEvent{"WatchEvents", "", after_cursor, "OK"}, Clock::now() + std::chrono::seconds(5),
+    audit_.Submit(AuditActorOf(ctx), AuditEvent{"WatchEvents", "", after_cursor, "OK"}, Clock::now() + std::chrono::seconds(5),
                   [&audited](bool ok) { audited.set_value(ok); });
     if (!audited.get_future().get()) throw Error(ErrorCode::kUnavailable, "audit record could not be written");
 

@@ -53,6 +53,12 @@ bool SameSecret(const std::string& given, const std::string& expected) {
 }
 }  // namespace
 
+AuditActor AuditActorOf(const CallContext& ctx) {
+  std::string roles;
+  for (Role role : ctx.roles) roles += (roles.empty() ? "" : ",") + RoleName(role);
+  return AuditActor{ctx.tenant, ctx.principal, std::move(roles), ctx.request_id, ctx.peer};
+}
+
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
@@ -216,6 +222,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
                        grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
                        Clock::time_point accepted) {
   CallContext ctx;
+  AuditActor actor;  // outlives the CallAudit that refers to it
   AuditTarget target;
   grpc::Status status;
   bool authenticated = false;
@@ -261,7 +268,8 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     CheckRequestBounds(request, input_);
     roles_.Require(ctx, method);
-    CallAudit call_audit(audit_, ctx, method, target);
+    actor = AuditActorOf(ctx);
+    CallAudit call_audit(audit_, actor, method, target);
     try {
       body(ctx, target);
     } catch (...) {
@@ -287,7 +295,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   if (refused && (patient_data == PatientData::kNone || !authenticated)) {
     // Nothing is handed out, so the call need not wait for the record; under a
     // flood of refusals a full queue drops it (logged) rather than hold workers.
-    audit_.Submit(ctx, event, Clock::now(), [](bool) {});
+    audit_.Submit(AuditActorOf(ctx), event, Clock::now(), [](bool) {});
     finish(ctx, status);
     return;
   }
@@ -303,7 +311,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   // batches while the workers send responses in parallel.
   auto recorded = std::make_shared<std::promise<bool>>();
   auto committed = recorded->get_future();
-  audit_.Submit(ctx, event, audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
+  audit_.Submit(AuditActorOf(ctx), event, audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
   const bool audited = committed.wait_until(audit_deadline + std::chrono::seconds(3)) == std::future_status::ready &&
                        committed.get();
   // Fail closed: patient data is not handed out without its audit record. A

@@ -7,14 +7,14 @@
 #include <set>
 #include <string>
 
+#include "physio/common/clock.h"
+
 namespace physio {
 
 enum class Role { kIntegrator, kClinician, kPatient, kService };
 
 std::string RoleName(Role role);
 bool ParseRole(const std::string& name, Role* role);
-
-using Clock = std::chrono::steady_clock;
 
 struct CallContext {
   std::string tenant;       // from the token's "tenant" claim

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "physio/auth/call_context.h"
+#include "physio/common/clock.h"
 
 namespace physio {
 
@@ -68,7 +69,7 @@ class TokenVerifier {
   std::chrono::seconds reload_interval_{30};
   mutable std::mutex keys_mutex_;
   mutable std::shared_ptr<const Keys> keys_;
-  mutable std::chrono::steady_clock::time_point next_reload_check_;
+  mutable Clock::time_point next_reload_check_;
   std::string issuer_;
   std::string audience_;
   std::chrono::seconds leeway_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "physio/common/clock.h"
 #include "physio/common/error.h"
 
 namespace physio {
@@ -65,14 +66,14 @@ class BoundedPool {
     stats_.size = size;
   }
 
-  Lease Acquire(std::chrono::steady_clock::time_point deadline) {
+  Lease Acquire(Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
     ++stats_.acquired;
     if (idle_.empty()) {
       ++stats_.waited;
-      const auto since = std::chrono::steady_clock::now();
+      const auto since = Clock::now();
       const bool got = available_.wait_until(lock, deadline, [&] { return !idle_.empty(); });
-      stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+      stats_.wait_seconds += std::chrono::duration<double>(Clock::now() - since).count();
       if (!got) {
         ++stats_.timed_out;
         throw Error(ErrorCode::kUnavailable, store_ + ": no connection free before the deadline");

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <string>
 
+#include "physio/common/clock.h"
+
 namespace physio {
 
 void InitJsonLogging(const std::string& service, const std::string& level);
@@ -20,7 +22,7 @@ struct AccessRecord {
   std::string principal;
   std::string request_id;
   const char* code;  // gRPC status code name, e.g. "OK", "NOT_FOUND"
-  std::chrono::steady_clock::duration duration;
+  Clock::duration duration;
   std::string trace_id;  // W3C trace id when the caller sent a traceparent
 };
 void LogAccess(const AccessRecord& record);

@@ -18,10 +18,20 @@
 #include <string>
 #include <thread>
 
-#include "physio/auth/call_context.h"
 #include "physio/db/pg.h"
 
 namespace physio {
+
+// Who made the call, as the audit trail records it. The call pipeline builds it
+// from the verified call context (libs/server AuditActorOf); the trail itself
+// knows nothing of tokens or roles.
+struct AuditActor {
+  std::string tenant;
+  std::string principal;
+  std::string roles;       // role names, comma-separated
+  std::string request_id;
+  std::string peer;        // the caller's address; empty when not known
+};
 
 struct AuditEvent {
   std::string action;       // the RPC, e.g. "GetAssessment"
@@ -54,9 +64,9 @@ class AuditTrail {
   // Queues the record; `done(true)` runs (on the writer thread) once the batch
   // holding it has committed, `done(false)` when it could not be written or no
   // room was free in the queue before `deadline`.
-  void Submit(const CallContext& ctx, AuditEvent event, Clock::time_point deadline, std::function<void(bool)> done);
+  void Submit(const AuditActor& actor, AuditEvent event, Clock::time_point deadline, std::function<void(bool)> done);
   // The record as one statement of the caller's own transaction.
-  PgStatement InsertStatement(const CallContext& ctx, const AuditEvent& event) const;
+  PgStatement InsertStatement(const AuditActor& actor, const AuditEvent& event) const;
   std::size_t queued() const;
 
  private:
@@ -84,7 +94,7 @@ class AuditTrail {
 // can insert the record in the write's own transaction.
 class CallAudit {
  public:
-  CallAudit(const AuditTrail& trail, const CallContext& ctx, std::string action, const AuditTarget& target);
+  CallAudit(const AuditTrail& trail, const AuditActor& actor, std::string action, const AuditTarget& target);
   ~CallAudit();
   CallAudit(const CallAudit&) = delete;
   CallAudit& operator=(const CallAudit&) = delete;
@@ -99,7 +109,7 @@ class CallAudit {
 
  private:
   const AuditTrail& trail_;
-  const CallContext& ctx_;
+  const AuditActor& actor_;
   std::string action_;
   const AuditTarget& target_;
   CallAudit* previous_;

@@ -16,6 +16,7 @@
 
 #include "physio/common/bounded_pool.h"
 #include "physio/common/error.h"
+#include "physio/common/clock.h"
 
 // libpq's types (PGconn, PGresult), declared so this header does not bring
 // <libpq-fe.h> to every user of the pool.
@@ -23,8 +24,6 @@ struct pg_conn;
 struct pg_result;
 
 namespace physio {
-
-using Clock = std::chrono::steady_clock;
 
 struct PgOptions {
   std::string host = "127.0.0.1";

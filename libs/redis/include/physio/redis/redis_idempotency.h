@@ -8,10 +8,13 @@
 // the same request_id gets the stored response; the same id with a different
 // request is INVALID_ARGUMENT; a retry while the first attempt is still running
 // is ABORTED (retry later). A failed mutation releases the claim.
+#include <google/protobuf/message.h>
+
 #include <chrono>
 #include <functional>
 #include <string>
 
+#include "physio/common/stored_message.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio {
@@ -38,5 +41,14 @@ class RedisIdempotency {
   RedisPool& pool_;
   std::chrono::seconds retention_;
 };
+
+// The typed form: `mutate` returns the response, stored and replayed as bytes.
+template <typename Response>
+Response IdempotentSessionWrite(RedisIdempotency& records, const IdempotencyKey& key,
+                                const google::protobuf::Message& request, Clock::time_point deadline,
+                                const std::function<Response()>& mutate) {
+  return ParseStoredResponse<Response>(
+      records.Run(key, RequestFingerprint(request), deadline, [&] { return mutate().SerializeAsString(); }));
+}
 
 }  // namespace physio

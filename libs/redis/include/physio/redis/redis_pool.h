@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "physio/common/bounded_pool.h"
+#include "physio/common/clock.h"
 
 // hiredis's types, declared so this header does not bring <hiredis/hiredis.h>
 // to every user of the pool: only the stores that read replies include it.
@@ -23,8 +24,6 @@ struct redisReply;
 struct redisContext;
 
 namespace physio {
-
-using Clock = std::chrono::steady_clock;
 
 struct RedisOptions {
   std::string host = "127.0.0.1";

@@ -37,6 +37,8 @@ struct ServiceIdentityPolicy {
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context);
 void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
                   const ServiceIdentityPolicy& services);
+// The caller as the audit trail records it (tenant, principal, roles, request id, peer).
+AuditActor AuditActorOf(const CallContext& ctx);
 // The identities the caller's verified client certificate names (CN and DNS SANs); empty without one.
 std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& server_context);
 // Under mutual TLS: whether the caller's certificate is one of our services'

@@ -1,14 +1,10 @@
 #pragma once
-// Protobuf helpers shared by the services (no gRPC types).
+// The bounds every request is checked against by the call pipeline (no gRPC types).
 #include <google/protobuf/message.h>
 
 #include <string>
 
 namespace physio {
-
-// A stable fingerprint of a request (for idempotency): SHA-256 of its type name
-// and deterministic serialization.
-std::string RequestFingerprint(const google::protobuf::Message& request);
 
 // Bounds every request meets before any use case sees it (and so before
 // anything is stored): no fields this version does not know (a client built
@@ -22,9 +18,5 @@ struct InputLimits {
   int max_repeated = 1000;
 };
 void CheckRequestBounds(const google::protobuf::Message& request, const InputLimits& limits);
-
-// Proto3 JSON for jsonb columns (field names as in the proto). Throws Error(kInternal) on failure.
-std::string ToJson(const google::protobuf::Message& message);
-void FromJson(const std::string& json, google::protobuf::Message* message);
 
 }  // namespace physio

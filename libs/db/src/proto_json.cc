@@ -1,0 +1,25 @@
+#include "physio/db/proto_json.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "physio/common/error.h"
+
+namespace physio {
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) throw Error(ErrorCode::kInternal, "cannot encode " + message.GetTypeName());
+  return json;
+}
+
+void FromJson(const std::string& json, google::protobuf::Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
+  if (!status.ok()) throw Error(ErrorCode::kInternal, "cannot decode stored " + message->GetTypeName());
+}
+
+}  // namespace physio
