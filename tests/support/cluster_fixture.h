@@ -40,4 +40,25 @@ class ClusterFixture : public ::testing::Test {
   inline static std::unique_ptr<ServiceCluster> cluster_;
 };
 
+// For a binary whose suites (split by feature over several files) share one set
+// of stores and services, started once before the first test and stopped after
+// the last: its fixtures derive from SharedClusterFixture, and one of its files
+// registers SharedClusterEnvironment with ::testing::AddGlobalTestEnvironment.
+class SharedClusterFixture : public ClusterFixture {
+ public:
+  static void Start() { StartStoresAndCluster({}); }
+  static void Stop() { ClusterFixture::TearDownTestSuite(); }
+
+ protected:
+  // The environment starts and stops the cluster, not each suite.
+  static void SetUpTestSuite() {}
+  static void TearDownTestSuite() {}
+};
+
+class SharedClusterEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { SharedClusterFixture::Start(); }
+  void TearDown() override { SharedClusterFixture::Stop(); }
+};
+
 }  // namespace physio::testing

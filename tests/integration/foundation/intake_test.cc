@@ -1,0 +1,289 @@
+// foundation_test: Intake sessions, scoring, imports and what an assessment carries.
+#include "foundation.h"
+
+namespace physio::testing {
+namespace {
+
+using Intake = Foundation;
+
+TEST_F(Intake, IntakeLifecycleErrors) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 4)}).ok());
+  auto incomplete = Complete(patient, session.session_id(), nullptr);
+  EXPECT_EQ(incomplete.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(incomplete.error_message().find("odi.1"), std::string::npos);
+  ASSERT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+  ASSERT_TRUE(Complete(patient, session.session_id(), nullptr).ok());
+  EXPECT_EQ(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Submit(patient, "intake_does_not_exist", {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(Intake, ConcurrentSubmissionsToOneSessionLoseNothing) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  auto answers = FullIntake();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (const auto& answer : answers) {
+    threads.emplace_back([&, answer] {
+      if (!Submit(patient, session.session_id(), {answer}).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  apb::GetIntakeRequest request;
+  request.set_session_id(session.session_id());
+  apb::GetIntakeResponse response;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, request, &response).ok());
+  EXPECT_EQ(response.session().answers_size(), 11);
+  EXPECT_TRUE(response.session().progress(0).complete());
+  EXPECT_TRUE(response.session().progress(1).complete());
+}
+
+TEST_F(Intake, ScoreInstrumentScoresWithoutStoring) {
+  auto clinician = Clinician();
+  apb::ScoreInstrumentRequest request;
+  request.set_instrument(cpb::INSTRUMENT_START_BACK);
+  const int sbt[] = {1, 0, 1, 0, 1, 1, 0, 1, 3};  // total 6, psychosocial 4 -> high
+  for (int i = 0; i < 9; ++i) *request.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i + 1), sbt[i]);
+  apb::ScoreInstrumentResponse response;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, request,
+                             &response).ok());
+  EXPECT_DOUBLE_EQ(response.score().score(), 6);
+  EXPECT_EQ(response.score().band(), "high");
+  ASSERT_EQ(response.score().subscores_size(), 1);
+  EXPECT_EQ(response.score().subscores(0).name(), "psychosocial");
+  EXPECT_DOUBLE_EQ(response.score().subscores(0).value(), 4);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM assessment.assessments WHERE tenant_id = $1"), 0);
+
+  // An answer to another instrument and an incomplete set are refused with the reason.
+  *request.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi.1", 1);
+  auto status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, request,
+                               &response);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("answers[9].instrument"), std::string::npos);
+  apb::ScoreInstrumentRequest partial;
+  partial.set_instrument(cpb::INSTRUMENT_START_BACK);
+  *partial.add_answers() = Answer(cpb::INSTRUMENT_START_BACK, "sbt.1", 1);
+  status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("sbt.2"), std::string::npos);
+  // Nothing is stored, so patients may use it (their app scores a re-measure through progress).
+  auto patient = Patient();
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::ScoreInstrument, partial, &response)
+                .error_code(),
+            StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(Intake, IntakeAsksForTheChosenInstruments) {
+  auto patient = Patient();
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.add_instruments(cpb::INSTRUMENT_START_BACK);
+  start.add_instruments(cpb::INSTRUMENT_PSFS);
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+  ASSERT_EQ(started.session().progress_size(), 2);
+  EXPECT_EQ(started.session().progress(0).instrument(), cpb::INSTRUMENT_START_BACK);
+  const std::string session_id = started.session().session_id();
+
+  auto status = Submit(patient, session_id, {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3), Answer(cpb::INSTRUMENT_ODI, "odi.1", 1)});
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("answers[0].instrument"), std::string::npos) << status.error_message();
+
+  std::vector<cpb::InstrumentAnswer> answers;
+  for (int i = 1; i <= 9; ++i) answers.push_back(Answer(cpb::INSTRUMENT_START_BACK, "sbt." + std::to_string(i), 0));
+  for (int i = 1; i <= 3; ++i) {
+    auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs." + std::to_string(i), 3 + i);
+    activity.set_text(i == 1 ? "Lifting my toddler" : "Activity " + std::to_string(i));
+    answers.push_back(activity);
+  }
+  apb::IntakeSession session;
+  ASSERT_TRUE(Submit(patient, session_id, answers, &session).ok());
+  EXPECT_TRUE(session.progress(0).complete());
+  EXPECT_TRUE(session.progress(1).complete());
+  apb::Assessment assessment;
+  ASSERT_TRUE(Complete(patient, session_id, &assessment).ok());
+  ASSERT_EQ(assessment.scores_size(), 2);
+  EXPECT_EQ(assessment.scores(0).band(), "low");
+  EXPECT_DOUBLE_EQ(assessment.scores(1).score(), 5.0);  // mean of 4, 5, 6
+  bool text_kept = false;
+  for (const auto& answer : assessment.answers()) text_kept |= answer.text() == "Lifting my toddler";
+  EXPECT_TRUE(text_kept);
+
+  start.set_request_id(NewId("rq"));
+  start.add_instruments(cpb::INSTRUMENT_PSFS);
+  status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("instruments[2]"), std::string::npos);
+}
+
+TEST_F(Intake, IntegratorsImportAndListAssessmentsPageByPage) {
+  auto integrator = Integrator();
+  auto create = [&](int pain, const std::string& request_id, apb::Assessment* out) {
+    apb::CreateAssessmentRequest request;
+    request.set_request_id(request_id);
+    request.set_patient_id(patient_id_);
+    *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", pain);
+    for (int i = 1; i <= 24; ++i) *request.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq." + std::to_string(i), i <= pain);
+    apb::CreateAssessmentResponse response;
+    auto status =
+        integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
+    if (out) *out = response.assessment();
+    return status;
+  };
+  apb::Assessment first, retried;
+  ASSERT_TRUE(create(7, "import-1", &first).ok());
+  ASSERT_EQ(first.scores_size(), 2);
+  EXPECT_EQ(first.scores(0).instrument(), cpb::INSTRUMENT_NPRS);
+  EXPECT_DOUBLE_EQ(first.scores(1).score(), 7);  // RMDQ: seven "yes"
+  ASSERT_TRUE(create(7, "import-1", &retried).ok());
+  EXPECT_EQ(retried.assessment_id(), first.assessment_id());
+  for (int pain = 6; pain >= 3; --pain) ASSERT_TRUE(create(pain, "import-" + std::to_string(10 - pain), nullptr).ok());
+
+  // An incomplete instrument is refused, naming what is missing.
+  apb::CreateAssessmentRequest partial;
+  partial.set_request_id("import-partial");
+  partial.set_patient_id(patient_id_);
+  *partial.add_answers() = Answer(cpb::INSTRUMENT_RMDQ, "rmdq.1", 1);
+  apb::CreateAssessmentResponse ignored;
+  auto status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, partial, &ignored);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("rmdq.2"), std::string::npos);
+
+  // Five assessments in pages of two: newest first, each exactly once.
+  std::vector<std::string> seen;
+  std::vector<double> pains;
+  apb::ListAssessmentsRequest list;
+  list.set_patient_id(patient_id_);
+  list.set_page_size(2);
+  int pages = 0;
+  do {
+    apb::ListAssessmentsResponse page;
+    ASSERT_TRUE(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+    for (const auto& a : page.assessments()) {
+      seen.push_back(a.assessment_id());
+      pains.push_back(a.scores(0).score());
+    }
+    list.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!list.page_token().empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 5u);
+  EXPECT_EQ(pains, (std::vector<double>{3, 4, 5, 6, 7}));
+
+  // Tokens are checked; a patient lists only their own; another tenant sees nothing.
+  apb::ListAssessmentsResponse page;
+  list.set_page_token("zz-not-a-token");
+  status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("page_token"), std::string::npos);
+  list.set_page_token("");
+  list.set_page_size(101);
+  EXPECT_EQ(integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page)
+                .error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  list.set_page_size(0);
+  auto patient = Patient();
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+  EXPECT_EQ(page.assessments_size(), 5);
+  auto other = Patient("pt-other");
+  EXPECT_EQ(other.Call(other.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  auto intruder = Clinician("other-tenant");
+  ASSERT_TRUE(intruder.Call(intruder.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page).ok());
+  EXPECT_EQ(page.assessments_size(), 0);
+}
+
+TEST_F(Intake, RedFlagsAndClassificationTravelWithTheAssessment) {
+  auto patient = Patient();
+  auto clinician = Clinician();
+  auto session = StartIntake(patient);
+  ASSERT_TRUE(Submit(patient, session.session_id(), FullIntake()).ok());
+
+  // The patient answers history and red flags; examination is for clinicians only.
+  apb::SubmitIntakeAnswersRequest details;
+  details.set_request_id(NewId("rq"));
+  details.set_session_id(session.session_id());
+  details.mutable_history()->set_age_years(62);
+  details.mutable_history()->set_episode_duration_days(40);
+  details.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_THIGH);
+  details.mutable_red_flag_screen()->set_history_of_cancer(true);
+  details.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+  apb::SubmitIntakeAnswersResponse submitted;
+  auto status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details,
+                             &submitted);
+  EXPECT_EQ(status.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(status.error_message().find("examination"), std::string::npos);
+  details.clear_examination();
+  details.mutable_history()->set_age_years(130);
+  status = patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details, &submitted);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("history.age_years"), std::string::npos);
+  details.mutable_history()->set_age_years(62);
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, details,
+                           &submitted).ok());
+  EXPECT_TRUE(submitted.session().red_flag_screen().history_of_cancer());
+  apb::SubmitIntakeAnswersRequest exam;
+  exam.set_request_id(NewId("rq"));
+  exam.set_session_id(session.session_id());
+  exam.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+  exam.mutable_examination()->set_centralisation(true);
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, exam,
+                             &submitted).ok());
+
+  apb::Assessment assessment;
+  ASSERT_TRUE(Complete(patient, session.session_id(), &assessment).ok());
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  ASSERT_EQ(assessment.red_flags().concerns_size(), 1);
+  EXPECT_EQ(assessment.red_flags().concerns(0).condition(), "malignancy");
+  EXPECT_EQ(assessment.classification().phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  EXPECT_EQ(assessment.classification().subgroup(), apb::SUBGROUP_SPECIFIC_EXERCISE);
+  EXPECT_EQ(assessment.classification().direction(), "extension");
+
+  // An urgent referral means a referral instead of a treatment plan...
+  ppb::Plan referral;
+  ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &referral).ok());
+  EXPECT_EQ(referral.type(), ppb::PLAN_TYPE_REFERRAL);
+  ASSERT_EQ(referral.items_size(), 1);
+  EXPECT_EQ(referral.items(0).kind(), ppb::PLAN_ITEM_KIND_REFERRAL);
+  EXPECT_NE(referral.items(0).reason().find("history of cancer"), std::string::npos);
+
+  // ...until the clinician records their own judgement beside the computed one.
+  apb::RecordRedFlagJudgementRequest judge;
+  judge.set_request_id(NewId("rq"));
+  judge.set_assessment_id(assessment.assessment_id());
+  judge.set_etag("v0");
+  judge.set_action(apb::RED_FLAG_ACTION_MONITOR);
+  judge.set_rationale("Cancer treated 15 years ago, discharged from oncology follow-up; safety-netting given.");
+  apb::RecordRedFlagJudgementResponse judged;
+  EXPECT_EQ(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                           &judged).error_code(),
+            StatusCode::ABORTED);
+  judge.set_etag(assessment.etag());
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                             &judged).ok());
+  EXPECT_EQ(judged.assessment().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);  // computed one kept
+  EXPECT_EQ(judged.assessment().clinician_red_flag_judgement().action(), apb::RED_FLAG_ACTION_MONITOR);
+  EXPECT_EQ(judged.assessment().clinician_red_flag_judgement().clinician(), "clin-1");
+  EXPECT_NE(judged.assessment().etag(), assessment.etag());
+  judge.set_request_id(NewId("rq"));
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                         &judged).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_EQ(plan.phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  bool directional = false;
+  for (const auto& item : plan.items()) directional |= item.item_id().rfind("ex.dir.", 0) == 0;
+  EXPECT_TRUE(directional);  // the extension subgroup's directional exercise
+}
+
+}  // namespace
+}  // namespace physio::testing

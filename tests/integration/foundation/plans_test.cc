@@ -1,0 +1,342 @@
+// foundation_test: Plans: etags, revisions, the intervention library, the active-plan cache, racing edits.
+#include "foundation.h"
+
+namespace physio::testing {
+namespace {
+
+using Plans = Foundation;
+
+TEST_F(Plans, StaleEtagIsAbortedAndChangesNothing) {
+  auto assessment = CompletedAssessment();
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Clinician(), assessment.assessment_id(), &draft).ok());
+  EXPECT_EQ(Approve(draft.plan_id(), "v0").error_code(), StatusCode::ABORTED);
+  ppb::GetPlanRequest get;
+  get.set_plan_id(draft.plan_id());
+  ppb::GetPlanResponse got;
+  auto clinician = Clinician();
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_DRAFT);
+  EXPECT_EQ(got.plan().etag(), draft.etag());
+
+  ppb::Plan first;
+  ASSERT_TRUE(Approve(draft.plan_id(), draft.etag(), &first).ok());
+  // The etag the first approval consumed is stale now.
+  EXPECT_EQ(Approve(draft.plan_id(), draft.etag()).error_code(), StatusCode::ABORTED);
+
+  // A second approved plan supersedes the first: one active plan per patient.
+  ppb::Plan second_draft, second;
+  ASSERT_TRUE(Generate(Clinician(), assessment.assessment_id(), &second_draft).ok());
+  ASSERT_TRUE(Approve(second_draft.plan_id(), second_draft.etag(), &second).ok());
+  ppb::GetActivePlanRequest active_request;
+  active_request.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  ASSERT_TRUE(
+      clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, active_request, &active).ok());
+  EXPECT_EQ(active.plan().plan_id(), second.plan_id());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUPERSEDED);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plans WHERE tenant_id = $1 AND status = 'ACTIVE'"), 1);
+}
+
+TEST_F(Plans, HomeLogsMustMatchTheActivePlan) {
+  auto patient = Patient();
+  auto no_plan = LogExercise(patient, "ex.strength.glute_bridge", 3);
+  EXPECT_EQ(no_plan.error_code(), StatusCode::FAILED_PRECONDITION);
+  ActivePlan();
+  auto not_prescribed = LogExercise(patient, "ex.strength.goblet_squat", 3);
+  EXPECT_EQ(not_prescribed.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(not_prescribed.error_message().find("exercise_id"), std::string::npos);
+  auto education_item = LogExercise(patient, "edu.self_management", 3);
+  EXPECT_EQ(education_item.error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(Plans, TheInterventionLibraryIsListedPageByPage) {
+  auto patient = Patient();
+  ppb::ListInterventionsRequest request;
+  request.set_page_size(20);
+  std::set<std::string> ids;
+  int exercises = 0, pages = 0;
+  std::string version;
+  do {
+    ppb::ListInterventionsResponse page;
+    ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, request, &page).ok());
+    version = page.library_version();
+    for (const auto& entry : page.interventions()) {
+      EXPECT_TRUE(ids.insert(entry.intervention_id()).second) << entry.intervention_id();
+      if (entry.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) {
+        ++exercises;
+        EXPECT_GT(entry.dose().sets(), 0);
+        EXPECT_FALSE(entry.instructions().empty());
+      }
+    }
+    request.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!request.page_token().empty() && pages < 20);
+  EXPECT_GE(exercises, 40);
+  EXPECT_GE(pages, 4);
+  EXPECT_FALSE(version.empty());
+
+  ppb::ListInterventionsRequest advised_against;
+  advised_against.set_kind(ppb::PLAN_ITEM_KIND_NOT_RECOMMENDED);
+  ppb::ListInterventionsResponse listed;
+  ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, advised_against,
+                           &listed).ok());
+  EXPECT_EQ(listed.interventions_size(), 9);
+  for (const auto& entry : listed.interventions()) EXPECT_FALSE(entry.reason().empty());
+  advised_against.set_page_token("00ff");
+  EXPECT_EQ(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, advised_against,
+                         &listed).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(Plans, ABadInterventionLibraryStopsThePlanningServiceNamingTheEntry) {
+  const std::string path = "/tmp/physio-bad-library-" + NewId("f").substr(2, 8) + ".json";
+  std::ofstream(path) << R"({"library_version":"bad","entries":[{"id":"ex.a.one","kind":"exercise","category":"aerobic",)"
+                         R"("title":"One","instructions":"x","source":"s","phases":["movement_control"],)"
+                         R"("dose":{"sets":1,"reps":1,"hold_seconds":0,"sessions_per_week":99,"duration_minutes":0}}]})";
+  auto config = MakeServiceConfig(planning::PlanningConfigKeys(), *keys_, redis_->port(), postgres_->port(), "physio");
+  config->Set("library-file", path);
+  try {
+    planning::StartPlanningService(*config);
+    ADD_FAILURE() << "the service started with a bad library";
+  } catch (const std::exception& e) {
+    EXPECT_STREQ(e.what(), "interventions: entry 'ex.a.one': dose.sessions_per_week must be 1-14, got 99");
+  }
+  std::remove(path.c_str());
+}
+
+TEST_F(Plans, PlanLifecycleKeepsEveryRevisionWithWhoAndWhy) {
+  auto clinician = Clinician();
+  auto plan = ActivePlan();  // medium intensity, movement control
+  ASSERT_EQ(plan.revision(), 2);
+
+  // A clinician's revision needs the current etag.
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag("v1");
+  revise.set_reason("Patient prefers cycling to walking");
+  revise.add_changes()->set_remove_item_id("ex.aerobic.walking");
+  revise.add_changes()->set_add_intervention_id("ex.aerobic.stationary_cycling");
+  auto* dose = revise.add_changes()->mutable_set_dose();
+  dose->set_item_id("ex.strength.glute_bridge");
+  dose->mutable_dose()->set_sets(2);
+  dose->mutable_dose()->set_reps(12);
+  dose->mutable_dose()->set_sessions_per_week(3);
+  ppb::RevisePlanResponse revised;
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).error_code(),
+            StatusCode::ABORTED);
+  revise.set_etag(plan.etag());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
+  EXPECT_EQ(revised.plan().revision(), 3);
+  bool cycling = false, walking = false;
+  for (const auto& item : revised.plan().items()) {
+    cycling |= item.item_id() == "ex.aerobic.stationary_cycling";
+    walking |= item.item_id() == "ex.aerobic.walking";
+    if (item.item_id() == "ex.strength.glute_bridge") {
+      EXPECT_EQ(item.dose().reps(), 12);
+    }
+  }
+  EXPECT_TRUE(cycling);
+  EXPECT_FALSE(walking);
+
+  // Manual therapy may not be left without exercise; nothing changes.
+  ppb::RevisePlanRequest strip;
+  strip.set_request_id(NewId("rq"));
+  strip.set_plan_id(plan.plan_id());
+  strip.set_etag(revised.plan().etag());
+  strip.set_reason("try");
+  for (const auto& item : revised.plan().items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) strip.add_changes()->set_remove_item_id(item.item_id());
+  }
+  ppb::RevisePlanResponse stripped;
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, strip, &stripped);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("manual therapy"), std::string::npos);
+
+  // The progress service progresses an exercise along its library link; a retry changes nothing more.
+  Caller service(*cluster_, MakeToken(*keys_, tenant_, "svc-progress", {"service"}));
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id("eval-1");
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.add_item_ids("ex.motor.abdominal_bracing");
+  adjust.set_reason("dose completed, adherence good, no flare");
+  ppb::AdjustPlanResponse adjusted, again;
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &again).ok());
+  EXPECT_EQ(adjusted.plan().revision(), 4);
+  EXPECT_EQ(again.plan().revision(), 4);
+  bool progressed = false;
+  for (const auto& item : adjusted.plan().items()) {
+    progressed |= item.item_id() == "ex.motor.bracing_heel_slide";
+    EXPECT_NE(item.item_id(), "ex.motor.abdominal_bracing");
+  }
+  EXPECT_TRUE(progressed);
+  adjust.set_request_id("eval-2");
+  adjust.clear_item_ids();
+  adjust.add_item_ids("edu.self_management");
+  status = service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("item_ids[0]"), std::string::npos);
+  adjust.set_request_id("eval-3");
+  adjust.clear_item_ids();
+  adjust.set_adjustment(ppb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
+  adjust.set_reason("below the meaningful change at week 6");
+  ASSERT_TRUE(service.Call(service.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  EXPECT_TRUE(adjusted.plan().needs_reassessment());
+
+  // Completion ends the active plan.
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(plan.plan_id());
+  complete.set_etag(adjusted.plan().etag());
+  complete.set_outcome(ppb::PLAN_STATUS_DISCHARGED);
+  complete.set_reason("referred to the spinal clinic");
+  ppb::CompletePlanResponse completed;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  EXPECT_EQ(completed.plan().status(), ppb::PLAN_STATUS_DISCHARGED);
+  ppb::GetActivePlanRequest active;
+  active.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  EXPECT_EQ(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, active, &got).error_code(),
+            StatusCode::NOT_FOUND);
+
+  // The history: every change, who and why, oldest first, in pages.
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(plan.plan_id());
+  list.set_page_size(4);
+  std::vector<std::string> changes;
+  do {
+    ppb::ListPlanRevisionsResponse page;
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &page).ok());
+    for (const auto& revision : page.revisions()) {
+      changes.push_back(revision.change());
+      EXPECT_EQ(revision.plan().revision(), revision.revision());
+      EXPECT_FALSE(revision.changed_by().empty());
+      EXPECT_GT(revision.change_time().seconds(), 0);
+    }
+    list.set_page_token(page.next_page_token());
+  } while (!list.page_token().empty());
+  EXPECT_EQ(changes, (std::vector<std::string>{"generated", "approved", "revised", "adjusted", "adjusted", "discharged"}));
+  auto intruder = Clinician("other-tenant");
+  list.set_page_token("");
+  ppb::ListPlanRevisionsResponse none;
+  EXPECT_EQ(intruder.Call(intruder.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &none).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(Plans, ActivePlanComesFromTheCacheAndIsNeverStale) {
+  auto clinician = Clinician();
+  auto read_active = [&](ppb::Plan* out) {
+    ppb::GetActivePlanRequest request;
+    request.set_patient_id(patient_id_);
+    ppb::GetActivePlanResponse response;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
+    if (out) *out = response.plan();
+    return status;
+  };
+  RedisOptions options;
+  options.port = redis_->port();
+  options.pool_size = 1;
+  RedisPool redis(options);
+  const std::string cache_key = RedisKey("plan", tenant_, {"active", patient_id_});
+  auto cached = [&] {
+    auto reply = redis.Command({"EXISTS", cache_key}, Clock::now() + std::chrono::seconds(2));
+    return reply->integer == 1;
+  };
+
+  auto plan = ActivePlan();
+  ppb::Plan seen;
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.revision(), plan.revision());
+  EXPECT_TRUE(cached());  // filled by the read
+  ASSERT_TRUE(read_active(&seen).ok());  // served from it
+  EXPECT_EQ(seen.etag(), plan.etag());
+
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  adjust.set_reason("doing well");
+  ppb::AdjustPlanResponse adjusted;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
+  EXPECT_FALSE(cached());  // invalidated by the change
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.revision(), adjusted.plan().revision());
+  EXPECT_EQ(seen.etag(), adjusted.plan().etag());
+
+  // A newly approved plan replaces the cached one at once.
+  ppb::Plan second_draft, second;
+  ASSERT_TRUE(Generate(clinician, plan.assessment_id(), &second_draft).ok());
+  ASSERT_TRUE(Approve(second_draft.plan_id(), second_draft.etag(), &second).ok());
+  ASSERT_TRUE(read_active(&seen).ok());
+  EXPECT_EQ(seen.plan_id(), second.plan_id());
+
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(second.plan_id());
+  complete.set_etag(second.etag());
+  complete.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+  complete.set_reason("goals met");
+  ppb::CompletePlanResponse completed;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
+}
+
+TEST_F(Plans, RacingEditsLeaveOneWinnerAndOneActivePlan) {
+  auto assessment = CompletedAssessment();
+  auto clinician = Clinician();
+  // Two drafts approved at the same moment: one active plan, the loser told to re-read.
+  for (int round = 0; round < 3; ++round) {
+    ppb::Plan a, b;
+    ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &a).ok());
+    ASSERT_TRUE(Generate(clinician, assessment.assessment_id(), &b).ok());
+    grpc::Status status_a, status_b;
+    std::thread ta([&] { status_a = Approve(a.plan_id(), a.etag()); });
+    std::thread tb([&] { status_b = Approve(b.plan_id(), b.etag()); });
+    ta.join();
+    tb.join();
+    // Serialised by the row lock both can succeed (the later supersedes the earlier);
+    // racing on the unique index the loser gets ABORTED. Never two active plans.
+    for (const auto& status : {status_a, status_b}) {
+      EXPECT_TRUE(status.ok() || status.error_code() == StatusCode::ABORTED) << status.error_message();
+    }
+    EXPECT_TRUE(status_a.ok() || status_b.ok());
+    EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plans WHERE tenant_id = $1 AND status = 'ACTIVE'"), 1);
+  }
+
+  // Two revisions from the same etag: exactly one lands.
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &active).ok());
+  std::atomic<int> ok{0}, aborted{0};
+  std::vector<std::thread> editors;
+  for (int i = 0; i < 4; ++i) {
+    editors.emplace_back([&, i] {
+      ppb::RevisePlanRequest revise;
+      revise.set_request_id(NewId("rq"));
+      revise.set_plan_id(active.plan().plan_id());
+      revise.set_etag(active.plan().etag());
+      revise.set_reason("editor " + std::to_string(i));
+      auto* dose = revise.add_changes()->mutable_set_dose();
+      dose->set_item_id("ex.strength.glute_bridge");
+      dose->mutable_dose()->set_sets(1 + i);
+      dose->mutable_dose()->set_reps(10);
+      dose->mutable_dose()->set_sessions_per_week(3);
+      ppb::RevisePlanResponse revised;
+      auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+      if (status.ok()) ++ok;
+      if (status.error_code() == StatusCode::ABORTED) ++aborted;
+    });
+  }
+  for (auto& t : editors) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(aborted.load(), 3);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.plan_revisions WHERE tenant_id = $1 AND change = 'revised'"), 1);
+}
+
+}  // namespace
+}  // namespace physio::testing
