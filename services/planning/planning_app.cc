@@ -12,7 +12,7 @@
 #include "physio/db/idempotent.h"
 #include "physio/db/proto_json.h"
 #include "fhir_careplan.h"
-#include "intake_sections.h"
+#include "assessment/intake_sections.h"
 #include "plan_changes.h"
 
 #include <spdlog/spdlog.h>

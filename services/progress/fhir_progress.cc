@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fhir_export.h"
+#include "assessment/fhir_export.h"
 #include "physio/common/fhir.h"
 
 namespace physio::progress {

@@ -11,7 +11,7 @@
 
 #include "domain/expected_course.h"
 #include "domain/home_log.h"
-#include "intake_sections.h"
+#include "assessment/intake_sections.h"
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
