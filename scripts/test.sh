@@ -31,7 +31,7 @@ if [[ " $STAGES " == *" 2 "* ]]; then
   cmake -S "$ROOT" -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_SANITIZE=ON >/dev/null
   # Only what the tests below run (no tools, no benchmarks): the build is the slow part.
   cmake --build "$ASAN_DIR" -j2 --target unit_tests foundation_test resilience_test episodes_test serving_test \
-    safety_test security_test tls_test http_test events_test session_loss_test
+    safety_test security_test tls_test http_test events_test session_loss_test use_case_tests
   # The scripted checks (README, run.sh, compose, lint, benchmarks) ran in stage 1.
   (cd "$ASAN_DIR" &&
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \

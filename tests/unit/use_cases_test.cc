@@ -1,0 +1,214 @@
+// The use cases without servers: each app over stores that refuse every
+// connection (a port nothing listens on) and fake peers. What a use case decides
+// before it touches a store (field-named validation, a patient's own record,
+// field-level role rules) and how it maps a store that is down, in milliseconds;
+// the integration suites cover the same use cases against real stores.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "assessment_app.h"
+#include "clients.h"
+#include "fake_peers.h"
+#include "physio/common/error.h"
+#include "planning_app.h"
+#include "progress_app.h"
+#include "test_env.h"
+
+namespace physio::testing {
+namespace {
+
+// Stores at a port nothing listens on: every lease's connect is refused at once.
+struct UnreachableStores {
+  UnreachableStores() : redis(RedisAt(FreePort())), pg(PgAt(FreePort())) {}
+  static RedisOptions RedisAt(int port) {
+    RedisOptions options;
+    options.port = port;
+    options.pool_size = 1;
+    options.connect_timeout = std::chrono::milliseconds(200);
+    return options;
+  }
+  static PgOptions PgAt(int port) {
+    PgOptions options;
+    options.port = port;
+    options.pool_size = 1;
+    options.connect_timeout = std::chrono::milliseconds(200);
+    return options;
+  }
+  RedisPool redis;
+  PgPool pg;
+};
+
+CallContext Caller(Role role, const std::string& patient_id = "") {
+  CallContext ctx;
+  ctx.tenant = "t-1";
+  ctx.principal = role == Role::kPatient ? patient_id : "staff-1";
+  ctx.roles = {role};
+  ctx.patient_id = patient_id;
+  ctx.request_id = "req-1";
+  ctx.deadline = Clock::now() + std::chrono::seconds(2);
+  return ctx;
+}
+
+// The error `call` throws: its code and its message (which names the field).
+struct Thrown {
+  ErrorCode code;
+  std::string message;
+};
+Thrown ErrorOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  ADD_FAILURE() << "the call succeeded";
+  return {ErrorCode::kInternal, ""};
+}
+
+const planning::InterventionLibrary& Library() {
+  static const planning::InterventionLibrary library = [] {
+    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    return planning::InterventionLibrary::Parse(text.str());
+  }();
+  return library;
+}
+
+class AssessmentUseCases : public ::testing::Test {
+ protected:
+  UnreachableStores stores;
+  assessment::AssessmentApp app{stores.redis, stores.pg, assessment::AssessmentSettings{}};
+  AuditTarget audit;
+};
+
+TEST_F(AssessmentUseCases, AnOutOfRangeAnswerIsRefusedNamingItBeforeAnyStore) {
+  apb::SubmitIntakeAnswersRequest request;
+  request.set_request_id("rq-1");
+  request.set_session_id("intake_1");
+  *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 4);
+  *request.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi.3", 7);
+  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(Caller(Role::kPatient, "pt-1"), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("answers[1]", 0), 0u) << error.message;
+}
+
+TEST_F(AssessmentUseCases, AnInstrumentListedTwiceIsRefusedNamingTheSecond) {
+  apb::StartIntakeRequest request;
+  request.set_request_id("rq-1");
+  request.set_patient_id("pt-1");
+  request.add_instruments(cpb::INSTRUMENT_ODI);
+  request.add_instruments(cpb::INSTRUMENT_ODI);
+  auto error = ErrorOf([&] { app.StartIntake(Caller(Role::kClinician), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("instruments[1]", 0), 0u) << error.message;
+}
+
+TEST_F(AssessmentUseCases, APatientActsOnlyOnTheirOwnRecordAndRecordsNoExamination) {
+  apb::StartIntakeRequest start;
+  start.set_request_id("rq-1");
+  start.set_patient_id("pt-2");
+  EXPECT_EQ(ErrorOf([&] { app.StartIntake(Caller(Role::kPatient, "pt-1"), start, audit); }).code,
+            ErrorCode::kPermissionDenied);
+  apb::SubmitIntakeAnswersRequest submit;
+  submit.set_request_id("rq-2");
+  submit.set_session_id("intake_1");
+  submit.mutable_examination()->set_lumbar_hypomobility(true);
+  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(Caller(Role::kPatient, "pt-1"), submit, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(error.message.rfind("examination", 0), 0u) << error.message;
+}
+
+TEST_F(AssessmentUseCases, StoresThatAreDownAreUnavailableNotAnInternalError) {
+  apb::GetIntakeRequest intake;
+  intake.set_session_id("intake_1");
+  EXPECT_EQ(ErrorOf([&] { app.GetIntake(Caller(Role::kClinician), intake, audit); }).code, ErrorCode::kUnavailable);
+  apb::GetAssessmentRequest assessment;
+  assessment.set_assessment_id("asm_1");
+  EXPECT_EQ(ErrorOf([&] { app.GetAssessment(Caller(Role::kClinician), assessment, audit); }).code,
+            ErrorCode::kUnavailable);
+}
+
+class PlanningUseCases : public ::testing::Test {
+ protected:
+  UnreachableStores stores;
+  FakeAssessmentReader assessments;
+  planning::PlanningApp app{stores.pg, stores.redis, assessments, Library()};
+  AuditTarget audit;
+};
+
+TEST_F(PlanningUseCases, AGenerateLooksForItsReplayBeforeAskingTheAssessmentService) {
+  ppb::GeneratePlanRequest request;
+  request.set_request_id("rq-1");
+  request.set_assessment_id("asm_1");
+  EXPECT_EQ(ErrorOf([&] { app.GeneratePlan(Caller(Role::kClinician), request, audit); }).code,
+            ErrorCode::kUnavailable);
+  // Without PostgreSQL a retry cannot be told from a new request: nothing is asked of the peer.
+  EXPECT_EQ(assessments.calls, 0);
+  request.clear_assessment_id();
+  auto error = ErrorOf([&] { app.GeneratePlan(Caller(Role::kClinician), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("assessment_id", 0), 0u) << error.message;
+}
+
+TEST_F(PlanningUseCases, APatientMayOnlyMakeTheirPlanSaferAndOnlyAClinicianResumesIt) {
+  ppb::AdjustPlanRequest request;
+  request.set_request_id("rq-1");
+  request.set_plan_id("plan_1");
+  request.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  auto error = ErrorOf([&] { app.AdjustPlan(Caller(Role::kPatient, "pt-1"), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(error.message.rfind("adjustment", 0), 0u) << error.message;
+  request.set_adjustment(ppb::ADJUSTMENT_RESUME);
+  request.set_reason("red flag cleared");
+  EXPECT_EQ(ErrorOf([&] { app.AdjustPlan(Caller(Role::kIntegrator), request, audit); }).code,
+            ErrorCode::kPermissionDenied);
+  request.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
+  request.clear_reason();
+  error = ErrorOf([&] { app.AdjustPlan(Caller(Role::kClinician), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("reason", 0), 0u) << error.message;
+}
+
+class ProgressUseCases : public ::testing::Test {
+ protected:
+  UnreachableStores stores;
+  FakePlanningClient planning;
+  FakeAssessmentClient assessment;
+  progress::ProgressApp app{stores.pg, stores.redis, planning, assessment};
+  AuditTarget audit;
+};
+
+TEST_F(ProgressUseCases, AHomeLogIsValidatedForItsPatientAndLooksForItsReplayFirst) {
+  gpb::LogHomeExerciseRequest request;
+  request.set_request_id("rq-1");
+  request.set_patient_id("pt-1");
+  request.set_exercise_id("ex.dir.prone_extension");
+  request.set_pain_after(11);
+  auto error = ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-1"), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("pain_after", 0), 0u) << error.message;
+  request.set_pain_after(3);
+  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-2"), request, audit); }).code,
+            ErrorCode::kPermissionDenied);
+  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-1"), request, audit); }).code,
+            ErrorCode::kUnavailable);
+  EXPECT_EQ(planning.active_plan_calls + planning.adjust_calls, 0);
+}
+
+TEST_F(ProgressUseCases, AVisitSessionUpdateWithNothingInItIsRefused) {
+  gpb::UpdateVisitSessionRequest request;
+  request.set_request_id("rq-1");
+  request.set_session_id("vsess_1");
+  auto error = ErrorOf([&] { app.UpdateVisitSession(Caller(Role::kClinician), request, audit); });
+  EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error.message.rfind("pain_before", 0), 0u) << error.message;
+  request.set_pain_before(4);
+  EXPECT_EQ(ErrorOf([&] { app.UpdateVisitSession(Caller(Role::kClinician), request, audit); }).code,
+            ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace physio::testing
