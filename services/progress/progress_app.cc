@@ -1,6 +1,7 @@
 #include "progress_app.h"
 
 #include "fhir_progress.h"
+#include "progress_records.h"
 #include "physio/db/events.h"
 
 #include <google/protobuf/util/time_util.h>
@@ -31,7 +32,6 @@ namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 // Clocks of patient devices drift; a little future is tolerated, more is an error.
 constexpr int64_t kFutureToleranceSeconds = 300;
-constexpr int64_t kWeekSeconds = 7 * 24 * 3600;
 
 Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
   const Timestamp now = TimeUtil::GetCurrentTime();
@@ -47,19 +47,7 @@ Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
 
 void ValidatePain(const std::string& field, int value) { ValidateRange(field, value, 0, 10); }
 
-std::optional<Outcome> OutcomeOf(cpb::Instrument instrument) {
-  switch (instrument) {
-    case cpb::INSTRUMENT_NPRS: return Outcome::kNprs;
-    case cpb::INSTRUMENT_ODI: return Outcome::kOdi;
-    case cpb::INSTRUMENT_RMDQ: return Outcome::kRmdq;
-    case cpb::INSTRUMENT_PSFS: return Outcome::kPsfs;
-    default: return std::nullopt;
-  }
-}
 
-int64_t PlanStart(const plan_pb::Plan& plan) {
-  return plan.has_activate_time() ? plan.activate_time().seconds() : plan.create_time().seconds();
-}
 
 pb::Decision ToProto(Decision decision) {
   switch (decision) {
@@ -100,23 +88,7 @@ std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, 
   return alert;
 }
 
-pb::EarlyResponse ToProto(EarlyResponse early) {
-  switch (early) {
-    case EarlyResponse::kTooEarly: return pb::EARLY_RESPONSE_TOO_EARLY;
-    case EarlyResponse::kOnTrack: return pb::EARLY_RESPONSE_ON_TRACK;
-    case EarlyResponse::kSlow: return pb::EARLY_RESPONSE_SLOW;
-  }
-  return pb::EARLY_RESPONSE_UNSPECIFIED;
-}
 
-pb::ResponderStatus ToProto(ResponderStatus status) {
-  switch (status) {
-    case ResponderStatus::kTooEarly: return pb::RESPONDER_STATUS_TOO_EARLY;
-    case ResponderStatus::kResponder: return pb::RESPONDER_STATUS_RESPONDER;
-    case ResponderStatus::kNonResponder: return pb::RESPONDER_STATUS_NON_RESPONDER;
-  }
-  return pb::RESPONDER_STATUS_UNSPECIFIED;
-}
 }  // namespace
 
 pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request,
@@ -434,238 +406,13 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
   return response;
 }
 
-PgResult ProgressApp::History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
-                              const std::string& table, const std::string& time_column) const {
-  // A bounded window of one kind of history (see EvaluationPolicy): the newest
-  // rows within it, returned oldest first.
-  return conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
-                       " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
-                       " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
-                       " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
-                   {ctx.tenant, patient_id, std::to_string(policy_.history_days), std::to_string(policy_.history_max_rows)});
-}
 
-ProgressApp::Snapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallContext& ctx,
-                                                const std::string& patient_id,
-                                                const std::optional<plan_pb::Plan>& plan) {
-  Snapshot snapshot;
-  pb::ProgressSummary& summary = snapshot.summary;
-  EvaluationInput& input = snapshot.evaluation;
-  summary.set_patient_id(patient_id);
-  input.now_seconds = TimeUtil::GetCurrentTime().seconds();
-  std::optional<PainReading> baseline;
-  std::map<cpb::Instrument, double> baseline_scores;
-  if (plan) {
-    *summary.mutable_active_plan() = *plan;
-    input.plan_start_seconds = PlanStart(*plan);
-    input.evidence_since_seconds = std::max(PlanStart(*plan), plan->adjust_time().seconds());
-    for (const auto& score : plan->baseline_scores()) {
-      baseline_scores[score.instrument()] = score.score();
-      if (score.instrument() == cpb::INSTRUMENT_NPRS) {
-        baseline = PainReading{plan->create_time().seconds(), static_cast<int>(score.score()), "assessment"};
-      }
-    }
-  }
 
-  std::vector<PainReading> readings;
-  auto history = [&](const std::string& table, const std::string& time_column) {
-    return History(conn, ctx, patient_id, table, time_column);
-  };
-  auto visits = history("visits", "visit_time");
-  summary.set_visit_count(visits.rows());
-  for (int i = 0; i < visits.rows(); ++i) {
-    pb::Visit visit;
-    FromJson(visits.Get(i, 0), &visit);
-    // The pain the patient arrived with reflects the days since the last contact.
-    if (visit.has_pain_before()) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
-    const auto action = visit.red_flags().action();
-    if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds &&
-        physio::assessment::CallsForReferral(action)) {
-      input.new_red_flag = true;
-      for (auto& line : physio::assessment::ConcernSummaries(visit.red_flags())) {
-        input.red_flag_reasons.push_back(std::move(line));
-      }
-    }
-  }
 
-  auto logs = history("home_exercise_logs", "performed_time");
-  summary.set_home_log_count(logs.rows());
-  std::vector<int64_t> plan_log_times;
-  std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
-  for (int i = 0; i < logs.rows(); ++i) {
-    pb::HomeExerciseLog log;
-    FromJson(logs.Get(i, 0), &log);
-    readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
-    if (plan && log.plan_id() == plan->plan_id()) {
-      plan_log_times.push_back(log.performed_time().seconds());
-      if (log.performed_time().seconds() >= input.evidence_since_seconds) {
-        recent_logs[log.exercise_id()].push_back(log);
-        input.rated_too_hard |= log.difficulty() == pb::DIFFICULTY_TOO_HARD;
-      }
-    }
-  }
-
-  // NPRS re-measures are pain readings too.
-  auto measures = history("outcome_measures", "measure_time");
-  std::map<cpb::Instrument, double> latest_measure;
-  for (int i = 0; i < measures.rows(); ++i) {
-    pb::OutcomeMeasure measure;
-    FromJson(measures.Get(i, 0), &measure);
-    if (plan && measure.measure_time().seconds() >= input.plan_start_seconds) {
-      if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) input.latest_nprs = measure.score().score();
-      if (measure.score().instrument() == cpb::INSTRUMENT_RMDQ) input.latest_rmdq = measure.score().score();
-    }
-    if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) {
-      readings.push_back({measure.measure_time().seconds(), static_cast<int>(measure.score().score()), "remeasure"});
-    } else {
-      latest_measure[measure.score().instrument()] = measure.score().score();
-    }
-  }
-
-  PainTrend trend = BuildPainTrend(baseline, std::move(readings), int64_t{policy_.pain_window_days} * 24 * 3600);
-  for (const auto& reading : trend.readings) {
-    auto* point = summary.add_pain_trend();
-    point->mutable_time()->set_seconds(reading.time_seconds);
-    point->set_pain(reading.pain);
-    point->set_source(reading.source);
-  }
-  if (trend.baseline) summary.set_baseline_pain(*trend.baseline);
-  if (trend.latest) summary.set_latest_pain(*trend.latest);
-  if (trend.change) summary.set_pain_change(*trend.change);
-  if (trend.recent_mean) summary.set_recent_pain_mean(*trend.recent_mean);
-  summary.set_pain_change_meaningful(trend.meaningful_improvement);
-  // The readings after the baseline, already in time order.
-  input.pain.assign(trend.readings.begin() + (trend.baseline ? 1 : 0), trend.readings.end());
-
-  // Outcome changes against the plan's baseline: pain from the trend, the others from re-measures.
-  // Pain is judged on the last week's mean, and only when those readings can carry a
-  // judgement (a single post-exercise home log neither makes a responder nor a deterioration).
-  if (trend.baseline && trend.recent_mean && trend.judgeable) {
-    input.changes.push_back(JudgeChange(Outcome::kNprs, *trend.baseline, *trend.recent_mean, policy_.detectable));
-  }
-  for (const auto& [instrument, latest] : latest_measure) {
-    auto base = baseline_scores.find(instrument);
-    if (base != baseline_scores.end()) input.changes.push_back(JudgeChange(*OutcomeOf(instrument), base->second, latest, policy_.detectable));
-  }
-  for (const auto& change : input.changes) {
-    auto* out = summary.add_outcome_changes();
-    static const std::map<Outcome, cpb::Instrument> kInstrument = {{Outcome::kNprs, cpb::INSTRUMENT_NPRS},
-                                                                   {Outcome::kOdi, cpb::INSTRUMENT_ODI},
-                                                                   {Outcome::kRmdq, cpb::INSTRUMENT_RMDQ},
-                                                                   {Outcome::kPsfs, cpb::INSTRUMENT_PSFS}};
-    out->set_instrument(kInstrument.at(change.outcome));
-    out->set_baseline(change.baseline);
-    out->set_latest(change.latest);
-    out->set_change(change.change);
-    out->set_percent_change(change.percent_change);
-    out->set_improved_meaningfully(change.improved);
-    out->set_deteriorated_meaningfully(change.deteriorated);
-    out->set_rule(change.rule);
-  }
-
-  if (plan) {
-    int prescribed_per_week = 0;
-    // Dose completed: every prescribed home exercise logged at its prescribed dose,
-    // held for at least `dose_completion_days` (from the first full-dose log since the
-    // plan's last change) and still at it in the latest log.
-    bool dose_completed = true;
-    // The plan's own interval (set from the patient's irritability); older plans use the setting.
-    const int64_t hold_days =
-        plan->progression_interval_days() > 0 ? plan->progression_interval_days() : policy_.dose_completion_days;
-    for (const auto& item : plan->items()) {
-      if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE || !item.home_programme()) continue;
-      prescribed_per_week += item.dose().sessions_per_week();
-      auto full = [&](const pb::HomeExerciseLog& log) {
-        return log.sets_done() >= item.dose().sets() && log.reps_done() >= item.dose().reps();
-      };
-      auto logs = recent_logs.find(item.item_id());
-      if (logs == recent_logs.end() || !full(logs->second.back())) {
-        dose_completed = false;
-        continue;
-      }
-      const auto first_full = std::find_if(logs->second.begin(), logs->second.end(), full);
-      if (input.now_seconds - first_full->performed_time().seconds() < hold_days * 24 * 3600) {
-        dose_completed = false;
-      }
-    }
-    input.dose_completed = dose_completed;
-    input.adherence = AdherenceByWeek(input.plan_start_seconds, input.now_seconds, prescribed_per_week, plan_log_times);
-    int prescribed = 0, logged = 0;
-    for (const auto& week : input.adherence) {
-      auto* out = summary.add_adherence();
-      out->set_week(week.week);
-      out->set_prescribed_sessions(week.prescribed);
-      out->set_logged_sessions(week.logged);
-      out->set_percent(week.percent);
-      prescribed += week.prescribed;
-      logged += std::min(week.logged, week.prescribed);
-    }
-    if (prescribed > 0) summary.set_adherence_percent(std::round(1000.0 * logged / prescribed) / 10.0);
-    summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
-    snapshot.judged = Evaluate(input, policy_);
-    summary.set_responder_status(ToProto(snapshot.judged.responder));
-    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged, summary.weeks_since_start());
-  }
-  auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
-                          " AND status = 'OPEN' ORDER BY created_at",
-                          {ctx.tenant, patient_id});
-  for (int i = 0; i < alerts.rows(); ++i) FromJson(alerts.Get(i, 0), summary.add_open_alerts());
-  return snapshot;
-}
-
-pb::ExpectedCourse ProgressApp::CourseOf(const plan_pb::Plan& plan, const EvaluationInput& input,
-                                         const Evaluation& judged, int weeks_since_start) {
-  CourseInput course;
-  switch (plan.intensity()) {
-    case plan_pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: course.group = CourseGroup::kLowRisk; break;
-    case plan_pb::INTENSITY_PHYSIOTHERAPY_PACKAGE: course.group = CourseGroup::kMediumRisk; break;
-    case plan_pb::INTENSITY_PSYCHOLOGICALLY_INFORMED: course.group = CourseGroup::kHighRisk; break;
-    default: break;
-  }
-  switch (plan.phase()) {
-    case cpb::PHASE_SYMPTOM_MODULATION: course.phase = CoursePhase::kSymptomModulation; break;
-    case cpb::PHASE_MOVEMENT_CONTROL: course.phase = CoursePhase::kMovementControl; break;
-    case cpb::PHASE_FUNCTION_OPTIMISATION: course.phase = CoursePhase::kFunctionOptimisation; break;
-    default: break;
-  }
-  if (plan.has_episode_days_at_assessment()) course.episode_days_at_assessment = plan.episode_days_at_assessment();
-  course.weeks_since_start = weeks_since_start;
-  course.expected_weeks = plan.expected_duration_weeks();
-  for (const auto& review : plan.review_points()) course.review_weeks.push_back(review.week());
-  for (const auto& change : input.changes) {
-    switch (change.outcome) {
-      case Outcome::kNprs: course.pain = {change.baseline, change.latest}; break;
-      case Outcome::kOdi: course.odi = {change.baseline, change.latest}; break;
-      case Outcome::kRmdq: course.rmdq = {change.baseline, change.latest}; break;
-      case Outcome::kPsfs: break;
-    }
-  }
-  course.early_response = judged.early_response;
-  course.responder = judged.responder;
-  course.recovered = judged.recovered;
-  const ExpectedCourse built = BuildExpectedCourse(course);
-  pb::ExpectedCourse out;
-  out.set_summary(built.summary);
-  for (const auto& milestone : built.milestones) {
-    auto* m = out.add_milestones();
-    m->set_week(milestone.week);
-    m->set_expectation(milestone.expectation);
-    if (milestone.typical_pain) m->set_typical_pain(*milestone.typical_pain);
-  }
-  switch (built.status) {
-    case CourseStatus::kTooEarly: out.set_status(pb::COURSE_STATUS_TOO_EARLY); break;
-    case CourseStatus::kOnTrack: out.set_status(pb::COURSE_STATUS_ON_TRACK); break;
-    case CourseStatus::kSlowerThanExpected: out.set_status(pb::COURSE_STATUS_SLOWER_THAN_EXPECTED); break;
-    case CourseStatus::kRecovered: out.set_status(pb::COURSE_STATUS_RECOVERED); break;
-  }
-  out.set_where_now(built.where_now);
-  switch (built.basis) {
-    case CourseBasis::kRecentOnset: out.set_basis(pb::COURSE_BASIS_RECENT_ONSET); break;
-    case CourseBasis::kPersistent: out.set_basis(pb::COURSE_BASIS_PERSISTENT); break;
-    case CourseBasis::kUnknown: break;
-  }
-  for (const auto& source : built.sources) out.add_sources(source);
-  return out;
+ProgressSnapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
+                                          const std::optional<plan_pb::Plan>& plan) const {
+  return Summarize(patient_id, plan, ReadPatientRecords(conn, ctx.tenant, patient_id, policy_),
+                   TimeUtil::GetCurrentTime().seconds(), policy_);
 }
 
 pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext& ctx,
@@ -701,7 +448,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   // so planning applies it once and the evidence is used once.
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
-  std::optional<Snapshot> snapshot;
+  std::optional<ProgressSnapshot> snapshot;
   WithTransaction(pg_, deadline, [&](PgConnection& conn) { snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan); });
   Evaluation evaluation = snapshot->judged;
   const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
@@ -982,10 +729,9 @@ pb::ExportProgressFhirResponse ProgressApp::ExportProgressFhir(const CallContext
   std::vector<pb::OutcomeMeasure> measures;
   std::vector<pb::Alert> alerts;
   WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto visit_rows = History(conn, ctx, request.patient_id(), "visits", "visit_time");
-    for (int i = 0; i < visit_rows.rows(); ++i) FromJson(visit_rows.Get(i, 0), &visits.emplace_back());
-    auto measure_rows = History(conn, ctx, request.patient_id(), "outcome_measures", "measure_time");
-    for (int i = 0; i < measure_rows.rows(); ++i) FromJson(measure_rows.Get(i, 0), &measures.emplace_back());
+    visits = ReadHistory<pb::Visit>(conn, ctx.tenant, request.patient_id(), "visits", "visit_time", policy_);
+    measures = ReadHistory<pb::OutcomeMeasure>(conn, ctx.tenant, request.patient_id(), "outcome_measures",
+                                                "measure_time", policy_);
     auto alert_rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
                                 " ORDER BY created_at, alert_id LIMIT $3",
                                 {ctx.tenant, request.patient_id(), std::to_string(policy_.history_max_rows)});

@@ -7,6 +7,7 @@
 
 #include "domain/evaluation.h"
 #include "domain/pain_trend.h"
+#include "summary.h"
 #include "visit_session_store.h"
 #include "physio/auth/call_context.h"
 #include "physio/assessment/v1/assessment.pb.h"
@@ -86,14 +87,9 @@ class ProgressApp {
                                                 AuditTarget& audit);
 
  private:
-  struct Snapshot {
-    pb::ProgressSummary summary;
-    EvaluationInput evaluation;
-    Evaluation judged;  // Evaluate(evaluation) against the plan; set only when there is a plan
-  };
   // Everything known about the patient's progress against `plan` (if any), read in `conn`.
-  Snapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
-                        const std::optional<physio::planning::v1::Plan>& plan);
+  ProgressSnapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
+                                const std::optional<physio::planning::v1::Plan>& plan) const;
 
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
 
@@ -105,8 +101,6 @@ class ProgressApp {
   EvaluationPolicy policy_;
   std::function<void(pb::AlertKind)> alert_raised_;
   std::string fhir_patient_identifier_system_ = "https://physio-backend.org/fhir/patient-id";
-  PgResult History(PgConnection& conn, const CallContext& ctx, const std::string& patient_id, const std::string& table,
-                   const std::string& time_column) const;
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
   // What intake knew, for a re-screen: age, episode duration (grown to `when`) and the
   // history (medications, comorbidities, 24-hour pattern), from the plan's assessment.
@@ -128,9 +122,6 @@ class ProgressApp {
   // the findings as the reason; `request_id` makes it happen once.
   void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,
                    const std::string& where, const physio::assessment::v1::RedFlagResult& red_flags);
-  // The expected course against the plan, for the summary.
-  static pb::ExpectedCourse CourseOf(const physio::planning::v1::Plan& plan, const EvaluationInput& input,
-                                     const Evaluation& judged, int weeks_since_start);
   // The clinic that last saw the patient (for alerts), or "unassigned".
   static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };

@@ -1,0 +1,77 @@
+// The progress summary built from parsed records (summary.h), without I/O.
+#include <gtest/gtest.h>
+
+#include "summary.h"
+
+namespace physio::progress {
+namespace {
+
+namespace cpb = physio::common::v1;
+constexpr std::int64_t kDay = 24 * 3600;
+constexpr std::int64_t kStart = 1'780'000'000;  // a fixed instant: the summary takes `now` as given
+
+v1::Visit VisitAt(std::int64_t seconds, int pain_before) {
+  v1::Visit visit;
+  visit.mutable_visit_time()->set_seconds(seconds);
+  visit.set_pain_before(pain_before);
+  return visit;
+}
+
+v1::OutcomeMeasure PainMeasureAt(std::int64_t seconds, int pain) {
+  v1::OutcomeMeasure measure;
+  measure.mutable_measure_time()->set_seconds(seconds);
+  measure.mutable_score()->set_instrument(cpb::INSTRUMENT_NPRS);
+  measure.mutable_score()->set_score(pain);
+  return measure;
+}
+
+v1::HomeExerciseLog LogAt(std::int64_t seconds, int pain_after) {
+  v1::HomeExerciseLog log;
+  log.mutable_performed_time()->set_seconds(seconds);
+  log.set_pain_after(pain_after);
+  return log;
+}
+
+TEST(Summary, WithoutAPlanItCountsTheRecordsAndTracesPainInTimeOrder) {
+  PatientRecords records;
+  records.visits = {VisitAt(kStart, 6)};
+  records.home_logs = {LogAt(kStart + 2 * kDay, 5)};
+  records.measures = {PainMeasureAt(kStart + kDay, 4)};
+  records.open_alerts.emplace_back().set_alert_id("alert-1");
+  const auto snapshot = Summarize("pt-1", std::nullopt, records, kStart + 3 * kDay, EvaluationPolicy{});
+  const auto& summary = snapshot.summary;
+  EXPECT_EQ(summary.patient_id(), "pt-1");
+  EXPECT_FALSE(summary.has_active_plan());
+  EXPECT_EQ(summary.visit_count(), 1);
+  EXPECT_EQ(summary.home_log_count(), 1);
+  ASSERT_EQ(summary.pain_trend_size(), 3);
+  EXPECT_EQ(summary.pain_trend(0).source(), "visit");
+  EXPECT_EQ(summary.pain_trend(1).source(), "remeasure");
+  EXPECT_EQ(summary.pain_trend(2).source(), "home_log");
+  EXPECT_EQ(summary.latest_pain(), 5);
+  ASSERT_EQ(summary.open_alerts_size(), 1);
+  EXPECT_EQ(summary.open_alerts(0).alert_id(), "alert-1");
+}
+
+TEST(Summary, AgainstAPlanPainStartsFromItsBaselineAndWeeksCountFromItsStart) {
+  planning::v1::Plan plan;
+  plan.set_plan_id("plan-1");
+  plan.mutable_create_time()->set_seconds(kStart);
+  plan.mutable_activate_time()->set_seconds(kStart);
+  auto* baseline = plan.add_baseline_scores();
+  baseline->set_instrument(cpb::INSTRUMENT_NPRS);
+  baseline->set_score(8);
+  PatientRecords records;
+  records.measures = {PainMeasureAt(kStart + 14 * kDay, 3)};
+  const auto snapshot = Summarize("pt-1", plan, records, kStart + 15 * kDay, EvaluationPolicy{});
+  const auto& summary = snapshot.summary;
+  EXPECT_EQ(summary.active_plan().plan_id(), "plan-1");
+  EXPECT_EQ(summary.baseline_pain(), 8);
+  EXPECT_EQ(summary.latest_pain(), 3);
+  EXPECT_EQ(summary.weeks_since_start(), 2);
+  EXPECT_EQ(snapshot.evaluation.latest_nprs, 3);
+  EXPECT_EQ(snapshot.evaluation.plan_start_seconds, kStart);
+}
+
+}  // namespace
+}  // namespace physio::progress
