@@ -11,6 +11,7 @@
 
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/error.h"
+#include "physio/common/stored_message.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/progress/v1/progress.pb.h"
 #include "physio/db/proto_json.h"
