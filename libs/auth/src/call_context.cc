@@ -35,7 +35,7 @@ Clock::time_point CallContext::DeadlineCappedAt(std::chrono::milliseconds cap) c
   return capped < deadline ? capped : deadline;
 }
 
-void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed) {
+void RequireAnyRole(const CallContext& ctx, const std::set<Role>& allowed) {
   for (Role role : allowed) {
     if (ctx.HasRole(role)) return;
   }

@@ -4,17 +4,12 @@
 
 namespace physio {
 
-void MethodRoles::Require(const CallContext& ctx, const std::string& method) const {
+void MethodRoles::Require(const CallContext& ctx, std::string_view method) const {
   const auto entry = roles_.find(method);
   if (entry == roles_.end()) {
-    throw Error(ErrorCode::kPermissionDenied, "no role may call " + method);
+    throw Error(ErrorCode::kPermissionDenied, "no role may call " + std::string(method));
   }
-  for (Role role : entry->second) {
-    if (ctx.HasRole(role)) return;
-  }
-  std::string names;
-  for (Role role : entry->second) names += (names.empty() ? "" : ", ") + RoleName(role);
-  throw Error(ErrorCode::kPermissionDenied, "this call needs one of the roles: " + names);
+  RequireAnyRole(ctx, entry->second);
 }
 
 }  // namespace physio

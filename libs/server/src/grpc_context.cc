@@ -222,7 +222,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
                        grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
                        Clock::time_point accepted) {
   CallContext ctx;
-  AuditActor actor;  // outlives the CallAudit that refers to it
+  AuditActor actor;  // who the audit record names; outlives the CallAudit that refers to it
   AuditTarget target;
   grpc::Status status;
   bool authenticated = false;
@@ -244,6 +244,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   try {
     Authenticate(ctx, *server_context, verifier_, services_);
     authenticated = true;
+    actor = AuditActorOf(ctx);  // the identity is final from here on
     if (ctx.deadline <= Clock::now()) {
       throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
     }
@@ -268,7 +269,6 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     CheckRequestBounds(request, input_);
     roles_.Require(ctx, method);
-    actor = AuditActorOf(ctx);
     CallAudit call_audit(audit_, actor, method, target);
     try {
       body(ctx, target);
@@ -289,13 +289,15 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     spdlog::error("method={} request_id={} unexpected error: {}", method, ctx.request_id, e.what());
     status = grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
   }
+  // A refused token still leaves a record: the request id and peer are known.
+  if (!authenticated) actor = AuditActorOf(ctx);
   const AuditEvent event{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())};
   const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
                        status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
   if (refused && (patient_data == PatientData::kNone || !authenticated)) {
     // Nothing is handed out, so the call need not wait for the record; under a
     // flood of refusals a full queue drops it (logged) rather than hold workers.
-    audit_.Submit(AuditActorOf(ctx), event, Clock::now(), [](bool) {});
+    audit_.Submit(actor, event, Clock::now(), [](bool) {});
     finish(ctx, status);
     return;
   }
@@ -311,7 +313,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   // batches while the workers send responses in parallel.
   auto recorded = std::make_shared<std::promise<bool>>();
   auto committed = recorded->get_future();
-  audit_.Submit(AuditActorOf(ctx), event, audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
+  audit_.Submit(actor, event, audit_deadline, [recorded](bool ok) { recorded->set_value(ok); });
   const bool audited = committed.wait_until(audit_deadline + std::chrono::seconds(3)) == std::future_status::ready &&
                        committed.get();
   // Fail closed: patient data is not handed out without its audit record. A

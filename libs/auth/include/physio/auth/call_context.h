@@ -3,7 +3,6 @@
 // verified credentials only (see libs/server Authenticate); plain C++ so
 // domain code and its tests need no gRPC.
 #include <chrono>
-#include <initializer_list>
 #include <set>
 #include <string>
 
@@ -36,7 +35,7 @@ struct CallContext {
 };
 
 // PERMISSION_DENIED unless the caller holds one of `allowed`.
-void RequireAnyRole(const CallContext& ctx, std::initializer_list<Role> allowed);
+void RequireAnyRole(const CallContext& ctx, const std::set<Role>& allowed);
 // Staff: a clinician, an integrator or another service. Staff see every patient of their
 // tenant (tenant scoping is done by the stores); everyone else only their own record.
 bool IsStaff(const CallContext& ctx);

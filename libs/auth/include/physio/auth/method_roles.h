@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "physio/auth/call_context.h"
@@ -25,13 +26,14 @@ class MethodRoles {
 
   // PERMISSION_DENIED unless the caller holds one of `method`'s roles. A method
   // the table does not name is refused too (fail closed).
-  void Require(const CallContext& ctx, const std::string& method) const;
+  void Require(const CallContext& ctx, std::string_view method) const;
 
   // Method name (as in the proto, e.g. "StartIntake") to the roles that may call it.
-  const std::map<std::string, std::set<Role>>& entries() const { return roles_; }
+  const std::map<std::string, std::set<Role>, std::less<>>& entries() const { return roles_; }
 
  private:
-  std::map<std::string, std::set<Role>> roles_;
+  // std::less<>: looked up by the pipeline's method name without building a string per call.
+  std::map<std::string, std::set<Role>, std::less<>> roles_;
 };
 
 }  // namespace physio
