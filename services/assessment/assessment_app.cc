@@ -8,14 +8,10 @@
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
-#include "physio/db/events.h"
 #include "physio/common/validation.h"
-#include "physio/db/page_token.h"
 #include "fhir_export.h"
 #include "fhir_import.h"
 #include "intake_sections.h"
-#include "physio/db/idempotent.h"
-#include "physio/db/proto_json.h"
 
 namespace physio::assessment {
 
@@ -181,36 +177,30 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  pb::CompleteIntakeResponse response;
-  try {
-    response = IdempotentWrite<pb::CompleteIntakeResponse>(
-        pg_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,
-        [&](PgConnection& conn) {
-          pb::IntakeSession session = LoadIntake(ctx, request.session_id());
-          if (session.status() != pb::INTAKE_STATUS_OPEN) {
-            throw Error(ErrorCode::kFailedPrecondition,
-                        "session_id: intake already completed as assessment " + session.assessment_id());
-          }
-          std::vector<InstrumentKind> instruments;
-          for (auto instrument : session.instruments()) {
-            instruments.push_back(*KindOf(static_cast<cpb::Instrument>(instrument)));
-          }
-          pb::Assessment draft;
-          draft.set_patient_id(session.patient_id());
-          draft.set_intake_session_id(session.session_id());
-          *draft.mutable_answers() = session.answers();
-          if (session.has_history()) *draft.mutable_history() = session.history();
-          if (session.has_examination()) *draft.mutable_examination() = session.examination();
-          if (session.has_red_flag_screen()) *draft.mutable_red_flag_screen() = session.red_flag_screen();
-          pb::CompleteIntakeResponse completed;
-          *completed.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
-          return completed;
-        },
-        [&](const pb::CompleteIntakeResponse& completed) { audit.patient_id = completed.assessment().patient_id(); });
-  } catch (const PgUniqueViolation& violation) {
-    if (violation.constraint() != "assessments_one_per_intake") throw;
-    throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
-  }
+  auto response = IdempotentWrite<pb::CompleteIntakeResponse>(
+      records_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,
+      [&](AssessmentWriter& writer) {
+        pb::IntakeSession session = LoadIntake(ctx, request.session_id());
+        if (session.status() != pb::INTAKE_STATUS_OPEN) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "session_id: intake already completed as assessment " + session.assessment_id());
+        }
+        std::vector<InstrumentKind> instruments;
+        for (auto instrument : session.instruments()) {
+          instruments.push_back(*KindOf(static_cast<cpb::Instrument>(instrument)));
+        }
+        pb::Assessment draft;
+        draft.set_patient_id(session.patient_id());
+        draft.set_intake_session_id(session.session_id());
+        *draft.mutable_answers() = session.answers();
+        if (session.has_history()) *draft.mutable_history() = session.history();
+        if (session.has_examination()) *draft.mutable_examination() = session.examination();
+        if (session.has_red_flag_screen()) *draft.mutable_red_flag_screen() = session.red_flag_screen();
+        pb::CompleteIntakeResponse completed;
+        *completed.mutable_assessment() = StoreScoredAssessment(writer, ctx, std::move(draft), instruments);
+        return completed;
+      },
+      [&](const pb::CompleteIntakeResponse& completed) { audit.patient_id = completed.assessment().patient_id(); });
   try {
     // The record is committed; closing the session is bookkeeping, and the unique
     // index keeps a second completion out even if this step fails.
@@ -227,17 +217,15 @@ pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
   ValidateOpaqueId("assessment_id", request.assessment_id());
   audit.resource_id = request.assessment_id();
   pb::GetAssessmentResponse response;
-  auto rows = QueryOnce(pg_, ctx.DeadlineCappedAt(kStoreBudget),
-                        {"SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
-                         {ctx.tenant, request.assessment_id()}});
-  if (rows.rows() == 0) ThrowNotFound("assessment");
-  FromJson(rows.Get(0, 0), response.mutable_assessment());
+  auto found = records_.Find(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  if (!found) ThrowNotFound("assessment");
+  *response.mutable_assessment() = std::move(*found);
   if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
   audit.patient_id = response.assessment().patient_id();
   return response;
 }
 
-pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, pb::Assessment draft,
+pb::Assessment AssessmentApp::StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
                                                     const std::vector<InstrumentKind>& instruments) {
   pb::Assessment assessment = std::move(draft);
   assessment.set_assessment_id(NewId("asm"));
@@ -258,16 +246,10 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(PgConnection& conn, const Ca
   *assessment.mutable_create_time() = TimeUtil::GetCurrentTime();
   assessment.set_created_by(ctx.principal);
   assessment.set_etag("v1");
-  conn.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
-            " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
-            {ctx.tenant, assessment.assessment_id(), assessment.patient_id(),
-             assessment.intake_session_id().empty() ? PgParam() : PgParam(assessment.intake_session_id()),
-             ctx.principal, ToJson(assessment)});
-  AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ASSESSMENT_STORED", assessment.patient_id(),
-              assessment.assessment_id());
+  writer.Insert(ctx.tenant, assessment);
+  writer.AppendEvent(ctx.tenant, "EVENT_KIND_ASSESSMENT_STORED", assessment.patient_id(), assessment.assessment_id());
   if (CallsForReferral(assessment.red_flags().action())) {
-    AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", assessment.patient_id(),
-                assessment.assessment_id());
+    writer.AppendEvent(ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", assessment.patient_id(), assessment.assessment_id());
   }
   return assessment;
 }
@@ -291,8 +273,9 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
   if (request.has_history()) ValidateHistory("history", request.history());
   if (request.has_examination()) ValidateExamination("examination", request.examination());
   auto response = IdempotentWrite<pb::CreateAssessmentResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "CreateAssessment", request.request_id()},
-      request, [&](PgConnection& conn) {
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "CreateAssessment", request.request_id()}, request,
+      [&](AssessmentWriter& writer) {
         pb::Assessment draft;
         draft.set_patient_id(request.patient_id());
         *draft.mutable_answers() = request.answers();
@@ -300,7 +283,7 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
         if (request.has_examination()) *draft.mutable_examination() = request.examination();
         if (request.has_red_flag_screen()) *draft.mutable_red_flag_screen() = request.red_flag_screen();
         pb::CreateAssessmentResponse created;
-        *created.mutable_assessment() = StoreScoredAssessment(conn, ctx, std::move(draft), instruments);
+        *created.mutable_assessment() = StoreScoredAssessment(writer, ctx, std::move(draft), instruments);
         return created;
       },
       [&](const pb::CreateAssessmentResponse& response) { audit.resource_id = response.assessment().assessment_id(); });
@@ -316,21 +299,11 @@ pb::ListAssessmentsResponse AssessmentApp::ListAssessments(const CallContext& ct
   ValidateRange("page_size", request.page_size(), 0, 100);
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
   const KeysetPosition after = DecodePageToken(request.page_token(), request.patient_id());
+  auto page = records_.ListForPatient(ctx.tenant, request.patient_id(), after, page_size,
+                                     ctx.DeadlineCappedAt(kStoreBudget));
   pb::ListAssessmentsResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto rows = conn.Exec(
-        "SELECT body, created_at::text, assessment_id FROM assessment.assessments"
-        " WHERE tenant_id = $1 AND patient_id = $2"
-        " AND ($3::timestamptz IS NULL OR (created_at, assessment_id) < ($3::timestamptz, $4))"
-        " ORDER BY created_at DESC, assessment_id DESC LIMIT $5",
-        {ctx.tenant, request.patient_id(), after.created_at, after.id, std::to_string(page_size + 1)});
-    const int returned = std::min(rows.rows(), page_size);
-    for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_assessments());
-    if (rows.rows() > page_size) {
-      response.set_next_page_token(
-          EncodePageToken(request.patient_id(), rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)));
-    }
-  });
+  for (auto& assessment : page.assessments) *response.add_assessments() = std::move(assessment);
+  if (page.next) response.set_next_page_token(EncodePageToken(request.patient_id(), *page.next->created_at, *page.next->id));
   return response;
 }
 
@@ -379,16 +352,15 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
     ThrowInvalidArgument("rationale", "must be 1-500 characters");
   }
   auto response = IdempotentWrite<pb::RecordRedFlagJudgementResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget),
-      {kSchema, ctx.tenant, ctx.principal, "RecordRedFlagJudgement", request.request_id()}, request, [&](PgConnection& conn) {
-        auto rows = conn.Exec("SELECT body, version FROM assessment.assessments"
-                              " WHERE tenant_id = $1 AND assessment_id = $2 FOR UPDATE",
-                              {ctx.tenant, request.assessment_id()});
-        if (rows.rows() == 0) ThrowNotFound("assessment");
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "RecordRedFlagJudgement", request.request_id()}, request,
+      [&](AssessmentWriter& writer) {
+        auto found = writer.FindForUpdate(ctx.tenant, request.assessment_id());
+        if (!found) ThrowNotFound("assessment");
         pb::RecordRedFlagJudgementResponse recorded;
         pb::Assessment& assessment = *recorded.mutable_assessment();
-        FromJson(rows.Get(0, 0), &assessment);
-        const long version = rows.GetLong(0, 1);
+        assessment = std::move(found->assessment);
+        const long version = found->version;
         if (request.etag() != "v" + std::to_string(version)) {
           throw Error(ErrorCode::kAborted, "etag: the assessment changed since it was read; read it again");
         }
@@ -407,9 +379,7 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
         judgement->set_clinician(ctx.principal);
         *judgement->mutable_decide_time() = TimeUtil::GetCurrentTime();
         assessment.set_etag("v" + std::to_string(version + 1));
-        conn.Exec("UPDATE assessment.assessments SET body = $3::jsonb, version = $4"
-                  " WHERE tenant_id = $1 AND assessment_id = $2",
-                  {ctx.tenant, request.assessment_id(), ToJson(assessment), std::to_string(version + 1)});
+        writer.Replace(ctx.tenant, assessment, version + 1);
         return recorded;
       },
       [&](const pb::RecordRedFlagJudgementResponse& response) { audit.patient_id = response.assessment().patient_id(); });

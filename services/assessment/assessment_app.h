@@ -1,7 +1,8 @@
 #pragma once
-// The assessment service's use cases: intake sessions in Redis, assessments in
-// Postgres. Takes a plain CallContext (no gRPC types); the adapter in
-// assessment_server.cc only translates.
+// The assessment service's use cases: intake sessions (IntakeStore, Redis) that
+// become scored assessments (AssessmentRecords, PostgreSQL). Takes a plain
+// CallContext (no gRPC types) and its stores as seams; the adapter in
+// assessment_server.cc only translates, and tests may hand in fakes.
 #include <chrono>
 
 #include "domain/classification.h"
@@ -9,11 +10,10 @@
 #include "domain/red_flags.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
-#include "physio/db/audit.h"
-#include "physio/db/pg.h"
-#include "physio/redis/redis_idempotency.h"
-#include "physio/redis/redis_pool.h"
+#include "assessment_records.h"
 #include "intake_store.h"
+#include "physio/db/audit.h"
+#include "physio/redis/redis_idempotency.h"
 
 namespace physio::assessment {
 
@@ -30,12 +30,19 @@ struct AssessmentSettings {
 
 inline constexpr const char* kSchema = "assessment";
 
+// The stores the use cases work on; they outlive the app.
+struct AssessmentStores {
+  SessionIdempotency& session_idempotency;  // request ids of intake-session writes
+  IntakeStore& intakes;
+  AssessmentRecords& records;
+};
+
 class AssessmentApp {
  public:
-  AssessmentApp(RedisPool& redis, PgPool& pg, AssessmentSettings settings)
-      : pg_(pg),
-        session_idempotency_(redis),
-        intakes_(redis, settings.intake_ttl, settings.completed_intake_ttl),
+  AssessmentApp(AssessmentStores stores, AssessmentSettings settings)
+      : session_idempotency_(stores.session_idempotency),
+        intakes_(stores.intakes),
+        records_(stores.records),
         settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
@@ -68,12 +75,12 @@ class AssessmentApp {
   pb::IntakeSession WithProgress(pb::IntakeSession session) const;
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.
   // `draft` carries patient, session, answers and the history/examination/red-flag sections.
-  pb::Assessment StoreScoredAssessment(PgConnection& conn, const CallContext& ctx, pb::Assessment draft,
+  pb::Assessment StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
                                        const std::vector<InstrumentKind>& instruments);
 
-  PgPool& pg_;
-  RedisIdempotency session_idempotency_;
-  IntakeStore intakes_;
+  SessionIdempotency& session_idempotency_;
+  IntakeStore& intakes_;
+  AssessmentRecords& records_;
   AssessmentSettings settings_;
 };
 

@@ -40,7 +40,11 @@ class AssessmentServer final : public RunningService {
   explicit AssessmentServer(const Config& config)
       : config_(config),
         runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"}, kAssessmentRoles),
-        app_(runtime_.redis(), runtime_.pg(), SettingsFrom(config_)),
+        settings_(SettingsFrom(config_)),
+        session_idempotency_(runtime_.redis()),
+        intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl),
+        records_(runtime_.pg()),
+        app_({session_idempotency_, intakes_, records_}, settings_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -70,6 +74,10 @@ class AssessmentServer final : public RunningService {
   }
   Config config_;
   ServiceRuntime runtime_;
+  AssessmentSettings settings_;
+  RedisIdempotency session_idempotency_;
+  RedisIntakeStore intakes_;
+  PgAssessmentRecords records_;
   AssessmentApp app_;
   AssessmentGrpc grpc_;
 };

@@ -139,11 +139,11 @@ v1::IntakeSession SessionFromReply(const std::string& session_id, const redisRep
 }
 }  // namespace
 
-std::string IntakeStore::Key(const CallContext& ctx, const std::string& session_id) const {
+std::string RedisIntakeStore::Key(const CallContext& ctx, const std::string& session_id) const {
   return RedisKey("asmt", ctx.tenant, {"intake", session_id});
 }
 
-void IntakeStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+void RedisIntakeStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
                          const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) {
   std::string codes;
   for (InstrumentKind kind : instruments) codes += (codes.empty() ? "" : ",") + SpecFor(kind).code;
@@ -152,7 +152,7 @@ void IntakeStore::Create(const CallContext& ctx, const std::string& session_id, 
   ThrowIfRefused(created.get());
 }
 
-v1::IntakeSession IntakeStore::Read(const CallContext& ctx, const std::string& session_id,
+v1::IntakeSession RedisIntakeStore::Read(const CallContext& ctx, const std::string& session_id,
                                     Clock::time_point deadline) {
   auto reply = redis_.Eval(kReadScript, {Key(ctx, session_id)}, {PatientFilter(ctx), std::to_string(ttl_.count())},
                            deadline);
@@ -160,7 +160,7 @@ v1::IntakeSession IntakeStore::Read(const CallContext& ctx, const std::string& s
   return SessionFromReply(session_id, reply.get());
 }
 
-v1::IntakeSession IntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
+v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
                                       const IntakeChanges& changes, Clock::time_point deadline) {
   std::vector<std::string> args{PatientFilter(ctx), std::to_string(ttl_.count()), ""};
   if (changes.history) args.insert(args.end(), {kHistoryField, changes.history->SerializeAsString()});
@@ -188,7 +188,7 @@ v1::IntakeSession IntakeStore::Submit(const CallContext& ctx, const std::string&
   return SessionFromReply(session_id, reply.get());
 }
 
-void IntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
+void RedisIntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
                                 const std::string& assessment_id, Clock::time_point deadline) {
   redis_.Eval(kMarkCompletedScript, {Key(ctx, session_id)}, {assessment_id, std::to_string(completed_ttl_.count())},
               deadline);

@@ -26,31 +26,46 @@ struct IntakeChanges {
   const v1::RedFlagScreen* red_flag_screen = nullptr;
 };
 
+// The use cases' seam: the Redis store below, or an in-memory fake in tests.
 class IntakeStore {
  public:
-  // `ttl`: idle time before an open session expires (renewed on every read and
-  // write); `completed_ttl`: how long a completed one stays readable.
-  IntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl)
-      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl) {}
+  virtual ~IntakeStore() = default;
 
   // Stores a new open session of `patient_id` for `instruments` (in order) under `session_id`.
-  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
-              const std::vector<InstrumentKind>& instruments, Clock::time_point deadline);
+  virtual void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+                      const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) = 0;
 
   // The session as stored, renewing an open one's expiry; its `progress` is
   // left to the caller. NOT_FOUND when it expired, never existed or is another
   // patient's (staff see every session of their tenant).
-  v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline);
+  virtual v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id,
+                                 Clock::time_point deadline) = 0;
 
   // Adds the answers and sections and returns the session as it now is.
   // NOT_FOUND as Read; FAILED_PRECONDITION once completed; INVALID_ARGUMENT
   // naming answers[i].instrument when an answer's instrument is not the intake's.
-  v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
-                           Clock::time_point deadline);
+  virtual v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
+                                   const IntakeChanges& changes, Clock::time_point deadline) = 0;
 
   // Closes an open session as completed into `assessment_id`.
+  virtual void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
+                             Clock::time_point deadline) = 0;
+};
+
+class RedisIntakeStore final : public IntakeStore {
+ public:
+  // `ttl`: idle time before an open session expires (renewed on every read and
+  // write); `completed_ttl`: how long a completed one stays readable.
+  RedisIntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl)
+      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl) {}
+
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) override;
+  v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
+  v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
+                           Clock::time_point deadline) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
-                     Clock::time_point deadline);
+                     Clock::time_point deadline) override;
 
  private:
   std::string Key(const CallContext& ctx, const std::string& session_id) const;

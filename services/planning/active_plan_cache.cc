@@ -21,27 +21,27 @@ return 1
 )LUA";
 }  // namespace
 
-std::string ActivePlanCache::EntryKey(const CallContext& ctx, const std::string& patient_id) const {
+std::string RedisActivePlanCache::EntryKey(const CallContext& ctx, const std::string& patient_id) const {
   return RedisKey("plan", ctx.tenant, {"active", patient_id});
 }
 
-std::string ActivePlanCache::GenerationKey(const CallContext& ctx, const std::string& patient_id) const {
+std::string RedisActivePlanCache::GenerationKey(const CallContext& ctx, const std::string& patient_id) const {
   return RedisKey("plan", ctx.tenant, {"activegen", patient_id});
 }
 
-void ActivePlanCache::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
+void RedisActivePlanCache::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
                                                  Clock::time_point deadline) {
   redis_.Command({"INCR", GenerationKey(ctx, patient_id)}, deadline);
 }
 
-void ActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
+void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
                                             Clock::time_point deadline) {
   auto reply = redis_.Eval(kInvalidateScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
                            deadline);
   if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
 }
 
-std::optional<ActivePlanCache::Lookup> ActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
+std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
                                                              Clock::time_point deadline) {
   // One MGET reads the generation and the entry together (no script needed).
   auto reply = redis_.Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline);
@@ -59,7 +59,7 @@ std::optional<ActivePlanCache::Lookup> ActivePlanCache::Read(const CallContext& 
   return lookup;
 }
 
-void ActivePlanCache::Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
+void RedisActivePlanCache::Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
                            const v1::Plan& plan, Clock::time_point deadline) {
   redis_.Eval(kFillScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)},
               {generation, plan.SerializeAsString(), std::to_string(ttl_.count())}, deadline);

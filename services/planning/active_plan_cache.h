@@ -16,16 +16,18 @@
 
 namespace physio::planning {
 
+// The use cases' seam: the Redis cache below, or an in-memory fake in tests.
 class ActivePlanCache {
  public:
-  // `ttl`: how long an entry lives without any write (a bound on what a lost invalidation can cost).
-  ActivePlanCache(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+  virtual ~ActivePlanCache() = default;
 
   // In the write's transaction, before it commits; throws Error(kUnavailable) without Redis.
-  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+  virtual void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
+                                          Clock::time_point deadline) = 0;
   // After the commit; throws Error(kUnavailable) when it could not be done (the
   // caller's retry replays the write and invalidates again; entries also expire).
-  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+  virtual void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
+                                     Clock::time_point deadline) = 0;
 
   struct Lookup {
     std::string generation;           // to hand back to Fill
@@ -33,10 +35,26 @@ class ActivePlanCache {
   };
   // One round trip; nullopt when Redis answered something unusable; throws
   // Error(kUnavailable) when Redis cannot be reached.
-  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline);
+  virtual std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
+                                     Clock::time_point deadline) = 0;
   // Caches `plan` only if the patient's generation is still `generation`.
+  virtual void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
+                    const v1::Plan& plan, Clock::time_point deadline) = 0;
+};
+
+class RedisActivePlanCache final : public ActivePlanCache {
+ public:
+  // `ttl`: how long an entry lives without any write (a bound on what a lost invalidation can cost).
+  RedisActivePlanCache(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+
+  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
+                                  Clock::time_point deadline) override;
+  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
+                             Clock::time_point deadline) override;
+  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
+                             Clock::time_point deadline) override;
   void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,
-            Clock::time_point deadline);
+            Clock::time_point deadline) override;
 
  private:
   std::string EntryKey(const CallContext& ctx, const std::string& patient_id) const;

@@ -2,15 +2,11 @@
 
 #include <algorithm>
 
-#include "physio/db/events.h"
-
 #include <google/protobuf/util/time_util.h>
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
-#include "physio/db/idempotent.h"
-#include "physio/db/proto_json.h"
 #include "fhir_careplan.h"
 #include "assessment/intake_sections.h"
 #include "plan_changes.h"
@@ -37,46 +33,28 @@ cpb::Instrument ToProto(GoalMeasure measure) {
   return cpb::INSTRUMENT_UNSPECIFIED;
 }
 
-std::string StatusName(pb::PlanStatus status) { return pb::PlanStatus_Name(status).substr(sizeof("PLAN_STATUS_") - 1); }
-
 std::string Etag(long version) { return "v" + std::to_string(version); }
-
-pb::Plan ReadPlan(const PgResult& rows, int row) {
-  pb::Plan plan;
-  FromJson(rows.Get(row, 0), &plan);
-  return plan;
-}
-
-void RecordRevision(PgConnection& conn, const CallContext& ctx, const pb::Plan& plan, const std::string& change,
-                    const std::string& reason) {
-  conn.Exec("INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)",
-            {ctx.tenant, plan.plan_id(), std::to_string(plan.revision()), change, reason, ctx.principal, ToJson(plan)});
-}
-
-// Saves a changed plan as its next revision (new etag, history row).
-void SaveChange(PgConnection& conn, const CallContext& ctx, pb::Plan& plan, long version, const std::string& change,
-                const std::string& reason) {
-  plan.set_revision(plan.revision() + 1);
-  plan.set_last_change_reason(reason);
-  plan.set_etag(Etag(version + 1));
-  *plan.mutable_update_time() = TimeUtil::GetCurrentTime();
-  conn.Exec("UPDATE planning.plans SET status = $3, version = $4, body = $5::jsonb, updated_at = now()"
-            " WHERE tenant_id = $1 AND plan_id = $2",
-            {ctx.tenant, plan.plan_id(), StatusName(plan.status()), std::to_string(version + 1), ToJson(plan)});
-  RecordRevision(conn, ctx, plan, change, reason);
-  // The feed's view of the change, in the same transaction.
-  const char* kind = change == "approved"    ? "EVENT_KIND_PLAN_APPROVED"
-                     : change == "suspended" ? "EVENT_KIND_PLAN_SUSPENDED"
-                     : change == "adjusted" || change == "resumed" ? "EVENT_KIND_PLAN_ADJUSTED"
-                                                                   : nullptr;
-  if (kind != nullptr) AppendEvent(conn, kSchema, ctx.tenant, kind, plan.patient_id(), plan.plan_id());
-}
 
 void ValidateReason(const std::string& reason) {
   if (reason.empty() || reason.size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
 }
 }  // namespace
+
+void PlanningApp::SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version,
+                             const std::string& change, const std::string& reason) {
+  plan.set_revision(plan.revision() + 1);
+  plan.set_last_change_reason(reason);
+  plan.set_etag(Etag(version + 1));
+  *plan.mutable_update_time() = TimeUtil::GetCurrentTime();
+  writer.Update(ctx.tenant, plan, version + 1);
+  writer.AddRevision(ctx.tenant, plan, change, reason, ctx.principal);
+  // The feed's view of the change, in the same transaction.
+  const char* kind = change == "approved"    ? "EVENT_KIND_PLAN_APPROVED"
+                     : change == "suspended" ? "EVENT_KIND_PLAN_SUSPENDED"
+                     : change == "adjusted" || change == "resumed" ? "EVENT_KIND_PLAN_ADJUSTED"
+                                                                   : nullptr;
+  if (kind != nullptr) writer.AppendEvent(ctx.tenant, kind, plan.patient_id(), plan.plan_id());
+}
 
 PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   PlanInput input;
@@ -267,7 +245,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   ValidateOpaqueId("assessment_id", request.assessment_id());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "GeneratePlan", request.request_id()};
-  if (auto replay = IdempotentReplay<pb::GeneratePlanResponse>(pg_, deadline, key, request)) {
+  if (auto replay = IdempotentReplay<pb::GeneratePlanResponse>(records_, deadline, key, request)) {
     audit.patient_id = replay->plan().patient_id();
     audit.resource_id = replay->plan().plan_id();
     return *replay;
@@ -278,7 +256,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   // An urgent or emergency red flag gives a referral plan instead of treatment.
   const PlanInput input = PlanInputFrom(assessment);
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
-      pg_, deadline, key, request, [&](PgConnection& conn) {
+      records_, deadline, key, request, [&](PlanWriter& writer) {
         pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_, policy_));
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
@@ -294,11 +272,8 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         *plan.mutable_update_time() = plan.create_time();
         plan.set_created_by(ctx.principal);
         plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
-        RecordRevision(conn, ctx, plan, "generated", plan.last_change_reason());
-        conn.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
-                  " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
-                  {ctx.tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
-                   ToJson(plan)});
+        writer.AddRevision(ctx.tenant, plan, "generated", plan.last_change_reason(), ctx.principal);
+        writer.Insert(ctx.tenant, plan);
         pb::GeneratePlanResponse generated;
         *generated.mutable_plan() = plan;
         return generated;
@@ -312,11 +287,9 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
   ValidateOpaqueId("plan_id", request.plan_id());
   audit.resource_id = request.plan_id();
   pb::GetPlanResponse response;
-  auto rows = QueryOnce(pg_, ctx.DeadlineCappedAt(kStoreBudget),
-                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
-                         {ctx.tenant, request.plan_id()}});
-  if (rows.rows() == 0) ThrowNotFound("plan");
-  *response.mutable_plan() = ReadPlan(rows, 0);
+  auto found = records_.Find(ctx.tenant, request.plan_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  if (!found) ThrowNotFound("plan");
+  *response.mutable_plan() = std::move(*found);
   if (!CanSeePatient(ctx, response.plan().patient_id())) ThrowNotFound("plan");
   audit.patient_id = response.plan().patient_id();
   return response;
@@ -335,54 +308,42 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     if (effective.seconds() < now.seconds() - 366 * 24 * 3600) ThrowInvalidArgument("effective_time", "is more than a year back");
   }
   audit.resource_id = request.plan_id();
-  pb::ApprovePlanResponse response;
-  try {
-    response = IdempotentWrite<pb::ApprovePlanResponse>(
-        pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "ApprovePlan", request.request_id()}, request,
-        [&](PgConnection& conn) {
-          auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
-                                " FOR UPDATE",
-                                {ctx.tenant, request.plan_id()});
-          if (rows.rows() == 0) ThrowNotFound("plan");
-          pb::Plan plan = ReadPlan(rows, 0);
-          const long version = rows.GetLong(0, 1);
-          audit.patient_id = plan.patient_id();
-          if (request.etag() != Etag(version)) {
-            throw Error(ErrorCode::kAborted, "etag: the plan changed since it was read; read it again");
-          }
-          if (plan.status() != pb::PLAN_STATUS_DRAFT) {
-            throw Error(ErrorCode::kFailedPrecondition, "plan_id: only a draft plan can be approved");
-          }
-          auto active = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
-                                  " AND status IN ('ACTIVE', 'SUSPENDED') FOR UPDATE",
-                                  {ctx.tenant, plan.patient_id()});
-          for (int i = 0; i < active.rows(); ++i) {
-            pb::Plan previous = ReadPlan(active, i);
-            previous.set_status(pb::PLAN_STATUS_SUPERSEDED);
-            SaveChange(conn, ctx, previous, active.GetLong(i, 1), "superseded", "replaced by plan " + plan.plan_id());
-          }
-          // Informed consent to spinal manipulation is recorded before a plan with it is approved.
-          const bool manipulation = IncludesManipulation(plan);
-          if (manipulation && !request.manipulation_consent()) {
-            throw Error(ErrorCode::kFailedPrecondition,
-                        "manipulation_consent: the plan includes spinal manipulation; record the patient's informed "
-                        "consent (manipulation_consent: true) or revise the plan to remove it");
-          }
-          if (manipulation) plan.set_manipulation_consent_recorded_by(ctx.principal);
-          plan.set_status(pb::PLAN_STATUS_ACTIVE);
-          plan.set_approved_by(ctx.principal);
-          *plan.mutable_activate_time() = effective;
-          SaveChange(conn, ctx, plan, version, "approved", "approved by " + ctx.principal);
-          active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
-          pb::ApprovePlanResponse approved;
-          *approved.mutable_plan() = plan;
-          return approved;
-        },
-        [&](const pb::ApprovePlanResponse& approved) { audit.patient_id = approved.plan().patient_id(); });
-  } catch (const PgUniqueViolation& violation) {
-    if (violation.constraint() != "plans_one_active") throw;
-    throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
-  }
+  auto response = IdempotentWrite<pb::ApprovePlanResponse>(
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "ApprovePlan", request.request_id()}, request, [&](PlanWriter& writer) {
+        auto found = writer.FindForUpdate(ctx.tenant, request.plan_id());
+        if (!found) ThrowNotFound("plan");
+        pb::Plan& plan = found->plan;
+        const long version = found->version;
+        audit.patient_id = plan.patient_id();
+        if (request.etag() != Etag(version)) {
+          throw Error(ErrorCode::kAborted, "etag: the plan changed since it was read; read it again");
+        }
+        if (plan.status() != pb::PLAN_STATUS_DRAFT) {
+          throw Error(ErrorCode::kFailedPrecondition, "plan_id: only a draft plan can be approved");
+        }
+        for (auto& [previous, previous_version] : writer.InUseForUpdate(ctx.tenant, plan.patient_id())) {
+          previous.set_status(pb::PLAN_STATUS_SUPERSEDED);
+          SaveChange(writer, ctx, previous, previous_version, "superseded", "replaced by plan " + plan.plan_id());
+        }
+        // Informed consent to spinal manipulation is recorded before a plan with it is approved.
+        const bool manipulation = IncludesManipulation(plan);
+        if (manipulation && !request.manipulation_consent()) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "manipulation_consent: the plan includes spinal manipulation; record the patient's informed "
+                      "consent (manipulation_consent: true) or revise the plan to remove it");
+        }
+        if (manipulation) plan.set_manipulation_consent_recorded_by(ctx.principal);
+        plan.set_status(pb::PLAN_STATUS_ACTIVE);
+        plan.set_approved_by(ctx.principal);
+        *plan.mutable_activate_time() = effective;
+        SaveChange(writer, ctx, plan, version, "approved", "approved by " + ctx.principal);
+        active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+        pb::ApprovePlanResponse approved;
+        *approved.mutable_plan() = plan;
+        return approved;
+      },
+      [&](const pb::ApprovePlanResponse& approved) { audit.patient_id = approved.plan().patient_id(); });
   active_plans_.InvalidateAfterCommit(ctx, response.plan().patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
   return response;
 }
@@ -398,15 +359,13 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
   ValidateReason(reason);
   audit.resource_id = plan_id;
   auto response = IdempotentWrite<Response>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, method, request_id}, request,
-      [&](PgConnection& conn) {
-        auto rows = conn.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2"
-                              " FOR UPDATE",
-                              {ctx.tenant, plan_id});
-        if (rows.rows() == 0) ThrowNotFound("plan");
-        pb::Plan plan = ReadPlan(rows, 0);
+      records_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, method, request_id}, request,
+      [&](PlanWriter& writer) {
+        auto found = writer.FindForUpdate(ctx.tenant, plan_id);
+        if (!found) ThrowNotFound("plan");
+        pb::Plan& plan = found->plan;
         audit.patient_id = plan.patient_id();
-        const long version = rows.GetLong(0, 1);
+        const long version = found->version;
         if (!etag.empty() && etag != Etag(version)) {
           throw Error(ErrorCode::kAborted, "etag: the plan changed since it was read; read it again");
         }
@@ -415,7 +374,7 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
                       "plan_id: not possible for a plan that is " + pb::PlanStatus_Name(plan.status()));
         }
         mutate(plan);
-        SaveChange(conn, ctx, plan, version, change, reason);
+        SaveChange(writer, ctx, plan, version, change, reason);
         active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
         Response changed;
         *changed.mutable_plan() = plan;
@@ -537,30 +496,15 @@ pb::ListPlanRevisionsResponse PlanningApp::ListPlanRevisions(const CallContext& 
       ThrowInvalidArgument("page_token", "is not a token this service issued for this plan");
     }
   }
+  auto page = records_.ListRevisions(ctx.tenant, request.plan_id(), after, page_size, ctx.DeadlineCappedAt(kStoreBudget));
+  if (!page.patient_id || !CanSeePatient(ctx, *page.patient_id)) ThrowNotFound("plan");
+  audit.patient_id = *page.patient_id;
   pb::ListPlanRevisionsResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto owner = conn.Exec("SELECT patient_id FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
-                           {ctx.tenant, request.plan_id()});
-    if (owner.rows() == 0 || !CanSeePatient(ctx, owner.Get(0, 0))) ThrowNotFound("plan");
-    audit.patient_id = owner.Get(0, 0);
-    auto rows = conn.Exec("SELECT revision, change, reason, changed_by, to_char(changed_at AT TIME ZONE 'UTC',"
-                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), body FROM planning.plan_revisions"
-                          " WHERE tenant_id = $1 AND plan_id = $2 AND revision > $3 ORDER BY revision LIMIT $4",
-                          {ctx.tenant, request.plan_id(), std::to_string(after), std::to_string(page_size + 1)});
-    const int returned = std::min(rows.rows(), page_size);
-    for (int i = 0; i < returned; ++i) {
-      auto* revision = response.add_revisions();
-      revision->set_revision(static_cast<int>(rows.GetLong(i, 0)));
-      revision->set_change(rows.Get(i, 1));
-      revision->set_reason(rows.Get(i, 2));
-      revision->set_changed_by(rows.Get(i, 3));
-      TimeUtil::FromString(rows.Get(i, 4), revision->mutable_change_time());
-      FromJson(rows.Get(i, 5), revision->mutable_plan());
-    }
-    if (rows.rows() > page_size) {
-      response.set_next_page_token(HexEncode(request.plan_id() + "@" + rows.Get(returned - 1, 0)));
-    }
-  });
+  for (auto& revision : page.revisions) *response.add_revisions() = std::move(revision);
+  if (page.more) {
+    response.set_next_page_token(
+        HexEncode(request.plan_id() + "@" + std::to_string(response.revisions().rbegin()->revision())));
+  }
   return response;
 }
 
@@ -651,12 +595,9 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
     // The cache is an optimisation: without Redis the record is read from PostgreSQL.
     spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
   }
-  auto rows = QueryOnce(pg_, deadline,
-                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
-                         " AND status IN ('ACTIVE', 'SUSPENDED')",
-                         {ctx.tenant, request.patient_id()}});
-  if (rows.rows() == 0) ThrowNotFound("active plan");
-  *response.mutable_plan() = ReadPlan(rows, 0);
+  auto in_use_plan = records_.FindInUse(ctx.tenant, request.patient_id(), deadline);
+  if (!in_use_plan) ThrowNotFound("active plan");
+  *response.mutable_plan() = std::move(*in_use_plan);
   audit.resource_id = response.plan().plan_id();
   if (generation) {
     try {

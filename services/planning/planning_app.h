@@ -1,15 +1,15 @@
 #pragma once
 // The planning service's use cases. Reads assessments through AssessmentReader
-// (implemented over gRPC in planning_server.cc, by fakes in unit tests).
+// (implemented over gRPC in planning_server.cc, by fakes in unit tests), keeps
+// plans in PlanRecords (PostgreSQL) and the active plan in ActivePlanCache (Redis).
 #include "active_plan_cache.h"
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
 #include "physio/db/audit.h"
-#include "physio/db/pg.h"
 #include "physio/planning/v1/planning.pb.h"
-#include "physio/redis/redis_pool.h"
+#include "plan_records.h"
 
 namespace physio::planning {
 
@@ -31,9 +31,10 @@ pb::Plan PlanFromDraft(const PlanDraft& draft);
 
 class PlanningApp {
  public:
-  PlanningApp(PgPool& pg, RedisPool& redis, AssessmentReader& assessments, const InterventionLibrary& library,
-              std::chrono::seconds cache_ttl = std::chrono::seconds(60), PlanPolicy policy = {})
-      : pg_(pg), active_plans_(redis, cache_ttl), assessments_(assessments), library_(library), policy_(policy) {}
+  // The stores and the peer outlive the app.
+  PlanningApp(PlanRecords& records, ActivePlanCache& active_plans, AssessmentReader& assessments,
+              const InterventionLibrary& library, PlanPolicy policy = {})
+      : records_(records), active_plans_(active_plans), assessments_(assessments), library_(library), policy_(policy) {}
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -62,8 +63,12 @@ class PlanningApp {
                       std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
                       const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate);
 
-  PgPool& pg_;
-  ActivePlanCache active_plans_;
+  // Saves a changed plan as its next revision (new etag, history row, feed event).
+  void SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version, const std::string& change,
+                  const std::string& reason);
+
+  PlanRecords& records_;
+  ActivePlanCache& active_plans_;
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
   PlanPolicy policy_;

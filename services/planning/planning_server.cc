@@ -64,8 +64,9 @@ class PlanningServer final : public RunningService {
         runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}, kPlanningRoles),
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), runtime_.redis(), assessments_, library_,
-             std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds")), PolicyFrom(config_)),
+        records_(runtime_.pg()),
+        active_plans_(runtime_.redis(), std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds"))),
+        app_(records_, active_plans_, assessments_, library_, PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -92,6 +93,8 @@ class PlanningServer final : public RunningService {
   ServiceRuntime runtime_;
   InterventionLibrary library_;
   GrpcAssessmentReader assessments_;
+  PgPlanRecords records_;
+  RedisActivePlanCache active_plans_;
   PlanningApp app_;
   PlanningGrpc grpc_;
 };

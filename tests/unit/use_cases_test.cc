@@ -80,7 +80,10 @@ const planning::InterventionLibrary& Library() {
 class AssessmentUseCases : public ::testing::Test {
  protected:
   UnreachableStores stores;
-  assessment::AssessmentApp app{stores.redis, stores.pg, assessment::AssessmentSettings{}};
+  RedisIdempotency session_idempotency{stores.redis};
+  assessment::RedisIntakeStore intakes{stores.redis, std::chrono::hours(24), std::chrono::hours(1)};
+  assessment::PgAssessmentRecords records{stores.pg};
+  assessment::AssessmentApp app{{session_idempotency, intakes, records}, assessment::AssessmentSettings{}};
   AuditTarget audit;
 };
 
@@ -135,7 +138,9 @@ class PlanningUseCases : public ::testing::Test {
  protected:
   UnreachableStores stores;
   FakeAssessmentReader assessments;
-  planning::PlanningApp app{stores.pg, stores.redis, assessments, Library()};
+  planning::PgPlanRecords records{stores.pg};
+  planning::RedisActivePlanCache active_plans{stores.redis, std::chrono::seconds(60)};
+  planning::PlanningApp app{records, active_plans, assessments, Library()};
   AuditTarget audit;
 };
 

@@ -27,15 +27,23 @@ struct IdempotencyKey {
   std::string request_id;
 };
 
-class RedisIdempotency {
+// The use cases' seam: Redis below, or an in-memory fake in tests.
+class SessionIdempotency {
+ public:
+  virtual ~SessionIdempotency() = default;
+  // `fingerprint` identifies the request's content (e.g. a hash of its bytes);
+  // `mutate` returns the serialized response to remember.
+  virtual std::string Run(const IdempotencyKey& key, const std::string& fingerprint, Clock::time_point deadline,
+                          const std::function<std::string()>& mutate) = 0;
+};
+
+class RedisIdempotency final : public SessionIdempotency {
  public:
   explicit RedisIdempotency(RedisPool& pool, std::chrono::seconds retention = std::chrono::hours(24))
       : pool_(pool), retention_(retention) {}
 
-  // `fingerprint` identifies the request's content (e.g. a hash of its bytes);
-  // `mutate` returns the serialized response to remember.
   std::string Run(const IdempotencyKey& key, const std::string& fingerprint, Clock::time_point deadline,
-                  const std::function<std::string()>& mutate);
+                  const std::function<std::string()>& mutate) override;
 
  private:
   RedisPool& pool_;
@@ -44,7 +52,7 @@ class RedisIdempotency {
 
 // The typed form: `mutate` returns the response, stored and replayed as bytes.
 template <typename Response>
-Response IdempotentSessionWrite(RedisIdempotency& records, const IdempotencyKey& key,
+Response IdempotentSessionWrite(SessionIdempotency& records, const IdempotencyKey& key,
                                 const google::protobuf::Message& request, Clock::time_point deadline,
                                 const std::function<Response()>& mutate) {
   return ParseStoredResponse<Response>(

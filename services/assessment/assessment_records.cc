@@ -1,0 +1,78 @@
+#include "assessment_records.h"
+
+#include <algorithm>
+
+#include "physio/db/events.h"
+#include "physio/db/proto_json.h"
+
+namespace physio::assessment {
+
+namespace {
+constexpr const char* kSchema = "assessment";
+}
+
+void PgAssessmentWriter::Insert(const std::string& tenant, const v1::Assessment& assessment) {
+  try {
+    conn_.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
+               " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+               {tenant, assessment.assessment_id(), assessment.patient_id(),
+                assessment.intake_session_id().empty() ? PgParam() : PgParam(assessment.intake_session_id()),
+                assessment.created_by(), ToJson(assessment)});
+  } catch (const PgUniqueViolation& violation) {
+    if (violation.constraint() != "assessments_one_per_intake") throw;
+    throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
+  }
+}
+
+std::optional<VersionedAssessment> PgAssessmentWriter::FindForUpdate(const std::string& tenant,
+                                                                     const std::string& assessment_id) {
+  auto rows = conn_.Exec("SELECT body, version FROM assessment.assessments"
+                         " WHERE tenant_id = $1 AND assessment_id = $2 FOR UPDATE",
+                         {tenant, assessment_id});
+  if (rows.rows() == 0) return std::nullopt;
+  VersionedAssessment found;
+  FromJson(rows.Get(0, 0), &found.assessment);
+  found.version = rows.GetLong(0, 1);
+  return found;
+}
+
+void PgAssessmentWriter::Replace(const std::string& tenant, const v1::Assessment& assessment, long version) {
+  conn_.Exec("UPDATE assessment.assessments SET body = $3::jsonb, version = $4"
+             " WHERE tenant_id = $1 AND assessment_id = $2",
+             {tenant, assessment.assessment_id(), ToJson(assessment), std::to_string(version)});
+}
+
+void PgAssessmentWriter::AppendEvent(const std::string& tenant, const std::string& kind,
+                                     const std::string& patient_id, const std::string& resource_id) {
+  physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);
+}
+
+std::optional<v1::Assessment> PgAssessmentRecords::Find(const std::string& tenant, const std::string& assessment_id,
+                                                        Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
+                         {tenant, assessment_id}});
+  if (rows.rows() == 0) return std::nullopt;
+  v1::Assessment assessment;
+  FromJson(rows.Get(0, 0), &assessment);
+  return assessment;
+}
+
+AssessmentPage PgAssessmentRecords::ListForPatient(const std::string& tenant, const std::string& patient_id,
+                                                   const KeysetPosition& after, int page_size,
+                                                   Clock::time_point deadline) {
+  // One more than the page: whether another page follows.
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body, created_at::text, assessment_id FROM assessment.assessments"
+                         " WHERE tenant_id = $1 AND patient_id = $2"
+                         " AND ($3::timestamptz IS NULL OR (created_at, assessment_id) < ($3::timestamptz, $4))"
+                         " ORDER BY created_at DESC, assessment_id DESC LIMIT $5",
+                         {tenant, patient_id, after.created_at, after.id, std::to_string(page_size + 1)}});
+  AssessmentPage page;
+  const int returned = std::min(rows.rows(), page_size);
+  for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), &page.assessments.emplace_back());
+  if (rows.rows() > page_size) page.next = KeysetPosition{rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)};
+  return page;
+}
+
+}  // namespace physio::assessment

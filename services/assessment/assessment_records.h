@@ -1,0 +1,78 @@
+#pragma once
+// Stored assessments in PostgreSQL (assessment.assessments), as the use cases
+// see them: whole Assessment messages by tenant, never SQL. The use cases
+// (assessment_app.cc) decide what is stored; this layer only stores and reads it.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "physio/assessment/v1/assessment.pb.h"
+#include "physio/db/idempotent.h"
+#include "physio/db/page_token.h"
+
+namespace physio::assessment {
+
+// An assessment with its row version (its etag is "v<version>").
+struct VersionedAssessment {
+  v1::Assessment assessment;
+  long version = 1;
+};
+
+// One write transaction's view of the records.
+class AssessmentWriter {
+ public:
+  virtual ~AssessmentWriter() = default;
+  // Inserts a new assessment (its id, patient, intake session and creator are
+  // in `assessment`). FAILED_PRECONDITION naming session_id when its intake
+  // session already has an assessment (one per intake, whoever got there first).
+  virtual void Insert(const std::string& tenant, const v1::Assessment& assessment) = 0;
+  // The assessment, locked until the transaction ends; nullopt when the tenant has none of that id.
+  virtual std::optional<VersionedAssessment> FindForUpdate(const std::string& tenant,
+                                                           const std::string& assessment_id) = 0;
+  // Replaces a locked assessment's body and sets its version.
+  virtual void Replace(const std::string& tenant, const v1::Assessment& assessment, long version) = 0;
+  // An event for the feed (WatchEvents), committed with the write.
+  virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                           const std::string& resource_id) = 0;
+};
+
+// A page of a patient's assessments, newest first, and where the next starts.
+struct AssessmentPage {
+  std::vector<v1::Assessment> assessments;
+  std::optional<KeysetPosition> next;  // the last returned, when more follow
+};
+
+class AssessmentRecords : public IdempotentRecords<AssessmentWriter> {
+ public:
+  virtual std::optional<v1::Assessment> Find(const std::string& tenant, const std::string& assessment_id,
+                                             Clock::time_point deadline) = 0;
+  // Up to `page_size` of the patient's assessments after `after` (newest first).
+  virtual AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
+                                        const KeysetPosition& after, int page_size, Clock::time_point deadline) = 0;
+};
+
+class PgAssessmentWriter final : public AssessmentWriter {
+ public:
+  using Interface = AssessmentWriter;
+  explicit PgAssessmentWriter(PgConnection& conn) : conn_(conn) {}
+  void Insert(const std::string& tenant, const v1::Assessment& assessment) override;
+  std::optional<VersionedAssessment> FindForUpdate(const std::string& tenant,
+                                                   const std::string& assessment_id) override;
+  void Replace(const std::string& tenant, const v1::Assessment& assessment, long version) override;
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override;
+
+ private:
+  PgConnection& conn_;
+};
+
+class PgAssessmentRecords final : public PgIdempotentRecords<AssessmentRecords, PgAssessmentWriter> {
+ public:
+  using PgIdempotentRecords::PgIdempotentRecords;
+  std::optional<v1::Assessment> Find(const std::string& tenant, const std::string& assessment_id,
+                                     Clock::time_point deadline) override;
+  AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
+                                const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
+};
+
+}  // namespace physio::assessment

@@ -1,0 +1,122 @@
+#include "plan_records.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+
+#include "physio/db/events.h"
+#include "physio/db/proto_json.h"
+
+namespace physio::planning {
+
+namespace {
+using google::protobuf::util::TimeUtil;
+
+constexpr const char* kSchema = "planning";
+
+// The status column: the enum's name without its prefix (ACTIVE, SUSPENDED ...).
+std::string StatusName(v1::PlanStatus status) { return v1::PlanStatus_Name(status).substr(sizeof("PLAN_STATUS_") - 1); }
+
+v1::Plan PlanAt(const PgResult& rows, int row, int column) {
+  v1::Plan plan;
+  FromJson(rows.Get(row, column), &plan);
+  return plan;
+}
+
+std::vector<VersionedPlan> VersionedPlans(const PgResult& rows) {
+  std::vector<VersionedPlan> plans;
+  for (int i = 0; i < rows.rows(); ++i) plans.push_back({PlanAt(rows, i, 0), rows.GetLong(i, 1)});
+  return plans;
+}
+}  // namespace
+
+void PgPlanWriter::Insert(const std::string& tenant, const v1::Plan& plan) {
+  conn_.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
+             " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
+             {tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
+              ToJson(plan)});
+}
+
+std::optional<VersionedPlan> PgPlanWriter::FindForUpdate(const std::string& tenant, const std::string& plan_id) {
+  auto plans = VersionedPlans(conn_.Exec(
+      "SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2 FOR UPDATE", {tenant, plan_id}));
+  if (plans.empty()) return std::nullopt;
+  return std::move(plans.front());
+}
+
+std::vector<VersionedPlan> PgPlanWriter::InUseForUpdate(const std::string& tenant, const std::string& patient_id) {
+  return VersionedPlans(conn_.Exec("SELECT body, version FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
+                                   " AND status IN ('ACTIVE', 'SUSPENDED') FOR UPDATE",
+                                   {tenant, patient_id}));
+}
+
+void PgPlanWriter::Update(const std::string& tenant, const v1::Plan& plan, long version) {
+  try {
+    conn_.Exec("UPDATE planning.plans SET status = $3, version = $4, body = $5::jsonb, updated_at = now()"
+               " WHERE tenant_id = $1 AND plan_id = $2",
+               {tenant, plan.plan_id(), StatusName(plan.status()), std::to_string(version), ToJson(plan)});
+  } catch (const PgUniqueViolation& violation) {
+    if (violation.constraint() != "plans_one_active") throw;
+    throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
+  }
+}
+
+void PgPlanWriter::AddRevision(const std::string& tenant, const v1::Plan& plan, const std::string& change,
+                               const std::string& reason, const std::string& changed_by) {
+  conn_.Exec("INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
+             " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)",
+             {tenant, plan.plan_id(), std::to_string(plan.revision()), change, reason, changed_by, ToJson(plan)});
+}
+
+void PgPlanWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                               const std::string& resource_id) {
+  physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);
+}
+
+std::optional<v1::Plan> PgPlanRecords::Find(const std::string& tenant, const std::string& plan_id,
+                                            Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2", {tenant, plan_id}});
+  if (rows.rows() == 0) return std::nullopt;
+  return PlanAt(rows, 0, 0);
+}
+
+std::optional<v1::Plan> PgPlanRecords::FindInUse(const std::string& tenant, const std::string& patient_id,
+                                                 Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
+                         " AND status IN ('ACTIVE', 'SUSPENDED')",
+                         {tenant, patient_id}});
+  if (rows.rows() == 0) return std::nullopt;
+  return PlanAt(rows, 0, 0);
+}
+
+RevisionPage PgPlanRecords::ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision,
+                                          int page_size, Clock::time_point deadline) {
+  RevisionPage page;
+  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
+    auto owner = conn.Exec("SELECT patient_id FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
+                           {tenant, plan_id});
+    if (owner.rows() == 0) return;
+    page.patient_id = owner.Get(0, 0);
+    // One more than the page: whether another page follows.
+    auto rows = conn.Exec("SELECT revision, change, reason, changed_by, to_char(changed_at AT TIME ZONE 'UTC',"
+                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), body FROM planning.plan_revisions"
+                          " WHERE tenant_id = $1 AND plan_id = $2 AND revision > $3 ORDER BY revision LIMIT $4",
+                          {tenant, plan_id, std::to_string(after_revision), std::to_string(page_size + 1)});
+    const int returned = std::min(rows.rows(), page_size);
+    for (int i = 0; i < returned; ++i) {
+      auto& revision = page.revisions.emplace_back();
+      revision.set_revision(static_cast<int>(rows.GetLong(i, 0)));
+      revision.set_change(rows.Get(i, 1));
+      revision.set_reason(rows.Get(i, 2));
+      revision.set_changed_by(rows.Get(i, 3));
+      TimeUtil::FromString(rows.Get(i, 4), revision.mutable_change_time());
+      FromJson(rows.Get(i, 5), revision.mutable_plan());
+    }
+    page.more = rows.rows() > page_size;
+  });
+  return page;
+}
+
+}  // namespace physio::planning

@@ -1,0 +1,90 @@
+#pragma once
+// Plans and their revision history in PostgreSQL (planning.plans,
+// planning.plan_revisions), as the use cases see them: whole Plan messages by
+// tenant, never SQL. The use cases (planning_app.cc) decide every change; this
+// layer only stores and reads it.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "physio/db/idempotent.h"
+#include "physio/planning/v1/planning.pb.h"
+
+namespace physio::planning {
+
+// A plan with its row version (its etag is "v<version>").
+struct VersionedPlan {
+  v1::Plan plan;
+  long version = 1;
+};
+
+// One write transaction's view of the records.
+class PlanWriter {
+ public:
+  virtual ~PlanWriter() = default;
+  // Inserts a new plan at version 1.
+  virtual void Insert(const std::string& tenant, const v1::Plan& plan) = 0;
+  // The plan, locked until the transaction ends; nullopt when the tenant has none of that id.
+  virtual std::optional<VersionedPlan> FindForUpdate(const std::string& tenant, const std::string& plan_id) = 0;
+  // The patient's plans in use (active or suspended), locked.
+  virtual std::vector<VersionedPlan> InUseForUpdate(const std::string& tenant, const std::string& patient_id) = 0;
+  // Replaces a locked plan (its status and body) and sets its version. ABORTED
+  // when it would make a second plan of the patient in use: another was
+  // approved at the same time.
+  virtual void Update(const std::string& tenant, const v1::Plan& plan, long version) = 0;
+  // Adds the plan as it now is to its history, under its revision number.
+  virtual void AddRevision(const std::string& tenant, const v1::Plan& plan, const std::string& change,
+                           const std::string& reason, const std::string& changed_by) = 0;
+  // An event for the feed (WatchEvents), committed with the write.
+  virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                           const std::string& resource_id) = 0;
+};
+
+// A page of a plan's history, oldest first.
+struct RevisionPage {
+  std::optional<std::string> patient_id;  // the plan's patient; nullopt when the tenant has no such plan
+  std::vector<v1::PlanRevision> revisions;
+  bool more = false;  // later revisions follow the last returned
+};
+
+class PlanRecords : public IdempotentRecords<PlanWriter> {
+ public:
+  virtual std::optional<v1::Plan> Find(const std::string& tenant, const std::string& plan_id,
+                                       Clock::time_point deadline) = 0;
+  // The patient's plan in use (active or suspended), if any.
+  virtual std::optional<v1::Plan> FindInUse(const std::string& tenant, const std::string& patient_id,
+                                            Clock::time_point deadline) = 0;
+  // Up to `page_size` revisions numbered above `after_revision`.
+  virtual RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision,
+                                     int page_size, Clock::time_point deadline) = 0;
+};
+
+class PgPlanWriter final : public PlanWriter {
+ public:
+  using Interface = PlanWriter;
+  explicit PgPlanWriter(PgConnection& conn) : conn_(conn) {}
+  void Insert(const std::string& tenant, const v1::Plan& plan) override;
+  std::optional<VersionedPlan> FindForUpdate(const std::string& tenant, const std::string& plan_id) override;
+  std::vector<VersionedPlan> InUseForUpdate(const std::string& tenant, const std::string& patient_id) override;
+  void Update(const std::string& tenant, const v1::Plan& plan, long version) override;
+  void AddRevision(const std::string& tenant, const v1::Plan& plan, const std::string& change,
+                   const std::string& reason, const std::string& changed_by) override;
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override;
+
+ private:
+  PgConnection& conn_;
+};
+
+class PgPlanRecords final : public PgIdempotentRecords<PlanRecords, PgPlanWriter> {
+ public:
+  using PgIdempotentRecords::PgIdempotentRecords;
+  std::optional<v1::Plan> Find(const std::string& tenant, const std::string& plan_id,
+                               Clock::time_point deadline) override;
+  std::optional<v1::Plan> FindInUse(const std::string& tenant, const std::string& patient_id,
+                                    Clock::time_point deadline) override;
+  RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision, int page_size,
+                             Clock::time_point deadline) override;
+};
+
+}  // namespace physio::planning

@@ -1,0 +1,384 @@
+#pragma once
+// In-memory fakes of the store seams (the interfaces the apps keep their
+// records behind), for use-case tests of successful paths that run in
+// milliseconds. They keep the stores' contracts that the use cases rely on
+// (request ids replay their first response and refuse another request, a write
+// commits whole or not at all, tenants and patients are kept apart); the
+// integration suites hold the real stores to the same contracts.
+// Single-threaded: a test drives one call at a time.
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "active_plan_cache.h"
+#include "assessment_records.h"
+#include "intake_sections.h"
+#include "intake_store.h"
+#include "physio/auth/call_context.h"
+#include "physio/common/error.h"
+#include "physio/redis/redis_idempotency.h"
+#include "plan_records.h"
+
+namespace physio::testing {
+
+// Request ids and their stored responses, as both idempotency stores keep them.
+class StoredResponses {
+ public:
+  // The response stored for `id`, if any; INVALID_ARGUMENT when it was for another request.
+  std::optional<std::string> Find(const std::string& id, const std::string& fingerprint) const {
+    auto found = responses_.find(id);
+    if (found == responses_.end()) return std::nullopt;
+    if (found->second.first != fingerprint) {
+      throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+    }
+    return found->second.second;
+  }
+  void Remember(const std::string& id, const std::string& fingerprint, const std::string& response) {
+    responses_[id] = {fingerprint, response};
+  }
+
+ private:
+  std::map<std::string, std::pair<std::string, std::string>> responses_;
+};
+
+class FakeSessionIdempotency final : public SessionIdempotency {
+ public:
+  std::string Run(const IdempotencyKey& key, const std::string& fingerprint, Clock::time_point,
+                  const std::function<std::string()>& mutate) override {
+    const std::string id = key.service_prefix + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" +
+                           key.request_id;
+    if (auto stored = responses_.Find(id, fingerprint)) return *stored;
+    std::string response = mutate();
+    responses_.Remember(id, fingerprint, response);
+    ++mutations;
+    return response;
+  }
+  int mutations = 0;  // requests that ran (not replays)
+
+ private:
+  StoredResponses responses_;
+};
+
+// The write-once half of a fake record store: a write works on a copy of
+// `state` (through `Writer`, the fake's writer over that copy) that replaces it
+// only when the write returns, as a transaction commits or rolls back.
+template <typename Records, typename State, typename Writer>
+class FakeIdempotentRecords : public Records {
+ public:
+  using WriterInterface = typename Writer::Interface;
+
+  std::string WriteOnce(const PgIdempotencyKey& key, const std::string& fingerprint, Clock::time_point,
+                        const std::function<std::string(WriterInterface&)>& write,
+                        const std::function<void(const std::string&)>& describe) override {
+    const std::string id = Id(key);
+    if (auto stored = responses_.Find(id, fingerprint)) {
+      if (describe) describe(*stored);
+      return *stored;
+    }
+    State staged = state;
+    Writer writer(staged);
+    std::string response = write(writer);
+    if (describe) describe(response);
+    state = std::move(staged);
+    responses_.Remember(id, fingerprint, response);
+    ++committed_writes;
+    return response;
+  }
+  std::optional<std::string> FindReplay(const PgIdempotencyKey& key, const std::string& fingerprint,
+                                        Clock::time_point) override {
+    ++replay_lookups;
+    return responses_.Find(Id(key), fingerprint);
+  }
+
+  State state;
+  int committed_writes = 0;  // writes that ran and committed (not replays)
+  int replay_lookups = 0;
+
+ private:
+  static std::string Id(const PgIdempotencyKey& key) {
+    return key.schema + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" + key.request_id;
+  }
+  StoredResponses responses_;
+};
+
+// A feed event as a writer appended it.
+struct FakeEvent {
+  std::string tenant, kind, patient_id, resource_id;
+};
+
+// ---- assessment ----
+
+class FakeIntakeStore final : public assessment::IntakeStore {
+ public:
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              const std::vector<assessment::InstrumentKind>& instruments, Clock::time_point) override {
+    assessment::v1::IntakeSession session;
+    session.set_session_id(session_id);
+    session.set_patient_id(patient_id);
+    session.set_status(assessment::v1::INTAKE_STATUS_OPEN);
+    for (auto kind : instruments) session.add_instruments(assessment::ProtoOf(kind));
+    sessions[{ctx.tenant, session_id}] = session;
+  }
+  assessment::v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id,
+                                     Clock::time_point) override {
+    return Visible(ctx, session_id);
+  }
+  assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
+                                       const assessment::IntakeChanges& changes, Clock::time_point) override {
+    assessment::v1::IntakeSession& session = Visible(ctx, session_id);
+    if (session.status() != assessment::v1::INTAKE_STATUS_OPEN) {
+      throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
+    }
+    for (size_t i = 0; i < changes.answers.size(); ++i) {
+      const auto instrument = assessment::ProtoOf(changes.answers[i].instrument);
+      const auto& chosen = session.instruments();
+      if (std::find(chosen.begin(), chosen.end(), instrument) == chosen.end()) {
+        ThrowInvalidArgument("answers[" + std::to_string(i) + "].instrument", "is not one of this intake's instruments");
+      }
+    }
+    if (changes.history) *session.mutable_history() = *changes.history;
+    if (changes.examination) *session.mutable_examination() = *changes.examination;
+    if (changes.red_flag_screen) *session.mutable_red_flag_screen() = *changes.red_flag_screen;
+    // One answer per item, the latest winning, ordered by instrument and item as the Redis store returns them.
+    std::map<std::pair<int, std::string>, common::v1::InstrumentAnswer> answers;
+    for (const auto& answer : session.answers()) answers[{answer.instrument(), answer.item_id()}] = answer;
+    for (const auto& change : changes.answers) {
+      common::v1::InstrumentAnswer answer;
+      answer.set_instrument(assessment::ProtoOf(change.instrument));
+      answer.set_item_id(change.item_id);
+      answer.set_declined(change.declined);
+      if (!change.declined) answer.set_value(change.value);
+      if (!change.declined) answer.set_text(change.text);
+      answers[{answer.instrument(), answer.item_id()}] = answer;
+    }
+    session.clear_answers();
+    for (auto& [item, answer] : answers) *session.add_answers() = answer;
+    return session;
+  }
+  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
+                     Clock::time_point) override {
+    auto found = sessions.find({ctx.tenant, session_id});
+    if (found == sessions.end() || found->second.status() != assessment::v1::INTAKE_STATUS_OPEN) return;
+    found->second.set_status(assessment::v1::INTAKE_STATUS_COMPLETED);
+    found->second.set_assessment_id(assessment_id);
+  }
+
+  std::map<std::pair<std::string, std::string>, assessment::v1::IntakeSession> sessions;  // by tenant, session id
+
+ private:
+  // Another tenant's or another patient's session is not there (staff see their tenant's).
+  assessment::v1::IntakeSession& Visible(const CallContext& ctx, const std::string& session_id) {
+    auto found = sessions.find({ctx.tenant, session_id});
+    if (found == sessions.end() || (!IsStaff(ctx) && ctx.patient_id != found->second.patient_id())) {
+      throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+    }
+    return found->second;
+  }
+};
+
+struct FakeAssessmentState {
+  // By tenant and assessment id; `order` numbers them as they were stored (newest highest).
+  std::map<std::pair<std::string, std::string>, assessment::VersionedAssessment> assessments;
+  std::map<std::pair<std::string, std::string>, long> order;
+  std::vector<FakeEvent> events;
+};
+
+class FakeAssessmentWriter final : public assessment::AssessmentWriter {
+ public:
+  using Interface = assessment::AssessmentWriter;
+  explicit FakeAssessmentWriter(FakeAssessmentState& state) : state_(state) {}
+  void Insert(const std::string& tenant, const assessment::v1::Assessment& assessment) override {
+    for (const auto& [key, stored] : state_.assessments) {
+      if (key.first == tenant && !assessment.intake_session_id().empty() &&
+          stored.assessment.intake_session_id() == assessment.intake_session_id()) {
+        throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
+      }
+    }
+    state_.assessments[{tenant, assessment.assessment_id()}] = {assessment, 1};
+    state_.order[{tenant, assessment.assessment_id()}] = static_cast<long>(state_.order.size()) + 1;
+  }
+  std::optional<assessment::VersionedAssessment> FindForUpdate(const std::string& tenant,
+                                                               const std::string& assessment_id) override {
+    auto found = state_.assessments.find({tenant, assessment_id});
+    if (found == state_.assessments.end()) return std::nullopt;
+    return found->second;
+  }
+  void Replace(const std::string& tenant, const assessment::v1::Assessment& assessment, long version) override {
+    state_.assessments.at({tenant, assessment.assessment_id()}) = {assessment, version};
+  }
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override {
+    state_.events.push_back({tenant, kind, patient_id, resource_id});
+  }
+
+ private:
+  FakeAssessmentState& state_;
+};
+
+class FakeAssessmentRecords final
+    : public FakeIdempotentRecords<assessment::AssessmentRecords, FakeAssessmentState, FakeAssessmentWriter> {
+ public:
+  std::optional<assessment::v1::Assessment> Find(const std::string& tenant, const std::string& assessment_id,
+                                                 Clock::time_point) override {
+    auto found = state.assessments.find({tenant, assessment_id});
+    if (found == state.assessments.end()) return std::nullopt;
+    return found->second.assessment;
+  }
+  assessment::AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
+                                            const KeysetPosition& after, int page_size, Clock::time_point) override {
+    // Newest first; the position's created_at is the fake's store order.
+    std::vector<std::pair<long, const assessment::v1::Assessment*>> matching;
+    for (const auto& [key, stored] : state.assessments) {
+      if (key.first != tenant || stored.assessment.patient_id() != patient_id) continue;
+      const long order = state.order.at(key);
+      if (after.created_at && order >= std::stol(*after.created_at)) continue;
+      matching.push_back({order, &stored.assessment});
+    }
+    std::sort(matching.begin(), matching.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    assessment::AssessmentPage page;
+    for (size_t i = 0; i < matching.size() && static_cast<int>(i) < page_size; ++i) {
+      page.assessments.push_back(*matching[i].second);
+    }
+    if (static_cast<int>(matching.size()) > page_size) {
+      page.next = KeysetPosition{std::to_string(matching[page_size - 1].first), page.assessments.back().assessment_id()};
+    }
+    return page;
+  }
+};
+
+// ---- planning ----
+
+struct FakePlanState {
+  std::map<std::pair<std::string, std::string>, planning::VersionedPlan> plans;  // by tenant, plan id
+  std::vector<std::pair<std::string, planning::v1::PlanRevision>> revisions;    // with their tenant, in order
+  std::vector<FakeEvent> events;
+};
+
+class FakePlanWriter final : public planning::PlanWriter {
+ public:
+  using Interface = planning::PlanWriter;
+  explicit FakePlanWriter(FakePlanState& state) : state_(state) {}
+  void Insert(const std::string& tenant, const planning::v1::Plan& plan) override {
+    state_.plans[{tenant, plan.plan_id()}] = {plan, 1};
+  }
+  std::optional<planning::VersionedPlan> FindForUpdate(const std::string& tenant, const std::string& plan_id) override {
+    auto found = state_.plans.find({tenant, plan_id});
+    if (found == state_.plans.end()) return std::nullopt;
+    return found->second;
+  }
+  std::vector<planning::VersionedPlan> InUseForUpdate(const std::string& tenant,
+                                                      const std::string& patient_id) override {
+    std::vector<planning::VersionedPlan> in_use;
+    for (const auto& [key, stored] : state_.plans) {
+      if (key.first == tenant && stored.plan.patient_id() == patient_id && InUse(stored.plan)) in_use.push_back(stored);
+    }
+    return in_use;
+  }
+  void Update(const std::string& tenant, const planning::v1::Plan& plan, long version) override {
+    for (const auto& [key, stored] : state_.plans) {
+      if (key.first == tenant && key.second != plan.plan_id() && stored.plan.patient_id() == plan.patient_id() &&
+          InUse(stored.plan) && InUse(plan)) {
+        throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
+      }
+    }
+    state_.plans.at({tenant, plan.plan_id()}) = {plan, version};
+  }
+  void AddRevision(const std::string& tenant, const planning::v1::Plan& plan, const std::string& change,
+                   const std::string& reason, const std::string& changed_by) override {
+    planning::v1::PlanRevision revision;
+    revision.set_revision(plan.revision());
+    revision.set_change(change);
+    revision.set_reason(reason);
+    revision.set_changed_by(changed_by);
+    *revision.mutable_plan() = plan;
+    state_.revisions.emplace_back(tenant, revision);
+  }
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override {
+    state_.events.push_back({tenant, kind, patient_id, resource_id});
+  }
+
+ private:
+  static bool InUse(const planning::v1::Plan& plan) {
+    return plan.status() == planning::v1::PLAN_STATUS_ACTIVE || plan.status() == planning::v1::PLAN_STATUS_SUSPENDED;
+  }
+  FakePlanState& state_;
+};
+
+class FakePlanRecords final : public FakeIdempotentRecords<planning::PlanRecords, FakePlanState, FakePlanWriter> {
+ public:
+  std::optional<planning::v1::Plan> Find(const std::string& tenant, const std::string& plan_id,
+                                         Clock::time_point) override {
+    ++reads;
+    auto found = state.plans.find({tenant, plan_id});
+    if (found == state.plans.end()) return std::nullopt;
+    return found->second.plan;
+  }
+  std::optional<planning::v1::Plan> FindInUse(const std::string& tenant, const std::string& patient_id,
+                                              Clock::time_point) override {
+    ++reads;
+    FakePlanWriter reader(state);
+    auto in_use = reader.InUseForUpdate(tenant, patient_id);
+    if (in_use.empty()) return std::nullopt;
+    return in_use.front().plan;
+  }
+  planning::RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision,
+                                       int page_size, Clock::time_point) override {
+    ++reads;
+    planning::RevisionPage page;
+    auto plan = state.plans.find({tenant, plan_id});
+    if (plan == state.plans.end()) return page;
+    page.patient_id = plan->second.plan.patient_id();
+    for (const auto& [revision_tenant, revision] : state.revisions) {
+      if (revision_tenant != tenant || revision.plan().plan_id() != plan_id || revision.revision() <= after_revision) {
+        continue;
+      }
+      if (static_cast<int>(page.revisions.size()) == page_size) {
+        page.more = true;
+        break;
+      }
+      page.revisions.push_back(revision);
+    }
+    return page;
+  }
+  int reads = 0;  // reads of PostgreSQL's records (a cache hit makes none)
+};
+
+// The active-plan cache's contract: an entry is served only under the
+// patient's current generation, and a fill lands only if no write moved it.
+class FakeActivePlanCache final : public planning::ActivePlanCache {
+ public:
+  void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point) override {
+    ++generations[{ctx.tenant, patient_id}];
+  }
+  void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id, Clock::time_point) override {
+    ++generations[{ctx.tenant, patient_id}];
+    entries.erase({ctx.tenant, patient_id});
+  }
+  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point) override {
+    const std::pair<std::string, std::string> key{ctx.tenant, patient_id};
+    Lookup lookup{std::to_string(generations[key]), std::nullopt};
+    auto entry = entries.find(key);
+    if (entry != entries.end() && entry->second.first == lookup.generation) {
+      lookup.plan = entry->second.second;
+      ++hits;
+    }
+    return lookup;
+  }
+  void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
+            const planning::v1::Plan& plan, Clock::time_point) override {
+    const std::pair<std::string, std::string> key{ctx.tenant, patient_id};
+    if (std::to_string(generations[key]) == generation) entries[key] = {generation, plan};
+  }
+
+  std::map<std::pair<std::string, std::string>, long> generations;  // by tenant, patient
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, planning::v1::Plan>> entries;
+  int hits = 0;
+};
+
+}  // namespace physio::testing

@@ -1,0 +1,175 @@
+// The planning use cases' successful paths over in-memory stores
+// (tests/support/fake_stores.h), from an assessment the assessment use cases
+// scored: a plan is generated once per request, approved, served from the
+// active-plan cache only while no write moved it, superseded by the next
+// approval, and suspended by the patient. Milliseconds; the integration suites
+// run the same paths over PostgreSQL and Redis.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "assessment_app.h"
+#include "clients.h"
+#include "fake_peers.h"
+#include "fake_stores.h"
+#include "physio/common/error.h"
+#include "planning_app.h"
+
+namespace physio::testing {
+namespace {
+
+CallContext Caller(Role role, const std::string& patient_id = "") {
+  CallContext ctx;
+  ctx.tenant = "t-1";
+  ctx.principal = role == Role::kPatient ? patient_id : "clin-1";
+  ctx.roles = {role};
+  ctx.patient_id = patient_id;
+  ctx.request_id = "req-1";
+  ctx.deadline = Clock::now() + std::chrono::seconds(2);
+  return ctx;
+}
+
+ErrorCode CodeOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "the call succeeded";
+  return ErrorCode::kInternal;
+}
+
+const planning::InterventionLibrary& Library() {
+  static const planning::InterventionLibrary library = [] {
+    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    return planning::InterventionLibrary::Parse(text.str());
+  }();
+  return library;
+}
+
+class PlanningWorkflow : public ::testing::Test {
+ protected:
+  void SetUp() override { assessments.stored = ScoredAssessment("rq-asm-1"); }
+
+  // Pain 6, ODI 40%, screened with no red flag: a treatment plan (scored by the assessment use cases).
+  apb::Assessment ScoredAssessment(const std::string& request_id) {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(request_id);
+    create.set_patient_id("pt-1");
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+    for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+    create.mutable_red_flag_screen();
+    return assessment_app.CreateAssessment(clinician, create, audit).assessment();
+  }
+  ppb::Plan Generate(const std::string& request_id) {
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(request_id);
+    generate.set_assessment_id(assessments.stored->assessment_id());
+    return app.GeneratePlan(clinician, generate, audit).plan();
+  }
+  ppb::Plan Approve(const ppb::Plan& plan, const std::string& request_id) {
+    ppb::ApprovePlanRequest approve;
+    approve.set_request_id(request_id);
+    approve.set_plan_id(plan.plan_id());
+    approve.set_etag(plan.etag());
+    approve.set_manipulation_consent(true);
+    return app.ApprovePlan(clinician, approve, audit).plan();
+  }
+  ppb::Plan ActivePlan(bool include_suspended = false) {
+    ppb::GetActivePlanRequest get;
+    get.set_patient_id("pt-1");
+    get.set_include_suspended(include_suspended);
+    return app.GetActivePlan(patient, get, audit).plan();
+  }
+
+  const CallContext clinician = Caller(Role::kClinician);
+  const CallContext patient = Caller(Role::kPatient, "pt-1");
+  AuditTarget audit;
+  FakeSessionIdempotency session_idempotency;
+  FakeIntakeStore intakes;
+  FakeAssessmentRecords assessment_records;
+  assessment::AssessmentApp assessment_app{{session_idempotency, intakes, assessment_records},
+                                           assessment::AssessmentSettings{}};
+  FakeAssessmentReader assessments;
+  FakePlanRecords records;
+  FakeActivePlanCache active_plans;
+  planning::PlanningApp app{records, active_plans, assessments, Library()};
+};
+
+TEST_F(PlanningWorkflow, APlanIsGeneratedOncePerRequestAndApprovedAgainstItsEtag) {
+  const auto draft = Generate("rq-gen");
+  EXPECT_EQ(draft.status(), ppb::PLAN_STATUS_DRAFT);
+  EXPECT_EQ(draft.patient_id(), "pt-1");
+  EXPECT_EQ(draft.etag(), "v1");
+  EXPECT_GT(draft.items_size(), 0);
+  // A retry replays the stored plan without asking the assessment service again.
+  EXPECT_EQ(Generate("rq-gen").plan_id(), draft.plan_id());
+  EXPECT_EQ(assessments.calls, 1);
+  EXPECT_EQ(records.state.plans.size(), 1u);
+
+  auto stale = draft;
+  stale.set_etag("v7");
+  EXPECT_EQ(CodeOf([&] { Approve(stale, "rq-approve-stale"); }), ErrorCode::kAborted);
+  const auto active = Approve(draft, "rq-approve");
+  EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
+  EXPECT_EQ(active.etag(), "v2");
+  EXPECT_EQ(active.approved_by(), "clin-1");
+  ASSERT_EQ(records.state.events.size(), 1u);
+  EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_PLAN_APPROVED");
+  // Approving it again is refused: it is no longer a draft.
+  EXPECT_EQ(CodeOf([&] { Approve(active, "rq-approve-again"); }), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(PlanningWorkflow, TheActivePlanComesFromTheCacheUntilAWriteMovesIt) {
+  const auto first = Approve(Generate("rq-gen-1"), "rq-approve-1");
+  const int reads_before = records.reads;
+  EXPECT_EQ(ActivePlan().plan_id(), first.plan_id());  // a miss: read from the records, then cached
+  EXPECT_EQ(ActivePlan().plan_id(), first.plan_id());  // a hit
+  EXPECT_EQ(records.reads, reads_before + 1);
+  EXPECT_EQ(active_plans.hits, 1);
+
+  // A second approved plan supersedes the first; the cache never serves the old one.
+  assessments.stored = ScoredAssessment("rq-asm-2");
+  const auto second = Approve(Generate("rq-gen-2"), "rq-approve-2");
+  EXPECT_EQ(ActivePlan().plan_id(), second.plan_id());
+  EXPECT_EQ(records.state.plans.at({"t-1", first.plan_id()}).plan.status(), ppb::PLAN_STATUS_SUPERSEDED);
+
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(first.plan_id());
+  list.set_page_size(2);
+  auto page = app.ListPlanRevisions(clinician, list, audit);
+  ASSERT_EQ(page.revisions_size(), 2);
+  EXPECT_EQ(page.revisions(0).change(), "generated");
+  EXPECT_EQ(page.revisions(1).change(), "approved");
+  ASSERT_FALSE(page.next_page_token().empty());
+  list.set_page_token(page.next_page_token());
+  page = app.ListPlanRevisions(clinician, list, audit);
+  ASSERT_EQ(page.revisions_size(), 1);
+  EXPECT_EQ(page.revisions(0).change(), "superseded");
+  EXPECT_TRUE(page.next_page_token().empty());
+}
+
+TEST_F(PlanningWorkflow, APatientSuspendsTheirPlanAndItIsNoLongerServedAsAProgramme) {
+  const auto active = Approve(Generate("rq-gen"), "rq-approve");
+  ActivePlan();  // cached
+  ppb::AdjustPlanRequest suspend;
+  suspend.set_request_id("rq-suspend");
+  suspend.set_plan_id(active.plan_id());
+  suspend.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
+  suspend.set_reason("new numbness in the saddle area reported in the home log");
+  EXPECT_EQ(app.AdjustPlan(patient, suspend, audit).plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+  EXPECT_EQ(records.state.events.back().kind, "EVENT_KIND_PLAN_SUSPENDED");
+  EXPECT_EQ(CodeOf([&] { ActivePlan(); }), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(ActivePlan(/*include_suspended=*/true).status(), ppb::PLAN_STATUS_SUSPENDED);
+  // Another patient's plan reads as absent.
+  ppb::GetPlanRequest get;
+  get.set_plan_id(active.plan_id());
+  EXPECT_EQ(CodeOf([&] { app.GetPlan(Caller(Role::kPatient, "pt-2"), get, audit); }), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace physio::testing
