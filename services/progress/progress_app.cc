@@ -1,8 +1,6 @@
 #include "progress_app.h"
 
 #include "fhir_progress.h"
-#include "progress_records.h"
-#include "physio/db/events.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -17,8 +15,6 @@
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
-#include "physio/db/idempotent.h"
-#include "physio/db/proto_json.h"
 
 namespace physio::progress {
 
@@ -64,7 +60,7 @@ pb::Decision ToProto(Decision decision) {
 constexpr const char* kUnassignedClinic = "unassigned";
 
 // Raises an alert unless one of the same kind is already open for the patient.
-std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, const std::string& clinic_id,
+std::optional<pb::Alert> RaiseAlert(ProgressWriter& writer, const CallContext& ctx, const std::string& clinic_id,
                                     const std::string& patient_id, pb::AlertKind kind,
                                     const std::vector<std::string>& reasons) {
   pb::Alert alert;
@@ -75,19 +71,18 @@ std::optional<pb::Alert> RaiseAlert(PgConnection& conn, const CallContext& ctx, 
   for (const auto& reason : reasons) alert.add_reasons(reason);
   alert.set_status(pb::ALERT_STATUS_OPEN);
   *alert.mutable_create_time() = TimeUtil::GetCurrentTime();
-  auto inserted = conn.Exec(
-      "INSERT INTO progress.alerts (tenant_id, alert_id, clinic_id, patient_id, kind, status, body)"
-      " VALUES ($1,$2,$3,$4,$5,'OPEN',$6::jsonb)"
-      " ON CONFLICT (tenant_id, patient_id, kind) WHERE status = 'OPEN' DO NOTHING RETURNING alert_id",
-      {ctx.tenant, alert.alert_id(), clinic_id, patient_id, pb::AlertKind_Name(kind), ToJson(alert)});
-  if (inserted.rows() == 0) return std::nullopt;
-  AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ALERT_RAISED", patient_id, alert.alert_id());
+  if (!writer.InsertAlertUnlessOpen(ctx.tenant, alert)) return std::nullopt;
+  writer.AppendEvent(ctx.tenant, "EVENT_KIND_ALERT_RAISED", patient_id, alert.alert_id());
   if (kind == pb::ALERT_KIND_RED_FLAG || kind == pb::ALERT_KIND_SAFETY_NET) {
-    AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", patient_id, alert.alert_id());
+    writer.AppendEvent(ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", patient_id, alert.alert_id());
   }
   return alert;
 }
 
+// The clinic that last saw the patient (for alerts), or "unassigned".
+std::string LatestClinic(ProgressWriter& writer, const CallContext& ctx, const std::string& patient_id) {
+  return writer.LatestClinic(ctx.tenant, patient_id).value_or(kUnassignedClinic);
+}
 
 }  // namespace
 
@@ -107,7 +102,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   const Timestamp visit_time = ValidatedTime("visit_time", request.visit_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "RecordVisit", request.request_id()};
-  std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(pg_, deadline, key, request);
+  std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(records_, deadline, key, request);
   // Only a red-flag re-screen can suspend the plan: then the plan in use and what
   // intake knew about the patient (age, episode duration) are read, before the transaction.
   std::optional<plan_pb::Plan> plan;
@@ -119,8 +114,8 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   if (!response && plan) intake = FactsFromIntake(ctx, *plan, visit_time);
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
-      pg_, deadline, key, request,
-      [&](PgConnection& conn) {
+      records_, deadline, key, request,
+      [&](ProgressWriter& writer) {
         raised.clear();
         pb::Visit visit;
         visit.set_visit_id(NewId("visit"));
@@ -137,16 +132,14 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
           *visit.mutable_red_flag_screen() = request.red_flag_screen();
           *visit.mutable_red_flags() = Rescreen(request.red_flag_screen(), intake);
         }
-        conn.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
-                  " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
-                  {ctx.tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit_time), ToJson(visit),
-                   request.clinic_id().empty() ? PgParam() : PgParam(request.clinic_id())});
+        writer.InsertVisit(ctx.tenant, visit,
+                           request.clinic_id().empty() ? std::nullopt : std::optional<std::string>(request.clinic_id()));
         const auto action = visit.red_flags().action();
         if (physio::assessment::CallsForReferral(action)) {
           // A red flag at check-in is raised at once, in the same commit as the visit.
           auto reasons = physio::assessment::ConcernSummaries(visit.red_flags());
           reasons.insert(reasons.begin(), apb::RedFlagAction_Name(action));
-          if (RaiseAlert(conn, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
+          if (RaiseAlert(writer, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
                          request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
             raised.push_back(pb::ALERT_KIND_RED_FLAG);
           }
@@ -187,7 +180,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "LogHomeExercise", request.request_id()};
   // A retry is answered from the record, before asking planning anything, except
   // that a safety action the first attempt could not finish is finished now.
-  if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(pg_, deadline, key, request)) {
+  if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(records_, deadline, key, request)) {
     audit.resource_id = replay->log().log_id();
     ActOnHomeLog(ctx, replay->log(), std::nullopt);
     return *replay;
@@ -235,7 +228,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
 
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   auto response = IdempotentWrite<pb::LogHomeExerciseResponse>(
-      pg_, deadline, key, request, [&](PgConnection& conn) {
+      records_, deadline, key, request, [&](ProgressWriter& writer) {
         raised.clear();
         pb::HomeExerciseLog log;
         log.set_log_id(NewId("hel"));
@@ -258,27 +251,24 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         }
         for (const auto& id : directional) log.add_regressed_item_ids(id);
         log.set_advice(HomeLogAdvice(urgency, request.symptoms_spread_down_leg(), !directional.empty()));
-        conn.Exec("INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
-                  " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
-                  {ctx.tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
-                   TimeUtil::ToString(performed), ToJson(log)});
+        writer.InsertHomeLog(ctx.tenant, log);
         // Raised at once, in the same commit as the log, for the clinic that last saw the patient.
         if (any_yes || request.symptoms_spread_down_leg()) {
-          const std::string clinic = LatestClinic(conn, ctx, request.patient_id());
+          const std::string clinic = LatestClinic(writer, ctx, request.patient_id());
           if (any_yes) {
             std::vector<std::string> reasons = {"home log " + log.log_id() + ": safety-net answer"};
             if (red_flags) {
               reasons.push_back(apb::RedFlagAction_Name(red_flags->action()));
               for (const auto& line : physio::assessment::ConcernSummaries(*red_flags)) reasons.push_back(line);
             }
-            if (RaiseAlert(conn, ctx, clinic, request.patient_id(), pb::ALERT_KIND_SAFETY_NET, reasons)) {
+            if (RaiseAlert(writer, ctx, clinic, request.patient_id(), pb::ALERT_KIND_SAFETY_NET, reasons)) {
               raised.push_back(pb::ALERT_KIND_SAFETY_NET);
             }
           }
           if (request.symptoms_spread_down_leg()) {
             std::string regressed;
             for (const auto& id : directional) regressed += (regressed.empty() ? "" : ", ") + id;
-            if (RaiseAlert(conn, ctx, clinic, request.patient_id(), pb::ALERT_KIND_PERIPHERALISATION,
+            if (RaiseAlert(writer, ctx, clinic, request.patient_id(), pb::ALERT_KIND_PERIPHERALISATION,
                            {"home log " + log.log_id() + ": symptoms spread down the leg with " + log.exercise_id(),
                             directional.empty() ? "no directional exercise in the plan to regress"
                                                 : "directional exercises regressed: " + regressed})) {
@@ -360,13 +350,6 @@ void ProgressApp::SuspendPlan(const CallContext& ctx, const plan_pb::Plan& plan,
   planning_.Adjust(ctx, suspend);
 }
 
-std::string ProgressApp::LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id) {
-  auto latest = conn.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
-                          " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
-                          {ctx.tenant, patient_id});
-  return latest.rows() > 0 ? latest.Get(0, 0) : kUnassignedClinic;
-}
-
 pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
                                                      AuditTarget& audit) {
   ValidateRequestId("request_id", request.request_id());
@@ -379,7 +362,7 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
   const Timestamp measured = ValidatedTime("measure_time", request.measure_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "RecordOutcome", request.request_id()};
-  if (auto replay = IdempotentReplay<pb::RecordOutcomeResponse>(pg_, deadline, key, request)) {
+  if (auto replay = IdempotentReplay<pb::RecordOutcomeResponse>(records_, deadline, key, request)) {
     audit.resource_id = replay->measure().measure_id();
     return *replay;
   }
@@ -387,17 +370,14 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
   // INVALID_ARGUMENT/FAILED_PRECONDITION come back with the field named.
   const cpb::InstrumentScore score = assessment_.Score(ctx, request.instrument(), request.answers());
   auto response = IdempotentWrite<pb::RecordOutcomeResponse>(
-      pg_, deadline, key, request, [&](PgConnection& conn) {
+      records_, deadline, key, request, [&](ProgressWriter& writer) {
         pb::OutcomeMeasure measure;
         measure.set_measure_id(NewId("om"));
         measure.set_patient_id(request.patient_id());
         *measure.mutable_measure_time() = measured;
         *measure.mutable_score() = score;
         measure.set_recorded_by(ctx.principal);
-        conn.Exec("INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
-                  " body) VALUES ($1,$2,$3,$4,$5::timestamptz,$6::jsonb)",
-                  {ctx.tenant, measure.measure_id(), measure.patient_id(), cpb::Instrument_Name(request.instrument()),
-                   TimeUtil::ToString(measured), ToJson(measure)});
+        writer.InsertOutcome(ctx.tenant, measure);
         pb::RecordOutcomeResponse recorded;
         *recorded.mutable_measure() = measure;
         return recorded;
@@ -409,9 +389,9 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
 
 
 
-ProgressSnapshot ProgressApp::TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
-                                          const std::optional<plan_pb::Plan>& plan) const {
-  return Summarize(patient_id, plan, ReadPatientRecords(conn, ctx.tenant, patient_id, policy_),
+ProgressSnapshot ProgressApp::TakeSnapshot(const CallContext& ctx, const std::string& patient_id,
+                                          const std::optional<plan_pb::Plan>& plan, Clock::time_point deadline) {
+  return Summarize(patient_id, plan, records_.ReadPatient(ctx.tenant, patient_id, policy_, deadline),
                    TimeUtil::GetCurrentTime().seconds(), policy_);
 }
 
@@ -423,9 +403,8 @@ pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext
   audit.patient_id = request.patient_id();
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   pb::GetProgressSummaryResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    *response.mutable_summary() = TakeSnapshot(conn, ctx, request.patient_id(), plan).summary;
-  });
+  *response.mutable_summary() =
+      TakeSnapshot(ctx, request.patient_id(), plan, ctx.DeadlineCappedAt(kStoreBudget)).summary;
   return response;
 }
 
@@ -438,7 +417,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   audit.patient_id = request.patient_id();
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "EvaluateProgress", request.request_id()};
-  if (auto replay = IdempotentReplay<pb::EvaluateProgressResponse>(pg_, deadline, key, request)) {
+  if (auto replay = IdempotentReplay<pb::EvaluateProgressResponse>(records_, deadline, key, request)) {
     audit.resource_id = replay->evaluation().evaluation_id();
     return *replay;
   }
@@ -448,8 +427,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   // so planning applies it once and the evidence is used once.
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
-  std::optional<ProgressSnapshot> snapshot;
-  WithTransaction(pg_, deadline, [&](PgConnection& conn) { snapshot = TakeSnapshot(conn, ctx, request.patient_id(), plan); });
+  const std::optional<ProgressSnapshot> snapshot = TakeSnapshot(ctx, request.patient_id(), plan, deadline);
   Evaluation evaluation = snapshot->judged;
   const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
   if (suspended) {
@@ -522,41 +500,33 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
 
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   auto response = IdempotentWrite<pb::EvaluateProgressResponse>(
-      pg_, deadline, key, request,
-      [&](PgConnection& conn) {
+      records_, deadline, key, request,
+      [&](ProgressWriter& writer) {
         raised.clear();
         pb::EvaluateProgressResponse stored = evaluated;
         auto* record = stored.mutable_evaluation();
         std::optional<std::string> key_of_record;
         if (!adjustment_key.empty()) {
-          // Short and local: serialises only the recording of racing evaluations of one patient.
-          conn.Exec("SELECT pg_advisory_xact_lock(hashtext($1))",
-                    {"evaluate/" + ctx.tenant + "/" + request.patient_id()});
-          auto first = conn.Exec("SELECT evaluation_id FROM progress.evaluations WHERE tenant_id = $1"
-                                 " AND adjustment_key = $2",
-                                 {ctx.tenant, adjustment_key});
-          if (first.rows() > 0) {
+          // Serialises only the recording of racing evaluations of one patient.
+          if (auto first = writer.LockEvaluationsAndFindAdjustment(ctx.tenant, request.patient_id(), adjustment_key)) {
             // Another evaluation of the same evidence already acted on it: this one continues.
             record->set_decision(pb::DECISION_CONTINUE);
             record->set_plan_adjusted(false);
             record->clear_reasons();
-            record->add_reasons("the same evidence was already acted on by evaluation " + first.Get(0, 0));
+            record->add_reasons("the same evidence was already acted on by evaluation " + *first);
           } else {
             key_of_record = adjustment_key;
           }
         }
         const std::string clinic =
-            request.clinic_id().empty() ? LatestClinic(conn, ctx, request.patient_id()) : request.clinic_id();
+            request.clinic_id().empty() ? LatestClinic(writer, ctx, request.patient_id()) : request.clinic_id();
         for (const auto& [kind, alert_reasons] : alerts) {
-          if (auto alert = RaiseAlert(conn, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
+          if (auto alert = RaiseAlert(writer, ctx, clinic, request.patient_id(), kind, alert_reasons)) {
             *record->add_raised_alerts() = *alert;
             raised.push_back(kind);
           }
         }
-        conn.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
-                  " adjustment_key) VALUES ($1,$2,$3,$4,$5::jsonb,$6)",
-                  {ctx.tenant, record->evaluation_id(), request.patient_id(), pb::Decision_Name(record->decision()),
-                   ToJson(*record), key_of_record});
+        writer.InsertEvaluation(ctx.tenant, request.patient_id(), *record, key_of_record);
         return stored;
       },
       [&](const pb::EvaluateProgressResponse& response) { audit.resource_id = response.evaluation().evaluation_id(); });
@@ -571,22 +541,14 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
   audit.resource_id = "clinic:" + request.clinic_id();
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
   const KeysetPosition after = DecodePageToken(request.page_token(), "clinic:" + request.clinic_id());
+  auto page = records_.ListAlerts(ctx.tenant, request.clinic_id(), request.include_acknowledged(), after, page_size,
+                                 ctx.DeadlineCappedAt(kStoreBudget));
   pb::ListAlertsResponse response;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    auto rows = conn.Exec(
-        "SELECT body, created_at::text, alert_id FROM progress.alerts WHERE tenant_id = $1 AND clinic_id = $2"
-        " AND ($3 OR status = 'OPEN')"
-        " AND ($4::timestamptz IS NULL OR (created_at, alert_id) < ($4::timestamptz, $5))"
-        " ORDER BY created_at DESC, alert_id DESC LIMIT $6",
-        {ctx.tenant, request.clinic_id(), request.include_acknowledged() ? "true" : "false", after.created_at, after.id,
-         std::to_string(page_size + 1)});
-    const int returned = std::min(rows.rows(), page_size);
-    for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), response.add_alerts());
-    if (rows.rows() > page_size) {
-      response.set_next_page_token(
-          EncodePageToken("clinic:" + request.clinic_id(), rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)));
-    }
-  });
+  for (auto& alert : page.alerts) *response.add_alerts() = std::move(alert);
+  if (page.next) {
+    response.set_next_page_token(
+        EncodePageToken("clinic:" + request.clinic_id(), *page.next->created_at, *page.next->id));
+  }
   return response;
 }
 
@@ -597,21 +559,19 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
   ValidateOpaqueId("alert_id", request.alert_id());
   audit.resource_id = request.alert_id();
   auto response = IdempotentWrite<pb::AcknowledgeAlertResponse>(
-      pg_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "AcknowledgeAlert", request.request_id()},
-      request, [&](PgConnection& conn) {
-        auto rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND alert_id = $2 FOR UPDATE",
-                              {ctx.tenant, request.alert_id()});
-        if (rows.rows() == 0) ThrowNotFound("alert");
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "AcknowledgeAlert", request.request_id()}, request,
+      [&](ProgressWriter& writer) {
+        auto found = writer.FindAlertForUpdate(ctx.tenant, request.alert_id());
+        if (!found) ThrowNotFound("alert");
         pb::AcknowledgeAlertResponse acknowledged;
         pb::Alert& alert = *acknowledged.mutable_alert();
-        FromJson(rows.Get(0, 0), &alert);
+        alert = std::move(*found);
         if (alert.status() == pb::ALERT_STATUS_OPEN) {
           alert.set_status(pb::ALERT_STATUS_ACKNOWLEDGED);
           alert.set_acknowledged_by(ctx.principal);
-          conn.Exec("UPDATE progress.alerts SET status = 'ACKNOWLEDGED', body = $3::jsonb"
-                    " WHERE tenant_id = $1 AND alert_id = $2",
-                    {ctx.tenant, request.alert_id(), ToJson(alert)});
-          AppendEvent(conn, kSchema, ctx.tenant, "EVENT_KIND_ALERT_ACKNOWLEDGED", alert.patient_id(), alert.alert_id());
+          writer.MarkAlertAcknowledged(ctx.tenant, alert);
+          writer.AppendEvent(ctx.tenant, "EVENT_KIND_ALERT_ACKNOWLEDGED", alert.patient_id(), alert.alert_id());
         }
         return acknowledged;
       },
@@ -725,20 +685,10 @@ pb::ExportProgressFhirResponse ProgressApp::ExportProgressFhir(const CallContext
   ValidateOpaqueId("patient_id", request.patient_id());
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
-  std::vector<pb::Visit> visits;
-  std::vector<pb::OutcomeMeasure> measures;
-  std::vector<pb::Alert> alerts;
-  WithTransaction(pg_, ctx.DeadlineCappedAt(kStoreBudget), [&](PgConnection& conn) {
-    visits = ReadHistory<pb::Visit>(conn, ctx.tenant, request.patient_id(), "visits", "visit_time", policy_);
-    measures = ReadHistory<pb::OutcomeMeasure>(conn, ctx.tenant, request.patient_id(), "outcome_measures",
-                                                "measure_time", policy_);
-    auto alert_rows = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
-                                " ORDER BY created_at, alert_id LIMIT $3",
-                                {ctx.tenant, request.patient_id(), std::to_string(policy_.history_max_rows)});
-    for (int i = 0; i < alert_rows.rows(); ++i) FromJson(alert_rows.Get(i, 0), &alerts.emplace_back());
-  });
+  const auto records = records_.ReadForExport(ctx.tenant, request.patient_id(), policy_,
+                                              ctx.DeadlineCappedAt(kStoreBudget));
   pb::ExportProgressFhirResponse response;
-  response.set_bundle_json(ProgressToFhirBundle(request.patient_id(), visits, measures, alerts,
+  response.set_bundle_json(ProgressToFhirBundle(request.patient_id(), records.visits, records.measures, records.alerts,
                                                 fhir_patient_identifier_system_));
   return response;
 }

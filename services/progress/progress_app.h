@@ -13,11 +13,10 @@
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/v1/common.pb.h"
 #include "physio/db/audit.h"
-#include "physio/db/pg.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/progress/v1/progress.pb.h"
 #include "physio/redis/redis_idempotency.h"
-#include "physio/redis/redis_pool.h"
+#include "progress_records.h"
 
 namespace physio::progress {
 
@@ -45,13 +44,20 @@ class AssessmentClient {
                                                                 const std::string& assessment_id) = 0;
 };
 
+// The stores the use cases work on; they outlive the app.
+struct ProgressStores {
+  SessionIdempotency& session_idempotency;  // request ids of visit-session writes
+  VisitSessionStore& visit_sessions;
+  ProgressRecords& records;
+};
+
 class ProgressApp {
  public:
-  ProgressApp(PgPool& pg, RedisPool& redis, PlanningClient& planning, AssessmentClient& assessment,
-              std::chrono::seconds visit_session_ttl = std::chrono::hours(4), EvaluationPolicy policy = {})
-      : pg_(pg),
-        session_idempotency_(redis),
-        visit_sessions_(redis, visit_session_ttl),
+  ProgressApp(ProgressStores stores, PlanningClient& planning, AssessmentClient& assessment,
+              EvaluationPolicy policy = {})
+      : session_idempotency_(stores.session_idempotency),
+        visit_sessions_(stores.visit_sessions),
+        records_(stores.records),
         planning_(planning),
         assessment_(assessment),
         policy_(policy) {}
@@ -87,15 +93,15 @@ class ProgressApp {
                                                 AuditTarget& audit);
 
  private:
-  // Everything known about the patient's progress against `plan` (if any), read in `conn`.
-  ProgressSnapshot TakeSnapshot(PgConnection& conn, const CallContext& ctx, const std::string& patient_id,
-                                const std::optional<physio::planning::v1::Plan>& plan) const;
+  // Everything known about the patient's progress against `plan` (if any), at one point in time.
+  ProgressSnapshot TakeSnapshot(const CallContext& ctx, const std::string& patient_id,
+                                const std::optional<physio::planning::v1::Plan>& plan, Clock::time_point deadline);
 
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
 
-  PgPool& pg_;
-  RedisIdempotency session_idempotency_;
-  VisitSessionStore visit_sessions_;
+  SessionIdempotency& session_idempotency_;
+  VisitSessionStore& visit_sessions_;
+  ProgressRecords& records_;
   PlanningClient& planning_;
   AssessmentClient& assessment_;
   EvaluationPolicy policy_;
@@ -122,8 +128,6 @@ class ProgressApp {
   // the findings as the reason; `request_id` makes it happen once.
   void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,
                    const std::string& where, const physio::assessment::v1::RedFlagResult& red_flags);
-  // The clinic that last saw the patient (for alerts), or "unassigned".
-  static std::string LatestClinic(PgConnection& conn, const CallContext& ctx, const std::string& patient_id);
 };
 
 }  // namespace physio::progress

@@ -1,42 +1,166 @@
 #include "progress_records.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+
+#include "physio/db/events.h"
 #include "physio/db/proto_json.h"
 
 namespace physio::progress {
 
+namespace {
+using google::protobuf::util::TimeUtil;
+
+constexpr const char* kSchema = "progress";
+
 template <typename Record>
-std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
-                                const std::string& table, const std::string& time_column,
-                                const EvaluationPolicy& policy) {
-  // A bounded window of one kind of history (see EvaluationPolicy): the newest
-  // rows within it, returned oldest first.
-  auto rows = conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
-                       " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
-                       " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
-                       " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
-                   {tenant, patient_id, std::to_string(policy.history_days), std::to_string(policy.history_max_rows)});
+std::vector<Record> Parsed(const PgResult& rows) {
   std::vector<Record> records(static_cast<size_t>(rows.rows()));
   for (int i = 0; i < rows.rows(); ++i) FromJson(rows.Get(i, 0), &records[static_cast<size_t>(i)]);
   return records;
 }
 
-template std::vector<v1::Visit> ReadHistory(PgConnection&, const std::string&, const std::string&, const std::string&,
-                                            const std::string&, const EvaluationPolicy&);
-template std::vector<v1::OutcomeMeasure> ReadHistory(PgConnection&, const std::string&, const std::string&,
-                                                     const std::string&, const std::string&, const EvaluationPolicy&);
+// A bounded window of one kind of history (see EvaluationPolicy): the newest
+// rows within it, returned oldest first by `time_column`.
+template <typename Record>
+std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
+                                const std::string& table, const std::string& time_column,
+                                const EvaluationPolicy& policy) {
+  return Parsed<Record>(
+      conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
+                    " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
+                    " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
+                    " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
+                {tenant, patient_id, std::to_string(policy.history_days), std::to_string(policy.history_max_rows)}));
+}
+}  // namespace
 
-PatientRecords ReadPatientRecords(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
-                                  const EvaluationPolicy& policy) {
+void PgProgressWriter::InsertVisit(const std::string& tenant, const v1::Visit& visit,
+                                   const std::optional<std::string>& clinic_id) {
+  conn_.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
+             " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
+             {tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit.visit_time()), ToJson(visit),
+              clinic_id});
+}
+
+void PgProgressWriter::InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) {
+  conn_.Exec("INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
+             " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
+             {tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
+              TimeUtil::ToString(log.performed_time()), ToJson(log)});
+}
+
+void PgProgressWriter::InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) {
+  conn_.Exec("INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
+             " body) VALUES ($1,$2,$3,$4,$5::timestamptz,$6::jsonb)",
+             {tenant, measure.measure_id(), measure.patient_id(),
+              common::v1::Instrument_Name(measure.score().instrument()), TimeUtil::ToString(measure.measure_time()),
+              ToJson(measure)});
+}
+
+bool PgProgressWriter::InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) {
+  auto inserted = conn_.Exec(
+      "INSERT INTO progress.alerts (tenant_id, alert_id, clinic_id, patient_id, kind, status, body)"
+      " VALUES ($1,$2,$3,$4,$5,'OPEN',$6::jsonb)"
+      " ON CONFLICT (tenant_id, patient_id, kind) WHERE status = 'OPEN' DO NOTHING RETURNING alert_id",
+      {tenant, alert.alert_id(), alert.clinic_id(), alert.patient_id(), v1::AlertKind_Name(alert.kind()),
+       ToJson(alert)});
+  return inserted.rows() > 0;
+}
+
+std::optional<v1::Alert> PgProgressWriter::FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) {
+  auto alerts = Parsed<v1::Alert>(conn_.Exec(
+      "SELECT body FROM progress.alerts WHERE tenant_id = $1 AND alert_id = $2 FOR UPDATE", {tenant, alert_id}));
+  if (alerts.empty()) return std::nullopt;
+  return std::move(alerts.front());
+}
+
+void PgProgressWriter::MarkAlertAcknowledged(const std::string& tenant, const v1::Alert& alert) {
+  conn_.Exec("UPDATE progress.alerts SET status = 'ACKNOWLEDGED', body = $3::jsonb"
+             " WHERE tenant_id = $1 AND alert_id = $2",
+             {tenant, alert.alert_id(), ToJson(alert)});
+}
+
+std::optional<std::string> PgProgressWriter::LatestClinic(const std::string& tenant, const std::string& patient_id) {
+  auto latest = conn_.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
+                           " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
+                           {tenant, patient_id});
+  if (latest.rows() == 0) return std::nullopt;
+  return latest.Get(0, 0);
+}
+
+std::optional<std::string> PgProgressWriter::LockEvaluationsAndFindAdjustment(const std::string& tenant,
+                                                                               const std::string& patient_id,
+                                                                               const std::string& adjustment_key) {
+  // Short and local: an advisory lock held to the end of this transaction.
+  conn_.Exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"evaluate/" + tenant + "/" + patient_id});
+  auto first = conn_.Exec("SELECT evaluation_id FROM progress.evaluations WHERE tenant_id = $1 AND adjustment_key = $2",
+                          {tenant, adjustment_key});
+  if (first.rows() == 0) return std::nullopt;
+  return first.Get(0, 0);
+}
+
+void PgProgressWriter::InsertEvaluation(const std::string& tenant, const std::string& patient_id,
+                                        const v1::Evaluation& evaluation,
+                                        const std::optional<std::string>& adjustment_key) {
+  conn_.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
+             " adjustment_key) VALUES ($1,$2,$3,$4,$5::jsonb,$6)",
+             {tenant, evaluation.evaluation_id(), patient_id, v1::Decision_Name(evaluation.decision()),
+              ToJson(evaluation), adjustment_key});
+}
+
+void PgProgressWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                                   const std::string& resource_id) {
+  physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);
+}
+
+PatientRecords PgProgressRecords::ReadPatient(const std::string& tenant, const std::string& patient_id,
+                                              const EvaluationPolicy& policy, Clock::time_point deadline) {
   PatientRecords records;
-  records.visits = ReadHistory<v1::Visit>(conn, tenant, patient_id, "visits", "visit_time", policy);
-  records.home_logs =
-      ReadHistory<v1::HomeExerciseLog>(conn, tenant, patient_id, "home_exercise_logs", "performed_time", policy);
-  records.measures = ReadHistory<v1::OutcomeMeasure>(conn, tenant, patient_id, "outcome_measures", "measure_time", policy);
-  auto alerts = conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
-                          " AND status = 'OPEN' ORDER BY created_at",
-                          {tenant, patient_id});
-  for (int i = 0; i < alerts.rows(); ++i) FromJson(alerts.Get(i, 0), &records.open_alerts.emplace_back());
+  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
+    records.visits = ReadHistory<v1::Visit>(conn, tenant, patient_id, "visits", "visit_time", policy);
+    records.home_logs =
+        ReadHistory<v1::HomeExerciseLog>(conn, tenant, patient_id, "home_exercise_logs", "performed_time", policy);
+    records.measures =
+        ReadHistory<v1::OutcomeMeasure>(conn, tenant, patient_id, "outcome_measures", "measure_time", policy);
+    records.open_alerts = Parsed<v1::Alert>(conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1"
+                                                      " AND patient_id = $2 AND status = 'OPEN' ORDER BY created_at",
+                                                      {tenant, patient_id}));
+  });
   return records;
+}
+
+ExportedRecords PgProgressRecords::ReadForExport(const std::string& tenant, const std::string& patient_id,
+                                                 const EvaluationPolicy& policy, Clock::time_point deadline) {
+  ExportedRecords records;
+  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
+    records.visits = ReadHistory<v1::Visit>(conn, tenant, patient_id, "visits", "visit_time", policy);
+    records.measures =
+        ReadHistory<v1::OutcomeMeasure>(conn, tenant, patient_id, "outcome_measures", "measure_time", policy);
+    records.alerts = Parsed<v1::Alert>(conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1"
+                                                 " AND patient_id = $2 ORDER BY created_at, alert_id LIMIT $3",
+                                                 {tenant, patient_id, std::to_string(policy.history_max_rows)}));
+  });
+  return records;
+}
+
+AlertPage PgProgressRecords::ListAlerts(const std::string& tenant, const std::string& clinic_id,
+                                        bool include_acknowledged, const KeysetPosition& after, int page_size,
+                                        Clock::time_point deadline) {
+  // One more than the page: whether another page follows.
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body, created_at::text, alert_id FROM progress.alerts WHERE tenant_id = $1"
+                         " AND clinic_id = $2 AND ($3 OR status = 'OPEN')"
+                         " AND ($4::timestamptz IS NULL OR (created_at, alert_id) < ($4::timestamptz, $5))"
+                         " ORDER BY created_at DESC, alert_id DESC LIMIT $6",
+                         {tenant, clinic_id, include_acknowledged ? "true" : "false", after.created_at, after.id,
+                          std::to_string(page_size + 1)}});
+  AlertPage page;
+  const int returned = std::min(rows.rows(), page_size);
+  for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), &page.alerts.emplace_back());
+  if (rows.rows() > page_size) page.next = KeysetPosition{rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)};
+  return page;
 }
 
 }  // namespace physio::progress

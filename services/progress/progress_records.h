@@ -1,25 +1,109 @@
 #pragma once
-// The PostgreSQL reads of a patient's course of care: bounded windows of
-// visits, home logs and re-measures (oldest first), and alerts. The summary is
-// built from what these return (summary.h), without I/O.
+// A patient's course of care in PostgreSQL (progress.visits, home_exercise_logs,
+// outcome_measures, evaluations, alerts), as the use cases see them: whole
+// messages by tenant, never SQL. Histories are bounded windows (see
+// EvaluationPolicy), oldest first; the summary is built from what these return
+// (summary.h), without I/O. The use cases (progress_app.cc) decide every write.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "domain/evaluation.h"
-#include "physio/db/pg.h"
+#include "physio/db/idempotent.h"
+#include "physio/db/page_token.h"
+#include "physio/progress/v1/progress.pb.h"
 #include "summary.h"
 
 namespace physio::progress {
 
-// The newest rows of `table` within the policy's window (`history_days`, at most
-// `history_max_rows`), returned oldest first by `time_column`.
-template <typename Record>
-std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
-                                const std::string& table, const std::string& time_column,
-                                const EvaluationPolicy& policy);
+// One write transaction's view of the records.
+class ProgressWriter {
+ public:
+  virtual ~ProgressWriter() = default;
+  // `clinic_id`: the clinic that saw the patient (nullopt: none named).
+  virtual void InsertVisit(const std::string& tenant, const v1::Visit& visit,
+                           const std::optional<std::string>& clinic_id) = 0;
+  virtual void InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) = 0;
+  virtual void InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) = 0;
+  // Inserts the open alert unless one of its kind is already open for its
+  // patient; false when one was (then nothing is written).
+  virtual bool InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) = 0;
+  // The alert, locked until the transaction ends; nullopt when the tenant has none of that id.
+  virtual std::optional<v1::Alert> FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) = 0;
+  // Records a locked alert as acknowledged (its body as given).
+  virtual void MarkAlertAcknowledged(const std::string& tenant, const v1::Alert& alert) = 0;
+  // The clinic of the patient's latest visit that named one.
+  virtual std::optional<std::string> LatestClinic(const std::string& tenant, const std::string& patient_id) = 0;
+  // Serialises the recording of racing evaluations of one patient until the
+  // transaction ends, then names the evaluation that already used `adjustment_key`, if any.
+  virtual std::optional<std::string> LockEvaluationsAndFindAdjustment(const std::string& tenant,
+                                                                       const std::string& patient_id,
+                                                                       const std::string& adjustment_key) = 0;
+  // `adjustment_key`: the plan adjustment this evaluation made (nullopt: none).
+  virtual void InsertEvaluation(const std::string& tenant, const std::string& patient_id,
+                                const v1::Evaluation& evaluation, const std::optional<std::string>& adjustment_key) = 0;
+  // An event for the feed (WatchEvents), committed with the write.
+  virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                           const std::string& resource_id) = 0;
+};
 
-// Everything the summary needs, read in `conn` (one transaction: one point in time).
-PatientRecords ReadPatientRecords(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
-                                  const EvaluationPolicy& policy);
+// A page of a clinic's alerts, newest first, and where the next starts.
+struct AlertPage {
+  std::vector<v1::Alert> alerts;
+  std::optional<KeysetPosition> next;  // the last returned, when more follow
+};
+
+// What a FHIR export holds: the patient's visits, re-measures and alerts.
+struct ExportedRecords {
+  std::vector<v1::Visit> visits;
+  std::vector<v1::OutcomeMeasure> measures;
+  std::vector<v1::Alert> alerts;
+};
+
+class ProgressRecords : public IdempotentRecords<ProgressWriter> {
+ public:
+  // Everything the summary needs, read in one transaction (one point in time).
+  virtual PatientRecords ReadPatient(const std::string& tenant, const std::string& patient_id,
+                                     const EvaluationPolicy& policy, Clock::time_point deadline) = 0;
+  virtual ExportedRecords ReadForExport(const std::string& tenant, const std::string& patient_id,
+                                        const EvaluationPolicy& policy, Clock::time_point deadline) = 0;
+  // Up to `page_size` of the clinic's alerts after `after` (newest first); only open ones unless `include_acknowledged`.
+  virtual AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,
+                               const KeysetPosition& after, int page_size, Clock::time_point deadline) = 0;
+};
+
+class PgProgressWriter final : public ProgressWriter {
+ public:
+  using Interface = ProgressWriter;
+  explicit PgProgressWriter(PgConnection& conn) : conn_(conn) {}
+  void InsertVisit(const std::string& tenant, const v1::Visit& visit,
+                   const std::optional<std::string>& clinic_id) override;
+  void InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) override;
+  void InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) override;
+  bool InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) override;
+  std::optional<v1::Alert> FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) override;
+  void MarkAlertAcknowledged(const std::string& tenant, const v1::Alert& alert) override;
+  std::optional<std::string> LatestClinic(const std::string& tenant, const std::string& patient_id) override;
+  std::optional<std::string> LockEvaluationsAndFindAdjustment(const std::string& tenant, const std::string& patient_id,
+                                                               const std::string& adjustment_key) override;
+  void InsertEvaluation(const std::string& tenant, const std::string& patient_id, const v1::Evaluation& evaluation,
+                        const std::optional<std::string>& adjustment_key) override;
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override;
+
+ private:
+  PgConnection& conn_;
+};
+
+class PgProgressRecords final : public PgIdempotentRecords<ProgressRecords, PgProgressWriter> {
+ public:
+  using PgIdempotentRecords::PgIdempotentRecords;
+  PatientRecords ReadPatient(const std::string& tenant, const std::string& patient_id, const EvaluationPolicy& policy,
+                             Clock::time_point deadline) override;
+  ExportedRecords ReadForExport(const std::string& tenant, const std::string& patient_id,
+                                const EvaluationPolicy& policy, Clock::time_point deadline) override;
+  AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,
+                       const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
+};
 
 }  // namespace physio::progress

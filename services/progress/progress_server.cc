@@ -128,8 +128,10 @@ class ProgressServer final : public RunningService {
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}, kProgressRoles),
         planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
-        app_(runtime_.pg(), runtime_.redis(), planning_, assessment_,
-             std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")), PolicyFrom(config_)),
+        session_idempotency_(runtime_.redis()),
+        visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
+        records_(runtime_.pg()),
+        app_({session_idempotency_, visit_sessions_, records_}, planning_, assessment_, PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     app_.SetFhirPatientIdentifierSystem(config_.Get("fhir-patient-identifier-system"));
     app_.OnAlertRaised([this](pb::AlertKind kind) {
@@ -149,6 +151,9 @@ class ProgressServer final : public RunningService {
   ServiceRuntime runtime_;
   GrpcPlanningClient planning_;
   GrpcAssessmentClient assessment_;
+  RedisIdempotency session_idempotency_;
+  RedisVisitSessionStore visit_sessions_;
+  PgProgressRecords records_;
   ProgressApp app_;
   ProgressGrpc grpc_;
 };

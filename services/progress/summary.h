@@ -1,7 +1,7 @@
 #pragma once
 // A patient's progress summary and the evaluation's input, built from their
 // parsed records and plan: no I/O, so it is tested directly. The records come
-// from progress_records.h; the decision from domain/evaluation.h.
+// from progress_records.h (ProgressRecords::ReadPatient); the decision from domain/evaluation.h.
 #include <cstdint>
 #include <optional>
 #include <string>

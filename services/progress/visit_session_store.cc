@@ -77,11 +77,11 @@ v1::VisitSession SessionFromReply(const std::string& session_id, const redisRepl
 }
 }  // namespace
 
-std::string VisitSessionStore::Key(const CallContext& ctx, const std::string& session_id) const {
+std::string RedisVisitSessionStore::Key(const CallContext& ctx, const std::string& session_id) const {
   return RedisKey("prog", ctx.tenant, {"visit", session_id});
 }
 
-void VisitSessionStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+void RedisVisitSessionStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
                                v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
                                Clock::time_point deadline) {
   auto created = redis_.Eval(kStartScript, {Key(ctx, session_id)},
@@ -90,14 +90,14 @@ void VisitSessionStore::Create(const CallContext& ctx, const std::string& sessio
   ThrowIfRefused(created.get());
 }
 
-v1::VisitSession VisitSessionStore::Read(const CallContext& ctx, const std::string& session_id,
+v1::VisitSession RedisVisitSessionStore::Read(const CallContext& ctx, const std::string& session_id,
                                          Clock::time_point deadline) {
   auto reply = redis_.Eval(kReadScript, {Key(ctx, session_id)}, {TtlMs()}, deadline);
   ThrowIfRefused(reply.get());
   return SessionFromReply(session_id, reply.get());
 }
 
-v1::VisitSession VisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
+v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
                                            const VisitSessionChanges& changes, Clock::time_point deadline) {
   std::vector<std::string> args{TtlMs()};
   if (changes.pain_before) args.insert(args.end(), {"pain_before", std::to_string(*changes.pain_before)});
@@ -109,14 +109,14 @@ v1::VisitSession VisitSessionStore::Update(const CallContext& ctx, const std::st
   return SessionFromReply(session_id, reply.get());
 }
 
-std::optional<std::int64_t> VisitSessionStore::StartedAt(const CallContext& ctx, const std::string& session_id,
+std::optional<std::int64_t> RedisVisitSessionStore::StartedAt(const CallContext& ctx, const std::string& session_id,
                                                         Clock::time_point deadline) {
   auto started = redis_.Command({"HGET", Key(ctx, session_id), "started_at"}, deadline);
   if (auto seconds = ReplyString(started.get())) return std::stoll(*seconds);
   return std::nullopt;
 }
 
-void VisitSessionStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
+void RedisVisitSessionStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
                                       const std::string& visit_id, Clock::time_point deadline) {
   auto closed = redis_.Eval(kCompleteScript, {Key(ctx, session_id)}, {visit_id, kCompletedTtlMs}, deadline);
   ThrowIfRefused(closed.get());

@@ -28,27 +28,44 @@ struct VisitSessionChanges {
   }
 };
 
+// The use cases' seam: the Redis store below, or an in-memory fake in tests.
 class VisitSessionStore {
  public:
-  // `ttl`: idle time before an open session expires (renewed on every read and write).
-  VisitSessionStore(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+  virtual ~VisitSessionStore() = default;
 
   // Stores a new open session under `session_id`, started at `started_at_seconds` (Unix time).
-  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
-              v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
-              Clock::time_point deadline);
+  virtual void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+                      v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
+                      Clock::time_point deadline) = 0;
   // The session, renewing an open one's expiry; NOT_FOUND when it expired or never existed.
-  v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline);
+  virtual v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) = 0;
   // Applies the changes and returns the session as it now is; NOT_FOUND as Read,
   // FAILED_PRECONDITION once completed.
-  v1::VisitSession Update(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
-                          Clock::time_point deadline);
+  virtual v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
+                                  const VisitSessionChanges& changes, Clock::time_point deadline) = 0;
   // When the session started (Unix seconds); nullopt when it is gone.
-  std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
-                                        Clock::time_point deadline);
+  virtual std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
+                                                Clock::time_point deadline) = 0;
   // Closes the session as recorded in `visit_id` (kept an hour for retries to read).
+  virtual void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
+                             Clock::time_point deadline) = 0;
+};
+
+class RedisVisitSessionStore final : public VisitSessionStore {
+ public:
+  // `ttl`: idle time before an open session expires (renewed on every read and write).
+  RedisVisitSessionStore(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
+              Clock::time_point deadline) override;
+  v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
+  v1::VisitSession Update(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
+                          Clock::time_point deadline) override;
+  std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
+                                        Clock::time_point deadline) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
-                     Clock::time_point deadline);
+                     Clock::time_point deadline) override;
 
  private:
   std::string Key(const CallContext& ctx, const std::string& session_id) const;

@@ -23,6 +23,8 @@
 #include "physio/common/error.h"
 #include "physio/redis/redis_idempotency.h"
 #include "plan_records.h"
+#include "progress_records.h"
+#include "visit_session_store.h"
 
 namespace physio::testing {
 
@@ -379,6 +381,189 @@ class FakeActivePlanCache final : public planning::ActivePlanCache {
   std::map<std::pair<std::string, std::string>, long> generations;  // by tenant, patient
   std::map<std::pair<std::string, std::string>, std::pair<std::string, planning::v1::Plan>> entries;
   int hits = 0;
+};
+
+// ---- progress ----
+
+class FakeVisitSessionStore final : public progress::VisitSessionStore {
+ public:
+  void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
+              progress::v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
+              Clock::time_point) override {
+    progress::v1::VisitSession session;
+    session.set_session_id(session_id);
+    session.set_patient_id(patient_id);
+    session.set_kind(kind);
+    session.set_clinic_id(clinic_id);
+    sessions[{ctx.tenant, session_id}] = {session, started_at_seconds};
+  }
+  progress::v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point) override {
+    return Stored(ctx, session_id).first;
+  }
+  progress::v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
+                                    const progress::VisitSessionChanges& changes, Clock::time_point) override {
+    auto& session = Stored(ctx, session_id).first;
+    if (session.completed()) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
+    if (changes.pain_before) session.set_pain_before(*changes.pain_before);
+    if (changes.pain_after) session.set_pain_after(*changes.pain_after);
+    for (const auto& item : changes.delivered_item_ids) {
+      const auto& delivered = session.delivered_item_ids();
+      if (std::find(delivered.begin(), delivered.end(), item) == delivered.end()) session.add_delivered_item_ids(item);
+    }
+    if (changes.red_flag_screen) *session.mutable_red_flag_screen() = *changes.red_flag_screen;
+    return session;
+  }
+  std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
+                                        Clock::time_point) override {
+    auto found = sessions.find({ctx.tenant, session_id});
+    if (found == sessions.end()) return std::nullopt;
+    return found->second.second;
+  }
+  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
+                     Clock::time_point) override {
+    auto& session = Stored(ctx, session_id).first;
+    session.set_completed(true);
+    session.set_visit_id(visit_id);
+  }
+
+  // By tenant and session id: the session and when it started (Unix seconds).
+  std::map<std::pair<std::string, std::string>, std::pair<progress::v1::VisitSession, std::int64_t>> sessions;
+
+ private:
+  std::pair<progress::v1::VisitSession, std::int64_t>& Stored(const CallContext& ctx, const std::string& session_id) {
+    auto found = sessions.find({ctx.tenant, session_id});
+    if (found == sessions.end()) throw Error(ErrorCode::kNotFound, "visit session not found or expired");
+    return found->second;
+  }
+};
+
+struct FakeProgressState {
+  // Each record with its tenant, in the order written.
+  std::vector<std::pair<std::string, progress::v1::Visit>> visits;
+  std::vector<std::pair<std::string, progress::v1::HomeExerciseLog>> home_logs;
+  std::vector<std::pair<std::string, progress::v1::OutcomeMeasure>> measures;
+  std::vector<std::pair<std::string, progress::v1::Alert>> alerts;
+  std::vector<std::pair<std::string, progress::v1::Evaluation>> evaluations;
+  std::map<std::pair<std::string, std::string>, std::string> clinic_of_visit;         // by tenant, visit id
+  std::map<std::pair<std::string, std::string>, std::string> evaluation_by_adjustment;  // by tenant, key
+  std::vector<FakeEvent> events;
+};
+
+class FakeProgressWriter final : public progress::ProgressWriter {
+ public:
+  using Interface = progress::ProgressWriter;
+  explicit FakeProgressWriter(FakeProgressState& state) : state_(state) {}
+  void InsertVisit(const std::string& tenant, const progress::v1::Visit& visit,
+                   const std::optional<std::string>& clinic_id) override {
+    state_.visits.emplace_back(tenant, visit);
+    if (clinic_id) state_.clinic_of_visit[{tenant, visit.visit_id()}] = *clinic_id;
+  }
+  void InsertHomeLog(const std::string& tenant, const progress::v1::HomeExerciseLog& log) override {
+    state_.home_logs.emplace_back(tenant, log);
+  }
+  void InsertOutcome(const std::string& tenant, const progress::v1::OutcomeMeasure& measure) override {
+    state_.measures.emplace_back(tenant, measure);
+  }
+  bool InsertAlertUnlessOpen(const std::string& tenant, const progress::v1::Alert& alert) override {
+    for (const auto& [alert_tenant, open] : state_.alerts) {
+      if (alert_tenant == tenant && open.patient_id() == alert.patient_id() && open.kind() == alert.kind() &&
+          open.status() == progress::v1::ALERT_STATUS_OPEN) {
+        return false;
+      }
+    }
+    state_.alerts.emplace_back(tenant, alert);
+    return true;
+  }
+  std::optional<progress::v1::Alert> FindAlertForUpdate(const std::string& tenant,
+                                                        const std::string& alert_id) override {
+    for (const auto& [alert_tenant, alert] : state_.alerts) {
+      if (alert_tenant == tenant && alert.alert_id() == alert_id) return alert;
+    }
+    return std::nullopt;
+  }
+  void MarkAlertAcknowledged(const std::string& tenant, const progress::v1::Alert& alert) override {
+    for (auto& [alert_tenant, stored] : state_.alerts) {
+      if (alert_tenant == tenant && stored.alert_id() == alert.alert_id()) stored = alert;
+    }
+  }
+  std::optional<std::string> LatestClinic(const std::string& tenant, const std::string& patient_id) override {
+    std::optional<std::string> latest;
+    for (const auto& [visit_tenant, visit] : state_.visits) {
+      auto clinic = state_.clinic_of_visit.find({visit_tenant, visit.visit_id()});
+      if (visit_tenant == tenant && visit.patient_id() == patient_id && clinic != state_.clinic_of_visit.end()) {
+        latest = clinic->second;
+      }
+    }
+    return latest;
+  }
+  std::optional<std::string> LockEvaluationsAndFindAdjustment(const std::string& tenant, const std::string&,
+                                                               const std::string& adjustment_key) override {
+    auto found = state_.evaluation_by_adjustment.find({tenant, adjustment_key});
+    if (found == state_.evaluation_by_adjustment.end()) return std::nullopt;
+    return found->second;
+  }
+  void InsertEvaluation(const std::string& tenant, const std::string&, const progress::v1::Evaluation& evaluation,
+                        const std::optional<std::string>& adjustment_key) override {
+    state_.evaluations.emplace_back(tenant, evaluation);
+    if (adjustment_key) state_.evaluation_by_adjustment[{tenant, *adjustment_key}] = evaluation.evaluation_id();
+  }
+  void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
+                   const std::string& resource_id) override {
+    state_.events.push_back({tenant, kind, patient_id, resource_id});
+  }
+
+ private:
+  FakeProgressState& state_;
+};
+
+class FakeProgressRecords final
+    : public FakeIdempotentRecords<progress::ProgressRecords, FakeProgressState, FakeProgressWriter> {
+ public:
+  // The whole history (the fake has no window), oldest first as written.
+  progress::PatientRecords ReadPatient(const std::string& tenant, const std::string& patient_id,
+                                       const progress::EvaluationPolicy&, Clock::time_point) override {
+    progress::PatientRecords records;
+    records.visits = Of(state.visits, tenant, patient_id);
+    records.home_logs = Of(state.home_logs, tenant, patient_id);
+    records.measures = Of(state.measures, tenant, patient_id);
+    for (const auto& alert : Of(state.alerts, tenant, patient_id)) {
+      if (alert.status() == progress::v1::ALERT_STATUS_OPEN) records.open_alerts.push_back(alert);
+    }
+    return records;
+  }
+  progress::ExportedRecords ReadForExport(const std::string& tenant, const std::string& patient_id,
+                                          const progress::EvaluationPolicy&, Clock::time_point) override {
+    return {Of(state.visits, tenant, patient_id), Of(state.measures, tenant, patient_id),
+            Of(state.alerts, tenant, patient_id)};
+  }
+  // Newest first; the position's created_at is the alert's place in the store.
+  progress::AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,
+                                 const KeysetPosition& after, int page_size, Clock::time_point) override {
+    progress::AlertPage page;
+    const long before = after.created_at ? std::stol(*after.created_at) : static_cast<long>(state.alerts.size());
+    for (long i = before - 1; i >= 0; --i) {
+      const auto& [alert_tenant, alert] = state.alerts[static_cast<size_t>(i)];
+      if (alert_tenant != tenant || alert.clinic_id() != clinic_id) continue;
+      if (!include_acknowledged && alert.status() != progress::v1::ALERT_STATUS_OPEN) continue;
+      if (static_cast<int>(page.alerts.size()) == page_size) {
+        page.next = KeysetPosition{std::to_string(i + 1), page.alerts.back().alert_id()};
+        break;
+      }
+      page.alerts.push_back(alert);
+    }
+    return page;
+  }
+
+ private:
+  template <typename Record>
+  static std::vector<Record> Of(const std::vector<std::pair<std::string, Record>>& rows, const std::string& tenant,
+                                const std::string& patient_id) {
+    std::vector<Record> records;
+    for (const auto& [row_tenant, record] : rows) {
+      if (row_tenant == tenant && record.patient_id() == patient_id) records.push_back(record);
+    }
+    return records;
+  }
 };
 
 }  // namespace physio::testing

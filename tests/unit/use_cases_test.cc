@@ -182,7 +182,10 @@ class ProgressUseCases : public ::testing::Test {
   UnreachableStores stores;
   FakePlanningClient planning;
   FakeAssessmentClient assessment;
-  progress::ProgressApp app{stores.pg, stores.redis, planning, assessment};
+  RedisIdempotency session_idempotency{stores.redis};
+  progress::RedisVisitSessionStore visit_sessions{stores.redis, std::chrono::hours(4)};
+  progress::PgProgressRecords records{stores.pg};
+  progress::ProgressApp app{{session_idempotency, visit_sessions, records}, planning, assessment};
   AuditTarget audit;
 };
 

@@ -1,0 +1,180 @@
+// The progress use cases' successful paths over in-memory stores
+// (tests/support/fake_stores.h) and fake peers: a safety-net answer in a home
+// log raises one alert and suspends the plan, a red flag at a check-in does the
+// same for the clinic that saw the patient, the clinic acknowledges its alert,
+// and a visit noted over a session is recorded once. Milliseconds; the
+// integration suites run the same paths over PostgreSQL, Redis and the services.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "clients.h"
+#include "fake_peers.h"
+#include "fake_stores.h"
+#include "physio/common/error.h"
+#include "progress_app.h"
+
+namespace physio::testing {
+namespace {
+
+CallContext Caller(Role role, const std::string& patient_id = "") {
+  CallContext ctx;
+  ctx.tenant = "t-1";
+  ctx.principal = role == Role::kPatient ? patient_id : "clin-1";
+  ctx.roles = {role};
+  ctx.patient_id = patient_id;
+  ctx.request_id = "req-1";
+  ctx.deadline = Clock::now() + std::chrono::seconds(2);
+  return ctx;
+}
+
+ErrorCode CodeOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "the call succeeded";
+  return ErrorCode::kInternal;
+}
+
+constexpr const char* kExercise = "ex.dir.prone_extension";
+
+class ProgressWorkflow : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ppb::Plan plan;
+    plan.set_plan_id("plan_1");
+    plan.set_patient_id("pt-1");
+    plan.set_status(ppb::PLAN_STATUS_ACTIVE);
+    auto* exercise = plan.add_items();
+    exercise->set_item_id(kExercise);
+    exercise->set_kind(ppb::PLAN_ITEM_KIND_EXERCISE);
+    planning.active = plan;
+  }
+  gpb::LogHomeExerciseRequest HomeLog(const std::string& request_id) const {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(request_id);
+    log.set_patient_id("pt-1");
+    log.set_exercise_id(kExercise);
+    log.set_sets_done(2);
+    log.set_reps_done(10);
+    log.set_pain_during(3);
+    log.set_pain_after(2);
+    return log;
+  }
+  std::vector<std::string> EventKinds() const {
+    std::vector<std::string> kinds;
+    for (const auto& event : records.state.events) kinds.push_back(event.kind);
+    return kinds;
+  }
+
+  const CallContext clinician = Caller(Role::kClinician);
+  const CallContext patient = Caller(Role::kPatient, "pt-1");
+  AuditTarget audit;
+  FakePlanningClient planning;
+  FakeAssessmentClient assessment;
+  FakeSessionIdempotency session_idempotency;
+  FakeVisitSessionStore visit_sessions;
+  FakeProgressRecords records;
+  progress::ProgressApp app{{session_idempotency, visit_sessions, records}, planning, assessment};
+};
+
+TEST_F(ProgressWorkflow, ASafetyNetAnswerInAHomeLogRaisesOneAlertAndSuspendsThePlan) {
+  auto log = HomeLog("rq-log-1");
+  log.mutable_safety_net()->set_saddle_numbness(true);
+  const auto logged = app.LogHomeExercise(patient, log, audit).log();
+  EXPECT_EQ(logged.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  ASSERT_EQ(records.state.alerts.size(), 1u);
+  EXPECT_EQ(records.state.alerts[0].second.kind(), gpb::ALERT_KIND_SAFETY_NET);
+  EXPECT_EQ(records.state.alerts[0].second.clinic_id(), "unassigned");  // no visit named a clinic yet
+  EXPECT_EQ(EventKinds(), (std::vector<std::string>{"EVENT_KIND_ALERT_RAISED", "EVENT_KIND_RED_FLAG_RAISED"}));
+  ASSERT_TRUE(planning.last_adjustment.has_value());
+  EXPECT_EQ(planning.last_adjustment->adjustment(), ppb::ADJUSTMENT_SUSPEND);
+  EXPECT_EQ(planning.last_adjustment->plan_id(), "plan_1");
+
+  // A retry replays the log: one log, one alert.
+  EXPECT_EQ(app.LogHomeExercise(patient, log, audit).log().log_id(), logged.log_id());
+  EXPECT_EQ(records.state.home_logs.size(), 1u);
+  EXPECT_EQ(records.state.alerts.size(), 1u);
+  // Once planning has the plan suspended, the home programme takes no more logs.
+  planning.active->set_status(ppb::PLAN_STATUS_SUSPENDED);
+  EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-2"), audit); }), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(ProgressWorkflow, ARedFlagAtACheckInAlertsTheClinicWhichAcknowledgesIt) {
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id("rq-visit");
+  visit.set_patient_id("pt-1");
+  visit.set_kind(gpb::VISIT_KIND_CLINIC);
+  visit.set_clinic_id("clinic-1");
+  visit.mutable_red_flag_screen()->set_saddle_numbness(true);
+  visit.mutable_red_flag_screen()->set_bladder_or_bowel_disturbance(true);
+  const auto recorded = app.RecordVisit(clinician, visit, audit).visit();
+  EXPECT_EQ(recorded.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  ASSERT_TRUE(planning.last_adjustment.has_value());
+  EXPECT_EQ(planning.last_adjustment->request_id(), "suspend-" + recorded.visit_id());
+
+  gpb::ListAlertsRequest list;
+  list.set_clinic_id("clinic-1");
+  auto open = app.ListAlerts(clinician, list, audit);
+  ASSERT_EQ(open.alerts_size(), 1);
+  EXPECT_EQ(open.alerts(0).kind(), gpb::ALERT_KIND_RED_FLAG);
+  EXPECT_EQ(open.alerts(0).patient_id(), "pt-1");
+
+  gpb::AcknowledgeAlertRequest acknowledge;
+  acknowledge.set_request_id("rq-ack");
+  acknowledge.set_alert_id(open.alerts(0).alert_id());
+  const auto acknowledged = app.AcknowledgeAlert(clinician, acknowledge, audit).alert();
+  EXPECT_EQ(acknowledged.status(), gpb::ALERT_STATUS_ACKNOWLEDGED);
+  EXPECT_EQ(acknowledged.acknowledged_by(), "clin-1");
+  EXPECT_EQ(EventKinds().back(), "EVENT_KIND_ALERT_ACKNOWLEDGED");
+  EXPECT_EQ(app.ListAlerts(clinician, list, audit).alerts_size(), 0);
+  list.set_include_acknowledged(true);
+  EXPECT_EQ(app.ListAlerts(clinician, list, audit).alerts_size(), 1);
+  // Another tenant's clinic with the same id sees nothing.
+  CallContext other_tenant = clinician;
+  other_tenant.tenant = "t-2";
+  EXPECT_EQ(app.ListAlerts(other_tenant, list, audit).alerts_size(), 0);
+}
+
+TEST_F(ProgressWorkflow, AVisitNotedOverASessionIsRecordedOnceAndCountsInTheSummary) {
+  gpb::StartVisitSessionRequest start;
+  start.set_request_id("rq-start");
+  start.set_patient_id("pt-1");
+  start.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  const std::string session_id = app.StartVisitSession(clinician, start, audit).session().session_id();
+  gpb::UpdateVisitSessionRequest before;
+  before.set_request_id("rq-before");
+  before.set_session_id(session_id);
+  before.set_pain_before(6);
+  app.UpdateVisitSession(clinician, before, audit);
+  gpb::UpdateVisitSessionRequest after;
+  after.set_request_id("rq-after");
+  after.set_session_id(session_id);
+  after.set_pain_after(3);
+  after.add_add_delivered_item_ids(kExercise);
+  app.UpdateVisitSession(clinician, after, audit);
+
+  gpb::CompleteVisitSessionRequest complete;
+  complete.set_request_id("rq-complete");
+  complete.set_session_id(session_id);
+  const auto visit = app.CompleteVisitSession(clinician, complete, audit).visit();
+  EXPECT_EQ(visit.pain_before(), 6);
+  EXPECT_EQ(visit.pain_after(), 3);
+  ASSERT_EQ(visit.delivered_item_ids_size(), 1);
+  // Completing again (a retry, another device) records no second visit.
+  complete.set_request_id("rq-complete-again");
+  EXPECT_EQ(app.CompleteVisitSession(clinician, complete, audit).visit().visit_id(), visit.visit_id());
+  EXPECT_EQ(records.state.visits.size(), 1u);
+  // A retried update answers from its record; a new one finds the session closed.
+  EXPECT_NO_THROW(app.UpdateVisitSession(clinician, before, audit));
+  before.set_request_id("rq-before-late");
+  EXPECT_EQ(CodeOf([&] { app.UpdateVisitSession(clinician, before, audit); }), ErrorCode::kFailedPrecondition);
+  gpb::GetProgressSummaryRequest summary;
+  summary.set_patient_id("pt-1");
+  EXPECT_EQ(app.GetProgressSummary(patient, summary, audit).summary().visit_count(), 1);
+}
+
+}  // namespace
+}  // namespace physio::testing
