@@ -11,30 +11,10 @@
 #include "clients.h"
 #include "fake_stores.h"
 #include "physio/common/error.h"
+#include "use_case_support.h"
 
 namespace physio::testing {
 namespace {
-
-CallContext Caller(Role role, const std::string& patient_id = "") {
-  CallContext ctx;
-  ctx.tenant = "t-1";
-  ctx.principal = role == Role::kPatient ? patient_id : "clin-1";
-  ctx.roles = {role};
-  ctx.patient_id = patient_id;
-  ctx.request_id = "req-1";
-  ctx.deadline = Clock::now() + std::chrono::seconds(2);
-  return ctx;
-}
-
-ErrorCode CodeOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "the call succeeded";
-  return ErrorCode::kInternal;
-}
 
 class AssessmentWorkflow : public ::testing::Test {
  protected:
@@ -43,8 +23,8 @@ class AssessmentWorkflow : public ::testing::Test {
   FakeAssessmentRecords records;
   assessment::AssessmentApp app{{session_idempotency, intakes, records}, assessment::AssessmentSettings{}};
   AuditTarget audit;
-  const CallContext patient = Caller(Role::kPatient, "pt-1");
-  const CallContext clinician = Caller(Role::kClinician);
+  const CallContext patient = CallerAs(Role::kPatient, "pt-1");
+  const CallContext clinician = CallerAs(Role::kClinician);
 
   std::string StartIntake() {
     apb::StartIntakeRequest start;
@@ -124,7 +104,7 @@ TEST_F(AssessmentWorkflow, AnotherPatientsIntakeAndAssessmentAreNotThere) {
   const std::string session_id = StartIntake();
   AnswerBothScreens(session_id);
   const auto assessment = app.CompleteIntake(patient, Complete(session_id), audit).assessment();
-  const CallContext other = Caller(Role::kPatient, "pt-2");
+  const CallContext other = CallerAs(Role::kPatient, "pt-2");
   apb::GetIntakeRequest get_intake;
   get_intake.set_session_id(session_id);
   EXPECT_EQ(CodeOf([&] { app.GetIntake(other, get_intake, audit); }), ErrorCode::kNotFound);
@@ -162,7 +142,7 @@ TEST_F(AssessmentWorkflow, ARedFlagJudgementIsVersionedAndAComputedEmergencyIsLo
   const auto judged = app.RecordRedFlagJudgement(clinician, judge, audit).assessment();
   EXPECT_EQ(judged.etag(), "v2");
   EXPECT_EQ(judged.clinician_red_flag_judgement().action(), apb::RED_FLAG_ACTION_ROUTINE_REFERRAL);
-  EXPECT_EQ(judged.clinician_red_flag_judgement().clinician(), "clin-1");
+  EXPECT_EQ(judged.clinician_red_flag_judgement().clinician(), "staff-1");
   // A judgement made against the old etag is refused: the clinician must read the new one.
   judge.set_request_id("rq-judge-2");
   EXPECT_EQ(CodeOf([&] { app.RecordRedFlagJudgement(clinician, judge, audit); }), ErrorCode::kAborted);

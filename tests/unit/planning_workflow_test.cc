@@ -6,50 +6,18 @@
 // run the same paths over PostgreSQL and Redis.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "assessment_app.h"
 #include "clients.h"
 #include "fake_peers.h"
 #include "fake_stores.h"
 #include "physio/common/error.h"
+#include "use_case_support.h"
 #include "planning_app.h"
 
 namespace physio::testing {
 namespace {
-
-CallContext Caller(Role role, const std::string& patient_id = "") {
-  CallContext ctx;
-  ctx.tenant = "t-1";
-  ctx.principal = role == Role::kPatient ? patient_id : "clin-1";
-  ctx.roles = {role};
-  ctx.patient_id = patient_id;
-  ctx.request_id = "req-1";
-  ctx.deadline = Clock::now() + std::chrono::seconds(2);
-  return ctx;
-}
-
-ErrorCode CodeOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "the call succeeded";
-  return ErrorCode::kInternal;
-}
-
-const planning::InterventionLibrary& Library() {
-  static const planning::InterventionLibrary library = [] {
-    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-    std::stringstream text;
-    text << in.rdbuf();
-    return planning::InterventionLibrary::Parse(text.str());
-  }();
-  return library;
-}
 
 class PlanningWorkflow : public ::testing::Test {
  protected:
@@ -86,8 +54,8 @@ class PlanningWorkflow : public ::testing::Test {
     return app.GetActivePlan(patient, get, audit).plan();
   }
 
-  const CallContext clinician = Caller(Role::kClinician);
-  const CallContext patient = Caller(Role::kPatient, "pt-1");
+  const CallContext clinician = CallerAs(Role::kClinician);
+  const CallContext patient = CallerAs(Role::kPatient, "pt-1");
   AuditTarget audit;
   FakeSessionIdempotency session_idempotency;
   FakeIntakeStore intakes;
@@ -97,7 +65,7 @@ class PlanningWorkflow : public ::testing::Test {
   FakeAssessmentReader assessments;
   FakePlanRecords records;
   FakeActivePlanCache active_plans;
-  planning::PlanningApp app{records, active_plans, assessments, Library()};
+  planning::PlanningApp app{records, active_plans, assessments, SourceLibrary()};
 };
 
 TEST_F(PlanningWorkflow, APlanIsGeneratedOncePerRequestAndApprovedAgainstItsEtag) {
@@ -117,7 +85,7 @@ TEST_F(PlanningWorkflow, APlanIsGeneratedOncePerRequestAndApprovedAgainstItsEtag
   const auto active = Approve(draft, "rq-approve");
   EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
   EXPECT_EQ(active.etag(), "v2");
-  EXPECT_EQ(active.approved_by(), "clin-1");
+  EXPECT_EQ(active.approved_by(), "staff-1");
   ASSERT_EQ(records.state.events.size(), 1u);
   EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_PLAN_APPROVED");
   // Approving it again is refused: it is no longer a draft.
@@ -168,7 +136,7 @@ TEST_F(PlanningWorkflow, APatientSuspendsTheirPlanAndItIsNoLongerServedAsAProgra
   // Another patient's plan reads as absent.
   ppb::GetPlanRequest get;
   get.set_plan_id(active.plan_id());
-  EXPECT_EQ(CodeOf([&] { app.GetPlan(Caller(Role::kPatient, "pt-2"), get, audit); }), ErrorCode::kNotFound);
+  EXPECT_EQ(CodeOf([&] { app.GetPlan(CallerAs(Role::kPatient, "pt-2"), get, audit); }), ErrorCode::kNotFound);
 }
 
 }  // namespace

@@ -12,31 +12,11 @@
 #include "fake_peers.h"
 #include "fake_stores.h"
 #include "physio/common/error.h"
+#include "use_case_support.h"
 #include "progress_app.h"
 
 namespace physio::testing {
 namespace {
-
-CallContext Caller(Role role, const std::string& patient_id = "") {
-  CallContext ctx;
-  ctx.tenant = "t-1";
-  ctx.principal = role == Role::kPatient ? patient_id : "clin-1";
-  ctx.roles = {role};
-  ctx.patient_id = patient_id;
-  ctx.request_id = "req-1";
-  ctx.deadline = Clock::now() + std::chrono::seconds(2);
-  return ctx;
-}
-
-ErrorCode CodeOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "the call succeeded";
-  return ErrorCode::kInternal;
-}
 
 constexpr const char* kExercise = "ex.dir.prone_extension";
 
@@ -69,8 +49,8 @@ class ProgressWorkflow : public ::testing::Test {
     return kinds;
   }
 
-  const CallContext clinician = Caller(Role::kClinician);
-  const CallContext patient = Caller(Role::kPatient, "pt-1");
+  const CallContext clinician = CallerAs(Role::kClinician);
+  const CallContext patient = CallerAs(Role::kPatient, "pt-1");
   AuditTarget audit;
   FakePlanningClient planning;
   FakeAssessmentClient assessment;
@@ -127,7 +107,7 @@ TEST_F(ProgressWorkflow, ARedFlagAtACheckInAlertsTheClinicWhichAcknowledgesIt) {
   acknowledge.set_alert_id(open.alerts(0).alert_id());
   const auto acknowledged = app.AcknowledgeAlert(clinician, acknowledge, audit).alert();
   EXPECT_EQ(acknowledged.status(), gpb::ALERT_STATUS_ACKNOWLEDGED);
-  EXPECT_EQ(acknowledged.acknowledged_by(), "clin-1");
+  EXPECT_EQ(acknowledged.acknowledged_by(), "staff-1");
   EXPECT_EQ(EventKinds().back(), "EVENT_KIND_ALERT_ACKNOWLEDGED");
   EXPECT_EQ(app.ListAlerts(clinician, list, audit).alerts_size(), 0);
   list.set_include_acknowledged(true);

@@ -5,9 +5,7 @@
 // the integration suites cover the same use cases against real stores.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "assessment_app.h"
 #include "clients.h"
@@ -16,6 +14,7 @@
 #include "planning_app.h"
 #include "progress_app.h"
 #include "test_env.h"
+#include "use_case_support.h"
 
 namespace physio::testing {
 namespace {
@@ -41,42 +40,6 @@ struct UnreachableStores {
   PgPool pg;
 };
 
-CallContext Caller(Role role, const std::string& patient_id = "") {
-  CallContext ctx;
-  ctx.tenant = "t-1";
-  ctx.principal = role == Role::kPatient ? patient_id : "staff-1";
-  ctx.roles = {role};
-  ctx.patient_id = patient_id;
-  ctx.request_id = "req-1";
-  ctx.deadline = Clock::now() + std::chrono::seconds(2);
-  return ctx;
-}
-
-// The error `call` throws: its code and its message (which names the field).
-struct Thrown {
-  ErrorCode code;
-  std::string message;
-};
-Thrown ErrorOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return {e.code(), e.what()};
-  }
-  ADD_FAILURE() << "the call succeeded";
-  return {ErrorCode::kInternal, ""};
-}
-
-const planning::InterventionLibrary& Library() {
-  static const planning::InterventionLibrary library = [] {
-    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-    std::stringstream text;
-    text << in.rdbuf();
-    return planning::InterventionLibrary::Parse(text.str());
-  }();
-  return library;
-}
-
 class AssessmentUseCases : public ::testing::Test {
  protected:
   UnreachableStores stores;
@@ -93,7 +56,7 @@ TEST_F(AssessmentUseCases, AnOutOfRangeAnswerIsRefusedNamingItBeforeAnyStore) {
   request.set_session_id("intake_1");
   *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 4);
   *request.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi.3", 7);
-  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(Caller(Role::kPatient, "pt-1"), request, audit); });
+  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(CallerAs(Role::kPatient, "pt-1"), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("answers[1]", 0), 0u) << error.message;
 }
@@ -104,7 +67,7 @@ TEST_F(AssessmentUseCases, AnInstrumentListedTwiceIsRefusedNamingTheSecond) {
   request.set_patient_id("pt-1");
   request.add_instruments(cpb::INSTRUMENT_ODI);
   request.add_instruments(cpb::INSTRUMENT_ODI);
-  auto error = ErrorOf([&] { app.StartIntake(Caller(Role::kClinician), request, audit); });
+  auto error = ErrorOf([&] { app.StartIntake(CallerAs(Role::kClinician), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("instruments[1]", 0), 0u) << error.message;
 }
@@ -113,13 +76,13 @@ TEST_F(AssessmentUseCases, APatientActsOnlyOnTheirOwnRecordAndRecordsNoExaminati
   apb::StartIntakeRequest start;
   start.set_request_id("rq-1");
   start.set_patient_id("pt-2");
-  EXPECT_EQ(ErrorOf([&] { app.StartIntake(Caller(Role::kPatient, "pt-1"), start, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.StartIntake(CallerAs(Role::kPatient, "pt-1"), start, audit); }).code,
             ErrorCode::kPermissionDenied);
   apb::SubmitIntakeAnswersRequest submit;
   submit.set_request_id("rq-2");
   submit.set_session_id("intake_1");
   submit.mutable_examination()->set_lumbar_hypomobility(true);
-  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(Caller(Role::kPatient, "pt-1"), submit, audit); });
+  auto error = ErrorOf([&] { app.SubmitIntakeAnswers(CallerAs(Role::kPatient, "pt-1"), submit, audit); });
   EXPECT_EQ(error.code, ErrorCode::kPermissionDenied);
   EXPECT_EQ(error.message.rfind("examination", 0), 0u) << error.message;
 }
@@ -127,10 +90,10 @@ TEST_F(AssessmentUseCases, APatientActsOnlyOnTheirOwnRecordAndRecordsNoExaminati
 TEST_F(AssessmentUseCases, StoresThatAreDownAreUnavailableNotAnInternalError) {
   apb::GetIntakeRequest intake;
   intake.set_session_id("intake_1");
-  EXPECT_EQ(ErrorOf([&] { app.GetIntake(Caller(Role::kClinician), intake, audit); }).code, ErrorCode::kUnavailable);
+  EXPECT_EQ(ErrorOf([&] { app.GetIntake(CallerAs(Role::kClinician), intake, audit); }).code, ErrorCode::kUnavailable);
   apb::GetAssessmentRequest assessment;
   assessment.set_assessment_id("asm_1");
-  EXPECT_EQ(ErrorOf([&] { app.GetAssessment(Caller(Role::kClinician), assessment, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.GetAssessment(CallerAs(Role::kClinician), assessment, audit); }).code,
             ErrorCode::kUnavailable);
 }
 
@@ -140,7 +103,7 @@ class PlanningUseCases : public ::testing::Test {
   FakeAssessmentReader assessments;
   planning::PgPlanRecords records{stores.pg};
   planning::RedisActivePlanCache active_plans{stores.redis, std::chrono::seconds(60)};
-  planning::PlanningApp app{records, active_plans, assessments, Library()};
+  planning::PlanningApp app{records, active_plans, assessments, SourceLibrary()};
   AuditTarget audit;
 };
 
@@ -148,12 +111,12 @@ TEST_F(PlanningUseCases, AGenerateLooksForItsReplayBeforeAskingTheAssessmentServ
   ppb::GeneratePlanRequest request;
   request.set_request_id("rq-1");
   request.set_assessment_id("asm_1");
-  EXPECT_EQ(ErrorOf([&] { app.GeneratePlan(Caller(Role::kClinician), request, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.GeneratePlan(CallerAs(Role::kClinician), request, audit); }).code,
             ErrorCode::kUnavailable);
   // Without PostgreSQL a retry cannot be told from a new request: nothing is asked of the peer.
   EXPECT_EQ(assessments.calls, 0);
   request.clear_assessment_id();
-  auto error = ErrorOf([&] { app.GeneratePlan(Caller(Role::kClinician), request, audit); });
+  auto error = ErrorOf([&] { app.GeneratePlan(CallerAs(Role::kClinician), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("assessment_id", 0), 0u) << error.message;
 }
@@ -163,16 +126,16 @@ TEST_F(PlanningUseCases, APatientMayOnlyMakeTheirPlanSaferAndOnlyAClinicianResum
   request.set_request_id("rq-1");
   request.set_plan_id("plan_1");
   request.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
-  auto error = ErrorOf([&] { app.AdjustPlan(Caller(Role::kPatient, "pt-1"), request, audit); });
+  auto error = ErrorOf([&] { app.AdjustPlan(CallerAs(Role::kPatient, "pt-1"), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kPermissionDenied);
   EXPECT_EQ(error.message.rfind("adjustment", 0), 0u) << error.message;
   request.set_adjustment(ppb::ADJUSTMENT_RESUME);
   request.set_reason("red flag cleared");
-  EXPECT_EQ(ErrorOf([&] { app.AdjustPlan(Caller(Role::kIntegrator), request, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.AdjustPlan(CallerAs(Role::kIntegrator), request, audit); }).code,
             ErrorCode::kPermissionDenied);
   request.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
   request.clear_reason();
-  error = ErrorOf([&] { app.AdjustPlan(Caller(Role::kClinician), request, audit); });
+  error = ErrorOf([&] { app.AdjustPlan(CallerAs(Role::kClinician), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("reason", 0), 0u) << error.message;
 }
@@ -195,13 +158,13 @@ TEST_F(ProgressUseCases, AHomeLogIsValidatedForItsPatientAndLooksForItsReplayFir
   request.set_patient_id("pt-1");
   request.set_exercise_id("ex.dir.prone_extension");
   request.set_pain_after(11);
-  auto error = ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-1"), request, audit); });
+  auto error = ErrorOf([&] { app.LogHomeExercise(CallerAs(Role::kPatient, "pt-1"), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("pain_after", 0), 0u) << error.message;
   request.set_pain_after(3);
-  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-2"), request, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(CallerAs(Role::kPatient, "pt-2"), request, audit); }).code,
             ErrorCode::kPermissionDenied);
-  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(Caller(Role::kPatient, "pt-1"), request, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.LogHomeExercise(CallerAs(Role::kPatient, "pt-1"), request, audit); }).code,
             ErrorCode::kUnavailable);
   EXPECT_EQ(planning.active_plan_calls + planning.adjust_calls, 0);
 }
@@ -210,11 +173,11 @@ TEST_F(ProgressUseCases, AVisitSessionUpdateWithNothingInItIsRefused) {
   gpb::UpdateVisitSessionRequest request;
   request.set_request_id("rq-1");
   request.set_session_id("vsess_1");
-  auto error = ErrorOf([&] { app.UpdateVisitSession(Caller(Role::kClinician), request, audit); });
+  auto error = ErrorOf([&] { app.UpdateVisitSession(CallerAs(Role::kClinician), request, audit); });
   EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(error.message.rfind("pain_before", 0), 0u) << error.message;
   request.set_pain_before(4);
-  EXPECT_EQ(ErrorOf([&] { app.UpdateVisitSession(Caller(Role::kClinician), request, audit); }).code,
+  EXPECT_EQ(ErrorOf([&] { app.UpdateVisitSession(CallerAs(Role::kClinician), request, audit); }).code,
             ErrorCode::kUnavailable);
 }
 
