@@ -28,7 +28,6 @@ struct AssessmentSettings {
   std::string fhir_patient_identifier_system = "https://physio-backend.org/fhir/patient-id";
 };
 
-inline constexpr const char* kSchema = "assessment";
 
 // The stores the use cases work on; they outlive the app.
 struct AssessmentStores {

@@ -7,10 +7,6 @@
 
 namespace physio::assessment {
 
-namespace {
-constexpr const char* kSchema = "assessment";
-}
-
 void PgAssessmentWriter::Insert(const std::string& tenant, const v1::Assessment& assessment) {
   try {
     conn_.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"

@@ -12,6 +12,9 @@
 
 namespace physio::assessment {
 
+// The service's PostgreSQL schema: its records, idempotency records, audit trail and events.
+inline constexpr const char* kSchema = "assessment";
+
 // An assessment with its row version (its etag is "v<version>").
 struct VersionedAssessment {
   v1::Assessment assessment;

@@ -12,8 +12,6 @@ namespace physio::planning {
 namespace {
 using google::protobuf::util::TimeUtil;
 
-constexpr const char* kSchema = "planning";
-
 // The status column: the enum's name without its prefix (ACTIVE, SUSPENDED ...).
 std::string StatusName(v1::PlanStatus status) { return v1::PlanStatus_Name(status).substr(sizeof("PLAN_STATUS_") - 1); }
 

@@ -12,6 +12,9 @@
 
 namespace physio::planning {
 
+// The service's PostgreSQL schema: its records, idempotency records, audit trail and events.
+inline constexpr const char* kSchema = "planning";
+
 // A plan with its row version (its etag is "v<version>").
 struct VersionedPlan {
   v1::Plan plan;

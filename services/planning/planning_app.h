@@ -15,7 +15,6 @@ namespace physio::planning {
 
 namespace pb = physio::planning::v1;
 
-inline constexpr const char* kSchema = "planning";
 
 class AssessmentReader {
  public:

@@ -427,8 +427,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   // so planning applies it once and the evidence is used once.
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
-  const std::optional<ProgressSnapshot> snapshot = TakeSnapshot(ctx, request.patient_id(), plan, deadline);
-  Evaluation evaluation = snapshot->judged;
+  const ProgressSnapshot snapshot = TakeSnapshot(ctx, request.patient_id(), plan, deadline);
+  Evaluation evaluation = snapshot.judged;
   const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
   if (suspended) {
     // Never progress a plan taken out of use for a red flag: refer, until a clinician
@@ -487,9 +487,9 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
     *out->mutable_plan() = *plan;
   }
   std::vector<std::pair<pb::AlertKind, std::vector<std::string>>> alerts;
-  if (snapshot->evaluation.new_red_flag) alerts.push_back({pb::ALERT_KIND_RED_FLAG, snapshot->evaluation.red_flag_reasons});
+  if (snapshot.evaluation.new_red_flag) alerts.push_back({pb::ALERT_KIND_RED_FLAG, snapshot.evaluation.red_flag_reasons});
   std::vector<std::string> worse;
-  for (const auto& change : snapshot->evaluation.changes) {
+  for (const auto& change : snapshot.evaluation.changes) {
     if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
   }
   if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});

@@ -21,7 +21,6 @@
 namespace physio::progress {
 
 namespace pb = physio::progress::v1;
-inline constexpr const char* kSchema = "progress";
 
 class PlanningClient {
  public:

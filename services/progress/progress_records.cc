@@ -12,8 +12,6 @@ namespace physio::progress {
 namespace {
 using google::protobuf::util::TimeUtil;
 
-constexpr const char* kSchema = "progress";
-
 template <typename Record>
 std::vector<Record> Parsed(const PgResult& rows) {
   std::vector<Record> records(static_cast<size_t>(rows.rows()));

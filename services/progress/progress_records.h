@@ -16,6 +16,9 @@
 
 namespace physio::progress {
 
+// The service's PostgreSQL schema: its records, idempotency records, audit trail and events.
+inline constexpr const char* kSchema = "progress";
+
 // One write transaction's view of the records.
 class ProgressWriter {
  public:

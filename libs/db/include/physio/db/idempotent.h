@@ -1,7 +1,8 @@
 #pragma once
-// Typed idempotent writes to PostgreSQL: the request's fingerprint, the
-// response's serialization and its replay in one place, over the records of
-// idempotency.h (kept in the write's own transaction).
+// Idempotent writes to PostgreSQL as the use cases make them: the seam over a
+// service's records (IdempotentRecords), its PostgreSQL form over the records of
+// idempotency.h (kept in the write's own transaction), and the typed forms that
+// hold the request's fingerprint, the response's serialization and its replay.
 #include <google/protobuf/message.h>
 
 #include <functional>
@@ -12,30 +13,6 @@
 #include "physio/db/idempotency.h"
 
 namespace physio {
-
-// `write` runs inside the transaction that also stores the idempotency record
-// and the call's audit record; `describe` fills the audit target from the
-// response (new or replayed) before that record is written.
-template <typename Response>
-Response IdempotentWrite(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
-                         const google::protobuf::Message& request,
-                         const std::function<Response(PgConnection&)>& write,
-                         const std::function<void(const Response&)>& describe = {}) {
-  std::function<void(const std::string&)> describe_bytes;
-  if (describe) describe_bytes = [&](const std::string& bytes) { describe(ParseStoredResponse<Response>(bytes)); };
-  return ParseStoredResponse<Response>(RunIdempotentWrite(
-      pool, deadline, key, RequestFingerprint(request),
-      [&](PgConnection& conn) { return write(conn).SerializeAsString(); }, describe_bytes));
-}
-
-// A request already done: its stored response, looked up before any remote call.
-template <typename Response>
-std::optional<Response> IdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
-                                         const google::protobuf::Message& request) {
-  auto stored = FindIdempotentReplay(pool, deadline, key, RequestFingerprint(request));
-  if (!stored) return std::nullopt;
-  return ParseStoredResponse<Response>(*stored);
-}
 
 // A service's PostgreSQL records as its use cases see them (the seam a fake
 // replaces in tests): writes that run once per request id, where `Writer` is the
@@ -82,7 +59,9 @@ class PgIdempotentRecords : public Records {
   PgPool& pool_;
 };
 
-// The typed forms over a record store.
+// `write` runs inside the transaction that also stores the idempotency record
+// and the call's audit record; `describe` fills the audit target from the
+// response (new or replayed) before that record is written.
 template <typename Response, typename Writer>
 Response IdempotentWrite(IdempotentRecords<Writer>& records, Clock::time_point deadline, const PgIdempotencyKey& key,
                          const google::protobuf::Message& request,
@@ -95,6 +74,7 @@ Response IdempotentWrite(IdempotentRecords<Writer>& records, Clock::time_point d
       describe_bytes));
 }
 
+// A request already done: its stored response, looked up before any remote call.
 template <typename Response, typename Writer>
 std::optional<Response> IdempotentReplay(IdempotentRecords<Writer>& records, Clock::time_point deadline,
                                          const PgIdempotencyKey& key, const google::protobuf::Message& request) {
