@@ -14,7 +14,7 @@ CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_DIR" -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TEST
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$FUZZ_DIR" -j2 --target fuzzers
 mkdir -p "$FUZZ_DIR/crashes"
-for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library fuzz_fhir_import; do
+for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library fuzz_fhir_import fuzz_http; do
   scratch="$(mktemp -d)"
   seeds=("$ROOT/tests/fuzz/corpus/$fuzzer")
   [ "$fuzzer" = fuzz_library ] && seeds+=("$ROOT/services/planning/library")

@@ -173,7 +173,7 @@ set -a
 . "$RUN_DIR/env"
 set +a
 start_service() {  # name port
-  echo "== $1 on 127.0.0.1:$2 (gRPC) and 127.0.0.1:$(($2 + 1000)) (HTTP: Connect protocol, /metrics)"
+  echo "== $1 on 127.0.0.1:$2 (gRPC), 127.0.0.1:$(($2 + 1000)) (HTTP: Connect protocol) and 127.0.0.1:$(($2 + 2000)) (/metrics)"
   (
     set -a
     # shellcheck source=/dev/null

@@ -51,6 +51,7 @@ class AssessmentServer final : public RunningService {
   ~AssessmentServer() override { runtime_.Shutdown(); }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
+  int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override { runtime_.Shutdown(); }
 

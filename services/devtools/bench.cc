@@ -139,11 +139,11 @@ struct Server {
   std::vector<std::unique_ptr<typename Service::Stub>> stubs;
   std::vector<std::unique_ptr<hpb::Health::Stub>> health;
   std::string name;
-  int metrics_port = 0;  // its HTTP port (/metrics); 0: not read
-  Server(const std::string& address, std::string service_name, int http_port_offset) : name(std::move(service_name)) {
+  int metrics_port = 0;  // its metrics listener (/metrics); 0: not read
+  Server(const std::string& address, std::string service_name, int metrics_port_offset) : name(std::move(service_name)) {
     const auto colon = address.rfind(':');
-    if (http_port_offset > 0 && colon != std::string::npos) {
-      metrics_port = std::stoi(address.substr(colon + 1)) + http_port_offset;
+    if (metrics_port_offset > 0 && colon != std::string::npos) {
+      metrics_port = std::stoi(address.substr(colon + 1)) + metrics_port_offset;
     }
     for (int i = 0; i < kChannelsPerServer; ++i) {
       grpc::ChannelArguments args;
@@ -207,8 +207,8 @@ int main(int argc, char** argv) {
                            {"concurrency", "1,8,32,128,512", "comma-separated numbers of concurrent callers"},
                            {"seconds", "5", "duration of each measurement (max 60)"},
                            {"only", "", "comma-separated RPC names to measure (default all)"},
-                           {"http-port-offset", "1000",
-                            "each server's HTTP port (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
+                           {"metrics-port-offset", "2000",
+                            "each server's metrics listener (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
     const std::vector<int> levels = ParseLevels(config.Get("concurrency"));
     const int most = *std::max_element(levels.begin(), levels.end());
@@ -219,13 +219,13 @@ int main(int argc, char** argv) {
     const std::string tenant = "bench-" + physio::NewId("t").substr(2, 8);
     const Caller clinician(physio::MintToken(
         key, {config.Get("issuer"), config.Get("audience"), tenant, "clin-bench", {"clinician"}, ""}));
-    const int http_offset = config.GetInt("http-port-offset");
+    const int metrics_offset = config.GetInt("metrics-port-offset");
     Server<apb::AssessmentService> assessment(config.Get("assessment-addr"), "physio.assessment.v1.AssessmentService",
-                                              http_offset);
+                                              metrics_offset);
     Server<ppb::PlanningService> planning(config.Get("planning-addr"), "physio.planning.v1.PlanningService",
-                                          http_offset);
+                                          metrics_offset);
     Server<gpb::ProgressService> progress(config.Get("progress-addr"), "physio.progress.v1.ProgressService",
-                                          http_offset);
+                                          metrics_offset);
     const auto cpu_of = [](const auto& server) { return [&server] { return server.CpuSeconds(); }; };
 
     // One patient per caller with a stored assessment, an active plan and an open intake session.

@@ -73,6 +73,7 @@ class PlanningServer final : public RunningService {
   ~PlanningServer() override { runtime_.Shutdown(); }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
+  int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override { runtime_.Shutdown(); }
 

@@ -128,7 +128,7 @@ std::vector<std::string> FaultCluster::ReplicaArgs(Service service, const Replic
                                 "--shutdown-grace-ms=" + std::to_string(kShutdownGraceMs),
                                 "--redis-timeout-ms=500",
                                 "--idempotency-purge-interval-s=1",
-                                "--http-listen=127.0.0.1:0"};
+                                "--http-listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
   if (service == Service::kPlanning) args.push_back("--assessment-addr=" + Target(Service::kAssessment));
   if (service == Service::kProgress) {
     args.push_back("--assessment-addr=" + Target(Service::kAssessment));

@@ -9,6 +9,7 @@
 
 #include "clients.h"
 #include "cluster_fixture.h"
+#include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
 
 namespace physio::testing {
@@ -176,6 +177,106 @@ TEST_F(Events, PatientsAndBadCursorsAreRefused) {
   auto status = bad_reader->Finish();
   EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("after_cursor"), std::string::npos);
+}
+
+// Issue 25: nothing of a WatchEvents request is read before its caller has
+// authenticated, and then it is bounded like any request: an anonymous caller
+// sending a few million kinds gets UNAUTHENTICATED (they were once turned into
+// strings first), a clinician gets INVALID_ARGUMENT naming the entry.
+TEST_F(Events, AHugeRequestIsRefusedByIdentityFirstThenByItsBounds) {
+  apb::WatchEventsRequest huge;
+  for (int i = 0; i < 500000; ++i) huge.add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+  Caller anonymous(*cluster_, "");
+  auto context = anonymous.Context(std::chrono::seconds(10));
+  auto reader = anonymous.assessment->WatchEvents(context.get(), huge);
+  apb::WatchEventsResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_EQ(reader->Finish().error_code(), StatusCode::UNAUTHENTICATED);
+
+  auto clinician = Clinician("events-bounds");
+  auto read_status = [&](const apb::WatchEventsRequest& request) {
+    auto call = clinician.Context(std::chrono::seconds(10));
+    auto stream = clinician.assessment->WatchEvents(call.get(), request);
+    apb::WatchEventsResponse ignored;
+    EXPECT_FALSE(stream->Read(&ignored));
+    return stream->Finish();
+  };
+  auto too_many = read_status(huge);
+  EXPECT_EQ(too_many.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_many.error_message().find("kinds"), std::string::npos) << too_many.error_message();
+
+  apb::WatchEventsRequest twice;
+  twice.add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+  twice.add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+  auto duplicate = read_status(twice);
+  EXPECT_EQ(duplicate.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(duplicate.error_message().find("kinds[1]"), std::string::npos) << duplicate.error_message();
+
+  apb::WatchEventsRequest unknown;
+  unknown.add_kinds(static_cast<cpb::EventKind>(9999));
+  auto undefined = read_status(unknown);
+  EXPECT_EQ(undefined.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(undefined.error_message().find("kinds[0]"), std::string::npos) << undefined.error_message();
+
+  apb::WatchEventsRequest long_cursor;
+  long_cursor.set_after_cursor(std::string(100000, '1'));
+  EXPECT_EQ(read_status(long_cursor).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+// A stream lives no longer than its token: opened with one that expires in 3 s,
+// it ends UNAUTHENTICATED then (the client resumes from its cursor with a new
+// token), and events committed before that were delivered.
+TEST_F(Events, AStreamEndsWhenItsTokenExpires) {
+  const std::string tenant = "events-expiry";
+  TokenRequest short_lived{kIssuer, kAudience, tenant, "clin-expiry", {"clinician"}};
+  short_lived.lifetime = std::chrono::seconds(3);
+  Caller clinician(*cluster_, MintToken(keys_->private_key_pem, short_lived));
+  StoreAssessment(Clinician(tenant), "pt-exp-1");
+  auto context = clinician.Context(std::chrono::seconds(30));
+  apb::WatchEventsRequest request;
+  const auto opened = std::chrono::steady_clock::now();
+  auto reader = clinician.assessment->WatchEvents(context.get(), request);
+  apb::WatchEventsResponse response;
+  int events = 0;
+  while (reader->Read(&response)) ++events;
+  const auto status = reader->Finish();
+  const auto lasted = std::chrono::steady_clock::now() - opened;
+  EXPECT_GE(events, 1);
+  EXPECT_EQ(status.error_code(), StatusCode::UNAUTHENTICATED) << status.error_message();
+  EXPECT_NE(status.error_message().find("cursor"), std::string::npos) << status.error_message();
+  EXPECT_LT(lasted, std::chrono::seconds(10)) << "the stream outlived its token";
+}
+
+// Streams are capped per caller (event-stream-limit-per-caller, 4 by default)
+// and per tenant, not only per process: a caller's fifth is RESOURCE_EXHAUSTED
+// while another caller of another tenant still gets one.
+TEST_F(Events, StreamsAreCappedPerCaller) {
+  auto greedy = Clinician("events-greedy");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<apb::WatchEventsResponse>>> readers;
+  StoreAssessment(greedy, "pt-greedy");
+  for (int i = 0; i < 4; ++i) {
+    contexts.push_back(greedy.Context(std::chrono::seconds(30)));
+    apb::WatchEventsRequest request;
+    readers.push_back(greedy.assessment->WatchEvents(contexts.back().get(), request));
+    apb::WatchEventsResponse response;
+    ASSERT_TRUE(readers.back()->Read(&response)) << "stream " << i << " is open";
+  }
+  auto fifth_context = greedy.Context(std::chrono::seconds(10));
+  apb::WatchEventsRequest request;
+  auto fifth = greedy.assessment->WatchEvents(fifth_context.get(), request);
+  apb::WatchEventsResponse response;
+  EXPECT_FALSE(fifth->Read(&response));
+  const auto refused = fifth->Finish();
+  EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("caller"), std::string::npos) << refused.error_message();
+
+  auto other = Clinician("events-modest");
+  StoreAssessment(other, "pt-modest");
+  auto events = ReadAssessmentEvents(other, "", 1);
+  EXPECT_EQ(events.size(), 1u);
+  for (auto& context : contexts) context->TryCancel();
+  for (auto& reader : readers) reader->Finish();
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
 // The HTTP port (issue 13): the Connect protocol for unary calls in JSON and in
 // binary proto, its error mapping, CORS, /metrics, the audit of HTTP calls and
 // W3C trace context carried from an HTTP call through a service-to-service call.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -16,6 +21,7 @@
 #include "cluster_fixture.h"
 #include "physio/common/ids.h"
 #include "physio/common/logging.h"
+#include "physio/common/process_stats.h"
 
 namespace physio::testing {
 namespace {
@@ -34,6 +40,7 @@ class Http : public ClusterFixture {
     InitJsonLogging("http-test", "info");
     StartStoresAndCluster([](const std::string&, Config& config) {
       config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org");
+      config.Set("http-request-read-timeout-ms", "3000");
     });
   }
   static void TearDownTestSuite() {
@@ -236,7 +243,11 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
   auto missing = PostJson(cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/GetAssessment",
                           R"({"assessmentId":"asm_missing"})", Token());
   EXPECT_EQ(missing->status, 404) << missing->body;
-  auto client = Client(cluster_->assessment_http_port());
+  // Not on the Connect port callers reach: only on the internal metrics listener.
+  auto on_connect_port = Client(cluster_->assessment_http_port()).Get("/metrics");
+  ASSERT_TRUE(on_connect_port);
+  EXPECT_EQ(on_connect_port->status, 404) << on_connect_port->body;
+  auto client = Client(cluster_->assessment_metrics_port());
   auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
   ASSERT_EQ(metrics->status, 200);
@@ -282,7 +293,7 @@ TEST_F(Http, AlertsRaisedAreCountedByKind) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   // A retry of the same visit replays it and raises nothing more.
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded).ok());
-  auto metrics = Client(cluster_->progress_http_port()).Get("/metrics");
+  auto metrics = Client(cluster_->progress_metrics_port()).Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find(R"(physio_alerts_raised_total{kind="ALERT_KIND_RED_FLAG"} 1)"), std::string::npos)
       << metrics->body;
@@ -363,12 +374,247 @@ TEST_F(Http, TraceContextIsLoggedAndForwardedToOtherServices) {
   EXPECT_EQ(planning_lines, 1) << "planning's access line carries the caller's trace id";
   EXPECT_GE(assessment_lines, 1) << "planning forwarded the trace to assessment";
 
-  // A malformed traceparent is ignored, not propagated.
+  // A malformed traceparent is refused (it would become gRPC metadata), not propagated.
   auto malformed = PostJson(cluster_->planning_http_port(), "/physio.planning.v1.PlanningService/ListInterventions",
                             "{}", Token(), {{"Traceparent", "00-" + std::string(32, 'Z') + "-00f067aa0ba902b7-01"}});
   ASSERT_TRUE(malformed);
-  EXPECT_EQ(malformed->status, 200) << malformed->body;
+  EXPECT_EQ(malformed->status, 400) << malformed->body;
+  EXPECT_NE(malformed->body.find("Traceparent"), std::string::npos) << malformed->body;
   EXPECT_EQ(ReadLog().find(std::string(32, 'Z')), std::string::npos);
+}
+
+// ---- Issue 25: the port is open to anyone before login. ----
+
+// One raw exchange on a fresh connection: `request` as given (no client library
+// to tidy it up), then the answer until the server closes or `wait` passes.
+std::string RawExchange(int port, const std::string& request, std::chrono::milliseconds wait = std::chrono::seconds(5),
+                        bool close_write = true) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    close(fd);
+    return "";
+  }
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  if (close_write) shutdown(fd, SHUT_WR);
+  const auto until = std::chrono::steady_clock::now() + wait;
+  std::string answer;
+  char buffer[4096];
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd ready{fd, POLLIN, 0};
+    if (poll(&ready, 1, 100) <= 0) continue;
+    const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    answer.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return answer;
+}
+
+std::string RawPost(const std::string& path, const std::vector<std::string>& headers, const std::string& body) {
+  std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+  for (const auto& header : headers) request += header + "\r\n";
+  return request + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The service still answers a normal call on both ports.
+void ExpectAlive(const ClusterFixture& fixture, int http_port, const std::string& token) {
+  auto client = httplib::Client("127.0.0.1", http_port);
+  client.set_read_timeout(5, 0);
+  auto answered = client.Post("/physio.assessment.v1.AssessmentService/GetAssessment",
+                              {{"Authorization", "Bearer " + token}}, R"({"assessmentId":"asm_0000"})", "application/json");
+  ASSERT_TRUE(answered) << "the HTTP port no longer answers";
+  EXPECT_EQ(answered->status, 404) << answered->body;
+  (void)fixture;
+}
+
+// The reported crash: an illegal byte in a header that becomes gRPC metadata
+// aborted the whole process (gRPC asserts on invalid metadata). Each such
+// header is now checked first: 400 invalid_argument naming it.
+TEST_F(Http, HeadersBoundForGrpcMetadataAreCheckedNeverFatal) {
+  const int port = cluster_->assessment_http_port();
+  const std::string path = "/physio.assessment.v1.AssessmentService/ScoreInstrument";
+  const std::string token = Token();
+  // {header line, the header's name, or "" where HTTP's own parser refuses the
+  // byte first (control bytes are not allowed in a field value, RFC 9110 5.5)}.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"X-Request-Id: %01", "X-Request-Id"},            // what curl sent in the report (percent-decoded by 0.11)
+      {std::string("X-Request-Id: a\x01b"), ""},        // the raw control byte
+      {"X-Request-Id: has space", "X-Request-Id"},
+      {std::string("X-Request-Id: caf\xc3\xa9"), "X-Request-Id"},
+      {"Traceparent: 00-zz-zz-01", "Traceparent"},
+      {std::string("Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0\x7f"), ""},
+      {std::string("Authorization: Bearer a\x01b"), ""},
+      {std::string("Authorization: Bearer caf\xc3\xa9"), "Authorization"},
+      {"Authorization: Basic dXNlcjpwYXNz", "Authorization"},
+  };
+  for (const auto& [header, name] : cases) {
+    const std::string answer = RawExchange(port, RawPost(path, {header}, "{}"));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << header << " -> " << answer;
+    EXPECT_NE(answer.find("invalid_argument"), std::string::npos) << answer;
+    if (!name.empty()) {
+      EXPECT_NE(answer.find(name), std::string::npos) << "names the header: " << answer;
+    }
+  }
+  // Sent twice, a forwarded header is refused too (which one would count?).
+  const std::string twice =
+      RawExchange(port, RawPost(path, {"X-Request-Id: rq-1", "X-Request-Id: rq-2", "Authorization: Bearer " + token}, "{}"));
+  EXPECT_EQ(twice.rfind("HTTP/1.1 400", 0), 0u) << twice;
+  // With a valid token as well: the check comes before anything else.
+  const std::string with_token =
+      RawExchange(port, RawPost(path, {std::string("X-Request-Id: a\x01b"), "Authorization: Bearer " + token}, "{}"));
+  EXPECT_EQ(with_token.rfind("HTTP/1.1 400", 0), 0u) << with_token;
+  ExpectAlive(*this, port, token);
+  // And the gRPC port too.
+  Caller clinician(*cluster_, token);
+  apb::GetAssessmentRequest get;
+  get.set_assessment_id("asm_0000");
+  apb::GetAssessmentResponse got;
+  EXPECT_EQ(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+// Without a valid token the body is never read nor parsed: a malformed body is
+// not what the caller learns about (401, not a JSON parse error), and the
+// refusal is the pipeline's (audited like any other).
+TEST_F(Http, NoBodyIsParsedBeforeTheTokenVerifies) {
+  const int port = cluster_->assessment_http_port();
+  const std::string path = "/physio.assessment.v1.AssessmentService/GetAssessment";
+  const std::string request_id = NewId("req");
+  const std::string answer = RawExchange(
+      port, RawPost(path, {"Authorization: Bearer not.a.token", "X-Request-Id: " + request_id}, "{not json at all"));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 401", 0), 0u) << answer;
+  EXPECT_NE(answer.find("unauthenticated"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("request body"), std::string::npos) << answer;
+  const std::string anonymous = RawExchange(port, RawPost(path, {}, "{not json at all"));
+  EXPECT_EQ(anonymous.rfind("HTTP/1.1 401", 0), 0u) << anonymous;
+  // With a valid token the same body is a parse error.
+  const std::string parsed = RawExchange(port, RawPost(path, {"Authorization: Bearer " + Token()}, "{not json at all"));
+  EXPECT_EQ(parsed.rfind("HTTP/1.1 400", 0), 0u) << parsed;
+  EXPECT_NE(parsed.find("request body"), std::string::npos) << parsed;
+}
+
+// A body is bounded however it arrives: chunked, 50 MB, through a 4 MB limit,
+// is refused with 413 after at most the limit is read, and the process's
+// memory does not grow by the body (the services run in this test's process).
+TEST_F(Http, AChunkedBodyPastTheLimitIs413AndNeverBuffered) {
+  const int port = cluster_->assessment_http_port();
+  const long before = ProcessResidentBytes();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  // The answer is read while the body is still being sent (the server answers, then closes).
+  std::string answer;
+  std::thread reader([&] {
+    char buffer[4096];
+    for (;;) {
+      pollfd ready{fd, POLLIN, 0};
+      if (poll(&ready, 1, 15000) <= 0) break;
+      const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<std::size_t>(n));
+    }
+  });
+  const std::string head = "POST /physio.assessment.v1.AssessmentService/ScoreInstrument HTTP/1.1\r\nHost: x\r\n"
+                           "Content-Type: application/json\r\nAuthorization: Bearer " + Token() +
+                           "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  const std::string chunk_data(64 * 1024, ' ');
+  char size_line[32];
+  snprintf(size_line, sizeof size_line, "%zx\r\n", chunk_data.size());
+  const std::string chunk = size_line + chunk_data + "\r\n";
+  std::size_t sent = 0;
+  while (sent < 50u * 1024 * 1024) {
+    const ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server stopped reading and closed
+    sent += chunk_data.size();
+  }
+  shutdown(fd, SHUT_WR);
+  reader.join();
+  close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 200);
+  EXPECT_LT(sent, 50u * 1024 * 1024) << "the server read the whole body instead of closing at the limit";
+  const long grown = ProcessResidentBytes() - before;
+  EXPECT_LT(grown, 24L * 1024 * 1024) << "resident memory grew by " << grown << " bytes";
+  ExpectAlive(*this, port, Token());
+}
+
+// The request line and headers are bounded in size and count before any of them is kept.
+TEST_F(Http, OversizedHeadersAreRefused) {
+  const int port = cluster_->assessment_http_port();
+  const std::string path = "/physio.assessment.v1.AssessmentService/GetAssessment";
+  const std::string long_line = RawExchange(port, RawPost(path, {"X-Filler: " + std::string(64 * 1024, 'a')}, "{}"));
+  EXPECT_EQ(long_line.rfind("HTTP/1.1 4", 0), 0u) << long_line.substr(0, 200);
+  std::vector<std::string> many;
+  for (int i = 0; i < 200; ++i) many.push_back("X-Filler-" + std::to_string(i) + ": a");
+  const std::string too_many = RawExchange(port, RawPost(path, many, "{}"));
+  EXPECT_EQ(too_many.rfind("HTTP/1.1 4", 0), 0u) << too_many.substr(0, 200);
+  // A request line past 8 KiB: the connection is closed without reading further (or answered 4xx).
+  const std::string long_path = RawExchange(port, RawPost("/" + std::string(16 * 1024, 'p'), {}, "{}"));
+  EXPECT_TRUE(long_path.empty() || long_path.rfind("HTTP/1.1 4", 0) == 0) << long_path.substr(0, 200);
+  ExpectAlive(*this, port, Token());
+}
+
+// Slowloris: 64 connections trickling a byte at a time never finish their
+// headers. Each is dropped once http-request-read-timeout-ms (3 s here) has
+// passed, however regularly its bytes arrive, and meanwhile a normal Connect
+// call is answered at once: they do not hold the threads it needs.
+TEST_F(Http, TricklingConnectionsDoNotStarveThePort) {
+  const int port = cluster_->assessment_http_port();
+  std::vector<int> sockets;
+  for (int i = 0; i < 64; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    const std::string start = "POST /physio.assessment.v1.AssessmentService/GetAssessment HTTP/1.1\r\nX-Slow: ";
+    send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+    sockets.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> closed_by_server{0};
+  const auto started = std::chrono::steady_clock::now();
+  std::thread trickle([&] {
+    std::vector<bool> open(sockets.size(), true);
+    while (!stop) {
+      for (std::size_t i = 0; i < sockets.size(); ++i) {
+        if (!open[i]) continue;
+        if (send(sockets[i], "a", 1, MSG_NOSIGNAL) <= 0) {
+          open[i] = false;
+          ++closed_by_server;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a byte per connection every half second
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto call_started = std::chrono::steady_clock::now();
+  auto client = httplib::Client("127.0.0.1", port);
+  client.set_read_timeout(10, 0);
+  auto answered = client.Post("/physio.assessment.v1.AssessmentService/GetAssessment",
+                              {{"Authorization", "Bearer " + Token()}}, R"({"assessmentId":"asm_0000"})",
+                              "application/json");
+  const auto took = std::chrono::steady_clock::now() - call_started;
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->status, 404) << answered->body;
+  EXPECT_LT(took, std::chrono::seconds(2)) << "a normal call waited behind the trickling connections";
+  // The trickling connections are dropped at the request deadline, not kept alive by their bytes.
+  while (closed_by_server < 64 && std::chrono::steady_clock::now() - started < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  stop = true;
+  trickle.join();
+  for (int fd : sockets) close(fd);
+  EXPECT_EQ(closed_by_server.load(), 64) << "every trickling connection is closed by the server";
 }
 
 }  // namespace

@@ -3,10 +3,13 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
+#include <httplib.h>
+
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <vector>
 #include <thread>
 
@@ -14,6 +17,7 @@
 #include "cluster_fixture.h"
 #include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
+#include "physio/db/audit_archive.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::testing {
@@ -415,9 +419,11 @@ TEST_F(Quotas, ANoisyCallerIsLimitedWithARetryHintWhileAnotherTenantIsServed) {
   // Another tenant's caller is not slowed by it.
   Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "clin-9", {"clinician"}));
   EXPECT_EQ(Burst(other, 5)[StatusCode::OK], 5);
-  // Services are not limited (they act for callers already counted).
+  // The service role is no way around quotas: without mutual TLS no caller can
+  // show a service certificate, so a token claiming it is refused outright
+  // (tls_test: under mutual TLS our services' certificates are not limited).
   Caller service(*cluster_, MakeToken(*keys_, tenant_, "svc-progress", {"service"}));
-  EXPECT_EQ(Burst(service, 20)[StatusCode::OK], 20);
+  EXPECT_EQ(Burst(service, 20)[StatusCode::PERMISSION_DENIED], 20);
 
   // The noisy caller is served again once its bucket refills.
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(retry_after_ms) + 50));
@@ -437,6 +443,150 @@ TEST_F(Quotas, ATenantsCallersShareTheTenantQuota) {
   EXPECT_EQ(ok + refused, 20);
   Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "engine-0", {"integrator"}));
   EXPECT_EQ(Burst(other, 4)[StatusCode::OK], 4);
+}
+
+// Redis full (refusing writes) or gone must not switch rate limiting off:
+// the same limits hold in the process, and /metrics counts the fallback.
+TEST_F(Quotas, WhenRedisRefusesWritesTheLimitsHoldInProcess) {
+  RedisOptions options;
+  options.port = redis_->port();
+  RedisPool admin(options);
+  auto deadline = [] { return Clock::now() + std::chrono::seconds(2); };
+  ASSERT_EQ(admin.Command({"CONFIG", "SET", "maxmemory", "1"}, deadline())->type, REDIS_REPLY_STATUS);
+  Caller noisy = Patient("pat-noisy-full");
+  auto codes = Burst(noisy, 15);
+  ASSERT_EQ(admin.Command({"CONFIG", "SET", "maxmemory", "256mb"}, deadline())->type, REDIS_REPLY_STATUS);
+  EXPECT_GE(codes[StatusCode::OK], 5);
+  EXPECT_GE(codes[StatusCode::RESOURCE_EXHAUSTED], 5) << "the limit held while Redis refused writes";
+  EXPECT_EQ(codes[StatusCode::OK] + codes[StatusCode::RESOURCE_EXHAUSTED], 15);
+  httplib::Client metrics("127.0.0.1", cluster_->planning_metrics_port());
+  auto text = metrics.Get("/metrics");
+  ASSERT_TRUE(text);
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(text->body, match, std::regex(R"(\nphysio_rate_limit_fallbacks_total ([0-9.e+]+))")))
+      << text->body;
+  EXPECT_GE(std::stod(match[1]), 15.0);
+}
+
+// A token must not be issued in the future: iat three quarters of an hour
+// ahead with a lifetime within the cap (so exp - iat passes) would live far
+// past the cap from now.
+TEST_F(Security, ATokenIssuedInTheFutureIsRefused) {
+  TokenRequest ahead{kIssuer, kAudience, tenant_, "clin-ahead", {"clinician"}};
+  ahead.issued_at_offset = std::chrono::seconds(2700);
+  ahead.not_before_offset = std::chrono::seconds(-2700);  // nbf now: usable at once
+  Caller caller(*cluster_, MintToken(keys_->private_key_pem, ahead));
+  ppb::ListInterventionsRequest request;
+  ppb::ListInterventionsResponse response;
+  EXPECT_EQ(caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::ListInterventions, request, &response)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
+  TokenRequest now{kIssuer, kAudience, tenant_, "clin-now", {"clinician"}};
+  Caller control(*cluster_, MintToken(keys_->private_key_pem, now));
+  EXPECT_TRUE(
+      control.Call(control.planning.get(), &ppb::PlanningService::Stub::ListInterventions, request, &response).ok());
+}
+
+// An address flooding calls without a valid token: past its budget of failed
+// logins (5 at once, 1/s here) its calls are refused RESOURCE_EXHAUSTED before
+// any work; a caller with a valid token from the same address is still served;
+// the refusals' audit rows are few (3 at once, 1/s), each saying in `repeats`
+// how many refusals it stands for, and what the request named as the patient
+// is kept as a claim, never as patient_id.
+class Floods : public Security {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string&, Config& config) {
+      config.Set("unauthenticated-per-address-per-second", "1");
+      config.Set("unauthenticated-per-address-burst", "5");
+      config.Set("refusal-audit-per-address-per-second", "1");
+      config.Set("refusal-audit-per-address-burst", "3");
+    });
+  }
+};
+
+TEST_F(Floods, UnauthenticatedCallsAreLimitedPerAddressAndTheirAuditIsAggregated) {
+  Caller forged(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}) + "x");
+  Caller clinician = Integrator("engine-flood");
+  apb::ListAssessmentsRequest list;
+  list.set_patient_id("pat-claimed");
+  apb::ListAssessmentsResponse listed;
+  std::map<StatusCode, int> codes;
+  for (int i = 0; i < 40; ++i) {
+    ++codes[forged.Call(forged.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &listed)
+                .error_code()];
+    if (i % 10 == 9) {
+      EXPECT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list,
+                                 &listed).ok())
+          << "a valid caller from the flooding address is still served";
+    }
+  }
+  EXPECT_GE(codes[StatusCode::UNAUTHENTICATED], 5);
+  EXPECT_LE(codes[StatusCode::UNAUTHENTICATED], 8);
+  EXPECT_GE(codes[StatusCode::RESOURCE_EXHAUSTED], 32);
+  // A quiet second: one more failure is allowed, and its row carries the ones not yet written.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_EQ(forged.Call(forged.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &listed)
+                .error_code(),
+            StatusCode::UNAUTHENTICATED);
+  const int unauthenticated = codes[StatusCode::UNAUTHENTICATED] + 1;
+  std::string rows, repeats, named;
+  for (int i = 0; i < 50 && repeats != std::to_string(unauthenticated); ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    rows = Sql("SELECT count(*)::text FROM assessment.audit_events WHERE outcome = 'UNAUTHENTICATED'"
+               " AND action = 'ListAssessments' AND claimed_patient_id = $1",
+               {"pat-claimed"});
+    repeats = Sql("SELECT coalesce(sum(repeats), 0)::text FROM assessment.audit_events WHERE outcome = 'UNAUTHENTICATED'"
+                  " AND action = 'ListAssessments' AND claimed_patient_id = $1",
+                  {"pat-claimed"});
+  }
+  EXPECT_EQ(repeats, std::to_string(unauthenticated)) << "every refused login is counted in the trail";
+  EXPECT_LE(std::stoi(rows), 4) << "but in few rows";
+  named = Sql("SELECT count(*)::text FROM assessment.audit_events WHERE outcome = 'UNAUTHENTICATED'"
+              " AND patient_id IS NOT NULL", {});
+  EXPECT_EQ(named, "0") << "an unauthenticated request's patient id is never recorded as a patient accessed";
+  httplib::Client metrics("127.0.0.1", cluster_->assessment_metrics_port());
+  auto text = metrics.Get("/metrics");
+  ASSERT_TRUE(text);
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(text->body, match, std::regex(R"(\nphysio_unauthenticated_refused_total ([0-9.e+]+))")));
+  EXPECT_GE(std::stod(match[1]), 32.0);
+}
+
+// Retention: records past it are written to a file (fsynced) and only then
+// leave the table; younger ones stay; an archive that cannot be written deletes nothing.
+TEST_F(Security, AuditRecordsPastTheirRetentionAreArchivedNeverJustDeleted) {
+  const std::string old_id = NewId("req"), young_id = NewId("req");
+  Sql("INSERT INTO assessment.audit_events (tenant_id, occurred_at, principal, roles, action, patient_id, outcome,"
+      " request_id) VALUES ($1, now() - interval '7 years', 'clin-old', 'clinician', 'GetAssessment', 'pat-old', 'OK', $2),"
+      " ($1, now() - interval '1 year', 'clin-young', 'clinician', 'GetAssessment', 'pat-young', 'OK', $3)",
+      {tenant_, old_id, young_id});
+  PgOptions options;
+  options.port = postgres_->port();
+  options.pool_size = 1;
+  PgPool pool(options);
+  // A directory that cannot be made: nothing is deleted.
+  const auto blocker = std::filesystem::temp_directory_path() / ("physio-archive-blocker-" + NewId("f"));
+  std::ofstream(blocker) << "a file, not a directory";
+  EXPECT_ANY_THROW(ArchiveAuditEvents(pool, "assessment", std::chrono::hours(24 * 2190), blocker / "sub"));
+  EXPECT_EQ(Sql("SELECT count(*)::text FROM assessment.audit_events WHERE request_id = $1", {old_id}), "1");
+  std::filesystem::remove(blocker);
+
+  const auto directory = std::filesystem::temp_directory_path() / ("physio-archive-" + NewId("d"));
+  const auto result = ArchiveAuditEvents(pool, "assessment", std::chrono::hours(24 * 2190), directory);
+  EXPECT_GE(result.rows, 1);
+  ASSERT_FALSE(result.files.empty());
+  std::string archived;
+  for (const auto& file : result.files) {
+    std::ifstream in(file);
+    archived += std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_NE(archived.find("\"request_id\":\"" + old_id + "\""), std::string::npos) << archived;
+  EXPECT_NE(archived.find("\"patient_id\":\"pat-old\""), std::string::npos);
+  EXPECT_EQ(archived.find(young_id), std::string::npos);
+  EXPECT_EQ(Sql("SELECT count(*)::text FROM assessment.audit_events WHERE request_id = $1", {old_id}), "0");
+  EXPECT_EQ(Sql("SELECT count(*)::text FROM assessment.audit_events WHERE request_id = $1", {young_id}), "1");
+  std::filesystem::remove_all(directory);
 }
 
 // Reads that grow with a patient's history work over a bounded window: here

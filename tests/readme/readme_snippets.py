@@ -76,8 +76,11 @@ def main():
     ports = {name: free_port() for name in DEFAULT_PORTS}
     renumber = {default: ports[name] for name, default in DEFAULT_PORTS.items()}
     renumber.update({port: free_port() for port in HAND_STARTED_PORTS})
-    # Each service's HTTP port is its gRPC port plus 1000 (the http-listen default).
-    renumber.update({DEFAULT_PORTS[name] + 1000: ports[name] + 1000 for name in ("ASSESSMENT", "PLANNING", "PROGRESS")})
+    # Each service's HTTP port is its gRPC port plus 1000 (the http-listen default), its
+    # metrics listener the gRPC port plus 2000 (metrics-listen).
+    for offset in (1000, 2000):
+        renumber.update({DEFAULT_PORTS[name] + offset: ports[name] + offset
+                         for name in ("ASSESSMENT", "PLANNING", "PROGRESS")})
 
     def localise(text):
         return re.sub(r"\b(\d{4,5})\b", lambda m: str(renumber.get(int(m.group(1)), m.group(1))), text)

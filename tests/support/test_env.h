@@ -126,10 +126,14 @@ class ServiceCluster {
   std::string assessment_addr() const { return "127.0.0.1:" + std::to_string(assessment_->port()); }
   std::string planning_addr() const { return "127.0.0.1:" + std::to_string(planning_->port()); }
   std::string progress_addr() const { return "127.0.0.1:" + std::to_string(progress_->port()); }
-  // The HTTP ports (Connect protocol, /metrics).
+  // The HTTP ports (Connect protocol).
   int assessment_http_port() const { return assessment_->http_port(); }
   int planning_http_port() const { return planning_->http_port(); }
   int progress_http_port() const { return progress_->http_port(); }
+  // The internal metrics listeners (GET /metrics).
+  int assessment_metrics_port() const { return assessment_->metrics_port(); }
+  int planning_metrics_port() const { return planning_->metrics_port(); }
+  int progress_metrics_port() const { return progress_->metrics_port(); }
   // What a SIGTERM does first (ServiceMain): NOT_SERVING while still serving.
   void AnnounceAssessmentShutdown() { assessment_->AnnounceShutdown(); }
 

@@ -234,6 +234,18 @@ TEST_F(TokenRulesTest, IssuedAtIsRequiredAndTheLifetimeIsBounded) {
   EXPECT_EQ(Refusal(no_iat.signature()), "UNAUTHENTICATED: invalid token");
 }
 
+// iat in the future with a lifetime within the cap would live past the cap from now.
+TEST_F(TokenRulesTest, ATokenIssuedInTheFutureIsRefused) {
+  auto ahead = Request();
+  ahead.issued_at_offset = std::chrono::minutes(45);
+  ahead.not_before_offset = -std::chrono::minutes(45);  // usable now
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, ahead)), "UNAUTHENTICATED: invalid token");
+  auto skewed = Request();  // a few seconds of clock skew is within the leeway
+  skewed.issued_at_offset = std::chrono::seconds(10);
+  skewed.not_before_offset = -std::chrono::seconds(10);
+  EXPECT_EQ(Refusal(MintToken(keys_->private_key_pem, skewed)), "accepted");
+}
+
 TEST_F(TokenRulesTest, APatientIsNeverAlsoStaff) {
   auto mixed = Request();
   mixed.roles = {"patient", "clinician"};

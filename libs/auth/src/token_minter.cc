@@ -33,7 +33,8 @@ RsaKeyPair GenerateRsaKeyPair(int bits) {
 std::string MintToken(const std::string& private_key_pem, const TokenRequest& request) {
   using namespace jwt::params;
   jwt::jwt_object token{algorithm("RS256"), secret(private_key_pem)};
-  auto now = std::chrono::system_clock::now();
+  // iat, nbf and exp are all counted from `now` (moved by issued_at_offset for tests).
+  auto now = std::chrono::system_clock::now() + request.issued_at_offset;
   token.add_claim("iss", request.issuer)
       .add_claim("aud", request.audience)
       .add_claim("sub", request.subject)

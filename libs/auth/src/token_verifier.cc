@@ -70,6 +70,7 @@ struct TokenVerifier::Checked {
   VerifiedClaims claims;
   std::chrono::system_clock::time_point expires;     // exp
   std::chrono::system_clock::time_point not_before;  // nbf (epoch when absent)
+  std::chrono::system_clock::time_point issued_at;   // iat
 };
 
 class TokenVerifier::Cache {
@@ -229,7 +230,12 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   // Every call: the token's time window, whether or not its signature was checked just now.
   if (now >= checked.expires + leeway_) Reject("token expired");
   if (now + leeway_ < checked.not_before) Reject("token not yet valid");
-  return checked.claims;
+  // A token minted "in the future" would otherwise live past the lifetime cap.
+  if (checked.issued_at > now + leeway_) Reject("issued in the future");
+  if (checked.expires - now > max_lifetime_ + leeway_) Reject("expiry further ahead than the maximum lifetime");
+  VerifiedClaims claims = checked.claims;
+  claims.expires = checked.expires;
+  return claims;
 }
 
 namespace {
@@ -269,6 +275,7 @@ TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string
     checked.expires = std::chrono::system_clock::time_point(std::chrono::seconds(json["exp"].get<long long>()));
     // A token's lifetime is bounded: an issuer cannot hand out week-long bearer tokens.
     if (!json.contains("iat") || !json["iat"].is_number()) Reject("no issued-at");
+    checked.issued_at = std::chrono::system_clock::time_point(std::chrono::seconds(json["iat"].get<long long>()));
     const long long lifetime = json["exp"].get<long long>() - json["iat"].get<long long>();
     if (lifetime > max_lifetime_.count()) Reject("lifetime above the maximum");
     if (json.contains("nbf")) {

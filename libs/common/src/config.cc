@@ -1,5 +1,7 @@
 #include "physio/common/config.h"
 
+#include <cmath>
+
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -51,6 +53,18 @@ int Config::GetInt(const std::string& name) const {
     return parsed;
   } catch (const std::exception&) {
     throw std::invalid_argument("config " + name + " must be an integer, got '" + value + "'");
+  }
+}
+
+double Config::GetDouble(const std::string& name) const {
+  const std::string value = Get(name);
+  try {
+    size_t used = 0;
+    const double parsed = std::stod(value, &used);
+    if (used != value.size() || !std::isfinite(parsed)) throw std::invalid_argument(value);
+    return parsed;
+  } catch (const std::exception&) {
+    throw std::invalid_argument("config " + name + " must be a number, got '" + value + "'");
   }
 }
 

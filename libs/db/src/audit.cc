@@ -2,12 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace physio {
 
 namespace {
-constexpr int kColumns = 9;
+constexpr int kColumns = 11;
 const char* const kInsert =
-    ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id, peer)";
+    ".audit_events (tenant_id, principal, roles, action, patient_id, resource_id, outcome, request_id, peer, "
+    "claimed_patient_id, repeats)";
 
 std::vector<PgParam> Row(const AuditActor& actor, const AuditEvent& event) {
   return {actor.tenant,
@@ -18,7 +21,9 @@ std::vector<PgParam> Row(const AuditActor& actor, const AuditEvent& event) {
           event.resource_id.empty() ? PgParam() : PgParam(event.resource_id),
           event.outcome,
           actor.request_id,
-          actor.peer.empty() ? PgParam() : PgParam(actor.peer)};
+          actor.peer.empty() ? PgParam() : PgParam(actor.peer),
+          event.claimed_patient_id.empty() ? PgParam() : PgParam(event.claimed_patient_id),
+          std::to_string(std::max<long>(1, event.repeats))};
 }
 
 thread_local CallAudit* current_call_audit = nullptr;
@@ -63,7 +68,7 @@ std::size_t AuditTrail::queued() const {
 }
 
 PgStatement AuditTrail::InsertStatement(const AuditActor& actor, const AuditEvent& event) const {
-  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", Row(actor, event)};
+  return {"INSERT INTO " + schema_ + kInsert + " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", Row(actor, event)};
 }
 
 void AuditTrail::WriteBatches(PgConnection& conn) {

@@ -74,6 +74,13 @@ ALTER TABLE ${schema}.events ALTER COLUMN sequence DROP NOT NULL;
 ALTER TABLE ${schema}.events ADD PRIMARY KEY (event_id);
 CREATE UNIQUE INDEX events_tenant_sequence ON ${schema}.events (tenant_id, sequence);
 CREATE INDEX events_unnumbered ON ${schema}.events (tenant_id, event_id) WHERE sequence IS NULL;
+)SQL"},
+      // Refused calls: what an unauthenticated request named is a claim, not an
+      // access to that patient; under a flood one record stands for many refusals.
+      {"0000_platform_audit_claims", R"SQL(
+ALTER TABLE ${schema}.audit_events ADD COLUMN claimed_patient_id text;
+ALTER TABLE ${schema}.audit_events ADD COLUMN repeats integer NOT NULL DEFAULT 1;
+CREATE INDEX audit_events_occurred ON ${schema}.audit_events (occurred_at);
 )SQL"}};
   return kPlatform;
 }

@@ -1,6 +1,7 @@
 #include "physio/redis/rate_limiter.h"
 
 #include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -44,8 +45,54 @@ return {0, 0, ''}
 std::string Number(double value) { return std::to_string(value); }
 }  // namespace
 
+RateLimiter::RateLimiter(RedisPool& pool, RateLimits limits) : pool_(pool), limits_(limits) {
+  if (limits_.principal_per_second > 0) {
+    local_principals_ = std::make_unique<TokenBuckets>(limits_.principal_per_second, limits_.principal_burst);
+  }
+  if (limits_.tenant_per_second > 0) {
+    local_tenants_ = std::make_unique<TokenBuckets>(limits_.tenant_per_second, limits_.tenant_burst);
+  }
+}
+
 RateDecision RateLimiter::Take(const std::string& tenant, const std::string& principal, Clock::time_point deadline) {
   if (!limits_.enabled()) return {};
+  try {
+    return TakeInRedis(tenant, principal, deadline);
+  } catch (const Error& e) {
+    if (fallbacks_.fetch_add(1) % 1000 == 0) {
+      spdlog::warn("rate limits decided in this process: redis did not answer ({})", e.what());
+    }
+    return TakeLocally(tenant, principal);
+  }
+}
+
+RateDecision RateLimiter::TakeLocally(const std::string& tenant, const std::string& principal) {
+  RateDecision decision;
+  decision.local = true;
+  const std::string principal_key = tenant + '\x1f' + principal;
+  // As in Redis: a call refused by one bucket costs the other nothing.
+  if (local_principals_ != nullptr) {
+    if (const auto wait = local_principals_->Wait(principal_key); wait.count() > 0) {
+      decision.allowed = false;
+      decision.retry_after = wait;
+      decision.limit = "principal";
+      return decision;
+    }
+  }
+  if (local_tenants_ != nullptr) {
+    if (const auto wait = local_tenants_->Take(tenant); wait.count() > 0) {
+      decision.allowed = false;
+      decision.retry_after = wait;
+      decision.limit = "tenant";
+      return decision;
+    }
+  }
+  if (local_principals_ != nullptr) local_principals_->Take(principal_key);
+  return decision;
+}
+
+RateDecision RateLimiter::TakeInRedis(const std::string& tenant, const std::string& principal,
+                                      Clock::time_point deadline) {
   auto reply = pool_.Eval(kTakeScript,
                           {RedisKey("quota", tenant, {"p", Sha256Hex(principal).substr(0, 32)}),
                            RedisKey("quota", tenant, {"tenant"})},

@@ -5,8 +5,11 @@
 
 #include <charconv>
 #include <future>
+#include <set>
 
 #include "physio/common/error.h"
+#include "physio/server/proto_util.h"
+#include "physio/server/status_codes.h"
 
 namespace physio {
 
@@ -24,14 +27,16 @@ std::int64_t ParseCursor(const std::string& cursor) {
 }  // namespace
 
 EventFeed::EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, const MethodRoles& roles,
-                     ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings)
+                     ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings, RefusalGuard* guard)
     : pg_(pg),
       schema_(std::move(schema)),
       verifier_(verifier),
       roles_(roles),
       services_(std::move(services)),
       audit_(audit),
-      settings_(settings) {}
+      settings_(settings),
+      guard_(guard),
+      opens_(settings_.opens_per_second, settings_.opens_burst) {}
 
 EventFeed::~EventFeed() { Stop(); }
 
@@ -41,8 +46,64 @@ void EventFeed::Stop() {
   streams_ended_.wait_for(lock, std::chrono::seconds(10), [&] { return streams_ == 0; });
 }
 
-grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const std::string& after_cursor,
-                              const std::vector<std::string>& kinds,
+namespace {
+std::string CallerKey(const CallContext& ctx) { return ctx.tenant + '\x1f' + ctx.principal; }
+
+// The kinds a request asks for, by name: each a defined kind, none twice.
+std::vector<std::string> KindNames(const google::protobuf::RepeatedField<int>& kinds) {
+  std::vector<std::string> names;
+  std::set<int> seen;
+  for (int i = 0; i < kinds.size(); ++i) {
+    const int kind = kinds.Get(i);
+    const std::string field = "kinds[" + std::to_string(i) + "]";
+    if (!common::v1::EventKind_IsValid(kind) || kind == common::v1::EVENT_KIND_UNSPECIFIED) {
+      ThrowInvalidArgument(field, "unknown event kind " + std::to_string(kind));
+    }
+    if (!seen.insert(kind).second) ThrowInvalidArgument(field, "event kind named twice");
+    names.push_back(common::v1::EventKind_Name(static_cast<common::v1::EventKind>(kind)));
+  }
+  return names;
+}
+}  // namespace
+
+bool EventFeed::Admit(const CallContext& ctx, std::string* why) {
+  if (const auto wait = opens_.Take(CallerKey(ctx)); wait.count() > 0) {
+    *why = "streams opened too often by this caller; retry after " + std::to_string(wait.count()) + " ms";
+    return false;
+  }
+  std::lock_guard lock(mutex_);
+  if (tenant_streams_[ctx.tenant] >= settings_.max_streams_per_tenant) {
+    *why = "too many event streams open for this tenant; close one or retry with backoff";
+    return false;
+  }
+  if (caller_streams_[CallerKey(ctx)] >= settings_.max_streams_per_caller) {
+    *why = "too many event streams open for this caller; close one or retry with backoff";
+    return false;
+  }
+  ++tenant_streams_[ctx.tenant];
+  ++caller_streams_[CallerKey(ctx)];
+  return true;
+}
+
+void EventFeed::Release(const CallContext& ctx) {
+  std::lock_guard lock(mutex_);
+  if (--tenant_streams_[ctx.tenant] <= 0) tenant_streams_.erase(ctx.tenant);
+  if (--caller_streams_[CallerKey(ctx)] <= 0) caller_streams_.erase(CallerKey(ctx));
+}
+
+void EventFeed::AuditRefusal(const CallContext& ctx, bool authenticated, const grpc::Status& status) {
+  AuditEvent event{"WatchEvents", "", "", StatusCodeName(status.error_code())};
+  if (!authenticated && guard_ != nullptr) {
+    const std::string address = AddressOfPeer(ctx.peer);
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) guard_->Failed(address);
+    if (!guard_->ShouldAudit(address, event.repeats)) return;
+  }
+  // Nothing is handed out: the stream need not wait for the record.
+  audit_.Submit(AuditActorOf(ctx), event, Clock::now(), [](bool) {});
+}
+
+grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const google::protobuf::Message& request,
+                              const std::string& after_cursor, const google::protobuf::RepeatedField<int>& kind_numbers,
                               const std::function<bool(const common::v1::Event&)>& write,
                               const std::function<bool(std::chrono::milliseconds)>& wait) {
   {
@@ -64,22 +125,49 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
   } release{*this};
 
   CallContext ctx = IncomingCallContext(context);
-  try {
-    Authenticate(ctx, context, verifier_, services_);
-    roles_.Require(ctx, "WatchEvents");
-    std::int64_t cursor = ParseCursor(after_cursor);
-    for (const auto& kind : kinds) {
-      if (kind.rfind("invalid:", 0) == 0 || kind == "EVENT_KIND_UNSPECIFIED") {
-        ThrowInvalidArgument("kinds", "unknown event kind " + kind);
-      }
+  bool authenticated = false, admitted = false;
+  struct Admitted {
+    EventFeed& feed;
+    const CallContext& ctx;
+    const bool& admitted;
+    ~Admitted() {
+      if (admitted) feed.Release(ctx);
     }
+  } admitted_slot{*this, ctx, admitted};
+  try {
+    // Who is asking first; nothing of the request is read before.
+    Authenticate(ctx, context, verifier_, services_);
+    authenticated = true;
+    std::chrono::system_clock::time_point token_expires = verifier_.Verify(ctx.bearer_token).expires;
+    roles_.Require(ctx, "WatchEvents");
+    CheckRequestBounds(request, settings_.input);
+    const std::vector<std::string> kinds = KindNames(kind_numbers);
+    std::int64_t cursor = ParseCursor(after_cursor);
+    std::string why;
+    if (!Admit(ctx, &why)) throw Error(ErrorCode::kResourceExhausted, why);
+    admitted = true;
     // The feed names patients: one audit record per stream, committed before the first event.
     std::promise<bool> audited;
     audit_.Submit(AuditActorOf(ctx), AuditEvent{"WatchEvents", "", after_cursor, "OK"}, Clock::now() + std::chrono::seconds(5),
                   [&audited](bool ok) { audited.set_value(ok); });
     if (!audited.get_future().get()) throw Error(ErrorCode::kUnavailable, "audit record could not be written");
 
+    auto next_recheck = Clock::now() + settings_.token_recheck;
     while (!stopping_) {
+      // The stream lives no longer than its token: expired, or no longer
+      // verifying (its key removed), it ends and the client resumes with a fresh one.
+      if (std::chrono::system_clock::now() >= token_expires) {
+        throw Error(ErrorCode::kUnauthenticated, "token expired; resume from your last cursor with a fresh token");
+      }
+      if (Clock::now() >= next_recheck) {
+        try {
+          token_expires = verifier_.Verify(ctx.bearer_token).expires;
+        } catch (const Error&) {
+          throw Error(ErrorCode::kUnauthenticated,
+                      "token no longer valid; resume from your last cursor with a fresh token");
+        }
+        next_recheck = Clock::now() + settings_.token_recheck;
+      }
       std::vector<EventRecord> page;
       {
         const auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -109,7 +197,13 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           "a store is unavailable; resume from your last cursor (request_id " + ctx.request_id + ")");
     }
-    return ToStatus(error);
+    const grpc::Status status = ToStatus(error);
+    const auto code = status.error_code();
+    if (!admitted && (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
+                      code == grpc::StatusCode::RESOURCE_EXHAUSTED)) {
+      AuditRefusal(ctx, authenticated, status);
+    }
+    return status;
   } catch (const std::exception& e) {
     spdlog::error("WatchEvents request_id={} internal: {}", ctx.request_id, e.what());
     return grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);

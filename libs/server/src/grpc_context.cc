@@ -59,6 +59,36 @@ AuditActor AuditActorOf(const CallContext& ctx) {
   return AuditActor{ctx.tenant, ctx.principal, std::move(roles), ctx.request_id, ctx.peer};
 }
 
+namespace {
+// The peer as the audit trail records it: "http:<address>:<port>" for a call
+// this process's gateway passed on, else gRPC's peer string.
+std::string PeerOf(const grpc::ServerContextBase& server_context) {
+  // Only this process's HTTP gateway may say who its client was.
+  const std::string http_peer = Metadata(server_context, kHttpPeerMetadata);
+  if (!http_peer.empty() && SameSecret(Metadata(server_context, kGatewayKeyMetadata), GatewayKey())) {
+    return "http:" + http_peer;
+  }
+  return server_context.peer();
+}
+
+const std::string kBearer = "Bearer ";
+}  // namespace
+
+std::string CallerAddress(const grpc::ServerContextBase& server_context) {
+  return AddressOfPeer(PeerOf(server_context));
+}
+
+bool HasValidToken(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier) {
+  const std::string authorization = Metadata(server_context, "authorization");
+  if (authorization.rfind(kBearer, 0) != 0) return false;
+  try {
+    verifier.Verify(authorization.substr(kBearer.size()));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   CallContext ctx;
   std::string request_id = Metadata(server_context, "x-request-id");
@@ -67,12 +97,7 @@ CallContext IncomingCallContext(const grpc::ServerContextBase& server_context) {
   if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
     ctx.deadline = Clock::now() + (grpc_deadline - std::chrono::system_clock::now());
   }
-  ctx.peer = server_context.peer();
-  // Only this process's HTTP gateway may say who its client was.
-  const std::string http_peer = Metadata(server_context, kHttpPeerMetadata);
-  if (!http_peer.empty() && SameSecret(Metadata(server_context, kGatewayKeyMetadata), GatewayKey())) {
-    ctx.peer = "http:" + http_peer;
-  }
+  ctx.peer = PeerOf(server_context);
   AcceptTraceparent(ctx, Metadata(server_context, "traceparent"));
   return ctx;
 }
@@ -83,19 +108,24 @@ bool IsLowerHex(std::string_view text) {
 }
 }  // namespace
 
-void AcceptTraceparent(CallContext& ctx, const std::string& traceparent) {
+bool IsWellFormedTraceparent(std::string_view traceparent) {
   // version "-" trace-id "-" parent-id "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55.
   if (traceparent.size() != 55 || traceparent.compare(0, 3, "00-") != 0 || traceparent[35] != '-' ||
       traceparent[52] != '-') {
-    return;
+    return false;
   }
-  const std::string_view view(traceparent);
-  const auto trace_id = view.substr(3, 32), parent_id = view.substr(36, 16), flags = view.substr(53, 2);
-  if (!IsLowerHex(trace_id) || !IsLowerHex(parent_id) || !IsLowerHex(flags)) return;
-  if (trace_id.find_first_not_of('0') == std::string_view::npos) return;  // all-zero ids are invalid
-  if (parent_id.find_first_not_of('0') == std::string_view::npos) return;
-  ctx.trace_id = std::string(trace_id);
-  ctx.trace_flags = std::string(flags);
+  const auto trace_id = traceparent.substr(3, 32), parent_id = traceparent.substr(36, 16),
+             flags = traceparent.substr(53, 2);
+  if (!IsLowerHex(trace_id) || !IsLowerHex(parent_id) || !IsLowerHex(flags)) return false;
+  // All-zero ids are invalid.
+  return trace_id.find_first_not_of('0') != std::string_view::npos &&
+         parent_id.find_first_not_of('0') != std::string_view::npos;
+}
+
+void AcceptTraceparent(CallContext& ctx, const std::string& traceparent) {
+  if (!IsWellFormedTraceparent(traceparent)) return;
+  ctx.trace_id = traceparent.substr(3, 32);
+  ctx.trace_flags = traceparent.substr(53, 2);
 }
 
 std::string OutgoingTraceparent(const CallContext& ctx) {
@@ -109,7 +139,6 @@ std::string OutgoingTraceparent(const CallContext& ctx) {
 void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_context, const TokenVerifier& verifier,
                   const ServiceIdentityPolicy& services) {
   std::string authorization = Metadata(server_context, "authorization");
-  static const std::string kBearer = "Bearer ";
   if (authorization.rfind(kBearer, 0) != 0) {
     throw Error(ErrorCode::kUnauthenticated, "missing 'authorization: Bearer <token>' metadata");
   }
@@ -119,7 +148,8 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
   ctx.principal = claims.subject;
   ctx.roles = claims.roles;
   ctx.patient_id = claims.patient_id;
-  if (services.require_certificate && ctx.HasRole(Role::kService) && !IsServicePeer(server_context, services)) {
+  // Without mutual TLS no caller can prove it is one of our services: the role is refused then.
+  if (ctx.HasRole(Role::kService) && !IsServicePeer(server_context, services)) {
     throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
   }
 }
@@ -205,6 +235,21 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
   auto* reactor = server_context->DefaultReactor();
   const auto accepted = Clock::now();
   if (metrics_ != nullptr) metrics_->CallStarted(method);
+  if (guard_ != nullptr) {
+    // An address past its budget of failed logins: only a call whose token
+    // verifies goes on; the rest are refused here, before any queue or record.
+    if (const auto wait = guard_->Blocked(CallerAddress(*server_context));
+        wait.count() > 0 && !HasValidToken(*server_context, verifier_)) {
+      guard_->CountBlocked();
+      const std::string wait_ms = std::to_string(wait.count());
+      server_context->AddTrailingMetadata("retry-after-ms", wait_ms);
+      server_context->AddTrailingMetadata("grpc-retry-pushback-ms", wait_ms);
+      if (metrics_ != nullptr) metrics_->CallHandled(method, "RESOURCE_EXHAUSTED", 0);
+      reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "too many unauthenticated calls from this address; retry after " + wait_ms + " ms"));
+      return reactor;
+    }
+  }
   const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, &request, accepted,
                                        body = std::move(body)] {
     Run(method, patient_data, server_context, reactor, request, body, accepted);
@@ -250,14 +295,9 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService) &&
         !IsServicePeer(*server_context, services_)) {
-      RateDecision quota;
-      try {
-        quota = limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));
-      } catch (const Error& e) {
-        // Quotas protect capacity; they do not gate clinical data: with Redis
-        // unreachable the call goes on (and fails on its own if it needs Redis).
-        spdlog::warn("method={} request_id={} rate limit not checked: {}", method, ctx.request_id, e.what());
-      }
+      // Without Redis the limiter decides with this process's buckets (never open).
+      const RateDecision quota =
+          limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));
       if (!quota.allowed) {
         // gRPC's retry pushback (honoured by clients with a retry policy) and a plain hint for everyone else.
         const std::string wait_ms = std::to_string(quota.retry_after.count());
@@ -291,10 +331,23 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   }
   // A refused token still leaves a record: the request id and peer are known.
   if (!authenticated) actor = AuditActorOf(ctx);
-  const AuditEvent event{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())};
+  AuditEvent event{method, target.patient_id, target.resource_id, StatusCodeName(status.error_code())};
   const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
                        status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
   if (refused && (patient_data == PatientData::kNone || !authenticated)) {
+    if (!authenticated) {
+      // Whoever sent it is unknown: the patient it names is a claim, not an access.
+      event.claimed_patient_id = std::move(event.patient_id);
+      event.patient_id.clear();
+      if (guard_ != nullptr) {
+        const std::string address = AddressOfPeer(ctx.peer);
+        if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) guard_->Failed(address);
+        if (!guard_->ShouldAudit(address, event.repeats)) {  // counted into the address's next row
+          finish(ctx, status);
+          return;
+        }
+      }
+    }
     // Nothing is handed out, so the call need not wait for the record; under a
     // flood of refusals a full queue drops it (logged) rather than hold workers.
     audit_.Submit(actor, event, Clock::now(), [](bool) {});

@@ -7,12 +7,17 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
+#include <deque>
+#include <list>
 #include <mutex>
 #include <stdexcept>
 
 #include "physio/common/logging.h"
+#include "physio/common/validation.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/status_codes.h"
 
@@ -26,6 +31,10 @@ const char* const kAllowedHeaders =
     "Content-Type, Authorization, Connect-Protocol-Version, Connect-Timeout-Ms, X-Request-Id, Traceparent, "
     "X-User-Agent";
 const char* const kExposedHeaders = "Retry-After-Ms, Grpc-Retry-Pushback-Ms";
+// The headers whose values become gRPC metadata of the in-process call.
+constexpr std::pair<const char*, const char*> kForwarded[] = {
+    {"Authorization", "authorization"}, {"X-Request-Id", "x-request-id"}, {"Traceparent", "traceparent"}};
+constexpr std::size_t kMaxForwardedHeaderBytes = 8192;
 
 enum class Codec { kJson, kProto, kUnsupported };
 
@@ -41,6 +50,37 @@ void ConnectError(httplib::Response& res, grpc::StatusCode code, const std::stri
   res.set_content(std::string(R"({"code":")") + ConnectCodeName(code) + R"(","message":")" + JsonEscape(message) +
                       "\"}",
                   "application/json");
+}
+
+// A refusal before the body was read: the connection is closed after the
+// answer, so the unread body is never taken for the next request.
+httplib::Server::HandlerResponse RefuseUnread(httplib::Response& res, grpc::StatusCode code, const std::string& message) {
+  ConnectError(res, code, message);
+  res.set_header("Connection", "close");
+  return httplib::Server::HandlerResponse::Handled;
+}
+
+bool IsPrintableAscii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+// RFC 7235 token68: the characters a bearer token may have.
+bool IsToken68(std::string_view text) {
+  const auto end = text.find_last_not_of('=');
+  if (end == std::string_view::npos) return false;
+  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end) + 1, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
+           c == '/';
+  });
+}
+
+// The unary procedure a path names on this server, or nullptr.
+const google::protobuf::MethodDescriptor* Procedure(const std::vector<std::string>& services, const std::string& service,
+                                                    const std::string& method_name) {
+  if (std::find(services.begin(), services.end(), service) == services.end()) return nullptr;
+  const auto* method = google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(service + "." + method_name);
+  if (method == nullptr || method->client_streaming() || method->server_streaming()) return nullptr;
+  return method;
 }
 
 // One unary call on the in-process channel, waited for on this HTTP thread.
@@ -69,15 +109,126 @@ grpc::Status CallInProcess(grpc::GenericStub& stub, grpc::ClientContext& context
   return status;
 }
 
+// The connections' threads: `base` from the start, one more (up to `most`)
+// whenever a connection arrives and no thread is free to take it, and at most
+// `max_queued` connections waiting; past that httplib closes a new connection
+// at once. (httplib's own ThreadPool counts a thread as free until it has woken
+// up, so a burst of slow connections queues behind its first threads; here a
+// waiting connection is set against the threads actually waiting.) Threads
+// started on demand stay until shutdown. httplib takes ownership of the queue
+// it is handed (its API is a raw pointer).
+class ConnectionThreads final : public httplib::TaskQueue {
+ public:
+  ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued)
+      : most_(std::max(base, most)), max_queued_(max_queued) {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < base; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~ConnectionThreads() override { shutdown(); }
+
+  bool enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ || jobs_.size() >= max_queued_) return false;
+      jobs_.push_back(std::move(fn));
+      if (jobs_.size() > idle_ && threads_.size() < most_) threads_.emplace_back([this] { Work(); });
+    }
+    wake_.notify_one();
+    return true;
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    // No thread is added once stopping_ is set, so the list can be walked unlocked.
+    for (auto& thread : threads_) thread.join();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        ++idle_;
+        wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;  // stopping, and nothing left to serve
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  const std::size_t most_, max_queued_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  std::list<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+std::function<httplib::TaskQueue*()> HttpThreadPool(int threads, int max_threads, int max_queued) {
+  const auto base = static_cast<std::size_t>(std::max(1, threads));
+  const auto most = static_cast<std::size_t>(std::max(1, max_threads));
+  const auto queued = static_cast<std::size_t>(std::max(1, max_queued));
+  return [base, most, queued] { return std::make_unique<ConnectionThreads>(base, most, queued).release(); };
+}
+
+// Bounds shared by the gateway and the metrics listener.
+void BoundRequests(httplib::Server& server, std::chrono::milliseconds request_read_timeout,
+                   std::chrono::milliseconds keepalive_timeout, std::size_t max_body_bytes) {
+  server.set_read_timeout(std::min<std::chrono::milliseconds>(request_read_timeout, std::chrono::seconds(5)));
+  server.set_request_read_max_timeout(static_cast<time_t>(request_read_timeout.count()));
+  server.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(keepalive_timeout.count() / 1000)));
+  server.set_keep_alive_max_count(1000);
+  server.set_payload_max_length(max_body_bytes);
+}
+
+int BindOrThrow(httplib::Server& server, const std::string& listen, const char* what) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error(std::string(what) + " must be host:port");
+  const std::string host = listen.substr(0, colon);
+  const int wanted = std::stoi(listen.substr(colon + 1));
+  const int port = wanted == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, wanted) ? wanted : -1);
+  if (port <= 0) throw std::runtime_error("cannot listen on " + listen + " (" + what + ")");
+  return port;
+}
+
 }  // namespace
 
 const char* ConnectCodeName(grpc::StatusCode code) { return StatusRowOf(code).connect_name; }
 
 int ConnectHttpStatus(grpc::StatusCode code) { return StatusRowOf(code).http_status; }
 
+std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string label(name);
+  if (value.size() > kMaxForwardedHeaderBytes) return label + ": longer than 8192 bytes";
+  if (!IsPrintableAscii(value)) return label + ": only printable ASCII characters are allowed";
+  if (lower == "authorization") {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (value.substr(0, kBearer.size()) != kBearer || !IsToken68(value.substr(kBearer.size()))) {
+      return label + ": must be 'Bearer <token>'";
+    }
+  } else if (lower == "x-request-id") {
+    if (!IsOpaqueId(std::string(value))) return label + ": must be 1-128 characters of [A-Za-z0-9._:-]";
+  } else if (lower == "traceparent") {
+    if (!IsWellFormedTraceparent(value)) return label + ": must be a W3C version-00 traceparent";
+  }
+  return std::nullopt;
+}
+
 HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Channel> in_process,
-                         std::vector<std::string> services, const Metrics& metrics)
-    : settings_(std::move(settings)), channel_(std::move(in_process)), services_(std::move(services)), metrics_(metrics) {
+                         std::vector<std::string> services, const TokenVerifier& verifier)
+    : settings_(std::move(settings)), channel_(std::move(in_process)), services_(std::move(services)), verifier_(verifier) {
   if (settings_.tls_cert_file.empty()) {
     server_ = std::make_unique<httplib::Server>();
   } else {
@@ -86,10 +237,8 @@ HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Cha
         settings_.tls_client_ca_file.empty() ? nullptr : settings_.tls_client_ca_file.c_str());
     if (!server_->is_valid()) throw std::runtime_error("http: cannot load tls-cert-file / tls-key-file");
   }
-  const int threads = std::max(1, settings_.threads);
-  // httplib takes ownership of the queue it is handed (its API is a raw pointer).
-  server_->new_task_queue = [threads] { return std::make_unique<httplib::ThreadPool>(threads).release(); };
-  server_->set_payload_max_length(settings_.max_body_bytes);
+  server_->new_task_queue = HttpThreadPool(settings_.threads, settings_.max_threads, settings_.max_queued_connections);
+  BoundRequests(*server_, settings_.request_read_timeout, settings_.keepalive_timeout, settings_.max_body_bytes);
   Routes();
 }
 
@@ -116,38 +265,102 @@ void HttpGateway::Routes() {
     if (origin.empty()) return;  // no CORS headers: the browser refuses the call
     res.set_header("Access-Control-Allow-Origin", origin);
     res.set_header("Vary", "Origin");
-    res.set_header("Access-Control-Allow-Methods", "POST, GET");
+    res.set_header("Access-Control-Allow-Methods", "POST");
     res.set_header("Access-Control-Allow-Headers", kAllowedHeaders);
     res.set_header("Access-Control-Max-Age", "7200");
   });
 
-  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
-  });
-
-  server_->Post(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))", [this, cors](const httplib::Request& req,
-                                                                    httplib::Response& res) {
-    cors(req, res);
-    const std::string service = req.matches[1], method_name = req.matches[2];
-    const auto* method = std::find(services_.begin(), services_.end(), service) == services_.end()
-                             ? nullptr
-                             : google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(service + "." +
-                                                                                                    method_name);
-    if (method == nullptr || method->client_streaming() || method->server_streaming()) {
-      ConnectError(res, grpc::StatusCode::UNIMPLEMENTED, "no unary procedure /" + service + "/" + method_name);
-      res.status = 404;
-      return;
+  // The in-process call with the request's forwarded headers (already checked);
+  // false when it was answered with an error.
+  auto call = [this](const httplib::Request& req, httplib::Response& res, const std::string& path,
+                      const std::string& request_bytes, std::string* response_bytes) {
+    auto timeout = settings_.default_timeout;
+    if (req.has_header("Connect-Timeout-Ms")) {
+      const std::string value = req.get_header_value("Connect-Timeout-Ms");
+      long ms = 0;
+      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (error != std::errc() || end != value.data() + value.size() || ms <= 0 || value.size() > 10) {
+        ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Timeout-Ms: a positive number of milliseconds");
+        return false;
+      }
+      timeout = std::min(std::chrono::milliseconds(ms), settings_.max_timeout);
     }
-    const Codec codec = CodecOf(req.get_header_value("Content-Type"));
-    if (codec == Codec::kUnsupported) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    for (const auto& [header, key] : kForwarded) {
+      if (req.has_header(header)) context.AddMetadata(key, req.get_header_value(header));
+    }
+    context.AddMetadata(kHttpPeerMetadata, req.remote_addr + ":" + std::to_string(req.remote_port));
+    context.AddMetadata(kGatewayKeyMetadata, GatewayKey());
+    grpc::GenericStub stub(channel_);
+    const grpc::Status status = CallInProcess(stub, context, path, request_bytes, response_bytes);
+    for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
+      if (key == "retry-after-ms" || key == "grpc-retry-pushback-ms") {
+        res.set_header(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+      }
+    }
+    if (!status.ok()) {
+      ConnectError(res, status.error_code(), status.error_message());
+      return false;
+    }
+    return true;
+  };
+
+  // Everything that can be decided from the request line and headers, before
+  // the body is read: the procedure, the codec, the headers bound for gRPC
+  // metadata, and the token. A request that fails is answered without its body
+  // being read (and its connection closed).
+  server_->set_pre_request_handler([this, cors, call](const httplib::Request& req, httplib::Response& res) {
+    using httplib::Server;
+    if (req.method != "POST") return Server::HandlerResponse::Unhandled;
+    cors(req, res);
+    for (const auto& [header, key] : kForwarded) {
+      const auto count = req.get_header_value_count(header);
+      if (count > 1) return RefuseUnread(res, grpc::StatusCode::INVALID_ARGUMENT, std::string(header) + ": sent more than once");
+      if (count == 0) continue;
+      if (auto problem = ForwardedHeaderProblem(header, req.get_header_value(header))) {
+        return RefuseUnread(res, grpc::StatusCode::INVALID_ARGUMENT, *problem);
+      }
+    }
+    const std::string service = req.matches[1], method_name = req.matches[2];
+    if (Procedure(services_, service, method_name) == nullptr) {
+      RefuseUnread(res, grpc::StatusCode::UNIMPLEMENTED, "no unary procedure /" + service + "/" + method_name);
+      res.status = 404;
+      return Server::HandlerResponse::Handled;
+    }
+    if (CodecOf(req.get_header_value("Content-Type")) == Codec::kUnsupported) {
       res.status = 415;
       res.set_header("Accept-Post", "application/json, application/proto");
-      return;
+      res.set_header("Connection", "close");
+      return Server::HandlerResponse::Handled;
     }
     if (req.has_header("Connect-Protocol-Version") && req.get_header_value("Connect-Protocol-Version") != "1") {
-      ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Protocol-Version: only 1 is supported");
-      return;
+      return RefuseUnread(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Protocol-Version: only 1 is supported");
     }
+    bool verified = false;
+    if (req.has_header("Authorization")) {
+      try {
+        verifier_.Verify(req.get_header_value("Authorization").substr(std::string_view("Bearer ").size()));
+        verified = true;
+      } catch (const std::exception&) {
+      }
+    }
+    if (!verified) {
+      // The pipeline refuses it (and audits and limits refusals per address),
+      // from the headers alone: an empty request, the body never read.
+      std::string ignored;
+      call(req, res, "/" + service + "/" + method_name, "", &ignored);
+      res.set_header("Connection", "close");
+      return Server::HandlerResponse::Handled;
+    }
+    return Server::HandlerResponse::Unhandled;
+  });
+
+  server_->Post(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))", [this, call](const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    const std::string service = req.matches[1], method_name = req.matches[2];
+    const auto* method = Procedure(services_, service, method_name);  // checked before the body was read
+    const Codec codec = CodecOf(req.get_header_value("Content-Type"));
     auto* factory = google::protobuf::MessageFactory::generated_factory();
     std::unique_ptr<Message> request(factory->GetPrototype(method->input_type())->New());
     if (codec == Codec::kJson) {
@@ -164,40 +377,8 @@ void HttpGateway::Routes() {
                                                                 method->input_type()->full_name());
       return;
     }
-
-    auto timeout = settings_.default_timeout;
-    if (req.has_header("Connect-Timeout-Ms")) {
-      const std::string value = req.get_header_value("Connect-Timeout-Ms");
-      long ms = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (error != std::errc() || end != value.data() + value.size() || ms <= 0 || value.size() > 10) {
-        ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Timeout-Ms: a positive number of milliseconds");
-        return;
-      }
-      timeout = std::min(std::chrono::milliseconds(ms), settings_.max_timeout);
-    }
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
-    for (const auto& [header, key] : {std::pair{"Authorization", "authorization"}, std::pair{"X-Request-Id", "x-request-id"},
-                                      std::pair{"Traceparent", "traceparent"}}) {
-      if (req.has_header(header)) context.AddMetadata(key, req.get_header_value(header));
-    }
-    context.AddMetadata(kHttpPeerMetadata, req.remote_addr + ":" + std::to_string(req.remote_port));
-    context.AddMetadata(kGatewayKeyMetadata, GatewayKey());
-
-    grpc::GenericStub stub(channel_);
     std::string response_bytes;
-    const grpc::Status status =
-        CallInProcess(stub, context, "/" + service + "/" + method_name, request->SerializeAsString(), &response_bytes);
-    for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
-      if (key == "retry-after-ms" || key == "grpc-retry-pushback-ms") {
-        res.set_header(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
-      }
-    }
-    if (!status.ok()) {
-      ConnectError(res, status.error_code(), status.error_message());
-      return;
-    }
+    if (!call(req, res, "/" + service + "/" + method_name, request->SerializeAsString(), &response_bytes)) return;
     std::unique_ptr<Message> response(factory->GetPrototype(method->output_type())->New());
     if (!response->ParseFromString(response_bytes)) {
       ConnectError(res, grpc::StatusCode::INTERNAL, "internal error");
@@ -216,27 +397,58 @@ void HttpGateway::Routes() {
     res.set_content(json, "application/json");
   });
 
-  // Anything else: a Connect-style not-found (no HTML error pages).
-  server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty() && res.status == 404) {
+  // Anything else: a Connect-style error (no HTML error pages).
+  const std::size_t max_body = settings_.max_body_bytes;
+  server_->set_error_handler([max_body](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const int status = res.status;
+    if (status == 404) {
       ConnectError(res, grpc::StatusCode::UNIMPLEMENTED, "no such path");
-      res.status = 404;
+    } else if (status == 413) {
+      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                   "request body larger than " + std::to_string(max_body) + " bytes");
+    } else if (status == 414 || status == 431) {
+      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED, "request line or headers too large");
+    } else if (status == 400) {
+      ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "malformed HTTP request");
+    } else {
+      return;
     }
+    res.status = status;
   });
 }
 
 int HttpGateway::Start() {
-  const auto colon = settings_.listen.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("http-listen must be host:port");
-  const std::string host = settings_.listen.substr(0, colon);
-  const int wanted = std::stoi(settings_.listen.substr(colon + 1));
-  port_ = wanted == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, wanted) ? wanted : -1);
-  if (port_ <= 0) throw std::runtime_error("cannot listen on " + settings_.listen + " (http)");
+  port_ = BindOrThrow(*server_, settings_.listen, "http-listen");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return port_;
 }
 
 void HttpGateway::Shutdown() {
+  if (!thread_.joinable()) return;
+  server_->stop();
+  thread_.join();
+}
+
+MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
+    : listen_(std::move(listen)), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {
+  server_->new_task_queue = HttpThreadPool(2, 2, 16);
+  BoundRequests(*server_, std::chrono::seconds(5), std::chrono::seconds(5), 0);
+  server_->set_payload_max_length(1024);
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+  });
+}
+
+MetricsListener::~MetricsListener() { Shutdown(); }
+
+int MetricsListener::Start() {
+  port_ = BindOrThrow(*server_, listen_, "metrics-listen");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return port_;
+}
+
+void MetricsListener::Shutdown() {
   if (!thread_.joinable()) return;
   server_->stop();
   thread_.join();

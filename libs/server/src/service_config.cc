@@ -75,26 +75,56 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
       {"http-listen", "",
-       "address:port of the HTTP port (Connect protocol, /metrics); empty: the gRPC port plus 1000 on the same host "
+       "address:port of the HTTP port (Connect protocol); empty: the gRPC port plus 1000 on the same host "
        "(0 when that is 0); off: none"},
+      {"metrics-listen", "",
+       "address:port of the internal metrics listener (GET /metrics); empty: the gRPC port plus 2000 on the same host "
+       "(0 when that is 0); off: none. Keep it off the network callers reach"},
+      {"http-tls-client-ca-file", "",
+       "the HTTP port asks its callers for client certificates this CA bundle verifies; empty: it does not (browsers "
+       "and JSON callers authenticate with their bearer token; the service role is never granted over HTTP)"},
       {"cors-allowed-origins", "", "comma-separated origins browsers may call the HTTP port from (* for any)"},
       {"http-default-timeout-ms", "30000", "deadline of an HTTP call that sends no Connect-Timeout-Ms"},
-      {"http-threads", "32", "threads serving the HTTP port (a request waits for one; calls queue, not refused)"},
+      {"http-threads", "8", "threads kept serving HTTP connections"},
+      {"http-max-threads", "256", "threads the HTTP port may start while every thread is busy (one per open connection)"},
+      {"http-max-queued-connections", "256", "HTTP connections waiting for a thread; past it a new one is closed at once"},
+      {"http-request-read-timeout-ms", "10000",
+       "longest reading one whole HTTP request (request line, headers, body) may take, however slowly it arrives"},
+      {"http-keepalive-timeout-ms", "5000", "an idle HTTP connection is closed after this"},
       {"event-stream-limit", "64", "WatchEvents streams open at once per process; past it RESOURCE_EXHAUSTED"},
+      {"event-stream-limit-per-tenant", "16", "WatchEvents streams one tenant may hold open per process"},
+      {"event-stream-limit-per-caller", "4", "WatchEvents streams one caller (tenant and subject) may hold open per process"},
+      {"event-stream-opens-per-second", "1", "WatchEvents streams one caller may open per second, after the burst"},
+      {"event-stream-opens-burst", "10", "WatchEvents streams one caller may open at once"},
+      {"unauthenticated-per-address-per-second", "10",
+       "failed logins one address may make per second (after the burst); past it, calls from that address without a "
+       "valid token are refused RESOURCE_EXHAUSTED before any work"},
+      {"unauthenticated-per-address-burst", "50", "failed logins one address may make at once"},
+      {"refusal-audit-per-address-per-second", "1",
+       "audit records of unauthenticated refusals per address per second; the rest are counted into the next record (repeats)"},
+      {"refusal-audit-per-address-burst", "10", "audit records of unauthenticated refusals one address may cause at once"},
       {"event-poll-ms", "200", "how often a caught-up WatchEvents stream looks for new events"},
   };
 }
 
+namespace {
+// `name`'s address, or when empty the gRPC port plus `offset` on its host (0 when that is 0).
+std::string ListenBesideGrpc(const Config& config, const char* name, int offset) {
+  std::string listen = config.Get(name);
+  if (!listen.empty()) return listen;
+  const std::string grpc_listen = config.Get("listen");
+  const auto colon = grpc_listen.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("--listen must be host:port");
+  const int grpc_port = std::stoi(grpc_listen.substr(colon + 1));
+  return grpc_listen.substr(0, colon) + ":" + std::to_string(grpc_port == 0 ? 0 : grpc_port + offset);
+}
+}  // namespace
+
+std::string MetricsListenFrom(const Config& config) { return ListenBesideGrpc(config, "metrics-listen", 2000); }
+
 HttpGatewaySettings HttpSettingsFrom(const Config& config) {
   HttpGatewaySettings settings;
-  settings.listen = config.Get("http-listen");
-  if (settings.listen.empty()) {
-    const std::string grpc_listen = config.Get("listen");
-    const auto colon = grpc_listen.rfind(':');
-    if (colon == std::string::npos) throw std::invalid_argument("--listen must be host:port");
-    const int grpc_port = std::stoi(grpc_listen.substr(colon + 1));
-    settings.listen = grpc_listen.substr(0, colon) + ":" + std::to_string(grpc_port == 0 ? 0 : grpc_port + 1000);
-  }
+  settings.listen = ListenBesideGrpc(config, "http-listen", 1000);
   const std::string origins = config.Get("cors-allowed-origins");
   for (std::size_t start = 0; start < origins.size();) {
     auto comma = origins.find(',', start);
@@ -107,10 +137,14 @@ HttpGatewaySettings HttpSettingsFrom(const Config& config) {
   }
   settings.default_timeout = std::chrono::milliseconds(config.GetInt("http-default-timeout-ms"));
   settings.threads = config.GetInt("http-threads");
+  settings.max_threads = config.GetInt("http-max-threads");
+  settings.max_queued_connections = config.GetInt("http-max-queued-connections");
+  settings.request_read_timeout = std::chrono::milliseconds(config.GetInt("http-request-read-timeout-ms"));
+  settings.keepalive_timeout = std::chrono::milliseconds(config.GetInt("http-keepalive-timeout-ms"));
   settings.max_body_bytes = static_cast<std::size_t>(config.GetInt("max-message-bytes"));
   settings.tls_cert_file = config.Get("tls-cert-file");
   settings.tls_key_file = config.Get("tls-key-file");
-  settings.tls_client_ca_file = config.Get("tls-client-ca-file");
+  settings.tls_client_ca_file = config.Get("http-tls-client-ca-file");
   return settings;
 }
 
@@ -237,7 +271,24 @@ std::chrono::milliseconds PeerTimeoutFrom(const Config& config) {
 EventFeedSettings EventFeedSettingsFrom(const Config& config) {
   EventFeedSettings settings;
   settings.max_streams = std::max(1, config.GetInt("event-stream-limit"));
+  settings.max_streams_per_tenant = std::max(1, config.GetInt("event-stream-limit-per-tenant"));
+  settings.max_streams_per_caller = std::max(1, config.GetInt("event-stream-limit-per-caller"));
+  settings.opens_per_second = std::max(0.001, config.GetDouble("event-stream-opens-per-second"));
+  settings.opens_burst = std::max(1.0, config.GetDouble("event-stream-opens-burst"));
   settings.poll = std::chrono::milliseconds(std::max(10, config.GetInt("event-poll-ms")));
+  settings.input = InputLimitsFrom(config);
+  return settings;
+}
+
+RefusalGuardSettings RefusalGuardSettingsFrom(const Config& config) {
+  RefusalGuardSettings settings;
+  settings.per_second = config.GetDouble("unauthenticated-per-address-per-second");
+  settings.burst = config.GetDouble("unauthenticated-per-address-burst");
+  settings.audit_per_second = config.GetDouble("refusal-audit-per-address-per-second");
+  settings.audit_burst = config.GetDouble("refusal-audit-per-address-burst");
+  if (settings.per_second <= 0 || settings.burst < 1 || settings.audit_per_second <= 0 || settings.audit_burst < 1) {
+    throw std::invalid_argument("unauthenticated-* and refusal-audit-* rates must be positive, bursts at least 1");
+  }
   return settings;
 }
 

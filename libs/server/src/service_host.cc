@@ -146,7 +146,8 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
     }
     InitJsonLogging(service_name, config.Get("log-level"));
     auto service = start(config);
-    spdlog::info("{} listening on port {} (gRPC) and {} (HTTP)", service_name, service->port(), service->http_port());
+    spdlog::info("{} listening on port {} (gRPC), {} (HTTP) and {} (metrics)", service_name, service->port(),
+                 service->http_port(), service->metrics_port());
     const auto notice = std::chrono::milliseconds(config.GetInt("shutdown-notice-ms"));
     int received = 0;
     sigwait(&signals, &received);

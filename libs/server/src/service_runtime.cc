@@ -63,9 +63,11 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       audit_(pg_.options(), schema, AuditOptionsFrom(config)),
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
       limiter_(redis_, RateLimitsFrom(config)),
+      guard_(RefusalGuardSettingsFrom(config)),
       pipeline_(verifier_, audit_, workers_, roles_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
-                &metrics_),
-      events_(pg_, schema, verifier_, roles_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config)),
+                &metrics_, &guard_),
+      events_(pg_, schema, verifier_, roles_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config),
+              &guard_),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
         // Both probes run every time so the log shows which store is down.
         const bool redis_ok = redis_.Ping(std::chrono::milliseconds(500));
@@ -150,6 +152,15 @@ void ServiceRuntime::AddRuntimeMetrics() {
               {{"", static_cast<double>(audit_.queued())}});
     out.Gauge("physio_call_queue_depth", "Calls waiting for a worker.", {{"", static_cast<double>(workers_.queued())}});
     out.Gauge("physio_worker_threads", "Workers running calls.", {{"", static_cast<double>(workers_.threads())}});
+    out.Counter("physio_rate_limit_fallbacks_total",
+                "Quota decisions made by this process's own buckets because Redis did not answer.",
+                {{"", static_cast<double>(limiter_.fallbacks())}});
+    out.Counter("physio_unauthenticated_refused_total",
+                "Calls refused before any work: their address was past its budget of failed logins.",
+                {{"", static_cast<double>(guard_.blocked())}});
+    out.Counter("physio_audit_refusals_aggregated_total",
+                "Refused calls counted into a later audit record of their address (repeats) instead of a record of their own.",
+                {{"", static_cast<double>(guard_.unaudited())}});
     // Prometheus' standard process metrics: CPU per call is what a benchmark
     // on a shared machine can compare (physio-bench reads it).
     out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.", {{"", ProcessCpuSeconds()}});
@@ -164,8 +175,12 @@ int ServiceRuntime::Serve(grpc::Service* service) {
   AddRuntimeMetrics();
   if (config_.Get("http-listen") != "off") {
     http_ = std::make_unique<HttpGateway>(HttpSettingsFrom(config_), host_.InProcessChannel(), service_names_,
-                                          metrics_);
+                                          verifier_);
     http_->Start();
+  }
+  if (const std::string metrics_listen = MetricsListenFrom(config_); metrics_listen != "off") {
+    metrics_listener_ = std::make_unique<MetricsListener>(metrics_listen, metrics_);
+    metrics_listener_->Start();
   }
   return port;
 }

@@ -155,8 +155,9 @@ TEST_F(Plans, PlanLifecycleKeepsEveryRevisionWithWhoAndWhy) {
   EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("manual therapy"), std::string::npos);
 
-  // The progress service progresses an exercise along its library link; a retry changes nothing more.
-  Caller service(*cluster_, MakeToken(*keys_, tenant_, "svc-progress", {"service"}));
+  // An exercise is progressed along its library link (as the progress service does on an
+  // evaluation, there under mutual TLS with the service role); a retry changes nothing more.
+  Caller service(*cluster_, MakeToken(*keys_, tenant_, "clin-adjusting", {"clinician"}));
   ppb::AdjustPlanRequest adjust;
   adjust.set_request_id("eval-1");
   adjust.set_plan_id(plan.plan_id());

@@ -23,6 +23,7 @@ struct TokenRequest {
   std::string patient_id;  // for patient tokens
   std::chrono::seconds lifetime = std::chrono::hours(1);
   std::chrono::seconds not_before_offset = std::chrono::seconds(0);
+  std::chrono::seconds issued_at_offset = std::chrono::seconds(0);  // iat = now + this (tests of clock checks)
   std::string key_id;  // the header's "kid", naming the verifying key; empty: none
 };
 

@@ -25,6 +25,7 @@ struct VerifiedClaims {
   std::string subject;
   std::set<Role> roles;
   std::string patient_id;
+  std::chrono::system_clock::time_point expires;  // exp: a stream opened with it ends then
 };
 
 // Verified tokens remembered by their SHA-256, so one RS256 signature check

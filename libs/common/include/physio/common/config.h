@@ -31,6 +31,7 @@ class Config {
 
   std::string Get(const std::string& name) const;
   int GetInt(const std::string& name) const;
+  double GetDouble(const std::string& name) const;
   void Set(const std::string& name, const std::string& value);
   bool help_requested() const { return help_requested_; }
   bool list_requested() const { return list_requested_; }

@@ -38,6 +38,12 @@ struct AuditEvent {
   std::string patient_id;   // empty when not known (e.g. the record was not found)
   std::string resource_id;  // the record touched, if any
   std::string outcome;      // "OK" or a status code name
+  // The patient an unauthenticated request named: what an unknown caller typed,
+  // kept apart from patient_id so it is never read as an access to that patient.
+  std::string claimed_patient_id;
+  // How many refused calls this record stands for (1, or more when refusals
+  // from one address were aggregated under a flood).
+  long repeats = 1;
 };
 
 // What a call touched, filled in by the handler as it learns it.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,21 +21,31 @@
 #include "physio/db/audit.h"
 #include "physio/db/events.h"
 #include "physio/db/pg.h"
+#include "physio/common/token_buckets.h"
 #include "physio/server/grpc_context.h"
+#include "physio/server/refusal_guard.h"
 
 namespace physio {
 
 struct EventFeedSettings {
   int max_streams = 64;                       // open streams per process; past it RESOURCE_EXHAUSTED
+  int max_streams_per_tenant = 16;            // open streams of one tenant in this process
+  int max_streams_per_caller = 4;             // open streams of one caller (tenant + subject) in this process
+  double opens_per_second = 1;                // streams one caller may open per second (after `opens_burst`)
+  double opens_burst = 10;
   std::chrono::milliseconds poll{200};        // how often a caught-up stream looks for new events
+  std::chrono::milliseconds token_recheck{1000};  // how often an open stream's token is verified again
   int page = 100;                             // events read per query
+  InputLimits input;                          // the request's bounds (as CheckRequestBounds for unary calls)
 };
 
 class EventFeed {
  public:
   // `roles` is the service's method-to-roles table; its "WatchEvents" entry says who may watch.
+  // `guard`, when given, limits unauthenticated attempts per address (as for unary calls).
   EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, const MethodRoles& roles,
-            ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings);
+            ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings,
+            RefusalGuard* guard = nullptr);
   ~EventFeed();
 
   // The handler of a generated service's WatchEvents (request: after_cursor, kinds;
@@ -46,14 +57,25 @@ class EventFeed {
   void Stop();
 
   // Runs one stream to its end; `write` sends one event (false: the client went
-  // away), `wait` sleeps up to the given time (false: cancelled).
-  grpc::Status Serve(const grpc::CallbackServerContext& context, const std::string& after_cursor,
-                     const std::vector<std::string>& kinds, const std::function<bool(const common::v1::Event&)>& write,
+  // away), `wait` sleeps up to the given time (false: cancelled). `request` is
+  // the WatchEvents request (its after_cursor and kinds are passed too), read
+  // only once the caller has authenticated. A stream ends UNAUTHENTICATED when
+  // its token expires or stops verifying (a key removed): the client resumes
+  // from its last cursor with a fresh token.
+  grpc::Status Serve(const grpc::CallbackServerContext& context, const google::protobuf::Message& request,
+                     const std::string& after_cursor, const google::protobuf::RepeatedField<int>& kinds,
+                     const std::function<bool(const common::v1::Event&)>& write,
                      const std::function<bool(std::chrono::milliseconds)>& wait);
 
  private:
-  template <typename Response>
+  template <typename Response, typename Request>
   class Stream;
+  template <typename Response>
+  class Refused;
+  // The caller's slot among the streams of its tenant and its own; false when either is full.
+  bool Admit(const CallContext& ctx, std::string* why);
+  void Release(const CallContext& ctx);
+  void AuditRefusal(const CallContext& ctx, bool authenticated, const grpc::Status& status);
 
   PgPool& pg_;
   std::string schema_;
@@ -62,18 +84,29 @@ class EventFeed {
   ServiceIdentityPolicy services_;
   AuditTrail& audit_;
   EventFeedSettings settings_;
+  RefusalGuard* guard_;
+  TokenBuckets opens_;
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   std::condition_variable streams_ended_;
   int streams_ = 0;
+  std::map<std::string, int> tenant_streams_, caller_streams_;
 };
 
+// A stream refused before it started (an address over its budget of failed logins).
 template <typename Response>
+class EventFeed::Refused final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit Refused(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+template <typename Response, typename Request>
 class EventFeed::Stream final : public grpc::ServerWriteReactor<Response> {
  public:
-  Stream(EventFeed& feed, grpc::CallbackServerContext* context, std::string after_cursor,
-         std::vector<std::string> kinds)
-      : feed_(feed), context_(context), after_cursor_(std::move(after_cursor)), kinds_(std::move(kinds)) {
+  // `request` is gRPC's, valid until OnDone; nothing of it is copied before the caller has authenticated.
+  Stream(EventFeed& feed, grpc::CallbackServerContext* context, const Request& request)
+      : feed_(feed), context_(context), request_(request) {
     std::thread([this] { Run(); }).detach();
   }
 
@@ -93,7 +126,7 @@ class EventFeed::Stream final : public grpc::ServerWriteReactor<Response> {
  private:
   void Run() {
     const grpc::Status status = feed_.Serve(
-        *context_, after_cursor_, kinds_,
+        *context_, request_, request_.after_cursor(), request_.kinds(),
         [this](const common::v1::Event& event) {
           std::unique_lock lock(mutex_);
           if (cancelled_) return false;
@@ -115,8 +148,7 @@ class EventFeed::Stream final : public grpc::ServerWriteReactor<Response> {
 
   EventFeed& feed_;
   grpc::CallbackServerContext* context_;
-  std::string after_cursor_;
-  std::vector<std::string> kinds_;
+  const Request& request_;
   Response response_;
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -127,12 +159,16 @@ class EventFeed::Stream final : public grpc::ServerWriteReactor<Response> {
 
 template <typename Response, typename Request>
 grpc::ServerWriteReactor<Response>* EventFeed::Watch(grpc::CallbackServerContext* context, const Request& request) {
-  std::vector<std::string> kinds;
-  for (int kind : request.kinds()) {
-    kinds.push_back(common::v1::EventKind_IsValid(kind) ? common::v1::EventKind_Name(static_cast<common::v1::EventKind>(kind))
-                                                        : "invalid:" + std::to_string(kind));
+  // An address past its budget of failed logins gets no thread unless its token verifies.
+  if (guard_ != nullptr) {
+    if (const auto wait = guard_->Blocked(CallerAddress(*context)); wait.count() > 0 && !HasValidToken(*context, verifier_)) {
+      guard_->CountBlocked();
+      return new Refused<Response>(grpc::Status(  // deleted in OnDone
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "too many unauthenticated calls from this address; retry after " + std::to_string(wait.count()) + " ms"));
+    }
   }
-  return new Stream<Response>(*this, context, request.after_cursor(), std::move(kinds));  // deleted in OnDone
+  return new Stream<Response, Request>(*this, context, request);  // deleted in OnDone
 }
 
 }  // namespace physio

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "physio/auth/call_context.h"
 #include "physio/auth/method_roles.h"
@@ -17,6 +18,7 @@
 #include "physio/redis/rate_limiter.h"
 #include "physio/server/metrics.h"
 #include "physio/server/proto_util.h"
+#include "physio/server/refusal_guard.h"
 #include "physio/server/status_codes.h"
 
 namespace physio {
@@ -45,9 +47,17 @@ std::set<std::string> CertificateIdentities(const grpc::ServerContextBase& serve
 // (then it calls on behalf of a caller whose quota was already charged).
 bool IsServicePeer(const grpc::ServerContextBase& server_context, const ServiceIdentityPolicy& services);
 
+// The caller's address without its port: the HTTP client's when the call came
+// through this process's gateway, else the gRPC peer's (see RefusalGuard).
+std::string CallerAddress(const grpc::ServerContextBase& server_context);
+// Whether the call's bearer token verifies (nothing else is checked).
+bool HasValidToken(const grpc::ServerContextBase& server_context, const TokenVerifier& verifier);
+
 // W3C trace context (https://www.w3.org/TR/trace-context/): a valid version-00
 // `traceparent` sets ctx.trace_id and ctx.trace_flags; anything else is ignored.
 void AcceptTraceparent(CallContext& ctx, const std::string& traceparent);
+// Whether `traceparent` is a well-formed version-00 traceparent (lower-case hex, non-zero ids).
+bool IsWellFormedTraceparent(std::string_view traceparent);
 // The traceparent for a call this one makes: the same trace, a new parent id.
 std::string OutgoingTraceparent(const CallContext& ctx);
 // Metadata the HTTP gateway sets on its in-process calls to carry the HTTP
@@ -96,9 +106,10 @@ class CallPipeline {
   // Every request is checked against `input` (CheckRequestBounds) after identity,
   // then the caller's roles against `roles` (the service's method-to-roles table).
   // `metrics`, when given, counts every call (started, handled by code, handling time).
+  // `guard`, when given, limits and aggregates unauthenticated calls per address (RefusalGuard).
   CallPipeline(const TokenVerifier& verifier, AuditTrail& audit, WorkerPool& workers, const MethodRoles& roles,
                ServiceIdentityPolicy services = {}, RateLimiter* limiter = nullptr, InputLimits input = {},
-               Metrics* metrics = nullptr)
+               Metrics* metrics = nullptr, RefusalGuard* guard = nullptr)
       : verifier_(verifier),
         audit_(audit),
         workers_(workers),
@@ -106,7 +117,8 @@ class CallPipeline {
         services_(std::move(services)),
         limiter_(limiter),
         input_(input),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        guard_(guard) {}
 
   grpc::ServerUnaryReactor* Serve(const char* method, PatientData patient_data,
                                   grpc::CallbackServerContext* server_context,
@@ -125,6 +137,7 @@ class CallPipeline {
   RateLimiter* limiter_;
   InputLimits input_;
   Metrics* metrics_;
+  RefusalGuard* guard_;
 };
 
 }  // namespace physio

@@ -1,19 +1,35 @@
 #pragma once
 // The HTTP face of a service: the Connect protocol for unary calls
 // (POST /<package>.<Service>/<Method>, application/json in the canonical proto3
-// JSON mapping or application/proto), CORS for configured origins, and
-// GET /metrics. Each call is passed to the service's own gRPC server over an
-// in-process channel, so authentication, quotas, input bounds, deadlines,
-// status mapping and audit are the gRPC pipeline's, written once.
+// JSON mapping or application/proto) and CORS for configured origins. Each call
+// is passed to the service's own gRPC server over an in-process channel, so
+// authentication, quotas, input bounds, deadlines, status mapping and audit are
+// the gRPC pipeline's, written once. /metrics is served by a MetricsListener on
+// its own (internal) address, never on this port.
+//
+// The port is open to anyone before login, so every request is bounded before
+// any work (cpp-httplib vendored in libs/third_party, see its README):
+//  - the request line and each header at most 8 KiB, at most 64 headers;
+//  - the whole request read within `request_read_timeout`, however slowly its
+//    bytes arrive; the body at most `max_body_bytes` whether or not it says its
+//    length (413), and never inflated;
+//  - connections wait for a thread in a bounded queue (past it they are closed);
+//  - the headers that reach gRPC metadata are checked first (400, never a crash);
+//  - the body is read and parsed only once the bearer token has verified; a
+//    request without a valid token is refused by the pipeline (which audits and
+//    limits it) without its body being read.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "physio/auth/token_verifier.h"
 #include "physio/server/metrics.h"
 
 namespace httplib {
@@ -27,17 +43,28 @@ struct HttpGatewaySettings {
   std::set<std::string> cors_origins;     // exact origins, or "*"
   std::chrono::milliseconds default_timeout{30000};  // when no Connect-Timeout-Ms is sent
   std::chrono::milliseconds max_timeout{120000};
-  int threads = 32;
+  int threads = 8;                        // threads kept serving connections
+  int max_threads = 256;                  // threads started on demand while all are busy
+  int max_queued_connections = 256;       // connections waiting for a thread; past it closed at once
+  std::chrono::milliseconds request_read_timeout{10000};  // reading one whole request
+  std::chrono::milliseconds keepalive_timeout{5000};      // an idle connection is closed after this
   std::size_t max_body_bytes = 4 * 1024 * 1024;
   // TLS (and client certificates when client_ca_file is set), as the gRPC port.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
 };
 
+// Why a header the gateway forwards as gRPC metadata cannot be forwarded, or
+// nullopt when it can: printable ASCII only, at most 8 KiB; Authorization is
+// "Bearer <token68>"; X-Request-Id an opaque id; Traceparent a well-formed W3C
+// version-00 traceparent. `name` is one of those three (any case).
+std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value);
+
 class HttpGateway {
  public:
   // `services`: the fully qualified gRPC service names this server answers.
+  // `verifier`: tokens are checked before a body is read (the same verifier as the pipeline's).
   HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Channel> in_process,
-              std::vector<std::string> services, const Metrics& metrics);
+              std::vector<std::string> services, const TokenVerifier& verifier);
   ~HttpGateway();
   HttpGateway(const HttpGateway&) = delete;
   HttpGateway& operator=(const HttpGateway&) = delete;
@@ -53,6 +80,28 @@ class HttpGateway {
   HttpGatewaySettings settings_;
   std::shared_ptr<grpc::Channel> channel_;
   std::vector<std::string> services_;
+  const TokenVerifier& verifier_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+// GET /metrics (Prometheus text) on an address of its own, so the Connect port
+// that callers reach never shows the service's internals. Two threads, small
+// queue, the same request bounds as the gateway; anything but GET /metrics is 404.
+class MetricsListener {
+ public:
+  // `listen`: host:port; port 0 picks a free one.
+  MetricsListener(std::string listen, const Metrics& metrics);
+  ~MetricsListener();
+  MetricsListener(const MetricsListener&) = delete;
+  MetricsListener& operator=(const MetricsListener&) = delete;
+  int Start();
+  void Shutdown();
+  int port() const { return port_; }
+
+ private:
+  std::string listen_;
   const Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -37,7 +37,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen);
 ServerSettings ServerSettingsFrom(const Config& config);
 // The HTTP port's settings; listen "off" means no HTTP port.
 HttpGatewaySettings HttpSettingsFrom(const Config& config);
+// The metrics listener's address; "off" means none.
+std::string MetricsListenFrom(const Config& config);
 EventFeedSettings EventFeedSettingsFrom(const Config& config);
+RefusalGuardSettings RefusalGuardSettingsFrom(const Config& config);
 RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);

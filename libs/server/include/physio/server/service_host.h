@@ -69,8 +69,10 @@ class RunningService {
  public:
   virtual ~RunningService() = default;
   virtual int port() const = 0;
-  // The HTTP port (Connect protocol, /metrics); 0 when it is off.
+  // The HTTP port (Connect protocol); 0 when it is off.
   virtual int http_port() const = 0;
+  // The internal metrics listener (GET /metrics); 0 when it is off.
+  virtual int metrics_port() const = 0;
   // Health NOT_SERVING while still serving, ahead of Shutdown (see ServiceHost).
   virtual void AnnounceShutdown() = 0;
   virtual void Shutdown() = 0;

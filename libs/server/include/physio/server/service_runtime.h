@@ -53,11 +53,13 @@ class ServiceRuntime {
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
   int http_port() const { return http_ ? http_->port() : 0; }
+  int metrics_port() const { return metrics_listener_ ? metrics_listener_->port() : 0; }
   void AnnounceShutdown() { host_.AnnounceShutdown(); }
   // HTTP first (it calls into gRPC), then the event streams (told to resume
   // elsewhere), then gRPC's drain.
   void Shutdown() {
     if (http_) http_->Shutdown();
+    if (metrics_listener_) metrics_listener_->Shutdown();
     events_.Stop();
     host_.Shutdown();
   }
@@ -84,10 +86,12 @@ class ServiceRuntime {
   // queued, then the last audit batch is written.
   WorkerPool workers_;
   RateLimiter limiter_;
+  RefusalGuard guard_;
   CallPipeline pipeline_;
   EventFeed events_;
   ServiceHost host_;
   std::unique_ptr<HttpGateway> http_;
+  std::unique_ptr<MetricsListener> metrics_listener_;
   std::string schema_;
   std::mutex purge_mutex_;
   std::condition_variable_any purge_wakeup_;
