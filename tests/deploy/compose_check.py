@@ -49,6 +49,27 @@ def main():
                     problems.append(f"{service}: {name}={value} does not name the compose service '{peer}'")
                 elif port != listen_port.get(peer):
                     problems.append(f"{service}: {name}={value} but {peer} listens on port {listen_port.get(peer)}")
+    # Mutual TLS (issue 25): every service presents its own certificate, asks gRPC callers
+    # for one from the CA, calls its peers with it, and has exactly those files mounted.
+    tls_settings = ("PHYSIO_TLS_CERT_FILE", "PHYSIO_TLS_KEY_FILE", "PHYSIO_TLS_CLIENT_CA_FILE",
+                    "PHYSIO_PEER_CA_FILE", "PHYSIO_PEER_CERT_FILE", "PHYSIO_PEER_KEY_FILE")
+    for service in SERVICES:
+        env = compose.get(service, {}).get("environment", {}) or {}
+        mounted = {str(v).split(":")[1] if isinstance(v, str) else v.get("target")
+                   for v in compose.get(service, {}).get("volumes", [])}
+        for name in tls_settings:
+            value = env.get(name)
+            if not value:
+                problems.append(f"{service}: {name} is not set (mutual TLS)")
+            elif value not in mounted:
+                problems.append(f"{service}: {name}={value} is not a mounted file")
+        if env.get("PHYSIO_TLS_CERT_FILE", "").rsplit("/", 1)[-1] != f"physio-{service}.pem":
+            problems.append(f"{service}: presents {env.get('PHYSIO_TLS_CERT_FILE')}, not its own certificate")
+        if any(str(m).endswith("ca.key") for m in mounted):
+            problems.append(f"{service}: the CA's private key is mounted")
+        probe = compose.get(service, {}).get("healthcheck", {}).get("test", [])
+        if "--ca-file=/run/certs/ca.pem" not in probe:
+            problems.append(f"{service}: the healthcheck does not speak TLS")
     if checked == 0:
         problems.append("no required or peer-address settings were listed: --list-settings is broken")
     for problem in problems:

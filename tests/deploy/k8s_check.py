@@ -2,9 +2,10 @@
 """Checks the Kubernetes base (deploy/k8s/base) as a cluster reviewer would.
 
 It lints the YAML (yamllint), renders the base (kubectl kustomize) and checks
-the rendered objects: per service a Deployment with gRPC readiness on the
-overall health and liveness on the name that stays SERVING while a store is
-down, a termination grace above the service's own drain, non-root with a
+the rendered objects: per service a Deployment under mutual TLS (its own
+certificate from a Secret) with readiness on the overall health and liveness on
+the name that stays SERVING while a store is down (physio-probe with the pod's
+certificate, since the kubelet's gRPC probe cannot show one), a termination grace above the service's own drain, non-root with a
 read-only root filesystem, requests and limits, passwords only as files from
 Secrets, every required and peer-address setting the binary lists set, a
 Service, a headless Service for peers and a PodDisruptionBudget; and a
@@ -20,6 +21,18 @@ import yaml
 from deploy_settings import SERVICES, settings_of
 
 LIVENESS_NAME = "liveness"  # kLivenessHealthName in libs/server
+
+
+def probe_target(probe):
+    """{port, service, tls} a probe asks: a native gRPC probe, or physio-probe run in the pod."""
+    if "grpc" in probe:
+        return {"port": probe["grpc"].get("port"), "service": probe["grpc"].get("service", ""), "tls": False}
+    command = probe.get("exec", {}).get("command", [])
+    if not command or not command[0].endswith("physio-probe"):
+        return None
+    args = dict(arg[2:].split("=", 1) for arg in command[1:] if arg.startswith("--") and "=" in arg)
+    return {"port": int(args.get("addr", ":0").rsplit(":", 1)[-1]), "service": args.get("service", ""),
+            "tls": bool(args.get("ca-file") and args.get("cert-file") and args.get("key-file"))}
 
 
 def main():
@@ -58,19 +71,36 @@ def main():
         for item in container.get("env", []):
             env[item["name"]] = item.get("value", "<from>")
 
-        readiness = container.get("readinessProbe", {}).get("grpc")
-        liveness = container.get("livenessProbe", {}).get("grpc")
-        startup = container.get("startupProbe", {}).get("grpc")
-        if not readiness or readiness.get("service", ""):
-            problems.append(f"{name}: readiness must be the native gRPC probe of the overall health")
+        # Under mutual TLS the kubelet's native gRPC probe cannot show a client certificate:
+        # the probes run physio-probe with the pod's own certificate instead.
+        mutual_tls = bool(env.get("PHYSIO_TLS_CLIENT_CA_FILE"))
+        readiness = probe_target(container.get("readinessProbe", {}))
+        liveness = probe_target(container.get("livenessProbe", {}))
+        startup = probe_target(container.get("startupProbe", {}))
+        if not readiness or readiness["service"]:
+            problems.append(f"{name}: readiness must probe the overall health")
         for probe_name, probe in (("liveness", liveness), ("startup", startup)):
-            if not probe or probe.get("service") != LIVENESS_NAME:
-                problems.append(f"{name}: {probe_name} must be a gRPC probe of '{LIVENESS_NAME}' "
+            if not probe or probe["service"] != LIVENESS_NAME:
+                problems.append(f"{name}: {probe_name} must probe '{LIVENESS_NAME}' "
                                 "(stays SERVING while a store is down)")
         port = int(env.get("PHYSIO_LISTEN", ":0").rsplit(":", 1)[-1])
         for probe in (readiness, liveness, startup):
-            if probe and probe.get("port") != port:
-                problems.append(f"{name}: a probe asks port {probe.get('port')}, the service listens on {port}")
+            if probe and probe["port"] != port:
+                problems.append(f"{name}: a probe asks port {probe['port']}, the service listens on {port}")
+            if probe and mutual_tls and not probe["tls"]:
+                problems.append(f"{name}: the service asks for client certificates but a probe has none")
+        # Mutual TLS between the services (issue 25): its own certificate, from a Secret volume.
+        for setting in ("PHYSIO_TLS_CERT_FILE", "PHYSIO_TLS_KEY_FILE", "PHYSIO_TLS_CLIENT_CA_FILE",
+                        "PHYSIO_PEER_CA_FILE", "PHYSIO_PEER_CERT_FILE", "PHYSIO_PEER_KEY_FILE"):
+            value = env.get(setting, "")
+            mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+            if not value:
+                problems.append(f"{name}: {setting} is not set (the services run under mutual TLS)")
+            elif not any(value.startswith(m + "/") for m in mounts):
+                problems.append(f"{name}: {setting}={value} is not under a mounted volume")
+        tls_volumes = [v for v in pod.get("volumes", []) if v.get("secret", {}).get("secretName") == f"{name}-tls"]
+        if not tls_volumes:
+            problems.append(f"{name}: its certificate must come from the Secret {name}-tls")
 
         grace_ms = int(env.get("PHYSIO_SHUTDOWN_GRACE_MS", "10000"))
         notice_ms = int(env.get("PHYSIO_SHUTDOWN_NOTICE_MS", "1000"))
