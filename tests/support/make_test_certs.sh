@@ -7,6 +7,7 @@
 #   rogue-ca.pem, rogue-client.pem/.key   a client signed by a CA nobody trusts
 # Usage: make_test_certs.sh OUT_DIR   (EC P-256 keys, valid 2 days)
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 out="$1"
 mkdir -p "$out"
 cd "$out"
@@ -24,8 +25,10 @@ leaf() {  # ca name
   rm -f "$2.csr" "$2.ext"
 }
 
-ca ca
-for name in physio-assessment physio-planning physio-progress clinic-gateway; do leaf ca "$name"; done
+# The CA and the services' certificates are the ones deploy/make-certs.sh makes for compose and
+# Kubernetes, so the mutual-TLS suite proves those work; the rest are the tests' own.
+"$here/../../deploy/make-certs.sh" "$PWD" 2 >/dev/null
+leaf ca clinic-gateway
 ca rogue-ca
 leaf rogue-ca rogue-client
 chmod 0644 ./*.pem
