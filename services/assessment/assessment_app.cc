@@ -238,7 +238,8 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(AssessmentWriter& writer, co
   ClinicalFindings findings = FindingsOf(assessment.history(), assessment.examination());
   if (assessment.has_red_flag_screen()) {
     const RedFlagAnswers answers = RedFlagAnswersWithHistory(assessment.red_flag_screen(), assessment.history());
-    *assessment.mutable_red_flags() = ProtoOf(ScreenRedFlags(answers, findings.age_years, findings.episode_duration_days));
+    *assessment.mutable_red_flags() =
+        ProtoOf(ScreenRedFlags(answers, findings.age_years, findings.episode_duration_days, settings_.red_flags));
   } else {
     assessment.mutable_red_flags()->set_action(pb::RED_FLAG_ACTION_NOT_SCREENED);
   }

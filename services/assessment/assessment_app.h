@@ -24,6 +24,7 @@ struct AssessmentSettings {
   std::chrono::milliseconds completed_intake_ttl{std::chrono::hours(1)};
   ScoringPolicy scoring;
   ClassificationPolicy classification;
+  RedFlagPolicy red_flags;
   // Patient references in FHIR (export and import): Patient/<id> and an identifier in this system.
   std::string fhir_patient_identifier_system = "https://physio-backend.org/fhir/patient-id";
 };

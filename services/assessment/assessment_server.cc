@@ -60,6 +60,7 @@ class AssessmentServer final : public RunningService {
     AssessmentSettings settings;
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
     settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
+    settings.red_flags.new_bilateral_leg_pain_days = config.GetInt("ces-new-bilateral-leg-pain-days");
     settings.fhir_patient_identifier_system = config.Get("fhir-patient-identifier-system");
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
@@ -89,6 +90,9 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
   keys.push_back({"fhir-patient-identifier-system", "https://physio-backend.org/fhir/patient-id",
                   "identifier system of patient references in FHIR exports and imports"});
+  keys.push_back({"ces-new-bilateral-leg-pain-days", "42",
+                  "pain below the knee in both legs in an episode at most this many days old (or of unknown length) "
+                  "is suspected cauda equina, an emergency (GIRFT 2023; design default: the acute phase)"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
   keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the phase is symptom modulation (UNVERIFIED default)"});

@@ -177,14 +177,15 @@ RedFlagAnswers RedFlagAnswersWithHistory(const v1::RedFlagScreen& screen, const 
   answers.osteoporosis |= h.osteoporosis();
   answers.waking_second_half_of_night |= h.night_waking_second_half();
   answers.buttock_pain |= h.alternating_buttock_pain();
-  bool left_leg = false, right_leg = false;
+  bool left_leg = false, right_leg = false, left_below_knee = false, right_below_knee = false;
   for (int region : h.pain_regions()) {
-    left_leg |= region == v1::BODY_REGION_THIGH_LEFT || region == v1::BODY_REGION_LOWER_LEG_LEFT ||
-                region == v1::BODY_REGION_FOOT_LEFT;
-    right_leg |= region == v1::BODY_REGION_THIGH_RIGHT || region == v1::BODY_REGION_LOWER_LEG_RIGHT ||
-                 region == v1::BODY_REGION_FOOT_RIGHT;
+    left_below_knee |= region == v1::BODY_REGION_LOWER_LEG_LEFT || region == v1::BODY_REGION_FOOT_LEFT;
+    right_below_knee |= region == v1::BODY_REGION_LOWER_LEG_RIGHT || region == v1::BODY_REGION_FOOT_RIGHT;
+    left_leg |= region == v1::BODY_REGION_THIGH_LEFT;
+    right_leg |= region == v1::BODY_REGION_THIGH_RIGHT;
   }
-  answers.bilateral_leg_pain = left_leg && right_leg;
+  answers.bilateral_leg_pain = (left_leg || left_below_knee) && (right_leg || right_below_knee);
+  answers.bilateral_pain_below_knee = left_below_knee && right_below_knee;
   const ClinicalFindings findings = FindingsOf(h, {});
   answers.better_with_movement |= findings.eased_by_movement && !findings.eased_by_rest;
   const PatternResult pattern = JudgePainPattern(findings);

@@ -73,8 +73,11 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   for (const auto& concern : assessment.red_flags().concerns()) {
     input.fracture_concern |= concern.condition() == "fracture";
     input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL;
-    // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA.
-    if ((concern.condition() == "malignancy" || concern.condition() == "infection") &&
+    // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA;
+    // nor, with any cauda equina concern at any level, is spinal manipulation or mobilisation
+    // (both carry manipulation_contraindicated in the library).
+    if ((concern.condition() == "malignancy" || concern.condition() == "infection" ||
+         concern.condition() == "cauda_equina") &&
         concern.action() >= apb::RED_FLAG_ACTION_MONITOR) {
       input.manipulation_blocked.push_back(concern.condition() + " concern (" + apb::RedFlagAction_Name(concern.action()) + ")");
     }

@@ -303,9 +303,10 @@ ProgressApp::IntakeFacts ProgressApp::FactsFromIntake(const CallContext& ctx, co
   return facts;
 }
 
-apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) {
+apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) const {
   return physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
-      physio::assessment::RedFlagAnswersWithHistory(screen, intake.history), intake.age_years, intake.episode_days));
+      physio::assessment::RedFlagAnswersWithHistory(screen, intake.history), intake.age_years, intake.episode_days,
+      red_flag_policy_));
 }
 
 void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,

@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 
+#include "assessment/domain/red_flags.h"
 #include "domain/evaluation.h"
 #include "domain/pain_trend.h"
 #include "summary.h"
@@ -52,14 +53,16 @@ struct ProgressStores {
 
 class ProgressApp {
  public:
+  // `red_flags`: the re-screen's settings at check-ins and home logs (the same as intake's).
   ProgressApp(ProgressStores stores, PlanningClient& planning, AssessmentClient& assessment,
-              EvaluationPolicy policy = {})
+              EvaluationPolicy policy = {}, physio::assessment::RedFlagPolicy red_flags = {})
       : session_idempotency_(stores.session_idempotency),
         visit_sessions_(stores.visit_sessions),
         records_(stores.records),
         planning_(planning),
         assessment_(assessment),
-        policy_(policy) {}
+        policy_(policy),
+        red_flag_policy_(red_flags) {}
 
   pb::ExportProgressFhirResponse ExportProgressFhir(const CallContext& ctx, const pb::ExportProgressFhirRequest& request,
                                                     AuditTarget& audit);
@@ -104,6 +107,7 @@ class ProgressApp {
   PlanningClient& planning_;
   AssessmentClient& assessment_;
   EvaluationPolicy policy_;
+  physio::assessment::RedFlagPolicy red_flag_policy_;
   std::function<void(pb::AlertKind)> alert_raised_;
   std::string fhir_patient_identifier_system_ = "https://physio-backend.org/fhir/patient-id";
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;
@@ -117,8 +121,8 @@ class ProgressApp {
   IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
                               const google::protobuf::Timestamp& when);
   // The red-flag rules on a re-screen, with what intake knew.
-  static physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
-                                                        const IntakeFacts& intake);
+  physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
+                                                 const IntakeFacts& intake) const;
   // A home log's safety actions after its commit: suspend the plan for a referral-level
   // safety-net answer, regress directional exercises on peripheralisation.
   void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,

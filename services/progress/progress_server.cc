@@ -131,7 +131,8 @@ class ProgressServer final : public RunningService {
         session_idempotency_(runtime_.redis()),
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
         records_(runtime_.pg()),
-        app_({session_idempotency_, visit_sessions_, records_}, planning_, assessment_, PolicyFrom(config_)),
+        app_({session_idempotency_, visit_sessions_, records_}, planning_, assessment_, PolicyFrom(config_),
+             physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days")}),
         grpc_(app_, runtime_) {
     app_.SetFhirPatientIdentifierSystem(config_.Get("fhir-patient-identifier-system"));
     app_.OnAlertRaised([this](pb::AlertKind kind) {
@@ -169,6 +170,9 @@ std::vector<ConfigKey> ProgressConfigKeys() {
                   "identifier system of patient references in FHIR exports"});
   keys.push_back({"odi-mdc-points", "10",
                   "ODI minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002)"});
+  keys.push_back({"ces-new-bilateral-leg-pain-days", "42",
+                  "the check-in re-screen's setting, as assessment's: pain below the knee in both legs in an episode "
+                  "at most this many days old is suspected cauda equina"});
   keys.push_back({"pain-window-days", "7",
                   "pain change and responder status are judged on the mean of this many days' readings"});
   keys.push_back({"early-response-percent-of-mcid", "50",

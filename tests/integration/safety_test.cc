@@ -1,6 +1,8 @@
 // Clinical safety rules through the public API, on real stores: constructed
 // patients imported, screened and planned, compared with the published rules
 // (docs/clinical-rules.md).
+#include <httplib.h>
+
 #include <algorithm>
 #include <functional>
 
@@ -544,6 +546,62 @@ TEST_F(Safety, TheBodyChartMedicinesAndEarlierTreatmentAreUsed) {
     EXPECT_EQ(item.kind(), ppb::PLAN_ITEM_KIND_PAIN_MANAGEMENT);
   }
   EXPECT_TRUE(review);
+}
+
+// Issue 26 item 1. A 35-year-old, 7 days into an episode, draws pain in both lower
+// legs and answers no to bladder, bowel and saddle questions: suspected cauda equina
+// (GIRFT 2023: bilateral radicular pain), so no treatment plan and no manipulation.
+// Long-standing pain in both lower legs is monitored, and even then no spinal
+// manipulation or mobilisation is planned.
+TEST_F(Safety, NewPainBelowTheKneeInBothLegsIsAnEmergencyAndAnyCaudaEquinaConcernBlocksManualTherapy) {
+  auto create = FlynnPositive();  // would otherwise be offered thrust manipulation
+  auto* h = create.mutable_history();
+  h->set_age_years(35);
+  h->set_episode_duration_days(7);
+  h->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
+  h->add_pain_regions(apb::BODY_REGION_LOWER_LEG_LEFT);
+  h->add_pain_regions(apb::BODY_REGION_LOWER_LEG_RIGHT);
+  auto assessment = Create(create);
+  EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  ASSERT_GE(assessment.red_flags().concerns_size(), 1);
+  EXPECT_EQ(assessment.red_flags().concerns(0).condition(), "cauda_equina");
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_NE(plan.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_FALSE(Has(plan, "manual.thrust_manipulation"));
+
+  // Long-standing (200 days) and stable: monitored with safety-netting, and no spinal
+  // manipulation or mobilisation while any cauda equina concern stands.
+  patient_id_ = "pt-" + NewId("x").substr(2, 10);
+  auto chronic = FlynnPositive();
+  chronic.mutable_history()->set_age_years(35);
+  chronic.mutable_history()->set_episode_duration_days(200);
+  chronic.mutable_history()->add_pain_regions(apb::BODY_REGION_LOWER_LEG_LEFT);
+  chronic.mutable_history()->add_pain_regions(apb::BODY_REGION_FOOT_RIGHT);
+  auto monitored = Create(chronic);
+  EXPECT_EQ(monitored.red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  ppb::Plan treatment;
+  ASSERT_TRUE(Generate(monitored.assessment_id(), &treatment).ok());
+  EXPECT_EQ(treatment.type(), ppb::PLAN_TYPE_TREATMENT);
+  EXPECT_TRUE(Has(treatment, "safety.netting"));
+  EXPECT_FALSE(Has(treatment, "manual.thrust_manipulation"));
+  EXPECT_FALSE(Has(treatment, "manual.joint_mobilisation"));
+}
+
+// The same patient through the Connect/JSON port.
+TEST_F(Safety, NewPainInBothLowerLegsIsAnEmergencyThroughTheJsonPort) {
+  const std::string body = R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + patient_id_ +
+                           R"(","answers":[{"instrument":"INSTRUMENT_NPRS","itemId":"nprs","value":6}],)"
+                           R"("redFlagScreen":{},"history":{"ageYears":35,"episodeDurationDays":7,)"
+                           R"("painRegions":["BODY_REGION_LOWER_LEG_LEFT","BODY_REGION_LOWER_LEG_RIGHT"]}})";
+  httplib::Client client("127.0.0.1", cluster_->assessment_http_port());
+  auto created = client.Post("/physio.assessment.v1.AssessmentService/CreateAssessment",
+                             {{"Authorization", "Bearer " + MakeToken(*keys_, tenant_, "clin-1", {"clinician"})}}, body,
+                             "application/json");
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->status, 200) << created->body;
+  EXPECT_NE(created->body.find(R"("action":"RED_FLAG_ACTION_EMERGENCY_REFERRAL")"), std::string::npos) << created->body;
+  EXPECT_NE(created->body.find("new pain below the knee in both legs"), std::string::npos) << created->body;
 }
 
 TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {

@@ -27,20 +27,49 @@ TEST(RedFlags, AnyCaudaEquinaFeatureIsAnEmergency) {
   EXPECT_EQ(result.concerns[0].reasons, std::vector<std::string>{"saddle numbness"});
 }
 
-TEST(RedFlags, PainInBothLegsAloneIsMonitoredAndWithAnyCaudaEquinaFeatureAnEmergency) {
-  // GIRFT 2023 lists new bilateral leg pain among the CES symptoms; alone it is
-  // safety-netted (monitored), with any other feature it is the emergency it always was.
+TEST(RedFlags, LongStandingPainInBothLegsIsMonitoredAndWithAnyCaudaEquinaFeatureAnEmergency) {
+  // Long-standing pain in both legs without neurological signs is safety-netted
+  // (monitored); with any other CES feature it is the emergency it always was.
   RedFlagAnswers a;
   a.bilateral_leg_pain = true;
-  auto alone = ScreenRedFlags(a, 40, 5);
+  auto alone = ScreenRedFlags(a, 40, 120);
   EXPECT_EQ(alone.action, RedFlagAction::kMonitor);
   ASSERT_EQ(alone.concerns.size(), 1u);
   EXPECT_EQ(alone.concerns[0].condition, "cauda_equina");
   EXPECT_EQ(alone.concerns[0].reasons.front(), "pain in both legs on the body chart");
   a.bladder_or_bowel_disturbance = true;
-  auto with_feature = ScreenRedFlags(a, 40, 5);
+  auto with_feature = ScreenRedFlags(a, 40, 120);
   EXPECT_EQ(with_feature.action, RedFlagAction::kEmergencyReferral);
   EXPECT_EQ(with_feature.concerns[0].reasons, std::vector<std::string>{"bladder or bowel disturbance"});
+}
+
+// GIRFT 2023 (national suspected cauda equina pathway) lists bilateral radicular
+// pain among the features needing immediate referral.
+TEST(RedFlags, NewPainBelowTheKneeInBothLegsIsSuspectedCaudaEquina) {
+  RedFlagAnswers a;
+  a.bilateral_leg_pain = true;
+  a.bilateral_pain_below_knee = true;
+  auto week = ScreenRedFlags(a, 35, 7);
+  EXPECT_EQ(week.action, RedFlagAction::kEmergencyReferral);
+  ASSERT_EQ(week.concerns.size(), 1u);
+  EXPECT_EQ(week.concerns[0].condition, "cauda_equina");
+  EXPECT_EQ(week.concerns[0].reasons.front(), "new pain below the knee in both legs");
+  EXPECT_EQ(ScreenRedFlags(a, 35, std::nullopt).action, RedFlagAction::kEmergencyReferral)
+      << "an episode of unknown length is taken as new";
+  EXPECT_EQ(ScreenRedFlags(a, 35, 42).action, RedFlagAction::kEmergencyReferral);
+  EXPECT_EQ(ScreenRedFlags(a, 35, 43).action, RedFlagAction::kMonitor) << "long-standing and stable: monitored";
+  EXPECT_EQ(ScreenRedFlags(a, 35, 60, RedFlagPolicy{90}).action, RedFlagAction::kEmergencyReferral)
+      << "the setting moves what counts as new";
+  // Pain in both thighs only (not below the knee), new: monitored unless there are neurological signs.
+  RedFlagAnswers thighs;
+  thighs.bilateral_leg_pain = true;
+  EXPECT_EQ(ScreenRedFlags(thighs, 35, 7).action, RedFlagAction::kMonitor);
+  thighs.neurological_signs = true;
+  auto with_signs = ScreenRedFlags(thighs, 35, 400);
+  EXPECT_EQ(with_signs.action, RedFlagAction::kEmergencyReferral) << "bilateral leg pain with any neurological sign";
+  bool cauda_equina = false;
+  for (const auto& concern : with_signs.concerns) cauda_equina |= concern.condition == "cauda_equina";
+  EXPECT_TRUE(cauda_equina);
 }
 
 TEST(RedFlags, CancerHistoryIsUrgentAndWithNeurologicalSignsAnEmergency) {

@@ -1,6 +1,7 @@
 #include "red_flags.h"
 
 #include <algorithm>
+#include <string>
 
 namespace physio::assessment {
 
@@ -21,7 +22,7 @@ void Raise(RedFlagResult& result, const std::string& condition, RedFlagAction ac
 }  // namespace
 
 RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_years,
-                             std::optional<int> episode_duration_days) {
+                             std::optional<int> episode_duration_days, const RedFlagPolicy& policy) {
   RedFlagResult result;
   const bool neuro = a.neurological_signs;
 
@@ -34,12 +35,26 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   if (ces.count() > 0) {
     Raise(result, "cauda_equina", RedFlagAction::kEmergencyReferral, ces.reasons);
   } else if (a.bilateral_leg_pain) {
-    // New bilateral leg pain is among the symptoms of the national CES pathway (GIRFT 2023),
-    // but with none of the other features it is treated with safety-netting: the
-    // questions are asked again at every visit and the warning card is given.
-    Raise(result, "cauda_equina", RedFlagAction::kMonitor,
-          {"pain in both legs on the body chart", "ask about bladder, bowel, saddle sensation and sexual function at "
-                                                  "every visit and give the cauda equina warning card"});
+    // Bilateral radicular pain is among the features of suspected cauda equina in the
+    // national pathway (GIRFT 2023): new pain below the knee in both legs (an episode of
+    // unknown length is taken as new), or pain in both legs with any neurological sign,
+    // is an emergency. Long-standing, stable pain in both legs without neurological signs
+    // is treated with safety-netting: the questions again at every visit and the warning card.
+    const bool recent = !episode_duration_days || *episode_duration_days <= policy.new_bilateral_leg_pain_days;
+    if (neuro) {
+      Raise(result, "cauda_equina", RedFlagAction::kEmergencyReferral,
+            {"pain in both legs on the body chart", "with neurological signs on examination"});
+    } else if (a.bilateral_pain_below_knee && recent) {
+      Raise(result, "cauda_equina", RedFlagAction::kEmergencyReferral,
+            {"new pain below the knee in both legs",
+             episode_duration_days ? "episode of " + std::to_string(*episode_duration_days) + " days (new: at most " +
+                                         std::to_string(policy.new_bilateral_leg_pain_days) + ")"
+                                   : "episode of unknown length, taken as new"});
+    } else {
+      Raise(result, "cauda_equina", RedFlagAction::kMonitor,
+            {"pain in both legs on the body chart", "ask about bladder, bowel, saddle sensation and sexual function at "
+                                                    "every visit and give the cauda equina warning card"});
+    }
   }
 
   // Malignancy: a history of cancer is the strongest single feature; other features

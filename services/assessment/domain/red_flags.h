@@ -17,9 +17,12 @@ struct RedFlagAnswers {
   bool saddle_numbness = false;
   bool bilateral_leg_neurological_symptoms = false;
   bool new_sexual_dysfunction = false;
-  // Pain in both legs on the body chart (not an answer to the screen's question): on
-  // its own it is monitored with the cauda equina questions asked at every visit.
+  // Pain in both legs on the body chart (not an answer to the screen's question).
+  // New pain below the knee in both legs, or pain in both legs with neurological
+  // signs, is suspected cauda equina (GIRFT 2023); long-standing pain in both legs
+  // without them is monitored with the cauda equina questions asked at every visit.
   bool bilateral_leg_pain = false;
+  bool bilateral_pain_below_knee = false;  // a lower leg or foot on each side
   // Malignancy / spinal cord compression
   bool history_of_cancer = false;
   bool unexplained_weight_loss = false;
@@ -78,8 +81,16 @@ struct RedFlagResult {
   bool manipulation_contraindicated = false;
 };
 
+// Settings of the screen where the literature leaves a range (docs/clinical-rules.md).
+struct RedFlagPolicy {
+  // Pain below the knee in both legs in an episode at most this old (or of unknown
+  // length) is new: an emergency (GIRFT 2023 lists bilateral radicular pain among
+  // the features of suspected cauda equina). Default: the acute phase, 6 weeks.
+  int new_bilateral_leg_pain_days = 42;
+};
+
 // `age_years` and `episode_duration_days` come from the history (nullopt when unknown).
 RedFlagResult ScreenRedFlags(const RedFlagAnswers& answers, std::optional<int> age_years,
-                             std::optional<int> episode_duration_days);
+                             std::optional<int> episode_duration_days, const RedFlagPolicy& policy = {});
 
 }  // namespace physio::assessment
