@@ -231,6 +231,12 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
       case v1::PlanChange::kRemoveItemId: {
         const int index = IndexOf(plan, change.remove_item_id());
         if (index < 0) ThrowInvalidArgument(field + ".remove_item_id", "'" + change.remove_item_id() + "' is not in the plan");
+        if (IsSafetyItem(change.remove_item_id())) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      field + ".remove_item_id: '" + change.remove_item_id() +
+                          "' keeps the patient safe (safety-netting, a referral, an overridden concern or the "
+                          "flare-up plan) and cannot be revised away");
+        }
         plan.mutable_items()->erase(plan.mutable_items()->begin() + index);
         break;
       }
@@ -278,6 +284,10 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
   }
   CheckPlanInvariants(plan);
   RecomputeHomeFrequency(plan);
+}
+
+bool IsSafetyItem(const std::string& item_id) {
+  return item_id.rfind("safety.", 0) == 0 || item_id.rfind("referral.", 0) == 0 || item_id == "selfcare.flare_up_plan";
 }
 
 bool IncludesManipulation(const v1::Plan& plan) { return IndexOf(plan, "manual.thrust_manipulation") >= 0; }

@@ -29,6 +29,10 @@ void CheckPlanInvariants(const v1::Plan& plan);
 
 // Whether the plan includes spinal (thrust) manipulation, which needs the patient's
 // recorded consent before the plan is in use.
+// Items a revision may not remove (issue 26): the cauda equina safety net and
+// safety-netting (safety.*), referrals (referral.*), the overridden-concern note
+// (safety.overridden_concern) and the flare-up plan (selfcare.flare_up_plan).
+bool IsSafetyItem(const std::string& item_id);
 bool IncludesManipulation(const v1::Plan& plan);
 
 // The API's forms of the rules' item kind and dose (one place for both conversions).

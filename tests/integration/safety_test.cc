@@ -604,6 +604,54 @@ TEST_F(Safety, NewPainInBothLowerLegsIsAnEmergencyThroughTheJsonPort) {
   EXPECT_NE(created->body.find("new pain below the knee in both legs"), std::string::npos) << created->body;
 }
 
+// Issue 26 item 5: a revision cannot take away what keeps the patient safe: the
+// cauda equina safety net, safety-netting, the flare-up plan (gRPC), nor the
+// overridden-concern note (Connect/JSON); the plan is unchanged after each refusal.
+TEST_F(Safety, SafetyItemsCannotBeRevisedAway) {
+  auto create = Import();
+  create.mutable_red_flag_screen()->set_history_of_cancer(true);  // urgent: judged down to monitor below
+  create.mutable_history()->set_age_years(45);
+  auto assessment = Create(create);
+  ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  ASSERT_TRUE(Judge(assessment, apb::RED_FLAG_ACTION_MONITOR, "treated 12 years ago, discharged, no new features").ok());
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
+  ppb::Plan plan = Approve(draft);
+  for (const char* id : {"safety.cauda_equina", "safety.netting", "selfcare.flare_up_plan", "safety.overridden_concern"}) {
+    ASSERT_TRUE(Has(plan, id)) << id;
+  }
+  auto clinician = Clinician();
+  for (const char* id : {"safety.cauda_equina", "safety.netting", "selfcare.flare_up_plan"}) {
+    ppb::RevisePlanRequest revise;
+    revise.set_request_id(NewId("rq"));
+    revise.set_plan_id(plan.plan_id());
+    revise.set_etag(plan.etag());
+    revise.set_reason("tidying the plan");
+    revise.add_changes()->set_remove_item_id(id);
+    ppb::RevisePlanResponse revised;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+    EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION) << id;
+    EXPECT_NE(status.error_message().find(std::string("changes[0].remove_item_id: '") + id + "'"), std::string::npos)
+        << status.error_message();
+  }
+  const std::string body = R"({"requestId":")" + NewId("rq") + R"(","planId":")" + plan.plan_id() + R"(","etag":")" +
+                           plan.etag() + R"(","reason":"tidying","changes":[{"removeItemId":"safety.overridden_concern"}]})";
+  httplib::Client client("127.0.0.1", cluster_->planning_http_port());
+  auto answered = client.Post("/physio.planning.v1.PlanningService/RevisePlan",
+                              {{"Authorization", "Bearer " + MakeToken(*keys_, tenant_, "clin-1", {"clinician"})}}, body,
+                              "application/json");
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->status, 400) << answered->body;  // Connect maps failed_precondition to 400
+  EXPECT_NE(answered->body.find(R"("code":"failed_precondition")"), std::string::npos) << answered->body;
+  EXPECT_NE(answered->body.find("safety.overridden_concern"), std::string::npos) << answered->body;
+  ppb::GetPlanRequest get;
+  get.set_plan_id(plan.plan_id());
+  ppb::GetPlanResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &got).ok());
+  EXPECT_EQ(got.plan().revision(), plan.revision()) << "nothing was revised";
+  EXPECT_EQ(got.plan().items_size(), plan.items_size());
+}
+
 TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {
   // Intake recorded osteoporosis in the history (the screen's own question unticked): a
   // 60-year-old, so age alone is no fracture factor.

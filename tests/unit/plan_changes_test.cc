@@ -66,6 +66,35 @@ TEST(StepExercises, RefusesItemsThatAreNotExercises) {
   EXPECT_EQ(plan.items(0).item_id(), "ex.motor.abdominal_bracing");  // nothing changed
 }
 
+// Issue 26 item 5: the items that keep a patient safe cannot be revised away.
+TEST(Revisions, SafetyItemsCannotBeRemoved) {
+  auto plan = PlanWith({"ex.motor.abdominal_bracing", "edu.self_management"});
+  for (const char* id : {"safety.cauda_equina", "safety.netting", "safety.overridden_concern", "selfcare.flare_up_plan",
+                         "referral.routine"}) {
+    auto* item = plan.add_items();
+    item->set_item_id(id);
+    item->set_kind(v1::PLAN_ITEM_KIND_EDUCATION);
+  }
+  for (const char* id : {"safety.cauda_equina", "safety.netting", "safety.overridden_concern", "selfcare.flare_up_plan",
+                         "referral.routine"}) {
+    google::protobuf::RepeatedPtrField<v1::PlanChange> changes;
+    changes.Add()->set_remove_item_id("edu.self_management");  // allowed on its own
+    changes.Add()->set_remove_item_id(id);
+    auto copy = plan;
+    try {
+      ApplyRevision(copy, Library(), changes);
+      ADD_FAILURE() << id << " was removed";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << id;
+      EXPECT_EQ(std::string(e.what()).rfind("changes[1].remove_item_id: '" + std::string(id) + "'", 0), 0u) << e.what();
+    }
+  }
+  google::protobuf::RepeatedPtrField<v1::PlanChange> ordinary;
+  ordinary.Add()->set_remove_item_id("edu.self_management");
+  ApplyRevision(plan, Library(), ordinary);
+  EXPECT_EQ(plan.items_size(), 6);
+}
+
 TEST(Revisions, ManualTherapyAndCbtNeverWithoutExercise) {
   auto plan = PlanWith({"ex.motor.abdominal_bracing", "manual.joint_mobilisation"});
   google::protobuf::RepeatedPtrField<v1::PlanChange> changes;
