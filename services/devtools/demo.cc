@@ -317,7 +317,18 @@ int main(int argc, char** argv) {
               << ", " << gpb::EarlyResponse_Name(e.early_response()) << (e.recovered() ? ", recovered" : "") << ")\n";
     for (const auto& reason : e.reasons()) std::cout << "     - " << reason << "\n";
     std::cout << "   plan " << (e.plan_adjusted() ? "adjusted to revision " : "unchanged at revision ") << e.plan().revision()
-              << "\n\nDemo episode complete.\n";
+              << "\n";
+
+    std::cout << "\n6. The patient reports symptoms between sessions (any time, with or without an exercise)\n";
+    gpb::ReportSymptomsRequest symptoms;
+    symptoms.set_request_id(Rid("symptoms"));
+    symptoms.set_patient_id(patient_id);
+    symptoms.mutable_safety_net();  // the safety-net questions, all answered "no"
+    gpb::ReportSymptomsResponse reported;
+    patient.Call("ReportSymptoms", progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, symptoms, &reported);
+    std::cout << "   symptom report " << reported.report().report_id() << ": "
+              << apb::RedFlagAction_Name(reported.report().red_flags().action()) << "\n   advice: "
+              << reported.report().advice() << "\n\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "demo: " << e.what() << "\n";

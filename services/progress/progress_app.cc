@@ -3,6 +3,7 @@
 #include "fhir_progress.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -82,6 +83,18 @@ std::optional<pb::Alert> RaiseAlert(ProgressWriter& writer, const CallContext& c
 // The clinic that last saw the patient (for alerts), or "unassigned".
 std::string LatestClinic(ProgressWriter& writer, const CallContext& ctx, const std::string& patient_id) {
   return writer.LatestClinic(ctx.tenant, patient_id).value_or(kUnassignedClinic);
+}
+
+bool AnyYes(const pb::SafetyNetAnswers& net) {
+  return net.saddle_numbness() || net.bladder_or_bowel_change() || net.sexual_dysfunction() ||
+         net.both_legs_affected() || net.worsening_leg_weakness() || net.feverish_or_unwell();
+}
+
+SafetyNetUrgency UrgencyOf(const std::optional<apb::RedFlagResult>& red_flags) {
+  if (!red_flags) return SafetyNetUrgency::kNone;
+  if (red_flags->action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) return SafetyNetUrgency::kEmergency;
+  if (physio::assessment::CallsForReferral(red_flags->action())) return SafetyNetUrgency::kUrgent;
+  return SafetyNetUrgency::kContactClinic;
 }
 
 }  // namespace
@@ -204,27 +217,12 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   // The safety-net answers go through the same red-flag rules as a check-in, with what
   // intake knew (age, episode duration).
   const auto& net = request.safety_net();
-  const bool any_yes = net.saddle_numbness() || net.bladder_or_bowel_change() || net.sexual_dysfunction() ||
-                       net.both_legs_affected() || net.worsening_leg_weakness() || net.feverish_or_unwell();
+  const bool any_yes = AnyYes(net);
   std::optional<apb::RedFlagResult> red_flags;
-  if (any_yes) {
-    apb::RedFlagScreen screen;
-    screen.set_saddle_numbness(net.saddle_numbness());
-    screen.set_bladder_or_bowel_disturbance(net.bladder_or_bowel_change());
-    screen.set_new_sexual_dysfunction(net.sexual_dysfunction());
-    screen.set_bilateral_leg_neurological_symptoms(net.both_legs_affected());
-    screen.set_progressive_weakness(net.worsening_leg_weakness());
-    screen.set_fever(net.feverish_or_unwell());
-    screen.set_systemically_unwell(net.feverish_or_unwell());
-    red_flags = Rescreen(screen, FactsFromIntake(ctx, *plan, performed));
-  }
+  if (any_yes) red_flags = JudgeSafetyNet(net, FactsFromIntake(ctx, *plan, performed));
   const auto directional =
       request.symptoms_spread_down_leg() ? DirectionalExercises(exercises) : std::vector<std::string>{};
-  const SafetyNetUrgency urgency =
-      !red_flags                                                                      ? SafetyNetUrgency::kNone
-      : red_flags->action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL               ? SafetyNetUrgency::kEmergency
-      : physio::assessment::CallsForReferral(red_flags->action())                     ? SafetyNetUrgency::kUrgent
-                                                                                      : SafetyNetUrgency::kContactClinic;
+  const SafetyNetUrgency urgency = UrgencyOf(red_flags);
 
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   auto response = IdempotentWrite<pb::LogHomeExerciseResponse>(
@@ -301,6 +299,117 @@ ProgressApp::IntakeFacts ProgressApp::FactsFromIntake(const CallContext& ctx, co
     }
   }
   return facts;
+}
+
+apb::RedFlagResult ProgressApp::JudgeSafetyNet(const pb::SafetyNetAnswers& net, const IntakeFacts& intake) const {
+  apb::RedFlagScreen screen;
+  screen.set_saddle_numbness(net.saddle_numbness());
+  screen.set_bladder_or_bowel_disturbance(net.bladder_or_bowel_change());
+  screen.set_new_sexual_dysfunction(net.sexual_dysfunction());
+  screen.set_bilateral_leg_neurological_symptoms(net.both_legs_affected());
+  screen.set_progressive_weakness(net.worsening_leg_weakness());
+  screen.set_fever(net.feverish_or_unwell());
+  screen.set_systemically_unwell(net.feverish_or_unwell());
+  return Rescreen(screen, intake);
+}
+
+pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, const pb::ReportSymptomsRequest& request,
+                                                       AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  if (!request.has_safety_net()) ThrowInvalidArgument("safety_net", "is required (all \"no\" is a valid report)");
+  const Timestamp reported = ValidatedTime("report_time", request.report_time());
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "ReportSymptoms", request.request_id()};
+  std::optional<plan_pb::Plan> plan;
+  if (auto replay = IdempotentReplay<pb::ReportSymptomsResponse>(records_, deadline, key, request)) {
+    // A suspension the first attempt could not finish is finished now.
+    audit.resource_id = replay->report().report_id();
+    return ActOnSymptomReport(ctx, *replay, std::nullopt);
+  }
+  // Whatever the plan's state: the plan (in use or suspended), when planning answers, only
+  // lends the re-screen what intake knew. A report is never refused for want of a plan, nor
+  // held up when planning cannot be reached: the CES rules need neither.
+  IntakeFacts intake;
+  try {
+    plan = planning_.ActivePlan(ctx, request.patient_id());
+    if (plan) intake = FactsFromIntake(ctx, *plan, reported);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kUnavailable && e.code() != ErrorCode::kDeadlineExceeded) throw;
+    spdlog::warn("request_id={} ReportSymptoms without the plan's intake facts: {}", ctx.request_id, e.what());
+  }
+  const auto& net = request.safety_net();
+  const bool any_yes = AnyYes(net);
+  std::optional<apb::RedFlagResult> red_flags;
+  if (any_yes) red_flags = JudgeSafetyNet(net, intake);
+  const SafetyNetUrgency urgency = UrgencyOf(red_flags);
+  std::vector<pb::AlertKind> raised;  // by the transaction that committed
+  auto response = IdempotentWrite<pb::ReportSymptomsResponse>(
+      records_, deadline, key, request, [&](ProgressWriter& writer) {
+        raised.clear();
+        pb::SymptomReport report;
+        report.set_report_id(NewId("sym"));
+        report.set_patient_id(request.patient_id());
+        *report.mutable_report_time() = reported;
+        *report.mutable_safety_net() = net;
+        if (red_flags) {
+          *report.mutable_red_flags() = *red_flags;
+        } else {
+          report.mutable_red_flags()->set_action(apb::RED_FLAG_ACTION_NOT_SCREENED);
+        }
+        const std::string advice = HomeLogAdvice(urgency, false, false);
+        report.set_advice(!advice.empty() ? advice
+                                          : "None of the warning signs: keep to your plan, and report again at once "
+                                            "if any of them appears.");
+        report.set_recorded_by(ctx.principal);
+        if (plan) report.set_plan_id(plan->plan_id());
+        writer.InsertSymptomReport(ctx.tenant, report);
+        if (any_yes) {
+          // Raised at once, in the same commit as the report, for the clinic that last saw the patient.
+          std::vector<std::string> reasons = {"symptom report " + report.report_id() + ": safety-net answer",
+                                              apb::RedFlagAction_Name(red_flags->action())};
+          for (const auto& line : physio::assessment::ConcernSummaries(*red_flags)) reasons.push_back(line);
+          if (RaiseAlert(writer, ctx, LatestClinic(writer, ctx, request.patient_id()), request.patient_id(),
+                         pb::ALERT_KIND_SAFETY_NET, reasons)) {
+            raised.push_back(pb::ALERT_KIND_SAFETY_NET);
+          }
+        }
+        pb::ReportSymptomsResponse stored;
+        *stored.mutable_report() = report;
+        return stored;
+      },
+      [&](const pb::ReportSymptomsResponse& stored) { audit.resource_id = stored.report().report_id(); });
+  NoteAlertsRaised(raised);
+  return ActOnSymptomReport(ctx, response, plan);
+}
+
+pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ctx, pb::ReportSymptomsResponse response,
+                                                           std::optional<plan_pb::Plan> plan) {
+  // After the commit: the report and its alert are stored and the advice goes back to the
+  // patient whatever happens here. An urgent or emergency answer suspends the plan in use
+  // (once, by a request id derived from the report); if planning cannot be reached the
+  // answer still carries the advice (plan_suspended false), the clinic has the alert, and a
+  // retry with the same request_id suspends then.
+  const auto& report = response.report();
+  if (!physio::assessment::CallsForReferral(report.red_flags().action())) return response;
+  try {
+    if (!plan) plan = planning_.ActivePlan(ctx, report.patient_id());
+    if (!plan) return response;
+    if (plan->status() == plan_pb::PLAN_STATUS_SUSPENDED) {
+      response.set_plan_suspended(true);
+      return response;
+    }
+    SuspendPlan(ctx, *plan, "suspend-" + report.report_id(), "symptom report " + report.report_id(),
+                report.red_flags());
+    response.set_plan_suspended(true);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kUnavailable && e.code() != ErrorCode::kDeadlineExceeded) throw;
+    spdlog::error("request_id={} report_id={} plan not suspended yet (retry with the same request_id): {}",
+                  ctx.request_id, report.report_id(), e.what());
+  }
+  return response;
 }
 
 apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) const {

@@ -75,6 +75,8 @@ class ProgressApp {
   pb::RecordVisitResponse RecordVisit(const CallContext& ctx, const pb::RecordVisitRequest& request, AuditTarget& audit);
   pb::LogHomeExerciseResponse LogHomeExercise(const CallContext& ctx, const pb::LogHomeExerciseRequest& request,
                                               AuditTarget& audit);
+  pb::ReportSymptomsResponse ReportSymptoms(const CallContext& ctx, const pb::ReportSymptomsRequest& request,
+                                            AuditTarget& audit);
   pb::GetProgressSummaryResponse GetProgressSummary(const CallContext& ctx,
                                                     const pb::GetProgressSummaryRequest& request, AuditTarget& audit);
   pb::RecordOutcomeResponse RecordOutcome(const CallContext& ctx, const pb::RecordOutcomeRequest& request,
@@ -123,6 +125,12 @@ class ProgressApp {
   // The red-flag rules on a re-screen, with what intake knew.
   physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
                                                  const IntakeFacts& intake) const;
+  // The safety-net answers (a home log's or a symptom report's) through the re-screen.
+  physio::assessment::v1::RedFlagResult JudgeSafetyNet(const pb::SafetyNetAnswers& net, const IntakeFacts& intake) const;
+  // A symptom report's plan action after its commit (see ReportSymptoms); `plan`: the plan
+  // read before the commit, if any (nullopt: read it now).
+  pb::ReportSymptomsResponse ActOnSymptomReport(const CallContext& ctx, pb::ReportSymptomsResponse response,
+                                                std::optional<physio::planning::v1::Plan> plan);
   // A home log's safety actions after its commit: suspend the plan for a referral-level
   // safety-net answer, regress directional exercises on peripheralisation.
   void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,

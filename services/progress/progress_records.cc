@@ -49,6 +49,12 @@ void PgProgressWriter::InsertHomeLog(const std::string& tenant, const v1::HomeEx
               TimeUtil::ToString(log.performed_time()), ToJson(log)});
 }
 
+void PgProgressWriter::InsertSymptomReport(const std::string& tenant, const v1::SymptomReport& report) {
+  conn_.Exec("INSERT INTO progress.symptom_reports (tenant_id, report_id, patient_id, report_time, body)"
+             " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
+             {tenant, report.report_id(), report.patient_id(), TimeUtil::ToString(report.report_time()), ToJson(report)});
+}
+
 void PgProgressWriter::InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) {
   conn_.Exec("INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
              " body) VALUES ($1,$2,$3,$4,$5::timestamptz,$6::jsonb)",

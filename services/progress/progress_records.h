@@ -27,6 +27,7 @@ class ProgressWriter {
   virtual void InsertVisit(const std::string& tenant, const v1::Visit& visit,
                            const std::optional<std::string>& clinic_id) = 0;
   virtual void InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) = 0;
+  virtual void InsertSymptomReport(const std::string& tenant, const v1::SymptomReport& report) = 0;
   virtual void InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) = 0;
   // Inserts the open alert unless one of its kind is already open for its
   // patient; false when one was (then nothing is written).
@@ -82,6 +83,7 @@ class PgProgressWriter final : public ProgressWriter {
   void InsertVisit(const std::string& tenant, const v1::Visit& visit,
                    const std::optional<std::string>& clinic_id) override;
   void InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) override;
+  void InsertSymptomReport(const std::string& tenant, const v1::SymptomReport& report) override;
   void InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) override;
   bool InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) override;
   std::optional<v1::Alert> FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) override;

@@ -14,6 +14,7 @@ inline const MethodRoles kProgressRoles = {
     {"GetVisitSession", {Role::kClinician, Role::kIntegrator}},
     {"CompleteVisitSession", {Role::kClinician, Role::kIntegrator}},
     {"LogHomeExercise", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"ReportSymptoms", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"RecordOutcome", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"GetProgressSummary", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"ExportProgressFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator}},

@@ -89,6 +89,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
 
   PHYSIO_UNARY_RPC(RecordVisit)
   PHYSIO_UNARY_RPC(LogHomeExercise)
+  PHYSIO_UNARY_RPC(ReportSymptoms)
   PHYSIO_UNARY_RPC(GetProgressSummary)
   PHYSIO_UNARY_RPC(RecordOutcome)
   PHYSIO_UNARY_RPC(EvaluateProgress)

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <httplib.h>
+
 #include "clients.h"
 #include "cluster_fixture.h"
 #include "physio/common/ids.h"
@@ -678,6 +680,51 @@ TEST_F(Episodes, ASafetyNetYesAlertsAtOnceAndSuspendsThePlan) {
   gpb::LogHomeExerciseResponse refused;
   EXPECT_EQ(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &refused).error_code(), StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Evaluate().decision(), gpb::DECISION_REFER);
+}
+
+// Issue 26 item 4: a patient who has stopped exercising (here, whose plan is already
+// suspended) can still report saddle numbness: judged at once, the emergency advice
+// in the answer, an alert for the clinic; and with no plan at all (through the
+// Connect/JSON port) the same.
+TEST_F(Episodes, SymptomsAreReportedAtAnyTimeWhateverThePlansState) {
+  auto plan = StartEpisode(7);
+  auto patient = Patient();
+  gpb::ReportSymptomsRequest weakness;
+  weakness.set_request_id(NewId("rq"));
+  weakness.set_patient_id(patient_id_);
+  weakness.mutable_safety_net()->set_worsening_leg_weakness(true);
+  gpb::ReportSymptomsResponse urgent;
+  ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, weakness, &urgent).ok());
+  EXPECT_TRUE(urgent.plan_suspended());
+  EXPECT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_SUSPENDED);
+
+  // The plan is suspended: no home log is taken, but symptoms still are.
+  gpb::ReportSymptomsRequest saddle;
+  saddle.set_request_id(NewId("rq"));
+  saddle.set_patient_id(patient_id_);
+  saddle.mutable_safety_net()->set_saddle_numbness(true);
+  gpb::ReportSymptomsResponse reported;
+  ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, saddle, &reported).ok());
+  EXPECT_EQ(reported.report().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  EXPECT_NE(reported.report().advice().find("emergency department"), std::string::npos) << reported.report().advice();
+  EXPECT_EQ(reported.report().plan_id(), plan.plan_id());
+  EXPECT_TRUE(reported.plan_suspended());
+  auto alerts = Alerts("unassigned");
+  ASSERT_GE(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_SAFETY_NET);
+
+  // A patient with no plan at all, through the Connect/JSON port.
+  const std::string newcomer = "pt-" + NewId("x").substr(2, 10);
+  httplib::Client client("127.0.0.1", cluster_->progress_http_port());
+  auto answered = client.Post(
+      "/physio.progress.v1.ProgressService/ReportSymptoms",
+      {{"Authorization", "Bearer " + MakeToken(*keys_, tenant_, newcomer, {"patient"}, newcomer)}},
+      R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + newcomer + R"(","safetyNet":{"bladderOrBowelChange":true}})",
+      "application/json");
+  ASSERT_TRUE(answered);
+  ASSERT_EQ(answered->status, 200) << answered->body;
+  EXPECT_NE(answered->body.find("RED_FLAG_ACTION_EMERGENCY_REFERRAL"), std::string::npos) << answered->body;
+  EXPECT_NE(answered->body.find("emergency department"), std::string::npos) << answered->body;
 }
 
 TEST_F(Episodes, AWorseningWeaknessAnswerIsUrgentAndAPatientMayOnlyMakeTheirPlanSafer) {

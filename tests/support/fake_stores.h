@@ -441,6 +441,7 @@ struct FakeProgressState {
   // Each record with its tenant, in the order written.
   std::vector<std::pair<std::string, progress::v1::Visit>> visits;
   std::vector<std::pair<std::string, progress::v1::HomeExerciseLog>> home_logs;
+  std::vector<std::pair<std::string, progress::v1::SymptomReport>> symptom_reports;
   std::vector<std::pair<std::string, progress::v1::OutcomeMeasure>> measures;
   std::vector<std::pair<std::string, progress::v1::Alert>> alerts;
   std::vector<std::pair<std::string, progress::v1::Evaluation>> evaluations;
@@ -460,6 +461,9 @@ class FakeProgressWriter final : public progress::ProgressWriter {
   }
   void InsertHomeLog(const std::string& tenant, const progress::v1::HomeExerciseLog& log) override {
     state_.home_logs.emplace_back(tenant, log);
+  }
+  void InsertSymptomReport(const std::string& tenant, const progress::v1::SymptomReport& report) override {
+    state_.symptom_reports.emplace_back(tenant, report);
   }
   void InsertOutcome(const std::string& tenant, const progress::v1::OutcomeMeasure& measure) override {
     state_.measures.emplace_back(tenant, measure);

@@ -20,6 +20,10 @@ namespace {
 
 constexpr const char* kExercise = "ex.dir.prone_extension";
 
+bool CallsForReferralLevel(apb::RedFlagAction action) {
+  return action == apb::RED_FLAG_ACTION_URGENT_REFERRAL || action == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
+}
+
 class ProgressWorkflow : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -80,6 +84,62 @@ TEST_F(ProgressWorkflow, ASafetyNetAnswerInAHomeLogRaisesOneAlertAndSuspendsTheP
   // Once planning has the plan suspended, the home programme takes no more logs.
   planning.active->set_status(ppb::PLAN_STATUS_SUSPENDED);
   EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-2"), audit); }), ErrorCode::kFailedPrecondition);
+}
+
+// Issue 26 item 4: symptoms at any time, whatever the plan's state.
+TEST_F(ProgressWorkflow, SymptomsAreReportedWithoutAPlanOrWithASuspendedOneAndActedOnAtOnce) {
+  gpb::ReportSymptomsRequest report;
+  report.set_request_id("rq-sym-1");
+  report.set_patient_id("pt-1");
+  report.mutable_safety_net()->set_saddle_numbness(true);
+  // No plan at all: still judged, stored, alerted, with the emergency advice.
+  planning.active.reset();
+  const auto answered = app.ReportSymptoms(patient, report, audit);
+  EXPECT_EQ(answered.report().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
+  EXPECT_NE(answered.report().advice().find("emergency department"), std::string::npos) << answered.report().advice();
+  EXPECT_FALSE(answered.plan_suspended());
+  ASSERT_EQ(records.state.symptom_reports.size(), 1u);
+  ASSERT_EQ(records.state.alerts.size(), 1u);
+  EXPECT_EQ(records.state.alerts[0].second.kind(), gpb::ALERT_KIND_SAFETY_NET);
+  EXPECT_EQ(planning.adjust_calls, 0);
+  // A retry replays it: one report, one alert.
+  EXPECT_EQ(app.ReportSymptoms(patient, report, audit).report().report_id(), answered.report().report_id());
+  EXPECT_EQ(records.state.symptom_reports.size(), 1u);
+
+  // A plan in use is suspended by an urgent answer.
+  SetUp();
+  gpb::ReportSymptomsRequest weakness;
+  weakness.set_request_id("rq-sym-2");
+  weakness.set_patient_id("pt-1");
+  weakness.mutable_safety_net()->set_worsening_leg_weakness(true);
+  const auto urgent = app.ReportSymptoms(clinician, weakness, audit);
+  EXPECT_TRUE(CallsForReferralLevel(urgent.report().red_flags().action()));
+  EXPECT_TRUE(urgent.plan_suspended());
+  ASSERT_TRUE(planning.last_adjustment.has_value());
+  EXPECT_EQ(planning.last_adjustment->adjustment(), ppb::ADJUSTMENT_SUSPEND);
+  EXPECT_EQ(urgent.report().plan_id(), "plan_1");
+
+  // A suspended plan takes no more home logs, but a report is still accepted.
+  planning.active->set_status(ppb::PLAN_STATUS_SUSPENDED);
+  const int adjusted = planning.adjust_calls;
+  gpb::ReportSymptomsRequest quiet;
+  quiet.set_request_id("rq-sym-3");
+  quiet.set_patient_id("pt-1");
+  quiet.mutable_safety_net();
+  const auto none = app.ReportSymptoms(patient, quiet, audit);
+  EXPECT_EQ(none.report().red_flags().action(), apb::RED_FLAG_ACTION_NOT_SCREENED);
+  EXPECT_FALSE(none.report().advice().empty());
+  EXPECT_EQ(planning.adjust_calls, adjusted);
+
+  // The patient reports only for themselves; the answers are required.
+  gpb::ReportSymptomsRequest other = quiet;
+  other.set_request_id("rq-sym-4");
+  other.set_patient_id("pt-2");
+  EXPECT_EQ(CodeOf([&] { app.ReportSymptoms(patient, other, audit); }), ErrorCode::kPermissionDenied);
+  gpb::ReportSymptomsRequest empty;
+  empty.set_request_id("rq-sym-5");
+  empty.set_patient_id("pt-1");
+  EXPECT_EQ(ErrorOf([&] { app.ReportSymptoms(patient, empty, audit); }).message.rfind("safety_net", 0), 0u);
 }
 
 TEST_F(ProgressWorkflow, ARedFlagAtACheckInAlertsTheClinicWhichAcknowledgesIt) {
