@@ -588,6 +588,47 @@ TEST_F(Safety, NewPainBelowTheKneeInBothLegsIsAnEmergencyAndAnyCaudaEquinaConcer
   EXPECT_FALSE(Has(treatment, "manual.joint_mobilisation"));
 }
 
+// Issue 26 item 2: sciatica with nerve-root signs and no tested directional preference
+// is given no direction: no flexion programme, no extension excluded, traction advised
+// against; with a tested extension preference every directional exercise carries the
+// peripheralisation stop rule.
+TEST_F(Safety, NoExerciseDirectionWithoutATestedPreference) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_episode_duration_days(30);
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
+  create.mutable_examination()->set_nerve_root_signs(true);
+  auto assessment = Create(create);
+  EXPECT_EQ(assessment.classification().direction(), "");
+  EXPECT_NE(assessment.classification().subgroup(), apb::SUBGROUP_SPECIFIC_EXERCISE);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_TRUE(Has(plan, "notrec.traction"));
+  for (const auto& item : plan.items()) {
+    EXPECT_EQ(item.item_id().rfind("ex.dir.", 0), std::string::npos) << "a direction was imposed: " << item.item_id();
+  }
+  for (const auto& token : plan.contraindications()) {
+    EXPECT_NE(token, "extension_intolerant");
+    EXPECT_NE(token, "flexion_intolerant");
+  }
+
+  patient_id_ = "pt-" + NewId("x").substr(2, 10);
+  auto tested = Import();
+  tested.mutable_red_flag_screen();
+  tested.mutable_history()->set_episode_duration_days(30);
+  tested.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+  tested.mutable_examination()->set_centralisation(true);
+  ppb::Plan directional;
+  ASSERT_TRUE(Generate(Create(tested).assessment_id(), &directional).ok());
+  int with_direction = 0;
+  for (const auto& item : directional.items()) {
+    if (item.item_id().rfind("ex.dir.", 0) != 0) continue;
+    ++with_direction;
+    EXPECT_NE(item.instructions().find("Stop if pain spreads further down the leg"), std::string::npos) << item.item_id();
+  }
+  EXPECT_GE(with_direction, 1);
+}
+
 // The same patient through the Connect/JSON port.
 TEST_F(Safety, NewPainInBothLowerLegsIsAnEmergencyThroughTheJsonPort) {
   const std::string body = R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + patient_id_ +

@@ -19,6 +19,23 @@ std::string RealLibraryText() {
   return buffer.str();
 }
 
+// Issue 26 item 2: every exercise with a direction carries the peripheralisation stop rule.
+TEST(InterventionLibrary, EveryDirectionalExerciseSaysStopIfPainSpreadsDownTheLeg) {
+  auto library = InterventionLibrary::Parse(RealLibraryText());
+  int directional = 0;
+  for (const auto& entry : library.entries()) {
+    const bool has_direction = entry.category == "directional_extension" || entry.category == "directional_flexion" ||
+                               entry.category == "lateral_shift" ||
+                               entry.id.find("knee_to_chest") != std::string::npos ||
+                               entry.id.find("knees_to_chest") != std::string::npos ||
+                               entry.title.find("nees to chest") != std::string::npos;
+    if (!has_direction) continue;
+    ++directional;
+    EXPECT_NE(entry.instructions.find("Stop if pain spreads further down the leg"), std::string::npos) << entry.id;
+  }
+  EXPECT_GE(directional, 9);
+}
+
 TEST(InterventionLibrary, TheShippedFileLoadsAndCoversEveryCategory) {
   auto library = InterventionLibrary::Parse(RealLibraryText());
   EXPECT_FALSE(library.version().empty());

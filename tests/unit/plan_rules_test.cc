@@ -4,6 +4,8 @@
 // no advised-against modality offered, referral on red flags, goals, determinism.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 
@@ -163,15 +165,16 @@ TEST(Subgroups, StabilisationGetsActivationAndStrength) {
   EXPECT_TRUE(HasCategory(plan, "trunk_strength"));
 }
 
-TEST(Subgroups, TractionCandidatesAreToldTractionIsNotRecommended) {
+TEST(Subgroups, TractionCandidatesAreToldTractionIsNotRecommendedAndGetNoDirection) {
   auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
-  input.subgroup = Subgroup::kSpecificExercise;
-  input.direction = "flexion";
-  input.traction_candidate = true;
+  input.traction_candidate = true;  // classified without a subgroup or direction (issue 26)
   auto plan = GeneratePlanDraft(input, Library());
   ExpectSafe(plan);
   ASSERT_TRUE(Has(plan, "notrec.traction"));
   EXPECT_EQ(Count(plan, ItemKind::kNotRecommended), 1);
+  EXPECT_FALSE(HasCategory(plan, "directional_flexion"));
+  EXPECT_EQ(std::find(plan.contraindications.begin(), plan.contraindications.end(), "extension_intolerant"),
+            plan.contraindications.end());
 }
 
 TEST(Phases, ExercisesSuitThePhase) {

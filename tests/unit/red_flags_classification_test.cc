@@ -239,13 +239,39 @@ TEST(Subgroups, SpecificExerciseByDirection) {
   EXPECT_EQ(extension.subgroup, Subgroup::kSpecificExercise);
   EXPECT_EQ(extension.direction, "extension");
   EXPECT_EQ(extension.criteria_met, std::vector<std::string>{"symptoms centralise with extension"});
+  // No direction without a tested preference (issue 26): stenosis signs alone add a note.
   ClinicalFindings older;
   older.age_years = 68;
   older.stenosis_suspected = true;
-  EXPECT_EQ(ChooseSubgroup(older, {}).direction, "flexion");
+  const auto untested = ChooseSubgroup(older, {});
+  EXPECT_EQ(untested.direction, "");
+  EXPECT_NE(untested.subgroup, Subgroup::kSpecificExercise);
+  ASSERT_FALSE(untested.notes.empty());
+  EXPECT_NE(untested.notes.back().find("no direction is imposed"), std::string::npos);
+  older.directional_preference = DirectionalPreference::kFlexion;
+  const auto tested = ChooseSubgroup(older, {});
+  EXPECT_EQ(tested.direction, "flexion");
+  EXPECT_EQ(tested.criteria_met,
+            (std::vector<std::string>{"directional preference for flexion", "signs of lumbar stenosis", "age over 50"}));
   ClinicalFindings shift;
   shift.visible_lateral_shift = true;
   EXPECT_EQ(ChooseSubgroup(shift, {}).direction, "lateral_shift");
+}
+
+// Sciatica with nerve-root signs and no directional preference (the historical traction
+// subgroup) is not sent to flexion exercise: no direction without a tested preference.
+TEST(Subgroups, TheTractionSubgroupGetsNoDirection) {
+  ClinicalFindings f;
+  f.episode_duration_days = 30;
+  f.nerve_root_signs = true;
+  f.symptom_extent = SymptomExtent::kBelowKnee;
+  const auto result = ChooseSubgroup(f, {});
+  EXPECT_EQ(result.subgroup, Subgroup::kUnclassified);
+  EXPECT_EQ(result.direction, "");
+  ASSERT_FALSE(result.notes.empty());
+  EXPECT_NE(result.notes.back().find("traction"), std::string::npos);
+  EXPECT_NE(result.notes.back().find("no exercise direction is imposed"), std::string::npos);
+  EXPECT_NE(result.notes.back().find("Thackeray 2016"), std::string::npos);
 }
 
 TEST(Subgroups, StabilisationThresholdIsConfigurable) {
@@ -260,17 +286,6 @@ TEST(Subgroups, StabilisationThresholdIsConfigurable) {
   ClassificationPolicy strict;
   strict.stabilisation_min_criteria = 4;
   EXPECT_EQ(ChooseSubgroup(f, strict).subgroup, Subgroup::kUnclassified);
-}
-
-TEST(Subgroups, TractionCandidatesGoToSpecificExerciseWithTheReason) {
-  ClinicalFindings f;
-  f.episode_duration_days = 50;
-  f.symptom_extent = SymptomExtent::kBelowKnee;
-  f.nerve_root_signs = true;
-  auto result = ChooseSubgroup(f, {});
-  EXPECT_EQ(result.subgroup, Subgroup::kSpecificExercise);
-  ASSERT_EQ(result.notes.size(), 1u);
-  EXPECT_NE(result.notes[0].find("Thackeray 2016"), std::string::npos);
 }
 
 TEST(Classify, CombinesStartBackPhaseAndSubgroup) {

@@ -39,11 +39,18 @@ SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPol
   } else if (f.directional_preference == DirectionalPreference::kExtension) {
     direction = "extension";
     specific.push_back(f.centralisation ? "symptoms centralise with extension" : "directional preference for extension");
-  } else if (f.directional_preference == DirectionalPreference::kFlexion || f.stenosis_suspected) {
+  } else if (f.directional_preference == DirectionalPreference::kFlexion) {
+    // A direction only from a tested preference (repeated movements; McKenzie & May 2003):
+    // stenosis signs or age support a flexion preference once tested, never replace the test.
     direction = "flexion";
-    if (f.directional_preference == DirectionalPreference::kFlexion) specific.push_back("directional preference for flexion");
+    specific.push_back("directional preference for flexion");
     if (f.stenosis_suspected) specific.push_back("signs of lumbar stenosis");
     if (f.age_years && *f.age_years > 50) specific.push_back("age over 50");
+  }
+  if (f.stenosis_suspected && direction.empty()) {
+    result.notes.push_back(
+        "signs of lumbar stenosis: flexion-based exercise often eases them, but no direction is imposed before "
+        "repeated-movement testing shows a preference");
   }
 
   // Stabilisation.
@@ -79,12 +86,13 @@ SubgroupResult ChooseSubgroup(const ClinicalFindings& f, const ClassificationPol
     result.direction = direction;
     result.criteria_met = specific;
   } else if (traction_candidate) {
-    result.subgroup = Subgroup::kSpecificExercise;
-    result.direction = "flexion";
-    result.criteria_met = {"symptoms below the knee", "nerve-root signs"};
+    // No direction without a tested preference: sciatica with nerve-root signs and no
+    // preference is not sent to flexion (nor kept from extension); repeated-movement
+    // testing decides, and the phase-based programme applies meanwhile.
     result.notes.push_back(
-        "fits the historical traction subgroup; traction is not supported (Thackeray 2016) and NICE NG59 advises "
-        "against it, so specific exercise is used instead");
+        "fits the historical traction subgroup (symptoms below the knee, nerve-root signs, no directional "
+        "preference); traction is not supported (Thackeray 2016) and NICE NG59 advises against it; no exercise "
+        "direction is imposed: test repeated movements for a preference");
   } else if (static_cast<int>(stabilisation.size()) >= policy.stabilisation_min_criteria) {
     result.subgroup = Subgroup::kStabilisation;
     result.criteria_met = stabilisation;

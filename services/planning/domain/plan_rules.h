@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.11.4";
+inline constexpr const char* kRulesVersion = "2026.12.1";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {
