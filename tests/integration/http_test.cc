@@ -387,8 +387,8 @@ TEST_F(Http, TraceContextIsLoggedAndForwardedToOtherServices) {
 
 // One raw exchange on a fresh connection: `request` as given (no client library
 // to tidy it up), then the answer until the server closes or `wait` passes.
-std::string RawExchange(int port, const std::string& request, std::chrono::milliseconds wait = std::chrono::seconds(5),
-                        bool close_write = true) {
+// A TCP connection to 127.0.0.1:`port`, or -1.
+int ConnectLoopback(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -396,10 +396,16 @@ std::string RawExchange(int port, const std::string& request, std::chrono::milli
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+std::string RawExchange(int port, const std::string& request, std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
   send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  if (close_write) shutdown(fd, SHUT_WR);
+  shutdown(fd, SHUT_WR);
   const auto until = std::chrono::steady_clock::now() + wait;
   std::string answer;
   char buffer[4096];
@@ -504,12 +510,8 @@ TEST_F(Http, NoBodyIsParsedBeforeTheTokenVerifies) {
 TEST_F(Http, AChunkedBodyPastTheLimitIs413AndNeverBuffered) {
   const int port = cluster_->assessment_http_port();
   const long before = ProcessResidentBytes();
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  const int fd = ConnectLoopback(port);
+  ASSERT_GE(fd, 0);
   // The answer is read while the body is still being sent (the server answers, then closes).
   std::string answer;
   std::thread reader([&] {
@@ -570,12 +572,8 @@ TEST_F(Http, TricklingConnectionsDoNotStarveThePort) {
   const int port = cluster_->assessment_http_port();
   std::vector<int> sockets;
   for (int i = 0; i < 64; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    const int fd = ConnectLoopback(port);
+    ASSERT_GE(fd, 0);
     const std::string start = "POST /physio.assessment.v1.AssessmentService/GetAssessment HTTP/1.1\r\nX-Slow: ";
     send(fd, start.data(), start.size(), MSG_NOSIGNAL);
     sockets.push_back(fd);

@@ -191,14 +191,23 @@ void BoundRequests(httplib::Server& server, std::chrono::milliseconds request_re
   server.set_payload_max_length(max_body_bytes);
 }
 
-int BindOrThrow(httplib::Server& server, const std::string& listen, const char* what) {
+// Binds `listen` (host:port, port 0: a free one) and serves on `thread`; returns the bound port.
+int StartServing(httplib::Server& server, const std::string& listen, const char* what, std::thread& thread) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error(std::string(what) + " must be host:port");
   const std::string host = listen.substr(0, colon);
   const int wanted = std::stoi(listen.substr(colon + 1));
   const int port = wanted == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, wanted) ? wanted : -1);
   if (port <= 0) throw std::runtime_error("cannot listen on " + listen + " (" + what + ")");
+  thread = std::thread([&server] { server.listen_after_bind(); });
   return port;
+}
+
+// Stops accepting and lets requests in progress finish (once).
+void StopServing(httplib::Server& server, std::thread& thread) {
+  if (!thread.joinable()) return;
+  server.stop();
+  thread.join();
 }
 
 }  // namespace
@@ -418,17 +427,9 @@ void HttpGateway::Routes() {
   });
 }
 
-int HttpGateway::Start() {
-  port_ = BindOrThrow(*server_, settings_.listen, "http-listen");
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  return port_;
-}
+int HttpGateway::Start() { return port_ = StartServing(*server_, settings_.listen, "http-listen", thread_); }
 
-void HttpGateway::Shutdown() {
-  if (!thread_.joinable()) return;
-  server_->stop();
-  thread_.join();
-}
+void HttpGateway::Shutdown() { StopServing(*server_, thread_); }
 
 MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
     : listen_(std::move(listen)), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {
@@ -442,16 +443,8 @@ MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
 
 MetricsListener::~MetricsListener() { Shutdown(); }
 
-int MetricsListener::Start() {
-  port_ = BindOrThrow(*server_, listen_, "metrics-listen");
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  return port_;
-}
+int MetricsListener::Start() { return port_ = StartServing(*server_, listen_, "metrics-listen", thread_); }
 
-void MetricsListener::Shutdown() {
-  if (!thread_.joinable()) return;
-  server_->stop();
-  thread_.join();
-}
+void MetricsListener::Shutdown() { StopServing(*server_, thread_); }
 
 }  // namespace physio
