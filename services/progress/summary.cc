@@ -23,7 +23,7 @@ int64_t PlanStart(const plan_pb::Plan& plan) {
 
 // The expected course against the plan, for the summary.
 pb::ExpectedCourse CourseOf(const plan_pb::Plan& plan, const EvaluationInput& input,
-                                         const Evaluation& judged, int weeks_since_start) {
+                                         const Evaluation& judged, int weeks_since_start, int open_alerts) {
   CourseInput course;
   switch (plan.intensity()) {
     case plan_pb::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: course.group = CourseGroup::kLowRisk; break;
@@ -52,6 +52,10 @@ pb::ExpectedCourse CourseOf(const plan_pb::Plan& plan, const EvaluationInput& in
   course.early_response = judged.early_response;
   course.responder = judged.responder;
   course.recovered = judged.recovered;
+  course.plan_suspended = plan.status() == plan_pb::PLAN_STATUS_SUSPENDED;
+  course.deteriorated = judged.flare;
+  for (const auto& change : input.changes) course.deteriorated |= change.deteriorated;
+  course.open_alerts = open_alerts;
   const ExpectedCourse built = BuildExpectedCourse(course);
   pb::ExpectedCourse out;
   out.set_summary(built.summary);
@@ -66,6 +70,7 @@ pb::ExpectedCourse CourseOf(const plan_pb::Plan& plan, const EvaluationInput& in
     case CourseStatus::kOnTrack: out.set_status(pb::COURSE_STATUS_ON_TRACK); break;
     case CourseStatus::kSlowerThanExpected: out.set_status(pb::COURSE_STATUS_SLOWER_THAN_EXPECTED); break;
     case CourseStatus::kRecovered: out.set_status(pb::COURSE_STATUS_RECOVERED); break;
+    case CourseStatus::kNeedsReview: out.set_status(pb::COURSE_STATUS_NEEDS_REVIEW); break;
   }
   out.set_where_now(built.where_now);
   switch (built.basis) {
@@ -252,7 +257,8 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
     summary.set_weeks_since_start(static_cast<int>((input.now_seconds - input.plan_start_seconds) / kWeekSeconds));
     snapshot.judged = Evaluate(input, policy);
     summary.set_responder_status(ToProto(snapshot.judged.responder));
-    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged, summary.weeks_since_start());
+    *summary.mutable_expected_course() = CourseOf(*plan, input, snapshot.judged, summary.weeks_since_start(),
+                                                  static_cast<int>(records.open_alerts.size()));
   }
   for (const auto& alert : records.open_alerts) *summary.add_open_alerts() = alert;
   return snapshot;

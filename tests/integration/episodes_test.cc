@@ -697,6 +697,9 @@ TEST_F(Episodes, SymptomsAreReportedAtAnyTimeWhateverThePlansState) {
   ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, weakness, &urgent).ok());
   EXPECT_TRUE(urgent.plan_suspended());
   EXPECT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_SUSPENDED);
+  // Item 10: the patient app is never told "on track" while the plan is suspended.
+  EXPECT_EQ(Summary().expected_course().status(), gpb::COURSE_STATUS_NEEDS_REVIEW);
+  EXPECT_NE(Summary().expected_course().where_now().find("paused"), std::string::npos);
 
   // The plan is suspended: no home log is taken, but symptoms still are.
   gpb::ReportSymptomsRequest saddle;

@@ -246,6 +246,31 @@ TEST(ExpectedCourse, QuotesItsSourcesAndSaysWhereThePatientIs) {
   EXPECT_EQ(BuildExpectedCourse(input).status, CourseStatus::kRecovered);
 }
 
+// Issue 26 item 10: never "on track" while the plan is suspended, the patient is
+// worse, or an alert is open, whatever the early response says.
+TEST(ExpectedCourse, NeverOnTrackWhenSuspendedWorseOrAlerted) {
+  CourseInput input;
+  input.group = CourseGroup::kMediumRisk;
+  input.pain = FromTo{6, 4};
+  input.early_response = EarlyResponse::kOnTrack;
+  input.responder = ResponderStatus::kResponder;
+  ASSERT_EQ(BuildExpectedCourse(input).status, CourseStatus::kOnTrack);
+  auto suspended = input;
+  suspended.plan_suspended = true;
+  const auto paused = BuildExpectedCourse(suspended);
+  EXPECT_EQ(paused.status, CourseStatus::kNeedsReview);
+  EXPECT_NE(paused.where_now.find("paused"), std::string::npos) << paused.where_now;
+  EXPECT_EQ(paused.where_now.find("on track"), std::string::npos) << paused.where_now;
+  auto worse = input;
+  worse.deteriorated = true;
+  EXPECT_EQ(BuildExpectedCourse(worse).status, CourseStatus::kNeedsReview);
+  auto alerted = input;
+  alerted.open_alerts = 1;
+  EXPECT_EQ(BuildExpectedCourse(alerted).status, CourseStatus::kNeedsReview);
+  alerted.recovered = true;  // not even "recovered" while the clinic has an alert to look at
+  EXPECT_EQ(BuildExpectedCourse(alerted).status, CourseStatus::kNeedsReview);
+}
+
 TEST(ExpectedCourse, FollowsThePublishedCourseOfRecentOrPersistentPain) {
   // da Costa 2012: mean pain /100 acute 52 -> 23 (6 wk) -> 12 (26 wk) -> 6 (52 wk);
   // persistent 51 -> 33 -> 26 -> 23.

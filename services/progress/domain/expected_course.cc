@@ -130,7 +130,16 @@ ExpectedCourse BuildExpectedCourse(const CourseInput& in) {
     now += "Your Oswestry score has gone from " + Whole(in.odi->baseline) + "% to " + Whole(in.odi->now) +
            "% (lower is better). ";
   }
-  if (in.recovered) {
+  if (in.plan_suspended || in.deteriorated || in.open_alerts > 0) {
+    // Issue 26: never "on track" while the plan is suspended, the patient is worse, or the clinic has an alert.
+    course.status = CourseStatus::kNeedsReview;
+    now += in.plan_suspended ? "Your plan is paused until your physiotherapist has reviewed it: follow the advice you "
+                               "were given and contact your clinic if you have not heard from them."
+           : in.deteriorated ? "Your symptoms are worse than when you started, so your physiotherapist will review your "
+                               "plan with you; contact your clinic if you have not heard from them."
+                             : "Your clinic has been told about something you reported and will review your plan with "
+                               "you; contact them if you have not heard from them.";
+  } else if (in.recovered) {
     course.status = CourseStatus::kRecovered;
     now += "You have recovered by the usual definition (no pain and very little difficulty); your physiotherapist "
            "will talk with you about finishing the plan and staying active.";

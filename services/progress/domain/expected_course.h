@@ -13,7 +13,7 @@
 namespace physio::progress {
 
 enum class CourseGroup { kUnknown, kLowRisk, kMediumRisk, kHighRisk };
-enum class CourseStatus { kTooEarly, kOnTrack, kSlowerThanExpected, kRecovered };
+enum class CourseStatus { kTooEarly, kOnTrack, kSlowerThanExpected, kRecovered, kNeedsReview };
 enum class CoursePhase { kUnknown, kSymptomModulation, kMovementControl, kFunctionOptimisation };
 // da Costa et al., CMAJ 2012: cohorts under 6 weeks (recent onset) and 6 weeks or more (persistent).
 enum class CourseBasis { kUnknown, kRecentOnset, kPersistent };
@@ -37,6 +37,10 @@ struct CourseInput {
   EarlyResponse early_response = EarlyResponse::kTooEarly;
   ResponderStatus responder = ResponderStatus::kTooEarly;
   bool recovered = false;
+  // Any of these, and the patient is told the clinic will review the plan, never "on track".
+  bool plan_suspended = false;
+  bool deteriorated = false;  // an outcome meaningfully worse, or a flare
+  int open_alerts = 0;
 };
 
 struct CourseMilestone {
