@@ -524,6 +524,15 @@ TEST_F(Floods, UnauthenticatedCallsAreLimitedPerAddressAndTheirAuditIsAggregated
   EXPECT_GE(codes[StatusCode::UNAUTHENTICATED], 5);
   EXPECT_LE(codes[StatusCode::UNAUTHENTICATED], 8);
   EXPECT_GE(codes[StatusCode::RESOURCE_EXHAUSTED], 32);
+  // An event stream from the same address is refused before it gets a thread.
+  {
+    auto context = forged.Context(std::chrono::seconds(5));
+    apb::WatchEventsRequest watch;
+    auto reader = forged.assessment->WatchEvents(context.get(), watch);
+    apb::WatchEventsResponse event;
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_EQ(reader->Finish().error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  }
   // A quiet second: one more failure is allowed, and its row carries the ones not yet written.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   ASSERT_EQ(forged.Call(forged.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &listed)
