@@ -90,6 +90,13 @@ bool AnyYes(const pb::SafetyNetAnswers& net) {
          net.both_legs_affected() || net.worsening_leg_weakness() || net.feverish_or_unwell();
 }
 
+// A safety-net alert's reasons: where the answer came from, the red-flag action and each concern.
+std::vector<std::string> SafetyNetAlertReasons(const std::string& source, const apb::RedFlagResult& red_flags) {
+  std::vector<std::string> reasons = {source + ": safety-net answer", apb::RedFlagAction_Name(red_flags.action())};
+  for (const auto& line : physio::assessment::ConcernSummaries(red_flags)) reasons.push_back(line);
+  return reasons;
+}
+
 SafetyNetUrgency UrgencyOf(const std::optional<apb::RedFlagResult>& red_flags) {
   if (!red_flags) return SafetyNetUrgency::kNone;
   if (red_flags->action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) return SafetyNetUrgency::kEmergency;
@@ -254,12 +261,8 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         if (any_yes || request.symptoms_spread_down_leg()) {
           const std::string clinic = LatestClinic(writer, ctx, request.patient_id());
           if (any_yes) {
-            std::vector<std::string> reasons = {"home log " + log.log_id() + ": safety-net answer"};
-            if (red_flags) {
-              reasons.push_back(apb::RedFlagAction_Name(red_flags->action()));
-              for (const auto& line : physio::assessment::ConcernSummaries(*red_flags)) reasons.push_back(line);
-            }
-            if (RaiseAlert(writer, ctx, clinic, request.patient_id(), pb::ALERT_KIND_SAFETY_NET, reasons)) {
+            if (RaiseAlert(writer, ctx, clinic, request.patient_id(), pb::ALERT_KIND_SAFETY_NET,
+                           SafetyNetAlertReasons("home log " + log.log_id(), *red_flags))) {
               raised.push_back(pb::ALERT_KIND_SAFETY_NET);
             }
           }
@@ -368,11 +371,8 @@ pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, c
         writer.InsertSymptomReport(ctx.tenant, report);
         if (any_yes) {
           // Raised at once, in the same commit as the report, for the clinic that last saw the patient.
-          std::vector<std::string> reasons = {"symptom report " + report.report_id() + ": safety-net answer",
-                                              apb::RedFlagAction_Name(red_flags->action())};
-          for (const auto& line : physio::assessment::ConcernSummaries(*red_flags)) reasons.push_back(line);
           if (RaiseAlert(writer, ctx, LatestClinic(writer, ctx, request.patient_id()), request.patient_id(),
-                         pb::ALERT_KIND_SAFETY_NET, reasons)) {
+                         pb::ALERT_KIND_SAFETY_NET, SafetyNetAlertReasons("symptom report " + report.report_id(), *red_flags))) {
             raised.push_back(pb::ALERT_KIND_SAFETY_NET);
           }
         }
