@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -25,17 +26,41 @@ namespace physio::testing {
 
 namespace fs = std::filesystem;
 
-int FreePort() {
+namespace {
+// The first port the kernel hands out for outgoing connections and port-0
+// listeners; a store given a port above it can find it taken by a parallel
+// test's connection between the check and its own bind.
+int EphemeralPortsStart() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (range >> low && low > 12000) return low;
+  return 32768;
+}
+
+bool CanBind(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind failed");
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+}  // namespace
+
+int FreePort() {
+  // Below the ephemeral range, at random: free now, and not one the kernel
+  // gives to another process's connection in the meantime. A store that still
+  // finds its port taken is started again on another (see the servers below).
+  static std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  std::uniform_int_distribution<int> pick(10000, EphemeralPortsStart() - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(random);
+    if (CanBind(port)) return port;
+  }
+  throw std::runtime_error("no free port below the ephemeral range");
 }
 
 namespace {
@@ -50,9 +75,13 @@ bool CanConnect(int port) {
   return ok;
 }
 
-void WaitForPort(int port, const std::string& what) {
+// Until `port` accepts connections; throws at once if `process` exits first.
+void WaitForPort(int port, const std::string& what, ChildProcess* process = nullptr) {
   for (int i = 0; i < 200; ++i) {
     if (CanConnect(port)) return;
+    if (process != nullptr && process->Exited()) {
+      throw std::runtime_error(what + " exited before it opened port " + std::to_string(port));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   throw std::runtime_error(what + " did not open port " + std::to_string(port));
@@ -142,7 +171,17 @@ RedisServer::RedisServer(bool persistent) : port_(FreePort()) {
     data_dir_ = std::filesystem::temp_directory_path() / ("physio-redis-" + std::to_string(port_));
     std::filesystem::create_directories(data_dir_);
   }
-  Start();
+  // A port taken between FreePort and redis's bind: another port, a few times.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      Start();
+      return;
+    } catch (const std::exception&) {
+      if (attempt == 3) throw;
+      process_.reset();
+      port_ = FreePort();
+    }
+  }
 }
 
 RedisServer::~RedisServer() {
@@ -159,7 +198,7 @@ void RedisServer::Start() {
     argv.insert(argv.end(), {"--dir", data_dir_.string(), "--appendonly", "yes", "--appendfsync", "always"});
   }
   process_ = std::make_unique<ChildProcess>(argv);
-  WaitForPort(port_, "redis-server");
+  WaitForPort(port_, "redis-server", process_.get());
 }
 
 PostgresServer::PostgresServer(bool durable) : port_(FreePort()), durable_(durable) {
@@ -173,7 +212,22 @@ PostgresServer::PostgresServer(bool durable) : port_(FreePort()), durable_(durab
   }
   RunAsPostgres({PgBinary("initdb"), "-D", (dir_ / "data").string(), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                  "--no-sync"});
-  Start();
+  // A port taken between FreePort and the postmaster's bind: another port, a
+  // few times; the last failure carries the server's log.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      Start();
+      return;
+    } catch (const std::exception& e) {
+      std::ifstream log(dir_ / "log");
+      std::string tail, line;
+      while (std::getline(log, line)) tail = tail.size() > 2000 ? line : tail + "\n" + line;
+      if (attempt == 3) throw std::runtime_error(std::string(e.what()) + "; postgres log:" + tail);
+      std::error_code ignored;
+      fs::remove(dir_ / "log", ignored);
+      port_ = FreePort();
+    }
+  }
 }
 
 void PostgresServer::Start() {
