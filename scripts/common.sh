@@ -7,7 +7,7 @@ BUILD_DIR="${PHYSIO_BUILD_DIR:-$ROOT/build}"
 RUN_PACKAGES=(
   build-essential cmake pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libhiredis-dev libspdlog-dev libpq-dev libcpp-jwt-dev libssl-dev nlohmann-json3-dev
+  libhiredis-dev libspdlog-dev libpq-dev libdw-dev libcpp-jwt-dev libssl-dev nlohmann-json3-dev
   redis-server postgresql-15 postgresql-client-15
 )
 # What the tests add (test.sh): test frameworks, the compose check, the README's

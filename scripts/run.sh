@@ -9,6 +9,8 @@
 # PHYSIO_RUN_DIR: state (keys, logs, Redis data, env file); default .run/ in the checkout (git-ignored).
 # PHYSIO_EXIT_AFTER_DEMO=1: stop everything after the demo instead of waiting.
 # PHYSIO_SKIP_BUILD=1: use the existing build (no apt, no cmake).
+# PHYSIO_SKIP_DEMO=1: no demo episode (the stack only); PHYSIO_STARTUP_WAIT_S (60): how long
+#   services may take to answer SERVING before run.sh gives up, showing their logs.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -172,6 +174,8 @@ set -a
 # shellcheck source=/dev/null
 . "$RUN_DIR/env"
 set +a
+SERVICES=(assessment planning progress)
+declare -A SERVICE_PID SERVICE_PORT
 start_service() {  # name port
   echo "== $1 on 127.0.0.1:$2 (gRPC), 127.0.0.1:$(($2 + 1000)) (HTTP: Connect protocol) and 127.0.0.1:$(($2 + 2000)) (/metrics)"
   (
@@ -181,19 +185,58 @@ start_service() {  # name port
     exec "$BIN/$1/physio-$1" --listen="127.0.0.1:$2"
   ) >"$LOG_DIR/$1.log" 2>&1 &
   PIDS+=($!)
+  SERVICE_PID[$1]=$!
+  SERVICE_PORT[$1]=$2
 }
 start_service assessment "$ASSESSMENT_PORT"
 start_service planning "$PLANNING_PORT"
 start_service progress "$PROGRESS_PORT"
 printf '%s\n' "${PIDS[@]}" >"$RUN_DIR/pids"
 
-for port in "$ASSESSMENT_PORT" "$PLANNING_PORT" "$PROGRESS_PORT"; do
-  if ! "$BIN/devtools/physio-probe" --addr="127.0.0.1:$port" --wait-ms=30000; then
-    echo "a service did not become healthy; logs in $LOG_DIR" >&2
-    tail -n 20 "$LOG_DIR"/*.log >&2
+# Until every service answers SERVING. A service that exits meanwhile is
+# reported at once, with its exit status (or signal) and the end of its log;
+# one that neither serves nor exits within PHYSIO_STARTUP_WAIT_S is reported
+# with its log too (its startup phases say where it waits).
+service_exited() {  # name: prints how it ended and its log's tail
+  local status=0
+  wait "${SERVICE_PID[$1]}" || status=$?
+  if [ "$status" -gt 128 ]; then
+    echo "$1 exited during startup: killed by signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))" >&2
+  else
+    echo "$1 exited during startup with status $status" >&2
+  fi
+  echo "-- last lines of $LOG_DIR/$1.log:" >&2
+  tail -n 30 "$LOG_DIR/$1.log" >&2
+}
+STARTUP_DEADLINE=$((SECONDS + ${PHYSIO_STARTUP_WAIT_S:-60}))
+waiting=("${SERVICES[@]}")
+while [ "${#waiting[@]}" -gt 0 ]; do
+  still=()
+  for svc in "${waiting[@]}"; do
+    if ! kill -0 "${SERVICE_PID[$svc]}" 2>/dev/null; then
+      service_exited "$svc"
+      exit 1
+    fi
+    if ! "$BIN/devtools/physio-probe" --addr="127.0.0.1:${SERVICE_PORT[$svc]}" --wait-ms=500 >/dev/null 2>&1; then
+      still+=("$svc")
+    fi
+  done
+  waiting=("${still[@]+"${still[@]}"}")
+  if [ "${#waiting[@]}" -gt 0 ] && [ "$SECONDS" -ge "$STARTUP_DEADLINE" ]; then
+    for svc in "${waiting[@]}"; do
+      echo "$svc did not become healthy within ${PHYSIO_STARTUP_WAIT_S:-60} s (still running); last lines of $LOG_DIR/$svc.log:" >&2
+      tail -n 30 "$LOG_DIR/$svc.log" >&2
+    done
     exit 1
   fi
 done
+echo "== all three services SERVING"
+if [ "${PHYSIO_SKIP_DEMO:-0}" = "1" ]; then
+  if [ "${PHYSIO_EXIT_AFTER_DEMO:-0}" = "1" ]; then exit 0; fi
+  echo "Press Ctrl-C to stop everything."
+  wait
+  exit 0
+fi
 
 "$BIN/devtools/physio-demo" --key="$RUN_DIR/keys/jwt-private.pem" \
   --assessment-addr="127.0.0.1:$ASSESSMENT_PORT" --planning-addr="127.0.0.1:$PLANNING_PORT" \

@@ -48,3 +48,14 @@ for attempt in 1 2; do
   grep -qx "PHYSIO_PG_PORT=$PHYSIO_PG_PORT" "$CHECKOUT/.run/env" || { echo "env file lacks the PostgreSQL port"; exit 1; }
   echo "run $attempt: demo complete"
 done
+
+# A service that cannot start is reported at once, with its exit status and its
+# log's last lines, not after a probe's time-out: here planning is given a library file that does not exist.
+started=$SECONDS
+output="$(cd "$CHECKOUT" && PHYSIO_SKIP_DEMO=1 PHYSIO_LIBRARY_FILE=/nonexistent/library.json ./scripts/run.sh 2>&1)" &&
+  { echo "$output"; echo "run.sh succeeded with a missing library file"; exit 1; }
+for expected in "planning exited during startup with status 1" "/nonexistent/library.json" "== stopped"; do
+  grep -qF "$expected" <<<"$output" || { echo "$output"; echo "failed start: missing '$expected'"; exit 1; }
+done
+[ $((SECONDS - started)) -lt 30 ] || { echo "$output"; echo "the failed start took $((SECONDS - started)) s to report"; exit 1; }
+echo "failed start: reported at once"

@@ -5,6 +5,7 @@
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
+#include "physio/server/startup.h"
 #include "planning_app.h"
 #include "planning_roles.h"
 
@@ -87,6 +88,7 @@ class PlanningServer final : public RunningService {
   }
   // A file given by configuration replaces the library built into the binary.
   static InterventionLibrary LoadLibrary(const Config& config) {
+    StartupPhase("loading the intervention library");
     const std::string path = config.Get("library-file");
     return InterventionLibrary::Parse(path.empty() ? std::string(kEmbeddedInterventionLibrary) : ReadFileOrThrow(path));
   }

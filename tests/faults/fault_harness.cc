@@ -144,8 +144,9 @@ void FaultCluster::StartReplica(Service service, int replica) {
   const auto give_up = SteadyClock::now() + 20s;
   while (SteadyClock::now() < give_up) {
     if (slot.process->Exited()) {
+      const std::string how = slot.process->ExitDescription();
       slot.process.reset();
-      throw std::runtime_error(slot.name + " exited at start:\n" + LogTail(log));
+      throw std::runtime_error(slot.name + " exited at start (" + how + "):\n" + LogTail(log));
     }
     if (ReplicaHealth(service, replica, 300ms) == Health::kServing) return;
     std::this_thread::sleep_for(20ms);

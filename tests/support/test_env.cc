@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <string.h>
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -80,7 +81,8 @@ void WaitForPort(int port, const std::string& what, ChildProcess* process = null
   for (int i = 0; i < 200; ++i) {
     if (CanConnect(port)) return;
     if (process != nullptr && process->Exited()) {
-      throw std::runtime_error(what + " exited before it opened port " + std::to_string(port));
+      throw std::runtime_error(what + " exited (" + process->ExitDescription() + ") before it opened port " +
+                               std::to_string(port));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -121,32 +123,37 @@ void ChildProcess::Signal(int signal) {
   if (pid_ > 0) kill(pid_, signal);
 }
 
-bool ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
+bool ChildProcess::Reap() {
   if (pid_ <= 0) return true;
+  if (waitpid(pid_, &status_, WNOHANG) != pid_) return false;
+  pid_ = -1;
+  return true;
+}
+
+std::string ChildProcess::ExitDescription() const {
+  if (pid_ > 0) return "still running";
+  if (WIFSIGNALED(status_)) {
+    const char* name = sigabbrev_np(WTERMSIG(status_));
+    return "killed by signal " + std::to_string(WTERMSIG(status_)) + " (SIG" + (name != nullptr ? name : "?") + ")";
+  }
+  return "exit status " + std::to_string(WEXITSTATUS(status_));
+}
+
+bool ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   do {
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      pid_ = -1;
-      return true;
-    }
+    if (Reap()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   } while (std::chrono::steady_clock::now() < give_up);
   return false;
 }
 
-bool ChildProcess::Exited() {
-  if (pid_ <= 0) return true;
-  if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-    pid_ = -1;
-    return true;
-  }
-  return false;
-}
+bool ChildProcess::Exited() { return Reap(); }
 
 void ChildProcess::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  waitpid(pid_, &status_, 0);
   pid_ = -1;
 }
 
@@ -155,14 +162,11 @@ void ChildProcess::Stop() {
   kill(pid_, SIGCONT);  // a frozen (SIGSTOPped) process cannot act on SIGTERM
   kill(pid_, SIGTERM);
   for (int i = 0; i < 100; ++i) {
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      pid_ = -1;
-      return;
-    }
+    if (Reap()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  waitpid(pid_, &status_, 0);
   pid_ = -1;
 }
 

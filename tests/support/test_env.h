@@ -39,9 +39,14 @@ class ChildProcess {
   bool Exited();
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
+  // How the reaped process ended: "exit status 1", "killed by signal 11 (SIGSEGV)".
+  std::string ExitDescription() const;
 
  private:
+  // waitpid(WNOHANG) once; true (and the status kept) when the process has ended.
+  bool Reap();
   pid_t pid_ = -1;
+  int status_ = 0;
 };
 
 class RedisServer {

@@ -70,6 +70,20 @@ class BatchedStderr {
     writer_.join();
   }
 
+  // From a fatal-signal handler: writes what is buffered now, on this thread.
+  // Gives up after a short wait if the crashed thread itself held the buffer's lock.
+  void WriteNowBeforeDeath() {
+    std::unique_lock lock(mutex_, std::defer_lock);
+    for (int attempt = 0; attempt < 100 && !lock.try_lock(); ++attempt) usleep(2000);
+    if (!lock.owns_lock()) return;
+    for (std::size_t done = 0; done < buffer_.size();) {
+      const ssize_t n = ::write(STDERR_FILENO, buffer_.data() + done, buffer_.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    buffer_.clear();
+  }
+
   void Append(const char* data, std::size_t size, bool urgent) {
     std::unique_lock lock(mutex_);
     room_.wait(lock, [&] { return stopping_ || buffer_.size() < kMaxBuffered; });
@@ -127,6 +141,9 @@ class BatchingSink final : public spdlog::sinks::base_sink<std::mutex> {
   std::shared_ptr<BatchedStderr> out_;
 };
 
+// The buffer a fatal-signal handler flushes (the process's one BatchedStderr).
+std::atomic<BatchedStderr*> crash_flush_target{nullptr};
+
 // Access lines are pre-formatted JSON members ("key":value,...) spliced into the object.
 std::shared_ptr<spdlog::logger> access_logger;
 std::mutex access_logger_mutex;
@@ -145,6 +162,7 @@ std::unique_ptr<spdlog::pattern_formatter> Formatter(const std::string& pattern)
 void InitJsonLogging(const std::string& service, const std::string& level) {
   // One buffer and writer thread for the process, shared by both loggers.
   static const auto out = std::make_shared<BatchedStderr>();
+  crash_flush_target.store(out.get());
   // Not registered by name: tests start several services in one process.
   auto logger = std::make_shared<spdlog::logger>("physio", std::make_shared<BatchingSink>(out));
   logger->set_formatter(Formatter(LinePrefix(service) + R"("thread":%t,"msg":"%j"})"));
@@ -156,6 +174,10 @@ void InitJsonLogging(const std::string& service, const std::string& level) {
   access->set_level(spdlog::level::from_str(level));
   std::lock_guard lock(access_logger_mutex);
   access_logger = access;
+}
+
+void FlushLogsBeforeDeath() {
+  if (BatchedStderr* out = crash_flush_target.load()) out->WriteNowBeforeDeath();
 }
 
 void LogAccess(const AccessRecord& record) {

@@ -74,6 +74,8 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"rate-limit-tenant-burst", "0", "calls a tenant may make at once above the rate (0: twice the rate)"},
       {"peer-timeout-ms", "3000", "upper bound for one call to another service"},
       {"startup-timeout-ms", "30000", "how long to wait for PostgreSQL at start before giving up"},
+      {"startup-phase-warn-ms", "5000",
+       "a start phase (stores, migrations, listeners) running longer than this logs where it waits, each period; 0: never"},
       {"http-listen", "",
        "address:port of the HTTP port (Connect protocol); empty: the gRPC port plus 1000 on the same host "
        "(0 when that is 0); off: none"},

@@ -9,7 +9,9 @@
 #include <csignal>
 #include <iostream>
 
+#include "physio/common/crash_handler.h"
 #include "physio/common/logging.h"
+#include "physio/server/startup.h"
 
 namespace physio {
 
@@ -128,7 +130,9 @@ void ServiceHost::Shutdown() {
 
 int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, int argc, char** argv,
                 const std::function<std::unique_ptr<RunningService>(const Config&)>& start) {
-  // Block the termination signals before any thread exists, then wait for them synchronously.
+  // Before any thread exists: the fatal-signal report (and SIGPIPE ignored) is
+  // inherited by every thread; the termination signals are blocked, then waited for synchronously.
+  InstallCrashHandler();
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -145,9 +149,12 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
       return 0;
     }
     InitJsonLogging(service_name, config.Get("log-level"));
+    StartupTracker startup("loading keys and settings",
+                           std::chrono::milliseconds(config.GetInt("startup-phase-warn-ms")));
     auto service = start(config);
-    spdlog::info("{} listening on port {} (gRPC), {} (HTTP) and {} (metrics)", service_name, service->port(),
-                 service->http_port(), service->metrics_port());
+    const auto took = startup.Finish();
+    spdlog::info("{} listening on port {} (gRPC), {} (HTTP) and {} (metrics); started in {} ms", service_name,
+                 service->port(), service->http_port(), service->metrics_port(), took.count());
     const auto notice = std::chrono::milliseconds(config.GetInt("shutdown-notice-ms"));
     int received = 0;
     sigwait(&signals, &received);
@@ -163,6 +170,7 @@ int ServiceMain(const std::string& service_name, std::vector<ConfigKey> keys, in
     spdlog::info("{} stopped", service_name);
     return 0;
   } catch (const std::exception& e) {
+    FlushLogsBeforeDeath();
     std::cerr << service_name << ": " << e.what() << "\n";
     return 1;
   }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "physio/common/process_stats.h"
+#include "physio/server/startup.h"
 
 namespace physio {
 
@@ -77,6 +78,11 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
         return redis_ok && pg_ok;
       }),
       schema_(schema) {
+  StartupPhase("reaching Redis");
+  if (!redis_.Ping(std::chrono::milliseconds(1000))) {
+    spdlog::warn("redis not reachable at start; health stays NOT_SERVING until it is");
+  }
+  StartupPhase("reaching PostgreSQL and applying migrations");
   const auto patience = std::chrono::milliseconds(config.GetInt("startup-timeout-ms"));
   if (config.Get("pg-migration-user").empty()) {
     MigrateWithRetry(pg_, schema, migrations, "", patience);
@@ -89,6 +95,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
     PgPool owner_pool(owner);
     MigrateWithRetry(owner_pool, schema, migrations, config.Get("pg-user"), patience);
   }
+  StartupPhase("setting up the service");
   if (config.GetInt("idempotency-retention-hours") > 0) {
     purge_ = std::jthread([this](std::stop_token stop) { PurgeIdempotencyRecords(stop); });
   }
@@ -170,15 +177,18 @@ void ServiceRuntime::AddRuntimeMetrics() {
 }
 
 int ServiceRuntime::Serve(grpc::Service* service) {
+  StartupPhase("starting the gRPC server");
   host_.AddService(service);
   const int port = host_.Start();
   AddRuntimeMetrics();
   if (config_.Get("http-listen") != "off") {
+    StartupPhase("starting the HTTP gateway");
     http_ = std::make_unique<HttpGateway>(HttpSettingsFrom(config_), host_.InProcessChannel(), service_names_,
                                           verifier_);
     http_->Start();
   }
   if (const std::string metrics_listen = MetricsListenFrom(config_); metrics_listen != "off") {
+    StartupPhase("starting the metrics listener");
     metrics_listener_ = std::make_unique<MetricsListener>(metrics_listen, metrics_);
     metrics_listener_->Start();
   }

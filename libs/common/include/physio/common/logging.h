@@ -1,8 +1,8 @@
 #pragma once
 // One JSON object per line on stderr. Log ids, never patient data: messages are
 // written by us, and every value in them is an opaque id or a code.
-// Lines are written by spdlog's async logger (a bounded queue and one writer
-// thread), so a call never waits on stderr; nothing is flushed per line below warn.
+// Lines are formatted on the caller's thread and written in batches by one
+// writer thread (at once for warnings and errors), so a call never waits on stderr.
 #include <chrono>
 #include <string>
 
@@ -12,6 +12,9 @@ namespace physio {
 
 void InitJsonLogging(const std::string& service, const std::string& level);
 std::string JsonEscape(const std::string& text);
+// Writes the lines not yet written, on the calling thread, without waiting long
+// for a lock the dying thread may hold: for the fatal-signal handler (crash_handler.h).
+void FlushLogsBeforeDeath();
 
 // One access-log line per call, with real JSON keys:
 // {"ts":..,"level":"info","service":..,"kind":"access","method":..,"tenant":..,"principal":..,
