@@ -13,7 +13,7 @@ RUN_PACKAGES=(
 # What the tests add (test.sh): test frameworks, the compose check, the README's
 # Python example, and Node.js/npm for buf (proto lint) and the FHIR validator.
 TEST_PACKAGES=(
-  git openssl libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
+  git openssl ccache libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint
 )
 
@@ -46,16 +46,35 @@ install_node_tools() {
 }
 
 # build_all [ON|OFF]: with OFF, only the services and the tools run.sh uses.
+# ccache (Debian's) in front of the compilers when installed: a second build of
+# the same sources on this machine (another checkout, a rebuilt directory) reuses objects.
+compiler_launcher_args() {
+  if command -v ccache >/dev/null 2>&1; then
+    echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache"
+  fi
+}
+
 build_all() {
   local with_tests="${1:-ON}"
   echo "== building in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_BUILD_TESTS="$with_tests" >/dev/null
+  # shellcheck disable=SC2046
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_BUILD_TESTS="$with_tests" \
+    $(compiler_launcher_args) >/dev/null
   if [ "$with_tests" = "ON" ]; then
     cmake --build "$BUILD_DIR" -j2
   else
     cmake --build "$BUILD_DIR" -j2 --target physio-assessment physio-planning physio-progress \
       physio-probe physio-mint-token physio-demo
   fi
+}
+
+# The one sanitizer build (clang: AddressSanitizer, UndefinedBehaviorSanitizer and
+# libFuzzer's coverage) that serves both test.sh's sanitizer stage and the fuzzers.
+SANITIZE_DIR="${PHYSIO_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
+configure_sanitize_build() {
+  # shellcheck disable=SC2046
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$SANITIZE_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPHYSIO_SANITIZE=ON -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TESTS=ON $(compiler_launcher_args) >/dev/null
 }
 
 # Postgres binaries are not on PATH on Debian.

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, with ASan and UBSan) in build-fuzz/ and
+# Builds the libFuzzer targets (clang, with ASan and UBSan) in build-sanitize/ and
 # runs each for SECONDS (default 10) from the checked-in corpus (tests/fuzz/corpus,
 # plus the built-in intervention library for the library loader). New inputs go
 # to a scratch directory, never into the checked-in corpus. A crash fails the
-# run and leaves its input in build-fuzz/crashes/.
+# run and leaves its input in build-sanitize/crashes/.
 #   scripts/fuzz.sh            # a short run of each (test.sh does this)
 #   scripts/fuzz.sh 3600       # the long run (docs/security.md)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 SECONDS_EACH="${1:-10}"
-FUZZ_DIR="${PHYSIO_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
-CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_DIR" -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# The sanitizer build test.sh's stage 2 made (or makes here): one build for both.
+FUZZ_DIR="$SANITIZE_DIR"
+configure_sanitize_build
 cmake --build "$FUZZ_DIR" -j2 --target fuzzers
 mkdir -p "$FUZZ_DIR/crashes"
 for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library fuzz_fhir_import fuzz_http; do

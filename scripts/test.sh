@@ -3,42 +3,87 @@
 #  1. build/: ctest runs unit tests, integration tests (each starts its own
 #     redis-server and PostgreSQL on free loopback ports and the services on
 #     port 0), the fault suite (services as processes under a mixed load while
-#     Redis, PostgreSQL and services fail), the proto lint (buf STANDARD), the
-#     docker-compose and Kubernetes checks, the README examples and the run.sh
-#     demo smoke test;
-#  2. build-asan/: the unit and integration tests again, built with
+#     Redis, PostgreSQL and services fail), the process tests (fatal-signal
+#     traces, startup phases), the proto lint (buf STANDARD), the docker-compose
+#     and Kubernetes checks, the README examples and the run.sh demo smoke test;
+#  2. build-sanitize/ (clang): the unit and integration tests again, built with
 #     AddressSanitizer and UndefinedBehaviorSanitizer (any report fails);
-#  3. build-fuzz/: each libFuzzer target for a few seconds (scripts/fuzz.sh).
+#  3. the libFuzzer targets, from the same build-sanitize/ (scripts/fuzz.sh), a
+#     few seconds each.
 # PHYSIO_TEST_STAGES picks stages (default "1 2 3"); arguments go to stage 1's ctest.
+# At the end: each stage's wall time and the slowest tests.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 STAGES="${PHYSIO_TEST_STAGES:-1 2 3}"
+TIMES=()
+TEST_LOGS=()
+stage_done() {  # name started_at
+  TIMES+=("$(printf '%-44s %5d s' "$1" $((SECONDS - $2)))")
+}
+report() {
+  echo
+  echo "== stage times"
+  printf '  %s\n' "${TIMES[@]+"${TIMES[@]}"}"
+  if [ "${#TEST_LOGS[@]}" -gt 0 ]; then
+    echo "== slowest tests"
+    # ctest's lines: "12/180 Test #34: name ......   Passed   12.34 sec"
+    grep -hE "Test +#[0-9]+: " "${TEST_LOGS[@]}" |
+      sed -E 's/.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*/\2 \1/' | sort -rn | head -n 10 |
+      awk '{ printf "  %8.1f s  %s\n", $1, $2 }'
+  fi
+}
+trap report EXIT
+
+started=$SECONDS
 install_packages "${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 # kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless a kubectl
 # is already installed (another package may own /usr/bin/kubectl).
 command -v kubectl >/dev/null 2>&1 || install_packages kubernetes-client
 install_node_tools
+stage_done "install" "$started"
 
 if [[ " $STAGES " == *" 1 "* ]]; then
+  started=$SECONDS
   build_all
-  (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j2 "$@")
+  stage_done "1 build (build/)" "$started"
+  started=$SECONDS
+  TEST_LOGS+=("$BUILD_DIR/ctest-stage1.log")
+  status=0
+  (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j2 "$@") 2>&1 | tee "$BUILD_DIR/ctest-stage1.log" ||
+    status=$?
+  stage_done "1 tests" "$started"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
+# One clang build with AddressSanitizer, UndefinedBehaviorSanitizer and the
+# fuzzers' coverage serves stages 2 and 3.
+SANITIZER_TESTS=(unit_tests use_case_tests foundation_test resilience_test episodes_test serving_test safety_test
+  security_test tls_test http_test events_test session_loss_test)
 if [[ " $STAGES " == *" 2 "* ]]; then
-  ASAN_DIR="${PHYSIO_ASAN_BUILD_DIR:-$ROOT/build-asan}"
-  echo "== building with AddressSanitizer and UndefinedBehaviorSanitizer in $ASAN_DIR"
-  cmake -S "$ROOT" -B "$ASAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHYSIO_SANITIZE=ON >/dev/null
-  # Only what the tests below run (no tools, no benchmarks): the build is the slow part.
-  cmake --build "$ASAN_DIR" -j2 --target unit_tests foundation_test resilience_test episodes_test serving_test \
-    safety_test security_test tls_test http_test events_test session_loss_test use_case_tests
-  # The scripted checks (README, run.sh, compose, lint, benchmarks) ran in stage 1.
-  (cd "$ASAN_DIR" &&
+  started=$SECONDS
+  echo "== building with AddressSanitizer and UndefinedBehaviorSanitizer (clang) in $SANITIZE_DIR"
+  configure_sanitize_build
+  # Only what stages 2 and 3 run (no tools, no benchmarks): the build is the slow part.
+  cmake --build "$SANITIZE_DIR" -j2 --target "${SANITIZER_TESTS[@]}" fuzzers
+  stage_done "2 build (build-sanitize/, also the fuzzers)" "$started"
+  started=$SECONDS
+  TEST_LOGS+=("$SANITIZE_DIR/ctest-stage2.log")
+  # The scripted checks (README, run.sh, compose, lint, benchmarks), the fault
+  # suite and the process tests (the sanitizers have their own fatal-signal handlers) ran in stage 1.
+  status=0
+  (cd "$SANITIZE_DIR" &&
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    ctest --output-on-failure --timeout 600 -j2 -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness|k8s_manifests")
+    ctest --output-on-failure --timeout 600 -j2 \
+      -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness|k8s_manifests|process_test") \
+    2>&1 | tee "$SANITIZE_DIR/ctest-stage2.log" || status=$?
+  stage_done "2 tests under the sanitizers" "$started"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
 if [[ " $STAGES " == *" 3 "* ]]; then
+  started=$SECONDS
   "$ROOT/scripts/fuzz.sh" "${PHYSIO_FUZZ_SECONDS:-10}"
+  stage_done "3 fuzzers" "$started"
 fi

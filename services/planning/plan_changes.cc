@@ -1,6 +1,8 @@
 #include "plan_changes.h"
 
 #include <algorithm>
+#include <regex>
+#include <set>
 
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
@@ -305,6 +307,117 @@ void CheckPlanInvariants(const v1::Plan& plan) {
   if (psychological && !exercise) {
     ThrowInvalidArgument("changes", "psychologically informed care only together with exercise (NICE NG59)");
   }
+}
+
+v1::PlanItem ItemFromDraft(const PlanItemDraft& item) {
+  v1::PlanItem out;
+  out.set_item_id(item.id);
+  out.set_kind(ToProto(item.kind));
+  out.set_title(item.title);
+  out.set_instructions(item.instructions);
+  if (item.kind == ItemKind::kExercise) *out.mutable_dose() = ToProto(item.dose);
+  out.set_reason(item.reason);
+  out.set_source(item.source);
+  out.set_home_programme(item.home_programme);
+  out.set_progression_id(item.progression);
+  out.set_regression_id(item.regression);
+  return out;
+}
+
+std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrary& library,
+                                        const google::protobuf::RepeatedPtrField<v1::FoundConcern>& concerns,
+                                        std::int64_t now_seconds) {
+  static const std::regex kCondition("[a-z_]{1,64}");
+  if (concerns.empty()) ThrowInvalidArgument("concerns", "is required for ADJUSTMENT_ADD_PRECAUTIONS");
+  if (concerns.size() > 20) ThrowInvalidArgument("concerns", "at most 20");
+  for (int i = 0; i < concerns.size(); ++i) {
+    const std::string field = "concerns[" + std::to_string(i) + "]";
+    if (!std::regex_match(concerns[i].condition(), kCondition)) {
+      ThrowInvalidArgument(field + ".condition", "must be 1-64 characters of [a-z_]");
+    }
+    if (concerns[i].summary().empty() || concerns[i].summary().size() > 300) {
+      ThrowInvalidArgument(field + ".summary", "must be 1-300 characters");
+    }
+  }
+  std::vector<std::string> changes;
+  std::vector<std::string> summaries;
+  std::set<std::string> tokens;
+  for (const auto& concern : concerns) {
+    const auto& covered = plan.monitored_conditions();
+    if (std::find(covered.begin(), covered.end(), concern.condition()) != covered.end()) continue;
+    plan.add_monitored_conditions(concern.condition());
+    summaries.push_back(concern.summary());
+    for (const auto& token : ContraindicationsForConcern(concern.condition())) tokens.insert(token);
+  }
+  if (summaries.empty()) return changes;
+  std::string found;
+  for (const auto& summary : summaries) found += (found.empty() ? "" : "; ") + summary;
+  changes.push_back("new concern: " + found);
+
+  std::vector<std::string> added;
+  for (const auto& token : tokens) {
+    if (std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+        plan.contraindications().end()) {
+      continue;
+    }
+    plan.add_contraindications(token);
+    added.push_back(token);
+  }
+  for (const auto& token : added) changes.push_back("contraindication added: " + token);
+  // Every item the plan's contraindications now exclude is taken out (never a safety item).
+  for (int i = plan.items_size() - 1; i >= 0; --i) {
+    const auto& item = plan.items(i);
+    if (IsSafetyItem(item.item_id())) continue;
+    const Intervention* entry = library.Find(item.item_id());
+    if (entry == nullptr) continue;
+    const auto excluded_by = ContraindicatedFor(*entry, plan);
+    if (excluded_by.empty()) continue;
+    changes.push_back("removed " + item.item_id() + " (" + excluded_by.front() + ")");
+    plan.mutable_items()->DeleteSubrange(i, 1);
+  }
+  const bool manipulation_now_contraindicated =
+      std::find(added.begin(), added.end(), "manipulation_contraindicated") != added.end();
+  if (manipulation_now_contraindicated && IndexOf(plan, "safety.no_manipulation") < 0) {
+    *plan.add_items() = ItemFromDraft(NoManipulationNote("concern found since the plan was made: " + found));
+    changes.push_back("added safety.no_manipulation");
+  }
+  // Safety-netting: added, or its reason extended with what is new.
+  if (const int netting = IndexOf(plan, "safety.netting"); netting >= 0) {
+    auto* item = plan.mutable_items(netting);
+    item->set_reason((item->reason() + "; since the plan: " + found).substr(0, 1000));
+    changes.push_back("safety-netting extended");
+  } else {
+    *plan.add_items() = ItemFromDraft(SafetyNettingItem(summaries));
+    changes.push_back("added safety.netting");
+  }
+  // A review within a week, unless one is due by then.
+  const std::int64_t start = plan.has_activate_time() ? plan.activate_time().seconds() : plan.create_time().seconds();
+  const int week_now = static_cast<int>(std::max<std::int64_t>(0, now_seconds - start) / (7 * 24 * 3600));
+  const bool due_soon = std::any_of(plan.review_points().begin(), plan.review_points().end(), [&](const auto& review) {
+    return review.week() > week_now && review.week() <= week_now + 1;
+  });
+  if (!due_soon) {
+    v1::ReviewPoint review;
+    review.set_week(week_now + 1);
+    review.set_purpose("safety-netting review: re-screen the concern found since the plan was made");
+    auto* points = plan.mutable_review_points();
+    const auto at = std::find_if(points->begin(), points->end(),
+                                 [&](const auto& point) { return point.week() > review.week(); }) -
+                    points->begin();
+    *points->Add() = std::move(review);  // at the end, then into week order
+    std::rotate(points->begin() + at, points->end() - 1, points->end());
+    changes.push_back("review brought forward to week " + std::to_string(week_now + 1));
+  }
+  // Taking items out may leave manual therapy or psychological care without exercise:
+  // the plan stays safer as it is, and asks for a clinician's re-assessment instead.
+  bool exercise = false;
+  for (const auto& item : plan.items()) exercise |= item.kind() == v1::PLAN_ITEM_KIND_EXERCISE;
+  if (!exercise && plan.type() == v1::PLAN_TYPE_TREATMENT) {
+    plan.set_needs_reassessment(true);
+    changes.push_back("no exercise left: marked for re-assessment");
+  }
+  RecomputeHomeFrequency(plan);
+  return changes;
 }
 
 }  // namespace physio::planning

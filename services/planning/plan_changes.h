@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <optional>
 // Changes to an existing plan, as pure functions over the plan and the library
 // (no storage, no gRPC): clinician revisions, progression and regression along
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "domain/library.h"
+#include "domain/plan_rules.h"
 #include "physio/planning/v1/planning.pb.h"
 
 namespace physio::planning {
@@ -27,13 +29,27 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
 // package that includes exercise. Throws Error(kInvalidArgument) when broken.
 void CheckPlanInvariants(const v1::Plan& plan);
 
-// Whether the plan includes spinal (thrust) manipulation, which needs the patient's
-// recorded consent before the plan is in use.
 // Items a revision may not remove (issue 26): the cauda equina safety net and
 // safety-netting (safety.*), referrals (referral.*), the overridden-concern note
 // (safety.overridden_concern) and the flare-up plan (selfcare.flare_up_plan).
 bool IsSafetyItem(const std::string& item_id);
+// Whether the plan includes spinal (thrust) manipulation, which needs the patient's
+// recorded consent before the plan is in use.
 bool IncludesManipulation(const v1::Plan& plan);
+
+// ADJUSTMENT_ADD_PRECAUTIONS: the concerns whose condition the plan does not cover yet
+// (Plan.monitored_conditions) are added to it; the contraindications they bring
+// (ContraindicationsForConcern) are recorded and every item carrying one is taken out
+// (safety items never are); a spinal-manipulation note and safety-netting are added or
+// extended; a review within a week of `now` is added unless one is due by then. Returns one
+// line per change (empty when every condition was covered already). Throws
+// Error(kInvalidArgument) naming concerns[i] for an empty or malformed condition or summary.
+std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrary& library,
+                                        const google::protobuf::RepeatedPtrField<v1::FoundConcern>& concerns,
+                                        std::int64_t now_seconds);
+
+// The API's form of a generated item.
+v1::PlanItem ItemFromDraft(const PlanItemDraft& item);
 
 // The API's forms of the rules' item kind and dose (one place for both conversions).
 v1::PlanItemKind ToProto(ItemKind kind);

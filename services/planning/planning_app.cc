@@ -51,7 +51,8 @@ void PlanningApp::SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Pla
   // The feed's view of the change, in the same transaction.
   const char* kind = change == "approved"    ? "EVENT_KIND_PLAN_APPROVED"
                      : change == "suspended" ? "EVENT_KIND_PLAN_SUSPENDED"
-                     : change == "adjusted" || change == "resumed" ? "EVENT_KIND_PLAN_ADJUSTED"
+                     : change == "adjusted" || change == "resumed" || change == "precautions added"
+                         ? "EVENT_KIND_PLAN_ADJUSTED"
                                                                    : nullptr;
   if (kind != nullptr) writer.AppendEvent(ctx.tenant, kind, plan.patient_id(), plan.plan_id());
 }
@@ -71,6 +72,11 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   }
   input.red_flag_reasons = physio::assessment::ConcernSummaries(assessment.red_flags());
   for (const auto& concern : assessment.red_flags().concerns()) {
+    if (concern.action() >= apb::RED_FLAG_ACTION_MONITOR &&
+        std::find(input.monitored_conditions.begin(), input.monitored_conditions.end(), concern.condition()) ==
+            input.monitored_conditions.end()) {
+      input.monitored_conditions.push_back(concern.condition());
+    }
     input.fracture_concern |= concern.condition() == "fracture";
     input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL;
     // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA;
@@ -215,19 +221,8 @@ pb::Plan PlanFromDraft(const PlanDraft& draft) {
     plan.set_weekly_activity_target_minutes(draft.weekly_activity_target_minutes);
   }
   for (const auto& token : draft.contraindications) plan.add_contraindications(token);
-  for (const auto& item : draft.items) {
-    auto* out = plan.add_items();
-    out->set_item_id(item.id);
-    out->set_kind(ToProto(item.kind));
-    out->set_title(item.title);
-    out->set_instructions(item.instructions);
-    if (item.kind == ItemKind::kExercise) *out->mutable_dose() = ToProto(item.dose);
-    out->set_reason(item.reason);
-    out->set_source(item.source);
-    out->set_home_programme(item.home_programme);
-    out->set_progression_id(item.progression);
-    out->set_regression_id(item.regression);
-  }
+  for (const auto& condition : draft.monitored_conditions) plan.add_monitored_conditions(condition);
+  for (const auto& item : draft.items) *plan.add_items() = ItemFromDraft(item);
   for (const auto& goal : draft.goals) {
     auto* out = plan.add_goals();
     out->set_description(goal.description);
@@ -356,7 +351,7 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
                                  const std::string& request_id, const std::string& plan_id, const std::string& etag,
                                  std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
                                  const std::string& reason, AuditTarget& audit,
-                                 const std::function<void(pb::Plan&)>& mutate) {
+                                 const std::function<void(pb::Plan&)>& mutate, const std::string* detail) {
   ValidateRequestId("request_id", request_id);
   ValidateOpaqueId("plan_id", plan_id);
   ValidateReason(reason);
@@ -377,7 +372,9 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
                       "plan_id: not possible for a plan that is " + pb::PlanStatus_Name(plan.status()));
         }
         mutate(plan);
-        SaveChange(writer, ctx, plan, version, change, reason);
+        // What the change did, when the mutation says (e.g. the items precautions took out).
+        SaveChange(writer, ctx, plan, version, change,
+                   detail != nullptr && !detail->empty() ? (reason + " — " + *detail).substr(0, 2000) : reason);
         active_plans_.BumpGenerationBeforeCommit(ctx, plan.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
         Response changed;
         *changed.mutable_plan() = plan;
@@ -423,14 +420,20 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   // does on a patient's home log, with the patient's own credentials.
   const bool patient_only = !ctx.HasRole(Role::kService) && !ctx.HasRole(Role::kClinician) &&
                             !ctx.HasRole(Role::kIntegrator);
-  if (patient_only && request.adjustment() != pb::ADJUSTMENT_SUSPEND && request.adjustment() != pb::ADJUSTMENT_REGRESS) {
+  // Adding precautions only ever makes a plan safer too (a patient's own symptom answers).
+  if (patient_only && request.adjustment() != pb::ADJUSTMENT_SUSPEND && request.adjustment() != pb::ADJUSTMENT_REGRESS &&
+      request.adjustment() != pb::ADJUSTMENT_ADD_PRECAUTIONS) {
     throw Error(ErrorCode::kPermissionDenied,
-                "adjustment: a patient may only suspend their plan or regress its exercises");
+                "adjustment: a patient may only suspend their plan, regress its exercises or add precautions");
   }
   if (!pb::Adjustment_IsValid(request.adjustment()) || request.adjustment() == pb::ADJUSTMENT_UNSPECIFIED) {
     ThrowInvalidArgument("adjustment",
-                         "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT, MARK_FOR_REFERRAL, SUSPEND or "
-                         "RESUME");
+                         "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT, MARK_FOR_REFERRAL, SUSPEND, "
+                         "RESUME or ADD_PRECAUTIONS");
+  }
+  const bool precautions = request.adjustment() == pb::ADJUSTMENT_ADD_PRECAUTIONS;
+  if (!precautions && !request.concerns().empty()) {
+    ThrowInvalidArgument("concerns", "only for ADJUSTMENT_ADD_PRECAUTIONS");
   }
   const bool suspend = request.adjustment() == pb::ADJUSTMENT_SUSPEND;
   const bool resume = request.adjustment() == pb::ADJUSTMENT_RESUME;
@@ -449,10 +452,14 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   static constexpr std::initializer_list<pb::PlanStatus> kSuspendable = {pb::PLAN_STATUS_ACTIVE,
                                                                           pb::PLAN_STATUS_SUSPENDED};
   static constexpr std::initializer_list<pb::PlanStatus> kSuspended = {pb::PLAN_STATUS_SUSPENDED};
+  // Precautions go onto a plan in use or suspended (it may be resumed later), never a draft's
+  // generation is bypassed: a draft is generated again from the assessment instead.
+  std::string detail;  // what adding precautions changed, for the revision's reason
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
-      suspend ? kSuspendable : resume ? kSuspended : kInUse,
-      suspend ? "suspended" : resume ? "resumed" : "adjusted", request.reason(), audit, [&](pb::Plan& plan) {
+      suspend || precautions ? kSuspendable : resume ? kSuspended : kInUse,
+      suspend ? "suspended" : resume ? "resumed" : precautions ? "precautions added" : "adjusted", request.reason(), audit,
+      [&](pb::Plan& plan) {
         if (patient_only) RequirePatientAccess(ctx, plan.patient_id());
         *plan.mutable_adjust_time() = TimeUtil::GetCurrentTime();
         switch (request.adjustment()) {
@@ -465,9 +472,17 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
           case pb::ADJUSTMENT_CHANGE_PHASE: plan.set_phase(request.phase()); break;
           case pb::ADJUSTMENT_MARK_FOR_REASSESSMENT: plan.set_needs_reassessment(true); break;
           case pb::ADJUSTMENT_MARK_FOR_REFERRAL: plan.set_referral_recommended(true); break;
+          case pb::ADJUSTMENT_ADD_PRECAUTIONS: {
+            for (const auto& line : AddPrecautions(plan, library_, request.concerns(), TimeUtil::GetCurrentTime().seconds())) {
+              detail += (detail.empty() ? "" : "; ") + line;
+            }
+            if (detail.empty()) detail = "nothing new: the plan covers these conditions already";
+            break;
+          }
           default: break;
         }
-      });
+      },
+      &detail);
 }
 
 pb::CompletePlanResponse PlanningApp::CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,

@@ -60,7 +60,8 @@ class PlanningApp {
   Response ChangePlan(const CallContext& ctx, const char* method, const google::protobuf::Message& request,
                       const std::string& request_id, const std::string& plan_id, const std::string& etag,
                       std::initializer_list<pb::PlanStatus> allowed, const std::string& change,
-                      const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate);
+                      const std::string& reason, AuditTarget& audit, const std::function<void(pb::Plan&)>& mutate,
+                      const std::string* detail = nullptr);
 
   // Saves a changed plan as its next revision (new etag, history row, feed event).
   void SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version, const std::string& change,

@@ -97,6 +97,33 @@ std::vector<std::string> SafetyNetAlertReasons(const std::string& source, const 
   return reasons;
 }
 
+// Concerns of a check-in re-screen below the level that suspends the plan (monitor, routine
+// referral) whose condition the plan does not cover yet (all of them without a plan).
+std::vector<plan_pb::FoundConcern> NewConcerns(const apb::RedFlagResult& red_flags, const plan_pb::Plan* plan) {
+  std::vector<plan_pb::FoundConcern> found;
+  if (physio::assessment::CallsForReferral(red_flags.action())) return found;
+  for (const auto& concern : red_flags.concerns()) {
+    if (concern.action() < apb::RED_FLAG_ACTION_MONITOR) continue;
+    if (plan != nullptr && std::find(plan->monitored_conditions().begin(), plan->monitored_conditions().end(),
+                                     concern.condition()) != plan->monitored_conditions().end()) {
+      continue;
+    }
+    if (std::any_of(found.begin(), found.end(), [&](const auto& f) { return f.condition() == concern.condition(); })) {
+      continue;
+    }
+    plan_pb::FoundConcern out;
+    out.set_condition(concern.condition());
+    out.set_summary(physio::assessment::ConcernSummary(concern).substr(0, 300));
+    found.push_back(std::move(out));
+  }
+  return found;
+}
+
+bool AnyMonitoredConcern(const apb::RedFlagResult& red_flags) {
+  return std::any_of(red_flags.concerns().begin(), red_flags.concerns().end(),
+                     [](const auto& concern) { return concern.action() >= apb::RED_FLAG_ACTION_MONITOR; });
+}
+
 SafetyNetUrgency UrgencyOf(const std::optional<apb::RedFlagResult>& red_flags) {
   if (!red_flags) return SafetyNetUrgency::kNone;
   if (red_flags->action() == apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL) return SafetyNetUrgency::kEmergency;
@@ -125,8 +152,10 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   std::optional<pb::RecordVisitResponse> response = IdempotentReplay<pb::RecordVisitResponse>(records_, deadline, key, request);
   // Only a red-flag re-screen can suspend the plan: then the plan in use and what
   // intake knew about the patient (age, episode duration) are read, before the transaction.
+  // So can a monitor-level concern the plan does not cover yet: it adds precautions.
   std::optional<plan_pb::Plan> plan;
-  if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action())
+  if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action()) ||
+                     AnyMonitoredConcern(response->visit().red_flags())
                : request.has_red_flag_screen()) {
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
@@ -163,6 +192,15 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
                          request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
             raised.push_back(pb::ALERT_KIND_RED_FLAG);
           }
+        } else if (const auto found = NewConcerns(visit.red_flags(), plan ? &*plan : nullptr); !found.empty()) {
+          // A new monitor-level concern: the clinic is told at once, in the same commit.
+          std::vector<std::string> reasons = {apb::RedFlagAction_Name(action),
+                                              "new at check-in (visit " + visit.visit_id() + ")"};
+          for (const auto& concern : found) reasons.push_back(concern.summary());
+          if (RaiseAlert(writer, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
+                         request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
+            raised.push_back(pb::ALERT_KIND_RED_FLAG);
+          }
         }
         pb::RecordVisitResponse recorded;
         *recorded.mutable_visit() = visit;
@@ -178,6 +216,20 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   if (physio::assessment::CallsForReferral(action) && plan) {
     SuspendPlan(ctx, *plan, "suspend-" + response->visit().visit_id(),
                 "red flag at check-in (visit " + response->visit().visit_id() + ")", response->visit().red_flags());
+  }
+  // A new monitor-level concern puts its precautions on the plan (once, by a request id
+  // derived from the visit; a retry finds the plan covering it already, or finishes the job).
+  if (plan && (plan->status() == plan_pb::PLAN_STATUS_ACTIVE || plan->status() == plan_pb::PLAN_STATUS_SUSPENDED)) {
+    if (const auto found = NewConcerns(response->visit().red_flags(), &*plan); !found.empty()) {
+      plan_pb::AdjustPlanRequest precautions;
+      precautions.set_request_id("precautions-" + response->visit().visit_id());
+      precautions.set_plan_id(plan->plan_id());
+      precautions.set_adjustment(plan_pb::ADJUSTMENT_ADD_PRECAUTIONS);
+      precautions.set_reason("new concern at check-in (visit " + response->visit().visit_id() + ")");
+      for (const auto& concern : found) *precautions.add_concerns() = concern;
+      planning_.Adjust(ctx, precautions);
+      response->set_plan_precautions_added(true);
+    }
   }
   return *response;
 }

@@ -720,5 +720,102 @@ TEST_F(Safety, TheCheckInReScreenUsesTheHistorysComorbidities) {
   EXPECT_TRUE(osteoporosis_counted);
 }
 
+
+// Issue 26 item 3: a 58-year-old whose plan has manipulation reports a minor fall at a
+// check-in (a monitor-level fracture concern): the clinic gets an alert, the plan loses
+// manipulation and loaded flexion, gains safety-netting and a review within a week, and
+// stays in use; the revision says why. A later check-in's new night pain (through the
+// Connect/JSON port) adds the malignancy concern the same way; a repeat changes nothing.
+TEST_F(Safety, AMonitorLevelFindingAtACheckInAlertsAndPutsItsPrecautionsOnThePlan) {
+  auto create = FlynnPositive();
+  create.mutable_history()->set_age_years(58);
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  ASSERT_TRUE(Has(draft, "manual.thrust_manipulation"));
+  const ppb::Plan active = Approve(draft, /*manipulation_consent=*/true);
+  EXPECT_EQ(active.monitored_conditions_size(), 0);
+  auto clinician = Clinician();
+
+  auto visit = FallAtCheckIn();
+  visit.set_clinic_id("clinic-fall");
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_MONITOR);
+  EXPECT_TRUE(visited.plan_precautions_added());
+
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  const ppb::Plan plan = got.plan();
+  EXPECT_EQ(plan.status(), ppb::PLAN_STATUS_ACTIVE);
+  EXPECT_FALSE(Has(plan, "manual.thrust_manipulation"));
+  EXPECT_FALSE(Has(plan, "manual.joint_mobilisation"));
+  EXPECT_TRUE(Has(plan, "safety.no_manipulation"));
+  EXPECT_TRUE(Has(plan, "safety.netting"));
+  EXPECT_TRUE(Has(plan, "safety.cauda_equina"));
+  for (const char* token : {"manipulation_contraindicated", "flexion_loading"}) {
+    EXPECT_NE(std::find(plan.contraindications().begin(), plan.contraindications().end(), token),
+              plan.contraindications().end())
+        << token;
+  }
+  EXPECT_EQ(plan.monitored_conditions(0), "fracture");
+  ASSERT_GT(plan.review_points_size(), 0);
+  EXPECT_EQ(plan.review_points(0).week(), 1);
+  EXPECT_NE(plan.review_points(0).purpose().find("safety-netting review"), std::string::npos);
+  EXPECT_NE(plan.last_change_reason().find("removed manual.thrust_manipulation"), std::string::npos)
+      << plan.last_change_reason();
+  ppb::ListPlanRevisionsRequest list;
+  list.set_plan_id(plan.plan_id());
+  list.set_page_size(100);
+  ppb::ListPlanRevisionsResponse revisions;
+  ASSERT_TRUE(
+      clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list, &revisions).ok());
+  const auto& last = *revisions.revisions().rbegin();
+  EXPECT_EQ(last.change(), "precautions added");
+  EXPECT_NE(last.reason().find("new concern at check-in (visit " + visited.visit().visit_id() + ")"), std::string::npos)
+      << last.reason();
+
+  // The clinic has the alert.
+  gpb::ListAlertsRequest alerts_request;
+  alerts_request.set_clinic_id("clinic-fall");
+  gpb::ListAlertsResponse alerts;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ListAlerts, alerts_request, &alerts).ok());
+  ASSERT_EQ(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_RED_FLAG);
+  EXPECT_EQ(alerts.alerts(0).patient_id(), patient_id_);
+  const std::string reasons = [&] {
+    std::string all;
+    for (const auto& reason : alerts.alerts(0).reasons()) all += reason + "|";
+    return all;
+  }();
+  EXPECT_NE(reasons.find("new at check-in"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("minor trauma"), std::string::npos) << reasons;
+
+  // A retry of the visit, and another fall at the next visit, change the plan no further.
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  auto again = FallAtCheckIn();
+  gpb::RecordVisitResponse visited_again;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, again, &visited_again).ok());
+  EXPECT_FALSE(visited_again.plan_precautions_added());
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().revision(), plan.revision());
+
+  // Night pain at 58 (a monitored malignancy concern), recorded through the Connect/JSON port.
+  const std::string body = R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + patient_id_ +
+                           R"(","kind":"VISIT_KIND_TELEHEALTH","clinicId":"clinic-fall","redFlagScreen":{"nightPain":true}})";
+  httplib::Client client("127.0.0.1", cluster_->progress_http_port());
+  auto answered = client.Post("/physio.progress.v1.ProgressService/RecordVisit",
+                              {{"Authorization", "Bearer " + MakeToken(*keys_, tenant_, "clin-1", {"clinician"})}}, body,
+                              "application/json");
+  ASSERT_TRUE(answered);
+  ASSERT_EQ(answered->status, 200) << answered->body;
+  EXPECT_NE(answered->body.find(R"("planPrecautionsAdded":true)"), std::string::npos) << answered->body;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  EXPECT_EQ(got.plan().revision(), plan.revision() + 1);
+  EXPECT_EQ(got.plan().monitored_conditions_size(), 2);
+  EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -215,5 +215,109 @@ TEST(SafeSteps, AClinicianAddingAContraindicatedInterventionMustSayWhy) {
             "added by the clinician despite loading_contraindicated: cleared by imaging; supervised loading");
 }
 
+// Issue 26 item 3: a monitor-level concern found at a check-in puts its precautions on
+// the plan in use.
+google::protobuf::RepeatedPtrField<v1::FoundConcern> Concerns(
+    std::initializer_list<std::pair<const char*, const char*>> found) {
+  google::protobuf::RepeatedPtrField<v1::FoundConcern> concerns;
+  for (const auto& [condition, summary] : found) {
+    auto* concern = concerns.Add();
+    concern->set_condition(condition);
+    concern->set_summary(summary);
+  }
+  return concerns;
+}
+
+constexpr std::int64_t kWeek = 7 * 24 * 3600;
+
+TEST(AddPrecautions, ANewFractureConcernTakesOutManipulationAndLoadedFlexionAddsSafetyNettingAndAnEarlierReview) {
+  auto plan = PlanWith({"manual.thrust_manipulation", "ex.motor.abdominal_bracing", "ex.flex.cat_camel",
+                        "edu.self_management"});
+  plan.set_type(v1::PLAN_TYPE_TREATMENT);
+  plan.mutable_activate_time()->set_seconds(1000 * kWeek);
+  auto* review = plan.add_review_points();
+  review->set_week(6);
+  review->set_purpose("responder check");
+  const auto changes =
+      AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek + 2 * kWeek + 5);
+
+  EXPECT_EQ(changes.front(), "new concern: fracture: minor trauma");
+  auto has = [&](const std::string& id) {
+    return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& item) { return item.item_id() == id; });
+  };
+  EXPECT_FALSE(has("manual.thrust_manipulation"));
+  EXPECT_FALSE(has("ex.flex.cat_camel"));
+  EXPECT_TRUE(has("ex.motor.abdominal_bracing"));
+  EXPECT_TRUE(has("safety.no_manipulation"));
+  EXPECT_TRUE(has("safety.netting"));
+  EXPECT_EQ(std::vector<std::string>(plan.contraindications().begin(), plan.contraindications().end()),
+            (std::vector<std::string>{"flexion_loading", "manipulation_contraindicated"}));
+  EXPECT_EQ(std::vector<std::string>(plan.monitored_conditions().begin(), plan.monitored_conditions().end()),
+            std::vector<std::string>{"fracture"});
+  // Two weeks in: a review in week 3, before the week-6 one.
+  ASSERT_EQ(plan.review_points_size(), 2);
+  EXPECT_EQ(plan.review_points(0).week(), 3);
+  EXPECT_NE(plan.review_points(0).purpose().find("safety-netting review"), std::string::npos);
+  EXPECT_EQ(plan.review_points(1).week(), 6);
+  auto said = [&](const std::string& line) { return std::find(changes.begin(), changes.end(), line) != changes.end(); };
+  EXPECT_TRUE(said("removed manual.thrust_manipulation (manipulation_contraindicated)"));
+  EXPECT_TRUE(said("removed ex.flex.cat_camel (flexion_loading)"));
+  EXPECT_FALSE(plan.needs_reassessment());
+
+  // The same condition again changes nothing.
+  const v1::Plan before = plan;
+  EXPECT_TRUE(AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek).empty());
+  EXPECT_EQ(plan.SerializeAsString(), before.SerializeAsString());
+
+  // Another condition extends the safety-netting; the review due within the week stands.
+  const auto more = AddPrecautions(plan, Library(), Concerns({{"malignancy", "malignancy: night pain, age over 50"}}),
+                                   1000 * kWeek + 2 * kWeek + 9);
+  EXPECT_TRUE(std::find(more.begin(), more.end(), "safety-netting extended") != more.end());
+  EXPECT_EQ(plan.review_points_size(), 2);
+  EXPECT_EQ(plan.monitored_conditions_size(), 2);
+}
+
+TEST(AddPrecautions, SafetyItemsStayAndAPlanLeftWithoutExerciseAsksForReassessment) {
+  auto plan = PlanWith({"ex.flex.knee_to_chest", "edu.self_management"});
+  plan.set_type(v1::PLAN_TYPE_TREATMENT);
+  v1::PlanItem safety_net;
+  safety_net.set_item_id("safety.cauda_equina");
+  *plan.add_items() = safety_net;
+  AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: osteoporosis"}}), 0);
+  EXPECT_TRUE(plan.needs_reassessment());
+  EXPECT_TRUE(std::any_of(plan.items().begin(), plan.items().end(),
+                          [](const auto& item) { return item.item_id() == "safety.cauda_equina"; }));
+}
+
+TEST(AddPrecautions, AConcernIsValidatedNamingTheField) {
+  auto plan = PlanWith({"edu.self_management"});
+  for (const auto& [concerns, field] :
+       std::vector<std::pair<google::protobuf::RepeatedPtrField<v1::FoundConcern>, std::string>>{
+           {Concerns({}), "concerns"},
+           {Concerns({{"Fracture!", "x"}}), "concerns[0].condition"},
+           {Concerns({{"fracture", ""}}), "concerns[0].summary"}}) {
+    try {
+      AddPrecautions(plan, Library(), concerns, 0);
+      ADD_FAILURE() << field;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_EQ(std::string(e.what()).rfind(field + ":", 0), 0u) << e.what();
+    }
+  }
+}
+
+// The precautions a check-in concern brings are those generation gives the same concern.
+TEST(AddPrecautions, AConcernBringsTheContraindicationsGenerationWouldGiveIt) {
+  PlanInput fracture;
+  fracture.fracture_concern = true;
+  EXPECT_EQ(ContraindicationsForConcern("fracture"), PatientContraindications(fracture));
+  PlanInput blocked;
+  blocked.manipulation_blocked = {"malignancy concern"};
+  for (const char* condition : {"malignancy", "infection", "cauda_equina", "axial_spondyloarthritis"}) {
+    EXPECT_EQ(ContraindicationsForConcern(condition), PatientContraindications(blocked)) << condition;
+  }
+  EXPECT_TRUE(ContraindicationsForConcern("something_else").empty());
+}
+
 }  // namespace
 }  // namespace physio::planning

@@ -124,9 +124,11 @@ PlanItemDraft CaudaEquinaSafetyNet() {
   return item;
 }
 
+}  // namespace
+
 // A monitored concern: what to watch for and when to seek help (Finucane 2020).
-PlanItemDraft SafetyNetting(const PlanInput& input) {
-  const std::string concerns = Joined(input.red_flag_reasons);
+PlanItemDraft SafetyNettingItem(const std::vector<std::string>& monitored) {
+  const std::string concerns = Joined(monitored);
   PlanItemDraft item;
   item.id = "safety.netting";
   item.kind = ItemKind::kEducation;
@@ -140,6 +142,27 @@ PlanItemDraft SafetyNetting(const PlanInput& input) {
   item.source = "Finucane et al., JOSPT 2020 (safety-netting for monitored red flags)";
   return item;
 }
+
+PlanItemDraft NoManipulationNote(const std::string& why) {
+  PlanItemDraft note;
+  note.id = "safety.no_manipulation";
+  note.kind = ItemKind::kNotRecommended;
+  note.title = "Spinal manipulation is not offered to this patient";
+  note.reason = why;
+  note.source = "Finucane et al., JOSPT 2020; IFOMPT 2020 framework for the cervical/lumbar region; Flynn 2002 exclusions";
+  return note;
+}
+
+std::set<std::string> ContraindicationsForConcern(const std::string& condition) {
+  if (condition == "fracture") return {"manipulation_contraindicated", "flexion_loading"};
+  if (condition == "malignancy" || condition == "infection" || condition == "cauda_equina" ||
+      condition == "axial_spondyloarthritis") {
+    return {"manipulation_contraindicated"};
+  }
+  return {};
+}
+
+namespace {
 
 // A routine referral (e.g. rheumatology for suspected axial SpA) alongside treatment.
 PlanItemDraft RoutineReferral(const PlanInput& input) {
@@ -321,6 +344,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   Builder items(library, input);
   const auto excluded = PatientContraindications(input);
   plan.contraindications.assign(excluded.begin(), excluded.end());
+  plan.monitored_conditions = input.monitored_conditions;
   const std::string phase = PhaseText(input.phase);
 
   // Stratified care (Hill 2011; NICE NG59 1.1.2-1.1.3): STarT Back sets the intensity.
@@ -564,16 +588,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // routine referral goes into the treatment plan.
   plan.items.push_back(CaudaEquinaSafetyNet());
   plan.items.push_back(FlareUpPlan(plan.items));
-  if (!input.manipulation_blocked.empty()) {
-    const std::string why = Joined(input.manipulation_blocked);
-    PlanItemDraft note;
-    note.id = "safety.no_manipulation";
-    note.kind = ItemKind::kNotRecommended;
-    note.title = "Spinal manipulation is not offered to this patient";
-    note.reason = why;
-    note.source = "Finucane et al., JOSPT 2020; IFOMPT 2020 framework for the cervical/lumbar region; Flynn 2002 exclusions";
-    plan.items.push_back(note);
-  }
+  if (!input.manipulation_blocked.empty()) plan.items.push_back(NoManipulationNote(Joined(input.manipulation_blocked)));
   if (input.declines_manual_therapy) {
     PlanItemDraft note;
     note.id = "preference.no_manual_therapy";
@@ -609,7 +624,7 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     plan.items.push_back(note);
   }
   if (input.red_flags == RedFlagLevel::kMonitor || input.red_flags == RedFlagLevel::kRoutineReferral) {
-    plan.items.push_back(SafetyNetting(input));
+    plan.items.push_back(SafetyNettingItem(input.red_flag_reasons));
     plan.reviews.insert(plan.reviews.begin(), {1, "safety-netting review: re-screen the monitored red flags"});
   }
   if (input.red_flags == RedFlagLevel::kRoutineReferral) plan.items.push_back(RoutineReferral(input));

@@ -64,6 +64,9 @@ struct PlanInput {
   std::vector<std::string> manipulation_blocked;
   // A computed urgent/emergency concern the clinician's judgement overrode, kept visible.
   std::vector<std::string> overridden_concerns;
+  // Conditions of the screen's concerns at monitor level or above ("fracture", ...): the plan's
+  // precautions cover them; a check-in concern with another condition is new.
+  std::vector<std::string> monitored_conditions;
   Subgroup subgroup = Subgroup::kUnclassified;
   std::string direction;                                // specific exercise direction
   std::string subgroup_evidence;                        // criteria met, for the reason text
@@ -134,6 +137,7 @@ struct PlanDraft {
   std::string rules_version = kRulesVersion;
   std::string library_version;
   std::vector<std::string> contraindications;  // what generation excluded for this patient (library tokens)
+  std::vector<std::string> monitored_conditions;  // red-flag conditions the precautions cover (PlanInput's)
   int progression_interval_days = 7;           // how long a dose is held before progressing (irritability)
   int weekly_activity_target_minutes = 0;      // moderate activity a week to build up to (WHO 2020)
 };
@@ -149,6 +153,17 @@ int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy 
 
 class InterventionLibrary;
 PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& library, const PlanPolicy& policy = {});
+
+// The contraindication tokens one monitored red-flag concern brings, by its condition
+// (the rules PatientContraindications applies at generation): "fracture" forbids spinal
+// manipulation and loaded flexion; "malignancy", "infection", "cauda_equina" and
+// "axial_spondyloarthritis" forbid spinal manipulation and mobilisation; others bring none.
+std::set<std::string> ContraindicationsForConcern(const std::string& condition);
+
+// The safety-netting item for monitored concerns ("condition: reasons" each).
+PlanItemDraft SafetyNettingItem(const std::vector<std::string>& concerns);
+// The note that spinal manipulation is not offered, and why.
+PlanItemDraft NoManipulationNote(const std::string& why);
 
 // The library contraindication tokens that apply to this patient (a fracture
 // concern forbids manipulation and loading; a directional preference forbids
