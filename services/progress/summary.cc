@@ -120,7 +120,12 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   input.now_seconds = now_seconds;
   std::optional<PainReading> baseline;
   std::map<cpb::Instrument, double> baseline_scores;
+  // With a plan, readings and re-measures count from the current episode only: its plan's
+  // creation (the assessment's baseline) or, for an import effective earlier, its start. A
+  // score from an earlier plan is never compared with this plan's baseline (issue 26 item 7).
+  std::int64_t episode_start = 0;
   if (plan) {
+    episode_start = std::min(plan->create_time().seconds(), PlanStart(*plan));
     *summary.mutable_active_plan() = *plan;
     input.plan_start_seconds = PlanStart(*plan);
     input.evidence_since_seconds = std::max(PlanStart(*plan), plan->adjust_time().seconds());
@@ -136,7 +141,7 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   summary.set_visit_count(static_cast<int>(records.visits.size()));
   for (const pb::Visit& visit : records.visits) {
     // The pain the patient arrived with reflects the days since the last contact.
-    if (visit.has_pain_before()) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
+    if (visit.has_pain_before() && visit.visit_time().seconds() >= episode_start) readings.push_back({visit.visit_time().seconds(), visit.pain_before(), "visit"});
     const auto action = visit.red_flags().action();
     if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds &&
         physio::assessment::CallsForReferral(action)) {
@@ -151,7 +156,9 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   std::vector<int64_t> plan_log_times;
   std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
   for (const pb::HomeExerciseLog& log : records.home_logs) {
-    readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
+    if (log.performed_time().seconds() >= episode_start) {
+      readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
+    }
     if (plan && log.plan_id() == plan->plan_id()) {
       plan_log_times.push_back(log.performed_time().seconds());
       if (log.performed_time().seconds() >= input.evidence_since_seconds) {
@@ -168,6 +175,7 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
       if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) input.latest_nprs = measure.score().score();
       if (measure.score().instrument() == cpb::INSTRUMENT_RMDQ) input.latest_rmdq = measure.score().score();
     }
+    if (measure.measure_time().seconds() < episode_start) continue;
     if (measure.score().instrument() == cpb::INSTRUMENT_NPRS) {
       readings.push_back({measure.measure_time().seconds(), static_cast<int>(measure.score().score()), "remeasure"});
     } else {

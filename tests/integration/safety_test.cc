@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <ctime>
 #include <functional>
 
 #include "clients.h"
@@ -815,6 +816,45 @@ TEST_F(Safety, AMonitorLevelFindingAtACheckInAlertsAndPutsItsPrecautionsOnThePla
   EXPECT_EQ(got.plan().revision(), plan.revision() + 1);
   EXPECT_EQ(got.plan().monitored_conditions_size(), 2);
   EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+}
+
+
+// Issue 26 item 7: after a relapse, the new plan's baseline (ODI 44) is compared only with
+// this episode's re-measures, never with an ODI 20 recorded under the earlier plan.
+TEST_F(Safety, AReMeasureFromAnEarlierPlanIsNotThisEpisodesChange) {
+  auto intake = Import();
+  intake.mutable_red_flag_screen();
+  ppb::Plan first;
+  ASSERT_TRUE(Generate(Create(intake).assessment_id(), &first).ok());
+  Approve(first);
+  auto clinician = Clinician();
+  gpb::RecordOutcomeRequest measure;
+  measure.set_request_id(NewId("rq"));
+  measure.set_patient_id(patient_id_);
+  measure.set_instrument(cpb::INSTRUMENT_ODI);
+  for (int i = 1; i <= 10; ++i) *measure.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+  measure.mutable_measure_time()->set_seconds(std::time(nullptr) - 3600);  // an hour ago, under the first plan
+  gpb::RecordOutcomeResponse recorded;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, measure, &recorded).ok());
+
+  // Relapse: a new assessment (ODI 22 of 50: 44%) and plan.
+  auto relapse = Import();
+  relapse.mutable_red_flag_screen();
+  for (auto& answer : *relapse.mutable_answers()) {
+    if (answer.instrument() == cpb::INSTRUMENT_ODI && answer.item_id() == "odi.1") answer.set_value(4);
+  }
+  ppb::Plan second;
+  ASSERT_TRUE(Generate(Create(relapse).assessment_id(), &second).ok());
+  Approve(second);
+  gpb::GetProgressSummaryRequest request;
+  request.set_patient_id(patient_id_);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, request, &summary).ok());
+  EXPECT_EQ(summary.summary().active_plan().plan_id(), second.plan_id());
+  for (const auto& change : summary.summary().outcome_changes()) {
+    EXPECT_NE(change.instrument(), cpb::INSTRUMENT_ODI) << change.DebugString();
+  }
 }
 
 }  // namespace

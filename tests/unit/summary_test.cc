@@ -73,5 +73,40 @@ TEST(Summary, AgainstAPlanPainStartsFromItsBaselineAndWeeksCountFromItsStart) {
   EXPECT_EQ(snapshot.evaluation.plan_start_seconds, kStart);
 }
 
+// Issue 26 item 7: after a relapse with a new plan (baseline ODI 44), an ODI 20 from the
+// earlier plan is not this episode's latest: no "improved by 24 points".
+TEST(Summary, OutcomeChangesCompareMeasuresOfTheCurrentEpisodeOnly) {
+  planning::v1::Plan plan;
+  plan.set_plan_id("plan-2");
+  plan.mutable_create_time()->set_seconds(kStart);
+  plan.mutable_activate_time()->set_seconds(kStart);
+  auto* odi = plan.add_baseline_scores();
+  odi->set_instrument(cpb::INSTRUMENT_ODI);
+  odi->set_score(44);
+  auto* nprs = plan.add_baseline_scores();
+  nprs->set_instrument(cpb::INSTRUMENT_NPRS);
+  nprs->set_score(7);
+  v1::OutcomeMeasure old_odi;
+  old_odi.mutable_measure_time()->set_seconds(kStart - 30 * kDay);
+  old_odi.mutable_score()->set_instrument(cpb::INSTRUMENT_ODI);
+  old_odi.mutable_score()->set_score(20);
+  PatientRecords records;
+  records.measures = {old_odi, PainMeasureAt(kStart - 2 * kDay, 2)};
+  records.visits = {VisitAt(kStart - kDay, 2)};
+  auto snapshot = Summarize("pt-1", plan, records, kStart + 3 * kDay, EvaluationPolicy{});
+  EXPECT_EQ(snapshot.summary.outcome_changes_size(), 0) << snapshot.summary.DebugString();
+  EXPECT_EQ(snapshot.summary.pain_trend_size(), 1);  // the baseline only
+  // This episode's own re-measure is compared.
+  v1::OutcomeMeasure new_odi = old_odi;
+  new_odi.mutable_measure_time()->set_seconds(kStart + 2 * kDay);
+  new_odi.mutable_score()->set_score(40);
+  records.measures.push_back(new_odi);
+  snapshot = Summarize("pt-1", plan, records, kStart + 3 * kDay, EvaluationPolicy{});
+  ASSERT_EQ(snapshot.summary.outcome_changes_size(), 1);
+  EXPECT_EQ(snapshot.summary.outcome_changes(0).baseline(), 44);
+  EXPECT_EQ(snapshot.summary.outcome_changes(0).latest(), 40);
+  EXPECT_FALSE(snapshot.summary.outcome_changes(0).improved_meaningfully());
+}
+
 }  // namespace
 }  // namespace physio::progress
