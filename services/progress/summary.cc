@@ -156,7 +156,8 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   std::vector<int64_t> plan_log_times;
   std::map<std::string, std::vector<pb::HomeExerciseLog>> recent_logs;  // per exercise, after the plan's last change
   for (const pb::HomeExerciseLog& log : records.home_logs) {
-    if (log.performed_time().seconds() >= episode_start) {
+    // A log names its plan: this plan's count whenever performed; others' only from this episode on.
+    if ((plan && log.plan_id() == plan->plan_id()) || log.performed_time().seconds() >= episode_start) {
       readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
     }
     if (plan && log.plan_id() == plan->plan_id()) {

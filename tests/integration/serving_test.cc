@@ -103,7 +103,10 @@ std::string Describe(const std::map<StatusCode, int>& codes) {
 
 TEST_F(Serving, TwoHundredFiftySixConcurrentReadsAreQueuedNotRefusedAndAllAudited) {
   auto clinician = Clinician();
-  const auto [assessment_id, plan_id] = PatientWithPlan(clinician, "pt-burst");
+  // Named copies, not structured bindings: the lambdas below capture them (clang 14 cannot
+  // capture a structured binding).
+  const auto ids = PatientWithPlan(clinician, "pt-burst");
+  const std::string assessment_id = ids.first, plan_id = ids.second;
   const auto callers = Connections();
   std::set<std::string> ok_ids;
   auto codes = Burst(256, [&](int i, const std::string& request_id) {
