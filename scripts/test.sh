@@ -28,9 +28,9 @@ report() {
   if [ "${#TEST_LOGS[@]}" -gt 0 ]; then
     echo "== slowest tests"
     # ctest's lines: "12/180 Test #34: name ......   Passed   12.34 sec"
-    grep -hE "Test +#[0-9]+: " "${TEST_LOGS[@]}" |
-      sed -E 's/.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*/\2 \1/' | sort -rn | head -n 10 |
-      awk '{ printf "  %8.1f s  %s\n", $1, $2 }'
+    grep -HE "Test +#[0-9]+: " "${TEST_LOGS[@]}" |
+      sed -E 's/.*ctest-stage([0-9])\.log:.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*/\3 \2 (stage \1)/' |
+      sort -rn | head -n 10 | awk '{ printf "  %8.1f s  %s %s %s\n", $1, $2, $3, $4 }'
   fi
 }
 trap report EXIT

@@ -857,5 +857,22 @@ TEST_F(Safety, AReMeasureFromAnEarlierPlanIsNotThisEpisodesChange) {
   }
 }
 
+
+// Issue 26 item 14: pain 3 and no Oswestry is not "no disability": movement control, and
+// the plan has no loaded lifting.
+TEST_F(Safety, AMissingScoreIsUnknownNotZero) {
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 3);
+  create.mutable_red_flag_screen();
+  const auto assessment = Create(create);
+  EXPECT_EQ(assessment.classification().phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(assessment.assessment_id(), &plan).ok());
+  EXPECT_EQ(plan.phase(), cpb::PHASE_MOVEMENT_CONTROL);
+  EXPECT_FALSE(Has(plan, "ex.func.floor_lift"));
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -318,6 +318,12 @@ TEST(Classify, PhaseCutoffs) {
   EXPECT_EQ(ChoosePhase(3.0, 20.0, policy), Phase::kFunctionOptimisation);
   EXPECT_EQ(ChoosePhase(3.0, 20.5, policy), Phase::kMovementControl);
   EXPECT_FALSE(ChoosePhase(std::nullopt, std::nullopt, policy).has_value());
+  // A missing score is unknown: pain 3 without an Oswestry is not the function phase (nor is
+  // an Oswestry of 10 without pain), while either known score alone can call for modulation.
+  EXPECT_EQ(ChoosePhase(3.0, std::nullopt, policy), Phase::kMovementControl);
+  EXPECT_EQ(ChoosePhase(std::nullopt, 10.0, policy), Phase::kMovementControl);
+  EXPECT_EQ(ChoosePhase(8.0, std::nullopt, policy), Phase::kSymptomModulation);
+  EXPECT_EQ(ChoosePhase(std::nullopt, 50.0, policy), Phase::kSymptomModulation);
   policy.modulation_min_nprs = 9;
   EXPECT_EQ(ChoosePhase(8.0, 30.0, policy), Phase::kMovementControl);
 }

@@ -7,10 +7,15 @@ namespace physio::assessment {
 std::optional<Phase> ChoosePhase(std::optional<double> nprs, std::optional<double> odi_percent,
                                  const ClassificationPolicy& policy) {
   if (!nprs && !odi_percent) return std::nullopt;
-  const double pain = nprs.value_or(0);
-  const double odi = odi_percent.value_or(0);
-  if (pain >= policy.modulation_min_nprs || odi > policy.modulation_above_odi) return Phase::kSymptomModulation;
-  if (pain <= policy.optimisation_max_nprs && odi <= policy.optimisation_max_odi) return Phase::kFunctionOptimisation;
+  // A missing score is unknown, never "no pain" or "no disability" (issue 26 item 14): either
+  // known score can call for symptom modulation, but the function phase (loaded lifting) needs
+  // both scores measured and low; with one missing the patient stays in movement control.
+  if ((nprs && *nprs >= policy.modulation_min_nprs) || (odi_percent && *odi_percent > policy.modulation_above_odi)) {
+    return Phase::kSymptomModulation;
+  }
+  if (nprs && odi_percent && *nprs <= policy.optimisation_max_nprs && *odi_percent <= policy.optimisation_max_odi) {
+    return Phase::kFunctionOptimisation;
+  }
   return Phase::kMovementControl;
 }
 
