@@ -452,8 +452,8 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   static constexpr std::initializer_list<pb::PlanStatus> kSuspendable = {pb::PLAN_STATUS_ACTIVE,
                                                                           pb::PLAN_STATUS_SUSPENDED};
   static constexpr std::initializer_list<pb::PlanStatus> kSuspended = {pb::PLAN_STATUS_SUSPENDED};
-  // Precautions go onto a plan in use or suspended (it may be resumed later), never a draft's
-  // generation is bypassed: a draft is generated again from the assessment instead.
+  // Precautions go onto a plan in use or a suspended one (it may be resumed later); a draft
+  // is not changed this way: it is generated again from a new assessment instead.
   std::string detail;  // what adding precautions changed, for the revision's reason
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
