@@ -92,6 +92,9 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     }
   }
   if (assessment.history().takes_anticoagulants()) input.manipulation_blocked.push_back("takes anticoagulants");
+  input.takes_anticoagulants = assessment.history().takes_anticoagulants();
+  input.sciatica = assessment.history().symptom_extent() == apb::SYMPTOM_EXTENT_BELOW_KNEE ||
+                   assessment.examination().nerve_root_signs();
   // A clinician's judgement that lowers a computed urgent or emergency action keeps the
   // computed concern visible in the plan.
   if (assessment.has_clinician_red_flag_judgement() &&

@@ -874,5 +874,26 @@ TEST_F(Safety, AMissingScoreIsUnknownNotZero) {
   EXPECT_FALSE(Has(plan, "ex.func.floor_lift"));
 }
 
+
+// Issue 26 item 11, through the API: sciatica (symptoms below the knee) with a neuropathic
+// medicine and an NSAID with an anticoagulant get NICE NG59's and the BNF's advice.
+TEST_F(Safety, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsAnNsaidWithAnAnticoagulant) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
+  create.mutable_history()->set_takes_anticoagulants(true);
+  create.mutable_history()->add_analgesics(apb::ANALGESIC_NSAID);
+  create.mutable_history()->add_analgesics(apb::ANALGESIC_NEUROPATHIC);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &plan).ok());
+  std::string review;
+  for (const auto& item : plan.items()) {
+    if (item.item_id() == "pain.medication_review") review = item.reason();
+  }
+  EXPECT_NE(review.find("for sciatica, gabapentinoids"), std::string::npos) << review;
+  EXPECT_NE(review.find("an NSAID with an anticoagulant"), std::string::npos) << review;
+  EXPECT_EQ(plan.rules_version(), "2026.12.2");
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -566,5 +566,34 @@ TEST(Depth, PainMedicinesTheGuidelineAdvisesAgainstGetAReview) {
             std::string::npos);
 }
 
+// Issue 26 item 11: for sciatica NICE NG59 (2020) says what not to offer, rather than "the GP
+// decides"; an NSAID with an anticoagulant, or in pregnancy, is flagged.
+TEST(Depth, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsRiskyNsaids) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.analgesics = {Analgesic::kNeuropathic};
+  input.sciatica = true;
+  const auto sciatica = Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason;
+  EXPECT_NE(sciatica.find("gabapentinoids (gabapentin, pregabalin) and other antiepileptics are not to be offered"),
+            std::string::npos)
+      << sciatica;
+  EXPECT_EQ(sciatica.find("GP decides"), std::string::npos) << sciatica;
+  input.analgesics = {Analgesic::kOpioid};
+  input.chronic = true;
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason.find("nor for chronic sciatica"),
+            std::string::npos);
+
+  input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.analgesics = {Analgesic::kNsaid};
+  EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason.find("anticoagulant"),
+            std::string::npos);
+  input.takes_anticoagulants = true;
+  input.pregnant = true;
+  const auto nsaid = Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->reason;
+  EXPECT_NE(nsaid.find("an NSAID with an anticoagulant: a higher risk of bleeding"), std::string::npos) << nsaid;
+  EXPECT_NE(nsaid.find("an NSAID in pregnancy"), std::string::npos) << nsaid;
+  EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->source.find("gabapentinoids"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace physio::planning

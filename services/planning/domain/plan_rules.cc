@@ -274,7 +274,9 @@ std::string MedicationReview(const PlanInput& input) {
   std::vector<std::string> why;
   const auto& in_use = input.analgesics;
   if (in_use.contains(Analgesic::kOpioid)) {
-    why.push_back(input.chronic ? "opioids for pain of more than 3 months: not recommended for chronic low back pain"
+    why.push_back(input.chronic ? std::string("opioids for pain of more than 3 months: not recommended for chronic low "
+                                              "back pain") +
+                                      (input.sciatica ? ", nor for chronic sciatica" : "")
                                 : "opioids: only a weak opioid, and only when an NSAID is unsuitable or has not worked");
   }
   if (in_use.contains(Analgesic::kParacetamol) && !in_use.contains(Analgesic::kNsaid) &&
@@ -282,13 +284,26 @@ std::string MedicationReview(const PlanInput& input) {
     why.push_back("paracetamol on its own: not recommended for low back pain");
   }
   if (in_use.contains(Analgesic::kNeuropathic)) {
-    why.push_back("anticonvulsants or antidepressants for pain: not recommended for low back pain (with leg pain, the "
-                  "GP decides)");
+    why.push_back(input.sciatica
+                      ? "anticonvulsants or antidepressants for pain: for sciatica, gabapentinoids (gabapentin, "
+                        "pregabalin) and other antiepileptics are not to be offered (no overall evidence of benefit, "
+                        "and a risk of harm), nor are oral corticosteroids or benzodiazepines; antidepressants are not "
+                        "recommended for low back pain"
+                      : "anticonvulsants or antidepressants for pain: not recommended for low back pain");
   }
   if (in_use.contains(Analgesic::kNsaid)) {
     why.push_back(std::string("NSAIDs: the lowest effective dose for the shortest time, with a check of stomach, "
                               "kidney and heart risks") +
                   (input.cardiovascular_disease ? " (heart or circulation disease recorded)" : ""));
+    // Both are recorded at intake; each makes an NSAID a question for the prescriber first.
+    if (input.takes_anticoagulants) {
+      why.push_back("an NSAID with an anticoagulant: a higher risk of bleeding; check with the prescriber before "
+                    "taking them together");
+    }
+    if (input.pregnant) {
+      why.push_back("an NSAID in pregnancy: not without a doctor's or midwife's advice, and not at all from 20 weeks "
+                    "(harm to the baby's kidneys and circulation)");
+    }
   }
   return Joined(why);
 }

@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.12.1";
+inline constexpr const char* kRulesVersion = "2026.12.2";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {
@@ -85,6 +85,9 @@ struct PlanInput {
   std::vector<std::string> observations;  // examination codes, e.g. "reduced_hamstring_length"
   bool cardiovascular_disease = false;
   bool pregnant = false;
+  bool takes_anticoagulants = false;
+  // Sciatica: symptoms below the knee or nerve-root signs (NICE NG59's own medicines advice for it).
+  bool sciatica = false;
   bool low_recovery_expectation = false;
   // Pain medicines in use (NICE NG59's pharmacological recommendations select a review).
   std::set<Analgesic> analgesics;
