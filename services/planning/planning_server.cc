@@ -84,6 +84,8 @@ class PlanningServer final : public RunningService {
     policy.progression_days_high_irritability = config.GetInt("progression-days-high-irritability");
     policy.progression_days = config.GetInt("progression-days");
     policy.progression_days_low_irritability = config.GetInt("progression-days-low-irritability");
+    policy.odi_mdc_points = config.GetInt("odi-mdc-points");
+    policy.rmdq_mdc_points = config.GetInt("rmdq-mdc-points");
     return policy;
   }
   // A file given by configuration replaces the library built into the binary.
@@ -112,6 +114,11 @@ std::vector<ConfigKey> PlanningConfigKeys() {
   keys.push_back({"progression-days", "7", "days a dose is held, completed, before progressing (design default)"});
   keys.push_back({"progression-days-low-irritability", "5",
                   "days a dose is held, completed, before progressing when irritability is low (design default)"});
+  keys.push_back({"odi-mdc-points", "10",
+                  "ODI minimal detectable change, as the progress service's: goals are the smallest drop its "
+                  "responder rule counts (set both alike)"});
+  keys.push_back({"rmdq-mdc-points", "4",
+                  "RMDQ minimal detectable change, as the progress service's (set both alike)"});
   keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;
 }

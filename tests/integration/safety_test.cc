@@ -895,5 +895,47 @@ TEST_F(Safety, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsAnNsaidWithAnAn
   EXPECT_EQ(plan.rules_version(), "2026.12.2");
 }
 
+
+// Issue 26 item 12, through the API: a baseline ODI of 20 gets the goal of 10 (the smallest
+// drop the responder rule counts), and a re-measure at the goal is a meaningful improvement.
+TEST_F(Safety, ReachingTheDisabilityGoalIsAMeaningfulImprovement) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  for (auto& answer : *create.mutable_answers()) {
+    if (answer.instrument() == cpb::INSTRUMENT_ODI) answer.set_value(1);  // 10 of 50: 20%
+  }
+  ppb::Plan draft;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
+  Approve(draft);
+  double goal = -1;
+  for (const auto& g : draft.goals()) {
+    if (g.instrument() == cpb::INSTRUMENT_ODI) goal = g.target_score();
+  }
+  EXPECT_DOUBLE_EQ(goal, 10.0);
+  auto clinician = Clinician();
+  gpb::RecordOutcomeRequest measure;
+  measure.set_request_id(NewId("rq"));
+  measure.set_patient_id(patient_id_);
+  measure.set_instrument(cpb::INSTRUMENT_ODI);
+  for (int i = 1; i <= 10; ++i) {
+    *measure.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), i <= 5 ? 1 : 0);  // 5 of 50: 10%
+  }
+  gpb::RecordOutcomeResponse recorded;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, measure, &recorded).ok());
+  gpb::GetProgressSummaryRequest request;
+  request.set_patient_id(patient_id_);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(
+      clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, request, &summary).ok());
+  bool judged = false;
+  for (const auto& change : summary.summary().outcome_changes()) {
+    if (change.instrument() != cpb::INSTRUMENT_ODI) continue;
+    judged = true;
+    EXPECT_DOUBLE_EQ(change.latest(), 10.0);
+    EXPECT_TRUE(change.improved_meaningfully()) << change.DebugString();
+  }
+  EXPECT_TRUE(judged);
+}
+
 }  // namespace
 }  // namespace physio::testing

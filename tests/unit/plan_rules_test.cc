@@ -11,7 +11,9 @@
 
 #include "domain/library.h"
 #include "domain/plan_rules.h"
+#include "domain/evaluation.h"
 #include "physio/common/error.h"
+#include "physio/common/meaningful_change.h"
 
 namespace physio::planning {
 namespace {
@@ -220,7 +222,7 @@ TEST(Goals, MeaningfulChangeAndThePatientsOwnActivities) {
   ASSERT_EQ(plan.goals.size(), 6u);
   EXPECT_DOUBLE_EQ(plan.goals[0].target, 4.0);   // pain 6 - 2
   EXPECT_DOUBLE_EQ(plan.goals[1].target, 25.6);  // ODI: 10-point drop (30% would be 10.7)
-  EXPECT_DOUBLE_EQ(plan.goals[2].target, 7.0);   // RMDQ: 30% of 10 = 3 < 5
+  EXPECT_DOUBLE_EQ(plan.goals[2].target, 6.0);   // RMDQ: 30% of 10 = 3 < the MDC of 4, so 4 points
   EXPECT_EQ(plan.goals[3].description, "Improve 'Lifting my toddler' by at least 3 points");
   EXPECT_DOUBLE_EQ(plan.goals[3].target, 6.0);
   EXPECT_DOUBLE_EQ(plan.goals[4].target, 10.0);  // capped at the scale
@@ -593,6 +595,48 @@ TEST(Depth, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsRiskyNsaids) {
   EXPECT_NE(nsaid.find("an NSAID in pregnancy"), std::string::npos) << nsaid;
   EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->source.find("gabapentinoids"),
             std::string::npos);
+}
+
+// Issue 26 item 12: one rule for goals and the responder judgement. For every baseline, a
+// patient who reaches the disability goal has improved meaningfully by the rule progress
+// applies (physio/common/meaningful_change.h), and a tenth of a point short has not.
+TEST(Goals, ReachingADisabilityGoalIsAlwaysAMeaningfulImprovement) {
+  for (const double mdc : {10.0, 6.0}) {
+    PlanPolicy policy;
+    policy.odi_mdc_points = mdc;
+    for (int tenths = 5; tenths <= 1000; tenths += 7) {
+      const double baseline = tenths / 10.0;
+      auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+      input.odi_percent = baseline;
+      const auto plan = GeneratePlanDraft(input, Library(), policy);
+      const auto goal = std::find_if(plan.goals.begin(), plan.goals.end(),
+                                     [](const auto& g) { return g.measure == GoalMeasure::kOdi; });
+      ASSERT_NE(goal, plan.goals.end());
+      const MeaningfulChangeRule rule{10, mdc};
+      // Below the smallest meaningful drop itself no change can count: the goal is then 0.
+      if (baseline < SmallestMeaningfulDrop(baseline, rule)) {
+        EXPECT_DOUBLE_EQ(goal->target, 0) << baseline;
+        continue;
+      }
+      EXPECT_TRUE(IsMeaningfulDrop(baseline, baseline - goal->target, rule)) << baseline << " -> " << goal->target;
+      // ... as the progress service's judgement of a re-measure at the goal says.
+      EXPECT_TRUE(progress::JudgeChange(progress::Outcome::kOdi, baseline, goal->target, {mdc, 4}).improved)
+          << baseline << " -> " << goal->target;
+      if (goal->target > 0.1) {
+        EXPECT_FALSE(IsMeaningfulDrop(baseline, baseline - goal->target - 0.2, rule))
+            << baseline << " -> " << goal->target << " is more than the smallest meaningful drop";
+      }
+    }
+  }
+  // The case the review found: a baseline ODI of 20 had a goal of 14, a drop the responder rule did not count.
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  input.odi_percent = 20;
+  const auto plan = GeneratePlanDraft(input, Library());
+  for (const auto& goal : plan.goals) {
+    if (goal.measure == GoalMeasure::kOdi) {
+      EXPECT_DOUBLE_EQ(goal.target, 10.0);
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "plan_rules.h"
 
+#include "physio/common/meaningful_change.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -20,7 +22,8 @@ std::string PhaseText(Phase phase) {
   return "";
 }
 
-double RoundTenth(double value) { return std::round(value * 10.0) / 10.0; }
+// Down to a tenth (a goal is never short of the drop that counts; the epsilon absorbs binary fractions).
+double FloorTenth(double value) { return std::floor(value * 10.0 + 1e-6) / 10.0; }
 
 // Builds the item list, skipping what the patient's contraindications exclude.
 class Builder {
@@ -531,13 +534,16 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
                           std::max(0.0, *input.nprs - 2)});
   }
   if (input.odi_percent && *input.odi_percent > 0) {
-    // ODI MCID: 10 points or 30% (Ostelo 2008); the smaller drop meets either form.
+    // The smallest drop the responder rule counts (10 points, or 30% beyond the MDC; Ostelo
+    // 2008): reaching the goal is always a meaningful improvement (issue 26 item 12).
+    const double drop = SmallestMeaningfulDrop(*input.odi_percent, {10, policy.odi_mdc_points});
     plan.goals.push_back({"Reduce disability (Oswestry) by a meaningful change", GoalMeasure::kOdi,
-                          RoundTenth(std::max(0.0, *input.odi_percent - std::min(10.0, 0.3 * *input.odi_percent)))});
+                          std::max(0.0, FloorTenth(*input.odi_percent - drop))});
   }
   if (input.rmdq && *input.rmdq > 0) {
+    const double drop = SmallestMeaningfulDrop(*input.rmdq, {5, policy.rmdq_mdc_points});
     plan.goals.push_back({"Reduce disability (Roland-Morris) by a meaningful change", GoalMeasure::kRmdq,
-                          RoundTenth(std::max(0.0, *input.rmdq - std::min(5.0, 0.3 * *input.rmdq)))});
+                          std::max(0.0, FloorTenth(*input.rmdq - drop))});
   }
   // The patient's own goals, each linked to the PSFS: to the activity it names when the
   // PSFS rated one, else to be rated at the next re-measure.

@@ -151,6 +151,11 @@ struct PlanPolicy {
   int progression_days_high_irritability = 14;
   int progression_days = 7;
   int progression_days_low_irritability = 5;
+  // The minimal detectable changes the responder rule uses (the progress service's
+  // odi-mdc-points and rmdq-mdc-points; set both services alike): goals are the smallest
+  // meaningful drop by that same rule (physio/common/meaningful_change.h).
+  double odi_mdc_points = 10;
+  double rmdq_mdc_points = 4;
 };
 int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy = {});
 

@@ -1,5 +1,7 @@
 #include "evaluation.h"
 
+#include "physio/common/meaningful_change.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -57,19 +59,19 @@ OutcomeChange JudgeChange(Outcome outcome, double baseline, double latest, const
   OutcomeChange c{outcome, baseline, latest, latest - baseline, 0, false, false, ""};
   if (baseline != 0) c.percent_change = std::round(1000.0 * c.change / baseline) / 10.0;
   const double gain = Gain(outcome, c.change);
-  const double gain_percent = Gain(outcome, c.percent_change);
   const double mcid = MeaningfulChangePoints(outcome);
   c.improved = gain >= mcid;
   c.deteriorated = gain <= -mcid;
   switch (outcome) {
     case Outcome::kNprs: c.rule = "2 points"; break;
+    // The rule plan goals are set by too (physio/common/meaningful_change.h).
     case Outcome::kOdi:
       c.rule = "10 points, or 30% beyond the MDC of " + Number(mdc.odi_points);
-      c.improved |= baseline > 0 && gain_percent >= 30 && gain >= mdc.odi_points;
+      c.improved = IsMeaningfulDrop(baseline, gain, {mcid, mdc.odi_points});
       break;
     case Outcome::kRmdq:
       c.rule = "5 points, or 30% beyond the MDC of " + Number(mdc.rmdq_points);
-      c.improved |= baseline > 0 && gain_percent >= 30 && gain >= mdc.rmdq_points;
+      c.improved = IsMeaningfulDrop(baseline, gain, {mcid, mdc.rmdq_points});
       break;
     case Outcome::kPsfs: c.rule = "2 points on the mean"; break;
   }
