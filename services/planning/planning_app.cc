@@ -72,23 +72,23 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   }
   input.red_flag_reasons = physio::assessment::ConcernSummaries(assessment.red_flags());
   for (const auto& concern : assessment.red_flags().concerns()) {
-    if (concern.action() >= apb::RED_FLAG_ACTION_MONITOR &&
-        std::find(input.monitored_conditions.begin(), input.monitored_conditions.end(), concern.condition()) ==
-            input.monitored_conditions.end()) {
+    // Every concern the screen lists is at monitor level or above.
+    if (std::find(input.monitored_conditions.begin(), input.monitored_conditions.end(), concern.condition()) ==
+        input.monitored_conditions.end()) {
       input.monitored_conditions.push_back(concern.condition());
     }
     input.fracture_concern |= concern.condition() == "fracture";
     input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL;
-    // Manipulation is not for a monitored cancer or infection concern or suspected axial SpA;
-    // nor, with any cauda equina concern at any level, is spinal manipulation or mobilisation
-    // (both carry manipulation_contraindicated in the library).
-    if ((concern.condition() == "malignancy" || concern.condition() == "infection" ||
-         concern.condition() == "cauda_equina") &&
-        concern.action() >= apb::RED_FLAG_ACTION_MONITOR) {
-      input.manipulation_blocked.push_back(concern.condition() + " concern (" + apb::RedFlagAction_Name(concern.action()) + ")");
-    }
-    if (concern.condition() == "axial_spondyloarthritis") {
-      input.manipulation_blocked.push_back("suspected axial spondyloarthritis");
+    // Spinal manipulation and mobilisation (both carry manipulation_contraindicated in the
+    // library) are not for a cancer, infection or cauda equina concern at any level, nor
+    // suspected axial SpA: the conditions ContraindicationsForConcern names, the rule a
+    // check-in's new concern is judged by too. A fracture concern blocks them through fracture_concern.
+    if (concern.condition() != "fracture" &&
+        ContraindicationsForConcern(concern.condition()).contains("manipulation_contraindicated")) {
+      input.manipulation_blocked.push_back(
+          concern.condition() == "axial_spondyloarthritis"
+              ? std::string("suspected axial spondyloarthritis")
+              : concern.condition() + " concern (" + apb::RedFlagAction_Name(concern.action()) + ")");
     }
   }
   if (assessment.history().takes_anticoagulants()) input.manipulation_blocked.push_back("takes anticoagulants");
