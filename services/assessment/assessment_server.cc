@@ -61,6 +61,8 @@ class AssessmentServer final : public RunningService {
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
     settings.scoring.odi_max_unanswered = config.GetInt("odi-max-unanswered-sections");
     settings.red_flags.new_bilateral_leg_pain_days = config.GetInt("ces-new-bilateral-leg-pain-days");
+    settings.red_flags.fracture_risk_age = config.GetInt("fracture-risk-age");
+    settings.red_flags.new_fracture_episode_days = config.GetInt("fracture-new-episode-days");
     settings.fhir_patient_identifier_system = config.Get("fhir-patient-identifier-system");
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
@@ -93,6 +95,12 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   keys.push_back({"ces-new-bilateral-leg-pain-days", "42",
                   "pain below the knee in both legs in an episode at most this many days old (or of unknown length) "
                   "is suspected cauda equina, an emergency (GIRFT 2023; design default: the acute phase)"});
+  keys.push_back({"fracture-risk-age", "70",
+                  "age over this counts as a fracture risk factor in the red-flag screen (NICE CKS; Finucane 2020)"});
+  keys.push_back({"fracture-new-episode-days", "42",
+                  "two fracture risk factors without trauma or a sudden onset are urgent in an episode at most this "
+                  "many days old (or of unknown length), monitored after it (design default; Royal Osteoporosis "
+                  "Society 2022)"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
   keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the phase is symptom modulation (UNVERIFIED default)"});

@@ -69,6 +69,10 @@ void ValidateHistory(const std::string& field, const v1::History& h) {
   ValidateEnumList(field + ".analgesics", h.analgesics(), 4, v1::Analgesic_IsValid);
   if (h.has_height_cm()) ValidateRange(field + ".height_cm", h.height_cm(), 100, 250);
   if (h.has_weight_kg()) ValidateRange(field + ".weight_kg", h.weight_kg(), 25, 350);
+  if (h.has_pregnancy_weeks()) {
+    if (!h.pregnant()) ThrowInvalidArgument(field + ".pregnancy_weeks", "only when pregnant is true");
+    ValidateRange(field + ".pregnancy_weeks", h.pregnancy_weeks(), 1, 42);
+  }
   ValidateCodes(field + ".previous_treatments", h.previous_treatments(), 10);
   ValidateEnum(field + ".previous_treatment_effect", h.previous_treatment_effect(), v1::TreatmentEffect_IsValid);
   ValidateEnum(field + ".recovery_expectation", h.recovery_expectation(), v1::RecoveryExpectation_IsValid);
@@ -102,6 +106,9 @@ RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& s) {
   a.long_term_corticosteroids = s.long_term_corticosteroids();
   a.diabetes = s.diabetes();
   a.osteoporosis = s.osteoporosis();
+  a.sudden_onset_severe_pain = s.sudden_onset_severe_pain();
+  a.previous_fragility_fracture = s.previous_fragility_fracture();
+  a.height_loss = s.height_loss();
   a.neurological_signs = s.neurological_signs();
   a.progressive_weakness = s.progressive_weakness();
   a.widespread_neurological_signs = s.widespread_neurological_signs();
@@ -214,6 +221,17 @@ v1::RedFlagAction ProtoOf(RedFlagAction action) {
     case RedFlagAction::kEmergencyReferral: return v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL;
   }
   return v1::RED_FLAG_ACTION_UNSPECIFIED;
+}
+
+std::optional<RedFlagAction> ActionOf(v1::RedFlagAction action) {
+  switch (action) {
+    case v1::RED_FLAG_ACTION_NONE: return RedFlagAction::kNone;
+    case v1::RED_FLAG_ACTION_MONITOR: return RedFlagAction::kMonitor;
+    case v1::RED_FLAG_ACTION_ROUTINE_REFERRAL: return RedFlagAction::kRoutineReferral;
+    case v1::RED_FLAG_ACTION_URGENT_REFERRAL: return RedFlagAction::kUrgentReferral;
+    case v1::RED_FLAG_ACTION_EMERGENCY_REFERRAL: return RedFlagAction::kEmergencyReferral;
+    default: return std::nullopt;
+  }
 }
 
 v1::RedFlagResult ProtoOf(const RedFlagResult& result) {

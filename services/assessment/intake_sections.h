@@ -1,6 +1,8 @@
 #pragma once
 // Validation of the history, examination and red-flag sections, and their
 // translation into the plain-C++ inputs of the clinical rules.
+#include <optional>
+
 #include "domain/classification.h"
 #include "domain/instruments.h"
 #include "domain/red_flags.h"
@@ -20,6 +22,8 @@ ClinicalFindings FindingsOf(const v1::History& history, const v1::Examination& e
 
 common::v1::Instrument ProtoOf(InstrumentKind kind);
 v1::RedFlagAction ProtoOf(RedFlagAction action);
+// nullopt for UNSPECIFIED, NOT_SCREENED or an unknown value.
+std::optional<RedFlagAction> ActionOf(v1::RedFlagAction action);
 v1::RedFlagResult ProtoOf(const RedFlagResult& result);
 v1::Classification ProtoOf(const Classification& classification);
 

@@ -12,6 +12,7 @@
 #include "physio/common/ids.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
+#include "physio/server/grpc_context.h"
 
 namespace apb = physio::assessment::v1;
 namespace ppb = physio::planning::v1;
@@ -69,7 +70,10 @@ int main(int argc, char** argv) {
                            {"key", "", "PEM private key that the services' public key verifies"},
                            {"issuer", "physio-dev", "iss claim"},
                            {"audience", "physio-backend", "aud claim"},
-                           {"tenant", "demo-clinic", "tenant of the demo"}},
+                           {"tenant", "demo-clinic", "tenant of the demo"},
+                           {"ca-file", "", "PEM CA to verify the services by (empty: plaintext gRPC)"},
+                           {"cert-file", "", "PEM client certificate for mutual TLS (e.g. deploy/certs/physio-client.pem)"},
+                           {"key-file", "", "PEM key of cert-file"}},
                           argc, argv);
     if (config.help_requested()) {
       std::cout << config.Usage(argv[0]);
@@ -85,12 +89,11 @@ int main(int argc, char** argv) {
     Caller patient(token(patient_id, "patient", patient_id));
     Caller clinician(token("clin-demo-1", "clinician", ""));
 
-    auto assessment = apb::AssessmentService::NewStub(
-        grpc::CreateChannel(config.Get("assessment-addr"), grpc::InsecureChannelCredentials()));
-    auto planning =
-        ppb::PlanningService::NewStub(grpc::CreateChannel(config.Get("planning-addr"), grpc::InsecureChannelCredentials()));
-    auto progress =
-        gpb::ProgressService::NewStub(grpc::CreateChannel(config.Get("progress-addr"), grpc::InsecureChannelCredentials()));
+    // Plaintext, or (TLS, e.g. against docker-compose) verified by ca-file with a client certificate.
+    const physio::PeerTls tls{config.Get("ca-file"), config.Get("cert-file"), config.Get("key-file"), ""};
+    auto assessment = apb::AssessmentService::NewStub(physio::MakePeerChannel(config.Get("assessment-addr"), tls));
+    auto planning = ppb::PlanningService::NewStub(physio::MakePeerChannel(config.Get("planning-addr"), tls));
+    auto progress = gpb::ProgressService::NewStub(physio::MakePeerChannel(config.Get("progress-addr"), tls));
 
     std::cout << "\n== Demo patient episode (tenant " << config.Get("tenant") << ", patient " << patient_id << ")\n";
     std::cout << "\n1. The patient starts an intake on the telehealth app\n";
@@ -266,11 +269,12 @@ int main(int argc, char** argv) {
       log.set_reps_done(10);
       log.set_pain_during(day == 1 ? 4 : 3);
       log.set_pain_after(day == 1 ? 4 : 3);
+      log.set_usual_pain(day == 1 ? 5 : 4);  // the day's usual pain, asked with its first log
       log.mutable_safety_net();  // the safety-net questions, all answered "no"
       gpb::LogHomeExerciseResponse logged;
       patient.Call("LogHomeExercise", progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
       std::cout << "   home log " << logged.log().log_id() << ": " << exercise_id << " 2x10, pain after "
-                << log.pain_after() << "\n";
+                << log.pain_after() << ", usual pain today " << log.usual_pain() << "\n";
     }
 
     std::cout << "\n4. Progress summary (read by the patient app)\n";

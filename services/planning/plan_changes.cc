@@ -272,9 +272,12 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
                                "'" + entry->id + "' is not contraindicated for this patient");
         }
         if (override_reason.size() > 500) ThrowInvalidArgument(field + ".contraindication_override", "at most 500 characters");
-        *plan.add_items() = ItemFromLibrary(
-            *entry, contraindicated.empty() ? "added by the clinician"
-                                            : "added by the clinician despite " + contraindicated + ": " + override_reason);
+        std::string reason = contraindicated.empty()
+                                 ? "added by the clinician"
+                                 : "added by the clinician despite " + contraindicated + ": " + override_reason;
+        // A clinician-added option keeps its evidence statement beside who added it.
+        if (entry->clinician_added_only) reason += "; " + entry->reason;
+        *plan.add_items() = ItemFromLibrary(*entry, reason);
         break;
       }
       default:
@@ -324,6 +327,23 @@ v1::PlanItem ItemFromDraft(const PlanItemDraft& item) {
   return out;
 }
 
+namespace {
+// Every item the plan's contraindications exclude is taken out (never a safety item),
+// with a line for each in `changes`.
+void RemoveExcludedItems(v1::Plan& plan, const InterventionLibrary& library, std::vector<std::string>& changes) {
+  for (int i = plan.items_size() - 1; i >= 0; --i) {
+    const auto& item = plan.items(i);
+    if (IsSafetyItem(item.item_id())) continue;
+    const Intervention* entry = library.Find(item.item_id());
+    if (entry == nullptr) continue;
+    const auto excluded_by = ContraindicatedFor(*entry, plan);
+    if (excluded_by.empty()) continue;
+    changes.push_back("removed " + item.item_id() + " (" + excluded_by.front() + ")");
+    plan.mutable_items()->DeleteSubrange(i, 1);
+  }
+}
+}  // namespace
+
 std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrary& library,
                                         const google::protobuf::RepeatedPtrField<v1::FoundConcern>& concerns,
                                         std::int64_t now_seconds) {
@@ -364,17 +384,7 @@ std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrar
     added.push_back(token);
   }
   for (const auto& token : added) changes.push_back("contraindication added: " + token);
-  // Every item the plan's contraindications now exclude is taken out (never a safety item).
-  for (int i = plan.items_size() - 1; i >= 0; --i) {
-    const auto& item = plan.items(i);
-    if (IsSafetyItem(item.item_id())) continue;
-    const Intervention* entry = library.Find(item.item_id());
-    if (entry == nullptr) continue;
-    const auto excluded_by = ContraindicatedFor(*entry, plan);
-    if (excluded_by.empty()) continue;
-    changes.push_back("removed " + item.item_id() + " (" + excluded_by.front() + ")");
-    plan.mutable_items()->DeleteSubrange(i, 1);
-  }
+  RemoveExcludedItems(plan, library, changes);
   const bool manipulation_now_contraindicated =
       std::find(added.begin(), added.end(), "manipulation_contraindicated") != added.end();
   if (manipulation_now_contraindicated && IndexOf(plan, "safety.no_manipulation") < 0) {
@@ -416,6 +426,47 @@ std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrar
     plan.set_needs_reassessment(true);
     changes.push_back("no exercise left: marked for re-assessment");
   }
+  RecomputeHomeFrequency(plan);
+  return changes;
+}
+
+std::string DirectionOfCategory(const std::string& category) {
+  if (category == "directional_extension") return "extension";
+  if (category == "directional_flexion") return "flexion";
+  if (category == "lateral_shift") return "lateral_shift";
+  return "";
+}
+
+std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrary& library,
+                                        const std::vector<std::string>& item_ids) {
+  if (item_ids.empty()) ThrowInvalidArgument("item_ids", "is required for ADJUSTMENT_STOP_DIRECTION");
+  std::vector<std::string> directions;
+  for (size_t i = 0; i < item_ids.size(); ++i) {
+    const Intervention* entry = IndexOf(plan, item_ids[i]) >= 0 ? library.Find(item_ids[i]) : nullptr;
+    const std::string direction = entry == nullptr ? "" : DirectionOfCategory(entry->category);
+    if (direction.empty()) {
+      ThrowInvalidArgument("item_ids[" + std::to_string(i) + "]",
+                           "'" + item_ids[i] + "' is not a directional exercise of the plan");
+    }
+    if (std::find(directions.begin(), directions.end(), direction) == directions.end()) directions.push_back(direction);
+  }
+  std::vector<std::string> changes;
+  for (const auto& direction : directions) {
+    const auto& stopped = plan.stopped_directions();
+    if (std::find(stopped.begin(), stopped.end(), direction) != stopped.end()) continue;
+    plan.add_stopped_directions(direction);
+    changes.push_back("stopped direction: " + direction);
+    const std::string token = direction + "_intolerant";
+    const auto& tokens = plan.contraindications();
+    if (std::find(tokens.begin(), tokens.end(), token) == tokens.end()) {
+      plan.add_contraindications(token);
+      changes.push_back("contraindication added: " + token);
+    }
+  }
+  if (changes.empty()) return changes;
+  RemoveExcludedItems(plan, library, changes);
+  plan.set_needs_reassessment(true);
+  changes.push_back("marked for re-assessment");
   RecomputeHomeFrequency(plan);
   return changes;
 }

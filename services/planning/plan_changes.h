@@ -48,6 +48,20 @@ std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrar
                                         const google::protobuf::RepeatedPtrField<v1::FoundConcern>& concerns,
                                         std::int64_t now_seconds);
 
+// ADJUSTMENT_STOP_DIRECTION (peripheralisation, McKenzie & May 2003): the direction of each
+// listed directional exercise (library category directional_extension, directional_flexion or
+// lateral_shift) is stopped: recorded in Plan.stopped_directions, its `<direction>_intolerant`
+// token added to the plan's contraindications, every item carrying the token taken out (safety
+// items never are) and the plan marked for re-assessment. Returns one line per change (empty
+// when every direction was stopped already). Throws Error(kInvalidArgument) naming item_ids
+// (none given) or item_ids[i] (not a directional exercise of the plan).
+std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrary& library,
+                                        const std::vector<std::string>& item_ids);
+
+// The direction a library exercise category loads ("extension", "flexion", "lateral_shift"),
+// or empty for a category without one.
+std::string DirectionOfCategory(const std::string& category);
+
 // The API's form of a generated item.
 v1::PlanItem ItemFromDraft(const PlanItemDraft& item);
 

@@ -78,7 +78,13 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
       input.monitored_conditions.push_back(concern.condition());
     }
     input.fracture_concern |= concern.condition() == "fracture";
-    input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL;
+    // Loading waits for clearance only while the fracture concern stands at urgent or above:
+    // a clinician's recorded judgement below that (e.g. stable osteoporosis, imaging clear)
+    // keeps strengthening in the plan (Royal Osteoporosis Society 2022); manipulation and
+    // loaded flexion stay out through fracture_concern.
+    input.fracture_urgent |= concern.condition() == "fracture" && concern.action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL &&
+                             (!assessment.has_clinician_red_flag_judgement() ||
+                              assessment.clinician_red_flag_judgement().action() >= apb::RED_FLAG_ACTION_URGENT_REFERRAL);
     // Spinal manipulation and mobilisation (both carry manipulation_contraindicated in the
     // library) are not for a cancer, infection or cauda equina concern at any level, nor
     // suspected axial SpA: the conditions ContraindicationsForConcern names, the rule a
@@ -185,6 +191,8 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
                             assessment.examination().observations().end());
   input.cardiovascular_disease = h.cardiovascular_disease();
   input.pregnant = h.pregnant();
+  if (h.pregnant() && h.has_pregnancy_weeks()) input.pregnancy_weeks = h.pregnancy_weeks();
+  input.pelvic_girdle_pain = h.pelvic_girdle_pain();
   if (h.pregnant()) input.manipulation_blocked.push_back("pregnancy");
   input.low_recovery_expectation = h.recovery_expectation() == apb::RECOVERY_EXPECTATION_LITTLE_OR_NONE;
   input.declines_manual_therapy = h.preferences().declines_manual_therapy();
@@ -194,6 +202,10 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
       case apb::ANALGESIC_NSAID: input.analgesics.insert(Analgesic::kNsaid); break;
       case apb::ANALGESIC_OPIOID: input.analgesics.insert(Analgesic::kOpioid); break;
       case apb::ANALGESIC_NEUROPATHIC: input.analgesics.insert(Analgesic::kNeuropathic); break;
+      case apb::ANALGESIC_GABAPENTINOID: input.analgesics.insert(Analgesic::kGabapentinoid); break;
+      case apb::ANALGESIC_ANTIDEPRESSANT: input.analgesics.insert(Analgesic::kAntidepressant); break;
+      case apb::ANALGESIC_ORAL_CORTICOSTEROID: input.analgesics.insert(Analgesic::kOralCorticosteroid); break;
+      case apb::ANALGESIC_BENZODIAZEPINE: input.analgesics.insert(Analgesic::kBenzodiazepine); break;
       default: break;
     }
   }
@@ -424,17 +436,19 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   const bool patient_only = !ctx.HasRole(Role::kService) && !ctx.HasRole(Role::kClinician) &&
                             !ctx.HasRole(Role::kIntegrator);
   // Adding precautions only ever makes a plan safer too (a patient's own symptom answers).
+  // So does stopping a direction symptoms spread with.
   if (patient_only && request.adjustment() != pb::ADJUSTMENT_SUSPEND && request.adjustment() != pb::ADJUSTMENT_REGRESS &&
-      request.adjustment() != pb::ADJUSTMENT_ADD_PRECAUTIONS) {
-    throw Error(ErrorCode::kPermissionDenied,
-                "adjustment: a patient may only suspend their plan, regress its exercises or add precautions");
+      request.adjustment() != pb::ADJUSTMENT_ADD_PRECAUTIONS && request.adjustment() != pb::ADJUSTMENT_STOP_DIRECTION) {
+    throw Error(ErrorCode::kPermissionDenied, "adjustment: a patient may only suspend their plan, regress its "
+                                              "exercises, add precautions or stop a direction");
   }
   if (!pb::Adjustment_IsValid(request.adjustment()) || request.adjustment() == pb::ADJUSTMENT_UNSPECIFIED) {
     ThrowInvalidArgument("adjustment",
                          "must be PROGRESS, REGRESS, CHANGE_PHASE, MARK_FOR_REASSESSMENT, MARK_FOR_REFERRAL, SUSPEND, "
-                         "RESUME or ADD_PRECAUTIONS");
+                         "RESUME, ADD_PRECAUTIONS or STOP_DIRECTION");
   }
   const bool precautions = request.adjustment() == pb::ADJUSTMENT_ADD_PRECAUTIONS;
+  const bool stop_direction = request.adjustment() == pb::ADJUSTMENT_STOP_DIRECTION;
   if (!precautions && !request.concerns().empty()) {
     ThrowInvalidArgument("concerns", "only for ADJUSTMENT_ADD_PRECAUTIONS");
   }
@@ -460,8 +474,13 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   std::string detail;  // what adding precautions changed, for the revision's reason
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
-      suspend || precautions ? kSuspendable : resume ? kSuspended : kInUse,
-      suspend ? "suspended" : resume ? "resumed" : precautions ? "precautions added" : "adjusted", request.reason(), audit,
+      suspend || precautions || stop_direction ? kSuspendable : resume ? kSuspended : kInUse,
+      suspend           ? "suspended"
+      : resume          ? "resumed"
+      : precautions     ? "precautions added"
+      : stop_direction  ? "direction stopped"
+                        : "adjusted",
+      request.reason(), audit,
       [&](pb::Plan& plan) {
         if (patient_only) RequirePatientAccess(ctx, plan.patient_id());
         *plan.mutable_adjust_time() = TimeUtil::GetCurrentTime();
@@ -475,6 +494,13 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
           case pb::ADJUSTMENT_CHANGE_PHASE: plan.set_phase(request.phase()); break;
           case pb::ADJUSTMENT_MARK_FOR_REASSESSMENT: plan.set_needs_reassessment(true); break;
           case pb::ADJUSTMENT_MARK_FOR_REFERRAL: plan.set_referral_recommended(true); break;
+          case pb::ADJUSTMENT_STOP_DIRECTION: {
+            for (const auto& line : StopDirections(plan, library_, item_ids)) {
+              detail += (detail.empty() ? "" : "; ") + line;
+            }
+            if (detail.empty()) detail = "nothing new: these directions were stopped already";
+            break;
+          }
           case pb::ADJUSTMENT_ADD_PRECAUTIONS: {
             for (const auto& line : AddPrecautions(plan, library_, request.concerns(), TimeUtil::GetCurrentTime().seconds())) {
               detail += (detail.empty() ? "" : "; ") + line;

@@ -85,6 +85,7 @@ class PlanningServer final : public RunningService {
     policy.progression_days = config.GetInt("progression-days");
     policy.progression_days_low_irritability = config.GetInt("progression-days-low-irritability");
     policy.odi_mdc_points = config.GetInt("odi-mdc-points");
+    policy.pregnancy_supine_from_week = config.GetInt("pregnancy-supine-from-week");
     policy.rmdq_mdc_points = config.GetInt("rmdq-mdc-points");
     return policy;
   }
@@ -119,6 +120,9 @@ std::vector<ConfigKey> PlanningConfigKeys() {
                   "responder rule counts (set both alike)"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change, as the progress service's (set both alike)"});
+  keys.push_back({"pregnancy-supine-from-week", "16",
+                  "in pregnancy, exercises lying on the back are left out from this week (ACOG 2020; RCOG; design "
+                  "default)"});
   keys.push_back({"library-file", "", "intervention library JSON; empty uses the one built in (services/planning/library)"});
   return keys;
 }

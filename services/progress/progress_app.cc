@@ -246,6 +246,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   ValidateRange("reps_done", request.reps_done(), 0, 200);
   ValidatePain("pain_during", request.pain_during());
   ValidatePain("pain_after", request.pain_after());
+  if (request.has_usual_pain()) ValidatePain("usual_pain", request.usual_pain());
   if (!pb::Difficulty_IsValid(request.difficulty())) ThrowInvalidArgument("difficulty", "is not a known value");
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
@@ -280,7 +281,8 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   std::optional<apb::RedFlagResult> red_flags;
   if (any_yes) red_flags = JudgeSafetyNet(net, FactsFromIntake(ctx, *plan, performed));
   const auto directional =
-      request.symptoms_spread_down_leg() ? DirectionalExercises(exercises) : std::vector<std::string>{};
+      request.symptoms_spread_down_leg() ? ProvokingDirectionalExercises(request.exercise_id(), exercises)
+                                         : std::vector<std::string>{};
   const SafetyNetUrgency urgency = UrgencyOf(red_flags);
 
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
@@ -297,6 +299,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         log.set_reps_done(request.reps_done());
         log.set_pain_during(request.pain_during());
         log.set_pain_after(request.pain_after());
+        if (request.has_usual_pain()) log.set_usual_pain(request.usual_pain());
         log.set_difficulty(request.difficulty());
         log.set_recorded_by(ctx.principal);
         log.set_symptoms_spread_down_leg(request.symptoms_spread_down_leg());
@@ -319,12 +322,12 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
             }
           }
           if (request.symptoms_spread_down_leg()) {
-            std::string regressed;
-            for (const auto& id : directional) regressed += (regressed.empty() ? "" : ", ") + id;
+            std::string stopped;
+            for (const auto& id : directional) stopped += (stopped.empty() ? "" : ", ") + id;
             if (RaiseAlert(writer, ctx, clinic, request.patient_id(), pb::ALERT_KIND_PERIPHERALISATION,
                            {"home log " + log.log_id() + ": symptoms spread down the leg with " + log.exercise_id(),
-                            directional.empty() ? "no directional exercise in the plan to regress"
-                                                : "directional exercises regressed: " + regressed})) {
+                            directional.empty() ? "no directional exercise in the plan; re-assess"
+                                                : "direction stopped (of " + stopped + "); re-assess"})) {
               raised.push_back(pb::ALERT_KIND_PERIPHERALISATION);
             }
           }
@@ -345,6 +348,8 @@ ProgressApp::IntakeFacts ProgressApp::FactsFromIntake(const CallContext& ctx, co
   if (plan.assessment_id().empty()) return facts;
   if (auto intake = assessment_.Get(ctx, plan.assessment_id())) {
     facts.history = intake->history();
+    facts.screen = intake->red_flag_screen();
+    if (intake->has_clinician_red_flag_judgement()) facts.judged = intake->clinician_red_flag_judgement().action();
     const auto& history = intake->history();
     if (history.has_age_years()) facts.age_years = history.age_years();
     if (history.has_episode_duration_days()) {
@@ -465,9 +470,14 @@ pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ct
 }
 
 apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) const {
-  return physio::assessment::ProtoOf(physio::assessment::ScreenRedFlags(
-      physio::assessment::RedFlagAnswersWithHistory(screen, intake.history), intake.age_years, intake.episode_days,
-      red_flag_policy_));
+  namespace as = physio::assessment;
+  const as::RedFlagAnswers at_intake = as::RedFlagAnswersWithHistory(intake.screen, intake.history);
+  as::RedFlagAnswers now = as::RedFlagAnswersWithHistory(screen, intake.history);
+  as::AddIntakeAnswers(now, at_intake);
+  const std::optional<as::RedFlagAction> judged = as::ActionOf(intake.judged);
+  return as::ProtoOf(as::NewSince(as::ScreenRedFlags(now, intake.age_years, intake.episode_days, red_flag_policy_),
+                                  as::ScreenRedFlags(at_intake, intake.age_years, intake.episode_days, red_flag_policy_),
+                                  judged));
 }
 
 void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
@@ -484,15 +494,15 @@ void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog
     return;
   }
   if (plan->status() != plan_pb::PLAN_STATUS_ACTIVE) return;
-  plan_pb::AdjustPlanRequest regress;
-  regress.set_request_id("periph-" + log.log_id());
-  regress.set_plan_id(plan->plan_id());
-  regress.set_adjustment(plan_pb::ADJUSTMENT_REGRESS);
-  for (const auto& id : log.regressed_item_ids()) regress.add_item_ids(id);
-  regress.set_reason("peripheralisation reported in home log " + log.log_id() + " (symptoms spread down the leg with " +
-                     log.exercise_id() + "): directional exercises regressed");
+  plan_pb::AdjustPlanRequest stop;
+  stop.set_request_id("periph-" + log.log_id());
+  stop.set_plan_id(plan->plan_id());
+  stop.set_adjustment(plan_pb::ADJUSTMENT_STOP_DIRECTION);
+  for (const auto& id : log.regressed_item_ids()) stop.add_item_ids(id);
+  stop.set_reason("peripheralisation reported in home log " + log.log_id() + " (symptoms spread down the leg with " +
+                  log.exercise_id() + "): direction stopped, re-assess");
   try {
-    planning_.Adjust(ctx, regress);
+    planning_.Adjust(ctx, stop);
   } catch (const Error& e) {
     // A clinician changed the plan in between (an item is gone): the alert stands for a review.
     if (e.code() != ErrorCode::kInvalidArgument) throw;
@@ -598,6 +608,19 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
     evaluation.decision = Decision::kRefer;
     evaluation.reasons = {"the plan is suspended after a red flag at a check-in (" + plan->last_change_reason() +
                           "): refer; it resumes only on a clinician's judgement or a new plan"};
+  }
+
+  if (!suspended && !plan->stopped_directions().empty() && plan->needs_reassessment() &&
+      (evaluation.decision == Decision::kProgress || evaluation.decision == Decision::kContinue ||
+       evaluation.decision == Decision::kSuggestCompletion)) {
+    // Symptoms spread down the leg with a direction: nothing steps up, and the plan is not
+    // called finished, until a clinician has re-assessed (McKenzie & May 2003).
+    std::string stopped;
+    for (const auto& direction : plan->stopped_directions()) stopped += (stopped.empty() ? "" : ", ") + direction;
+    evaluation.decision = Decision::kReassess;
+    evaluation.reasons.insert(evaluation.reasons.begin(),
+                              "symptoms spread down the leg with " + stopped +
+                                  " (direction stopped): re-assess before the programme progresses");
   }
 
   plan_pb::AdjustPlanRequest adjust;

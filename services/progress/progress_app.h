@@ -119,10 +119,16 @@ class ProgressApp {
     std::optional<int> age_years;
     std::optional<int> episode_days;
     physio::assessment::v1::History history;
+    // Intake's own red-flag screen (what the plan and any clinician's judgement answered).
+    physio::assessment::v1::RedFlagScreen screen;
+    // The clinician's judgement recorded at intake (RED_FLAG_ACTION_UNSPECIFIED when none).
+    physio::assessment::v1::RedFlagAction judged = physio::assessment::v1::RED_FLAG_ACTION_UNSPECIFIED;
   };
   IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
                               const google::protobuf::Timestamp& when);
-  // The red-flag rules on a re-screen, with what intake knew.
+  // The red-flag rules on a re-screen, with what intake knew: intake's history and lasting
+  // risk factors count, and only concerns beyond those intake's own screen raised (which the
+  // plan and any clinician's judgement answered) are returned (issue 26 item 6).
   physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
                                                  const IntakeFacts& intake) const;
   // The safety-net answers (a home log's or a symptom report's) through the re-screen.

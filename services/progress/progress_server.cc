@@ -133,7 +133,9 @@ class ProgressServer final : public RunningService {
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
         records_(runtime_.pg()),
         app_({session_idempotency_, visit_sessions_, records_}, planning_, assessment_, PolicyFrom(config_),
-             physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days")}),
+             physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days"),
+                                               config_.GetInt("fracture-risk-age"),
+                                               config_.GetInt("fracture-new-episode-days")}),
         grpc_(app_, runtime_) {
     app_.SetFhirPatientIdentifierSystem(config_.Get("fhir-patient-identifier-system"));
     app_.OnAlertRaised([this](pb::AlertKind kind) {
@@ -174,6 +176,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"ces-new-bilateral-leg-pain-days", "42",
                   "the check-in re-screen's setting, as assessment's: pain below the knee in both legs in an episode "
                   "at most this many days old is suspected cauda equina"});
+  keys.push_back({"fracture-risk-age", "70", "the check-in re-screen's setting, as assessment's"});
+  keys.push_back({"fracture-new-episode-days", "42", "the check-in re-screen's setting, as assessment's"});
   keys.push_back({"pain-window-days", "7",
                   "pain change and responder status are judged on the mean of this many days' readings"});
   keys.push_back({"early-response-percent-of-mcid", "50",

@@ -158,7 +158,8 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   for (const pb::HomeExerciseLog& log : records.home_logs) {
     // A log names its plan: this plan's count whenever performed; others' only from this episode on.
     if ((plan && log.plan_id() == plan->plan_id()) || log.performed_time().seconds() >= episode_start) {
-      readings.push_back({log.performed_time().seconds(), log.pain_after(), "home_log"});
+      readings.push_back({log.performed_time().seconds(), log.pain_after(), kAfterExercise});
+      if (log.has_usual_pain()) readings.push_back({log.performed_time().seconds(), log.usual_pain(), kUsualOnHomeLog});
     }
     if (plan && log.plan_id() == plan->plan_id()) {
       plan_log_times.push_back(log.performed_time().seconds());

@@ -88,6 +88,7 @@ class Episodes : public ClusterFixture {
         log.set_reps_done(item.dose().reps());
         log.set_pain_during(pain);
         log.set_pain_after(pain);
+        log.set_usual_pain(pain);
         gpb::LogHomeExerciseResponse logged;
         auto status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
         ASSERT_TRUE(status.ok()) << status.error_message();
@@ -108,6 +109,7 @@ class Episodes : public ClusterFixture {
       log.set_reps_done(item.dose().reps());
       log.set_pain_during(pain);
       log.set_pain_after(pain);
+      log.set_usual_pain(pain);
       gpb::LogHomeExerciseResponse logged;
       ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged).ok());
       return;
@@ -207,6 +209,59 @@ TEST_F(Episodes, SteadyImprovementProgressesTheExercisesOnce) {
   EXPECT_EQ(again.decision(), gpb::DECISION_CONTINUE);
   EXPECT_FALSE(again.plan_adjusted());
   EXPECT_EQ(again.plan().revision(), evaluation.plan().revision());
+}
+
+// Issue 26 item 8: pain is judged on usual pain, not the soreness right after an exercise.
+TEST_F(Episodes, PainIsJudgedOnUsualPainNotSorenessAfterExercise) {
+  auto plan = StartEpisode(14);  // baseline pain 6
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) exercise = item.item_id();
+  }
+  ASSERT_FALSE(exercise.empty());
+  auto patient = Patient();
+  auto log_at = [&](int64_t days_ago, int after, std::optional<int> usual) {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(NewId("rq"));
+    log.set_patient_id(patient_id_);
+    log.set_exercise_id(exercise);
+    log.mutable_performed_time()->set_seconds(now_ - days_ago * kDay);
+    log.set_sets_done(1);
+    log.set_reps_done(5);
+    log.set_pain_during(after);
+    log.set_pain_after(after);
+    if (usual) log.set_usual_pain(*usual);
+    gpb::LogHomeExerciseResponse logged;
+    return patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+  };
+  // Pain right after exercise is low, but the usual pain of the day has not moved from 6.
+  ASSERT_TRUE(log_at(5, 1, 6).ok());
+  ASSERT_TRUE(log_at(4, 1, std::nullopt).ok());
+  ASSERT_TRUE(log_at(3, 2, 6).ok());
+  ASSERT_TRUE(log_at(2, 1, std::nullopt).ok());
+  auto summary = Summary();
+  EXPECT_EQ(summary.latest_pain(), 6);
+  EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 6.0);
+  EXPECT_EQ(summary.pain_change(), 0);
+  EXPECT_FALSE(summary.pain_change_meaningful());
+  int after = 0, usual = 0;
+  for (const auto& point : summary.pain_trend()) {
+    after += point.source() == "home_log";
+    usual += point.source() == "home_log_usual";
+  }
+  EXPECT_EQ(after, 4);  // shown on the trend
+  EXPECT_EQ(usual, 2);
+  // A usual pain out of range is refused, naming the field.
+  auto bad = log_at(1, 1, 11);
+  EXPECT_EQ(bad.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(bad.error_message().rfind("usual_pain:", 0), 0u) << bad.error_message();
+  // Usual pain down to 2 counts (the week's mean of 6, 6, 2, 2 is 4: down 2), even with
+  // soreness after exercise at 7.
+  ASSERT_TRUE(log_at(1, 7, 2).ok());
+  ASSERT_TRUE(log_at(0, 7, 2).ok());
+  summary = Summary();
+  EXPECT_EQ(summary.latest_pain(), 2);
+  EXPECT_TRUE(summary.pain_change_meaningful()) << summary.recent_pain_mean();
 }
 
 TEST_F(Episodes, ProgressionNeedsEveryExerciseAtItsDoseForAWeek) {
@@ -598,7 +653,7 @@ TEST_F(Episodes, PatientsLogOnlyForThemselvesAndTenantsStayApart) {
             StatusCode::FAILED_PRECONDITION);  // no active plan for that id in the other tenant
 }
 
-TEST_F(Episodes, PeripheralisationRegressesTheDirectionalExercisesAtOnce) {
+TEST_F(Episodes, PeripheralisationStopsTheDirectionAtOnceAndAsksForReassessment) {
   auto plan = StartEpisode(7, /*extension_preference=*/true);
   std::vector<std::string> directional;
   for (const auto& item : plan.items()) {
@@ -617,36 +672,47 @@ TEST_F(Episodes, PeripheralisationRegressesTheDirectionalExercisesAtOnce) {
   ASSERT_TRUE(LogOnce(directional[0], spread, &logged, request_id).ok());
   EXPECT_TRUE(logged.log().symptoms_spread_down_leg());
   EXPECT_EQ(std::vector<std::string>(logged.log().regressed_item_ids().begin(), logged.log().regressed_item_ids().end()),
-            directional);
-  EXPECT_NE(logged.log().advice().find("made easier"), std::string::npos) << logged.log().advice();
+            std::vector<std::string>{directional[0]});
+  EXPECT_NE(logged.log().advice().find("have been stopped"), std::string::npos) << logged.log().advice();
 
-  // The plan changed at once: each directional exercise went down its regression link or
-  // its dose came down; nothing else moved.
+  // The plan changed at once: the direction is stopped and recorded, every extension item
+  // is out, the plan asks for re-assessment; nothing else moved.
   const ppb::Plan after = CurrentPlan();
   EXPECT_EQ(after.revision(), plan.revision() + 1);
   EXPECT_NE(after.last_change_reason().find("peripheralisation"), std::string::npos) << after.last_change_reason();
-  for (const auto& id : directional) {
-    const auto before_item = std::find_if(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == id; });
-    const auto still = std::find_if(after.items().begin(), after.items().end(), [&](const auto& i) { return i.item_id() == id; });
-    if (still != after.items().end()) {
-      EXPECT_NE(still->dose().DebugString(), before_item->dose().DebugString()) << id << " was not regressed";
-    }
-  }
+  EXPECT_EQ(std::vector<std::string>(after.stopped_directions().begin(), after.stopped_directions().end()),
+            std::vector<std::string>{"extension"});
+  EXPECT_NE(std::find(after.contraindications().begin(), after.contraindications().end(), "extension_intolerant"),
+            after.contraindications().end());
+  EXPECT_TRUE(after.needs_reassessment());
   for (const auto& item : after.items()) {
+    EXPECT_FALSE(item.item_id().starts_with("ex.dir.")) << item.item_id() << " is still in the plan";
     if (item.item_id() == other) {
       const auto was = std::find_if(plan.items().begin(), plan.items().end(), [&](const auto& i) { return i.item_id() == other; });
       EXPECT_EQ(item.dose().DebugString(), was->dose().DebugString());
     }
   }
+  EXPECT_TRUE(std::any_of(after.items().begin(), after.items().end(), [&](const auto& i) { return i.item_id() == other; }));
   // The clinic is told at once.
   auto alerts = Alerts("unassigned");
   ASSERT_EQ(alerts.alerts_size(), 1);
   EXPECT_EQ(alerts.alerts(0).kind(), gpb::ALERT_KIND_PERIPHERALISATION);
-  // A retry replays the log and does not regress twice.
+  // A retry replays the log and changes nothing twice.
   gpb::LogHomeExerciseResponse replayed;
   ASSERT_TRUE(LogOnce(directional[0], spread, &replayed, request_id).ok());
   EXPECT_EQ(replayed.log().log_id(), logged.log().log_id());
   EXPECT_EQ(CurrentPlan().revision(), after.revision());
+  // The stopped exercise can no longer be logged, and an evaluation re-assesses instead of
+  // stepping anything back up.
+  EXPECT_EQ(LogOnce(directional[0], [](gpb::LogHomeExerciseRequest&) {}, &replayed, NewId("rq")).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  LogWeek(after, 7, 100, 2);
+  auto evaluation = Evaluate();
+  EXPECT_EQ(evaluation.decision(), gpb::DECISION_REASSESS);
+  ASSERT_GT(evaluation.reasons_size(), 0);
+  EXPECT_NE(evaluation.reasons(0).find("direction stopped"), std::string::npos) << evaluation.reasons(0);
+  EXPECT_FALSE(evaluation.plan_adjusted());
+  EXPECT_EQ(evaluation.plan().revision(), after.revision());
 }
 
 TEST_F(Episodes, ASafetyNetYesAlertsAtOnceAndSuspendsThePlan) {

@@ -111,9 +111,11 @@ TEST_F(Safety, ElevatedFearAvoidanceAddsPainEducationAndGradedActivityAtMediumRi
   EXPECT_FALSE(Has(plan, "psych.informed_physiotherapy"));  // still the medium-risk package
 }
 
+// Osteoporosis at 75 in a new episode: an urgent fracture concern, which the clinician judged
+// safe to treat (cleared by imaging); low pain and disability: function optimisation. The
+// clinician's judgement is what the plan follows (issue 26 item 6): strengthening and loading
+// stay (Royal Osteoporosis Society 2022), manipulation and loaded flexion stay out.
 TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
-  // Osteoporosis at 75: an urgent fracture concern, which the clinician judged safe to treat
-  // (cleared by imaging); low pain and disability: function optimisation.
   apb::CreateAssessmentRequest create;
   create.set_request_id(NewId("rq"));
   create.set_patient_id(patient_id_);
@@ -121,6 +123,7 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
   create.mutable_red_flag_screen()->set_osteoporosis(true);
   create.mutable_history()->set_age_years(75);
+  create.mutable_history()->set_episode_duration_days(14);
   auto assessment = Create(create);
   ASSERT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
   EXPECT_TRUE(assessment.red_flags().manipulation_contraindicated());
@@ -128,42 +131,51 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   ppb::Plan draft;
   ASSERT_TRUE(Generate(assessment.assessment_id(), &draft).ok());
   EXPECT_TRUE(Has(draft, "safety.overridden_concern"));  // the computed concern stays visible
-  EXPECT_NE(std::find(draft.contraindications().begin(), draft.contraindications().end(), "loading_contraindicated"),
-            draft.contraindications().end());
+  auto contraindicated = [](const ppb::Plan& plan, const std::string& token) {
+    return std::find(plan.contraindications().begin(), plan.contraindications().end(), token) !=
+           plan.contraindications().end();
+  };
+  EXPECT_FALSE(contraindicated(draft, "loading_contraindicated"));
+  EXPECT_TRUE(contraindicated(draft, "flexion_loading"));
+  EXPECT_TRUE(contraindicated(draft, "manipulation_contraindicated"));
   EXPECT_FALSE(Has(draft, "manual.thrust_manipulation"));
+  EXPECT_FALSE(Has(draft, "manual.joint_mobilisation"));
+  bool strengthening = false;
+  for (const auto& item : draft.items()) strengthening |= item.item_id().starts_with("ex.strength.");
+  EXPECT_TRUE(strengthening) << "strength training is kept for stable osteoporosis";
 
   auto clinician = Clinician();
   ppb::Plan plan = Approve(draft);
-  if (!Has(plan, "ex.strength.sit_to_stand")) {
+  if (!Has(plan, "ex.func.lifting_practice")) {
     ppb::RevisePlanRequest revise;
     revise.set_request_id(NewId("rq"));
     revise.set_plan_id(plan.plan_id());
     revise.set_etag(plan.etag());
-    revise.set_reason("sit to stand for daily function");
-    revise.add_changes()->set_add_intervention_id("ex.strength.sit_to_stand");
+    revise.set_reason("lifting practice for daily function");
+    revise.add_changes()->set_add_intervention_id("ex.func.lifting_practice");
     ppb::RevisePlanResponse revised;
     ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
     plan = revised.plan();
   }
-  // Progressing sit-to-stand must not reach the loaded goblet squat.
+  // Progressing lifting practice must not reach the loaded floor lift (loaded flexion).
   ppb::AdjustPlanRequest adjust;
   adjust.set_request_id(NewId("rq"));
   adjust.set_plan_id(plan.plan_id());
   adjust.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
-  adjust.add_item_ids("ex.strength.sit_to_stand");
+  adjust.add_item_ids("ex.func.lifting_practice");
   adjust.set_reason("dose completed");
   ppb::AdjustPlanResponse adjusted;
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted).ok());
-  EXPECT_FALSE(Has(adjusted.plan(), "ex.strength.goblet_squat"));
+  EXPECT_FALSE(Has(adjusted.plan(), "ex.func.floor_lift"));
   plan = adjusted.plan();
 
-  // A clinician may add it only with an explicit reason, and the revision says so.
+  // A clinician may add loaded flexion only with an explicit reason, and the revision says so.
   ppb::RevisePlanRequest revise;
   revise.set_request_id(NewId("rq"));
   revise.set_plan_id(plan.plan_id());
   revise.set_etag(plan.etag());
-  revise.set_reason("supervised loading");
-  revise.add_changes()->set_add_intervention_id("ex.strength.goblet_squat");
+  revise.set_reason("supervised curl-ups");
+  revise.add_changes()->set_add_intervention_id("ex.strength.curl_up");
   ppb::RevisePlanResponse revised;
   auto refused = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
   EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
@@ -172,7 +184,7 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   revise.set_request_id(NewId("rq"));
   revise.mutable_changes(0)->set_contraindication_override("DXA reviewed by the consultant; supervised only");
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised).ok());
-  EXPECT_TRUE(Has(revised.plan(), "ex.strength.goblet_squat"));
+  EXPECT_TRUE(Has(revised.plan(), "ex.strength.curl_up"));
   ppb::ListPlanRevisionsRequest list;
   list.set_plan_id(plan.plan_id());
   list.set_page_size(50);
@@ -180,6 +192,93 @@ TEST_F(Safety, ProgressionAndRevisionsRespectAFractureConcern) {
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, list,
                              &revisions).ok());
   EXPECT_EQ(revisions.revisions(revisions.revisions_size() - 1).change(), "revised, contraindication overridden");
+
+  // A check-in that finds nothing new does not re-raise the judged concern (intake's
+  // osteoporosis and age are not new), and the plan stays in use; a new fall does.
+  gpb::RecordVisitRequest quiet;
+  quiet.set_request_id(NewId("rq"));
+  quiet.set_patient_id(patient_id_);
+  quiet.set_kind(gpb::VISIT_KIND_CLINIC);
+  quiet.mutable_red_flag_screen();  // re-screened, every answer "no"
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, quiet, &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().concerns_size(), 0) << visited.visit().red_flags().DebugString();
+  EXPECT_EQ(Current().status(), ppb::PLAN_STATUS_ACTIVE);
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, FallAtCheckIn(),
+                             &visited).ok());
+  EXPECT_EQ(visited.visit().red_flags().action(), apb::RED_FLAG_ACTION_URGENT_REFERRAL);
+  EXPECT_EQ(Current().status(), ppb::PLAN_STATUS_SUSPENDED);
+}
+
+// Issue 26 item 15: dry needling and kinesiology tape are never generated; a clinician may
+// add them beside exercise, and the item states its evidence.
+TEST_F(Safety, WeaklyEvidencedModalitiesAreOnlyAddedByAClinicianWithTheirEvidence) {
+  auto plan = ActivePlan();
+  for (const auto& item : plan.items()) EXPECT_FALSE(item.item_id().starts_with("adjunct.")) << item.item_id();
+  auto clinician = Clinician();
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag(plan.etag());
+  revise.set_reason("the patient asked for taping; told the evidence");
+  revise.add_changes()->set_add_intervention_id("adjunct.kinesiology_tape");
+  ppb::RevisePlanResponse revised;
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const auto tape = std::find_if(revised.plan().items().begin(), revised.plan().items().end(),
+                                 [](const auto& item) { return item.item_id() == "adjunct.kinesiology_tape"; });
+  ASSERT_NE(tape, revised.plan().items().end());
+  EXPECT_EQ(tape->kind(), ppb::PLAN_ITEM_KIND_MANUAL_THERAPY);
+  EXPECT_NE(tape->reason().find("never a primary treatment"), std::string::npos) << tape->reason();
+  EXPECT_NE(tape->source().find("not better than sham"), std::string::npos) << tape->source();
+}
+
+// Issue 26 item 13: weeks of pregnancy are recorded, validated and followed; pelvic girdle
+// pain gets its own items.
+TEST_F(Safety, PregnancyIsPlannedByItsStage) {
+  auto create = Import();
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_age_years(31);
+  create.mutable_history()->set_pregnancy_weeks(24);  // without `pregnant`: refused, naming the field
+  auto clinician = Clinician();
+  apb::CreateAssessmentResponse created;
+  auto refused =
+      clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("history.pregnancy_weeks"), std::string::npos) << refused.error_message();
+  create.mutable_history()->set_pregnant(true);
+  create.mutable_history()->set_pregnancy_weeks(43);
+  refused = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  create.set_request_id(NewId("rq"));
+  create.mutable_history()->set_pregnancy_weeks(24);
+  create.mutable_history()->set_pelvic_girdle_pain(true);
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(Create(create).assessment_id(), &plan).ok());
+  for (const char* token : {"supine_position", "prone_position", "abdominal_loading", "manipulation_contraindicated"}) {
+    EXPECT_NE(std::find(plan.contraindications().begin(), plan.contraindications().end(), token),
+              plan.contraindications().end())
+        << token;
+  }
+  for (const char* id : {"ex.motor.pelvic_tilt", "ex.motor.abdominal_bracing", "ex.strength.glute_bridge",
+                         "ex.strength.curl_up", "ex.flex.knee_to_chest", "ex.dir.flexion_in_lying",
+                         "manual.thrust_manipulation"}) {
+    EXPECT_FALSE(Has(plan, id)) << id;
+  }
+  EXPECT_TRUE(Has(plan, "edu.exercise_in_pregnancy"));
+  EXPECT_TRUE(Has(plan, "edu.pelvic_girdle_pain"));
+  EXPECT_TRUE(Has(plan, "ex.pgp.pelvic_floor_activation"));
+  // A clinician adding work on the back must say why.
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag(plan.etag());
+  revise.set_reason("bridging");
+  revise.add_changes()->set_add_intervention_id("ex.strength.glute_bridge");
+  ppb::RevisePlanResponse revised;
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("supine_position"), std::string::npos) << status.error_message();
 }
 
 TEST_F(Safety, ASinglePostExerciseReadingNeitherDeterioratesNorMakesAResponder) {
@@ -212,7 +311,10 @@ TEST_F(Safety, ASinglePostExerciseReadingNeitherDeterioratesNorMakesAResponder) 
   get.set_patient_id(patient_id_);
   gpb::GetProgressSummaryResponse summary;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, get, &summary).ok());
-  EXPECT_EQ(summary.summary().latest_pain(), 9);
+  // Pain after exercise is shown on the trend but is not usual pain (issue 26 item 8).
+  EXPECT_FALSE(summary.summary().has_latest_pain());
+  ASSERT_GT(summary.summary().pain_trend_size(), 0);
+  EXPECT_EQ(summary.summary().pain_trend(summary.summary().pain_trend_size() - 1).pain(), 9);
   for (const auto& change : summary.summary().outcome_changes()) {
     EXPECT_NE(change.instrument(), cpb::INSTRUMENT_NPRS) << "pain judged on one post-exercise reading";
   }
@@ -892,7 +994,51 @@ TEST_F(Safety, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsAnNsaidWithAnAn
   }
   EXPECT_NE(review.find("for sciatica, gabapentinoids"), std::string::npos) << review;
   EXPECT_NE(review.find("an NSAID with an anticoagulant"), std::string::npos) << review;
-  EXPECT_EQ(plan.rules_version(), "2026.12.2");
+  EXPECT_EQ(plan.rules_version(), "2026.12.3");
+
+  // The specific medicines, recorded as such, each get their own line.
+  auto specific = Import();
+  specific.mutable_red_flag_screen();
+  specific.mutable_history()->set_symptom_extent(apb::SYMPTOM_EXTENT_BELOW_KNEE);
+  specific.mutable_history()->add_analgesics(apb::ANALGESIC_GABAPENTINOID);
+  specific.mutable_history()->add_analgesics(apb::ANALGESIC_ORAL_CORTICOSTEROID);
+  specific.mutable_history()->add_analgesics(apb::ANALGESIC_BENZODIAZEPINE);
+  ppb::Plan second;
+  ASSERT_TRUE(Generate(Create(specific).assessment_id(), &second).ok());
+  review.clear();
+  for (const auto& item : second.items()) {
+    if (item.item_id() == "pain.medication_review") review = item.reason();
+  }
+  for (const char* line : {"gabapentinoids (gabapentin, pregabalin) for sciatica: not to be offered",
+                           "oral corticosteroids for sciatica: not to be offered",
+                           "benzodiazepines for sciatica: not to be offered"}) {
+    EXPECT_NE(review.find(line), std::string::npos) << line << " in " << review;
+  }
+}
+
+// Issue 26 item 6 through the Connect/JSON port: the new fracture questions by their JSON
+// names; years of stable pain with osteoporosis at 76 are monitored (strengthening kept), a
+// sudden severe onset makes the same patient urgent.
+TEST_F(Safety, FractureRiskAloneInStablePainIsMonitoredAndASuddenOnsetIsUrgentThroughTheJsonPort) {
+  httplib::Client client("127.0.0.1", cluster_->assessment_http_port());
+  auto create = [&](const std::string& screen) {
+    const std::string body = R"({"requestId":")" + NewId("rq") + R"(","patientId":")" + patient_id_ +
+                             R"(","answers":[{"instrument":"INSTRUMENT_NPRS","itemId":"nprs","value":4}],)"
+                             R"("redFlagScreen":)" + screen + R"(,"history":{"ageYears":76,"episodeDurationDays":1100}})";
+    return client.Post("/physio.assessment.v1.AssessmentService/CreateAssessment",
+                       {{"Authorization", "Bearer " + MakeToken(*keys_, tenant_, "clin-1", {"clinician"})}}, body,
+                       "application/json");
+  };
+  auto stable = create(R"({"osteoporosis":true,"previousFragilityFracture":false,"heightLoss":false})");
+  ASSERT_TRUE(stable);
+  ASSERT_EQ(stable->status, 200) << stable->body;
+  EXPECT_NE(stable->body.find(R"("action":"RED_FLAG_ACTION_MONITOR")"), std::string::npos) << stable->body;
+  EXPECT_NE(stable->body.find("keep strengthening"), std::string::npos) << stable->body;
+  auto sudden = create(R"({"osteoporosis":true,"suddenOnsetSeverePain":true})");
+  ASSERT_TRUE(sudden);
+  ASSERT_EQ(sudden->status, 200) << sudden->body;
+  EXPECT_NE(sudden->body.find(R"("action":"RED_FLAG_ACTION_URGENT_REFERRAL")"), std::string::npos) << sudden->body;
+  EXPECT_NE(sudden->body.find("sudden onset of severe pain"), std::string::npos) << sudden->body;
 }
 
 

@@ -207,13 +207,20 @@ TEST(Evaluate, EarlyResponseAtTwoWeeksUsesHalfTheMeaningfulChange) {
   EXPECT_TRUE(EarlyImprovement(JudgeChange(Outcome::kNprs, 6, 4), 1.0));
 }
 
-TEST(HomeLog, PeripheralisationRegressesOnlyDirectionalExercises) {
-  EXPECT_EQ(DirectionalExercises({"ex.dir.prone_on_elbows", "ex.strength.glute_bridge", "ex.dir.side_glide_wall"}),
-            (std::vector<std::string>{"ex.dir.prone_on_elbows", "ex.dir.side_glide_wall"}));
+TEST(HomeLog, PeripheralisationStopsTheDirectionItHappenedWith) {
+  const std::vector<std::string> plan = {"ex.dir.prone_on_elbows", "ex.strength.glute_bridge", "ex.dir.side_glide_wall"};
+  EXPECT_EQ(DirectionalExercises(plan), (std::vector<std::string>{"ex.dir.prone_on_elbows", "ex.dir.side_glide_wall"}));
   EXPECT_TRUE(DirectionalExercises({"ex.flex.cat_camel"}).empty());
+  // With a directional exercise: that one's direction only.
+  EXPECT_EQ(ProvokingDirectionalExercises("ex.dir.side_glide_wall", plan),
+            std::vector<std::string>{"ex.dir.side_glide_wall"});
+  // With anything else: every direction of the plan (the safer reading).
+  EXPECT_EQ(ProvokingDirectionalExercises("ex.strength.glute_bridge", plan), DirectionalExercises(plan));
+  EXPECT_TRUE(ProvokingDirectionalExercises("ex.aerobic.walking", {"ex.aerobic.walking"}).empty());
   EXPECT_TRUE(HomeLogAdvice(SafetyNetUrgency::kNone, false, false).empty());
-  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kNone, true, true).find("made easier"), std::string::npos);
-  EXPECT_EQ(HomeLogAdvice(SafetyNetUrgency::kNone, true, false).find("made easier"), std::string::npos);
+  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kNone, true, true).find("have been stopped"), std::string::npos);
+  EXPECT_EQ(HomeLogAdvice(SafetyNetUrgency::kNone, true, false).find("have been stopped"), std::string::npos);
+  EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kNone, true, false).find("re-assess"), std::string::npos);
   // The safety net outranks peripheralisation.
   EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kEmergency, true, true).find("emergency department now"), std::string::npos);
   EXPECT_NE(HomeLogAdvice(SafetyNetUrgency::kUrgent, false, false).find("Stop your home exercises"), std::string::npos);

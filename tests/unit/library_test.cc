@@ -2,6 +2,8 @@
 // need; a defective one is refused with the entry and the problem named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <set>
@@ -108,6 +110,50 @@ TEST(InterventionLibrary, DefectsAreRefusedNamingTheEntry) {
   EXPECT_EQ(Refusal(WithEntry(R"({"id":"edu.x","kind":"education","title":"x","instructions":"x","source":"s","phases":["movement_control"],"contraindications":["pregnancy"]})")),
             "interventions: entry 'edu.x': unknown contraindication \"pregnancy\"");
   EXPECT_NE(Refusal("{not json").find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(Refusal(WithEntry(R"({"id":"edu.x","kind":"education","title":"x","instructions":"x","source":"s","phases":["movement_control"],"clinician_added_only":"yes"})")),
+            "interventions: entry 'edu.x': 'clinician_added_only' must be true or false");
+}
+
+// Issue 26 item 15: every modality the public articles mention has an entry with honest evidence.
+TEST(InterventionLibrary, WeaklyEvidencedModalitiesAreClinicianAddedOptionsThatStateTheirEvidence) {
+  auto library = InterventionLibrary::Parse(RealLibraryText());
+  for (const char* id : {"adjunct.dry_needling", "adjunct.kinesiology_tape"}) {
+    const Intervention* entry = library.Find(id);
+    ASSERT_NE(entry, nullptr) << id;
+    EXPECT_TRUE(entry->clinician_added_only) << id;
+    EXPECT_EQ(entry->kind, InterventionKind::kManualTherapy) << id;  // only beside exercise (NICE NG59)
+    EXPECT_NE(entry->reason.find("never a primary treatment"), std::string::npos) << id;
+    EXPECT_NE(entry->instructions.find("never instead of it"), std::string::npos) << id;
+  }
+  EXPECT_NE(library.Find("adjunct.dry_needling")->source.find("very low certainty"), std::string::npos);
+  EXPECT_NE(library.Find("adjunct.kinesiology_tape")->source.find("not better than sham"), std::string::npos);
+  // Needling waits with manipulation: anticoagulants, cancer, infection, cauda equina, fracture.
+  const auto& tokens = library.Find("adjunct.dry_needling")->contraindications;
+  EXPECT_NE(std::find(tokens.begin(), tokens.end(), "manipulation_contraindicated"), tokens.end());
+}
+
+TEST(InterventionLibrary, PostureLiftingErgonomicsAndHeatSayWhatTheEvidenceSays) {
+  auto library = InterventionLibrary::Parse(RealLibraryText());
+  // No item contradicts "no single correct posture" (Slater 2019; O'Sullivan 2020).
+  for (const auto& entry : library.entries()) {
+    for (const char* claim : {"sit tall", "lumbar roll", "sit up straight", "correct posture", "good posture",
+                              "roll behind the low back"}) {
+      std::string text = entry.title + " " + entry.instructions;
+      std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+      EXPECT_EQ(text.find(claim), std::string::npos) << entry.id << " says '" << claim << "'";
+    }
+  }
+  // Lifting-technique and ergonomics advice cites what backs it: neither prevents back pain.
+  EXPECT_NE(library.Find("edu.body_mechanics_lifting")->source.find("does not prevent back pain"), std::string::npos);
+  EXPECT_NE(library.Find("edu.body_mechanics_lifting")->instructions.find("No lifting technique has been shown"),
+            std::string::npos);
+  EXPECT_NE(library.Find("edu.desk_ergonomics")->source.find("did not reduce low back pain"), std::string::npos);
+  for (const char* id : {"ex.func.lifting_practice", "ex.func.floor_lift"}) {
+    EXPECT_NE(library.Find(id)->source.find("Saraceni"), std::string::npos) << id;
+  }
+  // Heat: the evidence is for acute and sub-acute pain.
+  EXPECT_NE(library.Find("pain.heat")->instructions.find("acute and sub-acute"), std::string::npos);
+  EXPECT_NE(library.Find("pain.heat")->source.find("acute and sub-acute"), std::string::npos);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ namespace {
 
 TEST(PainTrend, OrdersByTimeAndJudgesTheTwoPointChange) {
   auto trend = BuildPainTrend(PainReading{100, 6, "assessment"},
-                              {{300, 3, "home_log"}, {200, 5, "visit"}, {250, 4, "home_log"}});
+                              {{300, 3, "home_log_usual"}, {200, 5, "visit"}, {250, 4, "home_log_usual"}});
   ASSERT_EQ(trend.readings.size(), 4u);
   EXPECT_EQ(trend.readings[1].pain, 5);
   EXPECT_EQ(trend.readings[3].pain, 3);
@@ -29,14 +29,44 @@ TEST(PainTrend, OnePointIsNotMeaningfulAndWorseningIsNotImprovement) {
   EXPECT_FALSE(worse.meaningful_improvement);
 }
 
-TEST(PainTrend, ASinglePostExerciseReadingCarriesNoJudgement) {
-  auto one_log = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 2, "home_log"}});
+TEST(PainTrend, ASingleHomeLogAnswerCarriesNoJudgement) {
+  auto one_log = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 2, "home_log_usual"}});
   EXPECT_FALSE(one_log.judgeable);
   EXPECT_FALSE(one_log.meaningful_improvement);
-  auto two_logs = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 3, "home_log"}, {20, 4, "home_log"}});
+  auto two_logs = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 3, "home_log_usual"}, {20, 4, "home_log_usual"}});
   EXPECT_TRUE(two_logs.judgeable);
   EXPECT_DOUBLE_EQ(*two_logs.recent_mean, 3.5);
   EXPECT_TRUE(two_logs.meaningful_improvement);
+}
+
+// Issue 26 item 8: the 2-point threshold is for usual pain; post-exercise soreness is shown
+// on the trend but never judged, whichever way it goes.
+TEST(PainTrend, PainAfterExerciseIsShownButNeverJudged) {
+  const int64_t day = 24 * 3600;
+  // Usual pain unchanged at 6; low readings right after exercise do not make a responder.
+  auto flattering = BuildPainTrend(PainReading{0, 6, "assessment"}, {{1 * day, 6, "home_log_usual"},
+                                                                     {1 * day + 60, 1, "home_log"},
+                                                                     {2 * day, 2, "home_log"},
+                                                                     {3 * day, 6, "home_log_usual"},
+                                                                     {3 * day + 60, 1, "home_log"}});
+  EXPECT_EQ(flattering.readings.size(), 6u);  // all shown
+  EXPECT_EQ(flattering.recent_count, 2);
+  EXPECT_DOUBLE_EQ(*flattering.recent_mean, 6.0);
+  EXPECT_EQ(*flattering.latest, 6);
+  EXPECT_EQ(*flattering.change, 0);
+  EXPECT_FALSE(flattering.meaningful_improvement);
+  // Usual pain down 3; soreness after exercise at 7 does not hide it.
+  auto sore = BuildPainTrend(PainReading{0, 6, "assessment"},
+                             {{1 * day, 7, "home_log"}, {2 * day, 3, "visit"}, {2 * day + 60, 7, "home_log"}});
+  EXPECT_DOUBLE_EQ(*sore.recent_mean, 3.0);
+  EXPECT_TRUE(sore.meaningful_improvement);
+  // Only post-exercise readings: no usual pain, no judgement.
+  auto only_after = BuildPainTrend(PainReading{0, 6, "assessment"}, {{10, 1, "home_log"}, {20, 1, "home_log"}});
+  EXPECT_FALSE(only_after.recent_mean.has_value());
+  EXPECT_FALSE(only_after.latest.has_value());
+  EXPECT_FALSE(only_after.change.has_value());
+  EXPECT_FALSE(only_after.judgeable);
+  EXPECT_FALSE(only_after.meaningful_improvement);
 }
 
 TEST(PainTrend, OnlyTheLastWeekCounts) {

@@ -114,7 +114,6 @@ TEST(Revisions, ManualTherapyAndCbtNeverWithoutExercise) {
     EXPECT_EQ(std::string(e.what()).rfind("changes[0].set_dose.dose.sets", 0), 0u);
   }
 }
-
 }  // namespace
 }  // namespace physio::planning
 
@@ -317,6 +316,74 @@ TEST(AddPrecautions, AConcernBringsTheContraindicationsGenerationWouldGiveIt) {
     EXPECT_EQ(ContraindicationsForConcern(condition), PatientContraindications(blocked)) << condition;
   }
   EXPECT_TRUE(ContraindicationsForConcern("something_else").empty());
+}
+
+TEST(StopDirections, PeripheralisationStopsTheDirectionForGoodAndAsksForReassessment) {
+  auto plan = PlanWith({"ex.dir.prone_on_elbows", "ex.dir.prone_press_up", "ex.motor.abdominal_bracing",
+                        "edu.self_management"});
+  plan.set_type(v1::PLAN_TYPE_TREATMENT);
+  v1::PlanItem safety_net;
+  safety_net.set_item_id("safety.cauda_equina");
+  *plan.add_items() = safety_net;
+  const auto changes = StopDirections(plan, Library(), {"ex.dir.prone_on_elbows"});
+  auto has = [&](const std::string& id) {
+    return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& item) { return item.item_id() == id; });
+  };
+  EXPECT_FALSE(has("ex.dir.prone_on_elbows"));
+  EXPECT_FALSE(has("ex.dir.prone_press_up"));  // the same direction, though not the one logged
+  EXPECT_TRUE(has("ex.motor.abdominal_bracing"));
+  EXPECT_TRUE(has("safety.cauda_equina"));
+  EXPECT_EQ(std::vector<std::string>(plan.stopped_directions().begin(), plan.stopped_directions().end()),
+            std::vector<std::string>{"extension"});
+  EXPECT_EQ(std::vector<std::string>(plan.contraindications().begin(), plan.contraindications().end()),
+            std::vector<std::string>{"extension_intolerant"});
+  EXPECT_TRUE(plan.needs_reassessment());
+  EXPECT_EQ(changes.front(), "stopped direction: extension");
+  EXPECT_EQ(changes.back(), "marked for re-assessment");
+  // Nothing steps back onto the direction: progressing what is left never lands on an extension item.
+  StepExercises(plan, Library(), {}, /*progress=*/true);
+  for (const auto& item : plan.items()) {
+    const Intervention* entry = Library().Find(item.item_id());
+    if (entry != nullptr) {
+      EXPECT_NE(DirectionOfCategory(entry->category), "extension") << item.item_id();
+    }
+  }
+  // Stopped already: nothing new.
+  auto again = PlanWith({"ex.dir.prone_lying"});
+  again.add_stopped_directions("extension");
+  again.add_contraindications("extension_intolerant");
+  EXPECT_TRUE(StopDirections(again, Library(), {"ex.dir.prone_lying"}).empty());
+}
+
+TEST(StopDirections, EveryDirectionHasItsTokenOnEveryItemOfThatDirection) {
+  for (const auto& entry : Library().entries()) {
+    const std::string direction = DirectionOfCategory(entry.category);
+    if (direction.empty()) continue;
+    EXPECT_NE(std::find(entry.contraindications.begin(), entry.contraindications.end(), direction + "_intolerant"),
+              entry.contraindications.end())
+        << entry.id << " is not excluded when " << direction << " is stopped";
+  }
+  for (const char* id : {"ex.dir.side_glide_wall", "ex.dir.flexion_in_lying"}) {
+    auto plan = PlanWith({id});
+    StopDirections(plan, Library(), {id});
+    EXPECT_EQ(plan.items_size(), 0) << id;
+  }
+}
+
+TEST(StopDirections, OnlyDirectionalExercisesOfThePlanNamingTheField) {
+  auto plan = PlanWith({"ex.dir.prone_lying", "ex.motor.abdominal_bracing"});
+  for (const auto& [ids, field] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{}, "item_ids"},
+           {{"ex.motor.abdominal_bracing"}, "item_ids[0]"},
+           {{"ex.dir.prone_lying", "ex.dir.flexion_in_lying"}, "item_ids[1]"}}) {
+    try {
+      StopDirections(plan, Library(), ids);
+      ADD_FAILURE() << field;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_EQ(std::string(e.what()).rfind(field + ":", 0), 0u) << e.what();
+    }
+  }
 }
 
 }  // namespace

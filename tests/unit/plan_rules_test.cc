@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 
 #include <fstream>
 #include <sstream>
@@ -471,7 +473,43 @@ TEST(Depth, EveryTreatmentPlanHasAFlareUpPlanAndHeatAndCold) {
     ASSERT_NE(Item(plan, "pain.cold"), nullptr);
     EXPECT_NE(Item(plan, "pain.heat")->source.find("French"), std::string::npos);
     EXPECT_NE(Item(plan, "pain.cold")->source.find("too little evidence"), std::string::npos);
+    EXPECT_NE(Item(plan, "pain.heat")->reason.find("acute or sub-acute"), std::string::npos);
   }
+  // With pain for more than 3 months heat is a comfort option only, and says so.
+  auto chronic = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  chronic.chronic = true;
+  const auto plan = GeneratePlanDraft(chronic, Library());
+  ASSERT_NE(Item(plan, "pain.heat"), nullptr);
+  EXPECT_NE(Item(plan, "pain.heat")->reason.find("comfort option only"), std::string::npos);
+}
+
+// Issue 26 item 15: weakly evidenced options are never chosen by generation, whatever the patient.
+TEST(Depth, ClinicianAddedOptionsAreNeverGenerated) {
+  std::vector<std::string> clinician_only;
+  for (const auto& entry : Library().entries()) {
+    if (entry.clinician_added_only) clinician_only.push_back(entry.id);
+  }
+  ASSERT_GE(clinician_only.size(), 2u);
+  int plans = 0;
+  for (auto phase : {Phase::kSymptomModulation, Phase::kMovementControl, Phase::kFunctionOptimisation}) {
+    for (auto risk : {StartBackRisk::kLow, StartBackRisk::kMedium, StartBackRisk::kHigh}) {
+      for (auto subgroup : {Subgroup::kManipulation, Subgroup::kStabilisation, Subgroup::kSpecificExercise,
+                            Subgroup::kUnclassified}) {
+        for (bool chronic : {false, true}) {
+          auto input = Patient(phase, risk);
+          input.subgroup = subgroup;
+          input.direction = subgroup == Subgroup::kSpecificExercise ? "extension" : "";
+          input.chronic = chronic;
+          input.observations = {"sustained_flexed_sitting"};
+          input.occupation = Occupation::kHeavy;
+          const auto plan = GeneratePlanDraft(input, Library());
+          ++plans;
+          for (const auto& id : clinician_only) EXPECT_FALSE(Has(plan, id)) << id;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(plans, 72);
 }
 
 TEST(Depth, PregnancyRulesOutProneLyingAndManipulation) {
@@ -491,6 +529,88 @@ TEST(Depth, PregnancyRulesOutProneLyingAndManipulation) {
   EXPECT_EQ(Item(plan, "manual.thrust_manipulation"), nullptr);
   EXPECT_NE(std::find(plan.contraindications.begin(), plan.contraindications.end(), "prone_position"),
             plan.contraindications.end());
+}
+
+// Issue 26 item 13: the stage of pregnancy is recorded and followed (ACOG 2020; RCOG).
+TEST(Depth, PregnancyFollowsTheStage) {
+  auto carries = [](const PlanDraft& plan, const std::string& token) {
+    for (const auto& item : plan.items) {
+      const auto* entry = Library().Find(item.id);
+      if (entry != nullptr &&
+          std::find(entry->contraindications.begin(), entry->contraindications.end(), token) !=
+              entry->contraindications.end()) {
+        return item.id;
+      }
+    }
+    return std::string();
+  };
+  auto excluded = [](const PlanDraft& plan, const std::string& token) {
+    return std::find(plan.contraindications.begin(), plan.contraindications.end(), token) != plan.contraindications.end();
+  };
+  auto input = Patient(Phase::kSymptomModulation, StartBackRisk::kMedium);
+  input.subgroup = Subgroup::kStabilisation;
+  // The control: out of pregnancy, symptom-modulation activation starts lying on the back.
+  EXPECT_FALSE(carries(GeneratePlanDraft(input, Library()), "supine_position").empty());
+  input.pregnant = true;
+  // First trimester: work on the back is still offered; curl-ups, knees-to-chest, prone are not.
+  input.pregnancy_weeks = 10;
+  auto early = GeneratePlanDraft(input, Library());
+  EXPECT_FALSE(excluded(early, "supine_position"));
+  EXPECT_TRUE(excluded(early, "abdominal_loading"));
+  EXPECT_TRUE(excluded(early, "prone_position"));
+  EXPECT_EQ(carries(early, "abdominal_loading"), "");
+  EXPECT_NE(Item(early, "edu.exercise_in_pregnancy"), nullptr);
+  EXPECT_NE(Item(early, "edu.exercise_in_pregnancy")->instructions.find("vaginal bleeding"), std::string::npos);
+  // From week 16 (and when the week is not recorded): nothing lying on the back either, and
+  // the plan still has exercise for each phase.
+  for (std::optional<int> weeks : {std::optional<int>(16), std::optional<int>(30), std::optional<int>()}) {
+    input.pregnancy_weeks = weeks;
+    for (auto phase : {Phase::kSymptomModulation, Phase::kMovementControl, Phase::kFunctionOptimisation}) {
+      input.phase = phase;
+      auto plan = GeneratePlanDraft(input, Library());
+      EXPECT_TRUE(excluded(plan, "supine_position"));
+      EXPECT_EQ(carries(plan, "supine_position"), "") << (weeks ? *weeks : 0);
+      EXPECT_EQ(carries(plan, "prone_position"), "");
+      EXPECT_EQ(carries(plan, "abdominal_loading"), "");
+      EXPECT_EQ(Item(plan, "manual.thrust_manipulation"), nullptr);
+      EXPECT_GE(Count(plan, ItemKind::kExercise), 2) << "phase " << static_cast<int>(phase);
+    }
+  }
+  // The week is a setting.
+  PlanPolicy later;
+  later.pregnancy_supine_from_week = 20;
+  input.pregnancy_weeks = 18;
+  input.phase = Phase::kSymptomModulation;
+  EXPECT_FALSE(excluded(GeneratePlanDraft(input, Library(), later), "supine_position"));
+  EXPECT_TRUE(excluded(GeneratePlanDraft(input, Library()), "supine_position"));
+  // Pelvic girdle pain gets its own advice and exercise, not lying on the back.
+  EXPECT_EQ(Item(GeneratePlanDraft(input, Library()), "edu.pelvic_girdle_pain"), nullptr);
+  input.pelvic_girdle_pain = true;
+  auto pgp = GeneratePlanDraft(input, Library());
+  ASSERT_NE(Item(pgp, "edu.pelvic_girdle_pain"), nullptr);
+  ASSERT_NE(Item(pgp, "ex.pgp.pelvic_floor_activation"), nullptr);
+  EXPECT_NE(Item(pgp, "ex.pgp.pelvic_floor_activation")->instructions.find("not on your back"), std::string::npos);
+  EXPECT_TRUE(Item(pgp, "ex.pgp.pelvic_floor_activation")->home_programme);
+}
+
+// Every exercise lying on the back says so in its contraindications, so pregnancy rules it out.
+TEST(Depth, EveryExerciseLyingOnTheBackCarriesTheSupineToken) {
+  int supine = 0;
+  for (const auto& entry : Library().entries()) {
+    if (entry.kind != InterventionKind::kExercise) continue;
+    std::string text = entry.instructions;
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    const bool on_back = text.find("on your back") != std::string::npos || text.find("lying with knees bent") != std::string::npos ||
+                         text.find("lying with one knee") != std::string::npos || text.find("as a bridge") != std::string::npos ||
+                         text.find("slide one heel") != std::string::npos;
+    const bool negated = text.find("not on your back") != std::string::npos;
+    if (!on_back || negated) continue;
+    ++supine;
+    EXPECT_NE(std::find(entry.contraindications.begin(), entry.contraindications.end(), "supine_position"),
+              entry.contraindications.end())
+        << entry.id;
+  }
+  EXPECT_GE(supine, 12);
 }
 
 TEST(Depth, PreferencesAreRespected) {
@@ -595,6 +715,35 @@ TEST(Depth, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsRiskyNsaids) {
   EXPECT_NE(nsaid.find("an NSAID in pregnancy"), std::string::npos) << nsaid;
   EXPECT_NE(Item(GeneratePlanDraft(input, Library()), "pain.medication_review")->source.find("gabapentinoids"),
             std::string::npos);
+}
+
+// Issue 26 item 11: each specific medicine gets what NG59 says of it, for sciatica and without.
+TEST(Depth, EachSpecificMedicineGetsWhatTheGuidelineSaysOfIt) {
+  auto input = Patient(Phase::kMovementControl, StartBackRisk::kMedium);
+  auto review = [&](Analgesic medicine, bool sciatica) {
+    input.analgesics = {medicine};
+    input.sciatica = sciatica;
+    const auto plan = GeneratePlanDraft(input, Library());
+    const auto* item = Item(plan, "pain.medication_review");
+    return item == nullptr ? std::string() : item->reason;
+  };
+  EXPECT_NE(review(Analgesic::kGabapentinoid, true).find("gabapentinoids (gabapentin, pregabalin) for sciatica: not to be offered"),
+            std::string::npos);
+  EXPECT_NE(review(Analgesic::kGabapentinoid, false).find("not recommended for low back pain"), std::string::npos);
+  EXPECT_NE(review(Analgesic::kGabapentinoid, true).find("do not stop them suddenly"), std::string::npos);
+  EXPECT_NE(review(Analgesic::kOralCorticosteroid, true).find("oral corticosteroids for sciatica: not to be offered"),
+            std::string::npos);
+  EXPECT_NE(review(Analgesic::kOralCorticosteroid, false).find("makes no recommendation"), std::string::npos);
+  EXPECT_NE(review(Analgesic::kBenzodiazepine, true).find("benzodiazepines for sciatica: not to be offered"),
+            std::string::npos);
+  EXPECT_NE(review(Analgesic::kBenzodiazepine, false).find("risk of dependence"), std::string::npos);
+  EXPECT_NE(review(Analgesic::kAntidepressant, false).find("not recommended for low back pain"), std::string::npos);
+  EXPECT_NE(review(Analgesic::kAntidepressant, true).find("makes no recommendation on them"), std::string::npos);
+  // None of them is silently ignored.
+  for (auto medicine : {Analgesic::kGabapentinoid, Analgesic::kAntidepressant, Analgesic::kOralCorticosteroid,
+                        Analgesic::kBenzodiazepine}) {
+    for (bool sciatica : {false, true}) EXPECT_FALSE(review(medicine, sciatica).empty());
+  }
 }
 
 // Issue 26 item 12: one rule for goals and the responder judgement. For every baseline, a

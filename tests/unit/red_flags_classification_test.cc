@@ -151,9 +151,94 @@ TEST(RedFlags, FractureRulesAndManipulationContraindication) {
   EXPECT_EQ(ScreenRedFlags(osteo, 65, 10).action, RedFlagAction::kMonitor);
   // Any fracture concern rules out spinal manipulation, a monitored one too.
   EXPECT_TRUE(ScreenRedFlags(osteo, 65, 10).manipulation_contraindicated);
-  auto older = ScreenRedFlags(osteo, 75, 10);  // osteoporosis + age over 70
+  auto older = ScreenRedFlags(osteo, 75, 10);  // osteoporosis + age over 70 in a new episode
   EXPECT_EQ(older.action, RedFlagAction::kUrgentReferral);
   EXPECT_TRUE(older.manipulation_contraindicated);
+}
+
+// Issue 26 item 6: onset, height loss and an earlier fragility fracture are asked; risk
+// factors alone in long-standing, stable pain are monitored (strengthening stays: Royal
+// Osteoporosis Society 2022); a feature of a new fracture with any risk factor is urgent.
+TEST(RedFlags, AFractureIsSuspectedFromANewFeatureOrANewEpisodeNotFromRiskAlone) {
+  RedFlagAnswers osteo;
+  osteo.osteoporosis = true;
+  // Years of stable pain at 75 with osteoporosis and no trauma: monitored, with the reason.
+  auto stable = ScreenRedFlags(osteo, 75, 3 * 365);
+  EXPECT_EQ(stable.action, RedFlagAction::kMonitor);
+  ASSERT_EQ(stable.concerns.size(), 1u);
+  EXPECT_NE(stable.concerns[0].reasons.back().find("keep strengthening"), std::string::npos);
+  EXPECT_TRUE(stable.manipulation_contraindicated);
+  // The same in a new episode (or one of unknown length): urgent.
+  EXPECT_EQ(ScreenRedFlags(osteo, 75, 42).action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(ScreenRedFlags(osteo, 75, 43).action, RedFlagAction::kMonitor);
+  EXPECT_EQ(ScreenRedFlags(osteo, 75, std::nullopt).action, RedFlagAction::kUrgentReferral);
+  // A sudden severe onset, or a minor fall, with one risk factor: urgent whatever the episode.
+  RedFlagAnswers sudden = osteo;
+  sudden.sudden_onset_severe_pain = true;
+  auto suspected = ScreenRedFlags(sudden, 60, 3 * 365);
+  EXPECT_EQ(suspected.action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(suspected.concerns[0].reasons, (std::vector<std::string>{"sudden onset of severe pain", "osteoporosis"}));
+  RedFlagAnswers fall;
+  fall.minor_trauma = true;
+  fall.previous_fragility_fracture = true;
+  EXPECT_EQ(ScreenRedFlags(fall, 55, 400).action, RedFlagAction::kUrgentReferral);
+  // A feature alone, or a risk factor alone: monitored.
+  RedFlagAnswers only_fall;
+  only_fall.minor_trauma = true;
+  EXPECT_EQ(ScreenRedFlags(only_fall, 58, 3).action, RedFlagAction::kMonitor);
+  RedFlagAnswers height;
+  height.height_loss = true;
+  EXPECT_EQ(ScreenRedFlags(height, 60, 3).action, RedFlagAction::kMonitor);
+  // Height loss and an earlier fragility fracture are risk factors like the others.
+  height.previous_fragility_fracture = true;
+  EXPECT_EQ(ScreenRedFlags(height, 60, 3).action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(ScreenRedFlags(height, 60, 300).action, RedFlagAction::kMonitor);
+}
+
+TEST(RedFlags, TheFractureSettingsMove) {
+  RedFlagAnswers osteo;
+  osteo.osteoporosis = true;
+  RedFlagPolicy policy;
+  policy.fracture_risk_age = 65;
+  EXPECT_EQ(ScreenRedFlags(osteo, 68, 10, policy).action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(ScreenRedFlags(osteo, 68, 10).action, RedFlagAction::kMonitor);
+  policy.new_fracture_episode_days = 90;
+  EXPECT_EQ(ScreenRedFlags(osteo, 68, 80, policy).action, RedFlagAction::kUrgentReferral);
+  EXPECT_EQ(ScreenRedFlags(osteo, 68, 91, policy).action, RedFlagAction::kMonitor);
+}
+
+// A check-in re-screen re-raises nothing the plan (and a clinician's judgement) answered.
+TEST(RedFlags, ARescreenRaisesOnlyWhatTheCheckInChanged) {
+  RedFlagAnswers intake;
+  intake.osteoporosis = true;
+  const auto known = ScreenRedFlags(intake, 75, 10);  // urgent, judged monitor by the clinician
+  ASSERT_EQ(known.action, RedFlagAction::kUrgentReferral);
+  // Nothing new at the check-in: nothing raised, whatever intake computed.
+  RedFlagAnswers same;
+  AddIntakeAnswers(same, intake);
+  auto unchanged = NewSince(ScreenRedFlags(same, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
+  EXPECT_EQ(unchanged.action, RedFlagAction::kNone);
+  EXPECT_TRUE(unchanged.concerns.empty());
+  // A new fall: the fracture concern changed and is above the judged level: raised.
+  RedFlagAnswers fell;
+  fell.minor_trauma = true;
+  AddIntakeAnswers(fell, intake);
+  EXPECT_TRUE(fell.osteoporosis);
+  auto fracture = NewSince(ScreenRedFlags(fell, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
+  EXPECT_EQ(fracture.action, RedFlagAction::kUrgentReferral);
+  ASSERT_EQ(fracture.concerns.size(), 1u);
+  EXPECT_TRUE(fracture.manipulation_contraindicated);
+  // Without a judgement, a change at the level intake already had is not new (the plan was
+  // made for it); a higher one is.
+  EXPECT_TRUE(NewSince(ScreenRedFlags(fell, 75, 20), ScreenRedFlags(intake, 75, 20)).concerns.empty());
+  // Another condition is new whatever the fracture concern does.
+  RedFlagAnswers feverish;
+  feverish.fever = true;
+  AddIntakeAnswers(feverish, intake);
+  auto infection = NewSince(ScreenRedFlags(feverish, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
+  ASSERT_EQ(infection.concerns.size(), 1u);
+  EXPECT_EQ(infection.concerns[0].condition, "infection");
+  EXPECT_FALSE(infection.manipulation_contraindicated);
 }
 
 TEST(RedFlags, ProgressiveNeurologicalDeficit) {

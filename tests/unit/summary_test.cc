@@ -48,7 +48,7 @@ TEST(Summary, WithoutAPlanItCountsTheRecordsAndTracesPainInTimeOrder) {
   EXPECT_EQ(summary.pain_trend(0).source(), "visit");
   EXPECT_EQ(summary.pain_trend(1).source(), "remeasure");
   EXPECT_EQ(summary.pain_trend(2).source(), "home_log");
-  EXPECT_EQ(summary.latest_pain(), 5);
+  EXPECT_EQ(summary.latest_pain(), 4);  // usual pain: the re-measure, not the later pain after exercise
   ASSERT_EQ(summary.open_alerts_size(), 1);
   EXPECT_EQ(summary.open_alerts(0).alert_id(), "alert-1");
 }

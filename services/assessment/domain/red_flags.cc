@@ -113,25 +113,49 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   }
   Raise(result, "infection", infection, infection_reasons);
 
-  // Fracture: major trauma is an emergency; otherwise risk factors in combination.
-  Collector fracture;
-  fracture.Add(a.major_trauma, "major trauma");
-  fracture.Add(a.minor_trauma, "minor trauma");
-  fracture.Add(age_years && *age_years > 70, "age over 70");
-  fracture.Add(a.long_term_corticosteroids, "long-term corticosteroids");
-  fracture.Add(a.osteoporosis, "osteoporosis");
+  // Fracture (Finucane 2020; NICE CKS; Royal Osteoporosis Society 2022): major trauma is an
+  // emergency. A feature of a new fracture (minor trauma, a sudden severe onset) with any risk
+  // factor is urgent: imaging before treatment. Two or more risk factors without such a
+  // feature are urgent only in a new episode (osteoporotic fractures often follow no trauma);
+  // in a long-standing, stable one they are monitored, and strengthening stays in the plan.
+  // A single feature or risk factor is monitored.
+  Collector acute;
+  acute.Add(a.minor_trauma, "minor trauma");
+  acute.Add(a.sudden_onset_severe_pain, "sudden onset of severe pain");
+  Collector risk_factors;
+  risk_factors.Add(age_years && *age_years > policy.fracture_risk_age,
+                   "age over " + std::to_string(policy.fracture_risk_age));
+  risk_factors.Add(a.long_term_corticosteroids, "long-term corticosteroids");
+  risk_factors.Add(a.osteoporosis, "osteoporosis");
+  risk_factors.Add(a.previous_fragility_fracture, "previous fragility fracture");
+  risk_factors.Add(a.height_loss, "height loss");
+  const bool new_episode = !episode_duration_days || *episode_duration_days <= policy.new_fracture_episode_days;
+  std::vector<std::string> fracture_reasons;
+  if (a.major_trauma) fracture_reasons.push_back("major trauma");
+  fracture_reasons.insert(fracture_reasons.end(), acute.reasons.begin(), acute.reasons.end());
+  fracture_reasons.insert(fracture_reasons.end(), risk_factors.reasons.begin(), risk_factors.reasons.end());
   RedFlagAction fracture_action = RedFlagAction::kNone;
   if (a.major_trauma) {
     fracture_action = RedFlagAction::kEmergencyReferral;
-  } else if (fracture.count() >= 2) {
+  } else if (acute.count() >= 1 && risk_factors.count() >= 1) {
     fracture_action = RedFlagAction::kUrgentReferral;
-  } else if (fracture.count() == 1) {
+  } else if (risk_factors.count() >= 2 && new_episode) {
+    fracture_action = RedFlagAction::kUrgentReferral;
+    fracture_reasons.push_back(episode_duration_days ? "episode of " + std::to_string(*episode_duration_days) +
+                                                           " days (new: at most " +
+                                                           std::to_string(policy.new_fracture_episode_days) + ")"
+                                                     : "episode of unknown length, taken as new");
+  } else if (risk_factors.count() >= 2) {
+    fracture_action = RedFlagAction::kMonitor;
+    fracture_reasons.push_back("long-standing, stable pain without trauma or sudden onset: fracture risk; no "
+                               "manipulation or loaded flexion, keep strengthening");
+  } else if (acute.count() + risk_factors.count() == 1) {
     fracture_action = RedFlagAction::kMonitor;
   }
   // Spinal manipulation is contraindicated at any fracture concern, monitored ones included
   // (Royal Osteoporosis Society 2022 consensus; Sinaki & Mikkelsen 1984 on flexion loading).
   if (fracture_action >= RedFlagAction::kMonitor) result.manipulation_contraindicated = true;
-  Raise(result, "fracture", fracture_action, fracture.reasons);
+  Raise(result, "fracture", fracture_action, fracture_reasons);
 
   // Progressive or widespread neurological deficit: specialist referral, emergency when both.
   Collector deficit;
@@ -176,6 +200,61 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
         Raise(result, "axial_spondyloarthritis", RedFlagAction::kMonitor, spa.reasons);
       }
     }
+  }
+  return result;
+}
+
+void AddIntakeAnswers(RedFlagAnswers& now, const RedFlagAnswers& intake) {
+  now.bladder_or_bowel_disturbance |= intake.bladder_or_bowel_disturbance;
+  now.saddle_numbness |= intake.saddle_numbness;
+  now.bilateral_leg_neurological_symptoms |= intake.bilateral_leg_neurological_symptoms;
+  now.new_sexual_dysfunction |= intake.new_sexual_dysfunction;
+  now.bilateral_leg_pain |= intake.bilateral_leg_pain;
+  now.bilateral_pain_below_knee |= intake.bilateral_pain_below_knee;
+  now.history_of_cancer |= intake.history_of_cancer;
+  now.unexplained_weight_loss |= intake.unexplained_weight_loss;
+  now.night_pain |= intake.night_pain;
+  now.unremitting_pain |= intake.unremitting_pain;
+  now.fever |= intake.fever;
+  now.systemically_unwell |= intake.systemically_unwell;
+  now.intravenous_drug_use |= intake.intravenous_drug_use;
+  now.immunosuppression |= intake.immunosuppression;
+  now.recent_infection_or_procedure |= intake.recent_infection_or_procedure;
+  now.diabetes |= intake.diabetes;
+  now.major_trauma |= intake.major_trauma;
+  now.minor_trauma |= intake.minor_trauma;
+  now.sudden_onset_severe_pain |= intake.sudden_onset_severe_pain;
+  now.long_term_corticosteroids |= intake.long_term_corticosteroids;
+  now.osteoporosis |= intake.osteoporosis;
+  now.previous_fragility_fracture |= intake.previous_fragility_fracture;
+  now.height_loss |= intake.height_loss;
+  now.neurological_signs |= intake.neurological_signs;
+  now.progressive_weakness |= intake.progressive_weakness;
+  now.widespread_neurological_signs |= intake.widespread_neurological_signs;
+  now.waking_second_half_of_night |= intake.waking_second_half_of_night;
+  now.buttock_pain |= intake.buttock_pain;
+  now.better_with_movement |= intake.better_with_movement;
+  now.better_within_48h_of_nsaids |= intake.better_within_48h_of_nsaids;
+  now.relative_with_spondyloarthritis |= intake.relative_with_spondyloarthritis;
+  now.arthritis |= intake.arthritis;
+  now.enthesitis |= intake.enthesitis;
+  now.psoriasis |= intake.psoriasis;
+  if (now.inflammatory_pattern.empty()) now.inflammatory_pattern = intake.inflammatory_pattern;
+}
+
+RedFlagResult NewSince(const RedFlagResult& now, const RedFlagResult& known, std::optional<RedFlagAction> judged) {
+  RedFlagResult result;
+  for (const auto& concern : now.concerns) {
+    const auto was = std::find_if(known.concerns.begin(), known.concerns.end(),
+                                  [&](const ConditionConcern& k) { return k.condition == concern.condition; });
+    if (was != known.concerns.end()) {
+      const bool changed = was->action != concern.action || was->reasons != concern.reasons;
+      const RedFlagAction accepted = judged ? std::min(was->action, *judged) : was->action;
+      if (!changed || concern.action <= accepted) continue;
+    }
+    result.concerns.push_back(concern);
+    result.action = std::max(result.action, concern.action);
+    if (concern.condition == "fracture") result.manipulation_contraindicated = true;
   }
   return result;
 }

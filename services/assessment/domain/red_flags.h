@@ -35,11 +35,15 @@ struct RedFlagAnswers {
   bool immunosuppression = false;
   bool recent_infection_or_procedure = false;
   bool diabetes = false;
-  // Fracture
+  // Fracture: features of a new fracture (trauma, a sudden severe onset) and risk factors
+  // (age, corticosteroids, osteoporosis, an earlier fragility fracture, height loss).
   bool major_trauma = false;
   bool minor_trauma = false;
+  bool sudden_onset_severe_pain = false;
   bool long_term_corticosteroids = false;
   bool osteoporosis = false;
+  bool previous_fragility_fracture = false;
+  bool height_loss = false;
   // Neurological
   bool neurological_signs = false;  // objective deficit on examination
   bool progressive_weakness = false;
@@ -87,7 +91,29 @@ struct RedFlagPolicy {
   // length) is new: an emergency (GIRFT 2023 lists bilateral radicular pain among
   // the features of suspected cauda equina). Default: the acute phase, 6 weeks.
   int new_bilateral_leg_pain_days = 42;
+  // Fracture risk: age over this counts as a risk factor (NICE CKS; Finucane 2020: older age).
+  int fracture_risk_age = 70;
+  // Risk factors alone (no trauma, no sudden severe onset) in an episode at most this old
+  // (or of unknown length) are a suspected new fracture: urgent. Past it the pain is
+  // long-standing and stable, and the risk is monitored, with strengthening kept
+  // (Royal Osteoporosis Society 2022). Default: 6 weeks.
+  int new_fracture_episode_days = 42;
 };
+
+// A check-in re-screen asks about what has changed; what intake's screen and history
+// recorded still holds, so its answers count too (`now` |= `intake`, answer by answer).
+void AddIntakeAnswers(RedFlagAnswers& now, const RedFlagAnswers& intake);
+
+// What a check-in's re-screen found beyond what was known when the plan was made
+// (issue 26 item 6). `now` is the screen of intake's answers plus the check-in's,
+// `known` of intake's alone (same age and episode length), `judged` the clinician's
+// recorded judgement at intake, if any. A concern is new when the check-in's answers
+// changed it (it differs from `known`'s concern for that condition in action or reasons)
+// and its action is above what was accepted for the plan: `known`'s action, capped by the
+// clinician's judgement. Otherwise it was answered by the plan (and the judgement) already,
+// and a re-screen never re-raises it. The overall action and manipulation flag are recomputed.
+RedFlagResult NewSince(const RedFlagResult& now, const RedFlagResult& known,
+                       std::optional<RedFlagAction> judged = std::nullopt);
 
 // `age_years` and `episode_duration_days` come from the history (nullopt when unknown).
 RedFlagResult ScreenRedFlags(const RedFlagAnswers& answers, std::optional<int> age_years,

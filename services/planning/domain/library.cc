@@ -27,7 +27,8 @@ const std::set<std::string>& Categories() {
   static const std::set<std::string> kCategories = {"trunk_activation",      "trunk_strength", "flexibility",
                                                     "directional_extension", "directional_flexion",
                                                     "lateral_shift",         "aerobic",        "functional",
-                                                    "posture",               "supervised"};
+                                                    "posture",               "supervised",
+                                                    "pelvic_girdle"};
   return kCategories;
 }
 
@@ -83,9 +84,15 @@ const std::vector<std::string>& KnownContraindications() {
   // flexion_loading: loaded or end-range spinal flexion, limited with a fracture or
   // osteoporosis concern (Sinaki & Mikkelsen 1984; Royal Osteoporosis Society 2022).
   // prone_position: lying face down, not offered in pregnancy (design default).
+  // supine_position: lying on the back, not offered from pregnancy_supine_from_week (ACOG 2020).
+  // abdominal_loading: curl-ups and knees-to-chest, not offered in pregnancy (design default).
+  // lateral_shift_intolerant (and extension_/flexion_intolerant): a direction stopped after
+  // symptoms spread down the leg with it, or opposite to the patient's preference.
   static const std::vector<std::string> kTokens = {"loading_contraindicated", "manipulation_contraindicated",
                                                    "extension_intolerant",    "flexion_intolerant",
-                                                   "flexion_loading",         "prone_position"};
+                                                   "flexion_loading",         "prone_position",
+                                                   "lateral_shift_intolerant", "supine_position",
+                                                   "abdominal_loading"};
   return kTokens;
 }
 
@@ -143,6 +150,13 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
           Fail(id, "unknown contraindication " + token.dump());
         }
         entry.contraindications.push_back(token.get<std::string>());
+      }
+    }
+    if (node.contains("clinician_added_only")) {
+      if (!node["clinician_added_only"].is_boolean()) Fail(id, "'clinician_added_only' must be true or false");
+      entry.clinician_added_only = node["clinician_added_only"].get<bool>();
+      if (entry.clinician_added_only && entry.kind == InterventionKind::kNotRecommended) {
+        Fail(id, "a not-recommended entry cannot be a clinician-added option");
       }
     }
     if (entry.kind == InterventionKind::kExercise) {

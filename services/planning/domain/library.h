@@ -40,6 +40,10 @@ struct Intervention {
   std::string regression;     // exercise id, or empty
   std::vector<std::string> contraindications;  // tokens, see kContraindications
   std::vector<Phase> phases;
+  // Offered only when a clinician adds it to a plan (RevisePlan), never chosen by plan
+  // generation: weakly evidenced options (e.g. dry needling, kinesiology tape) a clinic may use
+  // beside exercise, with the evidence stated in `reason` and `source`.
+  bool clinician_added_only = false;
 
   // Exercises the patient does at home and logs, and self-managed pain relief; a
   // supervised class is prescribed but not logged as home sessions.

@@ -28,10 +28,11 @@ double FloorTenth(double value) { return std::floor(value * 10.0 + 1e-6) / 10.0;
 // Builds the item list, skipping what the patient's contraindications exclude.
 class Builder {
  public:
-  Builder(const InterventionLibrary& library, const PlanInput& input)
-      : library_(library), input_(input), contraindications_(PatientContraindications(input)) {}
+  Builder(const InterventionLibrary& library, const PlanInput& input, const PlanPolicy& policy)
+      : library_(library), input_(input), contraindications_(PatientContraindications(input, policy)) {}
 
   bool Allowed(const Intervention& entry) const {
+    if (entry.clinician_added_only) return false;  // never chosen by generation
     for (const auto& token : entry.contraindications) {
       if (contraindications_.contains(token)) return false;
     }
@@ -294,6 +295,33 @@ std::string MedicationReview(const PlanInput& input) {
                         "recommended for low back pain"
                       : "anticonvulsants or antidepressants for pain: not recommended for low back pain");
   }
+  // The specific medicines (issue 26 item 11): what NICE NG59 (2020 update) says of each, for
+  // sciatica and for low back pain without it; where it says nothing, that is said too.
+  if (in_use.contains(Analgesic::kGabapentinoid)) {
+    why.push_back(input.sciatica ? "gabapentinoids (gabapentin, pregabalin) for sciatica: not to be offered (no overall "
+                                   "evidence of benefit, and a risk of harm); do not stop them suddenly"
+                                 : "gabapentinoids (gabapentin, pregabalin): anticonvulsants are not recommended for low "
+                                   "back pain; do not stop them suddenly");
+  }
+  if (in_use.contains(Analgesic::kAntidepressant)) {
+    why.push_back(input.sciatica
+                      ? "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain; "
+                        "for sciatica NICE NG59 makes no recommendation on them (its neuropathic pain guideline, "
+                        "CG173, covers amitriptyline and duloxetine)"
+                      : "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain");
+  }
+  if (in_use.contains(Analgesic::kOralCorticosteroid)) {
+    why.push_back(input.sciatica ? "oral corticosteroids for sciatica: not to be offered (no overall evidence of "
+                                   "benefit, and a risk of harm)"
+                                 : "oral corticosteroids: NICE NG59 makes no recommendation on them for low back pain "
+                                   "without sciatica");
+  }
+  if (in_use.contains(Analgesic::kBenzodiazepine)) {
+    why.push_back(input.sciatica ? "benzodiazepines for sciatica: not to be offered (no overall evidence of benefit, "
+                                   "and a risk of harm, dependence among it)"
+                                 : "benzodiazepines: NICE NG59 makes no recommendation on them for low back pain "
+                                   "without sciatica, and they carry a risk of dependence");
+  }
   if (in_use.contains(Analgesic::kNsaid)) {
     why.push_back(std::string("NSAIDs: the lowest effective dose for the shortest time, with a check of stomach, "
                               "kidney and heart risks") +
@@ -313,7 +341,7 @@ std::string MedicationReview(const PlanInput& input) {
 
 }  // namespace
 
-std::set<std::string> PatientContraindications(const PlanInput& input) {
+std::set<std::string> PatientContraindications(const PlanInput& input, const PlanPolicy& policy) {
   std::set<std::string> tokens;
   // Fracture or osteoporosis concern (Sinaki & Mikkelsen 1984; Royal Osteoporosis Society
   // 2022): no spinal manipulation and no loaded or end-range flexion; strengthening goes
@@ -327,10 +355,17 @@ std::set<std::string> PatientContraindications(const PlanInput& input) {
   // A patient who centralises with extension is often worse with flexion, and vice versa.
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "extension") tokens.insert("flexion_intolerant");
   if (input.subgroup == Subgroup::kSpecificExercise && input.direction == "flexion") tokens.insert("extension_intolerant");
-  // Pregnancy (design default, the safer choice): no lying face down, no manipulation.
+  // Pregnancy (issue 26 item 13): no lying face down and no manipulation at any stage, nor
+  // curl-ups or knees-to-chest, which load and compress the abdomen (design defaults, the safer
+  // choice); from pregnancy_supine_from_week, or when the week is not recorded, nothing lying
+  // on the back (ACOG 2020 Committee Opinion 804; RCOG).
   if (input.pregnant) {
     tokens.insert("prone_position");
     tokens.insert("manipulation_contraindicated");
+    tokens.insert("abdominal_loading");
+    if (!input.pregnancy_weeks || *input.pregnancy_weeks >= policy.pregnancy_supine_from_week) {
+      tokens.insert("supine_position");
+    }
   }
   return tokens;
 }
@@ -359,8 +394,8 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   PlanDraft plan;
   plan.phase = input.phase;
   plan.library_version = library.version();
-  Builder items(library, input);
-  const auto excluded = PatientContraindications(input);
+  Builder items(library, input, policy);
+  const auto excluded = PatientContraindications(input, policy);
   plan.contraindications.assign(excluded.begin(), excluded.end());
   plan.monitored_conditions = input.monitored_conditions;
   const std::string phase = PhaseText(input.phase);
@@ -493,6 +528,14 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   if (input.occupation != Occupation::kUnknown && input.occupation != Occupation::kNotWorking) {
     items.Add("life.return_to_work", "");
   }
+  if (input.pregnant) {
+    items.Add("edu.exercise_in_pregnancy",
+              input.pregnancy_weeks ? std::to_string(*input.pregnancy_weeks) + " weeks pregnant" : "pregnant");
+  }
+  if (input.pelvic_girdle_pain) {
+    items.Add("edu.pelvic_girdle_pain", "pelvic girdle pain");
+    items.Add("ex.pgp.pelvic_floor_activation", "pelvic girdle pain: pelvic floor and deep abdominal activation");
+  }
   if (input.smoker) items.Add("life.smoking", "");
   if (input.sleep_disturbed) items.Add("life.sleep", "");
   if (input.bmi && *input.bmi >= 30) {
@@ -508,7 +551,12 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   for (const auto& item : items.items()) posture_items |= item.id.starts_with("ex.posture.");
   if (posture_items) items.Add("edu.posture_variety", posture_finding ? "posture findings on examination" : "");
   // Heat and cold as self-management options, with the evidence stated in their sources.
-  items.Add("pain.heat", "self-management of pain and flare-ups (the better-evidenced of heat and cold)");
+  // Heat's evidence is for acute and sub-acute pain (French 2006); with persistent pain it is a
+  // comfort option only, and its reason says so.
+  items.Add("pain.heat", input.chronic ? "a comfort option only: the evidence that heat helps is for acute and sub-acute "
+                                         "pain (French 2006), and this pain has lasted more than 3 months"
+                                       : "self-management of acute or sub-acute pain and flare-ups (the better-evidenced "
+                                         "of heat and cold; French 2006)");
   items.Add("pain.cold", "");
   if (const std::string review = MedicationReview(input); !review.empty()) items.Add("pain.medication_review", review);
   if (input.traction_candidate) {

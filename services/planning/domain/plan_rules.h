@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.12.2";
+inline constexpr const char* kRulesVersion = "2026.12.3";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {
@@ -33,7 +33,16 @@ enum class PlanType { kTreatment, kReferral };
 enum class Intensity { kNone, kAdviceAndSelfManagement, kPhysiotherapyPackage, kPsychologicallyInformed };
 enum class Irritability { kUnknown, kLow, kModerate, kHigh };
 enum class ActivityLevel { kUnknown, kLow, kModerate, kHigh };
-enum class Analgesic { kParacetamol, kNsaid, kOpioid, kNeuropathic };
+enum class Analgesic {
+  kParacetamol,
+  kNsaid,
+  kOpioid,
+  kNeuropathic,  // an anticonvulsant or antidepressant, not known which
+  kGabapentinoid,
+  kAntidepressant,
+  kOralCorticosteroid,
+  kBenzodiazepine,
+};
 
 struct Dose {
   int sets = 0;
@@ -85,6 +94,8 @@ struct PlanInput {
   std::vector<std::string> observations;  // examination codes, e.g. "reduced_hamstring_length"
   bool cardiovascular_disease = false;
   bool pregnant = false;
+  std::optional<int> pregnancy_weeks;     // when pregnant; unknown is taken as past the supine week
+  bool pelvic_girdle_pain = false;        // in pregnancy or since giving birth
   bool takes_anticoagulants = false;
   // Sciatica: symptoms below the knee or nerve-root signs (NICE NG59's own medicines advice for it).
   bool sciatica = false;
@@ -156,6 +167,9 @@ struct PlanPolicy {
   // meaningful drop by that same rule (physio/common/meaningful_change.h).
   double odi_mdc_points = 10;
   double rmdq_mdc_points = 4;
+  // In pregnancy, exercises lying on the back are left out from this week (ACOG 2020: avoid
+  // the supine position as pregnancy progresses; RCOG: after about 16 weeks; design default 16).
+  int pregnancy_supine_from_week = 16;
 };
 int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy = {});
 
@@ -176,6 +190,6 @@ PlanItemDraft NoManipulationNote(const std::string& why);
 // The library contraindication tokens that apply to this patient (a fracture
 // concern forbids manipulation and loading; a directional preference forbids
 // the opposite direction). Generation, progression and revisions all use it.
-std::set<std::string> PatientContraindications(const PlanInput& input);
+std::set<std::string> PatientContraindications(const PlanInput& input, const PlanPolicy& policy = {});
 
 }  // namespace physio::planning

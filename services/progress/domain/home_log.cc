@@ -10,7 +10,13 @@ std::vector<std::string> DirectionalExercises(const std::vector<std::string>& ex
   return directional;
 }
 
-std::string HomeLogAdvice(SafetyNetUrgency urgency, bool peripheralisation, bool directional_regressed) {
+std::vector<std::string> ProvokingDirectionalExercises(const std::string& logged,
+                                                       const std::vector<std::string>& exercise_ids) {
+  if (logged.starts_with("ex.dir.")) return {logged};
+  return DirectionalExercises(exercise_ids);
+}
+
+std::string HomeLogAdvice(SafetyNetUrgency urgency, bool peripheralisation, bool direction_stopped) {
   switch (urgency) {
     case SafetyNetUrgency::kEmergency:
       return "Go to an emergency department now; do not wait for your next appointment. Stop your home "
@@ -25,9 +31,10 @@ std::string HomeLogAdvice(SafetyNetUrgency urgency, bool peripheralisation, bool
   }
   if (peripheralisation) {
     return std::string("Your symptoms spread further down your leg. ") +
-           (directional_regressed ? "Your direction-specific exercises have been made easier. " : "") +
-           "Stop any exercise that makes symptoms spread; your physiotherapist has been told and will review your "
-           "programme. Seek emergency care at once for any of the emergency signs in your safety net.";
+           (direction_stopped ? "The exercises in that direction have been stopped; do not do them again until "
+                                "your physiotherapist has re-assessed you. "
+                              : "") +
+           "Stop any exercise that makes symptoms spread; your physiotherapist has been told and will re-assess you. Seek emergency care at once for any of the emergency signs in your safety net.";
   }
   return "";
 }

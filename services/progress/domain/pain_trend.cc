@@ -5,6 +5,8 @@
 
 namespace physio::progress {
 
+bool IsUsualPain(const PainReading& reading) { return reading.source != kAfterExercise; }
+
 PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainReading> readings,
                          int64_t window_seconds) {
   PainTrend trend;
@@ -15,11 +17,12 @@ PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainRe
     trend.readings.push_back(*baseline);
   }
   trend.readings.insert(trend.readings.end(), readings.begin(), readings.end());
+  std::erase_if(readings, [](const PainReading& reading) { return !IsUsualPain(reading); });
   if (readings.empty()) return trend;
   trend.latest = readings.back().pain;
-  // Pain fluctuates day to day and right after exercise: judge the mean of the
-  // last week's readings (a documented smoothing; Dworkin 2008 IMMPACT recommends
-  // averaged ratings over single ones), not the last reading alone.
+  // Pain fluctuates day to day: judge the mean of the last week's usual-pain readings
+  // (a documented smoothing; Dworkin 2008 IMMPACT recommends averaged ratings over
+  // single ones), not the last reading alone.
   const int64_t from = readings.back().time_seconds - window_seconds;
   double sum = 0;
   bool beyond_home_logs = false;
@@ -27,7 +30,7 @@ PainTrend BuildPainTrend(std::optional<PainReading> baseline, std::vector<PainRe
     if (reading.time_seconds < from) continue;
     sum += reading.pain;
     ++trend.recent_count;
-    beyond_home_logs |= reading.source != "home_log";
+    beyond_home_logs |= reading.source != kUsualOnHomeLog;
   }
   trend.recent_mean = std::round(10.0 * sum / trend.recent_count) / 10.0;
   trend.judgeable = trend.recent_count >= 2 || beyond_home_logs;

@@ -72,8 +72,9 @@ TEST_F(Episode, FullEpisodeThroughAllThreeServices) {
   visit.set_pain_before(5);
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
-  ASSERT_TRUE(LogExercise(patient, "ex.motor.abdominal_bracing", 4).ok());
-  ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 3).ok());
+  // Each log answers the day's usual-pain question too (pain after exercise is not judged).
+  ASSERT_TRUE(LogExercise(patient, "ex.motor.abdominal_bracing", 6, nullptr, "", 4).ok());
+  ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 6, nullptr, "", 3).ok());
 
   auto summary = Summary(patient);
   EXPECT_EQ(summary.active_plan().plan_id(), active.plan_id());
@@ -81,10 +82,10 @@ TEST_F(Episode, FullEpisodeThroughAllThreeServices) {
   EXPECT_EQ(summary.home_log_count(), 2);
   EXPECT_EQ(summary.baseline_pain(), 6);
   EXPECT_EQ(summary.latest_pain(), 3);
-  EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 4.0);  // (5 + 4 + 3) / 3: the week's mean
+  EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 4.0);  // (5 + 4 + 3) / 3: the week's usual-pain mean
   EXPECT_EQ(summary.pain_change(), -2);
   EXPECT_TRUE(summary.pain_change_meaningful());
-  ASSERT_EQ(summary.pain_trend_size(), 4);
+  ASSERT_EQ(summary.pain_trend_size(), 6);  // with the two readings after exercise (6), shown not judged
   EXPECT_EQ(summary.pain_trend(0).source(), "assessment");
 
   // An NPRS re-measure is a pain reading too: it reaches the trend and the latest pain.
@@ -97,8 +98,8 @@ TEST_F(Episode, FullEpisodeThroughAllThreeServices) {
   ASSERT_TRUE(
       clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, remeasure, &remeasured).ok());
   summary = Summary(patient);
-  ASSERT_EQ(summary.pain_trend_size(), 5);
-  EXPECT_EQ(summary.pain_trend(4).source(), "remeasure");
+  ASSERT_EQ(summary.pain_trend_size(), 7);
+  EXPECT_EQ(summary.pain_trend(6).source(), "remeasure");
   EXPECT_EQ(summary.latest_pain(), 2);
   EXPECT_DOUBLE_EQ(summary.recent_pain_mean(), 3.5);
 }

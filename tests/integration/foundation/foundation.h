@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "clients.h"
@@ -158,7 +160,8 @@ class Foundation : public SharedClusterFixture {
   }
 
   grpc::Status LogExercise(const Caller& caller, const std::string& exercise_id, int pain_after,
-                           gpb::HomeExerciseLog* out = nullptr, const std::string& request_id = "") {
+                           gpb::HomeExerciseLog* out = nullptr, const std::string& request_id = "",
+                           std::optional<int> usual_pain = std::nullopt) {
     gpb::LogHomeExerciseRequest request;
     request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
     request.set_patient_id(patient_id_);
@@ -167,6 +170,7 @@ class Foundation : public SharedClusterFixture {
     request.set_reps_done(10);
     request.set_pain_during(pain_after);
     request.set_pain_after(pain_after);
+    if (usual_pain) request.set_usual_pain(*usual_pain);
     gpb::LogHomeExerciseResponse response;
     auto status = caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
     if (out) *out = response.log();
