@@ -11,10 +11,11 @@ RUN_PACKAGES=(
   redis-server postgresql-15 postgresql-client-15
 )
 # What the tests add (test.sh): test frameworks, the compose check, the README's
-# Python example, and Node.js/npm for buf (proto lint) and the FHIR validator.
+# Python example, Node.js/npm for buf (proto lint), the FHIR validator and the
+# browser test, and Debian's chromium, the browser it drives (headless).
 TEST_PACKAGES=(
   git openssl ccache libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
-  docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint
+  docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint chromium
 )
 
 as_root() {
@@ -37,8 +38,11 @@ install_node_tools() {
   # Skip Debian's nodejs/npm when a node toolchain is already there.
   command -v npm >/dev/null 2>&1 || install_packages nodejs npm
   if [ ! -x "$ROOT/scripts/node/node_modules/.bin/buf" ] ||
-     [ ! -x "$ROOT/scripts/node/node_modules/.bin/protoc-gen-connect-es" ]; then
-    echo "== installing node tools (buf, FHIR validator, Connect client) from npm"
+     [ ! -x "$ROOT/scripts/node/node_modules/.bin/protoc-gen-connect-es" ] ||
+     [ ! -d "$ROOT/scripts/node/node_modules/puppeteer-core" ] ||
+     [ ! -d "$ROOT/scripts/node/node_modules/@connectrpc/connect-web" ] ||
+     [ ! -x "$ROOT/scripts/node/node_modules/.bin/esbuild" ]; then
+    echo "== installing node tools (buf, FHIR validator, Connect clients, esbuild, puppeteer-core) from npm"
     # Exact versions are pinned in package.json; no lockfile, since npm writes one that
     # lacks other platforms' optional packages and then refuses it.
     (cd "$ROOT/scripts/node" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)

@@ -38,8 +38,14 @@ class Http : public ClusterFixture {
     dup2(log, STDERR_FILENO);
     close(log);
     InitJsonLogging("http-test", "info");
+    // The browser test's page is served from this loopback origin (allowed) and from another
+    // port (a different origin, not allowed).
+    page_port_ = FreePort();
+    do other_page_port_ = FreePort();
+    while (other_page_port_ == page_port_);
     StartStoresAndCluster([](const std::string&, Config& config) {
-      config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org");
+      config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org, http://127.0.0.1:" +
+                                             std::to_string(page_port_));
       config.Set("http-request-read-timeout-ms", "3000");
     });
   }
@@ -86,8 +92,27 @@ class Http : public ClusterFixture {
     return all.str();
   }
 
+  // The Connect client protoc-gen-es and protoc-gen-connect-es generate from protos/, into `dir`.
+  static void GenerateConnectClient(const std::filesystem::path& dir) {
+    const std::string node_tools = PHYSIO_SOURCE_DIR "/scripts/node";
+    std::filesystem::create_directories(dir);
+    std::string protos;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(PHYSIO_SOURCE_DIR "/protos")) {
+      if (entry.path().extension() == ".proto") protos += " " + entry.path().string();
+    }
+    const std::string generate =
+        "protoc -I " PHYSIO_SOURCE_DIR "/protos --plugin=protoc-gen-es=" + node_tools +
+        "/node_modules/.bin/protoc-gen-es --es_out=" + dir.string() +
+        " --es_opt=target=js,js_import_style=legacy_commonjs --plugin=protoc-gen-connect-es=" + node_tools +
+        "/node_modules/.bin/protoc-gen-connect-es --connect-es_out=" + dir.string() +
+        " --connect-es_opt=target=js,js_import_style=legacy_commonjs" + protos;
+    ASSERT_EQ(std::system(generate.c_str()), 0) << generate;
+  }
+
   inline static std::filesystem::path log_path_;
   inline static int saved_stderr_ = -1;
+  inline static int page_port_ = 0;
+  inline static int other_page_port_ = 0;
 };
 
 TEST_F(Http, ConnectJsonCallStoresAndAnswersInTheCanonicalMapping) {
@@ -305,18 +330,7 @@ TEST_F(Http, AlertsRaisedAreCountedByKind) {
 TEST_F(Http, GeneratedConnectNodeClientRunsAnEpisode) {
   const std::string node_tools = PHYSIO_SOURCE_DIR "/scripts/node";
   const auto generated = std::filesystem::temp_directory_path() / ("physio-connect-gen-" + std::to_string(getpid()));
-  std::filesystem::create_directories(generated);
-  std::string protos;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(PHYSIO_SOURCE_DIR "/protos")) {
-    if (entry.path().extension() == ".proto") protos += " " + entry.path().string();
-  }
-  const std::string generate =
-      "protoc -I " PHYSIO_SOURCE_DIR "/protos --plugin=protoc-gen-es=" + node_tools +
-      "/node_modules/.bin/protoc-gen-es --es_out=" + generated.string() +
-      " --es_opt=target=js,js_import_style=legacy_commonjs --plugin=protoc-gen-connect-es=" + node_tools +
-      "/node_modules/.bin/protoc-gen-connect-es --connect-es_out=" + generated.string() +
-      " --connect-es_opt=target=js,js_import_style=legacy_commonjs" + protos;
-  ASSERT_EQ(std::system(generate.c_str()), 0) << generate;
+  GenerateConnectClient(generated);
 
   for (const char* binary : {"0", "1"}) {
     const std::string patient = NewId("pt");
@@ -337,6 +351,86 @@ TEST_F(Http, GeneratedConnectNodeClientRunsAnEpisode) {
     EXPECT_NE(printed.find("active true visits 1 home_logs 1"), std::string::npos) << printed;
     EXPECT_NE(printed.find("missing assessment: NotFound"), std::string::npos) << printed;
   }
+  std::filesystem::remove_all(generated);
+}
+
+// Issue 27 item 3: a real browser. A patient page built with esbuild from the generated
+// @connectrpc/connect-web client, served from a loopback origin in cors-allowed-origins, runs in
+// Debian's chromium (headless, driven by puppeteer-core; scripts/node/browser-test.js): chromium
+// sends its CORS preflights, the patient reads their plan and logs a home session, a refused log
+// is shown with its Connect code; the same page from an origin not allowed is refused by the
+// browser itself, and its log never reaches the service.
+TEST_F(Http, ARealBrowserReadsThePlanLogsASessionAndIsRefusedFromAnotherOrigin) {
+  const std::string patient = NewId("pt");
+  Caller clinician(*cluster_, Token());
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(
+      clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  ppb::GeneratePlanRequest generate;
+  generate.set_request_id(NewId("rq"));
+  generate.set_assessment_id(created.assessment().assessment_id());
+  ppb::GeneratePlanResponse drafted;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &drafted).ok());
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(drafted.plan().plan_id());
+  approve.set_etag(drafted.plan().etag());
+  ppb::ApprovePlanResponse approved;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+
+  const std::string node_tools = PHYSIO_SOURCE_DIR "/scripts/node";
+  const auto generated = std::filesystem::temp_directory_path() / ("physio-browser-gen-" + std::to_string(getpid()));
+  GenerateConnectClient(generated);
+  const auto output = generated / "browser.txt";
+  const std::string run =
+      "NODE_PATH=" + node_tools + "/node_modules PLANNING_URL=http://127.0.0.1:" +
+      std::to_string(cluster_->planning_http_port()) +
+      " PROGRESS_URL=http://127.0.0.1:" + std::to_string(cluster_->progress_http_port()) +
+      " PATIENT_TOKEN=" + MakeToken(*keys_, "acme-http", patient, {"patient"}, patient) + " PATIENT_ID=" + patient +
+      " PAGE_PORT=" + std::to_string(page_port_) + " OTHER_PORT=" + std::to_string(other_page_port_) +
+      " timeout 120 node " + node_tools + "/browser-test.js " + generated.string() + " > " + output.string() + " 2>&1";
+  const int exit_code = std::system(run.c_str());
+  std::ifstream in(output);
+  const std::string printed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(exit_code, 0) << printed;
+  auto line_of = [&](const std::string& page) {
+    std::istringstream lines(printed);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(page + " ", 0) == 0) return line.substr(page.size() + 1);
+    }
+    return std::string();
+  };
+  const std::string allowed = line_of("patient");
+  ASSERT_FALSE(allowed.empty()) << printed;
+  // The plan was read and the session logged from the browser, each after a preflight.
+  EXPECT_NE(allowed.find(R"("planId":")" + approved.plan().plan_id() + "\""), std::string::npos) << allowed;
+  EXPECT_NE(allowed.find(R"("logId":"hel_)"), std::string::npos) << allowed;
+  EXPECT_EQ(allowed.find(R"("preflights":0)"), std::string::npos) << allowed;  // chromium may cache one
+  EXPECT_NE(allowed.find(R"("corsErrors":[])"), std::string::npos) << allowed;
+  // The refusal is shown to the user with its Connect code and the field it names.
+  EXPECT_NE(allowed.find(R"("code":"InvalidArgument")"), std::string::npos) << allowed;
+  EXPECT_NE(allowed.find("refused: InvalidArgument: exercise_id:"), std::string::npos) << allowed;
+
+  const std::string refused = line_of("blocked");
+  ASSERT_FALSE(refused.empty()) << printed;
+  // Chromium refused both answers itself (a CORS error, no answer for the page).
+  EXPECT_EQ(refused.find(R"("planId")"), std::string::npos) << refused;
+  EXPECT_NE(refused.find(R"("read":{"code":"Unknown")"), std::string::npos) << refused;
+  EXPECT_NE(refused.find(R"("log":{"code":"Unknown")"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find(R"("corsErrors":[])"), std::string::npos) << refused;
+  // The service stored only the one session logged from the allowed origin.
+  gpb::GetProgressSummaryRequest summary_request;
+  summary_request.set_patient_id(patient);
+  gpb::GetProgressSummaryResponse summary;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, summary_request,
+                             &summary).ok());
+  EXPECT_EQ(summary.summary().home_log_count(), 1);
   std::filesystem::remove_all(generated);
 }
 
