@@ -9,13 +9,15 @@
 #  2. build-sanitize/ (clang): the unit and integration tests again, built with
 #     AddressSanitizer and UndefinedBehaviorSanitizer (any report fails);
 #  3. the libFuzzer targets, from the same build-sanitize/ (scripts/fuzz.sh), a
-#     few seconds each.
-# PHYSIO_TEST_STAGES picks stages (default "1 2 3"); arguments go to stage 1's ctest.
+#     few seconds each;
+#  4. the compose smoke (scripts/compose-smoke.sh): docker-compose.yml really
+#     running under Docker with stage 1's binaries, the demo episode against it.
+# PHYSIO_TEST_STAGES picks stages (default "1 2 3 4"); arguments go to stage 1's ctest.
 # At the end: each stage's wall time and the slowest tests.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-STAGES="${PHYSIO_TEST_STAGES:-1 2 3}"
+STAGES="${PHYSIO_TEST_STAGES:-1 2 3 4}"
 TIMES=()
 TEST_LOGS=()
 stage_done() {  # name started_at
@@ -86,4 +88,12 @@ if [[ " $STAGES " == *" 3 "* ]]; then
   started=$SECONDS
   "$ROOT/scripts/fuzz.sh" "${PHYSIO_FUZZ_SECONDS:-10}"
   stage_done "3 fuzzers" "$started"
+fi
+
+if [[ " $STAGES " == *" 4 "* ]]; then
+  started=$SECONDS
+  # Stage 1's build/ holds the binaries the images take (built here when stage 1 did not run).
+  [ -x "$BUILD_DIR/services/devtools/physio-demo" ] || build_all OFF
+  "$ROOT/scripts/compose-smoke.sh"
+  stage_done "4 compose smoke (Docker)" "$started"
 fi

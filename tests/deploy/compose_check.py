@@ -9,6 +9,8 @@ the port that service listens on.
 
 usage: compose_check.py BUILD_DIR COMPOSE_FILE
 """
+import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +18,24 @@ import yaml
 
 from deploy_settings import SERVICES, settings_of
 
+
+
+def runtime_stage(dockerfile):
+    """The last stage's instructions, COPY lines left out (they name where binaries come from)."""
+    text = open(dockerfile).read().replace("\\\n", " ")
+    stages = re.split(r"(?m)^FROM ", text)
+    lines = [line.split("#", 1)[0].strip() for line in ("FROM " + stages[-1]).splitlines()]
+    return [" ".join(line.split()) for line in lines if line and not line.startswith("COPY")]
+
+
+def runtime_stage_drift(deploy_dir):
+    source = runtime_stage(os.path.join(deploy_dir, "Dockerfile"))
+    prebuilt = runtime_stage(os.path.join(deploy_dir, "Dockerfile.prebuilt"))
+    if source != prebuilt:
+        return [f"deploy/Dockerfile.prebuilt's runtime stage differs from deploy/Dockerfile's: {prebuilt} vs {source}"]
+    if not any(line.startswith("USER ") and line != "USER root" for line in source):
+        return ["deploy/Dockerfile's runtime stage does not switch to a non-root USER"]
+    return []
 
 
 def main():
@@ -70,6 +90,13 @@ def main():
         probe = compose.get(service, {}).get("healthcheck", {}).get("test", [])
         if "--ca-file=/run/certs/ca.pem" not in probe:
             problems.append(f"{service}: the healthcheck does not speak TLS")
+    # Non-root on a read-only root filesystem (issue 27), in every service.
+    for service in SERVICES:
+        if compose.get(service, {}).get("read_only") is not True:
+            problems.append(f"{service}: the root filesystem is not read_only")
+    # The compose smoke's images (deploy/Dockerfile.prebuilt) are deploy/Dockerfile's runtime
+    # image: the same base, packages, user and entrypoint, only the binaries come from elsewhere.
+    problems += runtime_stage_drift(os.path.join(os.path.dirname(os.path.abspath(compose_file)), "deploy"))
     if checked == 0:
         problems.append("no required or peer-address settings were listed: --list-settings is broken")
     for problem in problems:
