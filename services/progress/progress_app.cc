@@ -59,8 +59,13 @@ pb::Decision ToProto(Decision decision) {
 }
 
 constexpr const char* kUnassignedClinic = "unassigned";
+// The most reasons an alert keeps (its first finding's and the latest later ones).
+constexpr int kMaxAlertReasons = 50;
 
-// Raises an alert unless one of the same kind is already open for the patient.
+// Raises an alert; when one of the same kind is already open for the patient, a finding it
+// does not hold yet is added to that one instead (never lost behind it: a minor fall's open
+// alert must not swallow a later cauda equina emergency), and its events are appended again.
+// nullopt when nothing was new.
 std::optional<pb::Alert> RaiseAlert(ProgressWriter& writer, const CallContext& ctx, const std::string& clinic_id,
                                     const std::string& patient_id, pb::AlertKind kind,
                                     const std::vector<std::string>& reasons) {
@@ -72,7 +77,32 @@ std::optional<pb::Alert> RaiseAlert(ProgressWriter& writer, const CallContext& c
   for (const auto& reason : reasons) alert.add_reasons(reason);
   alert.set_status(pb::ALERT_STATUS_OPEN);
   *alert.mutable_create_time() = TimeUtil::GetCurrentTime();
-  if (!writer.InsertAlertUnlessOpen(ctx.tenant, alert)) return std::nullopt;
+  alert.set_occurrences(1);
+  if (!writer.InsertAlertUnlessOpen(ctx.tenant, alert)) {
+    auto open = writer.FindOpenAlertForUpdate(ctx.tenant, patient_id, kind);
+    if (!open) return std::nullopt;  // acknowledged in between: this one's own transaction retries
+    std::vector<std::string> later;
+    for (const auto& reason : reasons) {
+      const auto& held = open->reasons();
+      if (std::find(held.begin(), held.end(), reason) == held.end() &&
+          std::find(held.begin(), held.end(), "later: " + reason) == held.end()) {
+        later.push_back(reason);
+      }
+    }
+    if (later.empty()) return std::nullopt;  // the same finding again
+    for (const auto& reason : later) open->add_reasons("later: " + reason);
+    // Bounded: the oldest later reasons give way to the newest; the first finding's stay.
+    const auto& held = open->reasons();
+    const int first_later =
+        static_cast<int>(std::find_if(held.begin(), held.end(), [](const std::string& r) { return r.starts_with("later: "); }) -
+                         held.begin());
+    const int excess = open->reasons_size() - kMaxAlertReasons;
+    if (excess > 0) open->mutable_reasons()->DeleteSubrange(first_later, std::min(excess, open->reasons_size() - first_later));
+    open->set_occurrences(std::max(1, open->occurrences()) + 1);
+    *open->mutable_last_raise_time() = alert.create_time();
+    writer.UpdateOpenAlert(ctx.tenant, *open);
+    alert = std::move(*open);
+  }
   writer.AppendEvent(ctx.tenant, "EVENT_KIND_ALERT_RAISED", patient_id, alert.alert_id());
   if (kind == pb::ALERT_KIND_RED_FLAG || kind == pb::ALERT_KIND_SAFETY_NET) {
     writer.AppendEvent(ctx.tenant, "EVENT_KIND_RED_FLAG_RAISED", patient_id, alert.alert_id());

@@ -80,6 +80,21 @@ std::optional<v1::Alert> PgProgressWriter::FindAlertForUpdate(const std::string&
   return std::move(alerts.front());
 }
 
+std::optional<v1::Alert> PgProgressWriter::FindOpenAlertForUpdate(const std::string& tenant,
+                                                                  const std::string& patient_id, v1::AlertKind kind) {
+  auto alerts = Parsed<v1::Alert>(conn_.Exec(
+      "SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2 AND kind = $3 AND status = 'OPEN'"
+      " FOR UPDATE",
+      {tenant, patient_id, v1::AlertKind_Name(kind)}));
+  if (alerts.empty()) return std::nullopt;
+  return std::move(alerts.front());
+}
+
+void PgProgressWriter::UpdateOpenAlert(const std::string& tenant, const v1::Alert& alert) {
+  conn_.Exec("UPDATE progress.alerts SET body = $3::jsonb WHERE tenant_id = $1 AND alert_id = $2 AND status = 'OPEN'",
+             {tenant, alert.alert_id(), ToJson(alert)});
+}
+
 void PgProgressWriter::MarkAlertAcknowledged(const std::string& tenant, const v1::Alert& alert) {
   conn_.Exec("UPDATE progress.alerts SET status = 'ACKNOWLEDGED', body = $3::jsonb"
              " WHERE tenant_id = $1 AND alert_id = $2",

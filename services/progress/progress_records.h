@@ -32,6 +32,11 @@ class ProgressWriter {
   // Inserts the open alert unless one of its kind is already open for its
   // patient; false when one was (then nothing is written).
   virtual bool InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) = 0;
+  // The patient's open alert of that kind, locked until the transaction ends; nullopt when none is open.
+  virtual std::optional<v1::Alert> FindOpenAlertForUpdate(const std::string& tenant, const std::string& patient_id,
+                                                          v1::AlertKind kind) = 0;
+  // Stores a locked open alert's body as given (a later finding added to it).
+  virtual void UpdateOpenAlert(const std::string& tenant, const v1::Alert& alert) = 0;
   // The alert, locked until the transaction ends; nullopt when the tenant has none of that id.
   virtual std::optional<v1::Alert> FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) = 0;
   // Records a locked alert as acknowledged (its body as given).
@@ -87,6 +92,9 @@ class PgProgressWriter final : public ProgressWriter {
   void InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) override;
   bool InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) override;
   std::optional<v1::Alert> FindAlertForUpdate(const std::string& tenant, const std::string& alert_id) override;
+  std::optional<v1::Alert> FindOpenAlertForUpdate(const std::string& tenant, const std::string& patient_id,
+                                                  v1::AlertKind kind) override;
+  void UpdateOpenAlert(const std::string& tenant, const v1::Alert& alert) override;
   void MarkAlertAcknowledged(const std::string& tenant, const v1::Alert& alert) override;
   std::optional<std::string> LatestClinic(const std::string& tenant, const std::string& patient_id) override;
   std::optional<std::string> LockEvaluationsAndFindAdjustment(const std::string& tenant, const std::string& patient_id,

@@ -918,6 +918,15 @@ TEST_F(Safety, AMonitorLevelFindingAtACheckInAlertsAndPutsItsPrecautionsOnThePla
   EXPECT_EQ(got.plan().revision(), plan.revision() + 1);
   EXPECT_EQ(got.plan().monitored_conditions_size(), 2);
   EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+  // The fall's alert was still open: the night pain is added to it, not lost behind it.
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::ListAlerts, alerts_request, &alerts).ok());
+  ASSERT_EQ(alerts.alerts_size(), 1);
+  EXPECT_EQ(alerts.alerts(0).occurrences(), 2);
+  bool night_pain_added = false;
+  for (const auto& reason : alerts.alerts(0).reasons()) {
+    night_pain_added |= reason.starts_with("later: ") && reason.find("night pain") != std::string::npos;
+  }
+  EXPECT_TRUE(night_pain_added) << alerts.alerts(0).DebugString();
 }
 
 

@@ -27,7 +27,10 @@ DEFAULT_PORTS = {"ASSESSMENT": 50051, "PLANNING": 50052, "PROGRESS": 50053, "RED
 HAND_STARTED_PORTS = (50061,)
 
 
-def free_port(taken=set()):
+TAKEN = set()  # every port chosen in this run, by either function
+
+
+def free_port(taken=TAKEN):
     """A port nothing listens on, below the kernel's ephemeral range (32768+), so that no
     outgoing connection of a concurrent test can take it before run.sh binds it."""
     import random
@@ -42,6 +45,27 @@ def free_port(taken=set()):
                 continue
         taken.add(port)
         return port
+
+
+def free_service_port(taken=TAKEN):
+    """A gRPC port whose HTTP (+1000) and metrics (+2000) ports are free as well, all three
+    below the ephemeral range."""
+    import random
+    while True:
+        port = random.randint(20000, 29999)
+        trio = (port, port + 1000, port + 2000)
+        if any(p in taken for p in trio):
+            continue
+        free = True
+        for candidate in trio:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", candidate))
+                except OSError:
+                    free = False
+        if free:
+            taken.update(trio)
+            return port
 
 
 def blocks(readme):
@@ -73,7 +97,8 @@ def blocks(readme):
 def main():
     source, build = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     readme = open(os.path.join(source, "README.md")).read()
-    ports = {name: free_port() for name in DEFAULT_PORTS}
+    ports = {name: free_service_port() if name in ("ASSESSMENT", "PLANNING", "PROGRESS") else free_port()
+             for name in DEFAULT_PORTS}
     renumber = {default: ports[name] for name, default in DEFAULT_PORTS.items()}
     renumber.update({port: free_port() for port in HAND_STARTED_PORTS})
     # Each service's HTTP port is its gRPC port plus 1000 (the http-listen default), its

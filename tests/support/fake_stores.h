@@ -478,6 +478,24 @@ class FakeProgressWriter final : public progress::ProgressWriter {
     state_.alerts.emplace_back(tenant, alert);
     return true;
   }
+  std::optional<progress::v1::Alert> FindOpenAlertForUpdate(const std::string& tenant, const std::string& patient_id,
+                                                            progress::v1::AlertKind kind) override {
+    for (const auto& [alert_tenant, open] : state_.alerts) {
+      if (alert_tenant == tenant && open.patient_id() == patient_id && open.kind() == kind &&
+          open.status() == progress::v1::ALERT_STATUS_OPEN) {
+        return open;
+      }
+    }
+    return std::nullopt;
+  }
+  void UpdateOpenAlert(const std::string& tenant, const progress::v1::Alert& alert) override {
+    for (auto& [alert_tenant, stored] : state_.alerts) {
+      if (alert_tenant == tenant && stored.alert_id() == alert.alert_id() &&
+          stored.status() == progress::v1::ALERT_STATUS_OPEN) {
+        stored = alert;
+      }
+    }
+  }
   std::optional<progress::v1::Alert> FindAlertForUpdate(const std::string& tenant,
                                                         const std::string& alert_id) override {
     for (const auto& [alert_tenant, alert] : state_.alerts) {

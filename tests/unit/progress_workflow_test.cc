@@ -6,6 +6,8 @@
 // integration suites run the same paths over PostgreSQL, Redis and the services.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <functional>
 
 #include "clients.h"
@@ -176,6 +178,51 @@ TEST_F(ProgressWorkflow, ARedFlagAtACheckInAlertsTheClinicWhichAcknowledgesIt) {
   CallContext other_tenant = clinician;
   other_tenant.tenant = "t-2";
   EXPECT_EQ(app.ListAlerts(other_tenant, list, audit).alerts_size(), 0);
+}
+
+// An open monitor-level alert never swallows a later emergency: the new finding is added to
+// it, and its events are appended again; the same finding again changes nothing.
+TEST_F(ProgressWorkflow, ALaterFindingIsAddedToTheOpenAlertNeverLost) {
+  gpb::RecordVisitRequest fall;
+  fall.set_request_id("rq-fall");
+  fall.set_patient_id("pt-1");
+  fall.set_kind(gpb::VISIT_KIND_CLINIC);
+  fall.set_clinic_id("clinic-1");
+  fall.mutable_red_flag_screen()->set_unexplained_weight_loss(true);  // monitored malignancy concern
+  app.RecordVisit(clinician, fall, audit);
+  gpb::ListAlertsRequest list;
+  list.set_clinic_id("clinic-1");
+  auto open = app.ListAlerts(clinician, list, audit);
+  ASSERT_EQ(open.alerts_size(), 1);
+  const std::string alert_id = open.alerts(0).alert_id();
+  auto red_flag_events = [&] {
+    const auto kinds = EventKinds();
+    return std::count(kinds.begin(), kinds.end(), "EVENT_KIND_RED_FLAG_RAISED");
+  };
+  ASSERT_EQ(red_flag_events(), 1);
+
+  gpb::RecordVisitRequest emergency = fall;
+  emergency.set_request_id("rq-emergency");
+  emergency.mutable_red_flag_screen()->set_saddle_numbness(true);
+  app.RecordVisit(clinician, emergency, audit);
+  open = app.ListAlerts(clinician, list, audit);
+  ASSERT_EQ(open.alerts_size(), 1);
+  const auto& alert = open.alerts(0);
+  EXPECT_EQ(alert.alert_id(), alert_id);
+  EXPECT_EQ(alert.occurrences(), 2);
+  EXPECT_TRUE(alert.has_last_raise_time());
+  std::string reasons;
+  for (const auto& reason : alert.reasons()) reasons += reason + "|";
+  EXPECT_NE(reasons.find("later: RED_FLAG_ACTION_EMERGENCY_REFERRAL"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("later: cauda_equina"), std::string::npos) << reasons;
+  EXPECT_EQ(red_flag_events(), 2);
+
+  // The same emergency at the next visit adds nothing.
+  gpb::RecordVisitRequest same = emergency;
+  same.set_request_id("rq-same");
+  app.RecordVisit(clinician, same, audit);
+  EXPECT_EQ(app.ListAlerts(clinician, list, audit).alerts(0).occurrences(), 2);
+  EXPECT_EQ(red_flag_events(), 2);
 }
 
 TEST_F(ProgressWorkflow, AVisitNotedOverASessionIsRecordedOnceAndCountsInTheSummary) {
