@@ -501,9 +501,11 @@ pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ct
 
 apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) const {
   namespace as = physio::assessment;
+  // What intake recorded still holds: merged, a proto3 "yes" of either screen stays "yes".
+  apb::RedFlagScreen merged = intake.screen;
+  merged.MergeFrom(screen);
   const as::RedFlagAnswers at_intake = as::RedFlagAnswersWithHistory(intake.screen, intake.history);
-  as::RedFlagAnswers now = as::RedFlagAnswersWithHistory(screen, intake.history);
-  as::AddIntakeAnswers(now, at_intake);
+  const as::RedFlagAnswers now = as::RedFlagAnswersWithHistory(merged, intake.history);
   const std::optional<as::RedFlagAction> judged = as::ActionOf(intake.judged);
   return as::ProtoOf(as::NewSince(as::ScreenRedFlags(now, intake.age_years, intake.episode_days, red_flag_policy_),
                                   as::ScreenRedFlags(at_intake, intake.age_years, intake.episode_days, red_flag_policy_),

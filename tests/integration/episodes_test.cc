@@ -132,15 +132,7 @@ class Episodes : public ClusterFixture {
     return patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, logged);
   }
 
-  ppb::Plan CurrentPlan() {
-    auto clinician = Clinician();
-    ppb::GetActivePlanRequest get;
-    get.set_patient_id(patient_id_);
-    get.set_include_suspended(true);
-    ppb::GetActivePlanResponse got;
-    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
-    return got.plan();
-  }
+  ppb::Plan CurrentPlan() const { return PlanInUseOrSuspended(Clinician(), patient_id_); }
 
   void Remeasure(cpb::Instrument instrument, const std::vector<int>& values, const std::string& prefix) {
     auto clinician = Clinician();

@@ -363,26 +363,8 @@ TEST_F(Http, GeneratedConnectNodeClientRunsAnEpisode) {
 TEST_F(Http, ARealBrowserReadsThePlanLogsASessionAndIsRefusedFromAnotherOrigin) {
   const std::string patient = NewId("pt");
   Caller clinician(*cluster_, Token());
-  apb::CreateAssessmentRequest create;
-  create.set_request_id(NewId("rq"));
-  create.set_patient_id(patient);
-  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
-  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
-  create.mutable_red_flag_screen();
-  apb::CreateAssessmentResponse created;
-  ASSERT_TRUE(
-      clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
-  ppb::GeneratePlanRequest generate;
-  generate.set_request_id(NewId("rq"));
-  generate.set_assessment_id(created.assessment().assessment_id());
-  ppb::GeneratePlanResponse drafted;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &drafted).ok());
-  ppb::ApprovePlanRequest approve;
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(drafted.plan().plan_id());
-  approve.set_etag(drafted.plan().etag());
-  ppb::ApprovePlanResponse approved;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  const ppb::Plan approved = ApprovedPlanFor(clinician, patient);
+  ASSERT_FALSE(approved.plan_id().empty());
 
   const std::string node_tools = PHYSIO_SOURCE_DIR "/scripts/node";
   const auto generated = std::filesystem::temp_directory_path() / ("physio-browser-gen-" + std::to_string(getpid()));
@@ -409,7 +391,7 @@ TEST_F(Http, ARealBrowserReadsThePlanLogsASessionAndIsRefusedFromAnotherOrigin) 
   const std::string allowed = line_of("patient");
   ASSERT_FALSE(allowed.empty()) << printed;
   // The plan was read and the session logged from the browser, each after a preflight.
-  EXPECT_NE(allowed.find(R"("planId":")" + approved.plan().plan_id() + "\""), std::string::npos) << allowed;
+  EXPECT_NE(allowed.find(R"("planId":")" + approved.plan_id() + "\""), std::string::npos) << allowed;
   EXPECT_NE(allowed.find(R"("logId":"hel_)"), std::string::npos) << allowed;
   EXPECT_EQ(allowed.find(R"("preflights":0)"), std::string::npos) << allowed;  // chromium may cache one
   EXPECT_NE(allowed.find(R"("corsErrors":[])"), std::string::npos) << allowed;

@@ -94,6 +94,16 @@ inline cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::strin
   return answer;
 }
 
+// The patient's plan in use or suspended, as `clinician` reads it (an empty plan when there is none).
+inline ppb::Plan PlanInUseOrSuspended(const Caller& clinician, const std::string& patient) {
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient);
+  get.set_include_suspended(true);
+  ppb::GetActivePlanResponse got;
+  EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+  return got.plan();
+}
+
 inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient, int64_t effective_seconds) {
   apb::CreateAssessmentRequest create;
   create.set_request_id("rq-" + patient + "-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));

@@ -53,15 +53,7 @@ class ClinicalFixture : public ClusterFixture {
   }
 
   // The patient's plan in use or suspended, as a clinician reads it.
-  ppb::Plan Current() {
-    auto clinician = Clinician();
-    ppb::GetActivePlanRequest get;
-    get.set_patient_id(patient_id_);
-    get.set_include_suspended(true);
-    ppb::GetActivePlanResponse got;
-    EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
-    return got.plan();
-  }
+  ppb::Plan Current() const { return PlanInUseOrSuspended(Clinician(), patient_id_); }
 
   apb::Assessment Create(const apb::CreateAssessmentRequest& create) {
     auto clinician = Clinician();

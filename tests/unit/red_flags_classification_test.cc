@@ -214,15 +214,14 @@ TEST(RedFlags, ARescreenRaisesOnlyWhatTheCheckInChanged) {
   const auto known = ScreenRedFlags(intake, 75, 10);  // urgent, judged monitor by the clinician
   ASSERT_EQ(known.action, RedFlagAction::kUrgentReferral);
   // Nothing new at the check-in: nothing raised, whatever intake computed.
-  RedFlagAnswers same;
-  AddIntakeAnswers(same, intake);
+  // (The check-in's answers count with intake's: the service merges the two screens.)
+  const RedFlagAnswers same = intake;
   auto unchanged = NewSince(ScreenRedFlags(same, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
   EXPECT_EQ(unchanged.action, RedFlagAction::kNone);
   EXPECT_TRUE(unchanged.concerns.empty());
   // A new fall: the fracture concern changed and is above the judged level: raised.
-  RedFlagAnswers fell;
+  RedFlagAnswers fell = intake;
   fell.minor_trauma = true;
-  AddIntakeAnswers(fell, intake);
   EXPECT_TRUE(fell.osteoporosis);
   auto fracture = NewSince(ScreenRedFlags(fell, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
   EXPECT_EQ(fracture.action, RedFlagAction::kUrgentReferral);
@@ -232,9 +231,8 @@ TEST(RedFlags, ARescreenRaisesOnlyWhatTheCheckInChanged) {
   // made for it); a higher one is.
   EXPECT_TRUE(NewSince(ScreenRedFlags(fell, 75, 20), ScreenRedFlags(intake, 75, 20)).concerns.empty());
   // Another condition is new whatever the fracture concern does.
-  RedFlagAnswers feverish;
+  RedFlagAnswers feverish = intake;
   feverish.fever = true;
-  AddIntakeAnswers(feverish, intake);
   auto infection = NewSince(ScreenRedFlags(feverish, 75, 20), ScreenRedFlags(intake, 75, 20), RedFlagAction::kMonitor);
   ASSERT_EQ(infection.concerns.size(), 1u);
   EXPECT_EQ(infection.concerns[0].condition, "infection");

@@ -204,44 +204,6 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   return result;
 }
 
-void AddIntakeAnswers(RedFlagAnswers& now, const RedFlagAnswers& intake) {
-  now.bladder_or_bowel_disturbance |= intake.bladder_or_bowel_disturbance;
-  now.saddle_numbness |= intake.saddle_numbness;
-  now.bilateral_leg_neurological_symptoms |= intake.bilateral_leg_neurological_symptoms;
-  now.new_sexual_dysfunction |= intake.new_sexual_dysfunction;
-  now.bilateral_leg_pain |= intake.bilateral_leg_pain;
-  now.bilateral_pain_below_knee |= intake.bilateral_pain_below_knee;
-  now.history_of_cancer |= intake.history_of_cancer;
-  now.unexplained_weight_loss |= intake.unexplained_weight_loss;
-  now.night_pain |= intake.night_pain;
-  now.unremitting_pain |= intake.unremitting_pain;
-  now.fever |= intake.fever;
-  now.systemically_unwell |= intake.systemically_unwell;
-  now.intravenous_drug_use |= intake.intravenous_drug_use;
-  now.immunosuppression |= intake.immunosuppression;
-  now.recent_infection_or_procedure |= intake.recent_infection_or_procedure;
-  now.diabetes |= intake.diabetes;
-  now.major_trauma |= intake.major_trauma;
-  now.minor_trauma |= intake.minor_trauma;
-  now.sudden_onset_severe_pain |= intake.sudden_onset_severe_pain;
-  now.long_term_corticosteroids |= intake.long_term_corticosteroids;
-  now.osteoporosis |= intake.osteoporosis;
-  now.previous_fragility_fracture |= intake.previous_fragility_fracture;
-  now.height_loss |= intake.height_loss;
-  now.neurological_signs |= intake.neurological_signs;
-  now.progressive_weakness |= intake.progressive_weakness;
-  now.widespread_neurological_signs |= intake.widespread_neurological_signs;
-  now.waking_second_half_of_night |= intake.waking_second_half_of_night;
-  now.buttock_pain |= intake.buttock_pain;
-  now.better_with_movement |= intake.better_with_movement;
-  now.better_within_48h_of_nsaids |= intake.better_within_48h_of_nsaids;
-  now.relative_with_spondyloarthritis |= intake.relative_with_spondyloarthritis;
-  now.arthritis |= intake.arthritis;
-  now.enthesitis |= intake.enthesitis;
-  now.psoriasis |= intake.psoriasis;
-  if (now.inflammatory_pattern.empty()) now.inflammatory_pattern = intake.inflammatory_pattern;
-}
-
 RedFlagResult NewSince(const RedFlagResult& now, const RedFlagResult& known, std::optional<RedFlagAction> judged) {
   RedFlagResult result;
   for (const auto& concern : now.concerns) {

@@ -100,14 +100,11 @@ struct RedFlagPolicy {
   int new_fracture_episode_days = 42;
 };
 
-// A check-in re-screen asks about what has changed; what intake's screen and history
-// recorded still holds, so its answers count too (`now` |= `intake`, answer by answer).
-void AddIntakeAnswers(RedFlagAnswers& now, const RedFlagAnswers& intake);
-
 // What a check-in's re-screen found beyond what was known when the plan was made
 // (issue 26 item 6). `now` is the screen of intake's answers plus the check-in's,
 // `known` of intake's alone (same age and episode length), `judged` the clinician's
-// recorded judgement at intake, if any. A concern is new when the check-in's answers
+// recorded judgement at intake, if any (the progress service merges intake's screen into the
+// check-in's for `now`: a "yes" of either counts). A concern is new when the check-in's answers
 // changed it (it differs from `known`'s concern for that condition in action or reasons)
 // and its action is above what was accepted for the plan: `known`'s action, capped by the
 // clinician's judgement. Otherwise it was answered by the plan (and the judgement) already,

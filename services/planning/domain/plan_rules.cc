@@ -297,30 +297,33 @@ std::string MedicationReview(const PlanInput& input) {
   }
   // The specific medicines (issue 26 item 11): what NICE NG59 (2020 update) says of each, for
   // sciatica and for low back pain without it; where it says nothing, that is said too.
-  if (in_use.contains(Analgesic::kGabapentinoid)) {
-    why.push_back(input.sciatica ? "gabapentinoids (gabapentin, pregabalin) for sciatica: not to be offered (no overall "
-                                   "evidence of benefit, and a risk of harm); do not stop them suddenly"
-                                 : "gabapentinoids (gabapentin, pregabalin): anticonvulsants are not recommended for low "
-                                   "back pain; do not stop them suddenly");
-  }
-  if (in_use.contains(Analgesic::kAntidepressant)) {
-    why.push_back(input.sciatica
-                      ? "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain; "
-                        "for sciatica NICE NG59 makes no recommendation on them (its neuropathic pain guideline, "
-                        "CG173, covers amitriptyline and duloxetine)"
-                      : "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain");
-  }
-  if (in_use.contains(Analgesic::kOralCorticosteroid)) {
-    why.push_back(input.sciatica ? "oral corticosteroids for sciatica: not to be offered (no overall evidence of "
-                                   "benefit, and a risk of harm)"
-                                 : "oral corticosteroids: NICE NG59 makes no recommendation on them for low back pain "
-                                   "without sciatica");
-  }
-  if (in_use.contains(Analgesic::kBenzodiazepine)) {
-    why.push_back(input.sciatica ? "benzodiazepines for sciatica: not to be offered (no overall evidence of benefit, "
-                                   "and a risk of harm, dependence among it)"
-                                 : "benzodiazepines: NICE NG59 makes no recommendation on them for low back pain "
-                                   "without sciatica, and they carry a risk of dependence");
+  struct Advice {
+    Analgesic medicine;
+    const char* sciatica;
+    const char* otherwise;
+  };
+  static constexpr Advice kSpecific[] = {
+      {Analgesic::kGabapentinoid,
+       "gabapentinoids (gabapentin, pregabalin) for sciatica: not to be offered (no overall evidence of benefit, and "
+       "a risk of harm); do not stop them suddenly",
+       "gabapentinoids (gabapentin, pregabalin): anticonvulsants are not recommended for low back pain; do not stop "
+       "them suddenly"},
+      {Analgesic::kAntidepressant,
+       "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain; for sciatica "
+       "NICE NG59 makes no recommendation on them (its neuropathic pain guideline, CG173, covers amitriptyline and "
+       "duloxetine)",
+       "antidepressants for pain: SSRIs, SNRIs and tricyclics are not recommended for low back pain"},
+      {Analgesic::kOralCorticosteroid,
+       "oral corticosteroids for sciatica: not to be offered (no overall evidence of benefit, and a risk of harm)",
+       "oral corticosteroids: NICE NG59 makes no recommendation on them for low back pain without sciatica"},
+      {Analgesic::kBenzodiazepine,
+       "benzodiazepines for sciatica: not to be offered (no overall evidence of benefit, and a risk of harm, "
+       "dependence among it)",
+       "benzodiazepines: NICE NG59 makes no recommendation on them for low back pain without sciatica, and they "
+       "carry a risk of dependence"},
+  };
+  for (const auto& advice : kSpecific) {
+    if (in_use.contains(advice.medicine)) why.push_back(input.sciatica ? advice.sciatica : advice.otherwise);
   }
   if (in_use.contains(Analgesic::kNsaid)) {
     why.push_back(std::string("NSAIDs: the lowest effective dose for the shortest time, with a check of stomach, "
