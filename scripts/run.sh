@@ -9,6 +9,7 @@
 # PHYSIO_RUN_DIR: state (keys, logs, Redis data, env file); default .run/ in the checkout (git-ignored).
 # PHYSIO_EXIT_AFTER_DEMO=1: stop everything after the demo instead of waiting.
 # PHYSIO_SKIP_BUILD=1: use the existing build (no apt, no cmake).
+# PHYSIO_OIDC_ISSUERS_FILE: also trust these OpenID Connect issuers (docs/security.md).
 # PHYSIO_SKIP_DEMO=1: no demo episode (the stack only); PHYSIO_STARTUP_WAIT_S (60): how long
 #   services may take to answer SERVING before run.sh gives up, showing their logs.
 set -euo pipefail

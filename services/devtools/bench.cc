@@ -207,6 +207,10 @@ int main(int argc, char** argv) {
                            {"concurrency", "1,8,32,128,512", "comma-separated numbers of concurrent callers"},
                            {"seconds", "5", "duration of each measurement (max 60)"},
                            {"only", "", "comma-separated RPC names to measure (default all)"},
+                           {"tenant", "", "tenant of the bench's data (default: a new one); set it to --compare-token's"},
+                           {"compare-token", "",
+                            "a clinician's bearer token from another issuer (e.g. an OpenID provider) of the same "
+                            "tenant: GetActivePlan is measured with it too, right after the minted token's run"},
                            {"metrics-port-offset", "2000",
                             "each server's metrics listener (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
@@ -216,7 +220,8 @@ int main(int argc, char** argv) {
     const std::string only = config.Get("only");
     auto wanted = [&](const std::string& name) { return only.empty() || ("," + only + ",").find("," + name + ",") != std::string::npos; };
     const std::string key = physio::ReadFileOrThrow(config.Get("key"));
-    const std::string tenant = "bench-" + physio::NewId("t").substr(2, 8);
+    const std::string tenant = config.Get("tenant").empty() ? "bench-" + physio::NewId("t").substr(2, 8) : config.Get("tenant");
+    const std::string compare_token = config.Get("compare-token");
     const Caller clinician(physio::MintToken(
         key, {config.Get("issuer"), config.Get("audience"), tenant, "clin-bench", {"clinician"}, ""}));
     const int metrics_offset = config.GetInt("metrics-port-offset");
@@ -292,13 +297,22 @@ int main(int argc, char** argv) {
       Report(c, "health (progress)", health_g, health_g.rate());
 
       if (wanted("GetActivePlan")) {
-        auto tally = Drive(c, seconds, [&](int w, long) {
-          ppb::GetActivePlanRequest request;
-          request.set_patient_id(patients[w]);
-          ppb::GetActivePlanResponse response;
-          return clinician(planning.stub(w), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
-        }, cpu_of(planning));
-        Report(c, "GetActivePlan", tally, health_p.rate());
+        auto get_active_plan = [&](const Caller& caller) {
+          return Drive(c, seconds, [&](int w, long) {
+            ppb::GetActivePlanRequest request;
+            request.set_patient_id(patients[w]);
+            ppb::GetActivePlanResponse response;
+            return caller(planning.stub(w), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
+          }, cpu_of(planning));
+        };
+        auto minted = get_active_plan(clinician);
+        Report(c, "GetActivePlan", minted, health_p.rate());
+        if (!compare_token.empty()) {
+          // The same calls with the other issuer's token, right after: its ratio is the comparison.
+          const Caller other(compare_token);
+          auto compared = get_active_plan(other);
+          Report(c, "GetActivePlan (compare)", compared, health_p.rate());
+        }
       }
       if (wanted("GetAssessment")) {
         auto tally = Drive(c, seconds, [&](int w, long) {

@@ -43,6 +43,7 @@ std::string MintToken(const std::string& private_key_pem, const TokenRequest& re
       .add_claim("nbf", now + request.not_before_offset)
       .add_claim("exp", now + request.lifetime);
   if (!request.patient_id.empty()) token.add_claim("patient_id", request.patient_id);
+  if (!request.clinics.empty()) token.payload().add_claim("clinics", request.clinics);
   if (!request.key_id.empty()) token.header().add_header("kid", request.key_id);
   token.payload().add_claim("roles", request.roles);
   return token.signature();

@@ -1,21 +1,22 @@
 #include "physio/auth/token_verifier.h"
 
-#include <jwt/jwt.hpp>
-
+#include <nlohmann/json.hpp>
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
 
+#include "physio/auth/jws.h"
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
+#include "remote_keys.h"
 
 namespace physio {
 
@@ -27,14 +28,8 @@ std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
   return buffer.str();
 }
 
-struct TokenVerifier::Keys {
-  std::string single;                        // one configured key (file mode)
-  std::map<std::string, std::string> by_kid; // directory mode: <kid>.pem
-  std::string signature;                     // the directory's names, sizes and times, to notice changes
-};
-
 namespace {
-bool IsPublicKeyPem(const std::string& pem) { return pem.find("PUBLIC KEY") != std::string::npos; }
+using Json = nlohmann::json;
 
 // The directory's state, cheap to compare: names, sizes, modification times.
 std::string DirectorySignature(const std::filesystem::path& directory) {
@@ -50,19 +45,28 @@ std::string DirectorySignature(const std::filesystem::path& directory) {
   return signature;
 }
 
-std::map<std::string, std::string> ReadKeyDirectory(const std::filesystem::path& directory) {
-  std::map<std::string, std::string> keys;
+std::map<std::string, PublicKey> ReadKeyDirectory(const std::filesystem::path& directory) {
+  std::map<std::string, PublicKey> keys;
   for (const auto& entry : std::filesystem::directory_iterator(directory)) {
     if (entry.path().extension() != ".pem") continue;
     const std::string kid = entry.path().stem().string();
-    std::string pem = ReadFileOrThrow(entry.path().string(), "jwt-public-key");
-    if (!IsOpaqueId(kid) || !IsPublicKeyPem(pem)) {
-      spdlog::warn("ignoring {} in the JWT key directory: not <kid>.pem with a PEM public key", entry.path().filename().string());
-      continue;
+    const std::string pem = ReadFileOrThrow(entry.path().string(), "jwt-public-key");
+    try {
+      if (!IsOpaqueId(kid)) throw std::runtime_error("the name is not a key id");
+      keys.emplace(kid, PublicKey::FromPem(pem));
+    } catch (const std::exception& e) {
+      spdlog::warn("ignoring {} in the JWT key directory: not <kid>.pem with a usable public key ({})",
+                   entry.path().filename().string(), e.what());
     }
-    keys.emplace(kid, std::move(pem));
   }
   return keys;
+}
+
+// The reason goes to the log (it names a check, never token content); the caller
+// learns only that the token was not accepted.
+[[noreturn]] void Reject(const std::string& why) {
+  spdlog::info("bearer token rejected: {}", why);
+  throw Error(ErrorCode::kUnauthenticated, "invalid token");
 }
 }  // namespace
 
@@ -71,8 +75,9 @@ struct TokenVerifier::Checked {
   std::chrono::system_clock::time_point expires;     // exp
   std::chrono::system_clock::time_point not_before;  // nbf (epoch when absent)
   std::chrono::system_clock::time_point issued_at;   // iat
+  std::chrono::seconds leeway{30};                   // the issuer's
+  std::chrono::seconds max_lifetime{3600};
 };
-
 class TokenVerifier::Cache {
  public:
   explicit Cache(TokenCacheOptions options) : options_(options) {}
@@ -117,97 +122,146 @@ class TokenVerifier::Cache {
   std::unordered_map<std::string, Entry> entries_;
 };
 
+// One trusted issuer: its configuration and its keys.
+class TokenVerifier::Issuer {
+ public:
+  Issuer(const IssuerConfig& config, Cache* cache) : config_(config), cache_(cache) {
+    if (config.keys != KeySourceKind::kPem) {
+      remote_ = std::make_unique<RemoteKeys>(config, [cache] { cache->Clear(); });
+      return;
+    }
+    if (!config.public_key_pem.empty()) {
+      single_ = PublicKey::FromPem(config.public_key_pem);
+    } else if (std::filesystem::is_directory(config.public_key_path)) {
+      directory_ = config.public_key_path;
+      signature_ = DirectorySignature(directory_);
+      by_kid_ = std::make_shared<const std::map<std::string, PublicKey>>(ReadKeyDirectory(directory_));
+      if (by_kid_->empty()) throw std::runtime_error("jwt-public-key: no <kid>.pem public key in " + directory_);
+      next_check_ = Clock::now() + config.pem_reload_interval;
+    } else {
+      const std::string pem = ReadFileOrThrow(config.public_key_path, "jwt-public-key");
+      try {
+        single_ = PublicKey::FromPem(pem);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("jwt-public-key " + config.public_key_path + ": " + e.what());
+      }
+    }
+  }
+
+  const IssuerConfig& config() const { return config_; }
+  std::size_t fetches() const { return remote_ ? remote_->fetches() : 0; }
+  bool has_directory() const { return !directory_.empty(); }
+  // A key directory is re-checked (at most every pem_reload_interval) on every call, cache hit or
+  // not: a removed key must stop its cached tokens too.
+  void CheckDirectory() { DirectoryKeys(); }
+
+  std::optional<PublicKey> FindKey(const std::string& kid, Clock::time_point deadline) {
+    if (remote_) return remote_->Find(kid, deadline);
+    if (single_) return single_;
+    auto keys = DirectoryKeys();
+    auto found = keys->find(kid);
+    if (found == keys->end()) return std::nullopt;
+    return found->second;
+  }
+
+ private:
+  std::shared_ptr<const std::map<std::string, PublicKey>> DirectoryKeys() {
+    std::unique_lock lock(mutex_);
+    if (Clock::now() < next_check_) return by_kid_;
+    next_check_ = Clock::now() + config_.pem_reload_interval;
+    auto current = by_kid_;
+    const std::string old_signature = signature_;
+    lock.unlock();
+    try {
+      const std::string signature = DirectorySignature(directory_);
+      if (signature == old_signature) return current;
+      auto fresh = std::make_shared<const std::map<std::string, PublicKey>>(ReadKeyDirectory(directory_));
+      spdlog::info("JWT key directory changed: {} key(s)", fresh->size());
+      lock.lock();
+      by_kid_ = fresh;
+      signature_ = signature;
+      lock.unlock();
+      // Tokens verified with a key that is gone must not outlive it in the cache.
+      cache_->Clear();
+      return fresh;
+    } catch (const std::exception& e) {
+      spdlog::error("JWT key directory not re-read (keeping the current keys): {}", e.what());
+      return current;
+    }
+  }
+
+  IssuerConfig config_;
+  Cache* cache_;
+  std::optional<PublicKey> single_;
+  std::string directory_;
+  std::mutex mutex_;
+  std::shared_ptr<const std::map<std::string, PublicKey>> by_kid_;
+  std::string signature_;
+  Clock::time_point next_check_;
+  std::unique_ptr<RemoteKeys> remote_;
+};
+
 TokenVerifier::~TokenVerifier() = default;
-TokenVerifier::TokenVerifier(TokenVerifier&& other) noexcept
-    : key_directory_(std::move(other.key_directory_)),
-      reload_interval_(other.reload_interval_),
-      keys_(std::move(other.keys_)),
-      next_reload_check_(other.next_reload_check_),
-      issuer_(std::move(other.issuer_)),
-      audience_(std::move(other.audience_)),
-      leeway_(other.leeway_),
-      cache_(std::move(other.cache_)),
-      max_lifetime_(other.max_lifetime_) {}
+TokenVerifier::TokenVerifier(TokenVerifier&& other) noexcept = default;
 
 std::size_t TokenVerifier::signature_checks() const { return cache_->signature_checks.load(); }
 
+std::size_t TokenVerifier::key_fetches() const {
+  std::size_t total = 0;
+  for (const auto& [name, issuer] : issuers_) total += issuer->fetches();
+  return total;
+}
+
+TokenVerifier::TokenVerifier(const std::vector<IssuerConfig>& issuers, TokenCacheOptions cache)
+    : cache_(std::make_unique<Cache>(cache)) {
+  if (issuers.empty()) throw std::runtime_error("no token issuer configured");
+  for (const auto& config : issuers) {
+    if (issuers_.contains(config.issuer)) throw std::runtime_error("token issuer configured twice: " + config.issuer);
+    auto issuer = std::make_unique<Issuer>(config, cache_.get());
+    if (issuer->has_directory()) directory_issuers_.push_back(issuer.get());
+    issuers_.emplace(config.issuer, std::move(issuer));
+  }
+}
+
+IssuerConfig TokenVerifier::PemIssuer(const std::string& path, std::string issuer, std::string audience,
+                                      std::chrono::seconds max_lifetime, std::chrono::seconds reload_interval) {
+  IssuerConfig config;
+  config.issuer = std::move(issuer);
+  config.audiences = {std::move(audience)};
+  config.max_lifetime = max_lifetime;
+  config.keys = KeySourceKind::kPem;
+  config.public_key_path = path;
+  config.pem_reload_interval = reload_interval;
+  config.claims.tenant_claim = "tenant";
+  return config;
+}
+
+namespace {
+std::vector<IssuerConfig> OneKey(std::string pem, std::string issuer, std::string audience, std::chrono::seconds leeway,
+                                 std::chrono::seconds max_lifetime) {
+  if (pem.find("PUBLIC KEY") == std::string::npos) throw std::runtime_error("the JWT public key is not a PEM public key");
+  IssuerConfig config = TokenVerifier::PemIssuer("", std::move(issuer), std::move(audience), max_lifetime);
+  config.public_key_pem = std::move(pem);
+  config.leeway = leeway;
+  return {config};
+}
+}  // namespace
+
 TokenVerifier::TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
                              std::chrono::seconds leeway, TokenCacheOptions cache, std::chrono::seconds max_lifetime)
-    : issuer_(std::move(issuer)),
-      audience_(std::move(audience)),
-      leeway_(leeway),
-      cache_(std::make_unique<Cache>(cache)),
-      max_lifetime_(max_lifetime) {
-  if (!IsPublicKeyPem(public_key_pem)) throw std::runtime_error("the JWT public key is not a PEM public key");
-  auto keys = std::make_shared<Keys>();
-  keys->single = std::move(public_key_pem);
-  keys_ = std::move(keys);
-}
+    : TokenVerifier(OneKey(std::move(public_key_pem), std::move(issuer), std::move(audience), leeway, max_lifetime),
+                    cache) {}
 
 TokenVerifier TokenVerifier::FromPath(const std::string& path, std::string issuer, std::string audience,
                                       TokenCacheOptions cache, std::chrono::seconds max_lifetime,
                                       std::chrono::seconds reload_interval) {
-  if (!std::filesystem::is_directory(path)) {
-    return TokenVerifier(ReadFileOrThrow(path, "jwt-public-key"), std::move(issuer), std::move(audience),
-                         std::chrono::seconds(30), cache, max_lifetime);
-  }
-  auto keys = LoadKeyDirectory(path);
-  if (keys->by_kid.empty()) throw std::runtime_error("jwt-public-key: no <kid>.pem public key in " + path);
-  // Built around a placeholder key, then switched to the directory's keys.
-  TokenVerifier verifier(keys->by_kid.begin()->second, std::move(issuer), std::move(audience), std::chrono::seconds(30),
-                         cache, max_lifetime);
-  verifier.key_directory_ = path;
-  verifier.reload_interval_ = reload_interval;
-  verifier.keys_ = std::move(keys);
-  verifier.next_reload_check_ = Clock::now() + reload_interval;
-  return verifier;
+  return TokenVerifier({PemIssuer(path, std::move(issuer), std::move(audience), max_lifetime, reload_interval)}, cache);
 }
 
-std::shared_ptr<TokenVerifier::Keys> TokenVerifier::LoadKeyDirectory(const std::string& directory) {
-  auto keys = std::make_shared<Keys>();
-  keys->signature = DirectorySignature(directory);
-  keys->by_kid = ReadKeyDirectory(directory);
-  return keys;
-}
-
-std::shared_ptr<const TokenVerifier::Keys> TokenVerifier::CurrentKeys() const {
-  std::unique_lock lock(keys_mutex_);
-  if (key_directory_.empty() || Clock::now() < next_reload_check_) return keys_;
-  next_reload_check_ = Clock::now() + reload_interval_;
-  auto current = keys_;
-  lock.unlock();
-  try {
-    const std::string signature = DirectorySignature(key_directory_);
-    if (signature == current->signature) return current;
-    auto fresh = LoadKeyDirectory(key_directory_);
-    spdlog::info("JWT key directory changed: {} key(s)", fresh->by_kid.size());
-    lock.lock();
-    keys_ = fresh;
-    lock.unlock();
-    // Tokens verified with a key that is gone must not outlive it in the cache.
-    cache_->Clear();
-    return fresh;
-  } catch (const std::exception& e) {
-    spdlog::error("JWT key directory not re-read (keeping the current keys): {}", e.what());
-    return current;
-  }
-}
-
-namespace {
-// The reason goes to the log (it names a check, never token content); the caller
-// learns only that the token was not accepted.
-[[noreturn]] void Reject(const std::string& why) {
-  spdlog::info("bearer token rejected: {}", why);
-  throw Error(ErrorCode::kUnauthenticated, "invalid token");
-}
-}  // namespace
-
-VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
+VerifiedClaims TokenVerifier::Verify(const std::string& token, Clock::time_point deadline) const {
   if (token.empty()) Reject("missing");
   if (token.size() > 8192) Reject("too long");
-  // Three base64url segments, nothing else: cpp-jwt's base64 decoder indexes a
-  // table with each byte as a signed char, so a byte above 0x7f reads outside
-  // it (found by fuzz_jwt). Nothing else reaches the parser.
+  // Three base64url segments, nothing else reaches a parser.
   int dots = 0;
   for (unsigned char c : token) {
     if (c == '.') {
@@ -220,94 +274,224 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token) const {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
   const std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
-  const auto keys = CurrentKeys();
+  for (Issuer* issuer : directory_issuers_) issuer->CheckDirectory();
   const auto now = std::chrono::system_clock::now();
   Checked checked;
   if (!cache_->Find(key, now, &checked)) {
-    checked = VerifySignatureAndClaims(token, *keys);
+    checked = VerifySignatureAndClaims(token, deadline);
     cache_->Insert(key, checked, now);
   }
   // Every call: the token's time window, whether or not its signature was checked just now.
-  if (now >= checked.expires + leeway_) Reject("token expired");
-  if (now + leeway_ < checked.not_before) Reject("token not yet valid");
+  const auto leeway = checked.leeway;
+  if (now >= checked.expires + leeway) Reject("token expired");
+  if (now + leeway < checked.not_before) Reject("token not yet valid");
   // A token minted "in the future" would otherwise live past the lifetime cap.
-  if (checked.issued_at > now + leeway_) Reject("issued in the future");
-  if (checked.expires - now > max_lifetime_ + leeway_) Reject("expiry further ahead than the maximum lifetime");
+  if (checked.issued_at > now + leeway) Reject("issued in the future");
+  if (checked.expires - now > checked.max_lifetime + leeway) Reject("expiry further ahead than the maximum lifetime");
   VerifiedClaims claims = checked.claims;
   claims.expires = checked.expires;
   return claims;
 }
 
 namespace {
-// The "kid" of a token's header, or "" (the header is read, not trusted: it only picks the key).
-std::string KeyIdOf(const std::string& token) {
-  const auto dot = token.find('.');
-  if (dot == std::string::npos) Reject("malformed");
-  auto header = nlohmann::json::parse(jwt::base64_uri_decode(token.data(), dot), nullptr, false);
-  if (header.is_discarded() || !header.is_object()) Reject("malformed header");
-  if (!header.contains("kid")) return "";
-  if (!header["kid"].is_string()) Reject("malformed key id");
-  return header["kid"].get<std::string>();
+Json DecodeSegment(std::string_view segment, const char* what) {
+  std::string bytes;
+  if (!Base64UrlDecode(segment, &bytes)) Reject(std::string("malformed ") + what);
+  auto json = Json::parse(bytes, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) Reject(std::string("malformed ") + what);
+  return json;
+}
+
+// A claim by mapping path: the top-level claim of exactly that name, else dots descend.
+const Json* ClaimAt(const Json& payload, const std::string& path) {
+  if (path.empty()) return nullptr;
+  if (auto found = payload.find(path); found != payload.end()) return &*found;
+  const Json* node = &payload;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object()) return nullptr;
+    auto found = node->find(part);
+    if (found == node->end()) return nullptr;
+    node = &*found;
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+  return nullptr;
+}
+
+// An array of strings, or one space-separated string (OAuth "scope").
+std::vector<std::string> ValuesAt(const Json& payload, const std::string& path, const char* what) {
+  std::vector<std::string> values;
+  const Json* claim = ClaimAt(payload, path);
+  if (claim == nullptr) return values;
+  if (claim->is_string()) {
+    std::istringstream words(claim->get<std::string>());
+    for (std::string word; words >> word;) values.push_back(word);
+  } else if (claim->is_array()) {
+    for (const auto& item : *claim) {
+      if (!item.is_string()) Reject(std::string("malformed ") + what + " claim");
+      values.push_back(item.get<std::string>());
+    }
+  } else {
+    Reject(std::string("malformed ") + what + " claim");
+  }
+  if (values.size() > 256) Reject(std::string("too many values in the ") + what + " claim");
+  return values;
+}
+
+std::string StringAt(const Json& payload, const std::string& path, const char* what) {
+  const Json* claim = ClaimAt(payload, path);
+  if (claim == nullptr) return "";
+  if (!claim->is_string()) Reject(std::string("malformed ") + what + " claim");
+  return claim->get<std::string>();
+}
+
+// Provider subjects are not all our ids ("auth0|5f7c", Entra's base64url object ids).
+bool IsPrincipal(const std::string& value) {
+  if (value.empty() || value.size() > 255) return false;
+  for (unsigned char c : value) {
+    if (!(std::isalnum(c) || std::string_view("._:-|@+=/").find(static_cast<char>(c)) != std::string_view::npos)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::chrono::system_clock::time_point Seconds(const Json& payload, const char* name) {
+  const Json& value = payload[name];
+  if (!value.is_number()) Reject(std::string("malformed ") + name);
+  const double seconds = value.get<double>();
+  if (!(seconds >= 0 && seconds < 1e11)) Reject(std::string("malformed ") + name);
+  return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<long long>(seconds)));
+}
+
+// What the issuer's mapping says about the token's holder.
+void MapClaims(const ClaimMapping& mapping, const Json& payload, VerifiedClaims& claims) {
+  claims.tenant = mapping.tenant.empty() ? StringAt(payload, mapping.tenant_claim, "tenant") : mapping.tenant;
+  if (claims.tenant.empty()) Reject("no tenant claim");
+  if (!IsOpaqueId(claims.tenant) || claims.tenant.size() > 64) Reject("malformed tenant claim");
+  claims.subject = StringAt(payload, mapping.subject_claim, "subject");
+  if (claims.subject.empty()) Reject("no subject");
+  if (!IsPrincipal(claims.subject)) Reject("malformed subject");
+
+  bool organization_wide = false;
+  const Json* roles_claim = ClaimAt(payload, mapping.roles_claim);
+  for (const auto& value : ValuesAt(payload, mapping.roles_claim, "roles")) {
+    organization_wide = organization_wide || mapping.organization_wide_values.contains(value);
+    if (mapping.role_values.empty()) {
+      // Our own format: the claim holds our role names, and nothing else.
+      Role role;
+      if (!ParseRole(value, &role)) Reject("unknown role");
+      claims.roles.insert(role);
+    } else if (auto found = mapping.role_values.find(value); found != mapping.role_values.end()) {
+      claims.roles.insert(found->second.begin(), found->second.end());
+    }
+  }
+  for (const auto& scope : ValuesAt(payload, mapping.scope_claim, "scope")) {
+    organization_wide = organization_wide || mapping.organization_wide_values.contains(scope);
+    if (auto found = mapping.scope_roles.find(scope); found != mapping.scope_roles.end()) {
+      claims.roles.insert(found->second.begin(), found->second.end());
+    }
+  }
+  if (roles_claim == nullptr && claims.roles.empty()) Reject("no roles claim");
+  if (claims.roles.empty()) Reject("no roles");
+
+  claims.patient_id = StringAt(payload, mapping.patient_claim, "patient");
+  if (claims.patient_id.empty() && !mapping.fhir_user_claim.empty()) {
+    // SMART on FHIR: fhirUser "Patient/<id>" (or a full URL ending so) names the patient.
+    const std::string fhir_user = StringAt(payload, mapping.fhir_user_claim, "fhirUser");
+    const auto at = fhir_user.rfind("Patient/");
+    if (at != std::string::npos && (at == 0 || fhir_user[at - 1] == '/')) claims.patient_id = fhir_user.substr(at + 8);
+  }
+  if (claims.roles.contains(Role::kPatient) && !IsOpaqueId(claims.patient_id)) {
+    Reject("patient role without a patient claim");
+  }
+  // A patient is never also staff: the patient-only restrictions must not be lifted by a second role.
+  if (claims.roles.contains(Role::kPatient) && claims.roles.size() > 1) Reject("patient role with staff roles");
+
+  for (const auto& clinic : ValuesAt(payload, mapping.clinics_claim, "clinics")) {
+    if (!IsOpaqueId(clinic) || clinic.size() > 64) Reject("malformed clinics claim");
+    claims.clinics.insert(clinic);
+  }
+  if (claims.clinics.size() > 64) Reject("more than 64 clinics");
+  claims.all_clinics = claims.roles.contains(Role::kIntegrator) || claims.roles.contains(Role::kService) ||
+                       (organization_wide && !claims.roles.contains(Role::kPatient));
 }
 }  // namespace
 
-TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string& token, const Keys& keys) const {
+TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string& token, Clock::time_point deadline) const {
   cache_->signature_checks.fetch_add(1, std::memory_order_relaxed);
-  std::error_code ec;
   Checked checked;
   VerifiedClaims& claims = checked.claims;
   try {
-    const std::string* public_key = &keys.single;
-    if (!keys.by_kid.empty()) {
-      auto found = keys.by_kid.find(KeyIdOf(token));
-      if (found == keys.by_kid.end()) Reject("unknown or missing key id");
-      public_key = &found->second;
+    const auto first = token.find('.');
+    const auto second = token.find('.', first + 1);
+    const Json header = DecodeSegment(std::string_view(token).substr(0, first), "header");
+    const Json payload = DecodeSegment(std::string_view(token).substr(first + 1, second - first - 1), "payload");
+    std::string signature;
+    if (!Base64UrlDecode(std::string_view(token).substr(second + 1), &signature)) Reject("malformed signature");
+
+    // The issuer named in the payload picks the rules; nothing is trusted before the signature checks.
+    if (!payload.contains("iss") || !payload["iss"].is_string()) Reject("no issuer");
+    auto issuer_entry = issuers_.find(payload["iss"].get<std::string>());
+    if (issuer_entry == issuers_.end()) Reject("untrusted issuer");
+    Issuer& issuer = *issuer_entry->second;
+    const IssuerConfig& config = issuer.config();
+
+    if (!header.contains("alg") || !header["alg"].is_string()) Reject("no algorithm");
+    const auto alg = ParseJwsAlg(header["alg"].get<std::string>());
+    if (!alg || !config.algorithms.contains(*alg)) Reject("algorithm not allowed for this issuer");
+    // Extensions we would have to understand (RFC 7515 section 4.1.11): none are.
+    if (header.contains("crit")) Reject("critical header extension");
+    if (header.contains("typ")) {
+      // A JWT or an RFC 9068 access token; not an ID token's or a logout token's other types.
+      if (!header["typ"].is_string()) Reject("malformed type");
+      std::string typ = header["typ"].get<std::string>();
+      std::transform(typ.begin(), typ.end(), typ.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (typ != "jwt" && typ != "at+jwt" && typ != "application/at+jwt") Reject("token type not accepted");
     }
-    auto decoded = jwt::decode(token, jwt::params::algorithms({"RS256"}), ec, jwt::params::secret(*public_key),
-                               jwt::params::issuer(issuer_), jwt::params::aud(audience_), jwt::params::verify(true),
-                               jwt::params::leeway(static_cast<uint32_t>(leeway_.count())));
-    if (ec) Reject(ec.message());
-    const auto& payload = decoded.payload();
-    // cpp-jwt checks "exp" only when present; an unbounded token is not acceptable.
-    if (!payload.has_claim("exp")) Reject("no expiry");
-    auto json = payload.create_json_obj();
-    if (!json["exp"].is_number()) Reject("malformed expiry");
-    checked.expires = std::chrono::system_clock::time_point(std::chrono::seconds(json["exp"].get<long long>()));
+    std::string kid;
+    if (header.contains("kid")) {
+      if (!header["kid"].is_string()) Reject("malformed key id");
+      kid = header["kid"].get<std::string>();
+    }
+    auto key = issuer.FindKey(kid, deadline);
+    if (!key) Reject("unknown or missing key id");
+    if (!key->Suits(*alg)) Reject("algorithm does not suit the key");
+    if (!key->Verify(*alg, std::string_view(token).substr(0, second), signature)) Reject("signature");
+
+    // Signed by a key we trust: the claims.
+    claims.issuer = config.issuer;
+    checked.leeway = config.leeway;
+    checked.max_lifetime = config.max_lifetime;
+    bool audience_ok = false;
+    if (payload.contains("aud") && payload["aud"].is_string()) {
+      audience_ok = config.audiences.contains(payload["aud"].get<std::string>());
+    } else if (payload.contains("aud") && payload["aud"].is_array()) {
+      for (const auto& aud : payload["aud"]) audience_ok = audience_ok || (aud.is_string() && config.audiences.contains(aud.get<std::string>()));
+    }
+    if (!audience_ok) Reject("audience");
+    // An unbounded token is not acceptable.
+    if (!payload.contains("exp")) Reject("no expiry");
+    checked.expires = Seconds(payload, "exp");
     // A token's lifetime is bounded: an issuer cannot hand out week-long bearer tokens.
-    if (!json.contains("iat") || !json["iat"].is_number()) Reject("no issued-at");
-    checked.issued_at = std::chrono::system_clock::time_point(std::chrono::seconds(json["iat"].get<long long>()));
-    const long long lifetime = json["exp"].get<long long>() - json["iat"].get<long long>();
-    if (lifetime > max_lifetime_.count()) Reject("lifetime above the maximum");
-    if (json.contains("nbf")) {
-      if (!json["nbf"].is_number()) Reject("malformed not-before");
-      checked.not_before = std::chrono::system_clock::time_point(std::chrono::seconds(json["nbf"].get<long long>()));
-    }
-    if (!json.contains("tenant") || !json["tenant"].is_string()) Reject("no tenant claim");
-    claims.tenant = json["tenant"].get<std::string>();
-    if (!IsOpaqueId(claims.tenant) || claims.tenant.size() > 64) Reject("malformed tenant claim");
-    if (!json.contains("sub") || !json["sub"].is_string()) Reject("no subject");
-    claims.subject = json["sub"].get<std::string>();
-    if (!IsOpaqueId(claims.subject)) Reject("malformed subject");
-    if (!json.contains("roles") || !json["roles"].is_array()) Reject("no roles claim");
-    for (const auto& role_json : json["roles"]) {
-      Role role;
-      if (!role_json.is_string() || !ParseRole(role_json.get<std::string>(), &role)) Reject("unknown role");
-      claims.roles.insert(role);
-    }
-    if (claims.roles.empty()) Reject("no roles");
-    if (json.contains("patient_id")) {
-      if (!json["patient_id"].is_string()) Reject("malformed patient_id claim");
-      claims.patient_id = json["patient_id"].get<std::string>();
-    }
-    if (claims.roles.contains(Role::kPatient) && !IsOpaqueId(claims.patient_id)) {
-      Reject("patient role without a patient_id claim");
-    }
-    // A patient is never also staff: the patient-only restrictions must not be lifted by a second role.
-    if (claims.roles.contains(Role::kPatient) && claims.roles.size() > 1) Reject("patient role with staff roles");
+    if (!payload.contains("iat")) Reject("no issued-at");
+    checked.issued_at = Seconds(payload, "iat");
+    if (checked.expires - checked.issued_at > config.max_lifetime) Reject("lifetime above the maximum");
+    if (payload.contains("nbf")) checked.not_before = Seconds(payload, "nbf");
+    const auto now = std::chrono::system_clock::now();
+    if (now >= checked.expires + config.leeway) Reject("token expired");
+    MapClaims(config.claims, payload, claims);
+    claims.client_id = payload.contains("client_id") && payload["client_id"].is_string()
+                           ? payload["client_id"].get<std::string>()
+                           : (payload.contains("azp") && payload["azp"].is_string() ? payload["azp"].get<std::string>() : "");
+    if (claims.client_id.size() > 255) claims.client_id.resize(255);
   } catch (const Error&) {
     throw;
   } catch (const std::exception&) {
-    // Malformed base64/JSON or a claim of the wrong type.
+    // A claim of the wrong type.
     Reject("malformed");
   }
   return checked;

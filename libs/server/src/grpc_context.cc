@@ -143,11 +143,15 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
     throw Error(ErrorCode::kUnauthenticated, "missing 'authorization: Bearer <token>' metadata");
   }
   ctx.bearer_token = authorization.substr(kBearer.size());
-  VerifiedClaims claims = verifier.Verify(ctx.bearer_token);
+  VerifiedClaims claims = verifier.Verify(ctx.bearer_token, ctx.deadline);
   ctx.tenant = claims.tenant;
   ctx.principal = claims.subject;
   ctx.roles = claims.roles;
   ctx.patient_id = claims.patient_id;
+  ctx.clinics = claims.clinics;
+  ctx.all_clinics = claims.all_clinics;
+  ctx.issuer = claims.issuer;
+  ctx.client_id = claims.client_id;
   // Without mutual TLS no caller can prove it is one of our services: the role is refused then.
   if (ctx.HasRole(Role::kService) && !IsServicePeer(server_context, services)) {
     throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");

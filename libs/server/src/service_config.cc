@@ -53,9 +53,12 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
        "client certificate names (CN or DNS SAN) allowed to act with the service role under mutual TLS"},
       {"reflection", "true", "serve gRPC server reflection (false in production hides the API surface)"},
       {"jwt-public-key", "",
-       "PEM file with the RS256 public key that verifies bearer tokens, or a directory of <kid>.pem files "
-       "(tokens name their key with kid; keys rotate without a restart) (required)",
-       SettingKind::kRequired},
+       "PEM file with the public key (RSA or P-256) that verifies our own tokens (claims tenant, roles, patient_id, "
+       "clinics), or a directory of <kid>.pem files (tokens name their key with kid; keys rotate without a restart); "
+       "this, oidc-issuers-file or both are required"},
+      {"oidc-issuers-file", "",
+       "JSON file of trusted OpenID Connect issuers: keys by discovery or JWKS URL, algorithms, audiences and where "
+       "each finds the tenant, roles, patient and clinics (docs/security.md)"},
       {"jwt-keys-reload-seconds", "30", "how often a jwt-public-key directory is checked for added or removed keys"},
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
       {"jwt-audience", "physio-backend", "required token audience (aud)"},
@@ -199,13 +202,24 @@ PgOptions PgOptionsFrom(const Config& config) {
 
 TokenVerifier TokenVerifierFrom(const Config& config) {
   const std::string path = config.Get("jwt-public-key");
-  if (path.empty()) throw std::invalid_argument("--jwt-public-key (PHYSIO_JWT_PUBLIC_KEY) is required");
+  const std::string issuers_file = config.Get("oidc-issuers-file");
+  if (path.empty() && issuers_file.empty()) {
+    throw std::invalid_argument(
+        "--jwt-public-key (PHYSIO_JWT_PUBLIC_KEY) or --oidc-issuers-file (PHYSIO_OIDC_ISSUERS_FILE) is required");
+  }
   TokenCacheOptions cache;
   cache.max_entries = static_cast<std::size_t>(config.GetInt("token-cache-size"));
   cache.max_age = std::chrono::seconds(config.GetInt("token-cache-max-seconds"));
-  return TokenVerifier::FromPath(path, config.Get("jwt-issuer"), config.Get("jwt-audience"), cache,
-                                 std::chrono::seconds(config.GetInt("jwt-max-lifetime-seconds")),
-                                 std::chrono::seconds(config.GetInt("jwt-keys-reload-seconds")));
+  std::vector<IssuerConfig> issuers;
+  if (!path.empty()) {
+    issuers.push_back(TokenVerifier::PemIssuer(path, config.Get("jwt-issuer"), config.Get("jwt-audience"),
+                                               std::chrono::seconds(config.GetInt("jwt-max-lifetime-seconds")),
+                                               std::chrono::seconds(config.GetInt("jwt-keys-reload-seconds"))));
+  }
+  if (!issuers_file.empty()) {
+    for (auto& issuer : LoadIssuersFile(issuers_file)) issuers.push_back(std::move(issuer));
+  }
+  return TokenVerifier(issuers, cache);
 }
 
 AuditOptions AuditOptionsFrom(const Config& config) {

@@ -16,10 +16,14 @@ std::string RoleName(Role role);
 bool ParseRole(const std::string& name, Role* role);
 
 struct CallContext {
-  std::string tenant;       // from the token's "tenant" claim
-  std::string principal;    // the token's "sub"
-  std::set<Role> roles;     // the token's "roles"
-  std::string patient_id;   // the token's "patient_id"; set for the patient role
+  std::string tenant;       // from the token (the issuer's tenant, or its tenant claim)
+  std::string principal;    // the token's subject
+  std::set<Role> roles;     // the token's roles, as the issuer's claim mapping reads them
+  std::string patient_id;   // the token's patient (the issuer's patient claim); set for the patient role
+  std::set<std::string> clinics;  // staff: the clinics the caller works at (the issuer's clinics claim)
+  bool all_clinics = false;       // an organisation-wide grant: integrators, services, configured roles
+  std::string issuer;             // who vouched for the caller (the token's iss)
+  std::string client_id;          // the OAuth client the token was issued to, when it names one
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
   std::string peer;         // the caller's address as gRPC reports it (for the audit trail)

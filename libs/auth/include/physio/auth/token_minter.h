@@ -25,6 +25,7 @@ struct TokenRequest {
   std::chrono::seconds not_before_offset = std::chrono::seconds(0);
   std::chrono::seconds issued_at_offset = std::chrono::seconds(0);  // iat = now + this (tests of clock checks)
   std::string key_id;  // the header's "kid", naming the verifying key; empty: none
+  std::vector<std::string> clinics;  // the "clinics" claim of staff tokens; empty: none
 };
 
 std::string MintToken(const std::string& private_key_pem, const TokenRequest& request);

@@ -1,21 +1,26 @@
 #pragma once
-// Verifies bearer JWTs: RS256 only (an allow-list, so "none" and HS256
-// algorithm-confusion tokens fail), signature with the configured public key,
-// issuer, audience, a required expiry, and not-before.
+// Verifies bearer JWTs (RFC 7519; access tokens in the RFC 9068 profile too)
+// from the issuers a deployment trusts (physio/auth/issuers.h): the token's
+// "iss" picks the issuer, the issuer's allow-list the algorithm (RS256, PS256,
+// ES256; "none" and HS256 never), its keys the key ("kid"), then audience, a
+// required expiry and issued-at, the lifetime cap and not-before; its claim
+// mapping turns the claims into tenant, roles, patient and clinics.
 //
-// Keys rotate without a restart: configured with a directory, the verifier
-// holds every `<kid>.pem` in it, picks the one a token's `kid` header names,
-// and re-reads the directory when its contents change (checked at most every
-// `reload_interval`). A removed key stops verifying at the next check, and the
-// cache of verified tokens is emptied then.
+// Keys rotate without a restart: an issuer's PEM directory is re-read when its
+// contents change, and an OpenID provider's JWKS is refreshed in the
+// background and when a token names an unknown kid (physio/auth remote_keys).
+// A removed key stops verifying at the next check, and the cache of verified
+// tokens is emptied then.
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "physio/auth/call_context.h"
+#include "physio/auth/issuers.h"
 #include "physio/common/clock.h"
 
 namespace physio {
@@ -25,6 +30,10 @@ struct VerifiedClaims {
   std::string subject;
   std::set<Role> roles;
   std::string patient_id;
+  std::set<std::string> clinics;  // the clinics a member of staff works at (the issuer's clinics claim)
+  bool all_clinics = false;       // an organisation-wide grant (integrators, services, configured values)
+  std::string issuer;             // iss
+  std::string client_id;          // the OAuth client (RFC 9068 client_id, or azp), when the token names one
   std::chrono::system_clock::time_point expires;  // exp: a stream opened with it ends then
 };
 
@@ -39,10 +48,15 @@ struct TokenCacheOptions {
 
 class TokenVerifier {
  public:
-  // `max_lifetime`: the longest a token may live (exp - iat); longer-lived tokens are refused.
+  // One issuer with one PEM public key and our own claim names (tenant, roles,
+  // patient_id, clinics). `max_lifetime`: the longest a token may live (exp - iat).
   TokenVerifier(std::string public_key_pem, std::string issuer, std::string audience,
                 std::chrono::seconds leeway = std::chrono::seconds(30), TokenCacheOptions cache = {},
                 std::chrono::seconds max_lifetime = std::chrono::hours(1));
+  // The configured issuers. Throws std::runtime_error when a PEM path is
+  // unreadable; remote keys are fetched in the background (until the first
+  // fetch succeeds, that issuer's tokens are refused: fail closed).
+  TokenVerifier(const std::vector<IssuerConfig>& issuers, TokenCacheOptions cache = {});
   ~TokenVerifier();
   TokenVerifier(TokenVerifier&&) noexcept;
   // `path`: one PEM file (any kid, or none, is accepted) or a directory of
@@ -51,31 +65,28 @@ class TokenVerifier {
   static TokenVerifier FromPath(const std::string& path, std::string issuer, std::string audience,
                                 TokenCacheOptions cache = {}, std::chrono::seconds max_lifetime = std::chrono::hours(1),
                                 std::chrono::seconds reload_interval = std::chrono::seconds(30));
+  // The legacy single issuer as an IssuerConfig (our claim names), for combining with others.
+  static IssuerConfig PemIssuer(const std::string& path, std::string issuer, std::string audience,
+                                std::chrono::seconds max_lifetime = std::chrono::hours(1),
+                                std::chrono::seconds reload_interval = std::chrono::seconds(30));
 
   // Throws Error(kUnauthenticated, "invalid token") on any failure; which check failed
-  // is logged (no token content), never told to the caller.
-  VerifiedClaims Verify(const std::string& token) const;
+  // is logged (no token content), never told to the caller. A token naming a kid its
+  // provider has not been asked about yet may wait for one JWKS fetch, never past `deadline`.
+  VerifiedClaims Verify(const std::string& token, Clock::time_point deadline = Clock::time_point::max()) const;
   // Signature checks done (cache misses), for tests and metrics.
   std::size_t signature_checks() const;
+  // JWKS fetches finished (successful or not) over every issuer, for tests.
+  std::size_t key_fetches() const;
 
  private:
   struct Checked;
-  struct Keys;
-  Checked VerifySignatureAndClaims(const std::string& token, const Keys& keys) const;
-  std::shared_ptr<const Keys> CurrentKeys() const;
-  // The directory's keys with its signature (names, sizes, times), to notice changes.
-  static std::shared_ptr<Keys> LoadKeyDirectory(const std::string& directory);
+  class Issuer;
   class Cache;
-  std::string key_directory_;  // empty: one fixed key
-  std::chrono::seconds reload_interval_{30};
-  mutable std::mutex keys_mutex_;
-  mutable std::shared_ptr<const Keys> keys_;
-  mutable Clock::time_point next_reload_check_;
-  std::string issuer_;
-  std::string audience_;
-  std::chrono::seconds leeway_;
+  Checked VerifySignatureAndClaims(const std::string& token, Clock::time_point deadline) const;
   std::unique_ptr<Cache> cache_;
-  std::chrono::seconds max_lifetime_;
+  std::map<std::string, std::unique_ptr<Issuer>, std::less<>> issuers_;
+  std::vector<Issuer*> directory_issuers_;  // those with a PEM key directory, re-checked on every call
 };
 
 // A whole file (keys, certificates, secrets); std::runtime_error naming `what`
