@@ -21,6 +21,35 @@ using google::protobuf::util::TimeUtil;
 namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
+void ValidateClinicId(std::string_view field, const std::string& clinic) {
+  if (!IsOpaqueId(clinic) || clinic.size() > 64) ThrowInvalidArgument(field, "must be 1-64 characters of [A-Za-z0-9._:-]");
+}
+
+// The caller may place patients at `clinic`: an organisation-wide grant, or one of their clinics.
+void RequireWorksAt(const CallContext& ctx, std::string_view field, const std::string& clinic) {
+  if (ctx.all_clinics || ctx.clinics.contains(clinic)) return;
+  throw Error(ErrorCode::kPermissionDenied, std::string(field) + ": not a clinic you work at");
+}
+
+// Where a patient seen for the first time is enrolled: the clinic the request names (one the
+// caller works at), else the caller's only clinic; "" when neither (an organisation-wide caller
+// naming none, a patient starting their own intake): the patient stays unassigned.
+std::string ClinicForNewPatient(const CallContext& ctx, const std::string& requested) {
+  if (!requested.empty()) {
+    ValidateClinicId("clinic_id", requested);
+    if (!IsStaff(ctx)) ThrowInvalidArgument("clinic_id", "is set by staff only");
+    RequireWorksAt(ctx, "clinic_id", requested);
+    return requested;
+  }
+  if (IsStaff(ctx) && !ctx.all_clinics && ctx.clinics.size() == 1) return *ctx.clinics.begin();
+  return "";
+}
+
+void ValidateReasonText(std::string_view field, const std::string& reason, bool required) {
+  if (required && reason.empty()) ThrowInvalidArgument(field, "is required (1-500 characters)");
+  if (reason.size() > 500) ThrowInvalidArgument(field, "must be at most 500 characters");
+}
+
 std::optional<InstrumentKind> KindOf(cpb::Instrument instrument) {
   switch (instrument) {
     case cpb::INSTRUMENT_NPRS: return InstrumentKind::kNprs;
@@ -91,7 +120,96 @@ pb::IntakeSession AssessmentApp::WithProgress(pb::IntakeSession session) const {
 }
 
 pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
-  return WithProgress(intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget)));
+  pb::IntakeSession session = intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
+  // Clinic scoping: another clinic's patient's session is not found (checked before any change).
+  if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) {
+    throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  }
+  return WithProgress(std::move(session));
+}
+
+void AssessmentApp::EnrolIfUnassigned(const CallContext& ctx, const std::string& patient_id, const std::string& clinic,
+                                      const std::string& request_id, Clock::time_point deadline) {
+  pb::EnrolPatientRequest as_request;  // what the idempotency record fingerprints
+  as_request.set_patient_id(patient_id);
+  as_request.set_clinic_id(clinic);
+  IdempotentWrite<pb::EnrolPatientResponse>(
+      records_, deadline, {kSchema, ctx.tenant, ctx.principal, "EnrolOnFirstVisit", request_id}, as_request,
+      [&](AssessmentWriter& writer) {
+        if (writer.LockClinics(ctx.tenant, patient_id).empty()) {
+          writer.AddClinic(ctx.tenant, patient_id, clinic, ctx.principal, "first seen at this clinic");
+        }
+        return pb::EnrolPatientResponse();
+      });
+  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, patient_id);
+}
+
+pb::EnrolPatientResponse AssessmentApp::EnrolPatient(const CallContext& ctx, const pb::EnrolPatientRequest& request,
+                                                     AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  ValidateClinicId("clinic_id", request.clinic_id());
+  ValidateReasonText("reason", request.reason(), false);
+  audit.patient_id = request.patient_id();
+  RequireWorksAt(ctx, "clinic_id", request.clinic_id());
+  // The call pipeline has checked that the caller reaches the patient (shares a clinic, or none yet).
+  IdempotentWrite<pb::EnrolPatientResponse>(
+      records_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "EnrolPatient", request.request_id()},
+      request, [&](AssessmentWriter& writer) {
+        if (!writer.LockClinics(ctx.tenant, request.patient_id()).contains(request.clinic_id())) {
+          writer.AddClinic(ctx.tenant, request.patient_id(), request.clinic_id(), ctx.principal, request.reason());
+        }
+        return pb::EnrolPatientResponse();
+      });
+  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  pb::EnrolPatientResponse response;
+  *response.mutable_clinics() =
+      records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  return response;
+}
+
+pb::TransferPatientResponse AssessmentApp::TransferPatient(const CallContext& ctx,
+                                                           const pb::TransferPatientRequest& request, AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  ValidateClinicId("from_clinic_id", request.from_clinic_id());
+  ValidateClinicId("to_clinic_id", request.to_clinic_id());
+  if (request.from_clinic_id() == request.to_clinic_id()) ThrowInvalidArgument("to_clinic_id", "must differ from from_clinic_id");
+  ValidateReasonText("reason", request.reason(), true);
+  audit.patient_id = request.patient_id();
+  // The clinic that lets the patient go decides (or an organisation-wide caller).
+  RequireWorksAt(ctx, "from_clinic_id", request.from_clinic_id());
+  IdempotentWrite<pb::TransferPatientResponse>(
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "TransferPatient", request.request_id()}, request,
+      [&](AssessmentWriter& writer) {
+        const auto clinics = writer.LockClinics(ctx.tenant, request.patient_id());
+        if (!clinics.contains(request.from_clinic_id())) {
+          throw Error(ErrorCode::kFailedPrecondition, "from_clinic_id: the patient is not enrolled there");
+        }
+        writer.RemoveClinic(ctx.tenant, request.patient_id(), request.from_clinic_id(), ctx.principal, request.reason());
+        if (!clinics.contains(request.to_clinic_id())) {
+          writer.AddClinic(ctx.tenant, request.patient_id(), request.to_clinic_id(), ctx.principal, request.reason());
+        }
+        return pb::TransferPatientResponse();
+      });
+  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  pb::TransferPatientResponse response;
+  *response.mutable_clinics() =
+      records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  return response;
+}
+
+pb::GetPatientClinicsResponse AssessmentApp::GetPatientClinics(const CallContext& ctx,
+                                                               const pb::GetPatientClinicsRequest& request,
+                                                               AuditTarget& audit) {
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  pb::GetPatientClinicsResponse response;
+  *response.mutable_clinics() =
+      records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  return response;
 }
 
 pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request,
@@ -110,7 +228,9 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
     instruments.push_back(kind);
   }
   if (instruments.empty()) instruments = kDefaultIntakeInstruments;
+  const std::string clinic = ClinicForNewPatient(ctx, request.clinic_id());
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  if (!clinic.empty()) EnrolIfUnassigned(ctx, request.patient_id(), clinic, request.request_id(), deadline);
   auto response = IdempotentSessionWrite<pb::StartIntakeResponse>(
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
@@ -150,6 +270,7 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   for (int i = 0; i < request.answers_size(); ++i) {
     changes.answers.push_back(ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i)));
   }
+  if (IsClinicScoped(ctx)) LoadIntake(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
@@ -176,6 +297,7 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
+  if (IsClinicScoped(ctx)) LoadIntake(ctx, request.session_id());  // checked before the transaction holds a connection
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentWrite<pb::CompleteIntakeResponse>(
       records_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,
@@ -273,10 +395,15 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
   }
   if (request.has_history()) ValidateHistory("history", request.history());
   if (request.has_examination()) ValidateExamination("examination", request.examination());
+  const std::string clinic = ClinicForNewPatient(ctx, request.clinic_id());
   auto response = IdempotentWrite<pb::CreateAssessmentResponse>(
       records_, ctx.DeadlineCappedAt(kStoreBudget),
       {kSchema, ctx.tenant, ctx.principal, "CreateAssessment", request.request_id()}, request,
       [&](AssessmentWriter& writer) {
+        // A patient seen for the first time is enrolled at the clinic seeing them, with the assessment.
+        if (!clinic.empty() && writer.LockClinics(ctx.tenant, request.patient_id()).empty()) {
+          writer.AddClinic(ctx.tenant, request.patient_id(), clinic, ctx.principal, "first seen at this clinic");
+        }
         pb::Assessment draft;
         draft.set_patient_id(request.patient_id());
         *draft.mutable_answers() = request.answers();
@@ -288,6 +415,7 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
         return created;
       },
       [&](const pb::CreateAssessmentResponse& response) { audit.resource_id = response.assessment().assessment_id(); });
+  if (!clinic.empty() && ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
   return response;
 }
 
@@ -351,6 +479,11 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
   }
   if (request.rationale().empty() || request.rationale().size() > 500) {
     ThrowInvalidArgument("rationale", "must be 1-500 characters");
+  }
+  if (IsClinicScoped(ctx)) {
+    // Another clinic's patient's assessment: not found, and unchanged (checked before the write).
+    auto found = records_.Find(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
+    if (found && !SharesClinicWith(ctx, found->patient_id())) ThrowNotFound("assessment");
   }
   auto response = IdempotentWrite<pb::RecordRedFlagJudgementResponse>(
       records_, ctx.DeadlineCappedAt(kStoreBudget),

@@ -68,9 +68,18 @@ class AssessmentApp {
                                                             AuditTarget& audit);
   pb::ScoreInstrumentResponse ScoreInstrument(const CallContext& ctx, const pb::ScoreInstrumentRequest& request,
                                               AuditTarget& audit);
+  pb::EnrolPatientResponse EnrolPatient(const CallContext& ctx, const pb::EnrolPatientRequest& request,
+                                        AuditTarget& audit);
+  pb::TransferPatientResponse TransferPatient(const CallContext& ctx, const pb::TransferPatientRequest& request,
+                                              AuditTarget& audit);
+  pb::GetPatientClinicsResponse GetPatientClinics(const CallContext& ctx, const pb::GetPatientClinicsRequest& request,
+                                                  AuditTarget& audit);
 
  private:
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
+  // A patient seen for the first time (enrolled nowhere) is enrolled at `clinic`; once per request id.
+  void EnrolIfUnassigned(const CallContext& ctx, const std::string& patient_id, const std::string& clinic,
+                         const std::string& request_id, Clock::time_point deadline);
   // The session with each instrument's completeness under the scoring policy.
   pb::IntakeSession WithProgress(pb::IntakeSession session) const;
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.

@@ -43,6 +43,60 @@ void PgAssessmentWriter::AppendEvent(const std::string& tenant, const std::strin
   physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);
 }
 
+std::set<std::string> PgAssessmentWriter::LockClinics(const std::string& tenant, const std::string& patient_id) {
+  // One writer of a patient's clinics at a time (rows may not exist yet: an advisory lock, not FOR UPDATE).
+  conn_.Exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"physio.clinics." + tenant + "/" + patient_id});
+  auto rows = conn_.Exec("SELECT clinic_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND patient_id = $2",
+                         {tenant, patient_id});
+  std::set<std::string> clinics;
+  for (int i = 0; i < rows.rows(); ++i) clinics.insert(rows.Get(i, 0));
+  return clinics;
+}
+
+void PgAssessmentWriter::AddClinic(const std::string& tenant, const std::string& patient_id,
+                                   const std::string& clinic_id, const std::string& by, const std::string& reason) {
+  conn_.Exec("INSERT INTO assessment.patient_clinics (tenant_id, patient_id, clinic_id, enrolled_by)"
+             " VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+             {tenant, patient_id, clinic_id, by});
+  conn_.Exec("INSERT INTO assessment.patient_clinic_history (tenant_id, patient_id, clinic_id, change, changed_by,"
+             " reason) VALUES ($1,$2,$3,'enrolled',$4,$5)",
+             {tenant, patient_id, clinic_id, by, reason});
+}
+
+void PgAssessmentWriter::RemoveClinic(const std::string& tenant, const std::string& patient_id,
+                                      const std::string& clinic_id, const std::string& by, const std::string& reason) {
+  conn_.Exec("DELETE FROM assessment.patient_clinics WHERE tenant_id = $1 AND patient_id = $2 AND clinic_id = $3",
+             {tenant, patient_id, clinic_id});
+  conn_.Exec("INSERT INTO assessment.patient_clinic_history (tenant_id, patient_id, clinic_id, change, changed_by,"
+             " reason) VALUES ($1,$2,$3,'left',$4,$5)",
+             {tenant, patient_id, clinic_id, by, reason});
+}
+
+v1::PatientClinics PgAssessmentRecords::PatientClinics(const std::string& tenant, const std::string& patient_id,
+                                                       Clock::time_point deadline) {
+  v1::PatientClinics out;
+  out.set_patient_id(patient_id);
+  auto now = QueryOnce(pool_, deadline,
+                       {"SELECT clinic_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND patient_id = $2"
+                        " ORDER BY clinic_id",
+                        {tenant, patient_id}});
+  for (int i = 0; i < now.rows(); ++i) out.add_clinic_ids(now.Get(i, 0));
+  auto history = QueryOnce(pool_, deadline,
+                           {"SELECT clinic_id, change, extract(epoch FROM changed_at)::bigint, changed_by, reason"
+                            " FROM assessment.patient_clinic_history WHERE tenant_id = $1 AND patient_id = $2"
+                            " ORDER BY entry_id LIMIT 1000",
+                            {tenant, patient_id}});
+  for (int i = 0; i < history.rows(); ++i) {
+    auto* change = out.add_history();
+    change->set_clinic_id(history.Get(i, 0));
+    change->set_change(history.Get(i, 1) == "enrolled" ? v1::CLINIC_CHANGE_KIND_ENROLLED : v1::CLINIC_CHANGE_KIND_LEFT);
+    change->mutable_change_time()->set_seconds(history.GetLong(i, 2));
+    change->set_changed_by(history.Get(i, 3));
+    change->set_reason(history.Get(i, 4));
+  }
+  return out;
+}
+
 std::optional<v1::Assessment> PgAssessmentRecords::Find(const std::string& tenant, const std::string& assessment_id,
                                                         Clock::time_point deadline) {
   auto rows = QueryOnce(pool_, deadline,

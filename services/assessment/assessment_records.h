@@ -3,6 +3,7 @@
 // see them: whole Assessment messages by tenant, never SQL. The use cases
 // (assessment_app.cc) decide what is stored; this layer only stores and reads it.
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,13 @@ class AssessmentWriter {
   // An event for the feed (WatchEvents), committed with the write.
   virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                            const std::string& resource_id) = 0;
+  // The patient's clinics, with every change of them by others held off until the transaction ends.
+  virtual std::set<std::string> LockClinics(const std::string& tenant, const std::string& patient_id) = 0;
+  // Enrols the patient at a clinic (not enrolled there yet) / ends an enrolment; both join the history.
+  virtual void AddClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                         const std::string& by, const std::string& reason) = 0;
+  virtual void RemoveClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                            const std::string& by, const std::string& reason) = 0;
 };
 
 // A page of a patient's assessments, newest first, and where the next starts.
@@ -52,6 +60,9 @@ class AssessmentRecords : public IdempotentRecords<AssessmentWriter> {
   // Up to `page_size` of the patient's assessments after `after` (newest first).
   virtual AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
                                         const KeysetPosition& after, int page_size, Clock::time_point deadline) = 0;
+  // The patient's clinics now and every change, oldest first.
+  virtual v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
+                                            Clock::time_point deadline) = 0;
 };
 
 class PgAssessmentWriter final : public AssessmentWriter {
@@ -64,6 +75,11 @@ class PgAssessmentWriter final : public AssessmentWriter {
   void Replace(const std::string& tenant, const v1::Assessment& assessment, long version) override;
   void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                    const std::string& resource_id) override;
+  std::set<std::string> LockClinics(const std::string& tenant, const std::string& patient_id) override;
+  void AddClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                 const std::string& by, const std::string& reason) override;
+  void RemoveClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                    const std::string& by, const std::string& reason) override;
 
  private:
   PgConnection& conn_;
@@ -76,6 +92,8 @@ class PgAssessmentRecords final : public PgIdempotentRecords<AssessmentRecords, 
                                      Clock::time_point deadline) override;
   AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
                                 const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
+  v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
+                                    Clock::time_point deadline) override;
 };
 
 }  // namespace physio::assessment

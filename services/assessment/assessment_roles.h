@@ -20,6 +20,9 @@ inline const MethodRoles kAssessmentRoles = {
     {"RecordRedFlagJudgement", {Role::kClinician}},
     {"ScoreInstrument", kEveryRole},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"EnrolPatient", {Role::kClinician, Role::kIntegrator}},
+    {"TransferPatient", {Role::kClinician, Role::kIntegrator}},
+    {"GetPatientClinics", {Role::kClinician, Role::kIntegrator}},
 };
 
 }  // namespace physio::assessment

@@ -28,6 +28,9 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
   PHYSIO_UNARY_RPC(ExportAssessmentFhir)
   PHYSIO_UNARY_RPC(ImportFhirQuestionnaireResponse)
+  PHYSIO_UNARY_RPC(EnrolPatient)
+  PHYSIO_UNARY_RPC(TransferPatient)
+  PHYSIO_UNARY_RPC(GetPatientClinics)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:

@@ -83,8 +83,11 @@ int main(int argc, char** argv) {
     const std::string patient_id = "pt-" + g_run_id;
     const std::string key = physio::ReadFileOrThrow(config.Get("key"));
     auto token = [&](const std::string& sub, const std::string& role, const std::string& patient) {
-      return physio::MintToken(key, {config.Get("issuer"), config.Get("audience"), config.Get("tenant"), sub, {role},
-                                     patient});
+      physio::TokenRequest request{config.Get("issuer"), config.Get("audience"), config.Get("tenant"), sub, {role},
+                                   patient};
+      // The demo clinician works at one clinic; the patient is enrolled there at the first assessment.
+      if (role == "clinician") request.clinics = {"clinic-demo-north"};
+      return physio::MintToken(key, request);
     };
     Caller patient(token(patient_id, "patient", patient_id));
     Caller clinician(token("clin-demo-1", "clinician", ""));
@@ -107,6 +110,14 @@ int main(int argc, char** argv) {
     patient.Call("StartIntake", assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started);
     const std::string session_id = started.session().session_id();
     std::cout << "   session " << session_id << "\n";
+    // Clinic scoping: the clinic's staff reach the patient once enrolled there (staff of other clinics do not).
+    apb::EnrolPatientRequest enrol;
+    enrol.set_request_id(Rid("enrol"));
+    enrol.set_patient_id(patient_id);
+    enrol.set_clinic_id("clinic-demo-north");
+    apb::EnrolPatientResponse enrolled;
+    clinician.Call("EnrolPatient", assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol, &enrolled);
+    std::cout << "   enrolled at clinic " << enrolled.clinics().clinic_ids(0) << " (its clinicians see the patient)\n";
 
     std::vector<std::vector<cpb::InstrumentAnswer>> screens = {
         {Answer(cpb::INSTRUMENT_NPRS, "nprs", 6)},

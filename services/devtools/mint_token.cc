@@ -1,6 +1,6 @@
 // Mints RS256 tokens from a local development key, and makes that key.
 //   physio-mint-token --generate-key=DIR          writes DIR/jwt-private.pem and DIR/jwt-public.pem
-//   physio-mint-token --key=FILE --tenant=T --sub=S --roles=clinician[,..] [--patient-id=P]
+//   physio-mint-token --key=FILE --tenant=T --sub=S --roles=clinician[,..] [--patient-id=P] [--clinics=C[,..]]
 // Production tokens come from the deployment's identity provider, not from this tool.
 #include <sys/stat.h>
 
@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
                            {"sub", "", "subject (principal id)"},
                            {"roles", "", "comma-separated roles: integrator, clinician, patient, service"},
                            {"patient-id", "", "patient_id claim (patient tokens)"},
+                           {"clinics", "", "comma-separated clinics claim (staff tokens): the clinics the caller works at"},
                            {"ttl-seconds", "3600", "lifetime"}},
                           argc, argv);
     if (config.help_requested()) {
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
     request.lifetime = std::chrono::seconds(config.GetInt("ttl-seconds"));
     std::stringstream roles(config.Get("roles"));
     for (std::string role; std::getline(roles, role, ',');) request.roles.push_back(role);
+    std::stringstream clinics(config.Get("clinics"));
+    for (std::string clinic; std::getline(clinics, clinic, ',');) request.clinics.push_back(clinic);
     if (request.tenant.empty() || request.subject.empty() || request.roles.empty()) {
       std::cerr << "--tenant, --sub and --roles are required\n";
       return 2;

@@ -308,6 +308,13 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
   return response;
 }
 
+void PlanningApp::RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id) {
+  if (!IsClinicScoped(ctx)) return;
+  // Another clinic's patient's plan: not found, and unchanged (checked before the write's transaction).
+  auto plan = records_.Find(ctx.tenant, plan_id, ctx.DeadlineCappedAt(kStoreBudget));
+  if (plan && !SharesClinicWith(ctx, plan->patient_id())) ThrowNotFound("plan");
+}
+
 pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const pb::ApprovePlanRequest& request,
                                                  AuditTarget& audit) {
   ValidateRequestId("request_id", request.request_id());
@@ -321,6 +328,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
     if (effective.seconds() < now.seconds() - 366 * 24 * 3600) ThrowInvalidArgument("effective_time", "is more than a year back");
   }
   audit.resource_id = request.plan_id();
+  RequireClinicOfPlan(ctx, request.plan_id());
   auto response = IdempotentWrite<pb::ApprovePlanResponse>(
       records_, ctx.DeadlineCappedAt(kStoreBudget),
       {kSchema, ctx.tenant, ctx.principal, "ApprovePlan", request.request_id()}, request, [&](PlanWriter& writer) {
@@ -371,6 +379,7 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
   ValidateOpaqueId("plan_id", plan_id);
   ValidateReason(reason);
   audit.resource_id = plan_id;
+  RequireClinicOfPlan(ctx, plan_id);
   auto response = IdempotentWrite<Response>(
       records_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, method, request_id}, request,
       [&](PlanWriter& writer) {

@@ -54,6 +54,8 @@ class PlanningApp {
                                                   AuditTarget& audit);
 
  private:
+  // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
+  void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
   // The one path every change to an existing plan takes: lock the row, check the
   // etag (when given) and status, mutate, save as a new revision with who and why.
   template <typename Response>

@@ -758,10 +758,18 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
   audit.resource_id = "clinic:" + request.clinic_id();
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
   const KeysetPosition after = DecodePageToken(request.page_token(), "clinic:" + request.clinic_id());
+  // Clinic scoping: a clinic's alerts for the staff who work there (or organisation-wide).
+  if (IsClinicScoped(ctx) && !ctx.clinics.contains(request.clinic_id())) {
+    throw Error(ErrorCode::kPermissionDenied, "clinic_id: not a clinic you work at");
+  }
   auto page = records_.ListAlerts(ctx.tenant, request.clinic_id(), request.include_acknowledged(), after, page_size,
                                  ctx.DeadlineCappedAt(kStoreBudget));
   pb::ListAlertsResponse response;
-  for (auto& alert : page.alerts) *response.add_alerts() = std::move(alert);
+  for (auto& alert : page.alerts) {
+    // An alert raised at this clinic for a patient since transferred elsewhere is not shown here.
+    if (IsClinicScoped(ctx) && !SharesClinicWith(ctx, alert.patient_id())) continue;
+    *response.add_alerts() = std::move(alert);
+  }
   if (page.next) {
     response.set_next_page_token(
         EncodePageToken("clinic:" + request.clinic_id(), *page.next->created_at, *page.next->id));
@@ -780,7 +788,7 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
       {kSchema, ctx.tenant, ctx.principal, "AcknowledgeAlert", request.request_id()}, request,
       [&](ProgressWriter& writer) {
         auto found = writer.FindAlertForUpdate(ctx.tenant, request.alert_id());
-        if (!found) ThrowNotFound("alert");
+        if (!found || (IsClinicScoped(ctx) && !SharesClinicWith(ctx, found->patient_id()))) ThrowNotFound("alert");
         pb::AcknowledgeAlertResponse acknowledged;
         pb::Alert& alert = *acknowledged.mutable_alert();
         alert = std::move(*found);
@@ -797,7 +805,10 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
 }
 
 pb::VisitSession ProgressApp::LoadVisitSession(const CallContext& ctx, const std::string& session_id) {
-  return visit_sessions_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
+  pb::VisitSession session = visit_sessions_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
+  // Clinic scoping: another clinic's patient's session is not found.
+  if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) ThrowNotFound("visit session");
+  return session;
 }
 
 pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& ctx,
@@ -846,6 +857,7 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
   }
   if (request.has_red_flag_screen()) changes.red_flag_screen = &request.red_flag_screen();
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
+  if (IsClinicScoped(ctx)) LoadVisitSession(ctx, request.session_id());  // another clinic's: NOT_FOUND, unchanged
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
       session_idempotency_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {

@@ -102,9 +102,18 @@ void PgProgressWriter::MarkAlertAcknowledged(const std::string& tenant, const v1
 }
 
 std::optional<std::string> PgProgressWriter::LatestClinic(const std::string& tenant, const std::string& patient_id) {
-  auto latest = conn_.Exec("SELECT clinic_id FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
-                           " AND clinic_id IS NOT NULL ORDER BY visit_time DESC LIMIT 1",
-                           {tenant, patient_id});
+  // Where an alert goes: a clinic the patient is enrolled at (the staff who can reach them),
+  // preferring the one of the latest visit; without enrolment, the latest visit's clinic.
+  auto latest = conn_.Exec(
+      "WITH enrolled AS (SELECT clinic_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND patient_id = $2),"
+      " visited AS (SELECT clinic_id, visit_time FROM progress.visits WHERE tenant_id = $1 AND patient_id = $2"
+      "             AND clinic_id IS NOT NULL)"
+      " SELECT clinic_id FROM ("
+      "   SELECT v.clinic_id, 0 AS rank, v.visit_time FROM visited v JOIN enrolled e USING (clinic_id)"
+      "   UNION ALL SELECT clinic_id, 1, NULL FROM enrolled"
+      "   UNION ALL SELECT clinic_id, 2, visit_time FROM visited WHERE NOT EXISTS (SELECT 1 FROM enrolled)"
+      " ) candidates ORDER BY rank, visit_time DESC NULLS LAST, clinic_id LIMIT 1",
+      {tenant, patient_id});
   if (latest.rows() == 0) return std::nullopt;
   return latest.Get(0, 0);
 }

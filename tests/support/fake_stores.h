@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -188,6 +189,9 @@ struct FakeAssessmentState {
   std::map<std::pair<std::string, std::string>, assessment::VersionedAssessment> assessments;
   std::map<std::pair<std::string, std::string>, long> order;
   std::vector<FakeEvent> events;
+  // By tenant and patient: clinics now, and every change in order.
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> clinics;
+  std::map<std::pair<std::string, std::string>, std::vector<assessment::v1::ClinicChange>> clinic_history;
 };
 
 class FakeAssessmentWriter final : public assessment::AssessmentWriter {
@@ -217,8 +221,30 @@ class FakeAssessmentWriter final : public assessment::AssessmentWriter {
                    const std::string& resource_id) override {
     state_.events.push_back({tenant, kind, patient_id, resource_id});
   }
+  std::set<std::string> LockClinics(const std::string& tenant, const std::string& patient_id) override {
+    return state_.clinics[{tenant, patient_id}];
+  }
+  void AddClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                 const std::string& by, const std::string& reason) override {
+    state_.clinics[{tenant, patient_id}].insert(clinic_id);
+    Record(tenant, patient_id, clinic_id, assessment::v1::CLINIC_CHANGE_KIND_ENROLLED, by, reason);
+  }
+  void RemoveClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+                    const std::string& by, const std::string& reason) override {
+    state_.clinics[{tenant, patient_id}].erase(clinic_id);
+    Record(tenant, patient_id, clinic_id, assessment::v1::CLINIC_CHANGE_KIND_LEFT, by, reason);
+  }
 
  private:
+  void Record(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
+              assessment::v1::ClinicChangeKind kind, const std::string& by, const std::string& reason) {
+    assessment::v1::ClinicChange change;
+    change.set_clinic_id(clinic_id);
+    change.set_change(kind);
+    change.set_changed_by(by);
+    change.set_reason(reason);
+    state_.clinic_history[{tenant, patient_id}].push_back(change);
+  }
   FakeAssessmentState& state_;
 };
 
@@ -250,6 +276,14 @@ class FakeAssessmentRecords final
       page.next = KeysetPosition{std::to_string(matching[page_size - 1].first), page.assessments.back().assessment_id()};
     }
     return page;
+  }
+  assessment::v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
+                                                Clock::time_point) override {
+    assessment::v1::PatientClinics out;
+    out.set_patient_id(patient_id);
+    for (const auto& clinic : state.clinics[{tenant, patient_id}]) out.add_clinic_ids(clinic);
+    for (const auto& change : state.clinic_history[{tenant, patient_id}]) *out.add_history() = change;
+    return out;
   }
 };
 

@@ -48,12 +48,26 @@ bool IsStaff(const CallContext& ctx) {
   return ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator) || ctx.HasRole(Role::kService);
 }
 
+bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {
+  if (ctx.all_clinics || ctx.patient_clinics == nullptr) return true;
+  const std::set<std::string> clinics = ctx.patient_clinics->ClinicsOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
+  if (clinics.empty()) return true;  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
+  for (const auto& clinic : clinics) {
+    if (ctx.clinics.contains(clinic)) return true;
+  }
+  return false;
+}
+
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {
-  if (IsStaff(ctx)) return true;
+  if (IsStaff(ctx)) return SharesClinicWith(ctx, patient_id);
   return ctx.HasRole(Role::kPatient) && !ctx.patient_id.empty() && ctx.patient_id == patient_id;
 }
 
 void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id) {
+  if (IsStaff(ctx)) {
+    if (!SharesClinicWith(ctx, patient_id)) throw Error(ErrorCode::kNotFound, "patient not found");
+    return;
+  }
   if (!CanSeePatient(ctx, patient_id)) {
     throw Error(ErrorCode::kPermissionDenied, "patient_id: a patient may only act on their own record");
   }

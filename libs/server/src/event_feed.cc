@@ -138,6 +138,7 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
     // Who is asking first; nothing of the request is read before.
     Authenticate(ctx, context, verifier_, services_);
     authenticated = true;
+    ctx.patient_clinics = patient_clinics_;
     std::chrono::system_clock::time_point token_expires = verifier_.Verify(ctx.bearer_token).expires;
     roles_.Require(ctx, "WatchEvents");
     CheckRequestBounds(request, settings_.input);
@@ -177,6 +178,11 @@ grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const 
         page = EventsAfter(*lease, schema_, ctx.tenant, cursor, kinds, settings_.page);
       }  // the connection goes back before the client is written to
       for (const auto& record : page) {
+        // Clinic scoping: events of patients outside the caller's clinics are passed over (the cursor moves on).
+        if (IsClinicScoped(ctx) && !record.patient_id.empty() && !SharesClinicWith(ctx, record.patient_id)) {
+          cursor = record.sequence;
+          continue;
+        }
         common::v1::Event event;
         event.set_cursor(std::to_string(record.sequence));
         common::v1::EventKind kind = common::v1::EVENT_KIND_UNSPECIFIED;

@@ -313,6 +313,13 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     CheckRequestBounds(request, input_);
     roles_.Require(ctx, method);
+    ctx.patient_clinics = patient_clinics_;
+    // Clinic scoping, before the use case: staff naming a patient of clinics they do not
+    // work at learn nothing more than for a patient of another tenant.
+    if (IsStaff(ctx) && !target.patient_id.empty() && !SharesClinicWith(ctx, target.patient_id)) {
+      throw Error(ErrorCode::kNotFound, "patient not found");
+    }
+    const std::string named_patient = target.patient_id;  // checked above, when the request names one
     CallAudit call_audit(audit_, actor, method, target);
     try {
       body(ctx, target);
@@ -322,8 +329,13 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     }
     audited_with_write = call_audit.committed();
     // Second line of defence behind each use case's own check (and the one a
-    // replayed response gets): a patient is never handed another patient's record.
-    if (!target.patient_id.empty() && !CanSeePatient(ctx, target.patient_id)) {
+    // replayed response gets): a patient is never handed another patient's record,
+    // nor staff the record of a patient outside their clinics.
+    // The patient the request named was checked before the call (a transfer away from the
+    // caller's clinics answers with that patient, and must not be turned into NOT_FOUND after
+    // it committed); a record found by id is checked here.
+    if (!target.patient_id.empty() && (target.patient_id != named_patient || !IsStaff(ctx)) &&
+        !CanSeePatient(ctx, target.patient_id)) {
       spdlog::error("method={} request_id={} response named another patient; withheld", method, ctx.request_id);
       throw Error(ErrorCode::kNotFound, "not found");
     }

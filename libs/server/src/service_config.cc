@@ -63,6 +63,9 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"jwt-issuer", "physio-dev", "required token issuer (iss)"},
       {"jwt-audience", "physio-backend", "required token audience (aud)"},
       {"jwt-max-lifetime-seconds", "3600", "longest accepted token lifetime (exp - iat); iat is required"},
+      {"patient-clinics-cache-ms", "2000",
+       "how long a patient's clinics (for clinic scoping) are remembered; an enrolment or transfer through another "
+       "replica is seen by this one within this time; 0: read on every call"},
       {"token-cache-size", "10000", "verified tokens remembered (by SHA-256) so one signature check serves many calls; 0: off"},
       {"token-cache-max-seconds", "300", "longest a verified token is remembered (never past its exp)"},
       {"audit-queue-limit", "8192", "audit records waiting for the batch writer; past it a call waits (within its deadline)"},

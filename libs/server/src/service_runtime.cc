@@ -65,6 +65,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       workers_(config.GetInt("worker-threads"), static_cast<std::size_t>(config.GetInt("call-queue-limit"))),
       limiter_(redis_, RateLimitsFrom(config)),
       guard_(RefusalGuardSettingsFrom(config)),
+      patient_clinics_(pg_, std::chrono::milliseconds(config.GetInt("patient-clinics-cache-ms"))),
       pipeline_(verifier_, audit_, workers_, roles_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
                 &metrics_, &guard_),
       events_(pg_, schema, verifier_, roles_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config),
@@ -78,6 +79,8 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
         return redis_ok && pg_ok;
       }),
       schema_(schema) {
+  pipeline_.SetPatientClinics(&patient_clinics_);
+  events_.SetPatientClinics(&patient_clinics_);
   StartupPhase("reaching Redis");
   if (!redis_.Ping(std::chrono::milliseconds(1000))) {
     spdlog::warn("redis not reachable at start; health stays NOT_SERVING until it is");

@@ -12,6 +12,19 @@ namespace physio {
 
 enum class Role { kIntegrator, kClinician, kPatient, kService };
 
+// The clinics a patient is enrolled at (the directory the assessment service
+// keeps; PgPatientClinics in libs/server reads it). An empty set: the patient
+// belongs to no clinic yet, and every member of staff of the tenant may reach them.
+class PatientClinicsSource {
+ public:
+  virtual ~PatientClinicsSource() = default;
+  // Throws Error(kUnavailable) when the directory cannot be read.
+  virtual std::set<std::string> ClinicsOf(const std::string& tenant, const std::string& patient_id,
+                                          Clock::time_point deadline) const = 0;
+  // The patient's clinics changed through this process: read them again next time.
+  virtual void Forget(const std::string& tenant, const std::string& patient_id) const = 0;
+};
+
 std::string RoleName(Role role);
 bool ParseRole(const std::string& name, Role* role);
 
@@ -24,6 +37,9 @@ struct CallContext {
   bool all_clinics = false;       // an organisation-wide grant: integrators, services, configured roles
   std::string issuer;             // who vouched for the caller (the token's iss)
   std::string client_id;          // the OAuth client the token was issued to, when it names one
+  // Set by the call pipeline: where a patient's clinics are looked up. Null (unit tests, tools):
+  // clinic scoping is off and staff reach every patient of their tenant.
+  const PatientClinicsSource* patient_clinics = nullptr;
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
   std::string peer;         // the caller's address as gRPC reports it (for the audit trail)
@@ -40,13 +56,23 @@ struct CallContext {
 
 // PERMISSION_DENIED unless the caller holds one of `allowed`.
 void RequireAnyRole(const CallContext& ctx, const std::set<Role>& allowed);
-// Staff: a clinician, an integrator or another service. Staff see every patient of their
-// tenant (tenant scoping is done by the stores); everyone else only their own record.
+// Staff: a clinician, an integrator or another service. Staff reach the patients of
+// their tenant (tenant scoping is done by the stores) who share a clinic with them
+// or belong to none yet, every patient with an organisation-wide grant; a patient
+// only their own record.
 bool IsStaff(const CallContext& ctx);
-// For requests that name a patient: a patient may only act on their own record.
+// For requests that name a patient: a patient may only act on their own record
+// (PERMISSION_DENIED); staff of other clinics are told NOT_FOUND, as for another tenant.
 void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id);
-// For records read by id: another patient's record is reported as NOT_FOUND,
-// so a patient cannot probe for the existence of other records.
+// For records read by id: another patient's record, or a patient of clinics the
+// caller does not work at, is reported as NOT_FOUND, so nobody can probe for records.
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id);
+// Staff only: the caller shares a clinic with the patient (or either side is unscoped).
+bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id);
+// Staff whose reach depends on the patient's clinics: a use case that changes a record found by
+// its id checks the record's patient before it writes (IsClinicScoped: worth the read).
+inline bool IsClinicScoped(const CallContext& ctx) {
+  return IsStaff(ctx) && !ctx.all_clinics && ctx.patient_clinics != nullptr;
+}
 
 }  // namespace physio

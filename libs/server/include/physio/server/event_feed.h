@@ -55,6 +55,8 @@ class EventFeed {
 
   // Ends every stream (UNAVAILABLE: resume elsewhere from the last cursor) and waits for them.
   void Stop();
+  // Clinic scoping: a clinic-bound caller's stream passes over events of patients outside their clinics.
+  void SetPatientClinics(const PatientClinicsSource* source) { patient_clinics_ = source; }
 
   // Runs one stream to its end; `write` sends one event (false: the client went
   // away), `wait` sleeps up to the given time (false: cancelled). `request` is
@@ -80,6 +82,7 @@ class EventFeed {
   PgPool& pg_;
   std::string schema_;
   const TokenVerifier& verifier_;
+  const PatientClinicsSource* patient_clinics_ = nullptr;
   const MethodRoles& roles_;
   ServiceIdentityPolicy services_;
   AuditTrail& audit_;

@@ -124,6 +124,11 @@ class CallPipeline {
                                   grpc::CallbackServerContext* server_context,
                                   const google::protobuf::Message& request, Body body);
 
+  // Clinic scoping: each call's context gets `source` (CallContext::patient_clinics),
+  // and a call from staff naming a patient outside their clinics is NOT_FOUND before
+  // its use case runs, as is a response naming one. Null: off (every patient of the tenant).
+  void SetPatientClinics(const PatientClinicsSource* source) { patient_clinics_ = source; }
+
  private:
   void Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
            grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
@@ -138,6 +143,7 @@ class CallPipeline {
   InputLimits input_;
   Metrics* metrics_;
   RefusalGuard* guard_;
+  const PatientClinicsSource* patient_clinics_ = nullptr;
 };
 
 }  // namespace physio

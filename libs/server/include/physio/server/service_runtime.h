@@ -20,6 +20,7 @@
 #include "physio/redis/redis_pool.h"
 #include "physio/server/event_feed.h"
 #include "physio/server/grpc_context.h"
+#include "physio/server/patient_clinics.h"
 #include "physio/server/service_host.h"
 
 namespace physio {
@@ -48,6 +49,8 @@ class ServiceRuntime {
 
   Metrics& metrics() { return metrics_; }
   EventFeed& events() { return events_; }
+  // The clinic directory every call is scoped by (see CallPipeline::SetPatientClinics).
+  PgPatientClinics& patient_clinics() { return patient_clinics_; }
 
   // Starts the gRPC server and then the HTTP gateway in front of it.
   int Serve(grpc::Service* service);
@@ -87,6 +90,7 @@ class ServiceRuntime {
   WorkerPool workers_;
   RateLimiter limiter_;
   RefusalGuard guard_;
+  PgPatientClinics patient_clinics_;
   CallPipeline pipeline_;
   EventFeed events_;
   ServiceHost host_;

@@ -1,0 +1,44 @@
+#pragma once
+// Which clinics a patient is enrolled at, read from the directory the assessment
+// service keeps in PostgreSQL (assessment.patient_clinics, readable by every
+// service's role), for clinic scoping in every service (CanSeePatient and the
+// call pipeline). Remembered per patient for `cache_ttl`, so a hot patient costs
+// one query per interval; an enrolment or transfer made through this process is
+// seen at once (Forget), one made through another replica or service within
+// `cache_ttl`.
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "physio/auth/call_context.h"
+#include "physio/db/pg.h"
+
+namespace physio {
+
+// The schema and table every service reads (owned and migrated by assessment).
+inline constexpr const char* kPatientClinicsTable = "assessment.patient_clinics";
+
+class PgPatientClinics : public PatientClinicsSource {
+ public:
+  PgPatientClinics(PgPool& pg, std::chrono::milliseconds cache_ttl, std::size_t max_entries = 100000)
+      : pg_(pg), cache_ttl_(cache_ttl), max_entries_(max_entries) {}
+  std::set<std::string> ClinicsOf(const std::string& tenant, const std::string& patient_id,
+                                  Clock::time_point deadline) const override;
+  void Forget(const std::string& tenant, const std::string& patient_id) const override;
+
+ private:
+  struct Entry {
+    std::set<std::string> clinics;
+    Clock::time_point fetched;
+  };
+  PgPool& pg_;
+  std::chrono::milliseconds cache_ttl_;
+  std::size_t max_entries_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::pair<std::string, std::string>, Entry> cache_;
+};
+
+}  // namespace physio
