@@ -758,15 +758,12 @@ pb::ListAlertsResponse ProgressApp::ListAlerts(const CallContext& ctx, const pb:
   audit.resource_id = "clinic:" + request.clinic_id();
   const int page_size = request.page_size() == 0 ? 20 : request.page_size();
   const KeysetPosition after = DecodePageToken(request.page_token(), "clinic:" + request.clinic_id());
-  // Clinic scoping: a clinic's alerts for the staff who work there (or organisation-wide).
-  if (IsClinicScoped(ctx) && !ctx.clinics.contains(request.clinic_id())) {
-    throw Error(ErrorCode::kPermissionDenied, "clinic_id: not a clinic you work at");
-  }
   auto page = records_.ListAlerts(ctx.tenant, request.clinic_id(), request.include_acknowledged(), after, page_size,
                                  ctx.DeadlineCappedAt(kStoreBudget));
   pb::ListAlertsResponse response;
   for (auto& alert : page.alerts) {
-    // An alert raised at this clinic for a patient since transferred elsewhere is not shown here.
+    // Clinic scoping: only alerts of patients the caller reaches (so also not one raised at this
+    // clinic for a patient since transferred elsewhere).
     if (IsClinicScoped(ctx) && !SharesClinicWith(ctx, alert.patient_id())) continue;
     *response.add_alerts() = std::move(alert);
   }
@@ -801,6 +798,43 @@ pb::AcknowledgeAlertResponse ProgressApp::AcknowledgeAlert(const CallContext& ct
         return acknowledged;
       },
       [&](const pb::AcknowledgeAlertResponse& response) { audit.patient_id = response.alert().patient_id(); });
+  return response;
+}
+
+pb::BreakGlassResponse ProgressApp::BreakGlass(const CallContext& ctx, const pb::BreakGlassRequest& request,
+                                               AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  audit.patient_id = request.patient_id();
+  if (request.reason().size() < 10 || request.reason().size() > 500) {
+    ThrowInvalidArgument("reason", "must be 10-500 characters: why the records are needed now");
+  }
+  ValidateRange("minutes", request.minutes(), 0, 60);
+  const int minutes = request.minutes() == 0 ? 15 : request.minutes();
+  if (!IsClinicScoped(ctx) || SharesClinicWith(ctx, request.patient_id())) {
+    // Nothing to break: the caller reaches the patient already (a grant would only add noise to the review).
+    throw Error(ErrorCode::kFailedPrecondition, "patient_id: you already reach this patient; no emergency access is needed");
+  }
+  auto response = IdempotentWrite<pb::BreakGlassResponse>(
+      records_, ctx.DeadlineCappedAt(kStoreBudget), {kSchema, ctx.tenant, ctx.principal, "BreakGlass", request.request_id()},
+      request, [&](ProgressWriter& writer) {
+        pb::BreakGlassResponse granted;
+        granted.set_grant_id(NewId("egrant"));
+        const auto expires = TimeUtil::GetCurrentTime().seconds() + minutes * 60L;
+        granted.mutable_expire_time()->set_seconds(expires);
+        writer.InsertEmergencyAccess(ctx.tenant, granted.grant_id(), ctx.principal, request.patient_id(),
+                                     request.reason(), expires);
+        // For the patient's clinic to review: who, how long, why.
+        const std::vector<std::string> reasons = {"emergency access " + granted.grant_id() + " by " + ctx.principal +
+                                                      " for " + std::to_string(minutes) + " min: " + request.reason()};
+        if (auto alert = RaiseAlert(writer, ctx, LatestClinic(writer, ctx, request.patient_id()), request.patient_id(),
+                                    pb::ALERT_KIND_EMERGENCY_ACCESS, reasons)) {
+          granted.set_alert_id(alert->alert_id());
+        }
+        return granted;
+      },
+      [&](const pb::BreakGlassResponse& granted) { audit.resource_id = granted.grant_id(); });
+  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
   return response;
 }
 

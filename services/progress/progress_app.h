@@ -93,6 +93,7 @@ class ProgressApp {
                                                         const pb::CompleteVisitSessionRequest& request,
                                                         AuditTarget& audit);
   pb::ListAlertsResponse ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request, AuditTarget& audit);
+  pb::BreakGlassResponse BreakGlass(const CallContext& ctx, const pb::BreakGlassRequest& request, AuditTarget& audit);
   pb::AcknowledgeAlertResponse AcknowledgeAlert(const CallContext& ctx, const pb::AcknowledgeAlertRequest& request,
                                                 AuditTarget& audit);
 

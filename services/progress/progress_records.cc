@@ -138,6 +138,14 @@ void PgProgressWriter::InsertEvaluation(const std::string& tenant, const std::st
               ToJson(evaluation), adjustment_key});
 }
 
+void PgProgressWriter::InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id,
+                                             const std::string& principal, const std::string& patient_id,
+                                             const std::string& reason, std::int64_t expires_unix) {
+  conn_.Exec("INSERT INTO progress.emergency_access (tenant_id, grant_id, principal, patient_id, reason, expires_at)"
+             " VALUES ($1,$2,$3,$4,$5, to_timestamp($6))",
+             {tenant, grant_id, principal, patient_id, reason, std::to_string(expires_unix)});
+}
+
 void PgProgressWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                                    const std::string& resource_id) {
   physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);

@@ -51,6 +51,10 @@ class ProgressWriter {
   // `adjustment_key`: the plan adjustment this evaluation made (nullopt: none).
   virtual void InsertEvaluation(const std::string& tenant, const std::string& patient_id,
                                 const v1::Evaluation& evaluation, const std::optional<std::string>& adjustment_key) = 0;
+  // An emergency grant: `principal` reaches the patient until `expires_unix` (seconds).
+  virtual void InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id,
+                                     const std::string& principal, const std::string& patient_id,
+                                     const std::string& reason, std::int64_t expires_unix) = 0;
   // An event for the feed (WatchEvents), committed with the write.
   virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                            const std::string& resource_id) = 0;
@@ -103,6 +107,8 @@ class PgProgressWriter final : public ProgressWriter {
                         const std::optional<std::string>& adjustment_key) override;
   void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                    const std::string& resource_id) override;
+  void InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id, const std::string& principal,
+                             const std::string& patient_id, const std::string& reason, std::int64_t expires_unix) override;
 
  private:
   PgConnection& conn_;

@@ -21,6 +21,7 @@ inline const MethodRoles kProgressRoles = {
     {"EvaluateProgress", {Role::kClinician, Role::kIntegrator, Role::kService}},
     {"ListAlerts", {Role::kClinician, Role::kIntegrator}},
     {"AcknowledgeAlert", {Role::kClinician}},
+    {"BreakGlass", {Role::kClinician}},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
 };
 

@@ -99,6 +99,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(GetVisitSession)
   PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
+  PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(BreakGlass)
   PHYSIO_UNARY_RPC(ExportProgressFhir)
   PHYSIO_WATCH_EVENTS_RPC()
 

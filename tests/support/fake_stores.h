@@ -567,6 +567,10 @@ class FakeProgressWriter final : public progress::ProgressWriter {
                    const std::string& resource_id) override {
     state_.events.push_back({tenant, kind, patient_id, resource_id});
   }
+  void InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id, const std::string& principal,
+                             const std::string& patient_id, const std::string&, std::int64_t) override {
+    state_.events.push_back({tenant, "emergency-access:" + principal, patient_id, grant_id});
+  }
 
  private:
   FakeProgressState& state_;

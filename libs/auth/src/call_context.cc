@@ -50,12 +50,14 @@ bool IsStaff(const CallContext& ctx) {
 
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {
   if (ctx.all_clinics || ctx.patient_clinics == nullptr) return true;
-  const std::set<std::string> clinics = ctx.patient_clinics->ClinicsOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
-  if (clinics.empty()) return true;  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
-  for (const auto& clinic : clinics) {
+  const PatientReach reach =
+      ctx.patient_clinics->ReachOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
+  if (reach.clinics.empty()) return true;  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
+  for (const auto& clinic : reach.clinics) {
     if (ctx.clinics.contains(clinic)) return true;
   }
-  return false;
+  auto grant = reach.emergency_until.find(ctx.principal);
+  return grant != reach.emergency_until.end() && std::chrono::system_clock::now() < grant->second;
 }
 
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {

@@ -4,23 +4,34 @@
 
 namespace physio {
 
-std::set<std::string> PgPatientClinics::ClinicsOf(const std::string& tenant, const std::string& patient_id,
-                                                  Clock::time_point deadline) const {
+PatientReach PgPatientClinics::ReachOf(const std::string& tenant, const std::string& patient_id,
+                                      Clock::time_point deadline) const {
   const auto key = std::make_pair(tenant, patient_id);
   const auto now = Clock::now();
   if (cache_ttl_.count() > 0) {
     std::lock_guard lock(mutex_);
     if (auto found = cache_.find(key); found != cache_.end() && now - found->second.fetched < cache_ttl_) {
-      return found->second.clinics;
+      return found->second.reach;
     }
   }
-  std::set<std::string> clinics;
+  PatientReach reach;
   try {
-    auto lease = pg_.Lease(deadline);
-    auto result = lease->Exec(std::string("SELECT clinic_id FROM ") + kPatientClinicsTable +
-                                  " WHERE tenant_id = $1 AND patient_id = $2",
-                              {tenant, patient_id});
-    for (int row = 0; row < result.rows(); ++row) clinics.insert(result.Get(row, 0));
+    // One round trip with the statement timeout, on a connection the pool (re)connects as needed.
+    auto result = QueryOnce(pg_, deadline,
+                            {std::string("SELECT 'clinic', clinic_id, 0 FROM ") + kPatientClinicsTable +
+                                 " WHERE tenant_id = $1 AND patient_id = $2"
+                                 " UNION ALL SELECT 'grant', principal, max(extract(epoch FROM expires_at))::bigint FROM " +
+                                 kEmergencyAccessTable +
+                                 " WHERE tenant_id = $1 AND patient_id = $2 AND expires_at > now() GROUP BY principal",
+                             {tenant, patient_id}});
+    for (int row = 0; row < result.rows(); ++row) {
+      if (result.Get(row, 0) == "clinic") {
+        reach.clinics.insert(result.Get(row, 1));
+      } else {
+        reach.emergency_until[result.Get(row, 1)] =
+            std::chrono::system_clock::time_point(std::chrono::seconds(result.GetLong(row, 2)));
+      }
+    }
   } catch (const Error& error) {
     // Never "no clinics" (which would open the patient to the whole tenant): the call fails, to be retried.
     if (error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kDeadlineExceeded) throw;
@@ -32,9 +43,9 @@ std::set<std::string> PgPatientClinics::ClinicsOf(const std::string& tenant, con
       std::erase_if(cache_, [&](const auto& entry) { return now - entry.second.fetched >= cache_ttl_; });
       if (cache_.size() >= max_entries_) cache_.clear();
     }
-    cache_[key] = Entry{clinics, now};
+    cache_[key] = Entry{reach, now};
   }
-  return clinics;
+  return reach;
 }
 
 void PgPatientClinics::Forget(const std::string& tenant, const std::string& patient_id) const {

@@ -174,7 +174,9 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, r); }},
   };
   // Not about one patient: the library, scoring, per-clinic lists and feeds (tested below).
-  const std::set<std::string> not_patient_calls = {"ScoreInstrument", "ListInterventions", "WatchEvents", "ListAlerts"};
+  // BreakGlass opens access beyond the caller's clinics by design (its own test).
+  const std::set<std::string> not_patient_calls = {"ScoreInstrument", "ListInterventions", "WatchEvents", "ListAlerts",
+                                                   "BreakGlass"};
   for (const MethodRoles* table : {&assessment::kAssessmentRoles, &planning::kPlanningRoles, &progress::kProgressRoles}) {
     for (const auto& [method, roles] : table->entries()) {
       if (!roles.contains(Role::kClinician) || not_patient_calls.contains(method)) continue;
@@ -191,9 +193,12 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
   ASSERT_EQ(clinics.clinic_ids_size(), 1);
   EXPECT_EQ(clinics.clinic_ids(0), "north");
 
-  // Lists: a clinic's alerts are for its own staff.
-  EXPECT_EQ(south.Call(south.progress.get(), &gpb::ProgressService::Stub::ListAlerts, list, &listed).error_code(),
-            StatusCode::PERMISSION_DENIED);
+  // Lists: another clinic's staff do not see the patient's alerts, whichever clinic they ask for.
+  ASSERT_TRUE(south.Call(south.progress.get(), &gpb::ProgressService::Stub::ListAlerts, list, &listed).ok());
+  for (const auto& alert : listed.alerts()) EXPECT_NE(alert.patient_id(), patient_id_);
+  list.set_clinic_id("south");
+  ASSERT_TRUE(south.Call(south.progress.get(), &gpb::ProgressService::Stub::ListAlerts, list, &listed).ok());
+  for (const auto& alert : listed.alerts()) EXPECT_NE(alert.patient_id(), patient_id_);
   // The Connect/JSON port applies the same scoping.
   httplib::Client http("127.0.0.1", cluster_->planning_http_port());
   TokenRequest south_token{kIssuer, kAudience, tenant_, "clin-south", {"clinician"}};
@@ -278,6 +283,60 @@ TEST_F(Clinics, EnrolmentTransferAndHistoryMoveWhoCanReachThePatient) {
   EXPECT_EQ(CountRows("SELECT count(*) FROM assessment.audit_events WHERE tenant_id = $1 AND action IN"
                       " ('EnrolPatient', 'TransferPatient') AND outcome = 'OK'"),
             3);
+}
+
+TEST_F(Clinics, BreakingTheGlassOpensAPatientForMinutesWithAReasonAndAnAlertForTheirClinic) {
+  const Caller north = ClinicianAt({"north"});
+  const Caller south = ClinicianAt({"south"});
+  ApprovedPlanFor(north, patient_id_);  // enrolled at north
+  EXPECT_EQ(ReadAssessments(south, patient_id_), StatusCode::NOT_FOUND);
+  gpb::BreakGlassRequest request;
+  request.set_request_id(NewId("rq"));
+  request.set_patient_id(patient_id_);
+  request.set_reason("short");
+  request.set_minutes(10);
+  gpb::BreakGlassResponse granted;
+  EXPECT_EQ(south.Call(south.progress.get(), &gpb::ProgressService::Stub::BreakGlass, request, &granted).error_code(),
+            StatusCode::INVALID_ARGUMENT);  // a real reason is required
+  request.set_reason("patient collapsed in our waiting room; need the current plan");
+  request.set_minutes(61);
+  EXPECT_EQ(south.Call(south.progress.get(), &gpb::ProgressService::Stub::BreakGlass, request, &granted).error_code(),
+            StatusCode::INVALID_ARGUMENT);  // at most an hour
+  request.set_minutes(10);
+  // The patient's own clinic has nothing to break.
+  EXPECT_EQ(north.Call(north.progress.get(), &gpb::ProgressService::Stub::BreakGlass, request, &granted).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(south.Call(south.progress.get(), &gpb::ProgressService::Stub::BreakGlass, request, &granted).ok());
+  EXPECT_GT(granted.expire_time().seconds(), std::chrono::duration_cast<std::chrono::seconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch()).count() + 500);
+  // Every service lets the grant's holder in (others: within patient-clinics-cache-ms), nobody else.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_EQ(ReadAssessments(south, patient_id_), StatusCode::OK);
+  ppb::GetActivePlanRequest active;
+  active.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  EXPECT_TRUE(south.Call(south.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, active, &got).ok());
+  EXPECT_EQ(ReadAssessments(ClinicianAt({"south"}, "clin-south-2"), patient_id_), StatusCode::NOT_FOUND);
+  // The patient's clinic is alerted, with who, how long and why.
+  gpb::ListAlertsRequest list;
+  list.set_clinic_id("north");
+  gpb::ListAlertsResponse listed;
+  ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::ListAlerts, list, &listed).ok());
+  ASSERT_EQ(listed.alerts_size(), 1);
+  EXPECT_EQ(listed.alerts(0).kind(), gpb::ALERT_KIND_EMERGENCY_ACCESS);
+  EXPECT_EQ(listed.alerts(0).alert_id(), granted.alert_id());
+  EXPECT_NE(listed.alerts(0).reasons(0).find("clin-south"), std::string::npos);
+  EXPECT_NE(listed.alerts(0).reasons(0).find("collapsed"), std::string::npos);
+  // The grant and the audited access, with the grant named.
+  EXPECT_EQ(CountRows("SELECT count(*) FROM progress.emergency_access WHERE tenant_id = $1 AND principal = 'clin-south'"
+                      " AND reason LIKE '%collapsed%'"),
+            1);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM progress.audit_events WHERE tenant_id = $1 AND action = 'BreakGlass'"
+                      " AND principal = 'clin-south' AND resource_id = '" + granted.grant_id() + "'"),
+            1);
+  EXPECT_GE(CountRows("SELECT count(*) FROM assessment.audit_events WHERE tenant_id = $1 AND action = 'ListAssessments'"
+                      " AND principal = 'clin-south' AND outcome = 'OK'"),
+            1);
 }
 
 TEST_F(Clinics, TheEventFeedPassesOverOtherClinicsPatients) {

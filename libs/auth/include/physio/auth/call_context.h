@@ -3,6 +3,7 @@
 // verified credentials only (see libs/server Authenticate); plain C++ so
 // domain code and its tests need no gRPC.
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 
@@ -12,16 +13,23 @@ namespace physio {
 
 enum class Role { kIntegrator, kClinician, kPatient, kService };
 
-// The clinics a patient is enrolled at (the directory the assessment service
-// keeps; PgPatientClinics in libs/server reads it). An empty set: the patient
+// Who may reach a patient beyond the tenant: the clinics the patient is enrolled
+// at (the directory the assessment service keeps) and the emergency ("break the
+// glass") grants open for the patient, by principal (the progress service records
+// them); PgPatientClinics in libs/server reads both. No clinics: the patient
 // belongs to no clinic yet, and every member of staff of the tenant may reach them.
+struct PatientReach {
+  std::set<std::string> clinics;
+  std::map<std::string, std::chrono::system_clock::time_point> emergency_until;  // principal -> grant's end
+};
+
 class PatientClinicsSource {
  public:
   virtual ~PatientClinicsSource() = default;
   // Throws Error(kUnavailable) when the directory cannot be read.
-  virtual std::set<std::string> ClinicsOf(const std::string& tenant, const std::string& patient_id,
-                                          Clock::time_point deadline) const = 0;
-  // The patient's clinics changed through this process: read them again next time.
+  virtual PatientReach ReachOf(const std::string& tenant, const std::string& patient_id,
+                               Clock::time_point deadline) const = 0;
+  // The patient's clinics or grants changed through this process: read them again next time.
   virtual void Forget(const std::string& tenant, const std::string& patient_id) const = 0;
 };
 
@@ -67,7 +75,8 @@ void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id)
 // For records read by id: another patient's record, or a patient of clinics the
 // caller does not work at, is reported as NOT_FOUND, so nobody can probe for records.
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id);
-// Staff only: the caller shares a clinic with the patient (or either side is unscoped).
+// Staff only: the caller shares a clinic with the patient (or either side is unscoped), or holds
+// an emergency grant for the patient that has not ended.
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id);
 // Staff whose reach depends on the patient's clinics: a use case that changes a record found by
 // its id checks the record's patient before it writes (IsClinicScoped: worth the read).

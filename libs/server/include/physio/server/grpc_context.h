@@ -86,7 +86,9 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const
 std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx, std::chrono::milliseconds cap);
 
 // Whether a call reads or writes a patient's data, and so needs an audit record.
-enum class PatientData { kNone, kTouched };
+// kEmergencyAccess: the call opens access to a patient outside the caller's clinics
+// (BreakGlass); it touches patient data, and the clinic check before it is skipped.
+enum class PatientData { kNone, kTouched, kEmergencyAccess };
 
 // How every unary call is served (gRPC callback API). gRPC's own threads only
 // accept the call and queue it; a worker of the service's pool runs it:
@@ -165,3 +167,4 @@ class CallPipeline {
   }
 #define PHYSIO_UNARY_RPC(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kTouched)
 #define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)
+#define PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kEmergencyAccess)

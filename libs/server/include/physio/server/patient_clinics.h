@@ -18,20 +18,22 @@
 
 namespace physio {
 
-// The schema and table every service reads (owned and migrated by assessment).
+// The tables every service reads: the clinic directory (owned and migrated by
+// assessment) and the emergency grants (owned and migrated by progress).
 inline constexpr const char* kPatientClinicsTable = "assessment.patient_clinics";
+inline constexpr const char* kEmergencyAccessTable = "progress.emergency_access";
 
 class PgPatientClinics : public PatientClinicsSource {
  public:
   PgPatientClinics(PgPool& pg, std::chrono::milliseconds cache_ttl, std::size_t max_entries = 100000)
       : pg_(pg), cache_ttl_(cache_ttl), max_entries_(max_entries) {}
-  std::set<std::string> ClinicsOf(const std::string& tenant, const std::string& patient_id,
-                                  Clock::time_point deadline) const override;
+  PatientReach ReachOf(const std::string& tenant, const std::string& patient_id,
+                       Clock::time_point deadline) const override;
   void Forget(const std::string& tenant, const std::string& patient_id) const override;
 
  private:
   struct Entry {
-    std::set<std::string> clinics;
+    PatientReach reach;
     Clock::time_point fetched;
   };
   PgPool& pg_;
