@@ -12,8 +12,9 @@ LEVELS="${1:-32,512}"
 SECONDS_EACH="${2:-5}"
 WORK="$(mktemp -d)"
 cleanup() {
-  [ -n "${STACK_PID:-}" ] && kill "$STACK_PID" 2>/dev/null && wait "$STACK_PID" 2>/dev/null
-  [ -n "${PROVIDER_PID:-}" ] && kill "$PROVIDER_PID" 2>/dev/null
+  set +e
+  if [ -n "${STACK_PID:-}" ]; then kill "$STACK_PID" 2>/dev/null; wait "$STACK_PID" 2>/dev/null; fi
+  if [ -n "${PROVIDER_PID:-}" ]; then kill "$PROVIDER_PID" 2>/dev/null; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

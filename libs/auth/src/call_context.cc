@@ -50,14 +50,18 @@ bool IsStaff(const CallContext& ctx) {
 
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {
   if (ctx.all_clinics || ctx.patient_clinics == nullptr) return true;
+  if (!ctx.reach_checked_patient.empty() && ctx.reach_checked_patient == patient_id) return ctx.reach_checked_result;
   const PatientReach reach =
       ctx.patient_clinics->ReachOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
-  if (reach.clinics.empty()) return true;  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
-  for (const auto& clinic : reach.clinics) {
-    if (ctx.clinics.contains(clinic)) return true;
+  bool shares = reach.clinics.empty();  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
+  for (const auto& clinic : reach.clinics) shares = shares || ctx.clinics.contains(clinic);
+  if (!shares) {
+    auto grant = reach.emergency_until.find(ctx.principal);
+    shares = grant != reach.emergency_until.end() && std::chrono::system_clock::now() < grant->second;
   }
-  auto grant = reach.emergency_until.find(ctx.principal);
-  return grant != reach.emergency_until.end() && std::chrono::system_clock::now() < grant->second;
+  ctx.reach_checked_patient = patient_id;
+  ctx.reach_checked_result = shares;
+  return shares;
 }
 
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {

@@ -48,6 +48,9 @@ struct CallContext {
   // Set by the call pipeline: where a patient's clinics are looked up. Null (unit tests, tools):
   // clinic scoping is off and staff reach every patient of their tenant.
   const PatientClinicsSource* patient_clinics = nullptr;
+  // The last SharesClinicWith answer of this call (the pipeline and the use case ask about the same patient).
+  mutable std::string reach_checked_patient;
+  mutable bool reach_checked_result = false;
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
   std::string peer;         // the caller's address as gRPC reports it (for the audit trail)
