@@ -216,6 +216,29 @@ TEST_F(IdentityTest, ClinicianAndPatientTokensFromTheLoginFlowCarryRolesClinicsA
   EXPECT_FALSE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
 }
 
+// The provider's clinics claim (namespaced) and organisation-wide role scope what staff reach.
+TEST_F(IdentityTest, TheProvidersClinicsClaimScopesStaffAndItsOrganisationWideRoleReachesEveryClinic) {
+  Caller integration(*cluster_, provider_->ClientToken("chain-integration"));
+  apb::EnrolPatientRequest enrol;
+  enrol.set_request_id("oidc-enrol-1");
+  enrol.set_patient_id("oidc-north-patient");
+  enrol.set_clinic_id("north");
+  apb::EnrolPatientResponse enrolled;
+  auto status = integration.Call(integration.assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol, &enrolled);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto list = [&](const std::string& token) {
+    Caller caller(*cluster_, token);
+    apb::ListAssessmentsRequest request;
+    request.set_patient_id("oidc-north-patient");
+    apb::ListAssessmentsResponse response;
+    return caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, request, &response)
+        .error_code();
+  };
+  EXPECT_EQ(list(provider_->UserToken("clinician-north")), grpc::StatusCode::OK);
+  EXPECT_EQ(list(provider_->UserToken("clinician-south")), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(list(provider_->UserToken("lead-physio")), grpc::StatusCode::OK);  // realm role physio-org-wide
+}
+
 TEST_F(IdentityTest, Es256AndPs256TokensOfTheProviderAreAccepted) {
   for (const char* alg : {"ES256", "PS256", "RS256"}) {
     provider_->Control(std::string("/alg?alg=") + alg, true);
