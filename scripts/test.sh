@@ -61,7 +61,7 @@ fi
 # One clang build with AddressSanitizer, UndefinedBehaviorSanitizer and the
 # fuzzers' coverage serves stages 2 and 3.
 SANITIZER_TESTS=(unit_tests use_case_tests foundation_test resilience_test episodes_test serving_test safety_test
-  security_test tls_test http_test events_test session_loss_test)
+  security_test tls_test http_test events_test session_loss_test identity_test)
 if [[ " $STAGES " == *" 2 "* ]]; then
   started=$SECONDS
   echo "== building with AddressSanitizer and UndefinedBehaviorSanitizer (clang) in $SANITIZE_DIR"
