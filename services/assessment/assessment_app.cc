@@ -22,7 +22,7 @@ namespace {
 constexpr auto kStoreBudget = std::chrono::seconds(5);
 
 void ValidateClinicId(std::string_view field, const std::string& clinic) {
-  if (!IsOpaqueId(clinic) || clinic.size() > 64) ThrowInvalidArgument(field, "must be 1-64 characters of [A-Za-z0-9._:-]");
+  if (!IsClinicId(clinic)) ThrowInvalidArgument(field, "must be 1-64 characters of [A-Za-z0-9._:-]");
 }
 
 // The caller may place patients at `clinic`: an organisation-wide grant, or one of their clinics.
@@ -119,13 +119,17 @@ pb::IntakeSession AssessmentApp::WithProgress(pb::IntakeSession session) const {
   return session;
 }
 
-pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
+pb::IntakeSession AssessmentApp::ReadIntakeInScope(const CallContext& ctx, const std::string& session_id) {
   pb::IntakeSession session = intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
   // Clinic scoping: another clinic's patient's session is not found (checked before any change).
   if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) {
     throw Error(ErrorCode::kNotFound, "intake session not found or expired");
   }
-  return WithProgress(std::move(session));
+  return session;
+}
+
+pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
+  return WithProgress(ReadIntakeInScope(ctx, session_id));
 }
 
 void AssessmentApp::EnrolIfUnassigned(const CallContext& ctx, const std::string& patient_id, const std::string& clinic,
@@ -141,7 +145,7 @@ void AssessmentApp::EnrolIfUnassigned(const CallContext& ctx, const std::string&
         }
         return pb::EnrolPatientResponse();
       });
-  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, patient_id);
+  ForgetPatientReach(ctx, patient_id);
 }
 
 pb::EnrolPatientResponse AssessmentApp::EnrolPatient(const CallContext& ctx, const pb::EnrolPatientRequest& request,
@@ -161,7 +165,7 @@ pb::EnrolPatientResponse AssessmentApp::EnrolPatient(const CallContext& ctx, con
         }
         return pb::EnrolPatientResponse();
       });
-  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  ForgetPatientReach(ctx, request.patient_id());
   pb::EnrolPatientResponse response;
   *response.mutable_clinics() =
       records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
@@ -193,7 +197,7 @@ pb::TransferPatientResponse AssessmentApp::TransferPatient(const CallContext& ct
         }
         return pb::TransferPatientResponse();
       });
-  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  ForgetPatientReach(ctx, request.patient_id());
   pb::TransferPatientResponse response;
   *response.mutable_clinics() =
       records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
@@ -270,7 +274,7 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   for (int i = 0; i < request.answers_size(); ++i) {
     changes.answers.push_back(ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i)));
   }
-  if (IsClinicScoped(ctx)) LoadIntake(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
+  if (IsClinicScoped(ctx)) ReadIntakeInScope(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
@@ -297,7 +301,7 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
-  if (IsClinicScoped(ctx)) LoadIntake(ctx, request.session_id());  // checked before the transaction holds a connection
+  if (IsClinicScoped(ctx)) ReadIntakeInScope(ctx, request.session_id());  // checked before the transaction holds a connection
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentWrite<pb::CompleteIntakeResponse>(
       records_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,
@@ -415,7 +419,7 @@ pb::CreateAssessmentResponse AssessmentApp::CreateAssessment(const CallContext& 
         return created;
       },
       [&](const pb::CreateAssessmentResponse& response) { audit.resource_id = response.assessment().assessment_id(); });
-  if (!clinic.empty() && ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  if (!clinic.empty()) ForgetPatientReach(ctx, request.patient_id());
   return response;
 }
 

@@ -76,6 +76,8 @@ class AssessmentApp {
                                                   AuditTarget& audit);
 
  private:
+  // The session, NOT_FOUND for staff outside its patient's clinics; LoadIntake adds the progress.
+  pb::IntakeSession ReadIntakeInScope(const CallContext& ctx, const std::string& session_id);
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
   // A patient seen for the first time (enrolled nowhere) is enrolled at `clinic`; once per request id.
   void EnrolIfUnassigned(const CallContext& ctx, const std::string& patient_id, const std::string& clinic,

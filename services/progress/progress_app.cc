@@ -834,7 +834,7 @@ pb::BreakGlassResponse ProgressApp::BreakGlass(const CallContext& ctx, const pb:
         return granted;
       },
       [&](const pb::BreakGlassResponse& granted) { audit.resource_id = granted.grant_id(); });
-  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, request.patient_id());
+  ForgetPatientReach(ctx, request.patient_id());
   return response;
 }
 

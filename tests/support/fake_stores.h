@@ -7,6 +7,7 @@
 // integration suites hold the real stores to the same contracts.
 // Single-threaded: a test drives one call at a time.
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
@@ -482,6 +483,11 @@ struct FakeProgressState {
   std::map<std::pair<std::string, std::string>, std::string> clinic_of_visit;         // by tenant, visit id
   std::map<std::pair<std::string, std::string>, std::string> evaluation_by_adjustment;  // by tenant, key
   std::vector<FakeEvent> events;
+  struct EmergencyGrant {
+    std::string tenant, grant_id, principal, patient_id, reason;
+    std::int64_t expires_unix = 0;
+  };
+  std::vector<EmergencyGrant> emergency_grants;
 };
 
 class FakeProgressWriter final : public progress::ProgressWriter {
@@ -568,8 +574,8 @@ class FakeProgressWriter final : public progress::ProgressWriter {
     state_.events.push_back({tenant, kind, patient_id, resource_id});
   }
   void InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id, const std::string& principal,
-                             const std::string& patient_id, const std::string&, std::int64_t) override {
-    state_.events.push_back({tenant, "emergency-access:" + principal, patient_id, grant_id});
+                             const std::string& patient_id, const std::string& reason, std::int64_t expires_unix) override {
+    state_.emergency_grants.push_back({tenant, grant_id, principal, patient_id, reason, expires_unix});
   }
 
  private:

@@ -269,6 +269,13 @@ TEST(IssuersFile, ParsesAConfigurationAndNamesWhatIsWrong) {
   EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{"discovery":true},"tenant_claim":"x"}]})").find("exactly one"),
             std::string::npos);
   EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{}}]})").find("exactly one of discovery"), std::string::npos);
+  // The same rule holds for a jwks_uri found by discovery: a loopback host, not a name that starts like one.
+  EXPECT_TRUE(IsAllowedKeyUrl("http://127.0.0.1:8080/jwks", true));
+  EXPECT_TRUE(IsAllowedKeyUrl("http://localhost/jwks", true));
+  EXPECT_FALSE(IsAllowedKeyUrl("http://127.0.0.1.evil.example/jwks", true));
+  EXPECT_FALSE(IsAllowedKeyUrl("http://localhost.evil.example/jwks", true));
+  EXPECT_FALSE(IsAllowedKeyUrl("http://127.0.0.1:8080/jwks", false));
+  EXPECT_TRUE(IsAllowedKeyUrl("https://idp.example/jwks", false));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "physio/auth/call_context.h"
 
 #include "physio/common/error.h"
+#include "physio/common/validation.h"
 
 namespace physio {
 
@@ -46,6 +47,12 @@ void RequireAnyRole(const CallContext& ctx, const std::set<Role>& allowed) {
 
 bool IsStaff(const CallContext& ctx) {
   return ctx.HasRole(Role::kClinician) || ctx.HasRole(Role::kIntegrator) || ctx.HasRole(Role::kService);
+}
+
+bool IsClinicId(const std::string& clinic) { return IsOpaqueId(clinic) && clinic.size() <= 64; }
+
+void ForgetPatientReach(const CallContext& ctx, const std::string& patient_id) {
+  if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, patient_id);
 }
 
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {

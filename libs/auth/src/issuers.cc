@@ -67,19 +67,11 @@ std::map<std::string, std::vector<Role>> RoleTable(const Json& object, const cha
   return out;
 }
 
-bool IsLoopbackUrl(const std::string& url) {
-  for (const char* prefix : {"http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"}) {
-    if (url.rfind(prefix, 0) == 0) return true;
-  }
-  return url == "http://127.0.0.1" || url == "http://localhost";
-}
-
 void CheckUrl(const std::string& url, bool allow_http, const std::string& where, const char* what) {
-  if (url.rfind("https://", 0) == 0) return;
+  if (IsAllowedKeyUrl(url, allow_http)) return;
   if (url.rfind("http://", 0) == 0) {
     if (!allow_http) Fail(where, std::string(what) + " must be https (\"allow_http\" is for loopback tests)");
-    if (!IsLoopbackUrl(url)) Fail(where, std::string(what) + ": plain HTTP is allowed only on loopback");
-    return;
+    Fail(where, std::string(what) + ": plain HTTP is allowed only on loopback");
   }
   Fail(where, std::string(what) + " must be an https URL");
 }
@@ -160,6 +152,19 @@ IssuerConfig ParseIssuer(const Json& entry, std::size_t index) {
   return config;
 }
 }  // namespace
+
+bool IsAllowedKeyUrl(const std::string& url, bool allow_http) {
+  if (url.rfind("https://", 0) == 0) return true;
+  if (!allow_http) return false;
+  for (const char* host : {"http://127.0.0.1", "http://localhost", "http://[::1]"}) {
+    const std::string_view prefix(host);
+    // The host must end where the prefix does (a port, a path or nothing follows).
+    if (url.rfind(prefix, 0) == 0 && (url.size() == prefix.size() || url[prefix.size()] == ':' || url[prefix.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
 
 std::vector<IssuerConfig> ParseIssuers(const std::string& json) {
   auto document = Json::parse(json, nullptr, false);

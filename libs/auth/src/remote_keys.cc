@@ -19,11 +19,6 @@ bool SplitUrl(const std::string& url, std::string* base, std::string* path) {
   return base->size() > scheme + 3;
 }
 
-bool Allowed(const std::string& url, bool allow_http) {
-  if (url.rfind("https://", 0) == 0) return true;
-  return allow_http && (url.rfind("http://127.0.0.1", 0) == 0 || url.rfind("http://localhost", 0) == 0 ||
-                        url.rfind("http://[::1]", 0) == 0);
-}
 }  // namespace
 
 RemoteKeys::RemoteKeys(const IssuerConfig& config, std::function<void()> on_keys_removed)
@@ -51,7 +46,7 @@ std::string RemoteKeys::Get(const std::string& url, std::string* error) const {
     *error = "malformed URL";
     return "";
   }
-  if (!Allowed(url, config_.allow_http)) {
+  if (!IsAllowedKeyUrl(url, config_.allow_http)) {
     *error = "not an https URL (plain HTTP only on loopback, when allowed)";
     return "";
   }
@@ -112,7 +107,7 @@ std::shared_ptr<const RemoteKeys::KeyMap> RemoteKeys::Fetch(std::string* error) 
       return nullptr;
     }
     jwks_uri = document["jwks_uri"].get<std::string>();
-    if (!Allowed(jwks_uri, config_.allow_http)) {
+    if (!IsAllowedKeyUrl(jwks_uri, config_.allow_http)) {
       *error = "discovery: the jwks_uri is not https";
       return nullptr;
     }

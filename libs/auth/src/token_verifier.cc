@@ -412,7 +412,7 @@ void MapClaims(const ClaimMapping& mapping, const Json& payload, VerifiedClaims&
   if (claims.roles.contains(Role::kPatient) && claims.roles.size() > 1) Reject("patient role with staff roles");
 
   for (const auto& clinic : ValuesAt(payload, mapping.clinics_claim, "clinics")) {
-    if (!IsOpaqueId(clinic) || clinic.size() > 64) Reject("malformed clinics claim");
+    if (!IsClinicId(clinic)) Reject("malformed clinics claim");
     claims.clinics.insert(clinic);
   }
   if (claims.clinics.size() > 64) Reject("more than 64 clinics");

@@ -83,6 +83,10 @@ bool CanSeePatient(const CallContext& ctx, const std::string& patient_id);
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id);
 // Staff whose reach depends on the patient's clinics: a use case that changes a record found by
 // its id checks the record's patient before it writes (IsClinicScoped: worth the read).
+// A clinic id, as staff tokens carry it and requests name it: 1-64 characters of [A-Za-z0-9._:-].
+bool IsClinicId(const std::string& clinic);
+// After a change of the patient's clinics or grants made by this call: this process reads them again.
+void ForgetPatientReach(const CallContext& ctx, const std::string& patient_id);
 inline bool IsClinicScoped(const CallContext& ctx) {
   return IsStaff(ctx) && !ctx.all_clinics && ctx.patient_clinics != nullptr;
 }

@@ -70,6 +70,11 @@ struct IssuerConfig {
   std::size_t max_keys = 64;                      // a JWKS with more is refused as a whole
 };
 
+// Where keys may be fetched from: https, or plain HTTP to a loopback host (127.0.0.1,
+// localhost, [::1]; the host itself, not a name that starts like one) when `allow_http`.
+// The issuers file is checked with it at start, a discovered jwks_uri at each fetch.
+bool IsAllowedKeyUrl(const std::string& url, bool allow_http);
+
 // The issuers of a JSON file ({"issuers": [...]}, see docs/security.md). Throws
 // std::runtime_error naming the issuer and the member when anything is wrong:
 // a service must not start with an identity setup it cannot honour.
