@@ -24,6 +24,11 @@ stage_done() {  # name started_at
   TIMES+=("$(printf '%-44s %5d s' "$1" $((SECONDS - $2)))")
 }
 report() {
+  # The report must never change the outcome: keep the script's status, and
+  # read every line (awk, not head: head's early exit made sort die of SIGPIPE,
+  # which pipefail and set -e turned into CI's exit code 141).
+  local rc=$?
+  set +e
   echo
   echo "== stage times"
   printf '  %s\n' "${TIMES[@]+"${TIMES[@]}"}"
@@ -32,8 +37,9 @@ report() {
     # ctest's lines: "12/180 Test #34: name ......   Passed   12.34 sec"
     grep -HE "Test +#[0-9]+: " "${TEST_LOGS[@]}" |
       sed -E 's/.*ctest-stage([0-9])\.log:.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*/\3 \2 (stage \1)/' |
-      sort -rn | head -n 10 | awk '{ printf "  %8.1f s  %s %s %s\n", $1, $2, $3, $4 }'
+      sort -rn | awk 'NR <= 10 { printf "  %8.1f s  %s %s %s\n", $1, $2, $3, $4 }'
   fi
+  exit "$rc"
 }
 trap report EXIT
 
