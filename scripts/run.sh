@@ -148,6 +148,13 @@ DO \$\$ DECLARE t record; BEGIN
 END \$\$;
 SQL
 done
+# The audit read API reads every service's audit table as a member of this role.
+sql -q -d physio <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'physio_audit_reader') THEN CREATE ROLE physio_audit_reader NOLOGIN; END IF;
+END \$\$;
+GRANT physio_audit_reader TO physio_assessment;
+SQL
 
 if [ ! -f "$RUN_DIR/keys/jwt-public.pem" ]; then
   "$BIN/devtools/physio-mint-token" --generate-key="$RUN_DIR/keys" >/dev/null

@@ -15,3 +15,10 @@ GRANT CONNECT, CREATE ON DATABASE ${POSTGRES_DB} TO physio_${svc}_owner;
 GRANT CONNECT ON DATABASE ${POSTGRES_DB} TO physio_${svc};
 SQL
 done
+# The audit read API (the assessment service's ListAuditEvents) reads the three
+# services' audit tables as a member of this role; each service's migrations
+# grant it SELECT on its audit table and nothing else.
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
+CREATE ROLE physio_audit_reader NOLOGIN;
+GRANT physio_audit_reader TO physio_assessment;
+SQL

@@ -9,6 +9,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
+#include "fhir_audit.h"
 #include "fhir_export.h"
 #include "fhir_import.h"
 #include "intake_sections.h"
@@ -213,6 +214,184 @@ pb::GetPatientClinicsResponse AssessmentApp::GetPatientClinics(const CallContext
   pb::GetPatientClinicsResponse response;
   *response.mutable_clinics() =
       records_.PatientClinics(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  return response;
+}
+
+namespace {
+// The latest record of each kind (and platform), sorted by kind then platform.
+std::vector<pb::ConsentRecord> CurrentConsents(const std::vector<pb::ConsentRecord>& history) {
+  std::map<std::pair<int, std::string>, pb::ConsentRecord> latest;
+  for (const auto& record : history) latest[{record.kind(), record.platform()}] = record;
+  std::vector<pb::ConsentRecord> out;
+  for (auto& [key, record] : latest) out.push_back(std::move(record));
+  return out;
+}
+
+std::string PrimaryRole(const CallContext& ctx) {
+  for (Role role : {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}) {
+    if (ctx.HasRole(role)) return RoleName(role);
+  }
+  return "unknown";
+}
+}  // namespace
+
+pb::RecordConsentResponse AssessmentApp::RecordConsent(const CallContext& ctx, const pb::RecordConsentRequest& request,
+                                                       AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("patient_id", request.patient_id());
+  if (request.kind() != pb::CONSENT_KIND_TREATMENT && request.kind() != pb::CONSENT_KIND_MANIPULATION &&
+      request.kind() != pb::CONSENT_KIND_DATA_SHARING) {
+    ThrowInvalidArgument("kind", "must be CONSENT_KIND_TREATMENT, CONSENT_KIND_MANIPULATION or CONSENT_KIND_DATA_SHARING");
+  }
+  if (request.decision() != pb::CONSENT_DECISION_GRANTED && request.decision() != pb::CONSENT_DECISION_WITHDRAWN) {
+    ThrowInvalidArgument("decision", "must be CONSENT_DECISION_GRANTED or CONSENT_DECISION_WITHDRAWN");
+  }
+  if (request.kind() == pb::CONSENT_KIND_DATA_SHARING) {
+    if (!IsClinicId(request.platform())) {
+      ThrowInvalidArgument("platform", "names the platform shared with: 1-64 characters of [A-Za-z0-9._:-]");
+    }
+  } else if (!request.platform().empty()) {
+    ThrowInvalidArgument("platform", "is for CONSENT_KIND_DATA_SHARING only");
+  }
+  ValidateReasonText("note", request.note(), false);
+  audit.patient_id = request.patient_id();
+  RequirePatientAccess(ctx, request.patient_id());
+  const bool granting = request.decision() == pb::CONSENT_DECISION_GRANTED;
+  if (ctx.HasRole(Role::kPatient) && granting && request.kind() != pb::CONSENT_KIND_DATA_SHARING) {
+    // Informed consent to treatment or manipulation is obtained by a clinician, who records it;
+    // a patient may grant or withdraw sharing, and withdraw any consent, themselves.
+    throw Error(ErrorCode::kPermissionDenied,
+                "kind: consent to treatment or manipulation is recorded by the clinician who obtained it; a "
+                "patient may withdraw it, or grant or withdraw sharing");
+  }
+  if (granting && request.kind() == pb::CONSENT_KIND_DATA_SHARING && !ctx.HasRole(Role::kPatient) &&
+      request.platform() == ctx.platform) {
+    throw Error(ErrorCode::kPermissionDenied,
+                "platform: a platform's staff cannot record the patient's consent to sharing with their own platform; "
+                "the patient or the patient's clinic records it");
+  }
+  pb::RecordConsentResponse response = IdempotentWrite<pb::RecordConsentResponse>(
+      records_, ctx.DeadlineCappedAt(kStoreBudget),
+      {kSchema, ctx.tenant, ctx.principal, "RecordConsent", request.request_id()}, request,
+      [&](AssessmentWriter& writer) {
+        pb::ConsentRecord record;
+        record.set_patient_id(request.patient_id());
+        record.set_kind(request.kind());
+        record.set_platform(request.platform());
+        record.set_decision(request.decision());
+        record.set_recorded_by(ctx.principal);
+        record.set_recorded_by_role(PrimaryRole(ctx));
+        record.set_recorded_through_platform(ctx.platform);
+        record.set_note(request.note());
+        pb::RecordConsentResponse stored;
+        *stored.mutable_consent() = writer.AddConsent(ctx.tenant, record);
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_CONSENT_RECORDED", request.patient_id(), stored.consent().consent_id());
+        return stored;
+      });
+  // A sharing decision changes who reaches the patient: this process asks again (others within their cache time).
+  ForgetPatientReach(ctx, request.patient_id());
+  ctx.reach_checked_patient.clear();
+  audit.resource_id = response.consent().consent_id();
+  for (auto& record : CurrentConsents(records_.Consents(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget)))) {
+    *response.add_current() = std::move(record);
+  }
+  return response;
+}
+
+pb::ListConsentsResponse AssessmentApp::ListConsents(const CallContext& ctx, const pb::ListConsentsRequest& request,
+                                                     AuditTarget& audit) {
+  ValidateOpaqueId("patient_id", request.patient_id());
+  RequirePatientAccess(ctx, request.patient_id());
+  audit.patient_id = request.patient_id();
+  const auto history = records_.Consents(ctx.tenant, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  pb::ListConsentsResponse response;
+  for (auto& record : CurrentConsents(history)) *response.add_current() = std::move(record);
+  for (const auto& record : history) *response.add_history() = record;
+  return response;
+}
+
+AuditPage AssessmentApp::ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,
+                                        const std::string& page_token, AuditTarget& audit,
+                                        std::string* next_page_token) {
+  AuditFilter filter;
+  if (!query.patient_id().empty()) {
+    ValidateOpaqueId("query.patient_id", query.patient_id());
+    filter.patient_id = query.patient_id();
+    audit.patient_id = query.patient_id();  // reading a patient's audit trail is an access of its own, recorded as such
+  }
+  if (!query.actor().empty()) {
+    if (query.actor().size() > 255) ThrowInvalidArgument("query.actor", "must be at most 255 characters");
+    filter.actor = query.actor();
+  }
+  if (!query.outcome().empty()) {
+    static const std::set<std::string> kOutcomes = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    if (!kOutcomes.contains(query.outcome())) ThrowInvalidArgument("query.outcome", "must be OK or a status code name such as NOT_FOUND");
+    filter.outcome = query.outcome();
+  }
+  if (!query.service().empty()) {
+    if (std::find(kAuditedSchemas.begin(), kAuditedSchemas.end(), query.service()) == kAuditedSchemas.end()) {
+      ThrowInvalidArgument("query.service", "must be assessment, planning or progress");
+    }
+    filter.service = query.service();
+  }
+  auto time_of = [](const char* field, const google::protobuf::Timestamp& time) -> std::string {
+    if (time.seconds() == 0 && time.nanos() == 0) return "";
+    if (time.seconds() < 0 || time.seconds() > 253402300799 || time.nanos() < 0 || time.nanos() > 999999999) {
+      ThrowInvalidArgument(field, "is not a valid time");
+    }
+    return TimeUtil::ToString(time);
+  };
+  filter.from_time = time_of("query.from_time", query.from_time());
+  filter.to_time = time_of("query.to_time", query.to_time());
+  if (!query.clinic_id().empty()) {
+    ValidateClinicId("query.clinic_id", query.clinic_id());
+    filter.clinics = {query.clinic_id()};
+  }
+  // An auditor whose token names clinics reads the records of those clinics' patients only; one
+  // without (the tenant's compliance office) reads the whole tenant's trail.
+  if (!ctx.all_clinics && !ctx.clinics.empty()) {
+    if (!query.clinic_id().empty() && !ctx.clinics.contains(query.clinic_id())) {
+      throw Error(ErrorCode::kPermissionDenied, "query.clinic_id: not a clinic your audit role covers");
+    }
+    if (query.clinic_id().empty()) filter.clinics = ctx.clinics;
+  }
+  if (audit_log_ == nullptr) throw Error(ErrorCode::kUnavailable, "the audit trail is not readable by this service");
+  // The page token is bound to the tenant and the whole query: it cannot be replayed against another.
+  const std::string scope = Sha256Hex(ctx.tenant + "|" + query.SerializeAsString() + "|" +
+                                      std::to_string(filter.clinics.size()) + [&] {
+                                        std::string all;
+                                        for (const auto& clinic : filter.clinics) all += "|" + clinic;
+                                        return all;
+                                      }())
+                                .substr(0, 32);
+  const KeysetPosition after = DecodePageToken(page_token, scope);
+  AuditPage page = audit_log_->List(ctx.tenant, filter, after, page_size, ctx.DeadlineCappedAt(kStoreBudget));
+  if (page.next) *next_page_token = EncodePageToken(scope, *page.next->created_at, *page.next->id);
+  return page;
+}
+
+pb::ListAuditEventsResponse AssessmentApp::ListAuditEvents(const CallContext& ctx,
+                                                           const pb::ListAuditEventsRequest& request,
+                                                           AuditTarget& audit) {
+  ValidateRange("page_size", request.page_size(), 0, 500);
+  pb::ListAuditEventsResponse response;
+  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size() == 0 ? 100 : request.page_size(),
+                                  request.page_token(), audit, response.mutable_next_page_token());
+  for (auto& event : page.events) *response.add_events() = std::move(event);
+  return response;
+}
+
+pb::ExportAuditEventsResponse AssessmentApp::ExportAuditEvents(const CallContext& ctx,
+                                                               const pb::ExportAuditEventsRequest& request,
+                                                               AuditTarget& audit) {
+  ValidateRange("page_size", request.page_size(), 0, 500);
+  pb::ExportAuditEventsResponse response;
+  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size() == 0 ? 100 : request.page_size(),
+                                  request.page_token(), audit, response.mutable_next_page_token());
+  response.set_fhir_json(AuditEventBundle(page.events, settings_.fhir_patient_identifier_system));
   return response;
 }
 

@@ -11,6 +11,7 @@
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
 #include "assessment_records.h"
+#include "audit_log.h"
 #include "intake_store.h"
 #include "physio/db/audit.h"
 #include "physio/redis/redis_idempotency.h"
@@ -35,6 +36,7 @@ struct AssessmentStores {
   SessionIdempotency& session_idempotency;  // request ids of intake-session writes
   IntakeStore& intakes;
   AssessmentRecords& records;
+  AuditLog* audit_log = nullptr;  // the audit read API's store; null: ListAuditEvents is unavailable
 };
 
 class AssessmentApp {
@@ -43,6 +45,7 @@ class AssessmentApp {
       : session_idempotency_(stores.session_idempotency),
         intakes_(stores.intakes),
         records_(stores.records),
+        audit_log_(stores.audit_log),
         settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
@@ -74,6 +77,14 @@ class AssessmentApp {
                                               AuditTarget& audit);
   pb::GetPatientClinicsResponse GetPatientClinics(const CallContext& ctx, const pb::GetPatientClinicsRequest& request,
                                                   AuditTarget& audit);
+  pb::RecordConsentResponse RecordConsent(const CallContext& ctx, const pb::RecordConsentRequest& request,
+                                          AuditTarget& audit);
+  pb::ListConsentsResponse ListConsents(const CallContext& ctx, const pb::ListConsentsRequest& request,
+                                        AuditTarget& audit);
+  pb::ListAuditEventsResponse ListAuditEvents(const CallContext& ctx, const pb::ListAuditEventsRequest& request,
+                                              AuditTarget& audit);
+  pb::ExportAuditEventsResponse ExportAuditEvents(const CallContext& ctx, const pb::ExportAuditEventsRequest& request,
+                                                  AuditTarget& audit);
 
  private:
   // The session, NOT_FOUND for staff outside its patient's clinics; LoadIntake adds the progress.
@@ -84,6 +95,9 @@ class AssessmentApp {
                          const std::string& request_id, Clock::time_point deadline);
   // The session with each instrument's completeness under the scoring policy.
   pb::IntakeSession WithProgress(pb::IntakeSession session) const;
+  // The audit records a query names, as far as the auditor may read them.
+  AuditPage ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,
+                           const std::string& page_token, AuditTarget& audit, std::string* next_page_token);
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.
   // `draft` carries patient, session, answers and the history/examination/red-flag sections.
   pb::Assessment StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
@@ -92,6 +106,7 @@ class AssessmentApp {
   SessionIdempotency& session_idempotency_;
   IntakeStore& intakes_;
   AssessmentRecords& records_;
+  AuditLog* audit_log_;
   AssessmentSettings settings_;
 };
 

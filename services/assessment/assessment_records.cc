@@ -97,6 +97,63 @@ v1::PatientClinics PgAssessmentRecords::PatientClinics(const std::string& tenant
   return out;
 }
 
+namespace {
+const char* ConsentKindText(v1::ConsentKind kind) {
+  switch (kind) {
+    case v1::CONSENT_KIND_TREATMENT: return "treatment";
+    case v1::CONSENT_KIND_MANIPULATION: return "manipulation";
+    case v1::CONSENT_KIND_DATA_SHARING: return "data_sharing";
+    default: throw Error(ErrorCode::kInvalidArgument, "kind: not a consent kind");
+  }
+}
+v1::ConsentKind ConsentKindOf(const std::string& text) {
+  if (text == "treatment") return v1::CONSENT_KIND_TREATMENT;
+  if (text == "manipulation") return v1::CONSENT_KIND_MANIPULATION;
+  return v1::CONSENT_KIND_DATA_SHARING;
+}
+constexpr const char* kConsentColumns =
+    "consent_id::text, patient_id, kind, platform, decision, floor(extract(epoch FROM recorded_at))::bigint,"
+    " recorded_by, recorded_by_role, recorded_through, note";
+v1::ConsentRecord ConsentFromRow(const PgResult& rows, int i) {
+  v1::ConsentRecord record;
+  record.set_consent_id("consent-" + rows.Get(i, 0));
+  record.set_patient_id(rows.Get(i, 1));
+  record.set_kind(ConsentKindOf(rows.Get(i, 2)));
+  record.set_platform(rows.Get(i, 3));
+  record.set_decision(rows.Get(i, 4) == "granted" ? v1::CONSENT_DECISION_GRANTED : v1::CONSENT_DECISION_WITHDRAWN);
+  record.mutable_record_time()->set_seconds(rows.GetLong(i, 5));
+  record.set_recorded_by(rows.Get(i, 6));
+  record.set_recorded_by_role(rows.Get(i, 7));
+  record.set_recorded_through_platform(rows.Get(i, 8));
+  record.set_note(rows.Get(i, 9));
+  return record;
+}
+}  // namespace
+
+v1::ConsentRecord PgAssessmentWriter::AddConsent(const std::string& tenant, const v1::ConsentRecord& record) {
+  auto rows = conn_.Exec(std::string("INSERT INTO assessment.consents (tenant_id, patient_id, kind, platform, decision,"
+                                     " recorded_by, recorded_by_role, recorded_through, note)"
+                                     " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING ") +
+                             kConsentColumns,
+                         {tenant, record.patient_id(), ConsentKindText(record.kind()), record.platform(),
+                          record.decision() == v1::CONSENT_DECISION_GRANTED ? "granted" : "withdrawn",
+                          record.recorded_by(), record.recorded_by_role(), record.recorded_through_platform(),
+                          record.note()});
+  return ConsentFromRow(rows, 0);
+}
+
+std::vector<v1::ConsentRecord> PgAssessmentRecords::Consents(const std::string& tenant, const std::string& patient_id,
+                                                             Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {std::string("SELECT ") + kConsentColumns +
+                             " FROM assessment.consents WHERE tenant_id = $1 AND patient_id = $2"
+                             " ORDER BY consent_id LIMIT 1000",
+                         {tenant, patient_id}});
+  std::vector<v1::ConsentRecord> out;
+  for (int i = 0; i < rows.rows(); ++i) out.push_back(ConsentFromRow(rows, i));
+  return out;
+}
+
 std::optional<v1::Assessment> PgAssessmentRecords::Find(const std::string& tenant, const std::string& assessment_id,
                                                         Clock::time_point deadline) {
   auto rows = QueryOnce(pool_, deadline,

@@ -45,6 +45,8 @@ class AssessmentWriter {
                          const std::string& by, const std::string& reason) = 0;
   virtual void RemoveClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
                             const std::string& by, const std::string& reason) = 0;
+  // Appends a consent record (its id and time are set here) and returns it as stored.
+  virtual v1::ConsentRecord AddConsent(const std::string& tenant, const v1::ConsentRecord& record) = 0;
 };
 
 // A page of a patient's assessments, newest first, and where the next starts.
@@ -63,6 +65,9 @@ class AssessmentRecords : public IdempotentRecords<AssessmentWriter> {
   // The patient's clinics now and every change, oldest first.
   virtual v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
                                             Clock::time_point deadline) = 0;
+  // Every consent record of the patient, oldest first.
+  virtual std::vector<v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
+                                                  Clock::time_point deadline) = 0;
 };
 
 class PgAssessmentWriter final : public AssessmentWriter {
@@ -80,6 +85,7 @@ class PgAssessmentWriter final : public AssessmentWriter {
                  const std::string& by, const std::string& reason) override;
   void RemoveClinic(const std::string& tenant, const std::string& patient_id, const std::string& clinic_id,
                     const std::string& by, const std::string& reason) override;
+  v1::ConsentRecord AddConsent(const std::string& tenant, const v1::ConsentRecord& record) override;
 
  private:
   PgConnection& conn_;
@@ -94,6 +100,8 @@ class PgAssessmentRecords final : public PgIdempotentRecords<AssessmentRecords, 
                                 const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
   v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
                                     Clock::time_point deadline) override;
+  std::vector<v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
+                                          Clock::time_point deadline) override;
 };
 
 }  // namespace physio::assessment

@@ -23,6 +23,11 @@ inline const MethodRoles kAssessmentRoles = {
     {"EnrolPatient", {Role::kClinician, Role::kIntegrator}},
     {"TransferPatient", {Role::kClinician, Role::kIntegrator}},
     {"GetPatientClinics", {Role::kClinician, Role::kIntegrator}},
+    {"RecordConsent", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"ListConsents", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    // The audit trail: auditors only, who have no clinical access of their own.
+    {"ListAuditEvents", {Role::kAuditor}},
+    {"ExportAuditEvents", {Role::kAuditor}},
 };
 
 }  // namespace physio::assessment

@@ -31,6 +31,10 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(EnrolPatient)
   PHYSIO_UNARY_RPC(TransferPatient)
   PHYSIO_UNARY_RPC(GetPatientClinics)
+  PHYSIO_UNARY_RPC_CONSENT(RecordConsent)
+  PHYSIO_UNARY_RPC(ListConsents)
+  PHYSIO_UNARY_RPC_AUDIT_TRAIL(ListAuditEvents)
+  PHYSIO_UNARY_RPC_AUDIT_TRAIL(ExportAuditEvents)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:
@@ -47,7 +51,8 @@ class AssessmentServer final : public RunningService {
         session_idempotency_(runtime_.redis()),
         intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl),
         records_(runtime_.pg()),
-        app_({session_idempotency_, intakes_, records_}, settings_),
+        audit_log_(runtime_.pg()),
+        app_({session_idempotency_, intakes_, records_, &audit_log_}, settings_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
   }
@@ -85,6 +90,7 @@ class AssessmentServer final : public RunningService {
   RedisIdempotency session_idempotency_;
   RedisIntakeStore intakes_;
   PgAssessmentRecords records_;
+  PgAuditLog audit_log_;
   AssessmentApp app_;
   AssessmentGrpc grpc_;
 };

@@ -4,6 +4,8 @@
 
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <set>
 
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/auth/token_minter.h"
@@ -118,6 +120,16 @@ int main(int argc, char** argv) {
     apb::EnrolPatientResponse enrolled;
     clinician.Call("EnrolPatient", assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol, &enrolled);
     std::cout << "   enrolled at clinic " << enrolled.clinics().clinic_ids(0) << " (its clinicians see the patient)\n";
+    apb::RecordConsentRequest consent;
+    consent.set_request_id(Rid("consent"));
+    consent.set_patient_id(patient_id);
+    consent.set_kind(apb::CONSENT_KIND_TREATMENT);
+    consent.set_decision(apb::CONSENT_DECISION_GRANTED);
+    consent.set_note("consent form signed in the app");
+    apb::RecordConsentResponse consented;
+    clinician.Call("RecordConsent", assessment.get(), &apb::AssessmentService::Stub::RecordConsent, consent, &consented);
+    std::cout << "   consent to treatment recorded by " << consented.consent().recorded_by() << " ("
+              << consented.consent().consent_id() << ")\n";
 
     std::vector<std::vector<cpb::InstrumentAnswer>> screens = {
         {Answer(cpb::INSTRUMENT_NPRS, "nprs", 6)},
@@ -343,7 +355,31 @@ int main(int argc, char** argv) {
     patient.Call("ReportSymptoms", progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, symptoms, &reported);
     std::cout << "   symptom report " << reported.report().report_id() << ": "
               << apb::RedFlagAction_Name(reported.report().red_flags().action()) << "\n   advice: "
-              << reported.report().advice() << "\n\nDemo episode complete.\n";
+              << reported.report().advice() << "\n";
+
+    std::cout << "\n7. The chain's data protection officer asks who touched the patient's record\n";
+    Caller auditor(token("dpo-demo-1", "auditor", ""));
+    std::map<std::string, int> per_service;
+    std::set<std::string> actors;
+    std::string page_token;
+    do {
+      apb::ListAuditEventsRequest audit;
+      audit.mutable_query()->set_patient_id(patient_id);
+      audit.set_page_size(500);
+      audit.set_page_token(page_token);
+      apb::ListAuditEventsResponse trail;
+      auditor.Call("ListAuditEvents", assessment.get(), &apb::AssessmentService::Stub::ListAuditEvents, audit, &trail);
+      for (const auto& event : trail.events()) {
+        ++per_service[event.service()];
+        actors.insert(event.actor());
+      }
+      page_token = trail.next_page_token();
+    } while (!page_token.empty());
+    std::cout << "   audit records:";
+    for (const auto& [service, count] : per_service) std::cout << " " << service << " " << count;
+    std::cout << "\n   by:";
+    for (const auto& actor : actors) std::cout << " " << actor;
+    std::cout << "\n\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "demo: " << e.what() << "\n";

@@ -1,6 +1,7 @@
 // Mints RS256 tokens from a local development key, and makes that key.
 //   physio-mint-token --generate-key=DIR          writes DIR/jwt-private.pem and DIR/jwt-public.pem
 //   physio-mint-token --key=FILE --tenant=T --sub=S --roles=clinician[,..] [--patient-id=P] [--clinics=C[,..]]
+//                     [--platform=P]
 // Production tokens come from the deployment's identity provider, not from this tool.
 #include <sys/stat.h>
 
@@ -21,9 +22,10 @@ int main(int argc, char** argv) {
                            {"audience", "physio-backend", "aud claim"},
                            {"tenant", "", "tenant claim"},
                            {"sub", "", "subject (principal id)"},
-                           {"roles", "", "comma-separated roles: integrator, clinician, patient, service"},
+                           {"roles", "", "comma-separated roles: integrator, clinician, patient, service, auditor"},
                            {"patient-id", "", "patient_id claim (patient tokens)"},
                            {"clinics", "", "comma-separated clinics claim (staff tokens): the clinics the caller works at"},
+                           {"platform", "", "platform claim: the telehealth platform the caller acts through"},
                            {"ttl-seconds", "3600", "lifetime"}},
                           argc, argv);
     if (config.help_requested()) {
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     request.tenant = config.Get("tenant");
     request.subject = config.Get("sub");
     request.patient_id = config.Get("patient-id");
+    request.platform = config.Get("platform");
     request.lifetime = std::chrono::seconds(config.GetInt("ttl-seconds"));
     std::stringstream roles(config.Get("roles"));
     for (std::string role; std::getline(roles, role, ',');) request.roles.push_back(role);

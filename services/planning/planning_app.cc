@@ -366,6 +366,7 @@ pb::ApprovePlanResponse PlanningApp::ApprovePlan(const CallContext& ctx, const p
       },
       [&](const pb::ApprovePlanResponse& approved) { audit.patient_id = approved.plan().patient_id(); });
   active_plans_.InvalidateAfterCommit(ctx, response.plan().patient_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  RecordConsentConfirmed(ctx, request.manipulation_consent(), response.plan(), request.request_id());
   return response;
 }
 
@@ -410,13 +411,21 @@ Response PlanningApp::ChangePlan(const CallContext& ctx, const char* method, con
   return response;
 }
 
+void PlanningApp::RecordConsentConfirmed(const CallContext& ctx, bool confirmed, const pb::Plan& plan,
+                                         const std::string& request_id) {
+  // After the plan's commit, and again on a replayed retry: a consent record that could not be
+  // written fails the call (UNAVAILABLE), and the retry with the same request id writes it once.
+  if (!confirmed || plan.manipulation_consent_recorded_by().empty() || !IncludesManipulation(plan)) return;
+  assessments_.RecordManipulationConsent(ctx, plan.patient_id(), "plan-consent." + Sha256Hex(request_id).substr(0, 40));
+}
+
 pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request,
                                                AuditTarget& audit) {
   if (request.etag().empty()) ThrowInvalidArgument("etag", "is required (the etag of the plan as last read)");
   // A revision that overrides a contraindication says so in the plan's history.
   const bool overrides = std::any_of(request.changes().begin(), request.changes().end(),
                                      [](const auto& change) { return !change.contraindication_override().empty(); });
-  return ChangePlan<pb::RevisePlanResponse>(
+  auto response = ChangePlan<pb::RevisePlanResponse>(
       ctx, "RevisePlan", request, request.request_id(), request.plan_id(), request.etag(),
       {pb::PLAN_STATUS_DRAFT, pb::PLAN_STATUS_ACTIVE}, overrides ? "revised, contraindication overridden" : "revised",
       request.reason(), audit, [&](pb::Plan& plan) {
@@ -435,6 +444,8 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
           plan.set_manipulation_consent_recorded_by(ctx.principal);
         }
       });
+  RecordConsentConfirmed(ctx, request.manipulation_consent(), response.plan(), request.request_id());
+  return response;
 }
 
 pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request,

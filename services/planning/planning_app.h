@@ -21,6 +21,10 @@ class AssessmentReader {
   virtual ~AssessmentReader() = default;
   // Throws Error (NOT_FOUND, UNAVAILABLE ...) as the assessment service answered.
   virtual physio::assessment::v1::Assessment Get(const CallContext& ctx, const std::string& assessment_id) = 0;
+  // Records the patient's consent to spinal manipulation, as the clinician confirmed it at approval
+  // (the patient's consent records are the assessment service's); idempotent by `request_id`.
+  virtual void RecordManipulationConsent(const CallContext& ctx, const std::string& patient_id,
+                                         const std::string& request_id) = 0;
 };
 
 // Pure conversions (exposed for tests): the assessment to the rules' input, and
@@ -56,6 +60,8 @@ class PlanningApp {
  private:
   // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
   void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
+  // A clinician confirmed the patient's consent to manipulation for a plan that has it: the consent record.
+  void RecordConsentConfirmed(const CallContext& ctx, bool confirmed, const pb::Plan& plan, const std::string& request_id);
   // The one path every change to an existing plan takes: lock the row, check the
   // etag (when given) and status, mutate, save as a new revision with who and why.
   template <typename Response>

@@ -32,6 +32,20 @@ class GrpcAssessmentReader final : public AssessmentReader {
     return response.assessment();
   }
 
+  void RecordManipulationConsent(const CallContext& ctx, const std::string& patient_id,
+                                 const std::string& request_id) override {
+    apb::RecordConsentRequest request;
+    request.set_request_id(request_id);
+    request.set_patient_id(patient_id);
+    request.set_kind(apb::CONSENT_KIND_MANIPULATION);
+    request.set_decision(apb::CONSENT_DECISION_GRANTED);
+    request.set_note("confirmed by the approving clinician (manipulation_consent)");
+    apb::RecordConsentResponse response;
+    auto client = MakeOutgoingContext(ctx, timeout_);
+    auto status = stub_->RecordConsent(client.get(), request, &response);
+    if (!status.ok()) throw FromDownstream("assessment service", status);
+  }
+
  private:
   std::unique_ptr<apb::AssessmentService::Stub> stub_;
   std::chrono::milliseconds timeout_;

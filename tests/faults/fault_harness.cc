@@ -3,6 +3,8 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -83,6 +85,7 @@ FaultCluster::FaultCluster() {
     for (int r = 0; r < 2; ++r) {
       Replica& replica = At(service, r);
       replica.port = DistinctFreePort(taken);
+      replica.hold = std::make_unique<PortHold>(replica.port);
       taken.insert(replica.port);
       replica.name = std::string(ServiceName(service)) + "#" + std::to_string(r);
     }
@@ -106,6 +109,21 @@ FaultCluster::~FaultCluster() {
     fs::remove_all(log_dir_, ignored);
   }
 }
+
+FaultCluster::PortHold::PortHold(int port) : fd(socket(AF_INET, SOCK_STREAM, 0)) {
+  const int on = 1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) close(fd);
+    throw std::runtime_error("cannot hold port " + std::to_string(port));
+  }
+}
+
+FaultCluster::PortHold::~PortHold() { close(fd); }
 
 std::string FaultCluster::Target(Service service) const {
   return "ipv4:127.0.0.1:" + std::to_string(At(service, 0).port) + ",127.0.0.1:" + std::to_string(At(service, 1).port);

@@ -76,8 +76,20 @@ class FaultCluster {
   static constexpr int kShutdownGraceMs = 3000;
 
  private:
+  // A replica's port is chosen at start and used for its whole life (peers and clients name
+  // it), also while the replica is down: a socket bound to it with SO_REUSEPORT holds it, so
+  // another test's process cannot take it (it binds without SO_REUSEPORT), while gRPC, which
+  // binds with it, can. Never listening, the holder receives no connections.
+  struct PortHold {
+    explicit PortHold(int port);
+    ~PortHold();
+    PortHold(const PortHold&) = delete;
+    PortHold& operator=(const PortHold&) = delete;
+    int fd = -1;
+  };
   struct Replica {
     int port = 0;
+    std::unique_ptr<PortHold> hold;
     std::unique_ptr<ChildProcess> process;
     std::string name;
   };

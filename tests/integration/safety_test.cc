@@ -590,6 +590,15 @@ TEST_F(Safety, SharedDecisionsPreferencesAreRespectedAndManipulationNeedsConsent
   const ppb::Plan active = Approve(draft, /*manipulation_consent=*/true);
   EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
   EXPECT_EQ(active.manipulation_consent_recorded_by(), "clin-1");
+  // The confirmed consent is also one of the patient's consent records (assessment's ListConsents).
+  apb::ListConsentsRequest consents;
+  consents.set_patient_id(draft.patient_id());
+  apb::ListConsentsResponse listed;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ListConsents, consents, &listed).ok());
+  ASSERT_EQ(listed.current_size(), 1);
+  EXPECT_EQ(listed.current(0).kind(), apb::CONSENT_KIND_MANIPULATION);
+  EXPECT_EQ(listed.current(0).decision(), apb::CONSENT_DECISION_GRANTED);
+  EXPECT_EQ(listed.current(0).recorded_by(), "clin-1");
 
   // The same patient declining manual therapy and preferring Pilates and group exercise.
   create.set_request_id(NewId("rq"));

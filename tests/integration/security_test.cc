@@ -714,6 +714,9 @@ class LeastPrivilege : public Security {
             Sql("CREATE ROLE physio_" + service + " LOGIN", {});
             Sql("GRANT CREATE ON DATABASE physio TO physio_" + service + "_owner", {});
           }
+          // As deploy/postgres-init and run.sh do: the audit read API's role, held by assessment's.
+          Sql("CREATE ROLE physio_audit_reader NOLOGIN", {});
+          Sql("GRANT physio_audit_reader TO physio_assessment", {});
         });
   }
 };
@@ -733,10 +736,12 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
 
   for (const std::string service : kServices) {
     const std::string role = "physio_" + service;
-    for (const std::string& statement :
-         {"UPDATE " + service + ".audit_events SET outcome = 'OK'", "DELETE FROM " + service + ".audit_events",
-          "TRUNCATE " + service + ".audit_events", "SELECT count(*) FROM " + service + ".audit_events",
-          "DROP TABLE " + service + ".idempotency", "CREATE TABLE " + service + ".extra (x int)"}) {
+    std::vector<std::string> refused = {"UPDATE " + service + ".audit_events SET outcome = 'OK'",
+                                        "DELETE FROM " + service + ".audit_events", "TRUNCATE " + service + ".audit_events",
+                                        "DROP TABLE " + service + ".idempotency", "CREATE TABLE " + service + ".extra (x int)"};
+    // Only the audit reader (assessment's role) reads audit trails, its own and the others'.
+    if (service != "assessment") refused.push_back("SELECT count(*) FROM " + service + ".audit_events");
+    for (const std::string& statement : refused) {
       std::string error;
       Sql(statement, {}, role, &error);
       EXPECT_TRUE(error.find("permission denied") != std::string::npos || error.find("must be owner") != std::string::npos)
@@ -749,6 +754,33 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
   EXPECT_NE(error.find("permission denied"), std::string::npos) << error;
   // The audit trail was written by those roles all the same.
   EXPECT_NE(Sql("SELECT count(*)::text FROM planning.audit_events WHERE tenant_id = $1", {tenant_}), "0");
+  // The audit reader reads every service's trail and nothing else of their schemas.
+  for (const std::string service : kServices) {
+    std::string read_error;
+    EXPECT_NE(Sql("SELECT count(*)::text FROM " + service + ".audit_events WHERE tenant_id = $1", {tenant_},
+                  "physio_assessment", &read_error),
+              "0")
+        << service << ": " << read_error;
+  }
+  std::string visits_error;
+  Sql("SELECT count(*) FROM progress.visits", {}, "physio_assessment", &visits_error);
+  EXPECT_NE(visits_error.find("permission denied"), std::string::npos) << visits_error;
+  for (const std::string service : {"planning", "progress"}) {
+    std::string reader_error;
+    Sql("SELECT count(*) FROM assessment.audit_events", {}, "physio_" + service, &reader_error);
+    EXPECT_NE(reader_error.find("permission denied"), std::string::npos) << service << ": " << reader_error;
+  }
+  // So the audit read API works under least privilege, across the three services.
+  Caller auditor(*cluster_, MakeToken(*keys_, tenant_, "dpo-1", {"auditor"}));
+  apb::ListAuditEventsRequest list;
+  list.mutable_query()->set_patient_id("pat-1");
+  list.set_page_size(500);
+  apb::ListAuditEventsResponse listed;
+  auto status = auditor.Call(auditor.assessment.get(), &apb::AssessmentService::Stub::ListAuditEvents, list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::set<std::string> services;
+  for (const auto& event : listed.events()) services.insert(event.service());
+  EXPECT_EQ(services, (std::set<std::string>{"assessment", "planning", "progress"}));
 }
 
 // Store credentials from files: Redis requires a password (AUTH) and the

@@ -19,8 +19,12 @@ class FakeAssessmentReader : public planning::AssessmentReader {
     if (!stored || stored->assessment_id() != assessment_id) throw Error(ErrorCode::kNotFound, "assessment not found");
     return *stored;
   }
+  void RecordManipulationConsent(const CallContext&, const std::string& patient_id, const std::string& request_id) override {
+    consents.push_back({patient_id, request_id});
+  }
   std::optional<assessment::v1::Assessment> stored;
   int calls = 0;
+  std::vector<std::pair<std::string, std::string>> consents;  // (patient, request id) of each consent recorded
 };
 
 // The planning service as progress calls it: the patient's plan (or none) and adjustments.

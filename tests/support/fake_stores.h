@@ -193,6 +193,8 @@ struct FakeAssessmentState {
   // By tenant and patient: clinics now, and every change in order.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> clinics;
   std::map<std::pair<std::string, std::string>, std::vector<assessment::v1::ClinicChange>> clinic_history;
+  std::map<std::pair<std::string, std::string>, std::vector<assessment::v1::ConsentRecord>> consents;  // oldest first
+  long next_consent = 1;
 };
 
 class FakeAssessmentWriter final : public assessment::AssessmentWriter {
@@ -234,6 +236,12 @@ class FakeAssessmentWriter final : public assessment::AssessmentWriter {
                     const std::string& by, const std::string& reason) override {
     state_.clinics[{tenant, patient_id}].erase(clinic_id);
     Record(tenant, patient_id, clinic_id, assessment::v1::CLINIC_CHANGE_KIND_LEFT, by, reason);
+  }
+  assessment::v1::ConsentRecord AddConsent(const std::string& tenant, const assessment::v1::ConsentRecord& record) override {
+    assessment::v1::ConsentRecord stored = record;
+    stored.set_consent_id("consent-" + std::to_string(state_.next_consent++));
+    state_.consents[{tenant, record.patient_id()}].push_back(stored);
+    return stored;
   }
 
  private:
@@ -285,6 +293,10 @@ class FakeAssessmentRecords final
     for (const auto& clinic : state.clinics[{tenant, patient_id}]) out.add_clinic_ids(clinic);
     for (const auto& change : state.clinic_history[{tenant, patient_id}]) *out.add_history() = change;
     return out;
+  }
+  std::vector<assessment::v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
+                                                      Clock::time_point) override {
+    return state.consents[{tenant, patient_id}];
   }
 };
 

@@ -8,6 +8,8 @@
 #include <functional>
 
 #include "assessment_app.h"
+#include "fhir_audit.h"
+#include <nlohmann/json.hpp>
 #include "clients.h"
 #include "fake_stores.h"
 #include "physio/common/error.h"
@@ -146,6 +148,133 @@ TEST_F(AssessmentWorkflow, ARedFlagJudgementIsVersionedAndAComputedEmergencyIsLo
   // A judgement made against the old etag is refused: the clinician must read the new one.
   judge.set_request_id("rq-judge-2");
   EXPECT_EQ(CodeOf([&] { app.RecordRedFlagJudgement(clinician, judge, audit); }), ErrorCode::kAborted);
+}
+
+// A fake audit trail: the filter and page the use case asked for, and fixed records.
+class FakeAuditLog final : public assessment::AuditLog {
+ public:
+  assessment::AuditPage List(const std::string& tenant, const assessment::AuditFilter& filter, const KeysetPosition&,
+                             int page_size, Clock::time_point) override {
+    last_tenant = tenant;
+    last_filter = filter;
+    last_page_size = page_size;
+    return {};
+  }
+  std::string last_tenant;
+  assessment::AuditFilter last_filter;
+  int last_page_size = 0;
+};
+
+TEST_F(AssessmentWorkflow, ConsentsKeepEveryDecisionAndWhoRecordedIt) {
+  apb::RecordConsentRequest grant;
+  grant.set_request_id("rq-c1");
+  grant.set_patient_id("pt-1");
+  grant.set_kind(apb::CONSENT_KIND_MANIPULATION);
+  grant.set_decision(apb::CONSENT_DECISION_GRANTED);
+  grant.set_note("explained risks, verbal consent");
+  const auto granted = app.RecordConsent(clinician, grant, audit);
+  EXPECT_EQ(granted.consent().recorded_by(), "staff-1");
+  EXPECT_EQ(audit.patient_id, "pt-1");
+  EXPECT_EQ(audit.resource_id, granted.consent().consent_id());
+  ASSERT_EQ(records.state.events.size(), 1u);
+  EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_CONSENT_RECORDED");
+  // The patient may withdraw it, not grant it.
+  EXPECT_EQ(CodeOf([&] { app.RecordConsent(patient, grant, audit); }), ErrorCode::kPermissionDenied);
+  grant.set_request_id("rq-c2");
+  grant.set_decision(apb::CONSENT_DECISION_WITHDRAWN);
+  app.RecordConsent(patient, grant, audit);
+  // Sharing: granted by the patient; a platform's staff may not grant it for their own platform.
+  apb::RecordConsentRequest share;
+  share.set_request_id("rq-c3");
+  share.set_patient_id("pt-1");
+  share.set_kind(apb::CONSENT_KIND_DATA_SHARING);
+  share.set_platform("acme");
+  share.set_decision(apb::CONSENT_DECISION_GRANTED);
+  CallContext acme_physio = clinician;
+  acme_physio.platform = "acme";
+  EXPECT_EQ(CodeOf([&] { app.RecordConsent(acme_physio, share, audit); }), ErrorCode::kPermissionDenied);
+  const auto shared = app.RecordConsent(patient, share, audit);
+  ASSERT_EQ(shared.current_size(), 2);  // manipulation (withdrawn) and sharing with acme (granted)
+  EXPECT_EQ(shared.current(0).kind(), apb::CONSENT_KIND_MANIPULATION);
+  EXPECT_EQ(shared.current(0).decision(), apb::CONSENT_DECISION_WITHDRAWN);
+  EXPECT_EQ(shared.current(1).platform(), "acme");
+  apb::ListConsentsRequest list;
+  list.set_patient_id("pt-1");
+  EXPECT_EQ(app.ListConsents(clinician, list, audit).history_size(), 3);
+  // Another patient's: refused.
+  EXPECT_EQ(CodeOf([&] { app.ListConsents(CallerAs(Role::kPatient, "pt-2"), list, audit); }),
+            ErrorCode::kPermissionDenied);
+}
+
+TEST_F(AssessmentWorkflow, AnAuditorOfSomeClinicsReadsOnlyTheirPatientsRecords) {
+  FakeAuditLog trail;
+  assessment::AssessmentApp with_trail{{session_idempotency, intakes, records, &trail}, assessment::AssessmentSettings{}};
+  CallContext auditor = CallerAs(Role::kAuditor);
+  auditor.clinics = {"north", "east"};
+  apb::ListAuditEventsRequest request;
+  request.mutable_query()->set_patient_id("pt-1");
+  with_trail.ListAuditEvents(auditor, request, audit);
+  EXPECT_EQ(trail.last_tenant, "t-1");
+  EXPECT_EQ(trail.last_filter.clinics, (std::set<std::string>{"east", "north"}));
+  EXPECT_EQ(trail.last_page_size, 100);
+  EXPECT_EQ(audit.patient_id, "pt-1");  // the read of the patient's trail is audited as theirs
+  request.mutable_query()->set_clinic_id("south");
+  EXPECT_EQ(CodeOf([&] { with_trail.ListAuditEvents(auditor, request, audit); }), ErrorCode::kPermissionDenied);
+  request.mutable_query()->set_clinic_id("north");
+  with_trail.ListAuditEvents(auditor, request, audit);
+  EXPECT_EQ(trail.last_filter.clinics, std::set<std::string>{"north"});
+  // The tenant's compliance office (no clinics in its token): the whole trail.
+  const CallContext office = CallerAs(Role::kAuditor);
+  request.mutable_query()->clear_clinic_id();
+  with_trail.ListAuditEvents(office, request, audit);
+  EXPECT_TRUE(trail.last_filter.clinics.empty());
+  request.mutable_query()->mutable_from_time()->set_seconds(-5);
+  EXPECT_EQ(CodeOf([&] { with_trail.ListAuditEvents(office, request, audit); }), ErrorCode::kInvalidArgument);
+}
+
+TEST(FhirAudit, RecordsBecomeBalpAuditEvents) {
+  apb::AuditRecord read;
+  read.set_service("planning");
+  read.set_event_id(42);
+  read.mutable_occurred_time()->set_seconds(1795000000);
+  read.set_actor("clin-1");
+  read.set_actor_roles("clinician");
+  read.set_action("GetActivePlan");
+  read.set_patient_id("pt-1");
+  read.set_outcome("OK");
+  read.set_request_id("rq-1");
+  read.set_peer("ipv4:10.0.0.7:5123");
+  auto event = assessment::AuditEventResource(read, "urn:example:patients");
+  EXPECT_EQ(event["id"], "planning-42");
+  EXPECT_EQ(event["action"], "R");
+  EXPECT_EQ(event["subtype"][0]["code"], "read");
+  EXPECT_EQ(event["outcome"], "0");
+  EXPECT_EQ(event["meta"]["profile"][0], "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead");
+  EXPECT_EQ(event["agent"][0]["who"]["identifier"]["value"], "clin-1");
+  EXPECT_EQ(event["agent"][1]["network"]["address"], "ipv4:10.0.0.7:5123");
+  EXPECT_EQ(event["entity"][1]["what"]["reference"], "Patient/pt-1");
+  // A list is a query (Execute); a refused write is a minor failure with no BALP profile; a store failure serious.
+  read.set_action("ListAssessments");
+  EXPECT_EQ(assessment::AuditEventResource(read, "s")["action"], "E");
+  read.set_action("ApprovePlan");
+  read.set_outcome("FAILED_PRECONDITION");
+  event = assessment::AuditEventResource(read, "s");
+  EXPECT_EQ(event["action"], "U");
+  EXPECT_EQ(event["outcome"], "4");
+  EXPECT_FALSE(event.contains("meta"));
+  read.set_outcome("UNAVAILABLE");
+  EXPECT_EQ(assessment::AuditEventResource(read, "s")["outcome"], "8");
+  // A refused token's claim is not an access to that patient: no Patient-role entity.
+  apb::AuditRecord refused;
+  refused.set_service("assessment");
+  refused.set_action("GetAssessment");
+  refused.set_outcome("UNAUTHENTICATED");
+  refused.set_claimed_patient_id("pt-9");
+  refused.set_repeats(12);
+  event = assessment::AuditEventResource(refused, "s");
+  for (const auto& entity : event["entity"]) EXPECT_FALSE(entity.contains("role")) << entity.dump();
+  const auto bundle = nlohmann::json::parse(assessment::AuditEventBundle({read, refused}, "s"));
+  EXPECT_EQ(bundle["entry"].size(), 2u);
 }
 
 }  // namespace

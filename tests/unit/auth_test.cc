@@ -138,6 +138,85 @@ TEST(CallContextRules, PatientsSeeOnlyThemselvesStaffSeeTheTenant) {
   }
 }
 
+// A directory of one patient's reach, as the clinic scoping asks it.
+class OneReach final : public PatientClinicsSource {
+ public:
+  PatientReach ReachOf(const std::string&, const std::string&, Clock::time_point) const override {
+    ++asked;
+    return reach;
+  }
+  void Forget(const std::string&, const std::string&) const override {}
+  PatientReach reach;
+  mutable int asked = 0;
+};
+
+TEST(CallContextRules, APlatformReachesAPatientOnlyWithTheirSharingConsent) {
+  OneReach directory;
+  directory.reach.clinics = {"north"};
+  CallContext physio;
+  physio.roles = {Role::kClinician};
+  physio.clinics = {"north"};
+  physio.patient_clinics = &directory;
+  physio.platform = "acme";
+  EXPECT_TRUE(IsClinicScoped(physio));
+  EXPECT_FALSE(SharesClinicWith(physio, "pt-1"));  // no decision yet: consent is required
+  physio.reach_checked_patient.clear();
+  directory.reach.sharing["acme"] = true;
+  EXPECT_TRUE(SharesClinicWith(physio, "pt-1"));
+  physio.reach_checked_patient.clear();
+  directory.reach.sharing["acme"] = false;  // withdrawn
+  EXPECT_FALSE(SharesClinicWith(physio, "pt-1"));
+  // An organisation-wide grant or an emergency grant does not lift a withdrawal.
+  physio.reach_checked_patient.clear();
+  physio.all_clinics = true;
+  EXPECT_TRUE(IsClinicScoped(physio));
+  EXPECT_FALSE(SharesClinicWith(physio, "pt-1"));
+  physio.reach_checked_patient.clear();
+  physio.principal = "acme-physio";
+  directory.reach.emergency_until["acme-physio"] = std::chrono::system_clock::now() + std::chrono::minutes(5);
+  EXPECT_FALSE(SharesClinicWith(physio, "pt-1"));
+  // "unless_withdrawn": no decision is enough, a withdrawal still is not.
+  physio.reach_checked_patient.clear();
+  physio.platform_consent_required = false;
+  directory.reach.sharing.clear();
+  EXPECT_TRUE(SharesClinicWith(physio, "pt-1"));
+  // Without a platform nothing of this applies, and an organisation-wide caller is not even looked up.
+  CallContext chain;
+  chain.roles = {Role::kIntegrator};
+  chain.all_clinics = true;
+  chain.patient_clinics = &directory;
+  directory.reach.sharing["acme"] = false;
+  const int asked = directory.asked;
+  EXPECT_TRUE(SharesClinicWith(chain, "pt-1"));
+  EXPECT_EQ(directory.asked, asked);
+
+  // The patient through the platform: their own record only while they consent, except to record consent.
+  CallContext patient;
+  patient.roles = {Role::kPatient};
+  patient.patient_id = "pt-1";
+  patient.platform = "acme";
+  patient.patient_clinics = &directory;
+  EXPECT_FALSE(CanSeePatient(patient, "pt-1"));
+  try {
+    RequirePatientAccess(patient, "pt-1");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(std::string(e.what()).find("acme"), std::string::npos);
+  }
+  patient.consent_call = true;
+  EXPECT_TRUE(CanSeePatient(patient, "pt-1"));
+  EXPECT_FALSE(CanSeePatient(patient, "pt-2"));
+  patient.consent_call = false;
+  directory.reach.sharing["acme"] = true;
+  EXPECT_TRUE(CanSeePatient(patient, "pt-1"));
+  // An auditor is not staff: no clinical access through the clinic rules.
+  CallContext auditor;
+  auditor.roles = {Role::kAuditor};
+  EXPECT_FALSE(IsStaff(auditor));
+  EXPECT_FALSE(CanSeePatient(auditor, "pt-1"));
+}
+
 }  // namespace
 }  // namespace physio
 

@@ -235,6 +235,35 @@ TEST_F(OidcTest, JwksParsingKeepsUsableKeysAndRefusesAbuse) {
   EXPECT_THROW(ParseJwks(many + "]}"), std::runtime_error);                         // and too many bytes
 }
 
+// Telehealth platforms: fixed by the issuer, by the token's client, or named by the token.
+TEST_F(OidcTest, ThePlatformACallerActsThroughComesFromTheIssuersMapping) {
+  auto config = PemIssuer(rsa_->public_key_pem, {JwsAlg::kRs256});
+  config.claims.roles_claim = "roles";
+  config.platform_clients = {{"acme-app", "acme-tele"}};
+  TokenVerifier by_client({config});
+  Json payload = Payload(config.issuer);
+  payload["roles"] = {"clinician"};
+  payload["client_id"] = "acme-app";
+  auto claims = by_client.Verify(Sign(rsa_->private_key_pem, JwsAlg::kRs256, payload));
+  EXPECT_EQ(claims.platform, "acme-tele");
+  EXPECT_TRUE(claims.platform_consent_required);
+  // Another client of the same issuer: the token's own platform claim, if any.
+  payload["client_id"] = "chain-ehr";
+  EXPECT_EQ(by_client.Verify(Sign(rsa_->private_key_pem, JwsAlg::kRs256, payload)).platform, "");
+  payload["platform"] = "beta-tele";
+  EXPECT_EQ(by_client.Verify(Sign(rsa_->private_key_pem, JwsAlg::kRs256, payload)).platform, "beta-tele");
+  payload["platform"] = "no spaces allowed";
+  EXPECT_EQ(Refusal(by_client, Sign(rsa_->private_key_pem, JwsAlg::kRs256, payload)), "invalid token");
+  // An issuer that is the platform: every token acts through it, whatever it claims.
+  config.platform = "gamma-tele";
+  config.sharing_consent_required = false;
+  TokenVerifier fixed({config});
+  payload["platform"] = "beta-tele";
+  claims = fixed.Verify(Sign(rsa_->private_key_pem, JwsAlg::kRs256, payload));
+  EXPECT_EQ(claims.platform, "gamma-tele");
+  EXPECT_FALSE(claims.platform_consent_required);
+}
+
 TEST(IssuersFile, ParsesAConfigurationAndNamesWhatIsWrong) {
   const auto issuers = ParseIssuers(R"({"issuers":[{
     "issuer": "https://sso.chain.example/realms/physio", "audiences": ["physio-backend"],
@@ -269,6 +298,23 @@ TEST(IssuersFile, ParsesAConfigurationAndNamesWhatIsWrong) {
   EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{"discovery":true},"tenant_claim":"x"}]})").find("exactly one"),
             std::string::npos);
   EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{}}]})").find("exactly one of discovery"), std::string::npos);
+  // Platforms.
+  const auto platforms = ParseIssuers(R"({"issuers":[{"issuer":"https://idp.example","audiences":["a"],"tenant":"t",
+    "keys":{"discovery":true},"platform_clients":{"acme-app":"acme-tele"},"sharing_consent":"unless_withdrawn"}]})");
+  EXPECT_EQ(platforms[0].platform_clients.at("acme-app"), "acme-tele");
+  EXPECT_FALSE(platforms[0].sharing_consent_required);
+  EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{"discovery":true},"sharing_consent":"never"}]})")
+                .find("sharing_consent"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{"discovery":true},"platform":"a b"}]})").find("platform"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"issuers":[{)" + base + R"(,"keys":{"discovery":true},"platform_clients":{"x":1}}]})")
+                .find("platform_clients.x"),
+            std::string::npos);
+  // The auditor role can be mapped like any other.
+  EXPECT_EQ(ParseIssuers(R"({"issuers":[{"issuer":"https://idp.example","audiences":["a"],"tenant":"t",
+    "keys":{"discovery":true},"claims":{"role_values":{"dpo":["auditor"]}}}]})")[0].claims.role_values.at("dpo"),
+            std::vector<Role>{Role::kAuditor});
   // The same rule holds for a jwks_uri found by discovery: a loopback host, not a name that starts like one.
   EXPECT_TRUE(IsAllowedKeyUrl("http://127.0.0.1:8080/jwks", true));
   EXPECT_TRUE(IsAllowedKeyUrl("http://localhost/jwks", true));

@@ -11,12 +11,13 @@ std::string RoleName(Role role) {
     case Role::kClinician: return "clinician";
     case Role::kPatient: return "patient";
     case Role::kService: return "service";
+    case Role::kAuditor: return "auditor";
   }
   return "unknown";
 }
 
 bool ParseRole(const std::string& name, Role* role) {
-  for (Role candidate : {Role::kIntegrator, Role::kClinician, Role::kPatient, Role::kService}) {
+  for (Role candidate : {Role::kIntegrator, Role::kClinician, Role::kPatient, Role::kService, Role::kAuditor}) {
     if (RoleName(candidate) == name) {
       *role = candidate;
       return true;
@@ -55,17 +56,36 @@ void ForgetPatientReach(const CallContext& ctx, const std::string& patient_id) {
   if (ctx.patient_clinics != nullptr) ctx.patient_clinics->Forget(ctx.tenant, patient_id);
 }
 
+namespace {
+PatientReach ReachOf(const CallContext& ctx, const std::string& patient_id) {
+  return ctx.patient_clinics->ReachOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
+}
+
+bool SharingConsented(const CallContext& ctx, const PatientReach& reach) {
+  if (ctx.platform.empty()) return true;
+  auto consent = reach.sharing.find(ctx.platform);
+  return consent != reach.sharing.end() ? consent->second : !ctx.platform_consent_required;
+}
+}  // namespace
+
+bool PlatformMayReach(const CallContext& ctx, const std::string& patient_id) {
+  if (ctx.platform.empty() || ctx.patient_clinics == nullptr) return true;
+  return SharingConsented(ctx, ReachOf(ctx, patient_id));
+}
+
 bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {
-  if (ctx.all_clinics || ctx.patient_clinics == nullptr) return true;
+  if (ctx.patient_clinics == nullptr || (ctx.all_clinics && ctx.platform.empty())) return true;
   if (!ctx.reach_checked_patient.empty() && ctx.reach_checked_patient == patient_id) return ctx.reach_checked_result;
-  const PatientReach reach =
-      ctx.patient_clinics->ReachOf(ctx.tenant, patient_id, ctx.DeadlineCappedAt(std::chrono::seconds(2)));
-  bool shares = reach.clinics.empty();  // enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic)
+  const PatientReach reach = ReachOf(ctx, patient_id);
+  // Enrolled nowhere yet: the tenant's staff (a tenant without clinics is one clinic).
+  bool shares = ctx.all_clinics || reach.clinics.empty();
   for (const auto& clinic : reach.clinics) shares = shares || ctx.clinics.contains(clinic);
   if (!shares) {
     auto grant = reach.emergency_until.find(ctx.principal);
     shares = grant != reach.emergency_until.end() && std::chrono::system_clock::now() < grant->second;
   }
+  // A platform's staff also need the patient's consent to sharing with it (an emergency grant does not lift it).
+  shares = shares && SharingConsented(ctx, reach);
   ctx.reach_checked_patient = patient_id;
   ctx.reach_checked_result = shares;
   return shares;
@@ -73,7 +93,9 @@ bool SharesClinicWith(const CallContext& ctx, const std::string& patient_id) {
 
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id) {
   if (IsStaff(ctx)) return SharesClinicWith(ctx, patient_id);
-  return ctx.HasRole(Role::kPatient) && !ctx.patient_id.empty() && ctx.patient_id == patient_id;
+  if (!ctx.HasRole(Role::kPatient) || ctx.patient_id.empty() || ctx.patient_id != patient_id) return false;
+  // The patient themself, through a platform: only while they consent to sharing with it (or to record that consent).
+  return ctx.consent_call || PlatformMayReach(ctx, patient_id);
 }
 
 void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id) {
@@ -82,6 +104,10 @@ void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id)
     return;
   }
   if (!CanSeePatient(ctx, patient_id)) {
+    if (ctx.HasRole(Role::kPatient) && ctx.patient_id == patient_id) {
+      throw Error(ErrorCode::kPermissionDenied, "the patient has not consented to sharing their record with the platform " +
+                                                    ctx.platform + " (RecordConsent: CONSENT_KIND_DATA_SHARING)");
+    }
     throw Error(ErrorCode::kPermissionDenied, "patient_id: a patient may only act on their own record");
   }
 }

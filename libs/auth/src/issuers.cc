@@ -59,7 +59,7 @@ std::map<std::string, std::vector<Role>> RoleTable(const Json& object, const cha
     for (const auto& name : roles) {
       Role role;
       if (!name.is_string() || !ParseRole(name.get<std::string>(), &role)) {
-        Fail(where, std::string(member) + "." + value + ": roles are integrator, clinician, patient, service");
+        Fail(where, std::string(member) + "." + value + ": roles are integrator, clinician, patient, service, auditor");
       }
       out[value].push_back(role);
     }
@@ -82,7 +82,8 @@ IssuerConfig ParseIssuer(const Json& entry, std::size_t index) {
   OnlyMembers(entry, where,
               {"issuer", "audiences", "algorithms", "leeway_seconds", "max_lifetime_seconds", "keys", "allow_http",
                "ca_bundle", "refresh_seconds", "min_refresh_seconds", "max_key_age_seconds", "fetch_timeout_ms",
-               "max_keys", "tenant", "tenant_claim", "claims", "comment"});
+               "max_keys", "tenant", "tenant_claim", "claims", "platform", "platform_clients", "sharing_consent",
+               "comment"});
   IssuerConfig config;
   config.issuer = String(entry, "issuer", where);
   if (config.issuer.empty()) Fail(where, "\"issuer\" is required");
@@ -137,7 +138,7 @@ IssuerConfig ParseIssuer(const Json& entry, std::size_t index) {
     if (!map.is_object()) Fail(where, "\"claims\" must be an object");
     OnlyMembers(map, where + ".claims",
                 {"subject", "roles", "role_values", "scope", "scope_roles", "patient", "fhir_user", "clinics",
-                 "organization_wide"});
+                 "organization_wide", "platform"});
     claims.subject_claim = String(map, "subject", where, claims.subject_claim);
     claims.roles_claim = String(map, "roles", where, claims.roles_claim);
     claims.role_values = RoleTable(map, "role_values", where);
@@ -147,7 +148,25 @@ IssuerConfig ParseIssuer(const Json& entry, std::size_t index) {
     claims.fhir_user_claim = String(map, "fhir_user", where);
     claims.clinics_claim = String(map, "clinics", where, claims.clinics_claim);
     for (const auto& value : Strings(map, "organization_wide", where)) claims.organization_wide_values.insert(value);
+    claims.platform_claim = String(map, "platform", where, claims.platform_claim);
   }
+  config.platform = String(entry, "platform", where);
+  if (!config.platform.empty() && !IsClinicId(config.platform)) Fail(where, "platform: 1-64 characters of [A-Za-z0-9._:-]");
+  if (entry.contains("platform_clients")) {
+    const Json& clients = entry["platform_clients"];
+    if (!clients.is_object()) Fail(where, "\"platform_clients\" must be an object of client_id -> platform");
+    for (const auto& [client, platform] : clients.items()) {
+      if (!platform.is_string() || !IsClinicId(platform.get<std::string>())) {
+        Fail(where, "platform_clients." + client + ": a platform id, 1-64 characters of [A-Za-z0-9._:-]");
+      }
+      config.platform_clients[client] = platform.get<std::string>();
+    }
+  }
+  const std::string consent = String(entry, "sharing_consent", where, "required");
+  if (consent != "required" && consent != "unless_withdrawn") {
+    Fail(where, "sharing_consent: \"required\" (the default) or \"unless_withdrawn\"");
+  }
+  config.sharing_consent_required = consent == "required";
   if (claims.subject_claim.empty()) Fail(where, "claims.subject must not be empty");
   return config;
 }

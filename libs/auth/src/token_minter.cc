@@ -44,6 +44,8 @@ std::string MintToken(const std::string& private_key_pem, const TokenRequest& re
       .add_claim("exp", now + request.lifetime);
   if (!request.patient_id.empty()) token.add_claim("patient_id", request.patient_id);
   if (!request.clinics.empty()) token.payload().add_claim("clinics", request.clinics);
+  if (!request.platform.empty()) token.add_claim("platform", request.platform);
+  if (!request.client_id.empty()) token.add_claim("client_id", request.client_id);
   if (!request.key_id.empty()) token.header().add_header("kid", request.key_id);
   token.payload().add_claim("roles", request.roles);
   return token.signature();

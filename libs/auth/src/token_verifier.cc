@@ -488,6 +488,16 @@ TokenVerifier::Checked TokenVerifier::VerifySignatureAndClaims(const std::string
                            ? payload["client_id"].get<std::string>()
                            : (payload.contains("azp") && payload["azp"].is_string() ? payload["azp"].get<std::string>() : "");
     if (claims.client_id.size() > 255) claims.client_id.resize(255);
+    // The platform the caller acts through: fixed by the issuer, by its client, or named by the token.
+    if (!config.platform.empty()) {
+      claims.platform = config.platform;
+    } else if (auto client = config.platform_clients.find(claims.client_id); client != config.platform_clients.end()) {
+      claims.platform = client->second;
+    } else if (!config.claims.platform_claim.empty()) {
+      claims.platform = StringAt(payload, config.claims.platform_claim, "platform");
+      if (!claims.platform.empty() && !IsClinicId(claims.platform)) Reject("malformed platform claim");
+    }
+    claims.platform_consent_required = config.sharing_consent_required;
   } catch (const Error&) {
     throw;
   } catch (const std::exception&) {

@@ -85,6 +85,15 @@ CREATE INDEX audit_events_occurred ON ${schema}.audit_events (occurred_at);
   return kPlatform;
 }
 
+constexpr const char* kAuditReaderGrants = R"SQL(
+DO $$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'physio_audit_reader') THEN
+    GRANT USAGE ON SCHEMA ${schema} TO physio_audit_reader;
+    GRANT SELECT ON ${schema}.audit_events TO physio_audit_reader;
+  END IF;
+END $$;
+)SQL";
+
 std::string WithSchema(const std::string& sql, const std::string& schema, const std::string& role = "") {
   return std::regex_replace(std::regex_replace(sql, std::regex(R"(\$\{schema\})"), schema), std::regex(R"(\$\{role\})"),
                             role);
@@ -130,6 +139,10 @@ GRANT INSERT ON ${schema}.audit_events TO ${role};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role};
 )SQL", schema, runtime_role));
     }
+    // The audit read API (assessment's ListAuditEvents) reads every service's trail as a
+    // member of physio_audit_reader, when the deployment made that role: read-only, and
+    // only the audit table of the schema. Every start, so a role made later is covered.
+    conn.ExecScript(WithSchema(std::string(kAuditReaderGrants), schema));
   });
   return applied;
 }

@@ -152,6 +152,8 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
   ctx.all_clinics = claims.all_clinics;
   ctx.issuer = claims.issuer;
   ctx.client_id = claims.client_id;
+  ctx.platform = claims.platform;
+  ctx.platform_consent_required = claims.platform_consent_required;
   // Without mutual TLS no caller can prove it is one of our services: the role is refused then.
   if (ctx.HasRole(Role::kService) && !IsServicePeer(server_context, services)) {
     throw Error(ErrorCode::kPermissionDenied, "the service role needs a service's client certificate");
@@ -314,6 +316,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     CheckRequestBounds(request, input_);
     roles_.Require(ctx, method);
     ctx.patient_clinics = patient_clinics_;
+    ctx.consent_call = patient_data == PatientData::kConsent;
     // Clinic scoping, before the use case: staff naming a patient of clinics they do not
     // work at learn nothing more than for a patient of another tenant.
     if (patient_data != PatientData::kEmergencyAccess && IsStaff(ctx) && !target.patient_id.empty() &&
@@ -335,8 +338,8 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
     // The patient the request named was checked before the call (a transfer away from the
     // caller's clinics answers with that patient, and must not be turned into NOT_FOUND after
     // it committed); a record found by id is checked here.
-    if (!target.patient_id.empty() && (target.patient_id != named_patient || !IsStaff(ctx)) &&
-        !CanSeePatient(ctx, target.patient_id)) {
+    if (patient_data != PatientData::kAuditTrail && !target.patient_id.empty() &&
+        (target.patient_id != named_patient || !IsStaff(ctx)) && !CanSeePatient(ctx, target.patient_id)) {
       spdlog::error("method={} request_id={} response named another patient; withheld", method, ctx.request_id);
       throw Error(ErrorCode::kNotFound, "not found");
     }

@@ -22,11 +22,20 @@ PatientReach PgPatientClinics::ReachOf(const std::string& tenant, const std::str
                                  " WHERE tenant_id = $1 AND patient_id = $2"
                                  " UNION ALL SELECT 'grant', principal, max(extract(epoch FROM expires_at))::bigint FROM " +
                                  kEmergencyAccessTable +
-                                 " WHERE tenant_id = $1 AND patient_id = $2 AND expires_at > now() GROUP BY principal",
+                                 " WHERE tenant_id = $1 AND patient_id = $2 AND expires_at > now() GROUP BY principal"
+                                 // The latest sharing decision per platform.
+                                 " UNION ALL (SELECT DISTINCT ON (platform) 'sharing', platform,"
+                                 " CASE WHEN decision = 'granted' THEN 1 ELSE 0 END::bigint FROM " +
+                                 kConsentsTable +
+                                 " WHERE tenant_id = $1 AND patient_id = $2 AND kind = 'data_sharing'"
+                                 " ORDER BY platform, consent_id DESC)",
                              {tenant, patient_id}});
     for (int row = 0; row < result.rows(); ++row) {
-      if (result.Get(row, 0) == "clinic") {
+      const std::string kind = result.Get(row, 0);
+      if (kind == "clinic") {
         reach.clinics.insert(result.Get(row, 1));
+      } else if (kind == "sharing") {
+        reach.sharing[result.Get(row, 1)] = result.GetLong(row, 2) == 1;
       } else {
         reach.emergency_until[result.Get(row, 1)] =
             std::chrono::system_clock::time_point(std::chrono::seconds(result.GetLong(row, 2)));

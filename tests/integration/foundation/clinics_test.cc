@@ -120,6 +120,11 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
          return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::TransferPatient, r); }},
       {"GetPatientClinics", [&](const Caller& c) { apb::GetPatientClinicsRequest r; r.set_patient_id(p);
          return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::GetPatientClinics, r); }},
+      {"RecordConsent", [&](const Caller& c) { apb::RecordConsentRequest r; r.set_request_id(rid()); r.set_patient_id(p);
+         r.set_kind(apb::CONSENT_KIND_TREATMENT); r.set_decision(apb::CONSENT_DECISION_GRANTED);
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::RecordConsent, r); }},
+      {"ListConsents", [&](const Caller& c) { apb::ListConsentsRequest r; r.set_patient_id(p);
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::ListConsents, r); }},
       {"GeneratePlan", [&](const Caller& c) { ppb::GeneratePlanRequest r; r.set_request_id(rid()); r.set_assessment_id(assessment_id);
          return Invoke(c, c.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, r); }},
       {"GetPlan", [&](const Caller& c) { ppb::GetPlanRequest r; r.set_plan_id(plan.plan_id());

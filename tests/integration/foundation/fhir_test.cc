@@ -6,16 +6,6 @@ namespace {
 
 using Fhir = Foundation;
 
-// Runs the independent FHIR validator on a JSON document; true when valid.
-bool FhirValid(const std::string& json, const std::string& name) {
-  const std::string path = "/tmp/physio-fhir-" + name + "-" + NewId("f").substr(2, 8) + ".json";
-  std::ofstream(path) << json;
-  const std::string command = "node " PHYSIO_SOURCE_DIR "/scripts/node/validate-fhir.js " + path;
-  const int rc = std::system(command.c_str());
-  std::remove(path.c_str());
-  return rc == 0;
-}
-
 // An assessment with all six instruments (an ODI item declined, PSFS activities
 // named), history, examination and a red-flag screen, stored through CreateAssessment.
 apb::Assessment StoreFullAssessment(const Caller& integrator, const std::string& patient_id) {

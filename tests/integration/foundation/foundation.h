@@ -31,6 +31,16 @@ namespace physio::testing {
 
 using grpc::StatusCode;
 
+// Runs the independent FHIR validator (scripts/node/validate-fhir.js) on a JSON document; true when valid.
+inline bool FhirValid(const std::string& json, const std::string& name) {
+  const std::string path = "/tmp/physio-fhir-" + name + "-" + NewId("f").substr(2, 8) + ".json";
+  std::ofstream(path) << json;
+  const std::string command = "node " PHYSIO_SOURCE_DIR "/scripts/node/validate-fhir.js " + path;
+  const int rc = std::system(command.c_str());
+  std::remove(path.c_str());
+  return rc == 0;
+}
+
 class Foundation : public SharedClusterFixture {
  protected:
 

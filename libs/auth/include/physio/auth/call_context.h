@@ -11,16 +11,20 @@
 
 namespace physio {
 
-enum class Role { kIntegrator, kClinician, kPatient, kService };
+// kAuditor: reads the audit trail (ListAuditEvents, ExportAuditEvents) and nothing clinical.
+enum class Role { kIntegrator, kClinician, kPatient, kService, kAuditor };
 
 // Who may reach a patient beyond the tenant: the clinics the patient is enrolled
 // at (the directory the assessment service keeps) and the emergency ("break the
 // glass") grants open for the patient, by principal (the progress service records
 // them); PgPatientClinics in libs/server reads both. No clinics: the patient
 // belongs to no clinic yet, and every member of staff of the tenant may reach them.
+// The patient's consents to sharing with telehealth platforms: platform -> granted (true) or
+// withdrawn (false), the latest record of each (the assessment service keeps them).
 struct PatientReach {
   std::set<std::string> clinics;
   std::map<std::string, std::chrono::system_clock::time_point> emergency_until;  // principal -> grant's end
+  std::map<std::string, bool> sharing;
 };
 
 class PatientClinicsSource {
@@ -45,6 +49,14 @@ struct CallContext {
   bool all_clinics = false;       // an organisation-wide grant: integrators, services, configured roles
   std::string issuer;             // who vouched for the caller (the token's iss)
   std::string client_id;          // the OAuth client the token was issued to, when it names one
+  // The telehealth platform the caller acts through (the issuer's platform mapping), or empty.
+  // Such a caller reaches a patient only with the patient's consent to sharing with that platform:
+  // granted and not withdrawn, or (platform_consent_required false) not withdrawn.
+  std::string platform;
+  bool platform_consent_required = true;
+  // Set by the call pipeline for consent calls: the patient may record (grant or withdraw) their own
+  // consent through a platform they have not consented to yet, or no longer do.
+  bool consent_call = false;
   // Set by the call pipeline: where a patient's clinics are looked up. Null (unit tests, tools):
   // clinic scoping is off and staff reach every patient of their tenant.
   const PatientClinicsSource* patient_clinics = nullptr;
@@ -88,7 +100,10 @@ bool IsClinicId(const std::string& clinic);
 // After a change of the patient's clinics or grants made by this call: this process reads them again.
 void ForgetPatientReach(const CallContext& ctx, const std::string& patient_id);
 inline bool IsClinicScoped(const CallContext& ctx) {
-  return IsStaff(ctx) && !ctx.all_clinics && ctx.patient_clinics != nullptr;
+  return IsStaff(ctx) && (!ctx.all_clinics || !ctx.platform.empty()) && ctx.patient_clinics != nullptr;
 }
+// A caller acting through a telehealth platform: the patient's sharing consent for that platform
+// (true without a platform, or without a directory to ask).
+bool PlatformMayReach(const CallContext& ctx, const std::string& patient_id);
 
 }  // namespace physio

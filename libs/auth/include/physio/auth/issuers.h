@@ -44,6 +44,7 @@ struct ClaimMapping {
   // Role or scope values that grant every clinic of the tenant (an explicit,
   // organisation-wide grant). Integrators and services always have it.
   std::set<std::string> organization_wide_values;
+  ClaimPath platform_claim = "platform";  // the telehealth platform the caller acts through, when the issuer does not fix it
 };
 
 enum class KeySourceKind { kPem, kDiscovery, kJwksUri };
@@ -68,6 +69,14 @@ struct IssuerConfig {
   std::chrono::seconds max_key_age{86400};        // keys not refreshed for this long are dropped (fail closed)
   std::chrono::milliseconds fetch_timeout{3000};  // one discovery or JWKS request, start to end
   std::size_t max_keys = 64;                      // a JWKS with more is refused as a whole
+
+  // Telehealth platforms (issue 28, consent): every token of this issuer acts through `platform`,
+  // or a token whose client_id is a key of `platform_clients` through its value, or else the
+  // platform claim names it. A platform reaches a patient only with the patient's sharing consent:
+  // granted (`sharing_consent_required`, the default) or at least not withdrawn.
+  std::string platform;
+  std::map<std::string, std::string> platform_clients;
+  bool sharing_consent_required = true;
 };
 
 // Where keys may be fetched from: https, or plain HTTP to a loopback host (127.0.0.1,

@@ -26,6 +26,8 @@ struct TokenRequest {
   std::chrono::seconds issued_at_offset = std::chrono::seconds(0);  // iat = now + this (tests of clock checks)
   std::string key_id;  // the header's "kid", naming the verifying key; empty: none
   std::vector<std::string> clinics;  // the "clinics" claim of staff tokens; empty: none
+  std::string platform;              // the "platform" claim: the telehealth platform the caller acts through
+  std::string client_id;             // the "client_id" claim (RFC 9068)
 };
 
 std::string MintToken(const std::string& private_key_pem, const TokenRequest& request);

@@ -34,6 +34,8 @@ struct VerifiedClaims {
   bool all_clinics = false;       // an organisation-wide grant (integrators, services, configured values)
   std::string issuer;             // iss
   std::string client_id;          // the OAuth client (RFC 9068 client_id, or azp), when the token names one
+  std::string platform;           // the telehealth platform the caller acts through (issuer's mapping), or empty
+  bool platform_consent_required = true;  // that platform reaches a patient only with a granted sharing consent
   std::chrono::system_clock::time_point expires;  // exp: a stream opened with it ends then
 };
 

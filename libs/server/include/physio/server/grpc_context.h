@@ -88,7 +88,11 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
 // Whether a call reads or writes a patient's data, and so needs an audit record.
 // kEmergencyAccess: the call opens access to a patient outside the caller's clinics
 // (BreakGlass); it touches patient data, and the clinic check before it is skipped.
-enum class PatientData { kNone, kTouched, kEmergencyAccess };
+// kConsent: a patient records their own consent (RecordConsent) through a telehealth
+// platform whether or not they consent to sharing with it yet (CallContext::consent_call).
+// kAuditTrail: the call reads the audit trail (an auditor, no clinical access): audited
+// with the patient it asks about, scoped by its use case, not by the clinic checks.
+enum class PatientData { kNone, kTouched, kEmergencyAccess, kConsent, kAuditTrail };
 
 // How every unary call is served (gRPC callback API). gRPC's own threads only
 // accept the call and queue it; a worker of the service's pool runs it:
@@ -168,3 +172,5 @@ class CallPipeline {
 #define PHYSIO_UNARY_RPC(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kTouched)
 #define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)
 #define PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kEmergencyAccess)
+#define PHYSIO_UNARY_RPC_CONSENT(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kConsent)
+#define PHYSIO_UNARY_RPC_AUDIT_TRAIL(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kAuditTrail)

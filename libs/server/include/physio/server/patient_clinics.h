@@ -18,9 +18,10 @@
 
 namespace physio {
 
-// The tables every service reads: the clinic directory (owned and migrated by
-// assessment) and the emergency grants (owned and migrated by progress).
+// The tables every service reads: the clinic directory and the consents (owned
+// and migrated by assessment) and the emergency grants (owned and migrated by progress).
 inline constexpr const char* kPatientClinicsTable = "assessment.patient_clinics";
+inline constexpr const char* kConsentsTable = "assessment.consents";
 inline constexpr const char* kEmergencyAccessTable = "progress.emergency_access";
 
 class PgPatientClinics : public PatientClinicsSource {

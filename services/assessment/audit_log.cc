@@ -1,0 +1,106 @@
+#include "audit_log.h"
+
+#include "physio/common/error.h"
+
+namespace physio::assessment {
+
+namespace {
+PgParam TextArray(const std::set<std::string>& values) {
+  // PostgreSQL's array literal; clinic ids are [A-Za-z0-9._:-] only (validated), quoted anyway.
+  std::string out = "{";
+  for (const auto& value : values) out += (out.size() > 1 ? ",\"" : "\"") + value + "\"";
+  return PgParam(out + "}");
+}
+}  // namespace
+
+AuditPage PgAuditLog::List(const std::string& tenant, const AuditFilter& filter, const KeysetPosition& after,
+                           int page_size, Clock::time_point deadline) {
+  // Which trails exist here (a service never started has none) and which this role may read.
+  std::vector<std::string> schemas;
+  {
+    auto present = QueryOnce(pool_, deadline,
+                             {"SELECT s, has_table_privilege(s || '.audit_events', 'SELECT') FROM unnest($1::text[]) s"
+                              " WHERE to_regclass(s || '.audit_events') IS NOT NULL",
+                              {TextArray({kAuditedSchemas.begin(), kAuditedSchemas.end()})}});
+    for (int i = 0; i < present.rows(); ++i) {
+      const std::string schema = present.Get(i, 0);
+      if (!filter.service.empty() && schema != filter.service) continue;
+      if (present.Get(i, 1) != "t") {
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "the audit trail of the " + schema +
+                        " service is not readable by this service's database role; grant it physio_audit_reader "
+                        "(docs/security.md, Audit trail)");
+      }
+      schemas.push_back(schema);
+    }
+  }
+  AuditPage page;
+  if (schemas.empty()) return page;
+  // $1 tenant, $2 patient, $3 actor, $4 outcome, $5 from, $6 to, $7 clinics, $8/$9/$10 the position, $11 limit.
+  std::string cursor_service, cursor_id;
+  if (after.created_at.has_value()) {
+    const std::string& position = after.id.value();
+    const auto colon = position.find(':');
+    if (colon == std::string::npos) ThrowInvalidArgument("page_token", "is not a token this service issued for this list");
+    cursor_service = position.substr(0, colon);
+    cursor_id = position.substr(colon + 1);
+    if (cursor_id.empty() || cursor_id.find_first_not_of("0123456789") != std::string::npos || cursor_id.size() > 18) {
+      ThrowInvalidArgument("page_token", "is not a token this service issued for this list");
+    }
+  }
+  std::string sql = "SELECT * FROM (";
+  for (std::size_t i = 0; i < schemas.size(); ++i) {
+    const std::string& schema = schemas[i];
+    if (i > 0) sql += " UNION ALL ";
+    sql += "(SELECT '" + schema +
+           "' AS service, event_id, occurred_at, floor(extract(epoch FROM occurred_at))::bigint AS seconds,"
+           " (extract(microseconds FROM occurred_at)::bigint % 1000000) * 1000 AS nanos, principal, roles, action,"
+           " coalesce(patient_id, ''), coalesce(resource_id, ''), outcome, request_id, coalesce(peer, ''),"
+           " coalesce(claimed_patient_id, ''), repeats, occurred_at::text AS position_at FROM " +
+           schema +
+           ".audit_events WHERE tenant_id = $1"
+           " AND ($2 = '' OR patient_id = $2) AND ($3 = '' OR principal = $3) AND ($4 = '' OR outcome = $4)"
+           " AND ($5::timestamptz IS NULL OR occurred_at >= $5::timestamptz)"
+           " AND ($6::timestamptz IS NULL OR occurred_at < $6::timestamptz)"
+           " AND (cardinality($7::text[]) = 0 OR patient_id IN ("
+           "SELECT patient_id FROM assessment.patient_clinic_history WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])"
+           " UNION SELECT patient_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])))"
+           " AND ($8::timestamptz IS NULL OR (occurred_at, '" +
+           schema + "', event_id) < ($8::timestamptz, $9, $10::bigint))"
+                    " ORDER BY occurred_at DESC, event_id DESC LIMIT $11)";
+  }
+  sql += ") e ORDER BY occurred_at DESC, service DESC, event_id DESC LIMIT $11";
+  auto rows = QueryOnce(
+      pool_, deadline,
+      {sql,
+       {tenant, filter.patient_id, filter.actor, filter.outcome,
+        filter.from_time.empty() ? PgParam() : PgParam(filter.from_time),
+        filter.to_time.empty() ? PgParam() : PgParam(filter.to_time), TextArray(filter.clinics), after.created_at,
+        !after.created_at.has_value() ? PgParam() : PgParam(cursor_service),
+        !after.created_at.has_value() ? PgParam() : PgParam(cursor_id), std::to_string(page_size + 1)}});
+  const int returned = std::min(rows.rows(), page_size);
+  for (int i = 0; i < returned; ++i) {
+    v1::AuditRecord& record = page.events.emplace_back();
+    record.set_service(rows.Get(i, 0));
+    record.set_event_id(rows.GetLong(i, 1));
+    record.mutable_occurred_time()->set_seconds(rows.GetLong(i, 3));
+    record.mutable_occurred_time()->set_nanos(static_cast<int>(rows.GetLong(i, 4)));
+    record.set_actor(rows.Get(i, 5));
+    record.set_actor_roles(rows.Get(i, 6));
+    record.set_action(rows.Get(i, 7));
+    record.set_patient_id(rows.Get(i, 8));
+    record.set_resource_id(rows.Get(i, 9));
+    record.set_outcome(rows.Get(i, 10));
+    record.set_request_id(rows.Get(i, 11));
+    record.set_peer(rows.Get(i, 12));
+    record.set_claimed_patient_id(rows.Get(i, 13));
+    record.set_repeats(rows.GetLong(i, 14));
+  }
+  if (rows.rows() > page_size) {
+    page.next = KeysetPosition{rows.Get(returned - 1, 15),
+                               rows.Get(returned - 1, 0) + ":" + rows.Get(returned - 1, 1)};
+  }
+  return page;
+}
+
+}  // namespace physio::assessment
