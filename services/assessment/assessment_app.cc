@@ -285,7 +285,8 @@ pb::RecordConsentResponse AssessmentApp::RecordConsent(const CallContext& ctx, c
         record.set_note(request.note());
         pb::RecordConsentResponse stored;
         *stored.mutable_consent() = writer.AddConsent(ctx.tenant, record);
-        writer.AppendEvent(ctx.tenant, "EVENT_KIND_CONSENT_RECORDED", request.patient_id(), stored.consent().consent_id());
+        writer.AppendEvent(ctx.tenant, granting ? "EVENT_KIND_CONSENT_RECORDED" : "EVENT_KIND_CONSENT_WITHDRAWN",
+                           request.patient_id(), stored.consent().consent_id());
         return stored;
       });
   // A sharing decision changes who reaches the patient: this process asks again (others within their cache time).
@@ -503,6 +504,8 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
         if (session.has_red_flag_screen()) *draft.mutable_red_flag_screen() = session.red_flag_screen();
         pb::CompleteIntakeResponse completed;
         *completed.mutable_assessment() = StoreScoredAssessment(writer, ctx, std::move(draft), instruments);
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_INTAKE_COMPLETED", completed.assessment().patient_id(),
+                           completed.assessment().assessment_id());
         return completed;
       },
       [&](const pb::CompleteIntakeResponse& completed) { audit.patient_id = completed.assessment().patient_id(); });

@@ -53,7 +53,8 @@ void PlanningApp::SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Pla
                      : change == "suspended" ? "EVENT_KIND_PLAN_SUSPENDED"
                      : change == "adjusted" || change == "resumed" || change == "precautions added"
                          ? "EVENT_KIND_PLAN_ADJUSTED"
-                                                                   : nullptr;
+                     : change == "completed" || change == "discharged" ? "EVENT_KIND_PLAN_COMPLETED"
+                                                                       : nullptr;
   if (kind != nullptr) writer.AppendEvent(ctx.tenant, kind, plan.patient_id(), plan.plan_id());
 }
 
@@ -287,6 +288,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
         writer.AddRevision(ctx.tenant, plan, "generated", plan.last_change_reason(), ctx.principal);
         writer.Insert(ctx.tenant, plan);
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_PLAN_DRAFTED", plan.patient_id(), plan.plan_id());
         pb::GeneratePlanResponse generated;
         *generated.mutable_plan() = plan;
         return generated;

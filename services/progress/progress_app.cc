@@ -213,6 +213,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         }
         writer.InsertVisit(ctx.tenant, visit,
                            request.clinic_id().empty() ? std::nullopt : std::optional<std::string>(request.clinic_id()));
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_VISIT_RECORDED", visit.patient_id(), visit.visit_id());
         const auto action = visit.red_flags().action();
         if (physio::assessment::CallsForReferral(action)) {
           // A red flag at check-in is raised at once, in the same commit as the visit.
@@ -342,6 +343,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
         for (const auto& id : directional) log.add_regressed_item_ids(id);
         log.set_advice(HomeLogAdvice(urgency, request.symptoms_spread_down_leg(), !directional.empty()));
         writer.InsertHomeLog(ctx.tenant, log);
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_HOME_SESSION_LOGGED", log.patient_id(), log.log_id());
         // Raised at once, in the same commit as the log, for the clinic that last saw the patient.
         if (any_yes || request.symptoms_spread_down_leg()) {
           const std::string clinic = LatestClinic(writer, ctx, request.patient_id());
@@ -582,6 +584,7 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
         *measure.mutable_score() = score;
         measure.set_recorded_by(ctx.principal);
         writer.InsertOutcome(ctx.tenant, measure);
+        writer.AppendEvent(ctx.tenant, "EVENT_KIND_OUTCOME_RECORDED", measure.patient_id(), measure.measure_id());
         pb::RecordOutcomeResponse recorded;
         *recorded.mutable_measure() = measure;
         return recorded;

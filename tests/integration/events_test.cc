@@ -160,6 +160,132 @@ TEST_F(Events, ARedFlagAtACheckInIsDelivered) {
   reader->Finish();
 }
 
+// Every event of `tenant` in one service's feed (all kinds), read until `wanted` or the patience runs out.
+template <typename Stub, typename Request, typename Response>
+std::vector<cpb::Event> ReadFeed(const Caller& caller, Stub* stub, int wanted) {
+  auto context = caller.Context(std::chrono::seconds(5));
+  Request request;
+  auto reader = stub->WatchEvents(context.get(), request);
+  std::vector<cpb::Event> events;
+  Response response;
+  while (static_cast<int>(events.size()) < wanted && reader->Read(&response)) events.push_back(response.event());
+  context->TryCancel();
+  reader->Finish();
+  return events;
+}
+
+std::vector<std::string> KindsOf(const std::vector<cpb::Event>& events, const std::string& patient) {
+  std::vector<std::string> kinds;
+  for (const auto& event : events) {
+    if (event.patient_id() == patient) kinds.push_back(cpb::EventKind_Name(event.kind()));
+  }
+  return kinds;
+}
+
+// What an integration acts on (issue 29, item 3): each step of an episode is an event of its
+// service's feed, written with the change, naming the patient and the record.
+TEST_F(Events, AnEpisodeEmitsTheEventsIntegrationsActOn) {
+  const std::string tenant = "events-episode";
+  const std::string patient = "pt-episode";
+  auto clinician = Clinician(tenant);
+  // An intake completed by the patient.
+  Caller as_patient(*cluster_, MakeToken(*keys_, tenant, patient, {"patient"}, patient));
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient);
+  start.add_instruments(cpb::INSTRUMENT_NPRS);
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(as_patient.Call(as_patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+  apb::SubmitIntakeAnswersRequest answer;
+  answer.set_request_id(NewId("rq"));
+  answer.set_session_id(started.session().session_id());
+  *answer.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  apb::SubmitIntakeAnswersResponse answered;
+  ASSERT_TRUE(as_patient.Call(as_patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, answer,
+                              &answered).ok());
+  apb::CompleteIntakeRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_session_id(started.session().session_id());
+  apb::CompleteIntakeResponse completed;
+  auto status = as_patient.Call(as_patient.assessment.get(), &apb::AssessmentService::Stub::CompleteIntake, complete,
+                                &completed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // A plan drafted and approved, a visit, a home session, a re-measure, then the plan completed.
+  const ppb::Plan plan = ApprovedPlanFor(clinician, patient);
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient);
+  visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  visit.set_pain_before(5);
+  gpb::RecordVisitResponse visited;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  gpb::LogHomeExerciseRequest log;
+  log.set_request_id(NewId("rq"));
+  log.set_patient_id(patient);
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && log.exercise_id().empty()) log.set_exercise_id(item.item_id());
+  }
+  log.set_sets_done(2);
+  log.set_reps_done(10);
+  log.set_pain_during(3);
+  log.set_pain_after(3);
+  log.set_usual_pain(4);
+  log.mutable_safety_net();
+  gpb::LogHomeExerciseResponse logged;
+  status = as_patient.Call(as_patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  gpb::RecordOutcomeRequest outcome;
+  outcome.set_request_id(NewId("rq"));
+  outcome.set_patient_id(patient);
+  outcome.set_instrument(cpb::INSTRUMENT_NPRS);
+  *outcome.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 3);
+  gpb::RecordOutcomeResponse measured;
+  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &measured);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ppb::GetPlanRequest get;
+  get.set_plan_id(plan.plan_id());
+  ppb::GetPlanResponse current;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &current).ok());
+  ppb::CompletePlanRequest finish;
+  finish.set_request_id(NewId("rq"));
+  finish.set_plan_id(plan.plan_id());
+  finish.set_etag(current.plan().etag());
+  finish.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+  finish.set_reason("goals met");
+  ppb::CompletePlanResponse finished;
+  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, finish, &finished);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Consent granted, then withdrawn.
+  for (auto decision : {apb::CONSENT_DECISION_GRANTED, apb::CONSENT_DECISION_WITHDRAWN}) {
+    apb::RecordConsentRequest consent;
+    consent.set_request_id(NewId("rq"));
+    consent.set_patient_id(patient);
+    consent.set_kind(apb::CONSENT_KIND_TREATMENT);
+    consent.set_decision(decision);
+    apb::RecordConsentResponse consented;
+    ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordConsent, consent,
+                               &consented).ok());
+  }
+
+  EXPECT_EQ(KindsOf(ReadFeed<apb::AssessmentService::Stub, apb::WatchEventsRequest, apb::WatchEventsResponse>(clinician, clinician.assessment.get(), 5),
+                    patient),
+            (std::vector<std::string>{"EVENT_KIND_ASSESSMENT_STORED", "EVENT_KIND_INTAKE_COMPLETED",
+                                      "EVENT_KIND_ASSESSMENT_STORED", "EVENT_KIND_CONSENT_RECORDED",
+                                      "EVENT_KIND_CONSENT_WITHDRAWN"}));
+  EXPECT_EQ(KindsOf(ReadFeed<ppb::PlanningService::Stub, ppb::WatchEventsRequest, ppb::WatchEventsResponse>(clinician, clinician.planning.get(), 3),
+                    patient),
+            (std::vector<std::string>{"EVENT_KIND_PLAN_DRAFTED", "EVENT_KIND_PLAN_APPROVED", "EVENT_KIND_PLAN_COMPLETED"}));
+  const auto progress_events =
+      ReadFeed<gpb::ProgressService::Stub, gpb::WatchEventsRequest, gpb::WatchEventsResponse>(clinician, clinician.progress.get(), 3);
+  EXPECT_EQ(KindsOf(progress_events, patient),
+            (std::vector<std::string>{"EVENT_KIND_VISIT_RECORDED", "EVENT_KIND_HOME_SESSION_LOGGED",
+                                      "EVENT_KIND_OUTCOME_RECORDED"}));
+  ASSERT_EQ(progress_events.size(), 3u);
+  EXPECT_EQ(progress_events[0].resource_id(), visited.visit().visit_id());
+  EXPECT_EQ(progress_events[1].resource_id(), logged.log().log_id());
+  EXPECT_EQ(progress_events[2].resource_id(), measured.measure().measure_id());
+}
+
 TEST_F(Events, PatientsAndBadCursorsAreRefused) {
   Caller patient(*cluster_, MakeToken(*keys_, "events-x", "pt-1", {"patient"}, "pt-1"));
   auto context = patient.Context(std::chrono::seconds(5));

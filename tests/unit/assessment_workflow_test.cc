@@ -72,8 +72,10 @@ TEST_F(AssessmentWorkflow, AnIntakeAnsweredOverTwoScreensBecomesOneScoredAssessm
   EXPECT_EQ(assessment.scores(1).score(), 40);  // ODI: 20 of 50 points
   EXPECT_EQ(assessment.etag(), "v1");
   EXPECT_EQ(assessment.red_flags().action(), apb::RED_FLAG_ACTION_NOT_SCREENED);
-  ASSERT_EQ(records.state.events.size(), 1u);
+  ASSERT_EQ(records.state.events.size(), 2u);
   EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_ASSESSMENT_STORED");
+  EXPECT_EQ(records.state.events[1].kind, "EVENT_KIND_INTAKE_COMPLETED");
+  EXPECT_EQ(records.state.events[1].resource_id, assessment.assessment_id());
   EXPECT_EQ(intakes.sessions.at({"t-1", session_id}).assessment_id(), assessment.assessment_id());
 
   apb::GetAssessmentRequest get;
@@ -183,6 +185,7 @@ TEST_F(AssessmentWorkflow, ConsentsKeepEveryDecisionAndWhoRecordedIt) {
   grant.set_request_id("rq-c2");
   grant.set_decision(apb::CONSENT_DECISION_WITHDRAWN);
   app.RecordConsent(patient, grant, audit);
+  EXPECT_EQ(records.state.events.back().kind, "EVENT_KIND_CONSENT_WITHDRAWN");
   // Sharing: granted by the patient; a platform's staff may not grant it for their own platform.
   apb::RecordConsentRequest share;
   share.set_request_id("rq-c3");

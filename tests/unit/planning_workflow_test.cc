@@ -86,8 +86,9 @@ TEST_F(PlanningWorkflow, APlanIsGeneratedOncePerRequestAndApprovedAgainstItsEtag
   EXPECT_EQ(active.status(), ppb::PLAN_STATUS_ACTIVE);
   EXPECT_EQ(active.etag(), "v2");
   EXPECT_EQ(active.approved_by(), "staff-1");
-  ASSERT_EQ(records.state.events.size(), 1u);
-  EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_PLAN_APPROVED");
+  ASSERT_EQ(records.state.events.size(), 2u);  // drafted (awaiting approval), then approved
+  EXPECT_EQ(records.state.events[0].kind, "EVENT_KIND_PLAN_DRAFTED");
+  EXPECT_EQ(records.state.events[1].kind, "EVENT_KIND_PLAN_APPROVED");
   // Approving it again is refused: it is no longer a draft.
   EXPECT_EQ(CodeOf([&] { Approve(active, "rq-approve-again"); }), ErrorCode::kFailedPrecondition);
 }

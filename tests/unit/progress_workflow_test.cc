@@ -74,7 +74,8 @@ TEST_F(ProgressWorkflow, ASafetyNetAnswerInAHomeLogRaisesOneAlertAndSuspendsTheP
   ASSERT_EQ(records.state.alerts.size(), 1u);
   EXPECT_EQ(records.state.alerts[0].second.kind(), gpb::ALERT_KIND_SAFETY_NET);
   EXPECT_EQ(records.state.alerts[0].second.clinic_id(), "unassigned");  // no visit named a clinic yet
-  EXPECT_EQ(EventKinds(), (std::vector<std::string>{"EVENT_KIND_ALERT_RAISED", "EVENT_KIND_RED_FLAG_RAISED"}));
+  EXPECT_EQ(EventKinds(), (std::vector<std::string>{"EVENT_KIND_HOME_SESSION_LOGGED", "EVENT_KIND_ALERT_RAISED",
+                                                    "EVENT_KIND_RED_FLAG_RAISED"}));
   ASSERT_TRUE(planning.last_adjustment.has_value());
   EXPECT_EQ(planning.last_adjustment->adjustment(), ppb::ADJUSTMENT_SUSPEND);
   EXPECT_EQ(planning.last_adjustment->plan_id(), "plan_1");
@@ -254,6 +255,8 @@ TEST_F(ProgressWorkflow, AVisitNotedOverASessionIsRecordedOnceAndCountsInTheSumm
   complete.set_request_id("rq-complete-again");
   EXPECT_EQ(app.CompleteVisitSession(clinician, complete, audit).visit().visit_id(), visit.visit_id());
   EXPECT_EQ(records.state.visits.size(), 1u);
+  const auto kinds = EventKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "EVENT_KIND_VISIT_RECORDED"), 1);  // one visit, one event
   // A retried update answers from its record; a new one finds the session closed.
   EXPECT_NO_THROW(app.UpdateVisitSession(clinician, before, audit));
   before.set_request_id("rq-before-late");
