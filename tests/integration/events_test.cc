@@ -212,13 +212,8 @@ TEST_F(Events, AnEpisodeEmitsTheEventsIntegrationsActOn) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   // A plan drafted and approved, a visit, a home session, a re-measure, then the plan completed.
   const ppb::Plan plan = ApprovedPlanFor(clinician, patient);
-  gpb::RecordVisitRequest visit;
-  visit.set_request_id(NewId("rq"));
-  visit.set_patient_id(patient);
-  visit.set_kind(gpb::VISIT_KIND_TELEHEALTH);
-  visit.set_pain_before(5);
   gpb::RecordVisitResponse visited;
-  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  ASSERT_TRUE(RecordVisitFor(clinician, patient, gpb::VISIT_KIND_TELEHEALTH, 5, &visited).ok());
   gpb::LogHomeExerciseRequest log;
   log.set_request_id(NewId("rq"));
   log.set_patient_id(patient);
@@ -246,14 +241,9 @@ TEST_F(Events, AnEpisodeEmitsTheEventsIntegrationsActOn) {
   get.set_plan_id(plan.plan_id());
   ppb::GetPlanResponse current;
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, get, &current).ok());
-  ppb::CompletePlanRequest finish;
-  finish.set_request_id(NewId("rq"));
-  finish.set_plan_id(plan.plan_id());
-  finish.set_etag(current.plan().etag());
-  finish.set_outcome(ppb::PLAN_STATUS_COMPLETED);
-  finish.set_reason("goals met");
   ppb::CompletePlanResponse finished;
-  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, finish, &finished);
+  status = CompletePlanWith(clinician, plan.plan_id(), current.plan().etag(), ppb::PLAN_STATUS_COMPLETED, "goals met",
+                            &finished);
   ASSERT_TRUE(status.ok()) << status.error_message();
   // Consent granted, then withdrawn.
   for (auto decision : {apb::CONSENT_DECISION_GRANTED, apb::CONSENT_DECISION_WITHDRAWN}) {

@@ -12,6 +12,7 @@
 
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
+#include "physio/common/ids.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
 #include "test_env.h"
 
@@ -129,6 +130,30 @@ inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& pat
   EXPECT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve,
                              &approved).ok());
   return approved.plan();
+}
+
+// A visit with its pain before, recorded by `caller`.
+inline grpc::Status RecordVisitFor(const Caller& caller, const std::string& patient, gpb::VisitKind kind,
+                                   int pain_before, gpb::RecordVisitResponse* visited) {
+  gpb::RecordVisitRequest visit;
+  visit.set_request_id(NewId("rq"));
+  visit.set_patient_id(patient);
+  visit.set_kind(kind);
+  visit.set_pain_before(pain_before);
+  return caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, visited);
+}
+
+// Ends an active plan (completed or discharged) against its etag.
+inline grpc::Status CompletePlanWith(const Caller& clinician, const std::string& plan_id, const std::string& etag,
+                                     ppb::PlanStatus outcome, const std::string& reason,
+                                     ppb::CompletePlanResponse* completed) {
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(plan_id);
+  complete.set_etag(etag);
+  complete.set_outcome(outcome);
+  complete.set_reason(reason);
+  return clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, completed);
 }
 
 }  // namespace physio::testing

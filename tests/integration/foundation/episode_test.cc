@@ -65,13 +65,8 @@ TEST_F(Episode, FullEpisodeThroughAllThreeServices) {
   EXPECT_NE(active.etag(), draft.etag());
 
   // Progress: a visit, two home logs, and the summary reading the plan from planning.
-  gpb::RecordVisitRequest visit;
-  visit.set_request_id(NewId("rq"));
-  visit.set_patient_id(patient_id_);
-  visit.set_kind(gpb::VISIT_KIND_CLINIC);
-  visit.set_pain_before(5);
   gpb::RecordVisitResponse visited;
-  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  ASSERT_TRUE(RecordVisitFor(clinician, patient_id_, gpb::VISIT_KIND_CLINIC, 5, &visited).ok());
   // Each log answers the day's usual-pain question too (pain after exercise is not judged).
   ASSERT_TRUE(LogExercise(patient, "ex.motor.abdominal_bracing", 6, nullptr, "", 4).ok());
   ASSERT_TRUE(LogExercise(patient, "ex.strength.glute_bridge", 6, nullptr, "", 3).ok());

@@ -189,14 +189,9 @@ TEST_F(Plans, PlanLifecycleKeepsEveryRevisionWithWhoAndWhy) {
   EXPECT_TRUE(adjusted.plan().needs_reassessment());
 
   // Completion ends the active plan.
-  ppb::CompletePlanRequest complete;
-  complete.set_request_id(NewId("rq"));
-  complete.set_plan_id(plan.plan_id());
-  complete.set_etag(adjusted.plan().etag());
-  complete.set_outcome(ppb::PLAN_STATUS_DISCHARGED);
-  complete.set_reason("referred to the spinal clinic");
   ppb::CompletePlanResponse completed;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  ASSERT_TRUE(CompletePlanWith(clinician, plan.plan_id(), adjusted.plan().etag(), ppb::PLAN_STATUS_DISCHARGED,
+                               "referred to the spinal clinic", &completed).ok());
   EXPECT_EQ(completed.plan().status(), ppb::PLAN_STATUS_DISCHARGED);
   ppb::GetActivePlanRequest active;
   active.set_patient_id(patient_id_);
@@ -275,14 +270,9 @@ TEST_F(Plans, ActivePlanComesFromTheCacheAndIsNeverStale) {
   ASSERT_TRUE(read_active(&seen).ok());
   EXPECT_EQ(seen.plan_id(), second.plan_id());
 
-  ppb::CompletePlanRequest complete;
-  complete.set_request_id(NewId("rq"));
-  complete.set_plan_id(second.plan_id());
-  complete.set_etag(second.etag());
-  complete.set_outcome(ppb::PLAN_STATUS_COMPLETED);
-  complete.set_reason("goals met");
   ppb::CompletePlanResponse completed;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed).ok());
+  ASSERT_TRUE(
+      CompletePlanWith(clinician, second.plan_id(), second.etag(), ppb::PLAN_STATUS_COMPLETED, "goals met", &completed).ok());
   EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
 }
 
