@@ -51,23 +51,33 @@ AuditPage PgAuditLog::List(const std::string& tenant, const AuditFilter& filter,
   std::string sql = "SELECT * FROM (";
   for (std::size_t i = 0; i < schemas.size(); ++i) {
     const std::string& schema = schemas[i];
+    const std::string select =
+        "SELECT '" + schema +
+        "' AS service, a.event_id, a.occurred_at, floor(extract(epoch FROM a.occurred_at))::bigint AS seconds,"
+        " (extract(microseconds FROM a.occurred_at)::bigint % 1000000) * 1000 AS nanos, a.principal, a.roles, a.action,"
+        " coalesce(a.patient_id, ''), coalesce(a.resource_id, ''), a.outcome, a.request_id, coalesce(a.peer, ''),"
+        " coalesce(a.claimed_patient_id, ''), a.repeats, a.occurred_at::text AS position_at FROM " +
+        schema + ".audit_events a";
+    const std::string conditions =
+        " a.tenant_id = $1 AND ($2 = '' OR a.patient_id = $2) AND ($3 = '' OR a.principal = $3)"
+        " AND ($4 = '' OR a.outcome = $4)"
+        " AND ($5::timestamptz IS NULL OR a.occurred_at >= $5::timestamptz)"
+        " AND ($6::timestamptz IS NULL OR a.occurred_at < $6::timestamptz)"
+        " AND ($8::timestamptz IS NULL OR (a.occurred_at, '" +
+        schema + "', a.event_id) < ($8::timestamptz, $9, $10::bigint))";
+    const std::string order = " ORDER BY a.occurred_at DESC, a.event_id DESC LIMIT $11";
     if (i > 0) sql += " UNION ALL ";
-    sql += "(SELECT '" + schema +
-           "' AS service, event_id, occurred_at, floor(extract(epoch FROM occurred_at))::bigint AS seconds,"
-           " (extract(microseconds FROM occurred_at)::bigint % 1000000) * 1000 AS nanos, principal, roles, action,"
-           " coalesce(patient_id, ''), coalesce(resource_id, ''), outcome, request_id, coalesce(peer, ''),"
-           " coalesce(claimed_patient_id, ''), repeats, occurred_at::text AS position_at FROM " +
-           schema +
-           ".audit_events WHERE tenant_id = $1"
-           " AND ($2 = '' OR patient_id = $2) AND ($3 = '' OR principal = $3) AND ($4 = '' OR outcome = $4)"
-           " AND ($5::timestamptz IS NULL OR occurred_at >= $5::timestamptz)"
-           " AND ($6::timestamptz IS NULL OR occurred_at < $6::timestamptz)"
-           " AND (cardinality($7::text[]) = 0 OR patient_id IN ("
-           "SELECT patient_id FROM assessment.patient_clinic_history WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])"
-           " UNION SELECT patient_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])))"
-           " AND ($8::timestamptz IS NULL OR (occurred_at, '" +
-           schema + "', event_id) < ($8::timestamptz, $9, $10::bigint))"
-                    " ORDER BY occurred_at DESC, event_id DESC LIMIT $11)";
+    if (filter.clinics.empty()) {
+      sql += "(" + select + " WHERE cardinality($7::text[]) = 0 AND" + conditions + order + ")";
+    } else {
+      // The clinic's patients (enrolled now or before), each read from its own index range:
+      // the cost follows the clinic's size, not the whole trail's.
+      sql += "(SELECT r.* FROM (SELECT patient_id FROM assessment.patient_clinic_history"
+             " WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])"
+             " UNION SELECT patient_id FROM assessment.patient_clinics WHERE tenant_id = $1 AND clinic_id = ANY($7::text[])) p"
+             " CROSS JOIN LATERAL (" + select + " WHERE a.patient_id = p.patient_id AND" + conditions + order +
+             ") r ORDER BY r.occurred_at DESC, r.event_id DESC LIMIT $11)";
+    }
   }
   sql += ") e ORDER BY occurred_at DESC, service DESC, event_id DESC LIMIT $11";
   auto rows = QueryOnce(

@@ -18,6 +18,7 @@
 #include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
 #include "physio/db/audit_archive.h"
+#include "physio/db/migrations.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::testing {
@@ -770,6 +771,27 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
     Sql("SELECT count(*) FROM assessment.audit_events", {}, "physio_" + service, &reader_error);
     EXPECT_NE(reader_error.find("permission denied"), std::string::npos) << service << ": " << reader_error;
   }
+  // The audit trail's read indexes are built concurrently after start, by the schema's owner.
+  const std::string valid_indexes =
+      "SELECT count(*)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON"
+      " n.oid = c.relnamespace WHERE c.relname IN ('audit_events_actor', 'audit_events_tenant_time') AND i.indisvalid";
+  for (int i = 0; i < 100 && Sql(valid_indexes, {}) != "6"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Sql(valid_indexes, {}), "6");
+  EXPECT_EQ(Sql("SELECT tableowner FROM pg_indexes i JOIN pg_tables t USING (schemaname, tablename)"
+                " WHERE i.schemaname = 'planning' AND i.indexname = 'audit_events_actor'",
+                {}),
+            "physio_planning_owner");
+  // One a crash left INVALID is dropped and built again (as at the next start).
+  Sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'progress.audit_events_actor'::regclass", {});
+  EXPECT_EQ(Sql(valid_indexes, {}), "5");
+  PgOptions owner;
+  owner.port = postgres_->port();
+  owner.database = "physio";
+  owner.user = "postgres";
+  EXPECT_EQ(BuildConcurrentIndexes(owner, "progress", PlatformConcurrentIndexes()),
+            std::vector<std::string>{"audit_events_actor"});
+  EXPECT_EQ(Sql(valid_indexes, {}), "6");
+  EXPECT_TRUE(BuildConcurrentIndexes(owner, "progress", PlatformConcurrentIndexes()).empty());  // nothing left to build
   // So the audit read API works under least privilege, across the three services.
   Caller auditor(*cluster_, MakeToken(*keys_, tenant_, "dpo-1", {"auditor"}));
   apb::ListAuditEventsRequest list;

@@ -87,6 +87,8 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
   }
   StartupPhase("reaching PostgreSQL and applying migrations");
   const auto patience = std::chrono::milliseconds(config.GetInt("startup-timeout-ms"));
+  index_owner_ = pg_.options();
+  index_owner_.pool_size = 1;
   if (config.Get("pg-migration-user").empty()) {
     MigrateWithRetry(pg_, schema, migrations, "", patience);
   } else {
@@ -97,7 +99,19 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
     owner.pool_size = 1;
     PgPool owner_pool(owner);
     MigrateWithRetry(owner_pool, schema, migrations, config.Get("pg-user"), patience);
+    index_owner_ = owner;
   }
+  // Indexes on tables that may hold millions of rows are built without blocking their writes,
+  // while the service serves (queries that use them are only slower until they exist).
+  index_builder_ = std::jthread([this] {
+    try {
+      for (const auto& name : BuildConcurrentIndexes(index_owner_, schema_, PlatformConcurrentIndexes())) {
+        spdlog::info("built index {}.{} (concurrently)", schema_, name);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("building the indexes of {} concurrently failed (tried again at the next start): {}", schema_, e.what());
+    }
+  });
   StartupPhase("setting up the service");
   if (config.GetInt("idempotency-retention-hours") > 0) {
     purge_ = std::jthread([this](std::stop_token stop) { PurgeIdempotencyRecords(stop); });
@@ -110,6 +124,8 @@ ServiceRuntime::~ServiceRuntime() {
     purge_wakeup_.notify_all();
     purge_.join();
   }
+  // A build still running (a large table) is waited for: interrupted, it would leave an index to build again.
+  if (index_builder_.joinable()) index_builder_.join();
   Shutdown();
 }
 

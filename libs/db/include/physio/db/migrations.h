@@ -26,4 +26,22 @@ std::vector<std::string> ApplyMigrations(PgPool& pool, const std::string& schema
                                          const std::vector<Migration>& service_migrations,
                                          const std::string& runtime_role = "");
 
+// An index on a table that may be large (the audit trail holds years of records): a plain
+// CREATE INDEX in a migration would block every write to it (every call's audit record) for the
+// whole build and could outlast the statement timeout, so the service would not start.
+struct ConcurrentIndex {
+  std::string name;     // created in the schema
+  std::string table;    // of the schema
+  std::string columns;  // e.g. "(tenant_id, occurred_at)"
+};
+// The ones every service schema has (platform tables).
+const std::vector<ConcurrentIndex>& PlatformConcurrentIndexes();
+// Builds the missing ones with CREATE INDEX CONCURRENTLY (writes go on meanwhile), one at a time,
+// on a connection of its own without a statement timeout; one replica per schema builds (an
+// advisory lock), the others return at once. An index a crash left INVALID is dropped and built
+// again. Connect as the schema's owner. Returns the names built by this call; throws Error on a
+// store failure (the next start tries again). Queries work without the indexes, only slower.
+std::vector<std::string> BuildConcurrentIndexes(const PgOptions& options, const std::string& schema,
+                                                const std::vector<ConcurrentIndex>& indexes);
+
 }  // namespace physio

@@ -100,6 +100,9 @@ class ServiceRuntime {
   std::mutex purge_mutex_;
   std::condition_variable_any purge_wakeup_;
   std::jthread purge_;
+  // The platform's large-table indexes, built concurrently after start (BuildConcurrentIndexes).
+  PgOptions index_owner_;
+  std::jthread index_builder_;
 };
 
 }  // namespace physio
