@@ -67,7 +67,9 @@ for attempt in 1 2; do
                    "Healthy weight and activity" "Preventing another episode" "EARLY_RESPONSE_ON_TRACK" \
                    "Your pain medicines: a review with your GP or pharmacist" "COURSE_BASIS_RECENT_ONSET" \
                    "None of the warning signs" "consent to treatment recorded by clin-demo-1" \
-                   "audit records: assessment" "by: clin-demo-1" "Demo episode complete." "== stopped"; do
+                   "audit records: assessment" "by: clin-demo-1" "planning: PLAN_DRAFTED PLAN_APPROVED" \
+                   "progress: VISIT_RECORDED HOME_SESSION_LOGGED HOME_SESSION_LOGGED OUTCOME_RECORDED" \
+                   "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done
   grep -qx "PHYSIO_PG_PORT=$PHYSIO_PG_PORT" "$CHECKOUT/.run/env" || { echo "env file lacks the PostgreSQL port"; exit 1; }

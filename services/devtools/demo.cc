@@ -39,6 +39,27 @@ class Caller {
                                status.error_message());
     }
   }
+  // The kinds of `patient`'s events in one service's feed (WatchEvents from the first retained
+  // event), read for `patience`: the stream stays open for new events, so the demo stops listening.
+  template <typename Request, typename Response, typename Stub>
+  std::vector<std::string> EventsOf(Stub* stub, const std::string& patient, std::chrono::milliseconds patience) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token_);
+    context.set_deadline(std::chrono::system_clock::now() + patience);
+    Request request;
+    auto reader = stub->WatchEvents(&context, request);
+    std::vector<std::string> kinds;
+    Response response;
+    while (reader->Read(&response)) {
+      if (response.event().patient_id() == patient) kinds.push_back(cpb::EventKind_Name(response.event().kind()));
+    }
+    const auto status = reader->Finish();
+    if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      throw std::runtime_error("WatchEvents failed: code " + std::to_string(status.error_code()) + ": " +
+                               status.error_message());
+    }
+    return kinds;
+  }
 
  private:
   std::string token_;
@@ -379,7 +400,18 @@ int main(int argc, char** argv) {
     for (const auto& [service, count] : per_service) std::cout << " " << service << " " << count;
     std::cout << "\n   by:";
     for (const auto& actor : actors) std::cout << " " << actor;
-    std::cout << "\n\nDemo episode complete.\n";
+    std::cout << "\n\n8. What an integration watching the event feeds saw of this episode (ids only)\n";
+    const auto patience = std::chrono::milliseconds(1500);
+    const std::vector<std::pair<const char*, std::vector<std::string>>> feeds = {
+        {"assessment", clinician.EventsOf<apb::WatchEventsRequest, apb::WatchEventsResponse>(assessment.get(), patient_id, patience)},
+        {"planning", clinician.EventsOf<ppb::WatchEventsRequest, ppb::WatchEventsResponse>(planning.get(), patient_id, patience)},
+        {"progress", clinician.EventsOf<gpb::WatchEventsRequest, gpb::WatchEventsResponse>(progress.get(), patient_id, patience)}};
+    for (const auto& [service, kinds] : feeds) {
+      std::cout << "   " << service << ":";
+      for (const auto& kind : kinds) std::cout << " " << kind.substr(std::string("EVENT_KIND_").size());
+      std::cout << "\n";
+    }
+    std::cout << "\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "demo: " << e.what() << "\n";
