@@ -314,6 +314,8 @@ pb::ListConsentsResponse AssessmentApp::ListConsents(const CallContext& ctx, con
 AuditPage AssessmentApp::ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,
                                         const std::string& page_token, AuditTarget& audit,
                                         std::string* next_page_token) {
+  ValidateRange("page_size", page_size, 0, 500);
+  if (page_size == 0) page_size = 100;
   AuditFilter filter;
   if (!query.patient_id().empty()) {
     ValidateOpaqueId("query.patient_id", query.patient_id());
@@ -361,13 +363,9 @@ AuditPage AssessmentApp::ReadAuditTrail(const CallContext& ctx, const pb::AuditQ
   }
   if (audit_log_ == nullptr) throw Error(ErrorCode::kUnavailable, "the audit trail is not readable by this service");
   // The page token is bound to the tenant and the whole query: it cannot be replayed against another.
-  const std::string scope = Sha256Hex(ctx.tenant + "|" + query.SerializeAsString() + "|" +
-                                      std::to_string(filter.clinics.size()) + [&] {
-                                        std::string all;
-                                        for (const auto& clinic : filter.clinics) all += "|" + clinic;
-                                        return all;
-                                      }())
-                                .substr(0, 32);
+  std::string bound_to = ctx.tenant + "|" + query.SerializeAsString() + "|" + std::to_string(filter.clinics.size());
+  for (const auto& clinic : filter.clinics) bound_to += "|" + clinic;
+  const std::string scope = Sha256Hex(bound_to).substr(0, 32);
   const KeysetPosition after = DecodePageToken(page_token, scope);
   AuditPage page = audit_log_->List(ctx.tenant, filter, after, page_size, ctx.DeadlineCappedAt(kStoreBudget));
   if (page.next) *next_page_token = EncodePageToken(scope, *page.next->created_at, *page.next->id);
@@ -377,10 +375,9 @@ AuditPage AssessmentApp::ReadAuditTrail(const CallContext& ctx, const pb::AuditQ
 pb::ListAuditEventsResponse AssessmentApp::ListAuditEvents(const CallContext& ctx,
                                                            const pb::ListAuditEventsRequest& request,
                                                            AuditTarget& audit) {
-  ValidateRange("page_size", request.page_size(), 0, 500);
   pb::ListAuditEventsResponse response;
-  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size() == 0 ? 100 : request.page_size(),
-                                  request.page_token(), audit, response.mutable_next_page_token());
+  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size(), request.page_token(), audit,
+                                  response.mutable_next_page_token());
   for (auto& event : page.events) *response.add_events() = std::move(event);
   return response;
 }
@@ -388,10 +385,9 @@ pb::ListAuditEventsResponse AssessmentApp::ListAuditEvents(const CallContext& ct
 pb::ExportAuditEventsResponse AssessmentApp::ExportAuditEvents(const CallContext& ctx,
                                                                const pb::ExportAuditEventsRequest& request,
                                                                AuditTarget& audit) {
-  ValidateRange("page_size", request.page_size(), 0, 500);
   pb::ExportAuditEventsResponse response;
-  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size() == 0 ? 100 : request.page_size(),
-                                  request.page_token(), audit, response.mutable_next_page_token());
+  AuditPage page = ReadAuditTrail(ctx, request.query(), request.page_size(), request.page_token(), audit,
+                                  response.mutable_next_page_token());
   response.set_fhir_json(AuditEventBundle(page.events, settings_.fhir_patient_identifier_system));
   return response;
 }

@@ -95,7 +95,8 @@ class AssessmentApp {
                          const std::string& request_id, Clock::time_point deadline);
   // The session with each instrument's completeness under the scoring policy.
   pb::IntakeSession WithProgress(pb::IntakeSession session) const;
-  // The audit records a query names, as far as the auditor may read them.
+  // The audit records a query names, as far as the auditor may read them; `page_size` as the request
+  // gives it (1-500, 0: 100).
   AuditPage ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,
                            const std::string& page_token, AuditTarget& audit, std::string* next_page_token);
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.

@@ -4,15 +4,6 @@
 
 namespace physio::assessment {
 
-namespace {
-PgParam TextArray(const std::set<std::string>& values) {
-  // PostgreSQL's array literal; clinic ids are [A-Za-z0-9._:-] only (validated), quoted anyway.
-  std::string out = "{";
-  for (const auto& value : values) out += (out.size() > 1 ? ",\"" : "\"") + value + "\"";
-  return PgParam(out + "}");
-}
-}  // namespace
-
 AuditPage PgAuditLog::List(const std::string& tenant, const AuditFilter& filter, const KeysetPosition& after,
                            int page_size, Clock::time_point deadline) {
   // Which trails exist here (a service never started has none) and which this role may read.
@@ -21,7 +12,7 @@ AuditPage PgAuditLog::List(const std::string& tenant, const AuditFilter& filter,
     auto present = QueryOnce(pool_, deadline,
                              {"SELECT s, has_table_privilege(s || '.audit_events', 'SELECT') FROM unnest($1::text[]) s"
                               " WHERE to_regclass(s || '.audit_events') IS NOT NULL",
-                              {TextArray({kAuditedSchemas.begin(), kAuditedSchemas.end()})}});
+                              {PgTextArray(kAuditedSchemas)}});
     for (int i = 0; i < present.rows(); ++i) {
       const std::string schema = present.Get(i, 0);
       if (!filter.service.empty() && schema != filter.service) continue;
@@ -85,7 +76,8 @@ AuditPage PgAuditLog::List(const std::string& tenant, const AuditFilter& filter,
       {sql,
        {tenant, filter.patient_id, filter.actor, filter.outcome,
         filter.from_time.empty() ? PgParam() : PgParam(filter.from_time),
-        filter.to_time.empty() ? PgParam() : PgParam(filter.to_time), TextArray(filter.clinics), after.created_at,
+        filter.to_time.empty() ? PgParam() : PgParam(filter.to_time),
+        PgTextArray({filter.clinics.begin(), filter.clinics.end()}), after.created_at,
         !after.created_at.has_value() ? PgParam() : PgParam(cursor_service),
         !after.created_at.has_value() ? PgParam() : PgParam(cursor_id), std::to_string(page_size + 1)}});
   const int returned = std::min(rows.rows(), page_size);

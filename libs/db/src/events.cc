@@ -41,15 +41,12 @@ void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::
 
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit) {
-  std::string kind_list = "{";
-  for (std::size_t i = 0; i < kinds.size(); ++i) kind_list += (i ? "," : "") + kinds[i];
-  kind_list += "}";
   auto rows = conn.Exec("SELECT sequence, kind, coalesce(patient_id, ''), coalesce(resource_id, ''),"
                         " (extract(epoch FROM occurred_at) * 1000000)::bigint FROM " + schema +
                             ".events WHERE tenant_id = $1 AND sequence > $2::bigint"
                             " AND (cardinality($3::text[]) = 0 OR kind = ANY($3::text[]))"
                             " ORDER BY sequence LIMIT $4::int",
-                        {tenant, std::to_string(after), kind_list, std::to_string(limit)});
+                        {tenant, std::to_string(after), PgTextArray(kinds), std::to_string(limit)});
   std::vector<EventRecord> events;
   events.reserve(rows.rows());
   for (int i = 0; i < rows.rows(); ++i) {

@@ -26,6 +26,20 @@ std::string Field(const PGresult* result, int code) {
 
 std::string PgBytes(const std::string& bytes) { return "\\x" + HexEncode(bytes); }
 
+std::string PgTextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const auto& value : values) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 void PgResult::ResultDeleter::operator()(pg_result* result) const { PQclear(result); }
 int PgResult::rows() const { return PQntuples(result_.get()); }
 bool PgResult::IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) == 1; }

@@ -107,6 +107,8 @@ class PgConnection {
 
 // A bytea parameter in hex text form.
 std::string PgBytes(const std::string& bytes);
+// A text[] parameter in PostgreSQL's array literal form, each element quoted (pass it as "$n::text[]").
+std::string PgTextArray(const std::vector<std::string>& values);
 
 using PgLease = BoundedPool<PgConnection>::Lease;
 
