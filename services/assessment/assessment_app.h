@@ -13,6 +13,8 @@
 #include "assessment_records.h"
 #include "audit_log.h"
 #include "intake_store.h"
+#include "physio/server/webhook_sender.h"
+#include "webhook_records.h"
 #include "physio/db/audit.h"
 #include "physio/redis/redis_idempotency.h"
 
@@ -28,6 +30,12 @@ struct AssessmentSettings {
   RedFlagPolicy red_flags;
   // Patient references in FHIR (export and import): Patient/<id> and an identifier in this system.
   std::string fhir_patient_identifier_system = "https://physio-backend.org/fhir/patient-id";
+  // Webhooks: where subscriptions may point, how many a tenant may have, the rotation overlap,
+  // and the most events one replay may queue.
+  WebhookDestinationPolicy webhook_destinations;
+  int webhook_max_subscriptions = 50;
+  std::chrono::seconds webhook_secret_overlap{std::chrono::hours(24)};
+  int webhook_replay_max_events = 10000;
 };
 
 
@@ -37,6 +45,7 @@ struct AssessmentStores {
   IntakeStore& intakes;
   AssessmentRecords& records;
   AuditLog* audit_log = nullptr;  // the audit read API's store; null: ListAuditEvents is unavailable
+  WebhookRecords* webhooks = nullptr;  // webhook subscriptions; null: the webhook RPCs are unavailable
 };
 
 class AssessmentApp {
@@ -46,6 +55,7 @@ class AssessmentApp {
         intakes_(stores.intakes),
         records_(stores.records),
         audit_log_(stores.audit_log),
+        webhooks_(stores.webhooks),
         settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
@@ -85,6 +95,27 @@ class AssessmentApp {
                                               AuditTarget& audit);
   pb::ExportAuditEventsResponse ExportAuditEvents(const CallContext& ctx, const pb::ExportAuditEventsRequest& request,
                                                   AuditTarget& audit);
+  // Webhooks (webhook_use_cases.cc).
+  pb::CreateWebhookSubscriptionResponse CreateWebhookSubscription(const CallContext& ctx,
+                                                                  const pb::CreateWebhookSubscriptionRequest& request,
+                                                                  AuditTarget& audit);
+  pb::ListWebhookSubscriptionsResponse ListWebhookSubscriptions(const CallContext& ctx,
+                                                                const pb::ListWebhookSubscriptionsRequest& request,
+                                                                AuditTarget& audit);
+  pb::UpdateWebhookSubscriptionResponse UpdateWebhookSubscription(const CallContext& ctx,
+                                                                  const pb::UpdateWebhookSubscriptionRequest& request,
+                                                                  AuditTarget& audit);
+  pb::DeleteWebhookSubscriptionResponse DeleteWebhookSubscription(const CallContext& ctx,
+                                                                  const pb::DeleteWebhookSubscriptionRequest& request,
+                                                                  AuditTarget& audit);
+  pb::RotateWebhookSecretResponse RotateWebhookSecret(const CallContext& ctx, const pb::RotateWebhookSecretRequest& request,
+                                                      AuditTarget& audit);
+  pb::ListWebhookDeliveriesResponse ListWebhookDeliveries(const CallContext& ctx,
+                                                          const pb::ListWebhookDeliveriesRequest& request,
+                                                          AuditTarget& audit);
+  pb::ReplayWebhookDeliveriesResponse ReplayWebhookDeliveries(const CallContext& ctx,
+                                                              const pb::ReplayWebhookDeliveriesRequest& request,
+                                                              AuditTarget& audit);
 
  private:
   // The session, NOT_FOUND for staff outside its patient's clinics; LoadIntake adds the progress.
@@ -107,7 +138,13 @@ class AssessmentApp {
   SessionIdempotency& session_idempotency_;
   IntakeStore& intakes_;
   AssessmentRecords& records_;
+  // The webhook store (FAILED_PRECONDITION without one), and a subscription the caller may manage
+  // (NOT_FOUND otherwise: another tenant's, another clinic's, deleted).
+  WebhookRecords& Webhooks() const;
+  pb::WebhookSubscription ManagedSubscription(const CallContext& ctx, const std::string& id) const;
+
   AuditLog* audit_log_;
+  WebhookRecords* webhooks_;
   AssessmentSettings settings_;
 };
 

@@ -28,6 +28,14 @@ inline const MethodRoles kAssessmentRoles = {
     // The audit trail: auditors only, who have no clinical access of their own.
     {"ListAuditEvents", {Role::kAuditor}},
     {"ExportAuditEvents", {Role::kAuditor}},
+    // Webhooks: the tenant's integrations.
+    {"CreateWebhookSubscription", {Role::kIntegrator}},
+    {"ListWebhookSubscriptions", {Role::kIntegrator}},
+    {"UpdateWebhookSubscription", {Role::kIntegrator}},
+    {"DeleteWebhookSubscription", {Role::kIntegrator}},
+    {"RotateWebhookSecret", {Role::kIntegrator}},
+    {"ListWebhookDeliveries", {Role::kIntegrator}},
+    {"ReplayWebhookDeliveries", {Role::kIntegrator}},
 };
 
 }  // namespace physio::assessment

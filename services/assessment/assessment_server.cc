@@ -7,6 +7,7 @@
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
+#include "webhook_dispatcher.h"
 
 std::vector<physio::Migration> assessment_service_migrations();
 
@@ -35,6 +36,13 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(ListConsents)
   PHYSIO_UNARY_RPC_AUDIT_TRAIL(ListAuditEvents)
   PHYSIO_UNARY_RPC_AUDIT_TRAIL(ExportAuditEvents)
+  PHYSIO_UNARY_RPC(CreateWebhookSubscription)
+  PHYSIO_UNARY_RPC(ListWebhookSubscriptions)
+  PHYSIO_UNARY_RPC(UpdateWebhookSubscription)
+  PHYSIO_UNARY_RPC(DeleteWebhookSubscription)
+  PHYSIO_UNARY_RPC(RotateWebhookSecret)
+  PHYSIO_UNARY_RPC(ListWebhookDeliveries)
+  PHYSIO_UNARY_RPC(ReplayWebhookDeliveries)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:
@@ -52,18 +60,58 @@ class AssessmentServer final : public RunningService {
         intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl),
         records_(runtime_.pg()),
         audit_log_(runtime_.pg()),
-        app_({session_idempotency_, intakes_, records_, &audit_log_}, settings_),
+        webhooks_(runtime_.pg(), kSchema),
+        app_({session_idempotency_, intakes_, records_, &audit_log_, &webhooks_}, settings_),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
+    // Sending starts once the schema is migrated and the server is up.
+    dispatcher_ = std::make_unique<WebhookDispatcher>(webhooks_, DispatchSettingsFrom(config_), runtime_.metrics());
   }
-  ~AssessmentServer() override { runtime_.Shutdown(); }
+  ~AssessmentServer() override {
+    dispatcher_.reset();
+    runtime_.Shutdown();
+  }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
-  void Shutdown() override { runtime_.Shutdown(); }
+  void Shutdown() override {
+    dispatcher_.reset();
+    runtime_.Shutdown();
+  }
 
  private:
+  static WebhookDestinationPolicy DestinationsFrom(const Config& config) {
+    WebhookDestinationPolicy policy;
+    const std::string allow_http = config.Get("webhook-allow-http");
+    if (allow_http != "true" && allow_http != "false") throw std::invalid_argument("--webhook-allow-http is true or false");
+    policy.allow_http = allow_http == "true";
+    try {
+      policy.allowed_networks = ParseIpNetworks(config.Get("webhook-allowed-networks"));
+    } catch (const std::invalid_argument& error) {
+      throw std::invalid_argument(std::string("webhook-allowed-networks: ") + error.what());
+    }
+    return policy;
+  }
+  static WebhookDispatchSettings DispatchSettingsFrom(const Config& config) {
+    WebhookDispatchSettings settings;
+    settings.senders = config.GetInt("webhook-senders");
+    settings.per_subscription = std::max(1, config.GetInt("webhook-per-subscription-in-flight"));
+    settings.poll = std::chrono::milliseconds(std::max(10, config.GetInt("webhook-poll-ms")));
+    settings.retry_base = std::chrono::milliseconds(std::max(10, config.GetInt("webhook-retry-base-ms")));
+    settings.retry_max = std::chrono::milliseconds(std::max(10, config.GetInt("webhook-retry-max-ms")));
+    settings.give_up_after = std::chrono::seconds(config.GetInt("webhook-give-up-after-s"));
+    settings.connect_timeout = std::chrono::milliseconds(config.GetInt("webhook-connect-timeout-ms"));
+    settings.total_timeout = std::chrono::milliseconds(config.GetInt("webhook-timeout-ms"));
+    settings.lease = std::chrono::seconds(config.GetInt("webhook-lease-s"));
+    if (settings.lease < std::chrono::duration_cast<std::chrono::seconds>(settings.total_timeout) + std::chrono::seconds(2)) {
+      throw std::invalid_argument("webhook-lease-s must exceed webhook-timeout-ms by 2 s at least (a send outlasting its "
+                                  "lease would be sent twice)");
+    }
+    settings.ca_file = config.Get("webhook-ca-file");
+    settings.destinations = DestinationsFrom(config);
+    return settings;
+  }
   static AssessmentSettings SettingsFrom(const Config& config) {
     AssessmentSettings settings;
     settings.intake_ttl = std::chrono::seconds(config.GetInt("intake-ttl-seconds"));
@@ -72,6 +120,10 @@ class AssessmentServer final : public RunningService {
     settings.red_flags.fracture_risk_age = config.GetInt("fracture-risk-age");
     settings.red_flags.new_fracture_episode_days = config.GetInt("fracture-new-episode-days");
     settings.fhir_patient_identifier_system = config.Get("fhir-patient-identifier-system");
+    settings.webhook_destinations = DestinationsFrom(config);
+    settings.webhook_max_subscriptions = config.GetInt("webhook-max-subscriptions");
+    settings.webhook_secret_overlap = std::chrono::seconds(config.GetInt("webhook-secret-overlap-s"));
+    settings.webhook_replay_max_events = config.GetInt("webhook-replay-max-events");
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
     settings.classification.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
@@ -91,8 +143,10 @@ class AssessmentServer final : public RunningService {
   RedisIntakeStore intakes_;
   PgAssessmentRecords records_;
   PgAuditLog audit_log_;
+  PgWebhookRecords webhooks_;
   AssessmentApp app_;
   AssessmentGrpc grpc_;
+  std::unique_ptr<WebhookDispatcher> dispatcher_;
 };
 }  // namespace
 
@@ -125,6 +179,26 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
                   "irritability is low when only substantial activity provokes pain that settles within this (design default)"});
   keys.push_back({"fabq-work-elevated-above", "29",
                   "FABQ work subscale above which beliefs are flagged elevated (29 or 34 in the literature)"});
+  // Webhooks (docs/integration.md).
+  keys.push_back({"webhook-senders", "4", "webhook sender threads of this replica (0: it queues deliveries, others send)"});
+  keys.push_back({"webhook-per-subscription-in-flight", "2", "deliveries of one subscription sent at once by one replica"});
+  keys.push_back({"webhook-poll-ms", "200", "how often new events are looked for and idle senders look for due deliveries"});
+  keys.push_back({"webhook-retry-base-ms", "5000", "first retry delay; doubled each failure, with up to 20% jitter"});
+  keys.push_back({"webhook-retry-max-ms", "3600000", "longest delay between two retries"});
+  keys.push_back({"webhook-give-up-after-s", "86400",
+                  "a delivery failing this long is given up and its subscription disabled (at least a day: receivers "
+                  "down overnight lose nothing)"});
+  keys.push_back({"webhook-connect-timeout-ms", "5000", "connecting to a receiver"});
+  keys.push_back({"webhook-timeout-ms", "10000", "a whole delivery, however slowly the receiver answers"});
+  keys.push_back({"webhook-lease-s", "60", "a delivery's lease; another replica sends it after this if this one died"});
+  keys.push_back({"webhook-allow-http", "false", "allow plain http:// receiver URLs (development and tests only)"});
+  keys.push_back({"webhook-allowed-networks", "",
+                  "private, loopback or link-local networks receivers may be in (comma-separated CIDRs); none by "
+                  "default: server-side request forgery"});
+  keys.push_back({"webhook-ca-file", "", "CA bundle receivers' certificates are verified with; empty: the system's"});
+  keys.push_back({"webhook-max-subscriptions", "50", "webhook subscriptions one tenant may have"});
+  keys.push_back({"webhook-secret-overlap-s", "86400", "how long a rotated-out secret still signs deliveries by default"});
+  keys.push_back({"webhook-replay-max-events", "10000", "the most events one ReplayWebhookDeliveries may queue"});
   return keys;
 }
 

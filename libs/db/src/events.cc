@@ -39,6 +39,20 @@ void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::
       [](PgConnection&, std::vector<PgResult>&) { return std::vector<PgStatement>{}; });
 }
 
+std::vector<std::string> TenantsWithPendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                                                  int limit) {
+  // The partial index events_unnumbered holds only unnumbered rows: a loose index scan of its tenants.
+  auto rows = QueryOnce(pool, deadline,
+                        {"WITH RECURSIVE t AS (SELECT min(tenant_id) AS tenant_id FROM " + schema +
+                             ".events WHERE sequence IS NULL UNION ALL SELECT (SELECT min(tenant_id) FROM " + schema +
+                             ".events WHERE sequence IS NULL AND tenant_id > t.tenant_id) FROM t WHERE t.tenant_id IS NOT NULL)"
+                             " SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL LIMIT $1::int",
+                         {std::to_string(limit)}});
+  std::vector<std::string> tenants;
+  for (int i = 0; i < rows.rows(); ++i) tenants.push_back(rows.Get(i, 0));
+  return tenants;
+}
+
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
                                      std::int64_t after, const std::vector<std::string>& kinds, int limit) {
   auto rows = conn.Exec("SELECT sequence, kind, coalesce(patient_id, ''), coalesce(resource_id, ''),"

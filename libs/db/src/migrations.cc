@@ -90,6 +90,8 @@ DO $$ BEGIN
   IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'physio_audit_reader') THEN
     GRANT USAGE ON SCHEMA ${schema} TO physio_audit_reader;
     GRANT SELECT ON ${schema}.audit_events TO physio_audit_reader;
+    -- The assessment service's webhook dispatcher reads every service's event outbox (ids only).
+    GRANT SELECT ON ${schema}.events TO physio_audit_reader;
   END IF;
 END $$;
 )SQL";

@@ -74,6 +74,8 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"idempotency-retention-hours", "24",
        "how long a request_id is remembered (and its response kept) for retries; older records are purged; 0: never purge"},
       {"idempotency-purge-interval-s", "600", "how often expired idempotency records are purged"},
+      {"event-sequence-interval-ms", "200",
+       "how often committed events are numbered in the background (the webhook dispatcher reads them numbered; 0: only by readers)"},
       {"rate-limit-principal-per-second", "0", "calls per second one caller (token subject) may make; 0: no limit"},
       {"rate-limit-principal-burst", "0", "calls one caller may make at once above the rate (0: twice the rate)"},
       {"rate-limit-tenant-per-second", "0", "calls per second all callers of one tenant may make together; 0: no limit"},

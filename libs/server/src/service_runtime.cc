@@ -116,9 +116,38 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
   if (config.GetInt("idempotency-retention-hours") > 0) {
     purge_ = std::jthread([this](std::stop_token stop) { PurgeIdempotencyRecords(stop); });
   }
+  if (config.GetInt("event-sequence-interval-ms") > 0) {
+    sequencer_ = std::jthread([this](std::stop_token stop) { SequenceEvents(stop); });
+  }
+}
+
+void ServiceRuntime::SequenceEvents(std::stop_token stop) {
+  const auto interval = std::chrono::milliseconds(config_.GetInt("event-sequence-interval-ms"));
+  auto next_warning = Clock::now();
+  while (!stop.stop_requested()) {
+    try {
+      const auto deadline = Clock::now() + std::chrono::seconds(5);
+      for (const auto& tenant : TenantsWithPendingEvents(pg_, deadline, schema_, 1000)) {
+        if (stop.stop_requested()) break;
+        SequencePendingEvents(pg_, deadline, schema_, tenant);
+      }
+    } catch (const std::exception& e) {
+      if (Clock::now() >= next_warning) {
+        spdlog::warn("numbering events of {} failed (tried again): {}", schema_, e.what());
+        next_warning = Clock::now() + std::chrono::minutes(1);
+      }
+    }
+    std::unique_lock lock(purge_mutex_);
+    purge_wakeup_.wait_for(lock, stop, interval, [] { return false; });
+  }
 }
 
 ServiceRuntime::~ServiceRuntime() {
+  if (sequencer_.joinable()) {
+    sequencer_.request_stop();
+    purge_wakeup_.notify_all();
+    sequencer_.join();
+  }
   if (purge_.joinable()) {
     purge_.request_stop();
     purge_wakeup_.notify_all();

@@ -30,6 +30,11 @@ void AppendEvent(PgConnection& conn, const std::string& schema, const std::strin
 void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,
                            const std::string& tenant);
 
+// The tenants with committed, unnumbered events (at most `limit`): what a background pass
+// numbers, so that readers of other services (the webhook dispatcher) see them numbered.
+std::vector<std::string> TenantsWithPendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                                                  int limit);
+
 // Numbered events of `tenant` after `after` (0: from the first), oldest first,
 // at most `limit`; only `kinds` when not empty.
 std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,

@@ -71,6 +71,10 @@ class ServiceRuntime {
   // Deletes idempotency records older than `idempotency-retention-hours`, a
   // bounded batch at a time, every `idempotency-purge-interval-s`.
   void PurgeIdempotencyRecords(std::stop_token stop);
+  // Numbers committed events of every tenant every `event-sequence-interval-ms` (libs/db
+  // events.h), so the webhook dispatcher, which reads this service's outbox from the
+  // assessment service, never waits for a WatchEvents reader to number them.
+  void SequenceEvents(std::stop_token stop);
   // Pools, queues and store health on /metrics.
   void AddRuntimeMetrics();
 
@@ -100,6 +104,7 @@ class ServiceRuntime {
   std::mutex purge_mutex_;
   std::condition_variable_any purge_wakeup_;
   std::jthread purge_;
+  std::jthread sequencer_;
   // The platform's large-table indexes, built concurrently after start (BuildConcurrentIndexes).
   PgOptions index_owner_;
   std::jthread index_builder_;
