@@ -42,8 +42,9 @@ install_node_tools() {
      [ ! -d "$ROOT/scripts/node/node_modules/puppeteer-core" ] ||
      [ ! -d "$ROOT/scripts/node/node_modules/@connectrpc/connect-web" ] ||
      [ ! -x "$ROOT/scripts/node/node_modules/.bin/esbuild" ] ||
-     [ ! -d "$ROOT/scripts/node/node_modules/oidc-provider" ]; then
-    echo "== installing node tools (buf, FHIR validator, Connect clients, esbuild, puppeteer-core, oidc-provider) from npm"
+     [ ! -d "$ROOT/scripts/node/node_modules/oidc-provider" ] ||
+     [ ! -d "$ROOT/scripts/node/node_modules/standardwebhooks" ]; then
+    echo "== installing node tools (buf, FHIR validator, Connect clients, esbuild, puppeteer-core, oidc-provider, standardwebhooks) from npm"
     # Exact versions are pinned in package.json; no lockfile, since npm writes one that
     # lacks other platforms' optional packages and then refuses it.
     (cd "$ROOT/scripts/node" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)

@@ -3,7 +3,13 @@
 // skipped and nothing repeated.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <fstream>
+#include <iostream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -393,6 +399,154 @@ TEST_F(Events, StreamsAreCappedPerCaller) {
   EXPECT_EQ(events.size(), 1u);
   for (auto& context : contexts) context->TryCancel();
   for (auto& reader : readers) reader->Finish();
+}
+
+// Issue 29 item 5: thousands of streams on one replica, none with a thread of its own.
+class ManyStreams : public ClusterFixture {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
+      if (service != "assessment") return;
+      config.Set("event-stream-limit", "2100");
+      config.Set("event-stream-limit-per-tenant", "100");
+    });
+  }
+
+  // One stream, read with gRPC's callback API (no client thread per stream either).
+  class Reader : public grpc::ClientReadReactor<apb::WatchEventsResponse> {
+   public:
+    Reader(apb::AssessmentService::Stub* stub, const std::string& token) {
+      context_.AddMetadata("authorization", "Bearer " + token);
+      request_.add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+      stub->async()->WatchEvents(&context_, &request_, this);
+      StartRead(&response_);
+      StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;
+      {
+        std::lock_guard lock(mutex_);
+        arrivals_[response_.event().resource_id()] = std::chrono::steady_clock::now();
+      }
+      StartRead(&response_);
+    }
+    void OnDone(const grpc::Status& status) override {
+      std::lock_guard lock(mutex_);
+      status_ = status;
+      done_ = true;
+      ended_.notify_all();
+    }
+    std::optional<std::chrono::steady_clock::time_point> ArrivalOf(const std::string& id) {
+      std::lock_guard lock(mutex_);
+      auto found = arrivals_.find(id);
+      if (found == arrivals_.end()) return std::nullopt;
+      return found->second;
+    }
+    bool done() {
+      std::lock_guard lock(mutex_);
+      return done_;
+    }
+    grpc::Status Close() {
+      context_.TryCancel();
+      std::unique_lock lock(mutex_);
+      ended_.wait_for(lock, std::chrono::seconds(10), [&] { return done_; });
+      return status_;
+    }
+
+   private:
+    grpc::ClientContext context_;
+    apb::WatchEventsRequest request_;
+    apb::WatchEventsResponse response_;
+    std::mutex mutex_;
+    std::condition_variable ended_;
+    std::map<std::string, std::chrono::steady_clock::time_point> arrivals_;
+    bool done_ = false;
+    grpc::Status status_;
+  };
+
+  static long ProcessStatus(const std::string& field) {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    }
+    return -1;
+  }
+};
+
+TEST_F(ManyStreams, TwoThousandStreamsOnOneReplicaGetEveryEventWithoutAThreadEach) {
+  constexpr int kTenants = 20, kCallersPerTenant = 25, kStreamsPerCaller = 4, kRounds = 5;
+  const long threads_before = ProcessStatus("Threads"), rss_before = ProcessStatus("VmRSS");
+  // One channel per tenant, kept apart (gRPC would otherwise share one connection).
+  std::vector<std::unique_ptr<apb::AssessmentService::Stub>> stubs;
+  for (int t = 0; t < kTenants; ++t) {
+    grpc::ChannelArguments args;
+    args.SetInt("physio.test.channel", t);
+    stubs.push_back(apb::AssessmentService::NewStub(
+        grpc::CreateCustomChannel(cluster_->assessment_addr(), grpc::InsecureChannelCredentials(), args)));
+  }
+  std::vector<std::unique_ptr<Reader>> readers;
+  std::vector<int> tenant_of;
+  for (int t = 0; t < kTenants; ++t) {
+    for (int c = 0; c < kCallersPerTenant; ++c) {
+      const std::string token =
+          MakeToken(*keys_, "streams-" + std::to_string(t), "watcher-" + std::to_string(c), {"integrator"});
+      for (int s = 0; s < kStreamsPerCaller; ++s) {
+        readers.push_back(std::make_unique<Reader>(stubs[static_cast<std::size_t>(t)].get(), token));
+        tenant_of.push_back(t);
+      }
+    }
+  }
+  ASSERT_EQ(readers.size(), 2000u);
+  std::vector<Caller> writers;
+  for (int t = 0; t < kTenants; ++t) {
+    writers.emplace_back(*cluster_, MakeToken(*keys_, "streams-" + std::to_string(t), "clin-streams", {"clinician"}));
+  }
+  // Each round: one assessment per tenant; its stored event must reach every stream of that tenant.
+  std::vector<double> latencies_ms;
+  for (int round = 0; round <= kRounds; ++round) {  // round 0: the streams are all open once it has arrived
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> committed;
+    for (int t = 0; t < kTenants; ++t) {
+      const std::string id = [&] {
+        apb::CreateAssessmentRequest create;
+        create.set_request_id(NewId("rq"));
+        create.set_patient_id("pt-streams-" + std::to_string(round));
+        *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+        create.mutable_red_flag_screen();
+        apb::CreateAssessmentResponse created;
+        EXPECT_TRUE(writers[static_cast<std::size_t>(t)]
+                        .Call(writers[static_cast<std::size_t>(t)].assessment.get(),
+                              &apb::AssessmentService::Stub::CreateAssessment, create, &created)
+                        .ok());
+        return created.assessment().assessment_id();
+      }();
+      committed.emplace_back(id, std::chrono::steady_clock::now());
+    }
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      const auto& [id, at] = committed[static_cast<std::size_t>(tenant_of[i])];
+      std::optional<std::chrono::steady_clock::time_point> arrived;
+      while (!(arrived = readers[i]->ArrivalOf(id)) && !readers[i]->done() &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      ASSERT_TRUE(arrived) << "stream " << i << " never got round " << round << "'s event"
+                           << (readers[i]->done() ? " (it ended)" : "");
+      if (round > 0) latencies_ms.push_back(std::chrono::duration<double, std::milli>(*arrived - at).count());
+    }
+  }
+  // Far fewer threads than streams (one per stream would add 2,000).
+  const long threads_during = ProcessStatus("Threads"), rss_during = ProcessStatus("VmRSS");
+  EXPECT_LT(threads_during - threads_before, 200) << "threads before " << threads_before << ", with 2,000 streams "
+                                                  << threads_during;
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  const auto at = [&](double q) { return latencies_ms[static_cast<std::size_t>(q * (latencies_ms.size() - 1))]; };
+  std::cout << "2000 streams: commit-to-delivery ms p50 " << at(0.5) << " p99 " << at(0.99) << " max "
+            << latencies_ms.back() << " over " << latencies_ms.size() << " deliveries; threads " << threads_before
+            << " -> " << threads_during << "; RSS kB " << rss_before << " -> " << rss_during
+            << " (server and client in this process)" << std::endl;
+  RecordProperty("p99_ms", std::to_string(at(0.99)));
+  // Closing: every stream ends, cancelled, and the server counts them out.
+  for (auto& reader : readers) EXPECT_EQ(reader->Close().error_code(), StatusCode::CANCELLED);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <future>
 #include <set>
@@ -26,6 +27,30 @@ std::int64_t ParseCursor(const std::string& cursor) {
 }
 }  // namespace
 
+struct EventFeed::Tenant {
+  // Recent events of the tenant: sequences base+1 .. last, in order, gap-free.
+  std::deque<EventRecord> buffer;
+  std::int64_t base = 0;
+  std::int64_t last = 0;
+  std::set<std::shared_ptr<Stream>> streams;
+};
+
+struct EventFeed::Stream {
+  Sink* sink = nullptr;  // not used once finished
+  CallContext ctx;
+  std::vector<std::string> kinds;
+  std::int64_t cursor = 0;  // the last event queued or passed over
+  std::chrono::system_clock::time_point token_expires;
+  Clock::time_point next_recheck;
+  std::mutex mutex;
+  std::deque<common::v1::Event> queue;
+  bool opened = false;      // authorized and registered with its tenant
+  bool admitted = false;    // holds a tenant and a caller slot
+  bool counted = false;     // counted in streams_
+  bool writing = false, filling = false, finished = false;
+  std::optional<grpc::Status> ending;
+};
+
 EventFeed::EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifier, const MethodRoles& roles,
                      ServiceIdentityPolicy services, AuditTrail& audit, EventFeedSettings settings, RefusalGuard* guard)
     : pg_(pg),
@@ -36,14 +61,40 @@ EventFeed::EventFeed(PgPool& pg, std::string schema, const TokenVerifier& verifi
       audit_(audit),
       settings_(settings),
       guard_(guard),
-      opens_(settings_.opens_per_second, settings_.opens_burst) {}
+      opens_(settings_.opens_per_second, settings_.opens_burst) {
+  for (int i = 0; i < std::max(1, settings_.workers); ++i) {
+    workers_.emplace_back([this](std::stop_token stop) { WorkerLoop(stop); });
+  }
+  notifier_ = std::jthread([this](std::stop_token stop) { NotifierLoop(stop); });
+}
 
-EventFeed::~EventFeed() { Stop(); }
+EventFeed::~EventFeed() {
+  Stop();
+  notifier_.request_stop();
+  notifier_wake_.notify_all();
+  if (notifier_.joinable()) notifier_.join();
+  for (auto& worker : workers_) worker.request_stop();
+  tasks_ready_.notify_all();
+  workers_.clear();
+}
 
 void EventFeed::Stop() {
   stopping_ = true;
+  std::vector<std::shared_ptr<Stream>> open;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, tenant] : tenants_) open.insert(open.end(), tenant->streams.begin(), tenant->streams.end());
+  }
+  for (const auto& stream : open) {
+    End(stream, grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor"));
+  }
   std::unique_lock lock(mutex_);
   streams_ended_.wait_for(lock, std::chrono::seconds(10), [&] { return streams_ == 0; });
+}
+
+int EventFeed::open_streams() const {
+  std::lock_guard lock(mutex_);
+  return streams_;
 }
 
 namespace {
@@ -63,6 +114,24 @@ std::vector<std::string> KindNames(const google::protobuf::RepeatedField<int>& k
     names.push_back(common::v1::EventKind_Name(static_cast<common::v1::EventKind>(kind)));
   }
   return names;
+}
+
+common::v1::Event ToEvent(const EventRecord& record) {
+  common::v1::Event event;
+  event.set_cursor(std::to_string(record.sequence));
+  common::v1::EventKind kind = common::v1::EVENT_KIND_UNSPECIFIED;
+  common::v1::EventKind_Parse(record.kind, &kind);
+  event.set_kind(kind);
+  event.set_patient_id(record.patient_id);
+  event.set_resource_id(record.resource_id);
+  *event.mutable_occur_time() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(record.occurred_unix_micros);
+  return event;
+}
+
+grpc::Status StoreUnavailable(const CallContext& ctx, const std::string& what) {
+  spdlog::warn("WatchEvents request_id={} unavailable: {}", ctx.request_id, what);
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "a store is unavailable; resume from your last cursor (request_id " + ctx.request_id + ")");
 }
 }  // namespace
 
@@ -102,118 +171,434 @@ void EventFeed::AuditRefusal(const CallContext& ctx, bool authenticated, const g
   audit_.Submit(AuditActorOf(ctx), event, Clock::now(), [](bool) {});
 }
 
-grpc::Status EventFeed::Serve(const grpc::CallbackServerContext& context, const google::protobuf::Message& request,
-                              const std::string& after_cursor, const google::protobuf::RepeatedField<int>& kind_numbers,
-                              const std::function<bool(const common::v1::Event&)>& write,
-                              const std::function<bool(std::chrono::milliseconds)>& wait) {
+void EventFeed::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(tasks_mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  tasks_ready_.notify_one();
+}
+
+void EventFeed::WorkerLoop(std::stop_token stop) {
+  while (true) {
+    std::function<void()> task;
+    {
+      std::unique_lock lock(tasks_mutex_);
+      if (!tasks_ready_.wait(lock, stop, [&] { return !tasks_.empty(); })) return;
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    try {
+      task();
+    } catch (const std::exception& e) {
+      spdlog::error("WatchEvents task failed: {}", e.what());
+    }
+  }
+}
+
+std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::CallbackServerContext& context,
+                                                   const google::protobuf::Message& request,
+                                                   const std::string& after_cursor,
+                                                   const google::protobuf::RepeatedField<int>& kinds) {
+  auto stream = std::make_shared<Stream>();
+  stream->sink = &sink;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor");
-    if (streams_ >= settings_.max_streams) {
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "too many event streams open on this server; retry with backoff");
+    if (stopping_) {
+      stream->ending = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor");
+    } else if (streams_ >= settings_.max_streams) {
+      stream->ending = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "too many event streams open on this server; retry with backoff");
+    } else {
+      ++streams_;
+      stream->counted = true;
     }
-    ++streams_;
   }
-  struct Release {
-    EventFeed& feed;
-    ~Release() {
-      std::lock_guard lock(feed.mutex_);
-      --feed.streams_;
-      feed.streams_ended_.notify_all();
-    }
-  } release{*this};
+  if (stream->ending) {
+    // Finished from a worker: gRPC's thread only hands the stream over.
+    Post([this, stream] { Pump(stream); });
+    return stream;
+  }
+  // gRPC's objects stay valid until the reactor is done, which is after its Finish.
+  Post([this, stream, &context, &request, &after_cursor, &kinds] {
+    Authorize(stream, context, request, after_cursor, kinds);
+  });
+  return stream;
+}
 
+void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
+                          const google::protobuf::Message& request, const std::string& after_cursor,
+                          const google::protobuf::RepeatedField<int>& kind_numbers) {
+  bool ended = stopping_;
+  {
+    std::lock_guard lock(stream->mutex);
+    ended = ended || stream->ending || stream->finished;
+  }
+  if (ended) {
+    End(stream, grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor"));
+    Pump(stream);
+    return;
+  }
   CallContext ctx = IncomingCallContext(context);
-  bool authenticated = false, admitted = false;
-  struct Admitted {
-    EventFeed& feed;
-    const CallContext& ctx;
-    const bool& admitted;
-    ~Admitted() {
-      if (admitted) feed.Release(ctx);
-    }
-  } admitted_slot{*this, ctx, admitted};
+  bool authenticated = false;
   try {
     // Who is asking first; nothing of the request is read before.
     Authenticate(ctx, context, verifier_, services_);
     authenticated = true;
     ctx.patient_clinics = patient_clinics_;
-    std::chrono::system_clock::time_point token_expires = verifier_.Verify(ctx.bearer_token).expires;
+    const auto token_expires = verifier_.Verify(ctx.bearer_token).expires;
     roles_.Require(ctx, "WatchEvents");
     CheckRequestBounds(request, settings_.input);
-    const std::vector<std::string> kinds = KindNames(kind_numbers);
-    std::int64_t cursor = ParseCursor(after_cursor);
+    std::vector<std::string> kinds = KindNames(kind_numbers);
+    const std::int64_t cursor = ParseCursor(after_cursor);
     std::string why;
     if (!Admit(ctx, &why)) throw Error(ErrorCode::kResourceExhausted, why);
-    admitted = true;
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->admitted = true;
+      stream->ctx = ctx;
+    }
     // The feed names patients: one audit record per stream, committed before the first event.
     std::promise<bool> audited;
-    audit_.Submit(AuditActorOf(ctx), AuditEvent{"WatchEvents", "", after_cursor, "OK"}, Clock::now() + std::chrono::seconds(5),
-                  [&audited](bool ok) { audited.set_value(ok); });
+    audit_.Submit(AuditActorOf(ctx), AuditEvent{"WatchEvents", "", after_cursor, "OK"},
+                  Clock::now() + std::chrono::seconds(5), [&audited](bool ok) { audited.set_value(ok); });
     if (!audited.get_future().get()) throw Error(ErrorCode::kUnavailable, "audit record could not be written");
-
-    auto next_recheck = Clock::now() + settings_.token_recheck;
-    while (!stopping_) {
-      // The stream lives no longer than its token: expired, or no longer
-      // verifying (its key removed), it ends and the client resumes with a fresh one.
-      if (std::chrono::system_clock::now() >= token_expires) {
-        throw Error(ErrorCode::kUnauthenticated, "token expired; resume from your last cursor with a fresh token");
-      }
-      if (Clock::now() >= next_recheck) {
-        try {
-          token_expires = verifier_.Verify(ctx.bearer_token).expires;
-        } catch (const Error&) {
-          throw Error(ErrorCode::kUnauthenticated,
-                      "token no longer valid; resume from your last cursor with a fresh token");
-        }
-        next_recheck = Clock::now() + settings_.token_recheck;
-      }
-      std::vector<EventRecord> page;
-      {
-        const auto deadline = Clock::now() + std::chrono::seconds(5);
-        SequencePendingEvents(pg_, deadline, schema_, ctx.tenant);
-        auto lease = pg_.Lease(deadline);
-        lease->EnsureConnected(deadline);
-        page = EventsAfter(*lease, schema_, ctx.tenant, cursor, kinds, settings_.page);
-      }  // the connection goes back before the client is written to
-      for (const auto& record : page) {
-        // Clinic scoping: events of patients outside the caller's clinics are passed over (the cursor moves on).
-        if (IsClinicScoped(ctx) && !record.patient_id.empty() && !SharesClinicWith(ctx, record.patient_id)) {
-          cursor = record.sequence;
-          continue;
-        }
-        common::v1::Event event;
-        event.set_cursor(std::to_string(record.sequence));
-        common::v1::EventKind kind = common::v1::EVENT_KIND_UNSPECIFIED;
-        common::v1::EventKind_Parse(record.kind, &kind);
-        event.set_kind(kind);
-        event.set_patient_id(record.patient_id);
-        event.set_resource_id(record.resource_id);
-        *event.mutable_occur_time() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(record.occurred_unix_micros);
-        if (!write(event)) return grpc::Status::CANCELLED;
-        cursor = record.sequence;
-      }
-      if (static_cast<int>(page.size()) < settings_.page && !wait(settings_.poll)) return grpc::Status::CANCELLED;
+    // Where the tenant's buffer starts, the first time one of its streams opens.
+    std::shared_ptr<Tenant> tenant;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto found = tenants_.find(ctx.tenant); found != tenants_.end()) tenant = found->second;
     }
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor");
+    std::int64_t latest = 0;
+    if (!tenant) {
+      const auto deadline = Clock::now() + std::chrono::seconds(5);
+      SequencePendingEvents(pg_, deadline, schema_, ctx.tenant);
+      latest = std::stoll(QueryOnce(pg_, deadline,
+                                    {"SELECT coalesce(max(sequence), 0) FROM " + schema_ + ".events WHERE tenant_id = $1",
+                                     {ctx.tenant}})
+                              .Get(0, 0));
+    }
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->kinds = std::move(kinds);
+      stream->cursor = cursor;
+      stream->token_expires = token_expires;
+      stream->next_recheck = Clock::now() + settings_.token_recheck;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      auto& slot = tenants_[ctx.tenant];
+      if (!slot) {
+        slot = std::make_shared<Tenant>();
+        slot->base = slot->last = latest;
+      }
+      slot->streams.insert(stream);
+    }
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->opened = true;
+      stream->filling = true;
+    }
+    // Stop() may have passed over this stream while it was being registered.
+    if (stopping_) End(stream, grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor"));
+    Fill(stream);
   } catch (const Error& error) {
+    grpc::Status status;
     if (error.code() == ErrorCode::kUnavailable) {
-      spdlog::warn("WatchEvents request_id={} unavailable: {}", ctx.request_id, error.what());
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          "a store is unavailable; resume from your last cursor (request_id " + ctx.request_id + ")");
+      status = StoreUnavailable(ctx, error.what());
+    } else {
+      status = ToStatus(error);
     }
-    const grpc::Status status = ToStatus(error);
+    bool admitted = false;
+    {
+      std::lock_guard lock(stream->mutex);
+      admitted = stream->admitted;
+      if (!stream->admitted) stream->ctx = ctx;
+    }
     const auto code = status.error_code();
     if (!admitted && (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
                       code == grpc::StatusCode::RESOURCE_EXHAUSTED)) {
       AuditRefusal(ctx, authenticated, status);
     }
-    return status;
+    End(stream, status);
   } catch (const std::exception& e) {
     spdlog::error("WatchEvents request_id={} internal: {}", ctx.request_id, e.what());
-    return grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id);
+    End(stream, grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id));
   }
+}
+
+void EventFeed::Fill(const std::shared_ptr<Stream>& stream) {
+  std::int64_t cursor = 0;
+  std::vector<std::string> kinds;
+  CallContext ctx;
+  {
+    std::lock_guard lock(stream->mutex);
+    if (stream->finished || stream->ending) {
+      stream->filling = false;
+      Pump(stream);
+      return;
+    }
+    cursor = stream->cursor;
+    kinds = stream->kinds;
+    ctx = stream->ctx;
+  }
+  std::shared_ptr<Tenant> tenant;
+  std::vector<EventRecord> page;
+  bool from_buffer = false;
+  std::int64_t known_last = 0;  // every event up to here was numbered before the page is read
+  {
+    std::lock_guard lock(mutex_);
+    if (auto found = tenants_.find(ctx.tenant); found != tenants_.end()) tenant = found->second;
+    if (tenant) known_last = tenant->last;
+    if (tenant && cursor >= tenant->base) {
+      // Caught up with the buffer: served from memory, no query.
+      from_buffer = true;
+      for (const auto& record : tenant->buffer) {
+        if (record.sequence <= cursor) continue;
+        page.push_back(record);
+        if (static_cast<int>(page.size()) >= settings_.page) break;
+      }
+    }
+  }
+  try {
+    if (!from_buffer) {
+      const auto deadline = Clock::now() + std::chrono::seconds(5);
+      auto lease = pg_.Lease(deadline);
+      lease->EnsureConnected(deadline);
+      // Behind the buffer: a page of the outbox (kinds filtered by the query).
+      page = EventsAfter(*lease, schema_, ctx.tenant, cursor, kinds, settings_.page);
+    }
+    std::vector<common::v1::Event> events;
+    std::int64_t moved_to = cursor;
+    for (const auto& record : page) {
+      moved_to = record.sequence;
+      if (from_buffer && !kinds.empty() && std::find(kinds.begin(), kinds.end(), record.kind) == kinds.end()) continue;
+      // Clinic scoping: events of patients outside the caller's clinics are passed over (the cursor moves on).
+      if (IsClinicScoped(ctx) && !record.patient_id.empty() && !SharesClinicWith(ctx, record.patient_id)) continue;
+      events.push_back(ToEvent(record));
+    }
+    // A short page (the query filters by kind) read everything numbered when it started.
+    if (!from_buffer && static_cast<int>(page.size()) < settings_.page) moved_to = std::max(moved_to, known_last);
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->filling = false;
+      if (stream->cursor == cursor) {
+        stream->cursor = moved_to;
+        for (auto& event : events) stream->queue.push_back(std::move(event));
+      }
+    }
+  } catch (const Error& error) {
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->filling = false;
+    }
+    End(stream, error.code() == ErrorCode::kUnavailable ? StoreUnavailable(ctx, error.what()) : ToStatus(error));
+    return;
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->filling = false;
+    }
+    spdlog::error("WatchEvents request_id={} internal: {}", ctx.request_id, e.what());
+    End(stream, grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request_id " + ctx.request_id));
+    return;
+  }
+  Pump(stream);
+}
+
+void EventFeed::Pump(const std::shared_ptr<Stream>& stream) {
+  std::unique_lock lock(stream->mutex);
+  if (stream->finished || stream->writing || stream->filling) return;
+  if (stream->ending) {
+    stream->finished = true;
+    const grpc::Status status = *stream->ending;
+    Sink* sink = stream->sink;
+    lock.unlock();
+    Forget(*stream);
+    sink->Finish(status);  // the last touch of the reactor: it may be deleted from here on
+    return;
+  }
+  if (!stream->queue.empty()) {
+    stream->writing = true;
+    common::v1::Event event = std::move(stream->queue.front());
+    stream->queue.pop_front();
+    Sink* sink = stream->sink;
+    lock.unlock();
+    sink->Write(event);
+    return;
+  }
+  if (!stream->opened) return;
+  // Drained: more to read when the tenant has events past the cursor.
+  const std::int64_t cursor = stream->cursor;
+  const std::string tenant_id = stream->ctx.tenant;
+  lock.unlock();
+  std::int64_t last = 0;
+  {
+    std::lock_guard feed_lock(mutex_);
+    if (auto found = tenants_.find(tenant_id); found != tenants_.end()) last = found->second->last;
+  }
+  if (last <= cursor) return;  // caught up: the notifier wakes the stream when more commit
+  lock.lock();
+  if (stream->filling || stream->finished || stream->ending || stream->writing || !stream->queue.empty()) return;
+  stream->filling = true;
+  lock.unlock();
+  Post([this, stream] { Fill(stream); });
+}
+
+void EventFeed::End(const std::shared_ptr<Stream>& stream, const grpc::Status& status) {
+  {
+    std::lock_guard lock(stream->mutex);
+    if (stream->finished || stream->ending) return;
+    stream->ending = status;
+    stream->queue.clear();
+  }
+  Pump(stream);
+}
+
+void EventFeed::WriteDone(const std::shared_ptr<Stream>& stream, bool ok) {
+  {
+    std::lock_guard lock(stream->mutex);
+    stream->writing = false;
+    if (!ok && !stream->ending) {
+      stream->ending = grpc::Status::CANCELLED;
+      stream->queue.clear();
+    }
+  }
+  Pump(stream);
+}
+
+void EventFeed::Cancelled(const std::shared_ptr<Stream>& stream) {
+  // From gRPC's thread: finishing may release slots and touch the tenant map, which is quick.
+  End(stream, grpc::Status::CANCELLED);
+}
+
+void EventFeed::Forget(Stream& stream) {
+  std::shared_ptr<Stream> self;
+  bool admitted = false, counted = false;
+  CallContext ctx;
+  {
+    std::lock_guard lock(stream.mutex);
+    admitted = stream.admitted;
+    counted = stream.counted;
+    stream.admitted = stream.counted = false;
+    ctx = stream.ctx;
+  }
+  if (admitted) Release(ctx);
+  std::lock_guard lock(mutex_);
+  if (auto found = tenants_.find(ctx.tenant); found != tenants_.end()) {
+    auto& streams = found->second->streams;
+    for (auto it = streams.begin(); it != streams.end(); ++it) {
+      if (it->get() == &stream) {
+        streams.erase(it);
+        break;
+      }
+    }
+    if (streams.empty()) tenants_.erase(found);
+  }
+  if (counted) {
+    --streams_;
+    streams_ended_.notify_all();
+  }
+}
+
+void EventFeed::NotifierLoop(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    try {
+      Poll();
+    } catch (const std::exception& e) {
+      // The streams stay open; a stream that needs a page finds out for itself.
+      spdlog::warn("event feed poll of {} failed: {}", schema_, e.what());
+    }
+    std::unique_lock lock(notifier_mutex_);
+    notifier_wake_.wait_for(lock, stop, settings_.poll, [] { return false; });
+  }
+}
+
+void EventFeed::Poll() {
+  std::vector<std::string> ids;
+  std::vector<std::string> lasts;
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, tenant] : tenants_) {
+      ids.push_back(id);
+      lasts.push_back(std::to_string(tenant->last));
+      streams.insert(streams.end(), tenant->streams.begin(), tenant->streams.end());
+    }
+  }
+  // Tokens: a stream lives no longer than its token: expired, or no longer verifying
+  // (its key removed), it ends and the client resumes with a fresh one.
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& stream : streams) {
+    std::string token;
+    {
+      std::lock_guard lock(stream->mutex);
+      if (!stream->opened || stream->finished || stream->ending) continue;
+      if (now >= stream->token_expires) {
+        stream->ending =
+            grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token expired; resume from your last cursor with a fresh token");
+        stream->queue.clear();
+      } else if (Clock::now() >= stream->next_recheck) {
+        token = stream->ctx.bearer_token;
+        stream->next_recheck = Clock::now() + settings_.token_recheck;
+      }
+    }
+    if (!token.empty()) {
+      try {
+        const auto expires = verifier_.Verify(token).expires;
+        std::lock_guard lock(stream->mutex);
+        stream->token_expires = expires;
+      } catch (const Error&) {
+        End(stream, grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                 "token no longer valid; resume from your last cursor with a fresh token"));
+      }
+    }
+    Pump(stream);
+  }
+  if (ids.empty()) return;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  // Numbered first (other readers and the background pass may have done it), then read:
+  // every watched tenant's new events in one query.
+  for (const auto& tenant : TenantsWithPendingEvents(pg_, deadline, schema_, 1000)) {
+    if (std::find(ids.begin(), ids.end(), tenant) != ids.end()) SequencePendingEvents(pg_, deadline, schema_, tenant);
+  }
+  auto rows = QueryOnce(
+      pg_, deadline,
+      {"SELECT t.tenant_id, e.sequence, e.kind, coalesce(e.patient_id, ''), coalesce(e.resource_id, ''),"
+       " (extract(epoch FROM e.occurred_at) * 1000000)::bigint FROM unnest($1::text[], $2::bigint[]) AS t(tenant_id, last)"
+       " CROSS JOIN LATERAL (SELECT * FROM " + schema_ + ".events e WHERE e.tenant_id = t.tenant_id"
+       " AND e.sequence > t.last ORDER BY e.sequence LIMIT $3::int) e ORDER BY t.tenant_id, e.sequence",
+       {PgTextArray(ids), "{" + [&] {
+          std::string joined;
+          for (const auto& last : lasts) joined += (joined.empty() ? "" : ",") + last;
+          return joined;
+        }() + "}",
+        std::to_string(settings_.tenant_buffer)}});
+  std::set<std::string> moved;
+  {
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < rows.rows(); ++i) {
+      auto found = tenants_.find(rows.Get(i, 0));
+      if (found == tenants_.end()) continue;
+      Tenant& tenant = *found->second;
+      EventRecord record{std::stoll(rows.Get(i, 1)), rows.Get(i, 2), rows.Get(i, 3), rows.Get(i, 4),
+                         std::stoll(rows.Get(i, 5))};
+      if (record.sequence != tenant.last + 1) continue;  // a tenant registered again meanwhile
+      tenant.buffer.push_back(std::move(record));
+      tenant.last = tenant.buffer.back().sequence;
+      while (static_cast<int>(tenant.buffer.size()) > settings_.tenant_buffer) {
+        tenant.base = tenant.buffer.front().sequence;
+        tenant.buffer.pop_front();
+      }
+      moved.insert(found->first);
+    }
+    streams.clear();
+    for (const auto& id : moved) {
+      const auto& tenant_streams = tenants_[id]->streams;
+      streams.insert(streams.end(), tenant_streams.begin(), tenant_streams.end());
+    }
+  }
+  for (const auto& stream : streams) Pump(stream);
 }
 
 }  // namespace physio

@@ -101,8 +101,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"http-request-read-timeout-ms", "10000",
        "longest reading one whole HTTP request (request line, headers, body) may take, however slowly it arrives"},
       {"http-keepalive-timeout-ms", "5000", "an idle HTTP connection is closed after this"},
-      {"event-stream-limit", "64", "WatchEvents streams open at once per process; past it RESOURCE_EXHAUSTED"},
-      {"event-stream-limit-per-tenant", "16", "WatchEvents streams one tenant may hold open per process"},
+      {"event-stream-limit", "4096", "WatchEvents streams open at once per process; past it RESOURCE_EXHAUSTED"},
+      {"event-stream-limit-per-tenant", "256", "WatchEvents streams one tenant may hold open per process"},
+      {"event-stream-workers", "4", "threads that open WatchEvents streams and read their pages, shared by every stream"},
+      {"event-tenant-buffer", "1024", "recent events kept in memory per tenant with open WatchEvents streams"},
       {"event-stream-limit-per-caller", "4", "WatchEvents streams one caller (tenant and subject) may hold open per process"},
       {"event-stream-opens-per-second", "1", "WatchEvents streams one caller may open per second, after the burst"},
       {"event-stream-opens-burst", "10", "WatchEvents streams one caller may open at once"},
@@ -113,7 +115,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"refusal-audit-per-address-per-second", "1",
        "audit records of unauthenticated refusals per address per second; the rest are counted into the next record (repeats)"},
       {"refusal-audit-per-address-burst", "10", "audit records of unauthenticated refusals one address may cause at once"},
-      {"event-poll-ms", "200", "how often a caught-up WatchEvents stream looks for new events"},
+      {"event-poll-ms", "200", "how often new events are looked for, for every open WatchEvents stream at once"},
   };
 }
 
@@ -297,6 +299,8 @@ EventFeedSettings EventFeedSettingsFrom(const Config& config) {
   settings.opens_per_second = std::max(0.001, config.GetDouble("event-stream-opens-per-second"));
   settings.opens_burst = std::max(1.0, config.GetDouble("event-stream-opens-burst"));
   settings.poll = std::chrono::milliseconds(std::max(10, config.GetInt("event-poll-ms")));
+  settings.workers = std::max(1, config.GetInt("event-stream-workers"));
+  settings.tenant_buffer = std::max(settings.page, config.GetInt("event-tenant-buffer"));
   settings.input = InputLimitsFrom(config);
   return settings;
 }

@@ -1,17 +1,24 @@
 #pragma once
 // WatchEvents, the same for every service: the caller's tenant's events from the
 // outbox (libs/db events.h), oldest first from a cursor, then each new one as it
-// commits (polled), on a server-streaming call. Each stream runs on its own
-// thread, never on gRPC's, and holds a PostgreSQL connection only while it reads
-// a page, never while the client reads.
+// commits, on a server-streaming call. No stream has a thread of its own: a few
+// workers open streams and read pages for all of them, and one notifier reads each
+// watched tenant's new events once per poll into a bounded buffer of recent events,
+// from which caught-up streams are served (a stream behind the buffer reads pages
+// from the outbox, which stays the source of truth). Writes are driven by gRPC's
+// callbacks. A PostgreSQL connection is held only while a page or a poll is read.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,14 +35,16 @@
 namespace physio {
 
 struct EventFeedSettings {
-  int max_streams = 64;                       // open streams per process; past it RESOURCE_EXHAUSTED
-  int max_streams_per_tenant = 16;            // open streams of one tenant in this process
+  int max_streams = 4096;                     // open streams per process; past it RESOURCE_EXHAUSTED
+  int max_streams_per_tenant = 256;           // open streams of one tenant in this process
   int max_streams_per_caller = 4;             // open streams of one caller (tenant + subject) in this process
   double opens_per_second = 1;                // streams one caller may open per second (after `opens_burst`)
   double opens_burst = 10;
-  std::chrono::milliseconds poll{200};        // how often a caught-up stream looks for new events
+  std::chrono::milliseconds poll{200};        // how often the notifier looks for new events
   std::chrono::milliseconds token_recheck{1000};  // how often an open stream's token is verified again
   int page = 100;                             // events read per query
+  int workers = 4;                            // threads opening streams and reading pages, for all streams
+  int tenant_buffer = 1024;                   // recent events kept per watched tenant
   InputLimits input;                          // the request's bounds (as CheckRequestBounds for unary calls)
 };
 
@@ -57,27 +66,52 @@ class EventFeed {
   void Stop();
   // Clinic scoping: a clinic-bound caller's stream passes over events of patients outside their clinics.
   void SetPatientClinics(const PatientClinicsSource* source) { patient_clinics_ = source; }
+  // Streams open now (for /metrics and tests).
+  int open_streams() const;
 
-  // Runs one stream to its end; `write` sends one event (false: the client went
-  // away), `wait` sleeps up to the given time (false: cancelled). `request` is
-  // the WatchEvents request (its after_cursor and kinds are passed too), read
-  // only once the caller has authenticated. A stream ends UNAUTHENTICATED when
-  // its token expires or stops verifying (a key removed): the client resumes
-  // from its last cursor with a fresh token.
-  grpc::Status Serve(const grpc::CallbackServerContext& context, const google::protobuf::Message& request,
-                     const std::string& after_cursor, const google::protobuf::RepeatedField<int>& kinds,
-                     const std::function<bool(const common::v1::Event&)>& write,
-                     const std::function<bool(std::chrono::milliseconds)>& wait);
+  // One stream's side of gRPC (the reactor): one write at a time, then Finish once.
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    virtual void Write(const common::v1::Event& event) = 0;
+    virtual void Finish(const grpc::Status& status) = 0;
+  };
+  struct Stream;
+  // Called by the reactor. `context`, `after_cursor` and `kinds` are gRPC's, valid until the
+  // reactor is done; nothing of the request is read before the caller has authenticated.
+  std::shared_ptr<Stream> Open(Sink& sink, const grpc::CallbackServerContext& context,
+                               const google::protobuf::Message& request, const std::string& after_cursor,
+                               const google::protobuf::RepeatedField<int>& kinds);
+  void WriteDone(const std::shared_ptr<Stream>& stream, bool ok);
+  void Cancelled(const std::shared_ptr<Stream>& stream);
 
  private:
   template <typename Response, typename Request>
-  class Stream;
+  class Reactor;
   template <typename Response>
   class Refused;
+  struct Tenant;
   // The caller's slot among the streams of its tenant and its own; false when either is full.
   bool Admit(const CallContext& ctx, std::string* why);
   void Release(const CallContext& ctx);
   void AuditRefusal(const CallContext& ctx, bool authenticated, const grpc::Status& status);
+  // Authenticates, checks and admits the stream, audits it, and registers it with its tenant.
+  void Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
+                 const google::protobuf::Message& request, const std::string& after_cursor,
+                 const google::protobuf::RepeatedField<int>& kinds);
+  // Reads the stream's next events (the tenant's buffer, or a page of the outbox) into its queue.
+  void Fill(const std::shared_ptr<Stream>& stream);
+  // Starts the next write, a fill, or the finish, whichever the stream is ready for.
+  void Pump(const std::shared_ptr<Stream>& stream);
+  // Ends the stream with `status` once its write in flight (if any) is done.
+  void End(const std::shared_ptr<Stream>& stream, const grpc::Status& status);
+  // The stream is finished: its slots and its tenant's registration go.
+  void Forget(Stream& stream);
+  void Post(std::function<void()> task);
+  void WorkerLoop(std::stop_token stop);
+  // The notifier: numbers, then reads, the watched tenants' new events; checks tokens.
+  void NotifierLoop(std::stop_token stop);
+  void Poll();
 
   PgPool& pg_;
   std::string schema_;
@@ -90,10 +124,18 @@ class EventFeed {
   RefusalGuard* guard_;
   TokenBuckets opens_;
   std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
+  mutable std::mutex mutex_;  // streams_, the admission maps, tenants_
   std::condition_variable streams_ended_;
   int streams_ = 0;
   std::map<std::string, int> tenant_streams_, caller_streams_;
+  std::map<std::string, std::shared_ptr<Tenant>> tenants_;  // watched tenants, by id
+  std::mutex tasks_mutex_;
+  std::condition_variable_any tasks_ready_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::jthread> workers_;
+  std::mutex notifier_mutex_;
+  std::condition_variable_any notifier_wake_;
+  std::jthread notifier_;
 };
 
 // A stream refused before it started (an address over its budget of failed logins).
@@ -105,64 +147,30 @@ class EventFeed::Refused final : public grpc::ServerWriteReactor<Response> {
 };
 
 template <typename Response, typename Request>
-class EventFeed::Stream final : public grpc::ServerWriteReactor<Response> {
+class EventFeed::Reactor final : public grpc::ServerWriteReactor<Response>, public EventFeed::Sink {
  public:
-  // `request` is gRPC's, valid until OnDone; nothing of it is copied before the caller has authenticated.
-  Stream(EventFeed& feed, grpc::CallbackServerContext* context, const Request& request)
-      : feed_(feed), context_(context), request_(request) {
-    std::thread([this] { Run(); }).detach();
+  // `request` is gRPC's, valid until OnDone; the feed reads it only once the caller has authenticated.
+  Reactor(EventFeed& feed, grpc::CallbackServerContext* context, const Request& request) : feed_(feed) {
+    stream_ = feed_.Open(*this, *context, request, request.after_cursor(), request.kinds());
   }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mutex_);
-    write_ok_ = ok;
-    writing_ = false;
-    changed_.notify_all();
+  void Write(const common::v1::Event& event) override {
+    *response_.mutable_event() = event;
+    this->StartWrite(&response_);
   }
-  void OnCancel() override {
-    std::lock_guard lock(mutex_);
-    cancelled_ = true;
-    changed_.notify_all();
-  }
+  void Finish(const grpc::Status& status) override { grpc::ServerWriteReactor<Response>::Finish(status); }
+  void OnWriteDone(bool ok) override { feed_.WriteDone(stream_, ok); }
+  void OnCancel() override { feed_.Cancelled(stream_); }
   void OnDone() override { delete this; }
 
  private:
-  void Run() {
-    const grpc::Status status = feed_.Serve(
-        *context_, request_, request_.after_cursor(), request_.kinds(),
-        [this](const common::v1::Event& event) {
-          std::unique_lock lock(mutex_);
-          if (cancelled_) return false;
-          *response_.mutable_event() = event;
-          writing_ = true;
-          lock.unlock();
-          this->StartWrite(&response_);
-          lock.lock();
-          changed_.wait(lock, [&] { return !writing_ || cancelled_; });
-          return write_ok_ && !cancelled_;
-        },
-        [this](std::chrono::milliseconds period) {
-          std::unique_lock lock(mutex_);
-          return !changed_.wait_for(lock, period, [&] { return cancelled_; });
-        });
-    // The last touch of this object: after Finish, OnDone may delete it at any time.
-    this->Finish(status);
-  }
-
   EventFeed& feed_;
-  grpc::CallbackServerContext* context_;
-  const Request& request_;
+  std::shared_ptr<EventFeed::Stream> stream_;
   Response response_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool writing_ = false;
-  bool write_ok_ = true;
-  bool cancelled_ = false;
 };
 
 template <typename Response, typename Request>
 grpc::ServerWriteReactor<Response>* EventFeed::Watch(grpc::CallbackServerContext* context, const Request& request) {
-  // An address past its budget of failed logins gets no thread unless its token verifies.
+  // An address past its budget of failed logins gets no stream unless its token verifies.
   if (guard_ != nullptr) {
     if (const auto wait = guard_->Blocked(CallerAddress(*context)); wait.count() > 0 && !HasValidToken(*context, verifier_)) {
       guard_->CountBlocked();
@@ -171,7 +179,7 @@ grpc::ServerWriteReactor<Response>* EventFeed::Watch(grpc::CallbackServerContext
           "too many unauthenticated calls from this address; retry after " + std::to_string(wait.count()) + " ms"));
     }
   }
-  return new Stream<Response, Request>(*this, context, request);  // deleted in OnDone
+  return new Reactor<Response, Request>(*this, context, request);  // deleted in OnDone
 }
 
 }  // namespace physio
