@@ -28,7 +28,33 @@ std::vector<VersionedPlan> VersionedPlans(const PgResult& rows) {
 }
 }  // namespace
 
+namespace {
+// The plan's outcome schedule for the progress service (planning.plan_schedules), in the same transaction.
+void WriteSchedule(PgConnection& conn, const std::string& tenant, const v1::Plan& plan) {
+  std::string schedule = "[";
+  for (const auto& entry : plan.outcome_schedule()) {
+    std::string purpose;
+    for (const char c : entry.purpose()) {
+      if (c == '"' || c == '\\') purpose += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) purpose += c;
+    }
+    if (schedule.size() > 1) schedule += ",";
+    schedule += "{\"instrument\":\"" + common::v1::Instrument_Name(entry.instrument()) + "\",\"day\":" +
+                std::to_string(entry.day()) + ",\"purpose\":\"" + purpose + "\"}";
+  }
+  schedule += "]";
+  conn.Exec("INSERT INTO planning.plan_schedules (tenant_id, plan_id, patient_id, status, activate_at,"
+            " home_sessions_per_week, schedule) VALUES ($1, $2, $3, $4, $5::timestamptz, $6::int, $7::jsonb)"
+            " ON CONFLICT (tenant_id, plan_id) DO UPDATE SET status = EXCLUDED.status, activate_at = EXCLUDED.activate_at,"
+            " home_sessions_per_week = EXCLUDED.home_sessions_per_week, schedule = EXCLUDED.schedule, updated_at = now()",
+            {tenant, plan.plan_id(), plan.patient_id(), StatusName(plan.status()),
+             plan.has_activate_time() ? PgParam(TimeUtil::ToString(plan.activate_time())) : PgParam(),
+             std::to_string(plan.home_sessions_per_week()), schedule});
+}
+}  // namespace
+
 void PgPlanWriter::Insert(const std::string& tenant, const v1::Plan& plan) {
+  WriteSchedule(conn_, tenant, plan);
   conn_.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
              " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
              {tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
@@ -49,6 +75,7 @@ std::vector<VersionedPlan> PgPlanWriter::InUseForUpdate(const std::string& tenan
 }
 
 void PgPlanWriter::Update(const std::string& tenant, const v1::Plan& plan, long version) {
+  WriteSchedule(conn_, tenant, plan);
   try {
     conn_.Exec("UPDATE planning.plans SET status = $3, version = $4, body = $5::jsonb, updated_at = now()"
                " WHERE tenant_id = $1 AND plan_id = $2",

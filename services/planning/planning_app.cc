@@ -1,5 +1,7 @@
 #include "planning_app.h"
 
+#include "domain/outcome_schedule.h"
+
 #include <algorithm>
 
 #include <google/protobuf/util/time_util.h>
@@ -40,8 +42,35 @@ void ValidateReason(const std::string& reason) {
 }
 }  // namespace
 
+namespace {
+// The plan's outcome schedule from its review timeline (domain/outcome_schedule.h), again at every change.
+void SetOutcomeSchedule(pb::Plan& plan, const PlanPolicy& policy) {
+  std::vector<int> review_weeks;
+  for (const auto& review : plan.review_points()) review_weeks.push_back(review.week());
+  std::vector<GoalMeasure> assessed;
+  for (const auto& score : plan.baseline_scores()) {
+    switch (score.instrument()) {
+      case cpb::INSTRUMENT_ODI: assessed.push_back(GoalMeasure::kOdi); break;
+      case cpb::INSTRUMENT_RMDQ: assessed.push_back(GoalMeasure::kRmdq); break;
+      case cpb::INSTRUMENT_PSFS: assessed.push_back(GoalMeasure::kPsfs); break;
+      default: break;
+    }
+  }
+  plan.clear_outcome_schedule();
+  for (const auto& entry : OutcomeSchedule(plan.type() == pb::PLAN_TYPE_TREATMENT, review_weeks,
+                                           plan.expected_duration_weeks(), assessed,
+                                           {policy.outcome_nprs_every_days})) {
+    auto* out = plan.add_outcome_schedule();
+    out->set_instrument(ToProto(entry.measure));
+    out->set_day(entry.day);
+    out->set_purpose(entry.purpose);
+  }
+}
+}  // namespace
+
 void PlanningApp::SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version,
                              const std::string& change, const std::string& reason) {
+  SetOutcomeSchedule(plan, policy_);
   plan.set_revision(plan.revision() + 1);
   plan.set_last_change_reason(reason);
   plan.set_etag(Etag(version + 1));
@@ -286,6 +315,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         *plan.mutable_update_time() = plan.create_time();
         plan.set_created_by(ctx.principal);
         plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
+        SetOutcomeSchedule(plan, policy_);
         writer.AddRevision(ctx.tenant, plan, "generated", plan.last_change_reason(), ctx.principal);
         writer.Insert(ctx.tenant, plan);
         writer.AppendEvent(ctx.tenant, "EVENT_KIND_PLAN_DRAFTED", plan.patient_id(), plan.plan_id());

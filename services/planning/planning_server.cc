@@ -101,6 +101,7 @@ class PlanningServer final : public RunningService {
     policy.odi_mdc_points = config.GetInt("odi-mdc-points");
     policy.pregnancy_supine_from_week = config.GetInt("pregnancy-supine-from-week");
     policy.rmdq_mdc_points = config.GetInt("rmdq-mdc-points");
+    policy.outcome_nprs_every_days = config.GetInt("outcome-nprs-every-days");
     return policy;
   }
   // A file given by configuration replaces the library built into the binary.
@@ -132,6 +133,9 @@ std::vector<ConfigKey> PlanningConfigKeys() {
   keys.push_back({"odi-mdc-points", "10",
                   "ODI minimal detectable change, as the progress service's: goals are the smallest drop its "
                   "responder rule counts (set both alike)"});
+  keys.push_back({"outcome-nprs-every-days", "7",
+                  "the outcome schedule's pain questionnaire (NPRS) every this many days; disability and function "
+                  "measures come at the plan's review points and its end (0: pain only at those)"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change, as the progress service's (set both alike)"});
   keys.push_back({"pregnancy-supine-from-week", "16",

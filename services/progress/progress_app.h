@@ -18,6 +18,7 @@
 #include "physio/progress/v1/progress.pb.h"
 #include "physio/redis/redis_idempotency.h"
 #include "progress_records.h"
+#include "task_records.h"
 
 namespace physio::progress {
 
@@ -49,6 +50,7 @@ struct ProgressStores {
   SessionIdempotency& session_idempotency;  // request ids of visit-session writes
   VisitSessionStore& visit_sessions;
   ProgressRecords& records;
+  TaskRecords* tasks = nullptr;  // outcome schedules; null: ListDueTasks is unavailable
 };
 
 class ProgressApp {
@@ -59,6 +61,7 @@ class ProgressApp {
       : session_idempotency_(stores.session_idempotency),
         visit_sessions_(stores.visit_sessions),
         records_(stores.records),
+        tasks_(stores.tasks),
         planning_(planning),
         assessment_(assessment),
         policy_(policy),
@@ -94,6 +97,11 @@ class ProgressApp {
                                                         AuditTarget& audit);
   pb::ListAlertsResponse ListAlerts(const CallContext& ctx, const pb::ListAlertsRequest& request, AuditTarget& audit);
   pb::BreakGlassResponse BreakGlass(const CallContext& ctx, const pb::BreakGlassRequest& request, AuditTarget& audit);
+  // The outcome schedules' due, overdue and upcoming questionnaires (due_tasks_use_case.cc).
+  pb::ListDueTasksResponse ListDueTasks(const CallContext& ctx, const pb::ListDueTasksRequest& request,
+                                        AuditTarget& audit);
+  // When a task opens and becomes overdue (outcome-task-lead-days, outcome-task-grace-days).
+  void set_task_policy(const TaskPolicy& policy) { task_policy_ = policy; }
   pb::AcknowledgeAlertResponse AcknowledgeAlert(const CallContext& ctx, const pb::AcknowledgeAlertRequest& request,
                                                 AuditTarget& audit);
 
@@ -107,10 +115,12 @@ class ProgressApp {
   SessionIdempotency& session_idempotency_;
   VisitSessionStore& visit_sessions_;
   ProgressRecords& records_;
+  TaskRecords* tasks_;
   PlanningClient& planning_;
   AssessmentClient& assessment_;
   EvaluationPolicy policy_;
   physio::assessment::RedFlagPolicy red_flag_policy_;
+  TaskPolicy task_policy_;
   std::function<void(pb::AlertKind)> alert_raised_;
   std::string fhir_patient_identifier_system_ = "https://physio-backend.org/fhir/patient-id";
   void NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const;

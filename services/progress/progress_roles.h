@@ -22,6 +22,7 @@ inline const MethodRoles kProgressRoles = {
     {"ListAlerts", {Role::kClinician, Role::kIntegrator}},
     {"AcknowledgeAlert", {Role::kClinician}},
     {"BreakGlass", {Role::kClinician}},
+    {"ListDueTasks", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
 };
 

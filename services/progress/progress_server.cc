@@ -7,6 +7,7 @@
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
 #include "progress_app.h"
+#include "task_scheduler.h"
 #include "progress_roles.h"
 
 std::vector<physio::Migration> progress_service_migrations();
@@ -100,6 +101,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
   PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(BreakGlass)
+  PHYSIO_UNARY_RPC(ListDueTasks)
   PHYSIO_UNARY_RPC(ExportProgressFhir)
   PHYSIO_WATCH_EVENTS_RPC()
 
@@ -133,7 +135,8 @@ class ProgressServer final : public RunningService {
         session_idempotency_(runtime_.redis()),
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
         records_(runtime_.pg()),
-        app_({session_idempotency_, visit_sessions_, records_}, planning_, assessment_, PolicyFrom(config_),
+        tasks_(runtime_.pg()),
+        app_({session_idempotency_, visit_sessions_, records_, &tasks_}, planning_, assessment_, PolicyFrom(config_),
              physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days"),
                                                config_.GetInt("fracture-risk-age"),
                                                config_.GetInt("fracture-new-episode-days")}),
@@ -143,16 +146,35 @@ class ProgressServer final : public RunningService {
       runtime_.metrics().CountEvent("physio_alerts_raised_total", "Clinical alerts raised, by kind.",
                                     pb::AlertKind_Name(kind));
     });
+    app_.set_task_policy(TaskPolicyFrom(config_));
     runtime_.Serve(&grpc_);
+    if (config_.GetInt("outcome-task-scan-interval-s") > 0) {
+      scheduler_ = std::make_unique<TaskScheduler>(
+          tasks_, TaskSchedulerSettings{std::chrono::seconds(config_.GetInt("outcome-task-scan-interval-s")),
+                                        std::chrono::hours(24 * config_.GetInt("outcome-task-notify-within-days")),
+                                        TaskPolicyFrom(config_)});
+    }
   }
-  ~ProgressServer() override { runtime_.Shutdown(); }
+  ~ProgressServer() override {
+    scheduler_.reset();
+    runtime_.Shutdown();
+  }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
-  void Shutdown() override { runtime_.Shutdown(); }
+  void Shutdown() override {
+    scheduler_.reset();
+    runtime_.Shutdown();
+  }
 
  private:
+  static TaskPolicy TaskPolicyFrom(const Config& config) {
+    TaskPolicy policy;
+    policy.lead_days = std::max(0, config.GetInt("outcome-task-lead-days"));
+    policy.grace_days = std::max(0, config.GetInt("outcome-task-grace-days"));
+    return policy;
+  }
   Config config_;
   ServiceRuntime runtime_;
   GrpcPlanningClient planning_;
@@ -160,8 +182,10 @@ class ProgressServer final : public RunningService {
   RedisIdempotency session_idempotency_;
   RedisVisitSessionStore visit_sessions_;
   PgProgressRecords records_;
+  PgTaskRecords tasks_;
   ProgressApp app_;
   ProgressGrpc grpc_;
+  std::unique_ptr<TaskScheduler> scheduler_;
 };
 }  // namespace
 
@@ -170,6 +194,13 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service", SettingKind::kPeerAddress});
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)", SettingKind::kPeerAddress});
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
+  keys.push_back({"outcome-task-lead-days", "1",
+                  "a scheduled outcome questionnaire opens (is due, and an answer counts) this many days before its day"});
+  keys.push_back({"outcome-task-grace-days", "3", "and is overdue this many days after it"});
+  keys.push_back({"outcome-task-scan-interval-s", "60",
+                  "how often this replica looks for questionnaires falling due or overdue (0: it does not)"});
+  keys.push_back({"outcome-task-notify-within-days", "14",
+                  "questionnaires due longer ago than this get no due or overdue event (a back-dated import)"});
   keys.push_back({"fhir-patient-identifier-system", "https://physio-backend.org/fhir/patient-id",
                   "identifier system of patient references in FHIR exports"});
   keys.push_back({"odi-mdc-points", "10",

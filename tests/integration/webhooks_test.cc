@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <map>
 #include <set>
@@ -611,6 +612,42 @@ TEST_F(WebhookReplicas, AReplicaKilledMidDeliveryLosesNothing) {
     if (delivery.attempts() > delivery.recent_attempts_size() && delivery.attempts() <= 10) lost_attempt = true;
   }
   EXPECT_TRUE(lost_attempt);
+}
+
+// Throughput, by hand (docs/benchmarks.md): --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'.
+// Events are written straight into the outbox (10 per patient, 500 patients), then timed until a
+// receiver verifying every signature has them all, for 1 and for 4 subscriptions.
+TEST_F(Webhooks, DISABLED_Throughput) {
+  for (const int subscriptions : {1, 4}) {
+    const std::string tenant = "hooks-throughput-" + std::to_string(subscriptions);
+    auto integrator = Integrator(tenant);
+    std::vector<std::unique_ptr<Receiver>> receivers;
+    for (int i = 0; i < subscriptions; ++i) {
+      receivers.push_back(std::make_unique<Receiver>());
+      const auto created = Subscribe(integrator, receivers.back()->url());
+      receivers.back()->Control("ok", {created.secret()});
+    }
+    constexpr int kEvents = 5000;
+    PGconn* conn = PQconnectdb(postgres_->Conninfo("physio").c_str());
+    const auto started = std::chrono::steady_clock::now();
+    const char* values[] = {tenant.c_str()};
+    PGresult* result = PQexecParams(conn,
+                                    "INSERT INTO assessment.events (tenant_id, kind, patient_id, resource_id)"
+                                    " SELECT $1, 'EVENT_KIND_ASSESSMENT_STORED', 'pt-' || (i % 500), 'asm-' || i"
+                                    " FROM generate_series(1, 5000) AS i",
+                                    1, nullptr, values, nullptr, nullptr, 0);
+    ASSERT_EQ(PQresultStatus(result), PGRES_COMMAND_OK) << PQresultErrorMessage(result);
+    PQclear(result);
+    PQfinish(conn);
+    for (const auto& receiver : receivers) {
+      const auto state = receiver->WaitFor(kEvents, std::chrono::seconds(300));
+      ASSERT_GE(state["received"].size(), static_cast<std::size_t>(kEvents));
+      EXPECT_EQ(state["rejected"].get<int>(), 0);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::cout << subscriptions << " subscription(s): " << kEvents * subscriptions << " deliveries in " << seconds
+              << " s = " << kEvents * subscriptions / seconds << " deliveries/s" << std::endl;
+  }
 }
 
 }  // namespace

@@ -159,6 +159,8 @@ struct PlanDraft {
 // Design defaults (docs/clinical-rules.md), configurable in the planning service: how long a
 // dose is held before progressing, by irritability (high 14 days, low 5, otherwise 7).
 struct PlanPolicy {
+  // Days between two weekly pain questionnaires of the outcome schedule (0: none).
+  int outcome_nprs_every_days = 7;
   int progression_days_high_irritability = 14;
   int progression_days = 7;
   int progression_days_low_irritability = 5;
