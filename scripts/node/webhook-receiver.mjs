@@ -3,11 +3,14 @@
 // drive it: it can fail (HTTP 500), hang (never answer), answer with a 10 MB body,
 // or accept; it keeps what it verified and counts what it could not.
 //
-//   node webhook-receiver.mjs            prints {"port": N} once listening on 127.0.0.1
-//   POST /control {"mode": "ok"|"fail"|"hang"|"big", "secrets": ["whsec_..."]}
+//   node webhook-receiver.mjs [CERT KEY]  prints {"port": N} once listening (IPv4 and IPv6)
+//                                         (HTTPS with that certificate when given)
+//   POST /control {"mode": "ok"|"fail"|"hang"|"big"|"redirect", "secrets": ["whsec_..."]}
 //   GET  /received                       {"received": [...], "rejected": n, "attempts": n}
 //   POST /hook                           a delivery
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -19,6 +22,7 @@ let attempts = 0;
 let rejected = 0;
 const received = [];
 const hanging = [];
+let redirectFollowed = 0;
 
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
@@ -38,7 +42,7 @@ function readBody(req, limit) {
   });
 }
 
-const server = http.createServer(async (req, res) => {
+const handler = async (req, res) => {
   try {
     if (req.method === 'POST' && req.url === '/control') {
       const control = JSON.parse(await readBody(req, 65536));
@@ -52,7 +56,12 @@ const server = http.createServer(async (req, res) => {
     }
     if (req.method === 'GET' && req.url === '/received') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ received, rejected, attempts }));
+      res.end(JSON.stringify({ received, rejected, attempts, redirectFollowed }));
+      return;
+    }
+    if (req.url.startsWith('/elsewhere')) {
+      redirectFollowed += 1;
+      res.writeHead(200).end('followed');
       return;
     }
     if (req.method !== 'POST' || !req.url.startsWith('/hook')) {
@@ -80,6 +89,10 @@ const server = http.createServer(async (req, res) => {
       res.writeHead(500).end('failing on purpose');
       return;
     }
+    if (mode === 'redirect') {
+      res.writeHead(307, { location: '/elsewhere' }).end();
+      return;
+    }
     if (mode === 'hang') {
       hanging.push(req.socket);  // never answered
       return;
@@ -101,9 +114,14 @@ const server = http.createServer(async (req, res) => {
   } catch (e) {
     res.writeHead(400).end(String(e));
   }
-});
+};
+const [certFile, keyFile] = process.argv.slice(2);
+const server = certFile
+  ? https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) }, handler)
+  : http.createServer(handler);
 
-server.listen(0, '127.0.0.1', () => {
+// Both loopbacks (dual-stack): "localhost" may resolve to either.
+server.listen(0, '::', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 });
 process.on('SIGTERM', () => process.exit(0));

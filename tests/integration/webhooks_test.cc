@@ -8,6 +8,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <fstream>
@@ -28,12 +29,15 @@ using namespace std::chrono_literals;
 // The receiver, a Node process.
 class Receiver {
  public:
-  Receiver() {
+  // With `cert` and `key`: HTTPS with that certificate.
+  explicit Receiver(const std::string& cert = "", const std::string& key = "") : https_(!cert.empty()) {
     log_ = std::filesystem::temp_directory_path() /
            ("webhook-receiver-" + std::to_string(getpid()) + "-" + std::to_string(counter_++) + ".log");
     std::filesystem::remove(log_);
     process_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{"node", std::string(PHYSIO_SOURCE_DIR) + "/scripts/node/webhook-receiver.mjs"},
+        https_ ? std::vector<std::string>{"node", std::string(PHYSIO_SOURCE_DIR) + "/scripts/node/webhook-receiver.mjs",
+                                          cert, key}
+               : std::vector<std::string>{"node", std::string(PHYSIO_SOURCE_DIR) + "/scripts/node/webhook-receiver.mjs"},
         log_.string());
     for (int i = 0; i < 300 && port_ == 0; ++i) {
       std::this_thread::sleep_for(50ms);
@@ -44,16 +48,18 @@ class Receiver {
     }
     if (port_ == 0) throw std::runtime_error("webhook receiver did not start; see " + log_.string());
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::string url() const {
+    return https_ ? "https://localhost:" + std::to_string(port_) + "/hook" : "http://127.0.0.1:" + std::to_string(port_) + "/hook";
+  }
   void Control(const std::string& mode, const std::vector<std::string>& secrets = {}) const {
     nlohmann::json control = {{"mode", mode}};
     if (!secrets.empty()) control["secrets"] = secrets;
-    httplib::Client client("127.0.0.1", port_);
+    auto client = Client();
     auto answer = client.Post("/control", control.dump(), "application/json");
     if (!answer || answer->status != 204) throw std::runtime_error("receiver control failed");
   }
   nlohmann::json State() const {
-    httplib::Client client("127.0.0.1", port_);
+    auto client = Client();
     auto answer = client.Get("/received");
     if (!answer || answer->status != 200) throw std::runtime_error("receiver state unreadable");
     return nlohmann::json::parse(answer->body);
@@ -72,17 +78,39 @@ class Receiver {
   }
 
  private:
+  httplib::Client Client() const {
+    httplib::Client client((https_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_));
+    client.enable_server_certificate_verification(false);  // the test's own control calls
+    return client;
+  }
   inline static int counter_ = 0;
+  bool https_ = false;
   std::filesystem::path log_;
   std::unique_ptr<ChildProcess> process_;
   int port_ = 0;
 };
 
+// Test certificates (tests/support/make_test_certs.sh): a CA the services trust for webhooks,
+// a receiver certificate it signed (localhost, 127.0.0.1), and one a CA nobody trusts signed.
+std::filesystem::path Certificates() {
+  static const std::filesystem::path dir = [] {
+    const auto path = std::filesystem::temp_directory_path() / ("webhook-certs-" + std::to_string(getpid()));
+    std::filesystem::create_directories(path);
+    const std::string command =
+        std::string(PHYSIO_SOURCE_DIR) + "/tests/support/make_test_certs.sh " + path.string() + " >/dev/null 2>&1";
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("make_test_certs.sh failed");
+    return path;
+  }();
+  return dir;
+}
+
 void WebhookSettings(const std::string& service, Config& config, int senders = 4) {
   config.Set("event-sequence-interval-ms", "50");
   if (service != "assessment") return;
   config.Set("webhook-allow-http", "true");
-  config.Set("webhook-allowed-networks", "127.0.0.0/8");
+  // Loopback for the tests' receivers (localhost may resolve to both).
+  config.Set("webhook-allowed-networks", "127.0.0.0/8, ::1/128");
+  config.Set("webhook-ca-file", (Certificates() / "ca.pem").string());
   config.Set("webhook-poll-ms", "50");
   config.Set("webhook-retry-base-ms", "100");
   config.Set("webhook-retry-max-ms", "800");
@@ -411,7 +439,8 @@ TEST_F(Webhooks, DestinationsInsideOurNetworkAndBadInputAreRefusedByName) {
       {"http://[::ffff:169.254.169.254]/x", "link-local"},
       {"http://[fd00::1]/x", "private"},
       {"http://192.168.1.10:8080/x", "private"},
-      {"http://[::1]:9/x", "loopback"},
+      {"http://[fe80::1]:9/x", "link-local"},
+      {"http://0.0.0.0:9/x", "unspecified"},
       {"ftp://example.org/x", "https"},
       {"https://user:pw@example.org/x", "user information"},
       {"https://exa mple.org/x", "space"},
@@ -447,6 +476,12 @@ TEST_F(Webhooks, DestinationsInsideOurNetworkAndBadInputAreRefusedByName) {
   status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateWebhookSubscription, kinds,
                            &created);
   EXPECT_NE(status.error_message().find("event_kinds[1]"), std::string::npos) << status.error_message();
+  kinds.clear_event_kinds();
+  for (int i = 0; i < 33; ++i) kinds.add_event_kinds(cpb::EVENT_KIND_VISIT_RECORDED);
+  status = integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::CreateWebhookSubscription, kinds,
+                           &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("at most 32"), std::string::npos) << status.error_message();
 
   // Only integrators; another tenant's subscription does not exist for them.
   const auto mine = Subscribe(integrator, "http://127.0.0.1:9/hook");
@@ -612,6 +647,53 @@ TEST_F(WebhookReplicas, AReplicaKilledMidDeliveryLosesNothing) {
     if (delivery.attempts() > delivery.recent_attempts_size() && delivery.attempts() <= 10) lost_attempt = true;
   }
   EXPECT_TRUE(lost_attempt);
+}
+
+TEST_F(Webhooks, HttpsIsVerifiedAgainstTheTrustedCasAndRedirectsAreNotFollowed) {
+  const std::string tenant = "hooks-tls";
+  const auto certs = Certificates();
+  Receiver trusted((certs / "clinic-gateway.pem").string(), (certs / "clinic-gateway.key").string());
+  Receiver rogue((certs / "rogue-client.pem").string(), (certs / "rogue-client.key").string());
+  Receiver redirecting;
+  auto integrator = Integrator(tenant);
+  auto clinician = Clinician(tenant);
+  const auto good = Subscribe(integrator, trusted.url());
+  const auto bad = Subscribe(integrator, rogue.url());
+  const auto moved = Subscribe(integrator, redirecting.url());
+  trusted.Control("ok", {good.secret()});
+  rogue.Control("ok", {bad.secret()});
+  redirecting.Control("redirect", {moved.secret()});
+  Episode(clinician, "pt-tls");
+  const auto expected = OutboxEvents(postgres_->port(), tenant).size();
+  const auto state = trusted.WaitFor(expected, 30s);
+  std::set<std::string> ids;
+  for (const auto& item : state["received"]) ids.insert(item["id"].get<std::string>());
+  EXPECT_EQ(ids.size(), expected) << "delivered over HTTPS to a certificate of the trusted CA";
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(rogue.State()["attempts"].get<int>(), 0) << "a certificate of another CA: no request is sent";
+  bool certificate_error = false;
+  for (const auto& delivery : Deliveries(integrator, bad.subscription().subscription_id())) {
+    EXPECT_EQ(delivery.state(), apb::WEBHOOK_DELIVERY_STATE_PENDING);
+    for (const auto& attempt : delivery.recent_attempts()) {
+      if (attempt.status_code() == 0 && !attempt.error().empty()) certificate_error = true;
+    }
+  }
+  EXPECT_TRUE(certificate_error);
+  // A 307 is a failure, and its Location is never requested.
+  EXPECT_EQ(redirecting.State()["redirectFollowed"].get<int>(), 0);
+  bool saw_redirect = false;
+  for (const auto& delivery : Deliveries(integrator, moved.subscription().subscription_id())) {
+    EXPECT_NE(delivery.state(), apb::WEBHOOK_DELIVERY_STATE_DELIVERED);
+    for (const auto& attempt : delivery.recent_attempts()) saw_redirect |= attempt.status_code() == 307;
+  }
+  EXPECT_TRUE(saw_redirect);
+  // The metrics count the outcomes and the queue.
+  httplib::Client metrics("127.0.0.1", cluster_->assessment_metrics_port());
+  const auto scraped = metrics.Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_NE(scraped->body.find("physio_webhook_deliveries_total{outcome=\"delivered\"}"), std::string::npos);
+  EXPECT_NE(scraped->body.find("physio_webhook_retry_queue_depth"), std::string::npos);
+  EXPECT_NE(scraped->body.find("physio_webhook_oldest_undelivered_seconds"), std::string::npos);
 }
 
 // Throughput, by hand (docs/benchmarks.md): --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'.

@@ -177,6 +177,8 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::AcknowledgeAlert, r); }},
       {"ExportProgressFhir", [&](const Caller& c) { gpb::ExportProgressFhirRequest r; r.set_patient_id(p);
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, r); }},
+      {"ListDueTasks", [&](const Caller& c) { gpb::ListDueTasksRequest r; r.set_patient_id(p);
+         return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ListDueTasks, r); }},
   };
   // Not about one patient: the library, scoring, per-clinic lists and feeds (tested below).
   // BreakGlass opens access beyond the caller's clinics by design (its own test).
