@@ -7,6 +7,7 @@
 //                                         (HTTPS with that certificate when given)
 //   POST /control {"mode": "ok"|"fail"|"hang"|"big"|"redirect", "secrets": ["whsec_..."]}
 //   GET  /received                       {"received": [...], "rejected": n, "attempts": n}
+//   GET  /count                          {"distinct": n, "rejected": n} (cheap, for throughput runs)
 //   POST /hook                           a delivery
 import fs from 'node:fs';
 import http from 'node:http';
@@ -21,6 +22,7 @@ let secrets = [];
 let attempts = 0;
 let rejected = 0;
 const received = [];
+const distinct = new Set();
 const hanging = [];
 let redirectFollowed = 0;
 
@@ -52,6 +54,11 @@ const handler = async (req, res) => {
         for (const socket of hanging.splice(0)) socket.destroy();
       }
       res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/count') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ distinct: distinct.size, rejected }));
       return;
     }
     if (req.method === 'GET' && req.url === '/received') {
@@ -97,6 +104,7 @@ const handler = async (req, res) => {
       hanging.push(req.socket);  // never answered
       return;
     }
+    distinct.add(req.headers['webhook-id']);
     received.push({
       id: req.headers['webhook-id'],
       signatures: req.headers['webhook-signature'].split(' ').length,

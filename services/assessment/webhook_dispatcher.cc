@@ -74,7 +74,7 @@ void WebhookDispatcher::Idle(std::stop_token stop, std::chrono::milliseconds per
 
 void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
   auto stats = Stats();
-  auto next_stats = Clock::now();
+  auto next_stats = Clock::now(), next_repair = Clock::now();
   std::map<std::string, Clock::time_point> warned;
   while (!stop.stop_requested()) {
     bool more = false;
@@ -97,6 +97,10 @@ void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
             }
           }
         }
+      }
+      if (Clock::now() >= next_repair) {
+        if (records_.RepairHeads(deadline) > 0) wake_.notify_all();
+        next_repair = Clock::now() + std::chrono::seconds(1);
       }
       if (Clock::now() >= next_stats) {
         const auto queue = records_.QueueStats(deadline);

@@ -44,6 +44,16 @@ std::vector<std::string> ParseTextArray(const std::string& text) {
   return values;
 }
 
+// Whether a delivery being queued heads its (subscription, patient) chain: the first of the
+// statement's rows for the chain, and none of it still pending from before.
+std::string HeadSql(const std::string& schema, const std::string& subscription, const std::string& patient,
+                    const std::string& order) {
+  // Only an active subscription's chains have heads (pausing clears them, resuming sets them again).
+  return "(s.state = 'active' AND row_number() OVER (PARTITION BY " + subscription + ", " + patient + " ORDER BY " + order +
+         ") = 1 AND NOT EXISTS (SELECT 1 FROM " + schema + ".webhook_deliveries p WHERE p.state = 'pending'"
+         " AND p.subscription_id = " + subscription + " AND p.patient_id = " + patient + "))";
+}
+
 std::string Epoch(const std::string& column) {
   return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
 }
@@ -181,11 +191,22 @@ v1::WebhookSubscription PgWebhookRecords::Update(const std::string& tenant, cons
          change.state ? PgParam(*change.state) : PgParam()});
     if (rows.rows() == 0) throw Error(ErrorCode::kNotFound, "webhook subscription not found");
     out = SubscriptionOf(rows, 0);
+    if (change.state && *change.state == "paused") {
+      conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET head = false WHERE tenant_id = $1 AND subscription_id = $2"
+                " AND state = 'pending' AND head",
+                {tenant, id});
+    }
     if (change.state && *change.state == "active") {
       // Resumed: what was given up is queued again, and every held delivery starts a new retry window now.
       conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET state = 'pending', failing_since = NULL,"
                 " next_attempt_at = clock_timestamp() WHERE tenant_id = $1 AND subscription_id = $2"
                 " AND state IN ('pending', 'failed')",
+                {tenant, id});
+      // A given-up delivery is back at the front of its chain.
+      conn.Exec("UPDATE " + schema_ + ".webhook_deliveries d SET head = (d.delivery_id = h.first) FROM (SELECT"
+                " patient_id, min(delivery_id) AS first FROM " + schema_ + ".webhook_deliveries WHERE tenant_id = $1"
+                " AND subscription_id = $2 AND state = 'pending' GROUP BY patient_id) h WHERE d.tenant_id = $1"
+                " AND d.subscription_id = $2 AND d.state = 'pending' AND d.patient_id = h.patient_id",
                 {tenant, id});
     }
   });
@@ -324,10 +345,11 @@ int PgWebhookRecords::Replay(const std::string& tenant, const v1::WebhookSubscri
       queued += static_cast<int>(
           conn.Exec("INSERT INTO " + schema_ +
                         ".webhook_deliveries (tenant_id, subscription_id, message_id, source, sequence, kind, patient_id,"
-                        " resource_id, clinic_id, occurred_at) SELECT e.tenant_id, s.subscription_id, " +
+                        " resource_id, clinic_id, occurred_at, head) SELECT e.tenant_id, s.subscription_id, " +
                         MessageIdSql("e.tenant_id", "'" + source + "'", "e.sequence") + ", '" + source +
                         "', e.sequence, e.kind, coalesce(e.patient_id, ''), coalesce(e.resource_id, ''), s.clinic_id,"
-                        " e.occurred_at" + events + " ORDER BY e.sequence",
+                        " e.occurred_at, " + HeadSql(schema_, "s.subscription_id", "coalesce(e.patient_id, '')", "e.sequence") +
+                        events + " ORDER BY e.sequence",
                     params)
               .affected_rows());
     }
@@ -362,12 +384,13 @@ int PgWebhookRecords::FanOut(const std::string& source, const std::string& tenan
     queued = static_cast<int>(
         conn.Exec("INSERT INTO " + schema_ +
                       ".webhook_deliveries (tenant_id, subscription_id, message_id, source, sequence, kind, patient_id,"
-                      " resource_id, clinic_id, occurred_at) SELECT e.tenant_id, s.subscription_id, " +
+                      " resource_id, clinic_id, occurred_at, head) SELECT e.tenant_id, s.subscription_id, " +
                       MessageIdSql("e.tenant_id", "$3::text", "e.sequence") +
                       ", $3, e.sequence, e.kind, coalesce(e.patient_id, ''), coalesce(e.resource_id, ''),"
                       " CASE WHEN s.clinic_id <> '' THEN s.clinic_id ELSE coalesce((SELECT min(c.clinic_id) FROM " +
                       schema_ + ".patient_clinics c WHERE c.tenant_id = e.tenant_id AND c.patient_id = e.patient_id), '')"
-                      " END, e.occurred_at FROM " + source + ".events e JOIN " + schema_ +
+                      " END, e.occurred_at, " + HeadSql(schema_, "s.subscription_id", "coalesce(e.patient_id, '')", "e.sequence") +
+                      " FROM " + source + ".events e JOIN " + schema_ +
                       ".webhook_subscriptions s ON s.tenant_id = e.tenant_id AND s.deleted_at IS NULL"
                       " AND (cardinality(s.kinds) = 0 OR e.kind = ANY(s.kinds)) AND e.occurred_at >= s.created_at"
                       " AND (s.clinic_id = '' OR EXISTS (SELECT 1 FROM " + schema_ +
@@ -388,12 +411,19 @@ std::optional<LeasedDelivery> PgWebhookRecords::Lease(const std::string& owner, 
   std::optional<PgResult> leased;
   WithTransaction(pool_, deadline, [&](PgConnection& conn) {
     leased = conn.Exec(
-      "WITH next AS (SELECT d.delivery_id FROM " + schema_ + ".webhook_deliveries d JOIN " + schema_ +
-           ".webhook_subscriptions s ON s.tenant_id = d.tenant_id AND s.subscription_id = d.subscription_id"
-           " WHERE d.state = 'pending' AND d.next_attempt_at <= clock_timestamp()"
+      // The first due heads, not leased and not of a subscription this replica has enough of in
+      // flight (index webhook_deliveries_due), then the first of those that may go.
+      "WITH candidates AS MATERIALIZED (SELECT d.delivery_id FROM " + schema_ + ".webhook_deliveries d"
+           " WHERE d.state = 'pending' AND d.head AND d.next_attempt_at <= clock_timestamp()"
            " AND (d.lease_until IS NULL OR d.lease_until < clock_timestamp())"
-           " AND s.state = 'active' AND s.deleted_at IS NULL AND NOT (d.subscription_id = ANY($2::text[]))"
-           // In order per patient: only the oldest unsettled delivery of its (subscription, patient).
+           " AND NOT (d.subscription_id = ANY($2::text[])) ORDER BY d.next_attempt_at, d.delivery_id LIMIT 64),"
+           " next AS (SELECT d.delivery_id FROM " + schema_ + ".webhook_deliveries d JOIN candidates c"
+           " ON c.delivery_id = d.delivery_id WHERE d.state = 'pending' AND d.head"
+           " AND (d.lease_until IS NULL OR d.lease_until < clock_timestamp())"
+           " AND EXISTS (SELECT 1 FROM " + schema_ + ".webhook_subscriptions s WHERE s.tenant_id = d.tenant_id"
+           " AND s.subscription_id = d.subscription_id AND s.state = 'active' AND s.deleted_at IS NULL)"
+           // In order per patient: only the oldest unsettled delivery of its (subscription, patient)
+           // (the head flag says so; checked again, as heads queued by two writers at once could be two).
            " AND NOT EXISTS (SELECT 1 FROM " + schema_ + ".webhook_deliveries p WHERE p.state = 'pending'"
            " AND p.subscription_id = d.subscription_id AND p.patient_id = d.patient_id AND p.delivery_id < d.delivery_id)"
            " ORDER BY d.next_attempt_at, d.delivery_id LIMIT 1 FOR UPDATE OF d SKIP LOCKED)"
@@ -402,6 +432,7 @@ std::optional<LeasedDelivery> PgWebhookRecords::Lease(const std::string& owner, 
            " FROM next, " + schema_ + ".webhook_subscriptions s WHERE d.delivery_id = next.delivery_id"
            " AND s.tenant_id = d.tenant_id AND s.subscription_id = d.subscription_id"
            " RETURNING d.delivery_id, d.attempts, d.tenant_id, d.subscription_id, s.url, d.message_id, s.secret,"
+           " d.patient_id,"
            " CASE WHEN s.previous_secret_until > clock_timestamp() THEN s.previous_secret ELSE '' END,"
            " json_build_object('type', d.kind, 'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC',"
            " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), 'data', json_build_object('event_id', d.message_id,"
@@ -421,8 +452,9 @@ std::optional<LeasedDelivery> PgWebhookRecords::Lease(const std::string& owner, 
   delivery.url = rows.Get(0, 4);
   delivery.message_id = rows.Get(0, 5);
   delivery.secrets.push_back(rows.Get(0, 6));
-  if (!rows.Get(0, 7).empty()) delivery.secrets.push_back(rows.Get(0, 7));
-  delivery.body = rows.Get(0, 8);
+  delivery.patient_id = rows.Get(0, 7);
+  if (!rows.Get(0, 8).empty()) delivery.secrets.push_back(rows.Get(0, 8));
+  delivery.body = rows.Get(0, 9);
   return delivery;
 }
 
@@ -439,13 +471,21 @@ PgWebhookRecords::AttemptOutcome PgWebhookRecords::RecordAttempt(const LeasedDel
     conn.Exec("INSERT INTO " + schema_ + ".webhook_attempts (delivery_id, attempt, status_code, latency_ms, error)"
               " VALUES ($1::bigint, $2::int, $3::int, $4::int, $5) ON CONFLICT DO NOTHING",
               {id, std::to_string(delivery.attempt), std::to_string(status), std::to_string(latency.count()), short_error});
+    // Settled (delivered or given up): the next of its chain becomes the head.
+    const auto promote_next = [&] {
+      conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET head = true WHERE delivery_id = (SELECT min(delivery_id)"
+                " FROM " + schema_ + ".webhook_deliveries WHERE state = 'pending' AND subscription_id = $1"
+                " AND patient_id = $2 AND delivery_id > $3::bigint)",
+                {delivery.subscription_id, delivery.patient_id, id});
+    };
     if (error.empty()) {
-      outcome.recorded = conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET state = 'delivered',"
+      outcome.recorded = conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET state = 'delivered', head = false,"
                                    " delivered_at = clock_timestamp(), lease_owner = NULL, lease_until = NULL,"
                                    " last_status = $3::int, last_error = '' WHERE delivery_id = $1::bigint"
                                    " AND lease_owner = $2 AND state = 'pending'",
                                    {id, owner, std::to_string(status)})
                              .affected_rows() > 0;
+      if (outcome.recorded) promote_next();
       return;
     }
     auto rows = conn.Exec(
@@ -459,18 +499,37 @@ PgWebhookRecords::AttemptOutcome PgWebhookRecords::RecordAttempt(const LeasedDel
     outcome.recorded = rows.rows() > 0;
     if (!outcome.recorded || rows.Get(0, 0) != "t") return;
     outcome.gave_up = true;
-    conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET state = 'failed' WHERE delivery_id = $1::bigint", {id});
+    conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET state = 'failed', head = false WHERE delivery_id = $1::bigint",
+              {id});
     auto disabled = conn.Exec("UPDATE " + schema_ + ".webhook_subscriptions SET state = 'disabled',"
                               " disabled_reason = $3, updated_at = clock_timestamp() WHERE tenant_id = $1"
                               " AND subscription_id = $2 AND state = 'active' AND deleted_at IS NULL RETURNING 1",
                               {delivery.tenant, delivery.subscription_id,
                                "deliveries failed for longer than the retry window; last error: " + short_error});
+    // Disabled: nothing of it is sent until it is resumed (which sets the heads again).
+    conn.Exec("UPDATE " + schema_ + ".webhook_deliveries SET head = false WHERE tenant_id = $1 AND subscription_id = $2"
+              " AND state = 'pending' AND head",
+              {delivery.tenant, delivery.subscription_id});
     if (disabled.rows() > 0) {
       // The tenant's integrators learn of it from the feed (and their other subscriptions).
       AppendEvent(conn, schema_, delivery.tenant, "EVENT_KIND_WEBHOOK_DISABLED", "", delivery.subscription_id);
     }
   });
   return outcome;
+}
+
+int PgWebhookRecords::RepairHeads(Clock::time_point deadline) {
+  int repaired = 0;
+  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
+    repaired = static_cast<int>(
+        conn.Exec("UPDATE " + schema_ + ".webhook_deliveries d SET head = true FROM (SELECT DISTINCT ON (subscription_id,"
+                  " patient_id) delivery_id FROM " + schema_ + ".webhook_deliveries WHERE state = 'pending'"
+                  " ORDER BY subscription_id, patient_id, delivery_id) h, " + schema_ + ".webhook_subscriptions s"
+                  " WHERE d.delivery_id = h.delivery_id AND NOT d.head AND s.tenant_id = d.tenant_id"
+                  " AND s.subscription_id = d.subscription_id AND s.state = 'active' AND s.deleted_at IS NULL")
+            .affected_rows());
+  });
+  return repaired;
 }
 
 WebhookQueueStats PgWebhookRecords::QueueStats(Clock::time_point deadline) {

@@ -77,7 +77,7 @@ class WebhookRecords {
 struct LeasedDelivery {
   std::int64_t delivery_id = 0;
   int attempt = 0;
-  std::string tenant, subscription_id, url, message_id;
+  std::string tenant, subscription_id, patient_id, url, message_id;
   std::vector<std::string> secrets;  // the current one, and the previous one while it still signs
   std::string body;                  // the Standard Webhooks payload (ids only)
 };
@@ -130,6 +130,9 @@ class PgWebhookRecords final : public WebhookRecords {
                                std::chrono::milliseconds retry_in, std::chrono::seconds give_up_after,
                                Clock::time_point deadline);
   WebhookQueueStats QueueStats(Clock::time_point deadline);
+  // A chain left without a head (its head settled while fan-out queued the next one, each in
+  // its own transaction, neither seeing the other) gets its oldest pending delivery as head.
+  int RepairHeads(Clock::time_point deadline);
 
  private:
   v1::WebhookSubscription SubscriptionOf(const PgResult& rows, int row) const;

@@ -64,6 +64,13 @@ class Receiver {
     if (!answer || answer->status != 200) throw std::runtime_error("receiver state unreadable");
     return nlohmann::json::parse(answer->body);
   }
+  // Distinct webhook-ids verified so far (cheap: no list).
+  int Distinct() const {
+    auto client = Client();
+    auto answer = client.Get("/count");
+    if (!answer || answer->status != 200) throw std::runtime_error("receiver count unreadable");
+    return nlohmann::json::parse(answer->body)["distinct"].get<int>();
+  }
   // Distinct events received (by webhook-id), once `count` of them are there (or the patience ran out).
   nlohmann::json WaitFor(std::size_t count, std::chrono::seconds patience = 60s) const {
     const auto give_up = std::chrono::steady_clock::now() + patience;
@@ -722,13 +729,16 @@ TEST_F(Webhooks, DISABLED_Throughput) {
     PQclear(result);
     PQfinish(conn);
     for (const auto& receiver : receivers) {
-      const auto state = receiver->WaitFor(kEvents, std::chrono::seconds(300));
-      ASSERT_GE(state["received"].size(), static_cast<std::size_t>(kEvents));
-      EXPECT_EQ(state["rejected"].get<int>(), 0);
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+      while (receiver->Distinct() < kEvents && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      ASSERT_EQ(receiver->Distinct(), kEvents);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::cout << subscriptions << " subscription(s): " << kEvents * subscriptions << " deliveries in " << seconds
               << " s = " << kEvents * subscriptions / seconds << " deliveries/s" << std::endl;
+    for (const auto& receiver : receivers) EXPECT_EQ(receiver->State()["rejected"].get<int>(), 0);
   }
 }
 

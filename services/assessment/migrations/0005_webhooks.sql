@@ -49,6 +49,8 @@ CREATE TABLE ${schema}.webhook_deliveries (
   next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   -- Retries give up this long after the first failure since the delivery was queued (or resumed).
   failing_since   timestamptz,
+  -- The oldest undelivered delivery of its (subscription, patient): the only one that may be sent.
+  head            boolean     NOT NULL DEFAULT false,
   lease_owner     text,
   lease_until     timestamptz,
   last_status     integer     NOT NULL DEFAULT 0,
@@ -56,8 +58,10 @@ CREATE TABLE ${schema}.webhook_deliveries (
   delivered_at    timestamptz,
   created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
--- What is due; each (subscription, patient) chain in order; a subscription's list, newest first.
-CREATE INDEX webhook_deliveries_due ON ${schema}.webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+-- What may be sent (each chain's head) by due time; each (subscription, patient) chain in order;
+-- a subscription's list, newest first.
+CREATE INDEX webhook_deliveries_due ON ${schema}.webhook_deliveries (next_attempt_at, delivery_id)
+  WHERE state = 'pending' AND head;
 CREATE INDEX webhook_deliveries_chain ON ${schema}.webhook_deliveries (subscription_id, patient_id, delivery_id)
   WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_list ON ${schema}.webhook_deliveries (tenant_id, subscription_id, delivery_id);
