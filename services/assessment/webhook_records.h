@@ -15,7 +15,6 @@
 
 namespace physio::assessment {
 
-namespace v1 = ::physio::assessment::v1;
 
 // What a subscription is made of, as validated by the use case.
 struct WebhookSpec {
