@@ -301,6 +301,9 @@ WebhookResult SendWebhook(const WebhookRequest& request, const WebhookDestinatio
     signatures += WebhookSignature(secret, request.message_id, timestamp, request.body);
   }
   httplib::Request post;
+  // The total timeout counts from here (httplib's default start is the clock's minimum, which
+  // overflows the elapsed-time arithmetic: the sanitizers caught it, and the timeout never fired).
+  post.start_time_ = std::chrono::steady_clock::now();
   post.method = "POST";
   post.path = url.path;
   post.headers = {{"webhook-id", request.message_id},
