@@ -375,7 +375,8 @@ TEST_F(Webhooks, AClinicsSubscriptionSeesOnlyItsPatientsAndPausingHoldsDeliverie
   Episode(clinician, "pt-south");
   const auto state = receiver.WaitFor(4, 30s);
   std::this_thread::sleep_for(1s);  // anything of the other clinic would have come by now
-  for (const auto& item : receiver.State()["received"]) {
+  const auto seen = receiver.State();  // kept: a range-for over a temporary's member would dangle
+  for (const auto& item : seen["received"]) {
     EXPECT_EQ(item["data"]["patient_id"], "pt-north");
     EXPECT_EQ(item["data"]["clinic_id"], "north");
   }
