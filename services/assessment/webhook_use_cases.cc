@@ -11,6 +11,7 @@
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
+#include "physio/server/event_kinds.h"
 
 namespace physio::assessment {
 
@@ -33,22 +34,6 @@ void RefusePlatforms(const CallContext& ctx) {
                 "webhook subscriptions are the tenant's own integrations; a telehealth platform follows its "
                 "patients' events with WatchEvents");
   }
-}
-
-std::vector<std::string> KindNames(const std::string& field, const google::protobuf::RepeatedField<int>& kinds) {
-  if (kinds.size() > kMaxKinds) ThrowInvalidArgument(field, "at most " + std::to_string(kMaxKinds) + " kinds");
-  std::vector<std::string> names;
-  std::set<int> seen;
-  for (int i = 0; i < kinds.size(); ++i) {
-    const int kind = kinds.Get(i);
-    const std::string item = field + "[" + std::to_string(i) + "]";
-    if (!cpb::EventKind_IsValid(kind) || kind == cpb::EVENT_KIND_UNSPECIFIED) {
-      ThrowInvalidArgument(item, "unknown event kind " + std::to_string(kind));
-    }
-    if (!seen.insert(kind).second) ThrowInvalidArgument(item, "event kind named twice");
-    names.push_back(cpb::EventKind_Name(static_cast<cpb::EventKind>(kind)));
-  }
-  return names;
 }
 
 void ValidateDescription(const std::string& text) {
@@ -111,7 +96,7 @@ pb::CreateWebhookSubscriptionResponse AssessmentApp::CreateWebhookSubscription(
   RefusePlatforms(ctx);
   ValidateRequestId("request_id", request.request_id());
   WebhookSpec spec;
-  spec.kinds = KindNames("event_kinds", request.event_kinds());
+  spec.kinds = EventKindNames("event_kinds", request.event_kinds(), kMaxKinds);
   if (!request.clinic_id().empty() && !IsClinicId(request.clinic_id())) {
     ThrowInvalidArgument("clinic_id", "1-64 characters of [A-Za-z0-9._:-]");
   }
@@ -163,7 +148,7 @@ pb::UpdateWebhookSubscriptionResponse AssessmentApp::UpdateWebhookSubscription(
     ValidateUrl(request.url(), settings_.webhook_destinations);
     change.url = request.url();
   }
-  if (request.has_event_kinds()) change.kinds = KindNames("event_kinds.kinds", request.event_kinds().kinds());
+  if (request.has_event_kinds()) change.kinds = EventKindNames("event_kinds.kinds", request.event_kinds().kinds(), kMaxKinds);
   if (!request.description().empty()) {
     ValidateDescription(request.description());
     change.description = request.description();

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "physio/common/error.h"
+#include "physio/server/event_kinds.h"
 #include "physio/server/proto_util.h"
 #include "physio/server/status_codes.h"
 
@@ -99,22 +100,6 @@ int EventFeed::open_streams() const {
 
 namespace {
 std::string CallerKey(const CallContext& ctx) { return ctx.tenant + '\x1f' + ctx.principal; }
-
-// The kinds a request asks for, by name: each a defined kind, none twice.
-std::vector<std::string> KindNames(const google::protobuf::RepeatedField<int>& kinds) {
-  std::vector<std::string> names;
-  std::set<int> seen;
-  for (int i = 0; i < kinds.size(); ++i) {
-    const int kind = kinds.Get(i);
-    const std::string field = "kinds[" + std::to_string(i) + "]";
-    if (!common::v1::EventKind_IsValid(kind) || kind == common::v1::EVENT_KIND_UNSPECIFIED) {
-      ThrowInvalidArgument(field, "unknown event kind " + std::to_string(kind));
-    }
-    if (!seen.insert(kind).second) ThrowInvalidArgument(field, "event kind named twice");
-    names.push_back(common::v1::EventKind_Name(static_cast<common::v1::EventKind>(kind)));
-  }
-  return names;
-}
 
 common::v1::Event ToEvent(const EventRecord& record) {
   common::v1::Event event;
@@ -249,7 +234,7 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
     const auto token_expires = verifier_.Verify(ctx.bearer_token).expires;
     roles_.Require(ctx, "WatchEvents");
     CheckRequestBounds(request, settings_.input);
-    std::vector<std::string> kinds = KindNames(kind_numbers);
+    std::vector<std::string> kinds = EventKindNames("kinds", kind_numbers);
     const std::int64_t cursor = ParseCursor(after_cursor);
     std::string why;
     if (!Admit(ctx, &why)) throw Error(ErrorCode::kResourceExhausted, why);
