@@ -16,6 +16,7 @@ RUN_PACKAGES=(
 TEST_PACKAGES=(
   git openssl ccache libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint chromium
+  redis-sentinel patroni etcd-server pgbackrest
 )
 
 as_root() {

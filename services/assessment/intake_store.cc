@@ -147,7 +147,7 @@ void RedisIntakeStore::Create(const CallContext& ctx, const std::string& session
                          const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) {
   std::string codes;
   for (InstrumentKind kind : instruments) codes += (codes.empty() ? "" : ",") + SpecFor(kind).code;
-  auto created = redis_.Eval(kStartScript, {Key(ctx, session_id)},
+  auto created = redis_.EvalDurable(kStartScript, {Key(ctx, session_id)},
                              {std::to_string(ttl_.count()), patient_id, ctx.principal, codes}, deadline);
   ThrowIfRefused(created.get());
 }
@@ -176,7 +176,7 @@ v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::st
     if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
     args.push_back(stored);
   }
-  auto reply = redis_.Eval(kSubmitScript, {Key(ctx, session_id)}, args, deadline);
+  auto reply = redis_.EvalDurable(kSubmitScript, {Key(ctx, session_id)}, args, deadline);
   if (auto refusal = ScriptRefusalOf(reply.get(), {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED"});
       refusal && refusal->code == "NOT_IN_INTAKE") {
     const auto first = first_index_of_code.find(refusal->argument);
@@ -190,7 +190,7 @@ v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::st
 
 void RedisIntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
                                 const std::string& assessment_id, Clock::time_point deadline) {
-  redis_.Eval(kMarkCompletedScript, {Key(ctx, session_id)}, {assessment_id, std::to_string(completed_ttl_.count())},
+  redis_.EvalDurable(kMarkCompletedScript, {Key(ctx, session_id)}, {assessment_id, std::to_string(completed_ttl_.count())},
               deadline);
 }
 

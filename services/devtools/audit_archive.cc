@@ -18,8 +18,10 @@
 
 int main(int argc, char** argv) {
   try {
-    physio::Config config({{"pg-host", "127.0.0.1", "PostgreSQL host"},
-                           {"pg-port", "5432", "PostgreSQL port"},
+    physio::Config config({{"pg-host", "127.0.0.1", "PostgreSQL host (or a comma-separated list)"},
+                           {"pg-port", "5432", "PostgreSQL port (or one per host)"},
+                           {"pg-target-session-attrs", "read-write", "libpq target_session_attrs"},
+                           {"pg-connect-timeout-ms", "2000", "upper bound for connecting to one host"},
                            {"pg-user", "postgres", "PostgreSQL user: the schemas' owner"},
                            {"pg-password", "", "PostgreSQL password (prefer pg-password-file)"},
                            {"pg-password-file", "", "file holding the PostgreSQL password"},

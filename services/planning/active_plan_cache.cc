@@ -31,12 +31,12 @@ std::string RedisActivePlanCache::GenerationKey(const CallContext& ctx, const st
 
 void RedisActivePlanCache::BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
                                                  Clock::time_point deadline) {
-  redis_.Command({"INCR", GenerationKey(ctx, patient_id)}, deadline);
+  redis_.CommandDurable({"INCR", GenerationKey(ctx, patient_id)}, deadline);
 }
 
 void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
                                             Clock::time_point deadline) {
-  auto reply = redis_.Eval(kInvalidateScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
+  auto reply = redis_.EvalDurable(kInvalidateScript, {EntryKey(ctx, patient_id), GenerationKey(ctx, patient_id)}, {},
                            deadline);
   if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
 }

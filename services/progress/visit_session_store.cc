@@ -84,7 +84,7 @@ std::string RedisVisitSessionStore::Key(const CallContext& ctx, const std::strin
 void RedisVisitSessionStore::Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
                                v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
                                Clock::time_point deadline) {
-  auto created = redis_.Eval(kStartScript, {Key(ctx, session_id)},
+  auto created = redis_.EvalDurable(kStartScript, {Key(ctx, session_id)},
                              {TtlMs(), patient_id, std::to_string(kind), clinic_id, std::to_string(started_at_seconds)},
                              deadline);
   ThrowIfRefused(created.get());
@@ -104,7 +104,7 @@ v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const st
   if (changes.pain_after) args.insert(args.end(), {"pain_after", std::to_string(*changes.pain_after)});
   for (const auto& item_id : changes.delivered_item_ids) args.insert(args.end(), {"d:" + item_id, "1"});
   if (changes.red_flag_screen) args.insert(args.end(), {"red_flags", changes.red_flag_screen->SerializeAsString()});
-  auto reply = redis_.Eval(kUpdateScript, {Key(ctx, session_id)}, args, deadline);
+  auto reply = redis_.EvalDurable(kUpdateScript, {Key(ctx, session_id)}, args, deadline);
   ThrowIfRefused(reply.get());
   return SessionFromReply(session_id, reply.get());
 }
@@ -118,7 +118,7 @@ std::optional<std::int64_t> RedisVisitSessionStore::StartedAt(const CallContext&
 
 void RedisVisitSessionStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,
                                       const std::string& visit_id, Clock::time_point deadline) {
-  auto closed = redis_.Eval(kCompleteScript, {Key(ctx, session_id)}, {visit_id, kCompletedTtlMs}, deadline);
+  auto closed = redis_.EvalDurable(kCompleteScript, {Key(ctx, session_id)}, {visit_id, kCompletedTtlMs}, deadline);
   ThrowIfRefused(closed.get());
 }
 

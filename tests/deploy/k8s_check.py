@@ -161,15 +161,19 @@ def main():
     store_policy = None
     for policy in by_kind.get("NetworkPolicy", []):
         for expression in policy["spec"]["podSelector"].get("matchExpressions", []):
-            if {"redis", "postgresql"} <= set(expression.get("values", [])):
+            if {"redis", "redis-sentinel", "postgresql"} <= set(expression.get("values", [])):
                 store_policy = policy
     if store_policy is None:
-        problems.append("no NetworkPolicy selecting the Redis and PostgreSQL pods")
+        problems.append("no NetworkPolicy selecting the Redis, Redis Sentinel and PostgreSQL pods")
     else:
         sources = [peer for rule in store_policy["spec"].get("ingress", []) for peer in rule.get("from", [])]
         if not sources or any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
                               != "service" for p in sources):
             problems.append("the stores' NetworkPolicy must admit the services' pods only")
+        ports = {p.get("port") for rule in store_policy["spec"].get("ingress", []) for p in rule.get("ports", [])}
+        for port, what in ((6379, "Redis"), (26379, "Redis Sentinel"), (5432, "PostgreSQL")):
+            if port not in ports:
+                problems.append(f"the stores' NetworkPolicy must admit {what}'s port {port}")
         pod_labels = by_kind["Deployment"][0]["spec"]["template"]["metadata"]["labels"]
         for p in sources:
             wanted = p.get("podSelector", {}).get("matchLabels", {})

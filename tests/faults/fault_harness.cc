@@ -72,15 +72,38 @@ std::string LogTail(const fs::path& path) {
 
 }  // namespace
 
+namespace {
+class SingleNodeStores final : public Stores {
+ public:
+  SingleNodeStores(const RedisServer& redis, const PostgresServer& postgres) : redis_(redis), postgres_(postgres) {}
+  std::vector<std::string> ServiceArgs() const override {
+    return {"--redis-port=" + std::to_string(redis_.port()), "--pg-port=" + std::to_string(postgres_.port())};
+  }
+  std::string PgConninfo(const std::string& database) const override { return postgres_.Conninfo(database); }
+
+ private:
+  const RedisServer& redis_;
+  const PostgresServer& postgres_;
+};
+}  // namespace
+
 FaultCluster::FaultCluster() {
+  redis_ = std::make_unique<RedisServer>(/*persistent=*/true);
+  postgres_ = std::make_unique<PostgresServer>(/*durable=*/true);
+  postgres_->CreateDatabase("physio");
+  stores_ = std::make_unique<SingleNodeStores>(*redis_, *postgres_);
+  StartServices();
+}
+
+FaultCluster::FaultCluster(std::unique_ptr<Stores> stores) : stores_(std::move(stores)) { StartServices(); }
+
+void FaultCluster::StartServices() {
   char tmpl[] = "/tmp/physio-faults-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   log_dir_ = tmpl;
   keys_ = std::make_unique<TestKeys>();
-  redis_ = std::make_unique<RedisServer>(/*persistent=*/true);
-  postgres_ = std::make_unique<PostgresServer>(/*durable=*/true);
-  postgres_->CreateDatabase("physio");
-  std::set<int> taken{redis_->port(), postgres_->port()};
+  // Free ports are taken while the stores hold theirs, so none clashes.
+  std::set<int> taken;
   for (Service service : kServices) {
     for (int r = 0; r < 2; ++r) {
       Replica& replica = At(service, r);
@@ -102,6 +125,7 @@ FaultCluster::~FaultCluster() {
   for (Service service : {Service::kProgress, Service::kPlanning, Service::kAssessment}) {
     for (int r = 0; r < 2; ++r) At(service, r).process.reset();
   }
+  stores_.reset();
   postgres_.reset();
   redis_.reset();
   if (std::getenv("PHYSIO_KEEP_FAULT_LOGS") == nullptr) {
@@ -135,8 +159,6 @@ std::vector<std::string> FaultCluster::ReplicaArgs(Service service, const Replic
   std::vector<std::string> args{Binary(service),
                                 "--listen=127.0.0.1:" + std::to_string(replica.port),
                                 "--log-level=warn",
-                                "--redis-port=" + std::to_string(redis_->port()),
-                                "--pg-port=" + std::to_string(postgres_->port()),
                                 "--pg-database=physio",
                                 "--jwt-public-key=" + keys_->public_key_path.string(),
                                 std::string("--jwt-issuer=") + kIssuer,
@@ -147,6 +169,7 @@ std::vector<std::string> FaultCluster::ReplicaArgs(Service service, const Replic
                                 "--redis-timeout-ms=500",
                                 "--idempotency-purge-interval-s=1",
                                 "--http-listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
+  for (auto& arg : stores_->ServiceArgs()) args.push_back(std::move(arg));
   if (service == Service::kPlanning) args.push_back("--assessment-addr=" + Target(Service::kAssessment));
   if (service == Service::kProgress) {
     args.push_back("--assessment-addr=" + Target(Service::kAssessment));
@@ -271,7 +294,7 @@ int FaultCluster::ReplicaOpenFds(Service service, int replica) const {
 }
 
 int FaultCluster::PostgresConnections() const {
-  PGconn* conn = PQconnectdb(postgres_->Conninfo("physio").c_str());
+  PGconn* conn = PQconnectdb(stores_->PgConninfo("physio").c_str());
   PGresult* result = PQexec(conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'physio'");
   int count = PQresultStatus(result) == PGRES_TUPLES_OK ? std::atoi(PQgetvalue(result, 0, 0)) - 1 : -1;
   PQclear(result);
@@ -665,7 +688,7 @@ int CountAudited(FaultCluster& cluster, Service service, const std::vector<std::
   std::string array = "{";
   for (std::size_t i = 0; i < request_ids.size(); ++i) array += (i ? "," : "") + request_ids[i];
   array += "}";
-  PGconn* conn = PQconnectdb(cluster.postgres().Conninfo("physio").c_str());
+  PGconn* conn = PQconnectdb(cluster.stores().PgConninfo("physio").c_str());
   const std::string sql = "SELECT count(DISTINCT request_id) FROM " + SchemaOf(service) +
                           ".audit_events WHERE request_id = ANY($1::text[]) AND outcome = 'OK'";
   const char* params[] = {array.c_str()};

@@ -32,10 +32,24 @@ const char* ServiceName(Service service);
 
 enum class Health { kServing, kNotServing, kUnreachable };
 
+// Where the services find their stores: one Redis and one PostgreSQL (FaultCluster's
+// own), or a highly available set (ha_stores.h).
+class Stores {
+ public:
+  virtual ~Stores() = default;
+  // The services' store options (--redis-*, --pg-*).
+  virtual std::vector<std::string> ServiceArgs() const = 0;
+  // A superuser connection string to `database` on the primary, for the verifier's reads.
+  virtual std::string PgConninfo(const std::string& database) const = 0;
+};
+
 // Redis, PostgreSQL and up to two replicas of each service, every one a process.
 class FaultCluster {
  public:
+  // One Redis (persistent) and one PostgreSQL (durable).
   FaultCluster();
+  // The services on `stores` (a highly available set); redis() and postgres() are then unavailable.
+  explicit FaultCluster(std::unique_ptr<Stores> stores);
   ~FaultCluster();
 
   // Starts replica `replica` (0 or 1) of `service` on its own fixed port and
@@ -64,6 +78,7 @@ class FaultCluster {
 
   RedisServer& redis() { return *redis_; }
   PostgresServer& postgres() { return *postgres_; }
+  Stores& stores() { return *stores_; }
   const TestKeys& keys() const { return *keys_; }
   // A service process's resident memory (KiB) and open file descriptors (Linux /proc).
   long ReplicaRssKib(Service service, int replica) const;
@@ -99,8 +114,10 @@ class FaultCluster {
 
   std::filesystem::path log_dir_;
   std::unique_ptr<TestKeys> keys_;
+  void StartServices();
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<PostgresServer> postgres_;
+  std::unique_ptr<Stores> stores_;
   std::array<std::array<Replica, 2>, 3> replicas_;
   std::map<Service, std::shared_ptr<grpc::Channel>> channels_;
 };

@@ -572,7 +572,7 @@ TEST_F(Security, AuditRecordsPastTheirRetentionAreArchivedNeverJustDeleted) {
       " ($1, now() - interval '1 year', 'clin-young', 'clinician', 'GetAssessment', 'pat-young', 'OK', $3)",
       {tenant_, old_id, young_id});
   PgOptions options;
-  options.port = postgres_->port();
+  options.ports = std::to_string(postgres_->port());
   options.pool_size = 1;
   PgPool pool(options);
   // A directory that cannot be made: nothing is deleted.
@@ -785,7 +785,7 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
   Sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'progress.audit_events_actor'::regclass", {});
   EXPECT_EQ(Sql(valid_indexes, {}), "5");
   PgOptions owner;
-  owner.port = postgres_->port();
+  owner.ports = std::to_string(postgres_->port());
   owner.database = "physio";
   owner.user = "postgres";
   EXPECT_EQ(BuildConcurrentIndexes(owner, "progress", PlatformConcurrentIndexes()),

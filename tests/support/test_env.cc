@@ -11,9 +11,11 @@
 #include <fcntl.h>
 #include <string.h>
 #include <libpq-fe.h>
+#include <hiredis/hiredis.h>
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -170,7 +172,8 @@ void ChildProcess::Stop() {
   pid_ = -1;
 }
 
-RedisServer::RedisServer(bool persistent) : port_(FreePort()) {
+RedisServer::RedisServer(bool persistent, std::vector<std::string> extra_args)
+    : port_(FreePort()), extra_args_(std::move(extra_args)) {
   if (persistent) {
     data_dir_ = std::filesystem::temp_directory_path() / ("physio-redis-" + std::to_string(port_));
     std::filesystem::create_directories(data_dir_);
@@ -201,11 +204,76 @@ void RedisServer::Start() {
   } else {
     argv.insert(argv.end(), {"--dir", data_dir_.string(), "--appendonly", "yes", "--appendfsync", "always"});
   }
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   process_ = std::make_unique<ChildProcess>(argv);
   WaitForPort(port_, "redis-server", process_.get());
 }
 
-PostgresServer::PostgresServer(bool durable) : port_(FreePort()), durable_(durable) {
+std::string RedisCommandAt(int port, const std::vector<std::string>& argv) {
+  timeval timeout{1, 0};
+  redisContext* context = redisConnectWithTimeout("127.0.0.1", port, timeout);
+  if (context == nullptr || context->err) {
+    if (context) redisFree(context);
+    return "";
+  }
+  redisSetTimeout(context, timeout);
+  std::vector<const char*> args;
+  std::vector<size_t> lengths;
+  for (const auto& arg : argv) {
+    args.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  auto* reply = static_cast<redisReply*>(
+      redisCommandArgv(context, static_cast<int>(args.size()), args.data(), lengths.data()));
+  std::string text;
+  if (reply) {
+    if (reply->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i < reply->elements; ++i) {
+        const redisReply* element = reply->element[i];
+        if (i) text += ' ';
+        if (element->type == REDIS_REPLY_INTEGER) text += std::to_string(element->integer);
+        else if (element->str) text += std::string(element->str, element->len);
+      }
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+      text = std::to_string(reply->integer);
+    } else if (reply->str) {
+      text = std::string(reply->str, reply->len);
+    }
+    freeReplyObject(reply);
+  }
+  redisFree(context);
+  return text;
+}
+
+RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down_after_ms) : port_(FreePort()) {
+  char tmpl[] = "/tmp/physio-sentinel-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  // The sentinel rewrites its file as it learns the replicas and other sentinels.
+  std::ofstream(dir_ / "sentinel.conf") << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_.string()
+                                        << "\nsentinel monitor physio 127.0.0.1 " << master_port << " " << quorum
+                                        << "\nsentinel down-after-milliseconds physio " << down_after_ms
+                                        << "\nsentinel failover-timeout physio 10000"
+                                        << "\nsentinel parallel-syncs physio 1\n";
+  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{"redis-sentinel", (dir_ / "sentinel.conf").string()},
+                                            (dir_ / "log").string());
+  WaitForPort(port_, "redis-sentinel", process_.get());
+}
+
+RedisSentinelProcess::~RedisSentinelProcess() {
+  process_.reset();
+  std::error_code ignored;
+  fs::remove_all(dir_, ignored);
+}
+
+int RedisSentinelProcess::MasterPort() const {
+  const std::string named = RedisCommandAt(port_, {"SENTINEL", "get-master-addr-by-name", "physio"});
+  const auto space = named.find(' ');
+  return space == std::string::npos ? 0 : std::atoi(named.c_str() + space + 1);
+}
+
+PostgresServer::PostgresServer(bool durable, std::string extra_options)
+    : port_(FreePort()), durable_(durable), extra_options_(std::move(extra_options)) {
   char tmpl[] = "/tmp/physio-pg-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -238,12 +306,66 @@ void PostgresServer::Start() {
   RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-l", (dir_ / "log").string(), "-w", "-o",
                  "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -k " + dir_.string() +
                      " -c fsync=off -c full_page_writes=off -c max_connections=400" +
-                     (durable_ ? "" : " -c synchronous_commit=off"),
+                     (durable_ ? "" : " -c synchronous_commit=off") +
+                     (extra_options_.empty() ? "" : " " + extra_options_),
                  "start"});
 }
 
 void PostgresServer::StopImmediate() {
   RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "immediate", "-w", "stop"});
+}
+
+std::vector<pid_t> PostgresPids(const fs::path& data_dir) {
+  std::vector<pid_t> pids;
+  std::ifstream pidfile(data_dir / "postmaster.pid");
+  pid_t postmaster = 0;
+  if (!(pidfile >> postmaster) || postmaster <= 0) return pids;
+  pids.push_back(postmaster);
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator("/proc", ignored)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (parent == postmaster) pids.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return pids;
+}
+
+void PostgresServer::Freeze() {
+  // The postmaster first, so it starts no backend meanwhile.
+  frozen_ = PostgresPids(dir_ / "data");
+  for (pid_t pid : frozen_) kill(pid, SIGSTOP);
+}
+
+void PostgresServer::Thaw() {
+  for (pid_t pid : frozen_) kill(pid, SIGCONT);
+  frozen_.clear();
+}
+
+std::string PostgresServer::Execute(const std::string& sql, const std::string& database) const {
+  PGconn* conn = PQconnectdb((Conninfo(database) + " connect_timeout=5").c_str());
+  PGresult* result = PQexec(conn, sql.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  std::string value = status == PGRES_TUPLES_OK && PQntuples(result) > 0 ? PQgetvalue(result, 0, 0) : "";
+  std::string error = PQerrorMessage(conn);
+  PQclear(result);
+  PQfinish(conn);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) throw std::runtime_error(sql + ": " + error);
+  return value;
+}
+
+void PostgresServer::SetAndReload(const std::string& name, const std::string& value) const {
+  Execute("ALTER SYSTEM SET " + name + " = " + value);
+  Execute("SELECT pg_reload_conf()");
 }
 
 std::string PostgresServer::Conninfo(const std::string& database) const {
@@ -255,12 +377,43 @@ void PostgresServer::Stop() {
 }
 
 PostgresServer::~PostgresServer() {
+  Thaw();
   try {
     RunAsPostgres({PgBinary("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "immediate", "-w", "stop"});
   } catch (...) {
   }
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
+}
+
+void RunAsPostgresUser(const std::vector<std::string>& argv) {
+  std::vector<std::string> full;
+  if (IsRoot()) full = {"runuser", "-u", "postgres", "--"};
+  full.insert(full.end(), argv.begin(), argv.end());
+  char tmpl[] = "/tmp/physio-run-XXXXXX";
+  const int out = mkstemp(tmpl);
+  if (out < 0) throw std::runtime_error("mkstemp failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out, STDOUT_FILENO);
+    dup2(out, STDERR_FILENO);
+    std::vector<char*> args;
+    for (auto& arg : full) args.push_back(arg.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(tmpl);
+  std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  unlink(tmpl);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string command;
+    for (const auto& arg : argv) command += (command.empty() ? "" : " ") + arg;
+    throw std::runtime_error("failed: " + command + "\n" + output.substr(0, 4000));
+  }
 }
 
 void PostgresServer::RunAsPostgres(const std::vector<std::string>& argv) {

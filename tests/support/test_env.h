@@ -53,7 +53,8 @@ class RedisServer {
  public:
   // `persistent`: an append-only file with fsync every second in its own data
   // directory, as run.sh runs it, kept across Crash()/Start(); otherwise nothing is kept.
-  explicit RedisServer(bool persistent = false);
+  // `extra_args`: more redis-server options ("--replicaof", "127.0.0.1 6379", ...).
+  explicit RedisServer(bool persistent = false, std::vector<std::string> extra_args = {});
   ~RedisServer();
   int port() const { return port_; }
   void Stop() { process_.reset(); }
@@ -72,8 +73,30 @@ class RedisServer {
  private:
   int port_;
   std::filesystem::path data_dir_;  // empty when not persistent
+  std::vector<std::string> extra_args_;
   std::unique_ptr<ChildProcess> process_;
 };
+
+// A redis-sentinel on a free port watching the master at `master_port` under the
+// name "physio" (what the services' redis-master-name defaults to).
+class RedisSentinelProcess {
+ public:
+  RedisSentinelProcess(int master_port, int quorum, int down_after_ms = 1000);
+  ~RedisSentinelProcess();
+  int port() const { return port_; }
+  // The master's port this sentinel names now (0 when it names none or does not answer).
+  int MasterPort() const;
+  void Kill() { process_.reset(); }
+
+ private:
+  std::filesystem::path dir_;
+  int port_;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// One command to a Redis server on loopback, its reply as text ("" when it fails);
+// an array reply's elements joined by spaces.
+std::string RedisCommandAt(int port, const std::vector<std::string>& argv);
 
 class PostgresServer {
  public:
@@ -81,7 +104,8 @@ class PostgresServer {
   // so an acknowledged write survives a crash of PostgreSQL; the default turns
   // that off for speed. fsync stays off either way: the fault tests crash
   // processes, not the machine, and the OS cache survives a process crash.
-  explicit PostgresServer(bool durable = false);
+  // `extra_options`: more server settings ("-c archive_mode=on ...") on every start.
+  explicit PostgresServer(bool durable = false, std::string extra_options = "");
   ~PostgresServer();
   int port() const { return port_; }
   // Creates a database; tests that need isolation each take their own.
@@ -94,13 +118,32 @@ class PostgresServer {
   void StopImmediate();
   // A superuser connection string to `database`.
   std::string Conninfo(const std::string& database) const;
+  // The data directory (owned by the postgres user) and the server's own directory (sockets, log).
+  std::filesystem::path data_dir() const { return dir_ / "data"; }
+  std::filesystem::path dir() const { return dir_; }
+  // SIGSTOP / SIGCONT of the postmaster and every backend: a host that stalls without closing connections.
+  void Freeze();
+  void Thaw();
+  // One statement as the superuser; the first column of the first row ("" when none); throws on failure.
+  std::string Execute(const std::string& sql, const std::string& database = "postgres") const;
+  // ALTER SYSTEM SET `name` = `value` and a reload (value as SQL: quoted when a string).
+  void SetAndReload(const std::string& name, const std::string& value) const;
 
  private:
   void RunAsPostgres(const std::vector<std::string>& argv);
   std::filesystem::path dir_;
   int port_;
   bool durable_;
+  std::string extra_options_;
+  std::vector<pid_t> frozen_;
 };
+
+// Runs a command as the postgres user (when root) and waits; throws when it fails, with its output.
+void RunAsPostgresUser(const std::vector<std::string>& argv);
+
+// The process ids of a PostgreSQL data directory's postmaster (postmaster.pid) and
+// of its children (backends leave the process group, so signals go by PID).
+std::vector<pid_t> PostgresPids(const std::filesystem::path& data_dir);
 
 // The key pair tokens are signed with; the public half is written to a file for the services.
 struct TestKeys {

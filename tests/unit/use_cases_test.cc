@@ -31,7 +31,7 @@ struct UnreachableStores {
   }
   static PgOptions PgAt(int port) {
     PgOptions options;
-    options.port = port;
+    options.ports = std::to_string(port);
     options.pool_size = 1;
     options.connect_timeout = std::chrono::milliseconds(200);
     return options;

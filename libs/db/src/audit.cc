@@ -109,6 +109,8 @@ bool AuditTrail::Write(PgConnection& conn, const std::vector<Pending>& batch) {
     const bool fresh = !conn.healthy();
     try {
       conn.EnsureConnected(Clock::now() + pg_options_.connect_timeout);
+      // The server ends a batch at 2 s (below); the client waits a little longer at most.
+      conn.set_deadline(Clock::now() + std::chrono::milliseconds(2500));
       // This connection does nothing but audit batches: one bound for all of them.
       if (fresh) conn.Exec("SET statement_timeout = 2000");
       conn.Exec(sql, params);  // one statement, one commit

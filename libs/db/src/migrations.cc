@@ -116,6 +116,8 @@ std::vector<std::string> BuildConcurrentIndexes(const PgOptions& options, const 
                                                 const std::vector<ConcurrentIndex>& indexes) {
   PgConnection conn(options);
   conn.EnsureConnected(Clock::now() + std::chrono::seconds(10));
+  // A concurrent build on millions of rows runs long: bounded only so a frozen server cannot hold this thread forever.
+  conn.set_deadline(Clock::now() + std::chrono::hours(12));
   // One builder per schema across replicas; the others leave it to that one.
   if (conn.Exec("SELECT pg_try_advisory_lock(hashtext($1))", {"physio.index." + schema}).Get(0, 0) != "t") return {};
   std::vector<std::string> built;

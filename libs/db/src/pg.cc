@@ -1,6 +1,16 @@
 #include "physio/db/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
 
 #include "physio/common/ids.h"
 
@@ -60,36 +70,219 @@ std::string PgResult::GetBytes(int row, int col) const {
   return HexDecode(text.substr(2));
 }
 
-void PgConnection::EnsureConnected(Clock::time_point deadline) {
-  if (healthy() && epoch_ && dialled_epoch_ != epoch_->Current()) conn_.reset();  // dialled before PostgreSQL went away
-  if (healthy()) return;
-  conn_.reset();
-  dialled_epoch_ = epoch_ ? epoch_->Current() : 0;
-  long budget_ms = std::min<long>(options_.connect_timeout.count(), MillisUntil(deadline));
-  if (budget_ms <= 0) Unavailable("deadline exceeded before connecting");
-  // libpq's connect_timeout has one-second granularity and a two-second minimum.
-  const std::string timeout = std::to_string(std::max<long>(2, (budget_ms + 999) / 1000));
-  const std::string port = std::to_string(options_.port);
+std::vector<std::pair<std::string, std::string>> PgEndpoints(const PgOptions& options) {
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    std::size_t from = 0;
+    for (;;) {
+      const auto comma = list.find(',', from);
+      std::string item = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+      while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+      while (!item.empty() && item.back() == ' ') item.pop_back();
+      out.push_back(item);
+      if (comma == std::string::npos) return out;
+      from = comma + 1;
+    }
+  };
+  const auto hosts = split(options.host);
+  const auto ports = split(options.ports);
+  if (ports.size() != 1 && ports.size() != hosts.size()) {
+    throw std::invalid_argument("pg-port: one port for every host, or one per host (" + std::to_string(hosts.size()) +
+                                " hosts, " + std::to_string(ports.size()) + " ports)");
+  }
+  std::vector<std::pair<std::string, std::string>> endpoints;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const std::string& port = ports.size() == 1 ? ports[0] : ports[i];
+    if (hosts[i].empty()) throw std::invalid_argument("pg-host: an empty host in the list");
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      throw std::invalid_argument("pg-port: '" + port + "' is not a port number");
+    }
+    endpoints.emplace_back(hosts[i], port);
+  }
+  return endpoints;
+}
+
+namespace {
+// Waits until `fd` is ready for `events` (or has an error), at most until `until`.
+bool WaitSocket(int fd, short events, Clock::time_point until) {
+  if (fd < 0) return true;  // libpq reports the broken connection on the next call
+  for (;;) {
+    // Past the deadline the socket is still looked at once: an answer already there is taken.
+    const long left = std::clamp<long>(MillisUntil(until), 0, 60'000);
+    pollfd watched{fd, events, 0};
+    const int ready = ::poll(&watched, 1, static_cast<int>(left));
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) return true;  // let libpq find and report the error
+    if (ready == 0 && left == 0) return false;
+  }
+}
+
+// Cancel requests, sent by one background thread: PQcancel blocks until the
+// server closes the cancel connection, which a frozen server never does. At most
+// one thread waits so; requests past kMaxQueued are dropped (the connection is
+// dropped anyway, and the server ends the statement when it notices).
+class Canceller {
+ public:
+  static void Request(PGcancel* cancel) {
+    static const std::shared_ptr<State> state = Start();
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->queue.size() >= kMaxQueued) {
+        PQfreeCancel(cancel);
+        return;
+      }
+      state->queue.push_back(cancel);
+    }
+    state->wake.notify_one();
+  }
+
+ private:
+  static constexpr std::size_t kMaxQueued = 64;
+  struct State {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<PGcancel*> queue;
+  };
+  static std::shared_ptr<State> Start() {
+    auto state = std::make_shared<State>();
+    // Detached, holding the state: a cancel stuck on a frozen server never delays the process's exit.
+    std::thread([state] {
+      for (;;) {
+        PGcancel* cancel = nullptr;
+        {
+          std::unique_lock lock(state->mutex);
+          state->wake.wait(lock, [&] { return !state->queue.empty(); });
+          cancel = state->queue.front();
+          state->queue.pop_front();
+        }
+        char error[256];
+        PQcancel(cancel, error, sizeof error);
+        PQfreeCancel(cancel);
+      }
+    }).detach();
+    return state;
+  }
+};
+}  // namespace
+
+std::string PgConnection::endpoint() const { return conn_ ? endpoint_ : ""; }
+
+void PgConnection::OnNotice(void* self, const PGresult* notice) {
+  // client_min_messages=warning: only warnings arrive. PostgreSQL warns so when a
+  // COMMIT stopped waiting for its synchronous standby (cancelled, or the backend
+  // told to end): committed here, perhaps on no standby, and so perhaps lost by a failover.
+  const char* message = PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY);
+  if (message && std::string_view(message).find("synchronous replication") != std::string_view::npos) {
+    static_cast<PgConnection*>(self)->replication_unconfirmed_ = true;
+  }
+}
+
+bool PgConnection::TryHost(const std::string& host, const std::string& port, Clock::time_point until,
+                           std::string* why) {
   // client_min_messages: server NOTICEs would otherwise reach stderr outside the JSON log.
-  const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout", "application_name",
-                        "options", "sslmode", "sslrootcert", nullptr};
-  const char* values[] = {options_.host.c_str(),
+  const char* keys[] = {"host", "port", "user", "password", "dbname", "application_name", "options", "sslmode",
+                        "sslrootcert", "target_session_attrs", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", nullptr};
+  const char* values[] = {host.c_str(),
                           port.c_str(),
                           options_.user.c_str(),
                           options_.password.empty() ? nullptr : options_.password.c_str(),
                           options_.database.c_str(),
-                          timeout.c_str(),
                           "physio",
                           "-c client_min_messages=warning",
                           options_.sslmode.c_str(),
                           options_.sslrootcert.empty() ? nullptr : options_.sslrootcert.c_str(),
+                          options_.target_session_attrs.c_str(),
+                          // A peer that vanished (a host lost, a partition) is noticed by TCP within ~20 s
+                          // even on an idle pooled connection.
+                          "10",
+                          "5",
+                          "2",
                           nullptr};
-  conn_.reset(PQconnectdbParams(keys, values, 0));
-  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-    std::string why = conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory";
+  conn_.reset(PQconnectStartParams(keys, values, 0));
+  if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
+    *why = conn_ ? Trimmed(PQerrorMessage(conn_.get())) : "out of memory";
     conn_.reset();
-    Unavailable("connect failed: " + why);
+    return false;
   }
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  while (state != PGRES_POLLING_OK) {
+    if (state == PGRES_POLLING_FAILED) {
+      *why = Trimmed(PQerrorMessage(conn_.get()));
+      conn_.reset();
+      return false;
+    }
+    if (!WaitSocket(PQsocket(conn_.get()), state == PGRES_POLLING_READING ? POLLIN : POLLOUT, until)) {
+      *why = host + ":" + port + " did not answer in time";
+      conn_.reset();
+      return false;
+    }
+    state = PQconnectPoll(conn_.get());
+  }
+  PQsetnonblocking(conn_.get(), 1);
+  PQsetNoticeReceiver(conn_.get(), &PgConnection::OnNotice, this);
+  endpoint_ = host + ":" + port;
+  return true;
+}
+
+void PgConnection::EnsureConnected(Clock::time_point deadline) {
+  deadline_ = deadline;
+  if (healthy() && epoch_ && dialled_epoch_ != epoch_->Current()) conn_.reset();  // dialled before PostgreSQL went away
+  if (healthy()) return;
+  conn_.reset();
+  dialled_epoch_ = epoch_ ? epoch_->Current() : 0;
+  if (MillisUntil(deadline) <= 0) Unavailable("deadline exceeded before connecting");
+  const auto endpoints = PgEndpoints(options_);
+  std::string failures;
+  for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
+    const std::size_t index = (next_host_ + tried) % endpoints.size();
+    const auto until = std::min(deadline, Clock::now() + options_.connect_timeout);
+    std::string why;
+    if (TryHost(endpoints[index].first, endpoints[index].second, until, &why)) {
+      next_host_ = index;
+      replication_unconfirmed_ = false;
+      return;
+    }
+    failures += (failures.empty() ? "" : "; ") + why;
+    if (MillisUntil(deadline) <= 0) break;
+  }
+  Unavailable("connect failed: " + failures);
+}
+
+void PgConnection::TimedOut() {
+  if (PGcancel* cancel = PQgetCancel(conn_.get())) Canceller::Request(cancel);
+  conn_.reset();
+  Unavailable("no answer before the deadline (statement cancelled, connection dropped; a commit's outcome is unknown)");
+}
+
+void PgConnection::Flush() {
+  // Kept a little past the caller's deadline: the server's statement_timeout (the
+  // same deadline) then usually ends a slow statement first, cleanly, keeping the connection.
+  const auto until = deadline_ + std::chrono::milliseconds(100);
+  for (;;) {
+    const int pending = PQflush(conn_.get());
+    if (pending == 0) return;
+    if (pending < 0) Lost("send failed: " + Trimmed(PQerrorMessage(conn_.get())));
+    if (!WaitSocket(PQsocket(conn_.get()), POLLIN | POLLOUT, until)) TimedOut();
+    if (PQconsumeInput(conn_.get()) == 0) Lost("connection lost: " + Trimmed(PQerrorMessage(conn_.get())));
+  }
+}
+
+PGresult* PgConnection::NextResult() {
+  const auto until = deadline_ + std::chrono::milliseconds(100);
+  while (PQisBusy(conn_.get())) {
+    if (!WaitSocket(PQsocket(conn_.get()), POLLIN, until)) TimedOut();
+    if (PQconsumeInput(conn_.get()) == 0) Lost("connection lost: " + Trimmed(PQerrorMessage(conn_.get())));
+  }
+  return PQgetResult(conn_.get());
+}
+
+void PgConnection::CheckReplicationWarning() {
+  if (!replication_unconfirmed_) return;
+  replication_unconfirmed_ = false;
+  conn_.reset();
+  Unavailable("the commit was not confirmed by the synchronous standby (it may be lost in a failover); retry");
 }
 
 PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& params) {
@@ -97,8 +290,15 @@ PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& 
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  return Checked(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                              nullptr, nullptr, 0));
+  if (PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                        nullptr, 0) != 1) {
+    Lost("send failed: " + Trimmed(PQerrorMessage(conn_.get())));
+  }
+  Flush();
+  PgResult result(NextResult());
+  while (PGresult* extra = NextResult()) PQclear(extra);
+  CheckReplicationWarning();
+  return Checked(result.release());
 }
 
 std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>& statements) {
@@ -122,43 +322,61 @@ std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>&
     conn_.reset();  // a half-sent pipeline leaves the connection in no known state
     Unavailable("pipeline send failed: " + why);
   }
+  // Owned from here: a timeout or a lost connection below throws past them.
+  std::vector<PgResult> results;
+  results.reserve(statements.size());
+  Flush();
   // One result per statement (each followed by a null), then the sync marker.
-  std::vector<PGresult*> raw;
+  bool complete = true;
   for (std::size_t i = 0; i < statements.size(); ++i) {
-    PGresult* result = PQgetResult(conn);
-    raw.push_back(result);
-    if (result == nullptr) break;  // connection lost
-    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+    PGresult* result = NextResult();
+    if (result == nullptr) {  // connection lost
+      complete = false;
+      break;
+    }
+    results.emplace_back(result);
+    while (PGresult* extra = NextResult()) PQclear(extra);
   }
   bool synced = false;
-  if (raw.size() == statements.size() && raw.back() != nullptr) {
-    if (PGresult* sync = PQgetResult(conn)) {
+  if (complete) {
+    if (PGresult* sync = NextResult()) {
       synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
       PQclear(sync);
     }
   }
   if (!synced || PQexitPipelineMode(conn) != 1) {
-    for (PGresult* result : raw) PQclear(result);
     const std::string why = Trimmed(PQerrorMessage(conn));
     if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline failed: " + why);
     conn_.reset();
     Unavailable("pipeline failed: " + why);
   }
-  std::vector<PgResult> results;
-  results.reserve(raw.size());
-  for (PGresult* result : raw) results.emplace_back(result);  // owned from here, also if Checked throws
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    if (PQresultStatus(raw[i]) == PGRES_PIPELINE_ABORTED) continue;  // after the one that failed
-    if (PQresultStatus(raw[i]) != PGRES_COMMAND_OK && PQresultStatus(raw[i]) != PGRES_TUPLES_OK) {
-      CheckFailed(raw[i]);
-    }
+  CheckReplicationWarning();
+  for (auto& result : results) {
+    const ExecStatusType status = PQresultStatus(result.raw());
+    if (status == PGRES_PIPELINE_ABORTED) continue;  // after the one that failed
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) CheckFailed(result.raw());
   }
   return results;
 }
 
 PgResult PgConnection::ExecScript(const std::string& sql) {
   if (!conn_) Unavailable("not connected");
-  return Checked(PQexec(conn_.get(), sql.c_str()));
+  if (PQsendQuery(conn_.get(), sql.c_str()) != 1) Lost("send failed: " + Trimmed(PQerrorMessage(conn_.get())));
+  Flush();
+  // As PQexec: the last result, or the first that failed (the statements after it did not run).
+  PgResult kept(nullptr);
+  bool failed = false;
+  while (PGresult* result = NextResult()) {
+    const ExecStatusType status = PQresultStatus(result);
+    if (failed) {
+      PQclear(result);
+      continue;
+    }
+    failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+    kept = PgResult(result);
+  }
+  CheckReplicationWarning();
+  return Checked(kept.release());
 }
 
 PgResult PgConnection::Checked(PGresult* raw) {
@@ -181,6 +399,9 @@ void PgConnection::CheckFailed(const PGresult* raw) {
   if (sqlstate == "23505") throw PgUniqueViolation(Field(raw, PG_DIAG_CONSTRAINT_NAME), "postgres: " + message);
   if (sqlstate == "40001" || sqlstate == "40P01") throw Error(ErrorCode::kAborted, "postgres: concurrent update, retry");
   if (sqlstate == "57014") throw Error(ErrorCode::kDeadlineExceeded, "postgres: statement timed out");
+  // A read-only transaction: this server is (now) a standby, after a failover or a
+  // switchover. Every pooled connection redials, and finds the new primary.
+  if (sqlstate == "25006") Lost("reached a standby (read-only); redialling for the primary");
   // Class 08 (connection), 53 (resources), 57P0x (shutdown): the store is unavailable.
   if (sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) Lost(message);
   if (sqlstate.rfind("53", 0) == 0) {  // out of resources: this session is suspect, the others need not be
@@ -223,6 +444,7 @@ auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
   } catch (...) {
     if (conn.healthy()) {
       try {
+        conn.set_deadline(Clock::now() + std::chrono::milliseconds(500));  // the caller's may have passed
         conn.Exec("ROLLBACK");
       } catch (const Error&) {
         conn.Discard();

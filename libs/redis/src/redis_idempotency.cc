@@ -38,7 +38,7 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
   const auto pending_ttl = std::clamp(attempt_left + std::chrono::seconds(1), std::chrono::milliseconds(1000),
                                       std::chrono::milliseconds(30000));
   auto claimed =
-      pool_.Command({"SET", redis_key, kPending, "NX", "PX", std::to_string(pending_ttl.count())}, deadline);
+      pool_.CommandDurable({"SET", redis_key, kPending, "NX", "PX", std::to_string(pending_ttl.count())}, deadline);
   std::string refusal;
   if (IsErrorReply(claimed.get(), &refusal)) {
     // e.g. OOM under maxmemory with noeviction: nothing was written; the client retries.
@@ -62,7 +62,7 @@ std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& 
   }
   // Should this fail, the pending marker expires on its own (a retry is ABORTED until then, at most
   // the attempt's deadline and a second).
-  pool_.Command({"SET", redis_key, fingerprint + "\n" + response, "EX", std::to_string(retention_.count())}, deadline);
+  pool_.CommandDurable({"SET", redis_key, fingerprint + "\n" + response, "EX", std::to_string(retention_.count())}, deadline);
   return response;
 }
 

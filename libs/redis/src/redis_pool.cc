@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <string_view>
 
 #include "physio/common/error.h"
@@ -31,32 +32,109 @@ void RedisConnection::NoteLostIfGone(int hiredis_error, int saved_errno) {
   }
 }
 
+std::vector<std::pair<std::string, int>> ParseRedisAddresses(const std::string& list) {
+  std::vector<std::pair<std::string, int>> out;
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const auto comma = list.find(',', from);
+    std::string item = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    from = comma == std::string::npos ? list.size() + 1 : comma + 1;
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (item.empty()) continue;
+    const auto colon = item.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : item.substr(colon + 1);
+    if (colon == 0 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      throw std::invalid_argument("redis-sentinels: '" + item + "' is not host:port");
+    }
+    out.emplace_back(item.substr(0, colon), std::stoi(port));
+  }
+  return out;
+}
+
+RedisConnection::Context RedisConnection::Dial(const std::string& host, int port, std::chrono::milliseconds budget,
+                                               const std::string& user, const std::string& password) {
+  Context context(redisConnectWithTimeout(host.c_str(), port, ToTimeval(budget)));
+  if (!context || context->err) {
+    std::string why = context ? context->errstr : "out of memory";
+    Unavailable("connect to " + host + ":" + std::to_string(port) + " failed: " + why);
+  }
+  if (redisSetTimeout(context.get(), ToTimeval(budget)) != REDIS_OK) Unavailable("cannot set timeout");
+  if (!password.empty()) {
+    std::vector<const char*> args{"AUTH"};
+    if (!user.empty()) args.push_back(user.c_str());
+    args.push_back(password.c_str());
+    RedisReply reply(static_cast<redisReply*>(
+        redisCommandArgv(context.get(), static_cast<int>(args.size()), args.data(), nullptr)));
+    // The server's text may name the user; the log gets that it was refused, not why.
+    if (!reply || reply->type == REDIS_REPLY_ERROR) Unavailable("authentication refused by " + host + ":" + std::to_string(port));
+  }
+  return context;
+}
+
+RedisConnection::Context RedisConnection::DialMaster(Clock::time_point deadline) {
+  std::string failures;
+  const auto& sentinels = options_.sentinels;
+  for (std::size_t tried = 0; tried < sentinels.size(); ++tried) {
+    const auto& [host, port] = sentinels[(next_sentinel_ + tried) % sentinels.size()];
+    auto budget = std::min(options_.connect_timeout, Until(deadline));
+    if (budget.count() <= 0) break;
+    try {
+      auto sentinel = Dial(host, port, budget, options_.sentinel_user, options_.sentinel_password);
+      const char* ask[] = {"SENTINEL", "get-master-addr-by-name", options_.master_name.c_str()};
+      RedisReply where(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, ask, nullptr)));
+      if (!where || where->type != REDIS_REPLY_ARRAY || where->elements != 2) {
+        failures += (failures.empty() ? "" : "; ") + host + ":" + std::to_string(port) + " does not know master " +
+                    options_.master_name;
+        continue;
+      }
+      const std::string master_host(where->element[0]->str, where->element[0]->len);
+      const int master_port = std::stoi(std::string(where->element[1]->str, where->element[1]->len));
+      budget = std::min(options_.connect_timeout, Until(deadline));
+      if (budget.count() <= 0) break;
+      auto master = Dial(master_host, master_port, budget, options_.user, options_.password);
+      // During a failover a sentinel may still name the old master, now a replica.
+      const char* role[] = {"ROLE"};
+      RedisReply is(static_cast<redisReply*>(redisCommandArgv(master.get(), 1, role, nullptr)));
+      if (!is || is->type != REDIS_REPLY_ARRAY || is->elements == 0 ||
+          std::string_view(is->element[0]->str, is->element[0]->len) != "master") {
+        failures += (failures.empty() ? "" : "; ") + master_host + ":" + std::to_string(master_port) +
+                    " (named by a sentinel) is not the master";
+        continue;
+      }
+      next_sentinel_ = (next_sentinel_ + tried) % sentinels.size();
+      endpoint_ = master_host + ":" + std::to_string(master_port);
+      return master;
+    } catch (const Error& e) {
+      failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+    }
+  }
+  Unavailable("no master found through the sentinels: " + (failures.empty() ? "deadline exceeded" : failures));
+}
+
 void RedisConnection::Connect(Clock::time_point deadline) {
   auto budget = std::min(options_.connect_timeout, Until(deadline));
   if (budget.count() <= 0) Unavailable("deadline exceeded before connecting");
   dialled_epoch_ = epoch_ ? epoch_->Current() : 0;
-  context_.reset(redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(budget)));
-  if (!context_ || context_->err) {
-    std::string why = context_ ? context_->errstr : "out of memory";
-    context_.reset();
-    Unavailable("connect failed: " + why);
+  if (!options_.sentinels.empty()) {
+    context_ = DialMaster(deadline);
+    return;
   }
-  if (!options_.password.empty()) {
-    if (redisSetTimeout(context_.get(), ToTimeval(budget)) != REDIS_OK) {
-      context_.reset();
-      Unavailable("cannot set timeout");
-    }
-    std::vector<const char*> args{"AUTH"};
-    if (!options_.user.empty()) args.push_back(options_.user.c_str());
-    args.push_back(options_.password.c_str());
-    RedisReply reply(static_cast<redisReply*>(
-        redisCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(), nullptr)));
-    const bool refused = !reply || reply->type == REDIS_REPLY_ERROR;
-    if (refused) {
-      // The server's text may name the user; the log gets that it was refused, not why.
-      context_.reset();
-      Unavailable("authentication refused");
-    }
+  context_ = Dial(options_.host, options_.port, budget, options_.user, options_.password);
+  endpoint_ = options_.host + ":" + std::to_string(options_.port);
+}
+
+void RedisConnection::AwaitReplicas(Clock::time_point deadline) {
+  if (options_.wait_replicas <= 0) return;
+  // WAIT 0 would wait forever: at least 1 ms, and within the socket timeout Command sets.
+  const auto left = Until(deadline) - std::chrono::milliseconds(20);
+  const auto wait = std::max(std::chrono::milliseconds(1), std::min(options_.wait_timeout, left));
+  auto reply = Command({"WAIT", std::to_string(options_.wait_replicas), std::to_string(wait.count())}, deadline);
+  if (reply->type != REDIS_REPLY_INTEGER) Unavailable("WAIT answered unexpectedly");
+  if (reply->integer < options_.wait_replicas) {
+    Unavailable("write reached " + std::to_string(reply->integer) + " of " + std::to_string(options_.wait_replicas) +
+                " replicas in time (it may be lost by a failover); retry");
   }
 }
 
@@ -94,6 +172,17 @@ RedisReply RedisConnection::Command(const std::vector<std::string>& argv, Clock:
   // available, not a fault of the request.
   if (raw->type == REDIS_REPLY_ERROR) {
     const std::string_view message(raw->str, raw->len);
+    // A master demoted to a replica (a failover), or one that lost its replicas:
+    // every pooled connection asks the sentinels again.
+    for (std::string_view moved : {"READONLY", "NOREPLICAS"}) {
+      if (message.starts_with(moved)) {
+        std::string why(message);
+        freeReplyObject(raw);
+        context_.reset();
+        if (epoch_) epoch_->StoreLost();
+        Unavailable("not the master: " + why);
+      }
+    }
     for (std::string_view transient : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN"}) {
       if (message.starts_with(transient)) {
         std::string why(message);
@@ -118,20 +207,41 @@ RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_
   return lease->Command(argv, deadline);
 }
 
-RedisReply RedisPool::Eval(const std::string& script, const std::vector<std::string>& keys,
-                           const std::vector<std::string>& args, Clock::time_point deadline) {
+RedisReply RedisPool::EvalOn(RedisConnection& connection, const std::string& script,
+                             const std::vector<std::string>& keys, const std::vector<std::string>& args,
+                             Clock::time_point deadline) {
   auto build = [&](const std::string& verb, const std::string& body) {
     std::vector<std::string> argv{verb, body, std::to_string(keys.size())};
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   };
-  auto lease = Lease(deadline);
-  auto reply = lease->Command(build("EVALSHA", Sha1Hex(script)), deadline);
+  auto reply = connection.Command(build("EVALSHA", Sha1Hex(script)), deadline);
   std::string message;
   if (IsErrorReply(reply.get(), &message) && message.rfind("NOSCRIPT", 0) == 0) {
-    reply = lease->Command(build("EVAL", script), deadline);
+    reply = connection.Command(build("EVAL", script), deadline);
   }
+  return reply;
+}
+
+RedisReply RedisPool::Eval(const std::string& script, const std::vector<std::string>& keys,
+                           const std::vector<std::string>& args, Clock::time_point deadline) {
+  auto lease = Lease(deadline);
+  return EvalOn(*lease, script, keys, args, deadline);
+}
+
+RedisReply RedisPool::CommandDurable(const std::vector<std::string>& argv, Clock::time_point deadline) {
+  auto lease = Lease(deadline);
+  auto reply = lease->Command(argv, deadline);
+  if (!IsErrorReply(reply.get())) lease->AwaitReplicas(deadline);
+  return reply;
+}
+
+RedisReply RedisPool::EvalDurable(const std::string& script, const std::vector<std::string>& keys,
+                                  const std::vector<std::string>& args, Clock::time_point deadline) {
+  auto lease = Lease(deadline);
+  auto reply = EvalOn(*lease, script, keys, args, deadline);
+  if (!IsErrorReply(reply.get())) lease->AwaitReplicas(deadline);
   return reply;
 }
 

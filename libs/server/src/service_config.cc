@@ -27,8 +27,23 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"redis-user", "", "Redis ACL user (AUTH user password); empty: the default user"},
       {"redis-password", "", "Redis password sent with AUTH on connect (prefer redis-password-file)"},
       {"redis-password-file", "", "file holding the Redis password (read at start)"},
-      {"pg-host", "127.0.0.1", "PostgreSQL host"},
-      {"pg-port", "5432", "PostgreSQL port"},
+      {"redis-sentinels", "",
+       "Redis Sentinel: comma-separated host:port of the sentinels; set: the master is found through them on every "
+       "connect (redis-host and redis-port are then unused); empty: one Redis server"},
+      {"redis-master-name", "physio", "the master's name the sentinels monitor"},
+      {"redis-sentinel-user", "", "ACL user for the sentinels (empty: the default user)"},
+      {"redis-sentinel-password", "", "password for the sentinels (prefer redis-sentinel-password-file)"},
+      {"redis-sentinel-password-file", "", "file holding the sentinels' password"},
+      {"redis-wait-replicas", "0",
+       "replicas that must acknowledge each durable write (sessions, idempotency records, plan-cache generations) "
+       "before it is answered OK (Redis WAIT); fewer in time: UNAVAILABLE. 0: none (single-node Redis)"},
+      {"redis-wait-timeout-ms", "500", "how long a durable write waits for redis-wait-replicas (within the call's deadline)"},
+      {"pg-host", "127.0.0.1",
+       "PostgreSQL host, or a comma-separated list (a Patroni cluster's nodes: each is tried for the primary)"},
+      {"pg-port", "5432", "PostgreSQL port, or a comma-separated list with one per pg-host"},
+      {"pg-connect-timeout-ms", "2000", "upper bound for connecting to one PostgreSQL host (the next in pg-host is then tried)"},
+      {"pg-target-session-attrs", "read-write",
+       "libpq target_session_attrs: which of pg-host's servers to use (read-write: the primary)"},
       {"pg-user", "postgres", "PostgreSQL user"},
       {"pg-password", "", "PostgreSQL password (prefer pg-password-file)"},
       {"pg-password-file", "", "file holding the PostgreSQL password (read at start)"},
@@ -190,13 +205,23 @@ RedisOptions RedisOptionsFrom(const Config& config) {
   options.command_timeout = std::chrono::milliseconds(config.GetInt("redis-timeout-ms"));
   options.user = config.Get("redis-user");
   options.password = SecretFrom(config, "redis-password");
+  options.sentinels = ParseRedisAddresses(config.Get("redis-sentinels"));
+  options.master_name = config.Get("redis-master-name");
+  options.sentinel_user = config.Get("redis-sentinel-user");
+  options.sentinel_password = SecretFrom(config, "redis-sentinel-password");
+  options.wait_replicas = config.GetInt("redis-wait-replicas");
+  if (options.wait_replicas < 0) throw std::invalid_argument("--redis-wait-replicas must be 0 or more");
+  options.wait_timeout = std::chrono::milliseconds(config.GetInt("redis-wait-timeout-ms"));
   return options;
 }
 
 PgOptions PgOptionsFrom(const Config& config) {
   PgOptions options;
   options.host = config.Get("pg-host");
-  options.port = config.GetInt("pg-port");
+  options.ports = config.Get("pg-port");
+  options.target_session_attrs = config.Get("pg-target-session-attrs");
+  options.connect_timeout = std::chrono::milliseconds(config.GetInt("pg-connect-timeout-ms"));
+  PgEndpoints(options);  // a host and port list that do not pair up fails at start
   options.user = config.Get("pg-user");
   options.password = SecretFrom(config, "pg-password");
   options.sslmode = config.Get("pg-sslmode");

@@ -1,8 +1,22 @@
 #pragma once
 // A small RAII layer over libpq:
 //  - PgPool: fixed-size pool; a lease waits at most until the caller's deadline.
-//  - Every query is parameterised (never string-built) and bounded: each
-//    transaction sets statement_timeout to the caller's remaining time.
+//  - Every query is parameterised (never string-built) and bounded twice: each
+//    transaction sets statement_timeout to the caller's remaining time (the
+//    server's bound), and the client waits on the socket only until the deadline
+//    (non-blocking libpq and poll): a frozen or partitioned server, or a COMMIT
+//    waiting for a missing synchronous standby (which ignores statement_timeout),
+//    cannot hold a worker past its call. At the deadline the statement is
+//    cancelled (best effort, on a background thread) and the connection dropped:
+//    UNAVAILABLE, since a COMMIT's outcome is then unknown.
+//  - Connects are non-blocking too, bounded per host by connect_timeout (in
+//    milliseconds, not libpq's whole seconds) and in all by the deadline; with a
+//    host list (a Patroni cluster) each host is tried in turn for one that
+//    target_session_attrs accepts (read-write: the primary).
+//  - A COMMIT answered with PostgreSQL's "canceling wait for synchronous
+//    replication" warning committed locally only: UNAVAILABLE, never OK.
+//  - SQLSTATE 25006 (read-only transaction: a demoted primary, a standby) and
+//    connection loss make the whole pool redial.
 //  - Failures are classified: connection loss -> Error(kUnavailable) and the
 //    connection is dropped; serialization/deadlock -> kAborted; statement timeout
 //    -> kDeadlineExceeded; unique violation -> PgUniqueViolation (callers decide).
@@ -12,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "physio/common/bounded_pool.h"
@@ -26,8 +41,12 @@ struct pg_result;
 namespace physio {
 
 struct PgOptions {
+  // One host, or a comma-separated list tried in order (a highly available cluster).
   std::string host = "127.0.0.1";
-  int port = 5432;
+  // One port for every host, or a comma-separated list with one per host.
+  std::string ports = "5432";
+  // libpq target_session_attrs for each host: read-write (the primary), any, primary, ...
+  std::string target_session_attrs = "read-write";
   std::string user = "postgres";
   std::string password;
   std::string database = "physio";
@@ -37,6 +56,10 @@ struct PgOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds statement_timeout{5000};  // upper bound per transaction
 };
+
+// The hosts and ports of `options`, paired; throws std::invalid_argument when the
+// lists do not match (one port for all hosts, or one per host).
+std::vector<std::pair<std::string, std::string>> PgEndpoints(const PgOptions& options);
 
 class PgUniqueViolation : public Error {
  public:
@@ -63,6 +86,8 @@ class PgResult {
   long affected_rows() const;
   // A bytea column in text (hex) form.
   std::string GetBytes(int row, int col) const;
+  pg_result* raw() const { return result_.get(); }
+  pg_result* release() { return result_.release(); }
 
  private:
   struct ResultDeleter {
@@ -87,14 +112,29 @@ class PgConnection {
   std::vector<PgResult> ExecPipeline(const std::vector<PgStatement>& statements);
   // Several statements without parameters (migrations).
   PgResult ExecScript(const std::string& sql);
+  // Connects if needed (bounded by connect_timeout per host and by `deadline`) and
+  // bounds every statement from now on by `deadline`.
   void EnsureConnected(Clock::time_point deadline);
+  // Moves the bound of the statements that follow (a long index build).
+  void set_deadline(Clock::time_point deadline) { deadline_ = deadline; }
   bool healthy() const;
   void Discard() { conn_.reset(); }
+  // The host:port this connection reached (empty when not connected).
+  std::string endpoint() const;
 
  private:
   struct ConnDeleter {
     void operator()(pg_conn* c) const;
   };
+  bool TryHost(const std::string& host, const std::string& port, Clock::time_point until, std::string* why);
+  // Sends what libpq holds and waits for one result (nullptr: the command's results are over).
+  void Flush();
+  pg_result* NextResult();
+  // The deadline passed with a statement in flight: cancel it, drop the connection, UNAVAILABLE.
+  [[noreturn]] void TimedOut();
+  // After a command's results: a COMMIT the server could not confirm as replicated.
+  void CheckReplicationWarning();
+  static void OnNotice(void* self, const pg_result* notice);
   PgResult Checked(pg_result* raw);
   [[noreturn]] void CheckFailed(const pg_result* raw);
   // The connection is gone (PostgreSQL closed it, restarted, shut down).
@@ -102,6 +142,10 @@ class PgConnection {
   const PgOptions& options_;
   ConnectionEpoch* epoch_;
   std::uint64_t dialled_epoch_ = 0;
+  Clock::time_point deadline_{};
+  std::size_t next_host_ = 0;  // the host tried first on the next connect (the last that worked)
+  std::string endpoint_;
+  bool replication_unconfirmed_ = false;
   std::unique_ptr<pg_conn, ConnDeleter> conn_;
 };
 

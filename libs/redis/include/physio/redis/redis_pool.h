@@ -8,11 +8,18 @@
 //    is closed when the lease ends and re-dialled on the next lease.
 //  - An error *reply* (e.g. from a Lua script) is returned to the caller; only
 //    transport failures throw Error(kUnavailable).
+//  - With sentinels (Redis Sentinel), every (re)connect asks them for the master's
+//    address and checks with ROLE that it is the master; a READONLY or NOREPLICAS
+//    reply (a demoted master) or a lost connection makes the whole pool redial.
+//  - Durable writes (CommandDurable, EvalDurable) are followed by WAIT: when fewer
+//    replicas than wait_replicas acknowledge it in time the write is UNAVAILABLE
+//    (it may be lost by a failover; the caller's retry with the same request_id is safe).
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "physio/common/bounded_pool.h"
@@ -34,7 +41,18 @@ struct RedisOptions {
   // AUTH on every new connection when a password is set (an ACL user when `user` is set too).
   std::string user;
   std::string password;
+  // Redis Sentinel: "host:port" of each sentinel; empty: host and port above are the server.
+  std::vector<std::pair<std::string, int>> sentinels;
+  std::string master_name = "physio";
+  std::string sentinel_user;
+  std::string sentinel_password;
+  // Replicas that must acknowledge a durable write (WAIT); 0: none asked.
+  int wait_replicas = 0;
+  std::chrono::milliseconds wait_timeout{500};
 };
+
+// "host:port,host:port" as sentinel addresses; throws std::invalid_argument naming the bad entry.
+std::vector<std::pair<std::string, int>> ParseRedisAddresses(const std::string& list);
 
 struct ReplyDeleter {
   void operator()(redisReply* reply) const;
@@ -49,18 +67,30 @@ class RedisConnection {
   // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
   // transport failure or when the deadline has passed.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
+  // WAIT for the configured replicas after a durable write; UNAVAILABLE when too few acknowledge.
+  void AwaitReplicas(Clock::time_point deadline);
+  // The host:port this connection reached (empty when not connected).
+  std::string endpoint() const { return context_ ? endpoint_ : ""; }
 
  private:
   void Connect(Clock::time_point deadline);
   struct ContextDeleter {
     void operator()(redisContext* c) const;
   };
+  using Context = std::unique_ptr<redisContext, ContextDeleter>;
+  // A connection to host:port, authenticated when a password is given; throws Error(kUnavailable).
+  static Context Dial(const std::string& host, int port, std::chrono::milliseconds budget, const std::string& user,
+                      const std::string& password);
+  // The master's address as the sentinels know it, checked with ROLE.
+  Context DialMaster(Clock::time_point deadline);
   // A transport error that means Redis itself went away (not a timeout).
   void NoteLostIfGone(int hiredis_error, int saved_errno);
   const RedisOptions& options_;
   ConnectionEpoch* epoch_;
   std::uint64_t dialled_epoch_ = 0;
-  std::unique_ptr<redisContext, ContextDeleter> context_;
+  std::size_t next_sentinel_ = 0;
+  std::string endpoint_;
+  Context context_;
 };
 
 using RedisLease = BoundedPool<RedisConnection>::Lease;
@@ -74,12 +104,19 @@ class RedisPool {
   // EVALSHA with a fallback to EVAL on NOSCRIPT, so scripts survive a Redis restart.
   RedisReply Eval(const std::string& script, const std::vector<std::string>& keys,
                   const std::vector<std::string>& args, Clock::time_point deadline);
+  // The same for writes that must survive a failover (sessions, idempotency records,
+  // cache generations): followed by WAIT for wait_replicas when that is set.
+  RedisReply CommandDurable(const std::vector<std::string>& argv, Clock::time_point deadline);
+  RedisReply EvalDurable(const std::string& script, const std::vector<std::string>& keys,
+                         const std::vector<std::string>& args, Clock::time_point deadline);
   // PING with a short timeout; used by health checks.
   bool Ping(std::chrono::milliseconds timeout);
   const RedisOptions& options() const { return options_; }
   PoolStats Stats() { return connections_.Stats(); }
 
  private:
+  RedisReply EvalOn(RedisConnection& connection, const std::string& script, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args, Clock::time_point deadline);
   RedisOptions options_;  // before connections_: they refer to it
   ConnectionEpoch epoch_;
   BoundedPool<RedisConnection> connections_;

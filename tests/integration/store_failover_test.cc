@@ -1,0 +1,278 @@
+// The store clients past one machine (issue 30), on real servers: a PostgreSQL
+// host list finds the primary and follows it when it becomes a standby; a
+// frozen server or a COMMIT waiting for a missing synchronous standby cannot
+// hold a caller past its deadline, and a COMMIT whose replication was not
+// confirmed is never OK; Redis is found through a real redis-sentinel, durable
+// writes wait for a replica, and a failover makes the pool redial the new master.
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <optional>
+#include <thread>
+
+#include "physio/common/error.h"
+#include "physio/db/pg.h"
+#include "physio/redis/redis_pool.h"
+#include "test_env.h"
+
+namespace physio::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+long MillisSince(Steady::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();
+}
+
+PgOptions PgOn(const std::vector<const PostgresServer*>& servers) {
+  PgOptions options;
+  options.host.clear();
+  options.ports.clear();
+  for (const auto* server : servers) {
+    options.host += (options.host.empty() ? "" : ",") + std::string("127.0.0.1");
+    options.ports += (options.ports.empty() ? "" : ",") + std::to_string(server->port());
+  }
+  options.database = "postgres";
+  options.sslmode = "disable";
+  options.pool_size = 2;
+  options.connect_timeout = 500ms;
+  return options;
+}
+
+// The endpoint the transaction ran on, after writing one row to `table`.
+std::string WriteRow(PgPool& pool, const std::string& table, const std::string& value,
+                     std::chrono::milliseconds budget = 3s) {
+  std::string endpoint;
+  WithTransaction(pool, Clock::now() + budget, [&](PgConnection& conn) {
+    conn.Exec("INSERT INTO " + table + " (value) VALUES ($1)", {value});
+    endpoint = conn.endpoint();
+  });
+  return endpoint;
+}
+
+// The code `call` threw with; nullopt when it succeeded.
+std::optional<ErrorCode> CodeOf(const std::function<void()>& call, std::string* message = nullptr) {
+  try {
+    call();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  return std::nullopt;
+}
+
+TEST(PgHostList, ConnectsToTheServerThatTakesWritesAndRejectsListsThatDoNotPair) {
+  PostgresServer standby_like, primary;
+  // A server whose transactions are read-only is what target_session_attrs=read-write skips (a standby).
+  standby_like.SetAndReload("default_transaction_read_only", "on");
+  primary.Execute("CREATE TABLE t (value text)");
+  PgPool pool(PgOn({&standby_like, &primary}));
+  EXPECT_EQ(WriteRow(pool, "t", "a"), "127.0.0.1:" + std::to_string(primary.port()));
+  EXPECT_EQ(primary.Execute("SELECT count(*) FROM t"), "1");
+
+  PgOptions mismatched = PgOn({&standby_like, &primary});
+  mismatched.ports = "1,2,3";
+  EXPECT_THROW(PgEndpoints(mismatched), std::invalid_argument);
+  mismatched.ports = "54x";
+  EXPECT_THROW(PgEndpoints(mismatched), std::invalid_argument);
+}
+
+TEST(PgHostList, AWriteThatReachesAStandbyIsUnavailableAndThePoolFollowsThePrimary) {
+  PostgresServer first, second;
+  for (auto* server : {&first, &second}) server->Execute("CREATE TABLE t (value text)");
+  PgPool pool(PgOn({&first, &second}));
+  ASSERT_EQ(WriteRow(pool, "t", "before"), "127.0.0.1:" + std::to_string(first.port()));
+  // A switchover: the first server turns read-only (as a demoted primary does), the second takes writes.
+  first.SetAndReload("default_transaction_read_only", "on");
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { WriteRow(pool, "t", "during"); }, &message), ErrorCode::kUnavailable) << message;
+  EXPECT_NE(message.find("standby"), std::string::npos) << message;
+  // Every pooled connection redials, and finds the server that takes writes.
+  EXPECT_EQ(WriteRow(pool, "t", "after"), "127.0.0.1:" + std::to_string(second.port()));
+  EXPECT_EQ(second.Execute("SELECT string_agg(value, ',') FROM t"), "after");
+  EXPECT_EQ(first.Execute("SELECT string_agg(value, ',') FROM t"), "before");
+}
+
+TEST(PgClientBound, AFrozenServerAnswersUnavailableAtTheDeadlineAndHealthSeesIt) {
+  PostgresServer server;
+  server.Execute("CREATE TABLE t (value text)");
+  PgPool pool(PgOn({&server}));
+  ASSERT_FALSE(WriteRow(pool, "t", "warm").empty());
+  server.Freeze();
+  // A pooled connection (the server's socket is open, nothing answers) and a new one (the kernel
+  // accepts the connection, the postmaster never answers the startup packet).
+  for (int round = 0; round < 2; ++round) {
+    const auto start = Steady::now();
+    std::string message;
+    EXPECT_EQ(CodeOf([&] { WriteRow(pool, "t", "frozen", 700ms); }, &message), ErrorCode::kUnavailable) << message;
+    EXPECT_LT(MillisSince(start), 1700) << "a call held past its deadline by more than 1 s (round " << round << ")";
+  }
+  const auto probe = Steady::now();
+  EXPECT_FALSE(pool.Ping(1000ms));
+  EXPECT_LT(MillisSince(probe), 2000);
+  server.Thaw();
+  // Back: the pool redials; nothing hangs on the connections dropped meanwhile.
+  std::string endpoint;
+  for (int i = 0; i < 50 && endpoint.empty(); ++i) {
+    try {
+      endpoint = WriteRow(pool, "t", "thawed");
+    } catch (const Error&) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  EXPECT_FALSE(endpoint.empty());
+  EXPECT_TRUE(pool.Ping(1000ms));
+}
+
+class SynchronousCommit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<PostgresServer>(/*durable=*/true);
+    server_->Execute("CREATE TABLE t (value text)");
+    // A synchronous standby that never connects: every COMMIT waits for it (statement_timeout does not apply).
+    server_->SetAndReload("synchronous_standby_names", "'absent_standby'");
+  }
+  std::unique_ptr<PostgresServer> server_;
+};
+
+TEST_F(SynchronousCommit, ACommitWaitingForAMissingStandbyIsUnavailableAtTheDeadline) {
+  PgPool pool(PgOn({server_.get()}));
+  const auto start = Steady::now();
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { WriteRow(pool, "t", "unconfirmed", 800ms); }, &message), ErrorCode::kUnavailable) << message;
+  EXPECT_LT(MillisSince(start), 1800);
+  // The commit happened locally and was never confirmed: answering OK would have acknowledged a
+  // write a failover can lose.
+  for (int i = 0; i < 50 && server_->Execute("SELECT count(*) FROM t") != "1"; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(server_->Execute("SELECT count(*) FROM t"), "1");
+}
+
+TEST_F(SynchronousCommit, ACommitWhoseReplicationWaitIsCancelledIsUnavailableNotOk) {
+  PgPool pool(PgOn({server_.get()}));
+  auto write = std::async(std::launch::async, [&] {
+    std::string message;
+    const auto code = CodeOf([&] { WriteRow(pool, "t", "cancelled-wait", 10s); }, &message);
+    return std::make_pair(code, message);
+  });
+  // PostgreSQL answers the cancelled wait with success and a WARNING; libpq passes the success on.
+  std::string cancelled;
+  for (int i = 0; i < 100 && cancelled != "t"; ++i) {
+    std::this_thread::sleep_for(50ms);
+    cancelled = server_->Execute(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' LIMIT 1");
+  }
+  ASSERT_EQ(cancelled, "t") << "no COMMIT was seen waiting for the standby";
+  const auto [code, message] = write.get();
+  EXPECT_EQ(code, ErrorCode::kUnavailable) << message;
+  EXPECT_NE(message.find("synchronous standby"), std::string::npos) << message;
+  // The pool is usable afterwards (the connection the warning came on was dropped).
+  server_->SetAndReload("synchronous_standby_names", "''");
+  EXPECT_FALSE(WriteRow(pool, "t", "after").empty());
+}
+
+// A master, one replica and one sentinel (quorum 1).
+class Sentinel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::err);
+    master_ = std::make_unique<RedisServer>();
+    replica_ = std::make_unique<RedisServer>(
+        false, std::vector<std::string>{"--replicaof", "127.0.0.1", std::to_string(master_->port())});
+    // The replica in sync (WAIT counts only replicas online).
+    for (int i = 0; i < 200 && RedisCommandAt(master_->port(), {"INFO", "replication"}).find("state=online") ==
+                                   std::string::npos;
+         ++i) {
+      std::this_thread::sleep_for(50ms);
+    }
+    sentinel_ = std::make_unique<RedisSentinelProcess>(master_->port(), 1);
+    // The sentinel learns the replica from the master's INFO (asked every 10 s, first at once).
+    for (int i = 0; i < 200 && RedisCommandAt(sentinel_->port(), {"SENTINEL", "master", "physio"}).find("num-slaves 1") ==
+                                   std::string::npos;
+         ++i) {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  RedisOptions Options(int wait_replicas) const {
+    RedisOptions options;
+    options.host = "127.0.0.1";
+    options.port = 1;  // unused: the sentinels name the master
+    options.sentinels = {{"127.0.0.1", sentinel_->port()}};
+    options.pool_size = 2;
+    options.connect_timeout = 500ms;
+    options.command_timeout = 1000ms;
+    options.wait_replicas = wait_replicas;
+    options.wait_timeout = 300ms;
+    return options;
+  }
+  std::unique_ptr<RedisServer> master_, replica_;
+  std::unique_ptr<RedisSentinelProcess> sentinel_;
+};
+
+TEST_F(Sentinel, TheMasterIsFoundThroughTheSentinelAndDurableWritesWaitForAReplica) {
+  RedisPool pool(Options(1));
+  auto reply = pool.CommandDurable({"SET", "k", "v"}, Clock::now() + 2s);
+  EXPECT_EQ(ReplyString(reply.get()).value_or(""), "OK");
+  EXPECT_EQ(RedisCommandAt(replica_->port(), {"GET", "k"}), "v") << "acknowledged only once the replica had it";
+  {
+    auto lease = pool.Lease(Clock::now() + 1s);
+    lease->Command({"PING"}, Clock::now() + 1s);
+    EXPECT_EQ(lease->endpoint(), "127.0.0.1:" + std::to_string(master_->port()));
+  }
+  // The replica stalls: a durable write is not acknowledged; a cache fill (not durable) still is.
+  replica_->Freeze();
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { pool.CommandDurable({"SET", "k", "v2"}, Clock::now() + 2s); }, &message),
+            ErrorCode::kUnavailable);
+  EXPECT_NE(message.find("0 of 1"), std::string::npos) << message;
+  EXPECT_EQ(ReplyString(pool.Command({"SET", "cache", "x"}, Clock::now() + 1s).get()).value_or(""), "OK");
+  replica_->Thaw();
+  EXPECT_FALSE(CodeOf([&] {
+                 pool.EvalDurable("return redis.call('SET', KEYS[1], ARGV[1])", {"k"}, {"v3"}, Clock::now() + 2s);
+               }).has_value());
+}
+
+TEST_F(Sentinel, AfterAFailoverThePoolRedialsTheNewMaster) {
+  RedisPool pool(Options(0));
+  ASSERT_EQ(ReplyString(pool.Command({"SET", "k", "before"}, Clock::now() + 1s).get()).value_or(""), "OK");
+  // The master goes away for good; the sentinel promotes the replica.
+  master_->Crash();
+  const auto since = Steady::now();
+  while (sentinel_->MasterPort() != replica_->port() && MillisSince(since) < 20000) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(sentinel_->MasterPort(), replica_->port()) << "the sentinel did not fail over";
+  // The pooled connections were to the old master: the next calls fail at most once each, then
+  // the pool has found the new master.
+  std::string value;
+  for (int i = 0; i < 20 && value.empty(); ++i) {
+    try {
+      pool.Command({"SET", "k", "after"}, Clock::now() + 1s);
+      value = ReplyString(pool.Command({"GET", "k"}, Clock::now() + 1s).get()).value_or("");
+    } catch (const Error&) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  EXPECT_EQ(value, "after");
+  EXPECT_EQ(RedisCommandAt(replica_->port(), {"GET", "k"}), "after");
+}
+
+TEST_F(Sentinel, AWriteToADemotedMasterWhoseConnectionStaysOpenIsUnavailableNeverOk) {
+  // Straight to the master (no sentinel), so nothing reconfigures it back meanwhile.
+  RedisOptions options = Options(0);
+  options.sentinels.clear();
+  options.port = master_->port();
+  RedisPool pool(options);
+  ASSERT_EQ(ReplyString(pool.Command({"SET", "k", "v"}, Clock::now() + 1s).get()).value_or(""), "OK");
+  // Demoted by hand: REPLICAOF keeps ordinary clients' connections open, so the pooled one gets READONLY.
+  ASSERT_EQ(RedisCommandAt(replica_->port(), {"REPLICAOF", "NO", "ONE"}), "OK");
+  ASSERT_EQ(RedisCommandAt(master_->port(), {"REPLICAOF", "127.0.0.1", std::to_string(replica_->port())}), "OK");
+  std::string message;
+  const auto code = CodeOf([&] { pool.Command({"SET", "k", "w"}, Clock::now() + 1s); }, &message);
+  ASSERT_TRUE(code.has_value()) << "a write to a demoted master was answered OK";
+  EXPECT_EQ(*code, ErrorCode::kUnavailable);
+  EXPECT_NE(message.find("not the master: READONLY"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace physio::testing
