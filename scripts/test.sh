@@ -78,13 +78,13 @@ if [[ " $STAGES " == *" 2 "* ]]; then
   started=$SECONDS
   TEST_LOGS+=("$SANITIZE_DIR/ctest-stage2.log")
   # The scripted checks (README, run.sh, compose, lint, benchmarks), the fault
-  # suite and the process tests (the sanitizers have their own fatal-signal handlers) ran in stage 1.
+  # suites (single-node and highly available), the restore drill and the process tests (the sanitizers have their own fatal-signal handlers) ran in stage 1.
   status=0
   (cd "$SANITIZE_DIR" &&
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     ctest --output-on-failure --timeout 600 -j2 \
-      -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness|k8s_manifests|process_test") \
+      -E "readme_examples|run_sh_demo_smoke|docker_compose|proto_lint|domain_bench|fault_harness|ha_faults|restore_drill|k8s_manifests|process_test") \
     2>&1 | tee "$SANITIZE_DIR/ctest-stage2.log" || status=$?
   stage_done "2 tests under the sanitizers" "$started"
   [ "$status" -eq 0 ] || exit "$status"

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <set>
 #include <sstream>
@@ -249,6 +251,63 @@ class FaultSuite : public ::testing::Test {
     return noticed;
   }
 
+  // The write path's cost, measured (not asserted): closed-loop callers for `seconds` each on
+  // the health check (the baseline: same servers, same moment), a durable Redis write
+  // (StartIntake) and a PostgreSQL write (CreateAssessment). Run by hand (docs/benchmarks.md).
+  static void MeasureWritePath(const std::string& label) {
+    const std::string token = MakeToken(cluster_->keys(), "bench", "bencher", {"clinician"});
+    std::printf("\n| stores | concurrency | call | calls/s | ratio to health | p50 ms | p99 ms | not OK |\n"
+                "|---|---|---|---|---|---|---|---|\n");
+    for (int concurrency : {1, 8, 32}) {
+      double health_rate = 0;
+      for (const std::string call : {"Health/Check", "StartIntake", "CreateAssessment"}) {
+        std::vector<std::vector<double>> latencies(concurrency);
+        std::atomic<int> failed{0};
+        const auto until = SteadyClock::now() + 5s;
+        std::vector<std::thread> threads;
+        for (int t = 0; t < concurrency; ++t) {
+          threads.emplace_back([&, t] {
+            auto health = grpc::health::v1::Health::NewStub(cluster_->Channel(Service::kAssessment));
+            auto assessment = apb::AssessmentService::NewStub(cluster_->Channel(Service::kAssessment));
+            while (SteadyClock::now() < until) {
+              grpc::ClientContext ctx;
+              ctx.AddMetadata("authorization", "Bearer " + token);
+              ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+              const auto start = SteadyClock::now();
+              grpc::Status status;
+              if (call == "Health/Check") {
+                grpc::health::v1::HealthCheckRequest request;
+                grpc::health::v1::HealthCheckResponse response;
+                status = health->Check(&ctx, request, &response);
+              } else if (call == "StartIntake") {
+                apb::StartIntakeRequest start_intake;
+                start_intake.set_request_id(NewId("rq"));
+                start_intake.set_patient_id(probe_patient_);
+                apb::StartIntakeResponse started;
+                status = assessment->StartIntake(&ctx, start_intake, &started);
+              } else {
+                apb::CreateAssessmentResponse created;
+                status = assessment->CreateAssessment(&ctx, ProbeAssessment(), &created);
+              }
+              latencies[t].push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - start).count());
+              if (!status.ok()) ++failed;
+            }
+          });
+        }
+        for (auto& thread : threads) thread.join();
+        std::vector<double> all;
+        for (const auto& each : latencies) all.insert(all.end(), each.begin(), each.end());
+        std::sort(all.begin(), all.end());
+        const double rate = all.size() / 5.0;
+        if (call == "Health/Check") health_rate = rate;
+        std::printf("| %s | %d | %s | %.0f | %.3f | %.2f | %.2f | %d |\n", label.c_str(), concurrency, call.c_str(), rate,
+                    health_rate > 0 ? rate / health_rate : 0, all.empty() ? 0 : all[all.size() / 2],
+                    all.empty() ? 0 : all[all.size() * 99 / 100], failed.load());
+        std::fflush(stdout);
+      }
+    }
+  }
+
   static void PrintTable() {
     std::ostringstream out;
     out << "\n| fault | calls | acknowledged writes | verified | retried (exactly once) | lost | duplicated | "
@@ -433,6 +492,9 @@ TEST_F(Faults, OneOfTwoReplicasKilled) {
   for (Service service : kServices) cluster_->TerminateReplica(service, 1, 10s);
 }
 
+// By hand: build/tests/fault_harness_test --gtest_also_run_disabled_tests --gtest_filter='*WritePathCost*'
+TEST_F(Faults, DISABLED_WritePathCost) { MeasureWritePath("one Redis, one PostgreSQL (synchronous_commit on)"); }
+
 // ---- Past one machine (issue 30): the same load and checks on Redis Sentinel and
 // a Patroni cluster in synchronous mode (ha_stores.h), each store losing its
 // primary in turn. Run as its own ctest entry (ha_faults_test).
@@ -471,6 +533,10 @@ class HaFaults : public FaultSuite {
 
   inline static HaStores* ha_ = nullptr;
 };
+
+TEST_F(HaFaults, DISABLED_WritePathCost) {
+  MeasureWritePath("Sentinel + WAIT 1; Patroni synchronous (3 nodes)");
+}
 
 TEST_F(HaFaults, RedisMasterKilled) {
   RunUnderLoad("HA: Redis master SIGKILL (sentinels promote a replica)", [](FaultRow& row) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -130,7 +131,10 @@ std::vector<std::string> HaStores::ServiceArgs() const {
     hosts += (i ? "," : "") + std::string("127.0.0.1");
     ports += (i ? "," : "") + std::to_string(pg_ports_[i]);
   }
-  return {"--redis-sentinels=" + sentinels, "--redis-wait-replicas=1", "--redis-wait-timeout-ms=300",
+  // PHYSIO_HA_WAIT_REPLICAS (by hand, for the write-path benchmark): 0 isolates WAIT's cost.
+  const char* wait = std::getenv("PHYSIO_HA_WAIT_REPLICAS");
+  return {"--redis-sentinels=" + sentinels, std::string("--redis-wait-replicas=") + (wait ? wait : "1"),
+          "--redis-wait-timeout-ms=300",
           "--pg-host=" + hosts, "--pg-port=" + ports, "--pg-connect-timeout-ms=1000"};
 }
 
