@@ -19,12 +19,21 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-PROJECT="${PHYSIO_COMPOSE_PROJECT:-physio-smoke}"
+# PHYSIO_COMPOSE_HA=1: with the highly available profile (deploy/compose-ha.yml): Redis
+# Sentinel and a Patroni cluster; after the demo, the Redis master and the Patroni leader
+# are killed and the demo must pass again on the promoted ones.
+HA="${PHYSIO_COMPOSE_HA:-0}"
+PROJECT="${PHYSIO_COMPOSE_PROJECT:-physio-smoke$([ "$HA" = 1 ] && echo -ha)}"
 BIN="$BUILD_DIR/services"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/physio-compose-smoke.XXXXXX")"
 DOCKERD_PID=""
 COMPOSE_FILES=(-f "$ROOT/docker-compose.yml")
 [ "${PHYSIO_COMPOSE_FROM_SOURCE:-0}" = 1 ] || COMPOSE_FILES+=(-f "$ROOT/deploy/compose-smoke.yml")
+CONTAINERS=5
+if [ "$HA" = 1 ]; then
+  COMPOSE_FILES+=(-f "$ROOT/deploy/compose-ha.yml")
+  CONTAINERS=14  # and two Redis replicas, three sentinels, etcd, three PostgreSQL nodes
+fi
 started=$SECONDS
 say() { printf '== compose smoke (%3d s): %s\n' $((SECONDS - started)) "$*"; }
 
@@ -140,7 +149,7 @@ deadline=$((SECONDS + ${PHYSIO_COMPOSE_HEALTH_S:-180}))
 while :; do
   states="$(compose ps -q | xargs docker inspect -f '{{.Name}} {{.State.Status}} {{.State.Health.Status}}')"
   unhealthy="$(awk '$3 != "healthy"' <<<"$states")"
-  [ -z "$unhealthy" ] && [ "$(wc -l <<<"$states")" -eq 5 ] && break
+  [ -z "$unhealthy" ] && [ "$(wc -l <<<"$states")" -eq "$CONTAINERS" ] && break
   if grep -qE ' (exited|dead) ' <<<"$states" || [ "$SECONDS" -ge "$deadline" ]; then
     echo "$states" >&2
     echo "compose-smoke: not every container became healthy" >&2
@@ -148,16 +157,43 @@ while :; do
   fi
   sleep 2
 done
-say "all five containers healthy"
+say "all $CONTAINERS containers healthy"
 
 # The demo episode against the published ports, over mutual TLS with a client certificate.
-"$BIN/devtools/physio-demo" --key="$WORK/keys/jwt-private.pem" \
-  --assessment-addr="127.0.0.1:${PORT[ASSESSMENT.GRPC]}" --planning-addr="127.0.0.1:${PORT[PLANNING.GRPC]}" \
-  --progress-addr="127.0.0.1:${PORT[PROGRESS.GRPC]}" --ca-file="$WORK/certs/ca.pem" \
-  --cert-file="$WORK/certs/physio-client.pem" --key-file="$WORK/certs/physio-client.key" >"$WORK/demo.txt" 2>&1 ||
-  { cat "$WORK/demo.txt" >&2; echo "compose-smoke: the demo episode failed" >&2; exit 1; }
-grep -q "Progress summary" "$WORK/demo.txt" || { cat "$WORK/demo.txt" >&2; exit 1; }
+demo() {
+  "$BIN/devtools/physio-demo" --key="$WORK/keys/jwt-private.pem" \
+    --assessment-addr="127.0.0.1:${PORT[ASSESSMENT.GRPC]}" --planning-addr="127.0.0.1:${PORT[PLANNING.GRPC]}" \
+    --progress-addr="127.0.0.1:${PORT[PROGRESS.GRPC]}" --ca-file="$WORK/certs/ca.pem" \
+    --cert-file="$WORK/certs/physio-client.pem" --key-file="$WORK/certs/physio-client.key" >"$WORK/demo.txt" 2>&1 &&
+    grep -q "Progress summary" "$WORK/demo.txt"
+}
+demo || { cat "$WORK/demo.txt" >&2; echo "compose-smoke: the demo episode failed" >&2; exit 1; }
 say "demo episode passed ($(grep -c 'home log ' "$WORK/demo.txt") home logs)"
+
+if [ "$HA" = 1 ]; then
+  # Both primaries lost at once: the sentinels promote a Redis replica, Patroni the synchronous
+  # standby; the services follow (sentinel discovery, the PostgreSQL host list) with no restart.
+  leader=""
+  for node in pg-1 pg-2 pg-3; do
+    if docker exec "$(compose ps -q "$node")" python3 -c \
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8008/primary', timeout=2)" 2>/dev/null; then
+      leader=$node
+    fi
+  done
+  [ -n "$leader" ] || { echo "compose-smoke: no Patroni leader answered" >&2; exit 1; }
+  compose kill redis "$leader" >/dev/null 2>&1
+  killed_at=$SECONDS
+  say "killed the Redis master and the Patroni leader ($leader)"
+  until demo; do
+    if [ $((SECONDS - killed_at)) -ge "${PHYSIO_COMPOSE_FAILOVER_S:-120}" ]; then
+      cat "$WORK/demo.txt" >&2
+      echo "compose-smoke: the demo did not pass again after the failover" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+  say "demo episode passed again $((SECONDS - killed_at)) s after both primaries were killed"
+fi
 
 # A Connect/JSON call on the HTTP port (TLS) and the metrics listener.
 token="$("$BIN/devtools/physio-mint-token" --key="$WORK/keys/jwt-private.pem" --tenant=demo-clinic --sub=clin-smoke \

@@ -68,6 +68,10 @@ TEST(PgHostList, ConnectsToTheServerThatTakesWritesAndRejectsListsThatDoNotPair)
   PostgresServer standby_like, primary;
   // A server whose transactions are read-only is what target_session_attrs=read-write skips (a standby).
   standby_like.SetAndReload("default_transaction_read_only", "on");
+  // The postmaster applies the reload asynchronously; new sessions see it once it has.
+  for (int i = 0; i < 100 && standby_like.Execute("SHOW default_transaction_read_only") != "on"; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
   primary.Execute("CREATE TABLE t (value text)");
   PgPool pool(PgOn({&standby_like, &primary}));
   EXPECT_EQ(WriteRow(pool, "t", "a"), "127.0.0.1:" + std::to_string(primary.port()));
@@ -83,10 +87,20 @@ TEST(PgHostList, ConnectsToTheServerThatTakesWritesAndRejectsListsThatDoNotPair)
 TEST(PgHostList, AWriteThatReachesAStandbyIsUnavailableAndThePoolFollowsThePrimary) {
   PostgresServer first, second;
   for (auto* server : {&first, &second}) server->Execute("CREATE TABLE t (value text)");
-  PgPool pool(PgOn({&first, &second}));
+  PgOptions options = PgOn({&first, &second});
+  options.pool_size = 1;  // one connection: the one that turns read-only under the pool
+  PgPool pool(options);
   ASSERT_EQ(WriteRow(pool, "t", "before"), "127.0.0.1:" + std::to_string(first.port()));
   // A switchover: the first server turns read-only (as a demoted primary does), the second takes writes.
   first.SetAndReload("default_transaction_read_only", "on");
+  // A backend applies a reload between commands: until the pooled one reports it, a write could
+  // still start its transaction read-write.
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "on"; ++i) {
+    seen = QueryOnce(pool, Clock::now() + 1s, {"SHOW default_transaction_read_only", {}}).Get(0, 0);
+    if (seen != "on") std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(seen, "on");
   std::string message;
   EXPECT_EQ(CodeOf([&] { WriteRow(pool, "t", "during"); }, &message), ErrorCode::kUnavailable) << message;
   EXPECT_NE(message.find("standby"), std::string::npos) << message;
@@ -134,6 +148,14 @@ class SynchronousCommit : public ::testing::Test {
     server_->Execute("CREATE TABLE t (value text)");
     // A synchronous standby that never connects: every COMMIT waits for it (statement_timeout does not apply).
     server_->SetAndReload("synchronous_standby_names", "'absent_standby'");
+    WaitForSetting("absent_standby");
+  }
+  // New sessions see a reload once the postmaster has applied it (asynchronously).
+  void WaitForSetting(const std::string& value) {
+    for (int i = 0; i < 100 && server_->Execute("SHOW synchronous_standby_names") != value; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(server_->Execute("SHOW synchronous_standby_names"), value);
   }
   std::unique_ptr<PostgresServer> server_;
 };
@@ -170,6 +192,7 @@ TEST_F(SynchronousCommit, ACommitWhoseReplicationWaitIsCancelledIsUnavailableNot
   EXPECT_NE(message.find("synchronous standby"), std::string::npos) << message;
   // The pool is usable afterwards (the connection the warning came on was dropped).
   server_->SetAndReload("synchronous_standby_names", "''");
+  WaitForSetting("");
   EXPECT_FALSE(WriteRow(pool, "t", "after").empty());
 }
 
