@@ -12,7 +12,9 @@ RUN_PACKAGES=(
 )
 # What the tests add (test.sh): test frameworks, the compose check, the README's
 # Python example, Node.js/npm for buf (proto lint), the FHIR validator and the
-# browser test, and Debian's chromium, the browser it drives (headless).
+# browser test, and Debian's chromium, the browser it drives (headless); the
+# highly available stores of ha_faults_test (Redis Sentinel, Patroni, etcd) and
+# pgBackRest for the restore drill.
 TEST_PACKAGES=(
   git openssl ccache libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint chromium

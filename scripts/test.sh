@@ -2,8 +2,10 @@
 # Installs what is missing, builds, and runs every test, in three stages:
 #  1. build/: ctest runs unit tests, integration tests (each starts its own
 #     redis-server and PostgreSQL on free loopback ports and the services on
-#     port 0), the fault suite (services as processes under a mixed load while
-#     Redis, PostgreSQL and services fail), the process tests (fatal-signal
+#     port 0), the fault suites (services as processes under a mixed load while
+#     Redis, PostgreSQL and services fail; then on Redis Sentinel and a Patroni
+#     cluster losing their primaries), the restore drill (pgBackRest, point-in-time
+#     recovery through the API), the process tests (fatal-signal
 #     traces, startup phases), the proto lint (buf STANDARD), the docker-compose
 #     and Kubernetes checks, the README examples and the run.sh demo smoke test;
 #  2. build-sanitize/ (clang): the unit and integration tests again, built with
@@ -11,7 +13,9 @@
 #  3. the libFuzzer targets, from the same build-sanitize/ (scripts/fuzz.sh), a
 #     few seconds each;
 #  4. the compose smoke (scripts/compose-smoke.sh): docker-compose.yml really
-#     running under Docker with stage 1's binaries, the demo episode against it.
+#     running under Docker with stage 1's binaries, the demo episode against it;
+#     then again with the highly available profile (deploy/compose-ha.yml), both
+#     primaries killed and the demo passing again.
 # PHYSIO_TEST_STAGES picks stages (default "1 2 3 4"); arguments go to stage 1's ctest.
 # At the end: each stage's wall time and the slowest tests.
 set -euo pipefail
@@ -102,4 +106,8 @@ if [[ " $STAGES " == *" 4 "* ]]; then
   [ -x "$BUILD_DIR/services/devtools/physio-demo" ] || build_all OFF
   "$ROOT/scripts/compose-smoke.sh"
   stage_done "4 compose smoke (Docker)" "$started"
+  started=$SECONDS
+  # The highly available profile (deploy/compose-ha.yml): Sentinel and Patroni, both primaries killed.
+  PHYSIO_COMPOSE_HA=1 "$ROOT/scripts/compose-smoke.sh"
+  stage_done "4 compose smoke, HA profile" "$started"
 fi

@@ -226,7 +226,7 @@ void HaStores::WritePatroniConfig(int node) const {
       << "  - host replication all 127.0.0.1/32 trust\n"
       << "postgresql:\n  listen: 127.0.0.1:" << pg_ports_[node] << "\n  connect_address: 127.0.0.1:" << pg_ports_[node]
       << "\n  data_dir: " << (dir_ / name).string() << "\n  bin_dir: " << PgBinDir()
-      << "\n  pgpass: " << (dir_ / (name + ".pgpass")).string()
+      << "\n  pgpass: " << (dir_ / (name + ".pgpass")).string() << "\n  basebackup:\n    - checkpoint: fast"
       << "\n  authentication:\n    superuser: {username: postgres, password: postgres}\n"
       << "    replication: {username: replicator, password: replicator}\n"
       << "  parameters:\n    unix_socket_directories: " << dir_.string() << "\n    fsync: 'off'\n";
