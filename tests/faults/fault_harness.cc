@@ -224,6 +224,17 @@ bool FaultCluster::ReplicaRunning(Service service, int replica) const {
   return At(service, replica).process != nullptr;
 }
 
+std::string FaultCluster::LogTails() const {
+  std::string out;
+  for (Service service : kServices) {
+    for (int r = 0; r < 2; ++r) {
+      const Replica& slot = At(service, r);
+      if (slot.process) out += "--- " + slot.name + ":\n" + LogTail(log_dir_ / (slot.name + ".log")) + "\n";
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> FaultCluster::UnexpectedExits() {
   std::vector<std::string> exited;
   for (Service service : kServices) {

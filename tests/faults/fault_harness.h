@@ -41,6 +41,8 @@ class Stores {
   virtual std::vector<std::string> ServiceArgs() const = 0;
   // A superuser connection string to `database` on the primary, for the verifier's reads.
   virtual std::string PgConninfo(const std::string& database) const = 0;
+  // What the stores say of themselves (roles, replication), for a failed test's report.
+  virtual std::string Describe() const { return ""; }
 };
 
 // Redis, PostgreSQL and up to two replicas of each service, every one a process.
@@ -66,6 +68,8 @@ class FaultCluster {
   bool ReplicaRunning(Service service, int replica) const;
   // Names of replicas that exited without being told to (a crash under a fault).
   std::vector<std::string> UnexpectedExits();
+  // The last lines of every running replica's log, for a failed test's report.
+  std::string LogTails() const;
 
   Health ReplicaHealth(Service service, int replica, std::chrono::milliseconds timeout) const;
   // Waits until every running replica reports `wanted`; the time it took, or nullopt past `patience`.

@@ -84,7 +84,11 @@ HaStores::HaStores() {
     fs::create_directories(dir_ / ("redis" + std::to_string(i)));
     StartRedis(i);
   }
-  for (auto& sentinel : sentinels_) sentinel = std::make_unique<RedisSentinelProcess>(redis_ports_[0], 2);
+  // failover-timeout 3 s: a failover attempt that fails (an election lost on a busy machine) is
+  // tried again after 6 s, within the suite's 30 s, instead of after 20 s.
+  for (auto& sentinel : sentinels_) {
+    sentinel = std::make_unique<RedisSentinelProcess>(redis_ports_[0], 2, /*down_after_ms=*/1000, /*failover_timeout_ms=*/3000);
+  }
 
   // PostgreSQL: the first node bootstraps the cluster, the others clone it.
   for (int i = 0; i < kPgNodes; ++i) {
@@ -150,6 +154,31 @@ std::string HaStores::PgConninfo(const std::string& database) const {
   }
   return "host=" + hosts + " port=" + ports + " user=postgres dbname=" + database +
          " target_session_attrs=read-write";
+}
+
+std::string HaStores::Describe() const {
+  std::string out = "redis master named by the sentinels: node " + std::to_string(RedisMaster()) + "\n";
+  for (int i = 0; i < kRedisNodes; ++i) {
+    if (!redis_[i]) continue;
+    std::string info = RedisCommandAt(redis_ports_[i], {"INFO", "replication"});
+    for (auto& c : info) c = c == '\r' ? ' ' : c;
+    out += "--- redis node " + std::to_string(i) + ": " + info + "\n";
+  }
+  for (const auto& sentinel : sentinels_) {
+    out += "--- sentinel " + std::to_string(sentinel->port()) + ": " +
+           RedisCommandAt(sentinel->port(), {"SENTINEL", "master", "physio"}) + "\n" + sentinel->LogTail() + "\n";
+  }
+  const int primary = PgPrimary();
+  out += "postgres primary: node " + std::to_string(primary) + "\n";
+  if (primary >= 0) {
+    out += "replication: " +
+           QueryValue(PgNodeConninfo(primary, "postgres"),
+                      "SELECT string_agg(application_name || ' ' || state || ' ' || sync_state, '; ') FROM "
+                      "pg_stat_replication")
+               .value_or("?") +
+           "\n";
+  }
+  return out;
 }
 
 void HaStores::StartRedis(int node) {

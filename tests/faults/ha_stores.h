@@ -33,6 +33,7 @@ class HaStores final : public Stores {
 
   std::vector<std::string> ServiceArgs() const override;
   std::string PgConninfo(const std::string& database) const override;
+  std::string Describe() const override;
 
   // Redis: the node the sentinels name master now (-1 when they do not agree or none answers).
   int RedisMaster() const;

@@ -257,6 +257,23 @@ TEST_F(Sentinel, TheMasterIsFoundThroughTheSentinelAndDurableWritesWaitForARepli
                }).has_value());
 }
 
+TEST_F(Sentinel, SentinelsThatAskForAPasswordGetTheConfiguredOneAndARefusalSaysNoMore) {
+  // The default user of the sentinel gets a password (as `requirepass` in sentinel.conf would).
+  ASSERT_EQ(RedisCommandAt(sentinel_->port(), {"ACL", "SETUSER", "default", "resetpass", ">sentinel-secret"}), "OK");
+  RedisOptions wrong = Options(0);
+  wrong.sentinel_password = "not-the-secret";
+  RedisPool refused(wrong);
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { refused.Command({"PING"}, Clock::now() + 1s); }, &message), ErrorCode::kUnavailable);
+  EXPECT_NE(message.find("authentication refused"), std::string::npos) << message;
+  EXPECT_EQ(message.find("not-the-secret"), std::string::npos) << "the password reached the error: " << message;
+  RedisOptions right = Options(0);
+  right.sentinel_password = "sentinel-secret";
+  RedisPool pool(right);
+  EXPECT_EQ(ReplyString(pool.Command({"SET", "k", "v"}, Clock::now() + 1s).get()).value_or(""), "OK");
+  EXPECT_EQ(RedisCommandAt(master_->port(), {"GET", "k"}), "v");
+}
+
 TEST_F(Sentinel, AfterAFailoverThePoolRedialsTheNewMaster) {
   RedisPool pool(Options(0));
   ASSERT_EQ(ReplyString(pool.Command({"SET", "k", "before"}, Clock::now() + 1s).get()).value_or(""), "OK");

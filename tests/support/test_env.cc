@@ -245,7 +245,8 @@ std::string RedisCommandAt(int port, const std::vector<std::string>& argv) {
   return text;
 }
 
-RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down_after_ms) : port_(FreePort()) {
+RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down_after_ms, int failover_timeout_ms)
+    : port_(FreePort()) {
   char tmpl[] = "/tmp/physio-sentinel-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -253,7 +254,7 @@ RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down
   std::ofstream(dir_ / "sentinel.conf") << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_.string()
                                         << "\nsentinel monitor physio 127.0.0.1 " << master_port << " " << quorum
                                         << "\nsentinel down-after-milliseconds physio " << down_after_ms
-                                        << "\nsentinel failover-timeout physio 10000"
+                                        << "\nsentinel failover-timeout physio " << failover_timeout_ms
                                         << "\nsentinel parallel-syncs physio 1\n";
   process_ = std::make_unique<ChildProcess>(std::vector<std::string>{"redis-sentinel", (dir_ / "sentinel.conf").string()},
                                             (dir_ / "log").string());
@@ -264,6 +265,12 @@ RedisSentinelProcess::~RedisSentinelProcess() {
   process_.reset();
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
+}
+
+std::string RedisSentinelProcess::LogTail(std::size_t bytes) const {
+  std::ifstream in(dir_ / "log");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
 }
 
 int RedisSentinelProcess::MasterPort() const {
@@ -416,24 +423,7 @@ void RunAsPostgresUser(const std::vector<std::string>& argv) {
   }
 }
 
-void PostgresServer::RunAsPostgres(const std::vector<std::string>& argv) {
-  std::vector<std::string> full;
-  if (IsRoot()) full = {"runuser", "-u", "postgres", "--"};
-  full.insert(full.end(), argv.begin(), argv.end());
-  pid_t pid = fork();
-  if (pid == 0) {
-    int out = open("/dev/null", O_WRONLY);
-    dup2(out, STDOUT_FILENO);
-    std::vector<char*> args;
-    for (auto& arg : full) args.push_back(arg.data());
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("failed: " + argv[0]);
-}
+void PostgresServer::RunAsPostgres(const std::vector<std::string>& argv) { RunAsPostgresUser(argv); }
 
 void PostgresServer::CreateDatabase(const std::string& name) {
   PGconn* conn = PQconnectdb(Conninfo("postgres").c_str());

@@ -81,12 +81,15 @@ class RedisServer {
 // name "physio" (what the services' redis-master-name defaults to).
 class RedisSentinelProcess {
  public:
-  RedisSentinelProcess(int master_port, int quorum, int down_after_ms = 1000);
+  // `failover_timeout_ms`: also how long a sentinel waits (twice it) before trying a failover again.
+  RedisSentinelProcess(int master_port, int quorum, int down_after_ms = 1000, int failover_timeout_ms = 10000);
   ~RedisSentinelProcess();
   int port() const { return port_; }
   // The master's port this sentinel names now (0 when it names none or does not answer).
   int MasterPort() const;
   void Kill() { process_.reset(); }
+  // The end of the sentinel's log (+sdown, +odown, +try-failover, -failover-abort-...).
+  std::string LogTail(std::size_t bytes = 3000) const;
 
  private:
   std::filesystem::path dir_;
