@@ -23,7 +23,11 @@ source "$(dirname "$0")/common.sh"
 # Sentinel and a Patroni cluster; after the demo, the Redis master and the Patroni leader
 # are killed and the demo must pass again on the promoted ones.
 HA="${PHYSIO_COMPOSE_HA:-0}"
-PROJECT="${PHYSIO_COMPOSE_PROJECT:-physio-smoke$([ "$HA" = 1 ] && echo -ha)}"
+if [ "$HA" = 1 ]; then
+  PROJECT="${PHYSIO_COMPOSE_PROJECT:-physio-smoke-ha}"
+else
+  PROJECT="${PHYSIO_COMPOSE_PROJECT:-physio-smoke}"
+fi
 BIN="$BUILD_DIR/services"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/physio-compose-smoke.XXXXXX")"
 DOCKERD_PID=""
