@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "physio/common/bounded_pool.h"
+#include "physio/common/text_list.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
 #include "physio/common/logging.h"
@@ -177,6 +178,27 @@ TEST(JsonLogs, MessageAndAccessLinesAreJsonObjectsWithTheirOwnKeys) {
   EXPECT_EQ(messages, 1);
   EXPECT_EQ(accesses, 1);
   spdlog::set_level(spdlog::level::warn);
+}
+
+}  // namespace
+}  // namespace physio
+
+namespace physio {
+namespace {
+
+TEST(CommaLists, ItemsAreTrimmedAndEmptyOnesKeptForTheCallerToJudge) {
+  EXPECT_EQ(SplitCommaList("a, b ,c"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(SplitCommaList("a,,b,"), (std::vector<std::string>{"a", "", "b", ""}));
+  EXPECT_EQ(SplitCommaList(""), (std::vector<std::string>{""}));
+  EXPECT_EQ(SplitCommaList("  "), (std::vector<std::string>{""}));
+}
+
+TEST(CommaLists, PortNumbersAreOneTo65535InDigits) {
+  EXPECT_TRUE(IsPortNumber("1"));
+  EXPECT_TRUE(IsPortNumber("65535"));
+  for (const char* bad : {"", "0", "65536", "99999", "123456", "54x", "-1", " 80"}) {
+    EXPECT_FALSE(IsPortNumber(bad)) << bad;
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "physio/common/ids.h"
+#include "physio/common/text_list.h"
 
 namespace physio {
 
@@ -71,21 +72,8 @@ std::string PgResult::GetBytes(int row, int col) const {
 }
 
 std::vector<std::pair<std::string, std::string>> PgEndpoints(const PgOptions& options) {
-  auto split = [](const std::string& list) {
-    std::vector<std::string> out;
-    std::size_t from = 0;
-    for (;;) {
-      const auto comma = list.find(',', from);
-      std::string item = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
-      while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-      while (!item.empty() && item.back() == ' ') item.pop_back();
-      out.push_back(item);
-      if (comma == std::string::npos) return out;
-      from = comma + 1;
-    }
-  };
-  const auto hosts = split(options.host);
-  const auto ports = split(options.ports);
+  const auto hosts = SplitCommaList(options.host);
+  const auto ports = SplitCommaList(options.ports);
   if (ports.size() != 1 && ports.size() != hosts.size()) {
     throw std::invalid_argument("pg-port: one port for every host, or one per host (" + std::to_string(hosts.size()) +
                                 " hosts, " + std::to_string(ports.size()) + " ports)");
@@ -94,8 +82,7 @@ std::vector<std::pair<std::string, std::string>> PgEndpoints(const PgOptions& op
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     const std::string& port = ports.size() == 1 ? ports[0] : ports[i];
     if (hosts[i].empty()) throw std::invalid_argument("pg-host: an empty host in the list");
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    if (!IsPortNumber(port)) {
       throw std::invalid_argument("pg-port: '" + port + "' is not a port number");
     }
     endpoints.emplace_back(hosts[i], port);
@@ -256,10 +243,12 @@ void PgConnection::TimedOut() {
   Unavailable("no answer before the deadline (statement cancelled, connection dropped; a commit's outcome is unknown)");
 }
 
+// Kept a little past the caller's deadline: the server's statement_timeout (the
+// same deadline) then usually ends a slow statement first, cleanly, keeping the connection.
+Clock::time_point PgConnection::WaitUntil() const { return deadline_ + std::chrono::milliseconds(100); }
+
 void PgConnection::Flush() {
-  // Kept a little past the caller's deadline: the server's statement_timeout (the
-  // same deadline) then usually ends a slow statement first, cleanly, keeping the connection.
-  const auto until = deadline_ + std::chrono::milliseconds(100);
+  const auto until = WaitUntil();
   for (;;) {
     const int pending = PQflush(conn_.get());
     if (pending == 0) return;
@@ -270,7 +259,7 @@ void PgConnection::Flush() {
 }
 
 PGresult* PgConnection::NextResult() {
-  const auto until = deadline_ + std::chrono::milliseconds(100);
+  const auto until = WaitUntil();
   while (PQisBusy(conn_.get())) {
     if (!WaitSocket(PQsocket(conn_.get()), POLLIN, until)) TimedOut();
     if (PQconsumeInput(conn_.get()) == 0) Lost("connection lost: " + Trimmed(PQerrorMessage(conn_.get())));

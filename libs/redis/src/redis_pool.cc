@@ -8,6 +8,7 @@
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
+#include "physio/common/text_list.h"
 
 namespace physio {
 
@@ -34,18 +35,11 @@ void RedisConnection::NoteLostIfGone(int hiredis_error, int saved_errno) {
 
 std::vector<std::pair<std::string, int>> ParseRedisAddresses(const std::string& list) {
   std::vector<std::pair<std::string, int>> out;
-  std::size_t from = 0;
-  while (from <= list.size()) {
-    const auto comma = list.find(',', from);
-    std::string item = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
-    from = comma == std::string::npos ? list.size() + 1 : comma + 1;
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
+  for (const auto& item : SplitCommaList(list)) {
     if (item.empty()) continue;
     const auto colon = item.rfind(':');
     const std::string port = colon == std::string::npos ? "" : item.substr(colon + 1);
-    if (colon == 0 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    if (colon == 0 || !IsPortNumber(port)) {
       throw std::invalid_argument("redis-sentinels: '" + item + "' is not host:port");
     }
     out.emplace_back(item.substr(0, colon), std::stoi(port));

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "physio/common/text_list.h"
+
 namespace physio {
 
 std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
@@ -152,15 +154,8 @@ std::string MetricsListenFrom(const Config& config) { return ListenBesideGrpc(co
 HttpGatewaySettings HttpSettingsFrom(const Config& config) {
   HttpGatewaySettings settings;
   settings.listen = ListenBesideGrpc(config, "http-listen", 1000);
-  const std::string origins = config.Get("cors-allowed-origins");
-  for (std::size_t start = 0; start < origins.size();) {
-    auto comma = origins.find(',', start);
-    if (comma == std::string::npos) comma = origins.size();
-    std::string origin = origins.substr(start, comma - start);
-    origin.erase(0, origin.find_first_not_of(' '));
-    origin.erase(origin.find_last_not_of(' ') + 1);
+  for (const auto& origin : SplitCommaList(config.Get("cors-allowed-origins"))) {
     if (!origin.empty()) settings.cors_origins.insert(origin);
-    start = comma + 1;
   }
   settings.default_timeout = std::chrono::milliseconds(config.GetInt("http-default-timeout-ms"));
   settings.threads = config.GetInt("http-threads");

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "physio/common/error.h"
+#include "physio/common/text_list.h"
 
 namespace physio {
 
@@ -93,14 +94,8 @@ IpNetwork ParseIpNetwork(const std::string& text) {
 
 std::vector<IpNetwork> ParseIpNetworks(const std::string& text) {
   std::vector<IpNetwork> networks;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, comma - start);
-    item.erase(0, item.find_first_not_of(' '));
-    if (const auto last = item.find_last_not_of(' '); last != std::string::npos) item.erase(last + 1);
+  for (const auto& item : SplitCommaList(text)) {
     if (!item.empty()) networks.push_back(ParseIpNetwork(item));
-    start = comma + 1;
   }
   return networks;
 }

@@ -127,6 +127,8 @@ class PgConnection {
     void operator()(pg_conn* c) const;
   };
   bool TryHost(const std::string& host, const std::string& port, Clock::time_point until, std::string* why);
+  // How long the client waits on the socket: the deadline and a little more.
+  Clock::time_point WaitUntil() const;
   // Sends what libpq holds and waits for one result (nullptr: the command's results are over).
   void Flush();
   pg_result* NextResult();
