@@ -177,6 +177,7 @@ PHYSIO_PG_DATABASE=physio
 PHYSIO_JWT_PUBLIC_KEY=$RUN_DIR/keys/jwt-public.pem
 PHYSIO_ASSESSMENT_ADDR=127.0.0.1:$ASSESSMENT_PORT
 PHYSIO_PLANNING_ADDR=127.0.0.1:$PLANNING_PORT
+PHYSIO_PROGRESS_ADDR=127.0.0.1:$PROGRESS_PORT
 ENV
 set -a
 # shellcheck source=/dev/null
@@ -248,7 +249,7 @@ fi
 
 "$BIN/devtools/physio-demo" --key="$RUN_DIR/keys/jwt-private.pem" \
   --assessment-addr="127.0.0.1:$ASSESSMENT_PORT" --planning-addr="127.0.0.1:$PLANNING_PORT" \
-  --progress-addr="127.0.0.1:$PROGRESS_PORT"
+  --progress-addr="127.0.0.1:$PROGRESS_PORT" --fhir-base="http://127.0.0.1:$((ASSESSMENT_PORT + 1000))/fhir/R4"
 
 if [ "${PHYSIO_EXIT_AFTER_DEMO:-0}" = "1" ]; then exit 0; fi
 cat <<MSG

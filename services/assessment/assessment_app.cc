@@ -632,6 +632,12 @@ pb::ExportAssessmentFhirResponse AssessmentApp::ExportAssessmentFhir(const CallC
 
 pb::ImportFhirQuestionnaireResponseResponse AssessmentApp::ImportFhirQuestionnaireResponse(
     const CallContext& ctx, const pb::ImportFhirQuestionnaireResponseRequest& request, AuditTarget& audit) {
+  pb::ImportFhirQuestionnaireResponseResponse response;
+  *response.mutable_assessment() = CreateAssessment(ctx, CreateRequestOfImport(request), audit).assessment();
+  return response;
+}
+
+pb::CreateAssessmentRequest AssessmentApp::CreateRequestOfImport(const pb::ImportFhirQuestionnaireResponseRequest& request) const {
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("patient_id", request.patient_id());
   if (request.resource_json().empty()) ThrowInvalidArgument("resource_json", "is required");
@@ -644,9 +650,14 @@ pb::ImportFhirQuestionnaireResponseResponse AssessmentApp::ImportFhirQuestionnai
     *create.add_answers() = std::move(answer);
   }
   if (request.has_red_flag_screen()) *create.mutable_red_flag_screen() = request.red_flag_screen();
-  pb::ImportFhirQuestionnaireResponseResponse response;
-  *response.mutable_assessment() = CreateAssessment(ctx, create, audit).assessment();
-  return response;
+  return create;
+}
+
+bool AssessmentApp::AlreadyCreated(const CallContext& ctx, const pb::CreateAssessmentRequest& request) {
+  return IdempotentReplay<pb::CreateAssessmentResponse>(
+             records_, ctx.DeadlineCappedAt(kStoreBudget),
+             {kSchema, ctx.tenant, ctx.principal, "CreateAssessment", request.request_id()}, request)
+      .has_value();
 }
 
 pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(

@@ -12,6 +12,7 @@
 #include "physio/auth/call_context.h"
 #include "assessment_records.h"
 #include "audit_log.h"
+#include "bulk_export_jobs.h"
 #include "intake_store.h"
 #include "physio/server/webhook_sender.h"
 #include "webhook_records.h"
@@ -36,6 +37,9 @@ struct AssessmentSettings {
   int webhook_max_subscriptions = 50;
   std::chrono::seconds webhook_secret_overlap{std::chrono::hours(24)};
   int webhook_replay_max_events = 10000;
+  // FHIR bulk export: how long a job's files are kept, and how many jobs a tenant may have open.
+  std::chrono::seconds bulk_export_retention{std::chrono::hours(1)};
+  int bulk_export_max_jobs = 5;
 };
 
 
@@ -46,6 +50,7 @@ struct AssessmentStores {
   AssessmentRecords& records;
   AuditLog* audit_log = nullptr;  // the audit read API's store; null: ListAuditEvents is unavailable
   WebhookRecords* webhooks = nullptr;  // webhook subscriptions; null: the webhook RPCs are unavailable
+  BulkExportJobs* bulk_exports = nullptr;  // FHIR bulk export jobs; null: the bulk export RPCs are unavailable
 };
 
 class AssessmentApp {
@@ -56,6 +61,7 @@ class AssessmentApp {
         records_(stores.records),
         audit_log_(stores.audit_log),
         webhooks_(stores.webhooks),
+        bulk_exports_(stores.bulk_exports),
         settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
@@ -95,6 +101,22 @@ class AssessmentApp {
                                               AuditTarget& audit);
   pb::ExportAuditEventsResponse ExportAuditEvents(const CallContext& ctx, const pb::ExportAuditEventsRequest& request,
                                                   AuditTarget& audit);
+  // The FHIR REST API's reads, searches and create (fhir_use_cases.cc, docs/fhir.md).
+  pb::SearchFhirResponse SearchFhir(const CallContext& ctx, const pb::SearchFhirRequest& request, AuditTarget& audit);
+  pb::SearchFhirAuditEventsResponse SearchFhirAuditEvents(const CallContext& ctx,
+                                                          const pb::SearchFhirAuditEventsRequest& request,
+                                                          AuditTarget& audit);
+  pb::CreateFhirResourceResponse CreateFhirResource(const CallContext& ctx, const pb::CreateFhirResourceRequest& request,
+                                                    AuditTarget& audit);
+  // FHIR bulk export (fhir_use_cases.cc, docs/fhir.md#bulk).
+  pb::StartBulkExportResponse StartBulkExport(const CallContext& ctx, const pb::StartBulkExportRequest& request,
+                                              AuditTarget& audit);
+  pb::GetBulkExportStatusResponse GetBulkExportStatus(const CallContext& ctx,
+                                                      const pb::GetBulkExportStatusRequest& request, AuditTarget& audit);
+  pb::GetBulkExportFileResponse GetBulkExportFile(const CallContext& ctx, const pb::GetBulkExportFileRequest& request,
+                                                  AuditTarget& audit);
+  pb::CancelBulkExportResponse CancelBulkExport(const CallContext& ctx, const pb::CancelBulkExportRequest& request,
+                                                AuditTarget& audit);
   // Webhooks (webhook_use_cases.cc).
   pb::CreateWebhookSubscriptionResponse CreateWebhookSubscription(const CallContext& ctx,
                                                                   const pb::CreateWebhookSubscriptionRequest& request,
@@ -130,6 +152,10 @@ class AssessmentApp {
   // gives it (1-500, 0: 100).
   AuditPage ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,
                            const std::string& page_token, AuditTarget& audit, std::string* next_page_token);
+  // The CreateAssessment an import is (its own request id, derived from the import's), validated.
+  pb::CreateAssessmentRequest CreateRequestOfImport(const pb::ImportFhirQuestionnaireResponseRequest& request) const;
+  // Whether this CreateAssessment (request id and content) was already done by this caller.
+  bool AlreadyCreated(const CallContext& ctx, const pb::CreateAssessmentRequest& request);
   // Scores every instrument, screens red flags, classifies, and inserts the assessment.
   // `draft` carries patient, session, answers and the history/examination/red-flag sections.
   pb::Assessment StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
@@ -143,8 +169,11 @@ class AssessmentApp {
   WebhookRecords& Webhooks() const;
   pb::WebhookSubscription ManagedSubscription(const CallContext& ctx, const std::string& id) const;
 
+  // The caller's own bulk export job, still open (NOT_FOUND otherwise: another caller's, expired, cancelled).
+  BulkExportJobRecord OwnBulkExport(const CallContext& ctx, const std::string& job_id);
   AuditLog* audit_log_;
   WebhookRecords* webhooks_;
+  BulkExportJobs* bulk_exports_;
   AssessmentSettings settings_;
 };
 

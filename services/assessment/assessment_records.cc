@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fhir_export.h"
 #include "physio/db/events.h"
 #include "physio/db/proto_json.h"
 
@@ -142,6 +143,22 @@ v1::ConsentRecord PgAssessmentWriter::AddConsent(const std::string& tenant, cons
   return ConsentFromRow(rows, 0);
 }
 
+std::optional<std::string> PgAssessmentRecords::PatientOfConsent(const std::string& tenant,
+                                                                 const std::string& consent_id,
+                                                                 Clock::time_point deadline) {
+  constexpr std::string_view kPrefix = "consent-";
+  const std::string number = consent_id.substr(std::min(consent_id.size(), kPrefix.size()));
+  if (consent_id.rfind(kPrefix, 0) != 0 || number.empty() || number.size() > 18 ||
+      !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT patient_id FROM assessment.consents WHERE tenant_id = $1 AND consent_id = $2::bigint",
+                         {tenant, number}});
+  if (rows.rows() == 0) return std::nullopt;
+  return rows.Get(0, 0);
+}
+
 std::vector<v1::ConsentRecord> PgAssessmentRecords::Consents(const std::string& tenant, const std::string& patient_id,
                                                              Clock::time_point deadline) {
   auto rows = QueryOnce(pool_, deadline,
@@ -180,6 +197,44 @@ AssessmentPage PgAssessmentRecords::ListForPatient(const std::string& tenant, co
   for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), &page.assessments.emplace_back());
   if (rows.rows() > page_size) page.next = KeysetPosition{rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)};
   return page;
+}
+
+BulkExportSource::Batch PgAssessmentExportSource::Next(PgConnection& conn, const BulkExportJob& job,
+                                                       const std::string& checkpoint, int limit) {
+  Batch batch;
+  const bool consents_phase = checkpoint.rfind("c:", 0) == 0;
+  const std::string after = checkpoint.size() > 2 ? checkpoint.substr(2) : "";
+  if (!consents_phase && (job.types.contains("QuestionnaireResponse") || job.types.contains("Observation"))) {
+    auto rows = conn.Exec("SELECT r.body, r.assessment_id FROM assessment.assessments r WHERE " + BulkExportScopeSql() +
+                              " AND r.assessment_id > $3 ORDER BY r.assessment_id LIMIT $4",
+                          {job.tenant, job.group_id, after, std::to_string(limit)});
+    for (int i = 0; i < rows.rows(); ++i) {
+      v1::Assessment assessment;
+      FromJson(rows.Get(i, 0), &assessment);
+      for (auto& resource : AssessmentRestResources(assessment, identifier_system_)) batch.resources.push_back(std::move(resource));
+    }
+    if (rows.rows() == limit) {
+      batch.checkpoint = "a:" + rows.Get(rows.rows() - 1, 1);
+      return batch;
+    }
+  }
+  if (!consents_phase && !batch.resources.empty()) {
+    batch.checkpoint = "c:";  // the consents in the next batch
+    return batch;
+  }
+  if (job.types.contains("Consent")) {
+    auto rows = conn.Exec(std::string("SELECT ") + kConsentColumns + " FROM assessment.consents r WHERE " +
+                              BulkExportScopeSql() + " AND r.consent_id > $3::bigint ORDER BY r.consent_id LIMIT $4",
+                          {job.tenant, job.group_id, consents_phase && !after.empty() ? after : "0", std::to_string(limit)});
+    for (int i = 0; i < rows.rows(); ++i) batch.resources.push_back(ConsentToFhir(ConsentFromRow(rows, i), identifier_system_));
+    if (rows.rows() == limit) {
+      batch.checkpoint = "c:" + rows.Get(rows.rows() - 1, 0);
+      return batch;
+    }
+  }
+  batch.checkpoint = "c:end";
+  batch.done = true;
+  return batch;
 }
 
 }  // namespace physio::assessment

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "physio/assessment/v1/assessment.pb.h"
+#include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
 #include "physio/db/page_token.h"
 
@@ -65,6 +66,9 @@ class AssessmentRecords : public IdempotentRecords<AssessmentWriter> {
   // The patient's clinics now and every change, oldest first.
   virtual v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
                                             Clock::time_point deadline) = 0;
+  // The patient a consent record ("consent-<n>") belongs to, if it exists in the tenant.
+  virtual std::optional<std::string> PatientOfConsent(const std::string& tenant, const std::string& consent_id,
+                                                      Clock::time_point deadline) = 0;
   // Every consent record of the patient, oldest first.
   virtual std::vector<v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
                                                   Clock::time_point deadline) = 0;
@@ -100,8 +104,22 @@ class PgAssessmentRecords final : public PgIdempotentRecords<AssessmentRecords, 
                                 const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
   v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,
                                     Clock::time_point deadline) override;
+  std::optional<std::string> PatientOfConsent(const std::string& tenant, const std::string& consent_id,
+                                              Clock::time_point deadline) override;
   std::vector<v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
                                           Clock::time_point deadline) override;
+};
+
+// The FHIR bulk export's assessment side (docs/fhir.md#bulk): the assessments' QuestionnaireResponses
+// and Observations, then the consents, by id (checkpoints "a:<assessment id>", "c:<consent number>").
+class PgAssessmentExportSource final : public BulkExportSource {
+ public:
+  explicit PgAssessmentExportSource(std::string identifier_system) : identifier_system_(std::move(identifier_system)) {}
+  std::set<std::string> Types() const override { return {"QuestionnaireResponse", "Observation", "Consent"}; }
+  Batch Next(PgConnection& conn, const BulkExportJob& job, const std::string& checkpoint, int limit) override;
+
+ private:
+  std::string identifier_system_;
 };
 
 }  // namespace physio::assessment

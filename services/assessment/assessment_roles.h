@@ -28,6 +28,16 @@ inline const MethodRoles kAssessmentRoles = {
     // The audit trail: auditors only, who have no clinical access of their own.
     {"ListAuditEvents", {Role::kAuditor}},
     {"ExportAuditEvents", {Role::kAuditor}},
+    // The FHIR REST API (docs/fhir.md): reads and searches as the records' own reads; the audit
+    // trail's AuditEvents for auditors; the create as the import.
+    {"SearchFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"SearchFhirAuditEvents", {Role::kAuditor}},
+    {"CreateFhirResource", {Role::kClinician, Role::kIntegrator}},
+    // FHIR bulk export: the tenant's integrations (system-to-system, as the specification intends).
+    {"StartBulkExport", {Role::kIntegrator}},
+    {"GetBulkExportStatus", {Role::kIntegrator}},
+    {"GetBulkExportFile", {Role::kIntegrator}},
+    {"CancelBulkExport", {Role::kIntegrator}},
     // Webhooks: the tenant's integrations.
     {"CreateWebhookSubscription", {Role::kIntegrator}},
     {"ListWebhookSubscriptions", {Role::kIntegrator}},

@@ -6,6 +6,7 @@
 #include "assessment_roles.h"
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/server/grpc_context.h"
+#include "physio/server/service_config.h"
 #include "physio/server/service_runtime.h"
 #include "webhook_dispatcher.h"
 
@@ -36,6 +37,13 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(ListConsents)
   PHYSIO_UNARY_RPC_AUDIT_TRAIL(ListAuditEvents)
   PHYSIO_UNARY_RPC_AUDIT_TRAIL(ExportAuditEvents)
+  PHYSIO_UNARY_RPC(SearchFhir)
+  PHYSIO_UNARY_RPC_AUDIT_TRAIL(SearchFhirAuditEvents)
+  PHYSIO_UNARY_RPC(CreateFhirResource)
+  PHYSIO_UNARY_RPC(StartBulkExport)
+  PHYSIO_UNARY_RPC(GetBulkExportStatus)
+  PHYSIO_UNARY_RPC(GetBulkExportFile)
+  PHYSIO_UNARY_RPC(CancelBulkExport)
   PHYSIO_UNARY_RPC(CreateWebhookSubscription)
   PHYSIO_UNARY_RPC(ListWebhookSubscriptions)
   PHYSIO_UNARY_RPC(UpdateWebhookSubscription)
@@ -61,13 +69,19 @@ class AssessmentServer final : public RunningService {
         records_(runtime_.pg()),
         audit_log_(runtime_.pg()),
         webhooks_(runtime_.pg(), kSchema),
-        app_({session_idempotency_, intakes_, records_, &audit_log_, &webhooks_}, settings_),
+        bulk_exports_(runtime_.pg()),
+        export_source_(settings_.fhir_patient_identifier_system),
+        app_({session_idempotency_, intakes_, records_, &audit_log_, &webhooks_, &bulk_exports_}, settings_),
         grpc_(app_, runtime_) {
+    runtime_.EnableFhirRest(FhirRestFrom(config_));
     runtime_.Serve(&grpc_);
+    export_worker_ = std::make_unique<BulkExportWorker>(runtime_.pg(), kSchema, export_source_,
+                                                        BulkExportSettingsFrom(config_));
     // Sending starts once the schema is migrated and the server is up.
     dispatcher_ = std::make_unique<WebhookDispatcher>(webhooks_, DispatchSettingsFrom(config_), runtime_.metrics());
   }
   ~AssessmentServer() override {
+    export_worker_.reset();
     dispatcher_.reset();
     runtime_.Shutdown();
   }
@@ -76,11 +90,35 @@ class AssessmentServer final : public RunningService {
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override {
+    export_worker_.reset();
     dispatcher_.reset();
     runtime_.Shutdown();
   }
 
  private:
+  // The FHIR REST API (docs/fhir.md) on this service's HTTP port: its own resources in process,
+  // the plans' and the visits' from the planning and progress services with the caller's token.
+  static FhirRestSettings FhirRestFrom(const Config& config) {
+    const std::string own = "/physio.assessment.v1.AssessmentService/";
+    const auto planning = MakePeerChannel(config.Get("planning-addr"), PeerTlsFrom(config));
+    const auto progress = MakePeerChannel(config.Get("progress-addr"), PeerTlsFrom(config));
+    const FhirRestRoute search{nullptr, own + "SearchFhir"};
+    const FhirRestRoute plans{planning, "/physio.planning.v1.PlanningService/SearchFhir"};
+    const FhirRestRoute visits{progress, "/physio.progress.v1.ProgressService/SearchFhir"};
+    FhirRestSettings fhir;
+    fhir.search = {{"QuestionnaireResponse", {search}}, {"Observation", {search, visits}}, {"Consent", {search}},
+                   {"AuditEvent", {{nullptr, own + "SearchFhirAuditEvents"}}},
+                   {"CarePlan", {plans}}, {"Goal", {plans}}, {"Encounter", {visits}}, {"Flag", {visits}}};
+    fhir.create = {{"QuestionnaireResponse", {nullptr, own + "CreateFhirResource"}}};
+    fhir.search_request = &pb::SearchFhirRequest::default_instance();
+    fhir.search_response = &pb::SearchFhirResponse::default_instance();
+    fhir.create_request = &pb::CreateFhirResourceRequest::default_instance();
+    fhir.create_response = &pb::CreateFhirResourceResponse::default_instance();
+    fhir.bulk = FhirRestSettings::BulkExport{own + "StartBulkExport", own + "GetBulkExportStatus", own + "GetBulkExportFile",
+                                             own + "CancelBulkExport"};
+    fhir.base_url = config.Get("fhir-base-url");
+    return fhir;
+  }
   static WebhookDestinationPolicy DestinationsFrom(const Config& config) {
     WebhookDestinationPolicy policy;
     const std::string allow_http = config.Get("webhook-allow-http");
@@ -124,6 +162,8 @@ class AssessmentServer final : public RunningService {
     settings.webhook_max_subscriptions = config.GetInt("webhook-max-subscriptions");
     settings.webhook_secret_overlap = std::chrono::seconds(config.GetInt("webhook-secret-overlap-s"));
     settings.webhook_replay_max_events = config.GetInt("webhook-replay-max-events");
+    settings.bulk_export_retention = std::chrono::seconds(std::max(60, config.GetInt("bulk-export-retention-s")));
+    settings.bulk_export_max_jobs = std::max(1, config.GetInt("bulk-export-max-jobs"));
     settings.scoring.fabq_work_elevated_above = config.GetInt("fabq-work-elevated-above");
     settings.classification.modulation_min_nprs = config.GetInt("phase-modulation-min-nprs");
     settings.classification.modulation_above_odi = config.GetInt("phase-modulation-above-odi");
@@ -144,15 +184,29 @@ class AssessmentServer final : public RunningService {
   PgAssessmentRecords records_;
   PgAuditLog audit_log_;
   PgWebhookRecords webhooks_;
+  PgBulkExportJobs bulk_exports_;
+  PgAssessmentExportSource export_source_;
   AssessmentApp app_;
   AssessmentGrpc grpc_;
   std::unique_ptr<WebhookDispatcher> dispatcher_;
+  std::unique_ptr<BulkExportWorker> export_worker_;
 };
 }  // namespace
 
 std::vector<ConfigKey> AssessmentConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50051");
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
+  keys.push_back({"planning-addr", "127.0.0.1:50052",
+                  "address of the planning service (the FHIR REST API's CarePlan and Goal)", SettingKind::kPeerAddress});
+  keys.push_back({"progress-addr", "127.0.0.1:50053",
+                  "address of the progress service (the FHIR REST API's Encounter, Flag and visit Observations)",
+                  SettingKind::kPeerAddress});
+  keys.push_back({"bulk-export-retention-s", "3600",
+                  "how long a FHIR bulk export's files are kept after it starts (at least 60); then deleted"});
+  keys.push_back({"bulk-export-max-jobs", "5", "FHIR bulk exports a tenant may have open at once"});
+  keys.push_back({"fhir-base-url", "",
+                  "the FHIR REST API's base URL in links and Location headers (behind a proxy); empty: from the "
+                  "request's Host, http(s)://<host>/fhir/R4"});
   keys.push_back({"fhir-patient-identifier-system", "https://physio-backend.org/fhir/patient-id",
                   "identifier system of patient references in FHIR exports and imports"});
   keys.push_back({"ces-new-bilateral-leg-pain-days", "42",

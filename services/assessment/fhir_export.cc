@@ -6,6 +6,7 @@
 
 #include "domain/instruments.h"
 #include "physio/common/fhir.h"
+#include "physio/common/fhir_search.h"
 
 namespace physio::assessment {
 
@@ -75,6 +76,47 @@ json FhirPatientReference(const std::string& patient_id, const std::string& iden
   return {{"reference", "Patient/" + patient_id}, {"identifier", {{"system", identifier_system}, {"value", patient_id}}}};
 }
 
+std::vector<json> AssessmentRestResources(const v1::Assessment& a, const std::string& identifier_system) {
+  using google::protobuf::util::TimeUtil;
+  // An assessment changes after it is stored only by the clinician's red-flag judgement.
+  const auto& judged = a.clinician_red_flag_judgement();
+  const bool judged_later = a.has_clinician_red_flag_judgement() && judged.has_decide_time() &&
+                            judged.decide_time().seconds() > a.create_time().seconds();
+  return FhirRestResources(json::parse(AssessmentToFhirBundle(a, identifier_system)),
+                           TimeUtil::ToString(judged_later ? judged.decide_time() : a.create_time()));
+}
+
+json ConsentToFhir(const v1::ConsentRecord& record, const std::string& identifier_system) {
+  using google::protobuf::util::TimeUtil;
+  const bool granted = record.decision() == v1::CONSENT_DECISION_GRANTED;
+  const bool sharing = record.kind() == v1::CONSENT_KIND_DATA_SHARING;
+  const std::string kind = record.kind() == v1::CONSENT_KIND_TREATMENT      ? "treatment"
+                           : record.kind() == v1::CONSENT_KIND_MANIPULATION ? "manipulation"
+                                                                            : "data-sharing";
+  json provision = {{"type", granted ? "permit" : "deny"}};
+  if (sharing && !record.platform().empty()) {
+    provision["actor"] = json::array(
+        {{{"role", FhirConcept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient")},
+          {"reference", {{"identifier", {{"system", std::string(kPhysioCodeSystem) + "/platform"}, {"value", record.platform()}}},
+                         {"display", record.platform()}}}}});
+  }
+  json consent = {
+      {"resourceType", "Consent"},
+      {"id", record.consent_id()},
+      {"identifier", json::array({{{"system", std::string(kPhysioCodeSystem) + "/consent"}, {"value", record.consent_id()}}})},
+      {"status", granted ? "active" : "inactive"},
+      {"scope", sharing ? FhirConcept("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy", "Privacy Consent")
+                        : FhirConcept("http://terminology.hl7.org/CodeSystem/consentscope", "treatment", "Treatment")},
+      {"category", json::array({FhirConcept("http://loinc.org", "59284-0", "Patient Consent"), Local("consent-" + kind, kind)})},
+      {"patient", FhirPatientReference(record.patient_id(), identifier_system)},
+      {"dateTime", TimeUtil::ToString(record.record_time())},
+      {"policyRule", FhirConcept("http://terminology.hl7.org/CodeSystem/v3-ActCode", granted ? "OPTIN" : "OPTOUT",
+                                 granted ? "opt-in" : "opt-out")},
+      {"provision", provision},
+      {"meta", {{"lastUpdated", TimeUtil::ToString(record.record_time())}}}};
+  return consent;
+}
+
 std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& identifier_system) {
   using google::protobuf::util::TimeUtil;
   const std::string when = TimeUtil::ToString(a.create_time());
@@ -99,7 +141,9 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
       items.push_back({{"linkId", answer.item_id()}, {"answer", json::array({answer_json})}});
     }
     const std::string response_url = FhirUrnUuid(a.assessment_id() + "/" + "qr/" + codes.code);
+    const std::string fhir_id = FhirIdOf(a.assessment_id());
     add(response_url, {{"resourceType", "QuestionnaireResponse"},
+                       {"id", fhir_id + ".qr-" + codes.code},
                        {"identifier", {{"system", std::string(kPhysioCodeSystem) + "/assessment"},
                                        {"value", a.assessment_id() + "/" + codes.code}}},
                        {"questionnaire", codes.questionnaire},
@@ -109,6 +153,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
                        {"item", items}});
 
     json observation = {{"resourceType", "Observation"},
+                        {"id", fhir_id + ".obs-" + codes.code},
                         {"status", "final"},
                         {"category", survey},
                         {"code", codes.score_code},
@@ -140,6 +185,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
   if (a.has_red_flags()) {
     const std::string action = v1::RedFlagAction_Name(a.red_flags().action());
     json observation = {{"resourceType", "Observation"},
+                        {"id", FhirIdOf(a.assessment_id()) + ".obs-red-flags"},
                         {"status", "final"},
                         {"category", survey},
                         {"code", Local("red-flag-screen", "Low back pain red-flag screen")},
@@ -180,6 +226,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
     }
     const std::string subgroup = v1::Subgroup_Name(c.subgroup());
     json observation = {{"resourceType", "Observation"},
+                        {"id", FhirIdOf(a.assessment_id()) + ".obs-classification"},
                         {"status", "final"},
                         {"category", json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category",
                                                           "exam", "Exam")})},

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "physio/assessment/v1/assessment.pb.h"
 
@@ -26,6 +27,17 @@ FhirScoreCoding FhirScoreCodingOf(common::v1::Instrument instrument);
 void SetFhirScoreValue(nlohmann::json& observation, common::v1::Instrument instrument, double score);
 // The subject of every resource about `patient_id`.
 nlohmann::json FhirPatientReference(const std::string& patient_id, const std::string& identifier_system);
+
+// One consent record as a FHIR R4 Consent (id "consent-<n>"): active when granted, inactive when
+// withdrawn; a treatment consent is scope "treatment", a data-sharing consent "patient-privacy"
+// with the platform as the provision's actor (by identifier). Only the latest record of each kind
+// (and platform) is the patient's current decision; earlier ones are history.
+nlohmann::json ConsentToFhir(const v1::ConsentRecord& record, const std::string& identifier_system);
+
+// The assessment's resources in their REST form (ids, meta.lastUpdated: when it was stored, or the
+// clinician's red-flag judgement if later).
+std::vector<nlohmann::json> AssessmentRestResources(const v1::Assessment& assessment,
+                                                    const std::string& identifier_system);
 
 // Patients are referenced as Patient/<id>, with an identifier {system: identifier_system, value: id}.
 std::string AssessmentToFhirBundle(const v1::Assessment& assessment, const std::string& identifier_system);

@@ -1,6 +1,9 @@
 // A demo patient episode against running services: intake over several screens,
 // a generated and approved plan, a visit, two home-exercise logs and the summary.
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
 
 #include <iomanip>
 #include <iostream>
@@ -96,7 +99,8 @@ int main(int argc, char** argv) {
                            {"tenant", "demo-clinic", "tenant of the demo"},
                            {"ca-file", "", "PEM CA to verify the services by (empty: plaintext gRPC)"},
                            {"cert-file", "", "PEM client certificate for mutual TLS (e.g. deploy/certs/physio-client.pem)"},
-                           {"key-file", "", "PEM key of cert-file"}},
+                           {"key-file", "", "PEM key of cert-file"},
+                           {"fhir-base", "", "the FHIR REST API's base URL (http://127.0.0.1:51051/fhir/R4); empty: that step is skipped"}},
                           argc, argv);
     if (config.help_requested()) {
       std::cout << config.Usage(argv[0]);
@@ -410,6 +414,29 @@ int main(int argc, char** argv) {
       std::cout << "   " << service << ":";
       for (const auto& kind : kinds) std::cout << " " << kind.substr(std::string("EVENT_KIND_").size());
       std::cout << "\n";
+    }
+    if (const std::string base = config.Get("fhir-base"); !base.empty()) {
+      std::cout << "\n9. The chain's EHR reads the episode over FHIR REST (" << base << ")\n";
+      const auto scheme_end = base.find("://");
+      const auto path_start = base.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+      httplib::Client http(base.substr(0, path_start));
+      http.set_read_timeout(10, 0);
+      const std::string prefix = path_start == std::string::npos ? "" : base.substr(path_start);
+      const httplib::Headers auth = {{"Authorization", "Bearer " + token("ehr-demo-1", "integrator", "")}};
+      for (const char* type : {"CarePlan", "Observation", "Encounter"}) {
+        auto result = http.Get(prefix + "/" + type + "?patient=" + patient_id + "&_count=100", auth);
+        if (!result || result->status != 200) {
+          throw std::runtime_error(std::string("FHIR search of ") + type + " failed: " +
+                                   (result ? std::to_string(result->status) + " " + result->body : "no answer"));
+        }
+        const auto bundle = nlohmann::json::parse(result->body);
+        std::cout << "   GET " << type << "?patient=" << patient_id << ": " << bundle["entry"].size() << " resources";
+        if (!bundle["entry"].empty()) {
+          const auto& first = bundle["entry"][0]["resource"];
+          std::cout << " (newest " << type << "/" << first.value("id", "") << ")";
+        }
+        std::cout << "\n";
+      }
     }
     std::cout << "\nDemo episode complete.\n";
     return 0;

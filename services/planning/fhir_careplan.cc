@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "physio/common/fhir.h"
+#include "physio/common/fhir_search.h"
 
 namespace physio::planning {
 
@@ -46,6 +47,12 @@ json MeasureFor(cpb::Instrument instrument) {
 }
 }  // namespace
 
+std::vector<json> PlanRestResources(const v1::Plan& plan) {
+  using google::protobuf::util::TimeUtil;
+  const auto& changed = plan.has_update_time() ? plan.update_time() : plan.create_time();
+  return FhirRestResources(json::parse(PlanToFhirBundle(plan)), TimeUtil::ToString(changed));
+}
+
 std::string PlanToFhirBundle(const v1::Plan& plan) {
   using google::protobuf::util::TimeUtil;
   const std::string seed = plan.plan_id() + "/r" + std::to_string(plan.revision());
@@ -63,6 +70,7 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
     }
     entries.push_back({{"fullUrl", url},
                        {"resource", {{"resourceType", "Goal"},
+                                     {"id", FhirIdOf(plan.plan_id()) + ".goal-" + std::to_string(i)},
                                      {"lifecycleStatus", GoalStatus(plan.status())},
                                      {"description", {{"text", goal.description()}}},
                                      {"subject", subject},
@@ -101,6 +109,7 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
   }
 
   json careplan = {{"resourceType", "CarePlan"},
+                   {"id", FhirIdOf(plan.plan_id())},
                    {"identifier", json::array({{{"system", std::string(kPhysioCodeSystem) + "/plan"}, {"value", plan.plan_id()}}})},
                    {"status", CarePlanStatus(plan.status())},
                    {"intent", "plan"},

@@ -4,12 +4,17 @@
 // therapy); other items with the project's local code system. Advised-against
 // modalities are activities with doNotPerform = true; a referral is a
 // ServiceRequest-kind activity. Deterministic for the same plan revision.
+#include <nlohmann/json.hpp>
+
 #include <string>
+#include <vector>
 
 #include "physio/planning/v1/planning.pb.h"
 
 namespace physio::planning {
 
 std::string PlanToFhirBundle(const v1::Plan& plan);
+// The plan's CarePlan and Goals in their REST form (ids, meta.lastUpdated: the plan's last change).
+std::vector<nlohmann::json> PlanRestResources(const v1::Plan& plan);
 
 }  // namespace physio::planning

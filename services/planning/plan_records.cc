@@ -1,5 +1,7 @@
 #include "plan_records.h"
 
+#include "fhir_careplan.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -106,6 +108,17 @@ std::optional<v1::Plan> PgPlanRecords::Find(const std::string& tenant, const std
   return PlanAt(rows, 0, 0);
 }
 
+std::vector<v1::Plan> PgPlanRecords::ListForPatient(const std::string& tenant, const std::string& patient_id, int limit,
+                                                   Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT body FROM planning.plans WHERE tenant_id = $1 AND patient_id = $2"
+                         " ORDER BY created_at DESC, plan_id DESC LIMIT $3",
+                         {tenant, patient_id, std::to_string(limit)}});
+  std::vector<v1::Plan> plans;
+  for (int i = 0; i < rows.rows(); ++i) plans.push_back(PlanAt(rows, i, 0));
+  return plans;
+}
+
 std::optional<v1::Plan> PgPlanRecords::FindInUse(const std::string& tenant, const std::string& patient_id,
                                                  Clock::time_point deadline) {
   auto rows = QueryOnce(pool_, deadline,
@@ -142,6 +155,20 @@ RevisionPage PgPlanRecords::ListRevisions(const std::string& tenant, const std::
     page.more = rows.rows() > page_size;
   });
   return page;
+}
+
+BulkExportSource::Batch PgPlanExportSource::Next(PgConnection& conn, const BulkExportJob& job,
+                                                 const std::string& checkpoint, int limit) {
+  Batch batch;
+  auto rows = conn.Exec("SELECT r.body, r.plan_id FROM planning.plans r WHERE " + BulkExportScopeSql() +
+                            " AND r.plan_id > $3 ORDER BY r.plan_id LIMIT $4",
+                        {job.tenant, job.group_id, checkpoint, std::to_string(limit)});
+  for (int i = 0; i < rows.rows(); ++i) {
+    for (auto& resource : PlanRestResources(PlanAt(rows, i, 0))) batch.resources.push_back(std::move(resource));
+  }
+  batch.checkpoint = rows.rows() == 0 ? checkpoint : rows.Get(rows.rows() - 1, 1);
+  batch.done = rows.rows() < limit;
+  return batch;
 }
 
 }  // namespace physio::planning

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
 #include "physio/planning/v1/planning.pb.h"
 
@@ -54,6 +55,9 @@ class PlanRecords : public IdempotentRecords<PlanWriter> {
  public:
   virtual std::optional<v1::Plan> Find(const std::string& tenant, const std::string& plan_id,
                                        Clock::time_point deadline) = 0;
+  // The patient's plans (every status), newest first, at most `limit`.
+  virtual std::vector<v1::Plan> ListForPatient(const std::string& tenant, const std::string& patient_id, int limit,
+                                               Clock::time_point deadline) = 0;
   // The patient's plan in use (active or suspended), if any.
   virtual std::optional<v1::Plan> FindInUse(const std::string& tenant, const std::string& patient_id,
                                             Clock::time_point deadline) = 0;
@@ -86,8 +90,18 @@ class PgPlanRecords final : public PgIdempotentRecords<PlanRecords, PgPlanWriter
                                Clock::time_point deadline) override;
   std::optional<v1::Plan> FindInUse(const std::string& tenant, const std::string& patient_id,
                                     Clock::time_point deadline) override;
+  std::vector<v1::Plan> ListForPatient(const std::string& tenant, const std::string& patient_id, int limit,
+                                       Clock::time_point deadline) override;
   RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision, int page_size,
                              Clock::time_point deadline) override;
+};
+
+// The FHIR bulk export's planning side (docs/fhir.md#bulk): every plan's CarePlan and Goals, by
+// plan id (the checkpoint is the last plan id written).
+class PgPlanExportSource final : public BulkExportSource {
+ public:
+  std::set<std::string> Types() const override { return {"CarePlan", "Goal"}; }
+  Batch Next(PgConnection& conn, const BulkExportJob& job, const std::string& checkpoint, int limit) override;
 };
 
 }  // namespace physio::planning

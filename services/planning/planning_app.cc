@@ -6,7 +6,10 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <nlohmann/json.hpp>
+
 #include "physio/common/error.h"
+#include "physio/common/fhir_search.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "fhir_careplan.h"
@@ -614,6 +617,43 @@ pb::ExportPlanFhirResponse PlanningApp::ExportPlanFhir(const CallContext& ctx, c
   // Same roles, tenant scoping and patient rule as reading the plan.
   pb::ExportPlanFhirResponse response;
   response.set_bundle_json(PlanToFhirBundle(GetPlan(ctx, get, audit).plan()));
+  return response;
+}
+
+pb::SearchFhirResponse PlanningApp::SearchFhir(const CallContext& ctx, const pb::SearchFhirRequest& request,
+                                               AuditTarget& audit) {
+  // A search reads at most this many of the patient's plans, newest first (docs/fhir.md).
+  constexpr int kMaxPlansSearched = 200;
+  PreparedFhirSearch prepared = PrepareFhirSearch(request, {"CarePlan", "Goal"});
+  RequireSmartScope(ctx, request.resource_type(), false);
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::vector<pb::Plan> plans;
+  std::string patient;
+  if (!prepared.record_id.empty()) {
+    auto plan = prepared.record_id.rfind("plan_", 0) == 0 ? records_.Find(ctx.tenant, prepared.record_id, deadline)
+                                                          : std::nullopt;
+    if (!plan || !CanSeePatient(ctx, plan->patient_id())) ThrowNotFound(request.resource_type() + "/" + request.id());
+    patient = plan->patient_id();
+    audit.resource_id = plan->plan_id();
+    plans.push_back(std::move(*plan));
+  } else {
+    patient = SearchedPatient(ctx, request.patient_id(), "patient_id");
+    plans = records_.ListForPatient(ctx.tenant, patient, kMaxPlansSearched, deadline);
+  }
+  audit.patient_id = patient;
+  std::vector<nlohmann::json> candidates;
+  for (const auto& plan : plans) {
+    for (auto& resource : PlanRestResources(plan)) candidates.push_back(std::move(resource));
+  }
+  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(),
+                                     ctx.tenant + "|" + patient + "|" + prepared.scope);
+  if (!prepared.record_id.empty() && page.resources.empty()) {
+    ThrowNotFound(request.resource_type() + "/" + request.id());
+  }
+  pb::SearchFhirResponse response;
+  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
+  response.set_next_cursor(page.next_cursor);
+  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
   return response;
 }
 

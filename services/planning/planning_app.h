@@ -52,6 +52,8 @@ class PlanningApp {
                                         AuditTarget& audit);
   pb::ListPlanRevisionsResponse ListPlanRevisions(const CallContext& ctx, const pb::ListPlanRevisionsRequest& request,
                                                   AuditTarget& audit);
+  // The FHIR REST API's reads and searches of CarePlan and Goal (docs/fhir.md).
+  pb::SearchFhirResponse SearchFhir(const CallContext& ctx, const pb::SearchFhirRequest& request, AuditTarget& audit);
   pb::ExportPlanFhirResponse ExportPlanFhir(const CallContext& ctx, const pb::ExportPlanFhirRequest& request,
                                             AuditTarget& audit);
   pb::ListInterventionsResponse ListInterventions(const CallContext& ctx, const pb::ListInterventionsRequest& request,

@@ -14,6 +14,7 @@ inline const MethodRoles kPlanningRoles = {
     {"GetActivePlan", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
     {"ListPlanRevisions", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
     {"ExportPlanFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"SearchFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"ApprovePlan", {Role::kClinician}},
     {"RevisePlan", {Role::kClinician}},
     {"CompletePlan", {Role::kClinician}},

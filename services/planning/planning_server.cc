@@ -65,6 +65,7 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
   PHYSIO_UNARY_RPC(CompletePlan)
   PHYSIO_UNARY_RPC(ListPlanRevisions)
   PHYSIO_UNARY_RPC(ExportPlanFhir)
+  PHYSIO_UNARY_RPC(SearchFhir)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:
@@ -84,13 +85,21 @@ class PlanningServer final : public RunningService {
         app_(records_, active_plans_, assessments_, library_, PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
+    export_worker_ = std::make_unique<BulkExportWorker>(runtime_.pg(), kSchema, export_source_,
+                                                        BulkExportSettingsFrom(config_));
   }
-  ~PlanningServer() override { runtime_.Shutdown(); }
+  ~PlanningServer() override {
+    export_worker_.reset();
+    runtime_.Shutdown();
+  }
   int port() const override { return runtime_.port(); }
   int http_port() const override { return runtime_.http_port(); }
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
-  void Shutdown() override { runtime_.Shutdown(); }
+  void Shutdown() override {
+    export_worker_.reset();
+    runtime_.Shutdown();
+  }
 
  private:
   static PlanPolicy PolicyFrom(const Config& config) {
@@ -118,6 +127,8 @@ class PlanningServer final : public RunningService {
   RedisActivePlanCache active_plans_;
   PlanningApp app_;
   PlanningGrpc grpc_;
+  PgPlanExportSource export_source_;
+  std::unique_ptr<BulkExportWorker> export_worker_;
 };
 }  // namespace
 

@@ -6,6 +6,7 @@
 
 #include "assessment/fhir_export.h"
 #include "physio/common/fhir.h"
+#include "physio/common/fhir_search.h"
 
 namespace physio::progress {
 
@@ -26,6 +27,26 @@ json SurveyCategory() {
 }
 }  // namespace
 
+std::vector<json> ProgressRestResources(const std::string& patient_id, const std::vector<v1::Visit>& visits,
+                                       const std::vector<v1::OutcomeMeasure>& measures,
+                                       const std::vector<v1::Alert>& alerts, const std::string& identifier_system) {
+  std::vector<json> resources;
+  auto add = [&](const std::string& bundle, const google::protobuf::Timestamp& changed) {
+    for (auto& resource : FhirRestResources(json::parse(bundle), TimeUtil::ToString(changed))) {
+      resources.push_back(std::move(resource));
+    }
+  };
+  for (const auto& visit : visits) add(ProgressToFhirBundle(patient_id, {visit}, {}, {}, identifier_system), visit.visit_time());
+  for (const auto& measure : measures) {
+    add(ProgressToFhirBundle(patient_id, {}, {measure}, {}, identifier_system), measure.measure_time());
+  }
+  for (const auto& alert : alerts) {
+    add(ProgressToFhirBundle(patient_id, {}, {}, {alert}, identifier_system),
+        alert.has_last_raise_time() ? alert.last_raise_time() : alert.create_time());
+  }
+  return resources;
+}
+
 std::string ProgressToFhirBundle(const std::string& patient_id, const std::vector<v1::Visit>& visits,
                                  const std::vector<v1::OutcomeMeasure>& measures, const std::vector<v1::Alert>& alerts,
                                  const std::string& identifier_system) {
@@ -41,6 +62,7 @@ std::string ProgressToFhirBundle(const std::string& patient_id, const std::vecto
     const bool telehealth = visit.kind() == v1::VISIT_KIND_TELEHEALTH;
     add(encounter_url,
         {{"resourceType", "Encounter"},
+         {"id", FhirIdOf(visit.visit_id())},
          {"identifier", Identifier("visit", visit.visit_id())},
          {"status", "finished"},
          {"class", {{"system", "http://terminology.hl7.org/CodeSystem/v3-ActCode"},
@@ -54,6 +76,7 @@ std::string ProgressToFhirBundle(const std::string& patient_id, const std::vecto
           std::tuple{visit.has_pain_after(), visit.pain_after(), "after"}}) {
       if (!present) continue;
       json observation = {{"resourceType", "Observation"},
+                          {"id", FhirIdOf(visit.visit_id()) + ".pain-" + moment},
                           {"status", "final"},
                           {"category", SurveyCategory()},
                           {"code", assessment::FhirScoreCodingOf(cpb::INSTRUMENT_NPRS).code},
@@ -68,6 +91,7 @@ std::string ProgressToFhirBundle(const std::string& patient_id, const std::vecto
 
   for (const auto& measure : measures) {
     json observation = {{"resourceType", "Observation"},
+                        {"id", FhirIdOf(measure.measure_id())},
                         {"identifier", Identifier("outcome-measure", measure.measure_id())},
                         {"status", "final"},
                         {"category", SurveyCategory()},
@@ -86,6 +110,7 @@ std::string ProgressToFhirBundle(const std::string& patient_id, const std::vecto
     if (!reasons.empty()) code["text"] = reasons;
     add(FhirUrnUuid(alert.alert_id() + "/flag"),
         {{"resourceType", "Flag"},
+         {"id", FhirIdOf(alert.alert_id())},
          {"identifier", Identifier("alert", alert.alert_id())},
          {"status", alert.status() == v1::ALERT_STATUS_OPEN ? "active" : "inactive"},
          {"category", json::array({{{"coding", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/flag-category"},

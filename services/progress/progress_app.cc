@@ -12,7 +12,10 @@
 #include "domain/expected_course.h"
 #include "domain/home_log.h"
 #include "assessment/intake_sections.h"
+#include <nlohmann/json.hpp>
+
 #include "physio/common/error.h"
+#include "physio/common/fhir_search.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "physio/db/page_token.h"
@@ -956,6 +959,39 @@ pb::ExportProgressFhirResponse ProgressApp::ExportProgressFhir(const CallContext
   pb::ExportProgressFhirResponse response;
   response.set_bundle_json(ProgressToFhirBundle(request.patient_id(), records.visits, records.measures, records.alerts,
                                                 fhir_patient_identifier_system_));
+  return response;
+}
+
+pb::SearchFhirResponse ProgressApp::SearchFhir(const CallContext& ctx, const pb::SearchFhirRequest& request,
+                                               AuditTarget& audit) {
+  using nlohmann::json;
+  PreparedFhirSearch prepared = PrepareFhirSearch(request, {"Encounter", "Observation", "Flag"});
+  RequireSmartScope(ctx, request.resource_type(), false);
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::string patient;
+  if (!prepared.record_id.empty()) {
+    auto owner = records_.PatientOfRecord(ctx.tenant, prepared.record_id, deadline);
+    if (!owner || !CanSeePatient(ctx, *owner)) ThrowNotFound(request.resource_type() + "/" + request.id());
+    patient = *owner;
+    audit.resource_id = prepared.record_id;
+  } else {
+    patient = SearchedPatient(ctx, request.patient_id(), "patient_id");
+  }
+  audit.patient_id = patient;
+  // The export's records (visits and re-measures within history-window-days, the alerts), each
+  // mapped on its own so its resources carry its own time.
+  const auto records = records_.ReadForExport(ctx.tenant, patient, policy_, deadline);
+  std::vector<json> candidates = ProgressRestResources(patient, records.visits, records.measures, records.alerts,
+                                                      fhir_patient_identifier_system_);
+  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(),
+                                     ctx.tenant + "|" + patient + "|" + prepared.scope);
+  if (!prepared.record_id.empty() && page.resources.empty()) {
+    ThrowNotFound(request.resource_type() + "/" + request.id());
+  }
+  pb::SearchFhirResponse response;
+  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
+  response.set_next_cursor(page.next_cursor);
+  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
   return response;
 }
 

@@ -67,6 +67,8 @@ class ProgressApp {
         policy_(policy),
         red_flag_policy_(red_flags) {}
 
+  // The FHIR REST API's reads and searches of Encounter, Observation and Flag (docs/fhir.md).
+  pb::SearchFhirResponse SearchFhir(const CallContext& ctx, const pb::SearchFhirRequest& request, AuditTarget& audit);
   pb::ExportProgressFhirResponse ExportProgressFhir(const CallContext& ctx, const pb::ExportProgressFhirRequest& request,
                                                     AuditTarget& audit);
   // Patient references in FHIR exports: Patient/<id> and an identifier in this system.

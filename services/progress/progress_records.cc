@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "fhir_progress.h"
 #include "physio/db/events.h"
 #include "physio/db/proto_json.h"
 
@@ -181,6 +182,17 @@ ExportedRecords PgProgressRecords::ReadForExport(const std::string& tenant, cons
   return records;
 }
 
+std::optional<std::string> PgProgressRecords::PatientOfRecord(const std::string& tenant, const std::string& record_id,
+                                                              Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT patient_id FROM progress.visits WHERE tenant_id = $1 AND visit_id = $2"
+                         " UNION ALL SELECT patient_id FROM progress.outcome_measures WHERE tenant_id = $1 AND measure_id = $2"
+                         " UNION ALL SELECT patient_id FROM progress.alerts WHERE tenant_id = $1 AND alert_id = $2 LIMIT 1",
+                         {tenant, record_id}});
+  if (rows.rows() == 0) return std::nullopt;
+  return rows.Get(0, 0);
+}
+
 AlertPage PgProgressRecords::ListAlerts(const std::string& tenant, const std::string& clinic_id,
                                         bool include_acknowledged, const KeysetPosition& after, int page_size,
                                         Clock::time_point deadline) {
@@ -197,6 +209,65 @@ AlertPage PgProgressRecords::ListAlerts(const std::string& tenant, const std::st
   for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), &page.alerts.emplace_back());
   if (rows.rows() > page_size) page.next = KeysetPosition{rows.Get(returned - 1, 1), rows.Get(returned - 1, 2)};
   return page;
+}
+
+BulkExportSource::Batch PgProgressExportSource::Next(PgConnection& conn, const BulkExportJob& job,
+                                                     const std::string& checkpoint, int limit) {
+  // The tables in turn; the Observation of a visit's pain comes with the visit, a re-measure's alone.
+  struct Table {
+    char phase;
+    const char* name;
+    const char* id;
+    bool wanted;
+  };
+  const bool observations = job.types.contains("Observation");
+  const Table tables[] = {{'v', "visits", "visit_id", job.types.contains("Encounter") || observations},
+                          {'m', "outcome_measures", "measure_id", observations},
+                          {'a', "alerts", "alert_id", job.types.contains("Flag")}};
+  const char phase = checkpoint.empty() ? 'v' : checkpoint[0];
+  const std::string after = checkpoint.size() > 2 ? checkpoint.substr(2) : "";
+  Batch batch;
+  bool started = false;
+  for (std::size_t t = 0; t < std::size(tables); ++t) {
+    const Table& table = tables[t];
+    if (!started && table.phase != phase) continue;
+    const std::string from = started ? "" : after;
+    started = true;
+    if (!table.wanted) continue;
+    auto rows = conn.Exec(std::string("SELECT r.body, r.") + table.id + ", r.patient_id FROM progress." + table.name +
+                              " r WHERE " + BulkExportScopeSql() + " AND r." + table.id + " > $3 ORDER BY r." +
+                              table.id + " LIMIT $4",
+                          {job.tenant, job.group_id, from, std::to_string(limit)});
+    for (int i = 0; i < rows.rows(); ++i) {
+      const std::string patient = rows.Get(i, 2);
+      std::vector<nlohmann::json> resources;
+      if (table.phase == 'v') {
+        v1::Visit visit;
+        FromJson(rows.Get(i, 0), &visit);
+        resources = ProgressRestResources(patient, {visit}, {}, {}, identifier_system_);
+      } else if (table.phase == 'm') {
+        v1::OutcomeMeasure measure;
+        FromJson(rows.Get(i, 0), &measure);
+        resources = ProgressRestResources(patient, {}, {measure}, {}, identifier_system_);
+      } else {
+        v1::Alert alert;
+        FromJson(rows.Get(i, 0), &alert);
+        resources = ProgressRestResources(patient, {}, {}, {alert}, identifier_system_);
+      }
+      for (auto& resource : resources) batch.resources.push_back(std::move(resource));
+    }
+    if (rows.rows() == limit) {
+      batch.checkpoint = std::string(1, table.phase) + ":" + rows.Get(rows.rows() - 1, 1);
+      return batch;
+    }
+    if (!batch.resources.empty() && t + 1 < std::size(tables)) {
+      batch.checkpoint = std::string(1, tables[t + 1].phase) + ":";  // the next table in the next batch
+      return batch;
+    }
+  }
+  batch.checkpoint = "a:~";
+  batch.done = true;
+  return batch;
 }
 
 }  // namespace physio::progress

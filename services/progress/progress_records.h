@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "domain/evaluation.h"
+#include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
 #include "physio/db/page_token.h"
 #include "physio/progress/v1/progress.pb.h"
@@ -80,6 +81,9 @@ class ProgressRecords : public IdempotentRecords<ProgressWriter> {
                                      const EvaluationPolicy& policy, Clock::time_point deadline) = 0;
   virtual ExportedRecords ReadForExport(const std::string& tenant, const std::string& patient_id,
                                         const EvaluationPolicy& policy, Clock::time_point deadline) = 0;
+  // The patient of a visit, outcome re-measure or alert (by its id), if it exists in the tenant.
+  virtual std::optional<std::string> PatientOfRecord(const std::string& tenant, const std::string& record_id,
+                                                     Clock::time_point deadline) = 0;
   // Up to `page_size` of the clinic's alerts after `after` (newest first); only open ones unless `include_acknowledged`.
   virtual AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,
                                const KeysetPosition& after, int page_size, Clock::time_point deadline) = 0;
@@ -121,8 +125,23 @@ class PgProgressRecords final : public PgIdempotentRecords<ProgressRecords, PgPr
                              Clock::time_point deadline) override;
   ExportedRecords ReadForExport(const std::string& tenant, const std::string& patient_id,
                                 const EvaluationPolicy& policy, Clock::time_point deadline) override;
+  std::optional<std::string> PatientOfRecord(const std::string& tenant, const std::string& record_id,
+                                             Clock::time_point deadline) override;
   AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,
                        const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
+};
+
+// The FHIR bulk export's progress side (docs/fhir.md#bulk): every visit's Encounter and pain
+// Observations, every re-measure's Observation, every alert's Flag, table by table in id order
+// (checkpoints "v:<visit id>", "m:<measure id>", "a:<alert id>"). All of them: no history window.
+class PgProgressExportSource final : public BulkExportSource {
+ public:
+  explicit PgProgressExportSource(std::string identifier_system) : identifier_system_(std::move(identifier_system)) {}
+  std::set<std::string> Types() const override { return {"Encounter", "Observation", "Flag"}; }
+  Batch Next(PgConnection& conn, const BulkExportJob& job, const std::string& checkpoint, int limit) override;
+
+ private:
+  std::string identifier_system_;
 };
 
 }  // namespace physio::progress

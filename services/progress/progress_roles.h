@@ -18,6 +18,7 @@ inline const MethodRoles kProgressRoles = {
     {"RecordOutcome", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"GetProgressSummary", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"ExportProgressFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
+    {"SearchFhir", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"EvaluateProgress", {Role::kClinician, Role::kIntegrator, Role::kService}},
     {"ListAlerts", {Role::kClinician, Role::kIntegrator}},
     {"AcknowledgeAlert", {Role::kClinician}},

@@ -103,6 +103,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(BreakGlass)
   PHYSIO_UNARY_RPC(ListDueTasks)
   PHYSIO_UNARY_RPC(ExportProgressFhir)
+  PHYSIO_UNARY_RPC(SearchFhir)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:
@@ -148,6 +149,8 @@ class ProgressServer final : public RunningService {
     });
     app_.set_task_policy(TaskPolicyFrom(config_));
     runtime_.Serve(&grpc_);
+    export_worker_ = std::make_unique<BulkExportWorker>(runtime_.pg(), kSchema, export_source_,
+                                                        BulkExportSettingsFrom(config_));
     if (config_.GetInt("outcome-task-scan-interval-s") > 0) {
       scheduler_ = std::make_unique<TaskScheduler>(
           tasks_, TaskSchedulerSettings{std::chrono::seconds(config_.GetInt("outcome-task-scan-interval-s")),
@@ -156,6 +159,7 @@ class ProgressServer final : public RunningService {
     }
   }
   ~ProgressServer() override {
+    export_worker_.reset();
     scheduler_.reset();
     runtime_.Shutdown();
   }
@@ -164,6 +168,7 @@ class ProgressServer final : public RunningService {
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override {
+    export_worker_.reset();
     scheduler_.reset();
     runtime_.Shutdown();
   }
@@ -186,6 +191,8 @@ class ProgressServer final : public RunningService {
   ProgressApp app_;
   ProgressGrpc grpc_;
   std::unique_ptr<TaskScheduler> scheduler_;
+  PgProgressExportSource export_source_{config_.Get("fhir-patient-identifier-system")};
+  std::unique_ptr<BulkExportWorker> export_worker_;
 };
 }  // namespace
 

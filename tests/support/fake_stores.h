@@ -294,6 +294,16 @@ class FakeAssessmentRecords final
     for (const auto& change : state.clinic_history[{tenant, patient_id}]) *out.add_history() = change;
     return out;
   }
+  std::optional<std::string> PatientOfConsent(const std::string& tenant, const std::string& consent_id,
+                                              Clock::time_point) override {
+    for (const auto& [key, records] : state.consents) {
+      if (key.first != tenant) continue;
+      for (const auto& record : records) {
+        if (record.consent_id() == consent_id) return record.patient_id();
+      }
+    }
+    return std::nullopt;
+  }
   std::vector<assessment::v1::ConsentRecord> Consents(const std::string& tenant, const std::string& patient_id,
                                                       Clock::time_point) override {
     return state.consents[{tenant, patient_id}];
@@ -375,6 +385,17 @@ class FakePlanRecords final : public FakeIdempotentRecords<planning::PlanRecords
     auto in_use = reader.InUseForUpdate(tenant, patient_id);
     if (in_use.empty()) return std::nullopt;
     return in_use.front().plan;
+  }
+  std::vector<planning::v1::Plan> ListForPatient(const std::string& tenant, const std::string& patient_id, int limit,
+                                                 Clock::time_point) override {
+    ++reads;
+    std::vector<planning::v1::Plan> plans;
+    for (const auto& [key, stored] : state.plans) {
+      if (key.first == tenant && stored.plan.patient_id() == patient_id && static_cast<int>(plans.size()) < limit) {
+        plans.push_back(stored.plan);
+      }
+    }
+    return plans;
   }
   planning::RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision,
                                        int page_size, Clock::time_point) override {
@@ -613,6 +634,19 @@ class FakeProgressRecords final
                                           const progress::EvaluationPolicy&, Clock::time_point) override {
     return {Of(state.visits, tenant, patient_id), Of(state.measures, tenant, patient_id),
             Of(state.alerts, tenant, patient_id)};
+  }
+  std::optional<std::string> PatientOfRecord(const std::string& tenant, const std::string& record_id,
+                                             Clock::time_point) override {
+    for (const auto& [row_tenant, visit] : state.visits) {
+      if (row_tenant == tenant && visit.visit_id() == record_id) return visit.patient_id();
+    }
+    for (const auto& [row_tenant, measure] : state.measures) {
+      if (row_tenant == tenant && measure.measure_id() == record_id) return measure.patient_id();
+    }
+    for (const auto& [row_tenant, alert] : state.alerts) {
+      if (row_tenant == tenant && alert.alert_id() == record_id) return alert.patient_id();
+    }
+    return std::nullopt;
   }
   // Newest first; the position's created_at is the alert's place in the store.
   progress::AlertPage ListAlerts(const std::string& tenant, const std::string& clinic_id, bool include_acknowledged,

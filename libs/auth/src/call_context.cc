@@ -1,5 +1,9 @@
 #include "physio/auth/call_context.h"
 
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
 
@@ -67,6 +71,71 @@ bool SharingConsented(const CallContext& ctx, const PatientReach& reach) {
   return consent != reach.sharing.end() ? consent->second : !ctx.platform_consent_required;
 }
 }  // namespace
+
+namespace {
+// The parts of a SMART resource scope: type and access, or false when it is not one.
+bool SplitSmartScope(const std::string& scope, std::string* type, std::string* access) {
+  const auto slash = scope.find('/');
+  if (slash == std::string::npos) return false;
+  const std::string context = scope.substr(0, slash);
+  if (context != "patient" && context != "user" && context != "system") return false;
+  const std::string rest = scope.substr(slash + 1);
+  const auto dot = rest.find('.');
+  if (dot == std::string::npos || dot == 0) return false;
+  *type = rest.substr(0, dot);
+  *access = rest.substr(dot + 1);
+  const auto query = access->find('?');  // SMART 2.0 finer-grained scopes: the part before '?'
+  if (query != std::string::npos) access->resize(query);
+  if (*type != "*" && !std::all_of(type->begin(), type->end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); })) {
+    return false;
+  }
+  if (*access == "read" || *access == "write" || *access == "*") return true;
+  // SMART 2.0: c, r, u, d, s in that order, each at most once.
+  if (access->empty()) return false;
+  std::size_t next = 0;
+  for (char c : *access) {
+    const auto at = std::string_view("cruds").find(c, next);
+    if (at == std::string_view::npos) return false;
+    next = at + 1;
+  }
+  return true;
+}
+}  // namespace
+
+std::string SearchedPatient(const CallContext& ctx, const std::string& requested, std::string_view field) {
+  std::string patient = requested;
+  if (patient.empty() && ctx.HasRole(Role::kPatient)) patient = ctx.patient_id;
+  if (patient.empty()) ThrowInvalidArgument(field, "is required (the patient whose records are searched)");
+  ValidateOpaqueId(field, patient);
+  RequirePatientAccess(ctx, patient);
+  return patient;
+}
+
+bool IsSmartResourceScope(const std::string& scope) {
+  std::string type, access;
+  return SplitSmartScope(scope, &type, &access);
+}
+
+bool SmartScopesAllow(const CallContext& ctx, const std::string& type, bool write) {
+  if (ctx.smart_scopes.empty()) return true;
+  for (const auto& scope : ctx.smart_scopes) {
+    std::string scope_type, access;
+    if (!SplitSmartScope(scope, &scope_type, &access) || (scope_type != "*" && scope_type != type)) continue;
+    if (access == "*") return true;
+    if (write ? (access == "write" || access.find('c') != std::string::npos)
+              : (access == "read" || access.find('r') != std::string::npos || access.find('s') != std::string::npos)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void RequireSmartScope(const CallContext& ctx, const std::string& type, bool write) {
+  if (!SmartScopesAllow(ctx, type, write)) {
+    throw Error(ErrorCode::kPermissionDenied,
+                std::string("the token's SMART scopes do not grant ") + (write ? "creating " : "reading ") + type);
+  }
+}
 
 bool PlatformMayReach(const CallContext& ctx, const std::string& patient_id) {
   if (ctx.platform.empty() || ctx.patient_clinics == nullptr) return true;

@@ -46,6 +46,7 @@ std::string MintToken(const std::string& private_key_pem, const TokenRequest& re
   if (!request.clinics.empty()) token.payload().add_claim("clinics", request.clinics);
   if (!request.platform.empty()) token.add_claim("platform", request.platform);
   if (!request.client_id.empty()) token.add_claim("client_id", request.client_id);
+  if (!request.scope.empty()) token.add_claim("scope", request.scope);
   if (!request.key_id.empty()) token.header().add_header("kid", request.key_id);
   token.payload().add_claim("roles", request.roles);
   return token.signature();

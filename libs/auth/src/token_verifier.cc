@@ -390,6 +390,7 @@ void MapClaims(const ClaimMapping& mapping, const Json& payload, VerifiedClaims&
     }
   }
   for (const auto& scope : ValuesAt(payload, mapping.scope_claim, "scope")) {
+    if (IsSmartResourceScope(scope)) claims.smart_scopes.insert(scope);
     organization_wide = organization_wide || mapping.organization_wide_values.contains(scope);
     if (auto found = mapping.scope_roles.find(scope); found != mapping.scope_roles.end()) {
       claims.roles.insert(found->second.begin(), found->second.end());

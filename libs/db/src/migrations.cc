@@ -81,6 +81,31 @@ CREATE INDEX events_unnumbered ON ${schema}.events (tenant_id, event_id) WHERE s
 ALTER TABLE ${schema}.audit_events ADD COLUMN claimed_patient_id text;
 ALTER TABLE ${schema}.audit_events ADD COLUMN repeats integer NOT NULL DEFAULT 1;
 CREATE INDEX audit_events_occurred ON ${schema}.audit_events (occurred_at);
+)SQL"},
+      // FHIR Bulk Data export (docs/fhir.md#bulk): each service writes its own resource types of
+      // a job (the assessment service's bulk_export_jobs) as NDJSON parts, and records how far
+      // it got (its checkpoint, under a lease), so a job survives a restart and any replica
+      // carries it on. The assessment service reads both to answer the status and the files.
+      {"0000_platform_bulk_export", R"SQL(
+CREATE TABLE ${schema}.bulk_export_runs (
+  job_id      text        PRIMARY KEY,
+  tenant_id   text        NOT NULL,
+  checkpoint  text        NOT NULL DEFAULT '',
+  lease_owner text        NOT NULL,
+  lease_until timestamptz NOT NULL,
+  done        boolean     NOT NULL DEFAULT false,
+  error       text,
+  written     bigint      NOT NULL DEFAULT 0
+);
+CREATE TABLE ${schema}.bulk_export_files (
+  job_id        text    NOT NULL,
+  tenant_id     text    NOT NULL,
+  resource_type text    NOT NULL,
+  part          integer NOT NULL,
+  line_count    integer NOT NULL,
+  body          text    NOT NULL,
+  PRIMARY KEY (job_id, resource_type, part)
+);
 )SQL"}};
   return kPlatform;
 }
@@ -92,6 +117,8 @@ DO $$ BEGIN
     GRANT SELECT ON ${schema}.audit_events TO physio_audit_reader;
     -- The assessment service's webhook dispatcher reads every service's event outbox (ids only).
     GRANT SELECT ON ${schema}.events TO physio_audit_reader;
+    -- And every service's bulk export parts and progress (the status and the files).
+    GRANT SELECT ON ${schema}.bulk_export_runs, ${schema}.bulk_export_files TO physio_audit_reader;
   END IF;
 END $$;
 )SQL";

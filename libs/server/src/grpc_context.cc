@@ -150,6 +150,7 @@ void Authenticate(CallContext& ctx, const grpc::ServerContextBase& server_contex
   ctx.patient_id = claims.patient_id;
   ctx.clinics = claims.clinics;
   ctx.all_clinics = claims.all_clinics;
+  ctx.smart_scopes = claims.smart_scopes;
   ctx.issuer = claims.issuer;
   ctx.client_id = claims.client_id;
   ctx.platform = claims.platform;

@@ -253,6 +253,52 @@ HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Cha
 
 HttpGateway::~HttpGateway() { Shutdown(); }
 
+void HttpGateway::Cors(const httplib::Request& req, httplib::Response& res) const {
+  const std::string origin = req.get_header_value("Origin");
+  if (origin.empty() || !(settings_.cors_origins.contains("*") || settings_.cors_origins.contains(origin))) return;
+  res.set_header("Access-Control-Allow-Origin", origin);
+  res.set_header("Vary", "Origin");
+  res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
+}
+
+grpc::Status HttpGateway::Invoke(const httplib::Request& req, const std::shared_ptr<grpc::Channel>& channel,
+                                 std::chrono::milliseconds timeout, const std::string& path,
+                                 const std::string& request_bytes, std::string* response_bytes,
+                                 httplib::Response* res) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  for (const auto& [header, key] : kForwarded) {
+    if (req.has_header(header)) context.AddMetadata(key, req.get_header_value(header));
+  }
+  if (channel == nullptr) {
+    // The gateway key never leaves this process: a peer must not be told to believe an address.
+    context.AddMetadata(kHttpPeerMetadata, req.remote_addr + ":" + std::to_string(req.remote_port));
+    context.AddMetadata(kGatewayKeyMetadata, GatewayKey());
+  }
+  grpc::GenericStub stub(channel == nullptr ? channel_ : channel);
+  const grpc::Status status = CallInProcess(stub, context, path, request_bytes, response_bytes);
+  if (res != nullptr) {
+    for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
+      if (key == "retry-after-ms" || key == "grpc-retry-pushback-ms") {
+        res->set_header(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+      }
+    }
+  }
+  return status;
+}
+
+void HttpGateway::EnableFhir(FhirRestSettings settings) {
+  fhir_ = std::make_unique<FhirRest>(
+      std::move(settings),
+      [this](const httplib::Request& req, const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+             const std::string& request_bytes, std::string* response_bytes) {
+        return Invoke(req, channel, settings_.default_timeout, method, request_bytes, response_bytes, nullptr);
+      },
+      verifier_, [this](const httplib::Request& req, httplib::Response& res) { Cors(req, res); },
+      !settings_.tls_cert_file.empty());
+  fhir_->Mount(*server_);
+}
+
 void HttpGateway::Routes() {
   auto allowed_origin = [this](const httplib::Request& req) -> std::string {
     const std::string origin = req.get_header_value("Origin");
@@ -260,13 +306,7 @@ void HttpGateway::Routes() {
     if (settings_.cors_origins.contains("*") || settings_.cors_origins.contains(origin)) return origin;
     return "";
   };
-  auto cors = [allowed_origin](const httplib::Request& req, httplib::Response& res) {
-    const std::string origin = allowed_origin(req);
-    if (origin.empty()) return;
-    res.set_header("Access-Control-Allow-Origin", origin);
-    res.set_header("Vary", "Origin");
-    res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
-  };
+  auto cors = [this](const httplib::Request& req, httplib::Response& res) { Cors(req, res); };
 
   server_->Options(R"(/.*)", [allowed_origin](const httplib::Request& req, httplib::Response& res) {
     const std::string origin = allowed_origin(req);
@@ -274,8 +314,8 @@ void HttpGateway::Routes() {
     if (origin.empty()) return;  // no CORS headers: the browser refuses the call
     res.set_header("Access-Control-Allow-Origin", origin);
     res.set_header("Vary", "Origin");
-    res.set_header("Access-Control-Allow-Methods", "POST");
-    res.set_header("Access-Control-Allow-Headers", kAllowedHeaders);
+    res.set_header("Access-Control-Allow-Methods", "GET, POST");
+    res.set_header("Access-Control-Allow-Headers", std::string(kAllowedHeaders) + ", Prefer, If-None-Exist");
     res.set_header("Access-Control-Max-Age", "7200");
   });
 
@@ -294,20 +334,7 @@ void HttpGateway::Routes() {
       }
       timeout = std::min(std::chrono::milliseconds(ms), settings_.max_timeout);
     }
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
-    for (const auto& [header, key] : kForwarded) {
-      if (req.has_header(header)) context.AddMetadata(key, req.get_header_value(header));
-    }
-    context.AddMetadata(kHttpPeerMetadata, req.remote_addr + ":" + std::to_string(req.remote_port));
-    context.AddMetadata(kGatewayKeyMetadata, GatewayKey());
-    grpc::GenericStub stub(channel_);
-    const grpc::Status status = CallInProcess(stub, context, path, request_bytes, response_bytes);
-    for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
-      if (key == "retry-after-ms" || key == "grpc-retry-pushback-ms") {
-        res.set_header(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
-      }
-    }
+    const grpc::Status status = Invoke(req, nullptr, timeout, path, request_bytes, response_bytes, &res);
     if (!status.ok()) {
       ConnectError(res, status.error_code(), status.error_message());
       return false;
@@ -321,6 +348,9 @@ void HttpGateway::Routes() {
   // being read (and its connection closed).
   server_->set_pre_request_handler([this, cors, call](const httplib::Request& req, httplib::Response& res) {
     using httplib::Server;
+    if (fhir_ && req.path.rfind("/fhir/R4/", 0) == 0) {
+      return fhir_->RefusedBeforeBody(req, res) ? Server::HandlerResponse::Handled : Server::HandlerResponse::Unhandled;
+    }
     if (req.method != "POST") return Server::HandlerResponse::Unhandled;
     cors(req, res);
     for (const auto& [header, key] : kForwarded) {
@@ -408,9 +438,22 @@ void HttpGateway::Routes() {
 
   // Anything else: a Connect-style error (no HTML error pages).
   const std::size_t max_body = settings_.max_body_bytes;
-  server_->set_error_handler([max_body](const httplib::Request&, httplib::Response& res) {
+  server_->set_error_handler([max_body](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     const int status = res.status;
+    if (req.path.rfind("/fhir/", 0) == 0 && status >= 400) {
+      // FHIR clients get an OperationOutcome.
+      const grpc::StatusCode code = status == 404   ? grpc::StatusCode::NOT_FOUND
+                                    : status == 413 ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                    : status == 414 || status == 431 ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                                                     : grpc::StatusCode::INVALID_ARGUMENT;
+      res.set_content(FhirOperationOutcome(code, status == 404 ? "no such FHIR path (see /fhir/R4/metadata)"
+                                                 : status == 413 ? "request body larger than " + std::to_string(max_body) + " bytes"
+                                                                 : "malformed HTTP request"),
+                      "application/fhir+json; charset=utf-8");
+      res.status = status;
+      return;
+    }
     if (status == 404) {
       ConnectError(res, grpc::StatusCode::UNIMPLEMENTED, "no such path");
     } else if (status == 413) {

@@ -13,6 +13,11 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"worker-threads", "16", "threads running calls (they block on Redis, PostgreSQL and other services)"},
       {"call-queue-limit", "10000", "calls that may wait for a worker at once; a call waits at most until its deadline"},
       {"max-threads", "8", "threads of gRPC's synchronous services (server reflection); RPCs use the workers"},
+      {"bulk-export-batch-records", "500", "records a FHIR bulk export reads per batch (one transaction with its part)"},
+      {"bulk-export-pause-ms", "0", "pause between a bulk export's batches, so an export never crowds out calls"},
+      {"bulk-export-lease-s", "30", "a bulk export unfinished this long after its last batch is carried on by another replica"},
+      {"bulk-export-poll-ms", "1000", "how often each service looks for bulk exports to write"},
+      {"bulk-export-cleanup-s", "60", "how often each service deletes the files of expired and cancelled bulk exports"},
       {"max-message-bytes", "4194304", "largest request or response accepted"},
       {"max-string-bytes", "8192", "longest string field accepted in any request"},
       {"max-document-bytes", "262144", "longest document accepted in a *_json request field (a FHIR resource to import)"},
@@ -334,6 +339,18 @@ RefusalGuardSettings RefusalGuardSettingsFrom(const Config& config) {
   if (settings.per_second <= 0 || settings.burst < 1 || settings.audit_per_second <= 0 || settings.audit_burst < 1) {
     throw std::invalid_argument("unauthenticated-* and refusal-audit-* rates must be positive, bursts at least 1");
   }
+  return settings;
+}
+
+BulkExportSettings BulkExportSettingsFrom(const Config& config) {
+  BulkExportSettings settings;
+  settings.batch_records = std::max(1, config.GetInt("bulk-export-batch-records"));
+  settings.pause = std::chrono::milliseconds(std::max(0, config.GetInt("bulk-export-pause-ms")));
+  settings.lease = std::chrono::seconds(std::max(2, config.GetInt("bulk-export-lease-s")));
+  settings.poll = std::chrono::milliseconds(std::max(10, config.GetInt("bulk-export-poll-ms")));
+  settings.cleanup = std::chrono::seconds(std::max(1, config.GetInt("bulk-export-cleanup-s")));
+  // A part is one gRPC message when it is read: a margin under max-message-bytes.
+  settings.part_bytes = static_cast<std::size_t>(std::max(65536, config.GetInt("max-message-bytes") - 65536));
   return settings;
 }
 

@@ -233,6 +233,7 @@ int ServiceRuntime::Serve(grpc::Service* service) {
     StartupPhase("starting the HTTP gateway");
     http_ = std::make_unique<HttpGateway>(HttpSettingsFrom(config_), host_.InProcessChannel(), service_names_,
                                           verifier_);
+    if (fhir_rest_) http_->EnableFhir(*fhir_rest_);
     http_->Start();
   }
   if (const std::string metrics_listen = MetricsListenFrom(config_); metrics_listen != "off") {

@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include "foundation.h"
+#include "physio/common/fhir_search.h"
 #include "assessment_roles.h"
 #include "planning_roles.h"
 #include "progress_roles.h"
@@ -179,6 +180,27 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, r); }},
       {"ListDueTasks", [&](const Caller& c) { gpb::ListDueTasksRequest r; r.set_patient_id(p);
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ListDueTasks, r); }},
+      // The FHIR REST API's calls: a search naming the patient, a read of one of their records, a create.
+      {"SearchFhir", [&](const Caller& c) { apb::SearchFhirRequest r; r.set_resource_type("Observation"); r.set_patient_id(p);
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::SearchFhir, r); }},
+      {"SearchFhir (assessment, read)", [&](const Caller& c) { apb::SearchFhirRequest r; r.set_resource_type("Observation");
+         r.set_id(FhirIdOf(assessment_id) + ".obs-classification");
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::SearchFhir, r); }},
+      {"SearchFhir (planning)", [&](const Caller& c) { ppb::SearchFhirRequest r; r.set_resource_type("CarePlan"); r.set_patient_id(p);
+         return Invoke(c, c.planning.get(), &ppb::PlanningService::Stub::SearchFhir, r); }},
+      {"SearchFhir (planning, read)", [&](const Caller& c) { ppb::SearchFhirRequest r; r.set_resource_type("CarePlan");
+         r.set_id(FhirIdOf(plan.plan_id()));
+         return Invoke(c, c.planning.get(), &ppb::PlanningService::Stub::SearchFhir, r); }},
+      {"SearchFhir (progress)", [&](const Caller& c) { gpb::SearchFhirRequest r; r.set_resource_type("Flag"); r.set_patient_id(p);
+         return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::SearchFhir, r); }},
+      {"SearchFhir (progress, read)", [&](const Caller& c) { gpb::SearchFhirRequest r; r.set_resource_type("Flag");
+         r.set_id(FhirIdOf(alert_id));
+         return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::SearchFhir, r); }},
+      {"CreateFhirResource", [&](const Caller& c) { apb::CreateFhirResourceRequest r; r.set_resource_type("QuestionnaireResponse");
+         r.set_resource_json(R"({"resourceType":"QuestionnaireResponse","status":"completed",)"
+                             R"("questionnaire":"https://physio-backend.org/fhir/Questionnaire/nprs","subject":{"reference":"Patient/)" +
+                             p + R"("},"item":[{"linkId":"nprs","answer":[{"valueInteger":4}]}]})");
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::CreateFhirResource, r); }},
   };
   // Not about one patient: the library, scoring, per-clinic lists and feeds (tested below).
   // BreakGlass opens access beyond the caller's clinics by design (its own test).

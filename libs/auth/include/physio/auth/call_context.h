@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "physio/common/clock.h"
 
@@ -63,6 +64,8 @@ struct CallContext {
   // The last SharesClinicWith answer of this call (the pipeline and the use case ask about the same patient).
   mutable std::string reach_checked_patient;
   mutable bool reach_checked_result = false;
+  // The token's SMART on FHIR resource scopes (e.g. "system/CarePlan.read"); empty when it has none.
+  std::set<std::string> smart_scopes;
   std::string request_id;   // x-request-id from the caller, or generated
   std::string bearer_token; // forwarded on downstream calls so identity propagates
   std::string peer;         // the caller's address as gRPC reports it (for the audit trail)
@@ -87,6 +90,10 @@ bool IsStaff(const CallContext& ctx);
 // For requests that name a patient: a patient may only act on their own record
 // (PERMISSION_DENIED); staff of other clinics are told NOT_FOUND, as for another tenant.
 void RequirePatientAccess(const CallContext& ctx, const std::string& patient_id);
+// The patient a search is about: `requested`, or a patient caller's own when it names none
+// (INVALID_ARGUMENT naming `field` for staff naming none, or a malformed id); access checked as
+// RequirePatientAccess does.
+std::string SearchedPatient(const CallContext& ctx, const std::string& requested, std::string_view field);
 // For records read by id: another patient's record, or a patient of clinics the
 // caller does not work at, is reported as NOT_FOUND, so nobody can probe for records.
 bool CanSeePatient(const CallContext& ctx, const std::string& patient_id);
@@ -102,6 +109,15 @@ void ForgetPatientReach(const CallContext& ctx, const std::string& patient_id);
 inline bool IsClinicScoped(const CallContext& ctx) {
   return IsStaff(ctx) && (!ctx.all_clinics || !ctx.platform.empty()) && ctx.patient_clinics != nullptr;
 }
+// SMART on FHIR resource scopes (App Launch 1.0 "<context>/<Type|*>.<read|write|*>" and 2.0
+// "<context>/<Type|*>.<cruds>"), where <context> is patient, user or system.
+bool IsSmartResourceScope(const std::string& scope);
+// Whether the caller's SMART scopes let it read (or, `write`, create) resources of `type`. A token
+// without any SMART resource scope is judged by its roles alone (true); one with them must hold a
+// scope for the type (or *) with the access.
+bool SmartScopesAllow(const CallContext& ctx, const std::string& type, bool write);
+// PERMISSION_DENIED unless SmartScopesAllow.
+void RequireSmartScope(const CallContext& ctx, const std::string& type, bool write);
 // A caller acting through a telehealth platform: the patient's sharing consent for that platform
 // (true without a platform, or without a directory to ask).
 bool PlatformMayReach(const CallContext& ctx, const std::string& patient_id);

@@ -28,6 +28,7 @@ struct TokenRequest {
   std::vector<std::string> clinics;  // the "clinics" claim of staff tokens; empty: none
   std::string platform;              // the "platform" claim: the telehealth platform the caller acts through
   std::string client_id;             // the "client_id" claim (RFC 9068)
+  std::string scope;                 // the "scope" claim (space-separated, e.g. SMART "system/CarePlan.read")
 };
 
 std::string MintToken(const std::string& private_key_pem, const TokenRequest& request);

@@ -37,6 +37,9 @@ struct VerifiedClaims {
   std::string platform;           // the telehealth platform the caller acts through (issuer's mapping), or empty
   bool platform_consent_required = true;  // that platform reaches a patient only with a granted sharing consent
   std::chrono::system_clock::time_point expires;  // exp: a stream opened with it ends then
+  // SMART on FHIR resource scopes of the token's scope claim ("system/CarePlan.read",
+  // "patient/*.rs"), as written; the FHIR API honours them (SmartScopesAllow).
+  std::set<std::string> smart_scopes;
 };
 
 // Verified tokens remembered by their SHA-256, so one RS256 signature check

@@ -30,10 +30,13 @@
 #include <vector>
 
 #include "physio/auth/token_verifier.h"
+#include "physio/server/fhir_rest.h"
 #include "physio/server/metrics.h"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace physio {
@@ -69,6 +72,8 @@ class HttpGateway {
   HttpGateway(const HttpGateway&) = delete;
   HttpGateway& operator=(const HttpGateway&) = delete;
 
+  // Serves the FHIR REST API under /fhir/R4/ too (fhir_rest.h); before Start.
+  void EnableFhir(FhirRestSettings settings);
   // Binds and starts serving; returns the bound port.
   int Start();
   // Stops accepting, lets requests in progress finish.
@@ -77,11 +82,19 @@ class HttpGateway {
 
  private:
   void Routes();
+  // One unary call with the request's forwarded headers (already checked): on the in-process
+  // channel when `channel` is null (with the HTTP client's address for the audit trail), else on
+  // that peer channel (the caller's token, request id and trace only).
+  grpc::Status Invoke(const httplib::Request& req, const std::shared_ptr<grpc::Channel>& channel,
+                      std::chrono::milliseconds timeout, const std::string& path, const std::string& request_bytes,
+                      std::string* response_bytes, httplib::Response* res);
+  void Cors(const httplib::Request& req, httplib::Response& res) const;
   HttpGatewaySettings settings_;
   std::shared_ptr<grpc::Channel> channel_;
   std::vector<std::string> services_;
   const TokenVerifier& verifier_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<FhirRest> fhir_;
   std::thread thread_;
   int port_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "physio/server/event_feed.h"
+#include "physio/db/bulk_export.h"
 #include "physio/server/http_gateway.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
@@ -46,6 +47,8 @@ PgOptions PgOptionsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);
 AuditOptions AuditOptionsFrom(const Config& config);
 PeerTls PeerTlsFrom(const Config& config);
+// The FHIR bulk export worker's settings (bulk-export-*).
+BulkExportSettings BulkExportSettingsFrom(const Config& config);
 RateLimits RateLimitsFrom(const Config& config);
 InputLimits InputLimitsFrom(const Config& config);
 ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config);

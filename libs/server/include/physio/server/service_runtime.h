@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "physio/common/worker_pool.h"
 #include "physio/redis/redis_pool.h"
 #include "physio/server/event_feed.h"
+#include "physio/server/fhir_rest.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/patient_clinics.h"
 #include "physio/server/service_host.h"
@@ -52,6 +54,8 @@ class ServiceRuntime {
   // The clinic directory every call is scoped by (see CallPipeline::SetPatientClinics).
   PgPatientClinics& patient_clinics() { return patient_clinics_; }
 
+  // The HTTP gateway serves the FHIR REST API too (fhir_rest.h); before Serve.
+  void EnableFhirRest(FhirRestSettings settings) { fhir_rest_ = std::move(settings); }
   // Starts the gRPC server and then the HTTP gateway in front of it.
   int Serve(grpc::Service* service);
   int port() const { return host_.port(); }
@@ -99,6 +103,7 @@ class ServiceRuntime {
   EventFeed events_;
   ServiceHost host_;
   std::unique_ptr<HttpGateway> http_;
+  std::optional<FhirRestSettings> fhir_rest_;
   std::unique_ptr<MetricsListener> metrics_listener_;
   std::string schema_;
   std::mutex purge_mutex_;
