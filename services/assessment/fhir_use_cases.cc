@@ -76,16 +76,8 @@ pb::SearchFhirResponse AssessmentApp::SearchFhir(const CallContext& ctx, const p
       candidates.push_back(ConsentToFhir(record, settings_.fhir_patient_identifier_system));
     }
   }
-  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(),
-                                     ctx.tenant + "|" + patient + "|" + prepared.scope);
-  if (!prepared.record_id.empty() && page.resources.empty()) {
-    ThrowNotFound(request.resource_type() + "/" + request.id());
-  }
-  pb::SearchFhirResponse response;
-  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
-  response.set_next_cursor(page.next_cursor);
-  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
-  return response;
+  return AnswerFhirSearch<pb::SearchFhirResponse>(prepared, request, std::move(candidates),
+                                                  ctx.tenant + "|" + patient);
 }
 
 pb::SearchFhirAuditEventsResponse AssessmentApp::SearchFhirAuditEvents(
@@ -278,7 +270,9 @@ pb::GetBulkExportStatusResponse AssessmentApp::GetBulkExportStatus(const CallCon
   const auto progress = bulk_exports_->Progress(job.job_id, deadline);
   pb::GetBulkExportStatusResponse response;
   bool complete = true;
-  for (const auto& [service, types] : BulkExportTypes()) {
+  for (const auto& service_types : BulkExportTypes()) {
+    const std::string& service = service_types.first;
+    const auto& types = service_types.second;
     const bool needed = std::any_of(types.begin(), types.end(), [&](const std::string& type) {
       return std::find(job.types.begin(), job.types.end(), type) != job.types.end();
     });

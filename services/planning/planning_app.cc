@@ -645,16 +645,8 @@ pb::SearchFhirResponse PlanningApp::SearchFhir(const CallContext& ctx, const pb:
   for (const auto& plan : plans) {
     for (auto& resource : PlanRestResources(plan)) candidates.push_back(std::move(resource));
   }
-  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(),
-                                     ctx.tenant + "|" + patient + "|" + prepared.scope);
-  if (!prepared.record_id.empty() && page.resources.empty()) {
-    ThrowNotFound(request.resource_type() + "/" + request.id());
-  }
-  pb::SearchFhirResponse response;
-  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
-  response.set_next_cursor(page.next_cursor);
-  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
-  return response;
+  return AnswerFhirSearch<pb::SearchFhirResponse>(prepared, request, std::move(candidates),
+                                                  ctx.tenant + "|" + patient);
 }
 
 pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& /*ctx: the library is the same for everyone*/,

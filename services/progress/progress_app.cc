@@ -983,16 +983,8 @@ pb::SearchFhirResponse ProgressApp::SearchFhir(const CallContext& ctx, const pb:
   const auto records = records_.ReadForExport(ctx.tenant, patient, policy_, deadline);
   std::vector<json> candidates = ProgressRestResources(patient, records.visits, records.measures, records.alerts,
                                                       fhir_patient_identifier_system_);
-  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(),
-                                     ctx.tenant + "|" + patient + "|" + prepared.scope);
-  if (!prepared.record_id.empty() && page.resources.empty()) {
-    ThrowNotFound(request.resource_type() + "/" + request.id());
-  }
-  pb::SearchFhirResponse response;
-  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
-  response.set_next_cursor(page.next_cursor);
-  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
-  return response;
+  return AnswerFhirSearch<pb::SearchFhirResponse>(prepared, request, std::move(candidates),
+                                                  ctx.tenant + "|" + patient);
 }
 
 void ProgressApp::NoteAlertsRaised(const std::vector<pb::AlertKind>& kinds) const {

@@ -167,15 +167,7 @@ bool FhirRest::RefusedBeforeBody(const httplib::Request& req, httplib::Response&
     }
   }
   if (req.path == std::string(kPrefix) + "/metadata") return false;  // public, as FHIR servers' are
-  bool verified = false;
-  if (req.has_header("Authorization")) {
-    try {
-      verifier_.Verify(req.get_header_value("Authorization").substr(std::string_view("Bearer ").size()));
-      verified = true;
-    } catch (const std::exception&) {
-    }
-  }
-  if (!verified) {
+  if (!BearerVerifies(req.get_header_value("Authorization"), verifier_)) {
     // Refused by the pipeline from the headers alone (it audits and limits refusals per address).
     grpc::Status status(grpc::StatusCode::UNAUTHENTICATED, "a valid bearer token is required");
     for (const auto& [type, routes] : settings_.search) {

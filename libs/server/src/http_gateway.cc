@@ -212,6 +212,17 @@ void StopServing(httplib::Server& server, std::thread& thread) {
 
 }  // namespace
 
+bool BearerVerifies(const std::string& authorization, const TokenVerifier& verifier) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() <= kBearer.size()) return false;
+  try {
+    verifier.Verify(authorization.substr(kBearer.size()));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 const char* ConnectCodeName(grpc::StatusCode code) { return StatusRowOf(code).connect_name; }
 
 int ConnectHttpStatus(grpc::StatusCode code) { return StatusRowOf(code).http_status; }
@@ -376,15 +387,7 @@ void HttpGateway::Routes() {
     if (req.has_header("Connect-Protocol-Version") && req.get_header_value("Connect-Protocol-Version") != "1") {
       return RefuseUnread(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Protocol-Version: only 1 is supported");
     }
-    bool verified = false;
-    if (req.has_header("Authorization")) {
-      try {
-        verifier_.Verify(req.get_header_value("Authorization").substr(std::string_view("Bearer ").size()));
-        verified = true;
-      } catch (const std::exception&) {
-      }
-    }
-    if (!verified) {
+    if (!BearerVerifies(req.get_header_value("Authorization"), verifier_)) {
       // The pipeline refuses it (and audits and limits refusals per address),
       // from the headers alone: an empty request, the body never read.
       std::string ignored;

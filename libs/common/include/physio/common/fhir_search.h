@@ -7,6 +7,8 @@
 // is libs/server's FhirRest; this is what each service's SearchFhir use case runs.
 #include <nlohmann/json.hpp>
 
+#include "physio/common/error.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -100,6 +102,22 @@ PreparedFhirSearch PrepareFhirSearch(const Request& request, const std::vector<s
   for (const auto& parameter : request.parameters()) parameters.push_back({parameter.name(), parameter.value()});
   return PrepareFhirSearch(request.resource_type(), types, request.id(), std::move(parameters), request.strict(),
                            request.count());
+}
+
+// A SearchFhir response (any service's) for the page of `candidates` the prepared search selects;
+// `bound_to` (the tenant and patient) binds its cursor. A read that finds nothing is NOT_FOUND.
+template <typename Response, typename Request>
+Response AnswerFhirSearch(const PreparedFhirSearch& prepared, const Request& request,
+                          std::vector<nlohmann::json> candidates, const std::string& bound_to) {
+  auto page = prepared.search.Select(std::move(candidates), prepared.count, request.cursor(), bound_to + "|" + prepared.scope);
+  if (!prepared.record_id.empty() && page.resources.empty()) {
+    ThrowNotFound(request.resource_type() + "/" + request.id());
+  }
+  Response response;
+  for (const auto& resource : page.resources) response.add_resources_json(resource.dump());
+  response.set_next_cursor(page.next_cursor);
+  for (const auto& name : prepared.search.ignored()) response.add_ignored_parameters(name);
+  return response;
 }
 
 }  // namespace physio

@@ -62,6 +62,10 @@ struct HttpGatewaySettings {
 // version-00 traceparent. `name` is one of those three (any case).
 std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value);
 
+// Whether the request's Authorization header (already checked as "Bearer <token68>") carries a
+// token `verifier` accepts: the one check made before a body is read.
+bool BearerVerifies(const std::string& authorization, const TokenVerifier& verifier);
+
 class HttpGateway {
  public:
   // `services`: the fully qualified gRPC service names this server answers.
