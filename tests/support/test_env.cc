@@ -472,25 +472,16 @@ ServiceCluster::ServiceCluster(const TestKeys& keys, int redis_port, int pg_port
                                const std::map<std::string, std::string>& assessment_overrides,
                                const Customize& customize) {
   assessment_config_ = MakeServiceConfig(assessment::AssessmentConfigKeys(), keys, redis_port, pg_port, database);
-  // The assessment service reaches the other two for the FHIR REST API, and starts first: their
-  // ports are chosen now.
-  const int planning_port = FreePort();
-  int progress_port = FreePort();
-  while (progress_port == planning_port) progress_port = FreePort();
-  assessment_config_->Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
-  assessment_config_->Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
   for (const auto& [key, value] : assessment_overrides) assessment_config_->Set(key, value);
   if (customize) customize("assessment", *assessment_config_);
   assessment_ = assessment::StartAssessmentService(*assessment_config_);
   planning_config_ = MakeServiceConfig(planning::PlanningConfigKeys(), keys, redis_port, pg_port, database);
   planning_config_->Set("assessment-addr", assessment_addr());
-  planning_config_->Set("listen", "127.0.0.1:" + std::to_string(planning_port));
   if (customize) customize("planning", *planning_config_);
   planning_ = planning::StartPlanningService(*planning_config_);
   progress_config_ = MakeServiceConfig(progress::ProgressConfigKeys(), keys, redis_port, pg_port, database);
   progress_config_->Set("planning-addr", planning_addr());
   progress_config_->Set("assessment-addr", assessment_addr());
-  progress_config_->Set("listen", "127.0.0.1:" + std::to_string(progress_port));
   if (customize) customize("progress", *progress_config_);
   progress_ = progress::StartProgressService(*progress_config_);
 }
