@@ -53,10 +53,69 @@ void WriteSchedule(PgConnection& conn, const std::string& tenant, const v1::Plan
              plan.has_activate_time() ? PgParam(TimeUtil::ToString(plan.activate_time())) : PgParam(),
              std::to_string(plan.home_sessions_per_week()), schedule});
 }
+
+// The text of an enum name after its prefix, or `otherwise` when empty or unspecified.
+std::string Unprefixed(const std::string& name, const std::string& prefix, const std::string& otherwise) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return otherwise;
+  const std::string rest = name.substr(prefix.size());
+  return rest == "UNSPECIFIED" ? otherwise : rest;
+}
+
+// The plan's episode of care for the outcome reports (planning.episodes, docs/reports.md), in the
+// same transaction: a plan taking effect opens the patient's episode or carries on the open one,
+// a plan ending ends it. Drafts and superseded plans change nothing (the superseding plan carries on).
+void WriteEpisode(PgConnection& conn, const std::string& tenant, const v1::Plan& plan) {
+  const std::string status = StatusName(plan.status());
+  const bool referral = plan.type() == v1::PLAN_TYPE_REFERRAL;
+  const bool referred = referral || plan.referral_recommended();
+  if (plan.status() == v1::PLAN_STATUS_ACTIVE || plan.status() == v1::PLAN_STATUS_SUSPENDED) {
+    std::string risk = Unprefixed(plan.start_back_risk(), "START_BACK_RISK_", "");
+    if (risk.empty()) {
+      // Plans made before the risk group was recorded: the intensity STarT Back set.
+      switch (plan.intensity()) {
+        case v1::INTENSITY_ADVICE_AND_SELF_MANAGEMENT: risk = "LOW"; break;
+        case v1::INTENSITY_PHYSIOTHERAPY_PACKAGE: risk = "MEDIUM"; break;
+        case v1::INTENSITY_PSYCHOLOGICALLY_INFORMED: risk = "HIGH"; break;
+        default: risk = "UNKNOWN"; break;
+      }
+    }
+    PgParam baseline[3];
+    for (const auto& score : plan.baseline_scores()) {
+      const int at = score.instrument() == common::v1::INSTRUMENT_NPRS  ? 0
+                     : score.instrument() == common::v1::INSTRUMENT_ODI ? 1
+                     : score.instrument() == common::v1::INSTRUMENT_RMDQ ? 2
+                                                                          : -1;
+      if (at >= 0) baseline[at] = PgParam(std::to_string(score.score()));
+    }
+    const std::string started =
+        plan.has_activate_time() ? TimeUtil::ToString(plan.activate_time()) : TimeUtil::ToString(TimeUtil::GetCurrentTime());
+    conn.Exec(
+        "INSERT INTO planning.episodes (tenant_id, episode_id, patient_id, plan_id, clinic_id, practitioner, risk_group,"
+        " subgroup, phase, status, referred, intake_red_flag, started_at, baseline_nprs, baseline_odi, baseline_rmdq, plan)"
+        " VALUES ($1, $2, $3, $2, COALESCE((SELECT c.clinic_id FROM assessment.patient_clinics c WHERE c.tenant_id = $1"
+        " AND c.patient_id = $3 ORDER BY c.enrolled_at DESC, c.clinic_id LIMIT 1), 'unassigned'), $4, $5, $6, $7, $8,"
+        " $9::boolean, $10::boolean, $11::timestamptz, $12::float8, $13::float8, $14::float8, $15::jsonb)"
+        " ON CONFLICT (tenant_id, patient_id) WHERE ended_at IS NULL DO UPDATE SET plan_id = EXCLUDED.plan_id,"
+        " practitioner = EXCLUDED.practitioner, risk_group = EXCLUDED.risk_group, subgroup = EXCLUDED.subgroup,"
+        " phase = EXCLUDED.phase, status = EXCLUDED.status, referred = episodes.referred OR EXCLUDED.referred,"
+        " intake_red_flag = episodes.intake_red_flag OR EXCLUDED.intake_red_flag, baseline_nprs = EXCLUDED.baseline_nprs,"
+        " baseline_odi = EXCLUDED.baseline_odi, baseline_rmdq = EXCLUDED.baseline_rmdq, plan = EXCLUDED.plan,"
+        " updated_at = now()",
+        {tenant, plan.plan_id(), plan.patient_id(), plan.approved_by().empty() ? plan.created_by() : plan.approved_by(),
+         risk, Unprefixed(plan.subgroup(), "SUBGROUP_", "UNKNOWN"),
+         Unprefixed(common::v1::Phase_Name(plan.phase()), "PHASE_", "UNKNOWN"), status, referred ? "true" : "false",
+         referral ? "true" : "false", started, baseline[0], baseline[1], baseline[2], ToJson(plan)});
+  } else if (plan.status() == v1::PLAN_STATUS_COMPLETED || plan.status() == v1::PLAN_STATUS_DISCHARGED) {
+    conn.Exec("UPDATE planning.episodes SET status = $3, ended_at = now(), referred = referred OR $4::boolean,"
+              " plan = $5::jsonb, updated_at = now() WHERE tenant_id = $1 AND plan_id = $2 AND ended_at IS NULL",
+              {tenant, plan.plan_id(), status, referred ? "true" : "false", ToJson(plan)});
+  }
+}
 }  // namespace
 
 void PgPlanWriter::Insert(const std::string& tenant, const v1::Plan& plan) {
   WriteSchedule(conn_, tenant, plan);
+  WriteEpisode(conn_, tenant, plan);
   conn_.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
              " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
              {tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
@@ -86,6 +145,7 @@ void PgPlanWriter::Update(const std::string& tenant, const v1::Plan& plan, long 
     if (violation.constraint() != "plans_one_active") throw;
     throw Error(ErrorCode::kAborted, "another plan of this patient was approved at the same time; read and retry");
   }
+  WriteEpisode(conn_, tenant, plan);
 }
 
 void PgPlanWriter::AddRevision(const std::string& tenant, const v1::Plan& plan, const std::string& change,

@@ -307,6 +307,8 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         plan.set_plan_id(NewId("plan"));
         plan.set_patient_id(assessment.patient_id());
         plan.set_assessment_id(assessment.assessment_id());
+        plan.set_start_back_risk(apb::StartBackRisk_Name(assessment.classification().start_back_risk()));
+        plan.set_subgroup(apb::Subgroup_Name(assessment.classification().subgroup()));
         if (assessment.history().has_episode_duration_days()) {
           plan.set_episode_days_at_assessment(assessment.history().episode_duration_days());
         }

@@ -2,6 +2,7 @@
 // The progress service's use cases. Talks to the planning service (active plan,
 // AdjustPlan) and the assessment service (ScoreInstrument) through the small
 // interfaces below (gRPC in progress_server.cc).
+#include <algorithm>
 #include <functional>
 #include <optional>
 
@@ -17,6 +18,7 @@
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/progress/v1/progress.pb.h"
 #include "physio/redis/redis_idempotency.h"
+#include "outcome_report_records.h"
 #include "progress_records.h"
 #include "task_records.h"
 
@@ -51,6 +53,7 @@ struct ProgressStores {
   VisitSessionStore& visit_sessions;
   ProgressRecords& records;
   TaskRecords* tasks = nullptr;  // outcome schedules; null: ListDueTasks is unavailable
+  OutcomeReportStore* reports = nullptr;  // episodes' figures; null: GetOutcomeReport is unavailable
 };
 
 class ProgressApp {
@@ -62,6 +65,7 @@ class ProgressApp {
         visit_sessions_(stores.visit_sessions),
         records_(stores.records),
         tasks_(stores.tasks),
+        reports_(stores.reports),
         planning_(planning),
         assessment_(assessment),
         policy_(policy),
@@ -102,6 +106,11 @@ class ProgressApp {
   // The outcome schedules' due, overdue and upcoming questionnaires (due_tasks_use_case.cc).
   pb::ListDueTasksResponse ListDueTasks(const CallContext& ctx, const pb::ListDueTasksRequest& request,
                                         AuditTarget& audit);
+  // Outcomes of the episodes of a period, grouped, small groups suppressed (report_use_case.cc).
+  pb::GetOutcomeReportResponse GetOutcomeReport(const CallContext& ctx, const pb::GetOutcomeReportRequest& request,
+                                                AuditTarget& audit);
+  // The fewest episodes a report group (or figure) may have (report-min-group-size).
+  void set_report_min_group_size(int size) { report_min_group_size_ = std::max(1, size); }
   // When a task opens and becomes overdue (outcome-task-lead-days, outcome-task-grace-days).
   void set_task_policy(const TaskPolicy& policy) { task_policy_ = policy; }
   pb::AcknowledgeAlertResponse AcknowledgeAlert(const CallContext& ctx, const pb::AcknowledgeAlertRequest& request,
@@ -118,6 +127,8 @@ class ProgressApp {
   VisitSessionStore& visit_sessions_;
   ProgressRecords& records_;
   TaskRecords* tasks_;
+  OutcomeReportStore* reports_;
+  int report_min_group_size_ = 5;
   PlanningClient& planning_;
   AssessmentClient& assessment_;
   EvaluationPolicy policy_;

@@ -33,6 +33,11 @@ std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, c
                     " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
                 {tenant, patient_id, std::to_string(policy.history_days), std::to_string(policy.history_max_rows)}));
 }
+
+// The patient's episode figures are out of date (outcome reports): the refresher recomputes them.
+void MarkEpisodeChanged(PgConnection& conn, const std::string& tenant, const std::string& patient_id) {
+  conn.Exec("INSERT INTO progress.episode_changes (tenant_id, patient_id) VALUES ($1, $2)", {tenant, patient_id});
+}
 }  // namespace
 
 void PgProgressWriter::InsertVisit(const std::string& tenant, const v1::Visit& visit,
@@ -41,6 +46,7 @@ void PgProgressWriter::InsertVisit(const std::string& tenant, const v1::Visit& v
              " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
              {tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit.visit_time()), ToJson(visit),
               clinic_id});
+  MarkEpisodeChanged(conn_, tenant, visit.patient_id());
 }
 
 void PgProgressWriter::InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) {
@@ -48,12 +54,14 @@ void PgProgressWriter::InsertHomeLog(const std::string& tenant, const v1::HomeEx
              " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
              {tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
               TimeUtil::ToString(log.performed_time()), ToJson(log)});
+  MarkEpisodeChanged(conn_, tenant, log.patient_id());
 }
 
 void PgProgressWriter::InsertSymptomReport(const std::string& tenant, const v1::SymptomReport& report) {
   conn_.Exec("INSERT INTO progress.symptom_reports (tenant_id, report_id, patient_id, report_time, body)"
              " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
              {tenant, report.report_id(), report.patient_id(), TimeUtil::ToString(report.report_time()), ToJson(report)});
+  MarkEpisodeChanged(conn_, tenant, report.patient_id());
 }
 
 void PgProgressWriter::InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) {
@@ -62,6 +70,7 @@ void PgProgressWriter::InsertOutcome(const std::string& tenant, const v1::Outcom
              {tenant, measure.measure_id(), measure.patient_id(),
               common::v1::Instrument_Name(measure.score().instrument()), TimeUtil::ToString(measure.measure_time()),
               ToJson(measure)});
+  MarkEpisodeChanged(conn_, tenant, measure.patient_id());
 }
 
 bool PgProgressWriter::InsertAlertUnlessOpen(const std::string& tenant, const v1::Alert& alert) {
@@ -71,6 +80,7 @@ bool PgProgressWriter::InsertAlertUnlessOpen(const std::string& tenant, const v1
       " ON CONFLICT (tenant_id, patient_id, kind) WHERE status = 'OPEN' DO NOTHING RETURNING alert_id",
       {tenant, alert.alert_id(), alert.clinic_id(), alert.patient_id(), v1::AlertKind_Name(alert.kind()),
        ToJson(alert)});
+  if (inserted.rows() > 0) MarkEpisodeChanged(conn_, tenant, alert.patient_id());
   return inserted.rows() > 0;
 }
 

@@ -104,6 +104,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(ListDueTasks)
   PHYSIO_UNARY_RPC(ExportProgressFhir)
   PHYSIO_UNARY_RPC(SearchFhir)
+  PHYSIO_UNARY_RPC(GetOutcomeReport)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:
@@ -137,7 +138,8 @@ class ProgressServer final : public RunningService {
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
         records_(runtime_.pg()),
         tasks_(runtime_.pg()),
-        app_({session_idempotency_, visit_sessions_, records_, &tasks_}, planning_, assessment_, PolicyFrom(config_),
+        reports_(runtime_.pg()),
+        app_({session_idempotency_, visit_sessions_, records_, &tasks_, &reports_}, planning_, assessment_, PolicyFrom(config_),
              physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days"),
                                                config_.GetInt("fracture-risk-age"),
                                                config_.GetInt("fracture-new-episode-days")}),
@@ -148,6 +150,8 @@ class ProgressServer final : public RunningService {
                                     pb::AlertKind_Name(kind));
     });
     app_.set_task_policy(TaskPolicyFrom(config_));
+    if (config_.GetInt("report-min-group-size") < 1) throw std::invalid_argument("--report-min-group-size is at least 1");
+    app_.set_report_min_group_size(config_.GetInt("report-min-group-size"));
     runtime_.Serve(&grpc_);
     export_worker_ = std::make_unique<BulkExportWorker>(runtime_.pg(), kSchema, export_source_,
                                                         BulkExportSettingsFrom(config_));
@@ -157,8 +161,16 @@ class ProgressServer final : public RunningService {
                                         std::chrono::hours(24 * config_.GetInt("outcome-task-notify-within-days")),
                                         TaskPolicyFrom(config_)});
     }
+    if (config_.GetInt("report-refresh-interval-ms") > 0) {
+      refresher_ = std::make_unique<EpisodeRefresher>(
+          reports_, records_, PolicyFrom(config_),
+          EpisodeRefresherSettings{std::chrono::milliseconds(config_.GetInt("report-refresh-interval-ms")),
+                                   std::chrono::seconds(3600LL * std::max(1, config_.GetInt("report-stale-hours"))),
+                                   200, 60});
+    }
   }
   ~ProgressServer() override {
+    refresher_.reset();
     export_worker_.reset();
     scheduler_.reset();
     runtime_.Shutdown();
@@ -168,6 +180,7 @@ class ProgressServer final : public RunningService {
   int metrics_port() const override { return runtime_.metrics_port(); }
   void AnnounceShutdown() override { runtime_.AnnounceShutdown(); }
   void Shutdown() override {
+    refresher_.reset();
     export_worker_.reset();
     scheduler_.reset();
     runtime_.Shutdown();
@@ -188,11 +201,13 @@ class ProgressServer final : public RunningService {
   RedisVisitSessionStore visit_sessions_;
   PgProgressRecords records_;
   PgTaskRecords tasks_;
+  PgOutcomeReports reports_;
   ProgressApp app_;
   ProgressGrpc grpc_;
   std::unique_ptr<TaskScheduler> scheduler_;
   PgProgressExportSource export_source_{config_.Get("fhir-patient-identifier-system")};
   std::unique_ptr<BulkExportWorker> export_worker_;
+  std::unique_ptr<EpisodeRefresher> refresher_;
 };
 }  // namespace
 
@@ -227,6 +242,12 @@ std::vector<ConfigKey> ProgressConfigKeys() {
                   "summaries and evaluations read this many days of visits, home logs and re-measures"});
   keys.push_back({"history-max-rows", "2000",
                   "and at most this many of the newest rows of each kind (bounds the read and the response)"});
+  keys.push_back({"report-min-group-size", "5",
+                  "outcome reports suppress groups of fewer episodes, and figures computed from fewer (docs/reports.md)"});
+  keys.push_back({"report-refresh-interval-ms", "1000",
+                  "how often this replica brings changed episodes' report figures up to date (0: it does not)"});
+  keys.push_back({"report-stale-hours", "24",
+                  "open episodes' report figures (adherence, expected course) are recomputed at least this often"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change: a 30% improvement counts only beyond it (Davidson & Keating 2002: 4-5)"});
   return keys;

@@ -221,5 +221,67 @@ TEST_F(Resilience, PostgresOutageIsUnavailableAndRecoversWithoutRestart) {
   EXPECT_TRUE(read_back.ok()) << read_back.error_code() << " " << read_back.error_message();
 }
 
+
+// Outcome reports (issue 31) through a PostgreSQL outage: the report is UNAVAILABLE while the
+// store is down, and the episodes' figures catch up with every write acknowledged after it.
+TEST_F(Resilience, OutcomeReportsAreUnavailableInAnOutageAndCatchUpAfterIt) {
+  const std::string tenant = "acme-reports";
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant, "clin-1", {"clinician"}));
+  Caller analyst(*cluster_, MakeToken(*keys_, tenant, "analyst-1", {"analyst"}));
+  std::vector<std::string> patients;
+  for (int i = 0; i < 5; ++i) {
+    patients.push_back("pt-report-" + std::to_string(i));
+    ApprovedPlanFor(clinician, patients.back());
+    gpb::RecordVisitResponse visited;
+    ASSERT_TRUE(RecordVisitFor(clinician, patients.back(), gpb::VISIT_KIND_CLINIC, 3, &visited).ok());
+  }
+  gpb::GetOutcomeReportRequest request;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  request.mutable_start_time()->set_seconds(now - 3600);
+  request.mutable_end_time()->set_seconds(now + 3600);
+  request.set_group_by(gpb::REPORT_GROUPING_NONE);
+  // Polls until the latest pain's median is `pain` over the five episodes.
+  auto settles_at = [&](double pain) {
+    gpb::GetOutcomeReportResponse report;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      report.Clear();
+      if (analyst.Call(analyst.progress.get(), &gpb::ProgressService::Stub::GetOutcomeReport, request, &report).ok() &&
+          report.groups_size() == 1 && report.groups(0).latest_pain().count() == 5 &&
+          report.groups(0).latest_pain().median() == pain) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    ADD_FAILURE() << report.ShortDebugString();
+    return false;
+  };
+  ASSERT_TRUE(settles_at(3));
+
+  postgres_->Stop();
+  gpb::GetOutcomeReportResponse report;
+  auto status = analyst.Call(analyst.progress.get(), &gpb::ProgressService::Stub::GetOutcomeReport, request, &report,
+                             std::chrono::seconds(4));
+  EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(status.error_message().find("127.0.0.1"), std::string::npos) << status.error_message();
+  // The refresher keeps failing meanwhile (its passes find no store).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  postgres_->Start();
+  ASSERT_TRUE(WaitForHealth(cluster_->progress_addr(), "physio.progress.v1.ProgressService", Health::SERVING));
+
+  // Writes acknowledged after the outage reach the report.
+  for (const auto& patient : patients) {
+    gpb::RecordVisitResponse visited;
+    grpc::Status written;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      written = RecordVisitFor(clinician, patient, gpb::VISIT_KIND_CLINIC, 7, &visited);
+      if (written.error_code() != StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(written.ok()) << written.error_message();
+  }
+  // The last week's mean is what is judged, but the latest pain is the last reading: 7.
+  EXPECT_TRUE(settles_at(7));
+}
 }  // namespace
 }  // namespace physio::testing

@@ -16,12 +16,14 @@ std::string RoleName(Role role) {
     case Role::kPatient: return "patient";
     case Role::kService: return "service";
     case Role::kAuditor: return "auditor";
+    case Role::kAnalyst: return "analyst";
   }
   return "unknown";
 }
 
 bool ParseRole(const std::string& name, Role* role) {
-  for (Role candidate : {Role::kIntegrator, Role::kClinician, Role::kPatient, Role::kService, Role::kAuditor}) {
+  for (Role candidate :
+       {Role::kIntegrator, Role::kClinician, Role::kPatient, Role::kService, Role::kAuditor, Role::kAnalyst}) {
     if (RoleName(candidate) == name) {
       *role = candidate;
       return true;

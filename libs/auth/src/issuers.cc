@@ -59,7 +59,7 @@ std::map<std::string, std::vector<Role>> RoleTable(const Json& object, const cha
     for (const auto& name : roles) {
       Role role;
       if (!name.is_string() || !ParseRole(name.get<std::string>(), &role)) {
-        Fail(where, std::string(member) + "." + value + ": roles are integrator, clinician, patient, service, auditor");
+        Fail(where, std::string(member) + "." + value + ": roles are integrator, clinician, patient, service, auditor, analyst");
       }
       out[value].push_back(role);
     }

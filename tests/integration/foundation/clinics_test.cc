@@ -202,10 +202,11 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
                              p + R"("},"item":[{"linkId":"nprs","answer":[{"valueInteger":4}]}]})");
          return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::CreateFhirResource, r); }},
   };
-  // Not about one patient: the library, scoring, per-clinic lists and feeds (tested below).
+  // Not about one patient: the library, scoring, per-clinic lists and feeds (tested below), and
+  // the outcome reports' aggregates (scoped by clinic in reports_test.cc).
   // BreakGlass opens access beyond the caller's clinics by design (its own test).
   const std::set<std::string> not_patient_calls = {"ScoreInstrument", "ListInterventions", "WatchEvents", "ListAlerts",
-                                                   "BreakGlass"};
+                                                   "BreakGlass", "GetOutcomeReport"};
   for (const MethodRoles* table : {&assessment::kAssessmentRoles, &planning::kPlanningRoles, &progress::kProgressRoles}) {
     for (const auto& [method, roles] : table->entries()) {
       if (!roles.contains(Role::kClinician) || not_patient_calls.contains(method)) continue;

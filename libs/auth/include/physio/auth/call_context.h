@@ -13,7 +13,8 @@
 namespace physio {
 
 // kAuditor: reads the audit trail (ListAuditEvents, ExportAuditEvents) and nothing clinical.
-enum class Role { kIntegrator, kClinician, kPatient, kService, kAuditor };
+// kAnalyst: reads aggregate outcome reports (GetOutcomeReport) of their clinics and no patient record.
+enum class Role { kIntegrator, kClinician, kPatient, kService, kAuditor, kAnalyst };
 
 // Who may reach a patient beyond the tenant: the clinics the patient is enrolled
 // at (the directory the assessment service keeps) and the emergency ("break the

@@ -1,0 +1,119 @@
+#pragma once
+// Outcome reports' storage (docs/reports.md): the episodes (planning.episodes, written by the
+// planning service with every plan change), each episode's progress figures
+// (progress.episode_progress) and the patients whose records changed since
+// (progress.episode_changes, written with each record). The report is one aggregate query over
+// the first two; the refresher keeps the figures up to date off the request path.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "outcome_report.h"
+#include "physio/db/pg.h"
+#include "physio/planning/v1/planning.pb.h"
+#include "progress_records.h"
+
+namespace physio::progress {
+
+// What a report covers: episodes of the tenant that started in [start, end), at `clinics` (all
+// of the tenant's when `all_clinics`), grouped by `group_by`.
+struct OutcomeReportQuery {
+  std::int64_t start_seconds = 0;
+  std::int64_t end_seconds = 0;
+  std::vector<std::string> clinics;
+  bool all_clinics = false;
+  v1::ReportGrouping group_by = v1::REPORT_GROUPING_NONE;
+};
+
+class OutcomeReportStore {
+ public:
+  virtual ~OutcomeReportStore() = default;
+  // The groups with every figure (before suppression), by key. Throws Error(kUnavailable).
+  virtual std::vector<v1::OutcomeReportGroup> Groups(const std::string& tenant, const OutcomeReportQuery& query,
+                                                     Clock::time_point deadline) = 0;
+};
+
+// A patient's latest episode and the plan its figures are computed against.
+struct EpisodeOfPatient {
+  std::string plan_id;
+  planning::v1::Plan plan;
+  std::int64_t started_seconds = 0;
+  std::optional<std::int64_t> ended_seconds;
+};
+
+// A patient to refresh, and the last of their change rows taken (empty: not from a change row).
+struct PatientToRefresh {
+  std::string tenant;
+  std::string patient_id;
+  std::string last_change;
+};
+
+class PgOutcomeReports final : public OutcomeReportStore {
+ public:
+  explicit PgOutcomeReports(PgPool& pool) : pool_(pool) {}
+  std::vector<v1::OutcomeReportGroup> Groups(const std::string& tenant, const OutcomeReportQuery& query,
+                                             Clock::time_point deadline) override;
+
+  // Patients whose records changed, oldest change first.
+  std::vector<PatientToRefresh> Changed(int limit, Clock::time_point deadline);
+  // Patients whose episode changed in the planning service (a plan approved, superseded, ended)
+  // within the last hour after its figures were computed.
+  std::vector<PatientToRefresh> ChangedByPlanning(int limit, Clock::time_point deadline);
+  // Patients with an open episode whose figures are older than `age` (adherence and the expected
+  // course move with time), or were never computed.
+  std::vector<PatientToRefresh> StaleOpen(std::chrono::seconds age, int limit, Clock::time_point deadline);
+  std::optional<EpisodeOfPatient> EpisodeOf(const std::string& tenant, const std::string& patient_id,
+                                            Clock::time_point deadline);
+  // Stores the figures of the episode's plan, with the red-flag alerts raised during the episode.
+  void Write(const std::string& tenant, const std::string& patient_id, const EpisodeOfPatient& episode,
+             const EpisodeFigures& figures, Clock::time_point deadline);
+  // The patient's change rows up to `last_change` are done with (later ones stay for the next pass).
+  void Done(const PatientToRefresh& patient, Clock::time_point deadline);
+
+ private:
+  PgPool& pool_;
+};
+
+struct EpisodeRefresherSettings {
+  std::chrono::milliseconds interval{1000};  // between passes
+  std::chrono::seconds stale_after{24 * 3600};  // open episodes' figures are recomputed this often
+  int batch = 200;
+  int stale_every_passes = 60;  // the stale episodes are looked for on every this many passes
+};
+
+// Keeps every episode's figures up to date, on a thread of its own: each pass refreshes the
+// patients whose records or plans changed, and some open episodes whose figures are a day old.
+// Replicas may refresh the same patient at once: the figures are the same, and a change recorded
+// meanwhile leaves its row for the next pass.
+class EpisodeRefresher {
+ public:
+  EpisodeRefresher(PgOutcomeReports& store, ProgressRecords& records, EvaluationPolicy policy,
+                   EpisodeRefresherSettings settings);
+  ~EpisodeRefresher();
+  EpisodeRefresher(const EpisodeRefresher&) = delete;
+  EpisodeRefresher& operator=(const EpisodeRefresher&) = delete;
+
+  // One pass; the patients refreshed.
+  int Pass();
+
+ private:
+  void Refresh(const PatientToRefresh& patient, Clock::time_point deadline);
+
+  PgOutcomeReports& store_;
+  ProgressRecords& records_;
+  EvaluationPolicy policy_;
+  EpisodeRefresherSettings settings_;
+  long passes_ = 0;
+  bool failing_ = false;
+  Clock::time_point last_warning_{};
+  std::mutex mutex_;
+  std::condition_variable_any wake_;
+  std::jthread thread_;
+};
+
+}  // namespace physio::progress
