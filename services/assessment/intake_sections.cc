@@ -76,6 +76,24 @@ void ValidateHistory(const std::string& field, const v1::History& h) {
   ValidateCodes(field + ".previous_treatments", h.previous_treatments(), 10);
   ValidateEnum(field + ".previous_treatment_effect", h.previous_treatment_effect(), v1::TreatmentEffect_IsValid);
   ValidateEnum(field + ".recovery_expectation", h.recovery_expectation(), v1::RecoveryExpectation_IsValid);
+  ValidateWork(field + ".work", h.work());
+}
+
+void ValidateWork(const std::string& field, const v1::WorkParticipation& w) {
+  ValidateEnum(field + ".status", w.status(), v1::WorkStatus_IsValid);
+  if (w.has_usual_hours_per_week()) ValidateRange(field + ".usual_hours_per_week", w.usual_hours_per_week(), 1, 80);
+  if (w.has_current_hours_per_week()) {
+    ValidateRange(field + ".current_hours_per_week", w.current_hours_per_week(), 0, 80);
+  }
+  if (w.has_days_off_work()) {
+    if (w.status() != v1::WORK_STATUS_OFF_WORK) ThrowInvalidArgument(field + ".days_off_work", "only when off work");
+    ValidateRange(field + ".days_off_work", w.days_off_work(), 0, 3650);
+  }
+  if (w.fit_note() && w.status() != v1::WORK_STATUS_OFF_WORK && w.status() != v1::WORK_STATUS_MODIFIED_DUTIES) {
+    ThrowInvalidArgument(field + ".fit_note", "only when off work or on modified duties");
+  }
+  if (w.has_planned_return_in_days()) ValidateRange(field + ".planned_return_in_days", w.planned_return_in_days(), 0, 365);
+  ValidateCodes(field + ".obstacles", w.obstacles(), 10);
 }
 
 void ValidateExamination(const std::string& field, const v1::Examination& e) {

@@ -12,6 +12,9 @@ namespace physio::assessment {
 
 // Throw Error(kInvalidArgument) naming the field.
 void ValidateHistory(const std::string& field, const v1::History& history);
+// Work participation (History.work, and a visit's work update): ranges, and days off and a fit
+// note only with a status they fit.
+void ValidateWork(const std::string& field, const v1::WorkParticipation& work);
 void ValidateExamination(const std::string& field, const v1::Examination& examination);
 
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& screen);

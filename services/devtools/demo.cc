@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/auth/token_minter.h"
@@ -436,6 +437,61 @@ int main(int argc, char** argv) {
           std::cout << " (newest " << type << "/" << first.value("id", "") << ")";
         }
         std::cout << "\n";
+      }
+    }
+    std::cout << "\n10. The clinician discharges the patient (goals met); the discharge summary for the patient and "
+                 "their GP\n";
+    ppb::GetActivePlanRequest in_use;
+    in_use.set_patient_id(patient_id);
+    in_use.set_include_suspended(true);
+    ppb::GetActivePlanResponse current;
+    clinician.Call("GetActivePlan", planning.get(), &ppb::PlanningService::Stub::GetActivePlan, in_use, &current);
+    if (current.plan().status() == ppb::PLAN_STATUS_ACTIVE) {
+      ppb::CompletePlanRequest complete;
+      complete.set_request_id(Rid("discharge"));
+      complete.set_plan_id(current.plan().plan_id());
+      complete.set_etag(current.plan().etag());
+      complete.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+      complete.set_discharge_reason(ppb::DISCHARGE_REASON_GOALS_MET);
+      complete.set_reason("goals met at the demo's end");
+      ppb::CompletePlanResponse completed;
+      clinician.Call("CompletePlan", planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed);
+      gpb::GetDischargeSummaryRequest discharge;
+      discharge.set_patient_id(patient_id);
+      gpb::GetDischargeSummaryResponse summary;
+      patient.Call("GetDischargeSummary", progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, discharge,
+                   &summary);
+      std::istringstream lines(summary.summary().text());
+      std::string line;
+      for (int shown = 0; shown < 8 && std::getline(lines, line); ++shown) std::cout << "   " << line << "\n";
+      std::cout << "   ... (" << summary.summary().text().size() << " characters: what was used most, the flare-up "
+                << "plan, when to come back, the safety net)\n";
+    } else {
+      std::cout << "   the plan is " << ppb::PlanStatus_Name(current.plan().status()) << ": not discharged\n";
+    }
+
+    std::cout << "\n11. The chain's analyst reads the clinic's outcomes this year (aggregates only)\n";
+    Caller analyst(token("analyst-demo-1", "analyst", ""));
+    gpb::GetOutcomeReportRequest report_request;
+    const auto now_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    report_request.mutable_start_time()->set_seconds(now_seconds - 365LL * 24 * 3600);
+    report_request.mutable_end_time()->set_seconds(now_seconds + 3600);
+    report_request.set_group_by(gpb::REPORT_GROUPING_CLINIC);
+    gpb::GetOutcomeReportResponse report;
+    analyst.Call("GetOutcomeReport", progress.get(), &gpb::ProgressService::Stub::GetOutcomeReport, report_request,
+                 &report);
+    for (const auto& group : report.groups()) {
+      std::cout << "   " << group.key() << ": ";
+      if (group.suppressed()) {
+        std::cout << "suppressed (fewer than " << report.min_group_size() << " episodes)\n";
+      } else {
+        std::cout << group.episodes_started() << " episodes, " << group.episodes_completed() << " completed, latest pain median ";
+        if (group.latest_pain().has_median()) {
+          std::cout << group.latest_pain().median() << "\n";
+        } else {
+          std::cout << "withheld\n";
+        }
       }
     }
     std::cout << "\nDemo episode complete.\n";

@@ -89,26 +89,43 @@ void WriteEpisode(PgConnection& conn, const std::string& tenant, const v1::Plan&
     }
     const std::string started =
         plan.has_activate_time() ? TimeUtil::ToString(plan.activate_time()) : TimeUtil::ToString(TimeUtil::GetCurrentTime());
+    // The plan's episode (set by the use case when the plan took effect; the plan's own id for
+    // plans that took effect before episodes were recorded): carried on, or taken up again by a
+    // relapse (its end cleared, the relapse counted), else started.
+    const std::string episode = plan.episode_id().empty() ? plan.plan_id() : plan.episode_id();
+    const std::string practitioner = plan.approved_by().empty() ? plan.created_by() : plan.approved_by();
+    const std::string subgroup = Unprefixed(plan.subgroup(), "SUBGROUP_", "UNKNOWN");
+    const std::string phase = Unprefixed(common::v1::Phase_Name(plan.phase()), "PHASE_", "UNKNOWN");
+    // Plans without an episode id carry on the patient's open episode, whatever its id.
+    const std::string which = plan.episode_id().empty() ? "patient_id = $3 AND ended_at IS NULL" : "episode_id = $2";
+    auto updated = conn.Exec(
+        "UPDATE planning.episodes SET plan_id = $4, practitioner = $5, risk_group = $6, subgroup = $7, phase = $8,"
+        " status = $9, referred = referred OR $10::boolean, intake_red_flag = intake_red_flag OR $11::boolean,"
+        " baseline_nprs = $12::float8, baseline_odi = $13::float8, baseline_rmdq = $14::float8, plan = $15::jsonb,"
+        " relapses = relapses + CASE WHEN ended_at IS NULL THEN 0 ELSE 1 END, ended_at = NULL,"
+        " discharge_reason = NULL, updated_at = now() WHERE tenant_id = $1 AND patient_id = $3 AND " + which,
+        {tenant, episode, plan.patient_id(), plan.plan_id(), practitioner, risk, subgroup, phase, status,
+         referred ? "true" : "false", referral ? "true" : "false", baseline[0], baseline[1], baseline[2],
+         ToJson(plan)});
+    if (updated.affected_rows() > 0) return;
     conn.Exec(
         "INSERT INTO planning.episodes (tenant_id, episode_id, patient_id, plan_id, clinic_id, practitioner, risk_group,"
         " subgroup, phase, status, referred, intake_red_flag, started_at, baseline_nprs, baseline_odi, baseline_rmdq, plan)"
-        " VALUES ($1, $2, $3, $2, COALESCE((SELECT c.clinic_id FROM assessment.patient_clinics c WHERE c.tenant_id = $1"
-        " AND c.patient_id = $3 ORDER BY c.enrolled_at DESC, c.clinic_id LIMIT 1), 'unassigned'), $4, $5, $6, $7, $8,"
-        " $9::boolean, $10::boolean, $11::timestamptz, $12::float8, $13::float8, $14::float8, $15::jsonb)"
-        " ON CONFLICT (tenant_id, patient_id) WHERE ended_at IS NULL DO UPDATE SET plan_id = EXCLUDED.plan_id,"
-        " practitioner = EXCLUDED.practitioner, risk_group = EXCLUDED.risk_group, subgroup = EXCLUDED.subgroup,"
-        " phase = EXCLUDED.phase, status = EXCLUDED.status, referred = episodes.referred OR EXCLUDED.referred,"
-        " intake_red_flag = episodes.intake_red_flag OR EXCLUDED.intake_red_flag, baseline_nprs = EXCLUDED.baseline_nprs,"
-        " baseline_odi = EXCLUDED.baseline_odi, baseline_rmdq = EXCLUDED.baseline_rmdq, plan = EXCLUDED.plan,"
-        " updated_at = now()",
-        {tenant, plan.plan_id(), plan.patient_id(), plan.approved_by().empty() ? plan.created_by() : plan.approved_by(),
-         risk, Unprefixed(plan.subgroup(), "SUBGROUP_", "UNKNOWN"),
-         Unprefixed(common::v1::Phase_Name(plan.phase()), "PHASE_", "UNKNOWN"), status, referred ? "true" : "false",
-         referral ? "true" : "false", started, baseline[0], baseline[1], baseline[2], ToJson(plan)});
+        " VALUES ($1, $2, $3, $4, COALESCE((SELECT c.clinic_id FROM assessment.patient_clinics c WHERE c.tenant_id = $1"
+        " AND c.patient_id = $3 ORDER BY c.enrolled_at DESC, c.clinic_id LIMIT 1), 'unassigned'), $5, $6, $7, $8, $9,"
+        " $10::boolean, $11::boolean, $12::timestamptz, $13::float8, $14::float8, $15::float8, $16::jsonb)",
+        {tenant, episode, plan.patient_id(), plan.plan_id(), practitioner, risk, subgroup, phase, status,
+         referred ? "true" : "false", referral ? "true" : "false", started, baseline[0], baseline[1], baseline[2],
+         ToJson(plan)});
   } else if (plan.status() == v1::PLAN_STATUS_COMPLETED || plan.status() == v1::PLAN_STATUS_DISCHARGED) {
+    const bool referred_on = referred || plan.discharge_reason() == v1::DISCHARGE_REASON_REFERRED;
     conn.Exec("UPDATE planning.episodes SET status = $3, ended_at = now(), referred = referred OR $4::boolean,"
-              " plan = $5::jsonb, updated_at = now() WHERE tenant_id = $1 AND plan_id = $2 AND ended_at IS NULL",
-              {tenant, plan.plan_id(), status, referred ? "true" : "false", ToJson(plan)});
+              " discharge_reason = $6, plan = $5::jsonb, updated_at = now()"
+              " WHERE tenant_id = $1 AND plan_id = $2 AND ended_at IS NULL",
+              {tenant, plan.plan_id(), status, referred_on ? "true" : "false", ToJson(plan),
+               plan.discharge_reason() == v1::DISCHARGE_REASON_UNSPECIFIED
+                   ? PgParam()
+                   : PgParam(Unprefixed(v1::DischargeReason_Name(plan.discharge_reason()), "DISCHARGE_REASON_", ""))});
   }
 }
 }  // namespace
@@ -158,6 +175,16 @@ void PgPlanWriter::AddRevision(const std::string& tenant, const v1::Plan& plan, 
 void PgPlanWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                                const std::string& resource_id) {
   physio::AppendEvent(conn_, kSchema, tenant, kind, patient_id, resource_id);
+}
+
+std::optional<LatestEpisode> PgPlanWriter::LatestEpisodeForUpdate(const std::string& tenant,
+                                                                  const std::string& patient_id) {
+  auto rows = conn_.Exec("SELECT episode_id, ended_at IS NULL, COALESCE(extract(epoch FROM ended_at)::bigint, 0)"
+                         " FROM planning.episodes WHERE tenant_id = $1 AND patient_id = $2"
+                         " ORDER BY (ended_at IS NULL) DESC, ended_at DESC LIMIT 1 FOR UPDATE",
+                         {tenant, patient_id});
+  if (rows.rows() == 0) return std::nullopt;
+  return LatestEpisode{rows.Get(0, 0), rows.Get(0, 1) == "t", rows.GetLong(0, 2)};
 }
 
 std::optional<v1::Plan> PgPlanRecords::Find(const std::string& tenant, const std::string& plan_id,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/episodes.h"
 #include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
 #include "physio/planning/v1/planning.pb.h"
@@ -42,6 +43,9 @@ class PlanWriter {
   // An event for the feed (WatchEvents), committed with the write.
   virtual void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                            const std::string& resource_id) = 0;
+  // The patient's latest episode of care (the open one, else the one that ended last), locked.
+  virtual std::optional<LatestEpisode> LatestEpisodeForUpdate(const std::string& tenant,
+                                                              const std::string& patient_id) = 0;
 };
 
 // A page of a plan's history, oldest first.
@@ -78,6 +82,8 @@ class PgPlanWriter final : public PlanWriter {
                    const std::string& reason, const std::string& changed_by) override;
   void AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,
                    const std::string& resource_id) override;
+  std::optional<LatestEpisode> LatestEpisodeForUpdate(const std::string& tenant,
+                                                      const std::string& patient_id) override;
 
  private:
   PgConnection& conn_;

@@ -34,6 +34,7 @@ cpb::Instrument ToProto(GoalMeasure measure) {
     case GoalMeasure::kRmdq: return cpb::INSTRUMENT_RMDQ;
     case GoalMeasure::kPsfs: return cpb::INSTRUMENT_PSFS;
     case GoalMeasure::kActivity: return cpb::INSTRUMENT_UNSPECIFIED;
+    case GoalMeasure::kWorkHours: return cpb::INSTRUMENT_UNSPECIFIED;
   }
   return cpb::INSTRUMENT_UNSPECIFIED;
 }
@@ -74,6 +75,20 @@ void SetOutcomeSchedule(pb::Plan& plan, const PlanPolicy& policy) {
 void PlanningApp::SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version,
                              const std::string& change, const std::string& reason) {
   SetOutcomeSchedule(plan, policy_);
+  const auto now = TimeUtil::GetCurrentTime();
+  // A plan taking effect joins an episode of care: the open one, an ended one it is a relapse
+  // of, or a new one (domain/episodes.h); an ending plan records when.
+  if ((plan.status() == pb::PLAN_STATUS_ACTIVE || plan.status() == pb::PLAN_STATUS_SUSPENDED) &&
+      plan.episode_id().empty()) {
+    const EpisodeChoice episode = EpisodeForPlan(writer.LatestEpisodeForUpdate(ctx.tenant, plan.patient_id()),
+                                                 plan.plan_id(), now.seconds(), policy_.relapse_window_days);
+    plan.set_episode_id(episode.episode_id);
+    plan.set_relapse(episode.relapse);
+  }
+  if ((plan.status() == pb::PLAN_STATUS_COMPLETED || plan.status() == pb::PLAN_STATUS_DISCHARGED) &&
+      !plan.has_end_time()) {
+    *plan.mutable_end_time() = now;
+  }
   plan.set_revision(plan.revision() + 1);
   plan.set_last_change_reason(reason);
   plan.set_etag(Etag(version + 1));
@@ -219,6 +234,21 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
     default: input.activity_level = ActivityLevel::kUnknown; break;
   }
   input.previous_episodes = h.previous_episodes();
+  const auto& w = h.work();
+  switch (w.status()) {
+    case apb::WORK_STATUS_WORKING: input.work.status = WorkStatus::kWorking; break;
+    case apb::WORK_STATUS_MODIFIED_DUTIES: input.work.status = WorkStatus::kModifiedDuties; break;
+    case apb::WORK_STATUS_OFF_WORK: input.work.status = WorkStatus::kOffWork; break;
+    case apb::WORK_STATUS_NOT_EMPLOYED: input.work.status = WorkStatus::kNotEmployed; break;
+    case apb::WORK_STATUS_RETIRED: input.work.status = WorkStatus::kRetired; break;
+    default: break;
+  }
+  if (w.has_usual_hours_per_week()) input.work.usual_hours = w.usual_hours_per_week();
+  if (w.has_current_hours_per_week()) input.work.current_hours = w.current_hours_per_week();
+  if (w.has_days_off_work()) input.work.days_off = w.days_off_work();
+  input.work.fit_note = w.fit_note();
+  if (w.has_planned_return_in_days()) input.work.planned_return_in_days = w.planned_return_in_days();
+  input.work.obstacles.assign(w.obstacles().begin(), w.obstacles().end());
   input.goals.assign(h.goals().begin(), h.goals().end());
   input.observations.assign(assessment.examination().observations().begin(),
                             assessment.examination().observations().end());
@@ -276,6 +306,8 @@ pb::Plan PlanFromDraft(const PlanDraft& draft) {
     out->set_description(goal.description);
     out->set_instrument(ToProto(goal.measure));
     out->set_target_score(goal.target);
+    if (goal.measure == GoalMeasure::kActivity) out->set_measure("activity_minutes_per_week");
+    if (goal.measure == GoalMeasure::kWorkHours) out->set_measure("work_hours_per_week");
   }
   for (const auto& review : draft.reviews) {
     auto* out = plan.add_review_points();
@@ -309,6 +341,12 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         plan.set_assessment_id(assessment.assessment_id());
         plan.set_start_back_risk(apb::StartBackRisk_Name(assessment.classification().start_back_risk()));
         plan.set_subgroup(apb::Subgroup_Name(assessment.classification().subgroup()));
+        if (assessment.history().work().status() != apb::WORK_STATUS_UNSPECIFIED) {
+          plan.set_work_status_at_assessment(apb::WorkStatus_Name(assessment.history().work().status()));
+        }
+        if (assessment.history().work().has_usual_hours_per_week()) {
+          plan.set_usual_work_hours(assessment.history().work().usual_hours_per_week());
+        }
         if (assessment.history().has_episode_duration_days()) {
           plan.set_episode_days_at_assessment(assessment.history().episode_duration_days());
         }
@@ -577,10 +615,21 @@ pb::CompletePlanResponse PlanningApp::CompletePlan(const CallContext& ctx, const
   if (request.outcome() != pb::PLAN_STATUS_COMPLETED && request.outcome() != pb::PLAN_STATUS_DISCHARGED) {
     ThrowInvalidArgument("outcome", "must be PLAN_STATUS_COMPLETED or PLAN_STATUS_DISCHARGED");
   }
+  const auto reason = request.discharge_reason();
+  if (!pb::DischargeReason_IsValid(reason)) ThrowInvalidArgument("discharge_reason", "is not a known value");
+  const bool completed_reason = reason == pb::DISCHARGE_REASON_GOALS_MET || reason == pb::DISCHARGE_REASON_SELF_MANAGING;
+  if (reason != pb::DISCHARGE_REASON_UNSPECIFIED && completed_reason != (request.outcome() == pb::PLAN_STATUS_COMPLETED)) {
+    ThrowInvalidArgument("discharge_reason", request.outcome() == pb::PLAN_STATUS_COMPLETED
+                                                 ? "a completed plan's reason is GOALS_MET or SELF_MANAGING"
+                                                 : "a discharged plan's reason is REFERRED, DID_NOT_ATTEND or PATIENT_CHOICE");
+  }
   const std::string change = request.outcome() == pb::PLAN_STATUS_COMPLETED ? "completed" : "discharged";
   return ChangePlan<pb::CompletePlanResponse>(
       ctx, "CompletePlan", request, request.request_id(), request.plan_id(), request.etag(), {pb::PLAN_STATUS_ACTIVE},
-      change, request.reason(), audit, [&](pb::Plan& plan) { plan.set_status(request.outcome()); });
+      change, request.reason(), audit, [&](pb::Plan& plan) {
+        plan.set_status(request.outcome());
+        plan.set_discharge_reason(reason);
+      });
 }
 
 pb::ListPlanRevisionsResponse PlanningApp::ListPlanRevisions(const CallContext& ctx,

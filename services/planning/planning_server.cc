@@ -109,6 +109,7 @@ class PlanningServer final : public RunningService {
     policy.progression_days_low_irritability = config.GetInt("progression-days-low-irritability");
     policy.odi_mdc_points = config.GetInt("odi-mdc-points");
     policy.pregnancy_supine_from_week = config.GetInt("pregnancy-supine-from-week");
+    policy.relapse_window_days = std::max(0, config.GetInt("relapse-window-days"));
     policy.rmdq_mdc_points = config.GetInt("rmdq-mdc-points");
     policy.outcome_nprs_every_days = config.GetInt("outcome-nprs-every-days");
     return policy;
@@ -149,6 +150,9 @@ std::vector<ConfigKey> PlanningConfigKeys() {
                   "measures come at the plan's review points and its end (0: pain only at those)"});
   keys.push_back({"rmdq-mdc-points", "4",
                   "RMDQ minimal detectable change, as the progress service's (set both alike)"});
+  keys.push_back({"relapse-window-days", "90",
+                  "a plan taking effect within this many days of the end of the patient's last episode of care is a "
+                  "relapse of that episode, not a new one (0: never; design default)"});
   keys.push_back({"pregnancy-supine-from-week", "16",
                   "in pregnancy, exercises lying on the back are left out from this week (ACOG 2020; RCOG; design "
                   "default)"});

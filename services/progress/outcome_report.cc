@@ -116,7 +116,8 @@ std::string OutcomeReportCsv(const pb::GetOutcomeReportResponse& report) {
                                          "baseline_rmdq", "latest_rmdq", "adherence_percent", "weeks_to_end"};
   static const char* kShares[] = {"pain_meaningful_change", "disability_meaningful_change", "on_track"};
   std::string csv = "group,suppressed,episodes_started,episodes_completed,episodes_discharged,episodes_referred,"
-                    "episodes_with_red_flags";
+                    "episodes_with_red_flags,episodes_goals_met,episodes_self_managing,episodes_did_not_attend,"
+                    "episodes_relapsed";
   for (const char* name : kDistributions) {
     for (const char* part : {"_n", "_median", "_q1", "_q3"}) csv += std::string(",") + name + part;
   }
@@ -133,6 +134,10 @@ std::string OutcomeReportCsv(const pb::GetOutcomeReportResponse& report) {
     count(group.has_episodes_discharged(), group.episodes_discharged());
     count(group.has_episodes_referred(), group.episodes_referred());
     count(group.has_episodes_with_red_flags(), group.episodes_with_red_flags());
+    count(group.has_episodes_goals_met(), group.episodes_goals_met());
+    count(group.has_episodes_self_managing(), group.episodes_self_managing());
+    count(group.has_episodes_did_not_attend(), group.episodes_did_not_attend());
+    count(group.has_episodes_relapsed(), group.episodes_relapsed());
     for (auto* d : Distributions(group)) {
       csv += "," + (group.suppressed() ? std::string() : std::to_string(d->count()));
       csv += "," + Maybe(d->has_median(), d->median());

@@ -83,7 +83,10 @@ std::vector<pb::OutcomeReportGroup> PgOutcomeReports::Groups(const std::string& 
       "SELECT " + KeyOf(query.group_by) +
       " AS key, count(*)::int, count(*) FILTER (WHERE e.status = 'COMPLETED')::int,"
       " count(*) FILTER (WHERE e.status = 'DISCHARGED')::int, count(*) FILTER (WHERE e.referred)::int,"
-      " count(*) FILTER (WHERE e.intake_red_flag OR COALESCE(p.red_flag_alerts, 0) > 0)::int, " +
+      " count(*) FILTER (WHERE e.intake_red_flag OR COALESCE(p.red_flag_alerts, 0) > 0)::int,"
+      " count(*) FILTER (WHERE e.discharge_reason = 'GOALS_MET')::int,"
+      " count(*) FILTER (WHERE e.discharge_reason = 'SELF_MANAGING')::int,"
+      " count(*) FILTER (WHERE e.discharge_reason = 'DID_NOT_ATTEND')::int, count(*) FILTER (WHERE e.relapses > 0)::int, " +
       Quartiles("e.baseline_nprs") + ", " + Quartiles("p.latest_pain") + ", " + Quartiles("e.baseline_odi") + ", " +
       Quartiles("p.latest_odi") + ", " + Quartiles("e.baseline_rmdq") + ", " + Quartiles("p.latest_rmdq") + ", " +
       Quartiles("p.adherence_percent") + ", " +
@@ -109,7 +112,11 @@ std::vector<pb::OutcomeReportGroup> PgOutcomeReports::Groups(const std::string& 
     group.set_episodes_discharged(static_cast<int>(rows.GetLong(i, 3)));
     group.set_episodes_referred(static_cast<int>(rows.GetLong(i, 4)));
     group.set_episodes_with_red_flags(static_cast<int>(rows.GetLong(i, 5)));
-    int column = 6;
+    group.set_episodes_goals_met(static_cast<int>(rows.GetLong(i, 6)));
+    group.set_episodes_self_managing(static_cast<int>(rows.GetLong(i, 7)));
+    group.set_episodes_did_not_attend(static_cast<int>(rows.GetLong(i, 8)));
+    group.set_episodes_relapsed(static_cast<int>(rows.GetLong(i, 9)));
+    int column = 10;
     for (auto* distribution :
          {group.mutable_baseline_pain(), group.mutable_latest_pain(), group.mutable_baseline_odi(),
           group.mutable_latest_odi(), group.mutable_baseline_rmdq(), group.mutable_latest_rmdq(),
@@ -159,7 +166,7 @@ std::optional<EpisodeOfPatient> PgOutcomeReports::EpisodeOf(const std::string& t
                                                              Clock::time_point deadline) {
   auto rows = QueryOnce(pool_, deadline,
                         {"SELECT plan_id, plan, extract(epoch FROM started_at)::bigint,"
-                         " extract(epoch FROM ended_at)::bigint FROM planning.episodes"
+                         " extract(epoch FROM ended_at)::bigint, episode_id FROM planning.episodes"
                          " WHERE tenant_id = $1 AND patient_id = $2 ORDER BY (ended_at IS NULL) DESC, started_at DESC"
                          " LIMIT 1",
                          {tenant, patient_id}});
@@ -169,6 +176,7 @@ std::optional<EpisodeOfPatient> PgOutcomeReports::EpisodeOf(const std::string& t
   FromJson(rows.Get(0, 1), &episode.plan);
   episode.started_seconds = rows.GetLong(0, 2);
   if (!rows.IsNull(0, 3)) episode.ended_seconds = rows.GetLong(0, 3);
+  episode.episode_id = rows.Get(0, 4);
   return episode;
 }
 

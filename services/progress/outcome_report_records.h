@@ -30,20 +30,24 @@ struct OutcomeReportQuery {
   v1::ReportGrouping group_by = v1::REPORT_GROUPING_NONE;
 };
 
+// A patient's latest episode and the plan its figures are computed against.
+struct EpisodeOfPatient {
+  std::string episode_id;
+  std::string plan_id;
+  planning::v1::Plan plan;
+  std::int64_t started_seconds = 0;
+  std::optional<std::int64_t> ended_seconds;
+};
+
 class OutcomeReportStore {
  public:
   virtual ~OutcomeReportStore() = default;
   // The groups with every figure (before suppression), by key. Throws Error(kUnavailable).
   virtual std::vector<v1::OutcomeReportGroup> Groups(const std::string& tenant, const OutcomeReportQuery& query,
                                                      Clock::time_point deadline) = 0;
-};
-
-// A patient's latest episode and the plan its figures are computed against.
-struct EpisodeOfPatient {
-  std::string plan_id;
-  planning::v1::Plan plan;
-  std::int64_t started_seconds = 0;
-  std::optional<std::int64_t> ended_seconds;
+  // The patient's latest episode (the open one, else the one that ended last); nullopt when none.
+  virtual std::optional<EpisodeOfPatient> EpisodeOf(const std::string& tenant, const std::string& patient_id,
+                                                    Clock::time_point deadline) = 0;
 };
 
 // A patient to refresh, and the last of their change rows taken (empty: not from a change row).
@@ -68,7 +72,7 @@ class PgOutcomeReports final : public OutcomeReportStore {
   // course move with time), or were never computed.
   std::vector<PatientToRefresh> StaleOpen(std::chrono::seconds age, int limit, Clock::time_point deadline);
   std::optional<EpisodeOfPatient> EpisodeOf(const std::string& tenant, const std::string& patient_id,
-                                            Clock::time_point deadline);
+                                            Clock::time_point deadline) override;
   // Stores the figures of the episode's plan, with the red-flag alerts raised during the episode.
   void Write(const std::string& tenant, const std::string& patient_id, const EpisodeOfPatient& episode,
              const EpisodeFigures& figures, Clock::time_point deadline);

@@ -176,6 +176,10 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   }
   if (request.has_pain_before()) ValidatePain("pain_before", request.pain_before());
   if (request.has_pain_after()) ValidatePain("pain_after", request.pain_after());
+  if (request.has_work()) {
+    if (request.work().status() == apb::WORK_STATUS_UNSPECIFIED) ThrowInvalidArgument("work.status", "is required");
+    physio::assessment::ValidateWork("work", request.work());
+  }
   const auto delivered = DistinctIds(
       "delivered_item_ids", {request.delivered_item_ids().begin(), request.delivered_item_ids().end()}, 50);
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
@@ -207,6 +211,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         if (request.has_pain_before()) visit.set_pain_before(request.pain_before());
         if (request.has_pain_after()) visit.set_pain_after(request.pain_after());
         for (const auto& item_id : delivered) visit.add_delivered_item_ids(item_id);
+        if (request.has_work()) *visit.mutable_work() = request.work();
         visit.set_recorded_by(ctx.principal);
         if (request.has_red_flag_screen()) {
           // The same rules as at intake, with the age, episode duration and history intake

@@ -109,6 +109,9 @@ class ProgressApp {
   // Outcomes of the episodes of a period, grouped, small groups suppressed (report_use_case.cc).
   pb::GetOutcomeReportResponse GetOutcomeReport(const CallContext& ctx, const pb::GetOutcomeReportRequest& request,
                                                 AuditTarget& audit);
+  // The discharge summary of the patient's latest ended episode (report_use_case.cc).
+  pb::GetDischargeSummaryResponse GetDischargeSummary(const CallContext& ctx,
+                                                      const pb::GetDischargeSummaryRequest& request, AuditTarget& audit);
   // The fewest episodes a report group (or figure) may have (report-min-group-size).
   void set_report_min_group_size(int size) { report_min_group_size_ = std::max(1, size); }
   // When a task opens and becomes overdue (outcome-task-lead-days, outcome-task-grace-days).

@@ -24,6 +24,7 @@ inline const MethodRoles kProgressRoles = {
     {"AcknowledgeAlert", {Role::kClinician}},
     {"BreakGlass", {Role::kClinician}},
     {"ListDueTasks", {Role::kPatient, Role::kClinician, Role::kIntegrator, Role::kService}},
+    {"GetDischargeSummary", {Role::kPatient, Role::kClinician, Role::kIntegrator}},
     {"GetOutcomeReport", {Role::kAnalyst, Role::kClinician, Role::kIntegrator}},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
 };

@@ -105,6 +105,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(ExportProgressFhir)
   PHYSIO_UNARY_RPC(SearchFhir)
   PHYSIO_UNARY_RPC(GetOutcomeReport)
+  PHYSIO_UNARY_RPC(GetDischargeSummary)
   PHYSIO_WATCH_EVENTS_RPC()
 
  private:

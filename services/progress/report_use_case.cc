@@ -1,10 +1,12 @@
-// GetOutcomeReport (issue 31, docs/reports.md): the outcomes of the episodes that started in a
-// period, at the clinics the caller reaches, grouped, with small groups suppressed.
+// The episodes of care read back: GetOutcomeReport (issue 31, docs/reports.md), the outcomes of
+// the episodes that started in a period, at the clinics the caller reaches, grouped, with small
+// groups suppressed; GetDischargeSummary (issue 32), one ended episode for the patient and the GP.
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
 #include <set>
 
+#include "discharge_summary.h"
 #include "outcome_report.h"
 #include "physio/common/error.h"
 #include "physio/common/validation.h"
@@ -77,6 +79,37 @@ pb::GetOutcomeReportResponse ProgressApp::GetOutcomeReport(const CallContext& ct
   for (const auto& clinic : query.clinics) response.add_clinic_ids(clinic);
   *response.mutable_generate_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
   if (request.include_csv()) response.set_csv(OutcomeReportCsv(response));
+  return response;
+}
+
+pb::GetDischargeSummaryResponse ProgressApp::GetDischargeSummary(const CallContext& ctx,
+                                                                 const pb::GetDischargeSummaryRequest& request,
+                                                                 AuditTarget& audit) {
+  ValidateOpaqueId("patient_id", request.patient_id());
+  audit.patient_id = request.patient_id();
+  RequirePatientAccess(ctx, request.patient_id());
+  if (reports_ == nullptr) throw Error(ErrorCode::kFailedPrecondition, "episodes are not configured on this server");
+  const auto deadline = ctx.DeadlineCappedAt(kReportBudget);
+  const auto episode = reports_->EpisodeOf(ctx.tenant, request.patient_id(), deadline);
+  if (!episode) throw Error(ErrorCode::kNotFound, "patient_id: the patient has no episode of care");
+  if (!episode->ended_seconds) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "patient_id: the episode of care is still open; its summary is written when the plan is completed or "
+                "discharged (CompletePlan)");
+  }
+  audit.resource_id = episode->episode_id;
+  PatientRecords records = records_.ReadPatient(ctx.tenant, request.patient_id(), policy_, deadline);
+  // The episode's own records: from its start to its end.
+  const std::int64_t start = episode->started_seconds, end = *episode->ended_seconds;
+  auto outside = [&](const google::protobuf::Timestamp& time) { return time.seconds() < start || time.seconds() > end; };
+  std::erase_if(records.visits, [&](const auto& visit) { return outside(visit.visit_time()); });
+  std::erase_if(records.home_logs, [&](const auto& log) { return outside(log.performed_time()); });
+  std::erase_if(records.measures, [&](const auto& measure) { return outside(measure.measure_time()); });
+  records.open_alerts.clear();
+  const ProgressSnapshot at_end = Summarize(request.patient_id(), episode->plan, records, end, policy_);
+  pb::GetDischargeSummaryResponse response;
+  *response.mutable_summary() = BuildDischargeSummary(
+      request.patient_id(), EndedEpisode{episode->episode_id, episode->plan, start, end}, records, at_end.summary);
   return response;
 }
 

@@ -13,6 +13,7 @@ namespace physio::progress {
 namespace pb = physio::progress::v1;
 namespace plan_pb = physio::planning::v1;
 namespace cpb = physio::common::v1;
+namespace apb = physio::assessment::v1;
 
 namespace {
 constexpr int64_t kWeekSeconds = 7 * 24 * 3600;
@@ -80,6 +81,41 @@ pb::ExpectedCourse CourseOf(const plan_pb::Plan& plan, const EvaluationInput& in
   }
   for (const auto& source : built.sources) out.add_sources(source);
   return out;
+}
+
+// Work over the episode: the assessment's status (the plan's record of it) and the latest visit's.
+std::optional<pb::WorkProgress> WorkOf(const std::optional<plan_pb::Plan>& plan, const PatientRecords& records,
+                                       std::int64_t episode_start) {
+  pb::WorkProgress work;
+  apb::WorkStatus at_assessment = apb::WORK_STATUS_UNSPECIFIED;
+  if (plan && !plan->work_status_at_assessment().empty()) {
+    apb::WorkStatus_Parse(plan->work_status_at_assessment(), &at_assessment);
+  }
+  work.set_at_assessment(at_assessment);
+  work.set_latest(at_assessment);
+  if (plan && plan->has_usual_work_hours()) work.set_usual_hours_per_week(plan->usual_work_hours());
+  if (plan) *work.mutable_latest_time() = plan->create_time();
+  bool recorded = at_assessment != apb::WORK_STATUS_UNSPECIFIED;
+  for (const auto& visit : records.visits) {  // oldest first
+    if (visit.visit_time().seconds() < episode_start || visit.work().status() == apb::WORK_STATUS_UNSPECIFIED) continue;
+    recorded = true;
+    work.set_latest(visit.work().status());
+    *work.mutable_latest_time() = visit.visit_time();
+    if (visit.work().has_current_hours_per_week()) {
+      work.set_latest_hours_per_week(visit.work().current_hours_per_week());
+    } else {
+      work.clear_latest_hours_per_week();
+    }
+    if (visit.work().has_usual_hours_per_week()) work.set_usual_hours_per_week(visit.work().usual_hours_per_week());
+  }
+  if (!recorded) return std::nullopt;
+  const bool was_away = at_assessment == apb::WORK_STATUS_OFF_WORK || at_assessment == apb::WORK_STATUS_MODIFIED_DUTIES;
+  const bool usual_now =
+      work.latest() == apb::WORK_STATUS_WORKING ||
+      (work.latest() == apb::WORK_STATUS_MODIFIED_DUTIES && work.has_latest_hours_per_week() &&
+       work.has_usual_hours_per_week() && work.latest_hours_per_week() >= work.usual_hours_per_week());
+  work.set_returned_to_usual_work(was_away && usual_now);
+  return work;
 }
 }  // namespace
 
@@ -271,6 +307,7 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
                                                   static_cast<int>(records.open_alerts.size()));
   }
   for (const auto& alert : records.open_alerts) *summary.add_open_alerts() = alert;
+  if (auto work = WorkOf(plan, records, episode_start)) *summary.mutable_work() = *work;
   return snapshot;
 }
 

@@ -361,6 +361,27 @@ class FakePlanWriter final : public planning::PlanWriter {
                    const std::string& resource_id) override {
     state_.events.push_back({tenant, kind, patient_id, resource_id});
   }
+  // From the plans: an episode none of whose plans ended and one of which is in use (or was
+  // superseded: a plan of it carries on), else the one that ended last.
+  std::optional<planning::LatestEpisode> LatestEpisodeForUpdate(const std::string& tenant,
+                                                                const std::string& patient_id) override {
+    std::map<std::string, std::pair<bool, std::int64_t>> episodes;  // id -> live, ended
+    for (const auto& [key, stored] : state_.plans) {
+      const auto& plan = stored.plan;
+      if (key.first != tenant || plan.patient_id() != patient_id || plan.episode_id().empty()) continue;
+      auto& episode = episodes[plan.episode_id()];
+      episode.first |= InUse(plan) || plan.status() == planning::v1::PLAN_STATUS_SUPERSEDED;
+      if (plan.has_end_time()) episode.second = std::max(episode.second, plan.end_time().seconds());
+    }
+    std::optional<planning::LatestEpisode> latest;
+    for (const auto& [id, episode] : episodes) {
+      if (episode.first && episode.second == 0) return planning::LatestEpisode{id, true, 0};
+      if (episode.second > 0 && (!latest || episode.second > latest->ended_seconds)) {
+        latest = planning::LatestEpisode{id, false, episode.second};
+      }
+    }
+    return latest;
+  }
 
  private:
   static bool InUse(const planning::v1::Plan& plan) {

@@ -113,9 +113,9 @@ TEST(OutcomeReport, CsvCarriesTheFiguresOfAReportedGroup) {
   SuppressSmallGroups(report.mutable_groups(), 5);
   const std::string csv = OutcomeReportCsv(report);
   const std::string row = csv.substr(csv.find("\r\n") + 2);
-  // key, suppressed, 5 counts (3 not set here: empty), then baseline_pain (n 0, no median or
+  // key, suppressed, 9 counts (7 not set here: empty), then baseline_pain (n 0, no median or
   // quartiles), latest_pain (n 6, median 3, q1 2, q3 4) ...; on_track last (1 of 6, 10%).
-  EXPECT_EQ(row.rfind("north,false,6,1,,,,0,,,,6,3,2,4,", 0), 0u) << row;
+  EXPECT_EQ(row.rfind("north,false,6,1,,,,,,,,0,,,,6,3,2,4,", 0), 0u) << row;
   EXPECT_EQ(row.substr(row.size() - 9), ",1,6,10\r\n") << row;
 }
 

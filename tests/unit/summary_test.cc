@@ -108,5 +108,46 @@ TEST(Summary, OutcomeChangesCompareMeasuresOfTheCurrentEpisodeOnly) {
   EXPECT_FALSE(snapshot.summary.outcome_changes(0).improved_meaningfully());
 }
 
+
+// Work participation (issue 32 part 3): the assessment's status, then each visit's, in time order.
+TEST(Summary, WorkIsTrackedFromTheAssessmentThroughTheVisits) {
+  namespace apb = physio::assessment::v1;
+  planning::v1::Plan plan;
+  plan.set_plan_id("plan-1");
+  plan.mutable_create_time()->set_seconds(kStart);
+  plan.mutable_activate_time()->set_seconds(kStart);
+  plan.set_work_status_at_assessment("WORK_STATUS_OFF_WORK");
+  plan.set_usual_work_hours(37);
+  PatientRecords records;
+  auto now = Summarize("pt-1", plan, records, kStart + kDay, EvaluationPolicy{});
+  ASSERT_TRUE(now.summary.has_work());
+  EXPECT_EQ(now.summary.work().at_assessment(), apb::WORK_STATUS_OFF_WORK);
+  EXPECT_EQ(now.summary.work().latest(), apb::WORK_STATUS_OFF_WORK);
+  EXPECT_FALSE(now.summary.work().returned_to_usual_work());
+
+  v1::Visit modified = VisitAt(kStart + 14 * kDay, 4);
+  modified.mutable_work()->set_status(apb::WORK_STATUS_MODIFIED_DUTIES);
+  modified.mutable_work()->set_current_hours_per_week(18);
+  records.visits = {modified};
+  now = Summarize("pt-1", plan, records, kStart + 15 * kDay, EvaluationPolicy{});
+  EXPECT_EQ(now.summary.work().latest(), apb::WORK_STATUS_MODIFIED_DUTIES);
+  EXPECT_EQ(now.summary.work().latest_hours_per_week(), 18);
+  EXPECT_EQ(now.summary.work().latest_time().seconds(), kStart + 14 * kDay);
+  EXPECT_FALSE(now.summary.work().returned_to_usual_work()) << "18 of 37 hours";
+
+  v1::Visit full = VisitAt(kStart + 35 * kDay, 2);
+  full.mutable_work()->set_status(apb::WORK_STATUS_MODIFIED_DUTIES);
+  full.mutable_work()->set_current_hours_per_week(37);
+  v1::Visit unasked = VisitAt(kStart + 40 * kDay, 2);  // a visit that did not ask about work
+  records.visits = {modified, full, unasked};
+  now = Summarize("pt-1", plan, records, kStart + 41 * kDay, EvaluationPolicy{});
+  EXPECT_EQ(now.summary.work().latest_time().seconds(), kStart + 35 * kDay);
+  EXPECT_TRUE(now.summary.work().returned_to_usual_work()) << "back to the usual hours";
+
+  // Nothing recorded anywhere: no work section.
+  plan.clear_work_status_at_assessment();
+  records.visits = {unasked};
+  EXPECT_FALSE(Summarize("pt-1", plan, records, kStart + 41 * kDay, EvaluationPolicy{}).summary.has_work());
+}
 }  // namespace
 }  // namespace physio::progress

@@ -112,6 +112,71 @@ PlanDraft ReferralPlan(const PlanInput& input) {
   return plan;
 }
 
+}  // namespace
+
+std::optional<ReturnToWork> GradedReturnToWork(const PlanInput::Work& work) {
+  if (work.status != WorkStatus::kOffWork && work.status != WorkStatus::kModifiedDuties) return std::nullopt;
+  auto hours = [&](double share) -> std::string {
+    if (!work.usual_hours) return "";
+    return " (about " + std::to_string(static_cast<int>(std::lround(*work.usual_hours * share))) + " hours a week)";
+  };
+  // Off work: the graded return starts at the planned return (or as soon as it can be agreed);
+  // on modified duties it is under way.
+  const int start_week = work.status == WorkStatus::kOffWork && work.planned_return_in_days
+                             ? (*work.planned_return_in_days + 6) / 7
+                             : 0;
+  ReturnToWork out;
+  PlanItemDraft& item = out.item;
+  item.id = "work.graded_return";
+  item.kind = ItemKind::kLifestyle;
+  item.title = "Your graded return to work";
+  std::string text;
+  if (work.status == WorkStatus::kOffWork) {
+    text = "Going back to work, on lighter duties or fewer hours at first, is part of getting better: you do not need "
+           "to be pain-free first, and staying off longer makes going back harder. ";
+    if (work.days_off) text += "You have been off work for " + std::to_string(*work.days_off) + " days. ";
+    text += work.planned_return_in_days
+                ? "Your return is planned in " + std::to_string(*work.planned_return_in_days) + " days. "
+                : std::string("Agree a return date with your employer (or occupational health) and your GP. ");
+    if (work.fit_note) {
+      text += "Your fit note can say you may be fit for work with a phased return or amended duties. ";
+    }
+  } else {
+    text = "You are back at work on modified duties";
+    if (work.current_hours) text += ", " + std::to_string(*work.current_hours) + " hours a week now";
+    text += ": build back to your usual job step by step. ";
+  }
+  text += "A graded return: weeks " + std::to_string(start_week + 1) + "-" + std::to_string(start_week + 2) +
+          " about half your usual hours" + hours(0.5) + " on lighter duties; weeks " + std::to_string(start_week + 3) +
+          "-" + std::to_string(start_week + 4) + " about three quarters" + hours(0.75) + "; from week " +
+          std::to_string(start_week + 5) + " your usual hours" + hours(1.0) +
+          " and duties. Your home exercises build what the job needs; tell us at each visit how work is going.";
+  if (!work.obstacles.empty()) {
+    std::string obstacles;
+    for (const auto& code : work.obstacles) {
+      std::string words = code;
+      std::replace(words.begin(), words.end(), '_', ' ');
+      obstacles += (obstacles.empty() ? "" : ", ") + words;
+    }
+    text += " To sort out with your employer: " + obstacles + ".";
+  }
+  item.instructions = text;
+  item.reason = work.status == WorkStatus::kOffWork ? "off work because of the back pain"
+                                                    : "on modified duties because of the back pain";
+  item.source = "NICE NG59 (promote and facilitate return to work); Faculty of Occupational Medicine 2000, "
+                "occupational health guidelines for low back pain at work (early, graded return with temporary "
+                "modified duties); the weekly steps are a design default";
+  item.home_programme = false;
+  out.goal.description = "Back at your usual work" +
+                          (work.usual_hours ? " (" + std::to_string(*work.usual_hours) + " hours a week)" : std::string()) +
+                          " by week " + std::to_string(start_week + 5);
+  out.goal.measure = GoalMeasure::kWorkHours;
+  out.goal.target = work.usual_hours ? *work.usual_hours : 0;
+  return out;
+}
+
+namespace {
+
 // What every treatment plan tells the patient about cauda equina (GIRFT 2023).
 PlanItemDraft CaudaEquinaSafetyNet() {
   PlanItemDraft item;
@@ -528,7 +593,12 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   }
   if (input.occupation == Occupation::kHeavy) items.Add("edu.body_mechanics_lifting", "");
   if (input.occupation == Occupation::kSedentary) items.Add("edu.desk_ergonomics", "");
-  if (input.occupation != Occupation::kUnknown && input.occupation != Occupation::kNotWorking) {
+  // Someone at work: the library's return-to-work advice. Off work or on modified duties: the graded
+  // return built below instead; not in paid work or retired: neither.
+  const bool graded_return = input.work.status == WorkStatus::kOffWork || input.work.status == WorkStatus::kModifiedDuties;
+  const bool out_of_work = input.work.status == WorkStatus::kNotEmployed || input.work.status == WorkStatus::kRetired;
+  if (input.occupation != Occupation::kUnknown && input.occupation != Occupation::kNotWorking && !graded_return &&
+      !out_of_work) {
     items.Add("life.return_to_work", "");
   }
   if (input.pregnant) {
@@ -660,6 +730,10 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
   // routine referral goes into the treatment plan.
   plan.items.push_back(CaudaEquinaSafetyNet());
   plan.items.push_back(FlareUpPlan(plan.items));
+  if (auto work = GradedReturnToWork(input.work)) {
+    plan.items.push_back(work->item);
+    plan.goals.push_back(work->goal);
+  }
   if (!input.manipulation_blocked.empty()) plan.items.push_back(NoManipulationNote(Joined(input.manipulation_blocked)));
   if (input.declines_manual_therapy) {
     PlanItemDraft note;

@@ -24,7 +24,8 @@ enum class ItemKind {
   kReferral,
 };
 // kActivity: weekly minutes of moderate physical activity (no instrument).
-enum class GoalMeasure { kNprs, kOdi, kRmdq, kPsfs, kActivity };
+enum class GoalMeasure { kNprs, kOdi, kRmdq, kPsfs, kActivity, kWorkHours };
+enum class WorkStatus { kUnknown, kWorking, kModifiedDuties, kOffWork, kNotEmployed, kRetired };
 enum class StartBackRisk { kUnknown, kLow, kMedium, kHigh };
 enum class RedFlagLevel { kNotScreened, kNone, kMonitor, kRoutineReferral, kUrgentReferral, kEmergencyReferral };
 enum class Subgroup { kUnclassified, kManipulation, kSpecificExercise, kStabilisation };
@@ -85,6 +86,17 @@ struct PlanInput {
   bool smoker = false;
   bool sleep_disturbed = false;
   Occupation occupation = Occupation::kUnknown;
+  // Work participation (issue 32 part 3): off work or on modified duties brings a graded
+  // return-to-work plan and a return-to-work goal.
+  struct Work {
+    WorkStatus status = WorkStatus::kUnknown;
+    std::optional<int> usual_hours;
+    std::optional<int> current_hours;
+    std::optional<int> days_off;
+    bool fit_note = false;
+    std::optional<int> planned_return_in_days;
+    std::vector<std::string> obstacles;
+  } work;
   // The nature of the pain and the person (issue 15).
   Irritability irritability = Irritability::kUnknown;  // sets the starting dose and the progression rate
   std::optional<double> bmi;
@@ -134,6 +146,16 @@ struct GoalDraft {
   double target = 0;
 };
 
+// The graded return to work for someone off work or on modified duties (nullopt for anyone
+// else): the plan item and the goal (usual hours by a week). Design default: about half the usual
+// hours for two weeks, three quarters for two more, then usual hours and duties (Faculty of
+// Occupational Medicine 2000: early, graded return with temporary modified duties).
+struct ReturnToWork {
+  PlanItemDraft item;
+  GoalDraft goal;
+};
+std::optional<ReturnToWork> GradedReturnToWork(const PlanInput::Work& work);
+
 struct ReviewDraft {
   int week;
   std::string purpose;
@@ -172,6 +194,9 @@ struct PlanPolicy {
   // In pregnancy, exercises lying on the back are left out from this week (ACOG 2020: avoid
   // the supine position as pregnancy progresses; RCOG: after about 16 weeks; design default 16).
   int pregnancy_supine_from_week = 16;
+  // A plan taking effect within this many days of the end of the patient's last episode is a
+  // relapse of that episode, not a new one (relapse-window-days; 0: never; design default 90).
+  int relapse_window_days = 90;
 };
 int ProgressionIntervalDays(Irritability irritability, const PlanPolicy& policy = {});
 

@@ -158,6 +158,8 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, r); }},
       {"GetProgressSummary", [&](const Caller& c) { gpb::GetProgressSummaryRequest r; r.set_patient_id(p);
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, r); }},
+      {"GetDischargeSummary", [&](const Caller& c) { gpb::GetDischargeSummaryRequest r; r.set_patient_id(p);
+         return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, r); }},
       {"RecordOutcome", [&](const Caller& c) { gpb::RecordOutcomeRequest r; r.set_request_id(rid()); r.set_patient_id(p);
          r.set_instrument(cpb::INSTRUMENT_NPRS); *r.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 3);
          return Invoke(c, c.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, r); }},

@@ -31,7 +31,8 @@ class Reports : public Foundation {
   // clinician's clinic; a visit with `pain` (and a red flag when asked); optionally an Oswestry
   // re-measure of 20% and an end (completed or discharged).
   void Episode(const Caller& clinician, int weeks_ago, int pain, bool odi_remeasure,
-               ppb::PlanStatus end = ppb::PLAN_STATUS_UNSPECIFIED, bool red_flag = false) {
+               ppb::PlanStatus end = ppb::PLAN_STATUS_UNSPECIFIED, bool red_flag = false,
+               ppb::DischargeReason reason = ppb::DISCHARGE_REASON_UNSPECIFIED) {
     const std::string patient = "pt-" + NewId("x").substr(2, 10);
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch()).count();
@@ -59,8 +60,15 @@ class Reports : public Foundation {
     }
     if (end != ppb::PLAN_STATUS_UNSPECIFIED) {
       const ppb::Plan current = PlanInUseOrSuspended(clinician, patient);
+      ppb::CompletePlanRequest complete;
+      complete.set_request_id(NewId("rq"));
+      complete.set_plan_id(current.plan_id());
+      complete.set_etag(current.etag());
+      complete.set_outcome(end);
+      complete.set_reason("programme finished");
+      complete.set_discharge_reason(reason);
       ppb::CompletePlanResponse completed;
-      status = CompletePlanWith(clinician, current.plan_id(), current.etag(), end, "programme finished", &completed);
+      status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed);
       ASSERT_TRUE(status.ok()) << status.error_message();
     }
     patients_.push_back(patient);
@@ -93,11 +101,11 @@ TEST_F(Reports, ACohortsFiguresAreTheOnesComputedByHandAndSmallGroupsAreSuppress
   const Caller south = StaffAt({"south"}, "clinician", "clin-south");
   // North, six episodes: latest pain 2..7 (baseline 6 each); five with an Oswestry re-measure
   // of 20% (baseline 40%); four completed and one discharged after 2..6 weeks; one red flag.
-  Episode(north, 2, 2, true, ppb::PLAN_STATUS_COMPLETED);
-  Episode(north, 3, 3, true, ppb::PLAN_STATUS_COMPLETED);
-  Episode(north, 4, 4, true, ppb::PLAN_STATUS_COMPLETED);
+  Episode(north, 2, 2, true, ppb::PLAN_STATUS_COMPLETED, false, ppb::DISCHARGE_REASON_GOALS_MET);
+  Episode(north, 3, 3, true, ppb::PLAN_STATUS_COMPLETED, false, ppb::DISCHARGE_REASON_GOALS_MET);
+  Episode(north, 4, 4, true, ppb::PLAN_STATUS_COMPLETED, false, ppb::DISCHARGE_REASON_SELF_MANAGING);
   Episode(north, 5, 5, true, ppb::PLAN_STATUS_COMPLETED);
-  Episode(north, 6, 6, true, ppb::PLAN_STATUS_DISCHARGED);
+  Episode(north, 6, 6, true, ppb::PLAN_STATUS_DISCHARGED, false, ppb::DISCHARGE_REASON_DID_NOT_ATTEND);
   Episode(north, 8, 7, false, ppb::PLAN_STATUS_UNSPECIFIED, /*red_flag=*/true);
   // East, five episodes in progress; south, three.
   for (int i = 0; i < 5; ++i) Episode(east, 1, 5, false);
@@ -120,6 +128,10 @@ TEST_F(Reports, ACohortsFiguresAreTheOnesComputedByHandAndSmallGroupsAreSuppress
   EXPECT_EQ(n.episodes_discharged(), 1);
   EXPECT_EQ(n.episodes_referred(), 0);
   EXPECT_EQ(n.episodes_with_red_flags(), 1) << "the saddle-numbness visit";
+  EXPECT_EQ(n.episodes_goals_met(), 2);
+  EXPECT_EQ(n.episodes_self_managing(), 1);
+  EXPECT_EQ(n.episodes_did_not_attend(), 1);
+  EXPECT_EQ(n.episodes_relapsed(), 0);
   EXPECT_EQ(n.baseline_pain().count(), 6);
   EXPECT_EQ(n.baseline_pain().median(), 6);
   // Latest pain 2, 3, 4, 5, 6, 7: median 4.5, quartiles 3.25 and 5.75 (linear interpolation).
@@ -164,7 +176,7 @@ TEST_F(Reports, ACohortsFiguresAreTheOnesComputedByHandAndSmallGroupsAreSuppress
   EXPECT_EQ(report.groups(2).key(), "south");
   EXPECT_TRUE(report.groups(2).suppressed());
   EXPECT_FALSE(report.groups(2).latest_pain().has_median());
-  EXPECT_NE(report.csv().find("\r\nnorth,false,6,4,1,0,1,6,6,6,6,6,4.5,3.25,5.75,"), std::string::npos) << report.csv();
+  EXPECT_NE(report.csv().find("\r\nnorth,false,6,4,1,0,1,2,1,1,0,6,6,6,6,6,4.5,3.25,5.75,"), std::string::npos) << report.csv();
   EXPECT_NE(report.csv().find("\r\nsouth,true,,,,,,"), std::string::npos) << report.csv();
 
   // By practitioner and by quarter: the same suppression by size.
@@ -264,6 +276,214 @@ TEST_F(Reports, BadRequestsAreRefusedNamingTheField) {
   request.clear_clinic_ids();
   status = call();
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// The episode lifecycle (issue 32 part 4): a discharge with its reason and a summary for the
+// patient and the GP; a new plan within the relapse window taking the episode up again.
+TEST_F(Reports, ADischargeHasAReasonAndASummaryAndARelapseContinuesTheEpisode) {
+  const Caller north = StaffAt({"north"}, "clinician", "clin-north");
+  const std::string patient = patient_id_;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const ppb::Plan first = ApprovedPlanFor(north, patient, now - 6 * 7 * 24 * 3600);
+  ASSERT_EQ(first.episode_id(), first.plan_id()) << "the first plan starts the episode";
+  EXPECT_FALSE(first.relapse());
+  // Two visits (pain 6 -> 3 and 2), one delivering a home exercise; home sessions of it; an Oswestry re-measure.
+  std::string exercise;
+  for (const auto& item : first.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) {
+      exercise = item.item_id();
+      break;
+    }
+  }
+  ASSERT_FALSE(exercise.empty());
+  for (int pain : {3, 2}) {
+    gpb::RecordVisitRequest visit;
+    visit.set_request_id(NewId("rq"));
+    visit.set_patient_id(patient);
+    visit.set_kind(gpb::VISIT_KIND_CLINIC);
+    visit.set_pain_before(pain);
+    visit.add_delivered_item_ids(exercise);
+    gpb::RecordVisitResponse visited;
+    ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(LogExercise(Patient(), exercise, 2).ok());
+  gpb::RecordOutcomeRequest outcome;
+  outcome.set_request_id(NewId("rq"));
+  outcome.set_patient_id(patient);
+  outcome.set_instrument(cpb::INSTRUMENT_ODI);
+  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+  gpb::RecordOutcomeResponse recorded;
+  ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded).ok());
+
+  // Not yet: the episode is open.
+  gpb::GetDischargeSummaryRequest ask;
+  ask.set_patient_id(patient);
+  gpb::GetDischargeSummaryResponse summary;
+  auto status = north.Call(north.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, ask, &summary);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION) << status.error_message();
+
+  // A reason that does not go with the outcome is refused, naming the field.
+  const ppb::Plan current = PlanInUseOrSuspended(north, patient);
+  ppb::CompletePlanRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_plan_id(current.plan_id());
+  complete.set_etag(current.etag());
+  complete.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+  complete.set_reason("goals met: back at work and walking an hour");
+  complete.set_discharge_reason(ppb::DISCHARGE_REASON_DID_NOT_ATTEND);
+  ppb::CompletePlanResponse completed;
+  status = north.Call(north.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("discharge_reason"), std::string::npos) << status.error_message();
+  complete.set_discharge_reason(ppb::DISCHARGE_REASON_GOALS_MET);
+  status = north.Call(north.planning.get(), &ppb::PlanningService::Stub::CompletePlan, complete, &completed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(completed.plan().discharge_reason(), ppb::DISCHARGE_REASON_GOALS_MET);
+  EXPECT_TRUE(completed.plan().has_end_time());
+
+  // The summary, for the clinician and for the patient: the same.
+  status = north.Call(north.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, ask, &summary);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const auto& s = summary.summary();
+  EXPECT_EQ(s.episode_id(), first.plan_id());
+  EXPECT_EQ(s.outcome(), ppb::PLAN_STATUS_COMPLETED);
+  EXPECT_EQ(s.discharge_reason(), ppb::DISCHARGE_REASON_GOALS_MET);
+  EXPECT_EQ(s.weeks(), 6);
+  EXPECT_EQ(s.visits(), 2);
+  std::map<cpb::Instrument, gpb::DischargeScore> scores;
+  for (const auto& score : s.scores()) scores[score.instrument()] = score;
+  ASSERT_TRUE(scores.contains(cpb::INSTRUMENT_NPRS));
+  EXPECT_EQ(scores[cpb::INSTRUMENT_NPRS].baseline(), 6);
+  EXPECT_EQ(scores[cpb::INSTRUMENT_NPRS].at_discharge(), 2.5) << "the last week's mean of 3 and 2";
+  EXPECT_TRUE(scores[cpb::INSTRUMENT_NPRS].improved_meaningfully());
+  ASSERT_TRUE(scores.contains(cpb::INSTRUMENT_ODI));
+  EXPECT_EQ(scores[cpb::INSTRUMENT_ODI].baseline(), 40);
+  EXPECT_EQ(scores[cpb::INSTRUMENT_ODI].at_discharge(), 20);
+  EXPECT_TRUE(scores[cpb::INSTRUMENT_ODI].improved_meaningfully());
+  ASSERT_GE(s.helped_size(), 1);
+  EXPECT_EQ(s.helped(0).item_id(), exercise);
+  EXPECT_EQ(s.helped(0).home_sessions(), 3);
+  EXPECT_EQ(s.helped(0).visits_delivered(), 2);
+  EXPECT_NE(s.flare_up_plan().find("flare-up"), std::string::npos) << s.flare_up_plan();
+  EXPECT_NE(s.seek_urgent_care_if().find("emergency"), std::string::npos);
+  EXPECT_FALSE(s.come_back_if().empty());
+  EXPECT_NE(s.text().find("Discharge summary"), std::string::npos);
+  EXPECT_NE(s.text().find("the goals of treatment were met"), std::string::npos) << s.text();
+  EXPECT_NE(s.text().find("6 at the start, 2.5 at discharge (a meaningful improvement"), std::string::npos) << s.text();
+  gpb::GetDischargeSummaryResponse own;
+  const Caller patient_caller = Patient();
+  ASSERT_TRUE(patient_caller.Call(patient_caller.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, ask,
+                                  &own).ok());
+  EXPECT_EQ(own.summary().text(), s.text());
+
+  // Back within the relapse window (90 days): the same episode, taken up again.
+  const ppb::Plan again = ApprovedPlanFor(north, patient);
+  EXPECT_TRUE(again.relapse());
+  EXPECT_EQ(again.episode_id(), first.plan_id());
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.episodes WHERE tenant_id = $1"), 1);
+  EXPECT_EQ(CountRows("SELECT relapses FROM planning.episodes WHERE tenant_id = $1"), 1);
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.episodes WHERE tenant_id = $1 AND ended_at IS NULL"), 1);
+  status = north.Call(north.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, ask, &summary);
+  EXPECT_EQ(status.error_code(), StatusCode::FAILED_PRECONDITION) << "open again";
+  // The report (minimum group size aside) counts one episode: started once, relapsed once.
+  gpb::GetOutcomeReportResponse report;
+  ASSERT_TRUE(Report(north, gpb::REPORT_GROUPING_NONE, &report).ok());
+  ASSERT_EQ(report.groups_size(), 1);
+  EXPECT_TRUE(report.groups(0).suppressed()) << "one episode is below the minimum group size";
+}
+
+// Work participation (issue 32 part 3) through the API: a patient off work gets a graded return
+// and a return-to-work goal; work is tracked at visits into the summary and the discharge summary.
+TEST_F(Reports, APatientOffWorkGetsAGradedReturnAndWorkIsTrackedToDischarge) {
+  const Caller north = StaffAt({"north"}, "clinician", "clin-north");
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+  create.mutable_red_flag_screen();
+  create.mutable_history()->set_occupation_demand(apb::OCCUPATION_DEMAND_HEAVY);
+  auto* work = create.mutable_history()->mutable_work();
+  work->set_status(apb::WORK_STATUS_WORKING);
+  work->set_days_off_work(21);
+  apb::CreateAssessmentResponse created;
+  auto status = north.Call(north.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << "days off while working";
+  EXPECT_NE(status.error_message().find("history.work.days_off_work"), std::string::npos) << status.error_message();
+  work->set_status(apb::WORK_STATUS_OFF_WORK);
+  work->set_usual_hours_per_week(40);
+  work->set_fit_note(true);
+  work->set_planned_return_in_days(14);
+  work->add_obstacles("heavy_lifting");
+  create.set_request_id(NewId("rq"));
+  status = north.Call(north.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ppb::Plan draft, plan;
+  ASSERT_TRUE(Generate(north, created.assessment().assessment_id(), &draft).ok());
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(draft.plan_id());
+  approve.set_etag(draft.etag());
+  ppb::ApprovePlanResponse approved;
+  ASSERT_TRUE(north.Call(north.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  plan = approved.plan();
+  EXPECT_EQ(plan.work_status_at_assessment(), "WORK_STATUS_OFF_WORK");
+  bool graded = false, generic = false;
+  for (const auto& item : plan.items()) {
+    graded |= item.item_id() == "work.graded_return";
+    generic |= item.item_id() == "life.return_to_work";
+    if (item.item_id() == "work.graded_return") {
+      EXPECT_NE(item.instructions().find("from week 7 your usual hours (about 40 hours a week)"), std::string::npos)
+          << item.instructions();
+      EXPECT_NE(item.instructions().find("heavy lifting"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(graded);
+  EXPECT_FALSE(generic) << "the graded return replaces the general advice";
+  bool goal = false;
+  for (const auto& g : plan.goals()) goal |= g.measure() == "work_hours_per_week" && g.target_score() == 40;
+  EXPECT_TRUE(goal);
+
+  // Visits record work; a visit's work without a status is refused, naming the field.
+  auto visit_with = [&](apb::WorkStatus status_now, std::optional<int> hours) {
+    gpb::RecordVisitRequest visit;
+    visit.set_request_id(NewId("rq"));
+    visit.set_patient_id(patient_id_);
+    visit.set_kind(gpb::VISIT_KIND_CLINIC);
+    visit.set_pain_before(3);
+    visit.mutable_work()->set_status(status_now);
+    if (hours) visit.mutable_work()->set_current_hours_per_week(*hours);
+    gpb::RecordVisitResponse visited;
+    return north.Call(north.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
+  };
+  status = visit_with(apb::WORK_STATUS_UNSPECIFIED, 20);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("work.status"), std::string::npos) << status.error_message();
+  ASSERT_TRUE(visit_with(apb::WORK_STATUS_MODIFIED_DUTIES, 20).ok());
+  gpb::ProgressSummary summary = Summary(north);
+  EXPECT_EQ(summary.work().at_assessment(), apb::WORK_STATUS_OFF_WORK);
+  EXPECT_EQ(summary.work().latest(), apb::WORK_STATUS_MODIFIED_DUTIES);
+  EXPECT_EQ(summary.work().latest_hours_per_week(), 20);
+  EXPECT_FALSE(summary.work().returned_to_usual_work());
+  ASSERT_TRUE(visit_with(apb::WORK_STATUS_WORKING, 40).ok());
+  summary = Summary(north);
+  EXPECT_EQ(summary.work().latest(), apb::WORK_STATUS_WORKING);
+  EXPECT_TRUE(summary.work().returned_to_usual_work());
+
+  // Discharged: the summary says where work stands.
+  ppb::CompletePlanResponse completed;
+  const ppb::Plan current = PlanInUseOrSuspended(north, patient_id_);
+  ASSERT_TRUE(CompletePlanWith(north, current.plan_id(), current.etag(), ppb::PLAN_STATUS_COMPLETED, "back at work",
+                               &completed).ok());
+  gpb::GetDischargeSummaryRequest ask;
+  ask.set_patient_id(patient_id_);
+  gpb::GetDischargeSummaryResponse discharge;
+  ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::GetDischargeSummary, ask, &discharge).ok());
+  EXPECT_TRUE(discharge.summary().work().returned_to_usual_work());
+  EXPECT_NE(discharge.summary().text().find("Work: off work at the start; at work, usual duties (40 hours a week) at discharge"),
+            std::string::npos)
+      << discharge.summary().text();
 }
 
 // The benchmark of docs/benchmarks.md#outcome-reports (run by hand: --gtest_also_run_disabled_tests
