@@ -185,13 +185,17 @@ std::optional<v1::Assessment> PgAssessmentRecords::Find(const std::string& tenan
 AssessmentPage PgAssessmentRecords::ListForPatient(const std::string& tenant, const std::string& patient_id,
                                                    const KeysetPosition& after, int page_size,
                                                    Clock::time_point deadline) {
-  // One more than the page: whether another page follows.
-  auto rows = QueryOnce(pool_, deadline,
-                        {"SELECT body, created_at::text, assessment_id FROM assessment.assessments"
-                         " WHERE tenant_id = $1 AND patient_id = $2"
-                         " AND ($3::timestamptz IS NULL OR (created_at, assessment_id) < ($3::timestamptz, $4))"
-                         " ORDER BY created_at DESC, assessment_id DESC LIMIT $5",
-                         {tenant, patient_id, after.created_at, after.id, std::to_string(page_size + 1)}});
+  // One more than the page: whether another page follows. The first page and the next ones are
+  // separate statements, each one range scan of assessments_by_patient_keyset (an "IS NULL OR"
+  // would leave the row comparison out of the index condition).
+  const std::string select = "SELECT body, created_at::text AS page_at, assessment_id FROM assessment.assessments"
+                             " WHERE tenant_id = $1 AND patient_id = $2";
+  const std::string order = " ORDER BY created_at DESC, assessment_id DESC LIMIT ";
+  auto rows = !after.created_at
+                  ? QueryOnce(pool_, deadline, {select + order + "$3", {tenant, patient_id, std::to_string(page_size + 1)}})
+                  : QueryOnce(pool_, deadline,
+                              {select + " AND (created_at, assessment_id) < ($3::timestamptz, $4)" + order + "$5",
+                               {tenant, patient_id, after.created_at, after.id, std::to_string(page_size + 1)}});
   AssessmentPage page;
   const int returned = std::min(rows.rows(), page_size);
   for (int i = 0; i < returned; ++i) FromJson(rows.Get(i, 0), &page.assessments.emplace_back());

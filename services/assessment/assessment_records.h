@@ -10,12 +10,18 @@
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
+#include "physio/db/migrations.h"
 #include "physio/db/page_token.h"
 
 namespace physio::assessment {
 
 // The service's PostgreSQL schema: its records, idempotency records, audit trail and events.
 inline constexpr const char* kSchema = "assessment";
+// Indexes built concurrently after the migrations (ServiceRuntime): a patient's assessments newest
+// first with the id as the tie-break, so every page of ListAssessments is one index range scan
+// however many the patient has (issue 33: without the id the first page sorted all of them).
+inline const std::vector<ConcurrentIndex> kAssessmentIndexes = {
+    {"assessments_by_patient_keyset", "assessments", "(tenant_id, patient_id, created_at DESC, assessment_id DESC)"}};
 
 // An assessment with its row version (its etag is "v<version>").
 struct VersionedAssessment {

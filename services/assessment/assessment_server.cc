@@ -62,7 +62,8 @@ class AssessmentServer final : public RunningService {
  public:
   explicit AssessmentServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"}, kAssessmentRoles),
+        runtime_(config_, kSchema, assessment_service_migrations(), {"physio.assessment.v1.AssessmentService"},
+                 kAssessmentRoles, kAssessmentIndexes),
         settings_(SettingsFrom(config_)),
         session_idempotency_(runtime_.redis()),
         intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl),

@@ -11,6 +11,7 @@
 #include "domain/evaluation.h"
 #include "physio/db/bulk_export.h"
 #include "physio/db/idempotent.h"
+#include "physio/db/migrations.h"
 #include "physio/db/page_token.h"
 #include "physio/progress/v1/progress.pb.h"
 #include "summary.h"
@@ -19,6 +20,10 @@ namespace physio::progress {
 
 // The service's PostgreSQL schema: its records, idempotency records, audit trail and events.
 inline constexpr const char* kSchema = "progress";
+// Indexes built concurrently after the migrations (ServiceRuntime): a clinic's open alerts newest
+// first, so the first page of ListAlerts does not walk the clinic's acknowledged ones (issue 33).
+inline const std::vector<ConcurrentIndex> kProgressIndexes = {
+    {"alerts_open_by_clinic", "alerts", "(tenant_id, clinic_id, created_at DESC, alert_id DESC) WHERE status = 'OPEN'"}};
 
 // One write transaction's view of the records.
 class ProgressWriter {

@@ -132,7 +132,8 @@ class ProgressServer final : public RunningService {
 
   explicit ProgressServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}, kProgressRoles),
+        runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}, kProgressRoles,
+                 kProgressIndexes),
         planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         session_idempotency_(runtime_.redis()),

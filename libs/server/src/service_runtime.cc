@@ -53,7 +53,7 @@ void MigrateWithRetry(PgPool& pool, const std::string& schema, const std::vector
 
 ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
                                const std::vector<Migration>& migrations, std::vector<std::string> health_names,
-                               MethodRoles roles)
+                               MethodRoles roles, std::vector<ConcurrentIndex> indexes)
     : config_(config),
       service_names_(health_names),
       roles_((CheckCoversMethods(roles, health_names), std::move(roles))),
@@ -103,9 +103,11 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
   }
   // Indexes on tables that may hold millions of rows are built without blocking their writes,
   // while the service serves (queries that use them are only slower until they exist).
+  indexes_ = PlatformConcurrentIndexes();
+  indexes_.insert(indexes_.end(), indexes.begin(), indexes.end());
   index_builder_ = std::jthread([this] {
     try {
-      for (const auto& name : BuildConcurrentIndexes(index_owner_, schema_, PlatformConcurrentIndexes())) {
+      for (const auto& name : BuildConcurrentIndexes(index_owner_, schema_, indexes_)) {
         spdlog::info("built index {}.{} (concurrently)", schema_, name);
       }
     } catch (const std::exception& e) {

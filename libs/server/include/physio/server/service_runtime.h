@@ -37,8 +37,10 @@ class ServiceRuntime {
   // `health_names` are the full names of the gRPC services served (health is
   // reported under each); `roles` must name exactly their methods, or the
   // constructor throws (a service does not start with an RPC nobody decided on).
+  // `indexes`: the service's own indexes on tables that grow large, built concurrently after the
+  // migrations (with the platform's, PlatformConcurrentIndexes).
   ServiceRuntime(const Config& config, const std::string& schema, const std::vector<Migration>& migrations,
-                 std::vector<std::string> health_names, MethodRoles roles);
+                 std::vector<std::string> health_names, MethodRoles roles, std::vector<ConcurrentIndex> indexes = {});
   ~ServiceRuntime();
 
   const Config& config() const { return config_; }
@@ -112,6 +114,7 @@ class ServiceRuntime {
   std::jthread sequencer_;
   // The platform's large-table indexes, built concurrently after start (BuildConcurrentIndexes).
   PgOptions index_owner_;
+  std::vector<ConcurrentIndex> indexes_;
   std::jthread index_builder_;
 };
 
