@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "physio/db/proto_json.h"
@@ -286,10 +287,7 @@ void EpisodeRefresher::Refresh(const PatientToRefresh& patient, Clock::time_poin
     if (episode->ended_seconds) {
       // An ended episode's figures are as they stood at its end.
       now = std::min(now, *episode->ended_seconds);
-      auto after_end = [&](const google::protobuf::Timestamp& time) { return time.seconds() > now; };
-      std::erase_if(records.visits, [&](const auto& visit) { return after_end(visit.visit_time()); });
-      std::erase_if(records.home_logs, [&](const auto& log) { return after_end(log.performed_time()); });
-      std::erase_if(records.measures, [&](const auto& measure) { return after_end(measure.measure_time()); });
+      KeepRecordsWithin(records, std::numeric_limits<std::int64_t>::min(), now);
     }
     const ProgressSnapshot snapshot = Summarize(patient.patient_id, episode->plan, records, now, policy_);
     store_.Write(patient.tenant, patient.patient_id, *episode, FiguresOf(snapshot.summary), deadline);

@@ -101,10 +101,7 @@ pb::GetDischargeSummaryResponse ProgressApp::GetDischargeSummary(const CallConte
   PatientRecords records = records_.ReadPatient(ctx.tenant, request.patient_id(), policy_, deadline);
   // The episode's own records: from its start to its end.
   const std::int64_t start = episode->started_seconds, end = *episode->ended_seconds;
-  auto outside = [&](const google::protobuf::Timestamp& time) { return time.seconds() < start || time.seconds() > end; };
-  std::erase_if(records.visits, [&](const auto& visit) { return outside(visit.visit_time()); });
-  std::erase_if(records.home_logs, [&](const auto& log) { return outside(log.performed_time()); });
-  std::erase_if(records.measures, [&](const auto& measure) { return outside(measure.measure_time()); });
+  KeepRecordsWithin(records, start, end);
   records.open_alerts.clear();
   const ProgressSnapshot at_end = Summarize(request.patient_id(), episode->plan, records, end, policy_);
   pb::GetDischargeSummaryResponse response;

@@ -147,6 +147,15 @@ pb::ResponderStatus ToProto(ResponderStatus status) {
   return pb::RESPONDER_STATUS_UNSPECIFIED;
 }
 
+void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::int64_t to_seconds) {
+  auto outside = [&](const google::protobuf::Timestamp& time) {
+    return time.seconds() < from_seconds || time.seconds() > to_seconds;
+  };
+  std::erase_if(records.visits, [&](const auto& visit) { return outside(visit.visit_time()); });
+  std::erase_if(records.home_logs, [&](const auto& log) { return outside(log.performed_time()); });
+  std::erase_if(records.measures, [&](const auto& measure) { return outside(measure.measure_time()); });
+}
+
 ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<plan_pb::Plan>& plan,
                            const PatientRecords& records, std::int64_t now_seconds, const EvaluationPolicy& policy) {
   ProgressSnapshot snapshot;

@@ -27,6 +27,10 @@ struct ProgressSnapshot {
   Evaluation judged;  // Evaluate(evaluation) against the plan; set only when there is a plan
 };
 
+// Keeps only the visits, home logs and re-measures of [from_seconds, to_seconds]: an episode's own
+// records, for its figures or summary as they stood at its end.
+void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::int64_t to_seconds);
+
 // Everything known about the patient's progress against `plan` (if any) at `now_seconds`.
 ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<planning::v1::Plan>& plan,
                            const PatientRecords& records, std::int64_t now_seconds, const EvaluationPolicy& policy);
