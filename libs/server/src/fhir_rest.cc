@@ -108,14 +108,17 @@ std::vector<std::string> GetStrings(const Message& message, const char* name) {
   return out;
 }
 
-std::string Today() {
-  const std::time_t now = std::time(nullptr);
+// A FHIR instant (UTC, whole seconds) for a Unix time.
+std::string Instant(std::int64_t seconds) {
+  const std::time_t at = static_cast<std::time_t>(seconds);
   std::tm utc{};
-  gmtime_r(&now, &utc);
+  gmtime_r(&at, &utc);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
 }
+
+std::string Today() { return Instant(std::time(nullptr)); }
 
 bool ValidHost(const std::string& host) {
   return !host.empty() && host.size() <= 255 && std::all_of(host.begin(), host.end(), [](char c) {
@@ -568,12 +571,7 @@ void FhirRest::ExportStatus(const httplib::Request& req, httplib::Response& res,
   const auto instant = [&](const char* name) {
     const auto& time = reflection->GetMessage(*status, descriptor->FindFieldByName(name));
     const auto* seconds = time.GetDescriptor()->FindFieldByName("seconds");
-    const std::time_t at = static_cast<std::time_t>(time.GetReflection()->GetInt64(time, seconds));
-    std::tm utc{};
-    gmtime_r(&at, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return std::string(text);
+    return Instant(time.GetReflection()->GetInt64(time, seconds));
   };
   if (!reflection->GetBool(*status, descriptor->FindFieldByName("complete"))) {
     res.status = 202;
