@@ -540,8 +540,12 @@ pb::Assessment AssessmentApp::StoreScoredAssessment(AssessmentWriter& writer, co
     *assessment.add_scores() = ToProto(results.back());
   }
   ClinicalFindings findings = FindingsOf(assessment.history(), assessment.examination());
-  if (assessment.has_red_flag_screen()) {
-    const RedFlagAnswers answers = RedFlagAnswersWithHistory(assessment.red_flag_screen(), assessment.history());
+  // The neurological examination's findings count in the screen: a new foot drop or a progressing
+  // deficit is urgent even when the red-flag questions were not answered.
+  const NeuroFindings neuro = AnalyseNeuro(NeuroExamOf(assessment.examination().neurological()), settings_.red_flags.neuro);
+  if (assessment.has_red_flag_screen() || NeuroCallsForScreen(neuro)) {
+    RedFlagAnswers answers = RedFlagAnswersWithHistory(assessment.red_flag_screen(), assessment.history());
+    AddNeurologicalFindings(answers, neuro);
     *assessment.mutable_red_flags() =
         ProtoOf(ScreenRedFlags(answers, findings.age_years, findings.episode_duration_days, settings_.red_flags));
   } else {

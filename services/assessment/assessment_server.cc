@@ -158,6 +158,8 @@ class AssessmentServer final : public RunningService {
     settings.red_flags.new_bilateral_leg_pain_days = config.GetInt("ces-new-bilateral-leg-pain-days");
     settings.red_flags.fracture_risk_age = config.GetInt("fracture-risk-age");
     settings.red_flags.new_fracture_episode_days = config.GetInt("fracture-new-episode-days");
+    settings.red_flags.neuro.severe_motor_grade = config.GetInt("neuro-severe-motor-grade");
+    settings.red_flags.neuro.new_deficit_days = config.GetInt("neuro-new-deficit-days");
     settings.fhir_patient_identifier_system = config.Get("fhir-patient-identifier-system");
     settings.webhook_destinations = DestinationsFrom(config);
     settings.webhook_max_subscriptions = config.GetInt("webhook-max-subscriptions");
@@ -219,6 +221,12 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
                   "two fracture risk factors without trauma or a sudden onset are urgent in an episode at most this "
                   "many days old (or of unknown length), monitored after it (design default; Royal Osteoporosis "
                   "Society 2022)"});
+  keys.push_back({"neuro-severe-motor-grade", "3",
+                  "an MRC grade at or below this is a severe motor deficit (at L4 or L5 a foot drop); new, it is an "
+                  "urgent spinal surgical opinion (docs/clinical-rules.md)"});
+  keys.push_back({"neuro-new-deficit-days", "84",
+                  "a severe motor deficit on a side whose leg symptoms began at most this many days ago (or at an "
+                  "unknown time) is new (design default, the safer side of the usual 6-12 weeks)"});
   keys.push_back({"odi-max-unanswered-sections", "2",
                   "ODI validity policy: most sections that may be declined (UNVERIFIED in the literature)"});
   keys.push_back({"phase-modulation-min-nprs", "7", "pain at or above which the phase is symptom modulation (UNVERIFIED default)"});

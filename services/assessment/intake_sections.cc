@@ -102,6 +102,116 @@ void ValidateExamination(const std::string& field, const v1::Examination& e) {
   if (e.has_hip_internal_rotation_deg()) ValidateRange(field + ".hip_internal_rotation_deg", e.hip_internal_rotation_deg(), 0, 90);
   if (e.has_straight_leg_raise_deg()) ValidateRange(field + ".straight_leg_raise_deg", e.straight_leg_raise_deg(), 0, 120);
   ValidateCodes(field + ".observations", e.observations(), 10);
+  if (e.has_neurological()) ValidateNeurological(field + ".neurological", e.neurological());
+}
+
+namespace {
+// A required enum: specified and known.
+void RequireEnum(const std::string& field, int value, bool (*is_valid)(int)) {
+  if (value == 0 || !is_valid(value)) ThrowInvalidArgument(field, "is required (a known, specified value)");
+}
+// Each (key) once in a repeated list.
+template <typename Repeated, typename Key>
+void RequireDistinct(const std::string& field, const Repeated& list, Key key, const std::string& what) {
+  for (int i = 0; i < list.size(); ++i) {
+    for (int j = 0; j < i; ++j) {
+      if (key(list[j]) == key(list[i])) ThrowInvalidArgument(field + "[" + std::to_string(i) + "]", "repeats " + what);
+    }
+  }
+}
+}  // namespace
+
+void ValidateNeurological(const std::string& field, const v1::NeurologicalExamination& n) {
+  if (n.myotomes_size() > 10) ThrowInvalidArgument(field + ".myotomes", "at most 10");
+  if (n.dermatomes_size() > 10) ThrowInvalidArgument(field + ".dermatomes", "at most 10");
+  if (n.reflexes_size() > 4) ThrowInvalidArgument(field + ".reflexes", "at most 4");
+  if (n.legs_size() > 2) ThrowInvalidArgument(field + ".legs", "at most 2 (one per side)");
+  for (int i = 0; i < n.myotomes_size(); ++i) {
+    const std::string at = field + ".myotomes[" + std::to_string(i) + "]";
+    RequireEnum(at + ".root", n.myotomes(i).root(), v1::NerveRoot_IsValid);
+    RequireEnum(at + ".side", n.myotomes(i).side(), v1::BodySide_IsValid);
+    ValidateRange(at + ".grade", n.myotomes(i).grade(), 0, 5);
+  }
+  RequireDistinct(field + ".myotomes", n.myotomes(), [](const auto& m) { return std::pair(m.root(), m.side()); },
+                  "a root and side");
+  for (int i = 0; i < n.dermatomes_size(); ++i) {
+    const std::string at = field + ".dermatomes[" + std::to_string(i) + "]";
+    RequireEnum(at + ".root", n.dermatomes(i).root(), v1::NerveRoot_IsValid);
+    RequireEnum(at + ".side", n.dermatomes(i).side(), v1::BodySide_IsValid);
+    RequireEnum(at + ".sensation", n.dermatomes(i).sensation(), v1::Sensation_IsValid);
+  }
+  RequireDistinct(field + ".dermatomes", n.dermatomes(), [](const auto& d) { return std::pair(d.root(), d.side()); },
+                  "a root and side");
+  for (int i = 0; i < n.reflexes_size(); ++i) {
+    const std::string at = field + ".reflexes[" + std::to_string(i) + "]";
+    RequireEnum(at + ".reflex", n.reflexes(i).reflex(), v1::Reflex_IsValid);
+    RequireEnum(at + ".side", n.reflexes(i).side(), v1::BodySide_IsValid);
+    RequireEnum(at + ".response", n.reflexes(i).response(), v1::ReflexResponse_IsValid);
+  }
+  RequireDistinct(field + ".reflexes", n.reflexes(), [](const auto& r) { return std::pair(r.reflex(), r.side()); },
+                  "a reflex and side");
+  for (int i = 0; i < n.legs_size(); ++i) {
+    const std::string at = field + ".legs[" + std::to_string(i) + "]";
+    const auto& leg = n.legs(i);
+    RequireEnum(at + ".side", leg.side(), v1::BodySide_IsValid);
+    ValidateEnum(at + ".extent", leg.extent(), v1::LegSymptomExtent_IsValid);
+    if (leg.has_leg_symptoms_onset_days()) ValidateRange(at + ".leg_symptoms_onset_days", leg.leg_symptoms_onset_days(), 0, 3650);
+    if (leg.has_straight_leg_raise_deg()) ValidateRange(at + ".straight_leg_raise_deg", leg.straight_leg_raise_deg(), 0, 120);
+  }
+  RequireDistinct(field + ".legs", n.legs(), [](const auto& l) { return l.side(); }, "a side");
+}
+
+NeuroExam NeuroExamOf(const v1::NeurologicalExamination& n) {
+  auto side = [](v1::BodySide s) { return s == v1::BODY_SIDE_LEFT ? Side::kLeft : Side::kRight; };
+  auto root = [](v1::NerveRoot r) {
+    switch (r) {
+      case v1::NERVE_ROOT_L2: return NerveRootLevel::kL2;
+      case v1::NERVE_ROOT_L3: return NerveRootLevel::kL3;
+      case v1::NERVE_ROOT_L4: return NerveRootLevel::kL4;
+      case v1::NERVE_ROOT_L5: return NerveRootLevel::kL5;
+      default: return NerveRootLevel::kS1;
+    }
+  };
+  NeuroExam exam;
+  // Validated input only: unspecified entries (never stored) are skipped rather than guessed.
+  for (const auto& m : n.myotomes()) {
+    if (m.root() == v1::NERVE_ROOT_UNSPECIFIED || m.side() == v1::BODY_SIDE_UNSPECIFIED) continue;
+    exam.motor.push_back({root(m.root()), side(m.side()), m.grade()});
+  }
+  for (const auto& d : n.dermatomes()) {
+    if (d.root() == v1::NERVE_ROOT_UNSPECIFIED || d.side() == v1::BODY_SIDE_UNSPECIFIED) continue;
+    if (d.sensation() == v1::SENSATION_UNSPECIFIED) continue;
+    exam.sensory.push_back({root(d.root()), side(d.side()), static_cast<SensationLevel>(d.sensation() - 1)});
+  }
+  for (const auto& r : n.reflexes()) {
+    if (r.reflex() == v1::REFLEX_UNSPECIFIED || r.side() == v1::BODY_SIDE_UNSPECIFIED) continue;
+    if (r.response() == v1::REFLEX_RESPONSE_UNSPECIFIED) continue;
+    exam.reflexes.push_back({r.reflex() == v1::REFLEX_KNEE ? ReflexSite::kKnee : ReflexSite::kAnkle, side(r.side()),
+                             static_cast<ReflexLevel>(r.response() - 1)});
+  }
+  for (const auto& l : n.legs()) {
+    if (l.side() == v1::BODY_SIDE_UNSPECIFIED) continue;
+    NeuroExam::Leg leg;
+    leg.side = side(l.side());
+    leg.extent = static_cast<LegExtent>(l.extent());
+    if (l.has_leg_symptoms_onset_days()) leg.onset_days = l.leg_symptoms_onset_days();
+    if (l.has_straight_leg_raise_deg()) leg.slr_deg = l.straight_leg_raise_deg();
+    leg.slr_positive = l.straight_leg_raise_positive();
+    leg.slump_positive = l.slump_positive();
+    exam.legs.push_back(leg);
+  }
+  exam.motor_deficit_progressing = n.motor_deficit_progressing();
+  return exam;
+}
+
+void AddNeurologicalFindings(RedFlagAnswers& answers, const NeuroFindings& findings) {
+  answers.neurological_signs |= findings.objective_deficit;
+  answers.bilateral_leg_neurological_symptoms |= findings.bilateral_deficit;
+  answers.urgent_neurological.insert(answers.urgent_neurological.end(), findings.urgent.begin(), findings.urgent.end());
+}
+
+bool NeuroCallsForScreen(const NeuroFindings& findings) {
+  return findings.bilateral_deficit || !findings.urgent.empty();
 }
 
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& s) {
@@ -166,7 +276,8 @@ ClinicalFindings FindingsOf(const v1::History& h, const v1::Examination& e) {
   f.prone_instability_positive = e.prone_instability_positive();
   f.visible_lateral_shift = e.visible_lateral_shift();
   f.stenosis_suspected = e.stenosis_suspected();
-  f.nerve_root_signs = e.nerve_root_signs();
+  // Radicular findings of the neurological examination are nerve-root signs too.
+  f.nerve_root_signs = e.nerve_root_signs() || (e.has_neurological() && AnalyseNeuro(NeuroExamOf(e.neurological())).radicular);
   switch (h.provocation()) {
     case v1::PROVOCATION_MINIMAL: f.provocation = Provocation::kMinimal; break;
     case v1::PROVOCATION_MODERATE: f.provocation = Provocation::kModerate; break;

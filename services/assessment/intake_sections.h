@@ -5,6 +5,7 @@
 
 #include "domain/classification.h"
 #include "domain/instruments.h"
+#include "domain/neuro_exam.h"
 #include "domain/red_flags.h"
 #include "physio/assessment/v1/assessment.pb.h"
 
@@ -16,6 +17,16 @@ void ValidateHistory(const std::string& field, const v1::History& history);
 // note only with a status they fit.
 void ValidateWork(const std::string& field, const v1::WorkParticipation& work);
 void ValidateExamination(const std::string& field, const v1::Examination& examination);
+// The neurological examination (Examination.neurological, a visit's re-examination): roots, sides
+// and findings specified, grades 0-5, angles 0-120, each root, reflex and side once.
+void ValidateNeurological(const std::string& field, const v1::NeurologicalExamination& examination);
+NeuroExam NeuroExamOf(const v1::NeurologicalExamination& examination);
+// What an examination shows, as red-flag answers: objective deficits are neurological signs,
+// deficits on both sides bilateral leg neurological symptoms, urgent findings urgent reasons.
+void AddNeurologicalFindings(RedFlagAnswers& answers, const NeuroFindings& findings);
+// True when the examination alone raises a concern (bilateral deficits or an urgent finding):
+// the screen runs even without the red-flag questions answered.
+bool NeuroCallsForScreen(const NeuroFindings& findings);
 
 RedFlagAnswers RedFlagAnswersOf(const v1::RedFlagScreen& screen);
 // The screen's answers with what the history already says (medications, comorbidities,

@@ -494,6 +494,84 @@ int main(int argc, char** argv) {
         }
       }
     }
+    std::cout << "\n12. A second patient with sciatica: the neurological examination by side, the sciatica plan, "
+                 "and a foot drop progressing at the next visit\n";
+    {
+      const std::string sciatica_id = patient_id + "-sci";
+      apb::EnrolPatientRequest enrol_second;
+      enrol_second.set_request_id(Rid("enrol-sci"));
+      enrol_second.set_patient_id(sciatica_id);
+      enrol_second.set_clinic_id("clinic-demo-north");
+      apb::EnrolPatientResponse enrolled_second;
+      clinician.Call("EnrolPatient", assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol_second,
+                     &enrolled_second);
+      auto exam_with_l5 = [](int grade) {
+        apb::NeurologicalExamination exam;
+        auto* motor = exam.add_myotomes();
+        motor->set_root(apb::NERVE_ROOT_L5);
+        motor->set_side(apb::BODY_SIDE_LEFT);
+        motor->set_grade(grade);
+        auto* leg = exam.add_legs();
+        leg->set_side(apb::BODY_SIDE_LEFT);
+        leg->set_extent(apb::LEG_SYMPTOM_EXTENT_FOOT);
+        leg->set_leg_symptoms_onset_days(21);
+        leg->set_straight_leg_raise_deg(40);
+        leg->set_straight_leg_raise_positive(true);
+        return exam;
+      };
+      apb::CreateAssessmentRequest create;
+      create.set_request_id(Rid("assess-sci"));
+      create.set_patient_id(sciatica_id);
+      *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 7);
+      for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+      create.mutable_red_flag_screen();
+      *create.mutable_examination()->mutable_neurological() = exam_with_l5(4);
+      apb::CreateAssessmentResponse assessed;
+      clinician.Call("CreateAssessment", assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                     &assessed);
+      std::cout << "   assessment: L5 left 4/5, straight-leg raise positive at 40 degrees, leg pain into the foot; "
+                << "red flags " << apb::RedFlagAction_Name(assessed.assessment().red_flags().action()) << "\n";
+      ppb::GeneratePlanRequest generate_second;
+      generate_second.set_request_id(Rid("plan-sci"));
+      generate_second.set_assessment_id(assessed.assessment().assessment_id());
+      ppb::GeneratePlanResponse generated_second;
+      clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate_second,
+                     &generated_second);
+      for (const auto& item : generated_second.plan().items()) {
+        if (item.item_id() == "edu.sciatica" || item.item_id() == "ex.neural.sciatic_slider") {
+          std::cout << "   plan item " << item.item_id() << ": " << item.title() << "\n        source: " << item.source()
+                    << "\n";
+        }
+      }
+      ppb::ApprovePlanRequest approve_second;
+      approve_second.set_request_id(Rid("approve-sci"));
+      approve_second.set_plan_id(generated_second.plan().plan_id());
+      approve_second.set_etag(generated_second.plan().etag());
+      ppb::ApprovePlanResponse approved_second;
+      clinician.Call("ApprovePlan", planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve_second,
+                     &approved_second);
+      gpb::RecordVisitRequest recheck;
+      recheck.set_request_id(Rid("visit-sci"));
+      recheck.set_patient_id(sciatica_id);
+      recheck.set_kind(gpb::VISIT_KIND_CLINIC);
+      recheck.set_clinic_id("clinic-demo-north");
+      *recheck.mutable_neurological() = exam_with_l5(2);
+      gpb::RecordVisitResponse rechecked;
+      clinician.Call("RecordVisit", progress.get(), &gpb::ProgressService::Stub::RecordVisit, recheck, &rechecked);
+      for (const auto& line : rechecked.visit().neurological_changes()) std::cout << "   visit: " << line << "\n";
+      std::cout << "   red flags at the visit: " << apb::RedFlagAction_Name(rechecked.visit().red_flags().action());
+      for (const auto& concern : rechecked.visit().red_flags().concerns()) {
+        for (const auto& reason : concern.reasons()) std::cout << "\n     " << reason;
+      }
+      ppb::GetActivePlanRequest second_in_use;
+      second_in_use.set_patient_id(sciatica_id);
+      second_in_use.set_include_suspended(true);
+      ppb::GetActivePlanResponse second_plan;
+      clinician.Call("GetActivePlan", planning.get(), &ppb::PlanningService::Stub::GetActivePlan, second_in_use,
+                     &second_plan);
+      std::cout << "\n   the plan is now " << ppb::PlanStatus_Name(second_plan.plan().status())
+                << " (the clinic has a red-flag alert)\n";
+    }
     std::cout << "\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {

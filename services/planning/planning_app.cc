@@ -148,7 +148,11 @@ PlanInput PlanInputFrom(const apb::Assessment& assessment) {
   if (assessment.history().takes_anticoagulants()) input.manipulation_blocked.push_back("takes anticoagulants");
   input.takes_anticoagulants = assessment.history().takes_anticoagulants();
   input.sciatica = assessment.history().symptom_extent() == apb::SYMPTOM_EXTENT_BELOW_KNEE ||
-                   assessment.examination().nerve_root_signs();
+                   assessment.examination().nerve_root_signs() ||
+                   (assessment.examination().has_neurological() &&
+                    physio::assessment::AnalyseNeuro(
+                        physio::assessment::NeuroExamOf(assessment.examination().neurological()))
+                        .radicular);
   // A clinician's judgement that lowers a computed urgent or emergency action keeps the
   // computed concern visible in the plan.
   if (assessment.has_clinician_red_flag_judgement() &&
@@ -341,6 +345,7 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         plan.set_assessment_id(assessment.assessment_id());
         plan.set_start_back_risk(apb::StartBackRisk_Name(assessment.classification().start_back_risk()));
         plan.set_subgroup(apb::Subgroup_Name(assessment.classification().subgroup()));
+        plan.set_sciatica(input.sciatica);
         if (assessment.history().work().status() != apb::WORK_STATUS_UNSPECIFIED) {
           plan.set_work_status_at_assessment(apb::WorkStatus_Name(assessment.history().work().status()));
         }
@@ -370,9 +375,47 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   return response;
 }
 
+namespace {
+pb::MediaReference MediaProto(const MediaReference& media) {
+  pb::MediaReference out;
+  out.set_uri(media.uri);
+  out.set_kind(media.kind == "video"       ? pb::MEDIA_KIND_VIDEO
+               : media.kind == "animation" ? pb::MEDIA_KIND_ANIMATION
+                                           : pb::MEDIA_KIND_IMAGE);
+  out.set_duration_seconds(media.duration_seconds);
+  out.set_licence(media.licence);
+  out.set_attribution(media.attribution);
+  out.set_locale(media.locale);
+  return out;
+}
+}  // namespace
+
+void PlanningApp::LocalisePlan(pb::Plan& plan, const std::string& locale) const {
+  for (auto& item : *plan.mutable_items()) {
+    // Text not from the library (the safety net, a referral) is English; a clinician's wording
+    // (or an older library's) is served as written, in a language not known here (empty), and is
+    // never swapped for a translation of something else.
+    std::string served = "en";
+    const Intervention* entry = library_.Find(item.item_id());
+    if (entry != nullptr) {
+      if (item.title() == entry->title && item.instructions() == entry->instructions) {
+        const LocalisedText text = Localised(*entry, locale, &served);
+        item.set_title(text.title);
+        item.set_instructions(text.instructions);
+      } else {
+        served.clear();
+      }
+      for (const auto& media : MediaFor(*entry, served.empty() ? "en" : served)) *item.add_media() = MediaProto(media);
+    }
+    // Said only to a caller that asked for a language: an English read stays as it was.
+    if (!locale.empty()) item.set_locale(served);
+  }
+}
+
 pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPlanRequest& request,
                                          AuditTarget& audit) {
   ValidateOpaqueId("plan_id", request.plan_id());
+  ValidateLocale("locale", request.locale());
   audit.resource_id = request.plan_id();
   pb::GetPlanResponse response;
   auto found = records_.Find(ctx.tenant, request.plan_id(), ctx.DeadlineCappedAt(kStoreBudget));
@@ -380,6 +423,7 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
   *response.mutable_plan() = std::move(*found);
   if (!CanSeePatient(ctx, response.plan().patient_id())) ThrowNotFound("plan");
   audit.patient_id = response.plan().patient_id();
+  LocalisePlan(*response.mutable_plan(), request.locale());
   return response;
 }
 
@@ -705,6 +749,7 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
                                                              AuditTarget& /*audit: no patient data*/) {
   ValidateRange("page_size", request.page_size(), 0, 200);
   if (!pb::PlanItemKind_IsValid(request.kind())) ThrowInvalidArgument("kind", "is not a known value");
+  ValidateLocale("locale", request.locale());
   const size_t page_size = request.page_size() == 0 ? 50 : static_cast<size_t>(request.page_size());
   // The token is the library position to continue from, bound to the library version.
   size_t offset = 0;
@@ -731,8 +776,12 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
     out->set_intervention_id(entry.id);
     out->set_kind(kind);
     out->set_category(entry.category);
-    out->set_title(entry.title);
-    out->set_instructions(entry.instructions);
+    std::string served;
+    const LocalisedText text = Localised(entry, request.locale(), &served);
+    out->set_title(text.title);
+    out->set_instructions(text.instructions);
+    if (!request.locale().empty()) out->set_locale(served);
+    for (const auto& media : MediaFor(entry, served)) *out->add_media() = MediaProto(media);
     out->set_reason(entry.reason);
     out->set_source(entry.source);
     if (entry.kind == InterventionKind::kExercise) *out->mutable_dose() = ToProto(entry.dose);
@@ -748,6 +797,7 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
 pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                                      AuditTarget& audit) {
   ValidateOpaqueId("patient_id", request.patient_id());
+  ValidateLocale("locale", request.locale());
   audit.patient_id = request.patient_id();
   // Another patient's plan reads as absent rather than forbidden: no existence leak.
   if (!CanSeePatient(ctx, request.patient_id())) ThrowNotFound("active plan");
@@ -761,6 +811,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
                   "patient_id: the plan " + found.plan().plan_id() +
                       " is suspended after a red flag at a check-in; stop the home programme and contact the clinic");
     }
+    LocalisePlan(*found.mutable_plan(), request.locale());
     return found;
   };
   std::optional<std::string> generation;

@@ -60,6 +60,9 @@ class PlanningApp {
                                                   AuditTarget& audit);
 
  private:
+  // The items' titles and instructions in `locale` where the library has them (falling back to
+  // English), with their library media; text a clinician changed stays as written.
+  void LocalisePlan(pb::Plan& plan, const std::string& locale) const;
   // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
   void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
   // A clinician confirmed the patient's consent to manipulation for a plan that has it: the consent record.

@@ -180,6 +180,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
     if (request.work().status() == apb::WORK_STATUS_UNSPECIFIED) ThrowInvalidArgument("work.status", "is required");
     physio::assessment::ValidateWork("work", request.work());
   }
+  if (request.has_neurological()) physio::assessment::ValidateNeurological("neurological", request.neurological());
   const auto delivered = DistinctIds(
       "delivered_item_ids", {request.delivered_item_ids().begin(), request.delivered_item_ids().end()}, 50);
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
@@ -190,14 +191,22 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   // Only a red-flag re-screen can suspend the plan: then the plan in use and what
   // intake knew about the patient (age, episode duration) are read, before the transaction.
   // So can a monitor-level concern the plan does not cover yet: it adds precautions.
+  // A neurological re-examination is compared with the assessment's and the last visit's.
   std::optional<plan_pb::Plan> plan;
   if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action()) ||
                      AnyMonitoredConcern(response->visit().red_flags())
-               : request.has_red_flag_screen()) {
+               : request.has_red_flag_screen() || request.has_neurological()) {
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
   IntakeFacts intake;
   if (!response && plan) intake = FactsFromIntake(ctx, *plan, visit_time);
+  std::optional<NeuroRecheck> neuro;
+  if (!response && request.has_neurological()) {
+    neuro = RecheckNeuro(ctx, request.patient_id(), plan ? &*plan : nullptr, intake, request.neurological());
+  }
+  // The examination alone can call for the re-screen: an urgent finding, or deficits on both sides.
+  const bool rescreen = request.has_red_flag_screen() ||
+                        (neuro && (!neuro->urgent.empty() || neuro->findings.bilateral_deficit));
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
       records_, deadline, key, request,
@@ -213,11 +222,16 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
         for (const auto& item_id : delivered) visit.add_delivered_item_ids(item_id);
         if (request.has_work()) *visit.mutable_work() = request.work();
         visit.set_recorded_by(ctx.principal);
-        if (request.has_red_flag_screen()) {
+        if (neuro) {
+          *visit.mutable_neurological() = request.neurological();
+          for (const auto& line : neuro->changes) visit.add_neurological_changes(line);
+          visit.set_neurological_worse(neuro->worse);
+        }
+        if (rescreen) {
           // The same rules as at intake, with the age, episode duration and history intake
           // recorded (not re-asked at check-in), so the age- and history-dependent rules apply too.
-          *visit.mutable_red_flag_screen() = request.red_flag_screen();
-          *visit.mutable_red_flags() = Rescreen(request.red_flag_screen(), intake);
+          if (request.has_red_flag_screen()) *visit.mutable_red_flag_screen() = request.red_flag_screen();
+          *visit.mutable_red_flags() = Rescreen(request.red_flag_screen(), intake, neuro ? &*neuro : nullptr);
         }
         writer.InsertVisit(ctx.tenant, visit,
                            request.clinic_id().empty() ? std::nullopt : std::optional<std::string>(request.clinic_id()));
@@ -389,6 +403,7 @@ ProgressApp::IntakeFacts ProgressApp::FactsFromIntake(const CallContext& ctx, co
   if (auto intake = assessment_.Get(ctx, plan.assessment_id())) {
     facts.history = intake->history();
     facts.screen = intake->red_flag_screen();
+    facts.neuro = physio::assessment::NeuroExamOf(intake->examination().neurological());
     if (intake->has_clinician_red_flag_judgement()) facts.judged = intake->clinician_red_flag_judgement().action();
     const auto& history = intake->history();
     if (history.has_age_years()) facts.age_years = history.age_years();
@@ -509,13 +524,58 @@ pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ct
   return response;
 }
 
-apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake) const {
+ProgressApp::NeuroRecheck ProgressApp::RecheckNeuro(const CallContext& ctx, const std::string& patient_id,
+                                                    const plan_pb::Plan* plan, const IntakeFacts& intake,
+                                                    const apb::NeurologicalExamination& exam) {
+  namespace as = physio::assessment;
+  NeuroRecheck recheck;
+  const as::NeuroExam now = as::NeuroExamOf(exam);
+  recheck.findings = as::AnalyseNeuro(now, red_flag_policy_.neuro);
+  // The last visit's examination in this episode (since the plan was made, or any without a plan).
+  const std::int64_t since = plan ? plan->create_time().seconds() : 0;
+  const auto records = records_.ReadPatient(ctx.tenant, patient_id, policy_, ctx.DeadlineCappedAt(kStoreBudget));
+  const pb::Visit* last = nullptr;
+  for (const auto& visit : records.visits) {
+    if (!visit.has_neurological() || visit.visit_time().seconds() < since) continue;
+    if (last == nullptr || visit.visit_time().seconds() >= last->visit_time().seconds()) last = &visit;
+  }
+  const as::NeuroExam previous = last ? as::NeuroExamOf(last->neurological()) : as::NeuroExam{};
+  std::vector<std::pair<std::string, const as::NeuroExam*>> earlier;
+  if (!intake.neuro.empty()) earlier.emplace_back("the assessment", &intake.neuro);
+  if (last) earlier.emplace_back("the last visit", &previous);
+  std::vector<const as::NeuroExam*> exams;
+  for (const auto& [label, before] : earlier) {
+    exams.push_back(before);
+    const as::NeuroChange change = as::CompareNeuro(*before, now);
+    for (const auto* lines : {&change.motor_worse, &change.other_worse}) {
+      for (const auto& line : *lines) recheck.changes.push_back("worse since " + label + ": " + line);
+      recheck.worse |= !lines->empty();
+    }
+    for (const auto& line : change.better) recheck.changes.push_back("better since " + label + ": " + line);
+  }
+  recheck.urgent = as::UrgentAtRecheck(now, exams, red_flag_policy_.neuro);
+  return recheck;
+}
+
+apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const IntakeFacts& intake,
+                                         const NeuroRecheck* neuro) const {
   namespace as = physio::assessment;
   // What intake recorded still holds: merged, a proto3 "yes" of either screen stays "yes".
   apb::RedFlagScreen merged = intake.screen;
   merged.MergeFrom(screen);
-  const as::RedFlagAnswers at_intake = as::RedFlagAnswersWithHistory(intake.screen, intake.history);
-  const as::RedFlagAnswers now = as::RedFlagAnswersWithHistory(merged, intake.history);
+  as::RedFlagAnswers at_intake = as::RedFlagAnswersWithHistory(intake.screen, intake.history);
+  as::RedFlagAnswers now = as::RedFlagAnswersWithHistory(merged, intake.history);
+  // Intake's neurological examination counts as intake knew it; a visit's re-examination replaces
+  // it with what is urgent since (UrgentAtRecheck), so a finding the plan answered is not re-raised.
+  const as::NeuroFindings at_assessment = as::AnalyseNeuro(intake.neuro, red_flag_policy_.neuro);
+  as::AddNeurologicalFindings(at_intake, at_assessment);
+  if (neuro) {
+    as::NeuroFindings recheck = neuro->findings;
+    recheck.urgent = neuro->urgent;
+    as::AddNeurologicalFindings(now, recheck);
+  } else {
+    as::AddNeurologicalFindings(now, at_assessment);
+  }
   const std::optional<as::RedFlagAction> judged = as::ActionOf(intake.judged);
   return as::ProtoOf(as::NewSince(as::ScreenRedFlags(now, intake.age_years, intake.episode_days, red_flag_policy_),
                                   as::ScreenRedFlags(at_intake, intake.age_years, intake.episode_days, red_flag_policy_),
@@ -720,6 +780,8 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   for (const auto& change : snapshot.evaluation.changes) {
     if (change.deteriorated) worse.push_back("worse by " + std::to_string(change.change) + " (" + change.rule + ")");
   }
+  // Neurological findings worse at a visit: the clinic is told, as for a worse outcome.
+  worse.insert(worse.end(), snapshot.evaluation.neurological_worse.begin(), snapshot.evaluation.neurological_worse.end());
   if (!worse.empty()) alerts.push_back({pb::ALERT_KIND_DETERIORATION, worse});
   if (evaluation.non_response_judged) {
     alerts.push_back({pb::ALERT_KIND_NON_RESPONSE, {"no outcome improved meaningfully by week 4"}});

@@ -150,14 +150,27 @@ class ProgressApp {
     physio::assessment::v1::RedFlagScreen screen;
     // The clinician's judgement recorded at intake (RED_FLAG_ACTION_UNSPECIFIED when none).
     physio::assessment::v1::RedFlagAction judged = physio::assessment::v1::RED_FLAG_ACTION_UNSPECIFIED;
+    // Intake's neurological examination (empty when none): the baseline of a visit's re-examination.
+    physio::assessment::NeuroExam neuro;
   };
+  // A visit's neurological re-examination against the assessment's and the last visit's.
+  struct NeuroRecheck {
+    std::vector<std::string> urgent;   // red-flag reasons (UrgentAtRecheck)
+    std::vector<std::string> changes;  // "worse: ..." / "better: ..."
+    bool worse = false;
+    physio::assessment::NeuroFindings findings;  // of this examination
+  };
+  NeuroRecheck RecheckNeuro(const CallContext& ctx, const std::string& patient_id,
+                            const physio::planning::v1::Plan* plan, const IntakeFacts& intake,
+                            const physio::assessment::v1::NeurologicalExamination& exam);
   IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
                               const google::protobuf::Timestamp& when);
   // The red-flag rules on a re-screen, with what intake knew: intake's history and lasting
   // risk factors count, and only concerns beyond those intake's own screen raised (which the
   // plan and any clinician's judgement answered) are returned (issue 26 item 6).
+  // `neuro`: a visit's re-examination, whose urgent findings and deficits count in the re-screen.
   physio::assessment::v1::RedFlagResult Rescreen(const physio::assessment::v1::RedFlagScreen& screen,
-                                                 const IntakeFacts& intake) const;
+                                                 const IntakeFacts& intake, const NeuroRecheck* neuro = nullptr) const;
   // The safety-net answers (a home log's or a symptom report's) through the re-screen.
   physio::assessment::v1::RedFlagResult JudgeSafetyNet(const pb::SafetyNetAnswers& net, const IntakeFacts& intake) const;
   // A symptom report's plan action after its commit (see ReportSymptoms); `plan`: the plan

@@ -144,7 +144,9 @@ class ProgressServer final : public RunningService {
         app_({session_idempotency_, visit_sessions_, records_, &tasks_, &reports_}, planning_, assessment_, PolicyFrom(config_),
              physio::assessment::RedFlagPolicy{config_.GetInt("ces-new-bilateral-leg-pain-days"),
                                                config_.GetInt("fracture-risk-age"),
-                                               config_.GetInt("fracture-new-episode-days")}),
+                                               config_.GetInt("fracture-new-episode-days"),
+                                               {config_.GetInt("neuro-severe-motor-grade"),
+                                                config_.GetInt("neuro-new-deficit-days")}}),
         grpc_(app_, runtime_) {
     app_.SetFhirPatientIdentifierSystem(config_.Get("fhir-patient-identifier-system"));
     app_.OnAlertRaised([this](pb::AlertKind kind) {
@@ -234,6 +236,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
                   "at most this many days old is suspected cauda equina"});
   keys.push_back({"fracture-risk-age", "70", "the check-in re-screen's setting, as assessment's"});
   keys.push_back({"fracture-new-episode-days", "42", "the check-in re-screen's setting, as assessment's"});
+  keys.push_back({"neuro-severe-motor-grade", "3", "a visit's neurological re-examination: as assessment's"});
+  keys.push_back({"neuro-new-deficit-days", "84", "a visit's neurological re-examination: as assessment's"});
   keys.push_back({"pain-window-days", "7",
                   "pain change and responder status are judged on the mean of this many days' readings"});
   keys.push_back({"early-response-percent-of-mcid", "50",

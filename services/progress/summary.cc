@@ -173,6 +173,7 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
     episode_start = std::min(plan->create_time().seconds(), PlanStart(*plan));
     *summary.mutable_active_plan() = *plan;
     input.plan_start_seconds = PlanStart(*plan);
+    input.sciatica = plan->sciatica();
     input.evidence_since_seconds = std::max(PlanStart(*plan), plan->adjust_time().seconds());
     for (const auto& score : plan->baseline_scores()) {
       baseline_scores[score.instrument()] = score.score();
@@ -193,6 +194,11 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
       input.new_red_flag = true;
       for (auto& line : physio::assessment::ConcernSummaries(visit.red_flags())) {
         input.red_flag_reasons.push_back(std::move(line));
+      }
+    }
+    if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds && visit.neurological_worse()) {
+      for (const auto& line : visit.neurological_changes()) {
+        if (line.starts_with("worse")) input.neurological_worse.push_back(line + " (visit " + visit.visit_id() + ")");
       }
     }
   }

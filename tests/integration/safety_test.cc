@@ -1012,7 +1012,7 @@ TEST_F(Safety, TheMedicinesReviewFollowsTheSciaticaAdviceAndFlagsAnNsaidWithAnAn
   }
   EXPECT_NE(review.find("for sciatica, gabapentinoids"), std::string::npos) << review;
   EXPECT_NE(review.find("an NSAID with an anticoagulant"), std::string::npos) << review;
-  EXPECT_EQ(plan.rules_version(), "2026.12.3");
+  EXPECT_EQ(plan.rules_version(), "2026.12.4");
 
   // The specific medicines, recorded as such, each get their own line.
   auto specific = Import();

@@ -158,3 +158,73 @@ TEST(InterventionLibrary, PostureLiftingErgonomicsAndHeatSayWhatTheEvidenceSays)
 
 }  // namespace
 }  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+TEST(InterventionLibrary, TranslationsFallBackToTheBaseLanguageThenEnglish) {
+  const auto library = InterventionLibrary::Parse(RealLibraryText());
+  const auto* walking = library.Find("ex.aerobic.walking");
+  ASSERT_NE(walking, nullptr);
+  std::string served;
+  EXPECT_EQ(Localised(*walking, "es-MX", &served).title, "Caminar");
+  EXPECT_EQ(served, "es");
+  EXPECT_EQ(Localised(*walking, "fr", &served).title, "Walking");
+  EXPECT_EQ(served, "en");
+  EXPECT_EQ(Localised(*walking, "", &served).instructions, walking->instructions);
+  // The shipped worked example: Spanish for the core patient-facing items, each complete.
+  int translated = 0;
+  for (const auto& entry : library.entries()) {
+    auto es = entry.translations.find("es");
+    if (es == entry.translations.end()) continue;
+    ++translated;
+    EXPECT_FALSE(es->second.title.empty()) << entry.id;
+    EXPECT_EQ(es->second.instructions.empty(), entry.instructions.empty()) << entry.id;
+    EXPECT_NE(es->second.instructions, entry.instructions) << entry.id << " is not translated";
+  }
+  EXPECT_GE(translated, 15);
+  for (const char* id : {"edu.self_management", "edu.sciatica", "ex.neural.sciatic_slider", "pain.heat"}) {
+    EXPECT_TRUE(library.Find(id)->translations.contains("es")) << id;
+  }
+}
+
+TEST(InterventionLibrary, MediaAreValidatedAndChosenByLanguage) {
+  const std::string media = R"("media":[
+      {"uri":"https://media.example.org/walk-en.mp4","kind":"video","duration_seconds":45,"licence":"CC BY 4.0","attribution":"A clinic","locale":"en"},
+      {"uri":"https://media.example.org/walk-es.mp4","kind":"video","duration_seconds":47,"licence":"CC BY 4.0","locale":"es"},
+      {"uri":"https://media.example.org/walk.png","kind":"image","licence":"CC0"}])";
+  const auto library = InterventionLibrary::Parse(WithEntry(
+      R"({"id":"edu.x","kind":"education","title":"x","instructions":"x","source":"s","phases":["movement_control"],)" +
+      media + R"(,"translations":{"es":{"title":"equis","instructions":"equis"}}})"));
+  const auto* entry = library.Find("edu.x");
+  ASSERT_EQ(entry->media.size(), 3u);
+  auto uris = [](const std::vector<MediaReference>& chosen) {
+    std::vector<std::string> out;
+    for (const auto& m : chosen) out.push_back(m.uri);
+    return out;
+  };
+  EXPECT_EQ(uris(MediaFor(*entry, "es")), (std::vector<std::string>{"https://media.example.org/walk-es.mp4",
+                                                                     "https://media.example.org/walk.png"}));
+  EXPECT_EQ(uris(MediaFor(*entry, "de")), (std::vector<std::string>{"https://media.example.org/walk-en.mp4",
+                                                                     "https://media.example.org/walk.png"}))
+      << "none in German: the English video";
+  auto refused = [](const std::string& extra) {
+    return Refusal(WithEntry(R"({"id":"edu.x","kind":"education","title":"x","instructions":"x","source":"s","phases":["movement_control"],)" +
+                             extra + "}"));
+  };
+  EXPECT_EQ(refused(R"("media":[{"uri":"http://insecure.example.org/a.mp4","kind":"video","duration_seconds":5,"licence":"x"}])"),
+            "interventions: entry 'edu.x': media 'uri' must be an https URL of at most 2048 characters without spaces");
+  EXPECT_EQ(refused(R"("media":[{"uri":"https://a.example.org/a.gif","kind":"hologram","licence":"x"}])"),
+            "interventions: entry 'edu.x': media 'kind' must be video, image or animation");
+  EXPECT_EQ(refused(R"("media":[{"uri":"https://a.example.org/a.mp4","kind":"video","licence":"x"}])"),
+            "interventions: entry 'edu.x': media 'duration_seconds' must be 1-3600 for a video or animation (0-3600 otherwise)");
+  EXPECT_EQ(refused(R"("media":[{"uri":"https://a.example.org/a.png","kind":"image"}])"),
+            "interventions: entry 'edu.x': 'licence' must be a non-empty string");
+  EXPECT_EQ(refused(R"("translations":{"spanish":{"title":"x","instructions":"x"}})"),
+            "interventions: entry 'edu.x': translation 'spanish': not a language tag other than English (e.g. 'es', 'pt-BR')");
+  EXPECT_EQ(refused(R"("translations":{"es":{"title":"x"}})"),
+            "interventions: entry 'edu.x': translation 'es' needs the 'instructions' too");
+}
+
+}  // namespace
+}  // namespace physio::planning

@@ -6,7 +6,10 @@
 // run the same paths over PostgreSQL and Redis.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
+
+#include <nlohmann/json.hpp>
 
 #include "assessment_app.h"
 #include "clients.h"
@@ -138,6 +141,73 @@ TEST_F(PlanningWorkflow, APatientSuspendsTheirPlanAndItIsNoLongerServedAsAProgra
   ppb::GetPlanRequest get;
   get.set_plan_id(active.plan_id());
   EXPECT_EQ(CodeOf([&] { app.GetPlan(CallerAs(Role::kPatient, "pt-2"), get, audit); }), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace physio::testing
+
+namespace physio::testing {
+namespace {
+
+// Issue 32 item 5: a library entry's media (hosted elsewhere) reach the plan's items, in the
+// language the caller reads the plan in; the dose and the plan's own record never change.
+TEST_F(PlanningWorkflow, PlanItemsCarryTheirLibraryMediaInTheLanguageServed) {
+  static const planning::InterventionLibrary library = [] {
+    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+    nlohmann::json root = nlohmann::json::parse(in);
+    for (auto& entry : root["entries"]) {
+      if (entry["id"] != "ex.aerobic.walking") continue;
+      entry["media"] = nlohmann::json::parse(R"([
+        {"uri":"https://media.example.org/walking-en.mp4","kind":"video","duration_seconds":40,"licence":"CC BY 4.0","attribution":"North Clinic","locale":"en"},
+        {"uri":"https://media.example.org/walking-es.mp4","kind":"video","duration_seconds":42,"licence":"CC BY 4.0","attribution":"North Clinic","locale":"es"},
+        {"uri":"https://media.example.org/walking.png","kind":"image","licence":"CC0"}])");
+    }
+    return planning::InterventionLibrary::Parse(root.dump());
+  }();
+  planning::PlanningApp with_media{records, active_plans, assessments, library};
+  ppb::GeneratePlanRequest generate;
+  generate.set_request_id("rq-media");
+  generate.set_assessment_id(assessments.stored->assessment_id());
+  const ppb::Plan draft = with_media.GeneratePlan(clinician, generate, audit).plan();
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id("rq-media-a");
+  approve.set_plan_id(draft.plan_id());
+  approve.set_etag(draft.etag());
+  with_media.ApprovePlan(clinician, approve, audit);
+  auto walking_in = [&](const std::string& locale) {
+    ppb::GetActivePlanRequest get;
+    get.set_patient_id("pt-1");
+    get.set_locale(locale);
+    const ppb::GetActivePlanResponse response = with_media.GetActivePlan(patient, get, audit);
+    for (const auto& item : response.plan().items()) {
+      if (item.item_id() == "ex.aerobic.walking") return item;
+    }
+    ADD_FAILURE() << "no walking item";
+    return ppb::PlanItem{};
+  };
+  const ppb::PlanItem spanish = walking_in("es-ES");
+  EXPECT_EQ(spanish.title(), "Caminar");
+  EXPECT_EQ(spanish.locale(), "es");
+  ASSERT_EQ(spanish.media_size(), 2);
+  EXPECT_EQ(spanish.media(0).uri(), "https://media.example.org/walking-es.mp4");
+  EXPECT_EQ(spanish.media(0).kind(), ppb::MEDIA_KIND_VIDEO);
+  EXPECT_EQ(spanish.media(0).duration_seconds(), 42);
+  EXPECT_EQ(spanish.media(0).attribution(), "North Clinic");
+  EXPECT_EQ(spanish.media(1).kind(), ppb::MEDIA_KIND_IMAGE);
+  const ppb::PlanItem german = walking_in("de");
+  EXPECT_EQ(german.title(), "Walking");
+  EXPECT_EQ(german.locale(), "en");
+  ASSERT_EQ(german.media_size(), 2);
+  EXPECT_EQ(german.media(0).uri(), "https://media.example.org/walking-en.mp4");
+  EXPECT_EQ(walking_in("").locale(), "") << "an English read says nothing of languages";
+  EXPECT_EQ(spanish.dose().DebugString(), german.dose().DebugString());
+  // What is stored stays English, without media: the languages are a way of reading it.
+  for (const auto& [key, stored] : records.state.plans) {
+    for (const auto& item : stored.plan.items()) {
+      EXPECT_EQ(item.media_size(), 0) << key.second;
+      EXPECT_TRUE(item.locale().empty()) << key.second;
+    }
+  }
 }
 
 }  // namespace

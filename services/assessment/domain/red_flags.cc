@@ -161,11 +161,15 @@ RedFlagResult ScreenRedFlags(const RedFlagAnswers& a, std::optional<int> age_yea
   Collector deficit;
   deficit.Add(a.progressive_weakness, "progressive weakness");
   deficit.Add(a.widespread_neurological_signs, "widespread neurological signs");
-  Raise(result, "neurological_deficit",
-        deficit.count() == 2   ? RedFlagAction::kEmergencyReferral
-        : deficit.count() == 1 ? RedFlagAction::kUrgentReferral
-                               : RedFlagAction::kNone,
-        deficit.reasons);
+  RedFlagAction deficit_action = deficit.count() == 2   ? RedFlagAction::kEmergencyReferral
+                                 : deficit.count() == 1 ? RedFlagAction::kUrgentReferral
+                                                        : RedFlagAction::kNone;
+  // The examination's own urgent findings (a foot drop, a progressing deficit): urgent at least.
+  for (const auto& reason : a.urgent_neurological) {
+    deficit.Add(true, reason);
+    deficit_action = std::max(deficit_action, RedFlagAction::kUrgentReferral);
+  }
+  Raise(result, "neurological_deficit", deficit_action, deficit.reasons);
 
   // Axial spondyloarthritis (NICE NG65): onset before 45 and pain for more than 3
   // months; then >= 4 criteria: rheumatology referral; 3: consider HLA-B27.

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "neuro_exam.h"
+
 namespace physio::assessment {
 
 struct RedFlagAnswers {
@@ -48,6 +50,9 @@ struct RedFlagAnswers {
   bool neurological_signs = false;  // objective deficit on examination
   bool progressive_weakness = false;
   bool widespread_neurological_signs = false;
+  // Urgent findings of the neurological examination (neuro_exam.h: a new severe or a progressing
+  // motor deficit, an upper motor neurone sign), each a reason: an urgent referral at least.
+  std::vector<std::string> urgent_neurological;
   // Axial spondyloarthritis (NICE NG65), asked when onset < 45 and pain > 3 months
   bool waking_second_half_of_night = false;
   bool buttock_pain = false;
@@ -98,6 +103,8 @@ struct RedFlagPolicy {
   // long-standing and stable, and the risk is monitored, with strengthening kept
   // (Royal Osteoporosis Society 2022). Default: 6 weeks.
   int new_fracture_episode_days = 42;
+  // The neurological examination's thresholds (neuro_exam.h).
+  NeuroPolicy neuro;
 };
 
 // What a check-in's re-screen found beyond what was known when the plan was made

@@ -5,6 +5,8 @@
 #include <regex>
 #include <set>
 
+#include "physio/common/error.h"
+
 namespace physio::planning {
 
 namespace {
@@ -28,7 +30,7 @@ const std::set<std::string>& Categories() {
                                                     "directional_extension", "directional_flexion",
                                                     "lateral_shift",         "aerobic",        "functional",
                                                     "posture",               "supervised",
-                                                    "pelvic_girdle"};
+                                                    "pelvic_girdle",         "neural_mobilisation"};
   return kCategories;
 }
 
@@ -99,6 +101,80 @@ const std::vector<std::string>& KnownContraindications() {
 const Intervention* InterventionLibrary::Find(const std::string& id) const {
   auto it = index_.find(id);
   return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+namespace {
+bool LocaleTag(const std::string& tag) {
+  static const std::regex kTag("[a-z]{2,3}(-[A-Z]{2})?");
+  return std::regex_match(tag, kTag);
+}
+
+MediaReference ParseMedia(const std::string& id, const json& node) {
+  if (!node.is_object()) Fail(id, "each media reference must be an object");
+  MediaReference media;
+  media.uri = RequiredString(node, id, "uri");
+  if (!media.uri.starts_with("https://") || media.uri.size() > 2048 ||
+      std::any_of(media.uri.begin(), media.uri.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; })) {
+    Fail(id, "media 'uri' must be an https URL of at most 2048 characters without spaces");
+  }
+  media.kind = RequiredString(node, id, "kind");
+  if (media.kind != "video" && media.kind != "image" && media.kind != "animation") {
+    Fail(id, "media 'kind' must be video, image or animation");
+  }
+  if (node.contains("duration_seconds")) {
+    if (!node["duration_seconds"].is_number_integer()) Fail(id, "media 'duration_seconds' must be a whole number");
+    media.duration_seconds = node["duration_seconds"].get<int>();
+  }
+  if (media.duration_seconds < 0 || media.duration_seconds > 3600 ||
+      ((media.kind == "video" || media.kind == "animation") && media.duration_seconds == 0)) {
+    Fail(id, "media 'duration_seconds' must be 1-3600 for a video or animation (0-3600 otherwise)");
+  }
+  media.licence = RequiredString(node, id, "licence");
+  media.attribution = OptionalString(node, id, "attribution");
+  if (media.licence.size() > 128 || media.attribution.size() > 256) {
+    Fail(id, "media 'licence' at most 128 characters, 'attribution' at most 256");
+  }
+  media.locale = OptionalString(node, id, "locale");
+  if (!media.locale.empty() && !LocaleTag(media.locale)) Fail(id, "media 'locale' must be a language tag, e.g. 'en'");
+  return media;
+}
+
+std::string BaseLanguage(const std::string& tag) { return tag.substr(0, tag.find('-')); }
+}  // namespace
+
+LocalisedText Localised(const Intervention& entry, const std::string& locale, std::string* served) {
+  for (const std::string& tag : {locale, BaseLanguage(locale)}) {
+    if (tag.empty()) continue;
+    auto found = entry.translations.find(tag);
+    if (found != entry.translations.end()) {
+      if (served) *served = tag;
+      return found->second;
+    }
+  }
+  if (served) *served = "en";
+  return {entry.title, entry.instructions};
+}
+
+std::vector<MediaReference> MediaFor(const Intervention& entry, const std::string& served) {
+  auto in = [&](const std::string& language) {
+    std::vector<MediaReference> chosen;
+    for (const auto& media : entry.media) {
+      if (!media.locale.empty() && BaseLanguage(media.locale) == language) chosen.push_back(media);
+    }
+    return chosen;
+  };
+  std::vector<MediaReference> chosen = in(BaseLanguage(served));
+  if (chosen.empty()) chosen = in("en");
+  for (const auto& media : entry.media) {
+    if (media.locale.empty()) chosen.push_back(media);
+  }
+  return chosen;
+}
+
+void ValidateLocale(const std::string& field, const std::string& locale) {
+  if (!locale.empty() && !LocaleTag(locale)) {
+    ThrowInvalidArgument(field, "must be a language tag such as 'es' or 'pt-BR'");
+  }
 }
 
 InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
@@ -173,6 +249,26 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
       entry.regression = OptionalString(node, id, "regression");
     } else if (node.contains("dose") || node.contains("progression") || node.contains("regression")) {
       Fail(id, "only exercises have a dose, progression or regression");
+    }
+    if (node.contains("media")) {
+      if (!node["media"].is_array() || node["media"].size() > 10) Fail(id, "'media' must be an array of at most 10");
+      for (const auto& media : node["media"]) entry.media.push_back(ParseMedia(id, media));
+    }
+    if (node.contains("translations")) {
+      if (!node["translations"].is_object()) Fail(id, "'translations' must be an object keyed by language tag");
+      for (const auto& [locale, text] : node["translations"].items()) {
+        if (!LocaleTag(locale) || locale == "en" || locale.starts_with("en-")) {
+          Fail(id, "translation '" + locale + "': not a language tag other than English (e.g. 'es', 'pt-BR')");
+        }
+        if (!text.is_object()) Fail(id, "translation '" + locale + "' must be an object");
+        LocalisedText localised;
+        localised.title = RequiredString(text, id + " (" + locale + ")", "title");
+        localised.instructions = OptionalString(text, id + " (" + locale + ")", "instructions");
+        if (!entry.instructions.empty() && localised.instructions.empty()) {
+          Fail(id, "translation '" + locale + "' needs the 'instructions' too");
+        }
+        entry.translations[locale] = std::move(localised);
+      }
     }
     library.index_[id] = library.entries_.size();
     library.entries_.push_back(std::move(entry));

@@ -25,6 +25,23 @@ enum class InterventionKind {
 // The plan item kind an intervention becomes.
 ItemKind PlanItemKindOf(InterventionKind kind);
 
+// A picture, video or animation showing an entry, hosted by whoever owns it (the project hosts no
+// media): shown by the caller's app beside the entry's text.
+struct MediaReference {
+  std::string uri;          // https only
+  std::string kind;         // "video", "image" or "animation"
+  int duration_seconds = 0; // videos and animations
+  std::string licence;      // e.g. "CC BY 4.0", or the clinic's own terms
+  std::string attribution;  // who made it, as the licence asks
+  std::string locale;       // the language spoken or written in it (BCP 47, e.g. "en", "es"); empty: none
+};
+
+// An entry's patient-facing text in one language.
+struct LocalisedText {
+  std::string title;
+  std::string instructions;
+};
+
 struct Intervention {
   std::string id;
   InterventionKind kind;
@@ -44,6 +61,10 @@ struct Intervention {
   // generation: weakly evidenced options (e.g. dry needling, kinesiology tape) a clinic may use
   // beside exercise, with the evidence stated in `reason` and `source`.
   bool clinician_added_only = false;
+  std::vector<MediaReference> media;
+  // The title and instructions in other languages, by BCP 47 language tag ("es", "pt-BR"); the
+  // fields above are English.
+  std::map<std::string, LocalisedText> translations;
 
   // Exercises the patient does at home and logs, and self-managed pain relief; a
   // supervised class is prescribed but not logged as home sessions.
@@ -72,6 +93,16 @@ class InterventionLibrary {
   std::vector<Intervention> entries_;
   std::map<std::string, size_t> index_;
 };
+
+// An entry's text for a caller's locale: the exact tag ("es-MX"), then its language ("es"), then
+// English. `served` is set to the tag of the text returned ("en" for English).
+LocalisedText Localised(const Intervention& entry, const std::string& locale, std::string* served);
+// Its media for the served locale: those in that language (or its base language), those in no
+// language, and English ones only when none is in the served language.
+std::vector<MediaReference> MediaFor(const Intervention& entry, const std::string& served);
+// A locale as callers send it: empty, or a BCP 47 tag of a language and an optional region
+// ("es", "es-MX", "pt-BR"); other forms are INVALID_ARGUMENT naming `field`.
+void ValidateLocale(const std::string& field, const std::string& locale);
 
 // Contraindication tokens an entry may carry and a patient may have.
 const std::vector<std::string>& KnownContraindications();

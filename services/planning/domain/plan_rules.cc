@@ -511,6 +511,14 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
     items.AddFromCategory("flexibility", "manipulation subgroup" + evidence + ": range-of-motion exercise with manipulation");
   }
 
+  // Sciatica (radicular leg pain or nerve-root signs): the sciatica advice with its safety net, and
+  // neural mobilisation within comfort (NICE NG59 1.2; Basson 2017). A foot drop or a progressing
+  // deficit never reaches here: it is an urgent red flag, and the plan a referral.
+  if (input.sciatica) {
+    items.Add("edu.sciatica", "sciatica: leg pain below the knee or nerve-root signs on examination");
+    items.Add("ex.neural.sciatic_slider", "radicular leg pain: neural mobilisation (a slider) within comfort; " + phase);
+  }
+
   // Phase-based programme.
   const int wanted_exercises = package ? 4 : 2;
   for (const auto& category : CategoriesFor(input.phase)) {
@@ -723,6 +731,13 @@ PlanDraft GeneratePlanDraft(const PlanInput& input, const InterventionLibrary& l
       plan.reviews = {{2, "re-measure pain and function; check home-programme adherence"},
                       {6, "responder check against the meaningful-change thresholds; progress, regress or re-assess"}};
       break;
+  }
+
+  // Sciatica not improving by the responder review: the spinal-opinion route is offered (NICE NG59
+  // 1.3.1); the progress evaluation refers for it (docs/clinical-rules.md).
+  if (input.sciatica && !plan.reviews.empty()) {
+    plan.reviews.back().purpose += "; sciatica: if pain and function have not improved, offer the spinal-opinion "
+                                  "route (NICE NG59 1.3.1)";
   }
 
   // Safety (Finucane 2020; GIRFT 2023): every treatment plan carries the cauda equina

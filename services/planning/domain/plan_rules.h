@@ -10,7 +10,7 @@
 
 namespace physio::planning {
 
-inline constexpr const char* kRulesVersion = "2026.12.3";
+inline constexpr const char* kRulesVersion = "2026.12.4";
 
 enum class Phase { kSymptomModulation, kMovementControl, kFunctionOptimisation };
 enum class ItemKind {

@@ -160,6 +160,13 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     result.reasons.insert(result.reasons.end(), input.red_flag_reasons.begin(), input.red_flag_reasons.end());
     return result;
   }
+  if (!input.neurological_worse.empty()) {
+    // Worsening neurology is looked at again by a clinician, whatever the other outcomes say.
+    result.decision = Decision::kReassess;
+    result.reasons.push_back("neurological findings worse at a visit: re-assess (never a progression)");
+    result.reasons.insert(result.reasons.end(), input.neurological_worse.begin(), input.neurological_worse.end());
+    return result;
+  }
   for (const auto& c : input.changes) {
     if (c.deteriorated) {
       result.decision = Decision::kReassess;
@@ -179,6 +186,21 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
     result.reasons.push_back("recovered: pain " + Number(*input.latest_nprs) + " and Roland-Morris " +
                              Number(*input.latest_rmdq) + " (at most 2; Kamper 2010): consider completing the plan, "
                              "with advice on staying active and what to do if pain returns");
+    return result;
+  }
+  if (result.responder == ResponderStatus::kNonResponder && input.sciatica) {
+    // Sciatica that has not improved with non-surgical care: the spinal-opinion route (NICE NG59
+    // 1.3.1), whatever the adherence (which the reasons name when low).
+    result.non_response_judged = true;
+    result.decision = Decision::kRefer;
+    result.reasons.push_back("sciatica not improving: no outcome has reached its meaningful change by week " +
+                             std::to_string(policy.responder_check_week) +
+                             ": offer the spinal-opinion route (NICE NG59 1.3.1: spinal decompression is considered "
+                             "when non-surgical treatment has not improved pain or function and imaging is "
+                             "consistent with the symptoms)");
+    if (result.low_adherence) {
+      result.reasons.push_back("home-programme adherence was " + Number(adherence) + "%: discuss it as well");
+    }
     return result;
   }
   if (result.responder == ResponderStatus::kNonResponder && result.low_adherence) {

@@ -78,6 +78,12 @@ struct EvaluationInput {
   bool rated_too_hard = false;     // a recent log rated an exercise too hard
   bool new_red_flag = false;       // a red flag at check-in calling for referral
   std::vector<std::string> red_flag_reasons;
+  // Neurological findings worse at a visit since the plan's last change (sensation, a reflex,
+  // neural tension, how far down the leg), one line each: a re-assessment, never a progression.
+  std::vector<std::string> neurological_worse;
+  // The plan is for sciatica: not improving by the responder check, the spinal-opinion route is
+  // offered (NICE NG59 1.3.1).
+  bool sciatica = false;
   // The latest re-measures since the plan started (for the recovery definition).
   std::optional<double> latest_nprs;
   std::optional<double> latest_rmdq;

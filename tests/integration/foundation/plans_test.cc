@@ -90,6 +90,60 @@ TEST_F(Plans, TheInterventionLibraryIsListedPageByPage) {
             StatusCode::INVALID_ARGUMENT);
 }
 
+// Issue 32 item 5: a patient app asks for its language; the library's translation is served where
+// there is one (the base language of a regional tag), English otherwise, and the caller is told which.
+TEST_F(Plans, PlansAndTheLibraryAreServedInTheCallersLanguageFallingBackToEnglish) {
+  auto patient = Patient();
+  ppb::ListInterventionsRequest list;
+  list.set_page_size(200);
+  list.set_locale("es-MX");
+  ppb::ListInterventionsResponse listed;
+  ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::ListInterventions, list, &listed).ok());
+  std::map<std::string, ppb::Intervention> by_id;
+  for (const auto& entry : listed.interventions()) by_id[entry.intervention_id()] = entry;
+  EXPECT_EQ(by_id["ex.aerobic.walking"].title(), "Caminar");
+  EXPECT_EQ(by_id["ex.aerobic.walking"].locale(), "es");
+  EXPECT_EQ(by_id["ex.strength.goblet_squat"].locale(), "en") << "not translated: English";
+  EXPECT_EQ(by_id["ex.strength.goblet_squat"].title(), "Goblet squat");
+
+  const ppb::Plan english = ActivePlan();
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  get.set_locale("es");
+  ppb::GetActivePlanResponse spanish;
+  ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &spanish).ok());
+  ASSERT_EQ(spanish.plan().items_size(), english.items_size());
+  int translated = 0;
+  for (int i = 0; i < english.items_size(); ++i) {
+    const auto& item = spanish.plan().items(i);
+    EXPECT_EQ(item.item_id(), english.items(i).item_id());
+    EXPECT_EQ(item.dose().DebugString(), english.items(i).dose().DebugString()) << "the dose never changes";
+    EXPECT_EQ(english.items(i).locale(), "") << "an English read is as it was";
+    if (item.locale() == "es") {
+      ++translated;
+      EXPECT_NE(item.title(), english.items(i).title()) << item.item_id();
+    } else {
+      EXPECT_EQ(item.locale(), "en") << item.item_id();
+      EXPECT_EQ(item.title(), english.items(i).title()) << item.item_id();
+    }
+    if (item.item_id() == "edu.self_management") {
+      EXPECT_EQ(item.locale(), "es");
+    }
+  }
+  EXPECT_GT(translated, 0);
+  // GetPlan too; a malformed locale is refused naming the field.
+  ppb::GetPlanRequest by_id_request;
+  by_id_request.set_plan_id(english.plan_id());
+  by_id_request.set_locale("es");
+  ppb::GetPlanResponse by_plan_id;
+  ASSERT_TRUE(patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::GetPlan, by_id_request, &by_plan_id).ok());
+  EXPECT_EQ(by_plan_id.plan().items_size(), spanish.plan().items_size());
+  get.set_locale("spanish please");
+  auto status = patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &spanish);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("locale"), std::string::npos) << status.error_message();
+}
+
 TEST_F(Plans, ABadInterventionLibraryStopsThePlanningServiceNamingTheEntry) {
   const std::string path = "/tmp/physio-bad-library-" + NewId("f").substr(2, 8) + ".json";
   std::ofstream(path) << R"({"library_version":"bad","entries":[{"id":"ex.a.one","kind":"exercise","category":"aerobic",)"
