@@ -8,6 +8,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -277,8 +278,19 @@ TEST_F(Webhooks, EveryEventArrivesVerifiedInOrderPerPatientThroughFailuresTimeou
     EXPECT_TRUE(id_of_event.contains(event)) << event.first << " event " << event.second << " never delivered";
   }
 
-  // The delivery log shows the failures: HTTP 500s and timeouts, then the success.
-  const auto deliveries = Deliveries(integrator, created.subscription().subscription_id());
+  // The delivery log shows the failures: HTTP 500s and timeouts, then the success. The receiver
+  // can hold an event a moment before the dispatcher records the 200 it answered (or a retry of a
+  // delivery whose first attempt timed out after arriving is still due): wait for the log to settle.
+  auto deliveries = Deliveries(integrator, created.subscription().subscription_id());
+  for (int attempt = 0; attempt < 150; ++attempt) {
+    if (std::all_of(deliveries.begin(), deliveries.end(), [](const apb::WebhookDelivery& delivery) {
+          return delivery.state() == apb::WEBHOOK_DELIVERY_STATE_DELIVERED;
+        })) {
+      break;
+    }
+    std::this_thread::sleep_for(200ms);
+    deliveries = Deliveries(integrator, created.subscription().subscription_id());
+  }
   ASSERT_GE(deliveries.size(), expected.size());
   bool saw_500 = false, saw_timeout = false;
   for (const auto& delivery : deliveries) {
