@@ -297,6 +297,24 @@ int main(int argc, char** argv) {
     for (const auto& item : approved.plan().items()) {
       if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && exercise_id.empty()) exercise_id = item.item_id();
     }
+    // The patient's app reads the plan in its user's language (Spanish here), English where the
+    // library has no translation.
+    ppb::GetActivePlanRequest in_spanish;
+    in_spanish.set_patient_id(patient_id);
+    in_spanish.set_locale("es");
+    ppb::GetActivePlanResponse spanish;
+    patient.Call("GetActivePlan", planning.get(), &ppb::PlanningService::Stub::GetActivePlan, in_spanish, &spanish);
+    int translated = 0;
+    for (const auto& item : spanish.plan().items()) translated += item.locale() == "es" ? 1 : 0;
+    std::cout << "   the patient app reads it in Spanish: " << translated << " of " << spanish.plan().items_size()
+              << " items translated, the rest in English";
+    for (const auto& item : spanish.plan().items()) {
+      if (item.locale() == "es") {
+        std::cout << ", e.g. \"" << item.title() << "\"";
+        break;
+      }
+    }
+    std::cout << "\n";
 
     std::cout << "\n3. A telehealth visit and two home-exercise sessions\n";
     gpb::RecordVisitRequest visit;

@@ -143,6 +143,18 @@ inline grpc::Status RecordVisitFor(const Caller& caller, const std::string& pati
   return caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, visited);
 }
 
+// An Oswestry re-measure with every one of the ten items answered `per_item` (0-5: the score is
+// 20 * per_item percent), recorded by `caller`.
+inline grpc::Status RecordOdiFor(const Caller& caller, const std::string& patient, int per_item,
+                                 gpb::RecordOutcomeResponse* recorded) {
+  gpb::RecordOutcomeRequest outcome;
+  outcome.set_request_id(NewId("rq"));
+  outcome.set_patient_id(patient);
+  outcome.set_instrument(cpb::INSTRUMENT_ODI);
+  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), per_item);
+  return caller.Call(caller.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, recorded);
+}
+
 // Ends an active plan (completed or discharged) against its etag.
 inline grpc::Status CompletePlanWith(const Caller& clinician, const std::string& plan_id, const std::string& etag,
                                      ppb::PlanStatus outcome, const std::string& reason,

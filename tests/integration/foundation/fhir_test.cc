@@ -168,13 +168,8 @@ TEST_F(Fhir, ProgressFhirExportPassesAnIndependentValidator) {
   gpb::RecordVisitResponse recorded;
   auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &recorded);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  gpb::RecordOutcomeRequest outcome;
-  outcome.set_request_id(NewId("rq"));
-  outcome.set_patient_id(patient_id_);
-  outcome.set_instrument(cpb::INSTRUMENT_ODI);
-  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
   gpb::RecordOutcomeResponse measured;
-  status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &measured);
+  status = RecordOdiFor(clinician, patient_id_, 1, &measured);
   ASSERT_TRUE(status.ok()) << status.error_message();
 
   gpb::ExportProgressFhirRequest request;

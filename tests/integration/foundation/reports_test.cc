@@ -48,13 +48,8 @@ class Reports : public Foundation {
     auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited);
     ASSERT_TRUE(status.ok()) << status.error_message();
     if (odi_remeasure) {
-      gpb::RecordOutcomeRequest outcome;
-      outcome.set_request_id(NewId("rq"));
-      outcome.set_patient_id(patient);
-      outcome.set_instrument(cpb::INSTRUMENT_ODI);
-      for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
       gpb::RecordOutcomeResponse recorded;
-      status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded);
+      status = RecordOdiFor(clinician, patient, 1, &recorded);
       ASSERT_TRUE(status.ok()) << status.error_message();
       ASSERT_EQ(recorded.measure().score().score(), 20);
     }
@@ -308,13 +303,8 @@ TEST_F(Reports, ADischargeHasAReasonAndASummaryAndARelapseContinuesTheEpisode) {
     ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::RecordVisit, visit, &visited).ok());
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(LogExercise(Patient(), exercise, 2).ok());
-  gpb::RecordOutcomeRequest outcome;
-  outcome.set_request_id(NewId("rq"));
-  outcome.set_patient_id(patient);
-  outcome.set_instrument(cpb::INSTRUMENT_ODI);
-  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
   gpb::RecordOutcomeResponse recorded;
-  ASSERT_TRUE(north.Call(north.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded).ok());
+  ASSERT_TRUE(RecordOdiFor(north, patient, 1, &recorded).ok());
 
   // Not yet: the episode is open.
   gpb::GetDischargeSummaryRequest ask;

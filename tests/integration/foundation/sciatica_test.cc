@@ -196,13 +196,9 @@ TEST_F(Sciatica, NotImprovingByTheResponderCheckIsOfferedTheSpinalOpinionRoute) 
   // Pain 7 as at the assessment, Oswestry 40% as at the assessment.
   gpb::RecordVisitResponse visited;
   ASSERT_TRUE(RecordVisitFor(clinician, patient_id_, gpb::VISIT_KIND_CLINIC, 7, &visited).ok());
-  gpb::RecordOutcomeRequest outcome;
-  outcome.set_request_id(NewId("rq"));
-  outcome.set_patient_id(patient_id_);
-  outcome.set_instrument(cpb::INSTRUMENT_ODI);
-  for (int i = 1; i <= 10; ++i) *outcome.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
   gpb::RecordOutcomeResponse recorded;
-  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::RecordOutcome, outcome, &recorded).ok());
+  ASSERT_TRUE(RecordOdiFor(clinician, patient_id_, 2, &recorded).ok());
+  ASSERT_EQ(recorded.measure().score().score(), 40);
   const gpb::Evaluation evaluation = Evaluate(clinician);
   EXPECT_EQ(evaluation.decision(), gpb::DECISION_REFER);
   EXPECT_TRUE(AnyContains(evaluation.reasons(), "spinal-opinion route (NICE NG59 1.3.1"));
