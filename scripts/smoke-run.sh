@@ -69,6 +69,8 @@ for attempt in 1 2; do
                    "None of the warning signs" "consent to treatment recorded by clin-demo-1" \
                    "audit records: assessment" "by: clin-demo-1" "planning: PLAN_DRAFTED PLAN_APPROVED" \
                    "progress: VISIT_RECORDED HOME_SESSION_LOGGED HOME_SESSION_LOGGED OUTCOME_RECORDED" \
+                   "items translated, the rest in English, e.g." \
+                   "visit: worse since the assessment: L5 left 4/5 -> 2/5" "the plan is now PLAN_STATUS_SUSPENDED" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done
