@@ -206,7 +206,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   }
   // The examination alone can call for the re-screen: an urgent finding, or deficits on both sides.
   const bool rescreen = request.has_red_flag_screen() ||
-                        (neuro && (!neuro->urgent.empty() || neuro->findings.bilateral_deficit));
+                        (neuro && physio::assessment::NeuroCallsForScreen(neuro->findings));
   std::vector<pb::AlertKind> raised;  // by the transaction that committed
   if (!response) response = IdempotentWrite<pb::RecordVisitResponse>(
       records_, deadline, key, request,
@@ -553,7 +553,7 @@ ProgressApp::NeuroRecheck ProgressApp::RecheckNeuro(const CallContext& ctx, cons
     }
     for (const auto& line : change.better) recheck.changes.push_back("better since " + label + ": " + line);
   }
-  recheck.urgent = as::UrgentAtRecheck(now, exams, red_flag_policy_.neuro);
+  recheck.findings.urgent = as::UrgentAtRecheck(now, exams, red_flag_policy_.neuro);
   return recheck;
 }
 
@@ -569,13 +569,7 @@ apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const
   // it with what is urgent since (UrgentAtRecheck), so a finding the plan answered is not re-raised.
   const as::NeuroFindings at_assessment = as::AnalyseNeuro(intake.neuro, red_flag_policy_.neuro);
   as::AddNeurologicalFindings(at_intake, at_assessment);
-  if (neuro) {
-    as::NeuroFindings recheck = neuro->findings;
-    recheck.urgent = neuro->urgent;
-    as::AddNeurologicalFindings(now, recheck);
-  } else {
-    as::AddNeurologicalFindings(now, at_assessment);
-  }
+  as::AddNeurologicalFindings(now, neuro ? neuro->findings : at_assessment);
   const std::optional<as::RedFlagAction> judged = as::ActionOf(intake.judged);
   return as::ProtoOf(as::NewSince(as::ScreenRedFlags(now, intake.age_years, intake.episode_days, red_flag_policy_),
                                   as::ScreenRedFlags(at_intake, intake.age_years, intake.episode_days, red_flag_policy_),

@@ -155,10 +155,10 @@ class ProgressApp {
   };
   // A visit's neurological re-examination against the assessment's and the last visit's.
   struct NeuroRecheck {
-    std::vector<std::string> urgent;   // red-flag reasons (UrgentAtRecheck)
-    std::vector<std::string> changes;  // "worse: ..." / "better: ..."
+    // Of this examination, its `urgent` being what is urgent since the earlier ones (UrgentAtRecheck).
+    physio::assessment::NeuroFindings findings;
+    std::vector<std::string> changes;  // "worse since <the assessment|the last visit>: ..." / "better since ...: ..."
     bool worse = false;
-    physio::assessment::NeuroFindings findings;  // of this examination
   };
   NeuroRecheck RecheckNeuro(const CallContext& ctx, const std::string& patient_id,
                             const physio::planning::v1::Plan* plan, const IntakeFacts& intake,

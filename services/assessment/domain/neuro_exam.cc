@@ -41,6 +41,21 @@ std::string Grade(int grade) { return std::to_string(grade) + "/5"; }
 bool FootDrop(NerveRootLevel root, int grade, const NeuroPolicy& policy) {
   return (root == NerveRootLevel::kL4 || root == NerveRootLevel::kL5) && grade <= policy.severe_motor_grade;
 }
+// "L5 left 3/5 (foot drop)".
+std::string MotorFinding(const NeuroExam::Motor& m, const NeuroPolicy& policy) {
+  return RootName(m.root) + " " + SideName(m.side) + " " + Grade(m.grade) +
+         (FootDrop(m.root, m.grade, policy) ? " (foot drop)" : "");
+}
+// The clinician's judgement that a motor deficit is progressing, with the deficits found.
+std::optional<std::string> Progressing(const NeuroExam& exam, const NeuroPolicy& policy) {
+  if (!exam.motor_deficit_progressing) return std::nullopt;
+  std::string list;
+  for (const auto& m : exam.motor) {
+    if (m.grade < 5) list += (list.empty() ? "" : ", ") + MotorFinding(m, policy);
+  }
+  return "motor deficit progressing (clinician's judgement" + (list.empty() ? "" : ": " + list) +
+         "): urgent spinal surgical opinion";
+}
 const NeuroExam::Leg* LegOf(const NeuroExam& exam, Side side) {
   for (const auto& leg : exam.legs) {
     if (leg.side == side) return &leg;
@@ -67,13 +82,10 @@ NeuroFindings AnalyseNeuro(const NeuroExam& exam, const NeuroPolicy& policy) {
   bool deficit[2] = {false, false};  // objective deficit by side
   bool root_sign[2] = {false, false};
   auto index = [](Side side) { return side == Side::kLeft ? 0 : 1; };
-  std::vector<std::string> motor_deficits;
   for (const auto& m : exam.motor) {
     if (m.grade >= 5) continue;
-    const std::string finding = RootName(m.root) + " " + SideName(m.side) + " " + Grade(m.grade) +
-                                (FootDrop(m.root, m.grade, policy) ? " (foot drop)" : "");
+    const std::string finding = MotorFinding(m, policy);
     out.findings.push_back(finding);
-    motor_deficits.push_back(finding);
     deficit[index(m.side)] = root_sign[index(m.side)] = true;
     if (m.grade <= policy.severe_motor_grade) {
       const NeuroExam::Leg* leg = LegOf(exam, m.side);
@@ -87,12 +99,7 @@ NeuroFindings AnalyseNeuro(const NeuroExam& exam, const NeuroPolicy& policy) {
       }
     }
   }
-  if (exam.motor_deficit_progressing) {
-    std::string list;
-    for (const auto& finding : motor_deficits) list += (list.empty() ? "" : ", ") + finding;
-    out.urgent.push_back("motor deficit progressing (clinician's judgement" + (list.empty() ? "" : ": " + list) +
-                         "): urgent spinal surgical opinion");
-  }
+  if (auto progressing = Progressing(exam, policy)) out.urgent.push_back(*progressing);
   for (const auto& s : exam.sensory) {
     if (s.level == SensationLevel::kNormal) continue;
     out.findings.push_back(RootName(s.root) + " dermatome " + SideName(s.side) + " " + SensationName(s.level));
@@ -206,14 +213,9 @@ std::vector<std::string> UrgentAtRecheck(const NeuroExam& now, const std::vector
                return b.root == m.root && b.side == m.side;
              });
     });
-    if (!tested) {
-      add("new severe motor deficit: " + RootName(m.root) + " " + SideName(m.side) + " " + Grade(m.grade) +
-          (FootDrop(m.root, m.grade, policy) ? " (foot drop)" : "") + ", not tested before: urgent spinal surgical opinion");
-    }
+    if (!tested) add("new severe motor deficit: " + MotorFinding(m, policy) + ", not tested before: urgent spinal surgical opinion");
   }
-  for (const auto& line : AnalyseNeuro(now, policy).urgent) {
-    if (line.starts_with("motor deficit progressing")) add(line);
-  }
+  if (auto progressing = Progressing(now, policy)) add(*progressing);
   for (const auto& r : now.reflexes) {
     if (r.level != ReflexLevel::kBrisk) continue;
     const bool known = std::any_of(earlier.begin(), earlier.end(), [&](const NeuroExam* before) {

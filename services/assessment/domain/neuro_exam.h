@@ -60,8 +60,8 @@ struct NeuroPolicy {
 };
 
 struct NeuroFindings {
-  // Nerve-root signs: leg symptoms on a side with a positive straight-leg raise or slump, or a
-  // motor, sensory or reflex deficit of a root on that side.
+  // Nerve-root signs: a positive straight-leg raise or slump, or a root's motor, sensory (altered
+  // included) or reflex (reduced or absent) finding.
   bool radicular = false;
   // Any objective deficit: a grade below 5, sensation reduced or absent, a reflex reduced or absent.
   bool objective_deficit = false;
