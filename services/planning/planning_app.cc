@@ -398,12 +398,15 @@ void PlanningApp::LocalisePlan(pb::Plan& plan, const std::string& locale) const 
     std::string served = "en";
     const Intervention* entry = library_.Find(item.item_id());
     if (entry != nullptr) {
-      if (item.title() == entry->title && item.instructions() == entry->instructions) {
-        const LocalisedText text = Localised(*entry, locale, &served);
-        item.set_title(text.title);
-        item.set_instructions(text.instructions);
-      } else {
-        served.clear();
+      // An English read (the hot path) keeps the stored text: only media are added.
+      if (!locale.empty()) {
+        if (item.title() == entry->title && item.instructions() == entry->instructions) {
+          const LocalisedText text = Localised(*entry, locale, &served);
+          item.set_title(text.title);
+          item.set_instructions(text.instructions);
+        } else {
+          served.clear();
+        }
       }
       for (const auto& media : MediaFor(*entry, served.empty() ? "en" : served)) *item.add_media() = MediaProto(media);
     }
