@@ -236,6 +236,34 @@ TEST_F(Reports, EveryCallerSeesOnlyTheirClinicsAndAnAnalystNoPatientRecord) {
   EXPECT_EQ(report.groups_size(), 0);
 }
 
+// Hundreds of callers at once (a dashboard refreshed across a chain): every one answered, none
+// RESOURCE_EXHAUSTED, each with the same figures.
+TEST_F(Reports, TwoHundredConcurrentReportsAreAllAnsweredAlike) {
+  const Caller north = StaffAt({"north"}, "clinician", "clin-north");
+  for (int i = 0; i < 5; ++i) Episode(north, 1, 3, false);
+  ASSERT_FALSE(HasFatalFailure());
+  const Caller analyst = StaffAt({}, "analyst", "analyst-1");
+  const gpb::OutcomeReportGroup settled = Settled(analyst, 5, 0);
+  constexpr int kCallers = 200;
+  std::vector<grpc::Status> statuses(kCallers);
+  std::vector<gpb::GetOutcomeReportResponse> reports(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] { statuses[i] = Report(analyst, gpb::REPORT_GROUPING_NONE, &reports[i]); });
+  }
+  for (auto& caller : callers) caller.join();
+  std::map<grpc::StatusCode, int> codes;
+  for (const auto& status : statuses) ++codes[status.error_code()];
+  EXPECT_EQ(codes[grpc::StatusCode::OK], kCallers) << "RESOURCE_EXHAUSTED: " << codes[grpc::StatusCode::RESOURCE_EXHAUSTED]
+                                                   << ", UNAVAILABLE: " << codes[grpc::StatusCode::UNAVAILABLE];
+  for (int i = 0; i < kCallers; ++i) {
+    if (!statuses[i].ok()) continue;
+    ASSERT_EQ(reports[i].groups_size(), 1);
+    EXPECT_EQ(reports[i].groups(0).episodes_started(), settled.episodes_started());
+    EXPECT_EQ(reports[i].groups(0).latest_pain().median(), settled.latest_pain().median());
+  }
+}
+
 TEST_F(Reports, BadRequestsAreRefusedNamingTheField) {
   const Caller analyst = StaffAt({}, "analyst", "analyst-1");
   gpb::GetOutcomeReportRequest request;
