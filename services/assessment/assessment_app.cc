@@ -717,6 +717,73 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
   return response;
 }
 
+pb::ReassessPatientResponse AssessmentApp::ReassessPatient(const CallContext& ctx,
+                                                           const pb::ReassessPatientRequest& request,
+                                                           AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  ValidateOpaqueId("previous_assessment_id", request.previous_assessment_id());
+  if (!request.has_examination()) ThrowInvalidArgument("examination", "is required: the re-assessment's findings");
+  ValidateExamination("examination", request.examination());
+  if (request.reason().empty() || request.reason().size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
+  if (request.answers_size() > 500) ThrowInvalidArgument("answers", "at most 500 answers");
+  std::vector<InstrumentKind> remeasured;
+  for (int i = 0; i < request.answers_size(); ++i) {
+    const ItemAnswer answer = ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i));
+    if (std::find(remeasured.begin(), remeasured.end(), answer.instrument) == remeasured.end()) {
+      remeasured.push_back(answer.instrument);
+    }
+  }
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "ReassessPatient", request.request_id()};
+  if (auto replay = IdempotentReplay<pb::ReassessPatientResponse>(records_, deadline, key, request)) {
+    audit.patient_id = replay->assessment().patient_id();
+    audit.resource_id = replay->assessment().assessment_id();
+    return *replay;
+  }
+  audit.resource_id = request.previous_assessment_id();
+  // Another clinic's (or tenant's) patient's assessment reads as absent.
+  auto previous = records_.Find(ctx.tenant, request.previous_assessment_id(), deadline);
+  if (!previous || !CanSeePatient(ctx, previous->patient_id())) ThrowNotFound("assessment");
+  audit.patient_id = previous->patient_id();
+
+  pb::Assessment draft;
+  draft.set_patient_id(previous->patient_id());
+  draft.set_reassessment_of(previous->assessment_id());
+  draft.set_reassessment_reason(request.reason());
+  *draft.mutable_history() = previous->history();
+  *draft.mutable_examination() = request.examination();
+  // The earlier instruments in their order, a re-measured one with its new answers; then new ones.
+  std::vector<InstrumentKind> instruments;
+  for (const auto& answer : previous->answers()) {
+    const InstrumentKind kind = ValidatedAnswer("previous answers", answer).instrument;
+    if (std::find(instruments.begin(), instruments.end(), kind) == instruments.end()) instruments.push_back(kind);
+    if (std::find(remeasured.begin(), remeasured.end(), kind) == remeasured.end()) *draft.add_answers() = answer;
+  }
+  for (const auto& answer : request.answers()) *draft.add_answers() = answer;
+  for (const InstrumentKind kind : remeasured) {
+    if (std::find(instruments.begin(), instruments.end(), kind) == instruments.end()) instruments.push_back(kind);
+  }
+  // A "yes" of either screen stays "yes" (proto3 merge keeps set booleans); the clinician's earlier
+  // judgement is not carried: the screen is judged again on what is known now.
+  if (previous->has_red_flag_screen() || request.has_red_flag_screen()) {
+    *draft.mutable_red_flag_screen() = previous->red_flag_screen();
+    draft.mutable_red_flag_screen()->MergeFrom(request.red_flag_screen());
+  }
+  auto response = IdempotentWrite<pb::ReassessPatientResponse>(
+      records_, deadline, key, request,
+      [&](AssessmentWriter& writer) {
+        pb::ReassessPatientResponse reassessed;
+        *reassessed.mutable_assessment() = StoreScoredAssessment(writer, ctx, draft, instruments);
+        for (auto& change : ReassessmentChanges(*previous, reassessed.assessment())) {
+          *reassessed.add_changes() = std::move(change);
+        }
+        return reassessed;
+      },
+      [&](const pb::ReassessPatientResponse& response) { audit.resource_id = response.assessment().assessment_id(); });
+  audit.resource_id = response.assessment().assessment_id();
+  return response;
+}
+
 pb::ScoreInstrumentResponse AssessmentApp::ScoreInstrument(const CallContext& /*ctx: scoring is the same for everyone*/,
                                                            const pb::ScoreInstrumentRequest& request,
                                                            AuditTarget& /*audit: no stored record is touched*/) {

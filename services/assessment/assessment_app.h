@@ -85,6 +85,8 @@ class AssessmentApp {
   pb::RecordRedFlagJudgementResponse RecordRedFlagJudgement(const CallContext& ctx,
                                                             const pb::RecordRedFlagJudgementRequest& request,
                                                             AuditTarget& audit);
+  pb::ReassessPatientResponse ReassessPatient(const CallContext& ctx, const pb::ReassessPatientRequest& request,
+                                              AuditTarget& audit);
   pb::ScoreInstrumentResponse ScoreInstrument(const CallContext& ctx, const pb::ScoreInstrumentRequest& request,
                                               AuditTarget& audit);
   pb::EnrolPatientResponse EnrolPatient(const CallContext& ctx, const pb::EnrolPatientRequest& request,

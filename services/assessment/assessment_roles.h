@@ -18,6 +18,7 @@ inline const MethodRoles kAssessmentRoles = {
     {"CreateAssessment", {Role::kClinician, Role::kIntegrator}},
     {"ImportFhirQuestionnaireResponse", {Role::kClinician, Role::kIntegrator}},
     {"RecordRedFlagJudgement", {Role::kClinician}},
+    {"ReassessPatient", {Role::kClinician}},
     {"ScoreInstrument", kEveryRole},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
     {"EnrolPatient", {Role::kClinician, Role::kIntegrator}},

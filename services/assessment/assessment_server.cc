@@ -28,6 +28,7 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
   PHYSIO_UNARY_RPC(RecordRedFlagJudgement)
+  PHYSIO_UNARY_RPC(ReassessPatient)
   PHYSIO_UNARY_RPC(ExportAssessmentFhir)
   PHYSIO_UNARY_RPC(ImportFhirQuestionnaireResponse)
   PHYSIO_UNARY_RPC(EnrolPatient)

@@ -437,3 +437,70 @@ std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags) {
 }
 
 }  // namespace physio::assessment
+
+namespace physio::assessment {
+namespace {
+std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) out += (out.empty() ? "" : "; ") + line;
+  return out;
+}
+std::string ScoreText(double score) {
+  std::string text = std::to_string(score);
+  text.erase(text.find_last_not_of('0') + 1);
+  if (!text.empty() && text.back() == '.') text.pop_back();
+  return text;
+}
+}  // namespace
+
+std::vector<v1::AssessmentChange> ReassessmentChanges(const v1::Assessment& before, const v1::Assessment& after) {
+  std::vector<v1::AssessmentChange> changes;
+  auto add = [&](std::string field, std::string was, std::string now, std::string reason) {
+    if (was == now) return;
+    v1::AssessmentChange change;
+    change.set_field(std::move(field));
+    change.set_before(std::move(was));
+    change.set_after(std::move(now));
+    change.set_reason(std::move(reason));
+    changes.push_back(std::move(change));
+  };
+  const auto& was = before.classification();
+  const auto& now = after.classification();
+  const std::string criteria = now.criteria_met().empty() ? "no subgroup's criteria met"
+                                                          : "criteria met: " + Joined(now.criteria_met());
+  add("subgroup", v1::Subgroup_Name(was.subgroup()), v1::Subgroup_Name(now.subgroup()), criteria);
+  const auto& exam = after.examination();
+  std::string direction_reason =
+      "directional preference " + v1::DirectionalPreference_Name(exam.directional_preference()) +
+      (exam.centralisation() ? " with centralisation" : " without centralisation");
+  if (!now.notes().empty()) direction_reason += "; " + Joined(now.notes());
+  add("direction", was.direction().empty() ? "none" : was.direction(), now.direction().empty() ? "none" : now.direction(),
+      direction_reason);
+  add("phase", common::v1::Phase_Name(was.phase()), common::v1::Phase_Name(now.phase()), now.phase_reason());
+  add("irritability", v1::Irritability_Name(was.irritability()), v1::Irritability_Name(now.irritability()),
+      "from the history's provocation and settling time");
+  add("nerve_root_signs", before.examination().nerve_root_signs() ? "yes" : "no", exam.nerve_root_signs() ? "yes" : "no",
+      "the new examination");
+  const auto judged = [](const v1::Assessment& a) {
+    return a.has_clinician_red_flag_judgement() ? a.clinician_red_flag_judgement().action() : a.red_flags().action();
+  };
+  add("red_flags", v1::RedFlagAction_Name(judged(before)), v1::RedFlagAction_Name(after.red_flags().action()),
+      after.red_flags().concerns().empty() ? "no concern in the new screen"
+                                           : [&] {
+                                               std::string lines;
+                                               for (const auto& line : ConcernSummaries(after.red_flags())) {
+                                                 lines += (lines.empty() ? "" : "; ") + line;
+                                               }
+                                               return lines;
+                                             }());
+  for (const auto& score : after.scores()) {
+    for (const auto& earlier : before.scores()) {
+      if (earlier.instrument() != score.instrument()) continue;
+      add("score:" + common::v1::Instrument_Name(score.instrument()), ScoreText(earlier.score()),
+          ScoreText(score.score()), "re-measured");
+    }
+  }
+  return changes;
+}
+
+}  // namespace physio::assessment

@@ -49,4 +49,9 @@ std::vector<std::string> ConcernSummaries(const v1::RedFlagResult& red_flags);
 // One concern as "condition: reason, reason".
 std::string ConcernSummary(const v1::RedFlagConcern& concern);
 
+// What a re-assessment changed against the earlier assessment: the subgroup, the exercise
+// direction, the phase, irritability, nerve-root signs, the red-flag action and each instrument's
+// score, each with the reason the new findings give (ReassessPatientResponse.changes).
+std::vector<v1::AssessmentChange> ReassessmentChanges(const v1::Assessment& before, const v1::Assessment& after);
+
 }  // namespace physio::assessment

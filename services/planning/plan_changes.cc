@@ -438,8 +438,11 @@ std::string DirectionOfCategory(const std::string& category) {
 }
 
 std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrary& library,
-                                        const std::vector<std::string>& item_ids) {
-  if (item_ids.empty()) ThrowInvalidArgument("item_ids", "is required for ADJUSTMENT_STOP_DIRECTION");
+                                        const std::vector<std::string>& item_ids,
+                                        const std::vector<std::string>& movement_directions) {
+  if (item_ids.empty() && movement_directions.empty()) {
+    ThrowInvalidArgument("item_ids", "or directions is required for ADJUSTMENT_STOP_DIRECTION");
+  }
   std::vector<std::string> directions;
   for (size_t i = 0; i < item_ids.size(); ++i) {
     const Intervention* entry = IndexOf(plan, item_ids[i]) >= 0 ? library.Find(item_ids[i]) : nullptr;
@@ -447,6 +450,13 @@ std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrar
     if (direction.empty()) {
       ThrowInvalidArgument("item_ids[" + std::to_string(i) + "]",
                            "'" + item_ids[i] + "' is not a directional exercise of the plan");
+    }
+    if (std::find(directions.begin(), directions.end(), direction) == directions.end()) directions.push_back(direction);
+  }
+  for (size_t i = 0; i < movement_directions.size(); ++i) {
+    const std::string& direction = movement_directions[i];
+    if (direction != "extension" && direction != "flexion" && direction != "lateral_shift") {
+      ThrowInvalidArgument("directions[" + std::to_string(i) + "]", "must be extension, flexion or lateral_shift");
     }
     if (std::find(directions.begin(), directions.end(), direction) == directions.end()) directions.push_back(direction);
   }
@@ -468,6 +478,111 @@ std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrar
   plan.set_needs_reassessment(true);
   changes.push_back("marked for re-assessment");
   RecomputeHomeFrequency(plan);
+  return changes;
+}
+
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+std::string DoseText(const v1::ExerciseDose& dose) {
+  std::string text;
+  if (dose.duration_minutes() > 0) {
+    text = std::to_string(dose.duration_minutes()) + " min";
+  } else {
+    text = std::to_string(dose.sets()) + " x " + std::to_string(dose.reps());
+    if (dose.hold_seconds() > 0) text += ", hold " + std::to_string(dose.hold_seconds()) + " s";
+  }
+  return text + ", " + std::to_string(dose.sessions_per_week()) + " a week";
+}
+
+v1::ProposedChange Proposed(v1::ProposedChangeKind kind, std::string item_id, std::string before, std::string after,
+                            std::string reason) {
+  v1::ProposedChange change;
+  change.set_kind(kind);
+  change.set_item_id(std::move(item_id));
+  change.set_before(std::move(before));
+  change.set_after(std::move(after));
+  change.set_reason(std::move(reason));
+  return change;
+}
+}  // namespace
+
+std::vector<v1::ProposedChange> CarryOverSafety(v1::Plan& draft, const v1::Plan& in_use,
+                                                const InterventionLibrary& library, std::int64_t now_seconds) {
+  std::vector<v1::ProposedChange> carried;
+  // Precautions for concerns found since the plan in use was made (ADD_PRECAUTIONS at check-ins):
+  // the new assessment's screen may not know them.
+  google::protobuf::RepeatedPtrField<v1::FoundConcern> concerns;
+  for (const auto& condition : in_use.monitored_conditions()) {
+    const auto& covered = draft.monitored_conditions();
+    if (std::find(covered.begin(), covered.end(), condition) != covered.end()) continue;
+    auto* concern = concerns.Add();
+    concern->set_condition(condition);
+    concern->set_summary(condition + " (a concern of plan " + in_use.plan_id() + ")");
+  }
+  if (!concerns.empty() && draft.type() == v1::PLAN_TYPE_TREATMENT) {
+    for (const auto& line : AddPrecautions(draft, library, concerns, now_seconds)) {
+      carried.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_CARRIED_OVER, "", "", line,
+                                 "a precaution of the plan in use, for a concern found since its assessment"));
+    }
+  }
+  // Directions symptoms spread with stay stopped, unless the re-assessment's own finding is that
+  // direction (the clinician examined it again): then it is offered again, and flagged.
+  std::vector<std::string> keep_stopped;
+  for (const auto& direction : in_use.stopped_directions()) {
+    if (direction == draft.direction()) {
+      carried.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_DIRECTION_OFFERED_AGAIN, "", "stopped: " + direction,
+                                 "offered: " + direction,
+                                 "symptoms spread down the leg with " + direction +
+                                     " on the plan in use; the re-assessment finds it the patient's directional "
+                                     "preference: confirm before approving"));
+    } else {
+      keep_stopped.push_back(direction);
+    }
+  }
+  if (!keep_stopped.empty() && draft.type() == v1::PLAN_TYPE_TREATMENT) {
+    for (const auto& line : StopDirections(draft, library, {}, keep_stopped)) {
+      if (line == "marked for re-assessment") continue;
+      carried.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_CARRIED_OVER, "", "", line,
+                                 "symptoms spread down the leg with it on the plan in use"));
+    }
+    // The re-assessment is the one the stop asked for.
+    draft.set_needs_reassessment(false);
+  }
+  return carried;
+}
+
+std::vector<v1::ProposedChange> DiffPlans(const v1::Plan& in_use, const v1::Plan& draft) {
+  std::vector<v1::ProposedChange> changes;
+  auto plan_level = [&](const std::string& what, const std::string& was, const std::string& now) {
+    if (was == now) return;
+    changes.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_CLASSIFICATION, "", what + ": " + (was.empty() ? "none" : was),
+                               what + ": " + (now.empty() ? "none" : now),
+                               "from assessment " + draft.assessment_id()));
+  };
+  plan_level("phase", common::v1::Phase_Name(in_use.phase()), common::v1::Phase_Name(draft.phase()));
+  plan_level("subgroup", in_use.subgroup(), draft.subgroup());
+  plan_level("direction", in_use.direction(), draft.direction());
+  plan_level("intensity", v1::Intensity_Name(in_use.intensity()), v1::Intensity_Name(draft.intensity()));
+  for (const auto& item : draft.items()) {
+    const int at = IndexOf(in_use, item.item_id());
+    if (at < 0) {
+      changes.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_ADDED, item.item_id(), "", item.title(), item.reason()));
+      continue;
+    }
+    const auto& was = in_use.items(at);
+    if (item.kind() == v1::PLAN_ITEM_KIND_EXERCISE && DoseText(was.dose()) != DoseText(item.dose())) {
+      changes.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_DOSE_CHANGED, item.item_id(), DoseText(was.dose()),
+                                 DoseText(item.dose()), item.reason()));
+    }
+  }
+  for (const auto& item : in_use.items()) {
+    if (IndexOf(draft, item.item_id()) >= 0) continue;
+    changes.push_back(Proposed(v1::PROPOSED_CHANGE_KIND_REMOVED, item.item_id(), item.title(), "",
+                               "not indicated by assessment " + draft.assessment_id() +
+                                   (in_use.stopped_directions().empty() ? "" : " or a stopped direction")));
+  }
   return changes;
 }
 

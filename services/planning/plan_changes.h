@@ -53,10 +53,24 @@ std::vector<std::string> AddPrecautions(v1::Plan& plan, const InterventionLibrar
 // lateral_shift) is stopped: recorded in Plan.stopped_directions, its `<direction>_intolerant`
 // token added to the plan's contraindications, every item carrying the token taken out (safety
 // items never are) and the plan marked for re-assessment. Returns one line per change (empty
-// when every direction was stopped already). Throws Error(kInvalidArgument) naming item_ids
-// (none given) or item_ids[i] (not a directional exercise of the plan).
+// when every direction was stopped already). `directions` names directions directly ("extension",
+// "flexion", "lateral_shift": a repeated-movement test at a visit). Throws Error(kInvalidArgument)
+// naming item_ids (neither given), item_ids[i] (not a directional exercise of the plan) or
+// directions[i] (not a direction).
 std::vector<std::string> StopDirections(v1::Plan& plan, const InterventionLibrary& library,
-                                        const std::vector<std::string>& item_ids);
+                                        const std::vector<std::string>& item_ids,
+                                        const std::vector<std::string>& directions = {});
+
+// A draft generated while a plan was in use (a re-assessment) keeps that plan's safety: the
+// precautions of concerns found since its assessment (AddPrecautions) and its stopped directions,
+// except the one the draft's own classification follows (the clinician examined it again: offered,
+// and flagged DIRECTION_OFFERED_AGAIN). Returns what was carried over, as proposed changes.
+std::vector<v1::ProposedChange> CarryOverSafety(v1::Plan& draft, const v1::Plan& in_use,
+                                                const InterventionLibrary& library, std::int64_t now_seconds);
+
+// What `draft` changes against `in_use`: phase, subgroup, direction and intensity; items added
+// (with the draft's reason), removed and exercises at another dose.
+std::vector<v1::ProposedChange> DiffPlans(const v1::Plan& in_use, const v1::Plan& draft);
 
 // The direction a library exercise category loads ("extension", "flexion", "lateral_shift"),
 // or empty for a category without one.

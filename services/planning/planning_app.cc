@@ -337,6 +337,8 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   audit.patient_id = assessment.patient_id();
   // An urgent or emergency red flag gives a referral plan instead of treatment.
   const PlanInput input = PlanInputFrom(assessment);
+  // A plan in use (a re-assessment): the draft keeps its safety and says what it changes.
+  const std::optional<pb::Plan> in_use = records_.FindInUse(ctx.tenant, assessment.patient_id(), deadline);
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
       records_, deadline, key, request, [&](PlanWriter& writer) {
         pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_, policy_));
@@ -362,7 +364,14 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         *plan.mutable_create_time() = TimeUtil::GetCurrentTime();
         *plan.mutable_update_time() = plan.create_time();
         plan.set_created_by(ctx.principal);
+        plan.set_direction(input.direction);
         plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
+        if (in_use) {
+          plan.set_replaces_plan_id(in_use->plan_id());
+          const auto carried = CarryOverSafety(plan, *in_use, library_, TimeUtil::GetCurrentTime().seconds());
+          for (const auto& change : DiffPlans(*in_use, plan)) *plan.add_proposed_changes() = change;
+          for (const auto& change : carried) *plan.add_proposed_changes() = change;
+        }
         SetOutcomeSchedule(plan, policy_);
         writer.AddRevision(ctx.tenant, plan, "generated", plan.last_change_reason(), ctx.principal);
         writer.Insert(ctx.tenant, plan);
@@ -591,6 +600,10 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   }
   const bool precautions = request.adjustment() == pb::ADJUSTMENT_ADD_PRECAUTIONS;
   const bool stop_direction = request.adjustment() == pb::ADJUSTMENT_STOP_DIRECTION;
+  if (!stop_direction && !request.directions().empty()) {
+    ThrowInvalidArgument("directions", "only for ADJUSTMENT_STOP_DIRECTION");
+  }
+  if (request.directions_size() > 3) ThrowInvalidArgument("directions", "at most 3");
   if (!precautions && !request.concerns().empty()) {
     ThrowInvalidArgument("concerns", "only for ADJUSTMENT_ADD_PRECAUTIONS");
   }
@@ -637,7 +650,8 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
           case pb::ADJUSTMENT_MARK_FOR_REASSESSMENT: plan.set_needs_reassessment(true); break;
           case pb::ADJUSTMENT_MARK_FOR_REFERRAL: plan.set_referral_recommended(true); break;
           case pb::ADJUSTMENT_STOP_DIRECTION: {
-            for (const auto& line : StopDirections(plan, library_, item_ids)) {
+            for (const auto& line : StopDirections(plan, library_, item_ids,
+                                                   {request.directions().begin(), request.directions().end()})) {
               detail += (detail.empty() ? "" : "; ") + line;
             }
             if (detail.empty()) detail = "nothing new: these directions were stopped already";

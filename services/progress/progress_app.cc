@@ -11,6 +11,8 @@
 
 #include "domain/expected_course.h"
 #include "domain/home_log.h"
+#include "domain/session_record.h"
+#include "visit_documentation.h"
 #include "assessment/intake_sections.h"
 #include <nlohmann/json.hpp>
 
@@ -181,6 +183,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
     physio::assessment::ValidateWork("work", request.work());
   }
   if (request.has_neurological()) physio::assessment::ValidateNeurological("neurological", request.neurological());
+  if (request.has_session()) ValidateSessionRecord("session", request.session());
   const auto delivered = DistinctIds(
       "delivered_item_ids", {request.delivered_item_ids().begin(), request.delivered_item_ids().end()}, 50);
   if (!request.clinic_id().empty()) ValidateOpaqueId("clinic_id", request.clinic_id());
@@ -193,16 +196,44 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   // So can a monitor-level concern the plan does not cover yet: it adds precautions.
   // A neurological re-examination is compared with the assessment's and the last visit's.
   std::optional<plan_pb::Plan> plan;
+  // The session's documentation is judged against the plan's direction and items.
   if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action()) ||
-                     AnyMonitoredConcern(response->visit().red_flags())
-               : request.has_red_flag_screen() || request.has_neurological()) {
+                     AnyMonitoredConcern(response->visit().red_flags()) || response->visit().has_session()
+               : request.has_red_flag_screen() || request.has_neurological() || request.has_session()) {
     plan = planning_.ActivePlan(ctx, request.patient_id());
   }
   IntakeFacts intake;
   if (!response && plan) intake = FactsFromIntake(ctx, *plan, visit_time);
+  // The earlier visits, read once: the neurological re-check and the range of movement compare with them.
+  std::optional<PatientRecords> earlier;
+  if (!response && (request.has_neurological() || !request.session().range_of_movement().empty())) {
+    earlier = records_.ReadPatient(ctx.tenant, request.patient_id(), policy_, ctx.DeadlineCappedAt(kStoreBudget));
+  }
   std::optional<NeuroRecheck> neuro;
   if (!response && request.has_neurological()) {
-    neuro = RecheckNeuro(ctx, request.patient_id(), plan ? &*plan : nullptr, intake, request.neurological());
+    neuro = RecheckNeuro(*earlier, plan ? &*plan : nullptr, intake, request.neurological());
+  }
+  std::vector<std::string> session_findings;
+  bool peripheralised = false;
+  if (!response && request.has_session()) {
+    const SessionJudgement judged = JudgeSessionRecord(request.session(), plan ? &*plan : nullptr);
+    session_findings = judged.findings;
+    peripheralised = judged.peripheralised();
+    if (earlier) {
+      // Each movement against the last visit that measured it.
+      std::map<std::string, RangeReading> last;
+      std::vector<const pb::Visit*> visits;
+      for (const auto& visit : earlier->visits) visits.push_back(&visit);
+      std::sort(visits.begin(), visits.end(), [](const pb::Visit* a, const pb::Visit* b) {
+        return a->visit_time().seconds() < b->visit_time().seconds();
+      });
+      for (const pb::Visit* visit : visits) {
+        for (const auto& reading : RangeOf(visit->session())) last[reading.movement] = reading;
+      }
+      std::vector<RangeReading> before;
+      for (const auto& [movement, reading] : last) before.push_back(reading);
+      for (auto& line : CompareRange(before, RangeOf(request.session()))) session_findings.push_back(std::move(line));
+    }
   }
   // The examination alone can call for the re-screen: an urgent finding, or deficits on both sides.
   const bool rescreen = request.has_red_flag_screen() ||
@@ -226,6 +257,10 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
           *visit.mutable_neurological() = request.neurological();
           for (const auto& line : neuro->changes) visit.add_neurological_changes(line);
           visit.set_neurological_worse(neuro->worse);
+        }
+        if (request.has_session()) {
+          *visit.mutable_session() = request.session();
+          for (const auto& line : session_findings) visit.add_session_findings(line);
         }
         if (rescreen) {
           // The same rules as at intake, with the age, episode duration and history intake
@@ -253,6 +288,17 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
           if (RaiseAlert(writer, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
                          request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
             raised.push_back(pb::ALERT_KIND_RED_FLAG);
+          }
+        }
+        if (peripheralised) {
+          // Symptoms spread down the leg at the session: the clinic is told in the same commit.
+          std::vector<std::string> reasons = {"visit " + visit.visit_id() + ": symptoms spread down the leg"};
+          for (const auto& line : session_findings) {
+            if (line.starts_with("stopped") || line.starts_with("re-assess: peripheralising")) reasons.push_back(line);
+          }
+          if (RaiseAlert(writer, ctx, request.clinic_id().empty() ? kUnassignedClinic : request.clinic_id(),
+                         request.patient_id(), pb::ALERT_KIND_PERIPHERALISATION, reasons)) {
+            raised.push_back(pb::ALERT_KIND_PERIPHERALISATION);
           }
         }
         pb::RecordVisitResponse recorded;
@@ -284,6 +330,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
       response->set_plan_precautions_added(true);
     }
   }
+  ActOnSession(ctx, response->visit(), plan);
   return *response;
 }
 
@@ -524,16 +571,14 @@ pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ct
   return response;
 }
 
-ProgressApp::NeuroRecheck ProgressApp::RecheckNeuro(const CallContext& ctx, const std::string& patient_id,
-                                                    const plan_pb::Plan* plan, const IntakeFacts& intake,
-                                                    const apb::NeurologicalExamination& exam) {
+ProgressApp::NeuroRecheck ProgressApp::RecheckNeuro(const PatientRecords& records, const plan_pb::Plan* plan,
+                                                    const IntakeFacts& intake, const apb::NeurologicalExamination& exam) {
   namespace as = physio::assessment;
   NeuroRecheck recheck;
   const as::NeuroExam now = as::NeuroExamOf(exam);
   recheck.findings = as::AnalyseNeuro(now, red_flag_policy_.neuro);
   // The last visit's examination in this episode (since the plan was made, or any without a plan).
   const std::int64_t since = plan ? plan->create_time().seconds() : 0;
-  const auto records = records_.ReadPatient(ctx.tenant, patient_id, policy_, ctx.DeadlineCappedAt(kStoreBudget));
   const pb::Visit* last = nullptr;
   for (const auto& visit : records.visits) {
     if (!visit.has_neurological() || visit.visit_time().seconds() < since) continue;
@@ -602,6 +647,40 @@ void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog
   } catch (const Error& e) {
     // A clinician changed the plan in between (an item is gone): the alert stands for a review.
     if (e.code() != ErrorCode::kInvalidArgument) throw;
+  }
+}
+
+void ProgressApp::ActOnSession(const CallContext& ctx, const pb::Visit& visit,
+                               const std::optional<plan_pb::Plan>& plan) {
+  if (!visit.has_session() || !plan) return;
+  if (plan->status() != plan_pb::PLAN_STATUS_ACTIVE && plan->status() != plan_pb::PLAN_STATUS_SUSPENDED) return;
+  const SessionJudgement judged = JudgeSessionRecord(visit.session(), &*plan);
+  auto adjust = [&](plan_pb::AdjustPlanRequest& request, const std::vector<std::string>& lines) {
+    std::string reason = "visit " + visit.visit_id();
+    for (const auto& line : lines) reason += "; " + line;
+    request.set_plan_id(plan->plan_id());
+    request.set_reason(reason.substr(0, 500));
+    try {
+      planning_.Adjust(ctx, request);
+    } catch (const Error& e) {
+      // A clinician changed the plan in between (an item is gone), or a retry after the plan
+      // changed: the visit's findings and alert stand for a review.
+      if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kFailedPrecondition) throw;
+    }
+  };
+  if (!judged.stop_directions.empty() || !judged.stop_item_ids.empty()) {
+    plan_pb::AdjustPlanRequest stop;
+    stop.set_request_id("periph-" + visit.visit_id());
+    stop.set_adjustment(plan_pb::ADJUSTMENT_STOP_DIRECTION);
+    for (const auto& id : judged.stop_item_ids) stop.add_item_ids(id);
+    for (const auto& direction : judged.stop_directions) stop.add_directions(direction);
+    adjust(stop, {"peripheralisation at the session: direction stopped, re-assess"});
+  }
+  if (!judged.reassess.empty() && plan->status() == plan_pb::PLAN_STATUS_ACTIVE) {
+    plan_pb::AdjustPlanRequest mark;
+    mark.set_request_id("reassess-" + visit.visit_id());
+    mark.set_adjustment(plan_pb::ADJUSTMENT_MARK_FOR_REASSESSMENT);
+    adjust(mark, judged.reassess);
   }
 }
 

@@ -160,9 +160,13 @@ class ProgressApp {
     std::vector<std::string> changes;  // "worse since <the assessment|the last visit>: ..." / "better since ...: ..."
     bool worse = false;
   };
-  NeuroRecheck RecheckNeuro(const CallContext& ctx, const std::string& patient_id,
-                            const physio::planning::v1::Plan* plan, const IntakeFacts& intake,
-                            const physio::assessment::v1::NeurologicalExamination& exam);
+  // `earlier`: the patient's records before this visit.
+  NeuroRecheck RecheckNeuro(const PatientRecords& earlier, const physio::planning::v1::Plan* plan,
+                            const IntakeFacts& intake, const physio::assessment::v1::NeurologicalExamination& exam);
+  // A visit's session documentation after its commit: a direction symptoms spread with is
+  // stopped, centralising against the plan's direction marks it for re-assessment (request ids
+  // derived from the visit: once).
+  void ActOnSession(const CallContext& ctx, const pb::Visit& visit, const std::optional<physio::planning::v1::Plan>& plan);
   IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
                               const google::protobuf::Timestamp& when);
   // The red-flag rules on a re-screen, with what intake knew: intake's history and lasting

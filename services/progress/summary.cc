@@ -196,6 +196,13 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
         input.red_flag_reasons.push_back(std::move(line));
       }
     }
+    if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds) {
+      for (const auto& given : visit.session().interventions()) {
+        if (given.response() == pb::SYMPTOM_RESPONSE_WORSE) {
+          input.worse_with_treatment.push_back(given.item_id() + " (visit " + visit.visit_id() + ")");
+        }
+      }
+    }
     if (plan && visit.visit_time().seconds() >= input.evidence_since_seconds && visit.neurological_worse()) {
       for (const auto& line : visit.neurological_changes()) {
         if (line.starts_with("worse")) input.neurological_worse.push_back(line + " (visit " + visit.visit_id() + ")");

@@ -96,6 +96,16 @@ TEST(Evaluate, TooHardBlocksProgression) {
   EXPECT_NE(result.reasons[0].find("too hard"), std::string::npos);
 }
 
+TEST(Evaluate, ATreatmentThatMadeSymptomsWorseAtAVisitBlocksProgression) {
+  auto input = Episode(14, {6, 5, 4}, 100, true);
+  input.changes = {JudgeChange(Outcome::kNprs, 6, 4)};
+  EXPECT_EQ(Evaluate(input, {}).decision, Decision::kProgress) << "the baseline of this test progresses";
+  input.worse_with_treatment = {"ex.motor.bird_dog (visit v1)"};
+  auto result = Evaluate(input, {});
+  EXPECT_EQ(result.decision, Decision::kContinue);
+  EXPECT_NE(result.reasons[0].find("ex.motor.bird_dog (visit v1)"), std::string::npos) << result.reasons[0];
+}
+
 TEST(Evaluate, FlareRegresses) {
   auto input = Episode(10, {4, 4, 3, 6, 6, 7}, 100, true);
   input.changes = {JudgeChange(Outcome::kNprs, 6, 7)};

@@ -2,7 +2,9 @@
 // clinician revisions and the NICE NG59 invariants, as pure functions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "physio/common/error.h"
@@ -384,6 +386,92 @@ TEST(StopDirections, OnlyDirectionalExercisesOfThePlanNamingTheField) {
       EXPECT_EQ(std::string(e.what()).rfind(field + ":", 0), 0u) << e.what();
     }
   }
+}
+
+}  // namespace
+}  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+bool HasItem(const v1::Plan& plan, const std::string& id) {
+  return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& item) { return item.item_id() == id; });
+}
+
+TEST(StopDirections, ADirectionNamedByAMovementTestIsStoppedWithoutAnItemOfIt) {
+  auto plan = PlanWith({"ex.dir.prone_press_up", "ex.motor.abdominal_bracing"});
+  const auto changes = StopDirections(plan, Library(), {}, {"extension"});
+  EXPECT_FALSE(HasItem(plan, "ex.dir.prone_press_up"));
+  EXPECT_TRUE(HasItem(plan, "ex.motor.abdominal_bracing"));
+  EXPECT_EQ(changes.front(), "stopped direction: extension");
+  // A direction whose items the plan does not hold is still recorded, so nothing steps onto it.
+  auto other = PlanWith({"ex.motor.abdominal_bracing"});
+  StopDirections(other, Library(), {}, {"flexion"});
+  EXPECT_EQ(other.stopped_directions(0), "flexion");
+  EXPECT_EQ(other.contraindications(0), "flexion_intolerant");
+  try {
+    StopDirections(other, Library(), {}, {"rotation"});
+    FAIL() << "an unknown direction was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("directions[0]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(StopDirections(other, Library(), {}, {}), Error);
+}
+
+TEST(Reassessment, TheDraftSaysWhatItChangesAgainstThePlanInUse) {
+  auto in_use = PlanWith({"ex.dir.prone_press_up", "ex.motor.abdominal_bracing", "edu.self_management"});
+  in_use.set_direction("extension");
+  in_use.set_phase(physio::common::v1::PHASE_MOVEMENT_CONTROL);
+  auto draft = PlanWith({"ex.dir.flexion_in_lying", "ex.motor.abdominal_bracing", "edu.self_management"});
+  draft.set_direction("flexion");
+  draft.set_phase(physio::common::v1::PHASE_MOVEMENT_CONTROL);
+  draft.set_assessment_id("asm-2");
+  draft.mutable_items(1)->mutable_dose()->set_sets(draft.items(1).dose().sets() + 1);
+  std::map<std::string, v1::ProposedChange> by_item;
+  std::vector<v1::ProposedChange> plan_level;
+  for (const auto& change : DiffPlans(in_use, draft)) {
+    if (change.item_id().empty()) {
+      plan_level.push_back(change);
+    } else {
+      by_item[change.item_id()] = change;
+    }
+  }
+  ASSERT_EQ(plan_level.size(), 1u) << "only the direction changed";
+  EXPECT_EQ(plan_level[0].before(), "direction: extension");
+  EXPECT_EQ(plan_level[0].after(), "direction: flexion");
+  EXPECT_EQ(by_item["ex.dir.flexion_in_lying"].kind(), v1::PROPOSED_CHANGE_KIND_ADDED);
+  EXPECT_EQ(by_item["ex.dir.flexion_in_lying"].reason(), "test");
+  EXPECT_EQ(by_item["ex.dir.prone_press_up"].kind(), v1::PROPOSED_CHANGE_KIND_REMOVED);
+  EXPECT_EQ(by_item["ex.motor.abdominal_bracing"].kind(), v1::PROPOSED_CHANGE_KIND_DOSE_CHANGED);
+  EXPECT_FALSE(by_item.contains("edu.self_management")) << "unchanged items are not listed";
+}
+
+TEST(Reassessment, ThePlanInUsesPrecautionsAndStoppedDirectionsAreCarriedOver) {
+  auto in_use = PlanWith({"ex.motor.abdominal_bracing"});
+  in_use.set_plan_id("plan-1");
+  in_use.add_monitored_conditions("fracture");
+  in_use.add_stopped_directions("flexion");
+  auto draft = PlanWith({"ex.dir.flexion_in_lying", "ex.motor.abdominal_bracing", "manual.thrust_manipulation"});
+  draft.set_type(v1::PLAN_TYPE_TREATMENT);
+  draft.set_direction("extension");
+  const auto carried = CarryOverSafety(draft, in_use, Library(), 0);
+  EXPECT_FALSE(HasItem(draft, "ex.dir.flexion_in_lying")) << "flexion stays stopped";
+  EXPECT_FALSE(HasItem(draft, "manual.thrust_manipulation")) << "the fracture concern's precautions hold";
+  EXPECT_TRUE(HasItem(draft, "safety.netting"));
+  EXPECT_FALSE(draft.needs_reassessment()) << "the re-assessment is the one the stop asked for";
+  ASSERT_FALSE(carried.empty());
+  for (const auto& change : carried) EXPECT_EQ(change.kind(), v1::PROPOSED_CHANGE_KIND_CARRIED_OVER);
+  // The re-assessment finding the stopped direction again offers it, flagged.
+  auto again = PlanWith({"ex.dir.flexion_in_lying"});
+  again.set_type(v1::PLAN_TYPE_TREATMENT);
+  again.set_direction("flexion");
+  in_use.clear_monitored_conditions();  // a fracture concern would take flexion loading out anyway
+  const auto offered = CarryOverSafety(again, in_use, Library(), 0);
+  EXPECT_TRUE(HasItem(again, "ex.dir.flexion_in_lying"));
+  EXPECT_TRUE(std::any_of(offered.begin(), offered.end(), [](const auto& change) {
+    return change.kind() == v1::PROPOSED_CHANGE_KIND_DIRECTION_OFFERED_AGAIN;
+  }));
 }
 
 }  // namespace

@@ -219,6 +219,14 @@ Evaluation Evaluate(const EvaluationInput& input, const EvaluationPolicy& policy
                              ": review, re-classify, consider psychologically informed care or referral");
     return result;
   }
+  if (input.dose_completed && adherence >= policy.good_adherence_percent && !input.worse_with_treatment.empty()) {
+    result.decision = Decision::kContinue;
+    std::string items;
+    for (const auto& item : input.worse_with_treatment) items += (items.empty() ? "" : ", ") + item;
+    result.reasons.push_back("dose completed, but a treatment made symptoms worse at a visit (" + items +
+                             "): not progressing until it is reviewed");
+    return result;
+  }
   if (input.dose_completed && adherence >= policy.good_adherence_percent && input.rated_too_hard) {
     result.decision = Decision::kContinue;
     result.reasons.push_back("dose completed, but an exercise was rated too hard: not progressing yet");

@@ -76,6 +76,9 @@ struct EvaluationInput {
   std::vector<WeekAdherence> adherence;
   bool dose_completed = false;     // every prescribed exercise at its dose for dose_completion_days
   bool rated_too_hard = false;     // a recent log rated an exercise too hard
+  // Treatments that made symptoms worse at a visit since the plan's last change ("<item> (visit
+  // <id>)"): the plan is not progressed until a clinician has looked at them.
+  std::vector<std::string> worse_with_treatment;
   bool new_red_flag = false;       // a red flag at check-in calling for referral
   std::vector<std::string> red_flag_reasons;
   // Neurological findings worse at a visit since the plan's last change (sensation, a reflex,

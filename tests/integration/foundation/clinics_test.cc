@@ -113,6 +113,10 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
       {"RecordRedFlagJudgement", [&](const Caller& c) { apb::RecordRedFlagJudgementRequest r; r.set_request_id(rid());
          r.set_assessment_id(assessment_id); r.set_etag("v1"); r.set_action(apb::RED_FLAG_ACTION_NONE); r.set_rationale("checked");
          return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, r); }},
+      {"ReassessPatient", [&](const Caller& c) { apb::ReassessPatientRequest r; r.set_request_id(rid());
+         r.set_previous_assessment_id(assessment_id); r.set_reason("review");
+         r.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_NONE);
+         return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::ReassessPatient, r); }},
       {"EnrolPatient", [&](const Caller& c) { apb::EnrolPatientRequest r; r.set_request_id(rid()); r.set_patient_id(p);
          r.set_clinic_id("south");
          return Invoke(c, c.assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, r); }},
