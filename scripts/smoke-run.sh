@@ -71,6 +71,9 @@ for attempt in 1 2; do
                    "progress: VISIT_RECORDED HOME_SESSION_LOGGED HOME_SESSION_LOGGED OUTCOME_RECORDED" \
                    "items translated, the rest in English, e.g." \
                    "visit: worse since the assessment: L5 left 4/5 -> 2/5" "the plan is now PLAN_STATUS_SUSPENDED" \
+                   "re-assess: centralising with repeated flexion in lying; the plan follows extension" \
+                   "re-assessment: direction extension -> flexion" "proposed: direction: extension -> direction: flexion" \
+                   "revised plan approved: direction flexion" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done

@@ -590,6 +590,99 @@ int main(int argc, char** argv) {
       std::cout << "\n   the plan is now " << ppb::PlanStatus_Name(second_plan.plan().status())
                 << " (the clinic has a red-flag alert)\n";
     }
+    std::cout << "\n13. A third patient: a documented session where repeated flexion centralises, a "
+                 "re-assessment, and the revised plan the clinician approves\n";
+    {
+      const std::string third_id = patient_id + "-mdt";
+      apb::EnrolPatientRequest enrol_third;
+      enrol_third.set_request_id(Rid("enrol-mdt"));
+      enrol_third.set_patient_id(third_id);
+      enrol_third.set_clinic_id("clinic-demo-north");
+      apb::EnrolPatientResponse enrolled_third;
+      clinician.Call("EnrolPatient", assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol_third,
+                     &enrolled_third);
+      apb::CreateAssessmentRequest create;
+      create.set_request_id(Rid("assess-mdt"));
+      create.set_patient_id(third_id);
+      *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+      for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+      create.mutable_red_flag_screen();
+      create.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+      create.mutable_examination()->set_centralisation(true);
+      apb::CreateAssessmentResponse assessed;
+      clinician.Call("CreateAssessment", assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                     &assessed);
+      ppb::GeneratePlanRequest generate_third;
+      generate_third.set_request_id(Rid("plan-mdt"));
+      generate_third.set_assessment_id(assessed.assessment().assessment_id());
+      ppb::GeneratePlanResponse generated_third;
+      clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate_third,
+                     &generated_third);
+      ppb::ApprovePlanRequest approve_third;
+      approve_third.set_request_id(Rid("approve-mdt"));
+      approve_third.set_plan_id(generated_third.plan().plan_id());
+      approve_third.set_etag(generated_third.plan().etag());
+      ppb::ApprovePlanResponse approved_third;
+      clinician.Call("ApprovePlan", planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve_third,
+                     &approved_third);
+      std::cout << "   plan approved, direction " << approved_third.plan().direction() << "\n";
+      gpb::RecordVisitRequest session_visit;
+      session_visit.set_request_id(Rid("visit-mdt"));
+      session_visit.set_patient_id(third_id);
+      session_visit.set_kind(gpb::VISIT_KIND_CLINIC);
+      session_visit.set_clinic_id("clinic-demo-north");
+      auto* delivered = session_visit.mutable_session()->add_interventions();
+      delivered->set_item_id(approved_third.plan().items(0).item_id());
+      delivered->set_sets(2);
+      delivered->set_reps(10);
+      delivered->set_response(gpb::SYMPTOM_RESPONSE_NO_EFFECT);
+      auto* test = session_visit.mutable_session()->add_movement_tests();
+      test->set_test(gpb::MOVEMENT_TEST_FLEXION_LYING);
+      test->set_repetitions(10);
+      test->set_response(gpb::SYMPTOM_RESPONSE_CENTRALISING);
+      auto* range = session_visit.mutable_session()->add_range_of_movement();
+      range->set_movement(gpb::LUMBAR_MOVEMENT_FLEXION);
+      range->set_loss(gpb::MOVEMENT_LOSS_MODERATE);
+      session_visit.mutable_session()->add_notes(gpb::SESSION_NOTE_TECHNIQUE_CORRECTED);
+      gpb::RecordVisitResponse session_recorded;
+      clinician.Call("RecordVisit", progress.get(), &gpb::ProgressService::Stub::RecordVisit, session_visit,
+                     &session_recorded);
+      for (const auto& line : session_recorded.visit().session_findings()) std::cout << "   visit: " << line << "\n";
+      apb::ReassessPatientRequest reassess;
+      reassess.set_request_id(Rid("reassess-mdt"));
+      reassess.set_previous_assessment_id(assessed.assessment().assessment_id());
+      reassess.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_FLEXION);
+      reassess.mutable_examination()->set_centralisation(true);
+      reassess.set_reason("centralised with repeated flexion in lying at visit " + session_recorded.visit().visit_id());
+      apb::ReassessPatientResponse reassessed;
+      clinician.Call("ReassessPatient", assessment.get(), &apb::AssessmentService::Stub::ReassessPatient, reassess,
+                     &reassessed);
+      for (const auto& change : reassessed.changes()) {
+        std::cout << "   re-assessment: " << change.field() << " " << change.before() << " -> " << change.after() << "\n";
+      }
+      ppb::GeneratePlanRequest revise;
+      revise.set_request_id(Rid("plan-mdt-2"));
+      revise.set_assessment_id(reassessed.assessment().assessment_id());
+      ppb::GeneratePlanResponse revised;
+      clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, revise, &revised);
+      for (const auto& change : revised.plan().proposed_changes()) {
+        if (change.kind() == ppb::PROPOSED_CHANGE_KIND_CLASSIFICATION) {
+          std::cout << "   proposed: " << change.before() << " -> " << change.after() << "\n";
+        } else if (change.kind() == ppb::PROPOSED_CHANGE_KIND_ADDED || change.kind() == ppb::PROPOSED_CHANGE_KIND_REMOVED) {
+          std::cout << "   proposed: " << (change.kind() == ppb::PROPOSED_CHANGE_KIND_ADDED ? "add " : "remove ")
+                    << change.item_id() << "\n";
+        }
+      }
+      ppb::ApprovePlanRequest approve_revised;
+      approve_revised.set_request_id(Rid("approve-mdt-2"));
+      approve_revised.set_plan_id(revised.plan().plan_id());
+      approve_revised.set_etag(revised.plan().etag());
+      ppb::ApprovePlanResponse approved_revised;
+      clinician.Call("ApprovePlan", planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve_revised,
+                     &approved_revised);
+      std::cout << "   revised plan approved: direction " << approved_revised.plan().direction() << ", replaces "
+                << revised.plan().replaces_plan_id() << "\n";
+    }
     std::cout << "\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {
