@@ -53,6 +53,7 @@ std::vector<std::string> ContraindicatedFor(const Intervention& entry, const v1:
 // a contraindication the plan records, or a phase the plan is not in (a
 // progression may reach one phase ahead, a regression one phase back).
 std::string WhyExcluded(const Intervention& entry, const v1::Plan& plan, bool progress) {
+  if (entry.retired) return "retired from the tenant's library";
   if (auto tokens = ContraindicatedFor(entry, plan); !tokens.empty()) return tokens.front();
   const auto plan_phase = PhaseFromProto(plan.phase());
   if (!plan_phase || entry.phases.empty()) return "";
@@ -257,6 +258,9 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
           ThrowInvalidArgument(field + ".add_intervention_id", "'" + change.add_intervention_id() + "' is not in the library");
         }
         if (IndexOf(plan, entry->id) >= 0) ThrowInvalidArgument(field + ".add_intervention_id", "already in the plan");
+        if (entry->retired) {
+          ThrowInvalidArgument(field + ".add_intervention_id", "'" + entry->id + "' is retired from the tenant's library");
+        }
         std::string contraindicated;
         for (const auto& token : ContraindicatedFor(*entry, plan)) {
           contraindicated += (contraindicated.empty() ? "" : ", ") + token;
@@ -584,6 +588,62 @@ std::vector<v1::ProposedChange> DiffPlans(const v1::Plan& in_use, const v1::Plan
                                    (in_use.stopped_directions().empty() ? "" : " or a stopped direction")));
   }
   return changes;
+}
+
+}  // namespace physio::planning
+
+namespace physio::planning {
+
+std::vector<std::string> ApplyTemplate(v1::Plan& plan, const InterventionLibrary& library,
+                                       const PlanTemplate& chosen) {
+  if (plan.type() != v1::PLAN_TYPE_TREATMENT) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "template_id: the assessment calls for referral, not treatment: no template applies");
+  }
+  // The generated treatment items go; what keeps the patient safe and the advice against stay.
+  auto* items = plan.mutable_items();
+  for (int i = items->size() - 1; i >= 0; --i) {
+    const auto& item = items->Get(i);
+    if (IsSafetyItem(item.item_id()) || item.kind() == v1::PLAN_ITEM_KIND_NOT_RECOMMENDED ||
+        item.kind() == v1::PLAN_ITEM_KIND_REFERRAL) {
+      continue;
+    }
+    items->DeleteSubrange(i, 1);
+  }
+  std::vector<std::string> notes;
+  for (const auto& wanted : chosen.items) {
+    const Intervention* entry = library.Find(wanted.intervention_id);
+    if (entry == nullptr) {
+      notes.push_back("left out " + wanted.intervention_id + ": not in the library");
+      continue;
+    }
+    if (IndexOf(plan, entry->id) >= 0) continue;
+    const std::string why = WhyExcluded(*entry, plan, /*progress=*/false);
+    if (why == "not for the plan's phase" || why.starts_with("retired")) {
+      notes.push_back("left out " + entry->id + ": " + (why.starts_with("retired") ? why : "not for this plan's phase"));
+      continue;
+    }
+    if (!why.empty()) {
+      notes.push_back("left out " + entry->id + ": contraindicated for this patient (" + why + ")");
+      continue;
+    }
+    v1::PlanItem item = ItemFromLibrary(*entry, "from template '" + chosen.name + "': " + entry->reason);
+    if (wanted.dose) *item.mutable_dose() = ToProto(*wanted.dose);
+    *plan.add_items() = std::move(item);
+  }
+  bool exercise = false;
+  for (const auto& item : plan.items()) exercise |= item.kind() == v1::PLAN_ITEM_KIND_EXERCISE;
+  if (!exercise) {
+    std::string left_out;
+    for (const auto& note : notes) left_out += "; " + note;
+    throw Error(ErrorCode::kFailedPrecondition, "template_id: no exercise of template '" + chosen.id +
+                                                    "' suits this patient (NICE NG59: exercise is the core of "
+                                                    "treatment)" + left_out);
+  }
+  CheckPlanInvariants(plan);
+  RecomputeHomeFrequency(plan);
+  plan.set_template_id(chosen.id);
+  return notes;
 }
 
 }  // namespace physio::planning

@@ -76,6 +76,13 @@ std::vector<v1::ProposedChange> DiffPlans(const v1::Plan& in_use, const v1::Plan
 // or empty for a category without one.
 std::string DirectionOfCategory(const std::string& category);
 
+// GeneratePlanRequest.template_id: the draft's treatment items are replaced by the template's
+// (its doses, else the entries' starting doses); safety items, referrals and advice against stay.
+// Items contraindicated for the patient, outside the plan's phase (WhyExcluded's rule) or retired
+// are left out, one note each (returned). Throws Error(kFailedPrecondition) naming template_id for a
+// referral plan, or when no exercise of the template suits the patient.
+std::vector<std::string> ApplyTemplate(v1::Plan& plan, const InterventionLibrary& library, const PlanTemplate& chosen);
+
 // The API's form of a generated item.
 v1::PlanItem ItemFromDraft(const PlanItemDraft& item);
 

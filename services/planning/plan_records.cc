@@ -258,4 +258,55 @@ BulkExportSource::Batch PgPlanExportSource::Next(PgConnection& conn, const BulkE
   return batch;
 }
 
+namespace {
+constexpr const char* kTenantLibraryColumns =
+    "SELECT version, document, published_by, extract(epoch FROM published_at)::bigint, reason"
+    " FROM planning.tenant_libraries WHERE tenant_id = $1";
+
+template <typename Rows>
+StoredTenantLibrary TenantLibraryAt(const Rows& rows) {
+  StoredTenantLibrary library;
+  library.version = std::stoi(rows.Get(0, 0));
+  library.document = rows.Get(0, 1);
+  library.published_by = rows.Get(0, 2);
+  library.publish_seconds = std::stoll(rows.Get(0, 3));
+  library.reason = rows.Get(0, 4);
+  return library;
+}
+}  // namespace
+
+std::optional<StoredTenantLibrary> PgPlanWriter::LatestTenantLibrary(const std::string& tenant) {
+  auto rows = conn_.Exec(std::string(kTenantLibraryColumns) + " ORDER BY version DESC LIMIT 1", {tenant});
+  if (rows.rows() == 0) return std::nullopt;
+  return TenantLibraryAt(rows);
+}
+
+void PgPlanWriter::InsertTenantLibrary(const std::string& tenant, const StoredTenantLibrary& library) {
+  auto rows = conn_.Exec(
+      "INSERT INTO planning.tenant_libraries (tenant_id, version, document, published_by, reason)"
+      " VALUES ($1, $2::integer, $3, $4, $5) ON CONFLICT (tenant_id, version) DO NOTHING RETURNING version",
+      {tenant, std::to_string(library.version), library.document, library.published_by, library.reason});
+  if (rows.rows() == 0) {
+    throw Error(ErrorCode::kAborted,
+                "expected_version: another version of the library was published at the same time; read it again");
+  }
+}
+
+int PgPlanRecords::TenantLibraryVersion(const std::string& tenant, Clock::time_point deadline) {
+  auto rows = QueryOnce(pool_, deadline,
+                        {"SELECT coalesce(max(version), 0) FROM planning.tenant_libraries WHERE tenant_id = $1", {tenant}});
+  return std::stoi(rows.Get(0, 0));
+}
+
+std::optional<StoredTenantLibrary> PgPlanRecords::FindTenantLibrary(const std::string& tenant, int version,
+                                                                    Clock::time_point deadline) {
+  auto rows = version == 0 ? QueryOnce(pool_, deadline,
+                                       {std::string(kTenantLibraryColumns) + " ORDER BY version DESC LIMIT 1", {tenant}})
+                           : QueryOnce(pool_, deadline,
+                                       {std::string(kTenantLibraryColumns) + " AND version = $2::integer",
+                                        {tenant, std::to_string(version)}});
+  if (rows.rows() == 0) return std::nullopt;
+  return TenantLibraryAt(rows);
+}
+
 }  // namespace physio::planning

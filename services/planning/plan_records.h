@@ -3,6 +3,7 @@
 // planning.plan_revisions), as the use cases see them: whole Plan messages by
 // tenant, never SQL. The use cases (planning_app.cc) decide every change; this
 // layer only stores and reads it.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,15 @@ inline constexpr const char* kSchema = "planning";
 struct VersionedPlan {
   v1::Plan plan;
   long version = 1;
+};
+
+// A version of a tenant's own library (PublishTenantLibrary), as stored.
+struct StoredTenantLibrary {
+  int version = 0;
+  std::string document;
+  std::string published_by;
+  std::int64_t publish_seconds = 0;
+  std::string reason;
 };
 
 // One write transaction's view of the records.
@@ -46,6 +56,11 @@ class PlanWriter {
   // The patient's latest episode of care (the open one, else the one that ended last), locked.
   virtual std::optional<LatestEpisode> LatestEpisodeForUpdate(const std::string& tenant,
                                                               const std::string& patient_id) = 0;
+  // The tenant's latest library version (nullopt when none was published).
+  virtual std::optional<StoredTenantLibrary> LatestTenantLibrary(const std::string& tenant) = 0;
+  // Stores a new version; ABORTED naming expected_version when that version exists already
+  // (another publish committed first).
+  virtual void InsertTenantLibrary(const std::string& tenant, const StoredTenantLibrary& library) = 0;
 };
 
 // A page of a plan's history, oldest first.
@@ -68,6 +83,11 @@ class PlanRecords : public IdempotentRecords<PlanWriter> {
   // Up to `page_size` revisions numbered above `after_revision`.
   virtual RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision,
                                      int page_size, Clock::time_point deadline) = 0;
+  // The number of the tenant's current library version (0: none): one small indexed read.
+  virtual int TenantLibraryVersion(const std::string& tenant, Clock::time_point deadline) = 0;
+  // A version of the tenant's library (`version` 0: the current one); nullopt when absent.
+  virtual std::optional<StoredTenantLibrary> FindTenantLibrary(const std::string& tenant, int version,
+                                                               Clock::time_point deadline) = 0;
 };
 
 class PgPlanWriter final : public PlanWriter {
@@ -84,6 +104,8 @@ class PgPlanWriter final : public PlanWriter {
                    const std::string& resource_id) override;
   std::optional<LatestEpisode> LatestEpisodeForUpdate(const std::string& tenant,
                                                       const std::string& patient_id) override;
+  std::optional<StoredTenantLibrary> LatestTenantLibrary(const std::string& tenant) override;
+  void InsertTenantLibrary(const std::string& tenant, const StoredTenantLibrary& library) override;
 
  private:
   PgConnection& conn_;
@@ -100,6 +122,9 @@ class PgPlanRecords final : public PgIdempotentRecords<PlanRecords, PgPlanWriter
                                        Clock::time_point deadline) override;
   RevisionPage ListRevisions(const std::string& tenant, const std::string& plan_id, int after_revision, int page_size,
                              Clock::time_point deadline) override;
+  int TenantLibraryVersion(const std::string& tenant, Clock::time_point deadline) override;
+  std::optional<StoredTenantLibrary> FindTenantLibrary(const std::string& tenant, int version,
+                                                       Clock::time_point deadline) override;
 };
 
 // The FHIR bulk export's planning side (docs/fhir.md#bulk): every plan's CarePlan and Goals, by

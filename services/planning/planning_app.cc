@@ -339,6 +339,14 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
   const PlanInput input = PlanInputFrom(assessment);
   // A plan in use (a re-assessment): the draft keeps its safety and says what it changes.
   const std::optional<pb::Plan> in_use = records_.FindInUse(ctx.tenant, assessment.patient_id(), deadline);
+  if (!request.template_id().empty()) ValidateOpaqueId("template_id", request.template_id());
+  const auto tenant_library = TenantLibraryOf(ctx, deadline);
+  const InterventionLibrary& library = LibraryWith(tenant_library);
+  const PlanTemplate* chosen = nullptr;
+  if (!request.template_id().empty()) {
+    chosen = tenant_library ? tenant_library->FindTemplate(request.template_id()) : nullptr;
+    if (chosen == nullptr) ThrowNotFound("template " + request.template_id());
+  }
   auto response = IdempotentWrite<pb::GeneratePlanResponse>(
       records_, deadline, key, request, [&](PlanWriter& writer) {
         pb::Plan plan = PlanFromDraft(GeneratePlanDraft(input, library_, policy_));
@@ -366,9 +374,13 @@ pb::GeneratePlanResponse PlanningApp::GeneratePlan(const CallContext& ctx, const
         plan.set_created_by(ctx.principal);
         plan.set_direction(input.direction);
         plan.set_last_change_reason("generated from assessment " + assessment.assessment_id());
+        plan.set_tenant_library_version(tenant_library ? tenant_library->version : 0);
+        if (chosen != nullptr) {
+          for (const auto& note : ApplyTemplate(plan, library, *chosen)) plan.add_template_notes(note);
+        }
         if (in_use) {
           plan.set_replaces_plan_id(in_use->plan_id());
-          const auto carried = CarryOverSafety(plan, *in_use, library_, TimeUtil::GetCurrentTime().seconds());
+          const auto carried = CarryOverSafety(plan, *in_use, library, TimeUtil::GetCurrentTime().seconds());
           for (const auto& change : DiffPlans(*in_use, plan)) *plan.add_proposed_changes() = change;
           for (const auto& change : carried) *plan.add_proposed_changes() = change;
         }
@@ -556,6 +568,7 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
   // A revision that overrides a contraindication says so in the plan's history.
   const bool overrides = std::any_of(request.changes().begin(), request.changes().end(),
                                      [](const auto& change) { return !change.contraindication_override().empty(); });
+  const auto tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
   auto response = ChangePlan<pb::RevisePlanResponse>(
       ctx, "RevisePlan", request, request.request_id(), request.plan_id(), request.etag(),
       {pb::PLAN_STATUS_DRAFT, pb::PLAN_STATUS_ACTIVE}, overrides ? "revised, contraindication overridden" : "revised",
@@ -563,7 +576,8 @@ pb::RevisePlanResponse PlanningApp::RevisePlan(const CallContext& ctx, const pb:
         if (plan.type() == pb::PLAN_TYPE_REFERRAL) {
           throw Error(ErrorCode::kFailedPrecondition, "plan_id: a referral plan has no treatment to revise");
         }
-        ApplyRevision(plan, library_, request.changes());
+        ApplyRevision(plan, LibraryWith(tenant_library), request.changes());
+        if (tenant_library) plan.set_tenant_library_version(tenant_library->version);
         // Manipulation added to a plan in use needs the patient's recorded consent too.
         const bool manipulation = IncludesManipulation(plan);
         if (plan.status() == pb::PLAN_STATUS_ACTIVE && manipulation && plan.manipulation_consent_recorded_by().empty()) {
@@ -627,6 +641,9 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   // Precautions go onto a plan in use or a suspended one (it may be resumed later); a draft
   // is not changed this way: it is generated again from a new assessment instead.
   std::string detail;  // what adding precautions changed, for the revision's reason
+  // Tenant items are stepped, stopped and excluded by their own library entries.
+  const auto tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+  const InterventionLibrary& library = LibraryWith(tenant_library);
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),
       suspend || precautions || stop_direction ? kSuspendable : resume ? kSuspended : kInUse,
@@ -644,13 +661,13 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
           case pb::ADJUSTMENT_RESUME: plan.set_status(pb::PLAN_STATUS_ACTIVE); break;
           case pb::ADJUSTMENT_PROGRESS:
           case pb::ADJUSTMENT_REGRESS:
-            StepExercises(plan, library_, item_ids, request.adjustment() == pb::ADJUSTMENT_PROGRESS);
+            StepExercises(plan, library, item_ids, request.adjustment() == pb::ADJUSTMENT_PROGRESS);
             break;
           case pb::ADJUSTMENT_CHANGE_PHASE: plan.set_phase(request.phase()); break;
           case pb::ADJUSTMENT_MARK_FOR_REASSESSMENT: plan.set_needs_reassessment(true); break;
           case pb::ADJUSTMENT_MARK_FOR_REFERRAL: plan.set_referral_recommended(true); break;
           case pb::ADJUSTMENT_STOP_DIRECTION: {
-            for (const auto& line : StopDirections(plan, library_, item_ids,
+            for (const auto& line : StopDirections(plan, library, item_ids,
                                                    {request.directions().begin(), request.directions().end()})) {
               detail += (detail.empty() ? "" : "; ") + line;
             }
@@ -658,7 +675,7 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
             break;
           }
           case pb::ADJUSTMENT_ADD_PRECAUTIONS: {
-            for (const auto& line : AddPrecautions(plan, library_, request.concerns(), TimeUtil::GetCurrentTime().seconds())) {
+            for (const auto& line : AddPrecautions(plan, library, request.concerns(), TimeUtil::GetCurrentTime().seconds())) {
               detail += (detail.empty() ? "" : "; ") + line;
             }
             if (detail.empty()) detail = "nothing new: the plan covers these conditions already";
@@ -761,17 +778,22 @@ pb::SearchFhirResponse PlanningApp::SearchFhir(const CallContext& ctx, const pb:
                                                   ctx.tenant + "|" + patient);
 }
 
-pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& /*ctx: the library is the same for everyone*/,
+pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& ctx,
                                                              const pb::ListInterventionsRequest& request,
                                                              AuditTarget& /*audit: no patient data*/) {
   ValidateRange("page_size", request.page_size(), 0, 200);
   if (!pb::PlanItemKind_IsValid(request.kind())) ThrowInvalidArgument("kind", "is not a known value");
   ValidateLocale("locale", request.locale());
   const size_t page_size = request.page_size() == 0 ? 50 : static_cast<size_t>(request.page_size());
+  // The shipped entries, then the tenant's own (not retired).
+  const auto tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+  const InterventionLibrary& library = LibraryWith(tenant_library);
+  const std::string version =
+      library_.version() + (tenant_library ? "+tenant." + std::to_string(tenant_library->version) : "");
   // The token is the library position to continue from, bound to the library version.
   size_t offset = 0;
   if (!request.page_token().empty()) {
-    const std::string prefix = library_.version() + "@";
+    const std::string prefix = version + "@";
     std::string token;
     try {
       token = HexDecode(request.page_token());
@@ -782,13 +804,14 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
     }
   }
   pb::ListInterventionsResponse response;
-  response.set_library_version(library_.version());
-  const auto& entries = library_.entries();
+  response.set_library_version(version);
+  const auto& entries = library.entries();
   size_t i = offset;
   for (; i < entries.size() && static_cast<size_t>(response.interventions_size()) < page_size; ++i) {
     const auto& entry = entries[i];
     const pb::PlanItemKind kind = ToProto(PlanItemKindOf(entry.kind));
     if (request.kind() != pb::PLAN_ITEM_KIND_UNSPECIFIED && kind != request.kind()) continue;
+    if (entry.retired) continue;
     auto* out = response.add_interventions();
     out->set_intervention_id(entry.id);
     out->set_kind(kind);
@@ -807,7 +830,7 @@ pb::ListInterventionsResponse PlanningApp::ListInterventions(const CallContext& 
     for (const auto& token : entry.contraindications) out->add_contraindications(token);
     for (Phase phase : entry.phases) out->add_phases(ToProto(phase));
   }
-  if (i < entries.size()) response.set_next_page_token(HexEncode(library_.version() + "@" + std::to_string(i)));
+  if (i < entries.size()) response.set_next_page_token(HexEncode(version + "@" + std::to_string(i)));
   return response;
 }
 
@@ -857,6 +880,134 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
     }
   }
   return in_use(response);
+}
+
+std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline) {
+  const int version = records_.TenantLibraryVersion(ctx.tenant, deadline);
+  if (version == 0) return nullptr;
+  {
+    std::lock_guard lock(tenant_mu_);
+    if (auto found = tenant_libraries_.find({ctx.tenant, version}); found != tenant_libraries_.end()) return found->second;
+  }
+  auto stored = records_.FindTenantLibrary(ctx.tenant, version, deadline);
+  if (!stored) return nullptr;
+  std::shared_ptr<const TenantLibrary> parsed;
+  try {
+    parsed = std::make_shared<const TenantLibrary>(ParseTenantLibrary(library_, stored->document, version));
+  } catch (const LibraryError& e) {
+    // Validated when published; a shipped library since changed under it (an entry it links to is
+    // gone) is not guessed around: plan changes wait for a new version.
+    throw Error(ErrorCode::kFailedPrecondition, "the tenant's library version " + std::to_string(version) +
+                                                    " no longer validates against the shipped library " +
+                                                    library_.version() + "; publish a new version: " + e.what());
+  }
+  std::lock_guard lock(tenant_mu_);
+  if (tenant_libraries_.size() >= 256) tenant_libraries_.clear();  // versions are immutable: a refill is a re-parse
+  tenant_libraries_[{ctx.tenant, version}] = parsed;
+  return parsed;
+}
+
+namespace {
+pb::TenantLibrary TenantLibraryProto(const StoredTenantLibrary& stored, const TenantLibrary& parsed) {
+  pb::TenantLibrary out;
+  out.set_version(stored.version);
+  out.set_document(stored.document);
+  out.set_published_by(stored.published_by);
+  out.mutable_publish_time()->set_seconds(stored.publish_seconds);
+  out.set_reason(stored.reason);
+  out.set_entry_count(parsed.entry_count);
+  out.set_template_count(static_cast<int>(parsed.templates.size()));
+  return out;
+}
+}  // namespace
+
+pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallContext& ctx,
+                                                                   const pb::PublishTenantLibraryRequest& request,
+                                                                   AuditTarget& audit) {
+  ValidateRequestId("request_id", request.request_id());
+  if (request.document().empty() || request.document().size() > 1024 * 1024) {
+    ThrowInvalidArgument("document", "must be 1 byte to 1 MB of JSON");
+  }
+  if (request.reason().empty() || request.reason().size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
+  ValidateRange("expected_version", request.expected_version(), 0, 1000000);
+  const int version = request.expected_version() + 1;
+  TenantLibrary parsed;
+  try {
+    parsed = ParseTenantLibrary(library_, request.document(), version);
+  } catch (const LibraryError& e) {
+    ThrowInvalidArgument("document", e.what());
+  }
+  audit.resource_id = "tenant-library/" + std::to_string(version);
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  return IdempotentWrite<pb::PublishTenantLibraryResponse>(
+      records_, deadline, {kSchema, ctx.tenant, ctx.principal, "PublishTenantLibrary", request.request_id()}, request,
+      [&](PlanWriter& writer) {
+        const auto latest = writer.LatestTenantLibrary(ctx.tenant);
+        const int current = latest ? latest->version : 0;
+        if (current != request.expected_version()) {
+          throw Error(ErrorCode::kAborted, "expected_version: the tenant's library is at version " +
+                                               std::to_string(current) + "; read it again");
+        }
+        // Entries are never withdrawn: plans that hold one must still resolve it. Retire instead.
+        if (latest) {
+          const TenantLibrary before = ParseTenantLibrary(library_, latest->document, current);
+          for (const auto& entry : before.merged.entries()) {
+            if (entry.tenant && parsed.merged.Find(entry.id) == nullptr) {
+              ThrowInvalidArgument("document", "entry '" + entry.id + "' of version " + std::to_string(current) +
+                                                   " is missing: keep it, with \"retired\": true");
+            }
+          }
+        }
+        StoredTenantLibrary stored;
+        stored.version = version;
+        stored.document = request.document();
+        stored.published_by = ctx.principal;
+        stored.publish_seconds = TimeUtil::GetCurrentTime().seconds();
+        stored.reason = request.reason();
+        writer.InsertTenantLibrary(ctx.tenant, stored);
+        pb::PublishTenantLibraryResponse published;
+        *published.mutable_library() = TenantLibraryProto(stored, parsed);
+        return published;
+      });
+}
+
+pb::GetTenantLibraryResponse PlanningApp::GetTenantLibrary(const CallContext& ctx,
+                                                           const pb::GetTenantLibraryRequest& request,
+                                                           AuditTarget& audit) {
+  ValidateRange("version", request.version(), 0, 1000000);
+  auto stored = records_.FindTenantLibrary(ctx.tenant, request.version(), ctx.DeadlineCappedAt(kStoreBudget));
+  if (!stored) ThrowNotFound(request.version() == 0 ? "tenant library" : "tenant library version");
+  audit.resource_id = "tenant-library/" + std::to_string(stored->version);
+  TenantLibrary parsed;
+  try {
+    parsed = ParseTenantLibrary(library_, stored->document, stored->version);
+  } catch (const LibraryError&) {
+    // Shown as stored; the counts are what cannot be read any more.
+  }
+  pb::GetTenantLibraryResponse response;
+  *response.mutable_library() = TenantLibraryProto(*stored, parsed);
+  return response;
+}
+
+pb::ListPlanTemplatesResponse PlanningApp::ListPlanTemplates(const CallContext& ctx,
+                                                             const pb::ListPlanTemplatesRequest& /*request*/,
+                                                             AuditTarget& /*audit: no patient data*/) {
+  const auto tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+  pb::ListPlanTemplatesResponse response;
+  if (!tenant_library) return response;
+  response.set_version(tenant_library->version);
+  for (const auto& chosen : tenant_library->templates) {
+    auto* out = response.add_templates();
+    out->set_template_id(chosen.id);
+    out->set_name(chosen.name);
+    out->set_description(chosen.description);
+    for (const auto& item : chosen.items) {
+      auto* added = out->add_items();
+      added->set_intervention_id(item.intervention_id);
+      if (item.dose) *added->mutable_dose() = ToProto(*item.dose);
+    }
+  }
+  return response;
 }
 
 }  // namespace physio::planning

@@ -1,4 +1,7 @@
 #pragma once
+#include <mutex>
+#include <memory>
+#include <map>
 // The planning service's use cases. Reads assessments through AssessmentReader
 // (implemented over gRPC in planning_server.cc, by fakes in unit tests), keeps
 // plans in PlanRecords (PostgreSQL) and the active plan in ActivePlanCache (Redis).
@@ -58,6 +61,13 @@ class PlanningApp {
                                             AuditTarget& audit);
   pb::ListInterventionsResponse ListInterventions(const CallContext& ctx, const pb::ListInterventionsRequest& request,
                                                   AuditTarget& audit);
+  pb::PublishTenantLibraryResponse PublishTenantLibrary(const CallContext& ctx,
+                                                        const pb::PublishTenantLibraryRequest& request,
+                                                        AuditTarget& audit);
+  pb::GetTenantLibraryResponse GetTenantLibrary(const CallContext& ctx, const pb::GetTenantLibraryRequest& request,
+                                                AuditTarget& audit);
+  pb::ListPlanTemplatesResponse ListPlanTemplates(const CallContext& ctx, const pb::ListPlanTemplatesRequest& request,
+                                                  AuditTarget& audit);
 
  private:
   // The items' titles and instructions in `locale` where the library has them (falling back to
@@ -80,11 +90,21 @@ class PlanningApp {
   void SaveChange(PlanWriter& writer, const CallContext& ctx, pb::Plan& plan, long version, const std::string& change,
                   const std::string& reason);
 
+  // The caller's tenant's own library in force (nullptr: none published), parsed once per version
+  // (versions are immutable) and kept in a small cache; one indexed read says which is current.
+  std::shared_ptr<const TenantLibrary> TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline);
+  // The library plan changes use: the shipped one with the tenant's entries, when it has any.
+  const InterventionLibrary& LibraryWith(const std::shared_ptr<const TenantLibrary>& tenant) const {
+    return tenant ? tenant->merged : library_;
+  }
+
   PlanRecords& records_;
   ActivePlanCache& active_plans_;
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
   PlanPolicy policy_;
+  std::mutex tenant_mu_;
+  std::map<std::pair<std::string, int>, std::shared_ptr<const TenantLibrary>> tenant_libraries_;
 };
 
 }  // namespace physio::planning

@@ -20,6 +20,10 @@ inline const MethodRoles kPlanningRoles = {
     {"CompletePlan", {Role::kClinician}},
     {"AdjustPlan", {Role::kService, Role::kClinician, Role::kIntegrator, Role::kPatient}},
     {"ListInterventions", kEveryRole},
+    // The tenant's own library: its integration publishes it; clinicians read it and its templates.
+    {"PublishTenantLibrary", {Role::kIntegrator}},
+    {"GetTenantLibrary", {Role::kClinician, Role::kIntegrator}},
+    {"ListPlanTemplates", {Role::kClinician, Role::kIntegrator}},
     {"WatchEvents", {Role::kClinician, Role::kIntegrator, Role::kService}},
 };
 

@@ -60,6 +60,10 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
   PHYSIO_UNARY_RPC(ApprovePlan)
   PHYSIO_UNARY_RPC(GetActivePlan)
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListInterventions)
+  // The tenant library: audited as any write (who published which version, why), though no patient data.
+  PHYSIO_UNARY_RPC(PublishTenantLibrary)
+  PHYSIO_UNARY_RPC(GetTenantLibrary)
+  PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListPlanTemplates)
   PHYSIO_UNARY_RPC(RevisePlan)
   PHYSIO_UNARY_RPC(AdjustPlan)
   PHYSIO_UNARY_RPC(CompletePlan)

@@ -314,6 +314,7 @@ class FakeAssessmentRecords final
 
 struct FakePlanState {
   std::map<std::pair<std::string, std::string>, planning::VersionedPlan> plans;  // by tenant, plan id
+  std::map<std::pair<std::string, int>, planning::StoredTenantLibrary> tenant_libraries;  // by tenant, version
   std::vector<std::pair<std::string, planning::v1::PlanRevision>> revisions;    // with their tenant, in order
   std::vector<FakeEvent> events;
 };
@@ -383,6 +384,19 @@ class FakePlanWriter final : public planning::PlanWriter {
     return latest;
   }
 
+  std::optional<planning::StoredTenantLibrary> LatestTenantLibrary(const std::string& tenant) override {
+    std::optional<planning::StoredTenantLibrary> latest;
+    for (const auto& [key, library] : state_.tenant_libraries) {
+      if (key.first == tenant && (!latest || key.second > latest->version)) latest = library;
+    }
+    return latest;
+  }
+  void InsertTenantLibrary(const std::string& tenant, const planning::StoredTenantLibrary& library) override {
+    if (!state_.tenant_libraries.emplace(std::make_pair(tenant, library.version), library).second) {
+      throw Error(ErrorCode::kAborted, "expected_version: published at the same time");
+    }
+  }
+
  private:
   static bool InUse(const planning::v1::Plan& plan) {
     return plan.status() == planning::v1::PLAN_STATUS_ACTIVE || plan.status() == planning::v1::PLAN_STATUS_SUSPENDED;
@@ -392,6 +406,20 @@ class FakePlanWriter final : public planning::PlanWriter {
 
 class FakePlanRecords final : public FakeIdempotentRecords<planning::PlanRecords, FakePlanState, FakePlanWriter> {
  public:
+  int TenantLibraryVersion(const std::string& tenant, Clock::time_point) override {
+    int latest = 0;
+    for (const auto& [key, library] : state.tenant_libraries) {
+      if (key.first == tenant) latest = std::max(latest, key.second);
+    }
+    return latest;
+  }
+  std::optional<planning::StoredTenantLibrary> FindTenantLibrary(const std::string& tenant, int version,
+                                                                 Clock::time_point deadline) override {
+    if (version == 0) version = TenantLibraryVersion(tenant, deadline);
+    auto found = state.tenant_libraries.find({tenant, version});
+    if (found == state.tenant_libraries.end()) return std::nullopt;
+    return found->second;
+  }
   std::optional<planning::v1::Plan> Find(const std::string& tenant, const std::string& plan_id,
                                          Clock::time_point) override {
     ++reads;

@@ -228,3 +228,82 @@ TEST(InterventionLibrary, MediaAreValidatedAndChosenByLanguage) {
 
 }  // namespace
 }  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+// A tenant's own library (issue 32 item 6): one exercise, one template.
+std::string TenantDoc(const std::string& entry_extra = "", const std::string& template_items = "") {
+  return R"({"entries": [{"id": "tenant.ex.hip_hinge_band", "kind": "exercise", "category": "functional",
+     "title": "Banded hip hinge", "instructions": "Hinge at the hips against the band.",
+     "reason": "Our clinics' lifting programme", "source": "Clinic protocol 2026",
+     "dose": {"sets": 2, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0},
+     "phases": ["movement_control", "function_optimisation"], "contraindications": ["loading_contraindicated"])" +
+         entry_extra + R"(}],
+   "templates": [{"id": "tenant.tpl.lifting", "name": "Return to lifting", "items": [)" +
+         (template_items.empty()
+              ? std::string(R"({"intervention_id": "tenant.ex.hip_hinge_band", "dose": {"sets": 3, "reps": 8,
+                 "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0}},
+                {"intervention_id": "ex.motor.bird_dog"})")
+              : template_items) +
+         R"(]}]})";
+}
+
+std::string Replaced(std::string doc, const std::string& part, const std::string& with) {
+  const auto at = doc.find(part);
+  EXPECT_NE(at, std::string::npos) << part;
+  if (at != std::string::npos) doc.replace(at, part.size(), with);
+  return doc;
+}
+
+std::string ErrorOf(const std::string& document) {
+  static const InterventionLibrary shipped = InterventionLibrary::Parse(RealLibraryText());
+  try {
+    ParseTenantLibrary(shipped, document, 1);
+  } catch (const LibraryError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TenantLibrary, AValidLibraryMergesWithTheShippedOneAndKeepsItsTemplates) {
+  const InterventionLibrary shipped = InterventionLibrary::Parse(RealLibraryText());
+  const TenantLibrary tenant = ParseTenantLibrary(shipped, TenantDoc(), 3);
+  EXPECT_EQ(tenant.version, 3);
+  EXPECT_EQ(tenant.entry_count, 1);
+  EXPECT_EQ(tenant.merged.entries().size(), shipped.entries().size() + 1);
+  const Intervention* added = tenant.merged.Find("tenant.ex.hip_hinge_band");
+  ASSERT_NE(added, nullptr);
+  EXPECT_TRUE(added->tenant);
+  ASSERT_NE(tenant.FindTemplate("tenant.tpl.lifting"), nullptr);
+  EXPECT_EQ(tenant.FindTemplate("tenant.tpl.lifting")->items.at(0).dose->sets, 3);
+  EXPECT_FALSE(tenant.FindTemplate("tenant.tpl.lifting")->items.at(1).dose.has_value());
+}
+
+TEST(TenantLibrary, DefectsAndWeakerSafetyThanTheShippedLibraryAreRefused) {
+  EXPECT_EQ(ErrorOf(TenantDoc()), "");
+  // The shipped library's own checks apply.
+  EXPECT_NE(ErrorOf(TenantDoc(R"(, "dose": {"sets": 20, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3,
+                                 "duration_minutes": 0})")).find("dose.sets must be 1-10"), std::string::npos);
+  // Its own id space: never a shipped entry's id.
+  std::string doc = Replaced(TenantDoc(), "tenant.ex.hip_hinge_band", "ex.motor.bird_dog_v2");
+  EXPECT_NE(ErrorOf(doc).find("starts with 'tenant.'"), std::string::npos) << ErrorOf(doc);
+  // A reason, and contraindications stated.
+  doc = Replaced(TenantDoc(), R"("reason": "Our clinics' lifting programme",)", "");
+  EXPECT_NE(ErrorOf(doc).find("'reason' is required"), std::string::npos) << ErrorOf(doc);
+  doc = Replaced(TenantDoc(), R"(, "contraindications": ["loading_contraindicated"])", "");
+  EXPECT_NE(ErrorOf(doc).find("must state its 'contraindications'"), std::string::npos) << ErrorOf(doc);
+  // A directional exercise without its direction's stop token would survive a stopped direction.
+  doc = Replaced(TenantDoc(), R"("category": "functional")", R"("category": "directional_extension")");
+  EXPECT_NE(ErrorOf(doc).find("must carry the contraindication 'extension_intolerant'"), std::string::npos) << ErrorOf(doc);
+  // Templates: known, offered items; doses in range.
+  EXPECT_NE(ErrorOf(TenantDoc("", R"({"intervention_id": "tenant.ex.nothing"})")).find("unknown intervention"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(TenantDoc("", R"({"intervention_id": "notrec.belts_corsets"})")).find("advised against"), std::string::npos)
+      << ErrorOf(TenantDoc("", R"({"intervention_id": "notrec.belts_corsets"})"));
+  EXPECT_NE(ErrorOf(TenantDoc(R"(, "retired": true)")).find("is retired"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"entries": [], "extra": 1})").find("unknown key 'extra'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace physio::planning

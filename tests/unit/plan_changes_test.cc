@@ -476,3 +476,57 @@ TEST(Reassessment, ThePlanInUsesPrecautionsAndStoppedDirectionsAreCarriedOver) {
 
 }  // namespace
 }  // namespace physio::planning
+
+namespace physio::planning {
+namespace {
+
+TEST(ApplyTemplate, TheTemplatesItemsReplaceTheTreatmentWhileSafetyStaysAndTheGuardHolds) {
+  auto plan = PlanWith({"ex.motor.abdominal_bracing", "edu.self_management", "manual.thrust_manipulation"});
+  plan.set_type(v1::PLAN_TYPE_TREATMENT);
+  plan.set_phase(physio::common::v1::PHASE_MOVEMENT_CONTROL);
+  plan.add_contraindications("loading_contraindicated");
+  v1::PlanItem net;
+  net.set_item_id("safety.cauda_equina");
+  *plan.add_items() = net;
+  PlanTemplate chosen;
+  chosen.id = "tenant.tpl.test";
+  chosen.name = "Test";
+  chosen.items = {{"ex.motor.bird_dog", Dose{2, 6, 5, 5, 0}}, {"ex.strength.front_plank", std::nullopt},
+                  {"edu.self_management", std::nullopt}};
+  const auto notes = ApplyTemplate(plan, Library(), chosen);
+  EXPECT_TRUE(HasItem(plan, "safety.cauda_equina"));
+  EXPECT_TRUE(HasItem(plan, "ex.motor.bird_dog"));
+  EXPECT_TRUE(HasItem(plan, "edu.self_management"));
+  EXPECT_FALSE(HasItem(plan, "ex.motor.abdominal_bracing")) << "the generated treatment item is replaced";
+  EXPECT_FALSE(HasItem(plan, "manual.thrust_manipulation"));
+  EXPECT_FALSE(HasItem(plan, "ex.strength.front_plank")) << "contraindicated for this patient";
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0], "left out ex.strength.front_plank: contraindicated for this patient (loading_contraindicated)");
+  for (const auto& item : plan.items()) {
+    if (item.item_id() == "ex.motor.bird_dog") {
+      EXPECT_EQ(item.dose().sets(), 2);
+      EXPECT_EQ(item.dose().hold_seconds(), 5);
+      EXPECT_NE(item.reason().find("from template 'Test'"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(plan.template_id(), "tenant.tpl.test");
+  // Nothing to exercise with: refused. A referral takes no template.
+  auto bare = PlanWith({"ex.motor.abdominal_bracing"});
+  bare.set_type(v1::PLAN_TYPE_TREATMENT);
+  bare.add_contraindications("loading_contraindicated");
+  PlanTemplate loaded;
+  loaded.id = "tenant.tpl.loaded";
+  loaded.items = {{"ex.strength.front_plank", std::nullopt}};
+  EXPECT_THROW(ApplyTemplate(bare, Library(), loaded), Error);
+  auto referral = PlanWith({});
+  referral.set_type(v1::PLAN_TYPE_REFERRAL);
+  try {
+    ApplyTemplate(referral, Library(), chosen);
+    FAIL() << "a referral took a template";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+  }
+}
+
+}  // namespace
+}  // namespace physio::planning

@@ -177,6 +177,91 @@ void ValidateLocale(const std::string& field, const std::string& locale) {
   }
 }
 
+namespace {
+// One entry, validated on its own (ids and links are checked by the caller, against the whole library).
+Intervention ParseEntry(const json& node, const std::string& position) {
+  static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
+  if (!node.is_object()) Fail(position, "must be an object");
+  Intervention entry;
+  entry.id = RequiredString(node, position, "id");
+  const std::string& id = entry.id;
+  if (!std::regex_match(id, kIdPattern)) Fail(id, "id must look like 'ex.motor.bird_dog'");
+  const std::string kind = RequiredString(node, id, "kind");
+  if (!Kinds().contains(kind)) Fail(id, "unknown kind '" + kind + "'");
+  entry.kind = Kinds().at(kind);
+  entry.title = RequiredString(node, id, "title");
+  entry.source = RequiredString(node, id, "source");
+  entry.reason = OptionalString(node, id, "reason");
+  entry.instructions = OptionalString(node, id, "instructions");
+  if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
+    Fail(id, "'instructions' are required");
+  }
+  if (entry.kind == InterventionKind::kNotRecommended && entry.reason.empty()) {
+    Fail(id, "a not-recommended entry needs the 'reason' it is advised against");
+  }
+  if (!node.contains("phases") || !node["phases"].is_array() || node["phases"].empty()) {
+    Fail(id, "'phases' must be a non-empty array");
+  }
+  for (const auto& phase : node["phases"]) {
+    if (!phase.is_string()) Fail(id, "phases must be strings");
+    entry.phases.push_back(ParsePhase(id, phase.get<std::string>()));
+  }
+  if (node.contains("contraindications")) {
+    if (!node["contraindications"].is_array()) Fail(id, "'contraindications' must be an array");
+    for (const auto& token : node["contraindications"]) {
+      const auto& known = KnownContraindications();
+      if (!token.is_string() || std::find(known.begin(), known.end(), token.get<std::string>()) == known.end()) {
+        Fail(id, "unknown contraindication " + token.dump());
+      }
+      entry.contraindications.push_back(token.get<std::string>());
+    }
+  }
+  if (node.contains("clinician_added_only")) {
+    if (!node["clinician_added_only"].is_boolean()) Fail(id, "'clinician_added_only' must be true or false");
+    entry.clinician_added_only = node["clinician_added_only"].get<bool>();
+    if (entry.clinician_added_only && entry.kind == InterventionKind::kNotRecommended) {
+      Fail(id, "a not-recommended entry cannot be a clinician-added option");
+    }
+  }
+  if (entry.kind == InterventionKind::kExercise) {
+    entry.category = RequiredString(node, id, "category");
+    if (!Categories().contains(entry.category)) Fail(id, "unknown category '" + entry.category + "'");
+    if (!node.contains("dose") || !node["dose"].is_object()) Fail(id, "an exercise needs a 'dose'");
+    const json& dose = node["dose"];
+    entry.dose.sets = DoseField(dose, id, "sets", 1, 10);
+    entry.dose.reps = DoseField(dose, id, "reps", 1, 50);
+    entry.dose.hold_seconds = DoseField(dose, id, "hold_seconds", 0, 300);
+    entry.dose.sessions_per_week = DoseField(dose, id, "sessions_per_week", 1, 14);
+    entry.dose.duration_minutes = DoseField(dose, id, "duration_minutes", 0, 120);
+    entry.progression = OptionalString(node, id, "progression");
+    entry.regression = OptionalString(node, id, "regression");
+  } else if (node.contains("dose") || node.contains("progression") || node.contains("regression")) {
+    Fail(id, "only exercises have a dose, progression or regression");
+  }
+  if (node.contains("media")) {
+    if (!node["media"].is_array() || node["media"].size() > 10) Fail(id, "'media' must be an array of at most 10");
+    for (const auto& media : node["media"]) entry.media.push_back(ParseMedia(id, media));
+  }
+  if (node.contains("translations")) {
+    if (!node["translations"].is_object()) Fail(id, "'translations' must be an object keyed by language tag");
+    for (const auto& [locale, text] : node["translations"].items()) {
+      if (!LocaleTag(locale) || locale == "en" || locale.starts_with("en-")) {
+        Fail(id, "translation '" + locale + "': not a language tag other than English (e.g. 'es', 'pt-BR')");
+      }
+      if (!text.is_object()) Fail(id, "translation '" + locale + "' must be an object");
+      LocalisedText localised;
+      localised.title = RequiredString(text, id + " (" + locale + ")", "title");
+      localised.instructions = OptionalString(text, id + " (" + locale + ")", "instructions");
+      if (!entry.instructions.empty() && localised.instructions.empty()) {
+        Fail(id, "translation '" + locale + "' needs the 'instructions' too");
+      }
+      entry.translations[locale] = std::move(localised);
+    }
+  }
+  return entry;
+}
+}  // namespace
+
 InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
   json root;
   try {
@@ -188,88 +273,11 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
   if (!root.is_object()) throw LibraryError("interventions: the file must hold a JSON object");
   library.version_ = RequiredString(root, "(file)", "library_version");
   if (!root.contains("entries") || !root["entries"].is_array()) Fail("(file)", "'entries' must be an array");
-  static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
   for (size_t i = 0; i < root["entries"].size(); ++i) {
     const json& node = root["entries"][i];
-    const std::string position = "#" + std::to_string(i);
-    if (!node.is_object()) Fail(position, "must be an object");
-    Intervention entry;
-    entry.id = RequiredString(node, position, "id");
-    const std::string& id = entry.id;
-    if (!std::regex_match(id, kIdPattern)) Fail(id, "id must look like 'ex.motor.bird_dog'");
+    Intervention entry = ParseEntry(node, "#" + std::to_string(i));
+    const std::string id = entry.id;
     if (library.index_.contains(id)) Fail(id, "id used twice");
-    const std::string kind = RequiredString(node, id, "kind");
-    if (!Kinds().contains(kind)) Fail(id, "unknown kind '" + kind + "'");
-    entry.kind = Kinds().at(kind);
-    entry.title = RequiredString(node, id, "title");
-    entry.source = RequiredString(node, id, "source");
-    entry.reason = OptionalString(node, id, "reason");
-    entry.instructions = OptionalString(node, id, "instructions");
-    if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
-      Fail(id, "'instructions' are required");
-    }
-    if (entry.kind == InterventionKind::kNotRecommended && entry.reason.empty()) {
-      Fail(id, "a not-recommended entry needs the 'reason' it is advised against");
-    }
-    if (!node.contains("phases") || !node["phases"].is_array() || node["phases"].empty()) {
-      Fail(id, "'phases' must be a non-empty array");
-    }
-    for (const auto& phase : node["phases"]) {
-      if (!phase.is_string()) Fail(id, "phases must be strings");
-      entry.phases.push_back(ParsePhase(id, phase.get<std::string>()));
-    }
-    if (node.contains("contraindications")) {
-      if (!node["contraindications"].is_array()) Fail(id, "'contraindications' must be an array");
-      for (const auto& token : node["contraindications"]) {
-        const auto& known = KnownContraindications();
-        if (!token.is_string() || std::find(known.begin(), known.end(), token.get<std::string>()) == known.end()) {
-          Fail(id, "unknown contraindication " + token.dump());
-        }
-        entry.contraindications.push_back(token.get<std::string>());
-      }
-    }
-    if (node.contains("clinician_added_only")) {
-      if (!node["clinician_added_only"].is_boolean()) Fail(id, "'clinician_added_only' must be true or false");
-      entry.clinician_added_only = node["clinician_added_only"].get<bool>();
-      if (entry.clinician_added_only && entry.kind == InterventionKind::kNotRecommended) {
-        Fail(id, "a not-recommended entry cannot be a clinician-added option");
-      }
-    }
-    if (entry.kind == InterventionKind::kExercise) {
-      entry.category = RequiredString(node, id, "category");
-      if (!Categories().contains(entry.category)) Fail(id, "unknown category '" + entry.category + "'");
-      if (!node.contains("dose") || !node["dose"].is_object()) Fail(id, "an exercise needs a 'dose'");
-      const json& dose = node["dose"];
-      entry.dose.sets = DoseField(dose, id, "sets", 1, 10);
-      entry.dose.reps = DoseField(dose, id, "reps", 1, 50);
-      entry.dose.hold_seconds = DoseField(dose, id, "hold_seconds", 0, 300);
-      entry.dose.sessions_per_week = DoseField(dose, id, "sessions_per_week", 1, 14);
-      entry.dose.duration_minutes = DoseField(dose, id, "duration_minutes", 0, 120);
-      entry.progression = OptionalString(node, id, "progression");
-      entry.regression = OptionalString(node, id, "regression");
-    } else if (node.contains("dose") || node.contains("progression") || node.contains("regression")) {
-      Fail(id, "only exercises have a dose, progression or regression");
-    }
-    if (node.contains("media")) {
-      if (!node["media"].is_array() || node["media"].size() > 10) Fail(id, "'media' must be an array of at most 10");
-      for (const auto& media : node["media"]) entry.media.push_back(ParseMedia(id, media));
-    }
-    if (node.contains("translations")) {
-      if (!node["translations"].is_object()) Fail(id, "'translations' must be an object keyed by language tag");
-      for (const auto& [locale, text] : node["translations"].items()) {
-        if (!LocaleTag(locale) || locale == "en" || locale.starts_with("en-")) {
-          Fail(id, "translation '" + locale + "': not a language tag other than English (e.g. 'es', 'pt-BR')");
-        }
-        if (!text.is_object()) Fail(id, "translation '" + locale + "' must be an object");
-        LocalisedText localised;
-        localised.title = RequiredString(text, id + " (" + locale + ")", "title");
-        localised.instructions = OptionalString(text, id + " (" + locale + ")", "instructions");
-        if (!entry.instructions.empty() && localised.instructions.empty()) {
-          Fail(id, "translation '" + locale + "' needs the 'instructions' too");
-        }
-        entry.translations[locale] = std::move(localised);
-      }
-    }
     library.index_[id] = library.entries_.size();
     library.entries_.push_back(std::move(entry));
   }
@@ -285,6 +293,140 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
   }
   if (library.entries_.empty()) throw LibraryError("interventions: the library is empty");
   return library;
+}
+
+const PlanTemplate* TenantLibrary::FindTemplate(const std::string& id) const {
+  for (const auto& found : templates) {
+    if (found.id == id) return &found;
+  }
+  return nullptr;
+}
+
+TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::string& json_text, int version) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw LibraryError(std::string("document: not valid JSON: ") + e.what());
+  }
+  if (!root.is_object()) throw LibraryError("document: must be a JSON object with 'entries' and 'templates'");
+  for (const auto& [key, value] : root.items()) {
+    if (key != "entries" && key != "templates" && key != "description") {
+      throw LibraryError("document: unknown key '" + key + "' (entries, templates, description)");
+    }
+  }
+  TenantLibrary tenant;
+  tenant.version = version;
+  tenant.merged = shipped;
+  InterventionLibrary& merged = tenant.merged;
+  // The tokens every shipped exercise of a category carries: a tenant exercise of it carries them too.
+  std::map<std::string, std::set<std::string>> floor;
+  for (const auto& entry : shipped.entries()) {
+    if (entry.kind != InterventionKind::kExercise) continue;
+    std::set<std::string> tokens(entry.contraindications.begin(), entry.contraindications.end());
+    auto [at, first] = floor.try_emplace(entry.category, tokens);
+    if (first) continue;
+    std::set<std::string> common;
+    std::set_intersection(at->second.begin(), at->second.end(), tokens.begin(), tokens.end(),
+                          std::inserter(common, common.begin()));
+    at->second = std::move(common);
+  }
+  const json empty = json::array();
+  const json& entries = root.contains("entries") ? root["entries"] : empty;
+  if (!entries.is_array() || entries.size() > 500) throw LibraryError("document: 'entries' must be an array of at most 500");
+  std::vector<size_t> added;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Intervention entry = ParseEntry(entries[i], "#" + std::to_string(i));
+    const std::string id = entry.id;
+    if (!id.starts_with("tenant.")) Fail(id, "a tenant's own entry's id starts with 'tenant.' (e.g. 'tenant.ex.hip_hinge')");
+    if (merged.index_.contains(id)) Fail(id, "id used twice");
+    if (entry.reason.empty()) Fail(id, "'reason' is required: why the clinic uses it");
+    if (entry.kind == InterventionKind::kExercise) {
+      // Stated, never defaulted: an empty list is the clinic's statement that nothing excludes it.
+      if (!entries[i].contains("contraindications")) {
+        Fail(id, "an exercise must state its 'contraindications' (an empty list if none), e.g. "
+                 "'loading_contraindicated' for a loaded one");
+      }
+      if (const auto required = floor.find(entry.category); required != floor.end()) {
+        for (const auto& token : required->second) {
+          if (std::find(entry.contraindications.begin(), entry.contraindications.end(), token) ==
+              entry.contraindications.end()) {
+            Fail(id, "an exercise of category '" + entry.category + "' must carry the contraindication '" + token +
+                         "' every shipped one carries");
+          }
+        }
+      }
+    }
+    if (entries[i].contains("retired")) {
+      if (!entries[i]["retired"].is_boolean()) Fail(id, "'retired' must be true or false");
+      entry.retired = entries[i]["retired"].get<bool>();
+    }
+    entry.tenant = true;
+    merged.index_[id] = merged.entries_.size();
+    added.push_back(merged.entries_.size());
+    merged.entries_.push_back(std::move(entry));
+  }
+  tenant.entry_count = static_cast<int>(added.size());
+  for (const size_t at : added) {
+    const Intervention& entry = merged.entries_[at];
+    for (const auto* link : {&entry.progression, &entry.regression}) {
+      if (link->empty()) continue;
+      const Intervention* target = merged.Find(*link);
+      if (target == nullptr) Fail(entry.id, "links to unknown exercise '" + *link + "'");
+      if (target->kind != InterventionKind::kExercise) Fail(entry.id, "links to '" + *link + "', which is not an exercise");
+      if (*link == entry.id) Fail(entry.id, "links to itself");
+    }
+  }
+  const json& templates = root.contains("templates") ? root["templates"] : empty;
+  if (!templates.is_array() || templates.size() > 100) {
+    throw LibraryError("document: 'templates' must be an array of at most 100");
+  }
+  static const std::regex kTemplateId("tenant\\.tpl(\\.[a-z0-9_]+)+");
+  for (size_t i = 0; i < templates.size(); ++i) {
+    const json& node = templates[i];
+    const std::string position = "template #" + std::to_string(i);
+    if (!node.is_object()) throw LibraryError("templates: " + position + " must be an object");
+    PlanTemplate made;
+    made.id = RequiredString(node, position, "id");
+    auto fail = [&](const std::string& problem) -> void {
+      throw LibraryError("templates: template '" + made.id + "': " + problem);
+    };
+    if (!std::regex_match(made.id, kTemplateId)) fail("id must look like 'tenant.tpl.desk_workers'");
+    if (tenant.FindTemplate(made.id) != nullptr) fail("id used twice");
+    made.name = RequiredString(node, made.id, "name");
+    if (made.name.size() > 100) fail("'name' must be at most 100 characters");
+    made.description = OptionalString(node, made.id, "description");
+    if (!node.contains("items") || !node["items"].is_array() || node["items"].empty() || node["items"].size() > 30) {
+      fail("'items' must be an array of 1-30");
+    }
+    for (const auto& item : node["items"]) {
+      if (!item.is_object()) fail("each item must be an object");
+      TemplateItem entry_item;
+      entry_item.intervention_id = RequiredString(item, made.id, "intervention_id");
+      const Intervention* entry = merged.Find(entry_item.intervention_id);
+      if (entry == nullptr) fail("unknown intervention '" + entry_item.intervention_id + "'");
+      if (entry->retired) fail("'" + entry->id + "' is retired");
+      if (entry->kind == InterventionKind::kNotRecommended) fail("'" + entry->id + "' is advised against");
+      for (const auto& other : made.items) {
+        if (other.intervention_id == entry->id) fail("'" + entry->id + "' is listed twice");
+      }
+      if (item.contains("dose")) {
+        if (entry->kind != InterventionKind::kExercise) fail("only exercises have a dose ('" + entry->id + "')");
+        if (!item["dose"].is_object()) fail("'dose' must be an object");
+        const std::string where = made.id + " (" + entry->id + ")";
+        Dose dose;
+        dose.sets = DoseField(item["dose"], where, "sets", 1, 10);
+        dose.reps = DoseField(item["dose"], where, "reps", 1, 50);
+        dose.hold_seconds = DoseField(item["dose"], where, "hold_seconds", 0, 300);
+        dose.sessions_per_week = DoseField(item["dose"], where, "sessions_per_week", 1, 14);
+        dose.duration_minutes = DoseField(item["dose"], where, "duration_minutes", 0, 120);
+        entry_item.dose = dose;
+      }
+      made.items.push_back(std::move(entry_item));
+    }
+    tenant.templates.push_back(std::move(made));
+  }
+  return tenant;
 }
 
 }  // namespace physio::planning

@@ -4,6 +4,7 @@
 // with a message naming the entry and the problem, so a service never starts
 // with a library it cannot trust.
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -65,6 +66,10 @@ struct Intervention {
   // The title and instructions in other languages, by BCP 47 language tag ("es", "pt-BR"); the
   // fields above are English.
   std::map<std::string, LocalisedText> translations;
+  // A tenant's own entry (PublishTenantLibrary; id "tenant.*").
+  bool tenant = false;
+  // A tenant entry no longer offered (kept so plans that hold it stay resolvable).
+  bool retired = false;
 
   // Exercises the patient does at home and logs, and self-managed pain relief; a
   // supervised class is prescribed but not logged as home sessions.
@@ -78,6 +83,8 @@ class LibraryError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct TenantLibrary;
+
 class InterventionLibrary {
  public:
   // Throws LibraryError("interventions: entry 'ex.x': <problem>") on any defect.
@@ -89,10 +96,46 @@ class InterventionLibrary {
   const Intervention* Find(const std::string& id) const;
 
  private:
+  friend TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::string& json_text, int version);
   std::string version_;
   std::vector<Intervention> entries_;
   std::map<std::string, size_t> index_;
 };
+
+// One item of a tenant's plan template: a library id and, for an exercise, its dose (else the
+// entry's starting dose).
+struct TemplateItem {
+  std::string intervention_id;
+  std::optional<Dose> dose;
+};
+
+// A named set of items and doses a clinician starts a plan from (GeneratePlanRequest.template_id).
+struct PlanTemplate {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::vector<TemplateItem> items;
+};
+
+// A tenant's own library on top of the shipped one.
+struct TenantLibrary {
+  int version = 0;
+  InterventionLibrary merged;  // the shipped entries, then the tenant's
+  std::vector<PlanTemplate> templates;
+  int entry_count = 0;         // the tenant's own entries (retired ones included)
+  const PlanTemplate* FindTemplate(const std::string& id) const;
+};
+
+// A tenant's library document ({"entries": [...], "templates": [...]}) validated against the
+// shipped library: each entry exactly as a shipped one is, and besides: its id starts "tenant."
+// (it never shadows a shipped entry), it states a reason, an exercise states its contraindications
+// (an empty list is a statement) and carries at least the
+// contraindication tokens every shipped exercise of its category carries (a tenant extension
+// exercise is stopped with extension, a loaded one kept from a fracture concern), links resolve in
+// the merged library; each template has an id, a name and 1-30 distinct items of offered
+// (not retired, not advised-against) entries with doses in range. Throws LibraryError naming the
+// entry or template.
+TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::string& json_text, int version);
 
 // An entry's text for a caller's locale: the exact tag ("es-MX"), then its language ("es"), then
 // English. `served` is set to the tag of the text returned ("en" for English).

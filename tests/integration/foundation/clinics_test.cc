@@ -212,7 +212,8 @@ TEST_F(Clinics, EveryPatientRpcIsNotFoundForAClinicianOfAnotherClinic) {
   // the outcome reports' aggregates (scoped by clinic in reports_test.cc).
   // BreakGlass opens access beyond the caller's clinics by design (its own test).
   const std::set<std::string> not_patient_calls = {"ScoreInstrument", "ListInterventions", "WatchEvents", "ListAlerts",
-                                                   "BreakGlass", "GetOutcomeReport"};
+                                                   "BreakGlass", "GetOutcomeReport", "GetTenantLibrary",
+                                                   "ListPlanTemplates"};
   for (const MethodRoles* table : {&assessment::kAssessmentRoles, &planning::kPlanningRoles, &progress::kProgressRoles}) {
     for (const auto& [method, roles] : table->entries()) {
       if (!roles.contains(Role::kClinician) || not_patient_calls.contains(method)) continue;

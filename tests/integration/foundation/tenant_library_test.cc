@@ -1,0 +1,213 @@
+// Tenant libraries and templates (issue 32 item 6) through the public API: a chain's integration
+// publishes its own exercises and plan templates (validated like the shipped library, versioned,
+// audited, scoped to the tenant); clinicians list them, start a plan from a template under the
+// guideline guard, and the tenant's exercises are held to the same safety rules as the shipped ones.
+#include "foundation.h"
+
+namespace physio::testing {
+namespace {
+
+// A banded hip hinge (loaded) and a tenant extension exercise, and a template using both.
+std::string Document(bool retire_hinge = false) {
+  return std::string(R"({"entries": [
+    {"id": "tenant.ex.hip_hinge_band", "kind": "exercise", "category": "functional",
+     "title": "Banded hip hinge", "instructions": "Hinge at the hips against the band.",
+     "reason": "Our clinics' lifting programme", "source": "Clinic protocol 2026",
+     "dose": {"sets": 2, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0},
+     "phases": ["movement_control", "function_optimisation"], "contraindications": ["loading_contraindicated", "flexion_loading"])") +
+         (retire_hinge ? R"(, "retired": true)" : "") + R"(},
+    {"id": "tenant.ex.wall_extension", "kind": "exercise", "category": "directional_extension",
+     "title": "Standing wall extension", "instructions": "Hands on the wall, arch back gently; stop if pain spreads down the leg.",
+     "reason": "Our extension series", "source": "Clinic protocol 2026",
+     "dose": {"sets": 1, "reps": 10, "hold_seconds": 0, "sessions_per_week": 7, "duration_minutes": 0},
+     "phases": ["symptom_modulation", "movement_control"], "contraindications": ["extension_intolerant"]}],
+   "templates": [{"id": "tenant.tpl.extension_start", "name": "Extension start", "description": "Our usual start",
+     "items": [{"intervention_id": "tenant.ex.wall_extension"},
+               {"intervention_id": "tenant.ex.hip_hinge_band", "dose": {"sets": 3, "reps": 8, "hold_seconds": 0,
+                "sessions_per_week": 3, "duration_minutes": 0}},
+               {"intervention_id": "edu.self_management"}]}]})";
+}
+
+class TenantLibraries : public Foundation {
+ protected:
+  grpc::Status Publish(const Caller& caller, const std::string& document, int expected,
+                       ppb::PublishTenantLibraryResponse* out = nullptr) const {
+    ppb::PublishTenantLibraryRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_document(document);
+    request.set_expected_version(expected);
+    request.set_reason("our protocols, December");
+    ppb::PublishTenantLibraryResponse response;
+    auto status = caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::PublishTenantLibrary, request, &response);
+    if (out) *out = response;
+    return status;
+  }
+
+  // Pain 6, ODI 10/50, extension centralising; the red-flag screen answered (a fracture concern when asked).
+  apb::Assessment Assess(const Caller& clinician, bool fracture_concern = false) const {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(patient_id_);
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 6);
+    for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 1);
+    create.mutable_red_flag_screen();
+    if (fracture_concern) {
+      create.mutable_red_flag_screen()->set_osteoporosis(true);  // a monitored fracture concern: no loaded flexion
+    }
+    create.mutable_history()->set_episode_duration_days(14);
+    create.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_EXTENSION);
+    create.mutable_examination()->set_centralisation(true);
+    apb::CreateAssessmentResponse created;
+    auto status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created.assessment();
+  }
+
+  grpc::Status Generate(const Caller& clinician, const std::string& assessment_id, const std::string& template_id,
+                        ppb::Plan* out) const {
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(NewId("rq"));
+    generate.set_assessment_id(assessment_id);
+    generate.set_template_id(template_id);
+    ppb::GeneratePlanResponse generated;
+    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
+    if (out) *out = generated.plan();
+    return status;
+  }
+
+  static std::set<std::string> ItemIds(const ppb::Plan& plan) {
+    std::set<std::string> ids;
+    for (const auto& item : plan.items()) ids.insert(item.item_id());
+    return ids;
+  }
+};
+
+TEST_F(TenantLibraries, PublishedEntriesAndTemplatesAreTheTenantsOwnAndVersioned) {
+  const Caller integrator = Integrator();
+  const Caller clinician = Clinician();
+  ppb::PublishTenantLibraryResponse published;
+  auto status = Publish(integrator, Document(), 0, &published);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(published.library().version(), 1);
+  EXPECT_EQ(published.library().entry_count(), 2);
+  EXPECT_EQ(published.library().template_count(), 1);
+  EXPECT_EQ(published.library().published_by(), "ehr-1");
+  // Clinicians see them; ListInterventions names the versions.
+  ppb::ListInterventionsRequest list;
+  list.set_page_size(200);
+  ppb::ListInterventionsResponse listed;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListInterventions, list, &listed).ok());
+  std::set<std::string> ids;
+  for (const auto& entry : listed.interventions()) ids.insert(entry.intervention_id());
+  while (!listed.next_page_token().empty()) {
+    list.set_page_token(listed.next_page_token());
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListInterventions, list, &listed).ok());
+    for (const auto& entry : listed.interventions()) ids.insert(entry.intervention_id());
+  }
+  EXPECT_TRUE(ids.contains("tenant.ex.hip_hinge_band"));
+  EXPECT_NE(listed.library_version().find("+tenant.1"), std::string::npos) << listed.library_version();
+  ppb::ListPlanTemplatesResponse templates;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanTemplates,
+                             ppb::ListPlanTemplatesRequest(), &templates).ok());
+  ASSERT_EQ(templates.templates_size(), 1);
+  EXPECT_EQ(templates.templates(0).template_id(), "tenant.tpl.extension_start");
+  EXPECT_EQ(templates.templates(0).items(1).dose().sets(), 3);
+
+  // Another tenant sees none of it.
+  const Caller stranger = Clinician("t-other-" + NewId("x").substr(2, 6));
+  ppb::ListPlanTemplatesResponse none;
+  ASSERT_TRUE(stranger.Call(stranger.planning.get(), &ppb::PlanningService::Stub::ListPlanTemplates,
+                            ppb::ListPlanTemplatesRequest(), &none).ok());
+  EXPECT_EQ(none.templates_size(), 0);
+  ppb::GetTenantLibraryResponse read;
+  EXPECT_EQ(stranger.Call(stranger.planning.get(), &ppb::PlanningService::Stub::GetTenantLibrary,
+                          ppb::GetTenantLibraryRequest(), &read).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // Versions: a stale expected_version is ABORTED; an entry may be retired, never dropped.
+  EXPECT_EQ(Publish(integrator, Document(), 0).error_code(), grpc::StatusCode::ABORTED);
+  const std::string dropped = R"({"entries": [], "templates": []})";
+  status = Publish(integrator, dropped, 1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("tenant.ex.hip_hinge_band"), std::string::npos) << status.error_message();
+  status = Publish(integrator, Document(/*retire_hinge=*/true), 1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "the template still uses the retired entry";
+  std::string retired = Document(true);
+  retired = retired.substr(0, retired.find(R"(   "templates")")) + R"(   "templates": []})";
+  status = Publish(integrator, retired, 1, &published);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(published.library().version(), 2);
+  ppb::GetTenantLibraryRequest first;
+  first.set_version(1);
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetTenantLibrary, first, &read).ok());
+  EXPECT_EQ(read.library().document(), Document()) << "a version is kept as published";
+  // Only the integration publishes.
+  EXPECT_EQ(Publish(clinician, Document(), 2).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // A bad document is refused naming the entry.
+  status = Publish(integrator, R"({"entries": [{"id": "ex.mine", "kind": "exercise"}]})", 2);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("document"), std::string::npos);
+}
+
+TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
+  const Caller integrator = Integrator();
+  const Caller clinician = Clinician();
+  ASSERT_TRUE(Publish(integrator, Document(), 0).ok());
+  ppb::Plan plan;
+  auto status = Generate(clinician, Assess(clinician).assessment_id(), "tenant.tpl.extension_start", &plan);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const auto ids = ItemIds(plan);
+  EXPECT_TRUE(ids.contains("tenant.ex.wall_extension"));
+  EXPECT_TRUE(ids.contains("tenant.ex.hip_hinge_band"));
+  EXPECT_TRUE(ids.contains("safety.cauda_equina")) << "the safety net stays";
+  EXPECT_EQ(plan.template_id(), "tenant.tpl.extension_start");
+  EXPECT_EQ(plan.tenant_library_version(), 1);
+  EXPECT_FALSE(plan.library_version().empty());
+  for (const auto& item : plan.items()) {
+    if (item.item_id() == "tenant.ex.hip_hinge_band") {
+      EXPECT_EQ(item.dose().sets(), 3);
+    }
+  }
+  // A patient with a fracture concern: the tenant's loaded flexion exercise is left out, and said.
+  ppb::Plan guarded;
+  ASSERT_TRUE(Generate(clinician, Assess(clinician, true).assessment_id(), "tenant.tpl.extension_start", &guarded).ok());
+  EXPECT_FALSE(ItemIds(guarded).contains("tenant.ex.hip_hinge_band"));
+  ASSERT_EQ(guarded.template_notes_size(), 1);
+  EXPECT_NE(guarded.template_notes(0).find("contraindicated for this patient (flexion_loading)"), std::string::npos)
+      << guarded.template_notes(0);
+  // An unknown template is NOT_FOUND.
+  EXPECT_EQ(Generate(clinician, Assess(clinician).assessment_id(), "tenant.tpl.none", nullptr).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // In use, the tenant's extension exercise is stopped with extension like any shipped one.
+  ppb::ApprovePlanRequest approve;
+  approve.set_request_id(NewId("rq"));
+  approve.set_plan_id(plan.plan_id());
+  approve.set_etag(plan.etag());
+  ppb::ApprovePlanResponse approved;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  ppb::AdjustPlanRequest stop;
+  stop.set_request_id(NewId("rq"));
+  stop.set_plan_id(plan.plan_id());
+  stop.set_adjustment(ppb::ADJUSTMENT_STOP_DIRECTION);
+  stop.add_directions("extension");
+  stop.set_reason("peripheralising with repeated extension");
+  ppb::AdjustPlanResponse stopped;
+  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, stop, &stopped);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(ItemIds(stopped.plan()).contains("tenant.ex.wall_extension"));
+  // A clinician adding the loaded tenant exercise to the fracture-concern patient must say why.
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(guarded.plan_id());
+  revise.set_etag(guarded.etag());
+  revise.set_reason("wants lifting");
+  revise.add_changes()->set_add_intervention_id("tenant.ex.hip_hinge_band");
+  ppb::RevisePlanResponse revised;
+  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("contraindication_override"), std::string::npos) << status.error_message();
+}
+
+}  // namespace
+}  // namespace physio::testing
