@@ -74,6 +74,7 @@ for attempt in 1 2; do
                    "re-assess: centralising with repeated flexion in lying; the plan follows extension" \
                    "re-assessment: direction extension -> flexion" "proposed: direction: extension -> direction: flexion" \
                    "revised plan approved: direction flexion" \
+                   "draft from template tenant.tpl.back_to_lifting" "tenant.ex.hip_hinge_band" \
                    "Demo episode complete." "== stopped"; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done

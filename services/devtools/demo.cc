@@ -683,6 +683,54 @@ int main(int argc, char** argv) {
       std::cout << "   revised plan approved: direction " << approved_revised.plan().direction() << ", replaces "
                 << revised.plan().replaces_plan_id() << "\n";
     }
+    std::cout << "\n14. The chain's own library: its integration publishes an exercise and a template; a "
+                 "clinician starts a draft from the template\n";
+    {
+      Caller integrator(token("ehr-demo-1", "integrator", ""));
+      ppb::ListPlanTemplatesResponse current;
+      clinician.Call("ListPlanTemplates", planning.get(), &ppb::PlanningService::Stub::ListPlanTemplates,
+                     ppb::ListPlanTemplatesRequest(), &current);
+      ppb::PublishTenantLibraryRequest publish;
+      publish.set_request_id(Rid("tenant-library"));
+      publish.set_expected_version(current.version());
+      publish.set_reason("the demo chain's lifting programme");
+      publish.set_document(R"({"entries": [{"id": "tenant.ex.hip_hinge_band", "kind": "exercise",
+        "category": "functional", "title": "Banded hip hinge",
+        "instructions": "Stand tall, band around the hips; hinge forward from the hips with a straight back, then stand up.",
+        "reason": "The demo chain's lifting programme", "source": "Demo clinic protocol 2026",
+        "dose": {"sets": 2, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0},
+        "phases": ["movement_control", "function_optimisation"],
+        "contraindications": ["loading_contraindicated", "flexion_loading"]}],
+       "templates": [{"id": "tenant.tpl.back_to_lifting", "name": "Back to lifting",
+        "description": "The chain's start for manual workers",
+        "items": [{"intervention_id": "tenant.ex.hip_hinge_band"}, {"intervention_id": "ex.motor.bird_dog"},
+                  {"intervention_id": "edu.self_management"}]}]})");
+      ppb::PublishTenantLibraryResponse published;
+      integrator.Call("PublishTenantLibrary", planning.get(), &ppb::PlanningService::Stub::PublishTenantLibrary, publish,
+                      &published);
+      std::cout << "   tenant library version " << published.library().version() << ": "
+                << published.library().entry_count() << " entry, " << published.library().template_count()
+                << " template, published by " << published.library().published_by() << "\n";
+      apb::CreateAssessmentRequest create;
+      create.set_request_id(Rid("assess-tpl"));
+      create.set_patient_id(patient_id + "-tpl");
+      create.set_clinic_id("clinic-demo-north");
+      *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 4);
+      create.mutable_red_flag_screen();
+      apb::CreateAssessmentResponse assessed;
+      clinician.Call("CreateAssessment", assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create,
+                     &assessed);
+      ppb::GeneratePlanRequest from_template;
+      from_template.set_request_id(Rid("plan-tpl"));
+      from_template.set_assessment_id(assessed.assessment().assessment_id());
+      from_template.set_template_id("tenant.tpl.back_to_lifting");
+      ppb::GeneratePlanResponse drafted;
+      clinician.Call("GeneratePlan", planning.get(), &ppb::PlanningService::Stub::GeneratePlan, from_template, &drafted);
+      std::cout << "   draft from template " << drafted.plan().template_id() << " (tenant library v"
+                << drafted.plan().tenant_library_version() << "):";
+      for (const auto& item : drafted.plan().items()) std::cout << " " << item.item_id();
+      std::cout << "\n";
+    }
     std::cout << "\nDemo episode complete.\n";
     return 0;
   } catch (const std::exception& e) {
