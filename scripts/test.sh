@@ -96,7 +96,7 @@ fi
 
 if [[ " $STAGES " == *" 3 "* ]]; then
   started=$SECONDS
-  "$ROOT/scripts/fuzz.sh" "${PHYSIO_FUZZ_SECONDS:-10}"
+  "$ROOT/scripts/fuzz.sh" "${PHYSIO_FUZZ_SECONDS:-6}"
   stage_done "3 fuzzers" "$started"
 fi
 

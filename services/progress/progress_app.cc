@@ -1036,6 +1036,10 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
     changes.delivered_item_ids.push_back(request.add_delivered_item_ids(i));
   }
   if (request.has_red_flag_screen()) changes.red_flag_screen = &request.red_flag_screen();
+  if (request.has_session()) {
+    ValidateSessionRecord("session", request.session());
+    changes.session = &request.session();
+  }
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
   if (IsClinicScoped(ctx)) LoadVisitSession(ctx, request.session_id());  // another clinic's: NOT_FOUND, unchanged
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
@@ -1078,6 +1082,7 @@ pb::CompleteVisitSessionResponse ProgressApp::CompleteVisitSession(const CallCon
   if (session.has_pain_after()) record.set_pain_after(session.pain_after());
   *record.mutable_delivered_item_ids() = session.delivered_item_ids();
   if (session.has_red_flag_screen()) *record.mutable_red_flag_screen() = session.red_flag_screen();
+  if (session.has_session()) *record.mutable_session() = session.session();
   if (auto started = visit_sessions_.StartedAt(ctx, request.session_id(), ctx.DeadlineCappedAt(kStoreBudget))) {
     record.mutable_visit_time()->set_seconds(*started);
   }

@@ -15,7 +15,7 @@ using google::protobuf::util::TimeUtil;
 
 namespace {
 // Visit session hash: "patient_id", "kind", "clinic_id", "started_at", "status",
-// "pain_before", "pain_after", "red_flags" (serialized screen), "visit_id", and
+// "pain_before", "pain_after", "red_flags" (serialized screen), "session" (serialized documentation), "visit_id", and
 // one field "d:<item id>" per delivered item so concurrent updates merge.
 constexpr const char* kStartScript = R"LUA(
 redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'kind', ARGV[3], 'clinic_id', ARGV[4], 'started_at', ARGV[5], 'status', 'open')
@@ -67,6 +67,7 @@ v1::VisitSession SessionFromReply(const std::string& session_id, const redisRepl
     else if (field == "pain_before") session.set_pain_before(std::stoi(value));
     else if (field == "pain_after") session.set_pain_after(std::stoi(value));
     else if (field == "red_flags") session.mutable_red_flag_screen()->ParseFromString(value);
+    else if (field == "session") session.mutable_session()->ParseFromString(value);
     else if (field == "status") session.set_completed(value == "completed");
     else if (field == "visit_id") session.set_visit_id(value);
     else if (field.rfind("d:", 0) == 0) session.add_delivered_item_ids(field.substr(2));
@@ -104,6 +105,7 @@ v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const st
   if (changes.pain_after) args.insert(args.end(), {"pain_after", std::to_string(*changes.pain_after)});
   for (const auto& item_id : changes.delivered_item_ids) args.insert(args.end(), {"d:" + item_id, "1"});
   if (changes.red_flag_screen) args.insert(args.end(), {"red_flags", changes.red_flag_screen->SerializeAsString()});
+  if (changes.session) args.insert(args.end(), {"session", changes.session->SerializeAsString()});
   auto reply = redis_.EvalDurable(kUpdateScript, {Key(ctx, session_id)}, args, deadline);
   ThrowIfRefused(reply.get());
   return SessionFromReply(session_id, reply.get());

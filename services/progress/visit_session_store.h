@@ -22,9 +22,11 @@ struct VisitSessionChanges {
   std::optional<int> pain_after;
   std::vector<std::string> delivered_item_ids;  // added to those already delivered
   const assessment::v1::RedFlagScreen* red_flag_screen = nullptr;
+  const v1::SessionRecord* session = nullptr;  // replaces the earlier documentation
 
   bool empty() const {
-    return !pain_before && !pain_after && delivered_item_ids.empty() && red_flag_screen == nullptr;
+    return !pain_before && !pain_after && delivered_item_ids.empty() && red_flag_screen == nullptr &&
+           session == nullptr;
   }
 };
 

@@ -528,6 +528,7 @@ class FakeVisitSessionStore final : public progress::VisitSessionStore {
       if (std::find(delivered.begin(), delivered.end(), item) == delivered.end()) session.add_delivered_item_ids(item);
     }
     if (changes.red_flag_screen) *session.mutable_red_flag_screen() = *changes.red_flag_screen;
+    if (changes.session) *session.mutable_session() = *changes.session;
     return session;
   }
   std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,

@@ -155,6 +155,46 @@ TEST_F(Sessions, PeripheralisingWithARepeatedMovementStopsThatDirectionAtOnceAnd
   EXPECT_EQ(evaluated.evaluation().decision(), gpb::DECISION_REASSESS);
 }
 
+TEST_F(Sessions, AVisitSessionCarriesItsDocumentationToTheVisitItCompletes) {
+  const Caller clinician = Clinician();
+  ApprovedExtensionPlan(clinician);
+  gpb::StartVisitSessionRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  start.set_clinic_id("north");
+  gpb::StartVisitSessionResponse started;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &started).ok());
+  gpb::UpdateVisitSessionRequest update;
+  update.set_request_id(NewId("rq"));
+  update.set_session_id(started.session().session_id());
+  *update.mutable_session()->add_movement_tests() =
+      Test(gpb::MOVEMENT_TEST_EXTENSION_STANDING, gpb::SYMPTOM_RESPONSE_PERIPHERALISING);
+  update.mutable_session()->add_notes(gpb::SESSION_NOTE_SAFETY_NET_REPEATED);
+  gpb::UpdateVisitSessionResponse updated;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, update, &updated).ok());
+  EXPECT_EQ(updated.session().session().movement_tests_size(), 1);
+  // Nothing acts before completion; then the visit acts as RecordVisit does.
+  EXPECT_TRUE(PlanInUseOrSuspended(clinician, patient_id_).stopped_directions().empty());
+  gpb::CompleteVisitSessionRequest complete;
+  complete.set_request_id(NewId("rq"));
+  complete.set_session_id(started.session().session_id());
+  gpb::CompleteVisitSessionResponse completed;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::CompleteVisitSession, complete,
+                             &completed).ok());
+  EXPECT_EQ(completed.visit().session().notes_size(), 1);
+  EXPECT_TRUE(AnyContains(completed.visit().session_findings(), "stopped: extension"));
+  const ppb::Plan now = PlanInUseOrSuspended(clinician, patient_id_);
+  ASSERT_EQ(now.stopped_directions_size(), 1);
+  EXPECT_EQ(now.stopped_directions(0), "extension");
+  // A bad update is refused naming the field.
+  update.set_request_id(NewId("rq"));
+  update.mutable_session()->mutable_movement_tests(0)->set_repetitions(0);
+  auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("session.movement_tests[0].repetitions"), std::string::npos) << status.error_message();
+}
+
 TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClinicianApproves) {
   const Caller clinician = Clinician();
   apb::Assessment first;
