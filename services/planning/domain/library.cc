@@ -178,6 +178,17 @@ void ValidateLocale(const std::string& field, const std::string& locale) {
 }
 
 namespace {
+// An entry's progression and regression name other exercises of `library`.
+void CheckLinks(const InterventionLibrary& library, const Intervention& entry) {
+  for (const auto* link : {&entry.progression, &entry.regression}) {
+    if (link->empty()) continue;
+    const Intervention* target = library.Find(*link);
+    if (target == nullptr) Fail(entry.id, "links to unknown exercise '" + *link + "'");
+    if (target->kind != InterventionKind::kExercise) Fail(entry.id, "links to '" + *link + "', which is not an exercise");
+    if (*link == entry.id) Fail(entry.id, "links to itself");
+  }
+}
+
 // One entry, validated on its own (ids and links are checked by the caller, against the whole library).
 Intervention ParseEntry(const json& node, const std::string& position) {
   static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
@@ -282,15 +293,7 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
     library.entries_.push_back(std::move(entry));
   }
   // Links are checked once every entry is known.
-  for (const auto& entry : library.entries_) {
-    for (const auto* link : {&entry.progression, &entry.regression}) {
-      if (link->empty()) continue;
-      const Intervention* target = library.Find(*link);
-      if (target == nullptr) Fail(entry.id, "links to unknown exercise '" + *link + "'");
-      if (target->kind != InterventionKind::kExercise) Fail(entry.id, "links to '" + *link + "', which is not an exercise");
-      if (*link == entry.id) Fail(entry.id, "links to itself");
-    }
-  }
+  for (const auto& entry : library.entries_) CheckLinks(library, entry);
   if (library.entries_.empty()) throw LibraryError("interventions: the library is empty");
   return library;
 }
@@ -367,16 +370,7 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     merged.entries_.push_back(std::move(entry));
   }
   tenant.entry_count = static_cast<int>(added.size());
-  for (const size_t at : added) {
-    const Intervention& entry = merged.entries_[at];
-    for (const auto* link : {&entry.progression, &entry.regression}) {
-      if (link->empty()) continue;
-      const Intervention* target = merged.Find(*link);
-      if (target == nullptr) Fail(entry.id, "links to unknown exercise '" + *link + "'");
-      if (target->kind != InterventionKind::kExercise) Fail(entry.id, "links to '" + *link + "', which is not an exercise");
-      if (*link == entry.id) Fail(entry.id, "links to itself");
-    }
-  }
+  for (const size_t at : added) CheckLinks(merged, merged.entries_[at]);
   const json& templates = root.contains("templates") ? root["templates"] : empty;
   if (!templates.is_array() || templates.size() > 100) {
     throw LibraryError("document: 'templates' must be an array of at most 100");
