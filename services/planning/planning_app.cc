@@ -949,11 +949,12 @@ pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallCon
                                                std::to_string(current) + "; read it again");
         }
         // Entries are never withdrawn: plans that hold one must still resolve it. Retire instead.
+        // (Read from the stored document as it is: a version the shipped library no longer
+        // validates is exactly what a new publish repairs.)
         if (latest) {
-          const TenantLibrary before = ParseTenantLibrary(library_, latest->document, current);
-          for (const auto& entry : before.merged.entries()) {
-            if (entry.tenant && parsed.merged.Find(entry.id) == nullptr) {
-              ThrowInvalidArgument("document", "entry '" + entry.id + "' of version " + std::to_string(current) +
+          for (const auto& id : TenantEntryIds(latest->document)) {
+            if (parsed.merged.Find(id) == nullptr) {
+              ThrowInvalidArgument("document", "entry '" + id + "' of version " + std::to_string(current) +
                                                    " is missing: keep it, with \"retired\": true");
             }
           }

@@ -280,6 +280,13 @@ TEST(TenantLibrary, AValidLibraryMergesWithTheShippedOneAndKeepsItsTemplates) {
   EXPECT_FALSE(tenant.FindTemplate("tenant.tpl.lifting")->items.at(1).dose.has_value());
 }
 
+TEST(TenantLibrary, AStoredDocumentsEntryIdsAreReadWithoutValidatingIt) {
+  // What a new version must keep, even when the shipped library no longer validates the old one.
+  EXPECT_EQ(TenantEntryIds(R"({"entries": [{"id": "tenant.a"}, {"id": "tenant.b", "kind": "gone"}]})"),
+            (std::vector<std::string>{"tenant.a", "tenant.b"}));
+  EXPECT_TRUE(TenantEntryIds("not json").empty());
+}
+
 TEST(TenantLibrary, DefectsAndWeakerSafetyThanTheShippedLibraryAreRefused) {
   EXPECT_EQ(ErrorOf(TenantDoc()), "");
   // The shipped library's own checks apply.

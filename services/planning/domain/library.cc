@@ -298,6 +298,16 @@ InterventionLibrary InterventionLibrary::Parse(const std::string& json_text) {
   return library;
 }
 
+std::vector<std::string> TenantEntryIds(const std::string& json_text) {
+  std::vector<std::string> ids;
+  const json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (!root.is_object() || !root.contains("entries") || !root["entries"].is_array()) return ids;
+  for (const auto& entry : root["entries"]) {
+    if (entry.is_object() && entry.contains("id") && entry["id"].is_string()) ids.push_back(entry["id"].get<std::string>());
+  }
+  return ids;
+}
+
 const PlanTemplate* TenantLibrary::FindTemplate(const std::string& id) const {
   for (const auto& found : templates) {
     if (found.id == id) return &found;

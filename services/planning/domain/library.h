@@ -136,6 +136,9 @@ struct TenantLibrary {
 // (not retired, not advised-against) entries with doses in range. Throws LibraryError naming the
 // entry or template.
 TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::string& json_text, int version);
+// The entry ids of a tenant library document as stored, read without validating it against the
+// shipped library (which may have changed since): what a new version must keep.
+std::vector<std::string> TenantEntryIds(const std::string& json_text);
 
 // An entry's text for a caller's locale: the exact tag ("es-MX"), then its language ("es"), then
 // English. `served` is set to the tag of the text returned ("en" for English).
