@@ -411,13 +411,24 @@ pb::MediaReference MediaProto(const MediaReference& media) {
 }
 }  // namespace
 
-void PlanningApp::LocalisePlan(pb::Plan& plan, const std::string& locale) const {
+void PlanningApp::LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale) {
+  std::shared_ptr<const TenantLibrary> tenant;
+  if (!locale.empty() && plan.tenant_library_version() > 0) {
+    try {
+      tenant = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+    } catch (const Error& e) {
+      // A read: the tenant's items are then served as stored, their language not claimed.
+      spdlog::warn("request_id={} tenant library unavailable for localising a plan: {}", ctx.request_id, e.what());
+    }
+  }
+  const InterventionLibrary& library = LibraryWith(tenant);
   for (auto& item : *plan.mutable_items()) {
     // Text not from the library (the safety net, a referral) is English; a clinician's wording
     // (or an older library's) is served as written, in a language not known here (empty), and is
     // never swapped for a translation of something else.
-    std::string served = "en";
-    const Intervention* entry = library_.Find(item.item_id());
+    const Intervention* entry = library.Find(item.item_id());
+    // A tenant's item its library could not be read for: written in a language not known here.
+    std::string served = entry == nullptr && item.item_id().starts_with("tenant.") ? "" : "en";
     if (entry != nullptr) {
       // An English read (the hot path) keeps the stored text: only media are added.
       if (!locale.empty()) {
@@ -447,7 +458,7 @@ pb::GetPlanResponse PlanningApp::GetPlan(const CallContext& ctx, const pb::GetPl
   *response.mutable_plan() = std::move(*found);
   if (!CanSeePatient(ctx, response.plan().patient_id())) ThrowNotFound("plan");
   audit.patient_id = response.plan().patient_id();
-  LocalisePlan(*response.mutable_plan(), request.locale());
+  LocalisePlan(ctx, *response.mutable_plan(), request.locale());
   return response;
 }
 
@@ -851,7 +862,7 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
                   "patient_id: the plan " + found.plan().plan_id() +
                       " is suspended after a red flag at a check-in; stop the home programme and contact the clinic");
     }
-    LocalisePlan(*found.mutable_plan(), request.locale());
+    LocalisePlan(ctx, *found.mutable_plan(), request.locale());
     return found;
   };
   std::optional<std::string> generation;

@@ -72,7 +72,9 @@ class PlanningApp {
  private:
   // The items' titles and instructions in `locale` where the library has them (falling back to
   // English), with their library media; text a clinician changed stays as written.
-  void LocalisePlan(pb::Plan& plan, const std::string& locale) const;
+  // A plan holding the tenant's own entries is localised by the tenant's library (one read, only
+  // when a locale is asked for).
+  void LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale);
   // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
   void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
   // A clinician confirmed the patient's consent to manipulation for a plan that has it: the consent record.

@@ -20,7 +20,9 @@ std::string Document(bool retire_hinge = false) {
      "title": "Standing wall extension", "instructions": "Hands on the wall, arch back gently; stop if pain spreads down the leg.",
      "reason": "Our extension series", "source": "Clinic protocol 2026",
      "dose": {"sets": 1, "reps": 10, "hold_seconds": 0, "sessions_per_week": 7, "duration_minutes": 0},
-     "phases": ["symptom_modulation", "movement_control"], "contraindications": ["extension_intolerant"]}],
+     "phases": ["symptom_modulation", "movement_control"], "contraindications": ["extension_intolerant"],
+     "translations": {"es": {"title": "Extensión de pie contra la pared",
+                             "instructions": "Manos en la pared, arquee la espalda con suavidad."}}}],
    "templates": [{"id": "tenant.tpl.extension_start", "name": "Extension start", "description": "Our usual start",
      "items": [{"intervention_id": "tenant.ex.wall_extension"},
                {"intervention_id": "tenant.ex.hip_hinge_band", "dose": {"sets": 3, "reps": 8, "hold_seconds": 0,
@@ -166,6 +168,22 @@ TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
   for (const auto& item : plan.items()) {
     if (item.item_id() == "tenant.ex.hip_hinge_band") {
       EXPECT_EQ(item.dose().sets(), 3);
+    }
+  }
+  // Read in Spanish: the tenant's own translation; an entry without one falls back to English.
+  ppb::GetPlanRequest read;
+  read.set_plan_id(plan.plan_id());
+  read.set_locale("es");
+  ppb::GetPlanResponse in_spanish;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetPlan, read, &in_spanish).ok());
+  for (const auto& item : in_spanish.plan().items()) {
+    if (item.item_id() == "tenant.ex.wall_extension") {
+      EXPECT_EQ(item.title(), "Extensión de pie contra la pared");
+      EXPECT_EQ(item.locale(), "es");
+    }
+    if (item.item_id() == "tenant.ex.hip_hinge_band") {
+      EXPECT_EQ(item.title(), "Banded hip hinge");
+      EXPECT_EQ(item.locale(), "en");
     }
   }
   // A patient with a fracture concern: the tenant's loaded flexion exercise is left out, and said.
