@@ -652,8 +652,22 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   // Precautions go onto a plan in use or a suspended one (it may be resumed later); a draft
   // is not changed this way: it is generated again from a new assessment instead.
   std::string detail;  // what adding precautions changed, for the revision's reason
-  // Tenant items are stepped, stopped and excluded by their own library entries.
-  const auto tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+  // Tenant items are stepped, stopped and excluded by their own library entries. A safety action
+  // (stopping a direction, adding precautions) is never held up by the tenant's library: if its
+  // version cannot be used, it goes ahead with the shipped library (tenant items are then left for
+  // the clinician's review, which both actions ask for) and the failure is logged.
+  std::shared_ptr<const TenantLibrary> tenant_library;
+  const bool uses_library = request.adjustment() == pb::ADJUSTMENT_PROGRESS ||
+                            request.adjustment() == pb::ADJUSTMENT_REGRESS || stop_direction || precautions;
+  if (uses_library) {
+    try {
+      tenant_library = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kFailedPrecondition || !(stop_direction || precautions)) throw;
+      spdlog::error("request_id={} plan_id={} safety adjustment with the shipped library only: {}", ctx.request_id,
+                    request.plan_id(), e.what());
+    }
+  }
   const InterventionLibrary& library = LibraryWith(tenant_library);
   return ChangePlan<pb::AdjustPlanResponse>(
       ctx, "AdjustPlan", request, request.request_id(), request.plan_id(), request.etag(),

@@ -212,3 +212,43 @@ TEST_F(PlanningWorkflow, PlanItemsCarryTheirLibraryMediaInTheLanguageServed) {
 
 }  // namespace
 }  // namespace physio::testing
+
+namespace physio::testing {
+namespace {
+
+// Issue 32 item 6: a tenant library version the shipped library no longer validates (an entry it
+// linked to is gone) stops what would guess with it, never a safety action.
+TEST_F(PlanningWorkflow, ABrokenTenantLibraryHoldsProgressionButNeverASafetyAction) {
+  const auto active = Approve(Generate("rq-gen"), "rq-approve");
+  planning::StoredTenantLibrary broken;
+  broken.version = 1;
+  broken.document = R"({"entries": [{"id": "tenant.ex.x", "kind": "exercise", "category": "functional",
+    "title": "X", "instructions": "Do x.", "reason": "ours", "source": "s", "phases": ["movement_control"],
+    "dose": {"sets": 1, "reps": 5, "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0},
+    "contraindications": [], "progression": "ex.gone.from_the_shipped_library"}]})";
+  records.state.tenant_libraries[{"t-1", 1}] = broken;
+  ppb::AdjustPlanRequest progress;
+  progress.set_request_id("rq-progress");
+  progress.set_plan_id(active.plan_id());
+  progress.set_adjustment(ppb::ADJUSTMENT_PROGRESS);
+  progress.set_reason("dose completed");
+  EXPECT_EQ(CodeOf([&] { app.AdjustPlan(clinician, progress, audit); }), ErrorCode::kFailedPrecondition);
+  ppb::AdjustPlanRequest stop;
+  stop.set_request_id("rq-stop");
+  stop.set_plan_id(active.plan_id());
+  stop.set_adjustment(ppb::ADJUSTMENT_STOP_DIRECTION);
+  stop.add_directions("flexion");
+  stop.set_reason("peripheralising with repeated flexion");
+  const auto stopped = app.AdjustPlan(clinician, stop, audit).plan();
+  ASSERT_EQ(stopped.stopped_directions_size(), 1);
+  EXPECT_EQ(stopped.stopped_directions(0), "flexion");
+  ppb::AdjustPlanRequest suspend;
+  suspend.set_request_id("rq-suspend");
+  suspend.set_plan_id(active.plan_id());
+  suspend.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
+  suspend.set_reason("red flag at a check-in");
+  EXPECT_EQ(app.AdjustPlan(clinician, suspend, audit).plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+}
+
+}  // namespace
+}  // namespace physio::testing
