@@ -139,10 +139,11 @@ class Foundation : public SharedClusterFixture {
   }
 
   grpc::Status Generate(const Caller& caller, const std::string& assessment_id, ppb::Plan* out,
-                        const std::string& request_id = "") {
+                        const std::string& request_id = "", const std::string& template_id = "") {
     ppb::GeneratePlanRequest request;
     request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
     request.set_assessment_id(assessment_id);
+    request.set_template_id(template_id);
     ppb::GeneratePlanResponse response;
     auto status = caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, request, &response);
     if (out) *out = response.plan();

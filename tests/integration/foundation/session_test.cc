@@ -28,29 +28,23 @@ class Sessions : public Foundation {
     EXPECT_TRUE(status.ok()) << status.error_message();
     if (assessment_out) *assessment_out = created.assessment();
     EXPECT_EQ(created.assessment().classification().direction(), "extension");
-    const ppb::Plan draft = Generate(clinician, created.assessment().assessment_id());
-    return Approve(clinician, draft);
+    return Approved(Drafted(clinician, created.assessment().assessment_id()));
   }
 
-  ppb::Plan Generate(const Caller& clinician, const std::string& assessment_id) const {
-    ppb::GeneratePlanRequest generate;
-    generate.set_request_id(NewId("rq"));
-    generate.set_assessment_id(assessment_id);
-    ppb::GeneratePlanResponse generated;
-    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
+  // A draft (the fixture's Generate), expected to succeed.
+  ppb::Plan Drafted(const Caller& clinician, const std::string& assessment_id) {
+    ppb::Plan draft;
+    auto status = Generate(clinician, assessment_id, &draft);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    return generated.plan();
+    return draft;
   }
 
-  ppb::Plan Approve(const Caller& clinician, const ppb::Plan& draft) const {
-    ppb::ApprovePlanRequest approve;
-    approve.set_request_id(NewId("rq"));
-    approve.set_plan_id(draft.plan_id());
-    approve.set_etag(draft.etag());
-    ppb::ApprovePlanResponse approved;
-    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved);
+  // The draft approved (the fixture's Approve), expected to succeed.
+  ppb::Plan Approved(const ppb::Plan& draft) {
+    ppb::Plan active;
+    auto status = Approve(draft.plan_id(), draft.etag(), &active);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    return approved.plan();
+    return active;
   }
 
   static gpb::RepeatedMovementResult Test(gpb::MovementTest test, gpb::SymptomResponse response) {
@@ -241,7 +235,7 @@ TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClin
   EXPECT_EQ(again.assessment().assessment_id(), reassessed.assessment().assessment_id());
 
   // The revised plan, proposed against the plan in use.
-  const ppb::Plan draft = Generate(clinician, reassessed.assessment().assessment_id());
+  const ppb::Plan draft = Drafted(clinician, reassessed.assessment().assessment_id());
   EXPECT_EQ(draft.replaces_plan_id(), plan.plan_id());
   EXPECT_EQ(draft.direction(), "flexion");
   bool direction_change = false, added_flexion = false, removed_extension = false;
@@ -256,7 +250,7 @@ TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClin
   EXPECT_TRUE(added_flexion);
   EXPECT_TRUE(removed_extension);
   // Approved: it supersedes the plan in use, in the same episode.
-  const ppb::Plan approved = Approve(clinician, draft);
+  const ppb::Plan approved = Approved(draft);
   EXPECT_EQ(approved.status(), ppb::PLAN_STATUS_ACTIVE);
   EXPECT_EQ(approved.episode_id(), plan.episode_id());
   EXPECT_FALSE(approved.needs_reassessment());
@@ -280,7 +274,7 @@ TEST_F(Sessions, AStoppedDirectionIsCarriedIntoTheRevisedPlanUnlessTheReassessme
   apb::ReassessPatientResponse reassessed;
   ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ReassessPatient, reassess,
                              &reassessed).ok());
-  const ppb::Plan kept = Generate(clinician, reassessed.assessment().assessment_id());
+  const ppb::Plan kept = Drafted(clinician, reassessed.assessment().assessment_id());
   ASSERT_EQ(kept.stopped_directions_size(), 1);
   EXPECT_EQ(kept.stopped_directions(0), "extension");
   bool carried = false;
@@ -292,7 +286,7 @@ TEST_F(Sessions, AStoppedDirectionIsCarriedIntoTheRevisedPlanUnlessTheReassessme
   reassess.mutable_examination()->set_centralisation(true);
   ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ReassessPatient, reassess,
                              &reassessed).ok());
-  const ppb::Plan offered = Generate(clinician, reassessed.assessment().assessment_id());
+  const ppb::Plan offered = Drafted(clinician, reassessed.assessment().assessment_id());
   EXPECT_TRUE(offered.stopped_directions().empty());
   bool flagged = false;
   for (const auto& change : offered.proposed_changes()) {

@@ -65,18 +65,6 @@ class TenantLibraries : public Foundation {
     return created.assessment();
   }
 
-  grpc::Status Generate(const Caller& clinician, const std::string& assessment_id, const std::string& template_id,
-                        ppb::Plan* out) const {
-    ppb::GeneratePlanRequest generate;
-    generate.set_request_id(NewId("rq"));
-    generate.set_assessment_id(assessment_id);
-    generate.set_template_id(template_id);
-    ppb::GeneratePlanResponse generated;
-    auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
-    if (out) *out = generated.plan();
-    return status;
-  }
-
   static std::set<std::string> ItemIds(const ppb::Plan& plan) {
     std::set<std::string> ids;
     for (const auto& item : plan.items()) ids.insert(item.item_id());
@@ -156,7 +144,7 @@ TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
   const Caller clinician = Clinician();
   ASSERT_TRUE(Publish(integrator, Document(), 0).ok());
   ppb::Plan plan;
-  auto status = Generate(clinician, Assess(clinician).assessment_id(), "tenant.tpl.extension_start", &plan);
+  auto status = Generate(clinician, Assess(clinician).assessment_id(), &plan, "", "tenant.tpl.extension_start");
   ASSERT_TRUE(status.ok()) << status.error_message();
   const auto ids = ItemIds(plan);
   EXPECT_TRUE(ids.contains("tenant.ex.wall_extension"));
@@ -188,22 +176,17 @@ TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
   }
   // A patient with a fracture concern: the tenant's loaded flexion exercise is left out, and said.
   ppb::Plan guarded;
-  ASSERT_TRUE(Generate(clinician, Assess(clinician, true).assessment_id(), "tenant.tpl.extension_start", &guarded).ok());
+  ASSERT_TRUE(Generate(clinician, Assess(clinician, true).assessment_id(), &guarded, "", "tenant.tpl.extension_start").ok());
   EXPECT_FALSE(ItemIds(guarded).contains("tenant.ex.hip_hinge_band"));
   ASSERT_EQ(guarded.template_notes_size(), 1);
   EXPECT_NE(guarded.template_notes(0).find("contraindicated for this patient (flexion_loading)"), std::string::npos)
       << guarded.template_notes(0);
   // An unknown template is NOT_FOUND.
-  EXPECT_EQ(Generate(clinician, Assess(clinician).assessment_id(), "tenant.tpl.none", nullptr).error_code(),
+  EXPECT_EQ(Generate(clinician, Assess(clinician).assessment_id(), nullptr, "", "tenant.tpl.none").error_code(),
             grpc::StatusCode::NOT_FOUND);
 
   // In use, the tenant's extension exercise is stopped with extension like any shipped one.
-  ppb::ApprovePlanRequest approve;
-  approve.set_request_id(NewId("rq"));
-  approve.set_plan_id(plan.plan_id());
-  approve.set_etag(plan.etag());
-  ppb::ApprovePlanResponse approved;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok());
+  ASSERT_TRUE(Approve(plan.plan_id(), plan.etag()).ok());
   ppb::AdjustPlanRequest stop;
   stop.set_request_id(NewId("rq"));
   stop.set_plan_id(plan.plan_id());
