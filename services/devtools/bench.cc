@@ -71,8 +71,11 @@ double MachineCpuSeconds() {
 // `call(worker, i)` does one operation and returns its status; run by
 // `concurrency` threads, one operation after another, for `seconds`.
 // `server_cpu` reads the called server's CPU seconds so far (negative: unknown).
+// `rate` > 0: open loop instead: the callers together start `rate` calls a second on a fixed
+// schedule, and each latency counts from the call's scheduled start (so a stall is not hidden
+// by the calls it delayed); a caller that falls behind does not skip calls.
 Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(int, long)>& call,
-            const std::function<double()>& server_cpu) {
+            const std::function<double()>& server_cpu, double rate = 0) {
   Tally total;
   std::mutex mutex;
   std::vector<std::thread> threads;
@@ -83,8 +86,16 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   for (int w = 0; w < concurrency; ++w) {
     threads.emplace_back([&, w] {
       Tally mine;
+      const auto interval = rate > 0 ? std::chrono::duration<double>(concurrency / rate) : std::chrono::duration<double>(0);
+      // Callers spread over one interval, so the calls arrive evenly.
+      auto due = start + std::chrono::duration_cast<Clock::duration>(interval * (static_cast<double>(w) / concurrency));
       for (long i = 0; Clock::now() < stop && i < 2000000; ++i) {
-        const auto began = Clock::now();
+        if (rate > 0) {
+          std::this_thread::sleep_until(due);
+          if (due >= stop) break;
+        }
+        const auto began = rate > 0 ? due : Clock::now();
+        due += std::chrono::duration_cast<Clock::duration>(interval);
         const grpc::Status status = call(w, i);
         ++mine.codes[physio::StatusCodeName(status.error_code())];
         if (status.ok()) mine.ok_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - began).count());
@@ -121,6 +132,7 @@ void Report(int concurrency, const std::string& name, Tally& tally, double basel
 class Caller {
  public:
   explicit Caller(std::string token) : token_(std::move(token)) {}
+  const std::string& token() const { return token_; }
   template <typename Stub, typename Req, typename Resp>
   grpc::Status operator()(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
                           const Req& request, Resp* response) const {
@@ -132,6 +144,39 @@ class Caller {
 
  private:
   std::string token_;
+};
+
+// The same calls as JSON over the service's Connect port (the HTTP gateway), one keep-alive
+// connection per caller, as a browser or a wrk run would use it.
+class ConnectCaller {
+ public:
+  ConnectCaller(std::string token, int port, int callers) : token_(std::move(token)), port_(port), clients_(callers) {}
+  // POSTs `json` to /<service>/<method> on caller `worker`'s connection; OK when the answer is 200.
+  grpc::Status Call(int worker, const std::string& path, const std::string& json) {
+    auto& client = clients_[static_cast<std::size_t>(worker)];
+    if (!client) {
+      client = std::make_unique<httplib::Client>("127.0.0.1", port_);
+      client->set_keep_alive(true);
+      client->set_read_timeout(10, 0);
+    }
+    httplib::Headers headers{{"Authorization", "Bearer " + token_}};
+    auto result = client->Post(path, headers, json, "application/json");
+    if (!result) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no HTTP answer");
+    if (result->status == 200) return grpc::Status::OK;
+    // A Connect error's code, e.g. {"code":"not_found",...}
+    const auto at = result->body.find("\"code\":\"");
+    const std::string code = at == std::string::npos ? "" : result->body.substr(at + 8, result->body.find('"', at + 8) - at - 8);
+    return grpc::Status(code == "resource_exhausted" ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                        : code == "unavailable"      ? grpc::StatusCode::UNAVAILABLE
+                        : code == "not_found"        ? grpc::StatusCode::NOT_FOUND
+                                                     : grpc::StatusCode::UNKNOWN,
+                        code);
+  }
+
+ private:
+  std::string token_;
+  int port_;
+  std::vector<std::unique_ptr<httplib::Client>> clients_;
 };
 
 template <typename Service>
@@ -211,6 +256,12 @@ int main(int argc, char** argv) {
                            {"compare-token", "",
                             "a clinician's bearer token from another issuer (e.g. an OpenID provider) of the same "
                             "tenant: GetActivePlan is measured with it too, right after the minted token's run"},
+                           {"http-port-offset", "1000",
+                            "each server's Connect/JSON port is its gRPC port plus this (run.sh's layout): "
+                            "GetActivePlan and LogHomeExercise are measured there too, right after gRPC; 0: not"},
+                           {"rate", "0",
+                            "calls a second offered by all callers together on a fixed schedule (open loop, latency "
+                            "from each call's scheduled start); 0: closed loop, each caller as fast as it is answered"},
                            {"metrics-port-offset", "2000",
                             "each server's metrics listener (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
@@ -232,6 +283,15 @@ int main(int argc, char** argv) {
     Server<gpb::ProgressService> progress(config.Get("progress-addr"), "physio.progress.v1.ProgressService",
                                           metrics_offset);
     const auto cpu_of = [](const auto& server) { return [&server] { return server.CpuSeconds(); }; };
+    const double rate = std::stod(config.Get("rate"));
+    const int http_offset = config.GetInt("http-port-offset");
+    const auto http_port = [&](const std::string& address) {
+      return http_offset > 0 ? std::stoi(address.substr(address.rfind(':') + 1)) + http_offset : 0;
+    };
+    const auto drive = [&](int c, const std::function<grpc::Status(int, long)>& call,
+                           const std::function<double()>& server_cpu) {
+      return Drive(c, seconds, call, server_cpu, rate);
+    };
 
     // One patient per caller with a stored assessment, an active plan and an open intake session.
     std::vector<std::string> patients(most), assessments(most), sessions(most);
@@ -289,16 +349,16 @@ int main(int argc, char** argv) {
               << "|-----:|--------------------------|-------:|------:|--------:|--------:|-------:|-------:|--------:|"
                  "--------------|\n";
     for (int c : levels) {
-      auto health_a = Drive(c, seconds, [&](int w, long) { return assessment.Check(w); }, cpu_of(assessment));
+      auto health_a = drive(c, [&](int w, long) { return assessment.Check(w); }, cpu_of(assessment));
       Report(c, "health (assessment)", health_a, health_a.rate());
-      auto health_p = Drive(c, seconds, [&](int w, long) { return planning.Check(w); }, cpu_of(planning));
+      auto health_p = drive(c, [&](int w, long) { return planning.Check(w); }, cpu_of(planning));
       Report(c, "health (planning)", health_p, health_p.rate());
-      auto health_g = Drive(c, seconds, [&](int w, long) { return progress.Check(w); }, cpu_of(progress));
+      auto health_g = drive(c, [&](int w, long) { return progress.Check(w); }, cpu_of(progress));
       Report(c, "health (progress)", health_g, health_g.rate());
 
       if (wanted("GetActivePlan")) {
         auto get_active_plan = [&](const Caller& caller) {
-          return Drive(c, seconds, [&](int w, long) {
+          return drive(c, [&](int w, long) {
             ppb::GetActivePlanRequest request;
             request.set_patient_id(patients[w]);
             ppb::GetActivePlanResponse response;
@@ -307,6 +367,16 @@ int main(int argc, char** argv) {
         };
         auto minted = get_active_plan(clinician);
         Report(c, "GetActivePlan", minted, health_p.rate());
+        if (http_offset > 0) {
+          ConnectCaller json(clinician.token(), http_port(config.Get("planning-addr")), c);
+          auto connect = drive(c, [&](int w, long) {
+            return json.Call(w, "/physio.planning.v1.PlanningService/GetActivePlan",
+                             "{\"patientId\":\"" + patients[w] + "\"}");
+          }, cpu_of(planning));
+          Report(c, "GetActivePlan JSON", connect, health_p.rate());
+          std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
+                    << (minted.rate() > 0 ? connect.rate() / minted.rate() : 0.0) << ")  | | | | | | | | |\n";
+        }
         if (!compare_token.empty()) {
           // The same calls with the other issuer's token, right after: its ratio is the comparison.
           const Caller other(compare_token);
@@ -315,7 +385,7 @@ int main(int argc, char** argv) {
         }
       }
       if (wanted("GetAssessment")) {
-        auto tally = Drive(c, seconds, [&](int w, long) {
+        auto tally = drive(c, [&](int w, long) {
           apb::GetAssessmentRequest request;
           request.set_assessment_id(assessments[w]);
           apb::GetAssessmentResponse response;
@@ -324,7 +394,7 @@ int main(int argc, char** argv) {
         Report(c, "GetAssessment", tally, health_a.rate());
       }
       if (wanted("SubmitIntakeAnswers")) {
-        auto tally = Drive(c, seconds, [&](int w, long i) {
+        auto tally = drive(c, [&](int w, long i) {
           apb::SubmitIntakeAnswersRequest request;
           request.set_request_id(physio::NewId("rq"));
           request.set_session_id(sessions[w]);
@@ -337,7 +407,7 @@ int main(int argc, char** argv) {
         Report(c, "SubmitIntakeAnswers", tally, health_a.rate());
       }
       if (wanted("LogHomeExercise")) {
-        auto tally = Drive(c, seconds, [&](int w, long i) {
+        auto tally = drive(c, [&](int w, long i) {
           gpb::LogHomeExerciseRequest request;
           request.set_request_id(physio::NewId("rq"));
           request.set_patient_id(patients[w]);
@@ -350,9 +420,21 @@ int main(int argc, char** argv) {
           return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
         }, cpu_of(progress));
         Report(c, "LogHomeExercise", tally, health_g.rate());
+        if (http_offset > 0) {
+          ConnectCaller json(clinician.token(), http_port(config.Get("progress-addr")), c);
+          auto connect = drive(c, [&](int w, long i) {
+            return json.Call(w, "/physio.progress.v1.ProgressService/LogHomeExercise",
+                             "{\"requestId\":\"" + physio::NewId("rq") + "\",\"patientId\":\"" + patients[w] +
+                                 "\",\"exerciseId\":\"ex.motor.abdominal_bracing\",\"setsDone\":2,\"repsDone\":10,"
+                                 "\"painDuring\":" + std::to_string(i % 5) + ",\"painAfter\":" + std::to_string(i % 5) + "}");
+          }, cpu_of(progress));
+          Report(c, "LogHomeExercise JSON", connect, health_g.rate());
+          std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
+                    << (tally.rate() > 0 ? connect.rate() / tally.rate() : 0.0) << ")  | | | | | | | | |\n";
+        }
       }
       if (wanted("CreateAssessment")) {
-        auto tally = Drive(c, seconds, [&](int w, long) {
+        auto tally = drive(c, [&](int w, long) {
           apb::CreateAssessmentRequest request;
           request.set_request_id(physio::NewId("rq"));
           request.set_patient_id(patients[w]);
@@ -364,7 +446,7 @@ int main(int argc, char** argv) {
       }
       if (wanted("WholeIntake")) {
         // One operation = StartIntake, 3 x SubmitIntakeAnswers, CompleteIntake (5 calls).
-        auto tally = Drive(c, seconds, [&](int w, long) {
+        auto tally = drive(c, [&](int w, long) {
           apb::StartIntakeRequest start;
           start.set_request_id(physio::NewId("rq"));
           start.set_patient_id(patients[w]);

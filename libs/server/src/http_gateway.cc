@@ -21,6 +21,10 @@
 #include "physio/server/grpc_context.h"
 #include "physio/server/status_codes.h"
 
+// Without it every keep-alive answer written as headers then body waits for the
+// client's delayed ACK (Nagle): about 40 ms a call (docs/benchmarks.md, issue 33).
+static_assert(CPPHTTPLIB_TCP_NODELAY, "the HTTP port needs TCP_NODELAY (libs/third_party/CMakeLists.txt)");
+
 namespace physio {
 
 namespace {
