@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <string_view>
+
 #include "physio/common/error.h"
 #include "physio/redis/redis_keys.h"
 
@@ -48,11 +50,12 @@ std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallCont
   if (IsErrorReply(reply.get()) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return std::nullopt;
   Lookup lookup;
   lookup.generation = ReplyString(reply->element[0]).value_or("0");
-  const auto cached = ReplyString(reply->element[1]);
+  // Parsed from hiredis's own buffer: a plan is several KB, not worth a copy.
+  const redisReply* cached = reply->element[1];
   const std::string prefix = lookup.generation + "\n";
-  if (cached && cached->rfind(prefix, 0) == 0) {
+  if (cached->type == REDIS_REPLY_STRING && std::string_view(cached->str, cached->len).starts_with(prefix)) {
     v1::Plan plan;
-    if (plan.ParseFromArray(cached->data() + prefix.size(), static_cast<int>(cached->size() - prefix.size()))) {
+    if (plan.ParseFromArray(cached->str + prefix.size(), static_cast<int>(cached->len - prefix.size()))) {
       lookup.plan = std::move(plan);
     }
   }

