@@ -3,15 +3,15 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "physio/common/error.h"
+#include "physio/common/proto_json_printer.h"
 
 namespace physio {
 
 std::string ToJson(const google::protobuf::Message& message) {
   std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) throw Error(ErrorCode::kInternal, "cannot encode " + message.GetTypeName());
+  if (!PrintProtoJson(message, JsonFieldNames::kProto, &json)) {
+    throw Error(ErrorCode::kInternal, "cannot encode " + message.GetTypeName());
+  }
   return json;
 }
 
