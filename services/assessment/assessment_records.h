@@ -21,7 +21,9 @@ inline constexpr const char* kSchema = "assessment";
 // first with the id as the tie-break, so every page of ListAssessments is one index range scan
 // however many the patient has (issue 33: without the id the first page sorted all of them).
 inline const std::vector<ConcurrentIndex> kAssessmentIndexes = {
-    {"assessments_by_patient_keyset", "assessments", "(tenant_id, patient_id, created_at DESC, assessment_id DESC)"}};
+    {"assessments_by_patient_keyset", "assessments", "(tenant_id, patient_id, created_at DESC, assessment_id DESC)"},
+    // Migration 0001's index: the keyset one serves every query it served (issue 33).
+    {"assessments_by_patient", "assessments", "", true}};
 
 // An assessment with its row version (its etag is "v<version>").
 struct VersionedAssessment {

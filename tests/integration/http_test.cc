@@ -22,6 +22,9 @@
 #include "physio/common/ids.h"
 #include "physio/common/logging.h"
 #include "physio/common/process_stats.h"
+#include "physio/auth/token_minter.h"
+#include "physio/auth/token_verifier.h"
+#include "physio/server/http_gateway.h"
 
 namespace physio::testing {
 namespace {
@@ -689,6 +692,75 @@ TEST_F(Http, TricklingConnectionsDoNotStarveThePort) {
   trickle.join();
   for (int fd : sockets) close(fd);
   EXPECT_EQ(closed_by_server.load(), 64) << "every trickling connection is closed by the server";
+}
+
+// More keep-alive callers than the HTTP port has threads (issue 33: 512 JSON callers against
+// 256 threads timed out): while connections wait for a thread, answers ask their clients to
+// close, so every caller is served in turn. A gateway of its own with two threads, in front of
+// an empty in-process gRPC server (CORS preflights are answered 204 by the gateway itself).
+TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
+  const auto keys = GenerateRsaKeyPair(2048);
+  TokenVerifier verifier(keys.public_key_pem, "iss", "aud");
+  grpc::ServerBuilder builder;
+  auto server = builder.BuildAndStart();
+  HttpGatewaySettings settings;
+  settings.listen = "127.0.0.1:0";
+  settings.threads = 1;
+  settings.max_threads = 2;
+  settings.cors_origins = {"https://app.example.org"};
+  HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
+                      std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
+  const int port = gateway.Start();
+  auto preflight = [port](httplib::Client& client) {
+    return client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
+                          {{"Origin", "https://app.example.org"}, {"Access-Control-Request-Method", "POST"}});
+  };
+  // Two callers keep both threads: a request every 5 ms on one kept-alive connection each.
+  std::atomic<bool> stop{false};
+  std::atomic<int> hog_answers{0}, hog_failures{0}, hog_closes{0};
+  std::vector<std::thread> hogs;
+  for (int i = 0; i < 2; ++i) {
+    hogs.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_keep_alive(true);
+      client.set_read_timeout(5, 0);
+      while (!stop) {
+        auto answer = preflight(client);
+        if (answer && answer->status == 204) {
+          ++hog_answers;
+          if (answer->get_header_value("Connection") == "close") ++hog_closes;
+        } else {
+          ++hog_failures;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Two more callers, each with a one-second budget: served although no thread is free.
+  std::vector<std::thread> late;
+  std::atomic<int> late_answers{0};
+  for (int i = 0; i < 2; ++i) {
+    late.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_keep_alive(true);
+      client.set_connection_timeout(1, 0);
+      client.set_read_timeout(1, 0);
+      for (int call = 0; call < 3; ++call) {
+        auto answer = preflight(client);
+        if (answer && answer->status == 204) ++late_answers;
+      }
+    });
+  }
+  for (auto& thread : late) thread.join();
+  stop = true;
+  for (auto& thread : hogs) thread.join();
+  EXPECT_EQ(late_answers.load(), 6) << "callers waiting for a thread were not served within a second";
+  EXPECT_EQ(hog_failures.load(), 0);
+  EXPECT_GT(hog_answers.load(), 20);
+  EXPECT_GT(hog_closes.load(), 0) << "no answer asked its client to make room";
+  gateway.Shutdown();
+  server->Shutdown();
 }
 
 }  // namespace

@@ -792,6 +792,14 @@ TEST_F(LeastPrivilege, ServicesWorkAsTheirOwnRolesWhichCannotChangeTheAuditTrail
             std::vector<std::string>{"audit_events_actor"});
   EXPECT_EQ(Sql(valid_indexes, {}), "6");
   EXPECT_TRUE(BuildConcurrentIndexes(owner, "progress", PlatformConcurrentIndexes()).empty());  // nothing left to build
+  // A retired index (migration 0001's, made redundant by the keyset one) is dropped, concurrently, at start.
+  const std::string patient_indexes =
+      "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'assessment'"
+      " AND indexname LIKE 'assessments_by_patient%'";
+  for (int i = 0; i < 100 && Sql(patient_indexes, {}) != "assessments_by_patient_keyset"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Sql(patient_indexes, {}), "assessments_by_patient_keyset");
   // So the audit read API works under least privilege, across the three services.
   Caller auditor(*cluster_, MakeToken(*keys_, tenant_, "dpo-1", {"auditor"}));
   apb::ListAuditEventsRequest list;

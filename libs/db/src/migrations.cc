@@ -155,6 +155,10 @@ std::vector<std::string> BuildConcurrentIndexes(const PgOptions& options, const 
           "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
           " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
           {schema, index.name});
+      if (index.retired) {
+        if (found.rows() > 0) conn.Exec("DROP INDEX CONCURRENTLY IF EXISTS " + schema + "." + index.name);
+        continue;
+      }
       if (found.rows() > 0 && found.Get(0, 0) == "t") continue;
       // A build interrupted (a crash, a restart) leaves an INVALID index: dropped and built again.
       if (found.rows() > 0) conn.Exec("DROP INDEX CONCURRENTLY IF EXISTS " + schema + "." + index.name);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 
 #include "physio/common/logging.h"
+#include "physio/common/proto_json_printer.h"
 #include "physio/common/validation.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/status_codes.h"
@@ -121,10 +123,12 @@ grpc::Status CallInProcess(grpc::GenericStub& stub, grpc::ClientContext& context
 // waiting connection is set against the threads actually waiting.) Threads
 // started on demand stay until shutdown. httplib takes ownership of the queue
 // it is handed (its API is a raw pointer).
+// `waiting`, when given, is kept at the number of connections waiting for a thread.
 class ConnectionThreads final : public httplib::TaskQueue {
  public:
-  ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued)
-      : most_(std::max(base, most)), max_queued_(max_queued) {
+  ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued,
+                    std::shared_ptr<std::atomic<std::size_t>> waiting)
+      : most_(std::max(base, most)), max_queued_(max_queued), waiting_(std::move(waiting)) {
     std::lock_guard lock(mutex_);
     for (std::size_t i = 0; i < base; ++i) threads_.emplace_back([this] { Work(); });
   }
@@ -135,6 +139,7 @@ class ConnectionThreads final : public httplib::TaskQueue {
       std::lock_guard lock(mutex_);
       if (stopping_ || jobs_.size() >= max_queued_) return false;
       jobs_.push_back(std::move(fn));
+      if (waiting_) waiting_->store(jobs_.size());
       if (jobs_.size() > idle_ && threads_.size() < most_) threads_.emplace_back([this] { Work(); });
     }
     wake_.notify_one();
@@ -164,12 +169,14 @@ class ConnectionThreads final : public httplib::TaskQueue {
         if (jobs_.empty()) return;  // stopping, and nothing left to serve
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        if (waiting_) waiting_->store(jobs_.size());
       }
       job();
     }
   }
 
   const std::size_t most_, max_queued_;
+  const std::shared_ptr<std::atomic<std::size_t>> waiting_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> jobs_;
@@ -178,11 +185,14 @@ class ConnectionThreads final : public httplib::TaskQueue {
   bool stopping_ = false;
 };
 
-std::function<httplib::TaskQueue*()> HttpThreadPool(int threads, int max_threads, int max_queued) {
+std::function<httplib::TaskQueue*()> HttpThreadPool(int threads, int max_threads, int max_queued,
+                                                    std::shared_ptr<std::atomic<std::size_t>> waiting = nullptr) {
   const auto base = static_cast<std::size_t>(std::max(1, threads));
   const auto most = static_cast<std::size_t>(std::max(1, max_threads));
   const auto queued = static_cast<std::size_t>(std::max(1, max_queued));
-  return [base, most, queued] { return std::make_unique<ConnectionThreads>(base, most, queued).release(); };
+  return [base, most, queued, waiting] {
+    return std::make_unique<ConnectionThreads>(base, most, queued, waiting).release();
+  };
 }
 
 // Bounds shared by the gateway and the metrics listener.
@@ -261,7 +271,8 @@ HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Cha
         settings_.tls_client_ca_file.empty() ? nullptr : settings_.tls_client_ca_file.c_str());
     if (!server_->is_valid()) throw std::runtime_error("http: cannot load tls-cert-file / tls-key-file");
   }
-  server_->new_task_queue = HttpThreadPool(settings_.threads, settings_.max_threads, settings_.max_queued_connections);
+  server_->new_task_queue = HttpThreadPool(settings_.threads, settings_.max_threads, settings_.max_queued_connections,
+                                           waiting_connections_);
   BoundRequests(*server_, settings_.request_read_timeout, settings_.keepalive_timeout, settings_.max_body_bytes);
   Routes();
 }
@@ -435,12 +446,19 @@ void HttpGateway::Routes() {
       return;
     }
     std::string json;
-    google::protobuf::util::JsonPrintOptions options;
-    if (!google::protobuf::util::MessageToJsonString(*response, &json, options).ok()) {
+    if (!PrintProtoJson(*response, JsonFieldNames::kLowerCamel, &json)) {
       ConnectError(res, grpc::StatusCode::INTERNAL, "internal error");
       return;
     }
     res.set_content(json, "application/json");
+  });
+
+  // A thread serves one connection at a time, for as long as it is kept alive. While
+  // connections wait for a thread (more keep-alive callers than http-max-threads), each
+  // answer asks its client to close, so the waiting ones are served in turn instead of
+  // timing out behind connections that never end (issue 33: 512 JSON callers, 256 threads).
+  server_->set_post_routing_handler([waiting = waiting_connections_](const httplib::Request&, httplib::Response& res) {
+    if (waiting->load() > 0 && !res.has_header("Connection")) res.set_header("Connection", "close");
   });
 
   // Anything else: a Connect-style error (no HTML error pages).

@@ -118,8 +118,11 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"cors-allowed-origins", "", "comma-separated origins browsers may call the HTTP port from (* for any)"},
       {"http-default-timeout-ms", "30000", "deadline of an HTTP call that sends no Connect-Timeout-Ms"},
       {"http-threads", "8", "threads kept serving HTTP connections"},
-      {"http-max-threads", "256", "threads the HTTP port may start while every thread is busy (one per open connection)"},
-      {"http-max-queued-connections", "256", "HTTP connections waiting for a thread; past it a new one is closed at once"},
+      {"http-max-threads", "1024",
+       "threads the HTTP port may start while every thread is busy (one per open connection, about 120 KiB "
+       "resident each; they stay once started); while connections wait for one, answers ask their clients to "
+       "close and reconnect"},
+      {"http-max-queued-connections", "512", "HTTP connections waiting for a thread; past it a new one is closed at once"},
       {"http-request-read-timeout-ms", "10000",
        "longest reading one whole HTTP request (request line, headers, body) may take, however slowly it arrives"},
       {"http-keepalive-timeout-ms", "5000", "an idle HTTP connection is closed after this"},

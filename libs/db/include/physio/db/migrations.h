@@ -33,6 +33,9 @@ struct ConcurrentIndex {
   std::string name;     // created in the schema
   std::string table;    // of the schema
   std::string columns;  // e.g. "(tenant_id, occurred_at)"
+  // An index a later one made redundant: dropped concurrently instead (each index
+  // costs every insert into the table its own write).
+  bool retired = false;
 };
 // The ones every service schema has (platform tables).
 const std::vector<ConcurrentIndex>& PlatformConcurrentIndexes();

@@ -20,6 +20,7 @@
 //    limits it) without its body being read.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -97,6 +98,8 @@ class HttpGateway {
   std::shared_ptr<grpc::Channel> channel_;
   std::vector<std::string> services_;
   const TokenVerifier& verifier_;
+  // Connections accepted and waiting for a thread (each thread serves one connection at a time).
+  std::shared_ptr<std::atomic<std::size_t>> waiting_connections_ = std::make_shared<std::atomic<std::size_t>>(0);
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<FhirRest> fhir_;
   std::thread thread_;
