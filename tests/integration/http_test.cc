@@ -711,7 +711,7 @@ TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
   HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
                       std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
   const int port = gateway.Start();
-  auto preflight = [port](httplib::Client& client) {
+  auto preflight = [](httplib::Client& client) {
     return client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
                           {{"Origin", "https://app.example.org"}, {"Access-Control-Request-Method", "POST"}});
   };
