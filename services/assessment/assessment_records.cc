@@ -161,10 +161,13 @@ std::optional<std::string> PgAssessmentRecords::PatientOfConsent(const std::stri
 
 std::vector<v1::ConsentRecord> PgAssessmentRecords::Consents(const std::string& tenant, const std::string& patient_id,
                                                              Clock::time_point deadline) {
+  // The newest 1,000, oldest first (the last of each kind is the current decision). The order is
+  // the numeric id's: a bare "consent_id" in ORDER BY would name the text output column, and by
+  // text "10" comes before "9", so a withdrawal could be listed before the grant it withdrew.
   auto rows = QueryOnce(pool_, deadline,
-                        {std::string("SELECT ") + kConsentColumns +
-                             " FROM assessment.consents WHERE tenant_id = $1 AND patient_id = $2"
-                             " ORDER BY consent_id LIMIT 1000",
+                        {std::string("SELECT * FROM (SELECT ") + kConsentColumns +
+                             ", consents.consent_id AS position FROM assessment.consents WHERE tenant_id = $1"
+                             " AND patient_id = $2 ORDER BY consents.consent_id DESC LIMIT 1000) newest ORDER BY position",
                          {tenant, patient_id}});
   std::vector<v1::ConsentRecord> out;
   for (int i = 0; i < rows.rows(); ++i) out.push_back(ConsentFromRow(rows, i));

@@ -23,7 +23,11 @@ inline constexpr const char* kSchema = "assessment";
 inline const std::vector<ConcurrentIndex> kAssessmentIndexes = {
     {"assessments_by_patient_keyset", "assessments", "(tenant_id, patient_id, created_at DESC, assessment_id DESC)"},
     // Migration 0001's index: the keyset one serves every query it served (issue 33).
-    {"assessments_by_patient", "assessments", "", true}};
+    {"assessments_by_patient", "assessments", "", true},
+    // ListWebhookDeliveries of one state ("which failed?"): one range scan, however rare the state
+    // among the subscription's deliveries (without it, a page of failed ones read the 200 delivered
+    // ones around each; issue 33).
+    {"webhook_deliveries_by_state", "webhook_deliveries", "(tenant_id, subscription_id, state, delivery_id)"}};
 
 // An assessment with its row version (its etag is "v<version>").
 struct VersionedAssessment {

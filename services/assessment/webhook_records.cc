@@ -258,12 +258,15 @@ StoredWebhook PgWebhookRecords::Rotate(const std::string& tenant, const std::str
 std::vector<v1::WebhookDelivery> PgWebhookRecords::Deliveries(const std::string& tenant, const std::string& id,
                                                               const std::string& state, std::int64_t before_id,
                                                               int limit, Clock::time_point deadline) {
+  // d.delivery_id, not delivery_id: a bare name in ORDER BY is the text output column, whose
+  // order ("999" after "1000") neither an index gives (every first page sorted the subscription's
+  // deliveries) nor the "delivery_id < before" of the next page follows (pages skipped rows).
   auto rows = QueryOnce(
       pool_, deadline,
       {"SELECT delivery_id::text, message_id, kind, source, sequence::text, patient_id, resource_id, " +
            Epoch("occurred_at") + ", state, attempts, " + Epoch("next_attempt_at") + ", " + Epoch("delivered_at") +
            " FROM " + schema_ + ".webhook_deliveries d WHERE tenant_id = $1 AND subscription_id = $2"
-           " AND ($3 = '' OR state = $3) AND delivery_id < $4::bigint ORDER BY delivery_id DESC LIMIT $5::int",
+           " AND ($3 = '' OR state = $3) AND delivery_id < $4::bigint ORDER BY d.delivery_id DESC LIMIT $5::int",
        {tenant, id, state, std::to_string(before_id), std::to_string(limit)}});
   std::vector<v1::WebhookDelivery> out;
   for (int i = 0; i < rows.rows(); ++i) {
@@ -298,7 +301,7 @@ std::vector<v1::WebhookDelivery> PgWebhookRecords::Deliveries(const std::string&
       pool_, deadline,
       {"SELECT delivery_id::text, attempt, " + Epoch("attempted_at") + ", status_code, latency_ms, error FROM"
            " (SELECT a.*, row_number() OVER (PARTITION BY delivery_id ORDER BY attempt DESC) AS n FROM " + schema_ +
-           ".webhook_attempts a WHERE delivery_id = ANY($1::bigint[])) a WHERE n <= 10 ORDER BY delivery_id, attempt DESC",
+           ".webhook_attempts a WHERE delivery_id = ANY($1::bigint[])) a WHERE n <= 10 ORDER BY a.delivery_id, attempt DESC",
        {PgTextArray(ids)}});
   for (int i = 0; i < attempts.rows(); ++i) {
     auto* attempt = by_id[attempts.Get(i, 0)]->add_recent_attempts();

@@ -730,6 +730,49 @@ TEST_F(Webhooks, HttpsIsVerifiedAgainstTheTrustedCasAndRedirectsAreNotFollowed) 
 // Throughput, by hand (docs/benchmarks.md): --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'.
 // Events are written straight into the outbox (10 per patient, 500 patients), then timed until a
 // receiver verifying every signature has them all, for 1 and for 4 subscriptions.
+// Delivery ids are numbers: a list across ids of different lengths (9,999,999,999 and then
+// 10,000,000,000) pages through every delivery once, newest first, filtered by state or not. The
+// list used to be sorted by the ids' text, so its pages skipped every id longer than the first
+// page's (and every first page sorted all of the subscription's deliveries).
+TEST_F(Webhooks, DeliveryPagesFollowTheIdsAcrossADigitBoundary) {
+  const std::string tenant = "t-digits";
+  const Caller integrator = Integrator(tenant);
+  postgres_->Execute("INSERT INTO assessment.webhook_subscriptions (tenant_id, subscription_id, url, state, secret,"
+                     " created_by, create_request_id) VALUES ('" + tenant + "', 'whs_digits', 'https://hooks.example/d',"
+                     " 'paused', 'unused', 'integration-engine', 'rq-digits')",
+                     "physio");
+  // 30 deliveries, ids 9,999,999,985 to 10,000,000,014; every third one failed.
+  postgres_->Execute("INSERT INTO assessment.webhook_deliveries (delivery_id, tenant_id, subscription_id, message_id,"
+                     " source, sequence, kind, occurred_at, state) OVERRIDING SYSTEM VALUE SELECT 9999999984 + i, '" +
+                         tenant + "', 'whs_digits', 'msg_d' || i, 'planning', i, 'EVENT_KIND_PLAN_APPROVED', now(),"
+                         " CASE WHEN i % 3 = 0 THEN 'failed' ELSE 'delivered' END FROM generate_series(1, 30) i",
+                     "physio");
+  const auto listed = [&](apb::WebhookDeliveryState state) {
+    std::vector<long long> ids;
+    apb::ListWebhookDeliveriesRequest list;
+    list.set_subscription_id("whs_digits");
+    list.set_state(state);
+    list.set_page_size(7);
+    do {
+      apb::ListWebhookDeliveriesResponse page;
+      const auto status =
+          integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListWebhookDeliveries, list, &page);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (!status.ok()) break;
+      for (const auto& delivery : page.deliveries()) ids.push_back(std::stoll(delivery.delivery_id()));
+      list.set_page_token(page.next_page_token());
+    } while (!list.page_token().empty());
+    return ids;
+  };
+  std::vector<long long> all, failed;
+  for (int i = 30; i >= 1; --i) {
+    all.push_back(9999999984LL + i);
+    if (i % 3 == 0) failed.push_back(9999999984LL + i);
+  }
+  EXPECT_EQ(listed(apb::WEBHOOK_DELIVERY_STATE_UNSPECIFIED), all);
+  EXPECT_EQ(listed(apb::WEBHOOK_DELIVERY_STATE_FAILED), failed);
+}
+
 TEST_F(Webhooks, DISABLED_Throughput) {
   for (const int subscriptions : {1, 4}) {
     const std::string tenant = "hooks-throughput-" + std::to_string(subscriptions);

@@ -62,9 +62,11 @@ AuditArchiveResult ArchiveAuditEvents(PgPool& pool, const std::string& schema, s
                (name == "occurred_at" ? "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
                                       : name + "::text");
   }
+  // Oldest first by the numeric id (audit_events.event_id: a bare event_id would be the text
+  // output column, sorted as text by a full sort of every record due, for every batch).
   const std::string select = "SELECT " + columns + " FROM " + schema +
                              ".audit_events WHERE occurred_at < now() - make_interval(hours => $1::int)"
-                             " ORDER BY event_id LIMIT $2 FOR UPDATE";
+                             " ORDER BY audit_events.event_id LIMIT $2 FOR UPDATE";
   const std::string remove = "DELETE FROM " + schema + ".audit_events WHERE event_id = ANY($1::bigint[])";
   AuditArchiveResult result;
   for (;;) {

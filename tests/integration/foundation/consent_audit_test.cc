@@ -90,6 +90,27 @@ class ConsentAndAudit : public Foundation {
   }
 };
 
+// Consent ids are numbers: a withdrawal whose id is longer than the grant's (10,000,000,003
+// after 9,999,999,998) is the decision in force and the last of the history. The history used to
+// be sorted by the ids' text, so the grant came last and was shown as current.
+TEST_F(ConsentAndAudit, TheCurrentDecisionIsTheNewestAcrossADigitBoundary) {
+  postgres_->Execute("INSERT INTO assessment.consents (consent_id, tenant_id, patient_id, kind, decision, recorded_by,"
+                     " recorded_by_role) OVERRIDING SYSTEM VALUE VALUES (9999999998, '" + tenant_ + "', '" +
+                         patient_id_ + "', 'treatment', 'granted', 'clin-1', 'clinician'), (10000000003, '" + tenant_ +
+                         "', '" + patient_id_ + "', 'treatment', 'withdrawn', '" + patient_id_ + "', 'patient')",
+                     "physio");
+  const Caller clinician = Token("clin-1", {"clinician"});
+  apb::ListConsentsRequest list;
+  list.set_patient_id(patient_id_);
+  apb::ListConsentsResponse listed;
+  ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::ListConsents, list, &listed).ok());
+  ASSERT_EQ(listed.history_size(), 2);
+  EXPECT_EQ(listed.history(0).consent_id(), "consent-9999999998");
+  EXPECT_EQ(listed.history(1).consent_id(), "consent-10000000003");
+  ASSERT_EQ(listed.current_size(), 1);
+  EXPECT_EQ(listed.current(0).decision(), apb::CONSENT_DECISION_WITHDRAWN);
+}
+
 TEST_F(ConsentAndAudit, ConsentsAreRecordsWithWhoAndWhenAndAWithdrawalIsANewRecord) {
   const Caller clinician = Token("clin-1", {"clinician"});
   const Caller patient = Patient();

@@ -167,5 +167,203 @@ TEST_F(DataGrowth, DISABLED_PagedListsCostTheSameWhateverTheTablesHold) {
                   .c_str());
 }
 
+
+// The other paged lists of item 5: the audit trail (ListAuditEvents over the three services'
+// trails), a subscription's webhook deliveries and a plan's revisions. Each list's first page and a
+// deep one, before and after the tables grow (PHYSIO_GROWTH_AUDIT_ROWS audit records, default
+// 3,000,000 over the three trails; 1,000,000 deliveries; 500,000 revisions), and the plans chosen.
+TEST_F(DataGrowth, DISABLED_AuditDeliveriesAndRevisionsPageFlat) {
+  const long audit_rows =
+      std::getenv("PHYSIO_GROWTH_AUDIT_ROWS") ? std::atol(std::getenv("PHYSIO_GROWTH_AUDIT_ROWS")) : 3000000;
+  const Caller clinician = Clinician();
+  const Caller auditor(*cluster_, MakeToken(*keys_, tenant_, "dpo-1", {"auditor"}));
+  const Caller integrator = Integrator();
+  const ppb::Plan plan = ApprovedPlanFor(clinician, patient_id_);
+  ASSERT_FALSE(plan.plan_id().empty());
+  const std::string subscription = "whs_growth";
+  postgres_->Execute("INSERT INTO assessment.webhook_subscriptions (tenant_id, subscription_id, url, state, secret,"
+                     " created_by, create_request_id) VALUES ('" + tenant_ + "', '" + subscription +
+                         "', 'https://hooks.example/growth', 'paused', 'unused', 'ehr-1', 'rq-growth')",
+                     "physio");
+  // Rows of the tenant (one in `share` of the generated ones; the rest belong to 49 others).
+  const auto audit = [&](const std::string& schema, long from, long to) {
+    postgres_->Execute(
+        "INSERT INTO " + schema + ".audit_events (tenant_id, occurred_at, principal, roles, action, patient_id,"
+        " resource_id, outcome, request_id) SELECT CASE WHEN i % 5 = 0 THEN '" + tenant_ + "' ELSE 't-other-' || (i % 49)"
+        " END, now() - interval '1 hour' - i * interval '3 seconds', 'clin-' || (i % 200), 'clinician', '/physio.x/Get',"
+        " 'pt-a' || (i % 20000), 'r' || i, CASE WHEN i % 100 = 0 THEN 'NOT_FOUND' ELSE 'OK' END, 'rq' || i"
+        " FROM generate_series(" + std::to_string(from) + ", " + std::to_string(to) + ") i",
+        "physio");
+  };
+  const auto deliveries = [&](long from, long to) {
+    postgres_->Execute(
+        "INSERT INTO assessment.webhook_deliveries (tenant_id, subscription_id, message_id, source, sequence, kind,"
+        " patient_id, occurred_at, state, attempts, created_at) SELECT '" + tenant_ + "', CASE WHEN i % 2 = 0 THEN '" +
+            subscription + "' ELSE 'whs_other' || (i % 10) END, 'msg_' || i, 'planning', i, 'EVENT_KIND_PLAN_APPROVED',"
+            " 'pt-a' || (i % 20000), now() - i * interval '1 second', CASE WHEN i % 200 = 0 THEN 'failed' ELSE"
+            " 'delivered' END, 1, now() - i * interval '1 second' FROM generate_series(" + std::to_string(from) + ", " +
+            std::to_string(to) + ") i",
+        "physio");
+  };
+  const auto revisions = [&](long from, long to, const std::string& plan_id) {
+    postgres_->Execute(
+        "INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
+        " SELECT tenant_id, " + (plan_id.empty() ? std::string("'plan_other' || (i % 5000)") : "plan_id") +
+            ", 1000 + i, 'revise', 'growth', changed_by, body FROM planning.plan_revisions, generate_series(" +
+            std::to_string(from) + ", " + std::to_string(to) + ") i WHERE tenant_id = '" + tenant_ + "' AND plan_id = '" +
+            plan.plan_id() + "' AND revision = 1",
+        "physio");
+  };
+  audit("assessment", 1, 2500);
+  deliveries(1, 2000);
+  revisions(1, 1000, plan.plan_id());
+
+  // First page, and the page after walking `depth` rows in pages of `stride` (median of 20 each).
+  struct Pages {
+    double first = 0, deep = 0;
+  };
+  const auto audit_pages = [&](const apb::AuditQuery& query, int depth) {
+    apb::ListAuditEventsRequest request;
+    *request.mutable_query() = query;
+    request.set_page_size(100);
+    apb::ListAuditEventsResponse response;
+    const auto call = [&] {
+      const auto status =
+          auditor.Call(auditor.assessment.get(), &apb::AssessmentService::Stub::ListAuditEvents, request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    };
+    Pages pages;
+    pages.first = MedianMs(20, call);
+    request.set_page_size(500);
+    for (int walked = 0; walked < depth && !response.next_page_token().empty(); walked += 500) {
+      request.set_page_token(response.next_page_token());
+      call();
+    }
+    request.set_page_size(100);
+    request.set_page_token(response.next_page_token());
+    pages.deep = MedianMs(20, call);
+    if (depth > 0) {
+      EXPECT_EQ(response.events_size(), 100);
+    }
+    return pages;
+  };
+  const auto delivery_pages = [&](apb::WebhookDeliveryState state, int depth) {
+    apb::ListWebhookDeliveriesRequest request;
+    request.set_subscription_id(subscription);
+    request.set_state(state);
+    request.set_page_size(50);
+    apb::ListWebhookDeliveriesResponse response;
+    const auto call = [&] {
+      const auto status = integrator.Call(integrator.assessment.get(),
+                                          &apb::AssessmentService::Stub::ListWebhookDeliveries, request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    };
+    Pages pages;
+    pages.first = MedianMs(20, call);
+    for (int walked = 0; walked < depth && !response.next_page_token().empty(); walked += 50) {
+      request.set_page_token(response.next_page_token());
+      call();
+    }
+    pages.deep = MedianMs(20, call);
+    EXPECT_GT(response.deliveries_size(), 0);
+    return pages;
+  };
+  const auto revision_pages = [&](int depth) {
+    ppb::ListPlanRevisionsRequest request;
+    request.set_plan_id(plan.plan_id());
+    request.set_page_size(20);
+    ppb::ListPlanRevisionsResponse response;
+    const auto call = [&] {
+      const auto status =
+          clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    };
+    Pages pages;
+    pages.first = MedianMs(20, call);
+    for (int walked = 0; walked < depth && !response.next_page_token().empty(); walked += 20) {
+      request.set_page_token(response.next_page_token());
+      call();
+    }
+    pages.deep = MedianMs(20, call);
+    EXPECT_GT(response.revisions_size(), 0);
+    return pages;
+  };
+  apb::AuditQuery tenant_wide, one_patient, one_actor;
+  one_patient.set_patient_id("pt-a5");
+  one_actor.set_actor("clin-5");
+  const Pages audit_small = audit_pages(tenant_wide, 400);
+  const Pages patient_small = audit_pages(one_patient, 0);
+  const Pages actor_small = audit_pages(one_actor, 0);
+  const Pages deliveries_small = delivery_pages(apb::WEBHOOK_DELIVERY_STATE_UNSPECIFIED, 800);
+  const Pages failed_small = delivery_pages(apb::WEBHOOK_DELIVERY_STATE_FAILED, 0);
+  const Pages revisions_small = revision_pages(800);
+
+  // The growth, in slices of a million rows (one statement each).
+  const long slice = 1000000;
+  for (long from = 2501; from <= audit_rows; from += slice) {
+    const long to = std::min(audit_rows, from + slice - 1);
+    const long k = (from - 2501) / slice;
+    audit(k % 3 == 0 ? "assessment" : k % 3 == 1 ? "planning" : "progress", from, to);
+  }
+  deliveries(2001, 1000000);
+  revisions(1001, 20000, plan.plan_id());
+  revisions(20001, 500000, "");
+  postgres_->Execute("ANALYZE assessment.audit_events; ANALYZE planning.audit_events; ANALYZE progress.audit_events;"
+                     " ANALYZE assessment.webhook_deliveries; ANALYZE planning.plan_revisions",
+                     "physio");
+  for (int attempt = 0; attempt < 240; ++attempt) {
+    if (postgres_->Execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid", "physio") == "0") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const Pages audit_big = audit_pages(tenant_wide, 100000);
+  const Pages patient_big = audit_pages(one_patient, 0);
+  const Pages actor_big = audit_pages(one_actor, 0);
+  const Pages deliveries_big = delivery_pages(apb::WEBHOOK_DELIVERY_STATE_UNSPECIFIED, 100000);
+  const Pages failed_big = delivery_pages(apb::WEBHOOK_DELIVERY_STATE_FAILED, 1000);
+  const Pages revisions_big = revision_pages(10000);
+
+  std::printf("audit records: 2,500 then %ld over three trails (the tenant holds one in five);\n"
+              "deliveries: 2,000 then 1,000,000 (the subscription holds half, 0.5%% failed);\n"
+              "revisions: 1,001 of the plan, then 20,000 of it and 480,000 of 5,000 others\n", audit_rows);
+  const auto row = [](const char* what, double small, double big) {
+    std::printf("  %-52s %8.2f ms -> %8.2f ms\n", what, small, big);
+  };
+  row("ListAuditEvents, tenant, first page of 100", audit_small.first, audit_big.first);
+  row("ListAuditEvents, tenant, page after 500 / 100,000 rows", audit_small.deep, audit_big.deep);
+  row("ListAuditEvents, one patient, first page", patient_small.first, patient_big.first);
+  row("ListAuditEvents, one actor, first page", actor_small.first, actor_big.first);
+  row("ListWebhookDeliveries, first page of 50", deliveries_small.first, deliveries_big.first);
+  row("ListWebhookDeliveries, page after 1,000 / 100,000", deliveries_small.deep, deliveries_big.deep);
+  row("ListWebhookDeliveries, failed only, first page", failed_small.first, failed_big.first);
+  row("ListWebhookDeliveries, failed only, page after 1,000", failed_small.deep, failed_big.deep);
+  row("ListPlanRevisions, first page of 20", revisions_small.first, revisions_big.first);
+  row("ListPlanRevisions, page after 820 / 10,000", revisions_small.deep, revisions_big.deep);
+  // The plans of the services' own statements, deep pages (audit_log.cc, webhook_records.cc, plan_records.cc).
+  std::printf("plans:\n%s",
+              Lines("EXPLAIN SELECT a.event_id FROM assessment.audit_events a WHERE a.tenant_id = '" + tenant_ +
+                    "' AND (a.occurred_at, 'assessment', a.event_id) <"
+                    " (now() - interval '3 days', 'assessment', 1) ORDER BY a.occurred_at DESC, a.event_id DESC LIMIT 101")
+                  .c_str());
+  std::printf("%s", Lines("EXPLAIN SELECT delivery_id FROM assessment.webhook_deliveries d WHERE tenant_id = '" + tenant_ +
+                          "' AND subscription_id = '" + subscription +
+                          "' AND state = 'failed' AND delivery_id < 900000 ORDER BY d.delivery_id DESC LIMIT 51")
+                        .c_str());
+  std::printf("%s", Lines("EXPLAIN SELECT delivery_id::text FROM assessment.webhook_deliveries d WHERE tenant_id = '" +
+                          tenant_ + "' AND subscription_id = '" + subscription +
+                          "' AND delivery_id < 9223372036854775807::bigint ORDER BY d.delivery_id DESC LIMIT 51")
+                        .c_str());
+  std::printf("%s", Lines("EXPLAIN SELECT revision FROM planning.plan_revisions WHERE tenant_id = '" + tenant_ +
+                          "' AND plan_id = '" + plan.plan_id() + "' AND revision > 10000 ORDER BY revision LIMIT 21")
+                        .c_str());
+  std::printf("sizes per million rows (MB):\n%s",
+              Lines("SELECT rpad(s.nspname || '.' || c.relname, 52) || round(pg_relation_size(c.oid) / 1048576.0 /"
+                    " (t.reltuples / 1e6)::numeric, 1) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid OR"
+                    " i.indrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace s ON s.oid ="
+                    " t.relnamespace WHERE ((s.nspname = 'assessment' AND t.relname IN ('audit_events',"
+                    " 'webhook_deliveries')) OR (s.nspname = 'planning' AND t.relname = 'plan_revisions'))"
+                    " AND t.reltuples > 0 GROUP BY s.nspname, c.relname, c.oid, t.reltuples ORDER BY 1")
+                  .c_str());
+}
+
 }  // namespace
 }  // namespace physio::testing
