@@ -120,15 +120,17 @@ grpc::Status CallInProcess(grpc::GenericStub& stub, grpc::ClientContext& context
 // `max_queued` connections waiting; past that httplib closes a new connection
 // at once. (httplib's own ThreadPool counts a thread as free until it has woken
 // up, so a burst of slow connections queues behind its first threads; here a
-// waiting connection is set against the threads actually waiting.) Threads
-// started on demand stay until shutdown. httplib takes ownership of the queue
-// it is handed (its API is a raw pointer).
+// waiting connection is set against the threads actually waiting.) A thread
+// beyond `base` that has had no connection for `idle_timeout` ends (a burst of
+// 512 kept-alive callers left 563 threads, about 70 MiB, for good). httplib
+// takes ownership of the queue it is handed (its API is a raw pointer).
 // `waiting`, when given, is kept at the number of connections waiting for a thread.
 class ConnectionThreads final : public httplib::TaskQueue {
  public:
-  ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued,
+  ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued, std::chrono::milliseconds idle_timeout,
                     std::shared_ptr<std::atomic<std::size_t>> waiting)
-      : most_(std::max(base, most)), max_queued_(max_queued), waiting_(std::move(waiting)) {
+      : base_(base), most_(std::max(base, most)), max_queued_(max_queued), idle_timeout_(idle_timeout),
+        waiting_(std::move(waiting)) {
     std::lock_guard lock(mutex_);
     for (std::size_t i = 0; i < base; ++i) threads_.emplace_back([this] { Work(); });
   }
@@ -153,7 +155,7 @@ class ConnectionThreads final : public httplib::TaskQueue {
       stopping_ = true;
     }
     wake_.notify_all();
-    // No thread is added once stopping_ is set, so the list can be walked unlocked.
+    // No thread is added or ends once stopping_ is set, so the list can be walked unlocked.
     for (auto& thread : threads_) thread.join();
   }
 
@@ -164,8 +166,22 @@ class ConnectionThreads final : public httplib::TaskQueue {
       {
         std::unique_lock lock(mutex_);
         ++idle_;
-        wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        const bool woken =
+            wake_.wait_for(lock, idle_timeout_, [&] { return stopping_ || !jobs_.empty(); });
         --idle_;
+        if (!woken && threads_.size() > base_) {
+          // Idle past the timeout, beyond the base: this thread ends, detached (its stack is
+          // freed as it exits; nothing is left to join). It touches nothing of this queue after
+          // the lock is released, and shutdown() no longer waits for it.
+          const auto self = std::find_if(threads_.begin(), threads_.end(),
+                                         [](const std::thread& t) { return t.get_id() == std::this_thread::get_id(); });
+          if (self != threads_.end()) {
+            self->detach();
+            threads_.erase(self);
+            return;
+          }
+        }
+        if (!woken) continue;
         if (jobs_.empty()) return;  // stopping, and nothing left to serve
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -175,7 +191,8 @@ class ConnectionThreads final : public httplib::TaskQueue {
     }
   }
 
-  const std::size_t most_, max_queued_;
+  const std::size_t base_, most_, max_queued_;
+  const std::chrono::milliseconds idle_timeout_;
   const std::shared_ptr<std::atomic<std::size_t>> waiting_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -186,12 +203,14 @@ class ConnectionThreads final : public httplib::TaskQueue {
 };
 
 std::function<httplib::TaskQueue*()> HttpThreadPool(int threads, int max_threads, int max_queued,
+                                                    std::chrono::milliseconds idle_timeout,
                                                     std::shared_ptr<std::atomic<std::size_t>> waiting = nullptr) {
   const auto base = static_cast<std::size_t>(std::max(1, threads));
   const auto most = static_cast<std::size_t>(std::max(1, max_threads));
   const auto queued = static_cast<std::size_t>(std::max(1, max_queued));
-  return [base, most, queued, waiting] {
-    return std::make_unique<ConnectionThreads>(base, most, queued, waiting).release();
+  const auto idle = std::max(idle_timeout, std::chrono::milliseconds(1));
+  return [base, most, queued, idle, waiting] {
+    return std::make_unique<ConnectionThreads>(base, most, queued, idle, waiting).release();
   };
 }
 
@@ -272,7 +291,7 @@ HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Cha
     if (!server_->is_valid()) throw std::runtime_error("http: cannot load tls-cert-file / tls-key-file");
   }
   server_->new_task_queue = HttpThreadPool(settings_.threads, settings_.max_threads, settings_.max_queued_connections,
-                                           waiting_connections_);
+                                           settings_.idle_thread_timeout, waiting_connections_);
   BoundRequests(*server_, settings_.request_read_timeout, settings_.keepalive_timeout, settings_.max_body_bytes);
   Routes();
 }
@@ -501,7 +520,7 @@ void HttpGateway::Shutdown() { StopServing(*server_, thread_); }
 
 MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
     : listen_(std::move(listen)), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {
-  server_->new_task_queue = HttpThreadPool(2, 2, 16);
+  server_->new_task_queue = HttpThreadPool(2, 2, 16, std::chrono::minutes(1));
   BoundRequests(*server_, std::chrono::seconds(5), std::chrono::seconds(5), 0);
   server_->set_payload_max_length(1024);
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -120,8 +120,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"http-threads", "8", "threads kept serving HTTP connections"},
       {"http-max-threads", "1024",
        "threads the HTTP port may start while every thread is busy (one per open connection, about 120 KiB "
-       "resident each; they stay once started); while connections wait for one, answers ask their clients to "
-       "close and reconnect"},
+       "resident each, until http-idle-thread-timeout-ms without one); while connections wait for one, answers ask "
+       "their clients to close and reconnect"},
+      {"http-idle-thread-timeout-ms", "30000",
+       "a thread the HTTP port started beyond http-threads ends after this long without a connection"},
       {"http-max-queued-connections", "512", "HTTP connections waiting for a thread; past it a new one is closed at once"},
       {"http-request-read-timeout-ms", "10000",
        "longest reading one whole HTTP request (request line, headers, body) may take, however slowly it arrives"},
@@ -169,6 +171,7 @@ HttpGatewaySettings HttpSettingsFrom(const Config& config) {
   settings.threads = config.GetInt("http-threads");
   settings.max_threads = config.GetInt("http-max-threads");
   settings.max_queued_connections = config.GetInt("http-max-queued-connections");
+  settings.idle_thread_timeout = std::chrono::milliseconds(config.GetInt("http-idle-thread-timeout-ms"));
   settings.request_read_timeout = std::chrono::milliseconds(config.GetInt("http-request-read-timeout-ms"));
   settings.keepalive_timeout = std::chrono::milliseconds(config.GetInt("http-keepalive-timeout-ms"));
   settings.max_body_bytes = static_cast<std::size_t>(config.GetInt("max-message-bytes"));

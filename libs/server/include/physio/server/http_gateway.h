@@ -50,6 +50,7 @@ struct HttpGatewaySettings {
   int threads = 8;                        // threads kept serving connections
   int max_threads = 256;                  // threads started on demand while all are busy
   int max_queued_connections = 256;       // connections waiting for a thread; past it closed at once
+  std::chrono::milliseconds idle_thread_timeout{30000};  // a thread beyond `threads` ends after this idle
   std::chrono::milliseconds request_read_timeout{10000};  // reading one whole request
   std::chrono::milliseconds keepalive_timeout{5000};      // an idle connection is closed after this
   std::size_t max_body_bytes = 4 * 1024 * 1024;
