@@ -764,6 +764,40 @@ TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
   server->Shutdown();
 }
 
+// The port's listen queue holds a burst of connections (issue 33: 512 callers connecting at once
+// overflowed httplib's 128, and each handshake the kernel dropped waited seconds for a
+// retransmission: 24-42 calls without an answer in 10 s). Read from the socket with ss.
+TEST(HttpConnections, TheListenQueueHoldsABurstOfConnections) {
+  const auto keys = GenerateRsaKeyPair(2048);
+  TokenVerifier verifier(keys.public_key_pem, "iss", "aud");
+  grpc::ServerBuilder builder;
+  auto server = builder.BuildAndStart();
+  HttpGatewaySettings settings;
+  settings.listen = "127.0.0.1:0";
+  HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
+                      std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
+  const int port = gateway.Start();
+  // "LISTEN <queued> <queue size> 127.0.0.1:<port> ..."
+  FILE* pipe = popen(("ss -Hltn 'sport = :" + std::to_string(port) + "'").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char line[512] = {};
+  const bool read = std::fgets(line, sizeof line, pipe) != nullptr;
+  pclose(pipe);
+  ASSERT_TRUE(read) << "ss (iproute2) did not list the port";
+  std::istringstream fields(line);
+  std::string state;
+  long queued = -1, size = -1;
+  fields >> state >> queued >> size;
+  EXPECT_EQ(state, "LISTEN");
+  const long somaxconn = [] {
+    std::ifstream in("/proc/sys/net/core/somaxconn");
+    long value = 0;
+    in >> value;
+    return value;
+  }();
+  EXPECT_EQ(size, std::min(1024L, somaxconn));
+}
+
 // The threads a burst of kept-alive callers started end once idle (issue 33: after 512 JSON
 // callers the planning service kept 563 threads and 102 MiB), and the port serves on after.
 TEST(HttpConnections, ThreadsOfABurstEndOnceIdle) {

@@ -5,6 +5,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -163,29 +164,36 @@ class ConnectionThreads final : public httplib::TaskQueue {
   void Work() {
     for (;;) {
       std::function<void()> job;
+      bool ended = false, last_extra = false;
       {
         std::unique_lock lock(mutex_);
         ++idle_;
-        const bool woken =
-            wake_.wait_for(lock, idle_timeout_, [&] { return stopping_ || !jobs_.empty(); });
+        const bool woken = wake_.wait_for(lock, idle_timeout_, [&] { return stopping_ || !jobs_.empty(); });
         --idle_;
-        if (!woken && threads_.size() > base_) {
+        if (woken) {
+          if (jobs_.empty()) return;  // stopping, and nothing left to serve
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+          if (waiting_) waiting_->store(jobs_.size());
+        } else {
+          if (threads_.size() <= base_) continue;
           // Idle past the timeout, beyond the base: this thread ends, detached (its stack is
           // freed as it exits; nothing is left to join). It touches nothing of this queue after
           // the lock is released, and shutdown() no longer waits for it.
           const auto self = std::find_if(threads_.begin(), threads_.end(),
                                          [](const std::thread& t) { return t.get_id() == std::this_thread::get_id(); });
-          if (self != threads_.end()) {
-            self->detach();
-            threads_.erase(self);
-            return;
-          }
+          if (self == threads_.end()) continue;
+          self->detach();
+          threads_.erase(self);
+          ended = true;
+          last_extra = threads_.size() == base_;
         }
-        if (!woken) continue;
-        if (jobs_.empty()) return;  // stopping, and nothing left to serve
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-        if (waiting_) waiting_->store(jobs_.size());
+      }
+      if (ended) {
+        // The last of a burst's threads: the memory their malloc arenas kept goes back to the
+        // system (without this a 512-caller burst left the planning service at 82 MiB, not 33).
+        if (last_extra) malloc_trim(0);
+        return;
       }
       job();
     }
