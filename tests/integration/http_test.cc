@@ -695,27 +695,52 @@ TEST_F(Http, TricklingConnectionsDoNotStarveThePort) {
   EXPECT_EQ(closed_by_server.load(), 64) << "every trickling connection is closed by the server";
 }
 
-// More keep-alive callers than the HTTP port has threads (issue 33: 512 JSON callers against
-// 256 threads timed out): while connections wait for a thread, answers ask their clients to
-// close, so every caller is served in turn. A gateway of its own with two threads, in front of
-// an empty in-process gRPC server (CORS preflights are answered 204 by the gateway itself).
-TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
-  const auto keys = GenerateRsaKeyPair(2048);
-  TokenVerifier verifier(keys.public_key_pem, "iss", "aud");
-  grpc::ServerBuilder builder;
-  auto server = builder.BuildAndStart();
-  HttpGatewaySettings settings;
-  settings.listen = "127.0.0.1:0";
-  settings.threads = 1;
-  settings.max_threads = 2;
-  settings.cors_origins = {"https://app.example.org"};
-  HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
-                      std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
-  const int port = gateway.Start();
-  auto preflight = [](httplib::Client& client) {
+// A gateway of its own, in front of an empty in-process gRPC server (CORS preflights are
+// answered 204 by the gateway itself, so they exercise the HTTP port alone).
+class BareGateway {
+ public:
+  explicit BareGateway(HttpGatewaySettings settings)
+      : keys_(GenerateRsaKeyPair(2048)), verifier_(keys_.public_key_pem, "iss", "aud") {
+    grpc::ServerBuilder builder;
+    server_ = builder.BuildAndStart();
+    settings.listen = "127.0.0.1:0";
+    settings.cors_origins = {"https://app.example.org"};
+    gateway_ = std::make_unique<HttpGateway>(settings, server_->InProcessChannel(grpc::ChannelArguments()),
+                                             std::vector<std::string>{"physio.assessment.v1.AssessmentService"},
+                                             verifier_);
+    port_ = gateway_->Start();
+  }
+  ~BareGateway() {
+    gateway_->Shutdown();
+    server_->Shutdown();
+  }
+  BareGateway(const BareGateway&) = delete;
+  BareGateway& operator=(const BareGateway&) = delete;
+  int port() const { return port_; }
+  // A CORS preflight on `client`'s connection: its answer.
+  static httplib::Result Preflight(httplib::Client& client) {
     return client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
                           {{"Origin", "https://app.example.org"}, {"Access-Control-Request-Method", "POST"}});
-  };
+  }
+
+ private:
+  RsaKeyPair keys_;
+  TokenVerifier verifier_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpGateway> gateway_;
+  int port_ = 0;
+};
+
+// More keep-alive callers than the HTTP port has threads (issue 33: 512 JSON callers against
+// 256 threads timed out): while connections wait for a thread, answers ask their clients to
+// close, so every caller is served in turn. A gateway of its own with two threads.
+TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
+  HttpGatewaySettings settings;
+  settings.threads = 1;
+  settings.max_threads = 2;
+  const BareGateway gateway(settings);
+  const int port = gateway.port();
+  const auto preflight = &BareGateway::Preflight;
   // Two callers keep both threads: a request every 5 ms on one kept-alive connection each.
   std::atomic<bool> stop{false};
   std::atomic<int> hog_answers{0}, hog_failures{0}, hog_closes{0};
@@ -760,23 +785,14 @@ TEST(HttpConnections, CallersBeyondTheThreadsAreServedInTurn) {
   EXPECT_EQ(hog_failures.load(), 0);
   EXPECT_GT(hog_answers.load(), 20);
   EXPECT_GT(hog_closes.load(), 0) << "no answer asked its client to make room";
-  gateway.Shutdown();
-  server->Shutdown();
 }
 
 // The port's listen queue holds a burst of connections (issue 33: 512 callers connecting at once
 // overflowed httplib's 128, and each handshake the kernel dropped waited seconds for a
 // retransmission: 24-42 calls without an answer in 10 s). Read from the socket with ss.
 TEST(HttpConnections, TheListenQueueHoldsABurstOfConnections) {
-  const auto keys = GenerateRsaKeyPair(2048);
-  TokenVerifier verifier(keys.public_key_pem, "iss", "aud");
-  grpc::ServerBuilder builder;
-  auto server = builder.BuildAndStart();
-  HttpGatewaySettings settings;
-  settings.listen = "127.0.0.1:0";
-  HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
-                      std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
-  const int port = gateway.Start();
+  const BareGateway gateway{HttpGatewaySettings{}};
+  const int port = gateway.port();
   // "LISTEN <queued> <queue size> 127.0.0.1:<port> ..."
   FILE* pipe = popen(("ss -Hltn 'sport = :" + std::to_string(port) + "'").c_str(), "r");
   ASSERT_NE(pipe, nullptr);
@@ -804,22 +820,14 @@ TEST(HttpConnections, ThreadsOfABurstEndOnceIdle) {
   const auto tasks = [] {
     return std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{});
   };
-  const auto keys = GenerateRsaKeyPair(2048);
-  TokenVerifier verifier(keys.public_key_pem, "iss", "aud");
-  grpc::ServerBuilder builder;
-  auto server = builder.BuildAndStart();
   HttpGatewaySettings settings;
-  settings.listen = "127.0.0.1:0";
   settings.threads = 1;
   settings.max_threads = 32;
   settings.idle_thread_timeout = std::chrono::milliseconds(300);
-  settings.cors_origins = {"https://app.example.org"};
-  HttpGateway gateway(settings, server->InProcessChannel(grpc::ChannelArguments()),
-                      std::vector<std::string>{"physio.assessment.v1.AssessmentService"}, verifier);
-  const int port = gateway.Start();
+  const BareGateway gateway(settings);
+  const int port = gateway.port();
   auto preflight = [](httplib::Client& client) {
-    auto answer = client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
-                                 {{"Origin", "https://app.example.org"}, {"Access-Control-Request-Method", "POST"}});
+    auto answer = BareGateway::Preflight(client);
     return answer && answer->status == 204;
   };
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

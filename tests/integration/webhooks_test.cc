@@ -197,11 +197,14 @@ class WebhooksBase : public ClusterFixture {
     gpb::RecordVisitResponse visited;
     EXPECT_TRUE(RecordVisitFor(clinician, patient, gpb::VISIT_KIND_CLINIC, 5, &visited).ok());
   }
-  static std::vector<apb::WebhookDelivery> Deliveries(const Caller& integrator, const std::string& subscription) {
+  static std::vector<apb::WebhookDelivery> Deliveries(
+      const Caller& integrator, const std::string& subscription,
+      apb::WebhookDeliveryState state = apb::WEBHOOK_DELIVERY_STATE_UNSPECIFIED, int page_size = 200) {
     std::vector<apb::WebhookDelivery> all;
     apb::ListWebhookDeliveriesRequest list;
     list.set_subscription_id(subscription);
-    list.set_page_size(200);
+    list.set_state(state);
+    list.set_page_size(page_size);
     do {
       apb::ListWebhookDeliveriesResponse page;
       const auto status =
@@ -749,19 +752,9 @@ TEST_F(Webhooks, DeliveryPagesFollowTheIdsAcrossADigitBoundary) {
                      "physio");
   const auto listed = [&](apb::WebhookDeliveryState state) {
     std::vector<long long> ids;
-    apb::ListWebhookDeliveriesRequest list;
-    list.set_subscription_id("whs_digits");
-    list.set_state(state);
-    list.set_page_size(7);
-    do {
-      apb::ListWebhookDeliveriesResponse page;
-      const auto status =
-          integrator.Call(integrator.assessment.get(), &apb::AssessmentService::Stub::ListWebhookDeliveries, list, &page);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      if (!status.ok()) break;
-      for (const auto& delivery : page.deliveries()) ids.push_back(std::stoll(delivery.delivery_id()));
-      list.set_page_token(page.next_page_token());
-    } while (!list.page_token().empty());
+    for (const auto& delivery : Deliveries(integrator, "whs_digits", state, 7)) {
+      ids.push_back(std::stoll(delivery.delivery_id()));
+    }
     return ids;
   };
   std::vector<long long> all, failed;
