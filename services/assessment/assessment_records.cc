@@ -9,16 +9,16 @@
 namespace physio::assessment {
 
 void PgAssessmentWriter::Insert(const std::string& tenant, const v1::Assessment& assessment) {
-  try {
-    conn_.Exec("INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
+  // Sent with the transaction's next statement (its COMMIT, for a new assessment).
+  conn_.Defer({"INSERT INTO assessment.assessments (tenant_id, assessment_id, patient_id, intake_session_id,"
                " created_by, body) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
                {tenant, assessment.assessment_id(), assessment.patient_id(),
                 assessment.intake_session_id().empty() ? PgParam() : PgParam(assessment.intake_session_id()),
-                assessment.created_by(), ToJson(assessment)});
-  } catch (const PgUniqueViolation& violation) {
-    if (violation.constraint() != "assessments_one_per_intake") throw;
-    throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
-  }
+                assessment.created_by(), ToJson(assessment)}},
+              [](const PgUniqueViolation& violation) {
+                if (violation.constraint() != "assessments_one_per_intake") return;
+                throw Error(ErrorCode::kFailedPrecondition, "session_id: intake already completed by another request");
+              });
 }
 
 std::optional<VersionedAssessment> PgAssessmentWriter::FindForUpdate(const std::string& tenant,
@@ -56,12 +56,12 @@ std::set<std::string> PgAssessmentWriter::LockClinics(const std::string& tenant,
 
 void PgAssessmentWriter::AddClinic(const std::string& tenant, const std::string& patient_id,
                                    const std::string& clinic_id, const std::string& by, const std::string& reason) {
-  conn_.Exec("INSERT INTO assessment.patient_clinics (tenant_id, patient_id, clinic_id, enrolled_by)"
+  conn_.Defer({"INSERT INTO assessment.patient_clinics (tenant_id, patient_id, clinic_id, enrolled_by)"
              " VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
-             {tenant, patient_id, clinic_id, by});
-  conn_.Exec("INSERT INTO assessment.patient_clinic_history (tenant_id, patient_id, clinic_id, change, changed_by,"
+             {tenant, patient_id, clinic_id, by}});
+  conn_.Defer({"INSERT INTO assessment.patient_clinic_history (tenant_id, patient_id, clinic_id, change, changed_by,"
              " reason) VALUES ($1,$2,$3,'enrolled',$4,$5)",
-             {tenant, patient_id, clinic_id, by, reason});
+             {tenant, patient_id, clinic_id, by, reason}});
 }
 
 void PgAssessmentWriter::RemoveClinic(const std::string& tenant, const std::string& patient_id,

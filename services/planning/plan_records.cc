@@ -133,10 +133,10 @@ void WriteEpisode(PgConnection& conn, const std::string& tenant, const v1::Plan&
 void PgPlanWriter::Insert(const std::string& tenant, const v1::Plan& plan) {
   WriteSchedule(conn_, tenant, plan);
   WriteEpisode(conn_, tenant, plan);
-  conn_.Exec("INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
+  conn_.Defer({"INSERT INTO planning.plans (tenant_id, plan_id, patient_id, assessment_id, status, version, body)"
              " VALUES ($1,$2,$3,$4,$5,1,$6::jsonb)",
              {tenant, plan.plan_id(), plan.patient_id(), plan.assessment_id(), StatusName(plan.status()),
-              ToJson(plan)});
+              ToJson(plan)}});
 }
 
 std::optional<VersionedPlan> PgPlanWriter::FindForUpdate(const std::string& tenant, const std::string& plan_id) {
@@ -167,9 +167,9 @@ void PgPlanWriter::Update(const std::string& tenant, const v1::Plan& plan, long 
 
 void PgPlanWriter::AddRevision(const std::string& tenant, const v1::Plan& plan, const std::string& change,
                                const std::string& reason, const std::string& changed_by) {
-  conn_.Exec("INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
+  conn_.Defer({"INSERT INTO planning.plan_revisions (tenant_id, plan_id, revision, change, reason, changed_by, body)"
              " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)",
-             {tenant, plan.plan_id(), std::to_string(plan.revision()), change, reason, changed_by, ToJson(plan)});
+             {tenant, plan.plan_id(), std::to_string(plan.revision()), change, reason, changed_by, ToJson(plan)}});
 }
 
 void PgPlanWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,

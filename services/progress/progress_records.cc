@@ -36,40 +36,40 @@ std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, c
 
 // The patient's episode figures are out of date (outcome reports): the refresher recomputes them.
 void MarkEpisodeChanged(PgConnection& conn, const std::string& tenant, const std::string& patient_id) {
-  conn.Exec("INSERT INTO progress.episode_changes (tenant_id, patient_id) VALUES ($1, $2)", {tenant, patient_id});
+  conn.Defer({"INSERT INTO progress.episode_changes (tenant_id, patient_id) VALUES ($1, $2)", {tenant, patient_id}});
 }
 }  // namespace
 
 void PgProgressWriter::InsertVisit(const std::string& tenant, const v1::Visit& visit,
                                    const std::optional<std::string>& clinic_id) {
-  conn_.Exec("INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
+  conn_.Defer({"INSERT INTO progress.visits (tenant_id, visit_id, patient_id, visit_time, body, clinic_id)"
              " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb,$6)",
              {tenant, visit.visit_id(), visit.patient_id(), TimeUtil::ToString(visit.visit_time()), ToJson(visit),
-              clinic_id});
+              clinic_id}});
   MarkEpisodeChanged(conn_, tenant, visit.patient_id());
 }
 
 void PgProgressWriter::InsertHomeLog(const std::string& tenant, const v1::HomeExerciseLog& log) {
-  conn_.Exec("INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
+  conn_.Defer({"INSERT INTO progress.home_exercise_logs (tenant_id, log_id, patient_id, plan_id, exercise_id,"
              " performed_time, body) VALUES ($1,$2,$3,$4,$5,$6::timestamptz,$7::jsonb)",
              {tenant, log.log_id(), log.patient_id(), log.plan_id(), log.exercise_id(),
-              TimeUtil::ToString(log.performed_time()), ToJson(log)});
+              TimeUtil::ToString(log.performed_time()), ToJson(log)}});
   MarkEpisodeChanged(conn_, tenant, log.patient_id());
 }
 
 void PgProgressWriter::InsertSymptomReport(const std::string& tenant, const v1::SymptomReport& report) {
-  conn_.Exec("INSERT INTO progress.symptom_reports (tenant_id, report_id, patient_id, report_time, body)"
+  conn_.Defer({"INSERT INTO progress.symptom_reports (tenant_id, report_id, patient_id, report_time, body)"
              " VALUES ($1,$2,$3,$4::timestamptz,$5::jsonb)",
-             {tenant, report.report_id(), report.patient_id(), TimeUtil::ToString(report.report_time()), ToJson(report)});
+             {tenant, report.report_id(), report.patient_id(), TimeUtil::ToString(report.report_time()), ToJson(report)}});
   MarkEpisodeChanged(conn_, tenant, report.patient_id());
 }
 
 void PgProgressWriter::InsertOutcome(const std::string& tenant, const v1::OutcomeMeasure& measure) {
-  conn_.Exec("INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
+  conn_.Defer({"INSERT INTO progress.outcome_measures (tenant_id, measure_id, patient_id, instrument, measure_time,"
              " body) VALUES ($1,$2,$3,$4,$5::timestamptz,$6::jsonb)",
              {tenant, measure.measure_id(), measure.patient_id(),
               common::v1::Instrument_Name(measure.score().instrument()), TimeUtil::ToString(measure.measure_time()),
-              ToJson(measure)});
+              ToJson(measure)}});
   MarkEpisodeChanged(conn_, tenant, measure.patient_id());
 }
 
@@ -143,18 +143,18 @@ std::optional<std::string> PgProgressWriter::LockEvaluationsAndFindAdjustment(co
 void PgProgressWriter::InsertEvaluation(const std::string& tenant, const std::string& patient_id,
                                         const v1::Evaluation& evaluation,
                                         const std::optional<std::string>& adjustment_key) {
-  conn_.Exec("INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
+  conn_.Defer({"INSERT INTO progress.evaluations (tenant_id, evaluation_id, patient_id, decision, body,"
              " adjustment_key) VALUES ($1,$2,$3,$4,$5::jsonb,$6)",
              {tenant, evaluation.evaluation_id(), patient_id, v1::Decision_Name(evaluation.decision()),
-              ToJson(evaluation), adjustment_key});
+              ToJson(evaluation), adjustment_key}});
 }
 
 void PgProgressWriter::InsertEmergencyAccess(const std::string& tenant, const std::string& grant_id,
                                              const std::string& principal, const std::string& patient_id,
                                              const std::string& reason, std::int64_t expires_unix) {
-  conn_.Exec("INSERT INTO progress.emergency_access (tenant_id, grant_id, principal, patient_id, reason, expires_at)"
+  conn_.Defer({"INSERT INTO progress.emergency_access (tenant_id, grant_id, principal, patient_id, reason, expires_at)"
              " VALUES ($1,$2,$3,$4,$5, to_timestamp($6))",
-             {tenant, grant_id, principal, patient_id, reason, std::to_string(expires_unix)});
+             {tenant, grant_id, principal, patient_id, reason, std::to_string(expires_unix)}});
 }
 
 void PgProgressWriter::AppendEvent(const std::string& tenant, const std::string& kind, const std::string& patient_id,

@@ -64,6 +64,137 @@ std::optional<ErrorCode> CodeOf(const std::function<void()>& call, std::string* 
   return std::nullopt;
 }
 
+// A deferred write travels with the transaction's next statement: a sequence (which no rollback
+// or isolation hides from another session) shows when it ran.
+TEST(PgDeferredWrites, RunWithTheNextStatementInOrderAndAreSeenByIt) {
+  PostgresServer pg;
+  pg.Execute("CREATE SEQUENCE s");
+  pg.Execute("CREATE TABLE t (position bigint, value text PRIMARY KEY)");
+  PgPool pool(PgOn({&pg}));
+  WithPipelinedTransaction(pool, Clock::now() + 3s, {}, [&](PgConnection& conn, std::vector<PgResult>&) {
+    conn.Defer({"INSERT INTO t VALUES (nextval('s'), $1)", {"first"}});
+    conn.Defer({"INSERT INTO t VALUES (nextval('s'), $1)", {"second"}});
+    EXPECT_EQ(pg.Execute("SELECT is_called FROM s"), "f");  // held, not sent
+    // A read after them sees them (they went first, in the same round trip).
+    EXPECT_EQ(conn.Exec("SELECT string_agg(value, ',' ORDER BY position) FROM t").Get(0, 0), "first,second");
+    conn.Defer({"INSERT INTO t VALUES (nextval('s'), $1)", {"third"}});
+    EXPECT_EQ(pg.Execute("SELECT last_value FROM s"), "2");
+    return std::vector<PgStatement>{};  // the third goes with COMMIT
+  });
+  EXPECT_EQ(pg.Execute("SELECT string_agg(value || '=' || position, ',' ORDER BY position) FROM t"),
+            "first=1,second=2,third=3");
+}
+
+TEST(PgDeferredWrites, AFailureIsThrownByTheStatementThatCarriedItAndARollbackDropsWhatIsHeld) {
+  PostgresServer pg;
+  pg.Execute("CREATE SEQUENCE s");
+  pg.Execute("CREATE TABLE t (position bigint, value text CONSTRAINT t_value UNIQUE)");
+  pg.Execute("INSERT INTO t VALUES (0, 'taken')");
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;  // every transaction below gets the same connection
+  PgPool pool(options);
+  const auto deadline = [] { return Clock::now() + 3s; };
+  // A unique violation goes through the statement's handler, which names what it means...
+  std::string message;
+  EXPECT_EQ(CodeOf([&] {
+              WithTransaction(pool, deadline(), [&](PgConnection& conn) {
+                conn.Defer({"INSERT INTO t VALUES (nextval('s'), 'taken')", {}}, [](const PgUniqueViolation& violation) {
+                  if (violation.constraint() == "t_value") throw Error(ErrorCode::kFailedPrecondition, "value: taken");
+                });
+              });
+            }, &message),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(message, "value: taken");
+  // ...a handler that does not claim it leaves it as it was, and one without a handler throws as Exec would.
+  EXPECT_EQ(CodeOf([&] {
+              WithTransaction(pool, deadline(), [&](PgConnection& conn) {
+                conn.Defer({"INSERT INTO t VALUES (1, 'taken')", {}}, [](const PgUniqueViolation&) {});
+              });
+            }),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(CodeOf([&] {
+              WithTransaction(pool, deadline(), [&](PgConnection& conn) {
+                conn.Defer({"INSERT INTO t VALUES (1, 'new')", {}});
+                conn.Exec("SELECT 1");
+                conn.Defer({"INSERT INTO t VALUES (2, 'taken')", {}});
+                conn.Defer({"INSERT INTO t VALUES (3, 'never')", {}});
+              });
+            }),
+            ErrorCode::kAlreadyExists);
+  // A body that throws with writes held: they are never sent, in this transaction or the next.
+  EXPECT_EQ(CodeOf([&] {
+              WithTransaction(pool, deadline(), [&](PgConnection& conn) {
+                conn.Defer({"INSERT INTO t VALUES (nextval('s'), 'dropped')", {}});
+                throw Error(ErrorCode::kInvalidArgument, "changed its mind");
+              });
+            }),
+            ErrorCode::kInvalidArgument);
+  WithTransaction(pool, deadline(), [&](PgConnection& conn) { conn.Exec("INSERT INTO t VALUES (9, 'kept')"); });
+  EXPECT_EQ(pg.Execute("SELECT string_agg(value, ',' ORDER BY position) FROM t"), "taken,kept");
+  EXPECT_EQ(pg.Execute("SELECT last_value FROM s"), "1");  // only the first transaction's ran (and rolled back)
+}
+
+// A statement with parameters is prepared once per connection and run by name after that;
+// one without (BEGIN, SET LOCAL with its value) is not.
+TEST(PgPreparedStatements, EachTextIsPreparedOncePerConnectionAndAgainOnANewOne) {
+  PostgresServer pg;
+  pg.Execute("CREATE TABLE t (id int PRIMARY KEY, value text)");
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;
+  PgPool pool(options);
+  const auto prepared = [&] {
+    return QueryOnce(pool, Clock::now() + 3s, {"SELECT string_agg(statement, ' | ' ORDER BY statement) FROM"
+                                               " pg_prepared_statements WHERE $1::int = 1", {"1"}})
+        .Get(0, 0);
+  };
+  for (int i = 0; i < 3; ++i) {
+    WithPipelinedTransaction(pool, Clock::now() + 3s, {{"SELECT value FROM t WHERE id = $1", {"0"}}},
+                             [&](PgConnection& conn, std::vector<PgResult>&) {
+                               // The same text twice in one round trip: prepared once.
+                               conn.Defer({"INSERT INTO t VALUES ($1, $2)", {std::to_string(2 * i), "a"}});
+                               conn.Defer({"INSERT INTO t VALUES ($1, $2)", {std::to_string(2 * i + 1), "b"}});
+                               return std::vector<PgStatement>{};
+                             });
+  }
+  EXPECT_EQ(pg.Execute("SELECT count(*) FROM t"), "6");
+  EXPECT_EQ(prepared(), "INSERT INTO t VALUES ($1, $2) | SELECT string_agg(statement, ' | ' ORDER BY statement) FROM"
+                        " pg_prepared_statements WHERE $1::int = 1 | SELECT value FROM t WHERE id = $1");
+  // A statement that fails to prepare fails as it would have unprepared, and is not remembered.
+  EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 3s, {"SELECT nothing FROM t WHERE id = $1", {"1"}}); }),
+            ErrorCode::kInternal);
+  EXPECT_EQ(prepared().find("nothing"), std::string::npos);
+  // A new connection (the server restarted) prepares again.
+  pg.Stop();
+  pg.Start();
+  // (The pooled connection may learn that it is gone from this call, which is then UNAVAILABLE.)
+  CodeOf([&] { QueryOnce(pool, Clock::now() + 3s, {"SELECT 1 WHERE $1::int = 1", {"1"}}); });
+  EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, {"SELECT value FROM t WHERE id = $1", {"1"}}).Get(0, 0), "b");
+  EXPECT_NE(prepared().find("SELECT value FROM t WHERE id = $1"), std::string::npos);
+  // Off (a pooler in transaction mode): nothing is prepared.
+  options.prepared_statements = false;
+  PgPool unprepared(options);
+  EXPECT_EQ(QueryOnce(unprepared, Clock::now() + 3s,
+                      {"SELECT count(*) FROM pg_prepared_statements WHERE $1::int = 1", {"1"}}).Get(0, 0),
+            "0");
+}
+
+// A table that changes its row type under a prepared statement (a newer version's migration
+// while this one still serves): UNAVAILABLE once, and the retry prepares again and succeeds.
+TEST(PgPreparedStatements, ARowTypeChangedUnderAPreparedStatementIsUnavailableOnceThenServed) {
+  PostgresServer pg;
+  pg.Execute("CREATE TABLE t (id int PRIMARY KEY, value text)");
+  pg.Execute("INSERT INTO t VALUES (1, 'a')");
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;
+  PgPool pool(options);
+  const PgStatement read{"SELECT * FROM t WHERE id = $1", {"1"}};
+  EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, read).Get(0, 1), "a");
+  pg.Execute("ALTER TABLE t ADD COLUMN added text DEFAULT 'new'");
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 3s, read); }, &message), ErrorCode::kUnavailable) << message;
+  EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, read).Get(0, 2), "new");
+}
+
 TEST(PgHostList, ConnectsToTheServerThatTakesWritesAndRejectsListsThatDoNotPair) {
   PostgresServer standby_like, primary;
   // A server whose transactions are read-only is what target_session_attrs=read-write skips (a standby).

@@ -6,9 +6,9 @@ void AppendEvent(PgConnection& conn, const std::string& schema, const std::strin
                  const std::string& patient_id, const std::string& resource_id) {
   // No sequence yet, so no lock: a tenant's writers commit in parallel (and
   // share WAL flushes). SequencePendingEvents numbers the row once committed.
-  conn.Exec("INSERT INTO " + schema + ".events (tenant_id, kind, patient_id, resource_id) VALUES ($1, $2, $3, $4)",
+  conn.Defer({"INSERT INTO " + schema + ".events (tenant_id, kind, patient_id, resource_id) VALUES ($1, $2, $3, $4)",
             {tenant, kind, patient_id.empty() ? PgParam() : PgParam(patient_id),
-             resource_id.empty() ? PgParam() : PgParam(resource_id)});
+             resource_id.empty() ? PgParam() : PgParam(resource_id)}});
 }
 
 void SequencePendingEvents(PgPool& pool, Clock::time_point deadline, const std::string& schema,

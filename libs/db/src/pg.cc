@@ -177,7 +177,8 @@ bool PgConnection::TryHost(const std::string& host, const std::string& port, Clo
                           options_.password.empty() ? nullptr : options_.password.c_str(),
                           options_.database.c_str(),
                           "physio",
-                          "-c client_min_messages=warning",
+                          // Prepared statements planned for each call's parameters, as unnamed ones are.
+                          "-c client_min_messages=warning -c plan_cache_mode=force_custom_plan",
                           options_.sslmode.c_str(),
                           options_.sslrootcert.empty() ? nullptr : options_.sslrootcert.c_str(),
                           options_.target_session_attrs.c_str(),
@@ -210,11 +211,13 @@ bool PgConnection::TryHost(const std::string& host, const std::string& port, Clo
   PQsetnonblocking(conn_.get(), 1);
   PQsetNoticeReceiver(conn_.get(), &PgConnection::OnNotice, this);
   endpoint_ = host + ":" + port;
+  prepared_.clear();  // a new session has none of the old one's
   return true;
 }
 
 void PgConnection::EnsureConnected(Clock::time_point deadline) {
   deadline_ = deadline;
+  deferred_.clear();  // a new lease: nothing of an earlier one is ever sent
   if (healthy() && epoch_ && dialled_epoch_ != epoch_->Current()) conn_.reset();  // dialled before PostgreSQL went away
   if (healthy()) return;
   conn_.reset();
@@ -274,7 +277,15 @@ void PgConnection::CheckReplicationWarning() {
   Unavailable("the commit was not confirmed by the synchronous standby (it may be lost in a failover); retry");
 }
 
+void PgConnection::Defer(PgStatement statement, std::function<void(const PgUniqueViolation&)> on_unique_violation) {
+  deferred_.push_back({std::move(statement), std::move(on_unique_violation)});
+}
+
 PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& params) {
+  // Held writes travel with it; a statement with parameters runs prepared (also a pipeline).
+  if (!deferred_.empty() || (options_.prepared_statements && !params.empty())) {
+    return std::move(ExecPipeline({{sql, params}}).back());
+  }
   if (!conn_) Unavailable("not connected");
   std::vector<const char*> values;
   values.reserve(params.size());
@@ -291,41 +302,101 @@ PgResult PgConnection::Exec(const std::string& sql, const std::vector<PgParam>& 
 }
 
 std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>& statements) {
+  if (deferred_.empty()) return RunPipeline(statements, {});
+  // The held writes go first, in the same round trip.
+  const std::vector<Deferred> deferred = std::exchange(deferred_, {});
+  std::vector<PgStatement> all;
+  all.reserve(deferred.size() + statements.size());
+  for (const auto& held : deferred) all.push_back(held.statement);
+  all.insert(all.end(), statements.begin(), statements.end());
+  auto results = RunPipeline(all, deferred);
+  results.erase(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(deferred.size()));
+  return results;
+}
+
+namespace {
+// Prepared statements per connection at most; beyond that, statements run unnamed.
+constexpr std::size_t kMaxPrepared = 512;
+}  // namespace
+
+PgConnection::Sent PgConnection::SendInPipeline(const PgStatement& statement, const char* const* values) {
+  PGconn* conn = conn_.get();
+  const int count = static_cast<int>(statement.params.size());
+  // Statements without parameters (BEGIN, COMMIT, SET LOCAL with its value, DDL) stay unnamed,
+  // and so does everything once a connection has prepared kMaxPrepared statements.
+  auto found = prepared_.find(statement.sql);
+  if (!options_.prepared_statements || count == 0 || (found == prepared_.end() && prepared_.size() >= kMaxPrepared)) {
+    const bool ok = PQsendQueryParams(conn, statement.sql.c_str(), count, nullptr, values, nullptr, nullptr, 0) == 1;
+    return ok ? Sent::kStatement : Sent::kFailed;
+  }
+  Sent sent = Sent::kStatement;
+  if (found == prepared_.end()) {
+    found = prepared_.emplace(statement.sql, "physio_" + std::to_string(++prepared_count_)).first;
+    if (PQsendPrepare(conn, found->second.c_str(), statement.sql.c_str(), count, nullptr) != 1) return Sent::kFailed;
+    sent = Sent::kPrepareAndStatement;
+  }
+  if (PQsendQueryPrepared(conn, found->second.c_str(), count, values, nullptr, nullptr, 0) != 1) return Sent::kFailed;
+  return sent;
+}
+
+std::vector<PgResult> PgConnection::RunPipeline(const std::vector<PgStatement>& statements,
+                                                const std::vector<Deferred>& deferred) {
   if (!conn_) Unavailable("not connected");
   PGconn* conn = conn_.get();
   if (PQenterPipelineMode(conn) != 1) Unavailable("cannot enter pipeline mode: " + Trimmed(PQerrorMessage(conn)));
   bool sent = true;
-  for (const auto& statement : statements) {
+  // Statements whose prepare travels with them (its result comes first).
+  std::vector<bool> preparing(statements.size(), false);
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    const auto& statement = statements[i];
     std::vector<const char*> values;
     values.reserve(statement.params.size());
     for (const auto& p : statement.params) values.push_back(p ? p->c_str() : nullptr);
-    if (PQsendQueryParams(conn, statement.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                          nullptr, nullptr, 0) != 1) {
+    const Sent how = SendInPipeline(statement, values.data());
+    if (how == Sent::kFailed) {
       sent = false;
       break;
     }
+    preparing[i] = how == Sent::kPrepareAndStatement;
   }
+  // A prepare that did not happen on the server is forgotten here.
+  const auto forget_unprepared = [&](const std::vector<PgResult>& prepares) {
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+      if (!preparing[i]) continue;
+      if (i < prepares.size() && prepares[i].raw() != nullptr && PQresultStatus(prepares[i].raw()) == PGRES_COMMAND_OK) {
+        continue;
+      }
+      prepared_.erase(statements[i].sql);
+    }
+  };
   if (!sent || PQpipelineSync(conn) != 1) {
     const std::string why = Trimmed(PQerrorMessage(conn));
+    prepared_.clear();  // the connection goes
     if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline send failed: " + why);
     conn_.reset();  // a half-sent pipeline leaves the connection in no known state
     Unavailable("pipeline send failed: " + why);
   }
   // Owned from here: a timeout or a lost connection below throws past them.
   std::vector<PgResult> results;
+  std::vector<PgResult> prepares;
   results.reserve(statements.size());
+  prepares.reserve(statements.size());
   Flush();
-  // One result per statement (each followed by a null), then the sync marker.
+  // One result per statement (each followed by a null), its prepare's before it, then the sync marker.
   bool complete = true;
-  for (std::size_t i = 0; i < statements.size(); ++i) {
-    PGresult* result = NextResult();
-    if (result == nullptr) {  // connection lost
-      complete = false;
-      break;
+  for (std::size_t i = 0; i < statements.size() && complete; ++i) {
+    prepares.emplace_back(nullptr);
+    for (int part = preparing[i] ? 0 : 1; part < 2; ++part) {
+      PGresult* result = NextResult();
+      if (result == nullptr) {  // connection lost
+        complete = false;
+        break;
+      }
+      (part == 0 ? prepares.back() : results.emplace_back(nullptr)) = PgResult(result);
+      while (PGresult* extra = NextResult()) PQclear(extra);
     }
-    results.emplace_back(result);
-    while (PGresult* extra = NextResult()) PQclear(extra);
   }
+  forget_unprepared(prepares);
   bool synced = false;
   if (complete) {
     if (PGresult* sync = NextResult()) {
@@ -335,20 +406,37 @@ std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>&
   }
   if (!synced || PQexitPipelineMode(conn) != 1) {
     const std::string why = Trimmed(PQerrorMessage(conn));
+    prepared_.clear();
     if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline failed: " + why);
     conn_.reset();
     Unavailable("pipeline failed: " + why);
   }
   CheckReplicationWarning();
-  for (auto& result : results) {
-    const ExecStatusType status = PQresultStatus(result.raw());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    // A statement whose prepare failed (its text is wrong) fails with the prepare's error.
+    const PgResult& failed_prepare = prepares[i];
+    if (failed_prepare.raw() != nullptr) {
+      const ExecStatusType status = PQresultStatus(failed_prepare.raw());
+      if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED) CheckFailed(failed_prepare.raw());
+    }
+    const ExecStatusType status = PQresultStatus(results[i].raw());
     if (status == PGRES_PIPELINE_ABORTED) continue;  // after the one that failed
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) CheckFailed(result.raw());
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) continue;
+    if (i < deferred.size() && deferred[i].on_unique_violation) {
+      try {
+        CheckFailed(results[i].raw());
+      } catch (const PgUniqueViolation& violation) {
+        deferred[i].on_unique_violation(violation);
+        throw;
+      }
+    }
+    CheckFailed(results[i].raw());
   }
   return results;
 }
 
 PgResult PgConnection::ExecScript(const std::string& sql) {
+  if (!deferred_.empty()) ExecPipeline({});
   if (!conn_) Unavailable("not connected");
   if (PQsendQuery(conn_.get(), sql.c_str()) != 1) Lost("send failed: " + Trimmed(PQerrorMessage(conn_.get())));
   Flush();
@@ -388,6 +476,14 @@ void PgConnection::CheckFailed(const PGresult* raw) {
   if (sqlstate == "23505") throw PgUniqueViolation(Field(raw, PG_DIAG_CONSTRAINT_NAME), "postgres: " + message);
   if (sqlstate == "40001" || sqlstate == "40P01") throw Error(ErrorCode::kAborted, "postgres: concurrent update, retry");
   if (sqlstate == "57014") throw Error(ErrorCode::kDeadlineExceeded, "postgres: statement timed out");
+  // A prepared statement the session lost (26000: a pooler moved the session) or whose
+  // table changed its row type under it (0A000, a migration by a newer version): a new
+  // connection prepares again, and a retry succeeds.
+  if (sqlstate == "26000" || (sqlstate == "0A000" && message.find("cached plan") != std::string::npos)) {
+    prepared_.clear();
+    conn_.reset();
+    Unavailable("postgres: " + message + " (reconnecting; retry)");
+  }
   // A read-only transaction: this server is (now) a standby, after a failover or a
   // switchover. Every pooled connection redials, and finds the new primary.
   if (sqlstate == "25006") Lost("reached a standby (read-only); redialling for the primary");
@@ -431,6 +527,7 @@ auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
   try {
     return run(conn, "SET LOCAL statement_timeout = " + std::to_string(budget));
   } catch (...) {
+    conn.DropDeferred();
     if (conn.healthy()) {
       try {
         conn.set_deadline(Clock::now() + std::chrono::milliseconds(500));  // the caller's may have passed

@@ -64,6 +64,9 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"pg-database", "physio", "PostgreSQL database"},
       {"pg-pool-size", "32", "PostgreSQL connections per service (plus one for the audit writer)"},
       {"pg-statement-timeout-ms", "5000", "upper bound for one transaction's statements"},
+      {"pg-prepared-statements", "true",
+       "prepare each statement once per connection (false behind a pooler in transaction mode, such as PgBouncer "
+       "before 1.21)"},
       {"tls-cert-file", "", "PEM certificate chain this service presents; with tls-key-file: TLS only, plaintext refused"},
       {"tls-key-file", "", "PEM private key of tls-cert-file"},
       {"tls-client-ca-file", "", "PEM CA bundle: every client must present a certificate it signed (mutual TLS)"},
@@ -235,6 +238,11 @@ PgOptions PgOptionsFrom(const Config& config) {
   options.database = config.Get("pg-database");
   options.pool_size = config.GetInt("pg-pool-size");
   options.statement_timeout = std::chrono::milliseconds(config.GetInt("pg-statement-timeout-ms"));
+  const std::string prepared = config.Get("pg-prepared-statements");
+  if (prepared != "true" && prepared != "false") {
+    throw std::invalid_argument("--pg-prepared-statements is true or false");
+  }
+  options.prepared_statements = prepared == "true";
   return options;
 }
 

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,13 @@ struct PgOptions {
   int pool_size = 8;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds statement_timeout{5000};  // upper bound per transaction
+  // Statements with parameters are prepared once per connection (named) and then
+  // only bound and run: PostgreSQL parses and analyses each SQL text once, not on
+  // every call. Each run is still planned for its own parameters
+  // (plan_cache_mode=force_custom_plan), so plans are what unnamed statements got.
+  // Off behind a pooler that hands a session's statements to other server
+  // connections (PgBouncer's transaction mode before 1.21).
+  bool prepared_statements = true;
 };
 
 // The hosts and ports of `options`, paired; throws std::invalid_argument when the
@@ -112,13 +120,25 @@ class PgConnection {
   std::vector<PgResult> ExecPipeline(const std::vector<PgStatement>& statements);
   // Several statements without parameters (migrations).
   PgResult ExecScript(const std::string& sql);
+  // A write inside a transaction whose result nobody reads (an INSERT of a new
+  // row): held, and sent in order ahead of the connection's next statement, in
+  // the same round trip (the transaction's COMMIT at the latest). Its failure is
+  // thrown by that statement; a unique violation goes through
+  // `on_unique_violation` first when given (which may throw a clearer error).
+  // Rolling back drops what is held. Reads after it see it, as they would have.
+  void Defer(PgStatement statement, std::function<void(const PgUniqueViolation&)> on_unique_violation = {});
+  // Drops the held writes (a rollback; the connection goes back to its pool).
+  void DropDeferred() { deferred_.clear(); }
   // Connects if needed (bounded by connect_timeout per host and by `deadline`) and
   // bounds every statement from now on by `deadline`.
   void EnsureConnected(Clock::time_point deadline);
   // Moves the bound of the statements that follow (a long index build).
   void set_deadline(Clock::time_point deadline) { deadline_ = deadline; }
   bool healthy() const;
-  void Discard() { conn_.reset(); }
+  void Discard() {
+    conn_.reset();
+    deferred_.clear();
+  }
   // The host:port this connection reached (empty when not connected).
   std::string endpoint() const;
 
@@ -126,6 +146,15 @@ class PgConnection {
   struct ConnDeleter {
     void operator()(pg_conn* c) const;
   };
+  struct Deferred {
+    PgStatement statement;
+    std::function<void(const PgUniqueViolation&)> on_unique_violation;
+  };
+  // The pipeline itself; a failure of statement i < deferred.size() goes through its handler.
+  std::vector<PgResult> RunPipeline(const std::vector<PgStatement>& statements, const std::vector<Deferred>& deferred);
+  // Sends `statement` in pipeline mode, prepared first when it should be and is not yet.
+  enum class Sent { kFailed, kStatement, kPrepareAndStatement };
+  Sent SendInPipeline(const PgStatement& statement, const char* const* values);
   bool TryHost(const std::string& host, const std::string& port, Clock::time_point until, std::string* why);
   // How long the client waits on the socket: the deadline and a little more.
   Clock::time_point WaitUntil() const;
@@ -149,6 +178,10 @@ class PgConnection {
   std::string endpoint_;
   bool replication_unconfirmed_ = false;
   std::unique_ptr<pg_conn, ConnDeleter> conn_;
+  std::vector<Deferred> deferred_;
+  // The statements prepared on this connection (SQL text -> name); cleared with each new connection.
+  std::unordered_map<std::string, std::string> prepared_;
+  std::uint64_t prepared_count_ = 0;
 };
 
 // A bytea parameter in hex text form.
