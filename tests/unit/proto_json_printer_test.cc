@@ -1,7 +1,10 @@
 // PrintProtoJson against protobuf's own printer: the same text for every message
 // of our API filled at random (both field-name styles), and the escapes, numbers,
-// enums and timestamps one by one.
+// enums and timestamps one by one. ParseProtoJson against protobuf's parser: the
+// same message from the same text, or declined.
 #include "physio/common/proto_json_printer.h"
+
+#include "physio/common/proto_json_parser.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
@@ -12,6 +15,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "physio/assessment/v1/assessment.pb.h"
@@ -233,6 +237,102 @@ TEST(ProtoJsonPrinter, RefusesATimestampOutOfRange) {
   EXPECT_FALSE(PrintProtoJson(plan, JsonFieldNames::kLowerCamel, &json));
   std::string theirs;
   EXPECT_FALSE(google::protobuf::util::MessageToJsonString(plan, &theirs).ok());
+}
+
+
+// What protobuf's parser makes of `json` (as FromJson asks: unknown fields ignored); nullopt when it refuses.
+std::optional<std::string> ProtobufReads(const std::string& json, const Message& type) {
+  std::unique_ptr<Message> read(type.New());
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(json, read.get(), options).ok()) return std::nullopt;
+  return read->SerializeAsString();
+}
+
+std::optional<std::string> OursReads(const std::string& json, const Message& type) {
+  std::unique_ptr<Message> read(type.New());
+  if (!ParseProtoJson(json, read.get())) {
+    EXPECT_EQ(read->ByteSizeLong(), 0u) << "a declined message is left empty";
+    return std::nullopt;
+  }
+  return read->SerializeAsString();
+}
+
+TEST(ProtoJsonParser, ReadsWhatProtobufReadsForEveryApiMessage) {
+  const auto types = ApiMessages();
+  int read = 0, declined = 0;
+  for (unsigned seed = 1; seed <= 8; ++seed) {
+    Filler filler(seed);
+    for (const auto* type : types) {
+      std::unique_ptr<Message> message(
+          google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
+      filler.Fill(*message, 0);
+      // Both name styles, compact and with protobuf's whitespace (as jsonb's text has spaces).
+      for (const bool proto_names : {false, true}) {
+        for (const bool spaced : {false, true}) {
+          std::string json;
+          google::protobuf::util::JsonPrintOptions options;
+          options.preserve_proto_field_names = proto_names;
+          options.add_whitespace = spaced;
+          ASSERT_TRUE(google::protobuf::util::MessageToJsonString(*message, &json, options).ok());
+          const auto ours = OursReads(json, *message);
+          if (!ours) {
+            ++declined;
+            continue;
+          }
+          ++read;
+          ASSERT_EQ(ours, ProtobufReads(json, *message)) << type->full_name() << "\n" << json;
+        }
+      }
+    }
+  }
+  // Declined: messages with bytes or maps (random text in bytes is rare in the records).
+  EXPECT_GT(read, 9 * declined) << read << " read, " << declined << " declined";
+}
+
+// The text PostgreSQL gives back for a jsonb column: keys reordered, spaces, characters unescaped.
+TEST(ProtoJsonParser, ReadsJsonbTextAndSkipsFieldsItDoesNotKnow) {
+  const std::string json =
+      R"({"etag": "v1", "scores": [{"score": 12.5, "raw_sum": "25", "instrument": "INSTRUMENT_ODI"}], )"
+      R"("answers": [{"value": 3, "itemId": "q\u00e9\"\\\/\n1", "instrument": 2}, {"text": "\ud83d\ude00 é €"}], )"
+      R"("history": {"ageYears": 0, "previous_episodes": -2}, "red_flags": {"action": "RED_FLAG_ACTION_NONE", )"
+      R"("concerns": [], "manipulation_contraindicated": true}, "create_time": "2026-12-03T20:15:58.125Z", )"
+      R"("created_by": null, "examination": null, "added_later": {"deep": [1, -2.5e3, "x", null, true, {}]}, )"
+      R"("patient_id": "pt-1"})";
+  physio::assessment::v1::Assessment type;
+  const auto ours = OursReads(json, type);
+  ASSERT_TRUE(ours.has_value());
+  ASSERT_EQ(ours, ProtobufReads(json, type));
+  physio::assessment::v1::Assessment read;
+  ASSERT_TRUE(read.ParseFromString(*ours));
+  EXPECT_EQ(read.answers(0).item_id(), "qé\"\\/\n1");
+  EXPECT_EQ(read.answers(1).text(), "😀 é €");
+  EXPECT_TRUE(read.history().has_age_years());  // presence kept for a zero
+  EXPECT_EQ(read.create_time().nanos(), 125000000);
+  EXPECT_EQ(read.scores(0).raw_sum(), 25);
+}
+
+TEST(ProtoJsonParser, DeclinesWhatItDoesNotTakeAndProtobufDecides) {
+  physio::assessment::v1::Assessment type;
+  for (const std::string& json : {
+           std::string(R"({"patient_id": "pt-1")"),               // unterminated
+           std::string(R"({"patient_id": "pt-1"} x)"),            // trailing text
+           std::string(R"({"scores": [{"raw_sum": 1.0}]})"),      // a fraction for an integer
+           std::string(R"({"scores": [{"raw_sum": 01}]})"),       // not JSON's number grammar
+           std::string(R"({"scores": [{"raw_sum": 5000000000}]})"),             // past int32
+           std::string(R"({"scores": [{"instrument": "INSTRUMENT_NEWER"}]})"),  // an enum name this build does not know
+           std::string(R"({"patient_id": "a", "patientId": "b"})"),             // one field twice
+           std::string(R"({"patient_id": "\ud800"})"),            // a lone surrogate
+           std::string("{\"patient_id\": \"\xc3\"}"),             // not UTF-8
+           std::string("{\"patient_id\": \"a\tb\"}"),             // a raw control character
+           std::string(R"({"answers": [null]})"),                 // null inside a list
+           std::string(R"({"create_time": "yesterday"})"),        // not RFC 3339
+       }) {
+    EXPECT_FALSE(OursReads(json, type).has_value()) << json;
+  }
+  // A well-known type other than Timestamp goes to protobuf's parser too.
+  google::protobuf::Struct document;
+  EXPECT_FALSE(ParseProtoJson(R"({"a": 1})", &document));
 }
 
 }  // namespace

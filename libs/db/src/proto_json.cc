@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "physio/common/error.h"
+#include "physio/common/proto_json_parser.h"
 #include "physio/common/proto_json_printer.h"
 
 namespace physio {
@@ -16,6 +17,8 @@ std::string ToJson(const google::protobuf::Message& message) {
 }
 
 void FromJson(const std::string& json, google::protobuf::Message* message) {
+  if (ParseProtoJson(json, message)) return;
+  // Declined (a map, bytes, another well-known type, anything unusual): protobuf's parser decides.
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;
   auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
