@@ -14,7 +14,7 @@ FUZZ_DIR="$SANITIZE_DIR"
 configure_sanitize_build
 cmake --build "$FUZZ_DIR" -j2 --target fuzzers
 mkdir -p "$FUZZ_DIR/crashes"
-for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library fuzz_fhir_import fuzz_http fuzz_jwks fuzz_fhir_search; do
+for fuzzer in fuzz_jwt fuzz_requests fuzz_scoring fuzz_page_token fuzz_library fuzz_fhir_import fuzz_http fuzz_jwks fuzz_fhir_search fuzz_proto_json; do
   scratch="$(mktemp -d)"
   seeds=("$ROOT/tests/fuzz/corpus/$fuzzer")
   [ "$fuzzer" = fuzz_library ] && seeds+=("$ROOT/services/planning/library")

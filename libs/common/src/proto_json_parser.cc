@@ -4,7 +4,6 @@
 #include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/time_util.h>
 
-#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -24,8 +23,8 @@ using google::protobuf::Reflection;
 // Thrown to decline: protobuf's parser then reads the text.
 struct Declined {};
 
-// JSON allows at most this nesting here (protobuf's parser stops at 100 too).
-constexpr int kMaxDepth = 100;
+// Nesting taken here at most (protobuf's parser stops at 100; deeper here is declined first).
+constexpr int kMaxDepth = 64;
 
 class Parser {
  public:
@@ -255,8 +254,9 @@ class Parser {
   // An integer field: a number without fraction or exponent, or the same quoted.
   template <typename Int>
   static Int ParseInt(const Token& token) {
-    if (!token.is_string && !IsJsonNumber(token.bare)) throw Declined{};
+    // Quoted or not, in JSON's number grammar, and not "-0" (what protobuf makes of it is its business).
     const std::string_view text = token.is_string ? std::string_view(token.string) : token.bare;
+    if (!IsJsonNumber(text) || text.rfind("-0", 0) == 0) throw Declined{};
     Int value{};
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || text.empty()) throw Declined{};
@@ -269,8 +269,8 @@ class Parser {
       if (token.string == "Infinity") return std::numeric_limits<double>::infinity();
       if (token.string == "-Infinity") return -std::numeric_limits<double>::infinity();
     }
-    if (!token.is_string && !IsJsonNumber(token.bare)) throw Declined{};
     const std::string_view text = token.is_string ? std::string_view(token.string) : token.bare;
+    if (!IsJsonNumber(text)) throw Declined{};
     double value = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || text.empty() || !std::isfinite(value)) {
@@ -325,13 +325,7 @@ class Parser {
         repeated ? reflection->AddDouble(&message, field, v) : reflection->SetDouble(&message, field, v);
         return;
       }
-      case FieldDescriptor::CPPTYPE_FLOAT: {
-        const double d = ParseDouble(token);
-        if (std::isfinite(d) && std::fabs(d) > FLT_MAX) throw Declined{};  // out of a float's range
-        const auto v = static_cast<float>(d);
-        repeated ? reflection->AddFloat(&message, field, v) : reflection->SetFloat(&message, field, v);
-        return;
-      }
+      case FieldDescriptor::CPPTYPE_FLOAT: break;  // none in the records: protobuf's (its rounding and range)
       case FieldDescriptor::CPPTYPE_BOOL: {
         const bool v = ParseBool(token);
         repeated ? reflection->AddBool(&message, field, v) : reflection->SetBool(&message, field, v);

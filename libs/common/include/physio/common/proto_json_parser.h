@@ -10,7 +10,7 @@
 // It takes what the records hold: objects, arrays, strings, numbers, booleans,
 // null, enums by name or number, 64-bit integers quoted or not, Timestamps in
 // RFC 3339, either field-name style; fields this build does not know are skipped
-// (as FromJson asks of protobuf's parser). Anything else (maps, bytes, other
+// (as FromJson asks of protobuf's parser). Anything else (maps, bytes, floats, other
 // well-known types, a number with a fraction for an integer field, an enum name
 // this build does not know, malformed JSON) it declines, and the caller hands
 // the text to protobuf's parser, which then decides: so the result is always
