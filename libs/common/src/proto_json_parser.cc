@@ -383,6 +383,7 @@ class Parser {
     do {
       ParseString(key);
       Expect(':');
+      if (key.empty()) throw Declined{};  // protobuf's parser has its own reading of an empty name
       const FieldDescriptor* field = descriptor->FindFieldByName(key);
       if (field == nullptr) field = FieldByJsonName(descriptor, key);
       if (field == nullptr) {
