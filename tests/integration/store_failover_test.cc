@@ -159,6 +159,15 @@ TEST(PgPreparedStatements, EachTextIsPreparedOncePerConnectionAndAgainOnANewOne)
   EXPECT_EQ(pg.Execute("SELECT count(*) FROM t"), "6");
   EXPECT_EQ(prepared(), "INSERT INTO t VALUES ($1, $2) | SELECT string_agg(statement, ' | ' ORDER BY statement) FROM"
                         " pg_prepared_statements WHERE $1::int = 1 | SELECT value FROM t WHERE id = $1");
+  // A batch (more than 64 parameters: its text changes with its size) runs unnamed.
+  std::string batch = "SELECT $1::int";
+  std::vector<PgParam> ones{"1"};
+  for (int i = 2; i <= 65; ++i) {
+    batch += " + $" + std::to_string(i) + "::int";
+    ones.emplace_back("1");
+  }
+  EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, {batch, ones}).Get(0, 0), "65");
+  EXPECT_EQ(prepared().find("$65"), std::string::npos);
   // A statement that fails to prepare fails as it would have unprepared, and is not remembered.
   EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 3s, {"SELECT nothing FROM t WHERE id = $1", {"1"}}); }),
             ErrorCode::kInternal);

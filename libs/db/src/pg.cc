@@ -317,15 +317,19 @@ std::vector<PgResult> PgConnection::ExecPipeline(const std::vector<PgStatement>&
 namespace {
 // Prepared statements per connection at most; beyond that, statements run unnamed.
 constexpr std::size_t kMaxPrepared = 512;
+// A statement with more parameters than this (a batch of rows, whose text changes with its size)
+// runs unnamed: its parse is shared by its rows, and a server-side copy of each size would be large.
+constexpr std::size_t kMaxPreparedParams = 64;
 }  // namespace
 
 PgConnection::Sent PgConnection::SendInPipeline(const PgStatement& statement, const char* const* values) {
   PGconn* conn = conn_.get();
   const int count = static_cast<int>(statement.params.size());
-  // Statements without parameters (BEGIN, COMMIT, SET LOCAL with its value, DDL) stay unnamed,
-  // and so does everything once a connection has prepared kMaxPrepared statements.
+  // Statements without parameters (BEGIN, COMMIT, SET LOCAL with its value, DDL) stay unnamed, so do
+  // batches (kMaxPreparedParams), and so does everything once a connection has prepared kMaxPrepared.
   auto found = prepared_.find(statement.sql);
-  if (!options_.prepared_statements || count == 0 || (found == prepared_.end() && prepared_.size() >= kMaxPrepared)) {
+  if (!options_.prepared_statements || count == 0 || statement.params.size() > kMaxPreparedParams ||
+      (found == prepared_.end() && prepared_.size() >= kMaxPrepared)) {
     const bool ok = PQsendQueryParams(conn, statement.sql.c_str(), count, nullptr, values, nullptr, nullptr, 0) == 1;
     return ok ? Sent::kStatement : Sent::kFailed;
   }
