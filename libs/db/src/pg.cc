@@ -375,7 +375,6 @@ std::vector<PgResult> PgConnection::RunPipeline(const std::vector<PgStatement>& 
   };
   if (!sent || PQpipelineSync(conn) != 1) {
     const std::string why = Trimmed(PQerrorMessage(conn));
-    prepared_.clear();  // the connection goes
     if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline send failed: " + why);
     conn_.reset();  // a half-sent pipeline leaves the connection in no known state
     Unavailable("pipeline send failed: " + why);
@@ -410,7 +409,6 @@ std::vector<PgResult> PgConnection::RunPipeline(const std::vector<PgStatement>& 
   }
   if (!synced || PQexitPipelineMode(conn) != 1) {
     const std::string why = Trimmed(PQerrorMessage(conn));
-    prepared_.clear();
     if (PQstatus(conn) != CONNECTION_OK) Lost("pipeline failed: " + why);
     conn_.reset();
     Unavailable("pipeline failed: " + why);
@@ -482,9 +480,8 @@ void PgConnection::CheckFailed(const PGresult* raw) {
   if (sqlstate == "57014") throw Error(ErrorCode::kDeadlineExceeded, "postgres: statement timed out");
   // A prepared statement the session lost (26000: a pooler moved the session) or whose
   // table changed its row type under it (0A000, a migration by a newer version): a new
-  // connection prepares again, and a retry succeeds.
+  // connection prepares again (TryHost forgets the old session's), and a retry succeeds.
   if (sqlstate == "26000" || (sqlstate == "0A000" && message.find("cached plan") != std::string::npos)) {
-    prepared_.clear();
     conn_.reset();
     Unavailable("postgres: " + message + " (reconnecting; retry)");
   }
