@@ -148,6 +148,13 @@ class Filler {
   std::mt19937 random_;
 };
 
+// A message of `type` (a generated one) filled by `filler`.
+std::unique_ptr<Message> Filled(const Descriptor* type, Filler& filler) {
+  std::unique_ptr<Message> message(google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
+  filler.Fill(*message, 0);
+  return message;
+}
+
 // Every message type of the three services' APIs (and the common one they import).
 std::vector<const Descriptor*> ApiMessages() {
   std::vector<const Descriptor*> all;
@@ -176,9 +183,7 @@ TEST(ProtoJsonPrinter, PrintsWhatProtobufPrintsForEveryApiMessage) {
   for (unsigned seed = 1; seed <= 12; ++seed) {
     Filler filler(seed);
     for (const auto* type : types) {
-      std::unique_ptr<Message> message(
-          google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
-      filler.Fill(*message, 0);
+      const std::unique_ptr<Message> message = Filled(type, filler);
       ASSERT_EQ(Ours(*message, JsonFieldNames::kLowerCamel), Protobufs(*message, false)) << type->full_name();
       ASSERT_EQ(Ours(*message, JsonFieldNames::kProto), Protobufs(*message, true)) << type->full_name();
       ++compared;
@@ -190,8 +195,7 @@ TEST(ProtoJsonPrinter, PrintsWhatProtobufPrintsForEveryApiMessage) {
 TEST(ProtoJsonPrinter, ReadsBackToTheSameMessage) {
   Filler filler(99);
   for (const auto* type : ApiMessages()) {
-    std::unique_ptr<Message> message(google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
-    filler.Fill(*message, 0);
+    const std::unique_ptr<Message> message = Filled(type, filler);
     std::unique_ptr<Message> read(message->New());
     ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Ours(*message, JsonFieldNames::kLowerCamel), read.get()).ok());
     google::protobuf::util::MessageDifferencer same;
@@ -264,9 +268,7 @@ TEST(ProtoJsonParser, ReadsWhatProtobufReadsForEveryApiMessage) {
   for (unsigned seed = 1; seed <= 8; ++seed) {
     Filler filler(seed);
     for (const auto* type : types) {
-      std::unique_ptr<Message> message(
-          google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
-      filler.Fill(*message, 0);
+      const std::unique_ptr<Message> message = Filled(type, filler);
       // Both name styles, compact and with protobuf's whitespace (as jsonb's text has spaces).
       for (const bool proto_names : {false, true}) {
         for (const bool spaced : {false, true}) {

@@ -259,7 +259,7 @@ class Parser {
     if (!IsJsonNumber(text) || text.rfind("-0", 0) == 0) throw Declined{};
     Int value{};
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size() || text.empty()) throw Declined{};
+    if (error != std::errc() || end != text.data() + text.size()) throw Declined{};
     return value;
   }
 
@@ -273,7 +273,7 @@ class Parser {
     if (!IsJsonNumber(text)) throw Declined{};
     double value = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size() || text.empty() || !std::isfinite(value)) {
+    if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
       throw Declined{};
     }
     if (value == 0 && std::signbit(value)) throw Declined{};  // "-0" is 0 to protobuf, "-0.0" is not
