@@ -11,11 +11,14 @@
 #include <thread>
 #include <cstdlib>
 #include <mutex>
+#include <set>
+#include <sys/wait.h>
 
 #include "physio/common/bounded_pool.h"
 #include "physio/common/text_list.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
+#include "physio/common/ids.h"
 #include "physio/common/logging.h"
 #include "physio/common/validation.h"
 #include "physio/common/worker_pool.h"
@@ -34,6 +37,48 @@ TEST(Config, FlagBeatsEnvironmentBeatsDefault) {
   EXPECT_EQ(from_flag.GetInt("redis-port"), 7100);
   unsetenv("PHYSIO_REDIS_PORT");
   EXPECT_EQ(Config(keys).Get("listen"), "x");
+}
+
+// Ids come from a per-thread block of the DRBG's bytes: no two are alike, across
+// threads and across a fork (a child never hands out what its parent's block held).
+TEST(Ids, NoTwoAlikeAcrossThreadsBlocksAndAFork) {
+  std::mutex mu;
+  std::set<std::string> seen;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      std::vector<std::string> mine;
+      for (int i = 0; i < 2000; ++i) mine.push_back(physio::NewId("x"));  // 32,000 bytes: many blocks
+      std::lock_guard lock(mu);
+      seen.insert(mine.begin(), mine.end());
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(seen.size(), 8000u);
+  const std::string id = physio::NewId("asm");
+  ASSERT_EQ(id.size(), 4u + 32u);
+  EXPECT_EQ(id.substr(0, 4), "asm_");
+  EXPECT_EQ(physio::RandomHex(8).size(), 16u);
+  EXPECT_EQ(physio::RandomHex(1000).size(), 2000u);  // larger than a block: drawn directly
+
+  // Draw once so this thread's block is part used; a child then draws its next id.
+  (void)physio::NewId("p");
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string next = physio::NewId("p");
+    const ssize_t written = write(pipe_fds[1], next.data(), next.size());
+    _exit(written == static_cast<ssize_t>(next.size()) ? 0 : 1);
+  }
+  std::string from_child(34, '\0');
+  ASSERT_EQ(read(pipe_fds[0], from_child.data(), from_child.size()), 34);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  EXPECT_NE(from_child, physio::NewId("p"));
 }
 
 TEST(Config, UnknownFlagsAndBadNumbersAreErrors) {

@@ -1,7 +1,6 @@
 #include "physio/auth/token_verifier.h"
 
 #include <nlohmann/json.hpp>
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 
 #include "physio/auth/jws.h"
 #include "physio/common/error.h"
+#include "physio/common/ids.h"
 #include "physio/common/validation.h"
 #include "remote_keys.h"
 
@@ -266,14 +266,12 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token, Clock::time_point
   for (unsigned char c : token) {
     if (c == '.') {
       ++dots;
-    } else if (!std::isalnum(c) && c != '-' && c != '_') {
+    } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
       Reject("malformed");
     }
   }
   if (dots != 2) Reject("malformed");
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
-  const std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
+  const std::string key = Sha256(token);
   for (Issuer* issuer : directory_issuers_) issuer->CheckDirectory();
   const auto now = std::chrono::system_clock::now();
   Checked checked;
