@@ -44,7 +44,7 @@ void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const s
 }
 
 std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
-                                                             Clock::time_point deadline) {
+                                                             Clock::time_point deadline, v1::Plan* into) {
   // One MGET reads the generation and the entry together (no script needed).
   auto reply = redis_.Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline);
   if (IsErrorReply(reply.get()) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return std::nullopt;
@@ -54,10 +54,8 @@ std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallCont
   const redisReply* cached = reply->element[1];
   const std::string prefix = lookup.generation + "\n";
   if (cached->type == REDIS_REPLY_STRING && std::string_view(cached->str, cached->len).starts_with(prefix)) {
-    v1::Plan plan;
-    if (plan.ParseFromArray(cached->str + prefix.size(), static_cast<int>(cached->len - prefix.size()))) {
-      lookup.plan = std::move(plan);
-    }
+    lookup.hit = into->ParseFromArray(cached->str + prefix.size(), static_cast<int>(cached->len - prefix.size()));
+    if (!lookup.hit) into->Clear();
   }
   return lookup;
 }

@@ -30,13 +30,14 @@ class ActivePlanCache {
                                      Clock::time_point deadline) = 0;
 
   struct Lookup {
-    std::string generation;           // to hand back to Fill
-    std::optional<v1::Plan> plan;     // set when a current entry was cached
+    std::string generation;  // to hand back to Fill
+    bool hit = false;        // a current entry was cached, and is now in `into`
   };
   // One round trip; nullopt when Redis answered something unusable; throws
-  // Error(kUnavailable) when Redis cannot be reached.
+  // Error(kUnavailable) when Redis cannot be reached. A hit is parsed straight
+  // into `into` (the response's plan, on the call's arena when it has one).
   virtual std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
-                                     Clock::time_point deadline) = 0;
+                                     Clock::time_point deadline, v1::Plan* into) = 0;
   // Caches `plan` only if the patient's generation is still `generation`.
   virtual void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
                     const v1::Plan& plan, Clock::time_point deadline) = 0;
@@ -51,8 +52,8 @@ class RedisActivePlanCache final : public ActivePlanCache {
                                   Clock::time_point deadline) override;
   void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
                              Clock::time_point deadline) override;
-  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
-                             Clock::time_point deadline) override;
+  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
+                             v1::Plan* into) override;
   void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,
             Clock::time_point deadline) override;
 

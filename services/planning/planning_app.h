@@ -49,6 +49,9 @@ class PlanningApp {
                                       AuditTarget& audit);
   pb::GetActivePlanResponse GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                           AuditTarget& audit);
+  // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
+  void GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
+                     pb::GetActivePlanResponse& response);
   pb::RevisePlanResponse RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request, AuditTarget& audit);
   pb::AdjustPlanResponse AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request, AuditTarget& audit);
   pb::CompletePlanResponse CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,

@@ -53,12 +53,14 @@ class GrpcAssessmentReader final : public AssessmentReader {
 
 class PlanningGrpc final : public pb::PlanningService::CallbackService {
  public:
-  PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
+  PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {
+    SetMessageAllocatorFor_GetActivePlan(&get_active_plan_messages_);
+  }
 
   PHYSIO_UNARY_RPC(GeneratePlan)
   PHYSIO_UNARY_RPC(GetPlan)
   PHYSIO_UNARY_RPC(ApprovePlan)
-  PHYSIO_UNARY_RPC(GetActivePlan)
+  PHYSIO_UNARY_RPC_IN_PLACE(GetActivePlan)  // the hottest read: its plan parsed onto the call's arena
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListInterventions)
   // The tenant library: audited as any write (who published which version, why), though no patient data.
   PHYSIO_UNARY_RPC(PublishTenantLibrary)
@@ -75,6 +77,7 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
  private:
   PlanningApp& app_;
   ServiceRuntime& runtime_;
+  ArenaMessages<pb::GetActivePlanRequest, pb::GetActivePlanResponse> get_active_plan_messages_;
 };
 
 class PlanningServer final : public RunningService {
