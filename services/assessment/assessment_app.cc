@@ -122,11 +122,22 @@ pb::IntakeSession AssessmentApp::WithProgress(pb::IntakeSession session) const {
 
 pb::IntakeSession AssessmentApp::ReadIntakeInScope(const CallContext& ctx, const std::string& session_id) {
   pb::IntakeSession session = intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
+  intake_patients_.Remember(ctx.tenant, session_id, session.patient_id());
   // Clinic scoping: another clinic's patient's session is not found (checked before any change).
   if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) {
     throw Error(ErrorCode::kNotFound, "intake session not found or expired");
   }
   return session;
+}
+
+void AssessmentApp::CheckIntakeInScope(const CallContext& ctx, const std::string& session_id) {
+  const auto known = intake_patients_.Find(ctx.tenant, session_id);
+  if (!known) {
+    ReadIntakeInScope(ctx, session_id);
+    return;
+  }
+  // The store's own checks (expired, completed, never existed) come with the change itself.
+  if (IsStaff(ctx) && !SharesClinicWith(ctx, *known)) throw Error(ErrorCode::kNotFound, "intake session not found or expired");
 }
 
 pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
@@ -415,6 +426,7 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
         intakes_.Create(ctx, session_id, request.patient_id(), instruments, deadline);
+        intake_patients_.Remember(ctx.tenant, session_id, request.patient_id());
         pb::StartIntakeResponse started;
         *started.mutable_session() = LoadIntake(ctx, session_id);
         return started;
@@ -450,7 +462,7 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   for (int i = 0; i < request.answers_size(); ++i) {
     changes.answers.push_back(ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i)));
   }
-  if (IsClinicScoped(ctx)) ReadIntakeInScope(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
+  if (IsClinicScoped(ctx)) CheckIntakeInScope(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
@@ -477,7 +489,7 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
-  if (IsClinicScoped(ctx)) ReadIntakeInScope(ctx, request.session_id());  // checked before the transaction holds a connection
+  if (IsClinicScoped(ctx)) CheckIntakeInScope(ctx, request.session_id());  // checked before the transaction holds a connection
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   auto response = IdempotentWrite<pb::CompleteIntakeResponse>(
       records_, deadline, {kSchema, ctx.tenant, ctx.principal, "CompleteIntake", request.request_id()}, request,

@@ -4,6 +4,11 @@
 // CallContext (no gRPC types) and its stores as seams; the adapter in
 // assessment_server.cc only translates, and tests may hand in fakes.
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "domain/classification.h"
 #include "domain/instruments.h"
@@ -144,6 +149,9 @@ class AssessmentApp {
  private:
   // The session, NOT_FOUND for staff outside its patient's clinics; LoadIntake adds the progress.
   pb::IntakeSession ReadIntakeInScope(const CallContext& ctx, const std::string& session_id);
+  // The same check before a change to the session: its patient is fixed when it is
+  // created, so once this process has seen it the clinic check needs no read of Redis.
+  void CheckIntakeInScope(const CallContext& ctx, const std::string& session_id);
   pb::IntakeSession LoadIntake(const CallContext& ctx, const std::string& session_id);
   // A patient seen for the first time (enrolled nowhere) is enrolled at `clinic`; once per request id.
   void EnrolIfUnassigned(const CallContext& ctx, const std::string& patient_id, const std::string& clinic,
@@ -163,8 +171,31 @@ class AssessmentApp {
   pb::Assessment StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
                                        const std::vector<InstrumentKind>& instruments);
 
+  // Which patient each intake session this process has seen is of (by tenant and
+  // session id; a session's patient never changes). Bounded: full, it starts over.
+  class IntakePatients {
+   public:
+    std::optional<std::string> Find(const std::string& tenant, const std::string& session_id) const {
+      std::lock_guard lock(mu_);
+      auto found = patients_.find({tenant, session_id});
+      if (found == patients_.end()) return std::nullopt;
+      return found->second;
+    }
+    void Remember(const std::string& tenant, const std::string& session_id, const std::string& patient_id) {
+      std::lock_guard lock(mu_);
+      if (patients_.size() >= kMaxEntries) patients_.clear();
+      patients_[{tenant, session_id}] = patient_id;
+    }
+
+   private:
+    static constexpr std::size_t kMaxEntries = 20000;
+    mutable std::mutex mu_;
+    std::map<std::pair<std::string, std::string>, std::string> patients_;
+  };
+
   SessionIdempotency& session_idempotency_;
   IntakeStore& intakes_;
+  IntakePatients intake_patients_;
   AssessmentRecords& records_;
   // The webhook store (FAILED_PRECONDITION without one), and a subscription the caller may manage
   // (NOT_FOUND otherwise: another tenant's, another clinic's, deleted).

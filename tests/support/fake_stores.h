@@ -130,6 +130,7 @@ class FakeIntakeStore final : public assessment::IntakeStore {
   }
   assessment::v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id,
                                      Clock::time_point) override {
+    ++reads;
     return Visible(ctx, session_id);
   }
   assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
@@ -173,6 +174,7 @@ class FakeIntakeStore final : public assessment::IntakeStore {
   }
 
   std::map<std::pair<std::string, std::string>, assessment::v1::IntakeSession> sessions;  // by tenant, session id
+  int reads = 0;
 
  private:
   // Another tenant's or another patient's session is not there (staff see their tenant's).

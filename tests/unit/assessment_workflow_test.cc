@@ -120,6 +120,68 @@ TEST_F(AssessmentWorkflow, AnotherPatientsIntakeAndAssessmentAreNotThere) {
   EXPECT_EQ(CodeOf([&] { app.GetAssessment(other_tenant, get, audit); }), ErrorCode::kNotFound);
 }
 
+// Which clinics each patient is enrolled at, as the clinic scoping asks it.
+class Enrolments final : public PatientClinicsSource {
+ public:
+  PatientReach ReachOf(const std::string&, const std::string& patient_id, Clock::time_point) const override {
+    PatientReach reach;
+    if (auto found = clinics.find(patient_id); found != clinics.end()) reach.clinics = {found->second};
+    return reach;
+  }
+  void Forget(const std::string&, const std::string&) const override {}
+  std::map<std::string, std::string> clinics;
+};
+
+// Staff change an intake only of a patient of their clinics. The session's patient is
+// remembered (it never changes), the patient's clinics are not: a transfer counts at once.
+TEST_F(AssessmentWorkflow, StaffChangeAnIntakeOnlyOfAPatientOfTheirClinicsAsTheyAreNow) {
+  Enrolments enrolments;
+  enrolments.clinics["pt-1"] = "north";
+  auto staff_of = [&](const std::string& clinic) {
+    CallContext ctx = CallerAs(Role::kClinician);
+    ctx.clinics = {clinic};
+    ctx.patient_clinics = &enrolments;
+    return ctx;
+  };
+  auto pain = [](const std::string& session_id, const std::string& request_id, int value) {
+    apb::SubmitIntakeAnswersRequest request;
+    request.set_request_id(request_id);
+    request.set_session_id(session_id);
+    *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", value);
+    return request;
+  };
+  auto pain_stored = [&](const std::string& session_id) {
+    const auto& answers = intakes.sessions.at({"t-1", session_id}).answers();
+    return answers.empty() ? -1 : answers[0].value();
+  };
+  const std::string session_id = StartIntake();  // this process now knows the session's patient
+  const int reads_before = intakes.reads;
+  EXPECT_EQ(CodeOf([&] { app.SubmitIntakeAnswers(staff_of("south"), pain(session_id, "rq-s1", 9), audit); }),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(pain_stored(session_id), -1);
+  EXPECT_EQ(app.SubmitIntakeAnswers(staff_of("north"), pain(session_id, "rq-n1", 4), audit).session().answers(0).value(), 4);
+  EXPECT_EQ(intakes.reads, reads_before);  // the clinic check read no session: its patient was known
+  EXPECT_EQ(CodeOf([&] { app.CompleteIntake(staff_of("south"), Complete(session_id, "rq-s2"), audit); }),
+            ErrorCode::kNotFound);
+
+  // Transferred to south: north's staff no longer change it, south's now do.
+  enrolments.clinics["pt-1"] = "south";
+  EXPECT_EQ(CodeOf([&] { app.SubmitIntakeAnswers(staff_of("north"), pain(session_id, "rq-n2", 8), audit); }),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(pain_stored(session_id), 4);
+  EXPECT_EQ(app.SubmitIntakeAnswers(staff_of("south"), pain(session_id, "rq-s3", 5), audit).session().answers(0).value(), 5);
+
+  // A process that has not seen the session reads it for the check, with the same answers.
+  assessment::AssessmentApp restarted{{session_idempotency, intakes, records}, assessment::AssessmentSettings{}};
+  EXPECT_EQ(CodeOf([&] { restarted.SubmitIntakeAnswers(staff_of("north"), pain(session_id, "rq-n3", 7), audit); }),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(intakes.reads, reads_before + 1);
+  EXPECT_EQ(pain_stored(session_id), 5);
+  // An unknown session is not found, whoever asks.
+  EXPECT_EQ(CodeOf([&] { app.SubmitIntakeAnswers(staff_of("south"), pain("intake_nothere", "rq-s4", 5), audit); }),
+            ErrorCode::kNotFound);
+}
+
 TEST_F(AssessmentWorkflow, ARedFlagJudgementIsVersionedAndAComputedEmergencyIsLoweredOnlyWhenAcknowledged) {
   // Saddle numbness with new bladder disturbance: suspected cauda equina, an emergency.
   apb::CreateAssessmentRequest create;
