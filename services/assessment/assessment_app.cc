@@ -530,15 +530,25 @@ pb::CompleteIntakeResponse AssessmentApp::CompleteIntake(const CallContext& ctx,
 
 pb::GetAssessmentResponse AssessmentApp::GetAssessment(const CallContext& ctx,
                                                        const pb::GetAssessmentRequest& request, AuditTarget& audit) {
+  pb::GetAssessmentResponse response;
+  GetAssessment(ctx, request, audit, response);
+  return response;
+}
+
+void AssessmentApp::GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request, AuditTarget& audit,
+                                  pb::GetAssessmentResponse& response) {
   ValidateOpaqueId("assessment_id", request.assessment_id());
   audit.resource_id = request.assessment_id();
-  pb::GetAssessmentResponse response;
-  auto found = records_.Find(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
-  if (!found) ThrowNotFound("assessment");
-  *response.mutable_assessment() = std::move(*found);
-  if (!CanSeePatient(ctx, response.assessment().patient_id())) ThrowNotFound("assessment");
+  response.Clear();
+  if (!records_.FindInto(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget),
+                         response.mutable_assessment())) {
+    ThrowNotFound("assessment");
+  }
+  if (!CanSeePatient(ctx, response.assessment().patient_id())) {
+    response.Clear();  // never handed out: the call fails, and nothing of it stays in the response
+    ThrowNotFound("assessment");
+  }
   audit.patient_id = response.assessment().patient_id();
-  return response;
 }
 
 pb::Assessment AssessmentApp::StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,

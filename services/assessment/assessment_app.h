@@ -78,6 +78,9 @@ class AssessmentApp {
                                             AuditTarget& audit);
   pb::GetAssessmentResponse GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
                                           AuditTarget& audit);
+  // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
+  void GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request, AuditTarget& audit,
+                     pb::GetAssessmentResponse& response);
   pb::CreateAssessmentResponse CreateAssessment(const CallContext& ctx, const pb::CreateAssessmentRequest& request,
                                                 AuditTarget& audit);
   pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,

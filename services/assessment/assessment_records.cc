@@ -176,13 +176,19 @@ std::vector<v1::ConsentRecord> PgAssessmentRecords::Consents(const std::string& 
 
 std::optional<v1::Assessment> PgAssessmentRecords::Find(const std::string& tenant, const std::string& assessment_id,
                                                         Clock::time_point deadline) {
+  v1::Assessment assessment;
+  if (!FindInto(tenant, assessment_id, deadline, &assessment)) return std::nullopt;
+  return assessment;
+}
+
+bool PgAssessmentRecords::FindInto(const std::string& tenant, const std::string& assessment_id,
+                                   Clock::time_point deadline, v1::Assessment* into) {
   auto rows = QueryOnce(pool_, deadline,
                         {"SELECT body FROM assessment.assessments WHERE tenant_id = $1 AND assessment_id = $2",
                          {tenant, assessment_id}});
-  if (rows.rows() == 0) return std::nullopt;
-  v1::Assessment assessment;
-  FromJson(rows.Get(0, 0), &assessment);
-  return assessment;
+  if (rows.rows() == 0) return false;
+  FromJson(rows.Get(0, 0), into);
+  return true;
 }
 
 AssessmentPage PgAssessmentRecords::ListForPatient(const std::string& tenant, const std::string& patient_id,

@@ -72,6 +72,13 @@ class AssessmentRecords : public IdempotentRecords<AssessmentWriter> {
  public:
   virtual std::optional<v1::Assessment> Find(const std::string& tenant, const std::string& assessment_id,
                                              Clock::time_point deadline) = 0;
+  // The same read into `into` (a response's message, on the call's arena): false when there is none.
+  virtual bool FindInto(const std::string& tenant, const std::string& assessment_id, Clock::time_point deadline,
+                        v1::Assessment* into) {
+    auto found = Find(tenant, assessment_id, deadline);
+    if (found) *into = std::move(*found);
+    return found.has_value();
+  }
   // Up to `page_size` of the patient's assessments after `after` (newest first).
   virtual AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
                                         const KeysetPosition& after, int page_size, Clock::time_point deadline) = 0;
@@ -112,6 +119,8 @@ class PgAssessmentRecords final : public PgIdempotentRecords<AssessmentRecords, 
   using PgIdempotentRecords::PgIdempotentRecords;
   std::optional<v1::Assessment> Find(const std::string& tenant, const std::string& assessment_id,
                                      Clock::time_point deadline) override;
+  bool FindInto(const std::string& tenant, const std::string& assessment_id, Clock::time_point deadline,
+                v1::Assessment* into) override;
   AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
                                 const KeysetPosition& after, int page_size, Clock::time_point deadline) override;
   v1::PatientClinics PatientClinics(const std::string& tenant, const std::string& patient_id,

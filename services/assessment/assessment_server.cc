@@ -17,13 +17,15 @@ namespace physio::assessment {
 namespace {
 class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
  public:
-  AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
+  AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {
+    SetMessageAllocatorFor_GetAssessment(&get_assessment_messages_);
+  }
 
   PHYSIO_UNARY_RPC(StartIntake)
   PHYSIO_UNARY_RPC(SubmitIntakeAnswers)
   PHYSIO_UNARY_RPC(GetIntake)
   PHYSIO_UNARY_RPC(CompleteIntake)
-  PHYSIO_UNARY_RPC(GetAssessment)
+  PHYSIO_UNARY_RPC_IN_PLACE(GetAssessment)  // a hot read: the stored record parsed onto the call's arena
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ScoreInstrument)
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
@@ -57,6 +59,7 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
  private:
   AssessmentApp& app_;
   ServiceRuntime& runtime_;
+  ArenaMessages<pb::GetAssessmentRequest, pb::GetAssessmentResponse> get_assessment_messages_;
 };
 
 class AssessmentServer final : public RunningService {
