@@ -281,6 +281,41 @@ TEST(PgClientBound, AFrozenServerAnswersUnavailableAtTheDeadlineAndHealthSeesIt)
   EXPECT_TRUE(pool.Ping(1000ms));
 }
 
+// A connection keeps its socket timeout while commands ask for the same one, and takes a
+// shorter one when a command's deadline is nearer: a frozen Redis is UNAVAILABLE at the
+// deadline, not at the (much longer) command timeout a previous command set.
+TEST(RedisClientBound, ACommandIsBoundByItsOwnDeadlineOnAConnectionThatServedLongerOnes) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer server;
+  RedisOptions options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.pool_size = 1;  // every command on the one connection
+  options.command_timeout = 4000ms;
+  RedisPool pool(options);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ReplyString(pool.Command({"SET", "k", std::to_string(i)}, Clock::now() + 30s).get()).value_or(""), "OK");
+  }
+  server.Freeze();
+  for (auto deadline : {300ms, 600ms}) {
+    const auto start = Steady::now();
+    std::string message;
+    EXPECT_EQ(CodeOf([&] { pool.Command({"GET", "k"}, Clock::now() + deadline); }, &message), ErrorCode::kUnavailable)
+        << message;
+    EXPECT_LT(MillisSince(start), deadline.count() + 1000) << "held to the 4 s command timeout, not the deadline";
+  }
+  server.Thaw();
+  std::optional<std::string> value;
+  for (int i = 0; i < 50 && !value; ++i) {
+    try {
+      value = ReplyString(pool.Command({"GET", "k"}, Clock::now() + 30s).get());
+    } catch (const Error&) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  EXPECT_EQ(value.value_or(""), "2");
+}
+
 class SynchronousCommit : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -90,6 +90,7 @@ class RedisConnection {
   std::uint64_t dialled_epoch_ = 0;
   std::size_t next_sentinel_ = 0;
   std::string endpoint_;
+  std::chrono::milliseconds applied_timeout_{-1};  // the socket timeout set on context_ (-1: unknown)
   Context context_;
 };
 
