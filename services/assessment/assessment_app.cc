@@ -120,13 +120,19 @@ pb::IntakeSession AssessmentApp::WithProgress(pb::IntakeSession session) const {
   return session;
 }
 
+namespace {
+// Clinic scoping: a session of another clinic's patient is not found (checked before any change).
+void RequireIntakePatientInScope(const CallContext& ctx, const std::string& patient_id) {
+  if (IsStaff(ctx) && !SharesClinicWith(ctx, patient_id)) {
+    throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  }
+}
+}  // namespace
+
 pb::IntakeSession AssessmentApp::ReadIntakeInScope(const CallContext& ctx, const std::string& session_id) {
   pb::IntakeSession session = intakes_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
   intake_patients_.Remember(ctx.tenant, session_id, session.patient_id());
-  // Clinic scoping: another clinic's patient's session is not found (checked before any change).
-  if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) {
-    throw Error(ErrorCode::kNotFound, "intake session not found or expired");
-  }
+  RequireIntakePatientInScope(ctx, session.patient_id());
   return session;
 }
 
@@ -137,7 +143,7 @@ void AssessmentApp::CheckIntakeInScope(const CallContext& ctx, const std::string
     return;
   }
   // The store's own checks (expired, completed, never existed) come with the change itself.
-  if (IsStaff(ctx) && !SharesClinicWith(ctx, *known)) throw Error(ErrorCode::kNotFound, "intake session not found or expired");
+  RequireIntakePatientInScope(ctx, *known);
 }
 
 pb::IntakeSession AssessmentApp::LoadIntake(const CallContext& ctx, const std::string& session_id) {
@@ -426,7 +432,6 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
       session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "StartIntake", request.request_id()}, request, deadline, [&] {
         const std::string session_id = NewId("intake");
         intakes_.Create(ctx, session_id, request.patient_id(), instruments, deadline);
-        intake_patients_.Remember(ctx.tenant, session_id, request.patient_id());
         pb::StartIntakeResponse started;
         *started.mutable_session() = LoadIntake(ctx, session_id);
         return started;
