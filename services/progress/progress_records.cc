@@ -26,12 +26,9 @@ template <typename Record>
 std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
                                 const std::string& table, const std::string& time_column,
                                 const EvaluationPolicy& policy) {
-  return Parsed<Record>(
-      conn.Exec("SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
-                    " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
-                    " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
-                    " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at",
-                {tenant, patient_id, std::to_string(policy.history_days), std::to_string(policy.history_max_rows)}));
+  return Parsed<Record>(conn.Exec(PatientHistorySql(table, time_column),
+                                  {tenant, patient_id, std::to_string(policy.history_days),
+                                   std::to_string(policy.history_max_rows)}));
 }
 
 // The patient's episode figures are out of date (outcome reports): the refresher recomputes them.
@@ -39,6 +36,13 @@ void MarkEpisodeChanged(PgConnection& conn, const std::string& tenant, const std
   conn.Defer({"INSERT INTO progress.episode_changes (tenant_id, patient_id) VALUES ($1, $2)", {tenant, patient_id}});
 }
 }  // namespace
+
+std::string PatientHistorySql(const std::string& table, const std::string& time_column) {
+  return "SELECT body FROM (SELECT body, " + time_column + ", created_at FROM progress." + table +
+         " WHERE tenant_id = $1 AND patient_id = $2 AND " + time_column +
+         " >= now() - make_interval(days => $3::int) ORDER BY " + time_column +
+         " DESC, created_at DESC LIMIT $4) newest ORDER BY " + time_column + ", created_at";
+}
 
 void PgProgressWriter::InsertVisit(const std::string& tenant, const v1::Visit& visit,
                                    const std::optional<std::string>& clinic_id) {

@@ -23,7 +23,23 @@ inline constexpr const char* kSchema = "progress";
 // Indexes built concurrently after the migrations (ServiceRuntime): a clinic's open alerts newest
 // first, so the first page of ListAlerts does not walk the clinic's acknowledged ones (issue 33).
 inline const std::vector<ConcurrentIndex> kProgressIndexes = {
-    {"alerts_open_by_clinic", "alerts", "(tenant_id, clinic_id, created_at DESC, alert_id DESC) WHERE status = 'OPEN'"}};
+    {"alerts_open_by_clinic", "alerts", "(tenant_id, clinic_id, created_at DESC, alert_id DESC) WHERE status = 'OPEN'"},
+    // A patient's history (PatientHistorySql) in the order it is read, tie-break included: one
+    // backward range scan, and a plan that does not depend on statistics. With migration 0001's
+    // (tenant_id, patient_id, time) the two indexes cost the same for a tenant PostgreSQL had no
+    // statistics for yet (a new tenant, or one grown since the last ANALYZE), and it chose the
+    // primary key: every read of one patient's history walked the whole tenant's rows (issue 33).
+    {"visits_history", "visits", "(tenant_id, patient_id, visit_time, created_at)"},
+    {"home_exercise_logs_history", "home_exercise_logs", "(tenant_id, patient_id, performed_time, created_at)"},
+    {"outcome_measures_history", "outcome_measures", "(tenant_id, patient_id, measure_time, created_at)"},
+    // Migration 0001's and 0002's: the history indexes above serve every query they served.
+    {"visits_by_patient", "visits", "", true},
+    {"home_exercise_logs_by_patient", "home_exercise_logs", "", true},
+    {"outcome_measures_by_patient", "outcome_measures", "", true}};
+
+// The statement that reads a bounded window of one kind of a patient's history ($1 tenant,
+// $2 patient, $3 days, $4 rows), newest rows kept, returned oldest first.
+std::string PatientHistorySql(const std::string& table, const std::string& time_column);
 
 // One write transaction's view of the records.
 class ProgressWriter {
