@@ -84,7 +84,8 @@ class PlanningServer final : public RunningService {
  public:
   explicit PlanningServer(const Config& config)
       : config_(config),
-        runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}, kPlanningRoles),
+        runtime_(config_, kSchema, planning_service_migrations(), {"physio.planning.v1.PlanningService"}, kPlanningRoles,
+                 kPlanningIndexes),
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         records_(runtime_.pg()),

@@ -163,14 +163,15 @@ std::vector<PatientToRefresh> PgOutcomeReports::StaleOpen(std::chrono::seconds a
        {std::to_string(age.count()), std::to_string(limit)}}));
 }
 
+const char* EpisodeOfPatientSql() {
+  return "SELECT plan_id, plan, extract(epoch FROM started_at)::bigint, extract(epoch FROM ended_at)::bigint,"
+         " episode_id FROM planning.episodes WHERE tenant_id = $1 AND patient_id = $2"
+         " ORDER BY (ended_at IS NULL) DESC, started_at DESC LIMIT 1";
+}
+
 std::optional<EpisodeOfPatient> PgOutcomeReports::EpisodeOf(const std::string& tenant, const std::string& patient_id,
                                                              Clock::time_point deadline) {
-  auto rows = QueryOnce(pool_, deadline,
-                        {"SELECT plan_id, plan, extract(epoch FROM started_at)::bigint,"
-                         " extract(epoch FROM ended_at)::bigint, episode_id FROM planning.episodes"
-                         " WHERE tenant_id = $1 AND patient_id = $2 ORDER BY (ended_at IS NULL) DESC, started_at DESC"
-                         " LIMIT 1",
-                         {tenant, patient_id}});
+  auto rows = QueryOnce(pool_, deadline, {EpisodeOfPatientSql(), {tenant, patient_id}});
   if (rows.rows() == 0) return std::nullopt;
   EpisodeOfPatient episode;
   episode.plan_id = rows.Get(0, 0);

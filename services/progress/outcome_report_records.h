@@ -50,6 +50,9 @@ class OutcomeReportStore {
                                                     Clock::time_point deadline) = 0;
 };
 
+// The statement EpisodeOf runs ($1 tenant, $2 patient): planning's episodes_by_patient serves it.
+const char* EpisodeOfPatientSql();
+
 // A patient to refresh, and the last of their change rows taken (empty: not from a change row).
 struct PatientToRefresh {
   std::string tenant;
