@@ -187,6 +187,47 @@ TEST(PgPreparedStatements, EachTextIsPreparedOncePerConnectionAndAgainOnANewOne)
             "0");
 }
 
+// Under plan_cache_mode=auto (the default) a statement keeps a generic plan once PostgreSQL finds it
+// costs no more than planning each run: a lookup by key stops being planned after five runs. One
+// whose best plan depends on its values (an optional filter, an array) is never prepared, so it is
+// planned for each call's values. force_custom_plan plans every run.
+TEST(PgPreparedStatements, ALookupKeepsAGenericPlanAndAnOptionalFilterIsPlannedForEachCall) {
+  PostgresServer pg;
+  pg.Execute("CREATE TABLE t (id int PRIMARY KEY, tenant text, patient text)");
+  pg.Execute("CREATE INDEX t_patient ON t (tenant, patient)");
+  pg.Execute("INSERT INTO t SELECT i, 'a', 'p' || (i % 50) FROM generate_series(1, 1000) i");
+  pg.Execute("ANALYZE t");
+  const std::string lookup = "SELECT patient FROM t WHERE id = $1";
+  const std::string optional = "SELECT count(*) FROM t WHERE tenant = $1 AND ($2 = '' OR patient = $2)";
+  const std::string listed = "SELECT count(*) FROM t WHERE tenant = $1 AND patient = ANY($2::text[])";
+  const auto run = [&](PgPool& pool) {
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, {lookup, {std::to_string(i + 1)}}).Get(0, 0),
+                "p" + std::to_string((i + 1) % 50));
+      EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, {optional, {"a", i % 2 ? "p3" : ""}}).Get(0, 0),
+                i % 2 ? "20" : "1000");
+      EXPECT_EQ(QueryOnce(pool, Clock::now() + 3s, {listed, {"a", "{p1,p2}"}}).Get(0, 0), "40");
+    }
+    // Plans of this connection's prepared statements, by text.
+    return QueryOnce(pool, Clock::now() + 3s,
+                     {"SELECT string_agg(statement || ': ' || generic_plans || ' generic, ' || custom_plans || ' custom',"
+                      " ' | ' ORDER BY statement) FROM pg_prepared_statements WHERE strpos(statement, $1) = 0",
+                      {"pg_prepared_statements"}})
+        .Get(0, 0);
+  };
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;
+  ASSERT_EQ(options.plan_cache_mode, "auto");
+  {
+    PgPool pool(options);
+    EXPECT_EQ(run(pool), lookup + ": 3 generic, 5 custom");
+  }
+  options.plan_cache_mode = "force_custom_plan";
+  PgPool custom(options);
+  EXPECT_EQ(run(custom), optional + ": 0 generic, 8 custom | " + listed + ": 0 generic, 8 custom | " + lookup +
+                             ": 0 generic, 8 custom");
+}
+
 // A table that changes its row type under a prepared statement (a newer version's migration
 // while this one still serves): UNAVAILABLE once, and the retry prepares again and succeeds.
 TEST(PgPreparedStatements, ARowTypeChangedUnderAPreparedStatementIsUnavailableOnceThenServed) {

@@ -168,6 +168,9 @@ void PgConnection::OnNotice(void* self, const PGresult* notice) {
 bool PgConnection::TryHost(const std::string& host, const std::string& port, Clock::time_point until,
                            std::string* why) {
   // client_min_messages: server NOTICEs would otherwise reach stderr outside the JSON log.
+  // plan_cache_mode: how the prepared statements are planned (PgOptions).
+  const std::string server_options =
+      "-c client_min_messages=warning -c plan_cache_mode=" + options_.plan_cache_mode;
   const char* keys[] = {"host", "port", "user", "password", "dbname", "application_name", "options", "sslmode",
                         "sslrootcert", "target_session_attrs", "keepalives_idle", "keepalives_interval",
                         "keepalives_count", nullptr};
@@ -178,7 +181,7 @@ bool PgConnection::TryHost(const std::string& host, const std::string& port, Clo
                           options_.database.c_str(),
                           "physio",
                           // Prepared statements planned for each call's parameters, as unnamed ones are.
-                          "-c client_min_messages=warning -c plan_cache_mode=force_custom_plan",
+                          server_options.c_str(),
                           options_.sslmode.c_str(),
                           options_.sslrootcert.empty() ? nullptr : options_.sslrootcert.c_str(),
                           options_.target_session_attrs.c_str(),
@@ -322,14 +325,23 @@ constexpr std::size_t kMaxPrepared = 512;
 constexpr std::size_t kMaxPreparedParams = 64;
 }  // namespace
 
+bool PlannedForEachCall(std::string_view sql) {
+  return sql.find(" OR ") != std::string_view::npos || sql.find("ANY(") != std::string_view::npos ||
+         sql.find("unnest(") != std::string_view::npos;
+}
+
 PgConnection::Sent PgConnection::SendInPipeline(const PgStatement& statement, const char* const* values) {
   PGconn* conn = conn_.get();
   const int count = static_cast<int>(statement.params.size());
   // Statements without parameters (BEGIN, COMMIT, SET LOCAL with its value, DDL) stay unnamed, so do
   // batches (kMaxPreparedParams), and so does everything once a connection has prepared kMaxPrepared.
+  // Under plan_cache_mode=auto, so does a statement whose plan depends on its values (an unnamed
+  // statement is planned for its values).
   auto found = prepared_.find(statement.sql);
   if (!options_.prepared_statements || count == 0 || statement.params.size() > kMaxPreparedParams ||
-      (found == prepared_.end() && prepared_.size() >= kMaxPrepared)) {
+      (found == prepared_.end() &&
+       (prepared_.size() >= kMaxPrepared ||
+        (options_.plan_cache_mode == "auto" && PlannedForEachCall(statement.sql))))) {
     const bool ok = PQsendQueryParams(conn, statement.sql.c_str(), count, nullptr, values, nullptr, nullptr, 0) == 1;
     return ok ? Sent::kStatement : Sent::kFailed;
   }

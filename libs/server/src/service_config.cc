@@ -67,6 +67,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"pg-prepared-statements", "true",
        "prepare each statement once per connection (false behind a pooler in transaction mode, such as PgBouncer "
        "before 1.21)"},
+      {"pg-plan-cache-mode", "auto",
+       "how prepared statements are planned: auto (PostgreSQL's default: a generic plan once it costs no more than "
+       "planning each run; statements whose plan depends on their values are planned on every run) or "
+       "force_custom_plan (every run planned for its values)"},
       {"tls-cert-file", "", "PEM certificate chain this service presents; with tls-key-file: TLS only, plaintext refused"},
       {"tls-key-file", "", "PEM private key of tls-cert-file"},
       {"tls-client-ca-file", "", "PEM CA bundle: every client must present a certificate it signed (mutual TLS)"},
@@ -243,6 +247,10 @@ PgOptions PgOptionsFrom(const Config& config) {
     throw std::invalid_argument("--pg-prepared-statements is true or false");
   }
   options.prepared_statements = prepared == "true";
+  options.plan_cache_mode = config.Get("pg-plan-cache-mode");
+  if (options.plan_cache_mode != "auto" && options.plan_cache_mode != "force_custom_plan") {
+    throw std::invalid_argument("--pg-plan-cache-mode is auto or force_custom_plan");
+  }
   return options;
 }
 

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -58,12 +59,22 @@ struct PgOptions {
   std::chrono::milliseconds statement_timeout{5000};  // upper bound per transaction
   // Statements with parameters are prepared once per connection (named) and then
   // only bound and run: PostgreSQL parses and analyses each SQL text once, not on
-  // every call. Each run is still planned for its own parameters
-  // (plan_cache_mode=force_custom_plan), so plans are what unnamed statements got.
-  // Off behind a pooler that hands a session's statements to other server
-  // connections (PgBouncer's transaction mode before 1.21).
+  // every call. Off behind a pooler that hands a session's statements to other
+  // server connections (PgBouncer's transaction mode before 1.21).
   bool prepared_statements = true;
+  // How the prepared statements are planned (PostgreSQL's plan_cache_mode):
+  // - "auto": PostgreSQL's default. A statement is planned for its values on its
+  //   first five runs, then keeps a generic plan if that costs no more. A statement
+  //   whose best plan depends on its values (PlannedForEachCall: an optional filter,
+  //   "$2 = '' OR patient_id = $2"; an array of any length) runs unnamed instead,
+  //   so it is planned for each call's values.
+  // - "force_custom_plan": every run of every statement planned for its values.
+  std::string plan_cache_mode = "auto";
 };
+
+// True for a statement whose best plan depends on its values (" OR ", "ANY(", "unnest("):
+// under plan_cache_mode=auto it runs unnamed, planned for each call's values.
+bool PlannedForEachCall(std::string_view sql);
 
 // The hosts and ports of `options`, paired; throws std::invalid_argument when the
 // lists do not match (one port for all hosts, or one per host).
