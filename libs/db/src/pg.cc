@@ -180,7 +180,6 @@ bool PgConnection::TryHost(const std::string& host, const std::string& port, Clo
                           options_.password.empty() ? nullptr : options_.password.c_str(),
                           options_.database.c_str(),
                           "physio",
-                          // Prepared statements planned for each call's parameters, as unnamed ones are.
                           server_options.c_str(),
                           options_.sslmode.c_str(),
                           options_.sslrootcert.empty() ? nullptr : options_.sslrootcert.c_str(),
