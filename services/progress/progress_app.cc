@@ -351,35 +351,42 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "LogHomeExercise", request.request_id()};
-  // A retry is answered from the record, before asking planning anything, except
-  // that a safety action the first attempt could not finish is finished now.
-  if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(records_, deadline, key, request)) {
-    audit.resource_id = replay->log().log_id();
-    ActOnHomeLog(ctx, replay->log(), std::nullopt);
-    return *replay;
-  }
-
-  auto plan = planning_.ActivePlan(ctx, request.patient_id());
-  if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
-  if (plan->status() == plan_pb::PLAN_STATUS_SUSPENDED) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "patient_id: the plan is suspended after a red flag; stop the home programme and contact the clinic");
-  }
-  bool prescribed = false;
-  std::vector<std::string> exercises;
-  for (const auto& item : plan->items()) {
-    if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE) continue;
-    exercises.push_back(item.item_id());
-    prescribed |= item.item_id() == request.exercise_id();
-  }
-  if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
-
-  // The safety-net answers go through the same red-flag rules as a check-in, with what
-  // intake knew (age, episode duration).
+  // A retry is answered from its record. The write's own transaction looks the record up
+  // (with BEGIN), so a first attempt costs no lookup of its own. Only when planning refuses
+  // the log (the plan since suspended, changed or ended) or cannot be reached is the record
+  // looked up first: a log already stored is answered whatever planning (or, for the safety
+  // net's facts, assessment) says, and a safety action the first attempt could not finish is
+  // finished now.
   const auto& net = request.safety_net();
   const bool any_yes = AnyYes(net);
   std::optional<apb::RedFlagResult> red_flags;
-  if (any_yes) red_flags = JudgeSafetyNet(net, FactsFromIntake(ctx, *plan, performed));
+  std::optional<plan_pb::Plan> plan;
+  std::vector<std::string> exercises;
+  try {
+    plan = planning_.ActivePlan(ctx, request.patient_id());
+    if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to log against");
+    if (plan->status() == plan_pb::PLAN_STATUS_SUSPENDED) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "patient_id: the plan is suspended after a red flag; stop the home programme and contact the clinic");
+    }
+    bool prescribed = false;
+    for (const auto& item : plan->items()) {
+      if (item.kind() != plan_pb::PLAN_ITEM_KIND_EXERCISE) continue;
+      exercises.push_back(item.item_id());
+      prescribed |= item.item_id() == request.exercise_id();
+    }
+    if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
+    // The safety-net answers go through the same red-flag rules as a check-in, with what
+    // intake knew (age, episode duration).
+    if (any_yes) red_flags = JudgeSafetyNet(net, FactsFromIntake(ctx, *plan, performed));
+  } catch (const Error&) {
+    if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(records_, deadline, key, request)) {
+      audit.resource_id = replay->log().log_id();
+      ActOnHomeLog(ctx, replay->log(), std::nullopt);
+      return *replay;
+    }
+    throw;
+  }
   const auto directional =
       request.symptoms_spread_down_leg() ? ProvokingDirectionalExercises(request.exercise_id(), exercises)
                                          : std::vector<std::string>{};

@@ -32,14 +32,17 @@ class FakePlanningClient : public progress::PlanningClient {
  public:
   std::optional<planning::v1::Plan> ActivePlan(const CallContext&, const std::string&) override {
     ++active_plan_calls;
+    if (unreachable) throw Error(ErrorCode::kUnavailable, "fake: planning is unreachable");
     return active;
   }
   planning::v1::Plan Adjust(const CallContext&, const planning::v1::AdjustPlanRequest& request) override {
     ++adjust_calls;
+    if (unreachable) throw Error(ErrorCode::kUnavailable, "fake: planning is unreachable");
     last_adjustment = request;
     return active.value_or(planning::v1::Plan{});
   }
   std::optional<planning::v1::Plan> active;
+  bool unreachable = false;  // every call fails UNAVAILABLE
   std::optional<planning::v1::AdjustPlanRequest> last_adjustment;
   int active_plan_calls = 0;
   int adjust_calls = 0;

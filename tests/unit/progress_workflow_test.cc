@@ -89,6 +89,49 @@ TEST_F(ProgressWorkflow, ASafetyNetAnswerInAHomeLogRaisesOneAlertAndSuspendsTheP
   EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-2"), audit); }), ErrorCode::kFailedPrecondition);
 }
 
+// A first attempt's retry record is looked up by its write's own transaction, not by a
+// lookup of its own; a retry is still answered from its record when planning refuses the
+// log (the plan since suspended or changed) or cannot be reached, and only a log not yet
+// stored is refused or fails.
+TEST_F(ProgressWorkflow, AHomeLogRetryIsAnsweredFromItsRecordWhateverPlanningSays) {
+  const auto log = HomeLog("rq-log-1");
+  const auto logged = app.LogHomeExercise(patient, log, audit).log();
+  EXPECT_EQ(records.replay_lookups, 0);
+  EXPECT_EQ(records.committed_writes, 1);
+  EXPECT_EQ(audit.resource_id, logged.log_id());
+
+  // Planning unreachable: the retry is answered from the record; a new log fails UNAVAILABLE.
+  planning.unreachable = true;
+  audit = {};
+  EXPECT_EQ(app.LogHomeExercise(patient, log, audit).log().log_id(), logged.log_id());
+  EXPECT_EQ(audit.resource_id, logged.log_id());
+  EXPECT_EQ(records.replay_lookups, 1);
+  EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-2"), audit); }), ErrorCode::kUnavailable);
+  planning.unreachable = false;
+
+  // The plan suspended, or the exercise taken out of it, since: the retry is still answered,
+  // a new log refused.
+  planning.active->set_status(ppb::PLAN_STATUS_SUSPENDED);
+  EXPECT_EQ(app.LogHomeExercise(patient, log, audit).log().log_id(), logged.log_id());
+  EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-3"), audit); }), ErrorCode::kFailedPrecondition);
+  planning.active->set_status(ppb::PLAN_STATUS_ACTIVE);
+  planning.active->mutable_items(0)->set_item_id("ex.other");
+  EXPECT_EQ(app.LogHomeExercise(patient, log, audit).log().log_id(), logged.log_id());
+  EXPECT_EQ(CodeOf([&] { app.LogHomeExercise(patient, HomeLog("rq-log-4"), audit); }), ErrorCode::kInvalidArgument);
+
+  // The same id for a different log is refused, whichever way it is looked up.
+  auto changed = log;
+  changed.set_pain_after(7);
+  for (const char* exercise : {"ex.other", kExercise}) {
+    planning.active->mutable_items(0)->set_item_id(exercise);
+    const auto error = ErrorOf([&] { app.LogHomeExercise(patient, changed, audit); });
+    EXPECT_EQ(error.code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(error.message.rfind("request_id", 0), 0u) << error.message;
+  }
+  EXPECT_EQ(records.committed_writes, 1);
+  EXPECT_EQ(records.state.home_logs.size(), 1u);
+}
+
 // Issue 26 item 4: symptoms at any time, whatever the plan's state.
 TEST_F(ProgressWorkflow, SymptomsAreReportedWithoutAPlanOrWithASuspendedOneAndActedOnAtOnce) {
   gpb::ReportSymptomsRequest report;
