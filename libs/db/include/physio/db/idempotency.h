@@ -24,7 +24,9 @@ struct PgIdempotencyKey {
 
 // The stored response of a request already done, read before any call to
 // another service is made for it (a retry must not depend on, or repeat, work
-// elsewhere). INVALID_ARGUMENT when the id was used for a different request.
+// elsewhere), or once such a call has refused or failed (a read the write needs
+// anyway: RunIdempotentWrite replays too). INVALID_ARGUMENT when the id was used
+// for a different request.
 std::optional<std::string> FindIdempotentReplay(PgPool& pool, Clock::time_point deadline, const PgIdempotencyKey& key,
                                                 const std::string& fingerprint);
 
