@@ -19,6 +19,8 @@
 
 #include "clients.h"
 #include "cluster_fixture.h"
+#include "physio/db/pg.h"
+#include "webhook_records.h"
 #include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
 
@@ -560,6 +562,29 @@ TEST_F(Webhooks, DestinationsInsideOurNetworkAndBadInputAreRefusedByName) {
 
 // Retries give up after the window: the subscription is disabled, an event says so, and
 // resuming it delivers what was held.
+// Every sender of every replica claims a delivery on each idle poll (4 senders every 200 ms: 20
+// claims a second per replica, busy or not). The claim is a prepared statement that keeps a
+// generic plan, as PostgreSQL's own pg_prepared_statements counts it on the claiming connection;
+// planned on every poll, it cost 1-2 ms of PostgreSQL's CPU each time.
+TEST_F(Webhooks, TheDeliveryClaimIsPreparedAndKeepsAGenericPlan) {
+  PgOptions options;
+  options.ports = std::to_string(postgres_->port());
+  options.pool_size = 1;
+  ASSERT_EQ(options.plan_cache_mode, "auto");
+  PgPool pool(options);
+  assessment::PgWebhookRecords records(pool, "assessment");
+  // A claim of nothing due to this owner: the subscriptions of the other tests are all busy here
+  // (and a claim it did make would lapse in a second, to be sent by the services).
+  const std::vector<std::string> busy = {"whsub-none"};
+  for (int i = 0; i < 8; ++i) records.Lease("plan-check", busy, 1s, Clock::now() + 3s);
+  const auto plans = QueryOnce(pool, Clock::now() + 3s,
+                               {"SELECT generic_plans::text || ' generic, ' || custom_plans::text || ' custom'"
+                                " FROM pg_prepared_statements WHERE strpos(statement, $1) > 0",
+                                {"WITH candidates AS MATERIALIZED"}});
+  ASSERT_EQ(plans.rows(), 1) << "the claim ran unnamed: planned on every poll";
+  EXPECT_EQ(plans.Get(0, 0), "3 generic, 5 custom");
+}
+
 class WebhooksGivingUp : public WebhooksBase {
  protected:
   static void SetUpTestSuite() {
