@@ -19,10 +19,10 @@
 
 #include "clients.h"
 #include "cluster_fixture.h"
-#include "physio/db/pg.h"
-#include "webhook_records.h"
 #include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
+#include "physio/db/pg.h"
+#include "webhook_records.h"
 
 namespace physio::testing {
 namespace {
@@ -560,8 +560,6 @@ TEST_F(Webhooks, DestinationsInsideOurNetworkAndBadInputAreRefusedByName) {
   ASSERT_EQ(listed.subscriptions(1).event_kinds_size(), 1);
 }
 
-// Retries give up after the window: the subscription is disabled, an event says so, and
-// resuming it delivers what was held.
 // Every sender of every replica claims a delivery on each idle poll (4 senders every 200 ms: 20
 // claims a second per replica, busy or not). The claim is a prepared statement that keeps a
 // generic plan, as PostgreSQL's own pg_prepared_statements counts it on the claiming connection;
@@ -585,6 +583,8 @@ TEST_F(Webhooks, TheDeliveryClaimIsPreparedAndKeepsAGenericPlan) {
   EXPECT_EQ(plans.Get(0, 0), "3 generic, 5 custom");
 }
 
+// Retries give up after the window: the subscription is disabled, an event says so, and
+// resuming it delivers what was held.
 class WebhooksGivingUp : public WebhooksBase {
  protected:
   static void SetUpTestSuite() {
