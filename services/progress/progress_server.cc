@@ -1,11 +1,14 @@
 // The gRPC adapter of the progress service and its gRPC client of the planning service.
 #include "progress_server.h"
 
+#include <spdlog/spdlog.h>
+
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
 #include "physio/server/grpc_context.h"
 #include "physio/server/service_runtime.h"
+#include "planning/active_plan_cache.h"
 #include "progress_app.h"
 #include "task_scheduler.h"
 #include "progress_roles.h"
@@ -19,8 +22,10 @@ namespace plan_pb = physio::planning::v1;
 
 class GrpcPlanningClient final : public PlanningClient {
  public:
-  GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
-      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout) {}
+  // `plans`: planning's Redis cache of each patient's plan in use, read before asking planning.
+  GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout,
+                     planning::ActivePlanCache& plans)
+      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans) {}
 
   plan_pb::Plan Adjust(const CallContext& ctx, const plan_pb::AdjustPlanRequest& request) override {
     plan_pb::AdjustPlanResponse response;
@@ -31,6 +36,21 @@ class GrpcPlanningClient final : public PlanningClient {
   }
 
   std::optional<plan_pb::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) override {
+    // The plan planning cached, when it is current: accepted only under the patient's
+    // generation, which every change to the plan bumps before it commits, so it is never
+    // older than a committed change (active_plan_cache.h). The same access rule as
+    // planning's: another patient's plan is absent. Otherwise (a miss, an unusable entry,
+    // Redis down or refusing the key) planning is asked, and fills the cache.
+    // Audit: this read is part of the caller's call, which progress audits (docs/architecture.md).
+    if (!CanSeePatient(ctx, patient_id)) return std::nullopt;
+    try {
+      plan_pb::Plan cached;
+      if (auto lookup = plans_.Read(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), &cached); lookup && lookup->hit) {
+        return cached;
+      }
+    } catch (const Error& e) {
+      spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
+    }
     plan_pb::GetActivePlanRequest request;
     request.set_patient_id(patient_id);
     request.set_include_suspended(true);  // progress decides what a suspended plan means
@@ -45,6 +65,7 @@ class GrpcPlanningClient final : public PlanningClient {
  private:
   std::unique_ptr<plan_pb::PlanningService::Stub> stub_;
   std::chrono::milliseconds timeout_;
+  planning::ActivePlanCache& plans_;
 };
 
 class GrpcAssessmentClient final : public AssessmentClient {
@@ -134,7 +155,9 @@ class ProgressServer final : public RunningService {
       : config_(config),
         runtime_(config_, kSchema, progress_service_migrations(), {"physio.progress.v1.ProgressService"}, kProgressRoles,
                  kProgressIndexes),
-        planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
+        planning_plans_(runtime_.redis(), std::chrono::seconds(0)),  // read only: planning fills it
+        planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_),
+                  planning_plans_),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         session_idempotency_(runtime_.redis()),
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
@@ -199,6 +222,7 @@ class ProgressServer final : public RunningService {
   }
   Config config_;
   ServiceRuntime runtime_;
+  planning::RedisActivePlanCache planning_plans_;
   GrpcPlanningClient planning_;
   GrpcAssessmentClient assessment_;
   RedisIdempotency session_idempotency_;

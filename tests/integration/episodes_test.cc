@@ -707,6 +707,64 @@ TEST_F(Episodes, PeripheralisationStopsTheDirectionAtOnceAndAsksForReassessment)
   EXPECT_EQ(evaluation.plan().revision(), after.revision());
 }
 
+// Issue 33: a home log checks the plan in use against the copy planning keeps in Redis,
+// without a call to planning, and still sees every change to the plan at once: planning
+// bumps the patient's generation before a change commits, and a copy is read only under
+// the current generation. Counted from the audit trails: planning records each call it
+// answers, progress each home log.
+TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
+  auto plan = StartEpisode(7);
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) exercise = item.item_id();
+  }
+  ASSERT_FALSE(exercise.empty());
+  auto count = [&](const std::string& schema, const std::string& action) {
+    return std::stoi(postgres_->Execute("SELECT count(*) FROM " + schema + ".audit_events WHERE tenant_id = '" + tenant_ +
+                                            "' AND patient_id = '" + patient_id_ + "' AND action = '" + action + "'",
+                                        "physio"));
+  };
+  ASSERT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_ACTIVE);  // planning reads it and caches it
+  const int asked = count("planning", "GetActivePlan");
+  gpb::LogHomeExerciseResponse logged;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
+  EXPECT_EQ(count("planning", "GetActivePlan"), asked) << "planning was asked for a plan it had cached";
+  EXPECT_EQ(count("progress", "LogHomeExercise"), 3) << "each log is audited by the service that answers it";
+
+  // The clinician suspends the plan; nobody reads it through planning before the next log.
+  auto clinician = Clinician();
+  ppb::AdjustPlanRequest suspend;
+  suspend.set_request_id(NewId("rq"));
+  suspend.set_plan_id(plan.plan_id());
+  suspend.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
+  suspend.set_reason("new night pain reported by phone");
+  ppb::AdjustPlanResponse adjusted;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, suspend, &adjusted).ok());
+  EXPECT_EQ(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(count("planning", "GetActivePlan"), asked + 1) << "a changed plan is asked for again";
+
+  // Resumed: logs are taken again, from the next read on.
+  ppb::AdjustPlanRequest resume = suspend;
+  resume.set_request_id(NewId("rq"));
+  resume.set_adjustment(ppb::ADJUSTMENT_RESUME);
+  resume.set_reason("night pain explained; safe to continue");
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, resume, &adjusted).ok());
+  EXPECT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
+  EXPECT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
+  EXPECT_EQ(count("planning", "GetActivePlan"), asked + 2) << "the resumed plan is asked for once, then read from the cache";
+
+  // Another tenant's patient of the same id reads nothing of this one's plan.
+  Caller other(*cluster_, MakeToken(*keys_, "t-other-" + tenant_.substr(2), patient_id_, {"patient"}, patient_id_));
+  gpb::LogHomeExerciseRequest foreign;
+  foreign.set_request_id(NewId("rq"));
+  foreign.set_patient_id(patient_id_);
+  foreign.set_exercise_id(exercise);
+  foreign.set_sets_done(1);
+  foreign.set_reps_done(5);
+  EXPECT_EQ(other.Call(other.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, foreign, &logged).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(Episodes, ASafetyNetYesAlertsAtOnceAndSuspendsThePlan) {
   auto plan = StartEpisode(7);
   std::string exercise;
