@@ -48,7 +48,7 @@ class GrpcPlanningClient final : public PlanningClient {
       if (auto lookup = plans_.Read(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), &cached); lookup && lookup->hit) {
         return cached;
       }
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // Redis unreachable, or an id no key can hold: planning answers
       spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
     }
     plan_pb::GetActivePlanRequest request;
