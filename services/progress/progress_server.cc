@@ -23,9 +23,10 @@ namespace plan_pb = physio::planning::v1;
 class GrpcPlanningClient final : public PlanningClient {
  public:
   // `plans`: planning's Redis cache of each patient's plan in use, read before asking planning.
+  // `metrics`: counts where each plan read was answered (physio_plan_reads_total{kind}).
   GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout,
-                     planning::ActivePlanCache& plans)
-      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans) {}
+                     planning::ActivePlanCache& plans, Metrics& metrics)
+      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans), metrics_(metrics) {}
 
   plan_pb::Plan Adjust(const CallContext& ctx, const plan_pb::AdjustPlanRequest& request) override {
     plan_pb::AdjustPlanResponse response;
@@ -46,10 +47,13 @@ class GrpcPlanningClient final : public PlanningClient {
     try {
       plan_pb::Plan cached;
       if (auto lookup = plans_.Read(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), &cached); lookup && lookup->hit) {
+        Count("cache");
         return cached;
       }
+      Count("planning");
     } catch (const std::exception& e) {  // Redis unreachable, or an id no key can hold: planning answers
       spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
+      Count("planning_cache_unavailable");
     }
     plan_pb::GetActivePlanRequest request;
     request.set_patient_id(patient_id);
@@ -63,9 +67,17 @@ class GrpcPlanningClient final : public PlanningClient {
   }
 
  private:
+  void Count(const char* kind) {
+    metrics_.CountEvent("physio_plan_reads_total",
+                        "Reads of a patient's plan in use: from planning's cache (cache), by asking planning on a "
+                        "miss (planning) or with the cache unreachable (planning_cache_unavailable).",
+                        kind);
+  }
+
   std::unique_ptr<plan_pb::PlanningService::Stub> stub_;
   std::chrono::milliseconds timeout_;
   planning::ActivePlanCache& plans_;
+  Metrics& metrics_;
 };
 
 class GrpcAssessmentClient final : public AssessmentClient {
@@ -157,7 +169,7 @@ class ProgressServer final : public RunningService {
                  kProgressIndexes),
         planning_plans_(runtime_.redis(), std::chrono::seconds(0)),  // read only: planning fills it
         planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_),
-                  planning_plans_),
+                  planning_plans_, runtime_.metrics()),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         session_idempotency_(runtime_.redis()),
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),

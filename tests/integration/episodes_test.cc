@@ -724,12 +724,22 @@ TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
                                             "' AND patient_id = '" + patient_id_ + "' AND action = '" + action + "'",
                                         "physio"));
   };
+  // Progress's own count of where its plan reads were answered (other tests share the service: deltas).
+  auto reads = [&](const std::string& kind) {
+    const auto metrics = httplib::Client("127.0.0.1", cluster_->progress_metrics_port()).Get("/metrics");
+    if (!metrics) return -1;
+    const std::string line = "physio_plan_reads_total{kind=\"" + kind + "\"} ";
+    const auto at = metrics->body.find(line);
+    return at == std::string::npos ? 0 : std::stoi(metrics->body.substr(at + line.size()));
+  };
   ASSERT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_ACTIVE);  // planning reads it and caches it
   const int asked = count("planning", "GetActivePlan");
+  const int from_cache = reads("cache");
   gpb::LogHomeExerciseResponse logged;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
   EXPECT_EQ(count("planning", "GetActivePlan"), asked) << "planning was asked for a plan it had cached";
   EXPECT_EQ(count("progress", "LogHomeExercise"), 3) << "each log is audited by the service that answers it";
+  EXPECT_EQ(reads("cache"), from_cache + 3) << "the metric shows where plan reads were answered";
 
   // The clinician suspends the plan; nobody reads it through planning before the next log.
   auto clinician = Clinician();
