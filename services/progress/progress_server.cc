@@ -63,7 +63,10 @@ class GrpcPlanningClient final : public PlanningClient {
     auto status = stub_->GetActivePlan(client.get(), request, &response);
     if (status.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
     if (!status.ok()) throw FromDownstream("planning service", status);
-    return response.plan();
+    // The plan as stored, as the cache holds it: without the media references planning adds
+    // for its own readers, so what progress hands on (an evaluation's plan) is the same either way.
+    for (auto& item : *response.mutable_plan()->mutable_items()) item.clear_media();
+    return std::move(*response.mutable_plan());
   }
 
  private:
