@@ -134,6 +134,17 @@ class Episodes : public ClusterFixture {
 
   ppb::Plan CurrentPlan() const { return PlanInUseOrSuspended(Clinician(), patient_id_); }
 
+  // An AdjustPlan request with a fresh request id.
+  static ppb::AdjustPlanRequest Adjustment(const std::string& plan_id, ppb::Adjustment adjustment,
+                                           const std::string& reason) {
+    ppb::AdjustPlanRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_plan_id(plan_id);
+    request.set_adjustment(adjustment);
+    request.set_reason(reason);
+    return request;
+  }
+
   void Remeasure(cpb::Instrument instrument, const std::vector<int>& values, const std::string& prefix) {
     auto clinician = Clinician();
     gpb::RecordOutcomeRequest measure;
@@ -388,11 +399,7 @@ TEST_F(Episodes, RedFlagAtWeekThreeRefers) {
   EXPECT_EQ(Alerts("clinic-north", false, "other-tenant").alerts_size(), 0);
 
   // Only a clinician's judgement puts the plan back in use.
-  ppb::AdjustPlanRequest resume;
-  resume.set_request_id(NewId("rq"));
-  resume.set_plan_id(plan.plan_id());
-  resume.set_adjustment(ppb::ADJUSTMENT_RESUME);
-  resume.set_reason("seen in ED: cauda equina excluded on MRI");
+  auto resume = Adjustment(plan.plan_id(), ppb::ADJUSTMENT_RESUME, "seen in ED: cauda equina excluded on MRI");
   ppb::AdjustPlanResponse resumed;
   Caller integrator(*cluster_, MakeToken(*keys_, tenant_, "ehr-1", {"integrator"}));
   EXPECT_EQ(integrator.Call(integrator.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, resume, &resumed)
@@ -743,21 +750,14 @@ TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
 
   // The clinician suspends the plan; nobody reads it through planning before the next log.
   auto clinician = Clinician();
-  ppb::AdjustPlanRequest suspend;
-  suspend.set_request_id(NewId("rq"));
-  suspend.set_plan_id(plan.plan_id());
-  suspend.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
-  suspend.set_reason("new night pain reported by phone");
+  const auto suspend = Adjustment(plan.plan_id(), ppb::ADJUSTMENT_SUSPEND, "new night pain reported by phone");
   ppb::AdjustPlanResponse adjusted;
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, suspend, &adjusted).ok());
   EXPECT_EQ(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).error_code(), StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(count("planning", "GetActivePlan"), asked + 1) << "a changed plan is asked for again";
 
   // Resumed: logs are taken again, from the next read on.
-  ppb::AdjustPlanRequest resume = suspend;
-  resume.set_request_id(NewId("rq"));
-  resume.set_adjustment(ppb::ADJUSTMENT_RESUME);
-  resume.set_reason("night pain explained; safe to continue");
+  const auto resume = Adjustment(plan.plan_id(), ppb::ADJUSTMENT_RESUME, "night pain explained; safe to continue");
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, resume, &adjusted).ok());
   EXPECT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
   EXPECT_TRUE(LogOnce(exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged).ok());
