@@ -264,10 +264,12 @@ void HaStores::WritePatroniConfig(int node) const {
 void HaStores::StartPatroni(int node) {
   const std::string name = "pg" + std::to_string(node);
   // As the postgres user (initdb refuses root); setpriv execs, so the pid is Patroni's own.
+  // Started in its own directory (owned by postgres): Patroni's worker processes change into
+  // the directory it started in, which in a clone under /root postgres cannot enter.
   patroni_[node] = std::make_unique<ChildProcess>(
       std::vector<std::string>{"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", "patroni",
                                (dir_ / (name + ".yml")).string()},
-      (dir_ / (name + ".log")).string());
+      (dir_ / (name + ".log")).string(), dir_.string());
 }
 
 void HaStores::KillPgNode(int node) {

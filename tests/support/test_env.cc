@@ -102,7 +102,7 @@ std::string PgBinary(const std::string& name) {
 bool IsRoot() { return geteuid() == 0; }
 }  // namespace
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log_path) {
+ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log_path, const std::string& working_dir) {
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -111,6 +111,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, const std::string& log
     int out = open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(out, STDOUT_FILENO);
     dup2(out, STDERR_FILENO);
+    if (!working_dir.empty() && chdir(working_dir.c_str()) != 0) _exit(126);
     std::vector<char*> args;
     for (auto& arg : argv) args.push_back(arg.data());
     args.push_back(nullptr);

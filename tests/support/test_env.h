@@ -23,7 +23,11 @@ int FreePort();
 // A child process, terminated (SIGTERM, then SIGKILL) when destroyed.
 class ChildProcess {
  public:
-  explicit ChildProcess(std::vector<std::string> argv, const std::string& log_path = "");
+  // `working_dir`: where the child starts (default: the test's own directory). A child that drops
+  // to another user (Patroni as postgres) needs one that user can enter: a clone may sit in a
+  // directory only root can enter.
+  explicit ChildProcess(std::vector<std::string> argv, const std::string& log_path = "",
+                        const std::string& working_dir = "");
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
