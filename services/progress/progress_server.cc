@@ -3,6 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
 #include "physio/assessment/v1/assessment.grpc.pb.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
@@ -26,7 +30,17 @@ class GrpcPlanningClient final : public PlanningClient {
   // `metrics`: counts where each plan read was answered (physio_plan_reads_total{kind}).
   GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout,
                      planning::ActivePlanCache& plans, Metrics& metrics)
-      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans), metrics_(metrics) {}
+      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans) {
+    // Counted on every plan read, so atomics read at scrape time (not the metrics mutex per call).
+    metrics.AddCollector([reads = reads_](MetricsText& out) {
+      out.Counter("physio_plan_reads_total",
+                  "Reads of a patient's plan in use: from planning's cache (cache), by asking planning on a miss "
+                  "(planning) or with the cache unreachable (planning_cache_unavailable).",
+                  {{R"({kind="cache"})", static_cast<double>(reads->cache.load())},
+                   {R"({kind="planning"})", static_cast<double>(reads->planning.load())},
+                   {R"({kind="planning_cache_unavailable"})", static_cast<double>(reads->unavailable.load())}});
+    });
+  }
 
   plan_pb::Plan Adjust(const CallContext& ctx, const plan_pb::AdjustPlanRequest& request) override {
     plan_pb::AdjustPlanResponse response;
@@ -47,13 +61,13 @@ class GrpcPlanningClient final : public PlanningClient {
     try {
       plan_pb::Plan cached;
       if (auto lookup = plans_.Read(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), &cached); lookup && lookup->hit) {
-        Count("cache");
+        ++reads_->cache;
         return cached;
       }
-      Count("planning");
+      ++reads_->planning;
     } catch (const std::exception& e) {  // Redis unreachable, or an id no key can hold: planning answers
       spdlog::warn("active-plan cache unavailable request_id={}: {}", ctx.request_id, e.what());
-      Count("planning_cache_unavailable");
+      ++reads_->unavailable;
     }
     plan_pb::GetActivePlanRequest request;
     request.set_patient_id(patient_id);
@@ -70,17 +84,15 @@ class GrpcPlanningClient final : public PlanningClient {
   }
 
  private:
-  void Count(const char* kind) {
-    metrics_.CountEvent("physio_plan_reads_total",
-                        "Reads of a patient's plan in use: from planning's cache (cache), by asking planning on a "
-                        "miss (planning) or with the cache unreachable (planning_cache_unavailable).",
-                        kind);
-  }
+  struct Reads {
+    std::atomic<std::uint64_t> cache{0}, planning{0}, unavailable{0};
+  };
 
   std::unique_ptr<plan_pb::PlanningService::Stub> stub_;
   std::chrono::milliseconds timeout_;
   planning::ActivePlanCache& plans_;
-  Metrics& metrics_;
+  // Shared with the metrics collector, which may outlive this client.
+  std::shared_ptr<Reads> reads_ = std::make_shared<Reads>();
 };
 
 class GrpcAssessmentClient final : public AssessmentClient {
