@@ -3,6 +3,7 @@
 #include "domain/outcome_schedule.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <google/protobuf/util/time_util.h>
 
@@ -413,9 +414,9 @@ pb::MediaReference MediaProto(const MediaReference& media) {
 
 void PlanningApp::LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale) {
   std::shared_ptr<const TenantLibrary> tenant;
-  if (!locale.empty() && plan.tenant_library_version() > 0) {
+  if (plan.tenant_library_version() > 0) {
     try {
-      tenant = TenantLibraryOf(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+      tenant = TenantLibraryForReads(ctx, ctx.DeadlineCappedAt(kStoreBudget));
     } catch (const Error& e) {
       // A read: the tenant's items are then served as stored, their language not claimed.
       spdlog::warn("request_id={} tenant library unavailable for localising a plan: {}", ctx.request_id, e.what());
@@ -916,6 +917,29 @@ void PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanR
 
 std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline) {
   const int version = records_.TenantLibraryVersion(ctx.tenant, deadline);
+  {
+    std::lock_guard lock(tenant_mu_);
+    if (current_versions_.size() >= 4096) current_versions_.clear();
+    current_versions_[ctx.tenant] = {version, Clock::now()};
+  }
+  return TenantLibraryAt(ctx, version, deadline);
+}
+
+std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryForReads(const CallContext& ctx,
+                                                                        Clock::time_point deadline) {
+  std::optional<int> version;
+  {
+    std::lock_guard lock(tenant_mu_);
+    if (auto known = current_versions_.find(ctx.tenant);
+        known != current_versions_.end() && Clock::now() - known->second.second < kTenantVersionForReads) {
+      version = known->second.first;
+    }
+  }
+  return version ? TenantLibraryAt(ctx, *version, deadline) : TenantLibraryOf(ctx, deadline);
+}
+
+std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryAt(const CallContext& ctx, int version,
+                                                                  Clock::time_point deadline) {
   if (version == 0) return nullptr;
   {
     std::lock_guard lock(tenant_mu_);
@@ -971,7 +995,7 @@ pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallCon
   }
   audit.resource_id = "tenant-library/" + std::to_string(version);
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  return IdempotentWrite<pb::PublishTenantLibraryResponse>(
+  auto response = IdempotentWrite<pb::PublishTenantLibraryResponse>(
       records_, deadline, {kSchema, ctx.tenant, ctx.principal, "PublishTenantLibrary", request.request_id()}, request,
       [&](PlanWriter& writer) {
         const auto latest = writer.LatestTenantLibrary(ctx.tenant);
@@ -1002,6 +1026,10 @@ pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallCon
         *published.mutable_library() = TenantLibraryProto(stored, parsed);
         return published;
       });
+  // Committed: this replica's readers use the new version from the next read on.
+  std::lock_guard lock(tenant_mu_);
+  current_versions_.erase(ctx.tenant);
+  return response;
 }
 
 pb::GetTenantLibraryResponse PlanningApp::GetTenantLibrary(const CallContext& ctx,

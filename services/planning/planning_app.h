@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <mutex>
 #include <memory>
 #include <map>
@@ -75,8 +76,8 @@ class PlanningApp {
  private:
   // The items' titles and instructions in `locale` where the library has them (falling back to
   // English), with their library media; text a clinician changed stays as written.
-  // A plan holding the tenant's own entries is localised by the tenant's library (one read, only
-  // when a locale is asked for).
+  // A plan holding the tenant's own entries is read with the tenant's library: their translations
+  // and media, in English too (TenantLibraryForReads).
   void LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale);
   // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
   void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
@@ -98,6 +99,14 @@ class PlanningApp {
   // The caller's tenant's own library in force (nullptr: none published), parsed once per version
   // (versions are immutable) and kept in a small cache; one indexed read says which is current.
   std::shared_ptr<const TenantLibrary> TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline);
+  // The same for reads of a plan (titles, translations, media): which version is current is
+  // remembered for kTenantVersionForReads, so such a read costs no PostgreSQL round trip; a version
+  // published through another replica reaches this one's readers within that time. Changes to
+  // plans (TenantLibraryOf) always read which version is current.
+  std::shared_ptr<const TenantLibrary> TenantLibraryForReads(const CallContext& ctx, Clock::time_point deadline);
+  static constexpr auto kTenantVersionForReads = std::chrono::seconds(5);
+  // One version, parsed once and kept.
+  std::shared_ptr<const TenantLibrary> TenantLibraryAt(const CallContext& ctx, int version, Clock::time_point deadline);
   // The library plan changes use: the shipped one with the tenant's entries, when it has any.
   const InterventionLibrary& LibraryWith(const std::shared_ptr<const TenantLibrary>& tenant) const {
     return tenant ? tenant->merged : library_;
@@ -110,6 +119,8 @@ class PlanningApp {
   PlanPolicy policy_;
   std::mutex tenant_mu_;
   std::map<std::pair<std::string, int>, std::shared_ptr<const TenantLibrary>> tenant_libraries_;
+  // Tenant -> its current version, and when that was read (TenantLibraryForReads).
+  std::map<std::string, std::pair<int, Clock::time_point>> current_versions_;
 };
 
 }  // namespace physio::planning

@@ -210,5 +210,75 @@ TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
   EXPECT_NE(status.error_message().find("contraindication_override"), std::string::npos) << status.error_message();
 }
 
+// Issue 33: progress hands on the plan as stored, whether it read the plan from planning's
+// cache or asked planning, which adds library media for its own readers. A tenant exercise
+// with a video makes the difference visible; the audit trail says which path each read took.
+TEST_F(TenantLibraries, ProgressHandsOnThePlanAsStoredWhetherCachedOrAsked) {
+  const Caller integrator = Integrator();
+  const Caller clinician = Clinician();
+  std::string document = Document();
+  const std::string anchor = R"("contraindications": ["extension_intolerant"],)";
+  ASSERT_NE(document.find(anchor), std::string::npos);
+  document.replace(document.find(anchor), anchor.size(),
+                   anchor + R"( "media": [{"uri": "https://media.example.org/wall-extension.mp4", "kind": "video",
+                                          "duration_seconds": 40, "licence": "CC-BY-4.0"}],)");
+  auto status = Publish(integrator, document, 0);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ppb::Plan plan;
+  ASSERT_TRUE(Generate(clinician, Assess(clinician).assessment_id(), &plan, "", "tenant.tpl.extension_start").ok());
+  ASSERT_TRUE(Approve(plan.plan_id(), plan.etag()).ok());
+
+  auto media = [](const ppb::Plan& read) {
+    int count = 0;
+    for (const auto& item : read.items()) count += item.media_size();
+    return count;
+  };
+  auto planning_reads = [&] {
+    return std::stoi(postgres_->Execute("SELECT count(*) FROM planning.audit_events WHERE tenant_id = '" + tenant_ +
+                                            "' AND patient_id = '" + patient_id_ + "' AND action = 'GetActivePlan'",
+                                        "physio"));
+  };
+  auto evaluate = [&] {
+    gpb::EvaluateProgressRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_patient_id(patient_id_);
+    gpb::EvaluateProgressResponse response;
+    const auto called = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::EvaluateProgress, request,
+                                       &response);
+    EXPECT_TRUE(called.ok()) << called.error_message();
+    EXPECT_FALSE(response.evaluation().plan_adjusted()) << "nothing measured yet: the plan stays as it is";
+    return response.evaluation().plan();
+  };
+
+  // Nothing cached since the approval: progress asks planning, and drops the media it adds.
+  const int before = planning_reads();
+  const ppb::Plan asked = evaluate();
+  ASSERT_EQ(planning_reads(), before + 1) << "the first read after the approval asks planning";
+  EXPECT_EQ(media(asked), 0) << asked.DebugString();
+  EXPECT_EQ(asked.plan_id(), plan.plan_id());
+  // Planning cached it on that read: the next evaluation reads the cache, and sees the same plan.
+  const ppb::Plan cached = evaluate();
+  ASSERT_EQ(planning_reads(), before + 1) << "the second read is answered by planning's cache";
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(asked, cached))
+      << "asked:\n" << asked.DebugString() << "cached:\n" << cached.DebugString();
+  // Planning's own readers still get the video.
+  ppb::GetActivePlanRequest read;
+  read.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse active;
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
+  EXPECT_EQ(media(active.plan()), 1) << "a tenant's media are served in English too, not only when a language is asked";
+  // A new version with a second picture: read at once through the replica that published it.
+  const std::string video = R"("licence": "CC-BY-4.0"})";
+  std::string second = document;
+  second.replace(second.find(video), video.size(),
+                 video + R"(, {"uri": "https://media.example.org/wall-extension.png", "kind": "image",
+                               "licence": "CC-BY-4.0"})");
+  status = Publish(integrator, second, 1);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
+  EXPECT_EQ(media(active.plan()), 2);
+  EXPECT_EQ(media(evaluate()), 0);
+}
+
 }  // namespace
 }  // namespace physio::testing
