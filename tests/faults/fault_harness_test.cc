@@ -136,34 +136,36 @@ class FaultSuite : public ::testing::Test {
     auto assessment = apb::AssessmentService::NewStub(cluster_->Channel(Service::kAssessment));
     auto planning = ppb::PlanningService::NewStub(cluster_->Channel(Service::kPlanning));
     auto progress = gpb::ProgressService::NewStub(cluster_->Channel(Service::kProgress));
-    std::vector<std::function<grpc::Status(grpc::ClientContext*)>> probes = {
-        [&](grpc::ClientContext* ctx) {
+    struct Probe {
+      const char* name;
+      std::function<grpc::Status(grpc::ClientContext*)> call;
+    };
+    const std::vector<Probe> probes = {
+        {"StartIntake", [&](grpc::ClientContext* ctx) {
           apb::StartIntakeRequest start;
           start.set_request_id(NewId("rq"));
           start.set_patient_id(probe_patient_);
           apb::StartIntakeResponse started;
           return assessment->StartIntake(ctx, start, &started);
-        },
-        [&](grpc::ClientContext* ctx) {
+        }},
+        {"CreateAssessment", [&](grpc::ClientContext* ctx) {
           apb::CreateAssessmentResponse created;
           return assessment->CreateAssessment(ctx, ProbeAssessment(), &created);
-        },
-        [&](grpc::ClientContext* ctx) {
+        }},
+        {"GetActivePlan", [&](grpc::ClientContext* ctx) {
           ppb::GetActivePlanRequest get;
           get.set_patient_id(probe_patient_);
           ppb::GetActivePlanResponse got;
           return planning->GetActivePlan(ctx, get, &got);
-        },
-        [&](grpc::ClientContext* ctx) {
+        }},
+        {"GetProgressSummary", [&](grpc::ClientContext* ctx) {
           gpb::GetProgressSummaryRequest get;
           get.set_patient_id(probe_patient_);
           gpb::GetProgressSummaryResponse got;
           return progress->GetProgressSummary(ctx, get, &got);
-        },
+        }},
     };
-    static constexpr const char* kProbeNames[] = {"StartIntake", "CreateAssessment", "GetActivePlan",
-                                                  "GetProgressSummary"};
-    for (size_t i = 0; i < probes.size(); ++i) {
+    for (const Probe& probe : probes) {
       const auto began = SteadyClock::now();
       grpc::Status last;
       int failures = 0;
@@ -177,7 +179,7 @@ class FaultSuite : public ::testing::Test {
         // notices that the attempt succeeded; each attempt then dies at its 2 s floor, and a
         // restarted planning stayed unreachable for 6 to 13 s (1 run in 10 on 2 busy cores).
         ctx.set_wait_for_ready(true);
-        auto status = probes[i](&ctx);
+        auto status = probe.call(&ctx);
         if (status.ok()) break;
         const std::string code = std::string("probe:") + StatusCodeName(status.error_code());
         if (++row.codes[code] == 1) row.examples[code] = status.error_message();
@@ -188,7 +190,7 @@ class FaultSuite : public ::testing::Test {
       }
       // Which probe waited, and on what: a slow recovery names its hop.
       if (failures > 0 && SteadyClock::now() - began > 1s) {
-        row.notes += std::string(row.notes.empty() ? "" : "; ") + kProbeNames[i] + " probe waited " +
+        row.notes += std::string(row.notes.empty() ? "" : "; ") + probe.name + " probe waited " +
                      std::to_string(Elapsed(began)) + " ms (" + std::to_string(failures) + " failures, last " +
                      StatusCodeName(last.error_code()) + ": " + last.error_message() + ")";
       }
