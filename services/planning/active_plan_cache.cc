@@ -43,21 +43,44 @@ void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const s
   if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
 }
 
+ActivePlanCache::Lookup RedisActivePlanCache::FromValues(std::optional<std::string_view> generation,
+                                                          std::optional<std::string_view> entry, v1::Plan* into) {
+  Lookup lookup;
+  lookup.generation = generation ? std::string(*generation) : "0";
+  const std::string prefix = lookup.generation + "\n";
+  if (entry && entry->starts_with(prefix)) {
+    lookup.hit = into->ParseFromArray(entry->data() + prefix.size(), static_cast<int>(entry->size() - prefix.size()));
+    if (!lookup.hit) into->Clear();
+  }
+  return lookup;
+}
+
 std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
                                                              Clock::time_point deadline, v1::Plan* into) {
   // One MGET reads the generation and the entry together (no script needed).
   auto reply = redis_.Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline);
   if (IsErrorReply(reply.get()) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return std::nullopt;
-  Lookup lookup;
-  lookup.generation = ReplyString(reply->element[0]).value_or("0");
+  auto view = [](const redisReply* element) -> std::optional<std::string_view> {
+    // MGET answers bulk strings, or nil for a key not set.
+    if (element->type == REDIS_REPLY_STRING) return std::string_view(element->str, element->len);
+    return std::nullopt;
+  };
   // Parsed from hiredis's own buffer: a plan is several KB, not worth a copy.
-  const redisReply* cached = reply->element[1];
-  const std::string prefix = lookup.generation + "\n";
-  if (cached->type == REDIS_REPLY_STRING && std::string_view(cached->str, cached->len).starts_with(prefix)) {
-    lookup.hit = into->ParseFromArray(cached->str + prefix.size(), static_cast<int>(cached->len - prefix.size()));
-    if (!lookup.hit) into->Clear();
-  }
-  return lookup;
+  return FromValues(view(reply->element[0]), view(reply->element[1]), into);
+}
+
+bool RedisActivePlanCache::ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
+                                     v1::Plan* into, ReadDone done) {
+  if (async_ == nullptr) return false;
+  return async_->Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline,
+                         [into, done = std::move(done)](std::optional<AsyncRedisReply> reply) {
+                           if (!reply || reply->size() != 2) {
+                             done(std::nullopt);
+                             return;
+                           }
+                           // Parsed from hiredis's own buffer, as Read does.
+                           done(FromValues(reply->value(0), reply->value(1), into));
+                         });
 }
 
 void RedisActivePlanCache::Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,

@@ -7,11 +7,14 @@
 // read PostgreSQL. So a reader never brings back a plan older than a committed
 // change.
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "physio/auth/call_context.h"
 #include "physio/planning/v1/planning.pb.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::planning {
@@ -38,6 +41,15 @@ class ActivePlanCache {
   // into `into` (the response's plan, on the call's arena when it has one).
   virtual std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
                                      Clock::time_point deadline, v1::Plan* into) = 0;
+  // The same read with no thread waiting for it (CallPipeline::ServeFastRead): true
+  // once sent, and `done` then runs once on another thread with the lookup, or
+  // nullopt when Redis gave no usable answer; false (`done` never runs) when it
+  // cannot be sent now. Never blocks. This default: never possible.
+  using ReadDone = std::function<void(std::optional<Lookup>)>;
+  virtual bool ReadAsync(const CallContext& /*ctx*/, const std::string& /*patient_id*/, Clock::time_point /*deadline*/,
+                         v1::Plan* /*into*/, ReadDone /*done*/) {
+    return false;
+  }
   // Caches `plan` only if the patient's generation is still `generation`.
   virtual void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation,
                     const v1::Plan& plan, Clock::time_point deadline) = 0;
@@ -46,7 +58,9 @@ class ActivePlanCache {
 class RedisActivePlanCache final : public ActivePlanCache {
  public:
   // `ttl`: how long an entry lives without any write (a bound on what a lost invalidation can cost).
-  RedisActivePlanCache(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+  // `async` (optional): the connection ReadAsync uses; without it ReadAsync is never possible.
+  RedisActivePlanCache(RedisPool& redis, std::chrono::seconds ttl, AsyncRedis* async = nullptr)
+      : redis_(redis), ttl_(ttl), async_(async) {}
 
   void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
                                   Clock::time_point deadline) override;
@@ -54,6 +68,8 @@ class RedisActivePlanCache final : public ActivePlanCache {
                              Clock::time_point deadline) override;
   std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
                              v1::Plan* into) override;
+  bool ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline, v1::Plan* into,
+                 ReadDone done) override;
   void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,
             Clock::time_point deadline) override;
 
@@ -61,8 +77,13 @@ class RedisActivePlanCache final : public ActivePlanCache {
   std::string EntryKey(const CallContext& ctx, const std::string& patient_id) const;
   std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
 
+  // The lookup from the generation and the stored entry ("<generation>\n<plan bytes>"), parsed into `into`.
+  static Lookup FromValues(std::optional<std::string_view> generation, std::optional<std::string_view> entry,
+                           v1::Plan* into);
+
   RedisPool& redis_;
   std::chrono::seconds ttl_;
+  AsyncRedis* async_;
 };
 
 }  // namespace physio::planning

@@ -12,6 +12,7 @@
 #include "physio/common/error.h"
 #include "physio/common/fhir_search.h"
 #include "physio/common/ids.h"
+#include "physio/common/no_blocking.h"
 #include "physio/common/validation.h"
 #include "fhir_careplan.h"
 #include "assessment/intake_sections.h"
@@ -913,6 +914,36 @@ void PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanR
     }
   }
   in_use(response);
+}
+
+bool PlanningApp::StartGetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
+                                     AuditTarget& audit, pb::GetActivePlanResponse& response,
+                                     std::function<void(bool)> finish) {
+  ValidateOpaqueId("patient_id", request.patient_id());
+  ValidateLocale("locale", request.locale());
+  audit.patient_id = request.patient_id();
+  if (!CanSeePatient(ctx, request.patient_id())) return false;  // GetActivePlan says NOT_FOUND
+  response.Clear();
+  return active_plans_.ReadAsync(
+      ctx, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget), response.mutable_plan(),
+      [this, &ctx, &request, &audit, &response, finish = std::move(finish)](std::optional<ActivePlanCache::Lookup> found) {
+        // Only a current entry of a plan the caller may follow; a suspended plan's refusal is GetActivePlan's.
+        if (!found || !found->hit ||
+            (response.plan().status() == pb::PLAN_STATUS_SUSPENDED && !request.include_suspended())) {
+          finish(false);
+          return;
+        }
+        audit.resource_id = response.plan().plan_id();
+        bool localised = false;
+        try {
+          NoBlockingScope no_blocking;  // a tenant library not in memory yet is loaded by GetActivePlan
+          LocalisePlan(ctx, *response.mutable_plan(), request.locale());
+          localised = true;
+        } catch (const std::exception&) {
+          localised = false;
+        }
+        finish(localised);
+      });
 }
 
 std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline) {

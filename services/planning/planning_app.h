@@ -53,6 +53,13 @@ class PlanningApp {
   // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
   void GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
                      pb::GetActivePlanResponse& response);
+  // The same answered from the cache without a thread waiting (CallPipeline::ServeFastRead,
+  // PHYSIO_UNARY_RPC_FAST_READ): false when it cannot start; else `finish(true)` once the
+  // response holds the cached, in-use plan, localised from memory, or `finish(false)` for
+  // everything else (a miss, Redis without an answer, a suspended plan's refusal, a tenant
+  // library not loaded yet), which GetActivePlan then serves. The arguments outlive `finish`.
+  bool StartGetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
+                          pb::GetActivePlanResponse& response, std::function<void(bool)> finish);
   pb::RevisePlanResponse RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request, AuditTarget& audit);
   pb::AdjustPlanResponse AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request, AuditTarget& audit);
   pb::CompletePlanResponse CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,

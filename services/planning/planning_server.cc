@@ -60,7 +60,8 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
   PHYSIO_UNARY_RPC(GeneratePlan)
   PHYSIO_UNARY_RPC(GetPlan)
   PHYSIO_UNARY_RPC(ApprovePlan)
-  PHYSIO_UNARY_RPC_IN_PLACE(GetActivePlan)  // the hottest read: its plan parsed onto the call's arena
+  // The hottest read: answered from the cache without a worker when it can, its plan parsed onto the call's arena.
+  PHYSIO_UNARY_RPC_FAST_READ(GetActivePlan)
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListInterventions)
   // The tenant library: audited as any write (who published which version, why), though no patient data.
   PHYSIO_UNARY_RPC(PublishTenantLibrary)
@@ -89,7 +90,8 @@ class PlanningServer final : public RunningService {
         library_(LoadLibrary(config_)),
         assessments_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         records_(runtime_.pg()),
-        active_plans_(runtime_.redis(), std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds"))),
+        active_plans_(runtime_.redis(), std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds")),
+                      runtime_.async_redis()),
         app_(records_, active_plans_, assessments_, library_, PolicyFrom(config_)),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);

@@ -14,6 +14,7 @@
 
 #include "physio/common/error.h"
 #include "physio/db/pg.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_pool.h"
 #include "test_env.h"
 
@@ -355,6 +356,75 @@ TEST(RedisClientBound, ACommandIsBoundByItsOwnDeadlineOnAConnectionThatServedLon
     }
   }
   EXPECT_EQ(value.value_or(""), "2");
+}
+
+// The fast reads' connection (libs/redis async_redis.h) against a real redis-server: replies
+// come on the loop thread, never inside Command; a frozen server is given up at the command's
+// deadline (every pending read answered "no answer", the connection dropped, Command refused
+// at once), and the connection comes back by itself after a thaw and after a restart.
+TEST(AsyncRedisReads, AnsweredOnTheLoopAndGivenUpAtTheDeadlineWhenFrozenThenBackByThemselves) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer server(/*persistent=*/true);
+  RedisOptions options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.pool_size = 1;
+  RedisPool pool(options);
+  AsyncRedis async(pool, AsyncRedisOptions{150ms, 200ms});
+  auto wait_ready = [&] {
+    for (int i = 0; i < 100 && !async.ready(); ++i) std::this_thread::sleep_for(50ms);
+    return async.ready();
+  };
+  struct Outcome {
+    std::optional<AsyncRedisReply> reply;
+    std::thread::id thread;
+  };
+  // One MGET; the outcome, or nullopt when Command refused to send it.
+  auto mget = [&](Clock::time_point deadline) -> std::optional<Outcome> {
+    std::promise<Outcome> promise;
+    auto future = promise.get_future();
+    if (!async.Command({"MGET", "k", "absent"}, deadline, [&promise](std::optional<AsyncRedisReply> reply) {
+          promise.set_value(Outcome{std::move(reply), std::this_thread::get_id()});
+        })) {
+      return std::nullopt;
+    }
+    if (future.wait_for(5s) != std::future_status::ready) ADD_FAILURE() << "done never ran";
+    return future.get();
+  };
+  ASSERT_TRUE(wait_ready());
+  ASSERT_EQ(RedisCommandAt(server.port(), {"SET", "k", std::string(6000, 'p')}), "OK");
+  auto answered = mget(Clock::now() + 5s);
+  ASSERT_TRUE(answered && answered->reply);
+  ASSERT_EQ(answered->reply->size(), 2u);
+  EXPECT_EQ(answered->reply->value(0).value_or(""), std::string(6000, 'p'));
+  EXPECT_FALSE(answered->reply->value(1).has_value()) << "a key not set is nil";
+  EXPECT_NE(answered->thread, std::this_thread::get_id()) << "done runs on the loop thread";
+  EXPECT_EQ(async.drops(), 0u);
+
+  server.Freeze();
+  const auto start = Steady::now();
+  auto frozen = mget(Clock::now() + 30s);  // the caller's deadline is far; the command timeout is not
+  ASSERT_TRUE(frozen);
+  EXPECT_FALSE(frozen->reply) << "no answer from a frozen server";
+  EXPECT_LT(MillisSince(start), 1000) << "given up at the 150 ms command timeout";
+  EXPECT_EQ(async.drops(), 1u);
+  EXPECT_FALSE(mget(Clock::now() + 5s)) << "refused at once while the server does not answer";
+  server.Thaw();
+  ASSERT_TRUE(wait_ready()) << "re-dialled after the thaw";
+  auto thawed = mget(Clock::now() + 5s);
+  ASSERT_TRUE(thawed && thawed->reply);
+  EXPECT_EQ(thawed->reply->value(0).value_or("").size(), 6000u);
+
+  server.Crash();
+  std::this_thread::sleep_for(100ms);
+  auto crashed = mget(Clock::now() + 5s);
+  EXPECT_TRUE(!crashed || !crashed->reply) << "no answer from a server that is gone";
+  server.Start();
+  ASSERT_TRUE(wait_ready()) << "re-dialled after the restart";
+  auto restarted = mget(Clock::now() + 5s);
+  ASSERT_TRUE(restarted && restarted->reply);
+  EXPECT_EQ(restarted->reply->value(0).value_or("").size(), 6000u) << "the persistent server kept the key";
+  EXPECT_GE(async.drops(), 2u);
 }
 
 class SynchronousCommit : public ::testing::Test {

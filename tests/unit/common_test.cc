@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "physio/common/bounded_pool.h"
+#include "physio/common/no_blocking.h"
 #include "physio/common/text_list.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
@@ -126,6 +127,42 @@ TEST(BoundedPool, ALeaseWaitsOnlyUntilTheDeadlineAndReturnsItself) {
   }
   auto again = pool.Acquire(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
   EXPECT_EQ(*again, 7);
+}
+
+// What keeps gRPC's threads and the fast reads' loop from waiting on a store: inside a
+// NoBlockingScope a lease (the first step of every Redis and PostgreSQL round trip) throws
+// WouldBlock, which is no Error (no use case translates it); outside, and after the scope, it is
+// granted as usual.
+TEST(NoBlockingScope, ALeaseInsideThrowsWouldBlockAndTheScopeEndsWithItsBlock) {
+  BoundedPool<int> pool(1, [] { return std::make_unique<int>(7); }, "store");
+  const auto soon = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(1); };
+  EXPECT_FALSE(BlockingForbidden());
+  {
+    NoBlockingScope outer;
+    EXPECT_TRUE(BlockingForbidden());
+    EXPECT_THROW(pool.Acquire(soon()), WouldBlock);
+    bool translated = false;
+    try {
+      pool.Acquire(soon());
+    } catch (const Error&) {
+      translated = true;
+    } catch (const WouldBlock& e) {
+      EXPECT_STREQ(e.what(), "a store connection lease");
+    }
+    EXPECT_FALSE(translated);
+    {
+      NoBlockingScope inner;
+      EXPECT_TRUE(BlockingForbidden());
+    }
+    EXPECT_TRUE(BlockingForbidden()) << "an inner scope restores the outer one";
+  }
+  EXPECT_FALSE(BlockingForbidden());
+  EXPECT_EQ(*pool.Acquire(soon()), 7);
+  // Per thread: another thread is not affected by this one's scope.
+  NoBlockingScope here;
+  bool other_thread_forbidden = true;
+  std::thread([&] { other_thread_forbidden = BlockingForbidden(); }).join();
+  EXPECT_FALSE(other_thread_forbidden);
 }
 
 TEST(Logging, JsonEscapeKeepsOneValidLine) {

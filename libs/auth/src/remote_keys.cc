@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "physio/common/no_blocking.h"
+
 namespace physio {
 
 namespace {
@@ -195,6 +197,7 @@ std::optional<PublicKey> RemoteKeys::Find(const std::string& kid, Clock::time_po
   // Unknown kid: a rotation we have not seen yet? One fetch, rate-limited, waited for within the deadline.
   const bool first_fetch_running = completed_ == 0;
   if (!first_fetch_running && now < last_attempt_ + config_.min_refresh_interval) return std::nullopt;
+  ThrowIfBlockingForbidden("a key-set fetch");  // the fetch is waited for on a worker
   const std::uint64_t target = completed_ + 1;
   if (!first_fetch_running) {
     refresh_asked_ = true;

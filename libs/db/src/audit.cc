@@ -62,6 +62,16 @@ void AuditTrail::Submit(const AuditActor& actor, AuditEvent event, Clock::time_p
   has_work_.notify_one();
 }
 
+bool AuditTrail::TrySubmit(const AuditActor& actor, const AuditEvent& event, std::function<void(bool)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queue_.size() >= options_.queue_limit) return false;
+    queue_.push_back(Pending{Row(actor, event), std::move(done)});
+  }
+  has_work_.notify_one();
+  return true;
+}
+
 std::size_t AuditTrail::queued() const {
   std::lock_guard lock(mutex_);
   return queue_.size();

@@ -244,6 +244,15 @@ RedisReply RedisPool::EvalDurable(const std::string& script, const std::vector<s
   return reply;
 }
 
+std::pair<std::string, int> RedisPool::Endpoint(Clock::time_point deadline) {
+  auto lease = Lease(deadline);
+  lease->Command({"PING"}, deadline);
+  const std::string endpoint = lease->endpoint();
+  const auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos) Unavailable("no endpoint known");
+  return {endpoint.substr(0, colon), std::stoi(endpoint.substr(colon + 1))};
+}
+
 bool RedisPool::Ping(std::chrono::milliseconds timeout) {
   try {
     auto reply = Command({"PING"}, Clock::now() + timeout);

@@ -1,9 +1,12 @@
 #include "physio/server/grpc_context.h"
 
+#include "physio/common/no_blocking.h"
+
 #include <spdlog/spdlog.h>
 
 
 #include "physio/common/logging.h"
+#include "physio/common/no_blocking.h"
 
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
@@ -246,6 +249,13 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
   auto* reactor = server_context->DefaultReactor();
   const auto accepted = Clock::now();
   if (metrics_ != nullptr) metrics_->CallStarted(method);
+  Enqueue(method, patient_data, server_context, reactor, request, std::move(body), accepted);
+  return reactor;
+}
+
+void CallPipeline::Enqueue(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
+                           grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, Body body,
+                           Clock::time_point accepted) {
   if (guard_ != nullptr) {
     // An address past its budget of failed logins: only a call whose token
     // verifies goes on; the rest are refused here, before any queue or record.
@@ -258,7 +268,7 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
       if (metrics_ != nullptr) metrics_->CallHandled(method, "RESOURCE_EXHAUSTED", 0);
       reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    "too many unauthenticated calls from this address; retry after " + wait_ms + " ms"));
-      return reactor;
+      return;
     }
   }
   const bool queued = workers_.Submit([this, method, patient_data, server_context, reactor, &request, accepted,
@@ -270,6 +280,101 @@ grpc::ServerUnaryReactor* CallPipeline::Serve(const char* method, PatientData pa
     spdlog::warn("call queue full; refusing method={}", method);
     if (metrics_ != nullptr) metrics_->CallHandled(method, "RESOURCE_EXHAUSTED", 0);
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "server call queue full; retry with backoff"));
+  }
+}
+
+struct CallPipeline::FastCall {
+  const char* method;
+  grpc::CallbackServerContext* server_context;
+  const google::protobuf::Message* request;
+  Body body;
+  CallContext ctx;
+  AuditActor actor;
+  AuditTarget target;
+  std::string named_patient;
+};
+
+bool CallPipeline::PrepareFastRead(const char* method, grpc::CallbackServerContext* server_context,
+                                   const google::protobuf::Message& request, FastCall& call) const {
+  // The same checks, in the same order, as Run; any refusal is left to Run, which records it.
+  if (server_context->IsCancelled()) return false;
+  if (guard_ != nullptr && guard_->Blocked(CallerAddress(*server_context)).count() > 0) return false;
+  call.ctx = IncomingCallContext(*server_context);
+  TargetFromRequest(request, call.target);
+  Authenticate(call.ctx, *server_context, verifier_, services_);
+  call.actor = AuditActorOf(call.ctx);
+  if (call.ctx.deadline <= Clock::now()) return false;
+  CheckRequestBounds(request, input_);
+  roles_.Require(call.ctx, method);
+  call.ctx.patient_clinics = patient_clinics_;
+  if (IsStaff(call.ctx) && !call.target.patient_id.empty() && !SharesClinicWith(call.ctx, call.target.patient_id)) {
+    return false;
+  }
+  call.named_patient = call.target.patient_id;
+  return true;
+}
+
+bool CallPipeline::CompleteFastRead(grpc::ServerUnaryReactor* reactor, Clock::time_point accepted, FastCall& call) {
+  const CallContext& ctx = call.ctx;
+  if (!call.target.patient_id.empty() && (call.target.patient_id != call.named_patient || !IsStaff(ctx)) &&
+      !CanSeePatient(ctx, call.target.patient_id)) {
+    return false;  // Run withholds it, and logs why
+  }
+  // Answered by the audit writer once the record has committed, as on a worker.
+  return audit_.TrySubmit(
+      call.actor, AuditEvent{call.method, call.target.patient_id, call.target.resource_id, "OK"},
+      [this, reactor, accepted,
+       record = AccessRecord{call.method, ctx.tenant, ctx.principal, ctx.request_id, "", {}, ctx.trace_id}](
+          bool audited) {
+        Answer(reactor, accepted, record,
+               audited ? grpc::Status::OK
+                       : grpc::Status(grpc::StatusCode::UNAVAILABLE, "audit trail unavailable; retry"));
+      });
+}
+
+grpc::ServerUnaryReactor* CallPipeline::ServeFastRead(const char* method, grpc::CallbackServerContext* server_context,
+                                                      const google::protobuf::Message& request, FastBody start,
+                                                      Body body) {
+  auto* reactor = server_context->DefaultReactor();
+  const auto accepted = Clock::now();
+  if (metrics_ != nullptr) metrics_->CallStarted(method);
+  if (!fast_reads_ || (limiter_ != nullptr && limiter_->enabled())) {
+    Enqueue(method, PatientData::kTouched, server_context, reactor, request, std::move(body), accepted);
+    return reactor;
+  }
+  auto call = std::make_shared<FastCall>();
+  call->method = method;
+  call->server_context = server_context;
+  call->request = &request;
+  call->body = std::move(body);
+  bool started = false;
+  {
+    NoBlockingScope no_blocking;
+    try {
+      started = PrepareFastRead(method, server_context, request, *call) &&
+                start(call->ctx, call->target, [this, call, reactor, accepted](bool complete) {
+                  bool answered = false;
+                  if (complete) {
+                    NoBlockingScope still_no_blocking;
+                    try {
+                      answered = CompleteFastRead(reactor, accepted, *call);
+                    } catch (const std::exception&) {
+                      answered = false;  // the ordinary path decides, and records, what this was
+                    }
+                  }
+                  (answered ? fast_answered_ : fast_handed_over_).fetch_add(1, std::memory_order_relaxed);
+                  if (!answered) {
+                    Enqueue(call->method, PatientData::kTouched, call->server_context, reactor, *call->request,
+                            std::move(call->body), accepted);
+                  }
+                });
+    } catch (const std::exception&) {
+      started = false;  // WouldBlock, or a refusal that Run makes and records
+    }
+  }
+  if (!started) {
+    fast_not_started_.fetch_add(1, std::memory_order_relaxed);
+    Enqueue(method, PatientData::kTouched, server_context, reactor, request, std::move(call->body), accepted);
   }
   return reactor;
 }

@@ -31,6 +31,11 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"redis-port", "6379", "Redis port"},
       {"redis-pool-size", "32", "Redis connections per service"},
       {"redis-timeout-ms", "1000", "upper bound for one Redis command"},
+      {"fast-reads", "true",
+       "answer cached reads (GetActivePlan) from gRPC's thread with one asynchronous Redis connection, no worker "
+       "thread (false: every call on a worker)"},
+      {"fast-read-timeout-ms", "100",
+       "how long a fast read waits for Redis before the call goes to a worker (and the connection is re-dialled)"},
       {"redis-user", "", "Redis ACL user (AUTH user password); empty: the default user"},
       {"redis-password", "", "Redis password sent with AUTH on connect (prefer redis-password-file)"},
       {"redis-password-file", "", "file holding the Redis password (read at start)"},
@@ -208,6 +213,16 @@ ServerSettings ServerSettingsFrom(const Config& config) {
   if (reflection != "true" && reflection != "false") throw std::invalid_argument("--reflection is true or false");
   settings.reflection = reflection == "true";
   return settings;
+}
+
+std::optional<AsyncRedisOptions> FastReadsFrom(const Config& config) {
+  const std::string on = config.Get("fast-reads");
+  if (on != "true" && on != "false") throw std::invalid_argument("--fast-reads is true or false");
+  if (on == "false") return std::nullopt;
+  AsyncRedisOptions options;
+  options.command_timeout = std::chrono::milliseconds(config.GetInt("fast-read-timeout-ms"));
+  if (options.command_timeout.count() < 1) throw std::invalid_argument("--fast-read-timeout-ms must be at least 1");
+  return options;
 }
 
 RedisOptions RedisOptionsFrom(const Config& config) {

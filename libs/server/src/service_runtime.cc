@@ -68,6 +68,10 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       patient_clinics_(pg_, std::chrono::milliseconds(config.GetInt("patient-clinics-cache-ms"))),
       pipeline_(verifier_, audit_, workers_, roles_, ServiceIdentityPolicyFrom(config), &limiter_, InputLimitsFrom(config),
                 &metrics_, &guard_),
+      async_redis_([&]() -> std::unique_ptr<AsyncRedis> {
+        auto fast = FastReadsFrom(config);
+        return fast ? std::make_unique<AsyncRedis>(redis_, *fast) : nullptr;
+      }()),
       events_(pg_, schema, verifier_, roles_, ServiceIdentityPolicyFrom(config), audit_, EventFeedSettingsFrom(config),
               &guard_),
       host_(ServerSettingsFrom(config), std::move(health_names), [this] {
@@ -80,6 +84,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
       }),
       schema_(schema) {
   pipeline_.SetPatientClinics(&patient_clinics_);
+  pipeline_.EnableFastReads(async_redis_ != nullptr);
   events_.SetPatientClinics(&patient_clinics_);
   StartupPhase("reaching Redis");
   if (!redis_.Ping(std::chrono::milliseconds(1000))) {
@@ -209,6 +214,19 @@ void ServiceRuntime::AddRuntimeMetrics() {
               {{"", static_cast<double>(audit_.queued())}});
     out.Gauge("physio_call_queue_depth", "Calls waiting for a worker.", {{"", static_cast<double>(workers_.queued())}});
     out.Gauge("physio_worker_threads", "Workers running calls.", {{"", static_cast<double>(workers_.threads())}});
+    const auto fast = pipeline_.fast_read_counts();
+    const auto outcome = [](const char* name) { return MetricLabels({{"outcome", name}}); };
+    out.Counter("physio_fast_reads_total",
+                "Cached reads answered from gRPC's thread (answered), handed to a worker after the Redis read "
+                "(handed_over: a miss, an error, a store needed), or served by a worker from the start (not_started).",
+                {{outcome("answered"), static_cast<double>(fast.answered)},
+                 {outcome("handed_over"), static_cast<double>(fast.handed_over)},
+                 {outcome("not_started"), static_cast<double>(fast.not_started)}});
+    if (async_redis_) {
+      out.Counter("physio_async_redis_drops_total",
+                  "Times the fast reads' Redis connection was dropped (no reply in time, refused, lost).",
+                  {{"", static_cast<double>(async_redis_->drops())}});
+    }
     out.Counter("physio_rate_limit_fallbacks_total",
                 "Quota decisions made by this process's own buckets because Redis did not answer.",
                 {{"", static_cast<double>(limiter_.fallbacks())}});

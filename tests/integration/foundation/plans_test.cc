@@ -1,4 +1,8 @@
 // foundation_test: Plans: etags, revisions, the intervention library, the active-plan cache, racing edits.
+#include <httplib.h>
+
+#include <regex>
+
 #include "foundation.h"
 
 namespace physio::testing {
@@ -328,6 +332,54 @@ TEST_F(Plans, ActivePlanComesFromTheCacheAndIsNeverStale) {
   ASSERT_TRUE(
       CompletePlanWith(clinician, second.plan_id(), second.etag(), ppb::PLAN_STATUS_COMPLETED, "goals met", &completed).ok());
   EXPECT_EQ(read_active(nullptr).error_code(), StatusCode::NOT_FOUND);
+}
+
+// Issue 33: a cached active plan is answered without a worker thread (CallPipeline::ServeFastRead,
+// counted on /metrics), with the same plan as the read that filled the cache, each read with its
+// own audit row; the patient themselves and a clinician read it that way, another patient and a
+// clinician of another tenant still get NOT_FOUND, and every such refusal goes the ordinary way.
+TEST_F(Plans, CachedActivePlanReadsNeedNoWorkerAndEachIsAudited) {
+  const auto fast_reads = [&](const std::string& outcome) {
+    httplib::Client client("127.0.0.1", cluster_->planning_metrics_port());
+    auto metrics = client.Get("/metrics");
+    if (!metrics || metrics->status != 200) return -1L;
+    std::smatch match;
+    const std::regex line("physio_fast_reads_total\\{outcome=\"" + outcome + "\"\\} (\\d+)");
+    return std::regex_search(metrics->body, match, line) ? std::stol(match[1]) : -1L;
+  };
+  auto read_active = [&](const Caller& caller, const std::string& patient, ppb::GetActivePlanResponse* out) {
+    ppb::GetActivePlanRequest request;
+    request.set_patient_id(patient);
+    return caller.Call(caller.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, out);
+  };
+  const auto plan = ActivePlan();
+  const auto patient = Patient();
+  ppb::GetActivePlanResponse first;
+  ASSERT_TRUE(read_active(patient, patient_id_, &first).ok());  // fills the cache
+  const long answered_before = fast_reads("answered");
+  ASSERT_GE(answered_before, 0) << "physio_fast_reads_total is on planning's /metrics";
+  const auto clinician = Clinician();
+  for (const Caller* caller : {&patient, &patient, &clinician, &clinician, &patient}) {
+    ppb::GetActivePlanResponse again;
+    ASSERT_TRUE(read_active(*caller, patient_id_, &again).ok());
+    EXPECT_EQ(again.plan().plan_id(), plan.plan_id());
+    EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString()) << "the cached read hands out the same plan";
+  }
+  EXPECT_GE(fast_reads("answered"), answered_before + 5) << "the cached reads were answered without a worker";
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.audit_events WHERE tenant_id = $1 AND action = 'GetActivePlan'"
+                      " AND patient_id = '" + patient_id_ + "' AND outcome = 'OK'"),
+            6)
+      << "one audit row per read, the fast ones included";
+
+  const long not_started_before = fast_reads("not_started");
+  ppb::GetActivePlanResponse none;
+  EXPECT_EQ(read_active(Patient(NewId("pat")), patient_id_, &none).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(read_active(Clinician("other-tenant"), patient_id_, &none).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_FALSE(none.has_plan());
+  EXPECT_GE(fast_reads("not_started"), not_started_before + 2) << "refusals are made (and recorded) by the ordinary path";
+  EXPECT_EQ(CountRows("SELECT count(*) FROM planning.audit_events WHERE tenant_id = $1 AND action = 'GetActivePlan'"
+                      " AND patient_id = '" + patient_id_ + "' AND outcome = 'OK'"),
+            6);
 }
 
 TEST_F(Plans, RacingEditsLeaveOneWinnerAndOneActivePlan) {

@@ -14,6 +14,7 @@
 
 #include "physio/common/clock.h"
 #include "physio/common/error.h"
+#include "physio/common/no_blocking.h"
 
 namespace physio {
 
@@ -66,7 +67,9 @@ class BoundedPool {
     stats_.size = size;
   }
 
+  // Inside a NoBlockingScope: throws WouldBlock (a lease is the first step of every round trip).
   Lease Acquire(Clock::time_point deadline) {
+    ThrowIfBlockingForbidden("a store connection lease");
     std::unique_lock lock(mutex_);
     ++stats_.acquired;
     if (idle_.empty()) {

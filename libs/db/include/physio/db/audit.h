@@ -71,6 +71,8 @@ class AuditTrail {
   // holding it has committed, `done(false)` when it could not be written or no
   // room was free in the queue before `deadline`.
   void Submit(const AuditActor& actor, AuditEvent event, Clock::time_point deadline, std::function<void(bool)> done);
+  // The same without waiting for room: false (and `done` never runs) when the queue is full.
+  bool TrySubmit(const AuditActor& actor, const AuditEvent& event, std::function<void(bool)> done);
   // The record as one statement of the caller's own transaction.
   PgStatement InsertStatement(const AuditActor& actor, const AuditEvent& event) const;
   std::size_t queued() const;

@@ -110,6 +110,9 @@ class RedisPool {
   RedisReply CommandDurable(const std::vector<std::string>& argv, Clock::time_point deadline);
   RedisReply EvalDurable(const std::string& script, const std::vector<std::string>& keys,
                          const std::vector<std::string>& args, Clock::time_point deadline);
+  // The address a connection of this pool reaches now (with sentinels: the master,
+  // checked with ROLE), after a PING on it; throws Error(kUnavailable).
+  std::pair<std::string, int> Endpoint(Clock::time_point deadline);
   // PING with a short timeout; used by health checks.
   bool Ping(std::chrono::milliseconds timeout);
   const RedisOptions& options() const { return options_; }

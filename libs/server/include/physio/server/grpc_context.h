@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/message_allocator.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -166,6 +168,34 @@ class CallPipeline {
                                   grpc::CallbackServerContext* server_context,
                                   const google::protobuf::Message& request, Body body);
 
+  // A read of patient data that may be answered without a worker thread (issue
+  // 33): from a cache in Redis, read with AsyncRedis. On gRPC's thread, inside a
+  // NoBlockingScope, the call gets the same checks as every call (identity,
+  // bounds, roles, clinic), each answered from memory; then `start` runs, also
+  // without blocking. It returns false when it cannot answer this way, or true
+  // once it has begun its asynchronous step; then it calls `finish` exactly
+  // once, from another thread, with true when the response and the target are
+  // complete (checked there as Run checks them, still without blocking), or
+  // false. The answer waits for its audit record exactly as on a worker.
+  // Whatever cannot be done without blocking (a token or clinic not cached, a
+  // quota to take, the cache missed, Redis slow, the audit queue full, any
+  // error) sends the call to the ordinary path (Serve) from the start: nothing
+  // was handed out or recorded before, and `body` must not rely on the response
+  // being empty. Off when the quota limiter is on, or after EnableFastReads(false).
+  using Finish = std::function<void(bool complete)>;
+  using FastBody = std::function<bool(const CallContext&, AuditTarget&, Finish finish)>;
+  grpc::ServerUnaryReactor* ServeFastRead(const char* method, grpc::CallbackServerContext* server_context,
+                                          const google::protobuf::Message& request, FastBody start, Body body);
+  void EnableFastReads(bool on) { fast_reads_ = on; }
+  // ServeFastRead's calls by how they went, for /metrics: answered without a
+  // worker, handed to one after the asynchronous step, or never started.
+  struct FastReadCounts {
+    std::uint64_t answered = 0, handed_over = 0, not_started = 0;
+  };
+  FastReadCounts fast_read_counts() const {
+    return {fast_answered_.load(), fast_handed_over_.load(), fast_not_started_.load()};
+  }
+
   // Clinic scoping: each call's context gets `source` (CallContext::patient_clinics),
   // and a call from staff naming a patient outside their clinics is NOT_FOUND before
   // its use case runs, as is a response naming one. Null: off (every patient of the tenant).
@@ -175,6 +205,16 @@ class CallPipeline {
   void Run(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
            grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, const Body& body,
            Clock::time_point accepted);
+  // The ordinary path once the call is counted: the guard, then a worker runs Run.
+  void Enqueue(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
+               grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, Body body,
+               Clock::time_point accepted);
+  struct FastCall;
+  // ServeFastRead's checks before `start`; false when one cannot be made from memory or refuses.
+  bool PrepareFastRead(const char* method, grpc::CallbackServerContext* server_context,
+                       const google::protobuf::Message& request, FastCall& call) const;
+  // ServeFastRead's checks after `finish(true)`, then the audit record; false: not answered.
+  bool CompleteFastRead(grpc::ServerUnaryReactor* reactor, Clock::time_point accepted, FastCall& call);
   // The access-log line, the metrics and the status sent (from a worker, or from
   // the audit writer once the call's record has committed).
   void Answer(grpc::ServerUnaryReactor* reactor, Clock::time_point accepted, AccessRecord record,
@@ -190,6 +230,8 @@ class CallPipeline {
   Metrics* metrics_;
   RefusalGuard* guard_;
   const PatientClinicsSource* patient_clinics_ = nullptr;
+  bool fast_reads_ = true;
+  std::atomic<std::uint64_t> fast_answered_{0}, fast_handed_over_{0}, fast_not_started_{0};
 };
 
 }  // namespace physio
@@ -219,6 +261,22 @@ class CallPipeline {
                                    pb::Method##Response* response) override {                       \
     return runtime_.pipeline().Serve(                                                               \
         #Method, ::physio::PatientData::kTouched, context, *request,                                \
+        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+          app_.Method(ctx, *request, audit, *response);                                             \
+        });                                                                                         \
+  }
+// For a hot read answered from a Redis cache (issue 33): CallPipeline::ServeFastRead
+// with `app_.Start<Method>(ctx, request, audit, response, finish)` as the start and
+// the in-place use case as the ordinary path.
+#define PHYSIO_UNARY_RPC_FAST_READ(Method)                                                          \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
+                                   pb::Method##Response* response) override {                       \
+    return runtime_.pipeline().ServeFastRead(                                                       \
+        #Method, context, *request,                                                                 \
+        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit,  \
+                                  ::physio::CallPipeline::Finish finish) {                          \
+          return app_.Start##Method(ctx, *request, audit, *response, std::move(finish));            \
+        },                                                                                          \
         [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
           app_.Method(ctx, *request, audit, *response);                                             \
         });                                                                                         \

@@ -1,6 +1,7 @@
 #pragma once
 // Configuration keys every service shares, and the options built from them.
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "physio/common/config.h"
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_pool.h"
 #include "physio/server/grpc_context.h"
 
@@ -44,6 +46,8 @@ EventFeedSettings EventFeedSettingsFrom(const Config& config);
 RefusalGuardSettings RefusalGuardSettingsFrom(const Config& config);
 RedisOptions RedisOptionsFrom(const Config& config);
 PgOptions PgOptionsFrom(const Config& config);
+// The fast reads' asynchronous Redis connection (`fast-reads`, `fast-read-timeout-ms`); nullopt when off.
+std::optional<AsyncRedisOptions> FastReadsFrom(const Config& config);
 TokenVerifier TokenVerifierFrom(const Config& config);
 AuditOptions AuditOptionsFrom(const Config& config);
 PeerTls PeerTlsFrom(const Config& config);

@@ -18,6 +18,7 @@
 #include "physio/db/migrations.h"
 #include "physio/db/pg.h"
 #include "physio/common/worker_pool.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_pool.h"
 #include "physio/server/event_feed.h"
 #include "physio/server/fhir_rest.h"
@@ -49,6 +50,8 @@ class ServiceRuntime {
   PgPool& pg() { return pg_; }
   AuditTrail& audit() { return audit_; }
   CallPipeline& pipeline() { return pipeline_; }
+  // The shared asynchronous Redis connection of fast reads; null when `fast-reads` is off.
+  AsyncRedis* async_redis() { return async_redis_.get(); }
   const WorkerPool& workers() const { return workers_; }
 
   Metrics& metrics() { return metrics_; }
@@ -102,6 +105,8 @@ class ServiceRuntime {
   RefusalGuard guard_;
   PgPatientClinics patient_clinics_;
   CallPipeline pipeline_;
+  // After the pipeline and the workers: on the way down its pending reads are handed to them.
+  std::unique_ptr<AsyncRedis> async_redis_;
   EventFeed events_;
   ServiceHost host_;
   std::unique_ptr<HttpGateway> http_;
