@@ -34,7 +34,7 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"fast-reads", "true",
        "answer cached reads (GetActivePlan) from gRPC's thread with one asynchronous Redis connection, no worker "
        "thread (false: every call on a worker)"},
-      {"fast-read-timeout-ms", "100",
+      {"fast-read-timeout-ms", "250",
        "how long a fast read waits for Redis before the call goes to a worker (and the connection is re-dialled)"},
       {"redis-user", "", "Redis ACL user (AUTH user password); empty: the default user"},
       {"redis-password", "", "Redis password sent with AUTH on connect (prefer redis-password-file)"},

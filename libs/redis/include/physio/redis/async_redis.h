@@ -35,7 +35,7 @@ namespace physio {
 
 struct AsyncRedisOptions {
   // The longest a command may wait for its reply, whatever the caller's deadline.
-  std::chrono::milliseconds command_timeout{100};
+  std::chrono::milliseconds command_timeout{250};
   // The shortest time between two dials after a failure or a drop.
   std::chrono::milliseconds reconnect_interval{1000};
 };
