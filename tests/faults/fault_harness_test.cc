@@ -426,38 +426,48 @@ TEST_F(Faults, ServiceKilledAndRestarted) {
 // retried by the load) and exits within notice plus grace.
 TEST_F(Faults, ServiceTerminatedUnderLoadDrainsInFlightCalls) {
   RunUnderLoad("progress SIGTERM under load, restarted", [](FaultRow& row) {
-    // A burst of summaries (each also calls planning) so that calls are in flight when the signal lands.
+    // A burst of summaries (each also calls planning): 48 callers, each calling again as soon as
+    // its call ends until half the notice has passed, so that calls are in flight when the signal
+    // lands however fast one call is (a single round of 48 could all end before it).
     const std::string token = MakeToken(cluster_->keys(), "faults", "burst", {"clinician"});
     struct Outcome {
       SteadyClock::time_point started, ended;
       grpc::Status status;
     };
     constexpr int kBurst = 48;
-    std::vector<Outcome> outcomes(kBurst);
+    constexpr auto kNotice = std::chrono::milliseconds(FaultCluster::kShutdownNoticeMs);
+    constexpr auto kGrace = std::chrono::milliseconds(FaultCluster::kShutdownGraceMs);
+    std::vector<std::vector<Outcome>> per_caller(kBurst);
+    std::atomic<bool> stop{false};
     std::vector<std::thread> burst;
     for (int i = 0; i < kBurst; ++i) {
       burst.emplace_back([&, i] {
         auto progress = gpb::ProgressService::NewStub(cluster_->Channel(Service::kProgress));
-        grpc::ClientContext ctx;
-        ctx.AddMetadata("authorization", "Bearer " + token);
-        ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-        gpb::GetProgressSummaryRequest get;
-        get.set_patient_id(probe_patient_);
-        gpb::GetProgressSummaryResponse got;
-        outcomes[i].started = SteadyClock::now();
-        outcomes[i].status = progress->GetProgressSummary(&ctx, get, &got);
-        outcomes[i].ended = SteadyClock::now();
+        while (!stop.load()) {
+          grpc::ClientContext ctx;
+          ctx.AddMetadata("authorization", "Bearer " + token);
+          ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+          gpb::GetProgressSummaryRequest get;
+          get.set_patient_id(probe_patient_);
+          gpb::GetProgressSummaryResponse got;
+          Outcome& outcome = per_caller[i].emplace_back();
+          outcome.started = SteadyClock::now();
+          outcome.status = progress->GetProgressSummary(&ctx, get, &got);
+          outcome.ended = SteadyClock::now();
+        }
       });
     }
     std::this_thread::sleep_for(30ms);
     const auto signalled = SteadyClock::now();
     row.shutdown_began = signalled;
     cluster_->SignalReplica(Service::kProgress, 0, SIGTERM);
-    constexpr auto kNotice = std::chrono::milliseconds(FaultCluster::kShutdownNoticeMs);
-    constexpr auto kGrace = std::chrono::milliseconds(FaultCluster::kShutdownGraceMs);
+    std::this_thread::sleep_for(kNotice / 2);
+    stop = true;
     const bool exited = cluster_->WaitReplicaExit(Service::kProgress, 0, kNotice + kGrace + 2s);
     const long exit_ms = Elapsed(signalled);
     for (auto& thread : burst) thread.join();
+    std::vector<Outcome> outcomes;
+    for (auto& calls : per_caller) outcomes.insert(outcomes.end(), calls.begin(), calls.end());
     // Sent before the drain began, with half the notice to spare for a thread
     // descheduled on its way to the wire: the server was serving when it arrived.
     const auto served_until = signalled + kNotice / 2;
