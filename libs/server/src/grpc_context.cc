@@ -1,7 +1,5 @@
 #include "physio/server/grpc_context.h"
 
-#include "physio/common/no_blocking.h"
-
 #include <spdlog/spdlog.h>
 
 
