@@ -1,0 +1,1 @@
+// Compiles tests/support/test_pch.h once for every test target (see tests/CMakeLists.txt).
