@@ -292,30 +292,69 @@ struct CallPipeline::FastCall {
   std::string named_patient;
 };
 
+void CallPipeline::AdmitCaller(const char* method, PatientData patient_data, grpc::CallbackServerContext& server_context,
+                               const google::protobuf::Message& request, const AuditTarget& target, CallContext& ctx,
+                               AuditActor& actor, bool& authenticated) const {
+  Authenticate(ctx, server_context, verifier_, services_);
+  authenticated = true;
+  actor = AuditActorOf(ctx);  // the identity is final from here on
+  if (ctx.deadline <= Clock::now()) {
+    throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
+  }
+  if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService) &&
+      !IsServicePeer(server_context, services_)) {
+    // Without Redis the limiter decides with this process's buckets (never open).
+    const RateDecision quota =
+        limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));
+    if (!quota.allowed) {
+      // gRPC's retry pushback (honoured by clients with a retry policy) and a plain hint for everyone else.
+      const std::string wait_ms = std::to_string(quota.retry_after.count());
+      server_context.AddTrailingMetadata("retry-after-ms", wait_ms);
+      server_context.AddTrailingMetadata("grpc-retry-pushback-ms", wait_ms);
+      throw Error(ErrorCode::kResourceExhausted, std::string("rate limit of this ") + quota.limit +
+                                                     " exceeded; retry after " + wait_ms + " ms");
+    }
+  }
+  CheckRequestBounds(request, input_);
+  roles_.Require(ctx, method);
+  ctx.patient_clinics = patient_clinics_;
+  ctx.consent_call = patient_data == PatientData::kConsent;
+  // Clinic scoping, before the use case: staff naming a patient of clinics they do not
+  // work at learn nothing more than for a patient of another tenant.
+  if (patient_data != PatientData::kEmergencyAccess && IsStaff(ctx) && !target.patient_id.empty() &&
+      !SharesClinicWith(ctx, target.patient_id)) {
+    throw Error(ErrorCode::kNotFound, "patient not found");
+  }
+}
+
+bool CallPipeline::ResponseMayGo(PatientData patient_data, const CallContext& ctx, const AuditTarget& target,
+                                 const std::string& named_patient) const {
+  // A patient is never handed another patient's record, nor staff the record of a patient
+  // outside their clinics. The patient the request named was checked before the call (a
+  // transfer away from the caller's clinics answers with that patient, and must not be turned
+  // into NOT_FOUND after it committed); a record found by id is checked here.
+  return patient_data == PatientData::kAuditTrail || target.patient_id.empty() ||
+         (target.patient_id == named_patient && IsStaff(ctx)) || CanSeePatient(ctx, target.patient_id);
+}
+
 bool CallPipeline::PrepareFastRead(const char* method, grpc::CallbackServerContext* server_context,
                                    const google::protobuf::Message& request, FastCall& call) const {
-  // The same checks, in the same order, as Run; any refusal is left to Run, which records it.
+  // Run's steps up to the use case (AdmitCaller, the same function); any refusal throws, and is
+  // then made again and recorded by Run.
   if (server_context->IsCancelled()) return false;
   if (guard_ != nullptr && guard_->Blocked(CallerAddress(*server_context)).count() > 0) return false;
   call.ctx = IncomingCallContext(*server_context);
   TargetFromRequest(request, call.target);
-  Authenticate(call.ctx, *server_context, verifier_, services_);
-  call.actor = AuditActorOf(call.ctx);
-  if (call.ctx.deadline <= Clock::now()) return false;
-  CheckRequestBounds(request, input_);
-  roles_.Require(call.ctx, method);
-  call.ctx.patient_clinics = patient_clinics_;
-  if (IsStaff(call.ctx) && !call.target.patient_id.empty() && !SharesClinicWith(call.ctx, call.target.patient_id)) {
-    return false;
-  }
+  bool authenticated = false;
+  AdmitCaller(method, PatientData::kTouched, *server_context, request, call.target, call.ctx, call.actor,
+              authenticated);
   call.named_patient = call.target.patient_id;
   return true;
 }
 
 bool CallPipeline::CompleteFastRead(grpc::ServerUnaryReactor* reactor, Clock::time_point accepted, FastCall& call) {
   const CallContext& ctx = call.ctx;
-  if (!call.target.patient_id.empty() && (call.target.patient_id != call.named_patient || !IsStaff(ctx)) &&
-      !CanSeePatient(ctx, call.target.patient_id)) {
+  if (!ResponseMayGo(PatientData::kTouched, ctx, call.target, call.named_patient)) {
     return false;  // Run withholds it, and logs why
   }
   // Answered by the audit writer once the record has committed, as on a worker.
@@ -398,37 +437,8 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
   // What the request names, before any check, so a refused attempt is recorded with its target.
   TargetFromRequest(request, target);
   try {
-    Authenticate(ctx, *server_context, verifier_, services_);
-    authenticated = true;
-    actor = AuditActorOf(ctx);  // the identity is final from here on
-    if (ctx.deadline <= Clock::now()) {
-      throw Error(ErrorCode::kDeadlineExceeded, "deadline passed while the call waited for a worker");
-    }
-    if (limiter_ != nullptr && limiter_->enabled() && !ctx.HasRole(Role::kService) &&
-        !IsServicePeer(*server_context, services_)) {
-      // Without Redis the limiter decides with this process's buckets (never open).
-      const RateDecision quota =
-          limiter_->Take(ctx.tenant, ctx.principal, ctx.DeadlineCappedAt(std::chrono::milliseconds(200)));
-      if (!quota.allowed) {
-        // gRPC's retry pushback (honoured by clients with a retry policy) and a plain hint for everyone else.
-        const std::string wait_ms = std::to_string(quota.retry_after.count());
-        server_context->AddTrailingMetadata("retry-after-ms", wait_ms);
-        server_context->AddTrailingMetadata("grpc-retry-pushback-ms", wait_ms);
-        throw Error(ErrorCode::kResourceExhausted, std::string("rate limit of this ") + quota.limit +
-                                                       " exceeded; retry after " + wait_ms + " ms");
-      }
-    }
-    CheckRequestBounds(request, input_);
-    roles_.Require(ctx, method);
-    ctx.patient_clinics = patient_clinics_;
-    ctx.consent_call = patient_data == PatientData::kConsent;
-    // Clinic scoping, before the use case: staff naming a patient of clinics they do not
-    // work at learn nothing more than for a patient of another tenant.
-    if (patient_data != PatientData::kEmergencyAccess && IsStaff(ctx) && !target.patient_id.empty() &&
-        !SharesClinicWith(ctx, target.patient_id)) {
-      throw Error(ErrorCode::kNotFound, "patient not found");
-    }
-    const std::string named_patient = target.patient_id;  // checked above, when the request names one
+    AdmitCaller(method, patient_data, *server_context, request, target, ctx, actor, authenticated);
+    const std::string named_patient = target.patient_id;  // checked by AdmitCaller, when the request names one
     CallAudit call_audit(audit_, actor, method, target);
     try {
       body(ctx, target);
@@ -437,14 +447,7 @@ void CallPipeline::Run(const char* method, PatientData patient_data, grpc::Callb
       throw;
     }
     audited_with_write = call_audit.committed();
-    // Second line of defence behind each use case's own check (and the one a
-    // replayed response gets): a patient is never handed another patient's record,
-    // nor staff the record of a patient outside their clinics.
-    // The patient the request named was checked before the call (a transfer away from the
-    // caller's clinics answers with that patient, and must not be turned into NOT_FOUND after
-    // it committed); a record found by id is checked here.
-    if (patient_data != PatientData::kAuditTrail && !target.patient_id.empty() &&
-        (target.patient_id != named_patient || !IsStaff(ctx)) && !CanSeePatient(ctx, target.patient_id)) {
+    if (!ResponseMayGo(patient_data, ctx, target, named_patient)) {
       spdlog::error("method={} request_id={} response named another patient; withheld", method, ctx.request_id);
       throw Error(ErrorCode::kNotFound, "not found");
     }

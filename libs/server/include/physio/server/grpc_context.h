@@ -209,6 +209,19 @@ class CallPipeline {
   void Enqueue(const char* method, PatientData patient_data, grpc::CallbackServerContext* server_context,
                grpc::ServerUnaryReactor* reactor, const google::protobuf::Message& request, Body body,
                Clock::time_point accepted);
+  // The checks every call gets before its use case, in this order, on a worker (Run) and on the
+  // fast path alike: the token (`authenticated` and `actor` are set once it verifies), the
+  // deadline, the quota, the request's bounds, the roles, then the clinic of the patient the
+  // request names. Throws the refusal's Error; on the fast path (inside a NoBlockingScope)
+  // anything that would wait throws WouldBlock instead.
+  void AdmitCaller(const char* method, PatientData patient_data, grpc::CallbackServerContext& server_context,
+                   const google::protobuf::Message& request, const AuditTarget& target, CallContext& ctx,
+                   AuditActor& actor, bool& authenticated) const;
+  // Second line of defence behind each use case's own check, for both paths: whether the
+  // response may go to this caller given the patient it names (`target`, filled in by the
+  // use case) and the one the request named (checked by AdmitCaller).
+  bool ResponseMayGo(PatientData patient_data, const CallContext& ctx, const AuditTarget& target,
+                     const std::string& named_patient) const;
   struct FastCall;
   // ServeFastRead's checks before `start`; false when one cannot be made from memory or refuses.
   bool PrepareFastRead(const char* method, grpc::CallbackServerContext* server_context,
