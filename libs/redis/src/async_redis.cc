@@ -231,6 +231,9 @@ void AsyncRedis::Drop(const char* why) {
   drops_.fetch_add(1);
   next_dial_ = Clock::now() + options_.reconnect_interval;
   redisAsyncFree(ac);  // every pending command's callback runs with no reply
+  // redisAsyncFree runs the cleanup hook itself, except when called from one of hiredis's own
+  // callbacks: then the free (and the hook) is deferred until the callback returns, and the
+  // descriptor must leave epoll now. Cleanup is idempotent.
   Cleanup(this);
 }
 
