@@ -43,16 +43,15 @@ void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const s
   if (IsErrorReply(reply.get())) throw Error(ErrorCode::kUnavailable, "redis: cache invalidation failed; retry");
 }
 
-ActivePlanCache::Lookup RedisActivePlanCache::FromValues(std::optional<std::string_view> generation,
-                                                          std::optional<std::string_view> entry, v1::Plan* into) {
-  Lookup lookup;
-  lookup.generation = generation ? std::string(*generation) : "0";
-  const std::string prefix = lookup.generation + "\n";
-  if (entry && entry->starts_with(prefix)) {
-    lookup.hit = into->ParseFromArray(entry->data() + prefix.size(), static_cast<int>(entry->size() - prefix.size()));
-    if (!lookup.hit) into->Clear();
+RedisActivePlanCache::Values RedisActivePlanCache::Current(std::optional<std::string_view> generation,
+                                                           std::optional<std::string_view> entry) {
+  Values values;
+  values.generation = generation ? std::string(*generation) : "0";
+  if (entry && entry->size() > values.generation.size() && entry->starts_with(values.generation) &&
+      (*entry)[values.generation.size()] == '\n') {
+    values.plan = entry->substr(values.generation.size() + 1);
   }
-  return lookup;
+  return values;
 }
 
 std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
@@ -66,20 +65,26 @@ std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallCont
     return std::nullopt;
   };
   // Parsed from hiredis's own buffer: a plan is several KB, not worth a copy.
-  return FromValues(view(reply->element[0]), view(reply->element[1]), into);
+  const Values values = Current(view(reply->element[0]), view(reply->element[1]));
+  Lookup lookup{values.generation, false};
+  if (values.plan) {
+    lookup.hit = into->ParseFromArray(values.plan->data(), static_cast<int>(values.plan->size()));
+    if (!lookup.hit) into->Clear();
+  }
+  return lookup;
 }
 
 bool RedisActivePlanCache::ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
-                                     v1::Plan* into, ReadDone done) {
+                                     ReadDone done) {
   if (async_ == nullptr) return false;
   return async_->Command({"MGET", GenerationKey(ctx, patient_id), EntryKey(ctx, patient_id)}, deadline,
-                         [into, done = std::move(done)](std::optional<AsyncRedisReply> reply) {
+                         [done = std::move(done)](std::optional<AsyncRedisReply> reply) {
                            if (!reply || reply->size() != 2) {
                              done(std::nullopt);
                              return;
                            }
-                           // Parsed from hiredis's own buffer, as Read does.
-                           done(FromValues(reply->value(0), reply->value(1), into));
+                           // A view into hiredis's own buffer, as Read parses from.
+                           done(Current(reply->value(0), reply->value(1)).plan);
                          });
 }
 

@@ -42,12 +42,15 @@ class ActivePlanCache {
   virtual std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
                                      Clock::time_point deadline, v1::Plan* into) = 0;
   // The same read with no thread waiting for it (CallPipeline::ServeFastRead): true
-  // once sent, and `done` then runs once on another thread with the lookup, or
-  // nullopt when Redis gave no usable answer; false (`done` never runs) when it
-  // cannot be sent now. Never blocks. This default: never possible.
-  using ReadDone = std::function<void(std::optional<Lookup>)>;
+  // once sent, and `done` then runs once on another thread, or false (`done` never
+  // runs) when it cannot be sent now. Never blocks. `done` gets the current entry's
+  // plan as stored (serialised; a view into the reply, valid only while `done` runs),
+  // an empty optional inside for a miss, or nullopt when Redis gave no usable
+  // answer. Not parsed here: GetActivePlan's fast path mostly reuses the response it
+  // made from the same bytes before (ServedPlanMemo). This default: never possible.
+  using ReadDone = std::function<void(std::optional<std::optional<std::string_view>> plan)>;
   virtual bool ReadAsync(const CallContext& /*ctx*/, const std::string& /*patient_id*/, Clock::time_point /*deadline*/,
-                         v1::Plan* /*into*/, ReadDone /*done*/) {
+                         ReadDone /*done*/) {
     return false;
   }
   // Caches `plan` only if the patient's generation is still `generation`.
@@ -68,7 +71,7 @@ class RedisActivePlanCache final : public ActivePlanCache {
                              Clock::time_point deadline) override;
   std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
                              v1::Plan* into) override;
-  bool ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline, v1::Plan* into,
+  bool ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
                  ReadDone done) override;
   void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,
             Clock::time_point deadline) override;
@@ -77,9 +80,12 @@ class RedisActivePlanCache final : public ActivePlanCache {
   std::string EntryKey(const CallContext& ctx, const std::string& patient_id) const;
   std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
 
-  // The lookup from the generation and the stored entry ("<generation>\n<plan bytes>"), parsed into `into`.
-  static Lookup FromValues(std::optional<std::string_view> generation, std::optional<std::string_view> entry,
-                           v1::Plan* into);
+  // The generation, and the plan's bytes when the stored entry ("<generation>\n<plan bytes>") is current.
+  struct Values {
+    std::string generation;
+    std::optional<std::string_view> plan;
+  };
+  static Values Current(std::optional<std::string_view> generation, std::optional<std::string_view> entry);
 
   RedisPool& redis_;
   std::chrono::seconds ttl_;

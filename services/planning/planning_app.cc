@@ -414,15 +414,23 @@ pb::MediaReference MediaProto(const MediaReference& media) {
 }  // namespace
 
 void PlanningApp::LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale) {
-  std::shared_ptr<const TenantLibrary> tenant;
-  if (plan.tenant_library_version() > 0) {
-    try {
-      tenant = TenantLibraryForReads(ctx, ctx.DeadlineCappedAt(kStoreBudget));
-    } catch (const Error& e) {
-      // A read: the tenant's items are then served as stored, their language not claimed.
-      spdlog::warn("request_id={} tenant library unavailable for localising a plan: {}", ctx.request_id, e.what());
-    }
+  LocalisePlanWith(TenantLibraryForLocalising(ctx, plan.tenant_library_version() > 0), plan, locale);
+}
+
+std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryForLocalising(const CallContext& ctx,
+                                                                             bool plan_has_tenant_entries) {
+  if (!plan_has_tenant_entries) return nullptr;
+  try {
+    return TenantLibraryForReads(ctx, ctx.DeadlineCappedAt(kStoreBudget));
+  } catch (const Error& e) {
+    // A read: the tenant's items are then served as stored, their language not claimed.
+    spdlog::warn("request_id={} tenant library unavailable for localising a plan: {}", ctx.request_id, e.what());
+    return nullptr;
   }
+}
+
+void PlanningApp::LocalisePlanWith(const std::shared_ptr<const TenantLibrary>& tenant, pb::Plan& plan,
+                                   const std::string& locale) const {
   const InterventionLibrary& library = LibraryWith(tenant);
   for (auto& item : *plan.mutable_items()) {
     // Text not from the library (the safety net, a referral) is English; a clinician's wording
@@ -917,33 +925,56 @@ void PlanningApp::GetActivePlan(const CallContext& ctx, const pb::GetActivePlanR
 }
 
 bool PlanningApp::StartGetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
-                                     AuditTarget& audit, pb::GetActivePlanResponse& response,
-                                     std::function<void(bool)> finish) {
+                                     AuditTarget& audit, std::function<void(ServedBytes)> finish) {
   ValidateOpaqueId("patient_id", request.patient_id());
   ValidateLocale("locale", request.locale());
   audit.patient_id = request.patient_id();
   if (!CanSeePatient(ctx, request.patient_id())) return false;  // GetActivePlan says NOT_FOUND
-  response.Clear();
   return active_plans_.ReadAsync(
-      ctx, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget), response.mutable_plan(),
-      [this, &ctx, &request, &audit, &response, finish = std::move(finish)](std::optional<ActivePlanCache::Lookup> found) {
-        // Only a current entry of a plan the caller may follow; a suspended plan's refusal is GetActivePlan's.
-        if (!found || !found->hit ||
-            (response.plan().status() == pb::PLAN_STATUS_SUSPENDED && !request.include_suspended())) {
-          finish(false);
-          return;
+      ctx, request.patient_id(), ctx.DeadlineCappedAt(kStoreBudget),
+      [this, &ctx, &request, &audit, finish = std::move(finish)](std::optional<std::optional<std::string_view>> plan) {
+        ServedBytes answer;
+        if (plan && *plan) {
+          try {
+            NoBlockingScope no_blocking;  // a tenant library not in memory yet is loaded by GetActivePlan
+            answer = ServedActivePlan(ctx, request, **plan, audit);
+          } catch (const std::exception&) {
+            answer = nullptr;
+          }
         }
-        audit.resource_id = response.plan().plan_id();
-        bool localised = false;
-        try {
-          NoBlockingScope no_blocking;  // a tenant library not in memory yet is loaded by GetActivePlan
-          LocalisePlan(ctx, *response.mutable_plan(), request.locale());
-          localised = true;
-        } catch (const std::exception&) {
-          localised = false;
-        }
-        finish(localised);
+        finish(std::move(answer));
       });
+}
+
+PlanningApp::ServedBytes PlanningApp::ServedActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
+                                                       std::string_view plan_bytes, AuditTarget& audit) {
+  const std::string key = ServedPlanMemo::Key(ctx.tenant, request.patient_id(), request.locale());
+  std::optional<ServedPlanMemo::Served> served = served_plans_.Find(key, plan_bytes);
+  // Reused only if localising now would use the same tenant library as then.
+  if (served && served->uses_tenant_library &&
+      TenantLibraryForLocalising(ctx, true).get() != static_cast<const TenantLibrary*>(served->library.get())) {
+    served.reset();
+  }
+  if (!served) {
+    google::protobuf::Arena arena;
+    auto* response = google::protobuf::Arena::CreateMessage<pb::GetActivePlanResponse>(&arena);
+    pb::Plan& plan = *response->mutable_plan();
+    if (!plan.ParseFromArray(plan_bytes.data(), static_cast<int>(plan_bytes.size()))) return nullptr;
+    ServedPlanMemo::Served made;
+    made.plan_id = plan.plan_id();
+    made.suspended = plan.status() == pb::PLAN_STATUS_SUSPENDED;
+    made.uses_tenant_library = plan.tenant_library_version() > 0;
+    auto tenant = TenantLibraryForLocalising(ctx, made.uses_tenant_library);
+    LocalisePlanWith(tenant, plan, request.locale());
+    made.library = std::move(tenant);
+    made.response = std::make_shared<const std::string>(response->SerializeAsString());
+    served_plans_.Remember(key, plan_bytes, made);
+    served = std::move(made);
+  }
+  // Only a plan the caller may follow; a suspended plan's refusal is GetActivePlan's.
+  if (served->suspended && !request.include_suspended()) return nullptr;
+  audit.resource_id = served->plan_id;
+  return served->response;
 }
 
 std::shared_ptr<const TenantLibrary> PlanningApp::TenantLibraryOf(const CallContext& ctx, Clock::time_point deadline) {

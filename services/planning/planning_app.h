@@ -14,6 +14,7 @@
 #include "physio/db/audit.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "plan_records.h"
+#include "served_plan_memo.h"
 
 namespace physio::planning {
 
@@ -39,9 +40,17 @@ pb::Plan PlanFromDraft(const PlanDraft& draft);
 class PlanningApp {
  public:
   // The stores and the peer outlive the app.
+  // `served_plan_memo_bytes`: the bound on GetActivePlan's remembered responses (0: none kept).
   PlanningApp(PlanRecords& records, ActivePlanCache& active_plans, AssessmentReader& assessments,
-              const InterventionLibrary& library, PlanPolicy policy = {})
-      : records_(records), active_plans_(active_plans), assessments_(assessments), library_(library), policy_(policy) {}
+              const InterventionLibrary& library, PlanPolicy policy = {},
+              std::size_t served_plan_memo_bytes = kDefaultServedPlanMemoBytes)
+      : records_(records),
+        active_plans_(active_plans),
+        assessments_(assessments),
+        library_(library),
+        policy_(policy),
+        served_plans_(served_plan_memo_bytes) {}
+  static constexpr std::size_t kDefaultServedPlanMemoBytes = std::size_t{8} << 20;
 
   pb::GeneratePlanResponse GeneratePlan(const CallContext& ctx, const pb::GeneratePlanRequest& request,
                                         AuditTarget& audit);
@@ -54,12 +63,15 @@ class PlanningApp {
   void GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
                      pb::GetActivePlanResponse& response);
   // The same answered from the cache without a thread waiting (CallPipeline::ServeFastRead,
-  // PHYSIO_UNARY_RPC_FAST_READ): false when it cannot start; else `finish(true)` once the
-  // response holds the cached, in-use plan, localised from memory, or `finish(false)` for
-  // everything else (a miss, Redis without an answer, a suspended plan's refusal, a tenant
-  // library not loaded yet), which GetActivePlan then serves. The arguments outlive `finish`.
+  // PHYSIO_RAW_FAST_READ_RPC): false when it cannot start; else `finish` runs once, with the
+  // serialised GetActivePlanResponse for the cached, in-use plan, localised from memory, or with
+  // null for everything else (a miss, Redis without an answer, a suspended plan's refusal, a
+  // tenant library not loaded yet), which GetActivePlan then serves. Responses are remembered by
+  // the plan's exact bytes (ServedPlanMemo), so a plan read again unchanged is neither parsed,
+  // localised nor serialised again. The arguments outlive `finish`.
+  using ServedBytes = std::shared_ptr<const std::string>;
   bool StartGetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
-                          pb::GetActivePlanResponse& response, std::function<void(bool)> finish);
+                          std::function<void(ServedBytes)> finish);
   pb::RevisePlanResponse RevisePlan(const CallContext& ctx, const pb::RevisePlanRequest& request, AuditTarget& audit);
   pb::AdjustPlanResponse AdjustPlan(const CallContext& ctx, const pb::AdjustPlanRequest& request, AuditTarget& audit);
   pb::CompletePlanResponse CompletePlan(const CallContext& ctx, const pb::CompletePlanRequest& request,
@@ -86,6 +98,14 @@ class PlanningApp {
   // A plan holding the tenant's own entries is read with the tenant's library: their translations
   // and media, in English too (TenantLibraryForReads).
   void LocalisePlan(const CallContext& ctx, pb::Plan& plan, const std::string& locale);
+  // Its two halves: which tenant library it uses now (null: none, or none readable), and the
+  // localisation itself, a pure function of the plan, the locale and that library.
+  std::shared_ptr<const TenantLibrary> TenantLibraryForLocalising(const CallContext& ctx, bool plan_has_tenant_entries);
+  void LocalisePlanWith(const std::shared_ptr<const TenantLibrary>& tenant, pb::Plan& plan,
+                        const std::string& locale) const;
+  // StartGetActivePlan's answer for the cached plan `plan_bytes` (null: not served this way).
+  ServedBytes ServedActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
+                               std::string_view plan_bytes, AuditTarget& audit);
   // Clinic scoping of a change by plan id: NOT_FOUND for a plan of a patient outside the caller's clinics.
   void RequireClinicOfPlan(const CallContext& ctx, const std::string& plan_id);
   // A clinician confirmed the patient's consent to manipulation for a plan that has it: the consent record.
@@ -124,6 +144,7 @@ class PlanningApp {
   AssessmentReader& assessments_;
   const InterventionLibrary& library_;
   PlanPolicy policy_;
+  ServedPlanMemo served_plans_;
   std::mutex tenant_mu_;
   std::map<std::pair<std::string, int>, std::shared_ptr<const TenantLibrary>> tenant_libraries_;
   // Tenant -> its current version, and when that was read (TenantLibraryForReads).

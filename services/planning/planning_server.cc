@@ -51,17 +51,18 @@ class GrpcAssessmentReader final : public AssessmentReader {
   std::chrono::milliseconds timeout_;
 };
 
-class PlanningGrpc final : public pb::PlanningService::CallbackService {
+// GetActivePlan is a raw method: its fast path sends a response serialised once for many reads.
+class PlanningGrpc final
+    : public pb::PlanningService::WithRawCallbackMethod_GetActivePlan<pb::PlanningService::CallbackService> {
  public:
-  PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {
-    SetMessageAllocatorFor_GetActivePlan(&get_active_plan_messages_);
-  }
+  PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
   PHYSIO_UNARY_RPC(GeneratePlan)
   PHYSIO_UNARY_RPC(GetPlan)
   PHYSIO_UNARY_RPC(ApprovePlan)
-  // The hottest read: answered from the cache without a worker when it can, its plan parsed onto the call's arena.
-  PHYSIO_UNARY_RPC_FAST_READ(GetActivePlan)
+  // The hottest read: answered from the cache without a worker when it can, with a response made
+  // once for the plan's exact bytes (ServedPlanMemo); otherwise built on the call's arena.
+  PHYSIO_RAW_FAST_READ_RPC(GetActivePlan)
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ListInterventions)
   // The tenant library: audited as any write (who published which version, why), though no patient data.
   PHYSIO_UNARY_RPC(PublishTenantLibrary)
@@ -78,7 +79,6 @@ class PlanningGrpc final : public pb::PlanningService::CallbackService {
  private:
   PlanningApp& app_;
   ServiceRuntime& runtime_;
-  ArenaMessages<pb::GetActivePlanRequest, pb::GetActivePlanResponse> get_active_plan_messages_;
 };
 
 class PlanningServer final : public RunningService {
@@ -92,7 +92,8 @@ class PlanningServer final : public RunningService {
         records_(runtime_.pg()),
         active_plans_(runtime_.redis(), std::chrono::seconds(config_.GetInt("active-plan-cache-ttl-seconds")),
                       runtime_.async_redis()),
-        app_(records_, active_plans_, assessments_, library_, PolicyFrom(config_)),
+        app_(records_, active_plans_, assessments_, library_, PolicyFrom(config_),
+             static_cast<std::size_t>(std::max(0, config_.GetInt("served-plan-memo-mib"))) << 20),
         grpc_(app_, runtime_) {
     runtime_.Serve(&grpc_);
     export_worker_ = std::make_unique<BulkExportWorker>(runtime_.pg(), kSchema, export_source_,
@@ -147,6 +148,8 @@ std::vector<ConfigKey> PlanningConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50052");
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service", SettingKind::kPeerAddress});
   keys.push_back({"active-plan-cache-ttl-seconds", "60", "how long an active plan may stay in the Redis cache"});
+  keys.push_back({"served-plan-memo-mib", "8",
+                  "memory for GetActivePlan responses kept ready by the cached plan's exact bytes (0: none)"});
   keys.push_back({"progression-days-high-irritability", "14",
                   "days a dose is held, completed, before progressing when irritability is high (design default)"});
   keys.push_back({"progression-days", "7", "days a dose is held, completed, before progressing (design default)"});

@@ -357,6 +357,14 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
   ASSERT_TRUE(Generate(Create(create).assessment_id(), &draft).ok());
   Approve(draft);
   auto clinician = Clinician();
+  ppb::GetActivePlanRequest get;
+  get.set_patient_id(patient_id_);
+  ppb::GetActivePlanResponse got;
+  // Read (and remembered by planning's fast path) while the plan is in use ...
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
+    EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_ACTIVE);
+  }
 
   const gpb::RecordVisitRequest visit = FallAtCheckIn();  // with age over 70, suspected fracture
   gpb::RecordVisitResponse visited;
@@ -367,11 +375,13 @@ TEST_F(Safety, TheCheckInReScreenUsesWhatIntakeKnew) {
     for (const auto& reason : concern.reasons()) age_counted |= reason == "age over 70";
   }
   EXPECT_TRUE(age_counted);
-  // ... which takes the plan out of use at once.
-  ppb::GetActivePlanRequest get;
-  get.set_patient_id(patient_id_);
+  // ... which takes the plan out of use at once: no read hands out the remembered active plan.
+  for (int i = 0; i < 3; ++i) {
+    const auto refused =
+        clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  }
   get.set_include_suspended(true);
-  ppb::GetActivePlanResponse got;
   ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get, &got).ok());
   EXPECT_EQ(got.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
   // A retry of the same visit replays it and changes nothing more.

@@ -15,6 +15,7 @@
 #include "clients.h"
 #include "fake_peers.h"
 #include "fake_stores.h"
+#include "served_plan_memo.h"
 #include "physio/common/error.h"
 #include "use_case_support.h"
 #include "planning_app.h"
@@ -248,6 +249,68 @@ TEST_F(PlanningWorkflow, ABrokenTenantLibraryHoldsProgressionButNeverASafetyActi
   suspend.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
   suspend.set_reason("red flag at a check-in");
   EXPECT_EQ(app.AdjustPlan(clinician, suspend, audit).plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+}
+
+}  // namespace
+}  // namespace physio::testing
+
+// GetActivePlan's remembered responses (ServedPlanMemo): found only for the very bytes they were
+// made from, under their own key, and bounded in bytes with the least recently used out first.
+namespace physio::testing {
+namespace {
+using planning::ServedPlanMemo;
+
+ServedPlanMemo::Served Response(const std::string& body, const std::string& plan_id) {
+  ServedPlanMemo::Served served;
+  served.response = std::make_shared<const std::string>(body);
+  served.plan_id = plan_id;
+  return served;
+}
+
+TEST(ServedPlanMemo, AnEntryServesOnlyTheExactBytesItWasMadeFromUnderItsKey) {
+  ServedPlanMemo memo(1 << 20);
+  const std::string key = ServedPlanMemo::Key("t-1", "pat-1", "es");
+  const std::string plan(3000, 'a');
+  memo.Remember(key, plan, Response("spanish", "plan-1"));
+  const auto found = memo.Find(key, plan);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found->response, "spanish");
+  EXPECT_EQ(found->plan_id, "plan-1");
+  std::string changed = plan;
+  changed[2999] = 'b';  // one byte different at the very end
+  EXPECT_FALSE(memo.Find(key, changed).has_value());
+  EXPECT_FALSE(memo.Find(key, plan.substr(0, 2999)).has_value());
+  EXPECT_FALSE(memo.Find(ServedPlanMemo::Key("t-1", "pat-1", ""), plan).has_value()) << "another locale";
+  EXPECT_FALSE(memo.Find(ServedPlanMemo::Key("t-2", "pat-1", "es"), plan).has_value()) << "another tenant";
+  EXPECT_FALSE(memo.Find(ServedPlanMemo::Key("t-1", "pat-2", "es"), plan).has_value()) << "another patient";
+  // The parts of a key cannot run into each other.
+  EXPECT_NE(ServedPlanMemo::Key("t-1", "pat-1", "es"), ServedPlanMemo::Key("t-1p", "at-1", "es"));
+  // A new revision replaces the entry: the old bytes find nothing.
+  memo.Remember(key, changed, Response("revised", "plan-1"));
+  EXPECT_FALSE(memo.Find(key, plan).has_value());
+  EXPECT_EQ(*memo.Find(key, changed)->response, "revised");
+  EXPECT_EQ(memo.entries(), 1U);
+}
+
+TEST(ServedPlanMemo, StaysWithinItsBoundDroppingTheLeastRecentlyUsed) {
+  const std::string plan(10'000, 'p');
+  ServedPlanMemo memo(50'000);  // room for four entries of about 12 KB
+  for (int i = 0; i < 4; ++i) {
+    memo.Remember(ServedPlanMemo::Key("t", "pat-" + std::to_string(i), ""), plan, Response(std::string(2000, 'r'), "x"));
+  }
+  EXPECT_EQ(memo.entries(), 4U);
+  ASSERT_TRUE(memo.Find(ServedPlanMemo::Key("t", "pat-0", ""), plan).has_value());  // now the most recent
+  memo.Remember(ServedPlanMemo::Key("t", "pat-4", ""), plan, Response(std::string(2000, 'r'), "x"));
+  EXPECT_LE(memo.bytes(), 50'000U);
+  EXPECT_EQ(memo.entries(), 4U);
+  EXPECT_TRUE(memo.Find(ServedPlanMemo::Key("t", "pat-0", ""), plan).has_value());
+  EXPECT_FALSE(memo.Find(ServedPlanMemo::Key("t", "pat-1", ""), plan).has_value()) << "the least recently used went";
+  EXPECT_TRUE(memo.Find(ServedPlanMemo::Key("t", "pat-4", ""), plan).has_value());
+  // Bound 0: nothing is kept.
+  ServedPlanMemo off(0);
+  off.Remember(ServedPlanMemo::Key("t", "pat-0", ""), plan, Response("r", "x"));
+  EXPECT_EQ(off.entries(), 0U);
+  EXPECT_FALSE(off.Find(ServedPlanMemo::Key("t", "pat-0", ""), plan).has_value());
 }
 
 }  // namespace

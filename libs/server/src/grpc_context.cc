@@ -1,5 +1,7 @@
 #include "physio/server/grpc_context.h"
 
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 #include <spdlog/spdlog.h>
 
 
@@ -200,6 +202,34 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
   return client;
 }
 
+
+bool ParseByteBuffer(const grpc::ByteBuffer& bytes, google::protobuf::Message& message) {
+  grpc::ByteBuffer copy(bytes);  // the reader consumes its buffer; a copy only takes references
+  grpc::ProtoBufferReader reader(&copy);
+  return message.ParseFromZeroCopyStream(&reader);
+}
+
+void SerializeToByteBuffer(const google::protobuf::Message& message, grpc::ByteBuffer& out) {
+  bool own_buffer = false;
+  const grpc::Status status = grpc::SerializationTraits<google::protobuf::Message>::Serialize(message, &out, &own_buffer);
+  if (!status.ok()) throw Error(ErrorCode::kInternal, "response could not be serialised: " + status.error_message());
+}
+
+grpc::ByteBuffer SharedByteBuffer(std::shared_ptr<const std::string> bytes) {
+  // The slice's destructor drops the reference: gRPC frees the slice when it has sent it.
+  auto owner = std::make_unique<std::shared_ptr<const std::string>>(std::move(bytes));
+  const std::string& data = **owner;
+  grpc::Slice slice(grpc_slice_new_with_user_data(
+                        const_cast<char*>(data.data()), data.size(),
+                        [](void* reference) {
+                          std::unique_ptr<std::shared_ptr<const std::string>>(
+                              static_cast<std::shared_ptr<const std::string>*>(reference));
+                        },
+                        owner.get()),
+                    grpc::Slice::STEAL_REF);
+  static_cast<void>(owner.release());  // now the slice's
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 namespace {
 // The patient and the record a request names (top-level fields by their

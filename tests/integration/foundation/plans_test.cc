@@ -1,6 +1,10 @@
 // foundation_test: Plans: etags, revisions, the intervention library, the active-plan cache, racing edits.
 #include <httplib.h>
 
+#include <grpcpp/generic/generic_stub.h>
+
+#include <condition_variable>
+#include <mutex>
 #include <regex>
 
 #include "foundation.h"
@@ -380,6 +384,97 @@ TEST_F(Plans, CachedActivePlanReadsNeedNoWorkerAndEachIsAudited) {
   EXPECT_EQ(CountRows("SELECT count(*) FROM planning.audit_events WHERE tenant_id = $1 AND action = 'GetActivePlan'"
                       " AND patient_id = '" + patient_id_ + "' AND outcome = 'OK'"),
             6);
+}
+
+// Issue 33: the fast path keeps responses it made by the cached plan's exact bytes and locale
+// (ServedPlanMemo). Every read, remembered or not, must give what a fresh read gives: the
+// language asked for, and a revision at once. A request that does not parse is INVALID_ARGUMENT.
+TEST_F(Plans, RememberedActivePlanResponsesFollowTheLocaleAndEveryChange) {
+  const auto plan = ActivePlan();
+  const auto patient = Patient();
+  auto read = [&](const std::string& locale) {
+    ppb::GetActivePlanRequest request;
+    request.set_patient_id(patient_id_);
+    request.set_locale(locale);
+    ppb::GetActivePlanResponse response;
+    const auto status = patient.Call(patient.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.plan();
+  };
+  auto spanish_items = [](const ppb::Plan& read_plan) {
+    int count = 0;
+    for (const auto& item : read_plan.items()) count += item.locale() == "es" ? 1 : 0;
+    return count;
+  };
+  // Each language read three times (the first may fill the cache; the rest are remembered).
+  std::string english, spanish;
+  for (int i = 0; i < 3; ++i) {
+    const auto in_english = read("");
+    const auto in_spanish = read("es");
+    EXPECT_EQ(spanish_items(in_english), 0) << "an English read is never served the Spanish response";
+    EXPECT_GT(spanish_items(in_spanish), 0) << "a Spanish read is never served the English response";
+    if (i == 0) {
+      english = in_english.SerializeAsString();
+      spanish = in_spanish.SerializeAsString();
+    }
+    EXPECT_EQ(in_english.SerializeAsString(), english);
+    EXPECT_EQ(in_spanish.SerializeAsString(), spanish);
+    EXPECT_EQ(in_english.etag(), plan.etag());
+  }
+  // A revision: every following read, in either language, is the new revision.
+  const auto clinician = Clinician();
+  ppb::RevisePlanRequest revise;
+  revise.set_request_id(NewId("rq"));
+  revise.set_plan_id(plan.plan_id());
+  revise.set_etag(plan.etag());
+  revise.set_reason("fewer sets this week");
+  auto* dose = revise.add_changes()->mutable_set_dose();
+  dose->set_item_id("ex.strength.glute_bridge");
+  dose->mutable_dose()->set_sets(1);
+  dose->mutable_dose()->set_reps(10);
+  dose->mutable_dose()->set_sessions_per_week(3);
+  ppb::RevisePlanResponse revised;
+  const auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::RevisePlan, revise, &revised);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_NE(revised.plan().etag(), plan.etag());
+  for (int i = 0; i < 3; ++i) {
+    for (const std::string locale : {"", "es"}) {
+      const auto after = read(locale);
+      EXPECT_EQ(after.etag(), revised.plan().etag()) << "read " << i << " in '" << locale << "'";
+      for (const auto& item : after.items()) {
+        if (item.item_id() == "ex.strength.glute_bridge") {
+          EXPECT_EQ(item.dose().sets(), 1);
+        }
+      }
+    }
+  }
+
+  // Bytes that are not a GetActivePlanRequest: INVALID_ARGUMENT, after the token is checked.
+  grpc::GenericStub generic(grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials()));
+  auto send_raw = [&](const Caller* caller) {
+    auto context = caller != nullptr ? caller->Context() : std::make_unique<grpc::ClientContext>();
+    const std::string garbage = "\xff\xff\xff\xff";
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status result;
+    generic.UnaryCall(context.get(), "/physio.planning.v1.PlanningService/GetActivePlan", grpc::StubOptions(), &request,
+                      &response, [&](grpc::Status s) {
+                        std::lock_guard lock(mu);
+                        result = std::move(s);
+                        done = true;
+                        cv.notify_one();
+                      });
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+    return result;
+  };
+  const auto unparsable = send_raw(&patient);
+  EXPECT_EQ(unparsable.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(unparsable.error_message().find("GetActivePlanRequest"), std::string::npos) << unparsable.error_message();
+  EXPECT_EQ(send_raw(nullptr).error_code(), StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(Plans, RacingEditsLeaveOneWinnerAndOneActivePlan) {

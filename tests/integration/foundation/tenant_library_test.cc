@@ -265,8 +265,10 @@ TEST_F(TenantLibraries, ProgressHandsOnThePlanAsStoredWhetherCachedOrAsked) {
   ppb::GetActivePlanRequest read;
   read.set_patient_id(patient_id_);
   ppb::GetActivePlanResponse active;
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
-  EXPECT_EQ(media(active.plan()), 1) << "a tenant's media are served in English too, not only when a language is asked";
+  for (int i = 0; i < 3; ++i) {  // the later reads are answered with the response planning remembered
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
+    EXPECT_EQ(media(active.plan()), 1) << "a tenant's media are served in English too, not only when a language is asked";
+  }
   // A new version with a second picture: read at once through the replica that published it.
   const std::string video = R"("licence": "CC-BY-4.0"})";
   std::string second = document;
@@ -275,8 +277,11 @@ TEST_F(TenantLibraries, ProgressHandsOnThePlanAsStoredWhetherCachedOrAsked) {
                                "licence": "CC-BY-4.0"})");
   status = Publish(integrator, second, 1);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
-  EXPECT_EQ(media(active.plan()), 2);
+  // The cached plan is the same, the library is not: no remembered response is reused.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, read, &active).ok());
+    EXPECT_EQ(media(active.plan()), 2);
+  }
   EXPECT_EQ(media(evaluate()), 0);
 }
 

@@ -98,6 +98,41 @@ class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
   };
 };
 
+// A raw method's messages (the generated WithRawCallbackMethod_<Method>, whose handler gets and
+// gives serialised bytes): the request parsed here and the response of the ordinary path, on one
+// arena like ArenaMessages', owned by the call's closures (shared) rather than by gRPC. Its first
+// block holds a request; a response built on the ordinary path grows the arena (a fast answer
+// never builds one, and a 16 KB block per call cost more than it saved).
+template <typename Request, typename Response>
+class RawCallMessages final {
+ public:
+  RawCallMessages()
+      : arena_(Options(first_block_, sizeof first_block_)),
+        request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
+        response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
+  Request& request() { return *request_; }
+  Response& response() { return *response_; }
+
+ private:
+  static google::protobuf::ArenaOptions Options(char* block, std::size_t size) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = size;
+    return options;
+  }
+  alignas(std::max_align_t) char first_block_[2 * 1024];
+  google::protobuf::Arena arena_;
+  Request* request_;
+  Response* response_;
+};
+// `bytes` parsed into `message`; false when they are not one (the caller answers INVALID_ARGUMENT).
+bool ParseByteBuffer(const grpc::ByteBuffer& bytes, google::protobuf::Message& message);
+// `message` serialised as a raw method's response.
+void SerializeToByteBuffer(const google::protobuf::Message& message, grpc::ByteBuffer& out);
+// Bytes already serialised, as a raw method's response, without a copy: the buffer holds a
+// reference to `bytes` until gRPC has sent them.
+grpc::ByteBuffer SharedByteBuffer(std::shared_ptr<const std::string> bytes);
+
 // Metadata the HTTP gateway sets on its in-process calls to carry the HTTP
 // client's address into the audit trail. It is believed only together with
 // kGatewayKeyMetadata holding GatewayKey(), a random value that never leaves
@@ -278,20 +313,40 @@ class CallPipeline {
           app_.Method(ctx, *request, audit, *response);                                             \
         });                                                                                         \
   }
-// For a hot read answered from a Redis cache (issue 33): CallPipeline::ServeFastRead
-// with `app_.Start<Method>(ctx, request, audit, response, finish)` as the start and
-// the in-place use case as the ordinary path.
-#define PHYSIO_UNARY_RPC_FAST_READ(Method)                                                          \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
-                                   pb::Method##Response* response) override {                       \
+// For a hot read answered from a Redis cache (issue 33), registered as a raw method (the service
+// class derives from pb::<Service>::WithRawCallbackMethod_<Method><...>): CallPipeline::ServeFastRead
+// with `app_.Start<Method>(ctx, request, audit, finish)` as the start, which hands `finish` the
+// response already serialised (shared, so a response made once is sent many times without a
+// copy) or null, and the in-place use case, serialised here, as the ordinary path. A request
+// that does not parse goes through the pipeline too (identity first), then INVALID_ARGUMENT.
+#define PHYSIO_RAW_FAST_READ_RPC(Method)                                                            \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes, \
+                                   grpc::ByteBuffer* response_bytes) override {                    \
+    auto call = std::make_shared<::physio::RawCallMessages<pb::Method##Request, pb::Method##Response>>(); \
+    if (!::physio::ParseByteBuffer(*request_bytes, call->request())) {                              \
+      call->request().Clear();                                                                      \
+      return runtime_.pipeline().Serve(                                                             \
+          #Method, ::physio::PatientData::kTouched, context, call->request(),                       \
+          [call](const ::physio::CallContext&, ::physio::AuditTarget&) {                            \
+            throw ::physio::Error(::physio::ErrorCode::kInvalidArgument,                            \
+                                  "request: not a valid " #Method "Request message");               \
+          });                                                                                       \
+    }                                                                                               \
     return runtime_.pipeline().ServeFastRead(                                                       \
-        #Method, context, *request,                                                                 \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit,  \
-                                  ::physio::CallPipeline::Finish finish) {                          \
-          return app_.Start##Method(ctx, *request, audit, *response, std::move(finish));            \
+        #Method, context, call->request(),                                                          \
+        [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit, \
+                                     ::physio::CallPipeline::Finish finish) {                       \
+          return app_.Start##Method(                                                                \
+              ctx, call->request(), audit,                                                          \
+              [response_bytes, finish = std::move(finish)](std::shared_ptr<const std::string> answer) { \
+                const bool answered = answer != nullptr;                                            \
+                if (answered) *response_bytes = ::physio::SharedByteBuffer(std::move(answer));      \
+                finish(answered);                                                                   \
+              });                                                                                   \
         },                                                                                          \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
-          app_.Method(ctx, *request, audit, *response);                                             \
+        [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+          app_.Method(ctx, call->request(), audit, call->response());                               \
+          ::physio::SerializeToByteBuffer(call->response(), *response_bytes);                       \
         });                                                                                         \
   }
 #define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)

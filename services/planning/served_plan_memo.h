@@ -1,0 +1,62 @@
+#pragma once
+// GetActivePlan's fast path (issue 33) answers most reads with a plan it has already checked,
+// localised and serialised. A response is a pure function of three things: the plan's bytes as
+// cached in Redis, the locale asked for and the tenant library the plan was localised with. So
+// an entry is reused only when all three are the same as when it was made: the bytes compared in
+// full, the library by identity (the memo holds a reference, so an address is never reused while
+// an entry names it). Whatever changes the plan changes its bytes; nothing is ever served that a
+// fresh parse of the same bytes would not give. Bounded in bytes, least recently used first out.
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace physio::planning {
+
+class ServedPlanMemo {
+ public:
+  struct Served {
+    std::shared_ptr<const std::string> response;  // a serialised GetActivePlanResponse
+    std::string plan_id;
+    bool suspended = false;            // the plan's status was SUSPENDED
+    bool uses_tenant_library = false;  // the plan holds the tenant's own entries
+    // The tenant library it was localised with (null: the shipped library alone); a caller
+    // reuses the response only if a fresh localisation would use this same one.
+    std::shared_ptr<const void> library;
+  };
+
+  // `max_bytes`: the bound on what the entries hold (plan bytes, responses, keys); 0 turns it off.
+  explicit ServedPlanMemo(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // The key of one patient's plan read in one locale.
+  static std::string Key(std::string_view tenant, std::string_view patient_id, std::string_view locale);
+
+  // The entry made from exactly `plan_bytes` under `key`, or nullopt.
+  std::optional<Served> Find(const std::string& key, std::string_view plan_bytes);
+  // Remembers the response made from `plan_bytes`, replacing what `key` held.
+  void Remember(const std::string& key, std::string_view plan_bytes, Served served);
+
+  std::size_t bytes() const;
+  std::size_t entries() const;
+
+ private:
+  struct Entry {
+    std::string key;
+    std::string plan_bytes;
+    Served served;
+    std::size_t Cost() const { return key.size() * 2 + plan_bytes.size() + served.response->size() + 128; }
+  };
+  using Order = std::list<Entry>;  // most recently used first
+
+  const std::size_t max_bytes_;
+  mutable std::mutex mu_;
+  Order order_;
+  std::unordered_map<std::string, Order::iterator> by_key_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace physio::planning
