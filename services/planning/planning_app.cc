@@ -952,7 +952,7 @@ PlanningApp::ServedBytes PlanningApp::ServedActivePlan(const CallContext& ctx, c
   std::optional<ServedPlanMemo::Served> served = served_plans_.Find(key, plan_bytes);
   // Reused only if localising now would use the same tenant library as then.
   if (served && served->uses_tenant_library &&
-      TenantLibraryForLocalising(ctx, true).get() != static_cast<const TenantLibrary*>(served->library.get())) {
+      !ServedPlanMemo::SameLibrary(served->library, TenantLibraryForLocalising(ctx, true))) {
     served.reset();
   }
   if (!served) {
@@ -966,7 +966,7 @@ PlanningApp::ServedBytes PlanningApp::ServedActivePlan(const CallContext& ctx, c
     made.uses_tenant_library = plan.tenant_library_version() > 0;
     auto tenant = TenantLibraryForLocalising(ctx, made.uses_tenant_library);
     LocalisePlanWith(tenant, plan, request.locale());
-    made.library = std::move(tenant);
+    made.library = tenant;
     made.response = std::make_shared<const std::string>(response->SerializeAsString());
     served_plans_.Remember(key, plan_bytes, made);
     served = std::move(made);

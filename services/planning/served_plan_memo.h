@@ -3,8 +3,7 @@
 // localised and serialised. A response is a pure function of three things: the plan's bytes as
 // cached in Redis, the locale asked for and the tenant library the plan was localised with. So
 // an entry is reused only when all three are the same as when it was made: the bytes compared in
-// full, the library by identity (the memo holds a reference, so an address is never reused while
-// an entry names it). Whatever changes the plan changes its bytes; nothing is ever served that a
+// full, the library by identity (SameLibrary). Whatever changes the plan changes its bytes; nothing is ever served that a
 // fresh parse of the same bytes would not give. Bounded in bytes, least recently used first out.
 #include <cstddef>
 #include <list>
@@ -24,10 +23,16 @@ class ServedPlanMemo {
     std::string plan_id;
     bool suspended = false;            // the plan's status was SUSPENDED
     bool uses_tenant_library = false;  // the plan holds the tenant's own entries
-    // The tenant library it was localised with (null: the shipped library alone); a caller
-    // reuses the response only if a fresh localisation would use this same one.
-    std::shared_ptr<const void> library;
+    // The tenant library it was localised with (empty: the shipped library alone); a caller
+    // reuses the response only if a fresh localisation would use this same one (SameLibrary).
+    // Weak: a version no longer in use is freed, not kept alive by an entry.
+    std::weak_ptr<const void> library;
   };
+  // Whether `now` is the library `then` referred to. By ownership, not address: the weak
+  // reference keeps its control block, so a library allocated later never compares equal.
+  static bool SameLibrary(const std::weak_ptr<const void>& then, const std::shared_ptr<const void>& now) {
+    return !then.owner_before(now) && !now.owner_before(then);
+  }
 
   // `max_bytes`: the bound on what the entries hold (plan bytes, responses, keys); 0 turns it off.
   explicit ServedPlanMemo(std::size_t max_bytes) : max_bytes_(max_bytes) {}

@@ -315,3 +315,23 @@ TEST(ServedPlanMemo, StaysWithinItsBoundDroppingTheLeastRecentlyUsed) {
 
 }  // namespace
 }  // namespace physio::testing
+
+namespace physio::testing {
+namespace {
+// The library a remembered response was localised with is recognised by ownership: the same
+// object is, a later one (even at the same address) never is, and none matches none.
+TEST(ServedPlanMemo, ALibraryIsTheSameOnlyWhileItIsTheVeryOneUsed) {
+  using planning::ServedPlanMemo;
+  auto first = std::make_shared<const std::string>("library v1");
+  const std::weak_ptr<const void> then = first;
+  EXPECT_TRUE(ServedPlanMemo::SameLibrary(then, first));
+  EXPECT_FALSE(ServedPlanMemo::SameLibrary(then, std::make_shared<const std::string>("library v1")));
+  EXPECT_FALSE(ServedPlanMemo::SameLibrary(then, nullptr));
+  EXPECT_TRUE(ServedPlanMemo::SameLibrary(std::weak_ptr<const void>(), nullptr));
+  EXPECT_FALSE(ServedPlanMemo::SameLibrary(std::weak_ptr<const void>(), first));
+  first.reset();  // freed: nothing later matches, nor does "no library"
+  EXPECT_FALSE(ServedPlanMemo::SameLibrary(then, std::make_shared<const std::string>("library v2")));
+  EXPECT_FALSE(ServedPlanMemo::SameLibrary(then, nullptr));
+}
+}  // namespace
+}  // namespace physio::testing
