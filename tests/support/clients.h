@@ -62,27 +62,33 @@ class Caller {
 // `effective_seconds` (Unix time) when given, as an importing system would back-date it.
 inline ppb::Plan ApprovedPlanFor(const Caller& clinician, const std::string& patient, int64_t effective_seconds = 0);
 
-// One empty request to gRPC server reflection: UNIMPLEMENTED where it is not served.
-inline grpc::Status CallReflection(const std::shared_ptr<grpc::Channel>& channel) {
+// One unary call by its method path with the request as raw bytes (a generic stub, so the bytes
+// need not be a valid message): the status the server answered.
+inline grpc::Status CallWithBytes(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context,
+                                  const std::string& path, const std::string& request_bytes) {
   grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  grpc::Slice no_bytes("");
-  grpc::ByteBuffer empty(&no_bytes, 1), reply;
+  grpc::Slice bytes(request_bytes);
+  grpc::ByteBuffer request(&bytes, 1), reply;
   grpc::Status status;
   std::mutex mutex;
   std::condition_variable finished;
   bool done = false;
-  stub.UnaryCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc::StubOptions(),
-                 &empty, &reply, [&](grpc::Status result) {
-                   std::lock_guard lock(mutex);
-                   status = std::move(result);
-                   done = true;
-                   finished.notify_one();
-                 });
+  stub.UnaryCall(&context, path, grpc::StubOptions(), &request, &reply, [&](grpc::Status result) {
+    std::lock_guard lock(mutex);
+    status = std::move(result);
+    done = true;
+    finished.notify_one();
+  });
   std::unique_lock lock(mutex);
   finished.wait(lock, [&] { return done; });
   return status;
+}
+
+// One empty request to gRPC server reflection: UNIMPLEMENTED where it is not served.
+inline grpc::Status CallReflection(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  return CallWithBytes(channel, context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "");
 }
 
 inline cpb::InstrumentAnswer Answer(cpb::Instrument instrument, const std::string& item, int value,

@@ -1,10 +1,6 @@
 // foundation_test: Plans: etags, revisions, the intervention library, the active-plan cache, racing edits.
 #include <httplib.h>
 
-#include <grpcpp/generic/generic_stub.h>
-
-#include <condition_variable>
-#include <mutex>
 #include <regex>
 
 #include "foundation.h"
@@ -450,26 +446,10 @@ TEST_F(Plans, RememberedActivePlanResponsesFollowTheLocaleAndEveryChange) {
   }
 
   // Bytes that are not a GetActivePlanRequest: INVALID_ARGUMENT, after the token is checked.
-  grpc::GenericStub generic(grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials()));
+  const auto channel = grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials());
   auto send_raw = [&](const Caller* caller) {
     auto context = caller != nullptr ? caller->Context() : std::make_unique<grpc::ClientContext>();
-    const std::string garbage = "\xff\xff\xff\xff";
-    grpc::Slice slice(garbage);
-    grpc::ByteBuffer request(&slice, 1), response;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    grpc::Status result;
-    generic.UnaryCall(context.get(), "/physio.planning.v1.PlanningService/GetActivePlan", grpc::StubOptions(), &request,
-                      &response, [&](grpc::Status s) {
-                        std::lock_guard lock(mu);
-                        result = std::move(s);
-                        done = true;
-                        cv.notify_one();
-                      });
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done; });
-    return result;
+    return CallWithBytes(channel, *context, "/physio.planning.v1.PlanningService/GetActivePlan", "\xff\xff\xff\xff");
   };
   const auto unparsable = send_raw(&patient);
   EXPECT_EQ(unparsable.error_code(), StatusCode::INVALID_ARGUMENT);

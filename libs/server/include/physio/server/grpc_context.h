@@ -66,6 +66,13 @@ void AcceptTraceparent(CallContext& ctx, const std::string& traceparent);
 bool IsWellFormedTraceparent(std::string_view traceparent);
 // The traceparent for a call this one makes: the same trace, a new parent id.
 std::string OutgoingTraceparent(const CallContext& ctx);
+// Options for an arena whose first block is `block` (part of the object that owns the arena).
+inline google::protobuf::ArenaOptions ArenaStartingIn(char* block, std::size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = size;
+  return options;
+}
 // gRPC's message allocator for one method (grpc::MessageAllocator): the call's
 // request and response on one protobuf arena whose first block is part of the
 // holder, so a call's messages cost one allocation and one free instead of one
@@ -80,19 +87,13 @@ class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
  private:
   class Holder final : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(Options(first_block_, sizeof first_block_)) {
+    Holder() : arena_(ArenaStartingIn(first_block_, sizeof first_block_)) {
       this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
       this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
     void Release() override { std::unique_ptr<Holder> self(this); }
 
    private:
-    static google::protobuf::ArenaOptions Options(char* block, std::size_t size) {
-      google::protobuf::ArenaOptions options;
-      options.initial_block = block;
-      options.initial_block_size = size;
-      return options;
-    }
     alignas(std::max_align_t) char first_block_[16 * 1024];  // a plan of 30 items fits
     google::protobuf::Arena arena_;                          // after the block it starts in
   };
@@ -107,19 +108,13 @@ template <typename Request, typename Response>
 class RawCallMessages final {
  public:
   RawCallMessages()
-      : arena_(Options(first_block_, sizeof first_block_)),
+      : arena_(ArenaStartingIn(first_block_, sizeof first_block_)),
         request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
         response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
   Request& request() { return *request_; }
   Response& response() { return *response_; }
 
  private:
-  static google::protobuf::ArenaOptions Options(char* block, std::size_t size) {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = size;
-    return options;
-  }
   alignas(std::max_align_t) char first_block_[2 * 1024];
   google::protobuf::Arena arena_;
   Request* request_;
