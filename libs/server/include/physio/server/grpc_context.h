@@ -66,17 +66,34 @@ void AcceptTraceparent(CallContext& ctx, const std::string& traceparent);
 bool IsWellFormedTraceparent(std::string_view traceparent);
 // The traceparent for a call this one makes: the same trace, a new parent id.
 std::string OutgoingTraceparent(const CallContext& ctx);
-// Options for an arena whose first block is `block` (part of the object that owns the arena).
-inline google::protobuf::ArenaOptions ArenaStartingIn(char* block, std::size_t size) {
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block;
-  options.initial_block_size = size;
-  return options;
-}
-// gRPC's message allocator for one method (grpc::MessageAllocator): the call's
-// request and response on one protobuf arena whose first block is part of the
-// holder, so a call's messages cost one allocation and one free instead of one
-// per string and submessage. gRPC calls Release() once the call is done.
+// One call's request and response on one protobuf arena whose first `kFirstBlock` bytes are part
+// of this object, so a call's messages cost one allocation and one free instead of one per string
+// and submessage.
+template <typename Request, typename Response, std::size_t kFirstBlock>
+class CallMessages final {
+ public:
+  CallMessages()
+      : arena_(Options(first_block_)),
+        request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
+        response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
+  Request& request() { return *request_; }
+  Response& response() { return *response_; }
+
+ private:
+  static google::protobuf::ArenaOptions Options(char (&block)[kFirstBlock]) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = kFirstBlock;
+    return options;
+  }
+  alignas(std::max_align_t) char first_block_[kFirstBlock];
+  google::protobuf::Arena arena_;  // after the block it starts in
+  Request* request_;
+  Response* response_;
+};
+
+// gRPC's message allocator for one method (grpc::MessageAllocator): CallMessages with a first
+// block of 16 KiB, which a stored assessment fits. gRPC calls Release() once the call is done.
 template <typename Request, typename Response>
 class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
  public:
@@ -87,39 +104,25 @@ class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
  private:
   class Holder final : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(ArenaStartingIn(first_block_, sizeof first_block_)) {
-      this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
-      this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
+    Holder() {
+      this->set_request(&messages_.request());
+      this->set_response(&messages_.response());
     }
     void Release() override { std::unique_ptr<Holder> self(this); }
 
    private:
-    alignas(std::max_align_t) char first_block_[16 * 1024];  // a plan of 30 items fits
-    google::protobuf::Arena arena_;                          // after the block it starts in
+    CallMessages<Request, Response, 16 * 1024> messages_;
   };
 };
 
 // A raw method's messages (the generated WithRawCallbackMethod_<Method>, whose handler gets and
-// gives serialised bytes): the request parsed here and the response of the ordinary path, on one
-// arena like ArenaMessages', owned by the call's closures (shared) rather than by gRPC. Its first
-// block holds a request; a response built on the ordinary path grows the arena (a fast answer
-// never builds one, and a 16 KB block per call cost more than it saved).
+// gives serialised bytes): the request parsed here and the response of the ordinary path, owned
+// by the call's closures (shared) rather than by gRPC. Its first block holds a request; a
+// response built on the ordinary path grows the arena (a fast answer never builds one, and a
+// 16 KB block per call cost more than it saved).
 template <typename Request, typename Response>
-class RawCallMessages final {
- public:
-  RawCallMessages()
-      : arena_(ArenaStartingIn(first_block_, sizeof first_block_)),
-        request_(google::protobuf::Arena::CreateMessage<Request>(&arena_)),
-        response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
-  Request& request() { return *request_; }
-  Response& response() { return *response_; }
+using RawCallMessages = CallMessages<Request, Response, 2 * 1024>;
 
- private:
-  alignas(std::max_align_t) char first_block_[2 * 1024];
-  google::protobuf::Arena arena_;
-  Request* request_;
-  Response* response_;
-};
 // `bytes` parsed into `message`; false when they are not one (the caller answers INVALID_ARGUMENT).
 bool ParseByteBuffer(const grpc::ByteBuffer& bytes, google::protobuf::Message& message);
 // `message` serialised as a raw method's response.
