@@ -188,6 +188,53 @@ TEST(PgPreparedStatements, EachTextIsPreparedOncePerConnectionAndAgainOnANewOne)
             "0");
 }
 
+// A read (QueryOnce) is one statement in its own implicit transaction, bounded on the server by the
+// session's statement_timeout: the caller's budget rounded down to a quarter second, set in the same
+// round trip only when it changes; a SET that failed with its statement (rolled back) does not count.
+TEST(PgReads, AReadIsOneStatementBoundedByTheCallersBudget) {
+  PostgresServer pg;
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;  // every read on the same session
+  PgPool pool(options);
+  const auto setting = [&](std::chrono::milliseconds budget) {
+    return QueryOnce(pool, Clock::now() + budget, {"SELECT current_setting('statement_timeout')", {}}).Get(0, 0);
+  };
+  EXPECT_EQ(setting(3100ms), "3s");
+  EXPECT_EQ(setting(3100ms), "3s");  // unchanged: not sent again, and still in force
+  EXPECT_EQ(setting(1600ms), "1500ms");
+  EXPECT_EQ(setting(20s), "5s");  // at most the configured bound
+  const std::string under_a_second = setting(700ms);  // the budget itself, a few ms under 700
+  ASSERT_TRUE(under_a_second.ends_with("ms")) << under_a_second;
+  EXPECT_GT(std::stoi(under_a_second), 600) << under_a_second;
+  EXPECT_LE(std::stoi(under_a_second), 700) << under_a_second;
+  // Sent only when the value changes: a session value set behind the pool's back (never done by
+  // the services) shows that a read with the same budget sent the statement alone.
+  setting(3100ms);
+  WithTransaction(pool, Clock::now() + 3s, [](PgConnection& conn) { conn.Exec("SET statement_timeout = 4321"); });
+  EXPECT_EQ(setting(3100ms), "4321ms");
+  EXPECT_EQ(setting(2600ms), "2500ms");
+  // A statement that fails rolls back the SET sent with it: the next read sets it again.
+  EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 2100ms, {"SELECT nothing FROM pg_class", {}}); }),
+            ErrorCode::kInternal);
+  EXPECT_EQ(setting(2100ms), "2s");
+  // PostgreSQL's bound comes before the client's (which waits a little past the deadline): a read
+  // that runs too long is DEADLINE_EXCEEDED, and the session stays usable.
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 1200ms, {"SELECT pg_sleep(3)", {}}); }, &message),
+            ErrorCode::kDeadlineExceeded)
+      << message;
+  EXPECT_EQ(setting(3100ms), "3s");
+  // Only reads: anything that could write (or lock rows) is refused before it is sent.
+  for (const char* write : {"INSERT INTO t VALUES (1)", "WITH d AS (DELETE FROM t RETURNING 1) SELECT count(*) FROM d",
+                            "SELECT 1 FROM pg_class FOR UPDATE", "SELECT 1 FROM pg_class FOR SHARE",
+                            "BEGIN", "SET statement_timeout = 0"}) {
+    EXPECT_FALSE(IsReadOnlyStatement(write)) << write;
+    EXPECT_EQ(CodeOf([&] { QueryOnce(pool, Clock::now() + 3s, {write, {}}); }), ErrorCode::kInternal) << write;
+  }
+  EXPECT_TRUE(IsReadOnlyStatement("WITH RECURSIVE t AS (SELECT 1) SELECT * FROM t"));
+  EXPECT_TRUE(IsReadOnlyStatement("SHOW default_transaction_read_only"));
+}
+
 // Under plan_cache_mode=auto (the default) a statement keeps a generic plan once PostgreSQL finds it
 // costs no more than planning each run: a lookup by key stops being planned after five runs. One
 // whose best plan depends on its values (an optional filter, an array) is never prepared, so it is

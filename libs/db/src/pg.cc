@@ -214,6 +214,7 @@ bool PgConnection::TryHost(const std::string& host, const std::string& port, Clo
   PQsetNoticeReceiver(conn_.get(), &PgConnection::OnNotice, this);
   endpoint_ = host + ":" + port;
   prepared_.clear();  // a new session has none of the old one's
+  session_timeout_ms_ = -1;
   return true;
 }
 
@@ -448,6 +449,24 @@ std::vector<PgResult> PgConnection::RunPipeline(const std::vector<PgStatement>& 
   return results;
 }
 
+PgResult PgConnection::ExecBounded(const PgStatement& statement, long timeout_ms) {
+  // Rounded down (never past the caller's deadline, so PostgreSQL's bound still comes first:
+  // DEADLINE_EXCEEDED, the connection kept) to a quarter second from one second up: a steady value
+  // for calls with the usual budget, so the SET is rarely sent.
+  constexpr long kStep = 250;
+  const long bounded = std::max<long>(1, timeout_ms >= 4 * kStep ? timeout_ms / kStep * kStep : timeout_ms);
+  try {
+    if (bounded == session_timeout_ms_) return std::move(ExecPipeline({statement})[0]);
+    // Both in one implicit transaction: a failure of the statement rolls the SET back too.
+    auto results = ExecPipeline({{"SET statement_timeout = " + std::to_string(bounded), {}}, statement});
+    session_timeout_ms_ = bounded;
+    return std::move(results[1]);
+  } catch (...) {
+    session_timeout_ms_ = -1;
+    throw;
+  }
+}
+
 PgResult PgConnection::ExecScript(const std::string& sql) {
   if (!deferred_.empty()) ExecPipeline({});
   if (!conn_) Unavailable("not connected");
@@ -562,11 +581,26 @@ void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::functi
   });
 }
 
+bool IsReadOnlyStatement(std::string_view sql) {
+  if (sql.starts_with("SHOW ")) return true;
+  if (!sql.starts_with("SELECT ") && !sql.starts_with("WITH ")) return false;
+  // A data-modifying WITH (or a SELECT ... FOR UPDATE) is not a read.
+  for (std::string_view word : {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "FOR SHARE", "FOR KEY SHARE"}) {
+    if (sql.find(word) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
 PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement) {
-  return InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
-    auto results = conn.ExecPipeline({{"BEGIN READ ONLY", {}}, {timeout, {}}, statement, {"COMMIT", {}}});
-    return std::move(results[2]);
-  });
+  if (!IsReadOnlyStatement(statement.sql)) {
+    throw Error(ErrorCode::kInternal, "QueryOnce takes one read-only statement");
+  }
+  auto lease = pool.Lease(deadline);
+  PgConnection& conn = *lease;
+  conn.EnsureConnected(deadline);
+  const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the statement");
+  return conn.ExecBounded(statement, budget);
 }
 
 void WithPipelinedTransaction(

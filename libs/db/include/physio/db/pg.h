@@ -3,7 +3,7 @@
 //  - PgPool: fixed-size pool; a lease waits at most until the caller's deadline.
 //  - Every query is parameterised (never string-built) and bounded twice: each
 //    transaction sets statement_timeout to the caller's remaining time (the
-//    server's bound), and the client waits on the socket only until the deadline
+//    server's bound; a one-statement read, the session's, see ExecBounded), and the client waits on the socket only until the deadline
 //    (non-blocking libpq and poll): a frozen or partitioned server, or a COMMIT
 //    waiting for a missing synchronous standby (which ignores statement_timeout),
 //    cannot hold a worker past its call. At the deadline the statement is
@@ -76,6 +76,10 @@ struct PgOptions {
 // under plan_cache_mode=auto it runs unnamed, planned for each call's values.
 bool PlannedForEachCall(std::string_view sql);
 
+// True for a statement QueryOnce may run: SHOW, a SELECT, or a WITH ... SELECT
+// that modifies nothing (no INSERT, UPDATE, DELETE, MERGE, TRUNCATE, no row locks).
+bool IsReadOnlyStatement(std::string_view sql);
+
 // The hosts and ports of `options`, paired; throws std::invalid_argument when the
 // lists do not match (one port for all hosts, or one per host).
 std::vector<std::pair<std::string, std::string>> PgEndpoints(const PgOptions& options);
@@ -131,6 +135,13 @@ class PgConnection {
   std::vector<PgResult> ExecPipeline(const std::vector<PgStatement>& statements);
   // Several statements without parameters (migrations).
   PgResult ExecScript(const std::string& sql);
+  // One statement on its own (no transaction block around it), bounded on the
+  // server by the session's statement_timeout: `timeout_ms` (the caller's budget,
+  // at most the configured bound) rounded down to a quarter of a second from one
+  // second up. The SET travels in the same round trip, and only when that value
+  // changes, so a read is usually one statement on the wire rather than four
+  // (BEGIN, SET LOCAL, it, COMMIT).
+  PgResult ExecBounded(const PgStatement& statement, long timeout_ms);
   // A write inside a transaction whose result nobody reads (an INSERT of a new
   // row): held, and sent in order ahead of the connection's next statement, in
   // the same round trip (the transaction's COMMIT at the latest). Its failure is
@@ -193,6 +204,9 @@ class PgConnection {
   // The statements prepared on this connection (SQL text -> name); cleared with each new connection.
   std::unordered_map<std::string, std::string> prepared_;
   std::uint64_t prepared_count_ = 0;
+  // The session's statement_timeout as ExecBounded last set it; -1: unknown (a new
+  // session, or a failed statement that may have rolled the SET back).
+  long session_timeout_ms_ = -1;
 };
 
 // A bytea parameter in hex text form.
@@ -220,8 +234,9 @@ class PgPool {
 // commits when it returns, rolls back when it throws.
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body);
 
-// One read-only statement in one round trip (BEGIN, the statement timeout, the
-// statement and COMMIT travel together), bounded by `deadline`.
+// One read-only statement (SELECT or WITH ... SELECT; anything else throws
+// kInternal) in one round trip and one implicit transaction, bounded by
+// `deadline` (see ExecBounded).
 PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement);
 
 // The same with fewer round trips: `opening` statements travel with BEGIN
