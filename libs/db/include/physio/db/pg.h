@@ -3,7 +3,8 @@
 //  - PgPool: fixed-size pool; a lease waits at most until the caller's deadline.
 //  - Every query is parameterised (never string-built) and bounded twice: each
 //    transaction sets statement_timeout to the caller's remaining time (the
-//    server's bound; a one-statement read, the session's, see ExecBounded), and the client waits on the socket only until the deadline
+//    server's bound; for a one-statement read, the session's: ExecBounded), and
+//    the client waits on the socket only until the deadline
 //    (non-blocking libpq and poll): a frozen or partitioned server, or a COMMIT
 //    waiting for a missing synchronous standby (which ignores statement_timeout),
 //    cannot hold a worker past its call. At the deadline the statement is
@@ -234,8 +235,8 @@ class PgPool {
 // commits when it returns, rolls back when it throws.
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body);
 
-// One read-only statement (SELECT or WITH ... SELECT; anything else throws
-// kInternal) in one round trip and one implicit transaction, bounded by
+// One read-only statement (IsReadOnlyStatement; anything else throws kInternal
+// before it is sent) in one round trip and one implicit transaction, bounded by
 // `deadline` (see ExecBounded).
 PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& statement);
 
