@@ -455,16 +455,12 @@ PgResult PgConnection::ExecBounded(const PgStatement& statement, long timeout_ms
   // for calls with the usual budget, so the SET is rarely sent.
   constexpr long kStep = 250;
   const long bounded = std::max<long>(1, timeout_ms >= 4 * kStep ? timeout_ms / kStep * kStep : timeout_ms);
-  try {
-    if (bounded == session_timeout_ms_) return std::move(ExecPipeline({statement})[0]);
-    // Both in one implicit transaction: a failure of the statement rolls the SET back too.
-    auto results = ExecPipeline({{"SET statement_timeout = " + std::to_string(bounded), {}}, statement});
-    session_timeout_ms_ = bounded;
-    return std::move(results[1]);
-  } catch (...) {
-    session_timeout_ms_ = -1;
-    throw;
-  }
+  if (bounded == session_timeout_ms_) return std::move(ExecPipeline({statement})[0]);
+  // Both in one implicit transaction: a failure of the statement rolls the SET back too, so the
+  // value counts as set only once the round trip succeeded (a lost session starts unknown again).
+  auto results = ExecPipeline({{"SET statement_timeout = " + std::to_string(bounded), {}}, statement});
+  session_timeout_ms_ = bounded;
+  return std::move(results[1]);
 }
 
 PgResult PgConnection::ExecScript(const std::string& sql) {
@@ -545,16 +541,23 @@ bool PgPool::Ping(std::chrono::milliseconds timeout) {
 }
 
 namespace {
+// What is left of the caller's deadline for the statements, at most the configured bound (in ms);
+// DEADLINE_EXCEEDED when nothing is.
+long StatementBudget(const PgPool& pool, Clock::time_point deadline) {
+  const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
+  return budget;
+}
+
 // The shape of every transaction: a leased, connected connection, the statement
-// timeout (what is left of the caller's deadline, at most the configured bound)
-// handed to `run`, and a rollback (or a dropped connection) when `run` throws.
+// timeout (StatementBudget) handed to `run`, and a rollback (or a dropped
+// connection) when `run` throws.
 template <typename Run>
 auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
   auto lease = pool.Lease(deadline);
   PgConnection& conn = *lease;
   conn.EnsureConnected(deadline);
-  const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
-  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
+  const long budget = StatementBudget(pool, deadline);
   try {
     return run(conn, "SET LOCAL statement_timeout = " + std::to_string(budget));
   } catch (...) {
@@ -596,11 +599,8 @@ PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& 
     throw Error(ErrorCode::kInternal, "QueryOnce takes one read-only statement");
   }
   auto lease = pool.Lease(deadline);
-  PgConnection& conn = *lease;
-  conn.EnsureConnected(deadline);
-  const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
-  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the statement");
-  return conn.ExecBounded(statement, budget);
+  lease->EnsureConnected(deadline);
+  return lease->ExecBounded(statement, StatementBudget(pool, deadline));
 }
 
 void WithPipelinedTransaction(

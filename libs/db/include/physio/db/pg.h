@@ -205,8 +205,7 @@ class PgConnection {
   // The statements prepared on this connection (SQL text -> name); cleared with each new connection.
   std::unordered_map<std::string, std::string> prepared_;
   std::uint64_t prepared_count_ = 0;
-  // The session's statement_timeout as ExecBounded last set it; -1: unknown (a new
-  // session, or a failed statement that may have rolled the SET back).
+  // The session's statement_timeout as ExecBounded last set it; -1: unknown (a new session).
   long session_timeout_ms_ = -1;
 };
 
