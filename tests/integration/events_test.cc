@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -446,6 +448,11 @@ class ManyStreams : public ClusterFixture {
       std::lock_guard lock(mutex_);
       return done_;
     }
+    void Cancel() { context_.TryCancel(); }
+    bool WaitDone(std::chrono::steady_clock::time_point until) {
+      std::unique_lock lock(mutex_);
+      return ended_.wait_until(lock, until, [&] { return done_; });
+    }
     grpc::Status Close() {
       context_.TryCancel();
       std::unique_lock lock(mutex_);
@@ -547,6 +554,80 @@ TEST_F(ManyStreams, TwoThousandStreamsOnOneReplicaGetEveryEventWithoutAThreadEac
   RecordProperty("p99_ms", std::to_string(at(0.99)));
   // Closing: every stream ends, cancelled, and the server counts them out.
   for (auto& reader : readers) EXPECT_EQ(reader->Close().error_code(), StatusCode::CANCELLED);
+}
+
+// A stream that ends (here, cancelled by its client) while a page for it waits for a worker is
+// finished by that page's task. That task once called Pump under the stream's lock, which Pump
+// takes too: the worker stopped for good, then the notifier (which locks every stream), and no
+// stream of the process got another event or ended at its token's expiry. One worker and a
+// 10 ms poll make pages wait; streams are cancelled and opened while events flow.
+class FeedChurn : public ManyStreams {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
+      if (service != "assessment") return;
+      config.Set("event-stream-workers", "1");
+      config.Set("event-poll-ms", "10");
+      config.Set("event-stream-limit-per-tenant", "1000");
+      config.Set("event-stream-limit-per-caller", "1000");
+      config.Set("event-stream-opens-per-second", "10000");
+      config.Set("event-stream-opens-burst", "10000");
+    });
+  }
+
+  static std::string Store(const Caller& writer, const std::string& patient) {
+    apb::CreateAssessmentRequest create;
+    create.set_request_id(NewId("rq"));
+    create.set_patient_id(patient);
+    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+    create.mutable_red_flag_screen();
+    apb::CreateAssessmentResponse created;
+    EXPECT_TRUE(writer.Call(writer.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created)
+                    .ok());
+    return created.assessment().assessment_id();
+  }
+};
+
+TEST_F(FeedChurn, StreamsEndingWhileTheirPagesWaitForTheWorkerLeaveTheFeedWorking) {
+  const std::string tenant = "events-churn";
+  const std::string token = MakeToken(*keys_, tenant, "watcher-churn", {"integrator"});
+  auto stub = apb::AssessmentService::NewStub(
+      grpc::CreateChannel(cluster_->assessment_addr(), grpc::InsecureChannelCredentials()));
+  Caller writer(*cluster_, MakeToken(*keys_, tenant, "clin-churn", {"clinician"}));
+  constexpr std::size_t kOpen = 40;
+  std::vector<std::unique_ptr<Reader>> open, cancelled;
+  for (std::size_t i = 0; i < kOpen; ++i) open.push_back(std::make_unique<Reader>(stub.get(), token));
+  std::atomic<bool> writing{true};
+  std::thread writes([&] {
+    for (int i = 0; writing; ++i) Store(writer, "pt-churn-" + std::to_string(i % 5));
+  });
+  // 3 s of churn: a stream cancelled and another opened every 5 ms, while each event queues a page per stream.
+  std::mt19937 random(7);
+  const auto churn_until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < churn_until) {
+    auto& slot = open[random() % kOpen];
+    slot->Cancel();
+    cancelled.push_back(std::move(slot));
+    slot = std::make_unique<Reader>(stub.get(), token);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  writing = false;
+  writes.join();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  // Every cancelled stream was finished, whatever it was waiting for.
+  std::size_t unfinished = 0;
+  for (auto& reader : cancelled) unfinished += reader->WaitDone(give_up) ? 0 : 1;
+  EXPECT_EQ(unfinished, 0u) << "of " << cancelled.size() << " cancelled streams";
+  // And the feed still works: a new event reaches every open stream.
+  const std::string id = Store(writer, "pt-churn-last");
+  for (std::size_t i = 0; i < kOpen; ++i) {
+    std::optional<std::chrono::steady_clock::time_point> arrived;
+    while (!(arrived = open[i]->ArrivalOf(id)) && !open[i]->done() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(arrived) << "open stream " << i << " never got the last event" << (open[i]->done() ? " (it ended)" : "");
+  }
+  for (auto& reader : open) EXPECT_EQ(reader->Close().error_code(), StatusCode::CANCELLED);
 }
 
 }  // namespace

@@ -53,14 +53,15 @@ std::vector<std::string> TenantsWithPendingEvents(PgPool& pool, Clock::time_poin
   return tenants;
 }
 
-std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
-                                     std::int64_t after, const std::vector<std::string>& kinds, int limit) {
-  auto rows = conn.Exec("SELECT sequence, kind, coalesce(patient_id, ''), coalesce(resource_id, ''),"
+std::vector<EventRecord> EventsAfter(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                                     const std::string& tenant, std::int64_t after,
+                                     const std::vector<std::string>& kinds, int limit) {
+  auto rows = QueryOnce(pool, deadline, {"SELECT sequence, kind, coalesce(patient_id, ''), coalesce(resource_id, ''),"
                         " (extract(epoch FROM occurred_at) * 1000000)::bigint FROM " + schema +
                             ".events WHERE tenant_id = $1 AND sequence > $2::bigint"
                             " AND (cardinality($3::text[]) = 0 OR kind = ANY($3::text[]))"
                             " ORDER BY sequence LIMIT $4::int",
-                        {tenant, std::to_string(after), PgTextArray(kinds), std::to_string(limit)});
+                        {tenant, std::to_string(after), PgTextArray(kinds), std::to_string(limit)}});
   std::vector<EventRecord> events;
   events.reserve(rows.rows());
   for (int i = 0; i < rows.rows(); ++i) {

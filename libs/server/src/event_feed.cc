@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <future>
+#include <optional>
 #include <set>
 
 #include "physio/common/error.h"
@@ -249,20 +250,21 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
                   Clock::now() + std::chrono::seconds(5), [&audited](bool ok) { audited.set_value(ok); });
     if (!audited.get_future().get()) throw Error(ErrorCode::kUnavailable, "audit record could not be written");
     // Where the tenant's buffer starts, the first time one of its streams opens.
-    std::shared_ptr<Tenant> tenant;
-    {
-      std::lock_guard lock(mutex_);
-      if (auto found = tenants_.find(ctx.tenant); found != tenants_.end()) tenant = found->second;
-    }
-    std::int64_t latest = 0;
-    if (!tenant) {
+    const auto latest_sequence = [&] {
       const auto deadline = Clock::now() + std::chrono::seconds(5);
       SequencePendingEvents(pg_, deadline, schema_, ctx.tenant);
-      latest = std::stoll(QueryOnce(pg_, deadline,
-                                    {"SELECT coalesce(max(sequence), 0) FROM " + schema_ + ".events WHERE tenant_id = $1",
-                                     {ctx.tenant}})
-                              .Get(0, 0));
+      return std::stoll(QueryOnce(pg_, deadline,
+                                  {"SELECT coalesce(max(sequence), 0) FROM " + schema_ + ".events WHERE tenant_id = $1",
+                                   {ctx.tenant}})
+                            .Get(0, 0));
+    };
+    bool buffered = false;
+    {
+      std::lock_guard lock(mutex_);
+      buffered = tenants_.contains(ctx.tenant);
     }
+    std::optional<std::int64_t> latest;  // read when the tenant has no buffer to join
+    if (!buffered) latest = latest_sequence();
     {
       std::lock_guard lock(stream->mutex);
       stream->kinds = std::move(kinds);
@@ -270,14 +272,22 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
       stream->token_expires = token_expires;
       stream->next_recheck = Clock::now() + settings_.token_recheck;
     }
-    {
-      std::lock_guard lock(mutex_);
-      auto& slot = tenants_[ctx.tenant];
-      if (!slot) {
-        slot = std::make_shared<Tenant>();
-        slot->base = slot->last = latest;
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        auto found = tenants_.find(ctx.tenant);
+        if (found == tenants_.end() && latest) {
+          found = tenants_.emplace(ctx.tenant, std::make_shared<Tenant>()).first;
+          found->second->base = found->second->last = *latest;
+        }
+        if (found != tenants_.end()) {
+          found->second->streams.insert(stream);
+          break;
+        }
       }
-      slot->streams.insert(stream);
+      // The tenant's last other stream closed since it was looked up: its buffer is gone, and a new
+      // one starts at the tenant's latest number (never at 0, which would replay its whole history).
+      latest = latest_sequence();
     }
     {
       std::lock_guard lock(stream->mutex);
@@ -316,16 +326,23 @@ void EventFeed::Fill(const std::shared_ptr<Stream>& stream) {
   std::int64_t cursor = 0;
   std::vector<std::string> kinds;
   CallContext ctx;
+  bool ended = false;
   {
     std::lock_guard lock(stream->mutex);
-    if (stream->finished || stream->ending) {
+    ended = stream->finished || stream->ending;
+    if (ended) {
       stream->filling = false;
-      Pump(stream);
-      return;
+    } else {
+      cursor = stream->cursor;
+      kinds = stream->kinds;
+      ctx = stream->ctx;
     }
-    cursor = stream->cursor;
-    kinds = stream->kinds;
-    ctx = stream->ctx;
+  }
+  if (ended) {
+    // Ended while this page waited for a worker: finished here, outside the stream's lock (Pump
+    // takes it; under it, this worker and then the notifier, which locks every stream, stopped).
+    Pump(stream);
+    return;
   }
   std::shared_ptr<Tenant> tenant;
   std::vector<EventRecord> page;
@@ -347,11 +364,9 @@ void EventFeed::Fill(const std::shared_ptr<Stream>& stream) {
   }
   try {
     if (!from_buffer) {
-      const auto deadline = Clock::now() + std::chrono::seconds(5);
-      auto lease = pg_.Lease(deadline);
-      lease->EnsureConnected(deadline);
       // Behind the buffer: a page of the outbox (kinds filtered by the query).
-      page = EventsAfter(*lease, schema_, ctx.tenant, cursor, kinds, settings_.page);
+      page = EventsAfter(pg_, Clock::now() + std::chrono::seconds(5), schema_, ctx.tenant, cursor, kinds,
+                         settings_.page);
     }
     std::vector<common::v1::Event> events;
     std::int64_t moved_to = cursor;

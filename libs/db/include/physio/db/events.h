@@ -36,8 +36,9 @@ std::vector<std::string> TenantsWithPendingEvents(PgPool& pool, Clock::time_poin
                                                   int limit);
 
 // Numbered events of `tenant` after `after` (0: from the first), oldest first,
-// at most `limit`; only `kinds` when not empty.
-std::vector<EventRecord> EventsAfter(PgConnection& conn, const std::string& schema, const std::string& tenant,
-                                     std::int64_t after, const std::vector<std::string>& kinds, int limit);
+// at most `limit`; only `kinds` when not empty. One bounded read (QueryOnce).
+std::vector<EventRecord> EventsAfter(PgPool& pool, Clock::time_point deadline, const std::string& schema,
+                                     const std::string& tenant, std::int64_t after,
+                                     const std::vector<std::string>& kinds, int limit);
 
 }  // namespace physio
