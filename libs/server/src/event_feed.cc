@@ -50,6 +50,9 @@ struct EventFeed::Stream {
   bool admitted = false;    // holds a tenant and a caller slot
   bool counted = false;     // counted in streams_
   bool writing = false, filling = false, finished = false;
+  // Authorize is reading gRPC's context and request: the stream is not finished meanwhile
+  // (Finish lets gRPC free them), however it ends; Authorize finishes it when done.
+  bool authorizing = false;
   std::optional<grpc::Status> ending;
 };
 
@@ -205,7 +208,9 @@ std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::Callb
     Post([this, stream] { Pump(stream); });
     return stream;
   }
-  // gRPC's objects stay valid until the reactor is done, which is after its Finish.
+  // gRPC's objects stay valid until the reactor is done, which is after its Finish: none before
+  // Authorize is through with them (`authorizing`), even when the client cancels meanwhile.
+  stream->authorizing = true;
   Post([this, stream, &context, &request, &after_cursor, &kinds] {
     Authorize(stream, context, request, after_cursor, kinds);
   });
@@ -215,6 +220,18 @@ std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::Callb
 void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
                           const google::protobuf::Message& request, const std::string& after_cursor,
                           const google::protobuf::RepeatedField<int>& kind_numbers) {
+  // However this returns: gRPC's objects are no longer read, so the stream may be finished now.
+  struct Authorized {
+    EventFeed& feed;
+    const std::shared_ptr<Stream>& stream;
+    ~Authorized() {
+      {
+        std::lock_guard lock(stream->mutex);
+        stream->authorizing = false;
+      }
+      feed.Pump(stream);
+    }
+  } authorized{*this, stream};
   bool ended = stopping_;
   {
     std::lock_guard lock(stream->mutex);
@@ -408,7 +425,7 @@ void EventFeed::Fill(const std::shared_ptr<Stream>& stream) {
 
 void EventFeed::Pump(const std::shared_ptr<Stream>& stream) {
   std::unique_lock lock(stream->mutex);
-  if (stream->finished || stream->writing || stream->filling) return;
+  if (stream->finished || stream->writing || stream->filling || stream->authorizing) return;
   if (stream->ending) {
     stream->finished = true;
     const grpc::Status status = *stream->ending;
