@@ -25,6 +25,18 @@ namespace {
 
 using grpc::StatusCode;
 
+// Stores one assessment (an NPRS answer, a clear screen) for `patient`; its id.
+std::string StoreAssessment(const Caller& caller, const std::string& patient) {
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(NewId("rq"));
+  create.set_patient_id(patient);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  EXPECT_TRUE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  return created.assessment().assessment_id();
+}
+
 class Events : public ClusterFixture {
  protected:
   Caller Clinician(const std::string& tenant) const {
@@ -47,16 +59,6 @@ class Events : public ClusterFixture {
     return events;
   }
 
-  static std::string StoreAssessment(const Caller& caller, const std::string& patient) {
-    apb::CreateAssessmentRequest create;
-    create.set_request_id(NewId("rq"));
-    create.set_patient_id(patient);
-    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
-    create.mutable_red_flag_screen();
-    apb::CreateAssessmentResponse created;
-    EXPECT_TRUE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
-    return created.assessment().assessment_id();
-  }
 };
 
 TEST_F(Events, AConsumerThatDisconnectsDuringABurstResumesWithEveryEventOnceInOrder) {
@@ -513,19 +515,8 @@ TEST_F(ManyStreams, TwoThousandStreamsOnOneReplicaGetEveryEventWithoutAThreadEac
   for (int round = 0; round <= kRounds; ++round) {  // round 0: the streams are all open once it has arrived
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> committed;
     for (int t = 0; t < kTenants; ++t) {
-      const std::string id = [&] {
-        apb::CreateAssessmentRequest create;
-        create.set_request_id(NewId("rq"));
-        create.set_patient_id("pt-streams-" + std::to_string(round));
-        *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
-        create.mutable_red_flag_screen();
-        apb::CreateAssessmentResponse created;
-        EXPECT_TRUE(writers[static_cast<std::size_t>(t)]
-                        .Call(writers[static_cast<std::size_t>(t)].assessment.get(),
-                              &apb::AssessmentService::Stub::CreateAssessment, create, &created)
-                        .ok());
-        return created.assessment().assessment_id();
-      }();
+      const std::string id =
+          StoreAssessment(writers[static_cast<std::size_t>(t)], "pt-streams-" + std::to_string(round));
       committed.emplace_back(id, std::chrono::steady_clock::now());
     }
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -574,18 +565,6 @@ class FeedChurn : public ManyStreams {
       config.Set("event-stream-opens-burst", "10000");
     });
   }
-
-  static std::string Store(const Caller& writer, const std::string& patient) {
-    apb::CreateAssessmentRequest create;
-    create.set_request_id(NewId("rq"));
-    create.set_patient_id(patient);
-    *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
-    create.mutable_red_flag_screen();
-    apb::CreateAssessmentResponse created;
-    EXPECT_TRUE(writer.Call(writer.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created)
-                    .ok());
-    return created.assessment().assessment_id();
-  }
 };
 
 TEST_F(FeedChurn, StreamsEndingWhileTheirPagesWaitForTheWorkerLeaveTheFeedWorking) {
@@ -599,7 +578,7 @@ TEST_F(FeedChurn, StreamsEndingWhileTheirPagesWaitForTheWorkerLeaveTheFeedWorkin
   for (std::size_t i = 0; i < kOpen; ++i) open.push_back(std::make_unique<Reader>(stub.get(), token));
   std::atomic<bool> writing{true};
   std::thread writes([&] {
-    for (int i = 0; writing; ++i) Store(writer, "pt-churn-" + std::to_string(i % 5));
+    for (int i = 0; writing; ++i) StoreAssessment(writer, "pt-churn-" + std::to_string(i % 5));
   });
   // 3 s of churn: a stream cancelled and another opened every 5 ms, while each event queues a page per stream.
   std::mt19937 random(7);
@@ -619,7 +598,7 @@ TEST_F(FeedChurn, StreamsEndingWhileTheirPagesWaitForTheWorkerLeaveTheFeedWorkin
   for (auto& reader : cancelled) unfinished += reader->WaitDone(give_up) ? 0 : 1;
   EXPECT_EQ(unfinished, 0u) << "of " << cancelled.size() << " cancelled streams";
   // And the feed still works: a new event reaches every open stream.
-  const std::string id = Store(writer, "pt-churn-last");
+  const std::string id = StoreAssessment(writer, "pt-churn-last");
   for (std::size_t i = 0; i < kOpen; ++i) {
     std::optional<std::chrono::steady_clock::time_point> arrived;
     while (!(arrived = open[i]->ArrivalOf(id)) && !open[i]->done() && std::chrono::steady_clock::now() < give_up) {

@@ -545,7 +545,7 @@ namespace {
 // DEADLINE_EXCEEDED when nothing is.
 long StatementBudget(const PgPool& pool, Clock::time_point deadline) {
   const long budget = std::min<long>(pool.options().statement_timeout.count(), MillisUntil(deadline));
-  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before the transaction");
+  if (budget <= 0) throw Error(ErrorCode::kDeadlineExceeded, "deadline exceeded before anything was sent");
   return budget;
 }
 

@@ -239,8 +239,7 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
   }
   if (ended) {
     End(stream, grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; resume from your last cursor"));
-    Pump(stream);
-    return;
+    return;  // finished by `authorized`
   }
   CallContext ctx = IncomingCallContext(context);
   bool authenticated = false;
@@ -275,13 +274,6 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
                                    {ctx.tenant}})
                             .Get(0, 0));
     };
-    bool buffered = false;
-    {
-      std::lock_guard lock(mutex_);
-      buffered = tenants_.contains(ctx.tenant);
-    }
-    std::optional<std::int64_t> latest;  // read when the tenant has no buffer to join
-    if (!buffered) latest = latest_sequence();
     {
       std::lock_guard lock(stream->mutex);
       stream->kinds = std::move(kinds);
@@ -289,22 +281,20 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
       stream->token_expires = token_expires;
       stream->next_recheck = Clock::now() + settings_.token_recheck;
     }
-    for (;;) {
-      {
-        std::lock_guard lock(mutex_);
-        auto found = tenants_.find(ctx.tenant);
-        if (found == tenants_.end() && latest) {
-          found = tenants_.emplace(ctx.tenant, std::make_shared<Tenant>()).first;
-          found->second->base = found->second->last = *latest;
-        }
-        if (found != tenants_.end()) {
-          found->second->streams.insert(stream);
-          break;
-        }
+    // A tenant with no buffer (none of its streams open, or its last one closed since `latest` was
+    // read: then read again) gets one starting at its latest number, never at 0, which would
+    // replay its whole history.
+    for (std::optional<std::int64_t> latest;; latest = latest_sequence()) {
+      std::lock_guard lock(mutex_);
+      auto found = tenants_.find(ctx.tenant);
+      if (found == tenants_.end() && latest) {
+        found = tenants_.emplace(ctx.tenant, std::make_shared<Tenant>()).first;
+        found->second->base = found->second->last = *latest;
       }
-      // The tenant's last other stream closed since it was looked up: its buffer is gone, and a new
-      // one starts at the tenant's latest number (never at 0, which would replay its whole history).
-      latest = latest_sequence();
+      if (found != tenants_.end()) {
+        found->second->streams.insert(stream);
+        break;
+      }
     }
     {
       std::lock_guard lock(stream->mutex);
