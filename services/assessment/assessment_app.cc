@@ -469,12 +469,11 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
   }
   if (IsClinicScoped(ctx)) CheckIntakeInScope(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
   auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  auto response = IdempotentSessionWrite<pb::SubmitIntakeAnswersResponse>(
-      session_idempotency_, {"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()}, request, deadline, [&] {
-        pb::SubmitIntakeAnswersResponse submitted;
-        *submitted.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), changes, deadline));
-        return submitted;
-      });
+  // Once per request id: the store records the outcome with the change, in the same script.
+  const SubmissionId submission{{"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()},
+                                RequestFingerprint(request)};
+  pb::SubmitIntakeAnswersResponse response;
+  *response.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), changes, submission, deadline));
   audit.patient_id = response.session().patient_id();
   return response;
 }

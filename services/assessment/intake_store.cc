@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <map>
+#include <optional>
 
 #include "intake_sections.h"
 #include "physio/common/error.h"
@@ -26,16 +27,32 @@ constexpr const char* kExaminationField = "s:examination";
 constexpr const char* kRedFlagField = "s:red_flags";
 constexpr const char* kDeclined = "declined";
 
-constexpr const char* kStartScript = R"LUA(
+const RedisScript kStartScript{R"LUA(
 redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'status', 'open', 'created_by', ARGV[3], 'instruments', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
-)LUA";
+)LUA"};
 
 // The scripts that touch an existing session check that it exists, belongs to
 // the required patient (ARGV[1], '' for staff) and is still open, atomically
-// with the change. ARGV[3] lists the instrument codes the answers belong to.
-constexpr const char* kSubmitScript = R"LUA(
+// with the change.
+//
+// A submission, exactly once per request id, in one round trip (issue 33): KEYS[2] is the request's
+// idempotency record. A hash there is this request's earlier outcome: the session as that
+// submission left it, its expiry ('#expires_ms', Redis's clock) and the request's fingerprint
+// ('#fingerprint'; '#' starts no session field); it is answered again and nothing changes. A
+// string there is a record of the generic protocol (RedisIdempotency, which stored this method's
+// records before): handed back as {'legacy', record}. Otherwise the checks, the change, and the
+// record of its outcome (kept ARGV[5] seconds), all in one script: no claim can be left pending.
+// ARGV[2]: the session's idle ttl in ms; ARGV[3]: the instrument codes the answers belong to;
+// ARGV[4]: the request's fingerprint; ARGV[6..]: field, value pairs. Answers {expires_ms, HGETALL}.
+const RedisScript kSubmitOnceScript{R"LUA(
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind == 'string' then return {'legacy', redis.call('GET', KEYS[2])} end
+if kind == 'hash' then
+  if redis.call('HGET', KEYS[2], '#fingerprint') ~= ARGV[4] then return redis.error_reply('REUSED request_id') end
+  return {tonumber(redis.call('HGET', KEYS[2], '#expires_ms')), redis.call('HGETALL', KEYS[2])}
+end
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
 if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
@@ -43,25 +60,31 @@ local chosen = ',' .. (redis.call('HGET', KEYS[1], 'instruments') or '') .. ','
 for code in string.gmatch(ARGV[3], '[^,]+') do
   if not string.find(chosen, ',' .. code .. ',', 1, true) then return redis.error_reply('NOT_IN_INTAKE ' .. code) end
 end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
+local now = redis.call('TIME')
+local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + redis.call('PTTL', KEYS[1])
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('HSET', KEYS[2], '#fingerprint', ARGV[4], '#expires_ms', string.format('%.0f', expires))
+for i = 1, #fields, 2 do redis.call('HSET', KEYS[2], fields[i], fields[i + 1]) end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return {expires, fields}
+)LUA"};
 
 // Reading an open session is activity too: it renews the TTL.
-constexpr const char* kReadScript = R"LUA(
+const RedisScript kReadScript{R"LUA(
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
 if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
 if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
+)LUA"};
 
-constexpr const char* kMarkCompletedScript = R"LUA(
+const RedisScript kMarkCompletedScript{R"LUA(
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'assessment_id', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-)LUA";
+)LUA"};
 
 // A session that expired, never existed, or was lost with Redis (see docs/reliability.md).
 constexpr const char* kIntakeGone =
@@ -87,10 +110,10 @@ std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {
   return kinds;
 }
 
-// The session from the scripts' reply {ttl in ms, HGETALL}.
-v1::IntakeSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
-  const long long ttl_ms = reply->element[0]->integer;
-  const redisReply* fields = reply->element[1];
+// The session from a script's HGETALL of it (fields starting '#' are not the session's) and its
+// expiry, if it has one.
+v1::IntakeSession SessionFromFields(const std::string& session_id, const redisReply* fields,
+                                    std::optional<google::protobuf::Timestamp> expire_time) {
   v1::IntakeSession session;
   session.set_session_id(session_id);
   std::vector<InstrumentKind> instruments = kDefaultIntakeInstruments;
@@ -132,10 +155,16 @@ v1::IntakeSession SessionFromReply(const std::string& session_id, const redisRep
   }
   for (auto& [key, answer] : answers) *session.add_answers() = answer;
   for (InstrumentKind kind : instruments) session.add_instruments(ProtoOf(kind));
-  if (ttl_ms > 0) {
-    *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
-  }
+  if (expire_time) *session.mutable_expire_time() = *expire_time;
   return session;
+}
+
+// The session from the read script's reply {ttl in ms, HGETALL}.
+v1::IntakeSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
+  const long long ttl_ms = reply->element[0]->integer;
+  return SessionFromFields(session_id, reply->element[1],
+                           ttl_ms > 0 ? std::optional(TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms))
+                                      : std::nullopt);
 }
 }  // namespace
 
@@ -161,8 +190,10 @@ v1::IntakeSession RedisIntakeStore::Read(const CallContext& ctx, const std::stri
 }
 
 v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
-                                      const IntakeChanges& changes, Clock::time_point deadline) {
-  std::vector<std::string> args{PatientFilter(ctx), std::to_string(ttl_.count()), ""};
+                                           const IntakeChanges& changes, const SubmissionId& submission,
+                                           Clock::time_point deadline) {
+  std::vector<std::string> args{PatientFilter(ctx), std::to_string(ttl_.count()), "", submission.fingerprint,
+                                std::to_string(retention_.count())};
   if (changes.history) args.insert(args.end(), {kHistoryField, changes.history->SerializeAsString()});
   if (changes.examination) args.insert(args.end(), {kExaminationField, changes.examination->SerializeAsString()});
   if (changes.red_flag_screen) args.insert(args.end(), {kRedFlagField, changes.red_flag_screen->SerializeAsString()});
@@ -176,16 +207,35 @@ v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::st
     if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
     args.push_back(stored);
   }
-  auto reply = redis_.EvalDurable(kSubmitScript, {Key(ctx, session_id)}, args, deadline);
-  if (auto refusal = ScriptRefusalOf(reply.get(), {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED"});
-      refusal && refusal->code == "NOT_IN_INTAKE") {
-    const auto first = first_index_of_code.find(refusal->argument);
-    const size_t index = first == first_index_of_code.end() ? 0 : first->second;
-    ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
-                         refusal->argument + " is not one of this intake's instruments");
+  auto reply = redis_.EvalDurable(kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
+                                  args, deadline);
+  if (auto refusal = ScriptRefusalOf(reply.get(), {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED", "REUSED"})) {
+    if (refusal->code == "NOT_IN_INTAKE") {
+      const auto first = first_index_of_code.find(refusal->argument);
+      const size_t index = first == first_index_of_code.end() ? 0 : first->second;
+      ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
+                           refusal->argument + " is not one of this intake's instruments");
+    }
+    if (refusal->code == "REUSED") {
+      throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+    }
+    ThrowIfRefused(reply.get());
   }
-  ThrowIfRefused(reply.get());
-  return SessionFromReply(session_id, reply.get());
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    throw Error(ErrorCode::kUnavailable, "intake submission: unexpected reply from redis");
+  }
+  if (reply->element[0]->type == REDIS_REPLY_STRING) {
+    // A record of the generic protocol: its response is the whole SubmitIntakeAnswersResponse.
+    const redisReply* record = reply->element[1];
+    v1::SubmitIntakeAnswersResponse stored;
+    if (!stored.ParseFromString(ReplayOrThrow(std::string(record->str, record->len), submission.fingerprint))) {
+      throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
+    }
+    stored.mutable_session()->clear_progress();
+    return std::move(*stored.mutable_session());
+  }
+  return SessionFromFields(session_id, reply->element[1],
+                           TimeUtil::MillisecondsToTimestamp(reply->element[0]->integer));
 }
 
 void RedisIntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,

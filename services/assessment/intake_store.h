@@ -11,6 +11,7 @@
 #include "domain/instruments.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
+#include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::assessment {
@@ -24,6 +25,12 @@ struct IntakeChanges {
   const v1::History* history = nullptr;
   const v1::Examination* examination = nullptr;
   const v1::RedFlagScreen* red_flag_screen = nullptr;
+};
+
+// Which request a submission is: its idempotency key and the fingerprint of its content.
+struct SubmissionId {
+  IdempotencyKey key;
+  std::string fingerprint;
 };
 
 // The use cases' seam: the Redis store below, or an in-memory fake in tests.
@@ -41,11 +48,15 @@ class IntakeStore {
   virtual v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id,
                                  Clock::time_point deadline) = 0;
 
-  // Adds the answers and sections and returns the session as it now is.
-  // NOT_FOUND as Read; FAILED_PRECONDITION once completed; INVALID_ARGUMENT
-  // naming answers[i].instrument when an answer's instrument is not the intake's.
+  // Adds the answers and sections and returns the session as it now is, once per `submission`:
+  // a retry (same key, same fingerprint) changes nothing and gets back the session as the first
+  // attempt left it, even if it changed since; the same key with another fingerprint is
+  // INVALID_ARGUMENT on request_id. Otherwise NOT_FOUND as Read; FAILED_PRECONDITION once
+  // completed; INVALID_ARGUMENT naming answers[i].instrument when an answer's instrument is not
+  // the intake's. A refused submission leaves no record: its retry is tried again.
   virtual v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
-                                   const IntakeChanges& changes, Clock::time_point deadline) = 0;
+                                   const IntakeChanges& changes, const SubmissionId& submission,
+                                   Clock::time_point deadline) = 0;
 
   // Closes an open session as completed into `assessment_id`.
   virtual void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
@@ -55,15 +66,17 @@ class IntakeStore {
 class RedisIntakeStore final : public IntakeStore {
  public:
   // `ttl`: idle time before an open session expires (renewed on every read and
-  // write); `completed_ttl`: how long a completed one stays readable.
-  RedisIntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl)
-      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl) {}
+  // write); `completed_ttl`: how long a completed one stays readable; `retention`: how long a
+  // submission's outcome is kept for its retries (as RedisIdempotency's records).
+  RedisIntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl,
+                   std::chrono::seconds retention = std::chrono::hours(24))
+      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl), retention_(retention) {}
 
   void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
               const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) override;
   v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
   v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
-                           Clock::time_point deadline) override;
+                           const SubmissionId& submission, Clock::time_point deadline) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
                      Clock::time_point deadline) override;
 
@@ -73,6 +86,7 @@ class RedisIntakeStore final : public IntakeStore {
   RedisPool& redis_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds completed_ttl_;
+  std::chrono::seconds retention_;
 };
 
 }  // namespace physio::assessment

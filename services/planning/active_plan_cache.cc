@@ -10,17 +10,17 @@
 namespace physio::planning {
 
 namespace {
-constexpr const char* kInvalidateScript = R"LUA(
+const RedisScript kInvalidateScript{R"LUA(
 redis.call('DEL', KEYS[1])
 return redis.call('INCR', KEYS[2])
-)LUA";
+)LUA"};
 
 // Fills the cache only if the generation is still the one read before PostgreSQL.
-constexpr const char* kFillScript = R"LUA(
+const RedisScript kFillScript{R"LUA(
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])
 return 1
-)LUA";
+)LUA"};
 }  // namespace
 
 std::string RedisActivePlanCache::EntryKey(const CallContext& ctx, const std::string& patient_id) const {

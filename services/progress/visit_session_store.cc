@@ -17,31 +17,31 @@ namespace {
 // Visit session hash: "patient_id", "kind", "clinic_id", "started_at", "status",
 // "pain_before", "pain_after", "red_flags" (serialized screen), "session" (serialized documentation), "visit_id", and
 // one field "d:<item id>" per delivered item so concurrent updates merge.
-constexpr const char* kStartScript = R"LUA(
+const RedisScript kStartScript{R"LUA(
 redis.call('HSET', KEYS[1], 'patient_id', ARGV[2], 'kind', ARGV[3], 'clinic_id', ARGV[4], 'started_at', ARGV[5], 'status', 'open')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
-)LUA";
+)LUA"};
 
-constexpr const char* kUpdateScript = R"LUA(
+const RedisScript kUpdateScript{R"LUA(
 if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED visit session') end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
+)LUA"};
 
-constexpr const char* kReadScript = R"LUA(
+const RedisScript kReadScript{R"LUA(
 if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
 if redis.call('HGET', KEYS[1], 'status') == 'open' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA";
+)LUA"};
 
-constexpr const char* kCompleteScript = R"LUA(
+const RedisScript kCompleteScript{R"LUA(
 redis.call('HSET', KEYS[1], 'status', 'completed', 'visit_id', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-)LUA";
+)LUA"};
 
 constexpr const char* kCompletedTtlMs = "3600000";
 

@@ -586,7 +586,7 @@ TEST_F(Sentinel, TheMasterIsFoundThroughTheSentinelAndDurableWritesWaitForARepli
   EXPECT_EQ(ReplyString(pool.Command({"SET", "cache", "x"}, Clock::now() + 1s).get()).value_or(""), "OK");
   replica_->Thaw();
   EXPECT_FALSE(CodeOf([&] {
-                 pool.EvalDurable("return redis.call('SET', KEYS[1], ARGV[1])", {"k"}, {"v3"}, Clock::now() + 2s);
+                 pool.EvalDurable(RedisScript("return redis.call('SET', KEYS[1], ARGV[1])"), {"k"}, {"v3"}, Clock::now() + 2s);
                }).has_value());
 }
 

@@ -134,7 +134,35 @@ class FakeIntakeStore final : public assessment::IntakeStore {
     return Visible(ctx, session_id);
   }
   assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
-                                       const assessment::IntakeChanges& changes, Clock::time_point) override {
+                                       const assessment::IntakeChanges& changes,
+                                       const assessment::SubmissionId& submission, Clock::time_point) override {
+    const std::string id = submission.key.service_prefix + "|" + submission.key.tenant + "|" +
+                           submission.key.principal + "|" + submission.key.method + "|" + submission.key.request_id;
+    if (auto stored = submissions_.Find(id, submission.fingerprint)) {
+      assessment::v1::IntakeSession replayed;
+      replayed.ParseFromString(*stored);
+      return replayed;
+    }
+    assessment::v1::IntakeSession session = Changed(ctx, session_id, changes);
+    submissions_.Remember(id, submission.fingerprint, session.SerializeAsString());
+    ++submissions;
+    return session;
+  }
+  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
+                     Clock::time_point) override {
+    auto found = sessions.find({ctx.tenant, session_id});
+    if (found == sessions.end() || found->second.status() != assessment::v1::INTAKE_STATUS_OPEN) return;
+    found->second.set_status(assessment::v1::INTAKE_STATUS_COMPLETED);
+    found->second.set_assessment_id(assessment_id);
+  }
+
+  std::map<std::pair<std::string, std::string>, assessment::v1::IntakeSession> sessions;  // by tenant, session id
+  int reads = 0;
+  int submissions = 0;  // submissions that changed a session (not replays)
+
+ private:
+  assessment::v1::IntakeSession Changed(const CallContext& ctx, const std::string& session_id,
+                                        const assessment::IntakeChanges& changes) {
     assessment::v1::IntakeSession& session = Visible(ctx, session_id);
     if (session.status() != assessment::v1::INTAKE_STATUS_OPEN) {
       throw Error(ErrorCode::kFailedPrecondition, "intake session is already completed");
@@ -165,18 +193,6 @@ class FakeIntakeStore final : public assessment::IntakeStore {
     for (auto& [item, answer] : answers) *session.add_answers() = answer;
     return session;
   }
-  void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
-                     Clock::time_point) override {
-    auto found = sessions.find({ctx.tenant, session_id});
-    if (found == sessions.end() || found->second.status() != assessment::v1::INTAKE_STATUS_OPEN) return;
-    found->second.set_status(assessment::v1::INTAKE_STATUS_COMPLETED);
-    found->second.set_assessment_id(assessment_id);
-  }
-
-  std::map<std::pair<std::string, std::string>, assessment::v1::IntakeSession> sessions;  // by tenant, session id
-  int reads = 0;
-
- private:
   // Another tenant's or another patient's session is not there (staff see their tenant's).
   assessment::v1::IntakeSession& Visible(const CallContext& ctx, const std::string& session_id) {
     auto found = sessions.find({ctx.tenant, session_id});
@@ -185,6 +201,8 @@ class FakeIntakeStore final : public assessment::IntakeStore {
     }
     return found->second;
   }
+
+  StoredResponses submissions_;  // each submission's session as it left it, by request id
 };
 
 struct FakeAssessmentState {

@@ -15,7 +15,7 @@ namespace {
 // KEYS: principal bucket, tenant bucket. ARGV: principal rate, burst, tenant
 // rate, burst (rate 0: that bucket is not checked). A bucket is a hash
 // {tokens, at_ms}. Returns {0, 0, ""} when allowed, {1, wait_ms, which} when not.
-constexpr const char* kTakeScript = R"LUA(
+const RedisScript kTakeScript{R"LUA(
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
 local buckets = {}
@@ -40,7 +40,7 @@ for i, bucket in pairs(buckets) do
   redis.call('PEXPIRE', KEYS[i], math.ceil(bucket[3] * 1000 / bucket[2]) + 1000)
 end
 return {0, 0, ''}
-)LUA";
+)LUA"};
 
 std::string Number(double value) { return std::to_string(value); }
 }  // namespace

@@ -12,6 +12,12 @@ namespace physio {
 
 namespace {
 constexpr const char* kPending = "pending";
+}  // namespace
+
+std::string SessionIdempotencyRedisKey(const IdempotencyKey& key) {
+  return RedisKey("idem", key.tenant,
+                  {key.service_prefix, key.method, Sha256Hex(key.principal + "\n" + key.request_id).substr(0, 40)});
+}
 
 std::string ReplayOrThrow(const std::string& stored, const std::string& fingerprint) {
   if (stored == kPending) {
@@ -23,14 +29,10 @@ std::string ReplayOrThrow(const std::string& stored, const std::string& fingerpr
   }
   return stored.substr(newline + 1);
 }
-}  // namespace
 
 std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& fingerprint,
                                   Clock::time_point deadline, const std::function<std::string()>& mutate) {
-  // Caller and request id are hashed so any printable id fits the key alphabet.
-  const std::string redis_key = RedisKey(
-      "idem", key.tenant,
-      {key.service_prefix, key.method, Sha256Hex(key.principal + "\n" + key.request_id).substr(0, 40)});
+  const std::string redis_key = SessionIdempotencyRedisKey(key);
   // The pending marker lives no longer than this attempt can run (it is bounded
   // by its deadline), plus a margin: an attempt that died (its service killed,
   // Redis frozen while the claim was in flight) blocks its retries only briefly.

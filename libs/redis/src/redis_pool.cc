@@ -206,7 +206,9 @@ RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_
   return lease->Command(argv, deadline);
 }
 
-RedisReply RedisPool::EvalOn(RedisConnection& connection, const std::string& script,
+RedisScript::RedisScript(std::string body) : body_(std::move(body)), sha1_(Sha1Hex(body_)) {}
+
+RedisReply RedisPool::EvalOn(RedisConnection& connection, const RedisScript& script,
                              const std::vector<std::string>& keys, const std::vector<std::string>& args,
                              Clock::time_point deadline) {
   auto build = [&](const std::string& verb, const std::string& body) {
@@ -215,15 +217,15 @@ RedisReply RedisPool::EvalOn(RedisConnection& connection, const std::string& scr
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   };
-  auto reply = connection.Command(build("EVALSHA", Sha1Hex(script)), deadline);
+  auto reply = connection.Command(build("EVALSHA", script.sha1()), deadline);
   std::string message;
   if (IsErrorReply(reply.get(), &message) && message.rfind("NOSCRIPT", 0) == 0) {
-    reply = connection.Command(build("EVAL", script), deadline);
+    reply = connection.Command(build("EVAL", script.body()), deadline);
   }
   return reply;
 }
 
-RedisReply RedisPool::Eval(const std::string& script, const std::vector<std::string>& keys,
+RedisReply RedisPool::Eval(const RedisScript& script, const std::vector<std::string>& keys,
                            const std::vector<std::string>& args, Clock::time_point deadline) {
   auto lease = Lease(deadline);
   return EvalOn(*lease, script, keys, args, deadline);
@@ -236,7 +238,7 @@ RedisReply RedisPool::CommandDurable(const std::vector<std::string>& argv, Clock
   return reply;
 }
 
-RedisReply RedisPool::EvalDurable(const std::string& script, const std::vector<std::string>& keys,
+RedisReply RedisPool::EvalDurable(const RedisScript& script, const std::vector<std::string>& keys,
                                   const std::vector<std::string>& args, Clock::time_point deadline) {
   auto lease = Lease(deadline);
   auto reply = EvalOn(*lease, script, keys, args, deadline);

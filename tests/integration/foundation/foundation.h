@@ -21,6 +21,8 @@
 #include "cluster_fixture.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physio/auth/token_minter.h"
+#include "physio/common/stored_message.h"
+#include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_keys.h"
 #include "physio/redis/redis_pool.h"
 #include "planning_server.h"

@@ -43,6 +43,110 @@ TEST_F(Intake, ConcurrentSubmissionsToOneSessionLoseNothing) {
   EXPECT_TRUE(response.session().progress(1).complete());
 }
 
+// A submission is applied once per request id, its outcome recorded in the same script as the
+// change (issue 33): a retry gets the first outcome back, even after the session moved on, and
+// changes nothing; the same id with other content is refused; retries racing the first attempt
+// all get that one outcome.
+TEST_F(Intake, ARetriedSubmissionReplaysItsFirstOutcomeAndChangesNothing) {
+  using google::protobuf::util::MessageDifferencer;
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  apb::IntakeSession first;
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 4)}, &first, "rq-pain-1").ok());
+  ASSERT_EQ(first.answers_size(), 1);
+  EXPECT_GT(first.expire_time().seconds(), 0);
+  apb::IntakeSession later;
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 7)}, &later).ok());
+  EXPECT_EQ(later.answers(0).value(), 7);
+
+  apb::IntakeSession replayed;
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 4)}, &replayed, "rq-pain-1").ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(replayed, first)) << replayed.DebugString() << "\nvs\n" << first.DebugString();
+  apb::GetIntakeRequest get;
+  get.set_session_id(session.session_id());
+  apb::GetIntakeResponse now;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get, &now).ok());
+  EXPECT_EQ(now.session().answers(0).value(), 7) << "the retry must not apply the old answer again";
+
+  auto reused = Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}, nullptr, "rq-pain-1");
+  EXPECT_EQ(reused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(reused.error_message().find("request_id"), std::string::npos) << reused.error_message();
+
+  // Another caller's request id is theirs: the same id from the clinician is a new submission.
+  apb::IntakeSession by_clinician;
+  ASSERT_TRUE(Submit(Clinician(), session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 5)}, &by_clinician,
+                     "rq-pain-1").ok());
+  EXPECT_EQ(by_clinician.answers(0).value(), 5);
+
+  // A refused submission leaves no record: the same id, once the cause is gone, is applied.
+  auto wrong_instrument = Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_START_BACK, "sbt.1", 1)},
+                                 nullptr, "rq-after-refusal");
+  EXPECT_EQ(wrong_instrument.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Submit(patient, "intake_gone", {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3)}, nullptr, "rq-gone").error_code(),
+            StatusCode::NOT_FOUND);
+  apb::IntakeSession after_refusal;
+  ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 3)}, &after_refusal,
+                     "rq-gone").ok());
+  EXPECT_EQ(after_refusal.answers(0).value(), 3);
+
+  // Eight copies of one request at once: one change, one outcome for all.
+  std::vector<apb::IntakeSession> outcomes(8);
+  std::vector<grpc::Status> statuses(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      statuses[i] = Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_ODI, "odi.1", 2)}, &outcomes[i],
+                           "rq-raced");
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_TRUE(MessageDifferencer::Equals(outcomes[i], outcomes[0])) << i;
+  }
+}
+
+// A retry of a submission recorded by the earlier protocol (RedisIdempotency's "<fingerprint>\n
+// <response>", which the service wrote before this release) still gets that response.
+TEST_F(Intake, ASubmissionRecordedByTheEarlierProtocolIsStillReplayed) {
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  apb::SubmitIntakeAnswersRequest request;
+  request.set_request_id("rq-before-upgrade");
+  request.set_session_id(session.session_id());
+  *request.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 8);
+  apb::SubmitIntakeAnswersResponse recorded;
+  recorded.mutable_session()->set_session_id(session.session_id());
+  recorded.mutable_session()->set_patient_id(patient_id_);
+  *recorded.mutable_session()->add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 8);
+  *recorded.mutable_session()->mutable_instruments() = session.instruments();
+  *recorded.mutable_session()->mutable_progress() = session.progress();  // as the earlier release stored it
+  RedisOptions options;
+  options.port = redis_->port();
+  options.pool_size = 1;
+  RedisPool redis(options);
+  RedisIdempotency earlier(redis);
+  earlier.Run({"asmt", tenant_, patient_id_, "SubmitIntakeAnswers", request.request_id()}, RequestFingerprint(request),
+              Clock::now() + std::chrono::seconds(2), [&] { return recorded.SerializeAsString(); });
+
+  apb::SubmitIntakeAnswersResponse replayed;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
+                           &replayed).ok());
+  ASSERT_EQ(replayed.session().answers_size(), 1);
+  EXPECT_EQ(replayed.session().answers(0).value(), 8);
+  ASSERT_EQ(session.progress_size(), 2);
+  EXPECT_EQ(replayed.session().progress_size(), 2) << "progress once, not twice";
+  apb::GetIntakeRequest get;
+  get.set_session_id(session.session_id());
+  apb::GetIntakeResponse now;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get, &now).ok());
+  EXPECT_EQ(now.session().answers_size(), 0) << "a replay changes nothing";
+  request.mutable_answers(0)->set_value(1);
+  EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
+                         &replayed).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(Intake, ScoreInstrumentScoresWithoutStoring) {
   auto clinician = Clinician();
   apb::ScoreInstrumentRequest request;

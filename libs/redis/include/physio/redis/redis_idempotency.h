@@ -50,6 +50,15 @@ class RedisIdempotency final : public SessionIdempotency {
   std::chrono::seconds retention_;
 };
 
+// The Redis key of `key`'s record (caller and request id hashed, so any printable id fits the key
+// alphabet). Shared with stores that keep the record inside their own script, so one round trip
+// claims, changes and records (RedisIntakeStore::Submit).
+std::string SessionIdempotencyRedisKey(const IdempotencyKey& key);
+
+// A record RedisIdempotency stored ("pending", or "<fingerprint>\n<response>"): the response when
+// `fingerprint` matches; ABORTED while pending; INVALID_ARGUMENT for another request's.
+std::string ReplayOrThrow(const std::string& stored, const std::string& fingerprint);
+
 // The typed form: `mutate` returns the response, stored and replayed as bytes.
 template <typename Response>
 Response IdempotentSessionWrite(SessionIdempotency& records, const IdempotencyKey& key,
