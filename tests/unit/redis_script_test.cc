@@ -56,5 +56,21 @@ TEST(RedisScript, TheWordAfterTheCodeIsItsArgument) {
   EXPECT_THROW(ScriptRefusalOf(FakeReply(REDIS_REPLY_ERROR, "BUSY script").get(), {"NOT_FOUND"}), Error);
 }
 
+// The log says why the store failed (Redis full, busy, a replica) by Redis's error class only:
+// the rest of an error may quote a script's values.
+TEST(RedisScript, AStoreFailureNamesRedisErrorClassAndNothingMore) {
+  auto message_of = [](const char* text) {
+    try {
+      ScriptRefusalOf(FakeReply(REDIS_REPLY_ERROR, text).get(), {"NOT_FOUND"});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message_of("OOM command not allowed when used memory > 'maxmemory'."), "redis script failed (OOM)");
+  EXPECT_EQ(message_of("ERR user_script:3: value pt-123 is wrong"), "redis script failed (ERR)");
+  EXPECT_EQ(message_of("something lowercase"), "redis script failed (?)");
+}
+
 }  // namespace
 }  // namespace physio

@@ -21,7 +21,12 @@ std::optional<ScriptRefusal> FindCode(const std::string& message, std::string_vi
   return std::nullopt;
 }
 
-[[noreturn]] void ThrowStoreFailed() { throw Error(ErrorCode::kUnavailable, "redis script failed"); }
+// Redis's own error class ("OOM" when full under noeviction, "BUSY", "READONLY" on a replica,
+// "ERR"), for the log; never the rest of the message, which may quote a script's values.
+[[noreturn]] void ThrowStoreFailed(const std::string& message) {
+  const std::string kind = message.substr(0, message.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_"));
+  throw Error(ErrorCode::kUnavailable, "redis script failed (" + (kind.empty() ? std::string("?") : kind) + ")");
+}
 }  // namespace
 
 std::optional<ScriptRefusal> ScriptRefusalOf(const redisReply* reply, std::initializer_list<std::string_view> codes) {
@@ -30,7 +35,7 @@ std::optional<ScriptRefusal> ScriptRefusalOf(const redisReply* reply, std::initi
   for (std::string_view code : codes) {
     if (auto refusal = FindCode(message, code)) return refusal;
   }
-  ThrowStoreFailed();
+  ThrowStoreFailed(message);
 }
 
 void ThrowIfScriptRefused(const redisReply* reply, std::initializer_list<ScriptRefusalMeaning> meanings) {
@@ -39,7 +44,7 @@ void ThrowIfScriptRefused(const redisReply* reply, std::initializer_list<ScriptR
   for (const auto& meaning : meanings) {
     if (FindCode(message, meaning.code)) throw Error(meaning.error, meaning.message);
   }
-  ThrowStoreFailed();
+  ThrowStoreFailed(message);
 }
 
 }  // namespace physio

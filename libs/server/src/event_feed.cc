@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <future>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -261,10 +262,15 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
       stream->ctx = ctx;
     }
     // The feed names patients: one audit record per stream, committed before the first event.
-    std::promise<bool> audited;
+    // The writer answers within its deadline; the wait has its own bound too (the promise is shared,
+    // so an answer after it gave up lands on a promise that still exists).
+    auto audited = std::make_shared<std::promise<bool>>();
+    auto written = audited->get_future();
     audit_.Submit(AuditActorOf(ctx), AuditEvent{"WatchEvents", "", after_cursor, "OK"},
-                  Clock::now() + std::chrono::seconds(5), [&audited](bool ok) { audited.set_value(ok); });
-    if (!audited.get_future().get()) throw Error(ErrorCode::kUnavailable, "audit record could not be written");
+                  Clock::now() + std::chrono::seconds(5), [audited](bool ok) { audited->set_value(ok); });
+    if (written.wait_for(std::chrono::seconds(6)) != std::future_status::ready || !written.get()) {
+      throw Error(ErrorCode::kUnavailable, "audit record could not be written");
+    }
     // Where the tenant's buffer starts, the first time one of its streams opens.
     const auto latest_sequence = [&] {
       const auto deadline = Clock::now() + std::chrono::seconds(5);
