@@ -33,7 +33,9 @@ std::string StoreAssessment(const Caller& caller, const std::string& patient) {
   *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
   create.mutable_red_flag_screen();
   apb::CreateAssessmentResponse created;
-  EXPECT_TRUE(caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  const grpc::Status status =
+      caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
   return created.assessment().assessment_id();
 }
 
