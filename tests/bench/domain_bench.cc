@@ -12,6 +12,8 @@
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "domain/red_flags.h"
+#include "physio/assessment/v1/assessment.pb.h"
+#include "physio/common/proto_json_parser.h"
 
 namespace {
 using physio::assessment::InstrumentKind;
@@ -73,5 +75,32 @@ void BM_GeneratePlan(benchmark::State& state) {
 }
 BENCHMARK(BM_GeneratePlan);
 }  // namespace
+
+// Reading a stored assessment back (GetAssessment's parse): a record as PostgreSQL's jsonb hands
+// it back (keys shortest first), a whole intake of NPRS and the Oswestry with scores.
+void BM_ParseStoredAssessment(benchmark::State& state) {
+  const std::string json =
+      R"({"etag": "v1", "scores": [{"mcid": 2, "score": 6, "raw_sum": 6, "instrument": "INSTRUMENT_NPRS", )"
+      R"("answered_items": 1}, {"band": "moderate", "mcid": 10, "score": 40, "raw_sum": 20, "instrument": )"
+      R"("INSTRUMENT_ODI", "answered_items": 10}], "answers": [{"value": 6, "item_id": "nprs", "instrument": )"
+      R"("INSTRUMENT_NPRS"}, {"value": 2, "item_id": "odi.1", "instrument": "INSTRUMENT_ODI"}, {"value": 2, )"
+      R"("item_id": "odi.2", "instrument": "INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.3", "instrument": )"
+      R"("INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.4", "instrument": "INSTRUMENT_ODI"}, {"value": 2, )"
+      R"("item_id": "odi.5", "instrument": "INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.6", "instrument": )"
+      R"("INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.7", "instrument": "INSTRUMENT_ODI"}, {"value": 2, )"
+      R"("item_id": "odi.8", "instrument": "INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.9", "instrument": )"
+      R"("INSTRUMENT_ODI"}, {"value": 2, "item_id": "odi.10", "instrument": "INSTRUMENT_ODI"}], "red_flags": )"
+      R"({"action": "RED_FLAG_ACTION_NONE"}, "created_by": "clin-bench", "patient_id": "pt-bench-3", )"
+      R"("create_time": "2026-12-05T03:58:41Z", "assessment_id": "asm_c803834ba8add923f7da3cad66d47c3f", )"
+      R"("classification": {"phase": "PHASE_MOVEMENT_CONTROL", "subgroup": "SUBGROUP_UNCLASSIFIED", )"
+      R"("irritability": "IRRITABILITY_UNKNOWN", "pain_pattern": "PAIN_PATTERN_UNKNOWN", "phase_reason": )"
+      R"("pain 6, Oswestry 40.0"}, "red_flag_screen": {}})";
+  physio::assessment::v1::Assessment assessment;
+  for (auto _ : state) {
+    if (!physio::ParseProtoJson(json, &assessment)) state.SkipWithError("did not parse");
+    benchmark::DoNotOptimize(assessment);
+  }
+}
+BENCHMARK(BM_ParseStoredAssessment);
 
 BENCHMARK_MAIN();
