@@ -289,9 +289,12 @@ class Parser {
 
   static int ParseEnum(const FieldDescriptor* field, const Token& token) {
     if (token.is_string) {
-      const auto* value = field->enum_type()->FindValueByName(token.string);
-      if (value == nullptr) throw Declined{};  // protobuf's parser decides what an unknown name means
-      return value->number();
+      // A scan of the values (a record names one in most of its messages), as FieldByName.
+      const auto* type = field->enum_type();
+      for (int i = 0; i < type->value_count(); ++i) {
+        if (type->value(i)->name() == token.string) return type->value(i)->number();
+      }
+      throw Declined{};  // protobuf's parser decides what an unknown name means
     }
     return ParseInt<std::int32_t>(token);
   }
