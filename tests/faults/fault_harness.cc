@@ -159,6 +159,7 @@ std::shared_ptr<grpc::Channel> FaultCluster::Channel(Service service) const { re
 std::vector<std::string> FaultCluster::ReplicaArgs(Service service, const Replica& replica) const {
   std::vector<std::string> args{Binary(service),
                                 "--listen=127.0.0.1:" + std::to_string(replica.port),
+                                "--listen-shared=true",  // beside the port's hold (PortHold)
                                 "--log-level=warn",
                                 "--pg-database=physio",
                                 "--jwt-public-key=" + keys_->public_key_path.string(),

@@ -97,8 +97,9 @@ class FaultCluster {
  private:
   // A replica's port is chosen at start and used for its whole life (peers and clients name
   // it), also while the replica is down: a socket bound to it with SO_REUSEPORT holds it, so
-  // another test's process cannot take it (it binds without SO_REUSEPORT), while gRPC, which
-  // binds with it, can. Never listening, the holder receives no connections.
+  // another test's process cannot take it (it binds without SO_REUSEPORT), while the replica,
+  // started with --listen-shared=true so gRPC binds with it, can. Never listening, the holder
+  // receives no connections.
   struct PortHold {
     explicit PortHold(int port);
     ~PortHold();

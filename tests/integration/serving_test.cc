@@ -12,6 +12,9 @@
 #include "clients.h"
 #include "cluster_fixture.h"
 #include "physio/common/ids.h"
+#include "physio/server/http_gateway.h"
+#include "physio/server/metrics.h"
+#include "physio/server/service_host.h"
 
 namespace physio::testing {
 namespace {
@@ -160,6 +163,27 @@ TEST_F(Serving, TwoHundredFiftySixConcurrentWritesAreQueuedNotRefusedAndEachStor
   EXPECT_EQ(AuditRowsFor("progress", "LogHomeExercise", ok_ids), static_cast<long>(ok_ids.size()));
   // Every acknowledged write is stored, once.
   EXPECT_EQ(Count("SELECT count(*) FROM progress.home_exercise_logs WHERE tenant_id = $1"), 256);
+}
+
+
+// A second server on a port one already serves does not start. gRPC and cpp-httplib bind with
+// SO_REUSEPORT by default, so the kernel would split callers between the two: a stale process of
+// an earlier build, left running, would quietly answer part of the traffic.
+TEST(Listening, ASecondServerOnATakenPortRefusesToStart) {
+  ServiceHost first(ServerSettings{}, {}, [] { return true; });
+  const int port = first.Start();
+  ServerSettings same;
+  same.listen = "127.0.0.1:" + std::to_string(port);
+  ServiceHost second(same, {}, [] { return true; });
+  EXPECT_THROW(second.Start(), std::runtime_error);
+  first.Shutdown();
+
+  Metrics metrics("physio.test.v1.Test");
+  MetricsListener first_metrics("127.0.0.1:0", metrics);
+  const int metrics_port = first_metrics.Start();
+  MetricsListener second_metrics("127.0.0.1:" + std::to_string(metrics_port), metrics);
+  EXPECT_THROW(second_metrics.Start(), std::runtime_error);
+  first_metrics.Shutdown();
 }
 
 }  // namespace

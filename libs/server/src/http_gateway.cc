@@ -238,6 +238,12 @@ int StartServing(httplib::Server& server, const std::string& listen, const char*
   if (colon == std::string::npos) throw std::runtime_error(std::string(what) + " must be host:port");
   const std::string host = listen.substr(0, colon);
   const int wanted = std::stoi(listen.substr(colon + 1));
+  // cpp-httplib's default is SO_REUSEPORT, which lets a second process share the port (see
+  // ServiceHost::Start): SO_REUSEADDR only, so a restart can still bind past TIME_WAIT.
+  server.set_socket_options([](auto sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   const int port = wanted == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, wanted) ? wanted : -1);
   if (port <= 0) throw std::runtime_error("cannot listen on " + listen + " (" + what + ")");
   thread = std::thread([&server] { server.listen_after_bind(); });

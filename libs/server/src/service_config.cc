@@ -9,6 +9,9 @@ namespace physio {
 std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
   return {
       {"listen", default_listen, "address:port to listen on (port 0 picks a free port)"},
+      {"listen-shared", "false",
+       "true lets the gRPC port be bound with SO_REUSEPORT beside another socket (a test harness that "
+       "holds a replica's port across restarts); otherwise a port another process serves is refused"},
       {"log-level", "info", "trace, debug, info, warn, error"},
       {"worker-threads", "16", "threads running calls (they block on Redis, PostgreSQL and other services)"},
       {"call-queue-limit", "10000", "calls that may wait for a worker at once; a call waits at most until its deadline"},
@@ -209,6 +212,9 @@ ServerSettings ServerSettingsFrom(const Config& config) {
   if (!settings.tls_client_ca_file.empty() && settings.tls_cert_file.empty()) {
     throw std::invalid_argument("--tls-client-ca-file needs --tls-cert-file and --tls-key-file");
   }
+  const std::string shared = config.Get("listen-shared");
+  if (shared != "true" && shared != "false") throw std::invalid_argument("--listen-shared is true or false");
+  settings.listen_shared = shared == "true";
   const std::string reflection = config.Get("reflection");
   if (reflection != "true" && reflection != "false") throw std::invalid_argument("--reflection is true or false");
   settings.reflection = reflection == "true";

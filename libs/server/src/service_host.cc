@@ -66,6 +66,10 @@ int ServiceHost::Start() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              static_cast<int>(settings_.min_client_ping_interval.count()));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // A port another process serves is refused, not shared: with SO_REUSEPORT (gRPC's default)
+  // the kernel splits callers between the two, and a stale process of an earlier build would
+  // quietly answer part of the traffic. `listen_shared` is for the fault harness's port holds.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, settings_.listen_shared ? 1 : 0);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) throw std::runtime_error("cannot listen on " + settings_.listen);
   // "liveness" answers whether the process can serve at all, whatever its stores do:

@@ -20,6 +20,9 @@ namespace physio {
 
 struct ServerSettings {
   std::string listen = "127.0.0.1:0";
+  // SO_REUSEPORT on the gRPC port: off, so a second process cannot start beside one that serves
+  // it and take part of its callers; on only for a harness that holds a port across restarts.
+  bool listen_shared = false;
   int max_threads = 8;                  // threads of the synchronous services (reflection only)
   int max_message_bytes = 4 * 1024 * 1024;
   std::chrono::milliseconds shutdown_grace{10000};
