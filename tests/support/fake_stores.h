@@ -50,12 +50,16 @@ class StoredResponses {
   std::map<std::string, std::pair<std::string, std::string>> responses_;
 };
 
+// One request id's place among the fakes' stored responses (RedisIdempotency's key, unhashed).
+inline std::string IdOf(const IdempotencyKey& key) {
+  return key.service_prefix + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" + key.request_id;
+}
+
 class FakeSessionIdempotency final : public SessionIdempotency {
  public:
   std::string Run(const IdempotencyKey& key, const std::string& fingerprint, Clock::time_point,
                   const std::function<std::string()>& mutate) override {
-    const std::string id = key.service_prefix + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" +
-                           key.request_id;
+    const std::string id = IdOf(key);
     if (auto stored = responses_.Find(id, fingerprint)) return *stored;
     std::string response = mutate();
     responses_.Remember(id, fingerprint, response);
@@ -136,8 +140,7 @@ class FakeIntakeStore final : public assessment::IntakeStore {
   assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
                                        const assessment::IntakeChanges& changes,
                                        const assessment::SubmissionId& submission, Clock::time_point) override {
-    const std::string id = submission.key.service_prefix + "|" + submission.key.tenant + "|" +
-                           submission.key.principal + "|" + submission.key.method + "|" + submission.key.request_id;
+    const std::string id = IdOf(submission.key);
     if (auto stored = submissions_.Find(id, submission.fingerprint)) {
       assessment::v1::IntakeSession replayed;
       replayed.ParseFromString(*stored);
