@@ -474,6 +474,74 @@ TEST(AsyncRedisReads, AnsweredOnTheLoopAndGivenUpAtTheDeadlineWhenFrozenThenBack
   EXPECT_GE(async.drops(), 2u);
 }
 
+// Commands sent while an earlier one awaits its reply wait in hiredis's buffer and go out
+// together when the loop is woken by that reply: every one is sent, each gets its own reply
+// (in order, under 8 threads racing), and a frozen server gives every queued one "no answer"
+// at the command timeout.
+TEST(AsyncRedisReads, CommandsQueuedBehindAnUnansweredOneGoOutTogetherAndEachGetsItsOwnReply) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer server(/*persistent=*/false);
+  RedisOptions options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.pool_size = 1;
+  RedisPool pool(options);
+  AsyncRedis async(pool, AsyncRedisOptions{150ms, 200ms});
+  for (int i = 0; i < 100 && !async.ready(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(async.ready());
+  constexpr int kKeys = 50;
+  for (int k = 0; k < kKeys; ++k) {
+    ASSERT_EQ(RedisCommandAt(server.port(), {"SET", "k" + std::to_string(k), "value-" + std::to_string(k)}), "OK");
+  }
+  constexpr int kThreads = 8, kPerThread = 400;
+  std::atomic<int> right{0}, wrong{0}, unanswered{0}, refused{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {  // sent back to back: no caller waits for its reply
+        const int k = (t * 7 + i) % kKeys;
+        const bool sent = async.Command({"GET", "k" + std::to_string(k)}, Clock::now() + 5s,
+                                        [&, k](std::optional<AsyncRedisReply> reply) {
+                                          if (!reply) {
+                                            ++unanswered;
+                                          } else if (reply->value(0).value_or("") == "value-" + std::to_string(k)) {
+                                            ++right;
+                                          } else {
+                                            ++wrong;
+                                          }
+                                          ++done;
+                                        });
+        if (!sent) {
+          ++refused;
+          ++done;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int i = 0; i < 200 && done.load() < kThreads * kPerThread; ++i) std::this_thread::sleep_for(25ms);
+  EXPECT_EQ(right.load(), kThreads * kPerThread) << "wrong " << wrong << ", unanswered " << unanswered
+                                                 << ", refused " << refused;
+  EXPECT_GT(async.corked(), 0u) << "some commands waited for an earlier reply and went out together";
+  EXPECT_EQ(async.drops(), 0u);
+
+  server.Freeze();
+  std::atomic<int> frozen_unanswered{0}, frozen_done{0};
+  const auto start = Steady::now();
+  const auto corked_before = async.corked();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(async.Command({"GET", "k1"}, Clock::now() + 30s, [&](std::optional<AsyncRedisReply> reply) {
+      if (!reply) ++frozen_unanswered;
+      ++frozen_done;
+    }));
+  }
+  EXPECT_EQ(async.corked() - corked_before, 19u) << "the first is written, the rest wait for its reply";
+  for (int i = 0; i < 100 && frozen_done.load() < 20; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(frozen_unanswered.load(), 20) << "every queued command: no answer";
+  EXPECT_LT(MillisSince(start), 1000) << "given up at the 150 ms command timeout";
+  server.Thaw();
+}
+
 class SynchronousCommit : public ::testing::Test {
  protected:
   void SetUp() override {

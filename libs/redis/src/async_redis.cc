@@ -86,6 +86,9 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
   }
   std::lock_guard lock(mutex_);
   if (ac_ == nullptr || !ready_.load()) return false;
+  // A command sent earlier and not yet answered will wake the loop, which writes
+  // whatever commands queued up meanwhile in one go (see Loop): no write here.
+  const bool loop_will_write = !pending_.empty();
   auto& pending = pending_.emplace_back();
   pending.done = std::move(done);
   pending.deadline = std::min(deadline, Clock::now() + options_.command_timeout);
@@ -94,6 +97,10 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
                             lengths.data()) != REDIS_OK) {
     pending_.pop_back();
     return false;
+  }
+  if (loop_will_write) {
+    corked_.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
   // Written from this thread: the loop is not woken to start a command.
   redisAsyncHandleWrite(ac_);
@@ -267,6 +274,8 @@ void AsyncRedis::Loop(std::stop_token stop) {
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) redisAsyncHandleRead(ac_);
         if (ac_ != nullptr && (events[i].events & EPOLLOUT)) redisAsyncHandleWrite(ac_);
       }
+      // The commands that queued up behind an unanswered one (Command), one write for all of them.
+      if (ac_ != nullptr && want_write_ && ready_.load()) redisAsyncHandleWrite(ac_);
       if (drop_requested_) {
         drop_requested_ = false;
         Drop("refused");

@@ -2,8 +2,12 @@
 // Redis reads without a thread waiting for them (issue 33): one hiredis
 // asynchronous connection, shared by every caller, driven by one loop thread.
 //  - A caller's command is written from the caller's own thread (no hand-off to
-//    start it); the loop thread reads the replies, many per wake-up under load,
-//    and runs each command's `done` on the loop thread.
+//    start it) when no other command awaits its reply; otherwise it waits in
+//    hiredis's buffer and the loop thread, woken by that reply, writes every
+//    command that queued up in one write (under load: one system call for many
+//    commands, and no caller makes a system call holding the lock). The loop
+//    thread reads the replies, many per wake-up under load, and runs each
+//    command's `done` on the loop thread.
 //  - For reads only (no WAIT, no scripts), and only when they may be skipped:
 //    every failure (not connected, a transport error, no reply before the
 //    command's deadline) reports "no answer" and the caller goes the ordinary way
@@ -73,6 +77,8 @@ class AsyncRedis {
   std::uint64_t answered() const { return answered_.load(); }
   std::uint64_t failed() const { return failed_.load(); }
   std::uint64_t drops() const { return drops_.load(); }
+  // Commands that waited for an earlier one's reply and went out with others in one write.
+  std::uint64_t corked() const { return corked_.load(); }
 
  private:
   struct Pending {
@@ -117,7 +123,7 @@ class AsyncRedis {
   std::vector<Completion> completions_;
 
   std::atomic<bool> ready_{false};
-  std::atomic<std::uint64_t> answered_{0}, failed_{0}, drops_{0};
+  std::atomic<std::uint64_t> answered_{0}, failed_{0}, drops_{0}, corked_{0};
   std::jthread loop_;  // last: started once everything above exists
 };
 
