@@ -440,7 +440,7 @@ pb::StartIntakeResponse AssessmentApp::StartIntake(const CallContext& ctx, const
   return response;
 }
 
-pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallContext& ctx,
+AssessmentApp::PreparedSubmission AssessmentApp::PrepareSubmission(const CallContext& ctx,
                                                                    const pb::SubmitIntakeAnswersRequest& request,
                                                                    AuditTarget& audit) {
   ValidateRequestId("request_id", request.request_id());
@@ -451,7 +451,8 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
     ThrowInvalidArgument("answers", "at least one answer or section is required");
   }
   if (request.answers_size() > 200) ThrowInvalidArgument("answers", "at most 200 answers per submission");
-  IntakeChanges changes;
+  PreparedSubmission prepared;
+  IntakeChanges& changes = prepared.changes;
   if (request.has_history()) {
     ValidateHistory("history", request.history());
     changes.history = &request.history();
@@ -468,14 +469,38 @@ pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallCon
     changes.answers.push_back(ValidatedAnswer("answers[" + std::to_string(i) + "]", request.answers(i)));
   }
   if (IsClinicScoped(ctx)) CheckIntakeInScope(ctx, request.session_id());  // another clinic's session: NOT_FOUND, unchanged
-  auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   // Once per request id: the store records the outcome with the change, in the same script.
-  const SubmissionId submission{{"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()},
-                                RequestFingerprint(request)};
+  prepared.submission = {{"asmt", ctx.tenant, ctx.principal, "SubmitIntakeAnswers", request.request_id()},
+                         RequestFingerprint(request)};
+  return prepared;
+}
+
+pb::SubmitIntakeAnswersResponse AssessmentApp::SubmitIntakeAnswers(const CallContext& ctx,
+                                                                   const pb::SubmitIntakeAnswersRequest& request,
+                                                                   AuditTarget& audit) {
+  const PreparedSubmission prepared = PrepareSubmission(ctx, request, audit);
   pb::SubmitIntakeAnswersResponse response;
-  *response.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), changes, submission, deadline));
+  *response.mutable_session() = WithProgress(intakes_.Submit(ctx, request.session_id(), prepared.changes,
+                                                             prepared.submission, ctx.DeadlineCappedAt(kStoreBudget)));
   audit.patient_id = response.session().patient_id();
   return response;
+}
+
+bool AssessmentApp::StartSubmitIntakeAnswers(const CallContext& ctx, const pb::SubmitIntakeAnswersRequest& request,
+                                             AuditTarget& audit,
+                                             std::function<void(std::optional<pb::SubmitIntakeAnswersResponse>)> finish) {
+  const PreparedSubmission prepared = PrepareSubmission(ctx, request, audit);
+  return intakes_.SubmitAsync(
+      ctx, request.session_id(), prepared.changes, prepared.submission, ctx.DeadlineCappedAt(kStoreBudget),
+      [this, &audit, finish = std::move(finish)](std::optional<pb::IntakeSession> session) {
+        std::optional<pb::SubmitIntakeAnswersResponse> response;
+        if (session) {
+          response.emplace();
+          *response->mutable_session() = WithProgress(std::move(*session));
+          audit.patient_id = response->session().patient_id();
+        }
+        finish(std::move(response));
+      });
 }
 
 pb::GetIntakeResponse AssessmentApp::GetIntake(const CallContext& ctx, const pb::GetIntakeRequest& request,

@@ -4,6 +4,7 @@
 // CallContext (no gRPC types) and its stores as seams; the adapter in
 // assessment_server.cc only translates, and tests may hand in fakes.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -73,6 +74,13 @@ class AssessmentApp {
   pb::SubmitIntakeAnswersResponse SubmitIntakeAnswers(const CallContext& ctx,
                                                       const pb::SubmitIntakeAnswersRequest& request,
                                                       AuditTarget& audit);
+  // The same submission without a worker waiting for Redis (PHYSIO_FAST_UNARY_RPC): false when it
+  // cannot be started so (the store declines, a check would wait, the request is refused: the
+  // ordinary path then decides); otherwise `finish` runs once, on another thread, with the
+  // response or nullopt (then the ordinary path submits again and replays what was applied).
+  bool StartSubmitIntakeAnswers(const CallContext& ctx, const pb::SubmitIntakeAnswersRequest& request,
+                                AuditTarget& audit,
+                                std::function<void(std::optional<pb::SubmitIntakeAnswersResponse>)> finish);
   pb::GetIntakeResponse GetIntake(const CallContext& ctx, const pb::GetIntakeRequest& request, AuditTarget& audit);
   pb::CompleteIntakeResponse CompleteIntake(const CallContext& ctx, const pb::CompleteIntakeRequest& request,
                                             AuditTarget& audit);
@@ -161,6 +169,13 @@ class AssessmentApp {
                          const std::string& request_id, Clock::time_point deadline);
   // The session with each instrument's completeness under the scoring policy.
   pb::IntakeSession WithProgress(pb::IntakeSession session) const;
+  // A submission's checks (request, roles for sections, clinic), its changes and its id.
+  struct PreparedSubmission {
+    IntakeChanges changes;
+    SubmissionId submission;
+  };
+  PreparedSubmission PrepareSubmission(const CallContext& ctx, const pb::SubmitIntakeAnswersRequest& request,
+                                       AuditTarget& audit);
   // The audit records a query names, as far as the auditor may read them; `page_size` as the request
   // gives it (1-500, 0: 100).
   AuditPage ReadAuditTrail(const CallContext& ctx, const pb::AuditQuery& query, int page_size,

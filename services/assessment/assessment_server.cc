@@ -22,7 +22,7 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
   }
 
   PHYSIO_UNARY_RPC(StartIntake)
-  PHYSIO_UNARY_RPC(SubmitIntakeAnswers)
+  PHYSIO_FAST_UNARY_RPC(SubmitIntakeAnswers)  // without a worker when Redis answers in time
   PHYSIO_UNARY_RPC(GetIntake)
   PHYSIO_UNARY_RPC(CompleteIntake)
   PHYSIO_UNARY_RPC_IN_PLACE(GetAssessment)  // a hot read: the stored record parsed onto the call's arena
@@ -70,7 +70,8 @@ class AssessmentServer final : public RunningService {
                  kAssessmentRoles, kAssessmentIndexes),
         settings_(SettingsFrom(config_)),
         session_idempotency_(runtime_.redis()),
-        intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl),
+        intakes_(runtime_.redis(), settings_.intake_ttl, settings_.completed_intake_ttl, std::chrono::hours(24),
+                 runtime_.async_redis()),
         records_(runtime_.pg()),
         audit_log_(runtime_.pg()),
         webhooks_(runtime_.pg(), kSchema),

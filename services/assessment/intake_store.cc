@@ -189,37 +189,47 @@ v1::IntakeSession RedisIntakeStore::Read(const CallContext& ctx, const std::stri
   return SessionFromReply(session_id, reply.get());
 }
 
-v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
-                                           const IntakeChanges& changes, const SubmissionId& submission,
-                                           Clock::time_point deadline) {
-  std::vector<std::string> args{PatientFilter(ctx), std::to_string(ttl_.count()), "", submission.fingerprint,
-                                std::to_string(retention_.count())};
+namespace {
+// The submit script's arguments, and for a refusal that names an instrument, the first answer giving it.
+struct SubmitScriptCall {
+  std::vector<std::string> args;
+  std::map<std::string, size_t> first_index_of_code;
+};
+
+SubmitScriptCall SubmitArguments(const CallContext& ctx, const IntakeChanges& changes, const SubmissionId& submission,
+                                 std::chrono::milliseconds ttl, std::chrono::seconds retention) {
+  SubmitScriptCall call;
+  auto& args = call.args;
+  args = {PatientFilter(ctx), std::to_string(ttl.count()), "", submission.fingerprint, std::to_string(retention.count())};
   if (changes.history) args.insert(args.end(), {kHistoryField, changes.history->SerializeAsString()});
   if (changes.examination) args.insert(args.end(), {kExaminationField, changes.examination->SerializeAsString()});
   if (changes.red_flag_screen) args.insert(args.end(), {kRedFlagField, changes.red_flag_screen->SerializeAsString()});
-  std::map<std::string, size_t> first_index_of_code;
   for (size_t i = 0; i < changes.answers.size(); ++i) {
     const ItemAnswer& answer = changes.answers[i];
     const std::string& code = SpecFor(answer.instrument).code;
-    if (first_index_of_code.emplace(code, i).second) args[2] += (args[2].empty() ? "" : ",") + code;
+    if (call.first_index_of_code.emplace(code, i).second) args[2] += (args[2].empty() ? "" : ",") + code;
     args.push_back(std::string(kAnswerPrefix) + code + ":" + answer.item_id);
     std::string stored = answer.declined ? kDeclined : std::to_string(answer.value);
     if (!answer.declined && !answer.text.empty()) stored += "\t" + answer.text;
     args.push_back(stored);
   }
-  auto reply = redis_.EvalDurable(kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
-                                  args, deadline);
-  if (auto refusal = ScriptRefusalOf(reply.get(), {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED", "REUSED"})) {
+  return call;
+}
+
+// The session from the submit script's reply, or the refusal it carries thrown.
+v1::IntakeSession SessionOfSubmitReply(const std::string& session_id, const SubmitScriptCall& call,
+                                       const SubmissionId& submission, const redisReply* reply) {
+  if (auto refusal = ScriptRefusalOf(reply, {"NOT_IN_INTAKE", "NOT_FOUND", "COMPLETED", "REUSED"})) {
     if (refusal->code == "NOT_IN_INTAKE") {
-      const auto first = first_index_of_code.find(refusal->argument);
-      const size_t index = first == first_index_of_code.end() ? 0 : first->second;
+      const auto first = call.first_index_of_code.find(refusal->argument);
+      const size_t index = first == call.first_index_of_code.end() ? 0 : first->second;
       ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
                            refusal->argument + " is not one of this intake's instruments");
     }
     if (refusal->code == "REUSED") {
       throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
     }
-    ThrowIfRefused(reply.get());
+    ThrowIfRefused(reply);
   }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
     throw Error(ErrorCode::kUnavailable, "intake submission: unexpected reply from redis");
@@ -236,6 +246,35 @@ v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::st
   }
   return SessionFromFields(session_id, reply->element[1],
                            TimeUtil::MillisecondsToTimestamp(reply->element[0]->integer));
+}
+}  // namespace
+
+v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::string& session_id,
+                                           const IntakeChanges& changes, const SubmissionId& submission,
+                                           Clock::time_point deadline) {
+  const auto call = SubmitArguments(ctx, changes, submission, ttl_, retention_);
+  auto reply = redis_.EvalDurable(kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
+                                  call.args, deadline);
+  return SessionOfSubmitReply(session_id, call, submission, reply.get());
+}
+
+bool RedisIntakeStore::SubmitAsync(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
+                                   const SubmissionId& submission, Clock::time_point deadline, SubmitDone done) {
+  if (async_ == nullptr) return false;
+  auto call = std::make_shared<const SubmitScriptCall>(SubmitArguments(ctx, changes, submission, ttl_, retention_));
+  return async_->EvalDurable(
+      kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)}, call->args, deadline,
+      [call, session_id, submission, done = std::move(done)](std::optional<AsyncRedisReply> reply) {
+        std::optional<v1::IntakeSession> session;
+        if (reply) {
+          try {
+            session = SessionOfSubmitReply(session_id, *call, submission, reply->get());
+          } catch (const Error&) {
+            // Not answered here: the ordinary way runs the script again, which replays or refuses alike.
+          }
+        }
+        done(std::move(session));
+      });
 }
 
 void RedisIntakeStore::MarkCompleted(const CallContext& ctx, const std::string& session_id,

@@ -5,12 +5,15 @@
 // lands on a closed session. The use cases (assessment_app.cc) see sessions,
 // never Redis.
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "domain/instruments.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_pool.h"
 
@@ -58,6 +61,18 @@ class IntakeStore {
                                    const IntakeChanges& changes, const SubmissionId& submission,
                                    Clock::time_point deadline) = 0;
 
+  // Submit without a thread waiting for Redis (issue 33): false when this store cannot (then
+  // `done` never runs); otherwise `done` runs once, on another thread and without blocking, with
+  // the session as Submit would return it, or nullopt for anything else: an error, a refusal,
+  // no answer in time. Nullopt does not say the submission was not applied: the caller submits
+  // again the ordinary way (Submit), which replays an applied submission's outcome.
+  using SubmitDone = std::function<void(std::optional<v1::IntakeSession>)>;
+  virtual bool SubmitAsync(const CallContext& /*ctx*/, const std::string& /*session_id*/,
+                           const IntakeChanges& /*changes*/, const SubmissionId& /*submission*/,
+                           Clock::time_point /*deadline*/, SubmitDone /*done*/) {
+    return false;
+  }
+
   // Closes an open session as completed into `assessment_id`.
   virtual void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
                              Clock::time_point deadline) = 0;
@@ -68,15 +83,18 @@ class RedisIntakeStore final : public IntakeStore {
   // `ttl`: idle time before an open session expires (renewed on every read and
   // write); `completed_ttl`: how long a completed one stays readable; `retention`: how long a
   // submission's outcome is kept for its retries (as RedisIdempotency's records).
+  // `async`, when given, serves SubmitAsync (null: it always declines).
   RedisIntakeStore(RedisPool& redis, std::chrono::milliseconds ttl, std::chrono::milliseconds completed_ttl,
-                   std::chrono::seconds retention = std::chrono::hours(24))
-      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl), retention_(retention) {}
+                   std::chrono::seconds retention = std::chrono::hours(24), AsyncRedis* async = nullptr)
+      : redis_(redis), ttl_(ttl), completed_ttl_(completed_ttl), retention_(retention), async_(async) {}
 
   void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
               const std::vector<InstrumentKind>& instruments, Clock::time_point deadline) override;
   v1::IntakeSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
   v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
                            const SubmissionId& submission, Clock::time_point deadline) override;
+  bool SubmitAsync(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
+                   const SubmissionId& submission, Clock::time_point deadline, SubmitDone done) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
                      Clock::time_point deadline) override;
 
@@ -87,6 +105,7 @@ class RedisIntakeStore final : public IntakeStore {
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds completed_ttl_;
   std::chrono::seconds retention_;
+  AsyncRedis* async_;
 };
 
 }  // namespace physio::assessment

@@ -74,8 +74,7 @@ void AsyncRedis::Wake() {
   [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
 }
 
-bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point deadline, Done done) {
-  if (!ready_.load(std::memory_order_acquire)) return false;
+bool AsyncRedis::Send(const std::vector<std::string>& argv, Clock::time_point deadline, Done done) {
   std::vector<const char*> args;
   std::vector<std::size_t> lengths;
   args.reserve(argv.size());
@@ -84,11 +83,6 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
     args.push_back(arg.data());
     lengths.push_back(arg.size());
   }
-  std::lock_guard lock(mutex_);
-  if (ac_ == nullptr || !ready_.load()) return false;
-  // A command sent earlier and not yet answered will wake the loop, which writes
-  // whatever commands queued up meanwhile in one go (see Loop): no write here.
-  const bool loop_will_write = !pending_.empty();
   auto& pending = pending_.emplace_back();
   pending.done = std::move(done);
   pending.deadline = std::min(deadline, Clock::now() + options_.command_timeout);
@@ -98,9 +92,13 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
     pending_.pop_back();
     return false;
   }
+  return true;
+}
+
+void AsyncRedis::WriteOrCork(bool loop_will_write) {
   if (loop_will_write) {
     corked_.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return;
   }
   // Written from this thread: the loop is not woken to start a command.
   redisAsyncHandleWrite(ac_);
@@ -108,6 +106,68 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
   // A write that failed dropped the connection and completed the command with no
   // answer: the loop runs its `done` (never this call).
   if (!completions_.empty()) Wake();
+}
+
+bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point deadline, Done done) {
+  if (!ready_.load(std::memory_order_acquire)) return false;
+  std::lock_guard lock(mutex_);
+  if (ac_ == nullptr || !ready_.load()) return false;
+  // A command sent earlier and not yet answered will wake the loop, which writes
+  // whatever commands queued up meanwhile in one go (see Loop): no write here.
+  const bool loop_will_write = !pending_.empty();
+  if (!Send(argv, deadline, std::move(done))) return false;
+  WriteOrCork(loop_will_write);
+  return true;
+}
+
+bool AsyncRedis::EvalDurable(const RedisScript& script, const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args, Clock::time_point deadline, Done done) {
+  if (!ready_.load(std::memory_order_acquire)) return false;
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.insert(argv.end(), {"EVALSHA", script.sha1(), std::to_string(keys.size())});
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  const int replicas = pool_.options().wait_replicas;
+  std::lock_guard lock(mutex_);
+  if (ac_ == nullptr || !ready_.load()) return false;
+  const bool loop_will_write = !pending_.empty();
+  if (replicas <= 0) {
+    if (!Send(argv, deadline, std::move(done))) return false;
+    WriteOrCork(loop_will_write);
+    return true;
+  }
+  // WAIT must end before the command timeout drops the connection; a write the replicas
+  // acknowledge later is "no answer" here, and the ordinary way replays it and waits longer.
+  const auto now = Clock::now();
+  const auto budget = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
+                               options_.command_timeout) -
+                      std::chrono::milliseconds(50);
+  const auto wait = std::max(std::chrono::milliseconds(1), std::min(pool_.options().wait_timeout, budget));
+  // The script's reply, kept until WAIT's (replies come in order, on the loop thread).
+  auto script_reply = std::make_shared<std::optional<AsyncRedisReply>>();
+  if (!Send(argv, deadline, [script_reply](std::optional<AsyncRedisReply> reply) { *script_reply = std::move(reply); })) {
+    return false;
+  }
+  const bool waited = Send({"WAIT", std::to_string(replicas), std::to_string(wait.count())}, deadline,
+                           [script_reply, replicas, done](std::optional<AsyncRedisReply> reply) {
+                             const redisReply* acknowledged = reply ? reply->get() : nullptr;
+                             if (acknowledged == nullptr || acknowledged->type != REDIS_REPLY_INTEGER ||
+                                 acknowledged->integer < replicas) {
+                               done(std::nullopt);
+                             } else {
+                               done(std::move(*script_reply));
+                             }
+                           });
+  if (!waited) {
+    // hiredis took the script and refused WAIT (the connection is going): the script's reply
+    // must not be handed out unacknowledged, so the connection goes and every command with it.
+    pending_.back().done = [done](std::optional<AsyncRedisReply>) { done(std::nullopt); };
+    Drop("could not queue WAIT");
+    Wake();
+    return true;
+  }
+  WriteOrCork(loop_will_write);
   return true;
 }
 
@@ -116,6 +176,11 @@ void AsyncRedis::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   auto* pending = static_cast<Pending*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   std::optional<AsyncRedisReply> answer;
+  // A write that reached a replica (a failover demoted the server this connection reaches):
+  // the connection goes, and the next dial asks the pool for the master.
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("READONLY")) {
+    self->drop_requested_ = true;
+  }
   if (r != nullptr && r->type != REDIS_REPLY_ERROR) {
     taken_reply = r;  // ours now: FreeUnlessTaken leaves it
     answer.emplace(RedisReply(r));

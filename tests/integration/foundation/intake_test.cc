@@ -1,5 +1,12 @@
 // foundation_test: Intake sessions, scoring, imports and what an assessment carries.
+#include <httplib.h>
+
+#include <future>
+#include <regex>
+
 #include "foundation.h"
+#include "intake_store.h"
+#include "physio/redis/async_redis.h"
 
 namespace physio::testing {
 namespace {
@@ -145,6 +152,119 @@ TEST_F(Intake, ASubmissionRecordedByTheEarlierProtocolIsStillReplayed) {
   EXPECT_EQ(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
                          &replayed).error_code(),
             StatusCode::INVALID_ARGUMENT);
+}
+
+// Issue 33: a submission is answered without a worker thread (CallPipeline::ServeFastRead with
+// AssessmentApp::StartSubmitIntakeAnswers, counted on assessment's /metrics), each with its audit
+// row, and a refusal is made (and recorded) by the ordinary path.
+TEST_F(Intake, SubmissionsAreAnsweredWithoutAWorkerAndEachIsAudited) {
+  const auto fast = [&](const std::string& outcome) {
+    httplib::Client client("127.0.0.1", cluster_->assessment_metrics_port());
+    auto metrics = client.Get("/metrics");
+    if (!metrics || metrics->status != 200) return -1L;
+    std::smatch match;
+    const std::regex line("physio_fast_reads_total\\{outcome=\"" + outcome + "\"\\} (\\d+)");
+    return std::regex_search(metrics->body, match, line) ? std::stol(match[1]) : -1L;
+  };
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 1)});  // the script reaches Redis's cache
+  const long answered_before = fast("answered");
+  ASSERT_GE(answered_before, 0) << "physio_fast_reads_total is on assessment's /metrics";
+  for (int value = 2; value <= 6; ++value) {
+    apb::IntakeSession now;
+    ASSERT_TRUE(Submit(patient, session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", value)}, &now).ok());
+    EXPECT_EQ(now.answers(0).value(), value);
+    EXPECT_EQ(now.progress_size(), 2) << "the response carries the progress, as on a worker";
+  }
+  EXPECT_GE(fast("answered"), answered_before + 5) << "the submissions were answered without a worker";
+  EXPECT_EQ(CountRows("SELECT count(*) FROM assessment.audit_events WHERE tenant_id = $1 AND action = "
+                      "'SubmitIntakeAnswers' AND patient_id = '" + patient_id_ + "' AND outcome = 'OK'"),
+            6)
+      << "one audit row per submission";
+  const long not_started_before = fast("not_started");
+  EXPECT_EQ(Submit(patient, "intake_not_there", {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::NOT_FOUND);
+  EXPECT_EQ(Submit(Patient(NewId("pat")), session.session_id(), {Answer(cpb::INSTRUMENT_NPRS, "nprs", 2)}).error_code(),
+            StatusCode::NOT_FOUND)
+      << "another patient's session";
+  EXPECT_GE(fast("not_started") + fast("handed_over"), not_started_before + 2) << "refusals go the ordinary way";
+}
+
+// The store's side of a submission without a worker (RedisIntakeStore::SubmitAsync, real Redis):
+// "no answer" does not say the script did not run. With WAIT short of its replica the change
+// lands and the caller is told nothing; the ordinary path's run under the same id then replays
+// that outcome and applies nothing twice. An answered one is what a retry replays, byte for byte.
+TEST_F(Intake, AFastSubmissionWithoutAnAnswerMayHaveLandedAndIsReplayedNotAppliedTwice) {
+  using google::protobuf::util::MessageDifferencer;
+  auto patient = Patient();
+  auto session = StartIntake(patient);
+  CallContext ctx;
+  ctx.tenant = tenant_;
+  ctx.principal = patient_id_;
+  ctx.roles = {Role::kPatient};
+  ctx.patient_id = patient_id_;
+  const auto deadline = [] { return Clock::now() + std::chrono::seconds(2); };
+  RedisOptions options;
+  options.port = redis_->port();
+  options.pool_size = 1;
+  RedisPool plain(options);
+  options.wait_replicas = 1;  // there is none: every WAIT answers 0
+  options.wait_timeout = std::chrono::milliseconds(20);
+  RedisPool waiting(options);
+  AsyncRedis async_plain(plain, AsyncRedisOptions{});
+  AsyncRedis async_waiting(waiting, AsyncRedisOptions{});
+  for (int i = 0; i < 100 && !(async_plain.ready() && async_waiting.ready()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(async_plain.ready() && async_waiting.ready());
+  assessment::RedisIntakeStore store(plain, std::chrono::hours(1), std::chrono::hours(1), std::chrono::hours(1),
+                                     &async_plain);
+  assessment::RedisIntakeStore store_waiting(waiting, std::chrono::hours(1), std::chrono::hours(1),
+                                             std::chrono::hours(1), &async_waiting);
+  auto answer = [](int value) {
+    assessment::IntakeChanges changes;
+    changes.answers.push_back(assessment::ItemAnswer{assessment::InstrumentKind::kNprs, "nprs", value});
+    return changes;
+  };
+  auto id = [&](const std::string& request_id, const std::string& fingerprint) {
+    return assessment::SubmissionId{{"asmt", tenant_, patient_id_, "SubmitIntakeAnswers", request_id}, fingerprint};
+  };
+  auto submit_async = [&](assessment::IntakeStore& on, const std::string& session_id, int value,
+                          const assessment::SubmissionId& submission) {
+    std::promise<std::optional<apb::IntakeSession>> promise;
+    auto future = promise.get_future();
+    EXPECT_TRUE(on.SubmitAsync(ctx, session_id, answer(value), submission, deadline(),
+                               [&](std::optional<apb::IntakeSession> done) { promise.set_value(std::move(done)); }));
+    EXPECT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    return future.get();
+  };
+  std::optional<apb::IntakeSession> answered;
+  for (int i = 0; i < 20 && !answered; ++i) {  // the first EVALSHA may find the script not yet loaded
+    if (i > 0) store.Submit(ctx, session.session_id(), answer(3), id("rq-load", "fp-load"), deadline());
+    answered = submit_async(store, session.session_id(), 3, id("rq-answered", "fp-3"));
+  }
+  ASSERT_TRUE(answered) << "answered without a worker";
+  ASSERT_EQ(answered->answers_size(), 1);
+  EXPECT_EQ(answered->answers(0).value(), 3);
+  EXPECT_TRUE(MessageDifferencer::Equals(
+      store.Submit(ctx, session.session_id(), answer(3), id("rq-answered", "fp-3"), deadline()), *answered))
+      << "the ordinary path replays what the fast one answered";
+
+  EXPECT_FALSE(submit_async(store_waiting, session.session_id(), 8, id("rq-unacknowledged", "fp-8")))
+      << "a write no replica acknowledged is not answered";
+  EXPECT_EQ(store.Read(ctx, session.session_id(), deadline()).answers(0).value(), 8) << "yet it landed";
+  EXPECT_EQ(store.Submit(ctx, session.session_id(), answer(5), id("rq-later", "fp-5"), deadline()).answers(0).value(), 5);
+  const auto replayed = store.Submit(ctx, session.session_id(), answer(8), id("rq-unacknowledged", "fp-8"), deadline());
+  EXPECT_EQ(replayed.answers(0).value(), 8) << "the ordinary path's run replays the landed submission";
+  EXPECT_EQ(store.Read(ctx, session.session_id(), deadline()).answers(0).value(), 5) << "and does not apply it again";
+
+  EXPECT_FALSE(submit_async(store, "intake_not_there", 4, id("rq-gone", "fp-4"))) << "a refusal is not answered here";
+  EXPECT_THROW(store.Submit(ctx, "intake_not_there", answer(4), id("rq-gone", "fp-4"), deadline()), Error)
+      << "the ordinary path refuses it, with its status";
+  assessment::RedisIntakeStore no_async(plain, std::chrono::hours(1), std::chrono::hours(1));
+  EXPECT_FALSE(no_async.SubmitAsync(ctx, session.session_id(), answer(1), id("rq-none", "fp-1"), deadline(),
+                                    [](std::optional<apb::IntakeSession>) { ADD_FAILURE() << "never runs"; }));
 }
 
 TEST_F(Intake, ScoreInstrumentScoresWithoutStoring) {

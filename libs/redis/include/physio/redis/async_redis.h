@@ -8,10 +8,13 @@
 //    commands, and no caller makes a system call holding the lock). The loop
 //    thread reads the replies, many per wake-up under load, and runs each
 //    command's `done` on the loop thread.
-//  - For reads only (no WAIT, no scripts), and only when they may be skipped:
-//    every failure (not connected, a transport error, no reply before the
-//    command's deadline) reports "no answer" and the caller goes the ordinary way
+//  - Only for commands that may be skipped or repeated: every failure (not
+//    connected, a transport error, an error reply, no reply before the command's
+//    deadline) reports "no answer" and the caller goes the ordinary way
 //    (RedisPool on a worker thread), which has its own timeouts and fallbacks.
+//    Reads, and scripts that record their outcome under the request's id so that
+//    the ordinary way's second run only replays it (EvalDurable): "no answer"
+//    does not say the script did not run.
 //  - A command past its deadline means Redis is slow or frozen: the connection is
 //    dropped (every pending command reports no answer at once) and re-dialled at
 //    most once per `reconnect_interval`; until then Command() refuses at once.
@@ -52,6 +55,8 @@ class AsyncRedisReply {
   std::size_t size() const;
   // A bulk or status string; nullopt for nil (a key not set) and any other type.
   std::optional<std::string_view> value(std::size_t i) const;
+  // hiredis's reply itself, for parsers shared with RedisPool's callers.
+  const redisReply* get() const { return reply_.get(); }
 
  private:
   RedisReply reply_;
@@ -71,6 +76,13 @@ class AsyncRedis {
   // thread inside a NoBlockingScope (it must hand blocking work on), never inside this call. False (and `done` never runs) when the
   // connection is not ready.
   bool Command(const std::vector<std::string>& argv, Clock::time_point deadline, Done done);
+  // EVALSHA of `script` (never EVAL: a script Redis does not hold is "no answer",
+  // and the ordinary way loads it), followed, when the pool asks replicas to
+  // acknowledge durable writes (wait_replicas), by WAIT in the same write: `done`
+  // gets the script's reply only once enough replicas acknowledged it within the
+  // command timeout, and "no answer" otherwise. Same contract as Command.
+  bool EvalDurable(const RedisScript& script, const std::vector<std::string>& keys, const std::vector<std::string>& args,
+                   Clock::time_point deadline, Done done);
 
   bool ready() const { return ready_.load(); }
   // Commands answered, and those that got no answer (for /metrics and tests).
@@ -91,6 +103,10 @@ class AsyncRedis {
     std::optional<AsyncRedisReply> reply;
   };
 
+  // Queues one command; mutex_ held, ready. False when hiredis refused it.
+  bool Send(const std::vector<std::string>& argv, Clock::time_point deadline, Done done);
+  // After Send: writes now, unless an earlier command's reply will wake the loop to write.
+  void WriteOrCork(bool loop_will_write);
   void Loop(std::stop_token stop);
   void Dial();                                   // mutex_ held
   void Drop(const char* why);                    // mutex_ held; not from inside a hiredis callback

@@ -202,7 +202,8 @@ class CallPipeline {
                                   const google::protobuf::Message& request, Body body);
 
   // A read of patient data that may be answered without a worker thread (issue
-  // 33): from a cache in Redis, read with AsyncRedis. On gRPC's thread, inside a
+  // 33): from a cache in Redis, read with AsyncRedis; or a write to Redis whose
+  // second run replays the first (PHYSIO_FAST_UNARY_RPC). On gRPC's thread, inside a
   // NoBlockingScope, the call gets the same checks as every call (identity,
   // bounds, roles, clinic), each answered from memory; then `start` runs, also
   // without blocking. It returns false when it cannot answer this way, or true
@@ -345,6 +346,31 @@ class CallPipeline {
         [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
           app_.Method(ctx, call->request(), audit, call->response());                               \
           ::physio::SerializeToByteBuffer(call->response(), *response_bytes);                       \
+        });                                                                                         \
+  }
+// For a hot write to Redis that records its outcome under the request's id (issue 33):
+// CallPipeline::ServeFastRead with `app_.Start<Method>(ctx, request, audit, finish)` as the
+// start, which hands `finish` the response or nullopt; the ordinary use case is the fallback.
+// A write whose asynchronous attempt got no usable answer may have been applied: the ordinary
+// path runs it again under the same request id and gets the recorded outcome back, so the
+// caller sees one outcome and the store holds one change.
+#define PHYSIO_FAST_UNARY_RPC(Method)                                                               \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
+                                   pb::Method##Response* response) override {                       \
+    return runtime_.pipeline().ServeFastRead(                                                       \
+        #Method, context, *request,                                                                 \
+        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit,   \
+                                  ::physio::CallPipeline::Finish finish) {                          \
+          return app_.Start##Method(ctx, *request, audit,                                           \
+                                    [response, finish = std::move(finish)](                         \
+                                        std::optional<pb::Method##Response> answer) {               \
+                                      const bool answered = answer.has_value();                     \
+                                      if (answered) *response = std::move(*answer);                 \
+                                      finish(answered);                                             \
+                                    });                                                             \
+        },                                                                                          \
+        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+          *response = app_.Method(ctx, *request, audit);                                            \
         });                                                                                         \
   }
 #define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)
