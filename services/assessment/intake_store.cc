@@ -46,13 +46,7 @@ return 1
 // record of its outcome (kept ARGV[5] seconds), all in one script: no claim can be left pending.
 // ARGV[2]: the session's idle ttl in ms; ARGV[3]: the instrument codes the answers belong to;
 // ARGV[4]: the request's fingerprint; ARGV[6..]: field, value pairs. Answers {expires_ms, HGETALL}.
-const RedisScript kSubmitOnceScript{R"LUA(
-local kind = redis.call('TYPE', KEYS[2]).ok
-if kind == 'string' then return {'legacy', redis.call('GET', KEYS[2])} end
-if kind == 'hash' then
-  if redis.call('HGET', KEYS[2], '#fingerprint') ~= ARGV[4] then return redis.error_reply('REUSED request_id') end
-  return {tonumber(redis.call('HGET', KEYS[2], '#expires_ms')), redis.call('HGETALL', KEYS[2])}
-end
+const RedisScript kSubmitOnceScript{OnceScriptBody(R"LUA(
 local patient = redis.call('HGET', KEYS[1], 'patient_id')
 if not patient or (ARGV[1] ~= '' and ARGV[1] ~= patient) then return redis.error_reply('NOT_FOUND intake session') end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED intake session') end
@@ -62,14 +56,7 @@ for code in string.gmatch(ARGV[3], '[^,]+') do
 end
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local now = redis.call('TIME')
-local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + redis.call('PTTL', KEYS[1])
-local fields = redis.call('HGETALL', KEYS[1])
-redis.call('HSET', KEYS[2], '#fingerprint', ARGV[4], '#expires_ms', string.format('%.0f', expires))
-for i = 1, #fields, 2 do redis.call('HSET', KEYS[2], fields[i], fields[i + 1]) end
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return {expires, fields}
-)LUA"};
+)LUA", /*fingerprint_arg=*/4, /*retention_arg=*/5)};
 
 // Reading an open session is activity too: it renews the TTL.
 const RedisScript kReadScript{R"LUA(
@@ -231,21 +218,17 @@ v1::IntakeSession SessionOfSubmitReply(const std::string& session_id, const Subm
     }
     ThrowIfRefused(reply);
   }
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-    throw Error(ErrorCode::kUnavailable, "intake submission: unexpected reply from redis");
-  }
-  if (reply->element[0]->type == REDIS_REPLY_STRING) {
+  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply, submission.fingerprint);
+  if (answer.earlier_protocol_response) {
     // A record of the generic protocol: its response is the whole SubmitIntakeAnswersResponse.
-    const redisReply* record = reply->element[1];
     v1::SubmitIntakeAnswersResponse stored;
-    if (!stored.ParseFromString(ReplayOrThrow(std::string(record->str, record->len), submission.fingerprint))) {
+    if (!stored.ParseFromString(*answer.earlier_protocol_response)) {
       throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
     }
     stored.mutable_session()->clear_progress();
     return std::move(*stored.mutable_session());
   }
-  return SessionFromFields(session_id, reply->element[1],
-                           TimeUtil::MillisecondsToTimestamp(reply->element[0]->integer));
+  return SessionFromFields(session_id, answer.fields, TimeUtil::MillisecondsToTimestamp(answer.expires_ms));
 }
 }  // namespace
 

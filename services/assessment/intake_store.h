@@ -30,12 +30,6 @@ struct IntakeChanges {
   const v1::RedFlagScreen* red_flag_screen = nullptr;
 };
 
-// Which request a submission is: its idempotency key and the fingerprint of its content.
-struct SubmissionId {
-  IdempotencyKey key;
-  std::string fingerprint;
-};
-
 // The use cases' seam: the Redis store below, or an in-memory fake in tests.
 class IntakeStore {
  public:

@@ -410,6 +410,34 @@ int main(int argc, char** argv) {
         }, cpu_of(assessment));
         Report(c, "SubmitIntakeAnswers", tally, health_a.rate());
       }
+      if (wanted("UpdateVisitSession")) {
+        // One open visit session per caller (pain and a delivered item each call).
+        std::vector<std::string> visits(c);
+        grpc::Status setup;
+        for (int w = 0; w < c && setup.ok(); ++w) {
+          gpb::StartVisitSessionRequest start;
+          start.set_request_id(physio::NewId("rq"));
+          start.set_patient_id(patients[w]);
+          start.set_kind(gpb::VISIT_KIND_CLINIC);
+          gpb::StartVisitSessionResponse started;
+          setup = clinician(progress.stub(w), &gpb::ProgressService::Stub::StartVisitSession, start, &started);
+          visits[w] = started.session().session_id();
+        }
+        if (!setup.ok()) {
+          std::cerr << "UpdateVisitSession: StartVisitSession failed: " << setup.error_message() << "\n";
+        } else {
+          auto tally = drive(c, [&](int w, long i) {
+            gpb::UpdateVisitSessionRequest request;
+            request.set_request_id(physio::NewId("rq"));
+            request.set_session_id(visits[w]);
+            request.set_pain_before(static_cast<int>(i % 8));
+            request.add_add_delivered_item_ids("ex.motor.abdominal_bracing");
+            gpb::UpdateVisitSessionResponse response;
+            return clinician(progress.stub(w), &gpb::ProgressService::Stub::UpdateVisitSession, request, &response);
+          }, cpu_of(progress));
+          Report(c, "UpdateVisitSession", tally, health_g.rate());
+        }
+      }
       if (wanted("LogHomeExercise")) {
         auto tally = drive(c, [&](int w, long i) {
           gpb::LogHomeExerciseRequest request;

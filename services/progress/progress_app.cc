@@ -1050,12 +1050,11 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
   if (IsClinicScoped(ctx)) LoadVisitSession(ctx, request.session_id());  // another clinic's: NOT_FOUND, unchanged
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
-  auto response = IdempotentSessionWrite<pb::UpdateVisitSessionResponse>(
-      session_idempotency_, {"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()}, request, deadline, [&] {
-        pb::UpdateVisitSessionResponse updated;
-        *updated.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), changes, deadline);
-        return updated;
-      });
+  // Once per request id: the store records the outcome with the change, in the same script.
+  const SubmissionId submission{{"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()},
+                                RequestFingerprint(request)};
+  pb::UpdateVisitSessionResponse response;
+  *response.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), changes, submission, deadline);
   audit.patient_id = response.session().patient_id();
   return response;
 }

@@ -23,13 +23,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 )LUA"};
 
-const RedisScript kUpdateScript{R"LUA(
+// ARGV: the session's idle TTL in ms, the request's fingerprint, its record's retention in
+// seconds, then field/value pairs.
+const RedisScript kUpdateOnceScript{OnceScriptBody(R"LUA(
 if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return redis.error_reply('COMPLETED visit session') end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {redis.call('PTTL', KEYS[1]), redis.call('HGETALL', KEYS[1])}
-)LUA"};
+)LUA", /*fingerprint_arg=*/2, /*retention_arg=*/3)};
 
 const RedisScript kReadScript{R"LUA(
 if not redis.call('HGET', KEYS[1], 'patient_id') then return redis.error_reply('NOT_FOUND visit session') end
@@ -52,12 +53,11 @@ void ThrowIfRefused(const redisReply* reply) {
                                {"COMPLETED", ErrorCode::kFailedPrecondition, "visit session is already completed"}});
 }
 
-// The session from the scripts' reply {ttl in ms, HGETALL}.
-v1::VisitSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
+// The session from its hash's fields (HGETALL), expiring at `expire_time` when it is set.
+v1::VisitSession SessionFromFields(const std::string& session_id, const redisReply* fields,
+                                   std::optional<google::protobuf::Timestamp> expire_time) {
   v1::VisitSession session;
   session.set_session_id(session_id);
-  const long long ttl_ms = reply->element[0]->integer;
-  const redisReply* fields = reply->element[1];
   for (size_t i = 0; i + 1 < fields->elements; i += 2) {
     const std::string field(fields->element[i]->str, fields->element[i]->len);
     const std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
@@ -73,8 +73,16 @@ v1::VisitSession SessionFromReply(const std::string& session_id, const redisRepl
     else if (field.rfind("d:", 0) == 0) session.add_delivered_item_ids(field.substr(2));
   }
   std::sort(session.mutable_delivered_item_ids()->begin(), session.mutable_delivered_item_ids()->end());
-  if (ttl_ms > 0) *session.mutable_expire_time() = TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms);
+  if (expire_time) *session.mutable_expire_time() = *expire_time;
   return session;
+}
+
+// The session from the read script's reply {ttl in ms, HGETALL}.
+v1::VisitSession SessionFromReply(const std::string& session_id, const redisReply* reply) {
+  const long long ttl_ms = reply->element[0]->integer;
+  return SessionFromFields(session_id, reply->element[1],
+                           ttl_ms > 0 ? std::optional(TimeUtil::GetCurrentTime() + TimeUtil::MillisecondsToDuration(ttl_ms))
+                                      : std::nullopt);
 }
 }  // namespace
 
@@ -99,16 +107,30 @@ v1::VisitSession RedisVisitSessionStore::Read(const CallContext& ctx, const std:
 }
 
 v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
-                                           const VisitSessionChanges& changes, Clock::time_point deadline) {
-  std::vector<std::string> args{TtlMs()};
+                                                const VisitSessionChanges& changes, const SubmissionId& submission,
+                                                Clock::time_point deadline) {
+  std::vector<std::string> args{TtlMs(), submission.fingerprint, std::to_string(retention_.count())};
   if (changes.pain_before) args.insert(args.end(), {"pain_before", std::to_string(*changes.pain_before)});
   if (changes.pain_after) args.insert(args.end(), {"pain_after", std::to_string(*changes.pain_after)});
   for (const auto& item_id : changes.delivered_item_ids) args.insert(args.end(), {"d:" + item_id, "1"});
   if (changes.red_flag_screen) args.insert(args.end(), {"red_flags", changes.red_flag_screen->SerializeAsString()});
   if (changes.session) args.insert(args.end(), {"session", changes.session->SerializeAsString()});
-  auto reply = redis_.EvalDurable(kUpdateScript, {Key(ctx, session_id)}, args, deadline);
+  auto reply = redis_.EvalDurable(kUpdateOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
+                                  args, deadline);
+  if (ScriptRefusalOf(reply.get(), {"REUSED"})) {
+    throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+  }
   ThrowIfRefused(reply.get());
-  return SessionFromReply(session_id, reply.get());
+  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply.get(), submission.fingerprint);
+  if (answer.earlier_protocol_response) {
+    // A record of the generic protocol (RedisIdempotency): its response is the whole UpdateVisitSessionResponse.
+    v1::UpdateVisitSessionResponse stored;
+    if (!stored.ParseFromString(*answer.earlier_protocol_response)) {
+      throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
+    }
+    return std::move(*stored.mutable_session());
+  }
+  return SessionFromFields(session_id, answer.fields, TimeUtil::MillisecondsToTimestamp(answer.expires_ms));
 }
 
 std::optional<std::int64_t> RedisVisitSessionStore::StartedAt(const CallContext& ctx, const std::string& session_id,

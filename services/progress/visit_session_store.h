@@ -12,6 +12,7 @@
 
 #include "physio/auth/call_context.h"
 #include "physio/progress/v1/progress.pb.h"
+#include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::progress {
@@ -41,10 +42,14 @@ class VisitSessionStore {
                       Clock::time_point deadline) = 0;
   // The session, renewing an open one's expiry; NOT_FOUND when it expired or never existed.
   virtual v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) = 0;
-  // Applies the changes and returns the session as it now is; NOT_FOUND as Read,
-  // FAILED_PRECONDITION once completed.
+  // Applies the changes and returns the session as it now is, once per `submission`: a retry
+  // (same key, same fingerprint) changes nothing and gets back the session as the first attempt
+  // left it, even if it changed since; the same key with another fingerprint is INVALID_ARGUMENT
+  // on request_id. Otherwise NOT_FOUND as Read, FAILED_PRECONDITION once completed; a refused
+  // update leaves no record.
   virtual v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
-                                  const VisitSessionChanges& changes, Clock::time_point deadline) = 0;
+                                  const VisitSessionChanges& changes, const SubmissionId& submission,
+                                  Clock::time_point deadline) = 0;
   // When the session started (Unix seconds); nullopt when it is gone.
   virtual std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
                                                 Clock::time_point deadline) = 0;
@@ -55,15 +60,18 @@ class VisitSessionStore {
 
 class RedisVisitSessionStore final : public VisitSessionStore {
  public:
-  // `ttl`: idle time before an open session expires (renewed on every read and write).
-  RedisVisitSessionStore(RedisPool& redis, std::chrono::seconds ttl) : redis_(redis), ttl_(ttl) {}
+  // `ttl`: idle time before an open session expires (renewed on every read and write);
+  // `retention`: how long an update's outcome is kept for its retries (as RedisIdempotency's records).
+  RedisVisitSessionStore(RedisPool& redis, std::chrono::seconds ttl,
+                         std::chrono::seconds retention = std::chrono::hours(24))
+      : redis_(redis), ttl_(ttl), retention_(retention) {}
 
   void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
               v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
               Clock::time_point deadline) override;
   v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
   v1::VisitSession Update(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
-                          Clock::time_point deadline) override;
+                          const SubmissionId& submission, Clock::time_point deadline) override;
   std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
                                         Clock::time_point deadline) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
@@ -75,6 +83,7 @@ class RedisVisitSessionStore final : public VisitSessionStore {
 
   RedisPool& redis_;
   std::chrono::seconds ttl_;
+  std::chrono::seconds retention_;
 };
 
 }  // namespace physio::progress

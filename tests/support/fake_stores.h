@@ -139,7 +139,7 @@ class FakeIntakeStore final : public assessment::IntakeStore {
   }
   assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
                                        const assessment::IntakeChanges& changes,
-                                       const assessment::SubmissionId& submission, Clock::time_point) override {
+                                       const SubmissionId& submission, Clock::time_point) override {
     const std::string id = IdOf(submission.key);
     if (auto stored = submissions_.Find(id, submission.fingerprint)) {
       assessment::v1::IntakeSession replayed;
@@ -543,19 +543,20 @@ class FakeVisitSessionStore final : public progress::VisitSessionStore {
     return Stored(ctx, session_id).first;
   }
   progress::v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
-                                    const progress::VisitSessionChanges& changes, Clock::time_point) override {
-    auto& session = Stored(ctx, session_id).first;
-    if (session.completed()) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
-    if (changes.pain_before) session.set_pain_before(*changes.pain_before);
-    if (changes.pain_after) session.set_pain_after(*changes.pain_after);
-    for (const auto& item : changes.delivered_item_ids) {
-      const auto& delivered = session.delivered_item_ids();
-      if (std::find(delivered.begin(), delivered.end(), item) == delivered.end()) session.add_delivered_item_ids(item);
+                                    const progress::VisitSessionChanges& changes, const SubmissionId& submission,
+                                    Clock::time_point) override {
+    const std::string id = IdOf(submission.key);
+    if (auto stored = updates_.Find(id, submission.fingerprint)) {
+      progress::v1::VisitSession replayed;
+      replayed.ParseFromString(*stored);
+      return replayed;
     }
-    if (changes.red_flag_screen) *session.mutable_red_flag_screen() = *changes.red_flag_screen;
-    if (changes.session) *session.mutable_session() = *changes.session;
-    return session;
+    progress::v1::VisitSession changed = Changed(ctx, session_id, changes);
+    updates_.Remember(id, submission.fingerprint, changed.SerializeAsString());
+    ++updates;
+    return changed;
   }
+  int updates = 0;  // updates that changed a session (not replays)
   std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
                                         Clock::time_point) override {
     auto found = sessions.find({ctx.tenant, session_id});
@@ -578,6 +579,22 @@ class FakeVisitSessionStore final : public progress::VisitSessionStore {
     if (found == sessions.end()) throw Error(ErrorCode::kNotFound, "visit session not found or expired");
     return found->second;
   }
+  progress::v1::VisitSession Changed(const CallContext& ctx, const std::string& session_id,
+                                     const progress::VisitSessionChanges& changes) {
+    auto& session = Stored(ctx, session_id).first;
+    if (session.completed()) throw Error(ErrorCode::kFailedPrecondition, "visit session is already completed");
+    if (changes.pain_before) session.set_pain_before(*changes.pain_before);
+    if (changes.pain_after) session.set_pain_after(*changes.pain_after);
+    for (const auto& item : changes.delivered_item_ids) {
+      const auto& delivered = session.delivered_item_ids();
+      if (std::find(delivered.begin(), delivered.end(), item) == delivered.end()) session.add_delivered_item_ids(item);
+    }
+    if (changes.red_flag_screen) *session.mutable_red_flag_screen() = *changes.red_flag_screen;
+    if (changes.session) *session.mutable_session() = *changes.session;
+    return session;
+  }
+
+  StoredResponses updates_;
 };
 
 struct FakeProgressState {

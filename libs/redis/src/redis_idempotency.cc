@@ -30,6 +30,45 @@ std::string ReplayOrThrow(const std::string& stored, const std::string& fingerpr
   return stored.substr(newline + 1);
 }
 
+std::string OnceScriptBody(const std::string& change, int fingerprint_arg, int retention_arg) {
+  const std::string fingerprint = "ARGV[" + std::to_string(fingerprint_arg) + "]";
+  const std::string retention = "ARGV[" + std::to_string(retention_arg) + "]";
+  return "local kind = redis.call('TYPE', KEYS[2]).ok\n"
+         "if kind == 'string' then return {'legacy', redis.call('GET', KEYS[2])} end\n"
+         "if kind == 'hash' then\n"
+         "  if redis.call('HGET', KEYS[2], '#fingerprint') ~= " + fingerprint + " then return redis.error_reply('REUSED request_id') end\n"
+         "  return {tonumber(redis.call('HGET', KEYS[2], '#expires_ms')), redis.call('HGETALL', KEYS[2])}\n"
+         "end\n" +
+         change +
+         "\nlocal now = redis.call('TIME')\n"
+         "local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + redis.call('PTTL', KEYS[1])\n"
+         "local fields = redis.call('HGETALL', KEYS[1])\n"
+         "redis.call('HSET', KEYS[2], '#fingerprint', " + fingerprint + ", '#expires_ms', string.format('%.0f', expires))\n"
+         "for i = 1, #fields, 2 do redis.call('HSET', KEYS[2], fields[i], fields[i + 1]) end\n"
+         "redis.call('EXPIRE', KEYS[2], " + retention + ")\n"
+         "return {expires, fields}\n";
+}
+
+OnceScriptAnswer ParseOnceScriptAnswer(const redisReply* reply, const std::string& fingerprint) {
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    throw Error(ErrorCode::kUnavailable, "session write: unexpected reply from redis");
+  }
+  OnceScriptAnswer answer;
+  const redisReply* first = reply->element[0];
+  const redisReply* second = reply->element[1];
+  if (first->type == REDIS_REPLY_STRING) {
+    if (second->type != REDIS_REPLY_STRING) throw Error(ErrorCode::kUnavailable, "session write: unexpected record");
+    answer.earlier_protocol_response = ReplayOrThrow(std::string(second->str, second->len), fingerprint);
+    return answer;
+  }
+  if (first->type != REDIS_REPLY_INTEGER || second->type != REDIS_REPLY_ARRAY) {
+    throw Error(ErrorCode::kUnavailable, "session write: unexpected reply from redis");
+  }
+  answer.fields = second;
+  answer.expires_ms = first->integer;
+  return answer;
+}
+
 std::string RedisIdempotency::Run(const IdempotencyKey& key, const std::string& fingerprint,
                                   Clock::time_point deadline, const std::function<std::string()>& mutate) {
   const std::string redis_key = SessionIdempotencyRedisKey(key);

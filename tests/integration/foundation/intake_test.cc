@@ -228,10 +228,10 @@ TEST_F(Intake, AFastSubmissionWithoutAnAnswerMayHaveLandedAndIsReplayedNotApplie
     return changes;
   };
   auto id = [&](const std::string& request_id, const std::string& fingerprint) {
-    return assessment::SubmissionId{{"asmt", tenant_, patient_id_, "SubmitIntakeAnswers", request_id}, fingerprint};
+    return SubmissionId{{"asmt", tenant_, patient_id_, "SubmitIntakeAnswers", request_id}, fingerprint};
   };
   auto submit_async = [&](assessment::IntakeStore& on, const std::string& session_id, int value,
-                          const assessment::SubmissionId& submission) {
+                          const SubmissionId& submission) {
     std::promise<std::optional<apb::IntakeSession>> promise;
     auto future = promise.get_future();
     EXPECT_TRUE(on.SubmitAsync(ctx, session_id, answer(value), submission, deadline(),

@@ -189,6 +189,86 @@ TEST_F(Sessions, AVisitSessionCarriesItsDocumentationToTheVisitItCompletes) {
   EXPECT_NE(status.error_message().find("session.movement_tests[0].repetitions"), std::string::npos) << status.error_message();
 }
 
+// A visit-session update is applied once per request id, in one Redis script with its record
+// (issue 33): a retry gets the first outcome back, even after the session moved on, and changes
+// nothing; the same id with other content is refused; copies racing the first all get one outcome;
+// a record of the earlier protocol (RedisIdempotency's, before this release) is still replayed.
+TEST_F(Sessions, ARetriedVisitSessionUpdateReplaysItsFirstOutcomeAndChangesNothing) {
+  using google::protobuf::util::MessageDifferencer;
+  const Caller clinician = Clinician();
+  gpb::StartVisitSessionRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.set_kind(gpb::VISIT_KIND_CLINIC);
+  gpb::StartVisitSessionResponse started;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &started).ok());
+  const std::string session_id = started.session().session_id();
+  auto update = [&](const std::string& request_id, int pain_before, gpb::VisitSession* out) {
+    gpb::UpdateVisitSessionRequest request;
+    request.set_request_id(request_id);
+    request.set_session_id(session_id);
+    request.set_pain_before(pain_before);
+    gpb::UpdateVisitSessionResponse response;
+    auto status = clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, request,
+                                 &response);
+    if (out != nullptr) *out = response.session();
+    return status;
+  };
+  auto now = [&] {
+    gpb::GetVisitSessionRequest request;
+    request.set_session_id(session_id);
+    gpb::GetVisitSessionResponse response;
+    EXPECT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::GetVisitSession, request,
+                               &response).ok());
+    return response.session();
+  };
+  gpb::VisitSession first, later, replayed;
+  ASSERT_TRUE(update("rq-pain-6", 6, &first).ok());
+  EXPECT_EQ(first.pain_before(), 6);
+  EXPECT_GT(first.expire_time().seconds(), 0);
+  ASSERT_TRUE(update("rq-pain-3", 3, &later).ok());
+  ASSERT_TRUE(update("rq-pain-6", 6, &replayed).ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(replayed, first)) << replayed.DebugString() << "\nvs\n" << first.DebugString();
+  EXPECT_EQ(now().pain_before(), 3) << "the retry must not apply the old value again";
+  const auto reused = update("rq-pain-6", 2, nullptr);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(reused.error_message().find("request_id"), std::string::npos) << reused.error_message();
+  // A refused update leaves no record: the same id works once the session exists.
+  EXPECT_EQ(update("rq-pain-6", 6, nullptr).error_code(), grpc::StatusCode::OK);
+
+  std::vector<gpb::VisitSession> outcomes(8);
+  std::vector<grpc::Status> statuses(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { statuses[i] = update("rq-raced", 5, &outcomes[i]); });
+  for (auto& thread : threads) thread.join();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_TRUE(MessageDifferencer::Equals(outcomes[i], outcomes[0])) << i;
+  }
+
+  // Recorded by the earlier protocol: "<fingerprint>\n<UpdateVisitSessionResponse>".
+  gpb::UpdateVisitSessionRequest before_upgrade;
+  before_upgrade.set_request_id("rq-before-upgrade");
+  before_upgrade.set_session_id(session_id);
+  before_upgrade.set_pain_before(9);
+  gpb::UpdateVisitSessionResponse recorded;
+  *recorded.mutable_session() = now();
+  recorded.mutable_session()->set_pain_before(9);
+  RedisOptions options;
+  options.port = redis_->port();
+  options.pool_size = 1;
+  RedisPool redis(options);
+  RedisIdempotency earlier(redis);
+  earlier.Run({"prog", tenant_, "clin-1", "UpdateVisitSession", before_upgrade.request_id()},
+              RequestFingerprint(before_upgrade), Clock::now() + std::chrono::seconds(2),
+              [&] { return recorded.SerializeAsString(); });
+  gpb::UpdateVisitSessionResponse replayed_earlier;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, before_upgrade,
+                             &replayed_earlier).ok());
+  EXPECT_EQ(replayed_earlier.session().pain_before(), 9);
+  EXPECT_EQ(now().pain_before(), 5) << "a replay changes nothing";
+}
+
 TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClinicianApproves) {
   const Caller clinician = Clinician();
   apb::Assessment first;

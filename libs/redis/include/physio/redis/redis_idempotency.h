@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "physio/common/stored_message.h"
@@ -58,6 +59,33 @@ std::string SessionIdempotencyRedisKey(const IdempotencyKey& key);
 // A record RedisIdempotency stored ("pending", or "<fingerprint>\n<response>"): the response when
 // `fingerprint` matches; ABORTED while pending; INVALID_ARGUMENT for another request's.
 std::string ReplayOrThrow(const std::string& stored, const std::string& fingerprint);
+
+// Which request a session write is: its idempotency key and the fingerprint of its content.
+struct SubmissionId {
+  IdempotencyKey key;
+  std::string fingerprint;
+};
+
+// One round trip for a session write recorded once per request (issue 33): the Lua of a script
+// whose KEYS[1] is the session's hash and KEYS[2] its record (SessionIdempotencyRedisKey), with
+// `change` (Lua that checks the session and changes it, or returns a refusal) in the middle. If
+// the record is there, the script answers it again and changes nothing (another request's content
+// under the id: the error "REUSED request_id"); otherwise it runs `change`, then records the
+// session as it left it, with its expiry on Redis's clock and ARGV[fingerprint_arg], kept
+// ARGV[retention_arg] seconds. A refused change records nothing. A record of RedisIdempotency's
+// protocol (a string) comes back as {'legacy', record}.
+std::string OnceScriptBody(const std::string& change, int fingerprint_arg, int retention_arg);
+
+// Such a script's answer: the session's fields (HGETALL's array) with its absolute expiry in ms
+// since the epoch, or the response bytes of a record of the earlier protocol (checked against
+// `fingerprint` by ReplayOrThrow). UNAVAILABLE for any other shape; refusals are the caller's
+// to decode first.
+struct OnceScriptAnswer {
+  std::optional<std::string> earlier_protocol_response;
+  const redisReply* fields = nullptr;  // owned by the reply
+  long long expires_ms = 0;
+};
+OnceScriptAnswer ParseOnceScriptAnswer(const redisReply* reply, const std::string& fingerprint);
 
 // The typed form: `mutate` returns the response, stored and replayed as bytes.
 template <typename Response>
