@@ -495,9 +495,13 @@ bool AssessmentApp::StartSubmitIntakeAnswers(const CallContext& ctx, const pb::S
       [this, &audit, finish = std::move(finish)](std::optional<pb::IntakeSession> session) {
         std::optional<pb::SubmitIntakeAnswersResponse> response;
         if (session) {
-          response.emplace();
-          *response->mutable_session() = WithProgress(std::move(*session));
-          audit.patient_id = response->session().patient_id();
+          try {
+            response.emplace();
+            *response->mutable_session() = WithProgress(std::move(*session));
+            audit.patient_id = response->session().patient_id();
+          } catch (const std::exception&) {
+            response.reset();  // the ordinary path replays it and reports what went wrong
+          }
         }
         finish(std::move(response));
       });

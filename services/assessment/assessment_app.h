@@ -23,6 +23,7 @@
 #include "physio/server/webhook_sender.h"
 #include "webhook_records.h"
 #include "physio/db/audit.h"
+#include "physio/common/session_patients.h"
 #include "physio/redis/redis_idempotency.h"
 
 namespace physio::assessment {
@@ -189,31 +190,9 @@ class AssessmentApp {
   pb::Assessment StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
                                        const std::vector<InstrumentKind>& instruments);
 
-  // Which patient each intake session this process has seen is of (by tenant and
-  // session id; a session's patient never changes). Bounded: full, it starts over.
-  class IntakePatients {
-   public:
-    std::optional<std::string> Find(const std::string& tenant, const std::string& session_id) const {
-      std::lock_guard lock(mu_);
-      auto found = patients_.find({tenant, session_id});
-      if (found == patients_.end()) return std::nullopt;
-      return found->second;
-    }
-    void Remember(const std::string& tenant, const std::string& session_id, const std::string& patient_id) {
-      std::lock_guard lock(mu_);
-      if (patients_.size() >= kMaxEntries) patients_.clear();
-      patients_[{tenant, session_id}] = patient_id;
-    }
-
-   private:
-    static constexpr std::size_t kMaxEntries = 20000;
-    mutable std::mutex mu_;
-    std::map<std::pair<std::string, std::string>, std::string> patients_;
-  };
-
   SessionIdempotency& session_idempotency_;
   IntakeStore& intakes_;
-  IntakePatients intake_patients_;
+  SessionPatients intake_patients_;  // each intake session's patient, for clinic checks from memory
   AssessmentRecords& records_;
   // The webhook store (FAILED_PRECONDITION without one), and a subscription the caller may manage
   // (NOT_FOUND otherwise: another tenant's, another clinic's, deleted).

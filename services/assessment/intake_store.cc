@@ -252,7 +252,7 @@ bool RedisIntakeStore::SubmitAsync(const CallContext& ctx, const std::string& se
         if (reply) {
           try {
             session = SessionOfSubmitReply(session_id, *call, submission, reply->get());
-          } catch (const Error&) {
+          } catch (const std::exception&) {
             // Not answered here: the ordinary way runs the script again, which replays or refuses alike.
           }
         }

@@ -993,9 +993,20 @@ pb::BreakGlassResponse ProgressApp::BreakGlass(const CallContext& ctx, const pb:
 
 pb::VisitSession ProgressApp::LoadVisitSession(const CallContext& ctx, const std::string& session_id) {
   pb::VisitSession session = visit_sessions_.Read(ctx, session_id, ctx.DeadlineCappedAt(kStoreBudget));
+  visit_patients_.Remember(ctx.tenant, session_id, session.patient_id());
   // Clinic scoping: another clinic's patient's session is not found.
   if (IsStaff(ctx) && !SharesClinicWith(ctx, session.patient_id())) ThrowNotFound("visit session");
   return session;
+}
+
+void ProgressApp::CheckVisitSessionInScope(const CallContext& ctx, const std::string& session_id) {
+  const auto known = visit_patients_.Find(ctx.tenant, session_id);
+  if (!known) {
+    LoadVisitSession(ctx, session_id);
+    return;
+  }
+  // The store's own checks (expired, completed, never existed) come with the change itself.
+  if (IsStaff(ctx) && !SharesClinicWith(ctx, *known)) ThrowNotFound("visit session");
 }
 
 pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& ctx,
@@ -1022,13 +1033,22 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
   return response;
 }
 
-pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext& ctx,
-                                                               const pb::UpdateVisitSessionRequest& request,
-                                                               AuditTarget& audit) {
+namespace {
+// An update's checks and changes, and which request it is.
+struct PreparedVisitUpdate {
+  VisitSessionChanges changes;
+  SubmissionId submission;
+};
+
+// `check_clinic` loads the session for a clinic-scoped caller (another clinic's: NOT_FOUND).
+PreparedVisitUpdate PrepareVisitUpdate(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
+                                       AuditTarget& audit,
+                                       const std::function<void(const std::string&)>& check_clinic) {
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
-  VisitSessionChanges changes;
+  PreparedVisitUpdate prepared;
+  VisitSessionChanges& changes = prepared.changes;
   if (request.has_pain_before()) {
     ValidatePain("pain_before", request.pain_before());
     changes.pain_before = request.pain_before();
@@ -1048,15 +1068,42 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
     changes.session = &request.session();
   }
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
-  if (IsClinicScoped(ctx)) LoadVisitSession(ctx, request.session_id());  // another clinic's: NOT_FOUND, unchanged
-  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  if (IsClinicScoped(ctx)) check_clinic(request.session_id());  // another clinic's: NOT_FOUND, unchanged
   // Once per request id: the store records the outcome with the change, in the same script.
-  const SubmissionId submission{{"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()},
-                                RequestFingerprint(request)};
+  prepared.submission = {{"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()},
+                         RequestFingerprint(request)};
+  return prepared;
+}
+}  // namespace
+
+pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext& ctx,
+                                                               const pb::UpdateVisitSessionRequest& request,
+                                                               AuditTarget& audit) {
+  const PreparedVisitUpdate prepared = PrepareVisitUpdate(
+      ctx, request, audit, [&](const std::string& session_id) { CheckVisitSessionInScope(ctx, session_id); });
   pb::UpdateVisitSessionResponse response;
-  *response.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), changes, submission, deadline);
+  *response.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), prepared.changes,
+                                                       prepared.submission, ctx.DeadlineCappedAt(kStoreBudget));
   audit.patient_id = response.session().patient_id();
   return response;
+}
+
+bool ProgressApp::StartUpdateVisitSession(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
+                                          AuditTarget& audit,
+                                          std::function<void(std::optional<pb::UpdateVisitSessionResponse>)> finish) {
+  const PreparedVisitUpdate prepared = PrepareVisitUpdate(
+      ctx, request, audit, [&](const std::string& session_id) { CheckVisitSessionInScope(ctx, session_id); });
+  return visit_sessions_.UpdateAsync(
+      ctx, request.session_id(), prepared.changes, prepared.submission, ctx.DeadlineCappedAt(kStoreBudget),
+      [&audit, finish = std::move(finish)](std::optional<pb::VisitSession> session) {
+        std::optional<pb::UpdateVisitSessionResponse> response;
+        if (session) {
+          response.emplace();
+          *response->mutable_session() = std::move(*session);
+          audit.patient_id = response->session().patient_id();
+        }
+        finish(std::move(response));
+      });
 }
 
 pb::GetVisitSessionResponse ProgressApp::GetVisitSession(const CallContext& ctx,

@@ -12,6 +12,7 @@
 #include "summary.h"
 #include "visit_session_store.h"
 #include "physio/auth/call_context.h"
+#include "physio/common/session_patients.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/v1/common.pb.h"
 #include "physio/db/audit.h"
@@ -96,6 +97,13 @@ class ProgressApp {
                                                   AuditTarget& audit);
   pb::UpdateVisitSessionResponse UpdateVisitSession(const CallContext& ctx,
                                                     const pb::UpdateVisitSessionRequest& request, AuditTarget& audit);
+  // The same update without a worker waiting for Redis (PHYSIO_FAST_UNARY_RPC), as
+  // AssessmentApp::StartSubmitIntakeAnswers: false when it cannot be started so; otherwise `finish`
+  // runs once, on another thread, with the response or nullopt (the ordinary path then updates
+  // again and replays what was applied).
+  bool StartUpdateVisitSession(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
+                               AuditTarget& audit,
+                               std::function<void(std::optional<pb::UpdateVisitSessionResponse>)> finish);
   pb::GetVisitSessionResponse GetVisitSession(const CallContext& ctx, const pb::GetVisitSessionRequest& request,
                                               AuditTarget& audit);
   pb::CompleteVisitSessionResponse CompleteVisitSession(const CallContext& ctx,
@@ -125,9 +133,13 @@ class ProgressApp {
                                 const std::optional<physio::planning::v1::Plan>& plan, Clock::time_point deadline);
 
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
+  // For a clinic-scoped caller, before a change: another clinic's patient's session is NOT_FOUND.
+  // From memory when this process has seen the session (visit_patients_), else by LoadVisitSession.
+  void CheckVisitSessionInScope(const CallContext& ctx, const std::string& session_id);
 
   SessionIdempotency& session_idempotency_;
   VisitSessionStore& visit_sessions_;
+  SessionPatients visit_patients_;  // each visit session's patient, for clinic checks from memory
   ProgressRecords& records_;
   TaskRecords* tasks_;
   OutcomeReportStore* reports_;

@@ -144,7 +144,7 @@ class ProgressGrpc final : public pb::ProgressService::CallbackService {
   PHYSIO_UNARY_RPC(EvaluateProgress)
   PHYSIO_UNARY_RPC(ListAlerts)
   PHYSIO_UNARY_RPC(StartVisitSession)
-  PHYSIO_UNARY_RPC(UpdateVisitSession)
+  PHYSIO_FAST_UNARY_RPC(UpdateVisitSession)  // without a worker when Redis answers in time
   PHYSIO_UNARY_RPC(GetVisitSession)
   PHYSIO_UNARY_RPC(CompleteVisitSession)
   PHYSIO_UNARY_RPC(AcknowledgeAlert)
@@ -187,7 +187,8 @@ class ProgressServer final : public RunningService {
                   planning_plans_, runtime_.metrics()),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         session_idempotency_(runtime_.redis()),
-        visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds"))),
+        visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")),
+                        std::chrono::hours(24), runtime_.async_redis()),
         records_(runtime_.pg()),
         tasks_(runtime_.pg()),
         reports_(runtime_.pg()),

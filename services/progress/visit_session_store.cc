@@ -106,22 +106,28 @@ v1::VisitSession RedisVisitSessionStore::Read(const CallContext& ctx, const std:
   return SessionFromReply(session_id, reply.get());
 }
 
-v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
-                                                const VisitSessionChanges& changes, const SubmissionId& submission,
-                                                Clock::time_point deadline) {
-  std::vector<std::string> args{TtlMs(), submission.fingerprint, std::to_string(retention_.count())};
+namespace {
+// The update script's arguments: the session's idle TTL, the request's fingerprint, the record's
+// retention, then field/value pairs.
+std::vector<std::string> UpdateArguments(const VisitSessionChanges& changes, const SubmissionId& submission,
+                                         std::string ttl_ms, std::chrono::seconds retention) {
+  std::vector<std::string> args{std::move(ttl_ms), submission.fingerprint, std::to_string(retention.count())};
   if (changes.pain_before) args.insert(args.end(), {"pain_before", std::to_string(*changes.pain_before)});
   if (changes.pain_after) args.insert(args.end(), {"pain_after", std::to_string(*changes.pain_after)});
   for (const auto& item_id : changes.delivered_item_ids) args.insert(args.end(), {"d:" + item_id, "1"});
   if (changes.red_flag_screen) args.insert(args.end(), {"red_flags", changes.red_flag_screen->SerializeAsString()});
   if (changes.session) args.insert(args.end(), {"session", changes.session->SerializeAsString()});
-  auto reply = redis_.EvalDurable(kUpdateOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
-                                  args, deadline);
-  if (ScriptRefusalOf(reply.get(), {"REUSED"})) {
+  return args;
+}
+
+// The session from the update script's reply, or its refusal thrown.
+v1::VisitSession SessionOfUpdateReply(const std::string& session_id, const SubmissionId& submission,
+                                      const redisReply* reply) {
+  if (ScriptRefusalOf(reply, {"REUSED"})) {
     throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
   }
-  ThrowIfRefused(reply.get());
-  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply.get(), submission.fingerprint);
+  ThrowIfRefused(reply);
+  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply, submission.fingerprint);
   if (answer.earlier_protocol_response) {
     // A record of the generic protocol (RedisIdempotency): its response is the whole UpdateVisitSessionResponse.
     v1::UpdateVisitSessionResponse stored;
@@ -131,6 +137,35 @@ v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const st
     return std::move(*stored.mutable_session());
   }
   return SessionFromFields(session_id, answer.fields, TimeUtil::MillisecondsToTimestamp(answer.expires_ms));
+}
+}  // namespace
+
+v1::VisitSession RedisVisitSessionStore::Update(const CallContext& ctx, const std::string& session_id,
+                                                const VisitSessionChanges& changes, const SubmissionId& submission,
+                                                Clock::time_point deadline) {
+  auto reply = redis_.EvalDurable(kUpdateOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
+                                  UpdateArguments(changes, submission, TtlMs(), retention_), deadline);
+  return SessionOfUpdateReply(session_id, submission, reply.get());
+}
+
+bool RedisVisitSessionStore::UpdateAsync(const CallContext& ctx, const std::string& session_id,
+                                         const VisitSessionChanges& changes, const SubmissionId& submission,
+                                         Clock::time_point deadline, UpdateDone done) {
+  if (async_ == nullptr) return false;
+  return async_->EvalDurable(
+      kUpdateOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)},
+      UpdateArguments(changes, submission, TtlMs(), retention_), deadline,
+      [session_id, submission, done = std::move(done)](std::optional<AsyncRedisReply> reply) {
+        std::optional<v1::VisitSession> session;
+        if (reply) {
+          try {
+            session = SessionOfUpdateReply(session_id, submission, reply->get());
+          } catch (const std::exception&) {
+            // Not answered here: the ordinary way runs the script again, which replays or refuses alike.
+          }
+        }
+        done(std::move(session));
+      });
 }
 
 std::optional<std::int64_t> RedisVisitSessionStore::StartedAt(const CallContext& ctx, const std::string& session_id,

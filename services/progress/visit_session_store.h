@@ -6,12 +6,14 @@
 // so concurrent updates merge. The use cases (progress_app.cc) never see Redis.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "physio/auth/call_context.h"
 #include "physio/progress/v1/progress.pb.h"
+#include "physio/redis/async_redis.h"
 #include "physio/redis/redis_idempotency.h"
 #include "physio/redis/redis_pool.h"
 
@@ -50,6 +52,17 @@ class VisitSessionStore {
   virtual v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
                                   const VisitSessionChanges& changes, const SubmissionId& submission,
                                   Clock::time_point deadline) = 0;
+  // Update without a thread waiting for Redis (issue 33), as IntakeStore::SubmitAsync: false when
+  // this store cannot (then `done` never runs); otherwise `done` runs once, on another thread and
+  // without blocking, with the session as Update would return it, or nullopt for anything else
+  // (which does not say the update was not applied: the caller updates again the ordinary way,
+  // which replays an applied update's outcome).
+  using UpdateDone = std::function<void(std::optional<v1::VisitSession>)>;
+  virtual bool UpdateAsync(const CallContext& /*ctx*/, const std::string& /*session_id*/,
+                           const VisitSessionChanges& /*changes*/, const SubmissionId& /*submission*/,
+                           Clock::time_point /*deadline*/, UpdateDone /*done*/) {
+    return false;
+  }
   // When the session started (Unix seconds); nullopt when it is gone.
   virtual std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
                                                 Clock::time_point deadline) = 0;
@@ -62,9 +75,10 @@ class RedisVisitSessionStore final : public VisitSessionStore {
  public:
   // `ttl`: idle time before an open session expires (renewed on every read and write);
   // `retention`: how long an update's outcome is kept for its retries (as RedisIdempotency's records).
+  // `async`, when given, serves UpdateAsync (null: it always declines).
   RedisVisitSessionStore(RedisPool& redis, std::chrono::seconds ttl,
-                         std::chrono::seconds retention = std::chrono::hours(24))
-      : redis_(redis), ttl_(ttl), retention_(retention) {}
+                         std::chrono::seconds retention = std::chrono::hours(24), AsyncRedis* async = nullptr)
+      : redis_(redis), ttl_(ttl), retention_(retention), async_(async) {}
 
   void Create(const CallContext& ctx, const std::string& session_id, const std::string& patient_id,
               v1::VisitKind kind, const std::string& clinic_id, std::int64_t started_at_seconds,
@@ -72,6 +86,8 @@ class RedisVisitSessionStore final : public VisitSessionStore {
   v1::VisitSession Read(const CallContext& ctx, const std::string& session_id, Clock::time_point deadline) override;
   v1::VisitSession Update(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
                           const SubmissionId& submission, Clock::time_point deadline) override;
+  bool UpdateAsync(const CallContext& ctx, const std::string& session_id, const VisitSessionChanges& changes,
+                   const SubmissionId& submission, Clock::time_point deadline, UpdateDone done) override;
   std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
                                         Clock::time_point deadline) override;
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& visit_id,
@@ -84,6 +100,7 @@ class RedisVisitSessionStore final : public VisitSessionStore {
   RedisPool& redis_;
   std::chrono::seconds ttl_;
   std::chrono::seconds retention_;
+  AsyncRedis* async_;
 };
 
 }  // namespace physio::progress

@@ -61,6 +61,10 @@ class Foundation : public SharedClusterFixture {
     return Caller(*cluster_, MakeToken(*keys_, tenant_, id, {"patient"}, id));
   }
 
+  // A service's count of calls on the fast path (physio_fast_reads_total{outcome} on its /metrics:
+  // answered, handed_over, not_started); -1 when the counter is not there.
+  static long FastPathCount(int metrics_port, const std::string& outcome);  // environment.cc
+
   long CountRows(const std::string& sql) const {
     const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(postgres_->port()) + " user=postgres dbname=physio";
     PGconn* conn = PQconnectdb(conninfo.c_str());

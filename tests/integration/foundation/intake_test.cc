@@ -1,8 +1,5 @@
 // foundation_test: Intake sessions, scoring, imports and what an assessment carries.
-#include <httplib.h>
-
 #include <future>
-#include <regex>
 
 #include "foundation.h"
 #include "intake_store.h"
@@ -159,12 +156,7 @@ TEST_F(Intake, ASubmissionRecordedByTheEarlierProtocolIsStillReplayed) {
 // row, and a refusal is made (and recorded) by the ordinary path.
 TEST_F(Intake, SubmissionsAreAnsweredWithoutAWorkerAndEachIsAudited) {
   const auto fast = [&](const std::string& outcome) {
-    httplib::Client client("127.0.0.1", cluster_->assessment_metrics_port());
-    auto metrics = client.Get("/metrics");
-    if (!metrics || metrics->status != 200) return -1L;
-    std::smatch match;
-    const std::regex line("physio_fast_reads_total\\{outcome=\"" + outcome + "\"\\} (\\d+)");
-    return std::regex_search(metrics->body, match, line) ? std::stol(match[1]) : -1L;
+    return FastPathCount(cluster_->assessment_metrics_port(), outcome);
   };
   auto patient = Patient();
   auto session = StartIntake(patient);

@@ -1,8 +1,4 @@
 // foundation_test: Plans: etags, revisions, the intervention library, the active-plan cache, racing edits.
-#include <httplib.h>
-
-#include <regex>
-
 #include "foundation.h"
 
 namespace physio::testing {
@@ -340,12 +336,7 @@ TEST_F(Plans, ActivePlanComesFromTheCacheAndIsNeverStale) {
 // clinician of another tenant still get NOT_FOUND, and every such refusal goes the ordinary way.
 TEST_F(Plans, CachedActivePlanReadsNeedNoWorkerAndEachIsAudited) {
   const auto fast_reads = [&](const std::string& outcome) {
-    httplib::Client client("127.0.0.1", cluster_->planning_metrics_port());
-    auto metrics = client.Get("/metrics");
-    if (!metrics || metrics->status != 200) return -1L;
-    std::smatch match;
-    const std::regex line("physio_fast_reads_total\\{outcome=\"" + outcome + "\"\\} (\\d+)");
-    return std::regex_search(metrics->body, match, line) ? std::stol(match[1]) : -1L;
+    return FastPathCount(cluster_->planning_metrics_port(), outcome);
   };
   auto read_active = [&](const Caller& caller, const std::string& patient, ppb::GetActivePlanResponse* out) {
     ppb::GetActivePlanRequest request;

@@ -269,6 +269,48 @@ TEST_F(Sessions, ARetriedVisitSessionUpdateReplaysItsFirstOutcomeAndChangesNothi
   EXPECT_EQ(now().pain_before(), 5) << "a replay changes nothing";
 }
 
+// Issue 33: a visit-session update is answered without a worker thread (counted on progress's
+// /metrics), each with its audit row; a refusal is made (and recorded) by the ordinary path.
+TEST_F(Sessions, VisitSessionUpdatesAreAnsweredWithoutAWorkerAndEachIsAudited) {
+  const Caller clinician = Clinician();
+  gpb::StartVisitSessionRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+  gpb::StartVisitSessionResponse started;
+  ASSERT_TRUE(clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &started).ok());
+  auto update = [&](const std::string& session_id, int pain_after, gpb::UpdateVisitSessionResponse* out) {
+    gpb::UpdateVisitSessionRequest request;
+    request.set_request_id(NewId("rq"));
+    request.set_session_id(session_id);
+    request.set_pain_after(pain_after);
+    request.add_add_delivered_item_ids("ex.motor.abdominal_bracing");
+    return clinician.Call(clinician.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, request, out);
+  };
+  gpb::UpdateVisitSessionResponse first;
+  ASSERT_TRUE(update(started.session().session_id(), 1, &first).ok());  // the script reaches Redis's cache
+  const int port = cluster_->progress_metrics_port();
+  const long answered_before = FastPathCount(port, "answered");
+  ASSERT_GE(answered_before, 0) << "physio_fast_reads_total is on progress's /metrics";
+  for (int pain = 2; pain <= 6; ++pain) {
+    gpb::UpdateVisitSessionResponse updated;
+    ASSERT_TRUE(update(started.session().session_id(), pain, &updated).ok());
+    EXPECT_EQ(updated.session().pain_after(), pain);
+    EXPECT_EQ(updated.session().patient_id(), patient_id_);
+    ASSERT_EQ(updated.session().delivered_item_ids_size(), 1);
+  }
+  EXPECT_GE(FastPathCount(port, "answered"), answered_before + 5) << "the updates were answered without a worker";
+  EXPECT_EQ(CountRows("SELECT count(*) FROM progress.audit_events WHERE tenant_id = $1 AND action = "
+                      "'UpdateVisitSession' AND patient_id = '" + patient_id_ + "' AND outcome = 'OK'"),
+            6)
+      << "one audit row per update";
+  const long refused_before = FastPathCount(port, "not_started") + FastPathCount(port, "handed_over");
+  gpb::UpdateVisitSessionResponse none;
+  EXPECT_EQ(update("vsess_not_there", 3, &none).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_GE(FastPathCount(port, "not_started") + FastPathCount(port, "handed_over"), refused_before + 1)
+      << "a refusal goes the ordinary way";
+}
+
 TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClinicianApproves) {
   const Caller clinician = Clinician();
   apb::Assessment first;
