@@ -123,7 +123,8 @@ std::vector<std::string> UpdateArguments(const VisitSessionChanges& changes, con
 // The session from the update script's reply, or its refusal thrown.
 v1::VisitSession SessionOfUpdateReply(const std::string& session_id, const SubmissionId& submission,
                                       const redisReply* reply) {
-  if (ScriptRefusalOf(reply, {"REUSED"})) {
+  const auto refusal = ScriptRefusalOf(reply, {"REUSED", "NOT_FOUND", "COMPLETED"});
+  if (refusal && refusal->code == "REUSED") {
     throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
   }
   ThrowIfRefused(reply);

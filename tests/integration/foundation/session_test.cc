@@ -309,6 +309,18 @@ TEST_F(Sessions, VisitSessionUpdatesAreAnsweredWithoutAWorkerAndEachIsAudited) {
   EXPECT_EQ(update("vsess_not_there", 3, &none).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_GE(FastPathCount(port, "not_started") + FastPathCount(port, "handed_over"), refused_before + 1)
       << "a refusal goes the ordinary way";
+  // An organisation-wide caller has no clinic check before the change: the script itself refuses,
+  // on the fast path, and the ordinary path answers with the refusal's own status.
+  const Caller integrator = Integrator();
+  gpb::UpdateVisitSessionRequest gone;
+  gone.set_request_id(NewId("rq"));
+  gone.set_session_id("vsess_not_there");
+  gone.set_pain_after(3);
+  const long handed_before = FastPathCount(port, "handed_over");
+  EXPECT_EQ(integrator.Call(integrator.progress.get(), &gpb::ProgressService::Stub::UpdateVisitSession, gone, &none)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_GE(FastPathCount(port, "handed_over"), handed_before + 1) << "refused by the script, then by the ordinary path";
 }
 
 TEST_F(Sessions, CentralisingElsewhereLeadsToAReassessmentAndARevisedPlanTheClinicianApproves) {
