@@ -35,8 +35,8 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"redis-pool-size", "32", "Redis connections per service"},
       {"redis-timeout-ms", "1000", "upper bound for one Redis command"},
       {"fast-reads", "true",
-       "answer cached reads (GetActivePlan) and intake submissions (SubmitIntakeAnswers) from gRPC's thread with one "
-       "asynchronous Redis connection, no worker thread (false: every call on a worker)"},
+       "answer cached reads (GetActivePlan) and session writes (SubmitIntakeAnswers, UpdateVisitSession) from gRPC's "
+       "thread with one asynchronous Redis connection, no worker thread (false: every call on a worker)"},
       {"fast-read-timeout-ms", "250",
        "how long a fast read waits for Redis before the call goes to a worker (and the connection is re-dialled)"},
       {"redis-user", "", "Redis ACL user (AUTH user password); empty: the default user"},

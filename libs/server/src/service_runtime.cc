@@ -217,7 +217,7 @@ void ServiceRuntime::AddRuntimeMetrics() {
     const auto fast = pipeline_.fast_read_counts();
     const auto outcome = [](const char* name) { return MetricLabels({{"outcome", name}}); };
     out.Counter("physio_fast_reads_total",
-                "Cached reads and intake submissions answered from gRPC's thread (answered), handed to a worker "
+                "Cached reads and session writes answered from gRPC's thread (answered), handed to a worker "
                 "after the Redis command (handed_over: a miss, an error, no answer in time, a store needed), or "
                 "served by a worker from the start (not_started).",
                 {{outcome("answered"), static_cast<double>(fast.answered)},
