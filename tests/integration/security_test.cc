@@ -434,13 +434,17 @@ TEST_F(Quotas, ANoisyCallerIsLimitedWithARetryHintWhileAnotherTenantIsServed) {
 TEST_F(Quotas, ATenantsCallersShareTheTenantQuota) {
   int ok = 0, refused = 0;
   // Five callers of one tenant, each within its own 5/s, together past the tenant's 12.
+  const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 5; ++i) {
     auto codes = Burst(Integrator("engine-" + std::to_string(i)), 4);
     ok += codes[StatusCode::OK];
     refused += codes[StatusCode::RESOURCE_EXHAUSTED];
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_GE(ok, 12);
-  EXPECT_LE(ok, 16);  // a few tokens refill during the burst (12/s)
+  // The bucket's 12, plus what refilled (12/s) while the burst ran: slower under the sanitizers.
+  EXPECT_LE(ok, 12 + static_cast<int>(seconds * 12) + 1) << "burst took " << seconds << " s";
+  EXPECT_LT(ok, 20) << "the tenant's quota refused some of the five callers' 20 calls";
   EXPECT_EQ(ok + refused, 20);
   Caller other(*cluster_, MakeToken(*keys_, NewId("t"), "engine-0", {"integrator"}));
   EXPECT_EQ(Burst(other, 4)[StatusCode::OK], 4);
