@@ -1033,17 +1033,9 @@ pb::StartVisitSessionResponse ProgressApp::StartVisitSession(const CallContext& 
   return response;
 }
 
-namespace {
-// An update's checks and changes, and which request it is.
-struct PreparedVisitUpdate {
-  VisitSessionChanges changes;
-  SubmissionId submission;
-};
-
-// `check_clinic` loads the session for a clinic-scoped caller (another clinic's: NOT_FOUND).
-PreparedVisitUpdate PrepareVisitUpdate(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
-                                       AuditTarget& audit,
-                                       const std::function<void(const std::string&)>& check_clinic) {
+ProgressApp::PreparedVisitUpdate ProgressApp::PrepareVisitUpdate(const CallContext& ctx,
+                                                                 const pb::UpdateVisitSessionRequest& request,
+                                                                 AuditTarget& audit) {
   ValidateRequestId("request_id", request.request_id());
   ValidateOpaqueId("session_id", request.session_id());
   audit.resource_id = request.session_id();
@@ -1068,19 +1060,17 @@ PreparedVisitUpdate PrepareVisitUpdate(const CallContext& ctx, const pb::UpdateV
     changes.session = &request.session();
   }
   if (changes.empty()) ThrowInvalidArgument("pain_before", "nothing to update: set at least one field");
-  if (IsClinicScoped(ctx)) check_clinic(request.session_id());  // another clinic's: NOT_FOUND, unchanged
+  if (IsClinicScoped(ctx)) CheckVisitSessionInScope(ctx, request.session_id());  // another clinic's: NOT_FOUND, unchanged
   // Once per request id: the store records the outcome with the change, in the same script.
   prepared.submission = {{"prog", ctx.tenant, ctx.principal, "UpdateVisitSession", request.request_id()},
                          RequestFingerprint(request)};
   return prepared;
 }
-}  // namespace
 
 pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext& ctx,
                                                                const pb::UpdateVisitSessionRequest& request,
                                                                AuditTarget& audit) {
-  const PreparedVisitUpdate prepared = PrepareVisitUpdate(
-      ctx, request, audit, [&](const std::string& session_id) { CheckVisitSessionInScope(ctx, session_id); });
+  const PreparedVisitUpdate prepared = PrepareVisitUpdate(ctx, request, audit);
   pb::UpdateVisitSessionResponse response;
   *response.mutable_session() = visit_sessions_.Update(ctx, request.session_id(), prepared.changes,
                                                        prepared.submission, ctx.DeadlineCappedAt(kStoreBudget));
@@ -1091,8 +1081,7 @@ pb::UpdateVisitSessionResponse ProgressApp::UpdateVisitSession(const CallContext
 bool ProgressApp::StartUpdateVisitSession(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
                                           AuditTarget& audit,
                                           std::function<void(std::optional<pb::UpdateVisitSessionResponse>)> finish) {
-  const PreparedVisitUpdate prepared = PrepareVisitUpdate(
-      ctx, request, audit, [&](const std::string& session_id) { CheckVisitSessionInScope(ctx, session_id); });
+  const PreparedVisitUpdate prepared = PrepareVisitUpdate(ctx, request, audit);
   return visit_sessions_.UpdateAsync(
       ctx, request.session_id(), prepared.changes, prepared.submission, ctx.DeadlineCappedAt(kStoreBudget),
       [&audit, finish = std::move(finish)](std::optional<pb::VisitSession> session) {

@@ -136,6 +136,13 @@ class ProgressApp {
   // For a clinic-scoped caller, before a change: another clinic's patient's session is NOT_FOUND.
   // From memory when this process has seen the session (visit_patients_), else by LoadVisitSession.
   void CheckVisitSessionInScope(const CallContext& ctx, const std::string& session_id);
+  // An update's checks (request, clinic), its changes and which request it is.
+  struct PreparedVisitUpdate {
+    VisitSessionChanges changes;
+    SubmissionId submission;
+  };
+  PreparedVisitUpdate PrepareVisitUpdate(const CallContext& ctx, const pb::UpdateVisitSessionRequest& request,
+                                         AuditTarget& audit);
 
   SessionIdempotency& session_idempotency_;
   VisitSessionStore& visit_sessions_;
