@@ -213,22 +213,15 @@ v1::IntakeSession SessionOfSubmitReply(const std::string& session_id, const Subm
       ThrowInvalidArgument("answers[" + std::to_string(index) + "].instrument",
                            refusal->argument + " is not one of this intake's instruments");
     }
-    if (refusal->code == "REUSED") {
-      throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
-    }
+    if (refusal->code == "REUSED") throw Error(ErrorCode::kInvalidArgument, kRequestIdReused);
     ThrowIfRefused(reply);
   }
-  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply, submission.fingerprint);
-  if (answer.earlier_protocol_response) {
-    // A record of the generic protocol: its response is the whole SubmitIntakeAnswersResponse.
-    v1::SubmitIntakeAnswersResponse stored;
-    if (!stored.ParseFromString(*answer.earlier_protocol_response)) {
-      throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
-    }
-    stored.mutable_session()->clear_progress();
-    return std::move(*stored.mutable_session());
-  }
-  return SessionFromFields(session_id, answer.fields, TimeUtil::MillisecondsToTimestamp(answer.expires_ms));
+  auto session = SessionOfOnceAnswer<v1::SubmitIntakeAnswersResponse>(
+      ParseOnceScriptAnswer(reply, submission.fingerprint), [&](const redisReply* fields, long long expires_ms) {
+        return SessionFromFields(session_id, fields, TimeUtil::MillisecondsToTimestamp(expires_ms));
+      });
+  session.clear_progress();  // a record of the earlier protocol kept its progress: derived again by the caller
+  return session;
 }
 }  // namespace
 

@@ -124,20 +124,12 @@ std::vector<std::string> UpdateArguments(const VisitSessionChanges& changes, con
 v1::VisitSession SessionOfUpdateReply(const std::string& session_id, const SubmissionId& submission,
                                       const redisReply* reply) {
   const auto refusal = ScriptRefusalOf(reply, {"REUSED", "NOT_FOUND", "COMPLETED"});
-  if (refusal && refusal->code == "REUSED") {
-    throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
-  }
+  if (refusal && refusal->code == "REUSED") throw Error(ErrorCode::kInvalidArgument, kRequestIdReused);
   ThrowIfRefused(reply);
-  const OnceScriptAnswer answer = ParseOnceScriptAnswer(reply, submission.fingerprint);
-  if (answer.earlier_protocol_response) {
-    // A record of the generic protocol (RedisIdempotency): its response is the whole UpdateVisitSessionResponse.
-    v1::UpdateVisitSessionResponse stored;
-    if (!stored.ParseFromString(*answer.earlier_protocol_response)) {
-      throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
-    }
-    return std::move(*stored.mutable_session());
-  }
-  return SessionFromFields(session_id, answer.fields, TimeUtil::MillisecondsToTimestamp(answer.expires_ms));
+  return SessionOfOnceAnswer<v1::UpdateVisitSessionResponse>(
+      ParseOnceScriptAnswer(reply, submission.fingerprint), [&](const redisReply* fields, long long expires_ms) {
+        return SessionFromFields(session_id, fields, TimeUtil::MillisecondsToTimestamp(expires_ms));
+      });
 }
 }  // namespace
 

@@ -25,7 +25,7 @@ std::string ReplayOrThrow(const std::string& stored, const std::string& fingerpr
   }
   auto newline = stored.find('\n');
   if (newline == std::string::npos || stored.substr(0, newline) != fingerprint) {
-    throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+    throw Error(ErrorCode::kInvalidArgument, kRequestIdReused);
   }
   return stored.substr(newline + 1);
 }

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "physio/common/error.h"
 #include "physio/common/stored_message.h"
 #include "physio/redis/redis_pool.h"
 
@@ -86,6 +87,23 @@ struct OnceScriptAnswer {
   long long expires_ms = 0;
 };
 OnceScriptAnswer ParseOnceScriptAnswer(const redisReply* reply, const std::string& fingerprint);
+
+// What a request id used for other content is answered (a once-script's "REUSED", ReplayOrThrow).
+inline constexpr const char* kRequestIdReused = "request_id: already used for a different request";
+
+// The session such a script answered: from the session's fields by `from_fields(fields,
+// expires_ms)`, or the session of a `Response` the earlier protocol recorded.
+template <typename Response, typename FromFields>
+auto SessionOfOnceAnswer(const OnceScriptAnswer& answer, FromFields from_fields) {
+  if (answer.earlier_protocol_response) {
+    Response stored;
+    if (!stored.ParseFromString(*answer.earlier_protocol_response)) {
+      throw Error(ErrorCode::kInternal, "request_id: stored response does not parse");
+    }
+    return std::move(*stored.mutable_session());
+  }
+  return from_fields(answer.fields, answer.expires_ms);
+}
 
 // The typed form: `mutate` returns the response, stored and replayed as bytes.
 template <typename Response>
