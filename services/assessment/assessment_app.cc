@@ -8,6 +8,8 @@
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
+#include "physio/common/no_blocking.h"
+#include "physio/common/stored_message.h"
 #include "physio/common/validation.h"
 #include "fhir_audit.h"
 #include "fhir_export.h"
@@ -573,15 +575,64 @@ void AssessmentApp::GetAssessment(const CallContext& ctx, const pb::GetAssessmen
   ValidateOpaqueId("assessment_id", request.assessment_id());
   audit.resource_id = request.assessment_id();
   response.Clear();
-  if (!records_.FindInto(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget),
-                         response.mutable_assessment())) {
-    ThrowNotFound("assessment");
+  const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
+  std::optional<std::string> generation;
+  bool cached = false;
+  if (cache_ != nullptr) {
+    try {
+      if (auto lookup = cache_->Read(ctx, request.assessment_id(), deadline, response.mutable_assessment())) {
+        generation = lookup->generation;
+        cached = lookup->hit;
+      }
+    } catch (const Error& e) {
+      // The cache is an optimisation: without Redis the record is read from PostgreSQL.
+      spdlog::warn("assessment cache unavailable request_id={}: {}", ctx.request_id, e.what());
+    }
+  }
+  if (!cached) {
+    if (!records_.FindInto(ctx.tenant, request.assessment_id(), deadline, response.mutable_assessment())) {
+      ThrowNotFound("assessment");
+    }
+    if (generation) {
+      try {
+        cache_->Fill(ctx, *generation, response.assessment(), deadline);
+      } catch (const Error& e) {
+        spdlog::warn("assessment cache fill failed request_id={}: {}", ctx.request_id, e.what());
+      }
+    }
   }
   if (!CanSeePatient(ctx, response.assessment().patient_id())) {
     response.Clear();  // never handed out: the call fails, and nothing of it stays in the response
     ThrowNotFound("assessment");
   }
   audit.patient_id = response.assessment().patient_id();
+}
+
+bool AssessmentApp::StartGetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
+                                       AuditTarget& audit, std::function<void(ServedBytes)> finish) {
+  if (cache_ == nullptr) return false;
+  ValidateOpaqueId("assessment_id", request.assessment_id());
+  audit.resource_id = request.assessment_id();
+  return cache_->ReadAsync(
+      ctx, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget),
+      [&ctx, &audit, finish = std::move(finish)](std::optional<std::optional<AssessmentCache::Cached>> entry) {
+        ServedBytes answer;
+        if (entry && *entry) {
+          try {
+            NoBlockingScope no_blocking;  // a clinic not in memory is looked up by GetAssessment
+            std::string patient_id((*entry)->patient_id);
+            // Another patient's assessment reads as absent: GetAssessment says NOT_FOUND.
+            if (CanSeePatient(ctx, patient_id)) {
+              answer = std::make_shared<const std::string>(
+                  WrapAsMessageField(pb::GetAssessmentResponse::kAssessmentFieldNumber, (*entry)->assessment));
+              audit.patient_id = std::move(patient_id);
+            }
+          } catch (const std::exception&) {
+            answer = nullptr;
+          }
+        }
+        finish(std::move(answer));
+      });
 }
 
 pb::Assessment AssessmentApp::StoreScoredAssessment(AssessmentWriter& writer, const CallContext& ctx, pb::Assessment draft,
@@ -766,9 +817,16 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
         *judgement->mutable_decide_time() = TimeUtil::GetCurrentTime();
         assessment.set_etag("v" + std::to_string(version + 1));
         writer.Replace(ctx.tenant, assessment, version + 1);
+        if (cache_ != nullptr) {
+          cache_->BumpGenerationBeforeCommit(ctx, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
+        }
         return recorded;
       },
       [&](const pb::RecordRedFlagJudgementResponse& response) { audit.patient_id = response.assessment().patient_id(); });
+  // Also on a replayed retry: that is how a failed invalidation gets another chance.
+  if (cache_ != nullptr) {
+    cache_->InvalidateAfterCommit(ctx, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
+  }
   return response;
 }
 

@@ -16,6 +16,7 @@
 #include "domain/red_flags.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/auth/call_context.h"
+#include "assessment_cache.h"
 #include "assessment_records.h"
 #include "audit_log.h"
 #include "bulk_export_jobs.h"
@@ -58,6 +59,7 @@ struct AssessmentStores {
   AuditLog* audit_log = nullptr;  // the audit read API's store; null: ListAuditEvents is unavailable
   WebhookRecords* webhooks = nullptr;  // webhook subscriptions; null: the webhook RPCs are unavailable
   BulkExportJobs* bulk_exports = nullptr;  // FHIR bulk export jobs; null: the bulk export RPCs are unavailable
+  AssessmentCache* cache = nullptr;  // assessments in Redis for GetAssessment; null: read from PostgreSQL only
 };
 
 class AssessmentApp {
@@ -69,6 +71,7 @@ class AssessmentApp {
         audit_log_(stores.audit_log),
         webhooks_(stores.webhooks),
         bulk_exports_(stores.bulk_exports),
+        cache_(stores.cache),
         settings_(settings) {}
 
   pb::StartIntakeResponse StartIntake(const CallContext& ctx, const pb::StartIntakeRequest& request, AuditTarget& audit);
@@ -90,6 +93,14 @@ class AssessmentApp {
   // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
   void GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request, AuditTarget& audit,
                      pb::GetAssessmentResponse& response);
+  // The same read without a worker (PHYSIO_RAW_FAST_READ_RPC): false when it cannot be started so
+  // (no cache, a bad request: GetAssessment decides); otherwise `finish` runs once, on another
+  // thread, with the serialised response of a cached assessment the caller may see, or null (a
+  // miss, Redis without an answer, a patient the caller may not see or that is not in memory:
+  // GetAssessment then answers, refuses or records it).
+  using ServedBytes = std::shared_ptr<const std::string>;
+  bool StartGetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request, AuditTarget& audit,
+                          std::function<void(ServedBytes)> finish);
   pb::CreateAssessmentResponse CreateAssessment(const CallContext& ctx, const pb::CreateAssessmentRequest& request,
                                                 AuditTarget& audit);
   pb::ListAssessmentsResponse ListAssessments(const CallContext& ctx, const pb::ListAssessmentsRequest& request,
@@ -204,6 +215,7 @@ class AssessmentApp {
   AuditLog* audit_log_;
   WebhookRecords* webhooks_;
   BulkExportJobs* bulk_exports_;
+  AssessmentCache* cache_;
   AssessmentSettings settings_;
 };
 

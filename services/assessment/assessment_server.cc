@@ -15,17 +15,19 @@ std::vector<physio::Migration> assessment_service_migrations();
 namespace physio::assessment {
 
 namespace {
-class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
+// GetAssessment is a raw method: its fast path sends a cached assessment's bytes without parsing them.
+class AssessmentGrpc final
+    : public pb::AssessmentService::WithRawCallbackMethod_GetAssessment<pb::AssessmentService::CallbackService> {
  public:
-  AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {
-    SetMessageAllocatorFor_GetAssessment(&get_assessment_messages_);
-  }
+  AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
   PHYSIO_UNARY_RPC(StartIntake)
   PHYSIO_FAST_UNARY_RPC(SubmitIntakeAnswers)  // without a worker when Redis answers in time
   PHYSIO_UNARY_RPC(GetIntake)
   PHYSIO_UNARY_RPC(CompleteIntake)
-  PHYSIO_UNARY_RPC_IN_PLACE(GetAssessment)  // a hot read: the stored record parsed onto the call's arena
+  // A hot read: answered from the Redis cache without a worker when it can, the cached bytes sent
+  // as they are; otherwise the stored record parsed onto the call's arena.
+  PHYSIO_RAW_FAST_READ_RPC(GetAssessment)
   PHYSIO_UNARY_RPC_NO_PATIENT_DATA(ScoreInstrument)
   PHYSIO_UNARY_RPC(CreateAssessment)
   PHYSIO_UNARY_RPC(ListAssessments)
@@ -59,7 +61,6 @@ class AssessmentGrpc final : public pb::AssessmentService::CallbackService {
  private:
   AssessmentApp& app_;
   ServiceRuntime& runtime_;
-  ArenaMessages<pb::GetAssessmentRequest, pb::GetAssessmentResponse> get_assessment_messages_;
 };
 
 class AssessmentServer final : public RunningService {
@@ -77,7 +78,11 @@ class AssessmentServer final : public RunningService {
         webhooks_(runtime_.pg(), kSchema),
         bulk_exports_(runtime_.pg()),
         export_source_(settings_.fhir_patient_identifier_system),
-        app_({session_idempotency_, intakes_, records_, &audit_log_, &webhooks_, &bulk_exports_}, settings_),
+        cache_(runtime_.redis(), std::chrono::seconds(config_.GetInt("assessment-cache-ttl-seconds")),
+               runtime_.async_redis()),
+        app_({session_idempotency_, intakes_, records_, &audit_log_, &webhooks_, &bulk_exports_,
+              config_.GetInt("assessment-cache-ttl-seconds") > 0 ? &cache_ : nullptr},
+             settings_),
         grpc_(app_, runtime_) {
     runtime_.EnableFhirRest(FhirRestFrom(config_));
     runtime_.Serve(&grpc_);
@@ -194,6 +199,7 @@ class AssessmentServer final : public RunningService {
   PgWebhookRecords webhooks_;
   PgBulkExportJobs bulk_exports_;
   PgAssessmentExportSource export_source_;
+  AssessmentCache cache_;
   AssessmentApp app_;
   AssessmentGrpc grpc_;
   std::unique_ptr<WebhookDispatcher> dispatcher_;
@@ -204,6 +210,9 @@ class AssessmentServer final : public RunningService {
 std::vector<ConfigKey> AssessmentConfigKeys() {
   auto keys = CommonConfigKeys("127.0.0.1:50051");
   keys.push_back({"intake-ttl-seconds", "86400", "idle time after which an unfinished intake session expires"});
+  keys.push_back({"assessment-cache-ttl-seconds", "60",
+                  "how long an assessment may stay in the Redis cache GetAssessment reads (0: no cache, every read "
+                  "from PostgreSQL)"});
   keys.push_back({"planning-addr", "127.0.0.1:50052",
                   "address of the planning service (the FHIR REST API's CarePlan and Goal)", SettingKind::kPeerAddress});
   keys.push_back({"progress-addr", "127.0.0.1:50053",

@@ -1,11 +1,9 @@
 #pragma once
-// The Redis cache of each patient's active plan. Every write that can change a
-// patient's active plan bumps the patient's generation inside its transaction
-// (so it fails, uncommitted, when Redis is down) and again with the entry's
-// delete after commit; a reader accepts an entry only under the current
-// generation and fills the cache only if the generation did not move while it
-// read PostgreSQL. So a reader never brings back a plan older than a committed
-// change.
+// The Redis cache of each patient's active plan, kept by GenerationCache's rule
+// (libs/redis generation_cache.h): every write that can change a patient's active
+// plan bumps the patient's generation inside its transaction and again with the
+// entry's delete after commit, so a reader never brings back a plan older than a
+// committed change.
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -15,6 +13,7 @@
 #include "physio/auth/call_context.h"
 #include "physio/planning/v1/planning.pb.h"
 #include "physio/redis/async_redis.h"
+#include "physio/redis/generation_cache.h"
 #include "physio/redis/redis_pool.h"
 
 namespace physio::planning {
@@ -63,7 +62,7 @@ class RedisActivePlanCache final : public ActivePlanCache {
   // `ttl`: how long an entry lives without any write (a bound on what a lost invalidation can cost).
   // `async` (optional): the connection ReadAsync uses; without it ReadAsync is never possible.
   RedisActivePlanCache(RedisPool& redis, std::chrono::seconds ttl, AsyncRedis* async = nullptr)
-      : redis_(redis), ttl_(ttl), async_(async) {}
+      : cache_(redis, ttl, async) {}
 
   void BumpGenerationBeforeCommit(const CallContext& ctx, const std::string& patient_id,
                                   Clock::time_point deadline) override;
@@ -77,19 +76,9 @@ class RedisActivePlanCache final : public ActivePlanCache {
             Clock::time_point deadline) override;
 
  private:
-  std::string EntryKey(const CallContext& ctx, const std::string& patient_id) const;
-  std::string GenerationKey(const CallContext& ctx, const std::string& patient_id) const;
+  static GenerationCache::Keys KeysOf(const CallContext& ctx, const std::string& patient_id);
 
-  // The generation, and the plan's bytes when the stored entry ("<generation>\n<plan bytes>") is current.
-  struct Values {
-    std::string generation;
-    std::optional<std::string_view> plan;
-  };
-  static Values Current(std::optional<std::string_view> generation, std::optional<std::string_view> entry);
-
-  RedisPool& redis_;
-  std::chrono::seconds ttl_;
-  AsyncRedis* async_;
+  GenerationCache cache_;
 };
 
 }  // namespace physio::planning

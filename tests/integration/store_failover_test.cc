@@ -15,6 +15,7 @@
 #include "physio/common/error.h"
 #include "physio/db/pg.h"
 #include "physio/redis/async_redis.h"
+#include "physio/redis/generation_cache.h"
 #include "physio/redis/redis_pool.h"
 #include "test_env.h"
 
@@ -540,6 +541,74 @@ TEST(AsyncRedisReads, CommandsQueuedBehindAnUnansweredOneGoOutTogetherAndEachGet
   EXPECT_EQ(frozen_unanswered.load(), 20) << "every queued command: no answer";
   EXPECT_LT(MillisSince(start), 1000) << "given up at the 150 ms command timeout";
   server.Thaw();
+}
+
+// The rule both Redis caches keep (libs/redis generation_cache.h: active plans, assessments), against
+// a real redis-server: a fill made from a read before a change never lands once the change has
+// bumped the generation, whether it comes before the commit (the bump in the transaction) or
+// after it (the invalidation); an entry is served only under the generation it was filled at,
+// the same by Read and by ReadAsync; and an entry not written by this code is not served.
+TEST(GenerationCacheRule, AFillReadBeforeAChangeNeverLandsAfterIt) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer server(/*persistent=*/false);
+  RedisOptions options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.pool_size = 2;
+  RedisPool pool(options);
+  AsyncRedis async(pool, AsyncRedisOptions{});
+  for (int i = 0; i < 100 && !async.ready(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(async.ready());
+  GenerationCache cache(pool, std::chrono::seconds(60), &async);
+  const GenerationCache::Keys keys{"entry", "generation"};
+  const auto deadline = [] { return Clock::now() + 5s; };
+  // What a reader sees: the generation, and the value if one is current.
+  using Seen = std::pair<std::string, std::optional<std::string>>;
+  auto read = [&]() -> Seen {
+    auto seen = cache.Read(keys, deadline(), [](const GenerationCache::Values& values) {
+      return Seen{values.generation,
+                  values.value ? std::optional<std::string>(std::string(*values.value)) : std::nullopt};
+    });
+    EXPECT_TRUE(seen.has_value());
+    return seen.value_or(Seen{});
+  };
+  auto read_async = [&]() -> std::optional<std::string> {
+    std::promise<std::optional<std::string>> promise;
+    auto future = promise.get_future();
+    EXPECT_TRUE(cache.ReadAsync(keys, deadline(), [&](std::optional<std::optional<std::string_view>> value) {
+      EXPECT_TRUE(value.has_value()) << "Redis answered";
+      promise.set_value(value && *value ? std::optional<std::string>(std::string(**value)) : std::nullopt);
+    }));
+    EXPECT_EQ(future.wait_for(5s), std::future_status::ready);
+    return future.get();
+  };
+
+  const Seen empty = read();
+  EXPECT_EQ(empty, (Seen{"0", std::nullopt})) << "nothing cached, generation 0";
+  cache.BumpBeforeCommit(keys, deadline());  // a write's transaction, not yet committed
+  cache.Fill(keys, empty.first, "before the change", deadline());  // a reader that read before it
+  EXPECT_EQ(read(), (Seen{"1", std::nullopt})) << "a fill under the old generation does not land";
+  // A reader between the bump and the commit reads the record of truth as it was, and fills it
+  // under the new generation; the invalidation after the commit throws that entry out.
+  cache.Fill(keys, "1", "read while the change committed", deadline());
+  EXPECT_EQ(read(), (Seen{"1", std::string("read while the change committed")}));
+  EXPECT_EQ(read_async(), std::optional<std::string>("read while the change committed")) << "ReadAsync sees the same";
+  cache.InvalidateAfterCommit(keys, deadline());
+  EXPECT_EQ(read(), (Seen{"2", std::nullopt})) << "after the commit: nothing older is served";
+  EXPECT_EQ(read_async(), std::nullopt);
+  cache.Fill(keys, "1", "read while the change committed", deadline());
+  EXPECT_EQ(read(), (Seen{"2", std::nullopt})) << "nor filled again by a late reader";
+  cache.Fill(keys, "2", "after the change", deadline());
+  EXPECT_EQ(read(), (Seen{"2", std::string("after the change")}));
+  EXPECT_EQ(read_async(), std::optional<std::string>("after the change"));
+  const auto ttl = RedisCommandAt(server.port(), {"TTL", "entry"});
+  EXPECT_GT(std::stol(ttl), 0) << "an entry expires (a lost invalidation costs at most the TTL)";
+  // Whatever else sits at the key (another generation's prefix, no prefix) is a miss.
+  ASSERT_EQ(RedisCommandAt(server.port(), {"SET", "entry", "20\nnot this generation"}), "OK");
+  EXPECT_EQ(read(), (Seen{"2", std::nullopt}));
+  ASSERT_EQ(RedisCommandAt(server.port(), {"SET", "entry", "2"}), "OK");
+  EXPECT_EQ(read(), (Seen{"2", std::nullopt}));
+  EXPECT_EQ(read_async(), std::nullopt);
 }
 
 class SynchronousCommit : public ::testing::Test {

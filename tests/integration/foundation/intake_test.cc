@@ -183,6 +183,76 @@ TEST_F(Intake, SubmissionsAreAnsweredWithoutAWorkerAndEachIsAudited) {
   EXPECT_GE(fast("not_started") + fast("handed_over"), not_started_before + 2) << "refusals go the ordinary way";
 }
 
+// Issue 33: a cached assessment is answered without a worker thread (AssessmentApp::StartGetAssessment
+// on the Redis cache, counted on assessment's /metrics), byte for byte the assessment as completed,
+// each read with its own audit row; a clinician's red-flag judgement is in every read after it
+// (the cache's generation rule); another patient and another tenant's clinician get NOT_FOUND,
+// made and recorded by the ordinary path, with nothing of the assessment in the response.
+TEST_F(Intake, CachedAssessmentReadsNeedNoWorkerFollowEveryJudgementAndEachIsAudited) {
+  const auto fast = [&](const std::string& outcome) {
+    return FastPathCount(cluster_->assessment_metrics_port(), outcome);
+  };
+  auto get = [&](const Caller& caller, const std::string& assessment_id, apb::GetAssessmentResponse* out) {
+    apb::GetAssessmentRequest request;
+    request.set_assessment_id(assessment_id);
+    return caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, request, out);
+  };
+  auto reads_audited = [&](const std::string& assessment_id) {
+    return CountRows("SELECT count(*) FROM assessment.audit_events WHERE tenant_id = $1 AND action = 'GetAssessment'"
+                     " AND resource_id = '" + assessment_id + "' AND patient_id = '" + patient_id_ +
+                     "' AND outcome = 'OK'");
+  };
+  const auto completed = CompletedAssessment();
+  const auto patient = Patient();
+  const auto clinician = Clinician();
+  apb::GetAssessmentResponse first;
+  ASSERT_TRUE(get(clinician, completed.assessment_id(), &first).ok());  // fills the cache
+  EXPECT_EQ(first.assessment().SerializeAsString(), completed.SerializeAsString());
+  const long answered_before = fast("answered");
+  ASSERT_GE(answered_before, 0) << "physio_fast_reads_total is on assessment's /metrics";
+  for (const Caller* caller : {&patient, &clinician, &patient, &clinician, &patient}) {
+    apb::GetAssessmentResponse again;
+    ASSERT_TRUE(get(*caller, completed.assessment_id(), &again).ok());
+    EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString()) << "the cached read hands out the same assessment";
+  }
+  EXPECT_GE(fast("answered"), answered_before + 5) << "the cached reads were answered without a worker";
+  EXPECT_EQ(reads_audited(completed.assessment_id()), 6) << "one audit row per read, the fast ones included";
+
+  const long refused_before = fast("not_started") + fast("handed_over");
+  apb::GetAssessmentResponse none;
+  EXPECT_EQ(get(Patient(NewId("pat")), completed.assessment_id(), &none).error_code(), StatusCode::NOT_FOUND)
+      << "another patient's assessment, cached";
+  EXPECT_EQ(get(Clinician("other-tenant"), completed.assessment_id(), &none).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(get(clinician, "asm_not_there", &none).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_FALSE(none.has_assessment());
+  EXPECT_GE(fast("not_started") + fast("handed_over"), refused_before + 3) << "refusals go the ordinary way";
+  EXPECT_EQ(reads_audited(completed.assessment_id()), 6);
+
+  // A judgement changes the stored assessment: every read after it has it, the cached ones too.
+  for (const auto action : {apb::RED_FLAG_ACTION_MONITOR, apb::RED_FLAG_ACTION_ROUTINE_REFERRAL}) {
+    apb::GetAssessmentResponse before;
+    ASSERT_TRUE(get(clinician, completed.assessment_id(), &before).ok());  // cached
+    apb::RecordRedFlagJudgementRequest judge;
+    judge.set_request_id(NewId("rq"));
+    judge.set_assessment_id(completed.assessment_id());
+    judge.set_etag(before.assessment().etag());
+    judge.set_action(action);
+    judge.set_rationale("judged at review");
+    apb::RecordRedFlagJudgementResponse judged;
+    ASSERT_TRUE(clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::RecordRedFlagJudgement, judge,
+                               &judged).ok());
+    const long answered_after_judgement = fast("answered");
+    for (int i = 0; i < 3; ++i) {
+      apb::GetAssessmentResponse after;
+      ASSERT_TRUE(get(i % 2 == 0 ? patient : clinician, completed.assessment_id(), &after).ok());
+      EXPECT_EQ(after.assessment().etag(), judged.assessment().etag()) << "read " << i;
+      EXPECT_EQ(after.assessment().clinician_red_flag_judgement().action(), action) << "read " << i;
+      EXPECT_EQ(after.assessment().SerializeAsString(), judged.assessment().SerializeAsString()) << "read " << i;
+    }
+    EXPECT_GE(fast("answered"), answered_after_judgement + 2) << "refilled, then answered from the cache again";
+  }
+}
+
 // The store's side of a submission without a worker (RedisIntakeStore::SubmitAsync, real Redis):
 // "no answer" does not say the script did not run. With WAIT short of its replica the change
 // lands and the caller is told nothing; the ordinary path's run under the same id then replays

@@ -5,6 +5,7 @@
 #include <google/protobuf/message.h>
 
 #include <string>
+#include <string_view>
 
 #include "physio/common/error.h"
 
@@ -12,6 +13,11 @@ namespace physio {
 
 // A stable fingerprint of a request: SHA-256 of its type name and deterministic serialization.
 std::string RequestFingerprint(const google::protobuf::Message& request);
+
+// The serialised form of a message whose one set field, `field_number`, is a message already
+// serialised as `message_bytes` (e.g. a GetAssessmentResponse around a cached Assessment's bytes),
+// made without parsing those bytes: the field's tag, their length, then the bytes.
+std::string WrapAsMessageField(int field_number, std::string_view message_bytes);
 
 // A response stored by an idempotent write, read back for a replay.
 template <typename Response>
