@@ -30,6 +30,11 @@
 
 namespace physio::testing {
 
+// One request id's place among the fakes' stored responses (RedisIdempotency's key, unhashed).
+inline std::string IdOf(const IdempotencyKey& key) {
+  return key.service_prefix + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" + key.request_id;
+}
+
 // Request ids and their stored responses, as both idempotency stores keep them.
 class StoredResponses {
  public:
@@ -38,22 +43,33 @@ class StoredResponses {
     auto found = responses_.find(id);
     if (found == responses_.end()) return std::nullopt;
     if (found->second.first != fingerprint) {
-      throw Error(ErrorCode::kInvalidArgument, "request_id: already used for a different request");
+      throw Error(ErrorCode::kInvalidArgument, kRequestIdReused);
     }
     return found->second.second;
   }
   void Remember(const std::string& id, const std::string& fingerprint, const std::string& response) {
     responses_[id] = {fingerprint, response};
   }
+  // A session write once per request, as the stores' once-scripts (OnceScriptBody) make it: a
+  // retry gets back the session as the first attempt left it and changes nothing; otherwise
+  // `change()` runs, its session is remembered, and `applied` counts it.
+  template <typename Session, typename Change>
+  Session Once(const SubmissionId& submission, int& applied, Change change) {
+    const std::string id = IdOf(submission.key);
+    if (auto stored = Find(id, submission.fingerprint)) {
+      Session replayed;
+      replayed.ParseFromString(*stored);
+      return replayed;
+    }
+    Session changed = change();
+    Remember(id, submission.fingerprint, changed.SerializeAsString());
+    ++applied;
+    return changed;
+  }
 
  private:
   std::map<std::string, std::pair<std::string, std::string>> responses_;
 };
-
-// One request id's place among the fakes' stored responses (RedisIdempotency's key, unhashed).
-inline std::string IdOf(const IdempotencyKey& key) {
-  return key.service_prefix + "|" + key.tenant + "|" + key.principal + "|" + key.method + "|" + key.request_id;
-}
 
 class FakeSessionIdempotency final : public SessionIdempotency {
  public:
@@ -140,16 +156,8 @@ class FakeIntakeStore final : public assessment::IntakeStore {
   assessment::v1::IntakeSession Submit(const CallContext& ctx, const std::string& session_id,
                                        const assessment::IntakeChanges& changes,
                                        const SubmissionId& submission, Clock::time_point) override {
-    const std::string id = IdOf(submission.key);
-    if (auto stored = submissions_.Find(id, submission.fingerprint)) {
-      assessment::v1::IntakeSession replayed;
-      replayed.ParseFromString(*stored);
-      return replayed;
-    }
-    assessment::v1::IntakeSession session = Changed(ctx, session_id, changes);
-    submissions_.Remember(id, submission.fingerprint, session.SerializeAsString());
-    ++submissions;
-    return session;
+    return submissions_.Once<assessment::v1::IntakeSession>(submission, submissions,
+                                                            [&] { return Changed(ctx, session_id, changes); });
   }
   void MarkCompleted(const CallContext& ctx, const std::string& session_id, const std::string& assessment_id,
                      Clock::time_point) override {
@@ -545,16 +553,8 @@ class FakeVisitSessionStore final : public progress::VisitSessionStore {
   progress::v1::VisitSession Update(const CallContext& ctx, const std::string& session_id,
                                     const progress::VisitSessionChanges& changes, const SubmissionId& submission,
                                     Clock::time_point) override {
-    const std::string id = IdOf(submission.key);
-    if (auto stored = updates_.Find(id, submission.fingerprint)) {
-      progress::v1::VisitSession replayed;
-      replayed.ParseFromString(*stored);
-      return replayed;
-    }
-    progress::v1::VisitSession changed = Changed(ctx, session_id, changes);
-    updates_.Remember(id, submission.fingerprint, changed.SerializeAsString());
-    ++updates;
-    return changed;
+    return updates_.Once<progress::v1::VisitSession>(submission, updates,
+                                                      [&] { return Changed(ctx, session_id, changes); });
   }
   int updates = 0;  // updates that changed a session (not replays)
   std::optional<std::int64_t> StartedAt(const CallContext& ctx, const std::string& session_id,
