@@ -75,11 +75,23 @@ double MachineCpuSeconds() {
 // `rate` > 0: open loop instead: the callers together start `rate` calls a second on a fixed
 // schedule, and each latency counts from the call's scheduled start (so a stall is not hidden
 // by the calls it delayed); a caller that falls behind does not skip calls.
+// `warmup`: each caller first makes that many calls, all callers together, neither timed nor
+// counted (a freshly started server's first call per caller fills its caches: token, clinics,
+// plan; prepared statements), so the figures are the steady state's.
 Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(int, long)>& call,
-            const std::function<double()>& server_cpu, double rate = 0) {
+            const std::function<double()>& server_cpu, double rate = 0, int warmup = 0) {
   Tally total;
   std::mutex mutex;
   std::vector<std::thread> threads;
+  if (warmup > 0) {
+    for (int w = 0; w < concurrency; ++w) {
+      threads.emplace_back([&, w] {
+        for (int i = 0; i < warmup; ++i) call(w, i);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    threads.clear();
+  }
   const double client_before = physio::ProcessCpuSeconds(), machine_before = MachineCpuSeconds();
   const double server_before = server_cpu();
   const auto start = Clock::now();
@@ -266,6 +278,9 @@ int main(int argc, char** argv) {
                            {"rate", "0",
                             "calls a second offered by all callers together on a fixed schedule (open loop, latency "
                             "from each call's scheduled start); 0: closed loop, each caller as fast as it is answered"},
+                           {"warmup", "1",
+                            "calls each caller makes before each measurement, neither timed nor counted (a first call "
+                            "fills the server's caches for its caller); 0: none"},
                            {"metrics-port-offset", "2000",
                             "each server's metrics listener (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
@@ -288,13 +303,14 @@ int main(int argc, char** argv) {
                                           metrics_offset);
     const auto cpu_of = [](const auto& server) { return [&server] { return server.CpuSeconds(); }; };
     const double rate = std::stod(config.Get("rate"));
+    const int warmup = std::clamp(config.GetInt("warmup"), 0, 100);
     const int http_offset = config.GetInt("http-port-offset");
     const auto http_port = [&](const std::string& address) {
       return http_offset > 0 ? std::stoi(address.substr(address.rfind(':') + 1)) + http_offset : 0;
     };
     const auto drive = [&](int c, const std::function<grpc::Status(int, long)>& call,
                            const std::function<double()>& server_cpu) {
-      return Drive(c, seconds, call, server_cpu, rate);
+      return Drive(c, seconds, call, server_cpu, rate, warmup);
     };
 
     // One patient per caller with a stored assessment, an active plan and an open intake session.

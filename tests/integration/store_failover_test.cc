@@ -10,13 +10,16 @@
 
 #include <future>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "physio/common/error.h"
+#include "physio/common/no_blocking.h"
 #include "physio/db/pg.h"
 #include "physio/redis/async_redis.h"
 #include "physio/redis/generation_cache.h"
 #include "physio/redis/redis_pool.h"
+#include "physio/server/patient_clinics.h"
 #include "test_env.h"
 
 namespace physio::testing {
@@ -609,6 +612,74 @@ TEST(GenerationCacheRule, AFillReadBeforeAChangeNeverLandsAfterIt) {
   ASSERT_EQ(RedisCommandAt(server.port(), {"SET", "entry", "2"}), "OK");
   EXPECT_EQ(read(), (Seen{"2", std::nullopt}));
   EXPECT_EQ(read_async(), std::nullopt);
+}
+
+// A patient's clinics (clinic scoping) as the services cache them: a patient read steadily is always
+// found without a query on the caller's thread (a fast read cannot wait for PostgreSQL), while a change
+// made elsewhere is still seen within the cache's lifetime, and never undone by a read that began before it.
+TEST(PatientReachCache, AReadPatientIsReadAheadAndAChangeIsSeenWithinTheLifetime) {
+  PostgresServer pg;
+  pg.Execute("CREATE SCHEMA assessment; CREATE SCHEMA progress;"
+             " CREATE TABLE assessment.patient_clinics (tenant_id text, patient_id text, clinic_id text);"
+             " CREATE TABLE progress.emergency_access (tenant_id text, patient_id text, principal text,"
+             " expires_at timestamptz);"
+             " CREATE TABLE assessment.consents (tenant_id text, patient_id text, kind text, platform text,"
+             " decision text, consent_id bigint);"
+             " INSERT INTO assessment.patient_clinics VALUES ('t', 'p', 'north')");
+  PgPool pool(PgOn({&pg}));
+  constexpr auto kLifetime = 600ms;
+  PgPatientClinics clinics(pool, kLifetime);
+  using Clinics = std::set<std::string>;
+  // What a fast read finds: the cached clinics, or nothing (it would go the ordinary way).
+  auto cached = [&]() -> std::optional<Clinics> {
+    NoBlockingScope no_blocking;
+    try {
+      return clinics.ReachOf("t", "p", Clock::now() + 1s).clinics;
+    } catch (const WouldBlock&) {
+      return std::nullopt;
+    }
+  };
+  EXPECT_EQ(cached(), std::nullopt) << "nothing cached: the first read must query";
+  EXPECT_EQ(clinics.ReachOf("t", "p", Clock::now() + 3s).clinics, Clinics{"north"});
+  // Four lifetimes of reads every 100 ms: every one is found (without read-ahead the entry expires).
+  for (int i = 0; i < 24; ++i) {
+    ASSERT_EQ(cached(), Clinics{"north"}) << "read " << i << ", " << i * 100 << " ms after the first";
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GE(clinics.read_ahead(), 3u);
+  // A transfer through another replica: seen within the lifetime, and once seen never undone.
+  pg.Execute("UPDATE assessment.patient_clinics SET clinic_id = 'south'");
+  const auto changed = Steady::now();
+  while (cached() != Clinics{"south"}) {
+    ASSERT_LT(MillisSince(changed), 1500) << "the change was not seen";
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_LE(MillisSince(changed), 600 + 300) << "seen within the lifetime (and the read's own time)";
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(cached(), Clinics{"south"}) << "read " << i << " after the change was seen";
+    std::this_thread::sleep_for(20ms);
+  }
+  // A change through this process is seen at once; an unread patient expires.
+  clinics.Forget("t", "p");
+  EXPECT_EQ(cached(), std::nullopt);
+  EXPECT_EQ(clinics.ReachOf("t", "p", Clock::now() + 3s).clinics, Clinics{"south"});
+  std::this_thread::sleep_for(kLifetime + 100ms);
+  EXPECT_EQ(cached(), std::nullopt) << "not read for a lifetime: gone";
+
+  // A read that began before a change through this process (held here behind a lock) may have read
+  // what the change replaced: it answers its own call but is not kept.
+  PgConnection locker(PgOn({&pg}));
+  locker.EnsureConnected(Clock::now() + 3s);
+  locker.Exec("BEGIN");
+  locker.Exec("LOCK TABLE assessment.patient_clinics IN ACCESS EXCLUSIVE MODE");
+  auto straddling = std::async(std::launch::async, [&] { return clinics.ReachOf("t", "p", Clock::now() + 5s); });
+  std::this_thread::sleep_for(200ms);
+  clinics.Forget("t", "p");
+  locker.Exec("COMMIT");
+  EXPECT_EQ(straddling.get().clinics, Clinics{"south"});
+  EXPECT_EQ(cached(), std::nullopt) << "a read older than the change is not kept";
+  EXPECT_EQ(clinics.ReachOf("t", "p", Clock::now() + 3s).clinics, Clinics{"south"});
+  EXPECT_EQ(cached(), Clinics{"south"}) << "a read after it is";
 }
 
 class SynchronousCommit : public ::testing::Test {

@@ -4,16 +4,40 @@
 
 namespace physio {
 
+namespace {
+constexpr std::size_t kReadAheadQueue = 4096;
+constexpr auto kReadAheadBudget = std::chrono::seconds(2);
+}  // namespace
+
+PgPatientClinics::PgPatientClinics(PgPool& pg, std::chrono::milliseconds cache_ttl, std::size_t max_entries)
+    : pg_(pg), cache_ttl_(cache_ttl), max_entries_(max_entries) {
+  if (cache_ttl_.count() > 0) reader_ = std::jthread([this](std::stop_token stop) { ReadAhead(stop); });
+}
+
 PatientReach PgPatientClinics::ReachOf(const std::string& tenant, const std::string& patient_id,
                                       Clock::time_point deadline) const {
-  const auto key = std::make_pair(tenant, patient_id);
+  Key key(tenant, patient_id);
   const auto now = Clock::now();
   if (cache_ttl_.count() > 0) {
     std::lock_guard lock(mutex_);
-    if (auto found = cache_.find(key); found != cache_.end() && now - found->second.fetched < cache_ttl_) {
-      return found->second.reach;
+    if (auto found = cache_.find(key);
+        found != cache_.end() && !found->second.forgotten && now - found->second.fetched < cache_ttl_) {
+      Entry& entry = found->second;
+      if (now - entry.fetched >= cache_ttl_ / 2 && !entry.refreshing && to_read_.size() < kReadAheadQueue) {
+        entry.refreshing = true;
+        to_read_.push_back(key);
+        has_reads_.notify_one();
+      }
+      return entry.reach;
     }
   }
+  PatientReach reach = Fetch(key, deadline);
+  if (cache_ttl_.count() > 0) Store(key, reach, now);
+  return reach;
+}
+
+PatientReach PgPatientClinics::Fetch(const Key& key, Clock::time_point deadline) const {
+  const auto& [tenant, patient_id] = key;
   PatientReach reach;
   try {
     // One round trip with the statement timeout, on a connection the pool (re)connects as needed.
@@ -46,20 +70,61 @@ PatientReach PgPatientClinics::ReachOf(const std::string& tenant, const std::str
     if (error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kDeadlineExceeded) throw;
     throw Error(ErrorCode::kUnavailable, std::string("clinic directory not readable: ") + error.what());
   }
-  if (cache_ttl_.count() > 0) {
-    std::lock_guard lock(mutex_);
-    if (cache_.size() >= max_entries_) {
-      std::erase_if(cache_, [&](const auto& entry) { return now - entry.second.fetched >= cache_ttl_; });
-      if (cache_.size() >= max_entries_) cache_.clear();
-    }
-    cache_[key] = Entry{reach, now};
-  }
   return reach;
 }
 
-void PgPatientClinics::Forget(const std::string& tenant, const std::string& patient_id) const {
+void PgPatientClinics::Store(const Key& key, PatientReach reach, Clock::time_point fetched) const {
   std::lock_guard lock(mutex_);
-  cache_.erase(std::make_pair(tenant, patient_id));
+  if (auto found = cache_.find(key); found != cache_.end()) {
+    // Forgotten since the query started (a change made through this process while it ran: what it
+    // read may be from before the change), or already read by a later query.
+    if (found->second.forgotten ? found->second.fetched >= fetched : found->second.fetched > fetched) return;
+  }
+  MakeRoom(key);
+  cache_[key] = Entry{std::move(reach), fetched, false, false};
+}
+
+void PgPatientClinics::MakeRoom(const Key& key) const {
+  if (cache_.size() < max_entries_ || cache_.contains(key)) return;
+  const auto now = Clock::now();
+  std::erase_if(cache_, [&](const auto& entry) { return now - entry.second.fetched >= cache_ttl_; });
+  if (cache_.size() >= max_entries_) cache_.clear();
+}
+
+void PgPatientClinics::ReadAhead(std::stop_token stop) {
+  for (;;) {
+    Key key;
+    {
+      std::unique_lock lock(mutex_);
+      if (!has_reads_.wait(lock, stop, [&] { return !to_read_.empty(); })) return;
+      key = std::move(to_read_.front());
+      to_read_.pop_front();
+    }
+    const auto started = Clock::now();
+    try {
+      Store(key, Fetch(key, started + kReadAheadBudget), started);
+      std::lock_guard lock(mutex_);
+      ++read_ahead_;
+    } catch (const std::exception&) {
+      // The entry expires as it would have; the next call reads the directory itself.
+      std::lock_guard lock(mutex_);
+      if (auto found = cache_.find(key); found != cache_.end()) found->second.refreshing = false;
+    }
+  }
+}
+
+std::uint64_t PgPatientClinics::read_ahead() const {
+  std::lock_guard lock(mutex_);
+  return read_ahead_;
+}
+
+void PgPatientClinics::Forget(const std::string& tenant, const std::string& patient_id) const {
+  if (cache_ttl_.count() <= 0) return;
+  std::lock_guard lock(mutex_);
+  // Kept as a marker for cache_ttl_: a query that started before now must not store what it read.
+  Key key(tenant, patient_id);
+  MakeRoom(key);
+  cache_[std::move(key)] = Entry{{}, Clock::now(), false, true};
 }
 
 }  // namespace physio

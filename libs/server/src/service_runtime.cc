@@ -237,6 +237,9 @@ void ServiceRuntime::AddRuntimeMetrics() {
     out.Counter("physio_audit_refusals_aggregated_total",
                 "Refused calls counted into a later audit record of their address (repeats) instead of a record of their own.",
                 {{"", static_cast<double>(guard_.unaudited())}});
+    out.Counter("physio_patient_reach_read_ahead_total",
+                "Patients' clinics, grants and consents read again before their cached copy expired.",
+                {{"", static_cast<double>(patient_clinics_.read_ahead())}});
     // Prometheus' standard process metrics: CPU per call is what a benchmark
     // on a shared machine can compare (physio-bench reads it).
     out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.", {{"", ProcessCpuSeconds()}});
