@@ -672,8 +672,12 @@ TEST(PatientReachCache, AReadPatientIsReadAheadAndAChangeIsSeenWithinTheLifetime
   locker.EnsureConnected(Clock::now() + 3s);
   locker.Exec("BEGIN");
   locker.Exec("LOCK TABLE assessment.patient_clinics IN ACCESS EXCLUSIVE MODE");
-  auto straddling = std::async(std::launch::async, [&] { return clinics.ReachOf("t", "p", Clock::now() + 5s); });
-  std::this_thread::sleep_for(200ms);
+  auto straddling = std::async(std::launch::async, [&] { return clinics.ReachOf("t", "p", Clock::now() + 10s); });
+  const auto waiting = [&] {
+    return pg.Execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "1";
+  };
+  for (int i = 0; i < 250 && !waiting(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(waiting()) << "the read is under way, behind the lock";
   clinics.Forget("t", "p");
   locker.Exec("COMMIT");
   EXPECT_EQ(straddling.get().clinics, Clinics{"south"});
