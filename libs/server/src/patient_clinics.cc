@@ -81,7 +81,7 @@ void PgPatientClinics::Store(const Key& key, PatientReach reach, Clock::time_poi
     if (found->second.forgotten ? found->second.fetched >= fetched : found->second.fetched > fetched) return;
   }
   MakeRoom(key);
-  cache_[key] = Entry{std::move(reach), fetched, false, false};
+  cache_[key] = Entry{.reach = std::move(reach), .fetched = fetched};
 }
 
 void PgPatientClinics::MakeRoom(const Key& key) const {
@@ -103,8 +103,7 @@ void PgPatientClinics::ReadAhead(std::stop_token stop) {
     const auto started = Clock::now();
     try {
       Store(key, Fetch(key, started + kReadAheadBudget), started);
-      std::lock_guard lock(mutex_);
-      ++read_ahead_;
+      read_ahead_.fetch_add(1, std::memory_order_relaxed);
     } catch (const std::exception&) {
       // The entry expires as it would have; the next call reads the directory itself.
       std::lock_guard lock(mutex_);
@@ -113,18 +112,13 @@ void PgPatientClinics::ReadAhead(std::stop_token stop) {
   }
 }
 
-std::uint64_t PgPatientClinics::read_ahead() const {
-  std::lock_guard lock(mutex_);
-  return read_ahead_;
-}
-
 void PgPatientClinics::Forget(const std::string& tenant, const std::string& patient_id) const {
   if (cache_ttl_.count() <= 0) return;
   std::lock_guard lock(mutex_);
   // Kept as a marker for cache_ttl_: a query that started before now must not store what it read.
   Key key(tenant, patient_id);
   MakeRoom(key);
-  cache_[std::move(key)] = Entry{{}, Clock::now(), false, true};
+  cache_[std::move(key)] = Entry{.fetched = Clock::now(), .forgotten = true};
 }
 
 }  // namespace physio

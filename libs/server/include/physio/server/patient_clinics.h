@@ -14,6 +14,7 @@
 //    read it, so the bound on seeing a change made elsewhere is unchanged.
 //  - A read that began before a Forget is not kept (it may have read what the
 //    change replaced), nor one older than the entry it would replace.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -46,7 +47,7 @@ class PgPatientClinics : public PatientClinicsSource {
                        Clock::time_point deadline) const override;
   void Forget(const std::string& tenant, const std::string& patient_id) const override;
   // Entries read again ahead of their expiry (for /metrics and tests).
-  std::uint64_t read_ahead() const;
+  std::uint64_t read_ahead() const { return read_ahead_.load(std::memory_order_relaxed); }
 
  private:
   using Key = std::pair<std::string, std::string>;
@@ -70,7 +71,7 @@ class PgPatientClinics : public PatientClinicsSource {
   mutable std::map<Key, Entry> cache_;
   mutable std::deque<Key> to_read_;    // bounded: past kReadAheadQueue entries simply expire
   mutable std::condition_variable_any has_reads_;
-  mutable std::uint64_t read_ahead_ = 0;
+  std::atomic<std::uint64_t> read_ahead_{0};
   std::jthread reader_;  // last: started once everything above exists, stopped and joined first
 };
 
