@@ -3,8 +3,12 @@
 #include <google/protobuf/util/time_util.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <charconv>
 #include <map>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 
 #include "intake_sections.h"
 #include "physio/common/error.h"
@@ -97,6 +101,16 @@ std::vector<InstrumentKind> ParseInstrumentList(const std::string& codes) {
   return kinds;
 }
 
+// An answer's stored value (written by the submit script from a validated int), read as std::stoi
+// would: the leading number.
+int StoredInt(std::string_view text) {
+  int value = 0;
+  if (std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc()) {
+    throw std::invalid_argument("stored intake answer is not a number");
+  }
+  return value;
+}
+
 // The session from a script's HGETALL of it (fields starting '#' are not the session's) and its
 // expiry, if it has one.
 v1::IntakeSession SessionFromFields(const std::string& session_id, const redisReply* fields,
@@ -104,43 +118,60 @@ v1::IntakeSession SessionFromFields(const std::string& session_id, const redisRe
   v1::IntakeSession session;
   session.set_session_id(session_id);
   std::vector<InstrumentKind> instruments = kDefaultIntakeInstruments;
-  std::map<std::pair<int, std::string>, cpb::InstrumentAnswer> answers;  // ordered by instrument, item
+  // The answers, read in place from the reply and then ordered by instrument and item (each
+  // answer's strings are copied once, into the session).
+  struct FoundAnswer {
+    InstrumentKind kind;
+    std::string_view item_id;
+    std::string_view value;
+  };
+  std::vector<FoundAnswer> found;
+  found.reserve(fields->elements / 2);
+  const auto view = [&](size_t i) { return std::string_view(fields->element[i]->str, fields->element[i]->len); };
   for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-    std::string field(fields->element[i]->str, fields->element[i]->len);
-    std::string value(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    const std::string_view field = view(i);
+    const std::string_view value = view(i + 1);
     if (field == "patient_id") {
-      session.set_patient_id(value);
+      session.set_patient_id(std::string(value));
     } else if (field == "status") {
       session.set_status(value == "open" ? v1::INTAKE_STATUS_OPEN : v1::INTAKE_STATUS_COMPLETED);
     } else if (field == "assessment_id") {
-      session.set_assessment_id(value);
+      session.set_assessment_id(std::string(value));
     } else if (field == "instruments") {
-      instruments = ParseInstrumentList(value);
+      instruments = ParseInstrumentList(std::string(value));
     } else if (field == kHistoryField) {
-      session.mutable_history()->ParseFromString(value);
+      session.mutable_history()->ParseFromArray(value.data(), static_cast<int>(value.size()));
     } else if (field == kExaminationField) {
-      session.mutable_examination()->ParseFromString(value);
+      session.mutable_examination()->ParseFromArray(value.data(), static_cast<int>(value.size()));
     } else if (field == kRedFlagField) {
-      session.mutable_red_flag_screen()->ParseFromString(value);
-    } else if (field.rfind(kAnswerPrefix, 0) == 0) {
-      auto colon = field.find(':', 2);
-      if (colon == std::string::npos) continue;
-      auto kind = KindOfCode(field.substr(2, colon - 2));
+      session.mutable_red_flag_screen()->ParseFromArray(value.data(), static_cast<int>(value.size()));
+    } else if (field.starts_with(kAnswerPrefix)) {
+      const auto colon = field.find(':', 2);
+      if (colon == std::string_view::npos) continue;
+      const auto kind = KindOfCode(field.substr(2, colon - 2));
       if (!kind) continue;
-      cpb::InstrumentAnswer answer;
-      answer.set_instrument(ProtoOf(*kind));
-      answer.set_item_id(field.substr(colon + 1));
-      if (value == kDeclined) {
-        answer.set_declined(true);
-      } else {
-        auto tab = value.find('\t');
-        answer.set_value(std::stoi(value.substr(0, tab)));
-        if (tab != std::string::npos) answer.set_text(value.substr(tab + 1));
-      }
-      answers[{static_cast<int>(*kind), answer.item_id()}] = answer;
+      found.push_back({*kind, field.substr(colon + 1), value});
     }
   }
-  for (auto& [key, answer] : answers) *session.add_answers() = answer;
+  std::stable_sort(found.begin(), found.end(), [](const FoundAnswer& a, const FoundAnswer& b) {
+    return std::pair(static_cast<int>(a.kind), a.item_id) < std::pair(static_cast<int>(b.kind), b.item_id);
+  });
+  session.mutable_answers()->Reserve(static_cast<int>(found.size()));
+  for (size_t i = 0; i < found.size(); ++i) {
+    const FoundAnswer& item = found[i];
+    // Two fields naming one answer: the later one, as a map assignment would keep.
+    if (i + 1 < found.size() && found[i + 1].kind == item.kind && found[i + 1].item_id == item.item_id) continue;
+    cpb::InstrumentAnswer* answer = session.add_answers();
+    answer->set_instrument(ProtoOf(item.kind));
+    answer->set_item_id(std::string(item.item_id));
+    if (item.value == kDeclined) {
+      answer->set_declined(true);
+    } else {
+      const auto tab = item.value.find('\t');
+      answer->set_value(StoredInt(item.value.substr(0, tab)));
+      if (tab != std::string_view::npos) answer->set_text(std::string(item.value.substr(tab + 1)));
+    }
+  }
   for (InstrumentKind kind : instruments) session.add_instruments(ProtoOf(kind));
   if (expire_time) *session.mutable_expire_time() = *expire_time;
   return session;
@@ -187,7 +218,9 @@ SubmitScriptCall SubmitArguments(const CallContext& ctx, const IntakeChanges& ch
                                  std::chrono::milliseconds ttl, std::chrono::seconds retention) {
   SubmitScriptCall call;
   auto& args = call.args;
-  args = {PatientFilter(ctx), std::to_string(ttl.count()), "", submission.fingerprint, std::to_string(retention.count())};
+  args.reserve(5 + 2 * 3 + 2 * changes.answers.size());
+  args.insert(args.end(), {PatientFilter(ctx), std::to_string(ttl.count()), "", submission.fingerprint,
+                           std::to_string(retention.count())});
   if (changes.history) args.insert(args.end(), {kHistoryField, changes.history->SerializeAsString()});
   if (changes.examination) args.insert(args.end(), {kExaminationField, changes.examination->SerializeAsString()});
   if (changes.red_flag_screen) args.insert(args.end(), {kRedFlagField, changes.red_flag_screen->SerializeAsString()});
@@ -237,9 +270,11 @@ v1::IntakeSession RedisIntakeStore::Submit(const CallContext& ctx, const std::st
 bool RedisIntakeStore::SubmitAsync(const CallContext& ctx, const std::string& session_id, const IntakeChanges& changes,
                                    const SubmissionId& submission, Clock::time_point deadline, SubmitDone done) {
   if (async_ == nullptr) return false;
-  auto call = std::make_shared<const SubmitScriptCall>(SubmitArguments(ctx, changes, submission, ttl_, retention_));
+  auto call = std::make_shared<SubmitScriptCall>(SubmitArguments(ctx, changes, submission, ttl_, retention_));
+  // The arguments go into the command; the reply needs only first_index_of_code.
+  std::vector<std::string> args = std::move(call->args);
   return async_->EvalDurable(
-      kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)}, call->args, deadline,
+      kSubmitOnceScript, {Key(ctx, session_id), SessionIdempotencyRedisKey(submission.key)}, std::move(args), deadline,
       [call, session_id, submission, done = std::move(done)](std::optional<AsyncRedisReply> reply) {
         std::optional<v1::IntakeSession> session;
         if (reply) {

@@ -121,13 +121,13 @@ bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point
 }
 
 bool AsyncRedis::EvalDurable(const RedisScript& script, const std::vector<std::string>& keys,
-                             const std::vector<std::string>& args, Clock::time_point deadline, Done done) {
+                             std::vector<std::string> args, Clock::time_point deadline, Done done) {
   if (!ready_.load(std::memory_order_acquire)) return false;
   std::vector<std::string> argv;
   argv.reserve(3 + keys.size() + args.size());
   argv.insert(argv.end(), {"EVALSHA", script.sha1(), std::to_string(keys.size())});
   argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
   const int replicas = pool_.options().wait_replicas;
   std::lock_guard lock(mutex_);
   if (ac_ == nullptr || !ready_.load()) return false;

@@ -99,7 +99,7 @@ const std::vector<InstrumentKind>& AllInstruments() {
   return kAll;
 }
 
-std::optional<InstrumentKind> KindOfCode(const std::string& code) {
+std::optional<InstrumentKind> KindOfCode(std::string_view code) {
   for (InstrumentKind kind : AllInstruments()) {
     if (SpecFor(kind).code == code) return kind;
   }

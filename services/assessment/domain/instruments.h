@@ -4,6 +4,7 @@
 // ../shared/design/clinical-reference.md. Item ids and answer codes only.
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace physio::assessment {
@@ -27,7 +28,7 @@ struct InstrumentSpec {
 
 const InstrumentSpec& SpecFor(InstrumentKind kind);
 const std::vector<InstrumentKind>& AllInstruments();
-std::optional<InstrumentKind> KindOfCode(const std::string& code);
+std::optional<InstrumentKind> KindOfCode(std::string_view code);
 
 struct ItemAnswer {
   InstrumentKind instrument;

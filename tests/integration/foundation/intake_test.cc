@@ -408,6 +408,75 @@ TEST_F(Intake, IntakeAsksForTheChosenInstruments) {
   EXPECT_NE(status.error_message().find("instruments[2]"), std::string::npos);
 }
 
+// The session as stored, read back (intake_store's SessionFromFields, on the fast path's answer
+// and on GetIntake's ordinary read alike): every answer once, ordered by instrument and then item
+// id whatever order they came in, a declined item declined, a PSFS activity's words kept, and an
+// item answered again holding its latest answer.
+TEST_F(Intake, TheSessionReadBackHoldsEveryAnswerOnceInOrder) {
+  auto patient = Patient();
+  apb::StartIntakeRequest start;
+  start.set_request_id(NewId("rq"));
+  start.set_patient_id(patient_id_);
+  start.add_instruments(cpb::INSTRUMENT_PSFS);
+  start.add_instruments(cpb::INSTRUMENT_ODI);
+  start.add_instruments(cpb::INSTRUMENT_NPRS);
+  apb::StartIntakeResponse started;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+  const std::string session_id = started.session().session_id();
+  auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs.2", 4);
+  activity.set_text("Walking to the shops");
+  apb::IntakeSession submitted;
+  ASSERT_TRUE(Submit(patient, session_id,
+                     {activity, Answer(cpb::INSTRUMENT_ODI, "odi.10", 5), Answer(cpb::INSTRUMENT_ODI, "odi.2", 0, true),
+                      Answer(cpb::INSTRUMENT_NPRS, "nprs", 7), Answer(cpb::INSTRUMENT_ODI, "odi.1", 3)},
+                     &submitted)
+                  .ok());
+  ASSERT_TRUE(Submit(patient, session_id, {Answer(cpb::INSTRUMENT_ODI, "odi.1", 2)}).ok());
+  apb::GetIntakeRequest get;
+  get.set_session_id(session_id);
+  apb::GetIntakeResponse read;
+  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::GetIntake, get, &read).ok());
+  struct Expected {
+    cpb::Instrument instrument;
+    std::string item_id;
+    int value;
+    bool declined;
+    std::string text;
+  };
+  const auto check = [](const apb::IntakeSession& session, const std::vector<Expected>& expected,
+                        const std::string& which) {
+    ASSERT_EQ(session.answers_size(), static_cast<int>(expected.size())) << which;
+    for (int i = 0; i < session.answers_size(); ++i) {
+      const auto& answer = session.answers(i);
+      const auto& want = expected[static_cast<size_t>(i)];
+      EXPECT_EQ(answer.instrument(), want.instrument) << which << " answer " << i;
+      EXPECT_EQ(answer.item_id(), want.item_id) << which << " answer " << i;
+      EXPECT_EQ(answer.declined(), want.declined) << which << " answer " << i;
+      if (!want.declined) {
+        EXPECT_EQ(answer.value(), want.value) << which << " answer " << i;
+      }
+      EXPECT_EQ(answer.text(), want.text) << which << " answer " << i;
+    }
+    ASSERT_EQ(session.instruments_size(), 3) << which;
+    EXPECT_EQ(session.instruments(0), cpb::INSTRUMENT_PSFS) << which << ": the intake's own order";
+  };
+  // NPRS (1) before ODI (2) before PSFS (6); item ids as text: "odi.1" < "odi.10" < "odi.2".
+  check(submitted,
+        {{cpb::INSTRUMENT_NPRS, "nprs", 7, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.1", 3, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.10", 5, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.2", 0, true, ""},
+         {cpb::INSTRUMENT_PSFS, "psfs.2", 4, false, "Walking to the shops"}},
+        "the submission's answer");
+  check(read.session(),
+        {{cpb::INSTRUMENT_NPRS, "nprs", 7, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.1", 2, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.10", 5, false, ""},
+         {cpb::INSTRUMENT_ODI, "odi.2", 0, true, ""},
+         {cpb::INSTRUMENT_PSFS, "psfs.2", 4, false, "Walking to the shops"}},
+        "GetIntake after odi.1 was answered again");
+}
+
 TEST_F(Intake, IntegratorsImportAndListAssessmentsPageByPage) {
   auto integrator = Integrator();
   auto create = [&](int pain, const std::string& request_id, apb::Assessment* out) {

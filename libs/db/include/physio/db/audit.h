@@ -83,7 +83,7 @@ class AuditTrail {
     std::function<void(bool)> done;
   };
   void WriteBatches(PgConnection& conn);
-  bool Write(PgConnection& conn, const std::vector<Pending>& batch);
+  bool Write(PgConnection& conn, std::vector<Pending>& batch);  // takes the rows' parameters
 
   PgOptions pg_options_;
   std::string schema_;

@@ -193,7 +193,7 @@ class PgConnection {
   [[noreturn]] void CheckFailed(const pg_result* raw);
   // The connection is gone (PostgreSQL closed it, restarted, shut down).
   [[noreturn]] void Lost(const std::string& why);
-  const PgOptions& options_;
+  const PgOptions options_;  // its own copy: a connection may outlive the options it was made from
   ConnectionEpoch* epoch_;
   std::uint64_t dialled_epoch_ = 0;
   Clock::time_point deadline_{};
@@ -225,7 +225,7 @@ class PgPool {
   PoolStats Stats() { return connections_.Stats(); }
 
  private:
-  PgOptions options_;  // before connections_: they refer to it
+  PgOptions options_;  // before connections_, which are made from it
   ConnectionEpoch epoch_;
   BoundedPool<PgConnection> connections_;
 };

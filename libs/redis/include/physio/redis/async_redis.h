@@ -80,8 +80,9 @@ class AsyncRedis {
   // and the ordinary way loads it), followed, when the pool asks replicas to
   // acknowledge durable writes (wait_replicas), by WAIT in the same write: `done`
   // gets the script's reply only once enough replicas acknowledged it within the
-  // command timeout, and "no answer" otherwise. Same contract as Command.
-  bool EvalDurable(const RedisScript& script, const std::vector<std::string>& keys, const std::vector<std::string>& args,
+  // command timeout, and "no answer" otherwise. Same contract as Command. `args` is taken
+  // (moved into the command when the caller passes a temporary).
+  bool EvalDurable(const RedisScript& script, const std::vector<std::string>& keys, std::vector<std::string> args,
                    Clock::time_point deadline, Done done);
 
   bool ready() const { return ready_.load(); }
