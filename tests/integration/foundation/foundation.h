@@ -76,10 +76,13 @@ class Foundation : public SharedClusterFixture {
     return count;
   }
 
-  apb::IntakeSession StartIntake(const Caller& caller, const std::string& request_id = "") {
+  // `instruments` empty: the service's default list.
+  apb::IntakeSession StartIntake(const Caller& caller, const std::string& request_id = "",
+                                 const std::vector<cpb::Instrument>& instruments = {}) {
     apb::StartIntakeRequest request;
     request.set_request_id(request_id.empty() ? NewId("rq") : request_id);
     request.set_patient_id(patient_id_);
+    for (const auto instrument : instruments) request.add_instruments(instrument);
     apb::StartIntakeResponse response;
     auto status = caller.Call(caller.assessment.get(), &apb::AssessmentService::Stub::StartIntake, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();

@@ -414,15 +414,9 @@ TEST_F(Intake, IntakeAsksForTheChosenInstruments) {
 // item answered again holding its latest answer.
 TEST_F(Intake, TheSessionReadBackHoldsEveryAnswerOnceInOrder) {
   auto patient = Patient();
-  apb::StartIntakeRequest start;
-  start.set_request_id(NewId("rq"));
-  start.set_patient_id(patient_id_);
-  start.add_instruments(cpb::INSTRUMENT_PSFS);
-  start.add_instruments(cpb::INSTRUMENT_ODI);
-  start.add_instruments(cpb::INSTRUMENT_NPRS);
-  apb::StartIntakeResponse started;
-  ASSERT_TRUE(patient.Call(patient.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
-  const std::string session_id = started.session().session_id();
+  const std::string session_id =
+      StartIntake(patient, "", {cpb::INSTRUMENT_PSFS, cpb::INSTRUMENT_ODI, cpb::INSTRUMENT_NPRS}).session_id();
+  ASSERT_FALSE(session_id.empty());
   auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs.2", 4);
   activity.set_text("Walking to the shops");
   apb::IntakeSession submitted;
