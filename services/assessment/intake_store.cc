@@ -153,14 +153,12 @@ v1::IntakeSession SessionFromFields(const std::string& session_id, const redisRe
       found.push_back({*kind, field.substr(colon + 1), value});
     }
   }
-  std::stable_sort(found.begin(), found.end(), [](const FoundAnswer& a, const FoundAnswer& b) {
+  // Each (instrument, item) is one hash field, since each instrument has one code: no two are equal.
+  std::sort(found.begin(), found.end(), [](const FoundAnswer& a, const FoundAnswer& b) {
     return std::pair(static_cast<int>(a.kind), a.item_id) < std::pair(static_cast<int>(b.kind), b.item_id);
   });
   session.mutable_answers()->Reserve(static_cast<int>(found.size()));
-  for (size_t i = 0; i < found.size(); ++i) {
-    const FoundAnswer& item = found[i];
-    // Two fields naming one answer: the later one, as a map assignment would keep.
-    if (i + 1 < found.size() && found[i + 1].kind == item.kind && found[i + 1].item_id == item.item_id) continue;
+  for (const FoundAnswer& item : found) {
     cpb::InstrumentAnswer* answer = session.add_answers();
     answer->set_instrument(ProtoOf(item.kind));
     answer->set_item_id(std::string(item.item_id));

@@ -668,8 +668,7 @@ TEST(PatientReachCache, AReadPatientIsReadAheadAndAChangeIsSeenWithinTheLifetime
 
   // A read that began before a change through this process (held here behind a lock) may have read
   // what the change replaced: it answers its own call but is not kept.
-  const PgOptions locker_options = PgOn({&pg});  // a connection refers to its options: they outlive it
-  PgConnection locker(locker_options);
+  PgConnection locker(PgOn({&pg}));
   locker.EnsureConnected(Clock::now() + 3s);
   locker.Exec("BEGIN");
   locker.Exec("LOCK TABLE assessment.patient_clinics IN ACCESS EXCLUSIVE MODE");

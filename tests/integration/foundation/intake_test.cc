@@ -455,20 +455,14 @@ TEST_F(Intake, TheSessionReadBackHoldsEveryAnswerOnceInOrder) {
     EXPECT_EQ(session.instruments(0), cpb::INSTRUMENT_PSFS) << which << ": the intake's own order";
   };
   // NPRS (1) before ODI (2) before PSFS (6); item ids as text: "odi.1" < "odi.10" < "odi.2".
-  check(submitted,
-        {{cpb::INSTRUMENT_NPRS, "nprs", 7, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.1", 3, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.10", 5, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.2", 0, true, ""},
-         {cpb::INSTRUMENT_PSFS, "psfs.2", 4, false, "Walking to the shops"}},
-        "the submission's answer");
-  check(read.session(),
-        {{cpb::INSTRUMENT_NPRS, "nprs", 7, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.1", 2, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.10", 5, false, ""},
-         {cpb::INSTRUMENT_ODI, "odi.2", 0, true, ""},
-         {cpb::INSTRUMENT_PSFS, "psfs.2", 4, false, "Walking to the shops"}},
-        "GetIntake after odi.1 was answered again");
+  std::vector<Expected> expected = {{cpb::INSTRUMENT_NPRS, "nprs", 7, false, ""},
+                                    {cpb::INSTRUMENT_ODI, "odi.1", 3, false, ""},
+                                    {cpb::INSTRUMENT_ODI, "odi.10", 5, false, ""},
+                                    {cpb::INSTRUMENT_ODI, "odi.2", 0, true, ""},
+                                    {cpb::INSTRUMENT_PSFS, "psfs.2", 4, false, "Walking to the shops"}};
+  check(submitted, expected, "the submission's answer");
+  expected[1].value = 2;  // odi.1, answered again
+  check(read.session(), expected, "GetIntake after odi.1 was answered again");
 }
 
 TEST_F(Intake, IntegratorsImportAndListAssessmentsPageByPage) {
