@@ -41,13 +41,15 @@ std::string StoreAssessment(const Caller& caller, const std::string& patient) {
 
 class Events : public ClusterFixture {
  protected:
-  Caller Clinician(const std::string& tenant) const {
-    return Caller(*cluster_, MakeToken(*keys_, tenant, "clin-events", {"clinician"}));
+  Caller Clinician(const std::string& tenant, const std::string& subject = "clin-events") const {
+    return Caller(*cluster_, MakeToken(*keys_, tenant, subject, {"clinician"}));
   }
 
-  // Reads up to `wanted` events from assessment's feed after `cursor`, then disconnects.
+  // Reads up to `wanted` events from assessment's feed after `cursor`, then disconnects; `ended`,
+  // when given, gets how the stream ended (CANCELLED when it was this side that hung up).
   static std::vector<cpb::Event> ReadAssessmentEvents(const Caller& caller, const std::string& cursor, int wanted,
-                                                      std::chrono::milliseconds patience = std::chrono::seconds(10)) {
+                                                      std::chrono::milliseconds patience = std::chrono::seconds(10),
+                                                      grpc::Status* ended = nullptr) {
     auto context = caller.Context(patience);
     apb::WatchEventsRequest request;
     request.set_after_cursor(cursor);
@@ -57,7 +59,8 @@ class Events : public ClusterFixture {
     apb::WatchEventsResponse response;
     while (static_cast<int>(events.size()) < wanted && reader->Read(&response)) events.push_back(response.event());
     context->TryCancel();
-    reader->Finish();
+    const grpc::Status status = reader->Finish();
+    if (ended != nullptr) *ended = status;
     return events;
   }
 
@@ -93,7 +96,10 @@ TEST_F(Events, AConsumerThatDisconnectsDuringABurstResumesWithEveryEventOnceInOr
 
 // Writers of one tenant commit in parallel (events are numbered after commit);
 // two consumers reading during the burst, each numbering what it finds, both
-// see every event once, in one and the same order, with no gap.
+// see every event once, in one and the same order, with no gap. The consumers
+// are two integrations (two subjects): one caller's streams are capped at 4 and
+// a stream this side cancels is counted until the server has finished it, so
+// one caller reconnecting at once may be told to back off (StreamsAreCappedPerCaller).
 TEST_F(Events, ConcurrentWritersAndConsumersSeeOneGapFreeOrder) {
   const std::string tenant = "events-parallel";
   auto clinician = Clinician(tenant);
@@ -111,14 +117,21 @@ TEST_F(Events, ConcurrentWritersAndConsumersSeeOneGapFreeOrder) {
     });
   }
   std::vector<cpb::Event> seen[2];
+  std::string endings[2];
   std::thread consumers[2];
   for (int c = 0; c < 2; ++c) {
     consumers[c] = std::thread([&, c] {
+      const Caller consumer = Clinician(tenant, "integration-" + std::to_string(c));
       // In three connections, so resuming from a cursor is part of it.
       std::string cursor;
       for (int part = 0; part < 3 && static_cast<int>(seen[c].size()) < kTotal; ++part) {
         const int wanted = part < 2 ? kTotal / 3 : kTotal - static_cast<int>(seen[c].size());
-        auto events = ReadAssessmentEvents(clinician, cursor, wanted, std::chrono::seconds(30));
+        grpc::Status ended;
+        auto events = ReadAssessmentEvents(consumer, cursor, wanted, std::chrono::seconds(30), &ended);
+        if (ended.error_code() != StatusCode::CANCELLED) {
+          endings[c] += " part " + std::to_string(part) + ": " + std::to_string(ended.error_code()) + " " +
+                        ended.error_message();
+        }
         if (events.empty()) break;
         cursor = events.back().cursor();
         seen[c].insert(seen[c].end(), events.begin(), events.end());
@@ -129,6 +142,7 @@ TEST_F(Events, ConcurrentWritersAndConsumersSeeOneGapFreeOrder) {
   for (auto& consumer : consumers) consumer.join();
   ASSERT_EQ(stored.size(), static_cast<std::size_t>(kTotal));
   for (int c = 0; c < 2; ++c) {
+    EXPECT_EQ(endings[c], "") << "consumer " << c << ": every connection ended by the consumer";
     ASSERT_EQ(seen[c].size(), static_cast<std::size_t>(kTotal)) << "consumer " << c;
     std::set<std::string> ids;
     for (std::size_t i = 0; i < seen[c].size(); ++i) {
