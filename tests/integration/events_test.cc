@@ -97,9 +97,8 @@ TEST_F(Events, AConsumerThatDisconnectsDuringABurstResumesWithEveryEventOnceInOr
 // Writers of one tenant commit in parallel (events are numbered after commit);
 // two consumers reading during the burst, each numbering what it finds, both
 // see every event once, in one and the same order, with no gap. The consumers
-// are two integrations (two subjects): one caller's streams are capped at 4 and
-// a stream this side cancels is counted until the server has finished it, so
-// one caller reconnecting at once may be told to back off (StreamsAreCappedPerCaller).
+// are two integrations (two subjects), each reconnecting twice; every
+// connection must end because the consumer hung up (see EventsReconnect).
 TEST_F(Events, ConcurrentWritersAndConsumersSeeOneGapFreeOrder) {
   const std::string tenant = "events-parallel";
   auto clinician = Clinician(tenant);
@@ -623,6 +622,61 @@ TEST_F(FeedChurn, StreamsEndingWhileTheirPagesWaitForTheWorkerLeaveTheFeedWorkin
     ASSERT_TRUE(arrived) << "open stream " << i << " never got the last event" << (open[i]->done() ? " (it ended)" : "");
   }
   for (auto& reader : open) EXPECT_EQ(reader->Close().error_code(), StatusCode::CANCELLED);
+}
+
+// A consumer at its cap (4 streams) that hangs up on a stream and reconnects at once is admitted:
+// the stream it left hands its slot back when it ends, not only once the work it still waited for
+// is done. Here that work is the opening's audit record, held up by a frozen PostgreSQL (own
+// cluster: the freeze must not reach other suites' tests).
+class EventsReconnect : public ClusterFixture {};
+
+TEST_F(EventsReconnect, AStreamTheCallerHungUpOnNoLongerCountsAgainstItsCap) {
+  const Caller caller(*cluster_, MakeToken(*keys_, "events-reconnect", "integration-reconnect", {"clinician"}));
+  StoreAssessment(caller, "pt-reconnect");
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<apb::WatchEventsResponse>> reader;
+  };
+  const auto open = [&] {
+    Open stream{caller.Context(std::chrono::seconds(30)), nullptr};
+    stream.reader = caller.assessment->WatchEvents(stream.context.get(), apb::WatchEventsRequest());
+    return stream;
+  };
+  std::vector<Open> streams;
+  for (int i = 0; i < 3; ++i) {
+    streams.push_back(open());
+    apb::WatchEventsResponse response;
+    ASSERT_TRUE(streams.back().reader->Read(&response)) << "stream " << i << " is open";
+  }
+  postgres_->Freeze();
+  // The fourth is admitted, then waits for its audit record.
+  Open fourth = open();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  {
+    // The cap is reached: a fifth is refused (which also shows the fourth holds its slot).
+    Open fifth = open();
+    apb::WatchEventsResponse response;
+    EXPECT_FALSE(fifth.reader->Read(&response));
+    const grpc::Status refused = fifth.reader->Finish();
+    EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  }
+  // The consumer hangs up on the fourth and opens another at once: admitted, it waits for its own
+  // audit record, and once PostgreSQL is back it delivers.
+  fourth.context->TryCancel();
+  EXPECT_EQ(fourth.reader->Finish().error_code(), StatusCode::CANCELLED);
+  Open again = open();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  postgres_->Thaw();
+  apb::WatchEventsResponse response;
+  const bool delivered = again.reader->Read(&response);
+  if (delivered) again.context->TryCancel();  // else the server's own ending is what Finish reports
+  const grpc::Status ended = again.reader->Finish();
+  EXPECT_TRUE(delivered) << "the reconnected stream ended with " << ended.error_code() << ": " << ended.error_message();
+  EXPECT_EQ(response.event().kind(), cpb::EVENT_KIND_ASSESSMENT_STORED);
+  for (auto& stream : streams) {
+    stream.context->TryCancel();
+    EXPECT_EQ(stream.reader->Finish().error_code(), StatusCode::CANCELLED);
+  }
 }
 
 }  // namespace

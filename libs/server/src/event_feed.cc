@@ -458,13 +458,26 @@ void EventFeed::Pump(const std::shared_ptr<Stream>& stream) {
   Post([this, stream] { Fill(stream); });
 }
 
+// A stream that is ending delivers nothing more: its tenant and caller slots are handed back now,
+// not once the page, write or opening it still waits for is done, so a consumer that hangs up and
+// reconnects at once is not refused as if the stream it left were still open. (The process-wide
+// count, `counted`, stays until the stream is finished: Stop waits on it.) `stream.mutex` held.
+std::optional<CallContext> EventFeed::TakeAdmission(Stream& stream) {
+  if (!stream.admitted) return std::nullopt;
+  stream.admitted = false;
+  return stream.ctx;
+}
+
 void EventFeed::End(const std::shared_ptr<Stream>& stream, const grpc::Status& status) {
+  std::optional<CallContext> admission;
   {
     std::lock_guard lock(stream->mutex);
     if (stream->finished || stream->ending) return;
     stream->ending = status;
     stream->queue.clear();
+    admission = TakeAdmission(*stream);
   }
+  if (admission) Release(*admission);
   Pump(stream);
 }
 
@@ -472,11 +485,10 @@ void EventFeed::WriteDone(const std::shared_ptr<Stream>& stream, bool ok) {
   {
     std::lock_guard lock(stream->mutex);
     stream->writing = false;
-    if (!ok && !stream->ending) {
-      stream->ending = grpc::Status::CANCELLED;
-      stream->queue.clear();
-    }
   }
+  // The client went away: CANCELLED, unless the stream was ending already. Then the write's end
+  // may be what the stream waited for to finish (End pumps only when it set the ending).
+  if (!ok) End(stream, grpc::Status::CANCELLED);
   Pump(stream);
 }
 
@@ -544,19 +556,21 @@ void EventFeed::Poll() {
   const auto now = std::chrono::system_clock::now();
   for (const auto& stream : streams) {
     std::string token;
+    bool expired = false;
     {
       std::lock_guard lock(stream->mutex);
       if (!stream->opened || stream->finished || stream->ending) continue;
       if (now >= stream->token_expires) {
-        stream->ending =
-            grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token expired; resume from your last cursor with a fresh token");
-        stream->queue.clear();
+        expired = true;
       } else if (Clock::now() >= stream->next_recheck) {
         token = stream->ctx.bearer_token;
         stream->next_recheck = Clock::now() + settings_.token_recheck;
       }
     }
-    if (!token.empty()) {
+    if (expired) {
+      End(stream, grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                               "token expired; resume from your last cursor with a fresh token"));
+    } else if (!token.empty()) {
       try {
         const auto expires = verifier_.Verify(token).expires;
         std::lock_guard lock(stream->mutex);
