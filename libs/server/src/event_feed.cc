@@ -482,13 +482,18 @@ void EventFeed::End(const std::shared_ptr<Stream>& stream, const grpc::Status& s
 }
 
 void EventFeed::WriteDone(const std::shared_ptr<Stream>& stream, bool ok) {
+  std::optional<CallContext> admission;
   {
     std::lock_guard lock(stream->mutex);
     stream->writing = false;
+    // The client went away (in the same lock, so no other write starts meanwhile).
+    if (!ok && !stream->ending) {
+      stream->ending = grpc::Status::CANCELLED;
+      stream->queue.clear();
+      admission = TakeAdmission(*stream);
+    }
   }
-  // The client went away: CANCELLED, unless the stream was ending already. Then the write's end
-  // may be what the stream waited for to finish (End pumps only when it set the ending).
-  if (!ok) End(stream, grpc::Status::CANCELLED);
+  if (admission) Release(*admission);
   Pump(stream);
 }
 
