@@ -458,11 +458,15 @@ void EventFeed::Pump(const std::shared_ptr<Stream>& stream) {
   Post([this, stream] { Fill(stream); });
 }
 
-// A stream that is ending delivers nothing more: its tenant and caller slots are handed back now,
-// not once the page, write or opening it still waits for is done, so a consumer that hangs up and
-// reconnects at once is not refused as if the stream it left were still open. (The process-wide
-// count, `counted`, stays until the stream is finished: Stop waits on it.) `stream.mutex` held.
-std::optional<CallContext> EventFeed::TakeAdmission(Stream& stream) {
+// Marks `stream` ending with `status` (its queue dropped) and hands back its tenant and caller
+// slots: a stream that is ending delivers nothing more, so they are free now, not once the page,
+// write or opening it still waits for is done, and a consumer that hangs up and reconnects at once
+// is not refused as if the stream it left were still open. (The process-wide count, `counted`,
+// stays until the stream is finished: Stop waits on it.) `stream.mutex` held; the slots to
+// Release, without it, if the stream held any.
+std::optional<CallContext> EventFeed::MarkEnding(Stream& stream, grpc::Status status) {
+  stream.ending = std::move(status);
+  stream.queue.clear();
   if (!stream.admitted) return std::nullopt;
   stream.admitted = false;
   return stream.ctx;
@@ -473,9 +477,7 @@ void EventFeed::End(const std::shared_ptr<Stream>& stream, const grpc::Status& s
   {
     std::lock_guard lock(stream->mutex);
     if (stream->finished || stream->ending) return;
-    stream->ending = status;
-    stream->queue.clear();
-    admission = TakeAdmission(*stream);
+    admission = MarkEnding(*stream, status);
   }
   if (admission) Release(*admission);
   Pump(stream);
@@ -487,11 +489,7 @@ void EventFeed::WriteDone(const std::shared_ptr<Stream>& stream, bool ok) {
     std::lock_guard lock(stream->mutex);
     stream->writing = false;
     // The client went away (in the same lock, so no other write starts meanwhile).
-    if (!ok && !stream->ending) {
-      stream->ending = grpc::Status::CANCELLED;
-      stream->queue.clear();
-      admission = TakeAdmission(*stream);
-    }
+    if (!ok && !stream->ending) admission = MarkEnding(*stream, grpc::Status::CANCELLED);
   }
   if (admission) Release(*admission);
   Pump(stream);

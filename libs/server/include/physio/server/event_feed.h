@@ -94,7 +94,7 @@ class EventFeed {
   // The caller's slot among the streams of its tenant and its own; false when either is full.
   bool Admit(const CallContext& ctx, std::string* why);
   void Release(const CallContext& ctx);
-  static std::optional<CallContext> TakeAdmission(Stream& stream);
+  static std::optional<CallContext> MarkEnding(Stream& stream, grpc::Status status);
   void AuditRefusal(const CallContext& ctx, bool authenticated, const grpc::Status& status);
   // Authenticates, checks and admits the stream, audits it, and registers it with its tenant.
   void Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
