@@ -8,30 +8,23 @@
 #include <sstream>
 
 #include "physio/common/error.h"
+#include "use_case_support.h"
 #include "plan_changes.h"
 
 namespace physio::planning {
 namespace {
 
-const InterventionLibrary& Library() {
-  static const InterventionLibrary library = [] {
-    std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return InterventionLibrary::Parse(buffer.str());
-  }();
-  return library;
-}
+using physio::testing::SourceLibrary;  // the shipped library, read once
 
 v1::Plan PlanWith(std::initializer_list<const char*> ids) {
   v1::Plan plan;
-  for (const char* id : ids) *plan.add_items() = ItemFromLibrary(*Library().Find(id), "test");
+  for (const char* id : ids) *plan.add_items() = ItemFromLibrary(*SourceLibrary().Find(id), "test");
   return plan;
 }
 
 TEST(StepExercises, FollowsProgressionAndRegressionLinks) {
   auto plan = PlanWith({"ex.motor.abdominal_bracing", "edu.self_management"});
-  auto changes = StepExercises(plan, Library(), {}, /*progress=*/true);
+  auto changes = StepExercises(plan, SourceLibrary(), {}, /*progress=*/true);
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0], "ex.motor.abdominal_bracing -> ex.motor.bracing_heel_slide");
   EXPECT_EQ(plan.items(0).item_id(), "ex.motor.bracing_heel_slide");
@@ -39,7 +32,7 @@ TEST(StepExercises, FollowsProgressionAndRegressionLinks) {
   // Back along the link would add a 10 s hold the heel slide does not have, so the
   // regression keeps the exercise and lowers its dose instead (a regression never raises a dose).
   const auto before = plan.items(0).dose();
-  changes = StepExercises(plan, Library(), {"ex.motor.bracing_heel_slide"}, /*progress=*/false);
+  changes = StepExercises(plan, SourceLibrary(), {"ex.motor.bracing_heel_slide"}, /*progress=*/false);
   EXPECT_EQ(plan.items(0).item_id(), "ex.motor.bracing_heel_slide");
   EXPECT_LT(plan.items(0).dose().sets() * plan.items(0).dose().reps(), before.sets() * before.reps());
   EXPECT_NE(changes[0].find("ex.motor.abdominal_bracing skipped (a dose of another kind)"), std::string::npos);
@@ -47,19 +40,19 @@ TEST(StepExercises, FollowsProgressionAndRegressionLinks) {
 
 TEST(StepExercises, WithoutALinkTheDoseSteps) {
   auto plan = PlanWith({"ex.strength.curl_up", "ex.aerobic.stationary_cycling"});  // no links
-  StepExercises(plan, Library(), {}, true);
+  StepExercises(plan, SourceLibrary(), {}, true);
   EXPECT_EQ(plan.items(0).dose().sets(), 3);
   EXPECT_EQ(plan.items(0).dose().reps(), 10);  // at 3 sets, reps rise by 2
   EXPECT_EQ(plan.items(1).dose().duration_minutes(), 25);
   EXPECT_EQ(plan.home_sessions_per_week(), 3);
-  StepExercises(plan, Library(), {"ex.strength.curl_up"}, false);
+  StepExercises(plan, SourceLibrary(), {"ex.strength.curl_up"}, false);
   EXPECT_EQ(plan.items(0).dose().sets(), 2);
 }
 
 TEST(StepExercises, RefusesItemsThatAreNotExercises) {
   auto plan = PlanWith({"ex.motor.abdominal_bracing", "edu.self_management"});
   try {
-    StepExercises(plan, Library(), {"ex.motor.abdominal_bracing", "edu.self_management"}, true);
+    StepExercises(plan, SourceLibrary(), {"ex.motor.abdominal_bracing", "edu.self_management"}, true);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -84,7 +77,7 @@ TEST(Revisions, SafetyItemsCannotBeRemoved) {
     changes.Add()->set_remove_item_id(id);
     auto copy = plan;
     try {
-      ApplyRevision(copy, Library(), changes);
+      ApplyRevision(copy, SourceLibrary(), changes);
       ADD_FAILURE() << id << " was removed";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << id;
@@ -93,7 +86,7 @@ TEST(Revisions, SafetyItemsCannotBeRemoved) {
   }
   google::protobuf::RepeatedPtrField<v1::PlanChange> ordinary;
   ordinary.Add()->set_remove_item_id("edu.self_management");
-  ApplyRevision(plan, Library(), ordinary);
+  ApplyRevision(plan, SourceLibrary(), ordinary);
   EXPECT_EQ(plan.items_size(), 6);
 }
 
@@ -101,7 +94,7 @@ TEST(Revisions, ManualTherapyAndCbtNeverWithoutExercise) {
   auto plan = PlanWith({"ex.motor.abdominal_bracing", "manual.joint_mobilisation"});
   google::protobuf::RepeatedPtrField<v1::PlanChange> changes;
   changes.Add()->set_remove_item_id("ex.motor.abdominal_bracing");
-  EXPECT_THROW(ApplyRevision(plan, Library(), changes), Error);
+  EXPECT_THROW(ApplyRevision(plan, SourceLibrary(), changes), Error);
   auto cbt = PlanWith({"psych.informed_physiotherapy"});
   EXPECT_THROW(CheckPlanInvariants(cbt), Error);
   google::protobuf::RepeatedPtrField<v1::PlanChange> bad_dose;
@@ -110,7 +103,7 @@ TEST(Revisions, ManualTherapyAndCbtNeverWithoutExercise) {
   dose->mutable_dose()->set_sets(0);
   auto fresh = PlanWith({"ex.motor.abdominal_bracing"});
   try {
-    ApplyRevision(fresh, Library(), bad_dose);
+    ApplyRevision(fresh, SourceLibrary(), bad_dose);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("changes[0].set_dose.dose.sets", 0), 0u);
@@ -126,10 +119,10 @@ TEST(SafeSteps, ProgressionNeverLandsOnAContraindicatedExercise) {
   auto plan = PlanWith({"ex.strength.sit_to_stand"});
   plan.add_contraindications("loading_contraindicated");  // e.g. a fracture concern
   plan.set_phase(physio::common::v1::PHASE_FUNCTION_OPTIMISATION);
-  auto changes = StepExercises(plan, Library(), {}, /*progress=*/true);
+  auto changes = StepExercises(plan, SourceLibrary(), {}, /*progress=*/true);
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_NE(plan.items(0).item_id(), "ex.strength.goblet_squat");
-  for (const auto& token : Library().Find(plan.items(0).item_id())->contraindications) {
+  for (const auto& token : SourceLibrary().Find(plan.items(0).item_id())->contraindications) {
     EXPECT_NE(token, "loading_contraindicated") << plan.items(0).item_id();
   }
   EXPECT_NE(changes[0].find("ex.strength.goblet_squat skipped (loading_contraindicated)"), std::string::npos)
@@ -137,7 +130,7 @@ TEST(SafeSteps, ProgressionNeverLandsOnAContraindicatedExercise) {
   // Without the contraindication the same step follows the link.
   auto free = PlanWith({"ex.strength.sit_to_stand"});
   free.set_phase(physio::common::v1::PHASE_FUNCTION_OPTIMISATION);
-  StepExercises(free, Library(), {}, true);
+  StepExercises(free, SourceLibrary(), {}, true);
   EXPECT_EQ(free.items(0).item_id(), "ex.strength.goblet_squat");
 }
 
@@ -149,7 +142,7 @@ TEST(SafeSteps, EveryLinkRespectsEveryContraindicationAndPhase) {
                                               physio::common::v1::PHASE_MOVEMENT_CONTROL,
                                               physio::common::v1::PHASE_FUNCTION_OPTIMISATION};
   int steps = 0;
-  for (const auto& entry : Library().entries()) {
+  for (const auto& entry : SourceLibrary().entries()) {
     if (entry.kind != InterventionKind::kExercise) continue;
     for (const auto& token : tokens) {
       for (auto phase : phases) {
@@ -158,8 +151,8 @@ TEST(SafeSteps, EveryLinkRespectsEveryContraindicationAndPhase) {
           *plan.add_items() = ItemFromLibrary(entry, "test");
           plan.add_contraindications(token);
           plan.set_phase(phase);
-          StepExercises(plan, Library(), {}, progress);
-          const Intervention* landed = Library().Find(plan.items(0).item_id());
+          StepExercises(plan, SourceLibrary(), {}, progress);
+          const Intervention* landed = SourceLibrary().Find(plan.items(0).item_id());
           ASSERT_NE(landed, nullptr);
           if (landed->id == entry.id) continue;  // kept, dose changed
           ++steps;
@@ -174,12 +167,12 @@ TEST(SafeSteps, EveryLinkRespectsEveryContraindicationAndPhase) {
 
 TEST(SafeSteps, ARegressionNeverRaisesAnyPartOfTheDose) {
   int checked = 0;
-  for (const auto& entry : Library().entries()) {
+  for (const auto& entry : SourceLibrary().entries()) {
     if (entry.kind != InterventionKind::kExercise) continue;
     v1::Plan plan;
     *plan.add_items() = ItemFromLibrary(entry, "test");
     const v1::ExerciseDose before = plan.items(0).dose();
-    StepExercises(plan, Library(), {}, /*progress=*/false);
+    StepExercises(plan, SourceLibrary(), {}, /*progress=*/false);
     const v1::ExerciseDose& after = plan.items(0).dose();
     EXPECT_LE(after.sets(), before.sets()) << entry.id;
     EXPECT_LE(after.reps(), before.reps()) << entry.id;
@@ -193,7 +186,7 @@ TEST(SafeSteps, ARegressionNeverRaisesAnyPartOfTheDose) {
   auto held = PlanWith({"ex.strength.curl_up"});
   held.mutable_items(0)->mutable_dose()->set_hold_seconds(30);
   held.mutable_items(0)->set_regression_id("");
-  StepExercises(held, Library(), {}, false);
+  StepExercises(held, SourceLibrary(), {}, false);
   EXPECT_LT(held.items(0).dose().hold_seconds(), 30);
 }
 
@@ -203,14 +196,14 @@ TEST(SafeSteps, AClinicianAddingAContraindicatedInterventionMustSayWhy) {
   google::protobuf::RepeatedPtrField<v1::PlanChange> changes;
   changes.Add()->set_add_intervention_id("ex.strength.goblet_squat");
   try {
-    ApplyRevision(plan, Library(), changes);
+    ApplyRevision(plan, SourceLibrary(), changes);
     FAIL() << "a contraindicated intervention was added without a reason";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("changes[0].contraindication_override"), std::string::npos) << e.what();
   }
   changes.Mutable(0)->set_contraindication_override("cleared by imaging; supervised loading");
-  ApplyRevision(plan, Library(), changes);
+  ApplyRevision(plan, SourceLibrary(), changes);
   ASSERT_EQ(plan.items_size(), 2);
   EXPECT_EQ(plan.items(1).reason(),
             "added by the clinician despite loading_contraindicated: cleared by imaging; supervised loading");
@@ -240,7 +233,7 @@ TEST(AddPrecautions, ANewFractureConcernTakesOutManipulationAndLoadedFlexionAdds
   review->set_week(6);
   review->set_purpose("responder check");
   const auto changes =
-      AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek + 2 * kWeek + 5);
+      AddPrecautions(plan, SourceLibrary(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek + 2 * kWeek + 5);
 
   EXPECT_EQ(changes.front(), "new concern: fracture: minor trauma");
   auto has = [&](const std::string& id) {
@@ -267,11 +260,11 @@ TEST(AddPrecautions, ANewFractureConcernTakesOutManipulationAndLoadedFlexionAdds
 
   // The same condition again changes nothing.
   const v1::Plan before = plan;
-  EXPECT_TRUE(AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek).empty());
+  EXPECT_TRUE(AddPrecautions(plan, SourceLibrary(), Concerns({{"fracture", "fracture: minor trauma"}}), 1000 * kWeek).empty());
   EXPECT_EQ(plan.SerializeAsString(), before.SerializeAsString());
 
   // Another condition extends the safety-netting; the review due within the week stands.
-  const auto more = AddPrecautions(plan, Library(), Concerns({{"malignancy", "malignancy: night pain, age over 50"}}),
+  const auto more = AddPrecautions(plan, SourceLibrary(), Concerns({{"malignancy", "malignancy: night pain, age over 50"}}),
                                    1000 * kWeek + 2 * kWeek + 9);
   EXPECT_TRUE(std::find(more.begin(), more.end(), "safety-netting extended") != more.end());
   EXPECT_EQ(plan.review_points_size(), 2);
@@ -284,7 +277,7 @@ TEST(AddPrecautions, SafetyItemsStayAndAPlanLeftWithoutExerciseAsksForReassessme
   v1::PlanItem safety_net;
   safety_net.set_item_id("safety.cauda_equina");
   *plan.add_items() = safety_net;
-  AddPrecautions(plan, Library(), Concerns({{"fracture", "fracture: osteoporosis"}}), 0);
+  AddPrecautions(plan, SourceLibrary(), Concerns({{"fracture", "fracture: osteoporosis"}}), 0);
   EXPECT_TRUE(plan.needs_reassessment());
   EXPECT_TRUE(std::any_of(plan.items().begin(), plan.items().end(),
                           [](const auto& item) { return item.item_id() == "safety.cauda_equina"; }));
@@ -298,7 +291,7 @@ TEST(AddPrecautions, AConcernIsValidatedNamingTheField) {
            {Concerns({{"Fracture!", "x"}}), "concerns[0].condition"},
            {Concerns({{"fracture", ""}}), "concerns[0].summary"}}) {
     try {
-      AddPrecautions(plan, Library(), concerns, 0);
+      AddPrecautions(plan, SourceLibrary(), concerns, 0);
       ADD_FAILURE() << field;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -327,7 +320,7 @@ TEST(StopDirections, PeripheralisationStopsTheDirectionForGoodAndAsksForReassess
   v1::PlanItem safety_net;
   safety_net.set_item_id("safety.cauda_equina");
   *plan.add_items() = safety_net;
-  const auto changes = StopDirections(plan, Library(), {"ex.dir.prone_on_elbows"});
+  const auto changes = StopDirections(plan, SourceLibrary(), {"ex.dir.prone_on_elbows"});
   auto has = [&](const std::string& id) {
     return std::any_of(plan.items().begin(), plan.items().end(), [&](const auto& item) { return item.item_id() == id; });
   };
@@ -343,9 +336,9 @@ TEST(StopDirections, PeripheralisationStopsTheDirectionForGoodAndAsksForReassess
   EXPECT_EQ(changes.front(), "stopped direction: extension");
   EXPECT_EQ(changes.back(), "marked for re-assessment");
   // Nothing steps back onto the direction: progressing what is left never lands on an extension item.
-  StepExercises(plan, Library(), {}, /*progress=*/true);
+  StepExercises(plan, SourceLibrary(), {}, /*progress=*/true);
   for (const auto& item : plan.items()) {
-    const Intervention* entry = Library().Find(item.item_id());
+    const Intervention* entry = SourceLibrary().Find(item.item_id());
     if (entry != nullptr) {
       EXPECT_NE(DirectionOfCategory(entry->category), "extension") << item.item_id();
     }
@@ -354,11 +347,11 @@ TEST(StopDirections, PeripheralisationStopsTheDirectionForGoodAndAsksForReassess
   auto again = PlanWith({"ex.dir.prone_lying"});
   again.add_stopped_directions("extension");
   again.add_contraindications("extension_intolerant");
-  EXPECT_TRUE(StopDirections(again, Library(), {"ex.dir.prone_lying"}).empty());
+  EXPECT_TRUE(StopDirections(again, SourceLibrary(), {"ex.dir.prone_lying"}).empty());
 }
 
 TEST(StopDirections, EveryDirectionHasItsTokenOnEveryItemOfThatDirection) {
-  for (const auto& entry : Library().entries()) {
+  for (const auto& entry : SourceLibrary().entries()) {
     const std::string direction = DirectionOfCategory(entry.category);
     if (direction.empty()) continue;
     EXPECT_NE(std::find(entry.contraindications.begin(), entry.contraindications.end(), direction + "_intolerant"),
@@ -367,7 +360,7 @@ TEST(StopDirections, EveryDirectionHasItsTokenOnEveryItemOfThatDirection) {
   }
   for (const char* id : {"ex.dir.side_glide_wall", "ex.dir.flexion_in_lying"}) {
     auto plan = PlanWith({id});
-    StopDirections(plan, Library(), {id});
+    StopDirections(plan, SourceLibrary(), {id});
     EXPECT_EQ(plan.items_size(), 0) << id;
   }
 }
@@ -379,7 +372,7 @@ TEST(StopDirections, OnlyDirectionalExercisesOfThePlanNamingTheField) {
            {{"ex.motor.abdominal_bracing"}, "item_ids[0]"},
            {{"ex.dir.prone_lying", "ex.dir.flexion_in_lying"}, "item_ids[1]"}}) {
     try {
-      StopDirections(plan, Library(), ids);
+      StopDirections(plan, SourceLibrary(), ids);
       ADD_FAILURE() << field;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -400,23 +393,23 @@ bool HasItem(const v1::Plan& plan, const std::string& id) {
 
 TEST(StopDirections, ADirectionNamedByAMovementTestIsStoppedWithoutAnItemOfIt) {
   auto plan = PlanWith({"ex.dir.prone_press_up", "ex.motor.abdominal_bracing"});
-  const auto changes = StopDirections(plan, Library(), {}, {"extension"});
+  const auto changes = StopDirections(plan, SourceLibrary(), {}, {"extension"});
   EXPECT_FALSE(HasItem(plan, "ex.dir.prone_press_up"));
   EXPECT_TRUE(HasItem(plan, "ex.motor.abdominal_bracing"));
   EXPECT_EQ(changes.front(), "stopped direction: extension");
   // A direction whose items the plan does not hold is still recorded, so nothing steps onto it.
   auto other = PlanWith({"ex.motor.abdominal_bracing"});
-  StopDirections(other, Library(), {}, {"flexion"});
+  StopDirections(other, SourceLibrary(), {}, {"flexion"});
   EXPECT_EQ(other.stopped_directions(0), "flexion");
   EXPECT_EQ(other.contraindications(0), "flexion_intolerant");
   try {
-    StopDirections(other, Library(), {}, {"rotation"});
+    StopDirections(other, SourceLibrary(), {}, {"rotation"});
     FAIL() << "an unknown direction was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("directions[0]"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(StopDirections(other, Library(), {}, {}), Error);
+  EXPECT_THROW(StopDirections(other, SourceLibrary(), {}, {}), Error);
 }
 
 TEST(Reassessment, TheDraftSaysWhatItChangesAgainstThePlanInUse) {
@@ -455,7 +448,7 @@ TEST(Reassessment, ThePlanInUsesPrecautionsAndStoppedDirectionsAreCarriedOver) {
   auto draft = PlanWith({"ex.dir.flexion_in_lying", "ex.motor.abdominal_bracing", "manual.thrust_manipulation"});
   draft.set_type(v1::PLAN_TYPE_TREATMENT);
   draft.set_direction("extension");
-  const auto carried = CarryOverSafety(draft, in_use, Library(), 0);
+  const auto carried = CarryOverSafety(draft, in_use, SourceLibrary(), 0);
   EXPECT_FALSE(HasItem(draft, "ex.dir.flexion_in_lying")) << "flexion stays stopped";
   EXPECT_FALSE(HasItem(draft, "manual.thrust_manipulation")) << "the fracture concern's precautions hold";
   EXPECT_TRUE(HasItem(draft, "safety.netting"));
@@ -467,7 +460,7 @@ TEST(Reassessment, ThePlanInUsesPrecautionsAndStoppedDirectionsAreCarriedOver) {
   again.set_type(v1::PLAN_TYPE_TREATMENT);
   again.set_direction("flexion");
   in_use.clear_monitored_conditions();  // a fracture concern would take flexion loading out anyway
-  const auto offered = CarryOverSafety(again, in_use, Library(), 0);
+  const auto offered = CarryOverSafety(again, in_use, SourceLibrary(), 0);
   EXPECT_TRUE(HasItem(again, "ex.dir.flexion_in_lying"));
   EXPECT_TRUE(std::any_of(offered.begin(), offered.end(), [](const auto& change) {
     return change.kind() == v1::PROPOSED_CHANGE_KIND_DIRECTION_OFFERED_AGAIN;
@@ -493,7 +486,7 @@ TEST(ApplyTemplate, TheTemplatesItemsReplaceTheTreatmentWhileSafetyStaysAndTheGu
   chosen.name = "Test";
   chosen.items = {{"ex.motor.bird_dog", Dose{2, 6, 5, 5, 0}}, {"ex.strength.front_plank", std::nullopt},
                   {"edu.self_management", std::nullopt}};
-  const auto notes = ApplyTemplate(plan, Library(), chosen);
+  const auto notes = ApplyTemplate(plan, SourceLibrary(), chosen);
   EXPECT_TRUE(HasItem(plan, "safety.cauda_equina"));
   EXPECT_TRUE(HasItem(plan, "ex.motor.bird_dog"));
   EXPECT_TRUE(HasItem(plan, "edu.self_management"));
@@ -517,11 +510,11 @@ TEST(ApplyTemplate, TheTemplatesItemsReplaceTheTreatmentWhileSafetyStaysAndTheGu
   PlanTemplate loaded;
   loaded.id = "tenant.tpl.loaded";
   loaded.items = {{"ex.strength.front_plank", std::nullopt}};
-  EXPECT_THROW(ApplyTemplate(bare, Library(), loaded), Error);
+  EXPECT_THROW(ApplyTemplate(bare, SourceLibrary(), loaded), Error);
   auto referral = PlanWith({});
   referral.set_type(v1::PLAN_TYPE_REFERRAL);
   try {
-    ApplyTemplate(referral, Library(), chosen);
+    ApplyTemplate(referral, SourceLibrary(), chosen);
     FAIL() << "a referral took a template";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
