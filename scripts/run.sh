@@ -76,17 +76,44 @@ stop_all() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+  rm -f "$RUN_DIR/pids"  # stopped: the next run has nothing of this one to stop
   echo "== stopped"
 }
 
 # A previous run that was killed without cleanup: stop what it left.
+PORTS_FREE_BY=$SECONDS
 if [ -f "$RUN_DIR/pids" ]; then
   while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$RUN_DIR/pids"
   sleep 1
   rm -f "$RUN_DIR/pids"
+  PORTS_FREE_BY=$((SECONDS + 10))  # its services may take a few seconds to let go of their ports
 fi
 if [ -f "$PGDATA/postmaster.pid" ]; then
   pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+fi
+# Every port this run listens on must be free. Something else answering on a service's port (a
+# stack started by hand, another checkout's run.sh) would answer this run's probes and demo while
+# the service started here exits unable to listen: a stack that looks up but runs other binaries.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+RUN_PORTS=("$REDIS_PORT" "$PG_PORT")
+for port in "$ASSESSMENT_PORT" "$PLANNING_PORT" "$PROGRESS_PORT"; do
+  RUN_PORTS+=("$port" $((port + 1000)) $((port + 2000)))  # gRPC, HTTP (Connect), /metrics
+done
+while :; do
+  busy=()
+  for port in "${RUN_PORTS[@]}"; do
+    if port_in_use "$port"; then busy+=("$port"); fi
+  done
+  [ "${#busy[@]}" -gt 0 ] && [ "$SECONDS" -lt "$PORTS_FREE_BY" ] && { sleep 0.5; continue; }
+  break
+done
+if [ "${#busy[@]}" -gt 0 ]; then
+  echo "run.sh: port(s) ${busy[*]} on 127.0.0.1 already in use; stop what listens there, or choose other" \
+    "ports (PHYSIO_REDIS_PORT, PHYSIO_PG_PORT, PHYSIO_ASSESSMENT_PORT, PHYSIO_PLANNING_PORT, PHYSIO_PROGRESS_PORT)" >&2
+  if command -v ss >/dev/null 2>&1; then
+    ss -ltnpH 2>/dev/null | grep -E ":($(IFS='|'; echo "${busy[*]}"))[[:space:]]" >&2 || true
+  fi
+  exit 1
 fi
 trap stop_all EXIT INT TERM
 
@@ -236,6 +263,12 @@ while [ "${#waiting[@]}" -gt 0 ]; do
       echo "$svc did not become healthy within ${PHYSIO_STARTUP_WAIT_S:-60} s (still running); last lines of $LOG_DIR/$svc.log:" >&2
       tail -n 30 "$LOG_DIR/$svc.log" >&2
     done
+    exit 1
+  fi
+done
+for svc in "${SERVICES[@]}"; do
+  if ! kill -0 "${SERVICE_PID[$svc]}" 2>/dev/null; then  # the answer came from another process
+    service_exited "$svc"
     exit 1
   fi
 done

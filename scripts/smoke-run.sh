@@ -33,10 +33,14 @@ free_service_port() {  # a gRPC port whose HTTP (+1000) and metrics (+2000) port
 CHECKOUT="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # mode 0700, like a clone under /root
 [ "$(stat -c %a "$CHECKOUT")" = "700" ] || { echo "expected a mode-0700 directory"; exit 1; }
 ln -s "$ROOT/scripts" "$CHECKOUT/scripts"
+SECOND="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # another checkout, for the busy-port case
+ln -s "$ROOT/scripts" "$SECOND/scripts"
 cleanup() {
-  # run.sh keeps PostgreSQL's data outside the checkout when root: remove this run's.
-  grep -lxF "$CHECKOUT/.run" /var/lib/postgresql/physio-run/*/run-dir 2>/dev/null | xargs -r -n1 dirname | xargs -r rm -rf
-  rm -rf "$CHECKOUT"
+  # run.sh keeps PostgreSQL's data outside the checkout when root: remove these runs'.
+  for checkout in "$CHECKOUT" "$SECOND"; do
+    grep -lxF "$checkout/.run" /var/lib/postgresql/physio-run/*/run-dir 2>/dev/null | xargs -r -n1 dirname | xargs -r rm -rf
+  done
+  rm -rf "$CHECKOUT" "$SECOND"
 }
 trap cleanup EXIT
 unset PHYSIO_RUN_DIR
@@ -92,3 +96,27 @@ for expected in "planning exited during startup with status 1" "/nonexistent/lib
 done
 [ $((SECONDS - started)) -lt 30 ] || { echo "$output"; echo "the failed start took $((SECONDS - started)) s to report"; exit 1; }
 echo "failed start: reported at once"
+
+# A port of this run already taken by another process: run.sh says which and stops before starting
+# anything. Here it is the realistic case: a second checkout's run.sh on the first one's service
+# ports while that stack is up. Before, the first stack answered the second run's health probes:
+# "all three services SERVING", and the demo ran against the first stack's binaries, while the
+# services the second run had started exited, unable to listen.
+choose_ports
+first_log="$(mktemp)"
+(cd "$CHECKOUT" && PHYSIO_SKIP_DEMO=1 PHYSIO_EXIT_AFTER_DEMO=0 exec ./scripts/run.sh >"$first_log" 2>&1) &
+first=$!
+for _ in $(seq 120); do grep -q "Press Ctrl-C" "$first_log" && break; sleep 0.5; done
+grep -q "Press Ctrl-C" "$first_log" || { cat "$first_log"; kill "$first"; echo "busy port: the first stack did not start"; exit 1; }
+PHYSIO_REDIS_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_REDIS_PORT"
+PHYSIO_PG_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PG_PORT"
+started=$SECONDS
+status=0
+output="$(cd "$SECOND" && ./scripts/run.sh 2>&1)" || status=$?
+kill -TERM "$first"; wait "$first" 2>/dev/null || true; rm -f "$first_log"
+[ "$status" -ne 0 ] || { echo "$output"; echo "run.sh succeeded with its service ports taken by another stack"; exit 1; }
+grep -qF "port(s) $PHYSIO_ASSESSMENT_PORT $((PHYSIO_ASSESSMENT_PORT + 1000))" <<<"$output" &&
+  grep -qF "already in use" <<<"$output" || { echo "$output"; echo "busy port: not named"; exit 1; }
+if grep -qE "SERVING|== redis on" <<<"$output"; then echo "$output"; echo "busy port: run.sh started the stack anyway"; exit 1; fi
+[ $((SECONDS - started)) -lt 30 ] || { echo "$output"; echo "the busy port took $((SECONDS - started)) s to report"; exit 1; }
+echo "busy port: reported before anything started"
