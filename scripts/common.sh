@@ -87,5 +87,8 @@ configure_sanitize_build() {
     -DPHYSIO_SANITIZE=ON -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TESTS=ON $(compiler_launcher_args) >/dev/null
 }
 
+# Whether something on this machine accepts connections on 127.0.0.1:PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # Postgres binaries are not on PATH on Debian.
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }

@@ -119,7 +119,6 @@ chmod 0644 "$WORK/keys/jwt-public.pem"
 export PHYSIO_CERTS_DIR="$WORK/certs" PHYSIO_KEYS_DIR="$WORK/keys"
 
 # Published ports: free ones, below the kernel's ephemeral range.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ephemeral_start="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
 declare -A PORT
 taken=" "
@@ -128,7 +127,7 @@ for service in ASSESSMENT PLANNING PROGRESS; do
     while :; do
       candidate=$((20000 + RANDOM % (ephemeral_start - 20000)))
       [[ "$taken" == *" $candidate "* ]] && continue
-      port_free "$candidate" && break
+      port_in_use "$candidate" || break
     done
     taken+="$candidate "
     PORT[$service.$kind]=$candidate

@@ -94,7 +94,6 @@ fi
 # Every port this run listens on must be free. Something else answering on a service's port (a
 # stack started by hand, another checkout's run.sh) would answer this run's probes and demo while
 # the service started here exits unable to listen: a stack that looks up but runs other binaries.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 RUN_PORTS=("$REDIS_PORT" "$PG_PORT")
 for port in "$ASSESSMENT_PORT" "$PLANNING_PORT" "$PROGRESS_PORT"; do
   RUN_PORTS+=("$port" $((port + 1000)) $((port + 2000)))  # gRPC, HTTP (Connect), /metrics
