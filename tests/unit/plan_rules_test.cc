@@ -8,9 +8,6 @@
 #include <cctype>
 #include <optional>
 
-#include <fstream>
-#include <sstream>
-
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "domain/evaluation.h"
