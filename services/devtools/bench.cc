@@ -8,7 +8,7 @@
 // It also reports CPU per successful call: the client's own (getrusage), the
 // called server's (its /metrics process_cpu_seconds_total) and the whole
 // machine's (/proc/stat), so a ratio can be traced to where the cycles went.
-//   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5]
+//   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5] [--rounds=1]
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <unistd.h>
@@ -127,19 +127,51 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   return total;
 }
 
-void Report(int concurrency, const std::string& name, Tally& tally, double baseline) {
+// Server CPU per successful call, or negative when unknown.
+double ServerCpuPerCall(const Tally& tally) {
+  return tally.server_cpu < 0 || tally.ok_ms.empty() ? -1 : tally.server_cpu / static_cast<double>(tally.ok_ms.size());
+}
+
+// Each row's server CPU per call over its server's health check's in the same round, by
+// concurrency and row: with --rounds above 1, the medians printed at the end.
+using CpuRatios = std::map<std::pair<int, std::string>, std::vector<double>>;
+
+// One table row; `baseline` is the same server's health-check measurement of this round.
+void Report(int concurrency, const std::string& name, Tally& tally, const Tally& baseline, CpuRatios& ratios) {
   auto& l = tally.ok_ms;
   std::sort(l.begin(), l.end());
   auto pct = [&](double p) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(p * l.size()))]; };
   std::ostringstream codes;
   for (const auto& [code, count] : tally.codes) codes << (codes.tellp() > 0 ? " " : "") << code << "=" << count;
+  const double rate_baseline = baseline.rate();
   std::cout << "| " << std::setw(4) << concurrency << " | " << std::left << std::setw(24) << name << std::right
             << " | " << std::fixed << std::setprecision(0) << std::setw(7) << tally.rate() << " | "
-            << std::setprecision(2) << std::setw(5) << (baseline > 0 ? tally.rate() / baseline : 0.0) << " | "
+            << std::setprecision(2) << std::setw(5) << (rate_baseline > 0 ? tally.rate() / rate_baseline : 0.0) << " | "
             << std::setw(7) << pct(0.50) << " | " << std::setw(7) << pct(0.99) << " | " << std::setw(6)
             << tally.PerCall(tally.client_cpu) << " | " << std::setw(6) << tally.PerCall(tally.server_cpu) << " | "
             << std::setw(7) << tally.PerCall(tally.machine_cpu) << " | " << codes.str() << " |\n"
             << std::flush;
+  const double mine = ServerCpuPerCall(tally), health = ServerCpuPerCall(baseline);
+  if (mine > 0 && health > 0) ratios[{concurrency, name}].push_back(mine / health);
+}
+
+// The summary of several rounds: each row's ratio of server CPU per call to its health check's.
+void ReportCpuRatios(const CpuRatios& ratios, int rounds) {
+  std::cout << "\nServer CPU per call over the same server's health check's, " << rounds
+            << " rounds (issue 33's target 1 compares the median):\n\n"
+            << "| conc | rpc                      | median | lowest | highest | rounds |\n"
+            << "|-----:|--------------------------|-------:|-------:|--------:|-------:|\n";
+  for (const auto& [row, values] : ratios) {
+    if (row.second.rfind("health", 0) == 0) continue;  // 1.00 by definition
+    std::vector<double> sorted = values;
+    std::sort(sorted.begin(), sorted.end());
+    const std::size_t n = sorted.size();
+    const double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    std::cout << "| " << std::setw(4) << row.first << " | " << std::left << std::setw(24) << row.second << std::right
+              << " | " << std::fixed << std::setprecision(2) << std::setw(6) << median << " | " << std::setw(6)
+              << sorted.front() << " | " << std::setw(7) << sorted.back() << " | " << std::setw(6) << n << " |\n";
+  }
+  std::cout << std::flush;
 }
 
 class Caller {
@@ -278,6 +310,10 @@ int main(int argc, char** argv) {
                            {"rate", "0",
                             "calls a second offered by all callers together on a fixed schedule (open loop, latency "
                             "from each call's scheduled start); 0: closed loop, each caller as fast as it is answered"},
+                           {"rounds", "1",
+                            "times every measurement is repeated (each round: the health checks, then the RPCs); "
+                            "above 1, a last table gives each RPC's median ratio of server CPU per call to its "
+                            "health check's (this machine's figures move by 20-30% from round to round)"},
                            {"warmup", "1",
                             "calls each caller makes before each measurement, neither timed nor counted (a first call "
                             "fills the server's caches for its caller); 0: none"},
@@ -304,6 +340,7 @@ int main(int argc, char** argv) {
     const auto cpu_of = [](const auto& server) { return [&server] { return server.CpuSeconds(); }; };
     const double rate = std::stod(config.Get("rate"));
     const int warmup = std::clamp(config.GetInt("warmup"), 0, 100);
+    const int rounds = std::clamp(config.GetInt("rounds"), 1, 20);
     const int http_offset = config.GetInt("http-port-offset");
     const auto http_port = [&](const std::string& address) {
       return http_offset > 0 ? std::stoi(address.substr(address.rfind(':') + 1)) + http_offset : 0;
@@ -368,13 +405,17 @@ int main(int argc, char** argv) {
                  " status codes |\n"
               << "|-----:|--------------------------|-------:|------:|--------:|--------:|-------:|-------:|--------:|"
                  "--------------|\n";
-    for (int c : levels) {
+    // Every level once per round, the rounds one after another.
+    std::vector<int> schedule;
+    for (int round = 0; round < rounds; ++round) schedule.insert(schedule.end(), levels.begin(), levels.end());
+    CpuRatios ratios;
+    for (int c : schedule) {
       auto health_a = drive(c, [&](int w, long) { return assessment.Check(w); }, cpu_of(assessment));
-      Report(c, "health (assessment)", health_a, health_a.rate());
+      Report(c, "health (assessment)", health_a, health_a, ratios);
       auto health_p = drive(c, [&](int w, long) { return planning.Check(w); }, cpu_of(planning));
-      Report(c, "health (planning)", health_p, health_p.rate());
+      Report(c, "health (planning)", health_p, health_p, ratios);
       auto health_g = drive(c, [&](int w, long) { return progress.Check(w); }, cpu_of(progress));
-      Report(c, "health (progress)", health_g, health_g.rate());
+      Report(c, "health (progress)", health_g, health_g, ratios);
 
       if (wanted("GetActivePlan")) {
         auto get_active_plan = [&](const Caller& caller) {
@@ -386,14 +427,14 @@ int main(int argc, char** argv) {
           }, cpu_of(planning));
         };
         auto minted = get_active_plan(clinician);
-        Report(c, "GetActivePlan", minted, health_p.rate());
+        Report(c, "GetActivePlan", minted, health_p, ratios);
         if (http_offset > 0) {
           ConnectCaller json(clinician.token(), http_port(config.Get("planning-addr")), c);
           auto connect = drive(c, [&](int w, long) {
             return json.Call(w, "/physio.planning.v1.PlanningService/GetActivePlan",
                              "{\"patientId\":\"" + patients[w] + "\"}");
           }, cpu_of(planning));
-          Report(c, "GetActivePlan JSON", connect, health_p.rate());
+          Report(c, "GetActivePlan JSON", connect, health_p, ratios);
           std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
                     << (minted.rate() > 0 ? connect.rate() / minted.rate() : 0.0) << ")  | | | | | | | | |\n";
         }
@@ -401,7 +442,7 @@ int main(int argc, char** argv) {
           // The same calls with the other issuer's token, right after: its ratio is the comparison.
           const Caller other(compare_token);
           auto compared = get_active_plan(other);
-          Report(c, "GetActivePlan (compare)", compared, health_p.rate());
+          Report(c, "GetActivePlan (compare)", compared, health_p, ratios);
         }
       }
       if (wanted("GetAssessment")) {
@@ -411,7 +452,7 @@ int main(int argc, char** argv) {
           apb::GetAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::GetAssessment, request, &response);
         }, cpu_of(assessment));
-        Report(c, "GetAssessment", tally, health_a.rate());
+        Report(c, "GetAssessment", tally, health_a, ratios);
       }
       if (wanted("SubmitIntakeAnswers")) {
         auto tally = drive(c, [&](int w, long i) {
@@ -424,7 +465,7 @@ int main(int argc, char** argv) {
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
                            &response);
         }, cpu_of(assessment));
-        Report(c, "SubmitIntakeAnswers", tally, health_a.rate());
+        Report(c, "SubmitIntakeAnswers", tally, health_a, ratios);
       }
       if (wanted("UpdateVisitSession")) {
         // One open visit session per caller (pain and a delivered item each call).
@@ -451,7 +492,7 @@ int main(int argc, char** argv) {
             gpb::UpdateVisitSessionResponse response;
             return clinician(progress.stub(w), &gpb::ProgressService::Stub::UpdateVisitSession, request, &response);
           }, cpu_of(progress));
-          Report(c, "UpdateVisitSession", tally, health_g.rate());
+          Report(c, "UpdateVisitSession", tally, health_g, ratios);
         }
       }
       if (wanted("LogHomeExercise")) {
@@ -467,7 +508,7 @@ int main(int argc, char** argv) {
           gpb::LogHomeExerciseResponse response;
           return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
         }, cpu_of(progress));
-        Report(c, "LogHomeExercise", tally, health_g.rate());
+        Report(c, "LogHomeExercise", tally, health_g, ratios);
         if (http_offset > 0) {
           ConnectCaller json(clinician.token(), http_port(config.Get("progress-addr")), c);
           auto connect = drive(c, [&](int w, long i) {
@@ -476,7 +517,7 @@ int main(int argc, char** argv) {
                                  "\",\"exerciseId\":\"ex.motor.abdominal_bracing\",\"setsDone\":2,\"repsDone\":10,"
                                  "\"painDuring\":" + std::to_string(i % 5) + ",\"painAfter\":" + std::to_string(i % 5) + "}");
           }, cpu_of(progress));
-          Report(c, "LogHomeExercise JSON", connect, health_g.rate());
+          Report(c, "LogHomeExercise JSON", connect, health_g, ratios);
           std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
                     << (tally.rate() > 0 ? connect.rate() / tally.rate() : 0.0) << ")  | | | | | | | | |\n";
         }
@@ -490,7 +531,7 @@ int main(int argc, char** argv) {
           apb::CreateAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
         }, cpu_of(assessment));
-        Report(c, "CreateAssessment", tally, health_a.rate());
+        Report(c, "CreateAssessment", tally, health_a, ratios);
       }
       if (wanted("WholeIntake")) {
         // One operation = StartIntake, 3 x SubmitIntakeAnswers, CompleteIntake (5 calls).
@@ -524,9 +565,10 @@ int main(int argc, char** argv) {
           apb::CompleteIntakeResponse completed;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
         }, cpu_of(assessment));
-        Report(c, "WholeIntake (5 calls)", tally, health_a.rate());
+        Report(c, "WholeIntake (5 calls)", tally, health_a, ratios);
       }
     }
+    if (rounds > 1) ReportCpuRatios(ratios, rounds);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "physio-bench: " << e.what() << "\n";
