@@ -90,7 +90,7 @@ class AssessmentApp {
                                             AuditTarget& audit);
   pb::GetAssessmentResponse GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request,
                                           AuditTarget& audit);
-  // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
+  // The same, built in place in `response` (PHYSIO_RAW_FAST_READ_RPC's ordinary path: RawCallMessages' arena).
   void GetAssessment(const CallContext& ctx, const pb::GetAssessmentRequest& request, AuditTarget& audit,
                      pb::GetAssessmentResponse& response);
   // The same read without a worker (PHYSIO_RAW_FAST_READ_RPC): false when it cannot be started so

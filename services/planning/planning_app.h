@@ -59,7 +59,7 @@ class PlanningApp {
                                       AuditTarget& audit);
   pb::GetActivePlanResponse GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request,
                                           AuditTarget& audit);
-  // The same, built in place in `response` (gRPC's, on the call's arena: PHYSIO_UNARY_RPC_IN_PLACE).
+  // The same, built in place in `response` (PHYSIO_RAW_FAST_READ_RPC's ordinary path: RawCallMessages' arena).
   void GetActivePlan(const CallContext& ctx, const pb::GetActivePlanRequest& request, AuditTarget& audit,
                      pb::GetActivePlanResponse& response);
   // The same answered from the cache without a thread waiting (CallPipeline::ServeFastRead,

@@ -2,7 +2,6 @@
 // The gRPC edge of every handler: identity in, status out, identity onward.
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/support/message_allocator.h>
 
 #include <atomic>
 #include <chrono>
@@ -90,29 +89,6 @@ class CallMessages final {
   google::protobuf::Arena arena_;  // after the block it starts in
   Request* request_;
   Response* response_;
-};
-
-// gRPC's message allocator for one method (grpc::MessageAllocator): CallMessages with a first
-// block of 16 KiB, which a stored assessment fits. gRPC calls Release() once the call is done.
-template <typename Request, typename Response>
-class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
- public:
-  grpc::MessageHolder<Request, Response>* AllocateMessages() override {
-    return std::make_unique<Holder>().release();  // owned by gRPC until Release()
-  }
-
- private:
-  class Holder final : public grpc::MessageHolder<Request, Response> {
-   public:
-    Holder() {
-      this->set_request(&messages_.request());
-      this->set_response(&messages_.response());
-    }
-    void Release() override { std::unique_ptr<Holder> self(this); }
-
-   private:
-    CallMessages<Request, Response, 16 * 1024> messages_;
-  };
 };
 
 // A raw method's messages (the generated WithRawCallbackMethod_<Method>, whose handler gets and
@@ -299,19 +275,6 @@ class CallPipeline {
         });                                                                                         \
   }
 #define PHYSIO_UNARY_RPC(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kTouched)
-// For a hot read whose response is large (issue 33): the use case builds its
-// response in place, `app_.Method(ctx, request, audit, response)`, so with an
-// ArenaMessages allocator set for the method (SetMessageAllocatorFor_<Method>)
-// the whole call's messages live on one arena, freed at once.
-#define PHYSIO_UNARY_RPC_IN_PLACE(Method)                                                           \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
-                                   pb::Method##Response* response) override {                       \
-    return runtime_.pipeline().Serve(                                                               \
-        #Method, ::physio::PatientData::kTouched, context, *request,                                \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
-          app_.Method(ctx, *request, audit, *response);                                             \
-        });                                                                                         \
-  }
 // For a hot read answered from a Redis cache (issue 33), registered as a raw method (the service
 // class derives from pb::<Service>::WithRawCallbackMethod_<Method><...>): CallPipeline::ServeFastRead
 // with `app_.Start<Method>(ctx, request, audit, finish)` as the start, which hands `finish` the
