@@ -53,10 +53,14 @@ struct Tally {
   // CPU seconds spent during the measurement; negative when unknown.
   double client_cpu = -1, server_cpu = -1, machine_cpu = -1;
   double rate() const { return seconds > 0 ? ok_ms.size() / seconds : 0; }
+  // `amount` (of CPU seconds, say) per successful call; negative when unknown.
+  double PerCallOf(double amount) const {
+    return amount < 0 || ok_ms.empty() ? -1 : amount / static_cast<double>(ok_ms.size());
+  }
   // Microseconds of `cpu` per successful call, or "-".
   std::string PerCall(double cpu) const {
-    if (cpu < 0 || ok_ms.empty()) return "-";
-    return std::to_string(static_cast<long>(cpu * 1e6 / static_cast<double>(ok_ms.size())));
+    const double micros = PerCallOf(cpu * 1e6);
+    return micros < 0 ? "-" : std::to_string(static_cast<long>(micros));
   }
 };
 
@@ -127,16 +131,12 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   return total;
 }
 
-// Server CPU per successful call, or negative when unknown.
-double ServerCpuPerCall(const Tally& tally) {
-  return tally.server_cpu < 0 || tally.ok_ms.empty() ? -1 : tally.server_cpu / static_cast<double>(tally.ok_ms.size());
-}
-
 // Each row's server CPU per call over its server's health check's in the same round, by
 // concurrency and row: with --rounds above 1, the medians printed at the end.
 using CpuRatios = std::map<std::pair<int, std::string>, std::vector<double>>;
 
-// One table row; `baseline` is the same server's health-check measurement of this round.
+// One table row; `baseline` is the same server's health-check measurement of this round (the
+// row itself for a health check, whose ratio is not recorded: 1 by definition).
 void Report(int concurrency, const std::string& name, Tally& tally, const Tally& baseline, CpuRatios& ratios) {
   auto& l = tally.ok_ms;
   std::sort(l.begin(), l.end());
@@ -151,8 +151,8 @@ void Report(int concurrency, const std::string& name, Tally& tally, const Tally&
             << tally.PerCall(tally.client_cpu) << " | " << std::setw(6) << tally.PerCall(tally.server_cpu) << " | "
             << std::setw(7) << tally.PerCall(tally.machine_cpu) << " | " << codes.str() << " |\n"
             << std::flush;
-  const double mine = ServerCpuPerCall(tally), health = ServerCpuPerCall(baseline);
-  if (mine > 0 && health > 0) ratios[{concurrency, name}].push_back(mine / health);
+  const double mine = tally.PerCallOf(tally.server_cpu), health = baseline.PerCallOf(baseline.server_cpu);
+  if (&tally != &baseline && mine > 0 && health > 0) ratios[{concurrency, name}].push_back(mine / health);
 }
 
 // The summary of several rounds: each row's ratio of server CPU per call to its health check's.
@@ -162,7 +162,6 @@ void ReportCpuRatios(const CpuRatios& ratios, int rounds) {
             << "| conc | rpc                      | median | lowest | highest | rounds |\n"
             << "|-----:|--------------------------|-------:|-------:|--------:|-------:|\n";
   for (const auto& [row, values] : ratios) {
-    if (row.second.rfind("health", 0) == 0) continue;  // 1.00 by definition
     std::vector<double> sorted = values;
     std::sort(sorted.begin(), sorted.end());
     const std::size_t n = sorted.size();
