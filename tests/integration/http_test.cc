@@ -47,10 +47,12 @@ class Http : public ClusterFixture {
     page_port_ = FreePort();
     do other_page_port_ = FreePort();
     while (other_page_port_ == page_port_);
-    StartStoresAndCluster([](const std::string&, Config& config) {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
       config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org, http://127.0.0.1:" +
                                              std::to_string(page_port_));
       config.Set("http-request-read-timeout-ms", "3000");
+      // Busy spells counted every 100 ms (at most one call in one is quiet), for the trim's test.
+      if (service == "assessment") config.Set("memory-trim-interval-ms", "100");
     });
   }
   static void TearDownTestSuite() {
@@ -305,6 +307,61 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
   EXPECT_GT(std::stod(match[1]), 0.0);
   ASSERT_TRUE(std::regex_search(text, match, std::regex(R"(\nprocess_resident_memory_bytes ([0-9.e+-]+)\n)")));
   EXPECT_GT(std::stod(match[1]), 1e6);
+}
+
+TEST_F(Http, AfterABurstOfCallsTheFreeHeapIsHandedBackOnceNotOnEveryQuietInterval) {
+  auto metrics = Client(cluster_->assessment_metrics_port());
+  const auto trims = [&metrics] {
+    auto scraped = metrics.Get("/metrics");
+    std::smatch match;
+    if (!scraped || !std::regex_search(scraped->body, match, std::regex(R"(\nphysio_memory_trims_total ([0-9.e+]+)\n)"))) {
+      ADD_FAILURE() << "no physio_memory_trims_total";
+      return -1.0;
+    }
+    return std::stod(match[1]);
+  };
+  // Quiet, the count settles: the start and earlier tests' calls were each trimmed after once.
+  double before = trims();
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    const double now = trims();
+    if (now == before) break;
+    before = now;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_EQ(trims(), before) << "trimmed again while nothing was called";
+
+  // A burst: 4 callers, 100 calls each (an unknown assessment: a call all the same).
+  std::vector<std::thread> callers;
+  std::atomic<int> answered{0};
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      Caller clinician(*cluster_, Token());
+      apb::GetAssessmentRequest get;
+      get.set_assessment_id("asmt-no-such-one");
+      apb::GetAssessmentResponse got;
+      for (int i = 0; i < 100; ++i) {
+        const auto status =
+            clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::GetAssessment, get, &got);
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND) ++answered;
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  ASSERT_EQ(answered.load(), 400);
+
+  // Handed back at the first quiet interval after it, then not again while quiet.
+  double after = before;
+  for (int i = 0; i < 50 && after == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = trims();
+  }
+  EXPECT_GT(after, before) << "no trim after the burst";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // ten more quiet intervals
+  EXPECT_EQ(trims(), after);
+  auto scraped = metrics.Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_NE(scraped->body.find("\nphysio_memory_trimmed_bytes_total "), std::string::npos);
 }
 
 TEST_F(Http, AlertsRaisedAreCountedByKind) {

@@ -16,6 +16,7 @@
 
 #include "physio/common/bounded_pool.h"
 #include "physio/common/no_blocking.h"
+#include "physio/common/process_stats.h"
 #include "physio/common/text_list.h"
 #include "physio/common/config.h"
 #include "physio/common/error.h"
@@ -281,6 +282,47 @@ TEST(CommaLists, PortNumbersAreOneTo65535InDigits) {
   for (const char* bad : {"", "0", "65536", "99999", "123456", "54x", "-1", " 80"}) {
     EXPECT_FALSE(IsPortNumber(bad)) << bad;
   }
+}
+
+TEST(TrimAfterBusySpell, TrimsOnceAtTheFirstQuietIntervalAfterEachBusySpellAndNeverWhileBusy) {
+  TrimAfterBusySpell policy(5);     // at most 5 calls in an interval is quiet
+  EXPECT_TRUE(policy.Observe(0));   // the start was a busy spell
+  EXPECT_FALSE(policy.Observe(0));  // quiet on: nothing more to hand back
+  EXPECT_FALSE(policy.Observe(5));
+  EXPECT_FALSE(policy.Observe(6));    // busy
+  EXPECT_FALSE(policy.Observe(900));  // still busy: a trim would only be faulted in again
+  EXPECT_TRUE(policy.Observe(5));     // quiet again: once
+  EXPECT_FALSE(policy.Observe(1));
+  EXPECT_FALSE(policy.Observe(7));
+  EXPECT_TRUE(policy.Observe(0));
+}
+
+#if defined(__SANITIZE_ADDRESS__)  // GCC
+#define PHYSIO_ASAN_ALLOCATOR 1
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define PHYSIO_ASAN_ALLOCATOR 1
+#endif
+#endif
+
+TEST(TrimFreeHeap, HandsBackWhatAFreedBurstLeftInAThreadsArena) {
+#if defined(PHYSIO_ASAN_ALLOCATOR)
+  GTEST_SKIP() << "AddressSanitizer's allocator, not glibc's, serves this build";
+#else
+  // Many small blocks from another thread (its own arena), freed but for the last,
+  // which keeps the freed space below it from being the arena's top: glibc keeps it.
+  std::unique_ptr<char[]> pin;
+  std::thread burst([&pin] {
+    std::vector<std::unique_ptr<char[]>> blocks;
+    for (int i = 0; i < 20000; ++i) {
+      blocks.push_back(std::make_unique<char[]>(1000));
+      blocks.back()[0] = static_cast<char>(i);  // touched: resident
+    }
+    pin = std::move(blocks.back());
+  });
+  burst.join();
+  EXPECT_GT(TrimFreeHeap(), 4L << 20);  // of about 20 MB freed
+#endif
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "physio/common/process_stats.h"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,6 +20,23 @@ long ProcessResidentBytes() {
   long pages_total = 0, pages_resident = 0;
   if (!(statm >> pages_total >> pages_resident)) return 0;
   return pages_resident * sysconf(_SC_PAGESIZE);
+}
+
+long TrimFreeHeap() {
+  const long before = ProcessResidentBytes();
+  malloc_trim(0);
+  const long after = ProcessResidentBytes();
+  return before > after ? before - after : 0;
+}
+
+bool TrimAfterBusySpell::Observe(std::uint64_t calls) {
+  if (calls > quiet_calls_) {
+    busy_since_trim_ = true;
+    return false;
+  }
+  const bool trim = busy_since_trim_;
+  busy_since_trim_ = false;
+  return trim;
 }
 
 }  // namespace physio

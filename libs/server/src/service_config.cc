@@ -111,6 +111,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"idempotency-retention-hours", "24",
        "how long a request_id is remembered (and its response kept) for retries; older records are purged; 0: never purge"},
       {"idempotency-purge-interval-s", "600", "how often expired idempotency records are purged"},
+      {"memory-trim-interval-ms", "10000",
+       "how often the calls started are counted to find the end of a busy spell, when the heap's free memory is "
+       "handed back to the system (once a spell); 0: never"},
+      {"memory-trim-quiet-calls-per-second", "10", "at most this many calls per second is quiet (the end of a busy spell)"},
       {"event-sequence-interval-ms", "200",
        "how often committed events are numbered in the background (the webhook dispatcher reads them numbered; 0: only by readers)"},
       {"rate-limit-principal-per-second", "0", "calls per second one caller (token subject) may make; 0: no limit"},

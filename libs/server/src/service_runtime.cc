@@ -4,6 +4,8 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -126,6 +128,35 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
   if (config.GetInt("event-sequence-interval-ms") > 0) {
     sequencer_ = std::jthread([this](std::stop_token stop) { SequenceEvents(stop); });
   }
+  if (config.GetInt("memory-trim-interval-ms") > 0) {
+    memory_trimmer_ = std::jthread([this](std::stop_token stop) { TrimMemoryAfterBusySpells(stop); });
+  }
+}
+
+void ServiceRuntime::TrimMemoryAfterBusySpells(std::stop_token stop) {
+  const auto interval = std::chrono::milliseconds(config_.GetInt("memory-trim-interval-ms"));
+  const double quiet_per_second = std::max(0, config_.GetInt("memory-trim-quiet-calls-per-second"));
+  TrimAfterBusySpell policy(static_cast<std::uint64_t>(quiet_per_second * std::chrono::duration<double>(interval).count()));
+  std::uint64_t calls_before = metrics_.CallsStarted();
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(purge_mutex_);
+      purge_wakeup_.wait_for(lock, stop, interval, [] { return false; });
+    }
+    if (stop.stop_requested()) break;
+    const std::uint64_t calls = metrics_.CallsStarted();
+    const bool trim = policy.Observe(calls - calls_before);
+    calls_before = calls;
+    if (!trim) continue;
+    const auto started = Clock::now();
+    const long released = TrimFreeHeap();
+    ++memory_trims_;
+    memory_trimmed_bytes_ += static_cast<std::uint64_t>(released);
+    spdlog::log(released >= (1 << 20) ? spdlog::level::info : spdlog::level::debug,
+                "a busy spell ended: {:.1f} MiB of free heap memory handed back to the system in {} ms",
+                static_cast<double>(released) / (1 << 20),
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  }
 }
 
 void ServiceRuntime::SequenceEvents(std::stop_token stop) {
@@ -150,6 +181,11 @@ void ServiceRuntime::SequenceEvents(std::stop_token stop) {
 }
 
 ServiceRuntime::~ServiceRuntime() {
+  if (memory_trimmer_.joinable()) {
+    memory_trimmer_.request_stop();
+    purge_wakeup_.notify_all();
+    memory_trimmer_.join();
+  }
   if (sequencer_.joinable()) {
     sequencer_.request_stop();
     purge_wakeup_.notify_all();
@@ -245,6 +281,11 @@ void ServiceRuntime::AddRuntimeMetrics() {
     out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.", {{"", ProcessCpuSeconds()}});
     out.Gauge("process_resident_memory_bytes", "Resident memory of the process now.",
               {{"", static_cast<double>(ProcessResidentBytes())}});
+    out.Counter("physio_memory_trims_total",
+                "Times the heap's free memory was handed back to the system at the end of a busy spell.",
+                {{"", static_cast<double>(memory_trims_.load())}});
+    out.Counter("physio_memory_trimmed_bytes_total", "Resident memory those trims handed back, in bytes.",
+                {{"", static_cast<double>(memory_trimmed_bytes_.load())}});
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // This process's resource use, as Prometheus' standard process metrics and
-// physio-bench read it.
+// physio-bench read it; and handing the heap's free memory back to the system.
+#include <cstdint>
 
 namespace physio {
 
@@ -8,5 +9,27 @@ namespace physio {
 double ProcessCpuSeconds();
 // Resident memory now, in bytes; 0 where there is no /proc.
 long ProcessResidentBytes();
+
+// Hands the memory glibc's allocator holds free (in every thread's arena) back to
+// the system (malloc_trim); returns by how much resident memory fell, in bytes
+// (0 when it did not). It takes each arena's lock in turn: for quiet moments.
+long TrimFreeHeap();
+
+// When to trim: once after each busy spell. A burst of calls leaves the per-thread
+// arenas holding tens of MiB they no longer use (kept for reuse, never returned on
+// their own); trimming while calls keep coming would only make them fault it in
+// again. The process's start counts as a busy spell.
+class TrimAfterBusySpell {
+ public:
+  // An interval with at most `quiet_calls` calls is quiet.
+  explicit TrimAfterBusySpell(std::uint64_t quiet_calls) : quiet_calls_(quiet_calls) {}
+  // `calls`: calls started in the interval that just ended. True: trim now (the
+  // first quiet interval after a busy one).
+  bool Observe(std::uint64_t calls);
+
+ private:
+  std::uint64_t quiet_calls_;
+  bool busy_since_trim_ = true;
+};
 
 }  // namespace physio

@@ -37,6 +37,8 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   void CallStarted(std::string_view method);
+  // Calls started so far, of every method.
+  std::uint64_t CallsStarted() const;
   // `code`: the gRPC status code name ("OK", "NOT_FOUND").
   void CallHandled(std::string_view method, std::string_view code, double seconds);
   // Counts one event by kind (e.g. alerts raised by kind); rendered as the counter `name{kind=...}`.
@@ -59,6 +61,7 @@ class Metrics {
   std::string grpc_service_;
   mutable std::mutex mutex_;
   std::map<std::string, MethodStats, std::less<>> methods_;
+  std::uint64_t calls_started_ = 0;
   struct EventCounts {
     std::string help;
     std::map<std::string, std::uint64_t> by_kind;

@@ -84,6 +84,9 @@ class ServiceRuntime {
   // events.h), so the webhook dispatcher, which reads this service's outbox from the
   // assessment service, never waits for a WatchEvents reader to number them.
   void SequenceEvents(std::stop_token stop);
+  // Hands the heap's free memory back to the system at the end of each busy spell
+  // (TrimAfterBusySpell: `memory-trim-interval-ms`, `memory-trim-quiet-calls-per-second`).
+  void TrimMemoryAfterBusySpells(std::stop_token stop);
   // Pools, queues and store health on /metrics.
   void AddRuntimeMetrics();
 
@@ -117,6 +120,8 @@ class ServiceRuntime {
   std::condition_variable_any purge_wakeup_;
   std::jthread purge_;
   std::jthread sequencer_;
+  std::atomic<std::uint64_t> memory_trims_{0}, memory_trimmed_bytes_{0};
+  std::jthread memory_trimmer_;
   // The platform's large-table indexes, built concurrently after start (BuildConcurrentIndexes).
   PgOptions index_owner_;
   std::vector<ConcurrentIndex> indexes_;
