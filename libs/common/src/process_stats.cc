@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 
 namespace physio {
@@ -22,12 +23,21 @@ long ProcessResidentBytes() {
   return pages_resident * sysconf(_SC_PAGESIZE);
 }
 
+namespace {
+std::atomic<std::uint64_t> g_trims{0}, g_trimmed_bytes{0};
+}  // namespace
+
 long TrimFreeHeap() {
   const long before = ProcessResidentBytes();
   malloc_trim(0);
   const long after = ProcessResidentBytes();
-  return before > after ? before - after : 0;
+  const long released = before > after ? before - after : 0;
+  ++g_trims;
+  g_trimmed_bytes += static_cast<std::uint64_t>(released);
+  return released;
 }
+
+HeapTrims HeapTrimsSoFar() { return {g_trims.load(), g_trimmed_bytes.load()}; }
 
 bool TrimAfterBusySpell::Observe(std::uint64_t calls) {
   if (calls > quiet_calls_) {

@@ -5,7 +5,6 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include <stdexcept>
 
 #include "physio/common/logging.h"
+#include "physio/common/process_stats.h"
 #include "physio/common/proto_json_printer.h"
 #include "physio/common/validation.h"
 #include "physio/server/grpc_context.h"
@@ -192,7 +192,7 @@ class ConnectionThreads final : public httplib::TaskQueue {
       if (ended) {
         // The last of a burst's threads: the memory their malloc arenas kept goes back to the
         // system (without this a 512-caller burst left the planning service at 82 MiB, not 33).
-        if (last_extra) malloc_trim(0);
+        if (last_extra) TrimFreeHeap();
         return;
       }
       job();

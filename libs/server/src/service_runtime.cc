@@ -150,8 +150,6 @@ void ServiceRuntime::TrimMemoryAfterBusySpells(std::stop_token stop) {
     if (!trim) continue;
     const auto started = Clock::now();
     const long released = TrimFreeHeap();
-    ++memory_trims_;
-    memory_trimmed_bytes_ += static_cast<std::uint64_t>(released);
     spdlog::log(released >= (1 << 20) ? spdlog::level::info : spdlog::level::debug,
                 "a busy spell ended: {:.1f} MiB of free heap memory handed back to the system in {} ms",
                 static_cast<double>(released) / (1 << 20),
@@ -281,11 +279,13 @@ void ServiceRuntime::AddRuntimeMetrics() {
     out.Counter("process_cpu_seconds_total", "User and system CPU time of the process.", {{"", ProcessCpuSeconds()}});
     out.Gauge("process_resident_memory_bytes", "Resident memory of the process now.",
               {{"", static_cast<double>(ProcessResidentBytes())}});
+    const HeapTrims trims = HeapTrimsSoFar();
     out.Counter("physio_memory_trims_total",
-                "Times the heap's free memory was handed back to the system at the end of a busy spell.",
-                {{"", static_cast<double>(memory_trims_.load())}});
+                "Times the heap's free memory was handed back to the system (the end of a busy spell, the end "
+                "of a burst's HTTP threads).",
+                {{"", static_cast<double>(trims.trims)}});
     out.Counter("physio_memory_trimmed_bytes_total", "Resident memory those trims handed back, in bytes.",
-                {{"", static_cast<double>(memory_trimmed_bytes_.load())}});
+                {{"", static_cast<double>(trims.bytes)}});
   });
 }
 

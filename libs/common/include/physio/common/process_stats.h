@@ -13,7 +13,16 @@ long ProcessResidentBytes();
 // Hands the memory glibc's allocator holds free (in every thread's arena) back to
 // the system (malloc_trim); returns by how much resident memory fell, in bytes
 // (0 when it did not). It takes each arena's lock in turn: for quiet moments.
+// The one way this process trims (at the end of a busy spell, and when the last
+// of a burst's HTTP threads ends); each trim is counted.
 long TrimFreeHeap();
+
+struct HeapTrims {
+  std::uint64_t trims = 0;
+  std::uint64_t bytes = 0;  // resident memory they handed back
+};
+// The process's trims so far (for /metrics).
+HeapTrims HeapTrimsSoFar();
 
 // When to trim: once after each busy spell. A burst of calls leaves the per-thread
 // arenas holding tens of MiB they no longer use (kept for reuse, never returned on

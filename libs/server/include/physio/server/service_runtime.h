@@ -120,7 +120,6 @@ class ServiceRuntime {
   std::condition_variable_any purge_wakeup_;
   std::jthread purge_;
   std::jthread sequencer_;
-  std::atomic<std::uint64_t> memory_trims_{0}, memory_trimmed_bytes_{0};
   std::jthread memory_trimmer_;
   // The platform's large-table indexes, built concurrently after start (BuildConcurrentIndexes).
   PgOptions index_owner_;
