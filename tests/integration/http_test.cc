@@ -51,8 +51,9 @@ class Http : public ClusterFixture {
       config.Set("cors-allowed-origins", std::string(kAllowedOrigin) + ", https://other.example.org, http://127.0.0.1:" +
                                              std::to_string(page_port_));
       config.Set("http-request-read-timeout-ms", "3000");
-      // Busy spells counted every 100 ms (at most one call in one is quiet), for the trim's test.
-      if (service == "assessment") config.Set("memory-trim-interval-ms", "100");
+      // For the trim's test: the assessment service counts busy spells every 100 ms (at most one
+      // call in one is quiet); the others in this process, whose trims the same counter counts, never.
+      config.Set("memory-trim-interval-ms", service == "assessment" ? "100" : "0");
     });
   }
   static void TearDownTestSuite() {
@@ -322,14 +323,14 @@ TEST_F(Http, AfterABurstOfCallsTheFreeHeapIsHandedBackOnceNotOnEveryQuietInterva
   };
   // Quiet, the count settles: the start and earlier tests' calls were each trimmed after once.
   double before = trims();
-  for (int i = 0; i < 50; ++i) {
+  bool settled = false;
+  for (int i = 0; i < 50 && !settled; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     const double now = trims();
-    if (now == before) break;
+    settled = now == before;
     before = now;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  ASSERT_EQ(trims(), before) << "trimmed again while nothing was called";
+  ASSERT_TRUE(settled) << "trimmed again and again while nothing was called";
 
   // A burst: 4 callers, 100 calls each (an unknown assessment: a call all the same).
   std::vector<std::thread> callers;
@@ -357,8 +358,10 @@ TEST_F(Http, AfterABurstOfCallsTheFreeHeapIsHandedBackOnceNotOnEveryQuietInterva
     after = trims();
   }
   EXPECT_GT(after, before) << "no trim after the burst";
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // ten more quiet intervals
-  EXPECT_EQ(trims(), after);
+  // Ten more quiet intervals. (The HTTP port's trim, when the last of a burst's threads ends, is
+  // counted too and could come in between, once.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_LE(trims() - after, 1.0) << "trimmed on quiet intervals after the spell had been handed back";
   auto scraped = metrics.Get("/metrics");
   ASSERT_TRUE(scraped);
   EXPECT_NE(scraped->body.find("\nphysio_memory_trimmed_bytes_total "), std::string::npos);
