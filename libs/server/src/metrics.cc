@@ -68,12 +68,13 @@ Metrics::MethodStats& Metrics::Method(std::string_view method) {
 void Metrics::CallStarted(std::string_view method) {
   std::lock_guard lock(mutex_);
   ++Method(method).started;
-  ++calls_started_;
 }
 
 std::uint64_t Metrics::CallsStarted() const {
   std::lock_guard lock(mutex_);
-  return calls_started_;
+  std::uint64_t started = 0;
+  for (const auto& [method, stats] : methods_) started += stats.started;
+  return started;
 }
 
 void Metrics::CallHandled(std::string_view method, std::string_view code, double seconds) {

@@ -61,7 +61,6 @@ class Metrics {
   std::string grpc_service_;
   mutable std::mutex mutex_;
   std::map<std::string, MethodStats, std::less<>> methods_;
-  std::uint64_t calls_started_ = 0;
   struct EventCounts {
     std::string help;
     std::map<std::string, std::uint64_t> by_kind;
