@@ -532,6 +532,8 @@ int HttpGateway::Start() { return port_ = StartServing(*server_, settings_.liste
 
 void HttpGateway::Shutdown() { StopServing(*server_, thread_); }
 
+std::uint64_t HttpGateway::IdleConnectionsClosed() const { return server_->keep_alive_timeouts(); }
+
 MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
     : listen_(std::move(listen)), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {
   server_->new_task_queue = HttpThreadPool(2, 2, 16, std::chrono::minutes(1));

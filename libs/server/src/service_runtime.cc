@@ -300,6 +300,12 @@ int ServiceRuntime::Serve(grpc::Service* service) {
                                           verifier_);
     if (fhir_rest_) http_->EnableFhir(*fhir_rest_);
     http_->Start();
+    metrics_.AddCollector([gateway = http_.get()](MetricsText& out) {
+      out.Counter("physio_http_idle_connections_closed_total",
+                  "Kept-alive HTTP connections closed after http-keepalive-timeout-ms without a request. A client "
+                  "that sends on one as it closes gets no answer and sends again (RFC 9112, 9.3.1).",
+                  {{"", static_cast<double>(gateway->IdleConnectionsClosed())}});
+    });
   }
   if (const std::string metrics_listen = MetricsListenFrom(config_); metrics_listen != "off") {
     StartupPhase("starting the metrics listener");

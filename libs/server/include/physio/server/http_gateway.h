@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <set>
@@ -85,6 +86,9 @@ class HttpGateway {
   // Stops accepting, lets requests in progress finish.
   void Shutdown();
   int port() const { return port_; }
+  // Kept-alive connections closed after `keepalive_timeout` without a request, since the start. A
+  // client that sends on one just as it closes gets no answer and sends again (RFC 9112, 9.3.1).
+  std::uint64_t IdleConnectionsClosed() const;
 
  private:
   void Routes();
