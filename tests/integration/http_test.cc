@@ -303,7 +303,8 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
   EXPECT_NE(text.find(R"(physio_pool_size{pool="postgres"})"), std::string::npos);
   EXPECT_NE(text.find("physio_pool_waits_total"), std::string::npos);
   EXPECT_NE(text.find("physio_audit_queue_depth"), std::string::npos);
-  EXPECT_NE(text.find("\nphysio_http_idle_connections_closed_total "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nphysio_http_idle_connections_closed_total{reason=\"timeout\"} "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nphysio_http_idle_connections_closed_total{reason=\"make_room\"} "), std::string::npos);
   // The process metrics physio-bench reads for CPU per call: a real, growing figure.
   ASSERT_TRUE(std::regex_search(text, match, std::regex(R"(\nprocess_cpu_seconds_total ([0-9.e+-]+)\n)"))) << text;
   EXPECT_GT(std::stod(match[1]), 0.0);
@@ -778,7 +779,7 @@ class BareGateway {
   BareGateway(const BareGateway&) = delete;
   BareGateway& operator=(const BareGateway&) = delete;
   int port() const { return port_; }
-  std::uint64_t IdleConnectionsClosed() const { return gateway_->IdleConnectionsClosed(); }
+  HttpGateway::IdleCloses IdleConnectionsClosed() const { return gateway_->IdleConnectionsClosed(); }
   // A CORS preflight on `client`'s connection: its answer.
   static httplib::Result Preflight(httplib::Client& client) {
     return client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
@@ -864,7 +865,7 @@ TEST(HttpConnections, AnIdleKeptAliveConnectionIsClosedAndCounted) {
     ASSERT_TRUE(answer);
     ASSERT_EQ(answer->status, 204);
   }
-  EXPECT_EQ(gateway.IdleConnectionsClosed(), 0U);
+  EXPECT_EQ(gateway.IdleConnectionsClosed().timeout, 0U);
   // Twice the timeout: the busy connection asks every 200 ms, the idle one nothing.
   for (int i = 0; i < 10; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -872,10 +873,50 @@ TEST(HttpConnections, AnIdleKeptAliveConnectionIsClosedAndCounted) {
     ASSERT_TRUE(answer) << httplib::to_string(answer.error());
     EXPECT_EQ(answer->status, 204);
   }
-  EXPECT_EQ(gateway.IdleConnectionsClosed(), 1U) << "the idle connection, and only it, is closed";
+  EXPECT_EQ(gateway.IdleConnectionsClosed().timeout, 1U) << "the idle connection, and only it, is closed";
+  EXPECT_EQ(gateway.IdleConnectionsClosed().make_room, 0U) << "nothing waited for a thread";
   auto again = BareGateway::Preflight(idle);
   ASSERT_TRUE(again) << httplib::to_string(again.error());
   EXPECT_EQ(again->status, 204);
+}
+
+// Connections held open without requests cannot keep others out of the port for their keep-alive
+// timeout: with every thread started, each connection that has to wait gets the thread of an
+// idle one, which is closed and counted; its client is served again on a new connection.
+TEST(HttpConnections, IdleConnectionsMakeRoomForConnectionsWaitingForAThread) {
+  HttpGatewaySettings settings;
+  settings.threads = 1;
+  settings.max_threads = 2;
+  settings.keepalive_timeout = std::chrono::seconds(60);
+  const BareGateway gateway(settings);
+  std::vector<std::unique_ptr<httplib::Client>> holders;
+  for (int i = 0; i < 2; ++i) {  // both threads, each on a connection kept open and idle
+    holders.push_back(std::make_unique<httplib::Client>("127.0.0.1", gateway.port()));
+    holders.back()->set_keep_alive(true);
+    auto answer = BareGateway::Preflight(*holders.back());
+    ASSERT_TRUE(answer);
+    ASSERT_EQ(answer->status, 204);
+  }
+  // Idle for over a second (a connection in use between requests is never taken: its answers
+  // ask it to close instead), then two newcomers in turn, each with three seconds (the idle
+  // connections would hold their threads for a minute).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  for (int i = 0; i < 2; ++i) {
+    httplib::Client newcomer("127.0.0.1", gateway.port());
+    newcomer.set_connection_timeout(3, 0);
+    newcomer.set_read_timeout(3, 0);
+    auto answer = BareGateway::Preflight(newcomer);
+    ASSERT_TRUE(answer) << "newcomer " << i << ": " << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->status, 204);
+  }
+  EXPECT_GE(gateway.IdleConnectionsClosed().make_room, 1U);
+  EXPECT_EQ(gateway.IdleConnectionsClosed().timeout, 0U);
+  for (auto& holder : holders) {  // the holders' clients reconnect and are served
+    holder->set_read_timeout(2, 0);
+    auto again = BareGateway::Preflight(*holder);
+    ASSERT_TRUE(again) << httplib::to_string(again.error());
+    EXPECT_EQ(again->status, 204);
+  }
 }
 
 // The voluntary context switches of this process's threads so far (a thread that waits and is

@@ -126,12 +126,16 @@ grpc::Status CallInProcess(grpc::GenericStub& stub, grpc::ClientContext& context
 // 512 kept-alive callers left 563 threads, about 70 MiB, for good). httplib
 // takes ownership of the queue it is handed (its API is a raw pointer).
 // `waiting`, when given, is kept at the number of connections waiting for a thread.
+// `server`, when given, is asked to close one idle kept-alive connection for each connection
+// that has to wait with every thread started (its thread then takes the waiting one), and the
+// asks not yet taken are withdrawn once nothing waits: a client holding connections open
+// without requests cannot keep the others out for its keep-alive timeout.
 class ConnectionThreads final : public httplib::TaskQueue {
  public:
   ConnectionThreads(std::size_t base, std::size_t most, std::size_t max_queued, std::chrono::milliseconds idle_timeout,
-                    std::shared_ptr<std::atomic<std::size_t>> waiting)
+                    std::shared_ptr<std::atomic<std::size_t>> waiting, httplib::Server* server)
       : base_(base), most_(std::max(base, most)), max_queued_(max_queued), idle_timeout_(idle_timeout),
-        waiting_(std::move(waiting)) {
+        waiting_(std::move(waiting)), server_(server) {
     std::lock_guard lock(mutex_);
     for (std::size_t i = 0; i < base; ++i) threads_.emplace_back([this] { Work(); });
   }
@@ -143,7 +147,14 @@ class ConnectionThreads final : public httplib::TaskQueue {
       if (stopping_ || jobs_.size() >= max_queued_) return false;
       jobs_.push_back(std::move(fn));
       if (waiting_) waiting_->store(jobs_.size());
-      if (jobs_.size() > idle_ && threads_.size() < most_) threads_.emplace_back([this] { Work(); });
+      if (jobs_.size() > idle_) {
+        if (threads_.size() < most_) {
+          threads_.emplace_back([this] { Work(); });
+        } else if (server_ != nullptr) {
+          server_->yield_idle_connection();
+          asked_to_yield_ = true;
+        }
+      }
     }
     wake_.notify_one();
     return true;
@@ -175,6 +186,10 @@ class ConnectionThreads final : public httplib::TaskQueue {
           job = std::move(jobs_.front());
           jobs_.pop_front();
           if (waiting_) waiting_->store(jobs_.size());
+          if (jobs_.empty() && asked_to_yield_) {
+            server_->withdraw_idle_yields();
+            asked_to_yield_ = false;
+          }
         } else {
           if (threads_.size() <= base_) continue;
           // Idle past the timeout, beyond the base: this thread ends, detached (its stack is
@@ -202,23 +217,26 @@ class ConnectionThreads final : public httplib::TaskQueue {
   const std::size_t base_, most_, max_queued_;
   const std::chrono::milliseconds idle_timeout_;
   const std::shared_ptr<std::atomic<std::size_t>> waiting_;
+  httplib::Server* const server_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> jobs_;
   std::list<std::thread> threads_;
   std::size_t idle_ = 0;
+  bool asked_to_yield_ = false;  // idle connections were asked to yield since the queue was last empty
   bool stopping_ = false;
 };
 
 std::function<httplib::TaskQueue*()> HttpThreadPool(int threads, int max_threads, int max_queued,
                                                     std::chrono::milliseconds idle_timeout,
-                                                    std::shared_ptr<std::atomic<std::size_t>> waiting = nullptr) {
+                                                    std::shared_ptr<std::atomic<std::size_t>> waiting = nullptr,
+                                                    httplib::Server* server = nullptr) {
   const auto base = static_cast<std::size_t>(std::max(1, threads));
   const auto most = static_cast<std::size_t>(std::max(1, max_threads));
   const auto queued = static_cast<std::size_t>(std::max(1, max_queued));
   const auto idle = std::max(idle_timeout, std::chrono::milliseconds(1));
-  return [base, most, queued, idle, waiting] {
-    return std::make_unique<ConnectionThreads>(base, most, queued, idle, waiting).release();
+  return [base, most, queued, idle, waiting, server] {
+    return std::make_unique<ConnectionThreads>(base, most, queued, idle, waiting, server).release();
   };
 }
 
@@ -305,7 +323,7 @@ HttpGateway::HttpGateway(HttpGatewaySettings settings, std::shared_ptr<grpc::Cha
     if (!server_->is_valid()) throw std::runtime_error("http: cannot load tls-cert-file / tls-key-file");
   }
   server_->new_task_queue = HttpThreadPool(settings_.threads, settings_.max_threads, settings_.max_queued_connections,
-                                           settings_.idle_thread_timeout, waiting_connections_);
+                                           settings_.idle_thread_timeout, waiting_connections_, server_.get());
   BoundRequests(*server_, settings_.request_read_timeout, settings_.keepalive_timeout, settings_.max_body_bytes);
   Routes();
 }
@@ -532,7 +550,9 @@ int HttpGateway::Start() { return port_ = StartServing(*server_, settings_.liste
 
 void HttpGateway::Shutdown() { StopServing(*server_, thread_); }
 
-std::uint64_t HttpGateway::IdleConnectionsClosed() const { return server_->keep_alive_timeouts(); }
+HttpGateway::IdleCloses HttpGateway::IdleConnectionsClosed() const {
+  return {server_->keep_alive_timeouts(), server_->idle_yields()};
+}
 
 MetricsListener::MetricsListener(std::string listen, const Metrics& metrics)
     : listen_(std::move(listen)), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {

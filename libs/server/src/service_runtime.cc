@@ -301,10 +301,13 @@ int ServiceRuntime::Serve(grpc::Service* service) {
     if (fhir_rest_) http_->EnableFhir(*fhir_rest_);
     http_->Start();
     metrics_.AddCollector([gateway = http_.get()](MetricsText& out) {
+      const auto closes = gateway->IdleConnectionsClosed();
       out.Counter("physio_http_idle_connections_closed_total",
-                  "Kept-alive HTTP connections closed after http-keepalive-timeout-ms without a request. A client "
-                  "that sends on one as it closes gets no answer and sends again (RFC 9112, 9.3.1).",
-                  {{"", static_cast<double>(gateway->IdleConnectionsClosed())}});
+                  "Kept-alive HTTP connections closed without a request: after http-keepalive-timeout-ms (timeout), or "
+                  "to give their thread to a connection waiting for one (make_room). A client that sends on one as it "
+                  "closes gets no answer and sends again (RFC 9112, 9.3.1).",
+                  {{MetricLabels({{"reason", "timeout"}}), static_cast<double>(closes.timeout)},
+                   {MetricLabels({{"reason", "make_room"}}), static_cast<double>(closes.make_room)}});
     });
   }
   if (const std::string metrics_listen = MetricsListenFrom(config_); metrics_listen != "off") {

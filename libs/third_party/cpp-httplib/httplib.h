@@ -2182,6 +2182,13 @@ public:
   // physio patch: kept-alive connections closed after keep_alive_timeout
   // without a request, since the start.
   uint64_t keep_alive_timeouts() const { return keep_alive_timeouts_.load(); }
+  // physio patch: asks one connection waiting for its next request (idle,
+  // kept alive) to close, so that its thread serves a connection waiting for
+  // one; a no-op when none is idle (the ask is then withdrawn by
+  // withdraw_idle_yields()). idle_yields(): connections closed so.
+  void yield_idle_connection();
+  void withdraw_idle_yields();
+  uint64_t idle_yields() const { return idle_yields_.load(); }
 
   Server &set_websocket_ping_interval(time_t sec);
   template <class Rep, class Period>
@@ -2223,7 +2230,9 @@ protected:
   time_t write_timeout_usec_ = CPPHTTPLIB_SERVER_WRITE_TIMEOUT_USECOND;
   time_t request_read_max_msec_ = 0; // physio patch
   std::atomic<uint64_t> keep_alive_timeouts_{0}; // physio patch
-  int stop_fd_ = -1; // physio patch: signalled by stop(), see keep_alive()
+  std::atomic<uint64_t> idle_yields_{0};         // physio patch
+  int stop_fd_ = -1;  // physio patch: signalled by stop(), see keep_alive()
+  int yield_fd_ = -1; // physio patch: a semaphore, see yield_idle_connection()
   time_t idle_interval_sec_ = CPPHTTPLIB_IDLE_INTERVAL_SECOND;
   time_t idle_interval_usec_ = CPPHTTPLIB_IDLE_INTERVAL_USECOND;
   size_t payload_max_length_ = CPPHTTPLIB_PAYLOAD_MAX_LENGTH;
@@ -6266,36 +6275,68 @@ private:
   static const size_t read_buff_size_ = 1024l * 4;
 };
 
-// physio patch: `timeouts` counts the connections given up for idleness.
-// With `stop_fd` (an eventfd the server signals in stop()), a kept-alive
-// connection is waited for in one poll for the whole timeout, not woken every
+// physio patch: what a kept-alive connection's wait watches besides its
+// socket. `timeouts` counts the connections given up for idleness. With
+// `stop_fd` (an eventfd the server signals in stop()) the wait is one poll for
+// the whole timeout, not a wake-up every
 // CPPHTTPLIB_KEEPALIVE_TIMEOUT_CHECK_INTERVAL_USECOND to look at the server
-// socket: 512 idle connections took 58% of a core in 51,000 wake-ups a second.
-// Either way, before giving a connection up the socket is looked at once more
-// (this thread may have waited for a CPU since its last look): a request that
-// arrived meanwhile is served instead of met by a closing connection.
+// socket (512 idle connections took 58% of a core in 51,000 wake-ups a
+// second). `yield_fd` (a semaphore eventfd): each count taken closes one
+// connection idle for at least `yield_after_msec`, counted in `yields`, to give
+// its thread to a waiting connection (one in use between requests is not
+// taken: its answers ask it to close instead, without a race).
+struct KeepAliveWatch {
+  std::atomic<uint64_t> *timeouts = nullptr;
+  int stop_fd = -1;
+  int yield_fd = -1;
+  std::atomic<uint64_t> *yields = nullptr;
+  int64_t yield_after_msec = 1000;
+};
+
+// physio patch: see KeepAliveWatch. Either way, before a connection is given
+// up for idleness the socket is looked at once more (this thread may have
+// waited for a CPU since its last look): a request that arrived meanwhile is
+// served instead of met by a closing connection.
 inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
                        time_t keep_alive_timeout_sec,
-                       std::atomic<uint64_t> *timeouts = nullptr,
-                       int stop_fd = -1) {
+                       const KeepAliveWatch *watch = nullptr) {
   using namespace std::chrono;
 
 #ifndef _WIN32
-  if (stop_fd >= 0) {
-    const auto deadline = steady_clock::now() + seconds{keep_alive_timeout_sec};
+  if (watch != nullptr && watch->stop_fd >= 0) {
+    const auto began = steady_clock::now();
+    const auto deadline = began + seconds{keep_alive_timeout_sec};
+    const auto yield_from = began + milliseconds{watch->yield_after_msec};
     while (svr_sock != INVALID_SOCKET) {
-      const auto left =
-          duration_cast<milliseconds>(deadline - steady_clock::now()).count();
-      struct pollfd fds[2] = {{sock, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-      const auto ready = ::poll(fds, 2, static_cast<int>(left > 0 ? left : 0));
+      const auto now = steady_clock::now();
+      const auto left = duration_cast<milliseconds>(deadline - now).count();
+      const bool may_yield = watch->yield_fd >= 0 && now >= yield_from;
+      auto wait = left > 0 ? left : 0;
+      if (watch->yield_fd >= 0 && !may_yield) {
+        wait = std::min<int64_t>(
+            wait, duration_cast<milliseconds>(yield_from - now).count() + 1);
+      }
+      struct pollfd fds[3] = {{sock, POLLIN, 0},
+                              {watch->stop_fd, POLLIN, 0},
+                              {watch->yield_fd, POLLIN, 0}};
+      const auto ready =
+          ::poll(fds, may_yield ? 3 : 2, static_cast<int>(wait));
       if (ready < 0) {
         if (errno == EINTR) { continue; }
         return false; // Socket error
       }
       if (fds[0].revents != 0) { return true; } // Ready for read (or closed)
       if (fds[1].revents != 0) { return false; } // The server stops
+      if (fds[2].revents != 0) {
+        uint64_t one = 0;
+        if (read(watch->yield_fd, &one, sizeof(one)) == sizeof(one)) {
+          if (watch->yields != nullptr) { watch->yields->fetch_add(1); }
+          return false; // Gives its thread to a waiting connection
+        }
+        continue; // Another idle connection took it
+      }
       if (left <= 0) { // Timeout, after a last look (the poll just made)
-        if (timeouts != nullptr) { timeouts->fetch_add(1); }
+        if (watch->timeouts != nullptr) { watch->timeouts->fetch_add(1); }
         return false;
       }
     }
@@ -6323,7 +6364,9 @@ inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
     } else if (val == 0) {
       if (steady_clock::now() - start > timeout) {
         if (select_read(sock, 0, 0) > 0) { return true; }
-        if (timeouts != nullptr) { timeouts->fetch_add(1); }
+        if (watch != nullptr && watch->timeouts != nullptr) {
+          watch->timeouts->fetch_add(1);
+        }
         break; // Timeout
       }
     } else {
@@ -6339,14 +6382,13 @@ inline bool
 process_server_socket_core(const std::atomic<socket_t> &svr_sock, socket_t sock,
                            size_t keep_alive_max_count,
                            time_t keep_alive_timeout_sec,
-                           std::atomic<uint64_t> *timeouts, // physio patch
-                           int stop_fd,                     // physio patch
+                           const KeepAliveWatch *watch, // physio patch
                            T callback) {
   assert(keep_alive_max_count > 0);
   auto ret = false;
   auto count = keep_alive_max_count;
   while (count > 0 &&
-         keep_alive(svr_sock, sock, keep_alive_timeout_sec, timeouts, stop_fd)) {
+         keep_alive(svr_sock, sock, keep_alive_timeout_sec, watch)) {
     auto close_connection = count == 1;
     auto connection_closed = false;
     ret = callback(close_connection, connection_closed);
@@ -6363,12 +6405,10 @@ process_server_socket(const std::atomic<socket_t> &svr_sock, socket_t sock,
                       time_t keep_alive_timeout_sec, time_t read_timeout_sec,
                       time_t read_timeout_usec, time_t write_timeout_sec,
                       time_t write_timeout_usec, time_t request_read_max_msec,
-                      std::atomic<uint64_t> *timeouts, // physio patch
-                      int stop_fd,                     // physio patch
+                      const KeepAliveWatch *watch, // physio patch
                       T callback) {
   return process_server_socket_core(
-      svr_sock, sock, keep_alive_max_count, keep_alive_timeout_sec, timeouts,
-      stop_fd,
+      svr_sock, sock, keep_alive_max_count, keep_alive_timeout_sec, watch,
       [&](bool close_connection, bool &connection_closed) {
         // physio patch: every read of one request shares one deadline.
         SocketStream strm(sock, read_timeout_sec, read_timeout_usec,
@@ -10087,12 +10127,10 @@ inline bool process_server_socket_ssl(
     socket_t sock, size_t keep_alive_max_count, time_t keep_alive_timeout_sec,
     time_t read_timeout_sec, time_t read_timeout_usec, time_t write_timeout_sec,
     time_t write_timeout_usec, time_t request_read_max_msec,
-    std::atomic<uint64_t> *timeouts, // physio patch
-    int stop_fd,                     // physio patch
+    const detail::KeepAliveWatch *watch, // physio patch
     T callback) {
   return process_server_socket_core(
-      svr_sock, sock, keep_alive_max_count, keep_alive_timeout_sec, timeouts,
-      stop_fd,
+      svr_sock, sock, keep_alive_max_count, keep_alive_timeout_sec, watch,
       [&](bool close_connection, bool &connection_closed) {
         // physio patch: every read of one request shares one deadline.
         SSLSocketStream strm(sock, session, read_timeout_sec, read_timeout_usec,
@@ -12265,11 +12303,29 @@ inline Server::Server()
 #endif
 #ifdef __linux__
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); // physio patch
+  yield_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
 #endif
 }
 
 inline Server::~Server() {
-  if (stop_fd_ >= 0) { close(stop_fd_); } // physio patch
+  if (stop_fd_ >= 0) { close(stop_fd_); }   // physio patch
+  if (yield_fd_ >= 0) { close(yield_fd_); } // physio patch
+}
+
+inline void Server::yield_idle_connection() { // physio patch
+#ifdef __linux__
+  if (yield_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!write(yield_fd_, &one, sizeof(one));
+  }
+#endif
+}
+
+inline void Server::withdraw_idle_yields() { // physio patch
+#ifdef __linux__
+  uint64_t one = 0;
+  while (yield_fd_ >= 0 && read(yield_fd_, &one, sizeof(one)) == sizeof(one)) {}
+#endif
 }
 
 inline std::unique_ptr<detail::MatcherBase>
@@ -13201,6 +13257,7 @@ inline bool Server::listen_internal() {
     uint64_t count = 0;
     (void)!read(stop_fd_, &count, sizeof(count));
   }
+  withdraw_idle_yields(); // physio patch
 #endif
 
   auto ret = true;
@@ -13883,11 +13940,12 @@ inline bool Server::process_and_close_socket(socket_t sock) {
   detail::get_local_ip_and_port(sock, local_addr, local_port);
 
   bool websocket_upgraded = false;
+  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
+                                     &idle_yields_}; // physio patch
   auto ret = detail::process_server_socket(
       svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
       read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
-      write_timeout_usec_, request_read_max_msec_, &keep_alive_timeouts_,
-      stop_fd_,
+      write_timeout_usec_, request_read_max_msec_, &watch,
       [&](Stream &strm, bool close_connection, bool &connection_closed) {
         return process_request(strm, remote_addr, remote_port, local_addr,
                                local_port, close_connection, connection_closed,
@@ -17272,11 +17330,12 @@ inline bool SSLServer::process_and_close_socket(socket_t sock) {
   int local_port = 0;
   detail::get_local_ip_and_port(sock, local_addr, local_port);
 
+  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
+                                     &idle_yields_}; // physio patch
   ret = detail::process_server_socket_ssl(
       svr_sock_, session, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
       read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
-      write_timeout_usec_, request_read_max_msec_, &keep_alive_timeouts_,
-      stop_fd_,
+      write_timeout_usec_, request_read_max_msec_, &watch,
       [&](Stream &strm, bool close_connection, bool &connection_closed) {
         return process_request(
             strm, remote_addr, remote_port, local_addr, local_port,

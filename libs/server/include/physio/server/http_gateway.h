@@ -86,9 +86,14 @@ class HttpGateway {
   // Stops accepting, lets requests in progress finish.
   void Shutdown();
   int port() const { return port_; }
-  // Kept-alive connections closed after `keepalive_timeout` without a request, since the start. A
-  // client that sends on one just as it closes gets no answer and sends again (RFC 9112, 9.3.1).
-  std::uint64_t IdleConnectionsClosed() const;
+  // Kept-alive connections closed without a request, since the start: after `keepalive_timeout`,
+  // or to make room (to give their thread to a connection waiting for one while every thread was
+  // started). A client that sends on one just as it closes gets no answer and sends again (RFC
+  // 9112, 9.3.1).
+  struct IdleCloses {
+    std::uint64_t timeout = 0, make_room = 0;
+  };
+  IdleCloses IdleConnectionsClosed() const;
 
  private:
   void Routes();
