@@ -194,8 +194,8 @@ class Caller {
 // connection per caller, as a browser or a wrk run would use it. A request that meets its kept-alive
 // connection closing (the port closes one idle for http-keepalive-timeout-ms, and a request can cross
 // the close) gets no answer; it is sent once more on a new connection, as the README asks of clients
-// (RFC 9112, 9.3.1), and counted in resent(). Every body the bench sends carries its request_id, so
-// the second send is safe whether or not the service read the first.
+// (RFC 9112, 9.3.1), and counted in resent(). The writes it sends carry their request_id and the
+// reads change nothing, so the second send is safe whether or not the service read the first.
 class ConnectCaller {
  public:
   ConnectCaller(std::string token, int port, int callers)
