@@ -6291,6 +6291,11 @@ struct KeepAliveWatch {
   int yield_fd = -1;
   std::atomic<uint64_t> *yields = nullptr;
   int64_t yield_after_msec = 1000;
+  // Set when the connection was given up for idleness (a timeout or a yield):
+  // nothing of a request is unread, so it is closed without the drain that
+  // drain_and_close_socket() gives an answer sent before its request was read
+  // whole (the drain waits up to 100 ms for a client that does not close).
+  bool *idle_closed = nullptr;
 };
 
 // physio patch: see KeepAliveWatch. Either way, before a connection is given
@@ -6331,12 +6336,14 @@ inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
         uint64_t one = 0;
         if (read(watch->yield_fd, &one, sizeof(one)) == sizeof(one)) {
           if (watch->yields != nullptr) { watch->yields->fetch_add(1); }
+          if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
           return false; // Gives its thread to a waiting connection
         }
         continue; // Another idle connection took it
       }
       if (left <= 0) { // Timeout, after a last look (the poll just made)
         if (watch->timeouts != nullptr) { watch->timeouts->fetch_add(1); }
+        if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
         return false;
       }
     }
@@ -13940,8 +13947,9 @@ inline bool Server::process_and_close_socket(socket_t sock) {
   detail::get_local_ip_and_port(sock, local_addr, local_port);
 
   bool websocket_upgraded = false;
+  bool idle_closed = false; // physio patch
   const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
-                                     &idle_yields_}; // physio patch
+                                     &idle_yields_, 1000, &idle_closed};
   auto ret = detail::process_server_socket(
       svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
       read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
@@ -13952,7 +13960,12 @@ inline bool Server::process_and_close_socket(socket_t sock) {
                                nullptr, &websocket_upgraded);
       });
 
-  detail::drain_and_close_socket(sock);
+  if (idle_closed) { // physio patch: see KeepAliveWatch::idle_closed
+    detail::shutdown_socket(sock);
+    detail::close_socket(sock);
+  } else {
+    detail::drain_and_close_socket(sock);
+  }
   return ret;
 }
 
