@@ -6290,12 +6290,12 @@ struct KeepAliveWatch {
   int stop_fd = -1;
   int yield_fd = -1;
   std::atomic<uint64_t> *yields = nullptr;
-  int64_t yield_after_msec = 1000;
   // Set when the connection was given up for idleness (a timeout or a yield):
   // nothing of a request is unread, so it is closed without the drain that
   // drain_and_close_socket() gives an answer sent before its request was read
   // whole (the drain waits up to 100 ms for a client that does not close).
   bool *idle_closed = nullptr;
+  int64_t yield_after_msec = 1000;
 };
 
 // physio patch: see KeepAliveWatch. Either way, before a connection is given
@@ -13949,7 +13949,7 @@ inline bool Server::process_and_close_socket(socket_t sock) {
   bool websocket_upgraded = false;
   bool idle_closed = false; // physio patch
   const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
-                                     &idle_yields_, 1000, &idle_closed};
+                                     &idle_yields_, &idle_closed};
   auto ret = detail::process_server_socket(
       svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
       read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
