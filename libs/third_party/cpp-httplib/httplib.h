@@ -2035,6 +2035,78 @@ ContentProvider
 make_multipart_content_provider(const UploadFormDataItems &items,
                                 const std::string &boundary);
 
+// physio patch: the kept-alive connections idle long enough to give their
+// thread away, oldest first. Server::yield_idle_connection() asks the oldest
+// one only, on an eventfd of its waiting thread's own (an ask used to be one
+// count of a shared semaphore, which woke every such connection to race for
+// it: with 1,100 held, 967 wake-ups per ask). An ask no connection is there to
+// take is kept for the next one to become idle long enough, until withdraw().
+class IdleWaiters {
+public:
+  struct Waiter {
+    int fd = -1;        // the waiting thread's eventfd, written by an ask
+    bool asked = false; // under the lock
+    std::list<Waiter *>::iterator at;
+  };
+
+  void ask() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    give();
+  }
+  void withdraw() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unclaimed_ = 0;
+  }
+  // True when an ask was waiting: taken, the caller closes. Otherwise the
+  // waiter is in line until leave().
+  bool join(Waiter &waiter) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (unclaimed_ > 0) {
+      --unclaimed_;
+      return true;
+    }
+    waiter.asked = false;
+    waiter.at = waiters_.insert(waiters_.end(), &waiter);
+    return false;
+  }
+  // Once per join() that returned false. True when the waiter was asked and
+  // must close; one that was asked but has a request to serve (`serving`)
+  // passes the ask on and gets false.
+  bool leave(Waiter &waiter, bool serving) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!waiter.asked) {
+      waiters_.erase(waiter.at);
+      return false;
+    }
+#ifdef __linux__
+    uint64_t count = 0;
+    (void)!read(waiter.fd, &count, sizeof(count)); // written before `asked`
+#endif
+    if (!serving) { return true; }
+    give();
+    return false;
+  }
+
+private:
+  void give() { // mutex_ held
+    if (waiters_.empty()) {
+      ++unclaimed_;
+      return;
+    }
+    Waiter *oldest = waiters_.front();
+    waiters_.pop_front();
+#ifdef __linux__
+    const uint64_t one = 1;
+    (void)!write(oldest->fd, &one, sizeof(one));
+#endif
+    oldest->asked = true;
+  }
+
+  std::mutex mutex_;
+  std::list<Waiter *> waiters_;
+  uint64_t unclaimed_ = 0;
+};
+
 } // namespace detail
 
 bool is_valid_multipart_boundary(const std::string &boundary);
@@ -2232,7 +2304,7 @@ protected:
   std::atomic<uint64_t> keep_alive_timeouts_{0}; // physio patch
   std::atomic<uint64_t> idle_yields_{0};         // physio patch
   int stop_fd_ = -1;  // physio patch: signalled by stop(), see keep_alive()
-  int yield_fd_ = -1; // physio patch: a semaphore, see yield_idle_connection()
+  detail::IdleWaiters idle_waiters_; // physio patch: see yield_idle_connection()
   time_t idle_interval_sec_ = CPPHTTPLIB_IDLE_INTERVAL_SECOND;
   time_t idle_interval_usec_ = CPPHTTPLIB_IDLE_INTERVAL_USECOND;
   size_t payload_max_length_ = CPPHTTPLIB_PAYLOAD_MAX_LENGTH;
@@ -6281,14 +6353,15 @@ private:
 // the whole timeout, not a wake-up every
 // CPPHTTPLIB_KEEPALIVE_TIMEOUT_CHECK_INTERVAL_USECOND to look at the server
 // socket (512 idle connections took 58% of a core in 51,000 wake-ups a
-// second). `yield_fd` (a semaphore eventfd): each count taken closes one
-// connection idle for at least `yield_after_msec`, counted in `yields`, to give
-// its thread to a waiting connection (one in use between requests is not
-// taken: its answers ask it to close instead, without a race).
+// second). With `idle_waiters`, a connection idle for at least
+// `yield_after_msec` joins their line; an ask (Server::yield_idle_connection())
+// closes the oldest, counted in `yields`, to give its thread to a waiting
+// connection (one in use between requests is not taken: its answers ask it to
+// close instead, without a race).
 struct KeepAliveWatch {
   std::atomic<uint64_t> *timeouts = nullptr;
   int stop_fd = -1;
-  int yield_fd = -1;
+  IdleWaiters *idle_waiters = nullptr;
   std::atomic<uint64_t> *yields = nullptr;
   // Set when the connection was given up for idleness (a timeout or a yield):
   // nothing of a request is unread, so it is closed without the drain that
@@ -6297,6 +6370,21 @@ struct KeepAliveWatch {
   bool *idle_closed = nullptr;
   int64_t yield_after_msec = 1000;
 };
+
+#ifdef __linux__
+// physio patch: this thread's eventfd for IdleWaiters (pool threads serve many
+// connections in turn; it is made once per thread and closed with it).
+inline int idle_wait_fd() {
+  struct Fd {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ~Fd() {
+      if (fd >= 0) { close(fd); }
+    }
+  };
+  thread_local Fd fd;
+  return fd.fd;
+}
+#endif
 
 // physio patch: see KeepAliveWatch. Either way, before a connection is given
 // up for idleness the socket is looked at once more (this thread may have
@@ -6307,46 +6395,65 @@ inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
                        const KeepAliveWatch *watch = nullptr) {
   using namespace std::chrono;
 
-#ifndef _WIN32
+#ifdef __linux__
   if (watch != nullptr && watch->stop_fd >= 0) {
     const auto began = steady_clock::now();
     const auto deadline = began + seconds{keep_alive_timeout_sec};
     const auto yield_from = began + milliseconds{watch->yield_after_msec};
+    IdleWaiters::Waiter me;
+    me.fd = watch->idle_waiters != nullptr ? idle_wait_fd() : -1;
+    bool in_line = false;
+    // Every way out: leaves the line (true when asked to close meanwhile).
+    const auto leave = [&](bool serving) {
+      const bool asked = in_line && watch->idle_waiters->leave(me, serving);
+      in_line = false;
+      return asked;
+    };
+    const auto yield = [&] {
+      if (watch->yields != nullptr) { watch->yields->fetch_add(1); }
+      if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
+      return false; // Gives its thread to a waiting connection
+    };
     while (svr_sock != INVALID_SOCKET) {
       const auto now = steady_clock::now();
       const auto left = duration_cast<milliseconds>(deadline - now).count();
-      const bool may_yield = watch->yield_fd >= 0 && now >= yield_from;
+      if (me.fd >= 0 && !in_line && now >= yield_from) {
+        if (watch->idle_waiters->join(me)) { return yield(); }
+        in_line = true;
+      }
       auto wait = left > 0 ? left : 0;
-      if (watch->yield_fd >= 0 && !may_yield) {
+      if (me.fd >= 0 && !in_line) {
         wait = std::min<int64_t>(
             wait, duration_cast<milliseconds>(yield_from - now).count() + 1);
       }
-      struct pollfd fds[3] = {{sock, POLLIN, 0},
-                              {watch->stop_fd, POLLIN, 0},
-                              {watch->yield_fd, POLLIN, 0}};
-      const auto ready =
-          ::poll(fds, may_yield ? 3 : 2, static_cast<int>(wait));
+      struct pollfd fds[3] = {
+          {sock, POLLIN, 0}, {watch->stop_fd, POLLIN, 0}, {me.fd, POLLIN, 0}};
+      const auto ready = ::poll(fds, in_line ? 3 : 2, static_cast<int>(wait));
       if (ready < 0) {
         if (errno == EINTR) { continue; }
+        leave(false);
         return false; // Socket error
       }
-      if (fds[0].revents != 0) { return true; } // Ready for read (or closed)
-      if (fds[1].revents != 0) { return false; } // The server stops
+      if (fds[0].revents != 0) { // Ready for read (or closed)
+        leave(true);             // an ask that came meanwhile goes on
+        return true;
+      }
+      if (fds[1].revents != 0) { // The server stops
+        leave(false);
+        return false;
+      }
       if (fds[2].revents != 0) {
-        uint64_t one = 0;
-        if (read(watch->yield_fd, &one, sizeof(one)) == sizeof(one)) {
-          if (watch->yields != nullptr) { watch->yields->fetch_add(1); }
-          if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
-          return false; // Gives its thread to a waiting connection
-        }
-        continue; // Another idle connection took it
+        if (leave(false)) { return yield(); }
+        continue; // not asked after all (cannot happen: only an ask writes)
       }
       if (left <= 0) { // Timeout, after a last look (the poll just made)
+        if (leave(false)) { return yield(); }
         if (watch->timeouts != nullptr) { watch->timeouts->fetch_add(1); }
         if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
         return false;
       }
     }
+    leave(false);
     return false; // Server socket is closed
   }
 #endif
@@ -12310,29 +12417,19 @@ inline Server::Server()
 #endif
 #ifdef __linux__
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); // physio patch
-  yield_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
 #endif
 }
 
 inline Server::~Server() {
-  if (stop_fd_ >= 0) { close(stop_fd_); }   // physio patch
-  if (yield_fd_ >= 0) { close(yield_fd_); } // physio patch
+  if (stop_fd_ >= 0) { close(stop_fd_); } // physio patch
 }
 
 inline void Server::yield_idle_connection() { // physio patch
-#ifdef __linux__
-  if (yield_fd_ >= 0) {
-    const uint64_t one = 1;
-    (void)!write(yield_fd_, &one, sizeof(one));
-  }
-#endif
+  idle_waiters_.ask();
 }
 
 inline void Server::withdraw_idle_yields() { // physio patch
-#ifdef __linux__
-  uint64_t one = 0;
-  while (yield_fd_ >= 0 && read(yield_fd_, &one, sizeof(one)) == sizeof(one)) {}
-#endif
+  idle_waiters_.withdraw();
 }
 
 inline std::unique_ptr<detail::MatcherBase>
@@ -13948,8 +14045,9 @@ inline bool Server::process_and_close_socket(socket_t sock) {
 
   bool websocket_upgraded = false;
   bool idle_closed = false; // physio patch
-  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
-                                     &idle_yields_, &idle_closed};
+  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_,
+                                     &idle_waiters_, &idle_yields_,
+                                     &idle_closed};
   auto ret = detail::process_server_socket(
       svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
       read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
@@ -17343,7 +17441,8 @@ inline bool SSLServer::process_and_close_socket(socket_t sock) {
   int local_port = 0;
   detail::get_local_ip_and_port(sock, local_addr, local_port);
 
-  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_, yield_fd_,
+  const detail::KeepAliveWatch watch{&keep_alive_timeouts_, stop_fd_,
+                                     &idle_waiters_,
                                      &idle_yields_}; // physio patch
   ret = detail::process_server_socket_ssl(
       svr_sock_, session, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
