@@ -6409,16 +6409,18 @@ inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
       in_line = false;
       return asked;
     };
-    const auto yield = [&] {
-      if (watch->yields != nullptr) { watch->yields->fetch_add(1); }
+    // Given up for idleness, counted as a yield (its thread goes to a waiting
+    // connection) or a timeout.
+    const auto close_idle = [&](std::atomic<uint64_t> *counter) {
+      if (counter != nullptr) { counter->fetch_add(1); }
       if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
-      return false; // Gives its thread to a waiting connection
+      return false;
     };
     while (svr_sock != INVALID_SOCKET) {
       const auto now = steady_clock::now();
       const auto left = duration_cast<milliseconds>(deadline - now).count();
       if (me.fd >= 0 && !in_line && now >= yield_from) {
-        if (watch->idle_waiters->join(me)) { return yield(); }
+        if (watch->idle_waiters->join(me)) { return close_idle(watch->yields); }
         in_line = true;
       }
       auto wait = left > 0 ? left : 0;
@@ -6443,14 +6445,11 @@ inline bool keep_alive(const std::atomic<socket_t> &svr_sock, socket_t sock,
         return false;
       }
       if (fds[2].revents != 0) {
-        if (leave(false)) { return yield(); }
+        if (leave(false)) { return close_idle(watch->yields); }
         continue; // not asked after all (cannot happen: only an ask writes)
       }
       if (left <= 0) { // Timeout, after a last look (the poll just made)
-        if (leave(false)) { return yield(); }
-        if (watch->timeouts != nullptr) { watch->timeouts->fetch_add(1); }
-        if (watch->idle_closed != nullptr) { *watch->idle_closed = true; }
-        return false;
+        return close_idle(leave(false) ? watch->yields : watch->timeouts);
       }
     }
     leave(false);
