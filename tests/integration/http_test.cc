@@ -15,6 +15,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -786,6 +787,27 @@ class BareGateway {
     return client.Options("/physio.assessment.v1.AssessmentService/GetAssessment",
                           {{"Origin", "https://app.example.org"}, {"Access-Control-Request-Method", "POST"}});
   }
+  // A client on a kept-alive connection of its own that has been answered once (a 204), so the
+  // connection holds one of the port's threads; null, with the failure reported, otherwise.
+  // `timeout` bounds the connect and the read (httplib's defaults when not given).
+  std::unique_ptr<httplib::Client> KeptAlive(std::optional<std::chrono::seconds> timeout = std::nullopt) const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client->set_keep_alive(true);
+    if (timeout) {
+      client->set_connection_timeout(*timeout);
+      client->set_read_timeout(*timeout);
+    }
+    auto answer = Preflight(*client);
+    if (!answer) {
+      ADD_FAILURE() << "no answer: " << httplib::to_string(answer.error());
+      return nullptr;
+    }
+    if (answer->status != 204) {
+      ADD_FAILURE() << "answered " << answer->status;
+      return nullptr;
+    }
+    return client;
+  }
 
  private:
   RsaKeyPair keys_;
@@ -892,11 +914,8 @@ TEST(HttpConnections, IdleConnectionsMakeRoomForConnectionsWaitingForAThread) {
   const BareGateway gateway(settings);
   std::vector<std::unique_ptr<httplib::Client>> holders;
   for (int i = 0; i < 2; ++i) {  // both threads, each on a connection kept open and idle
-    holders.push_back(std::make_unique<httplib::Client>("127.0.0.1", gateway.port()));
-    holders.back()->set_keep_alive(true);
-    auto answer = BareGateway::Preflight(*holders.back());
-    ASSERT_TRUE(answer);
-    ASSERT_EQ(answer->status, 204);
+    holders.push_back(gateway.KeptAlive());
+    ASSERT_NE(holders.back(), nullptr);
   }
   // Idle for over a second (a connection in use between requests is never taken: its answers
   // ask it to close instead), then two newcomers in turn, each with three seconds (the idle
@@ -985,24 +1004,16 @@ TEST(HttpConnections, AConnectionWaitingForAThreadWakesOneIdleConnection) {
   const BareGateway gateway(settings);
   std::vector<std::unique_ptr<httplib::Client>> holders;
   for (int i = 0; i < kHeld; ++i) {  // every thread, each on a connection kept open and idle
-    holders.push_back(std::make_unique<httplib::Client>("127.0.0.1", gateway.port()));
-    holders.back()->set_keep_alive(true);
-    auto answer = BareGateway::Preflight(*holders.back());
-    ASSERT_TRUE(answer);
-    ASSERT_EQ(answer->status, 204);
+    holders.push_back(gateway.KeptAlive());
+    ASSERT_NE(holders.back(), nullptr);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // all idle for over a second
   // The newcomers keep their connections (and threads) too, so each needs one more thread.
   std::vector<std::unique_ptr<httplib::Client>> newcomers;
   const long before = VoluntarySwitches();
   for (int i = 0; i < kNewcomers; ++i) {
-    newcomers.push_back(std::make_unique<httplib::Client>("127.0.0.1", gateway.port()));
-    newcomers.back()->set_keep_alive(true);
-    newcomers.back()->set_connection_timeout(3, 0);
-    newcomers.back()->set_read_timeout(3, 0);
-    auto answer = BareGateway::Preflight(*newcomers.back());
-    ASSERT_TRUE(answer) << "newcomer " << i << ": " << httplib::to_string(answer.error());
-    EXPECT_EQ(answer->status, 204);
+    newcomers.push_back(gateway.KeptAlive(std::chrono::seconds(3)));
+    ASSERT_NE(newcomers.back(), nullptr) << "newcomer " << i;
   }
   const long woken = VoluntarySwitches() - before;
   // One idle connection closed per newcomer, and about as many wake-ups as the newcomers' own
@@ -1024,11 +1035,8 @@ TEST(HttpConnections, IdleKeptAliveConnectionsAreNotWokenAndDoNotDelayAStop) {
   constexpr int kConnections = 50;
   std::vector<std::unique_ptr<httplib::Client>> clients;
   for (int i = 0; i < kConnections; ++i) {
-    clients.push_back(std::make_unique<httplib::Client>("127.0.0.1", gateway->port()));
-    clients.back()->set_keep_alive(true);
-    auto answer = BareGateway::Preflight(*clients.back());
-    ASSERT_TRUE(answer);
-    ASSERT_EQ(answer->status, 204);
+    clients.push_back(gateway->KeptAlive());
+    ASSERT_NE(clients.back(), nullptr);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const long before = VoluntarySwitches();
