@@ -334,6 +334,63 @@ TEST_F(Security, OverlongStringsAndListsAreRefusedNamingTheField) {
   EXPECT_EQ(status.error_message().rfind("delivered_item_ids: at most 50", 0), 0) << status.error_message();
 }
 
+// PostgreSQL's text and jsonb hold no NUL character (and libpq would cut a text parameter at one):
+// a NUL in any text a caller sends is refused naming the field, before anything is stored, instead
+// of failing the write late as INTERNAL; a library text carrying one escaped is refused at publishing,
+// instead of failing every plan that draws on the entry.
+TEST_F(Security, ANulCharacterInAnyTextIsRefusedNamingTheField) {
+  Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
+  auto plan = ApprovedPlanFor(clinician, "pat-nul");
+  ppb::AdjustPlanRequest adjust;
+  adjust.set_request_id(NewId("rq"));
+  adjust.set_plan_id(plan.plan_id());
+  adjust.set_etag(plan.etag());
+  adjust.set_adjustment(ppb::ADJUSTMENT_SUSPEND);
+  adjust.set_reason(std::string("new leg pain") + '\0' + " both sides");
+  ppb::AdjustPlanResponse adjusted;
+  auto status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message().rfind("reason: must not contain a NUL character", 0), 0) << status.error_message();
+  EXPECT_EQ(Sql("SELECT status || ' ' || version FROM planning.plans WHERE tenant_id = $1 AND plan_id = $2",
+                {tenant_, plan.plan_id()}),
+            "ACTIVE " + std::to_string(plan.revision()));
+  // Nested, in a repeated message.
+  auto create = SmallAssessment("pat-nul");
+  create.mutable_answers(0)->set_item_id(std::string("nprs") + '\0');
+  apb::CreateAssessmentResponse created;
+  status = clinician.Call(clinician.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("answers[0].item_id: must not contain a NUL character", 0), 0)
+      << status.error_message();
+  // The same text without the NUL is taken.
+  adjust.set_reason("new leg pain, both sides");
+  status = clinician.Call(clinician.planning.get(), &ppb::PlanningService::Stub::AdjustPlan, adjust, &adjusted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(adjusted.plan().status(), ppb::PLAN_STATUS_SUSPENDED);
+
+  Caller engine = Integrator("engine-one");
+  ppb::ListPlanTemplatesResponse current;
+  ASSERT_TRUE(engine.Call(engine.planning.get(), &ppb::PlanningService::Stub::ListPlanTemplates,
+                          ppb::ListPlanTemplatesRequest(), &current)
+                  .ok());
+  ppb::PublishTenantLibraryRequest publish;
+  publish.set_request_id(NewId("rq"));
+  publish.set_expected_version(current.version());
+  publish.set_reason("our lifting programme");
+  publish.set_document(R"({"entries": [{"id": "tenant.ex.hinge", "kind": "exercise", "category": "functional",
+     "title": "Banded\u0000 hip hinge", "instructions": "Hinge at the hips.", "reason": "lifting",
+     "source": "Clinic protocol 2026", "dose": {"sets": 2, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3,
+     "duration_minutes": 0}, "phases": ["movement_control"], "contraindications": ["loading_contraindicated"]}],
+     "templates": []})");
+  ppb::PublishTenantLibraryResponse published;
+  status = engine.Call(engine.planning.get(), &ppb::PlanningService::Stub::PublishTenantLibrary, publish, &published);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("entry 'tenant.ex.hinge': 'title' must not contain a NUL character"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(Sql("SELECT count(*) FROM planning.tenant_libraries WHERE tenant_id = $1", {tenant_}), "0");
+}
+
 TEST_F(Security, RepeatedIdsAreStoredAndAppliedOnce) {
   Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
   auto plan = ApprovedPlanFor(clinician, "pat-1");

@@ -310,6 +310,12 @@ TEST(TenantLibrary, DefectsAndWeakerSafetyThanTheShippedLibraryAreRefused) {
       << ErrorOf(TenantDoc("", R"({"intervention_id": "notrec.belts_corsets"})"));
   EXPECT_NE(ErrorOf(TenantDoc(R"(, "retired": true)")).find("is retired"), std::string::npos);
   EXPECT_NE(ErrorOf(R"({"entries": [], "extra": 1})").find("unknown key 'extra'"), std::string::npos);
+  // A NUL character in any text (escaped in the JSON) would fail every plan drawing on the entry when
+  // PostgreSQL's jsonb refuses it: refused at publishing, naming the entry and the key.
+  doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": "Banded\u0000 hip hinge")");
+  EXPECT_EQ(ErrorOf(doc), "interventions: entry 'tenant.ex.hip_hinge_band': 'title' must not contain a NUL character (U+0000)");
+  doc = Replaced(TenantDoc(), R"("name": "Return to lifting")", R"("name": "Return to lifting", "description": "a\u0000")");
+  EXPECT_NE(ErrorOf(doc).find("'description' must not contain a NUL character"), std::string::npos) << ErrorOf(doc);
 }
 
 }  // namespace

@@ -15,6 +15,13 @@ std::string Path(const std::string& parent, const std::string& field) {
   return parent.empty() ? field : parent + "." + field;
 }
 
+// PostgreSQL's text and jsonb hold no NUL character, and libpq passes a parameter as a C string,
+// so a NUL would fail the write late and generically or, worse, cut the stored text short.
+void CheckText(const std::string& name, std::string_view text, std::size_t limit) {
+  if (text.size() > limit) ThrowInvalidArgument(name, "at most " + std::to_string(limit) + " bytes");
+  if (text.find('\0') != std::string_view::npos) ThrowInvalidArgument(name, "must not contain a NUL character (U+0000)");
+}
+
 void CheckBounds(const Message& message, const InputLimits& limits, const std::string& path, int depth) {
   if (depth > 32) ThrowInvalidArgument(path, "nested too deeply");
   const auto* reflection = message.GetReflection();
@@ -37,9 +44,9 @@ void CheckBounds(const Message& message, const InputLimits& limits, const std::s
         const std::string item = name + "[" + std::to_string(i) + "]";
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
           std::string scratch;
-          if (reflection->GetRepeatedStringReference(message, field, i, &scratch).size() > limits.max_string_bytes) {
-            ThrowInvalidArgument(item, "at most " + std::to_string(limits.max_string_bytes) + " bytes");
-          }
+          const bool document = field->name().ends_with("_json");
+          CheckText(item, reflection->GetRepeatedStringReference(message, field, i, &scratch),
+                    document ? limits.max_document_bytes : limits.max_string_bytes);
         } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
           CheckBounds(reflection->GetRepeatedMessage(message, field, i), limits, item, depth + 1);
         }
@@ -48,9 +55,7 @@ void CheckBounds(const Message& message, const InputLimits& limits, const std::s
       std::string scratch;
       const bool document = field->name().ends_with("_json");
       const std::size_t limit = document ? limits.max_document_bytes : limits.max_string_bytes;
-      if (reflection->GetStringReference(message, field, &scratch).size() > limit) {
-        ThrowInvalidArgument(name, "at most " + std::to_string(limit) + " bytes");
-      }
+      CheckText(name, reflection->GetStringReference(message, field, &scratch), limit);
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       CheckBounds(reflection->GetMessage(message, field), limits, name, depth + 1);
     }

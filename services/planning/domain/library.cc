@@ -38,17 +38,24 @@ const std::set<std::string>& Categories() {
   throw LibraryError("interventions: entry '" + entry + "': " + problem);
 }
 
+// A text of the library ends up in plans, stored as PostgreSQL jsonb, which holds no NUL
+// character: one ("\u0000" in the document) would fail every plan drawing on the entry.
+std::string WithoutNul(std::string text, const std::string& entry, const char* key) {
+  if (text.find('\0') != std::string::npos) Fail(entry, std::string("'") + key + "' must not contain a NUL character (U+0000)");
+  return text;
+}
+
 std::string RequiredString(const json& node, const std::string& entry, const char* key) {
   if (!node.contains(key) || !node[key].is_string() || node[key].get<std::string>().empty()) {
     Fail(entry, std::string("'") + key + "' must be a non-empty string");
   }
-  return node[key].get<std::string>();
+  return WithoutNul(node[key].get<std::string>(), entry, key);
 }
 
 std::string OptionalString(const json& node, const std::string& entry, const char* key) {
   if (!node.contains(key)) return "";
   if (!node[key].is_string()) Fail(entry, std::string("'") + key + "' must be a string");
-  return node[key].get<std::string>();
+  return WithoutNul(node[key].get<std::string>(), entry, key);
 }
 
 int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
