@@ -35,7 +35,9 @@ constexpr auto kStoreBudget = std::chrono::seconds(5);
 // Clocks of patient devices drift; a little future is tolerated, more is an error.
 constexpr int64_t kFutureToleranceSeconds = 300;
 
-Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
+// `future_is_now`: a time in the future is taken as now instead of refused (a home log carrying a
+// safety signal, which a device's clock set wrong must not keep from the clinic).
+Timestamp ValidatedTime(const std::string& field, const Timestamp& given, bool future_is_now = false) {
   const Timestamp now = TimeUtil::GetCurrentTime();
   if (given.seconds() == 0 && given.nanos() == 0) return now;
   // Valid range of google.protobuf.Timestamp: years 0001-9999, nanos in [0, 1e9).
@@ -43,7 +45,10 @@ Timestamp ValidatedTime(const std::string& field, const Timestamp& given) {
       given.nanos() < 0 || given.nanos() > 999999999) {
     ThrowInvalidArgument(field, "is not a valid timestamp");
   }
-  if (given.seconds() > now.seconds() + kFutureToleranceSeconds) ThrowInvalidArgument(field, "is in the future");
+  if (given.seconds() > now.seconds() + kFutureToleranceSeconds) {
+    if (future_is_now) return now;
+    ThrowInvalidArgument(field, "is in the future");
+  }
   return given;
 }
 
@@ -348,7 +353,13 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   ValidatePain("pain_after", request.pain_after());
   if (request.has_usual_pain()) ValidatePain("usual_pain", request.usual_pain());
   if (!pb::Difficulty_IsValid(request.difficulty())) ThrowInvalidArgument("difficulty", "is not a known value");
-  const Timestamp performed = ValidatedTime("performed_time", request.performed_time());
+  const auto& net = request.safety_net();
+  const bool any_yes = AnyYes(net);
+  // A log carrying a safety signal is never refused for its time: a device whose clock was set
+  // wrong must not keep a red flag from the clinic. Out of range, it is recorded at the time it
+  // arrived (the response says so); any other log is refused naming the field.
+  const bool safety_signal = any_yes || request.symptoms_spread_down_leg();
+  Timestamp performed = ValidatedTime("performed_time", request.performed_time(), safety_signal);
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "LogHomeExercise", request.request_id()};
   // A retry is answered from its record. The write's own transaction looks the record up
@@ -357,8 +368,6 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   // looked up first: a log already stored is answered whatever planning (or, for the safety
   // net's facts, assessment) says, and a safety action the first attempt could not finish is
   // finished now.
-  const auto& net = request.safety_net();
-  const bool any_yes = AnyYes(net);
   std::optional<apb::RedFlagResult> red_flags;
   std::optional<plan_pb::Plan> plan;
   std::vector<std::string> exercises;
@@ -376,6 +385,18 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
       prescribed |= item.item_id() == request.exercise_id();
     }
     if (!prescribed) ThrowInvalidArgument("exercise_id", "is not an exercise of the patient's active plan");
+    // A log counts for its plan whenever performed (the summary's adherence and pain trend), so a
+    // time before the plan existed (a device whose clock was reset) would be judged as this plan's.
+    // The same few minutes of drift are tolerated as for the future.
+    if (const int64_t began = EpisodeStart(*plan); performed.seconds() < began - kFutureToleranceSeconds) {
+      if (safety_signal) {
+        performed = TimeUtil::GetCurrentTime();
+      } else {
+        ThrowInvalidArgument("performed_time", "is before the patient's plan began (" +
+                                                 TimeUtil::ToString(TimeUtil::SecondsToTimestamp(began)) +
+                                                 "); is the device's clock right?");
+      }
+    }
     // The safety-net answers go through the same red-flag rules as a check-in, with what
     // intake knew (age, episode duration).
     if (any_yes) red_flags = JudgeSafetyNet(net, FactsFromIntake(ctx, *plan, performed));

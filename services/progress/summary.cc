@@ -147,6 +147,8 @@ pb::ResponderStatus ToProto(ResponderStatus status) {
   return pb::RESPONDER_STATUS_UNSPECIFIED;
 }
 
+std::int64_t EpisodeStart(const plan_pb::Plan& plan) { return std::min(plan.create_time().seconds(), PlanStart(plan)); }
+
 void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::int64_t to_seconds) {
   auto outside = [&](const google::protobuf::Timestamp& time) {
     return time.seconds() < from_seconds || time.seconds() > to_seconds;
@@ -170,7 +172,7 @@ ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<pl
   // score from an earlier plan is never compared with this plan's baseline (issue 26 item 7).
   std::int64_t episode_start = 0;
   if (plan) {
-    episode_start = std::min(plan->create_time().seconds(), PlanStart(*plan));
+    episode_start = EpisodeStart(*plan);
     *summary.mutable_active_plan() = *plan;
     input.plan_start_seconds = PlanStart(*plan);
     input.sciatica = plan->sciatica();

@@ -27,6 +27,10 @@ struct ProgressSnapshot {
   Evaluation judged;  // Evaluate(evaluation) against the plan; set only when there is a plan
 };
 
+// When the episode of `plan` began: its creation (the assessment's baseline) or, for an import
+// effective earlier, its start. What is judged against the plan counts from here.
+std::int64_t EpisodeStart(const planning::v1::Plan& plan);
+
 // Keeps only the visits, home logs and re-measures of [from_seconds, to_seconds]: an episode's own
 // records, for its figures or summary as they stood at its end.
 void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::int64_t to_seconds);

@@ -567,6 +567,9 @@ void MixedLoad::Work(int worker) {
       approve.set_request_id(NewId("rq"));
       approve.set_plan_id(generated.plan().plan_id());
       approve.set_etag(generated.plan().etag());
+      // In effect since before the visit and the logs below (dated up to an hour back): a log
+      // from before its plan began is refused.
+      approve.mutable_effective_time()->set_seconds(now - 2 * 3600);
       ppb::ApprovePlanResponse approved;
       if (!step(clinician.Write(Service::kPlanning, "ApprovePlan", clinician.planning(),
                                 &ppb::PlanningService::Stub::ApprovePlan, approve, &approved, id))) {

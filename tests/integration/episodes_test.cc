@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -435,6 +436,73 @@ TEST_F(Episodes, PoorAdherenceContinuesAndAdherenceIsComputedByHand) {
   ASSERT_EQ(evaluation.raised_alerts_size(), 1);
   EXPECT_EQ(evaluation.raised_alerts(0).kind(), gpb::ALERT_KIND_LOW_ADHERENCE);
   EXPECT_EQ(Summary().open_alerts_size(), 1);
+}
+
+// A home log counts for its plan whenever it was performed (adherence, the pain trend), so one
+// dated before the plan began (a device whose clock was reset) is refused naming the field, and
+// counts nowhere; a few minutes of clock drift are tolerated. One carrying a safety signal is
+// recorded at the time it arrived instead, whatever its clock says.
+TEST_F(Episodes, AHomeLogFromBeforeThePlanBeganIsRefusedUnlessItCarriesASafetySignal) {
+  auto plan = StartEpisode(7);
+  const int64_t began = plan.activate_time().seconds();
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && item.home_programme()) exercise = item.item_id();
+  }
+  ASSERT_FALSE(exercise.empty());
+  auto patient = Patient();
+  auto log_at = [&](int64_t seconds) {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(NewId("rq"));
+    log.set_patient_id(patient_id_);
+    log.set_exercise_id(exercise);
+    log.mutable_performed_time()->set_seconds(seconds);
+    log.set_sets_done(1);
+    log.set_reps_done(5);
+    log.set_usual_pain(1);
+    gpb::LogHomeExerciseResponse logged;
+    return patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+  };
+  for (const int64_t seconds : {int64_t{978307200} /* 2001-01-01, a reset clock */, began - 3600}) {
+    const auto status = log_at(seconds);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << seconds;
+    EXPECT_EQ(status.error_message().rfind("performed_time: is before the patient's plan began", 0), 0)
+        << status.error_message();
+  }
+  EXPECT_EQ(Summary().home_log_count(), 0);
+  EXPECT_TRUE(log_at(began - 120).ok());  // within the drift tolerated
+  EXPECT_TRUE(log_at(began + 3600).ok());
+  EXPECT_EQ(Summary().home_log_count(), 2);
+
+  // A safety signal is never refused for its time: recorded at the time it arrived, and acted on.
+  // Symptoms spreading down the leg from a clock a month ahead, then a safety-net "yes" (which
+  // suspends the plan) from one reset to 2001.
+  for (const bool spread : {true, false}) {
+    gpb::LogHomeExerciseRequest log;
+    log.set_request_id(NewId("rq"));
+    log.set_patient_id(patient_id_);
+    log.set_exercise_id(exercise);
+    log.mutable_performed_time()->set_seconds(spread ? std::time(nullptr) + 30 * kDay : 978307200);
+    log.set_sets_done(1);
+    log.set_reps_done(5);
+    if (spread) {
+      log.set_symptoms_spread_down_leg(true);
+    } else {
+      log.mutable_safety_net()->set_feverish_or_unwell(true);
+    }
+    gpb::LogHomeExerciseResponse logged;
+    const int64_t sent = std::time(nullptr);
+    const auto status = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::LogHomeExercise, log, &logged);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_GE(logged.log().performed_time().seconds(), sent - 1);
+    EXPECT_LE(logged.log().performed_time().seconds(), std::time(nullptr) + 1);
+  }
+  const auto summary = Summary();
+  EXPECT_EQ(summary.home_log_count(), 4);
+  std::set<int> kinds;
+  for (const auto& alert : summary.open_alerts()) kinds.insert(alert.kind());
+  EXPECT_TRUE(kinds.contains(gpb::ALERT_KIND_SAFETY_NET));
+  EXPECT_TRUE(kinds.contains(gpb::ALERT_KIND_PERIPHERALISATION));
 }
 
 TEST_F(Episodes, AlertsArePagedPerClinicAndAcknowledged) {

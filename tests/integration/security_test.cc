@@ -675,12 +675,13 @@ class HistoryWindow : public Security {
 
 TEST_F(HistoryWindow, ASummaryReadsOnlyTheNewestRowsWithinTheWindow) {
   Caller clinician(*cluster_, MakeToken(*keys_, tenant_, "clin-1", {"clinician"}));
-  auto plan = ApprovedPlanFor(clinician, "pat-1");
+  const int64_t now = std::time(nullptr);
+  // In effect since before the oldest log: a log from before its plan began is refused.
+  auto plan = ApprovedPlanFor(clinician, "pat-1", now - 41 * 24 * 3600);
   std::string exercise;
   for (const auto& item : plan.items()) {
     if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) exercise = item.item_id();
   }
-  const int64_t now = std::time(nullptr);
   Caller patient = Patient("pat-1");
   // Five logs within the window (pain 1..5, newest last) and one 40 days ago (outside it).
   for (int days_ago : {40, 5, 4, 3, 2, 1}) {
