@@ -510,7 +510,9 @@ pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, c
   RequirePatientAccess(ctx, request.patient_id());
   audit.patient_id = request.patient_id();
   if (!request.has_safety_net()) ThrowInvalidArgument("safety_net", "is required (all \"no\" is a valid report)");
-  const Timestamp reported = ValidatedTime("report_time", request.report_time());
+  // A "yes" is never refused for its time (a device clock ahead must not keep a red flag from the
+  // clinic): recorded at the time it arrived, as a home log's.
+  const Timestamp reported = ValidatedTime("report_time", request.report_time(), AnyYes(request.safety_net()));
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "ReportSymptoms", request.request_id()};
   std::optional<plan_pb::Plan> plan;

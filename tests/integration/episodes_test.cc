@@ -895,13 +895,23 @@ TEST_F(Episodes, SymptomsAreReportedAtAnyTimeWhateverThePlansState) {
   EXPECT_EQ(Summary().expected_course().status(), gpb::COURSE_STATUS_NEEDS_REVIEW);
   EXPECT_NE(Summary().expected_course().where_now().find("paused"), std::string::npos);
 
-  // The plan is suspended: no home log is taken, but symptoms still are.
+  // The plan is suspended: no home log is taken, but symptoms still are. A report with all "no"
+  // from a device whose clock is a month ahead is refused; a "yes" never is for its time: it is
+  // recorded at the time it arrived.
   gpb::ReportSymptomsRequest saddle;
   saddle.set_request_id(NewId("rq"));
   saddle.set_patient_id(patient_id_);
-  saddle.mutable_safety_net()->set_saddle_numbness(true);
+  saddle.mutable_report_time()->set_seconds(std::time(nullptr) + 30 * kDay);
+  saddle.mutable_safety_net();
   gpb::ReportSymptomsResponse reported;
+  const auto refused = patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, saddle, &reported);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(), "report_time: is in the future");
+  saddle.mutable_safety_net()->set_saddle_numbness(true);
+  const int64_t sent = std::time(nullptr);
   ASSERT_TRUE(patient.Call(patient.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, saddle, &reported).ok());
+  EXPECT_GE(reported.report().report_time().seconds(), sent - 1);
+  EXPECT_LE(reported.report().report_time().seconds(), std::time(nullptr) + 1);
   EXPECT_EQ(reported.report().red_flags().action(), apb::RED_FLAG_ACTION_EMERGENCY_REFERRAL);
   EXPECT_NE(reported.report().advice().find("emergency department"), std::string::npos) << reported.report().advice();
   EXPECT_EQ(reported.report().plan_id(), plan.plan_id());
