@@ -244,8 +244,8 @@ std::string ResolveWebhookDestination(const WebhookUrl& url, const WebhookDestin
       const bool allowed = std::any_of(policy.allowed_networks.begin(), policy.allowed_networks.end(),
                                        [&](const IpNetwork& network) { return InNetwork(address, network); });
       if (!allowed) {
-        ThrowInvalidArgument(field, "host " + url.host + " is a " + kind + " address (" + AddressText(address) +
-                                        "): webhooks go to public addresses only, unless webhook-allowed-networks "
+        ThrowInvalidArgument(field, "host " + url.host + " is not a public address (" + AddressText(address) + ", " +
+                                        kind + "): webhooks go to public addresses only, unless webhook-allowed-networks "
                                         "lists it");
       }
     }
