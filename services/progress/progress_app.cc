@@ -35,8 +35,8 @@ constexpr auto kStoreBudget = std::chrono::seconds(5);
 // Clocks of patient devices drift; a little future is tolerated, more is an error.
 constexpr int64_t kFutureToleranceSeconds = 300;
 
-// `future_is_now`: a time in the future is taken as now instead of refused (a home log carrying a
-// safety signal, which a device's clock set wrong must not keep from the clinic).
+// `future_is_now`: a time in the future is taken as now instead of refused (a home log or a symptom
+// report carrying a safety signal, which a device's clock set wrong must not keep from the clinic).
 Timestamp ValidatedTime(const std::string& field, const Timestamp& given, bool future_is_now = false) {
   const Timestamp now = TimeUtil::GetCurrentTime();
   if (given.seconds() == 0 && given.nanos() == 0) return now;
