@@ -191,6 +191,17 @@ TEST_F(Http, ErrorsAreConnectErrorsWithTheGrpcCodeAndHttpStatus) {
   ASSERT_TRUE(bad_timeout);
   EXPECT_EQ(bad_timeout->status, 400);
 
+  // A compressed body: Connect's unimplemented, with the encodings read here.
+  auto compressed = PostJson(port, get, R"({"assessmentId":"asm_1"})", Token(), {{"Content-Encoding", "gzip"}});
+  ASSERT_TRUE(compressed);
+  EXPECT_EQ(compressed->status, 501);
+  EXPECT_NE(compressed->body.find(R"("code":"unimplemented")"), std::string::npos) << compressed->body;
+  EXPECT_NE(compressed->body.find("Content-Encoding"), std::string::npos) << compressed->body;
+  EXPECT_EQ(compressed->get_header_value("Accept-Encoding"), "identity");
+  auto identity = PostJson(port, get, R"({"assessmentId":"asm_1"})", Token(), {{"Content-Encoding", "identity"}});
+  ASSERT_TRUE(identity);
+  EXPECT_NE(identity->status, 501) << identity->body;
+
   auto no_such = PostJson(port, "/physio.planning.v1.PlanningService/GetPlan", "{}", Token());
   ASSERT_TRUE(no_such);
   EXPECT_EQ(no_such->status, 404) << "planning's procedures are not on assessment's port";

@@ -453,6 +453,13 @@ void HttpGateway::Routes() {
     if (req.has_header("Connect-Protocol-Version") && req.get_header_value("Connect-Protocol-Version") != "1") {
       return RefuseUnread(res, grpc::StatusCode::INVALID_ARGUMENT, "Connect-Protocol-Version: only 1 is supported");
     }
+    // A compressed body is not read here: Connect's `unimplemented`, naming what is (the protocol's
+    // answer to an encoding the server lacks), rather than the HTTP library's bare 415.
+    if (const std::string encoding = req.get_header_value("Content-Encoding"); !encoding.empty() && encoding != "identity") {
+      res.set_header("Accept-Encoding", "identity");
+      return RefuseUnread(res, grpc::StatusCode::UNIMPLEMENTED,
+                          "Content-Encoding: only identity (an uncompressed body) is read here");
+    }
     if (!BearerVerifies(req.get_header_value("Authorization"), verifier_)) {
       // The pipeline refuses it (and audits and limits refusals per address),
       // from the headers alone: an empty request, the body never read.
