@@ -15,6 +15,7 @@
 
 #include "physio/common/error.h"
 #include "physio/common/no_blocking.h"
+#include "physio/db/idempotency.h"
 #include "physio/db/pg.h"
 #include "physio/redis/async_redis.h"
 #include "physio/redis/generation_cache.h"
@@ -88,6 +89,69 @@ TEST(PgDeferredWrites, RunWithTheNextStatementInOrderAndAreSeenByIt) {
   });
   EXPECT_EQ(pg.Execute("SELECT string_agg(value || '=' || position, ',' ORDER BY position) FROM t"),
             "first=1,second=2,third=3");
+}
+
+// A retry sent while its first attempt is still committing (the replica that ran it killed after
+// sending COMMIT, the answer lost): the retry's replay check, made with BEGIN, finds nothing; its
+// write then waits for the row the first attempt holds and finds it changed. It answers with the
+// first attempt's stored response, not with the stale-etag refusal its own write would give (which
+// a client must not retry, and which the fault harness once met with two planning replicas).
+TEST(PgIdempotentWrites, ARetryThatMeetsItsFirstAttemptCommittingReplaysIt) {
+  PostgresServer pg;
+  pg.Execute("CREATE SCHEMA s");
+  pg.Execute("CREATE TABLE s.idempotency (tenant_id text, principal text, method text, request_id text,"
+             " fingerprint text NOT NULL, response bytea NOT NULL,"
+             " CONSTRAINT idempotency_pkey PRIMARY KEY (tenant_id, principal, method, request_id))");
+  pg.Execute("CREATE TABLE s.plans (id text PRIMARY KEY, version bigint NOT NULL)");
+  pg.Execute("INSERT INTO s.plans VALUES ('p', 1)");
+  PgPool pool(PgOn({&pg}));  // two connections: one per attempt
+  const PgIdempotencyKey key{"s", "acme", "clin-1", "ApprovePlan", "rq-1"};
+  std::promise<void> first_holds_the_row, let_first_commit;
+  auto release = let_first_commit.get_future().share();
+  // The services' shape: read the row for update, refuse a stale version (the etag), change it.
+  auto approve = [&](bool first) {
+    return [&, first](PgConnection& conn) {
+      if (conn.Exec("SELECT version FROM s.plans WHERE id = 'p' FOR UPDATE").Get(0, 0) != "1") {
+        throw Error(ErrorCode::kAborted, "etag: the plan changed since it was read; read it again");
+      }
+      conn.Exec("UPDATE s.plans SET version = 2 WHERE id = 'p'");
+      if (first) {
+        first_holds_the_row.set_value();
+        release.wait();
+      }
+      return std::string("approved at version 2");
+    };
+  };
+  auto attempt = [&](bool first) {
+    try {
+      return RunIdempotentWrite(pool, Clock::now() + 10s, key, "fingerprint", approve(first));
+    } catch (const Error& e) {
+      return std::string("refused: ") + e.what();
+    }
+  };
+  auto first = std::async(std::launch::async, attempt, true);
+  first_holds_the_row.get_future().wait();
+  auto retry = std::async(std::launch::async, attempt, false);
+  // The retry is past its replay check and waits for the row.
+  const auto until = Steady::now() + 10s;
+  while (pg.Execute("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" && Steady::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(pg.Execute("SELECT count(*) FROM pg_locks WHERE NOT granted"), "1");
+  let_first_commit.set_value();
+  EXPECT_EQ(first.get(), "approved at version 2");
+  EXPECT_EQ(retry.get(), "approved at version 2");
+  EXPECT_EQ(pg.Execute("SELECT version FROM s.plans"), "2");
+  EXPECT_EQ(pg.Execute("SELECT count(*) FROM s.idempotency"), "1");
+  // A different request under the same id is still refused as one; a genuinely stale write as stale.
+  EXPECT_EQ(CodeOf([&] { RunIdempotentWrite(pool, Clock::now() + 3s, key, "another", approve(false)); }),
+            ErrorCode::kInvalidArgument);
+  const PgIdempotencyKey other{"s", "acme", "clin-1", "ApprovePlan", "rq-2"};
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { RunIdempotentWrite(pool, Clock::now() + 3s, other, "fingerprint", approve(false)); },
+                   &message),
+            ErrorCode::kAborted);
+  EXPECT_NE(message.find("etag"), std::string::npos) << message;
 }
 
 TEST(PgDeferredWrites, AFailureIsThrownByTheStatementThatCarriedItAndARollbackDropsWhatIsHeld) {

@@ -59,6 +59,18 @@ std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const P
     } catch (const PgUniqueViolation& violation) {
       // A concurrent attempt with the same request_id won; replay its response.
       if (violation.constraint() != "idempotency_pkey" || attempt > 0) throw;
+    } catch (const Error& refused) {
+      // The write refused what it found (a stale etag, a state already changed). What changed it
+      // may be this request's own first attempt, committed while this one ran: a retry sent after
+      // a lost answer (a replica killed after sending its COMMIT) before the first attempt had
+      // finished. The replay check went with BEGIN, before that commit; look again, and answer
+      // with the first attempt's response if it is there. The call's audit record then goes by
+      // the batching writer, as for any call whose write did not carry it.
+      if (refused.code() == ErrorCode::kUnavailable || refused.code() == ErrorCode::kDeadlineExceeded) throw;
+      auto stored = FindIdempotentReplay(pool, deadline, key, fingerprint);
+      if (!stored) throw;
+      if (describe) describe(*stored);
+      return std::move(*stored);
     }
   }
 }
