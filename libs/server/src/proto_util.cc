@@ -35,6 +35,9 @@ void CheckBounds(const Message& message, const InputLimits& limits, const std::s
   reflection->ListFields(message, &fields);
   for (const FieldDescriptor* field : fields) {
     const std::string name = Path(path, field->name());
+    // A whole document carried in a string is named *_json (a FHIR resource to import).
+    const std::size_t text_limit =
+        field->name().ends_with("_json") ? limits.max_document_bytes : limits.max_string_bytes;
     if (field->is_repeated()) {
       const int size = reflection->FieldSize(message, field);
       if (size > limits.max_repeated) {
@@ -44,18 +47,14 @@ void CheckBounds(const Message& message, const InputLimits& limits, const std::s
         const std::string item = name + "[" + std::to_string(i) + "]";
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
           std::string scratch;
-          const bool document = field->name().ends_with("_json");
-          CheckText(item, reflection->GetRepeatedStringReference(message, field, i, &scratch),
-                    document ? limits.max_document_bytes : limits.max_string_bytes);
+          CheckText(item, reflection->GetRepeatedStringReference(message, field, i, &scratch), text_limit);
         } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
           CheckBounds(reflection->GetRepeatedMessage(message, field, i), limits, item, depth + 1);
         }
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
       std::string scratch;
-      const bool document = field->name().ends_with("_json");
-      const std::size_t limit = document ? limits.max_document_bytes : limits.max_string_bytes;
-      CheckText(name, reflection->GetStringReference(message, field, &scratch), limit);
+      CheckText(name, reflection->GetStringReference(message, field, &scratch), text_limit);
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       CheckBounds(reflection->GetMessage(message, field), limits, name, depth + 1);
     }
