@@ -50,6 +50,7 @@ std::string ClinicForNewPatient(const CallContext& ctx, const std::string& reque
 
 void ValidateReasonText(std::string_view field, const std::string& reason, bool required) {
   if (required && reason.empty()) ThrowInvalidArgument(field, "is required (1-500 characters)");
+  if (required && IsBlank(reason)) ThrowInvalidArgument(field, "must not be blank (it holds only white space)");
   if (reason.size() > 500) ThrowInvalidArgument(field, "must be at most 500 characters");
 }
 
@@ -780,9 +781,7 @@ pb::RecordRedFlagJudgementResponse AssessmentApp::RecordRedFlagJudgement(
       request.action() == pb::RED_FLAG_ACTION_NOT_SCREENED) {
     ThrowInvalidArgument("action", "must be NONE, MONITOR, ROUTINE_REFERRAL, URGENT_REFERRAL or EMERGENCY_REFERRAL");
   }
-  if (request.rationale().empty() || request.rationale().size() > 500) {
-    ThrowInvalidArgument("rationale", "must be 1-500 characters");
-  }
+  ValidateRequiredText("rationale", request.rationale(), 500);
   if (IsClinicScoped(ctx)) {
     // Another clinic's patient's assessment: not found, and unchanged (checked before the write).
     auto found = records_.Find(ctx.tenant, request.assessment_id(), ctx.DeadlineCappedAt(kStoreBudget));
@@ -837,7 +836,7 @@ pb::ReassessPatientResponse AssessmentApp::ReassessPatient(const CallContext& ct
   ValidateOpaqueId("previous_assessment_id", request.previous_assessment_id());
   if (!request.has_examination()) ThrowInvalidArgument("examination", "is required: the re-assessment's findings");
   ValidateExamination("examination", request.examination());
-  if (request.reason().empty() || request.reason().size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
+  ValidateRequiredText("reason", request.reason(), 500);
   if (request.answers_size() > 500) ThrowInvalidArgument("answers", "at most 500 answers");
   std::vector<InstrumentKind> remeasured;
   for (int i = 0; i < request.answers_size(); ++i) {

@@ -266,7 +266,7 @@ void ApplyRevision(v1::Plan& plan, const InterventionLibrary& library,
           contraindicated += (contraindicated.empty() ? "" : ", ") + token;
         }
         const std::string& override_reason = change.contraindication_override();
-        if (!contraindicated.empty() && override_reason.empty()) {
+        if (!contraindicated.empty() && IsBlank(override_reason)) {
           ThrowInvalidArgument(field + ".contraindication_override",
                                "'" + entry->id + "' is contraindicated for this patient (" + contraindicated +
                                    "); adding it needs the clinician's reason");

@@ -43,9 +43,7 @@ cpb::Instrument ToProto(GoalMeasure measure) {
 
 std::string Etag(long version) { return "v" + std::to_string(version); }
 
-void ValidateReason(const std::string& reason) {
-  if (reason.empty() || reason.size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
-}
+void ValidateReason(const std::string& reason) { ValidateRequiredText("reason", reason, 500); }
 }  // namespace
 
 namespace {
@@ -646,7 +644,7 @@ pb::AdjustPlanResponse PlanningApp::AdjustPlan(const CallContext& ctx, const pb:
   const bool resume = request.adjustment() == pb::ADJUSTMENT_RESUME;
   // Resuming a plan suspended for a red flag is a clinician's judgement, never automatic.
   if (resume) RequireAnyRole(ctx, {Role::kClinician});
-  if ((suspend || resume) && request.reason().empty()) {
+  if ((suspend || resume) && IsBlank(request.reason())) {
     ThrowInvalidArgument("reason", suspend ? "is required to suspend a plan (the red flag)"
                                            : "is required to resume a plan (the clinician's judgement)");
   }
@@ -1046,7 +1044,7 @@ pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallCon
   if (request.document().empty() || request.document().size() > 1024 * 1024) {
     ThrowInvalidArgument("document", "must be 1 byte to 1 MB of JSON");
   }
-  if (request.reason().empty() || request.reason().size() > 500) ThrowInvalidArgument("reason", "must be 1-500 characters");
+  ValidateRequiredText("reason", request.reason(), 500);
   ValidateRange("expected_version", request.expected_version(), 0, 1000000);
   const int version = request.expected_version() + 1;
   TenantLibrary parsed;

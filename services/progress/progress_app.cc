@@ -985,6 +985,7 @@ pb::BreakGlassResponse ProgressApp::BreakGlass(const CallContext& ctx, const pb:
   if (request.reason().size() < 10 || request.reason().size() > 500) {
     ThrowInvalidArgument("reason", "must be 10-500 characters: why the records are needed now");
   }
+  if (IsBlank(request.reason())) ThrowInvalidArgument("reason", "must not be blank: why the records are needed now");
   ValidateRange("minutes", request.minutes(), 0, 60);
   const int minutes = request.minutes() == 0 ? 15 : request.minutes();
   if (!IsClinicScoped(ctx) || SharesClinicWith(ctx, request.patient_id())) {

@@ -111,6 +111,36 @@ TEST(Validation, NamesTheField) {
   EXPECT_NO_THROW(ValidateRequestId("request_id", "retry-7f3a"));
 }
 
+TEST(Validation, BlankTextIsOnlyWhiteSpaceOfAnyKind) {
+  for (const std::string blank : {"", " ", "   \t\r\n", "\xC2\xA0", "\xE2\x80\x83 \xE2\x80\x8B", "\xE3\x80\x80",
+                                  "\xEF\xBB\xBF", "\xE2\x80\xA8\xE2\x81\x9F"}) {
+    EXPECT_TRUE(IsBlank(blank)) << blank;
+  }
+  for (const std::string text : {"a", "  x  ", "\xC3\xA9", "\xE2\x80\x90", "\xF0\x9F\x98\x80", ".", "\xE2\x80"}) {
+    EXPECT_FALSE(IsBlank(text)) << text;
+  }
+  EXPECT_NO_THROW(ValidateRequiredText("reason", "flare after lifting", 500));
+  try {
+    ValidateRequiredText("reason", "  \xC2\xA0 ", 500);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "reason: must not be blank (it holds only white space)");
+  }
+  EXPECT_THROW(ValidateRequiredText("reason", "", 500), Error);
+  EXPECT_THROW(ValidateRequiredText("reason", std::string(501, 'a'), 500), Error);
+}
+
+TEST(Validation, ControlCharactersAreFoundButTabsAndLineBreaksAreText) {
+  EXPECT_EQ(ControlCharacterIn("line one\r\nline two\tend, caf\xC3\xA9 \xE2\x80\xAE"), -1);
+  EXPECT_EQ(ControlCharacterIn(std::string("a\0b", 3)), 0);
+  EXPECT_EQ(ControlCharacterIn("a\x01"), 0x01);
+  EXPECT_EQ(ControlCharacterIn("\x1b[2J"), 0x1b);
+  EXPECT_EQ(ControlCharacterIn("del\x7f"), 0x7f);
+  EXPECT_EQ(ControlCharacterIn("c1 \xC2\x85 next line"), 0x85);
+  EXPECT_EQ(ControlCharacterIn("\xC2\xA0 no-break space is text"), -1);
+  EXPECT_EQ(CodePointName(0x1b), "U+001B");
+}
+
 TEST(BoundedPool, ALeaseWaitsOnlyUntilTheDeadlineAndReturnsItself) {
   BoundedPool<int> pool(1, [] { return std::make_unique<int>(7); }, "store");
   {

@@ -316,6 +316,15 @@ TEST(TenantLibrary, DefectsAndWeakerSafetyThanTheShippedLibraryAreRefused) {
   EXPECT_EQ(ErrorOf(doc), "interventions: entry 'tenant.ex.hip_hinge_band': 'title' must not contain a NUL character (U+0000)");
   doc = Replaced(TenantDoc(), R"("name": "Return to lifting")", R"("name": "Return to lifting", "description": "a\u0000")");
   EXPECT_NE(ErrorOf(doc).find("'description' must not contain a NUL character"), std::string::npos) << ErrorOf(doc);
+  // Nor any other control character (an escape sequence would reach every screen showing the plan),
+  // nor a required text of white space only.
+  doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": "Banded\u001b[2J hip hinge")");
+  EXPECT_EQ(ErrorOf(doc),
+            "interventions: entry 'tenant.ex.hip_hinge_band': 'title' must not contain a control character (U+001B)");
+  doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": "Banded\nhip hinge")");
+  EXPECT_EQ(ErrorOf(doc), "");
+  doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": " \u00a0 ")");
+  EXPECT_NE(ErrorOf(doc).find("'title' must be a non-empty string"), std::string::npos) << ErrorOf(doc);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "physio/common/validation.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "physio/common/error.h"
 
@@ -32,6 +33,64 @@ void ValidateRange(std::string_view field, long value, long min, long max) {
     ThrowInvalidArgument(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
                                     ", got " + std::to_string(value));
   }
+}
+
+int ControlCharacterIn(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return c;
+    // A C1 character is the two bytes C2 80-9F in UTF-8.
+    if (c == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) return next;
+    }
+  }
+  return -1;
+}
+
+std::string CodePointName(int code) {
+  char name[16];
+  std::snprintf(name, sizeof name, "U+%04X", static_cast<unsigned>(code));
+  return name;
+}
+
+bool IsBlank(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+      ++i;
+      continue;
+    }
+    // U+00A0 no-break space.
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0xA0) {
+      i += 2;
+      continue;
+    }
+    if (c == 0xE2 && i + 2 < text.size()) {
+      const auto b = static_cast<unsigned char>(text[i + 1]);
+      const auto d = static_cast<unsigned char>(text[i + 2]);
+      // U+2000-U+200D (en quad .. zero-width joiner), U+2028/U+2029, U+202F, U+205F, U+2060.
+      const bool space = (b == 0x80 && (d <= 0x8D || d == 0xA8 || d == 0xA9 || d == 0xAF)) ||
+                         (b == 0x81 && (d == 0x9F || d == 0xA0));
+      if (space) {
+        i += 3;
+        continue;
+      }
+    }
+    // U+3000 ideographic space, U+FEFF zero-width no-break space.
+    if (text.compare(i, 3, "\xE3\x80\x80") == 0 || text.compare(i, 3, "\xEF\xBB\xBF") == 0) {
+      i += 3;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+void ValidateRequiredText(std::string_view field, const std::string& text, std::size_t max) {
+  if (text.empty() || text.size() > max) ThrowInvalidArgument(field, "must be 1-" + std::to_string(max) + " characters");
+  if (IsBlank(text)) ThrowInvalidArgument(field, "must not be blank (it holds only white space)");
 }
 
 std::vector<std::string> DistinctIds(std::string_view field, const std::vector<std::string>& ids, std::size_t max) {

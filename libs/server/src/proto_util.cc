@@ -16,10 +16,13 @@ std::string Path(const std::string& parent, const std::string& field) {
 }
 
 // PostgreSQL's text and jsonb hold no NUL character, and libpq passes a parameter as a C string,
-// so a NUL would fail the write late and generically or, worse, cut the stored text short.
+// so a NUL would fail the write late and generically or, worse, cut the stored text short; the
+// other control characters have no place in a clinical record (ControlCharacterIn says why).
 void CheckText(const std::string& name, std::string_view text, std::size_t limit) {
   if (text.size() > limit) ThrowInvalidArgument(name, "at most " + std::to_string(limit) + " bytes");
-  if (text.find('\0') != std::string_view::npos) ThrowInvalidArgument(name, "must not contain a NUL character (U+0000)");
+  const int control = ControlCharacterIn(text);
+  if (control == 0) ThrowInvalidArgument(name, "must not contain a NUL character (U+0000)");
+  if (control > 0) ThrowInvalidArgument(name, "must not contain a control character (" + CodePointName(control) + ")");
 }
 
 void CheckBounds(const Message& message, const InputLimits& limits, const std::string& path, int depth) {

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "physio/common/error.h"
+#include "physio/common/validation.h"
 
 namespace physio::assessment {
 
@@ -119,7 +120,7 @@ void ValidateAnswer(const std::string& field, const ItemAnswer& answer) {
                                                  std::to_string(item.min_value) + "-" + std::to_string(item.max_value) +
                                                  ", got " + std::to_string(answer.value));
     }
-    if (item.needs_text && answer.text.empty()) {
+    if (item.needs_text && IsBlank(answer.text)) {
       ThrowInvalidArgument(field + ".text", spec.code + " item " + item.id + " needs the activity the patient names");
     }
     if (!item.needs_text && !answer.text.empty()) {

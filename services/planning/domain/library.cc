@@ -6,6 +6,7 @@
 #include <set>
 
 #include "physio/common/error.h"
+#include "physio/common/validation.h"
 
 namespace physio::planning {
 
@@ -40,22 +41,26 @@ const std::set<std::string>& Categories() {
 
 // A text of the library ends up in plans, stored as PostgreSQL jsonb, which holds no NUL
 // character: one ("\u0000" in the document) would fail every plan drawing on the entry.
-std::string WithoutNul(std::string text, const std::string& entry, const char* key) {
-  if (text.find('\0') != std::string::npos) Fail(entry, std::string("'") + key + "' must not contain a NUL character (U+0000)");
+// What a request's text may not hold (CheckRequestBounds), a library's text may not either: it is
+// shown to clinicians and patients in every plan that draws on it.
+std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key) {
+  const int control = ControlCharacterIn(text);
+  if (control == 0) Fail(entry, std::string("'") + key + "' must not contain a NUL character (U+0000)");
+  if (control > 0) Fail(entry, std::string("'") + key + "' must not contain a control character (" + CodePointName(control) + ")");
   return text;
 }
 
 std::string RequiredString(const json& node, const std::string& entry, const char* key) {
-  if (!node.contains(key) || !node[key].is_string() || node[key].get<std::string>().empty()) {
+  if (!node.contains(key) || !node[key].is_string() || IsBlank(node[key].get<std::string>())) {
     Fail(entry, std::string("'") + key + "' must be a non-empty string");
   }
-  return WithoutNul(node[key].get<std::string>(), entry, key);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
 }
 
 std::string OptionalString(const json& node, const std::string& entry, const char* key) {
   if (!node.contains(key)) return "";
   if (!node[key].is_string()) Fail(entry, std::string("'") + key + "' must be a string");
-  return WithoutNul(node[key].get<std::string>(), entry, key);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
 }
 
 int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
@@ -214,7 +219,7 @@ Intervention ParseEntry(const json& node, const std::string& position) {
   if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
     Fail(id, "'instructions' are required");
   }
-  if (entry.kind == InterventionKind::kNotRecommended && entry.reason.empty()) {
+  if (entry.kind == InterventionKind::kNotRecommended && IsBlank(entry.reason)) {
     Fail(id, "a not-recommended entry needs the 'reason' it is advised against");
   }
   if (!node.contains("phases") || !node["phases"].is_array() || node["phases"].empty()) {
@@ -360,7 +365,7 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     const std::string id = entry.id;
     if (!id.starts_with("tenant.")) Fail(id, "a tenant's own entry's id starts with 'tenant.' (e.g. 'tenant.ex.hip_hinge')");
     if (merged.index_.contains(id)) Fail(id, "id used twice");
-    if (entry.reason.empty()) Fail(id, "'reason' is required: why the clinic uses it");
+    if (IsBlank(entry.reason)) Fail(id, "'reason' is required: why the clinic uses it");
     if (entry.kind == InterventionKind::kExercise) {
       // Stated, never defaulted: an empty list is the clinic's statement that nothing excludes it.
       if (!entries[i].contains("contraindications")) {

@@ -12,6 +12,18 @@ void ValidateRequestId(std::string_view field, const std::string& value);
 // Opaque ids (patient, assessment, plan ...): 1-128 of [A-Za-z0-9._:-].
 void ValidateOpaqueId(std::string_view field, const std::string& value);
 void ValidateRange(std::string_view field, long value, long min, long max);
+// True when `text` holds nothing but white space (ASCII, no-break and other Unicode spaces, the
+// zero-width ones too), or nothing at all: a required free text of only spaces says nothing.
+bool IsBlank(std::string_view text);
+// The first control character in UTF-8 `text` (C0 but tab, line feed and carriage return; DEL;
+// C1), as its code point, or -1 when there is none. Stored, such a character would reach a
+// clinician's screen, an exported CSV or a terminal as an escape sequence (ESC [ 2 J clears a
+// screen), and PostgreSQL holds no NUL at all.
+int ControlCharacterIn(std::string_view text);
+// "U+001B": how an error names a code point.
+std::string CodePointName(int code);
+// A required free text (a reason, a rationale): 1-`max` bytes, not only white space.
+void ValidateRequiredText(std::string_view field, const std::string& text, std::size_t max);
 bool IsOpaqueId(const std::string& value);
 // A list of opaque ids: at most `max`, each valid; repeats dropped (first kept, order kept).
 std::vector<std::string> DistinctIds(std::string_view field, const std::vector<std::string>& ids, std::size_t max);

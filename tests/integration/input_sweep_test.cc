@@ -1,0 +1,839 @@
+// A property-based pass over every write and most reads of the three services, through the
+// public gRPC API on real stores: each request starts valid (made afresh, so an etag or a state
+// is current), then one field at any depth (set in the valid request or not) takes an edge value:
+// control characters, a bidi override, blank text, the extreme integers, an enum value no one
+// declared, NaN and infinities, timestamps at and beyond their range, nanos out of range. Whatever
+// the value, the answer is a clean one (success or a refusal a caller can act on), never INTERNAL
+// or UNKNOWN, the service stays up, and every record written can be read back: over gRPC, over
+// Connect/JSON and as FHIR.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "clients.h"
+#include "clinical_fixture.h"
+#include "physio/auth/token_minter.h"
+#include "physio/common/ids.h"
+
+namespace physio::testing {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// One edge value put into one field: `label` says which ("history.age_years = INT32_MIN").
+struct Mutation {
+  std::string label;
+  std::string field;  // the leaf's path ("history.goals")
+  std::string value;  // which edge value ("blank text")
+  std::vector<const FieldDescriptor*> path;  // the fields from the request to the leaf
+  std::function<void(Message*, const FieldDescriptor*)> set;  // sets the leaf on its parent
+};
+
+// The message the leaf sits in: each field on the way is created (a repeated field's first
+// element, added when there is none).
+Message* ParentOf(Message* message, const std::vector<const FieldDescriptor*>& path) {
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    const Reflection* reflection = message->GetReflection();
+    const FieldDescriptor* field = path[i];
+    if (field->is_repeated()) {
+      message = reflection->FieldSize(*message, field) == 0 ? reflection->AddMessage(message, field)
+                                                            : reflection->MutableRepeatedMessage(message, field, 0);
+    } else {
+      message = reflection->MutableMessage(message, field);
+    }
+  }
+  return message;
+}
+
+std::vector<std::pair<std::string, std::function<void(Message*, const FieldDescriptor*)>>> EdgeValues(
+    const FieldDescriptor* field) {
+  using Set = std::function<void(Message*, const FieldDescriptor*)>;
+  std::vector<std::pair<std::string, Set>> values;
+  const auto scalar = [&](const std::string& label, auto put_single, auto put_repeated, auto add) {
+    values.emplace_back(label, [=](Message* m, const FieldDescriptor* f) {
+      const Reflection* r = m->GetReflection();
+      if (!f->is_repeated()) {
+        put_single(r, m, f);
+      } else if (r->FieldSize(*m, f) == 0) {
+        add(r, m, f);
+      } else {
+        put_repeated(r, m, f);
+      }
+    });
+  };
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING:
+      for (const auto& [label, text] : std::vector<std::pair<std::string, std::string>>{
+               {"a control character", "checked\x01at the visit"},
+               {"an escape sequence", "\x1b[2J\x1b[31mchecked at the visit"},
+               {"a right-to-left override", "\xe2\x80\xae" "checked at the visit"},
+               {"blank text", "            "},
+               {"empty text", ""},
+               {"a line break", "line one\r\nline two"},
+               {"an emoji", "\xf0\x9f\x98\x80"}}) {
+        scalar(
+            label, [t = text](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetString(m, f, t); },
+            [t = text](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetRepeatedString(m, f, 0, t); },
+            [t = text](const Reflection* r, Message* m, const FieldDescriptor* f) { r->AddString(m, f, t); });
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_INT32:
+      for (const int32_t v : {std::numeric_limits<int32_t>::min(), -1, std::numeric_limits<int32_t>::max()}) {
+        scalar(
+            std::to_string(v), [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetInt32(m, f, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetRepeatedInt32(m, f, 0, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->AddInt32(m, f, v); });
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_INT64:
+      for (const int64_t v : {std::numeric_limits<int64_t>::min(), int64_t{-1}, std::numeric_limits<int64_t>::max()}) {
+        scalar(
+            std::to_string(v), [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetInt64(m, f, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetRepeatedInt64(m, f, 0, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->AddInt64(m, f, v); });
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64:
+      values.emplace_back("the largest unsigned", [](Message* m, const FieldDescriptor* f) {
+        const Reflection* r = m->GetReflection();
+        if (f->is_repeated()) return;
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_UINT32) r->SetUInt32(m, f, std::numeric_limits<uint32_t>::max());
+        else r->SetUInt64(m, f, std::numeric_limits<uint64_t>::max());
+      });
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      for (const auto& [label, v] : std::vector<std::pair<std::string, double>>{
+               {"NaN", std::nan("")}, {"infinity", HUGE_VAL}, {"minus infinity", -HUGE_VAL}, {"-0", -0.0}, {"1e300", 1e300}}) {
+        values.emplace_back(label, [v = v](Message* m, const FieldDescriptor* f) {
+          const Reflection* r = m->GetReflection();
+          const bool is_double = f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE;
+          if (!f->is_repeated()) {
+            if (is_double) r->SetDouble(m, f, v); else r->SetFloat(m, f, static_cast<float>(v));
+          } else if (is_double) {
+            r->AddDouble(m, f, v);
+          } else {
+            r->AddFloat(m, f, static_cast<float>(v));
+          }
+        });
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      scalar(
+          "flipped", [](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetBool(m, f, !r->GetBool(*m, f)); },
+          [](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetRepeatedBool(m, f, 0, true); },
+          [](const Reflection* r, Message* m, const FieldDescriptor* f) { r->AddBool(m, f, true); });
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM:
+      for (const int v : {12345, -7}) {
+        scalar(
+            "undeclared enum value " + std::to_string(v),
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetEnumValue(m, f, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->SetRepeatedEnumValue(m, f, 0, v); },
+            [v](const Reflection* r, Message* m, const FieldDescriptor* f) { r->AddEnumValue(m, f, v); });
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      break;
+  }
+  return values;
+}
+
+// Timestamps (and durations) are one leaf each: their two fields at and beyond their ranges.
+std::vector<std::pair<std::string, std::pair<int64_t, int32_t>>> TimeEdges() {
+  return {{"0001-01-01T00:00:00Z", {-62135596800, 0}},
+          {"before 0001-01-01", {-62135596801, 0}},
+          {"9999-12-31T23:59:59Z", {253402300799, 0}},
+          {"after 9999", {253402300800, 0}},
+          {"the smallest int64 seconds", {std::numeric_limits<int64_t>::min(), 0}},
+          {"negative nanos", {1'700'000'000, -1}},
+          {"a billion nanos", {1'700'000'000, 1'000'000'000}}};
+}
+
+bool IsTimeLike(const Descriptor* message) {
+  return message->full_name() == "google.protobuf.Timestamp" || message->full_name() == "google.protobuf.Duration";
+}
+
+void CollectMutations(const Descriptor* message, std::vector<const FieldDescriptor*>& path,
+                      std::set<const Descriptor*>& on_path, std::vector<Mutation>& out) {
+  for (int i = 0; i < message->field_count(); ++i) {
+    const FieldDescriptor* field = message->field(i);
+    path.push_back(field);
+    std::string label;
+    for (const auto* step : path) label += (label.empty() ? "" : ".") + step->name();
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && IsTimeLike(field->message_type())) {
+      for (const auto& [name, value] : TimeEdges()) {
+        out.push_back({label + " = " + name, label, name, path, [value = value](Message* m, const FieldDescriptor* f) {
+                         const Reflection* r = m->GetReflection();
+                         Message* time = f->is_repeated() ? r->AddMessage(m, f) : r->MutableMessage(m, f);
+                         const Descriptor* d = time->GetDescriptor();
+                         time->GetReflection()->SetInt64(time, d->FindFieldByName("seconds"), value.first);
+                         time->GetReflection()->SetInt32(time, d->FindFieldByName("nanos"), value.second);
+                       }});
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (!on_path.contains(field->message_type()) && path.size() < 5) {
+        on_path.insert(field->message_type());
+        CollectMutations(field->message_type(), path, on_path, out);
+        on_path.erase(field->message_type());
+      }
+    } else {
+      for (auto& [name, set] : EdgeValues(field)) out.push_back({label + " = " + name, label, name, path, std::move(set)});
+    }
+    path.pop_back();
+  }
+}
+
+std::vector<Mutation> MutationsOf(const Descriptor* request) {
+  std::vector<Mutation> out;
+  std::vector<const FieldDescriptor*> path;
+  std::set<const Descriptor*> on_path{request};
+  CollectMutations(request, path, on_path, out);
+  return out;
+}
+
+// Answers a caller cannot act on: a defect, whatever the input.
+bool IsDefect(grpc::StatusCode code) {
+  return code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN ||
+         code == grpc::StatusCode::DATA_LOSS || code == grpc::StatusCode::UNIMPLEMENTED ||
+         code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+class InputSweep : public ClinicalFixture {
+ protected:
+  // One RPC and how to make a valid request for it now.
+  struct Base {
+    std::string service;  // e.g. "physio.progress.v1.ProgressService"
+    std::string method;
+    std::string token;
+    std::function<std::unique_ptr<Message>()> make;
+    // When set, the token for the request just made (a patient's own, for requests about them).
+    std::function<std::string()> token_of = {};
+  };
+
+  std::shared_ptr<grpc::Channel> ChannelOf(const std::string& service) const {
+    if (service.find("assessment") != std::string::npos) return assessment_channel_;
+    if (service.find("planning") != std::string::npos) return planning_channel_;
+    return progress_channel_;
+  }
+
+  grpc::Status Send(const Base& base, const Message& request, Message* response = nullptr) const {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + (base.token_of ? base.token_of() : base.token));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::GenericStub stub(ChannelOf(base.service));
+    const std::string bytes = request.SerializeAsString();
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer sent(&slice, 1), reply;
+    grpc::Status status;
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool done = false;
+    stub.UnaryCall(&context, "/" + base.service + "/" + base.method, grpc::StubOptions(), &sent, &reply,
+                   [&](grpc::Status result) {
+                     std::lock_guard lock(mutex);
+                     status = std::move(result);
+                     done = true;
+                     finished.notify_one();
+                   });
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return done; });
+    if (status.ok() && response != nullptr) {
+      std::vector<grpc::Slice> slices;
+      EXPECT_TRUE(reply.Dump(&slices).ok());
+      std::string received;
+      for (const auto& s : slices) received.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      EXPECT_TRUE(response->ParseFromString(received));
+    }
+    return status;
+  }
+
+  // Sends every mutation of `base`'s request; returns how many answers of each code came back.
+  std::map<grpc::StatusCode, int> Sweep(const Base& base) {
+    std::map<grpc::StatusCode, int> codes;
+    std::map<std::string, std::map<std::string, bool>> refused_text;  // field -> edge value -> refused
+    const auto prototype = base.make();
+    // The request before any change is valid: else every change would meet the same refusal.
+    const grpc::Status valid = Send(base, *prototype);
+    EXPECT_TRUE(valid.ok()) << base.method << ": " << valid.error_message();
+    for (const auto& mutation : MutationsOf(prototype->GetDescriptor())) {
+      auto request = base.make();
+      mutation.set(ParentOf(request.get(), mutation.path), mutation.path.back());
+      const grpc::Status status = Send(base, *request);
+      ++codes[status.error_code()];
+      if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+        std::printf("[sweep] %s %s -> %d %s\n", base.method.c_str(), mutation.label.c_str(), status.error_code(),
+                    status.error_message().substr(0, 160).c_str());
+      }
+      EXPECT_FALSE(IsDefect(status.error_code()))
+          << base.method << " with " << mutation.label << ": " << status.error_code() << " " << status.error_message();
+      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        EXPECT_FALSE(status.error_message().empty()) << base.method << " with " << mutation.label;
+      }
+      // A control character is refused wherever it is, naming the field it is in.
+      if (mutation.value == "a control character" || mutation.value == "an escape sequence") {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << base.method << " with " << mutation.label;
+        EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos)
+            << base.method << " with " << mutation.label << ": " << status.error_message();
+      }
+      if (mutation.value == "empty text" || mutation.value == "blank text") {
+        refused_text[mutation.field][mutation.value] = !status.ok();
+      }
+    }
+    // Where a text is required, white space alone does not pass for it.
+    for (const auto& [field, refused] : refused_text) {
+      if (refused.contains("empty text") && refused.at("empty text")) {
+        EXPECT_TRUE(refused.contains("blank text") && refused.at("blank text"))
+            << base.method << ": " << field << " is refused empty but taken blank";
+      }
+    }
+    return codes;
+  }
+
+  // The assessment service reaches the other two for the FHIR REST API and starts first: their
+  // ports are chosen for this suite (as in fhir_rest_test.cc).
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
+      static const int planning_port = FreePort();
+      static const int progress_port = [] {
+        int port = FreePort();
+        while (port == planning_port) port = FreePort();
+        return port;
+      }();
+      if (service == "assessment") {
+        config.Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
+        config.Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
+      }
+      if (service == "planning") config.Set("listen", "127.0.0.1:" + std::to_string(planning_port));
+      if (service == "progress") config.Set("listen", "127.0.0.1:" + std::to_string(progress_port));
+    });
+  }
+
+  void SetUp() override {
+    ClinicalFixture::SetUp();
+    staff_token_ = MakeToken(*keys_, tenant_, "staff-1", {"clinician", "integrator", "auditor", "analyst"});
+    assessment_channel_ = grpc::CreateChannel(cluster_->assessment_addr(), grpc::InsecureChannelCredentials());
+    planning_channel_ = grpc::CreateChannel(cluster_->planning_addr(), grpc::InsecureChannelCredentials());
+    progress_channel_ = grpc::CreateChannel(cluster_->progress_addr(), grpc::InsecureChannelCredentials());
+  }
+
+  // Every record of `patient` reads back whatever its text holds: over gRPC, as Connect/JSON and
+  // as FHIR (REST search and the export RPCs).
+  void ReadBack(const std::string& patient) const {
+    const Caller staff = Staff();
+    apb::ListAssessmentsRequest list;
+    list.set_patient_id(patient);
+    list.set_page_size(100);
+    int assessments = 0;
+    for (;;) {
+      apb::ListAssessmentsResponse page;
+      const auto status = staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &page);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      for (const auto& listed : page.assessments()) {
+        ++assessments;
+        apb::ExportAssessmentFhirRequest fhir;
+        fhir.set_assessment_id(listed.assessment_id());
+        apb::ExportAssessmentFhirResponse exported;
+        const auto exported_status =
+            staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, fhir, &exported);
+        EXPECT_TRUE(exported_status.ok()) << listed.assessment_id() << ": " << exported_status.error_message();
+      }
+      if (page.next_page_token().empty()) break;
+      list.set_page_token(page.next_page_token());
+    }
+    ppb::GetActivePlanRequest get_plan;
+    get_plan.set_patient_id(patient);
+    get_plan.set_include_suspended(true);
+    ppb::GetActivePlanResponse got_plan;
+    const auto plan_status = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::GetActivePlan, get_plan, &got_plan);
+    EXPECT_TRUE(plan_status.ok() || plan_status.error_code() == grpc::StatusCode::NOT_FOUND) << plan_status.error_message();
+    const ppb::Plan& plan = got_plan.plan();
+    if (!plan.plan_id().empty()) {
+      ppb::ListPlanRevisionsRequest revisions;
+      revisions.set_plan_id(plan.plan_id());
+      ppb::ListPlanRevisionsResponse listed;
+      auto status = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::ListPlanRevisions, revisions, &listed);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      ppb::ExportPlanFhirRequest fhir;
+      fhir.set_plan_id(plan.plan_id());
+      ppb::ExportPlanFhirResponse exported;
+      status = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::ExportPlanFhir, fhir, &exported);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+    gpb::GetProgressSummaryRequest summary;
+    summary.set_patient_id(patient);
+    gpb::GetProgressSummaryResponse summarised;
+    auto status = staff.Call(staff.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, summary, &summarised);
+    EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) << status.error_message();
+    gpb::ExportProgressFhirRequest progress_fhir;
+    progress_fhir.set_patient_id(patient);
+    gpb::ExportProgressFhirResponse progress_exported;
+    status = staff.Call(staff.progress.get(), &gpb::ProgressService::Stub::ExportProgressFhir, progress_fhir,
+                        &progress_exported);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    apb::ListAuditEventsRequest audit;
+    audit.mutable_query()->set_patient_id(patient);
+    audit.set_page_size(100);
+    apb::ListAuditEventsResponse audited;
+    status = staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::ListAuditEvents, audit, &audited);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+
+    // The same records as Connect/JSON and through the FHIR REST API.
+    const httplib::Headers connect = {{"Authorization", "Bearer " + staff_token_}, {"Connect-Protocol-Version", "1"}};
+    for (const auto& [port, path, json_body] : std::vector<std::tuple<int, std::string, std::string>>{
+             {cluster_->assessment_http_port(), "/physio.assessment.v1.AssessmentService/ListAssessments",
+              "{\"patientId\":\"" + patient + "\",\"pageSize\":100}"},
+             {cluster_->planning_http_port(), "/physio.planning.v1.PlanningService/GetActivePlan",
+              "{\"patientId\":\"" + patient + "\",\"includeSuspended\":true}"},
+             {cluster_->progress_http_port(), "/physio.progress.v1.ProgressService/GetProgressSummary",
+              "{\"patientId\":\"" + patient + "\"}"}}) {
+      httplib::Client client("127.0.0.1", port);
+      const auto answer = client.Post(path.c_str(), connect, json_body, "application/json");
+      ASSERT_TRUE(answer) << path;
+      EXPECT_TRUE(answer->status == 200 || (answer->status == 404 && plan.plan_id().empty()))
+          << path << ": " << answer->status << " " << answer->body;
+    }
+    httplib::Client fhir_client("127.0.0.1", cluster_->assessment_http_port());
+    const httplib::Headers bearer = {{"Authorization", "Bearer " + staff_token_}};
+    for (const std::string type : {"Observation", "QuestionnaireResponse", "CarePlan", "Flag", "Encounter", "Consent"}) {
+      const auto answer = fhir_client.Get(("/fhir/R4/" + type + "?patient=" + patient + "&_count=100").c_str(), bearer);
+      ASSERT_TRUE(answer) << type;
+      EXPECT_EQ(answer->status, 200) << type << ": " << answer->body.substr(0, 400);
+    }
+    std::printf("[sweep] read back %d assessments of %s\n", assessments, patient.c_str());
+  }
+
+  std::string PatientToken(const std::string& patient) const {
+    return MakeToken(*keys_, tenant_, "user-" + patient, {"patient"}, patient);
+  }
+  Caller Staff() const { return Caller(*cluster_, staff_token_); }
+
+  std::string staff_token_;
+  std::shared_ptr<grpc::Channel> assessment_channel_, planning_channel_, progress_channel_;
+};
+
+
+template <typename T>
+std::function<std::unique_ptr<Message>()> Make(std::function<T()> make) {
+  return [make = std::move(make)]() -> std::unique_ptr<Message> { return std::make_unique<T>(make()); };
+}
+
+std::string Rid() { return NewId("rq"); }
+
+constexpr const char* kAssessment = "physio.assessment.v1.AssessmentService";
+constexpr const char* kPlanning = "physio.planning.v1.PlanningService";
+constexpr const char* kProgress = "physio.progress.v1.ProgressService";
+
+// Prints what each RPC answered (for the closing note and for reading a failure).
+void Report(const std::string& method, const std::map<grpc::StatusCode, int>& codes) {
+  std::string line = method + ":";
+  int total = 0;
+  for (const auto& [code, count] : codes) {
+    line += " " + std::to_string(code) + "x" + std::to_string(count);
+    total += count;
+  }
+  std::printf("[sweep] %s (%d calls)\n", line.c_str(), total);
+}
+
+TEST_F(InputSweep, AssessmentWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
+  const std::string patient = patient_id_;
+  const Caller staff = Staff();
+  const auto start_intake = [&] {
+    apb::StartIntakeRequest start;
+    start.set_request_id(Rid());
+    start.set_patient_id(patient);
+    start.add_instruments(cpb::INSTRUMENT_NPRS);
+    start.add_instruments(cpb::INSTRUMENT_ODI);
+    apb::StartIntakeResponse started;
+    EXPECT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::StartIntake, start, &started).ok());
+    return started.session().session_id();
+  };
+  const auto full_create = [&] {
+    apb::CreateAssessmentRequest create = Import();
+    create.mutable_red_flag_screen();
+    create.mutable_history()->set_age_years(44);
+    create.mutable_history()->set_episode_duration_days(12);
+    create.mutable_examination()->set_straight_leg_raise_deg(70);
+    create.mutable_examination()->add_observations("guarded_flexion");
+    return create;
+  };
+  const auto assessment = [&] { return Create(full_create()); };
+  const std::vector<Base> bases = {
+      {kAssessment, "StartIntake", staff_token_, Make<apb::StartIntakeRequest>([&] {
+         apb::StartIntakeRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.add_instruments(cpb::INSTRUMENT_NPRS);
+         return r;
+       })},
+      {kAssessment, "SubmitIntakeAnswers", staff_token_, Make<apb::SubmitIntakeAnswersRequest>([&] {
+         apb::SubmitIntakeAnswersRequest r;
+         r.set_request_id(Rid());
+         r.set_session_id(start_intake());
+         *r.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+         r.mutable_history()->set_age_years(40);
+         r.mutable_examination()->set_lumbar_hypomobility(true);
+         r.mutable_red_flag_screen();
+         return r;
+       })},
+      {kAssessment, "CompleteIntake", staff_token_, Make<apb::CompleteIntakeRequest>([&] {
+         apb::SubmitIntakeAnswersRequest submit;
+         submit.set_request_id(Rid());
+         submit.set_session_id(start_intake());
+         *submit.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+         for (int i = 1; i <= 10; ++i) *submit.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+         submit.mutable_red_flag_screen();
+         apb::SubmitIntakeAnswersResponse submitted;
+         EXPECT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::SubmitIntakeAnswers, submit,
+                                &submitted).ok());
+         apb::CompleteIntakeRequest r;
+         r.set_request_id(Rid());
+         r.set_session_id(submit.session_id());
+         return r;
+       })},
+      {kAssessment, "CreateAssessment", staff_token_, Make<apb::CreateAssessmentRequest>(full_create)},
+      {kAssessment, "RecordRedFlagJudgement", staff_token_, Make<apb::RecordRedFlagJudgementRequest>([&] {
+         auto create = full_create();
+         create.mutable_red_flag_screen()->set_night_pain(true);
+         const auto flagged = Create(create);
+         apb::RecordRedFlagJudgementRequest r;
+         r.set_request_id(Rid());
+         r.set_assessment_id(flagged.assessment_id());
+         r.set_etag(flagged.etag());
+         r.set_action(apb::RED_FLAG_ACTION_MONITOR);
+         r.set_rationale("night pain eases with position; reviewed");
+         return r;
+       })},
+      {kAssessment, "ReassessPatient", staff_token_, Make<apb::ReassessPatientRequest>([&] {
+         apb::ReassessPatientRequest r;
+         r.set_request_id(Rid());
+         r.set_previous_assessment_id(assessment().assessment_id());
+         r.set_reason("four-week review");
+         r.mutable_examination()->set_directional_preference(apb::DIRECTIONAL_PREFERENCE_NONE);
+         *r.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 4);
+         r.mutable_red_flag_screen();
+         return r;
+       })},
+      {kAssessment, "ScoreInstrument", staff_token_, Make<apb::ScoreInstrumentRequest>([&] {
+         apb::ScoreInstrumentRequest r;
+         r.set_instrument(cpb::INSTRUMENT_PSFS);
+         for (const auto& [item_id, activity] : std::vector<std::pair<std::string, std::string>>{
+                  {"psfs.1", "walking the dog"}, {"psfs.2", "sitting through a film"}, {"psfs.3", "cycling"}}) {
+           auto* item = r.add_answers();
+           *item = Answer(cpb::INSTRUMENT_PSFS, item_id, 4);
+           item->set_text(activity);
+         }
+         return r;
+       })},
+      {kAssessment, "RecordConsent", staff_token_, Make<apb::RecordConsentRequest>([&] {
+         apb::RecordConsentRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_kind(apb::CONSENT_KIND_DATA_SHARING);
+         r.set_decision(apb::CONSENT_DECISION_GRANTED);
+         r.set_platform("telehealth-app");
+         r.set_note("signed in app");
+         return r;
+       })},
+      {kAssessment, "EnrolPatient", staff_token_, Make<apb::EnrolPatientRequest>([&] {
+         apb::EnrolPatientRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_clinic_id("south");
+         r.set_reason("referred");
+         return r;
+       })},
+      {kAssessment, "TransferPatient", staff_token_, Make<apb::TransferPatientRequest>([&] {
+         const std::string moving = "pt-" + NewId("x").substr(2, 10);
+         apb::EnrolPatientRequest enrol;
+         enrol.set_request_id(Rid());
+         enrol.set_patient_id(moving);
+         enrol.set_clinic_id("south");
+         apb::EnrolPatientResponse enrolled;
+         EXPECT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol, &enrolled).ok());
+         apb::TransferPatientRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(moving);
+         r.set_from_clinic_id("south");
+         r.set_to_clinic_id("west");
+         r.set_reason("moved");
+         return r;
+       })},
+      {kAssessment, "ImportFhirQuestionnaireResponse", staff_token_, Make<apb::ImportFhirQuestionnaireResponseRequest>([&] {
+         apb::ImportFhirQuestionnaireResponseRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_resource_json(R"({"resourceType":"QuestionnaireResponse","status":"completed",)"
+                             R"("questionnaire":"https://physio-backend.org/fhir/Questionnaire/nprs","subject":{"reference":"Patient/)" +
+                             patient + R"("},"item":[{"linkId":"nprs","answer":[{"valueInteger":4}]}]})");
+         r.mutable_red_flag_screen();
+         return r;
+       })},
+  };
+  for (const auto& base : bases) Report(base.method, Sweep(base));
+  ReadBack(patient);
+}
+
+
+TEST_F(InputSweep, PlanningWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
+  const Caller staff = Staff();
+  std::vector<std::string> patients;
+  // A patient of their own for each request: a write that succeeds (an approval, a completion)
+  // leaves the next request its valid starting point.
+  const auto fresh_plan = [&] {
+    patients.push_back("pt-" + NewId("x").substr(2, 10));
+    return ApprovedPlanFor(staff, patients.back());
+  };
+  const auto draft = [&] {
+    patients.push_back("pt-" + NewId("x").substr(2, 10));
+    apb::CreateAssessmentRequest create = Import();
+    create.set_patient_id(patients.back());
+    create.mutable_red_flag_screen();
+    ppb::Plan plan;
+    EXPECT_TRUE(Generate(Create(create).assessment_id(), &plan).ok());
+    return plan;
+  };
+  const auto exercise_of = [](const ppb::Plan& plan) {
+    for (const auto& item : plan.items()) {
+      if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE) return item.item_id();
+    }
+    return std::string();
+  };
+  const std::vector<Base> bases = {
+      {kPlanning, "GeneratePlan", staff_token_, Make<ppb::GeneratePlanRequest>([&] {
+         patients.push_back("pt-" + NewId("x").substr(2, 10));
+         apb::CreateAssessmentRequest create = Import();
+         create.set_patient_id(patients.back());
+         create.mutable_red_flag_screen();
+         ppb::GeneratePlanRequest r;
+         r.set_request_id(Rid());
+         r.set_assessment_id(Create(create).assessment_id());
+         return r;
+       })},
+      {kPlanning, "ApprovePlan", staff_token_, Make<ppb::ApprovePlanRequest>([&] {
+         const auto plan = draft();
+         ppb::ApprovePlanRequest r;
+         r.set_request_id(Rid());
+         r.set_plan_id(plan.plan_id());
+         r.set_etag(plan.etag());
+         r.mutable_effective_time()->set_seconds(std::time(nullptr) - 3600);
+         return r;
+       })},
+      {kPlanning, "RevisePlan", staff_token_, Make<ppb::RevisePlanRequest>([&] {
+         const auto plan = fresh_plan();
+         ppb::RevisePlanRequest r;
+         r.set_request_id(Rid());
+         r.set_plan_id(plan.plan_id());
+         r.set_etag(plan.etag());
+         r.set_reason("tolerating the load well");
+         auto* dose = r.add_changes()->mutable_set_dose();
+         dose->set_item_id(exercise_of(plan));
+         dose->mutable_dose()->set_sets(3);
+         dose->mutable_dose()->set_reps(12);
+         dose->mutable_dose()->set_sessions_per_week(4);
+         return r;
+       })},
+      {kPlanning, "AdjustPlan", staff_token_, Make<ppb::AdjustPlanRequest>([&] {
+         const auto plan = fresh_plan();
+         ppb::AdjustPlanRequest r;
+         r.set_request_id(Rid());
+         r.set_plan_id(plan.plan_id());
+         r.set_etag(plan.etag());
+         r.set_adjustment(ppb::ADJUSTMENT_REGRESS);
+         r.add_item_ids(exercise_of(plan));
+         r.set_reason("flare after the last session");
+         return r;
+       })},
+      {kPlanning, "CompletePlan", staff_token_, Make<ppb::CompletePlanRequest>([&] {
+         const auto plan = fresh_plan();
+         ppb::CompletePlanRequest r;
+         r.set_request_id(Rid());
+         r.set_plan_id(plan.plan_id());
+         r.set_etag(plan.etag());
+         r.set_outcome(ppb::PLAN_STATUS_COMPLETED);
+         r.set_discharge_reason(ppb::DISCHARGE_REASON_GOALS_MET);
+         r.set_reason("goals met at six weeks");
+         return r;
+       })},
+  };
+  for (const auto& base : bases) Report(base.method, Sweep(base));
+  // Every fifth patient's records read back (each one's are alike; all of them would take long).
+  for (size_t i = 0; i < patients.size(); i += 5) ReadBack(patients[i]);
+}
+
+TEST_F(InputSweep, ProgressWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
+  const Caller staff = Staff();
+  // One patient with a plan for the recordings, whose answers change no state a later request
+  // needs; a patient of their own for each symptom report and home log, which a safety "yes"
+  // suspends (the following request would only meet the suspension).
+  const std::string patient = patient_id_;
+  const ppb::Plan plan = ApprovedPlanFor(staff, patient, std::time(nullptr) - 86400);
+  std::vector<std::string> patients = {patient};
+  const auto patient_with_plan = [&] {
+    patients.push_back("pt-" + NewId("x").substr(2, 10));
+    return std::make_pair(patients.back(), ApprovedPlanFor(staff, patients.back(), std::time(nullptr) - 86400));
+  };
+  std::string exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && exercise.empty()) exercise = item.item_id();
+  }
+  TokenRequest north{kIssuer, kAudience, tenant_, "clin-north", {"clinician"}, ""};
+  north.clinics = {"north"};
+  const std::string north_token = MintToken(keys_->private_key_pem, north);
+  const auto south_patient = [&] {
+    const std::string someone = "pt-" + NewId("x").substr(2, 10);
+    apb::EnrolPatientRequest enrol;
+    enrol.set_request_id(Rid());
+    enrol.set_patient_id(someone);
+    enrol.set_clinic_id("south");
+    apb::EnrolPatientResponse enrolled;
+    EXPECT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::EnrolPatient, enrol, &enrolled).ok());
+    return someone;
+  };
+  const auto start_session = [&] {
+    gpb::StartVisitSessionRequest start;
+    start.set_request_id(Rid());
+    start.set_patient_id(patient);
+    start.set_kind(gpb::VISIT_KIND_CLINIC);
+    gpb::StartVisitSessionResponse started;
+    EXPECT_TRUE(staff.Call(staff.progress.get(), &gpb::ProgressService::Stub::StartVisitSession, start, &started).ok());
+    return started.session().session_id();
+  };
+  const std::vector<Base> bases = {
+      {kProgress, "RecordVisit", staff_token_, Make<gpb::RecordVisitRequest>([&] {
+         gpb::RecordVisitRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_kind(gpb::VISIT_KIND_CLINIC);
+         r.set_pain_before(5);
+         r.set_pain_after(4);
+         r.add_delivered_item_ids(exercise);
+         r.mutable_red_flag_screen();
+         r.mutable_work()->set_status(apb::WORK_STATUS_MODIFIED_DUTIES);
+         r.mutable_neurological();
+         r.mutable_session();
+         return r;
+       })},
+      {kProgress, "LogHomeExercise", "", Make<gpb::LogHomeExerciseRequest>([&] {
+         const auto [someone, their_plan] = patient_with_plan();
+         gpb::LogHomeExerciseRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(someone);
+         for (const auto& item : their_plan.items()) {
+           if (item.kind() == ppb::PLAN_ITEM_KIND_EXERCISE && r.exercise_id().empty()) r.set_exercise_id(item.item_id());
+         }
+         r.set_sets_done(2);
+         r.set_reps_done(10);
+         r.set_pain_during(3);
+         r.set_pain_after(2);
+         r.set_difficulty(gpb::DIFFICULTY_ABOUT_RIGHT);
+         r.mutable_safety_net();
+         r.set_usual_pain(3);
+         return r;
+       })},
+      {kProgress, "ReportSymptoms", "", Make<gpb::ReportSymptomsRequest>([&] {
+         gpb::ReportSymptomsRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient_with_plan().first);
+         r.mutable_safety_net()->set_worsening_leg_weakness(true);
+         return r;
+       })},
+      {kProgress, "RecordOutcome", staff_token_, Make<gpb::RecordOutcomeRequest>([&] {
+         gpb::RecordOutcomeRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_instrument(cpb::INSTRUMENT_PSFS);
+         for (const auto& [item_id, activity] : std::vector<std::pair<std::string, std::string>>{
+                  {"psfs.1", "lifting my daughter"}, {"psfs.2", "driving to work"}, {"psfs.3", "gardening"}}) {
+           auto* item = r.add_answers();
+           *item = Answer(cpb::INSTRUMENT_PSFS, item_id, 6);
+           item->set_text(activity);
+         }
+         r.mutable_measure_time()->set_seconds(std::time(nullptr) - 600);
+         return r;
+       })},
+      {kProgress, "EvaluateProgress", staff_token_, Make<gpb::EvaluateProgressRequest>([&] {
+         gpb::EvaluateProgressRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         return r;
+       })},
+      {kProgress, "StartVisitSession", staff_token_, Make<gpb::StartVisitSessionRequest>([&] {
+         gpb::StartVisitSessionRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(patient);
+         r.set_kind(gpb::VISIT_KIND_TELEHEALTH);
+         return r;
+       })},
+      {kProgress, "UpdateVisitSession", staff_token_, Make<gpb::UpdateVisitSessionRequest>([&] {
+         gpb::UpdateVisitSessionRequest r;
+         r.set_request_id(Rid());
+         r.set_session_id(start_session());
+         r.set_pain_before(6);
+         r.add_add_delivered_item_ids(exercise);
+         r.mutable_red_flag_screen();
+         r.mutable_session();
+         return r;
+       })},
+      {kProgress, "CompleteVisitSession", staff_token_, Make<gpb::CompleteVisitSessionRequest>([&] {
+         gpb::CompleteVisitSessionRequest r;
+         r.set_request_id(Rid());
+         r.set_session_id(start_session());
+         return r;
+       })},
+      // A clinician of the north clinic opening a south patient's records.
+      {kProgress, "BreakGlass", north_token, Make<gpb::BreakGlassRequest>([&] {
+         gpb::BreakGlassRequest r;
+         r.set_request_id(Rid());
+         r.set_patient_id(south_patient());
+         r.set_reason("patient in the clinic with new leg weakness");
+         r.set_minutes(15);
+         return r;
+       })},
+      {kProgress, "ListDueTasks", staff_token_, Make<gpb::ListDueTasksRequest>([&] {
+         gpb::ListDueTasksRequest r;
+         r.set_patient_id(patient);
+         r.mutable_start_time()->set_seconds(std::time(nullptr) - 86400);
+         r.mutable_end_time()->set_seconds(std::time(nullptr) + 86400 * 30);
+         return r;
+       })},
+      {kProgress, "GetOutcomeReport", staff_token_, Make<gpb::GetOutcomeReportRequest>([&] {
+         gpb::GetOutcomeReportRequest r;
+         r.mutable_start_time()->set_seconds(std::time(nullptr) - 86400 * 90);
+         r.mutable_end_time()->set_seconds(std::time(nullptr));
+         r.set_group_by(gpb::REPORT_GROUPING_CLINIC);
+         r.set_include_csv(true);
+         return r;
+       })},
+  };
+  for (auto base : bases) {
+    if (base.token.empty()) {
+      // A patient's own app: the token names the patient the request is made for.
+      const auto make = base.make;
+      std::string token;
+      base.make = [&, make] {
+        auto request = make();
+        token = PatientToken(request->GetReflection()->GetString(*request, request->GetDescriptor()->FindFieldByName("patient_id")));
+        return request;
+      };
+      base.token_of = [&token] { return token; };
+    }
+    Report(base.method, Sweep(base));
+  }
+  for (size_t i = 0; i < patients.size(); i += 5) ReadBack(patients[i]);
+}
+
+}  // namespace
+}  // namespace physio::testing
