@@ -835,5 +835,44 @@ TEST_F(InputSweep, ProgressWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
   for (size_t i = 0; i < patients.size(); i += 5) ReadBack(patients[i]);
 }
 
+
+// A FHIR search that another service must answer, while that service is down: the caller is told
+// to retry, and nothing of the deployment's topology (addresses, ports) reaches them.
+class FhirPeerDown : public ClusterFixture {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) {
+      static const int nobody = FreePort();  // no service listens there
+      if (service == "assessment") {
+        config.Set("planning-addr", "127.0.0.1:" + std::to_string(nobody));
+        config.Set("progress-addr", "127.0.0.1:" + std::to_string(nobody));
+      }
+    });
+  }
+};
+
+TEST_F(FhirPeerDown, ASearchOfADownServiceSaysRetryAndNotWhereTheServiceRuns) {
+  const std::string token = MakeToken(*keys_, "t-peer-down", "ehr-1", {"integrator"});
+  httplib::Client client("127.0.0.1", cluster_->assessment_http_port());
+  const httplib::Headers bearer = {{"Authorization", "Bearer " + token}};
+  for (const std::string type : {"CarePlan", "Flag"}) {
+    const auto answer = client.Get(("/fhir/R4/" + type + "?patient=pt-down-1").c_str(), bearer);
+    ASSERT_TRUE(answer) << type;
+    EXPECT_EQ(answer->status, 503) << answer->body;
+    EXPECT_NE(answer->body.find("a store or service is unavailable; retry"), std::string::npos) << answer->body;
+    EXPECT_EQ(answer->body.find("127.0.0.1"), std::string::npos) << answer->body;
+    EXPECT_EQ(answer->body.find("ipv4"), std::string::npos) << answer->body;
+  }
+  // Observations come from assessment and progress: the search fails whole rather than answer a
+  // part as if it were all.
+  const auto spanning = client.Get("/fhir/R4/Observation?patient=pt-down-1", bearer);
+  ASSERT_TRUE(spanning);
+  EXPECT_EQ(spanning->status, 503) << spanning->body;
+  // The assessment service's own resources are still served.
+  const auto own = client.Get("/fhir/R4/QuestionnaireResponse?patient=pt-down-1", bearer);
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->status, 200) << own->body;
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -64,8 +65,23 @@ void Answer(httplib::Response& res, int status, const std::string& body) {
   res.set_content(body, kFhirJson);
 }
 
+// A search or read routed to another service that is down, or slower than the deadline, fails in
+// gRPC's own client, whose message names the peer's address ("ipv4:10.0.3.7:50052: Failed to
+// connect"): the topology stays in the log; the caller is told what to do, as the gRPC port tells it
+// (ForClient in grpc_context.cc).
 void AnswerError(httplib::Response& res, grpc::StatusCode code, const std::string& diagnostics) {
-  Answer(res, FhirHttpStatus(code), FhirOperationOutcome(code, FhirDiagnostics(diagnostics)));
+  std::string told = diagnostics;
+  // Our own services' answers of these codes are already written for the caller (with the request id).
+  const bool ours = diagnostics.starts_with("a store or service is unavailable") ||
+                    diagnostics.starts_with("internal error");
+  if (!ours && (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::INTERNAL)) {
+    spdlog::warn("fhir: a routed call answered {}: {}", StatusCodeName(code), diagnostics);
+    told = code == grpc::StatusCode::UNAVAILABLE         ? "a store or service is unavailable; retry"
+           : code == grpc::StatusCode::DEADLINE_EXCEEDED ? "no answer within the deadline; retry"
+                                                         : "internal error";
+  }
+  Answer(res, FhirHttpStatus(code), FhirOperationOutcome(code, FhirDiagnostics(told)));
 }
 
 // Percent-encoding of a query value (RFC 3986 unreserved characters kept).
