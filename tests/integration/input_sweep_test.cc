@@ -836,6 +836,122 @@ TEST_F(InputSweep, ProgressWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
 }
 
 
+TEST_F(InputSweep, ReadsAndIntegrationCallsAnswerEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  const std::string patient = patient_id_;
+  const ppb::Plan plan = ApprovedPlanFor(staff, patient);
+  std::string assessment_id;
+  {
+    apb::ListAssessmentsRequest list;
+    list.set_patient_id(patient);
+    apb::ListAssessmentsResponse listed;
+    ASSERT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::ListAssessments, list, &listed).ok());
+    ASSERT_GT(listed.assessments_size(), 0);
+    assessment_id = listed.assessments(0).assessment_id();
+  }
+  // An open alert to acknowledge, each time: a patient's saddle numbness.
+  const auto open_alert = [&] {
+    const std::string someone = "pt-" + NewId("x").substr(2, 10);
+    ApprovedPlanFor(staff, someone);
+    const Caller own(*cluster_, PatientToken(someone));
+    gpb::ReportSymptomsRequest report;
+    report.set_request_id(Rid());
+    report.set_patient_id(someone);
+    report.mutable_safety_net()->set_saddle_numbness(true);
+    gpb::ReportSymptomsResponse reported;
+    EXPECT_TRUE(own.Call(own.progress.get(), &gpb::ProgressService::Stub::ReportSymptoms, report, &reported).ok());
+    gpb::GetProgressSummaryRequest summary;
+    summary.set_patient_id(someone);
+    gpb::GetProgressSummaryResponse summarised;
+    EXPECT_TRUE(staff.Call(staff.progress.get(), &gpb::ProgressService::Stub::GetProgressSummary, summary, &summarised).ok());
+    return summarised.summary().open_alerts_size() > 0 ? summarised.summary().open_alerts(0).alert_id() : std::string();
+  };
+  const std::vector<Base> bases = {
+      {kAssessment, "ListAssessments", staff_token_, Make<apb::ListAssessmentsRequest>([&] {
+         apb::ListAssessmentsRequest r;
+         r.set_patient_id(patient);
+         r.set_page_size(10);
+         return r;
+       })},
+      {kAssessment, "ListAuditEvents", staff_token_, Make<apb::ListAuditEventsRequest>([&] {
+         apb::ListAuditEventsRequest r;
+         r.mutable_query()->set_patient_id(patient);
+         r.mutable_query()->set_actor("staff-1");
+         r.mutable_query()->set_outcome("OK");
+         r.mutable_query()->mutable_from_time()->set_seconds(std::time(nullptr) - 3600);
+         r.mutable_query()->mutable_to_time()->set_seconds(std::time(nullptr) + 60);
+         r.set_page_size(20);
+         return r;
+       })},
+      {kAssessment, "ExportAuditEvents", staff_token_, Make<apb::ExportAuditEventsRequest>([&] {
+         apb::ExportAuditEventsRequest r;
+         r.mutable_query()->set_patient_id(patient);
+         r.mutable_query()->mutable_from_time()->set_seconds(std::time(nullptr) - 3600);
+         r.set_page_size(20);
+         return r;
+       })},
+      {kAssessment, "SearchFhir", staff_token_, Make<apb::SearchFhirRequest>([&] {
+         apb::SearchFhirRequest r;
+         r.set_resource_type("Observation");
+         r.set_patient_id(patient);
+         auto* date = r.add_parameters();
+         date->set_name("date");
+         date->set_value("ge2020-01-01");
+         r.set_count(10);
+         return r;
+       })},
+      {kAssessment, "ExportAssessmentFhir", staff_token_, Make<apb::ExportAssessmentFhirRequest>([&] {
+         apb::ExportAssessmentFhirRequest r;
+         r.set_assessment_id(assessment_id);
+         return r;
+       })},
+      {kPlanning, "GetActivePlan", staff_token_, Make<ppb::GetActivePlanRequest>([&] {
+         ppb::GetActivePlanRequest r;
+         r.set_patient_id(patient);
+         r.set_locale("en-GB");
+         return r;
+       })},
+      {kPlanning, "GetPlan", staff_token_, Make<ppb::GetPlanRequest>([&] {
+         ppb::GetPlanRequest r;
+         r.set_plan_id(plan.plan_id());
+         r.set_locale("en-GB");
+         return r;
+       })},
+      {kPlanning, "ListPlanRevisions", staff_token_, Make<ppb::ListPlanRevisionsRequest>([&] {
+         ppb::ListPlanRevisionsRequest r;
+         r.set_plan_id(plan.plan_id());
+         r.set_page_size(10);
+         return r;
+       })},
+      {kPlanning, "ListInterventions", staff_token_, Make<ppb::ListInterventionsRequest>([&] {
+         ppb::ListInterventionsRequest r;
+         r.set_kind(ppb::PLAN_ITEM_KIND_EXERCISE);
+         r.set_page_size(10);
+         r.set_locale("en-GB");
+         return r;
+       })},
+      {kProgress, "GetProgressSummary", staff_token_, Make<gpb::GetProgressSummaryRequest>([&] {
+         gpb::GetProgressSummaryRequest r;
+         r.set_patient_id(patient);
+         return r;
+       })},
+      {kProgress, "ListAlerts", staff_token_, Make<gpb::ListAlertsRequest>([&] {
+         gpb::ListAlertsRequest r;
+         r.set_clinic_id("north");
+         r.set_include_acknowledged(true);
+         r.set_page_size(10);
+         return r;
+       })},
+      {kProgress, "AcknowledgeAlert", staff_token_, Make<gpb::AcknowledgeAlertRequest>([&] {
+         gpb::AcknowledgeAlertRequest r;
+         r.set_request_id(Rid());
+         r.set_alert_id(open_alert());
+         return r;
+       })},
+  };
+  for (const auto& base : bases) Report(base.method, Sweep(base));
+}
+
 // A FHIR search that another service must answer, while that service is down: the caller is told
 // to retry, and nothing of the deployment's topology (addresses, ports) reaches them.
 class FhirPeerDown : public ClusterFixture {
