@@ -244,6 +244,15 @@ pb::StartBulkExportResponse AssessmentApp::StartBulkExport(const CallContext& ct
     job.since = TimeUtil::ToString(TimeUtil::MicrosecondsToTimestamp(since->begin));
   }
   if (request.request_url().size() > 2048) ThrowInvalidArgument("request_url", "at most 2048 characters");
+  // The manifest's `request` is the kick-off URL a client can match (FHIR Bulk Data): an absolute
+  // http(s) URL, one token (no white space), or nothing.
+  if (const std::string& url = request.request_url(); !url.empty()) {
+    const bool absolute = url.starts_with("https://") || url.starts_with("http://");
+    const bool one_token = std::none_of(url.begin(), url.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+    if (!absolute || !one_token) {
+      ThrowInvalidArgument("request_url", "must be the kick-off request's absolute http(s) URL, without white space");
+    }
+  }
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   if (bulk_exports_->ActiveJobs(ctx.tenant, deadline) >= settings_.bulk_export_max_jobs) {
     throw Error(ErrorCode::kResourceExhausted, "at most " + std::to_string(settings_.bulk_export_max_jobs) +

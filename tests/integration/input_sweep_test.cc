@@ -75,7 +75,7 @@ std::vector<std::pair<std::string, std::function<void(Message*, const FieldDescr
   switch (field->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
       for (const auto& [label, text] : std::vector<std::pair<std::string, std::string>>{
-               {"a control character", "checked\x01at the visit"},
+               {"a control character", "checked\x01" "at the visit"},
                {"an escape sequence", "\x1b[2J\x1b[31mchecked at the visit"},
                {"a right-to-left override", "\xe2\x80\xae" "checked at the visit"},
                {"blank text", "            "},
@@ -288,6 +288,14 @@ class InputSweep : public ClinicalFixture {
         EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos)
             << base.method << " with " << mutation.label << ": " << status.error_message();
       }
+      // So is a timestamp outside its definition, whatever the field.
+      if (mutation.value == "before 0001-01-01" || mutation.value == "after 9999" ||
+          mutation.value == "the smallest int64 seconds" || mutation.value == "negative nanos" ||
+          mutation.value == "a billion nanos") {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << base.method << " with " << mutation.label;
+        EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos)
+            << base.method << " with " << mutation.label << ": " << status.error_message();
+      }
       if (mutation.value == "empty text" || mutation.value == "blank text") {
         refused_text[mutation.field][mutation.value] = !status.ok();
       }
@@ -313,6 +321,9 @@ class InputSweep : public ClinicalFixture {
         return port;
       }();
       if (service == "assessment") {
+        config.Set("bulk-export-max-jobs", "100");
+        config.Set("webhook-allow-http", "true");
+        config.Set("webhook-allowed-networks", "127.0.0.0/8");
         config.Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
         config.Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
       }
@@ -435,6 +446,16 @@ std::string Rid() { return NewId("rq"); }
 constexpr const char* kAssessment = "physio.assessment.v1.AssessmentService";
 constexpr const char* kPlanning = "physio.planning.v1.PlanningService";
 constexpr const char* kProgress = "physio.progress.v1.ProgressService";
+// A receiver nobody runs, on an address the suite allows (deliveries fail at once, retried later).
+constexpr const char* kHookUrl = "http://127.0.0.1:9/physio-events";
+// A tenant library of one exercise and one template (as in library_test.cc).
+constexpr const char* kTenantLibrary = R"({"entries": [{"id": "tenant.ex.hip_hinge_band", "kind": "exercise",
+  "category": "functional", "title": "Banded hip hinge", "instructions": "Hinge at the hips against the band.",
+  "reason": "Our clinics' lifting programme", "source": "Clinic protocol 2026",
+  "dose": {"sets": 2, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3, "duration_minutes": 0},
+  "phases": ["movement_control", "function_optimisation"], "contraindications": ["loading_contraindicated"]}],
+  "templates": [{"id": "tenant.tpl.lifting", "name": "Return to lifting", "items": [
+    {"intervention_id": "tenant.ex.hip_hinge_band"}, {"intervention_id": "ex.motor.bird_dog"}]}]})";
 
 // Prints what each RPC answered (for the closing note and for reading a failure).
 void Report(const std::string& method, const std::map<grpc::StatusCode, int>& codes) {
@@ -950,6 +971,130 @@ TEST_F(InputSweep, ReadsAndIntegrationCallsAnswerEveryEdgeValueCleanly) {
        })},
   };
   for (const auto& base : bases) Report(base.method, Sweep(base));
+}
+
+TEST_F(InputSweep, IntegrationWritesAnswerEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  const std::string patient = patient_id_;
+  ApprovedPlanFor(staff, patient);
+  const auto subscription = [&] {
+    apb::CreateWebhookSubscriptionRequest create;
+    create.set_request_id(Rid());
+    create.set_url(kHookUrl);
+    create.add_event_kinds(cpb::EVENT_KIND_PLAN_APPROVED);
+    apb::CreateWebhookSubscriptionResponse created;
+    const auto status =
+        staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::CreateWebhookSubscription, create, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created.subscription().subscription_id();
+  };
+  // One subscription for the calls that change or read it (a tenant may hold 50).
+  const std::string kept = subscription();
+  const auto library_version = [&] {
+    ppb::GetTenantLibraryRequest get;
+    ppb::GetTenantLibraryResponse got;
+    const auto status = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::GetTenantLibrary, get, &got);
+    return status.ok() ? got.library().version() : 0;
+  };
+  const auto bulk_job = [&] {
+    apb::StartBulkExportRequest start;
+    start.add_types("CarePlan");
+    apb::StartBulkExportResponse started;
+    EXPECT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::StartBulkExport, start, &started).ok());
+    return started.job_id();
+  };
+  const std::string questionnaire_response =
+      R"({"resourceType":"QuestionnaireResponse","status":"completed",)"
+      R"("questionnaire":"https://physio-backend.org/fhir/Questionnaire/nprs","subject":{"reference":"Patient/)" +
+      patient + R"("},"item":[{"linkId":"nprs","answer":[{"valueInteger":4}]}]})";
+  const std::vector<Base> bases = {
+      {kAssessment, "CreateWebhookSubscription", staff_token_, Make<apb::CreateWebhookSubscriptionRequest>([&] {
+         apb::CreateWebhookSubscriptionRequest r;
+         r.set_request_id(Rid());
+         r.set_url(kHookUrl);
+         r.add_event_kinds(cpb::EVENT_KIND_RED_FLAG_RAISED);
+         r.set_clinic_id("north");
+         r.set_description("EHR sync for the north clinic");
+         return r;
+       })},
+      {kAssessment, "UpdateWebhookSubscription", staff_token_, Make<apb::UpdateWebhookSubscriptionRequest>([&] {
+         apb::UpdateWebhookSubscriptionRequest r;
+         r.set_subscription_id(kept);
+         r.set_url(kHookUrl);
+         r.mutable_event_kinds()->add_kinds(cpb::EVENT_KIND_ASSESSMENT_STORED);
+         r.set_state(apb::WEBHOOK_STATE_PAUSED);
+         r.set_description("paused for the EHR upgrade");
+         return r;
+       })},
+      {kAssessment, "RotateWebhookSecret", staff_token_, Make<apb::RotateWebhookSecretRequest>([&] {
+         apb::RotateWebhookSecretRequest r;
+         r.set_request_id(Rid());
+         r.set_subscription_id(kept);
+         r.set_overlap_seconds(300);
+         return r;
+       })},
+      {kAssessment, "DeleteWebhookSubscription", staff_token_, Make<apb::DeleteWebhookSubscriptionRequest>([&] {
+         apb::DeleteWebhookSubscriptionRequest r;
+         r.set_subscription_id(subscription());
+         return r;
+       })},
+      {kAssessment, "ListWebhookDeliveries", staff_token_, Make<apb::ListWebhookDeliveriesRequest>([&] {
+         apb::ListWebhookDeliveriesRequest r;
+         r.set_subscription_id(kept);
+         r.set_page_size(10);
+         return r;
+       })},
+      {kAssessment, "ReplayWebhookDeliveries", staff_token_, Make<apb::ReplayWebhookDeliveriesRequest>([&] {
+         apb::ReplayWebhookDeliveriesRequest r;
+         r.set_subscription_id(kept);
+         r.mutable_window()->mutable_start_time()->set_seconds(std::time(nullptr) - 3600);
+         r.mutable_window()->mutable_end_time()->set_seconds(std::time(nullptr));
+         return r;
+       })},
+      {kAssessment, "CreateFhirResource", staff_token_, Make<apb::CreateFhirResourceRequest>([&] {
+         apb::CreateFhirResourceRequest r;
+         r.set_resource_type("QuestionnaireResponse");
+         r.set_resource_json(questionnaire_response);
+         return r;
+       })},
+      {kAssessment, "StartBulkExport", staff_token_, Make<apb::StartBulkExportRequest>([&] {
+         apb::StartBulkExportRequest r;
+         r.add_types("CarePlan");
+         r.set_since("2026-01-01T00:00:00Z");
+         r.set_request_url("https://physio.example.org/fhir/R4/$export?_type=CarePlan");
+         return r;
+       })},
+      {kAssessment, "GetBulkExportStatus", staff_token_, Make<apb::GetBulkExportStatusRequest>([&] {
+         apb::GetBulkExportStatusRequest r;
+         r.set_job_id(bulk_job());
+         return r;
+       })},
+      {kAssessment, "CancelBulkExport", staff_token_, Make<apb::CancelBulkExportRequest>([&] {
+         apb::CancelBulkExportRequest r;
+         r.set_job_id(bulk_job());
+         return r;
+       })},
+      {kPlanning, "PublishTenantLibrary", staff_token_, Make<ppb::PublishTenantLibraryRequest>([&] {
+         ppb::PublishTenantLibraryRequest r;
+         r.set_request_id(Rid());
+         r.set_document(kTenantLibrary);
+         r.set_expected_version(library_version());
+         r.set_reason("our clinics' lifting programme");
+         return r;
+       })},
+  };
+  for (const auto& base : bases) Report(base.method, Sweep(base));
+  // The manifest echoes the kick-off URL: one absolute http(s) URL or nothing.
+  for (const std::string url : {"javascript:alert(1)", "https://physio.example.org/$export\r\nX-Evil: 1",
+                                "https://physio.example.org/ $export", "/fhir/R4/$export"}) {
+    apb::StartBulkExportRequest start;
+    start.set_request_url(url);
+    apb::StartBulkExportResponse started;
+    const auto status = staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::StartBulkExport, start, &started);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
+    EXPECT_EQ(status.error_message().rfind("request_url: ", 0), 0u) << status.error_message();
+  }
+  ReadBack(patient);
 }
 
 // A FHIR search that another service must answer, while that service is down: the caller is told

@@ -1,5 +1,7 @@
 #include "physio/server/proto_util.h"
 
+#include <cstdint>
+
 
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
@@ -25,8 +27,23 @@ void CheckText(const std::string& name, std::string_view text, std::size_t limit
   if (control > 0) ThrowInvalidArgument(name, "must not contain a control character (" + CodePointName(control) + ")");
 }
 
+// A google.protobuf.Timestamp outside its own definition (years 0001-9999, nanos 0-999,999,999) is
+// no time at all: refused wherever it is, before a use case compares it or PostgreSQL is given it.
+void CheckTimestamp(const std::string& name, const Message& timestamp) {
+  const auto* descriptor = timestamp.GetDescriptor();
+  const auto* reflection = timestamp.GetReflection();
+  const int64_t seconds = reflection->GetInt64(timestamp, descriptor->FindFieldByNumber(1));
+  const int32_t nanos = reflection->GetInt32(timestamp, descriptor->FindFieldByNumber(2));
+  constexpr int64_t kMinSeconds = -62135596800;  // 0001-01-01T00:00:00Z
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  if (seconds < kMinSeconds || seconds > kMaxSeconds || nanos < 0 || nanos > 999999999) {
+    ThrowInvalidArgument(name, "is not a valid timestamp (years 0001-9999, nanos 0-999999999)");
+  }
+}
+
 void CheckBounds(const Message& message, const InputLimits& limits, const std::string& path, int depth) {
   if (depth > 32) ThrowInvalidArgument(path, "nested too deeply");
+  if (message.GetDescriptor()->full_name() == "google.protobuf.Timestamp") CheckTimestamp(path, message);
   const auto* reflection = message.GetReflection();
   const auto& unknown = reflection->GetUnknownFields(message);
   if (!unknown.empty()) {

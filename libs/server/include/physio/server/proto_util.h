@@ -10,7 +10,9 @@ namespace physio {
 // anything is stored): no fields this version does not know (a client built
 // against another schema would otherwise have them silently dropped or, worse,
 // kept in replayed bytes), no string longer than `max_string_bytes`, no
-// repeated field longer than `max_repeated`. INVALID_ARGUMENT names the field.
+// repeated field longer than `max_repeated`, no NUL or other control character
+// in a string, no Timestamp outside its definition (years 0001-9999, nanos
+// 0-999,999,999). INVALID_ARGUMENT names the field.
 struct InputLimits {
   std::size_t max_string_bytes = 8192;
   // A whole document carried in a string (a field named *_json, e.g. a FHIR resource to import).
