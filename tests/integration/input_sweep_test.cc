@@ -8,8 +8,6 @@
 // Connect/JSON and as FHIR.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
-#include <google/protobuf/timestamp.pb.h>
-#include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 
 #include <cmath>
@@ -229,35 +227,12 @@ class InputSweep : public ClinicalFixture {
     return progress_channel_;
   }
 
-  grpc::Status Send(const Base& base, const Message& request, Message* response = nullptr) const {
+  grpc::Status Send(const Base& base, const Message& request) const {
     grpc::ClientContext context;
     context.AddMetadata("authorization", "Bearer " + (base.token_of ? base.token_of() : base.token));
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::GenericStub stub(ChannelOf(base.service));
-    const std::string bytes = request.SerializeAsString();
-    grpc::Slice slice(bytes);
-    grpc::ByteBuffer sent(&slice, 1), reply;
-    grpc::Status status;
-    std::mutex mutex;
-    std::condition_variable finished;
-    bool done = false;
-    stub.UnaryCall(&context, "/" + base.service + "/" + base.method, grpc::StubOptions(), &sent, &reply,
-                   [&](grpc::Status result) {
-                     std::lock_guard lock(mutex);
-                     status = std::move(result);
-                     done = true;
-                     finished.notify_one();
-                   });
-    std::unique_lock lock(mutex);
-    finished.wait(lock, [&] { return done; });
-    if (status.ok() && response != nullptr) {
-      std::vector<grpc::Slice> slices;
-      EXPECT_TRUE(reply.Dump(&slices).ok());
-      std::string received;
-      for (const auto& s : slices) received.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      EXPECT_TRUE(response->ParseFromString(received));
-    }
-    return status;
+    return CallWithBytes(ChannelOf(base.service), context, "/" + base.service + "/" + base.method,
+                         request.SerializeAsString());
   }
 
   // Sends every mutation of `base`'s request; returns how many answers of each code came back.
