@@ -2,7 +2,6 @@
 
 #include <cstdint>
 
-
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
