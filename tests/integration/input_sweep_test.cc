@@ -861,10 +861,10 @@ TEST_F(InputSweep, ProgressWritesAnswerEveryEdgeValueCleanlyAndReadBack) {
        })},
   };
   for (auto base : bases) {
+    std::string token;  // lives as long as the sweep that reads it through base.token_of
     if (base.token.empty()) {
       // A patient's own app: the token names the patient the request is made for.
       const auto make = base.make;
-      std::string token;
       base.make = [&, make] {
         auto request = make();
         token = PatientToken(request->GetReflection()->GetString(*request, request->GetDescriptor()->FindFieldByName("patient_id")));
