@@ -64,21 +64,8 @@ class FhirRestApi : public ClusterFixture {
   }
 
   static void Customize(const std::string& service, Config& config) {
-    // The assessment service reaches the other two for the FHIR REST API and starts first: their
-    // ports are chosen for this suite (other suites keep port 0).
-    static const int planning_port = FreePort();
-    static const int progress_port = [] {
-      int port = FreePort();
-      while (port == planning_port) port = FreePort();
-      return port;
-    }();
-    if (service == "assessment") {
-      config.Set("bulk-export-max-jobs", "20");
-      config.Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
-      config.Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
-    }
-    if (service == "planning") config.Set("listen", "127.0.0.1:" + std::to_string(planning_port));
-    if (service == "progress") config.Set("listen", "127.0.0.1:" + std::to_string(progress_port));
+    RouteFhirToPeers(service, config);
+    if (service == "assessment") config.Set("bulk-export-max-jobs", "20");
     config.Set("bulk-export-batch-records", "3");
     config.Set("bulk-export-pause-ms", "150");
     config.Set("bulk-export-lease-s", "2");

@@ -326,25 +326,15 @@ class InputSweep : public ClinicalFixture {
     return codes;
   }
 
-  // The assessment service reaches the other two for the FHIR REST API and starts first: their
-  // ports are chosen for this suite (as in fhir_rest_test.cc).
+  // The FHIR REST searches read back reach all three services; webhooks go to a local receiver.
   static void SetUpTestSuite() {
     StartStoresAndCluster([](const std::string& service, Config& config) {
-      static const int planning_port = FreePort();
-      static const int progress_port = [] {
-        int port = FreePort();
-        while (port == planning_port) port = FreePort();
-        return port;
-      }();
+      RouteFhirToPeers(service, config);
       if (service == "assessment") {
         config.Set("bulk-export-max-jobs", "100");
         config.Set("webhook-allow-http", "true");
         config.Set("webhook-allowed-networks", "127.0.0.0/8");
-        config.Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
-        config.Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
       }
-      if (service == "planning") config.Set("listen", "127.0.0.1:" + std::to_string(planning_port));
-      if (service == "progress") config.Set("listen", "127.0.0.1:" + std::to_string(progress_port));
     });
   }
 

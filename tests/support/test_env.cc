@@ -53,6 +53,21 @@ bool CanBind(int port) {
 }
 }  // namespace
 
+void RouteFhirToPeers(const std::string& service, Config& config) {
+  static const int planning_port = FreePort();
+  static const int progress_port = [] {
+    int port = FreePort();
+    while (port == planning_port) port = FreePort();
+    return port;
+  }();
+  if (service == "assessment") {
+    config.Set("planning-addr", "127.0.0.1:" + std::to_string(planning_port));
+    config.Set("progress-addr", "127.0.0.1:" + std::to_string(progress_port));
+  }
+  if (service == "planning") config.Set("listen", "127.0.0.1:" + std::to_string(planning_port));
+  if (service == "progress") config.Set("listen", "127.0.0.1:" + std::to_string(progress_port));
+}
+
 int FreePort() {
   // Below the ephemeral range, at random: free now, and not one the kernel
   // gives to another process's connection in the meantime. A store that still

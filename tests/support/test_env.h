@@ -20,6 +20,11 @@ namespace physio::testing {
 
 int FreePort();
 
+// For a suite's ServiceCluster::Customize: the assessment service reaches the other two for the FHIR
+// REST API and starts first, so their ports are chosen once for the process (the other suites keep
+// port 0) and set on all three.
+void RouteFhirToPeers(const std::string& service, Config& config);
+
 // A child process, terminated (SIGTERM, then SIGKILL) when destroyed.
 class ChildProcess {
  public:
