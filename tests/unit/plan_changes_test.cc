@@ -200,6 +200,16 @@ TEST(SafeSteps, AClinicianAddingAContraindicatedInterventionMustSayWhy) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("changes[0].contraindication_override"), std::string::npos) << e.what();
   }
+  // White space is no reason either (a form's field left at its spaces).
+  changes.Mutable(0)->set_contraindication_override("   \xC2\xA0 ");
+  try {
+    ApplyRevision(plan, SourceLibrary(), changes);
+    FAIL() << "a contraindicated intervention was added with a blank reason";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("changes[0].contraindication_override"), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(plan.items_size(), 1);
   changes.Mutable(0)->set_contraindication_override("cleared by imaging; supervised loading");
   ApplyRevision(plan, SourceLibrary(), changes);
   ASSERT_EQ(plan.items_size(), 2);
