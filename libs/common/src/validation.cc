@@ -54,6 +54,13 @@ std::string CodePointName(int code) {
   return name;
 }
 
+std::string ControlCharacterRefusal(std::string_view text) {
+  const int control = ControlCharacterIn(text);
+  if (control < 0) return "";
+  if (control == 0) return "must not contain a NUL character (U+0000)";
+  return "must not contain a control character (" + CodePointName(control) + ")";
+}
+
 bool IsBlank(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {

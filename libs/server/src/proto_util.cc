@@ -21,9 +21,7 @@ std::string Path(const std::string& parent, const std::string& field) {
 // other control characters have no place in a clinical record (ControlCharacterIn says why).
 void CheckText(const std::string& name, std::string_view text, std::size_t limit) {
   if (text.size() > limit) ThrowInvalidArgument(name, "at most " + std::to_string(limit) + " bytes");
-  const int control = ControlCharacterIn(text);
-  if (control == 0) ThrowInvalidArgument(name, "must not contain a NUL character (U+0000)");
-  if (control > 0) ThrowInvalidArgument(name, "must not contain a control character (" + CodePointName(control) + ")");
+  if (const std::string why = ControlCharacterRefusal(text); !why.empty()) ThrowInvalidArgument(name, why);
 }
 
 // A google.protobuf.Timestamp outside its own definition (years 0001-9999, nanos 0-999,999,999) is

@@ -44,9 +44,7 @@ const std::set<std::string>& Categories() {
 // What a request's text may not hold (CheckRequestBounds), a library's text may not either: it is
 // shown to clinicians and patients in every plan that draws on it.
 std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key) {
-  const int control = ControlCharacterIn(text);
-  if (control == 0) Fail(entry, std::string("'") + key + "' must not contain a NUL character (U+0000)");
-  if (control > 0) Fail(entry, std::string("'") + key + "' must not contain a control character (" + CodePointName(control) + ")");
+  if (const std::string why = ControlCharacterRefusal(text); !why.empty()) Fail(entry, std::string("'") + key + "' " + why);
   return text;
 }
 

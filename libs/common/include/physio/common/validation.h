@@ -22,6 +22,9 @@ bool IsBlank(std::string_view text);
 int ControlCharacterIn(std::string_view text);
 // "U+001B": how an error names a code point.
 std::string CodePointName(int code);
+// Why `text` may not be stored, for an error message ("must not contain a control character
+// (U+001B)"), or "" when it holds no control character.
+std::string ControlCharacterRefusal(std::string_view text);
 // A required free text (a reason, a rationale): 1-`max` bytes, not only white space.
 void ValidateRequiredText(std::string_view field, const std::string& text, std::size_t max);
 bool IsOpaqueId(const std::string& value);
