@@ -4,12 +4,13 @@
 // control characters, a bidi override, blank text, the extreme integers, an enum value no one
 // declared, NaN and infinities, timestamps at and beyond their range, nanos out of range. Whatever
 // the value, the answer is a clean one (success or a refusal a caller can act on), never INTERNAL
-// or UNKNOWN, the service stays up, and every record written can be read back: over gRPC, over
-// Connect/JSON and as FHIR.
+// or UNKNOWN, the service stays up, a refused request leaves every stored row and session as it
+// was, and every record written can be read back: over gRPC, over Connect/JSON and as FHIR.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
+#include <libpq-fe.h>
 
 #include <nlohmann/json.hpp>
 
@@ -267,6 +268,74 @@ class InputSweep : public ClinicalFixture {
     return grpc::StatusCode::UNKNOWN;
   }
 
+  // What every table of the three services holds for this test's tenant, as one line per table:
+  // its row count and the newest transaction that wrote one of its rows (`xmin`), so a row inserted,
+  // updated or deleted changes the line (events by their ids, which their numbering after commit
+  // leaves alone). What only background work changes
+  // is left out: the audit trail (a refusal of patient data is itself audited), webhook deliveries
+  // and their cursors, bulk export runs, the events' numbers (given after commit), and the outcome
+  // report's figures with the queue of patients they are computed for.
+  std::map<std::string, std::string> StoredState() {
+    if (!state_connection_) {
+      state_connection_.reset(PQconnectdb((postgres_->Conninfo("physio") + " connect_timeout=5").c_str()));
+      const std::string tables = postgres_->Execute(
+          "SELECT string_agg(quote_ident(table_schema) || '.' || quote_ident(table_name), ',' ORDER BY 1) "
+          "FROM information_schema.columns WHERE column_name = 'tenant_id' "
+          "AND table_schema IN ('assessment', 'planning', 'progress') "
+          "AND table_name NOT IN ('audit_events', 'webhook_deliveries', 'webhook_attempts', 'webhook_cursors', "
+          "'bulk_export_runs', 'bulk_export_files', 'bulk_export_jobs', 'event_sequences', 'episode_progress', "
+          "'episode_changes')",
+          "physio");
+      std::string sql;
+      std::size_t start = 0;
+      while (start < tables.size()) {
+        const std::size_t end = std::min(tables.find(',', start), tables.size());
+        const std::string table = tables.substr(start, end - start);
+        if (!sql.empty()) sql += " UNION ALL ";
+        const bool events = table.ends_with(".events");
+        sql += "SELECT '" + table + "', count(*) || ' rows, newest ' || coalesce(max(" +
+               (events ? std::string("event_id") : std::string("xmin::text::bigint")) + "), 0) FROM " + table +
+               " WHERE tenant_id = $1";
+        start = end + 1;
+      }
+      // Prepared once: planning a union of twenty scans costs more than running it.
+      PGresult* prepared = PQprepare(state_connection_.get(), "state", sql.c_str(), 1, nullptr);
+      EXPECT_EQ(PQresultStatus(prepared), PGRES_COMMAND_OK) << PQerrorMessage(state_connection_.get());
+      PQclear(prepared);
+    }
+    std::map<std::string, std::string> state;
+    const char* tenant = tenant_.c_str();
+    PGresult* result = PQexecPrepared(state_connection_.get(), "state", 1, &tenant, nullptr, nullptr, 0);
+    if (PQresultStatus(result) == PGRES_TUPLES_OK) {
+      for (int row = 0; row < PQntuples(result); ++row) state[PQgetvalue(result, row, 0)] = PQgetvalue(result, row, 1);
+    } else {
+      ADD_FAILURE() << "reading the stored state: " << PQerrorMessage(state_connection_.get());
+    }
+    PQclear(result);
+    // And the tenant's sessions in Redis: intakes and visits under way.
+    static constexpr const char* kRedisState = R"LUA(
+      local lines = {}
+      for _, pattern in ipairs({'asmt:{t:' .. ARGV[1] .. '}:intake:*', 'prog:{t:' .. ARGV[1] .. '}:visit:*'}) do
+        for _, key in ipairs(redis.call('KEYS', pattern)) do
+          lines[#lines + 1] = key .. ' ' .. redis.sha1hex(redis.call('DUMP', key))
+        end
+      end
+      table.sort(lines)
+      return table.concat(lines, '\n')
+    )LUA";
+    const std::string keys = RedisCommandAt(redis_->port(), {"EVAL", kRedisState, "0", tenant_});
+    EXPECT_FALSE(keys.starts_with("ERR")) << keys;
+    std::size_t start = 0;
+    while (start < keys.size()) {
+      const std::size_t end = std::min(keys.find('\n', start), keys.size());
+      const std::string line = keys.substr(start, end - start);
+      const std::size_t space = line.rfind(' ');
+      state["redis " + line.substr(0, space)] = line.substr(space + 1);
+      start = end + 1;
+    }
+    return state;
+  }
+
   // Sends every mutation of `base`'s request; returns how many answers of each code came back.
   std::map<grpc::StatusCode, int> Sweep(const Base& base) {
     std::map<grpc::StatusCode, int> codes;
@@ -278,8 +347,22 @@ class InputSweep : public ClinicalFixture {
     for (const auto& mutation : MutationsOf(prototype->GetDescriptor())) {
       auto request = base.make();
       mutation.set(ParentOf(request.get(), mutation.path), mutation.path.back());
+      const auto before = StoredState();
       const grpc::Status status = Send(base, *request);
       ++codes[status.error_code()];
+      // A refused request changed nothing: not one row of any clinical table.
+      if (!status.ok()) {
+        const auto after = StoredState();
+        for (const auto& [table, held] : after) {
+          EXPECT_EQ(before.contains(table) ? before.at(table) : "", held)
+              << base.method << " with " << mutation.label << " was refused (" << status.error_code() << " "
+              << status.error_message() << ") but changed " << table;
+        }
+        for (const auto& [table, held] : before) {
+          EXPECT_TRUE(after.contains(table)) << base.method << " with " << mutation.label << " was refused ("
+                                             << status.error_code() << ") but removed " << table;
+        }
+      }
       if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
         std::printf("[sweep] %s %s -> %d %s\n", base.method.c_str(), mutation.label.c_str(), status.error_code(),
                     status.error_message().substr(0, 160).c_str());
@@ -330,6 +413,9 @@ class InputSweep : public ClinicalFixture {
   static void SetUpTestSuite() {
     StartStoresAndCluster([](const std::string& service, Config& config) {
       RouteFhirToPeers(service, config);
+      // No questionnaire notices given in the background: a refused request is checked to change
+      // no row, and a notice given at that moment would look like its doing.
+      if (service == "progress") config.Set("outcome-task-scan-interval-s", "0");
       if (service == "assessment") {
         config.Set("bulk-export-max-jobs", "100");
         config.Set("webhook-allow-http", "true");
@@ -437,6 +523,10 @@ class InputSweep : public ClinicalFixture {
   }
   Caller Staff() const { return Caller(*cluster_, staff_token_); }
 
+  struct PgFinish {
+    void operator()(PGconn* connection) const { PQfinish(connection); }
+  };
+  std::unique_ptr<PGconn, PgFinish> state_connection_;
   std::string staff_token_;
   int json_calls_ = 0;
   std::shared_ptr<grpc::Channel> assessment_channel_, planning_channel_, progress_channel_;
