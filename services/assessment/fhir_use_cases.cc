@@ -100,8 +100,12 @@ pb::SearchFhirAuditEventsResponse AssessmentApp::SearchFhirAuditEvents(
     }
     const auto range = ParseFhirDate(value);
     if (!range) continue;  // FhirSearch refused it already
+    // The audit trail starts after 1970 and its query takes times up to 9999-12-31T23:59:59Z: a
+    // bound before the epoch narrows nothing and is left out, and one past the end (a date of 9999
+    // in a zone west of UTC) is the end. The search itself still applies the exact date.
     auto set = [](google::protobuf::Timestamp* time, std::int64_t micros) {
-      *time = TimeUtil::MicrosecondsToTimestamp(micros);
+      constexpr std::int64_t kLast = TimeUtil::kTimestampMaxSeconds * 1'000'000;
+      if (micros > 0) *time = TimeUtil::MicrosecondsToTimestamp(std::min(micros, kLast));
     };
     if (prefix == "eq" || prefix == "ge") set(query.mutable_from_time(), range->begin);
     if (prefix == "gt" || prefix == "sa") set(query.mutable_from_time(), range->end);

@@ -11,9 +11,8 @@ namespace {
 void ValidateText(const std::string& field, const std::string& text, size_t max) {
   if (text.empty() || text.size() > max) ThrowInvalidArgument(field, "must be 1-" + std::to_string(max) + " characters");
   if (IsBlank(text)) ThrowInvalidArgument(field, "must not be blank (it holds only white space)");
-  for (unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) ThrowInvalidArgument(field, "must not contain control characters");
-  }
+  // One line: a tab or a line break is refused here too.
+  if (auto why = ControlCharacterRefusal(text, LineBreaks::kOneLine); !why.empty()) ThrowInvalidArgument(field, why);
 }
 
 void ValidateEnum(const std::string& field, int value, bool (*is_valid)(int)) {

@@ -38,8 +38,8 @@ void RefusePlatforms(const CallContext& ctx) {
 
 void ValidateDescription(const std::string& text) {
   if (text.size() > kMaxDescription) ThrowInvalidArgument("description", "at most 200 characters");
-  for (const unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) ThrowInvalidArgument("description", "contains a control character");
+  if (auto why = ControlCharacterRefusal(text, LineBreaks::kOneLine); !why.empty()) {
+    ThrowInvalidArgument("description", why);
   }
 }
 

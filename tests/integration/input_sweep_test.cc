@@ -1201,6 +1201,182 @@ TEST_F(InputSweep, IntegrationWritesAnswerEveryEdgeValueCleanly) {
   ReadBack(patient);
 }
 
+// Percent-encoded edge values for a query parameter, as a FHIR client could send them.
+const std::vector<std::pair<std::string, std::string>>& QueryEdges() {
+  static const std::vector<std::pair<std::string, std::string>> edges = {
+      {"a NUL", "%00"}, {"a control character", "%01"}, {"an escape sequence", "%1B%5B2J"},
+      {"a right-to-left override", "%E2%80%AEx"}, {"blank text", "%20%20%20"}, {"empty text", ""},
+      {"a line break", "a%0Ab"}, {"an emoji", "%F0%9F%98%80"}, {"invalid UTF-8", "%FF%FE"},
+      {"an overlong NUL", "%C0%80"}, {"a long value", std::string(3000, 'a')}, {"a list", "a,b,c"},
+      {"bars", "%7C%7C%7C"}, {"a bare prefix", "ge"}, {"an unknown prefix", "ap2026"},
+      {"year 0", "0000-01-01"}, {"year 1", "eq0001-01-01"}, {"year 9999", "lt9999-12-31T23:59:59Z"},
+      {"year 1 in a zone east of UTC", "0001-01-01T00:00:00%2B14:00"},
+      {"year 9999 in a zone west of UTC", "9999-12-31T23:59:59-14:00"}, {"year 10000", "gt10000-01-01"}, {"30 February", "2026-02-30"}, {"hour 24", "2026-12-06T24:00:00Z"},
+      {"a zone of 99 hours", "2026-12-06T10:00:00%2B99:00"}, {"ten digits of seconds", "2026-12-06T10:00:00.9999999999Z"},
+      {"a negative year", "-2026"}, {"past int32", "2147483648"}, {"-1", "-1"}, {"1e309", "1e309"}, {"NaN", "NaN"},
+      {"an empty reference", "Patient%2F"}, {"a path in a reference", "Patient%2F..%2F..%2Fx"},
+      {"a system and more bars", "http%3A%2F%2Fx%7Cy%7Cz"}};
+  return edges;
+}
+
+// Whether `text` holds a C0 or C1 control character (a JSON string's, once decoded).
+bool HasControlCharacter(const std::string& text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x20 || byte == 0x7f) return true;
+    if (byte == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The HTTP-only surfaces: every search parameter of every FHIR resource type the CapabilityStatement
+// lists (and _count, _cursor, patient), each with each edge value, and the Connect headers of a call.
+// Every answer is a FHIR Bundle or OperationOutcome (a Connect error on the Connect port), never a
+// 5xx; a diagnostic never carries a control character back; a control character is refused naming
+// the parameter the client sent, not an internal field; and the ports still answer afterwards.
+TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  const std::string patient = patient_id_;
+  ApprovedPlanFor(staff, patient);
+  httplib::Client client("127.0.0.1", cluster_->assessment_http_port());
+  client.set_path_encode(false);  // the edge values are sent as encoded here
+  client.set_read_timeout(10, 0);
+  const httplib::Headers bearer = {{"Authorization", "Bearer " + staff_token_}};
+  const auto metadata = client.Get("/fhir/R4/metadata");
+  ASSERT_TRUE(metadata);
+  ASSERT_EQ(metadata->status, 200);
+  const auto capability = nlohmann::json::parse(metadata->body);
+  std::map<int, int> statuses;
+  int searches = 0;
+  for (const auto& resource : capability["rest"][0]["resource"]) {
+    const std::string type = resource.value("type", "");
+    if (!resource.contains("searchParam")) continue;
+    std::vector<std::string> names = {"_count", "_cursor"};
+    for (const auto& parameter : resource["searchParam"]) names.push_back(parameter.value("name", ""));
+    for (const auto& name : names) {
+      for (const auto& [label, value] : QueryEdges()) {
+        std::string query = type == "AuditEvent" ? "" : "patient=" + patient;
+        if (name == "patient") query.clear();
+        query += std::string(query.empty() ? "" : "&") + name + "=" + value;
+        const std::string what = type + "?" + name + " = " + label;
+        const auto answer = client.Get(("/fhir/R4/" + type + "?" + query).c_str(), bearer);
+        ++searches;
+        ASSERT_TRUE(answer) << what << ": no answer";
+        ++statuses[answer->status];
+        if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+          std::printf("[sweep] %s -> %d %s\n", what.c_str(), answer->status, answer->body.substr(0, 200).c_str());
+        }
+        // 414: the request target is past the port's limit (a long value), which says so.
+        EXPECT_TRUE(answer->status == 200 || answer->status == 400 || answer->status == 404 ||
+                    (answer->status == 414 && label == "a long value"))
+            << what << ": " << answer->status << " " << answer->body.substr(0, 300);
+        const auto body = nlohmann::json::parse(answer->body, nullptr, false);
+        ASSERT_TRUE(body.is_object()) << what << ": not JSON: " << answer->body.substr(0, 300);
+        EXPECT_EQ(body.value("resourceType", ""), answer->status == 200 ? "Bundle" : "OperationOutcome")
+            << what << ": " << answer->body.substr(0, 300);
+        if (answer->status == 200) continue;
+        if (answer->status == 414) {
+          EXPECT_EQ(body["issue"][0].value("code", ""), "too-long") << what << ": " << answer->body;
+        }
+        const std::string diagnostics = body["issue"][0].value("diagnostics", "");
+        EXPECT_FALSE(HasControlCharacter(diagnostics)) << what << ": the diagnostic carries a control character";
+        // A FHIR client is told about what it sent, not about our gRPC request's fields.
+        for (const char* internal : {"parameters[", "query.", "resource_type", "_time:"}) {
+          EXPECT_EQ(diagnostics.find(internal), std::string::npos) << what << ": " << diagnostics;
+        }
+        if (label == "a NUL" || label == "a control character" || label == "an escape sequence" ||
+            label == "a line break" || label == "invalid UTF-8" || label == "an overlong NUL") {
+          EXPECT_EQ(answer->status, 400) << what << ": " << answer->body;
+          EXPECT_NE(diagnostics.find(name), std::string::npos) << what << ": names " << name << "? " << diagnostics;
+        }
+      }
+    }
+  }
+  std::string line;
+  for (const auto& [status, count] : statuses) line += " " + std::to_string(status) + "x" + std::to_string(count);
+  std::printf("[sweep] FHIR searches:%s (%d)\n", line.c_str(), searches);
+  EXPECT_GT(searches, 500) << "the CapabilityStatement listed too few search parameters to sweep";
+
+  // The Connect headers of one call, each with edge values: a Connect error or the answer, never a 5xx.
+  const std::string path = "/physio.planning.v1.PlanningService/GetActivePlan";
+  const std::string body = "{\"patientId\":\"" + patient + "\"}";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> headers = {
+      {"Connect-Timeout-Ms", {"0", "-1", "1", "9999999999", "99999999999", "1e3", "0x10", "+5", "", "%35"}},
+      {"Connect-Protocol-Version", {"", "2", "01", "1,1"}},
+      {"Content-Type", {"application/json; charset=utf-16", "APPLICATION/JSON", "application/json;", "", "text/plain",
+                        "application/proto", "application/json; charset=\"utf-8\"", "application/connect+json"}},
+      {"Content-Encoding", {"gzip", "identity, gzip", "IDENTITY", "br", ""}},
+      {"X-Request-Id", {std::string(200, 'r'), std::string(9000, 'r'), "../..", "%0d%0a", "caf%C3%A9", ""}},
+      {"Traceparent", {"00-" + std::string(32, '0') + "-" + std::string(16, '0') + "-01", "ff-" + std::string(32, 'a') +
+                       "-" + std::string(16, 'b') + "-01", "00", "", std::string(600, '0')}},
+      {"Authorization", {"Bearer", "bearer " + staff_token_, "Bearer " + staff_token_ + " extra",
+                         "Bearer " + staff_token_ + ",Bearer " + staff_token_, "Bearer " + std::string(7000, 'a'),
+                         "Bearer a.b.c", "Bearer ..", "Basic Og==", ""}},
+      {"Origin", {"null", "http://" + std::string(3000, 'o') + ".example", "file://", ""}},
+      {"Prefer", {"handling=strict", "respond-async", std::string(2000, 'p')}},
+      {"Accept", {"application/xml", "*/*;q=0", ""}},
+  };
+  httplib::Client planning("127.0.0.1", cluster_->planning_http_port());
+  planning.set_read_timeout(10, 0);
+  int connect_calls = 0;
+  for (const auto& [name, values] : headers) {
+    for (const auto& value : values) {
+      httplib::Headers sent = {{"Authorization", "Bearer " + staff_token_}, {"Connect-Protocol-Version", "1"}};
+      sent.erase(name);
+      sent.emplace(name, value);
+      const std::string content_type = name == "Content-Type" ? value : "application/json";
+      sent.erase("Content-Type");
+      const auto answer = planning.Post(path.c_str(), sent, body, content_type.c_str());
+      ++connect_calls;
+      const std::string what = name + ": " + value.substr(0, 40);
+      if (!answer) {
+        // A header past the port's limits may be refused by closing the connection; nothing else may.
+        EXPECT_GT(value.size(), 4000u) << what << ": no answer";
+        continue;
+      }
+      if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+        std::printf("[sweep] %s -> %d %s\n", what.c_str(), answer->status, answer->body.substr(0, 200).c_str());
+      }
+      // Never a server error; but an encoding the port does not read is Connect's `unimplemented`
+      // (501), and a deadline of one millisecond may pass (504).
+      const bool expected_5xx = (name == "Content-Encoding" && answer->status == 501) ||
+                                (name == "Connect-Timeout-Ms" && value == "1" && answer->status == 504);
+      EXPECT_TRUE(answer->status < 500 || expected_5xx)
+          << what << ": " << answer->status << " " << answer->body.substr(0, 300);
+      if (answer->status == 200 || answer->status == 415 || answer->status == 431 || answer->status == 413 ||
+          answer->body.empty()) {
+        continue;
+      }
+      const auto error = nlohmann::json::parse(answer->body, nullptr, false);
+      EXPECT_TRUE(error.is_object() && error.contains("code")) << what << ": not a Connect error: " << answer->body;
+      if (error.is_object()) {
+        EXPECT_FALSE(HasControlCharacter(error.value("message", ""))) << what << ": " << answer->body;
+      }
+    }
+  }
+  std::printf("[sweep] Connect headers: %d calls\n", connect_calls);
+  // Media types and content codings are case-insensitive (RFC 9110 8.3.1, 8.4.1).
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"Content-Type", "APPLICATION/JSON"}, {"Content-Type", "Application/Json ; charset=utf-8"},
+           {"Content-Encoding", "IDENTITY"}}) {
+    httplib::Headers sent = {{"Authorization", "Bearer " + staff_token_}};
+    if (name != "Content-Type") sent.emplace(name, value);
+    const auto answer = planning.Post(path.c_str(), sent, body, name == "Content-Type" ? value.c_str() : "application/json");
+    ASSERT_TRUE(answer) << name << ": " << value;
+    EXPECT_EQ(answer->status, 200) << name << ": " << value << " -> " << answer->body.substr(0, 200);
+  }
+  // Both ports still answer.
+  const auto after = planning.Post(path.c_str(), {{"Authorization", "Bearer " + staff_token_}}, body, "application/json");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
+  const auto fhir_after = client.Get(("/fhir/R4/CarePlan?patient=" + patient).c_str(), bearer);
+  ASSERT_TRUE(fhir_after);
+  EXPECT_EQ(fhir_after->status, 200) << fhir_after->body;
+}
+
 // A FHIR search that another service must answer, while that service is down: the caller is told
 // to retry, and nothing of the deployment's topology (addresses, ports) reaches them.
 class FhirPeerDown : public ClusterFixture {

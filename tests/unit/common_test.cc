@@ -139,6 +139,23 @@ TEST(Validation, ControlCharactersAreFoundButTabsAndLineBreaksAreText) {
   EXPECT_EQ(ControlCharacterIn("c1 \xC2\x85 next line"), 0x85);
   EXPECT_EQ(ControlCharacterIn("\xC2\xA0 no-break space is text"), -1);
   EXPECT_EQ(CodePointName(0x1b), "U+001B");
+  // A one-line value (a search parameter, a webhook's description) takes no tab or line break.
+  EXPECT_EQ(ControlCharacterIn("a\tb", LineBreaks::kOneLine), '\t');
+  EXPECT_EQ(ControlCharacterIn("a\nb", LineBreaks::kOneLine), '\n');
+  EXPECT_EQ(ControlCharacterIn("caf\xC3\xA9 ok", LineBreaks::kOneLine), -1);
+  EXPECT_EQ(ControlCharacterRefusal("a\rb", LineBreaks::kOneLine), "must not contain a control character (U+000D)");
+  EXPECT_EQ(ControlCharacterRefusal("a\rb"), "");
+}
+
+TEST(Validation, Utf8IsCheckedStructurally) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xE2\x80\xAE \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xFF\xFE"));                  // never in UTF-8
+  EXPECT_FALSE(IsValidUtf8("\xC0\x80"));                  // an overlong NUL
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));             // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));         // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("ends mid-character \xE2\x80"));
+  EXPECT_FALSE(IsValidUtf8("\x80 a stray continuation"));
 }
 
 TEST(BoundedPool, ALeaseWaitsOnlyUntilTheDeadlineAndReturnsItself) {

@@ -55,7 +55,8 @@ TEST(FhirDate, PrecisionMakesARange) {
 
 TEST(FhirDate, MalformedIsRefused) {
   for (const char* bad : {"", "26", "2026-13", "2026-02-30", "2026-01-01T25:00", "2026-01-01T10:00:00X",
-                          "2026-01-01 10:00", "2026-01-01T10:00:00+1:00", "yesterday"}) {
+                          "2026-01-01 10:00", "2026-01-01T10:00:00+1:00", "yesterday", "0000", "0000-01-01",
+                          "0000-12-31T23:59:59Z"}) {
     EXPECT_FALSE(ParseFhirDate(bad)) << bad;
   }
 }

@@ -312,7 +312,8 @@ std::vector<json> FhirRestResources(const json& collection_bundle, const std::st
 
 std::optional<FhirTimeRange> ParseFhirDate(const std::string& text) {
   int year = 0, month = 1, day = 1, hour = 0, minute = 0, second = 0;
-  if (text.size() > 40 || !Digits(text, 0, 4, &year)) return std::nullopt;
+  // FHIR's years are 0001-9999 (its date type's pattern has no year 0000).
+  if (text.size() > 40 || !Digits(text, 0, 4, &year) || year < 1) return std::nullopt;
   std::int64_t unit;  // the width of the range: the text's precision
   std::size_t at = 4;
   auto day_start = [&] { return DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * kMicrosPerDay; };

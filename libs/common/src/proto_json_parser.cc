@@ -1,5 +1,7 @@
 #include "physio/common/proto_json_parser.h"
 
+#include "physio/common/validation.h"
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/time_util.h>
@@ -195,33 +197,6 @@ class Parser {
     }
   }
 
-  // Structurally valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
-  static bool IsValidUtf8(std::string_view text) {
-    std::size_t i = 0;
-    while (i < text.size()) {
-      const auto c = static_cast<unsigned char>(text[i]);
-      if (c < 0x80) {
-        ++i;
-        continue;
-      }
-      std::size_t length = 0;
-      std::uint32_t code = 0;
-      if ((c & 0xe0) == 0xc0) length = 2, code = c & 0x1f;
-      else if ((c & 0xf0) == 0xe0) length = 3, code = c & 0x0f;
-      else if ((c & 0xf8) == 0xf0) length = 4, code = c & 0x07;
-      else return false;
-      if (i + length > text.size()) return false;
-      for (std::size_t k = 1; k < length; ++k) {
-        const auto next = static_cast<unsigned char>(text[i + k]);
-        if ((next & 0xc0) != 0x80) return false;
-        code = (code << 6) | (next & 0x3f);
-      }
-      const std::uint32_t smallest = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
-      if (code < smallest || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
-      i += length;
-    }
-    return true;
-  }
 
   // A bare token in JSON's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
   static bool IsJsonNumber(std::string_view text) {

@@ -1,6 +1,7 @@
 #include "physio/common/validation.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 
 #include "physio/common/error.h"
@@ -35,10 +36,11 @@ void ValidateRange(std::string_view field, long value, long min, long max) {
   }
 }
 
-int ControlCharacterIn(std::string_view text) {
+int ControlCharacterIn(std::string_view text, LineBreaks line_breaks) {
+  const bool layout = line_breaks == LineBreaks::kLayoutAllowed;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return c;
+    if ((c < 0x20 && !(layout && (c == '\t' || c == '\n' || c == '\r'))) || c == 0x7f) return c;
     // A C1 character is the two bytes C2 80-9F in UTF-8.
     if (c == 0xc2 && i + 1 < text.size()) {
       const auto next = static_cast<unsigned char>(text[i + 1]);
@@ -54,11 +56,38 @@ std::string CodePointName(int code) {
   return name;
 }
 
-std::string ControlCharacterRefusal(std::string_view text) {
-  const int control = ControlCharacterIn(text);
+std::string ControlCharacterRefusal(std::string_view text, LineBreaks line_breaks) {
+  const int control = ControlCharacterIn(text, line_breaks);
   if (control < 0) return "";
   if (control == 0) return "must not contain a NUL character (U+0000)";
   return "must not contain a control character (" + CodePointName(control) + ")";
+}
+
+bool IsValidUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if ((c & 0xe0) == 0xc0) length = 2, code = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) length = 3, code = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) length = 4, code = c & 0x07;
+    else return false;
+    if (i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    const std::uint32_t smallest = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
+    if (code < smallest || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+    i += length;
+  }
+  return true;
 }
 
 bool IsBlank(std::string_view text) {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "physio/common/fhir_search.h"
+#include "physio/common/validation.h"
 #include "physio/server/http_gateway.h"
 #include "physio/server/status_codes.h"
 
@@ -146,10 +147,10 @@ bool ValidHost(const std::string& host) {
 
 int FhirHttpStatus(grpc::StatusCode code) { return StatusRowOf(code).http_status; }
 
-std::string FhirOperationOutcome(grpc::StatusCode code, const std::string& diagnostics) {
+std::string FhirOperationOutcome(grpc::StatusCode code, const std::string& diagnostics, const char* issue) {
   return json{{"resourceType", "OperationOutcome"},
               {"issue", json::array({{{"severity", code == grpc::StatusCode::OK ? "information" : "error"},
-                                      {"code", IssueCode(code)},
+                                      {"code", issue != nullptr ? issue : IssueCode(code)},
                                       {"diagnostics", diagnostics}}})}}
       .dump();
 }
@@ -200,9 +201,28 @@ bool FhirRest::RefusedBeforeBody(const httplib::Request& req, httplib::Response&
     res.set_header("WWW-Authenticate", "Bearer realm=\"fhir\"");
     return refuse(FhirHttpStatus(status.error_code()), status.error_code(), status.error_message());
   }
+  // Every query parameter (a search's, a bulk export's) is one line of UTF-8 text: protobuf would
+  // not send anything else on to a service, and a line break or an escape sequence would come back
+  // to the client in a diagnostic. Refused here, naming the parameter as the client wrote it.
+  for (const auto& [name, value] : req.params) {
+    if (!IsValidUtf8(name) || ControlCharacterIn(name, LineBreaks::kOneLine) >= 0) {
+      return refuse(400, grpc::StatusCode::INVALID_ARGUMENT,
+                    "a query parameter's name must be UTF-8 text without control characters");
+    }
+    if (!IsValidUtf8(value)) return refuse(400, grpc::StatusCode::INVALID_ARGUMENT, name + ": must be UTF-8 text");
+    if (auto why = ControlCharacterRefusal(value, LineBreaks::kOneLine); !why.empty()) {
+      return refuse(400, grpc::StatusCode::INVALID_ARGUMENT, name + ": " + why);
+    }
+  }
   if (req.method == "POST") {
+    const std::string condition = req.get_header_value("If-None-Exist");
+    if (!IsValidUtf8(condition)) {
+      return refuse(400, grpc::StatusCode::INVALID_ARGUMENT, "If-None-Exist: must be UTF-8 text");
+    }
     const std::string type = req.get_header_value("Content-Type");
-    const std::string base = type.substr(0, type.find(';'));
+    std::string base = type.substr(0, type.find(';'));  // case-insensitive (RFC 9110 8.3.1)
+    while (!base.empty() && (base.back() == ' ' || base.back() == '\t')) base.pop_back();
+    std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (base != "application/fhir+json" && base != "application/json") {
       res.set_header("Accept-Post", "application/fhir+json");
       return refuse(415, grpc::StatusCode::INVALID_ARGUMENT, "Content-Type: must be application/fhir+json");

@@ -46,7 +46,10 @@ constexpr std::size_t kMaxForwardedHeaderBytes = 8192;
 enum class Codec { kJson, kProto, kUnsupported };
 
 Codec CodecOf(const std::string& content_type) {
-  const std::string base = content_type.substr(0, content_type.find(';'));
+  // A media type's type and subtype are case-insensitive (RFC 9110 8.3.1); parameters follow ';'.
+  std::string base = content_type.substr(0, content_type.find(';'));
+  while (!base.empty() && (base.back() == ' ' || base.back() == '\t')) base.pop_back();
+  std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (base == "application/json") return Codec::kJson;
   if (base == "application/proto") return Codec::kProto;
   return Codec::kUnsupported;
@@ -455,7 +458,11 @@ void HttpGateway::Routes() {
     }
     // A compressed body is not read here: Connect's `unimplemented`, naming what is (the protocol's
     // answer to an encoding the server lacks), rather than the HTTP library's bare 415.
-    if (const std::string encoding = req.get_header_value("Content-Encoding"); !encoding.empty() && encoding != "identity") {
+    // Content codings are case-insensitive (RFC 9110 8.4.1): "IDENTITY" is no encoding either.
+    std::string encoding = req.get_header_value("Content-Encoding");
+    std::transform(encoding.begin(), encoding.end(), encoding.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!encoding.empty() && encoding != "identity") {
       res.set_header("Accept-Encoding", "identity");
       return RefuseUnread(res, grpc::StatusCode::UNIMPLEMENTED,
                           "Content-Encoding: only identity (an uncompressed body) is read here");
@@ -526,14 +533,28 @@ void HttpGateway::Routes() {
     const int status = res.status;
     if (req.path.rfind("/fhir/", 0) == 0 && status >= 400) {
       // FHIR clients get an OperationOutcome.
-      const grpc::StatusCode code = status == 404   ? grpc::StatusCode::NOT_FOUND
-                                    : status == 413 ? grpc::StatusCode::RESOURCE_EXHAUSTED
-                                    : status == 414 || status == 431 ? grpc::StatusCode::RESOURCE_EXHAUSTED
-                                                                     : grpc::StatusCode::INVALID_ARGUMENT;
-      res.set_content(FhirOperationOutcome(code, status == 404 ? "no such FHIR path (see /fhir/R4/metadata)"
-                                                 : status == 413 ? "request body larger than " + std::to_string(max_body) + " bytes"
-                                                                 : "malformed HTTP request"),
-                      "application/fhir+json; charset=utf-8");
+      // Past the port's limits is FHIR's "too-long" (not "throttled": waiting would not help).
+      std::string outcome;
+      if (status == 404) {
+        outcome = FhirOperationOutcome(grpc::StatusCode::NOT_FOUND, "no such FHIR path (see /fhir/R4/metadata)");
+      } else if (status == 413) {
+        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "request body larger than " + std::to_string(max_body) + " bytes", "too-long");
+      } else if (status == 414) {
+        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "request target (path and query) longer than " +
+                                           std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes",
+                                       "too-long");
+      } else if (status == 431) {
+        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "request headers too large (each line at most " +
+                                           std::to_string(CPPHTTPLIB_HEADER_MAX_LENGTH) + " bytes, at most " +
+                                           std::to_string(CPPHTTPLIB_HEADER_MAX_COUNT) + " fields)",
+                                       "too-long");
+      } else {
+        outcome = FhirOperationOutcome(grpc::StatusCode::INVALID_ARGUMENT, "malformed HTTP request");
+      }
+      res.set_content(outcome, "application/fhir+json; charset=utf-8");
       res.status = status;
       return;
     }
@@ -542,8 +563,11 @@ void HttpGateway::Routes() {
     } else if (status == 413) {
       ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED,
                    "request body larger than " + std::to_string(max_body) + " bytes");
-    } else if (status == 414 || status == 431) {
-      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED, "request line or headers too large");
+    } else if (status == 414) {
+      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                   "request target longer than " + std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes");
+    } else if (status == 431) {
+      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED, "request headers too large");
     } else if (status == 400) {
       ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "malformed HTTP request");
     } else {

@@ -129,8 +129,8 @@ void ValidateAnswer(const std::string& field, const ItemAnswer& answer) {
     if (answer.text.size() > kMaxAnswerText) {
       ThrowInvalidArgument(field + ".text", "at most " + std::to_string(kMaxAnswerText) + " characters");
     }
-    for (unsigned char c : answer.text) {
-      if (c < 0x20 || c == 0x7f) ThrowInvalidArgument(field + ".text", "must not contain control characters");
+    if (auto why = ControlCharacterRefusal(answer.text, LineBreaks::kOneLine); !why.empty()) {
+      ThrowInvalidArgument(field + ".text", why);
     }
     return;
   }

@@ -106,7 +106,9 @@ class FhirRest {
 };
 
 // An OperationOutcome (severity error) for a gRPC status, with the HTTP status it is sent with.
+// `issue` overrides the FHIR issue type the code maps to (e.g. "too-long" for a request past the
+// port's limits, which is RESOURCE_EXHAUSTED but not "throttled").
 int FhirHttpStatus(grpc::StatusCode code);
-std::string FhirOperationOutcome(grpc::StatusCode code, const std::string& diagnostics);
+std::string FhirOperationOutcome(grpc::StatusCode code, const std::string& diagnostics, const char* issue = nullptr);
 
 }  // namespace physio
