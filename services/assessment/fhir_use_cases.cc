@@ -245,7 +245,12 @@ pb::StartBulkExportResponse AssessmentApp::StartBulkExport(const CallContext& ct
   if (!request.since().empty()) {
     const auto since = ParseFhirDate(request.since());
     if (!since) ThrowInvalidArgument("since", "must be a FHIR instant such as 2026-01-01T00:00:00Z");
-    job.since = TimeUtil::ToString(TimeUtil::MicrosecondsToTimestamp(since->begin));
+    // A date of year 1 in a zone east of UTC begins in year 0, and one of 9999 west of UTC ends in
+    // 10000: outside what a Timestamp holds, so the first or last second it can hold stands in
+    // (everything, or nothing, changed since).
+    constexpr std::int64_t kFirst = TimeUtil::kTimestampMinSeconds * 1'000'000;
+    constexpr std::int64_t kLast = TimeUtil::kTimestampMaxSeconds * 1'000'000;
+    job.since = TimeUtil::ToString(TimeUtil::MicrosecondsToTimestamp(std::clamp(since->begin, kFirst, kLast)));
   }
   if (request.request_url().size() > 2048) ThrowInvalidArgument("request_url", "at most 2048 characters");
   // The manifest's `request` is the kick-off URL a client can match (FHIR Bulk Data): an absolute

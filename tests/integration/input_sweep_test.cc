@@ -1300,6 +1300,42 @@ TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
   std::printf("[sweep] FHIR searches:%s (%d)\n", line.c_str(), searches);
   EXPECT_GT(searches, 500) << "the CapabilityStatement listed too few search parameters to sweep";
 
+  // The bulk export's kick-off parameters: a job (cancelled at once) or a refusal naming the parameter.
+  httplib::Headers async = bearer;
+  async.emplace("Prefer", "respond-async");
+  int kick_offs = 0, started = 0;
+  for (const std::string name : {"_since", "_type", "_outputFormat"}) {
+    for (const auto& [label, value] : QueryEdges()) {
+      const std::string what = "$export?" + name + " = " + label;
+      const auto answer = client.Get(("/fhir/R4/$export?" + name + "=" + value).c_str(), async);
+      ++kick_offs;
+      ASSERT_TRUE(answer) << what << ": no answer";
+      if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+        std::printf("[sweep] %s -> %d %s\n", what.c_str(), answer->status, answer->body.substr(0, 200).c_str());
+      }
+      EXPECT_TRUE(answer->status == 202 || answer->status == 400 || (answer->status == 414 && label == "a long value"))
+          << what << ": " << answer->status << " " << answer->body.substr(0, 300);
+      if (answer->status == 202) {
+        ++started;
+        const std::string location = answer->get_header_value("Content-Location");
+        const auto path_at = location.find("/fhir/R4/");
+        ASSERT_NE(path_at, std::string::npos) << what << ": " << location;
+        const auto cancelled = client.Delete(location.substr(path_at).c_str(), bearer);
+        ASSERT_TRUE(cancelled) << what;
+        EXPECT_EQ(cancelled->status, 202) << what << ": " << cancelled->body;
+        continue;
+      }
+      const auto outcome = nlohmann::json::parse(answer->body, nullptr, false);
+      ASSERT_TRUE(outcome.is_object()) << what << ": " << answer->body.substr(0, 300);
+      const std::string diagnostics = outcome["issue"][0].value("diagnostics", "");
+      EXPECT_FALSE(HasControlCharacter(diagnostics)) << what << ": " << diagnostics;
+      if (answer->status == 400) {
+        EXPECT_NE(diagnostics.find(name), std::string::npos) << what << ": names " << name << "? " << diagnostics;
+      }
+    }
+  }
+  std::printf("[sweep] bulk export kick-offs: %d (%d started and cancelled)\n", kick_offs, started);
+
   // The Connect headers of one call, each with edge values: a Connect error or the answer, never a 5xx.
   const std::string path = "/physio.planning.v1.PlanningService/GetActivePlan";
   const std::string body = "{\"patientId\":\"" + patient + "\"}";

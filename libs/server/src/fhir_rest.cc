@@ -55,7 +55,8 @@ const char* IssueCode(grpc::StatusCode code) {
 std::string FhirDiagnostics(std::string text) {
   for (const auto& [ours, theirs] : {std::pair<std::string, std::string>{"patient_id:", "patient:"},
                                      {"count:", "_count:"}, {"cursor:", "_cursor:"}, {"query.patient_id:", "patient:"},
-                                     {"resource_json:", "body:"}, {"if_none_exist:", "If-None-Exist:"}}) {
+                                     {"resource_json:", "body:"}, {"if_none_exist:", "If-None-Exist:"},
+                                     {"since:", "_since:"}, {"types:", "_type:"}}) {
     if (text.rfind(ours, 0) == 0) return theirs + text.substr(ours.size());
   }
   return text;
