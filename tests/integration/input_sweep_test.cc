@@ -1201,6 +1201,84 @@ TEST_F(InputSweep, IntegrationWritesAnswerEveryEdgeValueCleanly) {
   ReadBack(patient);
 }
 
+// One WatchEvents stream of `stub` with `mutation` applied to an empty (valid) request: reads until
+// the first event or `patience`, then hangs up. `event` says whether one came.
+template <typename Request, typename Response, typename Stub>
+grpc::Status WatchOnce(Stub& stub, const Caller& caller, const Mutation* mutation, bool* event) {
+  Request request;
+  if (mutation != nullptr) mutation->set(ParentOf(&request, mutation->path), mutation->path.back());
+  auto context = caller.Context(std::chrono::milliseconds(1500));
+  auto reader = stub.WatchEvents(context.get(), request);
+  Response response;
+  *event = reader->Read(&response);
+  if (*event) context->TryCancel();  // else the stream has ended, and Finish says how
+  return reader->Finish();
+}
+
+// The event feed's request of each service: a stream that opens, or a refusal naming the field;
+// never a defect, and never an event before the request was accepted.
+TEST_F(InputSweep, WatchEventsAnswersEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  ApprovedPlanFor(staff, patient_id_);  // events in the feeds to be read
+  using Watch = std::function<grpc::Status(const Mutation*, bool*)>;
+  const std::vector<std::tuple<std::string, const Descriptor*, Watch>> feeds = {
+      {"assessment", apb::WatchEventsRequest::descriptor(),
+       [&](const Mutation* m, bool* e) { return WatchOnce<apb::WatchEventsRequest, apb::WatchEventsResponse>(*staff.assessment, staff, m, e); }},
+      {"planning", ppb::WatchEventsRequest::descriptor(),
+       [&](const Mutation* m, bool* e) { return WatchOnce<ppb::WatchEventsRequest, ppb::WatchEventsResponse>(*staff.planning, staff, m, e); }},
+      {"progress", gpb::WatchEventsRequest::descriptor(),
+       [&](const Mutation* m, bool* e) { return WatchOnce<gpb::WatchEventsRequest, gpb::WatchEventsResponse>(*staff.progress, staff, m, e); }},
+  };
+  for (const auto& [service, descriptor, watch] : feeds) {
+    bool event = false;
+    const grpc::Status base = watch(nullptr, &event);
+    if (service != "progress") {
+      EXPECT_TRUE(event) << service << ": the feed from its start has events: " << base.error_message();
+    }
+    std::map<grpc::StatusCode, int> codes;
+    for (const auto& mutation : MutationsOf(descriptor)) {
+      const grpc::Status status = watch(&mutation, &event);
+      ++codes[status.error_code()];
+      const std::string what = service + " WatchEvents with " + mutation.label;
+      if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+        std::printf("[sweep] %s -> %d %s (event: %d)\n", what.c_str(), status.error_code(),
+                    status.error_message().substr(0, 160).c_str(), event);
+      }
+      // Hung up by this side (CANCELLED) after an event, or still waiting at the deadline, or refused.
+      EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
+                  status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                  status.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+          << what << ": " << status.error_code() << " " << status.error_message();
+      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        EXPECT_FALSE(event) << what << ": an event before the refusal";
+        EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos) << what << ": " << status.error_message();
+      }
+      if (mutation.value == "a control character" || mutation.value == "an escape sequence") {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+      }
+    }
+    Report(service + " WatchEvents", codes);
+  }
+  // Cursors that are almost numbers: a stream past the head waits (deadline), anything else is refused.
+  for (const std::string cursor : {"-1", "+1", "1e3", "0x10", " 1", "1 ", "00", "999999999999999999",
+                                   "9999999999999999999", "18446744073709551616"}) {
+    apb::WatchEventsRequest request;
+    request.set_after_cursor(cursor);
+    auto context = staff.Context(std::chrono::milliseconds(1000));
+    auto reader = staff.assessment->WatchEvents(context.get(), request);
+    apb::WatchEventsResponse response;
+    const bool event = reader->Read(&response);
+    if (event) context->TryCancel();
+    const grpc::Status status = reader->Finish();
+    const bool waits = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !event;
+    const bool refused = status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && !event &&
+                         status.error_message().find("after_cursor") != std::string::npos;
+    const bool reads = event && status.error_code() == grpc::StatusCode::CANCELLED && cursor == "00";
+    EXPECT_TRUE(waits || refused || reads) << "cursor '" << cursor << "': " << status.error_code() << " "
+                                           << status.error_message() << " (event: " << event << ")";
+  }
+}
+
 // Percent-encoded edge values for a query parameter, as a FHIR client could send them.
 const std::vector<std::pair<std::string, std::string>>& QueryEdges() {
   static const std::vector<std::pair<std::string, std::string>> edges = {
