@@ -220,10 +220,7 @@ bool FhirRest::RefusedBeforeBody(const httplib::Request& req, httplib::Response&
     if (!IsValidUtf8(condition)) {
       return refuse(400, grpc::StatusCode::INVALID_ARGUMENT, "If-None-Exist: must be UTF-8 text");
     }
-    const std::string type = req.get_header_value("Content-Type");
-    std::string base = type.substr(0, type.find(';'));  // case-insensitive (RFC 9110 8.3.1)
-    while (!base.empty() && (base.back() == ' ' || base.back() == '\t')) base.pop_back();
-    std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string base = CaseFoldedToken(req.get_header_value("Content-Type"));  // RFC 9110 8.3.1
     if (base != "application/fhir+json" && base != "application/json") {
       res.set_header("Accept-Post", "application/fhir+json");
       return refuse(415, grpc::StatusCode::INVALID_ARGUMENT, "Content-Type: must be application/fhir+json");

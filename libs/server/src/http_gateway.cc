@@ -46,10 +46,7 @@ constexpr std::size_t kMaxForwardedHeaderBytes = 8192;
 enum class Codec { kJson, kProto, kUnsupported };
 
 Codec CodecOf(const std::string& content_type) {
-  // A media type's type and subtype are case-insensitive (RFC 9110 8.3.1); parameters follow ';'.
-  std::string base = content_type.substr(0, content_type.find(';'));
-  while (!base.empty() && (base.back() == ' ' || base.back() == '\t')) base.pop_back();
-  std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string base = CaseFoldedToken(content_type);  // RFC 9110 8.3.1
   if (base == "application/json") return Codec::kJson;
   if (base == "application/proto") return Codec::kProto;
   return Codec::kUnsupported;
@@ -295,6 +292,13 @@ const char* ConnectCodeName(grpc::StatusCode code) { return StatusRowOf(code).co
 
 int ConnectHttpStatus(grpc::StatusCode code) { return StatusRowOf(code).http_status; }
 
+std::string CaseFoldedToken(std::string_view value) {
+  std::string token(value.substr(0, value.find(';')));
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.pop_back();
+  std::transform(token.begin(), token.end(), token.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return token;
+}
+
 std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value) {
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -459,10 +463,8 @@ void HttpGateway::Routes() {
     // A compressed body is not read here: Connect's `unimplemented`, naming what is (the protocol's
     // answer to an encoding the server lacks), rather than the HTTP library's bare 415.
     // Content codings are case-insensitive (RFC 9110 8.4.1): "IDENTITY" is no encoding either.
-    std::string encoding = req.get_header_value("Content-Encoding");
-    std::transform(encoding.begin(), encoding.end(), encoding.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (!encoding.empty() && encoding != "identity") {
+    if (const std::string encoding = CaseFoldedToken(req.get_header_value("Content-Encoding"));
+        !encoding.empty() && encoding != "identity") {
       res.set_header("Accept-Encoding", "identity");
       return RefuseUnread(res, grpc::StatusCode::UNIMPLEMENTED,
                           "Content-Encoding: only identity (an uncompressed body) is read here");

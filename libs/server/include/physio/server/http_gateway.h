@@ -65,6 +65,11 @@ struct HttpGatewaySettings {
 // version-00 traceparent. `name` is one of those three (any case).
 std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value);
 
+// A header token compared case-insensitively (RFC 9110: media types' type and subtype, content
+// codings): `value` up to the first ';', without trailing white space, in lower case.
+// "Application/JSON ; charset=utf-8" is "application/json".
+std::string CaseFoldedToken(std::string_view value);
+
 // Whether the request's Authorization header (already checked as "Bearer <token68>") carries a
 // token `verifier` accepts: the one check made before a body is read.
 bool BearerVerifies(const std::string& authorization, const TokenVerifier& verifier);
