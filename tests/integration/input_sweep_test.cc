@@ -25,6 +25,7 @@
 #include "physio/auth/token_minter.h"
 #include "physio/common/ids.h"
 #include "physio/server/status_codes.h"
+#include "sanitizers.h"
 
 namespace physio::testing {
 namespace {
@@ -207,18 +208,6 @@ std::vector<Mutation> MutationsOf(const Descriptor* request) {
   return out;
 }
 
-#if defined(__SANITIZE_ADDRESS__)  // GCC
-constexpr bool kUnderSanitizers = true;
-#elif defined(__has_feature)  // clang
-#if __has_feature(address_sanitizer)
-constexpr bool kUnderSanitizers = true;
-#else
-constexpr bool kUnderSanitizers = false;
-#endif
-#else
-constexpr bool kUnderSanitizers = false;
-#endif
-
 // Answers a caller cannot act on: a defect, whatever the input.
 bool IsDefect(grpc::StatusCode code) {
   return code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN ||
@@ -370,10 +359,10 @@ class InputSweep : public ClinicalFixture {
       // A refused request changes nothing stored: not one row, not the session it names. Checked in
       // the plain build; under the sanitizers (memory errors) the store reads would only cost time.
       std::map<std::string, std::string> before;
-      if (!kUnderSanitizers) before = StoredState(session_id);
+      if (!kUnderAddressSanitizer) before = StoredState(session_id);
       const grpc::Status status = Send(base, *request);
       ++codes[status.error_code()];
-      if (!status.ok() && !kUnderSanitizers) {
+      if (!status.ok() && !kUnderAddressSanitizer) {
         const auto after = StoredState(session_id);
         for (const auto& [table, held] : after) {
           EXPECT_EQ(before.contains(table) ? before.at(table) : "", held)

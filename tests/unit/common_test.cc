@@ -21,6 +21,7 @@
 #include "physio/common/config.h"
 #include "physio/common/error.h"
 #include "physio/common/ids.h"
+#include "sanitizers.h"
 #include "physio/common/logging.h"
 #include "physio/common/validation.h"
 #include "physio/common/worker_pool.h"
@@ -344,18 +345,8 @@ TEST(TrimAfterBusySpell, TrimsOnceAtTheFirstQuietIntervalAfterEachBusySpellAndNe
   EXPECT_TRUE(policy.Observe(0));
 }
 
-#if defined(__SANITIZE_ADDRESS__)  // GCC
-#define PHYSIO_ASAN_ALLOCATOR 1
-#elif defined(__has_feature)  // clang
-#if __has_feature(address_sanitizer)
-#define PHYSIO_ASAN_ALLOCATOR 1
-#endif
-#endif
-
 TEST(TrimFreeHeap, HandsBackWhatAFreedBurstLeftInAThreadsArena) {
-#if defined(PHYSIO_ASAN_ALLOCATOR)
-  GTEST_SKIP() << "AddressSanitizer's allocator, not glibc's, serves this build";
-#else
+  if (physio::testing::kUnderAddressSanitizer) GTEST_SKIP() << "AddressSanitizer's allocator, not glibc's, serves this build";
   // Many small blocks from another thread (its own arena), freed but for the last,
   // which keeps the freed space below it from being the arena's top: glibc keeps it.
   std::unique_ptr<char[]> pin;
@@ -369,7 +360,6 @@ TEST(TrimFreeHeap, HandsBackWhatAFreedBurstLeftInAThreadsArena) {
   });
   burst.join();
   EXPECT_GT(TrimFreeHeap(), 4L << 20);  // of about 20 MB freed
-#endif
 }
 
 }  // namespace
