@@ -218,6 +218,22 @@ class WebhooksBase : public ClusterFixture {
     } while (!list.page_token().empty());
     return all;
   }
+  // The subscription's deliveries once each is recorded as delivered, or as they stand after
+  // `patience`: the receiver can hold an event a moment before the dispatcher records the answer.
+  static std::vector<apb::WebhookDelivery> DeliveriesOnceDelivered(const Caller& integrator,
+                                                                   const std::string& subscription,
+                                                                   std::chrono::milliseconds patience) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    auto deliveries = Deliveries(integrator, subscription);
+    while (std::chrono::steady_clock::now() < until &&
+           std::any_of(deliveries.begin(), deliveries.end(), [](const apb::WebhookDelivery& delivery) {
+             return delivery.state() != apb::WEBHOOK_DELIVERY_STATE_DELIVERED;
+           })) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      deliveries = Deliveries(integrator, subscription);
+    }
+    return deliveries;
+  }
 };
 
 class Webhooks : public WebhooksBase {
@@ -286,16 +302,7 @@ TEST_F(Webhooks, EveryEventArrivesVerifiedInOrderPerPatientThroughFailuresTimeou
   // The delivery log shows the failures: HTTP 500s and timeouts, then the success. The receiver
   // can hold an event a moment before the dispatcher records the 200 it answered (or a retry of a
   // delivery whose first attempt timed out after arriving is still due): wait for the log to settle.
-  auto deliveries = Deliveries(integrator, created.subscription().subscription_id());
-  for (int attempt = 0; attempt < 150; ++attempt) {
-    if (std::all_of(deliveries.begin(), deliveries.end(), [](const apb::WebhookDelivery& delivery) {
-          return delivery.state() == apb::WEBHOOK_DELIVERY_STATE_DELIVERED;
-        })) {
-      break;
-    }
-    std::this_thread::sleep_for(200ms);
-    deliveries = Deliveries(integrator, created.subscription().subscription_id());
-  }
+  const auto deliveries = DeliveriesOnceDelivered(integrator, created.subscription().subscription_id(), 30s);
   ASSERT_GE(deliveries.size(), expected.size());
   bool saw_500 = false, saw_timeout = false;
   for (const auto& delivery : deliveries) {
@@ -699,17 +706,8 @@ TEST_F(WebhookReplicas, AReplicaKilledMidDeliveryLosesNothing) {
   std::set<std::string> ids;
   for (const auto& item : state["received"]) ids.insert(item["id"].get<std::string>());
   EXPECT_EQ(ids.size(), expected) << "every event delivered after the lease ran out";
-  // Every delivery recorded as delivered: the receiver's answer is recorded just after it reached
-  // the receiver, so the last one may still be on its way to PostgreSQL.
-  auto deliveries = Deliveries(integrator, created.subscription().subscription_id());
-  const auto recorded_by = std::chrono::steady_clock::now() + 15s;
-  while (std::chrono::steady_clock::now() < recorded_by &&
-         std::any_of(deliveries.begin(), deliveries.end(), [](const auto& delivery) {
-           return delivery.state() != apb::WEBHOOK_DELIVERY_STATE_DELIVERED;
-         })) {
-    std::this_thread::sleep_for(100ms);
-    deliveries = Deliveries(integrator, created.subscription().subscription_id());
-  }
+  // Every delivery recorded as delivered (the last answer may still be on its way to PostgreSQL).
+  const auto deliveries = DeliveriesOnceDelivered(integrator, created.subscription().subscription_id(), 15s);
   // The killed send left its trace: an attempt counted but never recorded.
   bool lost_attempt = false;
   for (const auto& delivery : deliveries) {
