@@ -45,6 +45,20 @@ constexpr std::size_t kMaxForwardedHeaderBytes = 8192;
 
 enum class Codec { kJson, kProto, kUnsupported };
 
+// What the HTTP library's refusal of a request past the port's limits says (413, 414, 431), for
+// both the Connect and the FHIR answer; "" for any other status.
+std::string PastLimit(int status, std::size_t max_body) {
+  if (status == 413) return "request body larger than " + std::to_string(max_body) + " bytes";
+  if (status == 414) {
+    return "request target (path and query) longer than " + std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes";
+  }
+  if (status == 431) {
+    return "request headers too large (each line at most " + std::to_string(CPPHTTPLIB_HEADER_MAX_LENGTH) +
+           " bytes, at most " + std::to_string(CPPHTTPLIB_HEADER_MAX_COUNT) + " fields)";
+  }
+  return "";
+}
+
 Codec CodecOf(const std::string& content_type) {
   const std::string base = CaseFoldedToken(content_type);  // RFC 9110 8.3.1
   if (base == "application/json") return Codec::kJson;
@@ -539,20 +553,8 @@ void HttpGateway::Routes() {
       std::string outcome;
       if (status == 404) {
         outcome = FhirOperationOutcome(grpc::StatusCode::NOT_FOUND, "no such FHIR path (see /fhir/R4/metadata)");
-      } else if (status == 413) {
-        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                       "request body larger than " + std::to_string(max_body) + " bytes", "too-long");
-      } else if (status == 414) {
-        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                       "request target (path and query) longer than " +
-                                           std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes",
-                                       "too-long");
-      } else if (status == 431) {
-        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                       "request headers too large (each line at most " +
-                                           std::to_string(CPPHTTPLIB_HEADER_MAX_LENGTH) + " bytes, at most " +
-                                           std::to_string(CPPHTTPLIB_HEADER_MAX_COUNT) + " fields)",
-                                       "too-long");
+      } else if (const std::string limit = PastLimit(status, max_body); !limit.empty()) {
+        outcome = FhirOperationOutcome(grpc::StatusCode::RESOURCE_EXHAUSTED, limit, "too-long");
       } else {
         outcome = FhirOperationOutcome(grpc::StatusCode::INVALID_ARGUMENT, "malformed HTTP request");
       }
@@ -562,14 +564,8 @@ void HttpGateway::Routes() {
     }
     if (status == 404) {
       ConnectError(res, grpc::StatusCode::UNIMPLEMENTED, "no such path");
-    } else if (status == 413) {
-      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                   "request body larger than " + std::to_string(max_body) + " bytes");
-    } else if (status == 414) {
-      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                   "request target longer than " + std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes");
-    } else if (status == 431) {
-      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED, "request headers too large");
+    } else if (const std::string limit = PastLimit(status, max_body); !limit.empty()) {
+      ConnectError(res, grpc::StatusCode::RESOURCE_EXHAUSTED, limit);
     } else if (status == 400) {
       ConnectError(res, grpc::StatusCode::INVALID_ARGUMENT, "malformed HTTP request");
     } else {
