@@ -33,6 +33,21 @@ TEST(ForwardedHeaders, OnlyWellFormedPrintableValuesMayBecomeMetadata) {
   }
 }
 
+TEST(MediaTypes, TypesAndCodingsAreCaseInsensitiveAndJsonIsUtf8) {
+  EXPECT_EQ(CaseFoldedToken("Application/JSON ; charset=utf-8"), "application/json");
+  EXPECT_EQ(CaseFoldedToken("IDENTITY"), "identity");
+  EXPECT_EQ(CaseFoldedToken(""), "");
+  for (const std::string_view utf8 : {"application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+                                  "application/json; charset=\"utf-8\"", "application/fhir+json; fhirVersion=4.0; charset=utf8",
+                                  "application/json;"}) {
+    EXPECT_TRUE(DeclaresUtf8OrNoCharset(utf8)) << utf8;
+  }
+  for (const std::string_view other : {"application/json; charset=utf-16", "application/json; CHARSET=latin1",
+                                   "application/json; fhirVersion=4.0; charset=\"us-ascii\"", "application/json; charset="}) {
+    EXPECT_FALSE(DeclaresUtf8OrNoCharset(other)) << other;
+  }
+}
+
 TEST(TokenBuckets, ABucketEmptiesAndRefillsAtItsRate) {
   TokenBuckets buckets(2, 3);  // 2/s, 3 at once
   const auto start = Clock::now();

@@ -61,7 +61,7 @@ std::string PastLimit(int status, std::size_t max_body) {
 
 Codec CodecOf(const std::string& content_type) {
   const std::string base = CaseFoldedToken(content_type);  // RFC 9110 8.3.1
-  if (base == "application/json") return Codec::kJson;
+  if (base == "application/json") return DeclaresUtf8OrNoCharset(content_type) ? Codec::kJson : Codec::kUnsupported;
   if (base == "application/proto") return Codec::kProto;
   return Codec::kUnsupported;
 }
@@ -311,6 +311,25 @@ std::string CaseFoldedToken(std::string_view value) {
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.pop_back();
   std::transform(token.begin(), token.end(), token.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return token;
+}
+
+bool DeclaresUtf8OrNoCharset(std::string_view content_type) {
+  std::size_t at = content_type.find(';');
+  while (at != std::string_view::npos) {
+    const std::size_t next = content_type.find(';', at + 1);
+    std::string parameter(content_type.substr(at + 1, next == std::string_view::npos ? next : next - at - 1));
+    std::transform(parameter.begin(), parameter.end(), parameter.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    parameter.erase(std::remove_if(parameter.begin(), parameter.end(), [](char c) { return c == ' ' || c == '\t'; }),
+                    parameter.end());
+    if (parameter.starts_with("charset=")) {
+      std::string charset = parameter.substr(8);
+      if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') charset = charset.substr(1, charset.size() - 2);
+      if (charset != "utf-8" && charset != "utf8") return false;
+    }
+    at = next;
+  }
+  return true;
 }
 
 std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::string_view value) {

@@ -70,6 +70,11 @@ std::optional<std::string> ForwardedHeaderProblem(std::string_view name, std::st
 // "Application/JSON ; charset=utf-8" is "application/json".
 std::string CaseFoldedToken(std::string_view value);
 
+// Whether a Content-Type's `charset` parameter, if it has one, names UTF-8 (case-insensitive,
+// quoted or not: RFC 9110 8.3.2). JSON bodies are read as UTF-8 (RFC 8259 8.1), so a body declared
+// as another charset is refused rather than misread: "application/json; charset=utf-16" is not.
+bool DeclaresUtf8OrNoCharset(std::string_view content_type);
+
 // Whether the request's Authorization header (already checked as "Bearer <token68>") carries a
 // token `verifier` accepts: the one check made before a body is read.
 bool BearerVerifies(const std::string& authorization, const TokenVerifier& verifier);
