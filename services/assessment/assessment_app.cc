@@ -362,7 +362,10 @@ AuditPage AssessmentApp::ReadAuditTrail(const CallContext& ctx, const pb::AuditQ
   }
   auto time_of = [](const char* field, const google::protobuf::Timestamp& time) -> std::string {
     if (time.seconds() == 0 && time.nanos() == 0) return "";
-    if (time.seconds() < 0 || time.seconds() > 253402300799 || time.nanos() < 0 || time.nanos() > 999999999) {
+    // Any time a Timestamp may hold (0001-01-01 to 9999-12-31): one before the trail began
+    // matches nothing, or narrows nothing, as it would for any other record.
+    if (time.seconds() < TimeUtil::kTimestampMinSeconds || time.seconds() > TimeUtil::kTimestampMaxSeconds ||
+        time.nanos() < 0 || time.nanos() > 999999999) {
       ThrowInvalidArgument(field, "is not a valid time");
     }
     return TimeUtil::ToString(time);

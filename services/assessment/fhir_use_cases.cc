@@ -100,12 +100,16 @@ pb::SearchFhirAuditEventsResponse AssessmentApp::SearchFhirAuditEvents(
     }
     const auto range = ParseFhirDate(value);
     if (!range) continue;  // FhirSearch refused it already
-    // The audit trail starts after 1970 and its query takes times up to 9999-12-31T23:59:59Z: a
-    // bound before the epoch narrows nothing and is left out, and one past the end (a date of 9999
-    // in a zone west of UTC) is the end. The search itself still applies the exact date.
+    // The trail's query takes the times a Timestamp holds: a bound past either end (a date of year
+    // 1 in a zone east of UTC, of 9999 in one west) is that end, and the epoch itself (which would
+    // read as no bound) is a microsecond before it. So a date before the trail began answers an empty
+    // page at once, not page after empty page of the whole trail. The search still applies the
+    // exact date to what comes back.
     auto set = [](google::protobuf::Timestamp* time, std::int64_t micros) {
+      constexpr std::int64_t kFirst = TimeUtil::kTimestampMinSeconds * 1'000'000;
       constexpr std::int64_t kLast = TimeUtil::kTimestampMaxSeconds * 1'000'000;
-      if (micros > 0) *time = TimeUtil::MicrosecondsToTimestamp(std::min(micros, kLast));
+      micros = std::clamp(micros, kFirst, kLast);
+      *time = TimeUtil::MicrosecondsToTimestamp(micros == 0 ? -1 : micros);
     };
     if (prefix == "eq" || prefix == "ge") set(query.mutable_from_time(), range->begin);
     if (prefix == "gt" || prefix == "sa") set(query.mutable_from_time(), range->end);

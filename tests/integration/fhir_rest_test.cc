@@ -380,6 +380,16 @@ TEST_F(FhirRestApi, AuditEventsAreForAuditorsAndRecordTheSearches) {
   EXPECT_TRUE(std::any_of(events.begin(), events.end(), [](const json& event) { return event.dump().find("SearchFhir") != std::string::npos; }))
       << "the FHIR searches are audited like every read";
   EXPECT_TRUE(Matches(Get("AuditEvent?patient=" + patient_ + "&date=lt2000-01-01", auditor)).empty());
+  // A date before the trail began is one empty page, not an empty page with a `next` link to follow
+  // through the whole trail (one record a page here, so the trail is several pages).
+  for (const std::string date : {"lt1970-01-01", "eq0001-01-01", "le1969-12-31T23:59:59Z", "0001-01-01T00:00:00%2B14:00"}) {
+    const auto answer = Get("AuditEvent?patient=" + patient_ + "&_count=1&date=" + date, auditor);
+    ASSERT_TRUE(answer) << date;
+    ASSERT_EQ(answer->status, 200) << date << ": " << answer->body;
+    const json bundle = json::parse(answer->body);
+    EXPECT_FALSE(bundle.contains("entry") && !bundle["entry"].empty()) << date;
+    for (const auto& link : bundle["link"]) EXPECT_NE(link.value("relation", ""), "next") << date << ": " << answer->body;
+  }
   Outcome(Get("AuditEvent/assessment-1", auditor), 400);
 }
 

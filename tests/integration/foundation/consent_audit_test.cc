@@ -296,6 +296,13 @@ TEST_F(ConsentAndAudit, AnAuditorReadsWhoTouchedAPatientAcrossTheServicesFiltere
   including_reads.clear_to_time();
   EXPECT_GT(AllAudit(auditor, including_reads).size(), all.size());  // the auditor's own reads, since
   EXPECT_TRUE(AllAudit(auditor, earlier).empty());
+  // Any time a Timestamp holds is a bound: before the trail began, it matches nothing or narrows nothing.
+  apb::AuditQuery before_1970 = by_patient;
+  before_1970.mutable_to_time()->set_seconds(-86400);
+  EXPECT_TRUE(AllAudit(auditor, before_1970).empty());
+  apb::AuditQuery since_year_1 = by_patient;
+  since_year_1.mutable_from_time()->set_seconds(-62135596800);
+  EXPECT_GE(AllAudit(auditor, since_year_1).size(), all.size());
 
   // An auditor of the south clinic reads only south's patients.
   const Caller south_auditor = Auditor({"south"});
