@@ -9,6 +9,9 @@
 #include "fhir_export.h"
 #include "intake_sections.h"
 #include "physio/common/error.h"
+#include "physio/common/fhir.h"
+#include "physio/common/fhir_search.h"
+#include "physio/common/validation.h"
 
 namespace physio::assessment {
 
@@ -29,6 +32,39 @@ std::optional<InstrumentKind> InstrumentOfQuestionnaire(std::string url) {
 
 [[noreturn]] void Refuse(const std::string& where, const std::string& why) {
   ThrowInvalidArgument(kField, where.empty() ? why : where + ": " + why);
+}
+
+// A value of the document named in a refusal: quoted when it is one short line, else only
+// described (a line break or a page of text does not belong in an error message or a log).
+std::string Shown(const std::string& value) {
+  if (value.size() > 120 || ControlCharacterIn(value, LineBreaks::kOneLine) >= 0) {
+    return "(a value of " + std::to_string(value.size()) + " bytes that is not one short line)";
+  }
+  return "'" + value + "'";
+}
+
+// Nesting deeper than any QuestionnaireResponse (or Bundle of them) goes is refused before the
+// document is walked.
+constexpr int kMaxDepth = 32;
+
+// FHIR's strings hold no control character but tab, line feed and carriage return (R4 datatypes,
+// `string`; DEL and C1 are refused as in every text of this project): every text of the document,
+// those the import reads and those it ignores, and every member's name (one line), before anything
+// is read.
+void CheckTexts(const json& node, const std::string& where, int depth) {
+  if (depth > kMaxDepth) Refuse(where, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (node.is_string()) {
+    const std::string why = ControlCharacterRefusal(node.get_ref<const std::string&>());
+    if (!why.empty()) Refuse(where, why);
+  } else if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      const std::string why = ControlCharacterRefusal(key, LineBreaks::kOneLine);
+      if (!why.empty()) Refuse(where, "a member's name " + why);
+      CheckTexts(value, where.empty() ? key : where + "." + key, depth + 1);
+    }
+  } else if (node.is_array()) {
+    for (std::size_t i = 0; i < node.size(); ++i) CheckTexts(node[i], where + "[" + std::to_string(i) + "]", depth + 1);
+  }
 }
 
 const json& Member(const json& object, const char* name, const std::string& where) {
@@ -67,10 +103,16 @@ void ReadResponse(const json& response, const std::string& where, const std::str
   const std::string status = Text(response, "status", where);
   if (status != "completed" && status != "amended") Refuse(where + ".status", "must be completed or amended");
   CheckSubject(response, where, patient_id, identifier_system);
+  // Not stored (the assessment is dated when it is stored), but a malformed date is refused as a
+  // FHIR server refuses one, not passed over.
+  if (response.contains("authored") &&
+      (!response["authored"].is_string() || !ParseFhirDate(response["authored"].get<std::string>()))) {
+    Refuse(where + ".authored", "must be a FHIR dateTime (2026-03-10T09:30:00Z)");
+  }
   const std::string questionnaire = Text(response, "questionnaire", where);
   const auto kind = InstrumentOfQuestionnaire(questionnaire);
-  if (!kind) Refuse(where + ".questionnaire", "unknown questionnaire " + questionnaire);
-  if (!seen.insert(*kind).second) Refuse(where + ".questionnaire", "a second response to " + questionnaire);
+  if (!kind) Refuse(where + ".questionnaire", "unknown questionnaire " + Shown(questionnaire));
+  if (!seen.insert(*kind).second) Refuse(where + ".questionnaire", "a second response to " + Shown(questionnaire));
   const InstrumentSpec& spec = SpecFor(*kind);
   std::map<std::string, const ItemSpec*> items;
   for (const auto& item : spec.items) items[item.id] = &item;
@@ -81,8 +123,8 @@ void ReadResponse(const json& response, const std::string& where, const std::str
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string at = where + ".item[" + std::to_string(i) + "]";
     const std::string link_id = Text(list[i], "linkId", at);
-    if (!items.contains(link_id)) Refuse(at + ".linkId", link_id + " is not an item of " + spec.code);
-    if (!answered.insert(link_id).second) Refuse(at + ".linkId", link_id + " answered twice");
+    if (!items.contains(link_id)) Refuse(at + ".linkId", Shown(link_id) + " is not an item of " + spec.code);
+    if (!answered.insert(link_id).second) Refuse(at + ".linkId", Shown(link_id) + " answered twice");
     const json& answers = Member(list[i], "answer", at);
     if (!answers.is_array() || answers.size() != 1) Refuse(at + ".answer", "exactly one answer");
     const json& answer = answers[0];
@@ -128,9 +170,10 @@ std::vector<cpb::InstrumentAnswer> AnswersFromFhir(const std::string& resource_j
                                                    const std::string& identifier_system) {
   try {
     return ReadResource(resource_json, patient_id, identifier_system);
-  } catch (const json::exception& e) {
-    // A member of an unexpected JSON type deep in the resource.
-    ThrowInvalidArgument(kField, std::string("unexpected JSON type (") + e.what() + ")");
+  } catch (const json::exception&) {
+    // A member of an unexpected JSON type deep in the resource (each read checks its type first;
+    // this is the net under them, and names no parser internals).
+    ThrowInvalidArgument(kField, "a member has an unexpected JSON type");
   }
 }
 
@@ -139,6 +182,7 @@ std::vector<cpb::InstrumentAnswer> ReadResource(const std::string& resource_json
                                                 const std::string& identifier_system) {
   const json resource = json::parse(resource_json, nullptr, /*allow_exceptions=*/false);
   if (resource.is_discarded() || !resource.is_object()) Refuse("", "not a JSON object");
+  CheckTexts(resource, "", 0);
   const std::string type = Text(resource, "resourceType", "");
   std::vector<cpb::InstrumentAnswer> answers;
   std::set<InstrumentKind> seen;
@@ -150,12 +194,12 @@ std::vector<cpb::InstrumentAnswer> ReadResource(const std::string& resource_json
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const std::string at = "entry[" + std::to_string(i) + "].resource";
       const json& entry = Member(entries[i], "resource", "entry[" + std::to_string(i) + "]");
-      if (entry.is_object() && entry.value("resourceType", "") == "QuestionnaireResponse") {
+      if (FhirString(entry, "resourceType") == "QuestionnaireResponse") {
         ReadResponse(entry, at, patient_id, identifier_system, seen, answers);
       }
     }
   } else {
-    Refuse("resourceType", "a QuestionnaireResponse or a Bundle, not " + type);
+    Refuse("resourceType", "a QuestionnaireResponse or a Bundle, not " + Shown(type));
   }
   if (seen.empty()) Refuse("", "no QuestionnaireResponse");
   return answers;

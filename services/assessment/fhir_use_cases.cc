@@ -13,6 +13,7 @@
 #include "fhir_audit.h"
 #include "fhir_export.h"
 #include "physio/common/error.h"
+#include "physio/common/fhir.h"
 #include "physio/common/fhir_search.h"
 #include "physio/common/ids.h"
 #include "physio/common/validation.h"
@@ -140,18 +141,18 @@ pb::CreateFhirResourceResponse AssessmentApp::CreateFhirResource(const CallConte
   if (request.if_none_exist().size() > 512) ThrowInvalidArgument("if_none_exist", "at most 512 characters");
   // The patient its subject names (the import checks the subject against it again).
   const json resource = json::parse(request.resource_json(), nullptr, false);
-  if (!resource.is_object() || resource.value("resourceType", "") != "QuestionnaireResponse") {
+  if (FhirString(resource, "resourceType") != "QuestionnaireResponse") {
     ThrowInvalidArgument("resource_json", "must be a FHIR QuestionnaireResponse (JSON)");
   }
   std::string patient;
   if (resource.contains("subject") && resource["subject"].is_object()) {
     const json& subject = resource["subject"];
-    const std::string reference = subject.value("reference", "");
+    const std::string reference = FhirString(subject, "reference");
     if (reference.rfind("Patient/", 0) == 0) {
       patient = reference.substr(8);
-    } else if (subject.contains("identifier") && subject["identifier"].is_object() &&
-               subject["identifier"].value("system", "") == settings_.fhir_patient_identifier_system) {
-      patient = subject["identifier"].value("value", "");
+    } else if (subject.contains("identifier") &&
+               FhirString(subject["identifier"], "system") == settings_.fhir_patient_identifier_system) {
+      patient = FhirString(subject["identifier"], "value");
     }
   }
   if (patient.empty() || !IsOpaqueId(patient)) {

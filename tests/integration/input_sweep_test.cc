@@ -1493,6 +1493,15 @@ TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
     ASSERT_TRUE(answer) << name << ": " << value;
     EXPECT_EQ(answer->status, 200) << name << ": " << value << " -> " << answer->body.substr(0, 200);
   }
+  // JSON is UTF-8 (RFC 8259 8.1): a body declared in another charset is refused, not misread.
+  const auto utf16 = planning.Post(path.c_str(), {{"Authorization", "Bearer " + staff_token_}}, body,
+                                   "application/json; charset=utf-16");
+  ASSERT_TRUE(utf16);
+  EXPECT_EQ(utf16->status, 415) << utf16->body;
+  const auto quoted = planning.Post(path.c_str(), {{"Authorization", "Bearer " + staff_token_}}, body,
+                                    "application/json; charset=\"UTF-8\"");
+  ASSERT_TRUE(quoted);
+  EXPECT_EQ(quoted->status, 200) << quoted->body;
   // Both ports still answer.
   const auto after = planning.Post(path.c_str(), {{"Authorization", "Bearer " + staff_token_}}, body, "application/json");
   ASSERT_TRUE(after);
@@ -1500,6 +1509,255 @@ TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
   const auto fhir_after = client.Get(("/fhir/R4/CarePlan?patient=" + patient).c_str(), bearer);
   ASSERT_TRUE(fhir_after);
   EXPECT_EQ(fhir_after->status, 200) << fhir_after->body;
+}
+
+// A JSON document with one node changed: a leaf given an edge value or another type, a member
+// removed, an array emptied. `label` says which ("/item/0/linkId = a control character").
+struct JsonMutation {
+  std::string label;
+  std::string value;  // which edge value ("a control character")
+  nlohmann::json document;
+};
+
+// The values any node of a FHIR body may be given: text at its edges, numbers past what a field
+// holds, and every other JSON type.
+const std::vector<std::pair<std::string, nlohmann::json>>& JsonEdges() {
+  static const std::vector<std::pair<std::string, nlohmann::json>> edges = {
+      {"a NUL", std::string("a\0b", 3)}, {"a control character", "checked\x01"}, {"an escape sequence", "\x1b[2Jx"},
+      {"a right-to-left override", "\xe2\x80\xae" "x"}, {"blank text", "   "}, {"empty text", ""},
+      {"a line break", "a\r\nb"}, {"an emoji", "\xf0\x9f\x98\x80"}, {"a long text", std::string(70000, 'a')},
+      {"-1", -1}, {"0", 0}, {"past int32", 2147483648LL}, {"past int64", 9223372036854775808ULL},
+      {"the largest unsigned", std::numeric_limits<uint64_t>::max()}, {"a fraction", 1.5}, {"1e308", 1e308},
+      {"null", nullptr}, {"true", true}, {"a number as text", "7"}, {"an object", nlohmann::json::object()},
+      {"an array", nlohmann::json::array()}, {"an array of null", nlohmann::json::array({nullptr})}};
+  return edges;
+}
+
+// Every node of `document` (below `under`) with each edge value, each member removed, and each
+// array with its first element twice. Arrays are entered at their first element only (the others
+// are alike), and a pointer in `opaque` is changed but not entered.
+void CollectJsonMutations(const nlohmann::json& document, const nlohmann::json::json_pointer& at,
+                          const std::set<std::string>& opaque, std::vector<JsonMutation>& out) {
+  const nlohmann::json& node = document.at(at);
+  const std::string where = at.to_string().empty() ? "(the body)" : at.to_string();
+  for (const auto& [label, value] : JsonEdges()) {
+    nlohmann::json changed = document;
+    changed[at] = value;
+    out.push_back({where + " = " + label, label, std::move(changed)});
+  }
+  if (!at.empty()) {
+    nlohmann::json changed = document;
+    nlohmann::json& parent = changed[at.parent_pointer()];
+    if (parent.is_object()) {
+      parent.erase(at.back());
+      out.push_back({where + " removed", "removed", std::move(changed)});
+    }
+  }
+  if (node.is_array() && !node.empty()) {
+    nlohmann::json changed = document;
+    changed[at].push_back(node[0]);
+    out.push_back({where + " with its first element twice", "a repeat", std::move(changed)});
+  }
+  if (opaque.contains(at.to_string())) return;
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) CollectJsonMutations(document, at / key, opaque, out);
+  } else if (node.is_array() && !node.empty()) {
+    CollectJsonMutations(document, at / 0, opaque, out);
+  }
+}
+
+std::vector<JsonMutation> JsonMutationsOf(const nlohmann::json& document, const std::set<std::string>& opaque = {}) {
+  std::vector<JsonMutation> out;
+  CollectJsonMutations(document, nlohmann::json::json_pointer(), opaque, out);
+  return out;
+}
+
+// Whether any text of a JSON document (keys included) holds a control character.
+bool HoldsControlCharacter(const nlohmann::json& node) {
+  if (node.is_string()) return HasControlCharacter(node.get<std::string>());
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      if (HasControlCharacter(key) || HoldsControlCharacter(value)) return true;
+    }
+  }
+  if (node.is_array()) {
+    for (const auto& element : node) {
+      if (HoldsControlCharacter(element)) return true;
+    }
+  }
+  return false;
+}
+
+// The FHIR bodies a chain's system sends: `POST /QuestionnaireResponse` (a PSFS response, with its
+// nested activity texts, and an ODI response with an item declined), every node of the body at each
+// edge value, removed, or repeated, with its edge headers; and the same import over gRPC with a
+// whole Bundle. Every answer is a resource or an OperationOutcome, never a 5xx; a refusal stores
+// nothing; what is stored carries no control character; and the patient's records read back.
+TEST_F(InputSweep, FhirBodiesAnswerEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  const std::string patient = patient_id_;
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(Rid());
+  create.set_patient_id(patient);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2, i == 4);
+  for (int i = 1; i <= 3; ++i) {
+    auto activity = Answer(cpb::INSTRUMENT_PSFS, "psfs." + std::to_string(i), 3 + i);
+    activity.set_text(i == 1 ? "lifting my daughter" : i == 2 ? "sitting through a film" : "gardening");
+    *create.add_answers() = activity;
+  }
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  apb::ExportAssessmentFhirRequest export_request;
+  export_request.set_assessment_id(created.assessment().assessment_id());
+  apb::ExportAssessmentFhirResponse exported;
+  ASSERT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::ExportAssessmentFhir, export_request,
+                         &exported).ok());
+  const auto bundle = nlohmann::json::parse(exported.bundle_json());
+  std::map<std::string, nlohmann::json> responses;  // questionnaire -> its response, as exported
+  for (const auto& entry : bundle["entry"]) {
+    const auto& resource = entry["resource"];
+    if (resource.value("resourceType", "") == "QuestionnaireResponse") {
+      responses[resource.value("questionnaire", "")] = resource;
+    }
+  }
+  nlohmann::json psfs, odi;
+  for (const auto& [questionnaire, resource] : responses) {
+    if (questionnaire.ends_with("/psfs")) psfs = resource;
+    if (questionnaire.find("97908-8") != std::string::npos) odi = resource;
+  }
+  ASSERT_TRUE(psfs.is_object() && odi.is_object()) << exported.bundle_json().substr(0, 600);
+
+  httplib::Client client("127.0.0.1", cluster_->assessment_http_port());
+  client.set_read_timeout(10, 0);
+  const httplib::Headers bearer = {{"Authorization", "Bearer " + staff_token_}};
+  std::map<int, int> statuses;
+  int accepted = 0;
+  // One POST; its answer checked, and what a refusal left behind.
+  const auto post = [&](const std::string& what, const std::string& body, const httplib::Headers& headers,
+                        const std::string& content_type, const std::string& edge) -> int {
+    const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
+    const auto answer = client.Post("/fhir/R4/QuestionnaireResponse", headers, body, content_type.c_str());
+    if (!answer) {
+      ADD_FAILURE() << what << ": no answer";
+      return 0;
+    }
+    ++statuses[answer->status];
+    if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+      std::printf("[sweep] POST %s -> %d %s\n", what.c_str(), answer->status, answer->body.substr(0, 200).c_str());
+    }
+    EXPECT_TRUE(answer->status == 200 || answer->status == 201 || answer->status == 400 || answer->status == 404 ||
+                answer->status == 412 || answer->status == 415)
+        << what << ": " << answer->status << " " << answer->body.substr(0, 300);
+    const auto resource = nlohmann::json::parse(answer->body, nullptr, false);
+    if (!resource.is_object()) {
+      ADD_FAILURE() << what << ": not JSON: " << answer->body.substr(0, 300);
+      return answer->status;
+    }
+    if (answer->status == 200 || answer->status == 201) {
+      ++accepted;
+      EXPECT_EQ(resource.value("resourceType", ""), "QuestionnaireResponse") << what;
+      // What is stored is text a clinician can read: no control character came through.
+      EXPECT_FALSE(HoldsControlCharacter(resource)) << what << ": stored " << answer->body.substr(0, 300);
+      EXPECT_FALSE(answer->get_header_value("Location").empty()) << what;
+      return answer->status;
+    }
+    EXPECT_EQ(resource.value("resourceType", ""), "OperationOutcome") << what << ": " << answer->body.substr(0, 300);
+    const std::string diagnostics = resource["issue"][0].value("diagnostics", "");
+    EXPECT_FALSE(diagnostics.empty()) << what;
+    EXPECT_FALSE(HasControlCharacter(diagnostics)) << what << ": the diagnostic carries a control character";
+    for (const char* internal : {"resource_json", "resource_type", "if_none_exist", "parameters["}) {
+      EXPECT_EQ(diagnostics.find(internal), std::string::npos) << what << ": " << diagnostics;
+    }
+    // FHIR's strings hold no control character but tab and line breaks: refused wherever it is,
+    // in a member the import reads or one it passes over.
+    if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence") {
+      EXPECT_EQ(answer->status, 400) << what << ": " << answer->body.substr(0, 300);
+    }
+    if (!kUnderAddressSanitizer) {
+      const auto after = StoredState("");
+      EXPECT_EQ(before, after) << what << " was refused (" << answer->status << " " << diagnostics
+                               << ") but changed what is stored";
+    }
+    return answer->status;
+  };
+  int posts = 0;
+  for (const auto& [name, resource] : {std::pair<std::string, nlohmann::json>{"PSFS", psfs}, {"ODI", odi}}) {
+    for (const auto& mutation : JsonMutationsOf(resource)) {
+      ++posts;
+      post(name + " " + mutation.label, mutation.document.dump(), bearer, "application/fhir+json", mutation.value);
+    }
+  }
+  // Bodies that are not JSON, or not one document.
+  for (const auto& [label, body] : std::vector<std::pair<std::string, std::string>>{
+           {"empty", ""}, {"a truncated document", psfs.dump().substr(0, 40)}, {"two documents", psfs.dump() + psfs.dump()},
+           {"a lone surrogate", R"({"resourceType":"QuestionnaireResponse","text":"\ud800"})"},
+           {"bytes that are not UTF-8", "{\"resourceType\":\"QuestionnaireResponse\",\"status\":\"\xff\xfe\"}"},
+           {"a UTF-8 byte order mark", "\xef\xbb\xbf" + psfs.dump()},
+           {"nesting 10,000 deep", std::string(10000, '[') + std::string(10000, ']')},
+           {"a member nesting 10,000 deep", R"({"resourceType":"QuestionnaireResponse","contained":)" +
+                                                std::string(10000, '[') + std::string(10000, ']') + "}"},
+           {"a control character in a member's name", R"({"resourceType":"QuestionnaireResponse","a\u0001b":1})"},
+           {"a duplicate member", R"({"resourceType":"QuestionnaireResponse","resourceType":"Patient"})"}}) {
+    ++posts;
+    post("body " + label, body, bearer, "application/fhir+json", label);
+  }
+  // The create's headers at their edges.
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"If-None-Exist", ""}, {"If-None-Exist", "identifier=x|" + std::string(600, 'v')},
+           {"If-None-Exist", "identifier=\xff\xfe"}, {"If-None-Exist", "%00"},
+           {"If-None-Exist", "identifier=https://ehr.example/qr|sweep"},
+           {"Content-Type", "application/fhir+json; charset=utf-8"}, {"Content-Type", "APPLICATION/FHIR+JSON"},
+           {"Content-Type", "application/fhir+json; charset=utf-16"},
+           {"Content-Type", "application/json-patch+json"}, {"Content-Type", "application/fhir+xml"},
+           {"Content-Type", "text/plain"}, {"Prefer", "return=minimal"}, {"Prefer", "return=OperationOutcome"},
+           {"Prefer", "handling=strict"}}) {
+    httplib::Headers headers = bearer;
+    if (name != "Content-Type") headers.emplace(name, value);
+    ++posts;
+    const int status = post(name + ": " + value.substr(0, 40), psfs.dump(), headers,
+                            name == "Content-Type" ? value : "application/fhir+json", "");
+    // A body in another charset, or of another media type, is refused before it is read.
+    if (name == "Content-Type") {
+      const bool fhir_json = value.find("fhir+json; charset=utf-8") != std::string::npos || value == "APPLICATION/FHIR+JSON";
+      EXPECT_EQ(status, fhir_json ? 201 : 415) << value;
+    }
+  }
+  std::string line;
+  for (const auto& [status, count] : statuses) line += " " + std::to_string(status) + "x" + std::to_string(count);
+  std::printf("[sweep] FHIR creates:%s (%d, %d stored)\n", line.c_str(), posts, accepted);
+  EXPECT_GT(accepted, 0) << "the valid bodies were refused: every change would meet the same refusal";
+
+  // The same import over gRPC, the whole Bundle at once: the Bundle's own nodes and its first entry
+  // changed (the resources inside are swept above).
+  const Base import{kAssessment, "ImportFhirQuestionnaireResponse", staff_token_, {}};
+  std::map<grpc::StatusCode, int> codes;
+  for (const auto& mutation : JsonMutationsOf(bundle, {"/entry/0/resource"})) {
+    apb::ImportFhirQuestionnaireResponseRequest request;
+    request.set_request_id(Rid());
+    request.set_patient_id(patient);
+    request.set_resource_json(mutation.document.dump());
+    request.mutable_red_flag_screen();
+    const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
+    const grpc::Status status = Send(import, request);
+    ++codes[status.error_code()];
+    if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+      std::printf("[sweep] Bundle %s -> %d %s\n", mutation.label.c_str(), status.error_code(),
+                  status.error_message().substr(0, 160).c_str());
+    }
+    EXPECT_FALSE(IsDefect(status.error_code()))
+        << "Bundle " << mutation.label << ": " << status.error_code() << " " << status.error_message();
+    EXPECT_FALSE(HasControlCharacter(status.error_message())) << "Bundle " << mutation.label;
+    if (mutation.value == "a NUL" || mutation.value == "a control character" || mutation.value == "an escape sequence") {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "Bundle " << mutation.label;
+    }
+    if (!status.ok() && !kUnderAddressSanitizer) {
+      EXPECT_EQ(before, StoredState("")) << "Bundle " << mutation.label << " was refused but changed what is stored";
+    }
+  }
+  Report("ImportFhirQuestionnaireResponse (Bundle)", codes);
+  ReadBack(patient);
 }
 
 // A FHIR search that another service must answer, while that service is down: the caller is told

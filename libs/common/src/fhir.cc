@@ -16,4 +16,10 @@ nlohmann::json FhirConcept(const std::string& system, const std::string& code, c
           {"text", display}};
 }
 
+std::string FhirString(const nlohmann::json& object, const char* name) {
+  if (!object.is_object()) return "";
+  const auto member = object.find(name);
+  return member != object.end() && member->is_string() ? member->get<std::string>() : "";
+}
+
 }  // namespace physio

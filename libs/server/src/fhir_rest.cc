@@ -225,6 +225,10 @@ bool FhirRest::RefusedBeforeBody(const httplib::Request& req, httplib::Response&
       res.set_header("Accept-Post", "application/fhir+json");
       return refuse(415, grpc::StatusCode::INVALID_ARGUMENT, "Content-Type: must be application/fhir+json");
     }
+    if (!DeclaresUtf8OrNoCharset(req.get_header_value("Content-Type"))) {
+      res.set_header("Accept-Post", "application/fhir+json; charset=utf-8");
+      return refuse(415, grpc::StatusCode::INVALID_ARGUMENT, "Content-Type: a FHIR JSON body is UTF-8 (charset=utf-8)");
+    }
   }
   return false;
 }
@@ -424,6 +428,10 @@ void FhirRest::Create(const httplib::Request& req, httplib::Response& res, const
   if (route == settings_.create.end()) {
     return Answer(res, settings_.search.contains(type) ? 405 : 404,
                   FhirOperationOutcome(grpc::StatusCode::UNIMPLEMENTED, "create of " + type + " is not supported (see /metadata)"));
+  }
+  // Protobuf sends no string that is not UTF-8 (RFC 8259 8.1 asks it of JSON too).
+  if (!IsValidUtf8(req.body)) {
+    return Answer(res, 400, FhirOperationOutcome(grpc::StatusCode::INVALID_ARGUMENT, "body: must be UTF-8 text (JSON)"));
   }
   std::unique_ptr<Message> request(settings_.create_request->New());
   SetString(*request, "resource_type", type);

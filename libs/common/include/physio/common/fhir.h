@@ -16,4 +16,9 @@ std::string FhirUrnUuid(const std::string& seed);
 // A CodeableConcept with one coding and the display as text.
 nlohmann::json FhirConcept(const std::string& system, const std::string& code, const std::string& display);
 
+// The text of `object`'s member `name` in a document a caller sent, or "" when `object` is not an
+// object or the member is absent or not a string. (nlohmann's value() throws for a member of
+// another type, which a caller's `"resourceType": 5` must not turn into an internal error.)
+std::string FhirString(const nlohmann::json& object, const char* name);
+
 }  // namespace physio
