@@ -293,7 +293,11 @@ TEST_F(AssessmentWorkflow, AnAuditorOfSomeClinicsReadsOnlyTheirPatientsRecords) 
   request.mutable_query()->clear_clinic_id();
   with_trail.ListAuditEvents(office, request, audit);
   EXPECT_TRUE(trail.last_filter.clinics.empty());
+  // Any time a Timestamp holds is a bound, before 1970 too; one past its range is refused.
   request.mutable_query()->mutable_from_time()->set_seconds(-5);
+  with_trail.ListAuditEvents(office, request, audit);
+  EXPECT_EQ(trail.last_filter.from_time, "1969-12-31T23:59:55Z");
+  request.mutable_query()->mutable_from_time()->set_seconds(-62135596801);
   EXPECT_EQ(CodeOf([&] { with_trail.ListAuditEvents(office, request, audit); }), ErrorCode::kInvalidArgument);
 }
 
