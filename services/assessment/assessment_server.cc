@@ -19,6 +19,7 @@ namespace {
 class AssessmentGrpc final
     : public pb::AssessmentService::WithRawCallbackMethod_GetAssessment<pb::AssessmentService::CallbackService> {
  public:
+  static constexpr const char* kServiceName = pb::AssessmentService::service_full_name();
   AssessmentGrpc(AssessmentApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
   PHYSIO_UNARY_RPC(StartIntake)

@@ -55,6 +55,7 @@ class GrpcAssessmentReader final : public AssessmentReader {
 class PlanningGrpc final
     : public pb::PlanningService::WithRawCallbackMethod_GetActivePlan<pb::PlanningService::CallbackService> {
  public:
+  static constexpr const char* kServiceName = pb::PlanningService::service_full_name();
   PlanningGrpc(PlanningApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
   PHYSIO_UNARY_RPC(GeneratePlan)

@@ -134,6 +134,7 @@ class GrpcAssessmentClient final : public AssessmentClient {
 
 class ProgressGrpc final : public pb::ProgressService::CallbackService {
  public:
+  static constexpr const char* kServiceName = pb::ProgressService::service_full_name();
   ProgressGrpc(ProgressApp& app, ServiceRuntime& runtime) : app_(app), runtime_(runtime) {}
 
   PHYSIO_UNARY_RPC(RecordVisit)

@@ -1760,6 +1760,52 @@ TEST_F(InputSweep, FhirBodiesAnswerEveryEdgeValueCleanly) {
   ReadBack(patient);
 }
 
+// Requests whose bytes do not parse: protobuf that is cut off, or a string field holding bytes that
+// are not UTF-8 (a C++ client sends Latin-1 text as it is). gRPC's callback API would answer them
+// with a bare UNIMPLEMENTED before any of our code ran; every unary RPC of the three services is
+// served from its bytes, so each is refused INVALID_ARGUMENT naming the message, after the caller's
+// identity (a caller without a token is UNAUTHENTICATED first).
+TEST_F(InputSweep, RequestsThatDoNotParseAreRefusedNamingTheMessage) {
+  int methods = 0;
+  for (const std::string service : {kAssessment, kPlanning, kProgress}) {
+    const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    ASSERT_NE(descriptor, nullptr) << service;
+    for (int m = 0; m < descriptor->method_count(); ++m) {
+      const auto* method = descriptor->method(m);
+      if (method->client_streaming() || method->server_streaming()) continue;
+      ++methods;
+      const std::string path = "/" + service + "/" + method->name();
+      std::vector<std::pair<std::string, std::string>> bodies = {{"cut-off protobuf", std::string("\xff\xff\xff", 3)}};
+      const Descriptor* request = method->input_type();
+      for (int f = 0; f < request->field_count(); ++f) {
+        const FieldDescriptor* field = request->field(f);
+        if (field->type() != FieldDescriptor::TYPE_STRING || field->number() > 15) continue;
+        // The field's tag (length-delimited), two bytes, and bytes that are not UTF-8.
+        bodies.emplace_back(field->name() + " not UTF-8",
+                            std::string(1, static_cast<char>(field->number() << 3 | 2)) + std::string("\x02\xff\xfe", 3));
+        break;
+      }
+      for (const auto& [label, bytes] : bodies) {
+        grpc::ClientContext context;
+        context.AddMetadata("authorization", "Bearer " + staff_token_);
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        const auto status = CallWithBytes(ChannelOf(service), context, path, bytes);
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+            << path << " with " << label << ": " << status.error_code() << " " << status.error_message();
+        EXPECT_NE(status.error_message().find("not a valid " + request->name()), std::string::npos)
+            << path << " with " << label << ": " << status.error_message();
+      }
+      grpc::ClientContext anonymous;
+      anonymous.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      const auto status = CallWithBytes(ChannelOf(service), anonymous, path, bodies.back().second);
+      // ScoreInstrument and ListInterventions touch no patient's data, but a caller is still named.
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << path << ": " << status.error_message();
+    }
+  }
+  EXPECT_GT(methods, 60) << "the three services' unary methods";
+  std::printf("[sweep] %d unary methods refused requests that do not parse\n", methods);
+}
+
 // A FHIR search that another service must answer, while that service is down: the caller is told
 // to retry, and nothing of the deployment's topology (addresses, ports) reaches them.
 class FhirPeerDown : public ClusterFixture {

@@ -1,8 +1,11 @@
 #include "physio/server/grpc_context.h"
 
 #include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/impl/codegen/server_callback_handlers.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <spdlog/spdlog.h>
+
+#include <stdexcept>
 
 
 #include "physio/common/logging.h"
@@ -202,6 +205,24 @@ std::unique_ptr<grpc::ClientContext> MakeOutgoingContext(const CallContext& ctx,
   return client;
 }
 
+
+int MethodIndexOf(const char* service_full_name, const char* method) {
+  const auto* service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service_full_name);
+  const auto* found = service == nullptr ? nullptr : service->FindMethodByName(method);
+  if (found == nullptr) throw std::logic_error(std::string("no method ") + method + " in " + service_full_name);
+  return found->index();
+}
+
+grpc::internal::MethodHandler* RawUnaryHandler(RawUnaryFunction function) {
+  // Owned by the grpc::Service it is given to (MarkMethodRawCallback), as generated code does.
+  return std::make_unique<grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>>(std::move(function))
+      .release();
+}
+
+std::string UnparsedRequestMessage(const google::protobuf::Descriptor& request_type) {
+  return "request: not a valid " + request_type.name() +
+         " message (its bytes are not protobuf, or a string field holds bytes that are not UTF-8)";
+}
 
 bool ParseByteBuffer(const grpc::ByteBuffer& bytes, google::protobuf::Message& message) {
   grpc::ByteBuffer copy(bytes);  // the reader consumes its buffer; a copy only takes references

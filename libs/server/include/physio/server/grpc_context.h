@@ -1,6 +1,7 @@
 #pragma once
 // The gRPC edge of every handler: identity in, status out, identity onward.
 #include <google/protobuf/arena.h>
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -257,23 +259,71 @@ class CallPipeline {
   std::atomic<std::uint64_t> fast_answered_{0}, fast_handed_over_{0}, fast_not_started_{0};
 };
 
+
+// Every unary RPC is served from its bytes (a raw handler), not from the request gRPC parsed:
+// gRPC's callback API answers a request that does not parse (bytes that are not protobuf, a
+// string field that is not UTF-8, as a C++ client sends Latin-1 text) with a bare UNIMPLEMENTED
+// before any of our code runs. Parsed here, such a request goes through the pipeline like any
+// other (identity first, audited) and is refused INVALID_ARGUMENT saying what was wrong.
+//
+// The index of `method` in the service `service_full_name` (its order in the .proto, as the
+// generated grpc::Service registers it). Throws std::logic_error for a name the service lacks.
+int MethodIndexOf(const char* service_full_name, const char* method);
+using RawUnaryFunction =
+    std::function<grpc::ServerUnaryReactor*(grpc::CallbackServerContext*, const grpc::ByteBuffer*, grpc::ByteBuffer*)>;
+// A handler for grpc::Service::MarkMethodRawCallback, which takes ownership of it (as the
+// generated WithRawCallbackMethod_<Method> classes do).
+grpc::internal::MethodHandler* RawUnaryHandler(RawUnaryFunction function);
+// The refusal of a request whose bytes did not parse, through the pipeline.
+std::string UnparsedRequestMessage(const google::protobuf::Descriptor& request_type);
+
+// A unary call served from `request_bytes`: parsed onto the call's arena, then `body(ctx,
+// request, audit, response)` through the pipeline, its response serialised into `response_bytes`.
+template <typename Request, typename Response, typename Body>
+grpc::ServerUnaryReactor* ServeUnaryBytes(CallPipeline& pipeline, const char* method, PatientData patient_data,
+                                          grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
+                                          grpc::ByteBuffer* response_bytes, Body body) {
+  auto call = std::make_shared<RawCallMessages<Request, Response>>();
+  if (!ParseByteBuffer(request_bytes, call->request())) {
+    call->request().Clear();
+    return pipeline.Serve(method, patient_data, context, call->request(),
+                          [call](const CallContext&, AuditTarget&) {
+                            throw Error(ErrorCode::kInvalidArgument, UnparsedRequestMessage(*Request::descriptor()));
+                          });
+  }
+  return pipeline.Serve(method, patient_data, context, call->request(),
+                        [call, response_bytes, body = std::move(body)](const CallContext& ctx, AuditTarget& audit) {
+                          body(ctx, call->request(), audit, call->response());
+                          SerializeToByteBuffer(call->response(), *response_bytes);
+                        });
+}
+
 }  // namespace physio
 
-// Defines one unary handler of a generated `CallbackService` class that forwards
-// to `app_.Method(ctx, request, audit)` through the service's CallPipeline. The
-// class needs members `app_` (the use cases) and `runtime_` (a ServiceRuntime)
-// and a namespace alias `pb`. PHYSIO_UNARY_RPC_NO_PATIENT_DATA is for calls that
-// touch no patient's data (scoring a questionnaire, the intervention library):
-// they write no audit record.
+// Registers one unary handler of a generated `CallbackService` class, served from its bytes
+// (above), that forwards to `app_.Method(ctx, request, audit)` through the service's
+// CallPipeline. The class needs members `app_` (the use cases) and `runtime_` (a ServiceRuntime),
+// `kServiceName` (its service's full name) and a namespace alias `pb`.
+// PHYSIO_UNARY_RPC_NO_PATIENT_DATA is for calls that touch no patient's data (scoring a
+// questionnaire, the intervention library): they write no audit record.
+#define PHYSIO_RAW_UNARY(Method, handler)                                                           \
+ private:                                                                                           \
+  const bool raw_##Method##_ =                                                                      \
+      (MarkMethodRawCallback(::physio::MethodIndexOf(kServiceName, #Method),                        \
+                             ::physio::RawUnaryHandler(handler)),                                   \
+       true);                                                                                       \
+                                                                                                    \
+ public:
 #define PHYSIO_UNARY_RPC_WITH(Method, patient_data)                                                 \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
-                                   pb::Method##Response* response) override {                       \
-    return runtime_.pipeline().Serve(                                                               \
-        #Method, patient_data, context, *request,                                                   \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
-          *response = app_.Method(ctx, *request, audit);                                            \
+  PHYSIO_RAW_UNARY(Method, ([this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes, \
+                                   grpc::ByteBuffer* response_bytes) {                              \
+    return ::physio::ServeUnaryBytes<pb::Method##Request, pb::Method##Response>(                    \
+        runtime_.pipeline(), #Method, patient_data, context, *request_bytes, response_bytes,        \
+        [this](const ::physio::CallContext& ctx, const pb::Method##Request& request,                \
+               ::physio::AuditTarget& audit, pb::Method##Response& response) {                      \
+          response = app_.Method(ctx, request, audit);                                              \
         });                                                                                         \
-  }
+  }))
 #define PHYSIO_UNARY_RPC(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kTouched)
 // For a hot read answered from a Redis cache (issue 33), registered as a raw method (the service
 // class derives from pb::<Service>::WithRawCallbackMethod_<Method><...>): CallPipeline::ServeFastRead
@@ -291,7 +341,7 @@ class CallPipeline {
           #Method, ::physio::PatientData::kTouched, context, call->request(),                       \
           [call](const ::physio::CallContext&, ::physio::AuditTarget&) {                            \
             throw ::physio::Error(::physio::ErrorCode::kInvalidArgument,                            \
-                                  "request: not a valid " #Method "Request message");               \
+                                  ::physio::UnparsedRequestMessage(*pb::Method##Request::descriptor())); \
           });                                                                                       \
     }                                                                                               \
     return runtime_.pipeline().ServeFastRead(                                                       \
@@ -316,26 +366,37 @@ class CallPipeline {
 // start, which hands `finish` the response or nullopt; the ordinary use case is the fallback.
 // A write whose asynchronous attempt got no usable answer may have been applied: the ordinary
 // path runs it again under the same request id and gets the recorded outcome back, so the
-// caller sees one outcome and the store holds one change.
+// caller sees one outcome and the store holds one change. Served from its bytes, as above.
 #define PHYSIO_FAST_UNARY_RPC(Method)                                                               \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const pb::Method##Request* request, \
-                                   pb::Method##Response* response) override {                       \
+  PHYSIO_RAW_UNARY(Method, ([this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes, \
+                                   grpc::ByteBuffer* response_bytes) {                              \
+    auto call = std::make_shared<::physio::RawCallMessages<pb::Method##Request, pb::Method##Response>>(); \
+    if (!::physio::ParseByteBuffer(*request_bytes, call->request())) {                              \
+      call->request().Clear();                                                                      \
+      return runtime_.pipeline().Serve(                                                             \
+          #Method, ::physio::PatientData::kTouched, context, call->request(),                       \
+          [call](const ::physio::CallContext&, ::physio::AuditTarget&) {                            \
+            throw ::physio::Error(::physio::ErrorCode::kInvalidArgument,                            \
+                                  ::physio::UnparsedRequestMessage(*pb::Method##Request::descriptor())); \
+          });                                                                                       \
+    }                                                                                               \
     return runtime_.pipeline().ServeFastRead(                                                       \
-        #Method, context, *request,                                                                 \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit,   \
-                                  ::physio::CallPipeline::Finish finish) {                          \
-          return app_.Start##Method(ctx, *request, audit,                                           \
-                                    [response, finish = std::move(finish)](                         \
+        #Method, context, call->request(),                                                          \
+        [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit, \
+                                     ::physio::CallPipeline::Finish finish) {                       \
+          return app_.Start##Method(ctx, call->request(), audit,                                    \
+                                    [call, response_bytes, finish = std::move(finish)](             \
                                         std::optional<pb::Method##Response> answer) {               \
                                       const bool answered = answer.has_value();                     \
-                                      if (answered) *response = std::move(*answer);                 \
+                                      if (answered) ::physio::SerializeToByteBuffer(*answer, *response_bytes); \
                                       finish(answered);                                             \
                                     });                                                             \
         },                                                                                          \
-        [this, request, response](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
-          *response = app_.Method(ctx, *request, audit);                                            \
+        [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit) { \
+          call->response() = app_.Method(ctx, call->request(), audit);                              \
+          ::physio::SerializeToByteBuffer(call->response(), *response_bytes);                       \
         });                                                                                         \
-  }
+  }))
 #define PHYSIO_UNARY_RPC_NO_PATIENT_DATA(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kNone)
 #define PHYSIO_UNARY_RPC_EMERGENCY_ACCESS(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kEmergencyAccess)
 #define PHYSIO_UNARY_RPC_CONSENT(Method) PHYSIO_UNARY_RPC_WITH(Method, ::physio::PatientData::kConsent)
