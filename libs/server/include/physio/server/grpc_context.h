@@ -277,20 +277,33 @@ grpc::internal::MethodHandler* RawUnaryHandler(RawUnaryFunction function);
 // The refusal of a request whose bytes did not parse, through the pipeline.
 std::string UnparsedRequestMessage(const google::protobuf::Descriptor& request_type);
 
-// A unary call served from `request_bytes`: parsed onto the call's arena, then `body(ctx,
-// request, audit, response)` through the pipeline, its response serialised into `response_bytes`.
+// The call's messages, its request parsed from `request_bytes` onto their arena; or null, with
+// `*refused` answering a request that does not parse: through the pipeline (identity first,
+// audited) as INVALID_ARGUMENT.
+template <typename Request, typename Response>
+std::shared_ptr<RawCallMessages<Request, Response>> ParsedCall(CallPipeline& pipeline, const char* method,
+                                                               PatientData patient_data,
+                                                               grpc::CallbackServerContext* context,
+                                                               const grpc::ByteBuffer& request_bytes,
+                                                               grpc::ServerUnaryReactor** refused) {
+  auto call = std::make_shared<RawCallMessages<Request, Response>>();
+  if (ParseByteBuffer(request_bytes, call->request())) return call;
+  call->request().Clear();
+  *refused = pipeline.Serve(method, patient_data, context, call->request(), [call](const CallContext&, AuditTarget&) {
+    throw Error(ErrorCode::kInvalidArgument, UnparsedRequestMessage(*Request::descriptor()));
+  });
+  return nullptr;
+}
+
+// A unary call served from `request_bytes`: parsed (ParsedCall), then `body(ctx, request, audit,
+// response)` through the pipeline, its response serialised into `response_bytes`.
 template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* ServeUnaryBytes(CallPipeline& pipeline, const char* method, PatientData patient_data,
                                           grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
                                           grpc::ByteBuffer* response_bytes, Body body) {
-  auto call = std::make_shared<RawCallMessages<Request, Response>>();
-  if (!ParseByteBuffer(request_bytes, call->request())) {
-    call->request().Clear();
-    return pipeline.Serve(method, patient_data, context, call->request(),
-                          [call](const CallContext&, AuditTarget&) {
-                            throw Error(ErrorCode::kInvalidArgument, UnparsedRequestMessage(*Request::descriptor()));
-                          });
-  }
+  grpc::ServerUnaryReactor* refused = nullptr;
+  auto call = ParsedCall<Request, Response>(pipeline, method, patient_data, context, request_bytes, &refused);
+  if (call == nullptr) return refused;
   return pipeline.Serve(method, patient_data, context, call->request(),
                         [call, response_bytes, body = std::move(body)](const CallContext& ctx, AuditTarget& audit) {
                           body(ctx, call->request(), audit, call->response());
@@ -334,16 +347,10 @@ grpc::ServerUnaryReactor* ServeUnaryBytes(CallPipeline& pipeline, const char* me
 #define PHYSIO_RAW_FAST_READ_RPC(Method)                                                            \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes, \
                                    grpc::ByteBuffer* response_bytes) override {                    \
-    auto call = std::make_shared<::physio::RawCallMessages<pb::Method##Request, pb::Method##Response>>(); \
-    if (!::physio::ParseByteBuffer(*request_bytes, call->request())) {                              \
-      call->request().Clear();                                                                      \
-      return runtime_.pipeline().Serve(                                                             \
-          #Method, ::physio::PatientData::kTouched, context, call->request(),                       \
-          [call](const ::physio::CallContext&, ::physio::AuditTarget&) {                            \
-            throw ::physio::Error(::physio::ErrorCode::kInvalidArgument,                            \
-                                  ::physio::UnparsedRequestMessage(*pb::Method##Request::descriptor())); \
-          });                                                                                       \
-    }                                                                                               \
+    grpc::ServerUnaryReactor* refused = nullptr;                                                    \
+    auto call = ::physio::ParsedCall<pb::Method##Request, pb::Method##Response>(                    \
+        runtime_.pipeline(), #Method, ::physio::PatientData::kTouched, context, *request_bytes, &refused); \
+    if (call == nullptr) return refused;                                                            \
     return runtime_.pipeline().ServeFastRead(                                                       \
         #Method, context, call->request(),                                                          \
         [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit, \
@@ -370,16 +377,10 @@ grpc::ServerUnaryReactor* ServeUnaryBytes(CallPipeline& pipeline, const char* me
 #define PHYSIO_FAST_UNARY_RPC(Method)                                                               \
   PHYSIO_RAW_UNARY(Method, ([this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes, \
                                    grpc::ByteBuffer* response_bytes) {                              \
-    auto call = std::make_shared<::physio::RawCallMessages<pb::Method##Request, pb::Method##Response>>(); \
-    if (!::physio::ParseByteBuffer(*request_bytes, call->request())) {                              \
-      call->request().Clear();                                                                      \
-      return runtime_.pipeline().Serve(                                                             \
-          #Method, ::physio::PatientData::kTouched, context, call->request(),                       \
-          [call](const ::physio::CallContext&, ::physio::AuditTarget&) {                            \
-            throw ::physio::Error(::physio::ErrorCode::kInvalidArgument,                            \
-                                  ::physio::UnparsedRequestMessage(*pb::Method##Request::descriptor())); \
-          });                                                                                       \
-    }                                                                                               \
+    grpc::ServerUnaryReactor* refused = nullptr;                                                    \
+    auto call = ::physio::ParsedCall<pb::Method##Request, pb::Method##Response>(                    \
+        runtime_.pipeline(), #Method, ::physio::PatientData::kTouched, context, *request_bytes, &refused); \
+    if (call == nullptr) return refused;                                                            \
     return runtime_.pipeline().ServeFastRead(                                                       \
         #Method, context, call->request(),                                                          \
         [this, call, response_bytes](const ::physio::CallContext& ctx, ::physio::AuditTarget& audit, \
