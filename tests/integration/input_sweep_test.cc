@@ -1572,17 +1572,22 @@ std::vector<JsonMutation> JsonMutationsOf(const nlohmann::json& document, const 
   return out;
 }
 
-// Whether any text of a JSON document (keys included) holds a control character.
-bool HoldsControlCharacter(const nlohmann::json& node) {
-  if (node.is_string()) return HasControlCharacter(node.get<std::string>());
+// Whether any text of a JSON document (keys included) holds a control character; with
+// `layout_allowed`, tab and line breaks in a value (a note's lines) are text.
+bool HoldsControlCharacter(const nlohmann::json& node, bool layout_allowed = false) {
+  if (node.is_string()) {
+    std::string text = node.get<std::string>();
+    if (layout_allowed) std::erase_if(text, [](char c) { return c == '\t' || c == '\r' || c == '\n'; });
+    return HasControlCharacter(text);
+  }
   if (node.is_object()) {
     for (const auto& [key, value] : node.items()) {
-      if (HasControlCharacter(key) || HoldsControlCharacter(value)) return true;
+      if (HasControlCharacter(key) || HoldsControlCharacter(value, layout_allowed)) return true;
     }
   }
   if (node.is_array()) {
     for (const auto& element : node) {
-      if (HoldsControlCharacter(element)) return true;
+      if (HoldsControlCharacter(element, layout_allowed)) return true;
     }
   }
   return false;
@@ -1758,6 +1763,78 @@ TEST_F(InputSweep, FhirBodiesAnswerEveryEdgeValueCleanly) {
   }
   Report("ImportFhirQuestionnaireResponse (Bundle)", codes);
   ReadBack(patient);
+}
+
+// A tenant's library is a JSON document a chain's clinical lead publishes (docs/clinical-rules.md):
+// each node of it in turn at the body edge values, removed, or repeated. Every answer is a
+// publication or a refusal naming where; a refusal stores nothing; a control character is refused
+// wherever it is; and whatever was published, planning still works from it (a plan is generated
+// after each accepted version) and reads back without a control character.
+TEST_F(InputSweep, TenantLibraryDocumentsAnswerEveryEdgeValueCleanly) {
+  const Caller staff = Staff();
+  apb::CreateAssessmentRequest create;
+  create.set_request_id(Rid());
+  create.set_patient_id(patient_id_);
+  *create.add_answers() = Answer(cpb::INSTRUMENT_NPRS, "nprs", 5);
+  for (int i = 1; i <= 10; ++i) *create.add_answers() = Answer(cpb::INSTRUMENT_ODI, "odi." + std::to_string(i), 2);
+  create.mutable_red_flag_screen();
+  apb::CreateAssessmentResponse created;
+  ASSERT_TRUE(staff.Call(staff.assessment.get(), &apb::AssessmentService::Stub::CreateAssessment, create, &created).ok());
+  const auto current = [&] {
+    ppb::GetTenantLibraryRequest get;
+    ppb::GetTenantLibraryResponse got;
+    const auto status = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::GetTenantLibrary, get, &got);
+    return status.ok() ? got.library() : ppb::TenantLibrary();
+  };
+  const Base publish{kPlanning, "PublishTenantLibrary", staff_token_, {}};
+  std::map<grpc::StatusCode, int> codes;
+  int plans = 0;
+  for (const auto& mutation : JsonMutationsOf(nlohmann::json::parse(kTenantLibrary))) {
+    ppb::PublishTenantLibraryRequest request;
+    request.set_request_id(Rid());
+    request.set_document(mutation.document.dump());
+    request.set_expected_version(current().version());
+    request.set_reason("our clinics' lifting programme");
+    const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
+    const grpc::Status status = Send(publish, request);
+    ++codes[status.error_code()];
+    if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+      std::printf("[sweep] library %s -> %d %s\n", mutation.label.c_str(), status.error_code(),
+                  status.error_message().substr(0, 160).c_str());
+    }
+    const std::string what = "library " + mutation.label;
+    EXPECT_FALSE(IsDefect(status.error_code())) << what << ": " << status.error_code() << " " << status.error_message();
+    EXPECT_FALSE(HasControlCharacter(status.error_message())) << what;
+    if (mutation.value == "a NUL" || mutation.value == "a control character" || mutation.value == "an escape sequence") {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+    }
+    // Names, titles, ids and tokens are one line; instructions and reasons may have lines.
+    for (const char* one_line : {"/id", "/kind", "/title", "/source", "/category", "/name", "/intervention_id", "/phases/0"}) {
+      if (mutation.value == "a line break" && mutation.label.find(std::string(one_line) + " =") != std::string::npos) {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+      }
+    }
+    if (!status.ok()) {
+      if (!kUnderAddressSanitizer) {
+        EXPECT_EQ(before, StoredState("")) << what << " was refused but changed what is stored";
+      }
+      continue;
+    }
+    // Accepted: it reads back clean, and planning works from it.
+    const auto stored = nlohmann::json::parse(current().document(), nullptr, false);
+    EXPECT_TRUE(stored.is_object()) << what;
+    EXPECT_FALSE(HoldsControlCharacter(stored, /*layout_allowed=*/true)) << what;
+    ppb::GeneratePlanRequest generate;
+    generate.set_request_id(Rid());
+    generate.set_assessment_id(created.assessment().assessment_id());
+    ppb::GeneratePlanResponse generated;
+    const auto planned = staff.Call(staff.planning.get(), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated);
+    EXPECT_TRUE(planned.ok()) << what << ": a plan from the library it published: " << planned.error_message();
+    ++plans;
+  }
+  Report("PublishTenantLibrary (document)", codes);
+  std::printf("[sweep] %d plans generated from accepted libraries\n", plans);
+  EXPECT_GT(plans, 0) << "the unchanged parts of the library were refused: every change would meet the same refusal";
 }
 
 // Requests whose bytes do not parse: protobuf that is cut off, or a string field holding bytes that

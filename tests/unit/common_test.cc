@@ -131,6 +131,12 @@ TEST(Validation, BlankTextIsOnlyWhiteSpaceOfAnyKind) {
   EXPECT_THROW(ValidateRequiredText("reason", std::string(501, 'a'), 500), Error);
 }
 
+TEST(Validation, ControlCharactersAreNamedInMessages) {
+  EXPECT_EQ(ControlCharactersNamed("caf\xC3\xA9 ok"), "caf\xC3\xA9 ok");
+  EXPECT_EQ(ControlCharactersNamed("a\nb\x1b[2J"), "a<U+000A>b<U+001B>[2J");
+  EXPECT_EQ(ControlCharactersNamed(std::string("\0\x7f\xC2\x85", 4)), "<U+0000><U+007F><U+0085>");
+}
+
 TEST(Validation, ControlCharactersAreFoundButTabsAndLineBreaksAreText) {
   EXPECT_EQ(ControlCharacterIn("line one\r\nline two\tend, caf\xC3\xA9 \xE2\x80\xAE"), -1);
   EXPECT_EQ(ControlCharacterIn(std::string("a\0b", 3)), 0);

@@ -321,8 +321,22 @@ TEST(TenantLibrary, DefectsAndWeakerSafetyThanTheShippedLibraryAreRefused) {
   doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": "Banded\u001b[2J hip hinge")");
   EXPECT_EQ(ErrorOf(doc),
             "interventions: entry 'tenant.ex.hip_hinge_band': 'title' must not contain a control character (U+001B)");
+  // A title is one line (it is shown in lists); instructions may be laid out in lines.
   doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": "Banded\nhip hinge")");
+  EXPECT_EQ(ErrorOf(doc),
+            "interventions: entry 'tenant.ex.hip_hinge_band': 'title' must not contain a control character (U+000A)");
+  doc = Replaced(TenantDoc(), R"("instructions": "Hinge at the hips against the band.")",
+                 R"("instructions": "Hinge at the hips.\nKeep the band taut.")");
   EXPECT_EQ(ErrorOf(doc), "");
+  // A dose is compared before it is narrowed: 4294967301 is not 5.
+  EXPECT_NE(ErrorOf(TenantDoc(R"(, "dose": {"sets": 4294967301, "reps": 10, "hold_seconds": 0, "sessions_per_week": 3,
+                                 "duration_minutes": 0})")).find("dose.sets must be 1-10, got 4294967301"), std::string::npos);
+  EXPECT_NE(ErrorOf(TenantDoc(R"(, "dose": {"sets": 2, "reps": 10, "hold_seconds": 9223372036854775808,
+                                 "sessions_per_week": 3, "duration_minutes": 0})")).find("dose.hold_seconds must be"),
+            std::string::npos);
+  // A value echoed in a refusal has its control characters named, not passed back.
+  doc = Replaced(TenantDoc(), R"("phases": ["movement_control")", R"("phases": ["move\u001b[2J")");
+  EXPECT_NE(ErrorOf(doc).find("unknown phase 'move<U+001B>[2J'"), std::string::npos) << ErrorOf(doc);
   doc = Replaced(TenantDoc(), R"("title": "Banded hip hinge")", R"("title": " \u00a0 ")");
   EXPECT_NE(ErrorOf(doc).find("'title' must be a non-empty string"), std::string::npos) << ErrorOf(doc);
 }

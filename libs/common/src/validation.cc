@@ -63,6 +63,24 @@ std::string ControlCharacterRefusal(std::string_view text, LineBreaks line_break
   return "must not contain a control character (" + CodePointName(control) + ")";
 }
 
+std::string ControlCharactersNamed(std::string_view text) {
+  std::string named;
+  named.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if (c < 0x20 || c == 0x7f) {
+      named += "<" + CodePointName(c) + ">";
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // C1, as ControlCharacterIn finds it
+      named += "<" + CodePointName(next) + ">";
+      ++i;
+    } else {
+      named += text[i];
+    }
+  }
+  return named;
+}
+
 bool IsValidUtf8(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {

@@ -1,6 +1,7 @@
 #include "library.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -43,32 +44,45 @@ const std::set<std::string>& Categories() {
 // character: one ("\u0000" in the document) would fail every plan drawing on the entry.
 // What a request's text may not hold (CheckRequestBounds), a library's text may not either: it is
 // shown to clinicians and patients in every plan that draws on it.
-std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key) {
-  if (const std::string why = ControlCharacterRefusal(text); !why.empty()) Fail(entry, std::string("'") + key + "' " + why);
+// Names, titles, ids and tokens are one line (a title with a line break breaks every list it is
+// shown in); instructions, reasons and descriptions may be laid out in lines.
+constexpr LineBreaks kOneLine = LineBreaks::kOneLine;
+
+std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key, LineBreaks breaks) {
+  if (const std::string why = ControlCharacterRefusal(text, breaks); !why.empty()) {
+    Fail(entry, std::string("'") + key + "' " + why);
+  }
   return text;
 }
 
-std::string RequiredString(const json& node, const std::string& entry, const char* key) {
+std::string RequiredString(const json& node, const std::string& entry, const char* key,
+                           LineBreaks breaks = LineBreaks::kLayoutAllowed) {
   if (!node.contains(key) || !node[key].is_string() || IsBlank(node[key].get<std::string>())) {
     Fail(entry, std::string("'") + key + "' must be a non-empty string");
   }
-  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key, breaks);
 }
 
-std::string OptionalString(const json& node, const std::string& entry, const char* key) {
+std::string OptionalString(const json& node, const std::string& entry, const char* key,
+                           LineBreaks breaks = LineBreaks::kLayoutAllowed) {
   if (!node.contains(key)) return "";
   if (!node[key].is_string()) Fail(entry, std::string("'") + key + "' must be a string");
-  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key, breaks);
 }
 
 int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
   if (!dose.contains(key) || !dose[key].is_number_integer()) Fail(entry, std::string("dose.") + key + " must be an integer");
-  const int value = dose[key].get<int>();
-  if (value < min || value > max) {
+  // Compared before it is narrowed to an int: 4294967301 is not 5, nor 2^63 zero.
+  const json& number = dose[key];
+  const bool in_range = number.is_number_unsigned()
+                            ? number.get<std::uint64_t>() >= static_cast<std::uint64_t>(std::max(min, 0)) &&
+                                  number.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::max(max, 0)) && max >= 0
+                            : number.get<std::int64_t>() >= min && number.get<std::int64_t>() <= max;
+  if (!in_range) {
     Fail(entry, std::string("dose.") + key + " must be " + std::to_string(min) + "-" + std::to_string(max) + ", got " +
-                    std::to_string(value));
+                    number.dump());
   }
-  return value;
+  return static_cast<int>(number.get<std::int64_t>());
 }
 
 Phase ParsePhase(const std::string& entry, const std::string& name) {
@@ -204,14 +218,14 @@ Intervention ParseEntry(const json& node, const std::string& position) {
   static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
   if (!node.is_object()) Fail(position, "must be an object");
   Intervention entry;
-  entry.id = RequiredString(node, position, "id");
+  entry.id = RequiredString(node, position, "id", kOneLine);
   const std::string& id = entry.id;
   if (!std::regex_match(id, kIdPattern)) Fail(id, "id must look like 'ex.motor.bird_dog'");
-  const std::string kind = RequiredString(node, id, "kind");
+  const std::string kind = RequiredString(node, id, "kind", kOneLine);
   if (!Kinds().contains(kind)) Fail(id, "unknown kind '" + kind + "'");
   entry.kind = Kinds().at(kind);
-  entry.title = RequiredString(node, id, "title");
-  entry.source = RequiredString(node, id, "source");
+  entry.title = RequiredString(node, id, "title", kOneLine);
+  entry.source = RequiredString(node, id, "source", kOneLine);
   entry.reason = OptionalString(node, id, "reason");
   entry.instructions = OptionalString(node, id, "instructions");
   if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
@@ -245,7 +259,7 @@ Intervention ParseEntry(const json& node, const std::string& position) {
     }
   }
   if (entry.kind == InterventionKind::kExercise) {
-    entry.category = RequiredString(node, id, "category");
+    entry.category = RequiredString(node, id, "category", kOneLine);
     if (!Categories().contains(entry.category)) Fail(id, "unknown category '" + entry.category + "'");
     if (!node.contains("dose") || !node["dose"].is_object()) Fail(id, "an exercise needs a 'dose'");
     const json& dose = node["dose"];
@@ -271,7 +285,7 @@ Intervention ParseEntry(const json& node, const std::string& position) {
       }
       if (!text.is_object()) Fail(id, "translation '" + locale + "' must be an object");
       LocalisedText localised;
-      localised.title = RequiredString(text, id + " (" + locale + ")", "title");
+      localised.title = RequiredString(text, id + " (" + locale + ")", "title", kOneLine);
       localised.instructions = OptionalString(text, id + " (" + locale + ")", "instructions");
       if (!entry.instructions.empty() && localised.instructions.empty()) {
         Fail(id, "translation '" + locale + "' needs the 'instructions' too");
@@ -401,13 +415,13 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     const std::string position = "template #" + std::to_string(i);
     if (!node.is_object()) throw LibraryError("templates: " + position + " must be an object");
     PlanTemplate made;
-    made.id = RequiredString(node, position, "id");
+    made.id = RequiredString(node, position, "id", kOneLine);
     auto fail = [&](const std::string& problem) -> void {
       throw LibraryError("templates: template '" + made.id + "': " + problem);
     };
     if (!std::regex_match(made.id, kTemplateId)) fail("id must look like 'tenant.tpl.desk_workers'");
     if (tenant.FindTemplate(made.id) != nullptr) fail("id used twice");
-    made.name = RequiredString(node, made.id, "name");
+    made.name = RequiredString(node, made.id, "name", kOneLine);
     if (made.name.size() > 100) fail("'name' must be at most 100 characters");
     made.description = OptionalString(node, made.id, "description");
     if (!node.contains("items") || !node["items"].is_array() || node["items"].empty() || node["items"].size() > 30) {
@@ -416,7 +430,7 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     for (const auto& item : node["items"]) {
       if (!item.is_object()) fail("each item must be an object");
       TemplateItem entry_item;
-      entry_item.intervention_id = RequiredString(item, made.id, "intervention_id");
+      entry_item.intervention_id = RequiredString(item, made.id, "intervention_id", kOneLine);
       const Intervention* entry = merged.Find(entry_item.intervention_id);
       if (entry == nullptr) fail("unknown intervention '" + entry_item.intervention_id + "'");
       if (entry->retired) fail("'" + entry->id + "' is retired");

@@ -1,4 +1,5 @@
 #pragma once
+#include "physio/common/validation.h"
 // The intervention library: a versioned data file (services/planning/library/
 // interventions.json), validated as a whole when loaded. A bad file is refused
 // with a message naming the entry and the problem, so a service never starts
@@ -78,9 +79,11 @@ struct Intervention {
   }
 };
 
+// Its message goes back to the library's author: a value it echoes (an unknown kind, an id) has its
+// control characters named, never passed on.
 class LibraryError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit LibraryError(const std::string& message) : std::runtime_error(ControlCharactersNamed(message)) {}
 };
 
 struct TenantLibrary;

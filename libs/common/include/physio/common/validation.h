@@ -28,6 +28,9 @@ std::string CodePointName(int code);
 // Why `text` may not be stored, for an error message ("must not contain a control character
 // (U+001B)"), or "" when it holds no control character.
 std::string ControlCharacterRefusal(std::string_view text, LineBreaks line_breaks = LineBreaks::kLayoutAllowed);
+// `text` for an error message: each control character (a line break included) written as its code
+// point name ("U+000A"), so a value echoed in a refusal cannot break a log line or drive a terminal.
+std::string ControlCharactersNamed(std::string_view text);
 // Structurally valid UTF-8: no stray continuation bytes, overlong forms, surrogates or code points
 // past U+10FFFF. Protobuf refuses to send a string field that is not, so text from HTTP (a query,
 // a header) is checked with this before it goes into a request.
