@@ -44,30 +44,22 @@ const std::set<std::string>& Categories() {
 // character: one ("\u0000" in the document) would fail every plan drawing on the entry.
 // What a request's text may not hold (CheckRequestBounds), a library's text may not either: it is
 // shown to clinicians and patients in every plan that draws on it.
-// Names, titles, ids and tokens are one line (a title with a line break breaks every list it is
-// shown in); instructions, reasons and descriptions may be laid out in lines.
-constexpr LineBreaks kOneLine = LineBreaks::kOneLine;
-
-std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key, LineBreaks breaks) {
-  if (const std::string why = ControlCharacterRefusal(text, breaks); !why.empty()) {
-    Fail(entry, std::string("'") + key + "' " + why);
-  }
+std::string WithoutControlCharacters(std::string text, const std::string& entry, const char* key) {
+  if (const std::string why = ControlCharacterRefusal(text); !why.empty()) Fail(entry, std::string("'") + key + "' " + why);
   return text;
 }
 
-std::string RequiredString(const json& node, const std::string& entry, const char* key,
-                           LineBreaks breaks = LineBreaks::kLayoutAllowed) {
+std::string RequiredString(const json& node, const std::string& entry, const char* key) {
   if (!node.contains(key) || !node[key].is_string() || IsBlank(node[key].get<std::string>())) {
     Fail(entry, std::string("'") + key + "' must be a non-empty string");
   }
-  return WithoutControlCharacters(node[key].get<std::string>(), entry, key, breaks);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
 }
 
-std::string OptionalString(const json& node, const std::string& entry, const char* key,
-                           LineBreaks breaks = LineBreaks::kLayoutAllowed) {
+std::string OptionalString(const json& node, const std::string& entry, const char* key) {
   if (!node.contains(key)) return "";
   if (!node[key].is_string()) Fail(entry, std::string("'") + key + "' must be a string");
-  return WithoutControlCharacters(node[key].get<std::string>(), entry, key, breaks);
+  return WithoutControlCharacters(node[key].get<std::string>(), entry, key);
 }
 
 int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
@@ -218,14 +210,14 @@ Intervention ParseEntry(const json& node, const std::string& position) {
   static const std::regex kIdPattern("[a-z]+(\\.[a-z0-9_]+)+");
   if (!node.is_object()) Fail(position, "must be an object");
   Intervention entry;
-  entry.id = RequiredString(node, position, "id", kOneLine);
+  entry.id = RequiredString(node, position, "id");
   const std::string& id = entry.id;
   if (!std::regex_match(id, kIdPattern)) Fail(id, "id must look like 'ex.motor.bird_dog'");
-  const std::string kind = RequiredString(node, id, "kind", kOneLine);
+  const std::string kind = RequiredString(node, id, "kind");
   if (!Kinds().contains(kind)) Fail(id, "unknown kind '" + kind + "'");
   entry.kind = Kinds().at(kind);
-  entry.title = RequiredString(node, id, "title", kOneLine);
-  entry.source = RequiredString(node, id, "source", kOneLine);
+  entry.title = RequiredString(node, id, "title");
+  entry.source = RequiredString(node, id, "source");
   entry.reason = OptionalString(node, id, "reason");
   entry.instructions = OptionalString(node, id, "instructions");
   if (entry.kind != InterventionKind::kNotRecommended && entry.instructions.empty()) {
@@ -259,7 +251,7 @@ Intervention ParseEntry(const json& node, const std::string& position) {
     }
   }
   if (entry.kind == InterventionKind::kExercise) {
-    entry.category = RequiredString(node, id, "category", kOneLine);
+    entry.category = RequiredString(node, id, "category");
     if (!Categories().contains(entry.category)) Fail(id, "unknown category '" + entry.category + "'");
     if (!node.contains("dose") || !node["dose"].is_object()) Fail(id, "an exercise needs a 'dose'");
     const json& dose = node["dose"];
@@ -285,7 +277,7 @@ Intervention ParseEntry(const json& node, const std::string& position) {
       }
       if (!text.is_object()) Fail(id, "translation '" + locale + "' must be an object");
       LocalisedText localised;
-      localised.title = RequiredString(text, id + " (" + locale + ")", "title", kOneLine);
+      localised.title = RequiredString(text, id + " (" + locale + ")", "title");
       localised.instructions = OptionalString(text, id + " (" + locale + ")", "instructions");
       if (!entry.instructions.empty() && localised.instructions.empty()) {
         Fail(id, "translation '" + locale + "' needs the 'instructions' too");
@@ -415,13 +407,13 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     const std::string position = "template #" + std::to_string(i);
     if (!node.is_object()) throw LibraryError("templates: " + position + " must be an object");
     PlanTemplate made;
-    made.id = RequiredString(node, position, "id", kOneLine);
+    made.id = RequiredString(node, position, "id");
     auto fail = [&](const std::string& problem) -> void {
       throw LibraryError("templates: template '" + made.id + "': " + problem);
     };
     if (!std::regex_match(made.id, kTemplateId)) fail("id must look like 'tenant.tpl.desk_workers'");
     if (tenant.FindTemplate(made.id) != nullptr) fail("id used twice");
-    made.name = RequiredString(node, made.id, "name", kOneLine);
+    made.name = RequiredString(node, made.id, "name");
     if (made.name.size() > 100) fail("'name' must be at most 100 characters");
     made.description = OptionalString(node, made.id, "description");
     if (!node.contains("items") || !node["items"].is_array() || node["items"].empty() || node["items"].size() > 30) {
@@ -430,7 +422,7 @@ TenantLibrary ParseTenantLibrary(const InterventionLibrary& shipped, const std::
     for (const auto& item : node["items"]) {
       if (!item.is_object()) fail("each item must be an object");
       TemplateItem entry_item;
-      entry_item.intervention_id = RequiredString(item, made.id, "intervention_id", kOneLine);
+      entry_item.intervention_id = RequiredString(item, made.id, "intervention_id");
       const Intervention* entry = merged.Find(entry_item.intervention_id);
       if (entry == nullptr) fail("unknown intervention '" + entry_item.intervention_id + "'");
       if (entry->retired) fail("'" + entry->id + "' is retired");
