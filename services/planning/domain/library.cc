@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -64,17 +65,18 @@ std::string OptionalString(const json& node, const std::string& entry, const cha
 
 int DoseField(const json& dose, const std::string& entry, const char* key, int min, int max) {
   if (!dose.contains(key) || !dose[key].is_number_integer()) Fail(entry, std::string("dose.") + key + " must be an integer");
-  // Compared before it is narrowed to an int: 4294967301 is not 5, nor 2^63 zero.
+  // Compared before it is narrowed to an int: 4294967301 is not 5, nor 2^63 zero (a number past
+  // int64 is past every range).
   const json& number = dose[key];
-  const bool in_range = number.is_number_unsigned()
-                            ? number.get<std::uint64_t>() >= static_cast<std::uint64_t>(std::max(min, 0)) &&
-                                  number.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::max(max, 0)) && max >= 0
-                            : number.get<std::int64_t>() >= min && number.get<std::int64_t>() <= max;
-  if (!in_range) {
+  const bool past_int64 =
+      number.is_number_unsigned() &&
+      number.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  const std::int64_t value = past_int64 ? std::numeric_limits<std::int64_t>::max() : number.get<std::int64_t>();
+  if (value < min || value > max) {
     Fail(entry, std::string("dose.") + key + " must be " + std::to_string(min) + "-" + std::to_string(max) + ", got " +
                     number.dump());
   }
-  return static_cast<int>(number.get<std::int64_t>());
+  return static_cast<int>(value);
 }
 
 Phase ParsePhase(const std::string& entry, const std::string& name) {
