@@ -420,6 +420,12 @@ class InputSweep : public ClinicalFixture {
     return codes;
   }
 
+  // One request of a JSON-document sweep (`what` names the change, `edge` its value), counted in
+  // `codes`: never a defect, no control character in its message, a control character refused,
+  // and a refusal leaving every stored row as it was. Defined below, after HasControlCharacter.
+  grpc::Status SendChecked(const Base& base, const Message& request, const std::string& what, const std::string& edge,
+                           std::map<grpc::StatusCode, int>& codes);
+
   // The FHIR REST searches read back reach all three services; webhooks go to a local receiver.
   static void SetUpTestSuite() {
     StartStoresAndCluster([](const std::string& service, Config& config) {
@@ -1511,6 +1517,25 @@ TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
   EXPECT_EQ(fhir_after->status, 200) << fhir_after->body;
 }
 
+grpc::Status InputSweep::SendChecked(const Base& base, const Message& request, const std::string& what,
+                                     const std::string& edge, std::map<grpc::StatusCode, int>& codes) {
+  const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
+  const grpc::Status status = Send(base, request);
+  ++codes[status.error_code()];
+  if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
+    std::printf("[sweep] %s -> %d %s\n", what.c_str(), status.error_code(), status.error_message().substr(0, 160).c_str());
+  }
+  EXPECT_FALSE(IsDefect(status.error_code())) << what << ": " << status.error_code() << " " << status.error_message();
+  EXPECT_FALSE(HasControlCharacter(status.error_message())) << what;
+  if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence") {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+  }
+  if (!status.ok() && !kUnderAddressSanitizer) {
+    EXPECT_EQ(before, StoredState("")) << what << " was refused but changed what is stored";
+  }
+  return status;
+}
+
 // A JSON document with one node changed: a leaf given an edge value or another type, a member
 // removed, an array emptied. `label` says which ("/item/0/linkId = a control character").
 struct JsonMutation {
@@ -1744,22 +1769,7 @@ TEST_F(InputSweep, FhirBodiesAnswerEveryEdgeValueCleanly) {
     request.set_patient_id(patient);
     request.set_resource_json(mutation.document.dump());
     request.mutable_red_flag_screen();
-    const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
-    const grpc::Status status = Send(import, request);
-    ++codes[status.error_code()];
-    if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
-      std::printf("[sweep] Bundle %s -> %d %s\n", mutation.label.c_str(), status.error_code(),
-                  status.error_message().substr(0, 160).c_str());
-    }
-    EXPECT_FALSE(IsDefect(status.error_code()))
-        << "Bundle " << mutation.label << ": " << status.error_code() << " " << status.error_message();
-    EXPECT_FALSE(HasControlCharacter(status.error_message())) << "Bundle " << mutation.label;
-    if (mutation.value == "a NUL" || mutation.value == "a control character" || mutation.value == "an escape sequence") {
-      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "Bundle " << mutation.label;
-    }
-    if (!status.ok() && !kUnderAddressSanitizer) {
-      EXPECT_EQ(before, StoredState("")) << "Bundle " << mutation.label << " was refused but changed what is stored";
-    }
+    SendChecked(import, request, "Bundle " + mutation.label, mutation.value, codes);
   }
   Report("ImportFhirQuestionnaireResponse (Bundle)", codes);
   ReadBack(patient);
@@ -1795,25 +1805,8 @@ TEST_F(InputSweep, TenantLibraryDocumentsAnswerEveryEdgeValueCleanly) {
     request.set_document(mutation.document.dump());
     request.set_expected_version(current().version());
     request.set_reason("our clinics' lifting programme");
-    const auto before = kUnderAddressSanitizer ? std::map<std::string, std::string>{} : StoredState("");
-    const grpc::Status status = Send(publish, request);
-    ++codes[status.error_code()];
-    if (std::getenv("PHYSIO_SWEEP_VERBOSE") != nullptr) {
-      std::printf("[sweep] library %s -> %d %s\n", mutation.label.c_str(), status.error_code(),
-                  status.error_message().substr(0, 160).c_str());
-    }
     const std::string what = "library " + mutation.label;
-    EXPECT_FALSE(IsDefect(status.error_code())) << what << ": " << status.error_code() << " " << status.error_message();
-    EXPECT_FALSE(HasControlCharacter(status.error_message())) << what;
-    if (mutation.value == "a NUL" || mutation.value == "a control character" || mutation.value == "an escape sequence") {
-      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
-    }
-    if (!status.ok()) {
-      if (!kUnderAddressSanitizer) {
-        EXPECT_EQ(before, StoredState("")) << what << " was refused but changed what is stored";
-      }
-      continue;
-    }
+    if (!SendChecked(publish, request, what, mutation.value, codes).ok()) continue;
     // Accepted: it reads back clean, and planning works from it.
     const auto stored = nlohmann::json::parse(current().document(), nullptr, false);
     EXPECT_TRUE(stored.is_object()) << what;
