@@ -187,11 +187,24 @@ void HaStores::StartRedis(int node) {
                                 (dir_ / ("redis" + std::to_string(node))).string(),
                                 "--appendonly",  "yes",           "--appendfsync",
                                 "always",        "--save",        ""};
-  // At the start node 0 is the master; later, whichever node the sentinels name.
-  const int master = sentinels_[0] ? RedisMaster() : 0;
-  if (master >= 0 && master != node) {
-    argv.insert(argv.end(), {"--replicaof", "127.0.0.1", std::to_string(redis_ports_[master])});
+  // At the start node 0 is the master. A struck node comes back as a replica of the master the
+  // sentinels agree on, as a start script that asks them first would (docs/deploy.md). Asking
+  // them at once was not enough: calls recover as soon as the failover's leader names the
+  // promoted replica, while the two others may still name the dead node for a second or two;
+  // the node then came back as a master on its old data, and a second failover followed (CI,
+  // 2026-12-06: an intake session acknowledged meanwhile was not found again).
+  int master = 0;
+  if (sentinels_[0]) {
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while ((master = RedisMaster()) < 0 || master == node) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        throw std::runtime_error("the sentinels did not agree on a master other than node " + std::to_string(node) +
+                                 " within 30 s");
+      }
+      std::this_thread::sleep_for(100ms);
+    }
   }
+  if (master != node) argv.insert(argv.end(), {"--replicaof", "127.0.0.1", std::to_string(redis_ports_[master])});
   redis_[node] = std::make_unique<ChildProcess>(argv, (dir_ / ("redis" + std::to_string(node) + ".log")).string());
   for (int i = 0; i < 100 && !Listening(redis_ports_[node]); ++i) std::this_thread::sleep_for(20ms);
   if (!Listening(redis_ports_[node])) throw std::runtime_error("redis node " + std::to_string(node) + " did not start");

@@ -38,8 +38,8 @@ class HaStores final : public Stores {
   // Redis: the node the sentinels name master now (-1 when they do not agree or none answers).
   int RedisMaster() const;
   void KillRedis(int node);
-  // Starts a killed node again on its data, as a replica of the current master
-  // (the sentinels would make it one anyway).
+  // Starts a killed node again on its data, as a replica of the master the sentinels agree on
+  // (waits until they agree on one other than `node`; throws after 30 s).
   void StartRedis(int node);
 
   // PostgreSQL: the node whose server takes writes (-1 when none does), and the synchronous standby.

@@ -931,5 +931,43 @@ TEST_F(Sentinel, AWriteToADemotedMasterWhoseConnectionStaysOpenIsUnavailableNeve
   EXPECT_NE(message.find("not the master: READONLY"), std::string::npos) << message;
 }
 
+// Two sentinels that disagree, as right after a failover that one of them has not heard of yet:
+// the first listed names an old master that answers ROLE "master" (restarted on its old data
+// before the sentinels demoted it); the second names the master of a newer configuration. The
+// newer one is used, whatever the order (CI, 2026-12-06: asking the sentinels in turn, a pool
+// took the old master, and a session acknowledged after the failover was not found there).
+TEST(SentinelsThatDisagree, TheMasterOfTheNewestConfigurationIsUsed) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer old_master, new_master;
+  ASSERT_EQ(RedisCommandAt(old_master.port(), {"SET", "who", "old"}), "OK");
+  ASSERT_EQ(RedisCommandAt(new_master.port(), {"SET", "who", "new"}), "OK");
+  RedisSentinelProcess stale(old_master.port(), 1);
+  RedisSentinelProcess current(new_master.port(), 1, 1000, 10000, /*config_epoch=*/2);
+  ASSERT_NE(RedisCommandAt(current.port(), {"SENTINEL", "master", "physio"}).find("config-epoch 2"), std::string::npos);
+  for (const bool stale_first : {true, false}) {
+    RedisOptions options;
+    options.port = 1;  // unused: the sentinels name the master
+    options.sentinels = {{"127.0.0.1", stale.port()}, {"127.0.0.1", current.port()}};
+    if (!stale_first) std::swap(options.sentinels[0], options.sentinels[1]);
+    options.pool_size = 1;
+    RedisPool pool(options);
+    EXPECT_EQ(ReplyString(pool.Command({"GET", "who"}, Clock::now() + 2s).get()).value_or(""), "new")
+        << (stale_first ? "stale sentinel listed first" : "current sentinel listed first");
+    auto lease = pool.Lease(Clock::now() + 1s);
+    EXPECT_EQ(lease->endpoint(), "127.0.0.1:" + std::to_string(new_master.port()));
+  }
+  // The newest configuration's master gone (and its sentinel not yet failed over): the calls are
+  // UNAVAILABLE, and the old master, though it answers ROLE "master", is not used instead.
+  new_master.Crash();
+  RedisOptions options;
+  options.port = 1;
+  options.sentinels = {{"127.0.0.1", stale.port()}, {"127.0.0.1", current.port()}};
+  options.pool_size = 1;
+  RedisPool pool(options);
+  std::string message;
+  EXPECT_EQ(CodeOf([&] { pool.Command({"GET", "who"}, Clock::now() + 2s); }, &message), ErrorCode::kUnavailable);
+  EXPECT_NE(message.find("no master found through the sentinels"), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace physio::testing

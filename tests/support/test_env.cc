@@ -261,7 +261,8 @@ std::string RedisCommandAt(int port, const std::vector<std::string>& argv) {
   return text;
 }
 
-RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down_after_ms, int failover_timeout_ms)
+RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down_after_ms, int failover_timeout_ms,
+                                           int config_epoch)
     : port_(FreePort()) {
   char tmpl[] = "/tmp/physio-sentinel-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -271,7 +272,8 @@ RedisSentinelProcess::RedisSentinelProcess(int master_port, int quorum, int down
                                         << "\nsentinel monitor physio 127.0.0.1 " << master_port << " " << quorum
                                         << "\nsentinel down-after-milliseconds physio " << down_after_ms
                                         << "\nsentinel failover-timeout physio " << failover_timeout_ms
-                                        << "\nsentinel parallel-syncs physio 1\n";
+                                        << "\nsentinel parallel-syncs physio 1\nsentinel current-epoch " << config_epoch
+                                        << "\nsentinel config-epoch physio " << config_epoch << "\n";
   process_ = std::make_unique<ChildProcess>(std::vector<std::string>{"redis-sentinel", (dir_ / "sentinel.conf").string()},
                                             (dir_ / "log").string());
   WaitForPort(port_, "redis-sentinel", process_.get());

@@ -91,7 +91,10 @@ class RedisServer {
 class RedisSentinelProcess {
  public:
   // `failover_timeout_ms`: also how long a sentinel waits (twice it) before trying a failover again.
-  RedisSentinelProcess(int master_port, int quorum, int down_after_ms = 1000, int failover_timeout_ms = 10000);
+  // `config_epoch`: the epoch of the configuration it starts with (as if that many failovers had
+  // happened; 0 for a new one).
+  RedisSentinelProcess(int master_port, int quorum, int down_after_ms = 1000, int failover_timeout_ms = 10000,
+                       int config_epoch = 0);
   ~RedisSentinelProcess();
   int port() const { return port_; }
   // The master's port this sentinel names now (0 when it names none or does not answer).

@@ -2,7 +2,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 
@@ -67,41 +70,102 @@ RedisConnection::Context RedisConnection::Dial(const std::string& host, int port
   return context;
 }
 
+namespace {
+// One sentinel's answer: where it says the master is, and the configuration epoch of that
+// answer (each failover gets a higher one; -1 when the sentinel would not say).
+struct MasterAnswer {
+  std::string host;
+  int port = 0;
+  long long config_epoch = -1;
+};
+
+std::string_view TextOf(const redisReply* reply) {
+  return reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
+             ? std::string_view(reply->str, reply->len)
+             : std::string_view();
+}
+
+// SENTINEL MASTER's reply: a flat array of names and values; the configuration epoch in it
+// (-1 when the reply has none: an ACL refusing the subcommand, say).
+long long ConfigEpochOf(const redisReply* reply) {
+  if (!reply || reply->type != REDIS_REPLY_ARRAY) return -1;
+  for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
+    if (TextOf(reply->element[i]) != "config-epoch") continue;
+    const auto epoch = TextOf(reply->element[i + 1]);
+    long long told = -1;
+    const auto [end, error] = std::from_chars(epoch.data(), epoch.data() + epoch.size(), told);
+    return error == std::errc() && end == epoch.data() + epoch.size() && told >= 0 ? told : -1;
+  }
+  return -1;
+}
+
+// SENTINEL get-master-addr-by-name's reply: [host, port]. During a failover it already names
+// the promoted replica, while SENTINEL MASTER still gives the old address.
+std::optional<MasterAnswer> ReadMasterAddress(const redisReply* reply) {
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return std::nullopt;
+  const std::string port(TextOf(reply->element[1]));
+  if (TextOf(reply->element[0]).empty() || !IsPortNumber(port)) return std::nullopt;
+  return MasterAnswer{std::string(TextOf(reply->element[0])), std::stoi(port), -1};
+}
+}  // namespace
+
 RedisConnection::Context RedisConnection::DialMaster(Clock::time_point deadline) {
+  // Every sentinel is asked, and the newest configuration wins. Asking one in turn was not
+  // enough: right after a failover the sentinels that have not heard of it yet still name
+  // the old master, and an old master restarted meanwhile answers ROLE "master" (with the
+  // data it had when it died) until the sentinels demote it, which takes them about 8 s. A
+  // sentinel that does not tell its epoch (an ACL allowing only get-master-addr-by-name) ranks
+  // below every one that does.
   std::string failures;
-  const auto& sentinels = options_.sentinels;
-  for (std::size_t tried = 0; tried < sentinels.size(); ++tried) {
-    const auto& [host, port] = sentinels[(next_sentinel_ + tried) % sentinels.size()];
-    auto budget = std::min(options_.connect_timeout, Until(deadline));
+  const auto note = [&failures](const std::string& why) { failures += (failures.empty() ? "" : "; ") + why; };
+  std::vector<MasterAnswer> answers;
+  for (const auto& [host, port] : options_.sentinels) {
+    const auto budget = std::min(options_.connect_timeout, Until(deadline));
     if (budget.count() <= 0) break;
+    const std::string where = host + ":" + std::to_string(port);
     try {
       auto sentinel = Dial(host, port, budget, options_.sentinel_user, options_.sentinel_password);
       const char* ask[] = {"SENTINEL", "get-master-addr-by-name", options_.master_name.c_str()};
-      RedisReply where(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, ask, nullptr)));
-      if (!where || where->type != REDIS_REPLY_ARRAY || where->elements != 2) {
-        failures += (failures.empty() ? "" : "; ") + host + ":" + std::to_string(port) + " does not know master " +
-                    options_.master_name;
+      RedisReply address(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, ask, nullptr)));
+      std::optional<MasterAnswer> answer = ReadMasterAddress(address.get());
+      if (!answer) {
+        note(where + (address ? " does not know master " + options_.master_name : " did not answer"));
         continue;
       }
-      const std::string master_host(where->element[0]->str, where->element[0]->len);
-      const int master_port = std::stoi(std::string(where->element[1]->str, where->element[1]->len));
-      budget = std::min(options_.connect_timeout, Until(deadline));
-      if (budget.count() <= 0) break;
-      auto master = Dial(master_host, master_port, budget, options_.user, options_.password);
+      const char* record[] = {"SENTINEL", "MASTER", options_.master_name.c_str()};
+      RedisReply full(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, record, nullptr)));
+      answer->config_epoch = ConfigEpochOf(full.get());
+      answers.push_back(std::move(*answer));
+    } catch (const Error& e) {
+      note(e.what());
+    }
+  }
+  // Only the newest configuration's master, never an older one that still answers ROLE
+  // "master": when it cannot be reached the call is UNAVAILABLE and the caller retries.
+  // Unknown epochs (-1) all tie, in the order the sentinels are listed.
+  long long newest = -1;
+  for (const auto& answer : answers) newest = std::max(newest, answer.config_epoch);
+  std::vector<std::string> tried;
+  for (const auto& answer : answers) {
+    if (answer.config_epoch != newest) continue;
+    const std::string where = answer.host + ":" + std::to_string(answer.port);
+    if (std::find(tried.begin(), tried.end(), where) != tried.end()) continue;
+    tried.push_back(where);
+    const auto budget = std::min(options_.connect_timeout, Until(deadline));
+    if (budget.count() <= 0) break;
+    try {
+      auto master = Dial(answer.host, answer.port, budget, options_.user, options_.password);
       // During a failover a sentinel may still name the old master, now a replica.
       const char* role[] = {"ROLE"};
       RedisReply is(static_cast<redisReply*>(redisCommandArgv(master.get(), 1, role, nullptr)));
-      if (!is || is->type != REDIS_REPLY_ARRAY || is->elements == 0 ||
-          std::string_view(is->element[0]->str, is->element[0]->len) != "master") {
-        failures += (failures.empty() ? "" : "; ") + master_host + ":" + std::to_string(master_port) +
-                    " (named by a sentinel) is not the master";
+      if (!is || is->type != REDIS_REPLY_ARRAY || is->elements == 0 || TextOf(is->element[0]) != "master") {
+        note(where + " (named by a sentinel) is not the master");
         continue;
       }
-      next_sentinel_ = (next_sentinel_ + tried) % sentinels.size();
-      endpoint_ = master_host + ":" + std::to_string(master_port);
+      endpoint_ = where;
       return master;
     } catch (const Error& e) {
-      failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+      note(e.what());
     }
   }
   Unavailable("no master found through the sentinels: " + (failures.empty() ? "deadline exceeded" : failures));

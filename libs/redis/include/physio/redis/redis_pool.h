@@ -8,8 +8,9 @@
 //    is closed when the lease ends and re-dialled on the next lease.
 //  - An error *reply* (e.g. from a Lua script) is returned to the caller; only
 //    transport failures throw Error(kUnavailable).
-//  - With sentinels (Redis Sentinel), every (re)connect asks them for the master's
-//    address and checks with ROLE that it is the master; a READONLY or NOREPLICAS
+//  - With sentinels (Redis Sentinel), every (re)connect asks each of them for the master's
+//    address, takes the newest configuration (the highest config-epoch) and checks with ROLE
+//    that it is the master; a READONLY or NOREPLICAS
 //    reply (a demoted master) or a lost connection makes the whole pool redial.
 //  - Durable writes (CommandDurable, EvalDurable) are followed by WAIT: when fewer
 //    replicas than wait_replicas acknowledge it in time the write is UNAVAILABLE
@@ -81,14 +82,13 @@ class RedisConnection {
   // A connection to host:port, authenticated when a password is given; throws Error(kUnavailable).
   static Context Dial(const std::string& host, int port, std::chrono::milliseconds budget, const std::string& user,
                       const std::string& password);
-  // The master's address as the sentinels know it, checked with ROLE.
+  // The master's address by the newest configuration (config-epoch) any sentinel names, checked with ROLE.
   Context DialMaster(Clock::time_point deadline);
   // A transport error that means Redis itself went away (not a timeout).
   void NoteLostIfGone(int hiredis_error, int saved_errno);
   const RedisOptions& options_;
   ConnectionEpoch* epoch_;
   std::uint64_t dialled_epoch_ = 0;
-  std::size_t next_sentinel_ = 0;
   std::string endpoint_;
   std::chrono::milliseconds applied_timeout_{-1};  // the socket timeout set on context_ (-1: unknown)
   Context context_;
