@@ -914,6 +914,50 @@ TEST_F(Sentinel, AfterAFailoverThePoolRedialsTheNewMaster) {
   EXPECT_EQ(RedisCommandAt(replica_->port(), {"GET", "k"}), "after");
 }
 
+// A master failed over while it still runs (frozen past down-after, then thawed): it answers as a
+// master, on its own data, until the sentinels demote it seconds later. The pool's connections and
+// the asynchronous reader leave it as soon as the sentinel announces the failover, not when the old
+// master finally refuses a write.
+TEST_F(Sentinel, AFailoverTheSentinelAnnouncesMovesThePoolAndTheAsyncReaderAtOnce) {
+  RedisPool pool(Options(0));
+  AsyncRedis async(pool, AsyncRedisOptions{});
+  ASSERT_EQ(ReplyString(pool.Command({"SET", "k", "before"}, Clock::now() + 1s).get()).value_or(""), "OK");
+  for (int i = 0; i < 100 && !async.ready(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(async.ready());
+  ASSERT_EQ(pool.Endpoint(Clock::now() + 1s).second, master_->port());
+  master_->Freeze();
+  const auto since = Steady::now();
+  while (sentinel_->MasterPort() != replica_->port() && MillisSince(since) < 20000) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(sentinel_->MasterPort(), replica_->port()) << "the sentinel did not fail over";
+  master_->Thaw();
+  // The old master, still a master, takes a write the new one never sees (as a client that
+  // stayed on it would).
+  ASSERT_EQ(RedisCommandAt(master_->port(), {"SET", "k", "stale"}), "OK");
+  ASSERT_EQ(RedisCommandAt(replica_->port(), {"SET", "k", "current"}), "OK");
+  // Within a second of the sentinel naming the replica, with no error seen on the way.
+  int port = 0;
+  for (int i = 0; i < 20 && port != replica_->port(); ++i) {
+    port = pool.Endpoint(Clock::now() + 1s).second;
+    if (port != replica_->port()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(port, replica_->port()) << "the pool stayed on the old master";
+  EXPECT_GE(pool.failovers_heard(), 1u);
+  EXPECT_EQ(ReplyString(pool.Command({"GET", "k"}, Clock::now() + 1s).get()).value_or(""), "current");
+  // The asynchronous reader: no answer while it dials again, then the new master's.
+  std::string read;
+  for (int i = 0; i < 40 && read.empty(); ++i) {
+    std::promise<std::string> promise;
+    auto future = promise.get_future();
+    if (async.Command({"GET", "k"}, Clock::now() + 1s, [&promise](std::optional<AsyncRedisReply> reply) {
+          promise.set_value(reply ? std::string(reply->value(0).value_or("")) : std::string());
+        })) {
+      read = future.get();
+    }
+    if (read.empty()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(read, "current") << "the asynchronous reader read the old master";
+}
+
 TEST_F(Sentinel, AWriteToADemotedMasterWhoseConnectionStaysOpenIsUnavailableNeverOk) {
   // Straight to the master (no sentinel), so nothing reconfigures it back meanwhile.
   RedisOptions options = Options(0);

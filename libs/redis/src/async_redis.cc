@@ -111,7 +111,7 @@ void AsyncRedis::WriteOrCork(bool loop_will_write) {
 bool AsyncRedis::Command(const std::vector<std::string>& argv, Clock::time_point deadline, Done done) {
   if (!ready_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(mutex_);
-  if (ac_ == nullptr || !ready_.load()) return false;
+  if (ac_ == nullptr || !ready_.load() || pool_.epoch() != dialled_epoch_) return false;
   // A command sent earlier and not yet answered will wake the loop, which writes
   // whatever commands queued up meanwhile in one go (see Loop): no write here.
   const bool loop_will_write = !pending_.empty();
@@ -130,7 +130,7 @@ bool AsyncRedis::EvalDurable(const RedisScript& script, const std::vector<std::s
   argv.insert(argv.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
   const int replicas = pool_.options().wait_replicas;
   std::lock_guard lock(mutex_);
-  if (ac_ == nullptr || !ready_.load()) return false;
+  if (ac_ == nullptr || !ready_.load() || pool_.epoch() != dialled_epoch_) return false;
   const bool loop_will_write = !pending_.empty();
   if (replicas <= 0) {
     if (!Send(argv, deadline, std::move(done))) return false;
@@ -245,6 +245,7 @@ void AsyncRedis::ApplyInterest() {
 
 void AsyncRedis::Dial() {
   next_dial_ = Clock::now() + options_.reconnect_interval;
+  dialled_epoch_ = pool_.epoch();  // before asking: a failover announced meanwhile dials again
   std::pair<std::string, int> endpoint;
   try {
     endpoint = pool_.Endpoint(Clock::now() + pool_.options().connect_timeout);
@@ -348,6 +349,10 @@ void AsyncRedis::Loop(std::stop_token stop) {
       // Replies come in order: an overdue first command means Redis is slow or frozen.
       if (!pending_.empty() && pending_.front().deadline < Clock::now()) Drop("no reply before the deadline");
       if (ac_ != nullptr && !ready_.load() && Clock::now() > dial_deadline_) Drop("not ready in time");
+      if (ac_ != nullptr && pool_.epoch() != dialled_epoch_) {
+        Drop("a new master was announced, or the pool lost Redis");
+        next_dial_ = Clock::now();  // at once: the pool has the new master's address
+      }
       if (ac_ == nullptr && !stop.stop_requested() && Clock::now() >= next_dial_) Dial();
       ApplyInterest();
       done.swap(completions_);

@@ -1,6 +1,10 @@
 #include "physio/redis/redis_pool.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -263,7 +267,69 @@ void RedisConnection::ContextDeleter::operator()(redisContext* c) const { redisF
 RedisPool::RedisPool(RedisOptions options)
     : options_(std::move(options)),
       connections_(options_.pool_size, [this] { return std::make_unique<RedisConnection>(options_, &epoch_); },
-                   "redis") {}
+                   "redis") {
+  if (options_.sentinels.empty()) return;
+  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) throw std::runtime_error("redis: eventfd failed");
+  for (std::size_t i = 0; i < options_.sentinels.size(); ++i) {
+    watchers_.emplace_back([this, i](std::stop_token stop) { WatchSentinel(i, stop); });
+  }
+}
+
+RedisPool::~RedisPool() {
+  if (stop_fd_ < 0) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto written = write(stop_fd_, &one, sizeof one);
+  watchers_.clear();  // each sees stop_fd_ readable and returns; joined here
+  close(stop_fd_);
+}
+
+void RedisPool::WatchSentinel(std::size_t index, std::stop_token stop) {
+  const auto& [host, port] = options_.sentinels[index];
+  const std::string where = host + ":" + std::to_string(port);
+  const std::string prefix = options_.master_name + " ";
+  bool warned = false;
+  // True when the pool is going (stop_fd_ readable) within `timeout_ms` (-1: no limit) or `fd` is readable.
+  const auto stopping = [this, &stop](int fd, int timeout_ms) {
+    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd, POLLIN, 0}};
+    while (poll(fds, fd < 0 ? 1 : 2, timeout_ms) < 0 && errno == EINTR) {
+    }
+    return stop.stop_requested() || (fds[0].revents & POLLIN) != 0;
+  };
+  while (!stop.stop_requested()) {
+    try {
+      auto sentinel = RedisConnection::Dial(host, port, options_.connect_timeout, options_.sentinel_user,
+                                            options_.sentinel_password);
+      const char* subscribe[] = {"SUBSCRIBE", "+switch-master"};
+      redisEnableKeepAlive(sentinel.get());  // a sentinel gone without a word is noticed
+      RedisReply subscribed(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 2, subscribe, nullptr)));
+      if (!subscribed || subscribed->type != REDIS_REPLY_ARRAY) Unavailable("SUBSCRIBE +switch-master was refused");
+      warned = false;
+      // Messages: ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"].
+      // The socket timeout Dial set bounds reading the rest of a message poll saw begin.
+      while (!stopping(sentinel->fd, -1)) {
+        void* raw = nullptr;
+        if (redisGetReply(sentinel.get(), &raw) != REDIS_OK) Unavailable("the sentinel closed the subscription");
+        // One read may bring several messages: those already read are parsed without waiting.
+        for (; raw != nullptr; raw = nullptr, redisGetReplyFromReader(sentinel.get(), &raw)) {
+          RedisReply message(static_cast<redisReply*>(raw));
+          if (message->type != REDIS_REPLY_ARRAY || message->elements != 3) continue;
+          const auto text = TextOf(message->element[2]);
+          if (!text.starts_with(prefix)) continue;
+          spdlog::warn("redis: sentinel {} announced a new master ({}); every connection dials again", where,
+                       text.substr(prefix.size()));
+          failovers_heard_.fetch_add(1);
+          epoch_.StoreLost();
+        }
+      }
+      return;
+    } catch (const std::exception& e) {
+      if (!warned) spdlog::warn("redis: not listening to sentinel {} for failovers, trying again each second: {}", where, e.what());
+      warned = true;
+    }
+    if (stopping(-1, 1000)) return;
+  }
+}
 
 RedisReply RedisPool::Command(const std::vector<std::string>& argv, Clock::time_point deadline) {
   auto lease = Lease(deadline);

@@ -257,6 +257,12 @@ void ServiceRuntime::AddRuntimeMetrics() {
                 {{outcome("answered"), static_cast<double>(fast.answered)},
                  {outcome("handed_over"), static_cast<double>(fast.handed_over)},
                  {outcome("not_started"), static_cast<double>(fast.not_started)}});
+    if (!redis_.options().sentinels.empty()) {
+      out.Counter("physio_redis_failovers_heard_total",
+                  "+switch-master notices the sentinels sent for this service's master (each makes every Redis "
+                  "connection dial again).",
+                  {{"", static_cast<double>(redis_.failovers_heard())}});
+    }
     if (async_redis_) {
       out.Counter("physio_async_redis_drops_total",
                   "Times the fast reads' Redis connection was dropped (no reply in time, refused, lost).",

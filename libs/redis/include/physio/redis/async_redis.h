@@ -19,8 +19,9 @@
 //    dropped (every pending command reports no answer at once) and re-dialled at
 //    most once per `reconnect_interval`; until then Command() refuses at once.
 //  - With sentinels the address is the master the RedisPool found (checked with
-//    ROLE); a failover closes client connections (Sentinel's CLIENT KILL) and the
-//    loop re-dials through the pool.
+//    ROLE). When the pool's epoch moves (a sentinel announced a failover, or the
+//    pool lost Redis) the connection is dropped and re-dialled through the pool:
+//    the old master may keep answering for seconds before the sentinels demote it.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -134,6 +135,7 @@ class AsyncRedis {
   unsigned registered_events_ = 0;
   bool want_read_ = false, want_write_ = false;
   bool drop_requested_ = false;
+  std::uint64_t dialled_epoch_ = 0;  // the pool's epoch when ac_ was dialled
   Clock::time_point next_dial_{};
   Clock::time_point dial_deadline_{};  // a dialled connection not ready by then is dropped
   std::list<Pending> pending_;

@@ -12,14 +12,20 @@
 //    address, takes the newest configuration (the highest config-epoch) and checks with ROLE
 //    that it is the master; a READONLY or NOREPLICAS
 //    reply (a demoted master) or a lost connection makes the whole pool redial.
+//  - With sentinels, one thread per sentinel listens for its +switch-master notice: a
+//    failover makes the whole pool redial at once, not only when the old master refuses a
+//    write or is demoted (which the sentinels do up to 10 s later).
 //  - Durable writes (CommandDurable, EvalDurable) are followed by WAIT: when fewer
 //    replicas than wait_replicas acknowledge it in time the write is UNAVAILABLE
 //    (it may be lost by a failover; the caller's retry with the same request_id is safe).
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -74,6 +80,7 @@ class RedisConnection {
   std::string endpoint() const { return context_ ? endpoint_ : ""; }
 
  private:
+  friend class RedisPool;  // its sentinel watchers dial as the connections do
   void Connect(Clock::time_point deadline);
   struct ContextDeleter {
     void operator()(redisContext* c) const;
@@ -113,6 +120,9 @@ class RedisScript {
 class RedisPool {
  public:
   explicit RedisPool(RedisOptions options);
+  ~RedisPool();
+  RedisPool(const RedisPool&) = delete;
+  RedisPool& operator=(const RedisPool&) = delete;
   RedisLease Lease(Clock::time_point deadline) { return connections_.Acquire(deadline); }
   // One command on a leased connection.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
@@ -131,13 +141,23 @@ class RedisPool {
   bool Ping(std::chrono::milliseconds timeout);
   const RedisOptions& options() const { return options_; }
   PoolStats Stats() { return connections_.Stats(); }
+  // Changes whenever the pool's connections must be dialled again (Redis went away, a
+  // failover): a connection made outside the pool (AsyncRedis) compares it with its own.
+  std::uint64_t epoch() const { return epoch_.Current(); }
+  // +switch-master notices heard (for tests and /metrics).
+  std::uint64_t failovers_heard() const { return failovers_heard_.load(); }
 
  private:
+  // Listens to sentinel `index` for +switch-master until the pool goes.
+  void WatchSentinel(std::size_t index, std::stop_token stop);
   RedisReply EvalOn(RedisConnection& connection, const RedisScript& script, const std::vector<std::string>& keys,
                     const std::vector<std::string>& args, Clock::time_point deadline);
   RedisOptions options_;  // before connections_: they refer to it
   ConnectionEpoch epoch_;
   BoundedPool<RedisConnection> connections_;
+  std::atomic<std::uint64_t> failovers_heard_{0};
+  int stop_fd_ = -1;  // an eventfd: written once when the pool goes, wakes every watcher
+  std::vector<std::jthread> watchers_;
 };
 
 // Helpers for reading replies; each throws Error(kInternal) on an unexpected shape.
