@@ -289,6 +289,7 @@ void RedisPool::WatchSentinel(std::size_t index, std::stop_token stop) {
   const std::string where = host + ":" + std::to_string(port);
   const std::string prefix = options_.master_name + " ";
   bool warned = false;
+  int retry_ms = 1000;
   // True when the pool is going (stop_fd_ readable) within `timeout_ms` (-1: no limit) or `fd` is readable.
   const auto stopping = [this, &stop](int fd, int timeout_ms) {
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd, POLLIN, 0}};
@@ -297,13 +298,17 @@ void RedisPool::WatchSentinel(std::size_t index, std::stop_token stop) {
     return stop.stop_requested() || (fds[0].revents & POLLIN) != 0;
   };
   while (!stop.stop_requested()) {
+    retry_ms = 1000;
     try {
       auto sentinel = RedisConnection::Dial(host, port, options_.connect_timeout, options_.sentinel_user,
                                             options_.sentinel_password);
       const char* subscribe[] = {"SUBSCRIBE", "+switch-master"};
       redisEnableKeepAlive(sentinel.get());  // a sentinel gone without a word is noticed
       RedisReply subscribed(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 2, subscribe, nullptr)));
-      if (!subscribed || subscribed->type != REDIS_REPLY_ARRAY) Unavailable("SUBSCRIBE +switch-master was refused");
+      if (!subscribed || subscribed->type != REDIS_REPLY_ARRAY) {
+        retry_ms = subscribed ? 10000 : 1000;  // a refusal (an ACL) is not asked again each second
+        Unavailable(subscribed ? "SUBSCRIBE +switch-master was refused" : "the sentinel did not answer SUBSCRIBE");
+      }
       warned = false;
       // Messages: ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"].
       // The socket timeout Dial set bounds reading the rest of a message poll saw begin.
@@ -316,6 +321,12 @@ void RedisPool::WatchSentinel(std::size_t index, std::stop_token stop) {
           if (message->type != REDIS_REPLY_ARRAY || message->elements != 3) continue;
           const auto text = TextOf(message->element[2]);
           if (!text.starts_with(prefix)) continue;
+          {
+            // Each sentinel announces the same failover as it learns of it: once is enough.
+            std::lock_guard lock(last_switch_mutex_);
+            if (text == last_switch_) continue;
+            last_switch_ = std::string(text);
+          }
           spdlog::warn("redis: sentinel {} announced a new master ({}); every connection dials again", where,
                        text.substr(prefix.size()));
           failovers_heard_.fetch_add(1);
@@ -324,10 +335,13 @@ void RedisPool::WatchSentinel(std::size_t index, std::stop_token stop) {
       }
       return;
     } catch (const std::exception& e) {
-      if (!warned) spdlog::warn("redis: not listening to sentinel {} for failovers, trying again each second: {}", where, e.what());
+      if (!warned) {
+        spdlog::warn("redis: not listening to sentinel {} for failovers, trying again every {} s: {}", where,
+                     retry_ms / 1000, e.what());
+      }
       warned = true;
     }
-    if (stopping(-1, 1000)) return;
+    if (stopping(-1, retry_ms)) return;
   }
 }
 

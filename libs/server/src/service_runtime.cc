@@ -259,8 +259,8 @@ void ServiceRuntime::AddRuntimeMetrics() {
                  {outcome("not_started"), static_cast<double>(fast.not_started)}});
     if (!redis_.options().sentinels.empty()) {
       out.Counter("physio_redis_failovers_heard_total",
-                  "+switch-master notices the sentinels sent for this service's master (each makes every Redis "
-                  "connection dial again).",
+                  "Failovers of this service's Redis master that a sentinel announced (+switch-master); each makes "
+                  "every Redis connection dial again.",
                   {{"", static_cast<double>(redis_.failovers_heard())}});
     }
     if (async_redis_) {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -144,7 +145,7 @@ class RedisPool {
   // Changes whenever the pool's connections must be dialled again (Redis went away, a
   // failover): a connection made outside the pool (AsyncRedis) compares it with its own.
   std::uint64_t epoch() const { return epoch_.Current(); }
-  // +switch-master notices heard (for tests and /metrics).
+  // Failovers the sentinels announced (+switch-master; one per failover, whichever sentinel told first).
   std::uint64_t failovers_heard() const { return failovers_heard_.load(); }
 
  private:
@@ -156,6 +157,8 @@ class RedisPool {
   ConnectionEpoch epoch_;
   BoundedPool<RedisConnection> connections_;
   std::atomic<std::uint64_t> failovers_heard_{0};
+  std::mutex last_switch_mutex_;
+  std::string last_switch_;  // the last +switch-master text heard, from whichever sentinel
   int stop_fd_ = -1;  // an eventfd: written once when the pool goes, wakes every watcher
   std::vector<std::jthread> watchers_;
 };
