@@ -988,13 +988,16 @@ TEST(SentinelsThatDisagree, TheMasterOfTheNewestConfigurationIsUsed) {
   RedisSentinelProcess stale(old_master.port(), 1);
   RedisSentinelProcess current(new_master.port(), 1, 1000, 10000, /*config_epoch=*/2);
   ASSERT_NE(RedisCommandAt(current.port(), {"SENTINEL", "master", "physio"}).find("config-epoch 2"), std::string::npos);
-  for (const bool stale_first : {true, false}) {
+  const auto options_listing = [&](bool stale_first) {
     RedisOptions options;
     options.port = 1;  // unused: the sentinels name the master
     options.sentinels = {{"127.0.0.1", stale.port()}, {"127.0.0.1", current.port()}};
     if (!stale_first) std::swap(options.sentinels[0], options.sentinels[1]);
     options.pool_size = 1;
-    RedisPool pool(options);
+    return options;
+  };
+  for (const bool stale_first : {true, false}) {
+    RedisPool pool(options_listing(stale_first));
     EXPECT_EQ(ReplyString(pool.Command({"GET", "who"}, Clock::now() + 2s).get()).value_or(""), "new")
         << (stale_first ? "stale sentinel listed first" : "current sentinel listed first");
     auto lease = pool.Lease(Clock::now() + 1s);
@@ -1003,11 +1006,7 @@ TEST(SentinelsThatDisagree, TheMasterOfTheNewestConfigurationIsUsed) {
   // The newest configuration's master gone (and its sentinel not yet failed over): the calls are
   // UNAVAILABLE, and the old master, though it answers ROLE "master", is not used instead.
   new_master.Crash();
-  RedisOptions options;
-  options.port = 1;
-  options.sentinels = {{"127.0.0.1", stale.port()}, {"127.0.0.1", current.port()}};
-  options.pool_size = 1;
-  RedisPool pool(options);
+  RedisPool pool(options_listing(/*stale_first=*/true));
   std::string message;
   EXPECT_EQ(CodeOf([&] { pool.Command({"GET", "who"}, Clock::now() + 2s); }, &message), ErrorCode::kUnavailable);
   EXPECT_NE(message.find("no master found through the sentinels"), std::string::npos) << message;

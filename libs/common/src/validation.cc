@@ -36,16 +36,24 @@ void ValidateRange(std::string_view field, long value, long min, long max) {
   }
 }
 
+namespace {
+// The control character that starts at text[i], or -1: C0 and DEL as one byte, C1 as the two
+// bytes C2 80-9F of UTF-8 (its code is the second byte). With `layout`, tab and line breaks are text.
+int ControlCodeAt(std::string_view text, std::size_t i, bool layout) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if ((c < 0x20 && !(layout && (c == '\t' || c == '\n' || c == '\r'))) || c == 0x7f) return c;
+  if (c == 0xc2 && i + 1 < text.size()) {
+    const auto next = static_cast<unsigned char>(text[i + 1]);
+    if (next >= 0x80 && next <= 0x9f) return next;
+  }
+  return -1;
+}
+}  // namespace
+
 int ControlCharacterIn(std::string_view text, LineBreaks line_breaks) {
   const bool layout = line_breaks == LineBreaks::kLayoutAllowed;
   for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if ((c < 0x20 && !(layout && (c == '\t' || c == '\n' || c == '\r'))) || c == 0x7f) return c;
-    // A C1 character is the two bytes C2 80-9F in UTF-8.
-    if (c == 0xc2 && i + 1 < text.size()) {
-      const auto next = static_cast<unsigned char>(text[i + 1]);
-      if (next >= 0x80 && next <= 0x9f) return next;
-    }
+    if (const int control = ControlCodeAt(text, i, layout); control >= 0) return control;
   }
   return -1;
 }
@@ -67,16 +75,13 @@ std::string ControlCharactersNamed(std::string_view text) {
   std::string named;
   named.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
-    if (c < 0x20 || c == 0x7f) {
-      named += "<" + CodePointName(c) + ">";
-    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // C1, as ControlCharacterIn finds it
-      named += "<" + CodePointName(next) + ">";
-      ++i;
-    } else {
+    const int control = ControlCodeAt(text, i, /*layout=*/false);
+    if (control < 0) {
       named += text[i];
+      continue;
     }
+    named += "<" + CodePointName(control) + ">";
+    if (control >= 0x80) ++i;  // a C1 character is two bytes
   }
   return named;
 }

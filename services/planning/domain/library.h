@@ -1,5 +1,4 @@
 #pragma once
-#include "physio/common/validation.h"
 // The intervention library: a versioned data file (services/planning/library/
 // interventions.json), validated as a whole when loaded. A bad file is refused
 // with a message naming the entry and the problem, so a service never starts
@@ -10,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "physio/common/validation.h"
 #include "plan_rules.h"
 
 namespace physio::planning {
