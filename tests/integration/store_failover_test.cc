@@ -154,6 +154,57 @@ TEST(PgIdempotentWrites, ARetryThatMeetsItsFirstAttemptCommittingReplaysIt) {
   EXPECT_NE(message.find("etag"), std::string::npos) << message;
 }
 
+// A write seen for the first time is one round trip: no transaction is open on the server while
+// the use case builds its writes (BEGIN is held with them), and no replay is looked up first. A
+// retry of a write already done is answered with its stored response even when its own write
+// fails first on another unique key the first attempt took (not on the idempotency record's),
+// and it changes nothing.
+TEST(PgIdempotentWrites, AFirstAttemptSendsEverythingAtCommitAndARetryIsAnsweredFromItsRecord) {
+  PostgresServer pg;
+  pg.Execute("CREATE SCHEMA s");
+  pg.Execute("CREATE TABLE s.idempotency (tenant_id text, principal text, method text, request_id text,"
+             " fingerprint text NOT NULL, response bytea NOT NULL,"
+             " CONSTRAINT idempotency_pkey PRIMARY KEY (tenant_id, principal, method, request_id))");
+  pg.Execute("CREATE TABLE s.logs (day text CONSTRAINT logs_day UNIQUE, n int)");
+  PgOptions options = PgOn({&pg});
+  options.pool_size = 1;
+  PgPool pool(options);
+  const PgIdempotencyKey key{"s", "acme", "pat-1", "LogDay", "rq-1"};
+  const auto open_transactions = [&] {
+    return pg.Execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()");
+  };
+  int writes = 0;
+  std::vector<std::string> open_while_writing;
+  auto log_day = [&](PgConnection& conn) {
+    ++writes;
+    conn.Defer({"INSERT INTO s.logs VALUES ('monday', $1)", {std::to_string(writes)}});
+    open_while_writing.push_back(open_transactions());
+    return std::string("logged, write ") + std::to_string(writes);
+  };
+  EXPECT_EQ(RunIdempotentWrite(pool, Clock::now() + 3s, key, "fingerprint", log_day), "logged, write 1");
+  EXPECT_EQ(pg.Execute("SELECT count(*) FROM s.idempotency"), "1");
+  // The retry's write runs, meets logs_day, is rolled back, and the stored response answers.
+  EXPECT_EQ(RunIdempotentWrite(pool, Clock::now() + 3s, key, "fingerprint", log_day), "logged, write 1");
+  EXPECT_EQ(writes, 2);
+  // Both first attempts: nothing sent yet, so the pool's connection held no transaction open
+  // while the use case worked.
+  EXPECT_EQ(open_while_writing, (std::vector<std::string>{"0", "0"}));
+  EXPECT_EQ(pg.Execute("SELECT string_agg(day || '=' || n, ',') FROM s.logs"), "monday=1");
+  EXPECT_EQ(open_transactions(), "0");
+  // The same id for another request is refused as one, whichever key its write met first.
+  EXPECT_EQ(CodeOf([&] { RunIdempotentWrite(pool, Clock::now() + 3s, key, "another", log_day); }),
+            ErrorCode::kInvalidArgument);
+  // Another request that meets logs_day is refused as the conflict it is, after one more look.
+  const PgIdempotencyKey other{"s", "acme", "pat-1", "LogDay", "rq-2"};
+  EXPECT_EQ(CodeOf([&] { RunIdempotentWrite(pool, Clock::now() + 3s, other, "fingerprint", log_day); }),
+            ErrorCode::kAlreadyExists);
+  // (Its first attempt held BEGIN; the look that followed opened the transaction first.)
+  EXPECT_EQ(open_while_writing, (std::vector<std::string>{"0", "0", "0", "0", "1"}));
+  EXPECT_EQ(pg.Execute("SELECT count(*) FROM s.idempotency"), "1");
+  EXPECT_EQ(open_transactions(), "0");
+}
+
 TEST(PgDeferredWrites, AFailureIsThrownByTheStatementThatCarriedItAndARollbackDropsWhatIsHeld) {
   PostgresServer pg;
   pg.Execute("CREATE SEQUENCE s");

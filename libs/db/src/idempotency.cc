@@ -32,38 +32,45 @@ std::string RunIdempotentWrite(PgPool& pool, Clock::time_point deadline, const P
                                const std::function<void(const std::string&)>& describe) {
   // The call's audit record commits with the write (or with its replay).
   CallAudit* call_audit = CallAudit::Current();
+  // The first attempt does not look for a replay: a request seen for the first time (nearly
+  // every one) is then one round trip, BEGIN, its writes, the idempotency record, the audit
+  // record and COMMIT together. A request already done fails on the idempotency record's key
+  // (or first on another unique key its first attempt took) and is rolled back; the attempts
+  // after it look for the replay with BEGIN and answer with it.
   for (int attempt = 0;; ++attempt) {
+    const bool look_first = attempt > 0;
+    std::vector<PgStatement> opening;
+    if (look_first) opening.push_back(ReplayStatement(key));
     std::string response;
     try {
-      // Round trips: the replay check travels with BEGIN; the idempotency record
-      // and the audit record travel with COMMIT.
-      WithPipelinedTransaction(pool, deadline, {ReplayStatement(key)},
-                               [&](PgConnection& conn, std::vector<PgResult>& opened) {
-                                 std::vector<PgStatement> closing;
-                                 if (auto stored = StoredResponse(opened.at(0), fingerprint)) {
-                                   response = std::move(*stored);
-                                 } else {
-                                   response = write(conn);
-                                   closing.push_back({"INSERT INTO " + key.schema +
-                                                          ".idempotency (tenant_id, principal, method, request_id,"
-                                                          " fingerprint, response) VALUES ($1,$2,$3,$4,$5,$6)",
-                                                      {key.tenant, key.principal, key.method, key.request_id, fingerprint,
-                                                       PgBytes(response)}});
-                                 }
-                                 if (describe) describe(response);
-                                 if (call_audit != nullptr) closing.push_back(call_audit->InsertStatement());
-                                 return closing;
-                               });
+      WithPipelinedTransaction(pool, deadline, opening, [&](PgConnection& conn, std::vector<PgResult>& opened) {
+        std::vector<PgStatement> closing;
+        std::optional<std::string> stored;
+        if (look_first) stored = StoredResponse(opened.at(0), fingerprint);
+        if (stored) {
+          response = std::move(*stored);
+        } else {
+          response = write(conn);
+          closing.push_back({"INSERT INTO " + key.schema +
+                                 ".idempotency (tenant_id, principal, method, request_id,"
+                                 " fingerprint, response) VALUES ($1,$2,$3,$4,$5,$6)",
+                             {key.tenant, key.principal, key.method, key.request_id, fingerprint, PgBytes(response)}});
+        }
+        if (describe) describe(response);
+        if (call_audit != nullptr) closing.push_back(call_audit->InsertStatement());
+        return closing;
+      });
       if (call_audit != nullptr) call_audit->MarkCommitted();
       return response;
     } catch (const PgUniqueViolation& violation) {
-      // A concurrent attempt with the same request_id won; replay its response.
-      if (violation.constraint() != "idempotency_pkey" || attempt > 0) throw;
+      // After the first attempt, only a concurrent attempt with the same request_id that
+      // committed first (between the look and the insert) is worth another look.
+      if (attempt >= 2 || (attempt == 1 && violation.constraint() != "idempotency_pkey")) throw;
     } catch (const Error& refused) {
       // The write refused what it found (a stale etag, a state already changed). What changed it
       // may be this request's own first attempt, committed while this one ran: a retry sent after
       // a lost answer (a replica killed after sending its COMMIT) before the first attempt had
-      // finished. The replay check went with BEGIN, before that commit; look again, and answer
+      // finished. Any look for a replay came before that commit; look again, and answer
       // with the first attempt's response if it is there. The call's audit record then goes by
       // the batching writer, as for any call whose write did not carry it.
       if (refused.code() == ErrorCode::kUnavailable || refused.code() == ErrorCode::kDeadlineExceeded) throw;

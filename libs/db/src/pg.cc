@@ -65,6 +65,10 @@ long PgResult::affected_rows() const {
 void PgConnection::ConnDeleter::operator()(pg_conn* c) const { PQfinish(c); }
 bool PgConnection::healthy() const { return conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK; }
 
+bool PgConnection::in_transaction() const {
+  return conn_ != nullptr && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE;
+}
+
 std::string PgResult::GetBytes(int row, int col) const {
   std::string text = Get(row, col);
   if (text.rfind("\\x", 0) != 0) throw Error(ErrorCode::kInternal, "postgres: bytea not in hex form");
@@ -562,7 +566,8 @@ auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
     return run(conn, "SET LOCAL statement_timeout = " + std::to_string(budget));
   } catch (...) {
     conn.DropDeferred();
-    if (conn.healthy()) {
+    // A transaction whose BEGIN was still held (never sent) has nothing to roll back.
+    if (conn.healthy() && conn.in_transaction()) {
       try {
         conn.set_deadline(Clock::now() + std::chrono::milliseconds(500));  // the caller's may have passed
         conn.Exec("ROLLBACK");
@@ -577,8 +582,10 @@ auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
 
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body) {
   InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
-    // One round trip: the transaction and the bound on its statements.
-    conn.ExecScript("BEGIN; " + timeout);
+    // No round trip of their own: the transaction and the bound on its statements travel with
+    // the body's first statement (or with COMMIT).
+    conn.Defer({"BEGIN", {}});
+    conn.Defer({timeout, {}});
     body(conn);
     conn.Exec("COMMIT");
   });
@@ -607,11 +614,18 @@ void WithPipelinedTransaction(
     PgPool& pool, Clock::time_point deadline, const std::vector<PgStatement>& opening,
     const std::function<std::vector<PgStatement>(PgConnection&, std::vector<PgResult>& opened)>& body) {
   InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
-    std::vector<PgStatement> first{{"BEGIN", {}}, {timeout, {}}};
-    first.insert(first.end(), opening.begin(), opening.end());
-    auto results = conn.ExecPipeline(first);
     std::vector<PgResult> opened;
-    for (std::size_t i = 2; i < results.size(); ++i) opened.push_back(std::move(results[i]));
+    if (opening.empty()) {
+      // Nothing to read first: BEGIN waits for the first statement that needs an answer,
+      // or for COMMIT, so a transaction of held writes is one round trip.
+      conn.Defer({"BEGIN", {}});
+      conn.Defer({timeout, {}});
+    } else {
+      std::vector<PgStatement> first{{"BEGIN", {}}, {timeout, {}}};
+      first.insert(first.end(), opening.begin(), opening.end());
+      auto results = conn.ExecPipeline(first);
+      for (std::size_t i = 2; i < results.size(); ++i) opened.push_back(std::move(results[i]));
+    }
     auto last = body(conn, opened);
     last.push_back({"COMMIT", {}});
     conn.ExecPipeline(last);

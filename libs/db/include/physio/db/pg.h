@@ -158,6 +158,8 @@ class PgConnection {
   // Moves the bound of the statements that follow (a long index build).
   void set_deadline(Clock::time_point deadline) { deadline_ = deadline; }
   bool healthy() const;
+  // A transaction is open on the server (BEGIN sent and neither committed nor rolled back).
+  bool in_transaction() const;
   void Discard() {
     conn_.reset();
     deferred_.clear();
@@ -231,7 +233,8 @@ class PgPool {
 };
 
 // Runs `body` in one transaction (READ COMMITTED) bounded by `deadline`;
-// commits when it returns, rolls back when it throws.
+// commits when it returns, rolls back when it throws. BEGIN is held
+// (PgConnection::Defer) and sent with the body's first statement.
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body);
 
 // One read-only statement (IsReadOnlyStatement; anything else throws kInternal
@@ -241,7 +244,9 @@ PgResult QueryOnce(PgPool& pool, Clock::time_point deadline, const PgStatement& 
 
 // The same with fewer round trips: `opening` statements travel with BEGIN
 // (their results are handed to `body`), and the statements `body` returns
-// travel with COMMIT. A short write is then three round trips, not six.
+// travel with COMMIT. A short write is then three round trips, not six. With
+// no `opening`, BEGIN is held (PgConnection::Defer) until the first statement
+// that needs an answer, or COMMIT: a transaction of held writes is one round trip.
 void WithPipelinedTransaction(
     PgPool& pool, Clock::time_point deadline, const std::vector<PgStatement>& opening,
     const std::function<std::vector<PgStatement>(PgConnection&, std::vector<PgResult>& opened)>& body);
