@@ -1051,7 +1051,10 @@ pb::PublishTenantLibraryResponse PlanningApp::PublishTenantLibrary(const CallCon
   try {
     parsed = ParseTenantLibrary(library_, request.document(), version);
   } catch (const LibraryError& e) {
-    ThrowInvalidArgument("document", e.what());
+    // The parser names the document's own problems "document: ..."; the field is named once.
+    std::string_view why = e.what();
+    if (why.starts_with("document: ")) why.remove_prefix(std::string_view("document: ").size());
+    ThrowInvalidArgument("document", why);
   }
   audit.resource_id = "tenant-library/" + std::to_string(version);
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);

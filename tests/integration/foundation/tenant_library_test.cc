@@ -137,6 +137,10 @@ TEST_F(TenantLibraries, PublishedEntriesAndTemplatesAreTheTenantsOwnAndVersioned
   status = Publish(integrator, R"({"entries": [{"id": "ex.mine", "kind": "exercise"}]})", 2);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("document"), std::string::npos);
+  // A problem of the document as a whole names the field once.
+  status = Publish(integrator, "{not json", 2);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("document: not valid JSON", 0), 0u) << status.error_message();
 }
 
 TEST_F(TenantLibraries, APlanStartsFromATemplateUnderTheGuidelineGuard) {
