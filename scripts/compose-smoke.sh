@@ -196,6 +196,22 @@ if [ "$HA" = 1 ]; then
     sleep 2
   done
   say "demo episode passed again $((SECONDS - killed_at)) s after both primaries were killed"
+  # The killed Redis master restarted after the failover: it must come back as a replica of the
+  # master the sentinels promoted (deploy/redis/start-redis.sh), not as a master on the data it
+  # had when it died (which the sentinels would only demote seconds later).
+  compose start redis >/dev/null 2>&1
+  redis_id="$(compose ps -q redis)"
+  for _ in $(seq 1 120); do
+    [ "$(docker exec "$redis_id" redis-cli ping 2>/dev/null)" = PONG ] && break
+    sleep 0.5
+  done
+  role="$(docker exec "$redis_id" redis-cli info replication 2>/dev/null | tr -d '\r' | awk -F: '$1 == "role" {print $2}')"
+  if [ "$role" != slave ]; then
+    docker logs "$redis_id" 2>&1 | tail -n 20 >&2
+    echo "compose-smoke: the restarted Redis master came back as '$role', not as a replica" >&2
+    exit 1
+  fi
+  say "the restarted Redis master rejoined as a replica: $(docker logs "$redis_id" 2>&1 | grep -m1 'start-redis:')"
 fi
 
 # A Connect/JSON call on the HTTP port (TLS) and the metrics listener.
