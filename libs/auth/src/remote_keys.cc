@@ -158,12 +158,11 @@ void RemoteKeys::Run() {
       spdlog::warn("JWKS of {} not refreshed (the cached keys stay in use until {} s old): {}", config_.issuer,
                    config_.max_key_age.count(), error);
     }
+    // Tokens verified with a removed key are forgotten before anyone can see the new keys (a
+    // waiter woken below, whose caller's next call would otherwise still find them verified).
+    // Under the lock: the callback only clears the token cache, which never calls back here.
+    if (removed && on_keys_removed_) on_keys_removed_();
     fetched_.notify_all();
-    if (removed && on_keys_removed_) {
-      lock.unlock();
-      on_keys_removed_();
-      lock.lock();
-    }
     // After a failure, try again sooner than the normal refresh.
     const auto wait = fresh ? config_.refresh_interval
                             : std::max<std::chrono::seconds>(config_.min_refresh_interval, std::chrono::seconds(1));
@@ -189,9 +188,7 @@ std::optional<PublicKey> RemoteKeys::Find(const std::string& kid, Clock::time_po
     spdlog::error("JWKS of {}: keys not refreshed for {} s, dropped (tokens are refused until a fetch succeeds)",
                   config_.issuer, config_.max_key_age.count());
     keys_ = std::make_shared<KeyMap>();
-    lock.unlock();
-    if (on_keys_removed_) on_keys_removed_();
-    lock.lock();
+    if (on_keys_removed_) on_keys_removed_();  // under the lock, as in Run
   }
   if (auto key = Lookup(*keys_, kid)) return key;
   // Unknown kid: a rotation we have not seen yet? One fetch, rate-limited, waited for within the deadline.

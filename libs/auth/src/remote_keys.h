@@ -27,7 +27,8 @@ namespace physio {
 
 class RemoteKeys {
  public:
-  // `on_keys_removed` runs (on the refresh thread) when a fetch drops a kid we held.
+  // `on_keys_removed` runs (on the refresh thread, under the keys' lock, before a caller waiting
+  // for the fetch is woken) when a fetch drops a kid we held; it must not call back into this.
   RemoteKeys(const IssuerConfig& config, std::function<void()> on_keys_removed);
   ~RemoteKeys();
   RemoteKeys(const RemoteKeys&) = delete;

@@ -82,8 +82,11 @@ class TokenVerifier::Cache {
  public:
   explicit Cache(TokenCacheOptions options) : options_(options) {}
 
-  bool Find(const std::string& key, std::chrono::system_clock::time_point now, Checked* out) {
+  // `generation` (out): the cache's generation at this lookup, for Insert.
+  bool Find(const std::string& key, std::chrono::system_clock::time_point now, Checked* out,
+            std::uint64_t* generation) {
     std::lock_guard lock(mutex_);
+    *generation = generation_;
     auto it = entries_.find(key);
     if (it == entries_.end()) return false;
     if (now >= it->second.evict_at) {
@@ -94,9 +97,13 @@ class TokenVerifier::Cache {
     return true;
   }
 
-  void Insert(const std::string& key, const Checked& checked, std::chrono::system_clock::time_point now) {
+  // Not when the cache was cleared since the lookup that missed (`generation`): the token was
+  // verified with keys read before a key was removed, perhaps with the removed key itself.
+  void Insert(const std::string& key, const Checked& checked, std::chrono::system_clock::time_point now,
+              std::uint64_t generation) {
     if (options_.max_entries == 0) return;
     std::lock_guard lock(mutex_);
+    if (generation != generation_) return;
     if (entries_.size() >= options_.max_entries) {
       std::erase_if(entries_, [&](const auto& entry) { return now >= entry.second.evict_at; });
       // Still full of live tokens: start over rather than grow (one signature check each to refill).
@@ -108,6 +115,7 @@ class TokenVerifier::Cache {
   void Clear() {
     std::lock_guard lock(mutex_);
     entries_.clear();
+    ++generation_;
   }
 
   std::atomic<std::size_t> signature_checks{0};
@@ -120,6 +128,7 @@ class TokenVerifier::Cache {
   TokenCacheOptions options_;
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
+  std::uint64_t generation_ = 0;  // cleared this many times
 };
 
 // One trusted issuer: its configuration and its keys.
@@ -275,9 +284,10 @@ VerifiedClaims TokenVerifier::Verify(const std::string& token, Clock::time_point
   for (Issuer* issuer : directory_issuers_) issuer->CheckDirectory();
   const auto now = std::chrono::system_clock::now();
   Checked checked;
-  if (!cache_->Find(key, now, &checked)) {
+  std::uint64_t generation = 0;
+  if (!cache_->Find(key, now, &checked, &generation)) {
     checked = VerifySignatureAndClaims(token, deadline);
-    cache_->Insert(key, checked, now);
+    cache_->Insert(key, checked, now, generation);
   }
   // Every call: the token's time window, whether or not its signature was checked just now.
   const auto leeway = checked.leeway;
