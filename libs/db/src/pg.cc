@@ -578,14 +578,18 @@ auto InTransaction(PgPool& pool, Clock::time_point deadline, Run&& run) {
     throw;
   }
 }
+
+// No round trip of their own: the transaction and the bound on its statements (`timeout`) travel
+// with the first statement that needs an answer, or with COMMIT.
+void HoldBegin(PgConnection& conn, const std::string& timeout) {
+  conn.Defer({"BEGIN", {}});
+  conn.Defer({timeout, {}});
+}
 }  // namespace
 
 void WithTransaction(PgPool& pool, Clock::time_point deadline, const std::function<void(PgConnection&)>& body) {
   InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
-    // No round trip of their own: the transaction and the bound on its statements travel with
-    // the body's first statement (or with COMMIT).
-    conn.Defer({"BEGIN", {}});
-    conn.Defer({timeout, {}});
+    HoldBegin(conn, timeout);
     body(conn);
     conn.Exec("COMMIT");
   });
@@ -616,10 +620,7 @@ void WithPipelinedTransaction(
   InTransaction(pool, deadline, [&](PgConnection& conn, const std::string& timeout) {
     std::vector<PgResult> opened;
     if (opening.empty()) {
-      // Nothing to read first: BEGIN waits for the first statement that needs an answer,
-      // or for COMMIT, so a transaction of held writes is one round trip.
-      conn.Defer({"BEGIN", {}});
-      conn.Defer({timeout, {}});
+      HoldBegin(conn, timeout);  // a transaction of held writes is then one round trip
     } else {
       std::vector<PgStatement> first{{"BEGIN", {}}, {timeout, {}}};
       first.insert(first.end(), opening.begin(), opening.end());
