@@ -189,9 +189,10 @@ class TokenVerifier::Issuer {
       lock.lock();
       by_kid_ = fresh;
       signature_ = signature;
-      lock.unlock();
-      // Tokens verified with a key that is gone must not outlive it in the cache.
+      // Tokens verified with a key that is gone must not outlive it in the cache: emptied before
+      // anyone can read the new keys, as a JWKS refresh does (the cache never calls back here).
       cache_->Clear();
+      lock.unlock();
       return fresh;
     } catch (const std::exception& e) {
       spdlog::error("JWT key directory not re-read (keeping the current keys): {}", e.what());
