@@ -113,18 +113,21 @@ class FaultSuite : public ::testing::Test {
     };
     probe_patient_ = NewId("pt");
     apb::CreateAssessmentResponse created;
-    ASSERT_TRUE(assessment->CreateAssessment(context().get(), ProbeAssessment(), &created).ok());
+    grpc::Status status = assessment->CreateAssessment(context().get(), ProbeAssessment(), &created);
+    ASSERT_TRUE(status.ok()) << "CreateAssessment: " << status.error_code() << " " << status.error_message();
     ppb::GeneratePlanRequest generate;
     generate.set_request_id(NewId("rq"));
     generate.set_assessment_id(created.assessment().assessment_id());
     ppb::GeneratePlanResponse generated;
-    ASSERT_TRUE(planning->GeneratePlan(context().get(), generate, &generated).ok());
+    status = planning->GeneratePlan(context().get(), generate, &generated);
+    ASSERT_TRUE(status.ok()) << "GeneratePlan: " << status.error_code() << " " << status.error_message();
     ppb::ApprovePlanRequest approve;
     approve.set_request_id(NewId("rq"));
     approve.set_plan_id(generated.plan().plan_id());
     approve.set_etag(generated.plan().etag());
     ppb::ApprovePlanResponse approved;
-    ASSERT_TRUE(planning->ApprovePlan(context().get(), approve, &approved).ok());
+    status = planning->ApprovePlan(context().get(), approve, &approved);
+    ASSERT_TRUE(status.ok()) << "ApprovePlan: " << status.error_code() << " " << status.error_message();
   }
 
   // Time from `since` until a call through every service succeeds: a Redis

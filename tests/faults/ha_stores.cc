@@ -234,8 +234,15 @@ bool HaStores::WaitRedisHealthy(std::chrono::milliseconds patience) const {
       int running = 0;
       for (const auto& redis : redis_) running += redis ? 1 : 0;
       const std::string info = RedisCommandAt(redis_ports_[master], {"INFO", "replication"});
-      // Every running replica attached, and every sentinel knowing the two others.
-      const bool replicas = info.find("connected_slaves:" + std::to_string(running - 1)) != std::string::npos;
+      // Every running replica attached and done with its first sync (state=online: a replica
+      // still loading the master's snapshot is counted in connected_slaves but acknowledges no
+      // WAIT, and a write waiting for one replica would time out), and every sentinel knowing
+      // the two others.
+      int online = 0;
+      for (std::size_t at = info.find("state=online"); at != std::string::npos; at = info.find("state=online", at + 1)) {
+        ++online;
+      }
+      const bool replicas = online == running - 1;
       bool sentinels = true;
       for (const auto& sentinel : sentinels_) {
         const std::string known = RedisCommandAt(sentinel->port(), {"SENTINEL", "master", "physio"});
