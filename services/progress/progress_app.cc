@@ -467,7 +467,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
       },
       [&](const pb::LogHomeExerciseResponse& response) { audit.resource_id = response.log().log_id(); });
   NoteAlertsRaised(raised);
-  ActOnHomeLog(ctx, response.log(), plan);
+  ActOnHomeLog(ctx, response.log(), std::move(plan));  // a plan is several KB: not copied
   return response;
 }
 
@@ -571,7 +571,7 @@ pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, c
       },
       [&](const pb::ReportSymptomsResponse& stored) { audit.resource_id = stored.report().report_id(); });
   NoteAlertsRaised(raised);
-  return ActOnSymptomReport(ctx, response, plan);
+  return ActOnSymptomReport(ctx, std::move(response), std::move(plan));
 }
 
 pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ctx, pb::ReportSymptomsResponse response,
