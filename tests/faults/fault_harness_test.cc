@@ -593,6 +593,27 @@ TEST_F(HaFaults, RedisMasterKilled) {
   });
 }
 
+// The sentinel the services list first stops answering (a stalled host), then the master is
+// killed: the two others promote a replica, and every connection of the services dials again.
+TEST_F(HaFaults, RedisMasterKilledWithTheFirstSentinelFrozen) {
+  RunUnderLoad("HA: Redis master SIGKILL, the first-listed sentinel frozen (SIGSTOP)", [](FaultRow& row) {
+    const int master = ha_->RedisMaster();
+    ASSERT_GE(master, 0);
+    StrikeAndRejoin(
+        row,
+        [&] {
+          ha_->FreezeSentinel(0);
+          ha_->KillRedis(master);
+        },
+        [&] {
+          ha_->ThawSentinel(0);
+          ha_->StartRedis(master);
+        },
+        [] { return ha_->WaitRedisHealthy(30s); });
+    row.notes = "master node " + std::to_string(master) + " -> " + std::to_string(ha_->RedisMaster()) + "; " + row.notes;
+  });
+}
+
 TEST_F(HaFaults, PatroniLeaderKilled) {
   RunUnderLoad("HA: Patroni leader SIGKILL (Patroni, postmaster, backends)", [](FaultRow& row) {
     const int primary = ha_->PgPrimary();

@@ -41,6 +41,9 @@ class HaStores final : public Stores {
   // Starts a killed node again on its data, as a replica of the master the sentinels agree on
   // (waits until they agree on one other than `node`; throws after 30 s).
   void StartRedis(int node);
+  // SIGSTOP / SIGCONT of a sentinel: it stops answering while its port still accepts connections.
+  void FreezeSentinel(int index) { sentinels_.at(index)->Freeze(); }
+  void ThawSentinel(int index) { sentinels_.at(index)->Thaw(); }
 
   // PostgreSQL: the node whose server takes writes (-1 when none does), and the synchronous standby.
   int PgPrimary() const;

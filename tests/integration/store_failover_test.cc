@@ -1063,5 +1063,43 @@ TEST(SentinelsThatDisagree, TheMasterOfTheNewestConfigurationIsUsed) {
   EXPECT_NE(message.find("no master found through the sentinels"), std::string::npos) << message;
 }
 
+// Three sentinels, the first frozen (its port still accepts connections; nothing answers).
+TEST(SentinelsOneFrozen, AFrozenSentinelIsLeftOutOfTheDialsAfterTheFirstUntilItsQuietPeriodEnds) {
+  spdlog::set_level(spdlog::level::err);
+  RedisServer master;
+  RedisSentinelProcess frozen(master.port(), 2), second(master.port(), 2), third(master.port(), 2);
+  for (auto* sentinel : {&frozen, &second, &third}) {
+    for (int i = 0; i < 100 && sentinel->MasterPort() != master.port(); ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(sentinel->MasterPort(), master.port());
+  }
+  frozen.Freeze();
+  RedisOptions options;
+  options.port = 1;  // unused: the sentinels name the master
+  options.sentinels = {{"127.0.0.1", frozen.port()}, {"127.0.0.1", second.port()}, {"127.0.0.1", third.port()}};
+  options.pool_size = 3;
+  options.connect_timeout = 500ms;
+  options.sentinel_quiet = 1500ms;
+  RedisPool pool(options);
+  // The first dial asks all three at once and waits for the frozen one as long as its budget.
+  auto first = pool.Lease(Clock::now() + 1s);
+  std::string message;
+  EXPECT_FALSE(CodeOf([&] { first->Command({"PING"}, Clock::now() + 2s); }, &message).has_value()) << message;
+  EXPECT_EQ(first->endpoint(), "127.0.0.1:" + std::to_string(master.port()));
+  // A dial after it does not ask the frozen sentinel, so it is made within a deadline shorter than
+  // the frozen sentinel's budget (asked first, as it is listed, it would take all of it).
+  auto second_lease = pool.Lease(Clock::now() + 1s);
+  EXPECT_FALSE(CodeOf([&] { second_lease->Command({"PING"}, Clock::now() + 300ms); }, &message).has_value())
+      << message;
+  // Once its quiet period is over it is asked again: with the two others gone, a dial finds the
+  // master only through it (thawed meanwhile).
+  frozen.Thaw();
+  second.Kill();
+  third.Kill();
+  std::this_thread::sleep_for(options.sentinel_quiet + 100ms);
+  auto third_lease = pool.Lease(Clock::now() + 1s);
+  EXPECT_FALSE(CodeOf([&] { third_lease->Command({"PING"}, Clock::now() + 2s); }, &message).has_value()) << message;
+  EXPECT_EQ(third_lease->endpoint(), "127.0.0.1:" + std::to_string(master.port()));
+}
+
 }  // namespace
 }  // namespace physio::testing

@@ -100,6 +100,9 @@ class RedisSentinelProcess {
   // The master's port this sentinel names now (0 when it names none or does not answer).
   int MasterPort() const;
   void Kill() { process_.reset(); }
+  // SIGSTOP / SIGCONT: the sentinel hangs (a stalled host) with its port still accepting connections.
+  void Freeze() { process_->Signal(SIGSTOP); }
+  void Thaw() { process_->Signal(SIGCONT); }
   // The end of the sentinel's log (+sdown, +odown, +try-failover, -failover-abort-...).
   std::string LogTail(std::size_t bytes = 3000) const;
 

@@ -113,35 +113,110 @@ std::optional<MasterAnswer> ReadMasterAddress(const redisReply* reply) {
 }
 }  // namespace
 
+std::vector<std::size_t> SentinelSilence::ToAsk(Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::size_t> ask;
+  for (std::size_t i = 0; i < quiet_until_.size(); ++i) {
+    if (quiet_until_[i] <= now) ask.push_back(i);
+  }
+  if (ask.size() < quiet_until_.size() / 2 + 1) {
+    ask.resize(quiet_until_.size());
+    for (std::size_t i = 0; i < ask.size(); ++i) ask[i] = i;
+  }
+  return ask;
+}
+
+void SentinelSilence::NoAnswer(std::size_t index, Clock::time_point until) {
+  std::lock_guard lock(mutex_);
+  quiet_until_.at(index) = until;
+}
+
+void SentinelSilence::Answered(std::size_t index) {
+  std::lock_guard lock(mutex_);
+  quiet_until_.at(index) = Clock::time_point{};
+}
+
+namespace {
+// What one sentinel said: its answer, or why there is none (`silent`: it did not answer at all,
+// as opposed to answering that it does not know the master).
+struct SentinelReply {
+  std::optional<MasterAnswer> answer;
+  std::string failure;
+  bool silent = false;
+};
+}  // namespace
+
 RedisConnection::Context RedisConnection::DialMaster(Clock::time_point deadline) {
   // Every sentinel is asked, and the newest configuration wins. Asking one in turn was not
   // enough: right after a failover the sentinels that have not heard of it yet still name
   // the old master, and an old master restarted meanwhile answers ROLE "master" (with the
   // data it had when it died) until the sentinels demote it, which takes them about 8 s. A
   // sentinel that does not tell its epoch (an ACL allowing only get-master-addr-by-name) ranks
-  // below every one that does.
+  // below every one that does. They are asked at once, each within the same budget, so a
+  // sentinel that does not answer costs that budget once, not once per sentinel listed after
+  // it; and one that did not answer is left out of the dials that follow for a while.
   std::string failures;
   const auto note = [&failures](const std::string& why) { failures += (failures.empty() ? "" : "; ") + why; };
-  std::vector<MasterAnswer> answers;
-  for (const auto& [host, port] : options_.sentinels) {
-    const auto budget = std::min(options_.connect_timeout, Until(deadline));
-    if (budget.count() <= 0) break;
+  const auto budget = std::min(options_.connect_timeout, Until(deadline));
+  if (budget.count() <= 0) Unavailable("no master found through the sentinels: deadline exceeded");
+  const auto asked_until = Clock::now() + budget;
+  const auto ask = [&](const std::string& host, int port) {
+    SentinelReply reply;
     const std::string where = host + ":" + std::to_string(port);
     try {
-      auto sentinel = Dial(host, port, budget, options_.sentinel_user, options_.sentinel_password);
-      const char* ask[] = {"SENTINEL", "get-master-addr-by-name", options_.master_name.c_str()};
-      RedisReply address(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, ask, nullptr)));
-      std::optional<MasterAnswer> answer = ReadMasterAddress(address.get());
-      if (!answer) {
-        note(where + (address ? " does not know master " + options_.master_name : " did not answer"));
-        continue;
+      auto sentinel = Dial(host, port, Until(asked_until), options_.sentinel_user, options_.sentinel_password);
+      const char* address_of[] = {"SENTINEL", "get-master-addr-by-name", options_.master_name.c_str()};
+      RedisReply address(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, address_of, nullptr)));
+      reply.answer = ReadMasterAddress(address.get());
+      if (!reply.answer) {
+        reply.silent = !address;
+        reply.failure = where + (address ? " does not know master " + options_.master_name : " did not answer");
+        return reply;
       }
-      const char* record[] = {"SENTINEL", "MASTER", options_.master_name.c_str()};
-      RedisReply full(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, record, nullptr)));
-      answer->config_epoch = ConfigEpochOf(full.get());
-      answers.push_back(std::move(*answer));
+      // The epoch is asked within what is left of the same budget.
+      const auto left = Until(asked_until);
+      if (left.count() > 0 && redisSetTimeout(sentinel.get(), ToTimeval(left)) == REDIS_OK) {
+        const char* record[] = {"SENTINEL", "MASTER", options_.master_name.c_str()};
+        RedisReply full(static_cast<redisReply*>(redisCommandArgv(sentinel.get(), 3, record, nullptr)));
+        reply.answer->config_epoch = ConfigEpochOf(full.get());
+      }
     } catch (const Error& e) {
-      note(e.what());
+      reply.silent = true;  // not reached, or refused us (a wrong password): either way no answer
+      reply.failure = e.what();
+    }
+    return reply;
+  };
+  const std::vector<std::size_t> asked =
+      silence_ ? silence_->ToAsk(Clock::now()) : [&] {
+        std::vector<std::size_t> all(options_.sentinels.size());
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+        return all;
+      }();
+  std::vector<SentinelReply> replies(asked.size());
+  {
+    // One thread per sentinel after the first, which this thread asks; each ends by `asked_until`.
+    std::vector<std::jthread> others;
+    for (std::size_t k = 1; k < asked.size(); ++k) {
+      others.emplace_back([&, k] {
+        const auto& [host, port] = options_.sentinels[asked[k]];
+        replies[k] = ask(host, port);
+      });
+    }
+    if (!asked.empty()) replies[0] = ask(options_.sentinels[asked[0]].first, options_.sentinels[asked[0]].second);
+  }
+  std::vector<MasterAnswer> answers;
+  for (std::size_t k = 0; k < asked.size(); ++k) {
+    if (silence_) {
+      if (replies[k].silent) {
+        silence_->NoAnswer(asked[k], Clock::now() + options_.sentinel_quiet);
+      } else {
+        silence_->Answered(asked[k]);
+      }
+    }
+    if (replies[k].answer) {
+      answers.push_back(std::move(*replies[k].answer));
+    } else {
+      note(replies[k].failure);
     }
   }
   // Only the newest configuration's master, never an older one that still answers ROLE
@@ -266,8 +341,9 @@ void RedisConnection::ContextDeleter::operator()(redisContext* c) const { redisF
 
 RedisPool::RedisPool(RedisOptions options)
     : options_(std::move(options)),
-      connections_(options_.pool_size, [this] { return std::make_unique<RedisConnection>(options_, &epoch_); },
-                   "redis") {
+      silence_(options_.sentinels.size()),
+      connections_(options_.pool_size,
+                   [this] { return std::make_unique<RedisConnection>(options_, &epoch_, &silence_); }, "redis") {
   if (options_.sentinels.empty()) return;
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (stop_fd_ < 0) throw std::runtime_error("redis: eventfd failed");

@@ -8,8 +8,9 @@
 //    is closed when the lease ends and re-dialled on the next lease.
 //  - An error *reply* (e.g. from a Lua script) is returned to the caller; only
 //    transport failures throw Error(kUnavailable).
-//  - With sentinels (Redis Sentinel), every (re)connect asks each of them for the master's
-//    address, takes the newest configuration (the highest config-epoch) and checks with ROLE
+//  - With sentinels (Redis Sentinel), every (re)connect asks them all at once for the master's
+//    address (leaving out, for a while, one that did not answer: SentinelSilence), takes the
+//    newest configuration (the highest config-epoch) and checks with ROLE
 //    that it is the master; a READONLY or NOREPLICAS
 //    reply (a demoted master) or a lost connection makes the whole pool redial.
 //  - With sentinels, one thread per sentinel listens for its +switch-master notice: a
@@ -54,6 +55,9 @@ struct RedisOptions {
   std::string master_name = "physio";
   std::string sentinel_user;
   std::string sentinel_password;
+  // A sentinel that did not answer (down, frozen, unreachable) is not asked again by this pool's
+  // dials for this long, unless fewer than a majority of the sentinels would then be asked.
+  std::chrono::milliseconds sentinel_quiet{10000};
   // Replicas that must acknowledge a durable write (WAIT); 0: none asked.
   int wait_replicas = 0;
   std::chrono::milliseconds wait_timeout{500};
@@ -67,11 +71,29 @@ struct ReplyDeleter {
 };
 using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+// Which of a pool's sentinels did not answer lately. The sentinels are asked together, and a dial
+// waits for every one it asks; one that did not answer is left out of the dials after it for
+// RedisOptions::sentinel_quiet, so a dead or frozen sentinel costs one dial its budget, not every
+// dial (after a failover, every connection of the pool dials at once).
+class SentinelSilence {
+ public:
+  explicit SentinelSilence(std::size_t sentinels) : quiet_until_(sentinels) {}
+  // The sentinels to ask at `now`: those not silent, or all of them when fewer than a majority are.
+  std::vector<std::size_t> ToAsk(Clock::time_point now) const;
+  void NoAnswer(std::size_t index, Clock::time_point until);
+  void Answered(std::size_t index);
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Clock::time_point> quiet_until_;
+};
+
 class RedisConnection {
  public:
-  // `epoch` (optional): the pool's; see ConnectionEpoch.
-  explicit RedisConnection(const RedisOptions& options, ConnectionEpoch* epoch = nullptr)
-      : options_(options), epoch_(epoch) {}
+  // `epoch` (optional): the pool's; see ConnectionEpoch. `silence` (optional): the pool's; see SentinelSilence.
+  explicit RedisConnection(const RedisOptions& options, ConnectionEpoch* epoch = nullptr,
+                           SentinelSilence* silence = nullptr)
+      : options_(options), epoch_(epoch), silence_(silence) {}
   // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
   // transport failure or when the deadline has passed.
   RedisReply Command(const std::vector<std::string>& argv, Clock::time_point deadline);
@@ -96,6 +118,7 @@ class RedisConnection {
   void NoteLostIfGone(int hiredis_error, int saved_errno);
   const RedisOptions& options_;
   ConnectionEpoch* epoch_;
+  SentinelSilence* silence_;
   std::uint64_t dialled_epoch_ = 0;
   std::string endpoint_;
   std::chrono::milliseconds applied_timeout_{-1};  // the socket timeout set on context_ (-1: unknown)
@@ -155,6 +178,7 @@ class RedisPool {
                     const std::vector<std::string>& args, Clock::time_point deadline);
   RedisOptions options_;  // before connections_: they refer to it
   ConnectionEpoch epoch_;
+  SentinelSilence silence_;
   BoundedPool<RedisConnection> connections_;
   std::atomic<std::uint64_t> failovers_heard_{0};
   std::mutex last_switch_mutex_;
