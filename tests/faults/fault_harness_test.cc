@@ -599,6 +599,10 @@ TEST_F(HaFaults, RedisMasterKilledWithTheFirstSentinelFrozen) {
   RunUnderLoad("HA: Redis master SIGKILL, the first-listed sentinel frozen (SIGSTOP)", [](FaultRow& row) {
     const int master = ha_->RedisMaster();
     ASSERT_GE(master, 0);
+    // Thawed however this ends, so a failure here leaves the next faults their three sentinels.
+    struct Thaw {
+      ~Thaw() { ha_->ThawSentinel(0); }
+    } thaw;
     StrikeAndRejoin(
         row,
         [&] {
