@@ -186,12 +186,7 @@ RedisConnection::Context RedisConnection::DialMaster(Clock::time_point deadline)
     }
     return reply;
   };
-  const std::vector<std::size_t> asked =
-      silence_ ? silence_->ToAsk(Clock::now()) : [&] {
-        std::vector<std::size_t> all(options_.sentinels.size());
-        for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-        return all;
-      }();
+  const std::vector<std::size_t> asked = silence_.ToAsk(Clock::now());
   std::vector<SentinelReply> replies(asked.size());
   {
     // One thread per sentinel after the first, which this thread asks; each ends by `asked_until`.
@@ -206,12 +201,10 @@ RedisConnection::Context RedisConnection::DialMaster(Clock::time_point deadline)
   }
   std::vector<MasterAnswer> answers;
   for (std::size_t k = 0; k < asked.size(); ++k) {
-    if (silence_) {
-      if (replies[k].silent) {
-        silence_->NoAnswer(asked[k], Clock::now() + options_.sentinel_quiet);
-      } else {
-        silence_->Answered(asked[k]);
-      }
+    if (replies[k].silent) {
+      silence_.NoAnswer(asked[k], Clock::now() + options_.sentinel_quiet);
+    } else {
+      silence_.Answered(asked[k]);
     }
     if (replies[k].answer) {
       answers.push_back(std::move(*replies[k].answer));
@@ -343,7 +336,7 @@ RedisPool::RedisPool(RedisOptions options)
     : options_(std::move(options)),
       silence_(options_.sentinels.size()),
       connections_(options_.pool_size,
-                   [this] { return std::make_unique<RedisConnection>(options_, &epoch_, &silence_); }, "redis") {
+                   [this] { return std::make_unique<RedisConnection>(options_, silence_, &epoch_); }, "redis") {
   if (options_.sentinels.empty()) return;
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (stop_fd_ < 0) throw std::runtime_error("redis: eventfd failed");

@@ -90,9 +90,8 @@ class SentinelSilence {
 
 class RedisConnection {
  public:
-  // `epoch` (optional): the pool's; see ConnectionEpoch. `silence` (optional): the pool's; see SentinelSilence.
-  explicit RedisConnection(const RedisOptions& options, ConnectionEpoch* epoch = nullptr,
-                           SentinelSilence* silence = nullptr)
+  // `silence`: the pool's; see SentinelSilence. `epoch` (optional): the pool's; see ConnectionEpoch.
+  RedisConnection(const RedisOptions& options, SentinelSilence& silence, ConnectionEpoch* epoch = nullptr)
       : options_(options), epoch_(epoch), silence_(silence) {}
   // Runs one command given as argv (binary safe). Throws Error(kUnavailable) on
   // transport failure or when the deadline has passed.
@@ -118,7 +117,7 @@ class RedisConnection {
   void NoteLostIfGone(int hiredis_error, int saved_errno);
   const RedisOptions& options_;
   ConnectionEpoch* epoch_;
-  SentinelSilence* silence_;
+  SentinelSilence& silence_;
   std::uint64_t dialled_epoch_ = 0;
   std::string endpoint_;
   std::chrono::milliseconds applied_timeout_{-1};  // the socket timeout set on context_ (-1: unknown)
