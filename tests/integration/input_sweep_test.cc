@@ -1826,18 +1826,19 @@ TEST_F(InputSweep, TenantLibraryDocumentsAnswerEveryEdgeValueCleanly) {
 
 // Requests whose bytes do not parse: protobuf that is cut off, or a string field holding bytes that
 // are not UTF-8 (a C++ client sends Latin-1 text as it is). gRPC's callback API would answer them
-// with a bare UNIMPLEMENTED before any of our code ran; every unary RPC of the three services is
-// served from its bytes, so each is refused INVALID_ARGUMENT naming the message, after the caller's
-// identity (a caller without a token is UNAUTHENTICATED first).
+// with a bare UNIMPLEMENTED before any of our code ran; every unary RPC of the three services, and
+// each one's WatchEvents stream, is served from its bytes, so each is refused INVALID_ARGUMENT
+// naming the message, after the caller's identity (a caller without a token is UNAUTHENTICATED
+// first). (A stream's one request is sent here as a unary call: the refusal is its status.)
 TEST_F(InputSweep, RequestsThatDoNotParseAreRefusedNamingTheMessage) {
-  int methods = 0;
+  int methods = 0, streams = 0;
   for (const std::string service : {kAssessment, kPlanning, kProgress}) {
     const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     ASSERT_NE(descriptor, nullptr) << service;
     for (int m = 0; m < descriptor->method_count(); ++m) {
       const auto* method = descriptor->method(m);
-      if (method->client_streaming() || method->server_streaming()) continue;
-      ++methods;
+      if (method->client_streaming()) continue;
+      ++(method->server_streaming() ? streams : methods);
       const std::string path = "/" + service + "/" + method->name();
       std::vector<std::pair<std::string, std::string>> bodies = {{"cut-off protobuf", std::string("\xff\xff\xff", 3)}};
       const Descriptor* request = method->input_type();
@@ -1867,7 +1868,8 @@ TEST_F(InputSweep, RequestsThatDoNotParseAreRefusedNamingTheMessage) {
     }
   }
   EXPECT_GT(methods, 60) << "the three services' unary methods";
-  std::printf("[sweep] %d unary methods refused requests that do not parse\n", methods);
+  EXPECT_EQ(streams, 3) << "the three services' WatchEvents";
+  std::printf("[sweep] %d unary methods and %d streams refused requests that do not parse\n", methods, streams);
 }
 
 // A FHIR search that another service must answer, while that service is down: the caller is told

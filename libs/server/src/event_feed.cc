@@ -186,10 +186,7 @@ void EventFeed::WorkerLoop(std::stop_token stop) {
   }
 }
 
-std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::CallbackServerContext& context,
-                                                   const google::protobuf::Message& request,
-                                                   const std::string& after_cursor,
-                                                   const google::protobuf::RepeatedField<int>& kinds) {
+std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::CallbackServerContext& context) {
   auto stream = std::make_shared<Stream>();
   stream->sink = &sink;
   {
@@ -212,15 +209,11 @@ std::shared_ptr<EventFeed::Stream> EventFeed::Open(Sink& sink, const grpc::Callb
   // gRPC's objects stay valid until the reactor is done, which is after its Finish: none before
   // Authorize is through with them (`authorizing`), even when the client cancels meanwhile.
   stream->authorizing = true;
-  Post([this, stream, &context, &request, &after_cursor, &kinds] {
-    Authorize(stream, context, request, after_cursor, kinds);
-  });
+  Post([this, stream, &context] { Authorize(stream, context); });
   return stream;
 }
 
-void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
-                          const google::protobuf::Message& request, const std::string& after_cursor,
-                          const google::protobuf::RepeatedField<int>& kind_numbers) {
+void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context) {
   // However this returns: gRPC's objects are no longer read, so the stream may be finished now.
   struct Authorized {
     EventFeed& feed;
@@ -251,8 +244,11 @@ void EventFeed::Authorize(const std::shared_ptr<Stream>& stream, const grpc::Cal
     ctx.patient_clinics = patient_clinics_;
     const auto token_expires = verifier_.Verify(ctx.bearer_token).expires;
     roles_.Require(ctx, "WatchEvents");
-    CheckRequestBounds(request, settings_.input);
-    std::vector<std::string> kinds = EventKindNames("kinds", kind_numbers);
+    // The reactor's, valid until it is done (not before this returns: `authorizing`).
+    const Sink::ParsedRequest request = stream->sink->ParseRequest();
+    const std::string& after_cursor = request.after_cursor;
+    CheckRequestBounds(request.message, settings_.input);
+    std::vector<std::string> kinds = EventKindNames("kinds", request.kinds);
     const std::int64_t cursor = ParseCursor(after_cursor);
     std::string why;
     if (!Admit(ctx, &why)) throw Error(ErrorCode::kResourceExhausted, why);

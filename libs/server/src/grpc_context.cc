@@ -219,6 +219,12 @@ grpc::internal::MethodHandler* RawUnaryHandler(RawUnaryFunction function) {
       .release();
 }
 
+grpc::internal::MethodHandler* RawServerStreamingHandler(RawServerStreamingFunction function) {
+  return std::make_unique<grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, grpc::ByteBuffer>>(
+             std::move(function))
+      .release();
+}
+
 std::string UnparsedRequestMessage(const google::protobuf::Descriptor& request_type) {
   return "request: not a valid " + request_type.name() +
          " message (its bytes are not protobuf, or a string field holds bytes that are not UTF-8)";

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "physio/auth/token_verifier.h"
+#include "physio/common/error.h"
 #include "physio/common/v1/common.pb.h"
 #include "physio/db/audit.h"
 #include "physio/db/events.h"
@@ -58,9 +59,13 @@ class EventFeed {
   ~EventFeed();
 
   // The handler of a generated service's WatchEvents (request: after_cursor, kinds;
-  // response: event).
+  // response: event), served from the request's bytes (a raw method, as every unary RPC is:
+  // gRPC would answer bytes that do not parse with a bare UNIMPLEMENTED before any of our code
+  // ran). The bytes are parsed once the caller has authenticated; bytes that are not a valid
+  // Request are refused INVALID_ARGUMENT, audited like any other refusal.
   template <typename Response, typename Request>
-  grpc::ServerWriteReactor<Response>* Watch(grpc::CallbackServerContext* context, const Request& request);
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer& request_bytes);
 
   // Ends every stream (UNAVAILABLE: resume elsewhere from the last cursor) and waits for them.
   void Stop();
@@ -75,20 +80,26 @@ class EventFeed {
     virtual ~Sink() = default;
     virtual void Write(const common::v1::Event& event) = 0;
     virtual void Finish(const grpc::Status& status) = 0;
+    // The request, parsed from the call's bytes; throws Error (INVALID_ARGUMENT) when they are
+    // not a valid request. Called once, by the feed, after the caller has authenticated; what it
+    // returns stays valid until the reactor is done.
+    struct ParsedRequest {
+      const google::protobuf::Message& message;
+      const std::string& after_cursor;
+      const google::protobuf::RepeatedField<int>& kinds;
+    };
+    virtual ParsedRequest ParseRequest() = 0;
   };
   struct Stream;
-  // Called by the reactor. `context`, `after_cursor` and `kinds` are gRPC's, valid until the
-  // reactor is done; nothing of the request is read before the caller has authenticated.
-  std::shared_ptr<Stream> Open(Sink& sink, const grpc::CallbackServerContext& context,
-                               const google::protobuf::Message& request, const std::string& after_cursor,
-                               const google::protobuf::RepeatedField<int>& kinds);
+  // Called by the reactor. `context` is gRPC's, valid until the reactor is done; nothing of the
+  // request is read (Sink::ParseRequest) before the caller has authenticated.
+  std::shared_ptr<Stream> Open(Sink& sink, const grpc::CallbackServerContext& context);
   void WriteDone(const std::shared_ptr<Stream>& stream, bool ok);
   void Cancelled(const std::shared_ptr<Stream>& stream);
 
  private:
   template <typename Response, typename Request>
   class Reactor;
-  template <typename Response>
   class Refused;
   struct Tenant;
   // The caller's slot among the streams of its tenant and its own; false when either is full.
@@ -97,9 +108,7 @@ class EventFeed {
   static std::optional<CallContext> MarkEnding(Stream& stream, grpc::Status status);
   void AuditRefusal(const CallContext& ctx, bool authenticated, const grpc::Status& status);
   // Authenticates, checks and admits the stream, audits it, and registers it with its tenant.
-  void Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context,
-                 const google::protobuf::Message& request, const std::string& after_cursor,
-                 const google::protobuf::RepeatedField<int>& kinds);
+  void Authorize(const std::shared_ptr<Stream>& stream, const grpc::CallbackServerContext& context);
   // Reads the stream's next events (the tenant's buffer, or a page of the outbox) into its queue.
   void Fill(const std::shared_ptr<Stream>& stream);
   // Starts the next write, a fill, or the finish, whichever the stream is ready for.
@@ -140,56 +149,78 @@ class EventFeed {
 };
 
 // A stream refused before it started (an address over its budget of failed logins).
-template <typename Response>
-class EventFeed::Refused final : public grpc::ServerWriteReactor<Response> {
+class EventFeed::Refused final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit Refused(const grpc::Status& status) { this->Finish(status); }
   void OnDone() override { delete this; }
 };
 
 template <typename Response, typename Request>
-class EventFeed::Reactor final : public grpc::ServerWriteReactor<Response>, public EventFeed::Sink {
+class EventFeed::Reactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, public EventFeed::Sink {
  public:
-  // `request` is gRPC's, valid until OnDone; the feed reads it only once the caller has authenticated.
-  Reactor(EventFeed& feed, grpc::CallbackServerContext* context, const Request& request) : feed_(feed) {
-    stream_ = feed_.Open(*this, *context, request, request.after_cursor(), request.kinds());
+  // `request_bytes` are gRPC's, valid until OnDone; the feed parses them only once the caller has
+  // authenticated.
+  Reactor(EventFeed& feed, grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes)
+      : feed_(feed), request_bytes_(request_bytes) {
+    stream_ = feed_.Open(*this, *context);
+  }
+  ParsedRequest ParseRequest() override {
+    if (!ParseByteBuffer(request_bytes_, request_)) {
+      request_.Clear();
+      throw Error(ErrorCode::kInvalidArgument, UnparsedRequestMessage(*Request::descriptor()));
+    }
+    return {request_, request_.after_cursor(), request_.kinds()};
   }
   void Write(const common::v1::Event& event) override {
     *response_.mutable_event() = event;
-    this->StartWrite(&response_);
+    response_bytes_.Clear();  // the write before it is done (one at a time)
+    SerializeToByteBuffer(response_, response_bytes_);
+    this->StartWrite(&response_bytes_);
   }
-  void Finish(const grpc::Status& status) override { grpc::ServerWriteReactor<Response>::Finish(status); }
+  void Finish(const grpc::Status& status) override { grpc::ServerWriteReactor<grpc::ByteBuffer>::Finish(status); }
   void OnWriteDone(bool ok) override { feed_.WriteDone(stream_, ok); }
   void OnCancel() override { feed_.Cancelled(stream_); }
   void OnDone() override { delete this; }
 
  private:
   EventFeed& feed_;
+  const grpc::ByteBuffer& request_bytes_;
+  Request request_;
   std::shared_ptr<EventFeed::Stream> stream_;
   Response response_;
+  grpc::ByteBuffer response_bytes_;  // one write at a time
 };
 
 template <typename Response, typename Request>
-grpc::ServerWriteReactor<Response>* EventFeed::Watch(grpc::CallbackServerContext* context, const Request& request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* EventFeed::Watch(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer& request_bytes) {
   // An address past its budget of failed logins gets no stream unless its token verifies.
   if (guard_ != nullptr) {
     if (const auto wait = guard_->Blocked(CallerAddress(*context)); wait.count() > 0 && !HasValidToken(*context, verifier_)) {
       guard_->CountBlocked();
-      return new Refused<Response>(grpc::Status(  // deleted in OnDone
+      return new Refused(grpc::Status(  // deleted in OnDone
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           "too many unauthenticated calls from this address; retry after " + std::to_string(wait.count()) + " ms"));
     }
   }
-  return new Reactor<Response, Request>(*this, context, request);  // deleted in OnDone
+  return new Reactor<Response, Request>(*this, context, request_bytes);  // deleted in OnDone
 }
 
 }  // namespace physio
 
-// The WatchEvents handler of a generated `CallbackService` class whose `runtime_`
-// is a ServiceRuntime (and namespace alias `pb`), as PHYSIO_UNARY_RPC does for unary calls.
-#define PHYSIO_WATCH_EVENTS_RPC()                                                                          \
-  grpc::ServerWriteReactor<pb::WatchEventsResponse>* WatchEvents(grpc::CallbackServerContext* context,   \
-                                                                 const pb::WatchEventsRequest* request) override { \
-    return runtime_.events().Watch<pb::WatchEventsResponse>(context, *request);                            \
-  }
-
+// Registers the WatchEvents handler of a generated `CallbackService` class, served from its bytes
+// (EventFeed::Watch). The class needs `runtime_` (a ServiceRuntime), `kServiceName` and a namespace
+// alias `pb`, as PHYSIO_RAW_UNARY does.
+#define PHYSIO_WATCH_EVENTS_RPC()                                                                    \
+ private:                                                                                           \
+  const bool raw_WatchEvents_ =                                                                     \
+      (MarkMethodRawCallback(                                                                       \
+           ::physio::MethodIndexOf(kServiceName, "WatchEvents"),                                    \
+           ::physio::RawServerStreamingHandler(                                                     \
+               [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes) { \
+                 return runtime_.events().Watch<pb::WatchEventsResponse, pb::WatchEventsRequest>(   \
+                     context, *request_bytes);                                                      \
+               })),                                                                                 \
+       true);                                                                                       \
+                                                                                                    \
+ public:

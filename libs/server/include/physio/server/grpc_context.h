@@ -274,6 +274,10 @@ using RawUnaryFunction =
 // A handler for grpc::Service::MarkMethodRawCallback, which takes ownership of it (as the
 // generated WithRawCallbackMethod_<Method> classes do).
 grpc::internal::MethodHandler* RawUnaryHandler(RawUnaryFunction function);
+// The same for a server-streaming method (WatchEvents).
+using RawServerStreamingFunction =
+    std::function<grpc::ServerWriteReactor<grpc::ByteBuffer>*(grpc::CallbackServerContext*, const grpc::ByteBuffer*)>;
+grpc::internal::MethodHandler* RawServerStreamingHandler(RawServerStreamingFunction function);
 // The refusal of a request whose bytes did not parse, through the pipeline.
 std::string UnparsedRequestMessage(const google::protobuf::Descriptor& request_type);
 
