@@ -21,16 +21,13 @@ void RedisActivePlanCache::InvalidateAfterCommit(const CallContext& ctx, const s
   cache_.InvalidateAfterCommit(KeysOf(ctx, patient_id), deadline);
 }
 
-std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::Read(const CallContext& ctx, const std::string& patient_id,
-                                                                  Clock::time_point deadline, v1::Plan* into) {
-  return cache_.Read(KeysOf(ctx, patient_id), deadline, [into](const GenerationCache::Values& values) {
-    Lookup lookup{values.generation, false};
-    if (values.value) {
-      // Parsed from hiredis's own buffer: a plan is several KB, not worth a copy.
-      lookup.hit = into->ParseFromArray(values.value->data(), static_cast<int>(values.value->size()));
-      if (!lookup.hit) into->Clear();
-    }
-    return lookup;
+std::optional<ActivePlanCache::Lookup> RedisActivePlanCache::ReadBytes(const CallContext& ctx,
+                                                                       const std::string& patient_id,
+                                                                       Clock::time_point deadline,
+                                                                       const TakePlanBytes& take) {
+  return cache_.Read(KeysOf(ctx, patient_id), deadline, [&take](const GenerationCache::Values& values) {
+    // A view into hiredis's own buffer: a plan is several KB, not worth a copy.
+    return Lookup{values.generation, values.value && take(*values.value)};
   });
 }
 

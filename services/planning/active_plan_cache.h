@@ -36,10 +36,22 @@ class ActivePlanCache {
     bool hit = false;        // a current entry was cached, and is now in `into`
   };
   // One round trip; nullopt when Redis answered something unusable; throws
-  // Error(kUnavailable) when Redis cannot be reached. A hit is parsed straight
-  // into `into` (the response's plan, on the call's arena when it has one).
-  virtual std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id,
-                                     Clock::time_point deadline, v1::Plan* into) = 0;
+  // Error(kUnavailable) when Redis cannot be reached. A current entry's plan as stored
+  // (serialised; a view into the reply, valid only while `take` runs) goes to `take`,
+  // which says whether it took it: the lookup's `hit`.
+  using TakePlanBytes = std::function<bool(std::string_view plan)>;
+  virtual std::optional<Lookup> ReadBytes(const CallContext& ctx, const std::string& patient_id,
+                                          Clock::time_point deadline, const TakePlanBytes& take) = 0;
+  // The same, a hit parsed straight into `into` (the response's plan, on the call's arena
+  // when it has one).
+  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
+                             v1::Plan* into) {
+    return ReadBytes(ctx, patient_id, deadline, [into](std::string_view plan) {
+      if (into->ParseFromArray(plan.data(), static_cast<int>(plan.size()))) return true;
+      into->Clear();
+      return false;
+    });
+  }
   // The same read with no thread waiting for it (CallPipeline::ServeFastRead): true
   // once sent, and `done` then runs once on another thread, or false (`done` never
   // runs) when it cannot be sent now. Never blocks. `done` gets the current entry's
@@ -68,8 +80,8 @@ class RedisActivePlanCache final : public ActivePlanCache {
                                   Clock::time_point deadline) override;
   void InvalidateAfterCommit(const CallContext& ctx, const std::string& patient_id,
                              Clock::time_point deadline) override;
-  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
-                             v1::Plan* into) override;
+  std::optional<Lookup> ReadBytes(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
+                                  const TakePlanBytes& take) override;
   bool ReadAsync(const CallContext& ctx, const std::string& patient_id, Clock::time_point deadline,
                  ReadDone done) override;
   void Fill(const CallContext& ctx, const std::string& patient_id, const std::string& generation, const v1::Plan& plan,

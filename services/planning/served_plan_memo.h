@@ -3,16 +3,16 @@
 // localised and serialised. A response is a pure function of three things: the plan's bytes as
 // cached in Redis, the locale asked for and the tenant library the plan was localised with. So
 // an entry is reused only when all three are the same as when it was made: the bytes compared in
-// full, the library by identity (SameLibrary). Whatever changes the plan changes its bytes; nothing is ever served that a
-// fresh parse of the same bytes would not give. Bounded in bytes, least recently used first out.
+// full (BytesMemo), the library by identity (SameLibrary). Whatever changes the plan changes its
+// bytes; nothing is ever served that a fresh parse of the same bytes would not give. Bounded in
+// bytes, least recently used first out.
 #include <cstddef>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include "physio/common/bytes_memo.h"
 
 namespace physio::planning {
 
@@ -35,33 +35,25 @@ class ServedPlanMemo {
   }
 
   // `max_bytes`: the bound on what the entries hold (plan bytes, responses, keys); 0 turns it off.
-  explicit ServedPlanMemo(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+  explicit ServedPlanMemo(std::size_t max_bytes) : memo_(max_bytes) {}
 
   // The key of one patient's plan read in one locale.
   static std::string Key(std::string_view tenant, std::string_view patient_id, std::string_view locale);
 
   // The entry made from exactly `plan_bytes` under `key`, or nullopt.
-  std::optional<Served> Find(const std::string& key, std::string_view plan_bytes);
+  std::optional<Served> Find(const std::string& key, std::string_view plan_bytes) { return memo_.Find(key, plan_bytes); }
   // Remembers the response made from `plan_bytes`, replacing what `key` held.
-  void Remember(const std::string& key, std::string_view plan_bytes, Served served);
+  void Remember(const std::string& key, std::string_view plan_bytes, Served served) {
+    if (served.response == nullptr) return;
+    const std::size_t cost = served.response->size();
+    memo_.Remember(key, plan_bytes, std::move(served), cost);
+  }
 
-  std::size_t bytes() const;
-  std::size_t entries() const;
+  std::size_t bytes() const { return memo_.bytes(); }
+  std::size_t entries() const { return memo_.entries(); }
 
  private:
-  struct Entry {
-    std::string key;
-    std::string plan_bytes;
-    Served served;
-    std::size_t Cost() const { return key.size() * 2 + plan_bytes.size() + served.response->size() + 128; }
-  };
-  using Order = std::list<Entry>;  // most recently used first
-
-  const std::size_t max_bytes_;
-  mutable std::mutex mu_;
-  Order order_;
-  std::unordered_map<std::string, Order::iterator> by_key_;
-  std::size_t bytes_ = 0;
+  BytesMemo<Served> memo_;
 };
 
 }  // namespace physio::planning

@@ -290,7 +290,7 @@ void EpisodeRefresher::Refresh(const PatientToRefresh& patient, Clock::time_poin
       now = std::min(now, *episode->ended_seconds);
       KeepRecordsWithin(records, std::numeric_limits<std::int64_t>::min(), now);
     }
-    const ProgressSnapshot snapshot = Summarize(patient.patient_id, episode->plan, records, now, policy_);
+    const ProgressSnapshot snapshot = Summarize(patient.patient_id, &episode->plan, records, now, policy_);
     store_.Write(patient.tenant, patient.patient_id, *episode, FiguresOf(snapshot.summary), deadline);
   }
   store_.Done(patient, deadline);

@@ -200,7 +200,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   // intake knew about the patient (age, episode duration) are read, before the transaction.
   // So can a monitor-level concern the plan does not cover yet: it adds precautions.
   // A neurological re-examination is compared with the assessment's and the last visit's.
-  std::optional<plan_pb::Plan> plan;
+  SharedPlan plan;
   // The session's documentation is judged against the plan's direction and items.
   if (response ? physio::assessment::CallsForReferral(response->visit().red_flags().action()) ||
                      AnyMonitoredConcern(response->visit().red_flags()) || response->visit().has_session()
@@ -216,12 +216,12 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
   }
   std::optional<NeuroRecheck> neuro;
   if (!response && request.has_neurological()) {
-    neuro = RecheckNeuro(*earlier, plan ? &*plan : nullptr, intake, request.neurological());
+    neuro = RecheckNeuro(*earlier, plan.get(), intake, request.neurological());
   }
   std::vector<std::string> session_findings;
   bool peripheralised = false;
   if (!response && request.has_session()) {
-    const SessionJudgement judged = JudgeSessionRecord(request.session(), plan ? &*plan : nullptr);
+    const SessionJudgement judged = JudgeSessionRecord(request.session(), plan.get());
     session_findings = judged.findings;
     peripheralised = judged.peripheralised();
     if (earlier) {
@@ -285,7 +285,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
                          request.patient_id(), pb::ALERT_KIND_RED_FLAG, reasons)) {
             raised.push_back(pb::ALERT_KIND_RED_FLAG);
           }
-        } else if (const auto found = NewConcerns(visit.red_flags(), plan ? &*plan : nullptr); !found.empty()) {
+        } else if (const auto found = NewConcerns(visit.red_flags(), plan.get()); !found.empty()) {
           // A new monitor-level concern: the clinic is told at once, in the same commit.
           std::vector<std::string> reasons = {apb::RedFlagAction_Name(action),
                                               "new at check-in (visit " + visit.visit_id() + ")"};
@@ -335,7 +335,7 @@ pb::RecordVisitResponse ProgressApp::RecordVisit(const CallContext& ctx, const p
       response->set_plan_precautions_added(true);
     }
   }
-  ActOnSession(ctx, response->visit(), plan);
+  ActOnSession(ctx, response->visit(), plan.get());
   return *response;
 }
 
@@ -369,7 +369,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   // net's facts, assessment) says, and a safety action the first attempt could not finish is
   // finished now.
   std::optional<apb::RedFlagResult> red_flags;
-  std::optional<plan_pb::Plan> plan;
+  SharedPlan plan;
   std::vector<std::string> exercises;
   try {
     plan = planning_.ActivePlan(ctx, request.patient_id());
@@ -403,7 +403,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
   } catch (const Error&) {
     if (auto replay = IdempotentReplay<pb::LogHomeExerciseResponse>(records_, deadline, key, request)) {
       audit.resource_id = replay->log().log_id();
-      ActOnHomeLog(ctx, replay->log(), std::nullopt);
+      ActOnHomeLog(ctx, replay->log(), nullptr);
       return *replay;
     }
     throw;
@@ -467,7 +467,7 @@ pb::LogHomeExerciseResponse ProgressApp::LogHomeExercise(const CallContext& ctx,
       },
       [&](const pb::LogHomeExerciseResponse& response) { audit.resource_id = response.log().log_id(); });
   NoteAlertsRaised(raised);
-  ActOnHomeLog(ctx, response.log(), std::move(plan));  // a plan is several KB: not copied
+  ActOnHomeLog(ctx, response.log(), std::move(plan));
   return response;
 }
 
@@ -515,11 +515,11 @@ pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, c
   const Timestamp reported = ValidatedTime("report_time", request.report_time(), AnyYes(request.safety_net()));
   const auto deadline = ctx.DeadlineCappedAt(kStoreBudget);
   const PgIdempotencyKey key{kSchema, ctx.tenant, ctx.principal, "ReportSymptoms", request.request_id()};
-  std::optional<plan_pb::Plan> plan;
+  SharedPlan plan;
   if (auto replay = IdempotentReplay<pb::ReportSymptomsResponse>(records_, deadline, key, request)) {
     // A suspension the first attempt could not finish is finished now.
     audit.resource_id = replay->report().report_id();
-    return ActOnSymptomReport(ctx, *replay, std::nullopt);
+    return ActOnSymptomReport(ctx, *replay, nullptr);
   }
   // Whatever the plan's state: the plan (in use or suspended), when planning answers, only
   // lends the re-screen what intake knew. A report is never refused for want of a plan, nor
@@ -575,7 +575,7 @@ pb::ReportSymptomsResponse ProgressApp::ReportSymptoms(const CallContext& ctx, c
 }
 
 pb::ReportSymptomsResponse ProgressApp::ActOnSymptomReport(const CallContext& ctx, pb::ReportSymptomsResponse response,
-                                                           std::optional<plan_pb::Plan> plan) {
+                                                           SharedPlan plan) {
   // After the commit: the report and its alert are stored and the advice goes back to the
   // patient whatever happens here. An urgent or emergency answer suspends the plan in use
   // (once, by a request id derived from the report); if planning cannot be reached the
@@ -651,8 +651,7 @@ apb::RedFlagResult ProgressApp::Rescreen(const apb::RedFlagScreen& screen, const
                                   judged));
 }
 
-void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
-                               std::optional<plan_pb::Plan> plan) {
+void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log, SharedPlan plan) {
   // After the commit: the log and its alerts are stored; if planning cannot be
   // reached the call fails UNAVAILABLE and its retry (same request_id) acts again.
   // Request ids derived from the log make each action happen once.
@@ -681,10 +680,10 @@ void ProgressApp::ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog
 }
 
 void ProgressApp::ActOnSession(const CallContext& ctx, const pb::Visit& visit,
-                               const std::optional<plan_pb::Plan>& plan) {
+                               const plan_pb::Plan* plan) {
   if (!visit.has_session() || !plan) return;
   if (plan->status() != plan_pb::PLAN_STATUS_ACTIVE && plan->status() != plan_pb::PLAN_STATUS_SUSPENDED) return;
-  const SessionJudgement judged = JudgeSessionRecord(visit.session(), &*plan);
+  const SessionJudgement judged = JudgeSessionRecord(visit.session(), plan);
   auto adjust = [&](plan_pb::AdjustPlanRequest& request, const std::vector<std::string>& lines) {
     std::string reason = "visit " + visit.visit_id();
     for (const auto& line : lines) reason += "; " + line;
@@ -768,7 +767,7 @@ pb::RecordOutcomeResponse ProgressApp::RecordOutcome(const CallContext& ctx, con
 
 
 ProgressSnapshot ProgressApp::TakeSnapshot(const CallContext& ctx, const std::string& patient_id,
-                                          const std::optional<plan_pb::Plan>& plan, Clock::time_point deadline) {
+                                          const plan_pb::Plan* plan, Clock::time_point deadline) {
   return Summarize(patient_id, plan, records_.ReadPatient(ctx.tenant, patient_id, policy_, deadline),
                    TimeUtil::GetCurrentTime().seconds(), policy_);
 }
@@ -782,7 +781,7 @@ pb::GetProgressSummaryResponse ProgressApp::GetProgressSummary(const CallContext
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   pb::GetProgressSummaryResponse response;
   *response.mutable_summary() =
-      TakeSnapshot(ctx, request.patient_id(), plan, ctx.DeadlineCappedAt(kStoreBudget)).summary;
+      TakeSnapshot(ctx, request.patient_id(), plan.get(), ctx.DeadlineCappedAt(kStoreBudget)).summary;
   return response;
 }
 
@@ -805,7 +804,7 @@ pb::EvaluateProgressResponse ProgressApp::EvaluateProgress(const CallContext& ct
   // so planning applies it once and the evidence is used once.
   auto plan = planning_.ActivePlan(ctx, request.patient_id());
   if (!plan) throw Error(ErrorCode::kFailedPrecondition, "patient_id: the patient has no active plan to evaluate");
-  const ProgressSnapshot snapshot = TakeSnapshot(ctx, request.patient_id(), plan, deadline);
+  const ProgressSnapshot snapshot = TakeSnapshot(ctx, request.patient_id(), plan.get(), deadline);
   Evaluation evaluation = snapshot.judged;
   const bool suspended = plan->status() == plan_pb::PLAN_STATUS_SUSPENDED;
   if (suspended) {

@@ -27,12 +27,16 @@ namespace physio::progress {
 
 namespace pb = physio::progress::v1;
 
+// A plan as read from planning: shared, never changed once read, so the same plan read again
+// unchanged is handed out without a parse or a copy (GrpcPlanningClient's memo).
+using SharedPlan = std::shared_ptr<const physio::planning::v1::Plan>;
+
 class PlanningClient {
  public:
   virtual ~PlanningClient() = default;
   // The patient's plan in use, or a suspended one (status PLAN_STATUS_SUSPENDED);
-  // nullopt when there is neither; throws Error on other failures.
-  virtual std::optional<physio::planning::v1::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) = 0;
+  // null when there is neither; throws Error on other failures.
+  virtual SharedPlan ActivePlan(const CallContext& ctx, const std::string& patient_id) = 0;
   virtual physio::planning::v1::Plan Adjust(const CallContext& ctx,
                                             const physio::planning::v1::AdjustPlanRequest& request) = 0;
 };
@@ -130,7 +134,7 @@ class ProgressApp {
  private:
   // Everything known about the patient's progress against `plan` (if any), at one point in time.
   ProgressSnapshot TakeSnapshot(const CallContext& ctx, const std::string& patient_id,
-                                const std::optional<physio::planning::v1::Plan>& plan, Clock::time_point deadline);
+                                const physio::planning::v1::Plan* plan, Clock::time_point deadline);
 
   pb::VisitSession LoadVisitSession(const CallContext& ctx, const std::string& session_id);
   // For a clinic-scoped caller, before a change: another clinic's patient's session is NOT_FOUND.
@@ -185,7 +189,7 @@ class ProgressApp {
   // A visit's session documentation after its commit: a direction symptoms spread with is
   // stopped, centralising against the plan's direction marks it for re-assessment (request ids
   // derived from the visit: once).
-  void ActOnSession(const CallContext& ctx, const pb::Visit& visit, const std::optional<physio::planning::v1::Plan>& plan);
+  void ActOnSession(const CallContext& ctx, const pb::Visit& visit, const physio::planning::v1::Plan* plan);
   IntakeFacts FactsFromIntake(const CallContext& ctx, const physio::planning::v1::Plan& plan,
                               const google::protobuf::Timestamp& when);
   // The red-flag rules on a re-screen, with what intake knew: intake's history and lasting
@@ -197,13 +201,12 @@ class ProgressApp {
   // The safety-net answers (a home log's or a symptom report's) through the re-screen.
   physio::assessment::v1::RedFlagResult JudgeSafetyNet(const pb::SafetyNetAnswers& net, const IntakeFacts& intake) const;
   // A symptom report's plan action after its commit (see ReportSymptoms); `plan`: the plan
-  // read before the commit, if any (nullopt: read it now).
+  // read before the commit, if any (null: read it now).
   pb::ReportSymptomsResponse ActOnSymptomReport(const CallContext& ctx, pb::ReportSymptomsResponse response,
-                                                std::optional<physio::planning::v1::Plan> plan);
+                                                SharedPlan plan);
   // A home log's safety actions after its commit: suspend the plan for a referral-level
   // safety-net answer, regress directional exercises on peripheralisation.
-  void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log,
-                    std::optional<physio::planning::v1::Plan> plan);
+  void ActOnHomeLog(const CallContext& ctx, const pb::HomeExerciseLog& log, SharedPlan plan);
   // Suspends an active plan for a red flag found at `where` (e.g. "red flag at check-in (visit v1)"),
   // the findings as the reason; `request_id` makes it happen once.
   void SuspendPlan(const CallContext& ctx, const physio::planning::v1::Plan& plan, const std::string& request_id,

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "physio/assessment/v1/assessment.grpc.pb.h"
+#include "physio/common/bytes_memo.h"
 #include "physio/planning/v1/planning.grpc.pb.h"
 #include "physio/progress/v1/progress.grpc.pb.h"
 #include "physio/server/grpc_context.h"
@@ -28,9 +29,10 @@ class GrpcPlanningClient final : public PlanningClient {
  public:
   // `plans`: planning's Redis cache of each patient's plan in use, read before asking planning.
   // `metrics`: counts where each plan read was answered (physio_plan_reads_total{kind}).
+  // `memo_bytes`: memory for plans kept parsed by their cached bytes (0: none).
   GrpcPlanningClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout,
-                     planning::ActivePlanCache& plans, Metrics& metrics)
-      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans) {
+                     planning::ActivePlanCache& plans, Metrics& metrics, std::size_t memo_bytes)
+      : stub_(plan_pb::PlanningService::NewStub(channel)), timeout_(timeout), plans_(plans), parsed_(memo_bytes) {
     // Counted on every plan read, so atomics read at scrape time (not the metrics mutex per call).
     metrics.AddCollector([reads = reads_](MetricsText& out) {
       out.Counter("physio_plan_reads_total",
@@ -50,17 +52,21 @@ class GrpcPlanningClient final : public PlanningClient {
     return response.plan();
   }
 
-  std::optional<plan_pb::Plan> ActivePlan(const CallContext& ctx, const std::string& patient_id) override {
+  SharedPlan ActivePlan(const CallContext& ctx, const std::string& patient_id) override {
     // The plan planning cached, when it is current: accepted only under the patient's
     // generation, which every change to the plan bumps before it commits, so it is never
     // older than a committed change (active_plan_cache.h). The same access rule as
     // planning's: another patient's plan is absent. Otherwise (a miss, an unusable entry,
     // Redis down or refusing the key) planning is asked, and fills the cache.
     // Audit: this read is part of the caller's call, which progress audits (docs/architecture.md).
-    if (!CanSeePatient(ctx, patient_id)) return std::nullopt;
+    if (!CanSeePatient(ctx, patient_id)) return nullptr;
     try {
-      plan_pb::Plan cached;
-      if (auto lookup = plans_.Read(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), &cached); lookup && lookup->hit) {
+      SharedPlan cached;
+      const auto lookup = plans_.ReadBytes(ctx, patient_id, ctx.DeadlineCappedAt(timeout_), [&](std::string_view bytes) {
+        cached = Parsed(ctx.tenant, patient_id, bytes);
+        return cached != nullptr;
+      });
+      if (lookup && lookup->hit) {
         ++reads_->cache;
         return cached;
       }
@@ -75,15 +81,32 @@ class GrpcPlanningClient final : public PlanningClient {
     plan_pb::GetActivePlanResponse response;
     auto client = MakeOutgoingContext(ctx, timeout_);
     auto status = stub_->GetActivePlan(client.get(), request, &response);
-    if (status.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) return nullptr;
     if (!status.ok()) throw FromDownstream("planning service", status);
     // The plan as stored, as the cache holds it: without the media references planning adds
     // for its own readers, so what progress hands on (an evaluation's plan) is the same either way.
     for (auto& item : *response.mutable_plan()->mutable_items()) item.clear_media();
-    return std::move(*response.mutable_plan());
+    return std::make_shared<const plan_pb::Plan>(std::move(*response.mutable_plan()));
   }
 
  private:
+  // The plan of exactly `bytes` (as cached), parsed once: a patient's plan read again unchanged
+  // (the next exercise of the same session's home logs) is neither parsed nor copied again.
+  // Only the bytes decide what is handed out (BytesMemo): the same bytes, the same plan. Null
+  // when they do not parse.
+  SharedPlan Parsed(const std::string& tenant, const std::string& patient_id, std::string_view bytes) {
+    std::string key;
+    key.reserve(tenant.size() + patient_id.size() + 1);
+    key.append(tenant).push_back('\0');  // ids never hold a NUL
+    key.append(patient_id);
+    if (auto found = parsed_.Find(key, bytes)) return std::move(*found);
+    auto plan = std::make_shared<plan_pb::Plan>();
+    if (!plan->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return nullptr;
+    // A parsed plan takes about twice its bytes (its strings, its repeated fields' arrays).
+    parsed_.Remember(key, bytes, plan, 2 * bytes.size());
+    return plan;
+  }
+
   struct Reads {
     std::atomic<std::uint64_t> cache{0}, planning{0}, unavailable{0};
   };
@@ -91,6 +114,7 @@ class GrpcPlanningClient final : public PlanningClient {
   std::unique_ptr<plan_pb::PlanningService::Stub> stub_;
   std::chrono::milliseconds timeout_;
   planning::ActivePlanCache& plans_;
+  BytesMemo<SharedPlan> parsed_;
   // Shared with the metrics collector, which may outlive this client.
   std::shared_ptr<Reads> reads_ = std::make_shared<Reads>();
 };
@@ -185,7 +209,8 @@ class ProgressServer final : public RunningService {
                  kProgressIndexes),
         planning_plans_(runtime_.redis(), std::chrono::seconds(0)),  // read only: planning fills it
         planning_(MakePeerChannel(config_.Get("planning-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_),
-                  planning_plans_, runtime_.metrics()),
+                  planning_plans_, runtime_.metrics(),
+                  static_cast<std::size_t>(std::max(0, config_.GetInt("parsed-plan-memo-mib"))) << 20),
         assessment_(MakePeerChannel(config_.Get("assessment-addr"), PeerTlsFrom(config_)), PeerTimeoutFrom(config_)),
         session_idempotency_(runtime_.redis()),
         visit_sessions_(runtime_.redis(), std::chrono::seconds(config_.GetInt("visit-session-ttl-seconds")),
@@ -273,6 +298,8 @@ std::vector<ConfigKey> ProgressConfigKeys() {
   keys.push_back({"planning-addr", "127.0.0.1:50052", "address of the planning service", SettingKind::kPeerAddress});
   keys.push_back({"assessment-addr", "127.0.0.1:50051", "address of the assessment service (outcome scoring)", SettingKind::kPeerAddress});
   keys.push_back({"visit-session-ttl-seconds", "14400", "idle time after which an open live visit session expires"});
+  keys.push_back({"parsed-plan-memo-mib", "4",
+                  "memory for patients' plans kept parsed by their cached bytes, for home logs and reports (0: none)"});
   keys.push_back({"outcome-task-lead-days", "1",
                   "a scheduled outcome questionnaire opens (is due, and an answer counts) this many days before its day"});
   keys.push_back({"outcome-task-grace-days", "3", "and is overdue this many days after it"});

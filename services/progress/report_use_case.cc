@@ -103,7 +103,7 @@ pb::GetDischargeSummaryResponse ProgressApp::GetDischargeSummary(const CallConte
   const std::int64_t start = episode->started_seconds, end = *episode->ended_seconds;
   KeepRecordsWithin(records, start, end);
   records.open_alerts.clear();
-  const ProgressSnapshot at_end = Summarize(request.patient_id(), episode->plan, records, end, policy_);
+  const ProgressSnapshot at_end = Summarize(request.patient_id(), &episode->plan, records, end, policy_);
   pb::GetDischargeSummaryResponse response;
   *response.mutable_summary() = BuildDischargeSummary(
       request.patient_id(), EndedEpisode{episode->episode_id, episode->plan, start, end}, records, at_end.summary);

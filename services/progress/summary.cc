@@ -84,7 +84,7 @@ pb::ExpectedCourse CourseOf(const plan_pb::Plan& plan, const EvaluationInput& in
 }
 
 // Work over the episode: the assessment's status (the plan's record of it) and the latest visit's.
-std::optional<pb::WorkProgress> WorkOf(const std::optional<plan_pb::Plan>& plan, const PatientRecords& records,
+std::optional<pb::WorkProgress> WorkOf(const plan_pb::Plan* plan, const PatientRecords& records,
                                        std::int64_t episode_start) {
   pb::WorkProgress work;
   apb::WorkStatus at_assessment = apb::WORK_STATUS_UNSPECIFIED;
@@ -158,7 +158,7 @@ void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::
   std::erase_if(records.measures, [&](const auto& measure) { return outside(measure.measure_time()); });
 }
 
-ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<plan_pb::Plan>& plan,
+ProgressSnapshot Summarize(const std::string& patient_id, const plan_pb::Plan* plan,
                            const PatientRecords& records, std::int64_t now_seconds, const EvaluationPolicy& policy) {
   ProgressSnapshot snapshot;
   pb::ProgressSummary& summary = snapshot.summary;

@@ -35,9 +35,14 @@ std::int64_t EpisodeStart(const planning::v1::Plan& plan);
 // records, for its figures or summary as they stood at its end.
 void KeepRecordsWithin(PatientRecords& records, std::int64_t from_seconds, std::int64_t to_seconds);
 
-// Everything known about the patient's progress against `plan` (if any) at `now_seconds`.
-ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<planning::v1::Plan>& plan,
+// Everything known about the patient's progress against `plan` (if any; null: none) at `now_seconds`.
+ProgressSnapshot Summarize(const std::string& patient_id, const planning::v1::Plan* plan,
                            const PatientRecords& records, std::int64_t now_seconds, const EvaluationPolicy& policy);
+inline ProgressSnapshot Summarize(const std::string& patient_id, const std::optional<planning::v1::Plan>& plan,
+                                  const PatientRecords& records, std::int64_t now_seconds,
+                                  const EvaluationPolicy& policy) {
+  return Summarize(patient_id, plan ? &*plan : nullptr, records, now_seconds, policy);
+}
 
 // Conversions between the progress rules and the API.
 std::optional<Outcome> OutcomeOf(common::v1::Instrument instrument);

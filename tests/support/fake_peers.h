@@ -30,10 +30,10 @@ class FakeAssessmentReader : public planning::AssessmentReader {
 // The planning service as progress calls it: the patient's plan (or none) and adjustments.
 class FakePlanningClient : public progress::PlanningClient {
  public:
-  std::optional<planning::v1::Plan> ActivePlan(const CallContext&, const std::string&) override {
+  progress::SharedPlan ActivePlan(const CallContext&, const std::string&) override {
     ++active_plan_calls;
     if (unreachable) throw Error(ErrorCode::kUnavailable, "fake: planning is unreachable");
-    return active;
+    return active ? std::make_shared<const planning::v1::Plan>(*active) : nullptr;
   }
   planning::v1::Plan Adjust(const CallContext&, const planning::v1::AdjustPlanRequest& request) override {
     ++adjust_calls;

@@ -510,15 +510,14 @@ class FakeActivePlanCache final : public planning::ActivePlanCache {
     ++generations[{ctx.tenant, patient_id}];
     entries.erase({ctx.tenant, patient_id});
   }
-  std::optional<Lookup> Read(const CallContext& ctx, const std::string& patient_id, Clock::time_point,
-                             planning::v1::Plan* into) override {
+  std::optional<Lookup> ReadBytes(const CallContext& ctx, const std::string& patient_id, Clock::time_point,
+                                  const TakePlanBytes& take) override {
     const std::pair<std::string, std::string> key{ctx.tenant, patient_id};
     Lookup lookup{std::to_string(generations[key]), false};
     auto entry = entries.find(key);
     if (entry != entries.end() && entry->second.first == lookup.generation) {
-      *into = entry->second.second;
-      lookup.hit = true;
-      ++hits;
+      lookup.hit = take(entry->second.second.SerializeAsString());
+      if (lookup.hit) ++hits;
     }
     return lookup;
   }
