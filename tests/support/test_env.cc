@@ -66,6 +66,14 @@ void RouteFhirToPeers(const std::string& service, Config& config) {
   }
   if (service == "planning") config.Set("listen", "127.0.0.1:" + std::to_string(planning_port));
   if (service == "progress") config.Set("listen", "127.0.0.1:" + std::to_string(progress_port));
+  if (service == "planning" || service == "progress") {
+    // Left to follow the gRPC port they would be it plus 1000 and 2000: ports no one checked, and
+    // above 30767 inside the ephemeral range, where a connection of another test process can hold
+    // them ("cannot listen on 127.0.0.1:32846 (metrics-listen)" once in CI-like runs). Nothing
+    // reaches these two by a fixed HTTP or metrics port, so the kernel picks them.
+    config.Set("http-listen", "127.0.0.1:0");
+    config.Set("metrics-listen", "127.0.0.1:0");
+  }
 }
 
 int FreePort() {
