@@ -20,7 +20,9 @@
 #include "physio/redis/async_redis.h"
 #include "physio/redis/generation_cache.h"
 #include "physio/redis/redis_pool.h"
+#include "physio/server/metrics.h"
 #include "physio/server/patient_clinics.h"
+#include "physio/server/service_runtime.h"
 #include "test_env.h"
 
 namespace physio::testing {
@@ -1085,6 +1087,24 @@ TEST(SentinelsOneFrozen, AFrozenSentinelIsLeftOutOfTheDialsAfterTheFirstUntilIts
   std::string message;
   EXPECT_FALSE(CodeOf([&] { first->Command({"PING"}, Clock::now() + 2s); }, &message).has_value()) << message;
   EXPECT_EQ(first->endpoint(), "127.0.0.1:" + std::to_string(master.port()));
+  // What operators see (/metrics): the frozen sentinel left out, after one dial it did not answer.
+  auto states = pool.sentinel_states();
+  ASSERT_EQ(states.size(), 3U);
+  EXPECT_TRUE(states[0].left_out);
+  EXPECT_EQ(states[0].silences, 1U);
+  EXPECT_FALSE(states[1].left_out || states[2].left_out);
+  EXPECT_EQ(states[1].silences + states[2].silences, 0U);
+  MetricsText metrics;
+  AddSentinelMetrics(metrics, options.sentinels, states);
+  const auto label = [](const RedisSentinelProcess& sentinel) {
+    return "{sentinel=\"127.0.0.1:" + std::to_string(sentinel.port()) + "\"} ";
+  };
+  EXPECT_NE(metrics.text().find("\nphysio_redis_sentinel_left_out" + label(frozen) + "1\n"), std::string::npos)
+      << metrics.text();
+  EXPECT_NE(metrics.text().find("\nphysio_redis_sentinel_silences_total" + label(frozen) + "1\n"), std::string::npos)
+      << metrics.text();
+  EXPECT_NE(metrics.text().find("\nphysio_redis_sentinel_left_out" + label(second) + "0\n"), std::string::npos)
+      << metrics.text();
   // A dial after it does not ask the frozen sentinel, so it is made within a deadline shorter than
   // the frozen sentinel's budget (asked first, as it is listed, it would take all of it).
   auto second_lease = pool.Lease(Clock::now() + 1s);
@@ -1099,6 +1119,12 @@ TEST(SentinelsOneFrozen, AFrozenSentinelIsLeftOutOfTheDialsAfterTheFirstUntilIts
   auto third_lease = pool.Lease(Clock::now() + 1s);
   EXPECT_FALSE(CodeOf([&] { third_lease->Command({"PING"}, Clock::now() + 2s); }, &message).has_value()) << message;
   EXPECT_EQ(third_lease->endpoint(), "127.0.0.1:" + std::to_string(master.port()));
+  // Answering again, it is asked again; the two killed ones are now the silent ones. (Not asked
+  // by the second dial, the frozen one was not counted silent twice.)
+  states = pool.sentinel_states();
+  EXPECT_FALSE(states[0].left_out);
+  EXPECT_EQ(states[0].silences, 1U);
+  EXPECT_TRUE(states[1].left_out && states[2].left_out);
 }
 
 }  // namespace

@@ -129,6 +129,14 @@ std::vector<std::size_t> SentinelSilence::ToAsk(Clock::time_point now) const {
 void SentinelSilence::NoAnswer(std::size_t index, Clock::time_point until) {
   std::lock_guard lock(mutex_);
   quiet_until_.at(index) = until;
+  ++silences_.at(index);
+}
+
+std::vector<SentinelSilence::State> SentinelSilence::States(Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  std::vector<State> states(quiet_until_.size());
+  for (std::size_t i = 0; i < states.size(); ++i) states[i] = {quiet_until_[i] > now, silences_[i]};
+  return states;
 }
 
 void SentinelSilence::Answered(std::size_t index) {

@@ -15,6 +15,23 @@
 
 namespace physio {
 
+void AddSentinelMetrics(MetricsText& out, const std::vector<std::pair<std::string, int>>& sentinels,
+                        const std::vector<SentinelSilence::State>& states) {
+  std::vector<std::pair<std::string, double>> left_out, silences;
+  for (std::size_t i = 0; i < sentinels.size() && i < states.size(); ++i) {
+    const std::string labels = MetricLabels({{"sentinel", sentinels[i].first + ":" + std::to_string(sentinels[i].second)}});
+    left_out.emplace_back(labels, states[i].left_out ? 1.0 : 0.0);
+    silences.emplace_back(labels, static_cast<double>(states[i].silences));
+  }
+  out.Gauge("physio_redis_sentinel_left_out",
+            "1 while a sentinel that gave a dial no answer is left out of this process's dials (10 s), else 0.",
+            left_out);
+  out.Counter("physio_redis_sentinel_silences_total",
+              "Dials of this process's Redis connections that a sentinel gave no answer to (down, frozen, "
+              "unreachable or refusing our credentials).",
+              silences);
+}
+
 void CheckCoversMethods(const MethodRoles& roles, const std::vector<std::string>& service_names) {
   std::set<std::string> served;
   for (const auto& name : service_names) {
@@ -262,6 +279,7 @@ void ServiceRuntime::AddRuntimeMetrics() {
                   "Failovers of this service's Redis master that a sentinel announced (+switch-master); each makes "
                   "every Redis connection dial again.",
                   {{"", static_cast<double>(redis_.failovers_heard())}});
+      AddSentinelMetrics(out, redis_.options().sentinels, redis_.sentinel_states());
     }
     if (async_redis_) {
       out.Counter("physio_async_redis_drops_total",

@@ -77,15 +77,23 @@ using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 // dial (after a failover, every connection of the pool dials at once).
 class SentinelSilence {
  public:
-  explicit SentinelSilence(std::size_t sentinels) : quiet_until_(sentinels) {}
+  explicit SentinelSilence(std::size_t sentinels) : quiet_until_(sentinels), silences_(sentinels) {}
   // The sentinels to ask at `now`: those not silent, or all of them when fewer than a majority are.
   std::vector<std::size_t> ToAsk(Clock::time_point now) const;
   void NoAnswer(std::size_t index, Clock::time_point until);
   void Answered(std::size_t index);
+  // For operators (/metrics), by sentinel: left out of dials at `now`, and how many dials it gave
+  // no answer to so far. A sentinel gone quiet is otherwise invisible until a majority is.
+  struct State {
+    bool left_out = false;
+    std::uint64_t silences = 0;
+  };
+  std::vector<State> States(Clock::time_point now) const;
 
  private:
   mutable std::mutex mutex_;
   std::vector<Clock::time_point> quiet_until_;
+  std::vector<std::uint64_t> silences_;
 };
 
 class RedisConnection {
@@ -169,6 +177,8 @@ class RedisPool {
   std::uint64_t epoch() const { return epoch_.Current(); }
   // Failovers the sentinels announced (+switch-master; one per failover, whichever sentinel told first).
   std::uint64_t failovers_heard() const { return failovers_heard_.load(); }
+  // Each sentinel's state (SentinelSilence::States), in the order of options().sentinels.
+  std::vector<SentinelSilence::State> sentinel_states() const { return silence_.States(Clock::now()); }
 
  private:
   // Listens to sentinel `index` for +switch-master until the pool goes.

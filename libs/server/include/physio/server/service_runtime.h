@@ -33,6 +33,12 @@ namespace physio {
 // looked up in the generated descriptors linked into this program).
 void CheckCoversMethods(const MethodRoles& roles, const std::vector<std::string>& service_names);
 
+// The sentinels' metrics, one sample per sentinel labelled with its address (configuration, not
+// patient data): physio_redis_sentinel_left_out (1 while left out of the dials) and
+// physio_redis_sentinel_silences_total. `states` in the order of `sentinels` (RedisPool::sentinel_states).
+void AddSentinelMetrics(MetricsText& out, const std::vector<std::pair<std::string, int>>& sentinels,
+                        const std::vector<SentinelSilence::State>& states);
+
 class ServiceRuntime {
  public:
   // `health_names` are the full names of the gRPC services served (health is
