@@ -3795,6 +3795,9 @@ public:
   size_t size() const;
   bool end_with_crlf() const;
   bool getline();
+  // physio patch: the last getline() failed because the line passed
+  // CPPHTTPLIB_MAX_LINE_LENGTH (not because the stream ended or timed out).
+  bool too_long() const { return too_long_; }
 
 private:
   void append(char c);
@@ -3805,6 +3808,7 @@ private:
   const size_t fixed_buffer_size_;
   size_t fixed_buffer_used_size_ = 0;
   std::string growable_buffer_;
+  bool too_long_ = false; // physio patch
 };
 
 bool parse_trailers(stream_line_reader &line_reader, Headers &dest,
@@ -5966,6 +5970,7 @@ inline bool stream_line_reader::end_with_crlf() const {
 inline bool stream_line_reader::getline() {
   fixed_buffer_used_size_ = 0;
   growable_buffer_.clear();
+  too_long_ = false; // physio patch
 
 #ifndef CPPHTTPLIB_ALLOW_LF_AS_LINE_TERMINATOR
   char prev_byte = 0;
@@ -6001,7 +6006,10 @@ inline bool stream_line_reader::getline() {
 #endif
       }
 
-      if (size() + take > CPPHTTPLIB_MAX_LINE_LENGTH) { return false; }
+      if (size() + take > CPPHTTPLIB_MAX_LINE_LENGTH) {
+        too_long_ = true; // physio patch
+        return false;
+      }
 #ifndef CPPHTTPLIB_ALLOW_LF_AS_LINE_TERMINATOR
       prev_byte = buffered[take - 1];
 #endif
@@ -6015,6 +6023,7 @@ inline bool stream_line_reader::getline() {
     if (size() >= CPPHTTPLIB_MAX_LINE_LENGTH) {
       // Treat exceptionally long lines as an error to
       // prevent infinite loops/memory exhaustion
+      too_long_ = true; // physio patch
       return false;
     }
     char byte;
@@ -8008,15 +8017,26 @@ inline void set_header(Headers &headers, const std::string &key,
   if (fields::is_field_valid(key, val)) { headers.emplace(key, val); }
 }
 
-inline bool read_headers(Stream &strm, Headers &headers) {
+// physio patch: `too_large` (optional) is set when the headers failed for
+// their size (a line past the limits, or too many fields), which the server
+// answers 431 (RFC 6585), not 400.
+inline bool read_headers(Stream &strm, Headers &headers,
+                         bool *too_large = nullptr) {
   const auto bufsiz = 2048;
   char buf[bufsiz];
   stream_line_reader line_reader(strm, buf, bufsiz);
 
   size_t header_count = 0;
+  auto past_limit = [&]() {
+    if (too_large) { *too_large = true; }
+    return false;
+  };
 
   for (;;) {
-    if (!line_reader.getline()) { return false; }
+    if (!line_reader.getline()) {
+      if (line_reader.too_long()) { return past_limit(); }
+      return false;
+    }
 
     // Check if the line ends with CRLF.
     auto line_terminator_len = 2;
@@ -8033,10 +8053,12 @@ inline bool read_headers(Stream &strm, Headers &headers) {
 #endif
     }
 
-    if (line_reader.size() > CPPHTTPLIB_HEADER_MAX_LENGTH) { return false; }
+    if (line_reader.size() > CPPHTTPLIB_HEADER_MAX_LENGTH) {
+      return past_limit();
+    }
 
     // Check header count limit
-    if (header_count >= CPPHTTPLIB_HEADER_MAX_COUNT) { return false; }
+    if (header_count >= CPPHTTPLIB_HEADER_MAX_COUNT) { return past_limit(); }
 
     // Exclude line terminator
     auto end = line_reader.ptr() + line_reader.size() - line_terminator_len;
@@ -13751,8 +13773,10 @@ Server::process_request(Stream &strm, const std::string &remote_addr,
   }
 
   // Request headers
-  if (!detail::read_headers(strm, req.headers)) {
-    res.status = StatusCode::BadRequest_400;
+  bool headers_too_large = false; // physio patch
+  if (!detail::read_headers(strm, req.headers, &headers_too_large)) {
+    res.status = headers_too_large ? StatusCode::RequestHeaderFieldsTooLarge_431
+                                   : StatusCode::BadRequest_400;
     output_error_log(Error::InvalidHeaders, &req);
     return write_response(strm, close_connection, req, res);
   }
