@@ -33,7 +33,7 @@ class ActivePlanCache {
 
   struct Lookup {
     std::string generation;  // to hand back to Fill
-    bool hit = false;        // a current entry was cached, and is now in `into`
+    bool hit = false;        // a current entry was cached, and was taken (ReadBytes' `take`)
   };
   // One round trip; nullopt when Redis answered something unusable; throws
   // Error(kUnavailable) when Redis cannot be reached. A current entry's plan as stored

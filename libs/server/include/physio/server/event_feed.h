@@ -62,7 +62,7 @@ class EventFeed {
   // response: event), served from the request's bytes (a raw method, as every unary RPC is:
   // gRPC would answer bytes that do not parse with a bare UNIMPLEMENTED before any of our code
   // ran). The bytes are parsed once the caller has authenticated; bytes that are not a valid
-  // Request are refused INVALID_ARGUMENT, audited like any other refusal.
+  // Request are refused INVALID_ARGUMENT naming the message, as a bad cursor is.
   template <typename Response, typename Request>
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer& request_bytes);
