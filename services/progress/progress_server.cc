@@ -95,10 +95,7 @@ class GrpcPlanningClient final : public PlanningClient {
   // Only the bytes decide what is handed out (BytesMemo): the same bytes, the same plan. Null
   // when they do not parse.
   SharedPlan Parsed(const std::string& tenant, const std::string& patient_id, std::string_view bytes) {
-    std::string key;
-    key.reserve(tenant.size() + patient_id.size() + 1);
-    key.append(tenant).push_back('\0');  // ids never hold a NUL
-    key.append(patient_id);
+    const std::string key = MemoKey({tenant, patient_id});
     if (auto found = parsed_.Find(key, bytes)) return std::move(*found);
     auto plan = std::make_shared<plan_pb::Plan>();
     if (!plan->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return nullptr;

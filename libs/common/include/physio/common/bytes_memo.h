@@ -5,6 +5,7 @@
 // nothing is handed out that a fresh parse of the same bytes would not give. A key only picks the
 // slot (one record per key). Bounded in bytes, least recently used first out; thread-safe.
 #include <cstddef>
+#include <initializer_list>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -13,6 +14,22 @@
 #include <unordered_map>
 
 namespace physio {
+
+// A memo key from ids (tenant, patient, locale...), which never hold a NUL: joined by NULs, so the
+// parts cannot run into each other.
+inline std::string MemoKey(std::initializer_list<std::string_view> parts) {
+  std::size_t size = parts.size();
+  for (const auto part : parts) size += part.size();
+  std::string key;
+  key.reserve(size);
+  bool first = true;
+  for (const auto part : parts) {
+    if (!first) key.push_back('\0');
+    key.append(part);
+    first = false;
+  }
+  return key;
+}
 
 template <typename Value>
 class BytesMemo {
