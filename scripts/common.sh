@@ -14,12 +14,13 @@ RUN_PACKAGES=(
 # Python example, Node.js/npm for buf (proto lint), the FHIR validator and the
 # browser test, and Debian's chromium, the browser it drives (headless); the
 # highly available stores of ha_faults_test (Redis Sentinel, Patroni, etcd) and
-# pgBackRest for the restore drill; iproute2 (ss) to read a listening socket's queue.
+# pgBackRest for the restore drill; iproute2 (ss) to read a listening socket's queue;
+# prometheus for promtool, which checks and unit-tests the alerting rules (its daemon is not used).
 # lld links the test binaries several times faster than GNU ld (CMakeLists.txt, PHYSIO_USE_LLD).
 TEST_PACKAGES=(
   git openssl ccache iproute2 libgtest-dev libgmock-dev libbenchmark-dev clang lld libfuzzer-14-dev
   docker-compose python3-yaml python3-venv python3-grpcio python3-protobuf yamllint chromium
-  redis-sentinel patroni etcd-server pgbackrest
+  redis-sentinel patroni etcd-server pgbackrest prometheus
 )
 
 as_root() {
