@@ -82,6 +82,7 @@ std::vector<std::pair<std::string, std::function<void(Message*, const FieldDescr
                {"a control character", "checked\x01" "at the visit"},
                {"an escape sequence", "\x1b[2J\x1b[31mchecked at the visit"},
                {"a right-to-left override", "\xe2\x80\xae" "checked at the visit"},
+               {"paired isolates", "\xe2\x81\xa7" "\xd7\x9b\xd7\x90\xd7\x91" "\xe2\x81\xa9" " checked at the visit"},
                {"blank text", "            "},
                {"empty text", ""},
                {"a line break", "line one\r\nline two"},
@@ -383,10 +384,16 @@ class InputSweep : public ClinicalFixture {
       if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
         EXPECT_FALSE(status.error_message().empty()) << base.method << " with " << mutation.label;
       }
-      // A control character is refused wherever it is, naming the field it is in.
-      if (mutation.value == "a control character" || mutation.value == "an escape sequence") {
+      // A control character is refused wherever it is, naming the field it is in; so is a
+      // bidirectional override left open. Paired bidirectional controls are text.
+      if (mutation.value == "a control character" || mutation.value == "an escape sequence" ||
+          mutation.value == "a right-to-left override") {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << base.method << " with " << mutation.label;
         EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos)
+            << base.method << " with " << mutation.label << ": " << status.error_message();
+      }
+      if (mutation.value == "paired isolates") {
+        EXPECT_EQ(status.error_message().find("bidirectional"), std::string::npos)
             << base.method << " with " << mutation.label << ": " << status.error_message();
       }
       // So is a timestamp outside its definition, whatever the field.
@@ -1270,7 +1277,8 @@ TEST_F(InputSweep, WatchEventsAnswersEveryEdgeValueCleanly) {
         EXPECT_FALSE(event) << what << ": an event before the refusal";
         EXPECT_NE(status.error_message().find(mutation.path.back()->name()), std::string::npos) << what << ": " << status.error_message();
       }
-      if (mutation.value == "a control character" || mutation.value == "an escape sequence") {
+      if (mutation.value == "a control character" || mutation.value == "an escape sequence" ||
+          mutation.value == "a right-to-left override") {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
       }
     }
@@ -1383,7 +1391,8 @@ TEST_F(InputSweep, FhirSearchesAndConnectHeadersAnswerEveryEdgeValueCleanly) {
           EXPECT_EQ(diagnostics.find(internal), std::string::npos) << what << ": " << diagnostics;
         }
         if (label == "a NUL" || label == "a control character" || label == "an escape sequence" ||
-            label == "a line break" || label == "invalid UTF-8" || label == "an overlong NUL") {
+            label == "a line break" || label == "invalid UTF-8" || label == "an overlong NUL" ||
+            label == "a right-to-left override") {
           EXPECT_EQ(answer->status, 400) << what << ": " << answer->body;
           EXPECT_NE(diagnostics.find(name), std::string::npos) << what << ": names " << name << "? " << diagnostics;
         }
@@ -1527,7 +1536,8 @@ grpc::Status InputSweep::SendChecked(const Base& base, const Message& request, c
   }
   EXPECT_FALSE(IsDefect(status.error_code())) << what << ": " << status.error_code() << " " << status.error_message();
   EXPECT_FALSE(HasControlCharacter(status.error_message())) << what;
-  if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence") {
+  if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence" ||
+      edge == "a right-to-left override") {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
   }
   if (!status.ok() && !kUnderAddressSanitizer) {
@@ -1702,7 +1712,8 @@ TEST_F(InputSweep, FhirBodiesAnswerEveryEdgeValueCleanly) {
     }
     // FHIR's strings hold no control character but tab and line breaks: refused wherever it is,
     // in a member the import reads or one it passes over.
-    if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence") {
+    if (edge == "a NUL" || edge == "a control character" || edge == "an escape sequence" ||
+        edge == "a right-to-left override") {
       EXPECT_EQ(answer->status, 400) << what << ": " << answer->body.substr(0, 300);
     }
     if (!kUnderAddressSanitizer) {

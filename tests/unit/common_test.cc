@@ -154,6 +154,45 @@ TEST(Validation, ControlCharactersAreFoundButTabsAndLineBreaksAreText) {
   EXPECT_EQ(ControlCharacterRefusal("a\rb"), "");
 }
 
+TEST(Validation, BidirectionalControlsMustBePairedWithinTheirLine) {
+  const std::string rlo = "\xE2\x80\xAE", pdf = "\xE2\x80\xAC", rle = "\xE2\x80\xAB", lri = "\xE2\x81\xA6",
+                    rli = "\xE2\x81\xA7", pdi = "\xE2\x81\xA9", rlm = "\xE2\x80\x8F";
+  // Paired, nested, isolates closing what was opened inside them, marks: how bidirectional text is written.
+  EXPECT_EQ(UnpairedBidiControlIn("pain " + rli + "\xD7\x9B\xD7\x90\xD7\x91" + pdi + " 2/10"), -1);
+  EXPECT_EQ(UnpairedBidiControlIn(rle + "a" + rlo + "b" + pdf + "c" + pdf), -1);
+  EXPECT_EQ(UnpairedBidiControlIn(lri + rle + "inside" + pdi), -1);
+  EXPECT_EQ(UnpairedBidiControlIn("a" + rlm + "b \xE2\x80\x8E"), -1);
+  EXPECT_EQ(UnpairedBidiControlIn(rli + "one" + pdi + "\n" + rlo + "two" + pdf), -1);
+  EXPECT_EQ(UnpairedBidiControlIn("caf\xC3\xA9, \xE2\x80\x94 a dash"), -1);
+  // Left open: at the end, or at the end of its line (LF, CR, U+2029).
+  EXPECT_EQ(UnpairedBidiControlIn(rlo + "01/2"), 0x202E);
+  EXPECT_EQ(UnpairedBidiControlIn(rlo + "x\n" + pdf), 0x202E);
+  EXPECT_EQ(UnpairedBidiControlIn(rli + "x\r" + pdi), 0x2067);
+  EXPECT_EQ(UnpairedBidiControlIn(rlo + "x\xE2\x80\xA9" + pdf), 0x202E);
+  EXPECT_EQ(UnpairedBidiControlIn(rle + "a" + rlo + "b" + pdf), 0x202B);  // the outermost one left open
+  // A closer with nothing of its kind to close.
+  EXPECT_EQ(UnpairedBidiControlIn("x" + pdf), 0x202C);
+  EXPECT_EQ(UnpairedBidiControlIn("x" + pdi), 0x2069);
+  EXPECT_EQ(UnpairedBidiControlIn(rli + "x" + pdf + pdi), 0x202C);  // a PDF does not close an isolate
+  EXPECT_EQ(UnpairedBidiControlIn(rlo + "x" + pdi + pdf), 0x2069);  // nor a PDI an override
+  // Cut in the middle of a code point: not a control.
+  EXPECT_EQ(UnpairedBidiControlIn("x\xE2\x80"), -1);
+
+  // In a refusal, naming the code point; a control character is named first.
+  EXPECT_EQ(ControlCharacterRefusal(rlo + "checked at the visit"),
+            "must not contain an unpaired bidirectional control (U+202E): close each embedding or override (U+202A, "
+            "U+202B, U+202D, U+202E) with U+202C and each isolate (U+2066-U+2068) with U+2069 before the line ends");
+  EXPECT_EQ(ControlCharacterRefusal(rlo + "x\x01"), "must not contain a control character (U+0001)");
+  EXPECT_EQ(ControlCharacterRefusal(rli + "x" + pdi), "");
+  // `bidi-controls=accept`: stored as sent.
+  SetBidiControlPolicy(BidiControls::kAccept);
+  EXPECT_EQ(ControlCharacterRefusal(rlo + "x"), "");
+  SetBidiControlPolicy(BidiControls::kRefuseUnpaired);
+  EXPECT_NE(ControlCharacterRefusal(rlo + "x"), "");
+  // Echoed in a message, each is named, paired or not.
+  EXPECT_EQ(ControlCharactersNamed(rli + "x" + pdi + rlo), "<U+2067>x<U+2069><U+202E>");
+}
+
 TEST(Validation, Utf8IsCheckedStructurally) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xE2\x80\xAE \xF0\x9F\x98\x80"));

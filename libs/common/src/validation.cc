@@ -1,8 +1,11 @@
 #include "physio/common/validation.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
+#include <vector>
 
 #include "physio/common/error.h"
 
@@ -48,7 +51,57 @@ int ControlCodeAt(std::string_view text, std::size_t i, bool layout) {
   }
   return -1;
 }
+
+// The explicit bidirectional control (UAX #9) whose UTF-8 starts at text[i], or 0: U+202A-U+202E
+// (E2 80 AA-AE) and U+2066-U+2069 (E2 81 A6-A9).
+int BidiControlAt(std::string_view text, std::size_t i) {
+  if (i + 2 >= text.size() || static_cast<unsigned char>(text[i]) != 0xE2) return 0;
+  const auto b = static_cast<unsigned char>(text[i + 1]);
+  const auto d = static_cast<unsigned char>(text[i + 2]);
+  if ((b == 0x80 && d >= 0xAA && d <= 0xAE) || (b == 0x81 && d >= 0xA6 && d <= 0xA9)) {
+    return 0x2000 | ((b & 0x3F) << 6) | (d & 0x3F);
+  }
+  return 0;
+}
+
+constexpr int kPdf = 0x202C;
+constexpr int kPdi = 0x2069;
+bool IsIsolate(int control) { return control >= 0x2066 && control <= 0x2068; }
+
+std::atomic<BidiControls> bidi_policy{BidiControls::kRefuseUnpaired};
 }  // namespace
+
+int UnpairedBidiControlIn(std::string_view text) {
+  if (text.find('\xE2') == std::string_view::npos) return -1;  // none of them, nor U+2029
+  std::vector<int> open;  // embeddings, overrides and isolates still open, innermost last
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool paragraph_end = c == '\n' || c == '\r' ||
+                               (c == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+                                static_cast<unsigned char>(text[i + 2]) == 0xA9);
+    if (paragraph_end) {
+      if (!open.empty()) return open.front();
+      continue;
+    }
+    const int control = BidiControlAt(text, i);
+    if (control == 0) continue;
+    i += 2;
+    if (control == kPdf) {
+      if (open.empty() || IsIsolate(open.back())) return control;
+      open.pop_back();
+    } else if (control == kPdi) {
+      const auto isolate = std::find_if(open.rbegin(), open.rend(), IsIsolate);
+      if (isolate == open.rend()) return control;
+      open.erase(std::prev(isolate.base()), open.end());
+    } else {
+      open.push_back(control);
+    }
+  }
+  return open.empty() ? -1 : open.front();
+}
+
+void SetBidiControlPolicy(BidiControls policy) { bidi_policy.store(policy, std::memory_order_relaxed); }
+BidiControls BidiControlPolicy() { return bidi_policy.load(std::memory_order_relaxed); }
 
 int ControlCharacterIn(std::string_view text, LineBreaks line_breaks) {
   const bool layout = line_breaks == LineBreaks::kLayoutAllowed;
@@ -66,15 +119,27 @@ std::string CodePointName(int code) {
 
 std::string ControlCharacterRefusal(std::string_view text, LineBreaks line_breaks) {
   const int control = ControlCharacterIn(text, line_breaks);
-  if (control < 0) return "";
   if (control == 0) return "must not contain a NUL character (U+0000)";
-  return "must not contain a control character (" + CodePointName(control) + ")";
+  if (control > 0) return "must not contain a control character (" + CodePointName(control) + ")";
+  if (BidiControlPolicy() == BidiControls::kRefuseUnpaired) {
+    if (const int bidi = UnpairedBidiControlIn(text); bidi >= 0) {
+      return "must not contain an unpaired bidirectional control (" + CodePointName(bidi) +
+             "): close each embedding or override (U+202A, U+202B, U+202D, U+202E) with U+202C and each isolate "
+             "(U+2066-U+2068) with U+2069 before the line ends";
+    }
+  }
+  return "";
 }
 
 std::string ControlCharactersNamed(std::string_view text) {
   std::string named;
   named.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
+    if (const int bidi = BidiControlAt(text, i); bidi != 0) {
+      named += "<" + CodePointName(bidi) + ">";
+      i += 2;  // three bytes
+      continue;
+    }
     const int control = ControlCodeAt(text, i, /*layout=*/false);
     if (control < 0) {
       named += text[i];

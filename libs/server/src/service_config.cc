@@ -25,6 +25,10 @@ std::vector<ConfigKey> CommonConfigKeys(const std::string& default_listen) {
       {"max-string-bytes", "8192", "longest string field accepted in any request"},
       {"max-document-bytes", "262144", "longest document accepted in a *_json request field (a FHIR resource to import)"},
       {"max-repeated-items", "1000", "most entries accepted in any repeated field of a request"},
+      {"bidi-controls", "refuse-unpaired",
+       "free text with a bidirectional embedding, override or isolate left open within its line, or a closer with "
+       "nothing to close (it would reorder what a screen shows after the text): refuse-unpaired (INVALID_ARGUMENT "
+       "naming the field and the code point) or accept"},
       {"shutdown-notice-ms", "1000",
        "after SIGTERM, how long health reports NOT_SERVING while calls are still served, before the drain "
        "(a second signal cuts it short)"},
@@ -349,6 +353,13 @@ InputLimits InputLimitsFrom(const Config& config) {
   limits.max_document_bytes = static_cast<std::size_t>(std::max(1, config.GetInt("max-document-bytes")));
   limits.max_repeated = std::max(1, config.GetInt("max-repeated-items"));
   return limits;
+}
+
+BidiControls BidiControlsFrom(const Config& config) {
+  const std::string value = config.Get("bidi-controls");
+  if (value == "refuse-unpaired") return BidiControls::kRefuseUnpaired;
+  if (value == "accept") return BidiControls::kAccept;
+  throw std::invalid_argument("bidi-controls must be refuse-unpaired or accept, got '" + value + "'");
 }
 
 std::string SecretFrom(const Config& config, const std::string& name) {

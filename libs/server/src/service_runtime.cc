@@ -102,6 +102,7 @@ ServiceRuntime::ServiceRuntime(const Config& config, const std::string& schema,
         return redis_ok && pg_ok;
       }),
       schema_(schema) {
+  SetBidiControlPolicy(BidiControlsFrom(config));  // before anything is served or published
   pipeline_.SetPatientClinics(&patient_clinics_);
   pipeline_.EnableFastReads(async_redis_ != nullptr);
   events_.SetPatientClinics(&patient_clinics_);

@@ -10,6 +10,7 @@
 #include "physio/server/http_gateway.h"
 #include "physio/auth/token_verifier.h"
 #include "physio/common/config.h"
+#include "physio/common/validation.h"
 #include "physio/db/audit.h"
 #include "physio/db/pg.h"
 #include "physio/redis/async_redis.h"
@@ -58,6 +59,8 @@ PeerTls PeerTlsFrom(const Config& config);
 BulkExportSettings BulkExportSettingsFrom(const Config& config);
 RateLimits RateLimitsFrom(const Config& config);
 InputLimits InputLimitsFrom(const Config& config);
+// `bidi-controls`: whether free text may hold unpaired bidirectional controls (validation.h).
+BidiControls BidiControlsFrom(const Config& config);
 ServiceIdentityPolicy ServiceIdentityPolicyFrom(const Config& config);
 // A secret: the contents of `<name>-file` when that is set (trailing newline
 // removed), otherwise the setting itself.
