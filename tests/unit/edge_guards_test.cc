@@ -5,11 +5,26 @@
 #include "physio/common/token_buckets.h"
 #include "physio/server/http_gateway.h"
 #include "physio/server/refusal_guard.h"
+#include "physio/server/service_config.h"
 
 namespace physio {
 namespace {
 
 using std::chrono::milliseconds;
+
+TEST(BidiControlsSetting, RefusesUnpairedByDefaultAcceptsOnRequestAndNamesAnythingElse) {
+  const auto keys = CommonConfigKeys("127.0.0.1:0");
+  EXPECT_EQ(BidiControlsFrom(Config(keys)), BidiControls::kRefuseUnpaired);
+  const char* accept[] = {"prog", "--bidi-controls=accept"};
+  EXPECT_EQ(BidiControlsFrom(Config(keys, 2, accept)), BidiControls::kAccept);
+  const char* typo[] = {"prog", "--bidi-controls=refuse"};
+  try {
+    BidiControlsFrom(Config(keys, 2, typo));
+    FAIL() << "an unknown value must stop the service from starting";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "bidi-controls must be refuse-unpaired or accept, got 'refuse'");
+  }
+}
 
 TEST(ForwardedHeaders, OnlyWellFormedPrintableValuesMayBecomeMetadata) {
   EXPECT_FALSE(ForwardedHeaderProblem("X-Request-Id", "rq-1.a:b_c"));
