@@ -255,14 +255,20 @@ EpisodeRefresher::~EpisodeRefresher() {
 int EpisodeRefresher::Pass() {
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   std::vector<PatientToRefresh> patients = store_.Changed(settings_.batch, deadline);
+  const auto batch = static_cast<std::size_t>(settings_.batch);
+  bool more_waiting = patients.size() >= batch;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& patient : patients) seen.insert({patient.tenant, patient.patient_id});
-  for (auto& patient : store_.ChangedByPlanning(settings_.batch, deadline)) {
+  auto by_planning = store_.ChangedByPlanning(settings_.batch, deadline);
+  more_waiting |= by_planning.size() >= batch;
+  for (auto& patient : by_planning) {
     if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
   }
   // The stale ones (a walk over the open episodes) once a minute or so, not every pass.
   if (passes_++ % settings_.stale_every_passes == 0) {
-    for (auto& patient : store_.StaleOpen(settings_.stale_after, settings_.batch, deadline)) {
+    auto stale = store_.StaleOpen(settings_.stale_after, settings_.batch, deadline);
+    more_waiting |= stale.size() >= batch;
+    for (auto& patient : stale) {
       if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
     }
   }
@@ -275,6 +281,9 @@ int EpisodeRefresher::Pass() {
       // Its change row stays: tried again next pass. No patient id in the log (PHI).
       spdlog::warn("outcome report figures: one patient's refresh failed: {}", e.what());
     }
+  }
+  if (!more_waiting && refreshed == static_cast<int>(patients.size())) {
+    caught_up_->store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
   return refreshed;
 }

@@ -4,9 +4,11 @@
 // (progress.episode_progress) and the patients whose records changed since
 // (progress.episode_changes, written with each record). The report is one aggregate query over
 // the first two; the refresher keeps the figures up to date off the request path.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -107,6 +109,11 @@ class EpisodeRefresher {
 
   // One pass; the patients refreshed.
   int Pass();
+  // When it last caught up: a pass that ended with nothing left to refresh (fewer patients found
+  // than a batch, each refreshed). Shared, so that /metrics can read it (as
+  // physio_outcome_figures_behind_seconds: now minus this) after the refresher is gone.
+  using CaughtUp = std::shared_ptr<const std::atomic<Clock::rep>>;
+  CaughtUp caught_up() const { return caught_up_; }
 
  private:
   void Refresh(const PatientToRefresh& patient, Clock::time_point deadline);
@@ -116,6 +123,9 @@ class EpisodeRefresher {
   EvaluationPolicy policy_;
   EpisodeRefresherSettings settings_;
   long passes_ = 0;
+  // Since construction until the first pass catches up.
+  std::shared_ptr<std::atomic<Clock::rep>> caught_up_ =
+      std::make_shared<std::atomic<Clock::rep>>(Clock::now().time_since_epoch().count());
   bool failing_ = false;
   Clock::time_point last_warning_{};
   std::mutex mutex_;

@@ -245,6 +245,13 @@ class ProgressServer final : public RunningService {
           EpisodeRefresherSettings{std::chrono::milliseconds(config_.GetInt("report-refresh-interval-ms")),
                                    std::chrono::seconds(3600LL * std::max(1, config_.GetInt("report-stale-hours"))),
                                    200, 60});
+      runtime_.metrics().AddCollector([caught_up = refresher_->caught_up()](MetricsText& out) {
+        const auto since = Clock::now() - Clock::time_point(Clock::duration(caught_up->load(std::memory_order_relaxed)));
+        out.Gauge("physio_outcome_figures_behind_seconds",
+                  "Seconds since the episode refresher last caught up with every change (about the refresh "
+                  "interval while it keeps up; grows while its passes fail or fall behind).",
+                  {{"", std::chrono::duration<double>(since).count()}});
+      });
     }
   }
   ~ProgressServer() override {

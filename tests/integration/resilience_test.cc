@@ -1,6 +1,7 @@
 // Store outages: health follows the stores, calls fail fast with UNAVAILABLE
 // within their deadline, and everything recovers without a restart.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -257,6 +258,15 @@ TEST_F(Resilience, OutcomeReportsAreUnavailableInAnOutageAndCatchUpAfterIt) {
     return false;
   };
   ASSERT_TRUE(settles_at(3));
+  // What operators watch (/metrics): seconds since the refresher last caught up with every change.
+  auto behind = [&]() {
+    const auto metrics = httplib::Client("127.0.0.1", cluster_->progress_metrics_port()).Get("/metrics");
+    const std::string line = "\nphysio_outcome_figures_behind_seconds ";
+    const auto at = metrics ? metrics->body.find(line) : std::string::npos;
+    return at == std::string::npos ? -1.0 : std::stod(metrics->body.substr(at + line.size()));
+  };
+  EXPECT_GE(behind(), 0.0);
+  EXPECT_LT(behind(), 3.0) << "keeping up, it catches up every pass (1 s apart)";
 
   postgres_->Stop();
   gpb::GetOutcomeReportResponse report;
@@ -264,8 +274,9 @@ TEST_F(Resilience, OutcomeReportsAreUnavailableInAnOutageAndCatchUpAfterIt) {
                              std::chrono::seconds(4));
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_EQ(status.error_message().find("127.0.0.1"), std::string::npos) << status.error_message();
-  // The refresher keeps failing meanwhile (its passes find no store).
+  // The refresher keeps failing meanwhile (its passes find no store), and falls behind.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_GE(behind(), 1.5) << "no pass can catch up without PostgreSQL";
   postgres_->Start();
   ASSERT_TRUE(WaitForHealth(cluster_->progress_addr(), "physio.progress.v1.ProgressService", Health::SERVING));
 
@@ -282,6 +293,13 @@ TEST_F(Resilience, OutcomeReportsAreUnavailableInAnOutageAndCatchUpAfterIt) {
   }
   // The last week's mean is what is judged, but the latest pain is the last reading: 7.
   EXPECT_TRUE(settles_at(7));
+  double after = behind();
+  for (int attempt = 0; attempt < 50 && !(after >= 0.0 && after < 3.0); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    after = behind();
+  }
+  EXPECT_GE(after, 0.0);
+  EXPECT_LT(after, 3.0) << "caught up again after the outage";
 }
 }  // namespace
 }  // namespace physio::testing
