@@ -537,10 +537,9 @@ class InputSweep : public ClinicalFixture {
     for (const std::string type : {"Observation", "QuestionnaireResponse", "CarePlan", "Flag", "Encounter", "Consent"}) {
       // A 504 says "retry" (its deadline passed: seen under the sanitizers, on a slow hour, with ~300
       // records to page through); a client retries it, so does this one, twice.
-      auto answer = fhir_client.Get(("/fhir/R4/" + type + "?patient=" + patient + "&_count=100").c_str(), bearer);
-      for (int retry = 0; retry < 2 && answer && answer->status == 504; ++retry) {
-        answer = fhir_client.Get(("/fhir/R4/" + type + "?patient=" + patient + "&_count=100").c_str(), bearer);
-      }
+      const std::string search = "/fhir/R4/" + type + "?patient=" + patient + "&_count=100";
+      auto answer = fhir_client.Get(search.c_str(), bearer);
+      for (int retry = 0; retry < 2 && answer && answer->status == 504; ++retry) answer = fhir_client.Get(search.c_str(), bearer);
       ASSERT_TRUE(answer) << type;
       EXPECT_EQ(answer->status, 200) << type << ": " << answer->body.substr(0, 400);
     }
