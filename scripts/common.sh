@@ -88,8 +88,55 @@ configure_sanitize_build() {
     -DPHYSIO_SANITIZE=ON -DPHYSIO_FUZZ=ON -DPHYSIO_BUILD_TESTS=ON $(compiler_launcher_args) >/dev/null
 }
 
-# Whether something on this machine accepts connections on 127.0.0.1:PORT.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Whether something on this machine accepts connections on 127.0.0.1:PORT, or holds PORT as the
+# local port of a connection (which a listener cannot bind either: within the kernel's ephemeral
+# range, any outgoing connection may hold it). Not a closed connection's TIME-WAIT: the services,
+# Redis and PostgreSQL bind with SO_REUSEADDR, which that does not stop.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+  command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]
+}
+
+# Keeps the kernel from handing PORTs (those within its ephemeral range) to outgoing connections,
+# by adding them to net.ipv4.ip_local_reserved_ports (until reboot; a listener can still bind them).
+# run.sh's default ports (50051-52053) lie in Linux's default ephemeral range (32768-60999), so a
+# connection a service opens to Redis or PostgreSQL while the next service starts can be given,
+# say, 51052 as its own port: that service then cannot listen there and the start fails (seen
+# about once in tens of starts). Prints what it reserved, or why it could not (not root; a
+# container whose /proc/sys is read-only), and never fails.
+reserve_ephemeral_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports range low high port wanted=()
+  range="$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)" || return 0
+  read -r low high <<<"$range"
+  for port in "$@"; do
+    if [ "$port" -ge "$low" ] && [ "$port" -le "$high" ] && ! port_reserved "$port"; then wanted+=("$port"); fi
+  done
+  [ "${#wanted[@]}" -gt 0 ] || return 0
+  local current joined
+  current="$(cat "$file" 2>/dev/null)"
+  joined="$(IFS=,; echo "${wanted[*]}")"
+  if { echo "${current:+$current,}$joined" >"$file"; } 2>/dev/null; then
+    echo "== reserved port(s) $joined from the kernel's ephemeral range (net.ipv4.ip_local_reserved_ports)"
+  else
+    echo "== note: port(s) $joined lie in the kernel's ephemeral range and could not be reserved" \
+      "(not root, or /proc/sys read-only); a start can then fail with 'cannot listen on': run it again" \
+      "or choose ports below $low (PHYSIO_*_PORT)"
+  fi
+}
+
+# Whether PORT is in net.ipv4.ip_local_reserved_ports (a list like "8080,50051-50053").
+port_reserved() {
+  local entry entries
+  IFS=, read -ra entries <<<"$(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null)"
+  for entry in "${entries[@]}"; do
+    if [[ "$entry" == *-* ]]; then
+      [ "$1" -ge "${entry%-*}" ] && [ "$1" -le "${entry#*-}" ] && return 0
+    elif [ -n "$entry" ] && [ "$1" -eq "$entry" ]; then
+      return 0
+    fi
+  done
+  return 1
+}
 
 # Postgres binaries are not on PATH on Debian.
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }

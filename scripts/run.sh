@@ -110,11 +110,13 @@ if [ "${#busy[@]}" -gt 0 ]; then
   echo "run.sh: port(s) ${busy[*]} on 127.0.0.1 already in use; stop what listens there, or choose other" \
     "ports (PHYSIO_REDIS_PORT, PHYSIO_PG_PORT, PHYSIO_ASSESSMENT_PORT, PHYSIO_PLANNING_PORT, PHYSIO_PROGRESS_PORT)" >&2
   if command -v ss >/dev/null 2>&1; then
-    ss -ltnpH 2>/dev/null | grep -E ":($(IFS='|'; echo "${busy[*]}"))[[:space:]]" >&2 || true
+    for port in "${busy[@]}"; do ss -tanpH "( sport = :$port )" 2>/dev/null | head -n 3 >&2 || true; done
   fi
   exit 1
 fi
 trap stop_all EXIT INT TERM
+# Before anything starts: no outgoing connection of this stack may take a port a later service listens on.
+reserve_ephemeral_ports "${RUN_PORTS[@]}"
 
 echo "== redis on 127.0.0.1:$REDIS_PORT"
 # maxmemory with noeviction: live sessions are never evicted silently; when full,

@@ -5,25 +5,27 @@
 # directory (as a clone under /root or from mktemp -d would), with run.sh's default
 # state directory inside it, so running as root proves PostgreSQL still starts.
 set -euo pipefail
-BUILD_DIR="$(cd "${1:?usage: smoke-run.sh BUILD_DIR}" && pwd)"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=common.sh
+source "$ROOT/scripts/common.sh"  # port_in_use, port_reserved
+BUILD_DIR="$(cd "${1:?usage: smoke-run.sh BUILD_DIR}" && pwd)"
 
 free_port() {  # a port nothing listens on, below the kernel's ephemeral range (32768+), so
   local port  # no outgoing connection of a concurrent test can take it before run.sh binds it
   while :; do
     port=$((20000 + RANDOM % 12000))
     case " $CHOSEN " in *" $port "*) continue ;; esac  # never the same port twice in one run
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    port_in_use "$port" || { echo "$port"; return; }
   done
 }
 CHOSEN=""
 free_service_port() {  # a gRPC port whose HTTP (+1000) and metrics (+2000) ports are free too,
-  local port           # all three below the ephemeral range
-  while :; do
-    port=$((20000 + RANDOM % 10000))
+  local port           # all three below the ephemeral range (or, given "ephemeral", within it, as
+  while :; do          # run.sh's defaults are)
+    if [ "${1:-}" = ephemeral ]; then port=$((40000 + RANDOM % 15000)); else port=$((20000 + RANDOM % 10000)); fi
     case " $CHOSEN " in *" $port "* | *" $((port + 1000)) "* | *" $((port + 2000)) "*) continue ;; esac
     for p in "$port" $((port + 1000)) $((port + 2000)); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue 2
+      port_in_use "$p" && continue 2  # listened on, or a connection's own port
     done
     echo "$port"
     return
@@ -35,7 +37,22 @@ CHECKOUT="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # mode 0700, like a clone unde
 ln -s "$ROOT/scripts" "$CHECKOUT/scripts"
 SECOND="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # another checkout, for the busy-port case
 ln -s "$ROOT/scripts" "$SECOND/scripts"
+# The ports run 1 had reserved from the ephemeral range are given back at the end, so repeated test
+# runs do not leave the machine's reserved list growing.
+unreserve_ports() {  # ports...
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports entry entries kept=() port
+  IFS=, read -ra entries <<<"$(cat "$file" 2>/dev/null)"
+  for entry in "${entries[@]}"; do
+    local low="${entry%-*}" high="${entry#*-}"
+    for ((port = low; port <= high; port++)); do
+      [[ " $* " == *" $port "* ]] || kept+=("$port")
+    done
+  done
+  { (IFS=,; echo "${kept[*]}") >"$file"; } 2>/dev/null || true
+}
+RESERVED_BY_RUN_1=""
 cleanup() {
+  [ -z "$RESERVED_BY_RUN_1" ] || unreserve_ports $RESERVED_BY_RUN_1
   # run.sh keeps PostgreSQL's data outside the checkout when root: remove these runs'.
   for checkout in "$CHECKOUT" "$SECOND"; do
     grep -lxF "$checkout/.run" /var/lib/postgresql/physio-run/*/run-dir 2>/dev/null | xargs -r -n1 dirname | xargs -r rm -rf
@@ -45,25 +62,27 @@ cleanup() {
 trap cleanup EXIT
 unset PHYSIO_RUN_DIR
 export PHYSIO_BUILD_DIR="$BUILD_DIR" PHYSIO_SKIP_BUILD=1 PHYSIO_EXIT_AFTER_DEMO=1
-choose_ports() {
+choose_ports() {  # [ephemeral]: the services' ports within the kernel's ephemeral range
   PHYSIO_REDIS_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_REDIS_PORT"
   PHYSIO_PG_PORT="$(free_port)"; CHOSEN="$CHOSEN $PHYSIO_PG_PORT"
   for service in ASSESSMENT PLANNING PROGRESS; do
-    port="$(free_service_port)"
+    port="$(free_service_port "${1:-}")"
     CHOSEN="$CHOSEN $port $((port + 1000)) $((port + 2000))"
     printf -v "PHYSIO_${service}_PORT" '%s' "$port"
   done
   export PHYSIO_REDIS_PORT PHYSIO_PG_PORT PHYSIO_ASSESSMENT_PORT PHYSIO_PLANNING_PORT PHYSIO_PROGRESS_PORT
 }
 for attempt in 1 2; do
-  choose_ports
+  # The first run's service ports lie within the ephemeral range, as run.sh's defaults do.
+  range=""; [ "$attempt" = 1 ] && range=ephemeral
+  choose_ports $range
   # From inside the checkout, as a user would: the postgres user cannot enter that directory either.
   # A port another test took between the check and run.sh's bind is reported ("cannot listen on");
   # that run is repeated once on other ports, as the test harness does for its stores.
   if ! output="$(cd "$CHECKOUT" && ./scripts/run.sh 2>&1)"; then
     grep -q "cannot listen on" <<<"$output" || { echo "$output"; echo "run $attempt failed"; exit 1; }
     echo "run $attempt: a port was taken meanwhile; again on other ports"
-    choose_ports
+    choose_ports $range
     output="$(cd "$CHECKOUT" && ./scripts/run.sh 2>&1)" || { echo "$output"; echo "run $attempt failed"; exit 1; }
   fi
   for expected in "SERVING" "INSTRUMENT_ODI   score 35.6 (moderate)" "PLAN_STATUS_ACTIVE" "home logs 2" \
@@ -83,6 +102,20 @@ for attempt in 1 2; do
     grep -qF "$expected" <<<"$output" || { echo "$output"; echo "run $attempt: missing '$expected'"; exit 1; }
   done
   grep -qx "PHYSIO_PG_PORT=$PHYSIO_PG_PORT" "$CHECKOUT/.run/env" || { echo "env file lacks the PostgreSQL port"; exit 1; }
+  if [ "$attempt" = 1 ]; then
+    # Its ports within the ephemeral range were kept from outgoing connections before anything
+    # started, or it said why it could not.
+    if grep -qF "could not be reserved" <<<"$output"; then
+      echo "run 1: this machine does not let run.sh reserve ports (said so)"
+    else
+      for port in "$PHYSIO_ASSESSMENT_PORT" $((PHYSIO_PLANNING_PORT + 1000)) $((PHYSIO_PROGRESS_PORT + 2000)); do
+        port_reserved "$port" || { echo "$output"; echo "run 1: port $port not reserved from the ephemeral range"; exit 1; }
+      done
+      for service_port in "$PHYSIO_ASSESSMENT_PORT" "$PHYSIO_PLANNING_PORT" "$PHYSIO_PROGRESS_PORT"; do
+        RESERVED_BY_RUN_1+=" $service_port $((service_port + 1000)) $((service_port + 2000))"
+      done
+    fi
+  fi
   echo "run $attempt: demo complete"
 done
 
