@@ -154,4 +154,11 @@ std::string OutcomeReportCsv(const pb::GetOutcomeReportResponse& report) {
   return csv;
 }
 
+std::chrono::seconds PlanningChangeWindow::For(Clock::time_point now) {
+  const bool full = passes_++ % full_every_ == 0 || !since_;
+  if (full) return full_;
+  const auto back = std::chrono::ceil<std::chrono::seconds>(now - *since_) + margin_;
+  return std::min(back, full_);
+}
+
 }  // namespace physio::progress

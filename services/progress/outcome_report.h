@@ -2,9 +2,11 @@
 // Outcome reports (GetOutcomeReport, docs/reports.md): what one episode contributes (its
 // figures, from the progress summary's own rules), the small-group suppression and the CSV
 // form. No I/O: the figures are stored and aggregated by outcome_report_records.h.
+#include <chrono>
 #include <optional>
 #include <string>
 
+#include "physio/common/clock.h"
 #include "physio/progress/v1/progress.pb.h"
 
 namespace physio::progress {
@@ -23,6 +25,31 @@ struct EpisodeFigures {
 };
 
 EpisodeFigures FiguresOf(const v1::ProgressSummary& summary);
+
+// How far back a refresher pass looks for episodes the planning service changed (approved,
+// superseded, ended: planning.episodes.updated_at). Each episode changed within the look-back
+// costs a pass a probe of its figures, so looking back the whole hour on every pass costs in
+// proportion to the plans changed in the last hour (66 ms a pass at 20,000 of them, measured
+// 2026-12-07), every second, idle or not. A pass looks back to when the last pass that caught up
+// began, plus `margin` for a transaction that commits after its updated_at (its start); the
+// whole `full` look-back on the first pass, on every `full_every`-th, and whenever the shorter one
+// would reach past it. A pass that did not catch up (it failed, or left work waiting) does not
+// move the start on, so nothing it missed falls out of the look-back.
+class PlanningChangeWindow {
+ public:
+  PlanningChangeWindow(std::chrono::seconds full, std::chrono::seconds margin, int full_every)
+      : full_(full), margin_(margin), full_every_(full_every < 1 ? 1 : full_every) {}
+  // The look-back, in whole seconds, of the pass that begins at `now` (each call is one pass).
+  std::chrono::seconds For(Clock::time_point now);
+  // The pass that began at `began` refreshed every episode changed within its look-back.
+  void CaughtUp(Clock::time_point began) { since_ = began; }
+
+ private:
+  std::chrono::seconds full_, margin_;
+  int full_every_;
+  long passes_ = 0;
+  std::optional<Clock::time_point> since_;
+};
 
 // Withholds what could single a patient out: a group of fewer than `min_size` episodes (every
 // figure unset, `suppressed` set) and, when exactly one group of several was suppressed, the next

@@ -143,13 +143,16 @@ std::vector<PatientToRefresh> PgOutcomeReports::Changed(int limit, Clock::time_p
                   true);
 }
 
-std::vector<PatientToRefresh> PgOutcomeReports::ChangedByPlanning(int limit, Clock::time_point deadline) {
+std::vector<PatientToRefresh> PgOutcomeReports::ChangedByPlanning(std::chrono::seconds look_back, int limit,
+                                                                  Clock::time_point deadline) {
+  const auto seconds = std::clamp<long>(look_back.count(), 1, 3600);
   return Patients(QueryOnce(
       pool_, deadline,
-      {"SELECT e.tenant_id, e.patient_id FROM planning.episodes e WHERE e.updated_at > now() - interval '1 hour'"
+      {"SELECT e.tenant_id, e.patient_id FROM planning.episodes e"
+       " WHERE e.updated_at > now() - make_interval(secs => $2::int)"
        " AND NOT EXISTS (SELECT 1 FROM progress.episode_progress p WHERE p.tenant_id = e.tenant_id"
        " AND p.plan_id = e.plan_id AND p.computed_at >= e.updated_at) ORDER BY e.updated_at LIMIT $1",
-       {std::to_string(limit)}}));
+       {std::to_string(limit), std::to_string(seconds)}}));
 }
 
 std::vector<PatientToRefresh> PgOutcomeReports::StaleOpen(std::chrono::seconds age, int limit,
@@ -182,47 +185,54 @@ std::optional<EpisodeOfPatient> PgOutcomeReports::EpisodeOf(const std::string& t
   return episode;
 }
 
-void PgOutcomeReports::Write(const std::string& tenant, const std::string& patient_id,
-                             const EpisodeOfPatient& episode, const EpisodeFigures& figures,
-                             Clock::time_point deadline) {
+void PgOutcomeReports::Refreshed(const PatientToRefresh& patient, const EpisodeOfPatient* episode,
+                                 const EpisodeFigures* figures, Clock::time_point deadline) {
+  if ((!episode || !figures) && patient.last_change.empty()) return;
   auto number = [](const std::optional<double>& value) {
     return value ? PgParam(std::to_string(*value)) : PgParam();
   };
   auto flag = [](bool value) { return PgParam(value ? "true" : "false"); };
   WithTransaction(pool_, deadline, [&](PgConnection& conn) {
-    conn.Exec(
-        "INSERT INTO progress.episode_progress (tenant_id, plan_id, patient_id, latest_pain, pain_judged, pain_improved,"
-        " latest_odi, latest_rmdq, disability_judged, disability_improved, adherence_percent, course_status,"
-        " red_flag_alerts, computed_at) VALUES ($1, $2, $3, $4::float8, $5::boolean, $6::boolean, $7::float8,"
-        " $8::float8, $9::boolean, $10::boolean, $11::float8, $12, (SELECT count(*) FROM progress.alerts a"
-        " WHERE a.tenant_id = $1 AND a.patient_id = $3 AND a.kind IN ('ALERT_KIND_RED_FLAG', 'ALERT_KIND_SAFETY_NET')"
-        " AND a.created_at >= to_timestamp($13) AND ($14::bigint IS NULL OR a.created_at <= to_timestamp($14))),"
-        " clock_timestamp()) ON CONFLICT (tenant_id, plan_id) DO UPDATE SET latest_pain = EXCLUDED.latest_pain,"
-        " pain_judged = EXCLUDED.pain_judged, pain_improved = EXCLUDED.pain_improved, latest_odi = EXCLUDED.latest_odi,"
-        " latest_rmdq = EXCLUDED.latest_rmdq, disability_judged = EXCLUDED.disability_judged,"
-        " disability_improved = EXCLUDED.disability_improved, adherence_percent = EXCLUDED.adherence_percent,"
-        " course_status = EXCLUDED.course_status, red_flag_alerts = EXCLUDED.red_flag_alerts,"
-        " computed_at = EXCLUDED.computed_at",
-        {tenant, episode.plan_id, patient_id, number(figures.latest_pain), flag(figures.pain_judged),
-         flag(figures.pain_improved), number(figures.latest_odi), number(figures.latest_rmdq),
-         flag(figures.disability_judged), flag(figures.disability_improved), number(figures.adherence_percent),
-         figures.course_status, std::to_string(episode.started_seconds),
-         episode.ended_seconds ? PgParam(std::to_string(*episode.ended_seconds)) : PgParam()});
-  });
-}
-
-void PgOutcomeReports::Done(const PatientToRefresh& patient, Clock::time_point deadline) {
-  if (patient.last_change.empty()) return;
-  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
-    conn.Exec("DELETE FROM progress.episode_changes WHERE tenant_id = $1 AND patient_id = $2"
-              " AND change_id <= $3::bigint",
-              {patient.tenant, patient.patient_id, patient.last_change});
+    // Figures derived from the records, stored with the change rows they answer in one commit,
+    // which need not wait for the disk: lost in a crash (or a failover) before it is flushed, both
+    // are lost together, the change rows are still there, and the next pass computes the same
+    // figures again. So a refresh costs the request path's commits no flush of their own.
+    conn.Exec("SET LOCAL synchronous_commit = off");
+    if (episode && figures) {
+      conn.Exec(
+          "INSERT INTO progress.episode_progress (tenant_id, plan_id, patient_id, latest_pain, pain_judged, pain_improved,"
+          " latest_odi, latest_rmdq, disability_judged, disability_improved, adherence_percent, course_status,"
+          " red_flag_alerts, computed_at) VALUES ($1, $2, $3, $4::float8, $5::boolean, $6::boolean, $7::float8,"
+          " $8::float8, $9::boolean, $10::boolean, $11::float8, $12, (SELECT count(*) FROM progress.alerts a"
+          " WHERE a.tenant_id = $1 AND a.patient_id = $3 AND a.kind IN ('ALERT_KIND_RED_FLAG', 'ALERT_KIND_SAFETY_NET')"
+          " AND a.created_at >= to_timestamp($13) AND ($14::bigint IS NULL OR a.created_at <= to_timestamp($14))),"
+          " clock_timestamp()) ON CONFLICT (tenant_id, plan_id) DO UPDATE SET latest_pain = EXCLUDED.latest_pain,"
+          " pain_judged = EXCLUDED.pain_judged, pain_improved = EXCLUDED.pain_improved, latest_odi = EXCLUDED.latest_odi,"
+          " latest_rmdq = EXCLUDED.latest_rmdq, disability_judged = EXCLUDED.disability_judged,"
+          " disability_improved = EXCLUDED.disability_improved, adherence_percent = EXCLUDED.adherence_percent,"
+          " course_status = EXCLUDED.course_status, red_flag_alerts = EXCLUDED.red_flag_alerts,"
+          " computed_at = EXCLUDED.computed_at",
+          {patient.tenant, episode->plan_id, patient.patient_id, number(figures->latest_pain),
+           flag(figures->pain_judged), flag(figures->pain_improved), number(figures->latest_odi),
+           number(figures->latest_rmdq), flag(figures->disability_judged), flag(figures->disability_improved),
+           number(figures->adherence_percent), figures->course_status, std::to_string(episode->started_seconds),
+           episode->ended_seconds ? PgParam(std::to_string(*episode->ended_seconds)) : PgParam()});
+    }
+    if (!patient.last_change.empty()) {
+      conn.Exec("DELETE FROM progress.episode_changes WHERE tenant_id = $1 AND patient_id = $2"
+                " AND change_id <= $3::bigint",
+                {patient.tenant, patient.patient_id, patient.last_change});
+    }
   });
 }
 
 EpisodeRefresher::EpisodeRefresher(PgOutcomeReports& store, ProgressRecords& records, EvaluationPolicy policy,
                                    EpisodeRefresherSettings settings)
-    : store_(store), records_(records), policy_(policy), settings_(settings) {
+    : store_(store),
+      records_(records),
+      policy_(policy),
+      settings_(settings),
+      planning_window_(std::chrono::hours(1), std::chrono::seconds(30), settings.stale_every_passes) {
   thread_ = std::jthread([this](std::stop_token stop) {
     while (!stop.stop_requested()) {
       int refreshed = 0;
@@ -253,13 +263,14 @@ EpisodeRefresher::~EpisodeRefresher() {
 }
 
 int EpisodeRefresher::Pass() {
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  const auto began = Clock::now();
+  const auto deadline = began + std::chrono::seconds(30);
   std::vector<PatientToRefresh> patients = store_.Changed(settings_.batch, deadline);
   const auto batch = static_cast<std::size_t>(settings_.batch);
   bool more_waiting = patients.size() >= batch;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& patient : patients) seen.insert({patient.tenant, patient.patient_id});
-  auto by_planning = store_.ChangedByPlanning(settings_.batch, deadline);
+  auto by_planning = store_.ChangedByPlanning(planning_window_.For(began), settings_.batch, deadline);
   more_waiting |= by_planning.size() >= batch;
   for (auto& patient : by_planning) {
     if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
@@ -284,6 +295,7 @@ int EpisodeRefresher::Pass() {
   }
   if (!more_waiting && refreshed == static_cast<int>(patients.size())) {
     caught_up_->store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    planning_window_.CaughtUp(began);
   }
   return refreshed;
 }
@@ -300,9 +312,11 @@ void EpisodeRefresher::Refresh(const PatientToRefresh& patient, Clock::time_poin
       KeepRecordsWithin(records, std::numeric_limits<std::int64_t>::min(), now);
     }
     const ProgressSnapshot snapshot = Summarize(patient.patient_id, &episode->plan, records, now, policy_);
-    store_.Write(patient.tenant, patient.patient_id, *episode, FiguresOf(snapshot.summary), deadline);
+    const EpisodeFigures figures = FiguresOf(snapshot.summary);
+    store_.Refreshed(patient, &*episode, &figures, deadline);
+    return;
   }
-  store_.Done(patient, deadline);
+  store_.Refreshed(patient, nullptr, nullptr, deadline);
 }
 
 }  // namespace physio::progress

@@ -71,18 +71,19 @@ class PgOutcomeReports final : public OutcomeReportStore {
   // Patients whose records changed, oldest change first.
   std::vector<PatientToRefresh> Changed(int limit, Clock::time_point deadline);
   // Patients whose episode changed in the planning service (a plan approved, superseded, ended)
-  // within the last hour after its figures were computed.
-  std::vector<PatientToRefresh> ChangedByPlanning(int limit, Clock::time_point deadline);
+  // within the last `look_back` (at most an hour) after its figures were computed.
+  std::vector<PatientToRefresh> ChangedByPlanning(std::chrono::seconds look_back, int limit,
+                                                  Clock::time_point deadline);
   // Patients with an open episode whose figures are older than `age` (adherence and the expected
   // course move with time), or were never computed.
   std::vector<PatientToRefresh> StaleOpen(std::chrono::seconds age, int limit, Clock::time_point deadline);
   std::optional<EpisodeOfPatient> EpisodeOf(const std::string& tenant, const std::string& patient_id,
                                             Clock::time_point deadline) override;
-  // Stores the figures of the episode's plan, with the red-flag alerts raised during the episode.
-  void Write(const std::string& tenant, const std::string& patient_id, const EpisodeOfPatient& episode,
-             const EpisodeFigures& figures, Clock::time_point deadline);
-  // The patient's change rows up to `last_change` are done with (later ones stay for the next pass).
-  void Done(const PatientToRefresh& patient, Clock::time_point deadline);
+  // In one commit: the figures of the episode's plan (with the red-flag alerts raised during the
+  // episode), when there is an episode, and the patient's change rows up to `last_change` done with
+  // (later ones stay for the next pass).
+  void Refreshed(const PatientToRefresh& patient, const EpisodeOfPatient* episode, const EpisodeFigures* figures,
+                 Clock::time_point deadline);
 
  private:
   PgPool& pool_;
@@ -123,6 +124,7 @@ class EpisodeRefresher {
   EvaluationPolicy policy_;
   EpisodeRefresherSettings settings_;
   long passes_ = 0;
+  PlanningChangeWindow planning_window_;
   // Since construction until the first pass catches up.
   std::shared_ptr<std::atomic<Clock::rep>> caught_up_ =
       std::make_shared<std::atomic<Clock::rep>>(Clock::now().time_since_epoch().count());
