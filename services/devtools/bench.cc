@@ -22,6 +22,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -258,18 +259,19 @@ struct Server {
     }
   }
   typename Service::Stub* stub(int worker) { return stubs[worker % kChannelsPerServer].get(); }
-  // The process's CPU seconds so far, from its /metrics; -1 when it cannot be read.
-  double CpuSeconds() const {
+  // A gauge's value from its /metrics (`name` followed by a space, unlabelled); -1 when it cannot be read.
+  double Gauge(const std::string& name) const {
     if (metrics_port == 0) return -1;
     httplib::Client client("127.0.0.1", metrics_port);
     client.set_connection_timeout(1);
     auto result = client.Get("/metrics");
     if (!result || result->status != 200) return -1;
-    static const std::string kName = "process_cpu_seconds_total ";
-    const auto at = result->body.find("\n" + kName);
+    const auto at = result->body.find("\n" + name + " ");
     if (at == std::string::npos) return -1;
-    return std::stod(result->body.substr(at + 1 + kName.size()));
+    return std::stod(result->body.substr(at + 2 + name.size()));
   }
+  // The process's CPU seconds so far, from its /metrics; -1 when it cannot be read.
+  double CpuSeconds() const { return Gauge("process_cpu_seconds_total"); }
   grpc::Status Check(int worker) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -279,6 +281,38 @@ struct Server {
     return health[worker % kChannelsPerServer]->Check(&context, request, &response);
   }
 };
+
+// After a run of writes that progress's episode refresher recomputes behind the request path
+// (outcome reports, docs/reports.md), waits for it to catch up with every write made before `end`
+// and says how long that took and what it cost. The refresher's gauge
+// physio_outcome_figures_behind_seconds is the time since its last pass that left nothing to
+// refresh; a first such pass ending after `end` may have begun before the last writes, so the wait
+// is for the next one, which began after the first ended. Bounded at 120 s.
+template <typename Service>
+void ReportRefresherCatchUp(const Server<Service>& server, Clock::time_point end, double calls, double call_cpu) {
+  const double cpu_before = server.CpuSeconds();
+  std::optional<Clock::time_point> first;
+  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < give_up) {
+    const double behind = server.Gauge("physio_outcome_figures_behind_seconds");
+    if (behind < 0) return;  // not exported (refresher off, or no metrics listener)
+    const auto at = Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(behind));
+    if (!first && at > end) {
+      first = at;
+    } else if (first && at > *first + std::chrono::milliseconds(200)) {
+      const double cpu = server.CpuSeconds() - cpu_before;
+      const double per_call = calls > 0 ? cpu * 1e6 / calls : 0;
+      std::cout << "|      | (outcome figures caught up " << std::setprecision(1)
+                << std::chrono::duration<double>(at - end).count() << " s after the last write; the server's CPU "
+                << "meanwhile " << std::setprecision(0) << per_call << " µs per write, "
+                << (call_cpu >= 0 ? call_cpu * 1e6 / calls + per_call : -1) << " with the call's) | | | | | | | | |\n"
+                << std::flush;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cout << "|      | (outcome figures not caught up 120 s after the last write) | | | | | | | | |\n" << std::flush;
+}
 
 void AddAnswers(google::protobuf::RepeatedPtrField<cpb::InstrumentAnswer>* answers, cpb::Instrument instrument,
                 const std::string& prefix, int first, int last, int value) {
@@ -324,6 +358,13 @@ int main(int argc, char** argv) {
                            {"rate", "0",
                             "calls a second offered by all callers together on a fixed schedule (open loop, latency "
                             "from each call's scheduled start); 0: closed loop, each caller as fast as it is answered"},
+                           {"patients", "0",
+                            "patients LogHomeExercise spreads its logs over, round robin, each with an active plan of "
+                            "its own (a clinic's logs are one patient's each, so every log costs the outcome figures a "
+                            "refresh); 0: one patient per caller"},
+                           {"session-logs", "1",
+                            "with --patients: logs a caller makes for one patient before going on to the next (a "
+                            "home session of several exercises); 1: every log another patient's"},
                            {"rounds", "1",
                             "times every measurement is repeated (each round: the health checks, then the RPCs); "
                             "above 1, a last table gives each RPC's median ratio of server CPU per call to its "
@@ -365,13 +406,16 @@ int main(int argc, char** argv) {
     };
 
     // One patient per caller with a stored assessment, an active plan and an open intake session.
-    std::vector<std::string> patients(most), assessments(most), sessions(most);
+    const int spread = std::clamp(config.GetInt("patients"), 0, 100000);
+    const long session_logs = std::clamp(config.GetInt("session-logs"), 1, 100);
+    const int made = std::max(most, spread);
+    std::vector<std::string> patients(made), assessments(made), sessions(made);
     std::atomic<int> next{0};
     std::atomic<bool> setup_failed{false};
     std::vector<std::thread> setup;
     for (int s = 0; s < 16; ++s) {
       setup.emplace_back([&, s] {
-        for (int w = next++; w < most && !setup_failed; w = next++) {
+        for (int w = next++; w < made && !setup_failed; w = next++) {
           patients[w] = "pt-bench-" + std::to_string(w);
           apb::CreateAssessmentRequest create;
           create.set_request_id(physio::NewId("rq"));
@@ -399,11 +443,12 @@ int main(int argc, char** argv) {
           if (!clinician(planning.stub(s), &ppb::PlanningService::Stub::GeneratePlan, generate, &generated).ok() ||
               (approve.set_plan_id(generated.plan().plan_id()), approve.set_etag(generated.plan().etag()),
                !clinician(planning.stub(s), &ppb::PlanningService::Stub::ApprovePlan, approve, &approved).ok()) ||
-              !clinician(assessment.stub(s), &apb::AssessmentService::Stub::StartIntake, start, &started).ok()) {
+              (w < most &&
+               !clinician(assessment.stub(s), &apb::AssessmentService::Stub::StartIntake, start, &started).ok())) {
             setup_failed = true;
             break;
           }
-          sessions[w] = started.session().session_id();
+          if (w < most) sessions[w] = started.session().session_id();
         }
       });
     }
@@ -511,10 +556,16 @@ int main(int argc, char** argv) {
         }
       }
       if (wanted("LogHomeExercise")) {
+        // Caller w's i-th log is for patient w + c * (i / session_logs), round robin over the spread.
+        const auto logged = [&](int w, long i) {
+          return spread > 0
+                     ? patients[static_cast<std::size_t>((w + static_cast<long>(c) * (i / session_logs)) % spread)]
+                     : patients[static_cast<std::size_t>(w)];
+        };
         auto tally = drive(c, [&](int w, long i) {
           gpb::LogHomeExerciseRequest request;
           request.set_request_id(physio::NewId("rq"));
-          request.set_patient_id(patients[w]);
+          request.set_patient_id(logged(w, i));
           request.set_exercise_id("ex.motor.abdominal_bracing");
           request.set_sets_done(2);
           request.set_reps_done(10);
@@ -523,16 +574,20 @@ int main(int argc, char** argv) {
           gpb::LogHomeExerciseResponse response;
           return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
         }, cpu_of(progress));
+        const auto written = Clock::now();
         Report(c, "LogHomeExercise", tally, health_g, ratios);
+        ReportRefresherCatchUp(progress, written, static_cast<double>(tally.ok_ms.size()), tally.server_cpu);
         if (http_offset > 0) {
           ConnectCaller json(clinician.token(), http_port(config.Get("progress-addr")), c);
           auto connect = drive(c, [&](int w, long i) {
             return json.Call(w, "/physio.progress.v1.ProgressService/LogHomeExercise",
-                             "{\"requestId\":\"" + physio::NewId("rq") + "\",\"patientId\":\"" + patients[w] +
+                             "{\"requestId\":\"" + physio::NewId("rq") + "\",\"patientId\":\"" + logged(w, i) +
                                  "\",\"exerciseId\":\"ex.motor.abdominal_bracing\",\"setsDone\":2,\"repsDone\":10,"
                                  "\"painDuring\":" + std::to_string(i % 5) + ",\"painAfter\":" + std::to_string(i % 5) + "}");
           }, cpu_of(progress));
+          const auto written_json = Clock::now();
           Report(c, "LogHomeExercise JSON", connect, health_g, ratios);
+          ReportRefresherCatchUp(progress, written_json, static_cast<double>(connect.ok_ms.size()), connect.server_cpu);
           std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
                     << (tally.rate() > 0 ? connect.rate() / tally.rate() : 0.0)
                     << "; sent again after a kept-alive connection closed: " << json.resent() << ")  | | | | | | | | |\n";
