@@ -90,11 +90,19 @@ configure_sanitize_build() {
 
 # Whether something on this machine accepts connections on 127.0.0.1:PORT, or holds PORT as the
 # local port of a connection (which a listener cannot bind either: within the kernel's ephemeral
-# range, any outgoing connection may hold it). Not a closed connection's TIME-WAIT: the services,
-# Redis and PostgreSQL bind with SO_REUSEADDR, which that does not stop.
+# range, any outgoing connection may hold it). A closed connection's TIME-WAIT counts only when
+# the port could have been an outgoing connection's, i.e. it lies in the ephemeral range and is
+# not reserved (see reserve_ephemeral_ports): SO_REUSEADDR, which the services, Redis and
+# PostgreSQL bind with, gets past the TIME-WAIT of connections a listener accepted (a previous
+# run's), not that of an outgoing connection that had the port as its own.
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-  command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]
+  command -v ss >/dev/null 2>&1 || return 1
+  local states="exclude time-wait" low high
+  read -r low high < <(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768 60999")
+  if [ "$1" -ge "$low" ] && [ "$1" -le "$high" ] && ! port_reserved "$1"; then states=""; fi
+  # shellcheck disable=SC2086
+  [ -n "$(ss -Htan $states "( sport = :$1 )" 2>/dev/null)" ]
 }
 
 # Keeps the kernel from handing PORTs (those within its ephemeral range) to outgoing connections,

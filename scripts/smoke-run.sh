@@ -37,8 +37,8 @@ CHECKOUT="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # mode 0700, like a clone unde
 ln -s "$ROOT/scripts" "$CHECKOUT/scripts"
 SECOND="$(mktemp -d /tmp/physio-smoke-XXXXXX)"  # another checkout, for the busy-port case
 ln -s "$ROOT/scripts" "$SECOND/scripts"
-# The ports run 1 had reserved from the ephemeral range are given back at the end, so repeated test
-# runs do not leave the machine's reserved list growing.
+# The ports run 1 had run.sh reserve from the ephemeral range (chosen unreserved) are given back at
+# the end, so repeated test runs do not leave the machine's reserved list growing.
 unreserve_ports() {  # ports...
   local file=/proc/sys/net/ipv4/ip_local_reserved_ports entry entries kept=() port
   IFS=, read -ra entries <<<"$(cat "$file" 2>/dev/null)"
@@ -68,6 +68,8 @@ choose_ports() {  # [ephemeral]: the services' ports within the kernel's ephemer
   for service in ASSESSMENT PLANNING PROGRESS; do
     port="$(free_service_port "${1:-}")"
     CHOSEN="$CHOSEN $port $((port + 1000)) $((port + 2000))"
+    # run.sh will reserve these: given back at the end, whether the run passes or fails.
+    if [ "${1:-}" = ephemeral ]; then RESERVED_BY_RUN_1+=" $port $((port + 1000)) $((port + 2000))"; fi
     printf -v "PHYSIO_${service}_PORT" '%s' "$port"
   done
   export PHYSIO_REDIS_PORT PHYSIO_PG_PORT PHYSIO_ASSESSMENT_PORT PHYSIO_PLANNING_PORT PHYSIO_PROGRESS_PORT
@@ -110,9 +112,6 @@ for attempt in 1 2; do
     else
       for port in "$PHYSIO_ASSESSMENT_PORT" $((PHYSIO_PLANNING_PORT + 1000)) $((PHYSIO_PROGRESS_PORT + 2000)); do
         port_reserved "$port" || { echo "$output"; echo "run 1: port $port not reserved from the ephemeral range"; exit 1; }
-      done
-      for service_port in "$PHYSIO_ASSESSMENT_PORT" "$PHYSIO_PLANNING_PORT" "$PHYSIO_PROGRESS_PORT"; do
-        RESERVED_BY_RUN_1+=" $service_port $((service_port + 1000)) $((service_port + 2000))"
       done
     fi
   fi
