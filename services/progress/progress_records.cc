@@ -22,13 +22,10 @@ std::vector<Record> Parsed(const PgResult& rows) {
 
 // A bounded window of one kind of history (see EvaluationPolicy): the newest
 // rows within it, returned oldest first by `time_column`.
-template <typename Record>
-std::vector<Record> ReadHistory(PgConnection& conn, const std::string& tenant, const std::string& patient_id,
-                                const std::string& table, const std::string& time_column,
-                                const EvaluationPolicy& policy) {
-  return Parsed<Record>(conn.Exec(PatientHistorySql(table, time_column),
-                                  {tenant, patient_id, std::to_string(policy.history_days),
-                                   std::to_string(policy.history_max_rows)}));
+PgStatement HistoryStatement(const std::string& tenant, const std::string& patient_id, const std::string& table,
+                             const std::string& time_column, const EvaluationPolicy& policy) {
+  return {PatientHistorySql(table, time_column),
+          {tenant, patient_id, std::to_string(policy.history_days), std::to_string(policy.history_max_rows)}};
 }
 
 // The patient's episode figures are out of date (outcome reports): the refresher recomputes them.
@@ -170,14 +167,18 @@ PatientRecords PgProgressRecords::ReadPatient(const std::string& tenant, const s
                                               const EvaluationPolicy& policy, Clock::time_point deadline) {
   PatientRecords records;
   WithTransaction(pool_, deadline, [&](PgConnection& conn) {
-    records.visits = ReadHistory<v1::Visit>(conn, tenant, patient_id, "visits", "visit_time", policy);
-    records.home_logs =
-        ReadHistory<v1::HomeExerciseLog>(conn, tenant, patient_id, "home_exercise_logs", "performed_time", policy);
-    records.measures =
-        ReadHistory<v1::OutcomeMeasure>(conn, tenant, patient_id, "outcome_measures", "measure_time", policy);
-    records.open_alerts = Parsed<v1::Alert>(conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1"
-                                                      " AND patient_id = $2 AND status = 'OPEN' ORDER BY created_at",
-                                                      {tenant, patient_id}));
+    // The four reads in one round trip (with the held BEGIN).
+    auto rows = conn.ExecPipeline(
+        {HistoryStatement(tenant, patient_id, "visits", "visit_time", policy),
+         HistoryStatement(tenant, patient_id, "home_exercise_logs", "performed_time", policy),
+         HistoryStatement(tenant, patient_id, "outcome_measures", "measure_time", policy),
+         {"SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2 AND status = 'OPEN'"
+          " ORDER BY created_at",
+          {tenant, patient_id}}});
+    records.visits = Parsed<v1::Visit>(rows[0]);
+    records.home_logs = Parsed<v1::HomeExerciseLog>(rows[1]);
+    records.measures = Parsed<v1::OutcomeMeasure>(rows[2]);
+    records.open_alerts = Parsed<v1::Alert>(rows[3]);
   });
   return records;
 }
@@ -186,12 +187,15 @@ ExportedRecords PgProgressRecords::ReadForExport(const std::string& tenant, cons
                                                  const EvaluationPolicy& policy, Clock::time_point deadline) {
   ExportedRecords records;
   WithTransaction(pool_, deadline, [&](PgConnection& conn) {
-    records.visits = ReadHistory<v1::Visit>(conn, tenant, patient_id, "visits", "visit_time", policy);
-    records.measures =
-        ReadHistory<v1::OutcomeMeasure>(conn, tenant, patient_id, "outcome_measures", "measure_time", policy);
-    records.alerts = Parsed<v1::Alert>(conn.Exec("SELECT body FROM progress.alerts WHERE tenant_id = $1"
-                                                 " AND patient_id = $2 ORDER BY created_at, alert_id LIMIT $3",
-                                                 {tenant, patient_id, std::to_string(policy.history_max_rows)}));
+    auto rows = conn.ExecPipeline(
+        {HistoryStatement(tenant, patient_id, "visits", "visit_time", policy),
+         HistoryStatement(tenant, patient_id, "outcome_measures", "measure_time", policy),
+         {"SELECT body FROM progress.alerts WHERE tenant_id = $1 AND patient_id = $2"
+          " ORDER BY created_at, alert_id LIMIT $3",
+          {tenant, patient_id, std::to_string(policy.history_max_rows)}}});
+    records.visits = Parsed<v1::Visit>(rows[0]);
+    records.measures = Parsed<v1::OutcomeMeasure>(rows[1]);
+    records.alerts = Parsed<v1::Alert>(rows[2]);
   });
   return records;
 }
