@@ -154,9 +154,8 @@ std::string OutcomeReportCsv(const pb::GetOutcomeReportResponse& report) {
   return csv;
 }
 
-std::chrono::seconds PlanningChangeWindow::For(Clock::time_point now) {
-  const bool full = passes_++ % full_every_ == 0 || !since_;
-  if (full) return full_;
+std::chrono::seconds PlanningChangeWindow::For(Clock::time_point now, bool whole) const {
+  if (whole || !since_) return full_;
   const auto back = std::chrono::ceil<std::chrono::seconds>(now - *since_) + margin_;
   return std::min(back, full_);
 }

@@ -32,22 +32,20 @@ EpisodeFigures FiguresOf(const v1::ProgressSummary& summary);
 // proportion to the plans changed in the last hour (66 ms a pass at 20,000 of them, measured
 // 2026-12-07), every second, idle or not. A pass looks back to when the last pass that caught up
 // began, plus `margin` for a transaction that commits after its updated_at (its start); the
-// whole `full` look-back on the first pass, on every `full_every`-th, and whenever the shorter one
-// would reach past it. A pass that did not catch up (it failed, or left work waiting) does not
-// move the start on, so nothing it missed falls out of the look-back.
+// whole `full` look-back until a pass has caught up, on the passes the refresher asks for it (its
+// periodic ones), and whenever the shorter one would reach past it. A pass that did not catch up
+// (it failed, or left work waiting) does not move the start on, so nothing it missed falls out of
+// the look-back.
 class PlanningChangeWindow {
  public:
-  PlanningChangeWindow(std::chrono::seconds full, std::chrono::seconds margin, int full_every)
-      : full_(full), margin_(margin), full_every_(full_every < 1 ? 1 : full_every) {}
-  // The look-back, in whole seconds, of the pass that begins at `now` (each call is one pass).
-  std::chrono::seconds For(Clock::time_point now);
+  PlanningChangeWindow(std::chrono::seconds full, std::chrono::seconds margin) : full_(full), margin_(margin) {}
+  // The look-back, in whole seconds, of the pass that begins at `now`; `whole`: the full one.
+  std::chrono::seconds For(Clock::time_point now, bool whole) const;
   // The pass that began at `began` refreshed every episode changed within its look-back.
   void CaughtUp(Clock::time_point began) { since_ = began; }
 
  private:
   std::chrono::seconds full_, margin_;
-  int full_every_;
-  long passes_ = 0;
   std::optional<Clock::time_point> since_;
 };
 

@@ -232,7 +232,7 @@ EpisodeRefresher::EpisodeRefresher(PgOutcomeReports& store, ProgressRecords& rec
       records_(records),
       policy_(policy),
       settings_(settings),
-      planning_window_(std::chrono::hours(1), std::chrono::seconds(30), settings.stale_every_passes) {
+      planning_window_(std::chrono::hours(1), std::chrono::seconds(30)) {
   thread_ = std::jthread([this](std::stop_token stop) {
     while (!stop.stop_requested()) {
       int refreshed = 0;
@@ -270,13 +270,15 @@ int EpisodeRefresher::Pass() {
   bool more_waiting = patients.size() >= batch;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& patient : patients) seen.insert({patient.tenant, patient.patient_id});
-  auto by_planning = store_.ChangedByPlanning(planning_window_.For(began), settings_.batch, deadline);
+  // Once a minute or so, not every pass: the whole hour of plan changes, and the walk over the open
+  // episodes for stale figures.
+  const bool periodic = passes_++ % settings_.stale_every_passes == 0;
+  auto by_planning = store_.ChangedByPlanning(planning_window_.For(began, periodic), settings_.batch, deadline);
   more_waiting |= by_planning.size() >= batch;
   for (auto& patient : by_planning) {
     if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
   }
-  // The stale ones (a walk over the open episodes) once a minute or so, not every pass.
-  if (passes_++ % settings_.stale_every_passes == 0) {
+  if (periodic) {
     auto stale = store_.StaleOpen(settings_.stale_after, settings_.batch, deadline);
     more_waiting |= stale.size() >= batch;
     for (auto& patient : stale) {

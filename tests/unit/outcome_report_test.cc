@@ -150,27 +150,27 @@ TEST(OutcomeReport, AnEpisodesFiguresComeFromItsSummary) {
 }
 
 // The refresher's look-back for plan changes: short while it keeps up, never short of what a pass
-// that did not catch up left behind, and the whole hour on the first pass and every n-th.
-TEST(PlanningChangeWindow, LooksBackToTheLastPassThatCaughtUpWithAMarginAndTheWholeHourEveryNthPass) {
+// that did not catch up left behind, and the whole hour on the first pass and on the periodic ones.
+TEST(PlanningChangeWindow, LooksBackToTheLastPassThatCaughtUpWithAMarginAndTheWholeHourOnPeriodicPasses) {
   using std::chrono::seconds;
-  PlanningChangeWindow window(seconds(3600), seconds(30), 4);
+  PlanningChangeWindow window(seconds(3600), seconds(30));
   const Clock::time_point t0{};
-  EXPECT_EQ(window.For(t0), seconds(3600));  // the first pass: nothing caught up yet
+  EXPECT_EQ(window.For(t0, false), seconds(3600));  // the first pass: nothing caught up yet
   window.CaughtUp(t0);
-  EXPECT_EQ(window.For(t0 + std::chrono::milliseconds(1200)), seconds(32));  // 1.2 s, rounded up, + 30
+  EXPECT_EQ(window.For(t0 + std::chrono::milliseconds(1200), false), seconds(32));  // 1.2 s, rounded up, + 30
   // That pass did not catch up (it failed, or left a full batch): the next still looks back to t0.
-  EXPECT_EQ(window.For(t0 + seconds(5)), seconds(35));
+  EXPECT_EQ(window.For(t0 + seconds(5), false), seconds(35));
   window.CaughtUp(t0 + seconds(5));
-  EXPECT_EQ(window.For(t0 + seconds(6)), seconds(31));
-  EXPECT_EQ(window.For(t0 + seconds(7)), seconds(3600));  // the 4th pass after the first: the whole hour
+  EXPECT_EQ(window.For(t0 + seconds(6), false), seconds(31));
+  EXPECT_EQ(window.For(t0 + seconds(7), true), seconds(3600));  // a periodic pass: the whole hour
   // An outage longer than the hour: never more than the hour.
-  EXPECT_EQ(window.For(t0 + seconds(9000)), seconds(3600));
+  EXPECT_EQ(window.For(t0 + seconds(9000), false), seconds(3600));
 }
 
 TEST(PlanningChangeWindow, WithoutAPassThatCaughtUpEveryPassLooksBackTheWholeHour) {
   using std::chrono::seconds;
-  PlanningChangeWindow window(seconds(3600), seconds(30), 60);
-  for (int pass = 0; pass < 5; ++pass) EXPECT_EQ(window.For(Clock::time_point{} + seconds(pass)), seconds(3600));
+  PlanningChangeWindow window(seconds(3600), seconds(30));
+  for (int pass = 0; pass < 5; ++pass) EXPECT_EQ(window.For(Clock::time_point{} + seconds(pass), false), seconds(3600));
 }
 
 }  // namespace
