@@ -327,14 +327,10 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
 
 TEST_F(Http, AfterABurstOfCallsTheFreeHeapIsHandedBackOnceNotOnEveryQuietInterval) {
   auto metrics = Client(cluster_->assessment_metrics_port());
-  const auto trims = [&metrics] {
-    auto scraped = metrics.Get("/metrics");
-    std::smatch match;
-    if (!scraped || !std::regex_search(scraped->body, match, std::regex(R"(\nphysio_memory_trims_total ([0-9.e+]+)\n)"))) {
-      ADD_FAILURE() << "no physio_memory_trims_total";
-      return -1.0;
-    }
-    return std::stod(match[1]);
+  const auto trims = [this] {
+    const auto value = ScrapeMetric(cluster_->assessment_metrics_port(), "physio_memory_trims_total");
+    if (!value) ADD_FAILURE() << "no physio_memory_trims_total";
+    return value.value_or(-1.0);
   };
   // Quiet, the count settles: the start and earlier tests' calls were each trimmed after once.
   double before = trims();

@@ -260,10 +260,7 @@ TEST_F(Resilience, OutcomeReportsAreUnavailableInAnOutageAndCatchUpAfterIt) {
   ASSERT_TRUE(settles_at(3));
   // What operators watch (/metrics): seconds since the refresher last caught up with every change.
   auto behind = [&]() {
-    const auto metrics = httplib::Client("127.0.0.1", cluster_->progress_metrics_port()).Get("/metrics");
-    const std::string line = "\nphysio_outcome_figures_behind_seconds ";
-    const auto at = metrics ? metrics->body.find(line) : std::string::npos;
-    return at == std::string::npos ? -1.0 : std::stod(metrics->body.substr(at + line.size()));
+    return ScrapeMetric(cluster_->progress_metrics_port(), "physio_outcome_figures_behind_seconds").value_or(-1.0);
   };
   EXPECT_GE(behind(), 0.0);
   EXPECT_LT(behind(), 3.0) << "keeping up, it catches up every pass (1 s apart)";

@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <httplib.h>
+
 #include "assessment_server.h"
 #include "physio/auth/token_minter.h"
 #include "planning_server.h"
@@ -74,6 +76,25 @@ void RouteFhirToPeers(const std::string& service, Config& config) {
     config.Set("http-listen", "127.0.0.1:0");
     config.Set("metrics-listen", "127.0.0.1:0");
   }
+}
+
+std::optional<double> ScrapeMetric(int metrics_port, const std::string& series) {
+  const auto scraped = httplib::Client("127.0.0.1", metrics_port).Get("/metrics");
+  if (!scraped || scraped->status != 200) return std::nullopt;
+  const std::string& body = scraped->body;
+  for (std::size_t at = 0; at < body.size();) {
+    const std::size_t end = std::min(body.find('\n', at), body.size());
+    const std::string_view line(body.data() + at, end - at);
+    if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ') {
+      try {
+        return std::stod(std::string(line.substr(series.size() + 1)));
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+    }
+    at = end + 1;
+  }
+  return std::nullopt;
 }
 
 int FreePort() {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,12 @@
 namespace physio::testing {
 
 int FreePort();
+
+// One series' value from a service's metrics listener (GET /metrics on 127.0.0.1:`metrics_port`):
+// `series` as the exposition writes it, labels included (`physio_plan_reads_total{kind="cache"}`),
+// matched at the start of a line (not in a HELP or TYPE line); nullopt when the scrape fails or the
+// series is absent.
+std::optional<double> ScrapeMetric(int metrics_port, const std::string& series);
 
 // For a suite's ServiceCluster::Customize: the assessment service reaches the other two for the FHIR
 // REST API and starts first, so their ports are chosen once for the process (the other suites keep

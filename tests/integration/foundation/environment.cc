@@ -1,9 +1,5 @@
 // One set of stores and services for every suite of foundation_test, and the fixture's helpers
-// that need heavy headers (kept out of foundation.h).
-#include <httplib.h>
-
-#include <regex>
-
+// kept out of foundation.h.
 #include "cluster_fixture.h"
 #include "foundation.h"
 
@@ -15,11 +11,7 @@ namespace {
 
 namespace physio::testing {
 long Foundation::FastPathCount(int metrics_port, const std::string& outcome) {
-  httplib::Client client("127.0.0.1", metrics_port);
-  auto metrics = client.Get("/metrics");
-  if (!metrics || metrics->status != 200) return -1L;
-  std::smatch match;
-  const std::regex line("physio_fast_reads_total\\{outcome=\"" + outcome + "\"\\} (\\d+)");
-  return std::regex_search(metrics->body, match, line) ? std::stol(match[1]) : -1L;
+  const auto value = ScrapeMetric(metrics_port, "physio_fast_reads_total{outcome=\"" + outcome + "\"}");
+  return value ? static_cast<long>(*value) : -1L;
 }
 }  // namespace physio::testing
