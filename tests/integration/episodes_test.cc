@@ -801,11 +801,9 @@ TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
   };
   // Progress's own count of where its plan reads were answered (other tests share the service: deltas).
   auto reads = [&](const std::string& kind) {
-    const auto metrics = httplib::Client("127.0.0.1", cluster_->progress_metrics_port()).Get("/metrics");
-    if (!metrics) return -1;
-    const std::string line = "physio_plan_reads_total{kind=\"" + kind + "\"} ";
-    const auto at = metrics->body.find(line);
-    return at == std::string::npos ? 0 : std::stoi(metrics->body.substr(at + line.size()));
+    const auto value =
+        ScrapeMetric(cluster_->progress_metrics_port(), "physio_plan_reads_total{kind=\"" + kind + "\"}");
+    return value ? static_cast<int>(*value) : -1;
   };
   ASSERT_EQ(CurrentPlan().status(), ppb::PLAN_STATUS_ACTIVE);  // planning reads it and caches it
   const int asked = count("planning", "GetActivePlan");
@@ -815,6 +813,17 @@ TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
   EXPECT_EQ(count("planning", "GetActivePlan"), asked) << "planning was asked for a plan it had cached";
   EXPECT_EQ(count("progress", "LogHomeExercise"), 3) << "each log is audited by the service that answers it";
   EXPECT_EQ(reads("cache"), from_cache + 3) << "the metric shows where plan reads were answered";
+  // What a log checks against the plan is read from the cached copy too (its facts scanned from
+  // the bytes): an item of the plan that is not an exercise is refused, naming the field.
+  std::string not_an_exercise;
+  for (const auto& item : plan.items()) {
+    if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE) not_an_exercise = item.item_id();
+  }
+  ASSERT_FALSE(not_an_exercise.empty()) << "the plan has advice or education besides its exercises";
+  const auto refused = LogOnce(not_an_exercise, [](gpb::LogHomeExerciseRequest&) {}, &logged);
+  EXPECT_EQ(refused.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("exercise_id"), std::string::npos) << refused.error_message();
+  EXPECT_EQ(reads("cache"), from_cache + 4);
 
   // The clinician suspends the plan; nobody reads it through planning before the next log.
   auto clinician = Clinician();
