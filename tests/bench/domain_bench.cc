@@ -12,6 +12,7 @@
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "domain/red_flags.h"
+#include "planning_app.h"
 #include "physio/assessment/v1/assessment.pb.h"
 #include "physio/common/proto_json_parser.h"
 
@@ -74,6 +75,42 @@ void BM_GeneratePlan(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(physio::planning::GeneratePlanDraft(input, library));
 }
 BENCHMARK(BM_GeneratePlan);
+
+// A generated plan as planning caches it (serialised).
+std::string CachedPlanBytes() {
+  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const auto library = physio::planning::InterventionLibrary::Parse(buffer.str());
+  physio::planning::PlanInput input;
+  input.phase = physio::planning::Phase::kMovementControl;
+  input.start_back = physio::planning::StartBackRisk::kMedium;
+  input.red_flags = physio::planning::RedFlagLevel::kNone;
+  input.nprs = 6;
+  input.odi_percent = 32;
+  auto plan = physio::planning::PlanFromDraft(physio::planning::GeneratePlanDraft(input, library));
+  plan.set_plan_id("pln_0123456789abcdef0123456789abcdef");
+  plan.set_patient_id("pt-bench-1");
+  plan.set_assessment_id("asm_0123456789abcdef0123456789abcdef");
+  plan.set_status(physio::planning::v1::PLAN_STATUS_ACTIVE);
+  plan.mutable_create_time()->set_seconds(1'800'000'000);
+  plan.mutable_activate_time()->set_seconds(1'800'000'100);
+  return plan.SerializeAsString();
+}
+
+// A cached plan parsed, as progress does for a home log, a visit or an evaluation when the plan is
+// not parsed in memory already (its BytesMemo missed): what a memo miss costs (docs/benchmarks.md,
+// 2026-12-07 (evening)).
+void BM_ParseCachedPlan(benchmark::State& state) {
+  const std::string bytes = CachedPlanBytes();
+  for (auto _ : state) {
+    auto plan = std::make_shared<physio::planning::v1::Plan>();
+    if (!plan->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) state.SkipWithError("did not parse");
+    benchmark::DoNotOptimize(plan);
+  }
+  state.counters["plan_bytes"] = static_cast<double>(bytes.size());
+}
+BENCHMARK(BM_ParseCachedPlan);
 }  // namespace
 
 // Reading a stored assessment back (GetAssessment's parse): a record as PostgreSQL's jsonb hands
