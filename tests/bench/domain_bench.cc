@@ -1,6 +1,7 @@
 // Micro-benchmarks of the pure clinical rules (Google Benchmark): how much CPU
 // a call spends in scoring, red-flag screening, classification and plan
-// generation, next to what the serving path costs (docs/benchmarks.md).
+// generation, and in reading stored records back (an assessment's JSON, a cached
+// plan's bytes), next to what the serving path costs (docs/benchmarks.md).
 //   build/tests/domain_bench [--benchmark_min_time=0.2]
 #include <benchmark/benchmark.h>
 
