@@ -62,34 +62,34 @@ void BM_Classify(benchmark::State& state) {
 }
 BENCHMARK(BM_Classify);
 
-void BM_GeneratePlan(benchmark::State& state) {
+// The shipped intervention library, and a patient in the movement-control phase, medium risk.
+physio::planning::InterventionLibrary ShippedLibrary() {
   std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const auto library = physio::planning::InterventionLibrary::Parse(buffer.str());
+  return physio::planning::InterventionLibrary::Parse(buffer.str());
+}
+
+physio::planning::PlanInput MediumRiskInput() {
   physio::planning::PlanInput input;
   input.phase = physio::planning::Phase::kMovementControl;
   input.start_back = physio::planning::StartBackRisk::kMedium;
   input.red_flags = physio::planning::RedFlagLevel::kNone;
   input.nprs = 6;
   input.odi_percent = 32;
+  return input;
+}
+
+void BM_GeneratePlan(benchmark::State& state) {
+  const auto library = ShippedLibrary();
+  const auto input = MediumRiskInput();
   for (auto _ : state) benchmark::DoNotOptimize(physio::planning::GeneratePlanDraft(input, library));
 }
 BENCHMARK(BM_GeneratePlan);
 
 // A generated plan as planning caches it (serialised).
 std::string CachedPlanBytes() {
-  std::ifstream in(PHYSIO_SOURCE_DIR "/services/planning/library/interventions.json");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const auto library = physio::planning::InterventionLibrary::Parse(buffer.str());
-  physio::planning::PlanInput input;
-  input.phase = physio::planning::Phase::kMovementControl;
-  input.start_back = physio::planning::StartBackRisk::kMedium;
-  input.red_flags = physio::planning::RedFlagLevel::kNone;
-  input.nprs = 6;
-  input.odi_percent = 32;
-  auto plan = physio::planning::PlanFromDraft(physio::planning::GeneratePlanDraft(input, library));
+  auto plan = physio::planning::PlanFromDraft(physio::planning::GeneratePlanDraft(MediumRiskInput(), ShippedLibrary()));
   plan.set_plan_id("pln_0123456789abcdef0123456789abcdef");
   plan.set_patient_id("pt-bench-1");
   plan.set_assessment_id("asm_0123456789abcdef0123456789abcdef");
