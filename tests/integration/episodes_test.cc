@@ -813,8 +813,8 @@ TEST_F(Episodes, AHomeLogReadsThePlanPlanningCachedAndSeesEachChangeAtOnce) {
   EXPECT_EQ(count("planning", "GetActivePlan"), asked) << "planning was asked for a plan it had cached";
   EXPECT_EQ(count("progress", "LogHomeExercise"), 3) << "each log is audited by the service that answers it";
   EXPECT_EQ(reads("cache"), from_cache + 3) << "the metric shows where plan reads were answered";
-  // What a log checks against the plan is read from the cached copy too (its facts scanned from
-  // the bytes): an item of the plan that is not an exercise is refused, naming the field.
+  // What a log checks against the plan comes from the cached copy too: an item of the plan that
+  // is not an exercise is refused, naming the field.
   std::string not_an_exercise;
   for (const auto& item : plan.items()) {
     if (item.kind() != ppb::PLAN_ITEM_KIND_EXERCISE) not_an_exercise = item.item_id();
