@@ -327,7 +327,7 @@ TEST_F(Http, MetricsInThePrometheusFormat) {
 
 TEST_F(Http, AfterABurstOfCallsTheFreeHeapIsHandedBackOnceNotOnEveryQuietInterval) {
   auto metrics = Client(cluster_->assessment_metrics_port());
-  const auto trims = [this] {
+  const auto trims = [] {
     const auto value = ScrapeMetric(cluster_->assessment_metrics_port(), "physio_memory_trims_total");
     if (!value) ADD_FAILURE() << "no physio_memory_trims_total";
     return value.value_or(-1.0);
