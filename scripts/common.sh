@@ -98,9 +98,8 @@ configure_sanitize_build() {
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
   command -v ss >/dev/null 2>&1 || return 1
-  local states="exclude time-wait" low high
-  read -r low high < <(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768 60999")
-  if [ "$1" -ge "$low" ] && [ "$1" -le "$high" ] && ! port_reserved "$1"; then states=""; fi
+  local states="exclude time-wait"
+  if ephemeral_unreserved "$1"; then states=""; fi
   # shellcheck disable=SC2086
   [ -n "$(ss -Htan $states "( sport = :$1 )" 2>/dev/null)" ]
 }
@@ -113,11 +112,11 @@ port_in_use() {
 # about once in tens of starts). Prints what it reserved, or why it could not (not root; a
 # container whose /proc/sys is read-only), and never fails.
 reserve_ephemeral_ports() {
-  local file=/proc/sys/net/ipv4/ip_local_reserved_ports range low high port wanted=()
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports range low port wanted=()
   range="$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)" || return 0
-  read -r low high <<<"$range"
+  read -r low _ <<<"$range"
   for port in "$@"; do
-    if [ "$port" -ge "$low" ] && [ "$port" -le "$high" ] && ! port_reserved "$port"; then wanted+=("$port"); fi
+    if ephemeral_unreserved "$port"; then wanted+=("$port"); fi
   done
   [ "${#wanted[@]}" -gt 0 ] || return 0
   local current joined
@@ -130,6 +129,14 @@ reserve_ephemeral_ports() {
       "(not root, or /proc/sys read-only); a start can then fail with 'cannot listen on': run it again" \
       "or choose ports below $low (PHYSIO_*_PORT)"
   fi
+}
+
+# Whether the kernel may hand PORT to an outgoing connection as its own: it lies in the ephemeral
+# range (net.ipv4.ip_local_port_range) and is not reserved from it.
+ephemeral_unreserved() {
+  local low high
+  read -r low high < <(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo "32768 60999")
+  [ "$1" -ge "$low" ] && [ "$1" -le "$high" ] && ! port_reserved "$1"
 }
 
 # Whether PORT is in net.ipv4.ip_local_reserved_ports (a list like "8080,50051-50053").
