@@ -535,8 +535,10 @@ class InputSweep : public ClinicalFixture {
     httplib::Client fhir_client("127.0.0.1", cluster_->assessment_http_port());
     const httplib::Headers bearer = {{"Authorization", "Bearer " + staff_token_}};
     for (const std::string type : {"Observation", "QuestionnaireResponse", "CarePlan", "Flag", "Encounter", "Consent"}) {
-      // A 504 says "retry" (its deadline passed: seen under the sanitizers, on a slow hour, with ~300
-      // records to page through); a client retries it, so does this one, twice.
+      // A 504 says "retry" (its deadline passed); a client retries it, so does this one, twice. Under
+      // the sanitizers, on a slow hour, mapping ~300 assessments took longer than the one store budget
+      // all of a search's reads shared, and all three tries failed; each read now has its own
+      // (AFhirSearchGivesEachPageItsOwnStoreBudget).
       const std::string search = "/fhir/R4/" + type + "?patient=" + patient + "&_count=100";
       auto answer = fhir_client.Get(search.c_str(), bearer);
       for (int retry = 0; retry < 2 && answer && answer->status == 504; ++retry) answer = fhir_client.Get(search.c_str(), bearer);

@@ -297,8 +297,14 @@ class FakeAssessmentRecords final
     if (found == state.assessments.end()) return std::nullopt;
     return found->second.assessment;
   }
+  // Each ListForPatient's deadline, and what it does first (a test's slow store).
+  std::vector<Clock::time_point> list_deadlines;
+  std::function<void()> before_list;
   assessment::AssessmentPage ListForPatient(const std::string& tenant, const std::string& patient_id,
-                                            const KeysetPosition& after, int page_size, Clock::time_point) override {
+                                            const KeysetPosition& after, int page_size,
+                                            Clock::time_point deadline) override {
+    list_deadlines.push_back(deadline);
+    if (before_list) before_list();
     // Newest first; the position's created_at is the fake's store order.
     std::vector<std::pair<long, const assessment::v1::Assessment*>> matching;
     for (const auto& [key, stored] : state.assessments) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <thread>
 
 #include "assessment_app.h"
 #include "fhir_audit.h"
@@ -299,6 +300,39 @@ TEST_F(AssessmentWorkflow, AnAuditorOfSomeClinicsReadsOnlyTheirPatientsRecords) 
   EXPECT_EQ(trail.last_filter.from_time, "1969-12-31T23:59:55Z");
   request.mutable_query()->mutable_from_time()->set_seconds(-62135596801);
   EXPECT_EQ(CodeOf([&] { with_trail.ListAuditEvents(office, request, audit); }), ErrorCode::kInvalidArgument);
+}
+
+// A search reads the patient's assessments a page at a time and maps each page to FHIR between the
+// reads; every read gets the store's budget from when it starts, so a slow page (or a slow mapping,
+// under the sanitizers) leaves the next read its time (a CI run failed so: "deadline exceeded before
+// anything was sent" after three pages).
+TEST_F(AssessmentWorkflow, AFhirSearchGivesEachPageItsOwnStoreBudget) {
+  for (int i = 0; i < 250; ++i) {
+    apb::Assessment stored;
+    stored.set_assessment_id("asm_" + std::to_string(1000 + i));
+    stored.set_patient_id("pt-1");
+    stored.mutable_create_time()->set_seconds(1'796'000'000 + i);
+    auto* score = stored.add_scores();
+    score->set_instrument(cpb::INSTRUMENT_NPRS);
+    score->set_score(i % 11);
+    records.state.assessments[{"t-1", stored.assessment_id()}] = {stored, 1};
+    records.state.order[{"t-1", stored.assessment_id()}] = i + 1;
+  }
+  records.before_list = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+  CallContext caller = CallerAs(Role::kClinician);
+  caller.deadline = Clock::now() + std::chrono::seconds(60);
+  apb::SearchFhirRequest search;
+  search.set_resource_type("Observation");
+  search.set_patient_id("pt-1");
+  search.set_count(100);
+  const auto page = app.SearchFhir(caller, search, audit);
+  ASSERT_EQ(page.resources_json_size(), 100);
+  EXPECT_EQ(nlohmann::json::parse(page.resources_json(0))["id"], "asm-1249.obs-nprs");  // newest first
+  EXPECT_FALSE(page.next_cursor().empty());
+  ASSERT_EQ(records.list_deadlines.size(), 3u);  // pages of 100, 100 and 50
+  EXPECT_GE(records.list_deadlines[1] - records.list_deadlines[0], std::chrono::milliseconds(30));
+  EXPECT_GE(records.list_deadlines[2] - records.list_deadlines[1], std::chrono::milliseconds(30));
+  EXPECT_EQ(audit.patient_id, "pt-1");
 }
 
 TEST(FhirAudit, RecordsBecomeBalpAuditEvents) {
