@@ -82,7 +82,7 @@ std::vector<json> AssessmentRestResources(const v1::Assessment& a, const std::st
   const auto& judged = a.clinician_red_flag_judgement();
   const bool judged_later = a.has_clinician_red_flag_judgement() && judged.has_decide_time() &&
                             judged.decide_time().seconds() > a.create_time().seconds();
-  return FhirRestResources(json::parse(AssessmentToFhirBundle(a, identifier_system)),
+  return FhirRestResources(AssessmentFhirBundle(a, identifier_system),
                            TimeUtil::ToString(judged_later ? judged.decide_time() : a.create_time()));
 }
 
@@ -118,13 +118,20 @@ json ConsentToFhir(const v1::ConsentRecord& record, const std::string& identifie
 }
 
 std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& identifier_system) {
+  return AssessmentFhirBundle(a, identifier_system).dump();
+}
+
+json AssessmentFhirBundle(const v1::Assessment& a, const std::string& identifier_system) {
   using google::protobuf::util::TimeUtil;
   const std::string when = TimeUtil::ToString(a.create_time());
   const json subject = FhirPatientReference(a.patient_id(), identifier_system);
   const json survey = json::array({FhirConcept("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey")});
   json entries = json::array();
   auto add = [&](const std::string& full_url, json resource) {
-    entries.push_back({{"fullUrl", full_url}, {"resource", std::move(resource)}});
+    json entry = json::object();
+    entry["fullUrl"] = full_url;
+    entry["resource"] = std::move(resource);
+    entries.push_back(std::move(entry));
   };
 
   for (const auto& score : a.scores()) {
@@ -150,7 +157,7 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
                        {"status", "completed"},
                        {"subject", subject},
                        {"authored", when},
-                       {"item", items}});
+                       {"item", std::move(items)}});
 
     json observation = {{"resourceType", "Observation"},
                         {"id", fhir_id + ".obs-" + codes.code},
@@ -177,8 +184,8 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
     for (const auto& flag : score.flags()) {
       components.push_back({{"code", Local("finding", "finding")}, {"valueCodeableConcept", Local(flag, flag)}});
     }
-    if (!components.empty()) observation["component"] = components;
-    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/" + codes.code), observation);
+    if (!components.empty()) observation["component"] = std::move(components);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/" + codes.code), std::move(observation));
   }
 
   // The red-flag screen: the computed action, each condition's concern, and the clinician's judgement.
@@ -204,8 +211,8 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
       components.push_back({{"code", Local("red-flag-clinician-judgement", "clinician judgement")},
                             {"valueCodeableConcept", Local(judged, judged)}});
     }
-    if (!components.empty()) observation["component"] = components;
-    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/red-flags"), observation);
+    if (!components.empty()) observation["component"] = std::move(components);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/red-flags"), std::move(observation));
   }
 
   // Classification.
@@ -234,16 +241,16 @@ std::string AssessmentToFhirBundle(const v1::Assessment& a, const std::string& i
                         {"subject", subject},
                         {"effectiveDateTime", when},
                         {"valueCodeableConcept", Local(subgroup, subgroup)}};
-    if (!components.empty()) observation["component"] = components;
-    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/classification"), observation);
+    if (!components.empty()) observation["component"] = std::move(components);
+    add(FhirUrnUuid(a.assessment_id() + "/" + "obs/classification"), std::move(observation));
   }
 
   json bundle = {{"resourceType", "Bundle"},
                  {"id", a.assessment_id()},
                  {"type", "collection"},
                  {"timestamp", when},
-                 {"entry", entries}};
-  return bundle.dump();
+                 {"entry", std::move(entries)}};
+  return bundle;
 }
 
 }  // namespace physio::assessment

@@ -40,6 +40,8 @@ std::vector<nlohmann::json> AssessmentRestResources(const v1::Assessment& assess
                                                     const std::string& identifier_system);
 
 // Patients are referenced as Patient/<id>, with an identifier {system: identifier_system, value: id}.
+nlohmann::json AssessmentFhirBundle(const v1::Assessment& assessment, const std::string& identifier_system);
+// The same bundle as JSON text.
 std::string AssessmentToFhirBundle(const v1::Assessment& assessment, const std::string& identifier_system);
 
 }  // namespace physio::assessment

@@ -50,10 +50,12 @@ json MeasureFor(cpb::Instrument instrument) {
 std::vector<json> PlanRestResources(const v1::Plan& plan) {
   using google::protobuf::util::TimeUtil;
   const auto& changed = plan.has_update_time() ? plan.update_time() : plan.create_time();
-  return FhirRestResources(json::parse(PlanToFhirBundle(plan)), TimeUtil::ToString(changed));
+  return FhirRestResources(PlanFhirBundle(plan), TimeUtil::ToString(changed));
 }
 
-std::string PlanToFhirBundle(const v1::Plan& plan) {
+std::string PlanToFhirBundle(const v1::Plan& plan) { return PlanFhirBundle(plan).dump(); }
+
+json PlanFhirBundle(const v1::Plan& plan) {
   using google::protobuf::util::TimeUtil;
   const std::string seed = plan.plan_id() + "/r" + std::to_string(plan.revision());
   const json subject = {{"reference", "Patient/" + plan.patient_id()}};
@@ -121,11 +123,12 @@ std::string PlanToFhirBundle(const v1::Plan& plan) {
                    {"activity", activities}};
   if (plan.has_create_time()) careplan["created"] = TimeUtil::ToString(plan.create_time());
   if (!goal_refs.empty()) careplan["goal"] = goal_refs;
-  entries.insert(entries.begin(), json::object({{"fullUrl", FhirUrnUuid(seed + "/careplan")}, {"resource", careplan}}));
+  entries.insert(entries.begin(),
+                 json::object({{"fullUrl", FhirUrnUuid(seed + "/careplan")}, {"resource", std::move(careplan)}}));
 
-  json bundle = {{"resourceType", "Bundle"}, {"id", plan.plan_id()}, {"type", "collection"}, {"entry", entries}};
+  json bundle = {{"resourceType", "Bundle"}, {"id", plan.plan_id()}, {"type", "collection"}, {"entry", std::move(entries)}};
   if (plan.has_update_time()) bundle["timestamp"] = TimeUtil::ToString(plan.update_time());
-  return bundle.dump();
+  return bundle;
 }
 
 }  // namespace physio::planning

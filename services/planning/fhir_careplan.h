@@ -13,6 +13,8 @@
 
 namespace physio::planning {
 
+nlohmann::json PlanFhirBundle(const v1::Plan& plan);
+// The same bundle as JSON text.
 std::string PlanToFhirBundle(const v1::Plan& plan);
 // The plan's CarePlan and Goals in their REST form (ids, meta.lastUpdated: the plan's last change).
 std::vector<nlohmann::json> PlanRestResources(const v1::Plan& plan);

@@ -31,17 +31,17 @@ std::vector<json> ProgressRestResources(const std::string& patient_id, const std
                                        const std::vector<v1::OutcomeMeasure>& measures,
                                        const std::vector<v1::Alert>& alerts, const std::string& identifier_system) {
   std::vector<json> resources;
-  auto add = [&](const std::string& bundle, const google::protobuf::Timestamp& changed) {
-    for (auto& resource : FhirRestResources(json::parse(bundle), TimeUtil::ToString(changed))) {
+  auto add = [&](json bundle, const google::protobuf::Timestamp& changed) {
+    for (auto& resource : FhirRestResources(std::move(bundle), TimeUtil::ToString(changed))) {
       resources.push_back(std::move(resource));
     }
   };
-  for (const auto& visit : visits) add(ProgressToFhirBundle(patient_id, {visit}, {}, {}, identifier_system), visit.visit_time());
+  for (const auto& visit : visits) add(ProgressFhirBundle(patient_id, {visit}, {}, {}, identifier_system), visit.visit_time());
   for (const auto& measure : measures) {
-    add(ProgressToFhirBundle(patient_id, {}, {measure}, {}, identifier_system), measure.measure_time());
+    add(ProgressFhirBundle(patient_id, {}, {measure}, {}, identifier_system), measure.measure_time());
   }
   for (const auto& alert : alerts) {
-    add(ProgressToFhirBundle(patient_id, {}, {}, {alert}, identifier_system),
+    add(ProgressFhirBundle(patient_id, {}, {}, {alert}, identifier_system),
         alert.has_last_raise_time() ? alert.last_raise_time() : alert.create_time());
   }
   return resources;
@@ -50,6 +50,12 @@ std::vector<json> ProgressRestResources(const std::string& patient_id, const std
 std::string ProgressToFhirBundle(const std::string& patient_id, const std::vector<v1::Visit>& visits,
                                  const std::vector<v1::OutcomeMeasure>& measures, const std::vector<v1::Alert>& alerts,
                                  const std::string& identifier_system) {
+  return ProgressFhirBundle(patient_id, visits, measures, alerts, identifier_system).dump();
+}
+
+json ProgressFhirBundle(const std::string& patient_id, const std::vector<v1::Visit>& visits,
+                        const std::vector<v1::OutcomeMeasure>& measures, const std::vector<v1::Alert>& alerts,
+                        const std::string& identifier_system) {
   const json subject = assessment::FhirPatientReference(patient_id, identifier_system);
   json entries = json::array();
   auto add = [&](const std::string& full_url, json resource) {
@@ -121,8 +127,7 @@ std::string ProgressToFhirBundle(const std::string& patient_id, const std::vecto
          {"period", {{"start", TimeUtil::ToString(alert.create_time())}}}});
   }
 
-  json bundle = {{"resourceType", "Bundle"}, {"type", "collection"}, {"entry", entries}};
-  return bundle.dump();
+  return {{"resourceType", "Bundle"}, {"type", "collection"}, {"entry", std::move(entries)}};
 }
 
 }  // namespace physio::progress

@@ -12,6 +12,10 @@
 
 namespace physio::progress {
 
+nlohmann::json ProgressFhirBundle(const std::string& patient_id, const std::vector<v1::Visit>& visits,
+                                  const std::vector<v1::OutcomeMeasure>& measures, const std::vector<v1::Alert>& alerts,
+                                  const std::string& identifier_system);
+// The same bundle as JSON text.
 std::string ProgressToFhirBundle(const std::string& patient_id, const std::vector<v1::Visit>& visits,
                                  const std::vector<v1::OutcomeMeasure>& measures, const std::vector<v1::Alert>& alerts,
                                  const std::string& identifier_system);

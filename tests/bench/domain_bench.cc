@@ -13,8 +13,10 @@
 #include "domain/library.h"
 #include "domain/plan_rules.h"
 #include "domain/red_flags.h"
+#include "fhir_export.h"
 #include "planning_app.h"
 #include "physio/assessment/v1/assessment.pb.h"
+#include "physio/common/fhir_search.h"
 #include "physio/common/proto_json_parser.h"
 
 namespace {
@@ -140,5 +142,49 @@ void BM_ParseStoredAssessment(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ParseStoredAssessment);
+
+// The first page (100) of a FHIR search of one patient's Observations (GET /fhir/R4/Observation?
+// patient=...), from the patient's `state.range(0)` stored assessments (each the NPRS and the
+// Oswestry, screened and classified, as BM_ParseStoredAssessment's): every assessment mapped to its
+// REST resources, then filtered, ordered and paged (SearchFhir in fhir_use_cases.cc).
+void BM_FhirSearchOfAPatient(benchmark::State& state) {
+  namespace apb = physio::assessment::v1;
+  std::vector<apb::Assessment> assessments(static_cast<std::size_t>(state.range(0)));
+  for (std::size_t i = 0; i < assessments.size(); ++i) {
+    auto& a = assessments[i];
+    a.set_assessment_id("asm_" + std::to_string(100000 + i));
+    a.set_patient_id("pt-bench");
+    a.mutable_create_time()->set_seconds(1'796'000'000 + static_cast<std::int64_t>(i) * 60);
+    for (const auto& [instrument, score] : {std::pair{physio::common::v1::INSTRUMENT_NPRS, 6.0},
+                                            std::pair{physio::common::v1::INSTRUMENT_ODI, 40.0}}) {
+      auto* scored = a.add_scores();
+      scored->set_instrument(instrument);
+      scored->set_score(score);
+      scored->set_band(instrument == physio::common::v1::INSTRUMENT_ODI ? "moderate" : "");
+    }
+    for (const auto& answer : OdiAnswers()) {
+      auto* given = a.add_answers();
+      given->set_instrument(physio::common::v1::INSTRUMENT_ODI);
+      given->set_item_id(answer.item_id);
+      given->set_value(answer.value);
+    }
+    a.mutable_red_flags()->set_action(apb::RED_FLAG_ACTION_NONE);
+    a.mutable_classification()->set_phase(physio::common::v1::PHASE_MOVEMENT_CONTROL);
+  }
+  const auto prepared = physio::PrepareFhirSearch("Observation", {"QuestionnaireResponse", "Observation", "Consent"}, "",
+                                                  {}, true, 100);
+  for (auto _ : state) {
+    std::vector<nlohmann::json> candidates;
+    for (const auto& assessment : assessments) {
+      for (auto& resource : physio::assessment::AssessmentRestResources(assessment, "urn:bench:patient")) {
+        candidates.push_back(std::move(resource));
+      }
+    }
+    auto page = prepared.search.Select(std::move(candidates), prepared.count, "", "bench|pt-bench");
+    if (page.resources.size() != 100) state.SkipWithError("not a full page");
+    benchmark::DoNotOptimize(page);
+  }
+}
+BENCHMARK(BM_FhirSearchOfAPatient)->Arg(300)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

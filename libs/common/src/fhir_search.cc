@@ -274,11 +274,12 @@ std::string RecordIdOfFhirId(const std::string& fhir_id) {
   return record;
 }
 
-std::vector<json> FhirRestResources(const json& collection_bundle, const std::string& last_updated) {
-  std::map<std::string, std::string> references;  // fullUrl -> Type/id
+std::vector<json> FhirRestResources(json collection_bundle, const std::string& last_updated) {
+  std::map<std::string, std::string, std::less<>> references;  // fullUrl -> Type/id
   std::vector<json> resources;
-  if (!collection_bundle.contains("entry")) return resources;
-  for (const auto& entry : collection_bundle["entry"]) {
+  const auto entries = collection_bundle.find("entry");
+  if (entries == collection_bundle.end() || !entries->is_array()) return resources;
+  for (const auto& entry : *entries) {
     const json& resource = entry["resource"];
     if (resource.contains("id") && entry.contains("fullUrl")) {
       references[entry["fullUrl"].get<std::string>()] =
@@ -289,8 +290,10 @@ std::vector<json> FhirRestResources(const json& collection_bundle, const std::st
     if (node.is_object()) {
       for (auto& [key, value] : node.items()) {
         if (key == "reference" && value.is_string()) {
-          if (auto found = references.find(value.get<std::string>()); found != references.end()) value = found->second;
-        } else {
+          if (auto found = references.find(value.get_ref<const std::string&>()); found != references.end()) {
+            value = found->second;
+          }
+        } else if (value.is_structured()) {
           rewrite(value);
         }
       }
@@ -298,9 +301,11 @@ std::vector<json> FhirRestResources(const json& collection_bundle, const std::st
       for (auto& element : node) rewrite(element);
     }
   };
-  for (const auto& entry : collection_bundle["entry"]) {
-    json resource = entry["resource"];
-    if (!resource.contains("id")) continue;  // only what has a stable id can be read back
+  resources.reserve(entries->size());
+  for (auto& entry : *entries) {
+    const auto found = entry.find("resource");
+    if (found == entry.end() || !found->contains("id")) continue;  // only what has a stable id can be read back
+    json resource = std::move(*found);
     rewrite(resource);
     if (!resource.contains("meta") || !resource["meta"].contains("lastUpdated")) {
       resource["meta"]["lastUpdated"] = last_updated;

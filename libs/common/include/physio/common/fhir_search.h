@@ -34,7 +34,7 @@ bool IsFhirId(const std::string& id);
 // The resources of a collection Bundle (our exports) in their REST form: each keeps the id its
 // mapper gave it, gets meta.lastUpdated = `last_updated` (an RFC 3339 instant) unless it has one,
 // and every reference to another entry's fullUrl (urn:uuid:...) becomes "<Type>/<id>".
-std::vector<nlohmann::json> FhirRestResources(const nlohmann::json& collection_bundle, const std::string& last_updated);
+std::vector<nlohmann::json> FhirRestResources(nlohmann::json collection_bundle, const std::string& last_updated);
 
 // A point or range of time as FHIR writes dates (YYYY, YYYY-MM, YYYY-MM-DD, or a dateTime with
 // a zone): [begin, end) in microseconds since the epoch, UTC. nullopt when malformed.
