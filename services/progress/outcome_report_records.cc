@@ -155,15 +155,42 @@ std::vector<PatientToRefresh> PgOutcomeReports::ChangedByPlanning(std::chrono::s
        {std::to_string(limit), std::to_string(seconds)}}));
 }
 
+const char* StaleFiguresSql() {
+  return "SELECT tenant_id, patient_id FROM progress.episode_progress WHERE episode_open"
+         " AND computed_at < now() - make_interval(secs => $1::int) ORDER BY computed_at LIMIT $2";
+}
+
 std::vector<PatientToRefresh> PgOutcomeReports::StaleOpen(std::chrono::seconds age, int limit,
-                                                          Clock::time_point deadline) {
-  return Patients(QueryOnce(
-      pool_, deadline,
-      {"SELECT e.tenant_id, e.patient_id FROM planning.episodes e LEFT JOIN progress.episode_progress p"
-       " ON p.tenant_id = e.tenant_id AND p.plan_id = e.plan_id WHERE e.ended_at IS NULL"
-       " AND (p.computed_at IS NULL OR p.computed_at < now() - make_interval(secs => $1::int))"
-       " ORDER BY p.computed_at NULLS FIRST LIMIT $2",
-       {std::to_string(age.count()), std::to_string(limit)}}));
+                                                          bool never_computed, Clock::time_point deadline) {
+  const std::string seconds = std::to_string(age.count());
+  // First the due figures whose episode is no longer open as that plan (it ended, or a revision or a
+  // relapse gave it another plan, whose figures have a row of their own): marked, so that they leave
+  // the index the walk reads. Bounded (a backlog, from before migration 0009, drains over passes);
+  // rows another replica holds are skipped, never waited for.
+  WithTransaction(pool_, deadline, [&](PgConnection& conn) {
+    conn.Exec("SET LOCAL synchronous_commit = off");  // derived, as the figures are (Refreshed)
+    conn.Exec(
+        "UPDATE progress.episode_progress p SET episode_open = false WHERE (p.tenant_id, p.plan_id) IN ("
+        " SELECT q.tenant_id, q.plan_id FROM progress.episode_progress q WHERE q.episode_open"
+        " AND q.computed_at < now() - make_interval(secs => $1::int) AND NOT EXISTS (SELECT 1 FROM planning.episodes e"
+        " WHERE e.tenant_id = q.tenant_id AND e.plan_id = q.plan_id AND e.ended_at IS NULL)"
+        " ORDER BY q.computed_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        {seconds, std::to_string(std::max(limit, 1) * 5)});
+  });
+  auto patients = Patients(QueryOnce(pool_, deadline, {StaleFiguresSql(), {seconds, std::to_string(limit)}}));
+  if (never_computed) {
+    // Open episodes with no open figures of their plan: a change the refresher never saw (it was
+    // down for longer than the planning changes' hour). Every open episode is looked at, so this
+    // runs rarely (EpisodeRefresherSettings::never_computed_every).
+    auto missing = Patients(QueryOnce(
+        pool_, deadline,
+        {"SELECT e.tenant_id, e.patient_id FROM planning.episodes e WHERE e.ended_at IS NULL AND NOT EXISTS"
+         " (SELECT 1 FROM progress.episode_progress p WHERE p.tenant_id = e.tenant_id AND p.plan_id = e.plan_id"
+         " AND p.episode_open) LIMIT $1",
+         {std::to_string(limit)}}));
+    for (auto& patient : missing) patients.push_back(std::move(patient));
+  }
+  return patients;
 }
 
 const char* EpisodeOfPatientSql() {
@@ -202,16 +229,16 @@ void PgOutcomeReports::Refreshed(const PatientToRefresh& patient, const EpisodeO
       conn.Exec(
           "INSERT INTO progress.episode_progress (tenant_id, plan_id, patient_id, latest_pain, pain_judged, pain_improved,"
           " latest_odi, latest_rmdq, disability_judged, disability_improved, adherence_percent, course_status,"
-          " red_flag_alerts, computed_at) VALUES ($1, $2, $3, $4::float8, $5::boolean, $6::boolean, $7::float8,"
+          " red_flag_alerts, computed_at, episode_open) VALUES ($1, $2, $3, $4::float8, $5::boolean, $6::boolean, $7::float8,"
           " $8::float8, $9::boolean, $10::boolean, $11::float8, $12, (SELECT count(*) FROM progress.alerts a"
           " WHERE a.tenant_id = $1 AND a.patient_id = $3 AND a.kind IN ('ALERT_KIND_RED_FLAG', 'ALERT_KIND_SAFETY_NET')"
           " AND a.created_at >= to_timestamp($13) AND ($14::bigint IS NULL OR a.created_at <= to_timestamp($14))),"
-          " clock_timestamp()) ON CONFLICT (tenant_id, plan_id) DO UPDATE SET latest_pain = EXCLUDED.latest_pain,"
+          " clock_timestamp(), $14::bigint IS NULL) ON CONFLICT (tenant_id, plan_id) DO UPDATE SET latest_pain = EXCLUDED.latest_pain,"
           " pain_judged = EXCLUDED.pain_judged, pain_improved = EXCLUDED.pain_improved, latest_odi = EXCLUDED.latest_odi,"
           " latest_rmdq = EXCLUDED.latest_rmdq, disability_judged = EXCLUDED.disability_judged,"
           " disability_improved = EXCLUDED.disability_improved, adherence_percent = EXCLUDED.adherence_percent,"
           " course_status = EXCLUDED.course_status, red_flag_alerts = EXCLUDED.red_flag_alerts,"
-          " computed_at = EXCLUDED.computed_at",
+          " computed_at = EXCLUDED.computed_at, episode_open = EXCLUDED.episode_open",
           {patient.tenant, episode->plan_id, patient.patient_id, number(figures->latest_pain),
            flag(figures->pain_judged), flag(figures->pain_improved), number(figures->latest_odi),
            number(figures->latest_rmdq), flag(figures->disability_judged), flag(figures->disability_improved),
@@ -279,7 +306,8 @@ int EpisodeRefresher::Pass() {
     if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
   }
   if (periodic) {
-    auto stale = store_.StaleOpen(settings_.stale_after, settings_.batch, deadline);
+    const bool never_computed = periodic_passes_++ % settings_.never_computed_every == 0;
+    auto stale = store_.StaleOpen(settings_.stale_after, settings_.batch, never_computed, deadline);
     more_waiting |= stale.size() >= batch;
     for (auto& patient : stale) {
       if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));

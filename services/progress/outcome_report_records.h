@@ -54,6 +54,9 @@ class OutcomeReportStore {
 
 // The statement EpisodeOf runs ($1 tenant, $2 patient): planning's episodes_by_patient serves it.
 const char* EpisodeOfPatientSql();
+// The figures due for their daily recompute ($1 seconds of age, $2 rows), oldest first: those of
+// open episodes only (episode_progress_open_due).
+const char* StaleFiguresSql();
 
 // A patient to refresh, and the last of their change rows taken (empty: not from a change row).
 struct PatientToRefresh {
@@ -75,8 +78,11 @@ class PgOutcomeReports final : public OutcomeReportStore {
   std::vector<PatientToRefresh> ChangedByPlanning(std::chrono::seconds look_back, int limit,
                                                   Clock::time_point deadline);
   // Patients with an open episode whose figures are older than `age` (adherence and the expected
-  // course move with time), or were never computed.
-  std::vector<PatientToRefresh> StaleOpen(std::chrono::seconds age, int limit, Clock::time_point deadline);
+  // course move with time), oldest first; with `never_computed`, also (up to `limit` more) those
+  // whose open episode has no figures of its plan. Marks the due figures of episodes no longer open
+  // as that plan first (episode_open), so the walk costs what is due, not what is open.
+  std::vector<PatientToRefresh> StaleOpen(std::chrono::seconds age, int limit, bool never_computed,
+                                          Clock::time_point deadline);
   std::optional<EpisodeOfPatient> EpisodeOf(const std::string& tenant, const std::string& patient_id,
                                             Clock::time_point deadline) override;
   // In one commit: the figures of the episode's plan (with the red-flag alerts raised during the
@@ -94,6 +100,9 @@ struct EpisodeRefresherSettings {
   std::chrono::seconds stale_after{24 * 3600};  // open episodes' figures are recomputed this often
   int batch = 200;
   int stale_every_passes = 60;  // the stale episodes are looked for on every this many passes
+  // ... and the open episodes never computed on every this many of those (the first included):
+  // that look walks every open episode.
+  int never_computed_every = 60;
 };
 
 // Keeps every episode's figures up to date, on a thread of its own: each pass refreshes the
@@ -124,6 +133,7 @@ class EpisodeRefresher {
   EvaluationPolicy policy_;
   EpisodeRefresherSettings settings_;
   long passes_ = 0;
+  long periodic_passes_ = 0;
   PlanningChangeWindow planning_window_;
   // Since construction until the first pass catches up.
   std::shared_ptr<std::atomic<Clock::rep>> caught_up_ =

@@ -35,7 +35,12 @@ inline const std::vector<ConcurrentIndex> kProgressIndexes = {
     // Migration 0001's and 0002's: the history indexes above serve every query they served.
     {"visits_by_patient", "visits", "", true},
     {"home_exercise_logs_by_patient", "home_exercise_logs", "", true},
-    {"outcome_measures_by_patient", "outcome_measures", "", true}};
+    {"outcome_measures_by_patient", "outcome_measures", "", true},
+    // The figures due for their daily recompute (StaleFiguresSql), oldest first, of open episodes
+    // only (migration 0009): the walk costs what is due, not what is open.
+    {"episode_progress_open_due", "episode_progress", "(computed_at) WHERE episode_open"},
+    // Migration 0008's, which that one replaces.
+    {"episode_progress_computed", "episode_progress", "", true}};
 
 // The statement that reads a bounded window of one kind of a patient's history ($1 tenant,
 // $2 patient, $3 days, $4 rows), newest rows kept, returned oldest first.
