@@ -304,8 +304,8 @@ TEST_F(AssessmentWorkflow, AnAuditorOfSomeClinicsReadsOnlyTheirPatientsRecords) 
 
 // A search reads the patient's assessments a page at a time and maps each page to FHIR between the
 // reads; every read gets the store's budget from when it starts, so a slow page (or a slow mapping,
-// under the sanitizers) leaves the next read its time (a CI run failed so: "deadline exceeded before
-// anything was sent" after three pages).
+// under the sanitizers) leaves the next read its time (a CI run under the sanitizers failed so: a
+// later read refused with "deadline exceeded before anything was sent").
 TEST_F(AssessmentWorkflow, AFhirSearchGivesEachPageItsOwnStoreBudget) {
   for (int i = 0; i < 250; ++i) {
     apb::Assessment stored;
