@@ -299,14 +299,15 @@ int EpisodeRefresher::Pass() {
   for (const auto& patient : patients) seen.insert({patient.tenant, patient.patient_id});
   // Once a minute or so, not every pass: the whole hour of plan changes, and the walk over the open
   // episodes for stale figures.
-  const bool periodic = passes_++ % settings_.stale_every_passes == 0;
+  const long pass = passes_++;
+  const bool periodic = pass % settings_.stale_every_passes == 0;
   auto by_planning = store_.ChangedByPlanning(planning_window_.For(began, periodic), settings_.batch, deadline);
   more_waiting |= by_planning.size() >= batch;
   for (auto& patient : by_planning) {
     if (seen.insert({patient.tenant, patient.patient_id}).second) patients.push_back(std::move(patient));
   }
   if (periodic) {
-    const bool never_computed = periodic_passes_++ % settings_.never_computed_every == 0;
+    const bool never_computed = pass / settings_.stale_every_passes % settings_.never_computed_every == 0;
     auto stale = store_.StaleOpen(settings_.stale_after, settings_.batch, never_computed, deadline);
     more_waiting |= stale.size() >= batch;
     for (auto& patient : stale) {

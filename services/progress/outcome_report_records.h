@@ -133,7 +133,6 @@ class EpisodeRefresher {
   EvaluationPolicy policy_;
   EpisodeRefresherSettings settings_;
   long passes_ = 0;
-  long periodic_passes_ = 0;
   PlanningChangeWindow planning_window_;
   // Since construction until the first pass catches up.
   std::shared_ptr<std::atomic<Clock::rep>> caught_up_ =
