@@ -139,17 +139,23 @@ ephemeral_unreserved() {
   [ "$1" -ge "$low" ] && [ "$1" -le "$high" ] && ! port_reserved "$1"
 }
 
-# Whether PORT is in net.ipv4.ip_local_reserved_ports (a list like "8080,50051-50053").
-port_reserved() {
+# The entries of net.ipv4.ip_local_reserved_ports (a list like "8080,50051-50053"), one "LOW HIGH"
+# line each (a single port is its own range): the one reading of that list (smoke-run.sh's
+# unreserve_ports reads it here too).
+reserved_port_ranges() {
   local entry entries
   IFS=, read -ra entries <<<"$(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null)"
   for entry in "${entries[@]}"; do
-    if [[ "$entry" == *-* ]]; then
-      [ "$1" -ge "${entry%-*}" ] && [ "$1" -le "${entry#*-}" ] && return 0
-    elif [ -n "$entry" ] && [ "$1" -eq "$entry" ]; then
-      return 0
-    fi
+    [ -z "$entry" ] || echo "${entry%-*} ${entry#*-}"
   done
+}
+
+# Whether PORT is in net.ipv4.ip_local_reserved_ports.
+port_reserved() {
+  local low high
+  while read -r low high; do
+    [ "$1" -ge "$low" ] && [ "$1" -le "$high" ] && return 0
+  done < <(reserved_port_ranges)
   return 1
 }
 

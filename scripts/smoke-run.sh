@@ -7,7 +7,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=common.sh
-source "$ROOT/scripts/common.sh"  # port_in_use, port_reserved
+source "$ROOT/scripts/common.sh"  # port_in_use, port_reserved, reserved_port_ranges
 BUILD_DIR="$(cd "${1:?usage: smoke-run.sh BUILD_DIR}" && pwd)"
 
 free_port() {  # a port nothing listens on, below the kernel's ephemeral range (32768+), so
@@ -40,15 +40,17 @@ ln -s "$ROOT/scripts" "$SECOND/scripts"
 # The ports run 1 had run.sh reserve from the ephemeral range (chosen unreserved) are given back at
 # the end, so repeated test runs do not leave the machine's reserved list growing.
 unreserve_ports() {  # ports...
-  local file=/proc/sys/net/ipv4/ip_local_reserved_ports entry entries kept=() port
-  IFS=, read -ra entries <<<"$(cat "$file" 2>/dev/null)"
-  for entry in "${entries[@]}"; do
-    local low="${entry%-*}" high="${entry#*-}"
-    for ((port = low; port <= high; port++)); do
-      [[ " $* " == *" $port "* ]] || kept+=("$port")
+  local low high port kept=()
+  keep_range() { [ "$1" -gt "$2" ] || kept+=("$1$([ "$1" -eq "$2" ] || echo "-$2")"); }  # low high
+  while read -r low high; do
+    for port in $(printf '%s\n' "$@" | sort -n); do
+      { [ "$port" -ge "$low" ] && [ "$port" -le "$high" ]; } || continue
+      keep_range "$low" $((port - 1))
+      low=$((port + 1))
     done
-  done
-  { (IFS=,; echo "${kept[*]}") >"$file"; } 2>/dev/null || true
+    keep_range "$low" "$high"
+  done < <(reserved_port_ranges)
+  { (IFS=,; echo "${kept[*]}") >/proc/sys/net/ipv4/ip_local_reserved_ports; } 2>/dev/null || true
 }
 RESERVED_BY_RUN_1=""
 cleanup() {
