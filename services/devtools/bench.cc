@@ -9,6 +9,7 @@
 // called server's (its /metrics process_cpu_seconds_total) and the whole
 // machine's (/proc/stat), so a ratio can be traced to where the cycles went.
 //   physio-bench --key=.run/keys/jwt-private.pem [--concurrency=1,8,32,128,512] [--seconds=5] [--rounds=1]
+//                [--expect-all-ok=1: exit 3 when any measured call was not OK]
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <unistd.h>
@@ -132,18 +133,25 @@ Tally Drive(int concurrency, double seconds, const std::function<grpc::Status(in
   return total;
 }
 
-// Each row's server CPU per call over its server's health check's in the same round, by
-// concurrency and row: with --rounds above 1, the medians printed at the end.
-using CpuRatios = std::map<std::pair<int, std::string>, std::vector<double>>;
+// What the rows add up to: each row's server CPU per call over its server's health check's in the
+// same round, by concurrency and row (with --rounds above 1, the medians printed at the end), and
+// how many calls of all rows were answered with anything but OK (--expect-all-ok).
+struct Results {
+  std::map<std::pair<int, std::string>, std::vector<double>> cpu_ratios;
+  long not_ok = 0;
+};
 
 // One table row; `baseline` is the same server's health-check measurement of this round (the
 // row itself for a health check, whose ratio is not recorded: 1 by definition).
-void Report(int concurrency, const std::string& name, Tally& tally, const Tally& baseline, CpuRatios& ratios) {
+void Report(int concurrency, const std::string& name, Tally& tally, const Tally& baseline, Results& results) {
   auto& l = tally.ok_ms;
   std::sort(l.begin(), l.end());
   auto pct = [&](double p) { return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<size_t>(p * l.size()))]; };
   std::ostringstream codes;
-  for (const auto& [code, count] : tally.codes) codes << (codes.tellp() > 0 ? " " : "") << code << "=" << count;
+  for (const auto& [code, count] : tally.codes) {
+    codes << (codes.tellp() > 0 ? " " : "") << code << "=" << count;
+    if (code != "OK") results.not_ok += count;
+  }
   const double rate_baseline = baseline.rate();
   std::cout << "| " << std::setw(4) << concurrency << " | " << std::left << std::setw(24) << name << std::right
             << " | " << std::fixed << std::setprecision(0) << std::setw(7) << tally.rate() << " | "
@@ -153,16 +161,16 @@ void Report(int concurrency, const std::string& name, Tally& tally, const Tally&
             << std::setw(7) << tally.PerCall(tally.machine_cpu) << " | " << codes.str() << " |\n"
             << std::flush;
   const double mine = tally.PerCallOf(tally.server_cpu), health = baseline.PerCallOf(baseline.server_cpu);
-  if (&tally != &baseline && mine > 0 && health > 0) ratios[{concurrency, name}].push_back(mine / health);
+  if (&tally != &baseline && mine > 0 && health > 0) results.cpu_ratios[{concurrency, name}].push_back(mine / health);
 }
 
 // The summary of several rounds: each row's ratio of server CPU per call to its health check's.
-void ReportCpuRatios(const CpuRatios& ratios, int rounds) {
+void ReportCpuRatios(const Results& results, int rounds) {
   std::cout << "\nServer CPU per call over the same server's health check's, " << rounds
             << " rounds (issue 33's target 1 compares the median):\n\n"
             << "| conc | rpc                      | median | lowest | highest | rounds |\n"
             << "|-----:|--------------------------|-------:|-------:|--------:|-------:|\n";
-  for (const auto& [row, values] : ratios) {
+  for (const auto& [row, values] : results.cpu_ratios) {
     std::vector<double> sorted = values;
     std::sort(sorted.begin(), sorted.end());
     const std::size_t n = sorted.size();
@@ -372,6 +380,9 @@ int main(int argc, char** argv) {
                            {"warmup", "1",
                             "calls each caller makes before each measurement, neither timed nor counted (a first call "
                             "fills the server's caches for its caller); 0: none"},
+                           {"expect-all-ok", "0",
+                            "1: exit with status 3 when any measured call (health checks included) was answered "
+                            "with anything but OK, as a check of a deployment's capacity (every caller answered)"},
                            {"metrics-port-offset", "2000",
                             "each server's metrics listener (/metrics, for its CPU) is its gRPC port plus this; 0: not read"}},
                           argc, argv);
@@ -396,6 +407,7 @@ int main(int argc, char** argv) {
     const double rate = std::stod(config.Get("rate"));
     const int warmup = std::clamp(config.GetInt("warmup"), 0, 100);
     const int rounds = std::clamp(config.GetInt("rounds"), 1, 20);
+    const bool expect_all_ok = config.GetInt("expect-all-ok") != 0;
     const int http_offset = config.GetInt("http-port-offset");
     const auto http_port = [&](const std::string& address) {
       return http_offset > 0 ? std::stoi(address.substr(address.rfind(':') + 1)) + http_offset : 0;
@@ -467,14 +479,14 @@ int main(int argc, char** argv) {
     // Every level once per round, the rounds one after another.
     std::vector<int> schedule;
     for (int round = 0; round < rounds; ++round) schedule.insert(schedule.end(), levels.begin(), levels.end());
-    CpuRatios ratios;
+    Results results;
     for (int c : schedule) {
       auto health_a = drive(c, [&](int w, long) { return assessment.Check(w); }, cpu_of(assessment));
-      Report(c, "health (assessment)", health_a, health_a, ratios);
+      Report(c, "health (assessment)", health_a, health_a, results);
       auto health_p = drive(c, [&](int w, long) { return planning.Check(w); }, cpu_of(planning));
-      Report(c, "health (planning)", health_p, health_p, ratios);
+      Report(c, "health (planning)", health_p, health_p, results);
       auto health_g = drive(c, [&](int w, long) { return progress.Check(w); }, cpu_of(progress));
-      Report(c, "health (progress)", health_g, health_g, ratios);
+      Report(c, "health (progress)", health_g, health_g, results);
 
       if (wanted("GetActivePlan")) {
         auto get_active_plan = [&](const Caller& caller) {
@@ -486,14 +498,14 @@ int main(int argc, char** argv) {
           }, cpu_of(planning));
         };
         auto minted = get_active_plan(clinician);
-        Report(c, "GetActivePlan", minted, health_p, ratios);
+        Report(c, "GetActivePlan", minted, health_p, results);
         if (http_offset > 0) {
           ConnectCaller json(clinician.token(), http_port(config.Get("planning-addr")), c);
           auto connect = drive(c, [&](int w, long) {
             return json.Call(w, "/physio.planning.v1.PlanningService/GetActivePlan",
                              "{\"patientId\":\"" + patients[w] + "\"}");
           }, cpu_of(planning));
-          Report(c, "GetActivePlan JSON", connect, health_p, ratios);
+          Report(c, "GetActivePlan JSON", connect, health_p, results);
           std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
                     << (minted.rate() > 0 ? connect.rate() / minted.rate() : 0.0)
                     << "; sent again after a kept-alive connection closed: " << json.resent() << ")  | | | | | | | | |\n";
@@ -502,7 +514,7 @@ int main(int argc, char** argv) {
           // The same calls with the other issuer's token, right after: its ratio is the comparison.
           const Caller other(compare_token);
           auto compared = get_active_plan(other);
-          Report(c, "GetActivePlan (compare)", compared, health_p, ratios);
+          Report(c, "GetActivePlan (compare)", compared, health_p, results);
         }
       }
       if (wanted("GetAssessment")) {
@@ -512,7 +524,7 @@ int main(int argc, char** argv) {
           apb::GetAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::GetAssessment, request, &response);
         }, cpu_of(assessment));
-        Report(c, "GetAssessment", tally, health_a, ratios);
+        Report(c, "GetAssessment", tally, health_a, results);
       }
       if (wanted("SubmitIntakeAnswers")) {
         auto tally = drive(c, [&](int w, long i) {
@@ -525,7 +537,7 @@ int main(int argc, char** argv) {
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::SubmitIntakeAnswers, request,
                            &response);
         }, cpu_of(assessment));
-        Report(c, "SubmitIntakeAnswers", tally, health_a, ratios);
+        Report(c, "SubmitIntakeAnswers", tally, health_a, results);
       }
       if (wanted("UpdateVisitSession")) {
         // One open visit session per caller (pain and a delivered item each call).
@@ -552,7 +564,7 @@ int main(int argc, char** argv) {
             gpb::UpdateVisitSessionResponse response;
             return clinician(progress.stub(w), &gpb::ProgressService::Stub::UpdateVisitSession, request, &response);
           }, cpu_of(progress));
-          Report(c, "UpdateVisitSession", tally, health_g, ratios);
+          Report(c, "UpdateVisitSession", tally, health_g, results);
         }
       }
       if (wanted("LogHomeExercise")) {
@@ -575,7 +587,7 @@ int main(int argc, char** argv) {
           return clinician(progress.stub(w), &gpb::ProgressService::Stub::LogHomeExercise, request, &response);
         }, cpu_of(progress));
         const auto written = Clock::now();
-        Report(c, "LogHomeExercise", tally, health_g, ratios);
+        Report(c, "LogHomeExercise", tally, health_g, results);
         ReportRefresherCatchUp(progress, written, static_cast<double>(tally.ok_ms.size()), tally.server_cpu);
         if (http_offset > 0) {
           ConnectCaller json(clinician.token(), http_port(config.Get("progress-addr")), c);
@@ -586,7 +598,7 @@ int main(int argc, char** argv) {
                                  "\"painDuring\":" + std::to_string(i % 5) + ",\"painAfter\":" + std::to_string(i % 5) + "}");
           }, cpu_of(progress));
           const auto written_json = Clock::now();
-          Report(c, "LogHomeExercise JSON", connect, health_g, ratios);
+          Report(c, "LogHomeExercise JSON", connect, health_g, results);
           ReportRefresherCatchUp(progress, written_json, static_cast<double>(connect.ok_ms.size()), connect.server_cpu);
           std::cout << "|      | (JSON over gRPC: " << std::setprecision(2)
                     << (tally.rate() > 0 ? connect.rate() / tally.rate() : 0.0)
@@ -602,7 +614,7 @@ int main(int argc, char** argv) {
           apb::CreateAssessmentResponse response;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CreateAssessment, request, &response);
         }, cpu_of(assessment));
-        Report(c, "CreateAssessment", tally, health_a, ratios);
+        Report(c, "CreateAssessment", tally, health_a, results);
       }
       if (wanted("WholeIntake")) {
         // One operation = StartIntake, 3 x SubmitIntakeAnswers, CompleteIntake (5 calls).
@@ -636,10 +648,14 @@ int main(int argc, char** argv) {
           apb::CompleteIntakeResponse completed;
           return clinician(assessment.stub(w), &apb::AssessmentService::Stub::CompleteIntake, complete, &completed);
         }, cpu_of(assessment));
-        Report(c, "WholeIntake (5 calls)", tally, health_a, ratios);
+        Report(c, "WholeIntake (5 calls)", tally, health_a, results);
       }
     }
-    if (rounds > 1) ReportCpuRatios(ratios, rounds);
+    if (rounds > 1) ReportCpuRatios(results, rounds);
+    if (expect_all_ok && results.not_ok > 0) {
+      std::cerr << "physio-bench: " << results.not_ok << " measured call(s) were not answered OK (--expect-all-ok)\n";
+      return 3;
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "physio-bench: " << e.what() << "\n";
