@@ -260,7 +260,7 @@ std::vector<ConfigKey> AssessmentConfigKeys() {
   // Webhooks (docs/integration.md).
   keys.push_back({"webhook-senders", "4", "webhook sender threads of this replica (0: it queues deliveries, others send)"});
   keys.push_back({"webhook-per-subscription-in-flight", "2", "deliveries of one subscription sent at once by one replica"});
-  keys.push_back({"webhook-poll-ms", "200", "how often new events are looked for and idle senders look for due deliveries"});
+  keys.push_back({"webhook-poll-ms", "200", "how often new events are looked for, and an idle sender looks for due deliveries (the others wait to be woken)"});
   keys.push_back({"webhook-retry-base-ms", "5000", "first retry delay; doubled each failure, with up to 20% jitter"});
   keys.push_back({"webhook-retry-max-ms", "3600000", "longest delay between two retries"});
   keys.push_back({"webhook-give-up-after-s", "86400",

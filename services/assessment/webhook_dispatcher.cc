@@ -26,6 +26,7 @@ namespace {
 // The dispatcher's numbers, shared with the metrics collector (which outlives the dispatcher).
 struct DispatchStats {
   std::atomic<std::uint64_t> delivered{0}, failed_attempts{0}, gave_up{0};
+  std::atomic<std::uint64_t> claims_leased{0}, claims_empty{0};
   std::atomic<std::int64_t> pending{0}, retrying{0};
   std::atomic<double> oldest_pending_seconds{0};
 };
@@ -48,6 +49,11 @@ WebhookDispatcher::WebhookDispatcher(PgWebhookRecords& records, WebhookDispatchS
                 {{R"({outcome="delivered"})", static_cast<double>(stats->delivered.load())},
                  {R"({outcome="failed_attempt"})", static_cast<double>(stats->failed_attempts.load())},
                  {R"({outcome="gave_up"})", static_cast<double>(stats->gave_up.load())}});
+    out.Counter("physio_webhook_claims_total",
+                "claims of a due delivery by this replica's senders, by whether one was leased (an idle replica "
+                "makes one a webhook-poll-ms)",
+                {{R"({outcome="leased"})", static_cast<double>(stats->claims_leased.load())},
+                 {R"({outcome="none_due"})", static_cast<double>(stats->claims_empty.load())}});
     out.Gauge("physio_webhook_pending_deliveries", "deliveries not yet delivered (all replicas)",
               {{"", static_cast<double>(stats->pending.load())}});
     out.Gauge("physio_webhook_retry_queue_depth", "undelivered deliveries that failed at least once (all replicas)",
@@ -67,9 +73,34 @@ WebhookDispatcher::~WebhookDispatcher() {
   threads_.clear();  // joins
 }
 
-void WebhookDispatcher::Idle(std::stop_token stop, std::chrono::milliseconds period) {
+void WebhookDispatcher::Pause(std::stop_token stop, std::chrono::milliseconds period) {
   std::unique_lock lock(mutex_);
-  wake_.wait_for(lock, stop, period, [] { return false; });
+  pause_.wait_for(lock, stop, period, [] { return false; });
+}
+
+void WebhookDispatcher::IdleSender(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t seen = wakes_;
+  const auto woken = [this, seen] { return wakes_ != seen; };
+  if (sender_looking_) {
+    wake_.wait(lock, stop, woken);  // another idle sender looks again after `poll`
+    return;
+  }
+  sender_looking_ = true;
+  wake_.wait_for(lock, stop, settings_.poll, woken);
+  sender_looking_ = false;
+}
+
+void WebhookDispatcher::Wake(bool all) {
+  {
+    std::lock_guard lock(mutex_);
+    ++wakes_;
+  }
+  if (all) {
+    wake_.notify_all();
+  } else {
+    wake_.notify_one();
+  }
 }
 
 void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
@@ -85,7 +116,7 @@ void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
         for (const auto& tenant : tenants) {
           try {
             const int queued = records_.FanOut(source, tenant, settings_.fan_out_batch, deadline);
-            if (queued > 0) wake_.notify_all();
+            if (queued > 0) Wake(true);
             // A full batch: more may be waiting; no pause before the next pass.
             if (queued >= settings_.fan_out_batch) more = true;
           } catch (const Error& error) {
@@ -99,7 +130,7 @@ void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
         }
       }
       if (Clock::now() >= next_repair) {
-        if (records_.RepairHeads(deadline) > 0) wake_.notify_all();
+        if (records_.RepairHeads(deadline) > 0) Wake(true);
         next_repair = Clock::now() + std::chrono::seconds(1);
       }
       if (Clock::now() >= next_stats) {
@@ -112,7 +143,7 @@ void WebhookDispatcher::FanOutLoop(std::stop_token stop) {
     } catch (const std::exception& error) {
       spdlog::warn("webhooks: fan-out pass failed: {}", error.what());
     }
-    if (!more) Idle(stop, settings_.poll);
+    if (!more) Pause(stop, settings_.poll);
   }
 }
 
@@ -135,9 +166,12 @@ void WebhookDispatcher::SendLoop(std::stop_token stop) {
       spdlog::warn("webhooks: leasing a delivery failed: {}", error.what());
     }
     if (!delivery) {
-      Idle(stop, settings_.poll);
+      ++stats->claims_empty;
+      IdleSender(stop);
       continue;
     }
+    ++stats->claims_leased;
+    Wake(false);
     {
       std::lock_guard lock(mutex_);
       ++in_flight_[delivery->subscription_id];

@@ -23,7 +23,7 @@ namespace physio::assessment {
 struct WebhookDispatchSettings {
   int senders = 4;                            // sender threads of this replica (0: this replica only fans out)
   int per_subscription = 2;                   // deliveries of one subscription in flight at once, per replica
-  std::chrono::milliseconds poll{200};        // how often fan-out looks for new events, and idle senders for due ones
+  std::chrono::milliseconds poll{200};        // how often fan-out looks for new events, and an idle sender for due ones
   int fan_out_batch = 500;                    // events per (feed, tenant) per pass
   std::chrono::seconds lease{60};             // a delivery's lease; longer than a send can take
   std::chrono::milliseconds retry_base{5000}; // the first retry's delay; doubled each time, with jitter
@@ -50,16 +50,26 @@ class WebhookDispatcher {
  private:
   void FanOutLoop(std::stop_token stop);
   void SendLoop(std::stop_token stop);
-  // Waits up to `period`, or until fan-out queued something, or until stopped.
-  void Idle(std::stop_token stop, std::chrono::milliseconds period);
+  // Fan-out's pause between passes: `period`, or until stopped.
+  void Pause(std::stop_token stop, std::chrono::milliseconds period);
+  // A sender that found nothing due. One idle sender at a time looks again after `poll`; the
+  // others wait to be woken (Wake): an idle replica claims once a poll, not once per sender.
+  void IdleSender(std::stop_token stop);
+  // Wakes idle senders: all of them when fan-out or the repair pass queued deliveries, one when a
+  // sender found a delivery (more may be due: each sender that finds one wakes the next).
+  void Wake(bool all);
 
   PgWebhookRecords& records_;
   WebhookDispatchSettings settings_;
   Metrics& metrics_;
   std::string owner_;  // this replica's lease owner name
   std::mutex mutex_;
-  std::condition_variable_any wake_;
+  std::condition_variable_any wake_;   // idle senders wait on it
+  std::condition_variable_any pause_;  // fan-out waits on it (only its stop wakes it), so a Wake(false) meant
+                                       // for a sender never lands on fan-out
   std::map<std::string, int> in_flight_;  // by subscription
+  std::uint64_t wakes_ = 0;               // Wake's calls, so a waiting sender knows it was woken
+  bool sender_looking_ = false;           // an idle sender is waiting out `poll` to look again
   std::vector<std::jthread> threads_;
 };
 

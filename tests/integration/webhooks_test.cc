@@ -717,6 +717,50 @@ TEST_F(WebhookReplicas, AReplicaKilledMidDeliveryLosesNothing) {
   EXPECT_TRUE(lost_attempt);
 }
 
+// An idle replica claims a due delivery once a poll: one idle sender looks again, the others wait
+// to be woken. Before, every sender claimed on every poll (4 senders every 200 ms: 20 claims a
+// second per replica, each a transaction, busy or not). Woken, the senders still deliver at once
+// what fan-out queues.
+class WebhooksIdle : public WebhooksBase {
+ protected:
+  static void SetUpTestSuite() {
+    StartStoresAndCluster([](const std::string& service, Config& config) { WebhookSettings(service, config); });
+  }
+  static double Claims(const std::string& outcome) {
+    const std::string series = "physio_webhook_claims_total{outcome=\"" + outcome + "\"}";
+    const auto value = ScrapeMetric(cluster_->assessment_metrics_port(), series);
+    EXPECT_TRUE(value) << "no " << series << " on /metrics";
+    return value.value_or(-1);
+  }
+};
+
+TEST_F(WebhooksIdle, AnIdleReplicaClaimsOncePerPollNotOncePerSender) {
+  // Nothing subscribed, nothing due; 4 senders and a poll of 50 ms (WebhookSettings).
+  std::this_thread::sleep_for(300ms);
+  const double before = Claims("none_due");
+  const auto started = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(2s);
+  const double polls = std::chrono::duration<double>(std::chrono::steady_clock::now() - started) / 50ms;
+  const double claims = Claims("none_due") - before;
+  EXPECT_GE(claims, polls * 0.3) << "an idle replica must still look for due deliveries (retries come due)";
+  EXPECT_LE(claims, polls * 1.5) << "each idle sender claimed on every poll";
+
+  // Three episodes' events: fan-out wakes the senders, and every event arrives.
+  const std::string tenant = "hooks-idle";
+  Receiver receiver;
+  auto integrator = Integrator(tenant);
+  auto clinician = Clinician(tenant);
+  receiver.Control("ok", {Subscribe(integrator, receiver.url()).secret()});
+  for (int p = 0; p < 3; ++p) Episode(clinician, "pt-idle-" + std::to_string(p));
+  const auto expected = OutboxEvents(postgres_->port(), tenant).size();
+  ASSERT_GE(expected, 12u);
+  const auto state = receiver.WaitFor(expected, 30s);
+  std::set<std::string> ids;
+  for (const auto& item : state["received"]) ids.insert(item["id"].get<std::string>());
+  EXPECT_EQ(ids.size(), expected);
+  EXPECT_GE(Claims("leased"), static_cast<double>(expected));
+}
+
 TEST_F(Webhooks, HttpsIsVerifiedAgainstTheTrustedCasAndRedirectsAreNotFollowed) {
   const std::string tenant = "hooks-tls";
   const auto certs = Certificates();
