@@ -26,7 +26,7 @@ namespace {
 // The dispatcher's numbers, shared with the metrics collector (which outlives the dispatcher).
 struct DispatchStats {
   std::atomic<std::uint64_t> delivered{0}, failed_attempts{0}, gave_up{0};
-  std::atomic<std::uint64_t> claims_leased{0}, claims_empty{0};
+  std::atomic<std::uint64_t> claims_leased{0}, claims_empty{0}, claims_failed{0};
   std::atomic<std::int64_t> pending{0}, retrying{0};
   std::atomic<double> oldest_pending_seconds{0};
 };
@@ -53,7 +53,8 @@ WebhookDispatcher::WebhookDispatcher(PgWebhookRecords& records, WebhookDispatchS
                 "claims of a due delivery by this replica's senders, by whether one was leased (an idle replica "
                 "makes one a webhook-poll-ms)",
                 {{R"({outcome="leased"})", static_cast<double>(stats->claims_leased.load())},
-                 {R"({outcome="none_due"})", static_cast<double>(stats->claims_empty.load())}});
+                 {R"({outcome="none_due"})", static_cast<double>(stats->claims_empty.load())},
+                 {R"({outcome="failed"})", static_cast<double>(stats->claims_failed.load())}});
     out.Gauge("physio_webhook_pending_deliveries", "deliveries not yet delivered (all replicas)",
               {{"", static_cast<double>(stats->pending.load())}});
     out.Gauge("physio_webhook_retry_queue_depth", "undelivered deliveries that failed at least once (all replicas)",
@@ -160,13 +161,16 @@ void WebhookDispatcher::SendLoop(std::stop_token stop) {
       }
     }
     std::optional<LeasedDelivery> delivery;
+    bool failed = false;
     try {
       delivery = records_.Lease(owner_, busy, settings_.lease, Clock::now() + std::chrono::seconds(5));
     } catch (const std::exception& error) {
       spdlog::warn("webhooks: leasing a delivery failed: {}", error.what());
+      failed = true;
     }
     if (!delivery) {
-      ++stats->claims_empty;
+      // Nothing due, or the store refused: one idle sender looks again after `poll`.
+      ++(failed ? stats->claims_failed : stats->claims_empty);
       IdleSender(stop);
       continue;
     }

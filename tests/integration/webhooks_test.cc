@@ -744,6 +744,7 @@ TEST_F(WebhooksIdle, AnIdleReplicaClaimsOncePerPollNotOncePerSender) {
   const double claims = Claims("none_due") - before;
   EXPECT_GE(claims, polls * 0.3) << "an idle replica must still look for due deliveries (retries come due)";
   EXPECT_LE(claims, polls * 1.5) << "each idle sender claimed on every poll";
+  EXPECT_EQ(Claims("failed"), 0) << "PostgreSQL is up: no claim may have failed";
 
   // Three episodes' events: fan-out wakes the senders, and every event arrives.
   const std::string tenant = "hooks-idle";
